@@ -1,0 +1,4 @@
+from copilot_quant.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Commission and slippage models, shared by the backtest broker and the simulated IB Gateway.
+
+Using the *same* objects on both sides is what makes backtest and paper results agree to the cent.
+
+* :class:`PercentCommission` — ``rate × notional`` (the guide's ``commission=0.001``), optional minimum.
+* :class:`PerShareCommission` — IBKR Fixed: $0.005/share, at least $1.00, at most 1 % of trade value.
+* :class:`PercentSlippage` — market orders fill ``rate`` worse than the reference price (the guide's
+  ``slippage=0.0005``).
+* :class:`FixedSlippage` — market orders fill a fixed amount per share worse.
+
+Slippage applies to market orders (and to stop orders once triggered, which become market orders);
+limit orders fill at their limit or better and get no slippage.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from copilot_quant.backtest.orders import OrderSide
+from copilot_quant.errors import ConfigError
+
+__all__ = [
+    "CommissionModel",
+    "FixedSlippage",
+    "NoSlippage",
+    "PerShareCommission",
+    "PercentCommission",
+    "PercentSlippage",
+    "SlippageModel",
+    "ZeroCommission",
+    "commission_model",
+    "slippage_model",
+]
+
+
+@runtime_checkable
+class CommissionModel(Protocol):
+    def commission(self, price: float, quantity: float) -> float:
+        """Commission for a fill of ``quantity`` (positive) at ``price``."""
+        ...
+
+
+@runtime_checkable
+class SlippageModel(Protocol):
+    def adjust(self, price: float, side: OrderSide) -> float:
+        """The execution price of a market order whose reference price is ``price``."""
+        ...
+
+
+def _non_negative(value: float, what: str) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{what} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PercentCommission:
+    """``rate × price × quantity``, at least ``minimum`` per fill."""
+
+    rate: float = 0.001
+    minimum: float = 0.0
+
+    def __post_init__(self) -> None:
+        _non_negative(self.rate, "commission rate")
+        _non_negative(self.minimum, "minimum commission")
+        if self.rate >= 0.5:
+            raise ConfigError(f"commission rate {self.rate} looks like a percentage; pass 0.001 for 0.1%")
+
+    def commission(self, price: float, quantity: float) -> float:
+        return max(self.rate * abs(price * quantity), self.minimum)
+
+
+@dataclass(frozen=True, slots=True)
+class PerShareCommission:
+    """IBKR Fixed pricing for US stocks: per share, with a minimum and a cap as a share of value."""
+
+    per_share: float = 0.005
+    minimum: float = 1.0
+    max_rate: float = 0.01
+
+    def __post_init__(self) -> None:
+        _non_negative(self.per_share, "per-share commission")
+        _non_negative(self.minimum, "minimum commission")
+        _non_negative(self.max_rate, "maximum commission rate")
+
+    def commission(self, price: float, quantity: float) -> float:
+        qty = abs(quantity)
+        fee = max(self.per_share * qty, self.minimum)
+        cap = self.max_rate * abs(price) * qty
+        return min(fee, cap) if cap > 0 else fee
+
+
+@dataclass(frozen=True, slots=True)
+class ZeroCommission:
+    def commission(self, price: float, quantity: float) -> float:
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class PercentSlippage:
+    """Buys fill ``rate`` above the reference price, sells ``rate`` below."""
+
+    rate: float = 0.0005
+
+    def __post_init__(self) -> None:
+        _non_negative(self.rate, "slippage rate")
+        if self.rate >= 0.5:
+            raise ConfigError(f"slippage rate {self.rate} looks like a percentage; pass 0.0005 for 0.05%")
+
+    def adjust(self, price: float, side: OrderSide) -> float:
+        return price * (1.0 + self.rate) if side is OrderSide.BUY else price * (1.0 - self.rate)
+
+
+@dataclass(frozen=True, slots=True)
+class FixedSlippage:
+    """Buys fill ``amount`` above the reference price, sells ``amount`` below (never below one cent)."""
+
+    amount: float = 0.01
+
+    def __post_init__(self) -> None:
+        _non_negative(self.amount, "slippage amount")
+
+    def adjust(self, price: float, side: OrderSide) -> float:
+        return price + self.amount if side is OrderSide.BUY else max(price - self.amount, 0.01)
+
+
+@dataclass(frozen=True, slots=True)
+class NoSlippage:
+    def adjust(self, price: float, side: OrderSide) -> float:
+        return price
+
+
+def commission_model(value: float | CommissionModel | None) -> CommissionModel:
+    """Accept the guide's plain rate (``0.001``) or a model object."""
+    if value is None:
+        return ZeroCommission()
+    if isinstance(value, CommissionModel):
+        return value
+    rate = float(value)
+    return ZeroCommission() if rate == 0 else PercentCommission(rate=rate)
+
+
+def slippage_model(value: float | SlippageModel | None) -> SlippageModel:
+    """Accept the guide's plain rate (``0.0005``) or a model object."""
+    if value is None:
+        return NoSlippage()
+    if isinstance(value, SlippageModel):
+        return value
+    rate = float(value)
+    return NoSlippage() if rate == 0 else PercentSlippage(rate=rate)

@@ -1,0 +1,169 @@
+"""The strategy API: one class that runs unchanged in a backtest and in paper or live trading.
+
+Timing contract (both engines): ``on_data(timestamp, data)`` is called once per *closed* bar.
+``timestamp`` is that bar's tz-aware (UTC) timestamp and ``data`` holds every bar up to and including
+it — never a later one. Single-symbol runs get flat columns ``Open, High, Low, Close, Volume``;
+multi-symbol runs get MultiIndex columns ``(Metric, Symbol)``, e.g. ``data[('Close', 'AAPL')]``.
+Orders returned from bar *t* are executed by the engine afterwards (in a backtest, by default at bar
+*t+1*'s open), so a strategy can never trade at a price it has not yet seen.
+
+Strategies read, brokers write: ``self.positions``, ``self.cash`` and ``self.equity`` are read-only
+views supplied by the engine the strategy runs in.
+
+Two ways to write a strategy:
+
+* :class:`Strategy` — implement ``on_data`` and work with pandas, exactly as the guide shows.
+* :class:`FastStrategy` — compute indicators vectorized once in ``indicators(data)`` (causal
+  operations only, e.g. ``rolling``) and decide per bar in ``on_bar(timestamp, *values)`` from plain
+  floats. The backtest engine then runs without any per-bar DataFrame work; in live trading the same
+  class is driven through ``on_data``.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pandas as pd
+
+from copilot_quant.backtest.orders import Fill, Order, Position
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["FastStrategy", "Strategy", "StrategyContext"]
+
+log = logging.getLogger(__name__)
+
+
+class StrategyContext(Protocol):
+    """What an engine exposes to a strategy. Implementations return snapshots, never live state."""
+
+    def positions(self) -> Mapping[str, Position]: ...
+
+    def cash(self) -> float: ...
+
+    def equity(self) -> float: ...
+
+
+_EMPTY: Mapping[str, Position] = MappingProxyType({})
+
+
+class Strategy(ABC):
+    """Base class for trading strategies; see the module docstring for the timing contract.
+
+    Hooks, in the order an engine calls them:
+
+    * ``initialize()`` — once, before the first bar; set parameters and state here.
+    * ``on_start()`` — once, after ``initialize``, when the engine starts feeding data.
+    * ``on_data(timestamp, data) -> list[Order] | None`` — once per closed bar.
+    * ``on_fill(fill)`` — once per execution, in order.
+    * ``on_stop()`` then ``finalize()`` — once each, after the last bar (also when there was no data).
+    """
+
+    def __init__(self) -> None:
+        self._context: StrategyContext | None = None
+
+    @property
+    def name(self) -> str:
+        """The strategy's name: its class name unless a subclass overrides it."""
+        return type(self).__name__
+
+    # ----------------------------------------------------------------- hooks
+    def initialize(self) -> None:  # noqa: B027 - optional hook
+        """Called once before the first bar."""
+
+    def on_start(self) -> None:  # noqa: B027 - optional hook
+        """Called once when the engine starts feeding data (after ``initialize``)."""
+
+    @abstractmethod
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        """Decide on orders after the bar at ``timestamp`` closed. ``None`` means no orders."""
+
+    def on_fill(self, fill: Fill) -> None:  # noqa: B027 - optional hook
+        """Called once per fill of one of this strategy's orders."""
+
+    def on_stop(self) -> None:  # noqa: B027 - optional hook
+        """Called once after the last bar, before ``finalize``."""
+
+    def finalize(self) -> None:  # noqa: B027 - optional hook
+        """Called once at the very end of a run."""
+
+    # ----------------------------------------------------- read-only account view
+    def bind(self, context: StrategyContext | None) -> None:
+        """Attach the engine's read-only view (called by engines, not by users)."""
+        self._context = context
+
+    @property
+    def positions(self) -> Mapping[str, Position]:
+        """Open positions by symbol (snapshots); empty before the engine starts."""
+        ctx = getattr(self, "_context", None)
+        return ctx.positions() if ctx is not None else _EMPTY
+
+    def position(self, symbol: str) -> float:
+        """Signed quantity held in ``symbol`` (0 when flat)."""
+        pos = self.positions.get(symbol.upper())
+        return pos.quantity if pos is not None else 0.0
+
+    @property
+    def cash(self) -> float:
+        ctx = getattr(self, "_context", None)
+        return ctx.cash() if ctx is not None else 0.0
+
+    @property
+    def equity(self) -> float:
+        """Cash plus the signed market value of all positions."""
+        ctx = getattr(self, "_context", None)
+        return ctx.equity() if ctx is not None else 0.0
+
+
+class FastStrategy(Strategy):
+    """A strategy whose signals are computed vectorized once, then read per bar as plain numbers.
+
+    Implement:
+
+    * ``indicators(data) -> Mapping[str, pd.Series]`` — called with the whole history. Every series
+      must be *causal*: its value at bar *t* may only depend on bars up to *t* (``rolling``,
+      ``ewm``, ``shift(+n)``, ``cummax`` ... never ``shift(-n)`` or centred windows). The backtest
+      engine checks this by recomputing on a prefix and raises if a value changed.
+    * ``on_bar(timestamp, *values) -> list[Order] | None`` — called per closed bar with the
+      indicator values at that bar as floats, in the order ``indicators`` returned them.
+
+    In live trading the engine calls ``on_data``, which recomputes the indicators on the history it
+    has and passes the latest values to ``on_bar``: the same class runs in both modes.
+    """
+
+    @abstractmethod
+    def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.Series]:
+        """Causal indicator series aligned with ``data.index``."""
+
+    @abstractmethod
+    def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
+        """Decide on orders from the indicator values at ``timestamp``."""
+
+    def indicator_frame(self, data: pd.DataFrame) -> pd.DataFrame:
+        """``indicators(data)`` as one float frame aligned with ``data.index``."""
+        series = self.indicators(data)
+        if not isinstance(series, Mapping) or not series:
+            raise TypeError(
+                f"{self.name}.indicators() must return a non-empty mapping of name -> Series, "
+                f"got {type(series).__name__}"
+            )
+        columns: dict[str, Any] = {}
+        for key, value in series.items():
+            if isinstance(value, pd.Series):
+                columns[key] = value.reindex(data.index)
+            else:
+                columns[key] = pd.Series(value, index=data.index)
+        return pd.DataFrame(columns, index=data.index).astype(float)
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        if data.empty:
+            return None
+        frame = self.indicator_frame(data)
+        values: Sequence[float] = frame.iloc[-1].tolist()
+        return self.on_bar(timestamp, *values)

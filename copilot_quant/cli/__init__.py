@@ -1,0 +1,47 @@
+"""The ``copilot-quant`` command line: backtest, data, gateway, live.
+
+Each sub-command lives in its own module and registers itself on :data:`app`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from copilot_quant import __version__
+from copilot_quant.cli import backtest, data, gateway, live
+
+app = typer.Typer(
+    name="copilot-quant",
+    help="Backtest a strategy honestly and fast, then run the same class in paper or live trading with IBKR.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"copilot-quant {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="-v for INFO logs, -vv for DEBUG."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    from rich.logging import RichHandler
+
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[RichHandler(show_path=False)])
+
+
+for _module in (backtest, data, gateway, live):
+    _module.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
