@@ -1,6 +1,14 @@
 """Backtesting: orders, the strategy API, the IDataFeed/IBroker ports, engines, results and metrics."""
 
-from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position, TimeInForce
+from copilot_quant.backtest.orders import (
+    Fill,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    TimeInForce,
+)
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
 
 __all__ = [

@@ -90,7 +90,14 @@ def _parse_enum(enum: type[_E], value: Any, what: str) -> _E:
     if isinstance(value, enum):
         return value
     text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
-    aliases = {"mkt": "market", "lmt": "limit", "stp": "stop", "stp_lmt": "stop_limit", "b": "buy", "s": "sell"}
+    aliases = {
+        "mkt": "market",
+        "lmt": "limit",
+        "stp": "stop",
+        "stp_lmt": "stop_limit",
+        "b": "buy",
+        "s": "sell",
+    }
     text = aliases.get(text, text)
     try:
         return enum(text)
@@ -146,7 +153,9 @@ class Order:
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol.strip():
-            raise OrderValidationError(f"symbol must be a non-empty string such as 'AAPL', got {self.symbol!r}")
+            raise OrderValidationError(
+                f"symbol must be a non-empty string such as 'AAPL', got {self.symbol!r}"
+            )
         self.symbol = self.symbol.strip().upper()
         self.order_type = _parse_enum(OrderType, self.order_type, "order_type")
         self.side = _parse_enum(OrderSide, self.side, "side")
@@ -329,7 +338,9 @@ class Position:
     def update_unrealized_pnl(self, current_price: float) -> None:
         """Mark the position to ``current_price``."""
         self.last_price = float(current_price)
-        self.unrealized_pnl = self.quantity * (self.last_price - self.avg_entry_price) if self.quantity else 0.0
+        self.unrealized_pnl = (
+            self.quantity * (self.last_price - self.avg_entry_price) if self.quantity else 0.0
+        )
 
     def snapshot(self) -> Position:
         """An independent copy, safe to hand to a strategy."""

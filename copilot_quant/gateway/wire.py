@@ -9,6 +9,7 @@ TWS does (booleans as ``1``/``0``, unset numbers as empty strings, infinity as `
 
 from __future__ import annotations
 
+import builtins
 import math
 import struct
 from collections.abc import Iterable, Iterator
@@ -137,14 +138,14 @@ class FieldReader:
     def remaining(self) -> int:
         return len(self._fields) - self._pos
 
-    def str(self) -> str:
+    def str(self) -> builtins.str:
         if self._pos >= len(self._fields):
             raise FrameError(f"message truncated: expected more than {len(self._fields)} fields")
         value = self._fields[self._pos]
         self._pos += 1
         return value
 
-    def int(self, default: int = 0) -> int:
+    def int(self, default: builtins.int = 0) -> builtins.int:
         text = self.str()
         if text == "":
             return default
@@ -156,7 +157,7 @@ class FieldReader:
             except ValueError:
                 raise FrameError(f"expected an integer field, got {text!r}") from None
 
-    def float(self, default: float = 0.0) -> float:
+    def float(self, default: builtins.float = 0.0) -> builtins.float:
         text = self.str()
         if text == "":
             return default
@@ -167,10 +168,10 @@ class FieldReader:
         except ValueError:
             raise FrameError(f"expected a number field, got {text!r}") from None
 
-    def bool(self) -> bool:
+    def bool(self) -> builtins.bool:
         text = self.str()
         return text not in ("", "0", "false", "False")
 
-    def skip(self, n: int = 1) -> None:
+    def skip(self, n: builtins.int = 1) -> None:
         for _ in range(n):
             self.str()
