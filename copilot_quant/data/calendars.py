@@ -1,0 +1,310 @@
+"""Exchange trading sessions from ``exchange_calendars``: opens, closes, holidays, early closes.
+
+Everything returned is tz-aware UTC (the project's internal time); inputs follow :mod:`copilot_quant.data.dates`
+(naive values are read in the exchange's zone, ``None`` means now). A session is open on the half-open
+interval ``[open, close)``: at 16:00:00 New York time the NYSE is closed.
+
+``exchange_calendars`` builds a calendar from 2006 by default; we build each one once from 1990 to ten years
+ahead and cache it, because building costs ~100 ms and every provider needs it.
+
+Use :class:`MarketHours` for the common questions::
+
+    hours = MarketHours()            # NYSE
+    hours.is_open()                  # now, holidays and early closes included
+    hours.next_open('2024-12-24 14:00')   # 2024-12-26 14:30 UTC (early close at 13:00 on the 24th)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from zoneinfo import ZoneInfo
+
+import exchange_calendars as xc
+import numpy as np
+import pandas as pd
+
+from copilot_quant.data.dates import EXCHANGE_TZ, DateLike, resolve_range, to_utc
+from copilot_quant.errors import ConfigError, DataError
+
+__all__ = [
+    "DEFAULT_CALENDAR",
+    "MarketHours",
+    "closing_session_of",
+    "daily_close_stamps",
+    "exchange_timezone",
+    "exchange_tz_name",
+    "get_calendar",
+    "is_market_open",
+    "is_trading_day",
+    "next_session_close",
+    "next_session_open",
+    "previous_session_close",
+    "session_bounds",
+    "session_close",
+    "session_closes",
+    "session_open",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The NYSE, the exchange every US stock's regular session follows.
+DEFAULT_CALENDAR = "XNYS"
+_FIRST_DAY = "1990-01-01"
+_YEARS_AHEAD = 10
+
+
+@contextlib.contextmanager
+def _quiet_pandas_deprecations() -> Iterator[None]:
+    """exchange_calendars 4.13 uses pandas APIs that pandas 3.1 deprecates; that is not our users' concern."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        yield
+
+
+@functools.lru_cache(maxsize=16)
+def get_calendar(name: str = DEFAULT_CALENDAR) -> xc.ExchangeCalendar:
+    """The (cached) exchange calendar ``name`` (ISO MIC such as ``'XNYS'``), covering 1990 to ten years ahead."""
+    last_day = f"{datetime.now(UTC).year + _YEARS_AHEAD}-12-31"
+    try:
+        with _quiet_pandas_deprecations():
+            return xc.get_calendar(name, start=_FIRST_DAY, end=last_day)
+    except xc.errors.InvalidCalendarName as exc:
+        raise ConfigError(
+            f"Unknown exchange calendar {name!r}; use an ISO MIC code such as 'XNYS' (NYSE), 'XNAS', 'XLON'."
+        ) from exc
+
+
+@functools.lru_cache(maxsize=16)
+def _bounds(name: str) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+    """Session labels plus their UTC opens and closes as int64 ns arrays (for fast searchsorted)."""
+    cal = get_calendar(name)
+    opens = pd.DatetimeIndex(cal.opens).tz_convert("UTC").as_unit("ns")
+    closes = pd.DatetimeIndex(cal.closes).tz_convert("UTC").as_unit("ns")
+    return cal.sessions, opens.as_unit("ns").asi8.copy(), closes.as_unit("ns").asi8.copy()
+
+
+def exchange_timezone(calendar: str = DEFAULT_CALENDAR) -> tzinfo:
+    """The time zone the exchange keeps its hours in (America/New_York for the NYSE)."""
+    return ZoneInfo(str(get_calendar(calendar).tz))
+
+
+def exchange_tz_name(calendar: str = DEFAULT_CALENDAR) -> str:
+    """IANA name of the exchange's time zone (``'America/New_York'`` for the NYSE)."""
+    return EXCHANGE_TZ if calendar == DEFAULT_CALENDAR else str(get_calendar(calendar).tz)
+
+
+def _instant(ts: DateLike | None, calendar: str) -> pd.Timestamp:
+    """``ts`` as UTC (naive → exchange zone, ``None`` → now), checked against the calendar's span."""
+    value = pd.Timestamp.now(tz="UTC") if ts is None else to_utc(ts, exchange_tz_name(calendar))
+    _, opens, closes = _bounds(calendar)
+    if value.value < opens[0] or value.value > closes[-1]:
+        first = pd.Timestamp(opens[0], tz="UTC").date()
+        last = pd.Timestamp(closes[-1], tz="UTC").date()
+        raise DataError(
+            f"{value} is outside the {calendar} calendar ({first} to {last}); pick a time inside it."
+        )
+    return value
+
+
+def _label(day: DateLike, calendar: str) -> pd.Timestamp:
+    """The calendar date meant by ``day`` (an aware value is converted to the exchange's zone first)."""
+    ts = pd.Timestamp(day)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert(exchange_tz_name(calendar)).tz_localize(None)
+    return ts.normalize()
+
+
+def _session_index(day: DateLike, calendar: str) -> int:
+    sessions, _, _ = _bounds(calendar)
+    label = _label(day, calendar)
+    i = int(sessions.searchsorted(label))
+    if i >= len(sessions) or sessions[i] != label:
+        following = sessions[i].date() if i < len(sessions) else "none"
+        raise DataError(
+            f"{label.date()} is not a {calendar} trading session (weekend or holiday); next session: {following}."
+        )
+    return i
+
+
+def is_trading_day(day: DateLike | None = None, calendar: str = DEFAULT_CALENDAR) -> bool:
+    """Whether the exchange holds a session on ``day`` (``None``: today in the exchange's zone)."""
+    if day is None:
+        day = pd.Timestamp.now(tz=exchange_tz_name(calendar))
+    sessions, _, _ = _bounds(calendar)
+    label = _label(day, calendar)
+    i = int(sessions.searchsorted(label))
+    return bool(i < len(sessions) and sessions[i] == label)
+
+
+def session_close(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
+    """UTC close of the session held on ``day`` (18:00 UTC on NYSE early-close days in winter)."""
+    _, _, closes = _bounds(calendar)
+    return pd.Timestamp(closes[_session_index(day, calendar)], tz="UTC")
+
+
+def session_open(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
+    """UTC open of the session held on ``day``."""
+    _, opens, _ = _bounds(calendar)
+    return pd.Timestamp(opens[_session_index(day, calendar)], tz="UTC")
+
+
+def _session_slice(start: DateLike | None, end: DateLike | None, calendar: str) -> slice:
+    """Index range of the sessions whose close lies in the inclusive ``[start, end]``."""
+    lo, hi = resolve_range(start, end, exchange_tz_name(calendar))
+    _, _, closes = _bounds(calendar)
+    i = 0 if lo is None else int(np.searchsorted(closes, lo.value, side="left"))
+    j = len(closes) if hi is None else int(np.searchsorted(closes, hi.value, side="right"))
+    return slice(i, j)
+
+
+def session_closes(
+    start: DateLike | None, end: DateLike | None, calendar: str = DEFAULT_CALENDAR
+) -> pd.DatetimeIndex:
+    """UTC closes of every session closing in ``[start, end]`` (dates only: those days' sessions included)."""
+    _, _, closes = _bounds(calendar)
+    return pd.DatetimeIndex(closes[_session_slice(start, end, calendar)]).tz_localize("UTC")
+
+
+def session_bounds(
+    start: DateLike | None, end: DateLike | None, calendar: str = DEFAULT_CALENDAR
+) -> tuple[pd.DatetimeIndex, pd.DatetimeIndex]:
+    """``(opens, closes)`` in UTC of the sessions closing in ``[start, end]``."""
+    _, opens, closes = _bounds(calendar)
+    window = _session_slice(start, end, calendar)
+    return (
+        pd.DatetimeIndex(opens[window]).tz_localize("UTC"),
+        pd.DatetimeIndex(closes[window]).tz_localize("UTC"),
+    )
+
+
+def is_market_open(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR) -> bool:
+    """Whether the regular session is open at ``ts`` (naive: exchange time; ``None``: now).
+
+    Weekends, holidays and early closes come from the exchange calendar; the interval is ``[open, close)``.
+    """
+    value = _instant(ts, calendar).value
+    _, opens, closes = _bounds(calendar)
+    i = int(np.searchsorted(opens, value, side="right")) - 1
+    return bool(i >= 0 and value < closes[i])
+
+
+def next_session_open(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
+    """The first session open strictly after ``ts`` (UTC)."""
+    value = _instant(ts, calendar).value
+    _, opens, _ = _bounds(calendar)
+    i = int(np.searchsorted(opens, value, side="right"))
+    if i >= len(opens):
+        raise DataError(f"No {calendar} session opens after {ts}; the calendar ends before that.")
+    return pd.Timestamp(opens[i], tz="UTC")
+
+
+def next_session_close(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
+    """The first session close strictly after ``ts`` (UTC): today's close while the market is open."""
+    value = _instant(ts, calendar).value
+    _, _, closes = _bounds(calendar)
+    i = int(np.searchsorted(closes, value, side="right"))
+    if i >= len(closes):
+        raise DataError(f"No {calendar} session closes after {ts}; the calendar ends before that.")
+    return pd.Timestamp(closes[i], tz="UTC")
+
+
+def previous_session_close(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
+    """The last session close at or before ``ts`` (UTC): when the latest complete daily bar became known."""
+    value = _instant(ts, calendar).value
+    _, _, closes = _bounds(calendar)
+    i = int(np.searchsorted(closes, value, side="right")) - 1
+    if i < 0:
+        raise DataError(f"No {calendar} session closed at or before {ts}; the calendar starts after that.")
+    return pd.Timestamp(closes[i], tz="UTC")
+
+
+def closing_session_of(instants: pd.DatetimeIndex, calendar: str = DEFAULT_CALENDAR) -> pd.DatetimeIndex:
+    """For each aware instant, the close of the session it belongs to: the first close at or after it.
+
+    A daily bar (stamped at its close) maps to itself; an intraday bar to its session's close; an instant
+    between sessions to the next session's close. This is when a DAY order working at that instant expires.
+    """
+    if instants.tz is None:
+        raise DataError("closing_session_of needs tz-aware instants; localize them first.")
+    _, _, closes = _bounds(calendar)
+    values = instants.tz_convert("UTC").as_unit("ns").asi8
+    pos = np.searchsorted(closes, values, side="left")
+    if len(pos) and pos.max() >= len(closes):
+        raise DataError(f"Some instants are after the last {calendar} session in the calendar.")
+    return pd.DatetimeIndex(closes[pos]).tz_localize("UTC")
+
+
+def daily_close_stamps(days: pd.DatetimeIndex, calendar: str = DEFAULT_CALENDAR) -> pd.DatetimeIndex:
+    """Map calendar dates (naive, or aware and converted to the exchange zone) to their session closes.
+
+    A date the calendar has no session for keeps a 16:00 exchange-time stamp and is logged, so a stray
+    row in a vendor file is visible instead of vanishing.
+    """
+    if len(days) == 0:
+        return pd.DatetimeIndex([], tz="UTC").as_unit("ns")
+    tz = exchange_tz_name(calendar)
+    labels = days.tz_convert(tz).tz_localize(None) if days.tz is not None else days
+    labels = labels.normalize()
+    sessions, _, closes = _bounds(calendar)
+    pos = sessions.searchsorted(labels)
+    pos_clipped = np.minimum(pos, len(sessions) - 1)
+    hit = (pos < len(sessions)) & (sessions[pos_clipped] == labels)
+    out = np.where(hit, closes[pos_clipped], 0)
+    if not hit.all():
+        missing = labels[~hit]
+        fallback = (missing + pd.Timedelta(hours=16)).tz_localize(tz).tz_convert("UTC")
+        out[~hit] = fallback.as_unit("ns").asi8
+        logger.warning(
+            "%d date(s) are not %s sessions (first: %s); stamped at 16:00 %s.",
+            len(missing),
+            calendar,
+            missing[0].date(),
+            tz,
+        )
+    return pd.DatetimeIndex(out).tz_localize("UTC")
+
+
+@dataclass(frozen=True, slots=True)
+class MarketHours:
+    """Timezone-correct market-hours questions for one exchange (holidays and early closes included).
+
+    All methods take an optional time (naive: exchange time; ``None``: now) and return UTC timestamps.
+    """
+
+    calendar: str = DEFAULT_CALENDAR
+
+    @property
+    def timezone(self) -> tzinfo:
+        """The exchange's time zone."""
+        return exchange_timezone(self.calendar)
+
+    def is_open(self, ts: DateLike | None = None) -> bool:
+        """Whether the regular session is open at ``ts``."""
+        return is_market_open(ts, self.calendar)
+
+    def next_open(self, ts: DateLike | None = None) -> pd.Timestamp:
+        """The next session open strictly after ``ts``."""
+        return next_session_open(ts, self.calendar)
+
+    def next_close(self, ts: DateLike | None = None) -> pd.Timestamp:
+        """The next session close strictly after ``ts``."""
+        return next_session_close(ts, self.calendar)
+
+    def is_trading_day(self, day: DateLike | None = None) -> bool:
+        """Whether ``day`` (default today) has a session."""
+        return is_trading_day(day, self.calendar)
+
+    def session_close(self, day: DateLike) -> pd.Timestamp:
+        """The close of ``day``'s session."""
+        return session_close(day, self.calendar)
+
+    def session_open(self, day: DateLike) -> pd.Timestamp:
+        """The open of ``day``'s session."""
+        return session_open(day, self.calendar)

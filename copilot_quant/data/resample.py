@@ -1,0 +1,103 @@
+"""Coarser bars from finer ones: minutes to hours, intraday to daily, daily to weekly and monthly.
+
+One rule everywhere: an aggregate bar is stamped at the stamp of its *last* constituent bar, the moment it
+became known, so it never reveals anything that had not happened yet. For complete groups that is the
+group's natural end (16:00 for a day, the week's last session close, 10:30 for the 09:30–10:30 hour); a
+trailing group the data ends inside is partial and stamped where the data stops, exactly as it looked then.
+
+Groups: intraday buckets are aligned to the session open (09:30, 10:30, … and a short last bucket ending at
+the close), days are exchange sessions (early closes included), weeks run Monday–Sunday and months are
+calendar months, all in the exchange's time zone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from copilot_quant.data.calendars import (
+    DEFAULT_CALENDAR,
+    closing_session_of,
+    exchange_tz_name,
+    session_bounds,
+)
+from copilot_quant.data.dates import EXCHANGE_TZ
+from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
+from copilot_quant.errors import DataError
+
+__all__ = ["aggregate_bars", "aggregation_source", "resample_daily"]
+
+_PERIODS = {"1wk": "W-SUN", "1mo": "M"}
+_ORDER = ("1m", "2m", "5m", "15m", "30m", "1h", "1d", "1wk", "1mo")
+
+
+def _reduce(frame: pd.DataFrame, keys: np.ndarray) -> pd.DataFrame:
+    """Aggregate consecutive rows with equal ``keys`` (the frame is sorted, so groups are contiguous)."""
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    ends = np.r_[starts[1:] - 1, len(keys) - 1]
+    cols = {c: frame[c].to_numpy() for c in ("Open", "High", "Low", "Close", "Volume")}
+    return pd.DataFrame(
+        {
+            "Open": cols["Open"][starts],
+            "High": np.maximum.reduceat(cols["High"], starts),
+            "Low": np.minimum.reduceat(cols["Low"], starts),
+            "Close": cols["Close"][ends],
+            "Volume": np.add.reduceat(cols["Volume"], starts),
+        },
+        index=pd.DatetimeIndex(frame.index[ends], name=frame.index.name),
+    )
+
+
+def resample_daily(daily: pd.DataFrame, interval: str, tz: str = EXCHANGE_TZ) -> pd.DataFrame:
+    """Aggregate validated daily bars to ``'1wk'`` or ``'1mo'`` (``'1d'`` returns ``daily`` unchanged)."""
+    if interval == "1d":
+        return daily
+    if interval not in _PERIODS:
+        raise DataError(f"Only daily bars can be aggregated to '1wk' or '1mo', not to {interval!r}.")
+    if daily.empty:
+        return daily
+    local = pd.DatetimeIndex(daily.index).tz_convert(tz).tz_localize(None)
+    return _reduce(daily, local.to_period(_PERIODS[interval]).asi8)
+
+
+def aggregation_source(target: str, available: frozenset[str] | set[str]) -> str | None:
+    """The best held interval to build ``target`` bars from (the coarsest that fits), or ``None``."""
+    candidates = []
+    for source in available:
+        if source not in _ORDER or _ORDER.index(source) >= _ORDER.index(target):
+            continue
+        if target in INTRADAY_INTERVALS:
+            if bar_duration(target) % bar_duration(source) != pd.Timedelta(0):
+                continue
+        elif source in ("1wk", "1mo"):
+            continue
+        candidates.append(source)
+    return max(candidates, key=_ORDER.index) if candidates else None
+
+
+def aggregate_bars(
+    frame: pd.DataFrame, source: str, target: str, calendar: str = DEFAULT_CALENDAR
+) -> pd.DataFrame:
+    """Validated ``source`` bars aggregated to the coarser ``target`` interval (see the module docstring)."""
+    if source == target or frame.empty:
+        return frame
+    if aggregation_source(target, {source}) != source:
+        raise DataError(f"Cannot build {target!r} bars from {source!r} bars; use a finer source interval.")
+    tz = exchange_tz_name(calendar)
+    if target in _PERIODS:
+        daily = frame if source == "1d" else aggregate_bars(frame, source, "1d", calendar)
+        return resample_daily(daily, target, tz)
+    # The session each bar belongs to: its bar end lies in (open, close], so the first close at or after it.
+    session_close = closing_session_of(pd.DatetimeIndex(frame.index), calendar).as_unit("ns").asi8
+    if target == "1d":
+        return _reduce(frame, session_close)
+    step = bar_duration(target).value
+    bar_start = pd.DatetimeIndex(frame.index).as_unit("ns").asi8 - bar_duration(source).value
+    unique_closes, inverse = np.unique(session_close, return_inverse=True)
+    first, last = pd.Timestamp(unique_closes[0], tz="UTC"), pd.Timestamp(unique_closes[-1], tz="UTC")
+    all_opens, all_closes = session_bounds(first, last, calendar)
+    where = np.searchsorted(all_closes.as_unit("ns").asi8, unique_closes)
+    opens = all_opens.as_unit("ns").asi8[where][inverse]
+    bucket = (bar_start - opens) // step
+    # (session, bucket) as one sortable key: buckets per session are far below 2**20.
+    return _reduce(frame, inverse.astype(np.int64) * (1 << 20) + bucket)
