@@ -17,6 +17,7 @@ catches everything the library raises on purpose. Messages say what was wrong *a
     │   ├── ConnectionLost          the link to IB/the gateway dropped
     │   └── NotConnectedError       an operation needs a connection that is not there
     ├── StrategyError               a strategy could not be loaded or behaved illegally
+    ├── JournalError                the trade journal cannot be opened or written (trading must halt)
     └── GatewayError                the simulated gateway could not start or was misused
 """
 
@@ -76,6 +77,10 @@ class NotConnectedError(BrokerError, ConnectionError):
 
 class StrategyError(CopilotQuantError):
     """A strategy could not be loaded, or it returned something that is not a list of orders."""
+
+
+class JournalError(CopilotQuantError):
+    """The trade journal cannot be opened, read or written (read-only or full disk, corrupt file, misuse)."""
 
 
 class GatewayError(CopilotQuantError):

@@ -1,4 +1,4 @@
-"""The ``copilot-quant`` command line: backtest, data, gateway, live.
+"""The ``copilot-quant`` command line: backtest, data, gateway, live, journal.
 
 Each sub-command lives in its own module and registers itself on :data:`app`.
 """
@@ -10,7 +10,7 @@ import logging
 import typer
 
 from copilot_quant import __version__
-from copilot_quant.cli import backtest, data, gateway, live
+from copilot_quant.cli import backtest, data, gateway, journal, live
 
 app = typer.Typer(
     name="copilot-quant",
@@ -40,7 +40,7 @@ def _root(
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[RichHandler(show_path=False)])
 
 
-for _module in (backtest, data, gateway, live):
+for _module in (backtest, data, gateway, live, journal):
     _module.register(app)
 
 

@@ -1,0 +1,275 @@
+"""`copilot-quant journal`: show the trade journal's orders, fills, errors and events, and export them.
+
+The journal is opened **read-only**, so inspecting the journal of a running engine is safe. Pick it with
+``--path FILE`` or ``--account ID`` (the file ``<account>.sqlite`` in ``$COPILOT_QUANT_JOURNAL_DIR``,
+default ``~/.copilot_quant/journal``); with neither, the only journal in that directory is used. The
+options go before or after the sub-command::
+
+    copilot-quant journal --account DU1234567 orders --status active
+    copilot-quant journal fills --since 2024-06-03 --export fills.parquet
+
+Times are shown in the exchange zone (America/New_York); ``--since`` reads naive times there too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from copilot_quant.errors import ConfigError, CopilotQuantError
+from copilot_quant.journal import TradeJournal, default_journal_dir, default_journal_path
+
+app = typer.Typer(
+    name="journal",
+    help="Show the trade journal (orders, fills, errors, events) and export it to CSV or Parquet.",
+    no_args_is_help=True,
+)
+
+_TZ = ZoneInfo("America/New_York")
+_PATH_HELP = "Journal file (default: the --account's file in $COPILOT_QUANT_JOURNAL_DIR)."
+_ACCOUNT_HELP = "IB account whose journal to open, e.g. DU1234567."
+_SINCE_HELP = "Only rows at or after this time, e.g. 2024-06-03 or '2024-06-03 09:30' (New York time)."
+_EXPORT_HELP = "Also write the rows shown to this file (*.csv or *.parquet)."
+
+
+def _console() -> Console:
+    # Wide and fixed, so that full order refs fit and output is the same in a terminal and in tests.
+    return Console(highlight=False, soft_wrap=False, width=200)
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Print a library error as one red line and exit 1, instead of a traceback."""
+    try:
+        yield
+    except CopilotQuantError as exc:
+        Console(stderr=True, highlight=False, width=140).print(f"[bold red]Error:[/] {exc}")
+        raise typer.Exit(code=1) from exc
+
+
+@app.callback()
+def _group(
+    ctx: typer.Context,
+    path: Path | None = typer.Option(None, "--path", help=_PATH_HELP),
+    account: str | None = typer.Option(None, "--account", help=_ACCOUNT_HELP),
+) -> None:
+    ctx.obj = {"path": path, "account": account}
+
+
+def _journal_path(ctx: typer.Context, path: Path | None, account: str | None) -> Path:
+    group = ctx.obj if isinstance(ctx.obj, dict) else {}
+    path = path or group.get("path")
+    account = account or group.get("account")
+    if path is not None and account is not None:
+        raise ConfigError("pass either --path or --account, not both")
+    if path is not None:
+        return Path(path)
+    if account is not None:
+        return default_journal_path(account)
+    directory = default_journal_dir()
+    found = sorted(directory.glob("*.sqlite")) if directory.is_dir() else []
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ConfigError(
+            f"no journal in {directory}; pass --path FILE or --account ID "
+            "(or set $COPILOT_QUANT_JOURNAL_DIR to where the engine writes its journals)"
+        )
+    names = ", ".join(p.stem for p in found)
+    raise ConfigError(f"several journals in {directory} ({names}); choose one with --account")
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    from copilot_quant.data.dates import to_utc
+
+    return to_utc(value).to_pydatetime()
+
+
+def _when(value: datetime | None) -> str:
+    return "-" if value is None else value.astimezone(_TZ).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.4f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:,.0f}"
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def _export(rows: Sequence[Any], target: Path | None, console: Console) -> None:
+    if target is None:
+        return
+    import pandas as pd
+
+    from copilot_quant.journal.export import write_frame
+
+    records = [{k: _plain(v) for k, v in dataclasses.asdict(r).items()} for r in rows]
+    frame = pd.DataFrame.from_records(records)
+    write_frame(frame, target)
+    console.print(f"Exported {len(rows)} row(s) to {target}")
+
+
+def _show(table: Table, rows: Sequence[Any], what: str, console: Console) -> None:
+    if rows:
+        console.print(table)
+    else:
+        console.print(f"No {what} to show.")
+
+
+@app.command("orders")
+def orders_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
+    ctx: typer.Context,
+    status: str | None = typer.Option(
+        None, "--status", help="active, working, done, or a state (intent, submitted, filled, cancelled …)."
+    ),
+    symbol: str | None = typer.Option(None, "--symbol", help="Only this symbol."),
+    since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+    export: Path | None = typer.Option(None, "--export", help=_EXPORT_HELP),
+    path: Path | None = typer.Option(None, "--path", help=_PATH_HELP),
+    account: str | None = typer.Option(None, "--account", help=_ACCOUNT_HELP),
+) -> None:
+    """Orders: intent, broker id, state, fills and the reject/cancel reason."""
+    console = _console()
+    with _friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+        rows = journal.orders(status, symbol=symbol, since=_since(since))
+        table = Table(title=f"{len(rows)} order(s) in {journal.path} (times in New York)")
+        for column in ("Created", "Order ref", "Strategy", "Side", "Qty", "Symbol", "Type", "Price", "State"):
+            table.add_column(column, justify="right" if column in ("Qty", "Price") else "left", no_wrap=True)
+        for column in ("Filled", "Avg price", "Broker id"):
+            table.add_column(column, justify="right", no_wrap=True)
+        table.add_column("Reason", overflow="fold")
+        for o in rows:
+            price = " / ".join(_num(p) for p in (o.limit_price, o.stop_price) if p is not None) or "-"
+            table.add_row(
+                _when(o.created_at),
+                o.order_ref,
+                o.strategy or "-",
+                o.side.value,
+                _num(o.quantity),
+                o.symbol,
+                o.order_type.value,
+                price,
+                o.state.value,
+                _num(o.filled),
+                _num(o.avg_price) if o.filled else "-",
+                "-" if o.broker_order_id is None else str(o.broker_order_id),
+                o.reason or "",
+            )
+        _show(table, rows, "orders", console)
+        _export(rows, export, console)
+
+
+@app.command("fills")
+def fills_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
+    ctx: typer.Context,
+    symbol: str | None = typer.Option(None, "--symbol", help="Only this symbol."),
+    since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+    export: Path | None = typer.Option(None, "--export", help=_EXPORT_HELP),
+    path: Path | None = typer.Option(None, "--path", help=_PATH_HELP),
+    account: str | None = typer.Option(None, "--account", help=_ACCOUNT_HELP),
+) -> None:
+    """Executions with their commissions, one row per broker execution id."""
+    console = _console()
+    with _friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+        rows = journal.fills(_since(since), symbol=symbol)
+        table = Table(title=f"{len(rows)} fill(s) in {journal.path} (times in New York)")
+        for column in (
+            "Time",
+            "Exec id",
+            "Order ref",
+            "Side",
+            "Qty",
+            "Symbol",
+            "Price",
+            "Commission",
+            "Realized",
+        ):
+            table.add_column(
+                column, justify="right" if column in ("Qty", "Price", "Commission", "Realized") else "left"
+            )
+        for f in rows:
+            table.add_row(
+                _when(f.time),
+                f.exec_id,
+                f.order_ref or "(not ours)",
+                f.side.value,
+                _num(f.quantity),
+                f.symbol,
+                _num(f.price),
+                _money(f.commission),
+                _money(f.realized_pnl),
+            )
+        _show(table, rows, "fills", console)
+        if rows:
+            fees = sum(f.commission or 0.0 for f in rows)
+            console.print(
+                f"{len(rows)} fill(s), {sum(f.notional for f in rows):,.2f} traded, commission {fees:,.2f}"
+            )
+        _export(rows, export, console)
+
+
+@app.command("errors")
+def errors_command(
+    ctx: typer.Context,
+    since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+    export: Path | None = typer.Option(None, "--export", help=_EXPORT_HELP),
+    path: Path | None = typer.Option(None, "--path", help=_PATH_HELP),
+    account: str | None = typer.Option(None, "--account", help=_ACCOUNT_HELP),
+) -> None:
+    """Errors reported by the broker or the engine."""
+    console = _console()
+    with _friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+        rows = journal.errors(_since(since))
+        table = Table(title=f"{len(rows)} error(s) in {journal.path} (times in New York)")
+        for column in ("Time", "Code", "Order ref", "Message"):
+            table.add_column(column, justify="right" if column == "Code" else "left")
+        for e in rows:
+            table.add_row(_when(e.time), str(e.code), e.order_ref or "-", e.message)
+        _show(table, rows, "errors", console)
+        _export(rows, export, console)
+
+
+@app.command("events")
+def events_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
+    ctx: typer.Context,
+    kind: str | None = typer.Option(None, "--kind", help="Only this kind (start, stop, reconnect, halt …)."),
+    since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+    export: Path | None = typer.Option(None, "--export", help=_EXPORT_HELP),
+    path: Path | None = typer.Option(None, "--path", help=_PATH_HELP),
+    account: str | None = typer.Option(None, "--account", help=_ACCOUNT_HELP),
+) -> None:
+    """Engine events: start, stop, reconnects, reconciliations, halts and the kill switch."""
+    console = _console()
+    with _friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+        rows = journal.events(_since(since), kind=kind)
+        table = Table(title=f"{len(rows)} event(s) in {journal.path} (times in New York)")
+        for column in ("Time", "Kind", "Detail"):
+            table.add_column(column)
+        for e in rows:
+            table.add_row(_when(e.time), e.kind, e.detail)
+        _show(table, rows, "events", console)
+        _export(rows, export, console)
+
+
+def register(root: typer.Typer) -> None:
+    """Add the `journal` command group to ``root``."""
+    root.add_typer(app, name="journal")

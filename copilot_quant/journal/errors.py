@@ -1,0 +1,23 @@
+"""Journal-specific refinements of :class:`copilot_quant.errors.JournalError`."""
+
+from __future__ import annotations
+
+from copilot_quant.errors import JournalError
+
+__all__ = ["JournalError", "UnknownOrderRefError"]
+
+
+class UnknownOrderRefError(JournalError):
+    """An ``order_ref`` the journal never issued: record the intent first, or check the ref's origin.
+
+    Unlike a storage failure this does not mean the journal is unusable: the engine may simply have seen
+    an order placed outside it (by hand in TWS), which it must report rather than adopt.
+    """
+
+    def __init__(self, order_ref: str) -> None:
+        super().__init__(
+            f"the journal has no order with order_ref {order_ref!r}; call record_intent() before recording "
+            "its submission, status or fills (orders placed outside the engine are reported by reconcile(), "
+            "never journaled as ours)"
+        )
+        self.order_ref = order_ref

@@ -1,0 +1,354 @@
+"""Pre-trade risk limits: every order passes :meth:`RiskManager.check` before it is journaled as sent.
+
+Each limit is optional (None disables it). A limit that cannot be evaluated — no valid last price for a
+notional limit, no equity for the daily-loss limit — rejects the order ("fail closed"): a safety rail
+that silently lets orders through when blind is no rail.
+
+Orders that only *reduce* risk (bring the symbol's projected position closer to flat without crossing
+it) pass the position, exposure and daily-loss limits even when the account is already beyond them, so
+that a strategy can always get out. The kill switch, the liveness guard, the order-rate limit, the order size and the price
+band apply to every order.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from copilot_quant.backtest.orders import Order, OrderSide, Position
+from copilot_quant.errors import ConfigError
+from copilot_quant.risk.kill_switch import KillSwitch
+from copilot_quant.risk.liveness import LivenessGuard
+from copilot_quant.risk.rate_limit import OrderRateLimiter
+
+__all__ = ["RiskDecision", "RiskLimits", "RiskManager", "RiskRule"]
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-9
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RiskRule(StrEnum):
+    """Which rail refused an order (``RiskDecision.rule``)."""
+
+    KILL_SWITCH = "kill_switch"
+    LIVENESS = "liveness"
+    ORDER_RATE = "max_orders_per_minute"
+    ORDER_QUANTITY = "max_order_quantity"
+    NO_PRICE = "no_price"
+    PRICE_BAND = "price_band_pct"
+    ORDER_NOTIONAL = "max_order_notional"
+    POSITION = "max_position_per_symbol"
+    POSITION_NOTIONAL = "max_position_notional_per_symbol"
+    GROSS_EXPOSURE = "max_gross_exposure"
+    DAILY_LOSS = "max_daily_loss"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    """The verdict on one order: ``ok``, else the ``reason`` (for the reject, the journal and the log)."""
+
+    ok: bool
+    reason: str = ""
+    rule: RiskRule | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+_ALLOW = RiskDecision(True)
+
+
+def _limit(value: Any, name: str, *, whole: bool = False) -> float | int | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"RiskLimits.{name} must be a positive number (or None to disable), got {value!r}")
+    if whole:
+        if not float(value).is_integer():
+            raise ConfigError(f"RiskLimits.{name} must be a whole number, got {value!r}")
+        return int(value)
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    """Configurable pre-trade limits; all optional (None = no limit). Money is in account currency.
+
+    * ``max_order_quantity`` — shares in one order.
+    * ``max_order_notional`` — quantity x price of one order (the price is the worst of the last price
+      and the order's limit/stop price).
+    * ``max_position_per_symbol`` — absolute shares held in one symbol after the order, counting the
+      symbol's working orders on the same side.
+    * ``max_position_notional_per_symbol`` — the same position valued at the last price.
+    * ``max_gross_exposure`` — sum of absolute position values across symbols after the order.
+    * ``max_daily_loss`` — once ``day_start_equity - equity`` reaches this, only risk-reducing orders pass.
+    * ``max_orders_per_minute`` — orders submitted in any 60-second window.
+    * ``price_band_pct`` — fat-finger guard: a limit or stop price more than this many **percent** away
+      from the last price is refused (``5`` means ±5 %).
+    """
+
+    max_order_quantity: float | None = None
+    max_order_notional: float | None = None
+    max_position_per_symbol: float | None = None
+    max_position_notional_per_symbol: float | None = None
+    max_gross_exposure: float | None = None
+    max_daily_loss: float | None = None
+    max_orders_per_minute: int | None = None
+    price_band_pct: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = _limit(getattr(self, f.name), f.name, whole=f.name == "max_orders_per_minute")
+            object.__setattr__(self, f.name, value)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RiskLimits:
+        """Build from a config mapping (TOML/JSON/env); unknown keys are refused with the allowed ones."""
+        allowed = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ConfigError(
+                f"unknown risk limit(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            )
+        return cls(**dict(values))
+
+    @property
+    def needs_price(self) -> bool:
+        return any(
+            v is not None
+            for v in (
+                self.max_order_notional,
+                self.max_position_notional_per_symbol,
+                self.max_gross_exposure,
+                self.price_band_pct,
+            )
+        )
+
+
+def _position_qty(positions: Mapping[str, Position], symbol: str) -> float:
+    position = positions.get(symbol)
+    return 0.0 if position is None else float(position.quantity)
+
+
+def _pending_same_side(open_orders: Iterable[Order], order: Order) -> float:
+    """Signed remaining quantity of the symbol's working orders on the order's side (worst case)."""
+    total = 0.0
+    for other in open_orders:
+        if other is order or other.symbol != order.symbol or other.side != order.side:
+            continue
+        if other.status.is_active:
+            total += other.remaining_quantity * OrderSide(other.side).sign
+    return total
+
+
+class RiskManager:
+    """Applies :class:`RiskLimits`, the :class:`KillSwitch` and (optionally) a :class:`LivenessGuard`.
+
+    Call :meth:`check` for every order before sending it and :meth:`record_submitted` once it is sent
+    (that feeds the order-rate window). ``clock`` returns tz-aware UTC now. Thread-safe; pure apart from
+    the rate window and the kill switch.
+    """
+
+    def __init__(
+        self,
+        limits: RiskLimits | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        kill_switch: KillSwitch | None = None,
+        liveness: LivenessGuard | None = None,
+    ) -> None:
+        self.limits = limits or RiskLimits()
+        self._clock = clock or _utcnow
+        self.kill_switch = kill_switch or KillSwitch(clock=self._clock)
+        self.liveness = liveness
+        per_minute = self.limits.max_orders_per_minute
+        self._rate = None if per_minute is None else OrderRateLimiter(int(per_minute), timedelta(seconds=60))
+
+    def check(
+        self,
+        order: Order,
+        last_price: float | None,
+        positions: Mapping[str, Position] | None = None,
+        equity: float | None = None,
+        day_start_equity: float | None = None,
+        *,
+        open_orders: Iterable[Order] = (),
+        expect_data: bool = True,
+    ) -> RiskDecision:
+        """May ``order`` be sent now? The first violated rail decides the reason.
+
+        ``positions``: current positions by symbol (their ``market_value`` values the other symbols for
+        the gross exposure); ``open_orders``: working orders, whose same-side remainder counts towards the
+        position limits; ``expect_data``: False outside trading hours (passed to the liveness guard).
+        """
+        if not isinstance(order, Order):
+            raise ConfigError(f"RiskManager.check needs an Order, got {type(order).__name__}")
+        decision = self._check(
+            order, last_price, positions or {}, equity, day_start_equity, list(open_orders), expect_data
+        )
+        if not decision.ok:
+            log.warning(
+                "risk check refused %s %g %s: %s", order.side, order.quantity, order.symbol, decision.reason
+            )
+        return decision
+
+    def record_submitted(self, order: Order) -> None:
+        """``order`` was sent to the broker: count it in the order-rate window."""
+        if self._rate is not None:
+            self._rate.record(self._clock())
+
+    # ------------------------------------------------------------------ the rails, in order
+    def _check(  # noqa: PLR0917 - private; mirrors check()
+        self,
+        order: Order,
+        last_price: float | None,
+        positions: Mapping[str, Position],
+        equity: float | None,
+        day_start_equity: float | None,
+        open_orders: list[Order],
+        expect_data: bool,
+    ) -> RiskDecision:
+        limits = self.limits
+        engagement = self.kill_switch.engagement
+        if engagement is not None:
+            return RiskDecision(False, f"kill switch engaged: {engagement.reason}", RiskRule.KILL_SWITCH)
+        now = self._clock()
+        if self.liveness is not None:
+            blind = self.liveness.check(now, expect_data=expect_data)
+            if blind is not None:
+                return RiskDecision(False, blind, RiskRule.LIVENESS)
+        if self._rate is not None and not self._rate.allows(now):
+            wait = (self._rate.next_allowed_at(now) - now).total_seconds()
+            return RiskDecision(
+                False,
+                f"more than {limits.max_orders_per_minute} orders in 60 s (max_orders_per_minute); "
+                f"next order allowed in {wait:.1f}s",
+                RiskRule.ORDER_RATE,
+            )
+        if limits.max_order_quantity is not None and order.quantity > limits.max_order_quantity + _EPS:
+            return RiskDecision(
+                False,
+                f"order quantity {order.quantity:g} exceeds max_order_quantity {limits.max_order_quantity:g}",
+                RiskRule.ORDER_QUANTITY,
+            )
+        price = None if last_price is None else float(last_price)
+        if price is not None and (not math.isfinite(price) or price <= 0):
+            price = None
+        if price is None:
+            if limits.needs_price:
+                return RiskDecision(
+                    False,
+                    f"no valid last price for {order.symbol} (got {last_price!r}); the notional and "
+                    "price-band limits cannot be checked — wait for market data",
+                    RiskRule.NO_PRICE,
+                )
+            return self._check_quantities(order, positions, equity, day_start_equity, open_orders)
+        band = self._check_band(order, price)
+        if band is not None:
+            return band
+        worst = max(price, order.limit_price or 0.0, order.stop_price or 0.0)
+        notional = order.quantity * worst
+        if limits.max_order_notional is not None and notional > limits.max_order_notional + _EPS:
+            return RiskDecision(
+                False,
+                f"order notional {notional:,.2f} ({order.quantity:g} x {worst:,.2f}) exceeds "
+                f"max_order_notional {limits.max_order_notional:,.2f}",
+                RiskRule.ORDER_NOTIONAL,
+            )
+        return self._check_quantities(order, positions, equity, day_start_equity, open_orders, price)
+
+    def _check_band(self, order: Order, price: float) -> RiskDecision | None:
+        band = self.limits.price_band_pct
+        if band is None:
+            return None
+        for what, value in (("limit", order.limit_price), ("stop", order.stop_price)):
+            if value is None:
+                continue
+            off = abs(value - price) / price * 100.0
+            if off > band + _EPS:
+                return RiskDecision(
+                    False,
+                    f"{what} price {value:,.4g} is {off:.1f}% from the last price {price:,.4g} of "
+                    f"{order.symbol} (price_band_pct ±{band:g}%): a fat finger?",
+                    RiskRule.PRICE_BAND,
+                )
+        return None
+
+    def _check_quantities(  # noqa: PLR0917 - private
+        self,
+        order: Order,
+        positions: Mapping[str, Position],
+        equity: float | None,
+        day_start_equity: float | None,
+        open_orders: list[Order],
+        price: float | None = None,
+    ) -> RiskDecision:
+        limits = self.limits
+        base = _position_qty(positions, order.symbol) + _pending_same_side(open_orders, order)
+        projected = base + order.signed_quantity
+        flips = projected * base < 0  # crossing through flat opens a new position on the other side
+        increases = flips or abs(projected) > abs(base) + _EPS
+        if not increases:
+            return _ALLOW  # reducing (or flat-neutral) orders always pass the exposure rails
+        if (
+            limits.max_position_per_symbol is not None
+            and abs(projected) > limits.max_position_per_symbol + _EPS
+        ):
+            return RiskDecision(
+                False,
+                f"{order.symbol} position would reach {projected:g} shares (with working orders); "
+                f"max_position_per_symbol is {limits.max_position_per_symbol:g}",
+                RiskRule.POSITION,
+            )
+        if price is not None:
+            value = abs(projected) * price
+            cap = limits.max_position_notional_per_symbol
+            if cap is not None and value > cap + _EPS:
+                return RiskDecision(
+                    False,
+                    f"{order.symbol} position would be worth {value:,.2f}; "
+                    f"max_position_notional_per_symbol is {cap:,.2f}",
+                    RiskRule.POSITION_NOTIONAL,
+                )
+            if limits.max_gross_exposure is not None:
+                others = sum(abs(p.market_value) for s, p in positions.items() if s != order.symbol)
+                gross = others + value
+                if gross > limits.max_gross_exposure + _EPS:
+                    return RiskDecision(
+                        False,
+                        f"gross exposure would reach {gross:,.2f}; max_gross_exposure is "
+                        f"{limits.max_gross_exposure:,.2f}",
+                        RiskRule.GROSS_EXPOSURE,
+                    )
+        if limits.max_daily_loss is not None:
+            if equity is None or day_start_equity is None:
+                return RiskDecision(
+                    False,
+                    "equity and day_start_equity are needed to check max_daily_loss; "
+                    "pass them (the account summary has them) or drop the limit",
+                    RiskRule.DAILY_LOSS,
+                )
+            loss = float(day_start_equity) - float(equity)
+            if loss >= limits.max_daily_loss - _EPS:
+                return RiskDecision(
+                    False,
+                    f"daily loss {loss:,.2f} reached max_daily_loss {limits.max_daily_loss:,.2f}; "
+                    "only orders that reduce positions are allowed until tomorrow",
+                    RiskRule.DAILY_LOSS,
+                )
+        return _ALLOW

@@ -1,0 +1,29 @@
+"""Helpers shared by the journal tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from copilot_quant.backtest.orders import Order
+
+ACCOUNT = "DU1234567"
+T0 = datetime(2024, 6, 3, 13, 30, tzinfo=UTC)
+
+
+class StepClock:
+    """Returns T0, T0+1ms, T0+2ms ...: distinct, increasing recording times."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        self.now += timedelta(milliseconds=1)
+        return self.now
+
+
+def buy(symbol: str = "AAPL", qty: float = 10, **kw: object) -> Order:
+    return Order(symbol, qty, side="buy", **kw)  # type: ignore[arg-type]
+
+
+def sell(symbol: str = "AAPL", qty: float = 10, **kw: object) -> Order:
+    return Order(symbol, qty, side="sell", **kw)  # type: ignore[arg-type]

@@ -1,0 +1,137 @@
+"""A crash or a failing disk leaves the journal consistent: whole records only, and a clear error.
+
+Root ignores file permissions, so a read-only disk is simulated the way SQLite sees one (the
+connection's writes refused with SQLITE_READONLY), a full disk with the journal's ``max_bytes`` cap
+(SQLITE_FULL), and crashes with real child processes killed by SIGKILL or dying inside a transaction.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from copilot_quant.errors import JournalError
+from copilot_quant.journal import OrderState, TradeJournal
+
+from tests.journal.support import ACCOUNT, T0, buy
+
+CHILD = Path(__file__).with_name("crash_writer.py")
+
+
+def assert_consistent(path: Path) -> TradeJournal:
+    """Reopen the journal and check that it holds only whole records; returns it (writable) for more."""
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    journal = TradeJournal(path)
+    orders = {o.order_ref: o for o in journal.orders()}
+    fills = journal.fills()
+    assert all(f.order_ref in orders for f in fills), "a fill without its order"
+    for ref, order in orders.items():
+        filled = sum(f.quantity for f in fills if f.order_ref == ref)
+        assert order.filled == pytest.approx(filled), f"{ref}: order says {order.filled}, fills say {filled}"
+        if filled:
+            assert order.state is not OrderState.INTENT
+        history = journal.status_history(ref)
+        assert history, f"{ref} has no history"
+        assert history[0].state is OrderState.INTENT
+    return journal
+
+
+def _run_child(path: Path, mode: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), str(path), mode], stdout=subprocess.PIPE, text=True, env=env
+    )
+
+
+@pytest.mark.parametrize("records_before_kill", [5, 60])
+def test_a_writer_killed_at_any_moment_leaves_only_whole_records(
+    tmp_path: Path, records_before_kill: int
+) -> None:
+    path = tmp_path / f"{ACCOUNT}.sqlite"
+    child = _run_child(path, "loop")
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        with TradeJournal(path, read_only=True) as watcher:  # kill once enough lifecycles are under way
+            while len(watcher.events()) < records_before_kill:
+                assert child.poll() is None, "the writer died by itself"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    journal = assert_consistent(path)
+    with journal:
+        assert len(journal.events()) >= records_before_kill
+        ref = journal.record_intent(buy())  # and the engine carries on writing after the restart
+        assert journal.record_fill(ref, "after-restart", "AAPL", "buy", 10, 1.0, T0)
+
+
+def test_a_crash_inside_a_transaction_rolls_the_whole_record_back(tmp_path: Path) -> None:
+    path = tmp_path / f"{ACCOUNT}.sqlite"
+    child = _run_child(path, "midtx")
+    child.communicate(timeout=60)
+    assert child.returncode == 3  # died inside record_fill, after inserting the fill row
+    with assert_consistent(path) as journal:
+        assert [f.exec_id for f in journal.fills()] == ["whole"]
+        assert not journal.has_execution("torn")
+        (order,) = journal.orders()
+        assert order.filled == 4.0
+        # the redelivered execution is new to the journal, so on_fill would fire for it exactly once
+        assert journal.record_fill(order.order_ref, "torn", "AAPL", "buy", 6, 101.0, T0) is True
+        assert journal.order(order.order_ref).state is OrderState.FILLED
+
+
+def test_a_full_disk_raises_a_clear_error_and_writes_nothing_half(tmp_path: Path) -> None:
+    path = tmp_path / f"{ACCOUNT}.sqlite"
+    recorded = 0
+    with TradeJournal(path, account=ACCOUNT, max_bytes=160 * 1024) as journal:
+        ref = journal.record_intent(buy(qty=1_000_000))
+        failure: JournalError | None = None
+        for i in range(100_000):
+            try:
+                journal.record_fill(ref, f"exec-{i:06d}-" + "x" * 40, "AAPL", "buy", 1, 100.0, T0)
+            except JournalError as exc:
+                failure = exc
+                break
+            recorded += 1
+        assert failure is not None, "the cap never made a write fail"
+        message = str(failure)
+        assert str(path) in message
+        assert "full" in message
+        assert "halted" in message
+        assert recorded > 10
+        assert len(journal.fills()) == recorded  # the failed record left no trace, the others are intact
+    with assert_consistent(path) as reopened:  # no cap now: the engine can carry on after space is freed
+        assert len(reopened.fills()) == recorded
+        assert reopened.order(ref).filled == recorded
+        assert reopened.record_fill(ref, "after-cleanup", "AAPL", "buy", 1, 100.0, T0)
+
+
+def test_a_disk_turning_read_only_under_a_running_engine_raises_a_clear_error(journal: TradeJournal) -> None:
+    ref = journal.record_intent(buy())
+    journal.record_fill(ref, "e1", "AAPL", "buy", 4, 100.0, T0)
+    # Fault injection: from here on SQLite refuses every write on this connection, as on a read-only mount.
+    journal._conn.execute("PRAGMA query_only = ON")  # type: ignore[union-attr]
+    with pytest.raises(JournalError, match="read-only") as caught:
+        journal.record_fill(ref, "e2", "AAPL", "buy", 6, 100.0, T0)
+    assert str(journal.path) in str(caught.value)
+    with pytest.raises(JournalError, match="read-only"):
+        journal.record_intent(buy())
+    assert [f.exec_id for f in journal.fills()] == ["e1"]  # reads still work; nothing half-written
+    assert journal.order(ref).filled == 4.0
+
+
+def test_an_unwritable_journal_location_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the journal directory should be")
+    with pytest.raises(JournalError, match="cannot create the journal directory"):
+        TradeJournal(blocker / "journal" / f"{ACCOUNT}.sqlite", account=ACCOUNT)
