@@ -111,7 +111,7 @@ class PercentSlippage:
             raise ConfigError(f"slippage rate {self.rate} looks like a percentage; pass 0.0005 for 0.05%")
 
     def adjust(self, price: float, side: OrderSide) -> float:
-        return price * (1.0 + self.rate) if side is OrderSide.BUY else price * (1.0 - self.rate)
+        return price * (1.0 + self.rate) if side == OrderSide.BUY else price * (1.0 - self.rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +124,7 @@ class FixedSlippage:
         _non_negative(self.amount, "slippage amount")
 
     def adjust(self, price: float, side: OrderSide) -> float:
-        return price + self.amount if side is OrderSide.BUY else max(price - self.amount, 0.01)
+        return price + self.amount if side == OrderSide.BUY else max(price - self.amount, 0.01)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,13 +133,20 @@ class NoSlippage:
         return price
 
 
+def _rate(value: object, what: str, example: str) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be a rate such as {example}; got {value!r}") from None
+
+
 def commission_model(value: float | CommissionModel | None) -> CommissionModel:
     """Accept the guide's plain rate (``0.001``) or a model object."""
     if value is None:
         return ZeroCommission()
     if isinstance(value, CommissionModel):
         return value
-    rate = float(value)
+    rate = _rate(value, "commission", "0.001 for 0.1% of the traded value, or a CommissionModel")
     return ZeroCommission() if rate == 0 else PercentCommission(rate=rate)
 
 
@@ -149,5 +156,5 @@ def slippage_model(value: float | SlippageModel | None) -> SlippageModel:
         return NoSlippage()
     if isinstance(value, SlippageModel):
         return value
-    rate = float(value)
+    rate = _rate(value, "slippage", "0.0005 for 0.05%, or a SlippageModel")
     return NoSlippage() if rate == 0 else PercentSlippage(rate=rate)

@@ -125,7 +125,8 @@ def combine_symbols(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Join per-symbol bar frames into one frame with ``(Metric, Symbol)`` MultiIndex columns."""
     if not frames:
         return pd.DataFrame(columns=pd.MultiIndex.from_tuples([], names=["Metric", "Symbol"]))
-    combined = pd.concat(frames, axis=1, names=["Symbol", "Metric"])
+    # sort=True: the union of the symbols' timestamps, in time order (pandas 3 warns without it)
+    combined = pd.concat(frames, axis=1, names=["Symbol", "Metric"], sort=True)
     combined = combined.swaplevel(0, 1, axis=1)
     metrics = [m for m in BAR_COLUMNS if m in combined.columns.get_level_values(0)]
     extra = [m for m in dict.fromkeys(combined.columns.get_level_values(0)) if m not in metrics]

@@ -86,19 +86,25 @@ def _next_order_id() -> str:
     return f"O{next(_ORDER_IDS)}"
 
 
+_ALIASES = {
+    "mkt": "market",
+    "lmt": "limit",
+    "stp": "stop",
+    "stp_lmt": "stop_limit",
+    "b": "buy",
+    "s": "sell",
+}
+
+
 def _parse_enum(enum: type[_E], value: Any, what: str) -> _E:
     if isinstance(value, enum):
         return value
+    members: dict[str, _E] = enum._value2member_map_  # type: ignore[assignment]
+    member = members.get(value) if isinstance(value, str) else None
+    if member is not None:  # the common case, e.g. 'market', 'buy': no normalising needed
+        return member
     text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
-    aliases = {
-        "mkt": "market",
-        "lmt": "limit",
-        "stp": "stop",
-        "stp_lmt": "stop_limit",
-        "b": "buy",
-        "s": "sell",
-    }
-    text = aliases.get(text, text)
+    text = _ALIASES.get(text, text)
     try:
         return enum(text)
     except ValueError:
@@ -175,6 +181,8 @@ class Order:
             self.order_id = _next_order_id()
 
     def _check_quantity(self, value: Any) -> float:
+        if isinstance(value, bool):  # True would silently become 1 share
+            raise OrderValidationError(f"quantity must be a number of shares, got {value!r}")
         try:
             qty = float(value)
         except (TypeError, ValueError):
@@ -218,6 +226,8 @@ class Order:
         changes.setdefault("status", OrderStatus.CREATED)
         changes.setdefault("filled_quantity", 0.0)
         changes.setdefault("avg_fill_price", 0.0)
+        changes.setdefault("reject_reason", "")
+        changes.setdefault("broker_order_id", None)
         return replace(self, **changes)
 
 
@@ -238,12 +248,26 @@ class Fill:
     fill_id: str | None = None
 
     def __post_init__(self) -> None:
+        if not (
+            type(self.fill_price) is float
+            and type(self.fill_quantity) is float
+            and type(self.commission) is float
+        ):  # brokers pass floats; anything else (ints, numpy scalars, junk) is normalised or refused
+            self._coerce_numbers()
         if not math.isfinite(self.fill_price) or self.fill_price <= 0:
             raise OrderValidationError(f"fill_price must be positive, got {self.fill_price!r}")
         if not math.isfinite(self.fill_quantity) or self.fill_quantity <= 0:
             raise OrderValidationError(f"fill_quantity must be positive, got {self.fill_quantity!r}")
         if not math.isfinite(self.commission) or self.commission < 0:
             raise OrderValidationError(f"commission must be zero or positive, got {self.commission!r}")
+
+    def _coerce_numbers(self) -> None:
+        for name in ("fill_price", "fill_quantity", "commission"):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, float(value))  # frozen dataclass
+            except (TypeError, ValueError):
+                raise OrderValidationError(f"{name} must be a number, got {value!r}") from None
 
     @property
     def symbol(self) -> str:
@@ -328,7 +352,7 @@ class Position:
                 new = 0.0
                 self.avg_entry_price = 0.0
             elif (new > 0) != (old > 0):
-                self.avg_entry_price = price  # crossed through zero: remainder opened at this price
+                self.avg_entry_price = float(price)  # crossed through zero: remainder opened at this price
         self.quantity = new
         self.realized_pnl += realized
         self.commission_paid += commission

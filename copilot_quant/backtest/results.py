@@ -1,22 +1,207 @@
 """The result of a backtest: equity curve, fills, round-trip trades, metrics and reports.
 
 The engine fills in the raw record (equity and cash curves, fills, orders, final positions, prices);
-everything else — round trips, the trade log, metrics, the HTML report — is derived from it here.
+everything else — round trips, the trade log, metrics, the HTML report — is derived from it here, by pure
+functions of those fields, computed on first use and cached (the cache is dropped if the fills or the
+equity curve are replaced or grow).
+
+Round trips (:func:`round_trips`) match fills per symbol **first in, first out**: a fill that reduces a
+position closes the oldest open lots first, one trade row per lot it touches (so a partial close yields a
+trade for the closed part and leaves the rest open); a fill that crosses through zero closes everything
+and opens a new lot in the other direction with the remainder (a reversal). Commissions are shared out
+per share, so each trade's ``pnl`` is net of its part of the entry and exit commissions. Lots still open
+after the last bar are reported as trades marked to the last known close, with ``is_open=True``; they
+are left out of win rate, profit factor and ``total_trades``, which count closed trades.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from copilot_quant.backtest import metrics as m
 from copilot_quant.backtest.orders import Fill, Order, Position
 
-__all__ = ["BacktestResult"]
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+__all__ = [
+    "DISPLAY_KEYS",
+    "SUMMARY_KEYS",
+    "TRADE_COLUMNS",
+    "TRADE_LOG_COLUMNS",
+    "BacktestResult",
+    "format_metric",
+    "metric_label",
+    "round_trips",
+]
+
+log = logging.getLogger(__name__)
+
+#: Columns of :attr:`BacktestResult.trades`, in order.
+TRADE_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "side",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "quantity",
+    "pnl",
+    "return",
+    "commission",
+    "bars_held",
+    "duration",
+    "is_open",
+)
+
+#: Columns of :meth:`BacktestResult.get_trade_log`, in order.
+TRADE_LOG_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "symbol",
+    "side",
+    "quantity",
+    "price",
+    "commission",
+    "total_cost",
+    "order_id",
+    "order_type",
+)
+
+#: Keys every :meth:`BacktestResult.get_summary_stats` dict has.
+SUMMARY_KEYS: tuple[str, ...] = (
+    "total_return",
+    "annualized_return",
+    "volatility",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "calmar_ratio",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+    "total_trades",
+)
+
+_EPS = 1e-9
 
 
+# ---------------------------------------------------------------------------------------- round trips
+@dataclass(slots=True)
+class _Lot:
+    """Part of an open position: what is left of one entry fill."""
+
+    quantity: float  # signed: > 0 long, < 0 short
+    price: float
+    time: pd.Timestamp
+    commission_per_share: float
+
+
+def round_trips(
+    fills: Iterable[Fill],
+    last_prices: dict[str, tuple[pd.Timestamp, float]] | None = None,
+    bar_index: pd.DatetimeIndex | None = None,
+) -> pd.DataFrame:
+    """Round-trip trades from fills, matched FIFO per symbol (see the module docstring).
+
+    ``last_prices`` maps a symbol to ``(time, close)`` used to mark lots still open at the end (the last
+    fill price is used for a symbol missing from it). ``bar_index`` (the bar timestamps) lets
+    ``bars_held`` count bars; without it ``bars_held`` is ``NaN``. Returns a frame with
+    :data:`TRADE_COLUMNS`, ordered by exit time then entry time.
+    """
+    lots: dict[str, deque[_Lot]] = {}
+    last_fill: dict[str, tuple[pd.Timestamp, float]] = {}
+    rows: list[dict[str, Any]] = []
+
+    def close(
+        lot: _Lot, qty: float, price: float, time: pd.Timestamp, *, exit_comm: float, open_: bool
+    ) -> None:
+        direction = 1.0 if lot.quantity > 0 else -1.0
+        entry_comm = lot.commission_per_share * qty
+        pnl = direction * (price - lot.price) * qty - entry_comm - exit_comm
+        rows.append(
+            {
+                "symbol": symbol,
+                "side": "long" if direction > 0 else "short",
+                "entry_time": lot.time,
+                "exit_time": time,
+                "entry_price": lot.price,
+                "exit_price": price,
+                "quantity": qty,
+                "pnl": pnl,
+                "return": pnl / (lot.price * qty),
+                "commission": entry_comm + exit_comm,
+                "is_open": open_,
+            }
+        )
+
+    for fill in sorted(fills, key=lambda f: pd.Timestamp(f.timestamp)):
+        symbol = fill.symbol
+        time = pd.Timestamp(fill.timestamp)
+        book = lots.setdefault(symbol, deque())
+        last_fill[symbol] = (time, fill.fill_price)
+        remaining = fill.signed_quantity
+        comm_per_share = fill.commission / fill.fill_quantity
+        # Close opposite lots oldest first.
+        while book and abs(remaining) > _EPS and (book[0].quantity > 0) != (remaining > 0):
+            lot = book[0]
+            qty = min(abs(remaining), abs(lot.quantity))
+            close(lot, qty, fill.fill_price, time, exit_comm=comm_per_share * qty, open_=False)
+            lot.quantity -= math.copysign(qty, lot.quantity)
+            remaining -= math.copysign(qty, remaining)
+            if abs(lot.quantity) <= _EPS:
+                book.popleft()
+        if abs(remaining) > _EPS:  # opening, adding, or the far side of a reversal
+            book.append(_Lot(remaining, fill.fill_price, time, comm_per_share))
+
+    marks = dict(last_fill)
+    marks.update(last_prices or {})
+    for symbol, book in lots.items():
+        time, price = marks[symbol]
+        for lot in book:
+            close(lot, abs(lot.quantity), price, time, exit_comm=0.0, open_=True)
+
+    frame = pd.DataFrame(rows, columns=[c for c in TRADE_COLUMNS if c not in ("bars_held", "duration")])
+    if frame.empty:
+        frame = frame.astype(
+            {
+                "symbol": "str",
+                "side": "str",
+                "entry_price": "float64",
+                "exit_price": "float64",
+                "quantity": "float64",
+                "pnl": "float64",
+                "return": "float64",
+                "commission": "float64",
+                "is_open": "bool",
+            }
+        )
+        frame["entry_time"] = pd.to_datetime(frame["entry_time"], utc=True)
+        frame["exit_time"] = pd.to_datetime(frame["exit_time"], utc=True)
+    frame["duration"] = frame["exit_time"] - frame["entry_time"]
+    if bar_index is not None and len(bar_index):
+        index = bar_index.as_unit("ns")
+        # A fill belongs to the bar during which it happened: the first bar stamped at or after it.
+        entry_bar = index.searchsorted(frame["entry_time"].astype(index.dtype), side="left")
+        exit_bar = index.searchsorted(frame["exit_time"].astype(index.dtype), side="left")
+        frame["bars_held"] = (exit_bar - entry_bar).astype("int64")
+    else:
+        frame["bars_held"] = np.nan
+    frame = frame.sort_values(["exit_time", "entry_time"], kind="stable").reset_index(drop=True)
+    return frame.loc[:, list(TRADE_COLUMNS)]
+
+
+# ----------------------------------------------------------------------------------------- the result
 @dataclass(slots=True)
 class BacktestResult:
     """Everything a backtest produced.
@@ -26,6 +211,12 @@ class BacktestResult:
     of every symbol per bar (columns are symbols). ``orders`` includes rejected and cancelled orders,
     each with its status and reason; ``errors`` lists strategy exceptions as
     ``{'timestamp', 'error', 'type'}`` dicts.
+
+    Derived views (computed on first use): :attr:`trades` (round trips), :meth:`get_trade_log` (one row
+    per fill), :attr:`portfolio_history`, :attr:`metrics` / :meth:`get_summary_stats`, :meth:`summary`,
+    :meth:`to_dict`, :meth:`plot` and :meth:`to_html`. ``max_drawdown`` is a negative fraction
+    (``-0.2`` = 20 % below the running peak); ratios are annualized with the bar frequency inferred from
+    the equity curve's index (see :func:`copilot_quant.backtest.metrics.infer_periods_per_year`).
     """
 
     strategy_name: str
@@ -39,6 +230,7 @@ class BacktestResult:
     positions: dict[str, Position] = field(default_factory=dict)
     prices: pd.DataFrame = field(default_factory=pd.DataFrame)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def final_capital(self) -> float:
@@ -51,3 +243,340 @@ class BacktestResult:
     @property
     def total_return(self) -> float:
         return self.final_capital / self.initial_capital - 1.0
+
+    # ------------------------------------------------------------------------------------ caching
+    def _cached(self, key: str, build: Any) -> Any:
+        # Keyed on the identity and length of the inputs, so a result the engine is still filling in (or
+        # one a user replaced a field of) is never served stale views.
+        stamp = (id(self.fills), len(self.fills), id(self.equity_curve), len(self.equity_curve))
+        if self._cache.get("__stamp__") != stamp:
+            self._cache.clear()
+            self._cache["__stamp__"] = stamp
+        if key not in self._cache:
+            self._cache[key] = build()
+        return self._cache[key]
+
+    @property
+    def periods_per_year(self) -> float:
+        """Bars per year, inferred from the equity curve's index (252 for daily bars)."""
+        return float(self._cached("ppy", lambda: m.infer_periods_per_year(self.equity_curve.index)))
+
+    # ------------------------------------------------------------------------------------ trades
+    def _last_prices(self) -> dict[str, tuple[pd.Timestamp, float]]:
+        marks: dict[str, tuple[pd.Timestamp, float]] = {}
+        if not self.prices.empty:
+            for symbol in self.prices.columns:
+                closes = self.prices[symbol].dropna()
+                if len(closes):
+                    marks[str(symbol)] = (pd.Timestamp(closes.index[-1]), float(closes.iloc[-1]))
+        return marks
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Round-trip trades (FIFO), one row per matched lot; columns :data:`TRADE_COLUMNS`.
+
+        ``side`` is ``'long'`` or ``'short'``; ``pnl`` is net of the trade's share of commissions and
+        ``return`` is ``pnl`` over the entry notional. Trades still open at the end are marked to the
+        last close and flagged ``is_open``.
+        """
+        index = self.equity_curve.index if isinstance(self.equity_curve.index, pd.DatetimeIndex) else None
+        frame = self._cached("trades", lambda: round_trips(self.fills, self._last_prices(), index))
+        return frame.copy()
+
+    @property
+    def closed_trades(self) -> pd.DataFrame:
+        """:attr:`trades` without the ones still open at the end."""
+        trades = self.trades
+        return trades.loc[~trades["is_open"]].reset_index(drop=True)
+
+    def get_trade_log(self) -> pd.DataFrame:
+        """One row per fill, in time order; columns :data:`TRADE_LOG_COLUMNS` (``side`` is buy/sell)."""
+        rows = [
+            {
+                "timestamp": pd.Timestamp(f.timestamp),
+                "symbol": f.symbol,
+                "side": f.side.value,
+                "quantity": f.fill_quantity,
+                "price": f.fill_price,
+                "commission": f.commission,
+                "total_cost": f.total_cost,
+                "order_id": f.order.order_id,
+                "order_type": str(f.order.order_type),
+            }
+            for f in self.fills
+        ]
+        frame = pd.DataFrame(rows, columns=list(TRADE_LOG_COLUMNS))
+        if frame.empty:
+            frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+            return frame.astype(
+                {"quantity": "float64", "price": "float64", "commission": "float64", "total_cost": "float64"}
+            )
+        return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+    # ------------------------------------------------------------------------------------ portfolio
+    @property
+    def portfolio_history(self) -> pd.DataFrame:
+        """Per bar: ``equity``, ``cash``, ``positions_value`` (signed), ``returns``, ``drawdown`` (<= 0).
+
+        The first bar's return is measured against the initial capital, so costs paid on it count.
+        """
+        return self._cached("history", self._build_history).copy()
+
+    def _build_history(self) -> pd.DataFrame:
+        equity = self.equity_curve.astype("float64")
+        cash = self.cash_curve.reindex(equity.index).astype("float64")
+        return pd.DataFrame(
+            {
+                "equity": equity,
+                "cash": cash,
+                "positions_value": equity - cash,
+                "returns": m.returns_from_equity(equity, self.initial_capital),
+                "drawdown": self._drawdown(),
+            },
+            index=equity.index,
+        )
+
+    def _drawdown(self) -> pd.Series:
+        # Measured from the initial capital too: a first-bar loss is a drawdown.
+        equity = self.equity_curve.astype("float64")
+        peak = equity.cummax().clip(lower=self.initial_capital)
+        return equity / peak - 1.0
+
+    def _invested(self) -> np.ndarray:
+        """Per bar: whether any position was held at the bar's close, rebuilt from the fills."""
+        index = self.equity_curve.index
+        held = np.zeros(len(index), dtype=bool)
+        if not self.fills or not isinstance(index, pd.DatetimeIndex):
+            return held
+        log_ = self.get_trade_log()
+        signed = np.where(log_["side"] == "buy", 1.0, -1.0) * log_["quantity"].to_numpy()
+        bars = index.as_unit("ns").searchsorted(
+            log_["timestamp"].astype(index.as_unit("ns").dtype), side="left"
+        )
+        for symbol in log_["symbol"].unique():
+            mine = (log_["symbol"] == symbol).to_numpy()
+            change = np.zeros(len(index) + 1)
+            np.add.at(change, bars[mine], signed[mine])
+            held |= np.abs(np.cumsum(change)[: len(index)]) > _EPS
+        return held
+
+    # ------------------------------------------------------------------------------------ metrics
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Performance metrics (a new dict each time); see :meth:`get_summary_stats`."""
+        return dict(self._cached("metrics", self._build_metrics))
+
+    def get_summary_stats(self) -> dict[str, Any]:
+        """The metrics dict: every key in :data:`SUMMARY_KEYS` plus a few extras.
+
+        ``total_return``/``annualized_return``/``volatility``/``max_drawdown``/``win_rate``/``exposure``
+        are fractions (``0.1`` = 10 %). ``max_drawdown`` is **negative** (or 0). ``max_drawdown_duration``
+        is the longest time below a previous peak in bars (``max_drawdown_days``: the same in calendar
+        days). Win rate, profit factor and ``total_trades`` count closed round trips only
+        (``open_trades`` counts the rest). ``exposure`` is the share of bars that ended with a position
+        open. ``volatility`` and the ratios are annualized with :attr:`periods_per_year`; the risk-free
+        rate is 0. Ratios are ``nan`` where undefined (e.g. Sharpe of a flat equity curve).
+        """
+        return self.metrics
+
+    def _build_metrics(self) -> dict[str, Any]:
+        ppy = self.periods_per_year
+        history = self._cached("history", self._build_history)
+        rets = history["returns"]
+        equity = pd.concat(
+            [
+                pd.Series([float(self.initial_capital)]),
+                self.equity_curve.astype("float64").reset_index(drop=True),
+            ]
+        )
+        dd = m.max_drawdown_stats(equity.set_axis(range(len(equity))))
+        dd_days = _NaN
+        if dd.duration_bars and isinstance(self.equity_curve.index, pd.DatetimeIndex):
+            # Position p of `equity` is bar p-1 (position 0 is the capital before the first bar).
+            idx = self.equity_curve.index
+            start = idx[max(dd.longest_start - 1, 0)]
+            dd_days = (idx[dd.longest_end - 1] - start) / pd.Timedelta(days=1)
+        trades = self._cached(
+            "trades",
+            lambda: round_trips(
+                self.fills,
+                self._last_prices(),
+                self.equity_curve.index if isinstance(self.equity_curve.index, pd.DatetimeIndex) else None,
+            ),
+        )
+        closed = trades.loc[~trades["is_open"], "pnl"]
+        cagr = m.annualized_return(rets, ppy) if len(rets) else _NaN
+        max_dd = dd.max_drawdown if len(rets) else _NaN
+        return {
+            "total_return": self.total_return,
+            "annualized_return": cagr,
+            "volatility": m.annualized_volatility(rets, ppy),
+            "sharpe_ratio": m.sharpe_ratio(rets, ppy),
+            "sortino_ratio": m.sortino_ratio(rets, ppy),
+            "max_drawdown": max_dd,
+            "max_drawdown_duration": int(dd.duration_bars),
+            "max_drawdown_days": dd_days,
+            "calmar_ratio": cagr / abs(max_dd) if max_dd < 0 else _NaN,
+            "win_rate": m.win_rate(closed),
+            "profit_factor": m.profit_factor(closed),
+            "exposure": m.exposure(self._invested()),
+            "total_trades": len(closed),
+            "open_trades": int(trades["is_open"].sum()),
+            "avg_trade_pnl": float(closed.mean()) if len(closed) else _NaN,
+            "total_commission": float(sum(f.commission for f in self.fills)),
+            "total_fills": len(self.fills),
+            "rejected_orders": sum(1 for o in self.orders if str(o.status) == "rejected"),
+            "initial_capital": float(self.initial_capital),
+            "final_value": self.final_value,
+            "periods_per_year": ppy,
+            "bars": len(self.equity_curve),
+        }
+
+    # ------------------------------------------------------------------------------------ output
+    def summary(self) -> str:
+        """A short plain-text report of the run and its metrics."""
+        stats = self.metrics
+        lines = [
+            f"Backtest of {self.strategy_name}: {_fmt_time(self.start_date)} -> {_fmt_time(self.end_date)}"
+            f" ({stats['bars']} bars)",
+            f"  Initial capital     {stats['initial_capital']:>16,.2f}",
+            f"  Final value         {stats['final_value']:>16,.2f}",
+        ]
+        lines += [f"  {_LABELS[key]:<20}{format_metric(key, stats[key]):>16}" for key in DISPLAY_KEYS]
+        if self.errors:
+            lines.append(f"  Strategy errors     {len(self.errors):>16}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: run info, metrics (``nan``/``inf`` become ``None``), trades and the equity curve."""
+        trades = self.trades
+        trades["entry_time"] = trades["entry_time"].map(_iso)
+        trades["exit_time"] = trades["exit_time"].map(_iso)
+        trades["duration"] = trades["duration"].dt.total_seconds()
+        return {
+            "strategy_name": self.strategy_name,
+            "start_date": _iso(self.start_date),
+            "end_date": _iso(self.end_date),
+            "initial_capital": float(self.initial_capital),
+            "final_value": self.final_value,
+            "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
+            "trades": [
+                {k: _json_number(v) for k, v in row.items()} for row in trades.to_dict(orient="records")
+            ],
+            "equity_curve": {_iso(ts): float(v) for ts, v in self.equity_curve.items()},
+            "positions": {
+                sym: {"quantity": p.quantity, "avg_cost": p.avg_cost, "market_value": p.market_value}
+                for sym, p in self.positions.items()
+            },
+            "errors": [
+                {k: _iso(v) if isinstance(v, datetime) else v for k, v in e.items()} for e in self.errors
+            ],
+        }
+
+    def plot(self) -> go.Figure:
+        """The report's charts as a plotly Figure: equity, drawdown and each symbol's price with trades."""
+        from copilot_quant.backtest.report import build_figure  # noqa: PLC0415 - plotly loads on demand
+
+        return build_figure(self)
+
+    def to_html(self, path: str | Path) -> Path:
+        """Write a self-contained HTML report (works offline) to ``path``; returns the path written."""
+        from copilot_quant.backtest.report import write_html  # noqa: PLC0415 - plotly loads on demand
+
+        return write_html(self, path)
+
+
+# ------------------------------------------------------------------------------------------- helpers
+_NaN = float("nan")
+
+#: The metrics shown in summaries, tables and the HTML report, in order.
+DISPLAY_KEYS: Sequence[str] = (
+    "total_return",
+    "annualized_return",
+    "volatility",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "calmar_ratio",
+    "total_trades",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+    "total_commission",
+)
+
+_LABELS: dict[str, str] = {
+    "total_return": "Total return",
+    "annualized_return": "CAGR",
+    "volatility": "Volatility (ann.)",
+    "sharpe_ratio": "Sharpe ratio",
+    "sortino_ratio": "Sortino ratio",
+    "max_drawdown": "Max drawdown",
+    "max_drawdown_duration": "Max DD duration",
+    "calmar_ratio": "Calmar ratio",
+    "total_trades": "Closed trades",
+    "win_rate": "Win rate",
+    "profit_factor": "Profit factor",
+    "exposure": "Exposure",
+    "total_commission": "Commission paid",
+    "open_trades": "Open trades",
+    "final_value": "Final value",
+}
+
+_PERCENT = frozenset(
+    {"total_return", "annualized_return", "volatility", "max_drawdown", "win_rate", "exposure"}
+)
+
+
+def metric_label(key: str) -> str:
+    """Human label of a metric key."""
+    return _LABELS.get(key, key.replace("_", " ").capitalize())
+
+
+def format_metric(key: str, value: Any) -> str:
+    """A metric value formatted for people: percentages, ratios, counts, money."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf"
+    if key in _PERCENT:
+        return f"{value:.2%}"
+    if key == "max_drawdown_duration":
+        return f"{int(value)} bars"
+    if key in ("total_trades", "open_trades", "total_fills", "bars", "rejected_orders"):
+        return f"{int(value)}"
+    if key in ("total_commission", "final_value", "initial_capital", "avg_trade_pnl"):
+        return f"{value:,.2f}"
+    return f"{value:.2f}"
+
+
+def _fmt_time(value: Any) -> str:
+    try:
+        ts = pd.Timestamp(value)
+        if ts.tzinfo is not None:  # dates are shown as the exchange's days
+            ts = ts.tz_convert("America/New_York")
+        return ts.strftime("%Y-%m-%d")
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def _iso(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, datetime | pd.Timestamp):
+        return pd.Timestamp(value).isoformat()
+    return value
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    return value

@@ -1,9 +1,445 @@
-"""`copilot-quant backtest`."""
+"""`copilot-quant backtest` and `copilot-quant demo`.
+
+``backtest`` loads a strategy class from a file (``path/to/strategy.py:ClassName``) or a module
+(``package.module:ClassName``), runs it on a data source (:func:`copilot_quant.data.providers.provider_from_spec`)
+with a progress bar, prints a metrics table and optionally writes the HTML report. ``demo`` runs the bundled
+:class:`~copilot_quant.examples.sma_cross.SimpleMovingAverage` on the offline sample data and writes
+``out/report.html``. Every user error (missing file or class, unknown symbol, bad dates, bad options) is one
+red line on stderr and exit code 2.
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from copilot_quant.errors import ConfigError, CopilotQuantError, StrategyError
+
+if TYPE_CHECKING:
+    from copilot_quant.backtest.results import BacktestResult
+    from copilot_quant.backtest.strategy import Strategy
+
+__all__ = ["load_strategy_class", "metrics_table", "register", "run_backtest", "run_demo"]
+
+# pandas, the engine and plotly are imported inside the commands so `copilot-quant --help` stays fast.
+
+#: Exit code for errors in what the user asked for (bad arguments, files, symbols, dates).
+USAGE_ERROR = 2
+
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")  # a Windows drive letter is not a class separator
+_TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-^=]*$")
+
+
+def _console() -> Console:
+    # Built per call so output goes to the stream typer's test runner (or the user's terminal) has now.
+    return Console(highlight=False, width=120)
+
+
+def _error_console() -> Console:
+    return Console(stderr=True, highlight=False, width=120, soft_wrap=True)
+
+
+@contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Print a library error as one red line on stderr and exit 2, instead of a traceback."""
+    try:
+        yield
+    except CopilotQuantError as exc:
+        message = " ".join(str(exc).split())  # one line, whatever the message's layout
+        _error_console().print(f"[bold red]Error:[/] [red]{escape(message)}[/]")
+        raise typer.Exit(code=USAGE_ERROR) from exc
+
+
+# ------------------------------------------------------------------------------------- strategy loading
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    text = spec.strip()
+    if not text:
+        raise StrategyError(
+            "No strategy given; use path/to/strategy.py:ClassName or package.module:ClassName."
+        )
+    offset = 2 if _DRIVE.match(text) else 0
+    where, sep, name = text[offset:].rpartition(":")
+    if not sep:
+        return text, None
+    where = text[:offset] + where
+    if not name.isidentifier():
+        raise StrategyError(f"{name!r} in {spec!r} is not a class name; use path/to/strategy.py:ClassName.")
+    return where, name
+
+
+def _load_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        hint = " (it is a directory)" if path.is_dir() else ""
+        raise StrategyError(
+            f"Strategy file {str(path)!r} not found{hint}; give the path of a .py file, "
+            "e.g. strategies/sma.py:SimpleMovingAverage."
+        )
+    # A unique module name per file, registered in sys.modules so dataclasses, pickling and relative
+    # imports inside the user's file behave as for a normal import.
+    name = "copilot_quant_user_" + re.sub(r"\W", "_", str(path.resolve().with_suffix("")))
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise StrategyError(f"Cannot import {str(path)!r} as Python; strategy files must end in .py.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise StrategyError(
+            f"Importing {str(path)!r} failed: {type(exc).__name__}: {exc}; fix the file and try again."
+        ) from exc
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    return module
+
+
+def _load_module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        raise StrategyError(
+            f"Cannot find module {name!r} ({exc}); give a file path (strategies/sma.py:MyStrategy) "
+            "or an importable module (mypackage.strategies:MyStrategy)."
+        ) from exc
+    except Exception as exc:
+        raise StrategyError(f"Importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _strategies_in(module: ModuleType) -> list[str]:
+    from copilot_quant.backtest.strategy import Strategy
+
+    return sorted(
+        name
+        for name, obj in vars(module).items()
+        if inspect.isclass(obj) and issubclass(obj, Strategy) and not inspect.isabstract(obj)
+    )
+
+
+def load_strategy_class(spec: str) -> type[Strategy]:
+    """The Strategy subclass named by ``spec``: ``path/to/file.py:ClassName`` or ``package.module:ClassName``.
+
+    Without ``:ClassName`` the module must define exactly one concrete Strategy subclass. Raises
+    :class:`~copilot_quant.errors.StrategyError` for a missing file, module or class, a class that is
+    not a concrete ``Strategy``, or a file that fails to import.
+    """
+    from copilot_quant.backtest.strategy import Strategy
+
+    where, name = _split_spec(spec)
+    looks_like_file = where.endswith(".py") or "/" in where or "\\" in where or Path(where).is_file()
+    module = _load_file(Path(where).expanduser()) if looks_like_file else _load_module(where)
+    available = _strategies_in(module)
+    if name is None:
+        own = [n for n in available if getattr(module, n).__module__ == module.__name__] or available
+        if len(own) != 1:
+            listed = ", ".join(own) if own else "none"
+            raise StrategyError(
+                f"Say which strategy to run in {where!r} as {where}:ClassName (Strategy classes found: {listed})."
+            )
+        name = own[0]
+    obj = getattr(module, name, None)
+    if obj is None:
+        listed = ", ".join(available) if available else "none"
+        raise StrategyError(f"{where!r} has no class {name!r}; Strategy classes found there: {listed}.")
+    if not inspect.isclass(obj) or not issubclass(obj, Strategy):
+        raise StrategyError(
+            f"{name!r} in {where!r} is not a Strategy; subclass copilot_quant.backtest.strategy.Strategy "
+            "and implement on_data(timestamp, data)."
+        )
+    if inspect.isabstract(obj):
+        missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+        raise StrategyError(f"{name!r} in {where!r} is abstract; implement {missing}.")
+    return obj
+
+
+def _instantiate(cls: type[Strategy]) -> Strategy:
+    try:
+        return cls()
+    except TypeError as exc:
+        raise StrategyError(
+            f"Cannot create {cls.__name__}() without arguments ({exc}); give its constructor parameters defaults."
+        ) from exc
+    except CopilotQuantError:
+        raise
+    except Exception as exc:
+        raise StrategyError(f"{cls.__name__}() failed: {type(exc).__name__}: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------------------- arguments
+def _split_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[str, list[str]]:
+    """The strategy spec and the symbol list from the raw tokens.
+
+    ``--symbols AAPL MSFT`` leaves ``MSFT`` as a stray positional token; such tokens are symbols. If the
+    user put ``--symbols`` first, the spec may have landed among them: it is the token that names a file
+    or has a ``:``.
+    """
+    tokens = [strategy, *extra]
+    specs = [t for t in tokens if ":" in t or t.endswith(".py") or "/" in t]
+    spec = specs[0] if specs else strategy
+    rest = [t for t in tokens if t is not spec]
+    names: list[str] = []
+    for token in [*symbols, *rest]:
+        names += [s.strip().upper() for s in token.split(",") if s.strip()]
+    if not names:
+        raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
+    bad = [s for s in names if not _TICKER.match(s)]
+    if bad:
+        raise ConfigError(
+            f"{', '.join(repr(b) for b in bad)} is not a ticker symbol; pass symbols as --symbols AAPL MSFT."
+        )
+    return spec, list(dict.fromkeys(names))
+
+
+def _check_dates(start: str | None, end: str | None) -> None:
+    from copilot_quant.data.dates import resolve_range, to_utc
+    from copilot_quant.errors import DataError
+
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is not None:
+            try:
+                to_utc(value)
+            except DataError as exc:
+                raise ConfigError(f"{flag}: {exc}") from exc
+    try:
+        resolve_range(start, end)
+    except DataError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+# ------------------------------------------------------------------------------------------- output
+def metrics_table(result: BacktestResult, title: str | None = None) -> Table:
+    """The run's metrics as a rich table (the same keys and formatting as ``result.summary()``)."""
+    from copilot_quant.backtest.results import DISPLAY_KEYS, format_metric, metric_label
+
+    stats = result.metrics
+    table = Table(title=title or result.strategy_name, header_style="bold", min_width=len(title or "") + 4)
+    table.add_column("Metric")
+    table.add_column("Value", justify="right")
+    table.add_row("Initial capital", format_metric("initial_capital", stats["initial_capital"]))
+    table.add_row("Final value", format_metric("final_value", stats["final_value"]))
+    for key in DISPLAY_KEYS:
+        value = stats[key]
+        text = format_metric(key, value)
+        if key in ("total_return", "annualized_return") and isinstance(value, float) and value == value:  # noqa: PLR0124 - NaN test
+            text = f"[green]{text}[/]" if value > 0 else f"[red]{text}[/]" if value < 0 else text
+        table.add_row(metric_label(key), text)
+    if stats["open_trades"]:
+        table.add_row("Open trades (marked)", format_metric("open_trades", stats["open_trades"]))
+    return table
+
+
+def _report_problems(console: Console, result: BacktestResult) -> None:
+    """Say what went wrong during the run: strategy errors and rejected orders are never silent."""
+    if result.errors:
+        first = result.errors[0]
+        console.print(
+            f"[yellow]{len(result.errors)} strategy error(s) during the run; first: "
+            f"{escape(str(first.get('type', '')))}: {escape(str(first.get('error', '')))}[/]"
+        )
+    rejected = [o for o in result.orders if str(o.status) == "rejected"]
+    if rejected:
+        console.print(
+            f"[yellow]{len(rejected)} order(s) rejected; first: {rejected[0].symbol} "
+            f"{escape(rejected[0].reject_reason)}[/]"
+        )
+    if not result.fills and not result.errors:
+        console.print("[yellow]The strategy placed no orders that filled.[/]")
+
+
+def _progress_run(
+    engine: Any, console: Console, start: str | None, end: str | None, symbols: list[str]
+) -> Any:
+    """``engine.run`` under a rich progress bar (a spinner while data loads, then bars done / total)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,  # no live display (or stray blank lines) when piped
+    ) as progress:
+        task = progress.add_task(f"Loading {', '.join(symbols)}", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, description="Backtesting", completed=done, total=total)
+
+        return engine.run(start, end, symbols, progress=advance)
+
+
+def run_backtest(
+    strategy: Strategy,
+    symbols: list[str],
+    *,
+    start: str | None,
+    end: str | None,
+    data: str = "sample",
+    capital: float = 100_000.0,
+    commission: float = 0.001,
+    slippage: float = 0.0005,
+    fill_at: str = "next_open",
+    interval: str = "1d",
+    allow_short: bool = True,
+    console: Console | None = None,
+) -> BacktestResult:
+    """Backtest ``strategy`` as the ``backtest`` command does (progress bar on ``console``) and return the result."""
+    from copilot_quant.backtest.engine import BacktestEngine
+    from copilot_quant.data.providers import provider_from_spec
+
+    if capital <= 0:
+        raise ConfigError(f"--capital must be positive, got {capital}.")
+    fill_mode = fill_at.strip().lower().replace("-", "_")
+    engine = BacktestEngine(
+        initial_capital=capital,
+        data_provider=provider_from_spec(data),
+        commission=commission,
+        slippage=slippage,
+        fill_at=fill_mode,
+        allow_short=allow_short,
+        interval=interval,
+    )
+    engine.add_strategy(strategy)
+    return _progress_run(engine, console or _console(), start, end, symbols)
+
+
+# ------------------------------------------------------------------------------------------- commands
+def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
+    ctx: typer.Context,
+    strategy: str = typer.Argument(
+        ..., help="Strategy to run: path/to/strategy.py:ClassName or package.module:ClassName."
+    ),
+    symbols: list[str] = typer.Option(
+        [], "--symbols", "-s", help="Symbols to trade: --symbols AAPL MSFT (or AAPL,MSFT)."
+    ),
+    start: str | None = typer.Option(None, "--start", help="First day (New York time), e.g. 2005-01-01."),
+    end: str | None = typer.Option(
+        None, "--end", help="Last day, included (New York time), e.g. 2012-12-31."
+    ),
+    data: str = typer.Option(
+        "sample",
+        "--data",
+        "-d",
+        help="Data source: sample, synthetic[:SEED], csv:PATH, store[:DIR], yfinance.",
+    ),
+    capital: float = typer.Option(100_000.0, "--capital", help="Initial cash."),
+    commission: float = typer.Option(0.001, "--commission", help="Commission rate per fill (0.001 = 0.1 %)."),
+    slippage: float = typer.Option(
+        0.0005, "--slippage", help="Market-order slippage rate (0.0005 = 0.05 %)."
+    ),
+    fill_at: str = typer.Option(
+        "next_open",
+        "--fill-at",
+        help="Fill market orders at the next bar's open (next_open) or this bar's close.",
+    ),
+    interval: str = typer.Option("1d", "--interval", help="Bar interval: 1d, 1h, 5m, 1m ..."),
+    allow_short: bool = typer.Option(
+        True, "--allow-short/--no-short", help="Allow sells below a flat position."
+    ),
+    report: Path | None = typer.Option(None, "--report", "-r", help="Write the HTML report to this file."),
+) -> None:
+    """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report."""
+    console = _console()
+    with _friendly_errors():
+        spec, names = _split_tokens(strategy, symbols, list(ctx.args))
+        _check_dates(start, end)
+        if fill_at.strip().lower().replace("-", "_") not in ("next_open", "close"):
+            raise ConfigError(f"--fill-at must be next_open or close, got {fill_at!r}.")
+        instance = _instantiate(load_strategy_class(spec))
+        result = run_backtest(
+            instance,
+            names,
+            start=start,
+            end=end,
+            data=data,
+            capital=capital,
+            commission=commission,
+            slippage=slippage,
+            fill_at=fill_at,
+            interval=interval,
+            allow_short=allow_short,
+            console=console,
+        )
+        if len(result.equity_curve) == 0:
+            raise ConfigError(
+                f"No bars for {', '.join(names)} between {start or 'the start'} and {end or 'the end'} "
+                f"in {data!r}; widen the dates or check the data source."
+            )
+    console.print(metrics_table(result, f"{result.strategy_name} on {', '.join(names)}"))
+    _report_problems(console, result)
+    if report is not None:
+        written = result.to_html(report)
+        console.print(f"Report written to [bold]{escape(str(written))}[/]")
+
+
+def run_demo(out: Path = Path("out/report.html"), console: Console | None = None) -> BacktestResult:
+    """The demo: the guide's SMA crossover on offline sample data (AAPL 2005–2012), metrics and report.
+
+    Kept as a function so further parts (e.g. a live-parity run against the simulated gateway) can be added.
+    """
+    from copilot_quant.examples.sma_cross import SimpleMovingAverage
+
+    console = console or _console()
+    console.print(
+        "[bold]copilot-quant demo[/]: the guide's SimpleMovingAverage, 10/30-day crossover, 100 shares"
+    )
+    console.print(
+        "AAPL 2005-2012 from the bundled sample data; next-open fills, 0.1 % commission; no network."
+    )
+    result = run_backtest(
+        SimpleMovingAverage(symbol="AAPL", quantity=100),
+        ["AAPL"],
+        start="2005-01-01",
+        end="2012-12-31",
+        data="sample",
+        capital=100_000.0,
+        commission=0.001,
+        slippage=0.0005,
+        console=console,
+    )
+    console.print(metrics_table(result, "SimpleMovingAverage on AAPL, 2005-2012"))
+    _report_problems(console, result)
+    written = result.to_html(out)
+    console.print(f"Report written to [bold]{escape(str(written))}[/]")
+    return result
+
+
+def demo_command(
+    out: Path = typer.Option(Path("out/report.html"), "--out", "-o", help="Where to write the HTML report."),
+) -> None:
+    """Run the bundled example strategy on the offline sample data and write an HTML report."""
+    with _friendly_errors():
+        run_demo(out)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `backtest` command(s) to ``app``."""
+    """Add the `backtest` and `demo` commands to ``app``."""
+    app.command(
+        "backtest",
+        context_settings={"allow_extra_args": True},
+        no_args_is_help=True,
+    )(backtest_command)
+    app.command("demo")(demo_command)

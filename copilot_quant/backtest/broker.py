@@ -1,0 +1,209 @@
+"""SimpleBroker: the backtest's account — cash, positions, costs and buying-power checks.
+
+It implements :class:`~copilot_quant.backtest.interfaces.IBroker`, so the guide's direct calls work::
+
+    broker = SimpleBroker(100_000, commission=0.001, slippage=0.0005)
+    fill = broker.execute_order(Order('AAPL', 10), current_price=150.0, timestamp=now)
+
+Rules:
+
+* **Costs** come from :mod:`copilot_quant.backtest.costs`: a plain rate (the guide's ``0.001``) or any
+  model, e.g. :class:`~copilot_quant.backtest.costs.PerShareCommission` (IBKR Fixed). Slippage moves
+  market and triggered-stop prices against the order; limit prices get none.
+* **Buying power.** A buy whose ``price × quantity + commission`` exceeds cash is *rejected*: the
+  order's status becomes ``REJECTED`` with a ``reject_reason`` and it stays in :attr:`orders`. Buying
+  back (part of) a short never needs cash, so risk can always be closed. There is no margin model:
+  cash may be spent, never borrowed.
+* **Shorts.** With ``allow_short=True`` sells may exceed the position (unmargined shorts; the sale
+  proceeds go to cash and the position's market value is negative, so equity does not move on the
+  sale). With ``allow_short=False`` such sells are rejected.
+* Equity is ``cash + Σ quantity × last price`` (shorts count negative).
+
+:meth:`execute_order` treats the given price as the only price available (a one-point path, see
+:mod:`copilot_quant.backtest.execution`): market orders fill at it with slippage, a limit only if it
+is marketable there, a stop only if it has triggered. The backtest engine does the intrabar matching
+itself and books the result through :meth:`fill`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import cast
+
+from copilot_quant.backtest.costs import CommissionModel, SlippageModel, commission_model, slippage_model
+from copilot_quant.backtest.execution import match_order
+from copilot_quant.backtest.interfaces import IBroker
+from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, Position
+from copilot_quant.errors import ConfigError
+
+__all__ = ["SimpleBroker"]
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-9
+
+
+class SimpleBroker(IBroker):
+    """Simulated account for backtests; see the module docstring for its rules.
+
+    Args:
+        initial_capital: starting cash (> 0).
+        commission: a rate (``0.001`` = 0.1 % of notional) or a ``CommissionModel``.
+        slippage: a rate (``0.0005`` = 0.05 %) or a ``SlippageModel``.
+        allow_short: whether sells may exceed the position held.
+    """
+
+    def __init__(
+        self,
+        initial_capital: float = 100_000.0,
+        commission: float | CommissionModel | None = 0.001,
+        slippage: float | SlippageModel | None = 0.0005,
+        allow_short: bool = True,
+    ) -> None:
+        capital = float(initial_capital)
+        if not math.isfinite(capital) or capital <= 0:
+            raise ConfigError(f"initial_capital must be a positive amount, got {initial_capital!r}")
+        self.initial_capital = capital
+        self.commission_model: CommissionModel = commission_model(commission)
+        self.slippage_model: SlippageModel = slippage_model(slippage)
+        self.allow_short = bool(allow_short)
+        self._cash = capital
+        self._positions: dict[str, Position] = {}
+        #: Every order this broker executed or rejected, in the order it saw them.
+        self.orders: list[Order] = []
+        #: Every fill, in order.
+        self.fills: list[Fill] = []
+        self._recorded: set[str | None] = set()
+
+    # ------------------------------------------------------------------ IBroker
+    def execute_order(self, order: Order, current_price: float, timestamp: datetime) -> Fill | None:
+        """Execute ``order`` at ``current_price`` now; see the module docstring.
+
+        Returns the fill, or ``None`` when the order was rejected (``order.status`` is ``REJECTED``
+        with a reason) or cannot execute at this price (a limit not marketable, a stop not triggered:
+        the status is ``SUBMITTED`` and the caller may retry at a later price).
+        """
+        price = float(current_price)
+        if not math.isfinite(price) or price <= 0:
+            self.reject(order, f"no valid market price for {order.symbol} (got {current_price!r})")
+            return None
+        _, execution = match_order(order, (price,))
+        if execution is None:
+            if order.status is OrderStatus.CREATED:
+                order.status = OrderStatus.SUBMITTED
+            return None
+        return self.fill(order, execution.price, timestamp, slippage=execution.slippage)
+
+    def check_buying_power(self, order: Order, price: float) -> bool:
+        """Whether ``order`` can execute at ``price`` under the cash and short-selling rules."""
+        return self._refusal(order, float(price)) is None
+
+    def calculate_commission(self, fill_price: float, quantity: float) -> float:
+        return float(self.commission_model.commission(float(fill_price), abs(float(quantity))))
+
+    def calculate_slippage(self, order: Order, market_price: float) -> float:
+        return float(self.slippage_model.adjust(float(market_price), order.side_enum))
+
+    def get_positions(self) -> dict[str, Position]:
+        """Open positions by symbol, as snapshots."""
+        return {s: p.snapshot() for s, p in self._positions.items() if not p.is_flat}
+
+    def get_cash_balance(self) -> float:
+        return self._cash
+
+    # ------------------------------------------------------------------ account
+    @property
+    def cash(self) -> float:
+        return self._cash
+
+    def get_account_value(self, prices: Mapping[str, float] | None = None) -> float:
+        """Equity: cash plus the signed market value of every position (at ``prices`` or last marks)."""
+        value = self._cash
+        for symbol, pos in self._positions.items():
+            if pos.quantity:
+                price = prices.get(symbol) if prices is not None else None
+                value += pos.quantity * price if price is not None else pos.market_value
+        return value
+
+    def position_quantity(self, symbol: str) -> float:
+        pos = self._positions.get(symbol)
+        return pos.quantity if pos is not None else 0.0
+
+    def mark(self, symbol: str, price: float) -> None:
+        """Mark the position in ``symbol`` (if any) to ``price``."""
+        pos = self._positions.get(symbol)
+        if pos is not None and math.isfinite(price):
+            pos.update_unrealized_pnl(price)
+
+    # ------------------------------------------------------------------ booking
+    def fill(self, order: Order, price: float, timestamp: datetime, *, slippage: bool = True) -> Fill | None:
+        """Book the rest of ``order`` at reference ``price`` (slipped if ``slippage``), or reject it.
+
+        This is where every execution is accounted: buying-power check, commission, cash, position,
+        order status. Returns the :class:`Fill`, or ``None`` if the order was rejected.
+        """
+        if order.status.is_done:
+            log.warning("order %s is already %s; not filling it again", order.order_id, order.status.value)
+            return None
+        side = cast(OrderSide, order.side)  # parsed to the enum by Order itself
+        fill_price = self.slippage_model.adjust(price, side) if slippage else price
+        quantity = order.quantity - order.filled_quantity
+        commission = float(self.commission_model.commission(fill_price, quantity))
+        reason = self._refusal(order, fill_price, commission)
+        if reason is not None:
+            self.reject(order, reason)
+            return None
+        fill = Fill(order, fill_price, quantity, commission, timestamp)
+        signed = quantity if side is OrderSide.BUY else -quantity
+        # the same arithmetic as Fill.net_proceeds, inlined: this runs once per trade on the fast path
+        self._cash += -signed * fill_price - commission
+        pos = self._positions.get(order.symbol)
+        if pos is None:
+            pos = self._positions[order.symbol] = Position(order.symbol)
+        pos.apply(signed, fill_price, commission)
+        filled = order.filled_quantity
+        order.avg_fill_price = (order.avg_fill_price * filled + fill_price * quantity) / (filled + quantity)
+        order.filled_quantity = filled + quantity
+        order.status = OrderStatus.FILLED
+        self._record(order)
+        self.fills.append(fill)
+        return fill
+
+    def reject(self, order: Order, reason: str) -> None:
+        """Mark ``order`` rejected with ``reason`` and keep it on record."""
+        order.status = OrderStatus.REJECTED
+        order.reject_reason = reason
+        self._record(order)
+        log.info("order %s rejected: %s", order.order_id, reason)
+
+    def _record(self, order: Order) -> None:
+        if order.order_id not in self._recorded:
+            self._recorded.add(order.order_id)
+            self.orders.append(order)
+
+    def _refusal(self, order: Order, price: float, commission: float | None = None) -> str | None:
+        """Why ``order`` cannot execute at ``price`` right now, or ``None`` if it can."""
+        quantity = order.quantity - order.filled_quantity
+        held = self.position_quantity(order.symbol)
+        if order.side == OrderSide.BUY:
+            if held < 0 and quantity <= -held + _EPS:
+                return None  # buying back a short: closing risk never needs cash
+            if commission is None:
+                commission = self.commission_model.commission(price, quantity)
+            cost = price * quantity + commission
+            if cost > self._cash + _EPS:
+                return (
+                    f"insufficient cash: buying {quantity:g} {order.symbol} at {price:.4f} costs "
+                    f"{cost:,.2f} including commission but cash is {self._cash:,.2f}; "
+                    "reduce the quantity or add capital"
+                )
+            return None
+        if not self.allow_short and quantity > held + _EPS:
+            return (
+                f"short selling is disabled: selling {quantity:g} {order.symbol} but only {held:g} held; "
+                "sell at most the position or pass allow_short=True"
+            )
+        return None

@@ -1,0 +1,558 @@
+"""BacktestEngine: run strategies over historical bars, honestly and fast.
+
+Timing model — **orders returned at bar t execute during bar t+1**:
+
+* ``on_data(timestamp, data)`` is called after bar *t* closed; ``data`` holds bars ``<= t`` only (a
+  view of them, no copy), so a strategy can never see bar *t+1*.
+* Market orders fill at bar *t+1*'s open, moved by the slippage model. Limit, stop and stop-limit
+  orders are matched against bar *t+1*'s intrabar path with gap handling (see
+  :mod:`copilot_quant.backtest.execution`). With ``fill_at='close'`` every new order is first offered
+  bar *t*'s close (market orders fill there, marketable limits and triggered stops too); what does not
+  execute then works from bar *t+1* as usual.
+* DAY orders that have not filled by the end of the session (exchange-zone day) they worked in
+  expire; GTC orders keep working across bars. Orders still working when the data ends are cancelled.
+  Every order, including rejected, expired and cancelled ones, is in ``result.orders`` with its status
+  and reason.
+* The equity curve has one value per bar, recorded after that bar's fills and marked at its close,
+  indexed by the bar's UTC timestamp. A fill's ``timestamp`` is the stamp of the bar it happened in.
+
+Data shape: one symbol → flat columns ``Open, High, Low, Close, Volume``; several → MultiIndex
+``(Metric, Symbol)``. Beware the guide's ``'Close' in data.columns`` test: with a MultiIndex it is
+also ``True`` (pandas matches level 0) and ``data['Close']`` is then a frame with one column per
+symbol, so the guide's ``SimpleMovingAverage`` raises "truth value of a Series is ambiguous" on every
+bar. The engine records each such error (with a hint naming ``data[('Close', 'AAPL')]``) and trades
+nothing for that strategy; :mod:`copilot_quant.examples.sma_cross` shows the safe form.
+
+Several strategies share one account: each bar they are called in the order they were added, and
+each fill goes to the ``on_fill`` of the strategy that created the order. An exception in a strategy
+hook is logged, counted and stored in ``result.errors``; the run continues.
+
+Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.FastStrategy`, the
+engine computes ``indicator_frame(data)`` once, checks that it is causal by recomputing it on a
+prefix (a :class:`~copilot_quant.errors.StrategyError` names the offending indicator), then loops
+over plain Python lists calling ``on_bar(timestamp, *values)``. Orders and fills are the same as on the
+pandas path.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from itertools import count
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from copilot_quant.backtest.broker import SimpleBroker
+from copilot_quant.backtest.costs import CommissionModel, SlippageModel
+from copilot_quant.backtest.execution import Execution
+from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.backtest.ledger import Ledger
+from copilot_quant.backtest.market import MarketData, iter_floats
+from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
+from copilot_quant.backtest.orders import Order, OrderStatus, Position
+from copilot_quant.backtest.results import BacktestResult
+from copilot_quant.backtest.strategy import FastStrategy, Strategy
+from copilot_quant.data.dates import resolve_range, slice_range
+from copilot_quant.errors import ConfigError, StrategyError
+
+__all__ = ["FILL_AT", "BacktestEngine", "ProgressCallback"]
+
+log = logging.getLogger(__name__)
+
+#: Accepted values of ``fill_at``.
+FILL_AT = ("next_open", "close")
+
+#: ``progress(bars_done, bars_total)``, called about a hundred times per run and once at the end.
+ProgressCallback = Callable[[int, int], None]
+
+_TRAP_HINT = (
+    " — hint: with several symbols the data has (Metric, Symbol) MultiIndex columns, so "
+    "'Close' in data.columns is True but data['Close'] is a DataFrame with one column per symbol; "
+    "select one series with data[('Close', 'AAPL')]"
+)
+
+_CAUSALITY_RTOL = 1e-9
+_CAUSALITY_PREFIX = 100_000
+
+
+class _AccountView:
+    """The read-only account view a strategy gets (``self.positions``, ``self.cash``, ``self.equity``)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: BacktestEngine) -> None:
+        self._engine = engine
+
+    def positions(self) -> dict[str, Position]:
+        return self._engine.get_positions()
+
+    def cash(self) -> float:
+        return self._engine.broker.get_cash_balance()
+
+    def equity(self) -> float:
+        return self._engine.get_portfolio_value()
+
+
+class BacktestEngine:
+    """Backtest one or more strategies on one or more symbols; see the module docstring for timing.
+
+    Args:
+        initial_capital: starting cash.
+        data_provider: any :class:`~copilot_quant.backtest.interfaces.IDataFeed`.
+        commission: a rate (``0.001`` = 0.1 %) or a commission model (e.g. ``PerShareCommission()``).
+        slippage: a rate (``0.0005`` = 0.05 %) or a slippage model.
+        fill_at: ``'next_open'`` (default) or ``'close'``.
+        allow_short: whether sells may exceed the position held.
+        broker: a :class:`SimpleBroker` to use instead of building one from the arguments above (it
+            is used as-is, so its state carries over between runs).
+        interval: bar interval asked of the data provider (``'1d'``, ``'1m'`` ...).
+        check_causality: verify fast-path indicators on a prefix (turn off only for trusted code).
+    """
+
+    def __init__(
+        self,
+        initial_capital: float = 100_000.0,
+        data_provider: IDataFeed | None = None,
+        commission: float | CommissionModel | None = 0.001,
+        slippage: float | SlippageModel | None = 0.0005,
+        *,
+        fill_at: str = "next_open",
+        allow_short: bool = True,
+        broker: SimpleBroker | None = None,
+        interval: str = "1d",
+        check_causality: bool = True,
+        max_logged_errors: int = 5,
+    ) -> None:
+        if fill_at not in FILL_AT:
+            raise ConfigError(f"fill_at must be one of {FILL_AT}, got {fill_at!r}")
+        self.initial_capital = float(initial_capital)
+        self.data_provider = data_provider
+        self.commission = commission
+        self.slippage = slippage
+        self.fill_at = fill_at
+        self.allow_short = allow_short
+        self.interval = interval
+        self.check_causality = check_causality
+        self.max_logged_errors = max_logged_errors
+        self._given_broker = broker
+        self.broker: SimpleBroker = broker if broker is not None else self._new_broker()
+        self._strategies: list[Strategy] = []
+        #: Strategy exceptions of the last run: ``{'timestamp', 'error', 'type', 'strategy', 'hook'}``.
+        self.errors: list[dict[str, Any]] = []
+        self.result: BacktestResult | None = None
+        self._reset_run_state(None)
+
+    # ------------------------------------------------------------------ setup
+    def _new_broker(self) -> SimpleBroker:
+        return SimpleBroker(self.initial_capital, self.commission, self.slippage, self.allow_short)
+
+    def add_strategy(self, strategy: Strategy) -> None:
+        """Add a strategy; all strategies trade one shared account."""
+        if not isinstance(strategy, Strategy):
+            raise StrategyError(
+                f"add_strategy() needs a Strategy instance, got {type(strategy).__name__}; "
+                "subclass copilot_quant.backtest.strategy.Strategy and pass an instance, e.g. MyStrategy()"
+            )
+        if any(s is strategy for s in self._strategies):
+            raise StrategyError(f"{strategy.name} was already added; add a second instance instead")
+        self._strategies.append(strategy)
+
+    @property
+    def strategies(self) -> list[Strategy]:
+        return list(self._strategies)
+
+    @property
+    def total_errors(self) -> int:
+        return len(self.errors)
+
+    @property
+    def fills(self) -> list[Any]:
+        """Fills of the last (or current) run, in order."""
+        return self._ledger.fills
+
+    def _reset_run_state(self, market: MarketData | None) -> None:
+        self._market = market
+        self._ledger = Ledger(self.broker.get_cash_balance())
+        self._book = OrderBook()
+        self._orders: list[Order] = []
+        self._bar = -1
+        self._now: datetime | None = None
+        self._logged_errors = 0
+
+    # ------------------------------------------------------------------ account views
+    def get_portfolio_value(self) -> float:
+        """Equity now (during a run: at the current bar's close; after it: at the last close)."""
+        market, bar = self._market, self._bar
+        if market is None or bar < 0:
+            return self.broker.get_account_value()
+        marks = market.marks[bar]
+        value = self.broker.get_cash_balance()
+        for symbol, k in market.symbol_index.items():
+            qty = self.broker.position_quantity(symbol)
+            if qty:
+                value += qty * float(marks[k])
+        return value
+
+    def get_positions(self) -> dict[str, Position]:
+        """Open positions (snapshots) marked at the current (or last) bar's close."""
+        positions = self.broker.get_positions()
+        market, bar = self._market, self._bar
+        if market is not None and bar >= 0:
+            for symbol, pos in positions.items():
+                k = market.symbol_index.get(symbol)
+                if k is not None and not np.isnan(market.marks[bar, k]):
+                    pos.update_unrealized_pnl(float(market.marks[bar, k]))
+        return positions
+
+    # ------------------------------------------------------------------ run
+    def run(
+        self,
+        start_date: Any = None,
+        end_date: Any = None,
+        symbols: Sequence[str] | str | None = None,
+        *,
+        interval: str | None = None,
+        data: pd.DataFrame | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> BacktestResult:
+        """Backtest every added strategy over ``symbols`` in ``[start_date, end_date]``.
+
+        Bars come from ``data_provider``, or from ``data`` when given (a bar frame: flat columns for
+        one symbol, ``(Metric, Symbol)`` MultiIndex for several; it is cut to the date range).
+        Naive dates are read in America/New_York; an end date at midnight includes that day.
+        ``progress(done, total)`` is called as bars are processed.
+        """
+        if not self._strategies:
+            raise ConfigError("no strategy to run; call engine.add_strategy(MyStrategy()) before run()")
+        names = _symbol_list(symbols)
+        lo, hi = resolve_range(start_date, end_date)
+        frame = self._load(names, lo, hi, interval or self.interval, data)
+        if self._given_broker is None:
+            self.broker = self._new_broker()
+        self.errors = []
+        market = MarketData(frame, names or None) if len(frame) else None
+        self._reset_run_state(market)
+        for strategy in self._strategies:
+            strategy.bind(_AccountView(self))
+        self._call_start_hooks()
+        if market is not None:
+            fast = all(isinstance(s, FastStrategy) for s in self._strategies)
+            if fast and len(self._strategies) == 1:
+                self._loop_fast(market, progress)
+            else:
+                self._loop(market, progress)
+            cancelled = self._book.cancel_all("the backtest ended while the order was still working")
+            if cancelled:
+                log.info("%d order(s) still working at the end of the data were cancelled", len(cancelled))
+        self._call_stop_hooks()
+        self.result = self._result(market, names, lo, hi)
+        return self.result
+
+    def _load(
+        self,
+        names: list[str],
+        lo: pd.Timestamp | None,
+        hi: pd.Timestamp | None,
+        interval: str,
+        data: pd.DataFrame | None,
+    ) -> pd.DataFrame:
+        if data is not None:
+            frame = data
+            if isinstance(frame.index, pd.DatetimeIndex) and frame.index.tz is not None:
+                frame = slice_range(frame.tz_convert("UTC"), lo, hi)
+            return frame
+        if self.data_provider is None:
+            raise ConfigError(
+                "no data: pass data_provider=... to BacktestEngine (e.g. SampleDataProvider()) "
+                "or a bar frame as run(..., data=frame)"
+            )
+        if not names:
+            raise ConfigError("no symbols to backtest; pass symbols=['AAPL'] to run()")
+        if len(names) == 1:
+            return self.data_provider.get_historical_data(names[0], lo, hi, interval)
+        return self.data_provider.get_multiple_symbols(names, lo, hi, interval)
+
+    # ------------------------------------------------------------------ bar loops
+    def _loop(self, market: MarketData, progress: ProgressCallback | None) -> None:
+        """The general loop: pandas history views for ``Strategy``, plain values for ``FastStrategy``."""
+        callers = [self._caller(k, s, market) for k, s in enumerate(self._strategies)]
+        book, submit = self._book, self._submit
+        opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
+        session_end = market.session_end
+        n = len(market)
+        step = max(n // 100, 1)
+        for i, ts in enumerate(market.stamps()):
+            self._bar, self._now = i, ts
+            if book:
+                book.execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
+            for k, call in enumerate(callers):
+                try:
+                    orders = call(i, ts)
+                except Exception as exc:
+                    self._record_error(k, exc, "on_data", ts)
+                    continue
+                if orders:
+                    submit(k, orders, i, ts)
+            if progress is not None and (i + 1) % step == 0:
+                progress(i + 1, n)
+        if progress is not None:
+            progress(n, n)
+
+    def _caller(self, k: int, strategy: Strategy, market: MarketData) -> Callable[[int, datetime], Any]:
+        if isinstance(strategy, FastStrategy):
+            frame = self._indicator_frame(strategy, market)
+            rows = list(zip(*(frame[c].tolist() for c in frame.columns), strict=True))
+            on_bar = strategy.on_bar
+            return lambda i, ts: on_bar(ts, *rows[i])
+        on_data, history = strategy.on_data, market.history
+        return lambda i, ts: on_data(ts, history(i))
+
+    def _loop_fast(self, market: MarketData, progress: ProgressCallback | None) -> None:
+        """One FastStrategy: a tight loop over lists of floats (no pandas, no per-bar allocation)."""
+        strategy = self._strategies[0]
+        if not isinstance(strategy, FastStrategy):  # run() only picks this loop for one FastStrategy
+            raise StrategyError(f"{strategy.name} is not a FastStrategy")
+        frame = self._indicator_frame(strategy, market)
+        # plain floats, converted lazily in chunks: the loop never touches numpy or pandas
+        columns = [iter_floats(frame[c].to_numpy(dtype=float)) for c in frame.columns]
+        del frame
+        on_bar, book, submit = strategy.on_bar, self._book, self._submit
+        pending = book.pending
+        opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
+        session_end = market.session_end
+        n = len(market)
+        step = max(n // 100, 1)
+        next_report = step if progress is not None else n + 1  # compared with i each bar
+        rows = zip(*columns, strict=True)
+        stamps = market.iter_stamps()
+        frozen = _freeze_gc()
+        try:
+            for i, ts, values in zip(count(), stamps, rows):
+                if i == next_report:  # i bars are done
+                    progress(i, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
+                    next_report += step
+                self._bar = i  # the strategy's account view reads it
+                if pending:
+                    self._now = ts
+                    book.execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
+                try:
+                    orders = on_bar(ts, *values)
+                except Exception as exc:
+                    self._now = ts
+                    self._record_error(0, exc, "on_bar", ts)
+                    continue
+                if orders:
+                    self._now = ts
+                    submit(0, orders, i, ts)
+        finally:
+            if frozen:
+                gc.unfreeze()
+        self._bar = n - 1
+        self._now = market.index[-1].to_pydatetime()
+        if progress is not None:
+            progress(n, n)
+
+    def _indicator_frame(self, strategy: FastStrategy, market: MarketData) -> pd.DataFrame:
+        """The strategy's indicators over the whole history, after a causality check."""
+        try:
+            full = strategy.indicator_frame(market.frame)
+        except TypeError as exc:
+            raise StrategyError(str(exc)) from exc
+        if self.check_causality and len(market) >= 2:
+            self._check_causal(strategy, market.frame, full)
+        return full
+
+    @staticmethod
+    def _check_causal(strategy: FastStrategy, frame: pd.DataFrame, full: pd.DataFrame) -> None:
+        """Recompute on three prefixes (the first half of the data, capped at 100,000 bars, then a
+        quarter and an eighth of that): a causal indicator gives the same values there. Look-ahead
+        (``shift(-n)``, centred windows, whole-series statistics such as ``close / close.max()``)
+        changes values near the end of at least one prefix."""
+        longest = min(len(frame) // 2, _CAUSALITY_PREFIX)
+        for cut in sorted({longest, longest // 4, longest // 8} - {0}):
+            part = strategy.indicator_frame(frame.iloc[:cut])
+            for name in full.columns:
+                whole = full[name].to_numpy()[:cut]
+                prefix = part[name].to_numpy() if name in part.columns else np.full(cut, np.nan)
+                same = np.isclose(whole, prefix, rtol=_CAUSALITY_RTOL, atol=1e-12, equal_nan=True)
+                if not same.all():
+                    j = int(np.argmin(same))
+                    raise StrategyError(
+                        f"{strategy.name}.indicators() looks ahead: indicator {name!r} at {frame.index[j]} is "
+                        f"{whole[j]!r} when computed on all bars but {prefix[j]!r} when computed on the bars "
+                        f"up to {frame.index[cut - 1]}; use only causal operations (rolling, ewm, shift(n) "
+                        "with n >= 0, cumsum ...), never shift(-n), centred windows or whole-series statistics"
+                    )
+
+    # ------------------------------------------------------------------ orders and fills
+    def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None:
+        strategy = self._strategies[owner]
+        if isinstance(orders, Order):
+            orders = [orders]
+        if not isinstance(orders, list | tuple):
+            self._record_error(
+                owner,
+                StrategyError(
+                    f"{strategy.name} returned {type(orders).__name__}; return a list of Order objects or None"
+                ),
+                "on_data",
+                ts,
+            )
+            return
+        market = self._market
+        if market is None:  # only the bar loops submit, and they run with a market
+            return
+        for order in orders:
+            if not isinstance(order, Order) or order.status is not OrderStatus.CREATED:
+                what = (
+                    f"an order that was already submitted ({order.order_id}); build a new Order or use order.copy()"
+                    if isinstance(order, Order)
+                    else f"a {type(order).__name__} in its order list; return Order objects"
+                )
+                self._record_error(owner, StrategyError(f"{strategy.name} returned {what}"), "on_data", ts)
+                continue
+            if order.timestamp is None:
+                order.timestamp = ts
+            self._orders.append(order)
+            k = market.symbol_index.get(order.symbol)
+            if k is None:
+                self.broker.reject(
+                    order,
+                    f"no price data for {order.symbol} in this backtest (symbols: {', '.join(market.symbols)}); "
+                    "add it to run(symbols=[...])",
+                )
+                continue
+            working = WorkingOrder(order, owner, k, bar + 1)
+            if self.fill_at == "close":
+                price = float(market.closes[bar, k])
+                if price == price and self._book.try_now(working, price, self._book_fill):  # noqa: PLR0124 - NaN test
+                    continue
+                if order.status.is_done:
+                    continue
+            self._book.add(working)
+
+    def _book_fill(self, working: WorkingOrder, execution: Execution) -> None:
+        order, broker, now = working.order, self.broker, self._now
+        if now is None:  # only the bar loops book fills, and they set the bar's time first
+            return
+        fill = broker.fill(order, execution.price, now, slippage=execution.slippage)
+        if fill is None:
+            return
+        self._ledger.record(
+            self._bar,
+            working.symbol_index,
+            fill,
+            broker.get_cash_balance(),
+            broker.position_quantity(order.symbol),
+        )
+        try:
+            self._strategies[working.owner].on_fill(fill)
+        except Exception as exc:
+            self._record_error(working.owner, exc, "on_fill", now)
+
+    # ------------------------------------------------------------------ hooks and errors
+    def _call_start_hooks(self) -> None:
+        for strategy in self._strategies:
+            for hook in (strategy.initialize, strategy.on_start):
+                try:
+                    hook()
+                except Exception as exc:
+                    raise StrategyError(
+                        f"{strategy.name}.{hook.__name__}() failed: {type(exc).__name__}: {exc}"
+                    ) from exc
+
+    def _call_stop_hooks(self) -> None:
+        for k, strategy in enumerate(self._strategies):
+            for hook in (strategy.on_stop, strategy.finalize):
+                try:
+                    hook()
+                except Exception as exc:
+                    self._record_error(k, exc, hook.__name__, self._now)
+
+    def _record_error(self, owner: int, exc: Exception, hook: str, ts: datetime | None) -> None:
+        strategy = self._strategies[owner]
+        message = str(exc)
+        market = self._market
+        if (
+            market is not None
+            and isinstance(market.frame.columns, pd.MultiIndex)
+            and "truth value of a" in message
+            and "ambiguous" in message
+        ):
+            message += _TRAP_HINT
+        self.errors.append(
+            {
+                "timestamp": ts,
+                "error": message,
+                "type": type(exc).__name__,
+                "strategy": strategy.name,
+                "hook": hook,
+            }
+        )
+        if self._logged_errors < self.max_logged_errors:
+            self._logged_errors += 1
+            log.error("%s.%s failed at %s: %s", strategy.name, hook, ts, message, exc_info=exc)
+        else:
+            log.debug("%s.%s failed at %s: %s", strategy.name, hook, ts, message)
+
+    # ------------------------------------------------------------------ result
+    def _result(
+        self, market: MarketData | None, names: list[str], lo: pd.Timestamp | None, hi: pd.Timestamp | None
+    ) -> BacktestResult:
+        if self.errors:
+            log.warning("%d strategy error(s) during the backtest; see result.errors", len(self.errors))
+        if market is None:
+            empty = pd.DatetimeIndex([], tz="UTC", name="timestamp")
+            equity = pd.Series([], index=empty, dtype=float, name="equity")
+            cash = pd.Series([], index=empty, dtype=float, name="cash")
+            prices = pd.DataFrame(index=empty, columns=pd.Index(names), dtype=float)
+            first = last = None
+        else:
+            equity, cash = self._ledger.curves(market.marks, market.index)
+            prices = market.close_frame()
+            first, last = market.index[0], market.index[-1]
+        now = datetime.now(UTC)
+        start = lo if lo is not None else first if first is not None else now
+        end = hi if hi is not None else last if last is not None else now
+        return BacktestResult(
+            strategy_name=" + ".join(s.name for s in self._strategies),
+            start_date=start,
+            end_date=end,
+            initial_capital=self._ledger.initial_cash,
+            equity_curve=equity,
+            cash_curve=cash,
+            fills=list(self._ledger.fills),
+            orders=list(self._orders),
+            positions=self.get_positions(),
+            prices=prices,
+            errors=list(self.errors),
+        )
+
+
+def _freeze_gc() -> bool:
+    """Move every object that exists now out of the garbage collector's sight for the bar loop.
+
+    The loop's inputs (a million timestamps and indicator values) live for the whole run; without
+    this, each full collection walks them again and costs tens of milliseconds. Objects created in the
+    loop are collected as usual; ``gc.unfreeze()`` afterwards restores the previous state. Skipped if
+    someone else froze objects already (unfreezing would undo their freeze).
+    """
+    if gc.get_freeze_count():
+        return False
+    gc.freeze()
+    return True
+
+
+def _symbol_list(symbols: Sequence[str] | str | None) -> list[str]:
+    if symbols is None:
+        return []
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    names = [str(s).strip().upper() for s in symbols]
+    if any(not s for s in names):
+        raise ConfigError(f"symbols must be non-empty tickers such as 'AAPL', got {list(symbols)!r}")
+    return list(dict.fromkeys(names))

@@ -1,0 +1,157 @@
+"""Fill rules: where on a bar each order type executes. Pure functions, no state.
+
+These are the project's shared fill rules; the backtest engine and the simulated gateway's matching
+engine apply the same ones, which is what makes backtest and paper results agree.
+
+* **Intrabar path.** A bar is walked as ``open → low → high → close`` when ``close >= open``, else
+  ``open → high → low → close``. Between those points the price moves continuously, so a level
+  between two points is touched exactly.
+* **Market.** The first price available after submission: the path's first point (in a backtest the
+  next bar's open), then moved against the order by the slippage model.
+* **Limit.** A buy at ``L`` fills at the first path price ``p <= L``, at ``min(p, L)``: the open if the
+  bar gaps below ``L``, else exactly ``L``. Sells are symmetric. No slippage.
+* **Stop.** A buy stop at ``S`` triggers at the first path price ``p >= S`` and fills at ``max(p, S)``
+  (the open on a gap) plus slippage. Sells are symmetric.
+* **Stop-limit.** Triggers as a stop, then works as a limit from that point of the path on (and on
+  later bars, once triggered).
+
+Every matcher returns an :class:`Execution` (the reference price and whether slippage applies) or
+``None`` when the order does not execute on this path. (Order validation guarantees the prices each
+order type needs, hence the ``cast`` calls in the dispatchers.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple, cast
+
+from copilot_quant.backtest.orders import Order, OrderSide, OrderType
+
+__all__ = [
+    "Execution",
+    "match_limit",
+    "match_market",
+    "match_order",
+    "match_stop",
+    "match_stop_limit",
+    "price_path",
+]
+
+Path = Sequence[float]
+
+
+class Execution(NamedTuple):
+    """Where an order executes: ``price`` before slippage, and whether the slippage model applies.
+
+    A named tuple rather than a frozen dataclass: one is built per execution on the engine's hot path,
+    and tuples are several times cheaper to create.
+    """
+
+    price: float
+    slippage: bool
+
+
+def price_path(open_: float, high: float, low: float, close: float) -> tuple[float, float, float, float]:
+    """The intrabar path: ``open → low → high → close`` on an up bar, ``open → high → low → close`` otherwise."""
+    if close >= open_:
+        return (open_, low, high, close)
+    return (open_, high, low, close)
+
+
+def _first_at_or_below(path: Path, level: float) -> tuple[int, float] | None:
+    """First point of the continuous path at or below ``level``: (index of the point reached, price)."""
+    if path[0] <= level:
+        return 0, path[0]
+    for k in range(1, len(path)):
+        if path[k] <= level:
+            return k, level  # crossed on the way down from a price above: touched exactly
+    return None
+
+
+def _first_at_or_above(path: Path, level: float) -> tuple[int, float] | None:
+    if path[0] >= level:
+        return 0, path[0]
+    for k in range(1, len(path)):
+        if path[k] >= level:
+            return k, level
+    return None
+
+
+def _favourable(side: OrderSide, path: Path, level: float) -> tuple[int, float] | None:
+    """Where a limit at ``level`` becomes marketable: buys need prices at or below, sells at or above."""
+    if side is OrderSide.BUY:
+        return _first_at_or_below(path, level)
+    return _first_at_or_above(path, level)
+
+
+def _adverse(side: OrderSide, path: Path, level: float) -> tuple[int, float] | None:
+    """Where a stop at ``level`` triggers: buy stops on a rise to it, sell stops on a fall to it."""
+    if side is OrderSide.BUY:
+        return _first_at_or_above(path, level)
+    return _first_at_or_below(path, level)
+
+
+def match_market(path: Path) -> Execution:
+    """A market order takes the first available price, with slippage."""
+    return Execution(path[0], True)
+
+
+def match_limit(side: OrderSide, limit: float, path: Path) -> Execution | None:
+    """A limit order fills at the limit or better (the open on a gap through it), without slippage."""
+    hit = _favourable(side, path, limit)
+    return None if hit is None else Execution(hit[1], False)
+
+
+def match_stop(side: OrderSide, stop: float, path: Path) -> Execution | None:
+    """A stop order fills where it triggers (the open on a gap through it), with slippage."""
+    hit = _adverse(side, path, stop)
+    return None if hit is None else Execution(hit[1], True)
+
+
+def match_stop_limit(
+    side: OrderSide, stop: float, limit: float, path: Path, triggered: bool = False
+) -> tuple[bool, Execution | None]:
+    """A stop-limit: returns ``(triggered, execution)``; once triggered it works as a limit."""
+    if not triggered:
+        hit = _adverse(side, path, stop)
+        if hit is None:
+            return False, None
+        index, price = hit
+        # the limit works from the trigger point on: the trigger price, then the rest of the path
+        path = (price, *path[index:]) if index else path
+    return True, match_limit(side, limit, path)
+
+
+def _match_market(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
+    return triggered, match_market(path)
+
+
+def _match_limit(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
+    return triggered, match_limit(order.side_enum, cast(float, order.limit_price), path)
+
+
+def _match_stop(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
+    return triggered, match_stop(order.side_enum, cast(float, order.stop_price), path)
+
+
+def _match_stop_limit(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
+    stop, limit = cast(float, order.stop_price), cast(float, order.limit_price)
+    return match_stop_limit(order.side_enum, stop, limit, path, triggered)
+
+
+_MATCHERS: dict[OrderType, Callable[[Order, Path, bool], tuple[bool, Execution | None]]] = {
+    OrderType.MARKET: _match_market,
+    OrderType.LIMIT: _match_limit,
+    OrderType.STOP: _match_stop,
+    OrderType.STOP_LIMIT: _match_stop_limit,
+}
+
+
+def match_order(order: Order, path: Path, triggered: bool = False) -> tuple[bool, Execution | None]:
+    """Apply ``order``'s fill rule to ``path``; returns ``(triggered, execution or None)``.
+
+    ``triggered`` only matters for stop-limit orders (a stop-limit triggered on an earlier bar works
+    as a plain limit). A one-point path ``(price,)`` asks "does it execute at this price right now?".
+    """
+    # order.order_type is already the enum (Order parses it); a str key would hash the same anyway
+    return _MATCHERS[order.order_type](order, path, triggered)  # type: ignore[index]

@@ -1,0 +1,142 @@
+"""The HTML report: written, standalone (plotly.js inline, no network), and holding metrics and trades."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from copilot_quant.backtest.orders import Fill, Order
+from copilot_quant.backtest.report import MAX_TRADE_ROWS, build_figure, monthly_returns, write_html
+from copilot_quant.backtest.results import BacktestResult
+
+INDEX = (
+    (pd.bdate_range("2019-12-02", "2020-03-31") + pd.Timedelta(hours=16))
+    .tz_localize("America/New_York")
+    .tz_convert("UTC")
+)
+
+
+def _result(fills_every: int = 10, symbols: tuple[str, ...] = ("AAPL", "MSFT")) -> BacktestResult:
+    rng = np.random.default_rng(11)
+    prices = pd.DataFrame(
+        {s: 100 * np.cumprod(1 + rng.normal(0, 0.01, len(INDEX))) for s in symbols}, index=INDEX
+    )
+    fills: list[Fill] = []
+    for i in range(1, len(INDEX) - 1, fills_every):
+        for s in symbols:
+            side = "buy" if (i // fills_every) % 2 == 0 else "sell"
+            fills.append(Fill(Order(s, 10, "market", side), float(prices[s].iloc[i]), 10, 1.0, INDEX[i]))
+    cash = pd.Series(100_000.0, index=INDEX)
+    held = pd.DataFrame(0.0, index=INDEX, columns=list(symbols))
+    for f in fills:
+        at = INDEX.searchsorted(pd.Timestamp(f.timestamp))
+        cash.iloc[at:] += f.net_proceeds
+        held.iloc[at:, held.columns.get_loc(f.symbol)] += f.signed_quantity
+    equity = cash + (held * prices).sum(axis=1)
+    return BacktestResult("ReportTest", INDEX[0], INDEX[-1], 100_000.0, equity, cash, fills, prices=prices)
+
+
+@pytest.fixture(scope="module")
+def result() -> BacktestResult:
+    return _result()
+
+
+def test_the_report_file_is_standalone_and_has_metrics_charts_and_trades(result, tmp_path):
+    path = result.to_html(tmp_path / "sub" / "report.html")
+    assert path.exists()
+    assert path == (tmp_path / "sub" / "report.html").resolve()
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    # plotly.js is embedded, and nothing is fetched from the network
+    assert "plotly.js v" in text or "Plotly" in text
+    assert len(text) > 1_000_000
+    assert not re.search(r"<script[^>]+src=[\"']?https?:", text, flags=re.IGNORECASE)
+    assert not re.search(r"<link[^>]+href=[\"']?https?:", text, flags=re.IGNORECASE)
+    # metrics, with the same formatting as the text summary
+    stats = result.metrics
+    assert 'id="metrics"' in text
+    assert "Sharpe ratio" in text
+    assert f"{stats['sharpe_ratio']:.2f}" in text
+    assert f"{stats['max_drawdown']:.2%}" in text
+    # the trade list: every trade's entry price is listed
+    assert 'id="trades"' in text
+    trades = result.trades
+    assert len(trades) > 4
+    for price in trades["entry_price"]:
+        assert f"{price:,.2f}" in text
+    assert 'id="monthly-returns"' in text
+    assert "ReportTest" in text
+
+
+def test_the_figure_has_equity_drawdown_and_a_price_panel_per_symbol_with_markers(result):
+    fig = result.plot()
+    assert isinstance(fig, go.Figure)
+    names = [t.name for t in fig.data]
+    assert names[:2] == ["Equity", "Drawdown"]
+    assert "AAPL" in names
+    assert "MSFT" in names
+    assert "long entry" in names
+    assert "exit" in names
+    equity = fig.data[0]
+    assert len(equity.x) == len(result.equity_curve)
+    assert list(equity.y) == pytest.approx(result.equity_curve.tolist())
+    # chart times are in the exchange zone
+    assert str(pd.Timestamp(equity.x[0]).tz) == "America/New_York"
+    entries = [t for t in fig.data if t.name == "long entry"]
+    n_long = int((result.trades["side"] == "long").sum())
+    assert sum(len(t.x) for t in entries) == n_long
+
+
+def test_long_series_are_thinned_for_the_chart_but_keep_the_extremes():
+    result = _result()
+    fig = build_figure(result, max_points=20)
+    equity = fig.data[0]
+    assert len(equity.y) < len(result.equity_curve)
+    assert max(equity.y) == pytest.approx(result.equity_curve.max())
+    assert min(equity.y) == pytest.approx(result.equity_curve.min())
+    drawdown = fig.data[1]
+    assert min(drawdown.y) == pytest.approx(result.portfolio_history["drawdown"].min())
+
+
+def test_monthly_returns_chain_month_ends_from_the_initial_capital():
+    idx = pd.DatetimeIndex(
+        ["2020-01-15 21:00", "2020-01-31 21:00", "2020-02-28 21:00", "2020-04-30 20:00"], tz="UTC"
+    )
+    equity = pd.Series([101.0, 110.0, 99.0, 108.9], index=idx)
+    res = BacktestResult("M", idx[0], idx[-1], 100.0, equity, equity.copy())
+    table = monthly_returns(res)
+    assert list(table.index) == [2020]
+    assert table.loc[2020, "Jan"] == pytest.approx(0.10)
+    assert table.loc[2020, "Feb"] == pytest.approx(-0.10)
+    assert pd.isna(table.loc[2020, "Mar"])
+    assert table.loc[2020, "Apr"] == pytest.approx(0.10)
+    assert table.loc[2020, "Year"] == pytest.approx(108.9 / 100 - 1)
+
+
+def test_a_run_without_trades_still_writes_a_report(tmp_path):
+    equity = pd.Series(1_000.0, index=INDEX)
+    res = BacktestResult("Idle", INDEX[0], INDEX[-1], 1_000.0, equity, equity.copy())
+    text = res.to_html(tmp_path / "idle.html").read_text(encoding="utf-8")
+    assert "No trades." in text
+    assert "n/a" in text  # a flat run has no Sharpe ratio
+
+
+def test_strategy_errors_are_shown_in_the_report(tmp_path):
+    res = _result()
+    res.errors.append({"timestamp": INDEX[3], "error": "division by zero", "type": "ZeroDivisionError"})
+    text = res.to_html(tmp_path / "err.html").read_text(encoding="utf-8")
+    assert "Strategy errors (1)" in text
+    assert "ZeroDivisionError: division by zero" in text
+
+
+def test_a_long_trade_list_says_how_many_are_shown(tmp_path, monkeypatch):
+    monkeypatch.setattr("copilot_quant.backtest.report.MAX_TRADE_ROWS", 3)
+    res = _result(fills_every=5)
+    n = len(res.trades)
+    assert n > 3
+    text = write_html(res, tmp_path / "long.html").read_text(encoding="utf-8")
+    assert f"Showing the first 3 of {n} trades" in text
+    assert MAX_TRADE_ROWS > 3

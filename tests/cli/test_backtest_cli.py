@@ -1,0 +1,287 @@
+"""`copilot-quant backtest` and `copilot-quant demo` through typer's CliRunner, on real files and data."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+from pathlib import Path
+
+import pytest
+from copilot_quant.backtest.results import format_metric
+from copilot_quant.cli import app
+from copilot_quant.cli.backtest import load_strategy_class, run_backtest
+from copilot_quant.errors import StrategyError
+from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
+from typer.testing import CliRunner
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "copilot_quant" / "examples" / "sma_cross.py"
+
+runner = CliRunner()
+
+STRATEGY_FILE = textwrap.dedent(
+    """
+    from copilot_quant.backtest.orders import Order
+    from copilot_quant.backtest.strategy import Strategy
+
+
+    class BuyAndHoldEach(Strategy):
+        '''Buys 10 shares of every symbol on the first bar and holds them.'''
+
+        def initialize(self):
+            self.done = False
+
+        def on_data(self, timestamp, data):
+            if self.done:
+                return []
+            self.done = True
+            symbols = data.columns.get_level_values(1).unique() if data.columns.nlevels == 2 else ["AAPL"]
+            return [Order(s, 10, "market", "buy") for s in symbols]
+
+
+    class NotAStrategy:
+        pass
+
+
+    def helper():
+        return 1
+    """
+)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def strategy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "my_strategy.py"
+    path.write_text(STRATEGY_FILE, encoding="utf-8")
+    return path
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error:")
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------------------- happy paths
+def test_backtest_of_the_example_file_prints_metrics_and_writes_the_report(tmp_path: Path):
+    report = tmp_path / "out.html"
+    result = invoke(
+        "backtest",
+        f"{EXAMPLE}:SimpleMovingAverage",
+        "--symbols",
+        "AAPL",
+        "MSFT",
+        "--start",
+        "2005-01-01",
+        "--end",
+        "2012-12-31",
+        "--data",
+        "sample",
+        "--capital",
+        "100000",
+        "--commission",
+        "0.001",
+        "--report",
+        str(report),
+    )
+    assert result.exit_code == 0, result.output
+    # the numbers printed are the numbers of the same run done in Python
+    direct = run_backtest(
+        SimpleMovingAverage(), ["AAPL", "MSFT"], start="2005-01-01", end="2012-12-31", commission=0.001
+    )
+    stats = direct.metrics
+    assert stats["total_trades"] > 10
+    for key in ("final_value", "sharpe_ratio", "max_drawdown", "total_trades", "win_rate"):
+        assert format_metric(key, stats[key]) in result.stdout, key
+    assert "SimpleMovingAverage on AAPL, MSFT" in result.stdout
+    assert report.exists()
+    text = report.read_text(encoding="utf-8")
+    assert 'id="trades"' in text
+    assert f"{stats['sharpe_ratio']:.2f}" in text
+    assert "Report written to" in result.stdout
+
+
+def test_a_strategy_can_be_named_by_module_and_symbols_by_comma():
+    result = invoke(
+        "backtest",
+        "copilot_quant.examples.sma_cross:SmaCrossFast",
+        "--symbols",
+        "aapl,msft",
+        "--start",
+        "2010-01-01",
+        "--end",
+        "2011-12-31",
+        "--fill-at",
+        "close",
+        "--slippage",
+        "0",
+    )
+    assert result.exit_code == 0, result.output
+    assert "SmaCrossFast on AAPL, MSFT" in result.stdout
+    assert "Sharpe ratio" in result.stdout
+
+
+def test_a_user_file_with_one_strategy_needs_no_class_name(strategy_file: Path):
+    result = invoke(
+        "backtest", str(strategy_file), "-s", "IBM", "GOOG", "--start", "2011-01-01", "--end", "2011-06-30"
+    )
+    assert result.exit_code == 0, result.output
+    assert "BuyAndHoldEach on IBM, GOOG" in result.stdout
+    assert "Open trades (marked)" in result.stdout  # both positions are still held at the end
+
+
+def test_the_symbols_option_may_come_before_the_strategy(strategy_file: Path):
+    result = invoke(
+        "backtest", "--symbols", "IBM", "MSFT", f"{strategy_file}:BuyAndHoldEach", "--end", "2001-03-01"
+    )
+    assert result.exit_code == 0, result.output
+    assert "BuyAndHoldEach on IBM, MSFT" in result.stdout
+
+
+def test_synthetic_data_serves_any_symbol():
+    result = invoke(
+        "backtest", f"{EXAMPLE}:SmaCrossFast", "-s", "AAPL", "--data", "synthetic:7", "--start", "2020-01-01",
+        "--end", "2020-12-31",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Closed trades" in result.stdout
+
+
+def test_rejected_orders_are_reported_not_hidden(strategy_file: Path):
+    # 10 shares of GOOG (~$300+) cannot be bought with $100
+    result = invoke(
+        "backtest", f"{strategy_file}:BuyAndHoldEach", "-s", "GOOG", "MSFT", "--capital", "100",
+        "--start", "2010-01-01", "--end", "2010-03-01",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "rejected" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------- errors
+def test_a_missing_file_is_one_red_line_and_exit_2(tmp_path: Path):
+    result = invoke("backtest", f"{tmp_path / 'nope.py'}:X", "--symbols", "AAPL")
+    assert_one_line_error(result, "nope.py", "not found")
+
+
+def test_a_missing_class_lists_the_strategies_in_the_file(strategy_file: Path):
+    result = invoke("backtest", f"{strategy_file}:Missing", "--symbols", "AAPL")
+    assert_one_line_error(result, "no class 'Missing'", "BuyAndHoldEach")
+
+
+@pytest.mark.parametrize("name", ["NotAStrategy", "helper"])
+def test_a_class_that_is_not_a_strategy_is_refused(strategy_file: Path, name: str):
+    result = invoke("backtest", f"{strategy_file}:{name}", "--symbols", "AAPL")
+    assert_one_line_error(result, f"'{name}'", "is not a Strategy")
+
+
+def test_a_file_that_fails_to_import_says_why(tmp_path: Path):
+    bad = tmp_path / "broken.py"
+    bad.write_text("import nonexistent_package_xyz\n", encoding="utf-8")
+    result = invoke("backtest", f"{bad}:X", "--symbols", "AAPL")
+    assert_one_line_error(result, "broken.py", "ModuleNotFoundError", "nonexistent_package_xyz")
+
+
+def test_a_missing_module_is_reported():
+    result = invoke("backtest", "no_such_pkg.strategies:X", "--symbols", "AAPL")
+    assert_one_line_error(result, "no_such_pkg.strategies")
+
+
+def test_an_unknown_symbol_names_the_available_ones():
+    result = invoke("backtest", f"{EXAMPLE}:SimpleMovingAverage", "--symbols", "ZZZZ", "--data", "sample")
+    assert_one_line_error(result, "ZZZZ", "AAPL")
+
+
+def test_start_after_end_is_refused():
+    result = invoke(
+        "backtest",
+        f"{EXAMPLE}:SimpleMovingAverage",
+        "-s",
+        "AAPL",
+        "--start",
+        "2012-01-01",
+        "--end",
+        "2005-01-01",
+    )
+    assert_one_line_error(result, "start 2012-01-01 is after end 2005-01-01")
+
+
+@pytest.mark.parametrize("flag", ["--start", "--end"])
+def test_an_unparsable_date_is_refused(flag: str):
+    result = invoke("backtest", f"{EXAMPLE}:SimpleMovingAverage", "-s", "AAPL", flag, "31/31/2020")
+    assert_one_line_error(result, flag, "31/31/2020")
+
+
+def test_a_range_without_bars_is_an_error_not_an_empty_report():
+    result = invoke(
+        "backtest",
+        f"{EXAMPLE}:SimpleMovingAverage",
+        "-s",
+        "AAPL",
+        "--start",
+        "1990-01-01",
+        "--end",
+        "1990-12-31",
+    )
+    assert_one_line_error(result, "No bars for AAPL")
+
+
+def test_missing_symbols_and_bad_options_are_refused():
+    assert_one_line_error(invoke("backtest", f"{EXAMPLE}:SimpleMovingAverage"), "--symbols")
+    assert_one_line_error(
+        invoke("backtest", f"{EXAMPLE}:SimpleMovingAverage", "-s", "AAPL", "--fill-at", "noon"), "--fill-at"
+    )
+    assert_one_line_error(
+        invoke("backtest", f"{EXAMPLE}:SimpleMovingAverage", "-s", "AAPL", "--data", "bogus"), "bogus"
+    )
+
+
+# ------------------------------------------------------------------------------------------- loader
+def test_load_strategy_class_by_file_and_by_module():
+    assert load_strategy_class(f"{EXAMPLE}:SmaCrossFast").__name__ == "SmaCrossFast"
+    assert load_strategy_class("copilot_quant.examples.sma_cross:SmaCrossFast") is SmaCrossFast
+    with pytest.raises(StrategyError, match="Say which strategy"):
+        load_strategy_class(str(EXAMPLE))  # two strategies there
+
+
+def test_an_abstract_strategy_is_refused(tmp_path: Path):
+    path = tmp_path / "abstract.py"
+    path.write_text(
+        "from copilot_quant.backtest.strategy import Strategy\nclass Half(Strategy):\n    pass\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(StrategyError, match="abstract; implement on_data"):
+        load_strategy_class(f"{path}:Half")
+
+
+# ------------------------------------------------------------------------------------------- demo
+def test_demo_writes_the_report_and_prints_metrics_without_network(tmp_path: Path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the demo must not use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(tmp_path)
+    result = invoke("demo")
+    assert result.exit_code == 0, result.output
+    report = tmp_path / "out" / "report.html"
+    assert report.exists()
+    assert "SimpleMovingAverage on AAPL, 2005-2012" in result.stdout
+    assert "Sharpe ratio" in result.stdout
+    assert "Closed trades" in result.stdout
+    text = report.read_text(encoding="utf-8")
+    assert "SimpleMovingAverage" in text
+    assert 'id="trades"' in text
+
+
+def test_demo_accepts_another_output_path(tmp_path: Path):
+    target = tmp_path / "reports" / "demo.html"
+    result = invoke("demo", "--out", str(target))
+    assert result.exit_code == 0, result.output
+    assert target.exists()
