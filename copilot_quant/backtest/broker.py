@@ -12,11 +12,13 @@ Rules:
   market and triggered-stop prices against the order; limit prices get none.
 * **Buying power.** A buy whose ``price × quantity + commission`` exceeds cash is *rejected*: the
   order's status becomes ``REJECTED`` with a ``reject_reason`` and it stays in :attr:`orders`. Buying
-  back (part of) a short never needs cash, so risk can always be closed. There is no margin model:
-  cash may be spent, never borrowed.
-* **Shorts.** With ``allow_short=True`` sells may exceed the position (unmargined shorts; the sale
-  proceeds go to cash and the position's market value is negative, so equity does not move on the
-  sale). With ``allow_short=False`` such sells are rejected.
+  back (part of) a short never needs cash, so risk can always be closed. There is no leverage: cash
+  may be spent, never borrowed (see shorts below).
+* **Shorts.** With ``allow_short=True`` sells may exceed the position: the sale proceeds go to cash
+  and the position's market value is negative, so equity does not move on the sale. Shorts are not
+  leverage: a trade that opens or grows a position while any short is held must leave the gross
+  exposure (longs plus shorts at their latest marks) at most equal to equity, so short proceeds cannot
+  fund a bigger short or further buys. With ``allow_short=False`` such sells are rejected.
 * Equity is ``cash + Σ quantity × last price`` (shorts count negative).
 
 :meth:`execute_order` treats the given price as the only price available (a one-point path, see
@@ -188,11 +190,19 @@ class SimpleBroker(IBroker):
         """Why ``order`` cannot execute at ``price`` right now, or ``None`` if it can."""
         quantity = order.quantity - order.filled_quantity
         held = self.position_quantity(order.symbol)
-        if order.side == OrderSide.BUY:
-            if held < 0 and quantity <= -held + _EPS:
-                return None  # buying back a short: closing risk never needs cash
-            if commission is None:
-                commission = self.commission_model.commission(price, quantity)
+        signed = quantity if order.side == OrderSide.BUY else -quantity
+        after = held + signed
+        if held * after >= 0 and abs(after) <= abs(held) + _EPS:
+            return None  # only reduces a position: closing risk never needs cash or margin
+        if after < -_EPS and not self.allow_short:
+            return (
+                f"short selling is disabled: selling {quantity:g} {order.symbol} but only {held:g} held; "
+                "sell at most the position or pass allow_short=True"
+            )
+        if commission is None:
+            commission = self.commission_model.commission(price, quantity)
+        shorts = after < -_EPS or any(p.quantity < 0 for s, p in self._positions.items() if s != order.symbol)
+        if not shorts:  # long only: the cost must be paid from cash
             cost = price * quantity + commission
             if cost > self._cash + _EPS:
                 return (
@@ -201,9 +211,20 @@ class SimpleBroker(IBroker):
                     "reduce the quantity or add capital"
                 )
             return None
-        if not self.allow_short and quantity > held + _EPS:
+        # With shorts, cash holds sale proceeds that are owed back, so the rule is "no leverage": gross
+        # exposure (longs plus shorts, at the latest marks) may not exceed equity after the trade. For a
+        # long-only book this is exactly the cash rule above.
+        gross = abs(after) * price
+        equity = self._cash - signed * price - commission + after * price
+        for symbol, pos in self._positions.items():
+            if symbol != order.symbol and pos.quantity:
+                value = pos.market_value
+                gross += abs(value)
+                equity += value
+        if gross > equity + _EPS:
             return (
-                f"short selling is disabled: selling {quantity:g} {order.symbol} but only {held:g} held; "
-                "sell at most the position or pass allow_short=True"
+                f"insufficient buying power: {order.side} {quantity:g} {order.symbol} at {price:.4f} would make "
+                f"the gross exposure (longs plus shorts) {gross:,.2f} but equity would be {equity:,.2f}; "
+                "shorts are not leveraged: reduce the quantity or add capital"
             )
         return None

@@ -15,6 +15,9 @@ Timing model — **orders returned at bar t execute during bar t+1**:
   and reason.
 * The equity curve has one value per bar, recorded after that bar's fills and marked at its close,
   indexed by the bar's UTC timestamp. A fill's ``timestamp`` is the stamp of the bar it happened in.
+* While bar *t+1*'s orders execute, ``on_fill`` and the buying-power check see only what was known
+  then: positions are valued at bar *t*'s close (a symbol that just traded at its fill price), never
+  at bar *t+1*'s close.
 
 Data shape: one symbol → flat columns ``Open, High, Low, Close, Volume``; several → MultiIndex
 ``(Metric, Symbol)``. Beware the guide's ``'Close' in data.columns`` test: with a MultiIndex it is
@@ -181,13 +184,19 @@ class BacktestEngine:
         self._orders: list[Order] = []
         self._bar = -1
         self._now: datetime | None = None
+        # True while bar ``_bar``'s orders execute: only the bars before it have closed.
+        self._executing = False
         self._logged_errors = 0
 
     # ------------------------------------------------------------------ account views
     def get_portfolio_value(self) -> float:
-        """Equity now (during a run: at the current bar's close; after it: at the last close)."""
+        """Equity now (during a run: at the current bar's close; after it: at the last close).
+
+        While orders execute (``on_fill``) the current bar has not closed: positions are valued at the
+        previous close, or at the fill price for a symbol that just traded.
+        """
         market, bar = self._market, self._bar
-        if market is None or bar < 0:
+        if market is None or bar < 0 or self._executing:
             return self.broker.get_account_value()
         marks = market.marks[bar]
         value = self.broker.get_cash_balance()
@@ -201,7 +210,7 @@ class BacktestEngine:
         """Open positions (snapshots) marked at the current (or last) bar's close."""
         positions = self.broker.get_positions()
         market, bar = self._market, self._bar
-        if market is not None and bar >= 0:
+        if market is not None and bar >= 0 and not self._executing:
             for symbol, pos in positions.items():
                 k = market.symbol_index.get(symbol)
                 if k is not None and not np.isnan(market.marks[bar, k]):
@@ -288,7 +297,9 @@ class BacktestEngine:
         for i, ts in enumerate(market.stamps()):
             self._bar, self._now = i, ts
             if book:
+                self._executing = True
                 book.execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
+                self._executing = False
             for k, call in enumerate(callers):
                 try:
                     orders = call(i, ts)
@@ -338,7 +349,9 @@ class BacktestEngine:
                 self._bar = i  # the strategy's account view reads it
                 if pending:
                     self._now = ts
+                    self._executing = True
                     book.execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
+                    self._executing = False
                 try:
                     orders = on_bar(ts, *values)
                 except Exception as exc:
@@ -439,6 +452,7 @@ class BacktestEngine:
         order, broker, now = working.order, self.broker, self._now
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
+        self._mark_broker()
         fill = broker.fill(order, execution.price, now, slippage=execution.slippage)
         if fill is None:
             return
@@ -453,6 +467,16 @@ class BacktestEngine:
             self._strategies[working.owner].on_fill(fill)
         except Exception as exc:
             self._record_error(working.owner, exc, "on_fill", now)
+
+    def _mark_broker(self) -> None:
+        """Mark the broker's positions at the last closed bar, for its buying-power check (shorts)."""
+        market = self._market
+        row = self._bar - 1 if self._executing else self._bar
+        if market is None or row < 0:
+            return
+        marks, mark = market.marks, self.broker.mark
+        for symbol, k in market.symbol_index.items():
+            mark(symbol, marks.item(row, k))  # no-op without a position or a price
 
     # ------------------------------------------------------------------ hooks and errors
     def _call_start_hooks(self) -> None:

@@ -69,6 +69,7 @@ class MarketData:
             self.symbols = [symbols[0]]
             _require_columns(set(frame.columns), "columns")
             prices = {m: frame[m].to_numpy(dtype=float).reshape(-1, 1) for m in _PRICE_COLUMNS}
+        _check_prices(prices, frame.index, self.symbols)
         self.frame = frame
         self.index: pd.DatetimeIndex = frame.index  # type: ignore[assignment]
         self.symbol_index = {s: k for k, s in enumerate(self.symbols)}
@@ -140,6 +141,32 @@ def _require_columns(present: set[object], where: str) -> None:
         raise DataError(
             f"bar data lacks {missing} in its {where}; it needs {list(BAR_COLUMNS)} (Volume optional)"
         )
+
+
+def _check_prices(prices: dict[str, np.ndarray], index: pd.Index, symbols: list[str]) -> None:
+    """Refuse prices no fill could happen at, before the run rather than in the middle of it.
+
+    A symbol may lack a bar (all four prices NaN: e.g. before it listed); anything else must be a
+    positive, finite, consistent bar. Providers validate their bars; this catches frames passed as
+    ``run(data=...)`` and third-party feeds.
+    """
+    stacked = np.stack([prices[m] for m in _PRICE_COLUMNS])  # (4, bars, symbols)
+    nan = np.isnan(stacked)
+    problems = (
+        (nan.any(axis=0) & ~nan.all(axis=0), "some prices missing (Open/High/Low/Close must all be given)"),
+        (
+            (stacked <= 0).any(axis=0) | np.isinf(stacked).any(axis=0),
+            "prices that are not positive and finite",
+        ),
+        (prices["High"] < prices["Low"], "High < Low"),
+    )
+    for bad, what in problems:
+        if bad.any():
+            row, col = (int(v[0]) for v in np.nonzero(bad))
+            raise DataError(
+                f"bar data has {what}: {symbols[col]} at {index[row]} ({int(bad.sum())} bar(s)); "
+                "fix or drop those rows (the data providers' validate_bars does this) before backtesting"
+            )
 
 
 def _session_ends(index: pd.DatetimeIndex) -> np.ndarray:

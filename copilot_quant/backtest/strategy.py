@@ -51,6 +51,7 @@ class StrategyContext(Protocol):
 
 
 _EMPTY: Mapping[str, Position] = MappingProxyType({})
+_UNSET = object()
 
 
 class Strategy(ABC):
@@ -70,8 +71,13 @@ class Strategy(ABC):
 
     @property
     def name(self) -> str:
-        """The strategy's name: its class name unless a subclass overrides it."""
-        return type(self).__name__
+        """The strategy's name: its class name unless a subclass overrides or assigns it."""
+        return self.__dict__.get("_own_name") or type(self).__name__
+
+    @name.setter
+    def name(self, value: str) -> None:
+        # strategies written for the earlier implementation set ``self.name`` themselves
+        self.__dict__["_own_name"] = str(value)
 
     # ----------------------------------------------------------------- hooks
     def initialize(self) -> None:  # noqa: B027 - optional hook
@@ -94,6 +100,11 @@ class Strategy(ABC):
         """Called once at the very end of a run."""
 
     # ----------------------------------------------------- read-only account view
+    # A strategy may assign ``self.positions``/``self.cash``/``self.equity`` for its own bookkeeping
+    # (code written for a base class without these views does); its value then hides the engine's view.
+    def _own(self, name: str, value: Any) -> None:
+        self.__dict__["_own_" + name] = value
+
     def bind(self, context: StrategyContext | None) -> None:
         """Attach the engine's read-only view (called by engines, not by users)."""
         self._context = context
@@ -101,8 +112,15 @@ class Strategy(ABC):
     @property
     def positions(self) -> Mapping[str, Position]:
         """Open positions by symbol (snapshots); empty before the engine starts."""
+        own = self.__dict__.get("_own_positions", _UNSET)
+        if own is not _UNSET:
+            return own
         ctx = getattr(self, "_context", None)
         return ctx.positions() if ctx is not None else _EMPTY
+
+    @positions.setter
+    def positions(self, value: Any) -> None:
+        self._own("positions", value)
 
     def position(self, symbol: str) -> float:
         """Signed quantity held in ``symbol`` (0 when flat)."""
@@ -111,14 +129,28 @@ class Strategy(ABC):
 
     @property
     def cash(self) -> float:
+        own = self.__dict__.get("_own_cash", _UNSET)
+        if own is not _UNSET:
+            return own
         ctx = getattr(self, "_context", None)
         return ctx.cash() if ctx is not None else 0.0
+
+    @cash.setter
+    def cash(self, value: Any) -> None:
+        self._own("cash", value)
 
     @property
     def equity(self) -> float:
         """Cash plus the signed market value of all positions."""
+        own = self.__dict__.get("_own_equity", _UNSET)
+        if own is not _UNSET:
+            return own
         ctx = getattr(self, "_context", None)
         return ctx.equity() if ctx is not None else 0.0
+
+    @equity.setter
+    def equity(self, value: Any) -> None:
+        self._own("equity", value)
 
 
 class FastStrategy(Strategy):

@@ -122,6 +122,51 @@ class TestShorts:
         assert broker.get_account_value({"X": 110.0}) == pytest.approx(99_900)
 
 
+class TestShortMargin:
+    """Shorts are not leverage (D-B1): gross exposure after a trade may not exceed equity."""
+
+    def test_a_short_larger_than_the_equity_is_rejected_with_a_reason(self):
+        broker = SimpleBroker(100_000, commission=0, slippage=0)
+        order = Order("X", 2_000, side="sell")  # $200k short on $100k equity
+        assert broker.check_buying_power(order, 100.0) is False
+        assert broker.execute_order(order, 100.0, NOW) is None
+        assert order.status is OrderStatus.REJECTED
+        assert "insufficient buying power" in order.reject_reason
+        assert "200,000.00" in order.reject_reason
+        assert broker.get_cash_balance() == 100_000
+        assert broker.execute_order(Order("X", 900, side="sell"), 100.0, NOW) is not None
+
+    def test_short_sale_proceeds_cannot_buy_more_stock_than_the_equity(self):
+        broker = SimpleBroker(100_000, commission=0, slippage=0)
+        broker.execute_order(Order("X", 900, side="sell"), 100.0, NOW)  # cash 190,000
+        order = Order("Y", 500)  # 90k short + 50k long > 100k equity
+        assert broker.execute_order(order, 100.0, NOW) is None
+        assert "insufficient buying power" in order.reject_reason
+        assert broker.execute_order(Order("Y", 100), 100.0, NOW) is not None  # 90k + 10k
+
+    def test_a_sell_through_a_long_into_a_short_is_checked_on_the_short_part(self):
+        broker = SimpleBroker(10_000, commission=0, slippage=0)
+        broker.execute_order(Order("X", 100), 100.0, NOW)
+        order = Order("X", 300, side="sell")  # ends 200 short = $20k on $10k equity
+        assert broker.execute_order(order, 100.0, NOW) is None
+        assert order.status is OrderStatus.REJECTED
+        assert broker.execute_order(Order("X", 190, side="sell"), 100.0, NOW) is not None  # 90 short
+
+    def test_closing_a_short_is_never_refused_even_after_losses(self):
+        broker = SimpleBroker(10_000, commission=0, slippage=0)
+        broker.execute_order(Order("X", 90, side="sell"), 100.0, NOW)
+        broker.mark("X", 200.0)  # the short lost 9,000: equity 1,000
+        assert broker.execute_order(Order("X", 90), 200.0, NOW) is not None
+
+    def test_other_positions_count_at_their_marks(self):
+        broker = SimpleBroker(10_000, commission=0, slippage=0)
+        broker.execute_order(Order("X", 50, side="sell"), 100.0, NOW)  # 5k short
+        broker.mark("X", 150.0)  # now a 7.5k short; equity 7.5k
+        assert broker.check_buying_power(Order("Y", 1, side="sell"), 10.0) is False
+        broker.mark("X", 80.0)  # 4k short; equity 11k
+        assert broker.check_buying_power(Order("Y", 600, side="sell"), 10.0) is True
+
+
 class TestOrderTypesAtOnePrice:
     def test_a_limit_that_is_not_marketable_stays_working(self):
         broker = SimpleBroker()

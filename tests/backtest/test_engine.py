@@ -195,6 +195,41 @@ class TestAccounting:
         assert engine.get_portfolio_value() == pytest.approx(result.final_value)
         assert engine.get_positions()["X"].unrealized_pnl == pytest.approx(10 * (11.9 - 10.4))
 
+    def test_short_proceeds_cannot_lever_the_account(self):
+        """D-B1: $100k once shorted $2.7M of one stock and bought $2.5M of another with the proceeds."""
+        feed = FrameFeed({"X": flat_bars([100.0] * 5), "Y": flat_bars([50.0] * 5)})
+        engine = BacktestEngine(100_000, feed, commission=0, slippage=0)
+        big_short, funded_buy = Order("X", 900, side="sell"), Order("Y", 1_000)
+        engine.add_strategy(Scripted({0: lambda: [big_short], 1: lambda: [funded_buy]}))
+        result = engine.run("2024-01-01", "2024-01-09", ["X", "Y"])
+        assert big_short.status is OrderStatus.FILLED
+        assert funded_buy.status is OrderStatus.REJECTED
+        assert "insufficient buying power" in funded_buy.reject_reason
+        assert result.fills == [result.fills[0]]
+
+    def test_the_margin_check_marks_held_shorts_at_the_last_close(self):
+        x = daily_bars([(100, 100, 100, 100), (100, 100, 100, 100), (100, 150, 100, 150)] + [(150,) * 4] * 2)
+        feed = FrameFeed({"X": x, "Y": flat_bars([10.0] * 5)})
+        engine = BacktestEngine(10_000, feed, commission=0, slippage=0)
+        late = Order("Y", 400, side="sell")  # fits with X marked at 100 (5k + 4k <= 10k), not at 150
+        engine.add_strategy(Scripted({0: lambda: [Order("X", 50, side="sell")], 2: lambda: [late]}))
+        engine.run("2024-01-01", "2024-01-09", ["X", "Y"])
+        assert late.status is OrderStatus.REJECTED  # X short worth 7.5k, equity 7.5k
+
+    def test_on_fill_cannot_see_the_close_of_the_bar_it_filled_in(self):
+        seen = []
+
+        class Watcher(Strategy):
+            def on_data(self, timestamp, data):
+                return [Order("X", 10)] if len(data) == 1 else None
+
+            def on_fill(self, fill):
+                pos = self.positions["X"]
+                seen.append((self.equity, pos.market_value, pos.unrealized_pnl))
+
+        run(Watcher())  # fills at bar 1's open 10.4; bar 1 closes at 10.8
+        assert seen == [(pytest.approx(100_000), pytest.approx(104.0), pytest.approx(0.0))]
+
     def test_a_given_broker_is_used_as_is(self):
         broker = SimpleBroker(5_000, commission=0, slippage=0)
         engine = BacktestEngine(broker=broker)
@@ -397,6 +432,24 @@ class TestDataShapes:
         engine.add_strategy(Scripted())
         with pytest.raises(DataError, match="not sorted"):
             engine.run(data=BARS.iloc[::-1], symbols=["X"])
+
+    @pytest.mark.parametrize(
+        ("row", "match"),
+        [
+            ((-1.0, 11.0, 9.0, 10.0), "positive"),
+            ((10.0, 11.0, 9.0, np.nan), "missing"),
+            ((10.0, 9.0, 11.0, 10.0), "High < Low"),
+        ],
+    )
+    def test_bad_prices_are_a_data_error_before_the_run(self, row, match):
+        bars = BARS.copy()
+        bars.iloc[2, :4] = row
+        strategy = Scripted({1: lambda: [Order("X", 1)]})
+        engine = BacktestEngine()
+        engine.add_strategy(strategy)
+        with pytest.raises(DataError, match=match):
+            engine.run(data=bars, symbols=["X"])
+        assert strategy.calls == []
 
     def test_no_provider_and_no_data_is_a_config_error(self):
         engine = BacktestEngine()

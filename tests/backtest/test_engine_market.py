@@ -15,7 +15,7 @@ ONE = SyntheticDataProvider(["X"], seed=5).get_historical_data("X", "2021-01-01"
 MANY = SyntheticDataProvider(seed=5).get_multiple_symbols(["A", "B"], "2021-01-01", "2021-03-31")
 REGULAR = pd.DataFrame(
     np.arange(50.0).reshape(10, 5) + 1,
-    columns=["Open", "High", "Low", "Close", "Volume"],
+    columns=["Low", "Open", "Close", "High", "Volume"],  # a valid bar per row: low < open < close < high
     index=pd.date_range("2024-01-01 21:00", periods=10, freq="D", tz="UTC"),
 )
 
