@@ -1,9 +1,83 @@
-"""`copilot-quant gateway`."""
+"""`copilot-quant gateway`: run the simulated IB Gateway until Ctrl-C."""
 
 from __future__ import annotations
 
+import threading
+
 import typer
+from rich.console import Console
+
+from copilot_quant.errors import CopilotQuantError
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `gateway` command(s) to ``app``."""
+    """Add the `gateway` command to ``app``."""
+    app.command("gateway")(gateway)
+
+
+def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line option
+    host: str = typer.Option(
+        "127.0.0.1", help="Interface to listen on (loopback unless you mean otherwise)."
+    ),
+    port: int = typer.Option(4002, help="TCP port (IB Gateway paper uses 4002; 0 = any free port)."),
+    data: str = typer.Option(
+        "synthetic", help="Data source: sample, synthetic[:SEED], csv:DIR or store[:DIR]."
+    ),
+    symbols: str = typer.Option("", help="Comma-separated symbols to offer (default: the data source's)."),
+    account: str = typer.Option("DU1234567", help="Account id shown to clients."),
+    cash: float = typer.Option(1_000_000.0, help="Starting cash in USD."),
+    speed: float = typer.Option(0.0, help="Bars per second the market replays at (0 = paused)."),
+    bar_interval: str = typer.Option("1d", "--bar-interval", help="Replay bar interval: 1m … 1h or 1d."),
+    start: str = typer.Option("", help="Replay start date (default: just after the data's last bar)."),
+    state: str = typer.Option(
+        "", "--state", help="JSON file keeping account, orders and fills across restarts."
+    ),
+    partial_fill_size: float = typer.Option(0.0, help="Fill at most this many shares per price (0 = all)."),
+    pacing: bool = typer.Option(False, help="Enforce IB's historical-data pacing rules (error 162)."),
+    live_account: bool = typer.Option(False, "--live-account", help="Present a live (U…) account id."),
+    run_for: float = typer.Option(
+        0.0, "--run-for", hidden=True, help="Stop after this many seconds (tests)."
+    ),
+) -> None:
+    """Run a simulated IB Gateway that ib_async (and other TWS API clients) can connect to."""
+    # Imported here so `copilot-quant --help` does not load pandas and the data layer.
+    from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+
+    console = Console(highlight=False)
+    try:
+        config = GatewayConfig(
+            host=host,
+            port=port,
+            data=data,
+            symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()] or None,
+            account=account,
+            cash=cash,
+            speed=speed or None,
+            bar_interval=bar_interval,
+            start=start or None,
+            state_file=state or None,
+            partial_fill_size=partial_fill_size or None,
+            pacing=pacing,
+            live_account=live_account,
+        )
+        server = GatewayServer(config).start()
+    except CopilotQuantError as exc:
+        Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {exc}")
+        raise typer.Exit(1) from None
+    symbols_text = ", ".join(server.core.registry.symbols[:12]) or "any ticker (generated on request)"
+    console.print(f"[bold green]Simulated IB Gateway[/] listening on [bold]{server.host}:{server.port}[/]")
+    console.print(f"  account {server.broker.account_id}, data '{data}', symbols: {symbols_text}")
+    console.print(f"  market time {server.clock.now:%Y-%m-%d %H:%M} UTC, speed {speed or 'paused'} bars/s")
+    console.print("  Point ib_async at it:")
+    console.print(
+        f"    from ib_async import IB; ib = IB(); ib.connect('{server.host}', {server.port}, clientId=1)"
+    )
+    console.print("  Ctrl-C to stop.")
+    stop = threading.Event()
+    try:
+        stop.wait(run_for if run_for > 0 else None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+        console.print("Gateway stopped.")

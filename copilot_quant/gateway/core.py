@@ -1,0 +1,154 @@
+"""The gateway's shared state, owned by its event loop: contracts, market, history, broker, sessions.
+
+Sessions register here by client id; the market and the broker report here, and the core fans their
+news out to the sessions that asked for it (order news only to the placing client, account news to every
+subscriber). Everything runs on the gateway's single event-loop thread, so nothing here takes locks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.gateway.clock import SimClock
+from copilot_quant.gateway.contracts import ContractInfo, ContractRegistry, ContractRequest
+from copilot_quant.gateway.handlers.account import push_marks
+from copilot_quant.gateway.handlers.historical import publish_bar
+from copilot_quant.gateway.handlers.market_data import publish_real_time_bar, publish_tick
+from copilot_quant.gateway.handlers.orders import route_broker_event
+from copilot_quant.gateway.history import HistoryService
+from copilot_quant.gateway.market import Bar, MarketReplay, PricePoint, Quote
+from copilot_quant.gateway.messages.errors import Code
+from copilot_quant.gateway.pacing import HistoricalPacer
+
+if TYPE_CHECKING:
+    from copilot_quant.gateway.broker import SimBroker
+    from copilot_quant.gateway.session import Session
+
+__all__ = ["GatewayCore"]
+
+logger = logging.getLogger(__name__)
+
+#: Informational farm messages real TWS sends right after a client connects.
+CONNECT_FARM_CODES = (Code.MARKET_FARM_OK, Code.HMDS_FARM_OK, Code.SECDEF_FARM_OK)
+
+
+class GatewayCore:
+    """Everything the sessions share. Create it on (or before) the loop thread; use it only from there."""
+
+    def __init__(
+        self,
+        feed: IDataFeed,
+        broker: SimBroker,
+        *,
+        symbols: list[str] | None = None,
+        bar_interval: str = "1d",
+        start: pd.Timestamp | None = None,
+        spread: float = 0.0,
+        seed: int = 0,
+        pacing: bool = False,
+        max_clients: int = 32,
+    ) -> None:
+        self.feed = feed
+        self.broker = broker
+        self.registry = ContractRegistry.from_feed(feed, symbols)
+        self.market = MarketReplay(feed, bar_interval, start, spread=spread, seed=seed)
+        self.market.track_all(self.registry.symbols)
+        self.clock = SimClock(self.market)
+        self.history = HistoryService(feed, self.market)
+        self.pacer = HistoricalPacer(enabled=pacing)
+        self.max_clients = max_clients
+        self.sessions: dict[int, Session] = {}
+        self.pending: set[Session] = set()
+        # Extra listeners (tests, benchmarks) on what the market and the broker report.
+        self.on_tick_hooks: list[Callable[[PricePoint, Quote], None]] = []
+        self.market.tick_listeners.append(self._on_tick)
+        self.market.bar_listeners.append(self._on_bar)
+        self.market.step_listeners.append(self._on_step)
+        self.broker.events += self._on_broker_event
+
+    # -- identity ----------------------------------------------------------------------------------------
+    @property
+    def account_id(self) -> str:
+        return self.broker.account_id
+
+    def next_order_id(self, client_id: int) -> int:
+        return self.broker.next_order_id(client_id)
+
+    @staticmethod
+    def wall_now() -> datetime:
+        return datetime.now(UTC)
+
+    @property
+    def now(self) -> pd.Timestamp:
+        """Simulated market time."""
+        return self.market.now
+
+    def farm_codes_on_connect(self) -> tuple[int, ...]:
+        return CONNECT_FARM_CODES
+
+    # -- sessions ----------------------------------------------------------------------------------------
+    def register(self, session: Session, client_id: int) -> bool:
+        """Bind ``session`` to ``client_id``; False when the id is taken (→ 326) or the gateway is full."""
+        existing = self.sessions.get(client_id)
+        if existing is not None and not existing.closed:
+            return False
+        if len(self.sessions) >= self.max_clients:
+            logger.warning("refusing clientId %d: already %d clients connected", client_id, self.max_clients)
+            return False
+        self.sessions[client_id] = session
+        return True
+
+    def unregister(self, session: Session) -> None:
+        if session.client_id is not None and self.sessions.get(session.client_id) is session:
+            del self.sessions[session.client_id]
+
+    def session_for(self, client_id: int) -> Session | None:
+        return self.sessions.get(client_id)
+
+    def broadcast(self, fields: list[Any]) -> None:
+        for session in list(self.sessions.values()):
+            session.send(fields)
+
+    def broadcast_error(self, code: int, message: str | None = None, req_id: int = -1) -> None:
+        for session in list(self.sessions.values()):
+            session.send_error(req_id, code, message)
+
+    # -- contracts ---------------------------------------------------------------------------------------
+    def resolve(self, request: ContractRequest) -> ContractInfo | None:
+        """The contract a request designates (None → error 200); it also starts trading in the market."""
+        info = self.registry.resolve(request)
+        if info is not None:
+            self.market.track(info.symbol)
+        return info
+
+    # -- fan-out -----------------------------------------------------------------------------------------
+    def _on_tick(self, point: PricePoint, quote: Quote) -> None:
+
+        self.broker.on_price(
+            point.symbol, point.price, point.time.to_pydatetime(), bid=point.bid, ask=point.ask, gap=point.gap
+        )
+        for session in list(self.sessions.values()):
+            publish_tick(session, point, quote)
+        for hook in list(self.on_tick_hooks):
+            hook(point, quote)
+
+    def _on_bar(self, bar: Bar) -> None:
+        for session in list(self.sessions.values()):
+            publish_real_time_bar(session, bar)
+            publish_bar(session, bar)
+
+    def _on_step(self, now: pd.Timestamp, session_closed: bool) -> None:
+
+        if session_closed:
+            self.broker.end_session(now.to_pydatetime())
+        push_marks(self)
+
+    def _on_broker_event(self, event: object) -> None:
+
+        route_broker_event(self, event)

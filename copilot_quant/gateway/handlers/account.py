@@ -1,0 +1,201 @@
+"""Account requests — reqPositions (61) / cancel (64), reqAccountUpdates (6), reqAccountUpdatesMulti (76) /
+cancel (77), reqAccountSummary (62) / cancel (63), reqPositionsMulti (74) / cancel (75), reqPnL (92) /
+cancel (93), reqPnLSingle (94) / cancel (95) — and the pushes to subscribers when the account changes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from copilot_quant.gateway.broker import AccountChanged
+from copilot_quant.gateway.messages.account import (
+    account_download_end,
+    account_summary,
+    account_summary_end,
+    account_update_multi,
+    account_update_multi_end,
+    account_update_time,
+    account_value,
+    parse_account_summary_request,
+    parse_account_updates_multi_request,
+    parse_account_updates_request,
+    parse_pnl_request,
+    parse_pnl_single_request,
+    parse_positions_multi_request,
+    pnl,
+    pnl_single,
+    portfolio_value,
+    position,
+    position_end,
+    position_multi,
+    position_multi_end,
+)
+from copilot_quant.gateway.messages.ids import In
+from copilot_quant.gateway.messages.market_data import parse_cancel
+from copilot_quant.gateway.wire import FieldReader
+
+if TYPE_CHECKING:
+    from copilot_quant.gateway.core import GatewayCore
+    from copilot_quant.gateway.session import Session
+
+#: Message ids of the multi-position requests (not in the In enum because ib_async reuses 74/75 numbers).
+REQ_POSITIONS_MULTI = 74
+CANCEL_POSITIONS_MULTI = 75
+
+
+def req_positions(session: Session, reader: FieldReader) -> None:
+    """``61, 1``: every position, then positionEnd (62); later changes are pushed."""
+    broker = session.core.broker
+    session.subs.positions = True
+    for item in broker.positions():
+        session.send(position(broker.account_id, item))
+    session.send(position_end())
+
+
+def cancel_positions(session: Session, reader: FieldReader) -> None:
+    session.subs.positions = False
+
+
+def _send_account(session: Session) -> None:
+    broker = session.core.broker
+    account = broker.account_id
+    for key, value, currency in broker.account_values():
+        session.send(account_value(account, key, value, currency))
+    for item in broker.portfolio():
+        session.send(portfolio_value(account, item))
+    session.send(account_update_time(session.core.now.to_pydatetime()))
+
+
+def req_account_updates(session: Session, reader: FieldReader) -> None:
+    """``6, 2, subscribe, account``: values, portfolio, time, then accountDownloadEnd (54)."""
+    request = parse_account_updates_request(reader)
+    session.subs.account_updates = request.subscribe
+    if request.subscribe:
+        _send_account(session)
+        session.send(account_download_end(session.core.broker.account_id))
+
+
+def req_account_updates_multi(session: Session, reader: FieldReader) -> None:
+    """``76, 1, reqId, account, modelCode, ledgerAndNLV``: values as 73, then 74."""
+    request = parse_account_updates_multi_request(reader)
+    broker = session.core.broker
+    session.subs.account_updates_multi.add(request.req_id)
+    for key, value, currency in broker.account_values():
+        session.send(
+            account_update_multi(request.req_id, broker.account_id, request.model_code, key, value, currency)
+        )
+    session.send(account_update_multi_end(request.req_id))
+
+
+def cancel_account_updates_multi(session: Session, reader: FieldReader) -> None:
+    session.subs.account_updates_multi.discard(parse_cancel(reader))
+
+
+def req_account_summary(session: Session, reader: FieldReader) -> None:
+    """``62, 1, reqId, group, tags``: the modelled tags (63 each), then accountSummaryEnd (64)."""
+    request = parse_account_summary_request(reader)
+    broker = session.core.broker
+    session.subs.account_summary[request.req_id] = request.tags
+    for tag, value, currency in broker.account_summary(request.tags):
+        session.send(account_summary(request.req_id, broker.account_id, tag, value, currency))
+    session.send(account_summary_end(request.req_id))
+
+
+def cancel_account_summary(session: Session, reader: FieldReader) -> None:
+    session.subs.account_summary.pop(parse_cancel(reader), None)
+
+
+def req_positions_multi(session: Session, reader: FieldReader) -> None:
+    request = parse_positions_multi_request(reader)
+    broker = session.core.broker
+    for item in broker.positions():
+        session.send(position_multi(request.req_id, broker.account_id, item, request.model_code))
+    session.send(position_multi_end(request.req_id))
+
+
+def cancel_positions_multi(session: Session, reader: FieldReader) -> None:
+    """Positions-multi answers are one-shot here; nothing to cancel."""
+
+
+def req_pnl(session: Session, reader: FieldReader) -> None:
+    request = parse_pnl_request(reader)
+    session.subs.pnl[request.req_id] = True
+    session.send(pnl(request.req_id, session.core.broker.pnl()))
+
+
+def cancel_pnl(session: Session, reader: FieldReader) -> None:
+    session.subs.pnl.pop(reader.int(), None)
+
+
+def req_pnl_single(session: Session, reader: FieldReader) -> None:
+    request = parse_pnl_single_request(reader)
+    session.subs.pnl_single[request.req_id] = request.con_id
+    value = session.core.broker.pnl_single(request.con_id)
+    if value is not None:
+        session.send(pnl_single(request.req_id, value))
+
+
+def cancel_pnl_single(session: Session, reader: FieldReader) -> None:
+    session.subs.pnl_single.pop(reader.int(), None)
+
+
+def publish_account_change(core: GatewayCore, event: AccountChanged) -> None:
+    """A fill changed cash and positions: push positions, portfolio and values to every subscriber."""
+    broker = core.broker
+    symbols = {item.contract.symbol for item in event.items}
+    changed_positions = [p for p in broker.positions(include_flat=True) if p.contract.symbol in symbols]
+    for session in list(core.sessions.values()):
+        if session.subs.positions:
+            for held in changed_positions:
+                session.send(position(broker.account_id, held))
+        if session.subs.account_updates:
+            for item in event.items:
+                session.send(portfolio_value(broker.account_id, item))
+        push_account_values(session)
+
+
+def push_account_values(session: Session) -> None:
+    """Periodic/after-change push of account values, P&L and summary to what ``session`` subscribed."""
+    core = session.core
+    broker = core.broker
+    subs = session.subs
+    if subs.account_updates:
+        for key, value, currency in broker.account_values():
+            session.send(account_value(broker.account_id, key, value, currency))
+        session.send(account_update_time(core.now.to_pydatetime()))
+    for req_id in subs.account_updates_multi:
+        for key, value, currency in broker.account_values():
+            session.send(account_update_multi(req_id, broker.account_id, "", key, value, currency))
+    for req_id in subs.pnl:
+        session.send(pnl(req_id, broker.pnl()))
+    for req_id, con_id in subs.pnl_single.items():
+        single = broker.pnl_single(con_id)
+        if single is not None:
+            session.send(pnl_single(req_id, single))
+
+
+def push_marks(core: GatewayCore) -> None:
+    """After a market step: portfolio items at the new prices, values and P&L to subscribers."""
+    broker = core.broker
+    portfolio = broker.portfolio()
+    for session in list(core.sessions.values()):
+        if session.subs.account_updates:
+            for item in portfolio:
+                session.send(portfolio_value(broker.account_id, item))
+        push_account_values(session)
+
+
+HANDLERS = {
+    In.REQ_POSITIONS: req_positions,
+    In.CANCEL_POSITIONS: cancel_positions,
+    In.REQ_ACCOUNT_UPDATES: req_account_updates,
+    In.REQ_ACCOUNT_UPDATES_MULTI: req_account_updates_multi,
+    In.CANCEL_ACCOUNT_UPDATES_MULTI: cancel_account_updates_multi,
+    In.REQ_ACCOUNT_SUMMARY: req_account_summary,
+    In.CANCEL_ACCOUNT_SUMMARY: cancel_account_summary,
+    REQ_POSITIONS_MULTI: req_positions_multi,
+    CANCEL_POSITIONS_MULTI: cancel_positions_multi,
+    In.REQ_PNL: req_pnl,
+    In.CANCEL_PNL: cancel_pnl,
+    In.REQ_PNL_SINGLE: req_pnl_single,
+    In.CANCEL_PNL_SINGLE: cancel_pnl_single,
+}

@@ -1,0 +1,373 @@
+"""The simulated market: replays the data source's bars forward, then a seeded random walk.
+
+Timing model: the market's ``now`` is the close stamp of the last bar it has delivered (bars are stamped at
+their end, as everywhere in the project). A bar with ``end <= now`` is history; nothing after ``now`` is
+visible to anyone. :meth:`MarketReplay.advance` moves ``now`` to the next bar end and turns that bar, for
+every tracked symbol, into a short price path (open → low → high → close when close >= open, else open →
+high → low → close: the project's shared intrabar rule) delivered to the listeners tick by tick. Symbols
+with data after ``now`` replay it; once a symbol's data runs out it continues with a random walk seeded by
+``(seed, symbol, bar end)``, so a rerun produces the same prices.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.data.calendars import (
+    is_market_open,
+    next_session_close,
+    next_session_open,
+    previous_session_close,
+    session_open,
+)
+from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
+from copilot_quant.errors import ConfigError, DataError
+
+__all__ = ["Bar", "MarketReplay", "PricePoint", "Quote", "price_path"]
+
+logger = logging.getLogger(__name__)
+
+REPLAY_INTERVALS = frozenset(INTRADAY_INTERVALS | {"1d"})
+_DAILY_VOL = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bar of one symbol; ``start`` is when it opened, ``end`` when it closed (its stamp)."""
+
+    symbol: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class PricePoint:
+    """One step of a bar's intrabar path: a trade at ``price`` with quotes around it."""
+
+    symbol: str
+    time: pd.Timestamp
+    price: float
+    bid: float
+    ask: float
+    size: float
+    gap: bool = False  # the first price of a bar: the market may have jumped here from the last one
+
+
+@dataclass(slots=True)
+class Quote:
+    """The latest market state of one symbol (what a market-data subscription shows)."""
+
+    symbol: str
+    last: float = math.nan
+    bid: float = math.nan
+    ask: float = math.nan
+    bid_size: float = 0.0
+    ask_size: float = 0.0
+    last_size: float = 0.0
+    volume: float = 0.0
+    open: float = math.nan
+    high: float = math.nan
+    low: float = math.nan
+    close: float = math.nan  # previous session's close
+    time: pd.Timestamp | None = None
+    session: pd.Timestamp | None = field(default=None, repr=False)
+
+
+def price_path(open_: float, high: float, low: float, close: float) -> tuple[float, float, float, float]:
+    """The shared intrabar path: open → low → high → close if close >= open, else open → high → low → close."""
+    if close >= open_:
+        return (open_, low, high, close)
+    return (open_, high, low, close)
+
+
+@dataclass(slots=True)
+class _Series:
+    """A symbol's bars at the replay interval (data first, generated bars appended as they happen)."""
+
+    ends: np.ndarray  # int64 ns UTC
+    values: np.ndarray  # (n, 5) float: open, high, low, close, volume
+    generated: list[Bar] = field(default_factory=list)
+
+
+TickListener = Callable[[PricePoint, Quote], None]
+BarListener = Callable[[Bar], None]
+#: Called once per step after every bar was delivered: ``(now, session_closed)``.
+StepListener = Callable[[pd.Timestamp, bool], None]
+
+
+class MarketReplay:
+    """Bars → price paths → listeners. Not thread-safe: drive it from the gateway's event loop.
+
+    Args:
+        feed: any ``IDataFeed``; bars are loaded per symbol at ``interval``.
+        interval: bar interval of the replay (``'1m'`` … ``'1h'`` or ``'1d'``).
+        start: replay start (the market's first ``now``); ``None`` = the last bar of the data.
+        spread: bid/ask spread in price units around each path price (0: fills equal bar prices).
+        seed: seed of the random walk after the data ends.
+        calendar: exchange calendar for sessions.
+    """
+
+    def __init__(
+        self,
+        feed: IDataFeed,
+        interval: str = "1d",
+        start: pd.Timestamp | None = None,
+        *,
+        spread: float = 0.0,
+        seed: int = 0,
+        calendar: str = "XNYS",
+        quote_size: float = 100.0,
+    ) -> None:
+        if interval not in REPLAY_INTERVALS:
+            raise ConfigError(
+                f"bar_interval {interval!r} cannot be replayed; use one of {', '.join(sorted(REPLAY_INTERVALS))}."
+            )
+        if spread < 0 or not math.isfinite(spread):
+            raise ConfigError(f"spread must be a finite price distance >= 0, got {spread}.")
+        self.feed = feed
+        self.interval = interval
+        self.spread = float(spread)
+        self.seed = int(seed)
+        self.calendar = calendar
+        self.quote_size = float(quote_size)
+        self._duration = bar_duration(interval) if interval != "1d" else pd.Timedelta(days=1)
+        self._start = None if start is None else _utc(start)
+        self._now: pd.Timestamp | None = self._start
+        self._series: dict[str, _Series] = {}
+        self.quotes: dict[str, Quote] = {}
+        self.tick_listeners: list[TickListener] = []
+        self.bar_listeners: list[BarListener] = []
+        self.step_listeners: list[StepListener] = []
+
+    # -- time ----------------------------------------------------------------------------------------
+    @property
+    def now(self) -> pd.Timestamp:
+        """The simulated time: the end of the last delivered bar (bars ending at or before it are history)."""
+        if self._now is None:
+            self._now = self._default_start()
+        return self._now
+
+    def _default_start(self) -> pd.Timestamp:
+        ends = [s.ends[-1] for s in self._series.values() if len(s.ends)]
+        if ends:
+            return pd.Timestamp(int(max(ends)), tz="UTC")
+        wall = pd.Timestamp.now(tz="UTC")
+        if self.interval == "1d":
+            return previous_session_close(wall, self.calendar)
+        return wall.floor("min")
+
+    # -- symbols -------------------------------------------------------------------------------------
+    def track_all(self, symbols: list[str]) -> None:
+        """Track several symbols; their data is loaded before ``now`` is fixed (default start = last bar)."""
+        for symbol in symbols:
+            if symbol not in self._series:
+                self._series[symbol] = self._load(symbol)
+        for symbol in symbols:
+            self.track(symbol)
+
+    def track(self, symbol: str) -> Quote:
+        """Start replaying ``symbol`` (idempotent); returns its quote, seeded from its last bar before now."""
+        quote = self.quotes.get(symbol)
+        if quote is not None:
+            return quote
+        series = self._series.get(symbol)
+        if series is None:
+            series = self._series[symbol] = self._load(symbol)
+        quote = Quote(symbol)
+        now = self.now.value
+        i = int(np.searchsorted(series.ends, now, side="right")) - 1
+        if i >= 0:
+            o, h, lo, c, v = series.values[i]
+            quote.last = quote.bid = quote.ask = float(c)
+            quote.close = float(series.values[i - 1][3]) if i > 0 else float(o)
+            quote.open, quote.high, quote.low, quote.volume = float(o), float(h), float(lo), float(v)
+            quote.time = pd.Timestamp(int(series.ends[i]), tz="UTC")
+            self._apply_spread(quote, quote.last)
+        self.quotes[symbol] = quote
+        return quote
+
+    @property
+    def symbols(self) -> list[str]:
+        return sorted(self.quotes)
+
+    def _load(self, symbol: str) -> _Series:
+        try:
+            frame = self.feed.get_historical_data(symbol, interval=self.interval)
+        except DataError as exc:
+            logger.info("No %s data for %s (%s); it starts as a random walk.", self.interval, symbol, exc)
+            frame = pd.DataFrame()
+        if frame.empty:
+            return _Series(np.empty(0, dtype=np.int64), np.empty((0, 5)))
+        ends = pd.DatetimeIndex(frame.index).as_unit("ns").asi8.copy()
+        values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float, copy=True)
+        return _Series(ends, values)
+
+    # -- history ---------------------------------------------------------------------------------------
+    def generated_bars(self, symbol: str) -> list[Bar]:
+        """Bars the replay produced for ``symbol`` beyond its data (random walk), oldest first."""
+        series = self._series.get(symbol)
+        return [] if series is None else list(series.generated)
+
+    def replayed_frame(self, symbol: str) -> pd.DataFrame:
+        """Every bar of ``symbol`` at the replay interval up to now: data bars and generated bars."""
+        self.track(symbol)
+        series = self._series[symbol]
+        cut = int(np.searchsorted(series.ends, self.now.value, side="right"))
+        ends = series.ends[:cut]
+        frame = pd.DataFrame(
+            series.values[:cut], index=pd.DatetimeIndex(ends).tz_localize("UTC"), columns=_COLUMNS
+        )
+        if series.generated:
+            extra = pd.DataFrame(
+                [[b.open, b.high, b.low, b.close, b.volume] for b in series.generated if b.end <= self.now],
+                index=pd.DatetimeIndex([b.end for b in series.generated if b.end <= self.now]),
+                columns=_COLUMNS,
+            )
+            extra = extra[
+                extra.index > (frame.index[-1] if len(frame) else pd.Timestamp.min.tz_localize("UTC"))
+            ]
+            frame = pd.concat([frame, extra])
+        return frame
+
+    # -- stepping --------------------------------------------------------------------------------------
+    def next_bar_end(self) -> pd.Timestamp:
+        """When the next bar closes: the earliest data bar after now, else the calendar's next bar end."""
+        now = self.now
+        pending = [
+            int(s.ends[j])
+            for s in self._series.values()
+            if (j := int(np.searchsorted(s.ends, now.value, side="right"))) < len(s.ends)
+        ]
+        if pending:
+            return pd.Timestamp(min(pending), tz="UTC")
+        if self.interval == "1d":
+            return next_session_close(now, self.calendar)
+        if is_market_open(now, self.calendar):
+            return min(now + self._duration, next_session_close(now, self.calendar))
+        opens = next_session_open(now, self.calendar)
+        return min(opens + self._duration, next_session_close(opens, self.calendar))
+
+    def bar_start(self, end: pd.Timestamp, previous_end: pd.Timestamp | None) -> pd.Timestamp:
+        """When a bar ending at ``end`` opened (session open for daily bars)."""
+        if self.interval == "1d":
+            try:
+                return session_open(
+                    end.tz_convert("America/New_York").normalize().tz_localize(None), self.calendar
+                )
+            except DataError:
+                return end - pd.Timedelta(hours=6, minutes=30)
+        start = end - self._duration
+        if previous_end is not None and previous_end > start:
+            start = previous_end
+        return start
+
+    def advance(self) -> list[Bar]:
+        """Deliver the next bar of every tracked symbol and move ``now`` to its end; returns the bars."""
+        now = self.now
+        end = self.next_bar_end()
+        bars: list[Bar] = []
+        for symbol in sorted(self._series):
+            bar = self._bar_at(symbol, end, now)
+            if bar is not None:
+                bars.append(bar)
+        self._now = end
+        for bar in bars:
+            self._deliver(bar)
+        closed = self.is_session_close(end)
+        for listener in list(self.step_listeners):
+            listener(end, closed)
+        return bars
+
+    def is_session_close(self, instant: pd.Timestamp) -> bool:
+        """Whether ``instant`` is the close of a trading session (DAY orders expire there)."""
+        try:
+            return bool(next_session_close(instant - pd.Timedelta(microseconds=1), self.calendar) == instant)
+        except DataError:
+            return False
+
+    def _bar_at(self, symbol: str, end: pd.Timestamp, previous_end: pd.Timestamp) -> Bar | None:
+        series = self._series[symbol]
+        start = self.bar_start(end, previous_end)
+        j = int(np.searchsorted(series.ends, end.value, side="left"))
+        if j < len(series.ends) and series.ends[j] == end.value:
+            o, h, lo, c, v = (float(x) for x in series.values[j])
+            return Bar(symbol, start, end, o, h, lo, c, v)
+        if j < len(series.ends):
+            return None  # the symbol has data later but no bar here (a gap): it does not trade now
+        bar = self._random_bar(symbol, start, end)
+        if bar is not None:
+            series.generated.append(bar)
+        return bar
+
+    def _random_bar(self, symbol: str, start: pd.Timestamp, end: pd.Timestamp) -> Bar | None:
+        quote = self.quotes[symbol]
+        last = quote.last
+        if not math.isfinite(last) or last <= 0:
+            last = 20.0 + zlib.crc32(symbol.encode()) % 480
+        key = zlib.crc32(f"{self.seed}:{symbol}:{end.value}".encode())
+        rng = np.random.default_rng(key)
+        minutes = 390.0 if self.interval == "1d" else self._duration.total_seconds() / 60.0
+        sigma = _DAILY_VOL * math.sqrt(minutes / 390.0)
+        z, u1, u2 = (float(x) for x in rng.standard_normal(3))
+        open_ = last
+        close = max(0.01, round(open_ * math.exp(sigma * z), 2))
+        high = round(max(open_, close) * (1.0 + abs(u1) * sigma / 2), 2)
+        low = max(0.01, round(min(open_, close) * (1.0 - abs(u2) * sigma / 2), 2))
+        volume = float(int(1_000_000 * minutes / 390.0 * (0.5 + float(rng.random()))) // 100 * 100 or 100)
+        # The walk continues exactly at the last price (no artificial gap); later prices are cents.
+        return Bar(symbol, start, end, open_, max(high, open_, close), min(low, open_, close), close, volume)
+
+    def _deliver(self, bar: Bar) -> None:
+        quote = self.quotes[bar.symbol]
+        session = bar.start.tz_convert("America/New_York").normalize()
+        if quote.session is None or session != quote.session:
+            quote.close = quote.last if math.isfinite(quote.last) else bar.open
+            quote.volume = 0.0
+            quote.open, quote.high, quote.low = bar.open, bar.open, bar.open
+            quote.session = session
+        path = price_path(bar.open, bar.high, bar.low, bar.close)
+        step = (bar.end - bar.start) / (len(path) - 1)
+        size = max(1.0, float(int(bar.volume / len(path))))
+        for k, price in enumerate(path):
+            time = bar.start + step * k
+            quote.last = price
+            quote.last_size = size
+            quote.volume += size
+            quote.high = max(quote.high, price)
+            quote.low = min(quote.low, price)
+            quote.time = time
+            self._apply_spread(quote, price)
+            point = PricePoint(bar.symbol, time, price, quote.bid, quote.ask, size, gap=k == 0)
+            for listener in list(self.tick_listeners):
+                listener(point, quote)
+        for bar_listener in list(self.bar_listeners):
+            bar_listener(bar)
+
+    def _apply_spread(self, quote: Quote, price: float) -> None:
+        half = self.spread / 2.0
+        quote.bid = round(price - half, 6)
+        quote.ask = round(price + half, 6)
+        quote.bid_size = quote.ask_size = self.quote_size
+
+
+_COLUMNS = ["Open", "High", "Low", "Close", "Volume"]
+
+
+def _utc(value: pd.Timestamp | str) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("America/New_York")
+    return ts.tz_convert("UTC")

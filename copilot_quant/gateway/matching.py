@@ -1,0 +1,229 @@
+"""The matching engine: working orders per symbol, filled only at prices the market actually showed.
+
+The market feeds one price at a time. Each bar arrives as its path (open → low → high → close when the
+bar closes up, open → high → low → close otherwise, as in the backtest). Between two prices of one bar the
+price moved *continuously*; the step into a new bar's open is a *gap* (``gap=True``). An order's first
+price after it was placed is always treated as a gap: it never saw the path before.
+
+Fill rules (shared with the backtest broker, see the team's common rules):
+
+* MKT: the first price after submission, moved by the slippage model.
+* LMT buy at L: fills when a price p <= L appears, at p after a gap, at L when the price crossed L
+  continuously (sells mirror it). No slippage.
+* STP buy at S: triggers when a price p >= S appears, at p after a gap, at S on a continuous crossing;
+  fills there plus slippage, and any remainder (partial fills) then works as a market order.
+* STP LMT: triggers as a stop; from the trigger point on it works as a limit.
+
+With ``partial_fill_size`` an order fills at most that many shares per price update.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from copilot_quant.backtest.costs import NoSlippage, SlippageModel
+from copilot_quant.backtest.orders import OrderSide
+from copilot_quant.errors import ConfigError
+from copilot_quant.gateway.orders import IbOrderType
+
+__all__ = [
+    "FillIntent",
+    "MatchingEngine",
+    "StopTriggered",
+    "WorkingOrder",
+    "limit_fill_price",
+    "stop_trigger_price",
+]
+
+log = logging.getLogger(__name__)
+
+OrderKey = tuple[int, int]
+
+
+@dataclass(slots=True)
+class WorkingOrder:
+    """The matching engine's mutable working state of one order (private to the engine and the broker)."""
+
+    key: OrderKey
+    symbol: str
+    side: OrderSide
+    order_type: IbOrderType
+    remaining: float
+    limit: float | None = None
+    stop: float | None = None
+    triggered: bool = False
+    #: The last price this order saw while working; ``None`` means the next price is a gap for it.
+    last_seen: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FillIntent:
+    """The engine decided that order ``key`` fills ``quantity`` at ``price``."""
+
+    key: OrderKey
+    price: float
+    quantity: float
+
+
+@dataclass(frozen=True, slots=True)
+class StopTriggered:
+    """A stop or stop-limit order's trigger price was reached (IB moves it from PreSubmitted to Submitted)."""
+
+    key: OrderKey
+
+
+MatchEvent = FillIntent | StopTriggered
+
+
+def limit_fill_price(side: OrderSide, limit: float, prev: float | None, price: float) -> float | None:
+    """Where a limit order fills on the move ``prev → price`` (``prev`` None = a gap), or None."""
+    if side is OrderSide.BUY:
+        if price > limit:
+            return None
+        return limit if prev is not None and prev > limit else price
+    if price < limit:
+        return None
+    return limit if prev is not None and prev < limit else price
+
+
+def stop_trigger_price(side: OrderSide, stop: float, prev: float | None, price: float) -> float | None:
+    """Where a stop triggers on the move ``prev → price`` (``prev`` None = a gap), or None."""
+    if side is OrderSide.BUY:
+        if price < stop:
+            return None
+        return stop if prev is not None and prev < stop else price
+    if price > stop:
+        return None
+    return stop if prev is not None and prev > stop else price
+
+
+def _required(price: float | None, order: WorkingOrder) -> float:
+    # The broker validates prices before adding an order; a missing one here is a programming error.
+    if price is None:
+        raise ValueError(f"{order.order_type} order {order.key} is missing its price")
+    return price
+
+
+Matcher = Callable[[WorkingOrder, "float | None", float, SlippageModel], "float | None"]
+
+
+def _match_market(order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel) -> float:
+    return slippage.adjust(price, order.side)
+
+
+def _match_limit(
+    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+) -> float | None:
+    return limit_fill_price(order.side, _required(order.limit, order), prev, price)
+
+
+def _match_stop(
+    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+) -> float | None:
+    if order.triggered:  # the remainder of a partly filled stop works as a market order
+        return slippage.adjust(price, order.side)
+    trigger = stop_trigger_price(order.side, _required(order.stop, order), prev, price)
+    if trigger is None:
+        return None
+    order.triggered = True
+    return slippage.adjust(trigger, order.side)
+
+
+def _match_stop_limit(
+    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+) -> float | None:
+    limit = _required(order.limit, order)
+    if order.triggered:
+        return limit_fill_price(order.side, limit, prev, price)
+    trigger = stop_trigger_price(order.side, _required(order.stop, order), prev, price)
+    if trigger is None:
+        return None
+    order.triggered = True
+    # From the trigger point the order is a limit. The rest of the move (trigger → price) goes further
+    # the stop's way, i.e. away from a limit that the trigger point itself did not satisfy.
+    return limit_fill_price(order.side, limit, None, trigger)
+
+
+_MATCHERS: dict[IbOrderType, Matcher] = {
+    IbOrderType.MKT: _match_market,
+    IbOrderType.LMT: _match_limit,
+    IbOrderType.STP: _match_stop,
+    IbOrderType.STP_LMT: _match_stop_limit,
+}
+
+
+class MatchingEngine:
+    """Per-symbol books of working orders, matched in submission order on every price update.
+
+    Pure logic: no I/O, no clock, no account. The broker adds and removes orders and applies the
+    :class:`FillIntent` values this engine returns.
+    """
+
+    def __init__(self, slippage: SlippageModel | None = None, partial_fill_size: float | None = None) -> None:
+        if partial_fill_size is not None and not partial_fill_size > 0:
+            raise ConfigError(
+                f"partial_fill_size must be a positive number of shares, got {partial_fill_size!r}"
+            )
+        self.slippage: SlippageModel = slippage or NoSlippage()
+        self.partial_fill_size = partial_fill_size
+        self._books: dict[str, dict[OrderKey, WorkingOrder]] = {}
+        self._symbol_of: dict[OrderKey, str] = {}
+
+    def add(self, order: WorkingOrder) -> None:
+        if order.key in self._symbol_of:
+            raise ValueError(f"order {order.key} is already working")
+        self._books.setdefault(order.symbol, {})[order.key] = order
+        self._symbol_of[order.key] = order.symbol
+
+    def remove(self, key: OrderKey) -> WorkingOrder | None:
+        symbol = self._symbol_of.pop(key, None)
+        if symbol is None:
+            return None
+        return self._books[symbol].pop(key)
+
+    def get(self, key: OrderKey) -> WorkingOrder | None:
+        symbol = self._symbol_of.get(key)
+        return None if symbol is None else self._books[symbol][key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._symbol_of
+
+    def __len__(self) -> int:
+        return len(self._symbol_of)
+
+    def working(self, symbol: str | None = None) -> Iterator[WorkingOrder]:
+        if symbol is not None:
+            yield from list(self._books.get(symbol, {}).values())
+            return
+        for book in list(self._books.values()):
+            yield from list(book.values())
+
+    def on_price(self, symbol: str, price: float, *, gap: bool = False) -> list[MatchEvent]:
+        """Match ``symbol``'s working orders against one new price; returns what happened, in order.
+
+        Filled quantities are already taken off the working orders; fully filled orders leave the book.
+        """
+        book = self._books.get(symbol)
+        if not book:
+            return []
+        events: list[MatchEvent] = []
+        for order in list(book.values()):
+            prev = None if gap else order.last_seen
+            was_triggered = order.triggered
+            fill_price = _MATCHERS[order.order_type](order, prev, price, self.slippage)
+            order.last_seen = price
+            if order.triggered and not was_triggered:
+                events.append(StopTriggered(order.key))
+            if fill_price is None:
+                continue
+            quantity = order.remaining
+            if self.partial_fill_size is not None:
+                quantity = min(quantity, self.partial_fill_size)
+            order.remaining -= quantity
+            if order.remaining <= 1e-9:
+                order.remaining = 0.0
+                self.remove(order.key)
+            events.append(FillIntent(order.key, fill_price, quantity))
+        return events

@@ -1,0 +1,91 @@
+"""Contract details: request 9 → contractDetails (10) per match, then contractDetailsEnd (52)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from copilot_quant.gateway.contracts import ContractInfo, ContractRequest, parse_contract12
+from copilot_quant.gateway.messages.ids import Fields, Out
+from copilot_quant.gateway.wire import FieldReader
+
+__all__ = [
+    "ContractDetailsRequest",
+    "contract_details",
+    "contract_details_end",
+    "escape_text",
+    "parse_contract_details_request",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ContractDetailsRequest:
+    req_id: int
+    contract: ContractRequest
+
+
+def parse_contract_details_request(reader: FieldReader) -> ContractDetailsRequest:
+    """``9, 8, reqId, contract12, includeExpired, secIdType, secId[, issuerId]``."""
+    reader.int()  # version
+    req_id = reader.int()
+    contract = parse_contract12(reader)
+    reader.skip(min(reader.remaining, 4))  # includeExpired, secIdType, secId, issuerId: not modelled
+    return ContractDetailsRequest(req_id, contract)
+
+
+def escape_text(text: str) -> str:
+    """Text as TWS sends it from sv 153: non-ASCII as ``\\uXXXX`` and backslashes doubled.
+
+    ib_async runs ``unicode-escape`` on longName, so an unescaped backslash would be mangled.
+    """
+    out = text.replace("\\", "\\\\")
+    return "".join(c if ord(c) < 128 else f"\\u{ord(c):04x}" for c in out)
+
+
+def contract_details(req_id: int, info: ContractInfo) -> Fields:
+    """The sv-178 contractDetails layout (no version field since 164, no fields added after 178)."""
+    return [
+        Out.CONTRACT_DATA,
+        req_id,
+        info.symbol,
+        info.sec_type,
+        "",  # lastTradeDateOrContractMonth
+        0.0,  # strike
+        "",  # right
+        info.exchange,
+        info.currency,
+        info.local_symbol or info.symbol,
+        info.trading_class,  # marketName
+        info.trading_class,
+        info.con_id,
+        info.min_tick,
+        info.multiplier,
+        info.order_types,
+        info.valid_exchanges,
+        1,  # priceMagnifier
+        0,  # underConId
+        escape_text(info.long_name),
+        info.primary_exchange,
+        "",  # contractMonth
+        info.industry,
+        info.category,
+        info.subcategory,
+        info.time_zone_id,
+        info.trading_hours,
+        info.liquid_hours,
+        "",  # evRule
+        "",  # evMultiplier
+        0,  # secIdList count
+        1,  # aggGroup
+        "",  # underSymbol
+        "",  # underSecType
+        info.market_rule_ids,
+        "",  # realExpirationDate
+        info.stock_type,
+        "1",  # minSize
+        "1",  # sizeIncrement
+        "100",  # suggestedSizeIncrement
+    ]
+
+
+def contract_details_end(req_id: int) -> Fields:
+    return [Out.CONTRACT_DATA_END, 1, req_id]

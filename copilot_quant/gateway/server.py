@@ -1,0 +1,383 @@
+"""The simulated IB Gateway: a TWS API socket server on loopback, driven by a simulated market.
+
+::
+
+    from copilot_quant.gateway import GatewayServer, GatewayConfig
+
+    with GatewayServer(GatewayConfig(port=0, data="sample")) as gw:   # port 0: a free port
+        ib = IB(); ib.connect("127.0.0.1", gw.port, clientId=1)
+        gw.clock.step()                                              # one more bar for every symbol
+
+Threading contract: :class:`GatewayServer` runs its own asyncio loop in a daemon thread. ``start()``
+returns once the socket listens; ``stop()`` returns once every connection is closed and the thread ended.
+All gateway state lives on that loop; the public methods here (``clock.step``, the fault injections) are
+safe to call from any thread and return after the loop has done the work. Inside an existing asyncio
+loop use ``await server.start_async()`` / ``await server.stop_async()`` instead.
+
+State (account, orders, executions, order ids, market position in time) belongs to the server object, not
+to the loop: ``restart()`` (or ``stop()`` then ``start()``) keeps it, like an IB Gateway restart does;
+``state_file`` additionally keeps it across processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from copilot_quant.backtest.costs import CommissionModel
+from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.data.providers import provider_from_spec
+from copilot_quant.errors import ConfigError, GatewayError
+from copilot_quant.gateway.broker import SimBroker
+from copilot_quant.gateway.clock import SimClock
+from copilot_quant.gateway.core import GatewayCore
+from copilot_quant.gateway.faults import FaultInjector
+from copilot_quant.gateway.session import Session
+
+__all__ = ["GatewayConfig", "GatewayServer"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class GatewayConfig:
+    """How to run the simulated gateway; validated when the server is built.
+
+    Attributes:
+        host, port: where to listen (port 0 picks a free port; read it back from ``GatewayServer.port``).
+        data: a data spec for :func:`~copilot_quant.data.providers.provider_from_spec` (``'sample'``,
+            ``'synthetic'``, ``'csv:DIR'``, ``'store'``) or any ``IDataFeed`` with ``symbols()``.
+        symbols: the symbols offered (default: the data source's own list).
+        account, live_account, cash: the simulated account (``live_account`` presents a ``U…`` id).
+        speed: bars per second the market clock runs at; ``None``/0 = paused (step it by hand).
+        bar_interval: replay interval, ``'1m'`` … ``'1h'`` or ``'1d'``.
+        start: replay start (naive = New York time); default just after the data's last bar.
+        spread: bid/ask spread in price units (0: fills at bar prices, as in a backtest).
+        seed: seed of the random walk after the data ends.
+        commission, partial_fill_size, state_file: passed to :class:`SimBroker`.
+        pacing: enforce IB's historical-data pacing rules (error 162).
+        max_clients: simultaneous clients (TWS allows 32).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 4002
+    data: str | IDataFeed = "synthetic"
+    symbols: list[str] | None = None
+    account: str = "DU1234567"
+    live_account: bool = False
+    cash: float = 1_000_000.0
+    speed: float | None = None
+    bar_interval: str = "1d"
+    start: Any = None
+    spread: float = 0.0
+    seed: int = 0
+    commission: CommissionModel | None = None
+    partial_fill_size: float | None = None
+    state_file: str | Path | None = None
+    pacing: bool = False
+    max_clients: int = 32
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be 0..65535 (0 = any free port), got {self.port}.")
+        if self.cash <= 0:
+            raise ConfigError(f"cash must be positive, got {self.cash}.")
+        if self.speed is not None and self.speed < 0:
+            raise ConfigError(f"speed is bars per second and must be >= 0, got {self.speed}.")
+        if self.partial_fill_size is not None and self.partial_fill_size <= 0:
+            raise ConfigError(
+                f"partial_fill_size must be a positive number of shares, got {self.partial_fill_size}."
+            )
+        if not 1 <= self.max_clients <= 1000:
+            raise ConfigError(f"max_clients must be 1..1000, got {self.max_clients}.")
+        if isinstance(self.data, str) and not self.data.strip():
+            raise ConfigError("data must be a data spec such as 'sample' or 'synthetic', or an IDataFeed.")
+
+    def start_timestamp(self) -> pd.Timestamp | None:
+        if self.start is None or self.start == "":
+            return None
+        try:
+            ts = pd.Timestamp(self.start)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"start {self.start!r} is not a date/time: {exc}") from None
+        return (ts.tz_localize("America/New_York") if ts.tzinfo is None else ts).tz_convert("UTC")
+
+
+class GatewayServer:
+    """The simulated IB Gateway (see the module docstring)."""
+
+    def __init__(self, config: GatewayConfig | None = None, **overrides: Any) -> None:
+        config = config or GatewayConfig()
+        for key, value in overrides.items():
+            if not hasattr(config, key):
+                raise ConfigError(f"Unknown gateway setting {key!r}.")
+            setattr(config, key, value)
+        config.validate()
+        self.config = config
+        self.feed = self._make_feed(config.data)
+        self.broker = SimBroker(
+            account=config.account,
+            cash=config.cash,
+            commission=config.commission,
+            partial_fill_size=config.partial_fill_size,
+            state_file=config.state_file,
+            live_account=config.live_account,
+            clock=self._market_time,
+        )
+        self.core = GatewayCore(
+            self.feed,
+            self.broker,
+            symbols=[s.upper() for s in config.symbols] if config.symbols else None,
+            bar_interval=config.bar_interval,
+            start=config.start_timestamp(),
+            spread=config.spread,
+            seed=config.seed,
+            pacing=config.pacing,
+            max_clients=config.max_clients,
+        )
+        if config.speed:
+            self.core.clock.run(config.speed)
+        self.faults = FaultInjector(self)
+        self._port = config.port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def _market_time(self) -> datetime:
+        return self.core.now.to_pydatetime()
+
+    @staticmethod
+    def _make_feed(data: str | IDataFeed) -> IDataFeed:
+        if isinstance(data, str):
+            return provider_from_spec(data)
+        if not hasattr(data, "get_historical_data"):
+            raise ConfigError(f"data must be a data spec or an IDataFeed, got {type(data).__name__}.")
+        return data
+
+    # -- properties ---------------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        """The listening port (the real one when the config said 0)."""
+        return self._port
+
+    @property
+    def host(self) -> str:
+        return self.config.host
+
+    @property
+    def clock(self) -> SimClock:
+        return self.core.clock
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    def __repr__(self) -> str:
+        state = "listening" if self.running else "stopped"
+        return f"GatewayServer({self.host}:{self._port}, {state}, account={self.broker.account_id})"
+
+    # -- lifecycle in a thread --------------------------------------------------------------------------
+    def start(self) -> GatewayServer:
+        """Start listening on the gateway's own thread; returns once the socket accepts connections."""
+        if self._thread is not None:
+            raise GatewayError("The gateway is already running; call stop() first.")
+        self._started.clear()
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name=f"gateway-{self._port}", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            self._thread.join()
+            self._thread = None
+            raise GatewayError(
+                f"The gateway could not listen on {self.host}:{self._port}: {self._error}"
+            ) from self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        try:
+            loop.run_until_complete(self.start_async())
+        except OSError as exc:
+            self._error = exc
+            self._loop = None
+            loop.close()
+            self._started.set()
+            return
+        self._started.set()
+        try:
+            loop.run_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._loop = None
+
+    def stop(self) -> None:
+        """Close every connection and the listening socket, and end the thread. State is kept."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        if loop.is_running():
+            fut = asyncio.run_coroutine_threadsafe(self.stop_async(), loop)
+            with contextlib.suppress(Exception):
+                fut.result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._thread = None
+
+    def restart(self) -> None:
+        """Stop and start again on the same port, keeping the account, orders and market time."""
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> GatewayServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- lifecycle inside a loop ----------------------------------------------------------------------
+    async def start_async(self) -> None:
+        """Start listening on the running loop (the thread-less way to run the gateway)."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        await self.listen()
+        self.core.clock.attach(loop)
+        logger.info(
+            "simulated IB Gateway listening on %s:%d (account %s)",
+            self.host,
+            self._port,
+            self.broker.account_id,
+        )
+
+    async def listen(self) -> None:
+        """Open the listening socket (also used to resume after refused connections)."""
+        self._server = await asyncio.start_server(
+            self._on_connect, self.config.host, self._port, reuse_address=True
+        )
+        sock = self._server.sockets[0]
+        self._port = sock.getsockname()[1]
+
+    async def close_listener(self) -> None:
+        """Stop accepting new connections (existing ones stay)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+
+    async def stop_async(self) -> None:
+        """Close every connection and the listening socket (the loop keeps running)."""
+        self.core.clock.detach()
+        self.faults.cancel_timers()
+        await self.close_listener()
+        self.drop_sessions()
+        tasks = [t for t in self._tasks if not t.done()]
+        if tasks:
+            # Aborted transports end each session's read loop; cancel only what does not end by itself.
+            _, stuck = await asyncio.wait(tasks, timeout=2.0)
+            for task in stuck:
+                task.cancel()
+            if stuck:
+                await asyncio.wait(stuck, timeout=2.0)
+        logger.info("simulated IB Gateway on port %d stopped", self._port)
+
+    def drop_sessions(self) -> int:
+        """Abort every client connection (loop thread only); returns how many were dropped."""
+        sessions = {*self.core.sessions.values(), *self.core.pending}
+        for session in sessions:
+            transport = session.writer.transport
+            session.closed = True
+            transport.abort()
+        return len(sessions)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        session = Session(self.core, reader, writer)
+        self.core.pending.add(session)
+        try:
+            await session.run()
+        except asyncio.CancelledError:
+            # Shutdown cancelled this connection; end quietly (asyncio's stream callback would log a
+            # cancelled client task as an error).
+            pass
+        finally:
+            self.core.pending.discard(session)
+
+    # -- calling into the loop from other threads ------------------------------------------------------
+    def call(self, fn: Any, *args: Any) -> Any:
+        """Run ``fn(*args)`` on the gateway loop and return its result (directly if not running)."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return fn(*args)
+        try:
+            if asyncio.get_running_loop() is loop:
+                return fn(*args)
+        except RuntimeError:
+            pass
+
+        async def wrapper() -> Any:
+            result = fn(*args)
+            if asyncio.iscoroutine(result):
+                result = await result
+            return result
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), loop).result(timeout=30)
+
+    # -- fault injection (see gateway.faults) -----------------------------------------------------------
+    def drop_all(self) -> int:
+        """Drop every client connection, as a gateway crash or network cut would."""
+        return self.faults.drop_all()
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Stop listening for ``seconds`` (connects are refused), then listen again on the same port."""
+        self.faults.refuse_connections(seconds)
+
+    def connectivity_lost(self) -> None:
+        """Broadcast 1100 (IB ↔ TWS connectivity lost)."""
+        self.faults.broadcast(1100)
+
+    def connectivity_restored(self, data_lost: bool = False) -> None:
+        """Broadcast 1101 (data lost: resubscribe) or 1102 (data maintained)."""
+        self.faults.broadcast(1101 if data_lost else 1102)
+
+    def farm_status(self, code: int) -> None:
+        """Broadcast a farm status message: 2103/2105 broken, 2104/2106/2158 OK."""
+        self.faults.broadcast(code)
+
+    def competing_session(self) -> None:
+        """Send 10197 (no market data during a competing live session) to every client."""
+        self.faults.broadcast(10197)
+
+    def reject_next_order(self, reason: str = "Simulated rejection") -> None:
+        self.call(self.broker.reject_next, reason)
+
+    def withhold_executions(self, withhold: bool = True) -> None:
+        """Hold back execution reports (True) or release the held ones (False)."""
+        self.call(self.broker.withhold_executions, withhold)
+
+    def sessions(self) -> Iterator[Session]:
+        return iter(list(self.core.sessions.values()))

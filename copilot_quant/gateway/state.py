@@ -1,0 +1,253 @@
+"""Persistence of the simulated account: what survives a gateway restart, as it does at IB.
+
+The state is one JSON document (cash, positions, orders, executions, id counters), written atomically:
+to a temporary file in the same directory, flushed, then ``os.replace``-d over the old file, so a crash
+mid-write leaves the previous state intact. A file that cannot be read raises
+:class:`~copilot_quant.errors.GatewayError` saying which file and why, rather than starting from scratch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from copilot_quant.backtest.orders import Position
+from copilot_quant.errors import GatewayError
+from copilot_quant.gateway.contracts import ContractInfo
+from copilot_quant.gateway.orders import (
+    ExecutionRecord,
+    IbAction,
+    IbOrderType,
+    IbStatus,
+    OrderRecord,
+    TimeInForceCode,
+)
+
+__all__ = ["STATE_VERSION", "BrokerState", "load_state", "save_state"]
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+@dataclass(slots=True)
+class BrokerState:
+    """Everything :class:`~copilot_quant.gateway.broker.SimBroker` needs to resume."""
+
+    account_id: str
+    cash: float
+    commissions: float = 0.0
+    day_start_equity: float = 0.0
+    holdings: list[tuple[ContractInfo, Position]] = field(default_factory=list)
+    orders: list[OrderRecord] = field(default_factory=list)
+    #: keys of working stop orders whose trigger price was already reached
+    triggered: list[tuple[int, int]] = field(default_factory=list)
+    executions: list[ExecutionRecord] = field(default_factory=list)
+    last_order_id: dict[int, int] = field(default_factory=dict)
+    last_perm_id: int = 1_000_000
+    last_exec_seq: int = 0
+
+
+def save_state(path: str | Path, state: BrokerState) -> None:
+    """Write ``state`` to ``path`` atomically (temporary file + ``os.replace``)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(_to_json(state), indent=1, sort_keys=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_state(path: str | Path) -> BrokerState | None:
+    """The state saved at ``path``, or ``None`` if there is no such file yet."""
+    source = Path(path)
+    if not source.exists():
+        return None
+    try:
+        data = json.loads(source.read_text(encoding="utf-8"))
+        return _from_json(data)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GatewayError(
+            f"cannot read the gateway state file {source}: {exc}. Fix or delete the file to start a fresh account."
+        ) from exc
+
+
+# ----- encoding ---------------------------------------------------------------------------------------
+def _contract(c: ContractInfo) -> dict[str, Any]:
+    return {f.name: getattr(c, f.name) for f in fields(c)}
+
+
+def _contract_from(data: dict[str, Any]) -> ContractInfo:
+    known = {f.name for f in fields(ContractInfo)}
+    return ContractInfo(**{k: v for k, v in data.items() if k in known})
+
+
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _time_from(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    stamp = datetime.fromisoformat(text)
+    if stamp.tzinfo is None:
+        raise ValueError(f"naive timestamp {text!r} in state file")
+    return stamp
+
+
+def _order(r: OrderRecord) -> dict[str, Any]:
+    return {
+        "client_id": r.client_id,
+        "order_id": r.order_id,
+        "perm_id": r.perm_id,
+        "contract": _contract(r.contract),
+        "action": r.action.value,
+        "quantity": r.quantity,
+        "order_type": r.order_type.value,
+        "lmt_price": r.lmt_price,
+        "aux_price": r.aux_price,
+        "tif": r.tif.value,
+        "account": r.account,
+        "submitted_at": _time(r.submitted_at),
+        "status": r.status.value,
+        "order_ref": r.order_ref,
+        "outside_rth": r.outside_rth,
+        "filled": r.filled,
+        "avg_fill_price": r.avg_fill_price,
+        "last_fill_price": r.last_fill_price,
+        "completed_at": _time(r.completed_at),
+        "completed_status": r.completed_status,
+    }
+
+
+def _order_from(d: dict[str, Any]) -> OrderRecord:
+    submitted = _time_from(d["submitted_at"])
+    if submitted is None:
+        raise ValueError("order without submitted_at")
+    return OrderRecord(
+        client_id=int(d["client_id"]),
+        order_id=int(d["order_id"]),
+        perm_id=int(d["perm_id"]),
+        contract=_contract_from(d["contract"]),
+        action=IbAction(d["action"]),
+        quantity=float(d["quantity"]),
+        order_type=IbOrderType(d["order_type"]),
+        lmt_price=d["lmt_price"],
+        aux_price=d["aux_price"],
+        tif=TimeInForceCode(d["tif"]),
+        account=d["account"],
+        submitted_at=submitted,
+        status=IbStatus(d["status"]),
+        order_ref=d["order_ref"],
+        outside_rth=bool(d["outside_rth"]),
+        filled=float(d["filled"]),
+        avg_fill_price=float(d["avg_fill_price"]),
+        last_fill_price=float(d["last_fill_price"]),
+        completed_at=_time_from(d["completed_at"]),
+        completed_status=d["completed_status"],
+    )
+
+
+def _execution(e: ExecutionRecord) -> dict[str, Any]:
+    return {
+        "exec_id": e.exec_id,
+        "client_id": e.client_id,
+        "order_id": e.order_id,
+        "perm_id": e.perm_id,
+        "contract": _contract(e.contract),
+        "side": e.side,
+        "shares": e.shares,
+        "price": e.price,
+        "time": _time(e.time),
+        "cum_qty": e.cum_qty,
+        "avg_price": e.avg_price,
+        "account": e.account,
+        "commission": e.commission,
+        "currency": e.currency,
+        "order_ref": e.order_ref,
+        "realized_pnl": e.realized_pnl,
+    }
+
+
+def _execution_from(d: dict[str, Any]) -> ExecutionRecord:
+    time = _time_from(d["time"])
+    if time is None:
+        raise ValueError("execution without time")
+    return ExecutionRecord(**{**d, "contract": _contract_from(d["contract"]), "time": time})
+
+
+def _position(contract: ContractInfo, p: Position) -> dict[str, Any]:
+    return {
+        "contract": _contract(contract),
+        "quantity": p.quantity,
+        "avg_entry_price": p.avg_entry_price,
+        "realized_pnl": p.realized_pnl,
+        "last_price": p.last_price,
+        "commission_paid": p.commission_paid,
+    }
+
+
+def _position_from(d: dict[str, Any]) -> tuple[ContractInfo, Position]:
+    contract = _contract_from(d["contract"])
+    position = Position(
+        contract.symbol,
+        quantity=float(d["quantity"]),
+        avg_entry_price=float(d["avg_entry_price"]),
+        realized_pnl=float(d["realized_pnl"]),
+        commission_paid=float(d["commission_paid"]),
+    )
+    if d["last_price"]:
+        position.update_unrealized_pnl(float(d["last_price"]))
+    return contract, position
+
+
+def _to_json(state: BrokerState) -> dict[str, Any]:
+    return {
+        "version": STATE_VERSION,
+        "account_id": state.account_id,
+        "cash": state.cash,
+        "commissions": state.commissions,
+        "day_start_equity": state.day_start_equity,
+        "holdings": [_position(c, p) for c, p in state.holdings],
+        "orders": [_order(r) for r in state.orders],
+        "triggered": [list(key) for key in state.triggered],
+        "executions": [_execution(e) for e in state.executions],
+        # JSON object keys are strings; client ids are restored as ints on load.
+        "last_order_id": {str(k): v for k, v in state.last_order_id.items()},
+        "last_perm_id": state.last_perm_id,
+        "last_exec_seq": state.last_exec_seq,
+    }
+
+
+def _from_json(data: dict[str, Any]) -> BrokerState:
+    version = data.get("version")
+    if version != STATE_VERSION:
+        raise ValueError(
+            f"unsupported state version {version!r} (this gateway writes version {STATE_VERSION})"
+        )
+    return BrokerState(
+        account_id=str(data["account_id"]),
+        cash=float(data["cash"]),
+        commissions=float(data["commissions"]),
+        day_start_equity=float(data["day_start_equity"]),
+        holdings=[_position_from(d) for d in data["holdings"]],
+        orders=[_order_from(d) for d in data["orders"]],
+        triggered=[(int(a), int(b)) for a, b in data["triggered"]],
+        executions=[_execution_from(d) for d in data["executions"]],
+        last_order_id={int(k): int(v) for k, v in data["last_order_id"].items()},
+        last_perm_id=int(data["last_perm_id"]),
+        last_exec_seq=int(data["last_exec_seq"]),
+    )
