@@ -1,0 +1,181 @@
+"""Translation tables between the project's vocabulary and IB's: intervals, bars, orders, statuses.
+
+IB stays at this edge: nothing outside ``copilot_quant.brokers`` sees an ib_async object or a camelCase
+name. Bars coming back from IB are restamped to the project convention (see
+:mod:`copilot_quant.backtest.interfaces`):
+
+* IB sends daily bars as *dates*; they are stamped at that session's close in UTC (16:00 New York, 13:00
+  on early-close days), the moment the bar became known.
+* IB stamps intraday bars at their *start*; they are moved to their *end* (start + bar length, clipped at
+  the session close for a short last bar).
+* Weekly and monthly bars are built from IB's daily bars by the same aggregation the backtest uses, so
+  their stamps match the backtest exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ib_async import LimitOrder, MarketOrder, StopLimitOrder, StopOrder
+from ib_async import Order as IBOrder
+
+from copilot_quant.backtest.interfaces import BAR_COLUMNS, SUPPORTED_INTERVALS
+from copilot_quant.backtest.orders import Order, OrderStatus, OrderType, TimeInForce
+from copilot_quant.data.calendars import closing_session_of, daily_close_stamps
+from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
+from copilot_quant.data.resample import resample_daily
+from copilot_quant.errors import DataError
+
+__all__ = [
+    "IB_BAR_SIZE",
+    "bars_to_frame",
+    "duration_string",
+    "empty_bars",
+    "ib_status",
+    "to_ib_order",
+]
+
+#: Project interval -> the IB bar size requested for it (weekly/monthly are aggregated from daily bars).
+IB_BAR_SIZE: dict[str, str] = {
+    "1m": "1 min",
+    "2m": "2 mins",
+    "5m": "5 mins",
+    "15m": "15 mins",
+    "30m": "30 mins",
+    "1h": "1 hour",
+    "1d": "1 day",
+    "1wk": "1 day",
+    "1mo": "1 day",
+}
+
+#: IB order status -> project status (partial fills are derived from the filled quantity).
+_IB_STATUS: dict[str, OrderStatus] = {
+    "PendingSubmit": OrderStatus.SUBMITTED,
+    "ApiPending": OrderStatus.SUBMITTED,
+    "PreSubmitted": OrderStatus.SUBMITTED,
+    "Submitted": OrderStatus.SUBMITTED,
+    "ValidationError": OrderStatus.SUBMITTED,  # a warning on a live order: it is still working
+    "PendingCancel": OrderStatus.SUBMITTED,
+    "Filled": OrderStatus.FILLED,
+    "Cancelled": OrderStatus.CANCELLED,
+    "ApiCancelled": OrderStatus.CANCELLED,
+    "Inactive": OrderStatus.REJECTED,
+}
+
+_TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC"}
+_ACTION = {"buy": "BUY", "sell": "SELL"}
+
+
+def check_interval(interval: str) -> str:
+    """``interval`` if IB can serve it, else :class:`DataError` listing the supported ones."""
+    if interval not in IB_BAR_SIZE or interval not in SUPPORTED_INTERVALS:
+        raise DataError(f"unsupported interval {interval!r} for IB data; use one of {', '.join(IB_BAR_SIZE)}")
+    return interval
+
+
+def duration_string(start: pd.Timestamp | None, end: pd.Timestamp, interval: str) -> str:
+    """IB ``durationStr`` covering ``[start, end]`` (a default lookback when ``start`` is None)."""
+    if start is None:
+        return "2 D" if interval in INTRADAY_INTERVALS else "1 Y"
+    span = max(end - start, pd.Timedelta(seconds=1))
+    if interval in INTRADAY_INTERVALS and span <= pd.Timedelta(days=1):
+        return f"{max(60, math.ceil(span.total_seconds()) + 60)} S"
+    days = math.ceil(span / pd.Timedelta(days=1)) + 1
+    if days <= 365:
+        return f"{days} D"
+    return f"{math.ceil(days / 365)} Y"
+
+
+def empty_bars() -> pd.DataFrame:
+    """A bar frame with no rows, the right columns and a UTC index."""
+    return pd.DataFrame(
+        {c: pd.Series(dtype="float64") for c in BAR_COLUMNS},
+        index=pd.DatetimeIndex([], tz="UTC", name="timestamp").as_unit("ns"),
+    )
+
+
+def _stamp_intraday(starts: Iterable[Any], interval: str) -> pd.DatetimeIndex:
+    index = pd.DatetimeIndex([pd.Timestamp(s) for s in starts])
+    if index.tz is None:  # formatDate=2 gives UTC; anything naive is read as UTC too
+        index = index.tz_localize("UTC")
+    index = index.tz_convert("UTC").as_unit("ns")
+    ends = index + bar_duration(interval)
+    # A short last bar of a session (e.g. 15:30-16:00 in hourly bars) ends at the close, not later.
+    closes = closing_session_of(index + pd.Timedelta(1, "ns"))
+    return pd.DatetimeIndex(np.minimum(ends.asi8, closes.as_unit("ns").asi8)).tz_localize("UTC")
+
+
+def bars_to_frame(bars: Iterable[Any], interval: str) -> pd.DataFrame:
+    """ib_async ``BarData`` (or anything with ``date, open, high, low, close, volume``) -> project frame.
+
+    NaN or unset volumes are kept as NaN (a bar is never dropped for a missing size).
+    """
+    rows = list(bars)
+    if not rows:
+        return empty_bars()
+    dates = [r.date for r in rows]
+    data = {
+        "Open": [float(r.open) for r in rows],
+        "High": [float(r.high) for r in rows],
+        "Low": [float(r.low) for r in rows],
+        "Close": [float(r.close) for r in rows],
+        "Volume": [_volume(r.volume) for r in rows],
+    }
+    if interval in INTRADAY_INTERVALS:
+        index = _stamp_intraday(dates, interval)
+    else:
+        days = pd.DatetimeIndex([pd.Timestamp(d.date() if isinstance(d, datetime) else d) for d in dates])
+        index = daily_close_stamps(days)
+    frame = pd.DataFrame(data, index=index.rename("timestamp"), dtype="float64")
+    frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+    if interval in ("1wk", "1mo"):
+        frame = resample_daily(frame, interval)
+    return frame
+
+
+def _volume(value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return math.nan
+    return v if math.isfinite(v) and v >= 0 else math.nan
+
+
+def is_date_only(value: Any) -> bool:
+    return isinstance(value, date) and not isinstance(value, datetime)
+
+
+def to_ib_order(order: Order, account: str | None) -> IBOrder:
+    """The ib_async order for ``order``; ``orderRef`` carries our order id so fills can be traced back."""
+    action = _ACTION[str(order.side)]
+    qty = float(order.quantity)
+    kind = OrderType(order.order_type)
+    ib_order: IBOrder
+    if kind is OrderType.MARKET:
+        ib_order = MarketOrder(action, qty)
+    elif kind is OrderType.LIMIT:
+        ib_order = LimitOrder(action, qty, float(order.limit_price or 0.0))
+    elif kind is OrderType.STOP:
+        ib_order = StopOrder(action, qty, float(order.stop_price or 0.0))
+    else:
+        ib_order = StopLimitOrder(
+            action, qty, float(order.limit_price or 0.0), float(order.stop_price or 0.0)
+        )
+    ib_order.tif = _TIF[TimeInForce(order.time_in_force)]
+    ib_order.orderRef = order.order_id or ""
+    if account:
+        ib_order.account = account
+    return ib_order
+
+
+def ib_status(status: str, filled: float, remaining: float) -> OrderStatus:
+    """Project status for an IB status string and fill progress."""
+    mapped = _IB_STATUS.get(status, OrderStatus.SUBMITTED)
+    if mapped is OrderStatus.SUBMITTED and filled > 0 and remaining > 0:
+        return OrderStatus.PARTIALLY_FILLED
+    return mapped

@@ -1,0 +1,618 @@
+"""``LiveDataFeedAdapter``: IB historical and streaming data behind the backtest's :class:`IDataFeed` port.
+
+Bars come back in exactly the backtest's shape: a UTC ``DatetimeIndex`` (daily bars stamped at the
+session close, intraday bars at their end) and float columns ``Open, High, Low, Close, Volume``.
+
+Threading contract: every public method is synchronous and thread-safe, and may be called from any
+thread except the IB loop thread. The adapter's :class:`~copilot_quant.brokers.connection.IBConnection`
+runs ib_async on its own loop thread (see :mod:`copilot_quant.brokers.runtime`); ticks and bar updates
+are processed there continuously, so the caller may ``time.sleep()`` while data keeps arriving.
+
+Connections: the constructor never connects. A standalone adapter opens its own socket with client id
+``client_id + 1`` (the broker adapter uses ``client_id``), so both adapters of the guide's example can be
+connected at once. :class:`~copilot_quant.backtest.live_engine.LiveStrategyEngine` instead passes one
+shared ``connection=`` to both adapters: one socket, one client id.
+
+Resilience: historical requests go through a pacing limiter and are retried after IB's pacing error 162.
+The last ``cache_size`` bars per symbol and interval are cached. When the connection is lost and one
+reconnect attempt fails, ``get_historical_data`` serves the cache and :meth:`is_fallback_mode` becomes
+true; with nothing cached it raises :class:`~copilot_quant.errors.DataUnavailableError` — never an empty
+frame standing in for an error. After a reconnect every market-data subscription and bar stream is
+renewed and the bars missed during the gap are backfilled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from ib_async import IB, BarDataList, Contract, RequestError, Stock, Ticker
+
+from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.brokers.bar_cache import BarCache, QuoteBook
+from copilot_quant.brokers.config import resolve_connection
+from copilot_quant.brokers.connection import IBConnection
+from copilot_quant.brokers.ib_mapping import IB_BAR_SIZE, bars_to_frame, check_interval, duration_string
+from copilot_quant.brokers.pacing import HistoricalPacer
+from copilot_quant.brokers.reconnect import ConnectionState
+from copilot_quant.data.dates import resolve_range, slice_range
+from copilot_quant.errors import (
+    BrokerError,
+    DataError,
+    DataUnavailableError,
+    NotConnectedError,
+    UnknownSymbolError,
+)
+
+__all__ = ["LiveDataFeedAdapter"]
+
+log = logging.getLogger(__name__)
+
+_PACING_RETRIES = 3
+_NO_DATA = 162
+_NO_SECURITY = 200
+
+
+def _symbol(symbol: str) -> str:
+    if not isinstance(symbol, str) or not symbol.strip():
+        raise DataError(f"symbol must be a non-empty string such as 'AAPL', got {symbol!r}")
+    return symbol.strip().upper()
+
+
+class LiveDataFeedAdapter(IDataFeed):
+    """Historical and real-time IB data as an :class:`IDataFeed` (see the module docstring).
+
+    Args:
+        paper_trading: paper (default) or live account; picks the default port and the safety checks.
+        host, port, client_id: override ``IB_HOST``/``IB_PORT``/``IB_CLIENT_ID`` (see
+            :mod:`copilot_quant.brokers.config`). A standalone adapter connects as ``client_id + 1``.
+        use_gateway: IB Gateway (4002/4001) instead of TWS (7497/7496) for the default port.
+        enable_cache: keep recent bars for fallback while disconnected.
+        cache_size: bars kept per symbol and interval.
+        connection: share an existing :class:`IBConnection` (the engine does this); the adapter then
+            neither opens nor closes the socket itself.
+        request_timeout: seconds to wait for one historical request.
+        first_tick_timeout: seconds ``subscribe``/``get_latest_price`` wait for a first tick.
+        auto_reconnect: reconnect in the background after an unexpected drop.
+        stale_after: seconds without any tick (while subscribed, in session) before the feed is treated
+            as stale and resubscribed; ``None`` disables the watchdog.
+        pacer: the historical-request limiter (IB's published limits by default).
+    """
+
+    def __init__(  # noqa: PLR0917 - the guide's positional signature
+        self,
+        paper_trading: bool = True,
+        host: str | None = None,
+        port: int | None = None,
+        client_id: int | None = None,
+        use_gateway: bool = False,
+        enable_cache: bool = True,
+        cache_size: int = 1000,
+        *,
+        connection: IBConnection | None = None,
+        request_timeout: float = 60.0,
+        first_tick_timeout: float = 3.0,
+        auto_reconnect: bool = True,
+        stale_after: float | None = None,
+        pacer: HistoricalPacer | None = None,
+    ) -> None:
+        if connection is None:
+            settings = resolve_connection(paper_trading, host, port, client_id, use_gateway)
+            settings = settings.with_client_id(settings.client_id + 1)
+            connection = IBConnection(
+                settings, auto_reconnect=auto_reconnect, stale_after=stale_after, name="copilot-quant-data"
+            )
+            self._owns_connection = True
+        else:
+            self._owns_connection = False
+        self._conn = connection
+        self.paper_trading = paper_trading
+        self.enable_cache = enable_cache
+        self._cache = BarCache(cache_size)
+        self._quotes = QuoteBook()
+        self._pacer = pacer or HistoricalPacer()
+        self._recent: dict[tuple[Any, ...], tuple[float, pd.DataFrame]] = {}
+        self.request_timeout = float(request_timeout)
+        self.first_tick_timeout = float(first_tick_timeout)
+        self._contracts: dict[str, Contract] = {}
+        self._tickers: dict[str, Ticker] = {}
+        self._subscribed: set[str] = set()
+        self._streams: dict[str, BarDataList] = {}
+        self._stream_spec: dict[str, tuple[str, int]] = {}
+        self._stream_restarts: dict[str, int] = {}
+        self._live = BarCache(max(cache_size, 100_000))
+        self._lock = threading.RLock()
+        self._fallback = False
+        self._ever_connected = False
+        self._closed = False
+        #: Set (on the loop thread) whenever a streamed bar changed or was added; the engine waits on it.
+        self.bars_changed = threading.Event()
+        self._conn.restored += self._on_restored
+        self._conn.stale += self._on_stale
+        self._handlers_on: IB | None = None  # the IB object our handlers are on
+
+    # ------------------------------------------------------------------ connection
+    @property
+    def connection(self) -> IBConnection:
+        return self._conn
+
+    def connect(self, timeout: float = 30) -> bool:
+        """Connect to TWS/Gateway (no-op when connected). ``False`` if it cannot be reached."""
+        self._closed = False
+        ok = self._conn.connect(timeout)
+        if ok:
+            self._after_connect()
+        return ok
+
+    def _after_connect(self) -> None:
+        self._ever_connected = True
+        self._fallback = False
+        current = self._conn._ib
+        if current is not None and self._handlers_on is not current:
+            self._conn.call(self._install_handlers)
+
+    def _install_handlers(self) -> None:
+        # Once per IB object: reconnects reuse it, so handlers are never installed twice.
+        ib = self._conn.ib
+        if self._handlers_on is ib:
+            return
+        ib.pendingTickersEvent += self._on_tickers
+        ib.barUpdateEvent += self._on_bar_update
+        self._handlers_on = ib
+
+    def disconnect(self) -> None:
+        """Cancel this adapter's subscriptions; close the socket if the adapter owns it."""
+        self._closed = True
+        if self._conn.is_connected():
+            self.unsubscribe(sorted(self._subscribed))
+            self.stop_bar_streams()
+        if self._owns_connection:
+            self._conn.disconnect()
+
+    def is_connected(self) -> bool:
+        return self._conn.is_connected()
+
+    def reconnect(self, timeout: float = 30) -> bool:
+        """One immediate reconnect attempt; on success subscriptions are renewed and fallback ends."""
+        self._closed = False
+        ok = self._conn.reconnect(timeout)
+        if ok:
+            self._after_connect()
+        return ok
+
+    def is_fallback_mode(self) -> bool:
+        """True while data is (or would be) served from the cache because the connection is lost."""
+        if self._fallback:
+            return True
+        lost = self._conn.state in (ConnectionState.RECONNECTING, ConnectionState.STOPPED)
+        return self._ever_connected and not self._closed and lost
+
+    def __enter__(self) -> LiveDataFeedAdapter:
+        if not self.connect():
+            raise NotConnectedError(
+                f"could not connect to {self._conn.settings.describe()}; is TWS/IB Gateway running with the API enabled?"
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
+
+    # ------------------------------------------------------------------ historical data
+    def get_historical_data(
+        self,
+        symbol: str,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        interval: str = "1d",
+    ) -> pd.DataFrame:
+        """Bars for ``symbol`` in ``[start_date, end_date]`` (naive dates are New York time), backtest shape.
+
+        Requests IB data up to ``end_date`` (or up to now). Unsupported intervals raise
+        :class:`DataError`; unknown symbols :class:`UnknownSymbolError`. While disconnected, cached bars are
+        served (fallback mode) or :class:`DataUnavailableError` is raised.
+        """
+        symbol = _symbol(symbol)
+        check_interval(interval)
+        lo, hi = resolve_range(start_date, end_date)
+        key = (symbol, interval, lo, hi)
+        recent = self._recent.get(key)
+        fresh = recent is not None and time.monotonic() - recent[0] < self._pacer.rules.identical_window
+        if recent is not None and fresh and self._conn.is_connected():
+            return recent[1].copy()  # IB refuses identical requests within 15 s; the answer is the same
+        if not self._ensure_connected():
+            return self._from_cache(symbol, interval, lo, hi, "not connected to IB")
+        try:
+            frame = self._conn.run(
+                self._history(symbol, lo, hi, interval), timeout=self.request_timeout * 2 + 30
+            )
+        except (NotConnectedError, ConnectionError, TimeoutError, BrokerError) as exc:
+            return self._from_cache(symbol, interval, lo, hi, f"request failed: {exc}")
+        self._fallback = False
+        if self.enable_cache:
+            self._cache.merge(symbol, interval, frame)
+        result = slice_range(frame, lo, hi).copy()
+        now = time.monotonic()
+        window = self._pacer.rules.identical_window
+        self._recent = {k: v for k, v in self._recent.items() if now - v[0] < window}
+        self._recent[key] = (now, result)
+        return result.copy()
+
+    def _ensure_connected(self) -> bool:
+        if self._conn.is_connected():
+            return True
+        if not self._ever_connected and not self._closed:
+            # Used before connect(): connect on first use, as the guide's cache example expects.
+            return self.connect(timeout=min(self.request_timeout, 10.0))
+        if self._ever_connected and not self._closed:
+            log.warning("IB connection lost; trying one reconnect before falling back to cached data")
+            try:
+                return self.reconnect(timeout=5)
+            except (OSError, TimeoutError, BrokerError):
+                return False
+        return False
+
+    def _from_cache(
+        self, symbol: str, interval: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, why: str
+    ) -> pd.DataFrame:
+        cached = self._cache.get(symbol, interval) if self.enable_cache else None
+        if cached is None or cached.empty:
+            raise DataUnavailableError(
+                f"no {interval} bars for {symbol}: {why}, and nothing is cached. Call connect() (is TWS/IB "
+                "Gateway running?) and request the data once while connected so it can be cached."
+            )
+        part = slice_range(cached, lo, hi)
+        if part.empty:
+            raise DataUnavailableError(
+                f"no {interval} bars for {symbol} in the requested range: {why}; the cache only covers "
+                f"{cached.index[0]} .. {cached.index[-1]}."
+            )
+        if not self._fallback:
+            log.warning("serving cached %s %s bars (fallback mode): %s", symbol, interval, why)
+        self._fallback = True
+        return part.copy()
+
+    async def _contract(self, symbol: str) -> Contract:
+        contract = self._contracts.get(symbol)
+        if contract is not None:
+            return contract
+        try:
+            found = await self._conn.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
+        except RequestError as exc:
+            if exc.code == _NO_SECURITY:
+                raise UnknownSymbolError(
+                    f"IB knows no US stock {symbol!r}; check the ticker symbol"
+                ) from None
+            raise DataError(f"could not look up {symbol}: IB error {exc.code} {exc.message}") from None
+        if not found or not isinstance(found[0], Contract):
+            raise UnknownSymbolError(f"IB knows no US stock {symbol!r}; check the ticker symbol")
+        self._contracts[symbol] = found[0]
+        return found[0]
+
+    async def _history(
+        self, symbol: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, interval: str
+    ) -> pd.DataFrame:
+        contract = await self._contract(symbol)
+        now = pd.Timestamp.now(tz="UTC")
+        end: datetime | str = "" if hi is None or hi >= now else hi.ceil("s").to_pydatetime()
+        duration = duration_string(lo, hi if hi is not None and hi < now else now, interval)
+        bars = await self._request_bars(contract, end, duration, IB_BAR_SIZE[interval], keep_up_to_date=False)
+        return bars_to_frame(bars, interval)
+
+    async def _request_bars(
+        self, contract: Contract, end: datetime | str, duration: str, bar_size: str, *, keep_up_to_date: bool
+    ) -> BarDataList:
+        ib = self._conn.ib
+        request = (contract.conId, str(end), duration, bar_size, keep_up_to_date)
+        for attempt in range(_PACING_RETRIES + 1):
+            wait = self._pacer.reserve(contract.conId, request)
+            if wait > 0:
+                log.info("pacing: waiting %.1fs before requesting %s %s", wait, contract.symbol, bar_size)
+                await asyncio.sleep(wait)
+            started = time.monotonic()
+            try:
+                bars = await ib.reqHistoricalDataAsync(
+                    contract,
+                    end,
+                    duration,
+                    bar_size,
+                    "TRADES",
+                    useRTH=True,
+                    formatDate=2,
+                    keepUpToDate=keep_up_to_date,
+                    timeout=self.request_timeout,
+                )
+            except RequestError as exc:
+                text = exc.message.lower()
+                if exc.code == _NO_DATA and "pacing" in text and attempt < _PACING_RETRIES:
+                    log.warning("IB pacing violation for %s; retrying", contract.symbol)
+                    await asyncio.sleep(self._pacer.violation_backoff * (attempt + 1))
+                    continue
+                if exc.code == _NO_DATA and "no data" in text:
+                    return BarDataList()
+                if exc.code == _NO_SECURITY:
+                    raise UnknownSymbolError(f"IB knows no US stock {contract.symbol!r}") from None
+                raise DataError(
+                    f"IB refused the {bar_size} history of {contract.symbol}: error {exc.code} {exc.message}"
+                ) from None
+            if not bars and time.monotonic() - started >= self.request_timeout * 0.95:
+                raise DataUnavailableError(
+                    f"IB did not answer the {bar_size} history request for {contract.symbol} within "
+                    f"{self.request_timeout:.0f}s; retry later or raise request_timeout"
+                )
+            return bars
+        raise DataUnavailableError(f"IB kept refusing {contract.symbol} history for pacing; retry later")
+
+    def get_ticker_info(self, symbol: str) -> dict[str, Any]:
+        """Contract details from IB: symbol, name, exchange, currency, con_id, min_tick, industry…"""
+        symbol = _symbol(symbol)
+        if not self._ensure_connected():
+            return {"symbol": symbol}
+
+        async def details() -> dict[str, Any]:
+            contract = await self._contract(symbol)
+            found = await self._conn.ib.reqContractDetailsAsync(contract)
+            info: dict[str, Any] = {
+                "symbol": symbol,
+                "con_id": contract.conId,
+                "exchange": contract.primaryExchange or contract.exchange,
+                "currency": contract.currency,
+            }
+            if found:
+                d = found[0]
+                info.update(
+                    name=d.longName,
+                    min_tick=d.minTick,
+                    industry=d.industry,
+                    category=d.category,
+                    time_zone=d.timeZoneId,
+                )
+            return info
+
+        result: dict[str, Any] = self._conn.run(details(), timeout=self.request_timeout)
+        return result
+
+    # ------------------------------------------------------------------ streaming quotes
+    def subscribe(self, symbols: list[str] | str) -> dict[str, bool]:
+        """Stream quotes for ``symbols``; returns ``{symbol: subscribed?}``.
+
+        Waits up to ``first_tick_timeout`` seconds for a first price so that :meth:`get_latest_price`
+        answers right away. Unknown symbols map to ``False`` (and are logged).
+        """
+        names = [_symbol(s) for s in ([symbols] if isinstance(symbols, str) else symbols)]
+        if not self._ensure_connected():
+            raise NotConnectedError("subscribe() needs a connection; call connect() first")
+        results: dict[str, bool] = {}
+        for name in names:
+            try:
+                self._conn.run(self._subscribe_one(name), timeout=self.request_timeout)
+                results[name] = True
+            except (DataError, BrokerError, TimeoutError, ConnectionError) as exc:
+                log.warning("could not subscribe to %s: %s", name, exc)
+                results[name] = False
+        ok = [s for s, good in results.items() if good]
+        self._conn.mark_subscribed(bool(self._subscribed))
+        if ok and not self._quotes.wait_for(ok, self.first_tick_timeout):
+            missing = [s for s in ok if self._quotes.get(s) is None]
+            log.info("no first tick yet for %s after %.1fs", ", ".join(missing), self.first_tick_timeout)
+        return results
+
+    async def _subscribe_one(self, symbol: str) -> None:
+        contract = await self._contract(symbol)
+        with self._lock:
+            old = self._tickers.pop(symbol, None)
+        ib = self._conn.ib
+        if old is not None and old.contract is not None and ib.isConnected():
+            ib.cancelMktData(old.contract)
+        ticker = ib.reqMktData(contract, "", False, False)
+        with self._lock:
+            self._tickers[symbol] = ticker
+            self._subscribed.add(symbol)
+        self._record_tick(symbol, ticker)  # a snapshot may already be there
+
+    def unsubscribe(self, symbols: list[str] | str) -> dict[str, bool]:
+        """Stop streaming quotes; returns ``{symbol: was subscribed and is now cancelled}``."""
+        names = [_symbol(s) for s in ([symbols] if isinstance(symbols, str) else symbols)]
+        results: dict[str, bool] = {}
+        for name in names:
+            with self._lock:
+                ticker = self._tickers.pop(name, None)
+                was = name in self._subscribed
+                self._subscribed.discard(name)
+            self._quotes.forget(name)
+            if ticker is not None and ticker.contract is not None and self._conn.is_connected():
+                try:
+                    self._conn.call(self._conn.ib.cancelMktData, ticker.contract)
+                except (TimeoutError, BrokerError, ConnectionError) as exc:
+                    log.warning("cancelling %s market data failed: %s", name, exc)
+            results[name] = was
+        self._conn.mark_subscribed(bool(self._subscribed))
+        return results
+
+    def subscribed_symbols(self) -> list[str]:
+        with self._lock:
+            return sorted(self._subscribed)
+
+    def _on_tickers(self, tickers: set[Ticker]) -> None:
+        with self._lock:
+            by_id = {id(t): s for s, t in self._tickers.items()}
+        for ticker in tickers:
+            symbol = by_id.get(id(ticker))
+            if symbol is not None:
+                self._record_tick(symbol, ticker)
+
+    def _record_tick(self, symbol: str, ticker: Ticker) -> None:
+        self._quotes.update(
+            symbol,
+            last=ticker.last,
+            bid=ticker.bid,
+            ask=ticker.ask,
+            open_=ticker.open,
+            high=ticker.high,
+            low=ticker.low,
+            close=ticker.close,
+            volume=ticker.volume,
+            time=ticker.time or datetime.now(UTC),
+        )
+
+    def get_latest_price(self, symbol: str) -> float | None:
+        """The latest traded price (else the bid/ask midpoint) of a subscribed symbol.
+
+        Waits up to ``first_tick_timeout`` for a first tick; ``None`` if the symbol is not subscribed or
+        IB has sent no price at all.
+        """
+        symbol = _symbol(symbol)
+        quote = self._quotes.get(symbol)
+        if quote is None and symbol in self._subscribed:
+            self._quotes.wait_for([symbol], self.first_tick_timeout)
+            quote = self._quotes.get(symbol)
+        return None if quote is None else quote.price
+
+    def get_latest_bar(self, symbol: str) -> pd.Series | None:
+        """The latest bar as a Series with ``Open, High, Low, Close, Volume`` (named by its timestamp).
+
+        The last streamed bar when a bar stream runs for ``symbol``, else today's OHLCV from the ticks.
+        """
+        symbol = _symbol(symbol)
+        spec = self._stream_spec.get(symbol)
+        if spec is not None:
+            frame = self._live.get(symbol, spec[0])
+            if frame is not None and not frame.empty:
+                return frame.iloc[-1].astype("float64")
+        if symbol in self._subscribed and self._quotes.get(symbol) is None:
+            self._quotes.wait_for([symbol], self.first_tick_timeout)
+        return self._quotes.as_bar(symbol)
+
+    # ------------------------------------------------------------------ bar streams (for the engine)
+    def stream_bars(
+        self, symbols: list[str], interval: str = "1d", lookback_days: int = 30
+    ) -> dict[str, bool]:
+        """Load ``lookback_days`` of history and keep it up to date as IB publishes new bars.
+
+        Uses IB's ``keepUpToDate`` historical subscription. :meth:`completed_bars` returns history plus
+        every bar that has closed so far; :attr:`bars_changed` is set whenever something arrived.
+        """
+        check_interval(interval)
+        if lookback_days < 1:
+            raise DataError(f"lookback_days must be at least 1, got {lookback_days}")
+        if not self._ensure_connected():
+            raise NotConnectedError("stream_bars() needs a connection; call connect() first")
+        results: dict[str, bool] = {}
+        for raw in symbols:
+            symbol = _symbol(raw)
+            self._stream_spec[symbol] = (interval, int(lookback_days))
+            try:
+                self._conn.run(self._start_stream(symbol), timeout=self.request_timeout * 2 + 30)
+                results[symbol] = True
+            except (DataError, BrokerError, TimeoutError, ConnectionError) as exc:
+                log.warning("could not stream %s %s bars: %s", symbol, interval, exc)
+                self._stream_spec.pop(symbol, None)
+                results[symbol] = False
+        return results
+
+    async def _start_stream(self, symbol: str) -> None:
+        interval, days = self._stream_spec[symbol]
+        # Each restart asks for one more day: the backfill then never repeats an identical request, which
+        # IB's pacing rules would hold back for 15 s; the overlap is merged away.
+        restarts = self._stream_restarts.get(symbol, -1) + 1
+        self._stream_restarts[symbol] = restarts
+        days += restarts
+        contract = await self._contract(symbol)
+        ib = self._conn.ib
+        old = self._streams.pop(symbol, None)
+        if old is not None and ib.isConnected():
+            ib.cancelHistoricalData(old)
+        duration = f"{days} D" if days <= 365 else f"{-(-days // 365)} Y"
+        bars = await self._request_bars(contract, "", duration, IB_BAR_SIZE[interval], keep_up_to_date=True)
+        self._streams[symbol] = bars
+        self._absorb(symbol, bars, full=True)
+
+    def _absorb(self, symbol: str, bars: BarDataList, *, full: bool) -> None:
+        interval = self._stream_spec[symbol][0]
+        whole = full or interval in ("1wk", "1mo")
+        frame = bars_to_frame(list(bars) if whole else list(bars)[-3:], interval)
+        self._live.merge(symbol, interval, frame)
+        self.bars_changed.set()
+
+    def _on_bar_update(self, bars: BarDataList, has_new_bar: bool) -> None:
+        for symbol, stream in list(self._streams.items()):
+            if stream is bars and symbol in self._stream_spec:
+                self._absorb(symbol, bars, full=False)
+
+    def last_bar_time(self, symbol: str) -> pd.Timestamp | None:
+        """Stamp of the newest streamed bar of ``symbol`` (complete or not), or ``None``."""
+        name = _symbol(symbol)
+        spec = self._stream_spec.get(name)
+        return None if spec is None else self._live.last_stamp(name, spec[0])
+
+    def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
+        """Streamed bars of ``symbol`` that have closed by ``now`` (default: the server's clock)."""
+        symbol = _symbol(symbol)
+        spec = self._stream_spec.get(symbol)
+        if spec is None:
+            raise DataError(f"no bar stream for {symbol}; call stream_bars([{symbol!r}]) first")
+        frame = self._live.get(symbol, spec[0], copy=False)
+        if frame is None:
+            return bars_to_frame([], spec[0])
+        cutoff = now if now is not None else self.server_time()
+        # A positional slice: O(log n), and copy-on-write keeps the cached frame safe from the caller.
+        return frame.iloc[: int(frame.index.searchsorted(cutoff, side="right"))]
+
+    def server_time(self) -> pd.Timestamp:
+        """TWS/Gateway's clock (UTC); the local clock if it cannot be asked."""
+
+        async def ask() -> datetime:
+            return await self._conn.ib.reqCurrentTimeAsync()
+
+        try:
+            value = pd.Timestamp(self._conn.run(ask(), timeout=5))
+            return value.tz_convert("UTC") if value.tzinfo else value.tz_localize("UTC")
+        except (TimeoutError, BrokerError, ConnectionError, RequestError):
+            return pd.Timestamp.now(tz="UTC")
+
+    def stop_bar_streams(self) -> None:
+        """Cancel every bar stream (history stays readable through :meth:`completed_bars`)."""
+        streams = list(self._streams.values())
+        self._streams.clear()
+        if streams and self._conn.is_connected():
+            for bars in streams:
+                try:
+                    self._conn.call(self._conn.ib.cancelHistoricalData, bars)
+                except (TimeoutError, BrokerError, ConnectionError) as exc:
+                    log.warning("cancelling a bar stream failed: %s", exc)
+        self._stream_spec.clear()
+
+    # ------------------------------------------------------------------ recovery (loop thread)
+    def _on_restored(self, data_lost: bool) -> None:
+        if data_lost and not self._closed:
+            asyncio.get_running_loop().create_task(self._resubscribe("reconnected"))
+
+    def _on_stale(self, silent: float) -> None:
+        if not self._closed:
+            asyncio.get_running_loop().create_task(self._resubscribe(f"no data for {silent:.0f}s"))
+
+    async def _resubscribe(self, why: str) -> None:
+        with self._lock:
+            symbols = sorted(self._subscribed)
+        streams = sorted(self._stream_spec)
+        log.info("%s: renewing %d quote subscriptions and %d bar streams", why, len(symbols), len(streams))
+        self._contracts.clear()  # ib_async reset its state; qualify again on the new session
+        for symbol in symbols:
+            try:
+                await self._subscribe_one(symbol)
+            except (DataError, ConnectionError, RequestError) as exc:
+                log.warning("resubscribing %s failed: %s", symbol, exc)
+        for symbol in streams:
+            try:
+                await self._start_stream(symbol)  # full lookback again: the gap is backfilled by merge
+            except (DataError, ConnectionError, RequestError) as exc:
+                log.warning("restarting the %s bar stream failed: %s", symbol, exc)
+        self._fallback = False
+        self.bars_changed.set()
+
+    def __repr__(self) -> str:
+        return f"LiveDataFeedAdapter({self._conn.settings.describe()}, state={self._conn.state.value})"

@@ -1,0 +1,211 @@
+"""Tracking of orders sent to IB: status, real executions, commissions, deduplicated by ``execId``.
+
+One :class:`OrderRecord` per submitted :class:`~copilot_quant.backtest.orders.Order`. Executions reported
+by IB become :class:`~copilot_quant.backtest.orders.Fill`\\ s once IB's commission report for them arrives
+(or, if it never does, after a grace period with an estimated commission, logged). Every ``execId`` is
+turned into a fill exactly once, whether it arrives live, again after a reconnect, or through
+``reqExecutions`` — so nothing is double counted.
+
+The tracker is keyed by IB order id (unique per client id, stable across reconnects) and by ``permId``;
+it never holds on to ib_async objects beyond the ib_async ``Order`` needed to cancel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from copilot_quant.backtest.orders import Fill, Order, OrderStatus
+
+__all__ = ["OrderRecord", "OrderTracker", "PendingExecution"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingExecution:
+    """An execution IB reported whose commission report has not arrived yet."""
+
+    exec_id: str
+    shares: float
+    price: float
+    time: datetime
+
+
+@dataclass(slots=True, eq=False)
+class OrderRecord:
+    """What the broker adapter knows about one order. Read-only for users (passed to error callbacks)."""
+
+    order: Order
+    ib_order_id: int = 0
+    perm_id: int = 0
+    ib_order: Any = field(default=None, repr=False)
+    fills: list[Fill] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    exec_ids: set[str] = field(default_factory=set)
+    pending: dict[str, PendingExecution] = field(default_factory=dict)
+    cancel_requested: bool = False
+    ib_status: str = ""
+
+    @property
+    def status(self) -> OrderStatus:
+        return OrderStatus(self.order.status)
+
+    @property
+    def filled_quantity(self) -> float:
+        return sum(f.fill_quantity for f in self.fills)
+
+    @property
+    def is_done(self) -> bool:
+        return self.status.is_done
+
+    @property
+    def settled(self) -> bool:
+        """Done, and every execution has become a fill (no commission report outstanding)."""
+        return self.is_done and not self.pending
+
+    def aggregate_fill(self) -> Fill | None:
+        """All fills so far as one: total quantity, volume-weighted price, summed commission."""
+        if not self.fills:
+            return None
+        qty = sum(f.fill_quantity for f in self.fills)
+        price = sum(f.fill_price * f.fill_quantity for f in self.fills) / qty
+        if len(self.fills) == 1:
+            return self.fills[0]
+        return Fill(
+            order=self.order,
+            fill_price=price,
+            fill_quantity=qty,
+            commission=sum(f.commission for f in self.fills),
+            timestamp=self.fills[-1].timestamp,
+            fill_id="+".join(f.fill_id or "" for f in self.fills),
+        )
+
+
+class OrderTracker:
+    """Thread-safe registry of :class:`OrderRecord`; callers wait on it with :meth:`wait`."""
+
+    __slots__ = ("_by_ib_id", "_by_perm", "_cond", "_records", "_seen_exec_ids")
+
+    def __init__(self) -> None:
+        self._records: dict[str, OrderRecord] = {}
+        self._by_ib_id: dict[int, OrderRecord] = {}
+        self._by_perm: dict[int, OrderRecord] = {}
+        self._seen_exec_ids: set[str] = set()
+        self._cond = threading.Condition()
+
+    # ----------------------------------------------------------------- registry
+    def add(self, order: Order) -> OrderRecord:
+        record = OrderRecord(order=order)
+        with self._cond:
+            self._records[str(order.order_id)] = record
+        return record
+
+    def bind(self, record: OrderRecord, ib_order_id: int, ib_order: Any) -> None:
+        with self._cond:
+            record.ib_order_id = ib_order_id
+            record.ib_order = ib_order
+            record.order.broker_order_id = ib_order_id
+            self._by_ib_id[ib_order_id] = record
+
+    def find(self, ib_order_id: int = 0, perm_id: int = 0, order_ref: str = "") -> OrderRecord | None:
+        with self._cond:
+            record = self._by_ib_id.get(ib_order_id) if ib_order_id else None
+            if record is None and perm_id:
+                record = self._by_perm.get(perm_id)
+            if record is None and order_ref:
+                record = self._records.get(order_ref)
+            if record is not None and perm_id and not record.perm_id:
+                record.perm_id = perm_id
+                self._by_perm[perm_id] = record
+            return record
+
+    def get(self, order_id: str) -> OrderRecord | None:
+        with self._cond:
+            return self._records.get(order_id)
+
+    def records(self) -> list[OrderRecord]:
+        with self._cond:
+            return list(self._records.values())
+
+    def open_records(self) -> list[OrderRecord]:
+        with self._cond:
+            return [r for r in self._records.values() if not r.is_done]
+
+    # ----------------------------------------------------------------- updates
+    def set_status(
+        self, record: OrderRecord, status: OrderStatus, ib_status: str = "", reason: str = ""
+    ) -> bool:
+        """Move the order to ``status`` unless it is already done; returns whether it changed."""
+        with self._cond:
+            current = record.status
+            if current.is_done and status is not current:
+                return False
+            if status is current and not reason:
+                return False
+            record.order.status = status
+            if ib_status:
+                record.ib_status = ib_status
+            if reason and not record.order.reject_reason:
+                record.order.reject_reason = reason
+            self._cond.notify_all()
+            return True
+
+    def add_execution(self, record: OrderRecord, execution: PendingExecution) -> bool:
+        """Note an execution; ``False`` if this ``execId`` was seen before (a duplicate report)."""
+        with self._cond:
+            if execution.exec_id in self._seen_exec_ids:
+                return False
+            self._seen_exec_ids.add(execution.exec_id)
+            record.pending[execution.exec_id] = execution
+            self._cond.notify_all()
+            return True
+
+    def settle(self, record: OrderRecord, exec_id: str, commission: float) -> Fill | None:
+        """Turn a pending execution into a :class:`Fill` with ``commission``; ``None`` if not pending."""
+        with self._cond:
+            pending = record.pending.pop(exec_id, None)
+            if pending is None:
+                return None
+            fill = Fill(
+                order=record.order,
+                fill_price=pending.price,
+                fill_quantity=pending.shares,
+                commission=max(0.0, float(commission)),
+                timestamp=pending.time,
+                fill_id=exec_id,
+            )
+            record.fills.append(fill)
+            record.exec_ids.add(exec_id)
+            qty = record.filled_quantity
+            record.order.filled_quantity = qty
+            record.order.avg_fill_price = sum(f.fill_price * f.fill_quantity for f in record.fills) / qty
+            if not record.status.is_done:
+                record.order.status = (
+                    OrderStatus.FILLED
+                    if qty >= record.order.quantity - 1e-9
+                    else OrderStatus.PARTIALLY_FILLED
+                )
+            self._cond.notify_all()
+            return fill
+
+    def record_for_exec(self, exec_id: str) -> OrderRecord | None:
+        with self._cond:
+            for record in self._records.values():
+                if exec_id in record.pending:
+                    return record
+            return None
+
+    def seen(self, exec_id: str) -> bool:
+        with self._cond:
+            return exec_id in self._seen_exec_ids
+
+    def wait(self, record: OrderRecord, timeout: float, *, until_settled: bool = True) -> bool:
+        """Block until ``record`` is settled (or merely done); returns whether that happened in time."""
+        with self._cond:
+            if until_settled:
+                return self._cond.wait_for(lambda: record.settled, timeout)
+            return self._cond.wait_for(lambda: record.is_done, timeout)

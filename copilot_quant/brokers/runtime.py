@@ -1,0 +1,187 @@
+"""The one event loop that drives ib_async: a library-owned asyncio loop on one daemon thread.
+
+Threading contract
+------------------
+ib_async is single-threaded: its socket, its caches and its events belong to the asyncio loop that
+runs it, and it only processes incoming messages (ticks, order status, executions, disconnects) while
+that loop runs. An :class:`IBRuntime` therefore starts **one** asyncio loop on **one** daemon thread and
+keeps it running for as long as the runtime is open. *Every* ib_async call is performed on that thread:
+
+* from any other thread, use :meth:`IBRuntime.run` (await a coroutine on the loop, block the caller up
+  to ``timeout`` seconds) or :meth:`IBRuntime.call` (run a plain function on the loop and return its
+  result);
+* ib_async event handlers (``pendingTickersEvent``, ``execDetailsEvent`` …) run *on* the loop thread and
+  must never block; they hand data to other threads through locks and ``threading.Event``\\ s.
+
+Because the loop is always running, the user's thread may ``time.sleep()`` freely while ticks, fills and
+reconnects are processed in the background — the guide's main loop does exactly that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from copilot_quant.errors import BrokerError
+
+__all__ = ["IBRuntime"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class IBRuntime:
+    """Owns one asyncio loop running forever on one daemon thread; all ib_async work is marshalled onto it.
+
+    The runtime is started lazily by :meth:`start` (idempotent) and stopped by :meth:`close`; it can be
+    started again after closing. It never connects to anything by itself.
+    """
+
+    __slots__ = ("_loop", "_name", "_ready", "_start_lock", "_thread")
+
+    def __init__(self, name: str = "copilot-quant-ib") -> None:
+        self._name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._start_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and self._loop is not None
+
+    def start(self) -> None:
+        """Start the loop thread (no-op if it already runs)."""
+        with self._start_lock:
+            if self.is_running:
+                return
+            self._ready.clear()
+            self._thread = threading.Thread(target=self._main, name=self._name, daemon=True)
+            self._thread.start()
+            self._ready.wait()
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            # Cancel what is left (reconnect loops, watchdogs) so that the loop closes cleanly.
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+            self._loop = None
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the loop and join its thread. Safe to call twice, and from any thread but the loop's own."""
+        with self._start_lock:
+            thread, loop = self._thread, self._loop
+            if thread is None or loop is None:
+                return
+            if threading.current_thread() is thread:
+                raise BrokerError(
+                    "IBRuntime.close() called from its own loop thread; call it from another thread"
+                )
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("IB runtime thread %s did not stop within %.1fs", self._name, timeout)
+            self._thread = None
+
+    # ------------------------------------------------------------------ marshalling
+    def in_loop_thread(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop
+        if loop is None or not self.is_running:
+            raise BrokerError("the IB runtime is not running; call connect() first")
+        return loop
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run ``coro`` on the loop and wait up to ``timeout`` seconds for its result.
+
+        On timeout the coroutine is cancelled and :class:`TimeoutError` is raised. Must not be called
+        from the loop thread (that would deadlock); handlers there should schedule work instead.
+        """
+        if self.in_loop_thread():
+            coro.close()
+            raise BrokerError("IBRuntime.run() called from the loop thread; use spawn() there")
+        loop = self._require_loop()
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"IB operation did not finish within {timeout}s") from None
+
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = 10.0) -> T:
+        """Run the plain function ``fn(*args)`` on the loop thread and return its result.
+
+        Called from the loop thread itself, it simply runs ``fn`` inline.
+        """
+        if self.in_loop_thread():
+            return fn(*args)
+        loop = self._require_loop()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def runner() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the waiting thread, which re-raises it
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(runner)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"IB call {getattr(fn, '__name__', fn)} did not finish within {timeout}s"
+            ) from None
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Schedule ``fn(*args)`` on the loop without waiting (fire and forget; errors are logged)."""
+
+        def runner() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("error in scheduled IB call %s", getattr(fn, "__name__", fn))
+
+        loop = self._require_loop()
+        if self.in_loop_thread():
+            runner()
+        else:
+            loop.call_soon_threadsafe(runner)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> concurrent.futures.Future[Any]:
+        """Start ``coro`` as a background task on the loop; failures are logged, never lost."""
+        loop = self._require_loop()
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+
+        def report(done: concurrent.futures.Future[Any]) -> None:
+            if done.cancelled():
+                return
+            exc = done.exception()
+            if exc is not None:
+                log.error("background task %s failed: %r", name, exc, exc_info=exc)
+
+        future.add_done_callback(report)
+        return future

@@ -1,0 +1,94 @@
+"""Fixtures for live-trading tests: a real simulated IB Gateway on a free loopback port, real ib_async."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+from copilot_quant.data.synthetic import SyntheticDataProvider
+from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+
+#: The gateway replays known synthetic bars from this date, so tests know the "future" prices.
+REPLAY_START = "2024-03-01"
+SYMBOLS = ["AAPL", "MSFT"]
+
+
+@pytest.fixture
+def feed() -> SyntheticDataProvider:
+    return SyntheticDataProvider(seed=42)
+
+
+@pytest.fixture
+def gateway_factory(feed: SyntheticDataProvider) -> Iterator[Callable[..., GatewayServer]]:
+    started: list[GatewayServer] = []
+
+    def make(**overrides: object) -> GatewayServer:
+        config = GatewayConfig(port=0, data=feed, symbols=list(SYMBOLS), start=REPLAY_START)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        server = GatewayServer(config).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def gateway(gateway_factory: Callable[..., GatewayServer]) -> GatewayServer:
+    """A paused gateway (step its clock by hand) replaying synthetic AAPL and MSFT from REPLAY_START."""
+    return gateway_factory()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` passes; returns whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return condition()
+
+
+class Stepper:
+    """Steps the gateway's clock on a background thread until told to stop (a market that keeps moving)."""
+
+    def __init__(self, server: GatewayServer, interval: float = 0.1) -> None:
+        self.server = server
+        self.interval = interval
+        self.steps = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.server.clock.step(1)
+            self.steps += 1
+
+    def __enter__(self) -> Stepper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_ib_threads() -> Iterator[None]:
+    """Every test must close what it opened: no IB loop thread or engine worker may outlive it."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+
+    def leaked() -> list[str]:
+        return [
+            t.name
+            for t in threading.enumerate()
+            if t.name.startswith("copilot-quant") and t.ident not in before and t.is_alive()
+        ]
+
+    wait_until(lambda: not leaked(), timeout=5)
+    assert not leaked(), f"threads left running: {leaked()}"

@@ -1,0 +1,88 @@
+"""`copilot-quant live` against the simulated gateway: status line, clean shutdown, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from copilot_quant.cli import app
+from typer.testing import CliRunner
+
+from .conftest import wait_until
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
+
+STRATEGY = """
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.orders import Order
+
+
+class BuyOnce(Strategy):
+    def initialize(self):
+        self.done = False
+
+    def on_data(self, timestamp, data):
+        if self.done:
+            return None
+        self.done = True
+        return [Order("AAPL", 5, "market", "buy")]
+
+    def finalize(self):
+        print("finalized")
+"""
+
+
+@pytest.fixture
+def strategy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "buy_once.py"
+    path.write_text(STRATEGY)
+    return path
+
+
+def test_live_runs_shows_status_and_shuts_down_cleanly(gateway_factory, strategy_file, monkeypatch):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    result = CliRunner().invoke(
+        app,
+        [
+            "live",
+            f"{strategy_file}:BuyOnce",
+            "--symbols",
+            "AAPL",
+            "MSFT",
+            "--paper",
+            "--port",
+            str(server.port),
+            "--client-id",
+            "90",
+            "--interval",
+            "1d",
+            "--duration",
+            "2",
+            "--update-interval",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "connected" in result.output
+    assert "account DU1234567" in result.output
+    assert "Stopped. fills 1" in result.output
+    assert "finalized" in result.output
+    assert wait_until(lambda: not server.core.sessions)  # the CLI disconnected
+
+
+def test_live_reports_an_unreachable_gateway(strategy_file):
+    result = CliRunner().invoke(app, ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", "1"])
+    assert result.exit_code == 3
+    assert "could not connect" in result.output
+
+
+def test_live_reports_a_bad_strategy_spec(tmp_path):
+    result = CliRunner().invoke(app, ["live", f"{tmp_path}/missing.py:Nope", "--symbols", "AAPL"])
+    assert result.exit_code == 2
+
+
+def test_live_refuses_a_live_port_in_paper_mode(strategy_file):
+    result = CliRunner().invoke(app, ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", "7496"])
+    assert result.exit_code == 2
+    assert "LIVE trading port" in result.output

@@ -1,0 +1,214 @@
+"""LiveDataFeedAdapter against the simulated gateway with the real ib_async client."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+import pytest
+from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
+from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
+from copilot_quant.errors import DataError, DataUnavailableError, UnknownSymbolError
+
+from .conftest import wait_until
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
+
+NY = ZoneInfo("America/New_York")
+
+
+@pytest.fixture
+def adapter(gateway):
+    a = LiveDataFeedAdapter(paper_trading=True, port=gateway.port, client_id=20)
+    yield a
+    a.disconnect()
+
+
+def test_it_is_an_idatafeed_and_the_constructor_does_not_connect(gateway):
+    a = LiveDataFeedAdapter(port=gateway.port)
+    assert isinstance(a, IDataFeed)
+    assert not a.is_connected()
+    assert not gateway.core.sessions
+
+
+def test_connect_and_disconnect(adapter, gateway):
+    assert adapter.connect(timeout=5)
+    assert adapter.is_connected()
+    assert list(gateway.core.sessions) == [21]  # standalone data adapter: client_id + 1
+    adapter.disconnect()
+    assert not adapter.is_connected()
+    assert not adapter.is_fallback_mode()  # a deliberate disconnect is not a lost connection
+
+
+def test_connect_returns_false_when_nothing_listens():
+    a = LiveDataFeedAdapter(port=1, client_id=5)
+    assert a.connect(timeout=1) is False
+    a.disconnect()
+
+
+def test_history_has_exactly_the_backtest_shape_and_values(adapter, feed):
+    adapter.connect(timeout=5)
+    start, end = datetime(2024, 1, 2), datetime(2024, 2, 15)
+    got = adapter.get_historical_data("AAPL", start_date=start, end_date=end, interval="1d")
+    expected = feed.get_historical_data("AAPL", start_date=start, end_date=end, interval="1d")
+    assert list(got.columns) == ["Open", "High", "Low", "Close", "Volume"]
+    assert str(got.index.tz) == "UTC"
+    assert got.index.is_monotonic_increasing
+    assert got.index.is_unique
+    pd.testing.assert_index_equal(got.index, expected.index)
+    pd.testing.assert_frame_equal(got, expected, rtol=1e-6)
+
+
+def test_naive_and_aware_dates_give_the_same_bars(adapter):
+    adapter.connect(timeout=5)
+    naive = adapter.get_historical_data("MSFT", datetime(2024, 1, 2), datetime(2024, 1, 31))
+    aware = adapter.get_historical_data(
+        "MSFT", datetime(2024, 1, 2, tzinfo=NY), datetime(2024, 1, 31, tzinfo=NY)
+    )
+    pd.testing.assert_frame_equal(naive, aware)
+    assert naive.index[-1] == pd.Timestamp("2024-01-31 21:00", tz="UTC")  # the end date's bar is included
+
+
+def test_data_is_requested_up_to_the_end_date(adapter):
+    adapter.connect(timeout=5)
+    old = adapter.get_historical_data("AAPL", datetime(2023, 1, 3), datetime(2023, 1, 31))
+    assert not old.empty
+    assert old.index[0] >= pd.Timestamp("2023-01-03", tz="UTC")
+    assert old.index[-1] == pd.Timestamp("2023-01-31 21:00", tz="UTC")
+
+
+def test_intraday_bars_are_stamped_at_bar_end(adapter):
+    adapter.connect(timeout=5)
+    bars = adapter.get_historical_data(
+        "AAPL", datetime(2024, 2, 29, 9, 30), datetime(2024, 2, 29), interval="30m"
+    )
+    assert bars.index[0] == pd.Timestamp("2024-02-29 15:00", tz="UTC")  # 09:30-10:00 NY bar
+    assert bars.index[-1] == pd.Timestamp("2024-02-29 21:00", tz="UTC")  # 15:30-16:00 NY bar
+    assert len(bars) == 13
+
+
+def test_unsupported_interval_and_unknown_symbol_raise(adapter):
+    adapter.connect(timeout=5)
+    with pytest.raises(DataError, match="unsupported interval"):
+        adapter.get_historical_data("AAPL", interval="3d")
+    with pytest.raises(UnknownSymbolError):
+        adapter.get_historical_data("NOPE", datetime(2024, 1, 2))
+
+
+def test_multiple_symbols_have_metric_symbol_columns(adapter):
+    adapter.connect(timeout=5)
+    data = adapter.get_multiple_symbols(["AAPL", "MSFT"], datetime(2024, 1, 2), datetime(2024, 1, 31))
+    assert data.columns.names == ["Metric", "Symbol"]
+    assert ("Close", "AAPL") in data.columns
+    assert ("Close", "MSFT") in data.columns
+    assert not data[("Close", "AAPL")].isna().any()
+
+
+def test_latest_price_is_there_right_after_subscribe(adapter, gateway):
+    adapter.connect(timeout=5)
+    assert adapter.subscribe(["AAPL", "NOPE"]) == {"AAPL": True, "NOPE": False}
+    price = adapter.get_latest_price("AAPL")
+    assert price is not None
+    assert price > 0
+    bar = adapter.get_latest_bar("AAPL")
+    assert bar is not None
+    assert list(bar.index) == ["Open", "High", "Low", "Close", "Volume"]
+    gateway.clock.step(1)
+    new_close = gateway.core.market.track("AAPL").last
+    assert wait_until(lambda: adapter.get_latest_price("AAPL") == pytest.approx(new_close))
+    assert adapter.unsubscribe(["AAPL"]) == {"AAPL": True}
+    assert adapter.get_latest_price("AAPL") is None
+
+
+def test_a_lost_connection_serves_the_cache_in_fallback_mode(adapter, gateway):
+    adapter.connect(timeout=5)
+    cached = adapter.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 2, 1))
+    gateway.stop()
+    assert wait_until(lambda: not adapter.is_connected())
+    assert adapter.is_fallback_mode()
+    again = adapter.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 1, 31))
+    pd.testing.assert_frame_equal(again, cached.iloc[:-1])
+    with pytest.raises(DataUnavailableError, match="nothing is cached"):
+        adapter.get_historical_data("MSFT", datetime(2024, 1, 2), datetime(2024, 1, 31))
+    gateway.start()
+    assert adapter.reconnect()
+    assert not adapter.is_fallback_mode()
+    assert not adapter.get_historical_data("MSFT", datetime(2024, 1, 2), datetime(2024, 1, 31)).empty
+
+
+def test_unreachable_without_cache_raises_instead_of_returning_empty():
+    a = LiveDataFeedAdapter(port=1, client_id=30, request_timeout=1)
+    with pytest.raises(DataUnavailableError, match="nothing is cached"):
+        a.get_historical_data("AAPL")
+    a.disconnect()
+
+
+def test_first_use_connects_when_connect_was_not_called(gateway):
+    a = LiveDataFeedAdapter(port=gateway.port, client_id=31)
+    try:
+        assert not a.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 1, 10)).empty
+        assert a.is_connected()
+    finally:
+        a.disconnect()
+
+
+def test_pacing_limits_are_respected_with_gateway_pacing_on(gateway_factory):
+    server = gateway_factory(pacing=True)
+    a = LiveDataFeedAdapter(port=server.port, client_id=40, request_timeout=20)
+    try:
+        assert a.connect(timeout=5)
+        frames = [
+            a.get_historical_data("AAPL", datetime(2024, 1, 2 + i), datetime(2024, 2, 1)) for i in range(7)
+        ]
+        assert all(not f.empty for f in frames)
+        repeat = a.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 2, 1))
+        pd.testing.assert_frame_equal(repeat, frames[0])  # identical request answered without a violation
+    finally:
+        a.disconnect()
+
+
+def test_standalone_adapters_use_distinct_client_ids(gateway):
+    data = LiveDataFeedAdapter(port=gateway.port, client_id=7)
+    broker = LiveBrokerAdapter(port=gateway.port, client_id=7)
+    try:
+        assert data.connect(timeout=5)
+        assert broker.connect(timeout=5)
+        assert sorted(gateway.core.sessions) == [7, 8]
+    finally:
+        data.disconnect()
+        broker.disconnect()
+
+
+def test_a_fifty_symbol_lookback_does_not_trip_pacing(gateway_factory):
+    symbols = [f"S{i:02d}" for i in range(50)]
+    server = gateway_factory(pacing=True, symbols=symbols)
+    a = LiveDataFeedAdapter(port=server.port, client_id=41)
+    try:
+        assert a.connect(timeout=5)
+        data = a.get_multiple_symbols(symbols, datetime(2024, 1, 2), datetime(2024, 2, 1))
+        assert sorted(set(data.columns.get_level_values("Symbol"))) == symbols
+        assert not data.isna().all().any()
+    finally:
+        a.disconnect()
+
+
+def test_a_pacing_violation_is_retried(gateway_factory, caplog):
+    from copilot_quant.brokers.pacing import HistoricalPacer, PacingRules
+
+    server = gateway_factory(pacing=True)
+    lax = HistoricalPacer(
+        rules=PacingRules(per_contract_max=100, identical_window=0.0), violation_backoff=0.5
+    )
+    a = LiveDataFeedAdapter(port=server.port, client_id=42, pacer=lax)
+    try:
+        assert a.connect(timeout=5)
+        # Seven requests for one contract within 2 s: IB (the gateway) answers 162 to the sixth.
+        frames = [
+            a.get_historical_data("MSFT", datetime(2024, 1, 2 + i), datetime(2024, 2, 1)) for i in range(7)
+        ]
+        assert all(not f.empty for f in frames)
+        assert "IB pacing violation for MSFT; retrying" in caplog.text  # a 162 really came back
+    finally:
+        a.disconnect()

@@ -1,0 +1,156 @@
+"""IB translation tables and order tracking (pure logic): bar stamps, orders, statuses, execId dedupe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pandas as pd
+import pytest
+from copilot_quant.backtest.orders import Order, OrderStatus
+from copilot_quant.brokers.ib_mapping import (
+    bars_to_frame,
+    check_interval,
+    duration_string,
+    ib_status,
+    to_ib_order,
+)
+from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution
+from copilot_quant.errors import DataError
+from hypothesis import given
+from hypothesis import strategies as st
+
+
+@dataclass
+class Bar:
+    date: object
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+def test_daily_ib_bars_are_stamped_at_the_session_close_in_utc():
+    frame = bars_to_frame(
+        [Bar(date(2024, 1, 5), 1, 2, 0.5, 1.5, 100), Bar(date(2024, 7, 3), 1, 2, 0.5, 1.5, float("nan"))],
+        "1d",
+    )
+    assert str(frame.index.tz) == "UTC"
+    assert frame.index[0] == pd.Timestamp("2024-01-05 21:00", tz="UTC")
+    assert frame.index[1] == pd.Timestamp("2024-07-03 17:00", tz="UTC")  # early close 13:00 EDT
+    assert list(frame.columns) == ["Open", "High", "Low", "Close", "Volume"]
+    assert frame.dtypes.eq("float64").all()
+    assert pd.isna(frame["Volume"].iloc[1])  # a missing size never drops the bar
+
+
+def test_intraday_ib_bars_move_from_bar_start_to_bar_end():
+    start = datetime(2024, 1, 5, 14, 30, tzinfo=UTC)  # 09:30 New York
+    frame = bars_to_frame([Bar(start, 1, 1, 1, 1, 1)], "5m")
+    assert frame.index[0] == pd.Timestamp("2024-01-05 14:35", tz="UTC")
+    last_hour = datetime(2024, 1, 5, 20, 30, tzinfo=UTC)  # 15:30 bar of an hourly series ends at 16:00
+    assert bars_to_frame([Bar(last_hour, 1, 1, 1, 1, 1)], "1h").index[0] == pd.Timestamp(
+        "2024-01-05 21:00", tz="UTC"
+    )
+
+
+def test_weekly_bars_are_built_from_daily_bars():
+    days = [Bar(date(2024, 1, d), d, d + 1, d - 1, d + 0.5, 10) for d in (2, 3, 4, 5, 8)]
+    frame = bars_to_frame(days, "1wk")
+    assert len(frame) == 2
+    assert frame["Open"].iloc[0] == 2
+    assert frame["Close"].iloc[0] == 5.5
+    assert frame["Volume"].iloc[0] == 40
+    assert frame.index[0] == pd.Timestamp("2024-01-05 21:00", tz="UTC")
+
+
+@pytest.mark.parametrize("interval", ["3d", "1s", "", "daily"])
+def test_unsupported_intervals_raise(interval):
+    with pytest.raises(DataError, match="unsupported interval"):
+        check_interval(interval)
+
+
+def test_duration_strings_cover_the_range():
+    end = pd.Timestamp("2024-06-01", tz="UTC")
+    assert duration_string(pd.Timestamp("2024-05-01", tz="UTC"), end, "1d") == "32 D"
+    assert duration_string(pd.Timestamp("2022-01-01", tz="UTC"), end, "1d") == "3 Y"
+    assert duration_string(end - pd.Timedelta(hours=2), end, "5m") == "7260 S"
+    assert duration_string(None, end, "1d") == "1 Y"
+
+
+def test_orders_translate_to_ib_orders_with_our_id_as_order_ref():
+    lmt = to_ib_order(Order("AAPL", 10, "limit", "sell", limit_price=101.5, time_in_force="gtc"), "DU1")
+    assert (lmt.action, lmt.totalQuantity, lmt.orderType, lmt.lmtPrice, lmt.tif, lmt.account) == (
+        "SELL",
+        10.0,
+        "LMT",
+        101.5,
+        "GTC",
+        "DU1",
+    )
+    mkt = to_ib_order(Order("AAPL", 3, "market", "buy", order_id="X1"), None)
+    assert (mkt.action, mkt.orderType, mkt.orderRef, mkt.tif) == ("BUY", "MKT", "X1", "DAY")
+    stp = to_ib_order(Order("AAPL", 1, "stop_limit", "buy", limit_price=11, stop_price=10), None)
+    assert (stp.orderType, stp.lmtPrice, stp.auxPrice) == ("STP LMT", 11, 10)
+
+
+def test_ib_statuses_map_to_ours():
+    assert ib_status("Submitted", 0, 10) is OrderStatus.SUBMITTED
+    assert ib_status("Submitted", 4, 6) is OrderStatus.PARTIALLY_FILLED
+    assert ib_status("Filled", 10, 0) is OrderStatus.FILLED
+    assert ib_status("Cancelled", 0, 10) is OrderStatus.CANCELLED
+    assert ib_status("Inactive", 0, 10) is OrderStatus.REJECTED
+
+
+NOW = datetime(2024, 1, 5, 15, tzinfo=UTC)
+
+
+def test_an_execution_becomes_one_fill_when_its_commission_arrives():
+    tracker = OrderTracker()
+    order = Order("AAPL", 10, "market", "buy")
+    record = tracker.add(order)
+    tracker.bind(record, 7, None)
+    assert tracker.find(ib_order_id=7) is record
+    assert tracker.add_execution(record, PendingExecution("e1", 4, 100.0, NOW))
+    assert not tracker.add_execution(record, PendingExecution("e1", 4, 100.0, NOW))  # duplicate report
+    assert not record.settled
+    fill = tracker.settle(record, "e1", 1.25)
+    assert fill is not None
+    assert fill.fill_quantity == 4
+    assert fill.commission == 1.25
+    assert fill.fill_id == "e1"
+    assert tracker.settle(record, "e1", 1.25) is None
+    assert order.status is OrderStatus.PARTIALLY_FILLED
+    assert order.filled_quantity == 4
+    tracker.add_execution(record, PendingExecution("e2", 6, 101.0, NOW))
+    tracker.settle(record, "e2", 1.0)
+    assert order.status is OrderStatus.FILLED
+    assert record.settled
+    agg = record.aggregate_fill()
+    assert agg is not None
+    assert agg.fill_quantity == 10
+    assert agg.commission == 2.25
+    assert agg.fill_price == pytest.approx((4 * 100 + 6 * 101) / 10)
+
+
+def test_a_done_order_keeps_its_final_status():
+    tracker = OrderTracker()
+    record = tracker.add(Order("AAPL", 1, "market", "buy"))
+    assert tracker.set_status(record, OrderStatus.REJECTED, reason="IB error 201: no")
+    assert not tracker.set_status(record, OrderStatus.SUBMITTED)
+    assert record.order.reject_reason == "IB error 201: no"
+    assert tracker.wait(record, 0.01)  # done and nothing pending: settled at once
+
+
+@given(st.lists(st.tuples(st.integers(0, 20), st.floats(0.5, 50)), min_size=1, max_size=30))
+def test_no_execution_is_ever_counted_twice_and_fills_never_exceed_what_ib_reported(reports):
+    tracker = OrderTracker()
+    record = tracker.add(Order("AAPL", 10_000, "market", "buy"))
+    unique: dict[str, float] = {}
+    for n, shares in reports:
+        exec_id = f"e{n}"
+        if tracker.add_execution(record, PendingExecution(exec_id, shares, 10.0, NOW)):
+            unique[exec_id] = shares
+        tracker.settle(record, exec_id, 0.5)
+    assert len(record.fills) == len(unique)
+    assert record.filled_quantity == pytest.approx(sum(unique.values()))

@@ -1,0 +1,25 @@
+"""The guide's example strategy runs unchanged in a backtest, on one symbol and on several."""
+
+from __future__ import annotations
+
+import pytest
+from copilot_quant.backtest.engine import BacktestEngine
+from copilot_quant.data.synthetic import SyntheticDataProvider
+from copilot_quant.strategies.my_strategy import MyStrategy
+
+
+@pytest.mark.parametrize("symbols", [["AAPL"], ["AAPL", "MSFT"]])
+def test_my_strategy_trades_in_a_backtest(symbols):
+    engine = BacktestEngine(initial_capital=100_000, data_provider=SyntheticDataProvider(seed=3))
+    engine.add_strategy(MyStrategy(period=10, quantity=5))
+    result = engine.run(start_date="2023-01-03", end_date="2023-06-30", symbols=symbols)
+    log = result.get_trade_log()
+    assert len(log) > 2
+    assert set(log["symbol"]) == set(symbols)
+    assert set(log["quantity"]) == {5.0}
+    assert not engine.errors
+
+
+def test_my_strategy_validates_its_period():
+    with pytest.raises(ValueError, match="period"):
+        MyStrategy(period=0)
