@@ -13,6 +13,7 @@ from copilot_quant.errors import CopilotQuantError
 def register(app: typer.Typer) -> None:
     """Add the `gateway` command to ``app``."""
     app.command("gateway")(gateway)
+    app.command("gateway-ctl")(gateway_ctl)
 
 
 def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line option
@@ -35,12 +36,16 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     partial_fill_size: float = typer.Option(0.0, help="Fill at most this many shares per price (0 = all)."),
     pacing: bool = typer.Option(False, help="Enforce IB's historical-data pacing rules (error 162)."),
     live_account: bool = typer.Option(False, "--live-account", help="Present a live (U…) account id."),
+    control_port: int = typer.Option(
+        -1, "--control-port", help="Open a fault-drill control port on 127.0.0.1 (0 = any free port)."
+    ),
     run_for: float = typer.Option(
         0.0, "--run-for", hidden=True, help="Stop after this many seconds (tests)."
     ),
 ) -> None:
     """Run a simulated IB Gateway that ib_async (and other TWS API clients) can connect to."""
     # Imported here so `copilot-quant --help` does not load pandas and the data layer.
+    from copilot_quant.gateway.control import ControlServer
     from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 
     console = Console(highlight=False)
@@ -61,6 +66,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             live_account=live_account,
         )
         server = GatewayServer(config).start()
+        control = ControlServer(server, port=control_port).start() if control_port >= 0 else None
     except CopilotQuantError as exc:
         Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {exc}")
         raise typer.Exit(1) from None
@@ -72,6 +78,10 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     console.print(
         f"    from ib_async import IB; ib = IB(); ib.connect('{server.host}', {server.port}, clientId=1)"
     )
+    if control is not None:
+        console.print(
+            f"  Fault drills: copilot-quant gateway-ctl --port {control.port} help   (drop, restart, lost, ...)"
+        )
     console.print("  Ctrl-C to stop.")
     stop = threading.Event()
     try:
@@ -79,5 +89,30 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     except KeyboardInterrupt:
         pass
     finally:
+        if control is not None:
+            control.stop()
         server.stop()
         console.print("Gateway stopped.")
+
+
+def gateway_ctl(
+    command: list[str] = typer.Argument(
+        ..., help="A control command, e.g. drop, restart, 'refuse 10', help."
+    ),
+    port: int = typer.Option(..., "--port", help="The gateway's --control-port."),
+    host: str = typer.Option("127.0.0.1", help="Host of the control port."),
+) -> None:
+    """Send a fault-drill command to a running `copilot-quant gateway --control-port PORT`."""
+    from copilot_quant.gateway.control import send_command
+
+    try:
+        reply = send_command(port, " ".join(command), host=host)
+    except CopilotQuantError as exc:
+        Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {exc}")
+        raise typer.Exit(1) from None
+    ok = reply.startswith("ok")
+    Console(highlight=False, stderr=not ok).print(
+        reply.replace("; ", "\n") if ok else f"[bold red]{reply}[/]"
+    )
+    if not ok:
+        raise typer.Exit(1)

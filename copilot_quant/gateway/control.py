@@ -1,0 +1,231 @@
+"""A tiny line-based control port for a running simulated gateway: fault drills from another terminal.
+
+``copilot-quant gateway --control-port 4010`` opens it on 127.0.0.1; ``copilot-quant gateway-ctl drop``
+(or ``printf 'drop\\n' | nc 127.0.0.1 4010``) sends one command and prints the one-line reply, which starts
+with ``ok`` or ``error``. Every command maps to one method of :class:`~copilot_quant.gateway.server.GatewayServer`
+or its clock, so the Python API and the control port can never disagree.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from copilot_quant.errors import GatewayError
+
+if TYPE_CHECKING:
+    from copilot_quant.gateway.server import GatewayServer
+
+__all__ = ["COMMANDS", "ControlServer", "execute", "send_command"]
+
+log = logging.getLogger(__name__)
+
+#: command -> (usage, what it does)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "status": ("status", "market time, clock speed and connected clients"),
+    "drop": ("drop", "drop every client connection"),
+    "refuse": ("refuse SECONDS", "refuse new connections for SECONDS"),
+    "restart": ("restart", "stop and start the gateway on the same port, keeping its state"),
+    "lost": ("lost", "broadcast 1100: connectivity between IB and TWS lost"),
+    "restored": ("restored [data-lost]", "broadcast 1102 (data maintained) or 1101 (data lost)"),
+    "farm": ("farm CODE", "broadcast a data-farm status message, e.g. 2103, 2104, 2105, 2106"),
+    "competing": ("competing", "emit 10197: no market data during a competing live session"),
+    "reject": ("reject [REASON]", "reject the next order with error 201 and REASON"),
+    "withhold": ("withhold on|off", "hold back execution reports (off releases them)"),
+    "step": ("step [N]", "advance the market clock N bars (default 1)"),
+    "pause": ("pause", "pause the market clock"),
+    "speed": ("speed BARS_PER_SECOND", "run the market clock at this speed"),
+    "help": ("help", "list the commands"),
+}
+
+
+def _number(args: list[str], usage: str, default: float | None = None) -> float:
+    if not args:
+        if default is None:
+            raise GatewayError(f"missing argument; usage: {usage}")
+        return default
+    try:
+        return float(args[0])
+    except ValueError:
+        raise GatewayError(f"{args[0]!r} is not a number; usage: {usage}") from None
+
+
+def execute(gateway: GatewayServer, line: str) -> str:
+    """Run one control command against ``gateway`` and return its one-line reply."""
+    words = line.strip().split()
+    if not words:
+        return "error empty command; try 'help'"
+    name, args = words[0].lower(), words[1:]
+    if name not in COMMANDS:
+        return f"error unknown command {name!r}; try 'help'"
+    usage = COMMANDS[name][0]
+    try:
+        return "ok " + _ACTIONS[name](gateway, args, usage)
+    except GatewayError as exc:
+        return f"error {exc}"
+    except Exception as exc:  # a control port must answer, never die; the cause is logged
+        log.exception("control command %r failed", line)
+        return f"error {type(exc).__name__}: {exc}"
+
+
+def _status(gw: GatewayServer, args: list[str], usage: str) -> str:
+    clients = sum(1 for _ in gw.sessions())
+    return f"time={gw.clock.now.isoformat()} speed={gw.clock.speed or 0} clients={clients} port={gw.port}"
+
+
+def _restored(gw: GatewayServer, args: list[str], usage: str) -> str:
+    data_lost = bool(args) and args[0].lower() in ("data-lost", "lost", "1101")
+    gw.connectivity_restored(data_lost=data_lost)
+    return "sent 1101" if data_lost else "sent 1102"
+
+
+def _withhold(gw: GatewayServer, args: list[str], usage: str) -> str:
+    if not args or args[0].lower() not in ("on", "off"):
+        raise GatewayError(f"usage: {usage}")
+    gw.withhold_executions(args[0].lower() == "on")
+    return f"withholding {args[0].lower()}"
+
+
+def _step(gw: GatewayServer, args: list[str], usage: str) -> str:
+    bars = gw.clock.step(int(_number(args, usage, default=1)))
+    return f"stepped to {gw.clock.now.isoformat()} ({len(bars)} bars)"
+
+
+def _help(gw: GatewayServer, args: list[str], usage: str) -> str:
+    return "; ".join(f"{u}: {what}" for u, what in COMMANDS.values())
+
+
+def _drop(gw: GatewayServer, args: list[str], usage: str) -> str:
+    return f"dropped {gw.drop_all()} connection(s)"
+
+
+def _refuse(gw: GatewayServer, args: list[str], usage: str) -> str:
+    seconds = _number(args, usage)
+    gw.refuse_connections(seconds)
+    return f"refusing for {seconds:g}s"
+
+
+def _restart(gw: GatewayServer, args: list[str], usage: str) -> str:
+    gw.restart()
+    return f"restarted on port {gw.port}"
+
+
+def _lost(gw: GatewayServer, args: list[str], usage: str) -> str:
+    gw.connectivity_lost()
+    return "sent 1100"
+
+
+def _farm(gw: GatewayServer, args: list[str], usage: str) -> str:
+    code = int(_number(args, usage))
+    gw.farm_status(code)
+    return f"sent {code}"
+
+
+def _competing(gw: GatewayServer, args: list[str], usage: str) -> str:
+    gw.competing_session()
+    return "sent 10197"
+
+
+def _reject(gw: GatewayServer, args: list[str], usage: str) -> str:
+    gw.reject_next_order(" ".join(args) or "Simulated rejection")
+    return "next order will be rejected"
+
+
+def _pause(gw: GatewayServer, args: list[str], usage: str) -> str:
+    gw.clock.pause()
+    return "clock paused"
+
+
+def _speed(gw: GatewayServer, args: list[str], usage: str) -> str:
+    speed = _number(args, usage)
+    gw.clock.run(speed)
+    return f"clock at {speed:g} bars/s"
+
+
+_ACTIONS: dict[str, Callable[[GatewayServer, list[str], str], str]] = {
+    "status": _status,
+    "drop": _drop,
+    "refuse": _refuse,
+    "restart": _restart,
+    "lost": _lost,
+    "restored": _restored,
+    "farm": _farm,
+    "competing": _competing,
+    "reject": _reject,
+    "withhold": _withhold,
+    "step": _step,
+    "pause": _pause,
+    "speed": _speed,
+    "help": _help,
+}
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _TCPServer
+
+    def handle(self) -> None:
+        for raw in self.rfile:
+            line = raw.decode("utf-8", "replace").strip()
+            if not line:
+                continue
+            reply = execute(self.server.gateway, line)
+            log.info("control %r -> %s", line, reply)
+            self.wfile.write((reply + "\n").encode())
+            self.wfile.flush()
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], gateway: GatewayServer) -> None:
+        self.gateway = gateway
+        super().__init__(address, _Handler)
+
+
+class ControlServer:
+    """The control port of one gateway, served on its own daemon thread. Loopback only by default."""
+
+    def __init__(self, gateway: GatewayServer, port: int = 0, host: str = "127.0.0.1") -> None:
+        self._server = _TCPServer((host, port), gateway)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="gateway-control", daemon=True
+        )
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def start(self) -> ControlServer:
+        self._thread.start()
+        log.info("gateway control port listening on 127.0.0.1:%d", self.port)
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ControlServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def send_command(port: int, command: str, host: str = "127.0.0.1", timeout: float = 30.0) -> str:
+    """Send one command to a control port and return the reply line."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(command.strip().encode() + b"\n")
+            reply = sock.makefile("rb").readline().decode().strip()
+    except OSError as exc:
+        raise GatewayError(
+            f"cannot reach the gateway control port {host}:{port} ({exc}); "
+            "start the gateway with --control-port"
+        ) from None
+    return reply

@@ -1,0 +1,85 @@
+"""The gateway's control port: fault drills from another process, over a real loopback socket."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from copilot_quant.cli import app
+from copilot_quant.errors import GatewayError
+from copilot_quant.gateway.control import COMMANDS, ControlServer, execute, send_command
+from copilot_quant.gateway.testing import connected_ib, running_gateway
+from typer.testing import CliRunner
+
+
+@pytest.fixture
+def gateway_with_control():
+    with running_gateway(data="synthetic", symbols=["AAPL"]) as gw, ControlServer(gw) as control:
+        yield gw, control
+
+
+def test_step_advances_the_market_clock(gateway_with_control):
+    gw, control = gateway_with_control
+    before = gw.clock.now
+    reply = send_command(control.port, "step 2")
+    assert reply.startswith("ok stepped to")
+    assert gw.clock.now > before
+
+
+def test_drop_disconnects_every_client(gateway_with_control):
+    gw, control = gateway_with_control
+    with connected_ib(gw, client_id=7) as ib:
+        assert ib.isConnected()
+        assert send_command(control.port, "drop") == "ok dropped 1 connection(s)"
+        with contextlib.suppress(ConnectionError):  # ib_async raises from sleep once the peer closes
+            ib.sleep(0.5)
+        assert not ib.isConnected()
+
+
+def test_a_rejected_order_and_a_farm_message_reach_the_client(gateway_with_control):
+    from ib_async import MarketOrder, Stock
+
+    gw, control = gateway_with_control
+    with connected_ib(gw, client_id=8) as ib:
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, code, msg, contract: codes.append(code)
+        assert send_command(control.port, "farm 2103").startswith("ok")
+        assert send_command(control.port, "reject risk desk says no").startswith("ok")
+        contract = Stock("AAPL", "SMART", "USD")
+        ib.qualifyContracts(contract)
+        trade = ib.placeOrder(contract, MarketOrder("BUY", 1))
+        ib.sleep(0.5)
+        assert 2103 in codes
+        assert 201 in codes
+        assert trade.orderStatus.status == "Cancelled"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("", "error empty command"),
+        ("explode", "error unknown command"),
+        ("refuse", "error missing argument"),
+        ("refuse soon", "error 'soon' is not a number"),
+        ("withhold maybe", "error usage"),
+    ],
+)
+def test_bad_commands_get_a_clear_error_line(gateway_with_control, line, expected):
+    gw, _ = gateway_with_control
+    assert execute(gw, line).startswith(expected)
+
+
+def test_help_lists_every_command(gateway_with_control):
+    gw, _ = gateway_with_control
+    reply = execute(gw, "help")
+    assert all(usage in reply for usage, _ in COMMANDS.values())
+
+
+def test_the_cli_sends_a_command_and_reports_an_unreachable_port(gateway_with_control):
+    _, control = gateway_with_control
+    runner = CliRunner()
+    result = runner.invoke(app, ["gateway-ctl", "--port", str(control.port), "status"])
+    assert result.exit_code == 0, result.output
+    assert "clients=0" in result.output
+    with pytest.raises(GatewayError, match="control port"):
+        send_command(1, "status", timeout=2)
