@@ -12,6 +12,28 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 settings.load_profile("ci")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_writes_to_home(tmp_path_factory: pytest.TempPathFactory):
+    """Journals, the data store and the download cache go to a temporary directory, never to ``~``."""
+    import os
+
+    root = tmp_path_factory.mktemp("copilot_quant_home")
+    names = {
+        "COPILOT_QUANT_JOURNAL_DIR": "journal",
+        "COPILOT_QUANT_STORE": "store",
+        "COPILOT_QUANT_CACHE": "cache",
+    }
+    saved = {name: os.environ.get(name) for name in names}
+    for name, sub in names.items():
+        os.environ.setdefault(name, str(root / sub))
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def _no_ib_decoder_errors(caplog: pytest.LogCaptureFixture):
     """Fail any test during which ib_async logged a decoding error (a frame it could not parse)."""

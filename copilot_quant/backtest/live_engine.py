@@ -19,25 +19,37 @@ all run on the worker thread, never concurrently with each other.
 Errors: an exception in a strategy hook, an order rejection or an order error never stops the engine; each
 is logged and appended to :attr:`errors` as ``{'timestamp': datetime, 'error': str, 'type': str}`` (the
 last ``max_errors`` are kept; ``total_errors`` counts all).
+
+Trust (journal and safety rails): :meth:`start` opens the account's durable
+:class:`~copilot_quant.journal.TradeJournal` and reconciles it with IB before trading; so does the worker
+after every reconnect. Each order passes the :class:`~copilot_quant.risk.RiskManager` (limits, kill switch,
+liveness), is journaled as an intent *before* it is sent, carries its journal ref as IB ``orderRef`` (so it
+is never sent twice, whatever crashes), and every status, fill, commission and error is journaled; a fill
+reaches ``on_fill`` only if the journal did not hold its ``execId`` yet (exactly once, across restarts).
+A failed journal write engages the kill switch. Engine events (start, reconcile, alert, halt, resume,
+kill_switch, stop) are journaled, kept in :attr:`events` and sent to :meth:`register_event_callback`.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import queue
 import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pandas as pd
 
 from copilot_quant.backtest.interfaces import combine_symbols
-from copilot_quant.backtest.orders import Fill, Order, OrderStatus, Position
+from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
@@ -46,12 +58,30 @@ from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.brokers.market_hours import OutsideHours, is_market_open
 from copilot_quant.brokers.order_tracking import OrderRecord
+from copilot_quant.brokers.reconciliation import fetch_broker_state
 from copilot_quant.brokers.reconnect import ConnectionState
-from copilot_quant.errors import BrokerError, ConfigError, CopilotQuantError, StrategyError
+from copilot_quant.errors import BrokerError, ConfigError, CopilotQuantError, JournalError, StrategyError
+from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
+from copilot_quant.risk import KillSwitch, LivenessGuard, RiskLimits, RiskManager
 
-__all__ = ["LiveStrategyEngine"]
+__all__ = ["CONFIRM_LIVE_ENV", "LiveStrategyEngine"]
 
 log = logging.getLogger(__name__)
+
+#: Set to ``yes`` to confirm live trading (``paper_trading=False``) without ``confirm_live=True``.
+CONFIRM_LIVE_ENV = "COPILOT_QUANT_CONFIRM_LIVE"
+
+EventCallback = Callable[[str, str], Any]
+#: How often (seconds) a sleeping worker checks the kill-switch file and the liveness guard.
+_RAIL_POLL_S = 1.0
+#: The longest the worker waits for IB's position update after fills before the next ``on_data``.
+_POSITION_SYNC_S = 0.5
+#: IB's "no market data during a competing live session" message.
+_COMPETING_SESSION = 10197
+
+
+def _live_confirmed(confirm_live: bool) -> bool:
+    return confirm_live or os.environ.get(CONFIRM_LIVE_ENV, "").strip().lower() in {"yes", "true", "1"}
 
 
 class _AccountView:
@@ -91,6 +121,13 @@ class LiveStrategyEngine:
         fill_timeout: seconds each market order is waited for before the worker moves on.
         stale_after: seconds without ticks during the regular session before the feed counts as stale
             (``DEGRADED``, subscriptions renewed); ``None`` turns the watchdog off.
+        risk_limits: pre-trade :class:`~copilot_quant.risk.RiskLimits` every order must pass.
+        journal: the durable :class:`~copilot_quant.journal.TradeJournal` (or a path to its file); by
+            default the account's journal in ``$COPILOT_QUANT_JOURNAL_DIR`` (``~/.copilot_quant/journal``),
+            opened by :meth:`start` once the account is known.
+        confirm_live: required (or ``COPILOT_QUANT_CONFIRM_LIVE=yes``) with ``paper_trading=False``.
+        max_disconnect_s / max_stale_data_s: liveness thresholds; beyond them trading halts with an alert.
+        kill_switch_file: if this file appears, the kill switch is engaged (its text is the reason).
     """
 
     def __init__(  # noqa: PLR0917 - the guide's positional signature
@@ -110,7 +147,20 @@ class LiveStrategyEngine:
         max_errors: int = 1000,
         fill_timeout: float = 10.0,
         stale_after: float | None = 120.0,
+        risk_limits: RiskLimits | None = None,
+        journal: TradeJournal | str | Path | None = None,
+        confirm_live: bool = False,
+        max_disconnect_s: float | None = 30.0,
+        max_stale_data_s: float | None = 300.0,
+        kill_switch_file: str | Path | None = None,
     ) -> None:
+        if not paper_trading and not _live_confirmed(confirm_live):
+            raise ConfigError(
+                "paper_trading=False trades real money and needs an explicit confirmation: pass "
+                f"confirm_live=True or set {CONFIRM_LIVE_ENV}=yes (or keep paper_trading=True)"
+            )
+        if risk_limits is not None and not isinstance(risk_limits, RiskLimits):
+            raise ConfigError(f"risk_limits must be a RiskLimits, got {type(risk_limits).__name__}")
         if not update_interval or update_interval <= 0:
             raise ConfigError(
                 f"update_interval must be a positive number of seconds, got {update_interval!r}"
@@ -168,6 +218,28 @@ class LiveStrategyEngine:
         self._last_positions: dict[str, Position] = {}
         self._errors_lock = threading.Lock()
 
+        # Safety rails and the journal (see the package docs of copilot_quant.risk / copilot_quant.journal).
+        self.risk = RiskManager(risk_limits, liveness=LivenessGuard(max_disconnect_s, max_stale_data_s))
+        self.kill_switch: KillSwitch = self.risk.kill_switch
+        self._journal_arg = journal
+        self.journal: TradeJournal | None = journal if isinstance(journal, TradeJournal) else None
+        self._owns_journal = False
+        self.kill_switch_file = Path(kill_switch_file) if kill_switch_file is not None else None
+        #: The last engine events, oldest first: ``{'timestamp', 'kind', 'detail'}`` dicts.
+        self.events: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._event_callbacks: list[EventCallback] = []
+        self.last_reconcile: ReconcileReport | None = None
+        self._reconcile_pending = threading.Event()
+        self._kill_pending = threading.Event()
+        self._halt_reason: str | None = None
+        self._polled_only = False
+        self._day_start_equity: float | None = None
+        self._equity_day: date | None = None
+        self.broker.register_journal_failure_callback(self._on_journal_failure)
+        self.connection.restored += self._on_restored
+        self.connection.ib_error += self._on_ib_message
+        self._competing_since: float | None = None
+
     # ------------------------------------------------------------------ setup and connection
     def add_strategy(self, strategy: Strategy) -> None:
         """Set the strategy to run (one per engine; replaces a previous one while stopped)."""
@@ -201,8 +273,13 @@ class LiveStrategyEngine:
         return self._running
 
     def disconnect(self) -> None:
-        """Stop (if running) and close the connection. Idempotent."""
+        """Stop (if running), close the journal this engine opened, and close the connection. Idempotent."""
         self.stop()
+        journal = self.journal
+        if journal is not None and self._owns_journal and not self._running:
+            self.broker.journal = None
+            self.journal = None
+            journal.close()
         self.connection.disconnect()
 
     def __enter__(self) -> LiveStrategyEngine:
@@ -229,6 +306,17 @@ class LiveStrategyEngine:
         names = [s.strip().upper() for s in symbols]
         if not names:
             raise ConfigError("start() needs at least one symbol, e.g. start(['AAPL'])")
+        if not self._open_journal():
+            return False
+        self.risk.liveness.on_connected(datetime.now(UTC))  # type: ignore[union-attr]
+        try:
+            self.reconcile("start")  # before trading: what happened while we were not running
+        except JournalError as exc:
+            self._on_journal_failure(exc)
+            return False
+        except (BrokerError, TimeoutError, ConnectionError) as exc:
+            self._record_error(f"reconciliation at start failed: {exc}; not trading", "reconcile")
+            return False
         streamed = self.data_feed.stream_bars(names, data_interval, lookback_days)
         missing = [s for s, ok in streamed.items() if not ok]
         if missing:
@@ -297,13 +385,28 @@ class LiveStrategyEngine:
                 except Exception as exc:
                     self._record_error(f"{type(exc).__name__} in {hook.__name__}: {exc}", "strategy")
                     log.exception("strategy %s failed in %s", strategy.name, hook.__name__)
+        journal = self.journal
+        if journal is not None:
+            try:
+                journal.record_event(EventKind.STOP, why)
+            except JournalError as exc:
+                log.error("could not journal the stop: %s", exc)
+            if self._owns_journal:
+                self.broker.journal = None
+                journal.close()
+                self.journal = None
         log.info("engine stopped: %s", why)
 
-    def install_signal_handlers(self) -> None:
-        """Stop and disconnect cleanly on SIGINT/SIGTERM (main thread only), then re-raise KeyboardInterrupt."""
+    def install_signal_handlers(self, *, kill: bool = False, flatten: bool = False) -> None:
+        """Stop and disconnect cleanly on SIGINT/SIGTERM (main thread only), then re-raise KeyboardInterrupt.
+
+        ``kill=True`` engages the kill switch first (cancels open orders; ``flatten`` closes positions).
+        """
 
         def handler(signum: int, frame: FrameType | None) -> None:
             log.info("signal %d received: shutting down", signum)
+            if kill:
+                self.kill(f"signal {signum}", flatten=flatten)
             self.disconnect()
             raise KeyboardInterrupt
 
@@ -315,6 +418,17 @@ class LiveStrategyEngine:
         try:
             while not self._stop.is_set():
                 self._drain_fills()
+                if self._polled_only:
+                    # A safety poll, not a wake-up: only the rails are checked, no bars, no account refresh.
+                    self._check_kill_file()
+                    self._check_liveness()
+                    self._timer_fired = self._sleep()
+                    continue
+                self._check_kill_file()
+                if self._kill_pending.is_set():
+                    self._kill_pending.clear()
+                    self._carry_out_kill()
+                self._check_liveness()
                 if self.connection.state is ConnectionState.STOPPED:
                     self._record_error(
                         "connection to IB lost and not reconnecting; engine stopped", "connection"
@@ -322,7 +436,12 @@ class LiveStrategyEngine:
                     break
                 if self.connection.state is ConnectionState.CONNECTED:
                     try:
+                        if self._reconcile_pending.is_set():
+                            self._reconcile_pending.clear()
+                            self.reconcile("reconnect")
                         self._step()
+                    except JournalError as exc:
+                        self._on_journal_failure(exc)
                     except CopilotQuantError as exc:
                         self._record_error(str(exc), "engine")
                     except (TimeoutError, ConnectionError) as exc:
@@ -330,10 +449,39 @@ class LiveStrategyEngine:
                     except Exception as exc:  # the worker's last line of defence: log, count, keep running
                         log.exception("unexpected error in the engine loop")
                         self._record_error(f"{type(exc).__name__}: {exc}", "engine")
-                self._timer_fired = not self._wake.wait(self.update_interval)
-                self._wake.clear()
+                self._timer_fired = self._sleep()
         finally:
             self._finish("worker exited")
+
+    def _sleep(self) -> bool:
+        """Sleep until woken or ``update_interval`` passes (then True); poll the rails every second."""
+        deadline = time.monotonic() + self.update_interval
+        self._polled_only = False
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            if self._wake.wait(min(left, _RAIL_POLL_S)):
+                self._wake.clear()
+                return False
+            if self._rails_need_attention():
+                self._polled_only = True
+                return False
+        return False
+
+    def _rails_need_attention(self) -> bool:
+        """Cheap check (no I/O to IB) whether the kill-switch file or the liveness guard has news."""
+        path = self.kill_switch_file
+        if path is not None and not self.kill_switch.is_engaged and path.exists():
+            return True
+        guard = self.risk.liveness
+        if guard is None:
+            return False
+        now = datetime.now(UTC)
+        if self.connection.state.has_socket:
+            guard.on_data(now - timedelta(seconds=self.connection.seconds_since_data))
+        blind = guard.check(now, expect_data=self._expect_data()) is not None
+        return blind != (self._halt_reason is not None)
 
     def _step(self) -> None:
         now = self._now(fresh=self._timer_fired)
@@ -349,6 +497,11 @@ class LiveStrategyEngine:
             if self._stop.is_set():
                 return
             stamp = index[i]
+            # As in a backtest, the fills that happened before this bar closed reach on_fill before
+            # on_data, and the account view already includes them.
+            if self._drain_fills():
+                self.broker.await_positions(_POSITION_SYNC_S)
+                self._refresh_account()
             self._deliver(stamp, data.iloc[: i + 1])
             self._last_bar = stamp
             self._drain_fills()
@@ -418,10 +571,39 @@ class LiveStrategyEngine:
             self._record_error(f"order {order.order_id} {order.symbol} rejected: market closed", "order")
             return
         price = self.data_feed.get_latest_price(order.symbol) or float("nan")
+        journal = self.journal
+        if journal is None:
+            raise JournalError("the engine has no open journal; start() opens it before trading")
+        decision = self.risk.check(
+            order,
+            price if math.isfinite(price) else None,
+            self._last_positions,
+            self._last_account_value if math.isfinite(self._last_account_value) else None,
+            self._day_start_equity,
+            open_orders=self.broker.get_open_orders(),
+            expect_data=self._expect_data(),
+        )
+        strategy = self.strategy.name if self.strategy is not None else None
         try:
-            self.broker.execute_order(order, price, stamp.to_pydatetime())
+            ref = journal.record_intent(order, strategy)  # before anything is sent: nothing is lost
+        except JournalError as exc:
+            order.status = OrderStatus.REJECTED
+            order.reject_reason = f"journal write failed, trading halted: {exc}"
+            self._on_journal_failure(exc)
+            return
+        if decision.ok and self._competing_since is not None:
+            self.broker.reject(order, f"trading halted: {self.halted}", order_ref=ref)
+            return
+        if not decision.ok:
+            self.broker.reject(order, f"risk check: {decision.reason}", order_ref=ref)
+            return
+        try:
+            self.broker.execute_order(order, price, stamp.to_pydatetime(), order_ref=ref)
         except CopilotQuantError as exc:
             self._record_error(f"order {order.order_id} {order.symbol}: {exc}", "order")
+            return
+        if order.status is not OrderStatus.REJECTED:
+            self.risk.record_submitted(order)
 
     def _release_held(self, now: pd.Timestamp) -> None:
         if self._held and is_market_open(now):
@@ -429,21 +611,279 @@ class LiveStrategyEngine:
             for order in held:
                 self._submit(order, now)
 
+    # ------------------------------------------------------------------ journal, reconciliation, rails
+    def register_event_callback(self, callback: EventCallback) -> None:
+        """``callback(kind, detail)`` on every engine event: start, reconcile, alert, halt, resume, kill_switch …
+
+        It runs on the thread that raised the event (possibly the IB loop thread): keep it short.
+        """
+        self._event_callbacks.append(callback)
+
+    def _emit_event(self, kind: EventKind | str, detail: str, *, level: int = logging.INFO) -> None:
+        text = str(kind)
+        self.events.append({"timestamp": datetime.now(UTC), "kind": text, "detail": detail})
+        log.log(level, "engine event %s: %s", text, detail)
+        journal = self.journal
+        if journal is not None and not journal.closed:
+            try:
+                journal.record_event(kind, detail)
+            except JournalError as exc:
+                if text != EventKind.HALT:
+                    self._on_journal_failure(exc)
+        for callback in list(self._event_callbacks):
+            try:
+                callback(text, detail)
+            except Exception:
+                log.exception("event callback %r failed", callback)
+
+    def _open_journal(self) -> bool:
+        """Open the account's journal (once the managed account is known and checked)."""
+        if self.journal is not None and not self.journal.closed:
+            self.broker.journal = self.journal
+            self._emit_event(EventKind.START, f"account {self.connection.account}")
+            return True
+        account = self.connection.account
+        try:
+            if self._journal_arg is not None and not isinstance(self._journal_arg, TradeJournal):
+                self.journal = TradeJournal(self._journal_arg, account=account)
+            else:
+                if not account:
+                    raise ConfigError("the IB account is unknown; connect() before start()")
+                self.journal = TradeJournal(account=account)
+        except (JournalError, ConfigError) as exc:
+            self._record_error(f"cannot open the trade journal: {exc}", "journal")
+            return False
+        self._owns_journal = True
+        self.broker.journal = self.journal
+        self._emit_event(EventKind.START, f"account {account}, journal {self.journal.path}")
+        return True
+
+    def reconcile(self, reason: str = "manual") -> ReconcileReport:
+        """Compare the journal with IB's orders and executions and repair what can be repaired.
+
+        Fills that happened while the engine was away are journaled and delivered to ``on_fill`` exactly
+        once; orders that reached IB are never sent again (they are recognised by their ``orderRef``) and
+        working ones are tracked again; orders placed outside the engine are reported, not adopted. The
+        findings are logged, journaled and emitted as a ``reconcile`` event. Raises ``JournalError`` if the
+        journal cannot be written (then the caller halts trading).
+        """
+        journal = self.journal
+        if journal is None:
+            raise JournalError("no journal is open; start() opens it")
+        state = self.connection.run(fetch_broker_state(self.connection.ib), timeout=30)
+        report = journal.reconcile(state.orders, state.executions)
+        self._apply_reconcile(journal, report, state.working)
+        self.last_reconcile = report
+        lines = report.summary()
+        for line in lines:
+            log.warning("reconcile (%s): %s", reason, line)
+        detail = f"{reason}: " + ("clean" if not lines else "; ".join(lines))
+        self._emit_event(EventKind.RECONCILE, detail, level=logging.INFO if not lines else logging.WARNING)
+        return report
+
+    def _apply_reconcile(
+        self, journal: TradeJournal, report: ReconcileReport, working: Mapping[str, tuple[int, int]]
+    ) -> None:
+        for record, broker in report.unconfirmed_submissions:
+            if broker.broker_order_id is not None:
+                journal.record_submitted(record.order_ref, broker.broker_order_id, broker.perm_id)
+        for execution in report.missing_fills:
+            ref = execution.order_ref
+            tracked = self.broker.tracker.find(order_ref=ref) if ref else None
+            if tracked is not None and self.broker.deliver_execution(tracked, execution):
+                continue  # the adapter journals it and delivers it (once) like a live execution
+            if not journal.record_fill(
+                ref,
+                execution.exec_id,
+                execution.symbol,
+                execution.side,
+                execution.quantity,
+                execution.price,
+                execution.time,
+                execution.commission,
+            ):
+                continue
+            order = journal.order(ref).to_order() if ref and journal.has_order(ref) else None
+            if order is None:
+                continue
+            fill = Fill(
+                order,
+                float(execution.price),
+                float(execution.quantity),
+                float(execution.commission or 0.0),
+                execution.time,
+                execution.exec_id,
+            )
+            self._fill_queue.put(fill)
+            self._wake.set()
+        for change in report.status_changes:
+            journal.record_status(
+                change.order_ref, change.broker_status, change.broker_filled, reason="reconciled with IB"
+            )
+        for record in report.vanished_orders:
+            if record.order_ref not in working:
+                journal.record_status(
+                    record.order_ref, OrderStatus.CANCELLED, reason="no longer known to IB (reconciled)"
+                )
+        for record in report.unsent_intents:
+            journal.record_rejected(
+                record.order_ref, "journaled but never sent before a restart; not resent (reconciled)"
+            )
+        # Our orders still working at IB but not tracked by this process (a restart): track them again.
+        for ref, (ib_id, perm_id) in working.items():
+            if not ref or self.broker.tracker.find(order_ref=ref) is not None or not journal.has_order(ref):
+                continue
+            record = journal.order(ref)
+            if record.state.is_done:
+                continue
+            self.broker.adopt(record.to_order(), ref, ib_id, perm_id)
+            log.info("order %s (IB %d) is still working at IB: tracking it again", ref, ib_id)
+        if report.foreign_orders or report.foreign_executions:
+            self._emit_event(
+                EventKind.ALERT,
+                f"{len(report.foreign_orders)} order(s) and {len(report.foreign_executions)} execution(s) "
+                "placed outside the engine: reported, not adopted",
+                level=logging.WARNING,
+            )
+
+    def kill(self, reason: str = "kill switch", flatten: bool = False) -> None:
+        """Engage the kill switch: no new orders, cancel every open order, optionally flatten positions.
+
+        Safe from any thread and from signal handlers. Stays engaged until ``kill_switch.release()``.
+        """
+        self.kill_switch.engage(reason, cancel_all=True, flatten=flatten)
+        self._emit_event(EventKind.KILL_SWITCH, f"{reason} (flatten={flatten})", level=logging.ERROR)
+        if self.connection.runtime.on_loop_thread():
+            self._kill_pending.set()  # blocking on the loop from its own thread would deadlock
+            self._wake.set()
+            return
+        self._carry_out_kill()
+
+    def _carry_out_kill(self) -> None:
+        engagement = self.kill_switch.engagement
+        if engagement is None:
+            return
+        if not self.connection.is_connected():
+            self._kill_pending.set()  # cancel (and flatten) as soon as the connection is back
+            return
+        for order in self.broker.get_open_orders():
+            self.broker.cancel_order(order)
+        if not engagement.flatten:
+            return
+        try:
+            positions = self.broker.get_positions()
+        except (BrokerError, TimeoutError, ConnectionError) as exc:
+            self._record_error(f"kill switch: cannot read positions to flatten: {exc}", "kill_switch")
+            return
+        now = datetime.now(UTC)
+        for symbol, position in positions.items():
+            if position.is_flat:
+                continue
+            side = OrderSide.SELL if position.quantity > 0 else OrderSide.BUY
+            order = Order(
+                symbol=symbol,
+                quantity=abs(position.quantity),
+                order_type=OrderType.MARKET,
+                side=side,
+                allow_fractional=not float(position.quantity).is_integer(),
+                tag="kill_switch_flatten",
+            )
+            ref = ""
+            if self.journal is not None:
+                try:
+                    ref = self.journal.record_intent(order, "kill_switch")
+                except JournalError as exc:
+                    log.error("flattening %s without a journal entry: %s", symbol, exc)
+            # Flattening bypasses the risk check on purpose: it is the way out, not a new risk.
+            self.broker.execute_order(order, float("nan"), now, order_ref=ref)
+
+    def _on_journal_failure(self, error: JournalError) -> None:
+        """A journal write failed: halt trading (kill switch), say so loudly. Any thread."""
+        self._record_error(f"journal write failed; trading halted: {error}", "journal")
+        if not self.kill_switch.is_engaged:
+            self.kill(f"journal write failed: {error}")
+
+    def _expect_data(self) -> bool:
+        now = self._server_now
+        return now is not None and is_market_open(now)
+
+    def _check_liveness(self) -> None:
+        since = self._competing_since
+        if since is not None and time.monotonic() - self.connection.seconds_since_data > since:
+            self._competing_since = None  # market data flows again
+            self._emit_event(EventKind.RESUME, "market data flows again after the competing session")
+        guard = self.risk.liveness
+        if guard is None or not self._running:
+            return
+        now = datetime.now(UTC)
+        if self.connection.state.has_socket:
+            guard.on_data(now - timedelta(seconds=self.connection.seconds_since_data))
+        reason = guard.check(now, expect_data=self._expect_data())
+        if reason is not None and self._halt_reason is None:
+            self._halt_reason = reason
+            self._emit_event(EventKind.ALERT, reason, level=logging.ERROR)
+            self._emit_event(EventKind.HALT, reason, level=logging.ERROR)
+        elif reason is None and self._halt_reason is not None:
+            self._emit_event(EventKind.RESUME, f"trading resumed after: {self._halt_reason}")
+            self._halt_reason = None
+
+    @property
+    def halted(self) -> str | None:
+        """Why trading is halted (kill switch or liveness), or None while orders may go out."""
+        if self.kill_switch.is_engaged:
+            return f"kill switch engaged: {self.kill_switch.reason}"
+        if self._competing_since is not None:
+            return "competing live session (IB 10197): no market data"
+        return self._halt_reason
+
+    def _check_kill_file(self) -> None:
+        path = self.kill_switch_file
+        if path is None or self.kill_switch.is_engaged or not path.exists():
+            return
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError:
+            text = ""
+        flatten = "flatten" in text.lower()
+        self.kill(f"kill switch file {path}" + (f": {text}" if text else ""), flatten=flatten)
+
     # ------------------------------------------------------------------ fills and errors
     def _on_connection_change(self, old: ConnectionState, new: ConnectionState, reason: str) -> None:
+        now = datetime.now(UTC)
+        if new.has_socket:
+            self.risk.liveness.on_connected(now)  # type: ignore[union-attr]
+        elif self._running:
+            self.risk.liveness.on_disconnected(now)  # type: ignore[union-attr]
         self._wake.set()  # the worker re-checks the state now, not after update_interval
+
+    def _on_ib_message(self, req_id: int, code: int, message: str) -> None:  # IB loop thread
+        if code != _COMPETING_SESSION or self._competing_since is not None:
+            return
+        # Another session (TWS, mobile) took the market data: trading on would be trading blind.
+        self._competing_since = time.monotonic()
+        reason = f"IB {code}: competing live session, no market data ({message}); trading halted"
+        self._emit_event(EventKind.ALERT, reason, level=logging.ERROR)
+        self._emit_event(EventKind.HALT, reason, level=logging.ERROR)
+        self._wake.set()
+
+    def _on_restored(self, data_lost: bool) -> None:  # IB loop thread: the worker reconciles
+        self._reconcile_pending.set()
+        self._wake.set()
 
     def _on_fill_event(self, fill: Fill) -> None:  # IB loop thread: hand over, never block
         self._fill_queue.put(fill)
         self._wake.set()
 
-    def _drain_fills(self) -> None:
+    def _drain_fills(self) -> int:
+        """Deliver queued fills to ``on_fill`` (worker thread); returns how many."""
         strategy = self.strategy
+        count = 0
         while True:
             try:
                 fill = self._fill_queue.get_nowait()
             except queue.Empty:
-                return
+                return count
+            count += 1
             self.fills.append(fill)
             if strategy is not None:
                 try:
@@ -472,6 +912,11 @@ class LiveStrategyEngine:
             self._last_positions = self.broker.get_positions()
         except (BrokerError, TimeoutError, ConnectionError) as exc:
             log.debug("account refresh failed: %s", exc)
+            return
+        today = datetime.now(UTC).date()
+        if self._equity_day != today and math.isfinite(self._last_account_value):
+            # The daily-loss limit counts from the first account value seen each (UTC) day.
+            self._equity_day, self._day_start_equity = today, self._last_account_value
 
     def _positions_snapshot(self) -> dict[str, Position]:
         return {s: p.snapshot() for s, p in self._last_positions.items()}
@@ -495,6 +940,8 @@ class LiveStrategyEngine:
             "connection_state": self.connection.state.value,
             "account": self.connection.account,
             "symbols": list(self.symbols),
+            "halted": self.halted,
+            "journal": str(self.journal.path) if self.journal is not None else None,
         }
 
     def __repr__(self) -> str:

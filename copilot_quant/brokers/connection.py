@@ -317,6 +317,11 @@ class IBConnection:
             if last.reason.startswith("no market data"):
                 self.machine.move(ConnectionState.CONNECTED, "market data flowing again")
 
+    @property
+    def seconds_since_data(self) -> float:
+        """Seconds since market data last arrived (or since the (re)connection / last subscription)."""
+        return max(0.0, time.monotonic() - self._last_data)
+
     def mark_subscribed(self, active: bool) -> None:
         """Tell the watchdog whether any subscription exists (no data is expected otherwise)."""
         self._has_subscriptions = active

@@ -51,7 +51,8 @@ from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_mapping import ib_status, to_ib_order
 from copilot_quant.brokers.order_tracking import OrderRecord, OrderTracker, PendingExecution
-from copilot_quant.errors import BrokerError, NotConnectedError
+from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
+from copilot_quant.journal import BrokerExecution, TradeJournal
 
 __all__ = ["LiveBrokerAdapter"]
 
@@ -63,6 +64,7 @@ _ORDER_CANCELLED = 202
 
 FillCallback = Callable[[Fill], Any]
 ErrorCallback = Callable[[OrderRecord, str], Any]
+JournalFailureCallback = Callable[[JournalError], Any]
 
 
 class _Unaffordable(BrokerError):
@@ -144,6 +146,13 @@ class LiveBrokerAdapter(IBroker):
         self._lock = threading.Lock()
         self._handlers_on: IB | None = None  # the IB object our handlers are on
         self._conn.restored += self._on_restored
+        #: The durable journal (set by the engine). With one, every order carries its journal ref as IB
+        #: ``orderRef``, every status/fill/commission/error is journaled, and a fill reaches the callbacks
+        #: only if the journal did not hold its ``execId`` yet (exactly once across restarts).
+        self.journal: TradeJournal | None = None
+        self._journal_failure_callbacks: list[JournalFailureCallback] = []
+        #: IB position each symbol should show once IB has reported the fills emitted so far.
+        self._expected_positions: dict[str, float] = {}
 
     # ------------------------------------------------------------------ connection
     @property
@@ -204,7 +213,36 @@ class LiveBrokerAdapter(IBroker):
         """``callback(order_record, error_msg)`` on every rejection or order error (IB loop thread)."""
         self._error_callbacks.append(callback)
 
+    def register_journal_failure_callback(self, callback: JournalFailureCallback) -> None:
+        """``callback(error)`` when a journal write fails (IB loop thread): the engine halts trading."""
+        self._journal_failure_callbacks.append(callback)
+
+    def _journal_failed(self, error: JournalError) -> None:
+        for callback in list(self._journal_failure_callbacks):
+            try:
+                callback(error)
+            except Exception:
+                log.exception("journal failure callback %r failed", callback)
+
+    def _journal_write(self, write: Callable[[TradeJournal], Any]) -> Any:
+        """Run one journal write; a failure is reported (trading halts), never raised into ib_async."""
+        journal = self.journal
+        if journal is None:
+            return None
+        try:
+            return write(journal)
+        except JournalError as exc:
+            self._journal_failed(exc)
+            return None
+
     def _emit_fill(self, fill: Fill) -> None:
+        if self._handlers_on is not None:  # loop thread: ib_async's position cache is consistent here
+            try:
+                base = self._expected_positions.get(fill.symbol)
+                held = self._read_position(fill.symbol) if base is None else base
+                self._expected_positions[fill.symbol] = held + fill.signed_quantity
+            except (BrokerError, ConnectionError):
+                pass
         if self.enable_position_tracking:
             with self._lock:
                 pos = self._local_positions.setdefault(fill.symbol, Position(fill.symbol))
@@ -223,26 +261,41 @@ class LiveBrokerAdapter(IBroker):
             except Exception:
                 log.exception("error callback %r failed", callback)
 
-    def _reject(self, order: Order, reason: str, record: OrderRecord | None = None) -> None:
-        record = record or self.tracker.add(order)
+    def _reject(
+        self, order: Order, reason: str, record: OrderRecord | None = None, order_ref: str = ""
+    ) -> None:
+        record = record or self.tracker.add(order, order_ref)
         self.tracker.set_status(record, OrderStatus.REJECTED, reason=reason)
+        if record.order_ref:
+            ref = record.order_ref
+            self._journal_write(lambda j: j.record_rejected(ref, reason))
         log.warning(
             "order %s %s %g %s rejected: %s", order.order_id, order.side, order.quantity, order.symbol, reason
         )
         self._emit_error(record, reason)
 
+    def reject(self, order: Order, reason: str, *, order_ref: str = "") -> None:
+        """Refuse ``order`` without sending it (e.g. a risk limit): REJECTED, journaled, error callbacks."""
+        self._reject(order, reason, order_ref=order_ref)
+
     # ------------------------------------------------------------------ orders
-    def execute_order(self, order: Order, current_price: float, timestamp: datetime) -> Fill | None:
-        """Send ``order`` to IB and return the real fill so far, or ``None`` (see the module docstring)."""
+    def execute_order(
+        self, order: Order, current_price: float, timestamp: datetime, *, order_ref: str = ""
+    ) -> Fill | None:
+        """Send ``order`` to IB and return the real fill so far, or ``None`` (see the module docstring).
+
+        ``order_ref``: the journal's ref for the order (from ``journal.record_intent``), sent as IB's
+        ``orderRef`` so that the order is recognised at the broker after a crash or a reconnect.
+        """
         if order.status is not OrderStatus.CREATED:
             raise BrokerError(
                 f"order {order.order_id} was already sent (status {order.status}); use order.copy() to resend it"
             )
         if not self._conn.is_connected():
-            self._reject(order, "not connected to IB; the order was not sent")
+            self._reject(order, "not connected to IB; the order was not sent", order_ref=order_ref)
             return None
         self._install_handlers()
-        record = self.tracker.add(order)
+        record = self.tracker.add(order, order_ref)
         check_price = float(current_price) if self.precheck_buying_power else math.nan
         try:
             held_before = self._conn.run(self._place(record, check_price), timeout=15)
@@ -262,6 +315,24 @@ class LiveBrokerAdapter(IBroker):
         if fill is not None:
             self._await_position(order.symbol, held_before + fill.signed_quantity)
         return fill
+
+    def await_positions(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s until IB's positions include every fill emitted so far.
+
+        IB sends the position update just after the execution; the engine waits for it before the next
+        ``on_data`` so that the strategy's account view includes the fills it was just told about.
+        """
+        deadline = time.monotonic() + timeout
+        ok = True
+        for symbol, expected in list(self._expected_positions.items()):
+            while abs(self._ib_position(symbol) - expected) > 1e-9:
+                if time.monotonic() >= deadline:
+                    ok = False
+                    break
+                time.sleep(0.005)
+            if self._expected_positions.get(symbol) == expected:
+                self._expected_positions.pop(symbol, None)
+        return ok
 
     def _read_position(self, symbol: str) -> float:
         """IB's stock position in ``symbol`` from ib_async's cache (loop thread)."""
@@ -300,10 +371,39 @@ class LiveBrokerAdapter(IBroker):
                 raise _Unaffordable(refusal)
         held_before = self._read_position(record.order.symbol)
         ib_order = to_ib_order(record.order, self._conn.account)
+        if record.order_ref:
+            ib_order.orderRef = record.order_ref
         trade: Trade = ib.placeOrder(contract, ib_order)
         self.tracker.bind(record, trade.order.orderId, trade.order)
         self.tracker.set_status(record, OrderStatus.SUBMITTED)
+        if record.order_ref:
+            ref, order_id, perm = record.order_ref, trade.order.orderId, trade.order.permId or None
+            self._journal_write(lambda j: j.record_submitted(ref, order_id, perm))
         return held_before
+
+    def adopt(self, order: Order, order_ref: str, ib_order_id: int, perm_id: int = 0) -> OrderRecord:
+        """Track a working order sent by an earlier run (found at the broker by ``order_ref``).
+
+        Its later status reports and executions are then handled like those of orders sent now; it is
+        never sent again. Executions it already had are the journal's business (reconciliation).
+        """
+        self._install_handlers()
+        record = self.tracker.find(ib_order_id, perm_id, order_ref)
+        if record is not None:
+            return record
+        record = self.tracker.add(order, order_ref)
+
+        def bind() -> None:
+            ib_order = next(
+                (t.order for t in self._conn.ib.trades() if t.order.orderId == ib_order_id and ib_order_id),
+                None,
+            )
+            self.tracker.bind(record, ib_order_id, ib_order)
+            if perm_id:
+                self.tracker.find(ib_order_id, perm_id)
+
+        self._conn.call(bind)
+        return record
 
     async def _contract(self, symbol: str) -> Contract:
         contract = self._contracts.get(symbol)
@@ -345,6 +445,16 @@ class LiveBrokerAdapter(IBroker):
         record = self._record_of(trade)
         if record is None:
             return
+        self._apply_status(record, trade)
+        if record.order_ref and self.journal is not None:
+            st, order, ref = trade.orderStatus, record.order, record.order_ref
+            reason = order.reject_reason if record.status.is_done else ""
+            avg = float(st.avgFillPrice or 0.0) or None
+            self._journal_write(
+                lambda j: j.record_status(ref, record.status, float(st.filled or 0), None, avg, reason)
+            )
+
+    def _apply_status(self, record: OrderRecord, trade: Trade) -> None:
         st = trade.orderStatus
         status = ib_status(st.status, float(st.filled or 0), float(st.remaining or 0))
         if status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
@@ -420,8 +530,29 @@ class LiveBrokerAdapter(IBroker):
 
     def _settle(self, record: OrderRecord, exec_id: str, commission: float) -> None:
         fill = self.tracker.settle(record, exec_id, commission)
-        if fill is not None:
-            self._emit_fill(fill)
+        if fill is None:
+            return
+        journal = self.journal
+        if journal is not None and record.order_ref:
+            try:
+                fresh = journal.record_fill(
+                    record.order_ref,
+                    exec_id,
+                    fill.symbol,
+                    record.order.side,
+                    fill.fill_quantity,
+                    fill.fill_price,
+                    fill.timestamp,
+                    fill.commission,
+                )
+            except JournalError as exc:
+                # The strategy must still learn about a real fill; trading halts because the journal failed.
+                self._journal_failed(exc)
+                fresh = True
+            if not fresh:
+                log.info("execution %s is already in the journal; not delivered again", exec_id)
+                return
+        self._emit_fill(fill)
 
     def _on_commission(self, trade: Trade, fill: IBFill, report: Any) -> None:
         record = self._record_of(trade) or self.tracker.record_for_exec(report.execId)
@@ -430,6 +561,9 @@ class LiveBrokerAdapter(IBroker):
         if report.execId not in record.pending and not self.tracker.seen(report.execId):
             self._note_execution(record, fill)
         self._settle(record, report.execId, float(report.commission or 0.0))
+        if record.order_ref and report.commission is not None and math.isfinite(report.commission):
+            pnl = report.realizedPNL if report.realizedPNL and math.isfinite(report.realizedPNL) else None
+            self._journal_write(lambda j: j.record_commission(report.execId, float(report.commission), pnl))
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         if req_id <= 0 or _is_warning(code):
@@ -438,12 +572,38 @@ class LiveBrokerAdapter(IBroker):
         if record is None or record.is_done:
             return
         text = f"IB error {code}: {message}"
+        if record.order_ref:
+            ref = record.order_ref
+            self._journal_write(lambda j: j.record_error(ref, code, message))
         if code == _ORDER_CANCELLED and record.cancel_requested:
             self.tracker.set_status(record, OrderStatus.CANCELLED, reason="cancelled on request")
             return
         status = OrderStatus.REJECTED if not record.fills else OrderStatus.CANCELLED
         self.tracker.set_status(record, status, reason=text)
+        if record.order_ref:
+            ref = record.order_ref
+            self._journal_write(lambda j: j.record_status(ref, status, None, None, None, text))
         self._emit_error(record, text)
+
+    def deliver_execution(self, record: OrderRecord, execution: BrokerExecution) -> bool:
+        """Process an execution found by reconciliation for a tracked order like a live one (journal-gated).
+
+        Returns True: the adapter owns it (delivered now, earlier, or once its commission arrives).
+        """
+        exec_id = execution.exec_id
+        pending = PendingExecution(exec_id, float(execution.quantity), float(execution.price), execution.time)
+        commission = execution.commission
+        if commission is None:
+            commission = self.calculate_commission(pending.price, pending.shares)
+
+        def run() -> None:
+            if self.tracker.seen(exec_id) or exec_id in record.pending:
+                return
+            if self.tracker.add_execution(record, pending):
+                self._settle(record, exec_id, float(commission))
+
+        self._conn.call(run)
+        return True
 
     def _on_restored(self, data_lost: bool) -> None:
         """After a reconnect: pick up executions and statuses that happened while we were away."""

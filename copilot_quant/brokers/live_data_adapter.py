@@ -524,7 +524,8 @@ class LiveDataFeedAdapter(IDataFeed):
         contract = await self._contract(symbol)
         ib = self._conn.ib
         old = self._streams.pop(symbol, None)
-        if old is not None and ib.isConnected():
+        if old is not None and ib.isConnected() and getattr(old, "reqId", None) is not None:
+            # A request that failed (e.g. 162, no data) has no reqId and nothing to cancel.
             ib.cancelHistoricalData(old)
         duration = f"{days} D" if days <= 365 else f"{-(-days // 365)} Y"
         bars = await self._request_bars(contract, "", duration, IB_BAR_SIZE[interval], keep_up_to_date=True)
@@ -580,6 +581,8 @@ class LiveDataFeedAdapter(IDataFeed):
         self._streams.clear()
         if streams and self._conn.is_connected():
             for bars in streams:
+                if getattr(bars, "reqId", None) is None:
+                    continue
                 try:
                     self._conn.call(self._conn.ib.cancelHistoricalData, bars)
                 except (TimeoutError, BrokerError, ConnectionError) as exc:

@@ -49,6 +49,8 @@ class OrderRecord:
     pending: dict[str, PendingExecution] = field(default_factory=dict)
     cancel_requested: bool = False
     ib_status: str = ""
+    #: The journal's ref for this order (IB ``orderRef``); empty when no journal is attached.
+    order_ref: str = ""
 
     @property
     def status(self) -> OrderStatus:
@@ -88,20 +90,23 @@ class OrderRecord:
 class OrderTracker:
     """Thread-safe registry of :class:`OrderRecord`; callers wait on it with :meth:`wait`."""
 
-    __slots__ = ("_by_ib_id", "_by_perm", "_cond", "_records", "_seen_exec_ids")
+    __slots__ = ("_by_ib_id", "_by_perm", "_by_ref", "_cond", "_records", "_seen_exec_ids")
 
     def __init__(self) -> None:
         self._records: dict[str, OrderRecord] = {}
         self._by_ib_id: dict[int, OrderRecord] = {}
         self._by_perm: dict[int, OrderRecord] = {}
+        self._by_ref: dict[str, OrderRecord] = {}
         self._seen_exec_ids: set[str] = set()
         self._cond = threading.Condition()
 
     # ----------------------------------------------------------------- registry
-    def add(self, order: Order) -> OrderRecord:
-        record = OrderRecord(order=order)
+    def add(self, order: Order, order_ref: str = "") -> OrderRecord:
+        record = OrderRecord(order=order, order_ref=order_ref)
         with self._cond:
             self._records[str(order.order_id)] = record
+            if order_ref:
+                self._by_ref[order_ref] = record
         return record
 
     def bind(self, record: OrderRecord, ib_order_id: int, ib_order: Any) -> None:
@@ -117,7 +122,7 @@ class OrderTracker:
             if record is None and perm_id:
                 record = self._by_perm.get(perm_id)
             if record is None and order_ref:
-                record = self._records.get(order_ref)
+                record = self._by_ref.get(order_ref) or self._records.get(order_ref)
             if record is not None and perm_id and not record.perm_id:
                 record.perm_id = perm_id
                 self._by_perm[perm_id] = record

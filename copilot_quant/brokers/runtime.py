@@ -57,6 +57,10 @@ class IBRuntime:
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and self._loop is not None
 
+    def on_loop_thread(self) -> bool:
+        """Whether the caller runs on the loop thread (where blocking on the loop would deadlock)."""
+        return self._thread is not None and threading.current_thread() is self._thread
+
     def start(self) -> None:
         """Start the loop thread (no-op if it already runs)."""
         with self._start_lock:

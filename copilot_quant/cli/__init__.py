@@ -1,4 +1,4 @@
-"""The ``copilot-quant`` command line: backtest, data, gateway, live, journal.
+"""The ``copilot-quant`` command line: backtest, demo, data, gateway, live, journal, parity.
 
 Each sub-command lives in its own module and registers itself on :data:`app`.
 """
@@ -10,7 +10,7 @@ import logging
 import typer
 
 from copilot_quant import __version__
-from copilot_quant.cli import backtest, data, gateway, journal, live
+from copilot_quant.cli import backtest, data, gateway, journal, live, parity
 
 app = typer.Typer(
     name="copilot-quant",
@@ -40,7 +40,7 @@ def _root(
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[RichHandler(show_path=False)])
 
 
-for _module in (backtest, data, gateway, live, journal):
+for _module in (backtest, data, gateway, live, journal, parity):
     _module.register(app)
 
 

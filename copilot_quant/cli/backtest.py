@@ -4,7 +4,8 @@
 (``package.module:ClassName``), runs it on a data source (:func:`copilot_quant.data.providers.provider_from_spec`)
 with a progress bar, prints a metrics table and optionally writes the HTML report. ``demo`` runs the bundled
 :class:`~copilot_quant.examples.sma_cross.SimpleMovingAverage` on the offline sample data and writes
-``out/report.html``. Every user error (missing file or class, unknown symbol, bad dates, bad options) is one
+``out/report.html``, then runs the same class live against the in-process simulated gateway replaying the
+same bars and prints both results side by side with the parity verdict. Every user error (missing file or class, unknown symbol, bad dates, bad options) is one
 red line on stderr and exit code 2.
 """
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from copilot_quant.backtest.results import BacktestResult
     from copilot_quant.backtest.strategy import Strategy
 
-__all__ = ["load_strategy_class", "metrics_table", "register", "run_backtest", "run_demo"]
+__all__ = ["DEMO_LIVE_RANGE", "load_strategy_class", "metrics_table", "register", "run_backtest", "run_demo"]
 
 # pandas, the engine and plotly are imported inside the commands so `copilot-quant --help` stays fast.
 
@@ -395,10 +396,19 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
         console.print(f"Report written to [bold]{escape(str(written))}[/]")
 
 
-def run_demo(out: Path = Path("out/report.html"), console: Console | None = None) -> BacktestResult:
-    """The demo: the guide's SMA crossover on offline sample data (AAPL 2005–2012), metrics and report.
+#: The window of the demo's live half: a year of bars keeps the whole demo well under a minute.
+DEMO_LIVE_RANGE = ("2012-01-01", "2012-12-31")
 
-    Kept as a function so further parts (e.g. a live-parity run against the simulated gateway) can be added.
+
+def run_demo(
+    out: Path = Path("out/report.html"), console: Console | None = None, *, live: bool = True
+) -> BacktestResult:
+    """The demo: the guide's SMA crossover on offline sample data (AAPL 2005–2012), metrics and report,
+    then (``live=True``) the same strategy live against the simulated gateway replaying the same bars.
+
+    The live half runs through :func:`copilot_quant.parity.run_parity` on :data:`DEMO_LIVE_RANGE`: an
+    in-process gateway on a free loopback port, the real ``LiveStrategyEngine`` over a socket, then both
+    results side by side with the parity verdict. Returns the full-period backtest result.
     """
     from copilot_quant.examples.sma_cross import SimpleMovingAverage
 
@@ -424,15 +434,48 @@ def run_demo(out: Path = Path("out/report.html"), console: Console | None = None
     _report_problems(console, result)
     written = result.to_html(out)
     console.print(f"Report written to [bold]{escape(str(written))}[/]")
+    if live:
+        _demo_live_half(console)
     return result
+
+
+def _demo_live_half(console: Console) -> None:
+    from copilot_quant.cli.parity import print_report
+    from copilot_quant.examples.sma_cross import SimpleMovingAverage
+    from copilot_quant.parity import run_parity
+
+    first, last = DEMO_LIVE_RANGE
+    console.print()
+    console.print(
+        f"[bold]Live half[/]: the same strategy class, run by LiveStrategyEngine against the simulated IB "
+        f"Gateway (in-process, 127.0.0.1) replaying AAPL {first} .. {last} bar by bar, compared with a "
+        "backtest of the same bars."
+    )
+    with console.status("Running the strategy live against the simulated gateway ..."):
+        report = run_parity(
+            SimpleMovingAverage,
+            ["AAPL"],
+            first,
+            last,
+            strategy_kwargs={"symbol": "AAPL", "quantity": 100},
+            data="sample",
+            capital=100_000.0,
+            commission=0.001,
+            slippage=0.0005,
+        )
+    print_report(report, console)
 
 
 def demo_command(
     out: Path = typer.Option(Path("out/report.html"), "--out", "-o", help="Where to write the HTML report."),
+    live: bool = typer.Option(
+        True, "--live/--no-live", help="Also run the strategy live against the simulated gateway (parity)."
+    ),
 ) -> None:
-    """Run the bundled example strategy on the offline sample data and write an HTML report."""
+    """Backtest the bundled example on offline sample data (HTML report), then run it live against the
+    simulated gateway on the same bars and print both results side by side with the parity verdict."""
     with _friendly_errors():
-        run_demo(out)
+        run_demo(out, live=live)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,12 @@
 
 A one-line status (connection state, account value, positions, fills, errors, last bar) refreshes every
 second; Ctrl-C (or SIGTERM) stops the engine, runs the strategy's ``on_stop``/``finalize`` and disconnects.
+
+Safety rails: ``--live`` also needs ``--confirm-live`` (or ``COPILOT_QUANT_CONFIRM_LIVE=yes``); risk limits
+``--max-order-qty``, ``--max-order-notional``, ``--max-position``, ``--max-daily-loss``,
+``--max-orders-per-minute``, ``--price-band-pct``; ``--journal PATH`` picks the journal file (default: one
+per account in ``$COPILOT_QUANT_JOURNAL_DIR``); creating the ``--kill-switch-file`` engages the kill switch
+(cancel all open orders; write ``flatten`` into it to also close positions).
 Strategy classes are loaded by :func:`copilot_quant.cli.backtest.load_strategy_class`, the same loader
 ``copilot-quant backtest`` uses.
 """
@@ -41,6 +47,7 @@ def _status_line(summary: dict[str, Any]) -> str:
         f" | cash ${summary['cash_balance']:,.2f} | positions: {escape(positions)}"
         f" | fills {summary['total_fills']} | errors {summary['total_errors']}"
         f" | last bar {last_bar if last_bar is not None else '-'}"
+        + (f" | [bold red]HALTED: {escape(str(summary['halted']))}[/]" if summary.get("halted") else "")
     )
 
 
@@ -124,10 +131,30 @@ def register(app: typer.Typer) -> None:
             60.0, "--update-interval", help="Longest wait between checks (s)."
         ),
         duration: float | None = typer.Option(None, "--duration", help="Stop after this many seconds."),
+        confirm_live: bool = typer.Option(
+            False, "--confirm-live", help="Confirm real-money trading (needed with --live)."
+        ),
+        journal: str | None = typer.Option(None, "--journal", help="Journal file (default: per account)."),
+        kill_switch_file: str | None = typer.Option(
+            None, "--kill-switch-file", help="Engage the kill switch when this file appears."
+        ),
+        max_order_qty: float | None = typer.Option(None, "--max-order-qty", help="Risk: shares per order."),
+        max_order_notional: float | None = typer.Option(
+            None, "--max-order-notional", help="Risk: value of one order."
+        ),
+        max_position: float | None = typer.Option(None, "--max-position", help="Risk: shares per symbol."),
+        max_daily_loss: float | None = typer.Option(None, "--max-daily-loss", help="Risk: loss per day."),
+        max_orders_per_minute: int | None = typer.Option(
+            None, "--max-orders-per-minute", help="Risk: order rate."
+        ),
+        price_band_pct: float | None = typer.Option(
+            None, "--price-band-pct", help="Risk: limit/stop at most this %% from the last price."
+        ),
     ) -> None:
         """Run a strategy live (paper by default) until Ctrl-C, with a status line."""
         from copilot_quant.backtest.live_engine import LiveStrategyEngine
         from copilot_quant.cli.backtest import load_strategy_class
+        from copilot_quant.risk import RiskLimits
 
         console = Console(highlight=False)
         names = [p.strip().upper() for s in [*(symbols or []), *(more_symbols or [])] for p in s.split(",")]
@@ -136,6 +163,14 @@ def register(app: typer.Typer) -> None:
             if not names:
                 raise CopilotQuantError("no symbols given; add --symbols AAPL MSFT")
             cls = load_strategy_class(strategy)
+            limits = RiskLimits(
+                max_order_quantity=max_order_qty,
+                max_order_notional=max_order_notional,
+                max_position_per_symbol=max_position,
+                max_daily_loss=max_daily_loss,
+                max_orders_per_minute=max_orders_per_minute,
+                price_band_pct=price_band_pct,
+            )
             engine = LiveStrategyEngine(
                 paper_trading=paper,
                 host=host,
@@ -143,6 +178,10 @@ def register(app: typer.Typer) -> None:
                 client_id=client_id,
                 use_gateway=gateway,
                 update_interval=update_interval,
+                risk_limits=limits,
+                journal=journal,
+                confirm_live=confirm_live,
+                kill_switch_file=kill_switch_file,
             )
             engine.add_strategy(cls())
             if not paper:

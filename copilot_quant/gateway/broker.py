@@ -177,6 +177,8 @@ class SimBroker:
         self._orders: dict[tuple[int, int], OrderRecord] = {}
         self._executions: list[ExecutionRecord] = []
         self._last_price: dict[str, float] = {}
+        #: Where a price comes from before this broker saw a tick of a symbol (the market's last quote).
+        self.price_source: Callable[[str], float | None] | None = None
         self._reject_queue: deque[str] = deque()
         self._withholding = False
         self._held: list[BrokerEvent] = []
@@ -310,7 +312,18 @@ class SimBroker:
             self._save()
 
     def last_price(self, symbol: str) -> float | None:
-        return self._last_price.get(symbol.upper())
+        """The last traded price of ``symbol``: from this broker's ticks, else from :attr:`price_source`.
+
+        Without the fallback a market order placed before the first tick of a symbol would skip the
+        buying-power check (a 1,000,000-share buy on a $1M account would fill).
+        """
+        symbol = symbol.upper()
+        price = self._last_price.get(symbol)
+        if price is None and self.price_source is not None:
+            quoted = self.price_source(symbol)
+            if quoted is not None and math.isfinite(quoted) and quoted > 0:
+                price = float(quoted)
+        return price
 
     # ----- faults ---------------------------------------------------------------------------------
     def reject_next(self, reason: str = "Simulated rejection") -> None:
@@ -477,7 +490,7 @@ class SimBroker:
             return limit
         if order_type is IbOrderType.STP and stop:
             return stop
-        return self._last_price.get(contract.symbol)
+        return self.last_price(contract.symbol)
 
     def _reject(self, record: OrderRecord, reason: str) -> None:
         done = replace(

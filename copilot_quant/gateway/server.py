@@ -33,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from copilot_quant.backtest.costs import CommissionModel
+from copilot_quant.backtest.costs import CommissionModel, SlippageModel
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, GatewayError
@@ -63,7 +63,8 @@ class GatewayConfig:
         start: replay start (naive = New York time); default just after the data's last bar.
         spread: bid/ask spread in price units (0: fills at bar prices, as in a backtest).
         seed: seed of the random walk after the data ends.
-        commission, partial_fill_size, state_file: passed to :class:`SimBroker`.
+        commission, slippage, partial_fill_size, state_file: passed to :class:`SimBroker` (the same
+            commission and slippage model objects a backtest uses give backtest–live parity of costs).
         pacing: enforce IB's historical-data pacing rules (error 162).
         max_clients: simultaneous clients (TWS allows 32).
     """
@@ -81,6 +82,7 @@ class GatewayConfig:
     spread: float = 0.0
     seed: int = 0
     commission: CommissionModel | None = None
+    slippage: SlippageModel | None = None
     partial_fill_size: float | None = None
     state_file: str | Path | None = None
     pacing: bool = False
@@ -129,6 +131,7 @@ class GatewayServer:
             account=config.account,
             cash=config.cash,
             commission=config.commission,
+            slippage=config.slippage,
             partial_fill_size=config.partial_fill_size,
             state_file=config.state_file,
             live_account=config.live_account,
@@ -145,6 +148,7 @@ class GatewayServer:
             pacing=config.pacing,
             max_clients=config.max_clients,
         )
+        self.broker.price_source = self._quoted_price
         if config.speed:
             self.core.clock.run(config.speed)
         self.faults = FaultInjector(self)
@@ -155,6 +159,10 @@ class GatewayServer:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = threading.Event()
         self._error: BaseException | None = None
+
+    def _quoted_price(self, symbol: str) -> float | None:
+        quote = self.core.market.quotes.get(symbol)
+        return None if quote is None else float(quote.last)
 
     def _market_time(self) -> datetime:
         return self.core.now.to_pydatetime()

@@ -261,12 +261,27 @@ def test_an_abstract_strategy_is_refused(tmp_path: Path):
 
 
 # ------------------------------------------------------------------------------------------- demo
-def test_demo_writes_the_report_and_prints_metrics_without_network(tmp_path: Path, monkeypatch):
-    def no_network(*args, **kwargs):
-        raise AssertionError("the demo must not use the network")
+@pytest.mark.timeout(120)
+def test_demo_backtests_then_runs_live_with_parity_without_network(tmp_path: Path, monkeypatch):
+    real_connect = socket.socket.connect
+    real_create = socket.create_connection
 
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket, "create_connection", no_network)
+    def host_of(address) -> str:
+        return str(address[0]) if isinstance(address, tuple) else str(address)
+
+    def loopback_only(sock, address):
+        if host_of(address) not in ("127.0.0.1", "localhost", "::1"):
+            raise AssertionError(f"the demo must not use the network (connect to {address})")
+        return real_connect(sock, address)
+
+    def create_loopback_only(address, *args, **kwargs):
+        if host_of(address) not in ("127.0.0.1", "localhost", "::1"):
+            raise AssertionError(f"the demo must not use the network (connect to {address})")
+        return real_create(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only)
+    monkeypatch.setattr(socket, "create_connection", create_loopback_only)
+    monkeypatch.setenv("COPILOT_QUANT_JOURNAL_DIR", str(tmp_path / "journal"))
     monkeypatch.chdir(tmp_path)
     result = invoke("demo")
     assert result.exit_code == 0, result.output
@@ -278,10 +293,14 @@ def test_demo_writes_the_report_and_prints_metrics_without_network(tmp_path: Pat
     text = report.read_text(encoding="utf-8")
     assert "SimpleMovingAverage" in text
     assert 'id="trades"' in text
+    # the live half: both results side by side and the verdict
+    assert "backtest vs live" in result.stdout
+    assert "Live (simulated gateway)" in result.stdout
+    assert "PARITY: identical" in result.stdout
 
 
 def test_demo_accepts_another_output_path(tmp_path: Path):
     target = tmp_path / "reports" / "demo.html"
-    result = invoke("demo", "--out", str(target))
+    result = invoke("demo", "--out", str(target), "--no-live")
     assert result.exit_code == 0, result.output
     assert target.exists()

@@ -298,3 +298,41 @@ def test_cash_moves_by_exactly_price_times_qty_and_commission(orders, path):
         )
     ids = [e.exec_id for e in broker.executions()]
     assert len(ids) == len(set(ids))
+
+
+def test_market_order_beyond_buying_power_is_rejected_before_the_first_tick():
+    """Before this broker saw a tick, the market's quote is the reference price (IB checks at once)."""
+    broker = SimBroker(cash=1_000_000, commission=ZeroCommission())
+    broker.price_source = {"AAPL": 180.0}.get
+    seen: list = []
+    broker.events += seen.append
+    broker.place_order(1, req(1, "BUY", 1_000_000), AAPL)  # 180M of stock on a 1M cash account
+    broker.place_order(1, req(2, "BUY", 5_000), AAPL)  # 900k: affordable
+    assert errors(seen) == [(1, 201)]
+    rejection = next(e for e in seen if isinstance(e, OrderErrorEvent))
+    assert "insufficient buying power" in rejection.message
+    broker.on_price("AAPL", 180.0, T0, gap=True)
+    assert broker.account.quantity("AAPL") == 5_000
+    assert broker.order(1, 1).status is IbStatus.CANCELLED
+
+
+def test_gateway_rejects_a_market_buy_beyond_buying_power_over_the_wire():
+    from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+    from ib_async import IB, MarketOrder, Stock
+
+    with GatewayServer(GatewayConfig(port=0, data="sample", cash=1_000_000)) as gateway:
+        ib = IB()
+        ib.connect("127.0.0.1", gateway.port, clientId=31, timeout=10)
+        try:
+            contract = Stock("AAPL", "SMART", "USD")
+            ib.qualifyContracts(contract)
+            trade = ib.placeOrder(contract, MarketOrder("BUY", 1_000_000))
+            ib.sleep(0.3)
+            gateway.clock.step()
+            ib.sleep(0.3)
+            assert trade.orderStatus.status == "Cancelled"
+            assert trade.fills == []
+            assert any(entry.errorCode == 201 for entry in trade.log)
+            assert gateway.call(lambda: gateway.broker.account.quantity("AAPL")) == 0
+        finally:
+            ib.disconnect()

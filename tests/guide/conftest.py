@@ -70,6 +70,7 @@ def _guide_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("IB_HOST", "IB_PORT", "IB_CLIENT_ID", "IB_PAPER_ACCOUNT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COPILOT_QUANT_JOURNAL_DIR", str(tmp_path / "journal"))  # never write to $HOME
 
 
 @pytest.fixture

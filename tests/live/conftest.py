@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from copilot_quant.data.synthetic import SyntheticDataProvider
@@ -75,6 +76,14 @@ class Stepper:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(5)
+
+
+@pytest.fixture(autouse=True)
+def _journal_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Engines journal into the test's tmp dir, never into $HOME."""
+    path = tmp_path / "journal"
+    monkeypatch.setenv("COPILOT_QUANT_JOURNAL_DIR", str(path))
+    return path
 
 
 @pytest.fixture(autouse=True)

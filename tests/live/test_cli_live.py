@@ -86,3 +86,29 @@ def test_live_refuses_a_live_port_in_paper_mode(strategy_file):
     result = CliRunner().invoke(app, ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", "7496"])
     assert result.exit_code == 2
     assert "LIVE trading port" in result.output
+
+
+def test_live_trading_needs_confirm_live(strategy_file, monkeypatch):
+    monkeypatch.delenv("COPILOT_QUANT_CONFIRM_LIVE", raising=False)
+    result = CliRunner().invoke(
+        app, ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--live", "--port", "1"]
+    )
+    assert result.exit_code == 2
+    assert "confirm_live" in result.output
+
+
+def test_live_applies_risk_limits_and_journals(gateway_factory, strategy_file, tmp_path, monkeypatch):
+    from copilot_quant.journal import OrderState, TradeJournal
+
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    journal = tmp_path / "cli-journal.sqlite"
+    args = ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", str(server.port), "--client-id", "91"]
+    args += ["--duration", "2", "--update-interval", "1", "--max-order-qty", "1", "--journal", str(journal)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Stopped. fills 0, errors 1" in result.output
+    with TradeJournal(journal, read_only=True) as opened:
+        (order,) = opened.orders()
+    assert order.state is OrderState.REJECTED
+    assert "max_order_quantity" in order.reason

@@ -1,0 +1,108 @@
+"""What IB says about our orders and executions, translated at the edge for journal reconciliation.
+
+:func:`fetch_broker_state` asks IB (on the loop thread) for every open order (``reqAllOpenOrders``, so
+orders placed by hand or by another client are seen too), the completed orders (``reqCompletedOrders``)
+and the executions (``reqExecutions``), and turns them into the journal's plain
+:class:`~copilot_quant.journal.BrokerOrder` / :class:`~copilot_quant.journal.BrokerExecution` values,
+which :func:`copilot_quant.journal.reconcile` compares with the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ib_async import IB, Trade
+from ib_async import Fill as IBFill
+
+from copilot_quant.brokers.ib_mapping import ib_status
+from copilot_quant.journal import BrokerExecution, BrokerOrder
+
+__all__ = ["BrokerState", "fetch_broker_state", "to_broker_execution", "to_broker_order"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerState:
+    """The broker's orders and executions, plus IB's order ids by ref (to adopt working orders)."""
+
+    orders: tuple[BrokerOrder, ...]
+    executions: tuple[BrokerExecution, ...]
+    #: ``{order_ref: (ib_order_id, perm_id)}`` of the orders still working at the broker.
+    working: dict[str, tuple[int, int]]
+
+
+def to_broker_order(trade: Trade) -> BrokerOrder | None:
+    order, st = trade.order, trade.orderStatus
+    quantity = float(order.totalQuantity or 0)
+    if quantity <= 0:
+        return None
+    filled = float(st.filled or 0) if st is not None else 0.0
+    reported = getattr(
+        order, "filledQuantity", None
+    )  # completed orders carry it on the order, not the status
+    if isinstance(reported, int | float) and math.isfinite(reported) and 0 < reported <= quantity:
+        filled = max(filled, float(reported))
+    remaining = float(st.remaining or 0) if st is not None else quantity - filled
+    status = ib_status(st.status if st is not None else "", filled, remaining)
+    return BrokerOrder(
+        order_ref=order.orderRef or None,
+        broker_order_id=int(order.orderId) if order.orderId else None,
+        symbol=trade.contract.symbol,
+        side="buy" if str(order.action).upper() == "BUY" else "sell",
+        quantity=quantity,
+        filled=filled,
+        status=status,
+        perm_id=int(order.permId) if order.permId else None,
+    )
+
+
+def to_broker_execution(fill: IBFill) -> BrokerExecution | None:
+    ex = fill.execution
+    if not ex.execId or not ex.shares or float(ex.shares) <= 0:
+        return None
+    report = fill.commissionReport
+    commission = None
+    if report is not None and report.execId == ex.execId and math.isfinite(report.commission or math.nan):
+        commission = float(report.commission)
+    when = ex.time if isinstance(ex.time, datetime) and ex.time.tzinfo else datetime.now(UTC)
+    return BrokerExecution(
+        exec_id=ex.execId,
+        order_ref=ex.orderRef or None,
+        symbol=fill.contract.symbol,
+        side="buy" if str(ex.side).upper() in {"BOT", "BUY"} else "sell",
+        quantity=float(ex.shares),
+        price=float(ex.price),
+        time=when,
+        broker_order_id=int(ex.orderId) if ex.orderId else None,
+        commission=commission,
+    )
+
+
+async def fetch_broker_state(ib: IB) -> BrokerState:
+    """Open and completed orders and the executions IB reports now (run on the IB loop thread)."""
+    open_trades: list[Trade] = list(await ib.reqAllOpenOrdersAsync())
+    completed: list[Trade] = list(await ib.reqCompletedOrdersAsync(False))
+    fills: list[IBFill] = list(await ib.reqExecutionsAsync())
+    # ib_async's own caches may know orders of this client that the requests above did not repeat.
+    trades: list[Any] = [*completed, *open_trades, *ib.openTrades()]
+    unique: dict[object, BrokerOrder] = {}
+    for order in (to_broker_order(t) for t in trades):
+        if order is None:
+            continue
+        key = order.perm_id or (order.broker_order_id, order.order_ref, order.symbol)
+        if key not in unique or order.status_enum.is_done:  # the finished report is the later one
+            unique[key] = order
+    orders = list(unique.values())
+    working: dict[str, tuple[int, int]] = {}
+    for trade in [*open_trades, *ib.openTrades()]:
+        ref = trade.order.orderRef
+        if ref and not trade.isDone():
+            working[ref] = (int(trade.order.orderId or 0), int(trade.order.permId or 0))
+    executions = [e for e in (to_broker_execution(f) for f in [*fills, *ib.fills()]) if e is not None]
+    log.debug("broker state: %d orders, %d executions", len(orders), len(executions))
+    return BrokerState(tuple(orders), tuple(executions), working)

@@ -1,0 +1,449 @@
+"""Backtest–live parity, proven: run one strategy in a backtest and live against the simulated gateway.
+
+:func:`run_parity` takes a strategy class, symbols, a data source and a date range, and:
+
+1. runs :class:`~copilot_quant.backtest.engine.BacktestEngine` on the bars of the range;
+2. starts an in-process :class:`~copilot_quant.gateway.GatewayServer` replaying the **same bars** (only
+   those of the range, so both runs see identical windows), with the same commission and slippage
+   model objects, and an account holding the same capital; its clock starts at the close of the range's
+   first bar (the live engine needs one bar of history: IB answers an empty history request with error
+   162), so that bar is history in both runs — the backtest's strategy skips it too — and the clock is
+   then stepped one bar at a time;
+3. runs :class:`~copilot_quant.backtest.live_engine.LiveStrategyEngine` with a fresh instance of the
+   strategy against it. After each step the harness waits until the engine has handed that bar to the
+   strategy, the gateway has acknowledged every order the engine sent, and every execution the gateway
+   made has reached the engine (``on_fill``) — only then does it step again, so the live run is as
+   deterministic as the backtest;
+   At the end the engine is stopped with ``cancel_on_stop`` (the backtest cancels what still works when
+   the data ends).
+4. compares orders (symbol, side, quantity, type, prices, final status), fills (timestamp, symbol, side,
+   quantity, price, commission) and final equity, and returns a :class:`ParityReport` whose ``diffs``
+   table is empty when parity holds.
+
+Fill timestamp convention: **the close of the bar the fill happened in** (the bar's stamp), which is what
+the backtest reports. The gateway stamps an execution with the instant on the bar's price path where it
+happened (e.g. the open for a market order); the harness maps it to the stamp of the bar containing that
+instant, so both sides are compared in one convention. Fills of different symbols in the same bar are
+compared in symbol order (the gateway replays one symbol's bar after the other). An order that expired
+(DAY) counts as cancelled: IB reports expiry as Cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from copilot_quant.backtest.costs import (
+    CommissionModel,
+    SlippageModel,
+    commission_model,
+    slippage_model,
+)
+from copilot_quant.backtest.engine import BacktestEngine
+from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.orders import Fill, Order
+from copilot_quant.backtest.results import BacktestResult
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.data.dates import resolve_range, slice_range
+from copilot_quant.data.providers import provider_from_spec
+from copilot_quant.errors import ConfigError, DataError, GatewayError
+from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+
+__all__ = ["FILL_COLUMNS", "ORDER_COLUMNS", "ParityReport", "RunSummary", "run_parity"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of :attr:`RunSummary.fills`.
+FILL_COLUMNS = ("timestamp", "symbol", "side", "quantity", "price", "commission")
+#: Columns of :attr:`RunSummary.orders`.
+ORDER_COLUMNS = ("symbol", "side", "quantity", "type", "limit", "stop", "status")
+
+_PRICE_TOL = 1e-6
+_LIVE_CLIENT_ID = 7
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What one side (backtest or live) did, in the comparable form."""
+
+    name: str
+    orders: list[tuple[Any, ...]] = field(default_factory=list)
+    fills: list[tuple[Any, ...]] = field(default_factory=list)
+    final_equity: float = math.nan
+    final_cash: float = math.nan
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def commissions(self) -> float:
+        return float(sum(f[5] for f in self.fills))
+
+
+@dataclass(slots=True)
+class ParityReport:
+    """The outcome of :func:`run_parity`: both runs and their differences (none when parity holds).
+
+    ``diffs`` is a table with columns ``kind`` (``'order'``, ``'fill'``, ``'equity'``), ``index`` (the
+    position in the sequence), ``field``, ``backtest`` and ``live``.
+    """
+
+    strategy: str
+    symbols: list[str]
+    start: pd.Timestamp
+    end: pd.Timestamp
+    bars: int
+    backtest: RunSummary
+    live: RunSummary
+    diffs: pd.DataFrame
+
+    @property
+    def ok(self) -> bool:
+        """Whether orders, fills and final equity are identical."""
+        return self.diffs.empty
+
+
+class _ReplayFeed(IDataFeed):
+    """The exact bars of the range, served to the gateway (nothing before or after them exists)."""
+
+    def __init__(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        super().__init__()
+        self._frames = dict(frames)
+
+    def symbols(self) -> list[str]:
+        return sorted(self._frames)
+
+    def get_historical_data(
+        self,
+        symbol: str,
+        start_date: datetime | None = None,
+        end_date: datetime | None = None,
+        interval: str = "1d",
+    ) -> pd.DataFrame:
+        frame = self._frames.get(symbol.upper())
+        if frame is None:
+            raise DataError(f"the parity replay has no data for {symbol!r}")
+        lo, hi = resolve_range(start_date, end_date)
+        return slice_range(frame, lo, hi).copy()
+
+
+def _bar_frames(
+    provider: IDataFeed, symbols: Sequence[str], start: Any, end: Any, interval: str
+) -> tuple[dict[str, pd.DataFrame], pd.Timestamp, pd.Timestamp]:
+    lo, hi = resolve_range(start, end)
+    frames: dict[str, pd.DataFrame] = {}
+    for symbol in symbols:
+        frame = provider.get_historical_data(symbol, start_date=lo, end_date=hi, interval=interval)
+        frame = slice_range(frame, lo, hi)
+        if frame.empty:
+            raise DataError(f"no {interval} bars for {symbol} between {start} and {end}; widen the range")
+        frames[symbol] = frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
+    first = min(f.index[0] for f in frames.values())
+    last = max(f.index[-1] for f in frames.values())
+    return frames, first, last
+
+
+def _final_status(order: Order) -> str:
+    # IB reports a DAY order that expired at the session end as Cancelled, so the live side cannot tell
+    # the two apart; both mean "ended unfilled without a rejection".
+    status = _text(order.status)
+    return "cancelled" if status == "expired" else status
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _order_row(order: Order) -> tuple[Any, ...]:
+    return (
+        order.symbol,
+        _text(order.side),
+        float(order.quantity),
+        _text(order.order_type),
+        order.limit_price,
+        order.stop_price,
+        _final_status(order),
+    )
+
+
+def _fill_row(fill: Fill, stamp: pd.Timestamp) -> tuple[Any, ...]:
+    order = fill.order
+    return (
+        stamp,
+        order.symbol,
+        _text(order.side),
+        float(fill.fill_quantity),
+        float(fill.fill_price),
+        float(fill.commission),
+    )
+
+
+def _bar_of(instant: datetime, stamps: pd.DatetimeIndex) -> pd.Timestamp:
+    """The stamp (close) of the bar whose price path contains ``instant``: the first stamp >= it."""
+    ts = pd.Timestamp(instant)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    i = int(stamps.searchsorted(ts, side="left"))
+    return stamps[min(i, len(stamps) - 1)]
+
+
+def _after_first_bar(strategy_class: type[Strategy]) -> type[Strategy]:
+    """``strategy_class`` whose ``on_data`` skips the range's first bar, which is history in the live run.
+
+    Live, the engine needs at least one completed bar before it starts (IB returns error 162 for an empty
+    history request), and it hands the strategy only bars completed after ``start()``. The backtest gets
+    the same treatment so both runs call ``on_data`` on exactly the same bars with the same windows.
+    """
+
+    class AfterFirstBar(strategy_class):  # type: ignore[valid-type,misc]
+        _first_seen = False
+
+        def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+            if not self._first_seen:
+                self._first_seen = True
+                return None
+            return super().on_data(timestamp, data)
+
+    AfterFirstBar.__name__ = AfterFirstBar.__qualname__ = strategy_class.__name__
+    return AfterFirstBar
+
+
+def _backtest_summary(result: BacktestResult) -> RunSummary:
+    summary = RunSummary("backtest")
+    summary.orders = [_order_row(o) for o in result.orders]
+    summary.fills = [_fill_row(f, pd.Timestamp(f.timestamp).tz_convert("UTC")) for f in result.fills]
+    summary.final_equity = float(result.final_value)
+    summary.final_cash = float(result.cash_curve.iloc[-1]) if len(result.cash_curve) else math.nan
+    summary.errors = [str(e.get("error", e)) for e in result.errors]
+    return summary
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise GatewayError(f"parity run: timed out after {timeout:g}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def _live_run(
+    strategy: Strategy,
+    frames: Mapping[str, pd.DataFrame],
+    stamps: pd.DatetimeIndex,
+    *,
+    capital: float,
+    commission: CommissionModel,
+    slippage: SlippageModel,
+    interval: str,
+    step_timeout: float,
+) -> RunSummary:
+    symbols = sorted(frames)
+    config = GatewayConfig(
+        port=0,
+        data=_ReplayFeed(frames),
+        symbols=symbols,
+        cash=capital,
+        bar_interval=interval,
+        # At the first bar's close: that bar is the live engine's history (IB serves no empty history).
+        start=stamps[0],
+        commission=commission,
+        slippage=slippage,
+    )
+    summary = RunSummary("live")
+    # A journal of its own: the run must not resume (or pollute) the user's journal of the paper account.
+    with GatewayServer(config) as gateway, tempfile.TemporaryDirectory(prefix="cq-parity-") as scratch:
+        engine = LiveStrategyEngine(
+            paper_trading=True,
+            host="127.0.0.1",
+            port=gateway.port,
+            client_id=_LIVE_CLIENT_ID,
+            update_interval=0.05,
+            enable_reconnect=False,
+            fill_timeout=0.0,
+            stale_after=None,
+            # The backtest cancels what still works when the data ends; stop() does the same live.
+            cancel_on_stop=True,
+            journal=f"{scratch}/journal.sqlite",
+        )
+        # Orders rest until the next bar; never block the worker waiting for them to fill.
+        engine.broker.ack_timeout = 0.0
+        engine.add_strategy(strategy)
+        try:
+            if not engine.connect(timeout=10, retry_count=1):
+                raise GatewayError(
+                    f"parity run: could not connect to the simulated gateway on {gateway.port}"
+                )
+            lookback = max(1, (stamps[-1] - stamps[0]).days + 2)
+            if not engine.start(symbols, lookback_days=lookback, data_interval=interval):
+                raise GatewayError(f"parity run: the live engine did not start: {list(engine.errors)}")
+            broker = gateway.broker
+
+            def sent() -> int:
+                return sum(1 for r in engine.broker.tracker.records() if r.ib_order_id)
+
+            def gateway_orders() -> int:
+                return int(
+                    gateway.call(
+                        lambda: (
+                            len(broker.open_orders(_LIVE_CLIENT_ID))
+                            + len(broker.completed_orders(_LIVE_CLIENT_ID))
+                        )
+                    )
+                )
+
+            def gateway_fills() -> int:
+                return int(gateway.call(lambda: len(broker.executions(_LIVE_CLIENT_ID))))
+
+            for stamp in stamps[1:]:
+                gateway.clock.step()
+
+                def processed(s: pd.Timestamp = stamp) -> bool:
+                    last = engine._last_bar
+                    return last is not None and last >= s
+
+                _wait_until(
+                    processed,
+                    step_timeout,
+                    f"the live engine to process the bar of {stamp}",
+                )
+                _wait_until(
+                    lambda: gateway_orders() >= sent(), step_timeout, "the gateway to acknowledge orders"
+                )
+                _wait_until(
+                    lambda: len(engine.fills) >= gateway_fills(), step_timeout, "fills to reach the strategy"
+                )
+            engine.stop()
+            _wait_until(
+                lambda: all(r.is_done for r in engine.broker.tracker.records() if r.ib_order_id),
+                step_timeout,
+                "the orders still working at the end to be cancelled",
+            )
+            executions = gateway.call(lambda: list(broker.executions(_LIVE_CLIENT_ID)))
+            exec_bar = {e.exec_id: _bar_of(e.time, stamps) for e in executions}
+            summary.fills = [
+                _fill_row(f, exec_bar.get(f.fill_id or "", _bar_of(f.timestamp, stamps)))
+                for f in engine.fills
+            ]
+            summary.orders = [_order_row(r.order) for r in engine.broker.tracker.records()]
+            summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
+            summary.final_cash = float(gateway.call(lambda: broker.account.cash))
+            summary.errors = [str(e["error"]) for e in engine.errors]
+        finally:
+            engine.disconnect()
+    return summary
+
+
+def _in_bar_order(fills: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Fills by bar, then symbol: within one bar the gateway replays symbols one after the other, so the
+    order of fills of *different* symbols in the same bar is an artefact of the replay, not a difference."""
+    return sorted(fills, key=lambda row: (row[0], row[1]))
+
+
+def _compare(backtest: RunSummary, live: RunSummary) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+
+    def same(a: Any, b: Any) -> bool:
+        if isinstance(a, float) and isinstance(b, float):
+            return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=_PRICE_TOL)
+        return bool(a == b)
+
+    for kind, columns, left, right in (
+        ("order", ORDER_COLUMNS, backtest.orders, live.orders),
+        ("fill", FILL_COLUMNS, _in_bar_order(backtest.fills), _in_bar_order(live.fills)),
+    ):
+        for i in range(max(len(left), len(right))):
+            a = left[i] if i < len(left) else None
+            b = right[i] if i < len(right) else None
+            if a is None or b is None:
+                rows.append({"kind": kind, "index": i, "field": "(missing)", "backtest": a, "live": b})
+                continue
+            for name, x, y in zip(columns, a, b, strict=True):
+                if not same(x, y):
+                    rows.append({"kind": kind, "index": i, "field": name, "backtest": x, "live": y})
+    for name in ("final_equity", "final_cash"):
+        x, y = getattr(backtest, name), getattr(live, name)
+        if not math.isclose(x, y, rel_tol=1e-9, abs_tol=0.005):
+            rows.append({"kind": "equity", "index": 0, "field": name, "backtest": x, "live": y})
+    return pd.DataFrame(rows, columns=["kind", "index", "field", "backtest", "live"])
+
+
+def run_parity(
+    strategy_class: type[Strategy],
+    symbols: Sequence[str] | str,
+    start: Any,
+    end: Any,
+    *,
+    strategy_kwargs: Mapping[str, Any] | None = None,
+    data: str | IDataFeed = "sample",
+    capital: float = 100_000.0,
+    commission: float | CommissionModel | None = 0.001,
+    slippage: float | SlippageModel | None = 0.0005,
+    interval: str = "1d",
+    step_timeout: float = 20.0,
+) -> ParityReport:
+    """Run ``strategy_class(**strategy_kwargs)`` in a backtest and live on the same bars; compare them.
+
+    ``data`` is a data spec (``'sample'``, ``'synthetic'``, ``'csv:DIR'``, ``'store'``) or an
+    :class:`IDataFeed`. ``commission``/``slippage`` take a rate or a model, as ``BacktestEngine`` does;
+    the same model objects serve both runs. Raises :class:`~copilot_quant.errors.ConfigError` for bad
+    input, :class:`~copilot_quant.errors.DataError` when the range has no bars, and
+    :class:`~copilot_quant.errors.GatewayError` when the live run stalls.
+    """
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    names = [s.strip().upper() for s in symbols if s.strip()]
+    if not names:
+        raise ConfigError("run_parity needs at least one symbol, e.g. symbols=['AAPL']")
+    if not (isinstance(strategy_class, type) and issubclass(strategy_class, Strategy)):
+        raise ConfigError(f"strategy_class must be a Strategy subclass, got {strategy_class!r}")
+    if not capital > 0:
+        raise ConfigError(f"capital must be positive, got {capital}")
+    kwargs = dict(strategy_kwargs or {})
+    provider = provider_from_spec(data) if isinstance(data, str) else data
+    cost = commission_model(commission)
+    slip = slippage_model(slippage)
+    frames, first, last = _bar_frames(provider, names, start, end, interval)
+    feed = _ReplayFeed(frames)
+    stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
+
+    engine = BacktestEngine(
+        initial_capital=capital, data_provider=feed, commission=cost, slippage=slip, interval=interval
+    )
+    engine.add_strategy(_after_first_bar(strategy_class)(**kwargs))
+    result = engine.run(first, last, names)
+    backtest = _backtest_summary(result)
+    log.info(
+        "parity: backtest done (%d orders, %d fills); starting the live run",
+        len(backtest.orders),
+        len(backtest.fills),
+    )
+
+    live = _live_run(
+        strategy_class(**kwargs),
+        frames,
+        stamps,
+        capital=capital,
+        commission=cost,
+        slippage=slip,
+        interval=interval,
+        step_timeout=step_timeout,
+    )
+    diffs = _compare(backtest, live)
+    return ParityReport(
+        strategy=strategy_class.__name__,
+        symbols=names,
+        start=first,
+        end=last,
+        bars=len(stamps),
+        backtest=backtest,
+        live=live,
+        diffs=diffs,
+    )

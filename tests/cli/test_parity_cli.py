@@ -1,0 +1,129 @@
+"""`copilot-quant parity` through typer's CliRunner: real strategy files, a real in-process gateway."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import typer
+from copilot_quant.cli import parity as parity_cli
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.timeout(120)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "copilot_quant" / "examples" / "sma_cross.py"
+
+runner = CliRunner()
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    parity_cli.register(app)
+
+    @app.command("noop", hidden=True)
+    def _noop() -> None:  # a second command keeps `parity` a sub-command, as in the real app
+        """Nothing."""
+
+    return app
+
+
+def invoke(*args: str):
+    return runner.invoke(_app(), list(args))
+
+
+def test_parity_holds_for_the_guide_strategy_and_exits_0():
+    result = invoke(
+        "parity",
+        f"{EXAMPLE}:SimpleMovingAverage",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "2010-01-01",
+        "--end",
+        "2010-06-30",
+        "--commission",
+        "0.001",
+        "--slippage",
+        "0.0005",
+    )
+    assert result.exit_code == 0, result.output
+    assert "backtest vs live" in result.stdout
+    assert "PARITY: identical" in result.stdout
+    assert "Differences" not in result.stdout
+
+
+def test_a_strategy_that_differs_live_exits_1_with_a_diff_table(tmp_path: Path):
+    path = tmp_path / "flaky.py"
+    path.write_text(
+        textwrap.dedent(
+            """
+            from copilot_quant.backtest.orders import Order
+            from copilot_quant.backtest.strategy import Strategy
+
+            MADE = []
+
+
+            class SecondRunBuysMore(Strategy):
+                def initialize(self):
+                    MADE.append(1)
+                    self.size = 10 * len(MADE)
+
+                def on_data(self, timestamp, data):
+                    return [Order("AAPL", self.size, "market", "buy")] if len(data) == 3 else []
+            """
+        ),
+        encoding="utf-8",
+    )
+    result = invoke(
+        "parity",
+        f"{path}:SecondRunBuysMore",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "2010-01-01",
+        "--end",
+        "2010-01-20",
+    )
+    assert result.exit_code == parity_cli.PARITY_FAILED, result.output
+    assert "Differences" in result.stdout
+    assert "quantity" in result.stdout
+    assert "PARITY FAILED" in result.stdout
+
+
+def test_bad_input_is_one_red_line_and_exit_2(tmp_path: Path):
+    missing = invoke(
+        "parity",
+        f"{tmp_path / 'nope.py'}:X",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "2010-01-01",
+        "--end",
+        "2010-02-01",
+    )
+    assert missing.exit_code == 2
+    assert "not found" in missing.output
+    reversed_dates = invoke(
+        "parity",
+        f"{EXAMPLE}:SimpleMovingAverage",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "2010-02-01",
+        "--end",
+        "2010-01-01",
+    )
+    assert reversed_dates.exit_code == 2
+    no_bars = invoke(
+        "parity",
+        f"{EXAMPLE}:SimpleMovingAverage",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "1990-01-01",
+        "--end",
+        "1990-02-01",
+    )
+    assert no_bars.exit_code == 2
+    assert "no 1d bars" in no_bars.output

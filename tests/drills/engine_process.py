@@ -1,0 +1,49 @@
+"""A trading engine in its own process, for the kill-and-restart drill (run as a script, SIGKILLed by the test).
+
+Usage: ``python engine_process.py PORT LIMIT_PRICE``. Buys 10 AAPL at market and rests a GTC limit buy on
+its first bar; prints ``READY`` once trading and ``FILL <exec_id>`` for every ``on_fill`` (flushed at once).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.orders import Order
+from copilot_quant.backtest.strategy import Strategy
+
+
+class FirstBarBuyer(Strategy):
+    def __init__(self, limit: float) -> None:
+        super().__init__()
+        self.limit = limit
+        self.bars = 0
+
+    def on_data(self, timestamp, data):
+        self.bars += 1
+        if self.bars == 1:
+            return [
+                Order("AAPL", 10, "market", "buy"),
+                Order("AAPL", 7, "limit", "buy", limit_price=self.limit, time_in_force="gtc"),
+            ]
+        return None
+
+    def on_fill(self, fill):
+        print(f"FILL {fill.fill_id}", flush=True)
+
+
+def main() -> None:
+    port, limit = int(sys.argv[1]), float(sys.argv[2])
+    engine = LiveStrategyEngine(port=port, client_id=81, update_interval=3600, fill_timeout=0.5)
+    engine.add_strategy(FirstBarBuyer(limit))
+    if not engine.connect(timeout=10) or not engine.start(["AAPL"], lookback_days=5):
+        print("FAILED", flush=True)
+        sys.exit(1)
+    print("READY", flush=True)
+    while True:  # until the drill kills this process
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Fault drills: connection drops, gateway restarts, late executions, restarts, broken journals, liveness."""
+
+from __future__ import annotations
+
+import pytest
+from copilot_quant.backtest.orders import Order, OrderStatus
+from copilot_quant.journal import OrderState, TradeJournal
+
+from .conftest import Scripted, assert_books_agree, journal_file, wait_until
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
+
+BUY = Order("AAPL", 10, "market", "buy")
+
+
+@pytest.fixture
+def limit_filling_on_bar_3(feed) -> Order:
+    """A GTC limit buy placed on bar 1 that rests through bar 2 and fills on bar 3 (from the data)."""
+    bars = feed.get_historical_data("AAPL", "2024-03-01", "2024-03-06")
+    close1, low2, low3 = bars["Close"].iloc[0], bars["Low"].iloc[1], bars["Low"].iloc[2]
+    assert low3 < low2
+    assert low3 < close1
+    limit = round(low3 + (min(close1, low2) - low3) / 2, 2)
+    return Order("AAPL", 7, "limit", "buy", limit_price=limit, time_in_force="gtc")
+
+
+def _journal_states(path) -> list[OrderState]:
+    with TradeJournal(path, read_only=True) as journal:
+        return [o.state for o in journal.orders()]
+
+
+@pytest.mark.parametrize("fault", ["drop", "gateway_restart"])
+def test_a_fill_while_disconnected_reaches_on_fill_once(
+    fault, make_engine, gateway, limit_filling_on_bar_3, journal_dir
+):
+    strategy = Scripted({1: [limit_filling_on_bar_3]})
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    path = journal_file(journal_dir)
+    gateway.clock.step(1)
+    assert wait_until(lambda: _journal_states(path) == [OrderState.SUBMITTED])
+    gateway.clock.step(1)
+    assert wait_until(lambda: strategy.bars == 2)
+    if fault == "drop":
+        gateway.refuse_connections(1.0)
+        gateway.drop_all()
+    else:
+        gateway.restart()  # same port, same account and orders
+    assert wait_until(lambda: not engine.is_connected() or fault == "gateway_restart", timeout=5)
+    gateway.clock.step(1)  # the limit order fills at the gateway, possibly before we are back
+    assert wait_until(lambda: len(strategy.fills) == 1, timeout=20)
+    assert wait_until(engine.is_connected, timeout=20)
+    assert strategy.fills[0].fill_price == pytest.approx(limit_filling_on_bar_3.limit_price)
+    assert wait_until(lambda: _journal_states(path) == [OrderState.FILLED])
+    assert_books_agree(gateway, path, strategy.fills, engine)
+    assert [e["kind"] for e in engine.events].count("reconcile") >= 1
+
+
+@pytest.mark.parametrize("reconnect_before_release", [False, True])
+def test_withheld_executions_delivered_late_reach_on_fill_once(
+    reconnect_before_release, make_engine, gateway, journal_dir
+):
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine(fill_timeout=0.3)
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.withhold_executions(True)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.executions()) == 1)
+    assert not strategy.fills
+    if reconnect_before_release:
+        gateway.drop_all()  # reconciliation finds the execution with reqExecutions
+        assert wait_until(lambda: len(strategy.fills) == 1, timeout=20)
+    gateway.withhold_executions(False)  # the held reports arrive late (again, in the reconnect case)
+    assert wait_until(lambda: len(strategy.fills) == 1, timeout=10)
+    gateway.clock.step(1)
+    assert wait_until(lambda: strategy.bars == 3)
+    path = journal_file(journal_dir)
+    assert wait_until(lambda: _journal_states(path) == [OrderState.FILLED])
+    assert_books_agree(gateway, path, strategy.fills, engine)
+
+
+@pytest.mark.parametrize("fills_while_down", [True, False])
+def test_a_restarted_engine_carries_on_from_journal_and_broker(
+    fills_while_down, make_engine, gateway, limit_filling_on_bar_3, journal_dir
+):
+    first = Scripted({1: [BUY, limit_filling_on_bar_3]})
+    engine = make_engine(fill_timeout=0.5)
+    engine.add_strategy(first)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 2)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(first.fills) == 1 and first.bars == 2)
+    engine.disconnect()  # the process "dies"; its resting limit order stays at the gateway
+    if fills_while_down:
+        gateway.clock.step(1)
+        assert wait_until(lambda: len(gateway.broker.executions()) == 2)
+
+    second = Scripted()
+    restarted = make_engine(fill_timeout=0.5)  # a new engine object on the same journal and client id
+    restarted.add_strategy(second)
+    assert restarted.connect(timeout=5)
+    assert restarted.start(["AAPL"], lookback_days=5)
+    if not fills_while_down:
+        gateway.clock.step(1)  # the adopted order fills now and reaches the new strategy
+    assert wait_until(lambda: len(second.fills) == 1, timeout=10)
+    assert second.fills[0].order.order_type == "limit"
+    path = journal_file(journal_dir)
+    assert wait_until(lambda: _journal_states(path) == [OrderState.FILLED, OrderState.FILLED])
+    assert_books_agree(gateway, path, [*first.fills, *second.fills], restarted)
+
+
+def test_a_read_only_journal_halts_trading_and_sends_nothing(make_engine, gateway, journal_dir):
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    # Fault injection: from now on SQLite refuses every write, as on a disk remounted read-only.
+    engine.journal._conn.execute("PRAGMA query_only = ON")  # type: ignore[union-attr]
+    gateway.clock.step(1)
+    assert wait_until(lambda: engine.kill_switch.is_engaged)
+    assert "journal" in engine.kill_switch.reason
+    assert any(e["type"] == "journal" and "read-only" in e["error"] for e in engine.errors)
+    assert engine.halted is not None
+    assert not gateway.broker.open_orders()
+    assert not gateway.broker.completed_orders()
+    assert "kill_switch" in [e["kind"] for e in engine.events]
+    engine.disconnect()
+    assert _journal_states(journal_file(journal_dir)) == []  # nothing half-written
+    assert_books_agree(gateway, journal_file(journal_dir), strategy.fills)
+
+
+def test_a_long_disconnect_halts_trading_with_an_alert_then_resumes(make_engine, gateway, caplog):
+    engine = make_engine(max_disconnect_s=0.3)
+    engine.add_strategy(Scripted())
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.refuse_connections(2.0)
+    gateway.drop_all()
+    assert wait_until(lambda: engine.halted is not None, timeout=5)
+    assert "connection to IB down" in engine.halted
+    assert any(r.levelname == "ERROR" and "connection to IB down" in r.getMessage() for r in caplog.records)
+    assert wait_until(lambda: engine.halted is None, timeout=20)
+    kinds = [e["kind"] for e in engine.events]
+    assert kinds.index("alert") < kinds.index("halt") < kinds.index("resume")
+
+
+def test_a_duplicate_client_id_is_refused_and_the_first_engine_trades_on(make_engine, gateway, journal_dir):
+    strategy = Scripted({2: [BUY]})
+    engine = make_engine(fill_timeout=0.5)
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    intruder = make_engine()  # same client id 81
+    assert not intruder.connect(timeout=3, retry_count=1)
+    for _ in range(3):
+        gateway.clock.step(1)
+        wait_until(lambda: False, timeout=0.3)
+    assert wait_until(lambda: len(strategy.fills) == 1)
+    assert engine.is_connected()
+    assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
+
+
+def test_partial_fills_over_several_bars_reach_on_fill_each_once(gateway_factory, make_engine, journal_dir):
+    server = gateway_factory(partial_fill_size=4)
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine(port=server.port, fill_timeout=0.3)
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    for _ in range(5):
+        server.clock.step(1)
+        wait_until(lambda: False, timeout=0.3)
+    assert wait_until(lambda: sum(f.fill_quantity for f in strategy.fills) == 10)
+    assert len(strategy.fills) >= 2
+    path = journal_file(journal_dir)
+    assert wait_until(lambda: _journal_states(path) == [OrderState.FILLED])
+    assert_books_agree(server, path, strategy.fills, engine)
+    assert strategy.fills[-1].order.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
+
+
+def test_a_competing_session_halts_with_an_alert_until_data_flows(make_engine, gateway, journal_dir, caplog):
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine(fill_timeout=0.5)
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.competing_session()
+    assert wait_until(lambda: engine.halted is not None)
+    assert "10197" in engine.halted or "competing" in engine.halted
+    assert any(r.levelname == "ERROR" and "competing" in r.getMessage() for r in caplog.records)
+    gateway.clock.step(1)  # market data flows again: trading resumes and the order goes out
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(strategy.fills) == 1), (list(engine.errors), list(engine.events))
+    assert engine.halted is None
+    kinds = [e["kind"] for e in engine.events]
+    assert kinds.index("halt") < kinds.index("resume")
+    assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
+
+
+def test_a_connection_dropped_mid_order_neither_loses_nor_resends_it(make_engine, gateway, journal_dir):
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine(fill_timeout=2.0)
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)  # the engine waits for its fill now
+    gateway.refuse_connections(0.5)
+    gateway.drop_all()
+    gateway.clock.step(1)  # it fills while the engine is cut off
+    assert wait_until(lambda: len(strategy.fills) == 1, timeout=20)
+    assert wait_until(engine.is_connected, timeout=20)
+    gateway.clock.step(1)
+    assert wait_until(lambda: strategy.bars == 3)
+    assert len(gateway.broker.completed_orders()) == 1  # sent once
+    path = journal_file(journal_dir)
+    assert wait_until(lambda: _journal_states(path) == [OrderState.FILLED])
+    assert_books_agree(gateway, path, strategy.fills, engine)

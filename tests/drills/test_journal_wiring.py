@@ -1,0 +1,213 @@
+"""The journal and the rails wired into live trading: intent before send, exactly-once fills, refusals."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.orders import Order, OrderStatus
+from copilot_quant.errors import ConfigError
+from copilot_quant.journal import OrderState, TradeJournal
+from copilot_quant.risk import RiskLimits
+
+from .conftest import Scripted, Stepper, assert_books_agree, journal_file, wait_until
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
+
+BUY = Order("AAPL", 10, "market", "buy")
+
+
+def test_a_filled_order_is_journaled_with_its_ref_at_the_gateway(make_engine, gateway, journal_dir):
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    with Stepper(gateway):
+        assert wait_until(lambda: len(strategy.fills) == 1)
+    path = journal_file(journal_dir)
+    with TradeJournal(path, read_only=True) as journal:
+        (order,) = journal.orders()
+        assert order.state is OrderState.FILLED
+        assert order.broker_order_id is not None
+        kinds = [e.kind for e in journal.events()]
+        (fill,) = journal.fills()
+        assert fill.commission == pytest.approx(1.0)
+    assert kinds[:2] == ["start", "reconcile"]
+    (gw_order,) = gateway.broker.completed_orders()
+    assert gw_order.order_ref == order.order_ref  # the journal's ref is IB's orderRef
+    assert strategy.fills[0].fill_id == fill.exec_id
+    assert_books_agree(gateway, path, strategy.fills, engine)
+
+
+def test_a_risk_limit_refusal_is_rejected_journaled_and_reported(make_engine, gateway, journal_dir):
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine(risk_limits=RiskLimits(max_order_quantity=5))
+    reported = []
+    engine.broker.register_error_callback(lambda record, message: reported.append(message))
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: engine.total_errors == 1)
+    assert "max_order_quantity" in reported[0]
+    assert "max_order_quantity" in engine.errors[0]["error"]
+    with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
+        (order,) = journal.orders()
+    assert order.state is OrderState.REJECTED
+    assert "max_order_quantity" in order.reason
+    assert not gateway.broker.open_orders()
+    assert not gateway.broker.completed_orders()
+    assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
+
+
+def test_a_broker_rejection_is_journaled_with_ibs_reason(make_engine, gateway, journal_dir):
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.reject_next_order("insufficient buying power")
+    gateway.clock.step(1)
+    path = journal_file(journal_dir)
+
+    def rejected() -> bool:
+        with TradeJournal(path, read_only=True) as journal:
+            orders = journal.orders()
+        return bool(orders) and orders[0].state is OrderState.REJECTED
+
+    assert wait_until(rejected)
+    with TradeJournal(path, read_only=True) as journal:
+        (order,) = journal.orders()
+        assert "insufficient buying power" in order.reason
+        assert journal.errors()
+    assert_books_agree(gateway, path, strategy.fills, engine)
+
+
+def test_live_trading_needs_an_explicit_confirmation(monkeypatch, gateway):
+    monkeypatch.delenv("COPILOT_QUANT_CONFIRM_LIVE", raising=False)
+    with pytest.raises(ConfigError, match="confirm_live=True"):
+        LiveStrategyEngine(paper_trading=False, port=gateway.port)
+    monkeypatch.setenv("COPILOT_QUANT_CONFIRM_LIVE", "yes")
+    engine = LiveStrategyEngine(paper_trading=False, port=gateway.port, client_id=82)
+    assert not engine.paper_trading
+    engine.disconnect()
+
+
+def test_the_kill_switch_cancels_flattens_and_halts(make_engine, gateway, journal_dir):
+    resting = Order("AAPL", 5, "limit", "buy", limit_price=1.0, time_in_force="gtc")
+    strategy = Scripted({1: [resting, BUY], 3: [BUY]})
+    engine = make_engine(fill_timeout=0.5)
+    events = []
+    engine.register_event_callback(lambda kind, detail: events.append(kind))
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 2)
+    gateway.clock.step(1)  # the market order fills on the next bar; the resting limit stays
+    assert wait_until(lambda: len(strategy.fills) == 1 and len(gateway.broker.open_orders()) == 1)
+    engine.kill("drill", flatten=True)
+    assert "kill_switch" in events
+    assert engine.halted is not None
+    assert "drill" in engine.halted
+    gateway.clock.step(1)  # fills the flattening sell; bar 3's order is refused
+    assert wait_until(lambda: not gateway.broker.open_orders())
+    assert wait_until(lambda: not [p for p in gateway.broker.positions() if p.position])
+    assert wait_until(lambda: any("kill switch" in e["error"] for e in engine.errors))
+    assert wait_until(lambda: len(strategy.fills) == 2)  # the flattening sell reached on_fill too
+    assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
+    with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
+        states = [o.state for o in journal.orders()]
+    assert states.count(OrderState.CANCELLED) == 1
+    assert states.count(OrderState.REJECTED) == 1
+    assert states.count(OrderState.FILLED) == 2
+
+
+def test_a_kill_switch_file_engages_the_switch(make_engine, gateway, tmp_path):
+    flag = tmp_path / "STOP"
+    engine = make_engine(kill_switch_file=flag)
+    engine.add_strategy(Scripted())
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    flag.write_text("operator says stop")
+    assert wait_until(lambda: engine.kill_switch.is_engaged, timeout=5)
+    assert "operator says stop" in engine.kill_switch.reason
+    assert engine.get_performance_summary()["halted"]
+
+
+def test_an_unsent_order_status_is_consistent_when_not_connected(make_engine, gateway):
+    engine = make_engine()
+    assert engine.get_performance_summary()["journal"] is None
+    order = BUY.copy()
+    assert order.status is OrderStatus.CREATED
+
+
+def test_an_unaffordable_order_is_rejected_for_buying_power_and_journaled(make_engine, gateway, journal_dir):
+    strategy = Scripted({1: [Order("AAPL", 1_000_000, "market", "buy")]})
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: engine.total_errors == 1)
+    assert "buying power" in engine.errors[0]["error"]
+    with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
+        (order,) = journal.orders()
+    assert order.state is OrderState.REJECTED
+    assert "insufficient buying power" in order.reason
+    assert not gateway.broker.completed_orders()
+    assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
+
+
+def test_sigterm_with_kill_cancels_open_orders_and_disconnects(make_engine, gateway, journal_dir):
+    resting = Order("AAPL", 5, "limit", "buy", limit_price=1.0, time_in_force="gtc")
+    engine = make_engine()
+    engine.add_strategy(Scripted({1: [resting]}))
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        engine.install_signal_handlers(kill=True)
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGTERM)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert not engine.is_connected()
+    assert wait_until(lambda: not gateway.broker.open_orders())
+    with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
+        kinds = [e.kind for e in journal.events()]
+    assert "kill_switch" in kinds
+    assert kinds[-1] == "stop"
+
+
+class PositionWatcher(Scripted):
+    """Records its account view's AAPL position at every bar (after its fills reached on_fill)."""
+
+    def __init__(self, script):
+        super().__init__(script)
+        self.seen: list[tuple[int, float]] = []
+
+    def on_data(self, timestamp, data):
+        self.seen.append((len(self.fills), self.position("AAPL")))
+        return super().on_data(timestamp, data)
+
+
+def test_the_account_view_includes_the_fills_on_fill_reported(make_engine, gateway, journal_dir):
+    strategy = PositionWatcher({1: [BUY], 2: [BUY], 3: [BUY]})
+    engine = make_engine(fill_timeout=0.2)
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    for bars in range(1, 5):
+        gateway.clock.step(1)
+        assert wait_until(lambda n=bars: strategy.bars == n)
+        assert wait_until(lambda n=bars: len(gateway.broker.open_orders()) == (1 if n < 4 else 0))
+    # Whenever on_data ran, the position it saw matched the fills on_fill had been told about.
+    assert all(position == 10 * fills for fills, position in strategy.seen), strategy.seen
+    assert strategy.seen[-1] == (3, 30.0)
+    assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
