@@ -71,6 +71,9 @@ class Subscriptions:
     pnl: dict[int, Any] = field(default_factory=dict)
     pnl_single: dict[int, Any] = field(default_factory=dict)
     market_data_type: int = 1
+    #: Account values last sent per subscription (key -1: reqAccountUpdates, else the multi reqId), so
+    #: pushes after fills and market steps carry only what changed, like TWS.
+    account_values_sent: dict[int, dict[tuple[str, str], str]] = field(default_factory=dict)
 
 
 class Session:
@@ -85,6 +88,8 @@ class Session:
         self.server_version = SERVER_VERSION
         self.subs = Subscriptions()
         self.closed = False
+        self._out: list[bytes] = []  # framed messages waiting for the next flush
+        self._flush_scheduled = False
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
 
@@ -93,23 +98,55 @@ class Session:
 
     # -- sending -----------------------------------------------------------------------------------------
     def send(self, fields: Fields) -> None:
-        """Queue one message to the client (dropped silently once the connection is closed)."""
+        """Queue one message to the client (dropped silently once the connection is closed).
+
+        Messages are coalesced: one market step or one request typically produces dozens of small
+        frames (order status, executions, portfolio, account values), and writing each one separately
+        costs a ``send`` syscall and a TCP segment apiece on both ends. They are joined and written once,
+        when the current loop callback is done (or right after a batch of requests was dispatched).
+        """
+        if self.closed:
+            return
+        self._out.append(frame(encode_fields(fields)))
+        if not self._flush_scheduled:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop (direct use in a unit test): write through
+                self.flush()
+                return
+            self._flush_scheduled = True
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write every queued message in one go (no-op when nothing is queued)."""
+        self._flush_scheduled = False
+        if not self._out:
+            return
+        data = b"".join(self._out)
+        self._out.clear()
         if self.closed:
             return
         try:
-            self.writer.write(frame(encode_fields(fields)))
+            self.writer.write(data)
         except (ConnectionError, RuntimeError) as exc:
             logger.info("%r: send failed (%s); closing.", self, exc)
             self.close()
+
+    async def drain(self) -> None:
+        """Flush the queue and wait until the transport accepted it (handshake and backpressure)."""
+        self.flush()
+        await self.writer.drain()
 
     def send_error(self, req_id: int, code: int, message: str | None = None) -> None:
         self.send(error(req_id, code, message))
 
     def close(self) -> None:
-        """Close the socket; the run loop then unregisters the session."""
+        """Flush what is queued, then close the socket; the run loop then unregisters the session."""
         if self.closed:
             return
+        self.flush()
         self.closed = True
+        self._out.clear()
         with contextlib.suppress(Exception):
             self.writer.close()
 
@@ -159,7 +196,7 @@ class Session:
             return False
         self.server_version = version
         self.send(handshake_reply(version, self.core.wall_now()))
-        await self.writer.drain()
+        await self.drain()
         # START_API must come next (ib_async sends it right away).
         while True:
             payload = await self._read_frame()
@@ -173,7 +210,7 @@ class Session:
             logger.warning("%r: clientId %d is already in use; refusing (326).", self, client_id)
             self.send_error(NO_REQUEST, Code.CLIENT_ID_IN_USE)
             with contextlib.suppress(ConnectionError):
-                await self.writer.drain()
+                await self.drain()
             return False
         self.client_id = client_id
         logger.info("connection #%d: API started for clientId %d (v%d)", self.conn_id, client_id, version)
@@ -193,6 +230,8 @@ class Session:
                 self.dispatch(payload)
                 if self.closed:
                     return
+            # Answer this batch of requests now rather than one loop iteration later.
+            self.flush()
             if self.writer.transport.get_write_buffer_size() > (1 << 20):
                 await self.writer.drain()
 

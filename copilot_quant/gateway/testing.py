@@ -13,13 +13,14 @@ calls it produced, for golden tests of message encoders.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ib_async import IB
+from ib_async import IB, util
 from ib_async.decoder import Decoder
 
 from copilot_quant.gateway.messages.ids import SERVER_VERSION
@@ -53,6 +54,11 @@ def connected_ib(
         yield ib
     finally:
         ib.disconnect()
+        # disconnect() only schedules the socket's closing; run the loop once so it really happens
+        # (otherwise the transport lingers until the loop is collected: "unclosed transport").
+        loop = util.getLoop()
+        if not loop.is_running() and not loop.is_closed():
+            loop.run_until_complete(asyncio.sleep(0))
 
 
 class _Recorder:

@@ -43,26 +43,40 @@ class FrameError(ValueError):
 
 def fmt(value: object) -> str:
     """Format one field the way TWS writes it."""
+    # Exact-type fast paths first: this runs for every field of every outgoing message.
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return "" if value == UNSET_INTEGER else str(value)
+    if kind is float:
+        return _fmt_float(value)  # type: ignore[arg-type]
     if value is None:
         return ""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
-        if value == UNSET_DOUBLE:
-            return ""
-        if math.isinf(value):
-            return "Infinite"
-        if math.isnan(value):
-            return ""
-        return str(value)
+        return _fmt_float(value)
     if isinstance(value, int):
         return "" if value == UNSET_INTEGER else str(value)
     return str(value)
 
 
+def _fmt_float(value: float) -> str:
+    if value == UNSET_DOUBLE or math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "Infinite"
+    return str(value)
+
+
 def encode_fields(fields: Iterable[object]) -> bytes:
     """The payload for ``fields``: each formatted with :func:`fmt` and NUL-terminated."""
-    return "".join(fmt(f) + "\0" for f in fields).encode()
+    parts = list(map(fmt, fields))
+    if not parts:
+        return b""
+    parts.append("")  # the last field's terminator
+    return "\0".join(parts).encode()
 
 
 def frame(payload: bytes) -> bytes:

@@ -2,13 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import warnings
 from collections.abc import Iterator
 
 import pytest
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import connected_ib, running_gateway
+
+
+@pytest.fixture(autouse=True)
+def _close_client_loop() -> Iterator[None]:
+    """Close the loop ib_async's sync API ran on in this thread, so no socket or loop outlives the test.
+
+    ``IB.connect()`` from a test uses this thread's default event loop, and ``IB.disconnect()`` only
+    *schedules* the socket's closing on it. Left alone, that loop and a half-closed transport lived on
+    until a later test (in another folder) replaced the thread's loop, and the garbage collector then
+    reported "unclosed event loop" / "unclosed transport" there. ib_async makes a fresh loop for the next
+    test when it finds this one closed.
+    """
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            loop = asyncio.get_event_loop_policy().get_event_loop()
+        except RuntimeError:  # no loop set for this thread: nothing to close
+            return
+    if loop.is_closed() or loop.is_running():
+        return
+    loop.run_until_complete(asyncio.sleep(0))  # let scheduled transport closes run
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    loop.close()
 
 
 @pytest.fixture(scope="session")

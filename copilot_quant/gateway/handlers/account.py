@@ -55,10 +55,36 @@ def cancel_positions(session: Session, reader: FieldReader) -> None:
     session.subs.positions = False
 
 
+#: Key of the plain reqAccountUpdates subscription in ``Subscriptions.account_values_sent``.
+ACCOUNT_UPDATES_KEY = -1
+
+
+def changed_values(
+    session: Session, key: int, values: list[tuple[str, str, str]], *, full: bool = False
+) -> list[tuple[str, str, str]]:
+    """The ``(tag, value, currency)`` entries of ``values`` not yet sent on subscription ``key``.
+
+    ``full`` (a new subscription) forgets what was sent and returns everything. Re-sending unchanged
+    values after every fill and market step made up most of the gateway's traffic (and of the client's
+    decoding work); ib_async keeps the last value per tag, so the unchanged ones carry no news.
+    """
+    sent = session.subs.account_values_sent
+    last = sent[key] = {} if full else sent.setdefault(key, {})
+    out: list[tuple[str, str, str]] = []
+    for entry in values:
+        tag, value, currency = entry
+        if last.get((tag, currency)) != value:
+            last[(tag, currency)] = value
+            out.append(entry)
+    return out
+
+
 def _send_account(session: Session) -> None:
     broker = session.core.broker
     account = broker.account_id
-    for key, value, currency in broker.account_values():
+    for key, value, currency in changed_values(
+        session, ACCOUNT_UPDATES_KEY, broker.account_values(), full=True
+    ):
         session.send(account_value(account, key, value, currency))
     for item in broker.portfolio():
         session.send(portfolio_value(account, item))
@@ -69,6 +95,8 @@ def req_account_updates(session: Session, reader: FieldReader) -> None:
     """``6, 2, subscribe, account``: values, portfolio, time, then accountDownloadEnd (54)."""
     request = parse_account_updates_request(reader)
     session.subs.account_updates = request.subscribe
+    if not request.subscribe:
+        session.subs.account_values_sent.pop(ACCOUNT_UPDATES_KEY, None)
     if request.subscribe:
         _send_account(session)
         session.send(account_download_end(session.core.broker.account_id))
@@ -79,7 +107,7 @@ def req_account_updates_multi(session: Session, reader: FieldReader) -> None:
     request = parse_account_updates_multi_request(reader)
     broker = session.core.broker
     session.subs.account_updates_multi.add(request.req_id)
-    for key, value, currency in broker.account_values():
+    for key, value, currency in changed_values(session, request.req_id, broker.account_values(), full=True):
         session.send(
             account_update_multi(request.req_id, broker.account_id, request.model_code, key, value, currency)
         )
@@ -87,7 +115,9 @@ def req_account_updates_multi(session: Session, reader: FieldReader) -> None:
 
 
 def cancel_account_updates_multi(session: Session, reader: FieldReader) -> None:
-    session.subs.account_updates_multi.discard(parse_cancel(reader))
+    req_id = parse_cancel(reader)
+    session.subs.account_updates_multi.discard(req_id)
+    session.subs.account_values_sent.pop(req_id, None)
 
 
 def req_account_summary(session: Session, reader: FieldReader) -> None:
@@ -158,12 +188,17 @@ def push_account_values(session: Session) -> None:
     core = session.core
     broker = core.broker
     subs = session.subs
+    if not (subs.account_updates or subs.account_updates_multi or subs.pnl or subs.pnl_single):
+        return
+    values = broker.account_values() if subs.account_updates or subs.account_updates_multi else []
     if subs.account_updates:
-        for key, value, currency in broker.account_values():
+        changed = changed_values(session, ACCOUNT_UPDATES_KEY, values)
+        for key, value, currency in changed:
             session.send(account_value(broker.account_id, key, value, currency))
-        session.send(account_update_time(core.now.to_pydatetime()))
+        if changed:
+            session.send(account_update_time(core.now.to_pydatetime()))
     for req_id in subs.account_updates_multi:
-        for key, value, currency in broker.account_values():
+        for key, value, currency in changed_values(session, req_id, values):
             session.send(account_update_multi(req_id, broker.account_id, "", key, value, currency))
     for req_id in subs.pnl:
         session.send(pnl(req_id, broker.pnl()))
