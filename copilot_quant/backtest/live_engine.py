@@ -62,6 +62,7 @@ from copilot_quant.brokers.reconciliation import fetch_broker_state
 from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.errors import BrokerError, ConfigError, CopilotQuantError, JournalError, StrategyError
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
+from copilot_quant.journal.reconcile import reconcile as reconcile_journal
 from copilot_quant.risk import KillSwitch, LivenessGuard, RiskLimits, RiskManager
 
 __all__ = ["CONFIRM_LIVE_ENV", "LiveStrategyEngine"]
@@ -659,25 +660,36 @@ class LiveStrategyEngine:
         return True
 
     def reconcile(self, reason: str = "manual") -> ReconcileReport:
-        """Compare the journal with IB's orders and executions and repair what can be repaired.
+        """Compare the journal with IB's orders, executions and positions; repair what can be repaired.
 
         Fills that happened while the engine was away are journaled and delivered to ``on_fill`` exactly
         once; orders that reached IB are never sent again (they are recognised by their ``orderRef``) and
-        working ones are tracked again; orders placed outside the engine are reported, not adopted. The
+        working ones are tracked again; orders placed outside the engine and positions the journal's fills
+        do not explain are reported, not adopted (IB's cash is shown, not compared). The
         findings are logged, journaled and emitted as a ``reconcile`` event. Raises ``JournalError`` if the
         journal cannot be written (then the caller halts trading).
         """
         journal = self.journal
         if journal is None:
             raise JournalError("no journal is open; start() opens it")
-        state = self.connection.run(fetch_broker_state(self.connection.ib), timeout=30)
-        report = journal.reconcile(state.orders, state.executions)
+        account = journal.account or self.connection.account or None
+        state = self.connection.run(fetch_broker_state(self.connection.ib, account), timeout=30)
+        report = reconcile_journal(
+            journal.orders("active"),
+            state.orders,
+            state.executions,
+            journal.fills(),
+            journal.account,
+            broker_positions=state.positions,
+        )
         self._apply_reconcile(journal, report, state.working)
         self.last_reconcile = report
         lines = report.summary()
         for line in lines:
             log.warning("reconcile (%s): %s", reason, line)
         detail = f"{reason}: " + ("clean" if not lines else "; ".join(lines))
+        if state.cash is not None:  # information only: deposits and fees never reach the journal
+            detail += f" (IB cash {state.cash:,.2f}, not compared)"
         self._emit_event(EventKind.RECONCILE, detail, level=logging.INFO if not lines else logging.WARNING)
         return report
 

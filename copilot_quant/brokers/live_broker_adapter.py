@@ -546,9 +546,12 @@ class LiveBrokerAdapter(IBroker):
                     fill.commission,
                 )
             except JournalError as exc:
-                # The strategy must still learn about a real fill; trading halts because the journal failed.
+                # The journal is the record of what on_fill has seen. A fill it could not record is held
+                # back (trading halts now); reconciliation delivers it exactly once when a working journal
+                # is back, so a restart never hands the strategy the same execution twice.
                 self._journal_failed(exc)
-                fresh = True
+                log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
+                return
             if not fresh:
                 log.info("execution %s is already in the journal; not delivered again", exec_id)
                 return

@@ -2,7 +2,7 @@
 
 :func:`fetch_broker_state` asks IB (on the loop thread) for every open order (``reqAllOpenOrders``, so
 orders placed by hand or by another client are seen too), the completed orders (``reqCompletedOrders``)
-and the executions (``reqExecutions``), and turns them into the journal's plain
+the executions (``reqExecutions``) and the positions (``reqPositions``), and turns them into the journal's plain
 :class:`~copilot_quant.journal.BrokerOrder` / :class:`~copilot_quant.journal.BrokerExecution` values,
 which :func:`copilot_quant.journal.reconcile` compares with the journal.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,10 @@ class BrokerState:
     executions: tuple[BrokerExecution, ...]
     #: ``{order_ref: (ib_order_id, perm_id)}`` of the orders still working at the broker.
     working: dict[str, tuple[int, int]]
+    #: ``{symbol: signed quantity}`` held at the broker (the account's, when it is known).
+    positions: dict[str, float] = field(default_factory=dict)
+    #: The account's cash (``TotalCashValue``) when IB has reported it; information only.
+    cash: float | None = None
 
 
 def to_broker_order(trade: Trade) -> BrokerOrder | None:
@@ -83,8 +87,35 @@ def to_broker_execution(fill: IBFill) -> BrokerExecution | None:
     )
 
 
-async def fetch_broker_state(ib: IB) -> BrokerState:
-    """Open and completed orders and the executions IB reports now (run on the IB loop thread)."""
+def _positions(ib_positions: list[Any], account: str | None) -> dict[str, float]:
+    held: dict[str, float] = {}
+    for p in ib_positions:
+        if account and p.account and p.account != account:
+            continue
+        quantity = float(p.position or 0)
+        if quantity and math.isfinite(quantity):
+            symbol = str(p.contract.symbol).strip().upper()
+            held[symbol] = held.get(symbol, 0.0) + quantity
+    return held
+
+
+def _cash(ib: IB, account: str | None) -> float | None:
+    for value in ib.accountValues(account or ""):
+        if value.tag == "TotalCashValue" and value.currency in {"BASE", "USD"}:
+            try:
+                return float(value.value)
+            except ValueError:
+                return None
+    return None
+
+
+async def fetch_broker_state(ib: IB, account: str | None = None) -> BrokerState:
+    """Open and completed orders, executions and positions IB reports now (run on the IB loop thread).
+
+    Positions are fetched first: a fill that lands in between then shows up as an execution, so the
+    report errs on the side of a visible mismatch rather than a hidden one.
+    """
+    ib_positions: list[Any] = list(await ib.reqPositionsAsync())
     open_trades: list[Trade] = list(await ib.reqAllOpenOrdersAsync())
     completed: list[Trade] = list(await ib.reqCompletedOrdersAsync(False))
     fills: list[IBFill] = list(await ib.reqExecutionsAsync())
@@ -105,4 +136,6 @@ async def fetch_broker_state(ib: IB) -> BrokerState:
             working[ref] = (int(trade.order.orderId or 0), int(trade.order.permId or 0))
     executions = [e for e in (to_broker_execution(f) for f in [*fills, *ib.fills()]) if e is not None]
     log.debug("broker state: %d orders, %d executions", len(orders), len(executions))
-    return BrokerState(tuple(orders), tuple(executions), working)
+    return BrokerState(
+        tuple(orders), tuple(executions), working, _positions(ib_positions, account), _cash(ib, account)
+    )

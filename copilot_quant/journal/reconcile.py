@@ -18,12 +18,15 @@ The engine fetches open and completed orders and executions from the broker (``r
   reported, never adopted.
 * ``quantity_mismatches`` — an order's quantity differs (modified outside the engine), or the broker's
   filled quantity cannot be explained by the journal's fills plus the missing ones.
+* ``position_mismatches`` — a symbol whose broker position differs from the net quantity the journal's
+  fills (plus the missing ones) imply: reported, never adopted. Only checked when the broker's positions
+  are given. Cash is not compared: deposits, interest and fees never reach the journal.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -36,6 +39,7 @@ from copilot_quant.journal.states import OrderState
 __all__ = [
     "BrokerExecution",
     "BrokerOrder",
+    "PositionMismatch",
     "QuantityMismatch",
     "ReconcileReport",
     "StatusChange",
@@ -122,6 +126,15 @@ class QuantityMismatch:
 
 
 @dataclass(frozen=True, slots=True)
+class PositionMismatch:
+    """A symbol whose broker position is not what the journal's fills add up to (signed: long > 0)."""
+
+    symbol: str
+    journal_qty: float
+    broker_qty: float
+
+
+@dataclass(frozen=True, slots=True)
 class ReconcileReport:
     missing_fills: tuple[BrokerExecution, ...] = ()
     unconfirmed_submissions: tuple[tuple[OrderRecord, BrokerOrder], ...] = ()
@@ -131,6 +144,7 @@ class ReconcileReport:
     foreign_orders: tuple[BrokerOrder, ...] = ()
     foreign_executions: tuple[BrokerExecution, ...] = ()
     quantity_mismatches: tuple[QuantityMismatch, ...] = field(default=())
+    position_mismatches: tuple[PositionMismatch, ...] = ()
 
     @property
     def is_clean(self) -> bool:
@@ -168,6 +182,11 @@ class ReconcileReport:
             + (f" ({m.note})" if m.note else "")
             for m in self.quantity_mismatches
         ]
+        lines += [
+            f"position mismatch {p.symbol}: journal {p.journal_qty:g}, broker {p.broker_qty:g} "
+            "— reported, not adopted"
+            for p in self.position_mismatches
+        ]
         return lines
 
 
@@ -177,6 +196,8 @@ def reconcile(
     broker_executions: Iterable[BrokerExecution],
     journal_fills: Iterable[FillRecord],
     account: str | None = None,
+    *,
+    broker_positions: Mapping[str, float] | None = None,
 ) -> ReconcileReport:
     """Compare the journal's active orders and fills with the broker's orders and executions.
 
@@ -185,6 +206,8 @@ def reconcile(
     ``broker_executions``: the broker's executions (of the day, or since the last known fill).
     ``journal_fills``: the journal's fills (at least those the executions could repeat).
     ``account``: when given, only refs issued by that account's journal count as ours.
+    ``broker_positions``: when given, ``{symbol: signed quantity}`` at the broker; compared exactly with
+    the net quantity of the journal's fills plus the missing ones (all of ``journal_fills`` count).
     """
     open_orders = list(journal_open_orders)
     journal_refs = {o.order_ref for o in open_orders}
@@ -281,4 +304,32 @@ def reconcile(
         foreign_orders=tuple(foreign_orders),
         foreign_executions=tuple(sorted(foreign_execs.values(), key=lambda e: (e.time, e.exec_id))),
         quantity_mismatches=tuple(mismatches),
+        position_mismatches=_position_mismatches(fills, missing.values(), broker_positions),
+    )
+
+
+def _position_mismatches(
+    fills: Iterable[FillRecord],
+    missing: Iterable[BrokerExecution],
+    broker_positions: Mapping[str, float] | None,
+) -> tuple[PositionMismatch, ...]:
+    if broker_positions is None:
+        return ()
+    implied: dict[str, float] = {}
+    for symbol, side, quantity in [
+        *((f.symbol, f.side, f.quantity) for f in fills),
+        *((e.symbol, e.side, e.quantity) for e in missing),
+    ]:
+        key = str(symbol).strip().upper()
+        implied[key] = implied.get(key, 0.0) + quantity * _side(side).sign
+    broker: dict[str, float] = {}
+    for symbol, quantity in broker_positions.items():
+        if not math.isfinite(quantity):
+            raise JournalError(f"broker position of {symbol!r} is {quantity!r}; it must be a finite number")
+        key = str(symbol).strip().upper()
+        broker[key] = broker.get(key, 0.0) + float(quantity)
+    return tuple(
+        PositionMismatch(symbol, implied.get(symbol, 0.0), broker.get(symbol, 0.0))
+        for symbol in sorted(implied.keys() | broker.keys())
+        if abs(implied.get(symbol, 0.0) - broker.get(symbol, 0.0)) > _QTY_EPS
     )
