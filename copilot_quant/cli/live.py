@@ -104,8 +104,35 @@ def run_live(
     return 0
 
 
+def kill(
+    kill_switch_file: str = typer.Option(
+        ..., "--kill-switch-file", help="The file the running `copilot-quant live` watches."
+    ),
+    flatten: bool = typer.Option(False, "--flatten", help="Also close every position."),
+    reason: str = typer.Option("manual kill from the command line", help="Recorded in the journal."),
+) -> None:
+    """Engage the kill switch of a running `copilot-quant live --kill-switch-file FILE`.
+
+    The engine cancels all open orders, optionally flattens, and halts new orders within about a second.
+    """
+    from pathlib import Path
+
+    path = Path(kill_switch_file)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{reason}{' flatten' if flatten else ''}\n", encoding="utf-8")
+    except OSError as exc:
+        Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] cannot write {path}: {exc}")
+        raise typer.Exit(1) from None
+    Console(highlight=False).print(
+        f"Kill switch file written: {path} ({'cancel all and flatten' if flatten else 'cancel all'}). "
+        "The engine halts within about a second; delete the file before restarting it."
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `live` command to ``app``."""
+    """Add the `live` and `kill` commands to ``app``."""
+    app.command("kill")(kill)
 
     @app.command("live")
     def live(  # noqa: PLR0917 - typer maps parameters to options

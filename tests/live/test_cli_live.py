@@ -112,3 +112,17 @@ def test_live_applies_risk_limits_and_journals(gateway_factory, strategy_file, t
         (order,) = opened.orders()
     assert order.state is OrderState.REJECTED
     assert "max_order_quantity" in order.reason
+
+
+def test_the_kill_command_writes_the_file_the_engine_watches(tmp_path):
+    from copilot_quant.cli import app
+    from typer.testing import CliRunner
+
+    path = tmp_path / "kill" / "now"
+    result = CliRunner().invoke(
+        app, ["kill", "--kill-switch-file", str(path), "--flatten", "--reason", "desk"]
+    )
+    assert result.exit_code == 0, result.output
+    text = path.read_text(encoding="utf-8")
+    assert "desk" in text
+    assert "flatten" in text.lower()  # what the engine's _check_kill_file looks for
