@@ -4,7 +4,11 @@ One sample: the gateway's clock publishes a new bar (``clock.step``) → ib_asyn
 update on the library's loop thread → the data adapter stores it and wakes the engine worker → the engine
 asks the broker's clock, builds the strategy's window, calls ``on_data`` → the strategy returns a market
 order → the broker adapter places it → the gateway receives ``placeOrder``. Measured from just before the
-step to the moment the gateway's broker receives the order (same process, ``perf_counter``).
+step to the moment the gateway's broker receives the order (``perf_counter``, taken in the gateway).
+
+Each benchmark runs twice: with the gateway in this process (its threads share our GIL) and with the
+gateway in its own process, as a real TWS/IB Gateway is. The child process steps its clock on command
+and reports the step-to-order time it measured itself, so no clocks are compared across processes.
 
 The peer is the minimal hand-written ib_async program doing the same job: a ``barUpdateEvent`` handler
 that calls ``placeOrder`` directly on ib_async's loop. The ratio shows what the engine's safety (thread
@@ -17,6 +21,7 @@ Run: ``python benchmarks/bench_live.py [samples]``
 from __future__ import annotations
 
 import asyncio
+import multiprocessing as mp
 import statistics
 import sys
 import threading
@@ -69,37 +74,87 @@ def _server() -> GatewayServer:
     return GatewayServer(config).start()
 
 
-def _measure(server: GatewayServer, arrivals: OrderArrivals, samples: int) -> list[float]:
+class InProcessGateway:
+    """The simulated gateway on threads of this process."""
+
+    def __init__(self) -> None:
+        self.server = _server()
+        self.port = self.server.port
+        self.arrivals = OrderArrivals(self.server)
+
+    def step(self) -> float | None:
+        """Publish one bar; milliseconds until the resulting order reached the gateway (None: no order)."""
+        start = time.perf_counter()
+        self.server.clock.step(1)
+        arrived = self.arrivals.wait()
+        return None if arrived is None else (arrived - start) * 1000
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def _gateway_process(conn: Any) -> None:
+    gateway = InProcessGateway()
+    conn.send(gateway.port)
+    try:
+        while conn.recv() == "step":
+            conn.send(gateway.step())
+    finally:
+        gateway.stop()
+
+
+class SeparateProcessGateway:
+    """The simulated gateway in a child process, driven over a pipe (like a real, separate TWS)."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_gateway_process, args=(child,), daemon=True)
+        self.process.start()
+        if not self.conn.poll(60):
+            raise RuntimeError("the gateway process did not start")
+        self.port = int(self.conn.recv())
+
+    def step(self) -> float | None:
+        self.conn.send("step")
+        value: float | None = self.conn.recv()
+        return value
+
+    def stop(self) -> None:
+        self.conn.send("stop")
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.terminate()
+
+
+Gateway = InProcessGateway | SeparateProcessGateway
+
+
+def _measure(gateway: Gateway, samples: int) -> list[float]:
     out = []
     for _ in range(samples):
-        start = time.perf_counter()
-        server.clock.step(1)
-        arrived = arrivals.wait()
-        if arrived is not None:
-            out.append((arrived - start) * 1000)
+        value = gateway.step()
+        if value is not None:
+            out.append(value)
         time.sleep(0.05)  # stay under ib_async's own 45 requests/s throttle, which would dominate
     return out
 
 
-def bench_engine(samples: int) -> list[float]:
-    server = _server()
-    arrivals = OrderArrivals(server)
-    engine = LiveStrategyEngine(port=server.port, client_id=1, update_interval=60, fill_timeout=0.001)
+def bench_engine(gateway: Gateway, samples: int) -> list[float]:
+    engine = LiveStrategyEngine(port=gateway.port, client_id=1, update_interval=60, fill_timeout=0.001)
     engine.broker.ack_timeout = 0.0
     engine.add_strategy(Flip())
     try:
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=30)
-        _measure(server, arrivals, 5)  # warm-up
-        return _measure(server, arrivals, samples)
+        _measure(gateway, 5)  # warm-up
+        return _measure(gateway, samples)
     finally:
         engine.disconnect()
-        server.stop()
+        gateway.stop()
 
 
-def bench_raw_ib_async(samples: int) -> list[float]:
-    server = _server()
-    arrivals = OrderArrivals(server)
+def bench_raw_ib_async(gateway: Gateway, samples: int) -> list[float]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -111,20 +166,20 @@ def bench_raw_ib_async(samples: int) -> list[float]:
         ib.placeOrder(bars.contract, MarketOrder("BUY" if state["long"] else "SELL", 1))
 
     async def setup() -> None:
-        await ib.connectAsync("127.0.0.1", server.port, clientId=2)
+        await ib.connectAsync("127.0.0.1", gateway.port, clientId=2)
         [contract] = await ib.qualifyContractsAsync(Stock("AAPL", "SMART", "USD"))
         await ib.reqHistoricalDataAsync(contract, "", "30 D", "1 day", "TRADES", True, 2, keepUpToDate=True)
         ib.barUpdateEvent += on_bar
 
     try:
         asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
-        _measure(server, arrivals, 5)
-        return _measure(server, arrivals, samples)
+        _measure(gateway, 5)
+        return _measure(gateway, samples)
     finally:
         loop.call_soon_threadsafe(ib.disconnect)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
-        server.stop()
+        gateway.stop()
 
 
 async def _make_ib() -> IB:
@@ -136,18 +191,28 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def _line(name: str, values: list[float]) -> str:
+    return (
+        f"  {name:22s} n={len(values):4d}  p50 {_pct(values, 0.5):7.3f} ms  p99 {_pct(values, 0.99):7.3f} ms  "
+        f"mean {statistics.fmean(values):7.3f} ms"
+    )
+
+
 def main() -> None:
     samples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    ours = bench_engine(samples)
-    peer = bench_raw_ib_async(samples)
-    for name, values in (("copilot_quant engine", ours), ("raw ib_async handler", peer)):
+    for label, make in (
+        ("gateway in this process", InProcessGateway),
+        ("gateway in its own process", SeparateProcessGateway),
+    ):
+        ours = bench_engine(make(), samples)
+        peer = bench_raw_ib_async(make(), samples)
+        print(f"{label}:")
+        print(_line("copilot_quant engine", ours))
+        print(_line("raw ib_async handler", peer))
         print(
-            f"{name:22s} n={len(values):4d}  p50 {_pct(values, 0.5):7.3f} ms  p99 {_pct(values, 0.99):7.3f} ms  "
-            f"mean {statistics.fmean(values):7.3f} ms"
+            f"  ratio engine/raw: p50 {_pct(ours, 0.5) / _pct(peer, 0.5):.2f}x  "
+            f"p99 {_pct(ours, 0.99) / _pct(peer, 0.99):.2f}x"
         )
-    print(
-        f"ratio engine/raw: p50 {_pct(ours, 0.5) / _pct(peer, 0.5):.2f}x  p99 {_pct(ours, 0.99) / _pct(peer, 0.99):.2f}x"
-    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from eventkit import Event
-from ib_async import IB
+from ib_async import IB, StartupFetch, StartupFetchALL
 
 from copilot_quant.brokers.config import ConnectionSettings, check_managed_accounts
 from copilot_quant.brokers.reconnect import (
@@ -43,7 +43,13 @@ from copilot_quant.errors import ConfigError, NotConnectedError
 if TYPE_CHECKING:
     from collections.abc import Coroutine
 
-__all__ = ["CLIENT_ID_IN_USE", "IBConnection"]
+__all__ = ["CLIENT_ID_IN_USE", "STARTUP_FETCH", "IBConnection"]
+
+#: ib_async's startup requests minus the per-sub-account streams: with one account (or an explicit
+#: ``paper_account``) ``reqAccountUpdates`` already streams every value, and the default would have
+#: TWS send each value twice (once per stream) and the loop thread decode it twice on every change.
+#: With several accounts and none chosen, :meth:`IBConnection._handshake` subscribes them itself.
+STARTUP_FETCH = StartupFetchALL & ~StartupFetch.SUB_ACCOUNT_UPDATES
 
 #: TWS/Gateway refuses a second connection with a client id that is already connected.
 CLIENT_ID_IN_USE = 326
@@ -175,12 +181,14 @@ class IBConnection:
                 clientId=self.settings.client_id,
                 timeout=self._connect_timeout,
                 account=self.settings.paper_account or "",
+                fetchFields=STARTUP_FETCH,
             )
         )
         try:
             done, _ = await asyncio.wait({task, refused}, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 task.result()
+                await self._sub_account_updates()
                 return
             task.cancel()
             with contextlib.suppress(BaseException):
@@ -191,6 +199,18 @@ class IBConnection:
             self._refused = None
             if not refused.done():
                 refused.cancel()
+
+    async def _sub_account_updates(self) -> None:
+        """What ib_async's SUB_ACCOUNT_UPDATES did, only where ``reqAccountUpdates`` was not started."""
+        ib = self.ib
+        accounts = ib.managedAccounts()
+        if self.settings.paper_account or len(accounts) <= 1 or len(accounts) > ib.MaxSyncedSubAccounts:
+            return
+        timeout = self._connect_timeout
+        await asyncio.gather(
+            *(asyncio.wait_for(ib.reqAccountUpdatesMultiAsync(a), timeout) for a in accounts),
+            return_exceptions=True,
+        )
 
     async def _connect_once(self) -> None:
         ib = self.ib

@@ -126,6 +126,12 @@ class LiveDataFeedAdapter(IDataFeed):
         self._stream_spec: dict[str, tuple[str, int]] = {}
         self._stream_restarts: dict[str, int] = {}
         self._live = BarCache(max(cache_size, 100_000))
+        # Streamed bars not yet merged into ``_live``, oldest first. The loop thread only appends here
+        # (cheap, under ``_pending_lock``); readers merge them on their own thread under ``_flush_lock``,
+        # which also keeps merges in arrival order when two threads read at once.
+        self._pending: dict[tuple[str, str], list[Any]] = {}
+        self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._lock = threading.RLock()
         self._fallback = False
         self._ever_connected = False
@@ -480,6 +486,7 @@ class LiveDataFeedAdapter(IDataFeed):
         symbol = _symbol(symbol)
         spec = self._stream_spec.get(symbol)
         if spec is not None:
+            self._flush(symbol, spec[0])
             frame = self._live.get(symbol, spec[0])
             if frame is not None and not frame.empty:
                 return frame.iloc[-1].astype("float64")
@@ -533,22 +540,47 @@ class LiveDataFeedAdapter(IDataFeed):
         self._absorb(symbol, bars, full=True)
 
     def _absorb(self, symbol: str, bars: BarDataList, *, full: bool) -> None:
-        interval = self._stream_spec[symbol][0]
+        """Queue the stream's changed bars (loop thread: no pandas here) and wake the engine at once.
+
+        ib_async replaces a changed ``BarData`` instead of mutating it, so keeping references is safe.
+        An update only touches the last bar (and, with ``hasNewBar``, closes the one before it); weekly
+        and monthly bars are resampled from all daily rows, so those streams queue the whole list.
+        """
+        spec = self._stream_spec.get(symbol)
+        if spec is None:
+            return
+        interval = spec[0]
         whole = full or interval in ("1wk", "1mo")
-        frame = bars_to_frame(list(bars) if whole else list(bars)[-3:], interval)
-        self._live.merge(symbol, interval, frame)
+        rows = list(bars) if whole else bars[-3:]
+        with self._pending_lock:
+            self._pending.setdefault((symbol, interval), []).extend(rows)
         self.bars_changed.set()
 
+    def _flush(self, symbol: str, interval: str) -> None:
+        """Merge the queued bars of one stream into the live cache (called by readers, off the loop)."""
+        key = (symbol, interval)
+        if key not in self._pending:  # a racy peek is fine: a row queued just after is seen next time
+            return
+        with self._flush_lock:
+            with self._pending_lock:
+                rows = self._pending.pop(key, None)
+            if rows:
+                self._live.merge(symbol, interval, bars_to_frame(rows, interval))
+
     def _on_bar_update(self, bars: BarDataList, has_new_bar: bool) -> None:
-        for symbol, stream in list(self._streams.items()):
-            if stream is bars and symbol in self._stream_spec:
+        for symbol, stream in list(self._streams.items()):  # stop_bar_streams() may clear it meanwhile
+            if stream is bars:
                 self._absorb(symbol, bars, full=False)
+                return
 
     def last_bar_time(self, symbol: str) -> pd.Timestamp | None:
         """Stamp of the newest streamed bar of ``symbol`` (complete or not), or ``None``."""
         name = _symbol(symbol)
         spec = self._stream_spec.get(name)
-        return None if spec is None else self._live.last_stamp(name, spec[0])
+        if spec is None:
+            return None
+        self._flush(name, spec[0])
+        return self._live.last_stamp(name, spec[0])
 
     def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
         """Streamed bars of ``symbol`` that have closed by ``now`` (default: the server's clock)."""
@@ -556,6 +588,7 @@ class LiveDataFeedAdapter(IDataFeed):
         spec = self._stream_spec.get(symbol)
         if spec is None:
             raise DataError(f"no bar stream for {symbol}; call stream_bars([{symbol!r}]) first")
+        self._flush(symbol, spec[0])
         frame = self._live.get(symbol, spec[0], copy=False)
         if frame is None:
             return bars_to_frame([], spec[0])
@@ -587,6 +620,8 @@ class LiveDataFeedAdapter(IDataFeed):
                     self._conn.call(self._conn.ib.cancelHistoricalData, bars)
                 except (TimeoutError, BrokerError, ConnectionError) as exc:
                     log.warning("cancelling a bar stream failed: %s", exc)
+        for symbol, (interval, _) in list(self._stream_spec.items()):
+            self._flush(symbol, interval)  # what arrived before the cancel is kept in the cache
         self._stream_spec.clear()
 
     # ------------------------------------------------------------------ recovery (loop thread)

@@ -212,3 +212,76 @@ def test_a_pacing_violation_is_retried(gateway_factory, caplog):
         assert "IB pacing violation for MSFT; retrying" in caplog.text  # a 162 really came back
     finally:
         a.disconnect()
+
+
+FAR_FUTURE = pd.Timestamp("2100-01-01", tz="UTC")
+
+
+def test_streamed_bars_arrive_in_the_backtest_shape_with_the_replayed_values(adapter, gateway, feed):
+    adapter.connect(timeout=5)
+    assert adapter.stream_bars(["AAPL"], "1d", lookback_days=10) == {"AAPL": True}
+    before = adapter.last_bar_time("AAPL")
+    assert before is not None
+    for _ in range(3):
+        adapter.bars_changed.clear()
+        gateway.clock.step(1)
+        assert adapter.bars_changed.wait(10)  # the bar-update handler wakes the reader at once
+    assert wait_until(lambda: adapter.last_bar_time("AAPL") > before)
+    bars = adapter.completed_bars("AAPL", FAR_FUTURE)
+    assert list(bars.columns) == ["Open", "High", "Low", "Close", "Volume"]
+    assert bars.index.is_monotonic_increasing
+    assert bars.index.is_unique
+    assert str(bars.index.tz) == "UTC"
+    assert bars.index[-1] == adapter.last_bar_time("AAPL") == gateway.clock.now
+    expected = feed.get_historical_data("AAPL", bars.index[0], bars.index[-1], "1d")
+    pd.testing.assert_frame_equal(bars, expected, rtol=1e-6, check_names=False, check_freq=False)
+    # Only bars closed by ``now`` are returned; the latest bar is the last streamed one.
+    assert adapter.completed_bars("AAPL", bars.index[-2]).index[-1] == bars.index[-2]
+    latest = adapter.get_latest_bar("AAPL")
+    assert latest is not None
+    assert latest.name == bars.index[-1]
+
+
+def test_concurrent_readers_see_every_streamed_bar_exactly_once(adapter, gateway, feed):
+    import threading
+
+    from .conftest import Stepper
+
+    adapter.connect(timeout=5)
+    adapter.stream_bars(["AAPL"], "1d", lookback_days=10)
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            frame = adapter.completed_bars("AAPL", FAR_FUTURE)
+            if not (frame.index.is_monotonic_increasing and frame.index.is_unique):
+                errors.append(f"bad index {frame.index}")
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for r in readers:
+        r.start()
+    with Stepper(gateway, interval=0.02) as stepper:
+        assert wait_until(lambda: stepper.steps >= 15)
+    stop.set()
+    for r in readers:
+        r.join(5)
+    assert not errors
+    assert wait_until(lambda: adapter.last_bar_time("AAPL") == gateway.clock.now, timeout=5)
+    bars = adapter.completed_bars("AAPL", FAR_FUTURE)
+    expected = feed.get_historical_data("AAPL", bars.index[0], bars.index[-1], "1d")
+    pd.testing.assert_frame_equal(bars, expected, rtol=1e-6, check_names=False, check_freq=False)
+
+
+def test_a_single_account_is_not_streamed_twice_and_account_values_still_work(gateway):
+    broker = LiveBrokerAdapter(port=gateway.port, client_id=30)
+    try:
+        assert broker.connect(timeout=5)
+        session = gateway.core.sessions[30]
+        assert session.subs.account_updates  # reqAccountUpdates streams every value once ...
+        assert not session.subs.account_updates_multi  # ... with no per-sub-account duplicate
+        assert broker.get_cash_balance() == pytest.approx(gateway.config.cash)
+        assert broker.get_account_value() == pytest.approx(gateway.config.cash)
+        assert broker.get_positions() == {}
+    finally:
+        broker.disconnect()
