@@ -29,6 +29,7 @@ __all__ = [
     "MAX_CHART_POINTS",
     "MAX_TRADE_ROWS",
     "build_figure",
+    "drawdown_ticks",
     "monthly_returns",
     "render_html",
     "write_html",
@@ -42,6 +43,8 @@ MAX_CHART_POINTS = 5_000
 MAX_TRADE_ROWS = 2_000
 
 _TZ = "America/New_York"  # the report shows times in the exchange's zone, where sessions are defined
+#: Intervals at most on the drawdown axis (its panel is short).
+_DRAWDOWN_TICKS = 4
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -56,6 +59,25 @@ def _thin(series: pd.Series, max_points: int) -> pd.Series:
     keep[:: math.ceil(n / max_points)] = True
     keep[[0, n - 1, int(np.nanargmin(values)), int(np.nanargmax(values))]] = True
     return series[keep]
+
+
+def drawdown_ticks(depth: float, ticks: int = _DRAWDOWN_TICKS) -> tuple[float, str] | None:
+    """Tick spacing and d3 tick format for a drawdown axis reaching ``depth`` (a fraction, ``-0.008`` = -0.8 %).
+
+    The spacing is the smallest 1, 2, 2.5 or 5 x 10^k percent step giving at most ``ticks`` intervals (so at
+    least ``ticks / 2`` of them), and the format has exactly the decimals that step needs, so every tick label
+    differs (a fixed ``.0%`` prints ``-1%`` at both -0.6 % and -0.8 %). ``None`` when there is no drawdown.
+    """
+    if not math.isfinite(depth) or depth >= 0:
+        return None
+    rough = -depth * 100 / max(ticks, 1)  # the smallest step in percent that keeps to ``ticks`` intervals
+    exponent = math.floor(math.log10(rough))
+    mantissa = next((m for m in (1, 2, 2.5, 5) if m * 10.0**exponent >= rough * (1 - 1e-9)), None)
+    if mantissa is None:
+        mantissa, exponent = 1, exponent + 1
+    decimals = max(0, -exponent + (1 if mantissa == 2.5 else 0))
+    step = round(mantissa * 10.0**exponent, decimals)  # in percent
+    return step / 100, f".{decimals}%"
 
 
 def _local(index: pd.Index) -> pd.Index:
@@ -98,7 +120,12 @@ def build_figure(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> 
         row=2,
         col=1,
     )
-    fig.update_yaxes(tickformat=".0%", row=2, col=1)
+    scale = drawdown_ticks(float(history["drawdown"].min()) if len(history) else math.nan)
+    if scale is None:
+        fig.update_yaxes(tickformat=".0%", row=2, col=1)
+    else:  # ticks at multiples of a round step, with the decimals that step needs: no two labels alike
+        dtick, tickformat = scale
+        fig.update_yaxes(tickmode="linear", tick0=0, dtick=dtick, tickformat=tickformat, row=2, col=1)
     for row, symbol in enumerate(symbols, start=3):
         closes = _thin(result.prices[symbol].dropna(), max_points)
         fig.add_trace(

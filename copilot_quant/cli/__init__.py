@@ -1,6 +1,7 @@
 """The ``copilot-quant`` command line: backtest, demo, data, gateway, live, journal, parity.
 
-Each sub-command lives in its own module and registers itself on :data:`app`.
+Each sub-command lives in its own module and registers itself on :data:`app`. Every command exits 0 on
+success, 1 on a runtime failure and 2 on bad input or usage (:mod:`copilot_quant.cli.exit_codes`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ with a progress bar, prints a metrics table and optionally writes the HTML repor
 :class:`~copilot_quant.examples.sma_cross.SimpleMovingAverage` on the offline sample data and writes
 ``out/report.html``, then runs the same class live against the in-process simulated gateway replaying the
 same bars and prints both results side by side with the parity verdict. Every user error (missing file or class, unknown symbol, bad dates, bad options) is one
-red line on stderr and exit code 2.
+red line on stderr and exit code 2. A backtest whose strategy raised on every bar it was given exits 1 after
+printing its summary (a run where only some bars errored exits 0 and says how many); so does a demo whose live
+half differs from its backtest. The codes are those of :mod:`copilot_quant.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -27,18 +29,25 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, code_for
 from copilot_quant.errors import ConfigError, CopilotQuantError, StrategyError
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.results import BacktestResult
     from copilot_quant.backtest.strategy import Strategy
 
-__all__ = ["DEMO_LIVE_RANGE", "load_strategy_class", "metrics_table", "register", "run_backtest", "run_demo"]
+__all__ = [
+    "DEMO_LIVE_RANGE",
+    "errored_bars",
+    "every_bar_errored",
+    "load_strategy_class",
+    "metrics_table",
+    "register",
+    "run_backtest",
+    "run_demo",
+]
 
 # pandas, the engine and plotly are imported inside the commands so `copilot-quant --help` stays fast.
-
-#: Exit code for errors in what the user asked for (bad arguments, files, symbols, dates).
-USAGE_ERROR = 2
 
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")  # a Windows drive letter is not a class separator
 _TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-^=]*$")
@@ -55,13 +64,14 @@ def _error_console() -> Console:
 
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
-    """Print a library error as one red line on stderr and exit 2, instead of a traceback."""
+    """Print a library error as one red line on stderr and exit with its code (2 for bad input, 1 for a
+    runtime failure such as an unreachable data source), instead of a traceback."""
     try:
         yield
     except CopilotQuantError as exc:
         message = " ".join(str(exc).split())  # one line, whatever the message's layout
         _error_console().print(f"[bold red]Error:[/] [red]{escape(message)}[/]")
-        raise typer.Exit(code=USAGE_ERROR) from exc
+        raise typer.Exit(code=code_for(exc)) from exc
 
 
 # ------------------------------------------------------------------------------------- strategy loading
@@ -243,12 +253,34 @@ def metrics_table(result: BacktestResult, title: str | None = None) -> Table:
     return table
 
 
+#: The strategy hooks the engine calls for a bar; errors in on_stop/finalize belong to no bar.
+_BAR_HOOKS = frozenset({"on_data", "on_bar", "on_fill"})
+
+
+def errored_bars(result: BacktestResult) -> int:
+    """How many bars of ``result`` had at least one strategy error (in ``on_data``, ``on_bar`` or ``on_fill``)."""
+    return len(
+        {
+            error["timestamp"]
+            for error in result.errors
+            if error.get("timestamp") is not None and error.get("hook", "on_data") in _BAR_HOOKS
+        }
+    )
+
+
+def every_bar_errored(result: BacktestResult) -> bool:
+    """True when the strategy raised on every bar it was given (and it was given at least one)."""
+    bars = len(result.equity_curve)
+    return bars > 0 and errored_bars(result) >= bars
+
+
 def _report_problems(console: Console, result: BacktestResult) -> None:
     """Say what went wrong during the run: strategy errors and rejected orders are never silent."""
     if result.errors:
         first = result.errors[0]
         console.print(
-            f"[yellow]{len(result.errors)} strategy error(s) during the run; first: "
+            f"[yellow]{len(result.errors)} strategy error(s) on {errored_bars(result)} of "
+            f"{len(result.equity_curve)} bars; first: "
             f"{escape(str(first.get('type', '')))}: {escape(str(first.get('error', '')))}[/]"
         )
     rejected = [o for o in result.orders if str(o.status) == "rejected"]
@@ -394,6 +426,18 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     if report is not None:
         written = result.to_html(report)
         console.print(f"Report written to [bold]{escape(str(written))}[/]")
+    if every_bar_errored(result):
+        _fail_every_bar(result)
+
+
+def _fail_every_bar(result: BacktestResult) -> None:
+    """Exit with :data:`~copilot_quant.cli.exit_codes.RUNTIME_FAILURE`: the strategy raised on every bar."""
+    bars = len(result.equity_curve)
+    _error_console().print(
+        f"[bold red]Error:[/] [red]{escape(result.strategy_name)} raised an exception on every bar "
+        f"({bars} of {bars}), so these results say nothing about it; fix the error above and run again.[/]"
+    )
+    raise typer.Exit(code=RUNTIME_FAILURE)
 
 
 #: The window of the demo's live half: a year of bars keeps the whole demo well under a minute.
@@ -439,7 +483,8 @@ def run_demo(
     return result
 
 
-def _demo_live_half(console: Console) -> None:
+def _demo_live_half(console: Console) -> bool:
+    """Run the demo's live half and print its parity report; True when parity holds."""
     from copilot_quant.cli.parity import print_report
     from copilot_quant.examples.sma_cross import SimpleMovingAverage
     from copilot_quant.parity import run_parity
@@ -464,6 +509,7 @@ def _demo_live_half(console: Console) -> None:
             slippage=0.0005,
         )
     print_report(report, console)
+    return report.ok
 
 
 def demo_command(
@@ -474,8 +520,14 @@ def demo_command(
 ) -> None:
     """Backtest the bundled example on offline sample data (HTML report), then run it live against the
     simulated gateway on the same bars and print both results side by side with the parity verdict."""
+    console = _console()
     with _friendly_errors():
-        run_demo(out, live=live)
+        result = run_demo(out, console, live=False)
+        parity = _demo_live_half(console) if live else True
+    if every_bar_errored(result):
+        _fail_every_bar(result)
+    if not parity:
+        raise typer.Exit(code=RUNTIME_FAILURE)
 
 
 def register(app: typer.Typer) -> None:

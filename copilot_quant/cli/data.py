@@ -3,7 +3,9 @@
 ``list`` shows the symbols a source holds, ``import`` copies CSV files into the local Parquet store, and
 ``show`` prints the first and last bars of a symbol plus a summary. Sources are the specs of
 :func:`copilot_quant.data.providers.provider_from_spec` (``store``, ``sample``, ``csv:DIR``, ...). Every
-data error is printed in one red line that says how to fix it, with exit code 1.
+data error is printed in one red line that says how to fix it, with exit code 2 (bad input, e.g. an unknown
+symbol or a range without bars) or 1 (a runtime failure, e.g. an unreachable data source); see
+:mod:`copilot_quant.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from copilot_quant.cli.exit_codes import USAGE_ERROR, code_for
 from copilot_quant.errors import ConfigError, CopilotQuantError
 
 if TYPE_CHECKING:
@@ -43,12 +46,12 @@ def _console() -> Console:
 
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
-    """Print a library error as one line and exit 1, instead of a traceback."""
+    """Print a library error as one line and exit with its code (2 for bad input), instead of a traceback."""
     try:
         yield
     except CopilotQuantError as exc:
         Console(stderr=True, highlight=False, width=120).print(f"[bold red]Error:[/] {exc}")
-        raise typer.Exit(code=1) from exc
+        raise typer.Exit(code=code_for(exc)) from exc
 
 
 def _provider(source: str, store: Path | None) -> Any:
@@ -212,7 +215,7 @@ def show(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 f"No {interval} bars for {name} between {start or 'the start'} and {end or 'the end'} "
                 f"in {provider!r}; widen the dates (`copilot-quant data list --source {source}` shows the spans)."
             )
-            raise typer.Exit(code=1)
+            raise typer.Exit(code=USAGE_ERROR)
         if len(frame) <= 2 * rows:
             console.print(_bars_table(frame, f"{name}: all {len(frame)} bars", tz))
         else:

@@ -1,4 +1,8 @@
-"""`copilot-quant gateway`: run the simulated IB Gateway until Ctrl-C."""
+"""`copilot-quant gateway`: run the simulated IB Gateway until Ctrl-C; `gateway-ctl`: send it a fault drill.
+
+Exit codes (:mod:`copilot_quant.cli.exit_codes`): 2 for a bad setting or control command, 1 when the gateway
+cannot listen, the control port cannot be reached or the gateway failed to carry out a command.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,9 @@ import threading
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR, code_for
 from copilot_quant.errors import CopilotQuantError
 
 
@@ -69,7 +75,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
         control = ControlServer(server, port=control_port).start() if control_port >= 0 else None
     except CopilotQuantError as exc:
         Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(code_for(exc)) from None
     symbols_text = ", ".join(server.core.registry.symbols[:12]) or "any ticker (generated on request)"
     console.print(f"[bold green]Simulated IB Gateway[/] listening on [bold]{server.host}:{server.port}[/]")
     console.print(f"  account {server.broker.account_id}, data '{data}', symbols: {symbols_text}")
@@ -107,12 +113,17 @@ def gateway_ctl(
 
     try:
         reply = send_command(port, " ".join(command), host=host)
-    except CopilotQuantError as exc:
+    except CopilotQuantError as exc:  # the control port cannot be reached
         Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {exc}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(code_for(exc)) from None
     ok = reply.startswith("ok")
     Console(highlight=False, stderr=not ok).print(
-        reply.replace("; ", "\n") if ok else f"[bold red]{reply}[/]"
+        escape(reply.replace("; ", "\n")) if ok else f"[bold red]{escape(reply)}[/]"
     )
     if not ok:
-        raise typer.Exit(1)
+        raise typer.Exit(USAGE_ERROR if _is_usage_reply(reply) else RUNTIME_FAILURE)
+
+
+def _is_usage_reply(reply: str) -> bool:
+    """True when the gateway refused the command itself (unknown, empty, or wrong arguments), not its effect."""
+    return any(part in reply for part in ("unknown command", "empty command", "usage:"))

@@ -8,7 +8,9 @@ options go before or after the sub-command::
     copilot-quant journal --account DU1234567 orders --status active
     copilot-quant journal fills --since 2024-06-03 --export fills.parquet
 
-Times are shown in the exchange zone (America/New_York); ``--since`` reads naive times there too.
+Times are shown in the exchange zone (America/New_York); ``--since`` reads naive times there too. A mistake
+(no journal there, both ``--path`` and ``--account``, a bad ``--since``) is one red line and exit code 2, as for
+every command (:mod:`copilot_quant.cli.exit_codes`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from copilot_quant.cli.exit_codes import code_for
 from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.journal import TradeJournal, default_journal_dir, default_journal_path
 
@@ -49,12 +52,12 @@ def _console() -> Console:
 
 @contextmanager
 def _friendly_errors() -> Iterator[None]:
-    """Print a library error as one red line and exit 1, instead of a traceback."""
+    """Print a library error as one red line and exit with its code (2 for bad input), instead of a traceback."""
     try:
         yield
     except CopilotQuantError as exc:
         Console(stderr=True, highlight=False, width=140).print(f"[bold red]Error:[/] {exc}")
-        raise typer.Exit(code=1) from exc
+        raise typer.Exit(code=code_for(exc)) from exc
 
 
 @app.callback()

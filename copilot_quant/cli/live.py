@@ -14,6 +14,10 @@ per account in ``$COPILOT_QUANT_JOURNAL_DIR``); creating the ``--kill-switch-fil
 (cancel all open orders; write ``flatten`` into it to also close positions).
 Strategy classes are loaded by :func:`copilot_quant.cli.backtest.load_strategy_class`, the same loader
 ``copilot-quant backtest`` uses.
+
+Exit codes (:mod:`copilot_quant.cli.exit_codes`): 0 after a clean stop, 2 for bad input (strategy spec,
+symbols, a live port in paper mode, ``--live`` without confirmation), 1 when TWS/IB Gateway cannot be
+reached or the engine could not start trading once connected.
 """
 
 from __future__ import annotations
@@ -27,14 +31,11 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, code_for
 from copilot_quant.errors import CopilotQuantError
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.live_engine import LiveStrategyEngine
-
-#: Exit codes: 2 for bad input (as `backtest`), 3 when TWS/Gateway cannot be reached.
-USAGE_ERROR = 2
-CONNECT_ERROR = 3
 
 
 def _status_line(summary: dict[str, Any]) -> str:
@@ -71,12 +72,12 @@ def run_live(
             f"[bold red]Error:[/] could not connect to {settings.host}:{settings.port}. Is TWS/IB Gateway "
             "(or `copilot-quant gateway`) running with the API enabled on that port?"
         )
-        return CONNECT_ERROR
+        return RUNTIME_FAILURE
     if not engine.start(symbols, lookback_days=lookback_days, data_interval=interval):
         errors = "; ".join(e["error"] for e in engine.errors) or "see the log (-v)"
         console.print(f"[bold red]Error:[/] could not start: {escape(errors)}")
         engine.disconnect()
-        return USAGE_ERROR
+        return RUNTIME_FAILURE
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -101,7 +102,7 @@ def run_live(
         f"Stopped. fills {summary['total_fills']}, errors {summary['total_errors']}, "
         f"bars processed {summary['bars_processed']}."
     )
-    return 0
+    return SUCCESS
 
 
 def kill(
@@ -123,7 +124,7 @@ def kill(
         path.write_text(f"{reason}{' flatten' if flatten else ''}\n", encoding="utf-8")
     except OSError as exc:
         Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] cannot write {path}: {exc}")
-        raise typer.Exit(1) from None
+        raise typer.Exit(RUNTIME_FAILURE) from None
     Console(highlight=False).print(
         f"Kill switch file written: {path} ({'cancel all and flatten' if flatten else 'cancel all'}). "
         "The engine halts within about a second; delete the file before restarting it."
@@ -216,6 +217,6 @@ def register(app: typer.Typer) -> None:
             code = run_live(engine, names, interval, lookback_days, console=console, duration=duration)
         except CopilotQuantError as exc:
             Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] [red]{escape(str(exc))}[/]")
-            raise typer.Exit(code=USAGE_ERROR) from exc
+            raise typer.Exit(code=code_for(exc)) from exc
         if code:
             raise typer.Exit(code=code)

@@ -2,7 +2,8 @@
 
 Runs :func:`copilot_quant.parity.run_parity` — a backtest, then the same strategy class live against the
 simulated gateway replaying the same bars — and prints both results side by side and the table of
-differences (none when parity holds). Exit code 0 on parity, 1 when the runs differ, 2 for bad input.
+differences (none when parity holds). Exit code 0 on parity, 1 when the runs differ (or the live run fails),
+2 for bad input: the codes of :mod:`copilot_quant.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from copilot_quant.cli.backtest import (
     _split_tokens,
     load_strategy_class,
 )
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -28,8 +30,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PARITY_FAILED", "diff_table", "print_report", "register", "side_by_side"]
 
-#: Exit code when the backtest and the live run differ.
-PARITY_FAILED = 1
+#: Exit code when the backtest and the live run differ (a runtime failure).
+PARITY_FAILED = RUNTIME_FAILURE
 
 _MAX_DIFF_ROWS = 40
 

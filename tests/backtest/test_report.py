@@ -101,6 +101,57 @@ def test_long_series_are_thinned_for_the_chart_but_keep_the_extremes():
     assert min(drawdown.y) == pytest.approx(result.portfolio_history["drawdown"].min())
 
 
+def _tick_labels(axis: go.layout.YAxis, low: float) -> list[str]:
+    """The labels plotly draws on a ``tickmode='linear'`` axis from 0 down to ``low``, formatted as d3's
+    ``.N%`` does (the value times 100, fixed-point with N decimals, then ``%``)."""
+    assert axis.tickmode == "linear"
+    assert axis.tick0 == 0
+    match = re.fullmatch(r"\.(\d+)%", axis.tickformat)
+    assert match, axis.tickformat
+    decimals = int(match.group(1))
+    count = int(np.floor(-low / axis.dtick + 1e-9)) + 1
+    return [f"{-k * axis.dtick * 100:.{decimals}f}%" for k in range(count)]
+
+
+def _drawdown_result(depth: float) -> BacktestResult:
+    """A run whose equity rises 1 %, falls ``depth`` below that peak, then recovers."""
+    n = len(INDEX)
+    path = np.concatenate(
+        [
+            np.linspace(100_000, 101_000, n // 3),
+            np.linspace(101_000, 101_000 * (1 - depth), n // 3),
+            np.linspace(101_000 * (1 - depth), 102_000, n - 2 * (n // 3)),
+        ]
+    )
+    equity = pd.Series(path, index=INDEX)
+    return BacktestResult("Shallow", INDEX[0], INDEX[-1], 100_000.0, equity, equity.copy())
+
+
+@pytest.mark.parametrize("depth", [0.008, 0.0085, 0.004, 0.01, 0.0123, 0.02, 0.0005, 0.07, 0.1, 0.35, 0.9])
+def test_drawdown_tick_labels_are_distinct_for_any_depth(depth):
+    res = _drawdown_result(depth)
+    low = float(res.portfolio_history["drawdown"].min())
+    assert low == pytest.approx(-depth)
+    axis = build_figure(res).layout.yaxis2  # row 2: the drawdown panel
+    labels = _tick_labels(axis, low)
+    assert len(labels) == len(set(labels)), labels  # e.g. never "-1%" at both -0.6 % and -0.8 %
+    assert 3 <= len(labels) <= 5, labels  # enough ticks to read the depth, few enough for a short panel
+
+
+def test_a_max_drawdown_of_0_8_percent_is_labelled_in_tenths():
+    axis = build_figure(_drawdown_result(0.008)).layout.yaxis2
+    assert (axis.dtick, axis.tickformat) == (pytest.approx(0.002), ".1%")
+    assert _tick_labels(axis, -0.008) == ["0.0%", "-0.2%", "-0.4%", "-0.6%", "-0.8%"]
+
+
+def test_a_run_without_drawdown_keeps_whole_percent_ticks():
+    equity = pd.Series(np.linspace(100.0, 110.0, len(INDEX)), index=INDEX)
+    res = BacktestResult("Up", INDEX[0], INDEX[-1], 100.0, equity, equity.copy())
+    axis = build_figure(res).layout.yaxis2
+    assert axis.tickformat == ".0%"
+    assert axis.dtick is None
+
+
 def test_monthly_returns_chain_month_ends_from_the_initial_capital():
     idx = pd.DatetimeIndex(
         ["2020-01-15 21:00", "2020-01-31 21:00", "2020-02-28 21:00", "2020-04-30 20:00"], tz="UTC"

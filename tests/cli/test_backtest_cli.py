@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from copilot_quant.backtest.results import format_metric
 from copilot_quant.cli import app
-from copilot_quant.cli.backtest import load_strategy_class, run_backtest
+from copilot_quant.cli.backtest import errored_bars, every_bar_errored, load_strategy_class, run_backtest
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR
 from copilot_quant.errors import StrategyError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
 from typer.testing import CliRunner
@@ -60,7 +61,7 @@ def strategy_file(tmp_path: Path) -> Path:
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == USAGE_ERROR == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error:")
@@ -162,6 +163,128 @@ def test_rejected_orders_are_reported_not_hidden(strategy_file: Path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "rejected" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------- strategy errors
+FAILING_STRATEGIES = textwrap.dedent(
+    """
+    from copilot_quant.backtest.strategy import FastStrategy, Strategy
+
+
+    class GuideTrapEveryBar(Strategy):
+        '''The guide's 'Close' in data.columns test without its warm-up: raises on every multi-symbol bar.'''
+
+        def on_data(self, timestamp, data):
+            closes = data['Close'] if 'Close' in data.columns else data[('Close', 'AAPL')]
+            if closes.tail(1).mean() > 0:  # a Series when data['Close'] is a frame: ambiguous truth value
+                return []
+            return []
+
+
+    class GuideTrapAfterWarmUp(Strategy):
+        '''The guide's SimpleMovingAverage shape: returns early for 29 bars, then raises on every bar.'''
+
+        def on_data(self, timestamp, data):
+            closes = data['Close'] if 'Close' in data.columns else data[('Close', 'AAPL')]
+            if len(closes) < 30:
+                return []
+            if closes.tail(10).mean() > closes.tail(30).mean():
+                return []
+            return []
+
+
+    class FastFailsEveryBar(FastStrategy):
+        def indicators(self, data):
+            return {'close': data[('Close', 'AAPL')] if data.columns.nlevels == 2 else data['Close']}
+
+        def on_bar(self, timestamp, close):
+            raise ZeroDivisionError('no signal')
+
+
+    class FailsOnlyInFinalize(Strategy):
+        def on_data(self, timestamp, data):
+            return []
+
+        def finalize(self):
+            raise RuntimeError('finalize broke')
+    """
+)
+
+
+@pytest.fixture
+def failing_file(tmp_path: Path) -> Path:
+    path = tmp_path / "failing.py"
+    path.write_text(FAILING_STRATEGIES, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "symbols"), [("GuideTrapEveryBar", ["AAPL", "MSFT"]), ("FastFailsEveryBar", ["AAPL"])]
+)
+def test_a_strategy_that_fails_on_every_bar_exits_1_after_the_summary(
+    failing_file: Path, tmp_path: Path, name: str, symbols: list[str]
+):
+    report = tmp_path / "failed.html"
+    result = invoke(
+        "backtest", f"{failing_file}:{name}", "-s", *symbols, "--start", "2010-01-01", "--end", "2010-03-31",
+        "--report", str(report),
+    )  # fmt: skip
+    assert result.exit_code == RUNTIME_FAILURE == 1, result.output
+    direct = run_backtest(
+        load_strategy_class(f"{failing_file}:{name}")(), symbols, start="2010-01-01", end="2010-03-31"
+    )
+    bars = len(direct.equity_curve)
+    assert bars > 50
+    assert every_bar_errored(direct)
+    # the summary and the error count with the first error (and the guide-trap hint) are still printed
+    assert f"{name} on {', '.join(symbols)}" in result.stdout
+    assert "Sharpe ratio" in result.stdout
+    assert f"{bars} strategy error(s) on {bars} of {bars} bars" in result.stdout
+    if name == "GuideTrapEveryBar":
+        assert "data[('Close', 'AAPL')]" in result.stdout
+    assert report.exists()
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("Error:")
+    assert f"raised an exception on every bar ({bars} of {bars})" in " ".join(lines)
+
+
+def test_a_strategy_that_fails_on_some_bars_exits_0_and_says_how_many(failing_file: Path):
+    result = invoke(
+        "backtest", f"{failing_file}:GuideTrapAfterWarmUp", "-s", "AAPL", "MSFT", "--start", "2010-01-01",
+        "--end", "2010-12-31",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    direct = run_backtest(
+        load_strategy_class(f"{failing_file}:GuideTrapAfterWarmUp")(),
+        ["AAPL", "MSFT"],
+        start="2010-01-01",
+        end="2010-12-31",
+    )
+    bars = len(direct.equity_curve)
+    assert errored_bars(direct) == bars - 29  # every bar after the 29 warm-up bars
+    assert not every_bar_errored(direct)
+    assert f"{bars - 29} strategy error(s) on {bars - 29} of {bars} bars" in result.stdout
+    assert "hint:" in result.stdout
+    assert "every bar" not in result.output
+
+
+def test_errors_after_the_last_bar_are_not_bar_errors(failing_file: Path):
+    result = invoke(
+        "backtest", f"{failing_file}:FailsOnlyInFinalize", "-s", "AAPL", "--start", "2010-01-04",
+        "--end", "2010-01-04",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "1 strategy error(s) on 0 of 1 bars" in result.stdout
+    assert "finalize broke" in result.stdout
+
+
+def test_the_demo_exits_1_when_its_live_half_differs(tmp_path: Path, monkeypatch):
+    from copilot_quant.cli import backtest as backtest_cli
+
+    monkeypatch.setattr(backtest_cli, "_demo_live_half", lambda console: False)
+    result = invoke("demo", "--out", str(tmp_path / "demo.html"))
+    assert result.exit_code == RUNTIME_FAILURE, result.output
+    assert (tmp_path / "demo.html").exists()
 
 
 # ------------------------------------------------------------------------------------------- errors

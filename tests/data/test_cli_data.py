@@ -108,16 +108,16 @@ def test_show_prints_head_tail_and_summary_for_a_date_range():
         (["import", "no/such/file.csv"], "does not exist"),
     ],
 )
-def test_bad_input_prints_one_clear_error_and_exits_1(store_dir, args, message):
+def test_bad_input_prints_one_clear_error_and_exits_2(store_dir, args, message):
     result = run(*args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, as for every command
     assert message in result.output
     assert "Traceback" not in result.output
 
 
 def test_a_range_without_bars_is_reported_not_shown_as_empty():
     result = run("show", "AAPL", "--source", "sample", "--start", "2010-01-02", "--end", "2010-01-03")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "No 1d bars for AAPL" in result.output
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 
 import pytest
 from copilot_quant.cli import app
@@ -83,3 +84,25 @@ def test_the_cli_sends_a_command_and_reports_an_unreachable_port(gateway_with_co
     assert "clients=0" in result.output
     with pytest.raises(GatewayError, match="control port"):
         send_command(1, "status", timeout=2)
+
+
+def test_the_cli_exit_codes_tell_bad_commands_from_failures(gateway_with_control):
+    _, control = gateway_with_control
+    runner = CliRunner()
+    port = str(control.port)
+    unknown = runner.invoke(app, ["gateway-ctl", "--port", port, "explode"])
+    assert unknown.exit_code == 2, unknown.output  # bad input
+    assert "unknown command" in unknown.output
+    missing_argument = runner.invoke(app, ["gateway-ctl", "--port", port, "refuse"])
+    assert missing_argument.exit_code == 2, missing_argument.output
+    assert "usage: refuse SECONDS" in missing_argument.output
+    # the help text keeps its [optional] arguments (they are not read as rich markup)
+    help_text = runner.invoke(app, ["gateway-ctl", "--port", port, "help"])
+    assert help_text.exit_code == 0, help_text.output
+    assert "restored [data-lost]" in help_text.output
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        closed_port = free.getsockname()[1]
+    unreachable = runner.invoke(app, ["gateway-ctl", "--port", str(closed_port), "status"])
+    assert unreachable.exit_code == 1, unreachable.output  # a runtime failure: nothing listens there
+    assert "cannot reach the gateway control port" in unreachable.output

@@ -115,28 +115,28 @@ def test_the_cli_never_writes_to_the_journal(app: typer.Typer, filled_journal: P
         assert (len(after.orders()), len(after.fills()), len(after.events())) == counts
 
 
-def test_mistakes_are_one_red_line_with_exit_code_1(
+def test_mistakes_are_one_red_line_with_exit_code_2(
     app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(JOURNAL_DIR_ENV, str(tmp_path / "empty"))
     runner = CliRunner()
     missing = runner.invoke(app, ["journal", "orders"])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert "no journal in" in missing.output
     assert "Traceback" not in missing.output
     unknown = runner.invoke(app, ["journal", "orders", "--account", "DU0000000"])
-    assert unknown.exit_code == 1
+    assert unknown.exit_code == 2
     assert "no journal at" in unknown.output
     both = runner.invoke(app, ["journal", "--account", ACCOUNT, "orders", "--path", "x.sqlite"])
-    assert both.exit_code == 1
+    assert both.exit_code == 2
     assert "not both" in both.output
     bad_since = runner.invoke(app, ["journal", "orders", "--path", str(tmp_path), "--since", "yesterdayish"])
-    assert bad_since.exit_code == 1
+    assert bad_since.exit_code == 2
 
 
 def test_several_journals_need_an_account(app: typer.Typer, filled_journal: Path) -> None:
     TradeJournal(filled_journal.with_name("DU7654321.sqlite"), account="DU7654321").close()
     result = CliRunner().invoke(app, ["journal", "orders"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "several journals" in result.output
     assert "DU7654321" in result.output

@@ -73,7 +73,7 @@ def test_live_runs_shows_status_and_shuts_down_cleanly(gateway_factory, strategy
 
 def test_live_reports_an_unreachable_gateway(strategy_file):
     result = CliRunner().invoke(app, ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", "1"])
-    assert result.exit_code == 3
+    assert result.exit_code == 1  # a runtime failure, not bad input
     assert "could not connect" in result.output
 
 
@@ -126,3 +126,23 @@ def test_the_kill_command_writes_the_file_the_engine_watches(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert "desk" in text
     assert "flatten" in text.lower()  # what the engine's _check_kill_file looks for
+
+
+def test_live_exits_1_when_the_engine_cannot_start_trading(gateway_factory, tmp_path, monkeypatch):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    path = tmp_path / "broken_start.py"
+    path.write_text(
+        "from copilot_quant.backtest.strategy import Strategy\n\n\n"
+        "class BrokenStart(Strategy):\n"
+        "    def initialize(self):\n"
+        "        raise RuntimeError('no model file')\n\n"
+        "    def on_data(self, timestamp, data):\n"
+        "        return None\n"
+    )
+    server = gateway_factory(speed=10)
+    args = ["live", f"{path}:BrokenStart", "-s", "AAPL", "--port", str(server.port), "--client-id", "92"]
+    args += ["--journal", str(tmp_path / "j.sqlite"), "--duration", "2"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output  # connected, then failed at runtime: not bad input
+    assert "could not start" in result.output
+    assert "no model file" in result.output
