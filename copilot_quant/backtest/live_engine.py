@@ -46,6 +46,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.interfaces import combine_symbols
@@ -211,8 +212,8 @@ class LiveStrategyEngine:
         self._running = False
         self._finished = True
         self._last_bar: pd.Timestamp | None = None
-        self._server_now: pd.Timestamp | None = None
-        self._asked_for: pd.Timestamp | None = None
+        self._server_ns: int | None = None
+        self._asked_for: int | None = None
         self._timer_fired = False
         self._last_cash = float("nan")
         self._last_account_value = float("nan")
@@ -278,9 +279,11 @@ class LiveStrategyEngine:
         self.stop()
         journal = self.journal
         if journal is not None and self._owns_journal and not self._running:
+            self.broker.flush_journal()
             self.broker.journal = None
             self.journal = None
             journal.close()
+        self.broker.disconnect()  # stops its journal writer; the shared socket is closed just below
         self.connection.disconnect()
 
     def __enter__(self) -> LiveStrategyEngine:
@@ -338,8 +341,10 @@ class LiveStrategyEngine:
             self.data_feed.unsubscribe(names)
             return False
         # Only bars completed from now on are "new"; the history is there for lookback windows.
-        self._server_now = None
-        self._last_bar = self._current_data(self._now())[1]
+        self._server_ns = None
+        self._last_bar = None
+        history = self._new_bar_stamps(self._clock_ns(fresh=True))
+        self._last_bar = pd.Timestamp(int(history[-1]), tz="UTC") if len(history) else None
         self._stop.clear()
         self._wake.clear()
         self._running = True
@@ -386,6 +391,7 @@ class LiveStrategyEngine:
                 except Exception as exc:
                     self._record_error(f"{type(exc).__name__} in {hook.__name__}: {exc}", "strategy")
                     log.exception("strategy %s failed in %s", strategy.name, hook.__name__)
+        self.broker.flush_journal()  # what IB reported up to now is in the journal before it closes
         journal = self.journal
         if journal is not None:
             try:
@@ -485,59 +491,94 @@ class LiveStrategyEngine:
         return blind != (self._halt_reason is not None)
 
     def _step(self) -> None:
-        now = self._now(fresh=self._timer_fired)
+        now = self._clock_ns(fresh=self._timer_fired)
         self._timer_fired = False
-        self._release_held(now)
-        data, _ = self._current_data(now)
-        if data is None or data.empty:
+        if self._held:
+            self._release_held(pd.Timestamp(now, tz="UTC"))
+        new = self._new_bar_stamps(now)
+        if len(new) == 0:
             self._refresh_account()
             return
-        index = data.index
-        start = 0 if self._last_bar is None else int(index.searchsorted(self._last_bar, side="right"))
-        for i in range(start, len(index)):
+        # One DataFrame per step, built once: pandas calls cost ~0.2 ms each on a cold CPU between bars,
+        # so the path from a bar to its orders decides on int64 stamps and touches pandas only here.
+        data = self._window(int(new[-1]))
+        positions = pd.DatetimeIndex(data.index).asi8 if len(new) > 1 else None
+        for k, stamp_ns in enumerate(new):
             if self._stop.is_set():
                 return
-            stamp = index[i]
+            stamp = pd.Timestamp(int(stamp_ns), tz="UTC")
             # As in a backtest, the fills that happened before this bar closed reach on_fill before
             # on_data, and the account view already includes them.
+            self.broker.flush_fills()
             if self._drain_fills():
                 self.broker.await_positions(_POSITION_SYNC_S)
                 self._refresh_account()
-            self._deliver(stamp, data.iloc[: i + 1])
+            if positions is None or k == len(new) - 1:
+                window = data
+            else:
+                window = data.iloc[: int(positions.searchsorted(stamp_ns, side="right"))]
+            self._deliver(stamp, window)
             self._last_bar = stamp
             self._drain_fills()
         self._refresh_account()  # after the orders: the account view is off the tick-to-order path
 
-    def _now(self, *, fresh: bool = False) -> pd.Timestamp:
-        """The broker's clock, asked only when a streamed bar is newer than what it last said.
+    def _new_bar_stamps(self, now: int) -> np.ndarray:
+        """Stamps (int64 ns, ascending) of the bars completed since the last one delivered, up to the
+        newest stamp every symbol has reached (with several symbols, a bar waits for all of them)."""
+        stamps = [self.data_feed.completed_stamps(s, now) for s in self.symbols]
+        if not stamps or any(len(a) == 0 for a in stamps):
+            return np.empty(0, dtype="int64")
+        common_end = min(int(a[-1]) for a in stamps)
+        merged = stamps[0] if len(stamps) == 1 else np.unique(np.concatenate(stamps))
+        after = -1 if self._last_bar is None else self._last_bar.value
+        lo = int(merged.searchsorted(after, side="right"))
+        hi = int(merged.searchsorted(common_end, side="right"))
+        return merged[lo:hi]
 
-        Bars stamped at or before the last known server time are complete whatever the time is now, so
-        the round trip (which counts against IB's message rate) is skipped on wake-ups without new bars.
+    def _window(self, end_ns: int) -> pd.DataFrame:
+        """The strategy's data up to and including the bar stamped ``end_ns``, in the backtest's shape."""
+        end = pd.Timestamp(end_ns, tz="UTC")
+        frames = {s: self.data_feed.completed_bars(s, end) for s in self.symbols}
+        if len(frames) == 1:
+            return next(iter(frames.values()))
+        return combine_symbols(frames)
+
+    def _now(self, *, fresh: bool = False) -> pd.Timestamp:
+        """:meth:`_clock_ns` as a UTC Timestamp."""
+        return pd.Timestamp(self._clock_ns(fresh=fresh), tz="UTC")
+
+    def _clock_ns(self, *, fresh: bool = False) -> int:
+        """What the engine knows of the broker's clock (int64 ns): a lower bound, asked for only when needed.
+
+        Two sources, both never ahead of IB's clock (so no forming bar is ever taken for a closed one):
+        the last ``reqCurrentTime`` answer and the newest trade time IB stamped on a tick (tick 45; a
+        trade at 16:00:00 proves the 16:00 bar closed). Bars stamped at or before that bound are complete
+        whatever the time is now, so the round trip (≈1 ms, counted against IB's message rate) is skipped
+        whenever the trades already prove a new bar closed; it is made when a streamed bar is newer than
+        the bound (once per forming bar), on the ``update_interval`` timer, and at start. Plain ints, no
+        pandas: this runs between a bar's arrival and the strategy's orders.
         """
         newest = max(
-            (t for t in (self.data_feed.last_bar_time(s) for s in self.symbols) if t is not None),
+            (t for t in (self.data_feed.last_bar_ns(s) for s in self.symbols) if t is not None),
             default=None,
         )
-        known = self._server_now
+        known = self._server_ns
+        traded = self.data_feed.last_trade_ns() if known is not None else None
+        if traded is not None and known is not None and traded > known:
+            known = self._server_ns = traded
         # A bar still forming (stamp in the future) is re-checked when a newer bar arrives or on the timer,
         # not on every update of that same bar.
         unseen = newest is not None and (known is None or newest > known) and newest != self._asked_for
         if fresh or known is None or unseen:
-            asked = self.data_feed.server_time()
+            asked = self.data_feed.server_time().value
             known = asked if known is None else max(asked, known)
-            self._server_now, self._asked_for = known, newest
+            self._server_ns, self._asked_for = known, newest
         return known
 
-    def _current_data(self, now: pd.Timestamp) -> tuple[pd.DataFrame | None, pd.Timestamp | None]:
-        """The strategy's data (completed bars only) and the newest timestamp every symbol has reached."""
-        frames = {s: self.data_feed.completed_bars(s, now) for s in self.symbols}
-        if not frames or any(f.empty for f in frames.values()):
-            return None, self._last_bar
-        # With several symbols, deliver a timestamp only once every symbol's bar for it is in.
-        common_end = min(f.index[-1] for f in frames.values())
-        data = next(iter(frames.values())) if len(frames) == 1 else combine_symbols(frames)
-        data = data.loc[data.index <= common_end]
-        return data, common_end
+    @property
+    def _server_now(self) -> pd.Timestamp | None:
+        """The broker's clock as last known (see :meth:`_clock_ns`), or ``None`` before the first check."""
+        return None if self._server_ns is None else pd.Timestamp(self._server_ns, tz="UTC")
 
     def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
         strategy = self.strategy
@@ -673,6 +714,7 @@ class LiveStrategyEngine:
         if journal is None:
             raise JournalError("no journal is open; start() opens it")
         account = journal.account or self.connection.account or None
+        self.broker.flush_journal()  # compare IB with everything already reported, not a queue behind
         state = self.connection.run(fetch_broker_state(self.connection.ib, account), timeout=30)
         report = reconcile_journal(
             journal.orders("active"),

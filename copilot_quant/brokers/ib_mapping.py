@@ -33,6 +33,8 @@ from copilot_quant.errors import DataError
 
 __all__ = [
     "IB_BAR_SIZE",
+    "bar_stamps",
+    "bar_values",
     "bars_to_frame",
     "duration_string",
     "empty_bars",
@@ -110,6 +112,21 @@ def _stamp_intraday(starts: Iterable[Any], interval: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(np.minimum(ends.asi8, closes.as_unit("ns").asi8)).tz_localize("UTC")
 
 
+def bar_stamps(dates: Iterable[Any], interval: str) -> pd.DatetimeIndex:
+    """The project stamps (UTC close times) of IB bar ``date`` fields: session closes for daily dates (also
+    the daily rows weekly/monthly bars are built from), start + length (clipped at the close) intraday."""
+    labels = list(dates)
+    if interval in INTRADAY_INTERVALS:
+        return _stamp_intraday(labels, interval)
+    days = pd.DatetimeIndex([pd.Timestamp(d.date() if isinstance(d, datetime) else d) for d in labels])
+    return daily_close_stamps(days)
+
+
+def bar_values(bar: Any) -> tuple[float, float, float, float, float]:
+    """``(Open, High, Low, Close, Volume)`` of one IB bar, as floats (a missing volume is NaN)."""
+    return float(bar.open), float(bar.high), float(bar.low), float(bar.close), _volume(bar.volume)
+
+
 def bars_to_frame(bars: Iterable[Any], interval: str) -> pd.DataFrame:
     """ib_async ``BarData`` (or anything with ``date, open, high, low, close, volume``) -> project frame.
 
@@ -118,7 +135,6 @@ def bars_to_frame(bars: Iterable[Any], interval: str) -> pd.DataFrame:
     rows = list(bars)
     if not rows:
         return empty_bars()
-    dates = [r.date for r in rows]
     data = {
         "Open": [float(r.open) for r in rows],
         "High": [float(r.high) for r in rows],
@@ -126,11 +142,7 @@ def bars_to_frame(bars: Iterable[Any], interval: str) -> pd.DataFrame:
         "Close": [float(r.close) for r in rows],
         "Volume": [_volume(r.volume) for r in rows],
     }
-    if interval in INTRADAY_INTERVALS:
-        index = _stamp_intraday(dates, interval)
-    else:
-        days = pd.DatetimeIndex([pd.Timestamp(d.date() if isinstance(d, datetime) else d) for d in dates])
-        index = daily_close_stamps(days)
+    index = bar_stamps([r.date for r in rows], interval)
     frame = pd.DataFrame(data, index=index.rename("timestamp"), dtype="float64")
     frame = frame[~frame.index.duplicated(keep="last")].sort_index()
     if interval in ("1wk", "1mo"):

@@ -53,6 +53,7 @@ from copilot_quant.brokers.ib_mapping import ib_status, to_ib_order
 from copilot_quant.brokers.order_tracking import OrderRecord, OrderTracker, PendingExecution
 from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
+from copilot_quant.journal.writer import JournalWriter
 
 __all__ = ["LiveBrokerAdapter"]
 
@@ -149,7 +150,11 @@ class LiveBrokerAdapter(IBroker):
         #: The durable journal (set by the engine). With one, every order carries its journal ref as IB
         #: ``orderRef``, every status/fill/commission/error is journaled, and a fill reaches the callbacks
         #: only if the journal did not hold its ``execId`` yet (exactly once across restarts).
-        self.journal: TradeJournal | None = None
+        self._journal: TradeJournal | None = None
+        #: Runs the journal writes of broker events off the IB loop thread (see copilot_quant.journal.writer).
+        self._writer = JournalWriter(self._journal_failed)
+        self._fills_posted = 0  # fills handed to the loop for delivery (written by the writer thread only)
+        self._fills_emitted = 0  # … and delivered (written by the loop thread only)
         self._journal_failure_callbacks: list[JournalFailureCallback] = []
         #: IB position each symbol should show once IB has reported the fills emitted so far.
         self._expected_positions: dict[str, float] = {}
@@ -188,7 +193,9 @@ class LiveBrokerAdapter(IBroker):
         self._conn.call(install)
 
     def disconnect(self) -> None:
-        """Close the socket if this adapter owns it (working orders stay working at IB)."""
+        """Finish the pending journal writes; close the socket if this adapter owns it (working orders stay
+        working at IB)."""
+        self._writer.close()
         if self._owns_connection:
             self._conn.disconnect()
             self._handlers_on = None
@@ -205,6 +212,17 @@ class LiveBrokerAdapter(IBroker):
         self.disconnect()
 
     # ------------------------------------------------------------------ callbacks
+    @property
+    def journal(self) -> TradeJournal | None:
+        """The trade journal broker events are recorded in (the engine attaches its own), or ``None``."""
+        return self._journal
+
+    @journal.setter
+    def journal(self, journal: TradeJournal | None) -> None:
+        if journal is not None and not journal.closed:
+            journal.preload_fill_ids()  # here, so the IB loop thread never reads the disk for them
+        self._journal = journal
+
     def register_fill_callback(self, callback: FillCallback) -> None:
         """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block)."""
         self._fill_callbacks.append(callback)
@@ -214,7 +232,8 @@ class LiveBrokerAdapter(IBroker):
         self._error_callbacks.append(callback)
 
     def register_journal_failure_callback(self, callback: JournalFailureCallback) -> None:
-        """``callback(error)`` when a journal write fails (IB loop thread): the engine halts trading."""
+        """``callback(error)`` when a journal write fails (IB loop or journal writer thread): the engine halts
+        trading."""
         self._journal_failure_callbacks.append(callback)
 
     def _journal_failed(self, error: JournalError) -> None:
@@ -224,18 +243,22 @@ class LiveBrokerAdapter(IBroker):
             except Exception:
                 log.exception("journal failure callback %r failed", callback)
 
-    def _journal_write(self, write: Callable[[TradeJournal], Any]) -> Any:
-        """Run one journal write; a failure is reported (trading halts), never raised into ib_async."""
+    def _journal_write(self, write: Callable[[TradeJournal], Any]) -> None:
+        """Journal one broker event on the writer thread (in order); a failure is reported (trading halts),
+        never raised into ib_async. From any thread but the IB loop, waits until it is written."""
         journal = self.journal
         if journal is None:
-            return None
-        try:
-            return write(journal)
-        except JournalError as exc:
-            self._journal_failed(exc)
-            return None
+            return
+        self._writer.submit(journal, write)
+        if not self._conn.runtime.in_loop_thread():
+            self._writer.flush()
 
-    def _emit_fill(self, fill: Fill) -> None:
+    def flush_journal(self, timeout: float = 10.0) -> bool:
+        """Wait until every broker event handed to the journal so far is written; False on timeout."""
+        return self._writer.flush(timeout)
+
+    def _note_fill(self, fill: Fill) -> None:
+        """Book ``fill`` into the expected and local positions (loop thread, as IB reports it)."""
         if self._handlers_on is not None:  # loop thread: ib_async's position cache is consistent here
             try:
                 base = self._expected_positions.get(fill.symbol)
@@ -247,6 +270,8 @@ class LiveBrokerAdapter(IBroker):
             with self._lock:
                 pos = self._local_positions.setdefault(fill.symbol, Position(fill.symbol))
                 pos.update_from_fill(fill)
+
+    def _emit_fill(self, fill: Fill) -> None:
         for callback in list(self._fill_callbacks):
             try:
                 callback(fill)
@@ -529,33 +554,81 @@ class LiveBrokerAdapter(IBroker):
         self._settle(record, exec_id, estimate)
 
     def _settle(self, record: OrderRecord, exec_id: str, commission: float) -> None:
+        """A complete execution (with its commission): book it, journal it, then deliver it (loop thread).
+
+        Delivery to the fill callbacks waits for the journal's commit, which runs on the writer thread,
+        so the loop goes on decoding IB's messages meanwhile; the callbacks still run on the loop thread.
+        """
         fill = self.tracker.settle(record, exec_id, commission)
         if fill is None:
             return
         journal = self.journal
-        if journal is not None and record.order_ref:
-            try:
-                fresh = journal.record_fill(
-                    record.order_ref,
-                    exec_id,
-                    fill.symbol,
-                    record.order.side,
-                    fill.fill_quantity,
-                    fill.fill_price,
-                    fill.timestamp,
-                    fill.commission,
-                )
-            except JournalError as exc:
-                # The journal is the record of what on_fill has seen. A fill it could not record is held
-                # back (trading halts now); reconciliation delivers it exactly once when a working journal
-                # is back, so a restart never hands the strategy the same execution twice.
-                self._journal_failed(exc)
-                log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
-                return
-            if not fresh:
+        if journal is None or not record.order_ref:
+            self._note_fill(fill)
+            self._emit_fill(fill)
+            return
+        try:
+            known = journal.knows_fill(exec_id)
+        except JournalError as exc:
+            self._held_back(exec_id, exc)
+            return
+        if known:
+            log.info("execution %s is already in the journal; not delivered again", exec_id)
+            return
+        self._note_fill(fill)
+        ref, side = record.order_ref, record.order.side
+
+        def write(j: TradeJournal) -> bool:
+            return j.record_fill(
+                ref,
+                exec_id,
+                fill.symbol,
+                side,
+                fill.fill_quantity,
+                fill.fill_price,
+                fill.timestamp,
+                fill.commission,
+            )
+
+        def written(fresh: bool) -> None:  # writer thread
+            if fresh:
+                self._fills_posted += 1
+                try:
+                    self._conn.runtime.call_soon(self._emit_posted_fill, fill)
+                except BrokerError:  # the IB loop is gone (shutting down): deliver from here, not never
+                    self._emit_posted_fill(fill)
+            else:
                 log.info("execution %s is already in the journal; not delivered again", exec_id)
-                return
-        self._emit_fill(fill)
+
+        def failed(exc: JournalError) -> None:  # writer thread; on_failure (trading halts) follows
+            log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
+
+        self._writer.submit(journal, write, then=written, on_error=failed)
+
+    def _emit_posted_fill(self, fill: Fill) -> None:
+        try:
+            self._emit_fill(fill)
+        finally:
+            self._fills_emitted += 1
+
+    def flush_fills(self, timeout: float = 10.0) -> bool:
+        """Wait until every execution settled so far is journaled and has reached the fill callbacks.
+
+        Cheap when nothing is in flight. The engine calls it before ``on_data`` so that the strategy has
+        been told about every fill its account view (IB's positions) already includes. Not from the loop.
+        """
+        if self._writer.pending and not self._writer.flush(timeout):
+            return False
+        if self._fills_posted != self._fills_emitted:
+            self._conn.call(lambda: None, timeout=timeout)  # the loop ran every delivery posted before this
+        return True
+
+    def _held_back(self, exec_id: str, exc: JournalError) -> None:
+        # The journal is the record of what on_fill has seen. A fill it could not record is held back
+        # (trading halts now); reconciliation delivers it exactly once when a working journal is back,
+        # so a restart never hands the strategy the same execution twice.
+        self._journal_failed(exc)
+        log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
 
     def _on_commission(self, trade: Trade, fill: IBFill, report: Any) -> None:
         record = self._record_of(trade) or self.tracker.record_for_exec(report.execId)

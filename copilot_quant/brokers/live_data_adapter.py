@@ -30,6 +30,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from ib_async import IB, BarDataList, Contract, RequestError, Stock, Ticker
 
@@ -38,6 +39,7 @@ from copilot_quant.brokers.bar_cache import BarCache, QuoteBook
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_mapping import IB_BAR_SIZE, bars_to_frame, check_interval, duration_string
+from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.data.dates import resolve_range, slice_range
@@ -125,7 +127,8 @@ class LiveDataFeedAdapter(IDataFeed):
         self._streams: dict[str, BarDataList] = {}
         self._stream_spec: dict[str, tuple[str, int]] = {}
         self._stream_restarts: dict[str, int] = {}
-        self._live = BarCache(max(cache_size, 100_000))
+        self._live_size = max(cache_size, 100_000)
+        self._live: dict[tuple[str, str], LiveBars] = {}
         # Streamed bars not yet merged into ``_live``, oldest first. The loop thread only appends here
         # (cheap, under ``_pending_lock``); readers merge them on their own thread under ``_flush_lock``,
         # which also keeps merges in arrival order when two threads read at once.
@@ -487,7 +490,8 @@ class LiveDataFeedAdapter(IDataFeed):
         spec = self._stream_spec.get(symbol)
         if spec is not None:
             self._flush(symbol, spec[0])
-            frame = self._live.get(symbol, spec[0])
+            store = self._live.get((symbol, spec[0]))
+            frame = store.frame() if store is not None else None
             if frame is not None and not frame.empty:
                 return frame.iloc[-1].astype("float64")
         if symbol in self._subscribed and self._quotes.get(symbol) is None:
@@ -500,7 +504,8 @@ class LiveDataFeedAdapter(IDataFeed):
     ) -> dict[str, bool]:
         """Load ``lookback_days`` of history and keep it up to date as IB publishes new bars.
 
-        Uses IB's ``keepUpToDate`` historical subscription. :meth:`completed_bars` returns history plus
+        Uses IB's ``keepUpToDate`` historical subscription; the bars are held in a
+        :class:`~copilot_quant.brokers.live_bars.LiveBars` per stream. :meth:`completed_bars` returns history plus
         every bar that has closed so far; :attr:`bars_changed` is set whenever something arrived.
         """
         check_interval(interval)
@@ -543,21 +548,19 @@ class LiveDataFeedAdapter(IDataFeed):
         """Queue the stream's changed bars (loop thread: no pandas here) and wake the engine at once.
 
         ib_async replaces a changed ``BarData`` instead of mutating it, so keeping references is safe.
-        An update only touches the last bar (and, with ``hasNewBar``, closes the one before it); weekly
-        and monthly bars are resampled from all daily rows, so those streams queue the whole list.
+        An update only touches the last bar (and, with ``hasNewBar``, closes the one before it).
         """
         spec = self._stream_spec.get(symbol)
         if spec is None:
             return
         interval = spec[0]
-        whole = full or interval in ("1wk", "1mo")
-        rows = list(bars) if whole else bars[-3:]
+        rows = list(bars) if full else bars[-3:]
         with self._pending_lock:
             self._pending.setdefault((symbol, interval), []).extend(rows)
         self.bars_changed.set()
 
     def _flush(self, symbol: str, interval: str) -> None:
-        """Merge the queued bars of one stream into the live cache (called by readers, off the loop)."""
+        """Merge the queued bars of one stream into its live store (called by readers, off the loop)."""
         key = (symbol, interval)
         if key not in self._pending:  # a racy peek is fine: a row queued just after is seen next time
             return
@@ -565,7 +568,10 @@ class LiveDataFeedAdapter(IDataFeed):
             with self._pending_lock:
                 rows = self._pending.pop(key, None)
             if rows:
-                self._live.merge(symbol, interval, bars_to_frame(rows, interval))
+                store = self._live.get(key)
+                if store is None:
+                    store = self._live[key] = LiveBars(interval, self._live_size)
+                store.upsert(rows)
 
     def _on_bar_update(self, bars: BarDataList, has_new_bar: bool) -> None:
         for symbol, stream in list(self._streams.items()):  # stop_bar_streams() may clear it meanwhile
@@ -575,12 +581,18 @@ class LiveDataFeedAdapter(IDataFeed):
 
     def last_bar_time(self, symbol: str) -> pd.Timestamp | None:
         """Stamp of the newest streamed bar of ``symbol`` (complete or not), or ``None``."""
+        ns = self.last_bar_ns(symbol)
+        return None if ns is None else pd.Timestamp(ns, tz="UTC")
+
+    def last_bar_ns(self, symbol: str) -> int | None:
+        """:meth:`last_bar_time` as int64 ns since the epoch (no pandas: it is on the engine's hot path)."""
         name = _symbol(symbol)
         spec = self._stream_spec.get(name)
         if spec is None:
             return None
         self._flush(name, spec[0])
-        return self._live.last_stamp(name, spec[0])
+        store = self._live.get((name, spec[0]))
+        return None if store is None else store.last_stamp_ns()
 
     def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
         """Streamed bars of ``symbol`` that have closed by ``now`` (default: the server's clock)."""
@@ -589,12 +601,22 @@ class LiveDataFeedAdapter(IDataFeed):
         if spec is None:
             raise DataError(f"no bar stream for {symbol}; call stream_bars([{symbol!r}]) first")
         self._flush(symbol, spec[0])
-        frame = self._live.get(symbol, spec[0], copy=False)
-        if frame is None:
+        store = self._live.get((symbol, spec[0]))
+        if store is None:
             return bars_to_frame([], spec[0])
-        cutoff = now if now is not None else self.server_time()
-        # A positional slice: O(log n), and copy-on-write keeps the cached frame safe from the caller.
-        return frame.iloc[: int(frame.index.searchsorted(cutoff, side="right"))]
+        return store.frame(now if now is not None else self.server_time())
+
+    def completed_stamps(self, symbol: str, now: pd.Timestamp | int) -> np.ndarray:
+        """Stamps (int64 ns UTC, ascending) of the streamed bars of ``symbol`` closed by ``now`` (a Timestamp
+        or int64 ns); no pandas."""
+        symbol = _symbol(symbol)
+        spec = self._stream_spec.get(symbol)
+        if spec is None:
+            raise DataError(f"no bar stream for {symbol}; call stream_bars([{symbol!r}]) first")
+        self._flush(symbol, spec[0])
+        store = self._live.get((symbol, spec[0]))
+        cutoff = now if isinstance(now, int) else pd.Timestamp(now).value
+        return np.empty(0, dtype="int64") if store is None else store.stamps(cutoff)
 
     def server_time(self) -> pd.Timestamp:
         """TWS/Gateway's clock (UTC); the local clock if it cannot be asked."""
@@ -607,6 +629,28 @@ class LiveDataFeedAdapter(IDataFeed):
             return value.tz_convert("UTC") if value.tzinfo else value.tz_localize("UTC")
         except (TimeoutError, BrokerError, ConnectionError, RequestError):
             return pd.Timestamp.now(tz="UTC")
+
+    def last_trade_time(self) -> pd.Timestamp | None:
+        """The newest trade time IB reported (tick 45) on any subscribed symbol: a lower bound on its clock.
+
+        Read straight from the tickers ib_async updates as it decodes, so a bar update that arrives after
+        a trade is never judged with an older time. ``None`` before the first trade tick. No round trip.
+        """
+        ns = self.last_trade_ns()
+        return None if ns is None else pd.Timestamp(ns, tz="UTC")
+
+    def last_trade_ns(self) -> int | None:
+        """:meth:`last_trade_time` as int64 ns since the epoch (no pandas: it is on the engine's hot path)."""
+        with self._lock:
+            tickers = list(self._tickers.values())
+        newest: float | None = None
+        for ticker in tickers:
+            for stamp in (ticker.lastTimestamp, ticker.delayedLastTimestamp):
+                if stamp is not None:  # tz-aware (ib_async stamps in its default zone, UTC)
+                    seconds = stamp.timestamp()
+                    if newest is None or seconds > newest:
+                        newest = seconds
+        return None if newest is None else round(newest * 1_000_000) * 1_000
 
     def stop_bar_streams(self) -> None:
         """Cancel every bar stream (history stays readable through :meth:`completed_bars`)."""

@@ -285,10 +285,15 @@ class MarketReplay:
                 bars.append(bar)
         self._now = end
         for bar in bars:
-            self._deliver(bar)
+            self._trade_through(bar)
+        # Account marks (step listeners) go out before the bars: a client that acts on a bar then finds
+        # its account already valued at that bar, and nothing queues behind the bar on the socket.
         closed = self.is_session_close(end)
         for listener in list(self.step_listeners):
             listener(end, closed)
+        for bar in bars:
+            for bar_listener in list(self.bar_listeners):
+                bar_listener(bar)
         return bars
 
     def is_session_close(self, instant: pd.Timestamp) -> bool:
@@ -330,7 +335,8 @@ class MarketReplay:
         # The walk continues exactly at the last price (no artificial gap); later prices are cents.
         return Bar(symbol, start, end, open_, max(high, open_, close), min(low, open_, close), close, volume)
 
-    def _deliver(self, bar: Bar) -> None:
+    def _trade_through(self, bar: Bar) -> None:
+        """Trade ``bar``'s intrabar path: one tick per price to the tick listeners (the bar itself follows)."""
         quote = self.quotes[bar.symbol]
         session = bar.start.tz_convert("America/New_York").normalize()
         if quote.session is None or session != quote.session:
@@ -353,8 +359,6 @@ class MarketReplay:
             point = PricePoint(bar.symbol, time, price, quote.bid, quote.ask, size, gap=k == 0)
             for listener in list(self.tick_listeners):
                 listener(point, quote)
-        for bar_listener in list(self.bar_listeners):
-            bar_listener(bar)
 
     def _apply_spread(self, quote: Quote, price: float) -> None:
         half = self.spread / 2.0

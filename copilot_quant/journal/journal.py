@@ -149,6 +149,9 @@ class TradeJournal:
         self._read_only = bool(read_only)
         self._clock = clock or _utcnow
         self._lock = threading.RLock()
+        self._exec_ids: set[str] | None = None  # journaled execution ids, loaded by knows_fill()
+        self._batch_fills: list[str] | None = None  # exec ids recorded in the open batch(), if any
+        self._ids_lock = threading.Lock()  # guards _exec_ids alone, so knows_fill never waits for a commit
         self._conn: sqlite3.Connection | None = None
         self._conn = self._connect(max_bytes)
         try:
@@ -298,6 +301,9 @@ class TradeJournal:
                     f"journal {self._path} was opened read-only; cannot {action} "
                     "(open it with read_only=False to record)"
                 )
+            if self._batch_fills is not None:  # inside batch() on this thread: its transaction holds it all
+                yield conn
+                return
             try:
                 conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
             except sqlite3.Error as exc:
@@ -314,6 +320,26 @@ class TradeJournal:
                 if isinstance(exc, sqlite3.Error):
                     raise self._storage_error(action, exc) from exc
                 raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group ``record_*`` calls into one transaction, so the disk is synced once for all of them.
+
+        All of them are committed, or none (an error in any one rolls the whole batch back and is raised).
+        Other threads' calls wait until the batch ends. Used by the journal writer thread to commit a burst
+        of broker events (status, fill, commission …) together.
+        """
+        with self._lock:
+            if self._batch_fills is not None:
+                raise JournalError("journal batches do not nest")
+            committed: list[str] = []
+            with self._writing("write a batch of records"):
+                self._batch_fills = []
+                try:
+                    yield
+                finally:
+                    committed, self._batch_fills = self._batch_fills, None
+            self._remember_fills(committed)  # only now: a rolled-back fill must not count as journaled
 
     @contextmanager
     def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -471,6 +497,57 @@ class TradeJournal:
         """
         if not exec_id or not str(exec_id).strip():
             raise JournalError("record_fill needs the broker's exec_id (it is what deduplicates fills)")
+        fresh = self._insert_fill(order_ref, exec_id, symbol, side, quantity, price, time, commission)
+        with self._lock:  # the execution is in the journal from now on (from the batch's commit on)
+            if self._batch_fills is not None:
+                self._batch_fills.append(str(exec_id))
+            else:
+                self._remember_fills([str(exec_id)])
+        return fresh
+
+    def knows_fill(self, exec_id: str) -> bool:
+        """Whether execution ``exec_id`` is in the journal, from memory: no disk I/O and no wait for a write
+        in progress once :meth:`preload_fill_ids` ran (the first call runs it).
+
+        A fast pre-check for the IB loop thread; :meth:`record_fill` stays the arbiter of "new".
+        """
+        with self._ids_lock:
+            ids = self._exec_ids
+        if ids is None:
+            ids = self.preload_fill_ids()
+        with self._ids_lock:
+            return str(exec_id) in ids
+
+    def preload_fill_ids(self) -> set[str]:
+        """Read the journaled execution ids into memory (once) for :meth:`knows_fill`; call it off the IB loop."""
+        with self._lock:
+            with self._ids_lock:
+                if self._exec_ids is not None:
+                    return self._exec_ids
+            with self._reading("load the journaled execution ids") as conn:
+                ids = {str(r[0]) for r in conn.execute("SELECT exec_id FROM fills")}
+            if self._batch_fills:  # read inside this thread's open batch: not committed yet
+                ids.difference_update(self._batch_fills)
+            with self._ids_lock:
+                self._exec_ids = ids
+            return ids
+
+    def _remember_fills(self, exec_ids: list[str]) -> None:
+        with self._ids_lock:
+            if self._exec_ids is not None:
+                self._exec_ids.update(exec_ids)
+
+    def _insert_fill(  # noqa: PLR0917
+        self,
+        order_ref: str | None,
+        exec_id: str,
+        symbol: str,
+        side: OrderSide | str,
+        quantity: float,
+        price: float,
+        time: datetime,
+        commission: float | None,
+    ) -> bool:
         side_value = _side(side).value
         qty = _positive(quantity, "fill quantity")
         px = _positive(price, "fill price")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
@@ -210,4 +211,47 @@ def test_the_account_view_includes_the_fills_on_fill_reported(make_engine, gatew
     # Whenever on_data ran, the position it saw matched the fills on_fill had been told about.
     assert all(position == 10 * fills for fills, position in strategy.seen), strategy.seen
     assert strategy.seen[-1] == (3, 30.0)
+    assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
+
+
+class JournalChecker(Scripted):
+    """Checks, inside on_fill, that the fill is already in the journal (delivery follows the commit)."""
+
+    def __init__(self, script, journal_path) -> None:
+        super().__init__(script)
+        self.journal_path = journal_path
+        self.journaled_when_told: list[bool] = []
+
+    def on_fill(self, fill):
+        with TradeJournal(self.journal_path, read_only=True) as journal:
+            self.journaled_when_told.append(fill.fill_id in {f.exec_id for f in journal.fills()})
+        super().on_fill(fill)
+
+
+def test_broker_events_are_journaled_off_the_ib_loop_and_fills_after_their_commit(
+    make_engine, gateway, journal_dir
+):
+    engine = make_engine()
+    writers: set[str] = set()
+    assert engine.connect(timeout=5)
+    loop_thread = engine.connection.runtime._thread
+    assert loop_thread is not None
+    strategy = JournalChecker({1: [BUY], 2: [Order("AAPL", 10, "market", "sell")]}, None)
+    engine.add_strategy(strategy)
+    assert engine.start(["AAPL"], lookback_days=5)
+    journal = engine.journal
+    assert journal is not None
+    strategy.journal_path = journal.path
+    original = journal._writing
+
+    def watched(action, *args, **kwargs):
+        writers.add(threading.current_thread().name)
+        return original(action, *args, **kwargs)
+
+    journal._writing = watched  # type: ignore[method-assign]
+    with Stepper(gateway):
+        assert wait_until(lambda: len(strategy.fills) == 2)
+    assert strategy.journaled_when_told == [True, True]
+    assert loop_thread.name not in writers  # no fsync ever held up IB's messages
+    assert "copilot-quant-journal" in writers  # statuses, fills, commissions: the writer thread
     assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)

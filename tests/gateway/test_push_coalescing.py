@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from copilot_quant.gateway.session import Session
 from copilot_quant.gateway.testing import connected_ib
 from ib_async import MarketOrder, Stock
@@ -68,3 +69,26 @@ def test_many_messages_in_one_flush_all_arrive_in_order(minute_gateway):
         assert _wait(ib, lambda: ticker.last == closes[-1])
         session: Session = next(iter(minute_gateway.core.sessions.values()))
         assert session._out == []  # nothing left queued once the loop went idle
+
+
+def test_a_bar_arrives_after_the_account_is_marked_at_its_close(minute_gateway):
+    """Each step sends trades, then account marks, then the bar: a client acting on the bar sees an account
+    already valued at that bar's close, and nothing of that step queues behind the bar on the socket."""
+    with connected_ib(minute_gateway) as ib:
+        [contract] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+        trade = ib.placeOrder(contract, MarketOrder("BUY", 10))
+        assert _wait(ib, lambda: trade.orderStatus.status == "Submitted")
+        minute_gateway.clock.step()
+        assert _wait(ib, lambda: trade.orderStatus.status == "Filled")
+        bars = ib.reqHistoricalData(contract, "", "1 D", "1 min", "TRADES", True, 2, keepUpToDate=True)
+        marks: list[tuple[float, float]] = []
+
+        def on_bar(updated, has_new_bar):
+            [item] = [p for p in ib.portfolio() if p.contract.symbol == "AAPL"]
+            marks.append((updated[-1].close, item.marketPrice))
+
+        bars.updateEvent += on_bar
+        for _ in range(3):
+            minute_gateway.clock.step()
+        assert _wait(ib, lambda: len(marks) >= 3)
+        assert all(price == pytest.approx(close) for close, price in marks), marks

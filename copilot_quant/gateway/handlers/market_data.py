@@ -7,9 +7,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from copilot_quant.gateway.market import Bar, PricePoint, Quote
 from copilot_quant.gateway.messages.errors import Code
-from copilot_quant.gateway.messages.ids import In
+from copilot_quant.gateway.messages.ids import Fields, In
 from copilot_quant.gateway.messages.market_data import (
     TickType,
     delayed,
@@ -22,6 +24,7 @@ from copilot_quant.gateway.messages.market_data import (
     tick_req_params,
     tick_size,
     tick_snapshot_end,
+    tick_string,
 )
 from copilot_quant.gateway.wire import FieldReader
 
@@ -73,6 +76,8 @@ def _send_quote(session: Session, req_id: int, quote: Quote) -> None:
         session.send(tick_price(req_id, t(TickType.ASK), quote.ask, quote.ask_size))
     if math.isfinite(quote.last):
         session.send(tick_price(req_id, t(TickType.LAST), quote.last, quote.last_size))
+        if quote.time is not None:
+            session.send(_last_timestamp(session, req_id, quote.time))
     for tick, value in (
         (TickType.HIGH, quote.high),
         (TickType.LOW, quote.low),
@@ -83,6 +88,12 @@ def _send_quote(session: Session, req_id: int, quote: Quote) -> None:
             session.send(tick_price(req_id, t(tick), value, 0))
     if quote.volume:
         session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
+
+
+def _last_timestamp(session: Session, req_id: int, time: pd.Timestamp) -> Fields:
+    """Tick 45: the trade's time in whole epoch seconds, as TWS sends with every trade (clients use it as
+    a lower bound on the server's clock: a bar that closed at or before it is complete)."""
+    return tick_string(req_id, _tick_type(session, TickType.LAST_TIMESTAMP), str(int(time.timestamp())))
 
 
 def cancel_mkt_data(session: Session, reader: FieldReader) -> None:
@@ -101,6 +112,7 @@ def publish_tick(session: Session, point: PricePoint, quote: Quote) -> None:
         session.send(tick_price(req_id, t(TickType.BID), point.bid, quote.bid_size))
         session.send(tick_price(req_id, t(TickType.ASK), point.ask, quote.ask_size))
         session.send(tick_price(req_id, t(TickType.LAST), point.price, point.size))
+        session.send(_last_timestamp(session, req_id, point.time))
         session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
         if point.price >= quote.high:
             session.send(tick_price(req_id, t(TickType.HIGH), quote.high, 0))
