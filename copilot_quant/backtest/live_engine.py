@@ -552,7 +552,9 @@ class LiveStrategyEngine:
 
         Two sources, both never ahead of IB's clock (so no forming bar is ever taken for a closed one):
         the last ``reqCurrentTime`` answer and the newest trade time IB stamped on a tick (tick 45; a
-        trade at 16:00:00 proves the 16:00 bar closed). Bars stamped at or before that bound are complete
+        trade at 16:00:00 proves the 16:00 bar closed) that every symbol's bar stream had caught up with
+        when its latest update arrived (so the bar's streamed values are final, not one update behind,
+        and a week's bar has its Friday). Bars stamped at or before that bound are complete
         whatever the time is now, so the round trip (≈1 ms, counted against IB's message rate) is skipped
         whenever the trades already prove a new bar closed; it is made when a streamed bar is newer than
         the bound (once per forming bar), on the ``update_interval`` timer, and at start. Plain ints, no
@@ -563,7 +565,7 @@ class LiveStrategyEngine:
             default=None,
         )
         known = self._server_ns
-        traded = self.data_feed.last_trade_ns() if known is not None else None
+        traded = self.data_feed.synced_trade_ns(self.symbols) if known is not None else None
         if traded is not None and known is not None and traded > known:
             known = self._server_ns = traded
         # A bar still forming (stamp in the future) is re-checked when a newer bar arrives or on the timer,

@@ -27,10 +27,13 @@ import pandas as pd
 from copilot_quant.backtest.interfaces import BAR_COLUMNS
 from copilot_quant.brokers.ib_mapping import bar_stamps, bar_values, empty_bars
 from copilot_quant.data.calendars import session_close
-from copilot_quant.data.resample import resample_daily
+from copilot_quant.data.resample import period_keys, period_last_close, period_start, resample_daily
 from copilot_quant.errors import ConfigError, DataError
 
 __all__ = ["LiveBars"]
+
+#: Intervals aggregated from daily rows when read.
+_PERIODS = ("1wk", "1mo")
 
 #: Remembered ``date`` label → stamp entries before the memo is cleared (labels of long-gone bars).
 _MEMO_LIMIT = 200_000
@@ -95,7 +98,7 @@ class LiveBars:
 
     @property
     def _stored_interval(self) -> str:
-        return "1d" if self.interval in ("1wk", "1mo") else self.interval
+        return "1d" if self.interval in _PERIODS else self.interval
 
     def _put(self, stamp: int, row: tuple[float, ...]) -> None:
         n = self._n
@@ -148,29 +151,50 @@ class LiveBars:
             return None if self._n == 0 else int(self._stamps[self._n - 1])
 
     def stamps(self, cutoff_ns: int | None = None) -> np.ndarray:
-        """A copy of the stamps (int64 ns UTC, ascending) at or before ``cutoff_ns`` (all if ``None``)."""
+        """The bars' stamps (int64 ns UTC, ascending): those complete by ``cutoff_ns``, or all if ``None``.
+
+        For weekly and monthly stores these are the stamps of the aggregated bars (each period's last
+        daily stamp), and a period counts as complete only once its last session has closed.
+        """
         with self._lock:
-            n = self._n
-            if cutoff_ns is not None:
-                n = int(np.searchsorted(self._stamps[:n], cutoff_ns, side="right"))
-            return self._stamps[:n].copy()
+            n = self._n if cutoff_ns is None else self._complete_rows(cutoff_ns)
+            stamps = self._stamps[:n].copy()
+        if self.interval not in _PERIODS or n == 0:
+            return stamps
+        keys = period_keys(pd.DatetimeIndex(stamps.view("datetime64[ns]")).tz_localize("UTC"), self.interval)
+        return stamps[np.r_[keys[1:] != keys[:-1], True]]
+
+    def _complete_rows(self, cutoff_ns: int) -> int:
+        """How many leading rows are complete by ``cutoff_ns`` (under the lock).
+
+        A daily or intraday row is complete once its stamp (its close) is reached. A weekly or monthly bar
+        is not complete at its latest day: the rows of a period whose last session closes after
+        ``cutoff_ns`` are left out, so no partial week or month is ever taken for a finished one.
+        """
+        n = int(np.searchsorted(self._stamps[: self._n], cutoff_ns, side="right"))
+        if n == 0 or self.interval not in _PERIODS:
+            return n
+        last = pd.Timestamp(int(self._stamps[n - 1]), tz="UTC")
+        if period_last_close(last, self.interval).value <= cutoff_ns:
+            return n
+        start = period_start(last, self.interval).value
+        return int(np.searchsorted(self._stamps[:n], start, side="left"))
 
     def frame(self, cutoff: pd.Timestamp | None = None) -> pd.DataFrame:
-        """A new DataFrame of the bars stamped at or before ``cutoff`` (all bars if ``None``).
+        """A new DataFrame of the bars complete by ``cutoff`` (see :meth:`stamps`), or of all bars held,
+        the forming one included, if ``None``.
 
         Same columns, dtypes, index name and time zone as :func:`~copilot_quant.brokers.ib_mapping.bars_to_frame`.
         """
         with self._lock:
-            n = self._n
-            if cutoff is not None:
-                n = int(np.searchsorted(self._stamps[:n], pd.Timestamp(cutoff).value, side="right"))
+            n = self._n if cutoff is None else self._complete_rows(pd.Timestamp(cutoff).value)
             stamps = self._stamps[:n].copy()
             values = self._values[:n].copy()
         if n == 0:
             return empty_bars()
         index = pd.DatetimeIndex(stamps.view("datetime64[ns]"), name="timestamp").tz_localize("UTC")
         frame = pd.DataFrame(values, index=index, columns=list(BAR_COLUMNS), copy=False)
-        if self.interval in ("1wk", "1mo"):
+        if self.interval in _PERIODS:
             frame = resample_daily(frame, self.interval)
         return frame
 

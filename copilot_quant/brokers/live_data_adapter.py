@@ -60,6 +60,19 @@ _NO_DATA = 162
 _NO_SECURITY = 200
 
 
+def _trade_ns(ticker: Ticker | None) -> int | None:
+    """The ticker's last trade time (tick 45, live or delayed) as int64 ns, or ``None``."""
+    if ticker is None:
+        return None
+    newest: float | None = None
+    for stamp in (ticker.lastTimestamp, ticker.delayedLastTimestamp):
+        if stamp is not None:  # tz-aware (ib_async stamps in its default zone, UTC)
+            seconds = stamp.timestamp()
+            if newest is None or seconds > newest:
+                newest = seconds
+    return None if newest is None else round(newest * 1_000_000) * 1_000
+
+
 def _symbol(symbol: str) -> str:
     if not isinstance(symbol, str) or not symbol.strip():
         raise DataError(f"symbol must be a non-empty string such as 'AAPL', got {symbol!r}")
@@ -134,6 +147,10 @@ class LiveDataFeedAdapter(IDataFeed):
         # which also keeps merges in arrival order when two threads read at once.
         self._pending: dict[tuple[str, str], list[Any]] = {}
         self._pending_lock = threading.Lock()
+        #: Per symbol: the newest trade time seen when its latest bar update arrived (see synced_trade_ns),
+        #: queued with the rows and published once they are merged into the store.
+        self._pending_traded: dict[str, int] = {}
+        self._synced: dict[str, int] = {}
         self._flush_lock = threading.Lock()
         self._lock = threading.RLock()
         self._fallback = False
@@ -555,8 +572,11 @@ class LiveDataFeedAdapter(IDataFeed):
             return
         interval = spec[0]
         rows = list(bars) if full else bars[-3:]
+        traded = _trade_ns(self._tickers.get(symbol))
         with self._pending_lock:
             self._pending.setdefault((symbol, interval), []).extend(rows)
+            if traded is not None:
+                self._pending_traded[symbol] = traded
         self.bars_changed.set()
 
     def _flush(self, symbol: str, interval: str) -> None:
@@ -567,11 +587,15 @@ class LiveDataFeedAdapter(IDataFeed):
         with self._flush_lock:
             with self._pending_lock:
                 rows = self._pending.pop(key, None)
+                traded = self._pending_traded.pop(symbol, None)
             if rows:
                 store = self._live.get(key)
                 if store is None:
                     store = self._live[key] = LiveBars(interval, self._live_size)
                 store.upsert(rows)
+            if traded is not None and traded > self._synced.get(symbol, -1):
+                # Published only now that the rows are in the store: whoever sees this time sees them.
+                self._synced[symbol] = traded
 
     def _on_bar_update(self, bars: BarDataList, has_new_bar: bool) -> None:
         for symbol, stream in list(self._streams.items()):  # stop_bar_streams() may clear it meanwhile
@@ -643,14 +667,20 @@ class LiveDataFeedAdapter(IDataFeed):
         """:meth:`last_trade_time` as int64 ns since the epoch (no pandas: it is on the engine's hot path)."""
         with self._lock:
             tickers = list(self._tickers.values())
-        newest: float | None = None
-        for ticker in tickers:
-            for stamp in (ticker.lastTimestamp, ticker.delayedLastTimestamp):
-                if stamp is not None:  # tz-aware (ib_async stamps in its default zone, UTC)
-                    seconds = stamp.timestamp()
-                    if newest is None or seconds > newest:
-                        newest = seconds
-        return None if newest is None else round(newest * 1_000_000) * 1_000
+        return max((t for t in map(_trade_ns, tickers) if t is not None), default=None)
+
+    def synced_trade_ns(self, symbols: list[str]) -> int | None:
+        """The newest trade time every one of ``symbols``' bar streams is known to include (int64 ns).
+
+        Recorded when each stream's latest bar update arrived: IB sent the trades seen before it first,
+        so a bar stamped at or before this time is complete *and* its streamed values are final. A trade
+        tick alone proves the first half only (its bar update may still be on the wire). ``None`` until
+        every symbol has had a bar update after a trade.
+        """
+        values = [self._synced.get(_symbol(s)) for s in symbols]
+        if not values or any(v is None for v in values):
+            return None
+        return min(v for v in values if v is not None)
 
     def stop_bar_streams(self) -> None:
         """Cancel every bar stream (history stays readable through :meth:`completed_bars`)."""

@@ -19,13 +19,21 @@ from copilot_quant.data.calendars import (
     DEFAULT_CALENDAR,
     closing_session_of,
     exchange_tz_name,
+    previous_session_close,
     session_bounds,
 )
 from copilot_quant.data.dates import EXCHANGE_TZ
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
 from copilot_quant.errors import DataError
 
-__all__ = ["aggregate_bars", "aggregation_source", "resample_daily"]
+__all__ = [
+    "aggregate_bars",
+    "aggregation_source",
+    "period_keys",
+    "period_last_close",
+    "period_start",
+    "resample_daily",
+]
 
 _PERIODS = {"1wk": "W-SUN", "1mo": "M"}
 _ORDER = ("1m", "2m", "5m", "15m", "30m", "1h", "1d", "1wk", "1mo")
@@ -56,8 +64,28 @@ def resample_daily(daily: pd.DataFrame, interval: str, tz: str = EXCHANGE_TZ) ->
         raise DataError(f"Only daily bars can be aggregated to '1wk' or '1mo', not to {interval!r}.")
     if daily.empty:
         return daily
-    local = pd.DatetimeIndex(daily.index).tz_convert(tz).tz_localize(None)
-    return _reduce(daily, local.to_period(_PERIODS[interval]).asi8)
+    return _reduce(daily, period_keys(pd.DatetimeIndex(daily.index), interval, tz))
+
+
+def period_keys(stamps: pd.DatetimeIndex, interval: str, tz: str = EXCHANGE_TZ) -> np.ndarray:
+    """The ``'1wk'``/``'1mo'`` period (Monday–Sunday week, calendar month, exchange time) of each aware stamp,
+    as comparable integers: equal keys aggregate into one bar."""
+    if interval not in _PERIODS:
+        raise DataError(f"Only '1wk' and '1mo' have calendar periods, not {interval!r}.")
+    return np.asarray(stamps.tz_convert(tz).tz_localize(None).to_period(_PERIODS[interval]).asi8)
+
+
+def period_last_close(stamp: pd.Timestamp, interval: str, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
+    """When the ``'1wk'``/``'1mo'`` period holding ``stamp`` is complete: its last session's close (UTC)."""
+    tz = exchange_tz_name(calendar)
+    period = stamp.tz_convert(tz).tz_localize(None).to_period(_PERIODS[interval])
+    return previous_session_close(period.end_time, calendar)
+
+
+def period_start(stamp: pd.Timestamp, interval: str, tz: str = EXCHANGE_TZ) -> pd.Timestamp:
+    """Midnight (exchange time, as UTC) starting the ``'1wk'``/``'1mo'`` period that holds ``stamp``."""
+    period = stamp.tz_convert(tz).tz_localize(None).to_period(_PERIODS[interval])
+    return period.start_time.tz_localize(tz).tz_convert("UTC")
 
 
 def aggregation_source(target: str, available: frozenset[str] | set[str]) -> str | None:

@@ -108,3 +108,35 @@ def test_the_feed_reports_the_last_trade_time_from_tick_45(gateway):
         assert wait_until(lambda: adapter.last_trade_time() == gateway.clock.now)
     finally:
         adapter.disconnect()
+
+
+def test_a_weekly_strategy_gets_each_week_once_when_its_last_session_closes(gateway):
+    """Daily market, weekly bars: the week's bar reaches on_data once, complete, at Friday's close (as in a
+    backtest on weekly bars), never as a partial week on Monday … Thursday."""
+    engine = LiveStrategyEngine(port=gateway.port, client_id=84, update_interval=3600)
+    strategy = Watcher(gateway)
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=60, data_interval="1wk")
+        delivered = []
+        for _ in range(10):
+            delivered += [bar for bar in gateway.clock.step(1) if bar.symbol == "AAPL"]
+            stamp = delivered[-1].end
+            assert wait_until(lambda s=stamp: engine.data_feed.last_bar_time("AAPL") == s)
+        assert wait_until(lambda: len(strategy.calls) == 2), [(str(s), str(n)) for s, _, n in strategy.calls]
+        assert not wait_until(lambda: len(strategy.calls) > 2, timeout=0.3)
+        fridays = [bar for bar in delivered if bar.end.tz_convert("America/New_York").weekday() == 4]
+        assert [stamp for stamp, _, _ in strategy.calls] == [bar.end for bar in fridays]
+        assert all(now >= stamp and data.index[-1] == stamp for stamp, data, now in strategy.calls)
+        # The second week was streamed whole: its bar is exactly that week's sessions aggregated.
+        first_friday, second_friday = (bar.end for bar in fridays)
+        week = [bar for bar in delivered if first_friday < bar.end <= second_friday]
+        last = strategy.calls[1][1].iloc[-1]
+        assert last["Open"] == pytest.approx(week[0].open)
+        assert last["Close"] == pytest.approx(week[-1].close)
+        assert last["High"] == pytest.approx(max(b.high for b in week))
+        assert last["Low"] == pytest.approx(min(b.low for b in week))
+        assert last["Volume"] == pytest.approx(sum(b.volume for b in week))
+    finally:
+        engine.disconnect()

@@ -109,7 +109,8 @@ def test_the_store_equals_bars_to_frame_of_the_newest_row_per_day(
     assert list(got.columns) == list(BAR_COLUMNS)
     assert len(store) == len(rows)
     daily = pd.DatetimeIndex(bars_to_frame(rows, "1d").index)
-    np.testing.assert_array_equal(store.stamps(), daily.asi8)
+    # one stamp per bar: the aggregated bars' stamps for weekly/monthly stores
+    np.testing.assert_array_equal(store.stamps(), pd.DatetimeIndex(expected.index).asi8)
     if rows:
         assert store.last_stamp() == daily[-1]
         assert store.last_stamp_ns() == daily.asi8[-1]
@@ -151,15 +152,28 @@ def test_a_cutoff_keeps_exactly_the_bars_stamped_at_or_before_it(
     cutoff = pd.Timestamp(bars_to_frame([bar(SESSIONS[pick])], "1d").index[0]) + pd.Timedelta(shift_ns, "ns")
     rows = latest_per_label(batches)
     daily = pd.DatetimeIndex(bars_to_frame(rows, "1d").index)
-    kept = [row for row, stamp in zip(rows, daily, strict=True) if stamp <= cutoff]
+    # A day is complete at its close; a week or month only once the period's last session has closed.
+    kept = [
+        row
+        for row, stamp in zip(rows, daily, strict=True)
+        if _complete_at(row.date, stamp, interval) <= cutoff
+    ]
     got = store.frame(cutoff)
     pd.testing.assert_frame_equal(got, bars_to_frame(kept, interval))
     assert (got.index <= cutoff).all()
     stamps = store.stamps(cutoff.value)
     assert stamps.dtype == np.int64
-    np.testing.assert_array_equal(stamps, daily.asi8[daily <= cutoff])
+    np.testing.assert_array_equal(stamps, pd.DatetimeIndex(got.index).asi8)
+
+
+def _complete_at(day: date, stamp: pd.Timestamp, interval: str) -> pd.Timestamp:
+    """When the bar holding daily row ``day`` is complete (an independent reference: the NYSE sessions)."""
     if interval == "1d":
-        np.testing.assert_array_equal(stamps, pd.DatetimeIndex(got.index).asi8)
+        return stamp
+    freq = {"1wk": "W-SUN", "1mo": "M"}[interval]
+    period = pd.Period(day, freq)
+    closes = session_closes(period.start_time.date(), period.end_time.date())
+    return pd.Timestamp(closes[-1])
 
 
 # ---------------------------------------------------------------------------------------------- examples
@@ -330,19 +344,19 @@ def test_weekly_bars_aggregate_the_stored_daily_rows() -> None:
     assert frame.index[-1] == pd.Timestamp("2024-01-19 21:00", tz="UTC")
     assert (week["Open"], week["High"], week["Low"], week["Close"]) == (109.0, 122.0, 78.0, 117.0)
     assert week["Volume"] == sum(1000.0 + i for i in range(9, 13))
-    # mid-week the latest week is partial, stamped where the data stops
+    # mid-week the latest week is not complete: a cutoff then shows the weeks that are, and no partial one
     wednesday = pd.Timestamp("2024-01-17 21:00", tz="UTC")
-    partial = store.frame(wednesday)
-    assert partial.index[-1] == wednesday
-    assert (partial["Open"].iloc[-1], partial["High"].iloc[-1], partial["Close"].iloc[-1]) == (
-        109.0,
-        120.0,
-        115.0,
-    )
-    pd.testing.assert_frame_equal(partial, bars_to_frame(rows[:11], "1wk"))
-    # the daily stamps stay the store's stamps
-    assert len(store) == len(days)
-    assert store.stamps().size == len(days)
+    done = store.frame(wednesday)
+    assert done.index[-1] == pd.Timestamp("2024-01-12 21:00", tz="UTC")
+    pd.testing.assert_frame_equal(done, bars_to_frame(rows[:9], "1wk"))
+    np.testing.assert_array_equal(store.stamps(wednesday.value), pd.DatetimeIndex(done.index).asi8)
+    # at Friday's close the week is complete; without a cutoff the forming week is shown too
+    assert store.frame(pd.Timestamp("2024-01-19 21:00", tz="UTC")).index[-1] == frame.index[-1]
+    store.upsert([bar(date(2024, 1, 22), o=1.0, h=2.0, lo=0.5, c=1.5, v=10.0)])
+    assert store.frame().index[-1] == pd.Timestamp("2024-01-22 21:00", tz="UTC")
+    assert store.frame(pd.Timestamp("2024-01-22 21:00", tz="UTC")).index[-1] == frame.index[-1]
+    assert len(store) == len(days) + 1  # daily rows are what the store holds
+    assert store.stamps().size == 4  # … and one stamp per weekly bar
 
 
 def test_monthly_bars_aggregate_the_stored_daily_rows() -> None:
