@@ -61,6 +61,7 @@ from copilot_quant.brokers.market_hours import OutsideHours, is_market_open
 from copilot_quant.brokers.order_tracking import OrderRecord
 from copilot_quant.brokers.reconciliation import fetch_broker_state
 from copilot_quant.brokers.reconnect import ConnectionState
+from copilot_quant.data.dates import EXCHANGE_TZ
 from copilot_quant.errors import BrokerError, ConfigError, CopilotQuantError, JournalError, StrategyError
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.journal.reconcile import reconcile as reconcile_journal
@@ -969,10 +970,17 @@ class LiveStrategyEngine:
         except (BrokerError, TimeoutError, ConnectionError) as exc:
             log.debug("account refresh failed: %s", exc)
             return
-        today = datetime.now(UTC).date()
+        today = self._trading_day()
         if self._equity_day != today and math.isfinite(self._last_account_value):
-            # The daily-loss limit counts from the first account value seen each (UTC) day.
+            # The daily-loss limit counts from the first account value seen each trading day.
             self._equity_day, self._day_start_equity = today, self._last_account_value
+
+    def _trading_day(self) -> date:
+        """The exchange's date now (New York for the NYSE), by the broker's clock when known: a session
+        never spans two of them, while a UTC day splits the evening off (8 pm New York is already tomorrow).
+        """
+        now = self._server_now or pd.Timestamp.now(tz="UTC")
+        return now.tz_convert(EXCHANGE_TZ).date()
 
     def _positions_snapshot(self) -> dict[str, Position]:
         return {s: p.snapshot() for s, p in self._last_positions.items()}
