@@ -645,6 +645,7 @@ class LiveStrategyEngine:
         try:
             self.broker.execute_order(order, price, stamp.to_pydatetime(), order_ref=ref)
         except CopilotQuantError as exc:
+            self.risk.release_reservation(order)  # never sent: its order-rate slot is free again
             self._record_error(f"order {order.order_id} {order.symbol}: {exc}", "order")
             return
         if order.status is not OrderStatus.REJECTED:

@@ -10,20 +10,29 @@ second; Ctrl-C (or SIGTERM) stops the engine, runs the strategy's ``on_stop``/``
 Safety rails: ``--live`` also needs ``--confirm-live`` (or ``COPILOT_QUANT_CONFIRM_LIVE=yes``); risk limits
 ``--max-order-qty``, ``--max-order-notional``, ``--max-position``, ``--max-daily-loss``,
 ``--max-orders-per-minute``, ``--price-band-pct``; ``--journal PATH`` picks the journal file (default: one
-per account in ``$COPILOT_QUANT_JOURNAL_DIR``); creating the ``--kill-switch-file`` engages the kill switch
-(cancel all open orders; write ``flatten`` into it to also close positions).
+per account in ``$COPILOT_QUANT_JOURNAL_DIR``).
+
+Kill switch: the engine watches its account's kill-switch file ``<journal dir>/<ACCOUNT>.kill``
+(:func:`copilot_quant.risk.kill_file.default_kill_file`), or the ``--kill-switch-file`` given (then the
+account's file is watched as well); ``copilot-quant kill --account ACCOUNT [--flatten]`` creates it and
+the engine cancels all open orders (and closes positions) and halts within about a second. The file stays
+after that, and ``live`` refuses to start while it exists (exit 1) — an old kill never stops, nor
+silently fails to stop, a new session — until ``copilot-quant kill --account ACCOUNT --clear`` removes it.
 Strategy classes are loaded by :func:`copilot_quant.cli.backtest.load_strategy_class`, the same loader
 ``copilot-quant backtest`` uses.
 
 Exit codes (:mod:`copilot_quant.cli.exit_codes`): 0 after a clean stop, 2 for bad input (strategy spec,
 symbols, a live port in paper mode, ``--live`` without confirmation), 1 when TWS/IB Gateway cannot be
-reached or the engine could not start trading once connected.
+reached or the engine could not start trading once connected (a kill-switch file left from an earlier
+kill is one reason). ``kill``: 0 once the file is written (or cleared), 2 for bad input (no or an invalid
+account, ``--clear`` with ``--flatten``), 1 when the file cannot be written or removed.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +40,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, code_for
-from copilot_quant.errors import CopilotQuantError
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
+from copilot_quant.errors import ConfigError, CopilotQuantError
+from copilot_quant.risk.kill_file import (
+    clear_kill_file,
+    default_kill_file,
+    read_kill_file,
+    write_kill_file,
+)
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.live_engine import LiveStrategyEngine
@@ -52,6 +67,77 @@ def _status_line(summary: dict[str, Any]) -> str:
     )
 
 
+def _stale_kill_file(console: Console, path: Path, account: str | None) -> bool:
+    """Print why ``live`` will not start if the kill-switch file ``path`` exists; returns whether it does."""
+    existing = read_kill_file(path)
+    if existing is None:
+        return False
+    clear = (
+        f"copilot-quant kill --account {account} --clear"
+        if account and path == _account_kill_file(account)
+        else f"copilot-quant kill --kill-switch-file {path} --clear"
+    )
+    console.print(
+        f"[bold red]Error:[/] the kill-switch file {escape(existing.describe())} exists: an earlier kill "
+        f"is still in force, and the engine would halt as soon as it started. Check why it was written, "
+        f"then remove it (`{escape(clear)}`) and start again.",
+        soft_wrap=True,
+    )
+    return True
+
+
+def _account_kill_file(account: str | None) -> Path | None:
+    try:
+        return default_kill_file(account or "")
+    except ConfigError:
+        return None
+
+
+def _watch_kill_file(engine: LiveStrategyEngine, path: Path) -> None:
+    """Engage the engine's kill switch if ``path`` appeared (as the engine does for its own file)."""
+    if engine.kill_switch.is_engaged:
+        return
+    found = read_kill_file(path)
+    if found is not None:
+        engine.kill(
+            f"kill switch file {path}" + (f": {found.text}" if found.text else ""), flatten=found.flatten
+        )
+
+
+def _arm_kill_files(engine: LiveStrategyEngine, console: Console) -> tuple[bool, Path | None]:
+    """After connect(): point the engine at the account's kill file unless it has one; refuse stale files.
+
+    Returns (ok, an extra file for the status loop to watch: the account's, when the engine watches a
+    ``--kill-switch-file`` of its own).
+    """
+    account = engine.connection.account
+    account_file = _account_kill_file(account)
+    own = engine.kill_switch_file
+    if own is None and account_file is None:
+        console.print(
+            f"[bold red]Error:[/] IB reported no usable account id ({account!r}), so the account's "
+            "kill-switch file cannot be watched; pass --kill-switch-file FILE."
+        )
+        return False, None
+    for path in dict.fromkeys(p for p in (own, account_file) if p is not None):
+        if _stale_kill_file(console, path, account):
+            return False, None
+    if own is None:
+        engine.kill_switch_file = account_file
+        console.print(
+            f"Kill switch: `copilot-quant kill --account {account}` (watching {escape(str(account_file))})",
+            soft_wrap=True,
+        )
+        return True, None
+    extra = account_file if account_file is not None and account_file != own else None
+    if extra is not None:
+        console.print(
+            f"Kill switch: {escape(str(own))} or `copilot-quant kill --account {account}` ({escape(str(extra))})",
+            soft_wrap=True,
+        )
+    return True, extra
+
+
 def run_live(
     engine: LiveStrategyEngine,
     symbols: list[str],
@@ -62,16 +148,26 @@ def run_live(
     duration: float | None = None,
     refresh: float = 1.0,
 ) -> int:
-    """Connect, start, show the status line until Ctrl-C/SIGTERM (or ``duration`` s), then shut down cleanly."""
+    """Connect, start, show the status line until Ctrl-C/SIGTERM (or ``duration`` s), then shut down cleanly.
+
+    Between connecting and starting, the engine is set to watch its account's kill-switch file (unless it
+    was given one; see the module docstring); a kill-switch file that already exists refuses the start.
+    """
     from rich.live import Live
 
     settings = engine.connection.settings
+    if engine.kill_switch_file is not None and _stale_kill_file(console, engine.kill_switch_file, None):
+        return RUNTIME_FAILURE  # known before connecting; the account's own file is checked once connected
     console.print(f"Connecting to {settings.describe()} ...")
     if not engine.connect():
         console.print(
             f"[bold red]Error:[/] could not connect to {settings.host}:{settings.port}. Is TWS/IB Gateway "
             "(or `copilot-quant gateway`) running with the API enabled on that port?"
         )
+        return RUNTIME_FAILURE
+    armed, extra_kill_file = _arm_kill_files(engine, console)
+    if not armed:
+        engine.disconnect()
         return RUNTIME_FAILURE
     if not engine.start(symbols, lookback_days=lookback_days, data_interval=interval):
         errors = "; ".join(e["error"] for e in engine.errors) or "see the log (-v)"
@@ -87,6 +183,8 @@ def run_live(
     try:
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while deadline is None or time.monotonic() < deadline:
+                if extra_kill_file is not None:
+                    _watch_kill_file(engine, extra_kill_file)
                 live.update(_status_line(engine.get_performance_summary()))
                 if not engine.is_running():
                     break
@@ -106,29 +204,65 @@ def run_live(
 
 
 def kill(
-    kill_switch_file: str = typer.Option(
-        ..., "--kill-switch-file", help="The file the running `copilot-quant live` watches."
+    account: str | None = typer.Option(
+        None,
+        "--account",
+        help="The IB account (e.g. DU1234567) of the running `copilot-quant live`: writes its kill-switch "
+        "file <journal dir>/<ACCOUNT>.kill.",
+    ),
+    kill_switch_file: str | None = typer.Option(
+        None, "--kill-switch-file", help="Instead of --account: the file given to `live --kill-switch-file`."
     ),
     flatten: bool = typer.Option(False, "--flatten", help="Also close every position."),
     reason: str = typer.Option("manual kill from the command line", help="Recorded in the journal."),
+    clear: bool = typer.Option(
+        False, "--clear", help="Remove the kill-switch file instead (after a kill, before the next `live`)."
+    ),
 ) -> None:
-    """Engage the kill switch of a running `copilot-quant live --kill-switch-file FILE`.
+    """Engage the kill switch of a running `copilot-quant live` (or --clear it before the next start).
 
     The engine cancels all open orders, optionally flattens, and halts new orders within about a second.
+    The file stays: `live` will not start for the account until `kill --account ACCOUNT --clear`.
     """
-    from pathlib import Path
-
-    path = Path(kill_switch_file)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay on one line: copy-paste
+    out = Console(highlight=False, soft_wrap=True)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{reason}{' flatten' if flatten else ''}\n", encoding="utf-8")
+        if (account is None) == (kill_switch_file is None):
+            raise ConfigError("give --account ACCOUNT (e.g. --account DU1234567) or --kill-switch-file FILE")
+        if clear and flatten:
+            raise ConfigError("--clear removes the kill-switch file; it cannot be combined with --flatten")
+        path = default_kill_file(account) if account is not None else Path(str(kill_switch_file))
+        if clear:
+            removed = clear_kill_file(path)
+            if removed is None:
+                out.print(f"No kill-switch file at {escape(str(path))}; nothing to clear.")
+            else:
+                out.print(
+                    f"Removed the kill-switch file {escape(removed.describe())}. A new `copilot-quant live` "
+                    "may start; an engine that is still running stays halted until it is restarted."
+                )
+            return
+        earlier = read_kill_file(path)
+        written = write_kill_file(path, reason, flatten)
+    except ConfigError as exc:
+        err.print(f"[bold red]Error:[/] [red]{escape(str(exc))}[/]")
+        raise typer.Exit(USAGE_ERROR) from None
     except OSError as exc:
-        Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] cannot write {path}: {exc}")
+        err.print(f"[bold red]Error:[/] cannot {'remove' if clear else 'write'} {path}: {escape(str(exc))}")
         raise typer.Exit(RUNTIME_FAILURE) from None
-    Console(highlight=False).print(
-        f"Kill switch file written: {path} ({'cancel all and flatten' if flatten else 'cancel all'}). "
-        "The engine halts within about a second; delete the file before restarting it."
+    restart = f"--account {account}" if account is not None else f"--kill-switch-file {written}"
+    out.print(
+        f"Kill switch file written: {escape(str(written))} "
+        f"({'cancel all and flatten' if flatten else 'cancel all'}). "
+        "The engine watching it halts within about a second. Before the next `copilot-quant live`, remove it "
+        f"with `{escape(f'copilot-quant kill {restart} --clear')}`."
     )
+    if earlier is not None and flatten and not earlier.flatten:
+        err.print(
+            f"[yellow]Warning:[/] the file already existed ({escape(earlier.describe())}); an engine that "
+            "already halted on it does not flatten because the file changed. Close the positions yourself, "
+            "or stop the engine and flatten from TWS."
+        )
 
 
 def register(app: typer.Typer) -> None:
@@ -164,7 +298,10 @@ def register(app: typer.Typer) -> None:
         ),
         journal: str | None = typer.Option(None, "--journal", help="Journal file (default: per account)."),
         kill_switch_file: str | None = typer.Option(
-            None, "--kill-switch-file", help="Engage the kill switch when this file appears."
+            None,
+            "--kill-switch-file",
+            help="Engage the kill switch when this file appears (default: <journal dir>/<ACCOUNT>.kill, "
+            "which `copilot-quant kill --account ACCOUNT` writes; that one is watched in any case).",
         ),
         max_order_qty: float | None = typer.Option(None, "--max-order-qty", help="Risk: shares per order."),
         max_order_notional: float | None = typer.Option(

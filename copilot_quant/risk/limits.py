@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from copilot_quant.backtest.orders import Order, OrderSide, Position
+from copilot_quant.backtest.orders import Order, OrderSide, OrderStatus, Position
 from copilot_quant.errors import ConfigError
 from copilot_quant.risk.kill_switch import KillSwitch
 from copilot_quant.risk.liveness import LivenessGuard
@@ -140,6 +140,10 @@ class RiskLimits:
         )
 
 
+def _rejected(owner: object) -> bool:
+    return isinstance(owner, Order) and owner.status is OrderStatus.REJECTED
+
+
 def _position_qty(positions: Mapping[str, Position], symbol: str) -> float:
     position = positions.get(symbol)
     return 0.0 if position is None else float(position.quantity)
@@ -162,6 +166,13 @@ class RiskManager:
     Call :meth:`check` for every order before sending it and :meth:`record_submitted` once it is sent
     (that feeds the order-rate window). ``clock`` returns tz-aware UTC now. Thread-safe; pure apart from
     the rate window and the kill switch.
+
+    The order-rate limit is atomic across threads: a passing :meth:`check` *reserves* one slot of
+    ``max_orders_per_minute`` for the order (so two threads can never both take the last one), and
+    :meth:`record_submitted` confirms it. An order that is not sent after all must give its slot back:
+    :meth:`release_reservation` does, and so does the next check once the order's status is
+    ``REJECTED`` (a broker reject, a journal failure); a slot neither confirmed nor released is freed
+    after one window (60 s) in any case. ``check(..., reserve=False)`` asks without reserving.
     """
 
     def __init__(
@@ -189,18 +200,28 @@ class RiskManager:
         *,
         open_orders: Iterable[Order] = (),
         expect_data: bool = True,
+        reserve: bool = True,
     ) -> RiskDecision:
         """May ``order`` be sent now? The first violated rail decides the reason.
 
         ``positions``: current positions by symbol (their ``market_value`` values the other symbols for
         the gross exposure); ``open_orders``: working orders, whose same-side remainder counts towards the
         position limits; ``expect_data``: False outside trading hours (passed to the liveness guard).
+        ``reserve``: when the decision is ok, hold one order-rate slot for ``order`` until
+        :meth:`record_submitted` or :meth:`release_reservation` (False: a dry run that holds nothing).
         """
         if not isinstance(order, Order):
             raise ConfigError(f"RiskManager.check needs an Order, got {type(order).__name__}")
+        now = self._clock()
+        rate = self._rate
+        if rate is not None:
+            # Orders rejected after their check (by the broker, a journal failure ...) give their slot back.
+            rate.release_where(_rejected)
         decision = self._check(
-            order, last_price, positions or {}, equity, day_start_equity, list(open_orders), expect_data
+            order, last_price, positions or {}, equity, day_start_equity, list(open_orders), expect_data, now
         )
+        if decision.ok and reserve and rate is not None and not rate.reserve(now, id(order), order):
+            decision = self._rate_refusal(rate, now)  # another thread took the last slot meanwhile
         if not decision.ok:
             log.warning(
                 "risk check refused %s %g %s: %s", order.side, order.quantity, order.symbol, decision.reason
@@ -208,9 +229,37 @@ class RiskManager:
         return decision
 
     def record_submitted(self, order: Order) -> None:
-        """``order`` was sent to the broker: count it in the order-rate window."""
+        """``order`` was sent to the broker: count it in the order-rate window (confirms its reservation).
+
+        An order that :meth:`check` did not reserve for takes over the oldest unconfirmed reservation, if
+        any, so that every sent order is counted exactly once.
+        """
         if self._rate is not None:
-            self._rate.record(self._clock())
+            self._rate.confirm(self._clock(), id(order))
+
+    def release_reservation(self, order: Order) -> bool:
+        """``order`` passed :meth:`check` but will not be sent: free its order-rate slot now.
+
+        Returns False if it held none (no rate limit, already confirmed, released or timed out). Orders
+        whose status is ``REJECTED`` are released by the next :meth:`check` anyway.
+        """
+        if self._rate is None:
+            return False
+        return self._rate.release(id(order))
+
+    @property
+    def pending_reservations(self) -> int:
+        """Order-rate slots held by orders that passed :meth:`check` and are not confirmed or released."""
+        return 0 if self._rate is None else self._rate.pending
+
+    def _rate_refusal(self, rate: OrderRateLimiter, now: datetime) -> RiskDecision:
+        wait = (rate.next_allowed_at(now) - now).total_seconds()
+        return RiskDecision(
+            False,
+            f"more than {self.limits.max_orders_per_minute} orders in 60 s (max_orders_per_minute); "
+            f"next order allowed in {wait:.1f}s",
+            RiskRule.ORDER_RATE,
+        )
 
     # ------------------------------------------------------------------ the rails, in order
     def _check(  # noqa: PLR0917 - private; mirrors check()
@@ -222,24 +271,19 @@ class RiskManager:
         day_start_equity: float | None,
         open_orders: list[Order],
         expect_data: bool,
+        now: datetime,
     ) -> RiskDecision:
         limits = self.limits
         engagement = self.kill_switch.engagement
         if engagement is not None:
             return RiskDecision(False, f"kill switch engaged: {engagement.reason}", RiskRule.KILL_SWITCH)
-        now = self._clock()
         if self.liveness is not None:
             blind = self.liveness.check(now, expect_data=expect_data)
             if blind is not None:
                 return RiskDecision(False, blind, RiskRule.LIVENESS)
-        if self._rate is not None and not self._rate.allows(now):
-            wait = (self._rate.next_allowed_at(now) - now).total_seconds()
-            return RiskDecision(
-                False,
-                f"more than {limits.max_orders_per_minute} orders in 60 s (max_orders_per_minute); "
-                f"next order allowed in {wait:.1f}s",
-                RiskRule.ORDER_RATE,
-            )
+        rate = self._rate
+        if rate is not None and not rate.allows(now, exclude=id(order)):
+            return self._rate_refusal(rate, now)
         if limits.max_order_quantity is not None and order.quantity > limits.max_order_quantity + _EPS:
             return RiskDecision(
                 False,

@@ -146,3 +146,134 @@ def test_live_exits_1_when_the_engine_cannot_start_trading(gateway_factory, tmp_
     assert result.exit_code == 1, result.output  # connected, then failed at runtime: not bad input
     assert "could not start" in result.output
     assert "no model file" in result.output
+
+
+# ------------------------------------------------------------------------------- kill --account
+RESTING = """
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.orders import Order
+
+
+class RestOnce(Strategy):
+    def initialize(self):
+        self.done = False
+
+    def on_data(self, timestamp, data):
+        if self.done:
+            return None
+        self.done = True
+        return [Order("AAPL", 5, "limit", "buy", limit_price=1.0, time_in_force="gtc")]  # never fills
+"""
+
+
+@pytest.fixture
+def resting_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rest_once.py"
+    path.write_text(RESTING)
+    return path
+
+
+def _journal_dir() -> Path:
+    import os
+
+    return Path(os.environ["COPILOT_QUANT_JOURNAL_DIR"])  # the test's own (conftest's _journal_in_tmp)
+
+
+def _kill_events(account: str) -> list[str]:
+    from copilot_quant.journal import TradeJournal
+
+    with TradeJournal(_journal_dir() / f"{account}.sqlite", read_only=True) as journal:
+        return [e.detail for e in journal.events(kind="kill_switch")]
+
+
+def test_kill_account_halts_a_running_live_session(gateway_factory, resting_file, monkeypatch):
+    """End to end: `copilot-quant live` in its own process, `copilot-quant kill --account` from this one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from copilot_quant.journal import OrderState, TradeJournal
+
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    account = server.broker.account_id
+    args = [sys.executable, "-m", "copilot_quant", "live", f"{resting_file}:RestOnce", "-s", "AAPL"]
+    args += ["--port", str(server.port), "--client-id", "93", "--duration", "40", "--update-interval", "1"]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ)
+    )
+    try:
+        assert wait_until(
+            lambda: len(server.broker.open_orders()) == 1 or proc.poll() is not None, timeout=30
+        )
+        assert proc.poll() is None, proc.communicate()[0]
+        result = CliRunner().invoke(app, ["kill", "--account", account, "--reason", "desk says stop"])
+        assert result.exit_code == 0, result.output
+        # the engine cancels the resting order within about a second (its worker polls the file)
+        assert wait_until(lambda: not server.broker.open_orders(), timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, output
+    assert f"Kill switch: `copilot-quant kill --account {account}`" in output
+    (detail,) = _kill_events(account)
+    assert "desk says stop" in detail
+    assert f"{account}.kill" in detail
+    with TradeJournal(_journal_dir() / f"{account}.sqlite", read_only=True) as journal:
+        (order,) = journal.orders()
+    assert order.state is OrderState.CANCELLED
+
+
+def test_live_refuses_a_stale_account_kill_file_until_it_is_cleared(
+    gateway_factory, resting_file, monkeypatch
+):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    account = server.broker.account_id
+    assert CliRunner().invoke(app, ["kill", "--account", account, "--reason", "last night"]).exit_code == 0
+    args = ["live", f"{resting_file}:RestOnce", "-s", "AAPL", "--port", str(server.port), "--client-id", "94"]
+    args += ["--duration", "1", "--update-interval", "1"]
+
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 1, refused.output  # connected, then refused at runtime
+    text = " ".join(refused.output.split())
+    assert "last night" in text
+    assert f"copilot-quant kill --account {account} --clear" in text
+    assert not server.broker.open_orders()  # nothing was traded
+    assert wait_until(lambda: not server.core.sessions)  # and it disconnected
+
+    cleared = CliRunner().invoke(app, ["kill", "--account", account, "--clear"])
+    assert cleared.exit_code == 0, cleared.output
+    started = CliRunner().invoke(app, args)
+    assert started.exit_code == 0, started.output
+    assert "Stopped." in started.output
+    assert not _kill_events(account)
+
+
+def test_live_with_its_own_kill_file_also_obeys_kill_account(
+    gateway_factory, resting_file, tmp_path, monkeypatch
+):
+    import threading
+
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    account = server.broker.account_id
+
+    def kill_when_the_order_rests() -> None:
+        if wait_until(lambda: len(server.broker.open_orders()) == 1, timeout=20):
+            CliRunner().invoke(app, ["kill", "--account", account, "--reason", "other desk"])
+
+    killer = threading.Thread(target=kill_when_the_order_rests, daemon=True)
+    killer.start()
+    args = ["live", f"{resting_file}:RestOnce", "-s", "AAPL", "--port", str(server.port), "--client-id", "95"]
+    args += ["--duration", "5", "--update-interval", "1", "--kill-switch-file", str(tmp_path / "STOP")]
+    result = CliRunner().invoke(app, args)
+    killer.join(timeout=20)
+    assert result.exit_code == 0, result.output
+    assert not server.broker.open_orders()  # cancelled by the kill, not by the stop (which keeps orders)
+    (detail,) = _kill_events(account)
+    assert "other desk" in detail
