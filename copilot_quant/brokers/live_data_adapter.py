@@ -38,7 +38,13 @@ from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.brokers.bar_cache import BarCache, QuoteBook
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
-from copilot_quant.brokers.ib_mapping import IB_BAR_SIZE, bars_to_frame, check_interval, duration_string
+from copilot_quant.brokers.ib_mapping import (
+    IB_BAR_SIZE,
+    bars_to_frame,
+    check_interval,
+    duration_string,
+    empty_bars,
+)
 from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
@@ -620,27 +626,26 @@ class LiveDataFeedAdapter(IDataFeed):
 
     def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
         """Streamed bars of ``symbol`` that have closed by ``now`` (default: the server's clock)."""
-        symbol = _symbol(symbol)
-        spec = self._stream_spec.get(symbol)
-        if spec is None:
-            raise DataError(f"no bar stream for {symbol}; call stream_bars([{symbol!r}]) first")
-        self._flush(symbol, spec[0])
-        store = self._live.get((symbol, spec[0]))
+        store = self._streamed(symbol)
         if store is None:
-            return bars_to_frame([], spec[0])
+            return empty_bars()
         return store.frame(now if now is not None else self.server_time())
 
     def completed_stamps(self, symbol: str, now: pd.Timestamp | int) -> np.ndarray:
         """Stamps (int64 ns UTC, ascending) of the streamed bars of ``symbol`` closed by ``now`` (a Timestamp
         or int64 ns); no pandas."""
-        symbol = _symbol(symbol)
-        spec = self._stream_spec.get(symbol)
-        if spec is None:
-            raise DataError(f"no bar stream for {symbol}; call stream_bars([{symbol!r}]) first")
-        self._flush(symbol, spec[0])
-        store = self._live.get((symbol, spec[0]))
+        store = self._streamed(symbol)
         cutoff = now if isinstance(now, int) else pd.Timestamp(now).value
         return np.empty(0, dtype="int64") if store is None else store.stamps(cutoff)
+
+    def _streamed(self, symbol: str) -> LiveBars | None:
+        """The up-to-date store of ``symbol``'s bar stream (None before its first bar); DataError if none runs."""
+        name = _symbol(symbol)
+        spec = self._stream_spec.get(name)
+        if spec is None:
+            raise DataError(f"no bar stream for {name}; call stream_bars([{name!r}]) first")
+        self._flush(name, spec[0])
+        return self._live.get((name, spec[0]))
 
     def server_time(self) -> pd.Timestamp:
         """TWS/Gateway's clock (UTC); the local clock if it cannot be asked."""
