@@ -11,9 +11,10 @@
    then stepped one bar at a time;
 3. runs :class:`~copilot_quant.backtest.live_engine.LiveStrategyEngine` with a fresh instance of the
    strategy against it. After each step the harness waits until the engine has handed that bar to the
-   strategy, the gateway has acknowledged every order the engine sent, and every execution the gateway
-   made has reached the engine (``on_fill``) — only then does it step again, so the live run is as
-   deterministic as the backtest;
+   strategy, the gateway has acknowledged every order the engine sent and confirmed every cancel the
+   strategy requested (``strategy.cancel``, in force before the next bar as in the backtest), and every
+   execution the gateway made has reached the engine (``on_fill``) — only then does it step again, so the
+   live run is as deterministic as the backtest;
    At the end the engine is stopped with ``cancel_on_stop`` (the backtest cancels what still works when
    the data ends).
 4. compares orders (symbol, side, quantity, type, prices, final status), fills (timestamp, symbol, side,
@@ -299,6 +300,10 @@ def _live_run(
                     )
                 )
 
+            def cancels_confirmed() -> bool:
+                # a cancel IB refused (the order had filled) ends with the order's fill: done as well
+                return all(r.is_done for r in engine.broker.tracker.records() if r.cancel_requested)
+
             def gateway_fills() -> int:
                 return int(gateway.call(lambda: len(broker.executions(_LIVE_CLIENT_ID))))
 
@@ -317,6 +322,7 @@ def _live_run(
                 _wait_until(
                     lambda: gateway_orders() >= sent(), step_timeout, "the gateway to acknowledge orders"
                 )
+                _wait_until(cancels_confirmed, step_timeout, "the gateway to confirm the strategy's cancels")
                 _wait_until(
                     lambda: len(engine.fills) >= gateway_fills(), step_timeout, "fills to reach the strategy"
                 )

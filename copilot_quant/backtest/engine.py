@@ -13,6 +13,10 @@ Timing model — **orders returned at bar t execute during bar t+1**:
   expire; GTC orders keep working across bars. Orders still working when the data ends are cancelled.
   Every order, including rejected, expired and cancelled ones, is in ``result.orders`` with its status
   and reason.
+* ``strategy.cancel(order_or_id)`` is immediate: the order is ``CANCELLED`` ("cancelled by the
+  strategy") when the call returns, so a cancel from ``on_data`` at bar *t* is in force before bar *t+1*
+  is matched; from ``on_fill`` the order is also skipped for the rest of the bar being matched.
+  ``strategy.open_orders()`` lists the strategy's own orders still working, in submission order.
 * The equity curve has one value per bar, recorded after that bar's fills and marked at its close,
   indexed by the bar's UTC timestamp. A fill's ``timestamp`` is the stamp of the bar it happened in.
 * While bar *t+1*'s orders execute, ``on_fill`` and the buying-power check see only what was known
@@ -58,7 +62,7 @@ from copilot_quant.backtest.market import MarketData, iter_floats
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.orders import Order, OrderStatus, Position
 from copilot_quant.backtest.results import BacktestResult
-from copilot_quant.backtest.strategy import FastStrategy, Strategy
+from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import ConfigError, StrategyError
 
@@ -83,12 +87,20 @@ _CAUSALITY_PREFIX = 100_000
 
 
 class _AccountView:
-    """The read-only account view a strategy gets (``self.positions``, ``self.cash``, ``self.equity``)."""
+    """What a strategy sees of the engine: ``self.positions``, ``self.cash``, ``self.equity`` (read-only),
+    and its own working orders (``self.open_orders()``, ``self.cancel()``)."""
 
-    __slots__ = ("_engine",)
+    __slots__ = ("_engine", "_owner")
 
-    def __init__(self, engine: BacktestEngine) -> None:
+    def __init__(self, engine: BacktestEngine, owner: int = 0) -> None:
         self._engine = engine
+        self._owner = owner
+
+    def open_orders(self) -> list[Order]:
+        return self._engine._book.working_orders(self._owner)
+
+    def cancel(self, order: Order | str) -> None:
+        self._engine._cancel(self._owner, order)
 
     def positions(self) -> dict[str, Position]:
         return self._engine.get_positions()
@@ -182,6 +194,8 @@ class BacktestEngine:
         self._ledger = Ledger(self.broker.get_cash_balance())
         self._book = OrderBook()
         self._orders: list[Order] = []
+        # order_id -> index of the strategy that submitted it (for cancel())
+        self._order_owner: dict[str | None, int] = {}
         self._bar = -1
         self._now: datetime | None = None
         # True while bar ``_bar``'s orders execute: only the bars before it have closed.
@@ -245,8 +259,8 @@ class BacktestEngine:
         self.errors = []
         market = MarketData(frame, names or None) if len(frame) else None
         self._reset_run_state(market)
-        for strategy in self._strategies:
-            strategy.bind(_AccountView(self))
+        for k, strategy in enumerate(self._strategies):
+            strategy.bind(_AccountView(self, k))
         self._call_start_hooks()
         if market is not None:
             fast = all(isinstance(s, FastStrategy) for s in self._strategies)
@@ -431,6 +445,7 @@ class BacktestEngine:
             if order.timestamp is None:
                 order.timestamp = ts
             self._orders.append(order)
+            self._order_owner[order.order_id] = owner
             k = market.symbol_index.get(order.symbol)
             if k is None:
                 self.broker.reject(
@@ -447,6 +462,27 @@ class BacktestEngine:
                 if order.status.is_done:
                     continue
             self._book.add(working)
+
+    def _cancel(self, owner: int, order: Order | str) -> None:
+        """``strategies[owner].cancel(order)``: see the module docstring for the timing."""
+        strategy = self._strategies[owner]
+        order_id = order.order_id if isinstance(order, Order) else order
+        known = self._order_owner.get(order_id)
+        if known != owner:
+            whose = (
+                f"it belongs to {self._strategies[known].name}"
+                if known is not None
+                else "no order with this id was submitted in this run (orders count as submitted once "
+                "on_data/on_bar has returned them)"
+            )
+            raise StrategyError(f"{strategy.name}.cancel({order_id!r}): unknown order; {whose}")
+        if self._book.cancel(order_id, CANCELLED_BY_STRATEGY, matching=self._executing) is not None:
+            log.debug("%s cancelled order %s at %s", strategy.name, order_id, self._now)
+            return
+        # no longer working: say what became of it (a rare path, so a scan is fine)
+        done = next((o for o in reversed(self._orders) if o.order_id == order_id), None)
+        status = done.status.value if done is not None else "done"
+        log.info("%s.cancel(%r): the order is already %s; nothing to cancel", strategy.name, order_id, status)
 
     def _book_fill(self, working: WorkingOrder, execution: Execution) -> None:
         order, broker, now = working.order, self.broker, self._now

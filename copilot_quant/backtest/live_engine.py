@@ -6,6 +6,17 @@ every live bar up to and including that one (never a later one), in exactly the 
 ``Open, High, Low, Close, Volume`` for one symbol, ``(Metric, Symbol)`` columns for several, tz-aware UTC
 index and ``timestamp``); the orders it returns go to IB immediately and fill at the prices IB reports.
 
+Cancelling: ``strategy.cancel(order_or_id)`` (from ``on_data`` or ``on_fill``) sends the cancel to IB at
+once, before it returns, from the worker thread; the order becomes ``CANCELLED`` ("cancelled by the
+strategy", journaled) when IB confirms, normally well before the next bar. If IB executed the order
+first, IB refuses the cancel and the fill reaches ``on_fill`` as usual: the order ends ``FILLED``. A
+cancel that cannot be sent (connection down) is retried once the connection is back. An order held back
+while the market is closed (``outside_hours='hold'``) is cancelled without reaching IB.
+``strategy.open_orders()`` lists the strategy's orders of this run still working and not being
+cancelled, in submission order. Orders of an earlier run that reconciliation found still working at IB
+are tracked (fills, statuses, the kill switch) but are not the new strategy instance's: it does not see
+them there and cannot cancel them by id.
+
 Architecture: the engine owns one :class:`~copilot_quant.brokers.connection.IBConnection` (one socket,
 one client id) shared by its :class:`LiveDataFeedAdapter` and :class:`LiveBrokerAdapter`. ib_async runs on
 the connection's loop thread; the strategy runs on the engine's own worker thread, which sleeps on an
@@ -51,7 +62,7 @@ import pandas as pd
 
 from copilot_quant.backtest.interfaces import combine_symbols
 from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
-from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, Strategy
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_mapping import check_interval
@@ -88,7 +99,8 @@ def _live_confirmed(confirm_live: bool) -> bool:
 
 
 class _AccountView:
-    """The read-only view a strategy gets (``self.positions``, ``self.cash``, ``self.equity``)."""
+    """What a strategy sees of the engine: ``self.positions``, ``self.cash``, ``self.equity`` (read-only),
+    and its own working orders (``self.open_orders()``, ``self.cancel()``)."""
 
     __slots__ = ("_engine",)
 
@@ -103,6 +115,12 @@ class _AccountView:
 
     def equity(self) -> float:
         return self._engine._last_account_value
+
+    def open_orders(self) -> list[Order]:
+        return self._engine._strategy_open_orders()
+
+    def cancel(self, order: Order | str) -> None:
+        self._engine._strategy_cancel(order)
 
 
 class LiveStrategyEngine:
@@ -207,6 +225,11 @@ class LiveStrategyEngine:
         self.data_interval = "1d"
         self._fill_queue: queue.SimpleQueue[Fill] = queue.SimpleQueue()
         self._held: list[Order] = []
+        # The strategy's orders by order_id, in submission order (for open_orders() and cancel()); the ids
+        # whose cancel the strategy requested; and those whose cancel could not be sent yet (retried).
+        self._strategy_orders: dict[str, Order] = {}
+        self._cancel_requested: set[str] = set()
+        self._unsent_cancels: dict[str, Order] = {}
         self._stop = threading.Event()
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -313,6 +336,9 @@ class LiveStrategyEngine:
             raise ConfigError("start() needs at least one symbol, e.g. start(['AAPL'])")
         if not self._open_journal():
             return False
+        self._strategy_orders.clear()
+        self._cancel_requested.clear()
+        self._unsent_cancels.clear()
         self.risk.liveness.on_connected(datetime.now(UTC))  # type: ignore[union-attr]
         try:
             self.reconcile("start")  # before trading: what happened while we were not running
@@ -494,6 +520,8 @@ class LiveStrategyEngine:
     def _step(self) -> None:
         now = self._clock_ns(fresh=self._timer_fired)
         self._timer_fired = False
+        if self._unsent_cancels:
+            self._retry_cancels()
         if self._held:
             self._release_held(pd.Timestamp(now, tz="UTC"))
         new = self._new_bar_stamps(now)
@@ -603,6 +631,9 @@ class LiveStrategyEngine:
             )
             return
         for order in orders:
+            if order.timestamp is None:  # as in a backtest: the bar the order was decided on
+                order.timestamp = stamp.to_pydatetime()
+            self._strategy_orders[str(order.order_id)] = order
             self._submit(order, stamp)
 
     def _submit(self, order: Order, stamp: pd.Timestamp) -> None:
@@ -650,6 +681,63 @@ class LiveStrategyEngine:
             return
         if order.status is not OrderStatus.REJECTED:
             self.risk.record_submitted(order)
+
+    # ------------------------------------------------------------------ the strategy's working orders
+    def _strategy_open_orders(self) -> list[Order]:
+        """``strategy.open_orders()``: working (or held back) and not being cancelled, oldest first."""
+        requested = self._cancel_requested
+        return [
+            order
+            for order_id, order in self._strategy_orders.items()
+            if order_id not in requested
+            and (
+                order.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
+                or (order.status is OrderStatus.CREATED and any(h is order for h in self._held))
+            )
+        ]
+
+    def _strategy_cancel(self, order: Order | str) -> None:
+        """``strategy.cancel(order)``: send the cancel to IB now (see the module docstring)."""
+        name = self.strategy.name if self.strategy is not None else "the strategy"
+        order_id = str(order.order_id) if isinstance(order, Order) else order
+        target = self._strategy_orders.get(order_id)
+        if target is None:
+            raise StrategyError(
+                f"{name}.cancel({order_id!r}): unknown order; no order with this id was submitted by this "
+                "strategy in this run (orders count as submitted once on_data has returned them)"
+            )
+        held = next((i for i, h in enumerate(self._held) if h is target), None)
+        if held is not None:  # never sent: it simply is not sent
+            del self._held[held]
+            target.status = OrderStatus.CANCELLED
+            target.reject_reason = CANCELLED_BY_STRATEGY
+            log.info(
+                "%s cancelled order %s before it was sent (held while the market is closed)", name, order_id
+            )
+            return
+        if order_id in self._cancel_requested or target.status not in (
+            OrderStatus.SUBMITTED,
+            OrderStatus.PARTIALLY_FILLED,
+        ):
+            state = (
+                "being cancelled" if order_id in self._cancel_requested else f"already {target.status.value}"
+            )
+            log.info("%s.cancel(%r): the order is %s; nothing to cancel", name, order_id, state)
+            return
+        self._cancel_requested.add(order_id)
+        if self.broker.cancel_order(target, reason=CANCELLED_BY_STRATEGY):
+            log.info("%s asked IB to cancel order %s", name, order_id)
+        elif not target.status.is_done:
+            self._unsent_cancels[order_id] = target
+            log.warning(
+                "the cancel of order %s could not be sent to IB; it is retried when connected", order_id
+            )
+
+    def _retry_cancels(self) -> None:
+        """Send the strategy's cancels that could not be sent earlier (worker thread, connected)."""
+        for order_id, order in list(self._unsent_cancels.items()):
+            if order.status.is_done or self.broker.cancel_order(order, reason=CANCELLED_BY_STRATEGY):
+                del self._unsent_cancels[order_id]
 
     def _release_held(self, now: pd.Timestamp) -> None:
         if self._held and is_market_open(now):

@@ -10,6 +10,23 @@ Orders returned from bar *t* are executed by the engine afterwards (in a backtes
 Strategies read, brokers write: ``self.positions``, ``self.cash`` and ``self.equity`` are read-only
 views supplied by the engine the strategy runs in.
 
+Working orders: ``self.open_orders()`` lists this strategy's orders that can still fill (limit and stop
+orders resting from earlier bars), oldest first; ``self.cancel(order_or_id)`` asks the engine to cancel
+one. Call them from ``on_data``/``on_bar`` or ``on_fill``. Timing contract:
+
+* **Backtest** — a cancel is immediate: when ``cancel()`` returns, the order is ``CANCELLED`` (reason
+  ``'cancelled by the strategy'``) and can never fill, so a cancel requested in ``on_data`` for bar *t*
+  takes effect before bar *t+1* is matched. From ``on_fill`` (while a bar's orders are matched, in
+  submission order) the order can no longer fill later in that bar either.
+* **Live** — ``cancel()`` sends the request to IB before it returns; IB confirms it asynchronously
+  (normally well before the next bar), and the order becomes ``CANCELLED`` then. If IB executed the
+  order before the request reached it, the fill reaches ``on_fill`` as usual and the order ends
+  ``FILLED`` (or ``CANCELLED`` with a partial fill).
+* Both — ``open_orders()`` stops listing an order as soon as its cancel is requested. Cancelling an
+  order that is no longer working (filled, rejected, expired, already cancelled) is logged and ignored;
+  an id the strategy never submitted raises :class:`~copilot_quant.errors.StrategyError`. Every
+  cancelled order stays in the run's record (``result.orders`` in a backtest, the journal live).
+
 Two ways to write a strategy:
 
 * :class:`Strategy` — implement ``on_data`` and work with pandas, exactly as the guide shows.
@@ -31,23 +48,35 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 from copilot_quant.backtest.orders import Fill, Order, Position
+from copilot_quant.errors import StrategyError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["FastStrategy", "Strategy", "StrategyContext"]
+__all__ = ["CANCELLED_BY_STRATEGY", "FastStrategy", "Strategy", "StrategyContext"]
 
 log = logging.getLogger(__name__)
 
+#: The reason (``Order.reject_reason``) an order cancelled through :meth:`Strategy.cancel` ends with.
+CANCELLED_BY_STRATEGY = "cancelled by the strategy"
+
 
 class StrategyContext(Protocol):
-    """What an engine exposes to a strategy. Implementations return snapshots, never live state."""
+    """What an engine exposes to a strategy. Implementations return snapshots, never live state.
+
+    ``open_orders`` and ``cancel`` back :meth:`Strategy.open_orders` and :meth:`Strategy.cancel` (see
+    the module docstring for their timing contract); both concern only the bound strategy's orders.
+    """
 
     def positions(self) -> Mapping[str, Position]: ...
 
     def cash(self) -> float: ...
 
     def equity(self) -> float: ...
+
+    def open_orders(self) -> list[Order]: ...
+
+    def cancel(self, order: Order | str) -> None: ...
 
 
 _EMPTY: Mapping[str, Position] = MappingProxyType({})
@@ -64,6 +93,9 @@ class Strategy(ABC):
     * ``on_data(timestamp, data) -> list[Order] | None`` — once per closed bar.
     * ``on_fill(fill)`` — once per execution, in order.
     * ``on_stop()`` then ``finalize()`` — once each, after the last bar (also when there was no data).
+
+    From the hooks a strategy may read ``positions``/``cash``/``equity``, list its working orders with
+    :meth:`open_orders` and cancel them with :meth:`cancel`.
     """
 
     def __init__(self) -> None:
@@ -151,6 +183,46 @@ class Strategy(ABC):
     @equity.setter
     def equity(self, value: Any) -> None:
         self._own("equity", value)
+
+    # ----------------------------------------------------------------- working orders
+    def open_orders(self) -> list[Order]:
+        """This strategy's orders that are still working, oldest (first submitted) first.
+
+        Working means submitted or partially filled, and not asked to be cancelled: an order leaves the
+        list as soon as :meth:`cancel` is called for it (live, also before IB confirms). Live, an order
+        held back while the market is closed (``outside_hours='hold'``) is listed too. Empty before the
+        engine starts. The list is new on each call; the orders in it are the engine's objects (read
+        their ``status``, ``filled_quantity`` ... but do not change them).
+        """
+        ctx = getattr(self, "_context", None)
+        listing = getattr(ctx, "open_orders", None) if ctx is not None else None
+        return list(listing()) if listing is not None else []
+
+    def cancel(self, order: Order | str) -> None:
+        """Request the cancellation of one of this strategy's working orders (an ``Order`` or its ``order_id``).
+
+        Backtest: immediate — the order is ``CANCELLED`` when this returns and can never fill, so a
+        cancel from ``on_data`` at bar *t* is in force before bar *t+1* is matched. Live: the cancel is
+        sent to IB before this returns and the order becomes ``CANCELLED`` when IB confirms; if IB had
+        already executed it, the fill arrives through ``on_fill`` and the order ends ``FILLED``.
+
+        Cancelling an order that is no longer working (filled, rejected, expired, or already cancelled
+        or being cancelled) does nothing but log it. Raises :class:`~copilot_quant.errors.StrategyError`
+        for an id this strategy never submitted to the engine (or when no engine runs the strategy).
+        """
+        if not isinstance(order, Order | str):
+            raise StrategyError(
+                f"{self.name}.cancel() takes an Order or its order_id (a str), got {type(order).__name__}"
+            )
+        ctx = getattr(self, "_context", None)
+        cancel = getattr(ctx, "cancel", None) if ctx is not None else None
+        if cancel is None:
+            what = order.order_id if isinstance(order, Order) else order
+            raise StrategyError(
+                f"{self.name}.cancel({what!r}): the strategy is not running in an engine that can cancel "
+                "orders; call cancel() from on_data, on_bar or on_fill while a backtest or live engine runs it"
+            )
+        cancel(order)
 
 
 class FastStrategy(Strategy):

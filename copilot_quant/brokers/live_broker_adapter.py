@@ -62,6 +62,10 @@ log = logging.getLogger(__name__)
 #: IB codes that are only warnings for an order (it stays live); see tws-protocol-notes §10.
 _WARNING_CODES = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
 _ORDER_CANCELLED = 202
+#: IB's answers to a cancel request that came too late or for an order it no longer works (10147 not
+#: found, 10148 cannot be cancelled (filled), 161 not in a cancellable state): they are about the request,
+#: not the order, whose own status and execution reports decide how it ended.
+_CANCEL_REFUSED = frozenset({161, 10147, 10148})
 
 FillCallback = Callable[[Fill], Any]
 ErrorCallback = Callable[[OrderRecord, str], Any]
@@ -439,13 +443,24 @@ class LiveBrokerAdapter(IBroker):
             contract = self._contracts[symbol] = found[0]
         return contract
 
-    def cancel_order(self, order: Order | str) -> bool:
-        """Ask IB to cancel a working order; ``True`` if the request was sent. The outcome arrives as status."""
+    def cancel_order(self, order: Order | str, *, reason: str = "") -> bool:
+        """Ask IB to cancel a working order; ``True`` if the request was sent. The outcome arrives as status.
+
+        ``reason`` becomes the order's ``reject_reason`` (and the journal's) once IB confirms the cancel.
+        If IB executed the order before the request reached it, IB refuses the cancel (reported as an
+        error, journaled) and the order ends ``FILLED`` as its executions say, not cancelled.
+        """
         order_id = order if isinstance(order, str) else str(order.order_id)
         record = self.tracker.get(order_id)
+        if isinstance(order, Order) and (record is None or record.order is not order):
+            # An order adopted after a restart can share its order_id with one sent by this process (both
+            # count from O1): cancel the very order given, never its namesake.
+            record = next((r for r in self.tracker.records() if r.order is order), None)
         if record is None or record.is_done or record.ib_order is None:
             return False
         record.cancel_requested = True
+        if reason:
+            record.cancel_reason = reason
         try:
             self._conn.call(self._conn.ib.cancelOrder, record.ib_order)
         except (BrokerError, TimeoutError, ConnectionError) as exc:
@@ -495,6 +510,8 @@ class LiveBrokerAdapter(IBroker):
             # ib_async cancels the Trade on an order error *before* emitting errorEvent: the log has the code.
             last = trade.log[-1] if trade.log else None
             code = getattr(last, "errorCode", 0) or 0
+            if code in _CANCEL_REFUSED and record.cancel_requested:
+                return  # IB refused our cancel (too late): not a cancellation; errorEvent reports it
             if code and not _is_warning(code) and not (code == _ORDER_CANCELLED and record.cancel_requested):
                 self._on_error(trade.order.orderId, code, _strip_prefix(last.message if last else ""))
                 return
@@ -503,7 +520,7 @@ class LiveBrokerAdapter(IBroker):
             reason = (
                 record.errors[-1]
                 if record.errors
-                else ("cancelled" if record.cancel_requested else "cancelled by IB")
+                else ((record.cancel_reason or "cancelled") if record.cancel_requested else "cancelled by IB")
             )
             if (
                 self.tracker.set_status(record, status, st.status, reason=reason)
@@ -652,7 +669,16 @@ class LiveBrokerAdapter(IBroker):
             ref = record.order_ref
             self._journal_write(lambda j: j.record_error(ref, code, message))
         if code == _ORDER_CANCELLED and record.cancel_requested:
-            self.tracker.set_status(record, OrderStatus.CANCELLED, reason="cancelled on request")
+            self.tracker.set_status(
+                record, OrderStatus.CANCELLED, reason=record.cancel_reason or "cancelled on request"
+            )
+            return
+        if code in _CANCEL_REFUSED and record.cancel_requested:
+            log.info(
+                "IB refused to cancel order %s (%s); its status and executions decide how it ends",
+                record.order.order_id,
+                text,
+            )
             return
         status = OrderStatus.REJECTED if not record.fills else OrderStatus.CANCELLED
         self.tracker.set_status(record, status, reason=text)

@@ -48,6 +48,8 @@ class OrderRecord:
     exec_ids: set[str] = field(default_factory=set)
     pending: dict[str, PendingExecution] = field(default_factory=dict)
     cancel_requested: bool = False
+    #: Why the cancel was requested; becomes the order's ``reject_reason`` once IB confirms it.
+    cancel_reason: str = ""
     ib_status: str = ""
     #: The journal's ref for this order (IB ``orderRef``); empty when no journal is attached.
     order_ref: str = ""
@@ -90,10 +92,13 @@ class OrderRecord:
 class OrderTracker:
     """Thread-safe registry of :class:`OrderRecord`; callers wait on it with :meth:`wait`."""
 
-    __slots__ = ("_by_ib_id", "_by_perm", "_by_ref", "_cond", "_records", "_seen_exec_ids")
+    __slots__ = ("_all", "_by_ib_id", "_by_perm", "_by_ref", "_cond", "_records", "_seen_exec_ids")
 
     def __init__(self) -> None:
         self._records: dict[str, OrderRecord] = {}
+        # Every record in the order added. ``_records`` maps an order_id to its newest record only: an order
+        # adopted after a restart and one sent by this process can share an id (both count from O1).
+        self._all: list[OrderRecord] = []
         self._by_ib_id: dict[int, OrderRecord] = {}
         self._by_perm: dict[int, OrderRecord] = {}
         self._by_ref: dict[str, OrderRecord] = {}
@@ -104,7 +109,13 @@ class OrderTracker:
     def add(self, order: Order, order_ref: str = "") -> OrderRecord:
         record = OrderRecord(order=order, order_ref=order_ref)
         with self._cond:
-            self._records[str(order.order_id)] = record
+            key = str(order.order_id)
+            previous = self._records.get(key)
+            if previous is not None and previous.order is order:
+                self._all[self._all.index(previous)] = record  # the same order again: replace its record
+            else:
+                self._all.append(record)
+            self._records[key] = record
             if order_ref:
                 self._by_ref[order_ref] = record
         return record
@@ -134,11 +145,11 @@ class OrderTracker:
 
     def records(self) -> list[OrderRecord]:
         with self._cond:
-            return list(self._records.values())
+            return list(self._all)
 
     def open_records(self) -> list[OrderRecord]:
         with self._cond:
-            return [r for r in self._records.values() if not r.is_done]
+            return [r for r in self._all if not r.is_done]
 
     # ----------------------------------------------------------------- updates
     def set_status(
@@ -199,7 +210,7 @@ class OrderTracker:
 
     def record_for_exec(self, exec_id: str) -> OrderRecord | None:
         with self._cond:
-            for record in self._records.values():
+            for record in self._all:
                 if exec_id in record.pending:
                     return record
             return None

@@ -11,11 +11,13 @@ from datetime import datetime
 import pandas as pd
 import pytest
 from copilot_quant.backtest.costs import PercentSlippage, PerShareCommission
+from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.orders import Fill, Order
-from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, Strategy
+from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.errors import ConfigError, DataError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage
-from copilot_quant.parity import run_parity
+from copilot_quant.parity import _after_first_bar, run_parity
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,6 +86,38 @@ class PairRotation(Strategy):
         return orders
 
 
+class CancelStaleLimits(Strategy):
+    """Every other bar while flat: a GTC limit buy below the close; cancels it if it has not filled
+    ``patience`` bars later (``open_orders()``/``cancel()``); sells a filled position at market."""
+
+    def __init__(self, discount: float = 0.015, patience: int = 3, cancel: bool = True) -> None:
+        super().__init__()
+        self.discount, self.patience, self.do_cancel = discount, patience, cancel
+
+    def initialize(self) -> None:
+        self.bar = 0
+        self.placed_at: dict[str, int] = {}
+        self.held = 0.0
+
+    def on_fill(self, fill: Fill) -> None:
+        self.held += fill.signed_quantity
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:
+        self.bar += 1
+        close = float(data["Close"].iloc[-1])
+        for order in self.open_orders():
+            if self.do_cancel and self.bar - self.placed_at[str(order.order_id)] >= self.patience:
+                self.cancel(order)
+        if self.held > 0:
+            return [Order("AAPL", self.held, "market", "sell")]
+        if not self.open_orders() and self.bar % 2 == 0:
+            limit = round(close * (1 - self.discount), 2)
+            order = Order("AAPL", 50, "limit", "buy", limit_price=limit, time_in_force="gtc")
+            self.placed_at[str(order.order_id)] = self.bar
+            return [order]
+        return []
+
+
 def _assert_parity(report) -> None:
     assert report.ok, f"parity failed:\n{report.diffs.to_string()}"
     assert len(report.backtest.fills) == len(report.live.fills)
@@ -123,6 +157,35 @@ def test_limit_stop_and_stop_limit_orders_match() -> None:
     assert {"limit", "stop", "stop_limit", "market"} <= kinds
     statuses = {row[6] for row in report.backtest.orders}
     assert {"filled", "cancelled"} <= statuses  # DAY orders that did not fill expired on both sides
+
+
+def test_orders_cancelled_by_the_strategy_match() -> None:
+    """Limit orders cancelled a few bars after they were placed, before they filled: both runs cancel the
+    same orders at the same bar, so orders, statuses, fills and equity agree."""
+    start, end = "2010-01-01", "2010-03-31"
+    report = run_parity(CancelStaleLimits, "AAPL", start, end)
+    _assert_parity(report)
+    statuses = [row[6] for row in report.backtest.orders if row[3] == "limit"]
+    assert statuses.count("cancelled") >= 5  # all but the last cancelled by the strategy
+    assert statuses.count("filled") >= 5
+    assert statuses == [row[6] for row in report.live.orders if row[3] == "limit"]
+    # The cancels matter: a later bar traded through the limit of some of the cancelled orders, so live
+    # they would have filled at the gateway had the cancel not been in force before that bar.
+    engine = BacktestEngine(100_000, data_provider=SampleDataProvider(), commission=0.001, slippage=0.0005)
+    engine.add_strategy(_after_first_bar(CancelStaleLimits)())  # the backtest run_parity made
+    result = engine.run(start, end, ["AAPL"])
+    assert [row[6] for row in report.backtest.orders] == [o.status.value for o in result.orders]
+    lows = SampleDataProvider().get_historical_data("AAPL", start, end)["Low"]
+    traded_through = [
+        o
+        for o in result.orders
+        if o.reject_reason == CANCELLED_BY_STRATEGY
+        # cancelled in on_data of the bar `patience` bars after the one it was placed on
+        and (
+            lows.iloc[lows.index.get_loc(o.timestamp) + CancelStaleLimits().patience + 1 :] <= o.limit_price
+        ).any()
+    ]
+    assert traded_through
 
 
 def test_two_symbols_match() -> None:
