@@ -31,6 +31,7 @@ compared in symbol order (the gateway replays one symbol's bar after the other).
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import tempfile
@@ -423,7 +424,7 @@ def run_parity(
     engine = BacktestEngine(
         initial_capital=capital, data_provider=feed, commission=cost, slippage=slip, interval=interval
     )
-    engine.add_strategy(_after_first_bar(strategy_class)(**kwargs))
+    engine.add_strategy(_after_first_bar(strategy_class)(**copy.deepcopy(kwargs)))  # no shared state
     result = engine.run(first, last, names)
     backtest = _backtest_summary(result)
     log.info(
@@ -433,7 +434,7 @@ def run_parity(
     )
 
     live = _live_run(
-        strategy_class(**kwargs),
+        strategy_class(**copy.deepcopy(kwargs)),
         frames,
         stamps,
         capital=capital,

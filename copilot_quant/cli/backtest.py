@@ -1,27 +1,24 @@
 """`copilot-quant backtest` and `copilot-quant demo`.
 
 ``backtest`` loads a strategy class from a file (``path/to/strategy.py:ClassName``) or a module
-(``package.module:ClassName``), runs it on a data source (:func:`copilot_quant.data.providers.provider_from_spec`)
-with a progress bar, prints a metrics table and optionally writes the HTML report. ``demo`` runs the bundled
+(``package.module:ClassName``), builds it from the ``--param NAME=VALUE`` options
+(:func:`copilot_quant.cli.strategy_spec.load_strategy`), runs it on a data source
+(:func:`copilot_quant.data.providers.provider_from_spec`) with a progress bar, prints a metrics table and
+optionally writes the HTML report. ``demo`` runs the bundled
 :class:`~copilot_quant.examples.sma_cross.SimpleMovingAverage` on the offline sample data and writes
 ``out/report.html``, then runs the same class live against the in-process simulated gateway replaying the
-same bars and prints both results side by side with the parity verdict. Every user error (missing file or class, unknown symbol, bad dates, bad options) is one
-red line on stderr and exit code 2. A backtest whose strategy raised on every bar it was given exits 1 after
-printing its summary (a run where only some bars errored exits 0 and says how many); so does a demo whose live
-half differs from its backtest. The codes are those of :mod:`copilot_quant.cli.exit_codes`.
+same bars and prints both results side by side with the parity verdict. Every user error (missing file or
+class, bad ``--param``, unknown symbol, bad dates, bad options) is one red line on stderr and exit code 2.
+A backtest whose strategy raised on every bar it was given exits 1 after printing its summary (a run where
+only some bars errored exits 0 and says how many); so does a demo whose live half differs from its backtest. The codes are those of :mod:`copilot_quant.cli.exit_codes`.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import inspect
 import re
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -30,7 +27,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, code_for
-from copilot_quant.errors import ConfigError, CopilotQuantError, StrategyError
+from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
+from copilot_quant.errors import ConfigError, CopilotQuantError
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.results import BacktestResult
@@ -49,7 +47,6 @@ __all__ = [
 
 # pandas, the engine and plotly are imported inside the commands so `copilot-quant --help` stays fast.
 
-_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")  # a Windows drive letter is not a class separator
 _TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-^=]*$")
 
 
@@ -72,122 +69,6 @@ def _friendly_errors() -> Iterator[None]:
         message = " ".join(str(exc).split())  # one line, whatever the message's layout
         _error_console().print(f"[bold red]Error:[/] [red]{escape(message)}[/]")
         raise typer.Exit(code=code_for(exc)) from exc
-
-
-# ------------------------------------------------------------------------------------- strategy loading
-def _split_spec(spec: str) -> tuple[str, str | None]:
-    text = spec.strip()
-    if not text:
-        raise StrategyError(
-            "No strategy given; use path/to/strategy.py:ClassName or package.module:ClassName."
-        )
-    offset = 2 if _DRIVE.match(text) else 0
-    where, sep, name = text[offset:].rpartition(":")
-    if not sep:
-        return text, None
-    where = text[:offset] + where
-    if not name.isidentifier():
-        raise StrategyError(f"{name!r} in {spec!r} is not a class name; use path/to/strategy.py:ClassName.")
-    return where, name
-
-
-def _load_file(path: Path) -> ModuleType:
-    if not path.is_file():
-        hint = " (it is a directory)" if path.is_dir() else ""
-        raise StrategyError(
-            f"Strategy file {str(path)!r} not found{hint}; give the path of a .py file, "
-            "e.g. strategies/sma.py:SimpleMovingAverage."
-        )
-    # A unique module name per file, registered in sys.modules so dataclasses, pickling and relative
-    # imports inside the user's file behave as for a normal import.
-    name = "copilot_quant_user_" + re.sub(r"\W", "_", str(path.resolve().with_suffix("")))
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise StrategyError(f"Cannot import {str(path)!r} as Python; strategy files must end in .py.")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(name, None)
-        raise StrategyError(
-            f"Importing {str(path)!r} failed: {type(exc).__name__}: {exc}; fix the file and try again."
-        ) from exc
-    finally:
-        sys.path.remove(str(path.resolve().parent))
-    return module
-
-
-def _load_module(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        raise StrategyError(
-            f"Cannot find module {name!r} ({exc}); give a file path (strategies/sma.py:MyStrategy) "
-            "or an importable module (mypackage.strategies:MyStrategy)."
-        ) from exc
-    except Exception as exc:
-        raise StrategyError(f"Importing module {name!r} failed: {type(exc).__name__}: {exc}") from exc
-
-
-def _strategies_in(module: ModuleType) -> list[str]:
-    from copilot_quant.backtest.strategy import Strategy
-
-    return sorted(
-        name
-        for name, obj in vars(module).items()
-        if inspect.isclass(obj) and issubclass(obj, Strategy) and not inspect.isabstract(obj)
-    )
-
-
-def load_strategy_class(spec: str) -> type[Strategy]:
-    """The Strategy subclass named by ``spec``: ``path/to/file.py:ClassName`` or ``package.module:ClassName``.
-
-    Without ``:ClassName`` the module must define exactly one concrete Strategy subclass. Raises
-    :class:`~copilot_quant.errors.StrategyError` for a missing file, module or class, a class that is
-    not a concrete ``Strategy``, or a file that fails to import.
-    """
-    from copilot_quant.backtest.strategy import Strategy
-
-    where, name = _split_spec(spec)
-    looks_like_file = where.endswith(".py") or "/" in where or "\\" in where or Path(where).is_file()
-    module = _load_file(Path(where).expanduser()) if looks_like_file else _load_module(where)
-    available = _strategies_in(module)
-    if name is None:
-        own = [n for n in available if getattr(module, n).__module__ == module.__name__] or available
-        if len(own) != 1:
-            listed = ", ".join(own) if own else "none"
-            raise StrategyError(
-                f"Say which strategy to run in {where!r} as {where}:ClassName (Strategy classes found: {listed})."
-            )
-        name = own[0]
-    obj = getattr(module, name, None)
-    if obj is None:
-        listed = ", ".join(available) if available else "none"
-        raise StrategyError(f"{where!r} has no class {name!r}; Strategy classes found there: {listed}.")
-    if not inspect.isclass(obj) or not issubclass(obj, Strategy):
-        raise StrategyError(
-            f"{name!r} in {where!r} is not a Strategy; subclass copilot_quant.backtest.strategy.Strategy "
-            "and implement on_data(timestamp, data)."
-        )
-    if inspect.isabstract(obj):
-        missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
-        raise StrategyError(f"{name!r} in {where!r} is abstract; implement {missing}.")
-    return obj
-
-
-def _instantiate(cls: type[Strategy]) -> Strategy:
-    try:
-        return cls()
-    except TypeError as exc:
-        raise StrategyError(
-            f"Cannot create {cls.__name__}() without arguments ({exc}); give its constructor parameters defaults."
-        ) from exc
-    except CopilotQuantError:
-        raise
-    except Exception as exc:
-        raise StrategyError(f"{cls.__name__}() failed: {type(exc).__name__}: {exc}") from exc
 
 
 # ------------------------------------------------------------------------------------------- arguments
@@ -393,6 +274,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
         True, "--allow-short/--no-short", help="Allow sells below a flat position."
     ),
     report: Path | None = typer.Option(None, "--report", "-r", help="Write the HTML report to this file."),
+    params: list[str] = param_option(),
 ) -> None:
     """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report."""
     console = _console()
@@ -401,9 +283,10 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
         _check_dates(start, end)
         if fill_at.strip().lower().replace("-", "_") not in ("next_open", "close"):
             raise ConfigError(f"--fill-at must be next_open or close, got {fill_at!r}.")
-        instance = _instantiate(load_strategy_class(spec))
+        loaded = load_strategy(spec, params)
+        loaded.print_header(console)
         result = run_backtest(
-            instance,
+            loaded.instance,
             names,
             start=start,
             end=end,

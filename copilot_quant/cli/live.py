@@ -2,7 +2,8 @@
 
 ::
 
-    copilot-quant live path/to/strategy.py:ClassName --symbols AAPL MSFT --paper --gateway --interval 1d
+    copilot-quant live path/to/strategy.py:ClassName --symbols AAPL MSFT --paper --gateway --interval 1d \
+        --param fast=10 --param slow=30
 
 A one-line status (connection state, account value, positions, fills, errors, last bar) refreshes every
 second; Ctrl-C (or SIGTERM) stops the engine, runs the strategy's ``on_stop``/``finalize`` and disconnects.
@@ -18,13 +19,14 @@ account's file is watched as well); ``copilot-quant kill --account ACCOUNT [--fl
 the engine cancels all open orders (and closes positions) and halts within about a second. The file stays
 after that, and ``live`` refuses to start while it exists (exit 1) — an old kill never stops, nor
 silently fails to stop, a new session — until ``copilot-quant kill --account ACCOUNT --clear`` removes it.
-Strategy classes are loaded by :func:`copilot_quant.cli.backtest.load_strategy_class`, the same loader
-``copilot-quant backtest`` uses.
+Strategy classes are loaded, and built from the ``--param NAME=VALUE`` (``-p``) constructor arguments, by
+:func:`copilot_quant.cli.strategy_spec.load_strategy`, as ``copilot-quant backtest`` does; bad parameters
+are refused before anything connects.
 
 Exit codes (:mod:`copilot_quant.cli.exit_codes`): 0 after a clean stop, 2 for bad input (strategy spec,
-symbols, a live port in paper mode, ``--live`` without confirmation), 1 when TWS/IB Gateway cannot be
-reached or the engine could not start trading once connected (a kill-switch file left from an earlier
-kill is one reason). ``kill``: 0 once the file is written (or cleared), 2 for bad input (no or an invalid
+``--param``, symbols, a live port in paper mode, ``--live`` without confirmation), 1 when TWS/IB Gateway
+cannot be reached or the engine could not start trading once connected (a kill-switch file left from an
+earlier kill is one reason). ``kill``: 0 once the file is written (or cleared), 2 for bad input (no or an invalid
 account, ``--clear`` with ``--flatten``), 1 when the file cannot be written or removed.
 """
 
@@ -41,6 +43,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
+from copilot_quant.cli.strategy_spec import load_strategy, param_option
 from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.risk.kill_file import (
     clear_kill_file,
@@ -315,10 +318,10 @@ def register(app: typer.Typer) -> None:
         price_band_pct: float | None = typer.Option(
             None, "--price-band-pct", help="Risk: limit/stop at most this %% from the last price."
         ),
+        params: list[str] = param_option(),
     ) -> None:
         """Run a strategy live (paper by default) until Ctrl-C, with a status line."""
         from copilot_quant.backtest.live_engine import LiveStrategyEngine
-        from copilot_quant.cli.backtest import load_strategy_class
         from copilot_quant.risk import RiskLimits
 
         console = Console(highlight=False)
@@ -327,7 +330,7 @@ def register(app: typer.Typer) -> None:
         try:
             if not names:
                 raise CopilotQuantError("no symbols given; add --symbols AAPL MSFT")
-            cls = load_strategy_class(strategy)
+            loaded = load_strategy(strategy, params)  # bad parameters fail here, before anything connects
             limits = RiskLimits(
                 max_order_quantity=max_order_qty,
                 max_order_notional=max_order_notional,
@@ -348,12 +351,16 @@ def register(app: typer.Typer) -> None:
                 confirm_live=confirm_live,
                 kill_switch_file=kill_switch_file,
             )
-            engine.add_strategy(cls())
+            engine.add_strategy(loaded.instance)
+            loaded.print_header(console)
             if not paper:
                 console.print("[bold red]LIVE trading: orders go to your real-money account.[/]")
             code = run_live(engine, names, interval, lookback_days, console=console, duration=duration)
         except CopilotQuantError as exc:
-            Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] [red]{escape(str(exc))}[/]")
+            message = " ".join(str(exc).split())  # one line, as every command reports errors
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"[bold red]Error:[/] [red]{escape(message)}[/]"
+            )
             raise typer.Exit(code=code_for(exc)) from exc
         if code:
             raise typer.Exit(code=code)

@@ -2,8 +2,10 @@
 
 Runs :func:`copilot_quant.parity.run_parity` — a backtest, then the same strategy class live against the
 simulated gateway replaying the same bars — and prints both results side by side and the table of
-differences (none when parity holds). Exit code 0 on parity, 1 when the runs differ (or the live run fails),
-2 for bad input: the codes of :mod:`copilot_quant.cli.exit_codes`.
+differences (none when parity holds). ``--param NAME=VALUE`` (``-p``) sets the strategy's constructor
+arguments for both runs (:func:`copilot_quant.cli.strategy_spec.load_strategy`). Exit code 0 on parity,
+1 when the runs differ (or the live run fails), 2 for bad input: the codes of
+:mod:`copilot_quant.cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -15,14 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from copilot_quant.cli.backtest import (
-    _check_dates,
-    _friendly_errors,
-    _instantiate,
-    _split_tokens,
-    load_strategy_class,
-)
+from copilot_quant.cli.backtest import _check_dates, _friendly_errors, _split_tokens
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
+from copilot_quant.cli.strategy_spec import load_strategy, param_option
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -105,6 +102,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     capital: float = typer.Option(100_000.0, "--capital", help="Initial cash of both runs."),
     commission: float = typer.Option(0.001, "--commission", help="Commission rate per fill (0.001 = 0.1 %)."),
     slippage: float = typer.Option(0.0005, "--slippage", help="Market/stop slippage rate (0.0005 = 0.05 %)."),
+    params: list[str] = param_option(),
 ) -> None:
     """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare."""
     from copilot_quant.parity import run_parity
@@ -115,11 +113,20 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         _check_dates(start, end)
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
-        cls = load_strategy_class(spec)
-        _instantiate(cls)  # both runs build it with no arguments: say so now if that fails
+        # built once here so bad parameters are reported now; both runs build their own instance
+        loaded = load_strategy(spec, params)
+        loaded.print_header(console)
         with console.status("Backtest, then the live run against the simulated gateway ..."):
             report = run_parity(
-                cls, names, start, end, data=data, capital=capital, commission=commission, slippage=slippage
+                loaded.cls,
+                names,
+                start,
+                end,
+                strategy_kwargs=loaded.params,
+                data=data,
+                capital=capital,
+                commission=commission,
+                slippage=slippage,
             )
     print_report(report, console)
     if not report.ok:

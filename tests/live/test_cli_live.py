@@ -71,6 +71,61 @@ def test_live_runs_shows_status_and_shuts_down_cleanly(gateway_factory, strategy
     assert wait_until(lambda: not server.core.sessions)  # the CLI disconnected
 
 
+PARAMETRIZED = """
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.orders import Order
+
+
+class BuySome(Strategy):
+    def __init__(self, symbol, quantity=1, limit=None, tags=()):
+        super().__init__()
+        print(f"ARGS {symbol!r} {quantity!r} {type(quantity).__name__} {limit!r} {tags!r}")
+        self.symbol, self.quantity = symbol, quantity
+
+    def initialize(self):
+        self.done = False
+
+    def on_data(self, timestamp, data):
+        if self.done:
+            return None
+        self.done = True
+        return [Order(self.symbol, self.quantity, "market", "buy")]
+
+    def on_fill(self, fill):
+        print(f"FILLED {fill.order.symbol} {fill.fill_quantity:g}")
+"""
+
+
+def test_live_builds_the_strategy_from_its_params(gateway_factory, tmp_path, monkeypatch):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    path = tmp_path / "buy_some.py"
+    path.write_text(PARAMETRIZED)
+    server = gateway_factory(speed=10)
+    args = ["live", f"{path}:BuySome", "-s", "AAPL", "MSFT", "--port", str(server.port), "--client-id", "96"]
+    args += ["--duration", "2", "--update-interval", "1"]
+    args += ["-p", "symbol=MSFT", "--param", "quantity=3", "-p", "limit=none", "-p", "tags=['a', 1]"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "ARGS 'MSFT' 3 int None ['a', 1]" in result.output
+    assert "Strategy: BuySome(symbol='MSFT', quantity=3, limit=None, tags=['a', 1])" in result.output
+    assert "FILLED MSFT 3" in result.output
+    assert "Stopped. fills 1" in result.output
+    assert wait_until(lambda: not server.core.sessions)
+
+
+def test_live_refuses_a_missing_required_param_before_connecting(gateway_factory, tmp_path, monkeypatch):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    path = tmp_path / "buy_some.py"
+    path.write_text(PARAMETRIZED)
+    server = gateway_factory(speed=10)
+    args = ["live", f"{path}:BuySome", "-s", "AAPL", "--port", str(server.port), "--client-id", "97"]
+    result = CliRunner().invoke(app, [*args, "--duration", "2", "-p", "quantity=3"])
+    assert result.exit_code == 2, result.output
+    assert "BuySome needs a value for symbol" in result.stderr
+    assert "Connecting" not in result.output
+    assert not server.core.sessions  # it never connected
+
+
 def test_live_reports_an_unreachable_gateway(strategy_file):
     result = CliRunner().invoke(app, ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", "1"])
     assert result.exit_code == 1  # a runtime failure, not bad input
