@@ -90,6 +90,10 @@ EventCallback = Callable[[str, str], Any]
 _RAIL_POLL_S = 1.0
 #: The longest the worker waits for IB's position update after fills before the next ``on_data``.
 _POSITION_SYNC_S = 0.5
+#: How long past its close a bar waits when only the clock says it closed: IB rewrites a forming bar about
+#: every 5 s, so its final values can lag its close by that much (trades the stream has caught up with
+#: prove completion at once and need no wait).
+_BAR_SETTLE_NS = 6_000_000_000
 #: IB's "no market data during a competing live session" message.
 _COMPETING_SESSION = 10197
 
@@ -238,6 +242,9 @@ class LiveStrategyEngine:
         self._last_bar: pd.Timestamp | None = None
         self._server_ns: int | None = None
         self._asked_for: int | None = None
+        self._asked_ns: int | None = None  # the broker's clock by its last reqCurrentTime answer
+        self._traded_ns: int | None = None  # the newest trade every bar stream has caught up with
+        self._recheck_at: float | None = None  # monotonic time of a pending settle re-check
         self._timer_fired = False
         self._last_cash = float("nan")
         self._last_account_value = float("nan")
@@ -368,7 +375,8 @@ class LiveStrategyEngine:
             self.data_feed.unsubscribe(names)
             return False
         # Only bars completed from now on are "new"; the history is there for lookback windows.
-        self._server_ns = None
+        self._server_ns = self._asked_ns = self._traded_ns = None
+        self._recheck_at = None
         self._last_bar = None
         history = self._new_bar_stamps(self._clock_ns(fresh=True))
         self._last_bar = pd.Timestamp(int(history[-1]), tz="UTC") if len(history) else None
@@ -488,12 +496,18 @@ class LiveStrategyEngine:
             self._finish("worker exited")
 
     def _sleep(self) -> bool:
-        """Sleep until woken or ``update_interval`` passes (then True); poll the rails every second."""
+        """Sleep until woken or ``update_interval`` passes (then True); poll the rails every second.
+
+        A pending settle re-check (see :meth:`_completion_cutoff`) shortens the sleep and counts as the timer.
+        """
         deadline = time.monotonic() + self.update_interval
+        if self._recheck_at is not None:
+            deadline = min(deadline, self._recheck_at)
         self._polled_only = False
         while not self._stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
+                self._recheck_at = None
                 return True
             if self._wake.wait(min(left, _RAIL_POLL_S)):
                 self._wake.clear()
@@ -524,7 +538,11 @@ class LiveStrategyEngine:
             self._retry_cancels()
         if self._held:
             self._release_held(pd.Timestamp(now, tz="UTC"))
-        new = self._new_bar_stamps(now)
+        cutoff = self._completion_cutoff(now)
+        new = self._new_bar_stamps(cutoff)
+        if cutoff < now and len(self._new_bar_stamps(now)) > len(new):
+            # Closed by the clock, not yet settled: ask again once IB's last update must have come.
+            self._recheck_at = time.monotonic() + _BAR_SETTLE_NS / 1e9
         if len(new) == 0:
             self._refresh_account()
             return
@@ -595,16 +613,32 @@ class LiveStrategyEngine:
         )
         known = self._server_ns
         traded = self.data_feed.synced_trade_ns(self.symbols) if known is not None else None
-        if traded is not None and known is not None and traded > known:
-            known = self._server_ns = traded
+        if traded is not None:
+            self._traded_ns = traded
+            if known is not None and traded > known:
+                known = self._server_ns = traded
         # A bar still forming (stamp in the future) is re-checked when a newer bar arrives or on the timer,
         # not on every update of that same bar.
         unseen = newest is not None and (known is None or newest > known) and newest != self._asked_for
         if fresh or known is None or unseen:
             asked = self.data_feed.server_time().value
+            self._asked_ns = asked if self._asked_ns is None else max(asked, self._asked_ns)
             known = asked if known is None else max(asked, known)
             self._server_ns, self._asked_for = known, newest
         return known
+
+    def _completion_cutoff(self, now: int) -> int:
+        """Bars stamped at or before this are complete *and* final (``now`` from :meth:`_clock_ns`).
+
+        A trade the streams have caught up with proves both. The clock alone (``reqCurrentTime``: no trade
+        since, e.g. an illiquid symbol or delayed data) proves only that the bar closed: IB rewrites a
+        forming bar about every 5 s, so its last update may still be on the way; such a bar waits until
+        the clock is ``_BAR_SETTLE_NS`` past its close (:meth:`_step` schedules the re-check).
+        """
+        traded = -1 if self._traded_ns is None else self._traded_ns
+        if traded >= now or self._asked_ns is None:
+            return now
+        return max(traded, self._asked_ns - _BAR_SETTLE_NS)
 
     @property
     def _server_now(self) -> pd.Timestamp | None:

@@ -149,3 +149,30 @@ def test_the_daily_loss_day_is_the_exchange_date_by_the_brokers_clock():
     assert str(engine._trading_day()) == "2024-03-04"
     engine._server_ns = pd.Timestamp("2024-03-05 14:30", tz="UTC").value  # next morning's open
     assert str(engine._trading_day()) == "2024-03-05"
+
+
+def test_a_bar_closed_only_by_the_clock_waits_until_it_has_settled(gateway_factory):
+    """No trade ticks (illiquid symbol, delayed data): reqCurrentTime alone says when a bar closed, and IB's
+    last rewrite of the bar can lag its close by ~5 s, so the bar waits until the clock is well past it."""
+    server = gateway_factory(bar_interval="1h", start="2024-03-04 09:30")
+    engine = LiveStrategyEngine(port=server.port, client_id=86, update_interval=0.2)
+    strategy = Watcher(server)
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        engine.data_feed.synced_trade_ns = lambda symbols: None  # type: ignore[method-assign]
+        asked = _count_clock_requests(engine)
+        day = [bar for bar in server.clock.step(7) if bar.symbol == "AAPL"]  # through the 16:00 close
+        assert wait_until(lambda: asked[0] >= 3)  # the timer keeps asking the clock …
+        assert strategy.calls == []  # … which says 16:00: closed, but not settled
+        server.clock.step(1)  # next morning: the clock is far past the close
+        assert wait_until(lambda: len(strategy.calls) == 1)
+        stamp, data, now = strategy.calls[0]
+        assert stamp == pd.Timestamp("2024-03-04 16:00", tz="America/New_York").tz_convert("UTC")
+        assert now > stamp
+        assert data.index[-1] == stamp  # the next day's forming bar is not in the window
+        assert data.iloc[-1]["Close"] == pytest.approx(day[-1].close)
+        assert data.iloc[-1]["Open"] == pytest.approx(day[0].open)
+    finally:
+        engine.disconnect()
