@@ -98,6 +98,17 @@ _BAR_SETTLE_NS = 6_000_000_000
 _COMPETING_SESSION = 10197
 
 
+def _file_stamp(path: Path | None) -> tuple[int, int] | None:
+    """``(mtime_ns, size)`` of ``path``, or None if there is none: tells a rewritten kill file from a seen one."""
+    if path is None:
+        return None
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
 def _live_confirmed(confirm_live: bool) -> bool:
     return confirm_live or os.environ.get(CONFIRM_LIVE_ENV, "").strip().lower() in {"yes", "true", "1"}
 
@@ -258,6 +269,7 @@ class LiveStrategyEngine:
         self.journal: TradeJournal | None = journal if isinstance(journal, TradeJournal) else None
         self._owns_journal = False
         self.kill_switch_file = Path(kill_switch_file) if kill_switch_file is not None else None
+        self._kill_file_seen: tuple[int, int] | None = None  # the version of the kill file acted on
         #: The last engine events, oldest first: ``{'timestamp', 'kind', 'detail'}`` dicts.
         self.events: deque[dict[str, Any]] = deque(maxlen=1000)
         self._event_callbacks: list[EventCallback] = []
@@ -519,8 +531,8 @@ class LiveStrategyEngine:
 
     def _rails_need_attention(self) -> bool:
         """Cheap check (no I/O to IB) whether the kill-switch file or the liveness guard has news."""
-        path = self.kill_switch_file
-        if path is not None and not self.kill_switch.is_engaged and path.exists():
+        stamp = _file_stamp(self.kill_switch_file)
+        if stamp is not None and stamp != self._kill_file_seen:
             return True
         guard = self.risk.liveness
         if guard is None:
@@ -1017,14 +1029,21 @@ class LiveStrategyEngine:
         return self._halt_reason
 
     def _check_kill_file(self) -> None:
+        """Engage the kill switch when the kill-switch file appears, and escalate to flattening when a
+        later write of it asks for that (``copilot-quant kill --flatten`` after a plain kill)."""
         path = self.kill_switch_file
-        if path is None or self.kill_switch.is_engaged or not path.exists():
+        stamp = _file_stamp(path)
+        if path is None or stamp is None or stamp == self._kill_file_seen:
             return
+        self._kill_file_seen = stamp
         try:
             text = path.read_text(encoding="utf-8").strip()
         except OSError:
             text = ""
         flatten = "flatten" in text.lower()
+        engagement = self.kill_switch.engagement
+        if engagement is not None and (engagement.flatten or not flatten):
+            return  # already halted, and the file asks for nothing more
         self.kill(f"kill switch file {path}" + (f": {text}" if text else ""), flatten=flatten)
 
     # ------------------------------------------------------------------ fills and errors

@@ -138,6 +138,30 @@ def test_a_kill_switch_file_engages_the_switch(make_engine, gateway, tmp_path):
     assert engine.get_performance_summary()["halted"]
 
 
+def test_a_rewritten_kill_file_escalates_a_halt_to_flattening(make_engine, gateway, tmp_path):
+    """kill, then kill --flatten: the second write is read too (the switch was already engaged)."""
+    flag = tmp_path / "STOP"
+    strategy = Scripted({1: [BUY]})
+    engine = make_engine(kill_switch_file=flag)
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    with Stepper(gateway):
+        assert wait_until(lambda: len(strategy.fills) == 1)
+    held = {p.contract.symbol: p.position for p in gateway.broker.positions()}
+    assert held == {"AAPL": 10}
+    flag.write_text("operator says stop")
+    assert wait_until(lambda: engine.kill_switch.is_engaged, timeout=5)
+    assert not engine.kill_switch.engagement.flatten
+    gateway.clock.step(1)
+    assert not wait_until(lambda: not gateway.broker.positions(), timeout=1.5)  # halted, still holding
+    flag.write_text("operator says flatten")
+    assert wait_until(lambda: engine.kill_switch.engagement.flatten, timeout=5)
+    with Stepper(gateway):  # the flattening market order fills at the next price
+        assert wait_until(lambda: not gateway.broker.positions(), timeout=10)
+    assert "operator says stop" in engine.kill_switch.reason  # the first reason stands
+
+
 def test_an_unsent_order_status_is_consistent_when_not_connected(make_engine, gateway):
     engine = make_engine()
     assert engine.get_performance_summary()["journal"] is None
