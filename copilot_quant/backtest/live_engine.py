@@ -77,6 +77,7 @@ from copilot_quant.errors import BrokerError, ConfigError, CopilotQuantError, Jo
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.journal.reconcile import reconcile as reconcile_journal
 from copilot_quant.risk import KillSwitch, LivenessGuard, RiskLimits, RiskManager
+from copilot_quant.risk.kill_file import read_kill_file
 
 __all__ = ["CONFIRM_LIVE_ENV", "LiveStrategyEngine"]
 
@@ -269,7 +270,8 @@ class LiveStrategyEngine:
         self.journal: TradeJournal | None = journal if isinstance(journal, TradeJournal) else None
         self._owns_journal = False
         self.kill_switch_file = Path(kill_switch_file) if kill_switch_file is not None else None
-        self._kill_file_seen: tuple[int, int] | None = None  # the version of the kill file acted on
+        self._also_watched: list[Path] = []  # kill-switch files besides kill_switch_file (watch_kill_file)
+        self._kill_file_seen: dict[Path, tuple[int, int]] = {}  # the version of each kill file acted on
         #: The last engine events, oldest first: ``{'timestamp', 'kind', 'detail'}`` dicts.
         self.events: deque[dict[str, Any]] = deque(maxlen=1000)
         self._event_callbacks: list[EventCallback] = []
@@ -531,9 +533,10 @@ class LiveStrategyEngine:
 
     def _rails_need_attention(self) -> bool:
         """Cheap check (no I/O to IB) whether the kill-switch file or the liveness guard has news."""
-        stamp = _file_stamp(self.kill_switch_file)
-        if stamp is not None and stamp != self._kill_file_seen:
-            return True
+        for path in self._kill_files():
+            stamp = _file_stamp(path)
+            if stamp is not None and stamp != self._kill_file_seen.get(path):
+                return True
         guard = self.risk.liveness
         if guard is None:
             return False
@@ -1028,23 +1031,33 @@ class LiveStrategyEngine:
             return "competing live session (IB 10197): no market data"
         return self._halt_reason
 
+    def watch_kill_file(self, path: str | Path) -> None:
+        """Also watch ``path`` as a kill-switch file (besides ``kill_switch_file``), e.g. the account's own
+        ``<journal dir>/<ACCOUNT>.kill`` when the engine was given a file of its own."""
+        target = Path(path)
+        if target != self.kill_switch_file and target not in self._also_watched:
+            self._also_watched.append(target)
+
+    def _kill_files(self) -> list[Path]:
+        own = [self.kill_switch_file] if self.kill_switch_file is not None else []
+        return own + self._also_watched
+
     def _check_kill_file(self) -> None:
-        """Engage the kill switch when the kill-switch file appears, and escalate to flattening when a
-        later write of it asks for that (``copilot-quant kill --flatten`` after a plain kill)."""
-        path = self.kill_switch_file
-        stamp = _file_stamp(path)
-        if path is None or stamp is None or stamp == self._kill_file_seen:
-            return
-        self._kill_file_seen = stamp
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError:
-            text = ""
-        flatten = "flatten" in text.lower()
-        engagement = self.kill_switch.engagement
-        if engagement is not None and (engagement.flatten or not flatten):
-            return  # already halted, and the file asks for nothing more
-        self.kill(f"kill switch file {path}" + (f": {text}" if text else ""), flatten=flatten)
+        """Engage the kill switch when a kill-switch file appears, and escalate to flattening when a later
+        write of one asks for that (``copilot-quant kill --flatten`` after a plain kill)."""
+        for path in self._kill_files():
+            stamp = _file_stamp(path)
+            if stamp is None or stamp == self._kill_file_seen.get(path):
+                continue
+            self._kill_file_seen[path] = stamp
+            found = read_kill_file(path)
+            if found is None:
+                continue  # removed between the stat and the read
+            engagement = self.kill_switch.engagement
+            if engagement is not None and (engagement.flatten or not found.flatten):
+                continue  # already halted, and the file asks for nothing more
+            said = f": {found.text}" if found.text else ""
+            self.kill(f"kill switch file {path}{said}", flatten=found.flatten)
 
     # ------------------------------------------------------------------ fills and errors
     def _on_connection_change(self, old: ConnectionState, new: ConnectionState, reason: str) -> None:

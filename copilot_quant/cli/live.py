@@ -96,23 +96,9 @@ def _account_kill_file(account: str | None) -> Path | None:
         return None
 
 
-def _watch_kill_file(engine: LiveStrategyEngine, path: Path) -> None:
-    """Engage the engine's kill switch if ``path`` appeared (as the engine does for its own file)."""
-    if engine.kill_switch.is_engaged:
-        return
-    found = read_kill_file(path)
-    if found is not None:
-        engine.kill(
-            f"kill switch file {path}" + (f": {found.text}" if found.text else ""), flatten=found.flatten
-        )
-
-
-def _arm_kill_files(engine: LiveStrategyEngine, console: Console) -> tuple[bool, Path | None]:
-    """After connect(): point the engine at the account's kill file unless it has one; refuse stale files.
-
-    Returns (ok, an extra file for the status loop to watch: the account's, when the engine watches a
-    ``--kill-switch-file`` of its own).
-    """
+def _arm_kill_files(engine: LiveStrategyEngine, console: Console) -> bool:
+    """After connect(): have the engine watch the account's kill file (as well as a ``--kill-switch-file``
+    of its own); False, after saying why, when a kill file already exists or none can be watched."""
     account = engine.connection.account
     account_file = _account_kill_file(account)
     own = engine.kill_switch_file
@@ -121,24 +107,25 @@ def _arm_kill_files(engine: LiveStrategyEngine, console: Console) -> tuple[bool,
             f"[bold red]Error:[/] IB reported no usable account id ({account!r}), so the account's "
             "kill-switch file cannot be watched; pass --kill-switch-file FILE."
         )
-        return False, None
+        return False
     for path in dict.fromkeys(p for p in (own, account_file) if p is not None):
         if _stale_kill_file(console, path, account):
-            return False, None
+            return False
     if own is None:
         engine.kill_switch_file = account_file
         console.print(
             f"Kill switch: `copilot-quant kill --account {account}` (watching {escape(str(account_file))})",
             soft_wrap=True,
         )
-        return True, None
-    extra = account_file if account_file is not None and account_file != own else None
-    if extra is not None:
+        return True
+    if account_file is not None and account_file != own:
+        engine.watch_kill_file(account_file)
         console.print(
-            f"Kill switch: {escape(str(own))} or `copilot-quant kill --account {account}` ({escape(str(extra))})",
+            f"Kill switch: {escape(str(own))} or `copilot-quant kill --account {account}` "
+            f"({escape(str(account_file))})",
             soft_wrap=True,
         )
-    return True, extra
+    return True
 
 
 def run_live(
@@ -168,7 +155,7 @@ def run_live(
             "(or `copilot-quant gateway`) running with the API enabled on that port?"
         )
         return RUNTIME_FAILURE
-    armed, extra_kill_file = _arm_kill_files(engine, console)
+    armed = _arm_kill_files(engine, console)
     if not armed:
         engine.disconnect()
         return RUNTIME_FAILURE
@@ -186,8 +173,6 @@ def run_live(
     try:
         with Live(console=console, refresh_per_second=4, transient=False) as live:
             while deadline is None or time.monotonic() < deadline:
-                if extra_kill_file is not None:
-                    _watch_kill_file(engine, extra_kill_file)
                 live.update(_status_line(engine.get_performance_summary()))
                 if not engine.is_running():
                     break
@@ -261,10 +246,9 @@ def kill(
         f"with `{escape(f'copilot-quant kill {restart} --clear')}`."
     )
     if earlier is not None and flatten and not earlier.flatten:
-        err.print(
-            f"[yellow]Warning:[/] the file already existed ({escape(earlier.describe())}); an engine that "
-            "already halted on it does not flatten because the file changed. Close the positions yourself, "
-            "or stop the engine and flatten from TWS."
+        out.print(
+            f"The file already existed ({escape(earlier.describe())}); an engine that halted on it "
+            "now also closes every position."
         )
 
 

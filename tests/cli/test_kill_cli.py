@@ -83,7 +83,7 @@ def test_kill_account_writes_the_accounts_file(journal_dir: Path) -> None:
     result = kill("--account", ACCOUNT, "--flatten", "--reason", "desk")
     assert result.exit_code == SUCCESS, result.output
     assert "flatten" in (journal_dir / "DU1234567.kill").read_text(encoding="utf-8")
-    assert "does not flatten because the file changed" in result.output  # an engine already halted
+    assert "now also closes every position" in result.output  # an engine already halted escalates
 
 
 def test_kill_clear_removes_the_file_and_is_fine_without_one(journal_dir: Path) -> None:
