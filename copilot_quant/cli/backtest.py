@@ -16,8 +16,6 @@ only some bars errored exits 0 and says how many); so does a demo whose live hal
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +24,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, code_for
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
+from copilot_quant.cli.reporting import friendly_errors, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
-from copilot_quant.errors import ConfigError, CopilotQuantError
+from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.results import BacktestResult
@@ -53,22 +52,6 @@ _TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-^=]*$")
 def _console() -> Console:
     # Built per call so output goes to the stream typer's test runner (or the user's terminal) has now.
     return Console(highlight=False, width=120)
-
-
-def _error_console() -> Console:
-    return Console(stderr=True, highlight=False, width=120, soft_wrap=True)
-
-
-@contextmanager
-def _friendly_errors() -> Iterator[None]:
-    """Print a library error as one red line on stderr and exit with its code (2 for bad input, 1 for a
-    runtime failure such as an unreachable data source), instead of a traceback."""
-    try:
-        yield
-    except CopilotQuantError as exc:
-        message = " ".join(str(exc).split())  # one line, whatever the message's layout
-        _error_console().print(f"[bold red]Error:[/] [red]{escape(message)}[/]")
-        raise typer.Exit(code=code_for(exc)) from exc
 
 
 # ------------------------------------------------------------------------------------------- arguments
@@ -278,7 +261,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
 ) -> None:
     """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report."""
     console = _console()
-    with _friendly_errors():
+    with friendly_errors():
         spec, names = _split_tokens(strategy, symbols, list(ctx.args))
         _check_dates(start, end)
         if fill_at.strip().lower().replace("-", "_") not in ("next_open", "close"):
@@ -316,9 +299,9 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
 def _fail_every_bar(result: BacktestResult) -> None:
     """Exit with :data:`~copilot_quant.cli.exit_codes.RUNTIME_FAILURE`: the strategy raised on every bar."""
     bars = len(result.equity_curve)
-    _error_console().print(
-        f"[bold red]Error:[/] [red]{escape(result.strategy_name)} raised an exception on every bar "
-        f"({bars} of {bars}), so these results say nothing about it; fix the error above and run again.[/]"
+    print_error(
+        f"{result.strategy_name} raised an exception on every bar ({bars} of {bars}), so these results say "
+        "nothing about it; fix the error above and run again."
     )
     raise typer.Exit(code=RUNTIME_FAILURE)
 
@@ -404,7 +387,7 @@ def demo_command(
     """Backtest the bundled example on offline sample data (HTML report), then run it live against the
     simulated gateway on the same bars and print both results side by side with the parity verdict."""
     console = _console()
-    with _friendly_errors():
+    with friendly_errors():
         result = run_demo(out, console, live=False)
         parity = _demo_live_half(console) if live else True
     if every_bar_errored(result):

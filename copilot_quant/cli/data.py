@@ -10,8 +10,6 @@ symbol or a range without bars) or 1 (a runtime failure, e.g. an unreachable dat
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,8 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from copilot_quant.cli.exit_codes import USAGE_ERROR, code_for
-from copilot_quant.errors import ConfigError, CopilotQuantError
+from copilot_quant.cli.exit_codes import USAGE_ERROR
+from copilot_quant.cli.reporting import friendly_errors
+from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,16 +41,6 @@ _STORE_HELP = "Store directory (default: $COPILOT_QUANT_STORE, else ~/.copilot_q
 def _console() -> Console:
     # Built per call so output goes to the stream typer's test runner (or the user's terminal) has now.
     return Console(highlight=False, soft_wrap=False, width=120)
-
-
-@contextmanager
-def _friendly_errors() -> Iterator[None]:
-    """Print a library error as one line and exit with its code (2 for bad input), instead of a traceback."""
-    try:
-        yield
-    except CopilotQuantError as exc:
-        Console(stderr=True, highlight=False, width=120).print(f"[bold red]Error:[/] {exc}")
-        raise typer.Exit(code=code_for(exc)) from exc
 
 
 def _provider(source: str, store: Path | None) -> Any:
@@ -110,7 +99,7 @@ def list_symbols(
 ) -> None:
     """List the symbols a data source holds, with their intervals and date spans."""
     console = _console()
-    with _friendly_errors():
+    with friendly_errors():
         provider = _provider(source, store)
         from copilot_quant.data.base import BarProvider
         from copilot_quant.data.store import ParquetStore
@@ -149,7 +138,7 @@ def import_csv(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     from copilot_quant.data.store import ParquetStore
 
     console = _console()
-    with _friendly_errors():
+    with friendly_errors():
         target = ParquetStore(store)
         imported = target.import_csv(
             csv_path, symbol=symbol, interval=interval, adjust=adjust, bar_end=bar_end
@@ -206,7 +195,7 @@ def show(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     """Show the first and last bars of SYMBOL and a summary (times in New York time)."""
     console = _console()
     tz = _TZ
-    with _friendly_errors():
+    with friendly_errors():
         provider = _provider(source, store)
         frame = provider.get_historical_data(symbol, start, end, interval)
         name = symbol.strip().upper()

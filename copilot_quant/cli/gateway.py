@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR, code_for
+from copilot_quant.cli.reporting import print_error
 from copilot_quant.errors import CopilotQuantError
 
 
@@ -74,7 +75,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
         server = GatewayServer(config).start()
         control = ControlServer(server, port=control_port).start() if control_port >= 0 else None
     except CopilotQuantError as exc:
-        Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {exc}")
+        print_error(str(exc))
         raise typer.Exit(code_for(exc)) from None
     symbols_text = ", ".join(server.core.registry.symbols[:12]) or "any ticker (generated on request)"
     console.print(f"[bold green]Simulated IB Gateway[/] listening on [bold]{server.host}:{server.port}[/]")
@@ -114,7 +115,7 @@ def gateway_ctl(
     try:
         reply = send_command(port, " ".join(command), host=host)
     except CopilotQuantError as exc:  # the control port cannot be reached
-        Console(stderr=True, highlight=False).print(f"[bold red]Error:[/] {exc}")
+        print_error(str(exc))
         raise typer.Exit(code_for(exc)) from None
     ok = reply.startswith("ok")
     Console(highlight=False, stderr=not ok).print(

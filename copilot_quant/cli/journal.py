@@ -16,8 +16,7 @@ every command (:mod:`copilot_quant.cli.exit_codes`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -28,8 +27,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from copilot_quant.cli.exit_codes import code_for
-from copilot_quant.errors import ConfigError, CopilotQuantError
+from copilot_quant.cli.reporting import friendly_errors
+from copilot_quant.errors import ConfigError
 from copilot_quant.journal import TradeJournal, default_journal_dir, default_journal_path
 
 app = typer.Typer(
@@ -48,16 +47,6 @@ _EXPORT_HELP = "Also write the rows shown to this file (*.csv or *.parquet)."
 def _console() -> Console:
     # Wide and fixed, so that full order refs fit and output is the same in a terminal and in tests.
     return Console(highlight=False, soft_wrap=False, width=200)
-
-
-@contextmanager
-def _friendly_errors() -> Iterator[None]:
-    """Print a library error as one red line and exit with its code (2 for bad input), instead of a traceback."""
-    try:
-        yield
-    except CopilotQuantError as exc:
-        Console(stderr=True, highlight=False, width=140).print(f"[bold red]Error:[/] {exc}")
-        raise typer.Exit(code=code_for(exc)) from exc
 
 
 @app.callback()
@@ -152,7 +141,7 @@ def orders_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 ) -> None:
     """Orders: intent, broker id, state, fills and the reject/cancel reason."""
     console = _console()
-    with _friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+    with friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
         rows = journal.orders(status, symbol=symbol, since=_since(since))
         table = Table(title=f"{len(rows)} order(s) in {journal.path} (times in New York)")
         for column in ("Created", "Order ref", "Strategy", "Side", "Qty", "Symbol", "Type", "Price", "State"):
@@ -192,7 +181,7 @@ def fills_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 ) -> None:
     """Executions with their commissions, one row per broker execution id."""
     console = _console()
-    with _friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+    with friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
         rows = journal.fills(_since(since), symbol=symbol)
         table = Table(title=f"{len(rows)} fill(s) in {journal.path} (times in New York)")
         for column in (
@@ -240,7 +229,7 @@ def errors_command(
 ) -> None:
     """Errors reported by the broker or the engine."""
     console = _console()
-    with _friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+    with friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
         rows = journal.errors(_since(since))
         table = Table(title=f"{len(rows)} error(s) in {journal.path} (times in New York)")
         for column in ("Time", "Code", "Order ref", "Message"):
@@ -262,7 +251,7 @@ def events_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 ) -> None:
     """Engine events: start, stop, reconnects, reconciliations, halts and the kill switch."""
     console = _console()
-    with _friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+    with friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
         rows = journal.events(_since(since), kind=kind)
         table = Table(title=f"{len(rows)} event(s) in {journal.path} (times in New York)")
         for column in ("Time", "Kind", "Detail"):

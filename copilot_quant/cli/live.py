@@ -43,6 +43,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
+from copilot_quant.cli.reporting import print_error
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
 from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.risk.kill_file import (
@@ -104,7 +105,7 @@ def _arm_kill_files(engine: LiveStrategyEngine, console: Console) -> bool:
     own = engine.kill_switch_file
     if own is None and account_file is None:
         console.print(
-            f"[bold red]Error:[/] IB reported no usable account id ({account!r}), so the account's "
+            f"[bold red]Error:[/] IB reported no usable account id ({escape(repr(account))}), so the account's "
             "kill-switch file cannot be watched; pass --kill-switch-file FILE."
         )
         return False
@@ -151,7 +152,7 @@ def run_live(
     console.print(f"Connecting to {settings.describe()} ...")
     if not engine.connect():
         console.print(
-            f"[bold red]Error:[/] could not connect to {settings.host}:{settings.port}. Is TWS/IB Gateway "
+            f"[bold red]Error:[/] could not connect to {escape(settings.host)}:{settings.port}. Is TWS/IB Gateway "
             "(or `copilot-quant gateway`) running with the API enabled on that port?"
         )
         return RUNTIME_FAILURE
@@ -212,7 +213,6 @@ def kill(
     The engine cancels all open orders, optionally flattens, and halts new orders within about a second.
     The file stays: `live` will not start for the account until `kill --account ACCOUNT --clear`.
     """
-    err = Console(stderr=True, highlight=False, soft_wrap=True)  # paths stay on one line: copy-paste
     out = Console(highlight=False, soft_wrap=True)
     try:
         if (account is None) == (kill_switch_file is None):
@@ -233,10 +233,10 @@ def kill(
         earlier = read_kill_file(path)
         written = write_kill_file(path, reason, flatten)
     except ConfigError as exc:
-        err.print(f"[bold red]Error:[/] [red]{escape(str(exc))}[/]")
+        print_error(str(exc))
         raise typer.Exit(USAGE_ERROR) from None
     except OSError as exc:
-        err.print(f"[bold red]Error:[/] cannot {'remove' if clear else 'write'} {path}: {escape(str(exc))}")
+        print_error(f"cannot {'remove' if clear else 'write'} {path}: {exc}")
         raise typer.Exit(RUNTIME_FAILURE) from None
     restart = f"--account {account}" if account is not None else f"--kill-switch-file {written}"
     out.print(
@@ -341,10 +341,7 @@ def register(app: typer.Typer) -> None:
                 console.print("[bold red]LIVE trading: orders go to your real-money account.[/]")
             code = run_live(engine, names, interval, lookback_days, console=console, duration=duration)
         except CopilotQuantError as exc:
-            message = " ".join(str(exc).split())  # one line, as every command reports errors
-            Console(stderr=True, highlight=False, soft_wrap=True).print(
-                f"[bold red]Error:[/] [red]{escape(message)}[/]"
-            )
+            print_error(str(exc))
             raise typer.Exit(code=code_for(exc)) from exc
         if code:
             raise typer.Exit(code=code)

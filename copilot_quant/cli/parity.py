@@ -17,8 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from copilot_quant.cli.backtest import _check_dates, _friendly_errors, _split_tokens
+from copilot_quant.cli.backtest import _check_dates, _split_tokens
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
+from copilot_quant.cli.reporting import friendly_errors
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
 from copilot_quant.errors import ConfigError
 
@@ -108,7 +109,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     from copilot_quant.parity import run_parity
 
     console = _console()
-    with _friendly_errors():
+    with friendly_errors():
         spec, names = _split_tokens(strategy, symbols, list(ctx.args))
         _check_dates(start, end)
         if capital <= 0:
