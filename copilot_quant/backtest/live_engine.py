@@ -61,7 +61,15 @@ import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.interfaces import combine_symbols
-from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
+from copilot_quant.backtest.orders import (
+    Fill,
+    Order,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    Position,
+    continue_order_ids_after,
+)
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, Strategy
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
@@ -243,9 +251,11 @@ class LiveStrategyEngine:
         self._held: list[Order] = []
         # The strategy's orders by order_id, in submission order (for open_orders() and cancel()); the ids
         # whose cancel the strategy requested; and those whose cancel could not be sent yet (retried).
-        self._strategy_orders: dict[str, Order] = {}
-        self._cancel_requested: set[str] = set()
-        self._unsent_cancels: dict[str, Order] = {}
+        # The strategy's orders in submission order. Ids are the strategy's to choose and may repeat, so
+        # cancels are tracked by object (id(order)); the list keeps every object alive.
+        self._strategy_orders: list[Order] = []
+        self._cancel_requested: set[int] = set()
+        self._unsent_cancels: dict[int, Order] = {}
         self._stop = threading.Event()
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -362,6 +372,8 @@ class LiveStrategyEngine:
         self._unsent_cancels.clear()
         self.risk.liveness.on_connected(datetime.now(UTC))  # type: ignore[union-attr]
         try:
+            if self.journal is not None:  # new order ids never repeat a journaled one
+                continue_order_ids_after(self.journal.order_ids())
             self.reconcile("start")  # before trading: what happened while we were not running
         except JournalError as exc:
             self._on_journal_failure(exc)
@@ -682,7 +694,7 @@ class LiveStrategyEngine:
         for order in orders:
             if order.timestamp is None:  # as in a backtest: the bar the order was decided on
                 order.timestamp = stamp.to_pydatetime()
-            self._strategy_orders[str(order.order_id)] = order
+            self._strategy_orders.append(order)
             self._submit(order, stamp)
 
     def _submit(self, order: Order, stamp: pd.Timestamp) -> None:
@@ -737,8 +749,8 @@ class LiveStrategyEngine:
         requested = self._cancel_requested
         return [
             order
-            for order_id, order in self._strategy_orders.items()
-            if order_id not in requested
+            for order in self._strategy_orders
+            if id(order) not in requested
             and (
                 order.status in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
                 or (order.status is OrderStatus.CREATED and any(h is order for h in self._held))
@@ -749,11 +761,12 @@ class LiveStrategyEngine:
         """``strategy.cancel(order)``: send the cancel to IB now (see the module docstring)."""
         name = self.strategy.name if self.strategy is not None else "the strategy"
         order_id = str(order.order_id) if isinstance(order, Order) else order
-        target = self._strategy_orders.get(order_id)
+        target = self._find_strategy_order(order)
         if target is None:
             raise StrategyError(
-                f"{name}.cancel({order_id!r}): unknown order; no order with this id was submitted by this "
-                "strategy in this run (orders count as submitted once on_data has returned them)"
+                f"{name}.cancel({order_id!r}): unknown order; this strategy submitted no order with this id in "
+                "this run, and none from an earlier run is still working at IB (orders count as submitted "
+                "once on_data has returned them)"
             )
         held = next((i for i, h in enumerate(self._held) if h is target), None)
         if held is not None:  # never sent: it simply is not sent
@@ -764,29 +777,31 @@ class LiveStrategyEngine:
                 "%s cancelled order %s before it was sent (held while the market is closed)", name, order_id
             )
             return
-        if order_id in self._cancel_requested or target.status not in (
-            OrderStatus.SUBMITTED,
-            OrderStatus.PARTIALLY_FILLED,
-        ):
-            state = (
-                "being cancelled" if order_id in self._cancel_requested else f"already {target.status.value}"
-            )
+        requested = id(target) in self._cancel_requested
+        if requested or target.status not in (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED):
+            state = "being cancelled" if requested else f"already {target.status.value}"
             log.info("%s.cancel(%r): the order is %s; nothing to cancel", name, order_id, state)
             return
-        self._cancel_requested.add(order_id)
+        self._cancel_requested.add(id(target))
         if self.broker.cancel_order(target, reason=CANCELLED_BY_STRATEGY):
             log.info("%s asked IB to cancel order %s", name, order_id)
         elif not target.status.is_done:
-            self._unsent_cancels[order_id] = target
+            self._unsent_cancels[id(target)] = target
             log.warning(
                 "the cancel of order %s could not be sent to IB; it is retried when connected", order_id
             )
 
+    def _find_strategy_order(self, order: Order | str) -> Order | None:
+        """The strategy's order: this very object, or the latest one with this ``order_id``."""
+        if isinstance(order, Order):
+            return next((o for o in self._strategy_orders if o is order), None)
+        return next((o for o in reversed(self._strategy_orders) if o.order_id == order), None)
+
     def _retry_cancels(self) -> None:
         """Send the strategy's cancels that could not be sent earlier (worker thread, connected)."""
-        for order_id, order in list(self._unsent_cancels.items()):
+        for key, order in list(self._unsent_cancels.items()):
             if order.status.is_done or self.broker.cancel_order(order, reason=CANCELLED_BY_STRATEGY):
-                del self._unsent_cancels[order_id]
+                del self._unsent_cancels[key]
 
     def _release_held(self, now: pd.Timestamp) -> None:
         if self._held and is_market_open(now):
@@ -931,8 +946,12 @@ class LiveStrategyEngine:
             record = journal.order(ref)
             if record.state.is_done:
                 continue
-            self.broker.adopt(record.to_order(), ref, ib_id, perm_id)
+            tracked = self.broker.adopt(record.to_order(), ref, ib_id, perm_id)
             log.info("order %s (IB %d) is still working at IB: tracking it again", ref, ib_id)
+            # the strategy's own order from its last run: open_orders() lists it, cancel() reaches it
+            own = self.strategy is not None and record.strategy == self.strategy.name
+            if own and not any(o is tracked.order for o in self._strategy_orders):
+                self._strategy_orders.append(tracked.order)
         if report.foreign_orders or report.foreign_executions:
             self._emit_event(
                 EventKind.ALERT,

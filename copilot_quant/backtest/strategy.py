@@ -190,8 +190,9 @@ class Strategy(ABC):
 
         Working means submitted or partially filled, and not asked to be cancelled: an order leaves the
         list as soon as :meth:`cancel` is called for it (live, also before IB confirms). Live, an order
-        held back while the market is closed (``outside_hours='hold'``) is listed too. Empty before the
-        engine starts. The list is new on each call; the orders in it are the engine's objects (read
+        held back while the market is closed (``outside_hours='hold'``) is listed too, and so is, after a
+        restart, an order that a strategy of the same name sent in an earlier run and that is still
+        working at IB (rebuilt from the journal, with its old ``order_id``). Empty before the engine starts. The list is new on each call; the orders in it are the engine's objects (read
         their ``status``, ``filled_quantity`` ... but do not change them).
         """
         ctx = getattr(self, "_context", None)
@@ -208,7 +209,8 @@ class Strategy(ABC):
 
         Cancelling an order that is no longer working (filled, rejected, expired, or already cancelled
         or being cancelled) does nothing but log it. Raises :class:`~copilot_quant.errors.StrategyError`
-        for an id this strategy never submitted to the engine (or when no engine runs the strategy).
+        for an id this strategy never submitted to the engine (or when no engine runs the strategy). An
+        ``order_id`` used for several orders names the latest; pass the ``Order`` itself to be exact.
         """
         if not isinstance(order, Order | str):
             raise StrategyError(

@@ -707,6 +707,12 @@ class TradeJournal:
             ).fetchone()
         return None if row is None else str(row[0])
 
+    def order_ids(self) -> list[str]:
+        """Every strategy order id the journal holds (distinct; the engine continues its ids after them)."""
+        with self._reading("read order ids") as conn:
+            rows = conn.execute("SELECT DISTINCT order_id FROM orders WHERE order_id IS NOT NULL").fetchall()
+        return [str(r[0]) for r in rows]
+
     def orders(
         self, status: StatusFilter = None, *, symbol: str | None = None, since: datetime | None = None
     ) -> list[OrderRecord]:

@@ -26,6 +26,7 @@ from copilot_quant.backtest.orders import (
     OrderType,
     Position,
     TimeInForce,
+    continue_order_ids_after,
 )
 from copilot_quant.errors import ConfigError, CopilotQuantError, OrderValidationError
 from hypothesis import given
@@ -58,6 +59,25 @@ def test_order_understands_ib_style_abbreviations():
 def test_every_order_gets_its_own_id():
     ids = {Order("A", 1).order_id for _ in range(50)}
     assert len(ids) == 50
+
+
+def _number(order: Order) -> int:
+    assert order.order_id is not None
+    return int(order.order_id[1:])
+
+
+def test_automatic_ids_continue_after_the_highest_journaled_one():
+    """What the live engine does at start: ids from an earlier process (O1, O2 ... again) are skipped."""
+    highest = _number(Order("A", 1)) + 1000
+    continue_order_ids_after(["my-entry", None, f"O{highest}", "O7", f"O{highest}x"])
+    assert _number(Order("A", 1)) == highest + 1
+
+
+def test_automatic_ids_never_go_back():
+    before = _number(Order("A", 1))
+    continue_order_ids_after(["O1", "O2"])
+    continue_order_ids_after([])
+    assert _number(Order("A", 1)) == before + 1
 
 
 @pytest.mark.parametrize(

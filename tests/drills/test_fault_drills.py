@@ -108,13 +108,56 @@ def test_a_restarted_engine_carries_on_from_journal_and_broker(
     restarted.add_strategy(second)
     assert restarted.connect(timeout=5)
     assert restarted.start(["AAPL"], lookback_days=5)
-    if not fills_while_down:
+    if not fills_while_down:  # its own order from the last run, still resting at IB
+        assert [o.limit_price for o in second.open_orders()] == [limit_filling_on_bar_3.limit_price]
         gateway.clock.step(1)  # the adopted order fills now and reaches the new strategy
     assert wait_until(lambda: len(second.fills) == 1, timeout=10)
     assert second.fills[0].order.order_type == "limit"
     path = journal_file(journal_dir)
     assert wait_until(lambda: _journal_states(path) == [OrderState.FILLED, OrderState.FILLED])
     assert_books_agree(gateway, path, [*first.fills, *second.fills], restarted)
+
+
+class _PlacesOnce(Scripted):
+    """Sends ``order`` itself (not a copy) on its first bar, under the order_id the test gave it."""
+
+    def __init__(self, order: Order | None = None) -> None:
+        super().__init__()
+        self.order = order
+
+    def on_data(self, timestamp, data):
+        self.bars += 1
+        return [self.order] if self.bars == 1 and self.order is not None else None
+
+
+def test_a_restarted_strategy_sees_and_cancels_its_order_from_the_last_run(
+    make_engine, gateway, limit_filling_on_bar_3
+):
+    """The restarted strategy's open_orders() lists the adopted order; cancel(its id) reaches IB; and new
+    automatic ids continue after the journaled ones (each process counts from O1), so the id names one order."""
+    resting = limit_filling_on_bar_3.copy(order_id="O5000000")
+    engine = make_engine(fill_timeout=0.5)
+    engine.add_strategy(_PlacesOnce(resting))
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)
+    engine.disconnect()  # the process "dies"; its resting limit order stays at the gateway
+
+    second = _PlacesOnce()  # the same strategy (by name) in the new process
+    restarted = make_engine(fill_timeout=0.5)
+    restarted.add_strategy(second)
+    assert restarted.connect(timeout=5)
+    assert restarted.start(["AAPL"], lookback_days=5)
+    (adopted,) = second.open_orders()
+    assert adopted is not resting  # rebuilt from the journal, tracked again
+    assert (adopted.order_id, adopted.limit_price, adopted.quantity) == ("O5000000", resting.limit_price, 7)
+    assert int(Order("AAPL", 1).order_id[1:]) > 5_000_000
+
+    second.cancel("O5000000")
+    assert wait_until(lambda: adopted.status is OrderStatus.CANCELLED, timeout=10)
+    assert not gateway.broker.open_orders()
+    assert second.open_orders() == []
 
 
 def test_a_read_only_journal_halts_trading_and_sends_nothing(make_engine, gateway, journal_dir):

@@ -51,6 +51,13 @@ def test_an_intent_is_recorded_before_sending_with_a_unique_order_ref(journal: T
     assert record.submitted_at is None
 
 
+def test_order_ids_are_the_strategy_ids_journaled_once_each(journal: TradeJournal) -> None:
+    journal.record_intent(buy(order_id="O41"))
+    journal.record_intent(buy(order_id="O41"))  # an explicit id used twice
+    journal.record_intent(buy(order_id="entry"))
+    assert sorted(journal.order_ids()) == ["O41", "entry"]
+
+
 def test_unsent_intents_lists_only_orders_the_broker_never_confirmed(journal: TradeJournal) -> None:
     sent = journal.record_intent(buy())
     unsent = journal.record_intent(buy("MSFT"))

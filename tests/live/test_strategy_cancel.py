@@ -256,3 +256,56 @@ def test_a_cancel_that_could_not_be_sent_is_retried(gateway, tmp_path, monkeypat
         assert gateway.call(gateway.broker.open_orders) == []
     finally:
         engine.disconnect()
+
+
+class SharedIds(Strategy):
+    """Two resting limit buys under one explicit order_id: cancel(first) on bar 2, cancel("entry") on bar 3."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bars = 0
+        self.placed: list[Order] = []
+        self.listed: list[list[Order]] = []
+
+    def on_data(self, timestamp, data):
+        self.bars += 1
+        self.listed.append(self.open_orders())
+        if self.bars == 1:
+            close = float(data["Close"].iloc[-1])
+            for factor in (0.5, 0.6):
+                limit = round(close * factor, 2)
+                self.placed.append(
+                    Order("AAPL", 5, "limit", "buy", limit_price=limit, time_in_force="gtc", order_id="entry")
+                )
+            return list(self.placed)
+        if self.bars == 2:
+            self.cancel(self.placed[0])  # this object, not "the order called entry"
+        if self.bars == 3:
+            self.cancel("entry")  # the id names the latest order that has it
+        return None
+
+
+def test_orders_sharing_an_explicit_id_are_each_listed_and_cancelled_by_object_or_latest_id(
+    gateway, tmp_path
+):
+    strategy = SharedIds()
+    engine = make_engine(gateway, tmp_path / "journal.sqlite", client_id=74)
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        gateway.clock.step(1)
+        assert wait_until(lambda: len(gateway.call(gateway.broker.open_orders)) == 2)
+        first, second = strategy.placed
+        assert wait_until(lambda: first.status is second.status is OrderStatus.SUBMITTED)
+        gateway.clock.step(1)
+        assert wait_until(lambda: first.status is OrderStatus.CANCELLED)
+        assert second.status is OrderStatus.SUBMITTED
+        assert [o is p for o, p in zip(strategy.listed[1], strategy.placed, strict=True)] == [True, True]
+        gateway.clock.step(1)
+        assert wait_until(lambda: second.status is OrderStatus.CANCELLED)
+        assert strategy.listed[2] == [second]
+        assert gateway.call(gateway.broker.open_orders) == []
+        assert engine.total_errors == 0
+    finally:
+        engine.disconnect()
