@@ -438,7 +438,7 @@ class LiveStrategyEngine:
         if self.connection.is_connected():
             if self.cancel_on_stop:
                 for order in self.broker.get_open_orders():
-                    self.broker.cancel_order(order)
+                    self.broker.cancel_order(order, reason="engine stopped (cancel_on_stop=True)")
             try:
                 self.data_feed.unsubscribe(self.symbols)
                 self.data_feed.stop_bar_streams()
@@ -981,7 +981,7 @@ class LiveStrategyEngine:
             self._kill_pending.set()  # cancel (and flatten) as soon as the connection is back
             return
         for order in self.broker.get_open_orders():
-            self.broker.cancel_order(order)
+            self.broker.cancel_order(order, reason=f"kill switch: {engagement.reason}")
         if not engagement.flatten:
             return
         try:

@@ -451,11 +451,8 @@ class LiveBrokerAdapter(IBroker):
         error, journaled) and the order ends ``FILLED`` as its executions say, not cancelled.
         """
         order_id = order if isinstance(order, str) else str(order.order_id)
-        record = self.tracker.get(order_id)
-        if isinstance(order, Order) and (record is None or record.order is not order):
-            # An order adopted after a restart can share its order_id with one sent by this process (both
-            # count from O1): cancel the very order given, never its namesake.
-            record = next((r for r in self.tracker.records() if r.order is order), None)
+        # ids can repeat (an adopted order, an explicit id): an Order object cancels that very order
+        record = self.tracker.get(order_id) if isinstance(order, str) else self.tracker.record_for(order)
         if record is None or record.is_done or record.ib_order is None:
             return False
         record.cancel_requested = True
@@ -474,7 +471,7 @@ class LiveBrokerAdapter(IBroker):
 
     def wait_for_fills(self, order: Order, timeout: float) -> bool:
         """Block up to ``timeout`` s until ``order`` is done and all its fills are reported."""
-        record = self.tracker.get(str(order.order_id))
+        record = self.tracker.record_for(order)
         return record is not None and self.tracker.wait(record, timeout)
 
     # ------------------------------------------------------------------ IB events (loop thread)

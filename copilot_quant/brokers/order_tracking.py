@@ -143,6 +143,14 @@ class OrderTracker:
         with self._cond:
             return self._records.get(order_id)
 
+    def record_for(self, order: Order) -> OrderRecord | None:
+        """The record of this very ``order`` object (ids can repeat: an adopted order, an explicit id)."""
+        with self._cond:
+            record = self._records.get(str(order.order_id))
+            if record is not None and record.order is order:
+                return record
+            return next((r for r in reversed(self._all) if r.order is order), None)
+
     def records(self) -> list[OrderRecord]:
         with self._cond:
             return list(self._all)

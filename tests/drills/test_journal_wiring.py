@@ -120,8 +120,11 @@ def test_the_kill_switch_cancels_flattens_and_halts(make_engine, gateway, journa
     assert wait_until(lambda: len(strategy.fills) == 2)  # the flattening sell reached on_fill too
     assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
     with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
-        states = [o.state for o in journal.orders()]
+        orders = journal.orders()
+    states = [o.state for o in orders]
     assert states.count(OrderState.CANCELLED) == 1
+    (cancelled,) = [o for o in orders if o.state is OrderState.CANCELLED]
+    assert cancelled.reason == "kill switch: drill"  # says why, in the journal and on the order
     assert states.count(OrderState.REJECTED) == 1
     assert states.count(OrderState.FILLED) == 2
 

@@ -272,6 +272,7 @@ def test_stop_can_cancel_working_orders(gateway):
         order = engine.broker.get_open_orders()[0]
         engine.stop()
         assert wait_until(lambda: order.status.value == "cancelled")
+        assert order.reject_reason == "engine stopped (cancel_on_stop=True)"
     finally:
         engine.disconnect()
 

@@ -133,6 +133,18 @@ def test_an_execution_becomes_one_fill_when_its_commission_arrives():
     assert agg.fill_price == pytest.approx((4 * 100 + 6 * 101) / 10)
 
 
+def test_record_for_finds_the_very_order_when_ids_repeat():
+    tracker = OrderTracker()
+    adopted = Order("AAPL", 5, "limit", "buy", limit_price=1.0, order_id="O3")
+    new = Order("AAPL", 7, "limit", "buy", limit_price=2.0, order_id="O3")
+    first = tracker.add(adopted, "ref-a")
+    second = tracker.add(new, "ref-b")
+    assert tracker.get("O3") is second  # by id: the latest
+    assert tracker.record_for(adopted) is first
+    assert tracker.record_for(new) is second
+    assert tracker.record_for(Order("AAPL", 1, order_id="O3")) is None  # same id, never tracked
+
+
 def test_a_done_order_keeps_its_final_status():
     tracker = OrderTracker()
     record = tracker.add(Order("AAPL", 1, "market", "buy"))
