@@ -1,4 +1,4 @@
-"""The ``copilot-quant`` command line: backtest, demo, data, gateway, live, journal, parity.
+"""The ``copilot-quant`` command line: backtest, demo, sweep, data, gateway, live, journal, parity.
 
 Each sub-command lives in its own module and registers itself on :data:`app`. Every command exits 0 on
 success, 1 on a runtime failure and 2 on bad input or usage (:mod:`copilot_quant.cli.exit_codes`).
@@ -11,7 +11,7 @@ import logging
 import typer
 
 from copilot_quant import __version__
-from copilot_quant.cli import backtest, data, gateway, journal, live, parity
+from copilot_quant.cli import backtest, data, gateway, journal, live, parity, sweep
 
 app = typer.Typer(
     name="copilot-quant",
@@ -41,7 +41,7 @@ def _root(
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[RichHandler(show_path=False)])
 
 
-for _module in (backtest, data, gateway, live, journal, parity):
+for _module in (backtest, sweep, data, gateway, live, journal, parity):
     _module.register(app)
 
 

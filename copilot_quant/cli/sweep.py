@@ -1,0 +1,285 @@
+"""`copilot-quant sweep`: backtest a strategy over a grid of parameters and rank the combinations.
+
+::
+
+    copilot-quant sweep copilot_quant/examples/sma_cross.py:SimpleMovingAverage --symbols AAPL \\
+        --start 2005-01-01 --end 2012-12-31 -g fast_period=5:20:5 -g slow_period=30,50,100 \\
+        --holdout-from 2011-01-01 --jobs 2 --export out/sweep.csv
+
+``-g NAME=VALUES`` (``--grid``, once per parameter) gives the values to try: a comma list of Python
+literals (``5,10,20`` or ``'a','b'``), an inclusive range ``START:STOP[:STEP]`` (``5:20:5`` = 5, 10, 15,
+20), or one Python list (``[5, 10]``). ``-p NAME=VALUE`` fixes a parameter for every run. The table is
+ranked by ``--metric`` (before ``--holdout-from`` when given; see :mod:`copilot_quant.backtest.sweep`).
+"""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from copilot_quant.cli.backtest import _check_dates, _split_tokens
+from copilot_quant.cli.reporting import friendly_errors
+from copilot_quant.cli.strategy_spec import (
+    build_strategy,
+    format_call,
+    load_strategy_class,
+    param_option,
+    parse_params,
+    parse_value,
+)
+from copilot_quant.errors import ConfigError
+
+if TYPE_CHECKING:
+    from copilot_quant.backtest.sweep import SweepResult
+
+__all__ = ["parse_grid", "register", "sweep_command"]
+
+#: Most combinations one sweep may run: a typo such as 1:100000 should not start a day-long job.
+MAX_COMBINATIONS = 10_000
+
+_GRID_HELP = (
+    "Values to try for one constructor parameter, repeatable: -g fast=5,10,20 (a comma list), "
+    "-g slow=30:60:10 (START:STOP[:STEP], STOP included) or -g window=[5,10]."
+)
+
+
+# ------------------------------------------------------------------------------------------- the grid
+def _number(text: str, item: str) -> int | float:
+    value = parse_value(text)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"--grid {item!r}: {text!r} is not a number; a range is START:STOP[:STEP]")
+    return value
+
+
+def _range(text: str, item: str) -> list[Any]:
+    """``START:STOP[:STEP]`` with STOP included: ``5:20:5`` → [5, 10, 15, 20]."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise ConfigError(f"--grid {item!r}: a range is START:STOP or START:STOP:STEP, e.g. 5:20:5")
+    start, stop = _number(parts[0], item), _number(parts[1], item)
+    step = _number(parts[2], item) if len(parts) == 3 else 1
+    if step <= 0 or stop < start:
+        raise ConfigError(f"--grid {item!r}: needs START <= STOP and a positive STEP, e.g. 5:20:5")
+    count = math.floor((stop - start) / step + 1e-9) + 1
+    if count > MAX_COMBINATIONS:
+        raise ConfigError(
+            f"--grid {item!r} gives {count} values; at most {MAX_COMBINATIONS} combinations run"
+        )
+    if all(isinstance(v, int) for v in (start, stop, step)):
+        return [int(start + k * step) for k in range(count)]
+    return [round(start + k * step, 12) for k in range(count)]
+
+
+def _values(raw: str, item: str) -> list[Any]:
+    text = raw.strip()
+    if not text:
+        raise ConfigError(f"--grid {item!r} gives no values; write e.g. -g fast=5,10,20")
+    if text.startswith(("[", "(")):
+        try:
+            listed = ast.literal_eval(text)
+        except (ValueError, SyntaxError) as exc:
+            raise ConfigError(f"--grid {item!r}: {text!r} is not a Python list") from exc
+        return list(listed) if isinstance(listed, list | tuple) else [listed]
+    if ":" in text and not text.startswith(("'", '"')):
+        return _range(text, item)
+    return [parse_value(v) for v in text.split(",") if v.strip()]
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """The ``--grid NAME=VALUES`` options as name → values; ConfigError for a malformed or repeated one."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier() or keyword.iskeyword(name):
+            raise ConfigError(f"--grid {item!r} is not NAME=VALUES; write it as e.g. -g fast=5,10,20")
+        if name in grid:
+            raise ConfigError(f"--grid {name} is given twice; give each parameter once")
+        grid[name] = _values(raw, item)
+    if not grid:
+        raise ConfigError("nothing to sweep; give at least one -g NAME=VALUES, e.g. -g fast_period=5,10,20")
+    return grid
+
+
+def _check_holdout(day: str) -> None:
+    from copilot_quant.data.dates import to_utc
+    from copilot_quant.errors import DataError
+
+    try:
+        to_utc(day)
+    except DataError as exc:
+        raise ConfigError(f"--holdout-from: {exc}") from exc
+
+
+# ------------------------------------------------------------------------------------------- output
+def _cell(value: Any, name: str) -> str:
+    import pandas as pd  # here, not at the top: `copilot-quant --help` stays fast
+
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        if "return" in name or "drawdown" in name:
+            return f"{value:.2%}"
+        return f"{value:,.0f}" if name == "final_value" else f"{value:.2f}"
+    return str(value)
+
+
+_SHOWN = ("sharpe_ratio", "total_return", "max_drawdown", "fills")
+
+
+def sweep_table(sweep: SweepResult, top: int) -> Table:
+    """The best ``top`` rows: parameters, the ranking metrics, holdout beside them, and errors."""
+    columns = [*sweep.parameters, *_SHOWN]
+    if sweep.metric not in columns:
+        columns.insert(len(sweep.parameters), sweep.metric)
+    if sweep.holdout_from is not None:
+        columns += [f"holdout_{k}" for k in (*_SHOWN[:3], "fills")]
+    columns += ["errors"]
+    title = f"Top {min(top, len(sweep.table))} of {sweep.combinations} by {sweep.metric}"
+    if sweep.holdout_from is not None:
+        title += f" (ranked before {sweep.holdout_from:%Y-%m-%d}; holdout_* from then on)"
+    table = Table(title=title, header_style="bold")
+    table.add_column("#", justify="right")
+    for name in columns:
+        table.add_column(name.replace("_", " "), justify="right")
+    for rank, row in sweep.table.head(top).iterrows():
+        cells = [_cell(row[c], c) for c in columns]
+        if row["error"]:
+            cells[-1] = f"[red]{escape(str(row['error']))}[/]"
+        table.add_row(str(rank), *(escape(c) if not c.startswith("[red]") else c for c in cells))
+    return table
+
+
+# ------------------------------------------------------------------------------------------- command
+def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
+    ctx: typer.Context,
+    strategy: str = typer.Argument(..., help="path/to/strategy.py:ClassName or package.module:ClassName."),
+    symbols: list[str] = typer.Option([], "--symbols", "-s", help="Symbols: --symbols AAPL MSFT."),
+    start: str | None = typer.Option(None, "--start", help="First day (New York time), e.g. 2005-01-01."),
+    end: str | None = typer.Option(None, "--end", help="Last day, included, e.g. 2012-12-31."),
+    data: str = typer.Option(
+        "sample",
+        "--data",
+        "-d",
+        help="Data source: sample, synthetic[:SEED], csv:PATH, store[:DIR], yfinance.",
+    ),
+    grid: list[str] = typer.Option([], "--grid", "-g", metavar="NAME=VALUES", help=_GRID_HELP),
+    params: list[str] = param_option(),
+    metric: str = typer.Option(
+        "sharpe_ratio",
+        "--metric",
+        "-m",
+        help="Rank by: sharpe_ratio, sortino_ratio, "
+        "total_return, annualized_return, calmar_ratio, max_drawdown.",
+    ),
+    holdout_from: str | None = typer.Option(
+        None, "--holdout-from", help="Rank on the bars before this day only; show the rest beside it."
+    ),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Backtests run at once (worker processes)."),
+    top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
+    export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
+    capital: float = typer.Option(100_000.0, "--capital", help="Initial cash of each run."),
+    commission: float = typer.Option(0.001, "--commission", help="Commission rate per fill."),
+    slippage: float = typer.Option(0.0005, "--slippage", help="Market-order slippage rate."),
+    interval: str = typer.Option("1d", "--interval", help="Bar interval: 1d, 1h, 5m, 1m ..."),
+    allow_short: bool = typer.Option(True, "--allow-short/--no-short", help="Allow sells below flat."),
+) -> None:
+    """Backtest a strategy for every combination of -g values and rank them (with an honest holdout)."""
+    from copilot_quant.backtest.sweep import parameter_grid, run_sweep
+    from copilot_quant.data.providers import provider_from_spec
+
+    console = Console(highlight=False, width=160)
+    with friendly_errors():
+        spec, names = _split_tokens(strategy, symbols, list(ctx.args))
+        _check_dates(start, end)
+        if holdout_from is not None:
+            _check_holdout(holdout_from)
+        if capital <= 0:
+            raise ConfigError(f"--capital must be positive, got {capital}.")
+        if top < 1:
+            raise ConfigError(f"--top must be at least 1, got {top}.")
+        fixed = parse_params(params)
+        values = parse_grid(grid)
+        both = sorted(set(fixed) & set(values))
+        if both:
+            raise ConfigError(f"{', '.join(both)} is given with both -p and -g; give it once")
+        combos = parameter_grid(values)
+        if len(combos) > MAX_COMBINATIONS:
+            raise ConfigError(f"{len(combos)} combinations; at most {MAX_COMBINATIONS} run in one sweep")
+        cls = load_strategy_class(spec)
+        build_strategy(cls, {**fixed, **combos[0]})  # a bad name fails now, not in every run
+
+        def factory(**combo: Any) -> Any:
+            return build_strategy(cls, {**fixed, **combo})
+
+        console.print(
+            f"Sweeping {escape(format_call(cls, fixed))} over {len(combos)} combination(s) of "
+            f"{', '.join(values)} on {', '.join(names)}"
+        )
+        sweep = _run(
+            console,
+            lambda progress: run_sweep(
+                factory,
+                combos,
+                symbols=names,
+                start_date=start,
+                end_date=end,
+                data_provider=provider_from_spec(data),
+                interval=interval,
+                engine_options={
+                    "initial_capital": capital,
+                    "commission": commission,
+                    "slippage": slippage,
+                    "allow_short": allow_short,
+                },
+                metric=metric,
+                holdout_from=holdout_from,
+                jobs=jobs,
+                progress=progress,
+            ),
+            len(combos),
+        )
+        console.print(sweep_table(sweep, top))
+        failed = int((sweep.table["error"] != "").sum())
+        if failed:
+            console.print(f"[yellow]{failed} combination(s) could not run; see the error column.[/]")
+        if holdout_from is None and len(combos) > 1:
+            console.print(
+                "[dim]The best of many tries flatters the strategy: check it on unseen bars with "
+                "--holdout-from DATE.[/]"
+            )
+        if export is not None:
+            from copilot_quant.journal.export import write_frame
+
+            written = write_frame(sweep.table.reset_index(), export)
+            console.print(f"Table written to [bold]{escape(str(written))}[/]")
+
+
+def _run(console: Console, run: Any, total: int) -> SweepResult:
+    """``run(progress)`` under a rich progress bar of combinations done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("Backtesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("sweep", total=total)
+        return run(lambda done, _total: progress.update(task, completed=done))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `sweep` command to ``app``."""
+    app.command("sweep", context_settings={"allow_extra_args": True}, no_args_is_help=True)(sweep_command)

@@ -1,0 +1,118 @@
+"""``copilot-quant sweep``: the grid syntax, the table, the export, and the errors a user makes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from copilot_quant.cli import app
+from copilot_quant.cli.exit_codes import SUCCESS, USAGE_ERROR
+from copilot_quant.cli.sweep import MAX_COMBINATIONS, parse_grid
+from copilot_quant.errors import ConfigError
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.timeout(120)
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "copilot_quant" / "examples" / "sma_cross.py"
+SPEC = f"{EXAMPLE}:SimpleMovingAverage"
+
+
+def sweep(*args: str):
+    return CliRunner().invoke(app, ["sweep", SPEC, "--symbols", "AAPL", *args])
+
+
+# ------------------------------------------------------------------------------------------- grid syntax
+@pytest.mark.parametrize(
+    ("item", "values"),
+    [
+        ("fast=5,10,20", [5, 10, 20]),
+        ("fast=5:20:5", [5, 10, 15, 20]),
+        ("fast=5:8", [5, 6, 7, 8]),
+        ("band=0.5:1.5:0.25", [0.5, 0.75, 1.0, 1.25, 1.5]),
+        ("symbol=AAPL,MSFT", ["AAPL", "MSFT"]),
+        ("window=[5, 10]", [5, 10]),
+        ("window=[[1, 2], [3]]", [[1, 2], [3]]),
+        ("flag=true,false", [True, False]),
+        ("when='09:30','10:00'", ["09:30", "10:00"]),
+    ],
+)
+def test_grid_values(item, values):
+    name = item.partition("=")[0]
+    assert parse_grid([item]) == {name: values}
+
+
+@given(st.integers(-50, 50), st.integers(0, 40), st.integers(1, 9))
+def test_an_integer_range_includes_its_stop_when_the_step_lands_on_it(start, span, step):
+    stop = start + span
+    values = parse_grid([f"n={start}:{stop}:{step}"])["n"]
+    assert values == list(range(start, stop + 1, step))
+
+
+@pytest.mark.parametrize(
+    ("items", "message"),
+    [
+        (["fast"], "not NAME=VALUES"),
+        (["1x=3"], "not NAME=VALUES"),
+        (["fast="], "gives no values"),
+        (["fast=1,2", "fast=3"], "given twice"),
+        (["fast=10:5"], "START <= STOP"),
+        (["fast=1:5:0"], "positive STEP"),
+        (["fast=a:b"], "not a number"),
+        ([f"fast=1:{MAX_COMBINATIONS + 1}"], "at most"),
+        ([], "nothing to sweep"),
+    ],
+)
+def test_bad_grids_are_named(items, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_grid(items)
+
+
+# ------------------------------------------------------------------------------------------- command
+def test_a_sweep_ranks_every_combination_and_exports_the_whole_table(tmp_path):
+    out = tmp_path / "sweep.csv"
+    result = sweep(
+        "--start", "2009-01-01", "--end", "2011-12-31",
+        "-g", "fast_period=5,10", "-g", "slow_period=20:40:20",
+        "-p", "quantity=100", "--holdout-from", "2011-01-01", "--top", "3", "--export", str(out),
+    )  # fmt: skip
+    assert result.exit_code == SUCCESS, result.output
+    assert "Sweeping SimpleMovingAverage(" in result.output
+    assert "quantity=100" in result.output
+    assert "Top 3 of 4 by sharpe_ratio (ranked before 2011-01-01" in result.output
+    table = pd.read_csv(out)
+    assert len(table) == 4
+    assert sorted(zip(table["fast_period"], table["slow_period"], strict=True)) == [
+        (5, 20), (5, 40), (10, 20), (10, 40)
+    ]  # fmt: skip
+    assert list(table["rank"]) == [1, 2, 3, 4]
+    assert list(table["sharpe_ratio"]) == sorted(table["sharpe_ratio"], reverse=True)
+    assert (table["fills"] > 0).all()
+    assert "holdout_sharpe_ratio" in table.columns
+    assert "--holdout-from DATE" not in result.output  # the overfitting hint is for sweeps without one
+
+
+def test_without_a_holdout_the_user_is_told_why_to_use_one():
+    result = sweep("--start", "2010-01-01", "--end", "2010-12-31", "-g", "fast_period=5,10")
+    assert result.exit_code == SUCCESS, result.output
+    assert "--holdout-from DATE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-g", "fastest=5,10"], "fastest"),  # not a parameter of the class: caught before any run
+        (["-g", "fast_period=5,10", "-p", "fast_period=3"], "both -p and -g"),
+        (["-g", "fast_period=5", "--metric", "luck"], "cannot rank by 'luck'"),
+        (["-g", "fast_period=5", "--holdout-from", "someday"], "--holdout-from"),
+        (["-g", "fast_period=5", "--holdout-from", "2020-01-01"], "leaves no bars on one side"),
+        (["-g", "fast_period=5", "--top", "0"], "--top must be at least 1"),
+    ],
+)
+def test_mistakes_exit_2_with_one_line_saying_what_to_fix(args, message):
+    result = sweep("--start", "2010-01-01", "--end", "2010-06-30", *args)
+    assert result.exit_code == USAGE_ERROR, result.output
+    assert "Error:" in result.output
+    assert message in " ".join(result.output.split())
