@@ -213,10 +213,11 @@ class BacktestResult:
     ``{'timestamp', 'error', 'type'}`` dicts.
 
     Derived views (computed on first use): :attr:`trades` (round trips), :meth:`get_trade_log` (one row
-    per fill), :attr:`portfolio_history`, :attr:`metrics` / :meth:`get_summary_stats`, :meth:`summary`,
-    :meth:`to_dict`, :meth:`plot` and :meth:`to_html`. ``max_drawdown`` is a negative fraction
-    (``-0.2`` = 20 % below the running peak); ratios are annualized with the bar frequency inferred from
-    the equity curve's index (see :func:`copilot_quant.backtest.metrics.infer_periods_per_year`).
+    per fill), :attr:`portfolio_history`, :attr:`holdings` (position per bar and symbol), :attr:`metrics`
+    / :meth:`get_summary_stats`, :meth:`summary`, :meth:`to_dict`, :meth:`plot` and :meth:`to_html`.
+    ``max_drawdown`` is a negative fraction (``-0.2`` = 20 % below the running peak); ratios are
+    annualized with the bar frequency inferred from the equity curve's index (see
+    :func:`copilot_quant.backtest.metrics.infer_periods_per_year`).
     """
 
     strategy_name: str
@@ -342,23 +343,35 @@ class BacktestResult:
         peak = equity.cummax().clip(lower=self.initial_capital)
         return equity / peak - 1.0
 
+    @property
+    def holdings(self) -> pd.DataFrame:
+        """Per bar (rows: the equity curve's index) and traded symbol (columns): the signed quantity held at
+        the bar's close, rebuilt from the fills. A fill counts from the bar during which it happened, the
+        first bar stamped at or after it. No columns without fills; all zeros without a datetime index.
+        """
+        return self._cached("holdings", self._build_holdings).copy()
+
+    def _build_holdings(self) -> pd.DataFrame:
+        index = self.equity_curve.index
+        log_ = self.get_trade_log()
+        symbols = [str(s) for s in log_["symbol"].unique()]
+        held = np.zeros((len(index), len(symbols)))
+        if len(log_) and isinstance(index, pd.DatetimeIndex):
+            signed = np.where(log_["side"] == "buy", 1.0, -1.0) * log_["quantity"].to_numpy()
+            bars = index.as_unit("ns").searchsorted(
+                log_["timestamp"].astype(index.as_unit("ns").dtype), side="left"
+            )
+            for k, symbol in enumerate(symbols):
+                mine = (log_["symbol"] == symbol).to_numpy()
+                change = np.zeros(len(index) + 1)
+                np.add.at(change, bars[mine], signed[mine])
+                held[:, k] = np.cumsum(change)[: len(index)]
+        return pd.DataFrame(held, index=index, columns=pd.Index(symbols, dtype=object))
+
     def _invested(self) -> np.ndarray:
         """Per bar: whether any position was held at the bar's close, rebuilt from the fills."""
-        index = self.equity_curve.index
-        held = np.zeros(len(index), dtype=bool)
-        if not self.fills or not isinstance(index, pd.DatetimeIndex):
-            return held
-        log_ = self.get_trade_log()
-        signed = np.where(log_["side"] == "buy", 1.0, -1.0) * log_["quantity"].to_numpy()
-        bars = index.as_unit("ns").searchsorted(
-            log_["timestamp"].astype(index.as_unit("ns").dtype), side="left"
-        )
-        for symbol in log_["symbol"].unique():
-            mine = (log_["symbol"] == symbol).to_numpy()
-            change = np.zeros(len(index) + 1)
-            np.add.at(change, bars[mine], signed[mine])
-            held |= np.abs(np.cumsum(change)[: len(index)]) > _EPS
-        return held
+        held = self._cached("holdings", self._build_holdings).to_numpy()
+        return np.asarray((np.abs(held) > _EPS).any(axis=1), dtype=bool)
 
     # ------------------------------------------------------------------------------------ metrics
     @property

@@ -9,8 +9,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from copilot_quant.backtest.orders import Fill, Order
-from copilot_quant.backtest.report import MAX_TRADE_ROWS, build_figure, monthly_returns, write_html
+from copilot_quant.backtest.report import (
+    MAX_TRADE_ROWS,
+    build_figure,
+    drawdown_ticks,
+    monthly_returns,
+    write_html,
+)
 from copilot_quant.backtest.results import BacktestResult
+from hypothesis import given
+from hypothesis import strategies as st
 
 INDEX = (
     (pd.bdate_range("2019-12-02", "2020-03-31") + pd.Timedelta(hours=16))
@@ -83,8 +91,9 @@ def test_the_figure_has_equity_drawdown_and_a_price_panel_per_symbol_with_marker
     equity = fig.data[0]
     assert len(equity.x) == len(result.equity_curve)
     assert list(equity.y) == pytest.approx(result.equity_curve.tolist())
-    # chart times are in the exchange zone
-    assert str(pd.Timestamp(equity.x[0]).tz) == "America/New_York"
+    # chart times are the exchange's days (daily bars): 16:00 New York is 21:00 UTC, still 2 December
+    assert INDEX[0] == pd.Timestamp("2019-12-02 21:00", tz="UTC")
+    assert equity.x[0] == "2019-12-02"
     entries = [t for t in fig.data if t.name == "long entry"]
     n_long = int((result.trades["side"] == "long").sum())
     assert sum(len(t.x) for t in entries) == n_long
@@ -144,12 +153,35 @@ def test_a_max_drawdown_of_0_8_percent_is_labelled_in_tenths():
     assert _tick_labels(axis, -0.008) == ["0.0%", "-0.2%", "-0.4%", "-0.6%", "-0.8%"]
 
 
-def test_a_run_without_drawdown_keeps_whole_percent_ticks():
-    equity = pd.Series(np.linspace(100.0, 110.0, len(INDEX)), index=INDEX)
+@pytest.mark.parametrize("noise", [0.0, 1e-16, 1e-9, 5e-5])
+def test_a_run_without_drawdown_or_only_float_noise_gets_a_fixed_0_to_minus_1_percent_axis(noise):
+    path = np.linspace(100.0, 110.0, len(INDEX))
+    path[len(path) // 2 :] *= 1 - noise  # a dip of ``noise`` (0: none)
+    equity = pd.Series(path, index=INDEX)
     res = BacktestResult("Up", INDEX[0], INDEX[-1], 100.0, equity, equity.copy())
     axis = build_figure(res).layout.yaxis2
-    assert axis.tickformat == ".0%"
-    assert axis.dtick is None
+    assert tuple(axis.range) == (
+        -0.01,
+        0.0,
+    )  # not plotly's -100 % .. 100 % for a zero line, nor a zoom on noise
+    assert _tick_labels(axis, -0.01) == ["0.0%", "-0.5%", "-1.0%"]
+
+
+@given(depth=st.floats(min_value=1e-4, max_value=0.999))
+def test_drawdown_tick_labels_never_repeat(depth):
+    scale = drawdown_ticks(-depth)
+    assert scale is not None
+    axis = go.layout.YAxis(tickmode="linear", tick0=0, dtick=scale[0], tickformat=scale[1])
+    labels = _tick_labels(axis, -depth)
+    assert len(labels) == len(set(labels)), labels
+    assert 3 <= len(labels) <= 5, labels
+
+
+def test_intraday_chart_times_are_new_york_wall_clock_minutes():
+    index = pd.date_range("2024-03-01 14:31", periods=30, freq="1min", tz="UTC")
+    equity = pd.Series(np.linspace(100.0, 101.0, len(index)), index=index)
+    res = BacktestResult("Minutes", index[0], index[-1], 100.0, equity, equity.copy())
+    assert list(build_figure(res).data[0].x[:2]) == ["2024-03-01 09:31", "2024-03-01 09:32"]
 
 
 def test_monthly_returns_chain_month_ends_from_the_initial_capital():
