@@ -49,7 +49,7 @@ from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.dates import resolve_range, to_utc
 from copilot_quant.errors import ConfigError
 
-__all__ = ["RANKING_METRICS", "SweepResult", "parameter_grid", "period_metrics", "run_sweep"]
+__all__ = ["RANKING_METRICS", "SweepResult", "load_bars", "parameter_grid", "period_metrics", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def run_sweep(
         raise ConfigError(f"jobs must be at least 1, got {jobs}")
     names = [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols)]
     lo, hi = resolve_range(start_date, end_date)
-    frame = data if data is not None else _load(data_provider, names, lo, hi, interval)
+    frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval)
     cut = to_utc(holdout_from) if holdout_from is not None else None
     if cut is not None:
         _check_holdout(frame, cut)
@@ -172,13 +172,14 @@ def run_sweep(
     return _rank(rows, grid, metric, cut)
 
 
-def _load(
+def load_bars(
     provider: IDataFeed | None,
     names: list[str],
     lo: pd.Timestamp | None,
     hi: pd.Timestamp | None,
     interval: str,
 ) -> pd.DataFrame:
+    """The bars of ``names`` in ``[lo, hi]`` from ``provider``, in the shape the engine takes."""
     if provider is None:
         raise ConfigError("no data: pass data_provider=... (e.g. SampleDataProvider()) or data=frame")
     if not names:

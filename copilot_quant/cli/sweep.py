@@ -39,8 +39,9 @@ from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.sweep import SweepResult
+    from copilot_quant.backtest.walk_forward import WalkForwardResult
 
-__all__ = ["parse_grid", "register", "sweep_command"]
+__all__ = ["parse_grid", "register", "sweep_command", "sweep_table", "walk_forward_table"]
 
 #: Most combinations one sweep may run: a typo such as 1:100000 should not start a day-long job.
 MAX_COMBINATIONS = 10_000
@@ -126,6 +127,8 @@ def _cell(value: Any, name: str) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return "-"
     if isinstance(value, float):
+        if name.endswith("fills"):
+            return f"{value:,.0f}"
         if "return" in name or "drawdown" in name:
             return f"{value:.2%}"
         return f"{value:,.0f}" if name == "final_value" else f"{value:.2f}"
@@ -183,6 +186,14 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     holdout_from: str | None = typer.Option(
         None, "--holdout-from", help="Rank on the bars before this day only; show the rest beside it."
     ),
+    walk_forward_folds: int | None = typer.Option(
+        None,
+        "--walk-forward",
+        help="Walk-forward with N folds: choose on the past, test on the next stretch, chain the tests.",
+    ),
+    rolling: bool = typer.Option(
+        False, "--rolling", help="With --walk-forward: train on the last stretch only."
+    ),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Backtests run at once (worker processes)."),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
@@ -202,6 +213,10 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         _check_dates(start, end)
         if holdout_from is not None:
             _check_holdout(holdout_from)
+        if walk_forward_folds is not None and holdout_from is not None:
+            raise ConfigError("--walk-forward makes its own holdouts; drop --holdout-from")
+        if rolling and walk_forward_folds is None:
+            raise ConfigError("--rolling only applies with --walk-forward N")
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         if top < 1:
@@ -224,46 +239,119 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             f"Sweeping {escape(format_call(cls, fixed))} over {len(combos)} combination(s) of "
             f"{', '.join(values)} on {', '.join(names)}"
         )
-        sweep = _run(
-            console,
-            lambda progress: run_sweep(
-                factory,
-                combos,
-                symbols=names,
-                start_date=start,
-                end_date=end,
-                data_provider=provider_from_spec(data),
-                interval=interval,
-                engine_options={
-                    "initial_capital": capital,
-                    "commission": commission,
-                    "slippage": slippage,
-                    "allow_short": allow_short,
-                },
-                metric=metric,
-                holdout_from=holdout_from,
-                jobs=jobs,
-                progress=progress,
-            ),
-            len(combos),
-        )
-        console.print(sweep_table(sweep, top))
-        failed = int((sweep.table["error"] != "").sum())
-        if failed:
-            console.print(f"[yellow]{failed} combination(s) could not run; see the error column.[/]")
-        if holdout_from is None and len(combos) > 1:
-            console.print(
-                "[dim]The best of many tries flatters the strategy: check it on unseen bars with "
-                "--holdout-from DATE.[/]"
+        settings: dict[str, Any] = {
+            "symbols": names,
+            "start_date": start,
+            "end_date": end,
+            "data_provider": provider_from_spec(data),
+            "interval": interval,
+            "engine_options": {
+                "initial_capital": capital,
+                "commission": commission,
+                "slippage": slippage,
+                "allow_short": allow_short,
+            },
+            "metric": metric,
+            "jobs": jobs,
+        }
+        if walk_forward_folds is not None:
+            from copilot_quant.backtest.walk_forward import walk_forward
+
+            runs = walk_forward_folds * len(combos)
+            wf = _run(
+                console,
+                lambda progress: walk_forward(
+                    factory, combos, folds=walk_forward_folds, rolling=rolling, progress=progress, **settings
+                ),
+                runs,
             )
+            console.print(walk_forward_table(wf))
+            table = wf.table.reset_index()
+        else:
+            sweep = _run(
+                console,
+                lambda progress: run_sweep(
+                    factory, combos, holdout_from=holdout_from, progress=progress, **settings
+                ),
+                len(combos),
+            )
+            _print_sweep(console, sweep, top, hint=holdout_from is None and len(combos) > 1)
+            table = sweep.table.reset_index()
         if export is not None:
             from copilot_quant.journal.export import write_frame
 
-            written = write_frame(sweep.table.reset_index(), export)
+            written = write_frame(table, export)
             console.print(f"Table written to [bold]{escape(str(written))}[/]")
 
 
-def _run(console: Console, run: Any, total: int) -> SweepResult:
+def _print_sweep(console: Console, sweep: SweepResult, top: int, *, hint: bool) -> None:
+    console.print(sweep_table(sweep, top))
+    failed = int((sweep.table["error"] != "").sum())
+    if failed:
+        console.print(f"[yellow]{failed} combination(s) could not run; see the error column.[/]")
+    if hint:
+        console.print(
+            "[dim]The best of many tries flatters the strategy: check it on unseen bars with "
+            "--holdout-from DATE, or the whole procedure with --walk-forward N.[/]"
+        )
+
+
+def _span(first: Any, last: Any) -> str:
+    """Two bar times as exchange-local days: ``2005-01-03 → 2006-08-08``."""
+    from copilot_quant.data.dates import EXCHANGE_TZ
+
+    return f"{first.tz_convert(EXCHANGE_TZ):%Y-%m-%d} → {last.tz_convert(EXCHANGE_TZ):%Y-%m-%d}"
+
+
+def walk_forward_table(wf: WalkForwardResult) -> Table:
+    """Per fold: the dates, the parameters chosen, their training score and test metrics; then the total."""
+    metric = wf.metric
+    table = Table(
+        title=f"Walk-forward: {len(wf.table)} fold(s), parameters chosen by {metric}", header_style="bold"
+    )
+    for name in (
+        "fold",
+        "train (New York days)",
+        "test ",
+        *wf.parameters,
+        f"train {metric}",
+        "test sharpe",
+        "test return",
+        "test max dd",
+        "test fills",
+    ):
+        table.add_column(
+            name.replace("_", " "), justify="right", no_wrap=name.startswith(("train (", "test"))
+        )
+    for fold, row in wf.table.iterrows():
+        table.add_row(
+            str(fold),
+            _span(row["train_start"], row["train_end"]),
+            _span(row["test_start"], row["test_end"]),
+            *(escape(str(row[p])) for p in wf.parameters),
+            _cell(row[f"train_{metric}"], metric),
+            _cell(row["test_sharpe_ratio"], "sharpe_ratio"),
+            _cell(row["test_total_return"], "total_return"),
+            _cell(row["test_max_drawdown"], "max_drawdown"),
+            _cell(row["test_fills"], "fills"),
+        )
+    total = wf.metrics
+    table.add_section()
+    table.add_row(
+        "all",
+        "",
+        _span(wf.equity.index[0], wf.equity.index[-1]),
+        *([""] * len(wf.parameters)),
+        "",
+        _cell(total["sharpe_ratio"], "sharpe_ratio"),
+        _cell(total["total_return"], "total_return"),
+        _cell(total["max_drawdown"], "max_drawdown"),
+        _cell(total["fills"], "fills"),
+    )
+    return table
+
+
+def _run(console: Console, run: Any, total: int) -> Any:
     """``run(progress)`` under a rich progress bar of combinations done."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
