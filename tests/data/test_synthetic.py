@@ -1,18 +1,27 @@
-"""SyntheticDataProvider: deterministic, valid OHLC, real session stamps, any interval, fast enough for 1M bars."""
+"""SyntheticDataProvider: one market at every interval, deterministic whatever the window, valid OHLC, real
+session stamps, fast enough for 1M bars."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 import pytest
 from copilot_quant.backtest.interfaces import BAR_COLUMNS, SUPPORTED_INTERVALS
-from copilot_quant.data.calendars import session_bounds, session_closes
+from copilot_quant.data import synthetic
+from copilot_quant.data.calendars import closing_session_of, session_bounds, session_closes
+from copilot_quant.data.resample import aggregate_bars, resample_daily
 from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.errors import DataError, UnknownSymbolError
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+
+SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
+SYMBOLS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=5)
+#: First days of requested windows; the provider's series starts on 2015-01-02.
+DAYS = st.dates(min_value=date(2015, 1, 1), max_value=date(2025, 12, 20))
+INTRADAY = ["1m", "2m", "5m", "15m", "30m", "1h"]
 
 
 def assert_valid_bars(frame: pd.DataFrame) -> None:
@@ -171,3 +180,176 @@ def test_ohlc_is_valid_for_any_seed_symbol_and_volatility(seed, symbol, volatili
     bars = feed.get_historical_data(symbol, "2023-01-03", datetime(2023, 2, 28), interval=interval)
     assert len(bars) > 0
     assert_valid_bars(bars)
+
+
+# -- one market at every interval ---------------------------------------------------------------------------
+@settings(max_examples=40)
+@given(seed=SEEDS, symbol=SYMBOLS, first=DAYS, span=st.integers(min_value=0, max_value=9))
+def test_minutes_aggregate_exactly_to_every_coarser_intraday_and_daily_bar(seed, symbol, first, span):
+    feed = SyntheticDataProvider(seed=seed)
+    last = first + timedelta(days=span)
+    minutes = feed.get_historical_data(symbol, first, last, "1m")
+    daily = feed.get_historical_data(symbol, first, last, "1d")
+    for interval in INTRADAY[1:]:
+        bars = feed.get_historical_data(symbol, first, last, interval)
+        pd.testing.assert_frame_equal(aggregate_bars(minutes, "1m", interval), bars)
+    hourly = feed.get_historical_data(symbol, first, last, "1h")
+    pd.testing.assert_frame_equal(aggregate_bars(minutes, "1m", "1d"), daily)
+    pd.testing.assert_frame_equal(aggregate_bars(hourly, "1h", "1d"), daily)
+
+
+@settings(max_examples=20)
+@given(seed=SEEDS, symbol=SYMBOLS, first=DAYS, months=st.integers(min_value=1, max_value=14))
+def test_weeks_and_months_aggregate_exactly_the_daily_bars(seed, symbol, first, months):
+    feed = SyntheticDataProvider(seed=seed)
+    month_start = pd.Timestamp(first).to_period("M").start_time
+    month_end = (month_start + pd.DateOffset(months=months)) - pd.Timedelta(days=1)
+    daily = feed.get_historical_data(symbol, month_start, month_end)
+    monthly = feed.get_historical_data(symbol, month_start, month_end, "1mo")
+    pd.testing.assert_frame_equal(resample_daily(daily, "1mo"), monthly)
+    monday = pd.Timestamp(first) - pd.Timedelta(days=pd.Timestamp(first).day_of_week)
+    sunday = monday + pd.Timedelta(weeks=months, days=-1)
+    daily = feed.get_historical_data(symbol, monday, sunday)
+    weekly = feed.get_historical_data(symbol, monday, sunday, "1wk")
+    pd.testing.assert_frame_equal(resample_daily(daily, "1wk"), weekly)
+
+
+def test_a_half_day_summarises_its_210_minutes():
+    feed = SyntheticDataProvider(seed=8)
+    minutes = feed.get_historical_data("X", "2024-11-29", "2024-11-29", "1m")
+    day = feed.get_historical_data("X", "2024-11-29", "2024-11-29")
+    assert len(minutes) == 210
+    assert day.index[0] == minutes.index[-1] == pd.Timestamp("2024-11-29 18:00", tz="UTC")
+    assert day["Open"].iloc[0] == minutes["Open"].iloc[0]
+    assert day["High"].iloc[0] == minutes["High"].max()
+    assert day["Low"].iloc[0] == minutes["Low"].min()
+    assert day["Close"].iloc[0] == minutes["Close"].iloc[-1]
+    assert day["Volume"].iloc[0] == minutes["Volume"].sum()
+
+
+# -- deterministic whatever the window ---------------------------------------------------------------------
+@settings(max_examples=30)
+@given(
+    seed=SEEDS,
+    symbol=SYMBOLS,
+    first=DAYS,
+    lengths=st.tuples(st.integers(0, 8), st.integers(0, 8), st.integers(0, 8)),
+    interval=st.sampled_from(["1m", "5m", "1h", "1d"]),
+)
+def test_overlapping_windows_give_the_same_bars(seed, symbol, first, lengths, interval):
+    # Window A is [first, first + a]; window B starts inside it and may run past it.
+    a, into, b = lengths
+    second = first + timedelta(days=min(into, a))
+    window_a = (first, first + timedelta(days=a))
+    window_b = (second, second + timedelta(days=b))
+    shared = SyntheticDataProvider(seed=seed)
+    later_first = shared.get_historical_data(symbol, *window_b, interval)
+    earlier = shared.get_historical_data(symbol, *window_a, interval)
+    fresh = SyntheticDataProvider(seed=seed).get_historical_data(symbol, *window_b, interval)
+    pd.testing.assert_frame_equal(later_first, fresh)
+    overlap = earlier.index.intersection(fresh.index)
+    if len(fresh):  # every bar of A inside B's span is also one of B's
+        assert len(overlap) == len(earlier.loc[fresh.index[0] : fresh.index[-1]])
+    pd.testing.assert_frame_equal(earlier.loc[overlap], fresh.loc[overlap])
+
+
+def test_minutes_asked_first_do_not_change_the_daily_bars():
+    fresh = SyntheticDataProvider(seed=4).get_historical_data("Q", "2016-01-01", "2024-12-31")
+    feed = SyntheticDataProvider(seed=4)
+    feed.get_historical_data("Q", "2024-06-03", "2024-06-07", "1m")
+    pd.testing.assert_frame_equal(feed.get_historical_data("Q", "2016-01-01", "2024-12-31"), fresh)
+
+
+@given(seed=SEEDS, symbol=SYMBOLS, first=DAYS, interval=st.sampled_from([*INTRADAY, "1d", "1wk"]))
+def test_the_same_request_always_gives_the_same_bars(seed, symbol, first, interval):
+    last = first + timedelta(days=12)
+    feed = SyntheticDataProvider(seed=seed)
+    once = feed.get_historical_data(symbol, first, last, interval)
+    pd.testing.assert_frame_equal(feed.get_historical_data(symbol, first, last, interval), once)
+    feed.clear_cache()
+    pd.testing.assert_frame_equal(feed.get_historical_data(symbol, first, last, interval), once)
+    pd.testing.assert_frame_equal(
+        SyntheticDataProvider(seed=seed).get_historical_data(symbol, first, last, interval), once
+    )
+
+
+# -- intraday bars only inside sessions ----------------------------------------------------------------------
+@given(first=DAYS, span=st.integers(min_value=0, max_value=20), interval=st.sampled_from(INTRADAY))
+def test_intraday_bars_exist_only_inside_sessions_and_fill_each_one(first, span, interval):
+    last = first + timedelta(days=span)
+    bars = SyntheticDataProvider(seed=1).get_historical_data("X", first, last, interval)
+    opens, closes = session_bounds(first, last)
+    assert len(bars) > 0 or len(closes) == 0
+    stamps = pd.DatetimeIndex(bars.index)
+    # Each bar ends inside (open, close] of the session it belongs to: none on weekends or holidays.
+    session = closing_session_of(stamps) if len(stamps) else stamps
+    which = closes.searchsorted(session)
+    assert (closes[which] == session).all()
+    assert (stamps > opens[which]).all()
+    step = pd.Timedelta(SUPPORTED_INTERVALS[interval])
+    expected = np.ceil((closes - opens) / step).astype(int)
+    np.testing.assert_array_equal(np.bincount(which, minlength=len(closes)), expected)
+
+
+@pytest.mark.parametrize(
+    ("day", "minutes"),
+    [("2024-07-03", 210), ("2024-07-04", 0), ("2024-12-24", 210), ("2024-12-25", 0), ("2024-03-29", 0)],
+)
+def test_holidays_have_no_bars_and_half_days_end_at_one(day, minutes):
+    feed = SyntheticDataProvider(seed=2)
+    bars = feed.get_historical_data("X", day, day, "1m")
+    assert len(bars) == minutes
+    assert len(feed.get_historical_data("X", day, day)) == (1 if minutes else 0)
+    if minutes:
+        assert bars.index[-1].tz_convert("America/New_York").strftime("%H:%M") == "13:00"
+
+
+# -- OHLC invariants -----------------------------------------------------------------------------------------
+@settings(max_examples=40)
+@given(
+    seed=SEEDS,
+    symbol=SYMBOLS,
+    first=DAYS,
+    model=st.tuples(
+        st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=3.0)),  # volatility
+        st.floats(min_value=-0.5, max_value=0.5),  # drift
+    ),
+    interval=st.sampled_from(list(SUPPORTED_INTERVALS)),
+)
+def test_every_interval_has_valid_ohlc_and_whole_share_volumes(seed, symbol, first, model, interval):
+    volatility, drift = model
+    feed = SyntheticDataProvider(seed=seed, annual_volatility=volatility, annual_drift=drift)
+    bars = feed.get_historical_data(symbol, first, first + timedelta(days=40), interval)
+    assert len(bars) > 0
+    assert_valid_bars(bars)
+    np.testing.assert_array_equal(bars["Volume"], np.round(bars["Volume"]))
+
+
+def test_the_first_session_opens_at_the_start_price():
+    bars = SyntheticDataProvider(seed=6, start="2020-01-02", start_price=50.0).get_historical_data("X")
+    assert bars["Open"].iloc[0] == 50.0
+
+
+# -- speed by construction -----------------------------------------------------------------------------------
+def test_daily_bars_never_generate_minutes(monkeypatch):
+    def no_minutes(*args, **kwargs):
+        raise AssertionError("daily bars must not need minute bars")
+
+    monkeypatch.setattr(synthetic, "minute_bars", no_minutes)
+    feed = SyntheticDataProvider(seed=1, start="2005-01-03")
+    assert len(feed.get_historical_data("X", "2005-01-01", "2024-12-31")) > 5000
+    assert len(feed.get_historical_data("X", "2005-01-01", "2024-12-31", "1mo")) == 240
+
+
+def test_a_month_of_minutes_generates_only_that_months_sessions(monkeypatch):
+    generated: list[int] = []
+    real = synthetic.minute_bars
+
+    def counting(model, key, days, minutes, closes_ns):
+        generated.append(len(minutes))
+        return real(model, key, days, minutes, closes_ns)
+
+    monkeypatch.setattr(synthetic, "minute_bars", counting)
+    bars = SyntheticDataProvider(seed=1).get_historical_data("X", "2024-11-01", "2024-11-30", "1m")
+    assert generated == [len(session_closes("2024-11-01", "2024-11-30"))]
+    assert len(bars) == 19 * 390 + 210  # Thanksgiving off, the Friday after a half day
