@@ -5,7 +5,7 @@
 1. runs :class:`~copilot_quant.backtest.engine.BacktestEngine` on the bars of the range;
 2. starts an in-process :class:`~copilot_quant.gateway.GatewayServer` replaying the **same bars** (only
    those of the range, so both runs see identical windows), with the same commission and slippage
-   model objects, and an account holding the same capital; its clock starts at the close of the range's
+   model objects (and the same ``volume_limit``), and an account holding the same capital; its clock starts at the close of the range's
    first bar (the live engine needs one bar of history: IB answers an empty history request with error
    162), so that bar is history in both runs — the backtest's strategy skips it too — and the clock is
    then stepped one bar at a time;
@@ -53,6 +53,7 @@ from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Fill, Order
+from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
@@ -246,6 +247,7 @@ def _live_run(
     slippage: SlippageModel,
     interval: str,
     step_timeout: float,
+    volume_limit: float | None,
 ) -> RunSummary:
     symbols = sorted(frames)
     config = GatewayConfig(
@@ -258,6 +260,7 @@ def _live_run(
         start=stamps[0],
         commission=commission,
         slippage=slippage,
+        volume_limit=volume_limit,
     )
     summary = RunSummary("live")
     # A journal of its own: the run must not resume (or pollute) the user's journal of the paper account.
@@ -395,12 +398,14 @@ def run_parity(
     slippage: float | SlippageModel | None = 0.0005,
     interval: str = "1d",
     step_timeout: float = 20.0,
+    volume_limit: float | None = None,
 ) -> ParityReport:
     """Run ``strategy_class(**strategy_kwargs)`` in a backtest and live on the same bars; compare them.
 
     ``data`` is a data spec (``'sample'``, ``'synthetic'``, ``'csv:DIR'``, ``'store'``) or an
     :class:`IDataFeed`. ``commission``/``slippage`` take a rate or a model, as ``BacktestEngine`` does;
-    the same model objects serve both runs. Raises :class:`~copilot_quant.errors.ConfigError` for bad
+    the same model objects serve both runs. ``volume_limit`` (a fraction of each bar's volume, see
+    :mod:`copilot_quant.backtest.participation`) applies to both: the backtest engine and the gateway. Raises :class:`~copilot_quant.errors.ConfigError` for bad
     input, :class:`~copilot_quant.errors.DataError` when the range has no bars, and
     :class:`~copilot_quant.errors.GatewayError` when the live run stalls.
     """
@@ -413,6 +418,7 @@ def run_parity(
         raise ConfigError(f"strategy_class must be a Strategy subclass, got {strategy_class!r}")
     if not capital > 0:
         raise ConfigError(f"capital must be positive, got {capital}")
+    volume_limit = check_volume_limit(volume_limit)
     kwargs = dict(strategy_kwargs or {})
     provider = provider_from_spec(data) if isinstance(data, str) else data
     cost = commission_model(commission)
@@ -422,7 +428,12 @@ def run_parity(
     stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
 
     engine = BacktestEngine(
-        initial_capital=capital, data_provider=feed, commission=cost, slippage=slip, interval=interval
+        initial_capital=capital,
+        data_provider=feed,
+        commission=cost,
+        slippage=slip,
+        interval=interval,
+        volume_limit=volume_limit,
     )
     engine.add_strategy(_after_first_bar(strategy_class)(**copy.deepcopy(kwargs)))  # no shared state
     result = engine.run(first, last, names)
@@ -442,6 +453,7 @@ def run_parity(
         slippage=slip,
         interval=interval,
         step_timeout=step_timeout,
+        volume_limit=volume_limit,
     )
     diffs = _compare(backtest, live)
     return ParityReport(

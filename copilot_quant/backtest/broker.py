@@ -141,20 +141,37 @@ class SimpleBroker(IBroker):
             pos.update_unrealized_pnl(price)
 
     # ------------------------------------------------------------------ booking
-    def fill(self, order: Order, price: float, timestamp: datetime, *, slippage: bool = True) -> Fill | None:
-        """Book the rest of ``order`` at reference ``price`` (slipped if ``slippage``), or reject it.
+    def fill(
+        self,
+        order: Order,
+        price: float,
+        timestamp: datetime,
+        *,
+        slippage: bool = True,
+        quantity: float | None = None,
+    ) -> Fill | None:
+        """Book ``quantity`` of ``order`` (default: all that is left) at reference ``price`` (slipped if
+        ``slippage``), or reject the order.
 
-        This is where every execution is accounted: buying-power check, commission, cash, position,
-        order status. Returns the :class:`Fill`, or ``None`` if the order was rejected.
+        This is where every execution is accounted: buying-power check (for the quantity booked now),
+        commission, cash, position, order status — ``FILLED`` once nothing is left, else
+        ``PARTIALLY_FILLED`` (the caller keeps the order working). Returns the :class:`Fill`, or ``None``
+        if the order was rejected (a partly filled order keeps what it filled).
         """
         if order.status.is_done:
             log.warning("order %s is already %s; not filling it again", order.order_id, order.status.value)
             return None
         side = cast(OrderSide, order.side)  # parsed to the enum by Order itself
         fill_price = self.slippage_model.adjust(price, side) if slippage else price
-        quantity = order.quantity - order.filled_quantity
+        remaining = order.quantity - order.filled_quantity
+        if quantity is None:
+            quantity = remaining
+        elif not 0 < quantity <= remaining + _EPS:
+            raise ValueError(
+                f"cannot fill {quantity!r} of order {order.order_id}: {remaining:g} of it is left to fill"
+            )
         commission = float(self.commission_model.commission(fill_price, quantity))
-        reason = self._refusal(order, fill_price, commission)
+        reason = self._refusal(order, fill_price, commission, quantity)
         if reason is not None:
             self.reject(order, reason)
             return None
@@ -169,7 +186,12 @@ class SimpleBroker(IBroker):
         filled = order.filled_quantity
         order.avg_fill_price = (order.avg_fill_price * filled + fill_price * quantity) / (filled + quantity)
         order.filled_quantity = filled + quantity
-        order.status = OrderStatus.FILLED
+        # exactly FILLED when the rest was booked; a remainder below _EPS is float noise, not shares
+        order.status = (
+            OrderStatus.FILLED
+            if order.filled_quantity >= order.quantity - _EPS
+            else OrderStatus.PARTIALLY_FILLED
+        )
         self._record(order)
         self.fills.append(fill)
         return fill
@@ -186,9 +208,12 @@ class SimpleBroker(IBroker):
             self._recorded.add(order.order_id)
             self.orders.append(order)
 
-    def _refusal(self, order: Order, price: float, commission: float | None = None) -> str | None:
-        """Why ``order`` cannot execute at ``price`` right now, or ``None`` if it can."""
-        quantity = order.quantity - order.filled_quantity
+    def _refusal(
+        self, order: Order, price: float, commission: float | None = None, quantity: float | None = None
+    ) -> str | None:
+        """Why ``quantity`` of ``order`` (default: all that is left) cannot execute at ``price`` now, or ``None``."""
+        if quantity is None:
+            quantity = order.quantity - order.filled_quantity
         held = self.position_quantity(order.symbol)
         signed = quantity if order.side == OrderSide.BUY else -quantity
         after = held + signed

@@ -9,10 +9,19 @@ Timing model — **orders returned at bar t execute during bar t+1**:
   :mod:`copilot_quant.backtest.execution`). With ``fill_at='close'`` every new order is first offered
   bar *t*'s close (market orders fill there, marketable limits and triggered stops too); what does not
   execute then works from bar *t+1* as usual.
+* ``volume_limit`` (a fraction of each bar's volume, e.g. ``0.1``; default ``None`` = fill any size)
+  caps what fills per bar and symbol: orders share ``floor(volume_limit × volume)`` shares of bar *t+1*
+  in the order they execute on its path (submission order at the same point — e.g. several market
+  orders at the open), and what is left stays ``PARTIALLY_FILLED`` and tries again on later bars by the
+  same rules (a market remainder at the next open, a limit only where marketable, a triggered stop as a
+  market order). Each partial execution is its own :class:`~copilot_quant.backtest.orders.Fill`. A bar
+  with no volume fills nothing. Only the bar an execution happens in is used, and it closed after the
+  order was placed; see :mod:`copilot_quant.backtest.participation` for the whole rule, which the
+  simulated gateway applies too.
 * DAY orders that have not filled by the end of the session (exchange-zone day) they worked in
-  expire; GTC orders keep working across bars. Orders still working when the data ends are cancelled.
-  Every order, including rejected, expired and cancelled ones, is in ``result.orders`` with its status
-  and reason.
+  expire (with their unfilled remainder, when partly filled); GTC orders keep working across bars.
+  Orders still working when the data ends are cancelled. Every order, including rejected, expired
+  and cancelled ones, is in ``result.orders`` with its status and reason.
 * ``strategy.cancel(order_or_id)`` is immediate: the order is ``CANCELLED`` ("cancelled by the
   strategy") when the call returns, so a cancel from ``on_data`` at bar *t* is in force before bar *t+1*
   is matched; from ``on_fill`` the order is also skipped for the rest of the bar being matched.
@@ -38,7 +47,7 @@ Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.Fas
 engine computes ``indicator_frame(data)`` once, checks that it is causal by recomputing it on a
 prefix (a :class:`~copilot_quant.errors.StrategyError` names the offending indicator), then loops
 over plain Python lists calling ``on_bar(timestamp, *values)``. Orders and fills are the same as on the
-pandas path.
+pandas path, the volume limit included.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData, iter_floats
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.orders import Order, OrderStatus, Position
+from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
@@ -126,6 +136,8 @@ class BacktestEngine:
             is used as-is, so its state carries over between runs).
         interval: bar interval asked of the data provider (``'1d'``, ``'1m'`` ...).
         check_causality: verify fast-path indicators on a prefix (turn off only for trusted code).
+        volume_limit: at most this fraction of each bar's volume fills, per symbol, summed over its
+            orders (0 < x <= 1; ``None``, the default, fills any size). Needs a ``Volume`` column.
     """
 
     def __init__(
@@ -141,9 +153,11 @@ class BacktestEngine:
         interval: str = "1d",
         check_causality: bool = True,
         max_logged_errors: int = 5,
+        volume_limit: float | None = None,
     ) -> None:
         if fill_at not in FILL_AT:
             raise ConfigError(f"fill_at must be one of {FILL_AT}, got {fill_at!r}")
+        self.volume_limit = check_volume_limit(volume_limit)
         self.initial_capital = float(initial_capital)
         self.data_provider = data_provider
         self.commission = commission
@@ -192,7 +206,10 @@ class BacktestEngine:
     def _reset_run_state(self, market: MarketData | None) -> None:
         self._market = market
         self._ledger = Ledger(self.broker.get_cash_balance())
-        self._book = OrderBook()
+        if self.volume_limit is not None and market is not None:
+            self._book = OrderBook(market.volumes(), self.volume_limit)
+        else:
+            self._book = OrderBook()
         self._orders: list[Order] = []
         # order_id -> index of the strategy that submitted it (for cancel())
         self._order_owner: dict[str | None, int] = {}
@@ -304,6 +321,7 @@ class BacktestEngine:
         """The general loop: pandas history views for ``Strategy``, plain values for ``FastStrategy``."""
         callers = [self._caller(k, s, market) for k, s in enumerate(self._strategies)]
         book, submit = self._book, self._submit
+        execute_bar = book.bar_executor()
         opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
         session_end = market.session_end
         n = len(market)
@@ -312,7 +330,7 @@ class BacktestEngine:
             self._bar, self._now = i, ts
             if book:
                 self._executing = True
-                book.execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
+                execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
                 self._executing = False
             for k, call in enumerate(callers):
                 try:
@@ -347,6 +365,7 @@ class BacktestEngine:
         del frame
         on_bar, book, submit = strategy.on_bar, self._book, self._submit
         pending = book.pending
+        execute_bar = book.bar_executor()
         opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
         session_end = market.session_end
         n = len(market)
@@ -364,7 +383,7 @@ class BacktestEngine:
                 if pending:
                     self._now = ts
                     self._executing = True
-                    book.execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
+                    execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
                     self._executing = False
                 try:
                     orders = on_bar(ts, *values)
@@ -457,7 +476,7 @@ class BacktestEngine:
             working = WorkingOrder(order, owner, k, bar + 1)
             if self.fill_at == "close":
                 price = float(market.closes[bar, k])
-                if price == price and self._book.try_now(working, price, self._book_fill):  # noqa: PLR0124 - NaN test
+                if price == price and self._book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
                     continue
                 if order.status.is_done:
                     continue
@@ -484,12 +503,13 @@ class BacktestEngine:
         status = done.status.value if done is not None else "done"
         log.info("%s.cancel(%r): the order is already %s; nothing to cancel", strategy.name, order_id, status)
 
-    def _book_fill(self, working: WorkingOrder, execution: Execution) -> None:
+    def _book_fill(self, working: WorkingOrder, execution: Execution, quantity: float | None = None) -> None:
+        """Book ``quantity`` of the order (None: all that is left) through the broker; tell its strategy."""
         order, broker, now = working.order, self.broker, self._now
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
         self._mark_broker()
-        fill = broker.fill(order, execution.price, now, slippage=execution.slippage)
+        fill = broker.fill(order, execution.price, now, slippage=execution.slippage, quantity=quantity)
         if fill is None:
             return
         self._ledger.record(

@@ -14,9 +14,14 @@ engine apply the same ones, which is what makes backtest and paper results agree
   (the open on a gap) plus slippage. Sells are symmetric.
 * **Stop-limit.** Triggers as a stop, then works as a limit from that point of the path on (and on
   later bars, once triggered).
+* **Triggered stop.** The remainder of a stop that triggered on an earlier bar but did not fill in full
+  (a volume participation limit, see :mod:`copilot_quant.backtest.participation`) works as a market
+  order, as in the simulated gateway's matching engine.
 
 Every matcher returns an :class:`Execution` (the reference price and whether slippage applies) or
-``None`` when the order does not execute on this path. (Order validation guarantees the prices each
+``None`` when the order does not execute on this path. :func:`locate_order` also says at which point
+of the path the execution happens (the tick the gateway would fill it on), which a volume limit needs
+to share a bar's volume in the order executions happen. (Order validation guarantees the prices each
 order type needs, hence the ``cast`` calls in the dispatchers.)
 """
 
@@ -29,6 +34,7 @@ from copilot_quant.backtest.orders import Order, OrderSide, OrderType
 
 __all__ = [
     "Execution",
+    "locate_order",
     "match_limit",
     "match_market",
     "match_order",
@@ -131,7 +137,10 @@ def _match_limit(order: Order, path: Path, triggered: bool) -> tuple[bool, Execu
 
 
 def _match_stop(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
-    return triggered, match_stop(order.side_enum, cast(float, order.stop_price), path)
+    if triggered:  # the remainder of a partly filled stop works as a market order
+        return True, match_market(path)
+    execution = match_stop(order.side_enum, cast(float, order.stop_price), path)
+    return execution is not None, execution
 
 
 def _match_stop_limit(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
@@ -155,3 +164,62 @@ def match_order(order: Order, path: Path, triggered: bool = False) -> tuple[bool
     """
     # order.order_type is already the enum (Order parses it); a str key would hash the same anyway
     return _MATCHERS[order.order_type](order, path, triggered)  # type: ignore[index]
+
+
+# ---------------------------------------------------------------------------------------------- located
+# The same rules as the matchers above, also returning the index of the path point at which the order
+# executes: the point reached when it executes on the move into it (0 = the open). Only a volume limit
+# needs it, so the plain matchers above stay as cheap as they are. A test checks both agree.
+Located = tuple[bool, Execution | None, int]
+
+
+def _locate_market(order: Order, path: Path, triggered: bool) -> Located:
+    return triggered, Execution(path[0], True), 0
+
+
+def _locate_limit(order: Order, path: Path, triggered: bool) -> Located:
+    hit = _favourable(order.side_enum, path, cast(float, order.limit_price))
+    return (triggered, None, 0) if hit is None else (triggered, Execution(hit[1], False), hit[0])
+
+
+def _locate_stop(order: Order, path: Path, triggered: bool) -> Located:
+    if triggered:
+        return True, Execution(path[0], True), 0
+    hit = _adverse(order.side_enum, path, cast(float, order.stop_price))
+    return (False, None, 0) if hit is None else (True, Execution(hit[1], True), hit[0])
+
+
+def _locate_stop_limit(order: Order, path: Path, triggered: bool) -> Located:
+    side, limit = order.side_enum, cast(float, order.limit_price)
+    trigger_index = 0
+    if not triggered:
+        hit = _adverse(side, path, cast(float, order.stop_price))
+        if hit is None:
+            return False, None, 0
+        trigger_index, price = hit
+        if trigger_index:
+            path = (price, *path[trigger_index:])
+    found = _favourable(side, path, limit)
+    if found is None:
+        return True, None, 0
+    k, price = found
+    # After a trigger inside the path, point k >= 1 of the shortened path is point trigger_index + k - 1
+    # of the bar's, and point 0 (the trigger price) lies on the move into point trigger_index.
+    at = trigger_index + max(k - 1, 0) if trigger_index else k
+    return True, Execution(price, False), at
+
+
+_LOCATORS: dict[OrderType, Callable[[Order, Path, bool], Located]] = {
+    OrderType.MARKET: _locate_market,
+    OrderType.LIMIT: _locate_limit,
+    OrderType.STOP: _locate_stop,
+    OrderType.STOP_LIMIT: _locate_stop_limit,
+}
+
+
+def locate_order(order: Order, path: Path, triggered: bool = False) -> Located:
+    """:func:`match_order`, plus the index of the path point at which the order executes (0 if it does not).
+
+    Two executions on one bar happen in the order of their indexes; at the same index, at the same instant.
+    """
+    return _LOCATORS[order.order_type](order, path, triggered)  # type: ignore[index]

@@ -109,6 +109,27 @@ class MarketData:
         """Every bar up to and including ``bar`` — a view, never a copy of the history."""
         return self._prefix(bar + 1)
 
+    def volumes(self) -> np.ndarray:
+        """Traded volume per bar and symbol, ``(bars, symbols)``, NaN where unknown.
+
+        Built on demand: only a volume participation limit needs it. Raises ``DataError`` when the data
+        has no ``Volume`` for a symbol, since the limit could not be applied.
+        """
+        frame = self.frame
+        if isinstance(frame.columns, pd.MultiIndex):
+            present = set(frame["Volume"].columns) if "Volume" in frame.columns.get_level_values(0) else set()
+            missing = [s for s in self.symbols if s not in present]
+            if not missing:
+                return frame["Volume"][self.symbols].to_numpy(dtype=float)
+        elif "Volume" in frame.columns:
+            return frame["Volume"].to_numpy(dtype=float).reshape(-1, 1)
+        else:
+            missing = self.symbols
+        raise DataError(
+            f"volume_limit needs each bar's traded volume, but the data has no Volume for {missing}; "
+            "add a Volume column or run without volume_limit"
+        )
+
     def close_frame(self) -> pd.DataFrame:
         """Close per symbol per bar (columns are symbols)."""
         return pd.DataFrame(self.closes, index=self.index, columns=pd.Index(self.symbols))

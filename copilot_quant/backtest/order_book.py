@@ -7,6 +7,12 @@ power always reflects the fills before it on the same bar.
 A strategy's cancel (:meth:`OrderBook.cancel`) is immediate: the order is ``CANCELLED`` at once and
 leaves the book, or — when it comes from ``on_fill`` while a bar is matched — is skipped for the rest of
 that bar and dropped when the bar is done. The bar loops pay nothing for this when nobody cancels.
+
+With a volume participation limit (:mod:`copilot_quant.backtest.participation`) the bar loops call a
+capped twin of :meth:`OrderBook.execute_bar` (:meth:`OrderBook.bar_executor` picks one per run): every
+eligible order is matched first, then the executions are booked in the order they happen on the bar's
+path (submission order at the same point), each for at most what is left of its symbol's share of the
+bar's volume. The remainder keeps working.
 """
 
 from __future__ import annotations
@@ -14,11 +20,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
+from typing import Protocol
 
 import numpy as np
 
-from copilot_quant.backtest.execution import Execution, match_order, price_path
+from copilot_quant.backtest.execution import Execution, locate_order, match_order, price_path
 from copilot_quant.backtest.orders import Order, OrderStatus, TimeInForce
+from copilot_quant.backtest.participation import VolumeAllowance, is_whole
 
 __all__ = ["OrderBook", "WorkingOrder"]
 
@@ -36,21 +45,62 @@ class WorkingOrder:
     triggered: bool = False
 
 
-#: Books one execution; the order is done afterwards (filled or rejected).
-Booker = Callable[[WorkingOrder, Execution], None]
+class Booker(Protocol):
+    """Books one execution: all that is left of the order (``quantity`` None), or ``quantity`` of it.
+
+    Afterwards the order is filled, partly filled (only with a ``quantity``) or rejected.
+    """
+
+    def __call__(
+        self, working: WorkingOrder, execution: Execution, quantity: float | None = None, /
+    ) -> None: ...
+
+
+#: ``execute(bar, opens, highs, lows, closes, session_end, book)``: match and book one bar.
+BarExecutor = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool, Booker], None]
+
+
+@dataclass(slots=True)
+class _VolumeCap:
+    """The volume limit as the book applies it: the bars' volumes and the open bar's allowance."""
+
+    volumes: np.ndarray
+    allowance: VolumeAllowance
+    #: The bar whose allowance is open; orders filled at a bar's close share that bar's.
+    bar: int = -1
+
+    def size(self, bar: int, working: WorkingOrder) -> float:
+        """How much of ``working`` may fill on bar ``bar`` now."""
+        allowance, s, order = self.allowance, working.symbol_index, working.order
+        if bar != self.bar:
+            allowance.clear()
+            self.bar = bar
+        if not allowance.is_open(s):
+            allowance.open_bar(s, self.volumes.item(bar, s))
+        return allowance.size(s, order.quantity - order.filled_quantity, is_whole(order.quantity))
 
 
 class OrderBook:
-    """Orders submitted but not yet done, in submission order."""
+    """Orders submitted but not yet done, in submission order.
 
-    __slots__ = ("_purge", "pending")
+    Args:
+        volumes: traded volume per bar and symbol, ``(bars, symbols)``; needed with ``volume_limit``.
+        volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_cap", "_purge", "pending")
+
+    def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
         #: and test ``if pending:`` cheaply; only this class changes its contents.
         self.pending: list[WorkingOrder] = []
         # True when an order was cancelled while a bar was matched: drop it once the bar is done.
         self._purge = False
+        self._cap: _VolumeCap | None = None
+        if volume_limit is not None:
+            if volumes is None:
+                raise ValueError("a volume limit needs the bars' volumes")
+            self._cap = _VolumeCap(volumes, VolumeAllowance(volume_limit))
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -62,8 +112,14 @@ class OrderBook:
         return iter(self.pending)
 
     def add(self, working: WorkingOrder) -> None:
-        working.order.status = OrderStatus.SUBMITTED
+        if working.order.status is OrderStatus.CREATED:  # a partial fill at the close keeps its status
+            working.order.status = OrderStatus.SUBMITTED
         self.pending.append(working)
+
+    def bar_executor(self) -> BarExecutor:
+        """What the bar loops call for each bar: :meth:`execute_bar`, or its twin under the volume limit."""
+        cap = self._cap
+        return self.execute_bar if cap is None else partial(self._execute_bar_capped, cap)
 
     def execute_bar(  # noqa: PLR0917 - one call per bar on the hot path: positional is cheapest
         self,
@@ -107,12 +163,85 @@ class OrderBook:
             keep = [w for w in keep if w.order.status.is_active]
         self.pending[:] = keep
 
-    def try_now(self, working: WorkingOrder, price: float, book: Booker) -> bool:
-        """Offer ``price`` (a one-point path) to a new order; True if it executed and is done."""
+    def _execute_bar_capped(  # noqa: PLR0917 - execute_bar's call, with the cap bound first
+        self,
+        cap: _VolumeCap,
+        bar: int,
+        opens: np.ndarray,
+        highs: np.ndarray,
+        lows: np.ndarray,
+        closes: np.ndarray,
+        session_end: bool,
+        book: Booker,
+    ) -> None:
+        """:meth:`execute_bar` under the volume limit: each execution fills at most what is left of its
+        symbol's allowance for bar ``bar``, in the order executions happen on the bar's path (submission
+        order at the same point); the remainder keeps working. Only bar ``bar``'s volume is used, and
+        every order here was placed before that bar opened."""
+        hits: list[tuple[int, WorkingOrder, Execution]] = []
+        for working in self.pending:
+            if working.first_bar > bar:
+                continue
+            s = working.symbol_index
+            open_ = opens.item(bar, s)
+            if open_ != open_:  # noqa: PLR0124 - NaN test: this symbol has no bar here, the order keeps waiting
+                continue
+            path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
+            working.triggered, execution, at = locate_order(working.order, path, working.triggered)
+            if execution is not None:
+                hits.append((at, working, execution))
+        hits.sort(key=_point)  # stable: submission order among executions at the same point
+        for _, working, execution in hits:
+            if working.order.status.is_done:  # cancelled from on_fill earlier in this bar
+                continue
+            self._book_capped(cap, bar, working, execution, book)
+        self._drop_done(bar, session_end)
+
+    def _drop_done(self, bar: int, session_end: bool) -> None:
+        """After a capped bar: drop done orders, expire DAY orders whose session ends with this bar."""
+        keep: list[WorkingOrder] = []
+        for working in self.pending:
+            order = working.order
+            if order.status.is_done:
+                continue
+            if session_end and working.first_bar <= bar and order.time_in_force == TimeInForce.DAY:
+                self._finish(order, OrderStatus.EXPIRED, "day order unfilled at the end of its session")
+                continue
+            keep.append(working)
+        self._purge = False
+        self.pending[:] = keep
+
+    @staticmethod
+    def _book_capped(
+        cap: _VolumeCap, bar: int, working: WorkingOrder, execution: Execution, book: Booker
+    ) -> None:
+        """Book what the volume limit lets ``working`` fill on bar ``bar`` now (possibly nothing)."""
+        quantity = cap.size(bar, working)
+        if quantity <= 0:
+            return
+        order = working.order
+        before = order.filled_quantity
+        if quantity < order.quantity - before:
+            log.debug(
+                "order %s: the volume limit lets %g of %g fill on bar %d",
+                order.order_id,
+                quantity,
+                order.quantity - before,
+                bar,
+            )
+        book(working, execution, quantity)
+        cap.allowance.use(working.symbol_index, order.filled_quantity - before)  # a rejection takes nothing
+
+    def try_now(self, working: WorkingOrder, price: float, book: Booker, bar: int) -> bool:
+        """Offer ``price`` (a one-point path: bar ``bar``'s close) to a new order; True if it executed and
+        is done. Under a volume limit it fills at most what is left of bar ``bar``'s allowance."""
         working.triggered, execution = match_order(working.order, (price,), working.triggered)
         if execution is None:
             return False
-        book(working, execution)
+        if self._cap is None:
+            book(working, execution)
+        else:
+            self._book_capped(self._cap, bar, working, execution, book)
         return working.order.status.is_done
 
     def working_orders(self, owner: int) -> list[Order]:
@@ -148,3 +277,7 @@ class OrderBook:
         order.status = status
         order.reject_reason = reason
         log.debug("order %s %s: %s", order.order_id, status.value, reason)
+
+
+def _point(hit: tuple[int, WorkingOrder, Execution]) -> int:
+    return hit[0]

@@ -201,6 +201,7 @@ def run_backtest(
     fill_at: str = "next_open",
     interval: str = "1d",
     allow_short: bool = True,
+    volume_limit: float | None = None,
     console: Console | None = None,
 ) -> BacktestResult:
     """Backtest ``strategy`` as the ``backtest`` command does (progress bar on ``console``) and return the result."""
@@ -218,6 +219,7 @@ def run_backtest(
         fill_at=fill_mode,
         allow_short=allow_short,
         interval=interval,
+        volume_limit=volume_limit,
     )
     engine.add_strategy(strategy)
     return _progress_run(engine, console or _console(), start, end, symbols)
@@ -256,16 +258,24 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     allow_short: bool = typer.Option(
         True, "--allow-short/--no-short", help="Allow sells below a flat position."
     ),
+    volume_limit: float | None = typer.Option(
+        None,
+        "--volume-limit",
+        help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: no limit). The rest of an order keeps working on later bars.",
+    ),
     report: Path | None = typer.Option(None, "--report", "-r", help="Write the HTML report to this file."),
     params: list[str] = param_option(),
 ) -> None:
     """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report."""
+    from copilot_quant.backtest.participation import check_volume_limit
+
     console = _console()
     with friendly_errors():
         spec, names = _split_tokens(strategy, symbols, list(ctx.args))
         _check_dates(start, end)
         if fill_at.strip().lower().replace("-", "_") not in ("next_open", "close"):
             raise ConfigError(f"--fill-at must be next_open or close, got {fill_at!r}.")
+        check_volume_limit(volume_limit, "--volume-limit")
         loaded = load_strategy(spec, params)
         loaded.print_header(console)
         result = run_backtest(
@@ -280,6 +290,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
             fill_at=fill_at,
             interval=interval,
             allow_short=allow_short,
+            volume_limit=volume_limit,
             console=console,
         )
         if len(result.equity_curve) == 0:

@@ -41,6 +41,11 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
         "", "--state", help="JSON file keeping account, orders and fills across restarts."
     ),
     partial_fill_size: float = typer.Option(0.0, help="Fill at most this many shares per price (0 = all)."),
+    volume_limit: float | None = typer.Option(
+        None,
+        "--volume-limit",
+        help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: no limit). The backtest's rule.",
+    ),
     pacing: bool = typer.Option(False, help="Enforce IB's historical-data pacing rules (error 162)."),
     live_account: bool = typer.Option(False, "--live-account", help="Present a live (U…) account id."),
     control_port: int = typer.Option(
@@ -52,11 +57,13 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
 ) -> None:
     """Run a simulated IB Gateway that ib_async (and other TWS API clients) can connect to."""
     # Imported here so `copilot-quant --help` does not load pandas and the data layer.
+    from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.gateway.control import ControlServer
     from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 
     console = Console(highlight=False)
     try:
+        check_volume_limit(volume_limit, "--volume-limit")
         config = GatewayConfig(
             host=host,
             port=port,
@@ -69,6 +76,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             start=start or None,
             state_file=state or None,
             partial_fill_size=partial_fill_size or None,
+            volume_limit=volume_limit,
             pacing=pacing,
             live_account=live_account,
         )

@@ -103,9 +103,15 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     capital: float = typer.Option(100_000.0, "--capital", help="Initial cash of both runs."),
     commission: float = typer.Option(0.001, "--commission", help="Commission rate per fill (0.001 = 0.1 %)."),
     slippage: float = typer.Option(0.0005, "--slippage", help="Market/stop slippage rate (0.0005 = 0.05 %)."),
+    volume_limit: float | None = typer.Option(
+        None,
+        "--volume-limit",
+        help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: no limit). Applied by both runs.",
+    ),
     params: list[str] = param_option(),
 ) -> None:
     """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare."""
+    from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.parity import run_parity
 
     console = _console()
@@ -114,6 +120,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         _check_dates(start, end)
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
+        check_volume_limit(volume_limit, "--volume-limit")
         # built once here so bad parameters are reported now; both runs build their own instance
         loaded = load_strategy(spec, params)
         loaded.print_header(console)
@@ -128,6 +135,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 capital=capital,
                 commission=commission,
                 slippage=slippage,
+                volume_limit=volume_limit,
             )
     print_report(report, console)
     if not report.ok:

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 from eventkit import Event
 
 from copilot_quant.backtest.costs import CommissionModel, NoSlippage, PerShareCommission, SlippageModel
+from copilot_quant.backtest.participation import is_whole
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import (
     Account,
@@ -147,6 +148,9 @@ class SimBroker:
         commission: commission model per execution (IBKR Fixed by default).
         slippage: slippage model for market and triggered stop orders.
         partial_fill_size: fill at most this many shares per order per price update (None = all at once).
+        volume_limit: fill at most this fraction of each bar's volume per symbol, summed over its orders
+            (the backtest's ``volume_limit``, see :mod:`copilot_quant.backtest.participation`; None = no
+            limit). The bar's volume comes with its open: ``on_price(..., gap=True, bar_volume=...)``.
         state_file: JSON file; if it exists the broker resumes from it, and every change is saved to it.
         clock: returns the current tz-aware time (the gateway's market clock); used for submission times.
         leverage: margin multiplier, 1 = cash-like buying power (see :mod:`copilot_quant.gateway.account`).
@@ -161,6 +165,7 @@ class SimBroker:
         commission: CommissionModel | None = None,
         slippage: SlippageModel | None = None,
         partial_fill_size: float | None = None,
+        volume_limit: float | None = None,
         state_file: str | Path | None = None,
         clock: Callable[[], datetime] | None = None,
         leverage: float = 1.0,
@@ -171,7 +176,7 @@ class SimBroker:
         self.events: Event = Event("broker_events")
         self._clock = clock or _utc_now
         self._commission: CommissionModel = commission or PerShareCommission()
-        self._engine = MatchingEngine(slippage or NoSlippage(), partial_fill_size)
+        self._engine = MatchingEngine(slippage or NoSlippage(), partial_fill_size, volume_limit)
         self._account = Account(account, cash, leverage=leverage)
         self._ids = IdAllocator()
         self._orders: dict[tuple[int, int], OrderRecord] = {}
@@ -284,11 +289,13 @@ class SimBroker:
         ask: float | None = None,
         *,
         gap: bool = False,
+        bar_volume: float | None = None,
     ) -> None:
         """One market price of ``symbol``: match its working orders, then mark the account.
 
         ``gap=True`` says the price jumped here from the previous one (a new bar's open); otherwise the
         market moved continuously from the previous price (see :mod:`copilot_quant.gateway.matching`).
+        ``bar_volume``, given with a bar's open, is the bar's traded volume (used by ``volume_limit``).
         Fills use the traded price, as the backtest does; ``bid``/``ask`` are accepted for symmetry with
         the market feed and are not used for matching (the default quote spread is zero).
         """
@@ -299,7 +306,7 @@ class SimBroker:
         when = self._aware(time) if time is not None else self._clock()
         self._last_price[symbol] = price
         filled = False
-        for event in self._engine.on_price(symbol, price, gap=gap):
+        for event in self._engine.on_price(symbol, price, gap=gap, bar_volume=bar_volume):
             if isinstance(event, StopTriggered):
                 self._triggered(event.key)
             elif isinstance(event, FillIntent):
@@ -435,6 +442,7 @@ class SimBroker:
             limit=record.lmt_price,
             stop=record.aux_price,
             triggered=triggered,
+            whole_shares=is_whole(record.quantity),
         )
 
     def _invalid_reason(self, req: PlaceOrderRequest, contract: ContractInfo) -> str | None:

@@ -131,7 +131,13 @@ class GatewayCore:
     def _on_tick(self, point: PricePoint, quote: Quote) -> None:
 
         self.broker.on_price(
-            point.symbol, point.price, point.time.to_pydatetime(), bid=point.bid, ask=point.ask, gap=point.gap
+            point.symbol,
+            point.price,
+            point.time.to_pydatetime(),
+            bid=point.bid,
+            ask=point.ask,
+            gap=point.gap,
+            bar_volume=point.bar_volume,
         )
         for session in list(self.sessions.values()):
             publish_tick(session, point, quote)

@@ -64,6 +64,8 @@ class PricePoint:
     ask: float
     size: float
     gap: bool = False  # the first price of a bar: the market may have jumped here from the last one
+    #: The whole bar's traded volume (what a volume participation limit is a fraction of).
+    bar_volume: float = math.nan
 
 
 @dataclass(slots=True)
@@ -356,7 +358,9 @@ class MarketReplay:
             quote.low = min(quote.low, price)
             quote.time = time
             self._apply_spread(quote, price)
-            point = PricePoint(bar.symbol, time, price, quote.bid, quote.ask, size, gap=k == 0)
+            point = PricePoint(
+                bar.symbol, time, price, quote.bid, quote.ask, size, gap=k == 0, bar_volume=bar.volume
+            )
             for listener in list(self.tick_listeners):
                 listener(point, quote)
 

@@ -15,16 +15,24 @@ Fill rules (shared with the backtest broker, see the team's common rules):
 * STP LMT: triggers as a stop; from the trigger point on it works as a limit.
 
 With ``partial_fill_size`` an order fills at most that many shares per price update.
+
+With ``volume_limit`` (the backtest's rule, :mod:`copilot_quant.backtest.participation`) the orders of a
+symbol fill at most that fraction of the bar's volume in total: each gap price (a new bar's open) opens the
+symbol's allowance from the bar's volume, and orders draw on it as they fill, tick by tick — in the order
+they execute on the bar's path, in submission order on the same tick. What is left keeps working on later
+bars. Prices outside any bar (no gap seen yet) have no volume to take part in and fill nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from copilot_quant.backtest.costs import NoSlippage, SlippageModel
 from copilot_quant.backtest.orders import OrderSide
+from copilot_quant.backtest.participation import VolumeAllowance, check_volume_limit
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.orders import IbOrderType
 
@@ -56,6 +64,8 @@ class WorkingOrder:
     triggered: bool = False
     #: The last price this order saw while working; ``None`` means the next price is a gap for it.
     last_seen: float | None = None
+    #: The order is for a whole number of shares, so a volume limit fills it in whole shares.
+    whole_shares: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,13 +171,20 @@ class MatchingEngine:
     :class:`FillIntent` values this engine returns.
     """
 
-    def __init__(self, slippage: SlippageModel | None = None, partial_fill_size: float | None = None) -> None:
+    def __init__(
+        self,
+        slippage: SlippageModel | None = None,
+        partial_fill_size: float | None = None,
+        volume_limit: float | None = None,
+    ) -> None:
         if partial_fill_size is not None and not partial_fill_size > 0:
             raise ConfigError(
                 f"partial_fill_size must be a positive number of shares, got {partial_fill_size!r}"
             )
         self.slippage: SlippageModel = slippage or NoSlippage()
         self.partial_fill_size = partial_fill_size
+        self.volume_limit = check_volume_limit(volume_limit)
+        self._allowance = VolumeAllowance(self.volume_limit) if self.volume_limit is not None else None
         self._books: dict[str, dict[OrderKey, WorkingOrder]] = {}
         self._symbol_of: dict[OrderKey, str] = {}
 
@@ -200,11 +217,18 @@ class MatchingEngine:
         for book in list(self._books.values()):
             yield from list(book.values())
 
-    def on_price(self, symbol: str, price: float, *, gap: bool = False) -> list[MatchEvent]:
+    def on_price(
+        self, symbol: str, price: float, *, gap: bool = False, bar_volume: float | None = None
+    ) -> list[MatchEvent]:
         """Match ``symbol``'s working orders against one new price; returns what happened, in order.
 
-        Filled quantities are already taken off the working orders; fully filled orders leave the book.
+        ``gap=True`` marks a new bar's open; ``bar_volume`` is that bar's traded volume (the volume limit's
+        base: a bar whose volume is unknown fills nothing under a limit). Filled quantities are already
+        taken off the working orders; fully filled orders leave the book.
         """
+        allowance = self._allowance
+        if allowance is not None and gap:
+            allowance.open_bar(symbol, math.nan if bar_volume is None else bar_volume)
         book = self._books.get(symbol)
         if not book:
             return []
@@ -221,6 +245,11 @@ class MatchingEngine:
             quantity = order.remaining
             if self.partial_fill_size is not None:
                 quantity = min(quantity, self.partial_fill_size)
+            if allowance is not None:
+                quantity = allowance.size(symbol, quantity, order.whole_shares)
+                if quantity <= 0:
+                    continue  # the bar's volume is used up: the order waits (a triggered stop stays triggered)
+                allowance.use(symbol, quantity)
             order.remaining -= quantity
             if order.remaining <= 1e-9:
                 order.remaining = 0.0

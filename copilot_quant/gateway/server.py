@@ -35,6 +35,7 @@ import pandas as pd
 
 from copilot_quant.backtest.costs import CommissionModel, SlippageModel
 from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, GatewayError
 from copilot_quant.gateway.broker import SimBroker
@@ -65,6 +66,8 @@ class GatewayConfig:
         seed: seed of the random walk after the data ends.
         commission, slippage, partial_fill_size, state_file: passed to :class:`SimBroker` (the same
             commission and slippage model objects a backtest uses give backtest–live parity of costs).
+        volume_limit: fill at most this fraction of each replayed bar's volume per symbol, summed over
+            its orders (0 < x <= 1; None = no limit) — the backtest's ``volume_limit``, same rule.
         pacing: enforce IB's historical-data pacing rules (error 162).
         max_clients: simultaneous clients (TWS allows 32).
     """
@@ -84,6 +87,7 @@ class GatewayConfig:
     commission: CommissionModel | None = None
     slippage: SlippageModel | None = None
     partial_fill_size: float | None = None
+    volume_limit: float | None = None
     state_file: str | Path | None = None
     pacing: bool = False
     max_clients: int = 32
@@ -100,6 +104,7 @@ class GatewayConfig:
             raise ConfigError(
                 f"partial_fill_size must be a positive number of shares, got {self.partial_fill_size}."
             )
+        self.volume_limit = check_volume_limit(self.volume_limit)
         if not 1 <= self.max_clients <= 1000:
             raise ConfigError(f"max_clients must be 1..1000, got {self.max_clients}.")
         if isinstance(self.data, str) and not self.data.strip():
@@ -133,6 +138,7 @@ class GatewayServer:
             commission=config.commission,
             slippage=config.slippage,
             partial_fill_size=config.partial_fill_size,
+            volume_limit=config.volume_limit,
             state_file=config.state_file,
             live_account=config.live_account,
             clock=self._market_time,
