@@ -202,8 +202,12 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     slippage: float = typer.Option(0.0005, "--slippage", help="Market-order slippage rate."),
     interval: str = typer.Option("1d", "--interval", help="Bar interval: 1d, 1h, 5m, 1m ..."),
     allow_short: bool = typer.Option(True, "--allow-short/--no-short", help="Allow sells below flat."),
+    volume_limit: float | None = typer.Option(
+        None, "--volume-limit", help="Fill at most this fraction of each bar's volume (0 < x <= 1)."
+    ),
 ) -> None:
     """Backtest a strategy for every combination of -g values and rank them (with an honest holdout)."""
+    from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.backtest.sweep import parameter_grid, run_sweep
     from copilot_quant.data.providers import provider_from_spec
 
@@ -219,6 +223,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             raise ConfigError("--rolling only applies with --walk-forward N")
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
+        check_volume_limit(volume_limit, "--volume-limit")
         if top < 1:
             raise ConfigError(f"--top must be at least 1, got {top}.")
         fixed = parse_params(params)
@@ -250,6 +255,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 "commission": commission,
                 "slippage": slippage,
                 "allow_short": allow_short,
+                "volume_limit": volume_limit,
             },
             "metric": metric,
             "jobs": jobs,

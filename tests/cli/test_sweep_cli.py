@@ -109,6 +109,7 @@ def test_without_a_holdout_the_user_is_told_why_to_use_one():
         (["-g", "fast_period=5", "--holdout-from", "someday"], "--holdout-from"),
         (["-g", "fast_period=5", "--holdout-from", "2020-01-01"], "leaves no bars on one side"),
         (["-g", "fast_period=5", "--top", "0"], "--top must be at least 1"),
+        (["-g", "fast_period=5", "--volume-limit", "2"], "--volume-limit"),
     ],
 )
 def test_mistakes_exit_2_with_one_line_saying_what_to_fix(args, message):
@@ -116,3 +117,27 @@ def test_mistakes_exit_2_with_one_line_saying_what_to_fix(args, message):
     assert result.exit_code == USAGE_ERROR, result.output
     assert "Error:" in result.output
     assert message in " ".join(result.output.split())
+
+
+def test_the_volume_limit_reaches_every_run(tmp_path):
+    """A thin allowance (1e-5 of ~1.7e8 shares a day) cuts the 2,000-share DAY orders short (their remainders
+    expire with the day): every run trades less and ends elsewhere than without the limit."""
+    runs = {}
+    for limit in (None, "0.00001"):
+        out = tmp_path / f"{limit}.csv"
+        args = [
+            "--start",
+            "2010-01-01",
+            "--end",
+            "2010-12-31",
+            "-g",
+            "fast_period=5,10",
+            "-p",
+            "quantity=2000",
+        ]
+        args += ["--export", str(out), *(["--volume-limit", limit] if limit else [])]
+        result = sweep(*args)
+        assert result.exit_code == SUCCESS, result.output
+        runs[limit] = pd.read_csv(out).set_index("fast_period").sort_index()
+    assert (runs[None]["fills"] > 0).all()
+    assert (runs["0.00001"]["final_value"] != runs[None]["final_value"]).all()
