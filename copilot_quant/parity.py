@@ -18,8 +18,15 @@
    At the end the engine is stopped with ``cancel_on_stop`` (the backtest cancels what still works when
    the data ends).
 4. compares orders (symbol, side, quantity, type, prices, final status), fills (timestamp, symbol, side,
-   quantity, price, commission) and final equity, and returns a :class:`ParityReport` whose ``diffs``
-   table is empty when parity holds.
+   quantity, price, commission), final equity and the strategy's errors (how many, on how many bars,
+   the first bar), and returns a :class:`ParityReport` whose ``diffs`` table is empty when parity holds.
+
+Strategy errors: both runs see the strategy through the same thin wrapper, which counts the bars handed to
+it and records every exception its hooks raise (:class:`StrategyFailure`, by bar) before re-raising it to
+the engine; so the two runs' errors are counted in one way and compared. A strategy that raises on every
+bar can still be "identical" (no orders on either side): :attr:`ParityReport.every_bar_errored` says so.
+Each engine logs only the first strategy error with its traceback (the backtest's ``max_logged_errors=1``;
+live, the first as a WARNING and the rest at DEBUG), not one traceback per bar.
 
 Fill timestamp convention: **the close of the bar the fill happened in** (the bar's stamp), which is what
 the backtest reports. The gateway stamps an execution with the instant on the bar's price path where it
@@ -37,9 +44,9 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -55,13 +62,21 @@ from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
-from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 
-__all__ = ["FILL_COLUMNS", "ORDER_COLUMNS", "ParityReport", "RunSummary", "run_parity"]
+__all__ = [
+    "BAR_HOOKS",
+    "FILL_COLUMNS",
+    "ORDER_COLUMNS",
+    "ParityReport",
+    "RunSummary",
+    "StrategyFailure",
+    "run_parity",
+]
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +85,34 @@ FILL_COLUMNS = ("timestamp", "symbol", "side", "quantity", "price", "commission"
 #: Columns of :attr:`RunSummary.orders`.
 ORDER_COLUMNS = ("symbol", "side", "quantity", "type", "limit", "stop", "status")
 
+#: The strategy hooks called for a bar; an error in ``on_stop``/``finalize`` belongs to no bar.
+BAR_HOOKS = frozenset({"on_data", "on_bar", "on_fill"})
+
 _PRICE_TOL = 1e-6
 _LIVE_CLIENT_ID = 7
 
 
+@dataclass(frozen=True, slots=True)
+class StrategyFailure:
+    """One exception a strategy hook raised during a run."""
+
+    #: The stamp (close) of the bar it happened in; ``None`` for a hook outside any bar (``on_stop``).
+    bar: pd.Timestamp | None
+    #: ``'on_data'``, ``'on_bar'``, ``'on_fill'``, ``'on_stop'`` or ``'finalize'``.
+    hook: str
+    #: ``'ValueError: the message'``.
+    error: str
+
+
 @dataclass(slots=True)
 class RunSummary:
-    """What one side (backtest or live) did, in the comparable form."""
+    """What one side (backtest or live) did, in the comparable form.
+
+    ``errors`` is every error the engine recorded, as text (live, that includes order and connection
+    errors); ``strategy_errors`` are the exceptions the strategy raised, by bar, counted the same way on
+    both sides; ``bars_given`` is how many bars the strategy was handed (the range's bars but the first,
+    which is history in both runs).
+    """
 
     name: str
     orders: list[tuple[Any, ...]] = field(default_factory=list)
@@ -84,10 +120,28 @@ class RunSummary:
     final_equity: float = math.nan
     final_cash: float = math.nan
     errors: list[str] = field(default_factory=list)
+    bars_given: int = 0
+    strategy_errors: list[StrategyFailure] = field(default_factory=list)
 
     @property
     def commissions(self) -> float:
         return float(sum(f[5] for f in self.fills))
+
+    @property
+    def errored_bars(self) -> int:
+        """How many bars had at least one strategy error (in ``on_data``, ``on_bar`` or ``on_fill``)."""
+        return len({f.bar for f in self.strategy_errors if f.bar is not None and f.hook in BAR_HOOKS})
+
+    @property
+    def every_bar_errored(self) -> bool:
+        """True when the strategy raised on every bar it was given (and it was given at least one)."""
+        return self.bars_given > 0 and self.errored_bars >= self.bars_given
+
+    @property
+    def first_error_bar(self) -> pd.Timestamp | None:
+        """The first bar with a strategy error, or ``None``."""
+        bars = [f.bar for f in self.strategy_errors if f.bar is not None and f.hook in BAR_HOOKS]
+        return min(bars) if bars else None
 
 
 @dataclass(slots=True)
@@ -109,8 +163,22 @@ class ParityReport:
 
     @property
     def ok(self) -> bool:
-        """Whether orders, fills and final equity are identical."""
+        """Whether orders, fills, final equity and the strategy's error counts are identical.
+
+        Identical is not healthy: a strategy that raised on every bar places no orders in either run.
+        Check :attr:`strategy_raised` and :attr:`every_bar_errored` too.
+        """
         return self.diffs.empty
+
+    @property
+    def strategy_raised(self) -> bool:
+        """Whether the strategy raised at all, in either run."""
+        return bool(self.backtest.strategy_errors or self.live.strategy_errors)
+
+    @property
+    def every_bar_errored(self) -> bool:
+        """Whether the strategy raised on every bar it was given in either run: the runs say nothing."""
+        return self.backtest.every_bar_errored or self.live.every_bar_errored
 
 
 class _ReplayFeed(IDataFeed):
@@ -196,29 +264,161 @@ def _bar_of(instant: datetime, stamps: pd.DatetimeIndex) -> pd.Timestamp:
     return stamps[min(i, len(stamps) - 1)]
 
 
-def _after_first_bar(strategy_class: type[Strategy]) -> type[Strategy]:
-    """``strategy_class`` whose ``on_data`` skips the range's first bar, which is history in the live run.
+class _Watch:
+    """What one run's strategy instance did at its boundary: the bars it was handed and what it raised.
+
+    Filled by the class :func:`_watched` makes, on the thread that calls the strategy (the engine's one
+    worker thread, live). ``on_bar`` called from ``on_data`` (a ``FastStrategy`` live) is the same bar:
+    counted once, and its exception recorded once. Used as ``with watch.hook(...)``, so the wrapper adds
+    one frame to a strategy's traceback, not more.
+    """
+
+    def __init__(self, stamps: pd.DatetimeIndex | None = None) -> None:
+        self.stamps = stamps
+        #: Skip the next bar (the range's first, history in the live run): set by :func:`_after_first_bar`.
+        self.skip_first_bar = False
+        self.bars = 0
+        self.failures: list[StrategyFailure] = []
+        self._active: list[tuple[str, pd.Timestamp | None]] = []
+        self._next: tuple[str, pd.Timestamp | None] = ("", None)
+        self._last_bar: pd.Timestamp | None = None
+
+    def skips(self) -> bool:
+        """Whether to skip this bar hook call (the first bar, when :attr:`skip_first_bar`)."""
+        if self._active or not self.skip_first_bar:
+            return False
+        self.skip_first_bar = False
+        return True
+
+    def bar_hook(self, hook: str, timestamp: datetime) -> _Watch:
+        """The context of an ``on_data``/``on_bar`` call: counts the bar (once) and records an exception."""
+        bar = _utc(timestamp)
+        if not self._active:
+            self.bars += 1
+            self._last_bar = bar
+        return self.hook(hook, bar)
+
+    def hook(self, hook: str, bar: pd.Timestamp | None) -> _Watch:
+        """The context of any other hook call (``bar`` ``None``: outside any bar)."""
+        self._next = (hook, bar)
+        return self
+
+    def bar_of(self, fill: Fill) -> pd.Timestamp | None:
+        if fill.timestamp is None or self.stamps is None or len(self.stamps) == 0:
+            return self._last_bar
+        return _bar_of(fill.timestamp, self.stamps)
+
+    def __enter__(self) -> None:
+        self._active.append(self._next)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        hook, bar = self._active.pop()
+        if isinstance(exc, Exception) and not self._active:  # the engine records it and carries on
+            self.failures.append(StrategyFailure(bar, hook, f"{type(exc).__name__}: {exc}"))
+
+
+def _watched(strategy_class: type[Strategy], watch: _Watch) -> type[Strategy]:
+    """``strategy_class`` with its hooks reporting to ``watch`` (exceptions still reach the engine)."""
+
+    class Watched(strategy_class):  # type: ignore[valid-type,misc]
+        def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+            if watch.skips():
+                return None
+            with watch.bar_hook("on_data", timestamp):
+                return cast("list[Order] | None", super().on_data(timestamp, data))
+
+        if issubclass(strategy_class, FastStrategy):  # the backtest engine calls on_bar, not on_data
+
+            def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
+                if watch.skips():
+                    return None
+                with watch.bar_hook("on_bar", timestamp):
+                    return cast("list[Order] | None", super().on_bar(timestamp, *values))
+
+        def on_fill(self, fill: Fill) -> None:
+            with watch.hook("on_fill", watch.bar_of(fill)):
+                super().on_fill(fill)
+
+        def on_stop(self) -> None:
+            with watch.hook("on_stop", None):
+                super().on_stop()
+
+        def finalize(self) -> None:
+            with watch.hook("finalize", None):
+                super().finalize()
+
+    Watched.__name__ = Watched.__qualname__ = strategy_class.__name__
+    return Watched
+
+
+def _after_first_bar(strategy_class: type[Strategy], watch: _Watch | None = None) -> type[Strategy]:
+    """``strategy_class`` whose ``on_data`` (``on_bar``) skips the range's first bar, which is history live.
 
     Live, the engine needs at least one completed bar before it starts (IB returns error 162 for an empty
     history request), and it hands the strategy only bars completed after ``start()``. The backtest gets
-    the same treatment so both runs call ``on_data`` on exactly the same bars with the same windows.
+    the same treatment so both runs call ``on_data`` on exactly the same bars with the same windows. Make
+    one instance per class: the skipping is kept in ``watch`` (a fresh one when not given).
     """
-
-    class AfterFirstBar(strategy_class):  # type: ignore[valid-type,misc]
-        _first_seen = False
-
-        def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
-            if not self._first_seen:
-                self._first_seen = True
-                return None
-            return super().on_data(timestamp, data)
-
-    AfterFirstBar.__name__ = AfterFirstBar.__qualname__ = strategy_class.__name__
-    return AfterFirstBar
+    watch = watch if watch is not None else _Watch()
+    watch.skip_first_bar = True
+    return _watched(strategy_class, watch)
 
 
-def _backtest_summary(result: BacktestResult) -> RunSummary:
-    summary = RunSummary("backtest")
+def _utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+class _QuietRepeats(logging.Filter):
+    """On the live engine's logger for one run: its first strategy error passes as a WARNING (with the
+    traceback), later ones become DEBUG records without one — what ``max_logged_errors=1`` does for the
+    backtest engine, which has the knob. Records are recognised by the engine's message formats
+    (``"strategy %s failed ..."`` and ``"%s error: %s"`` of kind ``strategy``); any other record passes.
+    Installed on the logger for the duration of a ``with`` block."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self._logger = logger
+        self._passed: set[str] = set()
+
+    def __enter__(self) -> None:
+        self._logger.addFilter(self)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        self._logger.removeFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = self._kind(record)
+        if kind is None:
+            return True
+        if kind not in self._passed:
+            self._passed.add(kind)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        record.exc_info = record.exc_text = None
+        return self._logger.isEnabledFor(logging.DEBUG)
+
+    @staticmethod
+    def _kind(record: logging.LogRecord) -> str | None:
+        message = str(record.msg)
+        if message.startswith("strategy %s failed"):
+            return "traceback"
+        args = record.args
+        if message == "%s error: %s" and isinstance(args, tuple) and args and args[0] == "strategy":
+            return "summary"
+        return None
+
+
+def _backtest_summary(result: BacktestResult, watch: _Watch) -> RunSummary:
+    failures = list(watch.failures)
+    engine_first = result.errors[0] if result.errors else None
+    if failures and engine_first is not None and engine_first.get("timestamp") is not None:
+        first = failures[0]
+        if engine_first.get("hook") == first.hook and _utc(engine_first["timestamp"]) == first.bar:
+            # the same exception: the engine's text adds what to do (e.g. the MultiIndex-columns hint)
+            failures[0] = replace(first, error=f"{engine_first.get('type')}: {engine_first.get('error')}")
+    summary = RunSummary("backtest", bars_given=watch.bars, strategy_errors=failures)
     summary.orders = [_order_row(o) for o in result.orders]
     summary.fills = [_fill_row(f, pd.Timestamp(f.timestamp).tz_convert("UTC")) for f in result.fills]
     summary.final_equity = float(result.final_value)
@@ -238,7 +438,8 @@ def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> Non
 
 
 def _live_run(
-    strategy: Strategy,
+    strategy_class: type[Strategy],
+    strategy_kwargs: Mapping[str, Any],
     frames: Mapping[str, pd.DataFrame],
     stamps: pd.DatetimeIndex,
     *,
@@ -263,8 +464,14 @@ def _live_run(
         volume_limit=volume_limit,
     )
     summary = RunSummary("live")
+    watch = _Watch(stamps)
+    strategy = _watched(strategy_class, watch)(**copy.deepcopy(dict(strategy_kwargs)))
     # A journal of its own: the run must not resume (or pollute) the user's journal of the paper account.
-    with GatewayServer(config) as gateway, tempfile.TemporaryDirectory(prefix="cq-parity-") as scratch:
+    with (
+        _QuietRepeats(logging.getLogger(LiveStrategyEngine.__module__)),
+        GatewayServer(config) as gateway,
+        tempfile.TemporaryDirectory(prefix="cq-parity-") as scratch,
+    ):
         engine = LiveStrategyEngine(
             paper_trading=True,
             host="127.0.0.1",
@@ -345,7 +552,9 @@ def _live_run(
             summary.orders = [_order_row(r.order) for r in engine.broker.tracker.records()]
             summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
             summary.final_cash = float(gateway.call(lambda: broker.account.cash))
-            summary.errors = [str(e["error"]) for e in engine.errors]
+            summary.errors = [str(e["error"]) for e in list(engine.errors)]
+            summary.bars_given = watch.bars
+            summary.strategy_errors = list(watch.failures)
         finally:
             engine.disconnect()
     return summary
@@ -382,6 +591,14 @@ def _compare(backtest: RunSummary, live: RunSummary) -> pd.DataFrame:
         x, y = getattr(backtest, name), getattr(live, name)
         if not math.isclose(x, y, rel_tol=1e-9, abs_tol=0.005):
             rows.append({"kind": "equity", "index": 0, "field": name, "backtest": x, "live": y})
+    # A strategy that raises in one run only (or on other bars) is a difference, even with equal orders.
+    for name, x, y in (
+        ("strategy_errors", len(backtest.strategy_errors), len(live.strategy_errors)),
+        ("errored_bars", backtest.errored_bars, live.errored_bars),
+        ("first_error_bar", backtest.first_error_bar, live.first_error_bar),
+    ):
+        if x != y:
+            rows.append({"kind": "errors", "index": 0, "field": name, "backtest": x, "live": y})
     return pd.DataFrame(rows, columns=["kind", "index", "field", "backtest", "live"])
 
 
@@ -434,10 +651,12 @@ def run_parity(
         slippage=slip,
         interval=interval,
         volume_limit=volume_limit,
+        max_logged_errors=1,  # one traceback, not one per bar; the report counts them all
     )
-    engine.add_strategy(_after_first_bar(strategy_class)(**copy.deepcopy(kwargs)))  # no shared state
+    watch = _Watch(stamps)
+    engine.add_strategy(_after_first_bar(strategy_class, watch)(**copy.deepcopy(kwargs)))  # no shared state
     result = engine.run(first, last, names)
-    backtest = _backtest_summary(result)
+    backtest = _backtest_summary(result, watch)
     log.info(
         "parity: backtest done (%d orders, %d fills); starting the live run",
         len(backtest.orders),
@@ -445,7 +664,8 @@ def run_parity(
     )
 
     live = _live_run(
-        strategy_class(**copy.deepcopy(kwargs)),
+        strategy_class,
+        kwargs,
         frames,
         stamps,
         capital=capital,

@@ -4,9 +4,12 @@
 code  name                 meaning
 ====  ===================  ===========================================================================
 0     ``SUCCESS``          the command did what was asked
-1     ``RUNTIME_FAILURE``  the input was fine but the run failed: backtest and live differ (``parity``),
-                           TWS/the gateway or a data source cannot be reached, the strategy raised on
-                           every bar of a backtest, the live engine could not start, a gateway error
+1     ``RUNTIME_FAILURE``  the input was fine but the run failed: backtest and live differ (``parity``,
+                           strategy error counts included), TWS/the gateway or a data source cannot be
+                           reached, the strategy raised on every bar of a backtest (``backtest``,
+                           ``demo``) or of either run of ``parity``, the live engine could not start, a
+                           gateway error. A strategy that raised on some bars only exits 0; the output
+                           says on how many
 2     ``USAGE_ERROR``      bad input: unknown option or argument (click's own usage errors are 2 too),
                            bad strategy spec, unknown symbol, bad dates, no data in the range, missing
                            journal, bad setting

@@ -81,6 +81,19 @@ def _journal_path(ctx: typer.Context, path: Path | None, account: str | None) ->
     raise ConfigError(f"several journals in {directory} ({names}); choose one with --account")
 
 
+def _open(ctx: typer.Context, path: Path | None, account: str | None, export: Path | None) -> TradeJournal:
+    """The journal, read-only, once ``--export`` (if given) names a format we can write."""
+    if export is not None:
+        from copilot_quant.journal.export import FORMATS
+
+        if export.suffix.lower() not in FORMATS:
+            raise ConfigError(
+                f"--export {export}: cannot tell the format from the file name; "
+                "name the file *.csv or *.parquet"
+            )
+    return TradeJournal(_journal_path(ctx, path, account), read_only=True)
+
+
 def _since(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -141,7 +154,7 @@ def orders_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 ) -> None:
     """Orders: intent, broker id, state, fills and the reject/cancel reason."""
     console = _console()
-    with friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+    with friendly_errors(), _open(ctx, path, account, export) as journal:
         rows = journal.orders(status, symbol=symbol, since=_since(since))
         table = Table(title=f"{len(rows)} order(s) in {journal.path} (times in New York)")
         for column in ("Created", "Order ref", "Strategy", "Side", "Qty", "Symbol", "Type", "Price", "State"):
@@ -181,7 +194,7 @@ def fills_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 ) -> None:
     """Executions with their commissions, one row per broker execution id."""
     console = _console()
-    with friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+    with friendly_errors(), _open(ctx, path, account, export) as journal:
         rows = journal.fills(_since(since), symbol=symbol)
         table = Table(title=f"{len(rows)} fill(s) in {journal.path} (times in New York)")
         for column in (
@@ -229,7 +242,7 @@ def errors_command(
 ) -> None:
     """Errors reported by the broker or the engine."""
     console = _console()
-    with friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+    with friendly_errors(), _open(ctx, path, account, export) as journal:
         rows = journal.errors(_since(since))
         table = Table(title=f"{len(rows)} error(s) in {journal.path} (times in New York)")
         for column in ("Time", "Code", "Order ref", "Message"):
@@ -251,7 +264,7 @@ def events_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 ) -> None:
     """Engine events: start, stop, reconnects, reconciliations, halts and the kill switch."""
     console = _console()
-    with friendly_errors(), TradeJournal(_journal_path(ctx, path, account), read_only=True) as journal:
+    with friendly_errors(), _open(ctx, path, account, export) as journal:
         rows = journal.events(_since(since), kind=kind)
         table = Table(title=f"{len(rows)} event(s) in {journal.path} (times in New York)")
         for column in ("Time", "Kind", "Detail"):

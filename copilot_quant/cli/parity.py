@@ -3,13 +3,22 @@
 Runs :func:`copilot_quant.parity.run_parity` — a backtest, then the same strategy class live against the
 simulated gateway replaying the same bars — and prints both results side by side and the table of
 differences (none when parity holds). ``--param NAME=VALUE`` (``-p``) sets the strategy's constructor
-arguments for both runs (:func:`copilot_quant.cli.strategy_spec.load_strategy`). Exit code 0 on parity,
-1 when the runs differ (or the live run fails), 2 for bad input: the codes of
-:mod:`copilot_quant.cli.exit_codes`.
+arguments for both runs (:func:`copilot_quant.cli.strategy_spec.load_strategy`).
+
+Strategy errors are reported as ``backtest`` reports them: one line per run (how many, on how many of the
+bars it was given, the first), never a traceback per bar (each engine logs the first one only; ``-vv``
+shows the rest at DEBUG); their counts are compared like orders and fills, so a strategy that raises in
+one run only is a difference. Runs that agree while the strategy raised are "identical, but the strategy
+raised on N of M bars", not a clean pass.
+
+Exit code 0 on parity (even when the strategy raised on some bars: the verdict says so), 1 when the runs
+differ, when the strategy raised on every bar it was given in either run (as for ``backtest``: such runs
+say nothing), or when the live run fails, 2 for bad input: the codes of :mod:`copilot_quant.cli.exit_codes`.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import typer
@@ -19,14 +28,14 @@ from rich.table import Table
 
 from copilot_quant.cli.backtest import _check_dates, _split_tokens
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
-from copilot_quant.cli.reporting import friendly_errors
+from copilot_quant.cli.reporting import friendly_errors, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
-    from copilot_quant.parity import ParityReport
+    from copilot_quant.parity import ParityReport, RunSummary
 
-__all__ = ["PARITY_FAILED", "diff_table", "print_report", "register", "side_by_side"]
+__all__ = ["PARITY_FAILED", "diff_table", "error_summary", "print_report", "register", "side_by_side"]
 
 #: Exit code when the backtest and the live run differ (a runtime failure).
 PARITY_FAILED = RUNTIME_FAILURE
@@ -54,11 +63,29 @@ def side_by_side(report: ParityReport) -> Table:
         ("Commissions", f"{b.commissions:,.2f}", f"{live.commissions:,.2f}"),
         ("Final cash", f"{b.final_cash:,.2f}", f"{live.final_cash:,.2f}"),
         ("Final equity", f"{b.final_equity:,.2f}", f"{live.final_equity:,.2f}"),
+        ("Strategy errors", _error_cell(b), _error_cell(live)),
     ]
     for label, left, right in rows:
         style = "" if left == right else "red"
         table.add_row(label, left, right, style=style)
     return table
+
+
+def _error_cell(run: RunSummary) -> str:
+    count = len(run.strategy_errors)
+    return f"{count} on {run.errored_bars} of {run.bars_given} bars" if count else "0"
+
+
+def error_summary(run: RunSummary) -> str | None:
+    """One line about the strategy's errors in ``run`` (as ``backtest`` prints it), or ``None`` if none."""
+    if not run.strategy_errors:
+        return None
+    first = run.strategy_errors[0]
+    where = first.hook if first.bar is None else f"{first.hook} at {first.bar:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"{run.name}: {len(run.strategy_errors)} strategy error(s) on {run.errored_bars} of "
+        f"{run.bars_given} bars; first ({where}): {first.error}"
+    )
 
 
 def diff_table(report: ParityReport) -> Table:
@@ -68,18 +95,39 @@ def diff_table(report: ParityReport) -> Table:
         table.add_column(column)
     for row in report.diffs.head(_MAX_DIFF_ROWS).itertuples(index=False):
         table.add_row(
-            str(row.kind), str(row.index), str(row.field), escape(str(row.backtest)), escape(str(row.live))
+            str(row.kind),
+            str(row.index),
+            str(row.field),
+            escape(_cell(row.backtest)),
+            escape(_cell(row.live)),
         )
     return table
 
 
+def _cell(value: object) -> str:
+    # pandas stores a missing value (no error bar on one side, an order only one run has) as None or NaN
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def print_report(report: ParityReport, console: Console) -> None:
-    """Both results side by side, then the verdict (and the diff table when the runs differ)."""
+    """Both results side by side, the strategy's errors in one line per run, then the verdict (and the
+    diff table when the runs differ). Identical runs of a strategy that raised are not called clean."""
     console.print(side_by_side(report))
+    for run in (report.backtest, report.live):
+        line = error_summary(run)
+        if line is not None:
+            console.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
     if report.ok:
+        b = report.backtest
+        matched = f"{len(b.orders)} orders, {len(b.fills)} fills and the final equity match"
+        if not report.strategy_raised:
+            console.print(f"[bold green]PARITY: identical[/] — {matched} (no differences).")
+            return
+        run = report.backtest
         console.print(
-            f"[bold green]PARITY: identical[/] — {len(report.backtest.orders)} orders, "
-            f"{len(report.backtest.fills)} fills and the final equity match (no differences)."
+            f"[bold yellow]PARITY: identical, but the strategy raised on {run.errored_bars} of "
+            f"{run.bars_given} bars[/] in both runs (errors above) — {matched}.",
+            soft_wrap=True,
         )
         return
     console.print(diff_table(report))
@@ -140,6 +188,15 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     print_report(report, console)
     if not report.ok:
         raise typer.Exit(code=PARITY_FAILED)
+    if report.every_bar_errored:
+        failed = [run.name for run in (report.backtest, report.live) if run.every_bar_errored]
+        bars = report.backtest.bars_given
+        print_error(
+            f"{report.strategy} raised an exception on every bar ({bars} of {bars}) of the "
+            f"{' and the '.join(failed)} run, so this parity check says nothing about it; fix the error "
+            "above and run again."
+        )
+        raise typer.Exit(code=RUNTIME_FAILURE)
 
 
 def register(app: typer.Typer) -> None:

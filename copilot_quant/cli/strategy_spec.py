@@ -81,8 +81,37 @@ def _split_spec(spec: str) -> tuple[str, str | None]:
     return where, name
 
 
-def _load_file(path: Path) -> ModuleType:
+def _module_form(path: Path, class_name: str | None) -> str | None:
+    """``package.module:Class`` for a relative ``path`` that names a file of an importable package.
+
+    ``copilot_quant/examples/sma_cross.py`` works only from the repository root; the module form
+    ``copilot_quant.examples.sma_cross`` works from anywhere. The file is looked up in the package's
+    directories without importing anything.
+    """
+    if path.is_absolute() or path.suffix != ".py":
+        return None
+    parts = [part for part in path.with_suffix("").parts if part != "."]
+    if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        return None
+    try:
+        package = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        return None
+    locations = package.submodule_search_locations if package is not None else None
+    if not locations or not any(Path(root, *parts[1:]).with_suffix(".py").is_file() for root in locations):
+        return None
+    return ".".join(parts) + (f":{class_name}" if class_name else "")
+
+
+def _load_file(path: Path, class_name: str | None = None) -> ModuleType:
     if not path.is_file():
+        suggestion = None if path.is_dir() else _module_form(path, class_name)
+        if suggestion is not None:
+            raise StrategyError(
+                f"Strategy file {str(path)!r} not found in {Path.cwd()}; it is part of the installed "
+                f"package {suggestion.split('.', 1)[0]!r}, so name it as a module instead, which works "
+                f"from any directory: {suggestion}"
+            )
         hint = " (it is a directory)" if path.is_dir() else ""
         raise StrategyError(
             f"Strategy file {str(path)!r} not found{hint}; give the path of a .py file, "
@@ -142,7 +171,7 @@ def load_strategy_class(spec: str) -> type[Strategy]:
 
     where, name = _split_spec(spec)
     looks_like_file = where.endswith(".py") or "/" in where or "\\" in where or Path(where).is_file()
-    module = _load_file(Path(where).expanduser()) if looks_like_file else _load_module(where)
+    module = _load_file(Path(where).expanduser(), name) if looks_like_file else _load_module(where)
     available = _strategies_in(module)
     if name is None:
         own = [n for n in available if getattr(module, n).__module__ == module.__name__] or available
@@ -169,7 +198,8 @@ def load_strategy_class(spec: str) -> type[Strategy]:
 
 # ------------------------------------------------------------------------------------------- --param
 PARAM_HELP = (
-    "Strategy constructor parameter NAME=VALUE, repeatable: -p fast=10 -p slow=30 -p symbol=AAPL. "
+    "Strategy constructor parameter NAME=VALUE, repeatable: "
+    "-p fast_period=10 -p slow_period=30 -p symbol=AAPL (parameters of the bundled SimpleMovingAverage). "
     "VALUE is a Python literal (10, 0.5, True, None, 'text', [1, 2]); anything else is a plain string."
 )
 
@@ -202,11 +232,13 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
         name = name.strip()
         if not sep or not name:
             raise ConfigError(
-                f"--param {item!r} is not NAME=VALUE; write it as e.g. --param fast=10 (or -p fast=10)."
+                f"--param {item!r} is not NAME=VALUE; write it as e.g. --param fast_period=10 "
+                "(or -p fast_period=10)."
             )
         if not name.isidentifier() or keyword.iskeyword(name):
             raise ConfigError(
-                f"--param {item!r}: {name!r} is not a parameter name; write it as e.g. --param fast=10."
+                f"--param {item!r}: {name!r} is not a parameter name; "
+                "write it as e.g. --param fast_period=10."
             )
         if name in params:
             raise ConfigError(f"--param {name} is given twice; give each parameter once.")

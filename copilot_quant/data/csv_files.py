@@ -240,6 +240,9 @@ class CSVDataProvider(BarProvider):
         self.calendar = calendar
         self._files = self._find_files(symbol)
         self._intervals: dict[str, str] = {}
+        # A file read only to infer its interval, kept until its bars are asked for: reading it again
+        # would parse it twice (and log each warning about it, such as non-session dates, twice).
+        self._read_ahead: dict[str, pd.DataFrame] = {}
 
     def _find_files(self, symbol: str | None) -> dict[str, Path]:
         if self.path.is_dir():
@@ -271,7 +274,7 @@ class CSVDataProvider(BarProvider):
         if self.interval is not None:
             return self.interval
         if name not in self._intervals:
-            self._read(name)
+            self._read_ahead[name] = self._read(name)
         return self._intervals[name]
 
     def native_intervals(self, symbol: str) -> frozenset[str]:
@@ -291,7 +294,8 @@ class CSVDataProvider(BarProvider):
         return frame
 
     def _load(self, symbol: str, interval: str) -> pd.DataFrame:
-        return self._read(symbol)
+        ahead = self._read_ahead.pop(symbol, None)
+        return ahead if ahead is not None else self._read(symbol)
 
     def files(self) -> dict[str, Path]:
         """Symbol → file path."""
@@ -307,6 +311,7 @@ class CSVDataProvider(BarProvider):
         """Forget files read so far (re-read them on next use)."""
         super().clear_cache()
         self._intervals.clear()
+        self._read_ahead.clear()
 
     def __repr__(self) -> str:
         return f"CSVDataProvider({str(self.path)!r})"

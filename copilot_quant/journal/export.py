@@ -9,7 +9,7 @@ import pandas as pd
 
 from copilot_quant.errors import ConfigError, JournalError
 
-__all__ = ["FORMATS", "table_frame", "write_frame"]
+__all__ = ["FORMATS", "export_format", "table_frame", "write_frame"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 _TIME_COLUMNS = ("time", "created_at", "submitted_at", "updated_at", "recorded_at")
@@ -29,13 +29,33 @@ def table_frame(columns: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame
     return frame
 
 
-def write_frame(frame: pd.DataFrame, path: Path, fmt: str | None = None) -> Path:
-    kind = (fmt or FORMATS.get(path.suffix.lower(), "")).strip().lower()
-    if kind not in ("csv", "parquet"):
+def export_format(path: Path, fmt: str | None = None) -> str:
+    """``'csv'`` or ``'parquet'``: ``fmt`` when given, else what the file's suffix says (:data:`FORMATS`).
+
+    Raises :class:`~copilot_quant.errors.ConfigError` when ``fmt`` is neither or the suffix is unknown.
+    """
+    if fmt is not None:
+        kind = fmt.strip().lower()
+        if kind not in ("csv", "parquet"):
+            raise ConfigError(f"fmt={fmt!r} is not an export format; pass fmt='csv' or fmt='parquet'")
+        return kind
+    by_suffix = FORMATS.get(path.suffix.lower())
+    if by_suffix is None:
+        # Worded for both audiences: the CLI's --export options take only a file name.
         raise ConfigError(
-            f"cannot tell the export format of {str(path)!r}; name the file *.csv or *.parquet, "
-            "or pass fmt='csv' or fmt='parquet'"
+            f"cannot tell the export format of {str(path)!r}; name the file *.csv or *.parquet "
+            "(from Python, fmt='csv' or fmt='parquet' also works)"
         )
+    return by_suffix
+
+
+def write_frame(frame: pd.DataFrame, path: Path, fmt: str | None = None) -> Path:
+    """Write ``frame`` (without its index) to ``path`` as CSV or Parquet (:func:`export_format`).
+
+    Returns ``path``. Raises :class:`~copilot_quant.errors.ConfigError` for an unknown format and
+    :class:`~copilot_quant.errors.JournalError` when the file cannot be written.
+    """
+    kind = export_format(path, fmt)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         if kind == "csv":

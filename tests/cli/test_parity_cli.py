@@ -127,3 +127,80 @@ def test_bad_input_is_one_red_line_and_exit_2(tmp_path: Path):
     )
     assert no_bars.exit_code == 2
     assert "no 1d bars" in no_bars.output
+
+
+RAISERS = textwrap.dedent(
+    """
+    import threading
+
+    from copilot_quant.backtest.strategy import Strategy
+
+
+    class AlwaysRaises(Strategy):
+        def on_data(self, timestamp, data):
+            raise ValueError("nothing works")
+
+
+    class RaisesOnEvenBars(Strategy):
+        def initialize(self):
+            self.bar = 0
+
+        def on_data(self, timestamp, data):
+            self.bar += 1
+            if self.bar % 2 == 0:
+                raise KeyError("even bar")
+            return []
+
+
+    class RaisesOnlyLive(Strategy):
+        def on_data(self, timestamp, data):
+            if threading.current_thread() is not threading.main_thread():  # the live engine's worker
+                raise ValueError("only live")
+            return []
+    """
+)
+
+
+@pytest.fixture
+def raisers(tmp_path: Path) -> Path:
+    path = tmp_path / "raisers.py"
+    path.write_text(RAISERS, encoding="utf-8")
+    return path
+
+
+def _parity(spec: str):
+    return invoke("parity", spec, "--symbols", "AAPL", "--start", "2010-01-01", "--end", "2010-02-26")
+
+
+def test_a_strategy_that_raises_on_every_bar_is_summarised_not_traced_and_exits_1(raisers: Path):
+    result = _parity(f"{raisers}:AlwaysRaises")
+    assert result.exit_code == 1, result.output
+    assert result.output.count("Traceback") <= 2  # the first error of each engine, not one per bar
+    assert len(result.output.splitlines()) < 150
+    assert "Strategy errors" in result.stdout  # a row of the side-by-side table
+    assert "37 on 37 of 37 bars" in result.stdout
+    assert "backtest: 37 strategy error(s) on 37 of 37 bars; first (on_data at 2010-01-05 21:00 UTC): " in (
+        result.stdout
+    )
+    assert "live: 37 strategy error(s) on 37 of 37 bars" in result.stdout
+    assert "ValueError: nothing works" in result.stdout
+    assert "PARITY: identical —" not in result.stdout
+    assert "PARITY: identical, but the strategy raised on 37 of 37 bars" in result.stdout
+    assert "raised an exception on every bar (37 of 37) of the backtest and the live run" in result.output
+
+
+def test_a_strategy_that_raises_on_some_bars_is_identical_but_not_clean_and_exits_0(raisers: Path):
+    result = _parity(f"{raisers}:RaisesOnEvenBars")
+    assert result.exit_code == 0, result.output
+    assert "PARITY: identical, but the strategy raised on 18 of 37 bars" in result.stdout
+    assert "KeyError: 'even bar'" in result.stdout
+    assert "PARITY: identical —" not in result.stdout
+
+
+def test_a_strategy_that_raises_only_live_is_a_parity_failure(raisers: Path):
+    result = _parity(f"{raisers}:RaisesOnlyLive")
+    assert result.exit_code == parity_cli.PARITY_FAILED, result.output
+    assert "PARITY FAILED" in result.stdout
+    assert "strategy_errors" in result.stdout  # a row of the differences table
+    assert "live: 37 strategy error(s) on 37 of 37 bars" in result.stdout
+    assert "backtest:" not in result.stdout  # the backtest raised nothing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,18 @@ def test_import_honours_symbol_interval_and_an_explicit_store(tmp_path, csv_file
     assert ParquetStore(root).symbols() == ["XYZ"]
     listed = run("list", "--store", str(root))
     assert "XYZ" in listed.output
+
+
+def test_import_warns_once_about_dates_that_are_not_sessions(store_dir, tmp_path, caplog):
+    path = tmp_path / "odd.csv"
+    path.write_text(CSV + "2024-01-06,102,103,101,102,100\n2024-01-07,102,103,101,102,100\n")  # a weekend
+    with caplog.at_level(logging.WARNING):
+        result = run("import", str(path))
+    assert result.exit_code == 0, result.output
+    warnings = [r.getMessage() for r in caplog.records if "not XNYS sessions" in r.getMessage()]
+    assert warnings == [
+        "2 date(s) are not XNYS sessions (first: 2024-01-06); stamped at 16:00 America/New_York."
+    ]
 
 
 def test_show_prints_head_tail_and_summary_for_a_date_range():

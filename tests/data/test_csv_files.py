@@ -135,6 +135,20 @@ def test_a_date_without_a_session_is_kept_at_16h_and_logged(tmp_path, caplog):
     assert "not XNYS sessions" in caplog.text
 
 
+def test_a_file_whose_interval_is_inferred_is_read_once_so_its_warnings_appear_once(tmp_path, caplog):
+    text = "Date,Open,High,Low,Close,Volume\n2024-01-05,1,2,1,2,5\n2024-01-06,1,2,1,2,5\n"
+    provider = CSVDataProvider(write(tmp_path / "X.csv", text))
+    with caplog.at_level(logging.WARNING):
+        assert provider.interval_of("X") == "1d"  # reads the file to infer the interval ...
+        bars = provider.bars("X", "1d")  # ... and serves the bars from that same read
+    assert len(bars) == 2
+    warnings = [r for r in caplog.records if "not XNYS sessions" in r.getMessage()]
+    assert len(warnings) == 1
+    provider.clear_cache()  # a changed file is read again after clear_cache
+    write(tmp_path / "X.csv", text + "2024-01-08,1,2,1,2,5\n")
+    assert len(provider.bars("X", "1d")) == 3
+
+
 def test_the_range_filter_reads_naive_dates_in_new_york(folder):
     bars = CSVDataProvider(folder).get_historical_data("AAPL", "2024-01-03", "2024-01-03")
     assert len(bars) == 1

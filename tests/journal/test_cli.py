@@ -140,3 +140,16 @@ def test_several_journals_need_an_account(app: typer.Typer, filled_journal: Path
     assert result.exit_code == 2
     assert "several journals" in result.output
     assert "DU7654321" in result.output
+
+
+def test_an_export_name_the_cli_cannot_write_is_refused_in_cli_terms_before_anything_runs(
+    app: typer.Typer, filled_journal: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "out" / "orders.xlsx"
+    result = CliRunner().invoke(app, ["journal", "orders", "--export", str(target)])
+    assert result.exit_code == 2
+    assert "--export" in result.output
+    assert "name the file *.csv or *.parquet" in result.output
+    assert "fmt" not in result.output  # a Python keyword the CLI has no option for
+    assert "order(s)" not in result.output  # refused before the journal was read
+    assert not target.parent.exists()
