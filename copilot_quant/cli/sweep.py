@@ -47,8 +47,8 @@ __all__ = ["parse_grid", "register", "sweep_command", "sweep_table", "walk_forwa
 MAX_COMBINATIONS = 10_000
 
 _GRID_HELP = (
-    "Values to try for one constructor parameter, repeatable: -g fast=5,10,20 (a comma list), "
-    "-g slow=30:60:10 (START:STOP[:STEP], STOP included) or -g window=[5,10]."
+    "Values to try for one constructor parameter, repeatable: -g fast_period=5,10,20 (a comma list), "
+    "-g slow_period=30:60:10 (START:STOP[:STEP], STOP included) or -g fast_period=[5,10]."
 )
 
 
@@ -82,7 +82,7 @@ def _range(text: str, item: str) -> list[Any]:
 def _values(raw: str, item: str) -> list[Any]:
     text = raw.strip()
     if not text:
-        raise ConfigError(f"--grid {item!r} gives no values; write e.g. -g fast=5,10,20")
+        raise ConfigError(f"--grid {item!r} gives no values; write e.g. -g fast_period=5,10,20")
     if text.startswith(("[", "(")):
         try:
             listed = ast.literal_eval(text)
@@ -101,13 +101,25 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
         name, sep, raw = item.partition("=")
         name = name.strip()
         if not sep or not name.isidentifier() or keyword.iskeyword(name):
-            raise ConfigError(f"--grid {item!r} is not NAME=VALUES; write it as e.g. -g fast=5,10,20")
+            raise ConfigError(f"--grid {item!r} is not NAME=VALUES; write it as e.g. -g fast_period=5,10,20")
         if name in grid:
             raise ConfigError(f"--grid {name} is given twice; give each parameter once")
         grid[name] = _values(raw, item)
     if not grid:
         raise ConfigError("nothing to sweep; give at least one -g NAME=VALUES, e.g. -g fast_period=5,10,20")
     return grid
+
+
+def _check_export(path: Path) -> None:
+    """Refuse an --export name whose format is unknown before the sweep runs, not after."""
+    from copilot_quant.journal.export import export_format
+
+    try:
+        export_format(path)
+    except ConfigError:
+        raise ConfigError(
+            f"--export {path}: cannot tell the format from the file name; name the file *.csv or *.parquet"
+        ) from None
 
 
 def _check_holdout(day: str) -> None:
@@ -224,6 +236,8 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         check_volume_limit(volume_limit, "--volume-limit")
+        if export is not None:
+            _check_export(export)
         if top < 1:
             raise ConfigError(f"--top must be at least 1, got {top}.")
         fixed = parse_params(params)
