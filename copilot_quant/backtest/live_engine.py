@@ -28,8 +28,11 @@ on the worker thread, except ``stop()``). ``strategy.on_data``, ``on_fill``, ``o
 all run on the worker thread, never concurrently with each other.
 
 Errors: an exception in a strategy hook, an order rejection or an order error never stops the engine; each
-is logged and appended to :attr:`errors` as ``{'timestamp': datetime, 'error': str, 'type': str}`` (the
-last ``max_errors`` are kept; ``total_errors`` counts all).
+is logged and appended to :attr:`errors`, a list (slice it as usual) of the last ``max_errors`` entries
+``{'timestamp': datetime, 'error': str, 'type': str}``; ``total_errors`` counts all. An order refused
+because trading is halted (kill switch, liveness guard, competing session) is not an error: the halt was
+reported once (``alert``/``halt``/``kill_switch`` events, logged at ERROR); each refused order is one
+WARNING line and is journaled as rejected with the reason.
 
 Trust (journal and safety rails): :meth:`start` opens the account's durable
 :class:`~copilot_quant.journal.TradeJournal` and reconciles it with IB before trading; so does the worker
@@ -45,17 +48,15 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import queue
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,12 @@ from copilot_quant.backtest.orders import (
     continue_order_ids_after,
 )
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, Strategy
-from copilot_quant.brokers.config import resolve_connection
+from copilot_quant.brokers.config import (
+    CONFIRM_LIVE_ENV,
+    check_live_confirmed,
+    live_confirmed,
+    resolve_connection,
+)
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_mapping import check_interval
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
@@ -81,18 +87,23 @@ from copilot_quant.brokers.order_tracking import OrderRecord
 from copilot_quant.brokers.reconciliation import fetch_broker_state
 from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.data.dates import EXCHANGE_TZ
-from copilot_quant.errors import BrokerError, ConfigError, CopilotQuantError, JournalError, StrategyError
+from copilot_quant.errors import (
+    BrokerError,
+    ConfigError,
+    CopilotQuantError,
+    JournalError,
+    NotConnectedError,
+    StrategyError,
+)
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.journal.reconcile import reconcile as reconcile_journal
-from copilot_quant.risk import KillSwitch, LivenessGuard, RiskLimits, RiskManager
+from copilot_quant.risk import KillSwitch, LivenessGuard, RiskDecision, RiskLimits, RiskManager, RiskRule
 from copilot_quant.risk.kill_file import read_kill_file
 
-__all__ = ["CONFIRM_LIVE_ENV", "LiveStrategyEngine"]
+__all__ = ["CONFIRM_LIVE_ENV", "LiveStrategyEngine", "RecentList"]
 
 log = logging.getLogger(__name__)
 
-#: Set to ``yes`` to confirm live trading (``paper_trading=False``) without ``confirm_live=True``.
-CONFIRM_LIVE_ENV = "COPILOT_QUANT_CONFIRM_LIVE"
 
 EventCallback = Callable[[str, str], Any]
 #: How often (seconds) a sleeping worker checks the kill-switch file and the liveness guard.
@@ -118,8 +129,34 @@ def _file_stamp(path: Path | None) -> tuple[int, int] | None:
     return info.st_mtime_ns, info.st_size
 
 
-def _live_confirmed(confirm_live: bool) -> bool:
-    return confirm_live or os.environ.get(CONFIRM_LIVE_ENV, "").strip().lower() in {"yes", "true", "1"}
+_T = TypeVar("_T")
+
+
+class RecentList(list[_T]):
+    """A list that keeps only its last ``maxlen`` items: appending beyond that drops the oldest.
+
+    :attr:`LiveStrategyEngine.errors` and :attr:`LiveStrategyEngine.events` are ``RecentList`` objects, so
+    ``engine.errors[-5:]``, ``len(engine.errors)`` and iteration work as on any list, and iterating while the
+    engine appends from another thread never fails. Appends are thread-safe.
+    """
+
+    __slots__ = ("_lock", "maxlen")
+
+    def __init__(self, maxlen: int = 1000) -> None:
+        super().__init__()
+        self.maxlen = max(1, int(maxlen))
+        self._lock = threading.Lock()
+
+    def append(self, item: _T) -> None:
+        with self._lock:
+            super().append(item)
+            excess = len(self) - self.maxlen
+            if excess > 0:
+                del self[:excess]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # copy, deepcopy and pickle rebuild it from its items (its lock is not copyable, nor needs to be).
+        return (type(self), (self.maxlen,), None, iter(list(self)))
 
 
 class _AccountView:
@@ -173,6 +210,9 @@ class LiveStrategyEngine:
         confirm_live: required (or ``COPILOT_QUANT_CONFIRM_LIVE=yes``) with ``paper_trading=False``.
         max_disconnect_s / max_stale_data_s: liveness thresholds; beyond them trading halts with an alert.
         kill_switch_file: if this file appears, the kill switch is engaged (its text is the reason).
+
+    ``with LiveStrategyEngine(...) as engine:`` connects on entry (``NotConnectedError`` if it cannot), as
+    the adapters do, and stops and disconnects on exit.
     """
 
     def __init__(  # noqa: PLR0917 - the guide's positional signature
@@ -199,11 +239,7 @@ class LiveStrategyEngine:
         max_stale_data_s: float | None = 300.0,
         kill_switch_file: str | Path | None = None,
     ) -> None:
-        if not paper_trading and not _live_confirmed(confirm_live):
-            raise ConfigError(
-                "paper_trading=False trades real money and needs an explicit confirmation: pass "
-                f"confirm_live=True or set {CONFIRM_LIVE_ENV}=yes (or keep paper_trading=True)"
-            )
+        check_live_confirmed(paper_trading, confirm_live)
         if risk_limits is not None and not isinstance(risk_limits, RiskLimits):
             raise ConfigError(f"risk_limits must be a RiskLimits, got {type(risk_limits).__name__}")
         if not update_interval or update_interval <= 0:
@@ -228,6 +264,7 @@ class LiveStrategyEngine:
         self.broker = LiveBrokerAdapter(
             paper_trading,
             commission_rate=commission,
+            confirm_live=live_confirmed(confirm_live),  # checked above; the broker checks it again
             slippage_rate=slippage,
             connection=self.connection,
             fill_timeout=fill_timeout,
@@ -240,7 +277,7 @@ class LiveStrategyEngine:
 
         self.strategy: Strategy | None = None
         #: The last ``max_errors`` errors, oldest first: ``{'timestamp', 'error', 'type'}`` dicts.
-        self.errors: deque[dict[str, Any]] = deque(maxlen=max(1, int(max_errors)))
+        self.errors: RecentList[dict[str, Any]] = RecentList(max_errors)
         #: Every real fill received while running, in order.
         self.fills: list[Fill] = []
         self.total_errors = 0
@@ -283,7 +320,7 @@ class LiveStrategyEngine:
         self._also_watched: list[Path] = []  # kill-switch files besides kill_switch_file (watch_kill_file)
         self._kill_file_seen: dict[Path, tuple[int, int]] = {}  # the version of each kill file acted on
         #: The last engine events, oldest first: ``{'timestamp', 'kind', 'detail'}`` dicts.
-        self.events: deque[dict[str, Any]] = deque(maxlen=1000)
+        self.events: RecentList[dict[str, Any]] = RecentList(1000)
         self._event_callbacks: list[EventCallback] = []
         self.last_reconcile: ReconcileReport | None = None
         self._reconcile_pending = threading.Event()
@@ -342,6 +379,14 @@ class LiveStrategyEngine:
         self.connection.disconnect()
 
     def __enter__(self) -> LiveStrategyEngine:
+        """``with LiveStrategyEngine(...) as engine:`` connects, as the adapters' ``with`` blocks do (raises
+        :class:`~copilot_quant.errors.NotConnectedError` if TWS/Gateway cannot be reached); leaving the block
+        stops the engine and disconnects."""
+        if not self.connect():
+            raise NotConnectedError(
+                f"could not connect to {self.connection.settings.describe()}; is TWS/IB Gateway running "
+                "with the API enabled?"
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -349,7 +394,12 @@ class LiveStrategyEngine:
 
     # ------------------------------------------------------------------ start / stop
     def start(self, symbols: list[str], lookback_days: int = 30, data_interval: str = "1d") -> bool:
-        """Load history, stream bars and start the worker. ``False`` if no strategy, not connected or running."""
+        """Load history, stream bars and start the worker.
+
+        ``False`` (with the reason in :attr:`errors`) if there is no strategy, no connection, the engine
+        already runs, or it cannot start trading: a symbol IB knows no stock for (error type ``'symbol'``,
+        checked first), the journal, reconciliation, the history or the strategy's ``initialize`` failed.
+        """
         if self.strategy is None:
             log.error("start(): no strategy; call add_strategy() first")
             return False
@@ -365,6 +415,15 @@ class LiveStrategyEngine:
         names = [s.strip().upper() for s in symbols]
         if not names:
             raise ConfigError("start() needs at least one symbol, e.g. start(['AAPL'])")
+        try:
+            unknown = self.data_feed.unknown_symbols(names)
+        except (BrokerError, TimeoutError, ConnectionError) as exc:
+            self._record_error(f"could not look up {', '.join(names)}: {exc}", "connection")
+            return False
+        if unknown:
+            listed = ", ".join(repr(s) for s in unknown)
+            self._record_error(f"IB knows no US stock {listed}; check the ticker symbol", "symbol")
+            return False
         if not self._open_journal():
             return False
         self._strategy_orders.clear()
@@ -728,8 +787,19 @@ class LiveStrategyEngine:
             order.reject_reason = f"journal write failed, trading halted: {exc}"
             self._on_journal_failure(exc)
             return
-        if decision.ok and self._competing_since is not None:
-            self.broker.reject(order, f"trading halted: {self.halted}", order_ref=ref)
+        halt = self._halt_refusal(decision)
+        if halt is not None:
+            # Not an error: the halt itself was reported once, loudly; the journal keeps the refused order.
+            self.risk.release_reservation(order)
+            self.broker.reject(order, halt, order_ref=ref, report=False)
+            log.warning(
+                "order %s %s %g %s not sent, %s (journaled as rejected)",
+                order.order_id,
+                order.side,
+                order.quantity,
+                order.symbol,
+                halt,
+            )
             return
         if not decision.ok:
             self.broker.reject(order, f"risk check: {decision.reason}", order_ref=ref)
@@ -742,6 +812,15 @@ class LiveStrategyEngine:
             return
         if order.status is not OrderStatus.REJECTED:
             self.risk.record_submitted(order)
+
+    def _halt_refusal(self, decision: RiskDecision) -> str | None:
+        """The reason an order is refused because trading is halted (kill switch, liveness, competing
+        session), or None when the decision is not about a halt."""
+        if decision.rule in (RiskRule.KILL_SWITCH, RiskRule.LIVENESS):
+            return f"trading halted: {decision.reason}"
+        if decision.ok and self._competing_since is not None:
+            return f"trading halted: {self.halted}"
+        return None
 
     # ------------------------------------------------------------------ the strategy's working orders
     def _strategy_open_orders(self) -> list[Order]:

@@ -12,11 +12,16 @@ Safety: ``paper_trading=True`` must never reach a live account. :func:`resolve_c
 paper-mode connection to a well-known *live* port, and :func:`check_managed_accounts` (run right after the
 handshake) refuses any account that is not a paper account (``DU…``) or that differs from
 ``IB_PAPER_ACCOUNT`` when that is set. Both raise :class:`~copilot_quant.errors.ConfigError` with the fix.
+
+The other way round, ``paper_trading=False`` trades real money only when it is confirmed:
+:func:`check_live_confirmed` wants ``confirm_live=True`` or ``COPILOT_QUANT_CONFIRM_LIVE=yes``. The engine
+checks it when it is built, the broker adapter before it connects and before every order.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,12 +31,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from copilot_quant.errors import ConfigError
 
 __all__ = [
+    "CONFIRM_LIVE_ENV",
     "DEFAULT_HOST",
     "PORT_TABLE",
     "ConnectionSettings",
     "IBSettings",
+    "check_live_confirmed",
     "check_managed_accounts",
     "default_port",
+    "live_confirmed",
     "resolve_connection",
 ]
 
@@ -49,6 +57,10 @@ PORT_TABLE: dict[tuple[bool, bool], int] = {
 }
 _LIVE_PORTS = frozenset({PORT_TABLE[(False, False)], PORT_TABLE[(False, True)]})
 _PAPER_ACCOUNT_PREFIX = "DU"
+
+#: Set to ``yes`` (or ``true``/``1``) to confirm live trading (``paper_trading=False``) without
+#: ``confirm_live=True``.
+CONFIRM_LIVE_ENV = "COPILOT_QUANT_CONFIRM_LIVE"
 
 
 def default_port(paper_trading: bool, use_gateway: bool) -> int:
@@ -190,6 +202,24 @@ def resolve_connection(
         paper_trading=bool(paper_trading),
         use_gateway=bool(use_gateway),
         paper_account=paper_account,
+    )
+
+
+def live_confirmed(confirm_live: bool) -> bool:
+    """Whether real-money trading is confirmed: ``confirm_live=True`` or ``COPILOT_QUANT_CONFIRM_LIVE=yes``."""
+    return bool(confirm_live) or os.environ.get(CONFIRM_LIVE_ENV, "").strip().lower() in {"yes", "true", "1"}
+
+
+def check_live_confirmed(paper_trading: bool, confirm_live: bool, who: str = "paper_trading=False") -> None:
+    """Raise :class:`ConfigError` when ``paper_trading=False`` is not confirmed (see :func:`live_confirmed`).
+
+    ``who`` names what asked for live trading at the start of the message (the class and its argument).
+    """
+    if paper_trading or live_confirmed(confirm_live):
+        return
+    raise ConfigError(
+        f"{who} trades real money and needs an explicit confirmation: pass confirm_live=True or set "
+        f"{CONFIRM_LIVE_ENV}=yes (or keep paper_trading=True)"
     )
 
 

@@ -14,7 +14,8 @@ must not block.
 Reconnection: an unexpected socket drop moves the machine to ``RECONNECTING`` and starts a background
 task that retries with :class:`~.reconnect.Backoff`; on success :attr:`restored` fires (handlers
 resubscribe market data, backfill bars and reconcile orders). A deliberate :meth:`disconnect` moves to
-``STOPPED`` first, so the resulting socket close never triggers a reconnect.
+``STOPPED`` first, so the resulting socket close never triggers a reconnect. A manual :meth:`reconnect`
+during an outage counts as one attempt of the same backoff: it never makes the background loop start over.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ class IBConnection:
         self._ib: IB | None = None
         self._connect_timeout = 10.0
         self._reconnect_task: asyncio.Task[None] | None = None
+        #: Failed reconnect attempts since the link was lost (background and manual): the backoff's step.
+        self._reconnect_attempts = 0
         self._watchdog_task: asyncio.Task[None] | None = None
         self._last_data = time.monotonic()
         self._has_subscriptions = False
@@ -113,6 +116,12 @@ class IBConnection:
         if self._ib is None:
             raise NotConnectedError("not connected to IB; call connect() first")
         return self._ib
+
+    @property
+    def reconnecting_in_background(self) -> bool:
+        """Whether the background task is retrying the lost socket (with :attr:`backoff`) right now."""
+        task = self._reconnect_task
+        return self.state is ConnectionState.RECONNECTING and task is not None and not task.done()
 
     def is_connected(self) -> bool:
         """Whether a socket to TWS/Gateway is up and synchronised (possibly with degraded data)."""
@@ -261,12 +270,14 @@ class IBConnection:
 
     async def _manual_reconnect(self) -> None:
         # One attempt at a time: pause the background loop, try now, resume it if this attempt fails.
+        # The attempt counts: the resumed loop waits as long as its next step says, it does not start over.
         task = self._reconnect_task
         if task is not None and not task.done():
             task.cancel()
         try:
             await self._attempt_reconnect(manual=True)
         except (OSError, TimeoutError, ConnectionError):
+            self._reconnect_attempts += 1
             if self.auto_reconnect and self.state is ConnectionState.RECONNECTING:
                 self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect_loop())
             raise
@@ -279,6 +290,7 @@ class IBConnection:
             self.machine.move(ConnectionState.STOPPED, "connection lost and auto-reconnect is off")
             return
         if self.machine.move(ConnectionState.RECONNECTING, "connection lost"):
+            self._reconnect_attempts = 0
             # ib_async emits disconnectedEvent on its loop thread, where the reconnect task must run.
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect_loop())
 
@@ -292,13 +304,13 @@ class IBConnection:
         if self.state is not ConnectionState.RECONNECTING:
             self.machine.move(ConnectionState.RECONNECTING, reason)
         self.machine.move(ConnectionState.CONNECTED, reason)
+        self._reconnect_attempts = 0
         self._last_data = time.monotonic()
         self.restored.emit(True)
 
     async def _reconnect_loop(self) -> None:
-        attempt = 0
         while self.state is ConnectionState.RECONNECTING:
-            await asyncio.sleep(self.backoff.delay(attempt))
+            await asyncio.sleep(self.backoff.delay(self._reconnect_attempts))
             if self.state is not ConnectionState.RECONNECTING:
                 return
             try:
@@ -309,7 +321,8 @@ class IBConnection:
                 self._deliberate_disconnect_on_loop(str(exc))
                 return
             except (OSError, TimeoutError, ConnectionError) as exc:
-                attempt += 1
+                self._reconnect_attempts += 1
+                attempt = self._reconnect_attempts
                 log.info("reconnect attempt %d failed: %r", attempt, exc)
                 if self.backoff.gives_up_after(attempt):
                     self.machine.move(ConnectionState.STOPPED, f"gave up after {attempt} reconnect attempts")

@@ -25,6 +25,10 @@ Fill and error callbacks run **on that loop thread**: keep them short and never 
 to your own thread or queue, as the engine does). Callbacks are kept by the adapter, not by ib_async, so
 they survive reconnects, and IB event handlers are installed once per connection (no duplicates).
 
+Live trading: ``paper_trading=False`` trades real money and must be confirmed, as for the engine and the
+CLI: pass ``confirm_live=True`` (or set ``COPILOT_QUANT_CONFIRM_LIVE=yes``). Unconfirmed, :meth:`connect` and
+:meth:`execute_order` raise :class:`~copilot_quant.errors.ConfigError` before anything reaches IB.
+
 Short selling policy (:meth:`check_buying_power`): a sell that reduces or closes a long position is always
 affordable; the part of a sell that would open or increase a short needs buying power for its notional
 plus commission (IB margins shorts similarly). ``allow_short=False`` refuses such sells instead.
@@ -47,7 +51,7 @@ from ib_async import Fill as IBFill
 from copilot_quant.backtest.costs import PercentCommission, PercentSlippage
 from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
-from copilot_quant.brokers.config import resolve_connection
+from copilot_quant.brokers.config import check_live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_mapping import ib_status, to_ib_order
 from copilot_quant.brokers.order_tracking import OrderRecord, OrderTracker, PendingExecution
@@ -104,6 +108,8 @@ class LiveBrokerAdapter(IBroker):
         precheck_buying_power: refuse (REJECTED, error callbacks) an order that :meth:`check_buying_power`
             finds unaffordable at ``current_price`` before sending it to IB.
         position_sync_timeout: seconds ``execute_order`` waits for IB's position update after a fill.
+        confirm_live: required (or ``COPILOT_QUANT_CONFIRM_LIVE=yes``) to trade with
+            ``paper_trading=False``; without it ``connect`` and ``execute_order`` raise ``ConfigError``.
     """
 
     def __init__(  # noqa: PLR0917 - the guide's positional signature
@@ -125,6 +131,7 @@ class LiveBrokerAdapter(IBroker):
         auto_reconnect: bool = True,
         position_sync_timeout: float = 2.0,
         precheck_buying_power: bool = True,
+        confirm_live: bool = False,
     ) -> None:
         if connection is None:
             settings = resolve_connection(paper_trading, host, port, client_id, use_gateway)
@@ -134,6 +141,7 @@ class LiveBrokerAdapter(IBroker):
             self._owns_connection = False
         self._conn = connection
         self.paper_trading = paper_trading
+        self.confirm_live = bool(confirm_live)
         self.commission_model = PercentCommission(commission_rate)
         self.slippage_model = PercentSlippage(slippage_rate)
         self.enable_position_tracking = enable_position_tracking
@@ -174,10 +182,26 @@ class LiveBrokerAdapter(IBroker):
         return self._conn.account
 
     def connect(self, timeout: float = 30) -> bool:
+        """Connect to TWS/Gateway (no-op when connected). ``False`` if it cannot be reached.
+
+        Raises :class:`~copilot_quant.errors.ConfigError`, before touching the socket, for unconfirmed live
+        trading (see the module docstring), and after the handshake for a paper/live account mismatch.
+        """
+        self._check_live_confirmed()
         ok = self._conn.connect(timeout)
         if ok:
             self._install_handlers()
         return ok
+
+    @property
+    def trades_live(self) -> bool:
+        """Whether orders go to a real-money account: ``paper_trading=False`` here or on the connection."""
+        return not (self.paper_trading and self._conn.settings.paper_trading)
+
+    def _check_live_confirmed(self) -> None:
+        check_live_confirmed(
+            not self.trades_live, self.confirm_live, "LiveBrokerAdapter(paper_trading=False)"
+        )
 
     def _install_handlers(self) -> None:
         current = self._conn._ib
@@ -291,21 +315,34 @@ class LiveBrokerAdapter(IBroker):
                 log.exception("error callback %r failed", callback)
 
     def _reject(
-        self, order: Order, reason: str, record: OrderRecord | None = None, order_ref: str = ""
+        self,
+        order: Order,
+        reason: str,
+        record: OrderRecord | None = None,
+        order_ref: str = "",
+        *,
+        report: bool = True,
     ) -> None:
         record = record or self.tracker.add(order, order_ref)
         self.tracker.set_status(record, OrderStatus.REJECTED, reason=reason)
         if record.order_ref:
             ref = record.order_ref
             self._journal_write(lambda j: j.record_rejected(ref, reason))
+        if not report:
+            record.errors.append(reason)
+            return
         log.warning(
             "order %s %s %g %s rejected: %s", order.order_id, order.side, order.quantity, order.symbol, reason
         )
         self._emit_error(record, reason)
 
-    def reject(self, order: Order, reason: str, *, order_ref: str = "") -> None:
-        """Refuse ``order`` without sending it (e.g. a risk limit): REJECTED, journaled, error callbacks."""
-        self._reject(order, reason, order_ref=order_ref)
+    def reject(self, order: Order, reason: str, *, order_ref: str = "", report: bool = True) -> None:
+        """Refuse ``order`` without sending it (e.g. a risk limit): REJECTED with ``reason``, journaled.
+
+        ``report=True`` also logs a WARNING and runs the error callbacks. ``report=False`` is for a caller that
+        reports the refusal itself (the engine, for orders refused while trading is halted).
+        """
+        self._reject(order, reason, order_ref=order_ref, report=report)
 
     # ------------------------------------------------------------------ orders
     def execute_order(
@@ -315,7 +352,9 @@ class LiveBrokerAdapter(IBroker):
 
         ``order_ref``: the journal's ref for the order (from ``journal.record_intent``), sent as IB's
         ``orderRef`` so that the order is recognised at the broker after a crash or a reconnect.
+        Unconfirmed live trading raises :class:`~copilot_quant.errors.ConfigError` (nothing is sent).
         """
+        self._check_live_confirmed()
         if order.status is not OrderStatus.CREATED:
             raise BrokerError(
                 f"order {order.order_id} was already sent (status {order.status}); use order.copy() to resend it"
@@ -577,12 +616,13 @@ class LiveBrokerAdapter(IBroker):
         if fill is None:
             return
         journal = self.journal
+        self._report_reused_exec_id(record, exec_id, journal)
         if journal is None or not record.order_ref:
             self._note_fill(fill)
             self._emit_fill(fill)
             return
         try:
-            known = journal.knows_fill(exec_id)
+            known = journal.knows_fill(exec_id, record.order_ref)
         except JournalError as exc:
             self._held_back(exec_id, exc)
             return
@@ -619,6 +659,30 @@ class LiveBrokerAdapter(IBroker):
 
         self._writer.submit(journal, write, then=written, on_error=failed)
 
+    def _report_reused_exec_id(self, record: OrderRecord, exec_id: str, journal: TradeJournal | None) -> None:
+        """IB never reuses an execution id. One already reported (or journaled) for another order is still a
+        fill of this order and is delivered, never dropped; the error callbacks hear of it (the engine
+        counts it) and the journal records an alert with the fill."""
+        others = [r.order_ref or str(r.order.order_id) for r in self.tracker.other_orders(exec_id, record)]
+        if not others and journal is not None and record.order_ref:
+            try:
+                if journal.knows_fill(exec_id) and not journal.knows_fill(exec_id, record.order_ref):
+                    others = ["an earlier order in the journal"]
+            except JournalError:
+                return  # the journal's failure is reported where the fill is journaled
+        if not others:
+            return
+        message = (
+            f"IB reported execution id {exec_id} for this order, but it was already used by "
+            f"{', '.join(others)}; delivered as a new fill. IB never reuses execution ids: check that the "
+            "gateway and the journal belong to the same account"
+        )
+        for callback in list(self._error_callbacks):
+            try:
+                callback(record, message)
+            except Exception:
+                log.exception("error callback %r failed", callback)
+
     def _emit_posted_fill(self, fill: Fill) -> None:
         try:
             self._emit_fill(fill)
@@ -648,12 +712,14 @@ class LiveBrokerAdapter(IBroker):
         record = self._record_of(trade) or self.tracker.record_for_exec(report.execId)
         if record is None:
             return
-        if report.execId not in record.pending and not self.tracker.seen(report.execId):
+        if report.execId not in record.pending and not self.tracker.seen(report.execId, record):
             self._note_execution(record, fill)
         self._settle(record, report.execId, float(report.commission or 0.0))
         if record.order_ref and report.commission is not None and math.isfinite(report.commission):
             pnl = report.realizedPNL if report.realizedPNL and math.isfinite(report.realizedPNL) else None
-            self._journal_write(lambda j: j.record_commission(report.execId, float(report.commission), pnl))
+            self._journal_write(
+                lambda j: j.record_commission(report.execId, float(report.commission), pnl, record.order_ref)
+            )
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         if req_id <= 0 or _is_warning(code):
@@ -696,7 +762,7 @@ class LiveBrokerAdapter(IBroker):
             commission = self.calculate_commission(pending.price, pending.shares)
 
         def run() -> None:
-            if self.tracker.seen(exec_id) or exec_id in record.pending:
+            if self.tracker.seen(exec_id, record) or exec_id in record.pending:
                 return
             if self.tracker.add_execution(record, pending):
                 self._settle(record, exec_id, float(commission))
@@ -714,7 +780,7 @@ class LiveBrokerAdapter(IBroker):
             record = self.tracker.find(
                 ex.orderId if ex.clientId == self._conn.settings.client_id else 0, ex.permId
             )
-            if record is None or self.tracker.seen(ex.execId):
+            if record is None or self.tracker.seen(ex.execId, record):
                 continue
             self._note_execution(record, fill)
             if fill.commissionReport and fill.commissionReport.execId == ex.execId:

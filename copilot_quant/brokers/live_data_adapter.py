@@ -14,9 +14,10 @@ connected at once. :class:`~copilot_quant.backtest.live_engine.LiveStrategyEngin
 shared ``connection=`` to both adapters: one socket, one client id.
 
 Resilience: historical requests go through a pacing limiter and are retried after IB's pacing error 162.
-The last ``cache_size`` bars per symbol and interval are cached. When the connection is lost and one
-reconnect attempt fails, ``get_historical_data`` serves the cache and :meth:`is_fallback_mode` becomes
-true; with nothing cached it raises :class:`~copilot_quant.errors.DataUnavailableError` — never an empty
+The last ``cache_size`` bars per symbol and interval are cached. When the connection is lost,
+``get_historical_data`` serves the cache and :meth:`is_fallback_mode` becomes true while the connection
+reconnects in the background with backoff (a call never adds an attempt of its own then; without the
+background loop, calls retry at most as often as the backoff allows); with nothing cached it raises :class:`~copilot_quant.errors.DataUnavailableError` — never an empty
 frame standing in for an error. After a reconnect every market-data subscription and bar stream is
 renewed and the bars missed during the gap are backfilled.
 """
@@ -48,7 +49,7 @@ from copilot_quant.brokers.ib_mapping import (
 from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
-from copilot_quant.data.dates import resolve_range, slice_range
+from copilot_quant.data.dates import EXCHANGE_TZ, resolve_range, slice_range
 from copilot_quant.errors import (
     BrokerError,
     DataError,
@@ -77,6 +78,44 @@ def _trade_ns(ticker: Ticker | None) -> int | None:
             if newest is None or seconds > newest:
                 newest = seconds
     return None if newest is None else round(newest * 1_000_000) * 1_000
+
+
+def _new_york(stamp: pd.Timestamp) -> str:
+    return f"{stamp.tz_convert(EXCHANGE_TZ):%Y-%m-%d %H:%M}"
+
+
+def _warn_no_bars(
+    symbol: str,
+    interval: str,
+    lo: pd.Timestamp | None,
+    hi: pd.Timestamp | None,
+    *,
+    answer: pd.DataFrame,
+    ib_said: str,
+) -> None:
+    """Say why a history request came back empty (the empty frame itself is a valid answer, not an error)."""
+    wanted = (
+        f"{_new_york(lo) if lo is not None else 'the first bar'} to "
+        f"{_new_york(hi) if hi is not None else 'now'} (New York time)"
+    )
+    if ib_said:
+        why = ib_said
+    elif answer.empty:
+        why = "IB returned no bars"
+    elif lo is not None and lo > answer.index[-1] and (hi is None or hi >= pd.Timestamp.now(tz="UTC")):
+        # Asked up to now, and IB's newest bar is older than the start: the source's clock is behind.
+        why = (
+            f"IB's data ends at {_new_york(answer.index[-1])} (the {len(answer)} bars it returned start at "
+            f"{_new_york(answer.index[0])}); a simulated gateway serves data only up to its market time"
+        )
+    else:
+        why = (
+            f"the {len(answer)} bars IB returned cover {_new_york(answer.index[0])} to "
+            f"{_new_york(answer.index[-1])}, none in that range"
+        )
+    log.warning(
+        "no %s bars for %s from %s: %s; check the date range and the symbol", interval, symbol, wanted, why
+    )
 
 
 def _symbol(symbol: str) -> str:
@@ -162,6 +201,9 @@ class LiveDataFeedAdapter(IDataFeed):
         self._fallback = False
         self._ever_connected = False
         self._closed = False
+        # Reconnects tried by calls (not by the background loop) since the link was lost: their backoff.
+        self._call_reconnect_failures = 0
+        self._next_call_reconnect = 0.0
         #: Set (on the loop thread) whenever a streamed bar changed or was added; the engine waits on it.
         self.bars_changed = threading.Event()
         self._conn.restored += self._on_restored
@@ -184,6 +226,8 @@ class LiveDataFeedAdapter(IDataFeed):
     def _after_connect(self) -> None:
         self._ever_connected = True
         self._fallback = False
+        self._call_reconnect_failures = 0
+        self._next_call_reconnect = 0.0
         current = self._conn._ib
         if current is not None and self._handlers_on is not current:
             self._conn.call(self._install_handlers)
@@ -245,8 +289,11 @@ class LiveDataFeedAdapter(IDataFeed):
         """Bars for ``symbol`` in ``[start_date, end_date]`` (naive dates are New York time), backtest shape.
 
         Requests IB data up to ``end_date`` (or up to now). Unsupported intervals raise
-        :class:`DataError`; unknown symbols :class:`UnknownSymbolError`. While disconnected, cached bars are
-        served (fallback mode) or :class:`DataUnavailableError` is raised.
+        :class:`DataError`; unknown symbols :class:`UnknownSymbolError`. No bars in the range is an empty
+        frame and a WARNING that says the range asked for and what IB has (its error 162 text, or the span
+        of the bars it returned). While disconnected, cached bars are served (fallback mode) or
+        :class:`DataUnavailableError` is raised; a lost connection is retried by the background reconnect
+        loop, not by each call.
         """
         symbol = _symbol(symbol)
         check_interval(interval)
@@ -257,9 +304,12 @@ class LiveDataFeedAdapter(IDataFeed):
         if recent is not None and fresh and self._conn.is_connected():
             return recent[1].copy()  # IB refuses identical requests within 15 s; the answer is the same
         if not self._ensure_connected():
-            return self._from_cache(symbol, interval, lo, hi, "not connected to IB")
+            why = "not connected to IB"
+            if self._conn.reconnecting_in_background:
+                why += " (reconnecting in the background)"
+            return self._from_cache(symbol, interval, lo, hi, why)
         try:
-            frame = self._conn.run(
+            frame, ib_said = self._conn.run(
                 self._history(symbol, lo, hi, interval), timeout=self.request_timeout * 2 + 30
             )
         except (NotConnectedError, ConnectionError, TimeoutError, BrokerError) as exc:
@@ -268,6 +318,8 @@ class LiveDataFeedAdapter(IDataFeed):
         if self.enable_cache:
             self._cache.merge(symbol, interval, frame)
         result = slice_range(frame, lo, hi).copy()
+        if result.empty:
+            _warn_no_bars(symbol, interval, lo, hi, answer=frame, ib_said=ib_said)
         now = time.monotonic()
         window = self._pacer.rules.identical_window
         self._recent = {k: v for k, v in self._recent.items() if now - v[0] < window}
@@ -275,18 +327,33 @@ class LiveDataFeedAdapter(IDataFeed):
         return result.copy()
 
     def _ensure_connected(self) -> bool:
+        """Connected now? Connects on first use; after a drop, tries to reconnect only as the backoff allows.
+
+        While the connection's background loop retries (with backoff and jitter) the answer is simply no: a
+        caller polling during an outage must not add an attempt per call. Without that loop (auto-reconnect
+        off, or it gave up) the calls themselves try, at most as often as :attr:`IBConnection.backoff` says.
+        """
         if self._conn.is_connected():
             return True
-        if not self._ever_connected and not self._closed:
+        if self._closed:
+            return False
+        if not self._ever_connected:
             # Used before connect(): connect on first use, as the guide's cache example expects.
             return self.connect(timeout=min(self.request_timeout, 10.0))
-        if self._ever_connected and not self._closed:
-            log.warning("IB connection lost; trying one reconnect before falling back to cached data")
-            try:
-                return self.reconnect(timeout=5)
-            except (OSError, TimeoutError, BrokerError):
-                return False
-        return False
+        if self._conn.reconnecting_in_background or time.monotonic() < self._next_call_reconnect:
+            return False
+        log.warning("IB connection lost; trying one reconnect before falling back to cached data")
+        try:
+            ok = self.reconnect(timeout=5)
+        except (OSError, TimeoutError, BrokerError):
+            ok = False
+        if ok:
+            self._call_reconnect_failures = 0
+        else:
+            delay = self._conn.backoff.delay(self._call_reconnect_failures)
+            self._call_reconnect_failures += 1
+            self._next_call_reconnect = time.monotonic() + delay
+        return ok
 
     def _from_cache(
         self, symbol: str, interval: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, why: str
@@ -325,19 +392,42 @@ class LiveDataFeedAdapter(IDataFeed):
         self._contracts[symbol] = found[0]
         return found[0]
 
+    def unknown_symbols(self, symbols: list[str] | str) -> list[str]:
+        """The symbols among ``symbols`` that IB knows no US stock for (looked up once, then cached).
+
+        Other lookup failures (connection, IB errors) are not counted here: the request that needs the
+        symbol reports them.
+        """
+        names = [_symbol(s) for s in ([symbols] if isinstance(symbols, str) else symbols)]
+        if not self._ensure_connected():
+            raise NotConnectedError("unknown_symbols() needs a connection; call connect() first")
+        unknown: list[str] = []
+        for name in names:
+            try:
+                self._conn.run(self._contract(name), timeout=self.request_timeout)
+            except UnknownSymbolError:
+                unknown.append(name)
+            except (DataError, BrokerError, TimeoutError, ConnectionError) as exc:
+                log.debug("looking up %s failed: %s", name, exc)
+        return unknown
+
     async def _history(
         self, symbol: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, interval: str
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, str]:
+        """IB's bars for the request, and IB's "no data" message when it answered with one (else '')."""
         contract = await self._contract(symbol)
         now = pd.Timestamp.now(tz="UTC")
         end: datetime | str = "" if hi is None or hi >= now else hi.ceil("s").to_pydatetime()
         duration = duration_string(lo, hi if hi is not None and hi < now else now, interval)
-        bars = await self._request_bars(contract, end, duration, IB_BAR_SIZE[interval], keep_up_to_date=False)
-        return bars_to_frame(bars, interval)
+        bars, ib_said = await self._request_bars(
+            contract, end, duration, IB_BAR_SIZE[interval], keep_up_to_date=False
+        )
+        return bars_to_frame(bars, interval), ib_said
 
     async def _request_bars(
         self, contract: Contract, end: datetime | str, duration: str, bar_size: str, *, keep_up_to_date: bool
-    ) -> BarDataList:
+    ) -> tuple[BarDataList, str]:
+        """IB's bars, and IB's message when it answered "no data" (error 162; the bars are then empty)."""
         ib = self._conn.ib
         request = (contract.conId, str(end), duration, bar_size, keep_up_to_date)
         for attempt in range(_PACING_RETRIES + 1):
@@ -365,7 +455,7 @@ class LiveDataFeedAdapter(IDataFeed):
                     await asyncio.sleep(self._pacer.violation_backoff * (attempt + 1))
                     continue
                 if exc.code == _NO_DATA and "no data" in text:
-                    return BarDataList()
+                    return BarDataList(), f"IB error {exc.code}: {exc.message}"
                 if exc.code == _NO_SECURITY:
                     raise UnknownSymbolError(f"IB knows no US stock {contract.symbol!r}") from None
                 raise DataError(
@@ -376,7 +466,7 @@ class LiveDataFeedAdapter(IDataFeed):
                     f"IB did not answer the {bar_size} history request for {contract.symbol} within "
                     f"{self.request_timeout:.0f}s; retry later or raise request_timeout"
                 )
-            return bars
+            return bars, ""
         raise DataUnavailableError(f"IB kept refusing {contract.symbol} history for pacing; retry later")
 
     def get_ticker_info(self, symbol: str) -> dict[str, Any]:
@@ -563,7 +653,11 @@ class LiveDataFeedAdapter(IDataFeed):
             # A request that failed (e.g. 162, no data) has no reqId and nothing to cancel.
             ib.cancelHistoricalData(old)
         duration = f"{days} D" if days <= 365 else f"{-(-days // 365)} Y"
-        bars = await self._request_bars(contract, "", duration, IB_BAR_SIZE[interval], keep_up_to_date=True)
+        bars, ib_said = await self._request_bars(
+            contract, "", duration, IB_BAR_SIZE[interval], keep_up_to_date=True
+        )
+        if ib_said:
+            log.warning("no %s history for the %s bar stream: %s", interval, symbol, ib_said)
         self._streams[symbol] = bars
         self._absorb(symbol, bars, full=True)
 

@@ -3,8 +3,14 @@
 One :class:`OrderRecord` per submitted :class:`~copilot_quant.backtest.orders.Order`. Executions reported
 by IB become :class:`~copilot_quant.backtest.orders.Fill`\\ s once IB's commission report for them arrives
 (or, if it never does, after a grace period with an estimated commission, logged). Every ``execId`` is
-turned into a fill exactly once, whether it arrives live, again after a reconnect, or through
+turned into a fill exactly once per order, whether it arrives live, again after a reconnect, or through
 ``reqExecutions`` — so nothing is double counted.
+
+Deduplication never fails open: an ``execId`` already seen for a *different* order is not a duplicate.
+IB's ids never repeat, so that means the broker reused one (a simulated gateway restarted without its
+state did): the execution is kept and becomes a fill of its own order, and the tracker logs an error
+(:meth:`OrderTracker.other_orders` names the orders it collided with). Dropping it would hide a real
+position from the strategy.
 
 The tracker is keyed by IB order id (unique per client id, stable across reconnects) and by ``permId``;
 it never holds on to ib_async objects beyond the ib_async ``Order`` needed to cancel.
@@ -102,7 +108,8 @@ class OrderTracker:
         self._by_ib_id: dict[int, OrderRecord] = {}
         self._by_perm: dict[int, OrderRecord] = {}
         self._by_ref: dict[str, OrderRecord] = {}
-        self._seen_exec_ids: set[str] = set()
+        # execId -> the records it was reported for (one, unless the broker reused the id)
+        self._seen_exec_ids: dict[str, list[OrderRecord]] = {}
         self._cond = threading.Condition()
 
     # ----------------------------------------------------------------- registry
@@ -179,11 +186,24 @@ class OrderTracker:
             return True
 
     def add_execution(self, record: OrderRecord, execution: PendingExecution) -> bool:
-        """Note an execution; ``False`` if this ``execId`` was seen before (a duplicate report)."""
+        """Note an execution; ``False`` if this ``execId`` was seen before for this order (a duplicate report).
+
+        An ``execId`` seen only for other orders is noted (``True``) and logged as an error: see the module
+        docstring.
+        """
         with self._cond:
-            if execution.exec_id in self._seen_exec_ids:
+            owners = self._seen_exec_ids.setdefault(execution.exec_id, [])
+            if any(_same_order(record, owner) for owner in owners):
                 return False
-            self._seen_exec_ids.add(execution.exec_id)
+            if owners:
+                log.error(
+                    "execution id %s reported for order %s was already reported for order(s) %s; IB never "
+                    "reuses execution ids: kept as a fill of its own order, not dropped as a duplicate",
+                    execution.exec_id,
+                    _describe(record),
+                    ", ".join(_describe(o) for o in owners),
+                )
+            owners.append(record)
             record.pending[execution.exec_id] = execution
             self._cond.notify_all()
             return True
@@ -223,9 +243,19 @@ class OrderTracker:
                     return record
             return None
 
-    def seen(self, exec_id: str) -> bool:
+    def seen(self, exec_id: str, record: OrderRecord | None = None) -> bool:
+        """Whether ``exec_id`` was reported for ``record``'s order (default: for any order)."""
         with self._cond:
-            return exec_id in self._seen_exec_ids
+            owners = self._seen_exec_ids.get(exec_id, [])
+            if record is None:
+                return bool(owners)
+            return any(_same_order(record, owner) for owner in owners)
+
+    def other_orders(self, exec_id: str, record: OrderRecord) -> list[OrderRecord]:
+        """The records of orders other than ``record``'s that ``exec_id`` was also reported for (normally
+        none: a non-empty list means the broker reused an execution id)."""
+        with self._cond:
+            return [o for o in self._seen_exec_ids.get(exec_id, []) if not _same_order(record, o)]
 
     def wait(self, record: OrderRecord, timeout: float, *, until_settled: bool = True) -> bool:
         """Block until ``record`` is settled (or merely done); returns whether that happened in time."""
@@ -233,3 +263,17 @@ class OrderTracker:
             if until_settled:
                 return self._cond.wait_for(lambda: record.settled, timeout)
             return self._cond.wait_for(lambda: record.is_done, timeout)
+
+
+def _same_order(a: OrderRecord, b: OrderRecord) -> bool:
+    """Whether two records track the same order: the same journal ref (an adopted order has a new record
+    with its old ref), else, without refs, the same record or ``Order`` object."""
+    if a is b:
+        return True
+    if a.order_ref and b.order_ref:
+        return a.order_ref == b.order_ref
+    return a.order is b.order
+
+
+def _describe(record: OrderRecord) -> str:
+    return f"{record.order.order_id} ({record.order_ref})" if record.order_ref else str(record.order.order_id)

@@ -36,9 +36,15 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     cash: float = typer.Option(1_000_000.0, help="Starting cash in USD."),
     speed: float = typer.Option(0.0, help="Bars per second the market replays at (0 = paused)."),
     bar_interval: str = typer.Option("1d", "--bar-interval", help="Replay bar interval: 1m … 1h or 1d."),
-    start: str = typer.Option("", help="Replay start date (default: just after the data's last bar)."),
+    start: str = typer.Option(
+        "",
+        help="Replay start date, within the data (default: just after the data's last bar, or the clock "
+        "saved in --state).",
+    ),
     state: str = typer.Option(
-        "", "--state", help="JSON file keeping account, orders and fills across restarts."
+        "",
+        "--state",
+        help="JSON file keeping account, orders, fills and the market clock across restarts.",
     ),
     partial_fill_size: float = typer.Option(0.0, help="Fill at most this many shares per price (0 = all)."),
     volume_limit: float | None = typer.Option(
@@ -88,7 +94,11 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     symbols_text = ", ".join(server.core.registry.symbols[:12]) or "any ticker (generated on request)"
     console.print(f"[bold green]Simulated IB Gateway[/] listening on [bold]{server.host}:{server.port}[/]")
     console.print(f"  account {server.broker.account_id}, data '{data}', symbols: {symbols_text}")
-    console.print(f"  market time {server.clock.now:%Y-%m-%d %H:%M} UTC, speed {speed or 'paused'} bars/s")
+    console.print(
+        f"  market time {server.clock.now:%Y-%m-%d %H:%M} UTC, {_clock_text(speed, control.port if control else None)}"
+    )
+    for notice in server.notices:
+        console.print(f"  [yellow]Warning:[/] {escape(notice)}")
     console.print("  Point ib_async at it:")
     console.print(
         f"    from ib_async import IB; ib = IB(); ib.connect('{server.host}', {server.port}, clientId=1)"
@@ -108,6 +118,18 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             control.stop()
         server.stop()
         console.print("Gateway stopped.")
+
+
+def _clock_text(speed: float, control_port: int | None) -> str:
+    """How the market clock moves, in the banner's words."""
+    if speed:
+        return f"clock running at {speed:g} bar{'' if speed == 1 else 's'} per second"
+    if control_port is None:
+        return "clock paused: it moves only when stepped (start with --speed N to run N bars per second)"
+    return (
+        "clock paused: step it with `copilot-quant gateway-ctl --port "
+        f"{control_port} step` or run it with `... speed N`"
+    )
 
 
 def gateway_ctl(

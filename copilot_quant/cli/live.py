@@ -23,11 +23,19 @@ Strategy classes are loaded, and built from the ``--param NAME=VALUE`` (``-p``) 
 :func:`copilot_quant.cli.strategy_spec.load_strategy`, as ``copilot-quant backtest`` does; bad parameters
 are refused before anything connects.
 
+Input is checked before anything connects where it can be (strategy spec, ``--param``, ``--interval``,
+``--lookback-days``, ``--live`` without ``--confirm-live``, a live port in paper mode); symbols are checked
+with IB right after connecting, before the journal or any data. Library messages are shown in CLI words
+(``--confirm-live``, not ``confirm_live=True``).
+
 Exit codes (:mod:`copilot_quant.cli.exit_codes`): 0 after a clean stop, 2 for bad input (strategy spec,
-``--param``, symbols, a live port in paper mode, ``--live`` without confirmation), 1 when TWS/IB Gateway
-cannot be reached or the engine could not start trading once connected (a kill-switch file left from an
-earlier kill is one reason). ``kill``: 0 once the file is written (or cleared), 2 for bad input (no or an invalid
-account, ``--clear`` with ``--flatten``), 1 when the file cannot be written or removed.
+``--param``, ``--interval``, a symbol IB does not know, a live port in paper mode, ``--live`` without
+confirmation), 1 when TWS/IB Gateway cannot be reached or the engine could not start trading once connected
+(a kill-switch file left from an earlier kill is one reason). ``kill``: 0 once the file is written (or
+cleared), 2 for bad input (no or an invalid account, ``--clear`` with ``--flatten``), 1 when the file cannot
+be written or removed. ``kill --account`` for an account with no journal in the journal dir still writes the
+file (a kill switch is never held back by a guess) but warns, in yellow, and lists the accounts that have
+journals there: most likely the id is mistyped, or the engine uses another journal dir.
 """
 
 from __future__ import annotations
@@ -42,10 +50,13 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from copilot_quant.brokers.config import check_live_confirmed
+from copilot_quant.brokers.ib_mapping import check_interval
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
-from copilot_quant.cli.reporting import print_error
+from copilot_quant.cli.reporting import error_console, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
 from copilot_quant.errors import ConfigError, CopilotQuantError
+from copilot_quant.journal.paths import default_journal_dir
 from copilot_quant.risk.kill_file import (
     clear_kill_file,
     default_kill_file,
@@ -55,6 +66,52 @@ from copilot_quant.risk.kill_file import (
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.live_engine import LiveStrategyEngine
+
+
+#: The library's Python spellings and what they are on this command line, longest first (see _cli_words).
+_CLI_WORDS = (
+    ("pass confirm_live=True", "add --confirm-live"),
+    ("keep paper_trading=True", "drop --live"),
+    ("pass paper_trading=False", "use --live --confirm-live"),
+    ("paper_trading=False", "--live"),
+    ("paper_trading=True", "paper trading (the default)"),
+    ("the port argument", "--port"),
+)
+
+
+def _cli_words(message: str) -> str:
+    """A library error message in this command's words: ``--confirm-live`` for ``confirm_live=True`` …"""
+    for python, cli in _CLI_WORDS:
+        message = message.replace(python, cli)
+    return message
+
+
+def _journal_accounts(directory: Path) -> list[str]:
+    """The accounts that have a journal (``<ACCOUNT>.sqlite``) in ``directory``, sorted."""
+    try:
+        return sorted(p.stem for p in directory.glob("*.sqlite") if p.is_file())
+    except OSError:
+        return []
+
+
+def _warn_without_journal(account: str) -> None:
+    """Warn (yellow, stderr) when no engine has journaled ``account`` in the journal dir: the kill file for
+    it is most likely watched by nobody (a mistyped id, or another journal dir)."""
+    directory = default_journal_dir()
+    accounts = _journal_accounts(directory)
+    if account.upper() in (a.upper() for a in accounts):
+        return
+    others = (
+        f"Accounts with journals there: {', '.join(accounts)}."
+        if accounts
+        else "There are no journals there at all: is COPILOT_QUANT_JOURNAL_DIR the one the engine uses?"
+    )
+    text = (
+        f"no journal for {account} in {directory}: no engine has traded this account from this journal dir, so "
+        f"most likely nothing watches this kill file. {others} Check the account id and run `kill` again; remove "
+        f"this file with `copilot-quant kill --account {account} --clear`."
+    )
+    error_console().print(f"[bold yellow]Warning:[/] [yellow]{escape(text)}[/]")
 
 
 def _status_line(summary: dict[str, Any]) -> str:
@@ -164,7 +221,8 @@ def run_live(
         errors = "; ".join(e["error"] for e in engine.errors) or "see the log (-v)"
         console.print(f"[bold red]Error:[/] could not start: {escape(errors)}")
         engine.disconnect()
-        return RUNTIME_FAILURE
+        # A symbol IB does not know is bad input, like in `backtest`; anything else failed at run time.
+        return USAGE_ERROR if any(e["type"] == "symbol" for e in engine.errors) else RUNTIME_FAILURE
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -212,6 +270,8 @@ def kill(
 
     The engine cancels all open orders, optionally flattens, and halts new orders within about a second.
     The file stays: `live` will not start for the account until `kill --account ACCOUNT --clear`.
+    With --account, a warning says so when no journal of that account exists in the journal dir (likely a
+    mistyped id); the file is written all the same.
     """
     out = Console(highlight=False, soft_wrap=True)
     try:
@@ -239,12 +299,19 @@ def kill(
         print_error(f"cannot {'remove' if clear else 'write'} {path}: {exc}")
         raise typer.Exit(RUNTIME_FAILURE) from None
     restart = f"--account {account}" if account is not None else f"--kill-switch-file {written}"
+    who = (
+        f"An engine trading {account.strip().upper()} from this journal dir halts"
+        if account is not None
+        else "An engine watching it (`live --kill-switch-file`) halts"
+    )
     out.print(
         f"Kill switch file written: {escape(str(written))} "
         f"({'cancel all and flatten' if flatten else 'cancel all'}). "
-        "The engine watching it halts within about a second. Before the next `copilot-quant live`, remove it "
+        f"{escape(who)} within about a second. Before the next `copilot-quant live`, remove it "
         f"with `{escape(f'copilot-quant kill {restart} --clear')}`."
     )
+    if account is not None:
+        _warn_without_journal(account.strip())
     if earlier is not None and flatten and not earlier.flatten:
         out.print(
             f"The file already existed ({escape(earlier.describe())}); an engine that halted on it "
@@ -300,7 +367,7 @@ def register(app: typer.Typer) -> None:
             None, "--max-orders-per-minute", help="Risk: order rate."
         ),
         price_band_pct: float | None = typer.Option(
-            None, "--price-band-pct", help="Risk: limit/stop at most this %% from the last price."
+            None, "--price-band-pct", help="Risk: limit/stop at most this % from the last price."
         ),
         params: list[str] = param_option(),
     ) -> None:
@@ -314,6 +381,11 @@ def register(app: typer.Typer) -> None:
         try:
             if not names:
                 raise CopilotQuantError("no symbols given; add --symbols AAPL MSFT")
+            # Everything that can be checked without IB is checked before connecting.
+            check_interval(interval)
+            if lookback_days < 1:
+                raise ConfigError(f"--lookback-days must be at least 1, got {lookback_days}")
+            check_live_confirmed(paper, confirm_live)
             loaded = load_strategy(strategy, params)  # bad parameters fail here, before anything connects
             limits = RiskLimits(
                 max_order_quantity=max_order_qty,
@@ -341,7 +413,7 @@ def register(app: typer.Typer) -> None:
                 console.print("[bold red]LIVE trading: orders go to your real-money account.[/]")
             code = run_live(engine, names, interval, lookback_days, console=console, duration=duration)
         except CopilotQuantError as exc:
-            print_error(str(exc))
+            print_error(_cli_words(str(exc)))
             raise typer.Exit(code=code_for(exc)) from exc
         if code:
             raise typer.Exit(code=code)

@@ -56,7 +56,9 @@ from copilot_quant.gateway.orders import (
     OrderRecord,
     PlaceOrderRequest,
     TimeInForceCode,
+    exec_id_tag,
     finite_or_none,
+    new_exec_id_tag,
 )
 from copilot_quant.gateway.state import BrokerState, load_state, save_state
 
@@ -178,7 +180,9 @@ class SimBroker:
         self._commission: CommissionModel = commission or PerShareCommission()
         self._engine = MatchingEngine(slippage or NoSlippage(), partial_fill_size, volume_limit)
         self._account = Account(account, cash, leverage=leverage)
-        self._ids = IdAllocator()
+        self._ids = IdAllocator(exec_tag=new_exec_id_tag())
+        #: The market time saved in the state file this broker resumed from (None: a fresh account).
+        self.resumed_market_time: datetime | None = None
         self._orders: dict[tuple[int, int], OrderRecord] = {}
         self._executions: list[ExecutionRecord] = []
         self._last_price: dict[str, float] = {}
@@ -603,7 +607,7 @@ class SimBroker:
         )
         self._orders[record.key] = record
         execution = ExecutionRecord(
-            exec_id=self._ids.new_exec_id(record.perm_id),
+            exec_id=self._ids.new_exec_id(),
             client_id=record.client_id,
             order_id=record.order_id,
             perm_id=record.perm_id,
@@ -663,7 +667,12 @@ class SimBroker:
             last_order_id=dict(self._ids.last_order_id),
             last_perm_id=self._ids.last_perm_id,
             last_exec_seq=self._ids.last_exec_seq,
+            market_time=self._aware(self._clock()),
         )
+
+    def save(self) -> None:
+        """Write the state file now (no-op without one); the gateway calls it when it stops."""
+        self._save()
 
     def _save(self) -> None:
         if self._state_file is not None:
@@ -676,8 +685,14 @@ class SimBroker:
                 "pass the same account or another --state file"
             )
         self._account.restore(state.cash, state.commissions, state.day_start_equity, state.holdings)
-        self._ids = IdAllocator(dict(state.last_order_id), state.last_perm_id, state.last_exec_seq)
+        # A new run tag for this run's execution ids, unlike any the state holds (ids never repeat).
+        used_tags = {exec_id_tag(e.exec_id) for e in state.executions}
+        tag = self._ids.exec_tag
+        while tag in used_tags:
+            tag = new_exec_id_tag()
+        self._ids = IdAllocator(dict(state.last_order_id), state.last_perm_id, state.last_exec_seq, tag)
         self._executions = list(state.executions)
+        self.resumed_market_time = state.market_time
         self._orders = {r.key: r for r in state.orders}
         triggered = set(state.triggered)
         for record in self._orders.values():

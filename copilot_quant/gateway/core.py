@@ -39,7 +39,11 @@ CONNECT_FARM_CODES = (Code.MARKET_FARM_OK, Code.HMDS_FARM_OK, Code.SECDEF_FARM_O
 
 
 class GatewayCore:
-    """Everything the sessions share. Create it on (or before) the loop thread; use it only from there."""
+    """Everything the sessions share. Create it on (or before) the loop thread; use it only from there.
+
+    ``start`` is where the replay begins (None: the data's last bar); ``resume_at``, used only without a
+    ``start``, continues an earlier run's replay at its saved clock (see :meth:`MarketReplay.resume`).
+    """
 
     def __init__(
         self,
@@ -49,6 +53,7 @@ class GatewayCore:
         symbols: list[str] | None = None,
         bar_interval: str = "1d",
         start: pd.Timestamp | None = None,
+        resume_at: pd.Timestamp | None = None,
         spread: float = 0.0,
         seed: int = 0,
         pacing: bool = False,
@@ -58,7 +63,11 @@ class GatewayCore:
         self.broker = broker
         self.registry = ContractRegistry.from_feed(feed, symbols)
         self.market = MarketReplay(feed, bar_interval, start, spread=spread, seed=seed)
-        self.market.track_all(self.registry.symbols)
+        if resume_at is not None and start is None:
+            # A restart from a state file: the clock goes on where the earlier run left it.
+            self.market.resume(resume_at, self.registry.symbols)
+        else:
+            self.market.track_all(self.registry.symbols)
         self.clock = SimClock(self.market)
         self.history = HistoryService(feed, self.market)
         self.pacer = HistoricalPacer(enabled=pacing)

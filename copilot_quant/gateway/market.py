@@ -29,7 +29,7 @@ from copilot_quant.data.calendars import (
     session_open,
 )
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
-from copilot_quant.errors import ConfigError, DataError
+from copilot_quant.errors import ConfigError, DataError, GatewayError
 
 __all__ = ["Bar", "MarketReplay", "PricePoint", "Quote", "price_path"]
 
@@ -171,14 +171,65 @@ class MarketReplay:
             return previous_session_close(wall, self.calendar)
         return wall.floor("min")
 
+    def resume(self, at: pd.Timestamp, symbols: list[str], *, max_bars: int = 20_000) -> int:
+        """Continue an earlier run's replay at ``at`` (its saved clock), tracking ``symbols``.
+
+        Replays silently (no listener hears it) from where the data leaves off up to ``at``, so the
+        random walk after the data's end comes out exactly as it did in that run: same prices, same
+        history. Call it instead of :meth:`track_all`, before anything reads :attr:`now`. Returns how
+        many bars it replayed; beyond ``max_bars`` it jumps to ``at`` instead (logged).
+        """
+        if self._now is not None or self.quotes:
+            raise GatewayError("resume() must come before the replay starts (before now is read)")
+        target = _utc(at)
+        self._load_all(symbols)
+        self._now = min(target, self._default_start())
+        for symbol in symbols:
+            self.track(symbol)
+        listeners = (self.tick_listeners, self.bar_listeners, self.step_listeners)
+        self.tick_listeners, self.bar_listeners, self.step_listeners = [], [], []
+        replayed = 0
+        try:
+            while self.next_bar_end() <= target:
+                if replayed >= max_bars:
+                    logger.warning(
+                        "resuming at %s needs more than %d bars of replay; jumping there (generated prices "
+                        "restart from the data's last close)",
+                        target,
+                        max_bars,
+                    )
+                    self._now = target
+                    break
+                self.advance()
+                replayed += 1
+        finally:
+            self.tick_listeners, self.bar_listeners, self.step_listeners = listeners
+        return replayed
+
+    def data_span(self) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """First and last bar end of the data loaded so far (all symbols), or None when there is none."""
+        loaded = [s.ends for s in self._series.values() if len(s.ends)]
+        if not loaded:
+            return None
+        first = min(int(ends[0]) for ends in loaded)
+        last = max(int(ends[-1]) for ends in loaded)
+        return pd.Timestamp(first, tz="UTC"), pd.Timestamp(last, tz="UTC")
+
+    def symbols_without_data(self) -> list[str]:
+        """Loaded symbols the data source has no bars for at this interval (they trade as a random walk)."""
+        return sorted(symbol for symbol, series in self._series.items() if not len(series.ends))
+
     # -- symbols -------------------------------------------------------------------------------------
     def track_all(self, symbols: list[str]) -> None:
         """Track several symbols; their data is loaded before ``now`` is fixed (default start = last bar)."""
+        self._load_all(symbols)
+        for symbol in symbols:
+            self.track(symbol)
+
+    def _load_all(self, symbols: list[str]) -> None:
         for symbol in symbols:
             if symbol not in self._series:
                 self._series[symbol] = self._load(symbol)
-        for symbol in symbols:
-            self.track(symbol)
 
     def track(self, symbol: str) -> Quote:
         """Start replaying ``symbol`` (idempotent); returns its quote, seeded from its last bar before now."""

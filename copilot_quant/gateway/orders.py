@@ -9,6 +9,7 @@ mutating it, so a record handed out in an event never changes underneath its rea
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -30,6 +31,8 @@ __all__ = [
     "OrderRecord",
     "PlaceOrderRequest",
     "TimeInForceCode",
+    "exec_id_tag",
+    "new_exec_id_tag",
 ]
 
 _EXCHANGE_TZ = ZoneInfo("America/New_York")
@@ -231,6 +234,20 @@ def _side_matches(wanted: str, side: str) -> bool:
     return wanted == side or (wanted == "BUY" and side == "BOT") or (wanted == "SELL" and side == "SLD")
 
 
+def new_exec_id_tag() -> int:
+    """A random 32-bit tag for the execution ids of one gateway run (see :class:`IdAllocator`)."""
+    return secrets.randbits(32)
+
+
+def exec_id_tag(exec_id: str) -> int | None:
+    """The run tag (first field) of an execution id this gateway issued, or None for another shape."""
+    head, _, _ = exec_id.partition(".")
+    try:
+        return int(head, 16)
+    except ValueError:
+        return None
+
+
 @dataclass(slots=True)
 class IdAllocator:
     """Order, permanent and execution ids.
@@ -238,11 +255,16 @@ class IdAllocator:
     Order ids are per client: the next valid id is one above the highest id that client ever used, so
     ids are never reused across reconnects, and (with persistence) across restarts. Perm ids and
     execution sequence numbers are global and strictly increasing.
+
+    Execution ids are unique across gateway runs, as IB's are (a journal that outlives a gateway relies on
+    it): ``TTTTTTTT.SSSSSSSS.01.01``, IB's shape, where ``T`` is a tag drawn at random for each run
+    (``exec_tag``) and ``S`` the sequence number, which a ``--state`` file carries across restarts.
     """
 
     last_order_id: dict[int, int] = field(default_factory=dict)
     last_perm_id: int = 1_000_000
     last_exec_seq: int = 0
+    exec_tag: int = field(default_factory=new_exec_id_tag)
 
     def next_order_id(self, client_id: int) -> int:
         return self.last_order_id.get(client_id, 0) + 1
@@ -258,10 +280,9 @@ class IdAllocator:
         self.last_perm_id += 1
         return self.last_perm_id
 
-    def new_exec_id(self, perm_id: int) -> str:
-        # Shaped like TWS's ids ("0000e0d5.6581a6b7.01.01"): unique, opaque, stable across restarts.
+    def new_exec_id(self) -> str:
         self.last_exec_seq += 1
-        return f"{perm_id:08x}.{self.last_exec_seq:08x}.01.01"
+        return f"{self.exec_tag:08x}.{self.last_exec_seq:08x}.01.01"
 
 
 def finite_or_none(value: float | None) -> float | None:

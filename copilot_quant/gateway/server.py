@@ -16,7 +16,13 @@ loop use ``await server.start_async()`` / ``await server.stop_async()`` instead.
 
 State (account, orders, executions, order ids, market position in time) belongs to the server object, not
 to the loop: ``restart()`` (or ``stop()`` then ``start()``) keeps it, like an IB Gateway restart does;
-``state_file`` additionally keeps it across processes.
+``state_file`` additionally keeps it across processes: a gateway started on an existing state file resumes
+the market clock where the file left it (unless ``start`` says otherwise). Execution ids are unique across
+runs, with or without a state file, as IB's are.
+
+Settings that contradict the data are refused with :class:`~copilot_quant.errors.ConfigError`: symbols a
+data source with a fixed list (``sample``, ``csv:``, ``store``) lacks, a ``start`` after the data's last
+bar. Doubtful but workable ones are kept in :attr:`GatewayServer.notices` (and logged at INFO).
 """
 
 from __future__ import annotations
@@ -57,11 +63,13 @@ class GatewayConfig:
         host, port: where to listen (port 0 picks a free port; read it back from ``GatewayServer.port``).
         data: a data spec for :func:`~copilot_quant.data.providers.provider_from_spec` (``'sample'``,
             ``'synthetic'``, ``'csv:DIR'``, ``'store'``) or any ``IDataFeed`` with ``symbols()``.
-        symbols: the symbols offered (default: the data source's own list).
+        symbols: the symbols offered (default: the data source's own list); a source with a fixed list
+            must have them all.
         account, live_account, cash: the simulated account (``live_account`` presents a ``U…`` id).
         speed: bars per second the market clock runs at; ``None``/0 = paused (step it by hand).
         bar_interval: replay interval, ``'1m'`` … ``'1h'`` or ``'1d'``.
-        start: replay start (naive = New York time); default just after the data's last bar.
+        start: replay start (naive = New York time), not after the data's last bar; default just after
+            the data's last bar, or the clock saved in ``state_file``.
         spread: bid/ask spread in price units (0: fills at bar prices, as in a backtest).
         seed: seed of the random walk after the data ends.
         commission, slippage, partial_fill_size, state_file: passed to :class:`SimBroker` (the same
@@ -131,7 +139,11 @@ class GatewayServer:
             setattr(config, key, value)
         config.validate()
         self.config = config
+        #: Warnings about the settings worth showing the user (the CLI prints them under its banner).
+        self.notices: list[str] = []
         self.feed = self._make_feed(config.data)
+        symbols = [s.upper() for s in config.symbols] if config.symbols else None
+        self._check_symbols(symbols)
         self.broker = SimBroker(
             account=config.account,
             cash=config.cash,
@@ -143,17 +155,22 @@ class GatewayServer:
             live_account=config.live_account,
             clock=self._market_time,
         )
+        start = config.start_timestamp()
+        resume_at = self._resume_time(start)
         self.core = GatewayCore(
             self.feed,
             self.broker,
-            symbols=[s.upper() for s in config.symbols] if config.symbols else None,
+            symbols=symbols,
             bar_interval=config.bar_interval,
-            start=config.start_timestamp(),
+            start=start,
+            resume_at=resume_at,
             spread=config.spread,
             seed=config.seed,
             pacing=config.pacing,
             max_clients=config.max_clients,
         )
+        self._check_start(start)
+        self._note_generated_symbols()
         self.broker.price_source = self._quoted_price
         if config.speed:
             self.core.clock.run(config.speed)
@@ -172,6 +189,70 @@ class GatewayServer:
 
     def _market_time(self) -> datetime:
         return self.core.now.to_pydatetime()
+
+    # -- checks of the settings against the data ------------------------------------------------------
+    def _data_name(self) -> str:
+        data = self.config.data
+        return repr(data) if isinstance(data, str) else type(data).__name__
+
+    def _check_symbols(self, symbols: list[str] | None) -> None:
+        """Refuse symbols a data source with a fixed list lacks: the gateway would invent their prices."""
+        if not symbols or getattr(self.feed, "serves_any_symbol", False):
+            return
+        listed = getattr(self.feed, "symbols", None)
+        offered = sorted({str(s).upper() for s in (listed() if callable(listed) else listed or [])})
+        missing = [s for s in symbols if s not in offered]
+        if offered and missing:
+            raise ConfigError(
+                f"the data source {self._data_name()} has no {', '.join(missing)}; it has "
+                f"{', '.join(offered)}. Check the spelling, or use the 'synthetic' data source, which "
+                "generates prices for any symbol."
+            )
+
+    def _resume_time(self, start: pd.Timestamp | None) -> pd.Timestamp | None:
+        """Where a restart from a state file resumes the market clock (None: a fresh replay)."""
+        saved = self.broker.resumed_market_time
+        if saved is None:
+            return None
+        if start is not None:
+            self._notice(
+                f"start {self.config.start} replaces the market time {saved:%Y-%m-%d %H:%M} UTC saved in "
+                f"{self.config.state_file}; fills in the state may be dated after the new clock"
+            )
+            return None
+        logger.info("resuming the market clock at %s from %s", saved, self.config.state_file)
+        return pd.Timestamp(saved)
+
+    def _check_start(self, start: pd.Timestamp | None) -> None:
+        """Refuse a start after the data's last bar; note one before its first bar."""
+        span = self.core.market.data_span()
+        if start is None or span is None:
+            return
+        first, last = span
+        interval = self.config.bar_interval
+        if start > last:
+            raise ConfigError(
+                f"start {self.config.start} is after the end of the data: {self._data_name()} has "
+                f"{interval} bars from {first:%Y-%m-%d} to {last:%Y-%m-%d}. Pick a start in that range, "
+                "or leave the start out to begin at the data's last bar."
+            )
+        if start < first:
+            self._notice(
+                f"start {self.config.start} is before the data's first {interval} bar ({first:%Y-%m-%d}); "
+                "the market has no prices until the clock reaches it"
+            )
+
+    def _note_generated_symbols(self) -> None:
+        generated = self.core.market.symbols_without_data()
+        if generated and not getattr(self.feed, "serves_any_symbol", False):
+            self._notice(
+                f"the data source {self._data_name()} has no {self.config.bar_interval} bars for "
+                f"{', '.join(generated)}: their prices are generated (a seeded random walk)"
+            )
+
+    def _notice(self, text: str) -> None:
+        self.notices.append(text)
+        logger.info("%s", text)  # the CLI shows notices under its banner; the API has .notices
 
     @staticmethod
     def _make_feed(data: str | IDataFeed) -> IDataFeed:
@@ -303,6 +384,7 @@ class GatewayServer:
     async def stop_async(self) -> None:
         """Close every connection and the listening socket (the loop keeps running)."""
         self.core.clock.detach()
+        self.broker.save()  # the state file keeps the market clock where it stopped
         self.faults.cancel_timers()
         await self.close_listener()
         self.drop_sessions()

@@ -1,8 +1,8 @@
 """Persistence of the simulated account: what survives a gateway restart, as it does at IB.
 
-The state is one JSON document (cash, positions, orders, executions, id counters), written atomically:
-to a temporary file in the same directory, flushed, then ``os.replace``-d over the old file, so a crash
-mid-write leaves the previous state intact. A file that cannot be read raises
+The state is one JSON document (cash, positions, orders, executions, id counters and the market clock),
+written atomically: to a temporary file in the same directory, flushed, then ``os.replace``-d over the old
+file, so a crash mid-write leaves the previous state intact. A file that cannot be read raises
 :class:`~copilot_quant.errors.GatewayError` saying which file and why, rather than starting from scratch.
 """
 
@@ -52,6 +52,8 @@ class BrokerState:
     last_order_id: dict[int, int] = field(default_factory=dict)
     last_perm_id: int = 1_000_000
     last_exec_seq: int = 0
+    #: The market clock when the state was written: a restarted gateway resumes its replay there.
+    market_time: datetime | None = None
 
 
 def save_state(path: str | Path, state: BrokerState) -> None:
@@ -229,6 +231,7 @@ def _to_json(state: BrokerState) -> dict[str, Any]:
         "last_order_id": {str(k): v for k, v in state.last_order_id.items()},
         "last_perm_id": state.last_perm_id,
         "last_exec_seq": state.last_exec_seq,
+        "market_time": _time(state.market_time),
     }
 
 
@@ -250,4 +253,6 @@ def _from_json(data: dict[str, Any]) -> BrokerState:
         last_order_id={int(k): int(v) for k, v in data["last_order_id"].items()},
         last_perm_id=int(data["last_perm_id"]),
         last_exec_seq=int(data["last_exec_seq"]),
+        # Absent from files written before the clock was kept: those restart at the replay's start.
+        market_time=_time_from(data.get("market_time")),
     )

@@ -12,8 +12,8 @@
 """
 
 from copilot_quant.errors import JournalError
-from copilot_quant.journal.errors import UnknownOrderRefError
-from copilot_quant.journal.journal import TradeJournal
+from copilot_quant.journal.errors import EXEC_ID_REUSED, UnknownOrderRefError
+from copilot_quant.journal.journal import ANY_ORDER, TradeJournal
 from copilot_quant.journal.paths import JOURNAL_DIR_ENV, default_journal_dir, default_journal_path
 from copilot_quant.journal.reconcile import (
     BrokerExecution,
@@ -36,6 +36,8 @@ from copilot_quant.journal.schema import SCHEMA_VERSION
 from copilot_quant.journal.states import OrderState
 
 __all__ = [
+    "ANY_ORDER",
+    "EXEC_ID_REUSED",
     "JOURNAL_DIR_ENV",
     "SCHEMA_VERSION",
     "BrokerExecution",

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from copilot_quant.errors import JournalError
 
-__all__ = ["JournalError", "UnknownOrderRefError"]
+__all__ = ["EXEC_ID_REUSED", "JournalError", "UnknownOrderRefError"]
+
+#: ``errors.code`` of the journal's own alert that the broker reported an execution id already journaled
+#: for another order (IB's codes are positive; this one is the journal's, not IB's).
+EXEC_ID_REUSED = -1
 
 
 class UnknownOrderRefError(JournalError):

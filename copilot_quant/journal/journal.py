@@ -6,8 +6,15 @@ What it guarantees, and how:
   ``order_ref`` (IB's ``orderRef``) *before* the engine sends anything. After a crash,
   :meth:`~TradeJournal.unsent_intents` lists orders that may be in flight; the engine looks them up at the
   broker by ``order_ref`` instead of sending them again.
-* **Exactly once.** ``fills.exec_id`` is UNIQUE: :meth:`~TradeJournal.record_fill` returns False for an
-  execution it already holds, so the engine delivers ``on_fill`` only when it returns True.
+* **Exactly once.** A fill is unique by ``(exec_id, order_ref)``: :meth:`~TradeJournal.record_fill`
+  returns False for an execution of that order it already holds, so the engine delivers ``on_fill`` only
+  when it returns True.
+* **Never fail open.** An execution id already journaled for a *different* order is not a duplicate. IB's
+  ids never repeat, so it means something is wrong (a simulated gateway that forgot its ids, a journal
+  shared by two brokers): the fill is recorded and delivered like any other, and the journal raises a loud
+  alert in the same transaction: an ``alert`` event, an ``errors`` row with code
+  :data:`~copilot_quant.journal.errors.EXEC_ID_REUSED`, and an ERROR log line. Dropping it would leave the
+  strategy blind to a position it holds.
 * **Whole records only.** Every ``record_*`` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction with
   ``synchronous=FULL``; a crash or a failed write (full or read-only disk) leaves the journal exactly as it
   was before the call. Failures raise :class:`~copilot_quant.errors.JournalError` naming the file, the cause
@@ -27,13 +34,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from copilot_quant.backtest.orders import Order, OrderSide, OrderStatus, OrderType, TimeInForce
 from copilot_quant.errors import ConfigError, JournalError
-from copilot_quant.journal.errors import UnknownOrderRefError
+from copilot_quant.journal.errors import EXEC_ID_REUSED, UnknownOrderRefError
 from copilot_quant.journal.paths import check_account, default_journal_path
 from copilot_quant.journal.reconcile import BrokerExecution, BrokerOrder, ReconcileReport, reconcile
 from copilot_quant.journal.records import (
@@ -53,7 +61,7 @@ from copilot_quant.journal.states import OrderState
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["StatusFilter", "TradeJournal"]
+__all__ = ["ANY_ORDER", "AnyOrder", "StatusFilter", "TradeJournal"]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,17 @@ _GROUPS: dict[str, frozenset[OrderState]] = {
     "done": frozenset(s for s in OrderState if s.is_done),
     "all": frozenset(OrderState),
 }
+
+
+class AnyOrder(Enum):
+    """Type of :data:`ANY_ORDER`."""
+
+    ANY = "any"
+
+
+#: ``order_ref`` meaning "whichever order" in :meth:`TradeJournal.knows_fill` and friends.
+ANY_ORDER = AnyOrder.ANY
+OrderRefOrAny = str | None | Literal[AnyOrder.ANY]
 
 
 def _utcnow() -> datetime:
@@ -149,8 +168,9 @@ class TradeJournal:
         self._read_only = bool(read_only)
         self._clock = clock or _utcnow
         self._lock = threading.RLock()
-        self._exec_ids: set[str] | None = None  # journaled execution ids, loaded by knows_fill()
-        self._batch_fills: list[str] | None = None  # exec ids recorded in the open batch(), if any
+        # Journaled executions, exec id -> order refs it was recorded for; loaded by knows_fill().
+        self._exec_ids: dict[str, set[str | None]] | None = None
+        self._batch_fills: list[tuple[str, str | None]] | None = None  # recorded in the open batch()
         self._ids_lock = threading.Lock()  # guards _exec_ids alone, so knows_fill never waits for a commit
         self._conn: sqlite3.Connection | None = None
         self._conn = self._connect(max_bytes)
@@ -332,7 +352,7 @@ class TradeJournal:
         with self._lock:
             if self._batch_fills is not None:
                 raise JournalError("journal batches do not nest")
-            committed: list[str] = []
+            committed: list[tuple[str, str | None]] = []
             with self._writing("write a batch of records"):
                 self._batch_fills = []
                 try:
@@ -488,54 +508,69 @@ class TradeJournal:
         time: datetime,
         commission: float | None = None,
     ) -> bool:
-        """Record one execution; True if it is new, False if ``exec_id`` was already journaled.
+        """Record one execution; True if it is new, False if ``exec_id`` was already journaled for this order.
 
         Deliver ``on_fill`` only when this returns True: that is what makes delivery exactly-once across
         reconnects and restarts. The order's filled quantity, average price and state are updated in the
         same transaction. A fill for an unknown ``order_ref`` (or None) is still recorded — a fill is a
-        fact — and logged as a warning.
+        fact — and logged as a warning. An ``exec_id`` already journaled for another ``order_ref`` is
+        recorded too (True), with an alert (see the module docstring): never silently dropped.
         """
         if not exec_id or not str(exec_id).strip():
             raise JournalError("record_fill needs the broker's exec_id (it is what deduplicates fills)")
+        order_ref = order_ref or None  # "" and None both mean "no order known"
         fresh = self._insert_fill(order_ref, exec_id, symbol, side, quantity, price, time, commission)
         with self._lock:  # the execution is in the journal from now on (from the batch's commit on)
             if self._batch_fills is not None:
-                self._batch_fills.append(str(exec_id))
+                self._batch_fills.append((str(exec_id), order_ref))
             else:
-                self._remember_fills([str(exec_id)])
+                self._remember_fills([(str(exec_id), order_ref)])
         return fresh
 
-    def knows_fill(self, exec_id: str) -> bool:
-        """Whether execution ``exec_id`` is in the journal, from memory: no disk I/O and no wait for a write
-        in progress once :meth:`preload_fill_ids` ran (the first call runs it).
+    def knows_fill(self, exec_id: str, order_ref: OrderRefOrAny = ANY_ORDER) -> bool:
+        """Whether execution ``exec_id`` of order ``order_ref`` (default: of any order) is in the journal,
+        from memory: no disk I/O and no wait for a write in progress once :meth:`preload_fill_ids` ran (the
+        first call runs it).
 
-        A fast pre-check for the IB loop thread; :meth:`record_fill` stays the arbiter of "new".
+        A fast pre-check for the IB loop thread; :meth:`record_fill` stays the arbiter of "new". Pass the
+        order's ref: an id journaled for another order only is not this order's fill (see the module
+        docstring).
         """
         with self._ids_lock:
             ids = self._exec_ids
         if ids is None:
-            ids = self.preload_fill_ids()
+            self.preload_fill_ids()
         with self._ids_lock:
-            return str(exec_id) in ids
+            refs = (self._exec_ids or {}).get(str(exec_id))
+            if not refs:
+                return False
+            return order_ref is ANY_ORDER or (order_ref or None) in refs
 
     def preload_fill_ids(self) -> set[str]:
-        """Read the journaled execution ids into memory (once) for :meth:`knows_fill`; call it off the IB loop."""
+        """Read the journaled execution ids into memory (once) for :meth:`knows_fill`; call it off the IB loop.
+
+        Returns the execution ids journaled so far.
+        """
         with self._lock:
             with self._ids_lock:
                 if self._exec_ids is not None:
-                    return self._exec_ids
+                    return set(self._exec_ids)
             with self._reading("load the journaled execution ids") as conn:
-                ids = {str(r[0]) for r in conn.execute("SELECT exec_id FROM fills")}
-            if self._batch_fills:  # read inside this thread's open batch: not committed yet
-                ids.difference_update(self._batch_fills)
+                rows = conn.execute("SELECT exec_id, order_ref FROM fills").fetchall()
+            pending = set(self._batch_fills or ())  # read inside this thread's open batch: not committed
+            ids: dict[str, set[str | None]] = {}
+            for exec_id, order_ref in rows:
+                if (str(exec_id), order_ref) not in pending:
+                    ids.setdefault(str(exec_id), set()).add(order_ref)
             with self._ids_lock:
                 self._exec_ids = ids
-            return ids
+            return set(ids)
 
-    def _remember_fills(self, exec_ids: list[str]) -> None:
+    def _remember_fills(self, fills: list[tuple[str, str | None]]) -> None:
         with self._ids_lock:
             if self._exec_ids is not None:
-                self._exec_ids.update(exec_ids)
+                for exec_id, order_ref in fills:
+                    self._exec_ids.setdefault(exec_id, set()).add(order_ref)
 
     def _insert_fill(  # noqa: PLR0917
         self,
@@ -553,32 +588,32 @@ class TradeJournal:
         px = _positive(price, "fill price")
         when = to_db_time(time)
         now = self._now()
+        exec_id = str(exec_id)
+        name = str(symbol).strip().upper()
         with self._writing(f"record fill {exec_id}") as conn:
+            # The write lock is held (BEGIN IMMEDIATE): nobody can record this execution in between.
+            earlier = [
+                r[0] for r in conn.execute("SELECT order_ref FROM fills WHERE exec_id = ?", (exec_id,))
+            ]
+            if order_ref in earlier:
+                return False
             cursor = conn.execute(
                 """INSERT INTO fills (exec_id, order_ref, symbol, side, quantity, price, time, commission,
-                       recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (exec_id) DO NOTHING""",
-                (
-                    str(exec_id),
-                    order_ref,
-                    str(symbol).strip().upper(),
-                    side_value,
-                    qty,
-                    px,
-                    when,
-                    _finite_or_none(commission),
-                    now,
-                ),
+                       recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (exec_id, order_ref, name, side_value, qty, px, when, _finite_or_none(commission), now),
             )
-            if cursor.rowcount == 0:
-                return False
+            row_id = cursor.lastrowid
+            if earlier:
+                self._alert_reused_exec_id(
+                    conn, now, exec_id, order_ref, earlier, f"{side_value} {qty:g} {name} @ {px:g}"
+                )
             pending = conn.execute(
                 "SELECT commission, realized_pnl FROM pending_commissions WHERE exec_id = ?", (exec_id,)
             ).fetchone()
             if pending is not None:
                 conn.execute(
-                    "UPDATE fills SET commission = ?, realized_pnl = ? WHERE exec_id = ?",
-                    (pending["commission"], pending["realized_pnl"], exec_id),
+                    "UPDATE fills SET commission = ?, realized_pnl = ? WHERE id = ?",
+                    (pending["commission"], pending["realized_pnl"], row_id),
                 )
                 conn.execute("DELETE FROM pending_commissions WHERE exec_id = ?", (exec_id,))
             if order_ref is not None and self._has_order(conn, order_ref):
@@ -588,12 +623,38 @@ class TradeJournal:
                     "fill %s (%s %s %g @ %g) for unknown order %r",
                     exec_id,
                     side_value,
-                    symbol,
+                    name,
                     qty,
                     px,
                     order_ref,
                 )
         return True
+
+    @staticmethod
+    def _alert_reused_exec_id(  # noqa: PLR0917 - private, one value each
+        conn: sqlite3.Connection,
+        now: str,
+        exec_id: str,
+        order_ref: str | None,
+        earlier: list[str | None],
+        what: str,
+    ) -> None:
+        """The broker reported ``exec_id`` again for another order: journal an alert with the fill."""
+        message = (
+            f"execution id {exec_id} reused: already journaled for order "
+            f"{', '.join(repr(r) for r in earlier)}, now reported for order {order_ref!r} ({what}); "
+            "recorded and delivered as a separate fill. A broker never reuses execution ids: check that "
+            "this journal belongs to this account and broker (a simulated gateway restarted without "
+            "--state by an older copilot_quant reuses them)"
+        )
+        conn.execute(
+            "INSERT INTO errors (time, order_ref, code, message) VALUES (?, ?, ?, ?)",
+            (now, order_ref, EXEC_ID_REUSED, message),
+        )
+        conn.execute(
+            "INSERT INTO events (time, kind, detail) VALUES (?, ?, ?)", (now, EventKind.ALERT.value, message)
+        )
+        log.error("journal alert: %s", message)
 
     def _apply_fills(self, conn: sqlite3.Connection, order_ref: str, now: str, reason: str) -> None:
         row = self._order_row(conn, order_ref)
@@ -616,22 +677,36 @@ class TradeJournal:
         )
         self._append_history(conn, order_ref, now, state, filled, remaining, avg, reason)
 
-    def record_commission(self, exec_id: str, commission: float, realized_pnl: float | None = None) -> bool:
+    def record_commission(
+        self,
+        exec_id: str,
+        commission: float,
+        realized_pnl: float | None = None,
+        order_ref: OrderRefOrAny = ANY_ORDER,
+    ) -> bool:
         """Attach a commission report to its fill; True if the fill was there to update.
 
         A report that arrives before its execution is kept and applied when the fill is recorded (then
-        this returns False), so nothing is lost whatever the arrival order.
+        this returns False), so nothing is lost whatever the arrival order. IB's report names the
+        execution only: should ``exec_id`` have been reused for several orders, it goes to the fill of
+        ``order_ref`` when given, else to the most recent fill with that id.
         """
         fee = _finite_or_none(commission)
         if fee is None or fee < 0:
             raise JournalError(f"commission for {exec_id} must be a finite amount >= 0, got {commission!r}")
         pnl = _finite_or_none(realized_pnl)
         with self._writing(f"record the commission of {exec_id}") as conn:
-            cursor = conn.execute(
-                "UPDATE fills SET commission = ?, realized_pnl = coalesce(?, realized_pnl) WHERE exec_id = ?",
-                (fee, pnl, exec_id),
-            )
-            if cursor.rowcount:
+            sql = "SELECT max(id) FROM fills WHERE exec_id = ?"
+            params: list[Any] = [exec_id]
+            if order_ref is not ANY_ORDER:
+                sql += " AND order_ref IS ?"
+                params.append(order_ref)
+            (row_id,) = conn.execute(sql, params).fetchone()
+            if row_id is not None:
+                conn.execute(
+                    "UPDATE fills SET commission = ?, realized_pnl = coalesce(?, realized_pnl) WHERE id = ?",
+                    (fee, pnl, row_id),
+                )
                 return True
             conn.execute(
                 """INSERT INTO pending_commissions (exec_id, commission, realized_pnl) VALUES (?, ?, ?)
@@ -777,9 +852,15 @@ class TradeJournal:
             rows = conn.execute(sql + " ORDER BY id", params).fetchall()
         return [_fill_record(r) for r in rows]
 
-    def has_execution(self, exec_id: str) -> bool:
+    def has_execution(self, exec_id: str, order_ref: OrderRefOrAny = ANY_ORDER) -> bool:
+        """Whether execution ``exec_id`` of order ``order_ref`` (default: of any order) is journaled."""
+        sql = "SELECT 1 FROM fills WHERE exec_id = ?"
+        params: list[Any] = [exec_id]
+        if order_ref is not ANY_ORDER:
+            sql += " AND order_ref IS ?"
+            params.append(order_ref)
         with self._reading(f"look up execution {exec_id}") as conn:
-            return conn.execute("SELECT 1 FROM fills WHERE exec_id = ?", (exec_id,)).fetchone() is not None
+            return conn.execute(sql, params).fetchone() is not None
 
     def errors(self, since: datetime | None = None) -> list[ErrorRecord]:
         rows = self._select_since("errors", since)

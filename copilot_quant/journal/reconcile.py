@@ -5,7 +5,8 @@ The engine fetches open and completed orders and executions from the broker (``r
 :class:`BrokerExecution`, and calls :func:`reconcile`. The :class:`ReconcileReport` says what to do:
 
 * ``missing_fills`` — executions of our orders the journal lacks (they happened while we were away):
-  record each with ``record_fill`` and deliver ``on_fill`` when it returns True.
+  record each with ``record_fill`` and deliver ``on_fill`` when it returns True. An execution counts as
+  journaled only for the order it was journaled for: an id the broker reused for another order is missing.
 * ``unconfirmed_submissions`` — intents the broker does know: the order *was* sent before a crash;
   ``record_submitted`` it and never send it again.
 * ``unsent_intents`` — intents the broker does not know: the crash came before sending. The engine
@@ -213,7 +214,10 @@ def reconcile(
     journal_refs = {o.order_ref for o in open_orders}
     by_broker_id = {o.broker_order_id: o.order_ref for o in open_orders if o.broker_order_id is not None}
     fills = list(journal_fills)
-    known_execs = {f.exec_id for f in fills}
+    # An execution is known by its id *and* its order: an id the broker reuses for another order is
+    # still a missing fill of that order (the journal records it with an alert), never silently known.
+    known_execs = {(f.exec_id, f.order_ref) for f in fills}
+    known_ids = {f.exec_id for f in fills}
     journal_fill_qty: dict[str, float] = {}
     for f in fills:
         if f.order_ref:
@@ -226,19 +230,20 @@ def reconcile(
             return by_broker_id[broker_id]
         return None
 
-    missing: dict[str, BrokerExecution] = {}
+    missing: dict[tuple[str, str], BrokerExecution] = {}
     foreign_execs: dict[str, BrokerExecution] = {}
     missing_qty: dict[str, float] = {}
     for reported in broker_executions:
-        if reported.exec_id in known_execs or reported.exec_id in missing:
-            continue
         ref = ours(reported.order_ref, reported.broker_order_id)
         if ref is None:
-            foreign_execs.setdefault(reported.exec_id, reported)
+            if reported.exec_id not in known_ids:  # one the journal holds is ours, whatever IB says now
+                foreign_execs.setdefault(reported.exec_id, reported)
+            continue
+        if (reported.exec_id, ref) in known_execs or (reported.exec_id, ref) in missing:
             continue
         # Matched by broker order id only: carry our ref, so that the fill is journaled against its order.
         execution = reported if ref == reported.order_ref else replace(reported, order_ref=ref)
-        missing[execution.exec_id] = execution
+        missing[(execution.exec_id, ref)] = execution
         missing_qty[ref] = missing_qty.get(ref, 0.0) + execution.quantity
 
     broker_by_ref: dict[str, BrokerOrder] = {}

@@ -1,8 +1,10 @@
 """The journal's SQLite schema, versioned with ``PRAGMA user_version`` and created on first open.
 
 Every time is UTC text in one fixed ISO-8601 layout (see :mod:`copilot_quant.journal.records`), so that
-text order is time order. ``fills.exec_id`` is UNIQUE: that constraint is what makes recording the same
-execution twice a no-op, whichever thread or process tries.
+text order is time order. A fill is unique by ``(exec_id, order_ref)``: that index is what makes recording
+the same execution twice a no-op, whichever thread or process tries, while an execution id a broker reuses
+for another order is still recorded (version 1 had ``exec_id`` alone UNIQUE and silently dropped those;
+opening a version-1 journal for writing migrates it).
 """
 
 from __future__ import annotations
@@ -13,9 +15,30 @@ from copilot_quant.errors import JournalError
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "create_or_check"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-_V1 = """
+# The fills table and its indexes (version 2): one execution of one order per row.
+_FILLS = """
+CREATE TABLE fills (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    exec_id      TEXT NOT NULL,
+    order_ref    TEXT,
+    symbol       TEXT NOT NULL,
+    side         TEXT NOT NULL,
+    quantity     REAL NOT NULL CHECK (quantity > 0),
+    price        REAL NOT NULL CHECK (price > 0),
+    time         TEXT NOT NULL,
+    commission   REAL,
+    realized_pnl REAL,
+    recorded_at  TEXT NOT NULL
+);
+CREATE UNIQUE INDEX fills_exec_order ON fills (exec_id, coalesce(order_ref, ''));
+CREATE INDEX fills_order_ref ON fills (order_ref);
+CREATE INDEX fills_time ON fills (time);
+"""
+
+# Everything else (the fills table follows in _FILLS).
+_SCHEMA = """
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -58,21 +81,6 @@ CREATE TABLE order_events (
     reason    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX order_events_ref ON order_events (order_ref);
-CREATE TABLE fills (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    exec_id      TEXT NOT NULL UNIQUE,
-    order_ref    TEXT,
-    symbol       TEXT NOT NULL,
-    side         TEXT NOT NULL,
-    quantity     REAL NOT NULL CHECK (quantity > 0),
-    price        REAL NOT NULL CHECK (price > 0),
-    time         TEXT NOT NULL,
-    commission   REAL,
-    realized_pnl REAL,
-    recorded_at  TEXT NOT NULL
-);
-CREATE INDEX fills_order_ref ON fills (order_ref);
-CREATE INDEX fills_time ON fills (time);
 -- A commission report that arrived before its execution waits here until the fill is recorded.
 CREATE TABLE pending_commissions (
     exec_id      TEXT PRIMARY KEY,
@@ -107,6 +115,11 @@ def create_or_check(conn: sqlite3.Connection, path: str, *, writable: bool) -> b
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return False
+    if version == 1:
+        if writable:
+            _migrate_v1(conn)
+        # Read-only: a version-1 file has the same columns; it is migrated when an engine next opens it.
+        return False
     if version > SCHEMA_VERSION:
         raise JournalError(
             f"journal {path} has schema version {version}, newer than this copilot_quant understands "
@@ -120,12 +133,27 @@ def create_or_check(conn: sqlite3.Connection, path: str, *, writable: bool) -> b
             )
         if not writable:
             raise JournalError(f"{path} is empty, not a journal; open it writable once to create it")
-        for statement in _statements(_V1):
+        for statement in _statements(_SCHEMA) + _statements(_FILLS):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return True
     # Versions between 1 and SCHEMA_VERSION would be migrated here, one step at a time.
     raise JournalError(f"journal {path} has unknown schema version {version}")  # pragma: no cover
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Version 1 → 2: rebuild ``fills`` without the UNIQUE on ``exec_id`` alone (rows and ids kept)."""
+    conn.execute("ALTER TABLE fills RENAME TO fills_v1")
+    for index in ("fills_order_ref", "fills_time"):
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    for statement in _statements(_FILLS):
+        conn.execute(statement)
+    columns = (
+        "id, exec_id, order_ref, symbol, side, quantity, price, time, commission, realized_pnl, recorded_at"
+    )
+    conn.execute(f"INSERT INTO fills ({columns}) SELECT {columns} FROM fills_v1")
+    conn.execute("DROP TABLE fills_v1")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 
 def _statements(script: str) -> list[str]:

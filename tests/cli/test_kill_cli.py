@@ -153,3 +153,54 @@ def test_live_refuses_to_start_while_its_kill_switch_file_exists(tmp_path: Path)
     assert f"copilot-quant kill --kill-switch-file {flag} --clear" in " ".join(result.output.split())
     assert "Connecting" not in result.output  # refused before touching the broker
     assert flag.exists()  # never removed behind the user's back
+
+
+# ------------------------------------------------------------------------------- an account nobody trades here
+def _journal_of(journal_dir: Path, account: str) -> None:
+    journal_dir.mkdir(parents=True, exist_ok=True)
+    (journal_dir / f"{account}.sqlite").write_bytes(b"")  # only its name matters here
+
+
+def test_kill_for_an_account_without_a_journal_warns_and_lists_the_ones_with_journals(
+    journal_dir: Path,
+) -> None:
+    _journal_of(journal_dir, ACCOUNT)
+    _journal_of(journal_dir, "DU7654321")
+    result = kill("--account", "DU123456")  # one digit short
+    assert result.exit_code == SUCCESS, result.output  # written anyway: a kill is never held back by a guess
+    assert (journal_dir / "DU123456.kill").exists()
+    text = " ".join(result.output.split())
+    assert "Warning: no journal for DU123456" in text
+    assert "Accounts with journals there: DU1234567, DU7654321." in text
+    assert "Check the account id" in text
+    assert "An engine trading DU123456 from this journal dir halts within about a second" in text
+
+
+def test_kill_for_an_account_with_a_journal_does_not_warn(journal_dir: Path) -> None:
+    _journal_of(journal_dir, ACCOUNT)
+    result = kill("--account", ACCOUNT.lower())
+    assert result.exit_code == SUCCESS, result.output
+    assert "Warning" not in result.output
+    assert f"An engine trading {ACCOUNT} from this journal dir halts" in " ".join(result.output.split())
+
+
+def test_kill_in_a_journal_dir_without_journals_says_so(journal_dir: Path) -> None:
+    result = kill("--account", ACCOUNT)
+    assert result.exit_code == SUCCESS, result.output
+    text = " ".join(result.output.split())
+    assert f"Warning: no journal for {ACCOUNT} in {journal_dir}" in text
+    assert "There are no journals there at all: is COPILOT_QUANT_JOURNAL_DIR the one the engine uses?" in text
+
+
+def test_kill_with_an_explicit_file_does_not_look_for_journals(tmp_path: Path, journal_dir: Path) -> None:
+    result = kill("--kill-switch-file", str(tmp_path / "STOP"))
+    assert result.exit_code == SUCCESS, result.output
+    assert "Warning" not in result.output
+    assert "An engine watching it (`live --kill-switch-file`) halts" in " ".join(result.output.split())
+
+
+def test_clearing_needs_no_journal_and_gives_no_warning(journal_dir: Path) -> None:
+    write_kill_file(default_kill_file("DU123456"), "typo")
+    result = kill("--account", "DU123456", "--clear")
+    assert result.exit_code == SUCCESS, result.output
+    assert "Warning" not in result.output

@@ -116,7 +116,7 @@ def test_the_kill_switch_cancels_flattens_and_halts(make_engine, gateway, journa
     gateway.clock.step(1)  # fills the flattening sell; bar 3's order is refused
     assert wait_until(lambda: not gateway.broker.open_orders())
     assert wait_until(lambda: not [p for p in gateway.broker.positions() if p.position])
-    assert wait_until(lambda: any("kill switch" in e["error"] for e in engine.errors))
+    assert wait_until(lambda: strategy.bars == 3)
     assert wait_until(lambda: len(strategy.fills) == 2)  # the flattening sell reached on_fill too
     assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
     with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
@@ -127,6 +127,39 @@ def test_the_kill_switch_cancels_flattens_and_halts(make_engine, gateway, journa
     assert cancelled.reason == "kill switch: drill"  # says why, in the journal and on the order
     assert states.count(OrderState.REJECTED) == 1
     assert states.count(OrderState.FILLED) == 2
+
+
+def test_orders_refused_while_halted_are_one_warning_each_and_not_errors(
+    make_engine, gateway, journal_dir, caplog
+):
+    """A halt is reported once, loudly; each order refused afterwards is one WARNING line, not an error."""
+    strategy = Scripted({n: [BUY] for n in range(1, 5)})
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    engine.kill("drill")
+    caplog.clear()
+    for bar in range(1, 5):
+        gateway.clock.step(1)
+        assert wait_until(lambda bar=bar: strategy.bars == bar)
+    path = journal_file(journal_dir)
+
+    def refused() -> list[str]:
+        with TradeJournal(path, read_only=True) as journal:
+            return [o.reason for o in journal.orders() if o.state is OrderState.REJECTED]
+
+    assert wait_until(lambda: len(refused()) == 4)  # nothing is lost: every refusal is in the journal
+    assert set(refused()) == {"trading halted: kill switch engaged: drill"}
+    assert engine.total_errors == 0
+    assert list(engine.errors) == []
+    about_orders = [r for r in caplog.records if "AAPL" in r.getMessage()]
+    assert [r.levelname for r in about_orders] == ["WARNING"] * 4, [r.getMessage() for r in about_orders]
+    assert all("not sent, trading halted: kill switch engaged: drill" in r.getMessage() for r in about_orders)
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+    assert not gateway.broker.open_orders()
+    assert not gateway.broker.completed_orders()
+    assert_books_agree(gateway, path, strategy.fills, engine)
 
 
 def test_a_kill_switch_file_engages_the_switch(make_engine, gateway, tmp_path):

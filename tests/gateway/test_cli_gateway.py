@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
 import pytest
@@ -35,3 +36,69 @@ def test_gateway_command_exits_1_when_its_port_is_taken():
         )
     assert result.exit_code == 1, result.output  # a runtime failure, not bad input
     assert "could not listen" in result.output
+
+
+def _gateway(*args: str):
+    return CliRunner().invoke(app, ["gateway", "--port", "0", *args])
+
+
+def test_gateway_command_refuses_a_symbol_the_sample_data_lacks_and_lists_what_it_has():
+    result = _gateway("--data", "sample", "--symbols", "AAPL,ZZZZ", "--run-for", "0.1")
+    assert result.exit_code == 2, result.output  # bad input: most likely a typo
+    text = " ".join(result.output.split())
+    assert "has no ZZZZ" in text
+    assert "AAPL, FB, GOOG, IBM, MSFT" in text
+    assert "listening" not in text
+
+
+def test_gateway_command_serves_any_symbol_from_synthetic_data():
+    result = _gateway("--data", "synthetic", "--symbols", "ZZZZ", "--run-for", "0.1")
+    assert result.exit_code == 0, result.output
+    assert "symbols: ZZZZ" in result.output
+
+
+def test_gateway_command_refuses_a_start_after_the_data_ends_and_says_the_range():
+    result = _gateway("--data", "sample", "--start", "2099-01-01", "--run-for", "0.1")
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "after the end of the data" in text
+    assert "from 2000-03-01 to 2013-03-01" in text
+
+
+def test_gateway_command_starts_at_a_start_inside_the_data():
+    result = _gateway("--data", "sample", "--start", "2012-06-01", "--run-for", "0.1")
+    assert result.exit_code == 0, result.output
+    assert "market time 2012-06-01" in result.output
+    assert "Warning" not in result.output
+
+
+def test_gateway_banner_says_in_words_whether_the_clock_runs():
+    paused = _gateway("--data", "sample", "--run-for", "0.1")
+    assert paused.exit_code == 0, paused.output
+    text = " ".join(paused.output.split())
+    assert "clock paused" in text
+    assert "--speed N" in text
+    assert "paused bars/s" not in text
+    with_control = _gateway("--data", "sample", "--control-port", "0", "--run-for", "0.1")
+    assert "gateway-ctl --port" in " ".join(with_control.output.split())
+    running = _gateway("--data", "sample", "--speed", "2", "--run-for", "0.1")
+    assert "clock running at 2 bars per second" in " ".join(running.output.split())
+
+
+def test_gateway_command_warns_when_the_data_has_no_bars_at_the_replay_interval():
+    result = _gateway("--data", "sample", "--bar-interval", "1h", "--run-for", "0.1")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "Warning: the data source 'sample' has no 1h bars for AAPL" in text
+    assert "generated" in text
+
+
+def test_gateway_command_resumes_the_market_clock_from_its_state_file(tmp_path):
+    state = tmp_path / "gw.json"
+    first = _gateway("--data", "sample", "--state", str(state), "--speed", "40", "--run-for", "0.5")
+    assert first.exit_code == 0, first.output
+    saved = json.loads(state.read_text())["market_time"]
+    assert saved > "2013-03-02"  # the clock ran past the sample's last bar (2013-03-01)
+    second = _gateway("--data", "sample", "--state", str(state), "--run-for", "0.1")
+    assert second.exit_code == 0, second.output
+    assert f"market time {saved[:10]} {saved[11:16]} UTC" in second.output

@@ -137,19 +137,86 @@ def test_live_reports_a_bad_strategy_spec(tmp_path):
     assert result.exit_code == 2
 
 
-def test_live_refuses_a_live_port_in_paper_mode(strategy_file):
+def _one_line(output: str) -> str:
+    return " ".join(output.split())
+
+
+def test_live_refuses_a_live_port_in_paper_mode_in_cli_words(strategy_file):
     result = CliRunner().invoke(app, ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", "7496"])
     assert result.exit_code == 2
-    assert "LIVE trading port" in result.output
+    text = _one_line(result.output)
+    assert "LIVE trading port" in text
+    assert "--port is 7496" in text
+    assert "use --live --confirm-live if you really mean to trade real money" in text
+    assert "paper_trading" not in text  # the CLI has no such option
 
 
-def test_live_trading_needs_confirm_live(strategy_file, monkeypatch):
+def test_live_trading_needs_confirm_live_in_cli_words(strategy_file, monkeypatch):
     monkeypatch.delenv("COPILOT_QUANT_CONFIRM_LIVE", raising=False)
     result = CliRunner().invoke(
         app, ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--live", "--port", "1"]
     )
     assert result.exit_code == 2
-    assert "confirm_live" in result.output
+    text = _one_line(result.output)
+    assert "--live trades real money" in text
+    assert "add --confirm-live or set COPILOT_QUANT_CONFIRM_LIVE=yes" in text
+    assert "confirm_live=True" not in text
+    assert "paper_trading" not in text
+    assert "Connecting" not in text
+
+
+def test_paper_mode_on_a_live_account_is_refused_in_cli_words(gateway_factory, strategy_file, monkeypatch):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(live_account=True, account="U7654321")
+    args = ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", str(server.port), "--client-id", "98"]
+    result = CliRunner().invoke(app, [*args, "--duration", "1"])
+    assert result.exit_code == 2, result.output
+    text = _one_line(result.output)
+    assert "live account(s) U7654321" in text
+    assert "use --live --confirm-live to trade real money" in text
+    assert "paper_trading" not in text
+
+
+def test_live_exits_2_for_a_symbol_ib_does_not_know(gateway_factory, strategy_file, tmp_path, monkeypatch):
+    """Bad input, as in `backtest` (it was 1, a runtime failure)."""
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    journal = tmp_path / "j.sqlite"
+    args = ["live", f"{strategy_file}:BuyOnce", "-s", "ZZZZ", "--port", str(server.port), "--client-id", "99"]
+    result = CliRunner().invoke(app, [*args, "--duration", "1", "--journal", str(journal)])
+    assert result.exit_code == 2, result.output
+    assert "IB knows no US stock 'ZZZZ'" in _one_line(result.output)
+    assert not journal.exists()  # refused before the journal was opened
+    assert wait_until(lambda: not server.core.sessions)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--interval", "2h"], "unsupported interval '2h'"),
+        (["--lookback-days", "0"], "--lookback-days must be at least 1"),
+    ],
+)
+def test_live_refuses_bad_bar_settings_before_connecting(
+    gateway_factory, strategy_file, monkeypatch, option, message
+):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    args = ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", str(server.port), "--client-id", "89"]
+    result = CliRunner().invoke(app, [*args, *option, "--duration", "1"])
+    assert result.exit_code == 2, result.output
+    assert message in _one_line(result.output)
+    assert "Connecting" not in result.output  # it used to connect first and fail after the kill-switch line
+    assert "Kill switch" not in result.output
+    assert not server.core.sessions
+
+
+def test_live_help_shows_the_price_band_in_percent(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # one line per option: rich wraps help text at the width
+    result = CliRunner().invoke(app, ["live", "--help"])
+    assert result.exit_code == 0
+    assert "at most this % from the last price" in _one_line(result.output)
+    assert "%%" not in result.output
 
 
 def test_live_applies_risk_limits_and_journals(gateway_factory, strategy_file, tmp_path, monkeypatch):

@@ -285,3 +285,50 @@ def test_a_single_account_is_not_streamed_twice_and_account_values_still_work(ga
         assert broker.get_positions() == {}
     finally:
         broker.disconnect()
+
+
+def _no_bars_warnings(caplog) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelname == "WARNING" and r.getMessage().startswith("no 1d bars for AAPL")
+    ]
+
+
+def test_a_range_after_the_sources_data_returns_no_bars_with_a_warning_saying_why(adapter, caplog):
+    """The gateway's market clock is at 2024-03-01: IB answers with older bars, none in the range asked for."""
+    adapter.connect(timeout=5)
+    got = adapter.get_historical_data("AAPL", start_date=datetime(2025, 1, 1), interval="1d")
+    assert got.empty  # still a frame, as the guide's code expects
+    assert list(got.columns) == ["Open", "High", "Low", "Close", "Volume"]
+    (warning,) = _no_bars_warnings(caplog)
+    assert "from 2025-01-01 00:00 to now (New York time)" in warning
+    assert "IB's data ends at 2024-02-29 16:00" in warning  # the last bar before the market clock
+    assert "its market time" in warning
+    assert "check the date range" in warning
+
+
+def test_ibs_no_data_answer_is_quoted_in_the_warning(adapter, caplog):
+    adapter.connect(timeout=5)
+    got = adapter.get_historical_data(
+        "AAPL", start_date=datetime(1990, 1, 1), end_date=datetime(1990, 2, 1), interval="1d"
+    )
+    assert got.empty
+    (warning,) = _no_bars_warnings(caplog)
+    assert "from 1990-01-01 00:00 to 1990-02-01 23:59" in warning
+    assert "IB error 162" in warning
+    assert "HMDS query returned no data" in warning
+
+
+def test_a_range_between_sessions_says_what_ib_returned_around_it(adapter, caplog):
+    adapter.connect(timeout=5)
+    assert adapter.get_historical_data("AAPL", datetime(2024, 2, 3), datetime(2024, 2, 4)).empty  # a weekend
+    (warning,) = _no_bars_warnings(caplog)
+    assert "bars IB returned cover" in warning
+    assert "to 2024-02-02 16:00, none in that range" in warning
+
+
+def test_a_request_with_bars_logs_no_warning(adapter, caplog):
+    adapter.connect(timeout=5)
+    assert not adapter.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 2, 1)).empty
+    assert not _no_bars_warnings(caplog)

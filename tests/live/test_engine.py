@@ -10,6 +10,7 @@ import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.errors import NotConnectedError
 
 from .conftest import Stepper, wait_until
 
@@ -290,6 +291,10 @@ def test_the_error_log_is_bounded_but_the_count_is_not(gateway):
         assert wait_until(lambda: engine.total_errors == 4)
         assert len(engine.errors) == 2
         assert all("ZeroDivisionError" in e["error"] for e in engine.errors)
+        last = engine.errors[-5:]  # slices like the list it is (it was a deque: TypeError)
+        assert isinstance(last, list)
+        assert last == list(engine.errors)
+        assert engine.errors[-1]["timestamp"] >= engine.errors[0]["timestamp"]
     finally:
         engine.disconnect()
 
@@ -332,12 +337,33 @@ def test_an_engine_can_run_again_after_disconnecting(gateway):
         engine.disconnect()
 
 
-def test_start_fails_cleanly_for_an_unknown_symbol(engine):
+def test_start_fails_cleanly_for_an_unknown_symbol(engine, tmp_path):
     engine.add_strategy(Recorder())
     assert engine.connect(timeout=5)
     assert engine.start(["AAPL", "NOPE"], lookback_days=5) is False
     assert not engine.is_running()
     assert "NOPE" in engine.errors[-1]["error"]
+    assert engine.errors[-1]["type"] == "symbol"  # bad input, told apart from a runtime failure
+    assert "check the ticker symbol" in engine.errors[-1]["error"]
+    assert not (tmp_path / "journal").exists()  # checked before the journal is opened or data is loaded
+
+
+def test_the_with_block_connects_and_disconnects_like_the_adapters(gateway):
+    with LiveStrategyEngine(port=gateway.port, client_id=161, update_interval=3600) as engine:
+        assert engine.is_connected()
+        assert list(gateway.core.sessions) == [161]
+        engine.add_strategy(Recorder())
+        assert engine.start(["AAPL"], lookback_days=5)
+    assert not engine.is_running()
+    assert not engine.is_connected()
+    assert wait_until(lambda: not gateway.core.sessions)
+
+
+def test_the_with_block_raises_when_nothing_listens():
+    engine = LiveStrategyEngine(port=1, client_id=162)
+    with pytest.raises(NotConnectedError, match="could not connect"), engine:
+        pass
+    assert not engine.is_connected()
 
 
 def test_intraday_bars_reach_the_strategy_stamped_at_bar_end(gateway_factory):

@@ -9,7 +9,7 @@ import pytest
 from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
-from copilot_quant.brokers.reconnect import ConnectionState
+from copilot_quant.brokers.reconnect import Backoff, ConnectionState
 
 from .conftest import Stepper, wait_until
 
@@ -161,3 +161,86 @@ def test_the_staleness_watchdog_degrades_a_silent_feed_and_recovers(gateway):
         assert wait_until(lambda: connection.state is ConnectionState.CONNECTED)
     finally:
         connection.disconnect()
+
+
+class _AttemptLog:
+    """Wraps a connection's handshake to record when each (re)connect attempt starts."""
+
+    def __init__(self, connection) -> None:
+        self.times: list[float] = []
+        self._handshake = connection._handshake
+        connection._handshake = self
+
+    async def __call__(self) -> None:
+        self.times.append(time.monotonic())
+        await self._handshake()
+
+    def gaps(self) -> list[float]:
+        return [b - a for a, b in zip(self.times, self.times[1:], strict=False)]
+
+
+def _poll_history(adapter, seconds: float) -> int:
+    """Ask for cached history every 50 ms for ``seconds``, as a polling loop during an outage would."""
+    from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
+
+    assert isinstance(adapter, LiveDataFeedAdapter)
+    calls = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert not adapter.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 1, 31)).empty
+        calls += 1
+        time.sleep(0.05)
+    return calls
+
+
+STEADY = Backoff(initial=0.4, maximum=30.0, factor=2.0, jitter=0.0, max_attempts=None)
+
+
+def test_polling_history_during_an_outage_leaves_reconnecting_to_the_backoff(data, gateway, caplog):
+    data.connection.backoff = STEADY
+    data.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 1, 31))  # cached
+    attempts = _AttemptLog(data.connection)
+    gateway.stop()
+    assert wait_until(lambda: data.connection.reconnecting_in_background)
+    calls = _poll_history(data, 2.6)
+    assert calls > 30
+    # Only the background loop tries, 0.4 s, then 0.8 s, then 1.6 s apart: not once per call.
+    assert 1 <= len(attempts.times) <= 3, attempts.times
+    for k, gap in enumerate(attempts.gaps(), start=1):
+        assert gap >= STEADY.delay(k) * 0.95
+    assert "trying one reconnect" not in caplog.text
+    assert data.is_fallback_mode()
+
+
+def test_without_the_background_loop_calls_retry_only_as_the_backoff_allows(gateway, caplog):
+    adapter = LiveDataFeedAdapter(port=gateway.port, client_id=73, auto_reconnect=False)
+    try:
+        assert adapter.connect(timeout=5)
+        adapter.connection.backoff = STEADY
+        adapter.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 1, 31))
+        attempts = _AttemptLog(adapter.connection)
+        gateway.stop()
+        assert wait_until(lambda: not adapter.is_connected())
+        calls = _poll_history(adapter, 2.6)
+        assert calls > 30
+        # The calls try at once, then 0.4 s, 0.8 s, 1.6 s after each failure: 4 attempts at most in 2.6 s.
+        assert 2 <= len(attempts.times) <= 4, attempts.times
+        for k, gap in enumerate(attempts.gaps()):
+            assert gap >= STEADY.delay(k) * 0.95
+        gateway.start()
+        time.sleep(STEADY.delay(len(attempts.times)))
+        assert not adapter.get_historical_data("AAPL", datetime(2024, 1, 2), datetime(2024, 2, 1)).empty
+        assert adapter.is_connected()  # a call reconnected once the backoff allowed it
+    finally:
+        adapter.disconnect()
+
+
+def test_a_manual_reconnect_does_not_restart_the_background_backoff(data, gateway):
+    data.connection.backoff = STEADY
+    attempts = _AttemptLog(data.connection)
+    gateway.stop()
+    assert wait_until(lambda: len(attempts.times) >= 2, timeout=5)  # 0.4 s, then 0.8 s later
+    assert not data.reconnect(timeout=1)  # the user's own attempt: it counts as the third
+    started = time.monotonic()
+    assert wait_until(lambda: len(attempts.times) >= 4, timeout=10)
+    assert attempts.times[3] - started >= STEADY.delay(3) * 0.95  # 3.2 s, not the first step's 0.4 s
