@@ -113,6 +113,9 @@ def test_the_kill_switch_cancels_flattens_and_halts(make_engine, gateway, journa
     assert "kill_switch" in events
     assert engine.halted is not None
     assert "drill" in engine.halted
+    # step only once the gateway holds the flattening sell (and no longer the resting limit): a step taken
+    # before the order arrived would leave it waiting for a bar that never comes
+    assert wait_until(lambda: [r.action for r in gateway.broker.open_orders()] == ["SELL"])
     gateway.clock.step(1)  # fills the flattening sell; bar 3's order is refused
     assert wait_until(lambda: not gateway.broker.open_orders())
     assert wait_until(lambda: not [p for p in gateway.broker.positions() if p.position])
