@@ -369,47 +369,6 @@ def _utc(value: Any) -> pd.Timestamp:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-class _QuietRepeats(logging.Filter):
-    """On the live engine's logger for one run: its first strategy error passes as a WARNING (with the
-    traceback), later ones become DEBUG records without one — what ``max_logged_errors=1`` does for the
-    backtest engine, which has the knob. Records are recognised by the engine's message formats
-    (``"strategy %s failed ..."`` and ``"%s error: %s"`` of kind ``strategy``); any other record passes.
-    Installed on the logger for the duration of a ``with`` block."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        super().__init__()
-        self._logger = logger
-        self._passed: set[str] = set()
-
-    def __enter__(self) -> None:
-        self._logger.addFilter(self)
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        self._logger.removeFilter(self)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        kind = self._kind(record)
-        if kind is None:
-            return True
-        if kind not in self._passed:
-            self._passed.add(kind)
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            return True
-        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        record.exc_info = record.exc_text = None
-        return self._logger.isEnabledFor(logging.DEBUG)
-
-    @staticmethod
-    def _kind(record: logging.LogRecord) -> str | None:
-        message = str(record.msg)
-        if message.startswith("strategy %s failed"):
-            return "traceback"
-        args = record.args
-        if message == "%s error: %s" and isinstance(args, tuple) and args and args[0] == "strategy":
-            return "summary"
-        return None
-
-
 def _backtest_summary(result: BacktestResult, watch: _Watch) -> RunSummary:
     failures = list(watch.failures)
     engine_first = result.errors[0] if result.errors else None
@@ -468,7 +427,6 @@ def _live_run(
     strategy = _watched(strategy_class, watch)(**copy.deepcopy(dict(strategy_kwargs)))
     # A journal of its own: the run must not resume (or pollute) the user's journal of the paper account.
     with (
-        _QuietRepeats(logging.getLogger(LiveStrategyEngine.__module__)),
         GatewayServer(config) as gateway,
         tempfile.TemporaryDirectory(prefix="cq-parity-") as scratch,
     ):
@@ -484,6 +442,7 @@ def _live_run(
             # The backtest cancels what still works when the data ends; stop() does the same live.
             cancel_on_stop=True,
             journal=f"{scratch}/journal.sqlite",
+            max_logged_errors=1,  # one traceback, as for the backtest; the rest are counted (and at DEBUG)
         )
         # Orders rest until the next bar; never block the worker waiting for them to fill.
         engine.broker.ack_timeout = 0.0

@@ -200,6 +200,8 @@ class LiveStrategyEngine:
             regular session is closed (see :class:`~copilot_quant.brokers.market_hours.OutsideHours`).
         cancel_on_stop: cancel this engine's working orders in :meth:`stop` (default keeps them at IB).
         max_errors: how many error entries :attr:`errors` keeps.
+        max_logged_errors: how many strategy exceptions are logged with their traceback (``None``: all);
+            later ones are logged at DEBUG without one, and all are counted and kept in :attr:`errors`.
         fill_timeout: seconds each market order is waited for before the worker moves on.
         stale_after: seconds without ticks during the regular session before the feed counts as stale
             (``DEGRADED``, subscriptions renewed); ``None`` turns the watchdog off.
@@ -230,6 +232,7 @@ class LiveStrategyEngine:
         outside_hours: OutsideHours | str = OutsideHours.ALLOW,
         cancel_on_stop: bool = False,
         max_errors: int = 1000,
+        max_logged_errors: int | None = None,
         fill_timeout: float = 10.0,
         stale_after: float | None = 120.0,
         risk_limits: RiskLimits | None = None,
@@ -278,6 +281,12 @@ class LiveStrategyEngine:
         self.strategy: Strategy | None = None
         #: The last ``max_errors`` errors, oldest first: ``{'timestamp', 'error', 'type'}`` dicts.
         self.errors: RecentList[dict[str, Any]] = RecentList(max_errors)
+        if max_logged_errors is not None and max_logged_errors < 0:
+            raise ConfigError(
+                f"max_logged_errors must be 0 or more (or None for all), got {max_logged_errors}"
+            )
+        self.max_logged_errors = max_logged_errors
+        self._strategy_errors_logged = 0
         #: Every real fill received while running, in order.
         self.fills: list[Fill] = []
         self.total_errors = 0
@@ -454,8 +463,7 @@ class LiveStrategyEngine:
             strategy.initialize()
             strategy.on_start()
         except Exception as exc:
-            self._record_error(f"{type(exc).__name__}: {exc}", "strategy")
-            log.exception("strategy %s failed to initialize", strategy.name)
+            self._strategy_failed(exc, f"{type(exc).__name__}: {exc}", "to initialize")
             self.data_feed.stop_bar_streams()
             self.data_feed.unsubscribe(names)
             return False
@@ -509,8 +517,8 @@ class LiveStrategyEngine:
                 try:
                     hook()
                 except Exception as exc:
-                    self._record_error(f"{type(exc).__name__} in {hook.__name__}: {exc}", "strategy")
-                    log.exception("strategy %s failed in %s", strategy.name, hook.__name__)
+                    message = f"{type(exc).__name__} in {hook.__name__}: {exc}"
+                    self._strategy_failed(exc, message, f"in {hook.__name__}")
         self.broker.flush_journal()  # what IB reported up to now is in the journal before it closes
         journal = self.journal
         if journal is not None:
@@ -739,8 +747,7 @@ class LiveStrategyEngine:
         try:
             orders = strategy.on_data(stamp, window)
         except Exception as exc:
-            self._record_error(f"{type(exc).__name__}: {exc}", "strategy")
-            log.exception("strategy %s failed in on_data at %s", strategy.name, stamp)
+            self._strategy_failed(exc, f"{type(exc).__name__}: {exc}", f"in on_data at {stamp}")
             return
         if orders is None:
             return
@@ -1199,8 +1206,7 @@ class LiveStrategyEngine:
                 try:
                     strategy.on_fill(fill)
                 except Exception as exc:
-                    self._record_error(f"{type(exc).__name__} in on_fill: {exc}", "strategy")
-                    log.exception("strategy %s failed in on_fill", strategy.name)
+                    self._strategy_failed(exc, f"{type(exc).__name__} in on_fill: {exc}", "in on_fill")
 
     def _on_order_error(self, record: OrderRecord, message: str) -> None:
         order = record.order
@@ -1208,11 +1214,24 @@ class LiveStrategyEngine:
             f"order {order.order_id} {order.side} {order.quantity:g} {order.symbol}: {message}", "order"
         )
 
-    def _record_error(self, message: str, kind: str) -> None:
+    def _record_error(self, message: str, kind: str, *, quiet: bool = False) -> None:
         with self._errors_lock:
             self.errors.append({"timestamp": datetime.now(UTC), "error": message, "type": kind})
             self.total_errors += 1
-        log.error("%s error: %s", kind, message)
+        log.log(logging.DEBUG if quiet else logging.ERROR, "%s error: %s", kind, message)
+
+    def _strategy_failed(self, exc: BaseException, message: str, where: str) -> None:
+        """Count and keep a strategy exception; log its traceback while ``max_logged_errors`` allows (the
+        rest at DEBUG without one, so a strategy that raises on every bar does not flood the log)."""
+        limit = self.max_logged_errors
+        self._strategy_errors_logged += 1
+        loud = limit is None or self._strategy_errors_logged <= limit
+        self._record_error(message, "strategy", quiet=not loud)
+        name = self.strategy.name if self.strategy is not None else "?"
+        if loud:
+            log.error("strategy %s failed %s", name, where, exc_info=exc)
+        else:
+            log.debug("strategy %s failed %s: %s", name, where, message)
 
     # ------------------------------------------------------------------ account and reporting
     def _refresh_account(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.strategy import Strategy
-from copilot_quant.errors import NotConnectedError
+from copilot_quant.errors import ConfigError, NotConnectedError
 
 from .conftest import Stepper, wait_until
 
@@ -297,6 +298,28 @@ def test_the_error_log_is_bounded_but_the_count_is_not(gateway):
         assert engine.errors[-1]["timestamp"] >= engine.errors[0]["timestamp"]
     finally:
         engine.disconnect()
+
+
+def test_max_logged_errors_keeps_one_traceback_and_counts_every_error(gateway, caplog):
+    engine = LiveStrategyEngine(port=gateway.port, client_id=67, update_interval=3600, max_logged_errors=1)
+    strategy = Recorder(raise_on_bar=None)
+    strategy.on_data = lambda timestamp, data: 1 / 0  # type: ignore[method-assign]
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        with caplog.at_level(logging.DEBUG, logger="copilot_quant.backtest.live_engine"):
+            for _ in range(3):
+                gateway.clock.step(1)
+            assert wait_until(lambda: engine.total_errors == 3)
+        failures = [r for r in caplog.records if "failed in on_data" in r.getMessage()]
+        assert [r.levelno for r in failures] == [logging.ERROR, logging.DEBUG, logging.DEBUG]
+        assert [bool(r.exc_info) for r in failures] == [True, False, False]
+        assert len(engine.errors) == 3
+    finally:
+        engine.disconnect()
+    with pytest.raises(ConfigError, match="max_logged_errors"):
+        LiveStrategyEngine(max_logged_errors=-1)
 
 
 def test_identical_orders_are_both_executed(gateway):
