@@ -520,9 +520,13 @@ def _live_run(
 
 
 def _in_bar_order(fills: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Fills by bar, then symbol: within one bar the gateway replays symbols one after the other, so the
-    order of fills of *different* symbols in the same bar is an artefact of the replay, not a difference."""
-    return sorted(fills, key=lambda row: (row[0], row[1]))
+    """Fills in a canonical order: by bar and symbol, then side, price, quantity and commission.
+
+    Fills stamped with one bar are compared as a set: the gateway replays symbols one after the other,
+    and within a symbol fills them in the order prices reach them, while the backtest books one bar's
+    fills in submission order. Neither order is a difference; *which* fills a bar had is.
+    """
+    return sorted(fills, key=lambda row: (row[0], row[1], row[2], row[4], row[3], row[5]))
 
 
 def _compare(backtest: RunSummary, live: RunSummary) -> pd.DataFrame:
