@@ -239,6 +239,12 @@ def new_exec_id_tag() -> int:
     return secrets.randbits(32)
 
 
+def new_perm_id_base() -> int:
+    """Where a fresh gateway run starts its perm ids: a random multiple of 1,000 below 2**31 (IB's perm ids
+    are 32-bit and unique for the account), so two runs without ``--state`` do not reuse each other's."""
+    return 1_000_000 + 1_000 * secrets.randbelow(2_000_000)
+
+
 def exec_id_tag(exec_id: str) -> int | None:
     """The run tag (first field) of an execution id this gateway issued, or None for another shape."""
     head, _, _ = exec_id.partition(".")
@@ -254,7 +260,8 @@ class IdAllocator:
 
     Order ids are per client: the next valid id is one above the highest id that client ever used, so
     ids are never reused across reconnects, and (with persistence) across restarts. Perm ids and
-    execution sequence numbers are global and strictly increasing.
+    execution sequence numbers are global and strictly increasing; a fresh run starts its perm ids at a
+    random base (:func:`new_perm_id_base`), so a journal that outlives the gateway never sees one twice.
 
     Execution ids are unique across gateway runs, as IB's are (a journal that outlives a gateway relies on
     it): ``TTTTTTTT.SSSSSSSS.01.01``, IB's shape, where ``T`` is a tag drawn at random for each run
@@ -262,7 +269,7 @@ class IdAllocator:
     """
 
     last_order_id: dict[int, int] = field(default_factory=dict)
-    last_perm_id: int = 1_000_000
+    last_perm_id: int = field(default_factory=new_perm_id_base)
     last_exec_seq: int = 0
     exec_tag: int = field(default_factory=new_exec_id_tag)
 

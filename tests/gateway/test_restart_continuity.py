@@ -46,6 +46,18 @@ def test_two_fresh_gateway_runs_never_issue_the_same_execution_id() -> None:
     assert len({exec_id.split(".")[0] for exec_id in first}) == 1  # one tag per run, then a sequence
 
 
+def test_two_fresh_gateway_runs_start_their_perm_ids_apart() -> None:
+    """IB's perm ids are unique for the account; a journal that outlives the gateway must not see one twice."""
+    first, second = SimBroker(), SimBroker()
+    _fill_one(first)
+    _fill_one(first, order_id=2)
+    _fill_one(second)
+    perms = [e.perm_id for e in first.executions()]
+    assert perms[1] == perms[0] + 1  # strictly increasing within a run
+    assert second.executions()[0].perm_id not in perms
+    assert all(0 < p < 2**31 for p in [*perms, second.executions()[0].perm_id])  # IB's 32-bit ids
+
+
 def test_a_restart_from_a_state_file_never_reuses_an_execution_id(tmp_path: Path, monkeypatch) -> None:
     # Even if the random run tag came out the same, the restarted broker picks another one.
     monkeypatch.setattr("copilot_quant.gateway.broker.new_exec_id_tag", iter([7, 7, 7, 8]).__next__)
