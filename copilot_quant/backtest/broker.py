@@ -35,7 +35,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
 
-from copilot_quant.backtest.costs import CommissionModel, SlippageModel, commission_model, slippage_model
+from copilot_quant.backtest.costs import (
+    CommissionModel,
+    SlippageModel,
+    commission_model,
+    execution_commission,
+    slippage_model,
+)
 from copilot_quant.backtest.execution import match_order
 from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, Position
@@ -170,7 +176,9 @@ class SimpleBroker(IBroker):
             raise ValueError(
                 f"cannot fill {quantity!r} of order {order.order_id}: {remaining:g} of it is left to fill"
             )
-        commission = float(self.commission_model.commission(fill_price, quantity))
+        commission = execution_commission(
+            self.commission_model, fill_price, quantity, order.filled_quantity, order.avg_fill_price
+        )
         reason = self._refusal(order, fill_price, commission, quantity)
         if reason is not None:
             self.reject(order, reason)

@@ -7,6 +7,8 @@ Using the *same* objects on both sides is what makes backtest and paper results 
 * :class:`PercentSlippage` — market orders fill ``rate`` worse than the reference price (the guide's
   ``slippage=0.0005``).
 * :class:`FixedSlippage` — market orders fill a fixed amount per share worse.
+* :func:`execution_commission` — what one execution of a partly filled order pays (IB prices an order's
+  executions together: one minimum per order).
 
 Slippage applies to market orders (and to stop orders once triggered, which become market orders);
 limit orders fill at their limit or better and get no slippage.
@@ -31,6 +33,7 @@ __all__ = [
     "SlippageModel",
     "ZeroCommission",
     "commission_model",
+    "execution_commission",
     "slippage_model",
 ]
 
@@ -138,6 +141,32 @@ def _rate(value: object, what: str, example: str) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise ConfigError(f"{what} must be a rate such as {example}; got {value!r}") from None
+
+
+def execution_commission(
+    model: CommissionModel,
+    price: float,
+    quantity: float,
+    filled_before: float = 0.0,
+    avg_price_before: float = 0.0,
+) -> float:
+    """The commission of one execution of an order that had already filled ``filled_before`` shares at an
+    average ``avg_price_before``.
+
+    IB prices an order's executions together: the minimum is paid once per order, and the cap applies
+    to the whole order's value. So each execution pays what it adds to the order's commission:
+    ``commission(order so far, with this one) - commission(order so far)``, both at the order's average
+    price. An order filled at once pays ``model.commission(price, quantity)``, as before; however an
+    order is split, its executions add up to the commission of the whole order. (IB treats executions on
+    different days as separate orders for the minimum; a backtest order rarely spans days, and this
+    model does not.)
+    """
+    if filled_before <= 0:
+        return float(model.commission(price, quantity))
+    total = filled_before + quantity
+    average = (avg_price_before * filled_before + price * quantity) / total
+    before = model.commission(avg_price_before, filled_before)
+    return max(float(model.commission(average, total) - before), 0.0)
 
 
 def commission_model(value: float | CommissionModel | None) -> CommissionModel:

@@ -33,7 +33,13 @@ from zoneinfo import ZoneInfo
 
 from eventkit import Event
 
-from copilot_quant.backtest.costs import CommissionModel, NoSlippage, PerShareCommission, SlippageModel
+from copilot_quant.backtest.costs import (
+    CommissionModel,
+    NoSlippage,
+    PerShareCommission,
+    SlippageModel,
+    execution_commission,
+)
 from copilot_quant.backtest.participation import is_whole
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import (
@@ -591,7 +597,8 @@ class SimBroker:
         signed = qty * record.action.side.sign
         old_qty = self._account.quantity(record.contract.symbol)
         opening = old_qty == 0 or (old_qty > 0) == (signed > 0)
-        commission = self._commission.commission(price, qty)
+        # one minimum per order, however it is split (as IB does): each execution pays what it adds
+        commission = execution_commission(self._commission, price, qty, record.filled, record.avg_fill_price)
         realized = self._account.apply_fill(record.contract, signed, price, commission)
         filled = record.filled + qty
         avg = (record.avg_fill_price * record.filled + price * qty) / filled

@@ -16,6 +16,7 @@ from copilot_quant.backtest.costs import (
     SlippageModel,
     ZeroCommission,
     commission_model,
+    execution_commission,
     slippage_model,
 )
 from copilot_quant.backtest.orders import (
@@ -342,3 +343,34 @@ def test_bad_model_parameters_raise_config_errors():
         FixedSlippage(amount=math.inf)
     with pytest.raises(ConfigError):
         PercentCommission(minimum=-1)
+
+
+# ------------------------------------------------------------------------------ commission of partial fills
+def _split_commissions(model: CommissionModel, fills: list[tuple[float, float]]) -> list[float]:
+    """What each execution of one order pays, in order."""
+    paid, filled, avg = [], 0.0, 0.0
+    for price, qty in fills:
+        paid.append(execution_commission(model, price, qty, filled, avg))
+        avg = (avg * filled + price * qty) / (filled + qty)
+        filled += qty
+    return paid
+
+
+def test_ibkr_fixed_charges_its_minimum_once_per_order_not_per_execution():
+    model = PerShareCommission()  # $0.005/share, $1 minimum, 1 % cap
+    assert _split_commissions(model, [(50.0, 30), (50.0, 30), (50.0, 30), (50.0, 10)]) == [1.0, 0.0, 0.0, 0.0]
+    # 1,000 shares: $5 in all, the first execution's minimum included
+    assert sum(_split_commissions(model, [(50.0, 100), (50.0, 900)])) == pytest.approx(5.0)
+    assert execution_commission(model, 50.0, 100) == model.commission(50.0, 100)  # a whole order: unchanged
+
+
+@given(
+    st.sampled_from([PerShareCommission(), PercentCommission(0.001, minimum=2.0), PercentCommission(0.002)]),
+    st.lists(st.tuples(st.floats(0.5, 500), st.integers(1, 5_000)), min_size=1, max_size=8),
+)
+def test_however_an_order_is_split_its_executions_add_up_to_the_whole_orders_commission(model, fills):
+    paid = _split_commissions(model, [(p, float(q)) for p, q in fills])
+    total = sum(q for _, q in fills)
+    vwap = sum(p * q for p, q in fills) / total
+    assert all(c >= 0 for c in paid)
+    assert sum(paid) == pytest.approx(model.commission(vwap, total), rel=1e-9, abs=1e-9)
