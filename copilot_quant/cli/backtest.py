@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
@@ -210,7 +211,7 @@ def run_backtest(
 
     if capital <= 0:
         raise ConfigError(f"--capital must be positive, got {capital}.")
-    fill_mode = fill_at.strip().lower().replace("-", "_")
+    fill_mode = options.parse_fill_at(fill_at)
     engine = BacktestEngine(
         initial_capital=capital,
         data_provider=provider_from_spec(data),
@@ -228,41 +229,18 @@ def run_backtest(
 # ------------------------------------------------------------------------------------------- commands
 def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     ctx: typer.Context,
-    strategy: str = typer.Argument(
-        ..., help="Strategy to run: path/to/strategy.py:ClassName or package.module:ClassName."
-    ),
-    symbols: list[str] = typer.Option(
-        [], "--symbols", "-s", help="Symbols to trade: --symbols AAPL MSFT (or AAPL,MSFT)."
-    ),
-    start: str | None = typer.Option(None, "--start", help="First day (New York time), e.g. 2005-01-01."),
-    end: str | None = typer.Option(
-        None, "--end", help="Last day, included (New York time), e.g. 2012-12-31."
-    ),
-    data: str = typer.Option(
-        "sample",
-        "--data",
-        "-d",
-        help="Data source: sample, synthetic[:SEED], csv:PATH, store[:DIR], yfinance.",
-    ),
-    capital: float = typer.Option(100_000.0, "--capital", help="Initial cash."),
-    commission: float = typer.Option(0.001, "--commission", help="Commission rate per fill (0.001 = 0.1 %)."),
-    slippage: float = typer.Option(
-        0.0005, "--slippage", help="Market-order slippage rate (0.0005 = 0.05 %)."
-    ),
-    fill_at: str = typer.Option(
-        "next_open",
-        "--fill-at",
-        help="Fill market orders at the next bar's open (next_open) or this bar's close.",
-    ),
-    interval: str = typer.Option("1d", "--interval", help="Bar interval: 1d, 1h, 5m, 1m ..."),
-    allow_short: bool = typer.Option(
-        True, "--allow-short/--no-short", help="Allow sells below a flat position."
-    ),
-    volume_limit: float | None = typer.Option(
-        None,
-        "--volume-limit",
-        help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: no limit). The rest of an order keeps working on later bars.",
-    ),
+    strategy: str = options.strategy_argument(),
+    symbols: list[str] = options.symbols_option(),
+    start: str | None = options.start_option(),
+    end: str | None = options.end_option(),
+    data: str = options.data_option(),
+    capital: float = options.capital_option(),
+    commission: float = options.commission_option(),
+    slippage: float = options.slippage_option(),
+    fill_at: str = options.fill_at_option(),
+    interval: str = options.interval_option(),
+    allow_short: bool = options.allow_short_option(),
+    volume_limit: float | None = options.volume_limit_option(),
     report: Path | None = typer.Option(None, "--report", "-r", help="Write the HTML report to this file."),
     params: list[str] = param_option(),
 ) -> None:
@@ -273,8 +251,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     with friendly_errors():
         spec, names = _split_tokens(strategy, symbols, list(ctx.args))
         _check_dates(start, end)
-        if fill_at.strip().lower().replace("-", "_") not in ("next_open", "close"):
-            raise ConfigError(f"--fill-at must be next_open or close, got {fill_at!r}.")
+        options.parse_fill_at(fill_at)
         check_volume_limit(volume_limit, "--volume-limit")
         loaded = load_strategy(spec, params)
         loaded.print_header(console)

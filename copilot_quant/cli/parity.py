@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from copilot_quant.cli import options
 from copilot_quant.cli.backtest import _check_dates, _split_tokens
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, print_error
@@ -139,23 +140,15 @@ def print_report(report: ParityReport, console: Console) -> None:
 
 def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     ctx: typer.Context,
-    strategy: str = typer.Argument(
-        ..., help="Strategy to check: path/to/strategy.py:ClassName or package.module:ClassName."
-    ),
-    symbols: list[str] = typer.Option([], "--symbols", "-s", help="Symbols: --symbols AAPL MSFT."),
-    start: str = typer.Option(..., "--start", help="First day (New York time), e.g. 2010-01-01."),
-    end: str = typer.Option(..., "--end", help="Last day, included, e.g. 2010-06-30."),
-    data: str = typer.Option(
-        "sample", "--data", "-d", help="Data source: sample, synthetic[:SEED], csv:PATH, store[:DIR]."
-    ),
-    capital: float = typer.Option(100_000.0, "--capital", help="Initial cash of both runs."),
-    commission: float = typer.Option(0.001, "--commission", help="Commission rate per fill (0.001 = 0.1 %)."),
-    slippage: float = typer.Option(0.0005, "--slippage", help="Market/stop slippage rate (0.0005 = 0.05 %)."),
-    volume_limit: float | None = typer.Option(
-        None,
-        "--volume-limit",
-        help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: no limit). Applied by both runs.",
-    ),
+    strategy: str = options.strategy_argument(),
+    symbols: list[str] = options.symbols_option(),
+    start: str = options.start_option(required=True),
+    end: str = options.end_option(required=True),
+    data: str = options.data_option(),
+    capital: float = options.capital_option(" of both runs"),
+    commission: float = options.commission_option(),
+    slippage: float = options.slippage_option(),
+    volume_limit: float | None = options.volume_limit_option(),
     params: list[str] = param_option(),
 ) -> None:
     """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare."""

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from copilot_quant.cli import options
 from copilot_quant.cli.backtest import _check_dates, _split_tokens
 from copilot_quant.cli.reporting import friendly_errors
 from copilot_quant.cli.strategy_spec import (
@@ -176,16 +177,11 @@ def sweep_table(sweep: SweepResult, top: int) -> Table:
 # ------------------------------------------------------------------------------------------- command
 def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     ctx: typer.Context,
-    strategy: str = typer.Argument(..., help="path/to/strategy.py:ClassName or package.module:ClassName."),
-    symbols: list[str] = typer.Option([], "--symbols", "-s", help="Symbols: --symbols AAPL MSFT."),
-    start: str | None = typer.Option(None, "--start", help="First day (New York time), e.g. 2005-01-01."),
-    end: str | None = typer.Option(None, "--end", help="Last day, included, e.g. 2012-12-31."),
-    data: str = typer.Option(
-        "sample",
-        "--data",
-        "-d",
-        help="Data source: sample, synthetic[:SEED], csv:PATH, store[:DIR], yfinance.",
-    ),
+    strategy: str = options.strategy_argument(),
+    symbols: list[str] = options.symbols_option(),
+    start: str | None = options.start_option(),
+    end: str | None = options.end_option(),
+    data: str = options.data_option(),
     grid: list[str] = typer.Option([], "--grid", "-g", metavar="NAME=VALUES", help=_GRID_HELP),
     params: list[str] = param_option(),
     metric: str = typer.Option(
@@ -209,14 +205,13 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     jobs: int = typer.Option(1, "--jobs", "-j", help="Backtests run at once (worker processes)."),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
-    capital: float = typer.Option(100_000.0, "--capital", help="Initial cash of each run."),
-    commission: float = typer.Option(0.001, "--commission", help="Commission rate per fill."),
-    slippage: float = typer.Option(0.0005, "--slippage", help="Market-order slippage rate."),
-    interval: str = typer.Option("1d", "--interval", help="Bar interval: 1d, 1h, 5m, 1m ..."),
-    allow_short: bool = typer.Option(True, "--allow-short/--no-short", help="Allow sells below flat."),
-    volume_limit: float | None = typer.Option(
-        None, "--volume-limit", help="Fill at most this fraction of each bar's volume (0 < x <= 1)."
-    ),
+    capital: float = options.capital_option(" of each run"),
+    commission: float = options.commission_option(),
+    slippage: float = options.slippage_option(),
+    fill_at: str = options.fill_at_option(),
+    interval: str = options.interval_option(),
+    allow_short: bool = options.allow_short_option(),
+    volume_limit: float | None = options.volume_limit_option(),
 ) -> None:
     """Backtest a strategy for every combination of -g values and rank them (with an honest holdout)."""
     from copilot_quant.backtest.participation import check_volume_limit
@@ -236,6 +231,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         check_volume_limit(volume_limit, "--volume-limit")
+        fill_mode = options.parse_fill_at(fill_at)
         if export is not None:
             _check_export(export)
         if top < 1:
@@ -270,6 +266,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 "slippage": slippage,
                 "allow_short": allow_short,
                 "volume_limit": volume_limit,
+                "fill_at": fill_mode,
             },
             "metric": metric,
             "jobs": jobs,

@@ -110,6 +110,7 @@ def test_without_a_holdout_the_user_is_told_why_to_use_one():
         (["-g", "fast_period=5", "--holdout-from", "2020-01-01"], "leaves no bars on one side"),
         (["-g", "fast_period=5", "--top", "0"], "--top must be at least 1"),
         (["-g", "fast_period=5", "--volume-limit", "2"], "--volume-limit"),
+        (["-g", "fast_period=5", "--fill-at", "noon"], "--fill-at must be next_open or close"),
         (["-g", "fast_period=5", "--export", "out.xlsx"], "name the file *.csv or *.parquet"),
     ],
 )

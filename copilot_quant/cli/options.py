@@ -1,0 +1,102 @@
+"""The options every command that runs a strategy on historical bars shares (backtest, sweep, parity).
+
+One definition each, so the same flag means the same thing with the same default and help everywhere.
+Each function returns a fresh ``typer.Option``/``typer.Argument`` to use as a parameter default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+__all__ = [
+    "allow_short_option",
+    "capital_option",
+    "commission_option",
+    "data_option",
+    "end_option",
+    "fill_at_option",
+    "interval_option",
+    "parse_fill_at",
+    "slippage_option",
+    "start_option",
+    "strategy_argument",
+    "symbols_option",
+    "volume_limit_option",
+]
+
+DATA_HELP = "Data source: sample, synthetic[:SEED], csv:PATH, store[:DIR], yfinance."
+
+
+def strategy_argument() -> Any:
+    return typer.Argument(
+        ..., help="Strategy to run: path/to/strategy.py:ClassName or package.module:ClassName."
+    )
+
+
+def symbols_option() -> Any:
+    return typer.Option([], "--symbols", "-s", help="Symbols to trade: --symbols AAPL MSFT (or AAPL,MSFT).")
+
+
+def start_option(required: bool = False) -> Any:
+    return typer.Option(
+        ... if required else None, "--start", help="First day (New York time), e.g. 2005-01-01."
+    )
+
+
+def end_option(required: bool = False) -> Any:
+    return typer.Option(
+        ... if required else None, "--end", help="Last day, included (New York time), e.g. 2012-12-31."
+    )
+
+
+def data_option() -> Any:
+    return typer.Option("sample", "--data", "-d", help=DATA_HELP)
+
+
+def capital_option(whose: str = "") -> Any:
+    return typer.Option(100_000.0, "--capital", help=f"Initial cash{whose}.")
+
+
+def commission_option() -> Any:
+    return typer.Option(0.001, "--commission", help="Commission rate per fill (0.001 = 0.1 %).")
+
+
+def slippage_option() -> Any:
+    return typer.Option(0.0005, "--slippage", help="Market and stop slippage rate (0.0005 = 0.05 %).")
+
+
+def fill_at_option() -> Any:
+    return typer.Option(
+        "next_open",
+        "--fill-at",
+        help="Fill market orders at the next bar's open (next_open) or this bar's close.",
+    )
+
+
+def parse_fill_at(text: str) -> str:
+    """``--fill-at`` as the engine's ``fill_at`` (``next_open`` or ``close``; ``next-open`` works too)."""
+    from copilot_quant.errors import ConfigError
+
+    mode = text.strip().lower().replace("-", "_")
+    if mode not in ("next_open", "close"):
+        raise ConfigError(f"--fill-at must be next_open or close, got {text!r}.")
+    return mode
+
+
+def interval_option() -> Any:
+    return typer.Option("1d", "--interval", help="Bar interval: 1d, 1h, 5m, 1m ...")
+
+
+def allow_short_option() -> Any:
+    return typer.Option(True, "--allow-short/--no-short", help="Allow sells below a flat position.")
+
+
+def volume_limit_option() -> Any:
+    return typer.Option(
+        None,
+        "--volume-limit",
+        help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: "
+        "no limit). The rest of an order keeps working on later bars.",
+    )
