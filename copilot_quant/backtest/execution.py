@@ -34,6 +34,7 @@ from copilot_quant.backtest.orders import Order, OrderSide, OrderType
 
 __all__ = [
     "Execution",
+    "limit_fill_price",
     "locate_order",
     "match_limit",
     "match_market",
@@ -41,6 +42,7 @@ __all__ = [
     "match_stop",
     "match_stop_limit",
     "price_path",
+    "stop_trigger_price",
 ]
 
 Path = Sequence[float]
@@ -64,37 +66,60 @@ def price_path(open_: float, high: float, low: float, close: float) -> tuple[flo
     return (open_, high, low, close)
 
 
-def _first_at_or_below(path: Path, level: float) -> tuple[int, float] | None:
-    """First point of the continuous path at or below ``level``: (index of the point reached, price)."""
-    if path[0] <= level:
-        return 0, path[0]
-    for k in range(1, len(path)):
-        if path[k] <= level:
-            return k, level  # crossed on the way down from a price above: touched exactly
-    return None
+# ------------------------------------------------------------------------------------------ the rules
+# One move of the price, ``prev → price`` (``prev`` None: a gap, the first price the order sees). These
+# two functions are the fill rules; the bar-path matchers below walk a bar's path through them, and the
+# simulated gateway's matching engine (gateway/matching.py) applies them tick by tick as it replays.
+def limit_fill_price(side: OrderSide, limit: float, prev: float | None, price: float) -> float | None:
+    """Where a limit order fills on the move ``prev → price``: at ``price`` after a gap, at the limit when
+    the price crossed it continuously; None if the move does not reach it."""
+    if side is OrderSide.BUY:
+        if price > limit:
+            return None
+        return limit if prev is not None and prev > limit else price
+    if price < limit:
+        return None
+    return limit if prev is not None and prev < limit else price
 
 
-def _first_at_or_above(path: Path, level: float) -> tuple[int, float] | None:
-    if path[0] >= level:
-        return 0, path[0]
-    for k in range(1, len(path)):
-        if path[k] >= level:
-            return k, level
+def stop_trigger_price(side: OrderSide, stop: float, prev: float | None, price: float) -> float | None:
+    """Where a stop triggers on the move ``prev → price``: at ``price`` after a gap, at the stop when the
+    price crossed it continuously; None if the move does not reach it."""
+    if side is OrderSide.BUY:
+        if price < stop:
+            return None
+        return stop if prev is not None and prev < stop else price
+    if price > stop:
+        return None
+    return stop if prev is not None and prev > stop else price
+
+
+Rule = Callable[[OrderSide, float, "float | None", float], "float | None"]
+
+
+def _walk(rule: Rule, side: OrderSide, level: float, path: Path) -> tuple[int, float] | None:
+    """The first point of ``path`` whose move reaches ``level`` by ``rule``: (its index, the price).
+
+    The path's first point is a gap (nothing before it on this bar was seen by the order); between
+    points the price moves continuously, so a level between two points is touched exactly.
+    """
+    prev: float | None = None
+    for k, price in enumerate(path):
+        hit = rule(side, level, prev, price)
+        if hit is not None:
+            return k, hit
+        prev = price
     return None
 
 
 def _favourable(side: OrderSide, path: Path, level: float) -> tuple[int, float] | None:
     """Where a limit at ``level`` becomes marketable: buys need prices at or below, sells at or above."""
-    if side is OrderSide.BUY:
-        return _first_at_or_below(path, level)
-    return _first_at_or_above(path, level)
+    return _walk(limit_fill_price, side, level, path)
 
 
 def _adverse(side: OrderSide, path: Path, level: float) -> tuple[int, float] | None:
     """Where a stop at ``level`` triggers: buy stops on a rise to it, sell stops on a fall to it."""
-    if side is OrderSide.BUY:
-        return _first_at_or_above(path, level)
-    return _first_at_or_below(path, level)
+    return _walk(stop_trigger_price, side, level, path)
 
 
 def match_market(path: Path) -> Execution:

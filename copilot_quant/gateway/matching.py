@@ -5,7 +5,9 @@ bar closes up, open → high → low → close otherwise, as in the backtest). B
 price moved *continuously*; the step into a new bar's open is a *gap* (``gap=True``). An order's first
 price after it was placed is always treated as a gap: it never saw the path before.
 
-Fill rules (shared with the backtest broker, see the team's common rules):
+Fill rules: one definition, :func:`~copilot_quant.backtest.execution.limit_fill_price` and
+:func:`~copilot_quant.backtest.execution.stop_trigger_price`, which this engine applies to each price move
+as it streams and the backtest applies to each move of a bar's path:
 
 * MKT: the first price after submission, moved by the slippage model.
 * LMT buy at L: fills when a price p <= L appears, at p after a gap, at L when the price crossed L
@@ -31,6 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from copilot_quant.backtest.costs import NoSlippage, SlippageModel
+from copilot_quant.backtest.execution import limit_fill_price, stop_trigger_price
 from copilot_quant.backtest.orders import OrderSide
 from copilot_quant.backtest.participation import VolumeAllowance, check_volume_limit
 from copilot_quant.errors import ConfigError
@@ -85,28 +88,6 @@ class StopTriggered:
 
 
 MatchEvent = FillIntent | StopTriggered
-
-
-def limit_fill_price(side: OrderSide, limit: float, prev: float | None, price: float) -> float | None:
-    """Where a limit order fills on the move ``prev → price`` (``prev`` None = a gap), or None."""
-    if side is OrderSide.BUY:
-        if price > limit:
-            return None
-        return limit if prev is not None and prev > limit else price
-    if price < limit:
-        return None
-    return limit if prev is not None and prev < limit else price
-
-
-def stop_trigger_price(side: OrderSide, stop: float, prev: float | None, price: float) -> float | None:
-    """Where a stop triggers on the move ``prev → price`` (``prev`` None = a gap), or None."""
-    if side is OrderSide.BUY:
-        if price < stop:
-            return None
-        return stop if prev is not None and prev < stop else price
-    if price > stop:
-        return None
-    return stop if prev is not None and prev > stop else price
 
 
 def _required(price: float | None, order: WorkingOrder) -> float:
