@@ -114,11 +114,16 @@ def _walk(rule: Rule, side: OrderSide, level: float, path: Path) -> tuple[int, f
 
 def _favourable(side: OrderSide, path: Path, level: float) -> tuple[int, float] | None:
     """Where a limit at ``level`` becomes marketable: buys need prices at or below, sells at or above."""
+    # most bars leave a resting order untouched: rule that out with one builtin call before walking
+    if (min(path) > level) if side is OrderSide.BUY else (max(path) < level):
+        return None
     return _walk(limit_fill_price, side, level, path)
 
 
 def _adverse(side: OrderSide, path: Path, level: float) -> tuple[int, float] | None:
     """Where a stop at ``level`` triggers: buy stops on a rise to it, sell stops on a fall to it."""
+    if (max(path) < level) if side is OrderSide.BUY else (min(path) > level):
+        return None
     return _walk(stop_trigger_price, side, level, path)
 
 
