@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from copilot_quant.cli.reporting import friendly_errors
@@ -250,6 +251,14 @@ def errors_command(
         for e in rows:
             table.add_row(_when(e.time), str(e.code), e.order_ref or "-", e.message)
         _show(table, rows, "errors", console)
+        # a refused order (risk limit, halted trading, market closed) is an order state, not a broker
+        # error: point to it, since "why did my order not go?" is what brings people here
+        rejected = journal.orders("rejected", since=_since(since))
+        if rejected:
+            console.print(
+                f"{len(rejected)} order(s) were rejected (last: {escape(rejected[-1].reason or '-')}); "
+                "see `copilot-quant journal orders --status rejected`."
+            )
         _export(rows, export, console)
 
 

@@ -78,6 +78,10 @@ def test_errors_and_events_are_shown(app: typer.Typer, filled_journal: Path) -> 
     errors = CliRunner().invoke(app, ["journal", "errors"])
     assert errors.exit_code == 0, errors.output
     assert "201" in errors.output
+    assert "1 order(s) were rejected (last: order quantity 900 exceeds max_order_quantity 500)" in " ".join(
+        errors.output.split()
+    )
+    assert "journal orders --status rejected" in errors.output
     events = CliRunner().invoke(app, ["journal", "events", "--kind", "halt"])
     assert events.exit_code == 0, events.output
     assert "no market data" in events.output
