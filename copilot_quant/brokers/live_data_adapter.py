@@ -294,6 +294,11 @@ class LiveDataFeedAdapter(IDataFeed):
         of the bars it returned). While disconnected, cached bars are served (fallback mode) or
         :class:`DataUnavailableError` is raised; a lost connection is retried by the background reconnect
         loop, not by each call.
+
+        IB refuses an identical history request within 15 s (pacing), so one is answered with the previous
+        answer: an open-ended request repeated within 15 s does not include a bar that closed in between.
+        For bars as they complete, ``subscribe()`` and read ``get_latest_bar()`` (the engine's ``on_data``
+        does this for you).
         """
         symbol = _symbol(symbol)
         check_interval(interval)
