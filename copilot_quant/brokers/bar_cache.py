@@ -163,7 +163,8 @@ class QuoteBook:
             self._quotes.pop(symbol, None)
 
     def as_bar(self, symbol: str) -> pd.Series | None:
-        """The day's OHLCV so far as a Series named by the quote time (NaN where IB sent nothing)."""
+        """The day's OHLCV so far as a Series named by the quote's time (the last trade's exchange time
+        when IB sent it; NaN where IB sent nothing)."""
         quote = self.get(symbol)
         if quote is None:
             return None

@@ -583,7 +583,9 @@ class LiveDataFeedAdapter(IDataFeed):
             low=ticker.low,
             close=ticker.close,
             volume=ticker.volume,
-            time=ticker.time or datetime.now(UTC),
+            # the last trade's exchange time (IB's tick 45) when known: market time, which differs from
+            # the wall clock in a replay; else when the tick arrived
+            time=ticker.lastTimestamp or ticker.time or datetime.now(UTC),
         )
 
     def get_latest_price(self, symbol: str) -> float | None:

@@ -118,6 +118,10 @@ def test_latest_price_is_there_right_after_subscribe(adapter, gateway):
     gateway.clock.step(1)
     new_close = gateway.core.market.track("AAPL").last
     assert wait_until(lambda: adapter.get_latest_price("AAPL") == pytest.approx(new_close))
+    # named by the last trade's market time (IB's tick 45), not the wall clock: the replay is in the past
+    stamp = adapter.get_latest_bar("AAPL").name
+    assert abs(stamp - gateway.clock.now) <= pd.Timedelta(days=1)
+    assert stamp < pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=30)
     assert adapter.unsubscribe(["AAPL"]) == {"AAPL": True}
     assert adapter.get_latest_price("AAPL") is None
 
