@@ -40,8 +40,11 @@ __all__ = [
     "MAX_TRADE_ROWS",
     "MIN_PRICE_POINTS",
     "PRICE_POINTS_BUDGET",
+    "REPORT_CSS",
     "SYMBOL_SUMMARY_COLUMNS",
     "build_figure",
+    "chart_times",
+    "display_positions",
     "drawdown_ticks",
     "monthly_returns",
     "render_html",
@@ -92,7 +95,7 @@ _MARKERS = (  # trace name, marker, colour
 
 
 # ------------------------------------------------------------------------------------------- charts
-def _display_positions(values: np.ndarray, max_points: int) -> np.ndarray:
+def display_positions(values: np.ndarray, max_points: int) -> np.ndarray:
     """Positions of ``values`` worth drawing, in order: from the first to the last value that is not NaN.
 
     All of them when there are at most ``max_points``. Otherwise the values are cut into spans of
@@ -146,7 +149,7 @@ def drawdown_ticks(depth: float, ticks: int = _DRAWDOWN_TICKS) -> tuple[float, s
     return step / 100, f".{decimals}%"
 
 
-def _chart_times(index: pd.Index, daily: bool) -> np.ndarray:
+def chart_times(index: pd.Index, daily: bool) -> np.ndarray:
     """Bar times as the page's x values: New York wall-clock text, the date alone for daily bars.
 
     plotly.js ignores time zones, and short text is about a third of the size of ISO stamps with offsets.
@@ -197,7 +200,7 @@ def build_figure(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> 
     Every charted symbol has a price trace followed by its marker traces (``long entry``, ``short entry``,
     ``exit``; only those with trades), all with ``legendgroup`` set to the symbol; the first symbol's are
     visible. Each dropdown button shows one symbol's traces (``visible`` mask) and retitles the panel.
-    Lines longer than ``max_points`` are thinned for display (see :func:`_display_positions`).
+    Lines longer than ``max_points`` are thinned for display (see :func:`display_positions`).
     """
     return _figure(result, _chart_plan(result, max_points), max_points)
 
@@ -215,14 +218,14 @@ def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Fig
         row_heights=[0.35, 0.15, 0.5][: len(titles)],
         vertical_spacing=0.04,
     )
-    times = _chart_times(history.index, daily)
+    times = chart_times(history.index, daily)
     equity = history["equity"].to_numpy(dtype="float64")
-    keep = _display_positions(equity, max_points)
+    keep = display_positions(equity, max_points)
     fig.add_trace(
         go.Scatter(x=times[keep], y=equity[keep], name="Equity", line={"color": "#1f77b4"}), row=1, col=1
     )
     drawdown = history["drawdown"].to_numpy(dtype="float64")
-    keep = _display_positions(drawdown, max_points)
+    keep = display_positions(drawdown, max_points)
     fig.add_trace(
         go.Scatter(
             x=times[keep], y=drawdown[keep], name="Drawdown", fill="tozeroy", line={"color": "#d62728"}
@@ -265,14 +268,14 @@ def _scale_drawdown_axis(fig: go.Figure, depth: float) -> None:
 def _add_price_panel(fig: go.Figure, result: BacktestResult, plan: _ChartPlan, daily: bool) -> None:
     """The symbols' price and marker traces in row 3, and the dropdown that picks one of them."""
     prices = result.prices
-    times = _chart_times(prices.index, daily)
+    times = chart_times(prices.index, daily)
     trades = result.trades
     by_symbol = {str(s): t for s, t in trades.groupby("symbol", sort=False)} if len(trades) else {}
     traces: list[go.Scatter] = []
     owner: list[str] = []  # the symbol of each trace in ``traces``
     for symbol in plan.symbols:
         closes = prices[symbol].to_numpy(dtype="float64")
-        keep = _display_positions(closes, plan.symbol_points)
+        keep = display_positions(closes, plan.symbol_points)
         mine = [
             go.Scatter(
                 x=times[keep],
@@ -344,7 +347,7 @@ def _marker_traces(trades: pd.DataFrame, daily: bool) -> list[go.Scatter]:
             continue
         traces.append(
             go.Scatter(
-                x=_chart_times(pd.DatetimeIndex(part["entry_time"]), daily),
+                x=chart_times(pd.DatetimeIndex(part["entry_time"]), daily),
                 y=part["entry_price"].to_numpy(dtype="float64"),
                 mode="markers",
                 name=name,
@@ -360,7 +363,7 @@ def _marker_traces(trades: pd.DataFrame, daily: bool) -> list[go.Scatter]:
     if not closed.empty:
         traces.append(
             go.Scatter(
-                x=_chart_times(pd.DatetimeIndex(closed["exit_time"]), daily),
+                x=chart_times(pd.DatetimeIndex(closed["exit_time"]), daily),
                 y=closed["exit_price"].to_numpy(dtype="float64"),
                 mode="markers",
                 name="exit",
@@ -580,7 +583,7 @@ def _trades_html(result: BacktestResult) -> str:
     return f'{note}<table class="trades" id="trades">{head}{"".join(rows)}</table>'
 
 
-_CSS = """
+REPORT_CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}
 h1{font-size:22px;margin-bottom:4px} h2{font-size:17px;margin-top:28px}
 .sub{color:#666;margin-top:0}
@@ -652,7 +655,7 @@ def render_html(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> s
         per_symbol = f"<h2>Symbols</h2>\n{_symbols_html(result, summary)}\n"
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{_CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{REPORT_CSS}</style></head>
 <body>
 <h1>{title}</h1>
 <p class="sub">{html.escape(period)} · {html.escape(symbols)} · generated {html.escape(generated)} by copilot-quant</p>

@@ -36,10 +36,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-# The backtest report's look and chart helpers, shared so every page of the project reads alike.
-from copilot_quant.backtest.report import _CSS, _TZ, MAX_CHART_POINTS, _chart_times, _display_positions
 from copilot_quant.backtest.metrics import infer_periods_per_year
+
+# The backtest report's look and chart helpers, shared so every page of the project reads alike.
+from copilot_quant.backtest.report import MAX_CHART_POINTS, REPORT_CSS, chart_times, display_positions
 from copilot_quant.backtest.results import metric_label
+from copilot_quant.data.dates import EXCHANGE_TZ
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.sweep import SweepResult
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CELL_LABELS",
     "MAX_TABLE_ROWS",
+    "format_cell",
     "render_sweep_html",
     "render_walk_forward_html",
     "sweep_figure",
@@ -65,8 +68,20 @@ MAX_CELL_LABELS = 400
 
 Label = int | float | str  # a parameter value as the charts show it
 
-_BEST_MARKER = {"symbol": "star", "size": 16, "color": "#000000", "line": {"color": "#ffffff", "width": 1}}
+# an outline around the best cell (or point) that leaves its value readable
+_BEST_MARKER = {"symbol": "square-open", "size": 30, "color": "#000000", "line": {"width": 3}}
 _HOLDOUT_COLOR = "#ff7f0e"
+#: Characters of fold labels that fit above the walk-forward chart (about the chart's width).
+_LABEL_CHARS = 160
+#: The walk-forward chain's metrics the page lists, in order (then its fills and final equity).
+_CHAIN_KEYS = (
+    "sharpe_ratio",
+    "sortino_ratio",
+    "total_return",
+    "annualized_return",
+    "calmar_ratio",
+    "max_drawdown",
+)
 _EXTRA_CSS = """
 tr.best{font-weight:bold;background:#eef6ee}
 table.ranked th,table.folds th{background:#f6f6f6}
@@ -90,7 +105,7 @@ def _ordered(labels: Sequence[Label]) -> list[Label]:
     distinct = list(dict.fromkeys(labels))
     if all(isinstance(v, int | float) for v in distinct):
         return sorted(distinct, key=float)
-    return sorted((str(v) for v in distinct), key=str)
+    return sorted(distinct, key=str)
 
 
 def _is_percent(name: str) -> bool:
@@ -102,8 +117,9 @@ def _missing(value: Any) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def _cell(value: Any, name: str) -> str:
-    """One table value, formatted as ``copilot-quant sweep`` prints it."""
+def format_cell(value: Any, name: str) -> str:
+    """One table value as the sweep tables show it (the page's and ``copilot-quant sweep``'s): ratios
+    with two decimals, returns and drawdowns as percentages, counts and money as whole numbers."""
     if isinstance(value, np.generic):
         value = value.item()
     if _missing(value):
@@ -115,6 +131,11 @@ def _cell(value: Any, name: str) -> str:
             return f"{value:.2%}"
         return f"{value:,.0f}" if name == "final_value" else f"{value:.2f}"
     return str(value)
+
+
+def _error(value: Any) -> str:
+    """The error column's text: empty when the combination ran."""
+    return "" if _missing(value) else str(value)
 
 
 def _d3_format(name: str) -> str:
@@ -129,11 +150,15 @@ def _number(value: Any) -> float:
 def _day(value: Any) -> str:
     """A bar time as its New York day."""
     ts = pd.Timestamp(value)
-    return (ts.tz_convert(_TZ) if ts.tzinfo is not None else ts).strftime("%Y-%m-%d")
+    return (ts.tz_convert(EXCHANGE_TZ) if ts.tzinfo is not None else ts).strftime("%Y-%m-%d")
 
 
 def _params_text(row: pd.Series, names: Sequence[str]) -> str:
     return ", ".join(f"{n}={_label(row[n])}" for n in names)
+
+
+def _params_at(table: pd.DataFrame, rank: int, names: Sequence[str]) -> str:
+    return ", ".join(f"{n}={_label(table.at[rank, n])}" for n in names)
 
 
 # ------------------------------------------------------------------------------------------- sweep plan
@@ -293,9 +318,12 @@ def _heatmap_figure(result: SweepResult, plan: _Plan) -> go.Figure:
     fig, panels = _layout(result, grid, profiles)
     columns = [metric] + ([f"holdout_{metric}"] if holdout else [])
     best = _best_rank(table, metric)
-    for col, column in enumerate(columns, start=1):
-        _add_heatmap(fig, result, grid, column, panels[col - 1])
+    for column, col in zip(columns, panels, strict=True):
+        _add_heatmap(fig, result, grid, column, col)
         if best is not None:
+            chosen = html.escape(_params_at(table, best, result.parameters))
+            # about one cell across on a panel some 450 px wide, so it outlines the cell, not its neighbours
+            size = max(12, min(30, 400 // max(len(grid.xs), len(grid.ys))))
             fig.add_trace(
                 go.Scatter(
                     x=[_label(table.at[best, x])],
@@ -303,12 +331,12 @@ def _heatmap_figure(result: SweepResult, plan: _Plan) -> go.Figure:
                     mode="markers",
                     name="best",
                     meta="best",
-                    marker=_BEST_MARKER,
+                    marker={**_BEST_MARKER, "size": size},
                     showlegend=False,
-                    hovertemplate=f"best (rank {best}): {html.escape(_params_text(table.loc[best], result.parameters))}<extra></extra>",
+                    hovertemplate=f"best (rank {best}): {chosen}<extra></extra>",
                 ),
                 row=1,
-                col=panels[col - 1],
+                col=col,
             )
     for k, name in enumerate(profiles):
         _add_profile(fig, result, name, row=2, col=2 * k + 1, legend=k == 0)
@@ -338,7 +366,7 @@ def _layout(result: SweepResult, grid: _Grid, profiles: Sequence[str]) -> tuple[
     bottom: list[dict[str, Any] | None] = []
     for _ in profiles:
         bottom += [{"colspan": 2}, None]
-    others = [p for p in result.parameters if p not in (grid.x, grid.y)]
+    others = [p for p in profiles if p not in (grid.x, grid.y)]
     suffix = f": best over {', '.join(others)}" if others else ""
     fig = make_subplots(
         rows=2,
@@ -395,12 +423,12 @@ def _add_heatmap(fig: go.Figure, result: SweepResult, grid: _Grid, column: str, 
 
 
 def _hover(table: pd.DataFrame, result: SweepResult, rank: int, column: str) -> str:
-    row = table.loc[rank]
-    text = f"{html.escape(_params_text(row, result.parameters))}<br>rank {rank}"
-    value = _cell(row[column], column)
-    text += f"<br>{html.escape(column)}: {value}"
-    if row["error"]:
-        text += f"<br>failed: {html.escape(str(row['error'])[:120])}"
+    """A cell's hover text: its combination, rank and value, or why it failed."""
+    text = f"{html.escape(_params_at(table, rank, result.parameters))}<br>rank {rank}"
+    text += f"<br>{html.escape(column)}: {format_cell(table.at[rank, column], column)}"
+    error = _error(table.at[rank, "error"])
+    if error:
+        text += f"<br>failed: {html.escape(error[:120])}"
     return text
 
 
@@ -453,19 +481,19 @@ def _neighbourhood(result: SweepResult, plan: _Plan) -> str:
     z = grid.values(table, metric)
     i = next(k for k, row in enumerate(grid.ranks) if best in row)
     j = grid.ranks[i].index(best)
-    around = [
-        z[a][b]
-        for a in range(max(i - 1, 0), min(i + 2, len(z)))
-        for b in range(max(j - 1, 0), min(j + 2, len(z[0])))
-        if (a, b) != (i, j) and z[a][b] is not None
-    ]
+    around: list[float] = []
+    for a in range(max(i - 1, 0), min(i + 2, len(z))):
+        for b in range(max(j - 1, 0), min(j + 2, len(z[a]))):
+            value = z[a][b]
+            if (a, b) != (i, j) and value is not None:
+                around.append(value)
     if not around:
         return ""
     peak = _number(table.at[best, metric])
     where = "on the map" if len(plan.varied) <= 2 else f"on the {x} × {y} map"
     return (
-        f"The best {metric_label(metric)} is {_cell(peak, metric)}; its {len(around)} neighbouring cell(s) "
-        f"{where} average {_cell(float(np.mean(around)), metric)} (lowest {_cell(min(around), metric)}). "
+        f"The best {metric_label(metric)} is {format_cell(peak, metric)}; its {len(around)} neighbouring cell(s) "
+        f"{where} average {format_cell(float(np.mean(around)), metric)} (lowest {format_cell(min(around), metric)}). "
         "Neighbours close to the best suggest a plateau; far below it, an isolated peak that is likely luck."
     )
 
@@ -478,10 +506,10 @@ def _chart_notes(result: SweepResult, plan: _Plan) -> list[str]:
     if len(plan.varied) == 2:
         notes.append(
             f"Each cell is one combination of {plan.varied[0]} (across) and {plan.varied[1]} (up); blank "
-            "cells did not run or produced no value. The star marks the best combination."
+            "cells did not run or produced no value. The black square marks the best combination."
         )
     elif len(plan.varied) > 2:
-        spread = ", ".join(f"{p} {_cell(plan.spread[p], result.metric)}" for p in plan.varied)
+        spread = ", ".join(f"{p} {format_cell(plan.spread[p], result.metric)}" for p in plan.varied)
         notes.append(
             f"With {len(plan.varied)} varied parameters the map shows the two that move the "
             f"{metric_label(result.metric)} most (range of its median over each parameter's values: "
@@ -493,7 +521,10 @@ def _chart_notes(result: SweepResult, plan: _Plan) -> list[str]:
             "hides exactly this: which neighbourhoods are good.)"
         )
     if result.holdout_from is not None and len(plan.varied) >= 2:
-        notes.append("Each map has its own colour scale (the holdout is shorter); cells are red below zero.")
+        notes.append(
+            "Each map has its own colour scale (the holdout is a different, shorter stretch), from red (worst) "
+            "to green (best), centred on zero when the values straddle it."
+        )
     return notes
 
 
@@ -518,8 +549,10 @@ def _holdout_summary(result: SweepResult) -> str:
         if math.isfinite(rho):
             parts.append(
                 f"Rank correlation of the ranked and holdout {metric_label(metric)} over all combinations: "
-                f"{rho:.2f} (near zero or below: the ranking does not carry over to new bars)."
+                f"{rho:.2f}."
             )
+            if rho < 0.3:  # a loose line: below it, the ranking's order is mostly noise on new bars
+                parts.append("Near zero or below, the in-sample ranking says little about new bars.")
     return " ".join(parts)
 
 
@@ -528,7 +561,8 @@ def _ranked_columns(result: SweepResult) -> list[str]:
     columns = [*result.parameters, *([result.metric] if result.metric not in shown else []), *shown]
     if result.holdout_from is not None:
         columns += [f"holdout_{k}" for k in shown]
-    return [*columns, "final_value", "errors"]
+    # a table built by hand may lack some of run_sweep's columns: show those it has
+    return [c for c in [*columns, "final_value", "errors"] if c in result.table.columns]
 
 
 def _ranked_html(result: SweepResult, top: int) -> str:
@@ -538,9 +572,9 @@ def _ranked_html(result: SweepResult, top: int) -> str:
     best = _best_rank(table, result.metric)
     rows = []
     for rank, row in table.head(top).iterrows():
-        cells = "".join(f"<td>{html.escape(_cell(row[c], c))}</td>" for c in columns)
-        if row["error"]:
-            cells += f'<td class="errors">{html.escape(str(row["error"]))}</td>'
+        cells = "".join(f"<td>{html.escape(format_cell(row[c], c))}</td>" for c in columns)
+        if _error(row["error"]):
+            cells += f'<td class="errors">{html.escape(_error(row["error"]))}</td>'
         cls = ' class="best"' if rank == best else ""
         rows.append(f"<tr{cls}><td>{rank}</td>{cells}</tr>")
     note = ""
@@ -553,11 +587,11 @@ def _ranked_html(result: SweepResult, top: int) -> str:
 
 
 def _failed_html(result: SweepResult) -> str:
-    failed = result.table[result.table["error"].astype(str) != ""]
+    failed = result.table[result.table["error"].map(_error) != ""]
     if failed.empty:
         return ""
     items = "".join(
-        f"<li>{html.escape(_params_text(row, result.parameters))}: {html.escape(str(row['error']))}</li>"
+        f"<li>{html.escape(_params_text(row, result.parameters))}: {html.escape(_error(row['error']))}</li>"
         for _, row in failed.iterrows()
     )
     return (
@@ -582,9 +616,9 @@ def _best_html(result: SweepResult) -> str:
         return f"<p>No combination produced a {html.escape(metric_label(result.metric))}.</p>"
     row = result.table.loc[best]
     rows = [(p, str(_label(row[p]))) for p in result.parameters]
-    rows.append((_in_sample_title(result), _cell(row[result.metric], result.metric)))
+    rows.append((_in_sample_title(result), format_cell(row[result.metric], result.metric)))
     if result.holdout_from is not None:
-        rows.append((_holdout_title(result), _cell(row[f"holdout_{result.metric}"], result.metric)))
+        rows.append((_holdout_title(result), format_cell(row[f"holdout_{result.metric}"], result.metric)))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f'<table class="metrics" id="best">{body}</table>'
 
@@ -592,7 +626,7 @@ def _best_html(result: SweepResult) -> str:
 def _page(title: str, sub: str, body: str) -> str:
     generated = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}{_EXTRA_CSS}</style></head>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{REPORT_CSS}{_EXTRA_CSS}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <p class="sub">{html.escape(sub)} · generated {html.escape(generated)} by copilot-quant</p>
@@ -659,9 +693,9 @@ def walk_forward_figure(result: WalkForwardResult, max_points: int = MAX_CHART_P
     """
     equity = result.equity.astype("float64")
     daily = _daily(equity.index)
-    times = _chart_times(equity.index, daily)
+    times = chart_times(equity.index, daily)
     values = equity.to_numpy()
-    keep = _display_positions(values, max_points)
+    keep = display_positions(values, max_points)
     folds = result.table
     starts = pd.DatetimeIndex(folds["test_start"])
     # which fold each bar belongs to, for the hover text
@@ -678,8 +712,10 @@ def walk_forward_figure(result: WalkForwardResult, max_points: int = MAX_CHART_P
             hovertemplate="%{x}<br>%{y:,.0f}<br>%{text}<extra></extra>",
         )
     )
+    # the chosen parameters beside each fold's label while they fit; the hover and the table have them all
+    spelled = sum(len(t) for t in chosen.values()) + 10 * len(folds) <= _LABEL_CHARS
     for fold, row in folds.iterrows():
-        at = _chart_times(pd.DatetimeIndex([row["test_start"]]), daily)[0]
+        at = chart_times(pd.DatetimeIndex([row["test_start"]]), daily)[0]
         fig.add_shape(
             type="line", x0=at, x1=at, y0=0, y1=1, xref="x", yref="paper", line={"dash": "dash", "width": 1}
         )
@@ -688,7 +724,7 @@ def walk_forward_figure(result: WalkForwardResult, max_points: int = MAX_CHART_P
             y=1,
             xref="x",
             yref="paper",
-            text=f"fold {fold}",
+            text=html.escape(f"fold {fold}: {chosen[fold]}" if spelled else f"fold {fold}"),
             hovertext=html.escape(chosen[fold]),
             showarrow=False,
             xanchor="left",
@@ -729,11 +765,11 @@ def _folds_html(result: WalkForwardResult) -> str:
             f"{_day(row['train_start'])} → {_day(row['train_end'])}",
             f"{_day(row['test_start'])} → {_day(row['test_end'])}",
             *(str(_label(row[p])) for p in result.parameters),
-            _cell(row[f"train_{metric}"], metric),
-            _cell(row["test_sharpe_ratio"], "sharpe_ratio"),
-            _cell(row["test_total_return"], "total_return"),
-            _cell(row["test_max_drawdown"], "max_drawdown"),
-            _cell(row["test_fills"], "fills"),
+            format_cell(row[f"train_{metric}"], metric),
+            format_cell(row["test_sharpe_ratio"], "sharpe_ratio"),
+            format_cell(row["test_total_return"], "total_return"),
+            format_cell(row["test_max_drawdown"], "max_drawdown"),
+            format_cell(row["test_fills"], "fills"),
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     return f'<table class="folds" id="folds"><tr>{head}</tr>{"".join(rows)}</table>'
@@ -742,23 +778,17 @@ def _folds_html(result: WalkForwardResult) -> str:
 def _chain_html(result: WalkForwardResult) -> str:
     stats = result.metrics
     equity = result.equity
-    rows = [("Test bars", f"{_day(equity.index[0])} → {_day(equity.index[-1])}")] if len(equity) else []
-    rows += [(metric_label(k), _cell(stats[k], k)) for k in _CHAIN_KEYS if k in stats]
-    rows.append(("Fills", _cell(stats.get("fills"), "fills")))
+    rows = (
+        [("Out-of-sample bars (New York days)", f"{_day(equity.index[0])} → {_day(equity.index[-1])}")]
+        if len(equity)
+        else []
+    )
+    rows += [(metric_label(k), format_cell(stats[k], k)) for k in _CHAIN_KEYS if k in stats]
+    rows.append(("Fills", format_cell(stats.get("fills"), "fills")))
     if len(equity):
         rows.append(("Final equity", f"{float(equity.iloc[-1]):,.2f}"))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
     return f'<table class="metrics" id="chain-metrics">{body}</table>'
-
-
-_CHAIN_KEYS = (
-    "sharpe_ratio",
-    "sortino_ratio",
-    "total_return",
-    "annualized_return",
-    "calmar_ratio",
-    "max_drawdown",
-)
 
 
 def _walk_forward_notes(result: WalkForwardResult) -> list[str]:
@@ -777,11 +807,11 @@ def _walk_forward_notes(result: WalkForwardResult) -> list[str]:
             if anchored
             else "Training was rolling (each fold trains on the previous stretch only)."
         )
-        chosen = table[result.parameters].astype(str).drop_duplicates()
-        notes.append(
-            f"The folds chose {len(chosen)} different parameter set(s) in {len(table)} folds"
-            + (": a choice that keeps changing is itself a sign the optimum is noise." if len(chosen) > 1 else ".")
-        )
+        chosen = len(table[result.parameters].astype(str).drop_duplicates())
+        note = f"The folds chose {chosen} different parameter set(s) in {len(table)} folds."
+        if chosen == len(table) > 2:
+            note += " Every fold chose differently: an optimum that keeps moving is partly noise."
+        notes.append(note)
     return notes
 
 

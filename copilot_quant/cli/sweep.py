@@ -4,12 +4,14 @@
 
     copilot-quant sweep copilot_quant/examples/sma_cross.py:SimpleMovingAverage --symbols AAPL \\
         --start 2005-01-01 --end 2012-12-31 -g fast_period=5:20:5 -g slow_period=30,50,100 \\
-        --holdout-from 2011-01-01 --jobs 2 --export out/sweep.csv
+        --holdout-from 2011-01-01 --jobs 2 --export out/sweep.csv --report out/sweep.html
 
 ``-g NAME=VALUES`` (``--grid``, once per parameter) gives the values to try: a comma list of Python
 literals (``5,10,20`` or ``'a','b'``), an inclusive range ``START:STOP[:STEP]`` (``5:20:5`` = 5, 10, 15,
 20), or one Python list (``[5, 10]``). ``-p NAME=VALUE`` fixes a parameter for every run. The table is
 ranked by ``--metric`` (before ``--holdout-from`` when given; see :mod:`copilot_quant.backtest.sweep`).
+``--report FILE.html`` writes the page of :mod:`copilot_quant.backtest.sweep_report`: the metric mapped
+over the parameters (or, with ``--walk-forward``, the out-of-sample equity and the folds).
 """
 
 from __future__ import annotations
@@ -123,6 +125,22 @@ def _check_export(path: Path) -> None:
         ) from None
 
 
+def _check_report(path: Path) -> None:
+    """Refuse a --report name that is not an HTML page before the sweep runs, not after."""
+    if path.suffix.lower() != ".html":
+        raise ConfigError(f"--report {path}: the report is an HTML page; name the file *.html")
+
+
+def _write_report(searched: SweepResult | WalkForwardResult, path: Path, title: str) -> Path:
+    """The sweep's or the walk-forward's page; plotly is imported only when a report is asked for."""
+    from copilot_quant.backtest.sweep import SweepResult
+    from copilot_quant.backtest.sweep_report import write_sweep_report, write_walk_forward_report
+
+    if isinstance(searched, SweepResult):
+        return write_sweep_report(searched, path, title)
+    return write_walk_forward_report(searched, path, title)
+
+
 def _check_holdout(day: str) -> None:
     from copilot_quant.data.dates import to_utc
     from copilot_quant.errors import DataError
@@ -135,17 +153,9 @@ def _check_holdout(day: str) -> None:
 
 # ------------------------------------------------------------------------------------------- output
 def _cell(value: Any, name: str) -> str:
-    import pandas as pd  # here, not at the top: `copilot-quant --help` stays fast
+    from copilot_quant.backtest.sweep_report import format_cell  # here: `copilot-quant --help` stays fast
 
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    if isinstance(value, float):
-        if name.endswith("fills"):
-            return f"{value:,.0f}"
-        if "return" in name or "drawdown" in name:
-            return f"{value:.2%}"
-        return f"{value:,.0f}" if name == "final_value" else f"{value:.2f}"
-    return str(value)
+    return format_cell(value, name)
 
 
 _SHOWN = ("sharpe_ratio", "total_return", "max_drawdown", "fills")
@@ -205,6 +215,13 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     jobs: int = typer.Option(1, "--jobs", "-j", help="Backtests run at once (worker processes)."),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        "-r",
+        help="Write an HTML report (*.html): the metric mapped over the parameters, or with --walk-forward "
+        "the out-of-sample equity and the folds.",
+    ),
     capital: float = options.capital_option(" of each run"),
     commission: float = options.commission_option(),
     slippage: float = options.slippage_option(),
@@ -234,6 +251,8 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         fill_mode = options.parse_fill_at(fill_at)
         if export is not None:
             _check_export(export)
+        if report is not None:
+            _check_report(report)
         if top < 1:
             raise ConfigError(f"--top must be at least 1, got {top}.")
         fixed = parse_params(params)
@@ -284,6 +303,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             )
             console.print(walk_forward_table(wf))
             table = wf.table.reset_index()
+            searched: SweepResult | WalkForwardResult = wf
         else:
             sweep = _run(
                 console,
@@ -294,11 +314,18 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             )
             _print_sweep(console, sweep, top, hint=holdout_from is None and len(combos) > 1)
             table = sweep.table.reset_index()
+            searched = sweep
         if export is not None:
             from copilot_quant.journal.export import write_frame
 
             written = write_frame(table, export)
             console.print(f"Table written to [bold]{escape(str(written))}[/]")
+        if report is not None:
+            title = f"{format_call(cls, fixed)} on {', '.join(names)}"
+            if start or end:
+                title += f", {start or 'first bar'} to {end or 'last bar'}"
+            written = _write_report(searched, report, title)
+            console.print(f"Report written to [bold]{escape(str(written))}[/]")
 
 
 def _print_sweep(console: Console, sweep: SweepResult, top: int, *, hint: bool) -> None:

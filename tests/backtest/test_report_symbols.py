@@ -336,7 +336,7 @@ def test_thinning_keeps_about_max_points_and_every_gap(n):
     values = np.sin(np.arange(n) / 7.0) + np.arange(n) / n
     values[n // 3 : n // 2] = np.nan
     values[:5] = np.nan
-    keep = report._display_positions(values, 200)
+    keep = report.display_positions(values, 200)
     assert keep[0] == 5  # leading NaN dropped
     assert np.all(np.diff(keep) > 0)
     if n > 200:

@@ -112,6 +112,7 @@ def test_without_a_holdout_the_user_is_told_why_to_use_one():
         (["-g", "fast_period=5", "--volume-limit", "2"], "--volume-limit"),
         (["-g", "fast_period=5", "--fill-at", "noon"], "--fill-at must be next_open or close"),
         (["-g", "fast_period=5", "--export", "out.xlsx"], "name the file *.csv or *.parquet"),
+        (["-g", "fast_period=5", "--report", "out.txt"], "name the file *.html"),
     ],
 )
 def test_mistakes_exit_2_with_one_line_saying_what_to_fix(args, message):
@@ -143,3 +144,50 @@ def test_the_volume_limit_reaches_every_run(tmp_path):
         runs[limit] = pd.read_csv(out).set_index("fast_period").sort_index()
     assert (runs[None]["fills"] > 0).all()
     assert (runs["0.00001"]["final_value"] != runs[None]["final_value"]).all()
+
+
+# ------------------------------------------------------------------------------------------- --report
+FAST = f"{EXAMPLE}:SmaCrossFast"
+
+
+def test_the_report_of_a_sweep_is_written_after_it(tmp_path):
+    out = tmp_path / "reports" / "sweep.html"
+    result = CliRunner().invoke(app, [
+        "sweep", FAST, "-s", "AAPL", "--start", "2009-01-01", "--end", "2011-12-31",
+        "-g", "fast_period=5,10", "-g", "slow_period=20,40", "-p", "quantity=100",
+        "--holdout-from", "2011-01-01", "--report", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == SUCCESS, result.output
+    assert f"Report written to {out.resolve()}" in " ".join(result.output.split())
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert "Parameter sweep: SmaCrossFast(quantity=100) on AAPL, 2009-01-01 to 2011-12-31" in text
+    assert '"meta":"holdout_sharpe_ratio"' in text  # the holdout's map beside the ranked one
+    assert 'id="ranked"' in text
+
+
+def test_the_report_of_a_walk_forward_shows_its_folds(tmp_path):
+    out = tmp_path / "wf.html"
+    result = CliRunner().invoke(app, [
+        "sweep", FAST, "-s", "AAPL", "--start", "2009-01-01", "--end", "2011-12-31",
+        "-g", "fast_period=5,10", "-g", "slow_period=20,40", "-p", "quantity=100",
+        "--walk-forward", "2", "-r", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == SUCCESS, result.output
+    assert "Report written to" in result.output
+    text = out.read_text(encoding="utf-8")
+    assert "Walk-forward: SmaCrossFast(quantity=100) on AAPL" in text
+    assert 'id="folds"' in text
+    assert 'id="chain-metrics"' in text
+
+
+def test_a_report_name_that_is_not_html_is_refused_before_any_backtest(tmp_path):
+    out = tmp_path / "sweep.png"
+    result = CliRunner().invoke(app, [
+        "sweep", FAST, "-s", "AAPL", "--start", "2010-01-01", "--end", "2010-12-31",
+        "-g", "fast_period=5,10", "--report", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == USAGE_ERROR, result.output
+    assert "name the file *.html" in " ".join(result.output.split())
+    assert "Sweeping" not in result.output  # refused before the sweep started
+    assert not out.exists()
