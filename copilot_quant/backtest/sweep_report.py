@@ -41,6 +41,7 @@ from copilot_quant.backtest.metrics import infer_periods_per_year
 # The backtest report's look and chart helpers, shared so every page of the project reads alike.
 from copilot_quant.backtest.report import MAX_CHART_POINTS, REPORT_CSS, chart_times, display_positions
 from copilot_quant.backtest.results import metric_label
+from copilot_quant.backtest.sweep import RANKING_METRICS
 from copilot_quant.data.dates import EXCHANGE_TZ
 
 if TYPE_CHECKING:
@@ -74,14 +75,7 @@ _HOLDOUT_COLOR = "#ff7f0e"
 #: Characters of fold labels that fit above the walk-forward chart (about the chart's width).
 _LABEL_CHARS = 160
 #: The walk-forward chain's metrics the page lists, in order (then its fills and final equity).
-_CHAIN_KEYS = (
-    "sharpe_ratio",
-    "sortino_ratio",
-    "total_return",
-    "annualized_return",
-    "calmar_ratio",
-    "max_drawdown",
-)
+_CHAIN_KEYS = RANKING_METRICS
 _EXTRA_CSS = """
 tr.best{font-weight:bold;background:#eef6ee}
 table.ranked th,table.folds th{background:#f6f6f6}
