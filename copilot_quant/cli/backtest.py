@@ -253,6 +253,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
         _check_dates(start, end)
         options.parse_fill_at(fill_at)
         check_volume_limit(volume_limit, "--volume-limit")
+        options.check_report_name(report)
         loaded = load_strategy(spec, params)
         loaded.print_header(console)
         result = run_backtest(

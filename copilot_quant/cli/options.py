@@ -6,6 +6,7 @@ Each function returns a fresh ``typer.Option``/``typer.Argument`` to use as a pa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -13,6 +14,7 @@ import typer
 __all__ = [
     "allow_short_option",
     "capital_option",
+    "check_report_name",
     "commission_option",
     "data_option",
     "end_option",
@@ -83,6 +85,14 @@ def parse_fill_at(text: str) -> str:
     if mode not in ("next_open", "close"):
         raise ConfigError(f"--fill-at must be next_open or close, got {text!r}.")
     return mode
+
+
+def check_report_name(path: Path | None) -> None:
+    """Refuse a ``--report`` name that is not an HTML page, before the run rather than after it."""
+    from copilot_quant.errors import ConfigError
+
+    if path is not None and path.suffix.lower() not in (".html", ".htm"):
+        raise ConfigError(f"--report {path}: the report is an HTML page; name the file *.html")
 
 
 def interval_option() -> Any:

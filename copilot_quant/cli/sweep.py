@@ -125,12 +125,6 @@ def _check_export(path: Path) -> None:
         ) from None
 
 
-def _check_report(path: Path) -> None:
-    """Refuse a --report name that is not an HTML page before the sweep runs, not after."""
-    if path.suffix.lower() != ".html":
-        raise ConfigError(f"--report {path}: the report is an HTML page; name the file *.html")
-
-
 def _write_report(searched: SweepResult | WalkForwardResult, path: Path, title: str) -> Path:
     """The sweep's or the walk-forward's page; plotly is imported only when a report is asked for."""
     from copilot_quant.backtest.sweep import SweepResult
@@ -252,7 +246,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         if export is not None:
             _check_export(export)
         if report is not None:
-            _check_report(report)
+            options.check_report_name(report)
         if top < 1:
             raise ConfigError(f"--top must be at least 1, got {top}.")
         fixed = parse_params(params)

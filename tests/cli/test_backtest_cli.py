@@ -363,6 +363,9 @@ def test_missing_symbols_and_bad_options_are_refused():
     assert_one_line_error(
         invoke("backtest", f"{EXAMPLE}:SimpleMovingAverage", "-s", "AAPL", "--data", "bogus"), "bogus"
     )
+    assert_one_line_error(  # refused before the run, not after it
+        invoke("backtest", f"{EXAMPLE}:SimpleMovingAverage", "-s", "AAPL", "--report", "out.png"), "*.html"
+    )
 
 
 # ------------------------------------------------------------------------------------------- loader
