@@ -1236,9 +1236,9 @@ class LiveStrategyEngine:
     # ------------------------------------------------------------------ account and reporting
     def _refresh_account(self) -> None:
         try:
-            self._last_account_value = self.broker.get_account_value()
-            self._last_cash = self.broker.get_cash_balance()
-            self._last_positions = self.broker.get_positions()
+            # one trip to the loop thread, not three: this runs after every fill, before on_data
+            value, cash, positions = self.broker.account_snapshot()
+            self._last_account_value, self._last_cash, self._last_positions = value, cash, positions
         except (BrokerError, TimeoutError, ConnectionError) as exc:
             log.debug("account refresh failed: %s", exc)
             return

@@ -833,27 +833,43 @@ class LiveBrokerAdapter(IBroker):
                     return {s: p.snapshot() for s, p in self._local_positions.items() if not p.is_flat}
             raise NotConnectedError("get_positions() needs a connection to IB; call connect() first")
 
-        def read() -> dict[str, Position]:
-            ib = self._conn.ib
-            account = self._conn.account or ""
-            marks = {
-                item.contract.symbol: item for item in ib.portfolio(account) if item.contract.secType == "STK"
-            }
-            out: dict[str, Position] = {}
-            for p in ib.positions(account):
-                if p.contract.secType != "STK" or not p.position:
-                    continue
-                symbol = p.contract.symbol
-                pos = Position(symbol, quantity=float(p.position), avg_entry_price=float(p.avgCost))
-                item = marks.get(symbol)
-                if item is not None and item.marketPrice and item.marketPrice > 0:
-                    pos.update_unrealized_pnl(float(item.marketPrice))
-                    pos.realized_pnl = float(item.realizedPNL or 0.0)
-                out[symbol] = pos
-            return out
-
-        result: dict[str, Position] = self._conn.call(read)
+        result: dict[str, Position] = self._conn.call(self._read_positions)
         return result
+
+    def account_snapshot(self) -> tuple[float, float, dict[str, Position]]:
+        """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread: what
+        :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller
+        that wants all three (the engine, after every fill) without three cross-thread round trips."""
+        if not self._conn.is_connected():
+            raise NotConnectedError("account_snapshot() needs a connection to IB; call connect() first")
+
+        async def snapshot() -> tuple[float, float, dict[str, Position]]:
+            value = await self._account_value_async("NetLiquidation")
+            cash = await self._account_value_async("TotalCashValue")
+            return value, cash, self._read_positions()
+
+        result: tuple[float, float, dict[str, Position]] = self._conn.run(snapshot(), timeout=10)
+        return result
+
+    def _read_positions(self) -> dict[str, Position]:
+        """IB's stock positions marked with its portfolio prices (on the loop thread: ib_async's caches)."""
+        ib = self._conn.ib
+        account = self._conn.account or ""
+        marks = {
+            item.contract.symbol: item for item in ib.portfolio(account) if item.contract.secType == "STK"
+        }
+        out: dict[str, Position] = {}
+        for p in ib.positions(account):
+            if p.contract.secType != "STK" or not p.position:
+                continue
+            symbol = p.contract.symbol
+            pos = Position(symbol, quantity=float(p.position), avg_entry_price=float(p.avgCost))
+            item = marks.get(symbol)
+            if item is not None and item.marketPrice and item.marketPrice > 0:
+                pos.update_unrealized_pnl(float(item.marketPrice))
+                pos.realized_pnl = float(item.realizedPNL or 0.0)
+            out[symbol] = pos
+        return out
 
     def check_buying_power(self, order: Order, price: float) -> bool:
         """Whether IB's BuyingPower covers ``order`` at ``price`` plus commission (see the short policy)."""

@@ -136,6 +136,13 @@ def test_positions_cash_and_account_value_come_from_ib(broker, gateway):
         lambda: broker.get_cash_balance() == pytest.approx(expected_cash, abs=0.01)
     )  # IB reports cents
     assert broker.get_account_value() > 0
+    # the engine's one-trip view says the same as the three separate calls
+    value, cash, positions = broker.account_snapshot()
+    assert value == pytest.approx(broker.get_account_value())
+    assert cash == pytest.approx(broker.get_cash_balance())
+    assert {s: p.quantity for s, p in positions.items()} == {
+        s: p.quantity for s, p in broker.get_positions().items()
+    }
 
 
 def test_buying_power_includes_commission_and_follows_the_short_policy(broker):
