@@ -988,6 +988,13 @@ class LiveStrategyEngine:
             tracked = self.broker.tracker.find(order_ref=ref) if ref else None
             if tracked is not None and self.broker.deliver_execution(tracked, execution):
                 continue  # the adapter journals it and delivers it (once) like a live execution
+            # IB never reuses an execution id: one journaled for another order is still this order's fill
+            # (the journal records it with an alert); count it as the adapter does for a tracked order
+            reused = (
+                bool(ref)
+                and journal.knows_fill(execution.exec_id)
+                and not journal.knows_fill(execution.exec_id, ref)
+            )
             if not journal.record_fill(
                 ref,
                 execution.exec_id,
@@ -999,6 +1006,12 @@ class LiveStrategyEngine:
                 execution.commission,
             ):
                 continue
+            if reused:
+                self._record_error(
+                    f"execution id {execution.exec_id} was reported before for another order; recorded as "
+                    f"a fill of {ref} too (found by reconciliation)",
+                    "order",
+                )
             order = journal.order(ref).to_order() if ref and journal.has_order(ref) else None
             if order is None:
                 continue

@@ -133,3 +133,42 @@ def test_a_broker_reusing_execution_ids_still_delivers_every_fill_and_raises_an_
     # The engine counted each one as an error, too.
     engine2 = second[2]
     assert sum("already used" in e["error"] for e in engine2.errors) == 2
+
+
+def test_a_reused_execution_id_found_by_reconciliation_is_delivered_and_counted(
+    gateway_factory, engines, journal_dir, monkeypatch
+):
+    """The fill happens while no engine runs; the next engine finds it at start (reconciliation), for an
+    order it does not track yet, with an execution id the journal holds for another order."""
+    monkeypatch.setattr("copilot_quant.gateway.broker.new_exec_id_tag", lambda: 0x000F4241)
+    first_gw = gateway_factory()
+    _trade(first_gw, {1: [BUY]}, engines)[1].disconnect()
+    port = first_gw.port
+    first_gw.stop()
+    second_gw = gateway_factory(port=port)  # a fresh gateway: its first execution id is the first run's
+    resting = Order("AAPL", 5, "limit", "buy", limit_price=10_000.0, time_in_force="gtc")
+    strategy = Scripted({1: [resting]})
+    placer = LiveStrategyEngine(port=port, client_id=81, update_interval=3600, fill_timeout=0.0)
+    engines.append(placer)
+    placer.broker.ack_timeout = 0.0  # it fills at the next bar, when the engine is gone
+    placer.add_strategy(strategy)
+    assert placer.connect(timeout=5)
+    assert placer.start(["AAPL"], lookback_days=5)
+    second_gw.clock.step(1)
+    assert wait_until(lambda: strategy.bars == 1 and len(_sent(second_gw)) == 1)
+    placer.disconnect()  # the process "dies" with the order resting
+    second_gw.clock.step(1)  # the marketable limit fills now: execution id ...0001, as in the first run
+    assert wait_until(lambda: len(_our_executions(second_gw)) == 1)
+    ((reused, _),) = _our_executions(second_gw)
+    assert reused in {e for e, _ in _our_executions(first_gw)}
+
+    later = Scripted()
+    engine = LiveStrategyEngine(port=port, client_id=81, update_interval=3600)
+    engines.append(engine)
+    engine.add_strategy(later)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)  # reconciliation delivers the fill found at IB
+    assert wait_until(lambda: [f.fill_id for f in later.fills] == [reused], timeout=10)
+    assert wait_until(lambda: any(reused in e["error"] for e in engine.errors), timeout=5)
+    with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
+        assert sum(1 for f in journal.fills() if f.exec_id == reused) == 2  # one per order, none dropped
