@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import connected_ib, running_gateway
+from ib_async import IB
 
 
 @pytest.fixture(autouse=True)
@@ -79,3 +80,12 @@ def timeout_records(caplog: pytest.LogCaptureFixture):
         return [r.getMessage() for r in caplog.records if "timed out" in r.getMessage()]
 
     return records
+
+
+def wait_until(ib: IB, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Let ib_async process messages until ``condition`` holds (or ``timeout`` seconds pass)."""
+    waited = 0.0
+    while not condition() and waited < timeout:
+        ib.sleep(0.01)
+        waited += 0.01
+    return condition()

@@ -8,16 +8,9 @@ import pytest
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 from ib_async import IB, Contract, LimitOrder, MarketOrder, Stock, StopOrder
 
+from .conftest import wait_until
+
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
-
-
-def wait_until(ib: IB, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Let ib_async process messages until ``condition`` holds (or ``timeout`` seconds pass)."""
-    waited = 0.0
-    while not condition() and waited < timeout:
-        ib.sleep(0.01)
-        waited += 0.01
-    return condition()
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +15,9 @@ from copilot_quant.gateway.matching import FillIntent, MatchingEngine, WorkingOr
 from copilot_quant.gateway.orders import IbOrderType, IbStatus, PlaceOrderRequest
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import connected_ib, running_gateway
-from ib_async import IB, MarketOrder, Stock
+from ib_async import MarketOrder, Stock
+
+from .conftest import wait_until
 
 BUY, SELL = OrderSide.BUY, OrderSide.SELL
 AAPL = ContractInfo.for_symbol("AAPL")
@@ -166,14 +167,6 @@ def test_a_bad_gateway_setting_is_refused_before_it_starts():
 
 
 # ------------------------------------------------------------------------------------------- end to end
-def wait_until(ib: IB, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    waited = 0.0
-    while not condition() and waited < timeout:
-        ib.sleep(0.01)
-        waited += 0.01
-    return condition()
-
-
 @pytest.mark.timeout(60)
 def test_replayed_bars_limit_what_an_ib_async_market_order_fills(sample_feed):
     limit = 0.0002
