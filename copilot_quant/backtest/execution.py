@@ -148,58 +148,14 @@ def match_stop_limit(
     side: OrderSide, stop: float, limit: float, path: Path, triggered: bool = False
 ) -> tuple[bool, Execution | None]:
     """A stop-limit: returns ``(triggered, execution)``; once triggered it works as a limit."""
-    if not triggered:
-        hit = _adverse(side, path, stop)
-        if hit is None:
-            return False, None
-        index, price = hit
-        # the limit works from the trigger point on: the trigger price, then the rest of the path
-        path = (price, *path[index:]) if index else path
-    return True, match_limit(side, limit, path)
+    now_triggered, execution, _ = _stop_limit(side, stop, limit, path, triggered)
+    return now_triggered, execution
 
 
-def _match_market(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
-    return triggered, match_market(path)
-
-
-def _match_limit(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
-    return triggered, match_limit(order.side_enum, cast(float, order.limit_price), path)
-
-
-def _match_stop(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
-    if triggered:  # the remainder of a partly filled stop works as a market order
-        return True, match_market(path)
-    execution = match_stop(order.side_enum, cast(float, order.stop_price), path)
-    return execution is not None, execution
-
-
-def _match_stop_limit(order: Order, path: Path, triggered: bool) -> tuple[bool, Execution | None]:
-    stop, limit = cast(float, order.stop_price), cast(float, order.limit_price)
-    return match_stop_limit(order.side_enum, stop, limit, path, triggered)
-
-
-_MATCHERS: dict[OrderType, Callable[[Order, Path, bool], tuple[bool, Execution | None]]] = {
-    OrderType.MARKET: _match_market,
-    OrderType.LIMIT: _match_limit,
-    OrderType.STOP: _match_stop,
-    OrderType.STOP_LIMIT: _match_stop_limit,
-}
-
-
-def match_order(order: Order, path: Path, triggered: bool = False) -> tuple[bool, Execution | None]:
-    """Apply ``order``'s fill rule to ``path``; returns ``(triggered, execution or None)``.
-
-    ``triggered`` only matters for stop-limit orders (a stop-limit triggered on an earlier bar works
-    as a plain limit). A one-point path ``(price,)`` asks "does it execute at this price right now?".
-    """
-    # order.order_type is already the enum (Order parses it); a str key would hash the same anyway
-    return _MATCHERS[order.order_type](order, path, triggered)  # type: ignore[index]
-
-
-# ---------------------------------------------------------------------------------------------- located
-# The same rules as the matchers above, also returning the index of the path point at which the order
-# executes: the point reached when it executes on the move into it (0 = the open). Only a volume limit
-# needs it, so the plain matchers above stay as cheap as they are. A test checks both agree.
+# ---------------------------------------------------------------------------------------------- dispatch
+# Each order type's rule returns ``(triggered, execution or None, index)``: the index of the path point
+# at which the order executes (the point reached when it executes on the move into it; 0 = the open).
+# A volume limit needs the index to share a bar's volume in the order executions happen.
 Located = tuple[bool, Execution | None, int]
 
 
@@ -213,20 +169,20 @@ def _locate_limit(order: Order, path: Path, triggered: bool) -> Located:
 
 
 def _locate_stop(order: Order, path: Path, triggered: bool) -> Located:
-    if triggered:
+    if triggered:  # the remainder of a partly filled stop works as a market order
         return True, Execution(path[0], True), 0
     hit = _adverse(order.side_enum, path, cast(float, order.stop_price))
     return (False, None, 0) if hit is None else (True, Execution(hit[1], True), hit[0])
 
 
-def _locate_stop_limit(order: Order, path: Path, triggered: bool) -> Located:
-    side, limit = order.side_enum, cast(float, order.limit_price)
+def _stop_limit(side: OrderSide, stop: float, limit: float, path: Path, triggered: bool) -> Located:
     trigger_index = 0
     if not triggered:
-        hit = _adverse(side, path, cast(float, order.stop_price))
+        hit = _adverse(side, path, stop)
         if hit is None:
             return False, None, 0
         trigger_index, price = hit
+        # the limit works from the trigger point on: the trigger price, then the rest of the path
         if trigger_index:
             path = (price, *path[trigger_index:])
     found = _favourable(side, path, limit)
@@ -237,6 +193,11 @@ def _locate_stop_limit(order: Order, path: Path, triggered: bool) -> Located:
     # of the bar's, and point 0 (the trigger price) lies on the move into point trigger_index.
     at = trigger_index + max(k - 1, 0) if trigger_index else k
     return True, Execution(price, False), at
+
+
+def _locate_stop_limit(order: Order, path: Path, triggered: bool) -> Located:
+    stop, limit = cast(float, order.stop_price), cast(float, order.limit_price)
+    return _stop_limit(order.side_enum, stop, limit, path, triggered)
 
 
 _LOCATORS: dict[OrderType, Callable[[Order, Path, bool], Located]] = {
@@ -252,4 +213,16 @@ def locate_order(order: Order, path: Path, triggered: bool = False) -> Located:
 
     Two executions on one bar happen in the order of their indexes; at the same index, at the same instant.
     """
+    # order.order_type is already the enum (Order parses it); a str key would hash the same anyway
     return _LOCATORS[order.order_type](order, path, triggered)  # type: ignore[index]
+
+
+def match_order(order: Order, path: Path, triggered: bool = False) -> tuple[bool, Execution | None]:
+    """Apply ``order``'s fill rule to ``path``; returns ``(triggered, execution or None)``.
+
+    ``triggered`` matters for stop orders (the remainder of a triggered stop works as a market order)
+    and stop-limit orders (triggered on an earlier bar, it works as a plain limit). A one-point path
+    ``(price,)`` asks "does it execute at this price right now?".
+    """
+    now_triggered, execution, _ = _LOCATORS[order.order_type](order, path, triggered)  # type: ignore[index]
+    return now_triggered, execution

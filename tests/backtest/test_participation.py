@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
-from copilot_quant.backtest.execution import locate_order, match_order, price_path
+from copilot_quant.backtest.execution import (
+    Execution,
+    limit_fill_price,
+    locate_order,
+    match_order,
+    price_path,
+    stop_trigger_price,
+)
 from copilot_quant.backtest.orders import Order
 from copilot_quant.backtest.participation import (
     VolumeAllowance,
@@ -148,11 +155,38 @@ def orders_and_bars(draw):
     return order, price_path(o, high, low, c), draw(st.booleans())
 
 
+def _tick_by_tick(order: Order, path, triggered: bool):
+    """The oracle: the path fed one price at a time through the per-move rules, as the simulated
+    gateway's matching engine does (the first price is a gap; a triggered stop-limit is a limit from
+    its trigger price on)."""
+    side, prev = order.side_enum, None
+    for k, price in enumerate(path):
+        kind = str(order.order_type.value)
+        if kind == "market" or (kind == "stop" and triggered):
+            return triggered, Execution(price, True), k
+        if kind == "limit" or (kind == "stop_limit" and triggered):
+            hit = limit_fill_price(side, order.limit_price, prev, price)
+            if hit is not None:
+                return triggered, Execution(hit, False), k
+        else:
+            trigger = stop_trigger_price(side, order.stop_price, prev, price)
+            if trigger is not None:
+                triggered = True
+                if kind == "stop":
+                    return True, Execution(trigger, True), k
+                hit = limit_fill_price(side, order.limit_price, None, trigger)
+                if hit is not None:
+                    return True, Execution(hit, False), k
+        prev = price
+    return triggered, None, 0
+
+
 @given(orders_and_bars())
 def test_locating_an_execution_agrees_with_the_fill_rules(case):
     order, path, triggered = case
     located_triggered, execution, at = locate_order(order, path, triggered)
     assert (located_triggered, execution) == match_order(order, path, triggered)
+    assert (located_triggered, execution, at if execution else 0) == _tick_by_tick(order, path, triggered)
     assert 0 <= at < len(path)
     if execution is not None and not execution.slippage:  # a limit price is reached on the move into `at`
         lo = min(path[max(at - 1, 0)], path[at])
