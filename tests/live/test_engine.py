@@ -279,14 +279,19 @@ def test_stop_can_cancel_working_orders(gateway):
         engine.disconnect()
 
 
-def test_the_error_log_is_bounded_but_the_count_is_not(gateway):
-    engine = LiveStrategyEngine(port=gateway.port, client_id=66, update_interval=3600, max_errors=2)
+def _started_with_a_strategy_that_always_raises(gateway, **options) -> LiveStrategyEngine:
+    engine = LiveStrategyEngine(port=gateway.port, update_interval=3600, **options)
     strategy = Recorder(raise_on_bar=None)
     strategy.on_data = lambda timestamp, data: 1 / 0  # type: ignore[method-assign]
     engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    return engine
+
+
+def test_the_error_log_is_bounded_but_the_count_is_not(gateway):
+    engine = _started_with_a_strategy_that_always_raises(gateway, client_id=66, max_errors=2)
     try:
-        assert engine.connect(timeout=5)
-        assert engine.start(["AAPL"], lookback_days=5)
         for _ in range(4):
             gateway.clock.step(1)
         assert wait_until(lambda: engine.total_errors == 4)
@@ -301,13 +306,8 @@ def test_the_error_log_is_bounded_but_the_count_is_not(gateway):
 
 
 def test_max_logged_errors_keeps_one_traceback_and_counts_every_error(gateway, caplog):
-    engine = LiveStrategyEngine(port=gateway.port, client_id=67, update_interval=3600, max_logged_errors=1)
-    strategy = Recorder(raise_on_bar=None)
-    strategy.on_data = lambda timestamp, data: 1 / 0  # type: ignore[method-assign]
-    engine.add_strategy(strategy)
+    engine = _started_with_a_strategy_that_always_raises(gateway, client_id=67, max_logged_errors=1)
     try:
-        assert engine.connect(timeout=5)
-        assert engine.start(["AAPL"], lookback_days=5)
         with caplog.at_level(logging.DEBUG, logger="copilot_quant.backtest.live_engine"):
             for _ in range(3):
                 gateway.clock.step(1)
