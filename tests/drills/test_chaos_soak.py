@@ -1,0 +1,30 @@
+"""The chaos soak, short: faults at random and two engine SIGKILLs; nothing lost, doubled or resent.
+
+The long run (``python -m tests.drills.soak --bars 50000``) is the same code with more of everything.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .soak import SoakConfig, run_soak
+
+pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def test_a_short_chaos_soak_loses_and_doubles_nothing(tmp_path: Path) -> None:
+    config = SoakConfig(bars=600, speed=40, kills=2, faults=6, seed=11)
+    report = run_soak(config, tmp_path)
+    print(report.table())  # the summary is the point of a soak: keep it in the test's output
+    assert report.kills == 2
+    assert sum(report.faults.values()) == 6
+    assert report.journal_fills > 20, "the soak must trade, or it proves nothing"
+    assert report.executions == report.journal_fills
+    assert report.lost == []
+    assert report.doubled == []
+    assert report.resent == []
+    assert report.orphaned == []
+    assert report.position_diffs == {}
+    assert report.ok
