@@ -41,7 +41,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from copilot_quant.backtest.orders import Order, OrderSide, OrderStatus, OrderType, TimeInForce
 from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal.errors import EXEC_ID_REUSED
 from copilot_quant.journal.exec_ids import ANY_ORDER, AnyOrder, ExecIdIndex, OrderRefOrAny
@@ -49,8 +48,9 @@ from copilot_quant.journal.paths import check_account, default_journal_path
 from copilot_quant.journal.queries import JournalQueries, StatusFilter, has_order_row, order_row
 from copilot_quant.journal.records import EventKind, to_db_time
 from copilot_quant.journal.refs import new_order_ref
-from copilot_quant.journal.states import OrderState
+from copilot_quant.journal.states import JournalOrderState
 from copilot_quant.journal.storage import JournalStorage
+from copilot_quant.model.orders import Order, OrderSide, OrderStatus, OrderType, TimeInForce
 
 __all__ = ["ANY_ORDER", "AnyOrder", "StatusFilter", "TradeJournal"]
 
@@ -213,13 +213,15 @@ class TradeJournal(JournalQueries):
                     order.stop_price,
                     TimeInForce(order.time_in_force).value,
                     order.tag,
-                    OrderState.INTENT.value,
+                    JournalOrderState.INTENT.value,
                     float(order.quantity),
                     now,
                     now,
                 ),
             )
-            self._append_history(conn, ref, now, OrderState.INTENT, 0.0, float(order.quantity), 0.0, "intent")
+            self._append_history(
+                conn, ref, now, JournalOrderState.INTENT, 0.0, float(order.quantity), 0.0, "intent"
+            )
         return ref
 
     def record_submitted(self, order_ref: str, broker_order_id: int, perm_id: int | None = None) -> None:
@@ -227,10 +229,10 @@ class TradeJournal(JournalQueries):
         now = self._now()
         with self._store.writing(f"record the submission of {order_ref}") as conn:
             row = order_row(conn, order_ref)
-            state = OrderState(row["state"])
-            if state.is_done and state is not OrderState.FILLED:
+            state = JournalOrderState(row["state"])
+            if state.is_done and state is not JournalOrderState.FILLED:
                 log.warning("order %s is %s but was reported submitted; keeping %s", order_ref, state, state)
-            new_state = OrderState.SUBMITTED if state is OrderState.INTENT else state
+            new_state = JournalOrderState.SUBMITTED if state is JournalOrderState.INTENT else state
             conn.execute(
                 """UPDATE orders SET state = ?, broker_order_id = ?, perm_id = coalesce(?, perm_id),
                        submitted_at = coalesce(submitted_at, ?), updated_at = ? WHERE order_ref = ?""",
@@ -250,7 +252,7 @@ class TradeJournal(JournalQueries):
     def record_status(  # noqa: PLR0917 - positional like IB's orderStatus fields, as the engine receives them
         self,
         order_ref: str,
-        status: OrderState | OrderStatus | str,
+        status: JournalOrderState | OrderStatus | str,
         filled: float | None = None,
         remaining: float | None = None,
         avg_price: float | None = None,
@@ -263,11 +265,11 @@ class TradeJournal(JournalQueries):
         it may still become FILLED; a partial fill reported as SUBMITTED is kept as PARTIALLY_FILLED.
         Every report is kept in the order's history (:meth:`status_history`) either way.
         """
-        new = OrderState.parse(status)
+        new = JournalOrderState.parse(status)
         now = self._now()
         with self._store.writing(f"record status {new.value} of {order_ref}") as conn:
             row = order_row(conn, order_ref)
-            current = OrderState(row["state"])
+            current = JournalOrderState(row["state"])
             quantity = float(row["quantity"])
             best_filled = max(float(row["filled"]), float(filled or 0.0))
             state = self._next_state(current, new, best_filled, quantity)
@@ -293,22 +295,24 @@ class TradeJournal(JournalQueries):
         return changed
 
     @staticmethod
-    def _next_state(current: OrderState, new: OrderState, filled: float, quantity: float) -> OrderState:
+    def _next_state(
+        current: JournalOrderState, new: JournalOrderState, filled: float, quantity: float
+    ) -> JournalOrderState:
         if filled >= quantity - _QTY_EPS:
-            return OrderState.FILLED
+            return JournalOrderState.FILLED
         if current.is_done:
             return current  # finished stays finished; only a complete fill (above) can override
-        if new is OrderState.INTENT:
+        if new is JournalOrderState.INTENT:
             return current
-        if new in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED):
-            return OrderState.PARTIALLY_FILLED if filled > _QTY_EPS else OrderState.SUBMITTED
+        if new in (JournalOrderState.SUBMITTED, JournalOrderState.PARTIALLY_FILLED):
+            return JournalOrderState.PARTIALLY_FILLED if filled > _QTY_EPS else JournalOrderState.SUBMITTED
         return new
 
     def record_rejected(self, order_ref: str, reason: str) -> None:
         """The order was refused (by a risk limit before sending, or by the broker), with ``reason``."""
         if not reason:
             raise JournalError("record_rejected needs a reason; say why the order was refused")
-        self.record_status(order_ref, OrderState.REJECTED, reason=reason)
+        self.record_status(order_ref, JournalOrderState.REJECTED, reason=reason)
 
     def record_fill(  # noqa: PLR0917 - positional like IB's execDetails fields, as the engine receives them
         self,
@@ -457,9 +461,9 @@ class TradeJournal(JournalQueries):
         filled = max(float(row["filled"]), float(total))
         # The broker's status may run ahead of the executions we hold; its average is then the better one.
         avg = float(notional) / float(total) if total >= float(row["filled"]) - _QTY_EPS else row["avg_price"]
-        current = OrderState(row["state"])
-        state = self._next_state(current, OrderState.PARTIALLY_FILLED, filled, quantity)
-        remaining = 0.0 if state is OrderState.FILLED else max(quantity - filled, 0.0)
+        current = JournalOrderState(row["state"])
+        state = self._next_state(current, JournalOrderState.PARTIALLY_FILLED, filled, quantity)
+        remaining = 0.0 if state is JournalOrderState.FILLED else max(quantity - filled, 0.0)
         conn.execute(
             """UPDATE orders SET state = ?, filled = ?, remaining = ?, avg_price = ?,
                    submitted_at = coalesce(submitted_at, ?), updated_at = ? WHERE order_ref = ?""",
@@ -530,7 +534,7 @@ class TradeJournal(JournalQueries):
         conn: sqlite3.Connection,
         order_ref: str,
         now: str,
-        state: OrderState,
+        state: JournalOrderState,
         filled: float,
         remaining: float,
         avg_price: float,

@@ -11,7 +11,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from copilot_quant.backtest.orders import OrderSide, OrderStatus, OrderType, TimeInForce
 from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal.errors import UnknownOrderRefError
 from copilot_quant.journal.exec_ids import ANY_ORDER, OrderRefOrAny
@@ -20,13 +19,14 @@ from copilot_quant.journal.records import (
     EventKind,
     EventRecord,
     FillRecord,
-    OrderRecord,
+    JournalOrder,
     StatusRecord,
     from_db_time,
     to_db_time,
 )
 from copilot_quant.journal.schema import TABLES
-from copilot_quant.journal.states import OrderState
+from copilot_quant.journal.states import JournalOrderState
+from copilot_quant.model.orders import OrderSide, OrderStatus, OrderType, TimeInForce
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,13 +35,13 @@ if TYPE_CHECKING:
 
 __all__ = ["JournalQueries", "StatusFilter", "has_order_row", "order_row"]
 
-StatusFilter = OrderState | OrderStatus | str | Iterable[OrderState | OrderStatus | str] | None
-_GROUPS: dict[str, frozenset[OrderState]] = {
-    "active": frozenset(s for s in OrderState if s.is_active),
-    "open": frozenset(s for s in OrderState if s.is_active),
-    "working": frozenset(s for s in OrderState if s.is_working),
-    "done": frozenset(s for s in OrderState if s.is_done),
-    "all": frozenset(OrderState),
+StatusFilter = JournalOrderState | OrderStatus | str | Iterable[JournalOrderState | OrderStatus | str] | None
+_GROUPS: dict[str, frozenset[JournalOrderState]] = {
+    "active": frozenset(s for s in JournalOrderState if s.is_active),
+    "open": frozenset(s for s in JournalOrderState if s.is_active),
+    "working": frozenset(s for s in JournalOrderState if s.is_working),
+    "done": frozenset(s for s in JournalOrderState if s.is_done),
+    "all": frozenset(JournalOrderState),
 }
 
 
@@ -62,7 +62,7 @@ class JournalQueries:
 
     _store: JournalStorage
 
-    def order(self, order_ref: str) -> OrderRecord:
+    def order(self, order_ref: str) -> JournalOrder:
         """The order with ``order_ref``; raises :class:`UnknownOrderRefError` if the journal lacks it."""
         with self._store.reading(f"read order {order_ref}") as conn:
             return _order_record(order_row(conn, order_ref))
@@ -88,9 +88,9 @@ class JournalQueries:
 
     def orders(
         self, status: StatusFilter = None, *, symbol: str | None = None, since: datetime | None = None
-    ) -> list[OrderRecord]:
+    ) -> list[JournalOrder]:
         """Orders in creation order. ``status``: None (all), ``'active'``/``'open'`` (not finished),
-        ``'working'`` (confirmed and fillable), ``'done'``, a state (``OrderState``/``OrderStatus`` or its
+        ``'working'`` (confirmed and fillable), ``'done'``, a state (``JournalOrderState``/``OrderStatus`` or its
         value), or several of those. ``since``: created at or after that (tz-aware) time."""
         states = _states(status)
         sql = "SELECT * FROM orders WHERE 1 = 1"
@@ -108,10 +108,10 @@ class JournalQueries:
             rows = conn.execute(sql + " ORDER BY id", params).fetchall()
         return [_order_record(r) for r in rows]
 
-    def unsent_intents(self) -> list[OrderRecord]:
+    def unsent_intents(self) -> list[JournalOrder]:
         """Orders journaled but never confirmed by the broker — after a crash they may or may not have
         reached it. Look each up at the broker by ``order_ref`` (see :func:`~copilot_quant.journal.reconcile.reconcile`); never resend blindly."""
-        return self.orders(OrderState.INTENT)
+        return self.orders(JournalOrderState.INTENT)
 
     def status_history(self, order_ref: str) -> list[StatusRecord]:
         with self._store.reading(f"read the history of {order_ref}") as conn:
@@ -122,7 +122,7 @@ class JournalQueries:
             StatusRecord(
                 order_ref=r["order_ref"],
                 time=_time(r["time"]),
-                state=OrderState(r["state"]),
+                state=JournalOrderState(r["state"]),
                 filled=r["filled"],
                 remaining=r["remaining"],
                 avg_price=r["avg_price"],
@@ -208,14 +208,14 @@ def _check_table(table: str) -> str:
     return name
 
 
-def _states(status: StatusFilter) -> frozenset[OrderState] | None:
+def _states(status: StatusFilter) -> frozenset[JournalOrderState] | None:
     if status is None:
         return None
     if isinstance(status, str) and status.strip().lower() in _GROUPS:
         return _GROUPS[status.strip().lower()]
-    if isinstance(status, OrderState | OrderStatus | str):
-        return frozenset({OrderState.parse(status)})
-    result: set[OrderState] = set()
+    if isinstance(status, JournalOrderState | OrderStatus | str):
+        return frozenset({JournalOrderState.parse(status)})
+    result: set[JournalOrderState] = set()
     for item in status:
         result |= _states(item) or set()
     return frozenset(result)
@@ -228,8 +228,8 @@ def _time(text: str) -> datetime:
     return value
 
 
-def _order_record(r: sqlite3.Row) -> OrderRecord:
-    return OrderRecord(
+def _order_record(r: sqlite3.Row) -> JournalOrder:
+    return JournalOrder(
         order_ref=r["order_ref"],
         account=r["account"],
         strategy=r["strategy"],
@@ -242,7 +242,7 @@ def _order_record(r: sqlite3.Row) -> OrderRecord:
         stop_price=r["stop_price"],
         time_in_force=TimeInForce(r["time_in_force"]),
         tag=r["tag"],
-        state=OrderState(r["state"]),
+        state=JournalOrderState(r["state"]),
         broker_order_id=r["broker_order_id"],
         perm_id=r["perm_id"],
         filled=float(r["filled"]),

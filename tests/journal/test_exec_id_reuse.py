@@ -18,7 +18,7 @@ from copilot_quant.journal import (
     BrokerExecution,
     BrokerOrder,
     EventKind,
-    OrderState,
+    JournalOrderState,
     TradeJournal,
 )
 
@@ -40,7 +40,7 @@ def test_an_exec_id_journaled_for_another_order_is_recorded_as_a_new_fill_with_a
     assert journal.record_fill(second, "000f4241.00000001.01.01", "AAPL", "buy", 10, 101.0, T0)
     fills = journal.fills()
     assert [(f.order_ref, f.price) for f in fills] == [(first, 100.0), (second, 101.0)]
-    assert journal.order(second).state is OrderState.FILLED
+    assert journal.order(second).state is JournalOrderState.FILLED
     (error,) = journal.errors()
     assert (error.code, error.order_ref) == (EXEC_ID_REUSED, second)
     assert "000f4241.00000001.01.01" in error.message

@@ -10,7 +10,7 @@ from copilot_quant.errors import JournalError
 from copilot_quant.journal import (
     BrokerExecution,
     BrokerOrder,
-    OrderState,
+    JournalOrderState,
     TradeJournal,
     reconcile,
 )
@@ -78,7 +78,7 @@ def test_fills_made_while_away_are_found_once_and_explain_the_broker_fill(journa
             missing.price,
             missing.time,
         )
-    assert journal.order(ref).state is OrderState.FILLED
+    assert journal.order(ref).state is JournalOrderState.FILLED
     assert reconcile_journal(journal, [broker_order(ref, filled=10, status="filled")], executions).is_clean
 
 
@@ -197,4 +197,4 @@ def test_missing_fills_are_exactly_the_executions_the_journal_lacks(
         assert delivered == expected  # each delivered exactly once
         again = reconcile(journal.orders("active"), broker, reported, journal.fills(), ACCOUNT)
         assert again.missing_fills == ()
-        assert journal.order(ref).state is OrderState.FILLED
+        assert journal.order(ref).state is JournalOrderState.FILLED
