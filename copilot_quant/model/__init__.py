@@ -7,6 +7,7 @@ Everything else builds on this package; it imports only the standard library, nu
 """
 
 from copilot_quant.model.bars import BAR_COLUMNS, SUPPORTED_INTERVALS, combine_symbols
+from copilot_quant.model.book import StrategyBook, net_quantities
 from copilot_quant.model.orders import (
     Fill,
     Order,
@@ -30,7 +31,9 @@ __all__ = [
     "OrderStatus",
     "OrderType",
     "Position",
+    "StrategyBook",
     "TimeInForce",
     "combine_symbols",
     "continue_order_ids_after",
+    "net_quantities",
 ]
