@@ -145,10 +145,10 @@ def test_a_weekly_strategy_gets_each_week_once_when_its_last_session_closes(gate
 def test_the_daily_loss_day_is_the_exchange_date_by_the_brokers_clock():
     """8 pm in New York is already tomorrow in UTC; the trading day (the daily-loss baseline) is not."""
     engine = LiveStrategyEngine(port=1, client_id=85)  # never connected: only the clock logic is used
-    engine._server_ns = pd.Timestamp("2024-03-05 01:30", tz="UTC").value  # 2024-03-04 20:30 New York
-    assert str(engine._trading_day()) == "2024-03-04"
-    engine._server_ns = pd.Timestamp("2024-03-05 14:30", tz="UTC").value  # next morning's open
-    assert str(engine._trading_day()) == "2024-03-05"
+    engine.clock.server_ns = pd.Timestamp("2024-03-05 01:30", tz="UTC").value  # 2024-03-04 20:30 New York
+    assert str(engine.clock.trading_day()) == "2024-03-04"
+    engine.clock.server_ns = pd.Timestamp("2024-03-05 14:30", tz="UTC").value  # next morning's open
+    assert str(engine.clock.trading_day()) == "2024-03-05"
 
 
 def test_a_bar_closed_only_by_the_clock_waits_until_it_has_settled(gateway_factory):

@@ -256,7 +256,7 @@ def test_outside_hours_hold_policy_keeps_the_order_back(gateway):
         gateway.clock.step(1)
         assert wait_until(lambda: len(strategy.calls) == 1)
         # on_data returned its order; the engine holds it (sent once the session opens), never sends it
-        assert wait_until(lambda: len(engine._held) == 1)
+        assert wait_until(lambda: len(engine.strategy_slots[0].held) == 1)
         assert engine.fills == []
         assert engine.total_errors == 0
     finally:
@@ -308,7 +308,7 @@ def test_the_error_log_is_bounded_but_the_count_is_not(gateway):
 def test_max_logged_errors_keeps_one_traceback_and_counts_every_error(gateway, caplog):
     engine = _started_with_a_strategy_that_always_raises(gateway, client_id=67, max_logged_errors=1)
     try:
-        with caplog.at_level(logging.DEBUG, logger="copilot_quant.backtest.live_engine"):
+        with caplog.at_level(logging.DEBUG, logger="copilot_quant.live.events"):
             for _ in range(3):
                 gateway.clock.step(1)
             assert wait_until(lambda: engine.total_errors == 3)

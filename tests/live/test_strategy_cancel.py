@@ -171,14 +171,14 @@ def test_an_order_held_while_the_market_is_closed_is_cancelled_without_reaching_
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=5)
         gateway.clock.step(1)  # daily bars: the broker's clock is then at the close, the market closed
-        assert wait_until(lambda: len(engine._held) == 1)
+        assert wait_until(lambda: len(engine.strategy_slots[0].held) == 1)
         (order,) = strategy.placed
-        assert engine._held == [order]
+        assert engine.strategy_slots[0].held == [order]
         gateway.clock.step(1)
         assert wait_until(lambda: strategy.done == 2)
         oid = str(order.order_id)
         assert strategy.seen == [(1, []), (2, [oid]), (2, [])]
-        assert engine._held == []
+        assert engine.strategy_slots[0].held == []
         assert order.status is OrderStatus.CANCELLED
         assert order.reject_reason == CANCELLED_BY_STRATEGY
         assert gateway.call(gateway.broker.open_orders) == []

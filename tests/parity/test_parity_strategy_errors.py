@@ -138,19 +138,17 @@ def test_each_engine_logs_one_traceback_not_one_per_bar(caplog: pytest.LogCaptur
     tracebacks = [r for r in caplog.records if r.exc_info and r.name.startswith("copilot_quant.")]
     assert sorted(r.name for r in tracebacks) == [
         "copilot_quant.backtest.engine",
-        "copilot_quant.backtest.live_engine",
+        "copilot_quant.live.events",
     ]
-    live_records = [r for r in caplog.records if r.name == "copilot_quant.backtest.live_engine"]
+    live_records = [r for r in caplog.records if r.name == "copilot_quant.live.events"]
     assert len(live_records) <= 2  # the first error's summary line and its traceback (max_logged_errors=1)
 
 
 def test_the_rest_of_the_live_errors_are_debug_records(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="copilot_quant.backtest.live_engine"):
+    with caplog.at_level(logging.DEBUG, logger="copilot_quant.live.events"):
         report = run_parity(AlwaysRaises, "AAPL", START, "2010-01-20")
     failures = [
-        r
-        for r in caplog.records
-        if r.name == "copilot_quant.backtest.live_engine" and "failed in" in r.getMessage()
+        r for r in caplog.records if r.name == "copilot_quant.live.events" and "failed in" in r.getMessage()
     ]
     assert len(failures) == report.live.errored_bars  # every one is there for -vv ...
     assert [r.levelno for r in failures[1:]] == [logging.DEBUG] * (len(failures) - 1)

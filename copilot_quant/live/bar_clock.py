@@ -1,0 +1,157 @@
+"""The bar clock: which streamed bars are complete *and* final, by the broker's clock, never the wall clock.
+
+A bar is new once it is complete (its close time has passed on IB's clock) and final (IB will not rewrite
+it): the strategy then sees it, and never a later one. Plain int64 nanoseconds on the hot path: this runs
+between a bar's arrival and the strategy's orders.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from copilot_quant.backtest.interfaces import combine_symbols
+from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
+from copilot_quant.data.dates import EXCHANGE_TZ
+
+__all__ = ["BAR_SETTLE_NS", "BarClock"]
+
+#: How long past its close a bar waits when only the clock says it closed: IB rewrites a forming bar about
+#: every 5 s, so its final values can lag its close by that much (trades the stream has caught up with
+#: prove completion at once and need no wait).
+BAR_SETTLE_NS = 6_000_000_000
+
+
+class BarClock:
+    """Knows the broker's clock (a lower bound) and the last bar delivered; finds the next complete bars."""
+
+    __slots__ = (
+        "_asked_for",
+        "_asked_ns",
+        "_feed",
+        "_traded_ns",
+        "last_bar",
+        "recheck_at",
+        "server_ns",
+        "symbols",
+    )
+
+    def __init__(self, feed: LiveDataFeedAdapter) -> None:
+        self._feed = feed
+        self.symbols: list[str] = []
+        #: The last bar delivered to the strategy (UTC), or None before the first.
+        self.last_bar: pd.Timestamp | None = None
+        #: The broker's clock as last known (int64 ns), or None before the first check.
+        self.server_ns: int | None = None
+        self._asked_for: int | None = None
+        self._asked_ns: int | None = None  # the broker's clock by its last reqCurrentTime answer
+        self._traded_ns: int | None = None  # the newest trade every bar stream has caught up with
+        #: Monotonic time of a pending settle re-check (see :meth:`completed`), or None.
+        self.recheck_at: float | None = None
+
+    def start(self, symbols: list[str]) -> None:
+        """Begin a run on ``symbols``: only bars completed from now on are new (history is context)."""
+        self.symbols = list(symbols)
+        self.server_ns = self._asked_ns = self._traded_ns = self._asked_for = None
+        self.recheck_at = None
+        self.last_bar = None
+        history = self.new_bar_stamps(self.now_ns(fresh=True))
+        self.last_bar = pd.Timestamp(int(history[-1]), tz="UTC") if len(history) else None
+
+    def completed(self, now: int) -> np.ndarray:
+        """Stamps of the bars complete and final at ``now`` (from :meth:`now_ns`) not delivered yet.
+
+        A bar closed by the clock but not yet settled schedules a re-check (:attr:`recheck_at`).
+        """
+        cutoff = self.completion_cutoff(now)
+        new = self.new_bar_stamps(cutoff)
+        if cutoff < now and len(self.new_bar_stamps(now)) > len(new):
+            # Closed by the clock, not yet settled: ask again once IB's last update must have come.
+            self.recheck_at = time.monotonic() + BAR_SETTLE_NS / 1e9
+        return new
+
+    def new_bar_stamps(self, now: int) -> np.ndarray:
+        """Stamps (int64 ns, ascending) of the bars completed since the last one delivered, up to the
+        newest stamp every symbol has reached (with several symbols, a bar waits for all of them)."""
+        stamps = [self._feed.completed_stamps(s, now) for s in self.symbols]
+        if not stamps or any(len(a) == 0 for a in stamps):
+            return np.empty(0, dtype="int64")
+        common_end = min(int(a[-1]) for a in stamps)
+        merged = stamps[0] if len(stamps) == 1 else np.unique(np.concatenate(stamps))
+        after = -1 if self.last_bar is None else self.last_bar.value
+        lo = int(merged.searchsorted(after, side="right"))
+        hi = int(merged.searchsorted(common_end, side="right"))
+        return merged[lo:hi]
+
+    def window(self, end_ns: int) -> pd.DataFrame:
+        """The strategy's data up to and including the bar stamped ``end_ns``, in the backtest's shape."""
+        end = pd.Timestamp(end_ns, tz="UTC")
+        frames = {s: self._feed.completed_bars(s, end) for s in self.symbols}
+        if len(frames) == 1:
+            return next(iter(frames.values()))
+        return combine_symbols(frames)
+
+    def now(self, *, fresh: bool = False) -> pd.Timestamp:
+        """:meth:`now_ns` as a UTC Timestamp."""
+        return pd.Timestamp(self.now_ns(fresh=fresh), tz="UTC")
+
+    def now_ns(self, *, fresh: bool = False) -> int:
+        """What the engine knows of the broker's clock (int64 ns): a lower bound, asked for only when needed.
+
+        Two sources, both never ahead of IB's clock (so no forming bar is ever taken for a closed one):
+        the last ``reqCurrentTime`` answer and the newest trade time IB stamped on a tick (tick 45; a
+        trade at 16:00:00 proves the 16:00 bar closed) that every symbol's bar stream had caught up with
+        when its latest update arrived (so the bar's streamed values are final, not one update behind,
+        and a week's bar has its Friday). Bars stamped at or before that bound are complete
+        whatever the time is now, so the round trip (≈1 ms, counted against IB's message rate) is skipped
+        whenever the trades already prove a new bar closed; it is made when a streamed bar is newer than
+        the bound (once per forming bar), on the ``update_interval`` timer, and at start.
+        """
+        feed = self._feed
+        newest = max(
+            (t for t in (feed.last_bar_ns(s) for s in self.symbols) if t is not None),
+            default=None,
+        )
+        known = self.server_ns
+        traded = feed.synced_trade_ns(self.symbols) if known is not None else None
+        if traded is not None:
+            self._traded_ns = traded
+            if known is not None and traded > known:
+                known = self.server_ns = traded
+        # A bar still forming (stamp in the future) is re-checked when a newer bar arrives or on the timer,
+        # not on every update of that same bar.
+        unseen = newest is not None and (known is None or newest > known) and newest != self._asked_for
+        if fresh or known is None or unseen:
+            asked = feed.server_time().value
+            self._asked_ns = asked if self._asked_ns is None else max(asked, self._asked_ns)
+            known = asked if known is None else max(asked, known)
+            self.server_ns, self._asked_for = known, newest
+        return known
+
+    def completion_cutoff(self, now: int) -> int:
+        """Bars stamped at or before this are complete *and* final (``now`` from :meth:`now_ns`).
+
+        A trade the streams have caught up with proves both. The clock alone (``reqCurrentTime``: no trade
+        since, e.g. an illiquid symbol or delayed data) proves only that the bar closed: IB rewrites a
+        forming bar about every 5 s, so its last update may still be on the way; such a bar waits until
+        the clock is ``BAR_SETTLE_NS`` past its close (:meth:`completed` schedules the re-check).
+        """
+        traded = -1 if self._traded_ns is None else self._traded_ns
+        if traded >= now or self._asked_ns is None:
+            return now
+        return max(traded, self._asked_ns - BAR_SETTLE_NS)
+
+    @property
+    def server_now(self) -> pd.Timestamp | None:
+        """The broker's clock as last known, or ``None`` before the first check."""
+        return None if self.server_ns is None else pd.Timestamp(self.server_ns, tz="UTC")
+
+    def trading_day(self) -> date:
+        """The exchange's date now (New York for the NYSE), by the broker's clock when known: a session
+        never spans two of them, while a UTC day splits the evening off (8 pm New York is already tomorrow).
+        """
+        now = self.server_now or pd.Timestamp.now(tz="UTC")
+        return now.tz_convert(EXCHANGE_TZ).date()

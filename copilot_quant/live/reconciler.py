@@ -1,0 +1,288 @@
+"""The reconciler: the journal and IB compared and repaired, as an explicit state machine.
+
+States and moves::
+
+    IDLE ──request()──▶ DUE ──run()──▶ FETCHING ──▶ APPLYING ──▶ CLEAN     (nothing to report)
+                         ▲                 │            │    └──▶ DIVERGED  (differences reported)
+                         │                 └─── error ──┴──────▶ FAILED ──(backoff passed)──┐
+                         └──────────────────────────────────────────────────────────────────┘
+
+* ``CLEAN`` / ``DIVERGED``: the books were compared and repaired (:attr:`Reconciler.reconciled`); a
+  divergence (a manual trade, a position the journal cannot explain) is reported, never adopted.
+* ``FAILED``: IB could not be asked or the journal could not be written. The reconciliation is due again
+  after a capped, jittered backoff; until one succeeds the engine routes no order (trading on
+  unreconciled books could send an order that already went out, or size from fills it never saw).
+
+Every change is emitted on :attr:`Reconciler.state_changed` as ``(old, new, reason)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+
+from eventkit import Event
+
+from copilot_quant.backtest.orders import Fill, Order, OrderStatus
+from copilot_quant.brokers.connection import IBConnection
+from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
+from copilot_quant.brokers.reconciliation import fetch_broker_state
+from copilot_quant.brokers.reconnect import Backoff
+from copilot_quant.errors import JournalError
+from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
+from copilot_quant.journal.reconcile import reconcile as reconcile_journal
+from copilot_quant.live.events import ErrorLog, EventLog
+
+__all__ = ["ReconcileState", "Reconciler"]
+
+log = logging.getLogger(__name__)
+
+
+class ReconcileState(StrEnum):
+    IDLE = "idle"
+    DUE = "due"
+    FETCHING = "fetching"
+    APPLYING = "applying"
+    CLEAN = "clean"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+
+_R = ReconcileState
+_ALLOWED: dict[ReconcileState, frozenset[ReconcileState]] = {
+    _R.IDLE: frozenset({_R.DUE}),
+    _R.DUE: frozenset({_R.FETCHING, _R.DUE}),
+    _R.FETCHING: frozenset({_R.APPLYING, _R.FAILED}),
+    _R.APPLYING: frozenset({_R.CLEAN, _R.DIVERGED, _R.FAILED}),
+    _R.CLEAN: frozenset({_R.DUE}),
+    _R.DIVERGED: frozenset({_R.DUE}),
+    _R.FAILED: frozenset({_R.DUE}),
+}
+
+#: Retries of a failed reconciliation: soon at first, then at most every 30 s, forever.
+RETRY = Backoff(initial=1.0, maximum=30.0, factor=2.0, jitter=0.2, max_attempts=None)
+
+
+class Reconciler:
+    """Runs reconciliations on the worker thread; :meth:`request` may be called from any thread.
+
+    ``adopt(order_ref, record, ib_id, perm_id)`` is called for each of our orders still working at IB
+    that this process does not track (a restart); ``deliver(fill)`` for each fill found missing.
+    """
+
+    def __init__(
+        self,
+        *,
+        connection: IBConnection,
+        broker: LiveBrokerAdapter,
+        journal: Callable[[], TradeJournal | None],
+        events: EventLog,
+        errors: ErrorLog,
+        deliver: Callable[[Fill], None],
+        adopted: Callable[[str, Order], None] | None = None,
+        retry: Backoff = RETRY,
+    ) -> None:
+        self._conn = connection
+        self._broker = broker
+        self._journal = journal
+        self._events = events
+        self._errors = errors
+        self._deliver = deliver
+        self._adopted = adopted
+        self._retry = retry
+        self._lock = threading.Lock()
+        self._state = ReconcileState.IDLE
+        self._failures = 0
+        self._retry_at = 0.0
+        self._reason = ""
+        self.state_changed = Event("state_changed")
+        self.last_report: ReconcileReport | None = None
+        #: Why the last reconciliation failed, or None.
+        self.last_failure: str | None = None
+
+    @property
+    def state(self) -> ReconcileState:
+        return self._state
+
+    @property
+    def reconciled(self) -> bool:
+        """Whether the books were compared and repaired since the last (re)connect: orders may go out."""
+        return self._state in (ReconcileState.CLEAN, ReconcileState.DIVERGED)
+
+    def _move(self, new: ReconcileState, reason: str) -> None:
+        with self._lock:
+            old = self._state
+            if new not in _ALLOWED[old]:
+                raise JournalError(f"reconciliation cannot go from {old} to {new}")  # a bug, said loudly
+            self._state = new
+        if old is not new:
+            log.debug("reconciliation %s -> %s (%s)", old, new, reason)
+            self.state_changed.emit(old, new, reason)
+
+    def request(self, reason: str) -> None:
+        """Make a reconciliation due (after a reconnect); the worker runs it before its next step."""
+        self._reason = reason
+        self._failures = 0
+        self._retry_at = 0.0
+        self._move(ReconcileState.DUE, reason)
+
+    def is_due(self) -> bool:
+        """Whether the worker should run a reconciliation now (due, or failed and its retry time came)."""
+        state = self._state
+        if state is ReconcileState.DUE:
+            return True
+        return state is ReconcileState.FAILED and time.monotonic() >= self._retry_at
+
+    def run_due(self) -> bool:
+        """Run a due reconciliation; ``True`` if the books are reconciled afterwards (worker thread)."""
+        if self.is_due():
+            if self._state is ReconcileState.FAILED:
+                self._move(ReconcileState.DUE, f"retry {self._failures} of {self._reason}")
+            try:
+                self.run(self._reason or "retry")
+            except JournalError:
+                raise  # the engine halts trading on a journal failure
+            except Exception as exc:  # recorded by run(); the scheduled retry is the answer
+                log.debug("reconciliation failed: %s", exc)
+        return self.reconciled
+
+    def run(self, reason: str = "manual") -> ReconcileReport:
+        """Compare the journal with IB's orders, executions and positions; repair what can be repaired.
+
+        Raises what failed (after moving to ``FAILED`` and scheduling the retry).
+        """
+        if self._state is not ReconcileState.DUE:
+            self.request(reason)
+        self._move(ReconcileState.FETCHING, reason)
+        try:
+            journal = self._journal()
+            if journal is None:
+                raise JournalError("no journal is open; start() opens it")
+            account = journal.account or self._conn.account or None
+            self._broker.flush_journal()  # compare IB with everything already reported, not a queue behind
+            state = self._conn.run(fetch_broker_state(self._conn.ib, account), timeout=30)
+            self._move(ReconcileState.APPLYING, reason)
+            report = reconcile_journal(
+                journal.orders("active"),
+                state.orders,
+                state.executions,
+                journal.fills(),
+                journal.account,
+                broker_positions=state.positions,
+            )
+            self._apply(journal, report, state.working)
+        except Exception as exc:
+            self._failed(reason, exc)
+            raise
+        self.last_report = report
+        self.last_failure = None
+        self._failures = 0
+        lines = report.summary()
+        for line in lines:
+            log.warning("reconcile (%s): %s", reason, line)
+        detail = f"{reason}: " + ("clean" if not lines else "; ".join(lines))
+        if state.cash is not None:  # information only: deposits and fees never reach the journal
+            detail += f" (IB cash {state.cash:,.2f}, not compared)"
+        self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO if not lines else logging.WARNING)
+        self._move(ReconcileState.DIVERGED if lines else ReconcileState.CLEAN, reason)
+        return report
+
+    def _failed(self, reason: str, exc: BaseException) -> None:
+        delay = self._retry.delay(self._failures)
+        self._failures += 1
+        self._retry_at = time.monotonic() + delay
+        self.last_failure = f"{type(exc).__name__}: {exc}"
+        self._errors.record(
+            f"reconciliation ({reason}) failed: {exc}; no orders are sent until it succeeds "
+            f"(retry {self._failures} in {delay:.0f}s)",
+            "reconcile",
+        )
+        self._move(ReconcileState.FAILED, reason)
+
+    def _apply(
+        self, journal: TradeJournal, report: ReconcileReport, working: Mapping[str, tuple[int, int]]
+    ) -> None:
+        broker = self._broker
+        for record, found in report.unconfirmed_submissions:
+            if found.broker_order_id is not None:
+                journal.record_submitted(record.order_ref, found.broker_order_id, found.perm_id)
+        for execution in report.missing_fills:
+            ref = execution.order_ref
+            tracked = broker.tracker.find(order_ref=ref) if ref else None
+            if tracked is not None and broker.deliver_execution(tracked, execution):
+                continue  # the adapter journals it and delivers it (once) like a live execution
+            # IB never reuses an execution id: one journaled for another order is still this order's fill
+            # (the journal records it with an alert); count it as the adapter does for a tracked order
+            reused = (
+                bool(ref)
+                and journal.knows_fill(execution.exec_id)
+                and not journal.knows_fill(execution.exec_id, ref)
+            )
+            if not journal.record_fill(
+                ref,
+                execution.exec_id,
+                execution.symbol,
+                execution.side,
+                execution.quantity,
+                execution.price,
+                execution.time,
+                execution.commission,
+            ):
+                continue
+            if reused:
+                self._errors.record(
+                    f"execution id {execution.exec_id} was reported before for another order; recorded as "
+                    f"a fill of {ref} too (found by reconciliation)",
+                    "order",
+                )
+            order = journal.order(ref).to_order() if ref and journal.has_order(ref) else None
+            if order is None:
+                continue
+            self._deliver(
+                Fill(
+                    order,
+                    float(execution.price),
+                    float(execution.quantity),
+                    float(execution.commission or 0.0),
+                    execution.time,
+                    execution.exec_id,
+                )
+            )
+        for change in report.status_changes:
+            journal.record_status(
+                change.order_ref, change.broker_status, change.broker_filled, reason="reconciled with IB"
+            )
+        for record in report.vanished_orders:
+            if record.order_ref not in working:
+                journal.record_status(
+                    record.order_ref, OrderStatus.CANCELLED, reason="no longer known to IB (reconciled)"
+                )
+        for record in report.unsent_intents:
+            journal.record_rejected(
+                record.order_ref, "journaled but never sent before a restart; not resent (reconciled)"
+            )
+        self._adopt_working(journal, working)
+        if report.foreign_orders or report.foreign_executions:
+            self._events.emit(
+                EventKind.ALERT,
+                f"{len(report.foreign_orders)} order(s) and {len(report.foreign_executions)} execution(s) "
+                "placed outside the engine: reported, not adopted",
+                level=logging.WARNING,
+            )
+
+    def _adopt_working(self, journal: TradeJournal, working: Mapping[str, tuple[int, int]]) -> None:
+        """Our orders still working at IB but not tracked by this process (a restart): track them again."""
+        broker = self._broker
+        for ref, (ib_id, perm_id) in working.items():
+            if not ref or broker.tracker.find(order_ref=ref) is not None or not journal.has_order(ref):
+                continue
+            record = journal.order(ref)
+            if record.state.is_done:
+                continue
+            tracked = broker.adopt(record.to_order(), ref, ib_id, perm_id)
+            log.info("order %s (IB %d) is still working at IB: tracking it again", ref, ib_id)
+            if self._adopted is not None:
+                self._adopted(record.strategy or "", tracked.order)
