@@ -33,6 +33,7 @@ from ib_async import IB, StartupFetch, StartupFetchALL
 from copilot_quant.brokers.config import ConnectionSettings, check_managed_accounts
 from copilot_quant.brokers.reconnect import (
     CONNECTIVITY_RESTORED_DATA_LOST,
+    CONNECTIVITY_RESTORED_DATA_MAINTAINED,
     Backoff,
     ConnectionState,
     ConnectionStateMachine,
@@ -67,6 +68,11 @@ class IBConnection:
     * ``restored(data_lost: bool)`` — the link is back after a drop (``data_lost`` is True after a socket
       reconnect or IB 1101: subscriptions must be renewed).
     * ``ib_error(req_id, code, message)`` — every IB error/warning message.
+    * ``restored(False)`` also follows IB 1102 (link restored, data maintained): nothing to resubscribe,
+      but executions may have been missed around the gap, so listeners reconcile as after 1101.
+    * ``outage(seconds)`` — reconnecting has failed for ``outage_alert_after`` seconds (and again every
+      ``outage_alert_after`` seconds while it goes on). The connection keeps trying (it never gives up
+      unless ``backoff.max_attempts`` says so); the engine alerts on it.
     * ``stale(seconds)`` — the staleness watchdog saw no market data for ``seconds`` while subscribed
       (``stale_after`` seconds; off when ``None``; by default only during the NYSE regular session). The
       state becomes ``DEGRADED`` and the data adapter renews its subscriptions; the next tick restores
@@ -82,6 +88,7 @@ class IBConnection:
         stale_after: float | None = None,
         stale_only_in_session: bool = True,
         name: str = "copilot-quant-ib",
+        outage_alert_after: float = 300.0,
     ) -> None:
         self.settings = settings
         self.auto_reconnect = auto_reconnect
@@ -93,6 +100,10 @@ class IBConnection:
         self.restored = Event("restored")
         self.ib_error = Event("ib_error")
         self.stale = Event("stale")
+        self.outage = Event("outage")
+        self.outage_alert_after = float(outage_alert_after)
+        self._lost_at = 0.0
+        self._outage_alerts = 0
         self.account: str | None = None
         self._ib: IB | None = None
         self._connect_timeout = 10.0
@@ -149,6 +160,7 @@ class IBConnection:
         if self._ib is None:
             self._ib = self.runtime.call(self._make_ib)
         self._connect_timeout = max(1.0, min(float(timeout), 30.0))
+        self.machine.health.reset()
         try:
             self.runtime.run(self._connect_once(), timeout=timeout + 5)
         except ConfigError:
@@ -291,6 +303,7 @@ class IBConnection:
             return
         if self.machine.move(ConnectionState.RECONNECTING, "connection lost"):
             self._reconnect_attempts = 0
+            self._lost_at, self._outage_alerts = time.monotonic(), 0
             # ib_async emits disconnectedEvent on its loop thread, where the reconnect task must run.
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect_loop())
 
@@ -298,6 +311,7 @@ class IBConnection:
         ib = self.ib
         if ib.isConnected():
             return
+        self.machine.health.reset()  # the new session reports its links afresh
         await self._handshake()
         self.account = check_managed_accounts(self.settings, ib.managedAccounts())
         reason = "manual reconnect" if manual else "reconnected"
@@ -327,6 +341,21 @@ class IBConnection:
                 if self.backoff.gives_up_after(attempt):
                     self.machine.move(ConnectionState.STOPPED, f"gave up after {attempt} reconnect attempts")
                     return
+                self._alert_long_outage()
+
+    def _alert_long_outage(self) -> None:
+        """Emit ``outage`` once per ``outage_alert_after`` seconds of failed reconnecting (loop thread)."""
+        down = time.monotonic() - self._lost_at
+        if self.outage_alert_after <= 0 or down < self.outage_alert_after * (self._outage_alerts + 1):
+            return
+        self._outage_alerts += 1
+        log.error(
+            "no connection to %s for %.0fs; still reconnecting (attempt %d)",
+            self.settings.describe(),
+            down,
+            self._reconnect_attempts,
+        )
+        self.outage.emit(down)
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
         self.ib_error.emit(req_id, code, message)
@@ -342,6 +371,8 @@ class IBConnection:
         self.machine.on_ib_code(code, message)
         if code == CONNECTIVITY_RESTORED_DATA_LOST:
             self.restored.emit(True)  # IB kept the socket but dropped our subscriptions
+        elif code == CONNECTIVITY_RESTORED_DATA_MAINTAINED:
+            self.restored.emit(False)  # subscriptions kept, but executions may have been missed: reconcile
 
     def _on_data(self, *args: Any) -> None:
         self._last_data = time.monotonic()

@@ -66,7 +66,9 @@ _IB_STATUS: dict[str, OrderStatus] = {
     "Filled": OrderStatus.FILLED,
     "Cancelled": OrderStatus.CANCELLED,
     "ApiCancelled": OrderStatus.CANCELLED,
-    "Inactive": OrderStatus.REJECTED,
+    # Not final: a held order (a short sale waiting for a locate, whyHeld=locate) can be reactivated and
+    # fill. An order IB really refused also gets an error code, which rejects it.
+    "Inactive": OrderStatus.SUBMITTED,
 }
 
 _TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC"}

@@ -53,8 +53,17 @@ from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
 from copilot_quant.brokers.config import check_live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
+from copilot_quant.brokers.exec_corrections import ExecutionCorrection
+from copilot_quant.brokers.ib_codes import (
+    CANCEL_REFUSED,
+    ORDER_CANCELLED,
+    is_informational,
+    is_warning,
+    rejection_reason,
+)
 from copilot_quant.brokers.ib_mapping import ib_status, to_ib_order
-from copilot_quant.brokers.order_tracking import OrderRecord, OrderTracker, PendingExecution
+from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
+from copilot_quant.brokers.tick_rules import PriceRule, rule_for_min_tick
 from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
 from copilot_quant.journal.writer import JournalWriter
@@ -63,25 +72,26 @@ __all__ = ["LiveBrokerAdapter"]
 
 log = logging.getLogger(__name__)
 
-#: IB codes that are only warnings for an order (it stays live); see tws-protocol-notes §10.
-_WARNING_CODES = frozenset({105, 110, 165, 321, 329, 399, 404, 434, 492, 10167})
-_ORDER_CANCELLED = 202
-#: IB's answers to a cancel request that came too late or for an order it no longer works (10147 not
-#: found, 10148 cannot be cancelled (filled), 161 not in a cancellable state): they are about the request,
-#: not the order, whose own status and execution reports decide how it ended.
-_CANCEL_REFUSED = frozenset({161, 10147, 10148})
+#: IB's own order statuses that end an order for certain (ib_async also derives "Cancelled" from error
+#: codes; those are told apart by the error code in the trade's log entry).
+_IB_FINAL = frozenset({"Filled", "Cancelled", "ApiCancelled"})
+#: Journal error code of an execution correction (IB sends none; negative codes are the project's own).
+EXEC_CORRECTED = -2
+#: Journal error code of an order IB no longer knows after a reconnect.
+ORDER_LOST = -3
 
 FillCallback = Callable[[Fill], Any]
-ErrorCallback = Callable[[OrderRecord, str], Any]
+ErrorCallback = Callable[[TrackedOrder, str], Any]
+CorrectionCallback = Callable[[ExecutionCorrection], Any]
 JournalFailureCallback = Callable[[JournalError], Any]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 class _Unaffordable(BrokerError):
     """The buying-power pre-check refused an order (it becomes REJECTED with this reason)."""
-
-
-def _is_warning(code: int) -> bool:
-    return code in _WARNING_CODES or 2100 <= code < 2200
 
 
 def _strip_prefix(message: str) -> str:
@@ -154,6 +164,8 @@ class LiveBrokerAdapter(IBroker):
         self.tracker = OrderTracker()
         self._fill_callbacks: list[FillCallback] = []
         self._error_callbacks: list[ErrorCallback] = []
+        self._correction_callbacks: list[CorrectionCallback] = []
+        self._price_rules: dict[str, PriceRule] = {}
         self._contracts: dict[str, Contract] = {}
         self._local_positions: dict[str, Position] = {}
         self._lock = threading.Lock()
@@ -259,6 +271,12 @@ class LiveBrokerAdapter(IBroker):
         """``callback(order_record, error_msg)`` on every rejection or order error (IB loop thread)."""
         self._error_callbacks.append(callback)
 
+    def register_correction_callback(self, callback: CorrectionCallback) -> None:
+        """``callback(correction)`` when IB corrects an execution already delivered as a fill (IB loop
+        thread). The fill callbacks never see a correction: this is the only report of the signed
+        difference (:class:`~copilot_quant.brokers.exec_corrections.ExecutionCorrection`)."""
+        self._correction_callbacks.append(callback)
+
     def register_journal_failure_callback(self, callback: JournalFailureCallback) -> None:
         """``callback(error)`` when a journal write fails (IB loop or journal writer thread): the engine halts
         trading."""
@@ -306,7 +324,7 @@ class LiveBrokerAdapter(IBroker):
             except Exception:
                 log.exception("fill callback %r failed", callback)
 
-    def _emit_error(self, record: OrderRecord, message: str) -> None:
+    def _emit_error(self, record: TrackedOrder, message: str) -> None:
         record.errors.append(message)
         for callback in list(self._error_callbacks):
             try:
@@ -318,7 +336,7 @@ class LiveBrokerAdapter(IBroker):
         self,
         order: Order,
         reason: str,
-        record: OrderRecord | None = None,
+        record: TrackedOrder | None = None,
         order_ref: str = "",
         *,
         report: bool = True,
@@ -426,7 +444,7 @@ class LiveBrokerAdapter(IBroker):
                 return
             time.sleep(0.01)
 
-    async def _place(self, record: OrderRecord, check_price: float) -> float:
+    async def _place(self, record: TrackedOrder, check_price: float) -> float:
         """Check buying power (at a finite ``check_price``) and place the order, in one trip to the loop.
 
         Returns the IB position held just before, so that the caller can wait for IB's update.
@@ -439,17 +457,24 @@ class LiveBrokerAdapter(IBroker):
                 raise _Unaffordable(refusal)
         held_before = self._read_position(record.order.symbol)
         ib_order = to_ib_order(record.order, self._conn.account)
+        self._round_prices(record, ib_order, await self._price_rule(contract))
         if record.order_ref:
             ib_order.orderRef = record.order_ref
         trade: Trade = ib.placeOrder(contract, ib_order)
-        self.tracker.bind(record, trade.order.orderId, trade.order)
+        displaced = self.tracker.bind(record, trade.order.orderId, trade.order)
+        if displaced is not None:
+            self._mark_lost(
+                displaced,
+                f"IB gave its order id {trade.order.orderId} to a new order: IB no longer knows it "
+                "(lost in a gateway reset)",
+            )
         self.tracker.set_status(record, OrderStatus.SUBMITTED)
         if record.order_ref:
             ref, order_id, perm = record.order_ref, trade.order.orderId, trade.order.permId or None
             self._journal_write(lambda j: j.record_submitted(ref, order_id, perm))
         return held_before
 
-    def adopt(self, order: Order, order_ref: str, ib_order_id: int, perm_id: int = 0) -> OrderRecord:
+    def adopt(self, order: Order, order_ref: str, ib_order_id: int, perm_id: int = 0) -> TrackedOrder:
         """Track a working order sent by an earlier run (found at the broker by ``order_ref``).
 
         Its later status reports and executions are then handled like those of orders sent now; it is
@@ -473,6 +498,36 @@ class LiveBrokerAdapter(IBroker):
         self._conn.call(bind)
         return record
 
+    async def _price_rule(self, contract: Contract) -> PriceRule:
+        """The contract's price grid, from its details (``minTick``) once per symbol."""
+        rule = self._price_rules.get(contract.symbol)
+        if rule is None:
+            min_tick: float | None = None
+            try:
+                details = await asyncio.wait_for(self._conn.ib.reqContractDetailsAsync(contract), 5)
+                min_tick = float(details[0].minTick) if details and details[0].minTick else None
+            except (TimeoutError, RequestError, ConnectionError) as exc:
+                log.info(
+                    "no contract details for %s (%s); using the US stock tick rule", contract.symbol, exc
+                )
+            rule = self._price_rules[contract.symbol] = rule_for_min_tick(min_tick)
+        return rule
+
+    @staticmethod
+    def _round_prices(record: TrackedOrder, ib_order: Any, rule: PriceRule) -> None:
+        """Put the limit/stop prices on IB's tick grid (IB rejects others with 110), in the trader's favour."""
+        buy = str(ib_order.action).upper() == "BUY"
+        for field_name, rounder in (("lmtPrice", rule.limit_price), ("auxPrice", rule.stop_price)):
+            price = getattr(ib_order, field_name, None)
+            if not isinstance(price, float) or not math.isfinite(price) or price <= 0 or price >= 1e300:
+                continue
+            rounded = rounder(price, buy=buy)
+            if rounded != price:
+                setattr(ib_order, field_name, rounded)
+                note = f"{field_name} {price:g} rounded to {rounded:g} (IB tick {rule.increment(price):g})"
+                record.notes.append(note)
+                log.info("order %s: %s", record.order.order_id, note)
+
     async def _contract(self, symbol: str) -> Contract:
         contract = self._contracts.get(symbol)
         if contract is None:
@@ -492,7 +547,13 @@ class LiveBrokerAdapter(IBroker):
         order_id = order if isinstance(order, str) else str(order.order_id)
         # ids can repeat (an adopted order, an explicit id): an Order object cancels that very order
         record = self.tracker.get(order_id) if isinstance(order, str) else self.tracker.record_for(order)
-        if record is None or record.is_done or record.ib_order is None:
+        if record is None or record.ib_order is None or record.lost:
+            return False  # never sent, or lost: its old order id may now be another order's
+        if record.is_done and not record.may_be_at_ib:
+            return False  # finished, and IB said so itself
+        if self.tracker.find(ib_order_id=record.ib_order_id) is not record:
+            # IB gave this order id to another order (a gateway reset): cancelling would hit that one
+            self._mark_lost(record, f"IB reuses its order id {record.ib_order_id} for another order")
             return False
         record.cancel_requested = True
         if reason:
@@ -508,13 +569,27 @@ class LiveBrokerAdapter(IBroker):
         """Orders sent through this adapter that can still fill."""
         return [r.order for r in self.tracker.open_records()]
 
+    def orders_ib_may_hold(self) -> list[Order]:
+        """Every order IB may still hold: the open ones, and those made REJECTED/CANCELLED by an IB error
+        code alone (IB did not report them finished itself; such an order can still fill)."""
+        return [r.order for r in self.tracker.reachable_records()]
+
+    def cancel_all_orders(self, reason: str = "") -> int:
+        """Ask IB to cancel every order it may still hold (:meth:`orders_ib_may_hold`): what a kill switch
+        must do. Returns how many cancel requests were sent."""
+        sent = 0
+        for record in self.tracker.reachable_records():
+            if self.cancel_order(record.order, reason=reason):
+                sent += 1
+        return sent
+
     def wait_for_fills(self, order: Order, timeout: float) -> bool:
         """Block up to ``timeout`` s until ``order`` is done and all its fills are reported."""
         record = self.tracker.record_for(order)
         return record is not None and self.tracker.wait(record, timeout)
 
     # ------------------------------------------------------------------ IB events (loop thread)
-    def _record_of(self, trade: Trade) -> OrderRecord | None:
+    def _record_of(self, trade: Trade) -> TrackedOrder | None:
         return self.tracker.find(trade.order.orderId, trade.order.permId, trade.order.orderRef or "")
 
     def _on_order_status(self, trade: Trade) -> None:
@@ -530,8 +605,17 @@ class LiveBrokerAdapter(IBroker):
                 lambda j: j.record_status(ref, record.status, float(st.filled or 0), None, avg, reason)
             )
 
-    def _apply_status(self, record: OrderRecord, trade: Trade) -> None:
+    def _apply_status(self, record: TrackedOrder, trade: Trade) -> None:
         st = trade.orderStatus
+        last = trade.log[-1] if trade.log else None
+        code = getattr(last, "errorCode", 0) or 0
+        if code:
+            # ib_async derived this status from an error message (it cancels the Trade on any code outside
+            # its warning list): IB itself has said nothing about the order's status.
+            self._on_order_code(record, trade, code, _strip_prefix(last.message if last else ""))
+            return
+        if st.status in _IB_FINAL:
+            record.ib_final = True
         status = ib_status(st.status, float(st.filled or 0), float(st.remaining or 0))
         if status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
             # Quantities come from executions (deduplicated); the status only says "done".
@@ -543,14 +627,6 @@ class LiveBrokerAdapter(IBroker):
                 self.tracker.set_status(record, OrderStatus.FILLED, st.status)
             return
         if status is OrderStatus.CANCELLED:
-            # ib_async cancels the Trade on an order error *before* emitting errorEvent: the log has the code.
-            last = trade.log[-1] if trade.log else None
-            code = getattr(last, "errorCode", 0) or 0
-            if code in _CANCEL_REFUSED and record.cancel_requested:
-                return  # IB refused our cancel (too late): not a cancellation; errorEvent reports it
-            if code and not _is_warning(code) and not (code == _ORDER_CANCELLED and record.cancel_requested):
-                self._on_error(trade.order.orderId, code, _strip_prefix(last.message if last else ""))
-                return
             if record.errors and not record.cancel_requested and not record.fills:
                 status = OrderStatus.REJECTED
             reason = (
@@ -564,11 +640,44 @@ class LiveBrokerAdapter(IBroker):
             ):
                 log.info("order %s cancelled: %s", record.order.order_id, reason)
             return
-        if status is OrderStatus.REJECTED:
-            if self.tracker.set_status(record, status, st.status, reason="IB marked the order inactive"):
-                self._emit_error(record, "IB marked the order inactive")
+        if st.status == "Inactive":
+            self._held_inactive(record, str(st.whyHeld or ""))
             return
+        record.why_held = str(st.whyHeld or "")
         self.tracker.set_status(record, status, st.status)
+
+    def _held_inactive(self, record: TrackedOrder, why_held: str) -> None:
+        """IB marked the order Inactive. Not final: a short sale waiting for a locate (whyHeld=locate) and
+        other held orders can be reactivated and fill. It stays open (cancellable, counted by risk)."""
+        first = record.ib_status != "Inactive"
+        record.ib_status, record.why_held = "Inactive", why_held
+        if first and not record.is_done:
+            held = f" (whyHeld={why_held})" if why_held else ""
+            self._emit_error(
+                record,
+                f"IB marked the order inactive{held}; it can still be reactivated and fill, so it stays "
+                "open until IB reports it cancelled or filled (cancel it to be sure)",
+            )
+
+    def _on_order_code(self, record: TrackedOrder, trade: Trade, code: int, message: str) -> None:
+        """An IB message about the order that ib_async turned into a status of its own."""
+        if code in CANCEL_REFUSED and record.cancel_requested:
+            return  # IB refused our cancel (too late): not a cancellation; errorEvent reports it
+        if is_informational(code):
+            self._note(record, code, message)
+            return
+        self._on_error(trade.order.orderId, code, message)
+
+    def _note(self, record: TrackedOrder, code: int, message: str) -> None:
+        """An informational IB message about a working order: noted and journaled, the status unchanged."""
+        text = f"IB {code}: {message}"
+        if text in record.notes:
+            return
+        record.notes.append(text)
+        log.warning("order %s: %s (informational; the order keeps working)", record.order.order_id, text)
+        if record.order_ref and not is_warning(code):
+            ref = record.order_ref
+            self._journal_write(lambda j: j.record_error(ref, code, message))
 
     def _on_exec_details(self, trade: Trade, fill: IBFill) -> None:
         record = self._record_of(trade)
@@ -576,7 +685,7 @@ class LiveBrokerAdapter(IBroker):
             return
         self._note_execution(record, fill)
 
-    def _note_execution(self, record: OrderRecord, fill: IBFill) -> None:
+    def _note_execution(self, record: TrackedOrder, fill: IBFill) -> None:
         ex = fill.execution
         pending = PendingExecution(
             exec_id=ex.execId,
@@ -584,16 +693,91 @@ class LiveBrokerAdapter(IBroker):
             price=float(ex.price),
             time=ex.time if ex.time and ex.time.tzinfo else datetime.now(UTC),
         )
+        replaced = self.tracker.corrected_exec_id(record, ex.execId)
+        if replaced is not None:
+            correction = self.tracker.correct(record, pending, replaced)
+            if correction is not None:
+                self._report_correction(record, correction)
+            return
+        if record.is_done and not self.tracker.seen(ex.execId, record):
+            self._reopen(record, ex.execId)
         if not self.tracker.add_execution(record, pending):
             return
         report = fill.commissionReport
-        if report is not None and report.execId == ex.execId and report.commission:
+        if report is not None and report.execId == ex.execId and _is_number(report.commission):
+            # a zero commission is real (IBKR Lite, some venues): only a missing report is estimated
             self._settle(record, ex.execId, float(report.commission))
             return
         loop = asyncio.get_running_loop()
         loop.call_later(self.commission_timeout, self._settle_late, record, ex.execId)
 
-    def _settle_late(self, record: OrderRecord, exec_id: str) -> None:
+    def _reopen(self, record: TrackedOrder, exec_id: str) -> None:
+        """IB executed an order believed finished (by an error code, Inactive or a loss): it is working
+        again, and the error callbacks and the journal hear of it (an alert: something was misread)."""
+        old = self.tracker.reopen(record)
+        if old is None:
+            return
+        message = (
+            f"IB executed order {record.order.order_id} ({exec_id}) that was believed {old.value} "
+            f"({record.errors[-1] if record.errors else 'no reason'}); it is working again at IB"
+        )
+        log.error("%s", message)
+        if record.order_ref:
+            ref = record.order_ref
+            self._journal_write(lambda j: j.record_error(ref, 0, message))
+            self._journal_write(lambda j: j.record_event("alert", message))
+        self._emit_error(record, message)
+
+    def _report_correction(self, record: TrackedOrder, correction: ExecutionCorrection) -> None:
+        """IB corrected a delivered execution: book the difference, alert, and tell the correction
+        callbacks (the fill callbacks never see it). The journal gets the alert and, when shares were
+        added, a fill of the added shares under the correction's execId (it holds no negative fills)."""
+        message = correction.describe()
+        log.error("%s", message)
+        delta = correction.signed_quantity_delta
+        symbol = correction.symbol
+        if symbol in self._expected_positions:
+            self._expected_positions[symbol] += delta
+        if self.enable_position_tracking and delta:
+            with self._lock:
+                self._local_positions.setdefault(symbol, Position(symbol)).apply(delta, correction.new_price)
+        if record.order_ref:
+            ref, side = record.order_ref, record.order.side
+            self._journal_write(lambda j: j.record_error(ref, EXEC_CORRECTED, message))
+            self._journal_write(lambda j: j.record_event("alert", message))
+            if correction.quantity_delta > 0:
+                self._journal_write(
+                    lambda j: j.record_fill(
+                        ref,
+                        correction.exec_id,
+                        symbol,
+                        side,
+                        correction.quantity_delta,
+                        correction.new_price,
+                        correction.time,
+                        0.0,
+                    )
+                )
+        for callback in list(self._correction_callbacks):
+            try:
+                callback(correction)
+            except Exception:
+                log.exception("correction callback %r failed", callback)
+        self._emit_error(record, message)
+
+    def _mark_lost(self, record: TrackedOrder, why: str) -> None:
+        """IB no longer knows ``record``'s order: CANCELLED and lost (tracker and journal), alerted."""
+        reason = f"lost: {why}"
+        if not self.tracker.mark_lost(record, reason):
+            return
+        log.error("order %s (IB %d): %s", record.order.order_id, record.ib_order_id, reason)
+        if record.order_ref:
+            ref = record.order_ref
+            self._journal_write(lambda j: j.record_status(ref, OrderStatus.CANCELLED, reason=reason))
+            self._journal_write(lambda j: j.record_error(ref, ORDER_LOST, reason))
+        self._emit_error(record, reason)
+
+    def _settle_late(self, record: TrackedOrder, exec_id: str) -> None:
         pending = record.pending.get(exec_id)
         if pending is None:
             return
@@ -606,7 +790,7 @@ class LiveBrokerAdapter(IBroker):
         )
         self._settle(record, exec_id, estimate)
 
-    def _settle(self, record: OrderRecord, exec_id: str, commission: float) -> None:
+    def _settle(self, record: TrackedOrder, exec_id: str, commission: float) -> None:
         """A complete execution (with its commission): book it, journal it, then deliver it (loop thread).
 
         Delivery to the fill callbacks waits for the journal's commit, which runs on the writer thread,
@@ -659,7 +843,9 @@ class LiveBrokerAdapter(IBroker):
 
         self._writer.submit(journal, write, then=written, on_error=failed)
 
-    def _report_reused_exec_id(self, record: OrderRecord, exec_id: str, journal: TradeJournal | None) -> None:
+    def _report_reused_exec_id(
+        self, record: TrackedOrder, exec_id: str, journal: TradeJournal | None
+    ) -> None:
         """IB never reuses an execution id. One already reported (or journaled) for another order is still a
         fill of this order and is delivered, never dropped; the error callbacks hear of it (the engine
         counts it) and the journal records an alert with the fill."""
@@ -715,6 +901,14 @@ class LiveBrokerAdapter(IBroker):
         if report.execId not in record.pending and not self.tracker.seen(report.execId, record):
             self._note_execution(record, fill)
         self._settle(record, report.execId, float(report.commission or 0.0))
+        currency = str(getattr(report, "currency", "") or "")
+        if currency and currency not in ("USD", "BASE"):
+            log.warning(
+                "IB reported the commission of %s in %s, not USD: booked as reported (%g), not converted",
+                report.execId,
+                currency,
+                report.commission,
+            )
         if record.order_ref and report.commission is not None and math.isfinite(report.commission):
             pnl = report.realizedPNL if report.realizedPNL and math.isfinite(report.realizedPNL) else None
             self._journal_write(
@@ -722,27 +916,35 @@ class LiveBrokerAdapter(IBroker):
             )
 
     def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
-        if req_id <= 0 or _is_warning(code):
+        if req_id <= 0 or 2100 <= code < 2200:
             return
         record = self.tracker.find(ib_order_id=req_id)
         if record is None or record.is_done:
             return
-        text = f"IB error {code}: {message}"
+        named = rejection_reason(code, message)
+        if named is not None and record.perm_id:
+            return  # IB acknowledged the order: 321/110 then concern a modification; the order stays live
+        if named is None and is_informational(code):
+            self._note(record, code, message)
+            return
+        text = named or f"IB error {code}: {message}"
         if record.order_ref:
             ref = record.order_ref
             self._journal_write(lambda j: j.record_error(ref, code, message))
-        if code == _ORDER_CANCELLED and record.cancel_requested:
+        if code == ORDER_CANCELLED and record.cancel_requested:
             self.tracker.set_status(
                 record, OrderStatus.CANCELLED, reason=record.cancel_reason or "cancelled on request"
             )
             return
-        if code in _CANCEL_REFUSED and record.cancel_requested:
+        if code in CANCEL_REFUSED and record.cancel_requested:
             log.info(
                 "IB refused to cancel order %s (%s); its status and executions decide how it ends",
                 record.order.order_id,
                 text,
             )
             return
+        # An error code alone: REJECTED (or CANCELLED after fills) here, but IB has not said the order is
+        # finished, so it stays reachable (cancel_all_orders) and an execution reopens it.
         status = OrderStatus.REJECTED if not record.fills else OrderStatus.CANCELLED
         self.tracker.set_status(record, status, reason=text)
         if record.order_ref:
@@ -750,7 +952,7 @@ class LiveBrokerAdapter(IBroker):
             self._journal_write(lambda j: j.record_status(ref, status, None, None, None, text))
         self._emit_error(record, text)
 
-    def deliver_execution(self, record: OrderRecord, execution: BrokerExecution) -> bool:
+    def deliver_execution(self, record: TrackedOrder, execution: BrokerExecution) -> bool:
         """Process an execution found by reconciliation for a tracked order like a live one (journal-gated).
 
         Returns True: the adapter owns it (delivered now, earlier, or once its commission arrives).
@@ -771,22 +973,51 @@ class LiveBrokerAdapter(IBroker):
         return True
 
     def _on_restored(self, data_lost: bool) -> None:
-        """After a reconnect: pick up executions and statuses that happened while we were away."""
+        """After a reconnect, 1101 or 1102: catch up with IB (loop thread; the work runs as a task)."""
         if self._handlers_on is None:
             return
+        asyncio.get_running_loop().create_task(self._catch_up(socket_renewed=data_lost))
+
+    async def _catch_up(self, *, socket_renewed: bool) -> None:
+        """Ask IB for today's executions (IB may not have sent every execDetails around an outage), replay
+        executions and statuses we missed, and mark lost the orders IB no longer knows."""
         ib = self._conn.ib
+        try:
+            await asyncio.wait_for(ib.reqExecutionsAsync(), 15)
+        except (TimeoutError, RequestError, ConnectionError) as exc:
+            log.warning("could not fetch IB's executions after the reconnect: %s", exc)
         for fill in ib.fills():
             ex = fill.execution
             record = self.tracker.find(
-                ex.orderId if ex.clientId == self._conn.settings.client_id else 0, ex.permId
+                ex.orderId if ex.clientId == self._conn.settings.client_id else 0,
+                ex.permId,
+                ex.orderRef or "",
             )
             if record is None or self.tracker.seen(ex.execId, record):
                 continue
             self._note_execution(record, fill)
-            if fill.commissionReport and fill.commissionReport.execId == ex.execId:
-                self._settle(record, ex.execId, float(fill.commissionReport.commission or 0.0))
+            report = fill.commissionReport
+            if report and report.execId == ex.execId and _is_number(report.commission):
+                self._settle(record, ex.execId, float(report.commission))
         for trade in ib.trades():
             self._on_order_status(trade)
+        if socket_renewed:
+            self._mark_unknown_orders_lost(ib.trades())
+
+    def _mark_unknown_orders_lost(self, trades: list[Trade]) -> None:
+        """After ib_async re-fetched IB's open and completed orders: a tracked order IB does not list is
+        lost (an IB Gateway reset can drop orders written just before it)."""
+        perms = {int(t.order.permId) for t in trades if t.order.permId}
+        client = self._conn.settings.client_id
+        ours = {int(t.order.orderId): t.order.orderRef or "" for t in trades if t.order.clientId == client}
+        for record in self.tracker.reachable_records():
+            if record.perm_id:
+                known = record.perm_id in perms
+            else:  # never acknowledged: by order id, and by orderRef when it has one (ids can be reused)
+                ref = ours.get(record.ib_order_id)
+                known = ref is not None and (not record.order_ref or ref == record.order_ref)
+            if not known:
+                self._mark_lost(record, "IB no longer knows the order after the reconnect (gateway reset)")
 
     # ------------------------------------------------------------------ account
     async def _account_value_async(self, tag: str) -> float:

@@ -25,6 +25,7 @@ renewed and the bars missed during the gap are backfilled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from eventkit import Event
 from ib_async import IB, BarDataList, Contract, RequestError, Stock, Ticker
 
 from copilot_quant.backtest.interfaces import IDataFeed
@@ -49,6 +51,8 @@ from copilot_quant.brokers.ib_mapping import (
 from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
+from copilot_quant.brokers.stream_health import BarStreamWatch
+from copilot_quant.data.calendars import is_market_open
 from copilot_quant.data.dates import EXCHANGE_TZ, resolve_range, slice_range
 from copilot_quant.errors import (
     BrokerError,
@@ -141,6 +145,10 @@ class LiveDataFeedAdapter(IDataFeed):
         auto_reconnect: reconnect in the background after an unexpected drop.
         stale_after: seconds without any tick (while subscribed, in session) before the feed is treated
             as stale and resubscribed; ``None`` disables the watchdog.
+        bar_stale_after: seconds a bar stream may stay silent while its symbol's ticks keep arriving before
+            it is judged dead (only in the regular session unless the connection's
+            ``stale_only_in_session`` is off): it is restarted and :attr:`bar_stream_stalled` fires —
+            ``(symbol, silent_seconds, times_stalled)``, on the IB loop thread. ``None`` disables it.
         pacer: the historical-request limiter (IB's published limits by default).
     """
 
@@ -160,6 +168,7 @@ class LiveDataFeedAdapter(IDataFeed):
         auto_reconnect: bool = True,
         stale_after: float | None = None,
         pacer: HistoricalPacer | None = None,
+        bar_stale_after: float | None = 60.0,
     ) -> None:
         if connection is None:
             settings = resolve_connection(paper_trading, host, port, client_id, use_gateway)
@@ -209,6 +218,13 @@ class LiveDataFeedAdapter(IDataFeed):
         self._conn.restored += self._on_restored
         self._conn.stale += self._on_stale
         self._handlers_on: IB | None = None  # the IB object our handlers are on
+        if bar_stale_after is not None and bar_stale_after <= 0:
+            raise DataError(f"bar_stale_after must be positive seconds or None, got {bar_stale_after}")
+        #: Bar-stream liveness, apart from quotes (see :mod:`copilot_quant.brokers.stream_health`).
+        self._bar_watch = BarStreamWatch(bar_stale_after) if bar_stale_after else None
+        self._bar_watch_task: asyncio.Task[None] | None = None
+        #: ``(symbol, silent_seconds, times_stalled)`` when a dead bar stream was found and restarted.
+        self.bar_stream_stalled = Event("bar_stream_stalled")
 
     # ------------------------------------------------------------------ connection
     @property
@@ -567,10 +583,14 @@ class LiveDataFeedAdapter(IDataFeed):
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         with self._lock:
             by_id = {id(t): s for s, t in self._tickers.items()}
+        watch = self._bar_watch
+        now = time.monotonic()
         for ticker in tickers:
             symbol = by_id.get(id(ticker))
             if symbol is not None:
                 self._record_tick(symbol, ticker)
+                if watch is not None and symbol in self._streams:
+                    watch.tick(symbol, now)
 
     def _record_tick(self, symbol: str, ticker: Ticker) -> None:
         self._quotes.update(
@@ -634,6 +654,8 @@ class LiveDataFeedAdapter(IDataFeed):
         if not self._ensure_connected():
             raise NotConnectedError("stream_bars() needs a connection; call connect() first")
         results: dict[str, bool] = {}
+        if self._bar_watch is not None and self._bar_watch_task is None:
+            self._conn.call(self._start_bar_watch)
         for raw in symbols:
             symbol = _symbol(raw)
             self._stream_spec[symbol] = (interval, int(lookback_days))
@@ -648,11 +670,12 @@ class LiveDataFeedAdapter(IDataFeed):
 
     async def _start_stream(self, symbol: str) -> None:
         interval, days = self._stream_spec[symbol]
-        # Each restart asks for one more day: the backfill then never repeats an identical request, which
-        # IB's pacing rules would hold back for 15 s; the overlap is merged away.
+        # Every other restart asks for one more day: the backfill then never repeats the previous request,
+        # which IB's pacing rules would hold back for 15 s (the overlap is merged away) — and a week of
+        # nightly restarts does not ask for a week more history.
         restarts = self._stream_restarts.get(symbol, -1) + 1
         self._stream_restarts[symbol] = restarts
-        days += restarts
+        days += restarts % 2
         contract = await self._contract(symbol)
         ib = self._conn.ib
         old = self._streams.pop(symbol, None)
@@ -666,6 +689,8 @@ class LiveDataFeedAdapter(IDataFeed):
         if ib_said:
             log.warning("no %s history for the %s bar stream: %s", interval, symbol, ib_said)
         self._streams[symbol] = bars
+        if self._bar_watch is not None:
+            self._bar_watch.bar(symbol, time.monotonic())
         self._absorb(symbol, bars, full=True)
 
     def _absorb(self, symbol: str, bars: BarDataList, *, full: bool) -> None:
@@ -707,8 +732,44 @@ class LiveDataFeedAdapter(IDataFeed):
     def _on_bar_update(self, bars: BarDataList, has_new_bar: bool) -> None:
         for symbol, stream in list(self._streams.items()):  # stop_bar_streams() may clear it meanwhile
             if stream is bars:
+                if self._bar_watch is not None:
+                    self._bar_watch.bar(symbol, time.monotonic())
                 self._absorb(symbol, bars, full=False)
                 return
+
+    def _start_bar_watch(self) -> None:
+        """Start the bar-stream watchdog on the loop (once)."""
+        if self._bar_watch_task is None or self._bar_watch_task.done():
+            self._bar_watch_task = asyncio.get_running_loop().create_task(self._watch_bar_streams())
+
+    async def _watch_bar_streams(self) -> None:
+        watch = self._bar_watch
+        if watch is None:
+            return
+        while not self._closed:
+            await asyncio.sleep(min(watch.limit / 4, 5.0))
+            in_session = not self._conn.stale_only_in_session or is_market_open()
+            if not in_session or not self._conn.state.has_socket:
+                continue
+            now = time.monotonic()
+            for symbol in watch.stalled(now):
+                if symbol not in self._stream_spec:
+                    watch.forget(symbol)
+                    continue
+                silent = now - watch.last_bar[symbol]
+                stalls = watch.restarted(symbol, now)
+                log.warning(
+                    "the %s bar stream sent nothing for %.0fs while its quotes kept coming: restarting it "
+                    "(stall %d)",
+                    symbol,
+                    silent,
+                    stalls,
+                )
+                try:
+                    await self._start_stream(symbol)
+                except (DataError, BrokerError, ConnectionError, RequestError, TimeoutError) as exc:
+                    log.error("restarting the dead %s bar stream failed: %s", symbol, exc)
+                self.bar_stream_stalled.emit(symbol, silent, stalls)
 
     def last_bar_time(self, symbol: str) -> pd.Timestamp | None:
         """Stamp of the newest streamed bar of ``symbol`` (complete or not), or ``None``."""
@@ -802,7 +863,13 @@ class LiveDataFeedAdapter(IDataFeed):
                     log.warning("cancelling a bar stream failed: %s", exc)
         for symbol, (interval, _) in list(self._stream_spec.items()):
             self._flush(symbol, interval)  # what arrived before the cancel is kept in the cache
+            if self._bar_watch is not None:
+                self._bar_watch.forget(symbol)
         self._stream_spec.clear()
+        task, self._bar_watch_task = self._bar_watch_task, None
+        if task is not None and self._conn.runtime.is_running:
+            with contextlib.suppress(TimeoutError, BrokerError, ConnectionError):
+                self._conn.call(task.cancel)
 
     # ------------------------------------------------------------------ recovery (loop thread)
     def _on_restored(self, data_lost: bool) -> None:

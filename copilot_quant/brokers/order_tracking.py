@@ -1,6 +1,6 @@
 """Tracking of orders sent to IB: status, real executions, commissions, deduplicated by ``execId``.
 
-One :class:`OrderRecord` per submitted :class:`~copilot_quant.backtest.orders.Order`. Executions reported
+One :class:`TrackedOrder` per submitted :class:`~copilot_quant.backtest.orders.Order`. Executions reported
 by IB become :class:`~copilot_quant.backtest.orders.Fill`\\ s once IB's commission report for them arrives
 (or, if it never does, after a grace period with an estimated commission, logged). Every ``execId`` is
 turned into a fill exactly once per order, whether it arrives live, again after a reconnect, or through
@@ -12,8 +12,21 @@ state did): the execution is kept and becomes a fill of its own order, and the t
 (:meth:`OrderTracker.other_orders` names the orders it collided with). Dropping it would hide a real
 position from the strategy.
 
-The tracker is keyed by IB order id (unique per client id, stable across reconnects) and by ``permId``;
-it never holds on to ib_async objects beyond the ib_async ``Order`` needed to cancel.
+Keys: IB's ``permId`` once IB assigned it (unique for the account and stable), else the IB order id, which
+is unique only within one gateway session: after an IB Gateway reset ``nextValidId`` can roll back and a new
+order reuses the id of one IB lost. So a report whose ``permId`` differs from the record bound to its order
+id is *not* that record's, and :meth:`OrderTracker.bind` hands back the record an id was taken from, to be
+marked lost (:meth:`OrderTracker.mark_lost`): a lost order is never cancelled through its old id.
+
+Order truth comes from IB's own terminal reports: :attr:`TrackedOrder.ib_final` is set only when IB's
+orderStatus said Filled/Cancelled. An order made REJECTED by an error code alone may still be held by IB:
+:meth:`OrderTracker.reachable_records` lists it for cancels and the kill switch, and an execution for it
+reopens it (:meth:`OrderTracker.reopen`).
+
+Execution corrections (an ``execId`` differing only after its last ``.``) replace the earlier execution
+(:meth:`OrderTracker.correct`); see :mod:`copilot_quant.brokers.exec_corrections`.
+
+The tracker never holds on to ib_async objects beyond the ib_async ``Order`` needed to cancel.
 """
 
 from __future__ import annotations
@@ -21,12 +34,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from datetime import datetime
 from typing import Any
 
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
+from copilot_quant.brokers.exec_corrections import ExecutionCorrection, exec_id_base, supersedes
 
-__all__ = ["OrderRecord", "OrderTracker", "PendingExecution"]
+__all__ = ["OrderRecord", "OrderTracker", "PendingExecution", "TrackedOrder"]
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +57,7 @@ class PendingExecution:
 
 
 @dataclass(slots=True, eq=False)
-class OrderRecord:
+class TrackedOrder:
     """What the broker adapter knows about one order. Read-only for users (passed to error callbacks)."""
 
     order: Order
@@ -59,6 +74,18 @@ class OrderRecord:
     ib_status: str = ""
     #: The journal's ref for this order (IB ``orderRef``); empty when no journal is attached.
     order_ref: str = ""
+    #: IB itself reported the order finished (its own Filled/Cancelled status, not one ib_async derived
+    #: from an error code): only then is it certain IB no longer holds it.
+    ib_final: bool = False
+    #: IB no longer knows the order (lost in a gateway reset): it is CANCELLED here and never cancelled
+    #: through its old order id, which IB may have given to another order.
+    lost: bool = False
+    #: IB's ``whyHeld`` while the order is held (e.g. ``locate`` for a short sale waiting for shares).
+    why_held: str = ""
+    #: Informational IB messages about the order (e.g. 10349): they never change its status.
+    notes: list[str] = field(default_factory=list)
+    #: execId base (before the last ".") -> the execId in effect (a correction replaces the earlier one).
+    exec_by_base: dict[str, str] = field(default_factory=dict)
 
     @property
     def status(self) -> OrderStatus:
@@ -94,27 +121,39 @@ class OrderRecord:
             fill_id="+".join(f.fill_id or "" for f in self.fills),
         )
 
+    @property
+    def may_be_at_ib(self) -> bool:
+        """Whether IB may still hold this order: sent, not lost, and not reported finished by IB itself
+        (an order made REJECTED/CANCELLED by an error code alone counts; a filled one does not)."""
+        if self.ib_order is None or self.lost or self.ib_final:
+            return False
+        return self.status is not OrderStatus.FILLED
+
+
+#: The earlier name of :class:`TrackedOrder` (kept for imports written against it).
+OrderRecord = TrackedOrder
+
 
 class OrderTracker:
-    """Thread-safe registry of :class:`OrderRecord`; callers wait on it with :meth:`wait`."""
+    """Thread-safe registry of :class:`TrackedOrder`; callers wait on it with :meth:`wait`."""
 
     __slots__ = ("_all", "_by_ib_id", "_by_perm", "_by_ref", "_cond", "_records", "_seen_exec_ids")
 
     def __init__(self) -> None:
-        self._records: dict[str, OrderRecord] = {}
+        self._records: dict[str, TrackedOrder] = {}
         # Every record in the order added. ``_records`` maps an order_id to its newest record only: an order
         # adopted after a restart and one sent by this process can share an id (both count from O1).
-        self._all: list[OrderRecord] = []
-        self._by_ib_id: dict[int, OrderRecord] = {}
-        self._by_perm: dict[int, OrderRecord] = {}
-        self._by_ref: dict[str, OrderRecord] = {}
+        self._all: list[TrackedOrder] = []
+        self._by_ib_id: dict[int, TrackedOrder] = {}
+        self._by_perm: dict[int, TrackedOrder] = {}
+        self._by_ref: dict[str, TrackedOrder] = {}
         # execId -> the records it was reported for (one, unless the broker reused the id)
-        self._seen_exec_ids: dict[str, list[OrderRecord]] = {}
+        self._seen_exec_ids: dict[str, list[TrackedOrder]] = {}
         self._cond = threading.Condition()
 
     # ----------------------------------------------------------------- registry
-    def add(self, order: Order, order_ref: str = "") -> OrderRecord:
-        record = OrderRecord(order=order, order_ref=order_ref)
+    def add(self, order: Order, order_ref: str = "") -> TrackedOrder:
+        record = TrackedOrder(order=order, order_ref=order_ref)
         with self._cond:
             key = str(order.order_id)
             previous = self._records.get(key)
@@ -127,30 +166,76 @@ class OrderTracker:
                 self._by_ref[order_ref] = record
         return record
 
-    def bind(self, record: OrderRecord, ib_order_id: int, ib_order: Any) -> None:
+    def bind(self, record: TrackedOrder, ib_order_id: int, ib_order: Any) -> TrackedOrder | None:
+        """Bind ``record`` to IB's order id; returns the record that held the id before, if it may still
+        be at IB (IB reused the id of an order it lost: the caller marks that one lost)."""
         with self._cond:
             record.ib_order_id = ib_order_id
             record.ib_order = ib_order
             record.order.broker_order_id = ib_order_id
+            previous = self._by_ib_id.get(ib_order_id)
             self._by_ib_id[ib_order_id] = record
+            if previous is None or previous is record or _same_order(previous, record):
+                return None
+            return previous if previous.may_be_at_ib else None
 
-    def find(self, ib_order_id: int = 0, perm_id: int = 0, order_ref: str = "") -> OrderRecord | None:
+    def find(self, ib_order_id: int = 0, perm_id: int = 0, order_ref: str = "") -> TrackedOrder | None:
+        """The record of an IB report: by ``permId`` first (stable), else by order id (one session only) —
+        but never a record whose known ``permId`` differs (a reused order id) — else by ``orderRef``."""
         with self._cond:
-            record = self._by_ib_id.get(ib_order_id) if ib_order_id else None
-            if record is None and perm_id:
-                record = self._by_perm.get(perm_id)
+            record = self._by_perm.get(perm_id) if perm_id else None
+            if record is None and ib_order_id:
+                record = self._by_ib_id.get(ib_order_id)
+                if record is not None and perm_id and record.perm_id and record.perm_id != perm_id:
+                    record = None  # IB gave this id to another order
             if record is None and order_ref:
                 record = self._by_ref.get(order_ref) or self._records.get(order_ref)
+                if record is not None and perm_id and record.perm_id and record.perm_id != perm_id:
+                    record = None
             if record is not None and perm_id and not record.perm_id:
                 record.perm_id = perm_id
                 self._by_perm[perm_id] = record
             return record
 
-    def get(self, order_id: str) -> OrderRecord | None:
+    def reachable_records(self) -> list[TrackedOrder]:
+        """Every order IB may still hold (see :attr:`TrackedOrder.may_be_at_ib`): what a kill switch cancels."""
+        with self._cond:
+            return [r for r in self._all if r.may_be_at_ib]
+
+    def mark_lost(self, record: TrackedOrder, reason: str) -> bool:
+        """IB no longer knows ``record``'s order: CANCELLED with ``reason``, ``lost``, and unbound from its
+        order id so that nothing is ever cancelled through it. Returns False if already lost or filled."""
+        with self._cond:
+            if record.lost or record.status is OrderStatus.FILLED:
+                return False
+            record.lost = True
+            record.ib_order = None
+            if self._by_ib_id.get(record.ib_order_id) is record:
+                del self._by_ib_id[record.ib_order_id]
+            if not record.is_done:
+                record.order.status = OrderStatus.CANCELLED
+            record.order.reject_reason = reason
+            self._cond.notify_all()
+            return True
+
+    def reopen(self, record: TrackedOrder) -> OrderStatus | None:
+        """IB executed an order believed finished without a fill (rejected/cancelled by an error code,
+        or lost): it is working again. Returns the status it had, or None if it was not finished."""
+        with self._cond:
+            old = record.status
+            if not old.is_done or old is OrderStatus.FILLED:
+                return None
+            record.order.status = OrderStatus.PARTIALLY_FILLED if record.fills else OrderStatus.SUBMITTED
+            record.order.reject_reason = ""
+            record.lost = False
+            self._cond.notify_all()
+            return old
+
+    def get(self, order_id: str) -> TrackedOrder | None:
         with self._cond:
             return self._records.get(order_id)
 
-    def record_for(self, order: Order) -> OrderRecord | None:
+    def record_for(self, order: Order) -> TrackedOrder | None:
         """The record of this very ``order`` object (ids can repeat: an adopted order, an explicit id)."""
         with self._cond:
             record = self._records.get(str(order.order_id))
@@ -158,17 +243,17 @@ class OrderTracker:
                 return record
             return next((r for r in reversed(self._all) if r.order is order), None)
 
-    def records(self) -> list[OrderRecord]:
+    def records(self) -> list[TrackedOrder]:
         with self._cond:
             return list(self._all)
 
-    def open_records(self) -> list[OrderRecord]:
+    def open_records(self) -> list[TrackedOrder]:
         with self._cond:
             return [r for r in self._all if not r.is_done]
 
     # ----------------------------------------------------------------- updates
     def set_status(
-        self, record: OrderRecord, status: OrderStatus, ib_status: str = "", reason: str = ""
+        self, record: TrackedOrder, status: OrderStatus, ib_status: str = "", reason: str = ""
     ) -> bool:
         """Move the order to ``status`` unless it is already done; returns whether it changed."""
         with self._cond:
@@ -185,7 +270,7 @@ class OrderTracker:
             self._cond.notify_all()
             return True
 
-    def add_execution(self, record: OrderRecord, execution: PendingExecution) -> bool:
+    def add_execution(self, record: TrackedOrder, execution: PendingExecution) -> bool:
         """Note an execution; ``False`` if this ``execId`` was seen before for this order (a duplicate report).
 
         An ``execId`` seen only for other orders is noted (``True``) and logged as an error: see the module
@@ -194,6 +279,10 @@ class OrderTracker:
         with self._cond:
             owners = self._seen_exec_ids.setdefault(execution.exec_id, [])
             if any(_same_order(record, owner) for owner in owners):
+                return False
+            current = record.exec_by_base.get(exec_id_base(execution.exec_id))
+            if current is not None and supersedes(current, execution.exec_id):
+                owners.append(record)  # an older version of an execution already corrected: nothing new
                 return False
             if owners:
                 log.error(
@@ -205,10 +294,72 @@ class OrderTracker:
                 )
             owners.append(record)
             record.pending[execution.exec_id] = execution
+            record.exec_by_base[exec_id_base(execution.exec_id)] = execution.exec_id
             self._cond.notify_all()
             return True
 
-    def settle(self, record: OrderRecord, exec_id: str, commission: float) -> Fill | None:
+    def corrected_exec_id(self, record: TrackedOrder, exec_id: str) -> str | None:
+        """The execution of ``record`` that ``exec_id`` corrects (same id up to the last ".", lower
+        suffix), or None when ``exec_id`` is not a correction of one of its executions."""
+        with self._cond:
+            current = record.exec_by_base.get(exec_id_base(exec_id))
+            return current if current is not None and supersedes(exec_id, current) else None
+
+    def correct(
+        self, record: TrackedOrder, execution: PendingExecution, replaced: str
+    ) -> ExecutionCorrection | None:
+        """Replace execution ``replaced`` of ``record`` with its correction ``execution``.
+
+        Still pending (no fill delivered yet): the pending entry is swapped and None is returned. Already
+        a fill: that fill is replaced (its commission kept), the order's totals recomputed, and the
+        :class:`ExecutionCorrection` returned for the caller to report.
+        """
+        with self._cond:
+            self._seen_exec_ids.setdefault(execution.exec_id, []).append(record)
+            record.exec_by_base[exec_id_base(execution.exec_id)] = execution.exec_id
+            if record.pending.pop(replaced, None) is not None:
+                record.pending[execution.exec_id] = execution
+                self._cond.notify_all()
+                return None
+            index = next((i for i, f in enumerate(record.fills) if f.fill_id == replaced), None)
+            if index is None:
+                return None
+            old = record.fills[index]
+            if execution.shares > 0:
+                record.fills[index] = _replace(
+                    old, fill_price=execution.price, fill_quantity=execution.shares, fill_id=execution.exec_id
+                )
+            else:
+                del record.fills[index]  # IB corrected the execution away
+            record.exec_ids.add(execution.exec_id)
+            self._recompute(record)
+            self._cond.notify_all()
+            return ExecutionCorrection(
+                order=record.order,
+                replaced_exec_id=replaced,
+                exec_id=execution.exec_id,
+                old_quantity=old.fill_quantity,
+                new_quantity=execution.shares,
+                old_price=old.fill_price,
+                new_price=execution.price,
+                time=execution.time,
+            )
+
+    @staticmethod
+    def _recompute(record: TrackedOrder) -> None:
+        qty = record.filled_quantity
+        record.order.filled_quantity = qty
+        record.order.avg_fill_price = (
+            sum(f.fill_price * f.fill_quantity for f in record.fills) / qty if qty > 0 else 0.0
+        )
+        if record.status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED, OrderStatus.SUBMITTED):
+            record.order.status = (
+                OrderStatus.FILLED
+                if qty >= record.order.quantity - 1e-9
+                else (OrderStatus.PARTIALLY_FILLED if qty > 0 else OrderStatus.SUBMITTED)
+            )
+
+    def settle(self, record: TrackedOrder, exec_id: str, commission: float) -> Fill | None:
         """Turn a pending execution into a :class:`Fill` with ``commission``; ``None`` if not pending."""
         with self._cond:
             pending = record.pending.pop(exec_id, None)
@@ -236,14 +387,14 @@ class OrderTracker:
             self._cond.notify_all()
             return fill
 
-    def record_for_exec(self, exec_id: str) -> OrderRecord | None:
+    def record_for_exec(self, exec_id: str) -> TrackedOrder | None:
         with self._cond:
             for record in self._all:
                 if exec_id in record.pending:
                     return record
             return None
 
-    def seen(self, exec_id: str, record: OrderRecord | None = None) -> bool:
+    def seen(self, exec_id: str, record: TrackedOrder | None = None) -> bool:
         """Whether ``exec_id`` was reported for ``record``'s order (default: for any order)."""
         with self._cond:
             owners = self._seen_exec_ids.get(exec_id, [])
@@ -251,13 +402,13 @@ class OrderTracker:
                 return bool(owners)
             return any(_same_order(record, owner) for owner in owners)
 
-    def other_orders(self, exec_id: str, record: OrderRecord) -> list[OrderRecord]:
+    def other_orders(self, exec_id: str, record: TrackedOrder) -> list[TrackedOrder]:
         """The records of orders other than ``record``'s that ``exec_id`` was also reported for (normally
         none: a non-empty list means the broker reused an execution id)."""
         with self._cond:
             return [o for o in self._seen_exec_ids.get(exec_id, []) if not _same_order(record, o)]
 
-    def wait(self, record: OrderRecord, timeout: float, *, until_settled: bool = True) -> bool:
+    def wait(self, record: TrackedOrder, timeout: float, *, until_settled: bool = True) -> bool:
         """Block until ``record`` is settled (or merely done); returns whether that happened in time."""
         with self._cond:
             if until_settled:
@@ -265,7 +416,7 @@ class OrderTracker:
             return self._cond.wait_for(lambda: record.is_done, timeout)
 
 
-def _same_order(a: OrderRecord, b: OrderRecord) -> bool:
+def _same_order(a: TrackedOrder, b: TrackedOrder) -> bool:
     """Whether two records track the same order: the same journal ref (an adopted order has a new record
     with its old ref), else, without refs, the same record or ``Order`` object."""
     if a is b:
@@ -275,5 +426,5 @@ def _same_order(a: OrderRecord, b: OrderRecord) -> bool:
     return a.order is b.order
 
 
-def _describe(record: OrderRecord) -> str:
+def _describe(record: TrackedOrder) -> str:
     return f"{record.order.order_id} ({record.order_ref})" if record.order_ref else str(record.order.order_id)

@@ -13,10 +13,13 @@ States and the only allowed moves::
                                                       ▼
                                                    STOPPED
 
-* ``DEGRADED``: the socket is up but IB says data is not flowing (1100 lost connectivity to IB, a farm is
-  broken, or the staleness watchdog saw no ticks). Orders may still work; the feed waits for recovery.
+* ``DEGRADED``: the socket is up but IB says data is not flowing (1100 lost connectivity to IB, 2110, a farm
+  is broken, or the staleness watchdog saw no ticks). Orders may still work; the feed waits for recovery.
+  Each link is tracked on its own (:class:`~copilot_quant.brokers.farms.LinkHealth`): the state returns to
+  ``CONNECTED`` only when *nothing* is broken any more — 1100 then a farm OK stays degraded.
 * ``RECONNECTING``: the socket dropped unexpectedly; a background task retries with :class:`Backoff`.
-* ``STOPPED``: a deliberate ``disconnect()`` (never followed by a reconnect), or reconnection gave up.
+* ``STOPPED``: a deliberate ``disconnect()`` (never followed by a reconnect), or reconnection gave up (only
+  with an explicit ``Backoff(max_attempts=N)``: by default the connection never gives up).
 
 Every change is emitted on :attr:`ConnectionStateMachine.state_changed` as ``(old, new, reason)`` and logged.
 """
@@ -31,6 +34,7 @@ from enum import StrEnum
 
 from eventkit import Event
 
+from copilot_quant.brokers.farms import LinkHealth
 from copilot_quant.errors import ConfigError
 
 __all__ = [
@@ -54,6 +58,7 @@ CONNECTIVITY_RESTORED_DATA_MAINTAINED = 1102  # restored, subscriptions kept
 FARM_BROKEN = frozenset({2103, 2105})  # market data / HMDS farm connection is broken
 FARM_OK = frozenset({2104, 2106, 2158})  # farm connection is OK
 FARM_INACTIVE = frozenset({2107, 2108})  # farm inactive but available on demand: not a problem
+# (the full per-farm rules are in copilot_quant.brokers.farms; these sets stay for importers)
 
 
 class ConnectionState(StrEnum):
@@ -96,12 +101,14 @@ class ConnectionStateMachine:
     change and must not block.
     """
 
-    __slots__ = ("_lock", "_state", "history", "state_changed")
+    __slots__ = ("_lock", "_state", "health", "history", "state_changed")
 
     def __init__(self) -> None:
         self._state = ConnectionState.DISCONNECTED
         self._lock = threading.Lock()
         self.state_changed = Event("state_changed")
+        #: TWS's links to IB, its server and each data farm, as its codes said (reset per session).
+        self.health = LinkHealth()
         #: Every change so far (bounded), oldest first; handy for status displays and tests.
         self.history: list[StateChange] = []
 
@@ -130,11 +137,15 @@ class ConnectionStateMachine:
 
     def on_ib_code(self, code: int, message: str = "") -> bool:
         """Feed an IB system message; returns whether it changed the state."""
-        if code == CONNECTIVITY_LOST or code in FARM_BROKEN:
-            return self.move(ConnectionState.DEGRADED, f"IB {code}: {message}".strip())
-        restored = code in (CONNECTIVITY_RESTORED_DATA_LOST, CONNECTIVITY_RESTORED_DATA_MAINTAINED)
-        if (restored or code in FARM_OK) and self._state is ConnectionState.DEGRADED:
-            return self.move(ConnectionState.CONNECTED, f"IB {code}: {message}".strip())
+        if not self.health.on_code(code, message):
+            return False
+        reason = f"IB {code}: {message}".strip()
+        if not self.health.healthy:
+            if self._state is ConnectionState.DEGRADED:
+                return False
+            return self.move(ConnectionState.DEGRADED, f"{reason} ({'; '.join(self.health.problems())})")
+        if self._state is ConnectionState.DEGRADED:
+            return self.move(ConnectionState.CONNECTED, reason)
         return False
 
 
@@ -150,7 +161,9 @@ class Backoff:
     maximum: float = 30.0
     factor: float = 2.0
     jitter: float = 0.2
-    max_attempts: int | None = 20
+    #: ``None``: never give up (the default: IB's weekly re-authentication and weekend maintenance outlast
+    #: any fixed count, and a client that gives up leaves GTC orders unattended).
+    max_attempts: int | None = None
 
     def __post_init__(self) -> None:
         if self.initial <= 0 or self.maximum < self.initial or self.factor < 1 or not 0 <= self.jitter < 1:

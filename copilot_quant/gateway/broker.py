@@ -195,8 +195,15 @@ class SimBroker:
         #: Where a price comes from before this broker saw a tick of a symbol (the market's last quote).
         self.price_source: Callable[[str], float | None] | None = None
         self._reject_queue: deque[str] = deque()
+        #: Drills: the next new orders' answers ``(code, message, keeps_working)`` (see answer_next_order).
+        self._answer_queue: deque[tuple[int, str, bool]] = deque()
         self._withholding = False
         self._held: list[BrokerEvent] = []
+        #: Drill: commission reports as real IB may send them ("normal", "zero", "late", "currency:EUR").
+        self.commission_mode = "normal"
+        self._late_commissions: list[BrokerEvent] = []
+        #: Drill: reqExecutions answers only the current market day's executions, as IB does.
+        self.executions_today_only = False
         self._state_file = Path(state_file) if state_file is not None else None
         if self._state_file is not None:
             state = load_state(self._state_file)
@@ -230,6 +237,11 @@ class SimBroker:
             self._error(client_id, req.order_id, 103, f"Duplicate order id {req.order_id}")
             return
         self._ids.use_order_id(client_id, req.order_id)
+        answer = self._answer_queue.popleft() if self._answer_queue else None
+        if answer is not None and not answer[2]:
+            # IB answers with the error only (321 read-only API, 110 off the tick grid): no order exists.
+            self._error(client_id, req.order_id, answer[0], answer[1])
+            return
         reason = self._reject_queue.popleft() if self._reject_queue else self._invalid_reason(req, contract)
         record = self._new_record(client_id, req, contract)
         if reason is not None:
@@ -246,6 +258,8 @@ class SimBroker:
             record.order_type,
         )
         self._emit(OrderUpdated(client_id, record))
+        if answer is not None:
+            self._error(client_id, req.order_id, answer[0], answer[1])  # e.g. 10349: the order keeps working
         self._save()
 
     def cancel_order(self, client_id: int, order_id: int) -> None:
@@ -358,6 +372,113 @@ class SimBroker:
             for event in held:
                 self.events.emit(event)
 
+    def answer_next_order(self, code: int, message: str, *, keeps_working: bool) -> None:
+        """Answer the next new order with error ``code``: after accepting it (``keeps_working``, e.g. 10349
+        "TIF was set to DAY") or instead of accepting it (321 read-only API, 110 price off the tick grid)."""
+        self._answer_queue.append((int(code), message, keeps_working))
+
+    def find_order(self, order_id: int, client_id: int | None = None) -> OrderRecord | None:
+        """The newest order with ``order_id`` (of ``client_id`` when given)."""
+        found = [
+            r for r in self._orders.values() if r.order_id == order_id and client_id in (None, r.client_id)
+        ]
+        return max(found, key=lambda r: r.perm_id) if found else None
+
+    def order_message(self, order_id: int, code: int, message: str, client_id: int | None = None) -> None:
+        """Send error ``code`` about a working order without changing its status (IB's informational
+        order messages, e.g. 10349)."""
+        record = self.find_order(order_id, client_id)
+        if record is None:
+            raise ConfigError(f"no order {order_id} at the gateway")
+        self._error(record.client_id, order_id, int(code), message)
+
+    def correct_execution(
+        self, exec_id: str | None = None, *, shares: float | None = None, price: float | None = None
+    ) -> ExecutionRecord:
+        """Correct an execution (the last one by default), as IB does: a new execId that differs only after
+        its last ``.`` (…01 → …02) replaces it. The account books the quantity difference at the new price."""
+        if not self._executions:
+            raise ConfigError("there is no execution to correct")
+        index = len(self._executions) - 1
+        if exec_id is not None:
+            index = next((i for i, e in enumerate(self._executions) if e.exec_id == exec_id), -1)
+            if index < 0:
+                raise ConfigError(f"no execution {exec_id!r} at the gateway")
+        old = self._executions[index]
+        head, _, tail = old.exec_id.rpartition(".")
+        new_shares = old.shares if shares is None else float(shares)
+        new_price = old.price if price is None else float(price)
+        if (
+            new_shares < 0
+            or not math.isfinite(new_shares)
+            or not (math.isfinite(new_price) and new_price > 0)
+        ):
+            raise ConfigError(
+                f"a correction needs shares >= 0 and a positive price, got {new_shares}, {new_price}"
+            )
+        delta = new_shares - old.shares
+        record = self._orders.get((old.client_id, old.order_id))
+        new = replace(
+            old,
+            exec_id=f"{head}.{int(tail) + 1:02d}" if tail.isdigit() else f"{old.exec_id}.02",
+            shares=new_shares,
+            price=new_price,
+            cum_qty=old.cum_qty + delta,
+        )
+        self._executions[index] = new
+        if delta:
+            side = 1 if old.side == "BOT" else -1
+            self._account.apply_fill(old.contract, side * delta, new_price, 0.0)
+        if record is not None:
+            record = replace(record, filled=max(0.0, record.filled + delta))
+            self._orders[record.key] = record
+            self._emit(ExecutionReported(old.client_id, record, new))
+            self._emit(CommissionReported(old.client_id, new))
+            if delta:
+                item = self._account.portfolio_item(old.contract.symbol)
+                self._emit(AccountChanged((item,) if item is not None else ()))
+        log.warning(
+            "drill: execution %s corrected by %s (%g @ %g)", old.exec_id, new.exec_id, new_shares, new_price
+        )
+        self._save()
+        return new
+
+    def lose_recent_orders(self, count: int, client_id: int | None = None) -> list[OrderRecord]:
+        """Forget the ``count`` newest orders (of ``client_id``, else of the client with the newest order)
+        and roll that client's order ids back over them, as an IB Gateway reset can: orders written just
+        before it never reached IB, and ``nextValidId`` reissues their ids."""
+        if count < 1:
+            raise ConfigError(f"lose_recent_orders needs a count >= 1, got {count}")
+        if client_id is None:
+            newest = max(self._orders.values(), key=lambda r: r.perm_id, default=None)
+            if newest is None:
+                return []
+            client_id = newest.client_id
+        mine = sorted(
+            (r for r in self._orders.values() if r.client_id == client_id), key=lambda r: r.order_id
+        )
+        lost = mine[-count:]
+        for record in lost:
+            self._orders.pop(record.key, None)
+            self._engine.remove(record.key)
+        kept = [r.order_id for r in mine[: len(mine) - len(lost)]]
+        self._ids.last_order_id[client_id] = max(kept, default=0)
+        log.warning(
+            "drill: forgot %d order(s) of client %d; next order id %d",
+            len(lost),
+            client_id,
+            self._ids.next_order_id(client_id),
+        )
+        self._save()
+        return lost
+
+    def release_commissions(self) -> int:
+        """Send the commission reports held back in ``commission_mode = "late"``; returns how many."""
+        held, self._late_commissions = self._late_commissions, []
+        for event in held:
+            self.events.emit(event)
+        return len(held)
+
     @property
     def withheld(self) -> int:
         """How many events are being held back."""
@@ -376,11 +497,20 @@ class SimBroker:
     def executions(
         self, client_id: int | None = None, flt: ExecutionFilter | None = None
     ) -> list[ExecutionRecord]:
+        """Executions matching the filter; only the current market day's with ``executions_today_only``
+        (IB's reqExecutions covers the current day, unless TWS's trade log is set to keep more)."""
+        since = self._today_start() if self.executions_today_only else None
         return [
             e
             for e in self._executions
-            if client_id in (None, e.client_id) and (flt is None or flt.matches(e))
+            if client_id in (None, e.client_id)
+            and (flt is None or flt.matches(e))
+            and (since is None or e.time >= since)
         ]
+
+    def _today_start(self) -> datetime:
+        now = self._aware(self._clock()).astimezone(_NEW_YORK)
+        return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def account_values(self) -> list[tuple[str, str, str]]:
         return self._account.values()
@@ -651,6 +781,15 @@ class SimBroker:
         if self._withholding and isinstance(event, ExecutionReported | CommissionReported):
             self._held.append(event)
             return
+        if isinstance(event, CommissionReported) and self.commission_mode != "normal":
+            mode = self.commission_mode
+            if mode == "late":
+                self._late_commissions.append(event)
+                return
+            if mode == "zero":
+                event = replace(event, execution=replace(event.execution, commission=0.0))
+            elif mode.startswith("currency:"):
+                event = replace(event, execution=replace(event.execution, currency=mode.split(":", 1)[1]))
         self.events.emit(event)
 
     def _error(self, client_id: int, order_id: int, code: int, message: str) -> None:

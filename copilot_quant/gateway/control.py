@@ -32,10 +32,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "restart": ("restart", "stop and start the gateway on the same port, keeping its state"),
     "lost": ("lost", "broadcast 1100: connectivity between IB and TWS lost"),
     "restored": ("restored [data-lost]", "broadcast 1102 (data maintained) or 1101 (data lost)"),
-    "farm": ("farm CODE", "broadcast a data-farm status message, e.g. 2103, 2104, 2105, 2106"),
+    "farm": (
+        "farm CODE [FARM]",
+        "broadcast a farm/connectivity code with TWS's text naming FARM: 2103-2108, 2157, 2158, 2110, 1300",
+    ),
     "competing": ("competing", "emit 10197: no market data during a competing live session"),
     "reject": ("reject [REASON]", "reject the next order with error 201 and REASON"),
     "withhold": ("withhold on|off", "hold back execution reports (off releases them)"),
+    "order-msg": (
+        "order-msg ORDER_ID CODE [TEXT]",
+        "error CODE about a working order, no status change (10349)",
+    ),
+    "answer-next": (
+        "answer-next CODE [keep] [TEXT]",
+        "answer the next order with CODE only (321, 110); with 'keep' accept it and then send CODE (10349)",
+    ),
+    "hold": (
+        "hold ORDER_ID [WHY_HELD]",
+        "report the order Inactive (default whyHeld=locate); it keeps working",
+    ),
+    "reactivate": ("reactivate ORDER_ID", "report a held order's real status again"),
+    "correct": (
+        "correct [EXEC_ID] [shares=N] [price=P]",
+        "correct an execution (default the last) with a ….02 execId",
+    ),
+    "reset-lose": (
+        "reset-lose N",
+        "gateway reset: lose the N newest orders, roll their ids back, drop clients",
+    ),
+    "stall-bars": ("stall-bars [SYMBOL]", "stop keepUpToDate bar streams silently (ticks go on)"),
+    "outage": ("outage SECONDS", "drop every client and refuse connections for SECONDS"),
+    "exec-window": ("exec-window day|all", "reqExecutions answers the current day only (day), or everything"),
+    "commissions": ("commissions normal|zero|late|release|currency:XXX", "how commission reports are sent"),
     "step": ("step [N]", "advance the market clock N bars (default 1)"),
     "pause": ("pause", "pause the market clock"),
     "speed": ("speed BARS_PER_SECOND", "run the market clock at this speed"),
@@ -121,8 +149,89 @@ def _lost(gw: GatewayServer, args: list[str], usage: str) -> str:
 
 def _farm(gw: GatewayServer, args: list[str], usage: str) -> str:
     code = int(_number(args, usage))
-    gw.farm_status(code)
-    return f"sent {code}"
+    text = gw.faults.farm(code, args[1] if len(args) > 1 else None)
+    return f"sent {code} {text!r}"
+
+
+def _int(args: list[str], index: int, usage: str) -> int:
+    if len(args) <= index:
+        raise GatewayError(f"missing argument; usage: {usage}")
+    try:
+        return int(args[index])
+    except ValueError:
+        raise GatewayError(f"{args[index]!r} is not a whole number; usage: {usage}") from None
+
+
+def _order_msg(gw: GatewayServer, args: list[str], usage: str) -> str:
+    order_id, code = _int(args, 0, usage), _int(args, 1, usage)
+    text = " ".join(args[2:]) or "Order TIF was set to DAY based on order preset."
+    gw.faults.order_message(order_id, code, text)
+    return f"sent {code} about order {order_id}"
+
+
+def _answer_next(gw: GatewayServer, args: list[str], usage: str) -> str:
+    code = _int(args, 0, usage)
+    keep = len(args) > 1 and args[1].lower() == "keep"
+    text = " ".join(args[2:] if keep else args[1:]) or f"Simulated answer {code}"
+    gw.faults.answer_next_order(code, text, keeps_working=keep)
+    return f"next order answered with {code}" + (" (it keeps working)" if keep else "")
+
+
+def _hold(gw: GatewayServer, args: list[str], usage: str) -> str:
+    order_id = _int(args, 0, usage)
+    why = args[1] if len(args) > 1 else "locate"
+    gw.faults.hold_order(order_id, why)
+    return f"order {order_id} reported Inactive (whyHeld={why})"
+
+
+def _reactivate(gw: GatewayServer, args: list[str], usage: str) -> str:
+    order_id = _int(args, 0, usage)
+    gw.faults.reactivate_order(order_id)
+    return f"order {order_id} reactivated"
+
+
+def _correct(gw: GatewayServer, args: list[str], usage: str) -> str:
+    exec_id: str | None = None
+    values: dict[str, float] = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            exec_id = arg
+            continue
+        if key not in ("shares", "price"):
+            raise GatewayError(f"unknown option {key!r}; usage: {usage}")
+        values[key] = _number([value], usage)
+    new_id = gw.faults.correct_execution(exec_id, shares=values.get("shares"), price=values.get("price"))
+    return f"corrected by {new_id}"
+
+
+def _reset_lose(gw: GatewayServer, args: list[str], usage: str) -> str:
+    lost = gw.faults.reset_losing_orders(_int(args, 0, usage))
+    return f"lost {lost} order(s), ids rolled back, clients dropped"
+
+
+def _stall_bars(gw: GatewayServer, args: list[str], usage: str) -> str:
+    return f"stalled {gw.faults.stall_bar_streams(args[0] if args else None)} bar stream(s)"
+
+
+def _outage(gw: GatewayServer, args: list[str], usage: str) -> str:
+    seconds = _number(args, usage)
+    gw.faults.outage(seconds)
+    return f"outage for {seconds:g}s"
+
+
+def _exec_window(gw: GatewayServer, args: list[str], usage: str) -> str:
+    if not args or args[0].lower() not in ("day", "all"):
+        raise GatewayError(f"usage: {usage}")
+    gw.faults.executions_today_only(args[0].lower() == "day")
+    return f"executions window {args[0].lower()}"
+
+
+def _commissions(gw: GatewayServer, args: list[str], usage: str) -> str:
+    if not args:
+        raise GatewayError(f"usage: {usage}")
+    released = gw.faults.commission_reports(args[0])
+    return f"commissions {args[0]}" + (f" ({released} released)" if released else "")
 
 
 def _competing(gw: GatewayServer, args: list[str], usage: str) -> str:
@@ -154,6 +263,16 @@ _ACTIONS: dict[str, Callable[[GatewayServer, list[str], str], str]] = {
     "lost": _lost,
     "restored": _restored,
     "farm": _farm,
+    "order-msg": _order_msg,
+    "answer-next": _answer_next,
+    "hold": _hold,
+    "reactivate": _reactivate,
+    "correct": _correct,
+    "reset-lose": _reset_lose,
+    "stall-bars": _stall_bars,
+    "outage": _outage,
+    "exec-window": _exec_window,
+    "commissions": _commissions,
     "competing": _competing,
     "reject": _reject,
     "withhold": _withhold,

@@ -10,6 +10,22 @@
   release execution reports; a fill while the client is away needs nothing special: orders keep working
   while their client is disconnected, and the fill is found with reqExecutions after reconnecting.
 
+Drills of what real IB does that a well-behaved gateway never shows (``docs/ib-behaviours.md``):
+
+* :meth:`FaultInjector.order_message` — an informational code about a working order (10349) with no
+  status change; :meth:`FaultInjector.answer_next_order` — the next order answered with an error only
+  (321 read-only API, 110 off the tick grid) or with a message while it keeps working;
+* :meth:`FaultInjector.hold_order` / :meth:`FaultInjector.reactivate_order` — orderStatus ``Inactive``
+  with ``whyHeld`` (a short sale waiting for a locate) while the order keeps working, and back;
+* :meth:`FaultInjector.correct_execution` — an execution correction (execId ``….02``);
+* :meth:`FaultInjector.reset_losing_orders` — a gateway reset that loses the newest orders, rolls the
+  order ids back and drops every client;
+* :meth:`FaultInjector.stall_bar_streams` — keepUpToDate bar streams stop silently while ticks flow;
+* :meth:`FaultInjector.farm` — farm codes with farm names (2103-2108, 2157/2158), 2110 and 1300;
+* :meth:`FaultInjector.outage` — the listener closed for longer than a client's backoff;
+* :meth:`FaultInjector.executions_today_only` — reqExecutions covers the current day only;
+* :meth:`FaultInjector.commission_reports` — commission reports late, zero or in another currency.
+
 Every method may be called from any thread; it runs on the gateway loop and returns when done.
 """
 
@@ -17,11 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from copilot_quant.errors import GatewayError
+from copilot_quant.errors import ConfigError, GatewayError
+from copilot_quant.gateway.messages.orders import order_status
 
 if TYPE_CHECKING:
+    from copilot_quant.gateway.broker import SimBroker
     from copilot_quant.gateway.server import GatewayServer
 
 __all__ = ["BROADCAST_CODES", "FaultInjector"]
@@ -29,7 +48,29 @@ __all__ = ["BROADCAST_CODES", "FaultInjector"]
 logger = logging.getLogger(__name__)
 
 #: Codes that may be broadcast: connectivity, farm status, competing session.
-BROADCAST_CODES = frozenset({1100, 1101, 1102, 2103, 2104, 2105, 2106, 2107, 2108, 2158, 10197})
+BROADCAST_CODES = frozenset(
+    {1100, 1101, 1102, 1300, 2103, 2104, 2105, 2106, 2107, 2108, 2110, 2157, 2158, 10197}
+)
+
+#: Real TWS texts of the farm codes; the farm name follows the colon.
+FARM_TEXTS = {
+    2103: "Market data farm connection is broken:{farm}",
+    2104: "Market data farm connection is OK:{farm}",
+    2105: "HMDS data farm connection is broken:{farm}",
+    2106: "HMDS data farm connection is OK:{farm}",
+    2107: "HMDS data farm connection is inactive but should be available upon demand.{farm}",
+    2108: "Market data farm connection is inactive but should be available upon demand.{farm}",
+    2157: "Sec-def data farm connection is broken:{farm}",
+    2158: "Sec-def data farm connection is OK:{farm}",
+}
+#: The farm a code names when none is given.
+DEFAULT_FARMS = {2103: "usfarm", 2104: "usfarm", 2108: "usfarm", 2157: "secdefil", 2158: "secdefil"}
+OTHER_TEXTS = {
+    2110: "Connectivity between Trader Workstation and server is broken. It will be restored automatically.",
+    1300: "TWS socket port has been reset and this connection is being dropped. Please reconnect on port {port}",
+}
+#: orderStatus (3): the index of the status and of whyHeld in the fields list.
+_STATUS_FIELD, _WHY_HELD_FIELD = 2, 10
 
 
 class FaultInjector:
@@ -82,6 +123,117 @@ class FaultInjector:
 
     def reject_next_order(self, reason: str = "Simulated rejection") -> None:
         self._server.reject_next_order(reason)
+
+    # -- drills of real IB behaviour (docs/ib-behaviours.md) -----------------------------------------------
+    def farm(self, code: int, farm: str | None = None) -> str:
+        """Broadcast a farm/connectivity code with real TWS's text naming ``farm``; returns the text."""
+        if code in FARM_TEXTS:
+            name = farm or DEFAULT_FARMS.get(code, "ushmds")
+            text = FARM_TEXTS[code].format(farm=name)
+        elif code in OTHER_TEXTS:
+            text = OTHER_TEXTS[code].format(port=self._server.port)
+        else:
+            raise GatewayError(
+                f"{code} is not a farm code; use one of {sorted({*FARM_TEXTS, *OTHER_TEXTS})}."
+            )
+        self.broadcast(code, text)
+        return text
+
+    def order_message(self, order_id: int, code: int, message: str, client_id: int | None = None) -> None:
+        """Send error ``code`` about working order ``order_id`` without changing its status (e.g. 10349)."""
+        self._call_broker(lambda b: b.order_message(order_id, code, message, client_id))
+
+    def answer_next_order(self, code: int, message: str, *, keeps_working: bool = False) -> None:
+        """Answer the next new order with ``code`` only (321, 110) or, with ``keeps_working``, accept it and
+        then send ``code`` (10349)."""
+        self._call_broker(lambda b: b.answer_next_order(code, message, keeps_working=keeps_working))
+
+    def hold_order(self, order_id: int, why_held: str = "locate", client_id: int | None = None) -> None:
+        """Report order ``order_id`` as ``Inactive`` with ``why_held`` while the gateway keeps working it."""
+        self._send_status(order_id, client_id, "Inactive", why_held)
+
+    def reactivate_order(self, order_id: int, client_id: int | None = None) -> None:
+        """Report a held order's real status again (IB reactivated it)."""
+        self._send_status(order_id, client_id, None, "")
+
+    def _send_status(self, order_id: int, client_id: int | None, status: str | None, why_held: str) -> None:
+        def send() -> None:
+            record = self._server.broker.find_order(order_id, client_id)
+            if record is None:
+                raise GatewayError(f"no order {order_id} at the gateway")
+            session = self._server.core.session_for(record.client_id)
+            if session is None:
+                raise GatewayError(f"the client of order {order_id} is not connected")
+            fields = order_status(record)
+            if status is not None:
+                fields[_STATUS_FIELD] = status
+            fields[_WHY_HELD_FIELD] = why_held
+            session.send(fields)
+
+        logger.warning("fault: order %d status %s %s", order_id, status or "(real)", why_held)
+        self._server.call(send)
+
+    def correct_execution(
+        self, exec_id: str | None = None, *, shares: float | None = None, price: float | None = None
+    ) -> str:
+        """Correct an execution (the last by default) with a ``….02`` execId; returns the new execId."""
+        record = self._call_broker(lambda b: b.correct_execution(exec_id, shares=shares, price=price))
+        return str(record.exec_id)
+
+    def reset_losing_orders(self, count: int, client_id: int | None = None) -> int:
+        """A gateway reset: the ``count`` newest orders are lost, their ids are reissued, every client is
+        dropped. Returns how many orders were lost."""
+        lost = self._call_broker(lambda b: b.lose_recent_orders(count, client_id))
+        self.drop_all()
+        return len(lost)
+
+    def stall_bar_streams(self, symbol: str | None = None) -> int:
+        """Stop every keepUpToDate bar stream (of ``symbol``) silently, ticks going on; returns how many."""
+
+        def stall() -> int:
+            stalled = 0
+            for session in self._server.core.sessions.values():
+                subs = session.subs.historical_updates
+                for req_id, sub in list(subs.items()):
+                    if symbol is None or sub.symbol == symbol.upper():
+                        del subs[req_id]
+                        stalled += 1
+            return stalled
+
+        count = int(self._server.call(stall))
+        logger.warning("fault: stalled %d bar stream(s)", count)
+        return count
+
+    def outage(self, seconds: float) -> None:
+        """Drop every client and refuse connections for ``seconds`` (IB's weekly re-authentication and
+        weekend maintenance last far longer than a client's reconnect backoff)."""
+        self.refuse_connections(seconds)
+        self.drop_all()
+
+    def executions_today_only(self, on: bool = True) -> None:
+        """reqExecutions answers only the current market day's executions (as IB does) when ``on``."""
+        self._call_broker(lambda b: setattr(b, "executions_today_only", bool(on)))
+
+    def commission_reports(self, mode: str) -> int:
+        """Commission reports ``normal``, ``zero``, ``late`` (held back), ``release`` (send the held ones,
+        back to normal) or ``currency:XXX``; returns how many held reports were released."""
+        mode = mode.strip()
+        if mode == "release":
+            released = int(self._call_broker(lambda b: b.release_commissions()))
+            self._call_broker(lambda b: setattr(b, "commission_mode", "normal"))
+            return released
+        if mode not in ("normal", "zero", "late") and not (mode.startswith("currency:") and len(mode) > 9):
+            raise GatewayError(
+                f"unknown commission mode {mode!r}; use normal, zero, late, release or currency:EUR"
+            )
+        self._call_broker(lambda b: setattr(b, "commission_mode", mode))
+        return 0
+
+    def _call_broker(self, action: Callable[[SimBroker], Any]) -> Any:
+        try:
+            return self._server.call(action, self._server.broker)
+        except ConfigError as exc:
+            raise GatewayError(str(exc)) from None
 
     def withhold_executions(self, withhold: bool = True) -> None:
         self._server.withhold_executions(withhold)

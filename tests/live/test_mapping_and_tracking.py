@@ -99,7 +99,7 @@ def test_ib_statuses_map_to_ours():
     assert ib_status("Submitted", 4, 6) is OrderStatus.PARTIALLY_FILLED
     assert ib_status("Filled", 10, 0) is OrderStatus.FILLED
     assert ib_status("Cancelled", 0, 10) is OrderStatus.CANCELLED
-    assert ib_status("Inactive", 0, 10) is OrderStatus.REJECTED
+    assert ib_status("Inactive", 0, 10) is OrderStatus.SUBMITTED  # held, not final: it can still fill
 
 
 NOW = datetime(2024, 1, 5, 15, tzinfo=UTC)

@@ -55,11 +55,66 @@ def test_ib_codes_degrade_the_connection(code):
     assert m.state is S.DEGRADED
 
 
-@pytest.mark.parametrize("code", [1101, 1102, 2104, 2106])
-def test_ib_codes_restore_a_degraded_connection(code):
+@pytest.mark.parametrize(
+    ("broken", "ok"),
+    [
+        ((1100, ""), (1101, "")),
+        ((1100, ""), (1102, "")),
+        (
+            (2103, "Market data farm connection is broken:usfarm"),
+            (2104, "Market data farm connection is OK:usfarm"),
+        ),
+        (
+            (2105, "HMDS data farm connection is broken:ushmds"),
+            (2106, "HMDS data farm connection is OK:ushmds"),
+        ),
+        (
+            (2157, "Sec-def data farm connection is broken:secdefil"),
+            (2158, "Sec-def data farm connection is OK:secdefil"),
+        ),
+        ((2110, "Connectivity between Trader Workstation and server is broken."), (1102, "")),
+    ],
+)
+def test_ib_codes_restore_what_they_broke(broken, ok):
     m = _connected()
-    m.on_ib_code(1100)
-    assert m.on_ib_code(code)
+    assert m.on_ib_code(*broken)
+    assert m.state is S.DEGRADED
+    assert m.on_ib_code(*ok)
+    assert m.state is S.CONNECTED
+
+
+def test_a_farm_ok_never_restores_the_link_to_ib():
+    """1100 (TWS lost IB) then 2104 used to read as connected while TWS had no link to IB."""
+    m = _connected()
+    m.on_ib_code(1100, "Connectivity between IB and Trader Workstation has been lost.")
+    assert not m.on_ib_code(2104, "Market data farm connection is OK:usfarm")
+    assert m.state is S.DEGRADED
+    assert m.on_ib_code(1102, "restored - data maintained")
+    assert m.state is S.CONNECTED
+
+
+def test_one_farm_ok_never_restores_another_farm():
+    m = _connected()
+    m.on_ib_code(2105, "HMDS data farm connection is broken:ushmds")
+    assert not m.on_ib_code(2158, "Sec-def data farm connection is OK:secdefil")
+    assert m.state is S.DEGRADED
+    assert "ushmds" in "; ".join(m.health.problems())
+
+
+def test_a_broken_farm_that_turns_inactive_is_no_longer_a_problem():
+    """2103 then 2108 (inactive, available on demand) used to stay degraded forever."""
+    m = _connected()
+    m.on_ib_code(2103, "Market data farm connection is broken:usfarm")
+    assert m.on_ib_code(
+        2108, "Market data farm connection is inactive but should be available upon demand.usfarm"
+    )
+    assert m.state is S.CONNECTED
+
+
+def test_harmless_codes_stay_harmless():
+    m = _connected()
+    for code in (2107, 2108, 2119, 2100, 10167):
+        assert not m.on_ib_code(code, "x")
     assert m.state is S.CONNECTED
 
 
