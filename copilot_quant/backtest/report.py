@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from copilot_quant.backtest import metrics as m
-from copilot_quant.backtest.results import DISPLAY_KEYS, format_metric, metric_label
+from copilot_quant.backtest.metric_format import DISPLAY_KEYS, format_metric, metric_label
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.results import BacktestResult
@@ -228,11 +228,17 @@ def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Fig
     keep = display_positions(drawdown, max_points)
     fig.add_trace(
         go.Scatter(
-            x=times[keep], y=drawdown[keep], name="Drawdown", fill="tozeroy", line={"color": "#d62728"}
+            x=times[keep],
+            y=drawdown[keep],
+            name="Drawdown",
+            fill="tozeroy",
+            line={"color": "#d62728"},
+            showlegend=False,
         ),
         row=2,
         col=1,
     )
+    _add_benchmark_line(fig, result, times, max_points)
     _scale_drawdown_axis(fig, float(history["drawdown"].min()) if len(history) else math.nan)
     if has_prices:
         _add_price_panel(fig, result, plan, daily)
@@ -242,11 +248,38 @@ def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Fig
         height=320 + 220 * len(titles),
         title=f"{result.strategy_name}: equity {result.initial_capital:,.0f} → {result.final_value:,.0f}",
         hovermode="x unified",
-        showlegend=False,
+        # only the equity panel's lines are in the legend (equity and the benchmark), above it at the right
+        showlegend=result.benchmark is not None,
+        legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
         margin={"l": 60, "r": 20, "t": 70, "b": 40},
         template="plotly_white",
     )
     return fig
+
+
+#: The benchmark's line in the equity panel: a trace named ``BENCHMARK_TRACE``, its hover naming the benchmark.
+BENCHMARK_TRACE = "Benchmark"
+
+
+def _add_benchmark_line(fig: go.Figure, result: BacktestResult, times: np.ndarray, max_points: int) -> None:
+    """The benchmark's value (the same capital, bought and held) beside the equity, in row 1."""
+    curve = result.benchmark_curve
+    if curve is None or result.benchmark is None:
+        return
+    values = curve.to_numpy(dtype="float64")
+    keep = display_positions(values, max_points)
+    fig.add_trace(
+        go.Scatter(
+            x=times[keep],
+            y=values[keep],
+            name=f"{BENCHMARK_TRACE}: {result.benchmark.name}",
+            meta=BENCHMARK_TRACE,
+            hovertemplate=f"{html.escape(result.benchmark.name)}: %{{y:,.0f}}<extra></extra>",
+            line={"color": "#ff7f0e", "width": 1.5, "dash": "dot"},
+        ),
+        row=1,
+        col=1,
+    )
 
 
 def _scale_drawdown_axis(fig: go.Figure, depth: float) -> None:
@@ -287,13 +320,14 @@ def _add_price_panel(fig: go.Figure, result: BacktestResult, plan: _ChartPlan, d
         ]
         for trace in mine:
             trace.legendgroup = symbol
+            trace.showlegend = False
             trace.visible = symbol == plan.symbols[0]
         traces += mine
         owner += [symbol] * len(mine)
     fig.add_traces(traces, rows=[3] * len(traces), cols=[1] * len(traces))
     if not plan.dropdown:
         return
-    fixed = [True, True]  # equity and drawdown stay visible
+    fixed = [True] * (len(fig.data) - len(traces))  # equity, drawdown (and the benchmark) stay visible
     buttons = [
         {
             "label": symbol,
@@ -511,6 +545,7 @@ def _metrics_html(result: BacktestResult) -> str:
     rows = [
         ("Initial capital", f"{stats['initial_capital']:,.2f}"),
         ("Final value", f"{stats['final_value']:,.2f}"),
+        ("Benchmark", result.benchmark.name if result.benchmark is not None else "none"),
     ]
     rows += [(metric_label(k), format_metric(k, stats[k])) for k in DISPLAY_KEYS]
     rows += [

@@ -36,11 +36,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from copilot_quant.backtest.metric_format import metric_label
 from copilot_quant.backtest.metrics import infer_periods_per_year
 
 # The backtest report's look and chart helpers, shared so every page of the project reads alike.
 from copilot_quant.backtest.report import MAX_CHART_POINTS, REPORT_CSS, chart_times, display_positions
-from copilot_quant.backtest.results import metric_label
 from copilot_quant.backtest.sweep import RANKING_METRICS
 from copilot_quant.data.dates import EXCHANGE_TZ
 
