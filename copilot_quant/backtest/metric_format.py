@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["DISPLAY_KEYS", "PERCENT_KEYS", "SUMMARY_KEYS", "format_metric", "metric_label"]
+import pandas as pd
+
+__all__ = ["DISPLAY_KEYS", "PERCENT_KEYS", "SUMMARY_KEYS", "format_duration", "format_metric", "metric_label"]
 
 #: The metrics shown in summaries, tables and the HTML report, in order; every metrics dict has them.
 SUMMARY_KEYS: tuple[str, ...] = (
@@ -97,3 +99,22 @@ def format_metric(key: str, value: Any) -> str:
     if key in _MONEY:
         return f"{value:,.2f}"
     return f"{value:.2f}"
+
+
+def format_duration(value: Any) -> str:
+    """A length of time in the two largest units that matter: ``45 s``, ``12 min``, ``3 h 5 min``,
+    ``3 d 4 h`` (days are calendar days); empty for a missing value."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    seconds = round(pd.Timedelta(value).total_seconds())
+    sign, seconds = ("-", -seconds) if seconds < 0 else ("", seconds)
+    if seconds < 60:
+        return f"{sign}{seconds} s"
+    if seconds < 3600:
+        return f"{sign}{seconds // 60} min"
+    if seconds < 86400:
+        hours, minutes = divmod(seconds // 60, 60)
+        return f"{sign}{hours} h {minutes} min" if minutes else f"{sign}{hours} h"
+    days, rest = divmod(seconds, 86400)
+    hours = rest // 3600
+    return f"{sign}{days} d {hours} h" if hours else f"{sign}{days} d"

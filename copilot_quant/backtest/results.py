@@ -508,13 +508,13 @@ class BacktestResult:
 
     def plot(self) -> go.Figure:
         """The report's charts as a plotly Figure: equity, drawdown and each symbol's price with trades."""
-        from copilot_quant.backtest.report import build_figure  # noqa: PLC0415 - plotly loads on demand
+        from copilot_quant.reports.backtest import build_figure  # noqa: PLC0415 - plotly loads on demand
 
         return build_figure(self)
 
     def to_html(self, path: str | Path) -> Path:
         """Write a self-contained HTML report (works offline) to ``path``; returns the path written."""
-        from copilot_quant.backtest.report import write_html  # noqa: PLC0415 - plotly loads on demand
+        from copilot_quant.reports.backtest import write_html  # noqa: PLC0415 - plotly loads on demand
 
         return write_html(self, path)
 

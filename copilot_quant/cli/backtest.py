@@ -265,9 +265,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
                 f"in {data!r}; widen the dates or check the data source."
             )
     console.print(
-        metrics_table(
-            result, f"{result.strategy_name} on {', '.join(names)}", source=f"{data}, {interval} bars"
-        )
+        metrics_table(result, f"{result.strategy_name} on {', '.join(names)}", source=f"{data}, {interval}")
     )
     _report_problems(console, result)
     if report is not None:
@@ -321,7 +319,7 @@ def run_demo(
         slippage=0.0005,
         console=console,
     )
-    console.print(metrics_table(result, "SimpleMovingAverage on AAPL, 2005-2012", source="sample, 1d bars"))
+    console.print(metrics_table(result, "SimpleMovingAverage on AAPL, 2005-2012", source="sample, 1d"))
     _report_problems(console, result)
     written = result.to_html(out)
     console.print(f"Report written to [bold]{escape(str(written))}[/]")

@@ -54,15 +54,15 @@ def friendly_errors() -> Iterator[None]:
 
 
 def period_text(index: pd.Index, daily: bool) -> str:
-    """The bars' span as people read it: New York days for daily bars, New York times otherwise."""
+    """The bars' span as people read it: New York days for daily bars, New York times to the minute
+    otherwise."""
     import pandas as pd
 
     if not len(index) or not isinstance(index, pd.DatetimeIndex):
         return "no bars"
     local = index.tz_convert("America/New_York") if index.tz is not None else index
     fmt = "%Y-%m-%d" if daily else "%Y-%m-%d %H:%M"
-    zone = "" if daily else " New York"
-    return f"{local[0].strftime(fmt)} → {local[-1].strftime(fmt)}{zone} ({len(index):,} bars)"
+    return f"{local[0].strftime(fmt)} → {local[-1].strftime(fmt)}"
 
 
 def metrics_table(result: BacktestResult, title: str | None = None, *, source: str | None = None) -> Table:
@@ -72,9 +72,11 @@ def metrics_table(result: BacktestResult, title: str | None = None, *, source: s
     table = Table(title=title or result.strategy_name, header_style="bold", min_width=len(title or "") + 4)
     table.add_column("Metric")
     table.add_column("Value", justify="right")
-    table.add_row("Period", period_text(result.equity_curve.index, result.periods_per_year <= 252))
-    if source:
-        table.add_row("Data", escape(source))
+    daily = result.periods_per_year <= 252  # 252 trading days a year: daily bars or coarser
+    index = result.equity_curve.index
+    table.add_row("Period" if daily else "Period (New York)", period_text(index, daily))
+    bars = f"{len(index):,}"
+    table.add_row("Bars", f"{bars} ({escape(source)})" if source else bars)
     benchmark = result.benchmark
     table.add_row("Benchmark", escape(benchmark.name) if benchmark is not None else "none")
     table.add_row("Initial capital", format_metric("initial_capital", stats["initial_capital"]))

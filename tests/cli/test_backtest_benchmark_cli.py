@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from copilot_quant.cli import app
 from copilot_quant.cli.exit_codes import USAGE_ERROR
@@ -25,11 +27,25 @@ def _row(output: str, label: str) -> str:
 def test_the_table_states_period_source_and_the_default_benchmark():
     result = _backtest()
     assert result.exit_code == 0, result.output
-    assert _row(result.stdout, "Period") == "2006-01-03 → 2007-12-31 (502 bars)"
-    assert _row(result.stdout, "Data") == "sample, 1d bars"
+    assert _row(result.stdout, "Period") == "2006-01-03 → 2007-12-31"
+    assert _row(result.stdout, "Bars") == "502 (sample, 1d)"
     assert _row(result.stdout, "Benchmark") == "buy-and-hold AAPL"
     assert _row(result.stdout, "Benchmark return").endswith("%")
     assert _row(result.stdout, "Beta") != "n/a"
+
+
+def test_an_intraday_period_is_in_new_york_minutes():
+    result = runner.invoke(
+        app,
+        [
+            *("backtest", SPEC, "--symbols", "AAPL", "--data", "synthetic", "--interval", "1h"),
+            *("--start", "2024-03-04", "--end", "2024-03-08"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    period = _row(result.stdout, "Period (New York)")
+    assert re.fullmatch(r"2024-03-04 \d\d:\d\d → 2024-03-08 \d\d:\d\d", period), period
+    assert _row(result.stdout, "Bars").endswith("(synthetic, 1h)")
 
 
 def test_a_benchmark_symbol_that_is_not_traded(tmp_path):
