@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from copilot_quant.backtest.benchmark import BUY_AND_HOLD, resolve_benchmark
 from copilot_quant.backtest.books import (
     AccountView,
     StrategyBooks,
@@ -85,7 +86,7 @@ from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
-from copilot_quant.errors import ConfigError, StrategyError
+from copilot_quant.errors import ConfigError, DataError, StrategyError
 
 __all__ = ["FILL_AT", "BacktestEngine", "ProgressCallback"]
 
@@ -253,13 +254,17 @@ class BacktestEngine:
         interval: str | None = None,
         data: pd.DataFrame | None = None,
         progress: ProgressCallback | None = None,
+        benchmark: str | None = BUY_AND_HOLD,
     ) -> BacktestResult:
         """Backtest every added strategy over ``symbols`` in ``[start_date, end_date]``.
 
         Bars come from ``data_provider``, or from ``data`` when given (a bar frame: flat columns for
         one symbol, ``(Metric, Symbol)`` MultiIndex for several; it is cut to the date range).
         Naive dates are read in America/New_York; an end date at midnight includes that day.
-        ``progress(done, total)`` is called as bars are processed.
+        ``progress(done, total)`` is called as bars are processed. ``benchmark`` is what the result is
+        compared with (reporting only; see :mod:`copilot_quant.backtest.benchmark`): buy-and-hold of the
+        traded symbols (the default), a ticker such as ``"SPY"`` (loaded from ``data_provider`` when it is
+        not traded) or ``None``.
         """
         if not self._strategies:
             raise ConfigError("no strategy to run; call engine.add_strategy(MyStrategy()) before run()")
@@ -270,6 +275,15 @@ class BacktestEngine:
             self.broker = self._new_broker()
         self.errors = []
         market = MarketData(frame, names or None) if len(frame) else None
+        compared = (
+            resolve_benchmark(
+                benchmark,
+                market.close_frame(),
+                lambda symbol: self._benchmark_closes(symbol, lo, hi, interval or self.interval),
+            )
+            if market is not None
+            else None
+        )
         self._reset_run_state(market)
         self._bind_views()
         self._call_start_hooks()
@@ -284,6 +298,7 @@ class BacktestEngine:
                 log.info("%d order(s) still working at the end of the data were cancelled", len(cancelled))
         self._call_stop_hooks()
         self.result = self._result(market, names, lo, hi)
+        self.result.benchmark = compared
         return self.result
 
     def _bind_views(self) -> None:
@@ -297,6 +312,24 @@ class BacktestEngine:
         books = self._books = StrategyBooks(capitals, names)
         for k, strategy in enumerate(strategies):
             strategy.bind(StrategyView(self, books, k))
+
+    def _benchmark_closes(
+        self, symbol: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, interval: str
+    ) -> pd.Series:
+        """A benchmark symbol the run does not trade: its closes from the data provider (reporting only)."""
+        if self.data_provider is None:
+            raise ConfigError(
+                f"benchmark {symbol!r} is not one of the run's symbols and there is no data_provider to load "
+                "it from; pass data_provider=... to BacktestEngine, benchmark='buy_and_hold' or benchmark=None"
+            )
+        try:
+            bars = self.data_provider.get_historical_data(symbol, lo, hi, interval)
+        except DataError as exc:  # say it is the benchmark that could not be loaded, not a traded symbol
+            raise type(exc)(f"benchmark {symbol}: {exc}") from exc
+        closes = bars["Close"].astype("float64")
+        if isinstance(closes.index, pd.DatetimeIndex) and closes.index.tz is not None:
+            closes = closes.tz_convert("UTC")
+        return closes
 
     def _load(
         self,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest import metrics as m
+from copilot_quant.backtest.benchmark import Benchmark, benchmark_metrics
+from copilot_quant.backtest.metric_format import DISPLAY_KEYS, SUMMARY_KEYS, format_metric, metric_label
 from copilot_quant.backtest.orders import Fill, Order, Position
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ __all__ = [
     "TRADE_COLUMNS",
     "TRADE_LOG_COLUMNS",
     "BacktestResult",
+    "Benchmark",
     "format_metric",
     "metric_label",
     "round_trips",
@@ -75,22 +78,6 @@ TRADE_LOG_COLUMNS: tuple[str, ...] = (
     "total_cost",
     "order_id",
     "order_type",
-)
-
-#: Keys every :meth:`BacktestResult.get_summary_stats` dict has.
-SUMMARY_KEYS: tuple[str, ...] = (
-    "total_return",
-    "annualized_return",
-    "volatility",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "calmar_ratio",
-    "win_rate",
-    "profit_factor",
-    "exposure",
-    "total_trades",
 )
 
 _EPS = 1e-9
@@ -210,7 +197,9 @@ class BacktestResult:
     timestamp, recorded *after* that bar's fills and marked at its close. ``prices`` holds the close
     of every symbol per bar (columns are symbols). ``orders`` includes rejected and cancelled orders,
     each with its status and reason; ``errors`` lists strategy exceptions as
-    ``{'timestamp', 'error', 'type'}`` dicts.
+    ``{'timestamp', 'error', 'type'}`` dicts. ``benchmark`` is what the run is compared with (see
+    :mod:`copilot_quant.backtest.benchmark`; the engine sets buy-and-hold of the traded symbols unless
+    told otherwise), ``None`` for none.
 
     Several strategies: this result is the account's (all fills, the netted positions, the account's
     equity); ``strategies[name]`` is each strategy's own, with its fills, orders, errors and positions, and
@@ -239,6 +228,7 @@ class BacktestResult:
     #: One result per strategy, keyed by its name (``name#2`` for a second instance of the same name); a
     #: run of one strategy maps its name to this result itself.
     strategies: dict[str, BacktestResult] = field(default_factory=dict, repr=False, compare=False)
+    benchmark: Benchmark | None = None
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -257,7 +247,13 @@ class BacktestResult:
     def _cached(self, key: str, build: Any) -> Any:
         # Keyed on the identity and length of the inputs, so a result the engine is still filling in (or
         # one a user replaced a field of) is never served stale views.
-        stamp = (id(self.fills), len(self.fills), id(self.equity_curve), len(self.equity_curve))
+        stamp = (
+            id(self.fills),
+            len(self.fills),
+            id(self.equity_curve),
+            len(self.equity_curve),
+            id(self.benchmark),
+        )
         if self._cache.get("__stamp__") != stamp:
             self._cache.clear()
             self._cache["__stamp__"] = stamp
@@ -269,6 +265,17 @@ class BacktestResult:
     def periods_per_year(self) -> float:
         """Bars per year, inferred from the equity curve's index (252 for daily bars)."""
         return float(self._cached("ppy", lambda: m.infer_periods_per_year(self.equity_curve.index)))
+
+    # ------------------------------------------------------------------------------------ benchmark
+    @property
+    def benchmark_curve(self) -> pd.Series | None:
+        """Per bar: what the initial capital would be worth in :attr:`benchmark` (``None`` without one)."""
+        if self.benchmark is None:
+            return None
+        curve = self._cached(
+            "benchmark", lambda: self.benchmark.curve(self.equity_curve.index, float(self.initial_capital))
+        )
+        return curve.copy()
 
     # ------------------------------------------------------------------------------------ trades
     def _last_prices(self) -> dict[str, tuple[pd.Timestamp, float]]:
@@ -397,6 +404,9 @@ class BacktestResult:
         (``open_trades`` counts the rest). ``exposure`` is the share of bars that ended with a position
         open. ``volatility`` and the ratios are annualized with :attr:`periods_per_year`; the risk-free
         rate is 0. Ratios are ``nan`` where undefined (e.g. Sharpe of a flat equity curve).
+        ``benchmark_return``, ``excess_return`` (total return minus the benchmark's), ``alpha`` (annualized)
+        and ``beta`` compare the run with :attr:`benchmark` (daily returns; see
+        :mod:`copilot_quant.backtest.benchmark`); all four are ``nan`` without a benchmark.
         """
         return self.metrics
 
@@ -426,10 +436,14 @@ class BacktestResult:
             ),
         )
         closed = trades.loc[~trades["is_open"], "pnl"]
+        compared = benchmark_metrics(
+            self.equity_curve, self.benchmark_curve, float(self.initial_capital), ppy
+        )
         cagr = m.annualized_return(rets, ppy) if len(rets) else _NaN
         max_dd = dd.max_drawdown if len(rets) else _NaN
         return {
             "total_return": self.total_return,
+            **compared,
             "annualized_return": cagr,
             "volatility": m.annualized_volatility(rets, ppy),
             "sharpe_ratio": m.sharpe_ratio(rets, ppy),
@@ -463,7 +477,9 @@ class BacktestResult:
             f"  Initial capital     {stats['initial_capital']:>16,.2f}",
             f"  Final value         {stats['final_value']:>16,.2f}",
         ]
-        lines += [f"  {_LABELS[key]:<20}{format_metric(key, stats[key]):>16}" for key in DISPLAY_KEYS]
+        if self.benchmark is not None:
+            lines.append(f"  Compared with {self.benchmark.name}")
+        lines += [f"  {metric_label(key):<20}{format_metric(key, stats[key]):>16}" for key in DISPLAY_KEYS]
         if self.errors:
             lines.append(f"  Strategy errors     {len(self.errors):>16}")
         return "\n".join(lines)
@@ -484,6 +500,7 @@ class BacktestResult:
             "initial_capital": float(self.initial_capital),
             "final_value": self.final_value,
             "metrics": {k: _json_number(v) for k, v in self.metrics.items()},
+            "benchmark": self.benchmark.name if self.benchmark is not None else None,
             "trades": [
                 {k: _json_number(v) for k, v in row.items()} for row in trades.to_dict(orient="records")
             ],
@@ -499,80 +516,19 @@ class BacktestResult:
 
     def plot(self) -> go.Figure:
         """The report's charts as a plotly Figure: equity, drawdown and each symbol's price with trades."""
-        from copilot_quant.backtest.report import build_figure  # noqa: PLC0415 - plotly loads on demand
+        from copilot_quant.reports.backtest import build_figure  # noqa: PLC0415 - plotly loads on demand
 
         return build_figure(self)
 
     def to_html(self, path: str | Path) -> Path:
         """Write a self-contained HTML report (works offline) to ``path``; returns the path written."""
-        from copilot_quant.backtest.report import write_html  # noqa: PLC0415 - plotly loads on demand
+        from copilot_quant.reports.backtest import write_html  # noqa: PLC0415 - plotly loads on demand
 
         return write_html(self, path)
 
 
 # ------------------------------------------------------------------------------------------- helpers
 _NaN = float("nan")
-
-#: The metrics shown in summaries, tables and the HTML report, in order.
-DISPLAY_KEYS: Sequence[str] = (
-    "total_return",
-    "annualized_return",
-    "volatility",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "calmar_ratio",
-    "total_trades",
-    "win_rate",
-    "profit_factor",
-    "exposure",
-    "total_commission",
-)
-
-_LABELS: dict[str, str] = {
-    "total_return": "Total return",
-    "annualized_return": "CAGR",
-    "volatility": "Volatility (ann.)",
-    "sharpe_ratio": "Sharpe ratio",
-    "sortino_ratio": "Sortino ratio",
-    "max_drawdown": "Max drawdown",
-    "max_drawdown_duration": "Max DD duration",
-    "calmar_ratio": "Calmar ratio",
-    "total_trades": "Closed trades",
-    "win_rate": "Win rate",
-    "profit_factor": "Profit factor",
-    "exposure": "Exposure",
-    "total_commission": "Commission paid",
-    "open_trades": "Open trades",
-    "final_value": "Final value",
-}
-
-_PERCENT = frozenset(
-    {"total_return", "annualized_return", "volatility", "max_drawdown", "win_rate", "exposure"}
-)
-
-
-def metric_label(key: str) -> str:
-    """Human label of a metric key."""
-    return _LABELS.get(key, key.replace("_", " ").capitalize())
-
-
-def format_metric(key: str, value: Any) -> str:
-    """A metric value formatted for people: percentages, ratios, counts, money."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf"
-    if key in _PERCENT:
-        return f"{value:.2%}"
-    if key == "max_drawdown_duration":
-        return f"{int(value)} bars"
-    if key in ("total_trades", "open_trades", "total_fills", "bars", "rejected_orders"):
-        return f"{int(value)}"
-    if key in ("total_commission", "final_value", "initial_capital", "avg_trade_pnl"):
-        return f"{value:,.2f}"
-    return f"{value:.2f}"
 
 
 def _fmt_time(value: Any) -> str:

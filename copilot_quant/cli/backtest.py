@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
-from copilot_quant.cli.reporting import friendly_errors, print_error
+from copilot_quant.cli.reporting import friendly_errors, metrics_table, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
 from copilot_quant.errors import ConfigError
 
@@ -97,27 +96,6 @@ def _check_dates(start: str | None, end: str | None) -> None:
 
 
 # ------------------------------------------------------------------------------------------- output
-def metrics_table(result: BacktestResult, title: str | None = None) -> Table:
-    """The run's metrics as a rich table (the same keys and formatting as ``result.summary()``)."""
-    from copilot_quant.backtest.results import DISPLAY_KEYS, format_metric, metric_label
-
-    stats = result.metrics
-    table = Table(title=title or result.strategy_name, header_style="bold", min_width=len(title or "") + 4)
-    table.add_column("Metric")
-    table.add_column("Value", justify="right")
-    table.add_row("Initial capital", format_metric("initial_capital", stats["initial_capital"]))
-    table.add_row("Final value", format_metric("final_value", stats["final_value"]))
-    for key in DISPLAY_KEYS:
-        value = stats[key]
-        text = format_metric(key, value)
-        if key in ("total_return", "annualized_return") and isinstance(value, float) and value == value:  # noqa: PLR0124 - NaN test
-            text = f"[green]{text}[/]" if value > 0 else f"[red]{text}[/]" if value < 0 else text
-        table.add_row(metric_label(key), text)
-    if stats["open_trades"]:
-        table.add_row("Open trades (marked)", format_metric("open_trades", stats["open_trades"]))
-    return table
-
-
 #: The strategy hooks the engine calls for a bar; errors in on_stop/finalize belong to no bar.
 _BAR_HOOKS = frozenset({"on_data", "on_bar", "on_fill"})
 
@@ -159,7 +137,13 @@ def _report_problems(console: Console, result: BacktestResult) -> None:
 
 
 def _progress_run(
-    engine: Any, console: Console, start: str | None, end: str | None, symbols: list[str]
+    engine: Any,
+    console: Console,
+    start: str | None,
+    end: str | None,
+    symbols: list[str],
+    *,
+    benchmark: str | None = options.BUY_AND_HOLD,
 ) -> Any:
     """``engine.run`` under a rich progress bar (a spinner while data loads, then bars done / total)."""
     from rich.progress import (
@@ -186,7 +170,7 @@ def _progress_run(
         def advance(done: int, total: int) -> None:
             progress.update(task, description="Backtesting", completed=done, total=total)
 
-        return engine.run(start, end, symbols, progress=advance)
+        return engine.run(start, end, symbols, progress=advance, benchmark=benchmark)
 
 
 def run_backtest(
@@ -204,6 +188,7 @@ def run_backtest(
     allow_short: bool = True,
     volume_limit: float | None = None,
     console: Console | None = None,
+    benchmark: str | None = options.BUY_AND_HOLD,
 ) -> BacktestResult:
     """Backtest ``strategy`` as the ``backtest`` command does (progress bar on ``console``) and return the result."""
     from copilot_quant.backtest.engine import BacktestEngine
@@ -223,7 +208,7 @@ def run_backtest(
         volume_limit=volume_limit,
     )
     engine.add_strategy(strategy)
-    return _progress_run(engine, console or _console(), start, end, symbols)
+    return _progress_run(engine, console or _console(), start, end, symbols, benchmark=benchmark)
 
 
 # ------------------------------------------------------------------------------------------- commands
@@ -243,6 +228,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     volume_limit: float | None = options.volume_limit_option(),
     report: Path | None = typer.Option(None, "--report", "-r", help="Write the HTML report to this file."),
     params: list[str] = param_option(),
+    benchmark: str | None = options.benchmark_option(),
 ) -> None:
     """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report."""
     from copilot_quant.backtest.participation import check_volume_limit
@@ -254,6 +240,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
         options.parse_fill_at(fill_at)
         check_volume_limit(volume_limit, "--volume-limit")
         options.check_report_name(report)
+        compared = options.parse_benchmark(benchmark)
         loaded = load_strategy(spec, params)
         loaded.print_header(console)
         result = run_backtest(
@@ -270,13 +257,16 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
             allow_short=allow_short,
             volume_limit=volume_limit,
             console=console,
+            benchmark=compared,
         )
         if len(result.equity_curve) == 0:
             raise ConfigError(
                 f"No bars for {', '.join(names)} between {start or 'the start'} and {end or 'the end'} "
                 f"in {data!r}; widen the dates or check the data source."
             )
-    console.print(metrics_table(result, f"{result.strategy_name} on {', '.join(names)}"))
+    console.print(
+        metrics_table(result, f"{result.strategy_name} on {', '.join(names)}", source=f"{data}, {interval}")
+    )
     _report_problems(console, result)
     if report is not None:
         written = result.to_html(report)
@@ -329,7 +319,7 @@ def run_demo(
         slippage=0.0005,
         console=console,
     )
-    console.print(metrics_table(result, "SimpleMovingAverage on AAPL, 2005-2012"))
+    console.print(metrics_table(result, "SimpleMovingAverage on AAPL, 2005-2012", source="sample, 1d"))
     _report_problems(console, result)
     written = result.to_html(out)
     console.print(f"Report written to [bold]{escape(str(written))}[/]")

@@ -12,7 +12,9 @@ from typing import Any
 import typer
 
 __all__ = [
+    "BUY_AND_HOLD",
     "allow_short_option",
+    "benchmark_option",
     "capital_option",
     "check_report_name",
     "commission_option",
@@ -20,6 +22,7 @@ __all__ = [
     "end_option",
     "fill_at_option",
     "interval_option",
+    "parse_benchmark",
     "parse_fill_at",
     "slippage_option",
     "start_option",
@@ -27,6 +30,10 @@ __all__ = [
     "symbols_option",
     "volume_limit_option",
 ]
+
+#: The engine's default benchmark (copilot_quant.backtest.benchmark.BUY_AND_HOLD; repeated here so that
+#: `copilot-quant --help` does not import pandas).
+BUY_AND_HOLD = "buy_and_hold"
 
 DATA_HELP = "Data source: sample, synthetic[:SEED], csv:PATH, store[:DIR], yfinance."
 
@@ -110,3 +117,29 @@ def volume_limit_option() -> Any:
         help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: "
         "no limit). The rest of an order keeps working on later bars.",
     )
+
+
+def benchmark_option() -> Any:
+    return typer.Option(
+        None,
+        "--benchmark",
+        metavar="SYMBOL|none",
+        help="Compare the run with buy-and-hold of this symbol (traded or not; its bars come from --data), "
+        "or none. Default: buy-and-hold of the traded symbols, equal weight.",
+    )
+
+
+def parse_benchmark(text: str | None) -> str | None:
+    """``--benchmark`` as the engine's ``benchmark``: the default, a ticker, or None for ``none``."""
+    import re
+
+    from copilot_quant.errors import ConfigError
+
+    if text is None:
+        return BUY_AND_HOLD
+    value = text.strip()
+    if value.lower() == "none":
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-^=]*", value):
+        raise ConfigError(f"--benchmark must be a ticker such as SPY, or none; got {text!r}.")
+    return value.upper()

@@ -377,7 +377,7 @@ class SimBroker:
         "TIF was set to DAY") or instead of accepting it (321 read-only API, 110 price off the tick grid)."""
         self._answer_queue.append((int(code), message, keeps_working))
 
-    def find_order(self, order_id: int, client_id: int | None = None) -> OrderRecord | None:
+    def find_order(self, order_id: int, client_id: int | None = None) -> SimOrder | None:
         """The newest order with ``order_id`` (of ``client_id`` when given)."""
         found = [
             r for r in self._orders.values() if r.order_id == order_id and client_id in (None, r.client_id)
@@ -443,7 +443,7 @@ class SimBroker:
         self._save()
         return new
 
-    def lose_recent_orders(self, count: int, client_id: int | None = None) -> list[OrderRecord]:
+    def lose_recent_orders(self, count: int, client_id: int | None = None) -> list[SimOrder]:
         """Forget the ``count`` newest orders (of ``client_id``, else of the client with the newest order)
         and roll that client's order ids back over them, as an IB Gateway reset can: orders written just
         before it never reached IB, and ``nextValidId`` reissues their ids."""

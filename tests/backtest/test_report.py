@@ -10,11 +10,9 @@ import plotly.graph_objects as go
 import pytest
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.report import (
-    MAX_TRADE_ROWS,
     build_figure,
     drawdown_ticks,
     monthly_returns,
-    write_html,
 )
 from copilot_quant.backtest.results import BacktestResult
 from hypothesis import given
@@ -213,13 +211,3 @@ def test_strategy_errors_are_shown_in_the_report(tmp_path):
     text = res.to_html(tmp_path / "err.html").read_text(encoding="utf-8")
     assert "Strategy errors (1)" in text
     assert "ZeroDivisionError: division by zero" in text
-
-
-def test_a_long_trade_list_says_how_many_are_shown(tmp_path, monkeypatch):
-    monkeypatch.setattr("copilot_quant.backtest.report.MAX_TRADE_ROWS", 3)
-    res = _result(fills_every=5)
-    n = len(res.trades)
-    assert n > 3
-    text = write_html(res, tmp_path / "long.html").read_text(encoding="utf-8")
-    assert f"Showing the first 3 of {n} trades" in text
-    assert MAX_TRADE_ROWS > 3

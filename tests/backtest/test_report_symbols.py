@@ -12,11 +12,12 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pytest
-from copilot_quant.backtest import report
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.report import build_figure, render_html, symbol_summary
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.data.providers import SampleDataProvider
+from copilot_quant.reports import backtest as report
+from copilot_quant.reports import markers
 from plotly.offline import get_plotlyjs
 
 NY = "America/New_York"
@@ -315,20 +316,34 @@ def test_beyond_the_chart_limit_the_most_traded_symbols_are_charted_and_all_are_
     assert all(f"<tr><th>{s}</th>" in text for s in ["AAPL", "MSFT", "IBM", "FB"])
 
 
-def test_symbols_with_more_trades_than_points_show_an_even_sample_of_markers(monkeypatch):
-    monkeypatch.setattr(report, "PRICE_POINTS_BUDGET", 20)
-    monkeypatch.setattr(report, "MIN_PRICE_POINTS", 10)
+def test_a_symbol_with_many_trades_gets_grouped_markers_that_account_for_every_trade(monkeypatch):
+    monkeypatch.setattr(markers, "MAX_TRADE_MARKERS", 10)
+    monkeypatch.setattr(markers, "MARKER_SLICES", 8)
     prices = _random_walk(2, 200)
     fills = []
     for start in range(0, 190, 6):  # 32 round trips of S000
         fills += [_fill("S000", "buy", 1, prices, start), _fill("S000", "sell", 1, prices, start + 3)]
+    fills += [_fill("S001", "buy", 1, prices, 5), _fill("S001", "sell", 1, prices, 9)]  # few: one marker each
     res = _run(prices, fills)
     fig = build_figure(res)
-    entries = next(t for t in fig.data if t.legendgroup == "S000" and t.name == "long entry")
-    assert len(entries.x) == 10
-    assert entries.x[0] == _day(prices.index[0])
-    assert entries.x[-1] == _day(prices.index[186])
-    assert "1 symbol(s) with more than 10 trades show markers for 10 of them" in render_html(res)
+    mine = {t.name: t for t in fig.data if t.legendgroup == "S000" and t.name != "S000"}
+    assert set(mine) == {"long entry", "exit"}
+    entries, exits = mine["long entry"], mine["exit"]
+    assert entries.meta == exits.meta == "grouped"
+    assert 1 < len(entries.x) <= 8  # at most one marker per stretch of time
+    counts = [int(re.match(r"(\d+) ", text).group(1)) for text in entries.text]  # type: ignore[union-attr]
+    assert sum(counts) == 32  # every entry is counted in some marker
+    exit_pnl = sum(float(re.search(r"P&L (-?[\d,.]+)", t).group(1).replace(",", "")) for t in exits.text)  # type: ignore[union-attr]
+    assert exit_pnl == pytest.approx(res.closed_trades.query("symbol == 'S000'")["pnl"].sum(), abs=0.05)
+    assert max(entries.marker.size) > min(entries.marker.size) or len(set(counts)) == 1  # sized by count
+    # each marker sits inside its trades' price range
+    trades = res.trades.query("symbol == 'S000'")
+    assert min(entries.y) >= trades["entry_price"].min() - 1e-9
+    assert max(entries.y) <= trades["entry_price"].max() + 1e-9
+    few = [t for t in fig.data if t.legendgroup == "S001" and t.name == "long entry"]
+    assert few[0].meta is None
+    assert len(few[0].x) == 1
+    assert "1 symbol(s) with more than 10 trades show grouped markers" in render_html(res)
 
 
 @pytest.mark.parametrize("n", [10, 1_000, 100_000])
