@@ -15,7 +15,6 @@ only some bars errored exits 0 and says how many); so does a demo whose live hal
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,53 +46,10 @@ __all__ = [
 
 # pandas, the engine and plotly are imported inside the commands so `copilot-quant --help` stays fast.
 
-_TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-^=]*$")
-
 
 def _console() -> Console:
     # Built per call so output goes to the stream typer's test runner (or the user's terminal) has now.
     return Console(highlight=False, width=120)
-
-
-# ------------------------------------------------------------------------------------------- arguments
-def _split_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[str, list[str]]:
-    """The strategy spec and the symbol list from the raw tokens.
-
-    ``--symbols AAPL MSFT`` leaves ``MSFT`` as a stray positional token; such tokens are symbols. If the
-    user put ``--symbols`` first, the spec may have landed among them: it is the token that names a file
-    or has a ``:``.
-    """
-    tokens = [strategy, *extra]
-    specs = [t for t in tokens if ":" in t or t.endswith(".py") or "/" in t]
-    spec = specs[0] if specs else strategy
-    rest = [t for t in tokens if t is not spec]
-    names: list[str] = []
-    for token in [*symbols, *rest]:
-        names += [s.strip().upper() for s in token.split(",") if s.strip()]
-    if not names:
-        raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
-    bad = [s for s in names if not _TICKER.match(s)]
-    if bad:
-        raise ConfigError(
-            f"{', '.join(repr(b) for b in bad)} is not a ticker symbol; pass symbols as --symbols AAPL MSFT."
-        )
-    return spec, list(dict.fromkeys(names))
-
-
-def _check_dates(start: str | None, end: str | None) -> None:
-    from copilot_quant.data.dates import resolve_range, to_utc
-    from copilot_quant.errors import DataError
-
-    for flag, value in (("--start", start), ("--end", end)):
-        if value is not None:
-            try:
-                to_utc(value)
-            except DataError as exc:
-                raise ConfigError(f"{flag}: {exc}") from exc
-    try:
-        resolve_range(start, end)
-    except DataError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------------------------------- output
@@ -249,8 +205,8 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
 
     console = _console()
     with friendly_errors():
-        spec, names = _split_tokens(strategy, symbols, list(ctx.args))
-        _check_dates(start, end)
+        spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
+        options.check_dates(start, end)
         options.parse_fill_at(fill_at)
         check_volume_limit(volume_limit, "--volume-limit")
         options.check_report_name(report)

@@ -27,7 +27,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from copilot_quant.cli import options
-from copilot_quant.cli.backtest import _check_dates, _split_tokens
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
@@ -157,8 +156,8 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 
     console = _console()
     with friendly_errors():
-        spec, names = _split_tokens(strategy, symbols, list(ctx.args))
-        _check_dates(start, end)
+        spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
+        options.check_dates(start, end)
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         check_volume_limit(volume_limit, "--volume-limit")
