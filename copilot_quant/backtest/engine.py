@@ -100,11 +100,15 @@ class _AccountView:
     """What a strategy sees of the engine: ``self.positions``, ``self.cash``, ``self.equity`` (read-only),
     and its own working orders (``self.open_orders()``, ``self.cancel()``)."""
 
-    __slots__ = ("_engine", "_owner")
+    __slots__ = ("_engine", "_owner", "_symbols")
 
-    def __init__(self, engine: BacktestEngine, owner: int = 0) -> None:
+    def __init__(self, engine: BacktestEngine, owner: int = 0, symbols: tuple[str, ...] = ()) -> None:
         self._engine = engine
         self._owner = owner
+        self._symbols = symbols
+
+    def symbols(self) -> tuple[str, ...]:
+        return self._symbols
 
     def open_orders(self) -> list[Order]:
         return self._engine._book.working_orders(self._owner)
@@ -277,7 +281,7 @@ class BacktestEngine:
         market = MarketData(frame, names or None) if len(frame) else None
         self._reset_run_state(market)
         for k, strategy in enumerate(self._strategies):
-            strategy.bind(_AccountView(self, k))
+            strategy.bind(_AccountView(self, k, tuple(market.symbols if market is not None else names)))
         self._call_start_hooks()
         if market is not None:
             fast = all(isinstance(s, FastStrategy) for s in self._strategies)

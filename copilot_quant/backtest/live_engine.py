@@ -183,6 +183,9 @@ class _AccountView:
     def cancel(self, order: Order | str) -> None:
         self._engine._strategy_cancel(order)
 
+    def symbols(self) -> tuple[str, ...]:
+        return tuple(self._engine.symbols)
+
 
 class LiveStrategyEngine:
     """Orchestrates one strategy live: data in, orders out, fills back (see the module docstring).
