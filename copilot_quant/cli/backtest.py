@@ -357,7 +357,7 @@ def _demo_live_half(console: Console) -> bool:
             slippage=0.0005,
         )
     print_report(report, console)
-    return report.ok
+    return report.ok and report.weakness() is None
 
 
 def demo_command(

@@ -113,7 +113,8 @@ def volume_limit_option() -> Any:
         None,
         "--volume-limit",
         help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: "
-        "no limit). The rest of an order keeps working on later bars.",
+        "no limit). The rest of a DAY order expires at the session's close (on daily bars: after its one "
+        "bar); a GTC order's rest keeps working on later bars.",
     )
 
 

@@ -28,7 +28,8 @@ def _partial_line(partial: list[OrderOutcome], total: int, prefix: str) -> str:
     day = [o for o in partial if o.time_in_force == "day"]
     why = (
         "the rest of a DAY order expires at the session's close (on daily bars: after its one bar); send "
-        "Order(..., time_in_force='gtc') to keep the remainder working on later bars"
+        "Order(..., time_in_force='gtc') (the bundled examples: --param time_in_force=gtc) to keep the "
+        "remainder working on later bars"
         if day
         else "the rest was cancelled"
     )

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderType
+from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderType, TimeInForce
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.errors import ConfigError
 from copilot_quant.strategies.symbols import traded_symbol
@@ -67,6 +67,13 @@ def trailing_mean(values: pd.Series, window: int) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
+def _time_in_force(value: str) -> TimeInForce:
+    try:
+        return TimeInForce(str(value).strip().lower())
+    except ValueError:
+        raise ConfigError(f"time_in_force must be 'day' or 'gtc', got {value!r}") from None
+
+
 def _check_periods(fast_period: int, slow_period: int, quantity: float) -> None:
     if not 0 < fast_period < slow_period:
         raise ConfigError(
@@ -76,26 +83,25 @@ def _check_periods(fast_period: int, slow_period: int, quantity: float) -> None:
         raise ConfigError(f"quantity must be positive, got {quantity}")
 
 
-def _crossover_orders(
-    strategy: Strategy, symbol: str, held: float, quantity: float, fast_above: bool
-) -> list[Order]:
+def _crossover_orders(strategy: SimpleMovingAverage | SmaCrossFast, fast_above: bool) -> list[Order]:
     """Both classes' rule once the averages are compared: buy ``quantity`` when the fast average is above
     and the strategy holds nothing; sell what it holds when the fast average is below.
 
     ``held`` is what the fills so far add up to, so a rejected or still working order never counts as
-    held; a working order of the symbol holds back a second one (a volume-limited order that is still
+    held; a working order of the symbol holds back a second one (a volume-limited GTC order that is still
     filling), and on the way down an unfilled buy is cancelled before the shares held are sold.
     """
+    symbol, held, tif = strategy.symbol, strategy.held, strategy.time_in_force
     working = [o for o in strategy.open_orders() if o.symbol == symbol]
     if fast_above:
         if held == 0 and not working:
-            return [Order(symbol, quantity, OrderType.MARKET, OrderSide.BUY)]
+            return [Order(symbol, strategy.quantity, OrderType.MARKET, OrderSide.BUY, time_in_force=tif)]
         return []
     for order in working:
         if order.side is OrderSide.BUY:
             strategy.cancel(order)
     if held > 0 and not any(o.side is OrderSide.SELL for o in working):
-        return [Order(symbol, held, OrderType.MARKET, OrderSide.SELL)]
+        return [Order(symbol, held, OrderType.MARKET, OrderSide.SELL, time_in_force=tif)]
     return []
 
 
@@ -104,14 +110,21 @@ class SimpleMovingAverage(Strategy):
 
     ``symbol=None`` (the default) trades the run's only symbol (``--symbols MSFT`` trades MSFT); name one
     to pick it from a multi-symbol run. What it holds comes from its fills (``on_fill``), never from the
-    orders it sent.
+    orders it sent. ``time_in_force='gtc'`` keeps an order that filled only partly (``--volume-limit``)
+    working on later bars; a DAY order's remainder expires at the session's close.
     """
 
     def __init__(
-        self, symbol: str | None = None, quantity: float = 10, fast_period: int = 10, slow_period: int = 30
+        self,
+        symbol: str | None = None,
+        quantity: float = 10,
+        fast_period: int = 10,
+        slow_period: int = 30,
+        time_in_force: str = "day",
     ) -> None:
         super().__init__()
         _check_periods(fast_period, slow_period, quantity)
+        self.time_in_force = _time_in_force(time_in_force)
         self.requested_symbol = symbol
         self.symbol = symbol.upper() if symbol else ""
         self.quantity = quantity
@@ -137,7 +150,7 @@ class SimpleMovingAverage(Strategy):
         slow_ma = closes.tail(self.slow_period).mean()
         if fast_ma == slow_ma:
             return []
-        return _crossover_orders(self, self.symbol, self.held, self.quantity, bool(fast_ma > slow_ma))
+        return _crossover_orders(self, bool(fast_ma > slow_ma))
 
     def on_fill(self, fill: Fill) -> None:
         if fill.symbol == self.symbol:
@@ -149,10 +162,16 @@ class SmaCrossFast(FastStrategy):
     """:class:`SimpleMovingAverage` on the fast path: the same orders, no per-bar pandas work."""
 
     def __init__(
-        self, symbol: str | None = None, quantity: float = 10, fast_period: int = 10, slow_period: int = 30
+        self,
+        symbol: str | None = None,
+        quantity: float = 10,
+        fast_period: int = 10,
+        slow_period: int = 30,
+        time_in_force: str = "day",
     ) -> None:
         super().__init__()
         _check_periods(fast_period, slow_period, quantity)
+        self.time_in_force = _time_in_force(time_in_force)
         self.requested_symbol = symbol
         self.symbol = symbol.upper() if symbol else ""
         self.quantity = quantity
@@ -177,9 +196,9 @@ class SmaCrossFast(FastStrategy):
         fast, slow = values  # in the order indicators() returned them
         # comparisons with NaN (warm-up, missing bars) are False, so those bars never signal
         if fast > slow and self.held == 0:
-            return _crossover_orders(self, self.symbol, self.held, self.quantity, fast_above=True)
+            return _crossover_orders(self, True)
         if fast < slow:
-            return _crossover_orders(self, self.symbol, self.held, self.quantity, fast_above=False)
+            return _crossover_orders(self, False)
         return None
 
     def on_fill(self, fill: Fill) -> None:
