@@ -59,6 +59,7 @@ from copilot_quant.backtest.costs import (
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.order_outcomes import OrderOutcome, RunOrders
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
@@ -122,6 +123,9 @@ class RunSummary:
     errors: list[str] = field(default_factory=list)
     bars_given: int = 0
     strategy_errors: list[StrategyFailure] = field(default_factory=list)
+    #: How each order ended (filled quantity, time in force, reject reason): what the verdict and the CLI
+    #: summary read; not compared (``orders`` and ``fills`` are).
+    outcomes: list[OrderOutcome] = field(default_factory=list)
 
     @property
     def commissions(self) -> float:
@@ -136,6 +140,11 @@ class RunSummary:
     def every_bar_errored(self) -> bool:
         """True when the strategy raised on every bar it was given (and it was given at least one)."""
         return self.bars_given > 0 and self.errored_bars >= self.bars_given
+
+    @property
+    def most_bars_errored(self) -> bool:
+        """True when the strategy raised on more than half of the bars it was given."""
+        return self.bars_given > 0 and self.errored_bars > self.bars_given / 2
 
     @property
     def first_error_bar(self) -> pd.Timestamp | None:
@@ -179,6 +188,29 @@ class ParityReport:
     def every_bar_errored(self) -> bool:
         """Whether the strategy raised on every bar it was given in either run: the runs say nothing."""
         return self.backtest.every_bar_errored or self.live.every_bar_errored
+
+    def weakness(self) -> str | None:
+        """Why identical runs still prove little, or ``None``: nothing filled in either run; the strategy
+        raised on most bars; or a run's orders fail :meth:`~copilot_quant.backtest.order_outcomes.RunOrders.failure`
+        (any order for a symbol the run has no data for, or most orders rejected)."""
+        failed = [run.name for run in (self.backtest, self.live) if run.most_bars_errored]
+        if failed:
+            run = self.backtest if self.backtest.most_bars_errored else self.live
+            return (
+                f"{self.strategy} raised an exception on {run.errored_bars} of {run.bars_given} bars of the "
+                f"{' and the '.join(failed)} run, so this parity check says little about it; fix the error "
+                "above and run again"
+            )
+        for run in (self.backtest, self.live):
+            failure = RunOrders.of(run.outcomes, self.symbols).failure()
+            if failure is not None:
+                return f"{run.name} run: {failure}"
+        if not self.backtest.fills and not self.live.fills:
+            return (
+                f"nothing filled in either run ({len(self.backtest.orders)} orders), so there was nothing to "
+                "compare; widen the date range or check the strategy's signals"
+            )
+        return None
 
 
 class _ReplayFeed(IDataFeed):
@@ -379,6 +411,7 @@ def _backtest_summary(result: BacktestResult, watch: _Watch) -> RunSummary:
             failures[0] = replace(first, error=f"{engine_first.get('type')}: {engine_first.get('error')}")
     summary = RunSummary("backtest", bars_given=watch.bars, strategy_errors=failures)
     summary.orders = [_order_row(o) for o in result.orders]
+    summary.outcomes = [OrderOutcome.of(o) for o in result.orders]
     summary.fills = [_fill_row(f, pd.Timestamp(f.timestamp).tz_convert("UTC")) for f in result.fills]
     summary.final_equity = float(result.final_value)
     summary.final_cash = float(result.cash_curve.iloc[-1]) if len(result.cash_curve) else math.nan
@@ -508,7 +541,9 @@ def _live_run(
                 _fill_row(f, exec_bar.get(f.fill_id or "", _bar_of(f.timestamp, stamps)))
                 for f in engine.fills
             ]
-            summary.orders = [_order_row(r.order) for r in engine.broker.tracker.records()]
+            records = engine.broker.tracker.records()
+            summary.orders = [_order_row(r.order) for r in records]
+            summary.outcomes = [OrderOutcome.of(r.order) for r in records]
             summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
             summary.final_cash = float(gateway.call(lambda: broker.account.cash))
             summary.errors = [str(e["error"]) for e in list(engine.errors)]

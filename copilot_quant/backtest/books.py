@@ -158,6 +158,9 @@ class AccountView:
         self._engine = engine
         self._owner = owner
 
+    def symbols(self) -> tuple[str, ...]:
+        return self._engine._run_symbols
+
     def open_orders(self) -> list[Order]:
         return self._engine._book.working_orders(self._owner)
 
@@ -194,6 +197,9 @@ class StrategyView:
     def _book(self) -> StrategyBook:
         engine = self._engine
         return self._books.marked(self._owner, engine._market, engine._bar, engine._executing)
+
+    def symbols(self) -> tuple[str, ...]:
+        return self._engine._run_symbols
 
     def open_orders(self) -> list[Order]:
         return self._engine._book.working_orders(self._owner)

@@ -160,6 +160,7 @@ class BacktestEngine:
         #: Strategy exceptions of the last run: ``{'timestamp', 'error', 'type', 'strategy', 'hook'}``.
         self.errors: list[dict[str, Any]] = []
         self.result: BacktestResult | None = None
+        self._run_symbols: tuple[str, ...] = ()
         self._reset_run_state(None)
 
     # ------------------------------------------------------------------ setup
@@ -285,6 +286,7 @@ class BacktestEngine:
             else None
         )
         self._reset_run_state(market)
+        self._run_symbols = tuple(market.symbols if market is not None else names)
         self._bind_views()
         self._call_start_hooks()
         if market is not None:

@@ -77,6 +77,7 @@ class StrategyContext(Protocol):
 
     ``open_orders`` and ``cancel`` back :meth:`Strategy.open_orders` and :meth:`Strategy.cancel` (see
     the module docstring for their timing contract); both concern only the bound strategy's orders.
+    ``symbols`` backs :attr:`Strategy.symbols`: the symbols the run trades, as the user gave them.
     """
 
     def positions(self) -> Mapping[str, Position]: ...
@@ -88,6 +89,8 @@ class StrategyContext(Protocol):
     def open_orders(self) -> list[Order]: ...
 
     def cancel(self, order: Order | str) -> None: ...
+
+    def symbols(self) -> tuple[str, ...]: ...
 
 
 _EMPTY: Mapping[str, Position] = MappingProxyType({})
@@ -105,7 +108,7 @@ class Strategy(ABC):
     * ``on_fill(fill)`` — once per execution, in order.
     * ``on_stop()`` then ``finalize()`` — once each, after the last bar (also when there was no data).
 
-    From the hooks a strategy may read ``positions``/``cash``/``equity``, list its working orders with
+    From the hooks a strategy may read ``positions``/``cash``/``equity`` and the run's ``symbols``, list its working orders with
     :meth:`open_orders` and cancel them with :meth:`cancel`.
     """
 
@@ -164,6 +167,25 @@ class Strategy(ABC):
     @positions.setter
     def positions(self, value: Any) -> None:
         self._own("positions", value)
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        """The symbols this run trades, in the order given (``--symbols``, ``run(..., symbols)``,
+        ``engine.start(symbols)``); empty before the engine binds the strategy (it has by ``initialize``).
+
+        A strategy with a single-symbol default reads ``self.symbols[0]`` instead of assuming a ticker, so
+        it trades what it is run on: single-symbol data (flat columns) carries no symbol name.
+        """
+        own = self.__dict__.get("_own_symbols", _UNSET)
+        if own is not _UNSET:
+            return own
+        ctx = getattr(self, "_context", None)
+        listing = getattr(ctx, "symbols", None) if ctx is not None else None
+        return tuple(listing()) if listing is not None else ()
+
+    @symbols.setter
+    def symbols(self, value: Any) -> None:
+        self._own("symbols", value)
 
     def position(self, symbol: str) -> float:
         """Signed quantity held in ``symbol`` (0 when flat)."""

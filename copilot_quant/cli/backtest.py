@@ -9,13 +9,17 @@ optionally writes the HTML report. ``demo`` runs the bundled
 ``out/report.html``, then runs the same class live against the in-process simulated gateway replaying the
 same bars and prints both results side by side with the parity verdict. Every user error (missing file or
 class, bad ``--param``, unknown symbol, bad dates, bad options) is one red line on stderr and exit code 2.
-A backtest whose strategy raised on every bar it was given exits 1 after printing its summary (a run where
-only some bars errored exits 0 and says how many); so does a demo whose live half differs from its backtest. The codes are those of :mod:`copilot_quant.cli.exit_codes`.
+After the metrics the command says what went wrong: strategy errors (the first traceback is logged once,
+the rest are counted), rejected orders grouped by reason, orders that filled only partly before the rest
+expired or was cancelled. A run that says too little exits 1 after its summary: the strategy raised on
+more than half of its bars, sent any order for a symbol the run has no data for (``--symbols MSFT`` with a
+strategy that trades AAPL), or had more than half of its orders rejected
+(:meth:`~copilot_quant.backtest.order_outcomes.RunOrders.failure`); so does a demo whose live half differs
+from its backtest. The codes are those of :mod:`copilot_quant.cli.exit_codes`.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +31,11 @@ from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, metrics_table, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
+from copilot_quant.cli.words import cli_words
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
+    from copilot_quant.backtest.order_outcomes import RunOrders
     from copilot_quant.backtest.results import BacktestResult
     from copilot_quant.backtest.strategy import Strategy
 
@@ -39,60 +45,20 @@ __all__ = [
     "every_bar_errored",
     "load_strategy_class",
     "metrics_table",
+    "most_bars_errored",
     "register",
     "run_backtest",
     "run_demo",
+    "run_failure",
+    "run_orders",
 ]
 
 # pandas, the engine and plotly are imported inside the commands so `copilot-quant --help` stays fast.
-
-_TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-^=]*$")
 
 
 def _console() -> Console:
     # Built per call so output goes to the stream typer's test runner (or the user's terminal) has now.
     return Console(highlight=False, width=120)
-
-
-# ------------------------------------------------------------------------------------------- arguments
-def _split_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[str, list[str]]:
-    """The strategy spec and the symbol list from the raw tokens.
-
-    ``--symbols AAPL MSFT`` leaves ``MSFT`` as a stray positional token; such tokens are symbols. If the
-    user put ``--symbols`` first, the spec may have landed among them: it is the token that names a file
-    or has a ``:``.
-    """
-    tokens = [strategy, *extra]
-    specs = [t for t in tokens if ":" in t or t.endswith(".py") or "/" in t]
-    spec = specs[0] if specs else strategy
-    rest = [t for t in tokens if t is not spec]
-    names: list[str] = []
-    for token in [*symbols, *rest]:
-        names += [s.strip().upper() for s in token.split(",") if s.strip()]
-    if not names:
-        raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
-    bad = [s for s in names if not _TICKER.match(s)]
-    if bad:
-        raise ConfigError(
-            f"{', '.join(repr(b) for b in bad)} is not a ticker symbol; pass symbols as --symbols AAPL MSFT."
-        )
-    return spec, list(dict.fromkeys(names))
-
-
-def _check_dates(start: str | None, end: str | None) -> None:
-    from copilot_quant.data.dates import resolve_range, to_utc
-    from copilot_quant.errors import DataError
-
-    for flag, value in (("--start", start), ("--end", end)):
-        if value is not None:
-            try:
-                to_utc(value)
-            except DataError as exc:
-                raise ConfigError(f"{flag}: {exc}") from exc
-    try:
-        resolve_range(start, end)
-    except DataError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 # ------------------------------------------------------------------------------------------- output
@@ -117,23 +83,53 @@ def every_bar_errored(result: BacktestResult) -> bool:
     return bars > 0 and errored_bars(result) >= bars
 
 
-def _report_problems(console: Console, result: BacktestResult) -> None:
-    """Say what went wrong during the run: strategy errors and rejected orders are never silent."""
+def most_bars_errored(result: BacktestResult) -> bool:
+    """True when the strategy raised on more than half of the bars it was given: the run says little."""
+    bars = len(result.equity_curve)
+    return bars > 0 and errored_bars(result) > bars / 2
+
+
+def run_orders(result: BacktestResult, symbols: list[str]) -> RunOrders:
+    """The run's orders against the symbols it has data for."""
+    from copilot_quant.backtest.order_outcomes import RunOrders
+
+    return RunOrders.of(result.orders, symbols)
+
+
+def _report_problems(console: Console, result: BacktestResult, symbols: list[str]) -> str | None:
+    """Say what went wrong during the run (strategy errors, rejected and partly filled orders are never
+    silent); returns why the run failed, or None (see :meth:`RunOrders.failure` and the module docstring)."""
+    from copilot_quant.cli.run_summary import print_order_outcomes
+
+    bars = len(result.equity_curve)
     if result.errors:
         first = result.errors[0]
         console.print(
-            f"[yellow]{len(result.errors)} strategy error(s) on {errored_bars(result)} of "
-            f"{len(result.equity_curve)} bars; first: "
-            f"{escape(str(first.get('type', '')))}: {escape(str(first.get('error', '')))}[/]"
+            f"[yellow]{len(result.errors)} strategy error(s) on {errored_bars(result)} of {bars} bars "
+            f"(the first one's traceback is above; -vv logs the others); first: "
+            f"{escape(str(first.get('type', '')))}: {escape(cli_words(str(first.get('error', ''))))}[/]",
+            soft_wrap=True,
         )
-    rejected = [o for o in result.orders if str(o.status) == "rejected"]
-    if rejected:
-        console.print(
-            f"[yellow]{len(rejected)} order(s) rejected; first: {rejected[0].symbol} "
-            f"{escape(rejected[0].reject_reason)}[/]"
+    orders = run_orders(result, symbols)
+    print_order_outcomes(console, orders)
+    if not orders.outcomes and not result.errors:
+        console.print("[yellow]The strategy placed no orders.[/]")
+    elif orders.outcomes and not result.fills and not orders.failure():
+        console.print("[yellow]None of the strategy's orders filled.[/]")
+    return run_failure(result, symbols)
+
+
+def run_failure(result: BacktestResult, symbols: list[str]) -> str | None:
+    """Why the run says too little to pass (exit 1), or None: the strategy raised on most bars, or its orders
+    fail :meth:`~copilot_quant.backtest.order_outcomes.RunOrders.failure`."""
+    bars = len(result.equity_curve)
+    if most_bars_errored(result):
+        return (
+            f"{result.strategy_name} raised an exception on {errored_bars(result)} of {bars} bars, so these "
+            "results say little about it; fix the error above and run again."
         )
-    if not result.fills and not result.errors:
-        console.print("[yellow]The strategy placed no orders that filled.[/]")
+    failure = run_orders(result, symbols).failure()
+    return f"{failure}." if failure else None
 
 
 def _progress_run(
@@ -206,6 +202,7 @@ def run_backtest(
         allow_short=allow_short,
         interval=interval,
         volume_limit=volume_limit,
+        max_logged_errors=1,  # the first traceback once; the summary counts the rest
     )
     engine.add_strategy(strategy)
     return _progress_run(engine, console or _console(), start, end, symbols, benchmark=benchmark)
@@ -235,8 +232,8 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
 
     console = _console()
     with friendly_errors():
-        spec, names = _split_tokens(strategy, symbols, list(ctx.args))
-        _check_dates(start, end)
+        spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
+        options.check_dates(start, end)
         options.parse_fill_at(fill_at)
         check_volume_limit(volume_limit, "--volume-limit")
         options.check_report_name(report)
@@ -267,21 +264,17 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     console.print(
         metrics_table(result, f"{result.strategy_name} on {', '.join(names)}", source=f"{data}, {interval}")
     )
-    _report_problems(console, result)
+    failure = _report_problems(console, result, names)
     if report is not None:
         written = result.to_html(report)
         console.print(f"Report written to [bold]{escape(str(written))}[/]")
-    if every_bar_errored(result):
-        _fail_every_bar(result)
+    if failure is not None:
+        _fail(failure)
 
 
-def _fail_every_bar(result: BacktestResult) -> None:
-    """Exit with :data:`~copilot_quant.cli.exit_codes.RUNTIME_FAILURE`: the strategy raised on every bar."""
-    bars = len(result.equity_curve)
-    print_error(
-        f"{result.strategy_name} raised an exception on every bar ({bars} of {bars}), so these results say "
-        "nothing about it; fix the error above and run again."
-    )
+def _fail(why: str) -> None:
+    """One red line and :data:`~copilot_quant.cli.exit_codes.RUNTIME_FAILURE`: the run says little."""
+    print_error(why)
     raise typer.Exit(code=RUNTIME_FAILURE)
 
 
@@ -320,7 +313,7 @@ def run_demo(
         console=console,
     )
     console.print(metrics_table(result, "SimpleMovingAverage on AAPL, 2005-2012", source="sample, 1d"))
-    _report_problems(console, result)
+    _report_problems(console, result, ["AAPL"])
     written = result.to_html(out)
     console.print(f"Report written to [bold]{escape(str(written))}[/]")
     if live:
@@ -354,7 +347,7 @@ def _demo_live_half(console: Console) -> bool:
             slippage=0.0005,
         )
     print_report(report, console)
-    return report.ok
+    return report.ok and report.weakness() is None
 
 
 def demo_command(
@@ -369,8 +362,9 @@ def demo_command(
     with friendly_errors():
         result = run_demo(out, console, live=False)
         parity = _demo_live_half(console) if live else True
-    if every_bar_errored(result):
-        _fail_every_bar(result)
+    failure = run_failure(result, ["AAPL"])  # run_demo printed the details
+    if failure is not None:
+        _fail(failure)
     if not parity:
         raise typer.Exit(code=RUNTIME_FAILURE)
 

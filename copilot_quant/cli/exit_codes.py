@@ -4,12 +4,15 @@
 code  name                 meaning
 ====  ===================  ===========================================================================
 0     ``SUCCESS``          the command did what was asked
-1     ``RUNTIME_FAILURE``  the input was fine but the run failed: backtest and live differ (``parity``,
-                           strategy error counts included), TWS/the gateway or a data source cannot be
-                           reached, the strategy raised on every bar of a backtest (``backtest``,
-                           ``demo``) or of either run of ``parity``, the live engine could not start, a
-                           gateway error. A strategy that raised on some bars only exits 0; the output
-                           says on how many
+1     ``RUNTIME_FAILURE``  the input was fine but the run failed or says too little to pass: backtest and
+                           live differ (``parity``, strategy error counts included), TWS/the gateway or a
+                           data source cannot be reached, the live engine could not start, a gateway
+                           error; and, for ``backtest``, ``demo`` and both runs of ``parity``: the
+                           strategy raised on more than half of the bars it was given, sent any order for
+                           a symbol the run has no data for, or more than half of its orders were
+                           rejected (:mod:`copilot_quant.backtest.order_outcomes`); ``parity`` also when
+                           nothing filled. A strategy that raised on fewer bars exits 0; the output says
+                           on how many
 2     ``USAGE_ERROR``      bad input: unknown option or argument (click's own usage errors are 2 too),
                            bad strategy spec, unknown symbol, bad dates, no data in the range, missing
                            journal, bad setting

@@ -55,6 +55,7 @@ from copilot_quant.brokers.ib_mapping import check_interval
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
 from copilot_quant.cli.reporting import error_console, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
+from copilot_quant.cli.words import cli_words
 from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.journal.paths import default_journal_dir
 from copilot_quant.risk.kill_file import (
@@ -66,24 +67,6 @@ from copilot_quant.risk.kill_file import (
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.live_engine import LiveStrategyEngine
-
-
-#: The library's Python spellings and what they are on this command line, longest first (see _cli_words).
-_CLI_WORDS = (
-    ("pass confirm_live=True", "add --confirm-live"),
-    ("keep paper_trading=True", "drop --live"),
-    ("pass paper_trading=False", "use --live --confirm-live"),
-    ("paper_trading=False", "--live"),
-    ("paper_trading=True", "paper trading (the default)"),
-    ("the port argument", "--port"),
-)
-
-
-def _cli_words(message: str) -> str:
-    """A library error message in this command's words: ``--confirm-live`` for ``confirm_live=True`` …"""
-    for python, cli in _CLI_WORDS:
-        message = message.replace(python, cli)
-    return message
 
 
 def _journal_accounts(directory: Path) -> list[str]:
@@ -413,7 +396,7 @@ def register(app: typer.Typer) -> None:
                 console.print("[bold red]LIVE trading: orders go to your real-money account.[/]")
             code = run_live(engine, names, interval, lookback_days, console=console, duration=duration)
         except CopilotQuantError as exc:
-            print_error(_cli_words(str(exc)))
+            print_error(cli_words(str(exc)))
             raise typer.Exit(code=code_for(exc)) from exc
         if code:
             raise typer.Exit(code=code)

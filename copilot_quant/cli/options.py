@@ -6,16 +6,20 @@ Each function returns a fresh ``typer.Option``/``typer.Argument`` to use as a pa
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import typer
+
+_TICKER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-^=]*$")
 
 __all__ = [
     "BUY_AND_HOLD",
     "allow_short_option",
     "benchmark_option",
     "capital_option",
+    "check_dates",
     "check_report_name",
     "commission_option",
     "data_option",
@@ -25,6 +29,7 @@ __all__ = [
     "parse_benchmark",
     "parse_fill_at",
     "slippage_option",
+    "split_tokens",
     "start_option",
     "strategy_argument",
     "symbols_option",
@@ -115,7 +120,8 @@ def volume_limit_option() -> Any:
         None,
         "--volume-limit",
         help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: "
-        "no limit). The rest of an order keeps working on later bars.",
+        "no limit). The rest of a DAY order expires at the session's close (on daily bars: after its one "
+        "bar); a GTC order's rest keeps working on later bars.",
     )
 
 
@@ -131,8 +137,6 @@ def benchmark_option() -> Any:
 
 def parse_benchmark(text: str | None) -> str | None:
     """``--benchmark`` as the engine's ``benchmark``: the default, a ticker, or None for ``none``."""
-    import re
-
     from copilot_quant.errors import ConfigError
 
     if text is None:
@@ -140,6 +144,49 @@ def parse_benchmark(text: str | None) -> str | None:
     value = text.strip()
     if value.lower() == "none":
         return None
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.\-^=]*", value):
+    if not _TICKER.match(value):
         raise ConfigError(f"--benchmark must be a ticker such as SPY, or none; got {text!r}.")
     return value.upper()
+
+
+def split_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[str, list[str]]:
+    """The strategy spec and the symbol list from the raw tokens.
+
+    ``--symbols AAPL MSFT`` leaves ``MSFT`` as a stray positional token; such tokens are symbols. If the
+    user put ``--symbols`` first, the spec may have landed among them: it is the token that names a file
+    or has a ``:``.
+    """
+    from copilot_quant.errors import ConfigError
+
+    tokens = [strategy, *extra]
+    specs = [t for t in tokens if ":" in t or t.endswith(".py") or "/" in t]
+    spec = specs[0] if specs else strategy
+    rest = [t for t in tokens if t is not spec]
+    names: list[str] = []
+    for token in [*symbols, *rest]:
+        names += [s.strip().upper() for s in token.split(",") if s.strip()]
+    if not names:
+        raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
+    bad = [s for s in names if not _TICKER.match(s)]
+    if bad:
+        raise ConfigError(
+            f"{', '.join(repr(b) for b in bad)} is not a ticker symbol; pass symbols as --symbols AAPL MSFT."
+        )
+    return spec, list(dict.fromkeys(names))
+
+
+def check_dates(start: str | None, end: str | None) -> None:
+    """Refuse a ``--start``/``--end`` that is not a date, or a range that ends before it starts."""
+    from copilot_quant.data.dates import resolve_range, to_utc
+    from copilot_quant.errors import ConfigError, DataError
+
+    for flag, value in (("--start", start), ("--end", end)):
+        if value is not None:
+            try:
+                to_utc(value)
+            except DataError as exc:
+                raise ConfigError(f"{flag}: {exc}") from exc
+    try:
+        resolve_range(start, end)
+    except DataError as exc:
+        raise ConfigError(str(exc)) from exc

@@ -12,8 +12,11 @@ one run only is a difference. Runs that agree while the strategy raised are "ide
 raised on N of M bars", not a clean pass.
 
 Exit code 0 on parity (even when the strategy raised on some bars: the verdict says so), 1 when the runs
-differ, when the strategy raised on every bar it was given in either run (as for ``backtest``: such runs
-say nothing), or when the live run fails, 2 for bad input: the codes of :mod:`copilot_quant.cli.exit_codes`.
+differ, when the live run fails, or when identical runs prove little (:meth:`ParityReport.weakness`):
+nothing filled in either run, the strategy raised on more than half of its bars, or a run sent any order
+for a symbol it has no data for or had more than half of its orders rejected; 2 for bad input: the codes
+of :mod:`copilot_quant.cli.exit_codes`. After the table, each run's rejected and partly filled orders are
+summarised (as ``backtest`` does).
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from copilot_quant.backtest.order_outcomes import RunOrders
 from copilot_quant.cli import options
-from copilot_quant.cli.backtest import _check_dates, _split_tokens
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, print_error
+from copilot_quant.cli.run_summary import print_order_outcomes
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
+from copilot_quant.cli.words import cli_words
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -118,9 +123,17 @@ def print_report(report: ParityReport, console: Console) -> None:
         line = error_summary(run)
         if line is not None:
             console.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
+        print_order_outcomes(console, RunOrders.of(run.outcomes, report.symbols), prefix=f"{run.name}: ")
     if report.ok:
         b = report.backtest
         matched = f"{len(b.orders)} orders, {len(b.fills)} fills and the final equity match"
+        weakness = report.weakness()
+        if weakness is not None:
+            console.print(
+                f"[bold yellow]PARITY: identical, but not a pass[/] — {matched}, but {escape(weakness)}.",
+                soft_wrap=True,
+            )
+            return
         if not report.strategy_raised:
             console.print(f"[bold green]PARITY: identical[/] — {matched} (no differences).")
             return
@@ -157,8 +170,8 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 
     console = _console()
     with friendly_errors():
-        spec, names = _split_tokens(strategy, symbols, list(ctx.args))
-        _check_dates(start, end)
+        spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
+        options.check_dates(start, end)
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         check_volume_limit(volume_limit, "--volume-limit")
@@ -181,14 +194,9 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     print_report(report, console)
     if not report.ok:
         raise typer.Exit(code=PARITY_FAILED)
-    if report.every_bar_errored:
-        failed = [run.name for run in (report.backtest, report.live) if run.every_bar_errored]
-        bars = report.backtest.bars_given
-        print_error(
-            f"{report.strategy} raised an exception on every bar ({bars} of {bars}) of the "
-            f"{' and the '.join(failed)} run, so this parity check says nothing about it; fix the error "
-            "above and run again."
-        )
+    weakness = report.weakness()
+    if weakness is not None:
+        print_error(f"not a pass: {cli_words(weakness)}.")
         raise typer.Exit(code=RUNTIME_FAILURE)
 
 

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from copilot_quant.backtest.metric_format import SUMMARY_KEYS, format_metric, metric_label
 from copilot_quant.cli.exit_codes import code_for
+from copilot_quant.cli.words import cli_words
 from copilot_quant.errors import CopilotQuantError
 
 if TYPE_CHECKING:
@@ -44,12 +45,13 @@ def print_error(message: str) -> None:
 
 @contextmanager
 def friendly_errors() -> Iterator[None]:
-    """Report a library error as one line and exit with its code (2 for bad input, 1 for a runtime failure
-    such as an unreachable data source or gateway), instead of a traceback."""
+    """Report a library error as one line, in the command line's words (:func:`~copilot_quant.cli.words.cli_words`),
+    and exit with its code (2 for bad input, 1 for a runtime failure such as an unreachable data source or
+    gateway), instead of a traceback."""
     try:
         yield
     except CopilotQuantError as exc:
-        print_error(str(exc))
+        print_error(cli_words(str(exc)))
         raise typer.Exit(code=code_for(exc)) from exc
 
 

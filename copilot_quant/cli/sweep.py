@@ -28,7 +28,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from copilot_quant.cli import options
-from copilot_quant.cli.backtest import _check_dates, _split_tokens
 from copilot_quant.cli.reporting import friendly_errors
 from copilot_quant.cli.strategy_spec import (
     build_strategy,
@@ -231,8 +230,8 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 
     console = Console(highlight=False, width=160)
     with friendly_errors():
-        spec, names = _split_tokens(strategy, symbols, list(ctx.args))
-        _check_dates(start, end)
+        spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
+        options.check_dates(start, end)
         if holdout_from is not None:
             _check_holdout(holdout_from)
         if walk_forward_folds is not None and holdout_from is not None:

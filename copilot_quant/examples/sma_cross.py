@@ -8,8 +8,10 @@
   computed once, vectorized and causal (trailing windows only), and ``on_bar`` only compares two
   floats. Both classes place the same orders on the same data.
 
-Unlike the guide's listing, the traded symbol and the sizes are parameters (defaults: the guide's
-``'AAPL'``, 10 shares, 10/30 bars), and the close column is chosen by the shape of the data: with
+Unlike the guide's listing, the traded symbol and the sizes are parameters (defaults: the run's only
+symbol, so ``--symbols MSFT`` trades MSFT; 10 shares; 10/30 bars). What the strategy holds is tracked
+from its fills (``on_fill``), so an order that a risk limit rejected, or that has not filled yet, never
+makes it sell shares it does not have. The close column is chosen by the shape of the data: with
 several symbols the columns are a ``(Metric, Symbol)`` MultiIndex, where ``'Close' in data.columns``
 is *also* true (pandas matches the first level) and ``data['Close']`` is a frame of all symbols'
 closes — so the guide's ``if 'Close' in data.columns`` test cannot tell the two shapes apart.
@@ -20,7 +22,7 @@ Run it::
     from copilot_quant.data.providers import SampleDataProvider
 
     engine = BacktestEngine(initial_capital=100_000, data_provider=SampleDataProvider())
-    engine.add_strategy(SimpleMovingAverage(symbol="AAPL", quantity=100))
+    engine.add_strategy(SimpleMovingAverage(quantity=100))  # trades the run's symbol, AAPL
     result = engine.run("2005-01-01", "2012-12-31", ["AAPL"])
 """
 
@@ -34,9 +36,10 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderType
+from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderType, TimeInForce
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.errors import ConfigError
+from copilot_quant.strategies.symbols import traded_symbol
 
 __all__ = ["SimpleMovingAverage", "SmaCrossFast", "close_prices", "trailing_mean"]
 
@@ -64,6 +67,13 @@ def trailing_mean(values: pd.Series, window: int) -> pd.Series:
     return pd.Series(out, index=values.index)
 
 
+def _time_in_force(value: str) -> TimeInForce:
+    try:
+        return TimeInForce(str(value).strip().lower())
+    except ValueError:
+        raise ConfigError(f"time_in_force must be 'day' or 'gtc', got {value!r}") from None
+
+
 def _check_periods(fast_period: int, slow_period: int, quantity: float) -> None:
     if not 0 < fast_period < slow_period:
         raise ConfigError(
@@ -73,65 +83,105 @@ def _check_periods(fast_period: int, slow_period: int, quantity: float) -> None:
         raise ConfigError(f"quantity must be positive, got {quantity}")
 
 
+def _crossover_orders(strategy: SimpleMovingAverage | SmaCrossFast, fast_above: bool) -> list[Order]:
+    """Both classes' rule once the averages are compared: buy ``quantity`` when the fast average is above
+    and the strategy holds nothing; sell what it holds when the fast average is below.
+
+    ``held`` is what the fills so far add up to, so a rejected or still working order never counts as
+    held; a working order of the symbol holds back a second one (a volume-limited GTC order that is still
+    filling), and on the way down an unfilled buy is cancelled before the shares held are sold.
+    """
+    symbol, held, tif = strategy.symbol, strategy.held, strategy.time_in_force
+    working = [o for o in strategy.open_orders() if o.symbol == symbol]
+    if fast_above:
+        if held == 0 and not working:
+            return [Order(symbol, strategy.quantity, OrderType.MARKET, OrderSide.BUY, time_in_force=tif)]
+        return []
+    for order in working:
+        if order.side is OrderSide.BUY:
+            strategy.cancel(order)
+    if held > 0 and not any(o.side is OrderSide.SELL for o in working):
+        return [Order(symbol, held, OrderType.MARKET, OrderSide.SELL, time_in_force=tif)]
+    return []
+
+
 class SimpleMovingAverage(Strategy):
-    """Simple moving average crossover strategy (the guide's example). Works in backtest and live mode."""
+    """Simple moving average crossover strategy (the guide's example). Works in backtest and live mode.
+
+    ``symbol=None`` (the default) trades the run's only symbol (``--symbols MSFT`` trades MSFT); name one
+    to pick it from a multi-symbol run. What it holds comes from its fills (``on_fill``), never from the
+    orders it sent. ``time_in_force='gtc'`` keeps an order that filled only partly (``--volume-limit``)
+    working on later bars; a DAY order's remainder expires at the session's close.
+    """
 
     def __init__(
-        self, symbol: str = "AAPL", quantity: float = 10, fast_period: int = 10, slow_period: int = 30
+        self,
+        symbol: str | None = None,
+        quantity: float = 10,
+        fast_period: int = 10,
+        slow_period: int = 30,
+        time_in_force: str = "day",
     ) -> None:
         super().__init__()
         _check_periods(fast_period, slow_period, quantity)
-        self.symbol = symbol.upper()
+        self.time_in_force = _time_in_force(time_in_force)
+        self.requested_symbol = symbol
+        self.symbol = symbol.upper() if symbol else ""
         self.quantity = quantity
         self._periods = (fast_period, slow_period)
+        self.held = 0.0
 
     def initialize(self) -> None:
         self.fast_period, self.slow_period = self._periods
-        # the guide names this flag ``self.position``, which would hide Strategy.position(symbol)
-        self.state: str | None = None
+        self.symbol = traded_symbol(self, self.requested_symbol)
+        self.held = 0.0  # shares of self.symbol bought and not sold, from the fills
 
     def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:
-        orders: list[Order] = []
         closes = close_prices(data, self.symbol)
         if isinstance(data.columns, pd.MultiIndex):
             if pd.isna(closes.iloc[-1]):
-                return orders  # this symbol has no bar at this timestamp
+                return []  # this symbol has no bar at this timestamp
             closes = closes.dropna()
 
         if len(closes) < self.slow_period:
-            return orders
+            return []
 
         fast_ma = closes.tail(self.fast_period).mean()
         slow_ma = closes.tail(self.slow_period).mean()
-
-        if fast_ma > slow_ma and self.state is None:
-            orders.append(Order(symbol=self.symbol, quantity=self.quantity, order_type="market", side="buy"))
-            self.state = "long"
-        elif fast_ma < slow_ma and self.state == "long":
-            orders.append(Order(symbol=self.symbol, quantity=self.quantity, order_type="market", side="sell"))
-            self.state = None
-        return orders
+        if fast_ma == slow_ma:
+            return []
+        return _crossover_orders(self, bool(fast_ma > slow_ma))
 
     def on_fill(self, fill: Fill) -> None:
-        log.info("Fill: %s %g @ $%.2f", fill.order.side, fill.fill_quantity, fill.fill_price)
+        if fill.symbol == self.symbol:
+            self.held += fill.signed_quantity
+        log.info("Fill: %s %g %s @ $%.2f", fill.order.side, fill.fill_quantity, fill.symbol, fill.fill_price)
 
 
 class SmaCrossFast(FastStrategy):
     """:class:`SimpleMovingAverage` on the fast path: the same orders, no per-bar pandas work."""
 
     def __init__(
-        self, symbol: str = "AAPL", quantity: float = 10, fast_period: int = 10, slow_period: int = 30
+        self,
+        symbol: str | None = None,
+        quantity: float = 10,
+        fast_period: int = 10,
+        slow_period: int = 30,
+        time_in_force: str = "day",
     ) -> None:
         super().__init__()
         _check_periods(fast_period, slow_period, quantity)
-        self.symbol = symbol.upper()
+        self.time_in_force = _time_in_force(time_in_force)
+        self.requested_symbol = symbol
+        self.symbol = symbol.upper() if symbol else ""
         self.quantity = quantity
         self.fast_period = fast_period
         self.slow_period = slow_period
-        self.long = False
+        self.held = 0.0
 
     def initialize(self) -> None:
-        self.long = False
+        self.symbol = traded_symbol(self, self.requested_symbol)
+        self.held = 0.0
 
     def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.Series]:
         closes = close_prices(data, self.symbol)
@@ -145,13 +195,13 @@ class SmaCrossFast(FastStrategy):
     def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
         fast, slow = values  # in the order indicators() returned them
         # comparisons with NaN (warm-up, missing bars) are False, so those bars never signal
-        if fast > slow and not self.long:
-            self.long = True
-            return [Order(self.symbol, self.quantity, OrderType.MARKET, OrderSide.BUY)]
-        if fast < slow and self.long:
-            self.long = False
-            return [Order(self.symbol, self.quantity, OrderType.MARKET, OrderSide.SELL)]
+        if fast > slow and self.held == 0:
+            return _crossover_orders(self, True)
+        if fast < slow:
+            return _crossover_orders(self, False)
         return None
 
     def on_fill(self, fill: Fill) -> None:
-        log.debug("Fill: %s %g @ $%.2f", fill.order.side, fill.fill_quantity, fill.fill_price)
+        if fill.symbol == self.symbol:
+            self.held += fill.signed_quantity
+        log.debug("Fill: %s %g %s @ $%.2f", fill.order.side, fill.fill_quantity, fill.symbol, fill.fill_price)

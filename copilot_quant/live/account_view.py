@@ -63,14 +63,22 @@ class StrategyView:
     """What one strategy sees: ``self.positions``, ``self.cash``, ``self.equity`` (read-only), and its own
     working orders (``self.open_orders()``, ``self.cancel()``)."""
 
-    __slots__ = ("_account", "_cancel", "_slot")
+    __slots__ = ("_account", "_cancel", "_slot", "_symbols")
 
     def __init__(
-        self, slot: StrategySlot, account: AccountState, cancel: Callable[[StrategySlot, Order | str], None]
+        self,
+        slot: StrategySlot,
+        account: AccountState,
+        cancel: Callable[[StrategySlot, Order | str], None],
+        symbols: tuple[str, ...] = (),
     ) -> None:
         self._slot = slot
         self._account = account
         self._cancel = cancel
+        self._symbols = symbols
+
+    def symbols(self) -> tuple[str, ...]:
+        return self._symbols
 
     def positions(self) -> Mapping[str, Position]:
         return self._account.positions_snapshot()

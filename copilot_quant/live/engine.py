@@ -459,7 +459,7 @@ class LiveStrategyEngine:
         self.symbols, self.data_interval = names, data_interval
         for slot in self._slots:
             strategy = slot.strategy
-            strategy.bind(StrategyView(slot, self.account, self._strategy_cancel))
+            strategy.bind(StrategyView(slot, self.account, self._strategy_cancel, tuple(names)))
             try:
                 strategy.initialize()
                 strategy.on_start()

@@ -3,8 +3,8 @@
 A long-only moving-average trend follower on any number of symbols: when a symbol's close is above its
 ``period``-bar simple moving average and the strategy holds none, it buys ``quantity`` shares; when the
 close falls below the average, it sells what it holds. It works on single-symbol data (flat columns
-``Open, High, Low, Close, Volume``; such a frame carries no symbol name, so orders use ``symbol``, default
-``'AAPL'``) and multi-symbol data (``(Metric, Symbol)`` columns) alike, and runs unchanged in
+``Open, High, Low, Close, Volume``; such a frame carries no symbol name, so orders use ``symbol``, by
+default the run's only symbol: ``--symbols MSFT`` trades MSFT) and multi-symbol data (``(Metric, Symbol)`` columns) alike, and runs unchanged in
 :class:`~copilot_quant.backtest.engine.BacktestEngine` and
 :class:`~copilot_quant.backtest.live_engine.LiveStrategyEngine`::
 
@@ -23,6 +23,7 @@ import pandas as pd
 
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.strategies.symbols import traded_symbol
 
 __all__ = ["MyStrategy"]
 
@@ -30,10 +31,11 @@ __all__ = ["MyStrategy"]
 class MyStrategy(Strategy):
     """Buy ``quantity`` shares above the ``period``-bar SMA, sell them below it (long only)."""
 
-    def __init__(self, period: int = 20, quantity: float = 10, symbol: str = "AAPL") -> None:
+    def __init__(self, period: int = 20, quantity: float = 10, symbol: str | None = None) -> None:
         super().__init__()
-        #: Single-symbol frames carry no symbol name; orders for them use this one (the guide trades AAPL).
-        self.symbol = symbol.upper()
+        #: Single-symbol frames carry no symbol name; orders for them use this one (None: the run's symbol).
+        self.requested_symbol = symbol
+        self.symbol = symbol.upper() if symbol else ""
         if int(period) < 1:
             raise ValueError(f"period must be at least 1, got {period!r}")
         self.period = int(period)
@@ -42,6 +44,8 @@ class MyStrategy(Strategy):
 
     def initialize(self) -> None:
         self.held = {}
+        if len(self.symbols) <= 1 or self.requested_symbol is not None:
+            self.symbol = traded_symbol(self, self.requested_symbol)
 
     def _closes(self, data: pd.DataFrame) -> dict[str, pd.Series]:
         if isinstance(data.columns, pd.MultiIndex):

@@ -7,7 +7,7 @@ import pytest
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import combine_symbols
 from copilot_quant.data.providers import SampleDataProvider, SyntheticDataProvider
-from copilot_quant.errors import ConfigError
+from copilot_quant.errors import ConfigError, StrategyError
 from copilot_quant.examples import SimpleMovingAverage, SmaCrossFast
 from copilot_quant.examples.sma_cross import trailing_mean
 
@@ -91,3 +91,40 @@ def test_the_guide_example_on_real_sample_data_end_to_end():
     assert len(result.equity_curve) == len(result.prices) > 700
     assert result.final_value == pytest.approx(engine.get_portfolio_value())
     assert [f.side.value for f in result.fills[:2]] == ["buy", "sell"]
+
+
+# ------------------------------------------------------------------ issue 16: the run's symbols, fills
+@pytest.mark.parametrize("cls", [SimpleMovingAverage, SmaCrossFast])
+def test_the_example_trades_the_symbol_it_is_run_on(cls, frames):
+    fills = trades(cls(quantity=50), frames["CCC"], ["CCC"])
+    assert fills, "the data should produce trades"
+    assert {f[1] for f in fills} == {"CCC"}
+
+
+@pytest.mark.parametrize("cls", [SimpleMovingAverage, SmaCrossFast])
+def test_the_example_refuses_a_symbol_the_run_has_no_data_for(cls, frames):
+    engine = BacktestEngine(1_000_000.0)
+    engine.add_strategy(cls(symbol="AAPL"))
+    with pytest.raises(StrategyError, match=r"trade AAPL .* no data for \(symbols: CCC\)"):
+        engine.run(symbols=["CCC"], data=frames["CCC"])
+
+
+@pytest.mark.parametrize("cls", [SimpleMovingAverage, SmaCrossFast])
+def test_without_a_symbol_the_example_asks_which_one_of_several(cls, frames):
+    engine = BacktestEngine(1_000_000.0)
+    engine.add_strategy(cls())
+    with pytest.raises(StrategyError, match=r"trades one symbol and this run has 3: AAA, BBB, CCC"):
+        engine.run(symbols=list(frames), data=combine_symbols(frames))
+
+
+@pytest.mark.parametrize("cls", [SimpleMovingAverage, SmaCrossFast])
+def test_a_rejected_buy_never_makes_the_example_sell_shares_it_does_not_hold(cls, frames):
+    # 1,000 shares cost far more than the cash: every buy is rejected. The example must not then "sell
+    # back" shares it never got, which would open a short it never meant (issue 16: --max-order-qty 5).
+    engine = BacktestEngine(1_000.0, allow_short=True)
+    engine.add_strategy(cls(quantity=1_000))
+    result = engine.run(symbols=["BBB"], data=frames["BBB"])
+    assert result.orders, "the data should produce signals"
+    assert {str(o.status) for o in result.orders} <= {"rejected", "cancelled"}  # the last: at the end
+    assert {str(o.side) for o in result.orders} == {"buy"}
+    assert result.fills == []

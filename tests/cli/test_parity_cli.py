@@ -133,6 +133,7 @@ RAISERS = textwrap.dedent(
     """
     import threading
 
+    from copilot_quant.backtest.orders import Order
     from copilot_quant.backtest.strategy import Strategy
 
 
@@ -149,7 +150,17 @@ RAISERS = textwrap.dedent(
             self.bar += 1
             if self.bar % 2 == 0:
                 raise KeyError("even bar")
+            return [Order("AAPL", 1, "market", "buy")] if self.bar == 1 else []
+
+
+    class NeverTrades(Strategy):
+        def on_data(self, timestamp, data):
             return []
+
+
+    class TradesAapl(Strategy):
+        def on_data(self, timestamp, data):
+            return [Order("AAPL", 1, "market", "buy")] if len(data) % 5 == 0 else []
 
 
     class RaisesOnlyLive(Strategy):
@@ -185,8 +196,8 @@ def test_a_strategy_that_raises_on_every_bar_is_summarised_not_traced_and_exits_
     assert "live: 37 strategy error(s) on 37 of 37 bars" in result.stdout
     assert "ValueError: nothing works" in result.stdout
     assert "PARITY: identical —" not in result.stdout
-    assert "PARITY: identical, but the strategy raised on 37 of 37 bars" in result.stdout
-    assert "raised an exception on every bar (37 of 37) of the backtest and the live run" in result.output
+    assert "PARITY: identical, but not a pass" in result.stdout
+    assert "raised an exception on 37 of 37 bars of the backtest and the live run" in result.output
 
 
 def test_a_strategy_that_raises_on_some_bars_is_identical_but_not_clean_and_exits_0(raisers: Path):
@@ -194,6 +205,25 @@ def test_a_strategy_that_raises_on_some_bars_is_identical_but_not_clean_and_exit
     assert result.exit_code == 0, result.output
     assert "PARITY: identical, but the strategy raised on 18 of 37 bars" in result.stdout
     assert "KeyError: 'even bar'" in result.stdout
+    assert "PARITY: identical —" not in result.stdout
+
+
+def test_identical_runs_in_which_nothing_filled_are_not_a_pass(raisers: Path):
+    result = _parity(f"{raisers}:NeverTrades")
+    assert result.exit_code == 1, result.output
+    assert "PARITY: identical, but not a pass" in result.stdout
+    assert "nothing filled in either run (0 orders)" in result.stderr
+
+
+def test_a_strategy_that_trades_a_symbol_the_run_has_no_data_for_is_not_a_pass(raisers: Path):
+    result = invoke(
+        "parity", f"{raisers}:TradesAapl", "-s", "MSFT", "--start", "2010-01-01", "--end", "2010-02-26"
+    )
+    assert result.exit_code == 1, result.output
+    assert (
+        "backtest: 7 of 7 orders rejected: 7 × no price data for AAPL in this backtest (symbols: MSFT); add it"
+        in (result.stdout)
+    )
     assert "PARITY: identical —" not in result.stdout
 
 

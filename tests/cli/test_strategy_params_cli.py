@@ -178,11 +178,11 @@ def test_backtest_of_the_example_with_params_changes_the_run():
     tuned = backtest(f"{EXAMPLE}:SimpleMovingAverage", "fast_period=5", "slow_period=12", "quantity=50")
     assert default.exit_code == tuned.exit_code == 0, default.output + tuned.output
     assert (
-        "Strategy: SimpleMovingAverage(symbol='AAPL', quantity=10, fast_period=10, slow_period=30)"
+        "Strategy: SimpleMovingAverage(symbol=None, quantity=10, fast_period=10, slow_period=30, time_in_force='day')"
         in default.stdout
     )
     assert (
-        "Strategy: SimpleMovingAverage(symbol='AAPL', quantity=50, fast_period=5, slow_period=12)"
+        "Strategy: SimpleMovingAverage(symbol=None, quantity=50, fast_period=5, slow_period=12, time_in_force='day')"
         in tuned.stdout
     )
     metrics = [line for line in default.stdout.splitlines() if "Final value" in line]
@@ -421,9 +421,12 @@ def test_load_strategy_and_describe_parameters(recorder: Path):
     assert loaded.params == {"symbol": "msft", "quantity": 2.5}
     assert getattr(loaded.instance, "symbol", None) == "MSFT"
     assert loaded.describe() == (
-        "SimpleMovingAverage(symbol='msft', quantity=2.5, fast_period=10, slow_period=30)"
+        "SimpleMovingAverage(symbol='msft', quantity=2.5, fast_period=10, slow_period=30, time_in_force='day')"
     )
-    assert describe_parameters(loaded.cls) == "symbol='AAPL', quantity=10, fast_period=10, slow_period=30"
+    assert (
+        describe_parameters(loaded.cls)
+        == "symbol=None, quantity=10, fast_period=10, slow_period=30, time_in_force='day'"
+    )
     anything = load_strategy(f"{recorder}:Anything").cls
     assert describe_parameters(anything) == "size=1, **options (any other name)"
     with pytest.raises(StrategyError, match="has no parameter"):

@@ -77,6 +77,30 @@ def test_backtest_applies_the_volume_limit():
     )  # DAY remainders
     assert f"{direct.metrics['final_value']:,.2f}" in result.stdout
     assert f"{unlimited.metrics['final_value']:,.2f}" not in result.stdout
+    # issue 16: the expired remainders are reported, with what to do about them
+    partial = [o for o in direct.orders if o.status is OrderStatus.EXPIRED and o.filled_quantity > 0]
+    assert f"{len(partial)} of {len(direct.orders)} orders filled only partly" in result.stdout
+    assert "the rest of a DAY order expires at the session's close" in result.stdout
+    assert "time_in_force='gtc'" in result.stdout
+
+
+def test_a_gtc_remainder_keeps_working_on_later_bars():
+    limit = 1e-6
+    day = run_backtest(
+        SimpleMovingAverage(quantity=300), ["AAPL"], start=RANGE[1], end=RANGE[3], volume_limit=limit
+    )
+    gtc = run_backtest(
+        SimpleMovingAverage(quantity=300, time_in_force="gtc"),
+        ["AAPL"],
+        start=RANGE[1],
+        end=RANGE[3],
+        volume_limit=limit,
+    )
+    assert not any(o.status is OrderStatus.EXPIRED for o in gtc.orders)
+    filled = [o for o in gtc.orders if o.status is OrderStatus.FILLED]
+    assert filled, "some GTC order should have completed over several bars"
+    assert max(len([f for f in gtc.fills if f.order.order_id == o.order_id]) for o in filled) > 1
+    assert sum(f.fill_quantity for f in gtc.fills) > sum(f.fill_quantity for f in day.fills)
 
 
 def test_gateway_starts_with_a_volume_limit():

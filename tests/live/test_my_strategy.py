@@ -8,7 +8,7 @@ from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.strategies.my_strategy import MyStrategy
 
 
-@pytest.mark.parametrize("symbols", [["AAPL"], ["AAPL", "MSFT"]])
+@pytest.mark.parametrize("symbols", [["AAPL"], ["MSFT"], ["AAPL", "MSFT"]])
 def test_my_strategy_trades_in_a_backtest(symbols):
     engine = BacktestEngine(initial_capital=100_000, data_provider=SyntheticDataProvider(seed=3))
     engine.add_strategy(MyStrategy(period=10, quantity=5))

@@ -143,6 +143,17 @@ def test_guide_sma_strategy_is_identical_live_and_in_backtest() -> None:
     assert report.live.fills[0][4] != pytest.approx(report.live.fills[0][4] / 1.0005)
 
 
+def test_the_example_trades_the_symbol_it_is_run_on_live_too() -> None:
+    # issue 16: `live ... sma_cross:SimpleMovingAverage --symbols MSFT` traded AAPL on MSFT's prices
+    report = run_parity(
+        SimpleMovingAverage, ["MSFT"], "2010-01-01", "2010-06-25", strategy_kwargs={"quantity": 100}
+    )
+    _assert_parity(report)
+    assert report.live.fills, "the test means something only if it traded"
+    assert {row[0] for row in report.live.orders} == {row[0] for row in report.backtest.orders} == {"MSFT"}
+    assert report.weakness() is None
+
+
 def test_limit_stop_and_stop_limit_orders_match() -> None:
     report = run_parity(
         LimitStopSwing,
