@@ -48,7 +48,15 @@ if TYPE_CHECKING:
     from copilot_quant.backtest.sweep import SweepResult
     from copilot_quant.backtest.walk_forward import WalkForwardResult
 
-__all__ = ["parse_grid", "register", "sweep_command", "sweep_table", "walk_forward_table"]
+__all__ = [
+    "check_export",
+    "parse_grid",
+    "register",
+    "run_with_progress",
+    "sweep_command",
+    "sweep_table",
+    "walk_forward_table",
+]
 
 #: Most combinations one sweep may run: a typo such as 1:100000 should not start a day-long job.
 MAX_COMBINATIONS = 10_000
@@ -117,7 +125,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def _check_export(path: Path) -> None:
+def check_export(path: Path) -> None:
     """Refuse an --export name whose format is unknown before the sweep runs, not after."""
     from copilot_quant.journal.export import export_format
 
@@ -251,7 +259,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         check_volume_limit(volume_limit, "--volume-limit")
         fill_mode = options.parse_fill_at(fill_at)
         if export is not None:
-            _check_export(export)
+            check_export(export)
         if report is not None:
             options.check_report_name(report)
         if top < 1:
@@ -298,7 +306,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             from copilot_quant.backtest.walk_forward import walk_forward
 
             runs = walk_forward_folds * (len(combos) + 1)  # each fold's grid, then its chosen run again
-            wf = _run(
+            wf = run_with_progress(
                 console,
                 lambda progress: walk_forward(
                     factory, combos, folds=walk_forward_folds, rolling=rolling, progress=progress, **settings
@@ -309,7 +317,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             table = wf.table.reset_index()
             searched: SweepResult | WalkForwardResult = wf
         else:
-            sweep = _run(
+            sweep = run_with_progress(
                 console,
                 lambda progress: run_sweep(
                     factory, combos, holdout_from=holdout_from, progress=progress, **settings
@@ -399,7 +407,7 @@ def walk_forward_table(wf: WalkForwardResult) -> Table:
     return table
 
 
-def _run(console: Console, run: Any, total: int) -> Any:
+def run_with_progress(console: Console, run: Any, total: int) -> Any:
     """``run(progress)`` under a rich progress bar of combinations done."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
