@@ -104,8 +104,13 @@ class TaskPool(Protocol):
         total: int,
         on_failure: OnFailure,
         progress: Progress | None = None,
+        sizes: Sequence[int] | None = None,
     ) -> list[Any]:
-        """The results in task order; ``on_failure(args, exc)`` stands in for a task that failed."""
+        """The results in task order; ``on_failure(args, exc)`` stands in for a task that failed.
+
+        ``progress(done, total)`` follows finished tasks; with ``sizes`` (how many runs each task holds)
+        it counts runs instead.
+        """
         ...
 
 
@@ -181,16 +186,34 @@ class _SerialPool:
         total: int,
         on_failure: OnFailure,
         progress: Progress | None = None,
+        sizes: Sequence[int] | None = None,
     ) -> list[Any]:
         results: list[Any] = []
-        for done, args in enumerate(tasks, 1):
+        counter = _Counter(total, sizes, progress)
+        for index, args in enumerate(tasks):
             try:
                 results.append(fn(*(_local(a) for a in args)))
             except Exception as exc:  # one failed task is reported by the caller; the rest go on
                 results.append(on_failure(args, exc))
-            if progress is not None:
-                progress(done, total)
+            counter.finished(index)
         return results
+
+
+class _Counter:
+    """Reports finished tasks to ``progress`` (counting each as its size when sizes are given)."""
+
+    __slots__ = ("done", "progress", "sizes", "total")
+
+    def __init__(self, total: int, sizes: Sequence[int] | None, progress: Progress | None) -> None:
+        self.sizes = sizes
+        self.total = sum(sizes) if sizes is not None else total
+        self.progress = progress
+        self.done = 0
+
+    def finished(self, index: int) -> None:
+        self.done += self.sizes[index] if self.sizes is not None else 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
 
 @dataclass(slots=True)
@@ -217,8 +240,10 @@ class _DaskPool:
         total: int,
         on_failure: OnFailure,
         progress: Progress | None = None,
+        sizes: Sequence[int] | None = None,
     ) -> list[Any]:
         results: list[Any] = [None] * total
+        counter = _Counter(total, sizes, progress)
         pending: dict[Future, _Pending] = {}
         completed = as_completed()
         todo = enumerate(tasks)
@@ -231,7 +256,6 @@ class _DaskPool:
 
         for index, args in _take(todo, self._window()):
             submit(_Pending(index, args, 0))
-        done = 0
         for future in completed:
             item = pending.pop(future)
             outcome = self._outcome(future, item)
@@ -244,9 +268,7 @@ class _DaskPool:
             results[item.index] = (
                 on_failure(item.args, outcome.exc) if isinstance(outcome, _Failed) else outcome
             )
-            done += 1
-            if progress is not None:
-                progress(done, total)
+            counter.finished(item.index)
             for index, args in _take(todo, 1):
                 submit(_Pending(index, args, 0))
         self._shipped.clear()

@@ -154,6 +154,7 @@ def run_sweep(
     scheduler: str | None = None,
     client: Any = None,
     equity_curves: bool = False,
+    per_task: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
     """Backtest ``strategy(**params)`` for every ``params`` in ``grid``; see the module docstring.
@@ -172,6 +173,8 @@ def run_sweep(
         scheduler: the address of a running Dask scheduler (``tcp://host:8786``) to run on instead.
         client: an open ``distributed.Client`` to run on (reused, not closed).
         equity_curves: keep each run's equity curve in :attr:`SweepResult.equity_curves`.
+        per_task: combinations per Dask task (1; more when each run is much shorter than the
+            scheduler's per-task overhead times the number of workers).
         progress: ``progress(done, total)`` after each finished run.
     """
     if metric not in RANKING_METRICS:
@@ -179,6 +182,7 @@ def run_sweep(
     if not grid:
         raise ConfigError("the parameter grid is empty; give at least one combination")
     compute = Compute(jobs, scheduler, client)
+    check_per_task(per_task)
     names = symbol_list(symbols)
     lo, hi = resolve_range(start_date, end_date)
     frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval)
@@ -188,7 +192,7 @@ def run_sweep(
     job = _Job(strategy, names, lo, hi, interval, dict(engine_options or {}))
     runs = [_Run(dict(p), cut, keep_equity=equity_curves) for p in grid]
     with task_pool(compute) as pool:
-        rows = run_all(pool, frame, job, runs, progress)
+        rows = run_all(pool, frame, job, runs, progress=progress, per_task=per_task)
     return _rank(rows, grid, metric, cut)
 
 
@@ -232,12 +236,33 @@ def run_all(
     frame: pd.DataFrame,
     job: _Job,
     runs: Sequence[_Run],
+    *,
     progress: Callable[[int, int], None] | None = None,
+    per_task: int = 1,
 ) -> list[dict[str, Any]]:
-    """One row per run, in the order of ``runs``; the bars and the job travel to each worker once."""
+    """One row per run, in the order of ``runs``; the bars and the job travel to each worker once.
+
+    ``per_task`` runs go in one task: fewer, longer tasks when single runs are too short for the
+    scheduler's per-task overhead to vanish (see benchmarks/bench_sweep.py's capacity plan).
+    """
+    check_per_task(per_task)
     shared_frame, shared_job = Shared(frame), Shared(job)
-    tasks = ((shared_frame, shared_job, run) for run in runs)
-    return pool.run(_run_one, tasks, total=len(runs), on_failure=_lost_row, progress=progress)
+    chunks = [tuple(runs[i : i + per_task]) for i in range(0, len(runs), per_task)]
+    tasks = ((shared_frame, shared_job, chunk) for chunk in chunks)
+    sizes = [len(chunk) for chunk in chunks]
+    rows = pool.run(
+        _run_chunk, tasks, total=len(chunks), on_failure=_lost_rows, progress=progress, sizes=sizes
+    )
+    return [row for chunk_rows in rows for row in chunk_rows]
+
+
+def check_per_task(per_task: int) -> None:
+    if per_task < 1:
+        raise ConfigError(f"per_task must be at least 1, got {per_task}")
+
+
+def _run_chunk(frame: pd.DataFrame, job: _Job, runs: tuple[_Run, ...]) -> list[dict[str, Any]]:
+    return [_run_one(frame, job, run) for run in runs]
 
 
 def _run_one(frame: pd.DataFrame, job: _Job, run: _Run) -> dict[str, Any]:
@@ -268,11 +293,11 @@ def _error_row(params: Mapping[str, Any], error: str) -> dict[str, Any]:
     return row
 
 
-def _lost_row(args: tuple[Any, ...], exc: BaseException) -> dict[str, Any]:
-    """The row of a run the cluster could not finish (its worker died too often, or it could not start)."""
-    run: _Run = args[-1]
-    log.warning("sweep: %s could not run on the cluster: %s: %s", run.params, type(exc).__name__, exc)
-    return _error_row(run.params, f"{type(exc).__name__}: {exc}")
+def _lost_rows(args: tuple[Any, ...], exc: BaseException) -> list[dict[str, Any]]:
+    """The rows of runs the cluster could not finish (their worker died too often, or could not start)."""
+    runs: tuple[_Run, ...] = args[-1]
+    log.warning("sweep: %d run(s) could not run on the cluster: %s: %s", len(runs), type(exc).__name__, exc)
+    return [_error_row(run.params, f"{type(exc).__name__}: {exc}") for run in runs]
 
 
 def _row_metrics(result: BacktestResult, cut: pd.Timestamp | None) -> dict[str, float]:

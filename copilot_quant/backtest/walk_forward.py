@@ -43,6 +43,7 @@ from copilot_quant.backtest.sweep import (
     _Job,
     _rank,
     _Run,
+    check_per_task,
     load_bars,
     period_metrics,
     run_all,
@@ -88,6 +89,7 @@ def walk_forward(
     jobs: int = 1,
     scheduler: str | None = None,
     client: Any = None,
+    per_task: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> WalkForwardResult:
     """Walk-forward analysis of ``strategy`` over ``grid``; see the module docstring.
@@ -103,6 +105,7 @@ def walk_forward(
     if not grid:
         raise ConfigError("the parameter grid is empty; give at least one combination")
     compute = Compute(jobs, scheduler, client)
+    check_per_task(per_task)
     names = symbol_list(symbols)
     lo, hi = resolve_range(start_date, end_date)
     frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval)
@@ -114,7 +117,7 @@ def walk_forward(
     with task_pool(compute) as pool:
         # every fold's sweep in one go, so the workers never wait for a fold to finish
         runs = [_Run(dict(p), f.test_start, f.first, f.stop) for f in spans for p in grid]
-        rows = run_all(pool, frame, job, runs, _offset(progress, 0, total))
+        rows = run_all(pool, frame, job, runs, progress=_offset(progress, 0, total), per_task=per_task)
         size = len(grid)
         sweeps = [
             _rank(rows[k * size : (k + 1) * size], grid, metric, f.test_start) for k, f in enumerate(spans)
@@ -124,7 +127,7 @@ def walk_forward(
             _Run(params, f.test_start, f.first, f.stop, keep_equity=True)
             for params, f in zip(chosen, spans, strict=True)
         ]
-        reruns = run_all(pool, frame, job, tests, _offset(progress, len(runs), total))
+        reruns = run_all(pool, frame, job, tests, progress=_offset(progress, len(runs), total))
     capital = float(options.get("initial_capital", _CAPITAL))
     table_rows = []
     pieces = []

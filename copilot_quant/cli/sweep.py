@@ -221,6 +221,12 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     jobs: int | None = compute.jobs_option(),
     scheduler: str | None = compute.scheduler_option(),
     serial: bool = compute.serial_option(),
+    per_task: int = typer.Option(
+        1,
+        "--per-task",
+        help="Combinations per Dask task: raise it when single runs take less than about 100 x the "
+        "scheduler's per-task overhead divided by the workers (see benchmarks/bench_sweep.py).",
+    ),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
     report: Path | None = typer.Option(
@@ -264,6 +270,8 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             options.check_report_name(report)
         if top < 1:
             raise ConfigError(f"--top must be at least 1, got {top}.")
+        if per_task < 1:
+            raise ConfigError(f"--per-task must be at least 1, got {per_task}.")
         where = compute.resolve(jobs, scheduler, serial)
         compute.quiet_dask_logs()
         fixed = parse_params(params)
@@ -300,6 +308,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 "fill_at": fill_mode,
             },
             "metric": metric,
+            "per_task": per_task,
             **where.kwargs,
         }
         if walk_forward_folds is not None:

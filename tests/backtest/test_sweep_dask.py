@@ -79,6 +79,18 @@ def test_a_sweep_on_one_two_or_three_workers_equals_the_serial_one(bars, client)
         pd.testing.assert_series_equal(curve, spread.equity_curves[rank])
 
 
+def test_several_combinations_per_task_give_the_same_table_and_progress_counts_combinations(
+    bars, two_workers
+):
+    seen: list[tuple[int, int]] = []
+    chunked = _sweep(bars, client=two_workers, per_task=4, progress=lambda d, t: seen.append((d, t)))
+    pd.testing.assert_frame_equal(_sweep(bars).table, chunked.table)
+    assert [t for _, t in seen] == [len(GRID)] * 3  # 9 combinations in tasks of 4, 4 and 1
+    assert sorted(d for d, _ in seen)[-1] == len(GRID)
+    with pytest.raises(ConfigError, match="per_task must be at least 1"):
+        _sweep(bars, per_task=0)
+
+
 def test_a_walk_forward_on_workers_equals_the_serial_one(bars, client):
     kwargs = {"symbols": "AAPL", "data": bars, "engine_options": OPTIONS, "folds": 3}
     serial = walk_forward(factory, GRID, **kwargs)
