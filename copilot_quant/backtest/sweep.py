@@ -20,9 +20,12 @@ ranking metrics are measured on the bars *before* that date only, and the same m
 from that date on sit beside them in ``holdout_*`` columns. The ranking never looks at the holdout,
 so the holdout columns show how the chosen parameters did on data they were not chosen on.
 
-**Parallel runs** (``jobs > 1``) use worker processes started with ``fork``, which inherit the loaded
-bars and the strategy class without pickling them (so classes loaded from a file work). Where ``fork``
-is not available (Windows) or not safe (macOS) the sweep runs in this process and says so in the log.
+**Where the runs run** (:mod:`copilot_quant.backtest.cluster`): ``jobs=1`` in this process, one after the
+other (the debugging path); ``jobs=N`` on a Dask ``LocalCluster`` of N worker processes started for the
+sweep; ``scheduler="tcp://host:8786"`` on a running Dask cluster; ``client=`` on an open Dask client. The
+bars and the strategy factory are shipped to each worker once; each task ships one parameter set and
+returns one row (and the equity curve only with ``equity_curves=True``). The table is the same whatever
+runs it: rows are placed by grid position, not by the order runs finish in.
 """
 
 from __future__ import annotations
@@ -30,11 +33,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import multiprocessing
-import os
-import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest import metrics as m
+from copilot_quant.backtest.cluster import Compute, Shared, TaskPool, task_pool
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.results import BacktestResult
@@ -98,6 +98,8 @@ class SweepResult:
     parameters: list[str]
     holdout_from: pd.Timestamp | None = None
     combinations: int = field(default=0)
+    #: rank → the run's equity curve, when the sweep was asked for ``equity_curves`` (else empty)
+    equity_curves: dict[int, pd.Series] = field(default_factory=dict)
 
     def best(self) -> dict[str, Any]:
         """The parameters ranked first (a ConfigError if no combination produced the metric)."""
@@ -110,19 +112,29 @@ class SweepResult:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """What every run of one sweep shares; workers inherit it through fork."""
+    """What every run of one sweep shares: shipped to each worker once, with the bars."""
 
     factory: StrategyFactory
-    frame: pd.DataFrame
     symbols: list[str]
     start: pd.Timestamp | None
     end: pd.Timestamp | None
     interval: str
     engine_options: Mapping[str, Any]
-    holdout_from: pd.Timestamp | None
 
 
-_JOB: _Job | None = None  # set in a worker process by _init_worker (fork: inherited, never pickled)
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """One task: the parameters and which bars to trade (``frame.iloc[first:stop]``); small to ship."""
+
+    params: dict[str, Any]
+    holdout_from: pd.Timestamp | None = None
+    first: int = 0
+    stop: int | None = None
+    keep_equity: bool = False
+
+
+#: The key of a row's equity curve (asked for with ``keep_equity``); taken out before the table is built.
+EQUITY_KEY = "_equity"
 
 
 def run_sweep(
@@ -139,6 +151,10 @@ def run_sweep(
     metric: str = "sharpe_ratio",
     holdout_from: Any = None,
     jobs: int = 1,
+    scheduler: str | None = None,
+    client: Any = None,
+    equity_curves: bool = False,
+    per_task: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
     """Backtest ``strategy(**params)`` for every ``params`` in ``grid``; see the module docstring.
@@ -152,24 +168,37 @@ def run_sweep(
             ``commission``, ``slippage``, ``fill_at``, ``allow_short`` ...).
         metric: the column to rank by, one of :data:`RANKING_METRICS`.
         holdout_from: rank on the bars before this date only and report the rest beside it.
-        jobs: worker processes (1 = in this process).
+        jobs: 1 runs every combination in this process; N > 1 starts a Dask LocalCluster of N worker
+            processes for this sweep.
+        scheduler: the address of a running Dask scheduler (``tcp://host:8786``) to run on instead.
+        client: an open ``distributed.Client`` to run on (reused, not closed).
+        equity_curves: keep each run's equity curve in :attr:`SweepResult.equity_curves`.
+        per_task: combinations per Dask task (1; more when each run is much shorter than the
+            scheduler's per-task overhead times the number of workers).
         progress: ``progress(done, total)`` after each finished run.
     """
     if metric not in RANKING_METRICS:
         raise ConfigError(f"cannot rank by {metric!r}; choose one of {', '.join(RANKING_METRICS)}")
     if not grid:
         raise ConfigError("the parameter grid is empty; give at least one combination")
-    if jobs < 1:
-        raise ConfigError(f"jobs must be at least 1, got {jobs}")
-    names = [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols)]
+    compute = Compute(jobs, scheduler, client)
+    check_per_task(per_task)
+    names = symbol_list(symbols)
     lo, hi = resolve_range(start_date, end_date)
     frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval)
     cut = to_utc(holdout_from) if holdout_from is not None else None
     if cut is not None:
         _check_holdout(frame, cut)
-    job = _Job(strategy, frame, names, lo, hi, interval, dict(engine_options or {}), cut)
-    rows = list(_run_all(job, [dict(p) for p in grid], jobs, progress))
+    job = _Job(strategy, names, lo, hi, interval, dict(engine_options or {}))
+    runs = [_Run(dict(p), cut, keep_equity=equity_curves) for p in grid]
+    with task_pool(compute) as pool:
+        rows = run_all(pool, frame, job, runs, progress=progress, per_task=per_task)
     return _rank(rows, grid, metric, cut)
+
+
+def symbol_list(symbols: Sequence[str] | str) -> list[str]:
+    """``symbols`` as upper-case names (one string is one symbol)."""
+    return [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols)]
 
 
 def load_bars(
@@ -202,63 +231,73 @@ def _check_holdout(frame: pd.DataFrame, cut: pd.Timestamp) -> None:
 
 
 # ----------------------------------------------------------------------------------------- running
-def _fork_available() -> bool:
-    # macOS lists fork but system frameworks may crash in a forked child; Windows has no fork.
-    return "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+def run_all(
+    pool: TaskPool,
+    frame: pd.DataFrame,
+    job: _Job,
+    runs: Sequence[_Run],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    per_task: int = 1,
+) -> list[dict[str, Any]]:
+    """One row per run, in the order of ``runs``; the bars and the job travel to each worker once.
+
+    ``per_task`` runs go in one task: fewer, longer tasks when single runs are too short for the
+    scheduler's per-task overhead to vanish (see benchmarks/bench_sweep.py's capacity plan).
+    """
+    check_per_task(per_task)
+    shared_frame, shared_job = Shared(frame), Shared(job)
+    chunks = [tuple(runs[i : i + per_task]) for i in range(0, len(runs), per_task)]
+    tasks = ((shared_frame, shared_job, chunk) for chunk in chunks)
+    sizes = [len(chunk) for chunk in chunks]
+    rows = pool.run(
+        _run_chunk, tasks, total=len(chunks), on_failure=_lost_rows, progress=progress, sizes=sizes
+    )
+    return [row for chunk_rows in rows for row in chunk_rows]
 
 
-def _run_all(
-    job: _Job, grid: list[dict[str, Any]], jobs: int, progress: Callable[[int, int], None] | None
-) -> Iterator[dict[str, Any]]:
-    total = len(grid)
-    workers = min(jobs, total, os.cpu_count() or 1)
-    if workers > 1 and not _fork_available():
-        log.warning("parallel sweeps need the 'fork' start method, not available here: running in-process")
-        workers = 1
-    if workers == 1:
-        for done, params in enumerate(grid, 1):
-            yield _run_one(job, params)
-            if progress is not None:
-                progress(done, total)
-        return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(job,)) as pool:
-        # map keeps grid order whatever order the runs finish in
-        for done, row in enumerate(pool.map(_run_in_worker, grid, chunksize=1), 1):
-            yield row
-            if progress is not None:
-                progress(done, total)
+def check_per_task(per_task: int) -> None:
+    if per_task < 1:
+        raise ConfigError(f"per_task must be at least 1, got {per_task}")
 
 
-def _init_worker(job: _Job) -> None:
-    global _JOB  # noqa: PLW0603 - one job per worker process, handed over at fork
-    _JOB = job
+def _run_chunk(frame: pd.DataFrame, job: _Job, runs: tuple[_Run, ...]) -> list[dict[str, Any]]:
+    return [_run_one(frame, job, run) for run in runs]
 
 
-def _run_in_worker(params: dict[str, Any]) -> dict[str, Any]:
-    if _JOB is None:  # pragma: no cover - the pool's initializer always ran first
-        raise RuntimeError("sweep worker started without its job")
-    return _run_one(_JOB, params)
-
-
-def _run_one(job: _Job, params: dict[str, Any]) -> dict[str, Any]:
+def _run_one(frame: pd.DataFrame, job: _Job, run: _Run) -> dict[str, Any]:
     """One backtest; a combination that cannot run becomes a row with its error, never an exception."""
-    row: dict[str, Any] = dict(params)
+    row: dict[str, Any] = dict(run.params)
+    bars = frame if run.first == 0 and run.stop is None else frame.iloc[run.first : run.stop]
     try:
-        strategy = job.factory(**params)
+        strategy = job.factory(**run.params)
         engine = BacktestEngine(**{"interval": job.interval, **job.engine_options})
         engine.add_strategy(strategy)
-        result = engine.run(job.start, job.end, job.symbols, data=job.frame)
+        result = engine.run(job.start, job.end, job.symbols, data=bars)
     except Exception as exc:  # a bad combination must not end the sweep: report it in its row
-        log.warning("sweep: %s failed: %s: %s", params, type(exc).__name__, exc)
-        row.update(dict.fromkeys(_PERIOD_METRICS, math.nan), final_value=math.nan, errors=0)
-        row["error"] = f"{type(exc).__name__}: {exc}"
-        return row
-    row.update(_row_metrics(result, job.holdout_from))
+        log.warning("sweep: %s failed: %s: %s", run.params, type(exc).__name__, exc)
+        return _error_row(run.params, f"{type(exc).__name__}: {exc}")
+    row.update(_row_metrics(result, run.holdout_from))
     row["final_value"] = result.final_value
     row["errors"] = len(result.errors)
     row["error"] = ""
+    if run.keep_equity:
+        row[EQUITY_KEY] = result.equity_curve.astype("float64")
     return row
+
+
+def _error_row(params: Mapping[str, Any], error: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict(params)
+    row.update(dict.fromkeys(_PERIOD_METRICS, math.nan), final_value=math.nan, errors=0)
+    row["error"] = error
+    return row
+
+
+def _lost_rows(args: tuple[Any, ...], exc: BaseException) -> list[dict[str, Any]]:
+    """The rows of runs the cluster could not finish (their worker died too often, or could not start)."""
+    runs: tuple[_Run, ...] = args[-1]
+    log.warning("sweep: %d run(s) could not run on the cluster: %s: %s", len(runs), type(exc).__name__, exc)
+    return [_error_row(run.params, f"{type(exc).__name__}: {exc}") for run in runs]
 
 
 def _row_metrics(result: BacktestResult, cut: pd.Timestamp | None) -> dict[str, float]:
@@ -305,6 +344,7 @@ def _rank(
     rows: list[dict[str, Any]], grid: Sequence[Mapping[str, Any]], metric: str, cut: pd.Timestamp | None
 ) -> SweepResult:
     parameters = list(dict.fromkeys(name for params in grid for name in params))
+    curves = [row.pop(EQUITY_KEY, None) for row in rows]
     table = pd.DataFrame(rows)
     ordered = [*parameters, *_PERIOD_METRICS]
     if cut is not None:
@@ -314,9 +354,11 @@ def _rank(
     counts = [c for c in ordered if c == "fills" or c.endswith("_fills")]
     table[counts] = table[counts].astype("Int64")  # whole numbers, <NA> for a run that failed
     table = table.sort_values(metric, ascending=False, na_position="last", kind="stable")
+    order = list(table.index)  # grid positions, best first
     table = table.reset_index(drop=True)
     table.index = pd.RangeIndex(1, len(table) + 1, name="rank")
-    return SweepResult(table, metric, parameters, cut, len(rows))
+    equity = {rank: curves[at] for rank, at in enumerate(order, 1) if curves[at] is not None}
+    return SweepResult(table, metric, parameters, cut, len(rows), equity)
 
 
 def _plain(value: Any) -> Any:

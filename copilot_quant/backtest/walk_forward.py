@@ -16,8 +16,9 @@ and measures them on stretch *k* — bars the choice never saw. The test stretch
 out-of-sample equity curve that starts at the initial capital: what trading the procedure (not one
 lucky parameter set) would have earned.
 
-Each fold is one :func:`~copilot_quant.backtest.sweep.run_sweep` with ``holdout_from`` at the test
-stretch's first bar, so the chosen parameters run through the training bars into the test stretch:
+Each fold is a sweep (as :func:`~copilot_quant.backtest.sweep.run_sweep`) with ``holdout_from`` at the test
+stretch's first bar; every fold's runs go to the workers together (on Dask with ``jobs``/``scheduler``, as
+for a sweep), then the chosen parameters of each fold are run once more for their equity curve, so the chosen parameters run through the training bars into the test stretch:
 their indicators are warm and a position open at the boundary is carried, as in real trading. The test
 metrics are measured from the equity at the last training bar.
 """
@@ -26,15 +27,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from copilot_quant.backtest.engine import BacktestEngine
+from copilot_quant.backtest.cluster import Compute, task_pool
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.metrics import infer_periods_per_year
-from copilot_quant.backtest.sweep import StrategyFactory, load_bars, period_metrics, run_sweep
+from copilot_quant.backtest.sweep import (
+    EQUITY_KEY,
+    RANKING_METRICS,
+    StrategyFactory,
+    SweepResult,
+    _Job,
+    _rank,
+    _Run,
+    check_per_task,
+    load_bars,
+    period_metrics,
+    run_all,
+    symbol_list,
+)
 from copilot_quant.data.dates import resolve_range
 from copilot_quant.errors import ConfigError
 
@@ -42,6 +56,8 @@ __all__ = ["WalkForwardResult", "walk_forward"]
 
 #: The test metrics each fold reports (the ranking metric's value on the training bars comes first).
 _TEST_COLUMNS = ("sharpe_ratio", "total_return", "max_drawdown", "fills")
+
+_CAPITAL = 100_000.0  # BacktestEngine's default initial capital
 
 
 @dataclass(slots=True)
@@ -71,59 +87,88 @@ def walk_forward(
     engine_options: Mapping[str, Any] | None = None,
     metric: str = "sharpe_ratio",
     jobs: int = 1,
+    scheduler: str | None = None,
+    client: Any = None,
+    per_task: int = 1,
     progress: Callable[[int, int], None] | None = None,
 ) -> WalkForwardResult:
     """Walk-forward analysis of ``strategy`` over ``grid``; see the module docstring.
 
     The arguments are those of :func:`~copilot_quant.backtest.sweep.run_sweep`, plus ``folds`` (test
     stretches, at least 1) and ``rolling`` (train on the previous stretch only instead of all before).
+    ``progress(done, total)`` counts every fold's runs plus one test run per fold.
     """
     if folds < 1:
         raise ConfigError(f"folds must be at least 1, got {folds}")
-    names = [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols)]
+    if metric not in RANKING_METRICS:
+        raise ConfigError(f"cannot rank by {metric!r}; choose one of {', '.join(RANKING_METRICS)}")
+    if not grid:
+        raise ConfigError("the parameter grid is empty; give at least one combination")
+    compute = Compute(jobs, scheduler, client)
+    check_per_task(per_task)
+    names = symbol_list(symbols)
     lo, hi = resolve_range(start_date, end_date)
     frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval)
     stretches = _stretches(frame, folds)
     options = dict(engine_options or {})
-    total = folds * len(grid)
-    rows: list[dict[str, Any]] = []
-    pieces: list[pd.Series] = []
-    for k in range(1, folds + 1):
-        first = 0 if not rolling else int(stretches[k - 1][0])
-        test = stretches[k]
-        window = frame.iloc[first : int(test[-1]) + 1]
-        test_start = frame.index[int(test[0])]
-        sweep = run_sweep(
-            strategy,
-            grid,
-            symbols=names,
-            data=window,
-            interval=interval,
-            engine_options=options,
-            metric=metric,
-            holdout_from=test_start,
-            jobs=jobs,
-            progress=_offset(progress, (k - 1) * len(grid), total),
-        )
-        params = sweep.best()
+    job = _Job(strategy, names, None, None, interval, options)
+    spans = [_Fold.of(frame, stretches, k, rolling) for k in range(1, folds + 1)]
+    total = folds * len(grid) + folds
+    with task_pool(compute) as pool:
+        # every fold's sweep in one go, so the workers never wait for a fold to finish
+        runs = [_Run(dict(p), f.test_start, f.first, f.stop) for f in spans for p in grid]
+        rows = run_all(pool, frame, job, runs, progress=_offset(progress, 0, total), per_task=per_task)
+        size = len(grid)
+        sweeps = [
+            _rank(rows[k * size : (k + 1) * size], grid, metric, f.test_start) for k, f in enumerate(spans)
+        ]
+        chosen = [_chosen(sweep, k) for k, sweep in enumerate(sweeps, 1)]
+        tests = [
+            _Run(params, f.test_start, f.first, f.stop, keep_equity=True)
+            for params, f in zip(chosen, spans, strict=True)
+        ]
+        reruns = run_all(pool, frame, job, tests, progress=_offset(progress, len(runs), total))
+    capital = float(options.get("initial_capital", _CAPITAL))
+    table_rows = []
+    pieces = []
+    for k, (sweep, params, rerun, f) in enumerate(zip(sweeps, chosen, reruns, spans, strict=True), 1):
         best = sweep.table.iloc[0]
-        returns = _test_returns(
-            strategy, params, window, names=names, interval=interval, options=options, test_start=test_start
-        )
-        pieces.append(returns)
-        rows.append(
+        pieces.append(_test_returns(rerun, f.test_start, capital))
+        table_rows.append(
             {
                 "fold": k,
-                "train_start": window.index[0],
-                "train_end": frame.index[int(test[0]) - 1],
-                "test_start": test_start,
-                "test_end": window.index[-1],
+                "train_start": frame.index[f.first],
+                "train_end": frame.index[f.test_first - 1],
+                "test_start": f.test_start,
+                "test_end": frame.index[f.stop - 1],
                 **params,
                 f"train_{metric}": best[metric],
                 **{f"test_{c}": best[f"holdout_{c}"] for c in _TEST_COLUMNS},
             }
         )
-    return _result(rows, pieces, options, metric, list(grid[0]))
+    return _result(table_rows, pieces, options, metric, list(grid[0]))
+
+
+class _Fold(NamedTuple):
+    """One fold's bars, ``frame.iloc[first:stop]``, whose test stretch starts at ``test_first``."""
+
+    first: int
+    test_first: int
+    stop: int
+    test_start: pd.Timestamp
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, stretches: list[np.ndarray], k: int, rolling: bool) -> _Fold:
+        test = stretches[k]
+        first = int(stretches[k - 1][0]) if rolling else 0
+        return cls(first, int(test[0]), int(test[-1]) + 1, frame.index[int(test[0])])
+
+
+def _chosen(sweep: SweepResult, fold: int) -> dict[str, Any]:
+    try:
+        return sweep.best()
+    except ConfigError as exc:
+        raise ConfigError(f"walk-forward fold {fold}: {exc}") from exc
 
 
 def _stretches(frame: pd.DataFrame, folds: int) -> list[np.ndarray]:
@@ -148,22 +193,13 @@ def _offset(
     return lambda done, _fold_total: progress(done_before + done, total)
 
 
-def _test_returns(
-    strategy: StrategyFactory,
-    params: Mapping[str, Any],
-    window: pd.DataFrame,
-    *,
-    names: list[str],
-    interval: str,
-    options: Mapping[str, Any],
-    test_start: pd.Timestamp,
-) -> pd.Series:
+def _test_returns(rerun: dict[str, Any], test_start: pd.Timestamp, capital: float) -> pd.Series:
     """Per-bar returns of the chosen parameters over the test stretch, from the last training bar's equity."""
-    engine = BacktestEngine(**{"interval": interval, **options})
-    engine.add_strategy(strategy(**params))
-    equity = engine.run(None, None, names, data=window).equity_curve.astype("float64")
+    if rerun.get("error"):
+        raise ConfigError(f"the chosen parameters {rerun} failed on their test run: {rerun['error']}")
+    equity: pd.Series = rerun[EQUITY_KEY]
     before = equity[equity.index < test_start]
-    start_value = float(before.iloc[-1]) if len(before) else engine.initial_capital
+    start_value = float(before.iloc[-1]) if len(before) else capital
     test = equity[equity.index >= test_start]
     return pd.concat([pd.Series([start_value]), test]).pct_change().iloc[1:].set_axis(test.index)
 
@@ -175,7 +211,7 @@ def _result(
     metric: str,
     parameters: list[str],
 ) -> WalkForwardResult:
-    capital = float(options.get("initial_capital", 100_000.0))
+    capital = float(options.get("initial_capital", _CAPITAL))
     returns = pd.concat(pieces)
     equity = capital * (1.0 + returns).cumprod()
     table = pd.DataFrame(rows).set_index("fold")

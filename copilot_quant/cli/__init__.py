@@ -11,7 +11,7 @@ import logging
 import typer
 
 from copilot_quant import __version__
-from copilot_quant.cli import backtest, data, gateway, journal, live, parity, sweep
+from copilot_quant.cli import backtest, batch, data, gateway, journal, live, parity, sweep
 
 app = typer.Typer(
     name="copilot-quant",
@@ -41,7 +41,7 @@ def _root(
     logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[RichHandler(show_path=False)])
 
 
-for _module in (backtest, sweep, data, gateway, live, journal, parity):
+for _module in (backtest, sweep, batch, data, gateway, live, journal, parity):
     _module.register(app)
 
 

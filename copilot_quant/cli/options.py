@@ -26,6 +26,7 @@ __all__ = [
     "end_option",
     "fill_at_option",
     "interval_option",
+    "is_ticker",
     "parse_benchmark",
     "parse_fill_at",
     "slippage_option",
@@ -147,6 +148,11 @@ def parse_benchmark(text: str | None) -> str | None:
     if not _TICKER.match(value):
         raise ConfigError(f"--benchmark must be a ticker such as SPY, or none; got {text!r}.")
     return value.upper()
+
+
+def is_ticker(text: str) -> bool:
+    """Whether ``text`` looks like a ticker symbol (letters, digits and ``. - ^ =``)."""
+    return _TICKER.match(text) is not None
 
 
 def split_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[str, list[str]]:

@@ -4,7 +4,7 @@
 
     copilot-quant sweep copilot_quant/examples/sma_cross.py:SimpleMovingAverage --symbols AAPL \\
         --start 2005-01-01 --end 2012-12-31 -g fast_period=5:20:5 -g slow_period=30,50,100 \\
-        --holdout-from 2011-01-01 --jobs 2 --export out/sweep.csv --report out/sweep.html
+        --holdout-from 2011-01-01 --export out/sweep.csv --report out/sweep.html
 
 ``-g NAME=VALUES`` (``--grid``, once per parameter) gives the values to try: a comma list of Python
 literals (``5,10,20`` or ``'a','b'``), an inclusive range ``START:STOP[:STEP]`` (``5:20:5`` = 5, 10, 15,
@@ -12,6 +12,10 @@ literals (``5,10,20`` or ``'a','b'``), an inclusive range ``START:STOP[:STEP]`` 
 ranked by ``--metric`` (before ``--holdout-from`` when given; see :mod:`copilot_quant.backtest.sweep`).
 ``--report FILE.html`` writes the page of :mod:`copilot_quant.backtest.sweep_report`: the metric mapped
 over the parameters (or, with ``--walk-forward``, the out-of-sample equity and the folds).
+
+The backtests run on Dask distributed: a local cluster of one worker process per core by default,
+``--scheduler tcp://HOST:8786`` (or ``$DASK_SCHEDULER_ADDRESS``) for a running cluster, ``--serial`` in
+this process (:mod:`copilot_quant.cli.compute`).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from copilot_quant.cli import options
+from copilot_quant.cli import compute, options
 from copilot_quant.cli.reporting import friendly_errors
 from copilot_quant.cli.strategy_spec import (
     build_strategy,
@@ -43,7 +47,15 @@ if TYPE_CHECKING:
     from copilot_quant.backtest.sweep import SweepResult
     from copilot_quant.backtest.walk_forward import WalkForwardResult
 
-__all__ = ["parse_grid", "register", "sweep_command", "sweep_table", "walk_forward_table"]
+__all__ = [
+    "check_export",
+    "parse_grid",
+    "register",
+    "run_with_progress",
+    "sweep_command",
+    "sweep_table",
+    "walk_forward_table",
+]
 
 #: Most combinations one sweep may run: a typo such as 1:100000 should not start a day-long job.
 MAX_COMBINATIONS = 10_000
@@ -112,7 +124,7 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def _check_export(path: Path) -> None:
+def check_export(path: Path) -> None:
     """Refuse an --export name whose format is unknown before the sweep runs, not after."""
     from copilot_quant.journal.export import export_format
 
@@ -205,7 +217,15 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     rolling: bool = typer.Option(
         False, "--rolling", help="With --walk-forward: train on the last stretch only."
     ),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Backtests run at once (worker processes)."),
+    jobs: int | None = compute.jobs_option(),
+    scheduler: str | None = compute.scheduler_option(),
+    serial: bool = compute.serial_option(),
+    per_task: int = typer.Option(
+        1,
+        "--per-task",
+        help="Combinations per Dask task: raise it when single runs take less than about 100 x the "
+        "scheduler's per-task overhead divided by the workers (see benchmarks/bench_sweep.py).",
+    ),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
     report: Path | None = typer.Option(
@@ -224,6 +244,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     volume_limit: float | None = options.volume_limit_option(),
 ) -> None:
     """Backtest a strategy for every combination of -g values and rank them (with an honest holdout)."""
+    from copilot_quant.backtest.cluster import ship_code_of
     from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.backtest.sweep import parameter_grid, run_sweep
     from copilot_quant.data.providers import provider_from_spec
@@ -243,11 +264,15 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         check_volume_limit(volume_limit, "--volume-limit")
         fill_mode = options.parse_fill_at(fill_at)
         if export is not None:
-            _check_export(export)
+            check_export(export)
         if report is not None:
             options.check_report_name(report)
         if top < 1:
             raise ConfigError(f"--top must be at least 1, got {top}.")
+        if per_task < 1:
+            raise ConfigError(f"--per-task must be at least 1, got {per_task}.")
+        where = compute.resolve(jobs, scheduler, serial)
+        compute.quiet_dask_logs()
         fixed = parse_params(params)
         values = parse_grid(grid)
         both = sorted(set(fixed) & set(values))
@@ -258,13 +283,14 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             raise ConfigError(f"{len(combos)} combinations; at most {MAX_COMBINATIONS} run in one sweep")
         cls = load_strategy_class(spec)
         build_strategy(cls, {**fixed, **combos[0]})  # a bad name fails now, not in every run
+        ship_code_of(cls)  # a class loaded from a file travels to the workers with its code
 
         def factory(**combo: Any) -> Any:
             return build_strategy(cls, {**fixed, **combo})
 
         console.print(
             f"Sweeping {escape(format_call(cls, fixed))} over {len(combos)} combination(s) of "
-            f"{', '.join(values)} on {', '.join(names)}"
+            f"{', '.join(values)} on {', '.join(names)}, {where.describe()}"
         )
         settings: dict[str, Any] = {
             "symbols": names,
@@ -281,13 +307,14 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 "fill_at": fill_mode,
             },
             "metric": metric,
-            "jobs": jobs,
+            "per_task": per_task,
+            **where.kwargs,
         }
         if walk_forward_folds is not None:
             from copilot_quant.backtest.walk_forward import walk_forward
 
-            runs = walk_forward_folds * len(combos)
-            wf = _run(
+            runs = walk_forward_folds * (len(combos) + 1)  # each fold's grid, then its chosen run again
+            wf = run_with_progress(
                 console,
                 lambda progress: walk_forward(
                     factory, combos, folds=walk_forward_folds, rolling=rolling, progress=progress, **settings
@@ -298,7 +325,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             table = wf.table.reset_index()
             searched: SweepResult | WalkForwardResult = wf
         else:
-            sweep = _run(
+            sweep = run_with_progress(
                 console,
                 lambda progress: run_sweep(
                     factory, combos, holdout_from=holdout_from, progress=progress, **settings
@@ -388,7 +415,7 @@ def walk_forward_table(wf: WalkForwardResult) -> Table:
     return table
 
 
-def _run(console: Console, run: Any, total: int) -> Any:
+def run_with_progress(console: Console, run: Any, total: int) -> Any:
     """``run(progress)`` under a rich progress bar of combinations done."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -402,7 +429,8 @@ def _run(console: Console, run: Any, total: int) -> Any:
         disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("sweep", total=total)
-        return run(lambda done, _total: progress.update(task, completed=done))
+        # called as each run's future completes (on a cluster: in the order they finish)
+        return run(lambda done, total: progress.update(task, completed=done, total=total))
 
 
 def register(app: typer.Typer) -> None:

@@ -114,7 +114,7 @@ def test_the_cli_runs_a_walk_forward_and_exports_the_folds(tmp_path):
     result = CliRunner().invoke(app, [
         "sweep", SPEC, "--symbols", "AAPL",
         "--start", "2005-01-01", "--end", "2012-12-31", "-g", "fast_period=5,10", "-g", "slow_period=30,50",
-        "--walk-forward", "3", "--rolling", "--export", str(out),
+        "--walk-forward", "3", "--rolling", "--export", str(out), "--jobs", "2",
     ])  # fmt: skip
     assert result.exit_code == SUCCESS, result.output
     assert "Walk-forward: 3 fold(s)" in result.output

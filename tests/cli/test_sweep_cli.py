@@ -20,8 +20,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "copilot_quant" / "examples" / "
 SPEC = f"{EXAMPLE}:SimpleMovingAverage"
 
 
-def sweep(*args: str):
-    return CliRunner().invoke(app, ["sweep", SPEC, "--symbols", "AAPL", *args])
+def sweep(*args: str, where: tuple[str, ...] = ("--serial",)):
+    """In this process unless ``where`` says otherwise: the Dask paths have their own tests below."""
+    return CliRunner().invoke(app, ["sweep", SPEC, "--symbols", "AAPL", *where, *args])
 
 
 # ------------------------------------------------------------------------------------------- grid syntax
@@ -72,14 +73,18 @@ def test_bad_grids_are_named(items, message):
 
 # ------------------------------------------------------------------------------------------- command
 def test_a_sweep_ranks_every_combination_and_exports_the_whole_table(tmp_path):
+    """By default on a local Dask cluster, with a strategy class loaded from a file."""
     out = tmp_path / "sweep.csv"
     result = sweep(
         "--start", "2009-01-01", "--end", "2011-12-31",
         "-g", "fast_period=5,10", "-g", "slow_period=20:40:20",
         "-p", "quantity=100", "--holdout-from", "2011-01-01", "--top", "3", "--export", str(out),
+        where=(),
     )  # fmt: skip
     assert result.exit_code == SUCCESS, result.output
     assert "Sweeping SimpleMovingAverage(" in result.output
+    assert "on a local Dask cluster of" in result.output
+    assert "distributed" not in result.output  # Dask's own logs stay out of the output
     assert "quantity=100" in result.output
     assert "Top 3 of 4 by sharpe_ratio (ranked before 2011-01-01" in result.output
     table = pd.read_csv(out)
@@ -155,7 +160,7 @@ def test_the_report_of_a_sweep_is_written_after_it(tmp_path):
     result = CliRunner().invoke(app, [
         "sweep", FAST, "-s", "AAPL", "--start", "2009-01-01", "--end", "2011-12-31",
         "-g", "fast_period=5,10", "-g", "slow_period=20,40", "-p", "quantity=100",
-        "--holdout-from", "2011-01-01", "--report", str(out),
+        "--holdout-from", "2011-01-01", "--report", str(out), "--serial",
     ])  # fmt: skip
     assert result.exit_code == SUCCESS, result.output
     assert f"Report written to {out.resolve()}" in " ".join(result.output.split())
@@ -171,7 +176,7 @@ def test_the_report_of_a_walk_forward_shows_its_folds(tmp_path):
     result = CliRunner().invoke(app, [
         "sweep", FAST, "-s", "AAPL", "--start", "2009-01-01", "--end", "2011-12-31",
         "-g", "fast_period=5,10", "-g", "slow_period=20,40", "-p", "quantity=100",
-        "--walk-forward", "2", "-r", str(out),
+        "--walk-forward", "2", "-r", str(out), "--serial",
     ])  # fmt: skip
     assert result.exit_code == SUCCESS, result.output
     assert "Report written to" in result.output
@@ -191,3 +196,60 @@ def test_a_report_name_that_is_not_html_is_refused_before_any_backtest(tmp_path)
     assert "name the file *.html" in " ".join(result.output.split())
     assert "Sweeping" not in result.output  # refused before the sweep started
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------- where it runs
+@pytest.fixture(scope="module")
+def scheduler_address():
+    """A running Dask cluster, as `dask scheduler` and `dask worker` would start it (on free ports)."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+GRID_ARGS = ("--start", "2009-01-01", "--end", "2011-12-31", "-g", "fast_period=5,10", "-g", "slow_period=20,40",
+             "-p", "quantity=100", "--holdout-from", "2011-01-01")  # fmt: skip
+
+
+def _exported(tmp_path: Path, name: str, *where: str) -> tuple[str, pd.DataFrame]:
+    out = tmp_path / f"{name}.csv"
+    result = sweep(*GRID_ARGS, "--export", str(out), where=where)
+    assert result.exit_code == SUCCESS, result.output
+    return " ".join(result.output.split()), pd.read_csv(out)
+
+
+def test_scheduler_runs_the_sweep_on_that_cluster_with_the_serial_table(tmp_path, scheduler_address):
+    _, serial = _exported(tmp_path, "serial", "--serial")
+    output, remote = _exported(tmp_path, "remote", "--scheduler", scheduler_address)
+    assert f"on the Dask cluster at {scheduler_address}" in output
+    pd.testing.assert_frame_equal(serial, remote)
+
+
+def test_the_scheduler_address_can_come_from_dasks_environment_variable(
+    tmp_path, scheduler_address, monkeypatch
+):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", scheduler_address)
+    output, _ = _exported(tmp_path, "env")
+    assert f"on the Dask cluster at {scheduler_address}" in output
+    output, _ = _exported(tmp_path, "serial", "--serial")  # an explicit choice wins over the environment
+    assert "in this process" in output
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (("--serial", "--scheduler", "tcp://127.0.0.1:1"), "give one of them"),
+        (("-j", "2", "--scheduler", "tcp://127.0.0.1:1"), "the cluster's workers decide"),
+        (("--serial", "-j", "2"), "drop --jobs 2"),
+        (("-j", "0"), "--jobs must be at least 1"),
+        (("--scheduler", " "), "--scheduler is empty"),
+    ],
+)
+def test_contradictory_places_to_run_exit_2(where, message):
+    result = sweep("-g", "fast_period=5,10", where=where)
+    assert result.exit_code == USAGE_ERROR, result.output
+    assert message in " ".join(result.output.split())
+    assert "Sweeping" not in result.output

@@ -1,0 +1,348 @@
+"""Where many backtests run: in this process, or on Dask distributed (a local cluster or one you name).
+
+Sweeps, walk-forward analysis and batches describe their work as one function and one argument tuple per
+task; :func:`task_pool` gives a pool that runs them and returns the results in task order, whatever order
+they finish in — so a result never depends on the number of workers.
+
+* :class:`Compute` says where. ``Compute()`` (one worker, no scheduler) runs every task in this process,
+  one after the other: the debugging path, where breakpoints and tracebacks work as usual.
+  ``Compute(workers=N)`` starts a Dask ``LocalCluster`` of N worker processes with one thread each for the
+  duration of the run (no set-up; free ports). ``Compute(scheduler="tcp://host:8786")``
+  runs on the workers of a running Dask cluster; ``Compute(client=client)`` reuses an open
+  ``distributed.Client``.
+* :class:`Shared` wraps a value many tasks read (the bars, the strategy factory): it is shipped to each
+  worker once (``scatter(..., broadcast=True)``), not once per task. ``Shared(value, broadcast=False)``
+  is for a value one task reads (one symbol's bars): it travels once, to the worker that runs the task.
+* Tasks are submitted in a bounded window (a few per worker thread) and taken as they complete
+  (``as_completed``), so a grid of 100,000 combinations never holds 100,000 futures in the client; the
+  task iterable is read lazily, so the caller can load data as the window advances.
+* A worker that dies: Dask reschedules its tasks on the other workers (a local cluster's nanny also
+  restarts the process). A task that still fails because of the cluster (``KilledWorker`` after repeated
+  deaths, shared data lost with its last worker) is resubmitted with its shared data shipped again, up to
+  :data:`RESUBMITS` times; then, like a task whose function raised, it goes to the caller's
+  ``on_failure`` — one failed task never ends the run.
+
+Classes loaded from a file (``copilot-quant sweep path/to/strategy.py:Class``) are not importable by name on
+a worker: :func:`ship_code_of` makes cloudpickle send their module's code with the tasks.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import logging
+import sys
+from asyncio import CancelledError as _Cancelled  # distributed's own is a subclass (a BaseException)
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import cloudpickle
+from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
+
+from copilot_quant.errors import ConfigError
+
+__all__ = ["RESUBMITS", "Compute", "Shared", "TaskPool", "ship_code_of", "task_pool"]
+
+log = logging.getLogger(__name__)
+
+#: Times a task lost to the cluster (not to its own error) is submitted again before it counts as failed.
+RESUBMITS = 2
+
+#: Tasks in flight per worker thread: enough to keep every worker busy while results travel back.
+_WINDOW_PER_THREAD = 4
+_MIN_WINDOW = 8
+
+#: Seconds to wait for a named scheduler before saying it cannot be reached.
+_CONNECT_TIMEOUT = 15
+
+Progress = Callable[[int, int], None]
+OnFailure = Callable[[tuple[Any, ...], BaseException], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Compute:
+    """Where tasks run: this process (the default), a LocalCluster of ``workers``, a ``scheduler`` address,
+    or an open ``client``."""
+
+    workers: int = 1
+    scheduler: str | None = None
+    client: Client | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ConfigError(f"jobs must be at least 1, got {self.workers}")
+        if self.scheduler is not None and self.client is not None:
+            raise ConfigError("give a scheduler address or an open client, not both")
+        if self.scheduler is not None and not self.scheduler.strip():
+            raise ConfigError("the scheduler address is empty; give e.g. tcp://10.0.0.5:8786")
+
+    @property
+    def serial(self) -> bool:
+        """True when every task runs in this process, one after the other."""
+        return self.client is None and self.scheduler is None and self.workers == 1
+
+
+class Shared:
+    """A value tasks read, shipped to the workers once (to each of them with ``broadcast``)."""
+
+    __slots__ = ("broadcast", "value")
+
+    def __init__(self, value: Any, *, broadcast: bool = True) -> None:
+        self.value = value
+        self.broadcast = broadcast
+
+
+class TaskPool(Protocol):
+    """Runs ``fn(*args)`` for each task; :class:`Shared` arguments arrive as their values."""
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        tasks: Iterable[tuple[Any, ...]],
+        *,
+        total: int,
+        on_failure: OnFailure,
+        progress: Progress | None = None,
+        sizes: Sequence[int] | None = None,
+    ) -> list[Any]:
+        """The results in task order; ``on_failure(args, exc)`` stands in for a task that failed.
+
+        ``progress(done, total)`` follows finished tasks; with ``sizes`` (how many runs each task holds)
+        it counts runs instead.
+        """
+        ...
+
+
+@contextmanager
+def task_pool(compute: Compute) -> Iterator[TaskPool]:
+    """A pool for ``compute``; a cluster it starts (or a client it opens) is closed on exit."""
+    if compute.serial:
+        yield _SerialPool()
+        return
+    if compute.client is not None:
+        yield _DaskPool(compute.client)
+        return
+    if compute.scheduler is not None:
+        with _connect(compute.scheduler) as client:
+            yield _DaskPool(client)
+        return
+    with _local_cluster(compute.workers) as cluster, Client(cluster) as client:
+        yield _DaskPool(client)
+
+
+def _local_cluster(workers: int) -> Any:
+    # processes: a backtest is pure Python and holds the GIL; one thread each: one backtest per core.
+    # The scheduler's HTTP server on a free port (its default 8787 collides with any other cluster, and
+    # says so in a warning); Dask's own logs only when they are errors.
+    return LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    )
+
+
+def _connect(address: str) -> Client:
+    try:
+        return Client(address, timeout=_CONNECT_TIMEOUT)
+    except (OSError, TimeoutError) as exc:
+        raise ConfigError(
+            f"cannot reach a Dask scheduler at {address} ({type(exc).__name__}: {exc}); start one with "
+            "`dask scheduler` and workers with `dask worker ADDRESS`, or drop --scheduler to run locally"
+        ) from exc
+
+
+def ship_code_of(cls: type) -> None:
+    """Let workers unpickle ``cls`` even if its module was loaded from a file and is not importable there.
+
+    A module a worker can import by name (an installed package) is left alone: it is pickled by reference,
+    as usual. A top-level module no import path can find (a strategy file loaded by path) is registered
+    with cloudpickle to travel by value, code included.
+    """
+    name = cls.__module__
+    module = sys.modules.get(name)
+    if module is None or name == "__main__":
+        return  # cloudpickle already ships __main__'s code by value
+    top = name.partition(".")[0]
+    if top in sys.builtin_module_names or importlib.machinery.PathFinder.find_spec(top) is not None:
+        return
+    cloudpickle.register_pickle_by_value(module)
+
+
+def _local(arg: Any) -> Any:
+    return arg.value if isinstance(arg, Shared) else arg
+
+
+class _SerialPool:
+    """Every task in this process, in order."""
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        tasks: Iterable[tuple[Any, ...]],
+        *,
+        total: int,
+        on_failure: OnFailure,
+        progress: Progress | None = None,
+        sizes: Sequence[int] | None = None,
+    ) -> list[Any]:
+        results: list[Any] = []
+        counter = _Counter(total, sizes, progress)
+        for index, args in enumerate(tasks):
+            try:
+                results.append(fn(*(_local(a) for a in args)))
+            except Exception as exc:  # one failed task is reported by the caller; the rest go on
+                results.append(on_failure(args, exc))
+            counter.finished(index)
+        return results
+
+
+class _Counter:
+    """Reports finished tasks to ``progress`` (counting each as its size when sizes are given)."""
+
+    __slots__ = ("done", "progress", "sizes", "total")
+
+    def __init__(self, total: int, sizes: Sequence[int] | None, progress: Progress | None) -> None:
+        self.sizes = sizes
+        self.total = sum(sizes) if sizes is not None else total
+        self.progress = progress
+        self.done = 0
+
+    def finished(self, index: int) -> None:
+        self.done += self.sizes[index] if self.sizes is not None else 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+@dataclass(slots=True)
+class _Pending:
+    index: int
+    args: tuple[Any, ...]
+    attempt: int
+
+
+class _DaskPool:
+    """Tasks on a Dask client, a bounded window at a time."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        # id(Shared) -> (the Shared, its future, tasks in flight that read it); holding the Shared keeps
+        # its id from being reused while the entry lives.
+        self._shipped: dict[int, tuple[Shared, Future, int]] = {}
+
+    def run(
+        self,
+        fn: Callable[..., Any],
+        tasks: Iterable[tuple[Any, ...]],
+        *,
+        total: int,
+        on_failure: OnFailure,
+        progress: Progress | None = None,
+        sizes: Sequence[int] | None = None,
+    ) -> list[Any]:
+        results: list[Any] = [None] * total
+        counter = _Counter(total, sizes, progress)
+        pending: dict[Future, _Pending] = {}
+        completed = as_completed()
+        todo = enumerate(tasks)
+
+        def submit(item: _Pending) -> None:
+            remote = tuple(self._remote(a) for a in item.args)
+            future = self.client.submit(fn, *remote, pure=False)
+            pending[future] = item
+            completed.add(future)
+
+        for index, args in _take(todo, self._window()):
+            submit(_Pending(index, args, 0))
+        for future in completed:
+            item = pending.pop(future)
+            outcome = self._outcome(future, item)
+            future.release()
+            if outcome is _AGAIN:
+                submit(_Pending(item.index, item.args, item.attempt + 1))  # before the release: reuse
+                self._release(item.args)
+                continue
+            self._release(item.args)
+            results[item.index] = (
+                on_failure(item.args, outcome.exc) if isinstance(outcome, _Failed) else outcome
+            )
+            counter.finished(item.index)
+            for index, args in _take(todo, 1):
+                submit(_Pending(index, args, 0))
+        self._shipped.clear()
+        return results
+
+    def _outcome(self, future: Future, item: _Pending) -> Any:
+        """The task's result, ``_AGAIN`` to resubmit it, or a ``_Failed`` for ``on_failure``."""
+        try:
+            return future.result()
+        except (KilledWorker, _Cancelled) as exc:  # lost to the cluster, not to its own code
+            if item.attempt < RESUBMITS:
+                log.warning("a task was lost with its worker (%s); submitting it again", type(exc).__name__)
+                return _AGAIN
+            return _Failed(exc)
+        except Exception as exc:
+            return _Failed(exc)
+
+    def _window(self) -> int:
+        threads = sum(self.client.nthreads().values())
+        return max(_MIN_WINDOW, _WINDOW_PER_THREAD * threads)
+
+    def _remote(self, arg: Any) -> Any:
+        if not isinstance(arg, Shared):
+            return arg
+        entry = self._shipped.get(id(arg))
+        if entry is None or entry[1].status in ("lost", "error", "cancelled"):
+            # a list of one, so a list or dict value is shipped whole rather than split up
+            [future] = self.client.scatter([_ByValue(arg.value)], broadcast=arg.broadcast, hash=False)
+            entry = (arg, future, 0)
+        self._shipped[id(arg)] = (arg, entry[1], entry[2] + 1)
+        return entry[1]
+
+    def _release(self, args: Sequence[Any]) -> None:
+        """Forget a one-task value once no task in flight reads it (broadcast values stay for the run)."""
+        for arg in args:
+            if isinstance(arg, Shared) and id(arg) in self._shipped:
+                shared, future, users = self._shipped[id(arg)]
+                if users <= 1 and not shared.broadcast:
+                    del self._shipped[id(arg)]
+                else:
+                    self._shipped[id(arg)] = (shared, future, users - 1)
+
+
+class _ByValue:
+    """Pickles its value with cloudpickle, honouring :func:`ship_code_of`; unpickles as the bare value.
+
+    Dask tries the standard pickle first, which pickles a class by reference even when its module was
+    registered to travel by value, so a strategy loaded from a file would not unpickle on a worker.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return cloudpickle.loads, (cloudpickle.dumps(self.value),)
+
+
+class _Failed:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_AGAIN = object()
+
+
+def _take(items: Iterator[tuple[int, tuple[Any, ...]]], count: int) -> list[tuple[int, tuple[Any, ...]]]:
+    taken = []
+    for _ in range(count):
+        item = next(items, None)
+        if item is None:
+            break
+        taken.append(item)
+    return taken

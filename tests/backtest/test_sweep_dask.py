@@ -1,0 +1,202 @@
+"""Sweeps and walk-forward on Dask distributed: the same tables as a serial run, whatever the workers do.
+
+Each cluster is a real LocalCluster of worker processes on free ports, closed by its fixture.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from copilot_quant.backtest.cluster import Compute, Shared, ship_code_of, task_pool
+from copilot_quant.backtest.sweep import parameter_grid, run_sweep
+from copilot_quant.backtest.walk_forward import walk_forward
+from copilot_quant.cli.strategy_spec import load_strategy_class
+from copilot_quant.data.providers import SampleDataProvider
+from copilot_quant.errors import ConfigError
+from copilot_quant.examples.sma_cross import SmaCrossFast
+from distributed import Client, LocalCluster
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
+
+RANGE = ("2006-01-01", "2011-12-31")
+OPTIONS = {"initial_capital": 100_000.0, "commission": 0.001, "slippage": 0.0005}
+GRID = parameter_grid({"fast_period": [5, 10, 20], "slow_period": [30, 50, 100]})
+
+
+@pytest.fixture(scope="module")
+def bars() -> pd.DataFrame:
+    return SampleDataProvider().get_historical_data("AAPL", *RANGE)
+
+
+def _cluster(workers: int) -> LocalCluster:
+    return LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+    )
+
+
+@pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"{n}-workers")
+def client(request):
+    with _cluster(request.param) as cluster, Client(cluster) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def two_workers():
+    with _cluster(2) as cluster, Client(cluster) as client:
+        yield client
+
+
+def factory(**params):
+    return SmaCrossFast(quantity=100, **params)
+
+
+class CrashOnce(SmaCrossFast):
+    """Kills the worker process building it, the first time only (the marker file remembers)."""
+
+    def __init__(self, marker: str, **params) -> None:
+        if not os.path.exists(marker):
+            Path(marker).touch()
+            os._exit(1)
+        super().__init__(quantity=100, **params)
+
+
+def _sweep(data: pd.DataFrame, strategy=factory, **kwargs):
+    return run_sweep(
+        strategy, GRID, symbols="AAPL", data=data, engine_options=OPTIONS, holdout_from="2010-06-01", **kwargs
+    )
+
+
+def test_a_sweep_on_one_two_or_three_workers_equals_the_serial_one(bars, client):
+    serial = _sweep(bars, equity_curves=True)
+    spread = _sweep(bars, client=client, equity_curves=True)
+    pd.testing.assert_frame_equal(serial.table, spread.table)
+    assert serial.table["error"].eq("").all()
+    assert sorted(spread.equity_curves) == list(range(1, len(GRID) + 1))
+    for rank, curve in serial.equity_curves.items():
+        pd.testing.assert_series_equal(curve, spread.equity_curves[rank])
+
+
+def test_several_combinations_per_task_give_the_same_table_and_progress_counts_combinations(
+    bars, two_workers
+):
+    seen: list[tuple[int, int]] = []
+    chunked = _sweep(bars, client=two_workers, per_task=4, progress=lambda d, t: seen.append((d, t)))
+    pd.testing.assert_frame_equal(_sweep(bars).table, chunked.table)
+    assert [t for _, t in seen] == [len(GRID)] * 3  # 9 combinations in tasks of 4, 4 and 1
+    assert sorted(d for d, _ in seen)[-1] == len(GRID)
+    with pytest.raises(ConfigError, match="per_task must be at least 1"):
+        _sweep(bars, per_task=0)
+
+
+def test_a_walk_forward_on_workers_equals_the_serial_one(bars, client):
+    kwargs = {"symbols": "AAPL", "data": bars, "engine_options": OPTIONS, "folds": 3}
+    serial = walk_forward(factory, GRID, **kwargs)
+    spread = walk_forward(factory, GRID, client=client, **kwargs)
+    pd.testing.assert_frame_equal(serial.table, spread.table)
+    pd.testing.assert_series_equal(serial.equity, spread.equity)
+    assert serial.metrics == spread.metrics
+
+
+def test_the_bars_travel_to_the_workers_once_not_once_per_run(bars, two_workers, monkeypatch):
+    shipped: list[object] = []
+    scatter = two_workers.scatter
+
+    def counting_scatter(data, **kwargs):
+        shipped.extend(getattr(item, "value", item) for item in data)  # unwrapped from its pickler
+        assert kwargs["broadcast"] is True  # to every worker, once
+        return scatter(data, **kwargs)
+
+    monkeypatch.setattr(two_workers, "scatter", counting_scatter)
+    _sweep(bars, client=two_workers)
+    frames = [item for item in shipped if isinstance(item, pd.DataFrame)]
+    assert len(frames) == 1
+    assert len(shipped) == 2  # the bars and the job (strategy factory and engine settings)
+
+
+def test_a_worker_killed_mid_sweep_has_its_run_retried_and_the_table_is_complete(bars, two_workers, tmp_path):
+    marker = str(tmp_path / "crashed")
+    target = {"fast_period": 10, "slow_period": 50}
+
+    def crashing(**params):
+        return CrashOnce(marker, **params) if params == target else factory(**params)
+
+    spread = _sweep(bars, strategy=crashing, client=two_workers)
+    assert Path(marker).exists()  # a worker process really died building the target's strategy
+    pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
+    assert spread.table["error"].eq("").all()
+
+
+def test_a_failing_combination_on_workers_is_a_row_with_its_error(bars, two_workers):
+    def picky(**params):
+        if params["slow_period"] == 50:
+            raise ValueError("no fifties")
+        return factory(**params)
+
+    sweep = _sweep(bars, strategy=picky, client=two_workers)
+    failed = sweep.table[sweep.table["error"] != ""]
+    assert sorted(failed["fast_period"]) == [5, 10, 20]
+    assert set(failed["error"]) == {"ValueError: no fifties"}
+    assert sweep.table["sharpe_ratio"].notna().sum() == 6
+
+
+def test_a_task_the_cluster_cannot_run_goes_to_on_failure_and_the_rest_go_on(two_workers):
+    def halve(x):
+        if x == 3:
+            raise RuntimeError("three")
+        return x / 2
+
+    with task_pool(Compute(client=two_workers)) as pool:
+        results = pool.run(
+            halve, ((x,) for x in range(6)), total=6, on_failure=lambda args, exc: f"{args[0]}: {exc}"
+        )
+    assert results == [0.0, 0.5, 1.0, "3: three", 2.0, 2.5]
+
+
+def test_the_serial_pool_reads_shared_values_and_reports_failures_the_same_way():
+    shared = Shared(10)
+    seen: list[tuple[int, int]] = []
+    with task_pool(Compute()) as pool:
+        results = pool.run(
+            lambda base, x: base // x,
+            ((shared, x) for x in (5, 0, 2)),
+            total=3,
+            on_failure=lambda args, exc: type(exc).__name__,
+            progress=lambda done, total: seen.append((done, total)),
+        )
+    assert results == [2, "ZeroDivisionError", 5]
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_a_strategy_loaded_from_a_file_runs_on_workers_that_cannot_import_it(bars, two_workers, tmp_path):
+    source = tmp_path / "my_cross.py"
+    source.write_text(
+        "from copilot_quant.examples.sma_cross import SmaCrossFast\n\n"
+        "class MyCross(SmaCrossFast):\n"
+        "    def __init__(self, fast_period=10, slow_period=30):\n"
+        "        super().__init__('AAPL', 100, fast_period, slow_period)\n"
+    )
+    cls = load_strategy_class(f"{source}:MyCross")
+    ship_code_of(cls)
+    spread = _sweep(bars, strategy=cls, client=two_workers)
+    assert spread.table["error"].eq("").all(), spread.table["error"].tolist()
+    pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
+
+
+def test_bad_compute_settings_are_named():
+    with pytest.raises(ConfigError, match="jobs must be at least 1"):
+        Compute(workers=0)
+    with pytest.raises(ConfigError, match="scheduler address is empty"):
+        Compute(scheduler=" ")
+
+
+def test_an_unreachable_scheduler_is_a_named_error(bars):
+    import socket
+
+    with socket.socket() as probe:  # a free port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConfigError, match="cannot reach a Dask scheduler"):
+        _sweep(bars, scheduler=f"tcp://127.0.0.1:{port}")
