@@ -3,8 +3,9 @@
 Lifecycle of a :class:`Session`:
 
 1. read exactly ``API\\0`` and one framed ``v<min>..<max>[ options]`` proposal; answer
-   ``min(client max, 178)`` with exactly two fields, or refuse clients that cannot reach 176 (logged,
-   connection closed);
+   ``min(client max, 178)`` with exactly two fields and speak that version's layouts in both directions
+   from then on. A client whose range misses 157..178 gets IB's answer all the same (the version it can
+   read) followed by error 506 "Unsupported version" saying what it would need, and the socket is closed;
 2. wait for START_API (71) with the client id: a duplicate id gets error 326 and the socket is closed;
    otherwise managedAccounts, nextValidId (3 fields each) and the farm-status messages 2104/2106/2158;
 3. dispatch every further frame through :data:`copilot_quant.gateway.handlers.HANDLERS`.
@@ -33,7 +34,8 @@ from copilot_quant.gateway.messages.connection import (
     parse_start_api,
 )
 from copilot_quant.gateway.messages.errors import NO_REQUEST, Code, error
-from copilot_quant.gateway.messages.ids import MIN_CLIENT_VERSION, SERVER_VERSION, Fields, In
+from copilot_quant.gateway.messages.ids import Fields, In
+from copilot_quant.gateway.messages.versions import MIN_SERVER_VERSION, SERVER_VERSION
 from copilot_quant.gateway.wire import (
     API_PREFIX,
     MAX_FRAME,
@@ -53,6 +55,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a new connection may take to send its handshake and START_API.
 HANDSHAKE_TIMEOUT = 10.0
+#: Seconds a refused client gets to send its START_API before the socket is closed.
+REFUSAL_GRACE = 1.0
 _LEN = struct.Struct(">I")
 _ids = itertools.count(1)
 
@@ -138,7 +142,7 @@ class Session:
         await self.writer.drain()
 
     def send_error(self, req_id: int, code: int, message: str | None = None) -> None:
-        self.send(error(req_id, code, message))
+        self.send(error(req_id, code, message, self.server_version))
 
     def close(self) -> None:
         """Flush what is queued, then close the socket; the run loop then unregisters the session."""
@@ -182,20 +186,11 @@ class Session:
             raise FrameError(f"not a TWS API client: expected b'API\\x00', got {prefix!r}")
         proposal = parse_handshake(await self._read_frame())
         version = min(proposal.max_version, SERVER_VERSION)
-        if version < MIN_CLIENT_VERSION or proposal.min_version > SERVER_VERSION:
-            logger.warning(
-                "%r: refusing client versions v%d..%d: the gateway speaks server version %d and needs a "
-                "client that accepts %d..%d (ib_async >= 1.0 or ibapi >= 10.19).",
-                self,
-                proposal.min_version,
-                proposal.max_version,
-                SERVER_VERSION,
-                MIN_CLIENT_VERSION,
-                SERVER_VERSION,
-            )
-            return False
         self.server_version = version
         self.send(handshake_reply(version, self.core.wall_now()))
+        if version < MIN_SERVER_VERSION or proposal.min_version > SERVER_VERSION:
+            await self._refuse_version(proposal.min_version, proposal.max_version)
+            return False
         await self.drain()
         # START_API must come next (ib_async sends it right away).
         while True:
@@ -219,6 +214,26 @@ class Session:
         for code in self.core.farm_codes_on_connect():
             self.send_error(NO_REQUEST, code)
         return True
+
+    async def _refuse_version(self, low: int, high: int) -> None:
+        """Tell a client outside the served range why, in a layout it can read, then close.
+
+        The handshake answer (already queued) is the version the client would get from TWS; the error
+        follows in that version's layout, so the client's own error callback shows the reason instead
+        of a bare closed socket.
+        """
+        text = (
+            f"Unsupported version: this simulated gateway serves API versions {MIN_SERVER_VERSION}.."
+            f"{SERVER_VERSION} and the client offered v{low}..{high}. Use a client that accepts one of "
+            "them: ib_async, ib_insync 0.9.86, or IB's API (ibapi) 10.19 or newer."
+        )
+        logger.warning("%r: refusing the client: %s", self, text)
+        self.send_error(NO_REQUEST, Code.UNSUPPORTED_VERSION, text)
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            await self.drain()
+            # Take the START_API the client sends right after the handshake before closing: closing with
+            # unread bytes would reset the connection and could discard the error on the client's side.
+            await asyncio.wait_for(self.reader.read(1 << 16), REFUSAL_GRACE)
 
     async def _serve(self) -> None:
         decoder = FrameDecoder()

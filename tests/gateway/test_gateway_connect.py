@@ -82,10 +82,41 @@ def test_handshake_answers_the_clients_maximum_capped_at_178(gateway):
     assert len(fields) == 2
 
 
-def test_clients_that_cannot_speak_176_are_refused_and_the_gateway_keeps_serving(gateway):
-    assert _raw_handshake(gateway.port, b"v100..151") == b""
-    with connected_ib(gateway) as ib:
+def _frames(data: bytes) -> list[list[bytes]]:
+    out = []
+    while len(data) >= 4:
+        (size,) = struct.unpack(">I", data[:4])
+        out.append(data[4 : 4 + size].split(b"\0")[:-1])
+        data = data[4 + size :]
+    return out
+
+
+def _refusal(port: int, proposal: bytes) -> list[list[bytes]]:
+    """The frames a refused client receives before the gateway closes the socket."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"API\0" + struct.pack(">I", len(proposal)) + proposal)
+        chunks = b""
+        while data := sock.recv(4096):
+            chunks += data
+    return _frames(chunks)
+
+
+def test_a_client_older_than_157_gets_its_version_and_error_506_then_the_socket_closes(gateway):
+    handshake, refusal = _refusal(gateway.port, b"v100..151")
+    assert handshake[0] == b"151"  # what TWS answers this client; the error follows in v151's layout
+    assert refusal[:4] == [b"4", b"2", b"-1", b"506"]
+    assert len(refusal) == 5  # no advancedOrderRejectJson before server version 166
+    assert b"157..178" in refusal[4]
+    assert b"v100..151" in refusal[4]
+    with connected_ib(gateway) as ib:  # the gateway keeps serving others
         assert ib.isConnected()
+
+
+def test_a_client_that_only_speaks_protobuf_versions_is_refused_with_506(gateway):
+    handshake, refusal = _refusal(gateway.port, b"v201..226")
+    assert handshake[0] == b"178"
+    assert refusal[3] == b"506"
+    assert len(refusal) == 6
 
 
 def test_stopped_gateway_refuses_connections_and_a_restart_accepts_them_again(gateway):

@@ -29,7 +29,7 @@ def req_contract_details(session: Session, reader: FieldReader) -> None:
         )
         return
     trading, liquid = session_hours(session.core.now)
-    session.send(contract_details(request.req_id, info.with_hours(trading, liquid)))
+    session.send(contract_details(request.req_id, info.with_hours(trading, liquid), session.server_version))
     session.send(contract_details_end(request.req_id))
 
 

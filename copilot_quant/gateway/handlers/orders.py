@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 
 def place_order(session: Session, reader: FieldReader) -> None:
-    request = parse_place_order(reader)
+    request = parse_place_order(reader, session.server_version)
     info = session.core.resolve(request.contract)
     if info is None:
         session.send_error(
@@ -65,7 +65,7 @@ def global_cancel(session: Session, reader: FieldReader) -> None:
 
 def _send_open_orders(session: Session, client_id: int | None) -> None:
     for record in session.core.broker.open_orders(client_id):
-        session.send(open_order(record))
+        session.send(open_order(record, version=session.server_version))
         session.send(order_status(record))
     session.send(open_order_end())
 
@@ -83,7 +83,7 @@ def req_all_open_orders(session: Session, reader: FieldReader) -> None:
 def req_completed_orders(session: Session, reader: FieldReader) -> None:
     """``99, apiOnly``: every finished order, then completedOrdersEnd (102)."""
     for record in session.core.broker.completed_orders():
-        session.send(completed_order(record))
+        session.send(completed_order(record, session.server_version))
     session.send(completed_orders_end())
 
 
@@ -92,7 +92,7 @@ def req_executions(session: Session, reader: FieldReader) -> None:
     request = parse_executions_request(reader)
     executions = session.core.broker.executions(None, request.filter)
     for execution in executions:
-        session.send(exec_details(request.req_id, execution))
+        session.send(exec_details(request.req_id, execution, session.server_version))
     for execution in executions:
         session.send(commission_report(execution))
     session.send(exec_details_end(request.req_id))
@@ -108,16 +108,16 @@ def route_broker_event(core: GatewayCore, event: object) -> None:
     if session is None:
         return  # the placing client is away: it finds fills with reqExecutions after reconnecting
     if isinstance(event, OrderUpdated):
-        session.send(open_order(event.record))
+        session.send(open_order(event.record, version=session.server_version))
         session.send(order_status(event.record))
     elif isinstance(event, ExecutionReported):
-        session.send(exec_details(-1, event.execution))
+        session.send(exec_details(-1, event.execution, session.server_version))
     elif isinstance(event, CommissionReported):
         session.send(commission_report(event.execution))
     elif isinstance(event, OrderErrorEvent):
         session.send_error(event.order_id, event.code, event.message)
     elif isinstance(event, WhatIfReported):
-        session.send(open_order(event.record, event.impact))
+        session.send(open_order(event.record, event.impact, session.server_version))
 
 
 HANDLERS = {

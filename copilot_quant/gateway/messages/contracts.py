@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from copilot_quant.gateway.contracts import ContractInfo, ContractRequest, parse_contract12
+from copilot_quant.gateway.messages import versions as sv
 from copilot_quant.gateway.messages.ids import Fields, Out
 from copilot_quant.gateway.wire import FieldReader
 
@@ -41,10 +42,14 @@ def escape_text(text: str) -> str:
     return "".join(c if ord(c) < 128 else f"\\u{ord(c):04x}" for c in out)
 
 
-def contract_details(req_id: int, info: ContractInfo) -> Fields:
-    """The sv-178 contractDetails layout (no version field since 164, no fields added after 178)."""
-    return [
-        Out.CONTRACT_DATA,
+def contract_details(req_id: int, info: ContractInfo, version: int = sv.SERVER_VERSION) -> Fields:
+    """contractDetails (10) in ``version``'s layout: below 164 a message version (8) after the id and the
+    obsolete mdSizeMultiplier after minTick; at 163 one sizeMinTick instead of the three size rules of
+    164+; nothing added after 178."""
+    old = version < sv.SIZE_RULES
+    head: Fields = [Out.CONTRACT_DATA, 8] if old else [Out.CONTRACT_DATA]
+    fields = [
+        *head,
         req_id,
         info.symbol,
         info.sec_type,
@@ -58,6 +63,7 @@ def contract_details(req_id: int, info: ContractInfo) -> Fields:
         info.trading_class,
         info.con_id,
         info.min_tick,
+        *([1] if old else []),  # mdSizeMultiplier
         info.multiplier,
         info.order_types,
         info.valid_exchanges,
@@ -81,10 +87,12 @@ def contract_details(req_id: int, info: ContractInfo) -> Fields:
         info.market_rule_ids,
         "",  # realExpirationDate
         info.stock_type,
-        "1",  # minSize
-        "1",  # sizeIncrement
-        "100",  # suggestedSizeIncrement
     ]
+    if version == sv.FRACTIONAL_SIZE_SUPPORT:
+        fields.append("1")  # sizeMinTick
+    elif not old:
+        fields += ["1", "1", "100"]  # minSize, sizeIncrement, suggestedSizeIncrement
+    return fields
 
 
 def contract_details_end(req_id: int) -> Fields:

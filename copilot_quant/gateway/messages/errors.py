@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from copilot_quant.gateway.messages import versions as sv
 from copilot_quant.gateway.messages.ids import Fields, Out
 
 __all__ = ["NO_REQUEST", "Code", "error"]
@@ -32,6 +33,7 @@ class Code(IntEnum):
     HMDS_FARM_BROKEN = 2105
     HMDS_FARM_OK = 2106
     SECDEF_FARM_OK = 2158
+    UNSUPPORTED_VERSION = 506
     COMPETING_SESSION = 10197
 
 
@@ -51,7 +53,11 @@ MESSAGES: dict[int, str] = {
 }
 
 
-def error(req_id: int, code: int, message: str | None = None) -> Fields:
-    """``4, 2, reqId, code, message, advancedOrderRejectJson`` (the last field is required at sv 166+)."""
+def error(req_id: int, code: int, message: str | None = None, version: int = sv.SERVER_VERSION) -> Fields:
+    """``4, 2, reqId, code, message[, advancedOrderRejectJson]`` (the last field from server version 166,
+    where ib_async's strict unpacking needs it; an older client would read it as the next message)."""
     text = MESSAGES.get(code, "") if message is None else message
-    return [Out.ERR_MSG, 2, req_id, int(code), text, ""]
+    fields: Fields = [Out.ERR_MSG, 2, req_id, int(code), text]
+    if version >= sv.ADVANCED_ORDER_REJECT:
+        fields.append("")
+    return fields

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from copilot_quant.gateway.messages.versions import MIN_SERVER_VERSION, SERVER_VERSION
+
 __all__ = ["MIN_CLIENT_VERSION", "SERVER_VERSION", "Fields", "In", "Out"]
 
-#: The server version the gateway speaks: ib_async's maximum, and what a real modern TWS answers it.
-SERVER_VERSION = 178
-#: Oldest client maximum accepted: one code path at 178; clients that cannot reach 176 are refused.
-MIN_CLIENT_VERSION = 176
+#: The newest server version the gateway speaks, and the oldest (a client whose maximum is below it is
+#: refused); every version between is served in its own layouts (see :mod:`.versions`).
+MIN_CLIENT_VERSION = MIN_SERVER_VERSION
 
 #: One outgoing message: its fields in order, message id first.
 Fields = list[object]

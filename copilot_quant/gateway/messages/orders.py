@@ -1,9 +1,13 @@
 """Order messages: placeOrder/cancelOrder/reqExecutions parsers, and the encoders of openOrder (5),
 orderStatus (3), execDetails (11), commissionReport (59), completedOrder (101) and their end markers.
 
-Layouts are the protocol notes' §5 at server version 178. openOrder and completedOrder are written with
+Layouts are the protocol notes' §5, per negotiated server version (``version``, default 178): below 177
+openOrder, completedOrder and placeOrder carry faProfile; duration (158), postToAts (160),
+autoCancelParent (162), advancedErrorOverride and manualOrderTime (166, 169, placeOrder only), the PEG
+BEST/MID block (170) and execDetails' pendingPriceRevision (178) exist from the version in brackets (the
+gates are in :mod:`copilot_quant.gateway.messages.versions`). openOrder and completedOrder are written with
 every optional group switched off (no delta-neutral, scale, hedge, algo, PEG or conditions) and every
-count a number, which is what ib_async's decoder needs; openOrder is then exactly 127 fields.
+count a number, which is what ib_async's decoder needs; openOrder is then exactly 127 fields at 178.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from copilot_quant.gateway.account import MarginImpact
 from copilot_quant.gateway.contracts import ContractInfo, parse_contract12
+from copilot_quant.gateway.messages import versions as sv
 from copilot_quant.gateway.messages.ids import Fields, Out
 from copilot_quant.gateway.orders import (
     ExecutionFilter,
@@ -86,11 +91,12 @@ def _opt_float(reader: FieldReader) -> float | None:
     return None if value >= 1e300 else value
 
 
-def parse_place_order(reader: FieldReader) -> PlaceOrderRequest:
+def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> PlaceOrderRequest:
     """Read a placeOrder (3) message, positioned after the message id, walking §5.1 of the notes.
 
-    Every optional group is read so the frame is consumed exactly; fields the simulator does not model
-    are skipped. Leftover fields are logged (they would mean a client newer than server version 178).
+    ``version`` is the connection's server version: it decides which version-gated fields the client
+    sent. Every optional group is read so the frame is consumed exactly; fields the simulator does not
+    model are skipped. Leftover fields are logged (a client writing a newer layout than it negotiated).
     """
     order_id = reader.int()
     contract = parse_contract12(reader)
@@ -117,7 +123,9 @@ def parse_place_order(reader: FieldReader) -> PlaceOrderRequest:
     reader.skip(2)  # deprecated sharesAllocation, discretionaryAmt
     good_after_time = reader.str()
     good_till_date = reader.str()
-    reader.skip(3)  # faGroup, faMethod, faPercentage (no faProfile from sv 177)
+    reader.skip(3)  # faGroup, faMethod, faPercentage
+    if version < sv.FA_PROFILE_DESUPPORT:
+        reader.skip(1)  # faProfile
     reader.skip(22)  # modelCode ... volatilityType
     delta_neutral_type = reader.str()
     reader.skip(1)  # deltaNeutralAuxPrice
@@ -148,15 +156,9 @@ def parse_place_order(reader: FieldReader) -> PlaceOrderRequest:
     reader.skip(
         8
     )  # mifid2 x4, dontUseAutoPriceForHedge, isOmsContainer, discretionaryUpToLimitPrice, usePriceMgmtAlgo
-    reader.skip(5)  # duration, postToAts, autoCancelParent, advancedErrorOverride, manualOrderTime
-    if contract.exchange == "IBKRATS":
-        reader.skip(1)  # minTradeQty
-    if order_type in ("PEG BEST", "PEGBEST"):
-        reader.skip(1)  # minCompeteSize
-        if reader.str() == "Infinite":  # competeAgainstBestOffset
-            reader.skip(2)
-    elif order_type in ("PEG MID", "PEGMID"):
-        reader.skip(2)
+    reader.skip(_tail_fields(version))  # duration ... manualOrderTime, as far as the version has them
+    if version >= sv.PEGBEST_PEGMID_OFFSETS:
+        _skip_peg_offsets(reader, contract.exchange, order_type)
     if reader.remaining:
         log.warning("placeOrder %s carried %d unexpected trailing fields", order_id, reader.remaining)
     return PlaceOrderRequest(
@@ -182,6 +184,31 @@ def parse_place_order(reader: FieldReader) -> PlaceOrderRequest:
         conditions=conditions,
         cash_qty=cash_qty,
     )
+
+
+def _tail_fields(version: int) -> int:
+    """How many of duration, postToAts, autoCancelParent, advancedErrorOverride and manualOrderTime a
+    placeOrder at ``version`` carries."""
+    gates = (
+        sv.DURATION,
+        sv.POST_TO_ATS,
+        sv.AUTO_CANCEL_PARENT,
+        sv.ADVANCED_ORDER_REJECT,
+        sv.MANUAL_ORDER_TIME,
+    )
+    return sum(version >= gate for gate in gates)
+
+
+def _skip_peg_offsets(reader: FieldReader, exchange: str, order_type: str) -> None:
+    """The sv-170 tail: minTradeQty (IBKRATS only), then the PEG BEST / PEG MID offsets."""
+    if exchange == "IBKRATS":
+        reader.skip(1)  # minTradeQty
+    if order_type in ("PEG BEST", "PEGBEST"):
+        reader.skip(1)  # minCompeteSize
+        if reader.str() == "Infinite":  # competeAgainstBestOffset
+            reader.skip(2)
+    elif order_type in ("PEG MID", "PEGMID"):
+        reader.skip(2)
 
 
 def _parse_conditions(reader: FieldReader) -> tuple[tuple[str, ...], ...]:
@@ -291,8 +318,11 @@ def _margin_block(what_if: MarginImpact | None) -> Fields:
     return [f"{n:.2f}" for n in numbers] + [m.commission, m.commission, m.commission, m.currency, ""]
 
 
-def open_order(record: SimOrder, what_if: MarginImpact | None = None) -> Fields:
-    """openOrder (5), 127 fields. With ``what_if`` it is the answer to a whatIf order (numeric margins)."""
+def open_order(
+    record: SimOrder, what_if: MarginImpact | None = None, version: int = sv.SERVER_VERSION
+) -> Fields:
+    """openOrder (5) in ``version``'s layout (127 fields at 178). With ``what_if`` it is the answer to a
+    whatIf order (numeric margins)."""
     fields: Fields = [Out.OPEN_ORDER, record.order_id, *contract11(record.contract)]
     fields += [
         record.action.value,
@@ -313,9 +343,7 @@ def open_order(record: SimOrder, what_if: MarginImpact | None = None) -> Fields:
         0.0,  # discretionaryAmt
         "",  # goodAfterTime
         "",  # deprecated sharesAllocation
-        "",  # faGroup
-        "",  # faMethod
-        "",  # faPercentage
+        *_fa_params(version),
         "",  # modelCode
         "",  # goodTillDate
         "",  # rule80A
@@ -390,24 +418,35 @@ def open_order(record: SimOrder, what_if: MarginImpact | None = None) -> Fields:
         False,  # isOmsContainer
         False,  # discretionaryUpToLimitPrice
         False,  # usePriceMgmtAlgo
-        UNSET_INTEGER_TEXT,  # duration
-        UNSET_INTEGER_TEXT,  # postToAts
-        False,  # autoCancelParent
-        UNSET_INTEGER_TEXT,  # minTradeQty
-        UNSET_INTEGER_TEXT,  # minCompeteSize
-        UNSET_DOUBLE_TEXT,  # competeAgainstBestOffset
-        UNSET_DOUBLE_TEXT,  # midOffsetAtWhole
-        UNSET_DOUBLE_TEXT,  # midOffsetAtHalf
     ]
-    return fields
+    if version >= sv.DURATION:
+        fields.append(UNSET_INTEGER_TEXT)  # duration
+    if version >= sv.POST_TO_ATS:
+        fields.append(UNSET_INTEGER_TEXT)  # postToAts
+    if version >= sv.AUTO_CANCEL_PARENT:
+        fields.append(False)  # autoCancelParent
+    return fields + _peg_offsets(version)
 
 
 def open_order_end() -> Fields:
     return [Out.OPEN_ORDER_END, 1]
 
 
-def completed_order(record: SimOrder) -> Fields:
-    """completedOrder (101): no orderId, clientId or sharesAllocation, and no margin block."""
+def _fa_params(version: int) -> Fields:
+    """faGroup, faMethod, faPercentage, and faProfile below server version 177 (all empty)."""
+    return ["", "", ""] if version >= sv.FA_PROFILE_DESUPPORT else ["", "", "", ""]
+
+
+def _peg_offsets(version: int) -> Fields:
+    """minTradeQty, minCompeteSize, competeAgainstBestOffset, midOffsetAtWhole, midOffsetAtHalf (sv 170)."""
+    if version < sv.PEGBEST_PEGMID_OFFSETS:
+        return []
+    return [UNSET_INTEGER_TEXT, UNSET_INTEGER_TEXT, UNSET_DOUBLE_TEXT, UNSET_DOUBLE_TEXT, UNSET_DOUBLE_TEXT]
+
+
+def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Fields:
+    """completedOrder (101) in ``version``'s layout: no orderId, clientId or sharesAllocation, and no
+    margin block."""
     completed = format_ib_time(record.completed_at) if record.completed_at is not None else ""
     fields: Fields = [Out.COMPLETED_ORDER, *contract11(record.contract)]
     fields += [
@@ -427,9 +466,7 @@ def completed_order(record: SimOrder) -> Fields:
         False,  # hidden
         0.0,  # discretionaryAmt
         "",  # goodAfterTime
-        "",  # faGroup
-        "",  # faMethod
-        "",  # faPercentage
+        *_fa_params(version),
         "",  # modelCode
         "",  # goodTillDate
         "",  # rule80A
@@ -490,13 +527,8 @@ def completed_order(record: SimOrder) -> Fields:
         0,  # parentPermId
         completed,  # completedTime
         record.completed_status,
-        UNSET_INTEGER_TEXT,  # minTradeQty
-        UNSET_INTEGER_TEXT,  # minCompeteSize
-        UNSET_DOUBLE_TEXT,  # competeAgainstBestOffset
-        UNSET_DOUBLE_TEXT,  # midOffsetAtWhole
-        UNSET_DOUBLE_TEXT,  # midOffsetAtHalf
     ]
-    return fields
+    return fields + _peg_offsets(version)
 
 
 def completed_orders_end() -> Fields:
@@ -504,10 +536,11 @@ def completed_orders_end() -> Fields:
     return [Out.COMPLETED_ORDERS_END]
 
 
-def exec_details(req_id: int, execution: ExecutionRecord) -> Fields:
-    """execDetails (11): reqId is −1 for live fills or the reqExecutions id; ends with pendingPriceRevision."""
+def exec_details(req_id: int, execution: ExecutionRecord, version: int = sv.SERVER_VERSION) -> Fields:
+    """execDetails (11): reqId is −1 for live fills or the reqExecutions id; from server version 178 it
+    ends with pendingPriceRevision (ib_insync, which stops at 176, unpacks exactly the fields before it)."""
     e = execution
-    return [
+    fields: Fields = [
         Out.EXECUTION_DATA,
         req_id,
         e.order_id,
@@ -529,8 +562,10 @@ def exec_details(req_id: int, execution: ExecutionRecord) -> Fields:
         "",  # evMultiplier
         "",  # modelCode
         2,  # lastLiquidity: removed liquidity (a marketable fill)
-        False,  # pendingPriceRevision (sv 178)
     ]
+    if version >= sv.PENDING_PRICE_REVISION:
+        fields.append(False)  # pendingPriceRevision
+    return fields
 
 
 def exec_details_end(req_id: int) -> Fields:
