@@ -19,6 +19,11 @@ OPTIONS = {"initial_capital": 100_000.0, "commission": 0.001, "slippage": 0.0005
 FAST = BatchStrategy("fast", SmaCrossFast, {"quantity": 100})
 SLOW = BatchStrategy("slow", SmaCrossFast, {"quantity": 100, "fast_period": 20, "slow_period": 100})
 GUIDE = BatchStrategy("guide", SimpleMovingAverage, {"quantity": 100, "symbol": "MSFT"})
+# Over a universe of several symbols a one-symbol example is told which one it trades.
+FAST_AAPL = BatchStrategy("fast", SmaCrossFast, {"quantity": 100, "symbol": "AAPL"})
+SLOW_AAPL = BatchStrategy(
+    "slow", SmaCrossFast, {"quantity": 100, "fast_period": 20, "slow_period": 100, "symbol": "AAPL"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,12 +65,12 @@ def test_each_symbol_runs_the_strategy_on_each_symbol_alone():
 
 
 def test_each_strategy_runs_once_over_the_whole_universe():
-    batch = _batch(each_strategy([FAST, GUIDE], ["AAPL", "MSFT"]))
+    batch = _batch(each_strategy([FAST_AAPL, GUIDE], ["AAPL", "MSFT"]))
     table = batch.table.set_index("strategy")
     assert set(table["symbols"]) == {"AAPL,MSFT"}
     guide = _alone(SimpleMovingAverage(symbol="MSFT", quantity=100), ["AAPL", "MSFT"])
     assert table.loc["guide", "final_value"] == pytest.approx(guide.final_value, rel=1e-12)
-    fast = _alone(SmaCrossFast(quantity=100), ["AAPL", "MSFT"])
+    fast = _alone(SmaCrossFast(quantity=100, symbol="AAPL"), ["AAPL", "MSFT"])
     assert table.loc["fast", "final_value"] == pytest.approx(fast.final_value, rel=1e-12)
 
 
@@ -81,7 +86,7 @@ def test_a_symbol_without_bars_is_a_row_with_its_error_and_the_rest_run():
 def test_a_batch_on_workers_equals_the_serial_one_and_ships_each_universe_once(two_workers, monkeypatch):
     runs = [
         *each_symbol([FAST, SLOW], ["AAPL", "MSFT", "NOPE"]),
-        *each_strategy([FAST, SLOW], ["AAPL", "IBM"]),
+        *each_strategy([FAST_AAPL, SLOW_AAPL], ["AAPL", "IBM"]),
     ]
     serial = _batch(runs)
     shipped: list[tuple[object, bool]] = []

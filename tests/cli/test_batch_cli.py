@@ -70,13 +70,13 @@ def test_one_strategy_on_each_symbol_ranks_the_runs_and_writes_the_table_and_the
 def test_several_strategies_over_one_universe_in_this_process(tmp_path):
     out = tmp_path / "batch.csv"
     result = batch(f"{FAST}(fast_period=5, slow_period=30)", f"{FAST}(fast_period=20, slow_period=100)",
-                   "--symbols", "AAPL,MSFT", "-p", "quantity=100", *RANGE, "--serial", "--export", str(out))  # fmt: skip
+                   "--symbols", "AAPL,MSFT", "-p", "quantity=100", "-p", "symbol=AAPL", *RANGE, "--serial", "--export", str(out))  # fmt: skip
     assert result.exit_code == SUCCESS, result.output
     assert "(as one universe), in this process" in " ".join(result.output.split())
     table = pd.read_csv(out)
     assert sorted(table["strategy"]) == [
-        "SmaCrossFast(quantity=100, fast_period=20, slow_period=100)",
-        "SmaCrossFast(quantity=100, fast_period=5, slow_period=30)",
+        "SmaCrossFast(quantity=100, symbol='AAPL', fast_period=20, slow_period=100)",
+        "SmaCrossFast(quantity=100, symbol='AAPL', fast_period=5, slow_period=30)",
     ]
     assert set(table["symbols"]) == {"AAPL,MSFT"}
     assert table["final_value"].nunique() == 2

@@ -9,6 +9,7 @@ stops it cleanly. Prints ``READY`` once trading, then nothing; everything else i
 from __future__ import annotations
 
 import logging
+import os
 import random
 import signal
 import sys
@@ -65,7 +66,10 @@ def main() -> None:
     port, client_id = int(sys.argv[1]), int(sys.argv[2])
     symbols = sys.argv[3].split(",")
     count, seed = int(sys.argv[4]), int(sys.argv[5])
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("SOAK_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     engine = LiveStrategyEngine(port=port, client_id=client_id, update_interval=3600, fill_timeout=2.0)
     for n in range(1, count + 1):
         engine.add_strategy(RandomTrader(f"Soak{n}", symbols, seed))
