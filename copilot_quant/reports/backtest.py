@@ -156,7 +156,7 @@ def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Fig
         fig.update_xaxes(type="date", rangebreaks=closed_market_breaks(history.index) or None)
     fig.update_layout(
         height=320 + 220 * len(titles),
-        title=f"{result.strategy_name}: equity {result.initial_capital:,.0f} → {result.final_value:,.0f}",
+        title=_title(result),
         hovermode="x unified",
         # only the equity panel's lines are in the legend (equity and the benchmark), above it at the right
         showlegend=result.benchmark is not None,
@@ -190,6 +190,15 @@ def _add_benchmark_line(fig: go.Figure, result: BacktestResult, times: np.ndarra
         row=1,
         col=1,
     )
+
+
+def _title(result: BacktestResult) -> str:
+    """The figure's title: the equity's start and end, and the benchmark's end from the same capital."""
+    title = f"{result.strategy_name}: equity {result.initial_capital:,.0f} → {result.final_value:,.0f}"
+    curve = result.benchmark_curve
+    if curve is not None and len(curve) and not math.isnan(float(curve.iloc[-1])):
+        title += f"; benchmark → {float(curve.iloc[-1]):,.0f}"
+    return title
 
 
 def _scale_drawdown_axis(fig: go.Figure, depth: float) -> None:

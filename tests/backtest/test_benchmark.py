@@ -212,3 +212,9 @@ def test_equal_parts_bought_at_the_first_close_are_worth_the_mean_growth(paths, 
     curve = Benchmark("b", closes).curve(index, capital)
     growth = (closes / closes.iloc[0]).mean(axis=1)
     assert curve.to_numpy() == pytest.approx((capital * growth).to_numpy(), rel=1e-9)
+
+
+def test_the_figure_title_gives_both_ends(aapl):
+    title = build_figure(aapl).layout.title.text
+    assert f"equity 100,000 → {aapl.final_value:,.0f}" in title
+    assert f"benchmark → {aapl.benchmark_curve.iloc[-1]:,.0f}" in title
