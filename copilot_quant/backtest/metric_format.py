@@ -27,6 +27,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "sortino_ratio",
     "max_drawdown",
     "max_drawdown_duration",
+    "max_drawdown_days",
     "calmar_ratio",
     "total_trades",
     "win_rate",
@@ -50,6 +51,7 @@ _LABELS: dict[str, str] = {
     "sortino_ratio": "Sortino ratio",
     "max_drawdown": "Max drawdown",
     "max_drawdown_duration": "Max DD duration",
+    "max_drawdown_days": "Max DD duration (time)",
     "calmar_ratio": "Calmar ratio",
     "total_trades": "Closed trades",
     "win_rate": "Win rate",
@@ -94,6 +96,8 @@ def format_metric(key: str, value: Any) -> str:
         return f"{value:,.2%}"
     if key == "max_drawdown_duration":
         return f"{int(value)} bars"
+    if key == "max_drawdown_days":  # calendar days, shown in the units that matter
+        return format_duration(pd.Timedelta(days=float(value))) or "0 s"
     if key in _COUNTS:
         return f"{int(value)}"
     if key in _MONEY:

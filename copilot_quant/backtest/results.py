@@ -5,21 +5,16 @@ everything else — round trips, the trade log, metrics, the HTML report — is 
 functions of those fields, computed on first use and cached (the cache is dropped if the fills or the
 equity curve are replaced or grow).
 
-Round trips (:func:`round_trips`) match fills per symbol **first in, first out**: a fill that reduces a
-position closes the oldest open lots first, one trade row per lot it touches (so a partial close yields a
-trade for the closed part and leaves the rest open); a fill that crosses through zero closes everything
-and opens a new lot in the other direction with the remainder (a reversal). Commissions are shared out
-per share, so each trade's ``pnl`` is net of its part of the entry and exit commissions. Lots still open
-after the last bar are reported as trades marked to the last known close, with ``is_open=True``; they
-are left out of win rate, profit factor and ``total_trades``, which count closed trades.
+Round trips are matched per symbol first in, first out (:mod:`copilot_quant.backtest.round_trips`). Lots
+still open after the last bar are reported as trades marked to the last known close, with
+``is_open=True``; they are left out of win rate, profit factor and ``total_trades``, which count closed
+trades.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +27,7 @@ from copilot_quant.backtest import metrics as m
 from copilot_quant.backtest.benchmark import Benchmark, benchmark_metrics
 from copilot_quant.backtest.metric_format import DISPLAY_KEYS, SUMMARY_KEYS, format_metric, metric_label
 from copilot_quant.backtest.orders import Fill, Order, Position
+from copilot_quant.backtest.round_trips import TRADE_COLUMNS, FifoLots, round_trips
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -43,29 +39,13 @@ __all__ = [
     "TRADE_LOG_COLUMNS",
     "BacktestResult",
     "Benchmark",
+    "FifoLots",
     "format_metric",
     "metric_label",
     "round_trips",
 ]
 
 log = logging.getLogger(__name__)
-
-#: Columns of :attr:`BacktestResult.trades`, in order.
-TRADE_COLUMNS: tuple[str, ...] = (
-    "symbol",
-    "side",
-    "entry_time",
-    "exit_time",
-    "entry_price",
-    "exit_price",
-    "quantity",
-    "pnl",
-    "return",
-    "commission",
-    "bars_held",
-    "duration",
-    "is_open",
-)
 
 #: Columns of :meth:`BacktestResult.get_trade_log`, in order.
 TRADE_LOG_COLUMNS: tuple[str, ...] = (
@@ -81,111 +61,6 @@ TRADE_LOG_COLUMNS: tuple[str, ...] = (
 )
 
 _EPS = 1e-9
-
-
-# ---------------------------------------------------------------------------------------- round trips
-@dataclass(slots=True)
-class _Lot:
-    """Part of an open position: what is left of one entry fill."""
-
-    quantity: float  # signed: > 0 long, < 0 short
-    price: float
-    time: pd.Timestamp
-    commission_per_share: float
-
-
-def round_trips(
-    fills: Iterable[Fill],
-    last_prices: dict[str, tuple[pd.Timestamp, float]] | None = None,
-    bar_index: pd.DatetimeIndex | None = None,
-) -> pd.DataFrame:
-    """Round-trip trades from fills, matched FIFO per symbol (see the module docstring).
-
-    ``last_prices`` maps a symbol to ``(time, close)`` used to mark lots still open at the end (the last
-    fill price is used for a symbol missing from it). ``bar_index`` (the bar timestamps) lets
-    ``bars_held`` count bars; without it ``bars_held`` is ``NaN``. Returns a frame with
-    :data:`TRADE_COLUMNS`, ordered by exit time then entry time.
-    """
-    lots: dict[str, deque[_Lot]] = {}
-    last_fill: dict[str, tuple[pd.Timestamp, float]] = {}
-    rows: list[dict[str, Any]] = []
-
-    def close(
-        lot: _Lot, qty: float, price: float, time: pd.Timestamp, *, exit_comm: float, open_: bool
-    ) -> None:
-        direction = 1.0 if lot.quantity > 0 else -1.0
-        entry_comm = lot.commission_per_share * qty
-        pnl = direction * (price - lot.price) * qty - entry_comm - exit_comm
-        rows.append(
-            {
-                "symbol": symbol,
-                "side": "long" if direction > 0 else "short",
-                "entry_time": lot.time,
-                "exit_time": time,
-                "entry_price": lot.price,
-                "exit_price": price,
-                "quantity": qty,
-                "pnl": pnl,
-                "return": pnl / (lot.price * qty),
-                "commission": entry_comm + exit_comm,
-                "is_open": open_,
-            }
-        )
-
-    for fill in sorted(fills, key=lambda f: pd.Timestamp(f.timestamp)):
-        symbol = fill.symbol
-        time = pd.Timestamp(fill.timestamp)
-        book = lots.setdefault(symbol, deque())
-        last_fill[symbol] = (time, fill.fill_price)
-        remaining = fill.signed_quantity
-        comm_per_share = fill.commission / fill.fill_quantity
-        # Close opposite lots oldest first.
-        while book and abs(remaining) > _EPS and (book[0].quantity > 0) != (remaining > 0):
-            lot = book[0]
-            qty = min(abs(remaining), abs(lot.quantity))
-            close(lot, qty, fill.fill_price, time, exit_comm=comm_per_share * qty, open_=False)
-            lot.quantity -= math.copysign(qty, lot.quantity)
-            remaining -= math.copysign(qty, remaining)
-            if abs(lot.quantity) <= _EPS:
-                book.popleft()
-        if abs(remaining) > _EPS:  # opening, adding, or the far side of a reversal
-            book.append(_Lot(remaining, fill.fill_price, time, comm_per_share))
-
-    marks = dict(last_fill)
-    marks.update(last_prices or {})
-    for symbol, book in lots.items():
-        time, price = marks[symbol]
-        for lot in book:
-            close(lot, abs(lot.quantity), price, time, exit_comm=0.0, open_=True)
-
-    frame = pd.DataFrame(rows, columns=[c for c in TRADE_COLUMNS if c not in ("bars_held", "duration")])
-    if frame.empty:
-        frame = frame.astype(
-            {
-                "symbol": "str",
-                "side": "str",
-                "entry_price": "float64",
-                "exit_price": "float64",
-                "quantity": "float64",
-                "pnl": "float64",
-                "return": "float64",
-                "commission": "float64",
-                "is_open": "bool",
-            }
-        )
-        frame["entry_time"] = pd.to_datetime(frame["entry_time"], utc=True)
-        frame["exit_time"] = pd.to_datetime(frame["exit_time"], utc=True)
-    frame["duration"] = frame["exit_time"] - frame["entry_time"]
-    if bar_index is not None and len(bar_index):
-        index = bar_index.as_unit("ns")
-        # A fill belongs to the bar during which it happened: the first bar stamped at or after it.
-        entry_bar = index.searchsorted(frame["entry_time"].astype(index.dtype), side="left")
-        exit_bar = index.searchsorted(frame["exit_time"].astype(index.dtype), side="left")
-        frame["bars_held"] = (exit_bar - entry_bar).astype("int64")
-    else:
-        frame["bars_held"] = np.nan
-    frame = frame.sort_values(["exit_time", "entry_time"], kind="stable").reset_index(drop=True)
-    return frame.loc[:, list(TRADE_COLUMNS)]
 
 
 # ----------------------------------------------------------------------------------------- the result

@@ -37,7 +37,13 @@ from copilot_quant.reports.backtest_tables import (
     symbol_summary,
     symbols_html,
 )
-from copilot_quant.reports.charts import MAX_CHART_POINTS, chart_times, display_positions, drawdown_ticks
+from copilot_quant.reports.charts import (
+    MAX_CHART_POINTS,
+    chart_times,
+    closed_market_breaks,
+    display_positions,
+    drawdown_ticks,
+)
 from copilot_quant.reports.page import ny_time, page_html, write_page
 from copilot_quant.reports.trades import trades_html
 
@@ -146,10 +152,11 @@ def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Fig
     if has_prices:
         _add_price_panel(fig, result, plan, daily)
     if isinstance(history.index, pd.DatetimeIndex):
-        fig.update_xaxes(type="date")  # x values are text; say they are times
+        # x values are text; say they are times, and hide the nights and weekends of intraday bars
+        fig.update_xaxes(type="date", rangebreaks=closed_market_breaks(history.index) or None)
     fig.update_layout(
         height=320 + 220 * len(titles),
-        title=f"{result.strategy_name}: equity {result.initial_capital:,.0f} → {result.final_value:,.0f}",
+        title=_title(result),
         hovermode="x unified",
         # only the equity panel's lines are in the legend (equity and the benchmark), above it at the right
         showlegend=result.benchmark is not None,
@@ -185,6 +192,15 @@ def _add_benchmark_line(fig: go.Figure, result: BacktestResult, times: np.ndarra
     )
 
 
+def _title(result: BacktestResult) -> str:
+    """The figure's title: the equity's start and end, and the benchmark's end from the same capital."""
+    title = f"{result.strategy_name}: equity {result.initial_capital:,.0f} → {result.final_value:,.0f}"
+    curve = result.benchmark_curve
+    if curve is not None and len(curve) and not math.isnan(float(curve.iloc[-1])):
+        title += f"; benchmark → {float(curve.iloc[-1]):,.0f}"
+    return title
+
+
 def _scale_drawdown_axis(fig: go.Figure, depth: float) -> None:
     """Ticks at multiples of a round step with the decimals that step needs: no two labels alike.
 
@@ -205,7 +221,6 @@ def _add_price_panel(fig: go.Figure, result: BacktestResult, plan: _ChartPlan, d
     """The symbols' price and marker traces in row 3, and the dropdown that picks one of them."""
     prices = result.prices
     times = chart_times(prices.index, daily)
-    span = (prices.index[0], prices.index[-1]) if len(prices.index) else None
     trades = result.trades
     by_symbol = {str(s): t for s, t in trades.groupby("symbol", sort=False)} if len(trades) else {}
     traces: list[go.Scatter] = []
@@ -220,7 +235,7 @@ def _add_price_panel(fig: go.Figure, result: BacktestResult, plan: _ChartPlan, d
                 name=symbol,
                 line={"color": "#7f7f7f", "width": 1},
             ),
-            *markers.marker_traces(by_symbol.get(symbol), daily, span),
+            *markers.marker_traces(by_symbol.get(symbol), daily, pd.DatetimeIndex(prices.index)),
         ]
         for trace in mine:
             trace.legendgroup = symbol
@@ -276,6 +291,12 @@ def _chart_notes(result: BacktestResult, plan: _ChartPlan, max_points: int) -> s
             f"The menu lists the {len(plan.symbols):,} most traded symbols (by turnover) of "
             f"{plan.total_symbols:,}; the per-symbol table lists them all."
         )
+    if result.benchmark is not None:
+        notes.append(
+            f"The dotted line in the equity panel is the benchmark: the initial capital in "
+            f"{result.benchmark.name}. Click a line's name in the legend to hide it (the axis then fits the "
+            "other)."
+        )
     thinned = []
     if len(result.equity_curve) > max_points:
         thinned.append(f"equity and drawdown to about {max_points:,} of {len(result.equity_curve):,} points")
@@ -292,7 +313,7 @@ def _chart_notes(result: BacktestResult, plan: _ChartPlan, max_points: int) -> s
         if len(crowded):
             notes.append(
                 f"{len(crowded):,} symbol(s) with more than {markers.MAX_TRADE_MARKERS:,} trades show grouped markers: "
-                f"the run is cut into {markers.MARKER_SLICES} equal stretches of time and each shows one marker per "
+                f"the bars are cut into {markers.MARKER_SLICES} equal stretches and each shows one marker per "
                 "kind (long entry, short entry, exit) at the average price of its trades, larger for more "
                 "trades; hover for the count, times and P&L. The trades section has them all."
             )

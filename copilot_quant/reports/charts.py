@@ -11,7 +11,14 @@ import pandas as pd
 from copilot_quant.backtest.metrics import TRADING_DAYS_PER_YEAR, infer_periods_per_year
 from copilot_quant.data.dates import EXCHANGE_TZ
 
-__all__ = ["MAX_CHART_POINTS", "chart_times", "display_positions", "drawdown_ticks", "is_daily"]
+__all__ = [
+    "MAX_CHART_POINTS",
+    "chart_times",
+    "closed_market_breaks",
+    "display_positions",
+    "drawdown_ticks",
+    "is_daily",
+]
 
 #: Points per chart line above which the line is thinned (equity, drawdown, and one symbol's price).
 MAX_CHART_POINTS = 5_000
@@ -93,3 +100,26 @@ def chart_times(index: pd.Index, daily: bool) -> np.ndarray:
     else:
         fmt = "%Y-%m-%d %H:%M"
     return np.asarray(local.strftime(fmt), dtype=object)
+
+
+def closed_market_breaks(index: pd.Index) -> list[dict[str, object]]:
+    """plotly ``rangebreaks`` that hide the time the market was closed on an intraday chart: nights
+    (between the latest and the earliest bar time of day, New York), weekends and weekdays without a bar
+    (holidays). On a date axis these would otherwise take most of the width, with the price line drawn
+    straight across them. Empty for daily bars, which have no such gaps worth hiding."""
+    if not isinstance(index, pd.DatetimeIndex) or len(index) < 2 or is_daily(index):
+        return []
+    local = index.tz_convert(EXCHANGE_TZ) if index.tz is not None else index
+    step = pd.Timedelta(int(np.median(np.diff(local.as_unit("ns").asi8))), unit="ns")
+    hours = (local - local.normalize()) / pd.Timedelta(hours=1)
+    opens = float(hours.min()) - step / pd.Timedelta(hours=1)  # a bar is stamped at its end
+    closes = float(hours.max())
+    breaks: list[dict[str, object]] = [{"bounds": ["sat", "mon"]}]
+    if closes - opens < 24 - 1e-9 and opens >= 0:
+        breaks.append({"bounds": [closes, opens], "pattern": "hour"})
+    days = pd.DatetimeIndex(local.normalize().unique())
+    days = days.tz_localize(None) if days.tz is not None else days
+    missing = pd.bdate_range(days[0], days[-1]).difference(days)
+    if len(missing):
+        breaks.append({"values": [d.strftime("%Y-%m-%d") for d in missing]})
+    return breaks

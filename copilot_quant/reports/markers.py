@@ -2,8 +2,8 @@
 
 Up to :data:`MAX_TRADE_MARKERS` trades a symbol gets one marker per entry (a triangle per side) and per
 exit (a cross). A symbol with more trades — a minute-bar run easily has thousands, which would paint the
-chart black — gets grouped markers instead: the run is cut into :data:`MARKER_SLICES` equal stretches of
-time (a few pixels each on a wide chart) and each stretch shows at most one marker per kind, placed at the
+chart black — gets grouped markers instead: the run's bars are cut into :data:`MARKER_SLICES` equal
+stretches (a few pixels each on a wide chart, whose intraday axis hides the closed market) and each stretch shows at most one marker per kind, placed at the
 average price of its trades, sized by how many there are, its hover giving the count, the time span and
 (for exits) the P&L. The trade list has every trade.
 """
@@ -11,7 +11,6 @@ average price of its trades, sized by how many there are, its hover giving the c
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -32,21 +31,19 @@ _ENTRIES = (  # trace name, side, marker, colour
     ("short entry", "short", "triangle-down", "#d62728"),
 )
 _EXIT = ("exit", "x", "#000000")
+_GROUPED_EXIT_COLOR = "#555555"  # a lighter grey than single exits: many crosses would hide the price line
 
 
-def marker_traces(
-    trades: pd.DataFrame | None, daily: bool, span: tuple[Any, Any] | None = None
-) -> list[go.Scatter]:
+def marker_traces(trades: pd.DataFrame | None, daily: bool, bars: pd.DatetimeIndex) -> list[go.Scatter]:
     """The marker traces of one symbol's trades (``long entry``, ``short entry``, ``exit``: only those it
-    has; exits of closed trades only). ``span`` (first and last bar time) is the run's extent, cut into
-    :data:`MARKER_SLICES` stretches when the trades are grouped (each trace's ``meta`` is then ``"grouped"``).
+    has; exits of closed trades only). ``bars`` (the run's bar times) are cut into :data:`MARKER_SLICES`
+    stretches when the trades are grouped (each trace's ``meta`` is then ``"grouped"``).
     """
     if trades is None or trades.empty:
         return []
-    if len(trades) <= MAX_TRADE_MARKERS:
+    if len(trades) <= MAX_TRADE_MARKERS or not len(bars):
         return _each(trades, daily)
-    lo, hi = span if span is not None else (trades["entry_time"].min(), trades["exit_time"].max())
-    return _grouped(trades, daily, pd.Timestamp(lo), pd.Timestamp(hi))
+    return _grouped(trades, daily, bars)
 
 
 def _each(trades: pd.DataFrame, daily: bool) -> list[go.Scatter]:
@@ -91,20 +88,20 @@ def _each(trades: pd.DataFrame, daily: bool) -> list[go.Scatter]:
     return traces
 
 
-def _grouped(trades: pd.DataFrame, daily: bool, lo: pd.Timestamp, hi: pd.Timestamp) -> list[go.Scatter]:
+def _grouped(trades: pd.DataFrame, daily: bool, bars: pd.DatetimeIndex) -> list[go.Scatter]:
     traces = []
+    closed = trades.loc[~trades["is_open"]]
+    if not closed.empty:  # drawn first, so the entries (the decisions) stay on top
+        groups = _groups(
+            closed["exit_time"], closed["exit_price"], closed["quantity"], closed["pnl"], bars=bars
+        )
+        name, marker, _color = _EXIT
+        traces.append(_group_trace(groups, (name, "exits"), marker, _GROUPED_EXIT_COLOR, daily))
     for name, side, marker, color in _ENTRIES:
         part = trades.loc[trades["side"] == side]
         if not part.empty:
-            groups = _groups(part["entry_time"], part["entry_price"], part["quantity"], None, lo=lo, hi=hi)
+            groups = _groups(part["entry_time"], part["entry_price"], part["quantity"], None, bars=bars)
             traces.append(_group_trace(groups, (name, f"{side} entries"), marker, color, daily))
-    closed = trades.loc[~trades["is_open"]]
-    if not closed.empty:
-        groups = _groups(
-            closed["exit_time"], closed["exit_price"], closed["quantity"], closed["pnl"], lo=lo, hi=hi
-        )
-        name, marker, color = _EXIT
-        traces.append(_group_trace(groups, (name, "exits"), marker, color, daily))
     return traces
 
 
@@ -114,13 +111,14 @@ def _groups(
     quantities: pd.Series,
     pnl: pd.Series | None,
     *,
-    lo: pd.Timestamp,
-    hi: pd.Timestamp,
+    bars: pd.DatetimeIndex,
 ) -> pd.DataFrame:
     """One row per stretch with trades: count, first/middle/last time, average price, P&L, winners."""
     stamps = pd.DatetimeIndex(times).as_unit("ns")
-    width = max((hi - lo).value / MARKER_SLICES, 1.0)
-    stretch = np.clip(((stamps.asi8 - lo.as_unit("ns").value) // width).astype("int64"), 0, MARKER_SLICES - 1)
+    index = bars.as_unit("ns")
+    # a trade belongs to the bar during which it happened: the first stamped at or after it
+    position = np.minimum(index.searchsorted(stamps, side="left"), len(index) - 1)
+    stretch = position * MARKER_SLICES // len(index)
     frame = pd.DataFrame(
         {
             "stretch": stretch,
@@ -152,7 +150,7 @@ def _group_trace(
     the trace's name (one trade) and its plural."""
     name, plural = nouns
     counts = groups["count"].to_numpy()
-    sizes = np.minimum(7 + 2.5 * np.sqrt(counts), 26)
+    sizes = np.minimum(6 + 2 * np.sqrt(counts), 20)
     texts = []
     for count, first, last, price, pnl, winners in zip(
         counts,

@@ -16,7 +16,13 @@ import plotly.graph_objects as go
 
 from copilot_quant.backtest.metric_format import metric_label
 from copilot_quant.backtest.sweep import RANKING_METRICS
-from copilot_quant.reports.charts import MAX_CHART_POINTS, chart_times, display_positions, is_daily
+from copilot_quant.reports.charts import (
+    MAX_CHART_POINTS,
+    chart_times,
+    closed_market_breaks,
+    display_positions,
+    is_daily,
+)
 from copilot_quant.reports.page import ny_day, page_html, paragraphs, write_page
 from copilot_quant.reports.sweep_values import format_cell, param_label, params_text
 
@@ -79,7 +85,8 @@ def walk_forward_figure(result: WalkForwardResult, max_points: int = MAX_CHART_P
             font={"size": 11},
         )
     if isinstance(equity.index, pd.DatetimeIndex):
-        fig.update_xaxes(type="date")  # x values are text; say they are times
+        # x values are text; say they are times, and hide the nights and weekends of intraday bars
+        fig.update_xaxes(type="date", rangebreaks=closed_market_breaks(equity.index) or None)
     fig.update_layout(
         template="plotly_white",
         height=480,

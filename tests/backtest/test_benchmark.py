@@ -196,3 +196,25 @@ def test_the_equity_chart_has_the_benchmark_line_and_the_page_its_numbers(aapl):
     assert "Benchmark return" in page
     assert "Alpha (ann.)" in page
     assert aapl.to_dict()["benchmark"] == "buy-and-hold AAPL"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    paths=st.lists(st.lists(st.floats(0.5, 2.0), min_size=2, max_size=30), min_size=1, max_size=4).filter(
+        lambda ps: len({len(p) for p in ps}) == 1
+    ),
+    capital=st.floats(1.0, 1e7),
+)
+def test_equal_parts_bought_at_the_first_close_are_worth_the_mean_growth(paths, capital):
+    n = len(paths[0])
+    index = pd.date_range("2024-01-02 21:00", periods=n, freq="D", tz="UTC")
+    closes = pd.DataFrame({f"S{k}": np.cumprod(p) for k, p in enumerate(paths)}, index=index)
+    curve = Benchmark("b", closes).curve(index, capital)
+    growth = (closes / closes.iloc[0]).mean(axis=1)
+    assert curve.to_numpy() == pytest.approx((capital * growth).to_numpy(), rel=1e-9)
+
+
+def test_the_figure_title_gives_both_ends(aapl):
+    title = build_figure(aapl).layout.title.text
+    assert f"equity 100,000 → {aapl.final_value:,.0f}" in title
+    assert f"benchmark → {aapl.benchmark_curve.iloc[-1]:,.0f}" in title

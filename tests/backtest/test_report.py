@@ -211,3 +211,22 @@ def test_strategy_errors_are_shown_in_the_report(tmp_path):
     text = res.to_html(tmp_path / "err.html").read_text(encoding="utf-8")
     assert "Strategy errors (1)" in text
     assert "ZeroDivisionError: division by zero" in text
+
+
+def test_intraday_charts_hide_nights_weekends_and_holidays_and_daily_charts_do_not(result):
+    # 1-minute bars 09:31-16:00 New York on Thu 28 and Fri 29 March, then Tue 2 April (Mon 1st missing)
+    days = ["2024-03-28", "2024-03-29", "2024-04-02"]
+    index = pd.DatetimeIndex(
+        [
+            t
+            for d in days
+            for t in pd.date_range(f"{d} 09:31", f"{d} 16:00", freq="1min", tz="America/New_York")
+        ]
+    ).tz_convert("UTC")
+    equity = pd.Series(np.linspace(100.0, 101.0, len(index)), index=index)
+    fig = build_figure(BacktestResult("Minutes", index[0], index[-1], 100.0, equity, equity.copy()))
+    breaks = [b.to_plotly_json() for b in fig.layout.xaxis.rangebreaks]
+    assert {"bounds": ["sat", "mon"]} in breaks
+    assert {"bounds": [16.0, 9.5], "pattern": "hour"} in breaks  # the market opens at 09:30
+    assert {"values": ["2024-04-01"]} in breaks  # a weekday without bars
+    assert not build_figure(result).layout.xaxis.rangebreaks  # daily bars: nothing to hide

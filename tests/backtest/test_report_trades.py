@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from copilot_quant.backtest.metric_format import format_duration
+from copilot_quant.backtest.metric_format import SUMMARY_KEYS, format_duration, format_metric
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.reports.backtest import render_html
@@ -122,3 +122,12 @@ def test_trade_statistics_count_and_time_the_closed_trades(busy):
 )
 def test_durations_read_in_time(delta, text):
     assert format_duration(delta) == text
+
+
+def test_the_longest_drawdown_reads_in_time_too(busy):
+    stats = busy.metrics
+    assert "max_drawdown_days" in SUMMARY_KEYS
+    text = format_metric("max_drawdown_days", stats["max_drawdown_days"])
+    assert text == format_duration(pd.Timedelta(days=stats["max_drawdown_days"]))
+    assert "Max DD duration (time)" in busy.summary()
+    assert format_metric("max_drawdown_days", 2.5) == "2 d 12 h"

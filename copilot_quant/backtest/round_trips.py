@@ -1,0 +1,194 @@
+"""Round-trip trades from fills, matched first in, first out, one symbol's book at a time.
+
+:class:`FifoLots` holds one symbol's open lots. A fill that reduces the position closes the oldest lots
+first, one trade row per lot it touches (so a partial close yields a trade for the closed part and leaves
+the rest open); a fill that crosses through zero closes everything and opens a new lot in the other
+direction with the remainder (a reversal). Commissions are shared out per share, so each trade's ``pnl``
+is net of its part of the entry and exit commissions. Lots still open at the end can be reported as
+trades marked to a price (``is_open=True``).
+
+:func:`round_trips` runs a :class:`FifoLots` per symbol over a run's fills and returns the trade frame
+of :attr:`~copilot_quant.backtest.results.BacktestResult.trades`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from copilot_quant.backtest.orders import Fill
+
+__all__ = ["TRADE_COLUMNS", "FifoLots", "round_trips"]
+
+#: Columns of :attr:`BacktestResult.trades`, in order.
+TRADE_COLUMNS: tuple[str, ...] = (
+    "symbol",
+    "side",
+    "entry_time",
+    "exit_time",
+    "entry_price",
+    "exit_price",
+    "quantity",
+    "pnl",
+    "return",
+    "commission",
+    "bars_held",
+    "duration",
+    "is_open",
+)
+
+_EPS = 1e-9  # quantities closer to zero than this are zero (fractional shares leave float dust)
+
+
+@dataclass(slots=True)
+class _Lot:
+    """Part of an open position: what is left of one entry fill."""
+
+    quantity: float  # signed: > 0 long, < 0 short
+    price: float
+    time: pd.Timestamp
+    commission_per_share: float
+
+
+class FifoLots:
+    """The open lots of one symbol; :meth:`fill` matches a fill against them, oldest first.
+
+    Each trade row returned is a dict with the :data:`TRADE_COLUMNS` keys except ``bars_held`` and
+    ``duration`` (which need the bar index; :func:`round_trips` adds them).
+    """
+
+    __slots__ = ("_lots", "symbol")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol
+        self._lots: deque[_Lot] = deque()
+
+    @property
+    def position(self) -> float:
+        """The signed quantity still open."""
+        return float(sum(lot.quantity for lot in self._lots))
+
+    def fill(
+        self, signed_quantity: float, price: float, time: pd.Timestamp, commission: float
+    ) -> list[dict[str, Any]]:
+        """Book a fill (``signed_quantity`` > 0 buys); returns the trades it closed, oldest lot first."""
+        closed: list[dict[str, Any]] = []
+        remaining = signed_quantity
+        per_share = commission / abs(signed_quantity) if signed_quantity else 0.0
+        book = self._lots
+        while book and abs(remaining) > _EPS and (book[0].quantity > 0) != (remaining > 0):
+            lot = book[0]
+            qty = min(abs(remaining), abs(lot.quantity))
+            closed.append(
+                _trade(self.symbol, lot, qty, price, time, exit_commission=per_share * qty, open_=False)
+            )
+            lot.quantity -= math.copysign(qty, lot.quantity)
+            remaining -= math.copysign(qty, remaining)
+            if abs(lot.quantity) <= _EPS:
+                book.popleft()
+        if abs(remaining) > _EPS:  # opening, adding, or the far side of a reversal
+            book.append(_Lot(remaining, price, time, per_share))
+        return closed
+
+    def marked(self, price: float, time: pd.Timestamp) -> list[dict[str, Any]]:
+        """The lots still open as trades marked to ``price`` at ``time`` (``is_open``, no exit commission)."""
+        return [
+            _trade(self.symbol, lot, abs(lot.quantity), price, time, exit_commission=0.0, open_=True)
+            for lot in self._lots
+        ]
+
+
+def _trade(
+    symbol: str,
+    lot: _Lot,
+    qty: float,
+    price: float,
+    time: pd.Timestamp,
+    *,
+    exit_commission: float,
+    open_: bool,
+) -> dict[str, Any]:
+    """The trade row of ``qty`` of ``lot`` closed (or marked) at ``price``."""
+    direction = 1.0 if lot.quantity > 0 else -1.0
+    entry_commission = lot.commission_per_share * qty
+    pnl = direction * (price - lot.price) * qty - entry_commission - exit_commission
+    return {
+        "symbol": symbol,
+        "side": "long" if direction > 0 else "short",
+        "entry_time": lot.time,
+        "exit_time": time,
+        "entry_price": lot.price,
+        "exit_price": price,
+        "quantity": qty,
+        "pnl": pnl,
+        "return": pnl / (lot.price * qty),
+        "commission": entry_commission + exit_commission,
+        "is_open": open_,
+    }
+
+
+def round_trips(
+    fills: Iterable[Fill],
+    last_prices: dict[str, tuple[pd.Timestamp, float]] | None = None,
+    bar_index: pd.DatetimeIndex | None = None,
+) -> pd.DataFrame:
+    """Round-trip trades from fills, matched FIFO per symbol (see the module docstring).
+
+    ``last_prices`` maps a symbol to ``(time, close)`` used to mark lots still open at the end (the last
+    fill price is used for a symbol missing from it). ``bar_index`` (the bar timestamps) lets
+    ``bars_held`` count bars; without it ``bars_held`` is ``NaN``. Returns a frame with
+    :data:`TRADE_COLUMNS`, ordered by exit time then entry time.
+    """
+    books: dict[str, FifoLots] = {}
+    last_fill: dict[str, tuple[pd.Timestamp, float]] = {}
+    rows: list[dict[str, Any]] = []
+    for fill in sorted(fills, key=lambda f: pd.Timestamp(f.timestamp)):
+        time = pd.Timestamp(fill.timestamp)
+        book = books.get(fill.symbol)
+        if book is None:
+            book = books[fill.symbol] = FifoLots(fill.symbol)
+        last_fill[fill.symbol] = (time, fill.fill_price)
+        rows += book.fill(fill.signed_quantity, fill.fill_price, time, fill.commission)
+    marks = dict(last_fill)
+    marks.update(last_prices or {})
+    for symbol, book in books.items():
+        time, price = marks[symbol]
+        rows += book.marked(price, time)
+    return _frame(rows, bar_index)
+
+
+def _frame(rows: list[dict[str, Any]], bar_index: pd.DatetimeIndex | None) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=[c for c in TRADE_COLUMNS if c not in ("bars_held", "duration")])
+    if frame.empty:
+        frame = frame.astype(
+            {
+                "symbol": "str",
+                "side": "str",
+                "entry_price": "float64",
+                "exit_price": "float64",
+                "quantity": "float64",
+                "pnl": "float64",
+                "return": "float64",
+                "commission": "float64",
+                "is_open": "bool",
+            }
+        )
+        frame["entry_time"] = pd.to_datetime(frame["entry_time"], utc=True)
+        frame["exit_time"] = pd.to_datetime(frame["exit_time"], utc=True)
+    frame["duration"] = frame["exit_time"] - frame["entry_time"]
+    if bar_index is not None and len(bar_index):
+        index = bar_index.as_unit("ns")
+        # A fill belongs to the bar during which it happened: the first bar stamped at or after it.
+        entry_bar = index.searchsorted(frame["entry_time"].astype(index.dtype), side="left")
+        exit_bar = index.searchsorted(frame["exit_time"].astype(index.dtype), side="left")
+        frame["bars_held"] = (exit_bar - entry_bar).astype("int64")
+    else:
+        frame["bars_held"] = np.nan
+    frame = frame.sort_values(["exit_time", "entry_time"], kind="stable").reset_index(drop=True)
+    return frame.loc[:, list(TRADE_COLUMNS)]
