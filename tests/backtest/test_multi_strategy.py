@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -14,8 +15,12 @@ from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.errors import ConfigError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.backtest.engine_helpers import Scripted, flat_bars
+from tests.backtest.test_invariants import Planned, ScriptedFast, scenarios
+from tests.backtest.test_invariants import Scripted as ScriptedGuide
 
 PRICES = [100.0, 100.0, 110.0, 120.0, 120.0, 90.0, 100.0]
 BARS = flat_bars(PRICES)
@@ -242,3 +247,27 @@ def test_a_fill_reaches_only_the_strategy_that_placed_the_order() -> None:
     assert [f.fill_quantity for f in a.fills] == [3]
     assert [f.fill_quantity for f in b.fills] == [5]
     assert all(isinstance(f, Fill) for f in a.fills + b.fills)
+
+
+# ---------------------------------------------------------------------------------------------- invariants
+@given(scenarios(), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_for_any_bars_and_orders_the_strategies_books_add_up_to_the_account(
+    scenario: tuple[pd.DataFrame, list[str], list[Planned], dict[str, Any]], second_fast: bool
+) -> None:
+    data, symbols, plan, config = scenario
+    first = ScriptedGuide(plan[0::2])
+    second = ScriptedFast(plan[1::2]) if second_fast else ScriptedGuide(plan[1::2])
+    eng = BacktestEngine(**config)
+    eng.add_strategy(first)
+    eng.add_strategy(second)
+    result = eng.run(symbols=symbols, data=data)
+    _assert_adds_up(result)
+    parts = list(result.strategies.values())
+    for symbol in symbols:
+        held = sum(p.positions[symbol].quantity for p in parts if symbol in p.positions)
+        account = result.positions[symbol].quantity if symbol in result.positions else 0.0
+        assert held == pytest.approx(account, abs=1e-9)
+    for part in parts:
+        mine = {id(o) for o in part.orders}
+        assert all(id(f.order) in mine for f in part.fills)
