@@ -230,6 +230,10 @@ class BacktestEngine:
                 value += qty * float(marks[k])
         return value
 
+    def account_cash(self) -> float:
+        """The account's cash now (the broker's)."""
+        return self.broker.get_cash_balance()
+
     def get_positions(self) -> dict[str, Position]:
         """Open positions (snapshots) marked at the current (or last) bar's close."""
         positions = self.broker.get_positions()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from copilot_quant.backtest.books import strategy_table
 from copilot_quant.backtest.costs import PercentCommission
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.orders import Fill, Order
@@ -271,3 +272,18 @@ def test_for_any_bars_and_orders_the_strategies_books_add_up_to_the_account(
     for part in parts:
         mine = {id(o) for o in part.orders}
         assert all(id(f.order) in mine for f in part.fills)
+
+
+def test_the_strategy_table_has_a_row_per_strategy_and_one_for_the_account() -> None:
+    eng = engine()
+    eng.add_strategy(Recorder({0: buy(10), 3: sell(10)}, name="Long"))
+    eng.add_strategy(Recorder({0: sell(4)}, name="Short"))
+    table = strategy_table(eng.run(data=BARS, symbols=["AAPL"]))
+    assert list(table.index) == ["Long", "Short", "account"]
+    assert table.loc["Long", "pnl"] == pytest.approx(20 * 10 - 2)  # bought at 100, sold at 120
+    assert table.loc["Short", "pnl"] == pytest.approx(-4 * 0 - 1)  # short at 100, last close 100
+    assert table.loc["account", "pnl"] == pytest.approx(table.loc[["Long", "Short"], "pnl"].sum())
+    assert list(table["fills"]) == [2, 1, 3]
+    single = engine()
+    single.add_strategy(Recorder({0: buy(1)}, name="Only"))
+    assert list(strategy_table(single.run(data=BARS, symbols=["AAPL"])).index) == ["Only"]
