@@ -75,18 +75,18 @@ from copilot_quant.backtest.books import (
 )
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.causality import causal_indicator_frame
-from copilot_quant.backtest.costs import CommissionModel, SlippageModel
-from copilot_quant.backtest.execution import Execution
-from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData, iter_floats
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
-from copilot_quant.backtest.orders import Order, OrderStatus, Position
-from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import ConfigError, StrategyError
+from copilot_quant.model.costs import CommissionModel, SlippageModel
+from copilot_quant.model.fill_rules import Execution
+from copilot_quant.model.orders import Order, OrderStatus, Position
+from copilot_quant.model.participation import check_volume_limit
+from copilot_quant.model.ports import IDataFeed
 
 __all__ = ["FILL_AT", "BacktestEngine", "ProgressCallback"]
 
