@@ -19,7 +19,7 @@ from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.backtest.engine_helpers import Scripted, flat_bars
+from tests.backtest.engine_helpers import Scripted, daily_bars, flat_bars
 from tests.backtest.test_invariants import Planned, ScriptedFast, scenarios
 from tests.backtest.test_invariants import Scripted as ScriptedGuide
 
@@ -287,3 +287,20 @@ def test_the_strategy_table_has_a_row_per_strategy_and_one_for_the_account() -> 
     single = engine()
     single.add_strategy(Recorder({0: buy(1)}, name="Only"))
     assert list(strategy_table(single.run(data=BARS, symbols=["AAPL"])).index) == ["Only"]
+
+
+def test_in_on_fill_a_strategys_equity_marks_the_symbol_it_just_traded_at_the_fill_price() -> None:
+    class Watcher(Recorder):
+        def on_fill(self, fill: Fill) -> None:
+            super().on_fill(fill)
+            self.at_fill = (self.position("AAPL"), self.equity)
+
+    rows = [(100.0, 100.0, 100.0, 100.0), (104.0, 108.0, 103.0, 107.0), (107.0, 107.0, 107.0, 107.0)]
+    watcher = Watcher({0: buy(10)}, name="Watcher")
+    eng = engine()
+    eng.add_strategy(watcher)
+    eng.add_strategy(Recorder(name="Idle"))
+    eng.run(data=daily_bars(rows), symbols=["AAPL"])
+    # filled at bar 1's open (104); its close (107) is not known while the bar's orders execute
+    assert watcher.at_fill == (10, pytest.approx(50_000 - 1))
+    assert watcher.views[1][2] == pytest.approx(50_000 - 1 + 30)  # after bar 1 closed at 107
