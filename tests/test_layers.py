@@ -1,7 +1,9 @@
 """The package layering holds: no module imports from a floor above its own.
 
-Floors, bottom up: ``errors`` → ``model`` (domain types and ports) → ``data``, ``journal``, ``risk`` → the
-engines and the IB edge (``backtest``, ``brokers``, ``live``, ``gateway``) → ``cli``. Every import in
+Floors, bottom up: ``errors`` → ``model`` (domain types, ports, fill rules, costs) → ``data``, ``journal``,
+``risk`` → the engines and the IB edge (``backtest``, ``brokers``, ``live``) → ``cli``. The simulated
+gateway (``gateway``) stands beside the engines: it builds on ``model`` and ``data`` only, so that it
+shares the fill rules with the backtest without depending on any engine. Every import in
 every module is read with :mod:`ast`, including imports inside functions and under ``TYPE_CHECKING``:
 a lazy import still ties the floors together.
 """
@@ -132,3 +134,8 @@ def test_the_guides_import_paths_name_the_same_objects_as_model() -> None:
     assert interfaces.IDataFeed is model.IDataFeed
     assert interfaces.IBroker is model.IBroker
     assert isinstance(orders.Order("AAPL", 1), model.Order)
+
+
+def test_the_simulated_gateway_builds_on_model_and_data_only() -> None:
+    allowed = ("model", "errors", "data", "gateway")
+    assert _violations("gateway", lambda name: _subpackage(name) in allowed) == []

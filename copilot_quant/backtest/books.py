@@ -14,19 +14,46 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
+
+import pandas as pd
 
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
+from copilot_quant.backtest.order_book import OrderBook
 from copilot_quant.backtest.orders import Fill, Order, Position
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.book import StrategyBook
 
-if TYPE_CHECKING:
-    from copilot_quant.backtest.engine import BacktestEngine
+__all__ = [
+    "AccountView",
+    "EngineState",
+    "StrategyBooks",
+    "StrategyView",
+    "allocate_capital",
+    "check_capital",
+    "result_keys",
+    "strategy_table",
+]
 
-__all__ = ["AccountView", "StrategyBooks", "StrategyView", "allocate_capital", "check_capital", "result_keys"]
+
+class EngineState(Protocol):
+    """What the views read of the backtest engine (the engine implements it; no import of the engine here)."""
+
+    _market: MarketData | None
+    _bar: int
+    _executing: bool
+    _book: OrderBook
+    _run_symbols: tuple[str, ...]
+
+    def _cancel(self, owner: int, order: Order | str) -> None: ...
+
+    def get_positions(self) -> dict[str, Position]: ...
+
+    def get_portfolio_value(self) -> float: ...
+
+    def account_cash(self) -> float: ...
 
 
 def allocate_capital(
@@ -154,7 +181,7 @@ class AccountView:
 
     __slots__ = ("_engine", "_owner")
 
-    def __init__(self, engine: BacktestEngine, owner: int = 0) -> None:
+    def __init__(self, engine: EngineState, owner: int = 0) -> None:
         self._engine = engine
         self._owner = owner
 
@@ -171,7 +198,7 @@ class AccountView:
         return self._engine.get_positions()
 
     def cash(self) -> float:
-        return self._engine.broker.get_cash_balance()
+        return self._engine.account_cash()
 
     def equity(self) -> float:
         return self._engine.get_portfolio_value()
@@ -189,7 +216,7 @@ class StrategyView:
 
     __slots__ = ("_books", "_engine", "_owner")
 
-    def __init__(self, engine: BacktestEngine, books: StrategyBooks, owner: int) -> None:
+    def __init__(self, engine: EngineState, books: StrategyBooks, owner: int) -> None:
         self._engine = engine
         self._books = books
         self._owner = owner
@@ -215,3 +242,24 @@ class StrategyView:
 
     def equity(self) -> float:
         return self._book().equity
+
+
+def strategy_table(result: BacktestResult) -> pd.DataFrame:
+    """One row per strategy of ``result`` (and one for the account, ``'account'``, with several):
+    capital, final value, P&L, return, fills, closed trades and errors."""
+    parts = dict(result.strategies) or {result.strategy_name: result}
+    if len(parts) > 1 or next(iter(parts.values())) is not result:
+        parts["account"] = result
+    rows = {
+        key: {
+            "initial_capital": part.initial_capital,
+            "final_value": part.final_value,
+            "pnl": part.final_value - part.initial_capital,
+            "total_return": part.total_return,
+            "fills": len(part.fills),
+            "closed_trades": int(part.metrics["total_trades"]),
+            "errors": len(part.errors),
+        }
+        for key, part in parts.items()
+    }
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -75,18 +75,19 @@ from copilot_quant.backtest.books import (
     result_keys,
 )
 from copilot_quant.backtest.broker import SimpleBroker
-from copilot_quant.backtest.costs import CommissionModel, SlippageModel
-from copilot_quant.backtest.execution import Execution
-from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.backtest.causality import causal_indicator_frame
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData, iter_floats
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
-from copilot_quant.backtest.orders import Order, OrderStatus, Position
-from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
+from copilot_quant.model.costs import CommissionModel, SlippageModel
+from copilot_quant.model.fill_rules import Execution
+from copilot_quant.model.orders import Order, OrderStatus, Position
+from copilot_quant.model.participation import check_volume_limit
+from copilot_quant.model.ports import IDataFeed
 
 __all__ = ["FILL_AT", "BacktestEngine", "ProgressCallback"]
 
@@ -103,9 +104,6 @@ _TRAP_HINT = (
     "'Close' in data.columns is True but data['Close'] is a DataFrame with one column per symbol; "
     "select one series with data[('Close', 'AAPL')]"
 )
-
-_CAUSALITY_RTOL = 1e-9
-_CAUSALITY_PREFIX = 100_000
 
 
 class BacktestEngine:
@@ -233,6 +231,10 @@ class BacktestEngine:
             if qty:
                 value += qty * float(marks[k])
         return value
+
+    def account_cash(self) -> float:
+        """The account's cash now (the broker's)."""
+        return self.broker.get_cash_balance()
 
     def get_positions(self) -> dict[str, Position]:
         """Open positions (snapshots) marked at the current (or last) bar's close."""
@@ -445,35 +447,7 @@ class BacktestEngine:
 
     def _indicator_frame(self, strategy: FastStrategy, market: MarketData) -> pd.DataFrame:
         """The strategy's indicators over the whole history, after a causality check."""
-        try:
-            full = strategy.indicator_frame(market.frame)
-        except TypeError as exc:
-            raise StrategyError(str(exc)) from exc
-        if self.check_causality and len(market) >= 2:
-            self._check_causal(strategy, market.frame, full)
-        return full
-
-    @staticmethod
-    def _check_causal(strategy: FastStrategy, frame: pd.DataFrame, full: pd.DataFrame) -> None:
-        """Recompute on three prefixes (the first half of the data, capped at 100,000 bars, then a
-        quarter and an eighth of that): a causal indicator gives the same values there. Look-ahead
-        (``shift(-n)``, centred windows, whole-series statistics such as ``close / close.max()``)
-        changes values near the end of at least one prefix."""
-        longest = min(len(frame) // 2, _CAUSALITY_PREFIX)
-        for cut in sorted({longest, longest // 4, longest // 8} - {0}):
-            part = strategy.indicator_frame(frame.iloc[:cut])
-            for name in full.columns:
-                whole = full[name].to_numpy()[:cut]
-                prefix = part[name].to_numpy() if name in part.columns else np.full(cut, np.nan)
-                same = np.isclose(whole, prefix, rtol=_CAUSALITY_RTOL, atol=1e-12, equal_nan=True)
-                if not same.all():
-                    j = int(np.argmin(same))
-                    raise StrategyError(
-                        f"{strategy.name}.indicators() looks ahead: indicator {name!r} at {frame.index[j]} is "
-                        f"{whole[j]!r} when computed on all bars but {prefix[j]!r} when computed on the bars "
-                        f"up to {frame.index[cut - 1]}; use only causal operations (rolling, ewm, shift(n) "
-                        "with n >= 0, cumsum ...), never shift(-n), centred windows or whole-series statistics"
-                    )
+        return causal_indicator_frame(strategy, market.frame, check=self.check_causality)
 
     # ------------------------------------------------------------------ orders and fills
     def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None:

@@ -12,7 +12,7 @@ views supplied by the engine the strategy runs in. What they mean:
 
 * **One strategy on the account** — the account's: its positions, its cash, its equity (cash plus the
   market value of the positions).
-* **Several strategies on one account** (``add_strategy`` called several times) — each strategy's own
+* **Several strategies on one account** (``BacktestEngine.add_strategy`` called several times) — each strategy's own
   book, built from the fills of its own orders only (:class:`~copilot_quant.model.book.StrategyBook`):
   ``self.positions`` is what its fills add up to (the account holds the net of all strategies);
   ``self.cash`` is its capital share (``add_strategy(..., capital=)``, by default an equal share of the

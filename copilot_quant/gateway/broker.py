@@ -33,14 +33,6 @@ from zoneinfo import ZoneInfo
 
 from eventkit import Event
 
-from copilot_quant.backtest.costs import (
-    CommissionModel,
-    NoSlippage,
-    PerShareCommission,
-    SlippageModel,
-    execution_commission,
-)
-from copilot_quant.backtest.participation import is_whole
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import (
     Account,
@@ -67,6 +59,14 @@ from copilot_quant.gateway.orders import (
     new_exec_id_tag,
 )
 from copilot_quant.gateway.state import BrokerState, load_state, save_state
+from copilot_quant.model.costs import (
+    CommissionModel,
+    NoSlippage,
+    PerShareCommission,
+    SlippageModel,
+    execution_commission,
+)
+from copilot_quant.model.participation import is_whole
 
 __all__ = [
     "AccountChanged",

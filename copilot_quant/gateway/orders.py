@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from copilot_quant.backtest.orders import OrderSide
+from copilot_quant.model.orders import OrderSide
 
 if TYPE_CHECKING:
     from copilot_quant.gateway.contracts import ContractInfo, ContractRequest

@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from copilot_quant.backtest.orders import Position
 from copilot_quant.errors import GatewayError
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.orders import (
@@ -28,6 +27,7 @@ from copilot_quant.gateway.orders import (
     SimOrder,
     TimeInForceCode,
 )
+from copilot_quant.model.orders import Position
 
 __all__ = ["STATE_VERSION", "BrokerState", "load_state", "save_state"]
 

@@ -1,9 +1,12 @@
 """The domain at the bottom of the tree: orders, fills, positions, the bar shape, the data and broker
-ports, and a fill-based book per strategy.
+ports, a fill-based book per strategy, and the rules every simulation shares (``fill_rules``: where on a
+bar each order type executes; ``costs``: commission and slippage models; ``participation``: the volume
+limit), used alike by the backtest and the simulated gateway.
 
 Everything else builds on this package; it imports only the standard library, numpy, pandas and
 :mod:`copilot_quant.errors` (``tests/test_layers.py`` holds it to that). The guide's import paths
-(``copilot_quant.backtest.orders``, ``copilot_quant.backtest.interfaces``) re-export these same objects.
+(``copilot_quant.backtest.orders``, ``copilot_quant.backtest.interfaces``) and the former paths
+(``copilot_quant.backtest.execution``, ``.costs``, ``.participation``) re-export these same objects.
 """
 
 from copilot_quant.model.bars import BAR_COLUMNS, SUPPORTED_INTERVALS, combine_symbols

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import pytest
+from copilot_quant.backtest.books import strategy_table
 from copilot_quant.backtest.costs import PercentCommission
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.orders import Fill, Order
@@ -14,8 +16,12 @@ from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.errors import ConfigError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tests.backtest.engine_helpers import Scripted, flat_bars
+from tests.backtest.engine_helpers import Scripted, daily_bars, flat_bars
+from tests.backtest.test_invariants import Planned, ScriptedFast, scenarios
+from tests.backtest.test_invariants import Scripted as ScriptedGuide
 
 PRICES = [100.0, 100.0, 110.0, 120.0, 120.0, 90.0, 100.0]
 BARS = flat_bars(PRICES)
@@ -242,3 +248,59 @@ def test_a_fill_reaches_only_the_strategy_that_placed_the_order() -> None:
     assert [f.fill_quantity for f in a.fills] == [3]
     assert [f.fill_quantity for f in b.fills] == [5]
     assert all(isinstance(f, Fill) for f in a.fills + b.fills)
+
+
+# ---------------------------------------------------------------------------------------------- invariants
+@given(scenarios(), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_for_any_bars_and_orders_the_strategies_books_add_up_to_the_account(
+    scenario: tuple[pd.DataFrame, list[str], list[Planned], dict[str, Any]], second_fast: bool
+) -> None:
+    data, symbols, plan, config = scenario
+    first = ScriptedGuide(plan[0::2])
+    second = ScriptedFast(plan[1::2]) if second_fast else ScriptedGuide(plan[1::2])
+    eng = BacktestEngine(**config)
+    eng.add_strategy(first)
+    eng.add_strategy(second)
+    result = eng.run(symbols=symbols, data=data)
+    _assert_adds_up(result)
+    parts = list(result.strategies.values())
+    for symbol in symbols:
+        held = sum(p.positions[symbol].quantity for p in parts if symbol in p.positions)
+        account = result.positions[symbol].quantity if symbol in result.positions else 0.0
+        assert held == pytest.approx(account, abs=1e-9)
+    for part in parts:
+        mine = {id(o) for o in part.orders}
+        assert all(id(f.order) in mine for f in part.fills)
+
+
+def test_the_strategy_table_has_a_row_per_strategy_and_one_for_the_account() -> None:
+    eng = engine()
+    eng.add_strategy(Recorder({0: buy(10), 3: sell(10)}, name="Long"))
+    eng.add_strategy(Recorder({0: sell(4)}, name="Short"))
+    table = strategy_table(eng.run(data=BARS, symbols=["AAPL"]))
+    assert list(table.index) == ["Long", "Short", "account"]
+    assert table.loc["Long", "pnl"] == pytest.approx(20 * 10 - 2)  # bought at 100, sold at 120
+    assert table.loc["Short", "pnl"] == pytest.approx(-4 * 0 - 1)  # short at 100, last close 100
+    assert table.loc["account", "pnl"] == pytest.approx(table.loc[["Long", "Short"], "pnl"].sum())
+    assert list(table["fills"]) == [2, 1, 3]
+    single = engine()
+    single.add_strategy(Recorder({0: buy(1)}, name="Only"))
+    assert list(strategy_table(single.run(data=BARS, symbols=["AAPL"])).index) == ["Only"]
+
+
+def test_in_on_fill_a_strategys_equity_marks_the_symbol_it_just_traded_at_the_fill_price() -> None:
+    class Watcher(Recorder):
+        def on_fill(self, fill: Fill) -> None:
+            super().on_fill(fill)
+            self.at_fill = (self.position("AAPL"), self.equity)
+
+    rows = [(100.0, 100.0, 100.0, 100.0), (104.0, 108.0, 103.0, 107.0), (107.0, 107.0, 107.0, 107.0)]
+    watcher = Watcher({0: buy(10)}, name="Watcher")
+    eng = engine()
+    eng.add_strategy(watcher)
+    eng.add_strategy(Recorder(name="Idle"))
+    eng.run(data=daily_bars(rows), symbols=["AAPL"])
+    # filled at bar 1's open (104); its close (107) is not known while the bar's orders execute
+    assert watcher.at_fill == (10, pytest.approx(50_000 - 1))
+    assert watcher.views[1][2] == pytest.approx(50_000 - 1 + 30)  # after bar 1 closed at 107

@@ -367,3 +367,13 @@ def test_recording_times_come_from_the_injected_clock(journal_path: Path) -> Non
         ref = journal.record_intent(buy())
         assert journal.order(ref).created_at == clock.now
         assert journal.order(ref).created_at.tzinfo is not None
+
+
+def test_the_journals_order_states_are_the_order_lifecycle_with_intent_for_created() -> None:
+    # Two enums on purpose (see journal/states.py): they may differ only in their first state.
+    assert {s.value for s in OrderStatus} - {"created"} == {s.value for s in JournalOrderState} - {"intent"}
+    for status in OrderStatus:
+        state = JournalOrderState.from_order_status(status)
+        assert state.to_order_status() is status
+        assert state.is_done == status.is_done
+    assert JournalOrderState.parse("created") is JournalOrderState.INTENT
