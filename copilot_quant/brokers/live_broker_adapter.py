@@ -643,7 +643,10 @@ class LiveBrokerAdapter(IBroker):
         if st.status == "Inactive":
             self._held_inactive(record, str(st.whyHeld or ""))
             return
+        if record.ib_status == "Inactive":
+            log.info("order %s: IB reactivated it (%s)", record.order.order_id, st.status)
         record.why_held = str(st.whyHeld or "")
+        record.ib_status = st.status
         self.tracker.set_status(record, status, st.status)
 
     def _held_inactive(self, record: TrackedOrder, why_held: str) -> None:
