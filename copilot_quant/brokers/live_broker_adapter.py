@@ -45,7 +45,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ib_async import IB, Contract, RequestError, Stock, Trade
+from ib_async import IB, RequestError, Trade
 from ib_async import Fill as IBFill
 
 from copilot_quant.backtest.costs import PercentCommission, PercentSlippage
@@ -53,7 +53,9 @@ from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
 from copilot_quant.brokers.config import check_live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
+from copilot_quant.brokers.contracts import ContractBook, round_order_prices
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
+from copilot_quant.brokers.ib_account import IbAccount
 from copilot_quant.brokers.ib_codes import (
     CANCEL_REFUSED,
     ORDER_CANCELLED,
@@ -63,7 +65,6 @@ from copilot_quant.brokers.ib_codes import (
 )
 from copilot_quant.brokers.ib_mapping import ib_status, to_ib_order
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
-from copilot_quant.brokers.tick_rules import PriceRule, rule_for_min_tick
 from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
 from copilot_quant.journal.writer import JournalWriter
@@ -165,8 +166,8 @@ class LiveBrokerAdapter(IBroker):
         self._fill_callbacks: list[FillCallback] = []
         self._error_callbacks: list[ErrorCallback] = []
         self._correction_callbacks: list[CorrectionCallback] = []
-        self._price_rules: dict[str, PriceRule] = {}
-        self._contracts: dict[str, Contract] = {}
+        self._contracts = ContractBook(self._conn)
+        self._account = IbAccount(self._conn, self.calculate_commission)
         self._local_positions: dict[str, Position] = {}
         self._lock = threading.Lock()
         self._handlers_on: IB | None = None  # the IB object our handlers are on
@@ -308,7 +309,7 @@ class LiveBrokerAdapter(IBroker):
         if self._handlers_on is not None:  # loop thread: ib_async's position cache is consistent here
             try:
                 base = self._expected_positions.get(fill.symbol)
-                held = self._read_position(fill.symbol) if base is None else base
+                held = self._account.read_position(fill.symbol) if base is None else base
                 self._expected_positions[fill.symbol] = held + fill.signed_quantity
             except (BrokerError, ConnectionError):
                 pass
@@ -411,7 +412,7 @@ class LiveBrokerAdapter(IBroker):
         deadline = time.monotonic() + timeout
         ok = True
         for symbol, expected in list(self._expected_positions.items()):
-            while abs(self._ib_position(symbol) - expected) > 1e-9:
+            while abs(self._account.position(symbol) - expected) > 1e-9:
                 if time.monotonic() >= deadline:
                     ok = False
                     break
@@ -420,25 +421,10 @@ class LiveBrokerAdapter(IBroker):
                 self._expected_positions.pop(symbol, None)
         return ok
 
-    def _read_position(self, symbol: str) -> float:
-        """IB's stock position in ``symbol`` from ib_async's cache (loop thread)."""
-        account = self._conn.account or ""
-        return sum(
-            float(p.position)
-            for p in self._conn.ib.positions(account)
-            if p.contract.symbol == symbol and p.contract.secType == "STK"
-        )
-
-    def _ib_position(self, symbol: str) -> float:
-        try:
-            return float(self._conn.call(self._read_position, symbol, timeout=5))
-        except (BrokerError, TimeoutError, ConnectionError):
-            return 0.0
-
     def _await_position(self, symbol: str, expected: float) -> None:
         """IB pushes the new position just after the execution; wait briefly so get_positions() shows it."""
         deadline = time.monotonic() + self.position_sync_timeout
-        while abs(self._ib_position(symbol) - expected) > 1e-9:
+        while abs(self._account.position(symbol) - expected) > 1e-9:
             if time.monotonic() >= deadline:
                 log.info("IB has not reported the new %s position yet", symbol)
                 return
@@ -449,15 +435,19 @@ class LiveBrokerAdapter(IBroker):
 
         Returns the IB position held just before, so that the caller can wait for IB's update.
         """
-        contract = await self._contract(record.order.symbol)
+        contract = await self._contracts.contract(record.order.symbol)
         ib = self._conn.ib
         if math.isfinite(check_price) and check_price > 0:
-            refusal = await self._refusal_async(record.order, check_price)
+            refusal = await self._account.refusal_async(
+                record.order, check_price, allow_short=self.allow_short
+            )
             if refusal is not None:
                 raise _Unaffordable(refusal)
-        held_before = self._read_position(record.order.symbol)
+        held_before = self._account.read_position(record.order.symbol)
         ib_order = to_ib_order(record.order, self._conn.account)
-        self._round_prices(record, ib_order, await self._price_rule(contract))
+        for note in round_order_prices(ib_order, await self._contracts.price_rule(contract)):
+            record.notes.append(note)
+            log.info("order %s: %s", record.order.order_id, note)
         if record.order_ref:
             ib_order.orderRef = record.order_ref
         trade: Trade = ib.placeOrder(contract, ib_order)
@@ -497,45 +487,6 @@ class LiveBrokerAdapter(IBroker):
 
         self._conn.call(bind)
         return record
-
-    async def _price_rule(self, contract: Contract) -> PriceRule:
-        """The contract's price grid, from its details (``minTick``) once per symbol."""
-        rule = self._price_rules.get(contract.symbol)
-        if rule is None:
-            min_tick: float | None = None
-            try:
-                details = await asyncio.wait_for(self._conn.ib.reqContractDetailsAsync(contract), 5)
-                min_tick = float(details[0].minTick) if details and details[0].minTick else None
-            except (TimeoutError, RequestError, ConnectionError) as exc:
-                log.info(
-                    "no contract details for %s (%s); using the US stock tick rule", contract.symbol, exc
-                )
-            rule = self._price_rules[contract.symbol] = rule_for_min_tick(min_tick)
-        return rule
-
-    @staticmethod
-    def _round_prices(record: TrackedOrder, ib_order: Any, rule: PriceRule) -> None:
-        """Put the limit/stop prices on IB's tick grid (IB rejects others with 110), in the trader's favour."""
-        buy = str(ib_order.action).upper() == "BUY"
-        for field_name, rounder in (("lmtPrice", rule.limit_price), ("auxPrice", rule.stop_price)):
-            price = getattr(ib_order, field_name, None)
-            if not isinstance(price, float) or not math.isfinite(price) or price <= 0 or price >= 1e300:
-                continue
-            rounded = rounder(price, buy=buy)
-            if rounded != price:
-                setattr(ib_order, field_name, rounded)
-                note = f"{field_name} {price:g} rounded to {rounded:g} (IB tick {rule.increment(price):g})"
-                record.notes.append(note)
-                log.info("order %s: %s", record.order.order_id, note)
-
-    async def _contract(self, symbol: str) -> Contract:
-        contract = self._contracts.get(symbol)
-        if contract is None:
-            found = await self._conn.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
-            if not found or not isinstance(found[0], Contract):
-                raise BrokerError(f"IB knows no US stock {symbol!r}; check the symbol")
-            contract = self._contracts[symbol] = found[0]
-        return contract
 
     def cancel_order(self, order: Order | str, *, reason: str = "") -> bool:
         """Ask IB to cancel a working order; ``True`` if the request was sent. The outcome arrives as status.
@@ -1022,39 +973,18 @@ class LiveBrokerAdapter(IBroker):
             if not known:
                 self._mark_lost(record, "IB no longer knows the order after the reconnect (gateway reset)")
 
-    # ------------------------------------------------------------------ account
-    async def _account_value_async(self, tag: str) -> float:
-        """An account value from ib_async's cache (kept current by IB), else from an account summary."""
-        ib = self._conn.ib
-        account = self._conn.account or ""
-        for v in ib.accountValues(account):
-            if v.tag == tag and v.currency in ("USD", "BASE", ""):
-                try:
-                    return float(v.value)
-                except ValueError:
-                    continue
-        for v in await ib.accountSummaryAsync(account):
-            if v.tag == tag:
-                return float(v.value)
-        raise BrokerError(f"IB did not report {tag} for account {account}")
-
-    def _account_value(self, tag: str) -> float:
-        if not self._conn.is_connected():
-            raise NotConnectedError(f"{tag} needs a connection to IB; call connect() first")
-        value: float = self._conn.run(self._account_value_async(tag), timeout=10)
-        return value
-
+    # ------------------------------------------------------------------ account (see ib_account.py)
     def get_cash_balance(self) -> float:
         """IB's ``TotalCashValue`` of the account."""
-        return self._account_value("TotalCashValue")
+        return self._account.value("TotalCashValue")
 
     def get_account_value(self) -> float:
         """IB's ``NetLiquidation`` of the account."""
-        return self._account_value("NetLiquidation")
+        return self._account.value("NetLiquidation")
 
     def get_buying_power(self) -> float:
         """IB's ``BuyingPower`` of the account."""
-        return self._account_value("BuyingPower")
+        return self._account.value("BuyingPower")
 
     def get_positions(self) -> dict[str, Position]:
         """Stock positions in the account as IB reports them, keyed by symbol (quantities not truncated).
@@ -1066,79 +996,20 @@ class LiveBrokerAdapter(IBroker):
                 with self._lock:
                     return {s: p.snapshot() for s, p in self._local_positions.items() if not p.is_flat}
             raise NotConnectedError("get_positions() needs a connection to IB; call connect() first")
-
-        result: dict[str, Position] = self._conn.call(self._read_positions)
-        return result
+        return self._account.positions()
 
     def account_snapshot(self) -> tuple[float, float, dict[str, Position]]:
         """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread: what
         :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller
         that wants all three (the engine, after every fill) without three cross-thread round trips."""
-        if not self._conn.is_connected():
-            raise NotConnectedError("account_snapshot() needs a connection to IB; call connect() first")
-
-        async def snapshot() -> tuple[float, float, dict[str, Position]]:
-            value = await self._account_value_async("NetLiquidation")
-            cash = await self._account_value_async("TotalCashValue")
-            return value, cash, self._read_positions()
-
-        result: tuple[float, float, dict[str, Position]] = self._conn.run(snapshot(), timeout=10)
-        return result
-
-    def _read_positions(self) -> dict[str, Position]:
-        """IB's stock positions marked with its portfolio prices (on the loop thread: ib_async's caches)."""
-        ib = self._conn.ib
-        account = self._conn.account or ""
-        marks = {
-            item.contract.symbol: item for item in ib.portfolio(account) if item.contract.secType == "STK"
-        }
-        out: dict[str, Position] = {}
-        for p in ib.positions(account):
-            if p.contract.secType != "STK" or not p.position:
-                continue
-            symbol = p.contract.symbol
-            pos = Position(symbol, quantity=float(p.position), avg_entry_price=float(p.avgCost))
-            item = marks.get(symbol)
-            if item is not None and item.marketPrice and item.marketPrice > 0:
-                pos.update_unrealized_pnl(float(item.marketPrice))
-                pos.realized_pnl = float(item.realizedPNL or 0.0)
-            out[symbol] = pos
-        return out
+        return self._account.snapshot()
 
     def check_buying_power(self, order: Order, price: float) -> bool:
         """Whether IB's BuyingPower covers ``order`` at ``price`` plus commission (see the short policy)."""
-        refusal = self._buying_power_refusal(order, float(price))
+        refusal = self._account.buying_power_refusal(order, float(price), allow_short=self.allow_short)
         if refusal is not None:
             log.info("%s", refusal)
         return refusal is None
-
-    def _buying_power_refusal(self, order: Order, price: float) -> str | None:
-        """Why ``order`` is not affordable at ``price``, or ``None`` when it is."""
-        if not self._conn.is_connected():
-            return "cannot check buying power: not connected to IB"
-        try:
-            refusal: str | None = self._conn.run(self._refusal_async(order, price), timeout=10)
-        except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
-            return f"cannot check buying power: {exc}"
-        return refusal
-
-    async def _refusal_async(self, order: Order, price: float) -> str | None:
-        power = await self._account_value_async("BuyingPower")
-        qty = float(order.quantity)
-        held = self._read_position(order.symbol)
-        if order.side == OrderSide.BUY:
-            opening = qty if held >= 0 else max(0.0, qty - abs(held))  # covering a short frees margin
-        else:
-            opening = max(0.0, qty - max(held, 0.0))
-            if opening > 0 and not self.allow_short:
-                return f"selling {qty:g} {order.symbol} would open a short position and allow_short=False"
-        needed = price * opening + self.calculate_commission(price, qty)
-        if needed > power:
-            return (
-                f"insufficient buying power: {order.side} {qty:g} {order.symbol} at {price:.2f} needs "
-                f"{needed:,.2f} including commission but IB BuyingPower is {power:,.2f}; reduce the quantity"
-            )
-        return None
 
     # ------------------------------------------------------------------ cost models
     def calculate_commission(self, fill_price: float, quantity: float) -> float:
