@@ -49,6 +49,7 @@ from copilot_quant.brokers.ib_mapping import (
     empty_bars,
 )
 from copilot_quant.brokers.live_bars import LiveBars
+from copilot_quant.brokers.market_data_permissions import describe_market_data_type, permission_problem
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.brokers.stream_health import BarStreamWatch
@@ -225,6 +226,10 @@ class LiveDataFeedAdapter(IDataFeed):
         self._bar_watch_task: asyncio.Task[None] | None = None
         #: ``(symbol, silent_seconds, times_stalled)`` when a dead bar stream was found and restarted.
         self.bar_stream_stalled = Event("bar_stream_stalled")
+        #: ``(symbol, code, explanation)`` when IB answers a subscription with a market-data permission
+        #: code (354, 10167, 10168, 10089, 10090): no, delayed or partial quotes (IB loop thread).
+        self.market_data_problem = Event("market_data_problem")
+        self._data_problems: dict[str, tuple[int, str]] = {}
 
     # ------------------------------------------------------------------ connection
     @property
@@ -255,6 +260,7 @@ class LiveDataFeedAdapter(IDataFeed):
             return
         ib.pendingTickersEvent += self._on_tickers
         ib.barUpdateEvent += self._on_bar_update
+        ib.errorEvent += self._on_ib_error
         self._handlers_on = ib
 
     def disconnect(self) -> None:
@@ -575,6 +581,26 @@ class LiveDataFeedAdapter(IDataFeed):
             results[name] = was
         self._conn.mark_subscribed(bool(self._subscribed))
         return results
+
+    def _on_ib_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
+        problem = permission_problem(code)
+        symbol = str(getattr(contract, "symbol", "") or "").upper()
+        if problem is None or not symbol:
+            return
+        if self._data_problems.get(symbol, (0, ""))[0] != code:
+            log.warning("market data for %s: %s (IB %d: %s)", symbol, problem, code, message)
+        self._data_problems[symbol] = (code, problem)
+        self.market_data_problem.emit(symbol, code, problem)
+
+    def market_data_problems(self) -> dict[str, str]:
+        """``{symbol: what IB said is wrong with its quotes}`` (no, delayed or partial market data)."""
+        return {symbol: f"{text} (IB {code})" for symbol, (code, text) in self._data_problems.items()}
+
+    def market_data_type(self, symbol: str) -> str:
+        """How IB serves ``symbol``'s quotes now: ``real-time``, ``frozen``, ``delayed``, ``delayed-frozen``."""
+        with self._lock:
+            ticker = self._tickers.get(_symbol(symbol))
+        return describe_market_data_type(getattr(ticker, "marketDataType", 1) if ticker is not None else 1)
 
     def subscribed_symbols(self) -> list[str]:
         with self._lock:

@@ -10,6 +10,8 @@ from copilot_quant.gateway.control import ControlServer, execute, send_command
 from copilot_quant.gateway.testing import connected_ib, running_gateway
 from ib_async import LimitOrder, Stock
 
+from ..live.conftest import wait_until
+
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
 
@@ -126,7 +128,9 @@ def test_exec_window_and_commissions_and_outage_commands(gw_control):
     assert gw.broker.commission_mode == "late"
     assert send_command(control.port, "commissions release") == "ok commissions release"
     assert execute(gw, "commissions bogus").startswith("error unknown commission mode")
-    assert send_command(control.port, "outage 0.5").startswith("ok outage")
+    assert send_command(control.port, "outage 0.3").startswith("ok outage")
+    assert not gw.running
+    assert wait_until(lambda: gw.running, timeout=5)  # listening again after the outage
 
 
 def test_executions_older_than_today_are_withheld_from_req_executions(gw_control):
@@ -139,3 +143,18 @@ def test_executions_older_than_today_are_withheld_from_req_executions(gw_control
         gw.clock.step(2)  # the next market days
         assert send_command(control.port, "exec-window day").startswith("ok")
         assert ib.reqExecutions() == []
+
+
+def test_permission_sends_a_market_data_code_and_delayed_data(gw_control):
+    gw, control = gw_control
+    with connected_ib(gw, client_id=19) as ib:
+        codes: list[int] = []
+        ib.errorEvent += lambda req_id, c, msg, contract: codes.append(c)
+        contract = Stock("AAPL", "SMART", "USD")
+        ib.qualifyContracts(contract)
+        ticker = ib.reqMktData(contract)
+        ib.sleep(0.3)
+        assert send_command(control.port, "permission 10167 AAPL") == "ok sent 10167 to 1 subscription(s)"
+        ib.sleep(0.3)
+        assert 10167 in codes
+        assert ticker.marketDataType == 3

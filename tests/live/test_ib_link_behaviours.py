@@ -102,3 +102,31 @@ def test_an_outage_longer_than_the_backoff_never_gives_up_and_alerts(gateway):
 
 def test_the_default_backoff_never_gives_up():
     assert not Backoff().gives_up_after(10_000)
+
+
+@pytest.mark.parametrize(
+    ("code", "kind", "ticks_stop"),
+    [
+        (10167, "delayed", False),
+        (10089, "delayed", False),
+        (354, "real-time", True),
+        (10168, "real-time", True),
+    ],
+)
+def test_market_data_permission_codes_are_reported_per_symbol(data, gateway, code, kind, ticks_stop):
+    problems: list[tuple[str, int]] = []
+    data.market_data_problem += lambda symbol, c, text: problems.append((symbol, c))
+    assert data.subscribe(["AAPL", "MSFT"]) == {"AAPL": True, "MSFT": True}
+    assert gateway.faults.market_data_permission(code, "AAPL") == 1
+    assert wait_until(lambda: problems == [("AAPL", code)])
+    assert "AAPL" in data.market_data_problems()
+    assert "MSFT" not in data.market_data_problems()
+    assert wait_until(lambda: data.market_data_type("AAPL") == kind)
+    assert data.market_data_type("MSFT") == "real-time"
+    if ticks_stop:
+        before = data.get_latest_price("AAPL")
+        gateway.clock.step(2)
+        assert wait_until(
+            lambda: data.get_latest_price("MSFT") == pytest.approx(gateway.core.market.track("MSFT").last)
+        )
+        assert data.get_latest_price("AAPL") == before  # IB sends no more quotes for it
