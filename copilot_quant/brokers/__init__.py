@@ -18,7 +18,8 @@ Nothing outside this package sees an ib_async object. One module per concept:
 * :mod:`.fill_gate` — journal-gated, exactly-once delivery of fills.
 * :mod:`.ib_account` — account values, positions, buying power.
 * :mod:`.contracts`, :mod:`.tick_rules` — qualified contracts and IB's price grid.
-* :mod:`.stream_health`, :mod:`.market_data_permissions` — bar-stream liveness; market-data permissions.
+* :mod:`.ib_bar_streams` — keepUpToDate bar streams and their stores; :mod:`.stream_health` — their
+  liveness apart from quotes; :mod:`.market_data_permissions` — market-data permission codes in words.
 * :mod:`.pacing`, :mod:`.bar_cache`, :mod:`.market_hours` — small helpers.
 * :mod:`.live_data_adapter` — ``LiveDataFeedAdapter`` (the backtest's ``IDataFeed`` port, live).
 * :mod:`.live_broker_adapter` — ``LiveBrokerAdapter`` (the backtest's ``IBroker`` port, live).

@@ -25,7 +25,6 @@ renewed and the bars missed during the gap are backfilled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -41,6 +40,7 @@ from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.brokers.bar_cache import BarCache, QuoteBook
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
+from copilot_quant.brokers.ib_bar_streams import BarStreams
 from copilot_quant.brokers.ib_mapping import (
     IB_BAR_SIZE,
     bars_to_frame,
@@ -52,8 +52,6 @@ from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.market_data_permissions import describe_market_data_type, permission_problem
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
-from copilot_quant.brokers.stream_health import BarStreamWatch
-from copilot_quant.data.calendars import is_market_open
 from copilot_quant.data.dates import EXCHANGE_TZ, resolve_range, slice_range
 from copilot_quant.errors import (
     BrokerError,
@@ -192,21 +190,6 @@ class LiveDataFeedAdapter(IDataFeed):
         self._contracts: dict[str, Contract] = {}
         self._tickers: dict[str, Ticker] = {}
         self._subscribed: set[str] = set()
-        self._streams: dict[str, BarDataList] = {}
-        self._stream_spec: dict[str, tuple[str, int]] = {}
-        self._stream_restarts: dict[str, int] = {}
-        self._live_size = max(cache_size, 100_000)
-        self._live: dict[tuple[str, str], LiveBars] = {}
-        # Streamed bars not yet merged into ``_live``, oldest first. The loop thread only appends here
-        # (cheap, under ``_pending_lock``); readers merge them on their own thread under ``_flush_lock``,
-        # which also keeps merges in arrival order when two threads read at once.
-        self._pending: dict[tuple[str, str], list[Any]] = {}
-        self._pending_lock = threading.Lock()
-        #: Per symbol: the newest trade time seen when its latest bar update arrived (see synced_trade_ns),
-        #: queued with the rows and published once they are merged into the store.
-        self._pending_traded: dict[str, int] = {}
-        self._synced: dict[str, int] = {}
-        self._flush_lock = threading.Lock()
         self._lock = threading.RLock()
         self._fallback = False
         self._ever_connected = False
@@ -214,18 +197,23 @@ class LiveDataFeedAdapter(IDataFeed):
         # Reconnects tried by calls (not by the background loop) since the link was lost: their backoff.
         self._call_reconnect_failures = 0
         self._next_call_reconnect = 0.0
-        #: Set (on the loop thread) whenever a streamed bar changed or was added; the engine waits on it.
-        self.bars_changed = threading.Event()
         self._conn.restored += self._on_restored
         self._conn.stale += self._on_stale
         self._handlers_on: IB | None = None  # the IB object our handlers are on
         if bar_stale_after is not None and bar_stale_after <= 0:
             raise DataError(f"bar_stale_after must be positive seconds or None, got {bar_stale_after}")
-        #: Bar-stream liveness, apart from quotes (see :mod:`copilot_quant.brokers.stream_health`).
-        self._bar_watch = BarStreamWatch(bar_stale_after) if bar_stale_after else None
-        self._bar_watch_task: asyncio.Task[None] | None = None
+        #: The keepUpToDate bar streams (see ib_bar_streams.py), watched apart from quotes.
+        self._bars = BarStreams(
+            self._conn,
+            contract=self._contract,
+            request_bars=self._request_bars,
+            trade_ns=lambda symbol: _trade_ns(self._tickers.get(symbol)),
+            closed=lambda: self._closed,
+            store_size=max(cache_size, 100_000),
+            stale_after=bar_stale_after,
+        )
         #: ``(symbol, silent_seconds, times_stalled)`` when a dead bar stream was found and restarted.
-        self.bar_stream_stalled = Event("bar_stream_stalled")
+        self.bar_stream_stalled: Event = self._bars.stalled
         #: ``(symbol, code, explanation)`` when IB answers a subscription with a market-data permission
         #: code (354, 10167, 10168, 10089, 10090): no, delayed or partial quotes (IB loop thread).
         self.market_data_problem = Event("market_data_problem")
@@ -259,7 +247,7 @@ class LiveDataFeedAdapter(IDataFeed):
         if self._handlers_on is ib:
             return
         ib.pendingTickersEvent += self._on_tickers
-        ib.barUpdateEvent += self._on_bar_update
+        ib.barUpdateEvent += self._bars.on_bar_update
         ib.errorEvent += self._on_ib_error
         self._handlers_on = ib
 
@@ -609,14 +597,12 @@ class LiveDataFeedAdapter(IDataFeed):
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         with self._lock:
             by_id = {id(t): s for s, t in self._tickers.items()}
-        watch = self._bar_watch
         now = time.monotonic()
         for ticker in tickers:
             symbol = by_id.get(id(ticker))
             if symbol is not None:
                 self._record_tick(symbol, ticker)
-                if watch is not None and symbol in self._streams:
-                    watch.tick(symbol, now)
+                self._bars.on_tick(symbol, now)
 
     def _record_tick(self, symbol: str, ticker: Ticker) -> None:
         self._quotes.update(
@@ -653,10 +639,8 @@ class LiveDataFeedAdapter(IDataFeed):
         The last streamed bar when a bar stream runs for ``symbol``, else today's OHLCV from the ticks.
         """
         symbol = _symbol(symbol)
-        spec = self._stream_spec.get(symbol)
-        if spec is not None:
-            self._flush(symbol, spec[0])
-            store = self._live.get((symbol, spec[0]))
+        if symbol in self._bars.spec:
+            store = self._bars.store(symbol)
             frame = store.frame() if store is not None else None
             if frame is not None and not frame.empty:
                 return frame.iloc[-1].astype("float64")
@@ -680,122 +664,28 @@ class LiveDataFeedAdapter(IDataFeed):
         if not self._ensure_connected():
             raise NotConnectedError("stream_bars() needs a connection; call connect() first")
         results: dict[str, bool] = {}
-        if self._bar_watch is not None and self._bar_watch_task is None:
-            self._conn.call(self._start_bar_watch)
+        self._conn.call(self._bars.start_watch)
         for raw in symbols:
             symbol = _symbol(raw)
-            self._stream_spec[symbol] = (interval, int(lookback_days))
+            self._bars.spec[symbol] = (interval, int(lookback_days))
             try:
-                self._conn.run(self._start_stream(symbol), timeout=self.request_timeout * 2 + 30)
+                self._conn.run(self._bars.start(symbol), timeout=self.request_timeout * 2 + 30)
                 results[symbol] = True
             except (DataError, BrokerError, TimeoutError, ConnectionError) as exc:
                 log.warning("could not stream %s %s bars: %s", symbol, interval, exc)
-                self._stream_spec.pop(symbol, None)
+                self._bars.forget(symbol)
                 results[symbol] = False
         return results
 
-    async def _start_stream(self, symbol: str) -> None:
-        interval, days = self._stream_spec[symbol]
-        # Every other restart asks for one more day: the backfill then never repeats the previous request,
-        # which IB's pacing rules would hold back for 15 s (the overlap is merged away) — and a week of
-        # nightly restarts does not ask for a week more history.
-        restarts = self._stream_restarts.get(symbol, -1) + 1
-        self._stream_restarts[symbol] = restarts
-        days += restarts % 2
-        contract = await self._contract(symbol)
-        ib = self._conn.ib
-        old = self._streams.pop(symbol, None)
-        if old is not None and ib.isConnected() and getattr(old, "reqId", None) is not None:
-            # A request that failed (e.g. 162, no data) has no reqId and nothing to cancel.
-            ib.cancelHistoricalData(old)
-        duration = f"{days} D" if days <= 365 else f"{-(-days // 365)} Y"
-        bars, ib_said = await self._request_bars(
-            contract, "", duration, IB_BAR_SIZE[interval], keep_up_to_date=True
-        )
-        if ib_said:
-            log.warning("no %s history for the %s bar stream: %s", interval, symbol, ib_said)
-        self._streams[symbol] = bars
-        if self._bar_watch is not None:
-            self._bar_watch.bar(symbol, time.monotonic())
-        self._absorb(symbol, bars, full=True)
+    @property
+    def bars_changed(self) -> threading.Event:
+        """Set (on the loop thread) whenever a streamed bar changed or was added; the engine waits on it
+        (and may put its own event here, to be woken directly)."""
+        return self._bars.bars_changed
 
-    def _absorb(self, symbol: str, bars: BarDataList, *, full: bool) -> None:
-        """Queue the stream's changed bars (loop thread: no pandas here) and wake the engine at once.
-
-        ib_async replaces a changed ``BarData`` instead of mutating it, so keeping references is safe.
-        An update only touches the last bar (and, with ``hasNewBar``, closes the one before it).
-        """
-        spec = self._stream_spec.get(symbol)
-        if spec is None:
-            return
-        interval = spec[0]
-        rows = list(bars) if full else bars[-3:]
-        traded = _trade_ns(self._tickers.get(symbol))
-        with self._pending_lock:
-            self._pending.setdefault((symbol, interval), []).extend(rows)
-            if traded is not None:
-                self._pending_traded[symbol] = traded
-        self.bars_changed.set()
-
-    def _flush(self, symbol: str, interval: str) -> None:
-        """Merge the queued bars of one stream into its live store (called by readers, off the loop)."""
-        key = (symbol, interval)
-        if key not in self._pending:  # a racy peek is fine: a row queued just after is seen next time
-            return
-        with self._flush_lock:
-            with self._pending_lock:
-                rows = self._pending.pop(key, None)
-                traded = self._pending_traded.pop(symbol, None)
-            if rows:
-                store = self._live.get(key)
-                if store is None:
-                    store = self._live[key] = LiveBars(interval, self._live_size)
-                store.upsert(rows)
-            if traded is not None and traded > self._synced.get(symbol, -1):
-                # Published only now that the rows are in the store: whoever sees this time sees them.
-                self._synced[symbol] = traded
-
-    def _on_bar_update(self, bars: BarDataList, has_new_bar: bool) -> None:
-        for symbol, stream in list(self._streams.items()):  # stop_bar_streams() may clear it meanwhile
-            if stream is bars:
-                if self._bar_watch is not None:
-                    self._bar_watch.bar(symbol, time.monotonic())
-                self._absorb(symbol, bars, full=False)
-                return
-
-    def _start_bar_watch(self) -> None:
-        """Start the bar-stream watchdog on the loop (once)."""
-        if self._bar_watch_task is None or self._bar_watch_task.done():
-            self._bar_watch_task = asyncio.get_running_loop().create_task(self._watch_bar_streams())
-
-    async def _watch_bar_streams(self) -> None:
-        watch = self._bar_watch
-        if watch is None:
-            return
-        while not self._closed:
-            await asyncio.sleep(min(watch.limit / 4, 5.0))
-            in_session = not self._conn.stale_only_in_session or is_market_open()
-            if not in_session or not self._conn.state.has_socket:
-                continue
-            now = time.monotonic()
-            for symbol in watch.stalled(now):
-                if symbol not in self._stream_spec:
-                    watch.forget(symbol)
-                    continue
-                silent = now - watch.last_bar[symbol]
-                stalls = watch.restarted(symbol, now)
-                log.warning(
-                    "the %s bar stream sent nothing for %.0fs while its quotes kept coming: restarting it "
-                    "(stall %d)",
-                    symbol,
-                    silent,
-                    stalls,
-                )
-                try:
-                    await self._start_stream(symbol)
-                except (DataError, BrokerError, ConnectionError, RequestError, TimeoutError) as exc:
-                    log.error("restarting the dead %s bar stream failed: %s", symbol, exc)
-                self.bar_stream_stalled.emit(symbol, silent, stalls)
+    @bars_changed.setter
+    def bars_changed(self, event: threading.Event) -> None:
+        self._bars.bars_changed = event
 
     def last_bar_time(self, symbol: str) -> pd.Timestamp | None:
         """Stamp of the newest streamed bar of ``symbol`` (complete or not), or ``None``."""
@@ -804,12 +694,7 @@ class LiveDataFeedAdapter(IDataFeed):
 
     def last_bar_ns(self, symbol: str) -> int | None:
         """:meth:`last_bar_time` as int64 ns since the epoch (no pandas: it is on the engine's hot path)."""
-        name = _symbol(symbol)
-        spec = self._stream_spec.get(name)
-        if spec is None:
-            return None
-        self._flush(name, spec[0])
-        store = self._live.get((name, spec[0]))
+        store = self._bars.store(_symbol(symbol))
         return None if store is None else store.last_stamp_ns()
 
     def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -829,11 +714,9 @@ class LiveDataFeedAdapter(IDataFeed):
     def _streamed(self, symbol: str) -> LiveBars | None:
         """The up-to-date store of ``symbol``'s bar stream (None before its first bar); DataError if none runs."""
         name = _symbol(symbol)
-        spec = self._stream_spec.get(name)
-        if spec is None:
+        if name not in self._bars.spec:
             raise DataError(f"no bar stream for {name}; call stream_bars([{name!r}]) first")
-        self._flush(name, spec[0])
-        return self._live.get((name, spec[0]))
+        return self._bars.store(name)
 
     def server_time(self) -> pd.Timestamp:
         """TWS/Gateway's clock (UTC); the local clock if it cannot be asked."""
@@ -870,32 +753,11 @@ class LiveDataFeedAdapter(IDataFeed):
         tick alone proves the first half only (its bar update may still be on the wire). ``None`` until
         every symbol has had a bar update after a trade.
         """
-        values = [self._synced.get(_symbol(s)) for s in symbols]
-        if not values or any(v is None for v in values):
-            return None
-        return min(v for v in values if v is not None)
+        return self._bars.synced_ns([_symbol(s) for s in symbols])
 
     def stop_bar_streams(self) -> None:
         """Cancel every bar stream (history stays readable through :meth:`completed_bars`)."""
-        streams = list(self._streams.values())
-        self._streams.clear()
-        if streams and self._conn.is_connected():
-            for bars in streams:
-                if getattr(bars, "reqId", None) is None:
-                    continue
-                try:
-                    self._conn.call(self._conn.ib.cancelHistoricalData, bars)
-                except (TimeoutError, BrokerError, ConnectionError) as exc:
-                    log.warning("cancelling a bar stream failed: %s", exc)
-        for symbol, (interval, _) in list(self._stream_spec.items()):
-            self._flush(symbol, interval)  # what arrived before the cancel is kept in the cache
-            if self._bar_watch is not None:
-                self._bar_watch.forget(symbol)
-        self._stream_spec.clear()
-        task, self._bar_watch_task = self._bar_watch_task, None
-        if task is not None and self._conn.runtime.is_running:
-            with contextlib.suppress(TimeoutError, BrokerError, ConnectionError):
-                self._conn.call(task.cancel)
+        self._bars.stop()
 
     # ------------------------------------------------------------------ recovery (loop thread)
     def _on_restored(self, data_lost: bool) -> None:
@@ -909,7 +771,7 @@ class LiveDataFeedAdapter(IDataFeed):
     async def _resubscribe(self, why: str) -> None:
         with self._lock:
             symbols = sorted(self._subscribed)
-        streams = sorted(self._stream_spec)
+        streams = sorted(self._bars.spec)
         log.info("%s: renewing %d quote subscriptions and %d bar streams", why, len(symbols), len(streams))
         self._contracts.clear()  # ib_async reset its state; qualify again on the new session
         for symbol in symbols:
@@ -919,7 +781,7 @@ class LiveDataFeedAdapter(IDataFeed):
                 log.warning("resubscribing %s failed: %s", symbol, exc)
         for symbol in streams:
             try:
-                await self._start_stream(symbol)  # full lookback again: the gap is backfilled by merge
+                await self._bars.start(symbol)  # full lookback again: the gap is backfilled by merge
             except (DataError, ConnectionError, RequestError) as exc:
                 log.warning("restarting the %s bar stream failed: %s", symbol, exc)
         self._fallback = False
