@@ -41,6 +41,7 @@ from copilot_quant.brokers.bar_cache import BarCache, QuoteBook
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_bar_streams import BarStreams
+from copilot_quant.brokers.ib_history import request_bars, warn_no_bars
 from copilot_quant.brokers.ib_mapping import (
     IB_BAR_SIZE,
     bars_to_frame,
@@ -52,7 +53,7 @@ from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.market_data_permissions import describe_market_data_type, permission_problem
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
-from copilot_quant.data.dates import EXCHANGE_TZ, resolve_range, slice_range
+from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import (
     BrokerError,
     DataError,
@@ -65,8 +66,6 @@ __all__ = ["LiveDataFeedAdapter"]
 
 log = logging.getLogger(__name__)
 
-_PACING_RETRIES = 3
-_NO_DATA = 162
 _NO_SECURITY = 200
 
 
@@ -81,44 +80,6 @@ def _trade_ns(ticker: Ticker | None) -> int | None:
             if newest is None or seconds > newest:
                 newest = seconds
     return None if newest is None else round(newest * 1_000_000) * 1_000
-
-
-def _new_york(stamp: pd.Timestamp) -> str:
-    return f"{stamp.tz_convert(EXCHANGE_TZ):%Y-%m-%d %H:%M}"
-
-
-def _warn_no_bars(
-    symbol: str,
-    interval: str,
-    lo: pd.Timestamp | None,
-    hi: pd.Timestamp | None,
-    *,
-    answer: pd.DataFrame,
-    ib_said: str,
-) -> None:
-    """Say why a history request came back empty (the empty frame itself is a valid answer, not an error)."""
-    wanted = (
-        f"{_new_york(lo) if lo is not None else 'the first bar'} to "
-        f"{_new_york(hi) if hi is not None else 'now'} (New York time)"
-    )
-    if ib_said:
-        why = ib_said
-    elif answer.empty:
-        why = "IB returned no bars"
-    elif lo is not None and lo > answer.index[-1] and (hi is None or hi >= pd.Timestamp.now(tz="UTC")):
-        # Asked up to now, and IB's newest bar is older than the start: the source's clock is behind.
-        why = (
-            f"IB's data ends at {_new_york(answer.index[-1])} (the {len(answer)} bars it returned start at "
-            f"{_new_york(answer.index[0])}); a simulated gateway serves data only up to its market time"
-        )
-    else:
-        why = (
-            f"the {len(answer)} bars IB returned cover {_new_york(answer.index[0])} to "
-            f"{_new_york(answer.index[-1])}, none in that range"
-        )
-    log.warning(
-        "no %s bars for %s from %s: %s; check the date range and the symbol", interval, symbol, wanted, why
-    )
 
 
 def _symbol(symbol: str) -> str:
@@ -334,7 +295,7 @@ class LiveDataFeedAdapter(IDataFeed):
             self._cache.merge(symbol, interval, frame)
         result = slice_range(frame, lo, hi).copy()
         if result.empty:
-            _warn_no_bars(symbol, interval, lo, hi, answer=frame, ib_said=ib_said)
+            warn_no_bars(symbol, interval, lo, hi, answer=frame, ib_said=ib_said)
         now = time.monotonic()
         window = self._pacer.rules.identical_window
         self._recent = {k: v for k, v in self._recent.items() if now - v[0] < window}
@@ -442,47 +403,17 @@ class LiveDataFeedAdapter(IDataFeed):
     async def _request_bars(
         self, contract: Contract, end: datetime | str, duration: str, bar_size: str, *, keep_up_to_date: bool
     ) -> tuple[BarDataList, str]:
-        """IB's bars, and IB's message when it answered "no data" (error 162; the bars are then empty)."""
-        ib = self._conn.ib
-        request = (contract.conId, str(end), duration, bar_size, keep_up_to_date)
-        for attempt in range(_PACING_RETRIES + 1):
-            wait = self._pacer.reserve(contract.conId, request)
-            if wait > 0:
-                log.info("pacing: waiting %.1fs before requesting %s %s", wait, contract.symbol, bar_size)
-                await asyncio.sleep(wait)
-            started = time.monotonic()
-            try:
-                bars = await ib.reqHistoricalDataAsync(
-                    contract,
-                    end,
-                    duration,
-                    bar_size,
-                    "TRADES",
-                    useRTH=True,
-                    formatDate=2,
-                    keepUpToDate=keep_up_to_date,
-                    timeout=self.request_timeout,
-                )
-            except RequestError as exc:
-                text = exc.message.lower()
-                if exc.code == _NO_DATA and "pacing" in text and attempt < _PACING_RETRIES:
-                    log.warning("IB pacing violation for %s; retrying", contract.symbol)
-                    await asyncio.sleep(self._pacer.violation_backoff * (attempt + 1))
-                    continue
-                if exc.code == _NO_DATA and "no data" in text:
-                    return BarDataList(), f"IB error {exc.code}: {exc.message}"
-                if exc.code == _NO_SECURITY:
-                    raise UnknownSymbolError(f"IB knows no US stock {contract.symbol!r}") from None
-                raise DataError(
-                    f"IB refused the {bar_size} history of {contract.symbol}: error {exc.code} {exc.message}"
-                ) from None
-            if not bars and time.monotonic() - started >= self.request_timeout * 0.95:
-                raise DataUnavailableError(
-                    f"IB did not answer the {bar_size} history request for {contract.symbol} within "
-                    f"{self.request_timeout:.0f}s; retry later or raise request_timeout"
-                )
-            return bars, ""
-        raise DataUnavailableError(f"IB kept refusing {contract.symbol} history for pacing; retry later")
+        """IB's bars, and IB's message when it answered "no data" (see :func:`.ib_history.request_bars`)."""
+        return await request_bars(
+            self._conn.ib,
+            self._pacer,
+            contract,
+            end,
+            duration,
+            bar_size,
+            keep_up_to_date=keep_up_to_date,
+            request_timeout=self.request_timeout,
+        )
 
     def get_ticker_info(self, symbol: str) -> dict[str, Any]:
         """Contract details from IB: symbol, name, exchange, currency, con_id, min_tick, industry…"""
