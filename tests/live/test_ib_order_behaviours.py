@@ -238,3 +238,22 @@ def test_missed_executions_are_caught_up_after_1102(broker, gateway):
     gateway.connectivity_restored(data_lost=False)  # 1102: "data maintained"
     assert wait_until(lambda: order.status is OrderStatus.FILLED and len(fills) == 1)
     assert fills[0].fill_quantity == 5
+
+
+def test_fills_older_than_the_executions_window_are_named_in_the_broker_state(broker, gateway):
+    from copilot_quant.brokers.reconciliation import fetch_broker_state
+    from copilot_quant.brokers.reconnect import ConnectionState
+
+    order = Order("AAPL", 5, "limit", "buy", limit_price=MARKETABLE, time_in_force="gtc")
+    broker.execute_order(order, 100.0, NOW, order_ref="cq-window-1")
+    gateway.clock.step()
+    assert wait_until(lambda: order.status is OrderStatus.FILLED)
+    gateway.clock.step(2)  # two market days later ...
+    gateway.faults.executions_today_only(True)  # ... IB's reqExecutions no longer returns that fill
+    gateway.drop_all()  # a reconnect: ib_async forgets the session's fills and asks IB again
+    assert wait_until(lambda: broker.connection.state is ConnectionState.RECONNECTING, timeout=5)
+    assert wait_until(lambda: broker.connection.state is ConnectionState.CONNECTED, timeout=20)
+    state = broker.connection.run(fetch_broker_state(broker.connection.ib, broker.account), timeout=30)
+    assert not [e for e in state.executions if e.order_ref == "cq-window-1"]
+    (gap,) = [g for g in state.unseen_fills if g.order_ref == "cq-window-1"]
+    assert (gap.symbol, gap.side, gap.quantity) == ("AAPL", "buy", pytest.approx(5.0))
