@@ -3,13 +3,18 @@
 Everything is read from ib_async's caches, which IB keeps current (``reqAccountUpdates`` and positions,
 started at connect), so most reads are one trip to the IB loop thread. Note that real IB pushes account
 values on change or about every 3 minutes (positions right after a fill), so NetLiquidation and cash lag
-fills at IB; the simulated gateway pushes them at once.
+fills at IB; the simulated gateway pushes them at once (unless its ``throttle_account_updates`` drill is
+on). IB pushes the account's P&L (``reqPnL``) about every second: :meth:`IbAccount.pnl` reads it, for
+rails that must not lag (the daily-loss limit).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ib_async import RequestError
@@ -20,9 +25,26 @@ from copilot_quant.errors import BrokerError, NotConnectedError
 if TYPE_CHECKING:
     from copilot_quant.brokers.connection import IBConnection
 
-__all__ = ["IbAccount"]
+__all__ = ["AccountPnL", "IbAccount"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPnL:
+    """The account's P&L as IB pushes it (``reqPnL``, about every second); NaN where IB sent none."""
+
+    daily: float
+    unrealized: float
+    realized: float
+
+
+def _number(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) and abs(number) < 1e300 else math.nan
 
 
 class IbAccount:
@@ -53,6 +75,30 @@ class IbAccount:
             raise NotConnectedError(f"{tag} needs a connection to IB; call connect() first")
         value: float = self._conn.run(self.value_async(tag), timeout=10)
         return value
+
+    async def pnl_async(self, wait: float = 2.0) -> AccountPnL:
+        """The account's P&L from IB's ``reqPnL`` stream (subscribed on first use; waits up to ``wait``
+        seconds for IB's first report)."""
+        ib = self._conn.ib
+        account = self._conn.account or ""
+        if not ib.pnl(account):
+            ib.reqPnL(account)
+            deadline = asyncio.get_running_loop().time() + wait
+            while not ib.pnl(account) or math.isnan(_number(ib.pnl(account)[0].dailyPnL)):
+                if asyncio.get_running_loop().time() >= deadline:
+                    break
+                await asyncio.sleep(0.02)
+        items = ib.pnl(account)
+        if not items:
+            raise BrokerError(f"IB sent no P&L for account {account}")
+        p = items[0]
+        return AccountPnL(_number(p.dailyPnL), _number(p.unrealizedPnL), _number(p.realizedPnL))
+
+    def pnl(self) -> AccountPnL:
+        if not self._conn.is_connected():
+            raise NotConnectedError("account_pnl() needs a connection to IB; call connect() first")
+        result: AccountPnL = self._conn.run(self.pnl_async(), timeout=10)
+        return result
 
     def positions(self) -> dict[str, Position]:
         result: dict[str, Position] = self._conn.call(self.read_positions)

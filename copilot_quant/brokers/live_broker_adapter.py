@@ -54,7 +54,7 @@ from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.contracts import ContractBook, round_order_prices
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.fill_gate import FillGate
-from copilot_quant.brokers.ib_account import IbAccount
+from copilot_quant.brokers.ib_account import AccountPnL, IbAccount
 from copilot_quant.brokers.ib_mapping import to_ib_order
 from copilot_quant.brokers.ib_order_events import IbOrderEvents
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
@@ -660,6 +660,14 @@ class LiveBrokerAdapter(IBroker):
         :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller
         that wants all three (the engine, after every fill) without three cross-thread round trips."""
         return self._account.snapshot()
+
+    def account_pnl(self) -> AccountPnL:
+        """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).
+
+        Real IB pushes account values (NetLiquidation, cash) only on change or about every 3 minutes, so
+        a daily-loss rail should read this instead of :meth:`get_account_value`.
+        """
+        return self._account.pnl()
 
     def check_buying_power(self, order: Order, price: float) -> bool:
         """Whether IB's BuyingPower covers ``order`` at ``price`` plus commission (see the short policy)."""

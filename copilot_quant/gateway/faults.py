@@ -25,6 +25,7 @@ Drills of what real IB does that a well-behaved gateway never shows (``docs/ib-b
 * :meth:`FaultInjector.outage` — the listener closed for longer than a client's backoff;
 * :meth:`FaultInjector.executions_today_only` — reqExecutions covers the current day only;
 * :meth:`FaultInjector.commission_reports` — commission reports late, zero or in another currency;
+* :meth:`FaultInjector.throttle_account_updates` — account values pushed every few minutes, not per fill;
 * :meth:`FaultInjector.market_data_permission` — market-data permission codes on a subscription (354,
   10167 delayed data, 10168, 10089/10090).
 
@@ -271,6 +272,19 @@ class FaultInjector:
         count = int(self._server.call(answer))
         logger.warning("fault: market-data permission %d on %d subscription(s)", code, count)
         return count
+
+    def throttle_account_updates(self, seconds: float | None) -> None:
+        """Send account values (reqAccountUpdates) at most every ``seconds``, as real IB does (about every
+        3 minutes; positions and P&L keep flowing); None or 0 ends the drill."""
+        if seconds is not None and seconds < 0:
+            raise GatewayError(f"throttle_account_updates needs seconds >= 0, got {seconds}")
+        core = self._server.core
+
+        def apply() -> None:
+            core.account_update_interval = seconds or None
+            core.account_pushed_at.clear()
+
+        self._server.call(apply)
 
     def _call_broker(self, action: Callable[[SimBroker], Any]) -> Any:
         try:

@@ -158,3 +158,11 @@ def test_permission_sends_a_market_data_code_and_delayed_data(gw_control):
         ib.sleep(0.3)
         assert 10167 in codes
         assert ticker.marketDataType == 3
+
+
+def test_account_throttle_command(gw_control):
+    gw, control = gw_control
+    assert send_command(control.port, "account-throttle 180") == "ok account values every 180s"
+    assert gw.core.account_update_interval == 180
+    assert send_command(control.port, "account-throttle 0") == "ok account values on every change"
+    assert gw.core.account_update_interval is None

@@ -257,3 +257,20 @@ def test_fills_older_than_the_executions_window_are_named_in_the_broker_state(br
     assert not [e for e in state.executions if e.order_ref == "cq-window-1"]
     (gap,) = [g for g in state.unseen_fills if g.order_ref == "cq-window-1"]
     assert (gap.symbol, gap.side, gap.quantity) == ("AAPL", "buy", pytest.approx(5.0))
+
+
+def test_throttled_account_values_lag_a_fill_but_the_pnl_stream_does_not(broker, gateway):
+    before_cash = broker.get_cash_balance()
+    before_pnl = broker.account_pnl()
+    gateway.faults.throttle_account_updates(3600)  # real IB: about every 3 minutes
+    gateway.clock.step()  # the last push before the throttle bites
+    assert wait_until(lambda: broker.get_cash_balance() == before_cash)
+    order = Order("AAPL", 50, "limit", "buy", limit_price=MARKETABLE, time_in_force="gtc")
+    broker.execute_order(order, 100.0, NOW)
+    gateway.clock.step()
+    assert wait_until(lambda: order.status is OrderStatus.FILLED)
+    assert wait_until(lambda: broker.account_pnl().unrealized != before_pnl.unrealized)  # P&L flows
+    assert broker.get_cash_balance() == before_cash  # the account values lag the fill, as at IB
+    gateway.faults.throttle_account_updates(None)
+    gateway.clock.step()
+    assert wait_until(lambda: broker.get_cash_balance() < before_cash)
