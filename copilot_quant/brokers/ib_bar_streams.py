@@ -29,11 +29,24 @@ from copilot_quant.errors import BrokerError, DataError
 if TYPE_CHECKING:
     from copilot_quant.brokers.connection import IBConnection
 
-__all__ = ["BarStreams"]
+__all__ = ["BarStreams", "stream_duration"]
 
 log = logging.getLogger(__name__)
 
 RequestBars = Callable[..., Awaitable[tuple[BarDataList, str]]]
+
+#: A restart asks for up to this many days more than the lookback, in turn (see stream_duration).
+_RESTART_SPREAD = 4
+
+
+def stream_duration(lookback_days: int, restarts: int) -> str:
+    """IB ``durationStr`` of a stream's ``restarts``-th (re)start: the lookback plus 0, 1, 2, 3 days in turn.
+
+    A restart never repeats the previous request, which IB's pacing rules would hold back for 15 s (the
+    overlap is merged away), and a week of nightly restarts never asks for a week more history.
+    """
+    days = int(lookback_days) + restarts % _RESTART_SPREAD
+    return f"{days} D" if days <= 365 else f"{-(-days // 365)} Y"
 
 
 class BarStreams:
@@ -97,19 +110,15 @@ class BarStreams:
     async def start(self, symbol: str) -> None:
         """(Re)start ``symbol``'s stream per :attr:`spec`: backfill plus live updates."""
         interval, days = self.spec[symbol]
-        # Every other restart asks for one more day: the backfill then never repeats the previous request,
-        # which IB's pacing rules would hold back for 15 s (the overlap is merged away) — and a week of
-        # nightly restarts does not ask for a week more history.
         restarts = self._restarts.get(symbol, -1) + 1
         self._restarts[symbol] = restarts
-        days += restarts % 2
         contract = await self._contract(symbol)
         ib = self._conn.ib
         old = self._streams.pop(symbol, None)
         if old is not None and ib.isConnected() and getattr(old, "reqId", None) is not None:
             # A request that failed (e.g. 162, no data) has no reqId and nothing to cancel.
             ib.cancelHistoricalData(old)
-        duration = f"{days} D" if days <= 365 else f"{-(-days // 365)} Y"
+        duration = stream_duration(days, restarts)
         bars, ib_said = await self._request_bars(
             contract, "", duration, IB_BAR_SIZE[interval], keep_up_to_date=True
         )
