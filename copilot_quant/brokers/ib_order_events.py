@@ -178,7 +178,9 @@ class IbOrderEvents:
             if correction is not None:
                 self._sink._report_correction(record, correction)
             return
-        if record.is_done and not self.tracker.seen(ex.execId, record):
+        if record.is_done and not record.ib_final and not self.tracker.seen(ex.execId, record):
+            # finished by an error code, Inactive or a loss, not by IB's own report: IB still worked it.
+            # (After IB's own Cancelled, a late execution is the fill-races-cancel case: booked, not reopened.)
             self._reopen(record, ex.execId)
         if not self.tracker.add_execution(record, pending):
             return
