@@ -9,10 +9,23 @@ Nothing outside this package sees an ib_async object. One module per concept:
 * :mod:`.reconnect` — connection health as a state machine (connected → degraded → reconnecting →
   connected, or stopped) and the capped, jittered backoff.
 * :mod:`.connection` — an ib_async ``IB`` on a runtime, supervised by that machine; shared by adapters.
+* :mod:`.farms` — TWS's links one by one: to IB (1100/1101/1102), to its server (2110), each data farm.
 * :mod:`.ib_mapping` — translation tables: intervals, bar stamps, orders, statuses.
-* :mod:`.pacing`, :mod:`.bar_cache`, :mod:`.order_tracking`, :mod:`.market_hours` — small helpers.
+* :mod:`.ib_codes` — what an IB error code means for an order (note, refused cancel, rejection).
+* :mod:`.order_tracking` — ``TrackedOrder`` and the tracker (keyed by permId; lost, reopened, corrected).
+* :mod:`.exec_corrections` — execution corrections (execId ``….02``) as ``ExecutionCorrection``.
+* :mod:`.ib_order_events` — IB's order events applied to the tracker (order truth from IB's own reports).
+* :mod:`.fill_gate` — journal-gated, exactly-once delivery of fills.
+* :mod:`.ib_account` — account values, positions, buying power.
+* :mod:`.contracts`, :mod:`.tick_rules` — qualified contracts and IB's price grid.
+* :mod:`.ib_bar_streams` — keepUpToDate bar streams and their stores; :mod:`.stream_health` — their
+  liveness apart from quotes; :mod:`.market_data_permissions` — market-data permission codes in words.
+* :mod:`.ib_history` — one paced, retried historical request.
+* :mod:`.pacing`, :mod:`.bar_cache`, :mod:`.market_hours` — small helpers.
 * :mod:`.live_data_adapter` — ``LiveDataFeedAdapter`` (the backtest's ``IDataFeed`` port, live).
 * :mod:`.live_broker_adapter` — ``LiveBrokerAdapter`` (the backtest's ``IBroker`` port, live).
+
+What real IB does beyond a well-behaved gateway, and how this package handles it: ``docs/ib-behaviours.md``.
 
 The engine that runs a strategy on them is :class:`copilot_quant.backtest.live_engine.LiveStrategyEngine`.
 """

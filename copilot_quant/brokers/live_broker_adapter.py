@@ -36,34 +36,28 @@ plus commission (IB margins shorts similarly). ``allow_short=False`` refuses suc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from ib_async import IB, Contract, RequestError, Stock, Trade
-from ib_async import Fill as IBFill
+from ib_async import IB, RequestError, Trade
 
 from copilot_quant.backtest.costs import PercentCommission, PercentSlippage
 from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
 from copilot_quant.brokers.config import check_live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
+from copilot_quant.brokers.contracts import ContractBook, round_order_prices
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
-from copilot_quant.brokers.ib_codes import (
-    CANCEL_REFUSED,
-    ORDER_CANCELLED,
-    is_informational,
-    is_warning,
-    rejection_reason,
-)
-from copilot_quant.brokers.ib_mapping import ib_status, to_ib_order
+from copilot_quant.brokers.fill_gate import FillGate
+from copilot_quant.brokers.ib_account import AccountPnL, IbAccount
+from copilot_quant.brokers.ib_mapping import to_ib_order
+from copilot_quant.brokers.ib_order_events import IbOrderEvents
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
-from copilot_quant.brokers.tick_rules import PriceRule, rule_for_min_tick
 from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
 from copilot_quant.journal.writer import JournalWriter
@@ -72,13 +66,8 @@ __all__ = ["LiveBrokerAdapter"]
 
 log = logging.getLogger(__name__)
 
-#: IB's own order statuses that end an order for certain (ib_async also derives "Cancelled" from error
-#: codes; those are told apart by the error code in the trade's log entry).
-_IB_FINAL = frozenset({"Filled", "Cancelled", "ApiCancelled"})
 #: Journal error code of an execution correction (IB sends none; negative codes are the project's own).
 EXEC_CORRECTED = -2
-#: Journal error code of an order IB no longer knows after a reconnect.
-ORDER_LOST = -3
 
 FillCallback = Callable[[Fill], Any]
 ErrorCallback = Callable[[TrackedOrder, str], Any]
@@ -86,18 +75,8 @@ CorrectionCallback = Callable[[ExecutionCorrection], Any]
 JournalFailureCallback = Callable[[JournalError], Any]
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
 class _Unaffordable(BrokerError):
     """The buying-power pre-check refused an order (it becomes REJECTED with this reason)."""
-
-
-def _strip_prefix(message: str) -> str:
-    """ib_async logs 'Error 201, reqId 4: text'; keep the text."""
-    head, sep, tail = message.partition(": ")
-    return tail if sep and head.startswith(("Error", "Warning")) else message
 
 
 class LiveBrokerAdapter(IBroker):
@@ -165,20 +144,28 @@ class LiveBrokerAdapter(IBroker):
         self._fill_callbacks: list[FillCallback] = []
         self._error_callbacks: list[ErrorCallback] = []
         self._correction_callbacks: list[CorrectionCallback] = []
-        self._price_rules: dict[str, PriceRule] = {}
-        self._contracts: dict[str, Contract] = {}
+        self._contracts = ContractBook(self._conn)
+        self._account = IbAccount(self._conn, self.calculate_commission)
         self._local_positions: dict[str, Position] = {}
         self._lock = threading.Lock()
         self._handlers_on: IB | None = None  # the IB object our handlers are on
-        self._conn.restored += self._on_restored
         #: The durable journal (set by the engine). With one, every order carries its journal ref as IB
         #: ``orderRef``, every status/fill/commission/error is journaled, and a fill reaches the callbacks
         #: only if the journal did not hold its ``execId`` yet (exactly once across restarts).
         self._journal: TradeJournal | None = None
         #: Runs the journal writes of broker events off the IB loop thread (see copilot_quant.journal.writer).
         self._writer = JournalWriter(self._journal_failed)
-        self._fills_posted = 0  # fills handed to the loop for delivery (written by the writer thread only)
-        self._fills_emitted = 0  # … and delivered (written by the loop thread only)
+        #: IB's order events applied to the tracker (see ib_order_events.py).
+        self._events = IbOrderEvents(self.tracker, self._conn, self)
+        self._conn.restored += self._events.on_restored
+        #: Journal-gated, exactly-once delivery to the fill callbacks (see fill_gate.py).
+        self._gate = FillGate(
+            lambda: self._conn.runtime,
+            self._writer,
+            book=self._note_fill,
+            emit=self._emit_fill,
+            journal_failed=self._journal_failed,
+        )
         self._journal_failure_callbacks: list[JournalFailureCallback] = []
         #: IB position each symbol should show once IB has reported the fills emitted so far.
         self._expected_positions: dict[str, float] = {}
@@ -224,10 +211,10 @@ class LiveBrokerAdapter(IBroker):
             ib = self._conn.ib
             if self._handlers_on is ib:
                 return  # once per IB object: reconnects reuse it, so handlers are never doubled
-            ib.orderStatusEvent += self._on_order_status
-            ib.execDetailsEvent += self._on_exec_details
-            ib.commissionReportEvent += self._on_commission
-            ib.errorEvent += self._on_error
+            ib.orderStatusEvent += self._events.on_order_status
+            ib.execDetailsEvent += self._events.on_exec_details
+            ib.commissionReportEvent += self._events.on_commission
+            ib.errorEvent += self._events.on_error
             self._handlers_on = ib
 
         self._conn.call(install)
@@ -308,7 +295,7 @@ class LiveBrokerAdapter(IBroker):
         if self._handlers_on is not None:  # loop thread: ib_async's position cache is consistent here
             try:
                 base = self._expected_positions.get(fill.symbol)
-                held = self._read_position(fill.symbol) if base is None else base
+                held = self._account.read_position(fill.symbol) if base is None else base
                 self._expected_positions[fill.symbol] = held + fill.signed_quantity
             except (BrokerError, ConnectionError):
                 pass
@@ -411,7 +398,7 @@ class LiveBrokerAdapter(IBroker):
         deadline = time.monotonic() + timeout
         ok = True
         for symbol, expected in list(self._expected_positions.items()):
-            while abs(self._ib_position(symbol) - expected) > 1e-9:
+            while abs(self._account.position(symbol) - expected) > 1e-9:
                 if time.monotonic() >= deadline:
                     ok = False
                     break
@@ -420,25 +407,10 @@ class LiveBrokerAdapter(IBroker):
                 self._expected_positions.pop(symbol, None)
         return ok
 
-    def _read_position(self, symbol: str) -> float:
-        """IB's stock position in ``symbol`` from ib_async's cache (loop thread)."""
-        account = self._conn.account or ""
-        return sum(
-            float(p.position)
-            for p in self._conn.ib.positions(account)
-            if p.contract.symbol == symbol and p.contract.secType == "STK"
-        )
-
-    def _ib_position(self, symbol: str) -> float:
-        try:
-            return float(self._conn.call(self._read_position, symbol, timeout=5))
-        except (BrokerError, TimeoutError, ConnectionError):
-            return 0.0
-
     def _await_position(self, symbol: str, expected: float) -> None:
         """IB pushes the new position just after the execution; wait briefly so get_positions() shows it."""
         deadline = time.monotonic() + self.position_sync_timeout
-        while abs(self._ib_position(symbol) - expected) > 1e-9:
+        while abs(self._account.position(symbol) - expected) > 1e-9:
             if time.monotonic() >= deadline:
                 log.info("IB has not reported the new %s position yet", symbol)
                 return
@@ -449,21 +421,25 @@ class LiveBrokerAdapter(IBroker):
 
         Returns the IB position held just before, so that the caller can wait for IB's update.
         """
-        contract = await self._contract(record.order.symbol)
+        contract = await self._contracts.contract(record.order.symbol)
         ib = self._conn.ib
         if math.isfinite(check_price) and check_price > 0:
-            refusal = await self._refusal_async(record.order, check_price)
+            refusal = await self._account.refusal_async(
+                record.order, check_price, allow_short=self.allow_short
+            )
             if refusal is not None:
                 raise _Unaffordable(refusal)
-        held_before = self._read_position(record.order.symbol)
+        held_before = self._account.read_position(record.order.symbol)
         ib_order = to_ib_order(record.order, self._conn.account)
-        self._round_prices(record, ib_order, await self._price_rule(contract))
+        for note in round_order_prices(ib_order, await self._contracts.price_rule(contract)):
+            record.notes.append(note)
+            log.info("order %s: %s", record.order.order_id, note)
         if record.order_ref:
             ib_order.orderRef = record.order_ref
         trade: Trade = ib.placeOrder(contract, ib_order)
         displaced = self.tracker.bind(record, trade.order.orderId, trade.order)
         if displaced is not None:
-            self._mark_lost(
+            self._events.mark_lost(
                 displaced,
                 f"IB gave its order id {trade.order.orderId} to a new order: IB no longer knows it "
                 "(lost in a gateway reset)",
@@ -498,45 +474,6 @@ class LiveBrokerAdapter(IBroker):
         self._conn.call(bind)
         return record
 
-    async def _price_rule(self, contract: Contract) -> PriceRule:
-        """The contract's price grid, from its details (``minTick``) once per symbol."""
-        rule = self._price_rules.get(contract.symbol)
-        if rule is None:
-            min_tick: float | None = None
-            try:
-                details = await asyncio.wait_for(self._conn.ib.reqContractDetailsAsync(contract), 5)
-                min_tick = float(details[0].minTick) if details and details[0].minTick else None
-            except (TimeoutError, RequestError, ConnectionError) as exc:
-                log.info(
-                    "no contract details for %s (%s); using the US stock tick rule", contract.symbol, exc
-                )
-            rule = self._price_rules[contract.symbol] = rule_for_min_tick(min_tick)
-        return rule
-
-    @staticmethod
-    def _round_prices(record: TrackedOrder, ib_order: Any, rule: PriceRule) -> None:
-        """Put the limit/stop prices on IB's tick grid (IB rejects others with 110), in the trader's favour."""
-        buy = str(ib_order.action).upper() == "BUY"
-        for field_name, rounder in (("lmtPrice", rule.limit_price), ("auxPrice", rule.stop_price)):
-            price = getattr(ib_order, field_name, None)
-            if not isinstance(price, float) or not math.isfinite(price) or price <= 0 or price >= 1e300:
-                continue
-            rounded = rounder(price, buy=buy)
-            if rounded != price:
-                setattr(ib_order, field_name, rounded)
-                note = f"{field_name} {price:g} rounded to {rounded:g} (IB tick {rule.increment(price):g})"
-                record.notes.append(note)
-                log.info("order %s: %s", record.order.order_id, note)
-
-    async def _contract(self, symbol: str) -> Contract:
-        contract = self._contracts.get(symbol)
-        if contract is None:
-            found = await self._conn.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
-            if not found or not isinstance(found[0], Contract):
-                raise BrokerError(f"IB knows no US stock {symbol!r}; check the symbol")
-            contract = self._contracts[symbol] = found[0]
-        return contract
-
     def cancel_order(self, order: Order | str, *, reason: str = "") -> bool:
         """Ask IB to cancel a working order; ``True`` if the request was sent. The outcome arrives as status.
 
@@ -553,7 +490,7 @@ class LiveBrokerAdapter(IBroker):
             return False  # finished, and IB said so itself
         if self.tracker.find(ib_order_id=record.ib_order_id) is not record:
             # IB gave this order id to another order (a gateway reset): cancelling would hit that one
-            self._mark_lost(record, f"IB reuses its order id {record.ib_order_id} for another order")
+            self._events.mark_lost(record, f"IB reuses its order id {record.ib_order_id} for another order")
             return False
         record.cancel_requested = True
         if reason:
@@ -589,145 +526,6 @@ class LiveBrokerAdapter(IBroker):
         return record is not None and self.tracker.wait(record, timeout)
 
     # ------------------------------------------------------------------ IB events (loop thread)
-    def _record_of(self, trade: Trade) -> TrackedOrder | None:
-        return self.tracker.find(trade.order.orderId, trade.order.permId, trade.order.orderRef or "")
-
-    def _on_order_status(self, trade: Trade) -> None:
-        record = self._record_of(trade)
-        if record is None:
-            return
-        self._apply_status(record, trade)
-        if record.order_ref and self.journal is not None:
-            st, order, ref = trade.orderStatus, record.order, record.order_ref
-            reason = order.reject_reason if record.status.is_done else ""
-            avg = float(st.avgFillPrice or 0.0) or None
-            self._journal_write(
-                lambda j: j.record_status(ref, record.status, float(st.filled or 0), None, avg, reason)
-            )
-
-    def _apply_status(self, record: TrackedOrder, trade: Trade) -> None:
-        st = trade.orderStatus
-        last = trade.log[-1] if trade.log else None
-        code = getattr(last, "errorCode", 0) or 0
-        if code:
-            # ib_async derived this status from an error message (it cancels the Trade on any code outside
-            # its warning list): IB itself has said nothing about the order's status.
-            self._on_order_code(record, trade, code, _strip_prefix(last.message if last else ""))
-            return
-        if st.status in _IB_FINAL:
-            record.ib_final = True
-        status = ib_status(st.status, float(st.filled or 0), float(st.remaining or 0))
-        if status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
-            # Quantities come from executions (deduplicated); the status only says "done".
-            if (
-                status is OrderStatus.FILLED
-                and not record.pending
-                and record.filled_quantity >= record.order.quantity
-            ):
-                self.tracker.set_status(record, OrderStatus.FILLED, st.status)
-            return
-        if status is OrderStatus.CANCELLED:
-            if record.errors and not record.cancel_requested and not record.fills:
-                status = OrderStatus.REJECTED
-            reason = (
-                record.errors[-1]
-                if record.errors
-                else ((record.cancel_reason or "cancelled") if record.cancel_requested else "cancelled by IB")
-            )
-            if (
-                self.tracker.set_status(record, status, st.status, reason=reason)
-                and status is OrderStatus.CANCELLED
-            ):
-                log.info("order %s cancelled: %s", record.order.order_id, reason)
-            return
-        if st.status == "Inactive":
-            self._held_inactive(record, str(st.whyHeld or ""))
-            return
-        record.why_held = str(st.whyHeld or "")
-        self.tracker.set_status(record, status, st.status)
-
-    def _held_inactive(self, record: TrackedOrder, why_held: str) -> None:
-        """IB marked the order Inactive. Not final: a short sale waiting for a locate (whyHeld=locate) and
-        other held orders can be reactivated and fill. It stays open (cancellable, counted by risk)."""
-        first = record.ib_status != "Inactive"
-        record.ib_status, record.why_held = "Inactive", why_held
-        if first and not record.is_done:
-            held = f" (whyHeld={why_held})" if why_held else ""
-            self._emit_error(
-                record,
-                f"IB marked the order inactive{held}; it can still be reactivated and fill, so it stays "
-                "open until IB reports it cancelled or filled (cancel it to be sure)",
-            )
-
-    def _on_order_code(self, record: TrackedOrder, trade: Trade, code: int, message: str) -> None:
-        """An IB message about the order that ib_async turned into a status of its own."""
-        if code in CANCEL_REFUSED and record.cancel_requested:
-            return  # IB refused our cancel (too late): not a cancellation; errorEvent reports it
-        if is_informational(code):
-            self._note(record, code, message)
-            return
-        self._on_error(trade.order.orderId, code, message)
-
-    def _note(self, record: TrackedOrder, code: int, message: str) -> None:
-        """An informational IB message about a working order: noted and journaled, the status unchanged."""
-        text = f"IB {code}: {message}"
-        if text in record.notes:
-            return
-        record.notes.append(text)
-        log.warning("order %s: %s (informational; the order keeps working)", record.order.order_id, text)
-        if record.order_ref and not is_warning(code):
-            ref = record.order_ref
-            self._journal_write(lambda j: j.record_error(ref, code, message))
-
-    def _on_exec_details(self, trade: Trade, fill: IBFill) -> None:
-        record = self._record_of(trade)
-        if record is None:
-            return
-        self._note_execution(record, fill)
-
-    def _note_execution(self, record: TrackedOrder, fill: IBFill) -> None:
-        ex = fill.execution
-        pending = PendingExecution(
-            exec_id=ex.execId,
-            shares=float(ex.shares),
-            price=float(ex.price),
-            time=ex.time if ex.time and ex.time.tzinfo else datetime.now(UTC),
-        )
-        replaced = self.tracker.corrected_exec_id(record, ex.execId)
-        if replaced is not None:
-            correction = self.tracker.correct(record, pending, replaced)
-            if correction is not None:
-                self._report_correction(record, correction)
-            return
-        if record.is_done and not self.tracker.seen(ex.execId, record):
-            self._reopen(record, ex.execId)
-        if not self.tracker.add_execution(record, pending):
-            return
-        report = fill.commissionReport
-        if report is not None and report.execId == ex.execId and _is_number(report.commission):
-            # a zero commission is real (IBKR Lite, some venues): only a missing report is estimated
-            self._settle(record, ex.execId, float(report.commission))
-            return
-        loop = asyncio.get_running_loop()
-        loop.call_later(self.commission_timeout, self._settle_late, record, ex.execId)
-
-    def _reopen(self, record: TrackedOrder, exec_id: str) -> None:
-        """IB executed an order believed finished (by an error code, Inactive or a loss): it is working
-        again, and the error callbacks and the journal hear of it (an alert: something was misread)."""
-        old = self.tracker.reopen(record)
-        if old is None:
-            return
-        message = (
-            f"IB executed order {record.order.order_id} ({exec_id}) that was believed {old.value} "
-            f"({record.errors[-1] if record.errors else 'no reason'}); it is working again at IB"
-        )
-        log.error("%s", message)
-        if record.order_ref:
-            ref = record.order_ref
-            self._journal_write(lambda j: j.record_error(ref, 0, message))
-            self._journal_write(lambda j: j.record_event("alert", message))
-        self._emit_error(record, message)
-
     def _report_correction(self, record: TrackedOrder, correction: ExecutionCorrection) -> None:
         """IB corrected a delivered execution: book the difference, alert, and tell the correction
         callbacks (the fill callbacks never see it). The journal gets the alert and, when shares were
@@ -765,31 +563,6 @@ class LiveBrokerAdapter(IBroker):
                 log.exception("correction callback %r failed", callback)
         self._emit_error(record, message)
 
-    def _mark_lost(self, record: TrackedOrder, why: str) -> None:
-        """IB no longer knows ``record``'s order: CANCELLED and lost (tracker and journal), alerted."""
-        reason = f"lost: {why}"
-        if not self.tracker.mark_lost(record, reason):
-            return
-        log.error("order %s (IB %d): %s", record.order.order_id, record.ib_order_id, reason)
-        if record.order_ref:
-            ref = record.order_ref
-            self._journal_write(lambda j: j.record_status(ref, OrderStatus.CANCELLED, reason=reason))
-            self._journal_write(lambda j: j.record_error(ref, ORDER_LOST, reason))
-        self._emit_error(record, reason)
-
-    def _settle_late(self, record: TrackedOrder, exec_id: str) -> None:
-        pending = record.pending.get(exec_id)
-        if pending is None:
-            return
-        estimate = self.calculate_commission(pending.price, pending.shares)
-        log.warning(
-            "no IB commission report for execution %s within %.1fs; using the model's estimate %.4f",
-            exec_id,
-            self.commission_timeout,
-            estimate,
-        )
-        self._settle(record, exec_id, estimate)
-
     def _settle(self, record: TrackedOrder, exec_id: str, commission: float) -> None:
         """A complete execution (with its commission): book it, journal it, then deliver it (loop thread).
 
@@ -801,47 +574,7 @@ class LiveBrokerAdapter(IBroker):
             return
         journal = self.journal
         self._report_reused_exec_id(record, exec_id, journal)
-        if journal is None or not record.order_ref:
-            self._note_fill(fill)
-            self._emit_fill(fill)
-            return
-        try:
-            known = journal.knows_fill(exec_id, record.order_ref)
-        except JournalError as exc:
-            self._held_back(exec_id, exc)
-            return
-        if known:
-            log.info("execution %s is already in the journal; not delivered again", exec_id)
-            return
-        self._note_fill(fill)
-        ref, side = record.order_ref, record.order.side
-
-        def write(j: TradeJournal) -> bool:
-            return j.record_fill(
-                ref,
-                exec_id,
-                fill.symbol,
-                side,
-                fill.fill_quantity,
-                fill.fill_price,
-                fill.timestamp,
-                fill.commission,
-            )
-
-        def written(fresh: bool) -> None:  # writer thread
-            if fresh:
-                self._fills_posted += 1
-                try:
-                    self._conn.runtime.call_soon(self._emit_posted_fill, fill)
-                except BrokerError:  # the IB loop is gone (shutting down): deliver from here, not never
-                    self._emit_posted_fill(fill)
-            else:
-                log.info("execution %s is already in the journal; not delivered again", exec_id)
-
-        def failed(exc: JournalError) -> None:  # writer thread; on_failure (trading halts) follows
-            log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
-
-        self._writer.submit(journal, write, then=written, on_error=failed)
+        self._gate.pass_fill(fill, exec_id, record.order_ref, journal)
 
     def _report_reused_exec_id(
         self, record: TrackedOrder, exec_id: str, journal: TradeJournal | None
@@ -869,88 +602,13 @@ class LiveBrokerAdapter(IBroker):
             except Exception:
                 log.exception("error callback %r failed", callback)
 
-    def _emit_posted_fill(self, fill: Fill) -> None:
-        try:
-            self._emit_fill(fill)
-        finally:
-            self._fills_emitted += 1
-
     def flush_fills(self, timeout: float = 10.0) -> bool:
         """Wait until every execution settled so far is journaled and has reached the fill callbacks.
 
         Cheap when nothing is in flight. The engine calls it before ``on_data`` so that the strategy has
         been told about every fill its account view (IB's positions) already includes. Not from the loop.
         """
-        if self._writer.pending and not self._writer.flush(timeout):
-            return False
-        if self._fills_posted != self._fills_emitted:
-            self._conn.call(lambda: None, timeout=timeout)  # the loop ran every delivery posted before this
-        return True
-
-    def _held_back(self, exec_id: str, exc: JournalError) -> None:
-        # The journal is the record of what on_fill has seen. A fill it could not record is held back
-        # (trading halts now); reconciliation delivers it exactly once when a working journal is back,
-        # so a restart never hands the strategy the same execution twice.
-        self._journal_failed(exc)
-        log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
-
-    def _on_commission(self, trade: Trade, fill: IBFill, report: Any) -> None:
-        record = self._record_of(trade) or self.tracker.record_for_exec(report.execId)
-        if record is None:
-            return
-        if report.execId not in record.pending and not self.tracker.seen(report.execId, record):
-            self._note_execution(record, fill)
-        self._settle(record, report.execId, float(report.commission or 0.0))
-        currency = str(getattr(report, "currency", "") or "")
-        if currency and currency not in ("USD", "BASE"):
-            log.warning(
-                "IB reported the commission of %s in %s, not USD: booked as reported (%g), not converted",
-                report.execId,
-                currency,
-                report.commission,
-            )
-        if record.order_ref and report.commission is not None and math.isfinite(report.commission):
-            pnl = report.realizedPNL if report.realizedPNL and math.isfinite(report.realizedPNL) else None
-            self._journal_write(
-                lambda j: j.record_commission(report.execId, float(report.commission), pnl, record.order_ref)
-            )
-
-    def _on_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
-        if req_id <= 0 or 2100 <= code < 2200:
-            return
-        record = self.tracker.find(ib_order_id=req_id)
-        if record is None or record.is_done:
-            return
-        named = rejection_reason(code, message)
-        if named is not None and record.perm_id:
-            return  # IB acknowledged the order: 321/110 then concern a modification; the order stays live
-        if named is None and is_informational(code):
-            self._note(record, code, message)
-            return
-        text = named or f"IB error {code}: {message}"
-        if record.order_ref:
-            ref = record.order_ref
-            self._journal_write(lambda j: j.record_error(ref, code, message))
-        if code == ORDER_CANCELLED and record.cancel_requested:
-            self.tracker.set_status(
-                record, OrderStatus.CANCELLED, reason=record.cancel_reason or "cancelled on request"
-            )
-            return
-        if code in CANCEL_REFUSED and record.cancel_requested:
-            log.info(
-                "IB refused to cancel order %s (%s); its status and executions decide how it ends",
-                record.order.order_id,
-                text,
-            )
-            return
-        # An error code alone: REJECTED (or CANCELLED after fills) here, but IB has not said the order is
-        # finished, so it stays reachable (cancel_all_orders) and an execution reopens it.
-        status = OrderStatus.REJECTED if not record.fills else OrderStatus.CANCELLED
-        self.tracker.set_status(record, status, reason=text)
-        if record.order_ref:
-            ref = record.order_ref
-            self._journal_write(lambda j: j.record_status(ref, status, None, None, None, text))
-        self._emit_error(record, text)
+        return self._gate.flush(timeout, lambda t: self._conn.call(lambda: None, timeout=t))
 
     def deliver_execution(self, record: TrackedOrder, execution: BrokerExecution) -> bool:
         """Process an execution found by reconciliation for a tracked order like a live one (journal-gated).
@@ -972,86 +630,18 @@ class LiveBrokerAdapter(IBroker):
         self._conn.call(run)
         return True
 
-    def _on_restored(self, data_lost: bool) -> None:
-        """After a reconnect, 1101 or 1102: catch up with IB (loop thread; the work runs as a task)."""
-        if self._handlers_on is None:
-            return
-        asyncio.get_running_loop().create_task(self._catch_up(socket_renewed=data_lost))
-
-    async def _catch_up(self, *, socket_renewed: bool) -> None:
-        """Ask IB for today's executions (IB may not have sent every execDetails around an outage), replay
-        executions and statuses we missed, and mark lost the orders IB no longer knows."""
-        ib = self._conn.ib
-        try:
-            await asyncio.wait_for(ib.reqExecutionsAsync(), 15)
-        except (TimeoutError, RequestError, ConnectionError) as exc:
-            log.warning("could not fetch IB's executions after the reconnect: %s", exc)
-        for fill in ib.fills():
-            ex = fill.execution
-            record = self.tracker.find(
-                ex.orderId if ex.clientId == self._conn.settings.client_id else 0,
-                ex.permId,
-                ex.orderRef or "",
-            )
-            if record is None or self.tracker.seen(ex.execId, record):
-                continue
-            self._note_execution(record, fill)
-            report = fill.commissionReport
-            if report and report.execId == ex.execId and _is_number(report.commission):
-                self._settle(record, ex.execId, float(report.commission))
-        for trade in ib.trades():
-            self._on_order_status(trade)
-        if socket_renewed:
-            self._mark_unknown_orders_lost(ib.trades())
-
-    def _mark_unknown_orders_lost(self, trades: list[Trade]) -> None:
-        """After ib_async re-fetched IB's open and completed orders: a tracked order IB does not list is
-        lost (an IB Gateway reset can drop orders written just before it)."""
-        perms = {int(t.order.permId) for t in trades if t.order.permId}
-        client = self._conn.settings.client_id
-        ours = {int(t.order.orderId): t.order.orderRef or "" for t in trades if t.order.clientId == client}
-        for record in self.tracker.reachable_records():
-            if record.perm_id:
-                known = record.perm_id in perms
-            else:  # never acknowledged: by order id, and by orderRef when it has one (ids can be reused)
-                ref = ours.get(record.ib_order_id)
-                known = ref is not None and (not record.order_ref or ref == record.order_ref)
-            if not known:
-                self._mark_lost(record, "IB no longer knows the order after the reconnect (gateway reset)")
-
-    # ------------------------------------------------------------------ account
-    async def _account_value_async(self, tag: str) -> float:
-        """An account value from ib_async's cache (kept current by IB), else from an account summary."""
-        ib = self._conn.ib
-        account = self._conn.account or ""
-        for v in ib.accountValues(account):
-            if v.tag == tag and v.currency in ("USD", "BASE", ""):
-                try:
-                    return float(v.value)
-                except ValueError:
-                    continue
-        for v in await ib.accountSummaryAsync(account):
-            if v.tag == tag:
-                return float(v.value)
-        raise BrokerError(f"IB did not report {tag} for account {account}")
-
-    def _account_value(self, tag: str) -> float:
-        if not self._conn.is_connected():
-            raise NotConnectedError(f"{tag} needs a connection to IB; call connect() first")
-        value: float = self._conn.run(self._account_value_async(tag), timeout=10)
-        return value
-
+    # ------------------------------------------------------------------ account (see ib_account.py)
     def get_cash_balance(self) -> float:
         """IB's ``TotalCashValue`` of the account."""
-        return self._account_value("TotalCashValue")
+        return self._account.value("TotalCashValue")
 
     def get_account_value(self) -> float:
         """IB's ``NetLiquidation`` of the account."""
-        return self._account_value("NetLiquidation")
+        return self._account.value("NetLiquidation")
 
     def get_buying_power(self) -> float:
         """IB's ``BuyingPower`` of the account."""
-        return self._account_value("BuyingPower")
+        return self._account.value("BuyingPower")
 
     def get_positions(self) -> dict[str, Position]:
         """Stock positions in the account as IB reports them, keyed by symbol (quantities not truncated).
@@ -1063,79 +653,28 @@ class LiveBrokerAdapter(IBroker):
                 with self._lock:
                     return {s: p.snapshot() for s, p in self._local_positions.items() if not p.is_flat}
             raise NotConnectedError("get_positions() needs a connection to IB; call connect() first")
-
-        result: dict[str, Position] = self._conn.call(self._read_positions)
-        return result
+        return self._account.positions()
 
     def account_snapshot(self) -> tuple[float, float, dict[str, Position]]:
         """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread: what
         :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller
         that wants all three (the engine, after every fill) without three cross-thread round trips."""
-        if not self._conn.is_connected():
-            raise NotConnectedError("account_snapshot() needs a connection to IB; call connect() first")
+        return self._account.snapshot()
 
-        async def snapshot() -> tuple[float, float, dict[str, Position]]:
-            value = await self._account_value_async("NetLiquidation")
-            cash = await self._account_value_async("TotalCashValue")
-            return value, cash, self._read_positions()
+    def account_pnl(self) -> AccountPnL:
+        """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).
 
-        result: tuple[float, float, dict[str, Position]] = self._conn.run(snapshot(), timeout=10)
-        return result
-
-    def _read_positions(self) -> dict[str, Position]:
-        """IB's stock positions marked with its portfolio prices (on the loop thread: ib_async's caches)."""
-        ib = self._conn.ib
-        account = self._conn.account or ""
-        marks = {
-            item.contract.symbol: item for item in ib.portfolio(account) if item.contract.secType == "STK"
-        }
-        out: dict[str, Position] = {}
-        for p in ib.positions(account):
-            if p.contract.secType != "STK" or not p.position:
-                continue
-            symbol = p.contract.symbol
-            pos = Position(symbol, quantity=float(p.position), avg_entry_price=float(p.avgCost))
-            item = marks.get(symbol)
-            if item is not None and item.marketPrice and item.marketPrice > 0:
-                pos.update_unrealized_pnl(float(item.marketPrice))
-                pos.realized_pnl = float(item.realizedPNL or 0.0)
-            out[symbol] = pos
-        return out
+        Real IB pushes account values (NetLiquidation, cash) only on change or about every 3 minutes, so
+        a daily-loss rail should read this instead of :meth:`get_account_value`.
+        """
+        return self._account.pnl()
 
     def check_buying_power(self, order: Order, price: float) -> bool:
         """Whether IB's BuyingPower covers ``order`` at ``price`` plus commission (see the short policy)."""
-        refusal = self._buying_power_refusal(order, float(price))
+        refusal = self._account.buying_power_refusal(order, float(price), allow_short=self.allow_short)
         if refusal is not None:
             log.info("%s", refusal)
         return refusal is None
-
-    def _buying_power_refusal(self, order: Order, price: float) -> str | None:
-        """Why ``order`` is not affordable at ``price``, or ``None`` when it is."""
-        if not self._conn.is_connected():
-            return "cannot check buying power: not connected to IB"
-        try:
-            refusal: str | None = self._conn.run(self._refusal_async(order, price), timeout=10)
-        except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
-            return f"cannot check buying power: {exc}"
-        return refusal
-
-    async def _refusal_async(self, order: Order, price: float) -> str | None:
-        power = await self._account_value_async("BuyingPower")
-        qty = float(order.quantity)
-        held = self._read_position(order.symbol)
-        if order.side == OrderSide.BUY:
-            opening = qty if held >= 0 else max(0.0, qty - abs(held))  # covering a short frees margin
-        else:
-            opening = max(0.0, qty - max(held, 0.0))
-            if opening > 0 and not self.allow_short:
-                return f"selling {qty:g} {order.symbol} would open a short position and allow_short=False"
-        needed = price * opening + self.calculate_commission(price, qty)
-        if needed > power:
-            return (
-                f"insufficient buying power: {order.side} {qty:g} {order.symbol} at {price:.2f} needs "
-                f"{needed:,.2f} including commission but IB BuyingPower is {power:,.2f}; reduce the quantity"
-            )
-        return None
 
     # ------------------------------------------------------------------ cost models
     def calculate_commission(self, fill_price: float, quantity: float) -> float:

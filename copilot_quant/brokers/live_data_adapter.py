@@ -25,7 +25,6 @@ renewed and the bars missed during the gap are backfilled.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 import time
@@ -41,6 +40,8 @@ from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.brokers.bar_cache import BarCache, QuoteBook
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
+from copilot_quant.brokers.ib_bar_streams import BarStreams
+from copilot_quant.brokers.ib_history import request_bars, warn_no_bars
 from copilot_quant.brokers.ib_mapping import (
     IB_BAR_SIZE,
     bars_to_frame,
@@ -49,11 +50,10 @@ from copilot_quant.brokers.ib_mapping import (
     empty_bars,
 )
 from copilot_quant.brokers.live_bars import LiveBars
+from copilot_quant.brokers.market_data_permissions import describe_market_data_type, permission_problem
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
-from copilot_quant.brokers.stream_health import BarStreamWatch
-from copilot_quant.data.calendars import is_market_open
-from copilot_quant.data.dates import EXCHANGE_TZ, resolve_range, slice_range
+from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import (
     BrokerError,
     DataError,
@@ -66,8 +66,6 @@ __all__ = ["LiveDataFeedAdapter"]
 
 log = logging.getLogger(__name__)
 
-_PACING_RETRIES = 3
-_NO_DATA = 162
 _NO_SECURITY = 200
 
 
@@ -82,44 +80,6 @@ def _trade_ns(ticker: Ticker | None) -> int | None:
             if newest is None or seconds > newest:
                 newest = seconds
     return None if newest is None else round(newest * 1_000_000) * 1_000
-
-
-def _new_york(stamp: pd.Timestamp) -> str:
-    return f"{stamp.tz_convert(EXCHANGE_TZ):%Y-%m-%d %H:%M}"
-
-
-def _warn_no_bars(
-    symbol: str,
-    interval: str,
-    lo: pd.Timestamp | None,
-    hi: pd.Timestamp | None,
-    *,
-    answer: pd.DataFrame,
-    ib_said: str,
-) -> None:
-    """Say why a history request came back empty (the empty frame itself is a valid answer, not an error)."""
-    wanted = (
-        f"{_new_york(lo) if lo is not None else 'the first bar'} to "
-        f"{_new_york(hi) if hi is not None else 'now'} (New York time)"
-    )
-    if ib_said:
-        why = ib_said
-    elif answer.empty:
-        why = "IB returned no bars"
-    elif lo is not None and lo > answer.index[-1] and (hi is None or hi >= pd.Timestamp.now(tz="UTC")):
-        # Asked up to now, and IB's newest bar is older than the start: the source's clock is behind.
-        why = (
-            f"IB's data ends at {_new_york(answer.index[-1])} (the {len(answer)} bars it returned start at "
-            f"{_new_york(answer.index[0])}); a simulated gateway serves data only up to its market time"
-        )
-    else:
-        why = (
-            f"the {len(answer)} bars IB returned cover {_new_york(answer.index[0])} to "
-            f"{_new_york(answer.index[-1])}, none in that range"
-        )
-    log.warning(
-        "no %s bars for %s from %s: %s; check the date range and the symbol", interval, symbol, wanted, why
-    )
 
 
 def _symbol(symbol: str) -> str:
@@ -191,21 +151,6 @@ class LiveDataFeedAdapter(IDataFeed):
         self._contracts: dict[str, Contract] = {}
         self._tickers: dict[str, Ticker] = {}
         self._subscribed: set[str] = set()
-        self._streams: dict[str, BarDataList] = {}
-        self._stream_spec: dict[str, tuple[str, int]] = {}
-        self._stream_restarts: dict[str, int] = {}
-        self._live_size = max(cache_size, 100_000)
-        self._live: dict[tuple[str, str], LiveBars] = {}
-        # Streamed bars not yet merged into ``_live``, oldest first. The loop thread only appends here
-        # (cheap, under ``_pending_lock``); readers merge them on their own thread under ``_flush_lock``,
-        # which also keeps merges in arrival order when two threads read at once.
-        self._pending: dict[tuple[str, str], list[Any]] = {}
-        self._pending_lock = threading.Lock()
-        #: Per symbol: the newest trade time seen when its latest bar update arrived (see synced_trade_ns),
-        #: queued with the rows and published once they are merged into the store.
-        self._pending_traded: dict[str, int] = {}
-        self._synced: dict[str, int] = {}
-        self._flush_lock = threading.Lock()
         self._lock = threading.RLock()
         self._fallback = False
         self._ever_connected = False
@@ -213,18 +158,27 @@ class LiveDataFeedAdapter(IDataFeed):
         # Reconnects tried by calls (not by the background loop) since the link was lost: their backoff.
         self._call_reconnect_failures = 0
         self._next_call_reconnect = 0.0
-        #: Set (on the loop thread) whenever a streamed bar changed or was added; the engine waits on it.
-        self.bars_changed = threading.Event()
         self._conn.restored += self._on_restored
         self._conn.stale += self._on_stale
         self._handlers_on: IB | None = None  # the IB object our handlers are on
         if bar_stale_after is not None and bar_stale_after <= 0:
             raise DataError(f"bar_stale_after must be positive seconds or None, got {bar_stale_after}")
-        #: Bar-stream liveness, apart from quotes (see :mod:`copilot_quant.brokers.stream_health`).
-        self._bar_watch = BarStreamWatch(bar_stale_after) if bar_stale_after else None
-        self._bar_watch_task: asyncio.Task[None] | None = None
+        #: The keepUpToDate bar streams (see ib_bar_streams.py), watched apart from quotes.
+        self._bars = BarStreams(
+            self._conn,
+            contract=self._contract,
+            request_bars=self._request_bars,
+            trade_ns=lambda symbol: _trade_ns(self._tickers.get(symbol)),
+            closed=lambda: self._closed,
+            store_size=max(cache_size, 100_000),
+            stale_after=bar_stale_after,
+        )
         #: ``(symbol, silent_seconds, times_stalled)`` when a dead bar stream was found and restarted.
-        self.bar_stream_stalled = Event("bar_stream_stalled")
+        self.bar_stream_stalled: Event = self._bars.stalled
+        #: ``(symbol, code, explanation)`` when IB answers a subscription with a market-data permission
+        #: code (354, 10167, 10168, 10089, 10090): no, delayed or partial quotes (IB loop thread).
+        self.market_data_problem = Event("market_data_problem")
+        self._data_problems: dict[str, tuple[int, str]] = {}
 
     # ------------------------------------------------------------------ connection
     @property
@@ -254,7 +208,8 @@ class LiveDataFeedAdapter(IDataFeed):
         if self._handlers_on is ib:
             return
         ib.pendingTickersEvent += self._on_tickers
-        ib.barUpdateEvent += self._on_bar_update
+        ib.barUpdateEvent += self._bars.on_bar_update
+        ib.errorEvent += self._on_ib_error
         self._handlers_on = ib
 
     def disconnect(self) -> None:
@@ -340,7 +295,7 @@ class LiveDataFeedAdapter(IDataFeed):
             self._cache.merge(symbol, interval, frame)
         result = slice_range(frame, lo, hi).copy()
         if result.empty:
-            _warn_no_bars(symbol, interval, lo, hi, answer=frame, ib_said=ib_said)
+            warn_no_bars(symbol, interval, lo, hi, answer=frame, ib_said=ib_said)
         now = time.monotonic()
         window = self._pacer.rules.identical_window
         self._recent = {k: v for k, v in self._recent.items() if now - v[0] < window}
@@ -448,47 +403,17 @@ class LiveDataFeedAdapter(IDataFeed):
     async def _request_bars(
         self, contract: Contract, end: datetime | str, duration: str, bar_size: str, *, keep_up_to_date: bool
     ) -> tuple[BarDataList, str]:
-        """IB's bars, and IB's message when it answered "no data" (error 162; the bars are then empty)."""
-        ib = self._conn.ib
-        request = (contract.conId, str(end), duration, bar_size, keep_up_to_date)
-        for attempt in range(_PACING_RETRIES + 1):
-            wait = self._pacer.reserve(contract.conId, request)
-            if wait > 0:
-                log.info("pacing: waiting %.1fs before requesting %s %s", wait, contract.symbol, bar_size)
-                await asyncio.sleep(wait)
-            started = time.monotonic()
-            try:
-                bars = await ib.reqHistoricalDataAsync(
-                    contract,
-                    end,
-                    duration,
-                    bar_size,
-                    "TRADES",
-                    useRTH=True,
-                    formatDate=2,
-                    keepUpToDate=keep_up_to_date,
-                    timeout=self.request_timeout,
-                )
-            except RequestError as exc:
-                text = exc.message.lower()
-                if exc.code == _NO_DATA and "pacing" in text and attempt < _PACING_RETRIES:
-                    log.warning("IB pacing violation for %s; retrying", contract.symbol)
-                    await asyncio.sleep(self._pacer.violation_backoff * (attempt + 1))
-                    continue
-                if exc.code == _NO_DATA and "no data" in text:
-                    return BarDataList(), f"IB error {exc.code}: {exc.message}"
-                if exc.code == _NO_SECURITY:
-                    raise UnknownSymbolError(f"IB knows no US stock {contract.symbol!r}") from None
-                raise DataError(
-                    f"IB refused the {bar_size} history of {contract.symbol}: error {exc.code} {exc.message}"
-                ) from None
-            if not bars and time.monotonic() - started >= self.request_timeout * 0.95:
-                raise DataUnavailableError(
-                    f"IB did not answer the {bar_size} history request for {contract.symbol} within "
-                    f"{self.request_timeout:.0f}s; retry later or raise request_timeout"
-                )
-            return bars, ""
-        raise DataUnavailableError(f"IB kept refusing {contract.symbol} history for pacing; retry later")
+        """IB's bars, and IB's message when it answered "no data" (see :func:`.ib_history.request_bars`)."""
+        return await request_bars(
+            self._conn.ib,
+            self._pacer,
+            contract,
+            end,
+            duration,
+            bar_size,
+            keep_up_to_date=keep_up_to_date,
+            request_timeout=self.request_timeout,
+        )
 
     def get_ticker_info(self, symbol: str) -> dict[str, Any]:
         """Contract details from IB: symbol, name, exchange, currency, con_id, min_tick, industry…"""
@@ -576,6 +501,26 @@ class LiveDataFeedAdapter(IDataFeed):
         self._conn.mark_subscribed(bool(self._subscribed))
         return results
 
+    def _on_ib_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
+        problem = permission_problem(code)
+        symbol = str(getattr(contract, "symbol", "") or "").upper()
+        if problem is None or not symbol:
+            return
+        if self._data_problems.get(symbol, (0, ""))[0] != code:
+            log.warning("market data for %s: %s (IB %d: %s)", symbol, problem, code, message)
+        self._data_problems[symbol] = (code, problem)
+        self.market_data_problem.emit(symbol, code, problem)
+
+    def market_data_problems(self) -> dict[str, str]:
+        """``{symbol: what IB said is wrong with its quotes}`` (no, delayed or partial market data)."""
+        return {symbol: f"{text} (IB {code})" for symbol, (code, text) in self._data_problems.items()}
+
+    def market_data_type(self, symbol: str) -> str:
+        """How IB serves ``symbol``'s quotes now: ``real-time``, ``frozen``, ``delayed``, ``delayed-frozen``."""
+        with self._lock:
+            ticker = self._tickers.get(_symbol(symbol))
+        return describe_market_data_type(getattr(ticker, "marketDataType", 1) if ticker is not None else 1)
+
     def subscribed_symbols(self) -> list[str]:
         with self._lock:
             return sorted(self._subscribed)
@@ -583,14 +528,12 @@ class LiveDataFeedAdapter(IDataFeed):
     def _on_tickers(self, tickers: set[Ticker]) -> None:
         with self._lock:
             by_id = {id(t): s for s, t in self._tickers.items()}
-        watch = self._bar_watch
         now = time.monotonic()
         for ticker in tickers:
             symbol = by_id.get(id(ticker))
             if symbol is not None:
                 self._record_tick(symbol, ticker)
-                if watch is not None and symbol in self._streams:
-                    watch.tick(symbol, now)
+                self._bars.on_tick(symbol, now)
 
     def _record_tick(self, symbol: str, ticker: Ticker) -> None:
         self._quotes.update(
@@ -627,10 +570,8 @@ class LiveDataFeedAdapter(IDataFeed):
         The last streamed bar when a bar stream runs for ``symbol``, else today's OHLCV from the ticks.
         """
         symbol = _symbol(symbol)
-        spec = self._stream_spec.get(symbol)
-        if spec is not None:
-            self._flush(symbol, spec[0])
-            store = self._live.get((symbol, spec[0]))
+        if symbol in self._bars.spec:
+            store = self._bars.store(symbol)
             frame = store.frame() if store is not None else None
             if frame is not None and not frame.empty:
                 return frame.iloc[-1].astype("float64")
@@ -654,122 +595,28 @@ class LiveDataFeedAdapter(IDataFeed):
         if not self._ensure_connected():
             raise NotConnectedError("stream_bars() needs a connection; call connect() first")
         results: dict[str, bool] = {}
-        if self._bar_watch is not None and self._bar_watch_task is None:
-            self._conn.call(self._start_bar_watch)
+        self._conn.call(self._bars.start_watch)
         for raw in symbols:
             symbol = _symbol(raw)
-            self._stream_spec[symbol] = (interval, int(lookback_days))
+            self._bars.spec[symbol] = (interval, int(lookback_days))
             try:
-                self._conn.run(self._start_stream(symbol), timeout=self.request_timeout * 2 + 30)
+                self._conn.run(self._bars.start(symbol), timeout=self.request_timeout * 2 + 30)
                 results[symbol] = True
             except (DataError, BrokerError, TimeoutError, ConnectionError) as exc:
                 log.warning("could not stream %s %s bars: %s", symbol, interval, exc)
-                self._stream_spec.pop(symbol, None)
+                self._bars.forget(symbol)
                 results[symbol] = False
         return results
 
-    async def _start_stream(self, symbol: str) -> None:
-        interval, days = self._stream_spec[symbol]
-        # Every other restart asks for one more day: the backfill then never repeats the previous request,
-        # which IB's pacing rules would hold back for 15 s (the overlap is merged away) — and a week of
-        # nightly restarts does not ask for a week more history.
-        restarts = self._stream_restarts.get(symbol, -1) + 1
-        self._stream_restarts[symbol] = restarts
-        days += restarts % 2
-        contract = await self._contract(symbol)
-        ib = self._conn.ib
-        old = self._streams.pop(symbol, None)
-        if old is not None and ib.isConnected() and getattr(old, "reqId", None) is not None:
-            # A request that failed (e.g. 162, no data) has no reqId and nothing to cancel.
-            ib.cancelHistoricalData(old)
-        duration = f"{days} D" if days <= 365 else f"{-(-days // 365)} Y"
-        bars, ib_said = await self._request_bars(
-            contract, "", duration, IB_BAR_SIZE[interval], keep_up_to_date=True
-        )
-        if ib_said:
-            log.warning("no %s history for the %s bar stream: %s", interval, symbol, ib_said)
-        self._streams[symbol] = bars
-        if self._bar_watch is not None:
-            self._bar_watch.bar(symbol, time.monotonic())
-        self._absorb(symbol, bars, full=True)
+    @property
+    def bars_changed(self) -> threading.Event:
+        """Set (on the loop thread) whenever a streamed bar changed or was added; the engine waits on it
+        (and may put its own event here, to be woken directly)."""
+        return self._bars.bars_changed
 
-    def _absorb(self, symbol: str, bars: BarDataList, *, full: bool) -> None:
-        """Queue the stream's changed bars (loop thread: no pandas here) and wake the engine at once.
-
-        ib_async replaces a changed ``BarData`` instead of mutating it, so keeping references is safe.
-        An update only touches the last bar (and, with ``hasNewBar``, closes the one before it).
-        """
-        spec = self._stream_spec.get(symbol)
-        if spec is None:
-            return
-        interval = spec[0]
-        rows = list(bars) if full else bars[-3:]
-        traded = _trade_ns(self._tickers.get(symbol))
-        with self._pending_lock:
-            self._pending.setdefault((symbol, interval), []).extend(rows)
-            if traded is not None:
-                self._pending_traded[symbol] = traded
-        self.bars_changed.set()
-
-    def _flush(self, symbol: str, interval: str) -> None:
-        """Merge the queued bars of one stream into its live store (called by readers, off the loop)."""
-        key = (symbol, interval)
-        if key not in self._pending:  # a racy peek is fine: a row queued just after is seen next time
-            return
-        with self._flush_lock:
-            with self._pending_lock:
-                rows = self._pending.pop(key, None)
-                traded = self._pending_traded.pop(symbol, None)
-            if rows:
-                store = self._live.get(key)
-                if store is None:
-                    store = self._live[key] = LiveBars(interval, self._live_size)
-                store.upsert(rows)
-            if traded is not None and traded > self._synced.get(symbol, -1):
-                # Published only now that the rows are in the store: whoever sees this time sees them.
-                self._synced[symbol] = traded
-
-    def _on_bar_update(self, bars: BarDataList, has_new_bar: bool) -> None:
-        for symbol, stream in list(self._streams.items()):  # stop_bar_streams() may clear it meanwhile
-            if stream is bars:
-                if self._bar_watch is not None:
-                    self._bar_watch.bar(symbol, time.monotonic())
-                self._absorb(symbol, bars, full=False)
-                return
-
-    def _start_bar_watch(self) -> None:
-        """Start the bar-stream watchdog on the loop (once)."""
-        if self._bar_watch_task is None or self._bar_watch_task.done():
-            self._bar_watch_task = asyncio.get_running_loop().create_task(self._watch_bar_streams())
-
-    async def _watch_bar_streams(self) -> None:
-        watch = self._bar_watch
-        if watch is None:
-            return
-        while not self._closed:
-            await asyncio.sleep(min(watch.limit / 4, 5.0))
-            in_session = not self._conn.stale_only_in_session or is_market_open()
-            if not in_session or not self._conn.state.has_socket:
-                continue
-            now = time.monotonic()
-            for symbol in watch.stalled(now):
-                if symbol not in self._stream_spec:
-                    watch.forget(symbol)
-                    continue
-                silent = now - watch.last_bar[symbol]
-                stalls = watch.restarted(symbol, now)
-                log.warning(
-                    "the %s bar stream sent nothing for %.0fs while its quotes kept coming: restarting it "
-                    "(stall %d)",
-                    symbol,
-                    silent,
-                    stalls,
-                )
-                try:
-                    await self._start_stream(symbol)
-                except (DataError, BrokerError, ConnectionError, RequestError, TimeoutError) as exc:
-                    log.error("restarting the dead %s bar stream failed: %s", symbol, exc)
-                self.bar_stream_stalled.emit(symbol, silent, stalls)
+    @bars_changed.setter
+    def bars_changed(self, event: threading.Event) -> None:
+        self._bars.bars_changed = event
 
     def last_bar_time(self, symbol: str) -> pd.Timestamp | None:
         """Stamp of the newest streamed bar of ``symbol`` (complete or not), or ``None``."""
@@ -778,12 +625,7 @@ class LiveDataFeedAdapter(IDataFeed):
 
     def last_bar_ns(self, symbol: str) -> int | None:
         """:meth:`last_bar_time` as int64 ns since the epoch (no pandas: it is on the engine's hot path)."""
-        name = _symbol(symbol)
-        spec = self._stream_spec.get(name)
-        if spec is None:
-            return None
-        self._flush(name, spec[0])
-        store = self._live.get((name, spec[0]))
+        store = self._bars.store(_symbol(symbol))
         return None if store is None else store.last_stamp_ns()
 
     def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -803,11 +645,9 @@ class LiveDataFeedAdapter(IDataFeed):
     def _streamed(self, symbol: str) -> LiveBars | None:
         """The up-to-date store of ``symbol``'s bar stream (None before its first bar); DataError if none runs."""
         name = _symbol(symbol)
-        spec = self._stream_spec.get(name)
-        if spec is None:
+        if name not in self._bars.spec:
             raise DataError(f"no bar stream for {name}; call stream_bars([{name!r}]) first")
-        self._flush(name, spec[0])
-        return self._live.get((name, spec[0]))
+        return self._bars.store(name)
 
     def server_time(self) -> pd.Timestamp:
         """TWS/Gateway's clock (UTC); the local clock if it cannot be asked."""
@@ -844,32 +684,11 @@ class LiveDataFeedAdapter(IDataFeed):
         tick alone proves the first half only (its bar update may still be on the wire). ``None`` until
         every symbol has had a bar update after a trade.
         """
-        values = [self._synced.get(_symbol(s)) for s in symbols]
-        if not values or any(v is None for v in values):
-            return None
-        return min(v for v in values if v is not None)
+        return self._bars.synced_ns([_symbol(s) for s in symbols])
 
     def stop_bar_streams(self) -> None:
         """Cancel every bar stream (history stays readable through :meth:`completed_bars`)."""
-        streams = list(self._streams.values())
-        self._streams.clear()
-        if streams and self._conn.is_connected():
-            for bars in streams:
-                if getattr(bars, "reqId", None) is None:
-                    continue
-                try:
-                    self._conn.call(self._conn.ib.cancelHistoricalData, bars)
-                except (TimeoutError, BrokerError, ConnectionError) as exc:
-                    log.warning("cancelling a bar stream failed: %s", exc)
-        for symbol, (interval, _) in list(self._stream_spec.items()):
-            self._flush(symbol, interval)  # what arrived before the cancel is kept in the cache
-            if self._bar_watch is not None:
-                self._bar_watch.forget(symbol)
-        self._stream_spec.clear()
-        task, self._bar_watch_task = self._bar_watch_task, None
-        if task is not None and self._conn.runtime.is_running:
-            with contextlib.suppress(TimeoutError, BrokerError, ConnectionError):
-                self._conn.call(task.cancel)
+        self._bars.stop()
 
     # ------------------------------------------------------------------ recovery (loop thread)
     def _on_restored(self, data_lost: bool) -> None:
@@ -883,7 +702,7 @@ class LiveDataFeedAdapter(IDataFeed):
     async def _resubscribe(self, why: str) -> None:
         with self._lock:
             symbols = sorted(self._subscribed)
-        streams = sorted(self._stream_spec)
+        streams = sorted(self._bars.spec)
         log.info("%s: renewing %d quote subscriptions and %d bar streams", why, len(symbols), len(streams))
         self._contracts.clear()  # ib_async reset its state; qualify again on the new session
         for symbol in symbols:
@@ -893,7 +712,7 @@ class LiveDataFeedAdapter(IDataFeed):
                 log.warning("resubscribing %s failed: %s", symbol, exc)
         for symbol in streams:
             try:
-                await self._start_stream(symbol)  # full lookback again: the gap is backfilled by merge
+                await self._bars.start(symbol)  # full lookback again: the gap is backfilled by merge
             except (DataError, ConnectionError, RequestError) as exc:
                 log.warning("restarting the %s bar stream failed: %s", symbol, exc)
         self._fallback = False

@@ -5,6 +5,11 @@ orders placed by hand or by another client are seen too), the completed orders (
 the executions (``reqExecutions``) and the positions (``reqPositions``), and turns them into the journal's plain
 :class:`~copilot_quant.journal.BrokerOrder` / :class:`~copilot_quant.journal.BrokerExecution` values,
 which :func:`copilot_quant.journal.reconcile` compares with the journal.
+
+IB's ``reqExecutions`` covers the current day only (unless TWS's trade log is set to keep up to 7 days):
+after an overnight or weekend outage, an order's fills from an earlier day show in its filled quantity
+but not as executions. :attr:`BrokerState.unseen_fills` names them (quantity known, price and execution
+id not), so that reconciliation can alert instead of taking the positions mismatch for a mystery.
 """
 
 from __future__ import annotations
@@ -21,7 +26,23 @@ from ib_async import Fill as IBFill
 from copilot_quant.brokers.ib_mapping import ib_status
 from copilot_quant.journal import BrokerExecution, BrokerOrder
 
-__all__ = ["BrokerState", "fetch_broker_state", "to_broker_execution", "to_broker_order"]
+__all__ = ["BrokerState", "UnseenFill", "fetch_broker_state", "to_broker_execution", "to_broker_order"]
+
+_QTY_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class UnseenFill:
+    """Shares IB reports filled for an order without an execution to show for them (fills from before
+    ``reqExecutions``' window: IB no longer says at what price or under which execution id)."""
+
+    order_ref: str | None
+    broker_order_id: int | None
+    perm_id: int | None
+    symbol: str
+    side: str
+    quantity: float
+
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +59,8 @@ class BrokerState:
     positions: dict[str, float] = field(default_factory=dict)
     #: The account's cash (``TotalCashValue``) when IB has reported it; information only.
     cash: float | None = None
+    #: Orders whose filled quantity at IB exceeds the executions IB returned for them (see the module doc).
+    unseen_fills: tuple[UnseenFill, ...] = ()
 
 
 def to_broker_order(trade: Trade) -> BrokerOrder | None:
@@ -136,6 +159,48 @@ async def fetch_broker_state(ib: IB, account: str | None = None) -> BrokerState:
             working[ref] = (int(trade.order.orderId or 0), int(trade.order.permId or 0))
     executions = [e for e in (to_broker_execution(f) for f in [*fills, *ib.fills()]) if e is not None]
     log.debug("broker state: %d orders, %d executions", len(orders), len(executions))
+    unseen = _unseen_fills(orders, executions)
+    for gap in unseen:
+        log.warning(
+            "IB reports %g more share(s) of %s filled for order %s than executions it still returns "
+            "(reqExecutions covers the current day only)",
+            gap.quantity,
+            gap.symbol,
+            gap.order_ref or gap.broker_order_id,
+        )
     return BrokerState(
-        tuple(orders), tuple(executions), working, _positions(ib_positions, account), _cash(ib, account)
+        tuple(orders),
+        tuple(executions),
+        working,
+        _positions(ib_positions, account),
+        _cash(ib, account),
+        tuple(unseen),
     )
+
+
+def _unseen_fills(orders: list[BrokerOrder], executions: list[BrokerExecution]) -> list[UnseenFill]:
+    seen_ids: set[str] = set()
+    by_ref: dict[str, float] = {}
+    by_id: dict[int, float] = {}
+    for e in executions:
+        if e.exec_id in seen_ids:
+            continue
+        seen_ids.add(e.exec_id)
+        if e.order_ref:
+            by_ref[e.order_ref] = by_ref.get(e.order_ref, 0.0) + e.quantity
+        elif e.broker_order_id:
+            by_id[e.broker_order_id] = by_id.get(e.broker_order_id, 0.0) + e.quantity
+    out: list[UnseenFill] = []
+    for order in orders:
+        if order.order_ref:
+            executed = by_ref.get(order.order_ref, 0.0)
+        else:
+            executed = by_id.get(order.broker_order_id or 0, 0.0)
+        gap = order.filled - executed
+        if gap > _QTY_EPS:
+            out.append(
+                UnseenFill(
+                    order.order_ref, order.broker_order_id, order.perm_id, order.symbol, order.side, gap
+                )
+            )
+    return out

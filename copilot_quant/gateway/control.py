@@ -64,6 +64,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "outage": ("outage SECONDS", "drop every client and refuse connections for SECONDS"),
     "exec-window": ("exec-window day|all", "reqExecutions answers the current day only (day), or everything"),
     "commissions": ("commissions normal|zero|late|release|currency:XXX", "how commission reports are sent"),
+    "account-throttle": ("account-throttle SECONDS", "send account values at most every SECONDS (0: off)"),
+    "permission": (
+        "permission CODE [SYMBOL]",
+        "market-data permission code on subscriptions: 354, 10167 (delayed), 10168, 10089, 10090",
+    ),
     "step": ("step [N]", "advance the market clock N bars (default 1)"),
     "pause": ("pause", "pause the market clock"),
     "speed": ("speed BARS_PER_SECOND", "run the market clock at this speed"),
@@ -255,6 +260,18 @@ def _speed(gw: GatewayServer, args: list[str], usage: str) -> str:
     return f"clock at {speed:g} bars/s"
 
 
+def _account_throttle(gw: GatewayServer, args: list[str], usage: str) -> str:
+    seconds = _number(args, usage)
+    gw.faults.throttle_account_updates(seconds)
+    return f"account values every {seconds:g}s" if seconds else "account values on every change"
+
+
+def _permission(gw: GatewayServer, args: list[str], usage: str) -> str:
+    code = _int(args, 0, usage)
+    count = gw.faults.market_data_permission(code, args[1] if len(args) > 1 else None)
+    return f"sent {code} to {count} subscription(s)"
+
+
 _ACTIONS: dict[str, Callable[[GatewayServer, list[str], str], str]] = {
     "status": _status,
     "drop": _drop,
@@ -273,6 +290,8 @@ _ACTIONS: dict[str, Callable[[GatewayServer, list[str], str], str]] = {
     "outage": _outage,
     "exec-window": _exec_window,
     "commissions": _commissions,
+    "permission": _permission,
+    "account-throttle": _account_throttle,
     "competing": _competing,
     "reject": _reject,
     "withhold": _withhold,

@@ -72,6 +72,11 @@ class GatewayCore:
         self.history = HistoryService(feed, self.market)
         self.pacer = HistoricalPacer(enabled=pacing)
         self.max_clients = max_clients
+        #: Drill (``FaultInjector.throttle_account_updates``): send reqAccountUpdates values at most every
+        #: this many seconds, as real IB does (about 3 minutes); None: on every change.
+        self.account_update_interval: float | None = None
+        #: When each session (by id) was last sent account values under that drill (monotonic seconds).
+        self.account_pushed_at: dict[int, float] = {}
         self.sessions: dict[int, Session] = {}
         self.pending: set[Session] = set()
         # Extra listeners (tests, benchmarks) on what the market and the broker report.

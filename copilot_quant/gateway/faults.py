@@ -24,7 +24,10 @@ Drills of what real IB does that a well-behaved gateway never shows (``docs/ib-b
 * :meth:`FaultInjector.farm` — farm codes with farm names (2103-2108, 2157/2158), 2110 and 1300;
 * :meth:`FaultInjector.outage` — the listener closed for longer than a client's backoff;
 * :meth:`FaultInjector.executions_today_only` — reqExecutions covers the current day only;
-* :meth:`FaultInjector.commission_reports` — commission reports late, zero or in another currency.
+* :meth:`FaultInjector.commission_reports` — commission reports late, zero or in another currency;
+* :meth:`FaultInjector.throttle_account_updates` — account values pushed every few minutes, not per fill;
+* :meth:`FaultInjector.market_data_permission` — market-data permission codes on a subscription (354,
+  10167 delayed data, 10168, 10089/10090).
 
 Every method may be called from any thread; it runs on the gateway loop and returns when done.
 """
@@ -37,6 +40,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from copilot_quant.errors import ConfigError, GatewayError
+from copilot_quant.gateway.messages.market_data import market_data_type
 from copilot_quant.gateway.messages.orders import order_status
 
 if TYPE_CHECKING:
@@ -68,6 +72,17 @@ DEFAULT_FARMS = {2103: "usfarm", 2104: "usfarm", 2108: "usfarm", 2157: "secdefil
 OTHER_TEXTS = {
     2110: "Connectivity between Trader Workstation and server is broken. It will be restored automatically.",
     1300: "TWS socket port has been reset and this connection is being dropped. Please reconnect on port {port}",
+}
+#: Market-data permission codes, real TWS's texts; ``None``: the subscription then gets no more ticks.
+PERMISSION_TEXTS: dict[int, tuple[str, int | None]] = {
+    354: ("Requested market data is not subscribed.", None),
+    10167: ("Requested market data is not subscribed. Displaying delayed market data.", 3),
+    10168: ("Requested market data is not subscribed. Delayed market data is not enabled.", None),
+    10089: ("Requested market data requires additional subscription for API. Delayed data available.", 3),
+    10090: (
+        "Part of requested market data is not subscribed. Subscription-independent ticks are still active.",
+        1,
+    ),
 }
 #: orderStatus (3): the index of the status and of whyHeld in the fields list.
 _STATUS_FIELD, _WHY_HELD_FIELD = 2, 10
@@ -228,6 +243,48 @@ class FaultInjector:
             )
         self._call_broker(lambda b: setattr(b, "commission_mode", mode))
         return 0
+
+    def market_data_permission(self, code: int, symbol: str | None = None) -> int:
+        """Answer every market-data subscription (on ``symbol``) with permission ``code``: 10167/10089 also
+        switch it to delayed data (type 3), 354/10168 end its ticks. Returns how many were answered."""
+        if code not in PERMISSION_TEXTS:
+            raise GatewayError(
+                f"{code} is not a market-data permission code; use one of {sorted(PERMISSION_TEXTS)}."
+            )
+        text, data_type = PERMISSION_TEXTS[code]
+
+        def answer() -> int:
+            count = 0
+            for session in self._server.core.sessions.values():
+                subs = session.subs.market_data
+                for req_id, sub_symbol in list(subs.items()):
+                    if symbol is not None and sub_symbol != symbol.upper():
+                        continue
+                    session.send_error(req_id, code, text)
+                    if data_type is None:
+                        del subs[req_id]
+                    elif data_type != 1:
+                        session.subs.market_data_type = data_type
+                        session.send(market_data_type(req_id, data_type))
+                    count += 1
+            return count
+
+        count = int(self._server.call(answer))
+        logger.warning("fault: market-data permission %d on %d subscription(s)", code, count)
+        return count
+
+    def throttle_account_updates(self, seconds: float | None) -> None:
+        """Send account values (reqAccountUpdates) at most every ``seconds``, as real IB does (about every
+        3 minutes; positions and P&L keep flowing); None or 0 ends the drill."""
+        if seconds is not None and seconds < 0:
+            raise GatewayError(f"throttle_account_updates needs seconds >= 0, got {seconds}")
+        core = self._server.core
+
+        def apply() -> None:
+            core.account_update_interval = seconds or None
+            core.account_pushed_at.clear()
+
+        self._server.call(apply)
 
     def _call_broker(self, action: Callable[[SimBroker], Any]) -> Any:
         try:

@@ -462,3 +462,15 @@ def test_readers_always_see_a_sorted_consistent_store_while_a_writer_upserts() -
     assert reads[0] > 0
     expected = bars_to_frame([row(s) for s in starts], "1m").iloc[-1500:]
     pd.testing.assert_frame_equal(store.frame(), expected)
+
+
+def test_bar_stream_restarts_never_ask_for_ever_more_history():
+    from itertools import pairwise
+
+    from copilot_quant.brokers.ib_bar_streams import stream_duration
+
+    durations = [stream_duration(30, n) for n in range(40)]  # 40 renewals: e.g. 40 nights of 1101
+    assert durations[:5] == ["30 D", "31 D", "32 D", "33 D", "30 D"]
+    assert set(durations) == {"30 D", "31 D", "32 D", "33 D"}  # bounded, was "69 D" after 39 restarts
+    assert all(a != b for a, b in pairwise(durations))  # never a repeat (pacing)
+    assert stream_duration(400, 0) == "2 Y"

@@ -4,6 +4,7 @@ cancel (93), reqPnLSingle (94) / cancel (95) — and the pushes to subscribers w
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from copilot_quant.gateway.broker import AccountChanged
@@ -191,7 +192,9 @@ def push_account_values(session: Session) -> None:
     if not (subs.account_updates or subs.account_updates_multi or subs.pnl or subs.pnl_single):
         return
     values = broker.account_values() if subs.account_updates or subs.account_updates_multi else []
-    if subs.account_updates:
+    if values and _throttled(session):
+        values = []  # real IB pushes account values about every 3 minutes; P&L keeps flowing
+    if subs.account_updates and values:
         changed = changed_values(session, ACCOUNT_UPDATES_KEY, values)
         for key, value, currency in changed:
             session.send(account_value(broker.account_id, key, value, currency))
@@ -206,6 +209,20 @@ def push_account_values(session: Session) -> None:
         single = broker.pnl_single(con_id)
         if single is not None:
             session.send(pnl_single(req_id, single))
+
+
+def _throttled(session: Session) -> bool:
+    """Whether account values must wait (the drill's interval since this session's last push)."""
+    interval = session.core.account_update_interval
+    if not interval:
+        return False
+    now = time.monotonic()
+    pushed = session.core.account_pushed_at
+    last = pushed.get(id(session))
+    if last is not None and now - last < interval:
+        return True
+    pushed[id(session)] = now
+    return False
 
 
 def push_marks(core: GatewayCore) -> None:

@@ -1,0 +1,116 @@
+"""Journal-gated, exactly-once delivery of fills to the broker adapter's fill callbacks.
+
+With a journal attached, a fill reaches the callbacks only after the journal committed its ``execId`` for
+the order (on the journal writer thread, so the IB loop keeps decoding meanwhile); an ``execId`` the
+journal already holds is never delivered again — across reconnects and process restarts. A fill the
+journal could not record is held back (the journal-failure callbacks halt trading) and reconciliation
+delivers it once a working journal is back. Without a journal (or an order ref) fills are delivered at once.
+
+Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread; callbacks run on the loop thread too
+(posted back from the writer thread); :meth:`FillGate.flush` from any other thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from copilot_quant.backtest.orders import Fill
+from copilot_quant.errors import BrokerError, JournalError
+from copilot_quant.journal import TradeJournal
+from copilot_quant.journal.writer import JournalWriter
+
+if TYPE_CHECKING:
+    from copilot_quant.brokers.runtime import IBRuntime
+
+__all__ = ["FillGate"]
+
+log = logging.getLogger(__name__)
+
+
+class FillGate:
+    """Books (``book``) and delivers (``emit``) each new fill once, after the journal recorded it."""
+
+    def __init__(
+        self,
+        runtime: Callable[[], IBRuntime],
+        writer: JournalWriter,
+        *,
+        book: Callable[[Fill], Any],
+        emit: Callable[[Fill], Any],
+        journal_failed: Callable[[JournalError], Any],
+    ) -> None:
+        self._runtime = runtime
+        self._writer = writer
+        self._book = book
+        self._emit = emit
+        self._journal_failed = journal_failed
+        self._posted = 0  # fills handed to the loop for delivery (written by the writer thread only)
+        self._emitted = 0  # … and delivered (written by the loop thread only)
+
+    def pass_fill(self, fill: Fill, exec_id: str, order_ref: str, journal: TradeJournal | None) -> None:
+        """A complete execution of the order journaled as ``order_ref``: journal it, then deliver it."""
+        if journal is None or not order_ref:
+            self._book(fill)
+            self._emit(fill)
+            return
+        try:
+            known = journal.knows_fill(exec_id, order_ref)
+        except JournalError as exc:
+            self._held_back(exec_id, exc)
+            return
+        if known:
+            log.info("execution %s is already in the journal; not delivered again", exec_id)
+            return
+        self._book(fill)
+        side = fill.order.side
+
+        def write(j: TradeJournal) -> bool:
+            return j.record_fill(
+                order_ref,
+                exec_id,
+                fill.symbol,
+                side,
+                fill.fill_quantity,
+                fill.fill_price,
+                fill.timestamp,
+                fill.commission,
+            )
+
+        def written(fresh: bool) -> None:  # writer thread
+            if fresh:
+                self._posted += 1
+                try:
+                    self._runtime().call_soon(self._emit_posted, fill)
+                except BrokerError:  # the IB loop is gone (shutting down): deliver from here, not never
+                    self._emit_posted(fill)
+            else:
+                log.info("execution %s is already in the journal; not delivered again", exec_id)
+
+        def failed(exc: JournalError) -> None:  # writer thread; on_failure (trading halts) follows
+            log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
+
+        self._writer.submit(journal, write, then=written, on_error=failed)
+
+    def _emit_posted(self, fill: Fill) -> None:
+        try:
+            self._emit(fill)
+        finally:
+            self._emitted += 1
+
+    def flush(self, timeout: float, run_on_loop: Callable[[float], Any]) -> bool:
+        """Wait until every fill passed so far is journaled and delivered (``run_on_loop(timeout)`` runs
+        an empty call on the loop: every delivery posted before it has run then)."""
+        if self._writer.pending and not self._writer.flush(timeout):
+            return False
+        if self._posted != self._emitted:
+            run_on_loop(timeout)
+        return True
+
+    def _held_back(self, exec_id: str, exc: JournalError) -> None:
+        # The journal is the record of what on_fill has seen. A fill it could not record is held back
+        # (trading halts now); reconciliation delivers it exactly once when a working journal is back,
+        # so a restart never hands the strategy the same execution twice.
+        self._journal_failed(exc)
+        log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)

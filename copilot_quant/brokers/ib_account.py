@@ -1,0 +1,184 @@
+"""The IB account as the broker adapter reads it: account values, stock positions, buying power.
+
+Everything is read from ib_async's caches, which IB keeps current (``reqAccountUpdates`` and positions,
+started at connect), so most reads are one trip to the IB loop thread. Note that real IB pushes account
+values on change or about every 3 minutes (positions right after a fill), so NetLiquidation and cash lag
+fills at IB; the simulated gateway pushes them at once (unless its ``throttle_account_updates`` drill is
+on). IB pushes the account's P&L (``reqPnL``) about every second: :meth:`IbAccount.pnl` reads it, for
+rails that must not lag (the daily-loss limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ib_async import RequestError
+
+from copilot_quant.backtest.orders import Order, OrderSide, Position
+from copilot_quant.errors import BrokerError, NotConnectedError
+
+if TYPE_CHECKING:
+    from copilot_quant.brokers.connection import IBConnection
+
+__all__ = ["AccountPnL", "IbAccount"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPnL:
+    """The account's P&L as IB pushes it (``reqPnL``, about every second); NaN where IB sent none."""
+
+    daily: float
+    unrealized: float
+    realized: float
+
+
+def _number(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+    return number if math.isfinite(number) and abs(number) < 1e300 else math.nan
+
+
+class IbAccount:
+    """Reads of one connection's account. ``*_async``/``read_*`` run on the loop thread; the rest from any
+    other thread."""
+
+    def __init__(self, connection: IBConnection, commission: Callable[[float, float], float]) -> None:
+        self._conn = connection
+        self._commission = commission
+
+    async def value_async(self, tag: str) -> float:
+        """An account value from ib_async's cache (kept current by IB), else from an account summary."""
+        ib = self._conn.ib
+        account = self._conn.account or ""
+        for v in ib.accountValues(account):
+            if v.tag == tag and v.currency in ("USD", "BASE", ""):
+                try:
+                    return float(v.value)
+                except ValueError:
+                    continue
+        for v in await ib.accountSummaryAsync(account):
+            if v.tag == tag:
+                return float(v.value)
+        raise BrokerError(f"IB did not report {tag} for account {account}")
+
+    def value(self, tag: str) -> float:
+        if not self._conn.is_connected():
+            raise NotConnectedError(f"{tag} needs a connection to IB; call connect() first")
+        value: float = self._conn.run(self.value_async(tag), timeout=10)
+        return value
+
+    async def pnl_async(self, wait: float = 2.0) -> AccountPnL:
+        """The account's P&L from IB's ``reqPnL`` stream (subscribed on first use; waits up to ``wait``
+        seconds for IB's first report)."""
+        ib = self._conn.ib
+        account = self._conn.account or ""
+        if not ib.pnl(account):
+            ib.reqPnL(account)
+            deadline = asyncio.get_running_loop().time() + wait
+            while not ib.pnl(account) or math.isnan(_number(ib.pnl(account)[0].dailyPnL)):
+                if asyncio.get_running_loop().time() >= deadline:
+                    break
+                await asyncio.sleep(0.02)
+        items = ib.pnl(account)
+        if not items:
+            raise BrokerError(f"IB sent no P&L for account {account}")
+        p = items[0]
+        return AccountPnL(_number(p.dailyPnL), _number(p.unrealizedPnL), _number(p.realizedPnL))
+
+    def pnl(self) -> AccountPnL:
+        if not self._conn.is_connected():
+            raise NotConnectedError("account_pnl() needs a connection to IB; call connect() first")
+        result: AccountPnL = self._conn.run(self.pnl_async(), timeout=10)
+        return result
+
+    def positions(self) -> dict[str, Position]:
+        result: dict[str, Position] = self._conn.call(self.read_positions)
+        return result
+
+    def snapshot(self) -> tuple[float, float, dict[str, Position]]:
+        """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread."""
+        if not self._conn.is_connected():
+            raise NotConnectedError("account_snapshot() needs a connection to IB; call connect() first")
+
+        async def snapshot() -> tuple[float, float, dict[str, Position]]:
+            value = await self.value_async("NetLiquidation")
+            cash = await self.value_async("TotalCashValue")
+            return value, cash, self.read_positions()
+
+        result: tuple[float, float, dict[str, Position]] = self._conn.run(snapshot(), timeout=10)
+        return result
+
+    def read_positions(self) -> dict[str, Position]:
+        """IB's stock positions marked with its portfolio prices (loop thread: ib_async's caches)."""
+        ib = self._conn.ib
+        account = self._conn.account or ""
+        marks = {
+            item.contract.symbol: item for item in ib.portfolio(account) if item.contract.secType == "STK"
+        }
+        out: dict[str, Position] = {}
+        for p in ib.positions(account):
+            if p.contract.secType != "STK" or not p.position:
+                continue
+            symbol = p.contract.symbol
+            pos = Position(symbol, quantity=float(p.position), avg_entry_price=float(p.avgCost))
+            item = marks.get(symbol)
+            if item is not None and item.marketPrice and item.marketPrice > 0:
+                pos.update_unrealized_pnl(float(item.marketPrice))
+                pos.realized_pnl = float(item.realizedPNL or 0.0)
+            out[symbol] = pos
+        return out
+
+    def read_position(self, symbol: str) -> float:
+        """IB's stock position in ``symbol`` from ib_async's cache (loop thread)."""
+        account = self._conn.account or ""
+        return sum(
+            float(p.position)
+            for p in self._conn.ib.positions(account)
+            if p.contract.symbol == symbol and p.contract.secType == "STK"
+        )
+
+    def position(self, symbol: str) -> float:
+        """:meth:`read_position` from another thread (0.0 when it cannot be read)."""
+        try:
+            return float(self._conn.call(self.read_position, symbol, timeout=5))
+        except (BrokerError, TimeoutError, ConnectionError):
+            return 0.0
+
+    def buying_power_refusal(self, order: Order, price: float, *, allow_short: bool) -> str | None:
+        """Why ``order`` is not affordable at ``price``, or ``None`` when it is (from any other thread)."""
+        if not self._conn.is_connected():
+            return "cannot check buying power: not connected to IB"
+        try:
+            refusal: str | None = self._conn.run(
+                self.refusal_async(order, price, allow_short=allow_short), timeout=10
+            )
+        except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
+            return f"cannot check buying power: {exc}"
+        return refusal
+
+    async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
+        power = await self.value_async("BuyingPower")
+        qty = float(order.quantity)
+        held = self.read_position(order.symbol)
+        if order.side == OrderSide.BUY:
+            opening = qty if held >= 0 else max(0.0, qty - abs(held))  # covering a short frees margin
+        else:
+            opening = max(0.0, qty - max(held, 0.0))
+            if opening > 0 and not allow_short:
+                return f"selling {qty:g} {order.symbol} would open a short position and allow_short=False"
+        needed = price * opening + self._commission(price, qty)
+        if needed > power:
+            return (
+                f"insufficient buying power: {order.side} {qty:g} {order.symbol} at {price:.2f} needs "
+                f"{needed:,.2f} including commission but IB BuyingPower is {power:,.2f}; reduce the quantity"
+            )
+        return None
