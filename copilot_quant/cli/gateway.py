@@ -13,17 +13,20 @@ from rich.console import Console
 from rich.markup import escape
 
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR, code_for
+from copilot_quant.cli.options import parse_symbols
 from copilot_quant.cli.reporting import print_error
 from copilot_quant.errors import CopilotQuantError
 
 
 def register(app: typer.Typer) -> None:
     """Add the `gateway` command to ``app``."""
-    app.command("gateway")(gateway)
+    # extra args: `--symbols AAPL MSFT` leaves MSFT as a stray token, read as a symbol (as backtest does)
+    app.command("gateway", context_settings={"allow_extra_args": True})(gateway)
     app.command("gateway-ctl")(gateway_ctl)
 
 
 def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line option
+    ctx: typer.Context,
     host: str = typer.Option(
         "127.0.0.1", help="Interface to listen on (loopback unless you mean otherwise)."
     ),
@@ -31,7 +34,11 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     data: str = typer.Option(
         "synthetic", help="Data source: sample, synthetic[:SEED], csv:DIR or store[:DIR]."
     ),
-    symbols: str = typer.Option("", help="Comma-separated symbols to offer (default: the data source's)."),
+    symbols: list[str] = typer.Option(
+        [],
+        "--symbols",
+        help="Symbols to offer: --symbols AAPL MSFT (or AAPL,MSFT; default: the data source's).",
+    ),
     account: str = typer.Option("DU1234567", help="Account id shown to clients."),
     cash: float = typer.Option(1_000_000.0, help="Starting cash in USD."),
     speed: float = typer.Option(0.0, help="Bars per second the market replays at (0 = paused)."),
@@ -69,12 +76,13 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
 
     console = Console(highlight=False)
     try:
+        offered = parse_symbols([*symbols, *ctx.args])
         check_volume_limit(volume_limit, "--volume-limit")
         config = GatewayConfig(
             host=host,
             port=port,
             data=data,
-            symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()] or None,
+            symbols=offered or None,
             account=account,
             cash=cash,
             speed=speed or None,

@@ -53,6 +53,7 @@ from rich.markup import escape
 from copilot_quant.brokers.config import check_live_confirmed
 from copilot_quant.brokers.ib_mapping import check_interval
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
+from copilot_quant.cli.options import parse_symbols
 from copilot_quant.cli.reporting import error_console, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
 from copilot_quant.cli.words import cli_words
@@ -359,9 +360,8 @@ def register(app: typer.Typer) -> None:
         from copilot_quant.risk import RiskLimits
 
         console = Console(highlight=False)
-        names = [p.strip().upper() for s in [*(symbols or []), *(more_symbols or [])] for p in s.split(",")]
-        names = [n for n in names if n]
         try:
+            names = parse_symbols([*(symbols or []), *(more_symbols or [])])
             if not names:
                 raise CopilotQuantError("no symbols given; add --symbols AAPL MSFT")
             # Everything that can be checked without IB is checked before connecting.

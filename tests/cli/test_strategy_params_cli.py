@@ -423,7 +423,10 @@ def test_load_strategy_and_describe_parameters(recorder: Path):
     assert loaded.describe() == (
         "SimpleMovingAverage(symbol='msft', quantity=2.5, fast_period=10, slow_period=30, time_in_force='day')"
     )
-    assert describe_parameters(loaded.cls) == "symbol=None, quantity=10, fast_period=10, slow_period=30, time_in_force='day'"
+    assert (
+        describe_parameters(loaded.cls)
+        == "symbol=None, quantity=10, fast_period=10, slow_period=30, time_in_force='day'"
+    )
     anything = load_strategy(f"{recorder}:Anything").cls
     assert describe_parameters(anything) == "size=1, **options (any other name)"
     with pytest.raises(StrategyError, match="has no parameter"):

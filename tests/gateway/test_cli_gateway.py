@@ -57,6 +57,20 @@ def test_gateway_command_serves_any_symbol_from_synthetic_data():
     assert "symbols: ZZZZ" in result.output
 
 
+@pytest.mark.parametrize("given", [["AAPL", "MSFT"], ["AAPL,MSFT"], ["aapl", "--symbols", "msft"]])
+def test_gateway_command_takes_symbols_in_both_forms_as_backtest_and_live_do(given: list[str]):
+    # issue 16: `gateway --symbols AAPL MSFT` failed where backtest and live accept both forms
+    result = _gateway("--data", "sample", "--symbols", *given, "--run-for", "0.1")
+    assert result.exit_code == 0, result.output
+    assert "symbols: AAPL, MSFT" in result.output
+
+
+def test_gateway_command_refuses_a_stray_token_that_is_no_ticker():
+    result = _gateway("--data", "sample", "--symbols", "AAPL", "data/x.csv", "--run-for", "0.1")
+    assert result.exit_code == 2, result.output
+    assert "'DATA/X.CSV' is not a ticker symbol" in result.output
+
+
 def test_gateway_command_refuses_a_start_after_the_data_ends_and_says_the_range():
     result = _gateway("--data", "sample", "--start", "2099-01-01", "--run-for", "0.1")
     assert result.exit_code == 2, result.output
