@@ -32,7 +32,7 @@ from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
-from copilot_quant.cli.words import cli_words
+from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -118,7 +118,9 @@ def run_orders(result: BacktestResult, symbols: list[str]) -> RunOrders:
     return RunOrders.of(result.orders, symbols)
 
 
-def _report_problems(console: Console, result: BacktestResult, symbols: list[str]) -> str | None:
+def _report_problems(
+    console: Console, result: BacktestResult, symbols: list[str], interval: str = "1d"
+) -> str | None:
     """Say what went wrong during the run (strategy errors, rejected and partly filled orders are never
     silent); returns why the run failed, or None (see :meth:`RunOrders.failure` and the module docstring)."""
     from copilot_quant.cli.run_summary import print_order_outcomes
@@ -126,9 +128,10 @@ def _report_problems(console: Console, result: BacktestResult, symbols: list[str
     bars = len(result.equity_curve)
     if result.errors:
         first = result.errors[0]
+        when = f" at {bar_time(first['timestamp'], interval)}" if first.get("timestamp") is not None else ""
         console.print(
             f"[yellow]{len(result.errors)} strategy error(s) on {errored_bars(result)} of {bars} bars "
-            f"(the first one's traceback is above; -vv logs the others); first: "
+            f"(the first one's traceback is above; -vv logs the others); first{when}: "
             f"{escape(str(first.get('type', '')))}: {escape(cli_words(str(first.get('error', ''))))}[/]",
             soft_wrap=True,
         )
@@ -274,7 +277,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
                 f"in {data!r}; widen the dates or check the data source."
             )
     console.print(metrics_table(result, f"{result.strategy_name} on {', '.join(names)}"))
-    failure = _report_problems(console, result, names)
+    failure = _report_problems(console, result, names, interval)
     if report is not None:
         written = result.to_html(report)
         console.print(f"Report written to [bold]{escape(str(written))}[/]")

@@ -52,11 +52,12 @@ from rich.markup import escape
 
 from copilot_quant.brokers.config import check_live_confirmed
 from copilot_quant.brokers.ib_mapping import check_interval
+from copilot_quant.cli import logs
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
 from copilot_quant.cli.options import parse_symbols
 from copilot_quant.cli.reporting import error_console, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
-from copilot_quant.cli.words import cli_words
+from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.journal.paths import default_journal_dir
 from copilot_quant.risk.kill_file import (
@@ -98,7 +99,7 @@ def _warn_without_journal(account: str) -> None:
     error_console().print(f"[bold yellow]Warning:[/] [yellow]{escape(text)}[/]")
 
 
-def _status_line(summary: dict[str, Any]) -> str:
+def _status_line(summary: dict[str, Any], interval: str = "1d") -> str:
     positions = ", ".join(f"{s} {q:g}" for s, q in summary["positions"].items()) or "flat"
     state = summary["connection_state"]
     colour = "green" if state == "connected" else "yellow" if state in ("degraded", "reconnecting") else "red"
@@ -107,7 +108,7 @@ def _status_line(summary: dict[str, Any]) -> str:
         f"[{colour}]{state}[/] | account {summary['account'] or '-'} | value ${summary['account_value']:,.2f}"
         f" | cash ${summary['cash_balance']:,.2f} | positions: {escape(positions)}"
         f" | fills {summary['total_fills']} | errors {summary['total_errors']}"
-        f" | last bar {last_bar if last_bar is not None else '-'}"
+        f" | last bar {bar_time(last_bar, interval)}"
         + (f" | [bold red]HALTED: {escape(str(summary['halted']))}[/]" if summary.get("halted") else "")
     )
 
@@ -191,12 +192,16 @@ def run_live(
     if engine.kill_switch_file is not None and _stale_kill_file(console, engine.kill_switch_file, None):
         return RUNTIME_FAILURE  # known before connecting; the account's own file is checked once connected
     console.print(f"Connecting to {settings.describe()} ...")
-    if not engine.connect():
-        console.print(
-            f"[bold red]Error:[/] could not connect to {escape(settings.host)}:{settings.port}. Is TWS/IB Gateway "
-            "(or `copilot-quant gateway`) running with the API enabled on that port?"
+    with logs.held_back() as attempts:  # each failed attempt is logged; the outcome is one line below
+        connected = engine.connect()
+    if not connected:
+        reason = next((e["error"] for e in reversed(engine.errors)), "")
+        print_error(
+            f"{reason or f'could not connect to {settings.host}:{settings.port}'}. Is TWS/IB Gateway (or "
+            "`copilot-quant gateway`) running with the API enabled on that port?"
         )
         return RUNTIME_FAILURE
+    logs.replay(attempts)
     armed = _arm_kill_files(engine, console)
     if not armed:
         engine.disconnect()
@@ -214,14 +219,17 @@ def run_live(
     previous = signal.signal(signal.SIGTERM, on_term)
     deadline = None if duration is None else time.monotonic() + duration
     try:
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+        # log records print on the status line's console, so rich keeps them above the line
+        with logs.logging_to(console), Live(console=console, refresh_per_second=4, transient=False) as live:
             while deadline is None or time.monotonic() < deadline:
-                live.update(_status_line(engine.get_performance_summary()))
+                live.update(_status_line(engine.get_performance_summary(), interval))
                 if not engine.is_running():
                     break
                 time.sleep(refresh)
+        if not console.is_terminal:
+            console.line()  # piped, the last status line has no newline of its own
     except KeyboardInterrupt:
-        console.print("Stopping ...")
+        console.print("\nStopping ...")
     finally:
         signal.signal(signal.SIGTERM, previous)
         engine.stop()

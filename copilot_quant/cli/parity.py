@@ -22,6 +22,7 @@ summarised (as ``backtest`` does).
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -35,7 +36,7 @@ from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, print_error
 from copilot_quant.cli.run_summary import print_order_outcomes
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
-from copilot_quant.cli.words import cli_words
+from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ def error_summary(run: RunSummary) -> str | None:
     if not run.strategy_errors:
         return None
     first = run.strategy_errors[0]
-    where = first.hook if first.bar is None else f"{first.hook} at {first.bar:%Y-%m-%d %H:%M} UTC"
+    where = first.hook if first.bar is None else f"{first.hook} at {bar_time(first.bar)}"
     return (
         f"{run.name}: {len(run.strategy_errors)} strategy error(s) on {run.errored_bars} of "
         f"{run.bars_given} bars; first ({where}): {first.error}"
@@ -112,7 +113,9 @@ def diff_table(report: ParityReport) -> Table:
 
 def _cell(value: object) -> str:
     # pandas stores a missing value (no error bar on one side, an order only one run has) as None or NaN
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return bar_time(value) if isinstance(value, datetime) else str(value)
 
 
 def print_report(report: ParityReport, console: Console) -> None:

@@ -7,7 +7,18 @@ known phrases before a command prints a message. Longest phrases first, so a lon
 
 from __future__ import annotations
 
-__all__ = ["cli_words"]
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["bar_time", "cli_words"]
+
+#: Bar intervals whose bars are whole sessions or longer: their time of day says nothing.
+_DAILY = frozenset({"1d", "1day", "d", "day", "1wk", "1w", "1mo", "1mon"})
+#: US equities; the exchange's zone is where sessions and dates are defined.
+_EXCHANGE_TZ = "America/New_York"
 
 _CLI_WORDS: tuple[tuple[str, str], ...] = (
     ("pass confirm_live=True", "add --confirm-live"),
@@ -34,3 +45,17 @@ def cli_words(message: str) -> str:
     for python, cli in _CLI_WORDS:
         message = message.replace(python, cli)
     return message
+
+
+def bar_time(stamp: datetime | pd.Timestamp | str | None, interval: str = "1d") -> str:
+    """A bar's time as a trader reads it: the exchange date for daily (or longer) bars, ``2024-01-05``;
+    the exchange-local time otherwise, ``2024-01-05 10:30 EST``. ``'-'`` for ``None``."""
+    import pandas as pd  # here: `copilot-quant --help` need not load it
+
+    if stamp is None:
+        return "-"
+    ts = pd.Timestamp(stamp)
+    local = (ts.tz_localize("UTC") if ts.tzinfo is None else ts).tz_convert(_EXCHANGE_TZ)
+    if str(interval).strip().lower().replace(" ", "") in _DAILY:
+        return f"{local:%Y-%m-%d}"
+    return f"{local:%Y-%m-%d %H:%M %Z}"
