@@ -17,6 +17,7 @@ from rich.markup import escape
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR, code_for
 from copilot_quant.cli.options import parse_symbols
 from copilot_quant.cli.reporting import print_error
+from copilot_quant.cli.words import bar_time
 from copilot_quant.errors import CopilotQuantError
 
 
@@ -111,7 +112,8 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     console.print(f"  account {server.broker.account_id}, data '{data}', symbols: {symbols_text}")
     console.print(f"  {escape(_account_text(server.broker.account_id, fresh, state))}", soft_wrap=True)
     console.print(
-        f"  market time {server.clock.now:%Y-%m-%d %H:%M} UTC, {_clock_text(speed, control.port if control else None)}"
+        f"  market time {bar_time(server.clock.now, bar_interval)}, "
+        f"{_clock_text(speed, control.port if control else None)}"
     )
     for notice in server.notices:
         console.print(f"  [yellow]Warning:[/] {escape(notice)}")

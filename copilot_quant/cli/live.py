@@ -212,6 +212,9 @@ def run_live(
         engine.disconnect()
         # A symbol IB does not know is bad input, like in `backtest`; anything else failed at run time.
         return USAGE_ERROR if any(e["type"] == "symbol" for e in engine.errors) else RUNTIME_FAILURE
+    journal = getattr(engine, "journal", None)
+    if journal is not None:
+        console.print(f"Journal: {escape(str(journal.path))}", soft_wrap=True)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -239,6 +242,13 @@ def run_live(
         f"Stopped. fills {summary['total_fills']}, errors {summary['total_errors']}, "
         f"bars processed {summary['bars_processed']}."
     )
+    held = ", ".join(f"{s} {q:g}" for s, q in summary["positions"].items())
+    if held:
+        console.print(
+            f"Still open in the account: {escape(held)}. Stopping closes no position; they stay at the broker "
+            "(and in the journal) for the next run.",
+            soft_wrap=True,
+        )
     return SUCCESS
 
 

@@ -143,3 +143,28 @@ def test_library_phrases_read_as_options() -> None:
     )
     assert "leave the option out" in cli_words("x; leave it unset (None) for no limit; got 2")
     assert cli_words("holdout_from 2011-01-01 leaves no bars") == "--holdout-from 2011-01-01 leaves no bars"
+
+
+def test_live_says_where_it_journals_and_what_it_leaves_open(
+    strategy_file: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.delenv("IB_PORT", raising=False)
+    journal = tmp_path / "journal.sqlite"
+    with running_gateway(data="synthetic", symbols=["AAPL"], speed=10, start="2024-01-02") as server:
+        args = [
+            "live",
+            f"{strategy_file}:BuyOnce",
+            "-s",
+            "AAPL",
+            "--port",
+            str(server.port),
+            "--client-id",
+            "94",
+        ]
+        args += ["--duration", "2", "--update-interval", "1", "--journal", str(journal)]
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"Journal: {journal}" in text
+    assert "Stopped. fills 1" in text
+    assert "Still open in the account: AAPL 5. Stopping closes no position" in text

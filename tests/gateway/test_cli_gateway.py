@@ -8,6 +8,7 @@ import socket
 
 import pytest
 from copilot_quant.cli import app
+from copilot_quant.cli.words import bar_time
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.timeout(60)
@@ -144,4 +145,4 @@ def test_gateway_command_resumes_the_market_clock_from_its_state_file(tmp_path):
     assert saved > "2013-03-02"  # the clock ran past the sample's last bar (2013-03-01)
     second = _gateway("--data", "sample", "--state", str(state), "--run-for", "0.1")
     assert second.exit_code == 0, second.output
-    assert f"market time {saved[:10]} {saved[11:16]} UTC" in second.output
+    assert f"market time {bar_time(saved)}," in second.output  # daily bars: the exchange date
