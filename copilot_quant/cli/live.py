@@ -230,9 +230,9 @@ def run_live(
                     break
                 time.sleep(refresh)
         if not console.is_terminal:
-            console.line()  # piped, the last status line has no newline of its own
+            console.line()  # piped, rich leaves the last status line without a newline of its own
     except KeyboardInterrupt:
-        console.print("\nStopping ...")
+        console.print("Stopping ..." if console.is_terminal else "\nStopping ...")
     finally:
         signal.signal(signal.SIGTERM, previous)
         engine.stop()

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.logging import RichHandler
 
+from copilot_quant.cli.words import cli_words
+
 __all__ = [
     "CliLogHandler",
     "IbAsyncLevels",
@@ -88,6 +90,11 @@ class CliLogHandler(RichHandler):
         if self.held is not None:
             self.held.append(record)
             return
+        # the library's Python spellings in the command line's words (`see result.errors` ...)
+        text = record.getMessage()
+        worded = cli_words(text)
+        if worded != text:
+            record.msg, record.args = worded, None
         super().emit(record)
 
 

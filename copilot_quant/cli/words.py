@@ -31,6 +31,7 @@ _CLI_WORDS: tuple[tuple[str, str], ...] = (
     ("leave it unset (None) for no limit", "leave the option out for no limit"),
     ("(or None to disable)", "(or leave the option out)"),
     ("holdout_from ", "--holdout-from "),
+    ("; see result.errors", "; the summary after the metrics counts them"),
     ("RiskLimits.max_order_quantity", "--max-order-qty"),
     ("RiskLimits.max_order_notional", "--max-order-notional"),
     ("RiskLimits.max_position_per_symbol", "--max-position"),

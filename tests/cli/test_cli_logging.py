@@ -168,3 +168,33 @@ def test_live_says_where_it_journals_and_what_it_leaves_open(
     assert f"Journal: {journal}" in text
     assert "Stopped. fills 1" in text
     assert "Still open in the account: AAPL 5. Stopping closes no position" in text
+
+
+def test_a_bad_option_value_is_refused_in_cli_words() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "backtest",
+            "copilot_quant.examples.sma_cross:SimpleMovingAverage",
+            "-s",
+            "AAPL",
+            "--volume-limit",
+            "2",
+        ],
+    )
+    assert result.exit_code == 2, result.output
+    assert "leave the option out for no limit" in result.stderr
+    assert "None" not in result.stderr
+
+
+def test_library_log_messages_read_in_cli_words(tmp_path: Path) -> None:
+    path = tmp_path / "boom.py"
+    path.write_text(
+        "from copilot_quant.backtest.strategy import Strategy\n\n\n"
+        "class Boom(Strategy):\n    def on_data(self, timestamp, data):\n        raise ValueError('boom')\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["backtest", f"{path}:Boom", "-s", "AAPL", "--end", "2005-03-01"])
+    assert result.exit_code == 1, result.output
+    assert "result.errors" not in result.output
+    assert result.output.count("Traceback (most recent call last)") == 1
