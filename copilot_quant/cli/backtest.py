@@ -244,7 +244,8 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     report: Path | None = typer.Option(None, "--report", "-r", help="Write the HTML report to this file."),
     params: list[str] = param_option(),
 ) -> None:
-    """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report."""
+    """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report
+    (the command's help is :data:`BACKTEST_HELP`)."""
     from copilot_quant.backtest.participation import check_volume_limit
 
     console = _console()
@@ -290,6 +291,13 @@ def _fail(why: str) -> None:
     print_error(why)
     raise typer.Exit(code=RUNTIME_FAILURE)
 
+
+#: ``copilot-quant backtest --help``: what it does, and when it exits 1 (typer keeps a docstring's line breaks).
+BACKTEST_HELP = (
+    "Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report.\n\n"
+    "Exits 1 after the summary when the run says too little: the strategy raised on more than half of its "
+    "bars, sent any order for a symbol not in --symbols, or had more than half of its orders rejected."
+)
 
 #: The window of the demo's live half: a year of bars keeps the whole demo well under a minute.
 DEMO_LIVE_RANGE = ("2012-01-01", "2012-12-31")
@@ -388,5 +396,6 @@ def register(app: typer.Typer) -> None:
         "backtest",
         context_settings={"allow_extra_args": True},
         no_args_is_help=True,
+        help=BACKTEST_HELP,
     )(backtest_command)
     app.command("demo")(demo_command)

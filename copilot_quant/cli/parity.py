@@ -49,6 +49,13 @@ PARITY_FAILED = RUNTIME_FAILURE
 
 _MAX_DIFF_ROWS = 40
 
+#: ``copilot-quant parity --help`` (typer keeps a docstring's line breaks).
+PARITY_HELP = (
+    "Backtest a strategy, run it live against the simulated gateway on the same bars, and compare.\n\n"
+    "Exits 1 when the runs differ, and when identical runs prove little: nothing filled, the strategy raised "
+    "on more than half of its bars, or a run's orders were mostly rejected or for a symbol not in --symbols."
+)
+
 
 def _console() -> Console:
     return Console(highlight=False, width=120)
@@ -167,7 +174,8 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     volume_limit: float | None = options.volume_limit_option(),
     params: list[str] = param_option(),
 ) -> None:
-    """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare."""
+    """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare (the
+    command's help is :data:`PARITY_HELP`)."""
     from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.parity import run_parity
 
@@ -205,4 +213,6 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 
 def register(app: typer.Typer) -> None:
     """Add the `parity` command to ``app``."""
-    app.command("parity", context_settings={"allow_extra_args": True}, no_args_is_help=True)(parity_command)
+    app.command(
+        "parity", context_settings={"allow_extra_args": True}, no_args_is_help=True, help=PARITY_HELP
+    )(parity_command)
