@@ -198,3 +198,23 @@ def test_library_log_messages_read_in_cli_words(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "result.errors" not in result.output
     assert result.output.count("Traceback (most recent call last)") == 1
+
+
+def test_a_reconcile_finding_is_one_line(strategy_file: Path, tmp_path: Path, monkeypatch) -> None:
+    # issue 16: the journal of an account whose gateway was restarted without --state holds a position the
+    # broker does not: that finding printed twice (a warning per finding, then the event at WARNING)
+    monkeypatch.delenv("IB_PORT", raising=False)
+    journal = tmp_path / "journal.sqlite"
+
+    def run(client_id: str):
+        with running_gateway(data="synthetic", symbols=["AAPL"], speed=10, start="2024-01-02") as server:
+            args = ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", str(server.port)]
+            args += ["--client-id", client_id, "--duration", "2", "--update-interval", "1"]
+            return CliRunner().invoke(app, [*args, "--journal", str(journal)])
+
+    first = run("95")
+    assert "Stopped. fills 1" in first.output, first.output
+    second = run("96")  # a fresh gateway with the same (library default) account id: it holds nothing
+    assert second.exit_code == 0, second.output
+    text = " ".join(second.output.split())
+    assert text.count("journal 5, broker 0") == 1, second.output
