@@ -218,3 +218,44 @@ def test_a_reconcile_finding_is_one_line(strategy_file: Path, tmp_path: Path, mo
     assert second.exit_code == 0, second.output
     text = " ".join(second.output.split())
     assert text.count("journal 5, broker 0") == 1, second.output
+
+
+CANCELS = """
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.orders import Order
+
+
+class PlaceThenCancel(Strategy):
+    def on_data(self, timestamp, data):
+        for order in self.open_orders():
+            self.cancel(order)
+        close = float(data["Close"].iloc[-1])
+        return [Order("AAPL", 1, "limit", "buy", limit_price=round(close * 0.5, 2), time_in_force="gtc")]
+"""
+
+
+def test_a_cancel_the_strategy_asked_for_logs_no_error(tmp_path: Path, monkeypatch) -> None:
+    # issue 16: every cancel logged `ERROR ib_async.wrapper: Error 202 ... Order Canceled`
+    monkeypatch.delenv("IB_PORT", raising=False)
+    path = tmp_path / "cancels.py"
+    path.write_text(CANCELS, encoding="utf-8")
+    with running_gateway(data="synthetic", symbols=["AAPL"], speed=10, start="2024-01-02") as server:
+        args = [
+            "live",
+            f"{path}:PlaceThenCancel",
+            "-s",
+            "AAPL",
+            "--port",
+            str(server.port),
+            "--client-id",
+            "97",
+        ]
+        args += ["--duration", "3", "--update-interval", "1", "--journal", str(tmp_path / "j.sqlite")]
+        result = CliRunner().invoke(app, ["-v", *args])  # -v: INFO shows, so the confirmation is visible
+        cancelled = [o for o in server.broker.completed_orders() if o.status.value == "Cancelled"]
+    assert result.exit_code == 0, result.output
+    assert cancelled, "the strategy should have cancelled orders"
+    confirmations = [line for line in result.output.splitlines() if "Error 202" in line]
+    assert confirmations, result.output  # logged through the CLI's handler ...
+    assert all("ERROR" not in line and "INFO" in line for line in confirmations)  # ... as what it is
+    assert "ERROR" not in result.output
