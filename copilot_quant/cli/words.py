@@ -15,10 +15,6 @@ if TYPE_CHECKING:
 
 __all__ = ["bar_time", "cli_words"]
 
-#: Bar intervals whose bars are whole sessions or longer: their time of day says nothing.
-_DAILY = frozenset({"1d", "1day", "d", "day", "1wk", "1w", "1mo", "1mon"})
-#: US equities; the exchange's zone is where sessions and dates are defined.
-_EXCHANGE_TZ = "America/New_York"
 
 _CLI_WORDS: tuple[tuple[str, str], ...] = (
     ("pass confirm_live=True", "add --confirm-live"),
@@ -49,14 +45,8 @@ def cli_words(message: str) -> str:
 
 
 def bar_time(stamp: datetime | pd.Timestamp | str | None, interval: str = "1d") -> str:
-    """A bar's time as a trader reads it: the exchange date for daily (or longer) bars, ``2024-01-05``;
-    the exchange-local time otherwise, ``2024-01-05 10:30 EST``. ``'-'`` for ``None``."""
-    import pandas as pd  # here: `copilot-quant --help` need not load it
+    """A bar's time as a trader reads it (:func:`copilot_quant.data.dates.bar_label`): the exchange date for
+    daily (or longer) bars, ``2024-01-05``; the exchange-local time otherwise, ``2024-01-05 10:30 EST``."""
+    from copilot_quant.data.dates import bar_label  # here: `copilot-quant --help` need not load pandas
 
-    if stamp is None:
-        return "-"
-    ts = pd.Timestamp(stamp)
-    local = (ts.tz_localize("UTC") if ts.tzinfo is None else ts).tz_convert(_EXCHANGE_TZ)
-    if str(interval).strip().lower().replace(" ", "") in _DAILY:
-        return f"{local:%Y-%m-%d}"
-    return f"{local:%Y-%m-%d %H:%M %Z}"
+    return bar_label(stamp, interval)

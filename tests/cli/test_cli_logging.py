@@ -194,10 +194,14 @@ def test_library_log_messages_read_in_cli_words(tmp_path: Path) -> None:
         "class Boom(Strategy):\n    def on_data(self, timestamp, data):\n        raise ValueError('boom')\n",
         encoding="utf-8",
     )
-    result = CliRunner().invoke(app, ["backtest", f"{path}:Boom", "-s", "AAPL", "--end", "2005-03-01"])
+    result = CliRunner().invoke(
+        app, ["backtest", f"{path}:Boom", "-s", "AAPL", "--start", "2005-01-03", "--end", "2005-03-01"]
+    )
     assert result.exit_code == 1, result.output
     assert "result.errors" not in result.output
     assert result.output.count("Traceback (most recent call last)") == 1
+    assert "Boom.on_data failed at 2005-01-03: boom" in " ".join(result.output.split())  # a date, daily bars
+    assert "+00:00" not in result.output
 
 
 def test_a_reconcile_finding_is_one_line(strategy_file: Path, tmp_path: Path, monkeypatch) -> None:
