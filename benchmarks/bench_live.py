@@ -33,8 +33,10 @@ import asyncio
 import multiprocessing as mp
 import statistics
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
@@ -163,17 +165,26 @@ def _measure(gateway: Gateway, samples: int) -> list[Sample]:
 
 
 def bench_engine(gateway: Gateway, samples: int) -> list[Sample]:
-    engine = LiveStrategyEngine(port=gateway.port, client_id=1, update_interval=60, fill_timeout=0.001)
-    engine.broker.ack_timeout = 0.0
-    engine.add_strategy(Flip())
-    try:
-        assert engine.connect(timeout=5)
-        assert engine.start(["AAPL"], lookback_days=30)
-        _measure(gateway, 5)  # warm-up
-        return _measure(gateway, samples)
-    finally:
-        engine.disconnect()
-        gateway.stop()
+    # A journal of its own, deleted afterwards: the benchmark must never write into the user's journal of
+    # the paper account (a later `copilot-quant live` would find this run's "Flip" orders there).
+    with tempfile.TemporaryDirectory(prefix="cq-bench-live-") as scratch:
+        engine = LiveStrategyEngine(
+            port=gateway.port,
+            client_id=1,
+            update_interval=60,
+            fill_timeout=0.001,
+            journal=Path(scratch) / "journal.sqlite",
+        )
+        engine.broker.ack_timeout = 0.0
+        engine.add_strategy(Flip())
+        try:
+            assert engine.connect(timeout=5)
+            assert engine.start(["AAPL"], lookback_days=30)
+            _measure(gateway, 5)  # warm-up
+            return _measure(gateway, samples)
+        finally:
+            engine.disconnect()
+            gateway.stop()
 
 
 def bench_raw_ib_async(gateway: Gateway, samples: int) -> list[Sample]:

@@ -14,7 +14,8 @@ settings.load_profile("ci")
 
 @pytest.fixture(autouse=True, scope="session")
 def _no_writes_to_home(tmp_path_factory: pytest.TempPathFactory):
-    """Journals, the data store and the download cache go to a temporary directory, never to ``~``."""
+    """Journals, the data store and the download cache go to a temporary directory, never to ``~`` nor to
+    a directory the developer's environment names (their own journal dir, say)."""
     import os
 
     root = tmp_path_factory.mktemp("copilot_quant_home")
@@ -25,7 +26,7 @@ def _no_writes_to_home(tmp_path_factory: pytest.TempPathFactory):
     }
     saved = {name: os.environ.get(name) for name in names}
     for name, sub in names.items():
-        os.environ.setdefault(name, str(root / sub))
+        os.environ[name] = str(root / sub)
     yield
     for name, value in saved.items():
         if value is None:

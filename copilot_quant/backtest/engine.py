@@ -81,7 +81,7 @@ from copilot_quant.backtest.market import MarketData, iter_floats
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
-from copilot_quant.data.dates import resolve_range, slice_range
+from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
 from copilot_quant.model.costs import CommissionModel, SlippageModel
 from copilot_quant.model.fill_rules import Execution
@@ -149,6 +149,7 @@ class BacktestEngine:
         self.fill_at = fill_at
         self.allow_short = allow_short
         self.interval = interval
+        self._run_interval = interval  # the interval of the current (or last) run, for messages
         self.check_causality = check_causality
         self.max_logged_errors = max_logged_errors
         self._given_broker = broker
@@ -273,7 +274,8 @@ class BacktestEngine:
             raise ConfigError("no strategy to run; call engine.add_strategy(MyStrategy()) before run()")
         names = _symbol_list(symbols)
         lo, hi = resolve_range(start_date, end_date)
-        frame = self._load(names, lo, hi, interval or self.interval, data)
+        self._run_interval = interval or self.interval
+        frame = self._load(names, lo, hi, self._run_interval, data)
         if self._given_broker is None:
             self.broker = self._new_broker()
         self.errors = []
@@ -595,9 +597,12 @@ class BacktestEngine:
             self._books.errors[owner].append(error)
         if self._logged_errors < self.max_logged_errors:
             self._logged_errors += 1
-            log.error("%s.%s failed at %s: %s", strategy.name, hook, ts, message, exc_info=exc)
+            when = bar_label(ts, self._run_interval)
+            log.error("%s.%s failed at %s: %s", strategy.name, hook, when, message, exc_info=exc)
         else:
-            log.debug("%s.%s failed at %s: %s", strategy.name, hook, ts, message)
+            log.debug(
+                "%s.%s failed at %s: %s", strategy.name, hook, bar_label(ts, self._run_interval), message
+            )
 
     # ------------------------------------------------------------------ result
     def _result(

@@ -336,8 +336,15 @@ class LiveBrokerAdapter(IBroker):
         if not report:
             record.errors.append(reason)
             return
-        log.warning(
-            "order %s %s %g %s rejected: %s", order.order_id, order.side, order.quantity, order.symbol, reason
+        # One line per rejection: when an engine listens for errors it logs the rejection itself.
+        log.log(
+            logging.DEBUG if self._error_callbacks else logging.WARNING,
+            "order %s %s %g %s rejected: %s",
+            order.order_id,
+            order.side,
+            order.quantity,
+            order.symbol,
+            reason,
         )
         self._emit_error(record, reason)
 

@@ -6,8 +6,6 @@ success, 1 on a runtime failure and 2 on bad input or usage (:mod:`copilot_quant
 
 from __future__ import annotations
 
-import logging
-
 import typer
 
 from copilot_quant import __version__
@@ -35,10 +33,9 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    from rich.logging import RichHandler
+    from copilot_quant.cli.logs import configure_logging
 
-    logging.basicConfig(level=level, format="%(name)s: %(message)s", handlers=[RichHandler(show_path=False)])
+    configure_logging(verbose)
 
 
 for _module in (backtest, sweep, batch, data, gateway, live, journal, parity):

@@ -31,7 +31,7 @@ from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, metrics_table, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
-from copilot_quant.cli.words import cli_words
+from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -96,7 +96,9 @@ def run_orders(result: BacktestResult, symbols: list[str]) -> RunOrders:
     return RunOrders.of(result.orders, symbols)
 
 
-def _report_problems(console: Console, result: BacktestResult, symbols: list[str]) -> str | None:
+def _report_problems(
+    console: Console, result: BacktestResult, symbols: list[str], interval: str = "1d"
+) -> str | None:
     """Say what went wrong during the run (strategy errors, rejected and partly filled orders are never
     silent); returns why the run failed, or None (see :meth:`RunOrders.failure` and the module docstring)."""
     from copilot_quant.cli.run_summary import print_order_outcomes
@@ -104,9 +106,10 @@ def _report_problems(console: Console, result: BacktestResult, symbols: list[str
     bars = len(result.equity_curve)
     if result.errors:
         first = result.errors[0]
+        when = f" at {bar_time(first['timestamp'], interval)}" if first.get("timestamp") is not None else ""
         console.print(
             f"[yellow]{len(result.errors)} strategy error(s) on {errored_bars(result)} of {bars} bars "
-            f"(the first one's traceback is above; -vv logs the others); first: "
+            f"(the first one's traceback is above; -vv logs the others); first{when}: "
             f"{escape(str(first.get('type', '')))}: {escape(cli_words(str(first.get('error', ''))))}[/]",
             soft_wrap=True,
         )
@@ -227,7 +230,8 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     params: list[str] = param_option(),
     benchmark: str | None = options.benchmark_option(),
 ) -> None:
-    """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report."""
+    """Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report
+    (the command's help is :data:`BACKTEST_HELP`)."""
     from copilot_quant.backtest.participation import check_volume_limit
 
     console = _console()
@@ -264,7 +268,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     console.print(
         metrics_table(result, f"{result.strategy_name} on {', '.join(names)}", source=f"{data}, {interval}")
     )
-    failure = _report_problems(console, result, names)
+    failure = _report_problems(console, result, names, interval)
     if report is not None:
         written = result.to_html(report)
         console.print(f"Report written to [bold]{escape(str(written))}[/]")
@@ -277,6 +281,13 @@ def _fail(why: str) -> None:
     print_error(why)
     raise typer.Exit(code=RUNTIME_FAILURE)
 
+
+#: ``copilot-quant backtest --help``: what it does, and when it exits 1 (typer keeps a docstring's line breaks).
+BACKTEST_HELP = (
+    "Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report.\n\n"
+    "Exits 1 after the summary when the run says too little: the strategy raised on more than half of its "
+    "bars, sent any order for a symbol not in --symbols, or had more than half of its orders rejected."
+)
 
 #: The window of the demo's live half: a year of bars keeps the whole demo well under a minute.
 DEMO_LIVE_RANGE = ("2012-01-01", "2012-12-31")
@@ -375,5 +386,6 @@ def register(app: typer.Typer) -> None:
         "backtest",
         context_settings={"allow_extra_args": True},
         no_args_is_help=True,
+        help=BACKTEST_HELP,
     )(backtest_command)
     app.command("demo")(demo_command)

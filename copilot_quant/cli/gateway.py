@@ -6,6 +6,8 @@ cannot listen, the control port cannot be reached or the gateway failed to carry
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 
 import typer
@@ -13,17 +15,21 @@ from rich.console import Console
 from rich.markup import escape
 
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR, code_for
+from copilot_quant.cli.options import parse_symbols
 from copilot_quant.cli.reporting import print_error
+from copilot_quant.cli.words import bar_time
 from copilot_quant.errors import CopilotQuantError
 
 
 def register(app: typer.Typer) -> None:
     """Add the `gateway` command to ``app``."""
-    app.command("gateway")(gateway)
+    # extra args: `--symbols AAPL MSFT` leaves MSFT as a stray token, read as a symbol (as backtest does)
+    app.command("gateway", context_settings={"allow_extra_args": True})(gateway)
     app.command("gateway-ctl")(gateway_ctl)
 
 
 def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line option
+    ctx: typer.Context,
     host: str = typer.Option(
         "127.0.0.1", help="Interface to listen on (loopback unless you mean otherwise)."
     ),
@@ -31,8 +37,16 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     data: str = typer.Option(
         "synthetic", help="Data source: sample, synthetic[:SEED], csv:DIR or store[:DIR]."
     ),
-    symbols: str = typer.Option("", help="Comma-separated symbols to offer (default: the data source's)."),
-    account: str = typer.Option("DU1234567", help="Account id shown to clients."),
+    symbols: list[str] = typer.Option(
+        [],
+        "--symbols",
+        help="Symbols to offer: --symbols AAPL MSFT (or AAPL,MSFT; default: the data source's).",
+    ),
+    account: str | None = typer.Option(
+        None,
+        help="Account id shown to clients (default: the one saved in --state, else IB_PAPER_ACCOUNT, else a "
+        "fresh DU… paper id for this run, so a fresh gateway is never taken for one an old journal knows).",
+    ),
     cash: float = typer.Option(1_000_000.0, help="Starting cash in USD."),
     speed: float = typer.Option(0.0, help="Bars per second the market replays at (0 = paused)."),
     bar_interval: str = typer.Option("1d", "--bar-interval", help="Replay bar interval: 1m … 1h or 1d."),
@@ -69,13 +83,15 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
 
     console = Console(highlight=False)
     try:
+        offered = parse_symbols([*symbols, *ctx.args])
+        account_id, fresh = gateway_account(account, state or None)
         check_volume_limit(volume_limit, "--volume-limit")
         config = GatewayConfig(
             host=host,
             port=port,
             data=data,
-            symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()] or None,
-            account=account,
+            symbols=offered or None,
+            account=account_id,
             cash=cash,
             speed=speed or None,
             bar_interval=bar_interval,
@@ -94,8 +110,10 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     symbols_text = ", ".join(server.core.registry.symbols[:12]) or "any ticker (generated on request)"
     console.print(f"[bold green]Simulated IB Gateway[/] listening on [bold]{server.host}:{server.port}[/]")
     console.print(f"  account {server.broker.account_id}, data '{data}', symbols: {symbols_text}")
+    console.print(f"  {escape(_account_text(server.broker.account_id, fresh, state))}", soft_wrap=True)
     console.print(
-        f"  market time {server.clock.now:%Y-%m-%d %H:%M} UTC, {_clock_text(speed, control.port if control else None)}"
+        f"  market time {bar_time(server.clock.now, bar_interval)}, "
+        f"{_clock_text(speed, control.port if control else None)}"
     )
     for notice in server.notices:
         console.print(f"  [yellow]Warning:[/] {escape(notice)}")
@@ -118,6 +136,49 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             control.stop()
         server.stop()
         console.print("Gateway stopped.")
+
+
+def gateway_account(account: str | None, state_file: str | None) -> tuple[str, bool]:
+    """The account id the gateway presents, and whether it is a fresh one made up for this run.
+
+    ``--account`` wins; else the account a ``--state`` file was saved for (so it resumes); else
+    ``IB_PAPER_ACCOUNT`` (the engine checks that the gateway manages it); else a new random paper id
+    ``DU`` + 7 digits. A fixed default id would make every fresh gateway look like the account an old
+    journal remembers (``position mismatch AAPL: journal 50, broker 0`` at the next ``live``).
+    """
+    from copilot_quant.gateway.state import load_state
+
+    if account:
+        return account.strip(), False
+    if state_file:
+        saved = load_state(state_file)
+        if saved is not None:
+            return saved.account_id, False
+    configured = os.environ.get("IB_PAPER_ACCOUNT", "").strip()
+    if configured:
+        return configured, False
+    return f"DU{secrets.randbelow(9_000_000) + 1_000_000}", True
+
+
+def _account_text(account: str, fresh: bool, state: str) -> str:
+    """What the banner says about the account: fresh or kept, and where its journal will be."""
+    from copilot_quant.journal.paths import default_journal_path
+
+    journal = default_journal_path(account)
+    if fresh and state:
+        return (
+            f"a fresh paper account, kept in {state} from now on (restart with the same --state to resume "
+            f"it); `copilot-quant live` journals it in {journal}"
+        )
+    if fresh:
+        return (
+            f"a fresh paper account for this run (no --state): empty, and a `copilot-quant live` against it "
+            f"starts a new journal, {journal}. Pass --state FILE to keep the account, its orders and positions "
+            "across gateway restarts."
+        )
+    if state:
+        return f"account, orders, fills and market time kept in {state}; `live` journals it in {journal}"
+    return f"`copilot-quant live` journals this account in {journal}"
 
 
 def _clock_text(speed: float, control_port: int | None) -> str:

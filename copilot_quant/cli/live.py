@@ -52,10 +52,12 @@ from rich.markup import escape
 
 from copilot_quant.brokers.config import check_live_confirmed
 from copilot_quant.brokers.ib_mapping import check_interval
+from copilot_quant.cli import logs
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
+from copilot_quant.cli.options import parse_symbols
 from copilot_quant.cli.reporting import error_console, print_error
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
-from copilot_quant.cli.words import cli_words
+from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.journal.paths import default_journal_dir
 from copilot_quant.risk.kill_file import (
@@ -97,7 +99,7 @@ def _warn_without_journal(account: str) -> None:
     error_console().print(f"[bold yellow]Warning:[/] [yellow]{escape(text)}[/]")
 
 
-def _status_line(summary: dict[str, Any]) -> str:
+def _status_line(summary: dict[str, Any], interval: str = "1d") -> str:
     positions = ", ".join(f"{s} {q:g}" for s, q in summary["positions"].items()) or "flat"
     state = summary["connection_state"]
     colour = "green" if state == "connected" else "yellow" if state in ("degraded", "reconnecting") else "red"
@@ -106,7 +108,7 @@ def _status_line(summary: dict[str, Any]) -> str:
         f"[{colour}]{state}[/] | account {summary['account'] or '-'} | value ${summary['account_value']:,.2f}"
         f" | cash ${summary['cash_balance']:,.2f} | positions: {escape(positions)}"
         f" | fills {summary['total_fills']} | errors {summary['total_errors']}"
-        f" | last bar {last_bar if last_bar is not None else '-'}"
+        f" | last bar {bar_time(last_bar, interval)}"
         + (f" | [bold red]HALTED: {escape(str(summary['halted']))}[/]" if summary.get("halted") else "")
     )
 
@@ -190,12 +192,16 @@ def run_live(
     if engine.kill_switch_file is not None and _stale_kill_file(console, engine.kill_switch_file, None):
         return RUNTIME_FAILURE  # known before connecting; the account's own file is checked once connected
     console.print(f"Connecting to {settings.describe()} ...")
-    if not engine.connect():
-        console.print(
-            f"[bold red]Error:[/] could not connect to {escape(settings.host)}:{settings.port}. Is TWS/IB Gateway "
-            "(or `copilot-quant gateway`) running with the API enabled on that port?"
+    with logs.held_back() as attempts:  # each failed attempt is logged; the outcome is one line below
+        connected = engine.connect()
+    if not connected:
+        reason = next((e["error"] for e in reversed(engine.errors)), "")
+        print_error(
+            f"{reason or f'could not connect to {settings.host}:{settings.port}'}. Is TWS/IB Gateway (or "
+            "`copilot-quant gateway`) running with the API enabled on that port?"
         )
         return RUNTIME_FAILURE
+    logs.replay(attempts)
     armed = _arm_kill_files(engine, console)
     if not armed:
         engine.disconnect()
@@ -206,6 +212,9 @@ def run_live(
         engine.disconnect()
         # A symbol IB does not know is bad input, like in `backtest`; anything else failed at run time.
         return USAGE_ERROR if any(e["type"] == "symbol" for e in engine.errors) else RUNTIME_FAILURE
+    journal = getattr(engine, "journal", None)
+    if journal is not None:
+        console.print(f"Journal: {escape(str(journal.path))}", soft_wrap=True)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -213,14 +222,17 @@ def run_live(
     previous = signal.signal(signal.SIGTERM, on_term)
     deadline = None if duration is None else time.monotonic() + duration
     try:
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
+        # log records print on the status line's console, so rich keeps them above the line
+        with logs.logging_to(console), Live(console=console, refresh_per_second=4, transient=False) as live:
             while deadline is None or time.monotonic() < deadline:
-                live.update(_status_line(engine.get_performance_summary()))
+                live.update(_status_line(engine.get_performance_summary(), interval))
                 if not engine.is_running():
                     break
                 time.sleep(refresh)
+        if not console.is_terminal:
+            console.line()  # piped, rich leaves the last status line without a newline of its own
     except KeyboardInterrupt:
-        console.print("Stopping ...")
+        console.print("Stopping ..." if console.is_terminal else "\nStopping ...")
     finally:
         signal.signal(signal.SIGTERM, previous)
         engine.stop()
@@ -230,6 +242,13 @@ def run_live(
         f"Stopped. fills {summary['total_fills']}, errors {summary['total_errors']}, "
         f"bars processed {summary['bars_processed']}."
     )
+    held = ", ".join(f"{s} {q:g}" for s, q in summary["positions"].items())
+    if held:
+        console.print(
+            f"Still open in the account: {escape(held)}. Stopping closes no position; they stay at the broker "
+            "(and in the journal) for the next run.",
+            soft_wrap=True,
+        )
     return SUCCESS
 
 
@@ -359,9 +378,8 @@ def register(app: typer.Typer) -> None:
         from copilot_quant.risk import RiskLimits
 
         console = Console(highlight=False)
-        names = [p.strip().upper() for s in [*(symbols or []), *(more_symbols or [])] for p in s.split(",")]
-        names = [n for n in names if n]
         try:
+            names = parse_symbols([*(symbols or []), *(more_symbols or [])])
             if not names:
                 raise CopilotQuantError("no symbols given; add --symbols AAPL MSFT")
             # Everything that can be checked without IB is checked before connecting.

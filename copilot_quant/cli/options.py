@@ -29,6 +29,7 @@ __all__ = [
     "is_ticker",
     "parse_benchmark",
     "parse_fill_at",
+    "parse_symbols",
     "slippage_option",
     "split_tokens",
     "start_option",
@@ -168,17 +169,26 @@ def split_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[s
     specs = [t for t in tokens if ":" in t or t.endswith(".py") or "/" in t]
     spec = specs[0] if specs else strategy
     rest = [t for t in tokens if t is not spec]
-    names: list[str] = []
-    for token in [*symbols, *rest]:
-        names += [s.strip().upper() for s in token.split(",") if s.strip()]
+    names = parse_symbols([*symbols, *rest])
     if not names:
         raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
+    return spec, names
+
+
+def parse_symbols(tokens: list[str]) -> list[str]:
+    """``--symbols AAPL MSFT`` or ``--symbols AAPL,MSFT`` (or both mixed) as upper-case tickers, in order,
+    each once; ConfigError for a token that is no ticker (a stray option value, a typo)."""
+    from copilot_quant.errors import ConfigError
+
+    names: list[str] = []
+    for token in tokens:
+        names += [s.strip().upper() for s in token.split(",") if s.strip()]
     bad = [s for s in names if not _TICKER.match(s)]
     if bad:
         raise ConfigError(
             f"{', '.join(repr(b) for b in bad)} is not a ticker symbol; pass symbols as --symbols AAPL MSFT."
         )
-    return spec, list(dict.fromkeys(names))
+    return list(dict.fromkeys(names))
 
 
 def check_dates(start: str | None, end: str | None) -> None:

@@ -22,6 +22,7 @@ summarised (as ``backtest`` does).
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import typer
@@ -35,7 +36,7 @@ from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, print_error
 from copilot_quant.cli.run_summary import print_order_outcomes
 from copilot_quant.cli.strategy_spec import load_strategy, param_option
-from copilot_quant.cli.words import cli_words
+from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -47,6 +48,13 @@ __all__ = ["PARITY_FAILED", "diff_table", "error_summary", "print_report", "regi
 PARITY_FAILED = RUNTIME_FAILURE
 
 _MAX_DIFF_ROWS = 40
+
+#: ``copilot-quant parity --help`` (typer keeps a docstring's line breaks).
+PARITY_HELP = (
+    "Backtest a strategy, run it live against the simulated gateway on the same bars, and compare.\n\n"
+    "Exits 1 when the runs differ, and when identical runs prove little: nothing filled, the strategy raised "
+    "on more than half of its bars, or a run's orders were mostly rejected or for a symbol not in --symbols."
+)
 
 
 def _console() -> Console:
@@ -87,7 +95,7 @@ def error_summary(run: RunSummary) -> str | None:
     if not run.strategy_errors:
         return None
     first = run.strategy_errors[0]
-    where = first.hook if first.bar is None else f"{first.hook} at {first.bar:%Y-%m-%d %H:%M} UTC"
+    where = first.hook if first.bar is None else f"{first.hook} at {bar_time(first.bar)}"
     return (
         f"{run.name}: {len(run.strategy_errors)} strategy error(s) on {run.errored_bars} of "
         f"{run.bars_given} bars; first ({where}): {first.error}"
@@ -112,7 +120,9 @@ def diff_table(report: ParityReport) -> Table:
 
 def _cell(value: object) -> str:
     # pandas stores a missing value (no error bar on one side, an order only one run has) as None or NaN
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return bar_time(value) if isinstance(value, datetime) else str(value)
 
 
 def print_report(report: ParityReport, console: Console) -> None:
@@ -164,7 +174,8 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     volume_limit: float | None = options.volume_limit_option(),
     params: list[str] = param_option(),
 ) -> None:
-    """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare."""
+    """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare (the
+    command's help is :data:`PARITY_HELP`)."""
     from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.parity import run_parity
 
@@ -202,4 +213,6 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 
 def register(app: typer.Typer) -> None:
     """Add the `parity` command to ``app``."""
-    app.command("parity", context_settings={"allow_extra_args": True}, no_args_is_help=True)(parity_command)
+    app.command(
+        "parity", context_settings={"allow_extra_args": True}, no_args_is_help=True, help=PARITY_HELP
+    )(parity_command)

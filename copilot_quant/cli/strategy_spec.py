@@ -250,7 +250,18 @@ def parse_params(items: Sequence[str]) -> dict[str, Any]:
 _KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
-_short = reprlib.Repr()
+
+class _ShortRepr(reprlib.Repr):
+    """``reprlib`` shortening, with numpy scalars shown as the Python numbers they hold (``4.8``, not
+    ``np.float64(4.8)``): a value read from a DataFrame (a sweep's best row, say) is a numpy scalar."""
+
+    def repr1(self, x: Any, level: int) -> str:
+        if type(x).__module__ == "numpy" and hasattr(x, "item") and getattr(x, "ndim", None) == 0:
+            x = x.item()
+        return super().repr1(x, level)
+
+
+_short = _ShortRepr()
 _short.maxstring = _short.maxother = 80
 _short.maxlist = _short.maxtuple = _short.maxdict = _short.maxset = 20
 

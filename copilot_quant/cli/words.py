@@ -7,7 +7,14 @@ known phrases before a command prints a message. Longest phrases first, so a lon
 
 from __future__ import annotations
 
-__all__ = ["cli_words"]
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["bar_time", "cli_words"]
+
 
 _CLI_WORDS: tuple[tuple[str, str], ...] = (
     ("pass confirm_live=True", "add --confirm-live"),
@@ -20,6 +27,7 @@ _CLI_WORDS: tuple[tuple[str, str], ...] = (
     ("leave it unset (None) for no limit", "leave the option out for no limit"),
     ("(or None to disable)", "(or leave the option out)"),
     ("holdout_from ", "--holdout-from "),
+    ("; see result.errors", "; the summary after the metrics counts them"),
     ("RiskLimits.max_order_quantity", "--max-order-qty"),
     ("RiskLimits.max_order_notional", "--max-order-notional"),
     ("RiskLimits.max_position_per_symbol", "--max-position"),
@@ -34,3 +42,11 @@ def cli_words(message: str) -> str:
     for python, cli in _CLI_WORDS:
         message = message.replace(python, cli)
     return message
+
+
+def bar_time(stamp: datetime | pd.Timestamp | str | None, interval: str = "1d") -> str:
+    """A bar's time as a trader reads it (:func:`copilot_quant.data.dates.bar_label`): the exchange date for
+    daily (or longer) bars, ``2024-01-05``; the exchange-local time otherwise, ``2024-01-05 10:30 EST``."""
+    from copilot_quant.data.dates import bar_label  # here: `copilot-quant --help` need not load pandas
+
+    return bar_label(stamp, interval)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from copilot_quant.errors import DataError
 
-__all__ = ["EXCHANGE_TZ", "DateLike", "resolve_range", "slice_range", "to_utc"]
+__all__ = ["EXCHANGE_TZ", "DateLike", "bar_label", "resolve_range", "slice_range", "to_utc"]
 
 #: Time zone naive user input is read in (the NYSE's zone).
 EXCHANGE_TZ = "America/New_York"
@@ -94,3 +94,20 @@ def slice_range(frame: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timesta
     lo = 0 if start is None else int(index.searchsorted(start, side="left"))
     hi = len(index) if end is None else int(index.searchsorted(end, side="right"))
     return frame.iloc[lo:hi]
+
+
+#: Bar intervals whose bars are whole sessions or longer: their time of day says nothing.
+_DAILY_INTERVALS = frozenset({"1d", "1day", "d", "day", "1wk", "1w", "1mo", "1mon"})
+
+
+def bar_label(stamp: DateLike | None, interval: str = "1d", tz: str = EXCHANGE_TZ) -> str:
+    """A bar's time as a trader reads it: the exchange date for daily (or longer) bars, ``2024-01-05``;
+    the exchange-local time otherwise, ``2024-01-05 10:30 EST``. ``'-'`` for ``None``. (Bars are stamped at
+    their close in UTC, ``2024-01-05 21:00:00+00:00``, which reads as the wrong day and time.)"""
+    if stamp is None:
+        return "-"
+    ts = pd.Timestamp(stamp)
+    local = (ts.tz_localize("UTC") if ts.tzinfo is None else ts).tz_convert(tz)
+    if str(interval).strip().lower().replace(" ", "") in _DAILY_INTERVALS:
+        return f"{local:%Y-%m-%d}"
+    return f"{local:%Y-%m-%d %H:%M %Z}"

@@ -178,10 +178,12 @@ class SmaCrossFast(FastStrategy):
         self.fast_period = fast_period
         self.slow_period = slow_period
         self.held = 0.0
+        self._buy_sent = False
 
     def initialize(self) -> None:
         self.symbol = traded_symbol(self, self.requested_symbol)
         self.held = 0.0
+        self._buy_sent = False
 
     def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.Series]:
         closes = close_prices(data, self.symbol)
@@ -194,10 +196,15 @@ class SmaCrossFast(FastStrategy):
 
     def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
         fast, slow = values  # in the order indicators() returned them
-        # comparisons with NaN (warm-up, missing bars) are False, so those bars never signal
+        # comparisons with NaN (warm-up, missing bars) are False, so those bars never signal. The working
+        # orders are looked up only when a bar can act: while holding, or after a buy was sent (it may
+        # still be working), so the fast path does no per-bar bookkeeping while it waits.
         if fast > slow and self.held == 0:
-            return _crossover_orders(self, True)
-        if fast < slow:
+            orders = _crossover_orders(self, True)
+            self._buy_sent = self._buy_sent or bool(orders)
+            return orders
+        if fast < slow and (self.held > 0 or self._buy_sent):
+            self._buy_sent = False  # any buy still working is cancelled now
             return _crossover_orders(self, False)
         return None
 

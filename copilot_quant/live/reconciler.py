@@ -186,7 +186,8 @@ class Reconciler:
         detail = f"{reason}: " + ("clean" if not lines else "; ".join(lines))
         if state.cash is not None:  # information only: deposits and fees never reach the journal
             detail += f" (IB cash {state.cash:,.2f}, not compared)"
-        self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO if not lines else logging.WARNING)
+        # each finding was logged as a warning just above: the event itself (journaled) is one INFO line
+        self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO)
         self._move(ReconcileState.DIVERGED if lines else ReconcileState.CLEAN, reason)
         return report
 

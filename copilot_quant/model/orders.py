@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import re
 import threading
 from collections.abc import Iterable
@@ -138,6 +139,15 @@ def _parse_enum(enum: type[_E], value: Any, what: str) -> _E:
         raise OrderValidationError(f"unknown {what} {value!r}; use one of {allowed}") from None
 
 
+def shown(value: object) -> str:
+    """``value`` as a message shows it: numbers as plain numbers (a numpy ``np.float64(4.81)`` is ``4.81``),
+    anything else as its ``repr``."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        number = float(value)
+        return str(int(number)) if number.is_integer() else repr(number)
+    return repr(value)
+
+
 def _check_price(value: float | None, what: str) -> float | None:
     if value is None:
         return None
@@ -146,7 +156,7 @@ def _check_price(value: float | None, what: str) -> float | None:
     except (TypeError, ValueError):
         raise OrderValidationError(f"{what} must be a number, got {value!r}") from None
     if not math.isfinite(price) or price <= 0:
-        raise OrderValidationError(f"{what} must be a positive finite price, got {value!r}")
+        raise OrderValidationError(f"{what} must be a positive finite price, got {shown(value)}")
     return price
 
 
@@ -215,12 +225,13 @@ class Order:
             raise OrderValidationError(f"quantity must be a number, got {value!r}") from None
         if not math.isfinite(qty) or qty <= 0:
             raise OrderValidationError(
-                f"quantity must be a positive finite number, got {value!r}; "
+                f"quantity must be a positive finite number, got {shown(value)}; "
                 "use side='sell' to sell rather than a negative quantity"
             )
         if not self.allow_fractional and not qty.is_integer():
             raise OrderValidationError(
-                f"quantity {value!r} is fractional; pass allow_fractional=True if your broker supports it"
+                f"quantity {shown(value)} is fractional; round it (e.g. int(quantity)) or pass "
+                "allow_fractional=True if your broker supports fractional shares"
             )
         return qty
 

@@ -2,9 +2,11 @@
 
 The file lives next to the account's journal, ``<journal dir>/<ACCOUNT>.kill`` (the journal dir is
 ``$COPILOT_QUANT_JOURNAL_DIR`` or ``~/.copilot_quant/journal``, see :mod:`copilot_quant.journal.paths`), so
-a process that knows only the account id can stop the engine trading it. Its text is the reason; the word
-``flatten`` in it also closes every position (what :class:`~copilot_quant.backtest.live_engine.LiveStrategyEngine`
-looks for when its ``kill_switch_file`` appears).
+a process that knows only the account id can stop the engine trading it. Its first line is the reason; a
+last line (or last word) ``flatten`` also closes every position (what
+:class:`~copilot_quant.backtest.live_engine.LiveStrategyEngine` looks for when its ``kill_switch_file``
+appears). The reason is read back without that marker: ``kill --reason walkthrough --flatten`` is reason
+"walkthrough", asking to flatten.
 
 The file is left in place after the engine acted on it: a new ``copilot-quant live`` for the account
 refuses to start while it exists, so that an old kill is never forgotten nor re-triggered silently —
@@ -58,20 +60,26 @@ class KillFile:
 
 
 def kill_file_text(reason: str, flatten: bool = False) -> str:
-    """The file's content for ``reason``: the engine reads ``flatten`` anywhere in it as "close positions".
+    """The file's content for ``reason``: the reason on one line, then ``flatten`` on a line of its own
+    when positions are to be closed too.
 
-    A reason that contains the word ``flatten`` without ``flatten=True`` is refused (ConfigError): the
-    engine would flatten although it was not asked to.
+    A reason whose last word is ``flatten`` without ``flatten=True`` is refused (ConfigError): the engine
+    would read it as the marker and flatten although it was not asked to.
     """
     text = " ".join(str(reason or "").split())
     if not text:
         raise ConfigError("the kill reason is empty; say why, e.g. --reason 'manual stop'")
-    if not flatten and _FLATTEN in text.lower():
+    if not flatten and _ends_with_marker(text):
         raise ConfigError(
-            f"the reason {text!r} contains the word 'flatten', which makes the engine close every position; "
+            f"the reason {text!r} ends with the word 'flatten', which makes the engine close every position; "
             "pass --flatten if that is meant, or reword the reason"
         )
-    return f"{text} {_FLATTEN}\n" if flatten else f"{text}\n"
+    return f"{text}\n{_FLATTEN}\n" if flatten else f"{text}\n"
+
+
+def _ends_with_marker(text: str) -> bool:
+    words = text.split()
+    return bool(words) and words[-1].lower() == _FLATTEN
 
 
 def write_kill_file(path: str | Path, reason: str, flatten: bool = False) -> Path:
@@ -93,15 +101,12 @@ def read_kill_file(path: str | Path) -> KillFile | None:
     except FileNotFoundError:
         return None
     try:
-        text = target.read_text(encoding="utf-8").strip()
+        text = " ".join(target.read_text(encoding="utf-8").split())
     except (OSError, UnicodeDecodeError):
         text = ""
-    return KillFile(
-        target,
-        text,
-        _FLATTEN in text.lower(),
-        datetime.fromtimestamp(stat.st_mtime, UTC),
-    )
+    flatten = _ends_with_marker(text)  # also a file written as "reason flatten" on one line
+    reason = text[: -len(_FLATTEN)].strip() if flatten else text
+    return KillFile(target, reason, flatten, datetime.fromtimestamp(stat.st_mtime, UTC))
 
 
 def clear_kill_file(path: str | Path) -> KillFile | None:

@@ -66,8 +66,6 @@ class RiskDecision:
 
 
 _ALLOW = RiskDecision(True)
-#: The rails that refuse every order while trading is halted (not something wrong with the order).
-_HALTS = frozenset({RiskRule.KILL_SWITCH, RiskRule.LIVENESS})
 
 
 def _limit(value: Any, name: str, *, whole: bool = False) -> float | int | None:
@@ -225,10 +223,11 @@ class RiskManager:
         if decision.ok and reserve and rate is not None and not rate.reserve(now, id(order), order):
             decision = self._rate_refusal(rate, now)  # another thread took the last slot meanwhile
         if not decision.ok:
-            # A halt was logged loudly once, when it began; the caller reports each order it stops.
-            level = logging.DEBUG if decision.rule in _HALTS else logging.WARNING
+            # The caller reports each order it stops (the broker adapter records the rejection, the engine
+            # logs it once); a halt was logged loudly once, when it began. Logging it here too printed every
+            # risk rejection three times (issue 16).
             log.log(
-                level,
+                logging.DEBUG,
                 "risk check refused %s %g %s: %s",
                 order.side,
                 order.quantity,

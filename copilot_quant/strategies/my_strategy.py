@@ -23,6 +23,7 @@ import pandas as pd
 
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.errors import ConfigError
 from copilot_quant.strategies.symbols import traded_symbol
 
 __all__ = ["MyStrategy"]
@@ -44,13 +45,19 @@ class MyStrategy(Strategy):
 
     def initialize(self) -> None:
         self.held = {}
-        if len(self.symbols) <= 1 or self.requested_symbol is not None:
+        # multi-symbol data names its symbols; single-symbol data does not, so learn the run's one symbol
+        if len(self.symbols) == 1 or self.requested_symbol is not None:
             self.symbol = traded_symbol(self, self.requested_symbol)
 
     def _closes(self, data: pd.DataFrame) -> dict[str, pd.Series]:
         if isinstance(data.columns, pd.MultiIndex):
             close = data["Close"]
             return {str(symbol): close[symbol].dropna() for symbol in close.columns}
+        if not self.symbol:
+            raise ConfigError(
+                f"{self.name} cannot tell which symbol these single-symbol bars are (the engine did not say); "
+                "pass symbol='AAPL' (--param symbol=AAPL)"
+            )
         return {self.symbol: data["Close"].dropna()}
 
     def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:

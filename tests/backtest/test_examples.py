@@ -128,3 +128,20 @@ def test_a_rejected_buy_never_makes_the_example_sell_shares_it_does_not_hold(cls
     assert {str(o.status) for o in result.orders} <= {"rejected", "cancelled"}  # the last: at the end
     assert {str(o.side) for o in result.orders} == {"buy"}
     assert result.fills == []
+
+
+@pytest.mark.parametrize("tif", ["day", "gtc"])
+def test_the_two_versions_agree_when_orders_fill_only_partly(tif, frames):
+    # a volume limit leaves remainders working (GTC) or expiring (DAY): both classes must still agree
+    def run(cls):
+        engine = BacktestEngine(1_000_000.0, volume_limit=1e-4)  # ~100 of a bar's ~1e6 shares
+        engine.add_strategy(cls(quantity=500, time_in_force=tif))
+        result = engine.run(symbols=["AAA"], data=frames["AAA"])
+        assert result.errors == []
+        return result
+
+    slow, fast = run(SimpleMovingAverage), run(SmaCrossFast)
+    assert any(0 < o.filled_quantity < o.quantity for o in slow.orders), "some order should fill partly"
+    assert [(o.side, o.quantity, o.status, o.filled_quantity) for o in fast.orders] == [
+        (o.side, o.quantity, o.status, o.filled_quantity) for o in slow.orders
+    ]

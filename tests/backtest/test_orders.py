@@ -374,3 +374,18 @@ def test_however_an_order_is_split_its_executions_add_up_to_the_whole_orders_com
     vwap = sum(p * q for p, q in fills) / total
     assert all(c >= 0 for c in paid)
     assert sum(paid) == pytest.approx(model.commission(vwap, total), rel=1e-9, abs=1e-9)
+
+
+def test_a_numpy_quantity_reads_as_a_plain_number_in_the_message():
+    # issue 16: the message said "quantity np.float64(4.8123) is fractional"
+    import numpy as np
+
+    with pytest.raises(OrderValidationError, match=r"quantity 4\.8123 is fractional; round it") as caught:
+        Order("AAPL", np.float64(4.8123), "market", "buy")
+    assert "np." not in str(caught.value)
+    with pytest.raises(OrderValidationError, match=r"got -3;"):
+        Order("AAPL", np.int64(-3), "market", "buy")
+    with pytest.raises(
+        OrderValidationError, match=r"limit_price must be a positive finite price, got -1\.5$"
+    ):
+        Order("AAPL", 1, "limit", "buy", limit_price=np.float32(-1.5))

@@ -53,24 +53,43 @@ def test_an_account_that_is_no_file_name_is_refused(account: object, journal_dir
 
 def test_the_file_round_trips_and_is_written_atomically(journal_dir: Path) -> None:
     path = write_kill_file(default_kill_file(ACCOUNT), "desk says stop", flatten=True)
-    assert path.read_text(encoding="utf-8") == "desk says stop flatten\n"
+    assert path.read_text(encoding="utf-8") == "desk says stop\nflatten\n"
     assert [p.name for p in journal_dir.iterdir()] == ["DU1234567.kill"]  # no temporary left behind
     found = read_kill_file(path)
     assert found is not None
     assert found.flatten
-    assert found.text == "desk says stop flatten"
+    assert found.text == "desk says stop"  # the reason as given, without the marker (issue 16)
     assert "cancel all and flatten" in found.describe()
     assert clear_kill_file(path) == found
     assert read_kill_file(path) is None
     assert clear_kill_file(path) is None
 
 
-def test_a_reason_that_says_flatten_needs_the_flatten_flag() -> None:
+def test_a_reason_that_ends_with_flatten_needs_the_flatten_flag() -> None:
     assert kill_file_text("stop now") == "stop now\n"
+    assert kill_file_text("do not flatten yet") == "do not flatten yet\n"
     with pytest.raises(ConfigError, match="--flatten"):
-        kill_file_text("do not flatten yet")  # the engine reads 'flatten' anywhere in the file
+        kill_file_text("stop and flatten")  # the engine reads a last word 'flatten' as the marker
     with pytest.raises(ConfigError, match="empty"):
         kill_file_text("  ")
+
+
+def test_the_reason_is_stored_as_given_with_flatten(journal_dir: Path) -> None:
+    result = kill("--account", ACCOUNT, "--reason", "walkthrough", "--flatten")
+    assert result.exit_code == SUCCESS, result.output
+    found = read_kill_file(journal_dir / "DU1234567.kill")
+    assert found is not None
+    assert (found.text, found.flatten) == ("walkthrough", True)
+    assert "reason 'walkthrough'" in found.describe()
+
+
+def test_a_file_written_as_one_line_by_an_earlier_version_still_flattens(journal_dir: Path) -> None:
+    path = journal_dir / "DU1234567.kill"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("desk flatten\n", encoding="utf-8")
+    found = read_kill_file(path)
+    assert found is not None
+    assert (found.text, found.flatten) == ("desk", True)
 
 
 # ------------------------------------------------------------------------------- the command
@@ -113,7 +132,7 @@ def test_kill_with_an_explicit_file_still_works_and_clears(tmp_path: Path) -> No
         (("--account", ACCOUNT, "--kill-switch-file", "k"), "--account"),
         (("--account", "../x"), "not a valid account id"),
         (("--account", ACCOUNT, "--clear", "--flatten"), "--clear"),
-        (("--account", ACCOUNT, "--reason", "flatten later"), "--flatten"),
+        (("--account", ACCOUNT, "--reason", "then flatten"), "--flatten"),
     ],
 )
 def test_kill_refuses_bad_input_with_exit_2(args: tuple[str, ...], message: str, journal_dir: Path) -> None:

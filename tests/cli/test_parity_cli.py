@@ -190,7 +190,7 @@ def test_a_strategy_that_raises_on_every_bar_is_summarised_not_traced_and_exits_
     assert len(result.output.splitlines()) < 150
     assert "Strategy errors" in result.stdout  # a row of the side-by-side table
     assert "37 on 37 of 37 bars" in result.stdout
-    assert "backtest: 37 strategy error(s) on 37 of 37 bars; first (on_data at 2010-01-05 21:00 UTC): " in (
+    assert "backtest: 37 strategy error(s) on 37 of 37 bars; first (on_data at 2010-01-05): " in (
         result.stdout
     )
     assert "live: 37 strategy error(s) on 37 of 37 bars" in result.stdout

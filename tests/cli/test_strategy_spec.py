@@ -63,3 +63,13 @@ def test_the_param_help_example_builds_the_bundled_example():
     assert len(examples) >= 2
     strategy = build_strategy(SimpleMovingAverage, parse_params(examples))
     assert isinstance(strategy, SimpleMovingAverage)
+
+
+def test_numpy_parameter_values_print_as_plain_numbers():
+    # issue 16: a value read from a DataFrame printed as np.float64(4.8123)
+    import numpy as np
+    from copilot_quant.cli.strategy_spec import format_call
+    from copilot_quant.examples import SimpleMovingAverage
+
+    call = format_call(SimpleMovingAverage, {"fast_period": np.int64(5), "quantity": np.float64(4.8123)})
+    assert call == "SimpleMovingAverage(fast_period=5, quantity=4.8123)"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import pytest
 from copilot_quant.cli import app
+from copilot_quant.cli.words import bar_time
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.timeout(60)
@@ -17,7 +19,35 @@ def test_gateway_command_prints_where_it_listens_and_how_to_connect():
     assert result.exit_code == 0, result.output
     assert "listening on 127.0.0.1:" in result.output
     assert "ib.connect('127.0.0.1'" in result.output
-    assert "DU1234567" in result.output
+    assert re.search(r"account DU\d{7},", result.output)
+
+
+def _account(output: str) -> str:
+    found = re.search(r"account (DU\d+),", output)
+    assert found, output
+    return found.group(1)
+
+
+def test_a_fresh_gateway_presents_a_fresh_paper_account_each_run(monkeypatch: pytest.MonkeyPatch):
+    # issue 16: every fresh gateway was DU1234567, so `live` compared it with the old journal of that id
+    # ("position mismatch AAPL: journal 50, broker 0")
+    monkeypatch.delenv("IB_PAPER_ACCOUNT", raising=False)
+    first, second = (_gateway("--data", "sample", "--run-for", "0.1") for _ in range(2))
+    assert first.exit_code == second.exit_code == 0, first.output + second.output
+    assert _account(first.output) != _account(second.output)
+    assert "a fresh paper account for this run (no --state)" in " ".join(first.output.split())
+
+
+def test_the_state_file_keeps_the_account_and_an_explicit_one_wins(tmp_path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("IB_PAPER_ACCOUNT", raising=False)
+    state = str(tmp_path / "gw.json")
+    first = _gateway("--data", "sample", "--state", state, "--run-for", "0.1")
+    again = _gateway("--data", "sample", "--state", state, "--run-for", "0.1")
+    assert first.exit_code == again.exit_code == 0, first.output + again.output
+    assert _account(first.output) == _account(again.output)
+    assert "DU7654321," in _gateway("--data", "sample", "--account", "DU7654321", "--run-for", "0.1").output
+    monkeypatch.setenv("IB_PAPER_ACCOUNT", "DU5550001")
+    assert "DU5550001," in _gateway("--data", "sample", "--run-for", "0.1").output
 
 
 def test_gateway_command_rejects_an_unknown_data_source():
@@ -55,6 +85,20 @@ def test_gateway_command_serves_any_symbol_from_synthetic_data():
     result = _gateway("--data", "synthetic", "--symbols", "ZZZZ", "--run-for", "0.1")
     assert result.exit_code == 0, result.output
     assert "symbols: ZZZZ" in result.output
+
+
+@pytest.mark.parametrize("given", [["AAPL", "MSFT"], ["AAPL,MSFT"], ["aapl", "--symbols", "msft"]])
+def test_gateway_command_takes_symbols_in_both_forms_as_backtest_and_live_do(given: list[str]):
+    # issue 16: `gateway --symbols AAPL MSFT` failed where backtest and live accept both forms
+    result = _gateway("--data", "sample", "--symbols", *given, "--run-for", "0.1")
+    assert result.exit_code == 0, result.output
+    assert "symbols: AAPL, MSFT" in result.output
+
+
+def test_gateway_command_refuses_a_stray_token_that_is_no_ticker():
+    result = _gateway("--data", "sample", "--symbols", "AAPL", "data/x.csv", "--run-for", "0.1")
+    assert result.exit_code == 2, result.output
+    assert "'DATA/X.CSV' is not a ticker symbol" in result.output
 
 
 def test_gateway_command_refuses_a_start_after_the_data_ends_and_says_the_range():
@@ -101,4 +145,4 @@ def test_gateway_command_resumes_the_market_clock_from_its_state_file(tmp_path):
     assert saved > "2013-03-02"  # the clock ran past the sample's last bar (2013-03-01)
     second = _gateway("--data", "sample", "--state", str(state), "--run-for", "0.1")
     assert second.exit_code == 0, second.output
-    assert f"market time {saved[:10]} {saved[11:16]} UTC" in second.output
+    assert f"market time {bar_time(saved)}," in second.output  # daily bars: the exchange date

@@ -23,3 +23,19 @@ def test_my_strategy_trades_in_a_backtest(symbols):
 def test_my_strategy_validates_its_period():
     with pytest.raises(ValueError, match="period"):
         MyStrategy(period=0)
+
+
+def test_my_strategy_needs_no_symbol_list_for_multi_symbol_data_and_asks_for_one_otherwise():
+    # an engine that does not tell the strategy its symbols (no StrategyContext.symbols): multi-symbol
+    # frames name theirs, as the guide's run on ['AAPL', 'MSFT'] needs; single-symbol frames cannot
+    from copilot_quant.backtest.interfaces import combine_symbols
+    from copilot_quant.errors import ConfigError
+
+    feed = SyntheticDataProvider(seed=3)
+    frames = {s: feed.get_historical_data(s, "2023-01-03", "2023-03-31") for s in ("AAPL", "MSFT")}
+    strategy = MyStrategy(period=5, quantity=1)
+    strategy.initialize()
+    orders = strategy.on_data(frames["AAPL"].index[-1], combine_symbols(frames))
+    assert {o.symbol for o in orders} <= {"AAPL", "MSFT"}
+    with pytest.raises(ConfigError, match="pass symbol="):
+        strategy.on_data(frames["AAPL"].index[-1], frames["AAPL"])
