@@ -23,6 +23,7 @@ load average is printed because the machine may be shared.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import math
@@ -212,29 +213,32 @@ def capacity_plan(run_s: float, task_s: float, ship: dict[str, float], grid_size
           f"(the equity curve only with equity_curves=True)")  # fmt: skip
 
 
-def on_cluster(workers: int, measure: Callable[[Client], dict[str, Any]]) -> dict[str, Any]:
-    """``measure(client)`` on a fresh LocalCluster of ``workers``; its start-up time is reported apart."""
-    started, cluster = _cluster(workers)
-    with cluster, Client(cluster) as client:
-        client.run(lambda: __import__("copilot_quant.backtest.sweep"))  # imports done before timing
-        return {"start": started, **measure(client)}
+def best_of(repeat: int, run: Callable[[], tuple[float, dict]]) -> tuple[float, dict]:
+    """The fastest of ``repeat`` runs (the machine may be shared: the minimum is the least disturbed)."""
+    runs = [run() for _ in range(repeat)]
+    return min(r[0] for r in runs), runs[0][1]
 
 
-def measure_workers(
-    client: Client, data: pd.DataFrame, grid: list[dict], guide: list[dict]
+def speedups(
+    clients: dict[int, Client], data: pd.DataFrame, grid: list[dict], guide: list[dict], repeat: int
 ) -> dict[str, Any]:
+    """Each measurement on 1 and on 2 workers in turn, so a change in the machine's load hits both."""
     out: dict[str, Any] = {}
-    out["fast"] = run_ours(data, grid, Fast(), client=client)
-    out["guide"] = run_ours(data, guide, Guide(), client=client)[0] if guide else math.nan
-    return out
-
-
-def measure_two(client: Client, data: pd.DataFrame, grid: list[dict], guide: list[dict]) -> dict[str, Any]:
-    out = measure_workers(client, data, grid, guide)
-    out["chunk"] = max(1, len(grid) // 8)
-    out["chunked"] = run_ours(data, grid, Fast(), client=client, per_task=out["chunk"])
-    out["overhead"] = overhead(client)
-    out["ship"] = shipping(client, data)
+    chunk = max(1, len(grid) // 8)
+    plan: dict[str, Callable[[Client], tuple[float, dict]]] = {
+        "fast": lambda c: run_ours(data, grid, Fast(), client=c),
+        "chunked": lambda c: run_ours(data, grid, Fast(), client=c, per_task=chunk),
+    }
+    if guide:
+        plan["guide"] = lambda c: run_ours(data, guide, Guide(), client=c)
+    for name, run in plan.items():
+        times: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(repeat):
+            for workers, client in clients.items():
+                elapsed, out[f"{name}-{workers}-values"] = run(client)
+                times[workers].append(elapsed)
+        out[name] = {workers: min(ts) for workers, ts in times.items()}
+    out["chunk"] = chunk
     return out
 
 
@@ -250,31 +254,43 @@ def main() -> None:
     slows = [30, 60] if args.quick else [30, 40, 50, 60, 80, 100]
     grid = [{"fast": f, "slow": s} for f in fasts for s in slows]
     assert grid == parameter_grid({"fast": fasts, "slow": slows})  # the order optstrategy uses too
-    guide = [] if args.quick else parameter_grid({"fast": [5, 10], "slow": [30, 60]})
+    guide = [] if args.quick else parameter_grid({"fast": [5, 10], "slow": [30, 40, 50, 60]})
     data = SampleDataProvider().get_historical_data("AAPL")
     bars = len(data) * len(grid)
     print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f} (1 min)")
     print(f"sweep of {len(grid)} combinations x {len(data):,} daily bars ({bars:,} bars in all)\n")
 
-    serial, serial_values = run_ours(data, grid, Fast())
-    one = on_cluster(1, lambda client: measure_workers(client, data, grid, guide))
-    two = on_cluster(2, lambda client: measure_two(client, data, grid, guide))
-    t1, t2, tc = one["fast"][0], two["fast"][0], two["chunked"][0]
+    repeat = 1 if args.quick else 3
+    serial, serial_values = best_of(repeat, lambda: run_ours(data, grid, Fast()))
+    with contextlib.ExitStack() as stack:
+        clients, starts = {}, {}
+        for workers in (1, 2):
+            starts[workers], cluster = _cluster(workers)
+            clients[workers] = stack.enter_context(Client(stack.enter_context(cluster)))
+            clients[workers].run(lambda: __import__("copilot_quant.backtest.sweep"))  # imports before timing
+            run_ours(data, grid[:2], Fast(), client=clients[workers])  # warm-up
+        measured = speedups(clients, data, grid, guide, repeat)
+        cost, ship = overhead(clients[2]), shipping(clients[2], data)
+    fast, chunked = measured["fast"], measured["chunked"]
+    t2 = fast[2]
+    print(f"best of {repeat} runs each; 1 and 2 workers measured in turn")
     _line("run_sweep --serial (in this process)", serial, bars, len(grid))
-    _line("run_sweep on 1 Dask worker", t1, bars, len(grid), f"(cluster start {one['start']:.1f} s, apart)")
+    _line("run_sweep on 1 Dask worker", fast[1], bars, len(grid), f"(cluster start {starts[1]:.1f} s, apart)")
     _line(
         "run_sweep on 2 Dask workers",
         t2,
         bars,
         len(grid),
-        f"{t1 / t2:.2f}x 1 worker (start {two['start']:.1f} s)",
+        f"{fast[1] / t2:.2f}x 1 worker (start {starts[2]:.1f} s)",
     )
-    _line(f"  ... with --per-task {two['chunk']}", tc, bars, len(grid), f"{t1 / tc:.2f}x 1 worker")
+    _line(f"  ... with --per-task {measured['chunk']}, 1 worker", chunked[1], bars, len(grid))
+    _line(f"  ... with --per-task {measured['chunk']}, 2 workers", chunked[2], bars, len(grid),
+          f"{chunked[1] / chunked[2]:.2f}x 1 worker")  # fmt: skip
     if guide:
-        print(f"  guide-style SimpleMovingAverage, {len(guide)} runs: 1 worker {one['guide']:.2f} s, "
-              f"2 workers {two['guide']:.2f} s -> {one['guide'] / two['guide']:.2f}x")  # fmt: skip
+        g = measured["guide"]
+        print(f"  guide-style SimpleMovingAverage, {len(guide)} runs: 1 worker {g[1]:.2f} s, "
+              f"2 workers {g[2]:.2f} s -> {g[1] / g[2]:.2f}x")  # fmt: skip
 
-    cost, ship = two["overhead"], two["ship"]
     print(
         f"\nper-task overhead ({NOOP_TASKS:,} no-op tasks on 2 workers; client, scheduler and workers share the cores):"
     )
@@ -291,8 +307,8 @@ def main() -> None:
     print(f"  run_sweep vs backtrader: {bt_times[1] / serial:.1f}x in one process, "
           f"{bt_times[2] / t2:.1f}x on 2 workers vs 2 cpus")  # fmt: skip
 
-    ours = {"serial": serial_values, "1 worker": one["fast"][1], "2 workers": two["fast"][1],
-            "--per-task": two["chunked"][1]}  # fmt: skip
+    ours = {"serial": serial_values, "1 worker": measured["fast-1-values"], "2 workers": measured["fast-2-values"],
+            "--per-task": measured["chunked-2-values"]}  # fmt: skip
     same = all(values == serial_values for values in ours.values())
     theirs = bt_values[1]
     differ = [k for k in theirs if abs(serial_values[k] - theirs[k]) > 1e-6 * abs(theirs[k])]
