@@ -247,8 +247,7 @@ class _DaskPool:
         results: list[Any] = [None] * total
         counter = _Counter(total, sizes, progress)
         pending: dict[Future, _Pending] = {}
-        # results fetched in the background as tasks finish; errors come back as values, not raised
-        completed = as_completed(with_results=True, raise_errors=False)
+        completed = as_completed()
         todo = enumerate(tasks)
 
         def submit(items: Sequence[_Pending]) -> None:
@@ -265,7 +264,7 @@ class _DaskPool:
         submit([_Pending(index, args, 0) for index, args in _take(todo, window)])
         for batch in completed.batches():
             finished = []
-            for future, value in batch:
+            for future, value in zip(batch, self._values(batch), strict=True):
                 item = pending.pop(future)
                 finished.append((future, item))
                 outcome = self._outcome(future, value, item)
@@ -290,13 +289,26 @@ class _DaskPool:
         self._shipped.clear()
         return results
 
+    def _values(self, futures: Sequence[Future]) -> list[Any]:
+        """Each finished future's result (one gather for the lot), else its exception."""
+        done = {f.key: f for f in futures if f.status == "finished"}
+        # keyed, so a result lost between finishing and the gather is missing, not shifting the others
+        results = self.client.gather(done, errors="skip") if done else {}
+        values: list[Any] = []
+        for future in futures:
+            if future.key in results:
+                values.append(results[future.key])
+            elif future.status == "error":
+                values.append(future.exception())
+            else:  # cancelled, or its result lost between finishing and the gather
+                values.append(CancelledError(f"the task ended as {future.status!r}"))
+        return values
+
     def _outcome(self, future: Future, value: Any, item: _Pending) -> Any:
         """The task's result, ``_AGAIN`` to resubmit it, or a ``_Failed`` for ``on_failure``."""
-        if future.status == "finished":
+        if future.status == "finished" and not isinstance(value, CancelledError):
             return value
-        exc = value[1] if future.status == "error" else value  # as_completed's (type, exc, tb) or the exc
-        if not isinstance(exc, BaseException):
-            exc = CancelledError(f"the task ended as {future.status!r}")
+        exc = value if isinstance(value, BaseException) else CancelledError(repr(value))
         if isinstance(exc, KilledWorker | CancelledError) and item.attempt < RESUBMITS:
             # lost to the cluster, not to its own code: run it again elsewhere
             log.warning("a task was lost with its worker (%s); submitting it again", type(exc).__name__)
