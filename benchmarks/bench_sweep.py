@@ -1,15 +1,20 @@
-"""Parameter-sweep speed: ``run_sweep`` against backtrader's ``optstrategy``, same grid, same run.
+"""Parameter sweeps on Dask: scheduler overhead, 1 → 2 worker speed-up, data shipping, a 100-worker plan.
 
 The grid is the guide's SMA crossover over ``fast`` × ``slow`` periods (100 shares, market orders at the
 next bar's open, 0.1 % commission, no slippage) on the bundled AAPL sample (2000–2013, ~3,300 daily bars).
-Timed:
+Measured, each on a LocalCluster started beforehand (its start-up is timed on its own):
 
-* ``run_sweep`` with the fast-path strategy (``SmaCrossFast``), in one process and with ``--jobs`` workers;
-* backtrader's ``cerebro.optstrategy`` with ``maxcpus=1`` and with ``maxcpus=--jobs``.
+* ``run_sweep`` in this process (``--serial``), on 1 worker and on 2 workers: the speed-up 1 → 2;
+* the same on the guide-style strategy (``SimpleMovingAverage``, ~100× longer runs; skipped by ``--quick``);
+* the per-task overhead: no-op tasks through the same pool (bounded window, ``as_completed``) and through
+  plain ``client.map``; the cost of shipping the bars (pickled size, broadcast time) and of one task's
+  parameters and result;
+* backtrader's ``cerebro.optstrategy`` on the same grid with ``maxcpus=1`` and ``maxcpus=2``.
 
-Each combination's final equity must agree between the two engines (they place the same trades: see
-tests/backtest/test_backtrader_parity.py); the script prints bars per second, combinations per second and
-the speed-up over backtrader at the same number of processes. Nothing is asserted about time.
+Every combination's final equity must agree between our runs (serial and on workers) and backtrader's
+(they place the same trades: tests/backtest/test_backtrader_parity.py). From the measured overhead and
+shipping costs the script prints a capacity plan for 100 workers. Nothing is asserted about time; the
+load average is printed because the machine may be shared.
 
     python benchmarks/bench_sweep.py              # 8 x 6 = 48 combinations
     python benchmarks/bench_sweep.py --quick      # 3 x 2 = 6, a smoke test
@@ -18,16 +23,23 @@ the speed-up over backtrader at the same number of processes. Nothing is asserte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
+import math
 import os
+import pickle
 import time
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
-from copilot_quant.backtest.sweep import parameter_grid, run_sweep
+from copilot_quant.backtest.cluster import Compute, task_pool
+from copilot_quant.backtest.sweep import _Run, parameter_grid, run_sweep
 from copilot_quant.data.providers import SampleDataProvider
-from copilot_quant.examples.sma_cross import SmaCrossFast
+from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
+from distributed import Client, LocalCluster
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -35,6 +47,10 @@ with warnings.catch_warnings():
 
 SIZE = 100
 CAPITAL = 100_000.0
+OPTIONS = {"initial_capital": CAPITAL, "commission": 0.001, "slippage": 0.0}
+NOOP_TASKS = 2_000
+PLAN_WORKERS = 100
+NETWORK_BYTES_PER_S = 1e9 / 8  # an assumed 1 Gbit/s link between the client and the workers
 
 
 class BacktraderSma(bt.Strategy):
@@ -57,18 +73,32 @@ class BacktraderSma(bt.Strategy):
         self.final_value = self.broker.getvalue()
 
 
-def run_ours(data: pd.DataFrame, grid: list[dict], jobs: int) -> tuple[float, dict[tuple[int, int], float]]:
+class Fast:
+    """Picklable factories (a lambda would be shipped by value; these travel by reference)."""
+
+    def __call__(self, fast: int, slow: int) -> SmaCrossFast:
+        return SmaCrossFast("AAPL", SIZE, fast_period=fast, slow_period=slow)
+
+
+class Guide:
+    def __call__(self, fast: int, slow: int) -> SimpleMovingAverage:
+        return SimpleMovingAverage("AAPL", SIZE, fast_period=fast, slow_period=slow)
+
+
+def _noop(x: int) -> int:
+    return x
+
+
+def _timed(run: Callable[[], Any]) -> tuple[float, Any]:
     gc.collect()
     started = time.perf_counter()
-    sweep = run_sweep(
-        lambda **p: SmaCrossFast("AAPL", SIZE, fast_period=p["fast"], slow_period=p["slow"]),
-        grid,
-        symbols=["AAPL"],
-        data=data,
-        engine_options={"initial_capital": CAPITAL, "commission": 0.001, "slippage": 0.0},
-        jobs=jobs,
-    )
-    elapsed = time.perf_counter() - started
+    out = run()
+    return time.perf_counter() - started, out
+
+
+def run_ours(data: pd.DataFrame, grid: list[dict], factory: Any, **where: Any) -> tuple[float, dict]:
+    elapsed, sweep = _timed(lambda: run_sweep(factory, grid, symbols=["AAPL"], data=data,
+                                              engine_options=OPTIONS, **where))  # fmt: skip
     table = sweep.table
     values = {
         (int(f), int(s)): float(v)
@@ -77,18 +107,139 @@ def run_ours(data: pd.DataFrame, grid: list[dict], jobs: int) -> tuple[float, di
     return elapsed, values
 
 
-def run_backtrader(data: pd.DataFrame, fasts: list[int], slows: list[int], cpus: int):
+def run_backtrader(data: pd.DataFrame, fasts: list[int], slows: list[int], cpus: int) -> tuple[float, dict]:
     cerebro = bt.Cerebro(stdstats=False, optreturn=False, maxcpus=cpus)
     cerebro.adddata(bt.feeds.PandasData(dataname=data.tz_convert("UTC").tz_localize(None)), name="AAPL")
     cerebro.optstrategy(BacktraderSma, fast=fasts, slow=slows)
     cerebro.broker.setcash(CAPITAL)
     cerebro.broker.setcommission(commission=0.001)
-    gc.collect()
-    started = time.perf_counter()
-    runs = cerebro.run()
-    elapsed = time.perf_counter() - started
-    values = {(int(s.p.fast), int(s.p.slow)): float(s.final_value) for (s,) in runs}
-    return elapsed, values
+    elapsed, runs = _timed(cerebro.run)
+    return elapsed, {(int(s.p.fast), int(s.p.slow)): float(s.final_value) for (s,) in runs}
+
+
+def _cluster(workers: int) -> tuple[float, LocalCluster]:
+    return _timed(
+        lambda: LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
+    )
+
+
+def overhead(client: Client) -> dict[str, float]:
+    """Seconds per no-op task through our pool and through plain client.map (after a warm-up)."""
+    with task_pool(Compute(client=client)) as pool:
+        pool.run(_noop, ((i,) for i in range(50)), total=50, on_failure=lambda a, e: None)
+        pooled, _ = _timed(
+            lambda: pool.run(
+                _noop, ((i,) for i in range(NOOP_TASKS)), total=NOOP_TASKS, on_failure=lambda a, e: None
+            )
+        )
+    mapped, _ = _timed(lambda: client.gather(client.map(_noop, range(NOOP_TASKS), pure=False)))
+    return {"pool": pooled / NOOP_TASKS, "map": mapped / NOOP_TASKS}
+
+
+def shipping(client: Client, data: pd.DataFrame) -> dict[str, float]:
+    """The bars' pickled size and broadcast time; one task's parameters and one result row, pickled."""
+    frame_bytes = len(pickle.dumps(data, protocol=5))
+    times = []
+    for _ in range(5):
+        elapsed, futures = _timed(lambda: client.scatter([data], broadcast=True, hash=False))
+        times.append(elapsed)
+        client.cancel(futures)
+    workers = len(client.nthreads())
+    task_bytes = len(pickle.dumps((_Run({"fast": 10, "slow": 30}),), protocol=5))
+    row = {"fast": 10, "slow": 30, **dict.fromkeys(("sharpe_ratio", "total_return", "max_drawdown"), 0.1)}
+    row.update(dict.fromkeys(("sortino_ratio", "annualized_return", "calmar_ratio", "final_value"), 0.1))
+    row.update(fills=10.0, errors=0, error="")
+    return {
+        "frame_bytes": frame_bytes,
+        "broadcast_s": min(times),
+        "per_worker_s": min(times) / workers,
+        "task_bytes": task_bytes,
+        "row_bytes": len(pickle.dumps(row, protocol=5)),
+    }
+
+
+def _line(name: str, elapsed: float, bars: int, combos: int, extra: str = "") -> None:
+    print(
+        f"  {name:<40} {elapsed:8.3f} s {bars / elapsed:12,.0f} bars/s {combos / elapsed:8.1f} combos/s  {extra}"
+    )
+
+
+def capacity_plan(run_s: float, task_s: float, ship: dict[str, float], grid_size: int) -> None:
+    """What 100 workers need, from one run's time, the per-task overhead and the shipping costs."""
+    n = PLAN_WORKERS
+    scheduler_rate = 1.0 / task_s  # tasks/s the pipeline sustained here, whatever the worker count
+    demand = n / run_s  # tasks/s 100 busy workers finish at one run per task
+    per_task = max(1, math.ceil(2 * n * task_s / run_s))  # keep the scheduler under half busy
+    ship_s = n * ship["frame_bytes"] / NETWORK_BYTES_PER_S
+    worth = math.ceil(10 * ship_s * n / run_s)  # grid whose runs outweigh the shipping 10:1
+    print(f"\nCapacity plan for {n} workers (one thread each)")
+    print(f"  one run (fast path, this grid) takes        t = {run_s * 1e3:8.2f} ms on one worker")
+    print(
+        f"  per-task overhead measured here             o = {task_s * 1e3:8.2f} ms  (~{scheduler_rate:,.0f} tasks/s)"
+    )
+    print(f"  {n} workers finish at one run per task         {demand:10,.0f} tasks/s")
+    if demand > scheduler_rate / 2:
+        print(
+            f"  -> the scheduler saturates (t < 2 x {n} x o = {2 * n * task_s * 1e3:,.0f} ms), whatever the grid"
+        )
+        print(
+            f"     size: put k >= 2 x {n} x o / t = {per_task} combinations in each task (--per-task {per_task});"
+        )
+        print(
+            f"     a grid then needs >= {n * per_task:,} combinations ({per_task} per task x {n} workers) to keep"
+        )
+        print("     every worker busy.")
+    else:
+        print(f"  -> the scheduler keeps up (t >= 2 x {n} x o): one combination per task is right")
+    print(
+        f"  the bars ({ship['frame_bytes'] / 1e6:.2f} MB pickled) go to each worker once: {n} x that = "
+        f"{n * ship['frame_bytes'] / 1e6:,.0f} MB,"
+    )
+    print(
+        f"     ~{ship_s:.1f} s on a 1 Gbit/s link (measured here on loopback: "
+        f"{ship['per_worker_s'] * 1e3:.1f} ms per worker)"
+    )
+    print(
+        f"  -> {n} workers pay off from ~{worth:,} combinations (runs worth 10x the shipping); this grid "
+        f"has {grid_size}"
+    )
+    print(f"  per task on the wire: {ship['task_bytes']} B of parameters out, {ship['row_bytes']} B of metrics back "
+          f"(the equity curve only with equity_curves=True)")  # fmt: skip
+
+
+def best_of(repeat: int, run: Callable[[], tuple[float, dict]]) -> tuple[float, dict]:
+    """The fastest of ``repeat`` runs (the machine may be shared: the minimum is the least disturbed)."""
+    runs = [run() for _ in range(repeat)]
+    return min(r[0] for r in runs), runs[0][1]
+
+
+def speedups(
+    clients: dict[int, Client], data: pd.DataFrame, grid: list[dict], guide: list[dict], repeat: int
+) -> dict[str, Any]:
+    """Each measurement on 1 and on 2 workers in turn, so a change in the machine's load hits both."""
+    out: dict[str, Any] = {}
+    chunk = max(1, len(grid) // 8)
+    plan: dict[str, Callable[[Client], tuple[float, dict]]] = {
+        "fast": lambda c: run_ours(data, grid, Fast(), client=c),
+        "chunked": lambda c: run_ours(data, grid, Fast(), client=c, per_task=chunk),
+    }
+    if guide:
+        plan["guide"] = lambda c: run_ours(data, guide, Guide(), client=c)
+    for name, run in plan.items():
+        times: dict[int, list[float]] = {1: [], 2: []}
+        for _ in range(repeat):
+            for workers, client in clients.items():
+                elapsed, out[f"{name}-{workers}-values"] = run(client)
+                times[workers].append(elapsed)
+        out[name] = {workers: min(ts) for workers, ts in times.items()}
+    out["chunk"] = chunk
+    return out
 
 
 def main() -> None:
@@ -96,7 +247,6 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="a 3 x 2 grid, as a smoke test")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="worker processes")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # a sweep logs nothing useful here; keep the output to the figures
 
@@ -104,27 +254,71 @@ def main() -> None:
     slows = [30, 60] if args.quick else [30, 40, 50, 60, 80, 100]
     grid = [{"fast": f, "slow": s} for f in fasts for s in slows]
     assert grid == parameter_grid({"fast": fasts, "slow": slows})  # the order optstrategy uses too
+    guide = [] if args.quick else parameter_grid({"fast": [5, 10], "slow": [30, 40, 50, 60]})
     data = SampleDataProvider().get_historical_data("AAPL")
     bars = len(data) * len(grid)
-    print(f"sweep of {len(grid)} combinations x {len(data):,} daily bars ({bars:,} bars in all)")
+    print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f} (1 min)")
+    print(f"sweep of {len(grid)} combinations x {len(data):,} daily bars ({bars:,} bars in all)\n")
 
-    results = {}
-    for jobs in sorted({1, args.jobs}):
-        results[f"run_sweep, {jobs} process(es)"] = (jobs, *run_ours(data, grid, jobs))
-        results[f"backtrader optstrategy, {jobs} cpu(s)"] = (jobs, *run_backtrader(data, fasts, slows, jobs))
-    reference = {
-        jobs: elapsed for name, (jobs, elapsed, _) in results.items() if name.startswith("backtrader")
-    }
-    for name, (jobs, elapsed, _values) in results.items():
-        ratio = "" if name.startswith("backtrader") else f"{reference[jobs] / elapsed:7.1f}x backtrader"
-        print(
-            f"  {name:<34} {elapsed:8.3f} s {bars / elapsed:12,.0f} bars/s "
-            f"{len(grid) / elapsed:8.1f} combos/s  {ratio}"
-        )
-    ours = results["run_sweep, 1 process(es)"][2]
-    theirs = results["backtrader optstrategy, 1 cpu(s)"][2]
-    differ = [k for k in ours if abs(ours[k] - theirs[k]) > 1e-6 * abs(theirs[k])]
-    print(f"  final equity of every combination: {'EQUAL' if not differ else f'DIFFERS for {differ[:5]}'}")
+    repeat = 1 if args.quick else 3
+    serial, serial_values = best_of(repeat, lambda: run_ours(data, grid, Fast()))
+    with contextlib.ExitStack() as stack:
+        clients, starts = {}, {}
+        for workers in (1, 2):
+            starts[workers], cluster = _cluster(workers)
+            clients[workers] = stack.enter_context(Client(stack.enter_context(cluster)))
+            clients[workers].run(lambda: __import__("copilot_quant.backtest.sweep"))  # imports before timing
+            run_ours(data, grid[:2], Fast(), client=clients[workers])  # warm-up
+        measured = speedups(clients, data, grid, guide, repeat)
+        cost, ship = overhead(clients[2]), shipping(clients[2], data)
+    fast, chunked = measured["fast"], measured["chunked"]
+    t2 = fast[2]
+    print(f"best of {repeat} runs each; 1 and 2 workers measured in turn")
+    _line("run_sweep --serial (in this process)", serial, bars, len(grid))
+    _line("run_sweep on 1 Dask worker", fast[1], bars, len(grid), f"(cluster start {starts[1]:.1f} s, apart)")
+    _line(
+        "run_sweep on 2 Dask workers",
+        t2,
+        bars,
+        len(grid),
+        f"{fast[1] / t2:.2f}x 1 worker (start {starts[2]:.1f} s)",
+    )
+    _line(f"  ... with --per-task {measured['chunk']}, 1 worker", chunked[1], bars, len(grid))
+    _line(f"  ... with --per-task {measured['chunk']}, 2 workers", chunked[2], bars, len(grid),
+          f"{chunked[1] / chunked[2]:.2f}x 1 worker")  # fmt: skip
+    if guide:
+        g = measured["guide"]
+        print(f"  guide-style SimpleMovingAverage, {len(guide)} runs: 1 worker {g[1]:.2f} s, "
+              f"2 workers {g[2]:.2f} s -> {g[1] / g[2]:.2f}x")  # fmt: skip
+
+    print(
+        f"\nper-task overhead ({NOOP_TASKS:,} no-op tasks on 2 workers; client, scheduler and workers share the cores):"
+    )
+    print(f"  through run_sweep's pool (window, as_completed)  {cost['pool'] * 1e3:6.2f} ms per task")
+    print(f"  plain client.map + gather                         {cost['map'] * 1e3:6.2f} ms per task")
+    print(f"shipping: bars {ship['frame_bytes'] / 1e6:.2f} MB pickled, broadcast to 2 workers in "
+          f"{ship['broadcast_s'] * 1e3:.1f} ms; a task's parameters {ship['task_bytes']} B, its row {ship['row_bytes']} B")  # fmt: skip
+
+    print("\nbacktrader optstrategy on the same grid:")
+    bt_times, bt_values = {}, {}
+    for cpus in (1, 2):
+        bt_times[cpus], bt_values[cpus] = run_backtrader(data, fasts, slows, cpus)
+        _line(f"backtrader optstrategy, {cpus} cpu(s)", bt_times[cpus], bars, len(grid))
+    print(f"  run_sweep vs backtrader: {bt_times[1] / serial:.1f}x in one process, "
+          f"{bt_times[2] / t2:.1f}x on 2 workers vs 2 cpus")  # fmt: skip
+
+    ours = {"serial": serial_values, "1 worker": measured["fast-1-values"], "2 workers": measured["fast-2-values"],
+            "--per-task": measured["chunked-2-values"]}  # fmt: skip
+    same = all(values == serial_values for values in ours.values())
+    theirs = bt_values[1]
+    differ = [k for k in theirs if abs(serial_values[k] - theirs[k]) > 1e-6 * abs(theirs[k])]
+    print(
+        f"  final equity of every combination: {'EQUAL' if same else 'DIFFERS'} across {', '.join(ours)}; "
+        f"{'EQUAL to' if not differ else f'DIFFERS from ({differ[:3]})'} backtrader's"
+    )
+
+    capacity_plan(serial / len(grid), cost["pool"], ship, len(grid))
+    print(f"\nload average after: {os.getloadavg()[0]:.1f} (1 min)")
 
 
 if __name__ == "__main__":

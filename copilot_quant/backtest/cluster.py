@@ -19,7 +19,8 @@ they finish in — so a result never depends on the number of workers.
 * A worker that dies: Dask reschedules its tasks on the other workers (a local cluster's nanny also
   restarts the process). A task that still fails because of the cluster (``KilledWorker`` after repeated
   deaths, shared data lost with its last worker) is resubmitted with its shared data shipped again, up to
-  :data:`RESUBMITS` times; then, like a task whose function raised, it goes to the caller's
+  :data:`RESUBMITS` times, alone (the cluster drains first), so a task that kills every worker it runs
+  on takes no innocent task down with it; then, like a task whose function raised, it goes to the caller's
   ``on_failure`` — one failed task never ends the run.
 
 Classes loaded from a file (``copilot-quant sweep path/to/strategy.py:Class``) are not importable by name on
@@ -31,8 +32,9 @@ from __future__ import annotations
 import importlib.machinery
 import logging
 import sys
-from asyncio import CancelledError as _Cancelled  # distributed's own is a subclass (a BaseException)
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import CancelledError  # distributed's FutureCancelledError is one
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -50,8 +52,8 @@ log = logging.getLogger(__name__)
 RESUBMITS = 2
 
 #: Tasks in flight per worker thread: enough to keep every worker busy while results travel back.
-_WINDOW_PER_THREAD = 4
-_MIN_WINDOW = 8
+_WINDOW_PER_THREAD = 8
+_MIN_WINDOW = 16
 
 #: Seconds to wait for a named scheduler before saying it cannot be reached.
 _CONNECT_TIMEOUT = 15
@@ -248,43 +250,70 @@ class _DaskPool:
         completed = as_completed()
         todo = enumerate(tasks)
 
-        def submit(item: _Pending) -> None:
-            remote = tuple(self._remote(a) for a in item.args)
-            future = self.client.submit(fn, *remote, pure=False)
-            pending[future] = item
-            completed.add(future)
+        def submit(items: Sequence[_Pending]) -> None:
+            if not items:
+                return
+            columns = zip(*(tuple(self._remote(a) for a in item.args) for item in items), strict=True)
+            futures = self.client.map(fn, *columns, pure=False)  # one message for the lot
+            for future, item in zip(futures, items, strict=True):
+                pending[future] = item
+                completed.add(future)
 
-        for index, args in _take(todo, self._window()):
-            submit(_Pending(index, args, 0))
-        for future in completed:
-            item = pending.pop(future)
-            outcome = self._outcome(future, item)
-            future.release()
-            if outcome is _AGAIN:
-                submit(_Pending(item.index, item.args, item.attempt + 1))  # before the release: reuse
+        window = self._window()
+        suspects: deque[_Pending] = deque()  # lost with a worker: each runs again alone, see below
+        submit([_Pending(index, args, 0) for index, args in _take(todo, window)])
+        for batch in completed.batches():
+            finished = []
+            for future, value in zip(batch, self._values(batch), strict=True):
+                item = pending.pop(future)
+                finished.append((future, item))
+                outcome = self._outcome(future, value, item)
+                if outcome is _AGAIN:
+                    suspects.append(_Pending(item.index, item.args, item.attempt + 1))
+                    continue
+                results[item.index] = (
+                    on_failure(item.args, outcome.exc) if isinstance(outcome, _Failed) else outcome
+                )
+                counter.finished(item.index)
+            if suspects:
+                # A worker died under these tasks, and any one of them may have killed it: each runs
+                # again alone, once the others have drained, so a task that kills every worker it
+                # meets takes no other task down with it.
+                if not pending:
+                    submit([suspects.popleft()])
+            else:
+                submit([_Pending(index, args, 0) for index, args in _take(todo, window - len(pending))])
+            for future, item in finished:  # after the resubmission, so a value still read is reused
                 self._release(item.args)
-                continue
-            self._release(item.args)
-            results[item.index] = (
-                on_failure(item.args, outcome.exc) if isinstance(outcome, _Failed) else outcome
-            )
-            counter.finished(item.index)
-            for index, args in _take(todo, 1):
-                submit(_Pending(index, args, 0))
+                future.release()
         self._shipped.clear()
         return results
 
-    def _outcome(self, future: Future, item: _Pending) -> Any:
+    def _values(self, futures: Sequence[Future]) -> list[Any]:
+        """Each finished future's result (one gather for the lot), else its exception."""
+        done = {f.key: f for f in futures if f.status == "finished"}
+        # keyed, so a result lost between finishing and the gather is missing, not shifting the others
+        results = self.client.gather(done, errors="skip") if done else {}
+        values: list[Any] = []
+        for future in futures:
+            if future.key in results:
+                values.append(results[future.key])
+            elif future.status == "error":
+                values.append(future.exception())
+            else:  # cancelled, or its result lost between finishing and the gather
+                values.append(CancelledError(f"the task ended as {future.status!r}"))
+        return values
+
+    def _outcome(self, future: Future, value: Any, item: _Pending) -> Any:
         """The task's result, ``_AGAIN`` to resubmit it, or a ``_Failed`` for ``on_failure``."""
-        try:
-            return future.result()
-        except (KilledWorker, _Cancelled) as exc:  # lost to the cluster, not to its own code
-            if item.attempt < RESUBMITS:
-                log.warning("a task was lost with its worker (%s); submitting it again", type(exc).__name__)
-                return _AGAIN
-            return _Failed(exc)
-        except Exception as exc:
-            return _Failed(exc)
+        if future.status == "finished" and not isinstance(value, CancelledError):
+            return value
+        exc = value if isinstance(value, BaseException) else CancelledError(repr(value))
+        if isinstance(exc, KilledWorker | CancelledError) and item.attempt < RESUBMITS:
+            # lost to the cluster, not to its own code: run it again elsewhere
+            log.warning("a task was lost with its worker (%s); submitting it again", type(exc).__name__)
+            return _AGAIN
+        return _Failed(exc)
 
     def _window(self) -> int:
         threads = sum(self.client.nthreads().values())
@@ -294,7 +323,7 @@ class _DaskPool:
         if not isinstance(arg, Shared):
             return arg
         entry = self._shipped.get(id(arg))
-        if entry is None or entry[1].status in ("lost", "error", "cancelled"):
+        if entry is None or entry[1].status != "finished":  # never shipped, or lost with its workers
             # a list of one, so a list or dict value is shipped whole rather than split up
             [future] = self.client.scatter([_ByValue(arg.value)], broadcast=arg.broadcast, hash=False)
             entry = (arg, future, 0)

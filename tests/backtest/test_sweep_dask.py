@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import dask
 import pandas as pd
 import pytest
 from copilot_quant.backtest.cluster import Compute, Shared, ship_code_of, task_pool
@@ -127,6 +128,53 @@ def test_a_worker_killed_mid_sweep_has_its_run_retried_and_the_table_is_complete
     assert Path(marker).exists()  # a worker process really died building the target's strategy
     pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
     assert spread.table["error"].eq("").all()
+
+
+@pytest.fixture(scope="module")
+def impatient():
+    """Two workers whose scheduler gives up on a task at the first worker death (KilledWorker at once)."""
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        _cluster(2) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+class CrashAlways(SmaCrossFast):
+    def __init__(self, **params) -> None:
+        os._exit(1)
+
+
+def test_a_task_given_up_by_the_scheduler_is_submitted_again_and_completes(bars, impatient, tmp_path):
+    marker = str(tmp_path / "crashed")
+    target = {"fast_period": 20, "slow_period": 30}
+
+    def crashing(**params):
+        return CrashOnce(marker, **params) if params == target else factory(**params)
+
+    spread = _sweep(bars, strategy=crashing, client=impatient)
+    assert Path(marker).exists()
+    pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
+
+
+def test_a_task_that_kills_every_worker_it_meets_is_a_failed_row_and_the_rest_complete(bars, impatient):
+    target = {"fast_period": 5, "slow_period": 100}
+
+    def deadly(**params):
+        return CrashAlways(**params) if params == target else factory(**params)
+
+    spread = _sweep(bars, strategy=deadly, client=impatient)
+    failed = spread.table[spread.table["error"] != ""]
+    assert [(r.fast_period, r.slow_period) for r in failed.itertuples()] == [(5, 100)]
+    assert "KilledWorker" in failed["error"].iloc[0]
+    ran = spread.table[spread.table["error"] == ""].sort_values(["fast_period", "slow_period"])
+    alone = (
+        _sweep(bars)
+        .table.set_index(["fast_period", "slow_period"])
+        .loc[list(zip(ran["fast_period"], ran["slow_period"], strict=True))]
+    )
+    assert list(ran["final_value"]) == list(alone["final_value"])
 
 
 def test_a_failing_combination_on_workers_is_a_row_with_its_error(bars, two_workers):
