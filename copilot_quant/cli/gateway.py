@@ -34,8 +34,25 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     symbols: str = typer.Option("", help="Comma-separated symbols to offer (default: the data source's)."),
     account: str = typer.Option("DU1234567", help="Account id shown to clients."),
     cash: float = typer.Option(1_000_000.0, help="Starting cash in USD."),
+    clock: str = typer.Option(
+        "",
+        "--clock",
+        help="wall: a paper market trading in real time (the default); replay: the data replayed bar by "
+        "bar, stepped or at --speed (implied by --speed, --start or --volume-limit).",
+    ),
+    hours: str = typer.Option(
+        "",
+        "--hours",
+        help="Wall-clock market hours: always (default: open around the clock) or exchange (NYSE sessions "
+        "and holidays).",
+    ),
     speed: float = typer.Option(0.0, help="Bars per second the market replays at (0 = paused)."),
-    bar_interval: str = typer.Option("1d", "--bar-interval", help="Replay bar interval: 1m … 1h or 1d."),
+    bar_interval: str = typer.Option(
+        "",
+        "--bar-interval",
+        help="Bar interval, 1m … 1h or 1d: the replay's step (default 1d), or how often bars complete on "
+        "the wall clock (default 1m).",
+    ),
     start: str = typer.Option(
         "",
         help="Replay start date, within the data (default: just after the data's last bar, or the clock "
@@ -68,6 +85,9 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 
     console = Console(highlight=False)
+    # The replay's own settings choose it; anything else gets the market a newcomer can trade at once.
+    mode = clock.strip().lower() or ("replay" if speed or start or volume_limit is not None else "wall")
+    interval = bar_interval or ("1m" if mode == "wall" else "1d")
     try:
         check_volume_limit(volume_limit, "--volume-limit")
         config = GatewayConfig(
@@ -77,8 +97,10 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             symbols=[s.strip().upper() for s in symbols.split(",") if s.strip()] or None,
             account=account,
             cash=cash,
+            clock=mode,
+            hours=hours.strip().lower() or "always",
             speed=speed or None,
-            bar_interval=bar_interval,
+            bar_interval=interval,
             start=start or None,
             state_file=state or None,
             partial_fill_size=partial_fill_size or None,
@@ -94,9 +116,13 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     symbols_text = ", ".join(server.core.registry.symbols[:12]) or "any ticker (generated on request)"
     console.print(f"[bold green]Simulated IB Gateway[/] listening on [bold]{server.host}:{server.port}[/]")
     console.print(f"  account {server.broker.account_id}, data '{data}', symbols: {symbols_text}")
-    console.print(
-        f"  market time {server.clock.now:%Y-%m-%d %H:%M} UTC, {_clock_text(speed, control.port if control else None)}"
-    )
+    if mode == "wall":
+        console.print(f"  {_wall_text(server.config.hours, interval)}")
+    else:
+        console.print(
+            f"  replay, market time {server.clock.now:%Y-%m-%d %H:%M} UTC, "
+            f"{_clock_text(speed, control.port if control else None)}"
+        )
     for notice in server.notices:
         console.print(f"  [yellow]Warning:[/] {escape(notice)}")
     console.print("  Point ib_async at it:")
@@ -118,6 +144,15 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             control.stop()
         server.stop()
         console.print("Gateway stopped.")
+
+
+def _wall_text(hours: str, interval: str) -> str:
+    """The banner's line for the wall-clock paper market."""
+    when = "open around the clock" if hours == "always" else "open in NYSE sessions (holidays closed)"
+    return (
+        f"paper market on the wall clock, {when}: a trade every second, 5 s real-time bars, {interval} bars "
+        "complete in real time (--clock replay to replay data instead)"
+    )
 
 
 def _clock_text(speed: float, control_port: int | None) -> str:

@@ -269,3 +269,15 @@ def session_hours(around: pd.Timestamp, days: int = 7, calendar: str = "XNYS") -
         trading.append(f"{stamp}:0400-{stamp}:2000")
         liquid.append(f"{stamp}:{opens:%H%M}-{stamp}:{closes:%H%M}")
     return ";".join(trading), ";".join(liquid)
+
+
+def always_open_hours(around: pd.Timestamp, days: int = 7) -> tuple[str, str]:
+    """``(tradingHours, liquidHours)`` of a market that never closes: every New York day whole, in the
+    ``20240105:0000-20240106:0000`` form TWS uses for round-the-clock products."""
+    start: date = around.tz_convert("America/New_York").date()
+    spans = [
+        f"{start + timedelta(days=k):%Y%m%d}:0000-{start + timedelta(days=k + 1):%Y%m%d}:0000"
+        for k in range(days)
+    ]
+    text = ";".join(spans)
+    return text, text
