@@ -74,6 +74,7 @@ class GatewayCore:
         self.feed = feed
         self.broker = broker
         self.registry = ContractRegistry.from_feed(feed, symbols)
+        self.registry.remember(_contracts_of(broker))
         wall: WallClockMarket | None = None
         if wall_clock:
             start, resume_at = WallClockMarket.wall().floor("s"), None
@@ -191,3 +192,11 @@ class GatewayCore:
     def _on_broker_event(self, event: object) -> None:
 
         route_broker_event(self, event)
+
+
+def _contracts_of(broker: SimBroker) -> list[ContractInfo]:
+    """Every contract a (restored) account refers to: positions, working and finished orders, fills."""
+    found = [item.contract for item in broker.positions(include_flat=True)]
+    found += [record.contract for record in broker.open_orders() + broker.completed_orders()]
+    found += [execution.contract for execution in broker.executions()]
+    return found
