@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 from copilot_quant.data.providers import SyntheticDataProvider
-from copilot_quant.gateway.market import MarketReplay, PricePoint, Quote
+from copilot_quant.gateway.history import HistoryService, parse_bar_size
+from copilot_quant.gateway.market import Bar, MarketReplay, PricePoint, Quote
 from copilot_quant.gateway.wallclock import WallClockMarket, live_bar_end
 from ib_async import IB, MarketOrder, Stock
 
@@ -201,3 +202,27 @@ def test_a_bare_gateway_fills_a_market_order_at_any_hour_and_streams_new_5s_bars
         assert ib.reqCurrentTime() >= bar.time
     finally:
         ib.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("start", "label"),
+    [
+        ("2026-12-07 10:49:35", "20261207 05:49:00 US/Eastern"),  # a trading day, before the bell
+        ("2026-12-07 14:31:05", "20261207 09:31:00 US/Eastern"),  # in the session
+        ("2026-12-05 15:00:05", "20261205 10:00:00 US/Eastern"),  # a Saturday
+    ],
+)
+def test_keep_up_to_date_buckets_of_an_always_open_market_follow_the_clock_outside_sessions(start, label):
+    market, _, _ = live_market(SATURDAY)
+    bar = Bar(
+        "AAPL",
+        pd.Timestamp(start, tz=UTC),
+        pd.Timestamp(start, tz=UTC) + pd.Timedelta(seconds=5),
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
+    service = HistoryService(market.feed, market)
+    assert service.bucket_label(bar, parse_bar_size("1 min"), 1) == label
