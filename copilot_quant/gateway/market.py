@@ -405,12 +405,12 @@ class MarketReplay:
         minutes = 390.0 if self.interval == "1d" else self._duration.total_seconds() / 60.0
         sigma = _DAILY_VOL * math.sqrt(minutes / 390.0)
         z, u1, u2 = (float(x) for x in rng.standard_normal(3))
-        open_ = last
+        open_ = max(0.01, round(last, 2))  # on the tick grid (off-grid data, e.g. adjusted, ends off it)
         close = max(0.01, round(open_ * math.exp(sigma * z), 2))
         high = round(max(open_, close) * (1.0 + abs(u1) * sigma / 2), 2)
         low = max(0.01, round(min(open_, close) * (1.0 - abs(u2) * sigma / 2), 2))
         volume = float(int(1_000_000 * minutes / 390.0 * (0.5 + float(rng.random()))) // 100 * 100 or 100)
-        # The walk continues exactly at the last price (no artificial gap); later prices are cents.
+        # The walk continues at the last price (put on the cent grid); every price after it is cents.
         return Bar(symbol, start, end, open_, max(high, open_, close), min(low, open_, close), close, volume)
 
     def _trade_through(self, bar: Bar) -> None:

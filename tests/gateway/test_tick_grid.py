@@ -54,6 +54,12 @@ def test_the_gateway_fills_and_quotes_on_the_grid_and_reports_whole_volumes_of_a
         bars = ib.reqHistoricalData(aapl, "", "10 D", "1 day", "TRADES", True)
         assert bars
         assert all(float(bar.volume).is_integer() for bar in bars)
+        assert not on_grid([bars[-1].close])  # adjusted data is replayed as it is (parity with a backtest)
+        trade = ib.placeOrder(aapl, MarketOrder("BUY", 10))
+        assert wait_until(ib, lambda: trade.orderStatus.status == "Submitted")
+        gw.clock.step()  # past the data's end: the market walks on, from the last close put on the grid
+        assert wait_until(ib, lambda: trade.orderStatus.status == "Filled")
+        assert on_grid([fill.execution.price for fill in trade.fills])
     feed = SyntheticDataProvider(["AAPL"], seed=5, start="2024-01-02", periods=2000, interval="1m")
     with running_gateway(data=feed, bar_interval="1m") as gw, connected_ib(gw) as ib:
         [aapl] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
