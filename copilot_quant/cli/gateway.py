@@ -48,8 +48,25 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
         "fresh DU… paper id for this run, so a fresh gateway is never taken for one an old journal knows).",
     ),
     cash: float = typer.Option(1_000_000.0, help="Starting cash in USD."),
+    clock: str = typer.Option(
+        "",
+        "--clock",
+        help="wall: a paper market trading in real time (the default); replay: the data replayed bar by "
+        "bar, stepped or at --speed (implied by --speed, --start or --volume-limit).",
+    ),
+    hours: str = typer.Option(
+        "",
+        "--hours",
+        help="Wall-clock market hours: always (default: open around the clock) or exchange (NYSE sessions "
+        "and holidays).",
+    ),
     speed: float = typer.Option(0.0, help="Bars per second the market replays at (0 = paused)."),
-    bar_interval: str = typer.Option("1d", "--bar-interval", help="Replay bar interval: 1m … 1h or 1d."),
+    bar_interval: str = typer.Option(
+        "",
+        "--bar-interval",
+        help="Bar interval, 1m … 1h or 1d: the replay's step (default 1d), or how often bars complete on "
+        "the wall clock (default 1m).",
+    ),
     start: str = typer.Option(
         "",
         help="Replay start date, within the data (default: just after the data's last bar, or the clock "
@@ -82,6 +99,9 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 
     console = Console(highlight=False)
+    # The replay's own settings choose it; anything else gets the market a newcomer can trade at once.
+    mode = clock.strip().lower() or ("replay" if speed or start or volume_limit is not None else "wall")
+    interval = bar_interval or ("1m" if mode == "wall" else "1d")
     try:
         offered = parse_symbols([*symbols, *ctx.args])
         account_id, fresh = gateway_account(account, state or None)
@@ -93,8 +113,10 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             symbols=offered or None,
             account=account_id,
             cash=cash,
+            clock=mode,
+            hours=hours.strip().lower() or "always",
             speed=speed or None,
-            bar_interval=bar_interval,
+            bar_interval=interval,
             start=start or None,
             state_file=state or None,
             partial_fill_size=partial_fill_size or None,
@@ -111,10 +133,13 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     console.print(f"[bold green]Simulated IB Gateway[/] listening on [bold]{server.host}:{server.port}[/]")
     console.print(f"  account {server.broker.account_id}, data '{data}', symbols: {symbols_text}")
     console.print(f"  {escape(_account_text(server.broker.account_id, fresh, state))}", soft_wrap=True)
-    console.print(
-        f"  market time {bar_time(server.clock.now, bar_interval)}, "
-        f"{_clock_text(speed, control.port if control else None)}"
-    )
+    if mode == "wall":
+        console.print(f"  {_wall_text(server.config.hours, interval)}")
+    else:
+        console.print(
+            f"  replay, market time {bar_time(server.clock.now, interval)}, "
+            f"{_clock_text(speed, control.port if control else None)}"
+        )
     for notice in server.notices:
         console.print(f"  [yellow]Warning:[/] {escape(notice)}")
     console.print("  Point ib_async at it:")
@@ -179,6 +204,15 @@ def _account_text(account: str, fresh: bool, state: str) -> str:
     if state:
         return f"account, orders, fills and market time kept in {state}; `live` journals it in {journal}"
     return f"`copilot-quant live` journals this account in {journal}"
+
+
+def _wall_text(hours: str, interval: str) -> str:
+    """The banner's line for the wall-clock paper market."""
+    when = "open around the clock" if hours == "always" else "open in NYSE sessions (holidays closed)"
+    return (
+        f"paper market on the wall clock, {when}: a trade every second, 5 s real-time bars, {interval} bars "
+        "complete in real time (--clock replay to replay data instead)"
+    )
 
 
 def _clock_text(speed: float, control_port: int | None) -> str:

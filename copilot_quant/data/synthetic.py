@@ -19,6 +19,8 @@ Properties:
   closes included); intraday bars lie inside regular hours, aligned to the open and stamped at bar end (the
   last bar of a session may be shorter and ends at the close). No bar exists outside a session.
 * **Valid OHLC.** Prices are positive, ``High >= max(Open, Close)``, ``Low <= min(Open, Close)``.
+* **Prices an exchange would print.** Every price is on the cent grid (at least 0.01) and every volume a
+  whole number of shares.
 * **Fast.** Daily bars never need minute bars, and minute bars are made only for the sessions asked for:
   twenty years of days or a month of minutes take milliseconds, a million minutes well under a second.
 
@@ -56,6 +58,7 @@ __all__ = ["SyntheticDataProvider"]
 logger = logging.getLogger(__name__)
 
 _MINUTE_NS = 60 * 10**9
+_TICK = 0.01  # price grid of the generated stocks
 _START_PRICE_TAG = 99  # generator tag of the per-symbol start price (kept from the first version)
 
 
@@ -284,7 +287,19 @@ def _utc_index(ends: np.ndarray) -> pd.DatetimeIndex:
 
 
 def _frame(bars: BarArrays, ends: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"Open": bars.open, "High": bars.high, "Low": bars.low, "Close": bars.close, "Volume": bars.volume},
-        index=_utc_index(ends),
-    )
+    """The bars as a frame, prices on the cent grid (a US stock's tick) as an exchange prints them.
+
+    Rounding is monotone, so rounded minutes still aggregate exactly to the rounded days (the first open,
+    highest high, lowest low and last close of rounded values are the rounded aggregates) and OHLC stays
+    valid; volumes are whole shares already.
+    """
+    prices = {
+        name: np.maximum(np.round(values, 2), _TICK)
+        for name, values in (
+            ("Open", bars.open),
+            ("High", bars.high),
+            ("Low", bars.low),
+            ("Close", bars.close),
+        )
+    }
+    return pd.DataFrame({**prices, "Volume": bars.volume}, index=_utc_index(ends))

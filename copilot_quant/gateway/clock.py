@@ -1,8 +1,13 @@
-"""The gateway's market clock: step the simulated market by hand, or let it run at a chosen speed.
+"""The gateway's market clock: the replay, stepped by hand or run at a chosen speed, or the wall clock.
 
-All market work happens on the gateway's event-loop thread. :meth:`SimClock.step` may be called from any
-thread (typically a test): it runs the steps on the loop and returns once every tick of those bars has been
-handed to the sessions and to the broker, so a test can step and then wait for ib_async to see the result.
+Two modes. **Replay** (tests, research, demos): :meth:`SimClock.step` may be called from any thread
+(typically a test); it runs the steps on the loop and returns once every tick of those bars has been
+handed to the sessions and to the broker, so a test can step and then wait for ib_async to see the
+result; :meth:`SimClock.run` advances ``speed`` bars per second. **Wall clock** (the paper market a bare
+``copilot-quant gateway`` runs): a :class:`~copilot_quant.gateway.wallclock.WallClockMarket` trades in
+real time from the moment the gateway listens; it cannot be stepped, sped up or paused.
+
+All market work happens on the gateway's event-loop thread.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import pandas as pd
 
 from copilot_quant.errors import GatewayError
 from copilot_quant.gateway.market import Bar, MarketReplay
+from copilot_quant.gateway.wallclock import WallClockMarket
 
 __all__ = ["SimClock"]
 
@@ -27,20 +33,34 @@ logger = logging.getLogger(__name__)
 class SimClock:
     """Controls a :class:`MarketReplay`: ``step(n)``, ``run(speed)``, ``pause()``, ``now``.
 
-    ``speed`` is in bars per second; ``None`` or 0 means paused (manual stepping only).
+    ``speed`` is in bars per second; ``None`` or 0 means paused (manual stepping only). With ``wall``
+    the market follows the wall clock instead, and the replay controls raise :class:`GatewayError`.
     """
 
-    def __init__(self, market: MarketReplay, advance: Callable[[], list[Bar]] | None = None) -> None:
+    def __init__(
+        self,
+        market: MarketReplay,
+        advance: Callable[[], list[Bar]] | None = None,
+        *,
+        wall: WallClockMarket | None = None,
+    ) -> None:
         self.market = market
+        self.wall = wall
         self._advance = advance or market.advance
         self.loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._speed: float | None = None
 
     @property
+    def mode(self) -> str:
+        """``"wall"`` (real time) or ``"replay"``."""
+        return "replay" if self.wall is None else "wall"
+
+    @property
     def now(self) -> pd.Timestamp:
-        """Simulated time: the end of the last delivered bar (UTC)."""
-        return self.market.now
+        """Market time (UTC): the end of the last delivered bar in a replay; on the wall clock, the last
+        instant the market has traded (what ``reqCurrentTime`` answers)."""
+        return self.market.now if self.wall is None else self.wall.now
 
     @property
     def speed(self) -> float | None:
@@ -48,23 +68,38 @@ class SimClock:
 
     @property
     def running(self) -> bool:
+        if self.wall is not None:
+            return self.wall.running
         return self._task is not None and not self._task.done()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Bind to the gateway's loop (called by the server); restarts a configured speed."""
+        """Bind to the gateway's loop (called by the server); restarts a configured speed or the wall clock."""
         self.loop = loop
-        if self._speed:
+        if self.wall is not None:
+            wall = self.wall
+            self._call(lambda: wall.start(loop))
+        elif self._speed:
             self._call(self._start_task)
 
     def detach(self) -> None:
         """The loop is stopping: cancel the running task (the configured speed is kept for a restart)."""
+        if self.wall is not None:
+            self.wall.stop()
         if self._task is not None:
             self._task.cancel()
             self._task = None
         self.loop = None
 
+    def _refuse_in_wall_mode(self, what: str) -> None:
+        if self.wall is not None:
+            raise GatewayError(
+                f"the market follows the wall clock and cannot be {what}; start the gateway in replay mode "
+                "(clock='replay', or `copilot-quant gateway --clock replay`) to step it or set its speed."
+            )
+
     def step(self, n: int = 1) -> list[Bar]:
         """Advance ``n`` bars synchronously; returns the bars delivered (all symbols, in order)."""
+        self._refuse_in_wall_mode("stepped")
         if n < 0:
             raise GatewayError(f"step(n) needs n >= 0, got {n}.")
 
@@ -78,6 +113,7 @@ class SimClock:
 
     def run(self, speed: float | None) -> None:
         """Advance automatically at ``speed`` bars per second (``None``/0 pauses)."""
+        self._refuse_in_wall_mode("sped up or paused")
         if speed is not None and speed < 0:
             raise GatewayError(f"speed must be >= 0 bars per second, got {speed}.")
         self._speed = speed or None

@@ -214,6 +214,14 @@ class ContractRegistry:
     def by_con_id(self, con_id: int) -> ContractInfo | None:
         return self._by_con_id.get(con_id)
 
+    def remember(self, infos: Iterable[ContractInfo]) -> None:
+        """Know ``infos`` from now on (the contracts of a restored account: held, ordered or filled), so a
+        client's cached contract, even a bare conId, resolves after a restart as it does at IB."""
+        for info in infos:
+            if info.symbol not in self._by_symbol:
+                self._by_symbol[info.symbol] = info
+                self._by_con_id.setdefault(info.con_id, info)
+
     def resolve(self, req: ContractRequest) -> ContractInfo | None:
         """The contract ``req`` designates, or ``None`` when TWS would answer error 200."""
         if req.sec_type not in ("", "STK"):
@@ -222,6 +230,9 @@ class ContractRegistry:
             return None
         if req.con_id:
             info = self.by_con_id(req.con_id)
+            if info is None and req.symbol and con_id_for(req.symbol) == req.con_id:
+                # A contract qualified in an earlier run: its conId is the symbol's stable one.
+                info = self.by_symbol(req.symbol)
             if info is None or (req.symbol and req.symbol != info.symbol):
                 return None
         else:
@@ -269,3 +280,15 @@ def session_hours(around: pd.Timestamp, days: int = 7, calendar: str = "XNYS") -
         trading.append(f"{stamp}:0400-{stamp}:2000")
         liquid.append(f"{stamp}:{opens:%H%M}-{stamp}:{closes:%H%M}")
     return ";".join(trading), ";".join(liquid)
+
+
+def always_open_hours(around: pd.Timestamp, days: int = 7) -> tuple[str, str]:
+    """``(tradingHours, liquidHours)`` of a market that never closes: every New York day whole, in the
+    ``20240105:0000-20240106:0000`` form TWS uses for round-the-clock products."""
+    start: date = around.tz_convert("America/New_York").date()
+    spans = [
+        f"{start + timedelta(days=k):%Y%m%d}:0000-{start + timedelta(days=k + 1):%Y%m%d}:0000"
+        for k in range(days)
+    ]
+    text = ";".join(spans)
+    return text, text

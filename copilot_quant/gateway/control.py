@@ -107,7 +107,10 @@ def execute(gateway: GatewayServer, line: str) -> str:
 
 def _status(gw: GatewayServer, args: list[str], usage: str) -> str:
     clients = sum(1 for _ in gw.sessions())
-    return f"time={gw.clock.now.isoformat()} speed={gw.clock.speed or 0} clients={clients} port={gw.port}"
+    return (
+        f"time={gw.clock.now.isoformat()} clock={gw.clock.mode} speed={gw.clock.speed or 0} "
+        f"clients={clients} port={gw.port}"
+    )
 
 
 def _restored(gw: GatewayServer, args: list[str], usage: str) -> str:

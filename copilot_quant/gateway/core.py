@@ -15,7 +15,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from copilot_quant.gateway.clock import SimClock
-from copilot_quant.gateway.contracts import ContractInfo, ContractRegistry, ContractRequest
+from copilot_quant.gateway.contracts import (
+    ContractInfo,
+    ContractRegistry,
+    ContractRequest,
+    always_open_hours,
+    session_hours,
+)
 from copilot_quant.gateway.handlers.account import push_marks
 from copilot_quant.gateway.handlers.historical import publish_bar
 from copilot_quant.gateway.handlers.market_data import publish_real_time_bar, publish_tick
@@ -24,6 +30,7 @@ from copilot_quant.gateway.history import HistoryService
 from copilot_quant.gateway.market import Bar, MarketReplay, PricePoint, Quote
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.pacing import HistoricalPacer
+from copilot_quant.gateway.wallclock import WallClockMarket
 from copilot_quant.model.ports import IDataFeed
 
 if TYPE_CHECKING:
@@ -43,6 +50,9 @@ class GatewayCore:
 
     ``start`` is where the replay begins (None: the data's last bar); ``resume_at``, used only without a
     ``start``, continues an earlier run's replay at its saved clock (see :meth:`MarketReplay.resume`).
+    With ``wall_clock`` the market starts at the present instead and trades in real time on ``hours``
+    (``"always"`` or ``"exchange"``; see :mod:`copilot_quant.gateway.wallclock`); ``start`` and
+    ``resume_at`` must then be None.
     """
 
     def __init__(
@@ -58,17 +68,25 @@ class GatewayCore:
         seed: int = 0,
         pacing: bool = False,
         max_clients: int = 32,
+        wall_clock: bool = False,
+        hours: str = "always",
     ) -> None:
         self.feed = feed
         self.broker = broker
         self.registry = ContractRegistry.from_feed(feed, symbols)
+        self.registry.remember(_contracts_of(broker))
+        wall: WallClockMarket | None = None
+        if wall_clock:
+            start, resume_at = WallClockMarket.wall().floor("s"), None
         self.market = MarketReplay(feed, bar_interval, start, spread=spread, seed=seed)
+        if wall_clock:
+            wall = WallClockMarket(self.market, hours=hours, seed=seed)
         if resume_at is not None and start is None:
             # A restart from a state file: the clock goes on where the earlier run left it.
             self.market.resume(resume_at, self.registry.symbols)
         else:
             self.market.track_all(self.registry.symbols)
-        self.clock = SimClock(self.market)
+        self.clock = SimClock(self.market, wall=wall)
         self.history = HistoryService(feed, self.market)
         self.pacer = HistoricalPacer(enabled=pacing)
         self.max_clients = max_clients
@@ -100,8 +118,15 @@ class GatewayCore:
 
     @property
     def now(self) -> pd.Timestamp:
-        """Simulated market time."""
-        return self.market.now
+        """Market time: the replay's clock, or the wall-clock market's last traded instant."""
+        return self.clock.now
+
+    def trading_hours(self) -> tuple[str, str]:
+        """``(tradingHours, liquidHours)`` for contract details: round the clock on an always-open market."""
+        wall = self.clock.wall
+        if wall is not None and wall.hours == "always":
+            return always_open_hours(self.now)
+        return session_hours(self.now)
 
     def farm_codes_on_connect(self) -> tuple[int, ...]:
         return CONNECT_FARM_CODES
@@ -172,3 +197,11 @@ class GatewayCore:
     def _on_broker_event(self, event: object) -> None:
 
         route_broker_event(self, event)
+
+
+def _contracts_of(broker: SimBroker) -> list[ContractInfo]:
+    """Every contract a (restored) account refers to: positions, working and finished orders, fills."""
+    found = [item.contract for item in broker.positions(include_flat=True)]
+    found += [record.contract for record in broker.open_orders() + broker.completed_orders()]
+    found += [execution.contract for execution in broker.executions()]
+    return found

@@ -342,11 +342,14 @@ class HistoryService:
         if size.kind in ("1d", "1wk", "1mo"):
             return format_bar_date(bar.start, bar.end, size.kind, format_date)
         step = size.step or pd.Timedelta(minutes=1)
+        midnight = bar.start.tz_convert(_EASTERN).normalize()
         try:
-            opens = session_open(bar.start.tz_convert(_EASTERN).normalize().tz_localize(None), self.calendar)
+            opens = session_open(midnight.tz_localize(None), self.calendar)
         except DataError:
-            opens = bar.start.floor("D")
-        k = max(0, (bar.start - opens) // step)
+            opens = midnight  # no session that day (a market open around the clock trades anyway)
+        if bar.start < opens:
+            opens = midnight  # before the bell: buckets count from midnight, as the bars' own history does
+        k = (bar.start - opens) // step
         return format_bar_date(opens + step * k, bar.end, "intraday", format_date)
 
 

@@ -349,6 +349,31 @@ class MarketReplay:
                 bar_listener(bar)
         return bars
 
+    # -- driven from outside (the wall-clock market) --------------------------------------------------
+    def trade(self, symbol: str, time: pd.Timestamp, price: float, size: float) -> None:
+        """One trade of ``symbol`` at ``time``: update its quote and tell the tick listeners."""
+        quote = self.quotes[symbol]
+        self._roll_session(quote, time.tz_convert("America/New_York").normalize(), price)
+        self._record(quote, time, price, size)
+        point = PricePoint(symbol, time, price, quote.bid, quote.ask, size)
+        for listener in list(self.tick_listeners):
+            listener(point, quote)
+
+    def publish_bars(self, bars: list[Bar]) -> None:
+        """Hand ``bars`` (live 5-second bars) to the bar listeners: real-time bars, keepUpToDate updates."""
+        for bar in bars:
+            for bar_listener in list(self.bar_listeners):
+                bar_listener(bar)
+
+    def complete_bars(self, end: pd.Timestamp, bars: list[Bar], *, session_closed: bool) -> None:
+        """Bars of the replay interval ending at ``end`` happened: they become history, ``now`` moves to
+        ``end`` and the step listeners run (marks; DAY orders expire when ``session_closed``)."""
+        for bar in bars:
+            self._series[bar.symbol].generated.append(bar)
+        self._now = end
+        for listener in list(self.step_listeners):
+            listener(end, session_closed)
+
     def is_session_close(self, instant: pd.Timestamp) -> bool:
         """Whether ``instant`` is the close of a trading session (DAY orders expire there)."""
         try:
@@ -380,40 +405,48 @@ class MarketReplay:
         minutes = 390.0 if self.interval == "1d" else self._duration.total_seconds() / 60.0
         sigma = _DAILY_VOL * math.sqrt(minutes / 390.0)
         z, u1, u2 = (float(x) for x in rng.standard_normal(3))
-        open_ = last
+        open_ = max(0.01, round(last, 2))  # on the tick grid (off-grid data, e.g. adjusted, ends off it)
         close = max(0.01, round(open_ * math.exp(sigma * z), 2))
         high = round(max(open_, close) * (1.0 + abs(u1) * sigma / 2), 2)
         low = max(0.01, round(min(open_, close) * (1.0 - abs(u2) * sigma / 2), 2))
         volume = float(int(1_000_000 * minutes / 390.0 * (0.5 + float(rng.random()))) // 100 * 100 or 100)
-        # The walk continues exactly at the last price (no artificial gap); later prices are cents.
+        # The walk continues at the last price (put on the cent grid); every price after it is cents.
         return Bar(symbol, start, end, open_, max(high, open_, close), min(low, open_, close), close, volume)
 
     def _trade_through(self, bar: Bar) -> None:
         """Trade ``bar``'s intrabar path: one tick per price to the tick listeners (the bar itself follows)."""
         quote = self.quotes[bar.symbol]
-        session = bar.start.tz_convert("America/New_York").normalize()
-        if quote.session is None or session != quote.session:
-            quote.close = quote.last if math.isfinite(quote.last) else bar.open
-            quote.volume = 0.0
-            quote.open, quote.high, quote.low = bar.open, bar.open, bar.open
-            quote.session = session
+        self._roll_session(quote, bar.start.tz_convert("America/New_York").normalize(), bar.open)
         path = price_path(bar.open, bar.high, bar.low, bar.close)
         step = (bar.end - bar.start) / (len(path) - 1)
         size = max(1.0, float(int(bar.volume / len(path))))
         for k, price in enumerate(path):
             time = bar.start + step * k
-            quote.last = price
-            quote.last_size = size
-            quote.volume += size
-            quote.high = max(quote.high, price)
-            quote.low = min(quote.low, price)
-            quote.time = time
-            self._apply_spread(quote, price)
+            self._record(quote, time, price, size)
             point = PricePoint(
                 bar.symbol, time, price, quote.bid, quote.ask, size, gap=k == 0, bar_volume=bar.volume
             )
             for listener in list(self.tick_listeners):
                 listener(point, quote)
+
+    @staticmethod
+    def _roll_session(quote: Quote, session: pd.Timestamp, first_price: float) -> None:
+        """A new session starts: yesterday's last becomes the close; open, range and volume restart."""
+        if quote.session is not None and session == quote.session:
+            return
+        quote.close = quote.last if math.isfinite(quote.last) else first_price
+        quote.volume = 0.0
+        quote.open, quote.high, quote.low = first_price, first_price, first_price
+        quote.session = session
+
+    def _record(self, quote: Quote, time: pd.Timestamp, price: float, size: float) -> None:
+        quote.last = price
+        quote.last_size = size
+        quote.volume += size
+        quote.high = max(quote.high, price)
+        quote.low = min(quote.low, price)
+        quote.time = time
+        self._apply_spread(quote, price)
 
     def _apply_spread(self, quote: Quote, price: float) -> None:
         half = self.spread / 2.0

@@ -66,16 +66,23 @@ class GatewayConfig:
         symbols: the symbols offered (default: the data source's own list); a source with a fixed list
             must have them all.
         account, live_account, cash: the simulated account (``live_account`` presents a ``U…`` id).
-        speed: bars per second the market clock runs at; ``None``/0 = paused (step it by hand).
-        bar_interval: replay interval, ``'1m'`` … ``'1h'`` or ``'1d'``.
+        clock: ``'replay'`` (the default here: the clock moves when stepped, or at ``speed``) or ``'wall'``:
+            a paper market trading in real time from now, with prices generated live (what a bare
+            ``copilot-quant gateway`` runs; see :mod:`copilot_quant.gateway.wallclock`).
+        hours: the wall-clock market's hours, ``'always'`` (open around the clock) or ``'exchange'`` (NYSE
+            sessions and holidays); the replay always follows the exchange calendar.
+        speed: bars per second the market clock runs at; ``None``/0 = paused (step it by hand). Replay only.
+        bar_interval: replay interval, ``'1m'`` … ``'1h'`` or ``'1d'``; on the wall clock, the interval at
+            which bars complete in real time.
         start: replay start (naive = New York time), not after the data's last bar; default just after
-            the data's last bar, or the clock saved in ``state_file``.
+            the data's last bar, or the clock saved in ``state_file``. Replay only.
         spread: bid/ask spread in price units (0: fills at bar prices, as in a backtest).
         seed: seed of the random walk after the data ends.
         commission, slippage, partial_fill_size, state_file: passed to :class:`SimBroker` (the same
             commission and slippage model objects a backtest uses give backtest–live parity of costs).
         volume_limit: fill at most this fraction of each replayed bar's volume per symbol, summed over
-            its orders (0 < x <= 1; None = no limit) — the backtest's ``volume_limit``, same rule.
+            its orders (0 < x <= 1; None = no limit) — the backtest's ``volume_limit``, same rule. Replay
+            only.
         pacing: enforce IB's historical-data pacing rules (error 162).
         max_clients: simultaneous clients (TWS allows 32).
     """
@@ -87,6 +94,8 @@ class GatewayConfig:
     account: str = "DU1234567"
     live_account: bool = False
     cash: float = 1_000_000.0
+    clock: str = "replay"
+    hours: str = "always"
     speed: float | None = None
     bar_interval: str = "1d"
     start: Any = None
@@ -115,8 +124,33 @@ class GatewayConfig:
         self.volume_limit = check_volume_limit(self.volume_limit)
         if not 1 <= self.max_clients <= 1000:
             raise ConfigError(f"max_clients must be 1..1000, got {self.max_clients}.")
+        self._validate_clock()
         if isinstance(self.data, str) and not self.data.strip():
             raise ConfigError("data must be a data spec such as 'sample' or 'synthetic', or an IDataFeed.")
+
+    def _validate_clock(self) -> None:
+        if self.clock not in ("replay", "wall"):
+            raise ConfigError(f"clock must be 'replay' or 'wall', got {self.clock!r}.")
+        if self.hours not in ("always", "exchange"):
+            raise ConfigError(f"hours must be 'always' or 'exchange', got {self.hours!r}.")
+        if self.clock == "replay":
+            if self.hours != "always":
+                raise ConfigError(
+                    "hours applies to the wall-clock market (clock='wall'); a replay follows the "
+                    "exchange calendar of its data."
+                )
+            return
+        replay_only = {
+            "speed": self.speed,
+            "start": self.start if self.start != "" else None,
+            "volume_limit": self.volume_limit,
+        }
+        for name, value in replay_only.items():
+            if value is not None:
+                raise ConfigError(
+                    f"{name} is a setting of the market replay; the wall-clock market trades in real time "
+                    f"from now. Leave {name} out, or use the replay clock (clock='replay'; --clock replay)."
+                )
 
     def start_timestamp(self) -> pd.Timestamp | None:
         if self.start is None or self.start == "":
@@ -156,7 +190,7 @@ class GatewayServer:
             clock=self._market_time,
         )
         start = config.start_timestamp()
-        resume_at = self._resume_time(start)
+        resume_at = self._resume_time(start) if config.clock == "replay" else None
         self.core = GatewayCore(
             self.feed,
             self.broker,
@@ -168,6 +202,8 @@ class GatewayServer:
             seed=config.seed,
             pacing=config.pacing,
             max_clients=config.max_clients,
+            wall_clock=config.clock == "wall",
+            hours=config.hours,
         )
         self._check_start(start)
         self._note_generated_symbols()

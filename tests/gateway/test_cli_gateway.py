@@ -117,13 +117,15 @@ def test_gateway_command_starts_at_a_start_inside_the_data():
 
 
 def test_gateway_banner_says_in_words_whether_the_clock_runs():
-    paused = _gateway("--data", "sample", "--run-for", "0.1")
+    paused = _gateway("--data", "sample", "--clock", "replay", "--run-for", "0.1")
     assert paused.exit_code == 0, paused.output
     text = " ".join(paused.output.split())
     assert "clock paused" in text
     assert "--speed N" in text
     assert "paused bars/s" not in text
-    with_control = _gateway("--data", "sample", "--control-port", "0", "--run-for", "0.1")
+    with_control = _gateway(
+        "--data", "sample", "--clock", "replay", "--control-port", "0", "--run-for", "0.1"
+    )
     assert "gateway-ctl --port" in " ".join(with_control.output.split())
     running = _gateway("--data", "sample", "--speed", "2", "--run-for", "0.1")
     assert "clock running at 2 bars per second" in " ".join(running.output.split())
@@ -143,6 +145,30 @@ def test_gateway_command_resumes_the_market_clock_from_its_state_file(tmp_path):
     assert first.exit_code == 0, first.output
     saved = json.loads(state.read_text())["market_time"]
     assert saved > "2013-03-02"  # the clock ran past the sample's last bar (2013-03-01)
-    second = _gateway("--data", "sample", "--state", str(state), "--run-for", "0.1")
+    second = _gateway("--data", "sample", "--state", str(state), "--clock", "replay", "--run-for", "0.1")
     assert second.exit_code == 0, second.output
     assert f"market time {bar_time(saved)}," in second.output  # daily bars: the exchange date
+
+
+def test_a_bare_gateway_runs_the_wall_clock_paper_market_and_says_so():
+    result = _gateway("--run-for", "0.1")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "paper market on the wall clock, open around the clock" in text
+    assert "1m bars complete in real time" in text
+    assert "replay" not in text.split("(--clock replay")[0]
+    exchange = _gateway("--hours", "exchange", "--run-for", "0.1")
+    assert "open in NYSE sessions (holidays closed)" in " ".join(exchange.output.split())
+
+
+def test_replay_settings_on_the_wall_clock_are_refused_with_the_way_out():
+    result = _gateway("--clock", "wall", "--speed", "2", "--run-for", "0.1")
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "speed is a setting of the market replay" in text
+    assert "--clock replay" in text
+    hours = _gateway("--clock", "replay", "--hours", "exchange", "--run-for", "0.1")
+    assert hours.exit_code == 2, hours.output
+    assert "hours applies to the wall-clock market" in " ".join(hours.output.split())
+    bad = _gateway("--clock", "sundial", "--run-for", "0.1")
+    assert bad.exit_code == 2, bad.output

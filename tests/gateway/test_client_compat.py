@@ -1,7 +1,7 @@
 """Client compatibility: the same trading scenario with every TWS API client the project supports.
 
 Each client runs in its own subprocess (two of them share the import name ``ibapi``): it connects to a
-simulated gateway, buys at market and waits for the fill and commission, leaves a limit order resting,
+simulated gateway, reads five daily bars and a market-data snapshot, buys at market and waits for the fill and commission, leaves a limit order resting,
 then reads executions, positions, open and completed orders. The gateway must answer each one in the
 layouts of the server version it negotiated, so no client drops a message ("Error handling fields") or
 loses its reader thread. See client_env.py for where the clients come from.
@@ -56,6 +56,8 @@ def check_scenario(seen: dict, version: int) -> None:
     assert seen["server_version"] == version
     assert seen["decoder_errors"] == []
     assert seen["api_errors"] == []
+    assert seen["daily_bars"] >= 3  # the last complete sessions (the replay is inside one)
+    assert seen["snapshot_last"] > 0
     assert seen["status"] == "Filled"
     assert seen["filled"] == 10
     [fill] = seen["fills"]

@@ -106,3 +106,16 @@ def test_the_cli_exit_codes_tell_bad_commands_from_failures(gateway_with_control
     unreachable = runner.invoke(app, ["gateway-ctl", "--port", str(closed_port), "status"])
     assert unreachable.exit_code == 1, unreachable.output  # a runtime failure: nothing listens there
     assert "cannot reach the gateway control port" in unreachable.output
+
+
+def test_a_wall_clock_gateway_refuses_stepping_and_says_which_clock_runs():
+    with (
+        running_gateway(data="synthetic", symbols=["AAPL"], clock="wall") as gw,
+        ControlServer(gw) as control,
+    ):
+        assert "clock=wall" in send_command(control.port, "status")
+        for command in ("step", "speed 2", "pause"):
+            reply = send_command(control.port, command)
+            assert reply.startswith("error"), reply
+            assert "wall clock" in reply
+        assert gw.clock.running  # still trading

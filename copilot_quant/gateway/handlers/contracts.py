@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from copilot_quant.gateway.contracts import session_hours
 from copilot_quant.gateway.messages.contracts import (
     contract_details,
     contract_details_end,
@@ -28,7 +27,7 @@ def req_contract_details(session: Session, reader: FieldReader) -> None:
             f"No security definition has been found for the request ({request.contract.describe()})",
         )
         return
-    trading, liquid = session_hours(session.core.now)
+    trading, liquid = session.core.trading_hours()
     session.send(contract_details(request.req_id, info.with_hours(trading, liquid), session.server_version))
     session.send(contract_details_end(request.req_id))
 

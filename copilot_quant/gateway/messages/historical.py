@@ -3,6 +3,7 @@ timestamp (87 → 88), cancel (25)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -120,4 +121,5 @@ def head_timestamp(req_id: int, stamp: str) -> Fields:
 
 
 def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
+    """A volume in whole shares, as IB reports stock volumes (adjusted data can carry fractions)."""
+    return str(round(float(value))) if math.isfinite(value) else "0"

@@ -5,6 +5,7 @@ Only tick types ib_async has a mapping for are defined here: it asserts on any o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -154,5 +155,6 @@ def real_time_bar(  # noqa: PLR0917 - mirrors the wire layout field by field
 
 
 def _size(size: float) -> str:
-    # Sizes are decimals on the wire; whole numbers go out without a trailing '.0' as TWS writes them.
-    return str(int(size)) if float(size).is_integer() else repr(float(size))
+    """Sizes are decimals on the wire; a stock's are whole shares, written without a trailing '.0' as TWS
+    writes them (adjusted data can carry fractions of a share; they are rounded away)."""
+    return str(round(float(size))) if math.isfinite(size) else "0"

@@ -39,6 +39,8 @@ class App(EWrapper, EClient):
         self.positions: list[dict[str, Any]] = []
         self.open_orders: list[dict[str, Any]] = []
         self.completed: list[dict[str, Any]] = []
+        self.daily_bars = 0
+        self.snapshot_last: float | None = None
 
     def event(self, name: str) -> threading.Event:
         return self.events.setdefault(name, threading.Event())
@@ -59,6 +61,19 @@ class App(EWrapper, EClient):
 
     def contractDetailsEnd(self, reqId: int) -> None:
         self.event("details").set()
+
+    def historicalData(self, reqId: int, bar: Any) -> None:
+        self.daily_bars += 1
+
+    def historicalDataEnd(self, reqId: int, start: str, end: str) -> None:
+        self.event("history").set()
+
+    def tickPrice(self, reqId: int, tickType: int, price: float, attrib: Any) -> None:
+        if tickType == 4:  # last
+            self.snapshot_last = price
+
+    def tickSnapshotEnd(self, reqId: int) -> None:
+        self.event("snapshot").set()
 
     def orderStatus(self, orderId: int, status: str, filled: Any, remaining: Any, *args: Any) -> None:
         self.statuses[orderId] = {"status": status, "filled": float(filled)}
@@ -152,6 +167,10 @@ def main(port: int, max_version: int | None) -> dict[str, Any]:
         _wait(app, "details")
         contract = app.details[0] if app.details else stock
         contract.exchange = "SMART"
+        app.reqHistoricalData(3, contract, "", "5 D", "1 day", "TRADES", 1, 1, False, [])
+        _wait(app, "history")
+        app.reqMktData(4, contract, "", True, False, [])
+        _wait(app, "snapshot")
         assert app.next_id is not None
         market_id, resting_id = app.next_id, app.next_id + 1
         app.placeOrder(market_id, contract, _order("BUY", 10, "MKT"))
@@ -176,6 +195,8 @@ def main(port: int, max_version: int | None) -> dict[str, Any]:
         fills = [{**f, "commission": app.commissions.get(f["exec_id"])} for f in app.fills]
         return {
             "server_version": app.serverVersion(),
+            "daily_bars": app.daily_bars,
+            "snapshot_last": app.snapshot_last,
             "status": app.statuses.get(market_id, {}).get("status"),
             "filled": app.statuses.get(market_id, {}).get("filled"),
             "fills": fills,

@@ -1,6 +1,6 @@
 """The client scenario for ib_async and ib_insync (same API): run as ``python -m ... MODULE PORT [MAX]``.
 
-Connects, qualifies AAPL, buys 10 at market and waits for the fill and its commission, leaves a limit
+Connects, qualifies AAPL, reads daily history and a market-data snapshot, buys 10 at market and waits for the fill and its commission, leaves a limit
 order resting, then reads executions, positions, open and completed orders. Prints one JSON object:
 what the client saw, plus every error its decoder or wrapper logged (a dropped message shows up there).
 """
@@ -36,6 +36,8 @@ def main(module: str, port: int, max_version: int | None) -> dict[str, Any]:
     ib.connect("127.0.0.1", port, clientId=7, timeout=10)
     try:
         [contract] = ib.qualifyContracts(api.Stock("AAPL", "SMART", "USD"))
+        daily = ib.reqHistoricalData(contract, "", "5 D", "1 day", "TRADES", True)
+        [snapshot] = ib.reqTickers(contract)
         trade = ib.placeOrder(contract, api.MarketOrder("BUY", 10))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not (
@@ -55,6 +57,8 @@ def main(module: str, port: int, max_version: int | None) -> dict[str, Any]:
         completed = ib.reqCompletedOrders(apiOnly=False)
         return {
             "server_version": ib.client.serverVersion(),
+            "daily_bars": len(daily),
+            "snapshot_last": snapshot.last,
             "status": trade.orderStatus.status,
             "filled": float(trade.orderStatus.filled),
             "fills": [
