@@ -54,7 +54,6 @@ stop) are journaled, kept in :attr:`events`, emitted on ``engine.on.event`` and 
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
@@ -88,6 +87,8 @@ from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.live.account_view import AccountState, StrategyView
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog, RecentList
+from copilot_quant.live.fills import FillDispatcher
+from copilot_quant.live.holdings import opening_books
 from copilot_quant.live.order_router import OrderRouter
 from copilot_quant.live.reconciler import Reconciler
 from copilot_quant.live.safety import Safety
@@ -198,6 +199,7 @@ class LiveStrategyEngine:
             fill_timeout=fill_timeout,
         )
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self.data_feed.bars_changed = self._wake  # bar updates wake the worker directly
 
         #: The engine's named events (eventkit): ``on.event(kind, detail)``, ``on.error(kind, message)``.
@@ -224,6 +226,7 @@ class LiveStrategyEngine:
             wake=self._wake,
             running=lambda: self._running,
             kill_switch_file=Path(kill_switch_file) if kill_switch_file is not None else None,
+            claims=self._claims,
         )
         self.router = OrderRouter(
             broker=self.broker,
@@ -235,6 +238,17 @@ class LiveStrategyEngine:
             errors=self._errors,
             journal=lambda: self.journal,
             outside_hours=outside,
+            reconciled=lambda: self.reconciler.reconciled,
+            stopping=self._stop,
+        )
+        self._slots: list[StrategySlot] = []
+        self.dispatcher = FillDispatcher(
+            broker=self.broker,
+            journal=lambda: self.journal,
+            account=self.account,
+            errors=self._errors,
+            wake=self._wake,
+            slots=lambda: self._slots,
         )
         self.reconciler = Reconciler(
             connection=self.connection,
@@ -242,18 +256,12 @@ class LiveStrategyEngine:
             journal=lambda: self.journal,
             events=self._events,
             errors=self._errors,
-            deliver=self._on_fill_event,
+            deliver=self.dispatcher.recovered,
             adopted=self._adopted,
         )
-
-        self._slots: list[StrategySlot] = []
-        #: Every real fill received while running, in order.
-        self.fills: list[Fill] = []
         self.bars_processed = 0
         self.symbols: list[str] = []
         self.data_interval = "1d"
-        self._fill_queue: queue.SimpleQueue[Fill] = queue.SimpleQueue()
-        self._stop = threading.Event()
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._running = False
@@ -261,10 +269,11 @@ class LiveStrategyEngine:
         self._timer_fired = False
         self._polled_only = False
 
-        self.broker.register_fill_callback(self._on_fill_event)
+        self.broker.register_fill_callback(self.dispatcher.live)
         self.broker.register_error_callback(self._on_order_error)
         self.broker.register_journal_failure_callback(self._on_journal_failure)
         self.connection.machine.state_changed += self.safety.on_connection_change
+        self.connection.machine.state_changed += self._on_connection_change
         self.connection.restored += self._on_restored
         self.connection.ib_error += self.safety.on_ib_message
 
@@ -278,6 +287,11 @@ class LiveStrategyEngine:
     def strategy_slots(self) -> tuple[StrategySlot, ...]:
         """One slot per strategy added, in the order they were added."""
         return tuple(self._slots)
+
+    @property
+    def fills(self) -> list[Fill]:
+        """Every real fill received while running, in order."""
+        return self.dispatcher.fills
 
     @property
     def errors(self) -> RecentList[dict[str, Any]]:
@@ -421,6 +435,7 @@ class LiveStrategyEngine:
             return False
         for slot in self._slots:
             slot.reset()
+        self.dispatcher.booking = False  # fills found at start are in what the books open from
         self.safety.liveness.on_connected(datetime.now(UTC))
         try:
             if self.journal is not None:  # new order ids never repeat a journaled one
@@ -431,6 +446,7 @@ class LiveStrategyEngine:
             return False
         except (BrokerError, TimeoutError, ConnectionError):
             return False  # the reconciler recorded why: not trading
+        self._open_books()
         if not self._begin_streams(names, lookback_days, data_interval):
             return False
         self._stop.clear()
@@ -446,6 +462,20 @@ class LiveStrategyEngine:
             data_interval,
         )
         return True
+
+    def _open_books(self) -> None:
+        """Open the account's ledger from IB and each strategy's book from its journaled fills, and say
+        what the account holds and whose it is."""
+        self._refresh_account()
+        ledger = self.account.open_ledger()
+        books, lines = opening_books(self.journal, [s.name for s in self._slots], ledger.positions)
+        for slot in self._slots:
+            slot.book = books[slot.name]
+        self.dispatcher.booking = True
+        for line in lines:
+            log.info("%s", line)
+        if lines:
+            self._events.emit("holdings", "; ".join(lines))
 
     def _begin_streams(self, names: list[str], lookback_days: int, data_interval: str) -> bool:
         """Stream bars, subscribe quotes, initialize the strategies and start the bar clock."""
@@ -493,10 +523,9 @@ class LiveStrategyEngine:
             self._finished = True
         self._running = False
         self._drain_fills()
+        left = ""
         if self.connection.is_connected():
-            if self.cancel_on_stop:
-                for order in self.broker.get_open_orders():
-                    self.broker.cancel_order(order, reason="engine stopped (cancel_on_stop=True)")
+            left = self._leave_orders()
             try:
                 self.data_feed.unsubscribe(self.symbols)
                 self.data_feed.stop_bar_streams()
@@ -510,10 +539,13 @@ class LiveStrategyEngine:
                     message = f"{type(exc).__name__} in {hook.__name__}: {exc}"
                     self._errors.strategy_failed(slot.name, exc, message, f"in {hook.__name__}")
         self.broker.flush_journal()  # what IB reported up to now is in the journal before it closes
+        detail = why + left
+        level = logging.WARNING if "still working" in left else logging.INFO
+        self._events.emit(EventKind.STOP, detail, level=level, journaled=False)
         journal = self.journal
         if journal is not None:
-            try:
-                journal.record_event(EventKind.STOP, why)
+            try:  # a journal failure now must not engage the kill switch (it would cancel orders)
+                journal.record_event(EventKind.STOP, detail)
             except JournalError as exc:
                 log.error("could not journal the stop: %s", exc)
             if self._owns_journal:
@@ -521,6 +553,24 @@ class LiveStrategyEngine:
                 journal.close()
                 self.journal = None
         log.info("engine stopped: %s", why)
+
+    def _leave_orders(self) -> str:
+        """Cancel the working orders if asked to; say which ones stay working at IB (they can still fill)."""
+        working = self.broker.get_open_orders()
+        if self.cancel_on_stop and working:
+            for order in working:
+                self.broker.cancel_order(order, reason="engine stopped (cancel_on_stop=True)")
+            return f"; cancel sent for {len(working)} working order(s)"
+        if not working:
+            return ""
+        listed = ", ".join(
+            f"{o.order_id} {o.side} {o.remaining_quantity:g} {o.symbol} {o.order_type} ({o.time_in_force})"
+            for o in working
+        )
+        return (
+            f"; {len(working)} order(s) still working at IB and may fill without the engine: {listed} — "
+            "cancel them in TWS, or run with cancel_on_stop/--flatten-on-stop"
+        )
 
     def install_signal_handlers(self, *, kill: bool = False, flatten: bool = False) -> None:
         """Stop and disconnect cleanly on SIGINT/SIGTERM (main thread only), then re-raise KeyboardInterrupt.
@@ -564,8 +614,8 @@ class LiveStrategyEngine:
     def _guarded_step(self) -> None:
         """One step of the worker; whatever goes wrong is recorded, never ends the loop."""
         try:
-            if self.reconciler.is_due():
-                self.reconciler.run_due()
+            if not self.reconciler.run_due():
+                return  # no bar, no order until the books are reconciled (retried with backoff)
             self._step()
         except JournalError as exc:
             self._on_journal_failure(exc)
@@ -585,6 +635,9 @@ class LiveStrategyEngine:
         deadline = time.monotonic() + self.update_interval
         if self.clock.recheck_at is not None:
             deadline = min(deadline, self.clock.recheck_at)
+        retry_at = self.reconciler.retry_at
+        if retry_at is not None:
+            deadline = min(deadline, retry_at)
         self._polled_only = False
         while not self._stop.is_set():
             left = deadline - time.monotonic()
@@ -629,6 +682,7 @@ class LiveStrategyEngine:
                 window = data
             else:
                 window = data.iloc[: int(positions.searchsorted(stamp_ns, side="right"))]
+            self.account.marks.set(window, self.symbols)
             self._deliver(stamp, window)
             self.clock.last_bar = stamp
             self._drain_fills()
@@ -733,34 +787,27 @@ class LiveStrategyEngine:
         ``<journal dir>/<ACCOUNT>.kill`` when the engine was given a file of its own."""
         self.safety.watch(path)
 
+    def _claims(self) -> dict[str, dict[str, float]]:
+        """Each strategy's positions by its own book (worker thread; the kill switch splits by them)."""
+        return {s.name: {sym: p.quantity for sym, p in s.book.positions.items()} for s in self._slots}
+
     def _on_journal_failure(self, error: JournalError) -> None:
         self.safety.on_journal_failure(error)
 
     # ------------------------------------------------------------------ fills and errors
+    def _on_connection_change(self, old: ConnectionState, new: ConnectionState, reason: str) -> None:
+        if self._running and old.has_socket and not new.has_socket:
+            # from the moment the socket drops the books may differ from IB's: nothing goes out until the
+            # reconciliation after the reconnect succeeded
+            self.reconciler.request("reconnect")
+
     def _on_restored(self, data_lost: bool) -> None:  # IB loop thread: the worker reconciles
         self.reconciler.request("reconnect")
         self._wake.set()
 
-    def _on_fill_event(self, fill: Fill) -> None:  # IB loop thread: hand over, never block
-        self._fill_queue.put(fill)
-        self._wake.set()
-
     def _drain_fills(self) -> int:
-        """Deliver queued fills to ``on_fill`` (worker thread); returns how many."""
-        count = 0
-        while True:
-            try:
-                fill = self._fill_queue.get_nowait()
-            except queue.Empty:
-                return count
-            count += 1
-            self.fills.append(fill)
-            for slot in self._slots:
-                try:
-                    slot.strategy.on_fill(fill)
-                except Exception as exc:
-                    message = f"{type(exc).__name__} in on_fill: {exc}"
-                    self._errors.strategy_failed(slot.name, exc, message, "in on_fill")
+        """Book queued fills and deliver them to their strategy's ``on_fill`` (worker thread)."""
+        return self.dispatcher.drain()
 
     def _on_order_error(self, record: OrderRecord, message: str) -> None:
         order = record.order

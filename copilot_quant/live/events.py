@@ -116,12 +116,15 @@ class EventLog:
         self._journal = journal
         self._on_journal_failure = on_journal_failure
 
-    def emit(self, kind: EventKind | str, detail: str, *, level: int = logging.INFO) -> None:
+    def emit(
+        self, kind: EventKind | str, detail: str, *, level: int = logging.INFO, journaled: bool = True
+    ) -> None:
+        """Keep, log, journal (unless ``journaled=False``: the caller journals it) and emit one event."""
         text = str(kind)
         self.entries.append({"timestamp": datetime.now(UTC), "kind": text, "detail": detail})
         log.log(level, "engine event %s: %s", text, detail)
         journal = self._journal()
-        if journal is not None and not journal.closed:
+        if journaled and journal is not None and not journal.closed:
             try:
                 journal.record_event(kind, detail)
             except JournalError as exc:
