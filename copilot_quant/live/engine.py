@@ -88,6 +88,7 @@ from copilot_quant.live.account_view import AccountState, StrategyView
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog, RecentList
 from copilot_quant.live.fills import FillDispatcher
+from copilot_quant.live.flatten import flatten_strategies
 from copilot_quant.live.holdings import opening_books
 from copilot_quant.live.order_router import OrderRouter
 from copilot_quant.live.reconciler import Reconciler
@@ -102,6 +103,8 @@ log = logging.getLogger(__name__)
 EventCallback = Callable[[str, str], Any]
 #: How often (seconds) a sleeping worker checks the kill-switch file and the liveness guard.
 _RAIL_POLL_S = 1.0
+#: The longest a stop with ``flatten_on_stop`` waits for the closing fills (at least ``fill_timeout``).
+_FLATTEN_WAIT_S = 10.0
 #: The longest the worker waits for IB's position update after fills before the next ``on_data``.
 _POSITION_SYNC_S = 0.5
 
@@ -121,6 +124,10 @@ class LiveStrategyEngine:
         outside_hours: ``'allow'`` (default), ``'hold'`` or ``'reject'`` orders returned while the NYSE
             regular session is closed (see :class:`~copilot_quant.brokers.market_hours.OutsideHours`).
         cancel_on_stop: cancel this engine's working orders in :meth:`stop` (default keeps them at IB).
+        flatten_on_stop: in :meth:`stop`, each strategy cancels its own working orders and closes its own
+            positions at market (the account's other positions are left alone), waiting up to 10 s (or
+            ``fill_timeout``) for the closing fills; by default a stop leaves
+            positions and working orders (GTC ones for days) at IB, and says which orders still work.
         max_errors: how many error entries :attr:`errors` keeps.
         max_logged_errors: how many strategy exceptions are logged with their traceback (``None``: all);
             later ones are logged at DEBUG without one, and all are counted and kept in :attr:`errors`.
@@ -153,6 +160,7 @@ class LiveStrategyEngine:
         *,
         outside_hours: OutsideHours | str = OutsideHours.ALLOW,
         cancel_on_stop: bool = False,
+        flatten_on_stop: bool = False,
         max_errors: int = 1000,
         max_logged_errors: int | None = None,
         fill_timeout: float = 10.0,
@@ -186,6 +194,7 @@ class LiveStrategyEngine:
         self.update_interval = float(update_interval)
         self.enable_reconnect = enable_reconnect
         self.cancel_on_stop = cancel_on_stop
+        self.flatten_on_stop = bool(flatten_on_stop)
         self.connection = IBConnection(
             settings, auto_reconnect=enable_reconnect, stale_after=stale_after, name="copilot-quant-engine"
         )
@@ -487,6 +496,7 @@ class LiveStrategyEngine:
             return False
         self.data_feed.subscribe(names)
         self.symbols, self.data_interval = names, data_interval
+        self.router.symbols = frozenset(names)
         for slot in self._slots:
             strategy = slot.strategy
             strategy.bind(StrategyView(slot, self.account, self._strategy_cancel))
@@ -525,6 +535,11 @@ class LiveStrategyEngine:
         self._drain_fills()
         left = ""
         if self.connection.is_connected():
+            if self.flatten_on_stop:
+                wait = max(self.broker.fill_timeout, _FLATTEN_WAIT_S)
+                flatten_strategies(self._slots, self.broker, self.journal, wait)
+                self.broker.flush_fills()
+                self._drain_fills()  # the closing fills reach the books and on_fill before on_stop
             left = self._leave_orders()
             try:
                 self.data_feed.unsubscribe(self.symbols)

@@ -65,9 +65,14 @@ class OrderRouter:
         self.outside_hours = outside_hours
         self._reconciled = reconciled
         self._stopping = stopping
+        #: The run's symbols: an order for any other is refused, as in a backtest.
+        self.symbols: frozenset[str] = frozenset()
 
     def submit(self, slot: StrategySlot, order: Order, stamp: pd.Timestamp) -> None:
         """Route one of ``slot``'s orders (see the module docstring)."""
+        if order.symbol not in self.symbols:
+            self._refuse_unsubscribed(slot, order)
+            return
         if self.outside_hours is not OutsideHours.ALLOW and not is_market_open(self._clock.now(fresh=True)):
             if self.outside_hours is OutsideHours.HOLD:
                 log.info("market closed: holding order %s until the session opens", order.order_id)
@@ -128,6 +133,23 @@ class OrderRouter:
         self._await_fills(order)  # IB may reject it meanwhile: then it keeps no order-rate slot
         if order.status is not OrderStatus.REJECTED:
             self._risk.record_submitted(order)
+
+    def _refuse_unsubscribed(self, slot: StrategySlot, order: Order) -> None:
+        """An order for a symbol this run has no data for: REJECTED with the reason, journaled, never sent —
+        as the backtest refuses it (a strategy must trade the symbols it is run on)."""
+        listed = ", ".join(sorted(self.symbols))
+        reason = (
+            f"no price data for {order.symbol} in this live run (symbols: {listed}); "
+            "add it to start(symbols=[...]) (--symbols on the command line)"
+        )
+        ref = ""
+        journal = self._journal()
+        if journal is not None:
+            try:
+                ref = journal.record_intent(order, slot.name)
+            except JournalError as exc:
+                self._safety.on_journal_failure(exc)
+        self._broker.reject(order, reason, order_ref=ref)
 
     def _await_fills(self, order: Order) -> None:
         """Wait as the broker would (``fill_timeout`` for a market order, ``ack_timeout`` otherwise) for the
