@@ -94,6 +94,7 @@ from copilot_quant.live.order_router import OrderRouter
 from copilot_quant.live.reconciler import Reconciler
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
+from copilot_quant.live.summary import strategy_summaries
 from copilot_quant.risk import KillSwitch, LivenessGuard, RiskLimits, RiskManager
 
 __all__ = ["LiveStrategyEngine"]
@@ -110,7 +111,8 @@ _POSITION_SYNC_S = 0.5
 
 
 class LiveStrategyEngine:
-    """Orchestrates one strategy live: data in, orders out, fills back (see the module docstring).
+    """Runs one or more strategies live on one account: data in, orders out, fills back (see the module
+    docstring and :meth:`add_strategy`).
 
     Args:
         paper_trading: paper (default) or live trading; enforced against port and account.
@@ -289,7 +291,7 @@ class LiveStrategyEngine:
     # ------------------------------------------------------------------ read-only state
     @property
     def strategy(self) -> Strategy | None:
-        """The strategy this engine runs (the first one added), or None."""
+        """The strategy this engine runs (the first one added, with several), or None."""
         return self._slots[0].strategy if self._slots else None
 
     @property
@@ -352,15 +354,28 @@ class LiveStrategyEngine:
 
     # ------------------------------------------------------------------ setup and connection
     def add_strategy(self, strategy: Strategy) -> None:
-        """Set the strategy to run (one per engine; replaces a previous one while stopped)."""
+        """Add a strategy to run (call it again for several, while stopped).
+
+        Strategies share the account (cash, buying power, risk limits, the kill switch); each has its own
+        book: ``self.positions``, ``on_fill`` and ``open_orders()`` concern only its own orders, which are
+        tagged with its name (the journal's strategy, carried to IB as the order's ``orderRef``). IB sees the
+        netted position. Names must differ: the name is the tag, also across restarts.
+        """
         if not isinstance(strategy, Strategy):
             raise StrategyError(
                 f"add_strategy() needs a Strategy instance, got {type(strategy).__name__}; "
                 "subclass copilot_quant.backtest.strategy.Strategy"
             )
         if self._running:
-            raise StrategyError("cannot change the strategy while the engine is running; call stop() first")
-        self._slots = [StrategySlot(strategy)]
+            raise StrategyError("cannot change the strategies while the engine is running; call stop() first")
+        if any(slot.strategy is strategy for slot in self._slots):
+            raise StrategyError(f"{strategy.name} was already added to this engine")
+        if any(slot.name == strategy.name for slot in self._slots):
+            raise StrategyError(
+                f"a strategy named {strategy.name!r} was already added; each strategy's orders are tagged with "
+                f"its name, so give this one another: strategy.name = '{strategy.name}2'"
+            )
+        self._slots.append(StrategySlot(strategy))
 
     def connect(self, timeout: float = 30, retry_count: int = 3) -> bool:
         """Connect the shared IB connection, retrying ``retry_count`` times; ``True`` on success."""
@@ -838,12 +853,16 @@ class LiveStrategyEngine:
         self.account.refresh(self.broker, self.clock.trading_day)
 
     def get_performance_summary(self) -> dict[str, Any]:
-        """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values."""
+        """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values:
+        the account combined (as IB reports it), and ``strategies``: each strategy's own positions, fills,
+        commissions, realized P&L, P&L at the last bar, open orders and errors (see
+        :mod:`copilot_quant.live.summary`)."""
         if self.is_connected():
             self._refresh_account()
         account = self.account
         return {
             "strategy": self.strategy.name if self.strategy is not None else None,
+            "strategies": strategy_summaries(self._slots, account.marks, self._errors.by_strategy),
             "account_value": float(account.value),
             "cash_balance": float(account.cash),
             "positions": {s: p.quantity for s, p in account.positions.items()},
