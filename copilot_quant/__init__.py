@@ -2,7 +2,9 @@
 
 Packages:
 
-* :mod:`copilot_quant.backtest` — orders, strategy API, the IDataFeed/IBroker ports, the backtest engine,
+* :mod:`copilot_quant.model` — the domain at the bottom: orders, fills, positions, the IDataFeed/IBroker
+  ports, the per-strategy book. It imports nothing else of the project but ``errors``.
+* :mod:`copilot_quant.backtest` — the strategy API, the backtest engine,
   results and metrics, and the live engine twin.
 * :mod:`copilot_quant.data` — data providers (sample, CSV, Parquet store, synthetic, yfinance) and calendars.
 * :mod:`copilot_quant.brokers` — the IBKR edge on ib_async: one event-loop thread, live data and broker adapters.

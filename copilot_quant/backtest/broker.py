@@ -35,17 +35,17 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import cast
 
-from copilot_quant.backtest.costs import (
+from copilot_quant.backtest.interfaces import IBroker
+from copilot_quant.errors import ConfigError
+from copilot_quant.model.costs import (
     CommissionModel,
     SlippageModel,
     commission_model,
     execution_commission,
     slippage_model,
 )
-from copilot_quant.backtest.execution import match_order
-from copilot_quant.backtest.interfaces import IBroker
-from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, Position
-from copilot_quant.errors import ConfigError
+from copilot_quant.model.fill_rules import match_order
+from copilot_quant.model.orders import Fill, Order, OrderSide, OrderStatus, Position
 
 __all__ = ["SimpleBroker"]
 

@@ -39,9 +39,12 @@ symbol, so the guide's ``SimpleMovingAverage`` raises "truth value of a Series i
 bar. The engine records each such error (with a hint naming ``data[('Close', 'AAPL')]``) and trades
 nothing for that strategy; :mod:`copilot_quant.examples.sma_cross` shows the safe form.
 
-Several strategies share one account: each bar they are called in the order they were added, and
-each fill goes to the ``on_fill`` of the strategy that created the order. An exception in a strategy
-hook is logged, counted and stored in ``result.errors``; the run continues.
+Several strategies share one account (cash, buying power): each bar they are called in the order they
+were added, and each fill goes to the ``on_fill`` of the strategy that created the order and to that
+strategy's own book, which is what its ``self.positions``/``self.cash``/``self.equity`` read (see
+:mod:`copilot_quant.backtest.books`). ``result`` is the account's; ``result.strategies[name]`` each
+strategy's, and they add up to it. An exception in a strategy hook is logged, counted and stored in
+``result.errors`` (and its strategy's result); the run and the other strategies continue.
 
 Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.FastStrategy`, the
 engine computes ``indicator_frame(data)`` once, checks that it is causal by recomputing it on a
@@ -62,19 +65,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from copilot_quant.backtest.books import (
+    AccountView,
+    StrategyBooks,
+    StrategyView,
+    allocate_capital,
+    check_capital,
+    result_keys,
+)
 from copilot_quant.backtest.broker import SimpleBroker
-from copilot_quant.backtest.costs import CommissionModel, SlippageModel
-from copilot_quant.backtest.execution import Execution
-from copilot_quant.backtest.interfaces import IDataFeed
+from copilot_quant.backtest.causality import causal_indicator_frame
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData, iter_floats
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
-from copilot_quant.backtest.orders import Order, OrderStatus, Position
-from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import ConfigError, StrategyError
+from copilot_quant.model.costs import CommissionModel, SlippageModel
+from copilot_quant.model.fill_rules import Execution
+from copilot_quant.model.orders import Order, OrderStatus, Position
+from copilot_quant.model.participation import check_volume_limit
+from copilot_quant.model.ports import IDataFeed
 
 __all__ = ["FILL_AT", "BacktestEngine", "ProgressCallback"]
 
@@ -91,35 +103,6 @@ _TRAP_HINT = (
     "'Close' in data.columns is True but data['Close'] is a DataFrame with one column per symbol; "
     "select one series with data[('Close', 'AAPL')]"
 )
-
-_CAUSALITY_RTOL = 1e-9
-_CAUSALITY_PREFIX = 100_000
-
-
-class _AccountView:
-    """What a strategy sees of the engine: ``self.positions``, ``self.cash``, ``self.equity`` (read-only),
-    and its own working orders (``self.open_orders()``, ``self.cancel()``)."""
-
-    __slots__ = ("_engine", "_owner")
-
-    def __init__(self, engine: BacktestEngine, owner: int = 0) -> None:
-        self._engine = engine
-        self._owner = owner
-
-    def open_orders(self) -> list[Order]:
-        return self._engine._book.working_orders(self._owner)
-
-    def cancel(self, order: Order | str) -> None:
-        self._engine._cancel(self._owner, order)
-
-    def positions(self) -> dict[str, Position]:
-        return self._engine.get_positions()
-
-    def cash(self) -> float:
-        return self._engine.broker.get_cash_balance()
-
-    def equity(self) -> float:
-        return self._engine.get_portfolio_value()
 
 
 class BacktestEngine:
@@ -170,6 +153,7 @@ class BacktestEngine:
         self._given_broker = broker
         self.broker: SimpleBroker = broker if broker is not None else self._new_broker()
         self._strategies: list[Strategy] = []
+        self._capitals: list[float | None] = []  # add_strategy(capital=) per strategy
         #: Strategy exceptions of the last run: ``{'timestamp', 'error', 'type', 'strategy', 'hook'}``.
         self.errors: list[dict[str, Any]] = []
         self.result: BacktestResult | None = None
@@ -179,8 +163,15 @@ class BacktestEngine:
     def _new_broker(self) -> SimpleBroker:
         return SimpleBroker(self.initial_capital, self.commission, self.slippage, self.allow_short)
 
-    def add_strategy(self, strategy: Strategy) -> None:
-        """Add a strategy; all strategies trade one shared account."""
+    def add_strategy(self, strategy: Strategy, *, capital: float | None = None) -> None:
+        """Add a strategy. Call it again to run several strategies on one shared account.
+
+        With several strategies (or a ``capital``), each has its own book: ``self.positions``,
+        ``self.cash`` and ``self.equity`` are its own (see :class:`~copilot_quant.backtest.books.StrategyView`),
+        ``capital`` is its share of the account's starting cash (default: an equal share of what the
+        other strategies were not given), and ``result.strategies[name]`` is its result. Buying power and
+        the account's cash stay shared.
+        """
         if not isinstance(strategy, Strategy):
             raise StrategyError(
                 f"add_strategy() needs a Strategy instance, got {type(strategy).__name__}; "
@@ -188,6 +179,7 @@ class BacktestEngine:
             )
         if any(s is strategy for s in self._strategies):
             raise StrategyError(f"{strategy.name} was already added; add a second instance instead")
+        self._capitals.append(check_capital(capital))
         self._strategies.append(strategy)
 
     @property
@@ -213,6 +205,7 @@ class BacktestEngine:
         self._orders: list[Order] = []
         # order_id -> index of the strategy that submitted it (for cancel())
         self._order_owner: dict[str | None, int] = {}
+        self._books: StrategyBooks | None = None  # per-strategy books, with several strategies
         self._bar = -1
         self._now: datetime | None = None
         # True while bar ``_bar``'s orders execute: only the bars before it have closed.
@@ -236,6 +229,10 @@ class BacktestEngine:
             if qty:
                 value += qty * float(marks[k])
         return value
+
+    def account_cash(self) -> float:
+        """The account's cash now (the broker's)."""
+        return self.broker.get_cash_balance()
 
     def get_positions(self) -> dict[str, Position]:
         """Open positions (snapshots) marked at the current (or last) bar's close."""
@@ -276,8 +273,7 @@ class BacktestEngine:
         self.errors = []
         market = MarketData(frame, names or None) if len(frame) else None
         self._reset_run_state(market)
-        for k, strategy in enumerate(self._strategies):
-            strategy.bind(_AccountView(self, k))
+        self._bind_views()
         self._call_start_hooks()
         if market is not None:
             fast = all(isinstance(s, FastStrategy) for s in self._strategies)
@@ -291,6 +287,18 @@ class BacktestEngine:
         self._call_stop_hooks()
         self.result = self._result(market, names, lo, hi)
         return self.result
+
+    def _bind_views(self) -> None:
+        """One strategy reads the account; several (or one given ``capital``) each read their own book."""
+        strategies = self._strategies
+        if len(strategies) == 1 and self._capitals[0] is None:
+            strategies[0].bind(AccountView(self, 0))
+            return
+        names = [s.name for s in strategies]
+        capitals = allocate_capital(self.broker.get_cash_balance(), self._capitals, names)
+        books = self._books = StrategyBooks(capitals, names)
+        for k, strategy in enumerate(strategies):
+            strategy.bind(StrategyView(self, books, k))
 
     def _load(
         self,
@@ -404,35 +412,7 @@ class BacktestEngine:
 
     def _indicator_frame(self, strategy: FastStrategy, market: MarketData) -> pd.DataFrame:
         """The strategy's indicators over the whole history, after a causality check."""
-        try:
-            full = strategy.indicator_frame(market.frame)
-        except TypeError as exc:
-            raise StrategyError(str(exc)) from exc
-        if self.check_causality and len(market) >= 2:
-            self._check_causal(strategy, market.frame, full)
-        return full
-
-    @staticmethod
-    def _check_causal(strategy: FastStrategy, frame: pd.DataFrame, full: pd.DataFrame) -> None:
-        """Recompute on three prefixes (the first half of the data, capped at 100,000 bars, then a
-        quarter and an eighth of that): a causal indicator gives the same values there. Look-ahead
-        (``shift(-n)``, centred windows, whole-series statistics such as ``close / close.max()``)
-        changes values near the end of at least one prefix."""
-        longest = min(len(frame) // 2, _CAUSALITY_PREFIX)
-        for cut in sorted({longest, longest // 4, longest // 8} - {0}):
-            part = strategy.indicator_frame(frame.iloc[:cut])
-            for name in full.columns:
-                whole = full[name].to_numpy()[:cut]
-                prefix = part[name].to_numpy() if name in part.columns else np.full(cut, np.nan)
-                same = np.isclose(whole, prefix, rtol=_CAUSALITY_RTOL, atol=1e-12, equal_nan=True)
-                if not same.all():
-                    j = int(np.argmin(same))
-                    raise StrategyError(
-                        f"{strategy.name}.indicators() looks ahead: indicator {name!r} at {frame.index[j]} is "
-                        f"{whole[j]!r} when computed on all bars but {prefix[j]!r} when computed on the bars "
-                        f"up to {frame.index[cut - 1]}; use only causal operations (rolling, ewm, shift(n) "
-                        "with n >= 0, cumsum ...), never shift(-n), centred windows or whole-series statistics"
-                    )
+        return causal_indicator_frame(strategy, market.frame, check=self.check_causality)
 
     # ------------------------------------------------------------------ orders and fills
     def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None:
@@ -465,6 +445,8 @@ class BacktestEngine:
                 order.timestamp = ts
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
+            if self._books is not None:
+                self._books.orders[owner].append(order)
             k = market.symbol_index.get(order.symbol)
             if k is None:
                 self.broker.reject(
@@ -519,6 +501,8 @@ class BacktestEngine:
             broker.get_cash_balance(),
             broker.position_quantity(order.symbol),
         )
+        if self._books is not None:
+            self._books.record_fill(working.owner, self._bar, working.symbol_index, fill)
         try:
             self._strategies[working.owner].on_fill(fill)
         except Exception as exc:
@@ -564,15 +548,16 @@ class BacktestEngine:
             and "ambiguous" in message
         ):
             message += _TRAP_HINT
-        self.errors.append(
-            {
-                "timestamp": ts,
-                "error": message,
-                "type": type(exc).__name__,
-                "strategy": strategy.name,
-                "hook": hook,
-            }
-        )
+        error = {
+            "timestamp": ts,
+            "error": message,
+            "type": type(exc).__name__,
+            "strategy": strategy.name,
+            "hook": hook,
+        }
+        self.errors.append(error)
+        if self._books is not None:
+            self._books.errors[owner].append(error)
         if self._logged_errors < self.max_logged_errors:
             self._logged_errors += 1
             log.error("%s.%s failed at %s: %s", strategy.name, hook, ts, message, exc_info=exc)
@@ -598,7 +583,7 @@ class BacktestEngine:
         now = datetime.now(UTC)
         start = lo if lo is not None else first if first is not None else now
         end = hi if hi is not None else last if last is not None else now
-        return BacktestResult(
+        result = BacktestResult(
             strategy_name=" + ".join(s.name for s in self._strategies),
             start_date=start,
             end_date=end,
@@ -611,6 +596,10 @@ class BacktestEngine:
             prices=prices,
             errors=list(self.errors),
         )
+        keys = result_keys([s.name for s in self._strategies])
+        books = self._books
+        result.strategies = {keys[0]: result} if books is None else books.results(result, market, keys)
+        return result
 
 
 def _freeze_gc() -> bool:

@@ -1,36 +1,21 @@
-"""Fill rules: where on a bar each order type executes. Pure functions, no state.
+"""The fill rules (the former path, kept for existing imports).
 
-These are the project's shared fill rules; the backtest engine and the simulated gateway's matching
-engine apply the same ones, which is what makes backtest and paper results agree.
-
-* **Intrabar path.** A bar is walked as ``open → low → high → close`` when ``close >= open``, else
-  ``open → high → low → close``. Between those points the price moves continuously, so a level
-  between two points is touched exactly.
-* **Market.** The first price available after submission: the path's first point (in a backtest the
-  next bar's open), then moved against the order by the slippage model.
-* **Limit.** A buy at ``L`` fills at the first path price ``p <= L``, at ``min(p, L)``: the open if the
-  bar gaps below ``L``, else exactly ``L``. Sells are symmetric. No slippage.
-* **Stop.** A buy stop at ``S`` triggers at the first path price ``p >= S`` and fills at ``max(p, S)``
-  (the open on a gap) plus slippage. Sells are symmetric.
-* **Stop-limit.** Triggers as a stop, then works as a limit from that point of the path on (and on
-  later bars, once triggered).
-* **Triggered stop.** The remainder of a stop that triggered on an earlier bar but did not fill in full
-  (a volume participation limit, see :mod:`copilot_quant.backtest.participation`) works as a market
-  order, as in the simulated gateway's matching engine.
-
-Every matcher returns an :class:`Execution` (the reference price and whether slippage applies) or
-``None`` when the order does not execute on this path. :func:`locate_order` also says at which point
-of the path the execution happens (the tick the gateway would fill it on), which a volume limit needs
-to share a bar's volume in the order executions happen. (Order validation guarantees the prices each
-order type needs, hence the ``cast`` calls in the dispatchers.)
+They live in :mod:`copilot_quant.model.fill_rules`, shared by the backtest and the simulated gateway; these
+are the same objects.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable, Sequence
-from typing import NamedTuple, cast
-
-from copilot_quant.backtest.orders import Order, OrderSide, OrderType
+from copilot_quant.model.fill_rules import (
+    Execution,
+    limit_fill_price,
+    locate_order,
+    match_limit,
+    match_market,
+    match_order,
+    match_stop,
+    match_stop_limit,
+    price_path,
+    stop_trigger_price,
+)
 
 __all__ = [
     "Execution",
@@ -44,185 +29,3 @@ __all__ = [
     "price_path",
     "stop_trigger_price",
 ]
-
-Path = Sequence[float]
-
-
-class Execution(NamedTuple):
-    """Where an order executes: ``price`` before slippage, and whether the slippage model applies.
-
-    A named tuple rather than a frozen dataclass: one is built per execution on the engine's hot path,
-    and tuples are several times cheaper to create.
-    """
-
-    price: float
-    slippage: bool
-
-
-def price_path(open_: float, high: float, low: float, close: float) -> tuple[float, float, float, float]:
-    """The intrabar path: ``open → low → high → close`` on an up bar, ``open → high → low → close`` otherwise."""
-    if close >= open_:
-        return (open_, low, high, close)
-    return (open_, high, low, close)
-
-
-# ------------------------------------------------------------------------------------------ the rules
-# One move of the price, ``prev → price`` (``prev`` None: a gap, the first price the order sees). These
-# two functions are the fill rules; the bar-path matchers below walk a bar's path through them, and the
-# simulated gateway's matching engine (gateway/matching.py) applies them tick by tick as it replays.
-def limit_fill_price(side: OrderSide, limit: float, prev: float | None, price: float) -> float | None:
-    """Where a limit order fills on the move ``prev → price``: at ``price`` after a gap, at the limit when
-    the price crossed it continuously; None if the move does not reach it."""
-    if side is OrderSide.BUY:
-        if price > limit:
-            return None
-        return limit if prev is not None and prev > limit else price
-    if price < limit:
-        return None
-    return limit if prev is not None and prev < limit else price
-
-
-def stop_trigger_price(side: OrderSide, stop: float, prev: float | None, price: float) -> float | None:
-    """Where a stop triggers on the move ``prev → price``: at ``price`` after a gap, at the stop when the
-    price crossed it continuously; None if the move does not reach it."""
-    if side is OrderSide.BUY:
-        if price < stop:
-            return None
-        return stop if prev is not None and prev < stop else price
-    if price > stop:
-        return None
-    return stop if prev is not None and prev > stop else price
-
-
-Rule = Callable[[OrderSide, float, "float | None", float], "float | None"]
-
-
-def _walk(rule: Rule, side: OrderSide, level: float, path: Path) -> tuple[int, float] | None:
-    """The first point of ``path`` whose move reaches ``level`` by ``rule``: (its index, the price).
-
-    The path's first point is a gap (nothing before it on this bar was seen by the order); between
-    points the price moves continuously, so a level between two points is touched exactly.
-    """
-    prev: float | None = None
-    for k, price in enumerate(path):
-        hit = rule(side, level, prev, price)
-        if hit is not None:
-            return k, hit
-        prev = price
-    return None
-
-
-def _favourable(side: OrderSide, path: Path, level: float) -> tuple[int, float] | None:
-    """Where a limit at ``level`` becomes marketable: buys need prices at or below, sells at or above."""
-    # most bars leave a resting order untouched: rule that out with one builtin call before walking
-    if (min(path) > level) if side is OrderSide.BUY else (max(path) < level):
-        return None
-    return _walk(limit_fill_price, side, level, path)
-
-
-def _adverse(side: OrderSide, path: Path, level: float) -> tuple[int, float] | None:
-    """Where a stop at ``level`` triggers: buy stops on a rise to it, sell stops on a fall to it."""
-    if (max(path) < level) if side is OrderSide.BUY else (min(path) > level):
-        return None
-    return _walk(stop_trigger_price, side, level, path)
-
-
-def match_market(path: Path) -> Execution:
-    """A market order takes the first available price, with slippage."""
-    return Execution(path[0], True)
-
-
-def match_limit(side: OrderSide, limit: float, path: Path) -> Execution | None:
-    """A limit order fills at the limit or better (the open on a gap through it), without slippage."""
-    hit = _favourable(side, path, limit)
-    return None if hit is None else Execution(hit[1], False)
-
-
-def match_stop(side: OrderSide, stop: float, path: Path) -> Execution | None:
-    """A stop order fills where it triggers (the open on a gap through it), with slippage."""
-    hit = _adverse(side, path, stop)
-    return None if hit is None else Execution(hit[1], True)
-
-
-def match_stop_limit(
-    side: OrderSide, stop: float, limit: float, path: Path, triggered: bool = False
-) -> tuple[bool, Execution | None]:
-    """A stop-limit: returns ``(triggered, execution)``; once triggered it works as a limit."""
-    now_triggered, execution, _ = _stop_limit(side, stop, limit, path, triggered)
-    return now_triggered, execution
-
-
-# ---------------------------------------------------------------------------------------------- dispatch
-# Each order type's rule returns ``(triggered, execution or None, index)``: the index of the path point
-# at which the order executes (the point reached when it executes on the move into it; 0 = the open).
-# A volume limit needs the index to share a bar's volume in the order executions happen.
-Located = tuple[bool, Execution | None, int]
-
-
-def _locate_market(order: Order, path: Path, triggered: bool) -> Located:
-    return triggered, Execution(path[0], True), 0
-
-
-def _locate_limit(order: Order, path: Path, triggered: bool) -> Located:
-    hit = _favourable(order.side_enum, path, cast(float, order.limit_price))
-    return (triggered, None, 0) if hit is None else (triggered, Execution(hit[1], False), hit[0])
-
-
-def _locate_stop(order: Order, path: Path, triggered: bool) -> Located:
-    if triggered:  # the remainder of a partly filled stop works as a market order
-        return True, Execution(path[0], True), 0
-    hit = _adverse(order.side_enum, path, cast(float, order.stop_price))
-    return (False, None, 0) if hit is None else (True, Execution(hit[1], True), hit[0])
-
-
-def _stop_limit(side: OrderSide, stop: float, limit: float, path: Path, triggered: bool) -> Located:
-    trigger_index = 0
-    if not triggered:
-        hit = _adverse(side, path, stop)
-        if hit is None:
-            return False, None, 0
-        trigger_index, price = hit
-        # the limit works from the trigger point on: the trigger price, then the rest of the path
-        if trigger_index:
-            path = (price, *path[trigger_index:])
-    found = _favourable(side, path, limit)
-    if found is None:
-        return True, None, 0
-    k, price = found
-    # After a trigger inside the path, point k >= 1 of the shortened path is point trigger_index + k - 1
-    # of the bar's, and point 0 (the trigger price) lies on the move into point trigger_index.
-    at = trigger_index + max(k - 1, 0) if trigger_index else k
-    return True, Execution(price, False), at
-
-
-def _locate_stop_limit(order: Order, path: Path, triggered: bool) -> Located:
-    stop, limit = cast(float, order.stop_price), cast(float, order.limit_price)
-    return _stop_limit(order.side_enum, stop, limit, path, triggered)
-
-
-_LOCATORS: dict[OrderType, Callable[[Order, Path, bool], Located]] = {
-    OrderType.MARKET: _locate_market,
-    OrderType.LIMIT: _locate_limit,
-    OrderType.STOP: _locate_stop,
-    OrderType.STOP_LIMIT: _locate_stop_limit,
-}
-
-
-def locate_order(order: Order, path: Path, triggered: bool = False) -> Located:
-    """:func:`match_order`, plus the index of the path point at which the order executes (0 if it does not).
-
-    Two executions on one bar happen in the order of their indexes; at the same index, at the same instant.
-    """
-    # order.order_type is already the enum (Order parses it); a str key would hash the same anyway
-    return _LOCATORS[order.order_type](order, path, triggered)  # type: ignore[index]
-
-
-def match_order(order: Order, path: Path, triggered: bool = False) -> tuple[bool, Execution | None]:
-    """Apply ``order``'s fill rule to ``path``; returns ``(triggered, execution or None)``.
-
-    ``triggered`` matters for stop orders (the remainder of a triggered stop works as a market order)
-    and stop-limit orders (triggered on an earlier bar, it works as a plain limit). A one-point path
-    ``(price,)`` asks "does it execute at this price right now?".
-    """
-    now_triggered, execution, _ = _LOCATORS[order.order_type](order, path, triggered)  # type: ignore[index]
-    return now_triggered, execution

@@ -25,9 +25,9 @@ from typing import Protocol
 
 import numpy as np
 
-from copilot_quant.backtest.execution import Execution, locate_order, match_order, price_path
-from copilot_quant.backtest.orders import Order, OrderStatus, TimeInForce
-from copilot_quant.backtest.participation import VolumeAllowance, is_whole
+from copilot_quant.model.fill_rules import Execution, locate_order, match_order, price_path
+from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
+from copilot_quant.model.participation import VolumeAllowance, is_whole
 
 __all__ = ["OrderBook", "WorkingOrder"]
 

@@ -212,6 +212,11 @@ class BacktestResult:
     each with its status and reason; ``errors`` lists strategy exceptions as
     ``{'timestamp', 'error', 'type'}`` dicts.
 
+    Several strategies: this result is the account's (all fills, the netted positions, the account's
+    equity); ``strategies[name]`` is each strategy's own, with its fills, orders, errors and positions, and
+    its equity curve = its capital share + its P&L. The strategies' equity curves add up to this one when
+    their capital shares add up to the account's starting cash (the default).
+
     Derived views (computed on first use): :attr:`trades` (round trips), :meth:`get_trade_log` (one row
     per fill), :attr:`portfolio_history`, :attr:`holdings` (position per bar and symbol), :attr:`metrics`
     / :meth:`get_summary_stats`, :meth:`summary`, :meth:`to_dict`, :meth:`plot` and :meth:`to_html`.
@@ -231,6 +236,9 @@ class BacktestResult:
     positions: dict[str, Position] = field(default_factory=dict)
     prices: pd.DataFrame = field(default_factory=pd.DataFrame)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: One result per strategy, keyed by its name (``name#2`` for a second instance of the same name); a
+    #: run of one strategy maps its name to this result itself.
+    strategies: dict[str, BacktestResult] = field(default_factory=dict, repr=False, compare=False)
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property

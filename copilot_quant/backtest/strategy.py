@@ -8,7 +8,18 @@ Orders returned from bar *t* are executed by the engine afterwards (in a backtes
 *t+1*'s open), so a strategy can never trade at a price it has not yet seen.
 
 Strategies read, brokers write: ``self.positions``, ``self.cash`` and ``self.equity`` are read-only
-views supplied by the engine the strategy runs in.
+views supplied by the engine the strategy runs in. What they mean:
+
+* **One strategy on the account** — the account's: its positions, its cash, its equity (cash plus the
+  market value of the positions).
+* **Several strategies on one account** (``BacktestEngine.add_strategy`` called several times) — each strategy's own
+  book, built from the fills of its own orders only (:class:`~copilot_quant.model.book.StrategyBook`):
+  ``self.positions`` is what its fills add up to (the account holds the net of all strategies);
+  ``self.cash`` is its capital share (``add_strategy(..., capital=)``, by default an equal share of the
+  account's starting cash) plus the cash its own fills moved; ``self.equity`` is that cash plus its
+  positions' market value, i.e. its capital share plus its own P&L. Size orders from these as if the
+  strategy had a sub-account; buying power, though, is checked on the whole account, which all the
+  strategies share. ``on_fill``, ``open_orders()`` and ``cancel()`` concern only its own orders.
 
 Working orders: ``self.open_orders()`` lists this strategy's orders that can still fill (limit and stop
 orders resting from earlier bars), oldest first; ``self.cancel(order_or_id)`` asks the engine to cancel

@@ -73,11 +73,19 @@ _TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC"}
 _ACTION = {"buy": "BUY", "sell": "SELL"}
 
 
-def check_interval(interval: str) -> str:
-    """``interval`` if IB can serve it, else :class:`DataError` listing the supported ones."""
+def check_ib_interval(interval: str) -> str:
+    """``interval`` if IB has a bar size for it, else :class:`DataError` listing the ones it has.
+
+    Stricter than :func:`copilot_quant.data.validation.check_supported_interval`, which accepts every
+    interval the offline feeds can resample to.
+    """
     if interval not in IB_BAR_SIZE or interval not in SUPPORTED_INTERVALS:
         raise DataError(f"unsupported interval {interval!r} for IB data; use one of {', '.join(IB_BAR_SIZE)}")
     return interval
+
+
+# The former name, still imported by the live engine, the live data adapter and the live CLI.
+check_interval = check_ib_interval
 
 
 def duration_string(start: pd.Timestamp | None, end: pd.Timestamp, interval: str) -> str:

@@ -19,12 +19,13 @@ from typing import Any
 
 import pandas as pd
 
-from copilot_quant.backtest.interfaces import SUPPORTED_INTERVALS, IDataFeed, combine_symbols
 from copilot_quant.data.calendars import DEFAULT_CALENDAR, exchange_tz_name
 from copilot_quant.data.dates import DateLike, resolve_range, slice_range
 from copilot_quant.data.resample import aggregate_bars, aggregation_source
-from copilot_quant.data.validation import check_interval, normalize_symbol, validate_bars
+from copilot_quant.data.validation import check_supported_interval, normalize_symbol, validate_bars
 from copilot_quant.errors import DataError, UnknownSymbolError
+from copilot_quant.model.bars import SUPPORTED_INTERVALS, combine_symbols
+from copilot_quant.model.ports import IDataFeed
 
 __all__ = ["BarProvider"]
 
@@ -75,7 +76,7 @@ class BarProvider(IDataFeed):
         Naive dates are New York time; an end date at midnight includes that day. Returns a new frame the
         caller may modify.
         """
-        check_interval(interval)
+        check_supported_interval(interval)
         name = self._require_symbol(symbol)
         lo, hi = resolve_range(start_date, end_date, self._tz)
         frame = self._range(name, interval, lo, hi)
@@ -130,7 +131,7 @@ class BarProvider(IDataFeed):
 
     def bars(self, symbol: str, interval: str = "1d") -> pd.DataFrame:
         """The whole validated series of ``symbol`` at ``interval`` (cached; do not modify it)."""
-        check_interval(interval)
+        check_supported_interval(interval)
         name = self._require_symbol(symbol)
         key = (name, interval)
         cached = self._series_cache.get(key)

@@ -38,7 +38,7 @@ from copilot_quant.data.base import BarProvider
 from copilot_quant.data.calendars import DEFAULT_CALENDAR, daily_close_stamps, get_calendar
 from copilot_quant.data.dates import EXCHANGE_TZ
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
-from copilot_quant.data.validation import check_interval, normalize_symbol
+from copilot_quant.data.validation import check_supported_interval, normalize_symbol
 from copilot_quant.errors import DataError
 
 __all__ = ["CSVDataProvider", "read_csv_bars"]
@@ -135,7 +135,7 @@ def read_csv_bars(
     file = Path(path)
     where = f"CSV file {file}"
     if interval is not None:
-        check_interval(interval)
+        check_supported_interval(interval)
     try:
         table = pd.read_csv(file)
     except FileNotFoundError as exc:
@@ -233,7 +233,7 @@ class CSVDataProvider(BarProvider):
     ) -> None:
         super().__init__()
         self.path = Path(path).expanduser()
-        self.interval = check_interval(interval) if interval is not None else None
+        self.interval = check_supported_interval(interval) if interval is not None else None
         self.adjust = adjust
         self.bar_end = bar_end
         self.tz = tz

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from copilot_quant.backtest.interfaces import SUPPORTED_INTERVALS
-from copilot_quant.data.validation import check_interval
+from copilot_quant.data.validation import check_supported_interval
 from copilot_quant.errors import DataError
+from copilot_quant.model.bars import SUPPORTED_INTERVALS
 
 __all__ = ["DERIVED_FROM_DAILY", "INTRADAY_INTERVALS", "bar_duration", "is_intraday"]
 
@@ -19,7 +19,7 @@ DERIVED_FROM_DAILY: tuple[str, ...] = ("1wk", "1mo")
 
 def is_intraday(interval: str) -> bool:
     """Whether ``interval`` is shorter than a session (``'1m'`` … ``'1h'``)."""
-    return check_interval(interval) in INTRADAY_INTERVALS
+    return check_supported_interval(interval) in INTRADAY_INTERVALS
 
 
 def bar_duration(interval: str) -> pd.Timedelta:

@@ -15,7 +15,6 @@ Each implements :class:`~copilot_quant.backtest.interfaces.IDataFeed` and has ``
 
 from __future__ import annotations
 
-from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.data.base import BarProvider
 from copilot_quant.data.csv_files import CSVDataProvider
 from copilot_quant.data.sample import SampleDataProvider
@@ -23,6 +22,7 @@ from copilot_quant.data.store import ParquetStore
 from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.data.yfinance_provider import YFinanceProvider
 from copilot_quant.errors import ConfigError
+from copilot_quant.model.ports import IDataFeed
 
 __all__ = [
     "PROVIDER_SPECS",

@@ -24,11 +24,11 @@ from typing import Any
 
 import pandas as pd
 
-from copilot_quant.backtest.interfaces import SUPPORTED_INTERVALS
 from copilot_quant.data.base import BarProvider
 from copilot_quant.data.csv_files import CSVDataProvider
-from copilot_quant.data.validation import check_interval, normalize_symbol, validate_bars
+from copilot_quant.data.validation import check_supported_interval, normalize_symbol, validate_bars
 from copilot_quant.errors import DataError
+from copilot_quant.model.bars import SUPPORTED_INTERVALS
 
 __all__ = ["ParquetStore", "default_store_root"]
 
@@ -55,7 +55,7 @@ class ParquetStore(BarProvider):
     # -- files -------------------------------------------------------------------------------------------
     def path(self, symbol: str, interval: str = "1d") -> Path:
         """Where the bars of ``symbol`` at ``interval`` are (or would be) stored."""
-        return self.root / check_interval(interval) / f"{normalize_symbol(symbol)}{_SUFFIX}"
+        return self.root / check_supported_interval(interval) / f"{normalize_symbol(symbol)}{_SUFFIX}"
 
     def write(self, symbol: str, frame: pd.DataFrame, interval: str = "1d", *, merge: bool = True) -> Path:
         """Validate ``frame`` and store it; with ``merge`` keep stored bars it does not cover (new rows win).
@@ -79,7 +79,7 @@ class ParquetStore(BarProvider):
     def delete(self, symbol: str, interval: str | None = None) -> int:
         """Remove the stored bars of ``symbol`` (one interval or all); returns the number of files removed."""
         name = normalize_symbol(symbol)
-        intervals = [check_interval(interval)] if interval else list(SUPPORTED_INTERVALS)
+        intervals = [check_supported_interval(interval)] if interval else list(SUPPORTED_INTERVALS)
         removed = 0
         for iv in intervals:
             target = self.root / iv / f"{name}{_SUFFIX}"
@@ -121,7 +121,7 @@ class ParquetStore(BarProvider):
         if not self.root.is_dir():
             return []
         folders = (
-            [self.root / check_interval(interval)]
+            [self.root / check_supported_interval(interval)]
             if interval
             else [self.root / iv for iv in SUPPORTED_INTERVALS]
         )

@@ -48,7 +48,7 @@ from copilot_quant.data.synthetic_paths import (
     daily_bars,
     minute_bars,
 )
-from copilot_quant.data.validation import check_interval, normalize_symbol, validate_bars
+from copilot_quant.data.validation import check_supported_interval, normalize_symbol, validate_bars
 from copilot_quant.errors import DataError
 
 __all__ = ["SyntheticDataProvider"]
@@ -90,7 +90,7 @@ class SyntheticDataProvider(BarProvider):
         calendar: str = DEFAULT_CALENDAR,
     ) -> None:
         super().__init__()
-        check_interval(interval)
+        check_supported_interval(interval)
         if periods is not None and periods < 1:
             raise DataError(f"periods must be a positive number of bars, got {periods}.")
         if annual_volatility < 0 or not math.isfinite(annual_volatility):
@@ -145,7 +145,7 @@ class SyntheticDataProvider(BarProvider):
         """The whole series of ``symbol``: ``periods`` bars, or from ``start`` up to now."""
         if self._end is not None:
             return super().bars(symbol, interval)
-        check_interval(interval)
+        check_supported_interval(interval)
         return self._range(self._require_symbol(symbol), interval, None, None)
 
     def _range(
@@ -170,7 +170,7 @@ class SyntheticDataProvider(BarProvider):
         self, interval: str, end: pd.Timestamp | None = None, count: int | None = None
     ) -> pd.DatetimeIndex:
         """UTC bar-end times from ``start``: through ``end`` (default now), or the first ``count`` of them."""
-        check_interval(interval)
+        check_supported_interval(interval)
         if interval not in INTRADAY_INTERVALS and interval != "1d":
             raise DataError(f"Synthetic {interval!r} bars are aggregated from daily ones; ask for '1d'.")
         if count is None:

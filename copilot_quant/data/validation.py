@@ -32,11 +32,11 @@ import re
 import numpy as np
 import pandas as pd
 
-from copilot_quant.backtest.interfaces import BAR_COLUMNS, SUPPORTED_INTERVALS
 from copilot_quant.errors import DataError
+from copilot_quant.model.bars import BAR_COLUMNS, SUPPORTED_INTERVALS
 
 __all__ = [
-    "check_interval",
+    "check_supported_interval",
     "empty_bars",
     "normalize_symbol",
     "validate_bars",
@@ -48,7 +48,7 @@ _SYMBOL_RE = re.compile(r"^[A-Z0-9^][A-Z0-9.\-^=_ ]{0,31}$")
 _PRICES = ("Open", "High", "Low", "Close")
 
 
-def check_interval(interval: str) -> str:
+def check_supported_interval(interval: str) -> str:
     """``interval`` if it is one of :data:`SUPPORTED_INTERVALS`, else a :class:`DataError` listing them."""
     if interval not in SUPPORTED_INTERVALS:
         raise DataError(f"Unsupported interval {interval!r}; use one of: {', '.join(SUPPORTED_INTERVALS)}.")

@@ -46,7 +46,7 @@ from copilot_quant.data.dates import slice_range
 from copilot_quant.data.intervals import DERIVED_FROM_DAILY, INTRADAY_INTERVALS, bar_duration
 from copilot_quant.data.resample import resample_daily
 from copilot_quant.data.store import ParquetStore
-from copilot_quant.data.validation import check_interval, empty_bars, normalize_symbol
+from copilot_quant.data.validation import check_supported_interval, empty_bars, normalize_symbol
 from copilot_quant.errors import DataError, DataUnavailableError, UnknownSymbolError
 
 __all__ = ["YFinanceProvider", "default_cache_dir", "from_yahoo"]
@@ -140,7 +140,7 @@ class YFinanceProvider(BarProvider):
 
     def bars(self, symbol: str, interval: str = "1d") -> pd.DataFrame:
         """Everything Yahoo has for ``symbol`` (the cache decides whether to download; not kept in memory)."""
-        check_interval(interval)
+        check_supported_interval(interval)
         return self._range(self._require_symbol(symbol), interval, None, None)
 
     def get_ticker_info(self, symbol: str) -> dict[str, Any]:

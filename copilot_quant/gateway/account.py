@@ -21,9 +21,9 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from copilot_quant.backtest.orders import Position
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.contracts import ContractInfo
+from copilot_quant.model.orders import Position
 
 __all__ = [
     "SUMMARY_TAGS",

@@ -33,14 +33,6 @@ from zoneinfo import ZoneInfo
 
 from eventkit import Event
 
-from copilot_quant.backtest.costs import (
-    CommissionModel,
-    NoSlippage,
-    PerShareCommission,
-    SlippageModel,
-    execution_commission,
-)
-from copilot_quant.backtest.participation import is_whole
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import (
     Account,
@@ -59,14 +51,22 @@ from copilot_quant.gateway.orders import (
     IbOrderType,
     IbStatus,
     IdAllocator,
-    OrderRecord,
     PlaceOrderRequest,
+    SimOrder,
     TimeInForceCode,
     exec_id_tag,
     finite_or_none,
     new_exec_id_tag,
 )
 from copilot_quant.gateway.state import BrokerState, load_state, save_state
+from copilot_quant.model.costs import (
+    CommissionModel,
+    NoSlippage,
+    PerShareCommission,
+    SlippageModel,
+    execution_commission,
+)
+from copilot_quant.model.participation import is_whole
 
 __all__ = [
     "AccountChanged",
@@ -89,13 +89,13 @@ _NEW_YORK = ZoneInfo("America/New_York")
 @dataclass(frozen=True, slots=True)
 class OrderUpdated:
     client_id: int
-    record: OrderRecord
+    record: SimOrder
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionReported:
     client_id: int
-    record: OrderRecord
+    record: SimOrder
     execution: ExecutionRecord
 
 
@@ -118,7 +118,7 @@ class WhatIfReported:
     """Answer to a whatIf order: encode ``record`` as an openOrder with whatIf=1 and ``impact``'s figures."""
 
     client_id: int
-    record: OrderRecord
+    record: SimOrder
     impact: MarginImpact
 
 
@@ -189,7 +189,7 @@ class SimBroker:
         self._ids = IdAllocator(exec_tag=new_exec_id_tag())
         #: The market time saved in the state file this broker resumed from (None: a fresh account).
         self.resumed_market_time: datetime | None = None
-        self._orders: dict[tuple[int, int], OrderRecord] = {}
+        self._orders: dict[tuple[int, int], SimOrder] = {}
         self._executions: list[ExecutionRecord] = []
         self._last_price: dict[str, float] = {}
         #: Where a price comes from before this broker saw a tick of a symbol (the market's last quote).
@@ -364,13 +364,13 @@ class SimBroker:
         return len(self._held)
 
     # ----- queries --------------------------------------------------------------------------------
-    def order(self, client_id: int, order_id: int) -> OrderRecord | None:
+    def order(self, client_id: int, order_id: int) -> SimOrder | None:
         return self._orders.get((client_id, order_id))
 
-    def open_orders(self, client_id: int | None = None) -> list[OrderRecord]:
+    def open_orders(self, client_id: int | None = None) -> list[SimOrder]:
         return [r for r in self._orders.values() if not r.is_done and client_id in (None, r.client_id)]
 
-    def completed_orders(self, client_id: int | None = None) -> list[OrderRecord]:
+    def completed_orders(self, client_id: int | None = None) -> list[SimOrder]:
         return [r for r in self._orders.values() if r.is_done and client_id in (None, r.client_id)]
 
     def executions(
@@ -420,11 +420,11 @@ class SimBroker:
         return self._account.margin_impact(contract.symbol, qty * action.side.sign, price, commission)
 
     # ----- internals: lifecycle -------------------------------------------------------------------
-    def _new_record(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> OrderRecord:
+    def _new_record(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder:
         order_type = _order_type(req.order_type) or IbOrderType.MKT
         action = IbAction.SELL if req.action.upper() == "SELL" else IbAction.BUY
         status = IbStatus.PRE_SUBMITTED if order_type.needs_stop else IbStatus.SUBMITTED
-        return OrderRecord(
+        return SimOrder(
             client_id=client_id,
             order_id=req.order_id,
             perm_id=self._ids.new_perm_id(),
@@ -442,7 +442,7 @@ class SimBroker:
             outside_rth=req.outside_rth,
         )
 
-    def _working(self, record: OrderRecord, triggered: bool = False) -> WorkingOrder:
+    def _working(self, record: SimOrder, triggered: bool = False) -> WorkingOrder:
         return WorkingOrder(
             key=record.key,
             symbol=record.contract.symbol,
@@ -510,7 +510,7 @@ class SimBroker:
             return stop
         return self.last_price(contract.symbol)
 
-    def _reject(self, record: OrderRecord, reason: str) -> None:
+    def _reject(self, record: SimOrder, reason: str) -> None:
         done = replace(
             record,
             status=IbStatus.CANCELLED,
@@ -522,7 +522,7 @@ class SimBroker:
         self._error(record.client_id, record.order_id, 201, f"Order rejected - reason:{reason}")
         self._save()
 
-    def _modify(self, existing: OrderRecord, req: PlaceOrderRequest, contract: ContractInfo) -> None:
+    def _modify(self, existing: SimOrder, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         client_id, order_id = existing.key
         if existing.status is IbStatus.FILLED:
             self._error(client_id, order_id, 104, "Can't modify a filled order.")
@@ -572,10 +572,10 @@ class SimBroker:
             self._emit(OrderUpdated(client_id, updated))
         self._save()
 
-    def _cancel(self, record: OrderRecord, why: str) -> None:
+    def _cancel(self, record: SimOrder, why: str) -> None:
         self._finish_cancel(record, why, self._clock(), report_202=True)
 
-    def _finish_cancel(self, record: OrderRecord, why: str, when: datetime, *, report_202: bool) -> None:
+    def _finish_cancel(self, record: SimOrder, why: str, when: datetime, *, report_202: bool) -> None:
         self._engine.remove(record.key)
         done = replace(record, status=IbStatus.CANCELLED, completed_at=when, completed_status=why)
         self._orders[done.key] = done

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.gateway.clock import SimClock
 from copilot_quant.gateway.contracts import ContractInfo, ContractRegistry, ContractRequest
 from copilot_quant.gateway.handlers.account import push_marks
@@ -25,6 +24,7 @@ from copilot_quant.gateway.history import HistoryService
 from copilot_quant.gateway.market import Bar, MarketReplay, PricePoint, Quote
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.pacing import HistoricalPacer
+from copilot_quant.model.ports import IDataFeed
 
 if TYPE_CHECKING:
     from copilot_quant.gateway.broker import SimBroker

@@ -19,13 +19,13 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.data.calendars import session_bounds, session_open
 from copilot_quant.data.intervals import bar_duration
 from copilot_quant.errors import DataError
 from copilot_quant.gateway.market import Bar, MarketReplay
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.messages.historical import HistoricalBar
+from copilot_quant.model.ports import IDataFeed
 
 __all__ = [
     "BarSize",

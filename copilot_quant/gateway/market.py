@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.data.calendars import (
     is_market_open,
     next_session_close,
@@ -30,6 +29,7 @@ from copilot_quant.data.calendars import (
 )
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
 from copilot_quant.errors import ConfigError, DataError, GatewayError
+from copilot_quant.model.ports import IDataFeed
 
 __all__ = ["Bar", "MarketReplay", "PricePoint", "Quote", "price_path"]
 

@@ -32,12 +32,12 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from copilot_quant.backtest.costs import NoSlippage, SlippageModel
-from copilot_quant.backtest.execution import limit_fill_price, stop_trigger_price
-from copilot_quant.backtest.orders import OrderSide
-from copilot_quant.backtest.participation import VolumeAllowance, check_volume_limit
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.orders import IbOrderType
+from copilot_quant.model.costs import NoSlippage, SlippageModel
+from copilot_quant.model.fill_rules import limit_fill_price, stop_trigger_price
+from copilot_quant.model.orders import OrderSide
+from copilot_quant.model.participation import VolumeAllowance, check_volume_limit
 
 __all__ = [
     "FillIntent",

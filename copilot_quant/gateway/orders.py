@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from copilot_quant.backtest.orders import OrderSide
+from copilot_quant.model.orders import OrderSide
 
 if TYPE_CHECKING:
     from copilot_quant.gateway.contracts import ContractInfo, ContractRequest
@@ -28,8 +28,8 @@ __all__ = [
     "IbOrderType",
     "IbStatus",
     "IdAllocator",
-    "OrderRecord",
     "PlaceOrderRequest",
+    "SimOrder",
     "TimeInForceCode",
     "exec_id_tag",
     "new_exec_id_tag",
@@ -118,8 +118,8 @@ class PlaceOrderRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRecord:
-    """The gateway's view of one order: what was asked and how far it got."""
+class SimOrder:
+    """The simulated gateway's view of one order: what was asked and how far it got."""
 
     client_id: int
     order_id: int

@@ -39,9 +39,6 @@ from typing import Any
 
 import pandas as pd
 
-from copilot_quant.backtest.costs import CommissionModel, SlippageModel
-from copilot_quant.backtest.interfaces import IDataFeed
-from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, GatewayError
 from copilot_quant.gateway.broker import SimBroker
@@ -49,6 +46,9 @@ from copilot_quant.gateway.clock import SimClock
 from copilot_quant.gateway.core import GatewayCore
 from copilot_quant.gateway.faults import FaultInjector
 from copilot_quant.gateway.session import Session
+from copilot_quant.model.costs import CommissionModel, SlippageModel
+from copilot_quant.model.participation import check_volume_limit
+from copilot_quant.model.ports import IDataFeed
 
 __all__ = ["GatewayConfig", "GatewayServer"]
 

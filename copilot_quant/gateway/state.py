@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from copilot_quant.backtest.orders import Position
 from copilot_quant.errors import GatewayError
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.orders import (
@@ -25,9 +24,10 @@ from copilot_quant.gateway.orders import (
     IbAction,
     IbOrderType,
     IbStatus,
-    OrderRecord,
+    SimOrder,
     TimeInForceCode,
 )
+from copilot_quant.model.orders import Position
 
 __all__ = ["STATE_VERSION", "BrokerState", "load_state", "save_state"]
 
@@ -45,7 +45,7 @@ class BrokerState:
     commissions: float = 0.0
     day_start_equity: float = 0.0
     holdings: list[tuple[ContractInfo, Position]] = field(default_factory=list)
-    orders: list[OrderRecord] = field(default_factory=list)
+    orders: list[SimOrder] = field(default_factory=list)
     #: keys of working stop orders whose trigger price was already reached
     triggered: list[tuple[int, int]] = field(default_factory=list)
     executions: list[ExecutionRecord] = field(default_factory=list)
@@ -110,7 +110,7 @@ def _time_from(text: str | None) -> datetime | None:
     return stamp
 
 
-def _order(r: OrderRecord) -> dict[str, Any]:
+def _order(r: SimOrder) -> dict[str, Any]:
     return {
         "client_id": r.client_id,
         "order_id": r.order_id,
@@ -135,11 +135,11 @@ def _order(r: OrderRecord) -> dict[str, Any]:
     }
 
 
-def _order_from(d: dict[str, Any]) -> OrderRecord:
+def _order_from(d: dict[str, Any]) -> SimOrder:
     submitted = _time_from(d["submitted_at"])
     if submitted is None:
         raise ValueError("order without submitted_at")
-    return OrderRecord(
+    return SimOrder(
         client_id=int(d["client_id"]),
         order_id=int(d["order_id"]),
         perm_id=int(d["perm_id"]),

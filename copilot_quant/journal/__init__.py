@@ -28,12 +28,12 @@ from copilot_quant.journal.records import (
     EventKind,
     EventRecord,
     FillRecord,
-    OrderRecord,
+    JournalOrder,
     StatusRecord,
 )
 from copilot_quant.journal.refs import is_journal_ref, new_order_ref
 from copilot_quant.journal.schema import SCHEMA_VERSION
-from copilot_quant.journal.states import OrderState
+from copilot_quant.journal.states import JournalOrderState, OrderState
 
 __all__ = [
     "ANY_ORDER",
@@ -47,7 +47,8 @@ __all__ = [
     "EventRecord",
     "FillRecord",
     "JournalError",
-    "OrderRecord",
+    "JournalOrder",
+    "JournalOrderState",
     "OrderState",
     "QuantityMismatch",
     "ReconcileReport",

@@ -31,11 +31,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from copilot_quant.backtest.orders import OrderSide, OrderStatus
 from copilot_quant.errors import JournalError
-from copilot_quant.journal.records import FillRecord, OrderRecord
+from copilot_quant.journal.records import FillRecord, JournalOrder
 from copilot_quant.journal.refs import is_journal_ref
-from copilot_quant.journal.states import OrderState
+from copilot_quant.journal.states import JournalOrderState
+from copilot_quant.model.orders import OrderSide, OrderStatus
 
 __all__ = [
     "BrokerExecution",
@@ -112,7 +112,7 @@ class BrokerExecution:
 @dataclass(frozen=True, slots=True)
 class StatusChange:
     order_ref: str
-    journal_state: OrderState
+    journal_state: JournalOrderState
     broker_status: OrderStatus
     broker_filled: float
 
@@ -138,10 +138,10 @@ class PositionMismatch:
 @dataclass(frozen=True, slots=True)
 class ReconcileReport:
     missing_fills: tuple[BrokerExecution, ...] = ()
-    unconfirmed_submissions: tuple[tuple[OrderRecord, BrokerOrder], ...] = ()
-    unsent_intents: tuple[OrderRecord, ...] = ()
+    unconfirmed_submissions: tuple[tuple[JournalOrder, BrokerOrder], ...] = ()
+    unsent_intents: tuple[JournalOrder, ...] = ()
     status_changes: tuple[StatusChange, ...] = ()
-    vanished_orders: tuple[OrderRecord, ...] = ()
+    vanished_orders: tuple[JournalOrder, ...] = ()
     foreign_orders: tuple[BrokerOrder, ...] = ()
     foreign_executions: tuple[BrokerExecution, ...] = ()
     quantity_mismatches: tuple[QuantityMismatch, ...] = field(default=())
@@ -192,7 +192,7 @@ class ReconcileReport:
 
 
 def reconcile(
-    journal_open_orders: Iterable[OrderRecord],
+    journal_open_orders: Iterable[JournalOrder],
     broker_orders: Iterable[BrokerOrder],
     broker_executions: Iterable[BrokerExecution],
     journal_fills: Iterable[FillRecord],
@@ -258,22 +258,22 @@ def reconcile(
         if previous is None or order.status_enum.is_done:
             broker_by_ref[ref] = order
 
-    unconfirmed: list[tuple[OrderRecord, BrokerOrder]] = []
-    unsent: list[OrderRecord] = []
+    unconfirmed: list[tuple[JournalOrder, BrokerOrder]] = []
+    unsent: list[JournalOrder] = []
     changes: list[StatusChange] = []
-    vanished: list[OrderRecord] = []
+    vanished: list[JournalOrder] = []
     mismatches: list[QuantityMismatch] = []
     for record in open_orders:
         broker = broker_by_ref.get(record.order_ref)
         if broker is None:
-            if record.state is OrderState.INTENT:
+            if record.state is JournalOrderState.INTENT:
                 if record.order_ref in missing_qty:  # it filled, so it was sent
                     continue
                 unsent.append(record)
             elif record.state.is_working:
                 vanished.append(record)
             continue
-        if record.state is OrderState.INTENT:
+        if record.state is JournalOrderState.INTENT:
             unconfirmed.append((record, broker))
         if abs(broker.quantity - record.quantity) > _QTY_EPS:
             mismatches.append(
@@ -294,9 +294,9 @@ def reconcile(
                 else "the journal holds more fills than the broker reports"
             )
             mismatches.append(QuantityMismatch(record.order_ref, "filled", accounted, broker.filled, note))
-        expected = OrderState.from_order_status(broker.status_enum)
+        expected = JournalOrderState.from_order_status(broker.status_enum)
         if expected is not record.state and not (
-            record.state is OrderState.INTENT and expected is OrderState.SUBMITTED
+            record.state is JournalOrderState.INTENT and expected is JournalOrderState.SUBMITTED
         ):
             changes.append(StatusChange(record.order_ref, record.state, broker.status_enum, broker.filled))
 

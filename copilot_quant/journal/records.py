@@ -6,16 +6,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from copilot_quant.backtest.orders import Order, OrderSide, OrderType, TimeInForce
 from copilot_quant.errors import JournalError
-from copilot_quant.journal.states import OrderState
+from copilot_quant.journal.states import JournalOrderState
+from copilot_quant.model.orders import Order, OrderSide, OrderType, TimeInForce
 
 __all__ = [
     "ErrorRecord",
     "EventKind",
     "EventRecord",
     "FillRecord",
-    "OrderRecord",
+    "JournalOrder",
     "StatusRecord",
     "from_db_time",
     "to_db_time",
@@ -57,7 +57,7 @@ class EventKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class OrderRecord:
+class JournalOrder:
     """An order as the journal knows it: what was intended, what the broker said, how much filled."""
 
     order_ref: str
@@ -72,7 +72,7 @@ class OrderRecord:
     stop_price: float | None
     time_in_force: TimeInForce
     tag: str
-    state: OrderState
+    state: JournalOrderState
     broker_order_id: int | None
     perm_id: int | None
     filled: float
@@ -108,7 +108,7 @@ class OrderRecord:
         order.status = self.state.to_order_status()
         order.filled_quantity = self.filled
         order.avg_fill_price = self.avg_price
-        order.reject_reason = self.reason if self.state is OrderState.REJECTED else ""
+        order.reject_reason = self.reason if self.state is JournalOrderState.REJECTED else ""
         order.broker_order_id = self.broker_order_id
         return order
 
@@ -123,7 +123,7 @@ class StatusRecord:
 
     order_ref: str
     time: datetime
-    state: OrderState
+    state: JournalOrderState
     filled: float
     remaining: float
     avg_price: float

@@ -1,21 +1,23 @@
-"""The journal's order states, and how they map to :class:`~copilot_quant.backtest.orders.OrderStatus`.
+"""The journal's order states, and how they map to :class:`~copilot_quant.model.orders.OrderStatus`.
 
-The journal needs one state the domain does not: ``INTENT`` — written *before* the order is sent, so that
-after a crash the engine knows an order may be in flight and must be looked up at the broker (by its
-``order_ref``) rather than sent again.
+Why two enums: :class:`~copilot_quant.model.orders.OrderStatus` is an order object's lifecycle in memory,
+starting at ``CREATED`` (nobody has seen it yet). The journal's durable record starts at ``INTENT`` instead
+— written *before* the order is sent, so that after a crash the engine knows an order may be in flight and
+must be looked up at the broker (by its ``order_ref``) rather than sent again. The other six states are
+the same, with the same values; :meth:`JournalOrderState.parse` accepts either enum.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from copilot_quant.backtest.orders import OrderStatus
 from copilot_quant.errors import JournalError
+from copilot_quant.model.orders import OrderStatus
 
-__all__ = ["OrderState"]
+__all__ = ["JournalOrderState", "OrderState"]
 
 
-class OrderState(StrEnum):
+class JournalOrderState(StrEnum):
     INTENT = "intent"  # journaled, not (yet) confirmed by the broker
     SUBMITTED = "submitted"
     PARTIALLY_FILLED = "partially_filled"
@@ -36,19 +38,19 @@ class OrderState(StrEnum):
     @property
     def is_working(self) -> bool:
         """Confirmed at the broker and still able to fill."""
-        return self in (OrderState.SUBMITTED, OrderState.PARTIALLY_FILLED)
+        return self in (JournalOrderState.SUBMITTED, JournalOrderState.PARTIALLY_FILLED)
 
     def to_order_status(self) -> OrderStatus:
-        return OrderStatus.CREATED if self is OrderState.INTENT else OrderStatus(self.value)
+        return OrderStatus.CREATED if self is JournalOrderState.INTENT else OrderStatus(self.value)
 
     @classmethod
-    def from_order_status(cls, status: OrderStatus) -> OrderState:
+    def from_order_status(cls, status: OrderStatus) -> JournalOrderState:
         return cls.INTENT if status is OrderStatus.CREATED else cls(status.value)
 
     @classmethod
-    def parse(cls, value: OrderState | OrderStatus | str) -> OrderState:
-        """Accept an ``OrderState``, an ``OrderStatus`` or the value of either (``'created'`` means intent)."""
-        if isinstance(value, OrderState):
+    def parse(cls, value: JournalOrderState | OrderStatus | str) -> JournalOrderState:
+        """Accept an ``JournalOrderState``, an ``OrderStatus`` or the value of either (``'created'`` means intent)."""
+        if isinstance(value, JournalOrderState):
             return value
         if isinstance(value, OrderStatus):
             return cls.from_order_status(value)
@@ -62,4 +64,14 @@ class OrderState(StrEnum):
             raise JournalError(f"unknown order state {value!r}; use one of {allowed}") from None
 
 
-_DONE = frozenset({OrderState.FILLED, OrderState.CANCELLED, OrderState.REJECTED, OrderState.EXPIRED})
+_DONE = frozenset(
+    {
+        JournalOrderState.FILLED,
+        JournalOrderState.CANCELLED,
+        JournalOrderState.REJECTED,
+        JournalOrderState.EXPIRED,
+    }
+)
+
+#: The former name, kept so that existing code keeps importing it.
+OrderState = JournalOrderState

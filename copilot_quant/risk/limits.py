@@ -20,8 +20,8 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from copilot_quant.backtest.orders import Order, OrderSide, OrderStatus, Position
 from copilot_quant.errors import ConfigError
+from copilot_quant.model.orders import Order, OrderSide, OrderStatus, Position
 from copilot_quant.risk.kill_switch import KillSwitch
 from copilot_quant.risk.liveness import LivenessGuard
 from copilot_quant.risk.rate_limit import OrderRateLimiter

@@ -8,7 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from copilot_quant.backtest.interfaces import BAR_COLUMNS, SUPPORTED_INTERVALS
-from copilot_quant.data.validation import check_interval, empty_bars, normalize_symbol, validate_bars
+from copilot_quant.data.validation import (
+    check_supported_interval,
+    empty_bars,
+    normalize_symbol,
+    validate_bars,
+)
 from copilot_quant.errors import DataError
 from hypothesis import given
 from hypothesis import strategies as st
@@ -161,10 +166,10 @@ def test_error_messages_name_the_source_and_symbol():
 
 def test_unsupported_interval_lists_the_supported_ones():
     with pytest.raises(DataError) as info:
-        check_interval("3d")
+        check_supported_interval("3d")
     for interval in SUPPORTED_INTERVALS:
         assert interval in str(info.value)
-    assert check_interval("5m") == "5m"
+    assert check_supported_interval("5m") == "5m"
 
 
 @pytest.mark.parametrize(("raw", "clean"), [(" aapl ", "AAPL"), ("brk.b", "BRK.B"), ("^gspc", "^GSPC")])

@@ -305,13 +305,13 @@ def test_broker_events_are_journaled_off_the_ib_loop_and_fills_after_their_commi
     journal = engine.journal
     assert journal is not None
     strategy.journal_path = journal.path
-    original = journal._writing
+    original = journal._store.writing
 
     def watched(action, *args, **kwargs):
         writers.add(threading.current_thread().name)
         return original(action, *args, **kwargs)
 
-    journal._writing = watched  # type: ignore[method-assign]
+    journal._store.writing = watched  # type: ignore[method-assign]
     with Stepper(gateway):
         assert wait_until(lambda: len(strategy.fills) == 2)
     assert strategy.journaled_when_told == [True, True]

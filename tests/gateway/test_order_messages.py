@@ -28,7 +28,7 @@ from copilot_quant.gateway.orders import (
     IbAction,
     IbOrderType,
     IbStatus,
-    OrderRecord,
+    SimOrder,
     TimeInForceCode,
 )
 from copilot_quant.gateway.wire import FieldReader, fmt
@@ -185,7 +185,7 @@ def test_parse_executions_request():
 
 
 # ----- encoders through ib_async's decoder -------------------------------------------------------------
-def record(**changes) -> OrderRecord:
+def record(**changes) -> SimOrder:
     base = {
         "client_id": 1,
         "order_id": 7,
@@ -202,7 +202,7 @@ def record(**changes) -> OrderRecord:
         "status": IbStatus.SUBMITTED,
     }
     base.update(changes)
-    return OrderRecord(**base)
+    return SimOrder(**base)
 
 
 def execution(**changes) -> ExecutionRecord:

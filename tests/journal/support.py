@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 from copilot_quant.backtest.orders import Order
+from copilot_quant.journal import BrokerExecution, BrokerOrder, ReconcileReport, TradeJournal, reconcile
 
 ACCOUNT = "DU1234567"
 T0 = datetime(2024, 6, 3, 13, 30, tzinfo=UTC)
@@ -27,3 +29,10 @@ def buy(symbol: str = "AAPL", qty: float = 10, **kw: object) -> Order:
 
 def sell(symbol: str = "AAPL", qty: float = 10, **kw: object) -> Order:
     return Order(symbol, qty, side="sell", **kw)  # type: ignore[arg-type]
+
+
+def reconcile_journal(
+    journal: TradeJournal, broker_orders: Iterable[BrokerOrder], executions: Iterable[BrokerExecution]
+) -> ReconcileReport:
+    """Reconcile ``journal``'s active orders and fills against the broker's view, as the engine does."""
+    return reconcile(journal.orders("active"), broker_orders, executions, journal.fills(), journal.account)

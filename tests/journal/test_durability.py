@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from copilot_quant.errors import JournalError
-from copilot_quant.journal import OrderState, TradeJournal
+from copilot_quant.journal import JournalOrderState, TradeJournal
 
 from tests.journal.support import ACCOUNT, T0, buy
 
@@ -35,10 +35,10 @@ def assert_consistent(path: Path) -> TradeJournal:
         filled = sum(f.quantity for f in fills if f.order_ref == ref)
         assert order.filled == pytest.approx(filled), f"{ref}: order says {order.filled}, fills say {filled}"
         if filled:
-            assert order.state is not OrderState.INTENT
+            assert order.state is not JournalOrderState.INTENT
         history = journal.status_history(ref)
         assert history, f"{ref} has no history"
-        assert history[0].state is OrderState.INTENT
+        assert history[0].state is JournalOrderState.INTENT
     return journal
 
 
@@ -87,7 +87,7 @@ def test_a_crash_inside_a_transaction_rolls_the_whole_record_back(tmp_path: Path
         assert order.filled == 4.0
         # the redelivered execution is new to the journal, so on_fill would fire for it exactly once
         assert journal.record_fill(order.order_ref, "torn", "AAPL", "buy", 6, 101.0, T0) is True
-        assert journal.order(order.order_ref).state is OrderState.FILLED
+        assert journal.order(order.order_ref).state is JournalOrderState.FILLED
 
 
 def test_a_full_disk_raises_a_clear_error_and_writes_nothing_half(tmp_path: Path) -> None:

@@ -18,11 +18,11 @@ from copilot_quant.journal import (
     BrokerExecution,
     BrokerOrder,
     EventKind,
-    OrderState,
+    JournalOrderState,
     TradeJournal,
 )
 
-from tests.journal.support import ACCOUNT, T0, StepClock, buy
+from tests.journal.support import ACCOUNT, T0, StepClock, buy, reconcile_journal
 
 
 def _two_orders(journal: TradeJournal) -> tuple[str, str]:
@@ -40,7 +40,7 @@ def test_an_exec_id_journaled_for_another_order_is_recorded_as_a_new_fill_with_a
     assert journal.record_fill(second, "000f4241.00000001.01.01", "AAPL", "buy", 10, 101.0, T0)
     fills = journal.fills()
     assert [(f.order_ref, f.price) for f in fills] == [(first, 100.0), (second, 101.0)]
-    assert journal.order(second).state is OrderState.FILLED
+    assert journal.order(second).state is JournalOrderState.FILLED
     (error,) = journal.errors()
     assert (error.code, error.order_ref) == (EXEC_ID_REUSED, second)
     assert "000f4241.00000001.01.01" in error.message
@@ -192,13 +192,13 @@ def test_reconcile_finds_an_execution_whose_id_is_journaled_for_another_order_mi
         BrokerExecution("E1", first, "AAPL", "buy", 10, 100.0, T0, 1),
         BrokerExecution("E1", second, "AAPL", "buy", 10, 101.0, T0, 1),
     ]
-    report = journal.reconcile(broker, reported)
+    report = reconcile_journal(journal, broker, reported)
     assert [(e.exec_id, e.order_ref) for e in report.missing_fills] == [("E1", second)]
     (missing,) = report.missing_fills
     assert journal.record_fill(
         missing.order_ref, missing.exec_id, missing.symbol, missing.side, missing.quantity, missing.price, T0
     )
-    assert journal.reconcile(broker, reported).missing_fills == ()
+    assert reconcile_journal(journal, broker, reported).missing_fills == ()
 
 
 def test_reconcile_does_not_call_a_journaled_execution_foreign_when_the_broker_forgot_its_order(
@@ -206,6 +206,6 @@ def test_reconcile_does_not_call_a_journaled_execution_foreign_when_the_broker_f
 ) -> None:
     first, _ = _two_orders(journal)
     journal.record_fill(first, "E1", "AAPL", "buy", 10, 100.0, T0)
-    report = journal.reconcile([], [BrokerExecution("E1", None, "AAPL", "buy", 10, 100.0, T0, 99)])
+    report = reconcile_journal(journal, [], [BrokerExecution("E1", None, "AAPL", "buy", 10, 100.0, T0, 99)])
     assert report.foreign_executions == ()
     assert report.missing_fills == ()

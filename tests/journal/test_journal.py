@@ -15,7 +15,7 @@ from copilot_quant.journal import (
     JOURNAL_DIR_ENV,
     SCHEMA_VERSION,
     EventKind,
-    OrderState,
+    JournalOrderState,
     TradeJournal,
     UnknownOrderRefError,
     default_journal_path,
@@ -42,7 +42,7 @@ def test_an_intent_is_recorded_before_sending_with_a_unique_order_ref(journal: T
     assert is_journal_ref(ref, ACCOUNT)
     assert not is_journal_ref(ref, "DU7654321")
     record = journal.order(ref)
-    assert record.state is OrderState.INTENT
+    assert record.state is JournalOrderState.INTENT
     assert (record.symbol, record.side, record.quantity) == ("AAPL", OrderSide.BUY, 10.0)
     assert (record.order_type, record.limit_price, record.tag) == (OrderType.LIMIT, 187.5, "entry")
     assert record.strategy == "SmaCross"
@@ -66,13 +66,13 @@ def test_unsent_intents_lists_only_orders_the_broker_never_confirmed(journal: Tr
     journal.record_rejected(refused, "max_order_quantity exceeded")
     assert [o.order_ref for o in journal.unsent_intents()] == [unsent]
     record = journal.order(sent)
-    assert record.state is OrderState.SUBMITTED
+    assert record.state is JournalOrderState.SUBMITTED
     assert (record.broker_order_id, record.perm_id) == (7, 123456)
     assert record.submitted_at is not None
     assert journal.order_ref_for(7) == sent
     assert journal.order_ref_for(8) is None
     rejected = journal.order(refused)
-    assert rejected.state is OrderState.REJECTED
+    assert rejected.state is JournalOrderState.REJECTED
     assert rejected.reason == "max_order_quantity exceeded"
     assert rejected.to_order().status is OrderStatus.REJECTED
     assert rejected.to_order().reject_reason == "max_order_quantity exceeded"
@@ -88,7 +88,7 @@ def test_recording_the_same_execution_twice_is_a_no_op(journal: TradeJournal) ->
     assert not journal.has_execution("0001.02")
     assert len(journal.fills()) == 1
     record = journal.order(ref)
-    assert (record.filled, record.remaining, record.state) == (4.0, 6.0, OrderState.PARTIALLY_FILLED)
+    assert (record.filled, record.remaining, record.state) == (4.0, 6.0, JournalOrderState.PARTIALLY_FILLED)
 
 
 def test_fills_drive_the_order_to_filled_with_the_volume_weighted_price(journal: TradeJournal) -> None:
@@ -97,7 +97,7 @@ def test_fills_drive_the_order_to_filled_with_the_volume_weighted_price(journal:
     journal.record_fill(ref, "e1", "AAPL", OrderSide.BUY, 4, 100.0, T0)
     journal.record_fill(ref, "e2", "AAPL", OrderSide.BUY, 6, 101.0, T0 + timedelta(seconds=1))
     record = journal.order(ref)
-    assert record.state is OrderState.FILLED
+    assert record.state is JournalOrderState.FILLED
     assert record.filled == 10.0
     assert record.remaining == 0.0
     assert record.avg_price == pytest.approx((4 * 100 + 6 * 101) / 10)
@@ -111,7 +111,7 @@ def test_a_fill_proves_an_intent_reached_the_broker(journal: TradeJournal) -> No
     journal.record_fill(ref, "e1", "AAPL", "buy", 3, 50.0, T0)  # execution seen before the ack
     assert journal.unsent_intents() == []
     record = journal.order(ref)
-    assert record.state is OrderState.PARTIALLY_FILLED
+    assert record.state is JournalOrderState.PARTIALLY_FILLED
     assert record.submitted_at is not None
 
 
@@ -150,21 +150,21 @@ def test_status_reports_never_reopen_a_finished_order_or_reduce_its_fills(journa
     ref = journal.record_intent(buy(qty=10))
     journal.record_submitted(ref, 3)
     assert journal.record_status(ref, OrderStatus.SUBMITTED, filled=6, remaining=4, avg_price=99.0)
-    assert journal.order(ref).state is OrderState.PARTIALLY_FILLED  # IB says "Submitted" while partial
+    assert journal.order(ref).state is JournalOrderState.PARTIALLY_FILLED  # IB says "Submitted" while partial
     assert journal.record_status(ref, "cancelled", 6, 0, 99.0, reason="cancelled by the user")
     late = journal.record_status(ref, OrderStatus.SUBMITTED, filled=2, remaining=8, avg_price=98.0)
     assert late is False
     record = journal.order(ref)
-    assert (record.state, record.filled, record.avg_price) == (OrderState.CANCELLED, 6.0, 99.0)
+    assert (record.state, record.filled, record.avg_price) == (JournalOrderState.CANCELLED, 6.0, 99.0)
     assert record.reason == "cancelled by the user"
     assert record.remaining == 0.0
     history = journal.status_history(ref)
     assert [h.state for h in history] == [
-        OrderState.INTENT,
-        OrderState.SUBMITTED,
-        OrderState.SUBMITTED,
-        OrderState.CANCELLED,
-        OrderState.SUBMITTED,
+        JournalOrderState.INTENT,
+        JournalOrderState.SUBMITTED,
+        JournalOrderState.SUBMITTED,
+        JournalOrderState.CANCELLED,
+        JournalOrderState.SUBMITTED,
     ]
     assert history[-1].filled == 6.0
 
@@ -173,16 +173,16 @@ def test_a_complete_fill_overrides_an_earlier_cancel(journal: TradeJournal) -> N
     ref = journal.record_intent(sell(qty=5))
     journal.record_status(ref, OrderStatus.CANCELLED)
     journal.record_fill(ref, "e1", "AAPL", "sell", 5, 10.0, T0)  # the fill raced the cancel and won
-    assert journal.order(ref).state is OrderState.FILLED
+    assert journal.order(ref).state is JournalOrderState.FILLED
 
 
 def test_states_map_to_the_domain_order_status() -> None:
-    assert OrderState.INTENT.to_order_status() is OrderStatus.CREATED
+    assert JournalOrderState.INTENT.to_order_status() is OrderStatus.CREATED
     for status in OrderStatus:
-        assert OrderState.from_order_status(status).to_order_status() is status
-        assert OrderState.parse(status.value).to_order_status() is status
+        assert JournalOrderState.from_order_status(status).to_order_status() is status
+        assert JournalOrderState.parse(status.value).to_order_status() is status
     with pytest.raises(JournalError, match="unknown order state"):
-        OrderState.parse("PreSubmittedish")
+        JournalOrderState.parse("PreSubmittedish")
 
 
 def test_orders_filter_by_group_state_symbol_and_time(journal: TradeJournal) -> None:
@@ -197,7 +197,7 @@ def test_orders_filter_by_group_state_symbol_and_time(journal: TradeJournal) -> 
     assert [o.order_ref for o in journal.orders("working")] == [b]
     assert [o.order_ref for o in journal.orders("done")] == [c]
     assert [o.order_ref for o in journal.orders(OrderStatus.CREATED)] == [a]
-    assert [o.order_ref for o in journal.orders(["intent", OrderState.FILLED])] == [a, c]
+    assert [o.order_ref for o in journal.orders(["intent", JournalOrderState.FILLED])] == [a, c]
     assert [o.order_ref for o in journal.orders(symbol="msft")] == [b, c]
     since = journal.order(b).created_at
     assert [o.order_ref for o in journal.orders(since=since)] == [b, c]
@@ -358,7 +358,7 @@ def test_concurrent_writers_on_threads_lose_and_double_nothing(journal: TradeJou
     for ref in refs:
         record = journal.order(ref)
         assert record.filled == 40.0
-        assert record.state is OrderState.FILLED
+        assert record.state is JournalOrderState.FILLED
 
 
 def test_recording_times_come_from_the_injected_clock(journal_path: Path) -> None:
@@ -367,3 +367,13 @@ def test_recording_times_come_from_the_injected_clock(journal_path: Path) -> Non
         ref = journal.record_intent(buy())
         assert journal.order(ref).created_at == clock.now
         assert journal.order(ref).created_at.tzinfo is not None
+
+
+def test_the_journals_order_states_are_the_order_lifecycle_with_intent_for_created() -> None:
+    # Two enums on purpose (see journal/states.py): they may differ only in their first state.
+    assert {s.value for s in OrderStatus} - {"created"} == {s.value for s in JournalOrderState} - {"intent"}
+    for status in OrderStatus:
+        state = JournalOrderState.from_order_status(status)
+        assert state.to_order_status() is status
+        assert state.is_done == status.is_done
+    assert JournalOrderState.parse("created") is JournalOrderState.INTENT

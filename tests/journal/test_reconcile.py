@@ -10,14 +10,14 @@ from copilot_quant.errors import JournalError
 from copilot_quant.journal import (
     BrokerExecution,
     BrokerOrder,
-    OrderState,
+    JournalOrderState,
     TradeJournal,
     reconcile,
 )
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.journal.support import ACCOUNT, T0, buy, sell
+from tests.journal.support import ACCOUNT, T0, buy, reconcile_journal, sell
 
 
 def execution(  # noqa: PLR0917 - a test factory
@@ -48,8 +48,8 @@ def test_a_journal_in_step_with_the_broker_reconciles_clean(journal: TradeJourna
     ref = journal.record_intent(buy(qty=10))
     journal.record_submitted(ref, 1)
     journal.record_fill(ref, "e1", "AAPL", "buy", 5, 100.0, T0)
-    report = journal.reconcile(
-        [broker_order(ref, filled=5, status="partially_filled")], [execution("e1", ref)]
+    report = reconcile_journal(
+        journal, [broker_order(ref, filled=5, status="partially_filled")], [execution("e1", ref)]
     )
     assert report.is_clean, report.summary()
     assert report.summary() == []
@@ -64,7 +64,7 @@ def test_fills_made_while_away_are_found_once_and_explain_the_broker_fill(journa
         execution("e2", ref, 5, 101.0),
         execution("e2", ref, 5, 101.0),  # reported twice (reqExecutions and the live stream)
     ]
-    report = journal.reconcile([broker_order(ref, filled=10, status="filled")], executions)
+    report = reconcile_journal(journal, [broker_order(ref, filled=10, status="filled")], executions)
     assert [e.exec_id for e in report.missing_fills] == ["e2"]
     assert report.quantity_mismatches == ()  # journal 5 + missing 5 == broker 10
     assert [(c.order_ref, c.broker_status) for c in report.status_changes] == [(ref, OrderStatus.FILLED)]
@@ -78,14 +78,16 @@ def test_fills_made_while_away_are_found_once_and_explain_the_broker_fill(journa
             missing.price,
             missing.time,
         )
-    assert journal.order(ref).state is OrderState.FILLED
-    assert journal.reconcile([broker_order(ref, filled=10, status="filled")], executions).is_clean
+    assert journal.order(ref).state is JournalOrderState.FILLED
+    assert reconcile_journal(journal, [broker_order(ref, filled=10, status="filled")], executions).is_clean
 
 
 def test_orders_placed_outside_the_engine_are_reported_not_adopted(journal: TradeJournal) -> None:
     manual = broker_order(None, broker_order_id=0, symbol="TSLA", side="sell", quantity=3)
     other_engine = broker_order("cq-DU7654321-01HZF4NQY35NBBM2FP11Q65RVB", broker_order_id=9)
-    report = journal.reconcile([manual, other_engine], [execution("m1", "", symbol="TSLA", side="sell")])
+    report = reconcile_journal(
+        journal, [manual, other_engine], [execution("m1", "", symbol="TSLA", side="sell")]
+    )
     assert report.foreign_orders == (manual, other_engine)
     assert [e.exec_id for e in report.foreign_executions] == ["m1"]
     assert report.missing_fills == ()
@@ -96,7 +98,7 @@ def test_orders_placed_outside_the_engine_are_reported_not_adopted(journal: Trad
 def test_orders_the_broker_no_longer_lists_are_reported_as_vanished(journal: TradeJournal) -> None:
     ref = journal.record_intent(buy())
     journal.record_submitted(ref, 4)
-    report = journal.reconcile([], [])
+    report = reconcile_journal(journal, [], [])
     assert [o.order_ref for o in report.vanished_orders] == [ref]
 
 
@@ -104,7 +106,8 @@ def test_after_a_crash_intents_are_split_into_sent_and_never_sent(journal: Trade
     reached = journal.record_intent(buy("AAPL"))
     lost = journal.record_intent(buy("MSFT"))
     filled_away = journal.record_intent(buy("NVDA", 5))
-    report = journal.reconcile(
+    report = reconcile_journal(
+        journal,
         [broker_order(reached, broker_order_id=11)],
         [execution("n1", filled_away, 5, symbol="NVDA")],
     )
@@ -117,7 +120,7 @@ def test_after_a_crash_intents_are_split_into_sent_and_never_sent(journal: Trade
 def test_an_execution_without_order_ref_is_matched_by_broker_order_id(journal: TradeJournal) -> None:
     ref = journal.record_intent(sell(qty=5))
     journal.record_submitted(ref, 42)
-    report = journal.reconcile([], [execution("e9", None, 5, broker_order_id=42, side="sell")])
+    report = reconcile_journal(journal, [], [execution("e9", None, 5, broker_order_id=42, side="sell")])
     assert [(e.exec_id, e.order_ref) for e in report.missing_fills] == [("e9", ref)]
 
 
@@ -127,7 +130,8 @@ def test_quantity_mismatches_are_reported(journal: TradeJournal) -> None:
     journal.record_submitted(modified, 1)
     journal.record_submitted(short, 2)
     journal.record_fill(short, "s1", "MSFT", "buy", 6, 10.0, T0)
-    report = journal.reconcile(
+    report = reconcile_journal(
+        journal,
         [
             broker_order(modified, quantity=20),
             broker_order(short, filled=8, status="partially_filled", symbol="MSFT"),
@@ -143,8 +147,8 @@ def test_quantity_mismatches_are_reported(journal: TradeJournal) -> None:
 def test_a_completed_report_wins_over_an_open_one_for_the_same_order(journal: TradeJournal) -> None:
     ref = journal.record_intent(buy(qty=10))
     journal.record_submitted(ref, 1)
-    report = journal.reconcile(
-        [broker_order(ref, status="cancelled"), broker_order(ref, status="submitted")], []
+    report = reconcile_journal(
+        journal, [broker_order(ref, status="cancelled"), broker_order(ref, status="submitted")], []
     )
     assert [c.broker_status for c in report.status_changes] == [OrderStatus.CANCELLED]
 
@@ -193,4 +197,4 @@ def test_missing_fills_are_exactly_the_executions_the_journal_lacks(
         assert delivered == expected  # each delivered exactly once
         again = reconcile(journal.orders("active"), broker, reported, journal.fills(), ACCOUNT)
         assert again.missing_fills == ()
-        assert journal.order(ref).state is OrderState.FILLED
+        assert journal.order(ref).state is JournalOrderState.FILLED

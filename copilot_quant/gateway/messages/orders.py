@@ -19,8 +19,8 @@ from copilot_quant.gateway.messages.ids import Fields, Out
 from copilot_quant.gateway.orders import (
     ExecutionFilter,
     ExecutionRecord,
-    OrderRecord,
     PlaceOrderRequest,
+    SimOrder,
 )
 from copilot_quant.gateway.wire import FieldReader, FrameError
 
@@ -253,7 +253,7 @@ def contract11(info: ContractInfo) -> Fields:
     ]
 
 
-def order_status(record: OrderRecord) -> Fields:
+def order_status(record: SimOrder) -> Fields:
     """``3, orderId, status, filled, remaining, avgFillPrice, permId, parentId, lastFillPrice, clientId,
     whyHeld, mktCapPrice`` (no version field since sv 131)."""
     return [
@@ -291,7 +291,7 @@ def _margin_block(what_if: MarginImpact | None) -> Fields:
     return [f"{n:.2f}" for n in numbers] + [m.commission, m.commission, m.commission, m.currency, ""]
 
 
-def open_order(record: OrderRecord, what_if: MarginImpact | None = None) -> Fields:
+def open_order(record: SimOrder, what_if: MarginImpact | None = None) -> Fields:
     """openOrder (5), 127 fields. With ``what_if`` it is the answer to a whatIf order (numeric margins)."""
     fields: Fields = [Out.OPEN_ORDER, record.order_id, *contract11(record.contract)]
     fields += [
@@ -406,7 +406,7 @@ def open_order_end() -> Fields:
     return [Out.OPEN_ORDER_END, 1]
 
 
-def completed_order(record: OrderRecord) -> Fields:
+def completed_order(record: SimOrder) -> Fields:
     """completedOrder (101): no orderId, clientId or sharesAllocation, and no margin block."""
     completed = format_ib_time(record.completed_at) if record.completed_at is not None else ""
     fields: Fields = [Out.COMPLETED_ORDER, *contract11(record.contract)]

@@ -1,0 +1,219 @@
+"""The journal's SQLite file: opening it (WAL, ``synchronous=FULL``, size cap), its schema and account,
+and the transactions every read and write runs in.
+
+A :class:`JournalStorage` owns one connection guarded by one re-entrant lock, so any thread may use it.
+:meth:`~JournalStorage.writing` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction (or a part of the
+open :meth:`~JournalStorage.batch` on this thread); a failure rolls it back and raises a
+:class:`~copilot_quant.errors.JournalError` that names the file, the cause and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from copilot_quant.errors import ConfigError, JournalError
+from copilot_quant.journal.records import to_db_time
+from copilot_quant.journal.schema import create_or_check
+
+__all__ = ["JournalStorage", "storage_hint"]
+
+log = logging.getLogger(__name__)
+
+
+def storage_hint(exc: sqlite3.Error) -> str:
+    """What a trader should do about SQLite error ``exc``."""
+    name = str(getattr(exc, "sqlite_errorname", "") or "")
+    text = str(exc).lower()
+    if name.startswith("SQLITE_FULL") or "full" in text:
+        return (
+            "the disk (or the journal's max_bytes cap) is full; free space or raise the cap. "
+            "Trading must stay halted until the journal can be written"
+        )
+    if name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
+        return (
+            "the journal file or its directory is read-only; make it writable or point "
+            "$COPILOT_QUANT_JOURNAL_DIR (or path=) at a writable place"
+        )
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return "another process holds the journal locked; is a second engine running on this account?"
+    if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")) or "not a database" in text:
+        return "the file is not a healthy journal; move it aside (keep it for inspection) and restart"
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in text:
+        return "the file cannot be opened; check that the path exists and is accessible"
+    return "check the disk holding the journal"
+
+
+class JournalStorage:
+    """One journal file, opened; :meth:`open_account` must run once before it is used."""
+
+    def __init__(self, path: Path, *, read_only: bool, max_bytes: int | None) -> None:
+        self.path = path
+        self.read_only = read_only
+        self.lock = threading.RLock()
+        self._in_batch = False
+        self.conn: sqlite3.Connection | None = None
+        self.conn = self._connect(max_bytes)
+
+    # ------------------------------------------------------------------ opening and closing
+    def _connect(self, max_bytes: int | None) -> sqlite3.Connection:
+        if max_bytes is not None and (isinstance(max_bytes, bool) or int(max_bytes) <= 0):
+            raise ConfigError(f"max_bytes must be a positive number of bytes, got {max_bytes!r}")
+        try:
+            if self.read_only:
+                if not self.path.is_file():
+                    raise JournalError(
+                        f"no journal at {self.path}; pass the path of an existing journal file "
+                        "(or the account whose engine has run here)"
+                    )
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    str(self.path), isolation_level=None, check_same_thread=False, timeout=10.0
+                )
+        except OSError as exc:
+            raise JournalError(
+                f"cannot create the journal directory {self.path.parent}: {exc.strerror or exc}; "
+                "choose a writable place with path= or $COPILOT_QUANT_JOURNAL_DIR"
+            ) from exc
+        except sqlite3.Error as exc:
+            raise JournalError(f"cannot open journal {self.path}: {exc} — {storage_hint(exc)}") from exc
+        try:
+            self._configure(conn, max_bytes)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise JournalError(f"cannot open journal {self.path}: {exc} — {storage_hint(exc)}") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection, max_bytes: int | None) -> None:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA busy_timeout = 10000")
+        if not self.read_only:
+            mode = str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            if mode != "wal":
+                raise JournalError(
+                    f"journal {self.path} could not be put in WAL mode (got {mode!r}); "
+                    "keep journals on a local disk, not a network share"
+                )
+            # FULL: a committed record survives power loss, not only a process crash.
+            conn.execute("PRAGMA synchronous = FULL")
+        if max_bytes is not None:
+            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            conn.execute(f"PRAGMA max_page_count = {max(int(max_bytes) // page_size, 1)}")
+
+    def open_account(self, account: str | None, clock: Callable[[], datetime]) -> str:
+        """Create or check the schema; returns the file's account (recording ``account`` in a new file)."""
+        if self.read_only:
+            with self.reading("read the schema") as conn:
+                create_or_check(conn, str(self.path), writable=False)
+                stored = _meta(conn, "account")
+        else:
+            with self.writing("create the schema") as conn:
+                created = create_or_check(conn, str(self.path), writable=True)
+                if created:
+                    if account is None:
+                        raise JournalError(
+                            f"{self.path} is a new journal; pass account= (e.g. 'DU1234567') to create it"
+                        )
+                    now = to_db_time(clock())
+                    conn.executemany(
+                        "INSERT INTO meta (key, value) VALUES (?, ?)",
+                        [("account", account), ("created_at", now)],
+                    )
+                stored = _meta(conn, "account")
+        if stored is None:
+            raise JournalError(f"journal {self.path} has no account recorded; it is damaged, move it aside")
+        if account is not None and account != stored:
+            raise JournalError(
+                f"journal {self.path} belongs to account {stored!r}, not {account!r}; "
+                "each account has its own journal file — pass the matching account or another path"
+            )
+        return stored
+
+    def close(self) -> None:
+        """Close the file. Idempotent."""
+        with self.lock:
+            if self.conn is not None:
+                try:
+                    self.conn.close()
+                finally:
+                    self.conn = None
+
+    # ------------------------------------------------------------------ transactions
+    def _require_conn(self) -> sqlite3.Connection:
+        if self.conn is None:
+            raise JournalError(f"journal {self.path} is closed; open a new TradeJournal")
+        return self.conn
+
+    def error(self, action: str, exc: sqlite3.Error) -> JournalError:
+        """The named error for a failed ``action``, logged."""
+        error = JournalError(f"journal {self.path}: could not {action}: {exc} — {storage_hint(exc)}")
+        log.error("%s", error)
+        return error
+
+    @contextmanager
+    def writing(self, action: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is committed, or none of it (then JournalError is raised)."""
+        with self.lock:
+            conn = self._require_conn()
+            if self.read_only:
+                raise JournalError(
+                    f"journal {self.path} was opened read-only; cannot {action} "
+                    "(open it with read_only=False to record)"
+                )
+            if self._in_batch:  # inside batch() on this thread: its transaction holds it all
+                yield conn
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
+            except sqlite3.Error as exc:
+                raise self.error(action, exc) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:  # SQLite may already have rolled back (e.g. on SQLITE_FULL)
+                        log.debug("rollback after a failed journal write failed too", exc_info=True)
+                if isinstance(exc, sqlite3.Error):
+                    raise self.error(action, exc) from exc
+                raise
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One write transaction that every :meth:`writing` on this thread joins until it ends."""
+        with self.lock:
+            if self._in_batch:
+                raise JournalError("journal batches do not nest")
+            with self.writing("write a batch of records"):
+                self._in_batch = True
+                try:
+                    yield
+                finally:
+                    self._in_batch = False
+
+    @contextmanager
+    def reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            conn = self._require_conn()
+            try:
+                yield conn
+            except sqlite3.Error as exc:
+                raise self.error(action, exc) from exc
+
+
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])

@@ -1,0 +1,397 @@
+"""Orders, fills and positions: the small domain types shared by backtest and live trading.
+
+:class:`OrderStatus` is an order's lifecycle as the strategy sees it, starting at ``CREATED`` (built, not
+yet seen by a broker). The journal keeps its own :class:`~copilot_quant.journal.states.JournalOrderState`
+for the durable record, which starts at ``INTENT`` instead (written to disk before sending, so possibly in
+flight after a crash) and otherwise has the same states with the same values.
+
+These types know nothing about Interactive Brokers; the IB vocabulary is translated at the edge
+(``copilot_quant.brokers``). A strategy creates :class:`Order` objects; only a broker creates
+:class:`Fill` objects and mutates :class:`Position` objects.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from copilot_quant.errors import OrderValidationError
+
+__all__ = [
+    "Fill",
+    "Order",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "Position",
+    "TimeInForce",
+    "continue_order_ids_after",
+]
+
+
+class OrderSide(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def sign(self) -> int:
+        """+1 for buys, -1 for sells: the sign of the position change."""
+        return 1 if self is OrderSide.BUY else -1
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+    STOP = "stop"
+    STOP_LIMIT = "stop_limit"
+
+    @property
+    def needs_limit_price(self) -> bool:
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def needs_stop_price(self) -> bool:
+        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+
+
+class OrderStatus(StrEnum):
+    CREATED = "created"  # built by a strategy, not yet seen by a broker
+    SUBMITTED = "submitted"  # accepted by the broker, working
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+    @property
+    def is_done(self) -> bool:
+        """True once the order can no longer fill."""
+        return self in _DONE
+
+    @property
+    def is_active(self) -> bool:
+        return not self.is_done
+
+
+_DONE = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+
+_ORDER_IDS = itertools.count(1)
+_ORDER_IDS_LOCK = threading.Lock()  # the live engine's threads create orders too
+_AUTO_ID = re.compile(r"O(\d+)")
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _next_order_id() -> str:
+    with _ORDER_IDS_LOCK:
+        return f"O{next(_ORDER_IDS)}"
+
+
+def continue_order_ids_after(order_ids: Iterable[str | None]) -> None:
+    """Make automatic order ids (``O1``, ``O2`` ...) continue after the highest ``O<n>`` in ``order_ids``.
+
+    Automatic ids count from ``O1`` in every process. The live engine calls this with the ids its journal
+    holds, so that after a restart a new order never shares its id with an order adopted from IB
+    (``strategy.cancel("O3")`` names one order). Ids never go back: a lower number changes nothing.
+    """
+    global _ORDER_IDS  # noqa: PLW0603 - the process-wide id sequence; only ever moved forward
+    highest = max((int(m[1]) for i in order_ids if i and (m := _AUTO_ID.fullmatch(i))), default=0)
+    with _ORDER_IDS_LOCK:
+        upcoming = next(_ORDER_IDS)
+        _ORDER_IDS = itertools.count(max(upcoming, highest + 1))
+
+
+_ALIASES = {
+    "mkt": "market",
+    "lmt": "limit",
+    "stp": "stop",
+    "stp_lmt": "stop_limit",
+    "b": "buy",
+    "s": "sell",
+}
+
+
+def _parse_enum(enum: type[_E], value: Any, what: str) -> _E:
+    if isinstance(value, enum):
+        return value
+    members: dict[str, _E] = enum._value2member_map_  # type: ignore[assignment]
+    member = members.get(value) if isinstance(value, str) else None
+    if member is not None:  # the common case, e.g. 'market', 'buy': no normalising needed
+        return member
+    text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
+    text = _ALIASES.get(text, text)
+    try:
+        return enum(text)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum)
+        raise OrderValidationError(f"unknown {what} {value!r}; use one of {allowed}") from None
+
+
+def _check_price(value: float | None, what: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        raise OrderValidationError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(price) or price <= 0:
+        raise OrderValidationError(f"{what} must be a positive finite price, got {value!r}")
+    return price
+
+
+@dataclass(slots=True, eq=False)
+class Order:
+    """An instruction to buy or sell, exactly as the guide builds it::
+
+        Order(symbol='AAPL', quantity=10, order_type='market', side='buy')
+
+    ``order_type`` is one of ``'market'``, ``'limit'``, ``'stop'``, ``'stop_limit'``; ``side`` is
+    ``'buy'`` or ``'sell'`` (strings or the enums). Limit orders need ``limit_price``, stop orders
+    ``stop_price``. Invalid input raises :class:`~copilot_quant.errors.OrderValidationError` here, at
+    construction, never later in a broker. Quantities must be whole shares unless
+    ``allow_fractional=True``.
+
+    ``status``, ``filled_quantity``, ``avg_fill_price`` and ``reject_reason`` are maintained by the
+    broker; strategies should treat them as read-only.
+    """
+
+    symbol: str
+    quantity: float
+    order_type: OrderType | str = OrderType.MARKET
+    side: OrderSide | str = OrderSide.BUY
+    limit_price: float | None = None
+    timestamp: datetime | None = None
+    order_id: str | None = None
+    stop_price: float | None = None
+    time_in_force: TimeInForce | str = TimeInForce.DAY
+    allow_fractional: bool = False
+    tag: str = ""
+    status: OrderStatus = OrderStatus.CREATED
+    filled_quantity: float = 0.0
+    avg_fill_price: float = 0.0
+    reject_reason: str = ""
+    broker_order_id: int | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.symbol, str) or not self.symbol.strip():
+            raise OrderValidationError(
+                f"symbol must be a non-empty string such as 'AAPL', got {self.symbol!r}"
+            )
+        self.symbol = self.symbol.strip().upper()
+        self.order_type = _parse_enum(OrderType, self.order_type, "order_type")
+        self.side = _parse_enum(OrderSide, self.side, "side")
+        self.time_in_force = _parse_enum(TimeInForce, self.time_in_force, "time_in_force")
+        self.quantity = self._check_quantity(self.quantity)
+        self.limit_price = _check_price(self.limit_price, "limit_price")
+        self.stop_price = _check_price(self.stop_price, "stop_price")
+        if self.order_type.needs_limit_price and self.limit_price is None:
+            raise OrderValidationError(
+                f"a {self.order_type.value} order needs a positive limit_price, e.g. "
+                f"Order('{self.symbol}', {self.quantity:g}, '{self.order_type.value}', '{self.side.value}', "
+                "limit_price=100.0)"
+            )
+        if self.order_type.needs_stop_price and self.stop_price is None:
+            raise OrderValidationError(f"a {self.order_type.value} order needs a positive stop_price")
+        if self.order_id is None:
+            self.order_id = _next_order_id()
+
+    def _check_quantity(self, value: Any) -> float:
+        if isinstance(value, bool):  # True would silently become 1 share
+            raise OrderValidationError(f"quantity must be a number of shares, got {value!r}")
+        try:
+            qty = float(value)
+        except (TypeError, ValueError):
+            raise OrderValidationError(f"quantity must be a number, got {value!r}") from None
+        if not math.isfinite(qty) or qty <= 0:
+            raise OrderValidationError(
+                f"quantity must be a positive finite number, got {value!r}; "
+                "use side='sell' to sell rather than a negative quantity"
+            )
+        if not self.allow_fractional and not qty.is_integer():
+            raise OrderValidationError(
+                f"quantity {value!r} is fractional; pass allow_fractional=True if your broker supports it"
+            )
+        return qty
+
+    # The enums are parsed in __post_init__; these typed views help readers and mypy.
+    @property
+    def side_enum(self) -> OrderSide:
+        return OrderSide(self.side)
+
+    @property
+    def type_enum(self) -> OrderType:
+        return OrderType(self.order_type)
+
+    @property
+    def signed_quantity(self) -> float:
+        """Quantity with sign: positive for buys, negative for sells."""
+        return self.quantity * OrderSide(self.side).sign
+
+    @property
+    def remaining_quantity(self) -> float:
+        return max(self.quantity - self.filled_quantity, 0.0)
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side == OrderSide.BUY
+
+    def copy(self, **changes: Any) -> Order:
+        """A new order with the same fields (and a fresh order_id unless one is given)."""
+        changes.setdefault("order_id", None)
+        changes.setdefault("status", OrderStatus.CREATED)
+        changes.setdefault("filled_quantity", 0.0)
+        changes.setdefault("avg_fill_price", 0.0)
+        changes.setdefault("reject_reason", "")
+        changes.setdefault("broker_order_id", None)
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of (part of) an order, as reported by a broker.
+
+    ``commission`` is in account currency and is never negative. ``fill_quantity`` is positive; the
+    direction comes from ``order.side``. ``net_proceeds`` is the signed change in cash this fill
+    causes (negative for a buy), ``total_cost`` the gross notional plus commission.
+    """
+
+    order: Order
+    fill_price: float
+    fill_quantity: float
+    commission: float
+    timestamp: datetime
+    fill_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (
+            type(self.fill_price) is float
+            and type(self.fill_quantity) is float
+            and type(self.commission) is float
+        ):  # brokers pass floats; anything else (ints, numpy scalars, junk) is normalised or refused
+            self._coerce_numbers()
+        if not math.isfinite(self.fill_price) or self.fill_price <= 0:
+            raise OrderValidationError(f"fill_price must be positive, got {self.fill_price!r}")
+        if not math.isfinite(self.fill_quantity) or self.fill_quantity <= 0:
+            raise OrderValidationError(f"fill_quantity must be positive, got {self.fill_quantity!r}")
+        if not math.isfinite(self.commission) or self.commission < 0:
+            raise OrderValidationError(f"commission must be zero or positive, got {self.commission!r}")
+
+    def _coerce_numbers(self) -> None:
+        for name in ("fill_price", "fill_quantity", "commission"):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, float(value))  # frozen dataclass
+            except (TypeError, ValueError):
+                raise OrderValidationError(f"{name} must be a number, got {value!r}") from None
+
+    @property
+    def symbol(self) -> str:
+        return self.order.symbol
+
+    @property
+    def side(self) -> OrderSide:
+        return OrderSide(self.order.side)
+
+    @property
+    def signed_quantity(self) -> float:
+        return self.fill_quantity * self.side.sign
+
+    @property
+    def notional(self) -> float:
+        return self.fill_price * self.fill_quantity
+
+    @property
+    def total_cost(self) -> float:
+        """Gross value traded plus commission (always positive)."""
+        return self.notional + self.commission
+
+    @property
+    def net_proceeds(self) -> float:
+        """Signed cash change: ``-(notional + commission)`` for a buy, ``notional - commission`` for a sell."""
+        return -self.signed_quantity * self.fill_price - self.commission
+
+
+@dataclass(slots=True)
+class Position:
+    """Holdings in one symbol. Negative ``quantity`` is a short, and its ``market_value`` is negative.
+
+    Average cost follows the usual convention: it changes only when a position is opened or
+    increased; reducing a position realizes P&L against it; crossing through zero realizes the whole
+    old position and opens the remainder at the fill price. Commissions are not folded into the
+    average cost; they are accounted in cash (and in :attr:`commission_paid`).
+    """
+
+    symbol: str
+    quantity: float = 0.0
+    avg_entry_price: float = 0.0
+    unrealized_pnl: float = 0.0
+    realized_pnl: float = 0.0
+    last_price: float = 0.0
+    commission_paid: float = 0.0
+
+    @property
+    def avg_cost(self) -> float:
+        return self.avg_entry_price
+
+    @property
+    def market_value(self) -> float:
+        """Signed value at the last marked price (negative for shorts)."""
+        price = self.last_price or self.avg_entry_price
+        return self.quantity * price
+
+    @property
+    def total_pnl(self) -> float:
+        return self.realized_pnl + self.unrealized_pnl
+
+    @property
+    def is_flat(self) -> bool:
+        return abs(self.quantity) < 1e-12
+
+    def update_from_fill(self, fill: Fill) -> float:
+        """Apply a fill; returns the P&L it realized (before commission)."""
+        return self.apply(fill.signed_quantity, fill.fill_price, fill.commission)
+
+    def apply(self, signed_qty: float, price: float, commission: float = 0.0) -> float:
+        """Apply a signed trade of ``signed_qty`` at ``price``; returns realized P&L (before commission)."""
+        realized = 0.0
+        old = self.quantity
+        new = old + signed_qty
+        if old == 0 or (old > 0) == (signed_qty > 0):
+            # opening or adding: weighted average cost
+            self.avg_entry_price = (old * self.avg_entry_price + signed_qty * price) / new if new else 0.0
+        else:
+            closed = min(abs(signed_qty), abs(old))
+            direction = 1.0 if old > 0 else -1.0
+            realized = closed * (price - self.avg_entry_price) * direction
+            if abs(new) < 1e-12:
+                new = 0.0
+                self.avg_entry_price = 0.0
+            elif (new > 0) != (old > 0):
+                self.avg_entry_price = float(price)  # crossed through zero: remainder opened at this price
+        self.quantity = new
+        self.realized_pnl += realized
+        self.commission_paid += commission
+        self.update_unrealized_pnl(price)
+        return realized
+
+    def update_unrealized_pnl(self, current_price: float) -> None:
+        """Mark the position to ``current_price``."""
+        self.last_price = float(current_price)
+        self.unrealized_pnl = (
+            self.quantity * (self.last_price - self.avg_entry_price) if self.quantity else 0.0
+        )
+
+    def snapshot(self) -> Position:
+        """An independent copy, safe to hand to a strategy."""
+        return replace(self)
