@@ -10,10 +10,12 @@ IB's own NetLiquidation is marked on IB's schedule and lags.
 A strategy sees the account through :class:`StrategyView` (the
 :class:`~copilot_quant.backtest.strategy.StrategyContext` it is bound to), snapshots only:
 
-* ``self.positions`` — the strategy's own positions (its :class:`~copilot_quant.live.book.FillBook`: its
-  fills, and those the journal says it left from earlier runs), marked at the bar's closes;
-* ``self.cash`` — the account's cash (shared by the strategies of the account);
-* ``self.equity`` — the account's cash plus all of the account's positions marked at the bar's closes.
+* ``self.positions`` — the strategy's own positions (its :class:`~copilot_quant.model.book.StrategyBook`:
+  its fills, and those the journal says it left from earlier runs), marked at the bar's closes;
+* ``self.cash`` / ``self.equity`` — with one strategy (and no ``capital=``), the account's cash, and that cash
+  plus all of the account's positions at the bar's closes; with several strategies (or a ``capital=``),
+  the strategy's own sleeve, as in a backtest: its capital share plus the cash its fills moved, and that
+  plus its own positions at the bar's closes (capital + its net P&L). Buying power stays the account's.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from copilot_quant.backtest.orders import Order, Position
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import BrokerError
-from copilot_quant.live.book import FillBook
+from copilot_quant.live.ledger import AccountLedger
+from copilot_quant.model.orders import Order, Position
 
 if TYPE_CHECKING:
     from copilot_quant.live.strategy_slot import StrategySlot
@@ -94,14 +96,14 @@ class AccountState:
         self.day_start_equity: float | None = None
         self.equity_day: date | None = None
         #: The account from fills: opened by :meth:`open_ledger` at start, None before.
-        self.ledger: FillBook | None = None
+        self.ledger: AccountLedger | None = None
         #: The closes of the bar being decided on.
         self.marks = BarMarks()
 
-    def open_ledger(self) -> FillBook:
+    def open_ledger(self) -> AccountLedger:
         """Start the ledger from IB's cash and positions as last read (call :meth:`refresh` first)."""
         cash = self.cash if math.isfinite(self.cash) else 0.0
-        self.ledger = FillBook(cash, self.positions.values())
+        self.ledger = AccountLedger(cash, self.positions.values())
         return self.ledger
 
     def strategy_cash(self) -> float:
@@ -130,25 +132,42 @@ class AccountState:
 
 class StrategyView:
     """What one strategy sees: ``self.positions``, ``self.cash``, ``self.equity`` (read-only), and its own
-    working orders (``self.open_orders()``, ``self.cancel()``)."""
+    working orders (``self.open_orders()``, ``self.cancel()``).
 
-    __slots__ = ("_account", "_cancel", "_slot")
+    ``sleeve=False`` (one strategy, no ``capital=``): cash and equity are the account's ledger's. With
+    ``sleeve=True`` (several strategies, or a ``capital``) they are the strategy's own book's, as in a
+    backtest: its capital share plus the cash its fills moved, plus its positions at the bar's closes.
+    """
+
+    __slots__ = ("_account", "_cancel", "_sleeve", "_slot")
 
     def __init__(
-        self, slot: StrategySlot, account: AccountState, cancel: Callable[[StrategySlot, Order | str], None]
+        self,
+        slot: StrategySlot,
+        account: AccountState,
+        cancel: Callable[[StrategySlot, Order | str], None],
+        *,
+        sleeve: bool = False,
     ) -> None:
         self._slot = slot
         self._account = account
         self._cancel = cancel
+        self._sleeve = sleeve
 
     def positions(self) -> Mapping[str, Position]:
-        return self._slot.book.marked(self._account.marks)
+        book = self._slot.book
+        book.mark_all(self._account.marks)
+        return book.positions()
 
     def cash(self) -> float:
-        return self._account.strategy_cash()
+        return self._slot.book.cash if self._sleeve else self._account.strategy_cash()
 
     def equity(self) -> float:
-        return self._account.strategy_equity()
+        if not self._sleeve:
+            return self._account.strategy_equity()
+        book = self._slot.book
+        book.mark_all(self._account.marks)
+        return book.equity
 
     def open_orders(self) -> list[Order]:
         return self._slot.open_orders()

@@ -65,7 +65,7 @@ from typing import Any
 
 import pandas as pd
 
-from copilot_quant.backtest.orders import Fill, Order, continue_order_ids_after
+from copilot_quant.backtest.books import allocate_capital, check_capital
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.brokers.config import check_live_confirmed, live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
@@ -95,6 +95,7 @@ from copilot_quant.live.reconciler import Reconciler
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.live.summary import strategy_summaries
+from copilot_quant.model.orders import Fill, Order, continue_order_ids_after
 from copilot_quant.risk import KillSwitch, LivenessGuard, RiskLimits, RiskManager
 
 __all__ = ["LiveStrategyEngine"]
@@ -305,6 +306,11 @@ class LiveStrategyEngine:
         return self.dispatcher.fills
 
     @property
+    def _sleeves(self) -> bool:
+        """Whether each strategy reads its own sleeve (several strategies, or a capital given)."""
+        return len(self._slots) > 1 or any(s.capital is not None for s in self._slots)
+
+    @property
     def errors(self) -> RecentList[dict[str, Any]]:
         """The last ``max_errors`` errors, oldest first: ``{'timestamp', 'error', 'type'}`` dicts."""
         return self._errors.entries
@@ -353,13 +359,17 @@ class LiveStrategyEngine:
         self.safety.kill_switch_file = Path(path) if path is not None else None
 
     # ------------------------------------------------------------------ setup and connection
-    def add_strategy(self, strategy: Strategy) -> None:
+    def add_strategy(self, strategy: Strategy, *, capital: float | None = None) -> None:
         """Add a strategy to run (call it again for several, while stopped).
 
         Strategies share the account (cash, buying power, risk limits, the kill switch); each has its own
         book: ``self.positions``, ``on_fill`` and ``open_orders()`` concern only its own orders, which are
         tagged with its name (the journal's strategy, carried to IB as the order's ``orderRef``). IB sees the
-        netted position. Names must differ: the name is the tag, also across restarts.
+        netted position. Names must differ: the name is the tag, also across restarts. With several
+        strategies (or a ``capital``), ``self.cash``/``self.equity`` are the strategy's sleeve, as in
+        :meth:`BacktestEngine.add_strategy <copilot_quant.backtest.engine.BacktestEngine.add_strategy>`:
+        ``capital`` is its share of the account's value at start (default: an equal share of what the
+        others were not given).
         """
         if not isinstance(strategy, Strategy):
             raise StrategyError(
@@ -375,7 +385,7 @@ class LiveStrategyEngine:
                 f"a strategy named {strategy.name!r} was already added; each strategy's orders are tagged with "
                 f"its name, so give this one another: strategy.name = '{strategy.name}2'"
             )
-        self._slots.append(StrategySlot(strategy))
+        self._slots.append(StrategySlot(strategy, capital=check_capital(capital)))
 
     def connect(self, timeout: float = 30, retry_count: int = 3) -> bool:
         """Connect the shared IB connection, retrying ``retry_count`` times; ``True`` on success."""
@@ -492,9 +502,15 @@ class LiveStrategyEngine:
         what the account holds and whose it is."""
         self._refresh_account()
         ledger = self.account.open_ledger()
-        books, lines = opening_books(self.journal, [s.name for s in self._slots], ledger.positions)
-        for slot in self._slots:
+        names = [s.name for s in self._slots]
+        books, lines = opening_books(self.journal, names, ledger.positions)
+        value = self.account.known_value
+        capitals = allocate_capital(
+            value if value is not None else ledger.cash, [s.capital for s in self._slots], names
+        )
+        for slot, capital in zip(self._slots, capitals, strict=True):
             slot.book = books[slot.name]
+            slot.book.capital = capital
         self.dispatcher.booking = True
         for line in lines:
             log.info("%s", line)
@@ -514,7 +530,7 @@ class LiveStrategyEngine:
         self.router.symbols = frozenset(names)
         for slot in self._slots:
             strategy = slot.strategy
-            strategy.bind(StrategyView(slot, self.account, self._strategy_cancel))
+            strategy.bind(StrategyView(slot, self.account, self._strategy_cancel, sleeve=self._sleeves))
             try:
                 strategy.initialize()
                 strategy.on_start()
@@ -819,7 +835,7 @@ class LiveStrategyEngine:
 
     def _claims(self) -> dict[str, dict[str, float]]:
         """Each strategy's positions by its own book (worker thread; the kill switch splits by them)."""
-        return {s.name: {sym: p.quantity for sym, p in s.book.positions.items()} for s in self._slots}
+        return {s.name: {sym: p.quantity for sym, p in s.book.positions().items()} for s in self._slots}
 
     def _on_journal_failure(self, error: JournalError) -> None:
         self.safety.on_journal_failure(error)

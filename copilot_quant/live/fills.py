@@ -17,13 +17,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from copilot_quant.backtest.orders import Fill
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import TradeJournal
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.strategy_slot import StrategySlot
+from copilot_quant.model.orders import Fill
 
 __all__ = ["FillDispatcher"]
 
@@ -97,7 +97,7 @@ class FillDispatcher:
                 )
                 continue
             if item.book:
-                slot.book.apply(fill)
+                slot.book.apply_fill(fill)
             try:
                 slot.strategy.on_fill(fill)
             except Exception as exc:

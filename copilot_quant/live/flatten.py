@@ -14,11 +14,11 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
-from copilot_quant.backtest.orders import Order, OrderSide, OrderStatus, OrderType
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import CopilotQuantError, JournalError
 from copilot_quant.journal import TradeJournal
 from copilot_quant.live.strategy_slot import StrategySlot
+from copilot_quant.model.orders import Order, OrderSide, OrderStatus, OrderType
 
 __all__ = ["flatten_strategies"]
 
@@ -44,7 +44,7 @@ def flatten_strategies(
                 slot.cancel(order, broker)  # never sent: it simply is not
             else:
                 broker.cancel_order(order, reason=_REASON)
-        for symbol, position in list(slot.book.positions.items()):
+        for symbol, position in slot.book.positions().items():
             order = _closing_order(symbol, position.quantity)
             ref = ""
             if journal is not None and not journal.closed:

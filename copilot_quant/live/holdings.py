@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from copilot_quant.backtest.orders import Position
 from copilot_quant.journal import TradeJournal
-from copilot_quant.live.book import FillBook
+from copilot_quant.model.book import StrategyBook
+from copilot_quant.model.orders import Position
 
 __all__ = ["describe_holdings", "opening_books"]
 
@@ -21,22 +21,22 @@ _EPS = 1e-9
 
 def opening_books(
     journal: TradeJournal | None, names: Sequence[str], account: Mapping[str, Position]
-) -> tuple[dict[str, FillBook], list[str]]:
+) -> tuple[dict[str, StrategyBook], list[str]]:
     """Each strategy's book from its journaled fills, and the lines that say what the account holds."""
-    books = {name: FillBook() for name in names}
+    books = {name: StrategyBook(0.0, name) for name in names}
     if journal is not None:
         owner = {o.order_ref: o.strategy for o in journal.orders()}
         for fill in journal.fills():
             book = books.get(owner.get(fill.order_ref or "") or "")
             if book is not None:
-                book.apply_trade(fill.symbol, fill.signed_quantity, fill.price, fill.commission or 0.0)
+                book.apply(fill.symbol, fill.signed_quantity, fill.price, fill.commission or 0.0)
     return books, describe_holdings(account, books)
 
 
-def describe_holdings(account: Mapping[str, Position], books: Mapping[str, FillBook]) -> list[str]:
+def describe_holdings(account: Mapping[str, Position], books: Mapping[str, StrategyBook]) -> list[str]:
     """One line for the account's holdings (whose each is), and one per claim the account does not cover."""
     symbols = sorted(
-        {s for s, p in account.items() if not p.is_flat} | {s for b in books.values() for s in b.positions}
+        {s for s, p in account.items() if not p.is_flat} | {s for b in books.values() for s in b.positions()}
     )
     if not symbols:
         return ["the account holds no positions at start"]
@@ -44,7 +44,7 @@ def describe_holdings(account: Mapping[str, Position], books: Mapping[str, FillB
     attention: list[str] = []
     for symbol in symbols:
         held = account[symbol].quantity if symbol in account else 0.0
-        claims = {n: b.positions[symbol].quantity for n, b in books.items() if symbol in b.positions}
+        claims = {n: b.quantity(symbol) for n, b in books.items() if b.quantity(symbol)}
         claimed = sum(claims.values())
         owners = ", ".join(f"{n} {q:g}" for n, q in claims.items())
         rest = held - claimed

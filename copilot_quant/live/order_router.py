@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from copilot_quant.backtest.orders import Order, OrderStatus, OrderType
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.brokers.market_hours import OutsideHours, is_market_open
@@ -26,6 +25,7 @@ from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
+from copilot_quant.model.orders import Order, OrderStatus, OrderType
 from copilot_quant.risk import RiskManager
 
 __all__ = ["OrderRouter"]

@@ -12,10 +12,10 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from copilot_quant.backtest.orders import OrderStatus
 from copilot_quant.journal import ReconcileReport
 from copilot_quant.journal.reconcile import BrokerExecution
-from copilot_quant.journal.records import OrderRecord
+from copilot_quant.journal.records import JournalOrder
+from copilot_quant.model.orders import OrderStatus
 
 __all__ = ["ReconcileNotes", "reconcile_notes"]
 
@@ -32,7 +32,7 @@ class ReconcileNotes:
         return [*self.news, *(f"needs attention: {line}" for line in self.attention)]
 
 
-def _order_words(record: OrderRecord | None, ref: str) -> str:
+def _order_words(record: JournalOrder | None, ref: str) -> str:
     if record is None:
         return f"order {ref}"
     owner = f"{record.strategy}'s " if record.strategy else ""
@@ -48,7 +48,7 @@ def _fills_words(executions: list[BrokerExecution]) -> str:
     return f"{len(executions)} execution(s), {quantity:g} shares at {average:,.4g} on average"
 
 
-def reconcile_notes(report: ReconcileReport, orders: Mapping[str, OrderRecord], away: str) -> ReconcileNotes:
+def reconcile_notes(report: ReconcileReport, orders: Mapping[str, JournalOrder], away: str) -> ReconcileNotes:
     """The findings of ``report`` for a trader; ``orders`` are the journal's records by ref; ``away`` says
     when things happened ("while the engine was not running", "while disconnected")."""
     news: list[str] = []

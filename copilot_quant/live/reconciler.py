@@ -28,7 +28,6 @@ from enum import StrEnum
 
 from eventkit import Event
 
-from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.reconciliation import fetch_broker_state
@@ -36,9 +35,10 @@ from copilot_quant.brokers.reconnect import Backoff
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.journal.reconcile import reconcile as reconcile_journal
-from copilot_quant.journal.records import OrderRecord
+from copilot_quant.journal.records import JournalOrder
 from copilot_quant.live.events import ErrorLog, EventLog
 from copilot_quant.live.reconcile_notes import ReconcileNotes, reconcile_notes
+from copilot_quant.model.orders import Fill, Order, OrderStatus
 
 __all__ = ["ReconcileState", "Reconciler"]
 
@@ -70,7 +70,7 @@ _ALLOWED: dict[ReconcileState, frozenset[ReconcileState]] = {
 _AWAY = {"start": "while the engine was not running", "reconnect": "while disconnected"}
 
 
-def _records(journal: TradeJournal, report: ReconcileReport) -> dict[str, OrderRecord]:
+def _records(journal: TradeJournal, report: ReconcileReport) -> dict[str, JournalOrder]:
     """The journal's records of the orders the report names, by ref."""
     refs = {e.order_ref for e in report.missing_fills if e.order_ref}
     refs |= {c.order_ref for c in report.status_changes} | {m.order_ref for m in report.quantity_mismatches}

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from copilot_quant.backtest.orders import Order, OrderSide, OrderType
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.market_hours import is_market_open
@@ -24,6 +23,7 @@ from copilot_quant.errors import BrokerError, JournalError
 from copilot_quant.journal import EventKind, TradeJournal
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import ErrorLog, EventLog
+from copilot_quant.model.orders import Order, OrderSide, OrderType
 from copilot_quant.risk import LivenessGuard, RiskDecision, RiskManager, RiskRule
 from copilot_quant.risk.kill_file import read_kill_file
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 
-from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, Strategy
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import ConfigError, StrategyError
-from copilot_quant.live.book import FillBook
+from copilot_quant.model.book import StrategyBook
+from copilot_quant.model.orders import Order, OrderStatus
 
 __all__ = ["DEFAULT_HISTORY", "StrategySlot"]
 
@@ -27,14 +27,27 @@ DEFAULT_HISTORY = 1000
 class StrategySlot:
     """A strategy and its orders in this run (worker thread only, except where noted)."""
 
-    __slots__ = ("book", "cancel_requested", "held", "history", "orders", "strategy", "unsent_cancels")
+    __slots__ = (
+        "book",
+        "cancel_requested",
+        "capital",
+        "held",
+        "history",
+        "orders",
+        "strategy",
+        "unsent_cancels",
+    )
 
-    def __init__(self, strategy: Strategy, history: int = DEFAULT_HISTORY) -> None:
+    def __init__(
+        self, strategy: Strategy, history: int = DEFAULT_HISTORY, capital: float | None = None
+    ) -> None:
         if history < 1:
             raise ConfigError(f"history must be 1 or more finished orders to keep, got {history}")
         self.strategy = strategy
+        #: The capital share asked for with ``add_strategy(capital=)`` (None: an equal share of the rest).
+        self.capital = capital
         #: The strategy's own positions and P&L, from its fills (and the journal's, at start).
-        self.book = FillBook()
+        self.book = StrategyBook(0.0, strategy.name)
         #: How many finished orders :attr:`orders` keeps besides the working ones.
         self.history = int(history)
         #: The strategy's orders in submission order: every working one, and the last :attr:`history`
@@ -53,7 +66,7 @@ class StrategySlot:
 
     def reset(self) -> None:
         """Forget the orders and fills of an earlier run (``start`` begins a new one)."""
-        self.book = FillBook()
+        self.book = StrategyBook(0.0, self.strategy.name)
         self.orders.clear()
         self.cancel_requested.clear()
         self.unsent_cancels.clear()

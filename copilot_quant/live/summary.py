@@ -2,9 +2,10 @@
 
 Combined (the account, as IB reports it): ``account_value``, ``cash_balance``, ``positions`` — what IB holds,
 netted over the strategies and including positions no strategy owns. Per strategy (``strategies[name]``),
-from its own book: ``positions`` (its own), ``fills``, ``commissions``, ``realized_pnl`` and ``pnl`` (its
-trading result after commissions, marked at the last bar's closes, since its first journaled fill),
-``open_orders`` and ``errors``.
+from its own :class:`~copilot_quant.model.book.StrategyBook`: ``capital`` (its share), ``positions`` (its
+own), ``fills``, ``commissions``, ``realized_pnl``, ``pnl`` (its trading result after commissions, marked at
+the last bar's closes, since its first journaled fill), ``equity`` (capital + pnl), ``open_orders`` and
+``errors``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ def strategy_summaries(
     out: dict[str, dict[str, Any]] = {}
     for slot in slots:
         book = slot.book
-        positions = dict(book.positions)  # a copy: the worker may book a fill meanwhile
+        book.mark_all(marks)
         out[slot.name] = {
-            "positions": {s: p.quantity for s, p in positions.items()},
+            "capital": float(book.capital),
+            "positions": {s: p.quantity for s, p in book.positions().items()},
             "fills": book.fill_count,
             "commissions": float(book.commissions),
             "realized_pnl": float(book.realized_pnl),
-            "pnl": float(book.pnl(marks)),
+            "pnl": float(book.pnl),
+            "equity": float(book.equity),
             "open_orders": len(slot.open_orders()),
             "errors": int(errors.get(slot.name, 0)),
         }

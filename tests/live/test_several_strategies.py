@@ -104,6 +104,12 @@ def test_two_strategies_share_the_account_and_each_sees_only_its_own_orders_fill
     assert summary["strategies"]["Pairs"]["fills"] == 2
     assert summary["strategies"]["Pairs"]["commissions"] > 0
     assert summary["total_fills"] == 3  # the manual trade is no strategy's and never reached on_fill
+    # each reads its own sleeve, as in a backtest: an equal share of the account, plus its own P&L
+    trend_row, pairs_row = summary["strategies"]["Trend"], summary["strategies"]["Pairs"]
+    assert trend_row["capital"] == pairs_row["capital"] > 0
+    assert trend.equity == pytest.approx(trend_row["capital"] + trend_row["pnl"])
+    (fill,) = trend.fills
+    assert trend.cash == pytest.approx(trend_row["capital"] - 10 * fill.fill_price - fill.commission)
     engine.stop()
     with TradeJournal(tmp_path / "journal" / "DU1234567.sqlite", read_only=True) as journal:
         assert sorted((o.strategy, o.symbol, o.quantity) for o in journal.orders()) == [
