@@ -358,12 +358,20 @@ class LiveBrokerAdapter(IBroker):
 
     # ------------------------------------------------------------------ orders
     def execute_order(
-        self, order: Order, current_price: float, timestamp: datetime, *, order_ref: str = ""
+        self,
+        order: Order,
+        current_price: float,
+        timestamp: datetime,
+        *,
+        order_ref: str = "",
+        wait: float | None = None,
     ) -> Fill | None:
         """Send ``order`` to IB and return the real fill so far, or ``None`` (see the module docstring).
 
         ``order_ref``: the journal's ref for the order (from ``journal.record_intent``), sent as IB's
         ``orderRef`` so that the order is recognised at the broker after a crash or a reconnect.
+        ``wait``: seconds to wait for fills instead of ``fill_timeout``/``ack_timeout`` (the engine passes 0
+        and waits itself, so that a stop interrupts the wait).
         Unconfirmed live trading raises :class:`~copilot_quant.errors.ConfigError` (nothing is sent).
         """
         self._check_live_confirmed()
@@ -385,9 +393,10 @@ class LiveBrokerAdapter(IBroker):
         except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
             self._reject(order, f"could not place the order: {exc}", record)
             return None
-        wait = self.fill_timeout if order.order_type == OrderType.MARKET else self.ack_timeout
+        if wait is None:
+            wait = self.fill_timeout if order.order_type == OrderType.MARKET else self.ack_timeout
         self.tracker.wait(record, wait, until_settled=True)
-        if record.status is OrderStatus.SUBMITTED and order.order_type == OrderType.MARKET:
+        if wait > 0 and record.status is OrderStatus.SUBMITTED and order.order_type == OrderType.MARKET:
             log.info(
                 "market order %s still working after %.1fs; later fills go to callbacks", order.order_id, wait
             )

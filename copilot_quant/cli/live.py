@@ -249,6 +249,9 @@ def run_live(
             "(and in the journal) for the next run.",
             soft_wrap=True,
         )
+    stops = [e["detail"] for e in engine.events if e["kind"] == "stop"]
+    if stops and "still working at IB" in stops[-1]:  # what Ctrl-C left at IB, in the trader's words
+        console.print(f"[yellow]{escape(stops[-1].split('; ', 1)[-1])}[/]", soft_wrap=True)
     return SUCCESS
 
 
@@ -371,6 +374,12 @@ def register(app: typer.Typer) -> None:
         price_band_pct: float | None = typer.Option(
             None, "--price-band-pct", help="Risk: limit/stop at most this % from the last price."
         ),
+        flatten_on_stop: bool = typer.Option(
+            False,
+            "--flatten-on-stop",
+            help="On stop (Ctrl-C, --duration): cancel the strategy's working orders and close its own "
+            "positions at market. Without it they stay at IB.",
+        ),
         params: list[str] = param_option(),
     ) -> None:
         """Run a strategy live (paper by default) until Ctrl-C, with a status line."""
@@ -407,6 +416,7 @@ def register(app: typer.Typer) -> None:
                 journal=journal,
                 confirm_live=confirm_live,
                 kill_switch_file=kill_switch_file,
+                flatten_on_stop=flatten_on_stop,
             )
             engine.add_strategy(loaded.instance)
             loaded.print_header(console)

@@ -1,35 +1,93 @@
-"""The account as the engine last read it from IB, and the read-only view a strategy gets of it.
+"""The account as the engine knows it, and the read-only view a strategy gets of it.
 
-:class:`AccountState` holds IB's account value, cash and positions from the last snapshot, and the
-account value at the start of the trading day (the daily-loss limit counts from it). A strategy sees the
-account through :class:`StrategyView` (the :class:`~copilot_quant.backtest.strategy.StrategyContext` it is
-bound to): snapshots only, never the engine's live objects.
+:class:`AccountState` holds two pictures of the account. IB's snapshot (account value, cash, positions as
+last read; the account value at the start of the trading day, which the daily-loss limit counts from)
+serves the risk checks and the summary. The *ledger* is the account built from fills: IB's cash and
+positions when the run started, plus every fill since; with the closes of the bar being decided on
+(:class:`BarMarks`) it gives what a strategy sees, marked at that bar, exactly as a backtest marks it —
+IB's own NetLiquidation is marked on IB's schedule and lags.
+
+A strategy sees the account through :class:`StrategyView` (the
+:class:`~copilot_quant.backtest.strategy.StrategyContext` it is bound to), snapshots only:
+
+* ``self.positions`` — the strategy's own positions (its :class:`~copilot_quant.model.book.StrategyBook`:
+  its fills, and those the journal says it left from earlier runs), marked at the bar's closes;
+* ``self.cash`` / ``self.equity`` — with one strategy (and no ``capital=``), the account's cash, and that cash
+  plus all of the account's positions at the bar's closes; with several strategies (or a ``capital=``),
+  the strategy's own sleeve, as in a backtest: its capital share plus the cash its fills moved, and that
+  plus its own positions at the bar's closes (capital + its net P&L). Buying power stays the account's.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
 from typing import TYPE_CHECKING
 
-from copilot_quant.backtest.orders import Order, Position
+import numpy as np
+import pandas as pd
+
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import BrokerError
+from copilot_quant.live.ledger import AccountLedger
+from copilot_quant.model.orders import Order, Position
 
 if TYPE_CHECKING:
     from copilot_quant.live.strategy_slot import StrategySlot
 
-__all__ = ["AccountState", "StrategyView"]
+__all__ = ["AccountState", "BarMarks", "StrategyView"]
 
 log = logging.getLogger(__name__)
 
 
-class AccountState:
-    """IB's account value, cash and positions as last read (NaN / empty before the first read)."""
+class BarMarks(Mapping[str, float]):
+    """The closes of the bar a strategy decides on, by symbol (a symbol's last close when it has no bar
+    there), read from that bar's data window only when a strategy asks: the hot path never pays for it."""
 
-    __slots__ = ("cash", "day_start_equity", "equity_day", "positions", "value")
+    __slots__ = ("_symbols", "_values", "_window")
+
+    def __init__(self) -> None:
+        self._window: pd.DataFrame | None = None
+        self._symbols: list[str] = []
+        self._values: dict[str, float] | None = None
+
+    def set(self, window: pd.DataFrame, symbols: list[str]) -> None:
+        self._window, self._symbols, self._values = window, symbols, None
+
+    def _closes(self) -> dict[str, float]:
+        values = self._values
+        if values is None:
+            values = self._values = {}
+            window = self._window
+            if window is not None and len(window):
+                closes = window["Close"]
+                if isinstance(closes, pd.Series):
+                    values[self._symbols[0]] = float(closes.iloc[-1])
+                else:
+                    for symbol in closes.columns:
+                        column = closes[symbol].to_numpy(dtype="float64")
+                        found = np.flatnonzero(~np.isnan(column))
+                        if len(found):
+                            values[str(symbol)] = float(column[found[-1]])
+        return values
+
+    def __getitem__(self, symbol: str) -> float:
+        return self._closes()[symbol]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._closes())
+
+    def __len__(self) -> int:
+        return len(self._closes())
+
+
+class AccountState:
+    """IB's account value, cash and positions as last read (NaN / empty before the first read), and the
+    ledger built from fills since the run started (see the module docstring)."""
+
+    __slots__ = ("cash", "day_start_equity", "equity_day", "ledger", "marks", "positions", "value")
 
     def __init__(self) -> None:
         self.value = float("nan")
@@ -37,6 +95,22 @@ class AccountState:
         self.positions: dict[str, Position] = {}
         self.day_start_equity: float | None = None
         self.equity_day: date | None = None
+        #: The account from fills: opened by :meth:`open_ledger` at start, None before.
+        self.ledger: AccountLedger | None = None
+        #: The closes of the bar being decided on.
+        self.marks = BarMarks()
+
+    def open_ledger(self) -> AccountLedger:
+        """Start the ledger from IB's cash and positions as last read (call :meth:`refresh` first)."""
+        cash = self.cash if math.isfinite(self.cash) else 0.0
+        self.ledger = AccountLedger(cash, self.positions.values())
+        return self.ledger
+
+    def strategy_cash(self) -> float:
+        return self.ledger.cash if self.ledger is not None else self.cash
+
+    def strategy_equity(self) -> float:
+        return self.ledger.equity(self.marks) if self.ledger is not None else self.value
 
     def refresh(self, broker: LiveBrokerAdapter, trading_day: Callable[[], date]) -> bool:
         """Read IB's account in one trip to the loop thread; ``False`` (and the old values kept) if it fails."""
@@ -55,15 +129,17 @@ class AccountState:
     def known_value(self) -> float | None:
         return self.value if math.isfinite(self.value) else None
 
-    def positions_snapshot(self) -> dict[str, Position]:
-        return {s: p.snapshot() for s, p in self.positions.items()}
-
 
 class StrategyView:
     """What one strategy sees: ``self.positions``, ``self.cash``, ``self.equity`` (read-only), and its own
-    working orders (``self.open_orders()``, ``self.cancel()``)."""
+    working orders (``self.open_orders()``, ``self.cancel()``).
 
-    __slots__ = ("_account", "_cancel", "_slot", "_symbols")
+    ``sleeve=False`` (one strategy, no ``capital=``): cash and equity are the account's ledger's. With
+    ``sleeve=True`` (several strategies, or a ``capital``) they are the strategy's own book's, as in a
+    backtest: its capital share plus the cash its fills moved, plus its positions at the bar's closes.
+    """
+
+    __slots__ = ("_account", "_cancel", "_sleeve", "_slot", "_symbols")
 
     def __init__(
         self,
@@ -71,23 +147,32 @@ class StrategyView:
         account: AccountState,
         cancel: Callable[[StrategySlot, Order | str], None],
         symbols: tuple[str, ...] = (),
+        *,
+        sleeve: bool = False,
     ) -> None:
         self._slot = slot
         self._account = account
         self._cancel = cancel
+        self._sleeve = sleeve
         self._symbols = symbols
 
     def symbols(self) -> tuple[str, ...]:
         return self._symbols
 
     def positions(self) -> Mapping[str, Position]:
-        return self._account.positions_snapshot()
+        book = self._slot.book
+        book.mark_all(self._account.marks)
+        return book.positions()
 
     def cash(self) -> float:
-        return self._account.cash
+        return self._slot.book.cash if self._sleeve else self._account.strategy_cash()
 
     def equity(self) -> float:
-        return self._account.value
+        if not self._sleeve:
+            return self._account.strategy_equity()
+        book = self._slot.book
+        book.mark_all(self._account.marks)
+        return book.equity
 
     def open_orders(self) -> list[Order]:
         return self._slot.open_orders()

@@ -13,9 +13,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from copilot_quant.backtest.interfaces import combine_symbols
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.data.dates import EXCHANGE_TZ
+from copilot_quant.model.bars import combine_symbols
 
 __all__ = ["BAR_SETTLE_NS", "BarClock"]
 

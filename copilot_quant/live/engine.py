@@ -54,7 +54,6 @@ stop) are journaled, kept in :attr:`events`, emitted on ``engine.on.event`` and 
 from __future__ import annotations
 
 import logging
-import queue
 import signal
 import threading
 import time
@@ -66,7 +65,7 @@ from typing import Any
 
 import pandas as pd
 
-from copilot_quant.backtest.orders import Fill, Order, continue_order_ids_after
+from copilot_quant.backtest.books import allocate_capital, check_capital
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.brokers.config import check_live_confirmed, live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
@@ -88,10 +87,15 @@ from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.live.account_view import AccountState, StrategyView
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog, RecentList
+from copilot_quant.live.fills import FillDispatcher
+from copilot_quant.live.flatten import flatten_strategies
+from copilot_quant.live.holdings import opening_books
 from copilot_quant.live.order_router import OrderRouter
 from copilot_quant.live.reconciler import Reconciler
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
+from copilot_quant.live.summary import strategy_summaries
+from copilot_quant.model.orders import Fill, Order, continue_order_ids_after
 from copilot_quant.risk import KillSwitch, LivenessGuard, RiskLimits, RiskManager
 
 __all__ = ["LiveStrategyEngine"]
@@ -101,12 +105,15 @@ log = logging.getLogger(__name__)
 EventCallback = Callable[[str, str], Any]
 #: How often (seconds) a sleeping worker checks the kill-switch file and the liveness guard.
 _RAIL_POLL_S = 1.0
+#: The longest a stop with ``flatten_on_stop`` waits for the closing fills (at least ``fill_timeout``).
+_FLATTEN_WAIT_S = 10.0
 #: The longest the worker waits for IB's position update after fills before the next ``on_data``.
 _POSITION_SYNC_S = 0.5
 
 
 class LiveStrategyEngine:
-    """Orchestrates one strategy live: data in, orders out, fills back (see the module docstring).
+    """Runs one or more strategies live on one account: data in, orders out, fills back (see the module
+    docstring and :meth:`add_strategy`).
 
     Args:
         paper_trading: paper (default) or live trading; enforced against port and account.
@@ -120,6 +127,10 @@ class LiveStrategyEngine:
         outside_hours: ``'allow'`` (default), ``'hold'`` or ``'reject'`` orders returned while the NYSE
             regular session is closed (see :class:`~copilot_quant.brokers.market_hours.OutsideHours`).
         cancel_on_stop: cancel this engine's working orders in :meth:`stop` (default keeps them at IB).
+        flatten_on_stop: in :meth:`stop`, each strategy cancels its own working orders and closes its own
+            positions at market (the account's other positions are left alone), waiting up to 10 s (or
+            ``fill_timeout``) for the closing fills; by default a stop leaves
+            positions and working orders (GTC ones for days) at IB, and says which orders still work.
         max_errors: how many error entries :attr:`errors` keeps.
         max_logged_errors: how many strategy exceptions are logged with their traceback (``None``: all);
             later ones are logged at DEBUG without one, and all are counted and kept in :attr:`errors`.
@@ -152,6 +163,7 @@ class LiveStrategyEngine:
         *,
         outside_hours: OutsideHours | str = OutsideHours.ALLOW,
         cancel_on_stop: bool = False,
+        flatten_on_stop: bool = False,
         max_errors: int = 1000,
         max_logged_errors: int | None = None,
         fill_timeout: float = 10.0,
@@ -185,6 +197,7 @@ class LiveStrategyEngine:
         self.update_interval = float(update_interval)
         self.enable_reconnect = enable_reconnect
         self.cancel_on_stop = cancel_on_stop
+        self.flatten_on_stop = bool(flatten_on_stop)
         self.connection = IBConnection(
             settings, auto_reconnect=enable_reconnect, stale_after=stale_after, name="copilot-quant-engine"
         )
@@ -198,6 +211,7 @@ class LiveStrategyEngine:
             fill_timeout=fill_timeout,
         )
         self._wake = threading.Event()
+        self._stop = threading.Event()
         self.data_feed.bars_changed = self._wake  # bar updates wake the worker directly
 
         #: The engine's named events (eventkit): ``on.event(kind, detail)``, ``on.error(kind, message)``.
@@ -224,6 +238,7 @@ class LiveStrategyEngine:
             wake=self._wake,
             running=lambda: self._running,
             kill_switch_file=Path(kill_switch_file) if kill_switch_file is not None else None,
+            claims=self._claims,
         )
         self.router = OrderRouter(
             broker=self.broker,
@@ -235,6 +250,17 @@ class LiveStrategyEngine:
             errors=self._errors,
             journal=lambda: self.journal,
             outside_hours=outside,
+            reconciled=lambda: self.reconciler.reconciled,
+            stopping=self._stop,
+        )
+        self._slots: list[StrategySlot] = []
+        self.dispatcher = FillDispatcher(
+            broker=self.broker,
+            journal=lambda: self.journal,
+            account=self.account,
+            errors=self._errors,
+            wake=self._wake,
+            slots=lambda: self._slots,
         )
         self.reconciler = Reconciler(
             connection=self.connection,
@@ -242,18 +268,12 @@ class LiveStrategyEngine:
             journal=lambda: self.journal,
             events=self._events,
             errors=self._errors,
-            deliver=self._on_fill_event,
+            deliver=self.dispatcher.recovered,
             adopted=self._adopted,
         )
-
-        self._slots: list[StrategySlot] = []
-        #: Every real fill received while running, in order.
-        self.fills: list[Fill] = []
         self.bars_processed = 0
         self.symbols: list[str] = []
         self.data_interval = "1d"
-        self._fill_queue: queue.SimpleQueue[Fill] = queue.SimpleQueue()
-        self._stop = threading.Event()
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._running = False
@@ -261,23 +281,34 @@ class LiveStrategyEngine:
         self._timer_fired = False
         self._polled_only = False
 
-        self.broker.register_fill_callback(self._on_fill_event)
+        self.broker.register_fill_callback(self.dispatcher.live)
         self.broker.register_error_callback(self._on_order_error)
         self.broker.register_journal_failure_callback(self._on_journal_failure)
         self.connection.machine.state_changed += self.safety.on_connection_change
+        self.connection.machine.state_changed += self._on_connection_change
         self.connection.restored += self._on_restored
         self.connection.ib_error += self.safety.on_ib_message
 
     # ------------------------------------------------------------------ read-only state
     @property
     def strategy(self) -> Strategy | None:
-        """The strategy this engine runs (the first one added), or None."""
+        """The strategy this engine runs (the first one added, with several), or None."""
         return self._slots[0].strategy if self._slots else None
 
     @property
     def strategy_slots(self) -> tuple[StrategySlot, ...]:
         """One slot per strategy added, in the order they were added."""
         return tuple(self._slots)
+
+    @property
+    def fills(self) -> list[Fill]:
+        """Every real fill received while running, in order."""
+        return self.dispatcher.fills
+
+    @property
+    def _sleeves(self) -> bool:
+        """Whether each strategy reads its own sleeve (several strategies, or a capital given)."""
+        return len(self._slots) > 1 or any(s.capital is not None for s in self._slots)
 
     @property
     def errors(self) -> RecentList[dict[str, Any]]:
@@ -328,16 +359,33 @@ class LiveStrategyEngine:
         self.safety.kill_switch_file = Path(path) if path is not None else None
 
     # ------------------------------------------------------------------ setup and connection
-    def add_strategy(self, strategy: Strategy) -> None:
-        """Set the strategy to run (one per engine; replaces a previous one while stopped)."""
+    def add_strategy(self, strategy: Strategy, *, capital: float | None = None) -> None:
+        """Add a strategy to run (call it again for several, while stopped).
+
+        Strategies share the account (cash, buying power, risk limits, the kill switch); each has its own
+        book: ``self.positions``, ``on_fill`` and ``open_orders()`` concern only its own orders, which are
+        tagged with its name (the journal's strategy, carried to IB as the order's ``orderRef``). IB sees the
+        netted position. Names must differ: the name is the tag, also across restarts. With several
+        strategies (or a ``capital``), ``self.cash``/``self.equity`` are the strategy's sleeve, as in
+        :meth:`BacktestEngine.add_strategy <copilot_quant.backtest.engine.BacktestEngine.add_strategy>`:
+        ``capital`` is its share of the account's value at start (default: an equal share of what the
+        others were not given).
+        """
         if not isinstance(strategy, Strategy):
             raise StrategyError(
                 f"add_strategy() needs a Strategy instance, got {type(strategy).__name__}; "
                 "subclass copilot_quant.backtest.strategy.Strategy"
             )
         if self._running:
-            raise StrategyError("cannot change the strategy while the engine is running; call stop() first")
-        self._slots = [StrategySlot(strategy)]
+            raise StrategyError("cannot change the strategies while the engine is running; call stop() first")
+        if any(slot.strategy is strategy for slot in self._slots):
+            raise StrategyError(f"{strategy.name} was already added to this engine")
+        if any(slot.name == strategy.name for slot in self._slots):
+            raise StrategyError(
+                f"a strategy named {strategy.name!r} was already added; each strategy's orders are tagged with "
+                f"its name, so give this one another: strategy.name = '{strategy.name}2'"
+            )
+        self._slots.append(StrategySlot(strategy, capital=check_capital(capital)))
 
     def connect(self, timeout: float = 30, retry_count: int = 3) -> bool:
         """Connect the shared IB connection, retrying ``retry_count`` times; ``True`` on success."""
@@ -421,6 +469,7 @@ class LiveStrategyEngine:
             return False
         for slot in self._slots:
             slot.reset()
+        self.dispatcher.booking = False  # fills found at start are in what the books open from
         self.safety.liveness.on_connected(datetime.now(UTC))
         try:
             if self.journal is not None:  # new order ids never repeat a journaled one
@@ -431,6 +480,7 @@ class LiveStrategyEngine:
             return False
         except (BrokerError, TimeoutError, ConnectionError):
             return False  # the reconciler recorded why: not trading
+        self._open_books()
         if not self._begin_streams(names, lookback_days, data_interval):
             return False
         self._stop.clear()
@@ -447,6 +497,26 @@ class LiveStrategyEngine:
         )
         return True
 
+    def _open_books(self) -> None:
+        """Open the account's ledger from IB and each strategy's book from its journaled fills, and say
+        what the account holds and whose it is."""
+        self._refresh_account()
+        ledger = self.account.open_ledger()
+        names = [s.name for s in self._slots]
+        books, lines = opening_books(self.journal, names, ledger.positions)
+        value = self.account.known_value
+        capitals = allocate_capital(
+            value if value is not None else ledger.cash, [s.capital for s in self._slots], names
+        )
+        for slot, capital in zip(self._slots, capitals, strict=True):
+            slot.book = books[slot.name]
+            slot.book.capital = capital
+        self.dispatcher.booking = True
+        for line in lines:
+            log.info("%s", line)
+        if lines:
+            self._events.emit("holdings", "; ".join(lines))
+
     def _begin_streams(self, names: list[str], lookback_days: int, data_interval: str) -> bool:
         """Stream bars, subscribe quotes, initialize the strategies and start the bar clock."""
         streamed = self.data_feed.stream_bars(names, data_interval, lookback_days)
@@ -457,9 +527,12 @@ class LiveStrategyEngine:
             return False
         self.data_feed.subscribe(names)
         self.symbols, self.data_interval = names, data_interval
+        self.router.symbols = frozenset(names)
         for slot in self._slots:
             strategy = slot.strategy
-            strategy.bind(StrategyView(slot, self.account, self._strategy_cancel, tuple(names)))
+            strategy.bind(
+                StrategyView(slot, self.account, self._strategy_cancel, tuple(names), sleeve=self._sleeves)
+            )
             try:
                 strategy.initialize()
                 strategy.on_start()
@@ -493,10 +566,14 @@ class LiveStrategyEngine:
             self._finished = True
         self._running = False
         self._drain_fills()
+        left = ""
         if self.connection.is_connected():
-            if self.cancel_on_stop:
-                for order in self.broker.get_open_orders():
-                    self.broker.cancel_order(order, reason="engine stopped (cancel_on_stop=True)")
+            if self.flatten_on_stop:
+                wait = max(self.broker.fill_timeout, _FLATTEN_WAIT_S)
+                flatten_strategies(self._slots, self.broker, self.journal, wait)
+                self.broker.flush_fills()
+                self._drain_fills()  # the closing fills reach the books and on_fill before on_stop
+            left = self._leave_orders()
             try:
                 self.data_feed.unsubscribe(self.symbols)
                 self.data_feed.stop_bar_streams()
@@ -510,10 +587,13 @@ class LiveStrategyEngine:
                     message = f"{type(exc).__name__} in {hook.__name__}: {exc}"
                     self._errors.strategy_failed(slot.name, exc, message, f"in {hook.__name__}")
         self.broker.flush_journal()  # what IB reported up to now is in the journal before it closes
+        detail = why + left
+        level = logging.WARNING if "still working" in left else logging.INFO
+        self._events.emit(EventKind.STOP, detail, level=level, journaled=False)
         journal = self.journal
         if journal is not None:
-            try:
-                journal.record_event(EventKind.STOP, why)
+            try:  # a journal failure now must not engage the kill switch (it would cancel orders)
+                journal.record_event(EventKind.STOP, detail)
             except JournalError as exc:
                 log.error("could not journal the stop: %s", exc)
             if self._owns_journal:
@@ -521,6 +601,24 @@ class LiveStrategyEngine:
                 journal.close()
                 self.journal = None
         log.info("engine stopped: %s", why)
+
+    def _leave_orders(self) -> str:
+        """Cancel the working orders if asked to; say which ones stay working at IB (they can still fill)."""
+        working = self.broker.get_open_orders()
+        if self.cancel_on_stop and working:
+            for order in working:
+                self.broker.cancel_order(order, reason="engine stopped (cancel_on_stop=True)")
+            return f"; cancel sent for {len(working)} working order(s)"
+        if not working:
+            return ""
+        listed = ", ".join(
+            f"{o.order_id} {o.side} {o.remaining_quantity:g} {o.symbol} {o.order_type} ({o.time_in_force})"
+            for o in working
+        )
+        return (
+            f"; {len(working)} order(s) still working at IB and may fill without the engine: {listed} — "
+            "cancel them in TWS, or run with cancel_on_stop/--flatten-on-stop"
+        )
 
     def install_signal_handlers(self, *, kill: bool = False, flatten: bool = False) -> None:
         """Stop and disconnect cleanly on SIGINT/SIGTERM (main thread only), then re-raise KeyboardInterrupt.
@@ -564,8 +662,8 @@ class LiveStrategyEngine:
     def _guarded_step(self) -> None:
         """One step of the worker; whatever goes wrong is recorded, never ends the loop."""
         try:
-            if self.reconciler.is_due():
-                self.reconciler.run_due()
+            if not self.reconciler.run_due():
+                return  # no bar, no order until the books are reconciled (retried with backoff)
             self._step()
         except JournalError as exc:
             self._on_journal_failure(exc)
@@ -585,6 +683,9 @@ class LiveStrategyEngine:
         deadline = time.monotonic() + self.update_interval
         if self.clock.recheck_at is not None:
             deadline = min(deadline, self.clock.recheck_at)
+        retry_at = self.reconciler.retry_at
+        if retry_at is not None:
+            deadline = min(deadline, retry_at)
         self._polled_only = False
         while not self._stop.is_set():
             left = deadline - time.monotonic()
@@ -629,6 +730,7 @@ class LiveStrategyEngine:
                 window = data
             else:
                 window = data.iloc[: int(positions.searchsorted(stamp_ns, side="right"))]
+            self.account.marks.set(window, self.symbols)
             self._deliver(stamp, window)
             self.clock.last_bar = stamp
             self._drain_fills()
@@ -733,34 +835,27 @@ class LiveStrategyEngine:
         ``<journal dir>/<ACCOUNT>.kill`` when the engine was given a file of its own."""
         self.safety.watch(path)
 
+    def _claims(self) -> dict[str, dict[str, float]]:
+        """Each strategy's positions by its own book (worker thread; the kill switch splits by them)."""
+        return {s.name: {sym: p.quantity for sym, p in s.book.positions().items()} for s in self._slots}
+
     def _on_journal_failure(self, error: JournalError) -> None:
         self.safety.on_journal_failure(error)
 
     # ------------------------------------------------------------------ fills and errors
+    def _on_connection_change(self, old: ConnectionState, new: ConnectionState, reason: str) -> None:
+        if self._running and old.has_socket and not new.has_socket:
+            # from the moment the socket drops the books may differ from IB's: nothing goes out until the
+            # reconciliation after the reconnect succeeded
+            self.reconciler.request("reconnect")
+
     def _on_restored(self, data_lost: bool) -> None:  # IB loop thread: the worker reconciles
         self.reconciler.request("reconnect")
         self._wake.set()
 
-    def _on_fill_event(self, fill: Fill) -> None:  # IB loop thread: hand over, never block
-        self._fill_queue.put(fill)
-        self._wake.set()
-
     def _drain_fills(self) -> int:
-        """Deliver queued fills to ``on_fill`` (worker thread); returns how many."""
-        count = 0
-        while True:
-            try:
-                fill = self._fill_queue.get_nowait()
-            except queue.Empty:
-                return count
-            count += 1
-            self.fills.append(fill)
-            for slot in self._slots:
-                try:
-                    slot.strategy.on_fill(fill)
-                except Exception as exc:
-                    message = f"{type(exc).__name__} in on_fill: {exc}"
-                    self._errors.strategy_failed(slot.name, exc, message, "in on_fill")
+        """Book queued fills and deliver them to their strategy's ``on_fill`` (worker thread)."""
+        return self.dispatcher.drain()
 
     def _on_order_error(self, record: OrderRecord, message: str) -> None:
         order = record.order
@@ -776,12 +871,16 @@ class LiveStrategyEngine:
         self.account.refresh(self.broker, self.clock.trading_day)
 
     def get_performance_summary(self) -> dict[str, Any]:
-        """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values."""
+        """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values:
+        the account combined (as IB reports it), and ``strategies``: each strategy's own positions, fills,
+        commissions, realized P&L, P&L at the last bar, open orders and errors (see
+        :mod:`copilot_quant.live.summary`)."""
         if self.is_connected():
             self._refresh_account()
         account = self.account
         return {
             "strategy": self.strategy.name if self.strategy is not None else None,
+            "strategies": strategy_summaries(self._slots, account.marks, self._errors.by_strategy),
             "account_value": float(account.value),
             "cash_balance": float(account.cash),
             "positions": {s: p.quantity for s, p in account.positions.items()},

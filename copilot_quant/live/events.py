@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -76,6 +77,8 @@ class ErrorLog:
         self.total = 0
         self.max_logged_errors = max_logged_errors
         self._strategy_errors = 0
+        #: Strategy errors by strategy name.
+        self.by_strategy: Counter[str] = Counter()
         self._events = events
         self._lock = threading.Lock()
 
@@ -90,6 +93,7 @@ class ErrorLog:
         """Count and keep a strategy exception; its traceback is logged while ``max_logged_errors`` allows."""
         limit = self.max_logged_errors
         self._strategy_errors += 1
+        self.by_strategy[name] += 1
         loud = limit is None or self._strategy_errors <= limit
         self.record(message, "strategy", quiet=not loud)
         if loud:
@@ -116,12 +120,15 @@ class EventLog:
         self._journal = journal
         self._on_journal_failure = on_journal_failure
 
-    def emit(self, kind: EventKind | str, detail: str, *, level: int = logging.INFO) -> None:
+    def emit(
+        self, kind: EventKind | str, detail: str, *, level: int = logging.INFO, journaled: bool = True
+    ) -> None:
+        """Keep, log, journal (unless ``journaled=False``: the caller journals it) and emit one event."""
         text = str(kind)
         self.entries.append({"timestamp": datetime.now(UTC), "kind": text, "detail": detail})
         log.log(level, "engine event %s: %s", text, detail)
         journal = self._journal()
-        if journal is not None and not journal.closed:
+        if journaled and journal is not None and not journal.closed:
             try:
                 journal.record_event(kind, detail)
             except JournalError as exc:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable
 
 import pandas as pd
 
-from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.brokers.market_hours import OutsideHours, is_market_open
@@ -24,11 +25,15 @@ from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
+from copilot_quant.model.orders import Order, OrderStatus, OrderType
 from copilot_quant.risk import RiskManager
 
 __all__ = ["OrderRouter"]
 
 log = logging.getLogger(__name__)
+
+#: How long one slice of the wait for an order's fills lasts: the longest a stop waits for it.
+_WAIT_SLICE_S = 0.05
 
 
 class OrderRouter:
@@ -46,6 +51,8 @@ class OrderRouter:
         errors: ErrorLog,
         journal: Callable[[], TradeJournal | None],
         outside_hours: OutsideHours,
+        reconciled: Callable[[], bool],
+        stopping: threading.Event,
     ) -> None:
         self._broker = broker
         self._feed = feed
@@ -56,9 +63,16 @@ class OrderRouter:
         self._errors = errors
         self._journal = journal
         self.outside_hours = outside_hours
+        self._reconciled = reconciled
+        self._stopping = stopping
+        #: The run's symbols: an order for any other is refused, as in a backtest.
+        self.symbols: frozenset[str] = frozenset()
 
     def submit(self, slot: StrategySlot, order: Order, stamp: pd.Timestamp) -> None:
         """Route one of ``slot``'s orders (see the module docstring)."""
+        if order.symbol not in self.symbols:
+            self._refuse_unsubscribed(slot, order)
+            return
         if self.outside_hours is not OutsideHours.ALLOW and not is_market_open(self._clock.now(fresh=True)):
             if self.outside_hours is OutsideHours.HOLD:
                 log.info("market closed: holding order %s until the session opens", order.order_id)
@@ -90,6 +104,8 @@ class OrderRouter:
             self._safety.on_journal_failure(exc)
             return
         halt = self._safety.refusal(decision)
+        if halt is None and not self._reconciled():
+            halt = "not sent: the journal and IB are not reconciled yet (retrying)"
         if halt is not None:
             # Not an error: the halt itself was reported once, loudly; the journal keeps the refused order.
             self._risk.release_reservation(order)
@@ -107,13 +123,46 @@ class OrderRouter:
             self._broker.reject(order, f"risk check: {decision.reason}", order_ref=ref)
             return
         try:
-            self._broker.execute_order(order, price, stamp.to_pydatetime(), order_ref=ref)
+            # wait=0: the broker returns once the order is placed; the wait for its fills is ours, so
+            # that stop() interrupts it
+            self._broker.execute_order(order, price, stamp.to_pydatetime(), order_ref=ref, wait=0.0)
         except CopilotQuantError as exc:
             self._risk.release_reservation(order)  # never sent: its order-rate slot is free again
             self._errors.record(f"order {order.order_id} {order.symbol}: {exc}", "order")
             return
+        self._await_fills(order)  # IB may reject it meanwhile: then it keeps no order-rate slot
         if order.status is not OrderStatus.REJECTED:
             self._risk.record_submitted(order)
+
+    def _refuse_unsubscribed(self, slot: StrategySlot, order: Order) -> None:
+        """An order for a symbol this run has no data for: REJECTED with the reason, journaled, never sent —
+        as the backtest refuses it (a strategy must trade the symbols it is run on)."""
+        listed = ", ".join(sorted(self.symbols))
+        reason = (
+            f"no price data for {order.symbol} in this live run (symbols: {listed}); "
+            "add it to start(symbols=[...]) (--symbols on the command line)"
+        )
+        ref = ""
+        journal = self._journal()
+        if journal is not None:
+            try:
+                ref = journal.record_intent(order, slot.name)
+            except JournalError as exc:
+                self._safety.on_journal_failure(exc)
+        self._broker.reject(order, reason, order_ref=ref)
+
+    def _await_fills(self, order: Order) -> None:
+        """Wait as the broker would (``fill_timeout`` for a market order, ``ack_timeout`` otherwise) for the
+        order's fills, in short slices, so that a stop is never kept waiting."""
+        broker = self._broker
+        wait = broker.fill_timeout if order.order_type is OrderType.MARKET else broker.ack_timeout
+        if wait <= 0 or broker.tracker.record_for(order) is None:
+            return
+        deadline = time.monotonic() + wait
+        while not self._stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or broker.wait_for_fills(order, min(left, _WAIT_SLICE_S)):
+                return
 
     def release_held(self, slot: StrategySlot, now: pd.Timestamp) -> None:
         """Send ``slot``'s held orders once the session is open."""

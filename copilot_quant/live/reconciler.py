@@ -7,8 +7,10 @@ States and moves::
                          │                 └─── error ──┴──────▶ FAILED ──(backoff passed)──┐
                          └──────────────────────────────────────────────────────────────────┘
 
-* ``CLEAN`` / ``DIVERGED``: the books were compared and repaired (:attr:`Reconciler.reconciled`); a
-  divergence (a manual trade, a position the journal cannot explain) is reported, never adopted.
+* ``CLEAN`` / ``DIVERGED``: the books were compared and repaired (:attr:`Reconciler.reconciled`). Fills
+  and status changes that happened while the engine was away are news (recorded, delivered once): CLEAN.
+  What needs a trader's attention (a trade outside the engine, a position the journal cannot explain)
+  is reported, never adopted: DIVERGED. Orders go out in both.
 * ``FAILED``: IB could not be asked or the journal could not be written. The reconciliation is due again
   after a capped, jittered backoff; until one succeeds the engine routes no order (trading on
   unreconciled books could send an order that already went out, or size from fills it never saw).
@@ -26,7 +28,6 @@ from enum import StrEnum
 
 from eventkit import Event
 
-from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.reconciliation import fetch_broker_state
@@ -34,7 +35,10 @@ from copilot_quant.brokers.reconnect import Backoff
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.journal.reconcile import reconcile as reconcile_journal
+from copilot_quant.journal.records import JournalOrder
 from copilot_quant.live.events import ErrorLog, EventLog
+from copilot_quant.live.reconcile_notes import ReconcileNotes, reconcile_notes
+from copilot_quant.model.orders import Fill, Order, OrderStatus
 
 __all__ = ["ReconcileState", "Reconciler"]
 
@@ -62,6 +66,17 @@ _ALLOWED: dict[ReconcileState, frozenset[ReconcileState]] = {
     _R.FAILED: frozenset({_R.DUE}),
 }
 
+#: When what a reconciliation finds happened, by the reason it ran.
+_AWAY = {"start": "while the engine was not running", "reconnect": "while disconnected"}
+
+
+def _records(journal: TradeJournal, report: ReconcileReport) -> dict[str, JournalOrder]:
+    """The journal's records of the orders the report names, by ref."""
+    refs = {e.order_ref for e in report.missing_fills if e.order_ref}
+    refs |= {c.order_ref for c in report.status_changes} | {m.order_ref for m in report.quantity_mismatches}
+    return {ref: journal.order(ref) for ref in refs if journal.has_order(ref)}
+
+
 #: Retries of a failed reconciliation: soon at first, then at most every 30 s, forever.
 RETRY = Backoff(initial=1.0, maximum=30.0, factor=2.0, jitter=0.2, max_attempts=None)
 
@@ -70,7 +85,7 @@ class Reconciler:
     """Runs reconciliations on the worker thread; :meth:`request` may be called from any thread.
 
     ``adopt(order_ref, record, ib_id, perm_id)`` is called for each of our orders still working at IB
-    that this process does not track (a restart); ``deliver(fill)`` for each fill found missing.
+    that this process does not track (a restart); ``deliver(fill, order_ref)`` for each fill found missing.
     """
 
     def __init__(
@@ -81,7 +96,7 @@ class Reconciler:
         journal: Callable[[], TradeJournal | None],
         events: EventLog,
         errors: ErrorLog,
-        deliver: Callable[[Fill], None],
+        deliver: Callable[[Fill, str], None],
         adopted: Callable[[str, Order], None] | None = None,
         retry: Backoff = RETRY,
     ) -> None:
@@ -100,12 +115,19 @@ class Reconciler:
         self._reason = ""
         self.state_changed = Event("state_changed")
         self.last_report: ReconcileReport | None = None
+        #: The last report in a trader's words.
+        self.last_notes: ReconcileNotes | None = None
         #: Why the last reconciliation failed, or None.
         self.last_failure: str | None = None
 
     @property
     def state(self) -> ReconcileState:
         return self._state
+
+    @property
+    def retry_at(self) -> float | None:
+        """Monotonic time of the next retry of a failed reconciliation, or None."""
+        return self._retry_at if self._state is ReconcileState.FAILED else None
 
     @property
     def reconciled(self) -> bool:
@@ -180,15 +202,20 @@ class Reconciler:
         self.last_report = report
         self.last_failure = None
         self._failures = 0
-        lines = report.summary()
-        for line in lines:
-            log.warning("reconcile (%s): %s", reason, line)
+        notes = reconcile_notes(report, _records(journal, report), _AWAY.get(reason, "since the last check"))
+        self.last_notes = notes
+        for line in notes.news:
+            log.info("reconcile (%s): %s", reason, line)
+        for line in notes.attention:
+            log.warning("reconcile (%s): needs attention: %s", reason, line)
+        lines = notes.lines
         detail = f"{reason}: " + ("clean" if not lines else "; ".join(lines))
         if state.cash is not None:  # information only: deposits and fees never reach the journal
             detail += f" (IB cash {state.cash:,.2f}, not compared)"
-        # each finding was logged as a warning just above: the event itself (journaled) is one INFO line
+        # each finding was logged just above (attention as a warning): the event itself (journaled) is one
+        # INFO line, so a finding never prints twice
         self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO)
-        self._move(ReconcileState.DIVERGED if lines else ReconcileState.CLEAN, reason)
+        self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
         return report
 
     def _failed(self, reason: str, exc: BaseException) -> None:
@@ -250,7 +277,8 @@ class Reconciler:
                     float(execution.commission or 0.0),
                     execution.time,
                     execution.exec_id,
-                )
+                ),
+                ref or "",
             )
         for change in report.status_changes:
             journal.record_status(

@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from copilot_quant.backtest.orders import Order, OrderSide, OrderType
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.market_hours import is_market_open
@@ -24,10 +23,11 @@ from copilot_quant.errors import BrokerError, JournalError
 from copilot_quant.journal import EventKind, TradeJournal
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import ErrorLog, EventLog
+from copilot_quant.model.orders import Order, OrderSide, OrderType
 from copilot_quant.risk import LivenessGuard, RiskDecision, RiskManager, RiskRule
 from copilot_quant.risk.kill_file import read_kill_file
 
-__all__ = ["COMPETING_SESSION", "Safety"]
+__all__ = ["COMPETING_SESSION", "Safety", "split_by_owner"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,24 @@ def _file_stamp(path: Path | None) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_mtime_ns, info.st_size
+
+
+def split_by_owner(
+    held: float, symbol: str, claims: Mapping[str, Mapping[str, float]]
+) -> Iterator[tuple[str, float]]:
+    """Split the account's position ``held`` in ``symbol`` among the strategies whose books hold it (same
+    direction, at most what is left), the rest tagged ``kill_switch``: each strategy's book sees its own
+    position closed by its own order."""
+    left = held
+    for owner, book in claims.items():
+        claim = book.get(symbol, 0.0)
+        if abs(left) < 1e-12 or claim == 0 or (claim > 0) != (left > 0):
+            continue
+        take = claim if abs(claim) <= abs(left) else left
+        left -= take
+        yield owner, take
+    if abs(left) >= 1e-12:
+        yield "kill_switch", left
 
 
 class Safety:
@@ -63,6 +81,7 @@ class Safety:
         wake: threading.Event,
         running: Callable[[], bool],
         kill_switch_file: Path | None,
+        claims: Callable[[], Mapping[str, Mapping[str, float]]] = dict,
     ) -> None:
         self._conn = connection
         self._broker = broker
@@ -75,6 +94,7 @@ class Safety:
         self._journal = journal
         self._wake = wake
         self._running = running
+        self._claims = claims
         self.kill_switch_file = kill_switch_file
         self._also_watched: list[Path] = []  # kill-switch files besides kill_switch_file (watch)
         self._kill_file_seen: dict[Path, tuple[int, int]] = {}  # the version of each kill file acted on
@@ -136,26 +156,32 @@ class Safety:
             self._errors.record(f"kill switch: cannot read positions to flatten: {exc}", "kill_switch")
             return
         now = datetime.now(UTC)
-        journal = self._journal()
+        claims = self._claims()
         for symbol, position in positions.items():
             if position.is_flat:
                 continue
-            order = Order(
-                symbol=symbol,
-                quantity=abs(position.quantity),
-                order_type=OrderType.MARKET,
-                side=OrderSide.SELL if position.quantity > 0 else OrderSide.BUY,
-                allow_fractional=not float(position.quantity).is_integer(),
-                tag="kill_switch_flatten",
-            )
-            ref = ""
-            if journal is not None:
-                try:
-                    ref = journal.record_intent(order, "kill_switch")
-                except JournalError as exc:
-                    log.error("flattening %s without a journal entry: %s", symbol, exc)
-            # Flattening bypasses the risk check on purpose: it is the way out, not a new risk.
-            self._broker.execute_order(order, float("nan"), now, order_ref=ref)
+            for owner, quantity in split_by_owner(position.quantity, symbol, claims):
+                self._send_flatten(symbol, quantity, owner, now)
+
+    def _send_flatten(self, symbol: str, quantity: float, owner: str, now: datetime) -> None:
+        """Send one flattening market order of ``quantity`` (signed: what is held), tagged with ``owner``."""
+        order = Order(
+            symbol=symbol,
+            quantity=abs(quantity),
+            order_type=OrderType.MARKET,
+            side=OrderSide.SELL if quantity > 0 else OrderSide.BUY,
+            allow_fractional=not float(quantity).is_integer(),
+            tag="kill_switch_flatten",
+        )
+        ref = ""
+        journal = self._journal()
+        if journal is not None:
+            try:
+                ref = journal.record_intent(order, owner)
+            except JournalError as exc:
+                log.error("flattening %s without a journal entry: %s", symbol, exc)
+        # Flattening bypasses the risk check on purpose: it is the way out, not a new risk.
+        self._broker.execute_order(order, float("nan"), now, order_ref=ref, wait=0.0)
 
     def on_journal_failure(self, error: JournalError) -> None:
         """A journal write failed: halt trading (kill switch), say so loudly. Any thread."""

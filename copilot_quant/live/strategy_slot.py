@@ -9,26 +9,49 @@ from __future__ import annotations
 
 import logging
 
-from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, Strategy
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
-from copilot_quant.errors import StrategyError
+from copilot_quant.errors import ConfigError, StrategyError
+from copilot_quant.model.book import StrategyBook
+from copilot_quant.model.orders import Order, OrderStatus
 
-__all__ = ["StrategySlot"]
+__all__ = ["DEFAULT_HISTORY", "StrategySlot"]
 
 log = logging.getLogger(__name__)
 
 _WORKING = (OrderStatus.SUBMITTED, OrderStatus.PARTIALLY_FILLED)
+#: Finished orders a slot keeps (for ``cancel`` by id and inspection); the journal keeps them all.
+DEFAULT_HISTORY = 1000
 
 
 class StrategySlot:
     """A strategy and its orders in this run (worker thread only, except where noted)."""
 
-    __slots__ = ("cancel_requested", "held", "orders", "strategy", "unsent_cancels")
+    __slots__ = (
+        "book",
+        "cancel_requested",
+        "capital",
+        "held",
+        "history",
+        "orders",
+        "strategy",
+        "unsent_cancels",
+    )
 
-    def __init__(self, strategy: Strategy) -> None:
+    def __init__(
+        self, strategy: Strategy, history: int = DEFAULT_HISTORY, capital: float | None = None
+    ) -> None:
+        if history < 1:
+            raise ConfigError(f"history must be 1 or more finished orders to keep, got {history}")
         self.strategy = strategy
-        #: The strategy's orders in submission order.
+        #: The capital share asked for with ``add_strategy(capital=)`` (None: an equal share of the rest).
+        self.capital = capital
+        #: The strategy's own positions and P&L, from its fills (and the journal's, at start).
+        self.book = StrategyBook(0.0, strategy.name)
+        #: How many finished orders :attr:`orders` keeps besides the working ones.
+        self.history = int(history)
+        #: The strategy's orders in submission order: every working one, and the last :attr:`history`
+        #: finished ones (a session of many orders does not grow it without bound).
         self.orders: list[Order] = []
         #: ``id(order)`` of the orders whose cancel the strategy requested.
         self.cancel_requested: set[int] = set()
@@ -42,7 +65,8 @@ class StrategySlot:
         return self.strategy.name
 
     def reset(self) -> None:
-        """Forget the orders of an earlier run (``start`` begins a new one)."""
+        """Forget the orders and fills of an earlier run (``start`` begins a new one)."""
+        self.book = StrategyBook(0.0, self.strategy.name)
         self.orders.clear()
         self.cancel_requested.clear()
         self.unsent_cancels.clear()
@@ -53,6 +77,20 @@ class StrategySlot:
 
     def add(self, order: Order) -> None:
         self.orders.append(order)
+        if len(self.orders) > 2 * self.history:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Keep the working (and held) orders and the last :attr:`history` finished ones."""
+        done = [o for o in self.orders if o.status.is_done and not self.is_held(o)]
+        drop = {id(o) for o in done[: len(done) - self.history]}
+        if not drop:
+            return
+        self.orders = [o for o in self.orders if id(o) not in drop]
+        # ids of dropped objects may be reused by new ones: forget them everywhere
+        self.cancel_requested -= drop
+        for key in drop:
+            self.unsent_cancels.pop(key, None)
 
     def open_orders(self) -> list[Order]:
         """``strategy.open_orders()``: working (or held back) and not being cancelled, oldest first."""

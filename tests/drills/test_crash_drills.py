@@ -83,11 +83,13 @@ def test_an_engine_process_killed_mid_session_is_carried_on_by_a_new_one(
     assert wait_until(lambda: len(gateway.broker.executions()) == 2)
 
     strategy = Scripted()
+    strategy.name = "FirstBarBuyer"  # the same strategy carries on: its fills are its own
     engine = make_engine()
     engine.add_strategy(strategy)
     assert engine.connect(timeout=5)
     assert engine.start(["AAPL"], lookback_days=5)
     assert wait_until(lambda: len(strategy.fills) == 1)
+    assert strategy.positions["AAPL"].quantity == 17  # the market buy and the limit filled while down
     path = journal_file(journal_dir)
     assert wait_until(lambda: [o.state for o in _orders(path)] == [OrderState.FILLED, OrderState.FILLED])
 

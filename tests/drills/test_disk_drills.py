@@ -84,6 +84,7 @@ def test_a_full_journal_disk_halts_trading_and_sends_nothing_after(make_engine, 
     # Executions the full journal could not record were held back from the halted engine; they are
     # journaled now and reach the new engine's on_fill: every execution reaches on_fill exactly once.
     later = Scripted()
+    later.name = "BuysEveryBar"  # the same strategy carries on: the held-back fills are its own
     restarted = make_engine()
     restarted.add_strategy(later)
     assert restarted.connect(timeout=5)

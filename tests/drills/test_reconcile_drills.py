@@ -38,7 +38,9 @@ def test_a_position_made_outside_the_engine_is_reported_as_an_event_not_adopted(
     assert not report.is_clean
     reconciles = [detail for kind, detail in seen if kind == "reconcile"]
     assert len(reconciles) == 1
-    assert "position mismatch MSFT: journal 0, broker 5" in reconciles[0]
+    assert (
+        "needs attention: position mismatch MSFT: IB holds 5, the journal's fills explain 0" in reconciles[0]
+    )
     assert "not compared" in reconciles[0]  # IB's cash is shown as information only
     path = journal_file(journal_dir)
     with TradeJournal(path, read_only=True) as journal:

@@ -399,3 +399,17 @@ def test_live_with_its_own_kill_file_also_obeys_kill_account(
     assert not server.broker.open_orders()  # cancelled by the kill, not by the stop (which keeps orders)
     (detail,) = _kill_events(account)
     assert "other desk" in detail
+
+
+def test_live_flatten_on_stop_closes_the_strategys_position_when_the_run_ends(
+    gateway_factory, strategy_file, monkeypatch
+):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    args = ["live", f"{strategy_file}:BuyOnce", "-s", "AAPL", "--port", str(server.port), "--client-id", "93"]
+    result = CliRunner().invoke(
+        app, [*args, "--duration", "2", "--update-interval", "1", "--flatten-on-stop"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Stopped. fills 2" in result.output  # the buy, and the sell that closed it on stop
+    assert not [p for p in server.broker.positions() if p.position]

@@ -1,0 +1,64 @@
+"""Whose positions are these? The strategies' books at start, and a plain statement of what the account holds.
+
+A position the account holds at start belongs to no strategy unless the journal says a strategy of that
+name left it: each strategy's book opens from its own journaled fills (orders tagged with its name), so a
+strategy never sees — or trades out of — shares that another strategy, another program or a hand in TWS
+bought. What the account holds beyond the running strategies' books is said at start, and left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from copilot_quant.journal import TradeJournal
+from copilot_quant.model.book import StrategyBook
+from copilot_quant.model.orders import Position
+
+__all__ = ["describe_holdings", "opening_books"]
+
+_EPS = 1e-9
+
+
+def opening_books(
+    journal: TradeJournal | None, names: Sequence[str], account: Mapping[str, Position]
+) -> tuple[dict[str, StrategyBook], list[str]]:
+    """Each strategy's book from its journaled fills, and the lines that say what the account holds."""
+    books = {name: StrategyBook(0.0, name) for name in names}
+    if journal is not None:
+        owner = {o.order_ref: o.strategy for o in journal.orders()}
+        for fill in journal.fills():
+            book = books.get(owner.get(fill.order_ref or "") or "")
+            if book is not None:
+                book.apply(fill.symbol, fill.signed_quantity, fill.price, fill.commission or 0.0)
+    return books, describe_holdings(account, books)
+
+
+def describe_holdings(account: Mapping[str, Position], books: Mapping[str, StrategyBook]) -> list[str]:
+    """One line for the account's holdings (whose each is), and one per claim the account does not cover."""
+    symbols = sorted(
+        {s for s, p in account.items() if not p.is_flat} | {s for b in books.values() for s in b.positions()}
+    )
+    if not symbols:
+        return ["the account holds no positions at start"]
+    parts: list[str] = []
+    attention: list[str] = []
+    for symbol in symbols:
+        held = account[symbol].quantity if symbol in account else 0.0
+        claims = {n: b.quantity(symbol) for n, b in books.items() if b.quantity(symbol)}
+        claimed = sum(claims.values())
+        owners = ", ".join(f"{n} {q:g}" for n, q in claims.items())
+        rest = held - claimed
+        if abs(rest) <= _EPS:
+            parts.append(f"{symbol} {held:g} ({owners})")
+        elif not claims:
+            parts.append(f"{symbol} {held:g} (no running strategy's: left alone)")
+        elif (held > 0) == (claimed > 0) and abs(held) > abs(claimed):
+            parts.append(f"{symbol} {held:g} ({owners}; {rest:g} no running strategy's: left alone)")
+        else:
+            parts.append(f"{symbol} {held:g} ({owners} by the journal)")
+            attention.append(
+                f"needs attention: the journal says {owners} of {symbol} should be held, but the account holds "
+                f"{held:g}; it was traded outside the engine (TWS, another program) — the strategies' books "
+                "follow the journal until you close or adjust the position"
+            )
+    return ["the account holds " + "; ".join(parts), *attention]

@@ -1,0 +1,174 @@
+"""Several strategies on one account, live against the simulated gateway: each with its own book and fills."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.orders import Fill, Order
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.errors import StrategyError
+from copilot_quant.gateway.server import GatewayServer
+from copilot_quant.gateway.testing import connected_ib
+from copilot_quant.journal import TradeJournal
+from ib_async import MarketOrder, Stock
+
+from .conftest import wait_until
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(90)]
+
+
+class Scripted(Strategy):
+    """Returns the orders scripted for its n-th bar (1-based); records fills and the positions it saw."""
+
+    def __init__(self, name: str, script: dict[int, list[Order]] | None = None) -> None:
+        super().__init__()
+        self.name = name
+        self.script = script or {}
+        self.bars = 0
+        self.fills: list[Fill] = []
+
+    def on_data(self, timestamp, data):
+        self.bars += 1
+        orders = self.script.get(self.bars)
+        return [o.copy() for o in orders] if orders else None
+
+    def on_fill(self, fill):
+        self.fills.append(fill)
+
+
+@pytest.fixture
+def make_engine(gateway: GatewayServer) -> Iterator[Callable[..., LiveStrategyEngine]]:
+    made: list[LiveStrategyEngine] = []
+
+    def make(**kwargs: Any) -> LiveStrategyEngine:
+        options: dict[str, Any] = {"port": gateway.port, "client_id": 94, "update_interval": 3600}
+        options.update(kwargs)
+        engine = LiveStrategyEngine(**options)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.disconnect()
+
+
+def _positions(strategy: Strategy) -> dict[str, float]:
+    return {s: p.quantity for s, p in strategy.positions.items()}
+
+
+def _gateway_positions(gateway: GatewayServer) -> dict[str, float]:
+    return {p.contract.symbol: p.position for p in gateway.broker.positions() if p.position}
+
+
+def _manual_buy(gateway: GatewayServer, symbol: str, quantity: int) -> None:
+    """Someone trades by hand in TWS (another client id): an order no strategy placed."""
+    with connected_ib(gateway, client_id=5) as ib:
+        ib.placeOrder(Stock(symbol, "SMART", "USD"), MarketOrder("BUY", quantity))
+        assert wait_until(lambda: any(not o.order_ref for o in gateway.broker.open_orders()))
+
+
+def test_two_strategies_share_the_account_and_each_sees_only_its_own_orders_fills_and_positions(
+    make_engine, gateway, tmp_path
+):
+    trend = Scripted("Trend", {1: [Order("AAPL", 10, "market", "buy")]})
+    pairs = Scripted(
+        "Pairs",
+        {1: [Order("MSFT", 5, "market", "buy")], 2: [Order("AAPL", 3, "market", "buy")]},
+    )
+    engine = make_engine(fill_timeout=0.0)
+    engine.add_strategy(trend)
+    engine.add_strategy(pairs)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL", "MSFT"], lookback_days=5)
+    gateway.clock.step(1)  # bar 1: both strategies order
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 2)
+    gateway.clock.step(1)  # they fill; bar 2: Pairs buys AAPL too
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1 and len(trend.fills) == 1)
+    _manual_buy(gateway, "AAPL", 7)  # a trade in TWS, no strategy's
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(pairs.fills) == 2 and trend.bars == 3)
+
+    assert [(f.symbol, f.fill_quantity) for f in trend.fills] == [("AAPL", 10)]
+    assert [(f.symbol, f.fill_quantity) for f in pairs.fills] == [("MSFT", 5), ("AAPL", 3)]
+    assert _positions(trend) == {"AAPL": 10}
+    assert _positions(pairs) == {"MSFT": 5, "AAPL": 3}
+    assert _gateway_positions(gateway) == {"AAPL": 20, "MSFT": 5}  # IB sees the netted account
+    summary = engine.get_performance_summary()
+    assert summary["positions"] == {"AAPL": 20, "MSFT": 5}
+    assert summary["strategies"]["Trend"]["positions"] == {"AAPL": 10}
+    assert summary["strategies"]["Pairs"]["positions"] == {"MSFT": 5, "AAPL": 3}
+    assert summary["strategies"]["Trend"]["fills"] == 1
+    assert summary["strategies"]["Pairs"]["fills"] == 2
+    assert summary["strategies"]["Pairs"]["commissions"] > 0
+    assert summary["total_fills"] == 3  # the manual trade is no strategy's and never reached on_fill
+    # each reads its own sleeve, as in a backtest: an equal share of the account, plus its own P&L
+    trend_row, pairs_row = summary["strategies"]["Trend"], summary["strategies"]["Pairs"]
+    assert trend_row["capital"] == pairs_row["capital"] > 0
+    assert trend.equity == pytest.approx(trend_row["capital"] + trend_row["pnl"])
+    (fill,) = trend.fills
+    assert trend.cash == pytest.approx(trend_row["capital"] - 10 * fill.fill_price - fill.commission)
+    engine.stop()
+    with TradeJournal(tmp_path / "journal" / "DU1234567.sqlite", read_only=True) as journal:
+        assert sorted((o.strategy, o.symbol, o.quantity) for o in journal.orders()) == [
+            ("Pairs", "AAPL", 3),
+            ("Pairs", "MSFT", 5),
+            ("Trend", "AAPL", 10),
+        ]
+
+
+def test_fills_while_the_engine_is_down_go_to_the_strategy_that_placed_the_order_and_manual_trades_to_none(
+    make_engine, gateway, feed
+):
+    bars = feed.get_historical_data("AAPL", "2024-03-01", "2024-03-06")
+    limit = round((bars["Low"].iloc[2] + min(bars["Close"].iloc[0], bars["Low"].iloc[1])) / 2, 2)
+    resting = Order("AAPL", 7, "limit", "buy", limit_price=limit, time_in_force="gtc")
+    engine = make_engine(fill_timeout=0.0)
+    engine.add_strategy(Scripted("Trend", {1: [resting]}))
+    engine.add_strategy(Scripted("Pairs", {1: [Order("MSFT", 5, "market", "buy")]}))
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL", "MSFT"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 2)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)  # MSFT filled, the limit rests
+    engine.disconnect()  # Ctrl-C: the GTC limit stays at IB
+    gateway.clock.step(1)  # it fills while no engine runs
+    assert wait_until(lambda: not [o for o in gateway.broker.open_orders() if o.order_ref])
+    _manual_buy(gateway, "MSFT", 2)
+    gateway.clock.step(1)
+    assert wait_until(lambda: _gateway_positions(gateway) == {"AAPL": 7, "MSFT": 7})
+
+    trend, pairs = Scripted("Trend"), Scripted("Pairs")
+    restarted = make_engine()
+    restarted.add_strategy(pairs)  # another order of adding: attribution is by name, not by place
+    restarted.add_strategy(trend)
+    assert restarted.connect(timeout=5)
+    assert restarted.start(["AAPL", "MSFT"], lookback_days=5)
+    assert wait_until(lambda: len(trend.fills) == 1)
+    assert [(f.symbol, f.fill_quantity) for f in trend.fills] == [("AAPL", 7)]
+    assert pairs.fills == []  # its MSFT fill was delivered in the first run; the manual trade is no one's
+    gateway.clock.step(1)
+    assert wait_until(lambda: trend.bars == 1)
+    assert _positions(trend) == {"AAPL": 7}
+    assert _positions(pairs) == {"MSFT": 5}  # not the 2 bought by hand
+    (holdings,) = [e["detail"] for e in restarted.events if e["kind"] == "holdings"]
+    assert "AAPL 7 (Trend 7)" in holdings
+    assert "MSFT 7 (Pairs 5; 2 no running strategy's: left alone)" in holdings
+    notes = restarted.reconciler.last_notes
+    assert notes is not None
+    assert any("IB filled Trend's order" in line for line in notes.news)
+    assert any("a trade made outside the engine: buy 2 MSFT" in line for line in notes.attention)
+
+
+def test_strategies_must_have_different_names():
+    engine = LiveStrategyEngine(port=7497)  # never connected
+    engine.add_strategy(Scripted("Trend"))
+    with pytest.raises(StrategyError, match="already added"):
+        engine.add_strategy(Scripted("Trend"))
+    engine.add_strategy(Scripted("Trend2"))
+    assert [s.name for s in engine.strategy_slots] == ["Trend", "Trend2"]
+    assert engine.strategy is not None
+    assert engine.strategy.name == "Trend"
