@@ -15,7 +15,7 @@ from copilot_quant.gateway.orders import (
     IbAction,
     IbOrderType,
     IbStatus,
-    OrderRecord,
+    SimOrder,
     TimeInForceCode,
 )
 from copilot_quant.gateway.testing import decode_with_ib_async
@@ -30,8 +30,8 @@ T0 = datetime(2024, 1, 5, 15, 0, 1, tzinfo=UTC)
 VERSIONS = [157, 159, 160, 161, 162, 163, 164, 165, 166, 169, 170, 175, 176, 177, 178]
 
 
-def record(status: IbStatus = IbStatus.SUBMITTED) -> OrderRecord:
-    return OrderRecord(
+def record(status: IbStatus = IbStatus.SUBMITTED) -> SimOrder:
+    return SimOrder(
         client_id=1,
         order_id=7,
         perm_id=1_000_123,
