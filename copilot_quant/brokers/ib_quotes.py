@@ -48,7 +48,8 @@ class QuoteStreams:
     Args:
         connection: the IB connection.
         contract: ``await contract(symbol)`` → the qualified contract.
-        on_tick: called ``(symbol, monotonic_now)`` for every ticker update (the bar streams' liveness).
+        on_tick: called ``(symbol, monotonic_now)`` when a *trade* is reported (its time advanced): the
+            bar streams' liveness — a quote change without a trade moves no bar, so it proves nothing.
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class QuoteStreams:
         self._subscribed: set[str] = set()
         self._lock = threading.RLock()
         self._problems: dict[str, tuple[int, str]] = {}
+        self._last_trade: dict[str, int] = {}  # symbol -> the last trade time passed to on_tick (loop thread)
         #: ``(symbol, code, explanation)`` when IB answers a subscription with a market-data permission
         #: code (354, 10167, 10168, 10089, 10090): no, delayed or partial quotes (IB loop thread).
         self.problem = Event("market_data_problem")
@@ -115,7 +117,10 @@ class QuoteStreams:
             symbol = by_id.get(id(ticker))
             if symbol is not None:
                 self._record_tick(symbol, ticker)
-                self._on_tick(symbol, now)
+                traded = trade_ns(ticker)
+                if traded is not None and traded > self._last_trade.get(symbol, -1):
+                    self._last_trade[symbol] = traded
+                    self._on_tick(symbol, now)
 
     def _record_tick(self, symbol: str, ticker: Ticker) -> None:
         self.book.update(
