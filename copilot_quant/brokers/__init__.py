@@ -20,7 +20,8 @@ Nothing outside this package sees an ib_async object. One module per concept:
 * :mod:`.contracts`, :mod:`.tick_rules` — qualified contracts and IB's price grid.
 * :mod:`.ib_bar_streams` — keepUpToDate bar streams and their stores; :mod:`.stream_health` — their
   liveness apart from quotes; :mod:`.market_data_permissions` — market-data permission codes in words.
-* :mod:`.ib_history` — one paced, retried historical request.
+* :mod:`.ib_history` — one paced, retried historical request; :mod:`.ib_quotes` — streaming quotes and
+  their market-data permissions.
 * :mod:`.pacing`, :mod:`.bar_cache`, :mod:`.market_hours` — small helpers.
 * :mod:`.live_data_adapter` — ``LiveDataFeedAdapter`` (the backtest's ``IDataFeed`` port, live).
 * :mod:`.live_broker_adapter` — ``LiveBrokerAdapter`` (the backtest's ``IBroker`` port, live).

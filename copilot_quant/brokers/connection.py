@@ -23,14 +23,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from eventkit import Event
 from ib_async import IB, StartupFetch, StartupFetchALL
 
 from copilot_quant.brokers.config import ConnectionSettings, check_managed_accounts
+from copilot_quant.brokers.farms import SOCKET_PORT_RESET
 from copilot_quant.brokers.reconnect import (
     CONNECTIVITY_RESTORED_DATA_LOST,
     CONNECTIVITY_RESTORED_DATA_MAINTAINED,
@@ -369,10 +372,22 @@ class IBConnection:
                 "(or IB_CLIENT_ID)"
             )
         self.machine.on_ib_code(code, message)
+        if code == SOCKET_PORT_RESET:
+            self._follow_port(message)
         if code == CONNECTIVITY_RESTORED_DATA_LOST:
             self.restored.emit(True)  # IB kept the socket but dropped our subscriptions
         elif code == CONNECTIVITY_RESTORED_DATA_MAINTAINED:
             self.restored.emit(False)  # subscriptions kept, but executions may have been missed: reconcile
+
+    def _follow_port(self, message: str) -> None:
+        """1300: TWS moved its API port and drops this connection; reconnect on the port it names."""
+        digits = re.findall(r"\d+", message)
+        port = int(digits[-1]) if digits else 0
+        if 0 < port < 65536 and port != self.settings.port:
+            log.warning(
+                "IB 1300: TWS moved its API port from %d to %d; reconnecting there", self.settings.port, port
+            )
+            self.settings = replace(self.settings, port=port)
 
     def _on_data(self, *args: Any) -> None:
         self._last_data = time.monotonic()

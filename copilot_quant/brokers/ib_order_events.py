@@ -336,5 +336,9 @@ class IbOrderEvents:
             else:  # never acknowledged: by order id, and by orderRef when it has one (ids can be reused)
                 ref = ours.get(record.ib_order_id)
                 known = ref is not None and (not record.order_ref or ref == record.order_ref)
-            if not known:
+            if known:
+                continue
+            if record.is_done:
+                self.tracker.release(record)  # finished here already (an error code): nothing was lost
+            else:
                 self.mark_lost(record, "IB no longer knows the order after the reconnect (gateway reset)")

@@ -28,16 +28,16 @@ import asyncio
 import logging
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from eventkit import Event
-from ib_async import IB, BarDataList, Contract, RequestError, Stock, Ticker
+from ib_async import IB, BarDataList, Contract, RequestError, Stock
 
 from copilot_quant.backtest.interfaces import IDataFeed
-from copilot_quant.brokers.bar_cache import BarCache, QuoteBook
+from copilot_quant.brokers.bar_cache import BarCache
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_bar_streams import BarStreams
@@ -49,8 +49,8 @@ from copilot_quant.brokers.ib_mapping import (
     duration_string,
     empty_bars,
 )
+from copilot_quant.brokers.ib_quotes import QuoteStreams
 from copilot_quant.brokers.live_bars import LiveBars
-from copilot_quant.brokers.market_data_permissions import describe_market_data_type, permission_problem
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.data.dates import resolve_range, slice_range
@@ -67,19 +67,6 @@ __all__ = ["LiveDataFeedAdapter"]
 log = logging.getLogger(__name__)
 
 _NO_SECURITY = 200
-
-
-def _trade_ns(ticker: Ticker | None) -> int | None:
-    """The ticker's last trade time (tick 45, live or delayed) as int64 ns, or ``None``."""
-    if ticker is None:
-        return None
-    newest: float | None = None
-    for stamp in (ticker.lastTimestamp, ticker.delayedLastTimestamp):
-        if stamp is not None:  # tz-aware (ib_async stamps in its default zone, UTC)
-            seconds = stamp.timestamp()
-            if newest is None or seconds > newest:
-                newest = seconds
-    return None if newest is None else round(newest * 1_000_000) * 1_000
 
 
 def _symbol(symbol: str) -> str:
@@ -143,15 +130,11 @@ class LiveDataFeedAdapter(IDataFeed):
         self.paper_trading = paper_trading
         self.enable_cache = enable_cache
         self._cache = BarCache(cache_size)
-        self._quotes = QuoteBook()
         self._pacer = pacer or HistoricalPacer()
         self._recent: dict[tuple[Any, ...], tuple[float, pd.DataFrame]] = {}
         self.request_timeout = float(request_timeout)
         self.first_tick_timeout = float(first_tick_timeout)
         self._contracts: dict[str, Contract] = {}
-        self._tickers: dict[str, Ticker] = {}
-        self._subscribed: set[str] = set()
-        self._lock = threading.RLock()
         self._fallback = False
         self._ever_connected = False
         self._closed = False
@@ -168,17 +151,18 @@ class LiveDataFeedAdapter(IDataFeed):
             self._conn,
             contract=self._contract,
             request_bars=self._request_bars,
-            trade_ns=lambda symbol: _trade_ns(self._tickers.get(symbol)),
+            trade_ns=lambda symbol: self._quotes.trade_ns(symbol),  # noqa: PLW0108 - _quotes is built below
             closed=lambda: self._closed,
             store_size=max(cache_size, 100_000),
             stale_after=bar_stale_after,
         )
         #: ``(symbol, silent_seconds, times_stalled)`` when a dead bar stream was found and restarted.
         self.bar_stream_stalled: Event = self._bars.stalled
+        #: Streaming quotes and what IB said about their permissions (see ib_quotes.py).
+        self._quotes = QuoteStreams(self._conn, contract=self._contract, on_tick=self._bars.on_tick)
         #: ``(symbol, code, explanation)`` when IB answers a subscription with a market-data permission
         #: code (354, 10167, 10168, 10089, 10090): no, delayed or partial quotes (IB loop thread).
-        self.market_data_problem = Event("market_data_problem")
-        self._data_problems: dict[str, tuple[int, str]] = {}
+        self.market_data_problem: Event = self._quotes.problem
 
     # ------------------------------------------------------------------ connection
     @property
@@ -207,16 +191,16 @@ class LiveDataFeedAdapter(IDataFeed):
         ib = self._conn.ib
         if self._handlers_on is ib:
             return
-        ib.pendingTickersEvent += self._on_tickers
+        ib.pendingTickersEvent += self._quotes.on_tickers
         ib.barUpdateEvent += self._bars.on_bar_update
-        ib.errorEvent += self._on_ib_error
+        ib.errorEvent += self._quotes.on_ib_error
         self._handlers_on = ib
 
     def disconnect(self) -> None:
         """Cancel this adapter's subscriptions; close the socket if the adapter owns it."""
         self._closed = True
         if self._conn.is_connected():
-            self.unsubscribe(sorted(self._subscribed))
+            self.unsubscribe(self._quotes.symbols())
             self.stop_bar_streams()
         if self._owns_connection:
             self._conn.disconnect()
@@ -457,99 +441,36 @@ class LiveDataFeedAdapter(IDataFeed):
         results: dict[str, bool] = {}
         for name in names:
             try:
-                self._conn.run(self._subscribe_one(name), timeout=self.request_timeout)
+                self._conn.run(self._quotes.subscribe(name), timeout=self.request_timeout)
                 results[name] = True
             except (DataError, BrokerError, TimeoutError, ConnectionError) as exc:
                 log.warning("could not subscribe to %s: %s", name, exc)
                 results[name] = False
         ok = [s for s, good in results.items() if good]
-        self._conn.mark_subscribed(bool(self._subscribed))
-        if ok and not self._quotes.wait_for(ok, self.first_tick_timeout):
-            missing = [s for s in ok if self._quotes.get(s) is None]
+        self._conn.mark_subscribed(bool(self._quotes.symbols()))
+        book = self._quotes.book
+        if ok and not book.wait_for(ok, self.first_tick_timeout):
+            missing = [s for s in ok if book.get(s) is None]
             log.info("no first tick yet for %s after %.1fs", ", ".join(missing), self.first_tick_timeout)
         return results
-
-    async def _subscribe_one(self, symbol: str) -> None:
-        contract = await self._contract(symbol)
-        with self._lock:
-            old = self._tickers.pop(symbol, None)
-        ib = self._conn.ib
-        if old is not None and old.contract is not None and ib.isConnected():
-            ib.cancelMktData(old.contract)
-        ticker = ib.reqMktData(contract, "", False, False)
-        with self._lock:
-            self._tickers[symbol] = ticker
-            self._subscribed.add(symbol)
-        self._record_tick(symbol, ticker)  # a snapshot may already be there
 
     def unsubscribe(self, symbols: list[str] | str) -> dict[str, bool]:
         """Stop streaming quotes; returns ``{symbol: was subscribed and is now cancelled}``."""
         names = [_symbol(s) for s in ([symbols] if isinstance(symbols, str) else symbols)]
-        results: dict[str, bool] = {}
-        for name in names:
-            with self._lock:
-                ticker = self._tickers.pop(name, None)
-                was = name in self._subscribed
-                self._subscribed.discard(name)
-            self._quotes.forget(name)
-            if ticker is not None and ticker.contract is not None and self._conn.is_connected():
-                try:
-                    self._conn.call(self._conn.ib.cancelMktData, ticker.contract)
-                except (TimeoutError, BrokerError, ConnectionError) as exc:
-                    log.warning("cancelling %s market data failed: %s", name, exc)
-            results[name] = was
-        self._conn.mark_subscribed(bool(self._subscribed))
+        results = {name: self._quotes.unsubscribe(name) for name in names}
+        self._conn.mark_subscribed(bool(self._quotes.symbols()))
         return results
-
-    def _on_ib_error(self, req_id: int, code: int, message: str, contract: Any = None) -> None:
-        problem = permission_problem(code)
-        symbol = str(getattr(contract, "symbol", "") or "").upper()
-        if problem is None or not symbol:
-            return
-        if self._data_problems.get(symbol, (0, ""))[0] != code:
-            log.warning("market data for %s: %s (IB %d: %s)", symbol, problem, code, message)
-        self._data_problems[symbol] = (code, problem)
-        self.market_data_problem.emit(symbol, code, problem)
 
     def market_data_problems(self) -> dict[str, str]:
         """``{symbol: what IB said is wrong with its quotes}`` (no, delayed or partial market data)."""
-        return {symbol: f"{text} (IB {code})" for symbol, (code, text) in self._data_problems.items()}
+        return self._quotes.problems()
 
     def market_data_type(self, symbol: str) -> str:
         """How IB serves ``symbol``'s quotes now: ``real-time``, ``frozen``, ``delayed``, ``delayed-frozen``."""
-        with self._lock:
-            ticker = self._tickers.get(_symbol(symbol))
-        return describe_market_data_type(getattr(ticker, "marketDataType", 1) if ticker is not None else 1)
+        return self._quotes.data_type(_symbol(symbol))
 
     def subscribed_symbols(self) -> list[str]:
-        with self._lock:
-            return sorted(self._subscribed)
-
-    def _on_tickers(self, tickers: set[Ticker]) -> None:
-        with self._lock:
-            by_id = {id(t): s for s, t in self._tickers.items()}
-        now = time.monotonic()
-        for ticker in tickers:
-            symbol = by_id.get(id(ticker))
-            if symbol is not None:
-                self._record_tick(symbol, ticker)
-                self._bars.on_tick(symbol, now)
-
-    def _record_tick(self, symbol: str, ticker: Ticker) -> None:
-        self._quotes.update(
-            symbol,
-            last=ticker.last,
-            bid=ticker.bid,
-            ask=ticker.ask,
-            open_=ticker.open,
-            high=ticker.high,
-            low=ticker.low,
-            close=ticker.close,
-            volume=ticker.volume,
-            # the last trade's exchange time (IB's tick 45) when known: market time, which differs from
-            # the wall clock in a replay; else when the tick arrived
-            time=ticker.lastTimestamp or ticker.time or datetime.now(UTC),
-        )
+        return self._quotes.symbols()
 
     def get_latest_price(self, symbol: str) -> float | None:
         """The latest traded price (else the bid/ask midpoint) of a subscribed symbol.
@@ -558,10 +479,11 @@ class LiveDataFeedAdapter(IDataFeed):
         IB has sent no price at all.
         """
         symbol = _symbol(symbol)
-        quote = self._quotes.get(symbol)
-        if quote is None and symbol in self._subscribed:
-            self._quotes.wait_for([symbol], self.first_tick_timeout)
-            quote = self._quotes.get(symbol)
+        book = self._quotes.book
+        quote = book.get(symbol)
+        if quote is None and self._quotes.is_subscribed(symbol):
+            book.wait_for([symbol], self.first_tick_timeout)
+            quote = book.get(symbol)
         return None if quote is None else quote.price
 
     def get_latest_bar(self, symbol: str) -> pd.Series | None:
@@ -575,9 +497,10 @@ class LiveDataFeedAdapter(IDataFeed):
             frame = store.frame() if store is not None else None
             if frame is not None and not frame.empty:
                 return frame.iloc[-1].astype("float64")
-        if symbol in self._subscribed and self._quotes.get(symbol) is None:
-            self._quotes.wait_for([symbol], self.first_tick_timeout)
-        return self._quotes.as_bar(symbol)
+        book = self._quotes.book
+        if self._quotes.is_subscribed(symbol) and book.get(symbol) is None:
+            book.wait_for([symbol], self.first_tick_timeout)
+        return book.as_bar(symbol)
 
     # ------------------------------------------------------------------ bar streams (for the engine)
     def stream_bars(
@@ -672,9 +595,7 @@ class LiveDataFeedAdapter(IDataFeed):
 
     def last_trade_ns(self) -> int | None:
         """:meth:`last_trade_time` as int64 ns since the epoch (no pandas: it is on the engine's hot path)."""
-        with self._lock:
-            tickers = list(self._tickers.values())
-        return max((t for t in map(_trade_ns, tickers) if t is not None), default=None)
+        return self._quotes.newest_trade_ns()
 
     def synced_trade_ns(self, symbols: list[str]) -> int | None:
         """The newest trade time every one of ``symbols``' bar streams is known to include (int64 ns).
@@ -700,14 +621,13 @@ class LiveDataFeedAdapter(IDataFeed):
             asyncio.get_running_loop().create_task(self._resubscribe(f"no data for {silent:.0f}s"))
 
     async def _resubscribe(self, why: str) -> None:
-        with self._lock:
-            symbols = sorted(self._subscribed)
+        symbols = self._quotes.symbols()
         streams = sorted(self._bars.spec)
         log.info("%s: renewing %d quote subscriptions and %d bar streams", why, len(symbols), len(streams))
         self._contracts.clear()  # ib_async reset its state; qualify again on the new session
         for symbol in symbols:
             try:
-                await self._subscribe_one(symbol)
+                await self._quotes.subscribe(symbol)
             except (DataError, ConnectionError, RequestError) as exc:
                 log.warning("resubscribing %s failed: %s", symbol, exc)
         for symbol in streams:

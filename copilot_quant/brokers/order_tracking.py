@@ -218,6 +218,13 @@ class OrderTracker:
             self._cond.notify_all()
             return True
 
+    def release(self, record: TrackedOrder) -> None:
+        """IB no longer holds ``record``'s (finished) order: never cancel it through its old order id."""
+        with self._cond:
+            record.ib_order = None
+            if self._by_ib_id.get(record.ib_order_id) is record:
+                del self._by_ib_id[record.ib_order_id]
+
     def reopen(self, record: TrackedOrder) -> OrderStatus | None:
         """IB executed an order believed finished without a fill (rejected/cancelled by an error code,
         or lost): it is working again. Returns the status it had, or None if it was not finished."""

@@ -2,9 +2,9 @@
 
 A bar stream can die silently while ticks keep flowing (after farm flaps, IB's nightly reset or a
 competing login): no error, no bars, and a connection-wide staleness watchdog fed by ticks never notices.
-:class:`BarStreamWatch` compares, per symbol, when the last bar update and the last tick arrived: ticks
-flowing for ``limit`` seconds after the last bar update mean the stream is dead (IB updates a forming
-bar every few seconds while the symbol trades).
+:class:`BarStreamWatch` compares, per symbol, when the last bar update and the last *trade* arrived
+(quote changes without a trade move no bar): trades reported for ``limit`` seconds after the last bar
+update mean the stream is dead (IB updates a forming bar every few seconds while the symbol trades).
 """
 
 from __future__ import annotations

@@ -62,6 +62,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "stall-bars": ("stall-bars [SYMBOL]", "stop keepUpToDate bar streams silently (ticks go on)"),
     "outage": ("outage SECONDS", "drop every client and refuse connections for SECONDS"),
+    "port-reset": (
+        "port-reset [PORT]",
+        "1300: move the API port (default a free one), tell and drop clients",
+    ),
     "exec-window": ("exec-window day|all", "reqExecutions answers the current day only (day), or everything"),
     "commissions": ("commissions normal|zero|late|release|currency:XXX", "how commission reports are sent"),
     "account-throttle": ("account-throttle SECONDS", "send account values at most every SECONDS (0: off)"),
@@ -222,6 +226,11 @@ def _stall_bars(gw: GatewayServer, args: list[str], usage: str) -> str:
     return f"stalled {gw.faults.stall_bar_streams(args[0] if args else None)} bar stream(s)"
 
 
+def _port_reset(gw: GatewayServer, args: list[str], usage: str) -> str:
+    port = gw.faults.socket_port_reset(_int(args, 0, usage) if args else 0)
+    return f"API port moved to {port}"
+
+
 def _outage(gw: GatewayServer, args: list[str], usage: str) -> str:
     seconds = _number(args, usage)
     gw.faults.outage(seconds)
@@ -291,6 +300,7 @@ _ACTIONS: dict[str, Callable[[GatewayServer, list[str], str], str]] = {
     "reset-lose": _reset_lose,
     "stall-bars": _stall_bars,
     "outage": _outage,
+    "port-reset": _port_reset,
     "exec-window": _exec_window,
     "commissions": _commissions,
     "permission": _permission,

@@ -23,6 +23,7 @@ Drills of what real IB does that a well-behaved gateway never shows (``docs/ib-b
 * :meth:`FaultInjector.stall_bar_streams` — keepUpToDate bar streams stop silently while ticks flow;
 * :meth:`FaultInjector.farm` — farm codes with farm names (2103-2108, 2157/2158), 2110 and 1300;
 * :meth:`FaultInjector.outage` — the listener closed for longer than a client's backoff;
+* :meth:`FaultInjector.socket_port_reset` — 1300: the API port moves, clients must reconnect there;
 * :meth:`FaultInjector.executions_today_only` — reqExecutions covers the current day only;
 * :meth:`FaultInjector.commission_reports` — commission reports late, zero or in another currency;
 * :meth:`FaultInjector.throttle_account_updates` — account values pushed every few minutes, not per fill;
@@ -218,6 +219,23 @@ class FaultInjector:
         count = int(self._server.call(stall))
         logger.warning("fault: stalled %d bar stream(s)", count)
         return count
+
+    def socket_port_reset(self, port: int = 0) -> int:
+        """TWS's 1300: the API port moves to ``port`` (0: a free one), every client is told "reconnect on
+        port N" and dropped. Returns the new port."""
+        server = self._server
+
+        async def move() -> int:
+            new_port = await server.move_listener(port)
+            server.core.broadcast_error(1300, OTHER_TEXTS[1300].format(port=new_port))
+            for session in list(server.core.sessions.values()):
+                session.flush()
+            server.drop_sessions()
+            return new_port
+
+        new_port = int(server.call(move))
+        logger.warning("fault: API port reset, now %d", new_port)
+        return new_port
 
     def outage(self, seconds: float) -> None:
         """Drop every client and refuse connections for ``seconds`` (IB's weekly re-authentication and

@@ -409,6 +409,13 @@ class GatewayServer:
         sock = self._server.sockets[0]
         self._port = sock.getsockname()[1]
 
+    async def move_listener(self, port: int = 0) -> int:
+        """Listen on ``port`` instead (0: a free one); returns it. Existing connections stay."""
+        await self.close_listener()
+        self._port = port
+        await self.listen()
+        return self._port
+
     async def close_listener(self) -> None:
         """Stop accepting new connections (existing ones stay)."""
         server, self._server = self._server, None

@@ -166,3 +166,17 @@ def test_account_throttle_command(gw_control):
     assert gw.core.account_update_interval == 180
     assert send_command(control.port, "account-throttle 0") == "ok account values on every change"
     assert gw.core.account_update_interval is None
+
+
+def test_port_reset_command_moves_the_api_port_and_tells_the_clients(gw_control):
+    gw, control = gw_control
+    with connected_ib(gw, client_id=20) as ib:
+        seen: list[tuple[int, str]] = []
+        ib.errorEvent += lambda req_id, c, msg, contract: seen.append((c, msg))
+        old = gw.port
+        reply = send_command(control.port, "port-reset")
+        assert reply.startswith("ok API port moved to")
+        with contextlib.suppress(ConnectionError):
+            ib.sleep(0.3)
+        assert gw.port != old
+        assert any(c == 1300 and msg.endswith(str(gw.port)) for c, msg in seen)

@@ -130,3 +130,12 @@ def test_market_data_permission_codes_are_reported_per_symbol(data, gateway, cod
             lambda: data.get_latest_price("MSFT") == pytest.approx(gateway.core.market.track("MSFT").last)
         )
         assert data.get_latest_price("AAPL") == before  # IB sends no more quotes for it
+
+
+def test_a_socket_port_reset_is_followed_to_the_new_port(data, gateway):
+    old_port = gateway.port
+    new_port = gateway.faults.socket_port_reset()
+    assert new_port != old_port
+    assert wait_until(lambda: _state(data) is ConnectionState.RECONNECTING, timeout=5)
+    assert wait_until(lambda: _state(data) is ConnectionState.CONNECTED, timeout=20)
+    assert data.connection.settings.port == new_port

@@ -274,3 +274,21 @@ def test_throttled_account_values_lag_a_fill_but_the_pnl_stream_does_not(broker,
     gateway.faults.throttle_account_updates(None)
     gateway.clock.step()
     assert wait_until(lambda: broker.get_cash_balance() < before_cash)
+
+
+def test_a_reconnect_never_relabels_a_rejected_order_as_lost(broker, gateway):
+    from copilot_quant.brokers.reconnect import ConnectionState
+
+    gateway.reject_next_order("risk desk says no")
+    order = Order("AAPL", 5, "limit", "buy", limit_price=RESTING)
+    assert broker.execute_order(order, 100.0, NOW) is None
+    assert wait_until(lambda: order.status is OrderStatus.REJECTED)
+    reason = order.reject_reason
+    errors = len(broker.test_errors)
+    gateway.drop_all()
+    assert wait_until(lambda: broker.connection.state is ConnectionState.RECONNECTING, timeout=5)
+    assert wait_until(lambda: broker.connection.state is ConnectionState.CONNECTED, timeout=20)
+    assert wait_until(lambda: not broker.tracker.record_for(order).may_be_at_ib)  # IB lists it as finished
+    assert order.status is OrderStatus.REJECTED
+    assert order.reject_reason == reason
+    assert len(broker.test_errors) == errors  # no "lost" alert
