@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,9 +53,8 @@ def client_path(spec: ClientSpec) -> Path | None:
     target = CACHE / spec.name
     if (target / ".complete").exists():
         return target
-    staging = CACHE / f".{spec.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}.", dir=CACHE))  # private: runs may overlap
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(staging)]
     done = subprocess.run([*command, spec.requirement], capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -65,8 +65,14 @@ def client_path(spec: ClientSpec) -> Path | None:
             f"{CACHE} is reused.\n{done.stderr.strip()[-2000:]}"
         )
     (staging / ".complete").write_text(spec.requirement + "\n")
-    shutil.rmtree(target, ignore_errors=True)
-    staging.rename(target)
+    try:
+        staging.rename(target)
+    except OSError:  # another run finished the same install first (or left a broken copy): use a fresh one
+        if not (target / ".complete").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -16,6 +16,7 @@ import pytest
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.gateway.history import HistoryService, parse_bar_size
 from copilot_quant.gateway.market import Bar, MarketReplay, PricePoint, Quote
+from copilot_quant.gateway.testing import connected_ib, running_gateway
 from copilot_quant.gateway.wallclock import WallClockMarket, live_bar_end
 from ib_async import IB, MarketOrder, Stock
 
@@ -226,3 +227,20 @@ def test_keep_up_to_date_buckets_of_an_always_open_market_follow_the_clock_outsi
     )
     service = HistoryService(market.feed, market)
     assert service.bucket_label(bar, parse_bar_size("1 min"), 1) == label
+
+
+@pytest.mark.network
+@pytest.mark.timeout(60)
+def test_keep_up_to_date_bars_follow_the_wall_clock_market_every_five_seconds():
+    with running_gateway(data="synthetic", clock="wall", bar_interval="1m") as gw, connected_ib(gw) as ib:
+        [aapl] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+        bars = ib.reqHistoricalData(aapl, "", "5 D", "1 min", "TRADES", False, keepUpToDate=True)
+        assert bars
+        history_end = bars[-1].date
+        updates: list[object] = []
+        bars.updateEvent += lambda bar_list, has_new_bar: updates.append(bar_list[-1])
+        assert wait_until(ib, lambda: len(updates) >= 2, timeout=20)
+        latest = bars[-1]
+        assert latest.date > history_end  # the forming minute of the live market, not the data's last bar
+        assert latest.date <= ib.reqCurrentTime()
+        assert latest.low <= latest.close <= latest.high
