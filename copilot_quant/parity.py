@@ -44,7 +44,7 @@ import math
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -59,7 +59,7 @@ from copilot_quant.backtest.costs import (
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
-from copilot_quant.backtest.order_outcomes import OrderOutcome, RunOrders
+from copilot_quant.backtest.order_outcomes import OrderOutcome
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
@@ -68,6 +68,14 @@ from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+from copilot_quant.parity_report import (
+    BAR_HOOKS,
+    FILL_COLUMNS,
+    ORDER_COLUMNS,
+    ParityReport,
+    RunSummary,
+    StrategyFailure,
+)
 
 __all__ = [
     "BAR_HOOKS",
@@ -81,136 +89,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Columns of :attr:`RunSummary.fills`.
-FILL_COLUMNS = ("timestamp", "symbol", "side", "quantity", "price", "commission")
-#: Columns of :attr:`RunSummary.orders`.
-ORDER_COLUMNS = ("symbol", "side", "quantity", "type", "limit", "stop", "status")
-
-#: The strategy hooks called for a bar; an error in ``on_stop``/``finalize`` belongs to no bar.
-BAR_HOOKS = frozenset({"on_data", "on_bar", "on_fill"})
-
 _PRICE_TOL = 1e-6
 _LIVE_CLIENT_ID = 7
-
-
-@dataclass(frozen=True, slots=True)
-class StrategyFailure:
-    """One exception a strategy hook raised during a run."""
-
-    #: The stamp (close) of the bar it happened in; ``None`` for a hook outside any bar (``on_stop``).
-    bar: pd.Timestamp | None
-    #: ``'on_data'``, ``'on_bar'``, ``'on_fill'``, ``'on_stop'`` or ``'finalize'``.
-    hook: str
-    #: ``'ValueError: the message'``.
-    error: str
-
-
-@dataclass(slots=True)
-class RunSummary:
-    """What one side (backtest or live) did, in the comparable form.
-
-    ``errors`` is every error the engine recorded, as text (live, that includes order and connection
-    errors); ``strategy_errors`` are the exceptions the strategy raised, by bar, counted the same way on
-    both sides; ``bars_given`` is how many bars the strategy was handed (the range's bars but the first,
-    which is history in both runs).
-    """
-
-    name: str
-    orders: list[tuple[Any, ...]] = field(default_factory=list)
-    fills: list[tuple[Any, ...]] = field(default_factory=list)
-    final_equity: float = math.nan
-    final_cash: float = math.nan
-    errors: list[str] = field(default_factory=list)
-    bars_given: int = 0
-    strategy_errors: list[StrategyFailure] = field(default_factory=list)
-    #: How each order ended (filled quantity, time in force, reject reason): what the verdict and the CLI
-    #: summary read; not compared (``orders`` and ``fills`` are).
-    outcomes: list[OrderOutcome] = field(default_factory=list)
-
-    @property
-    def commissions(self) -> float:
-        return float(sum(f[5] for f in self.fills))
-
-    @property
-    def errored_bars(self) -> int:
-        """How many bars had at least one strategy error (in ``on_data``, ``on_bar`` or ``on_fill``)."""
-        return len({f.bar for f in self.strategy_errors if f.bar is not None and f.hook in BAR_HOOKS})
-
-    @property
-    def every_bar_errored(self) -> bool:
-        """True when the strategy raised on every bar it was given (and it was given at least one)."""
-        return self.bars_given > 0 and self.errored_bars >= self.bars_given
-
-    @property
-    def most_bars_errored(self) -> bool:
-        """True when the strategy raised on more than half of the bars it was given."""
-        return self.bars_given > 0 and self.errored_bars > self.bars_given / 2
-
-    @property
-    def first_error_bar(self) -> pd.Timestamp | None:
-        """The first bar with a strategy error, or ``None``."""
-        bars = [f.bar for f in self.strategy_errors if f.bar is not None and f.hook in BAR_HOOKS]
-        return min(bars) if bars else None
-
-
-@dataclass(slots=True)
-class ParityReport:
-    """The outcome of :func:`run_parity`: both runs and their differences (none when parity holds).
-
-    ``diffs`` is a table with columns ``kind`` (``'order'``, ``'fill'``, ``'equity'``), ``index`` (the
-    position in the sequence), ``field``, ``backtest`` and ``live``.
-    """
-
-    strategy: str
-    symbols: list[str]
-    start: pd.Timestamp
-    end: pd.Timestamp
-    bars: int
-    backtest: RunSummary
-    live: RunSummary
-    diffs: pd.DataFrame
-
-    @property
-    def ok(self) -> bool:
-        """Whether orders, fills, final equity and the strategy's error counts are identical.
-
-        Identical is not healthy: a strategy that raised on every bar places no orders in either run.
-        Check :attr:`strategy_raised` and :attr:`every_bar_errored` too.
-        """
-        return self.diffs.empty
-
-    @property
-    def strategy_raised(self) -> bool:
-        """Whether the strategy raised at all, in either run."""
-        return bool(self.backtest.strategy_errors or self.live.strategy_errors)
-
-    @property
-    def every_bar_errored(self) -> bool:
-        """Whether the strategy raised on every bar it was given in either run: the runs say nothing."""
-        return self.backtest.every_bar_errored or self.live.every_bar_errored
-
-    def weakness(self) -> str | None:
-        """Why identical runs still prove little, or ``None``: nothing filled in either run; the strategy
-        raised on most bars; or a run's orders fail :meth:`~copilot_quant.backtest.order_outcomes.RunOrders.failure`
-        (any order for a symbol the run has no data for, or most orders rejected)."""
-        failed = [run.name for run in (self.backtest, self.live) if run.most_bars_errored]
-        if failed:
-            run = self.backtest if self.backtest.most_bars_errored else self.live
-            return (
-                f"{self.strategy} raised an exception on {run.errored_bars} of {run.bars_given} bars of the "
-                f"{' and the '.join(failed)} run, so this parity check says little about it; fix the error "
-                "above and run again"
-            )
-        for run in (self.backtest, self.live):
-            failure = RunOrders.of(run.outcomes, self.symbols).failure()
-            if failure is not None:
-                return f"{run.name} run: {failure}"
-        if not self.backtest.fills and not self.live.fills:
-            return (
-                f"nothing filled in either run ({len(self.backtest.orders)} orders), so there was nothing to "
-                "compare; widen the date range or check the strategy's signals"
-            )
-        return None
 
 
 class _ReplayFeed(IDataFeed):
