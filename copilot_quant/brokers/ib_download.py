@@ -61,7 +61,14 @@ from copilot_quant.data.store import ParquetStore
 from copilot_quant.data.validation import normalize_symbol
 from copilot_quant.errors import DataError, DataUnavailableError, UnknownSymbolError
 
-__all__ = ["DOWNLOAD_PACING", "AdjustedRangeError", "DownloadReport", "Downloader", "ProgressCallback"]
+__all__ = [
+    "DOWNLOAD_PACING",
+    "AdjustedRangeError",
+    "DownloadReport",
+    "Downloader",
+    "ProgressCallback",
+    "pacing_schedule",
+]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +82,18 @@ _NO_SECURITY = 200
 
 #: ``progress(done, total, chunk, bars)`` after each answered request.
 ProgressCallback = Callable[[int, int, Chunk, int], None]
+
+
+def pacing_schedule(chunks: list[Chunk], rules: PacingRules = DOWNLOAD_PACING) -> list[float]:
+    """Seconds after the start at which each of ``chunks`` may be sent under ``rules`` (answers taking no
+    time): the least wall time a download needs at IB. Runs the real limiter on a simulated clock."""
+    now = [0.0]
+    pacer = HistoricalPacer(rules=rules, clock=lambda: now[0])
+    times = []
+    for chunk in chunks:
+        now[0] += pacer.reserve((chunk.symbol, chunk.interval), (chunk.symbol, chunk.end, chunk.duration))
+        times.append(now[0])
+    return times
 
 
 class AdjustedRangeError(DataError):

@@ -279,7 +279,7 @@ def _download(  # noqa: PLR0917 - the command's checked arguments
     )
 
     from copilot_quant.brokers.connection import IBConnection
-    from copilot_quant.brokers.ib_download import Downloader
+    from copilot_quant.brokers.ib_download import Downloader, pacing_schedule
     from copilot_quant.data.store import ParquetStore
     from copilot_quant.errors import DataUnavailableError
 
@@ -294,9 +294,11 @@ def _download(  # noqa: PLR0917 - the command's checked arguments
         target = ParquetStore(store)
         downloader = Downloader(conn, target, request_timeout=timeout)
         planned = downloader.plan(names, interval, start, end, adjusted=adjusted)
+        least = pacing_schedule(planned)[-1] if planned else 0.0
         console.print(
             f"{len(planned)} request(s) to {settings.describe()} for {', '.join(names)} ({interval}, "
-            f"{'adjusted' if adjusted else 'unadjusted'}) into {target.root}"
+            f"{'adjusted' if adjusted else 'unadjusted'}) into {target.root}; IB's pacing rules need at "
+            f"least {_span(least)}"
         )
         columns = (
             TextColumn("{task.description}"),
@@ -322,6 +324,12 @@ def _download(  # noqa: PLR0917 - the command's checked arguments
     finally:
         conn.disconnect()
     _print_download_report(console, report)
+
+
+def _span(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _print_download_report(console: Console, report: Any) -> None:
