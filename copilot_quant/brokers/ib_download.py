@@ -336,6 +336,11 @@ class Downloader:
             )
         except TimeoutError:
             return f"no answer within {self.request_timeout:.0f}s"
+        except ConnectionError as exc:
+            raise DataUnavailableError(
+                f"lost the connection to IB during {chunk.describe()} ({exc}); everything before it is "
+                "stored — run the same download again to resume"
+            ) from None
         except RequestError as exc:
             text = exc.message.lower()
             if exc.code == _HMDS and "pacing" in text:

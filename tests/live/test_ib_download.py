@@ -9,6 +9,7 @@ a second); one test keeps the gateway's real clock.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -227,3 +228,29 @@ def test_gateway_refuses_adjusted_last_with_an_end_date_as_ib_does(
         assert len(conn.run(ask("20240223 16:00:00 US/Eastern"))) == 0
         assert any(code == 321 and "adjusted last" in message for code, message in errors)
         assert len(conn.run(ask(""))) == 78  # ending now: served
+
+
+def test_a_request_that_times_out_is_retried(
+    gateway_factory: Callable[..., GatewayServer], store: ParquetStore
+) -> None:
+    server = gateway_factory(pacing=True, symbols=["AAPL"])
+    clock = FakeClock()
+    fake_paced(server, clock)
+    history = server.core.history
+    real_query = history.query
+    calls: list[str] = []
+
+    def slow_first(symbol: str, **kwargs: object) -> object:
+        calls.append(symbol)
+        if len(calls) == 1:
+            time.sleep(1.5)  # HMDS busy: the answer comes after the client gave up
+        return real_query(symbol, **kwargs)  # type: ignore[arg-type]
+
+    history.query = slow_first  # type: ignore[method-assign]
+    with connected(server) as conn:
+        report = Downloader(
+            conn, store, clock=clock, sleep=clock.sleep, request_timeout=1.0, backoff=1.0
+        ).run(["AAPL"], "1m", START, "2024-02-06")
+    assert report.retries == 1
+    assert report.gaps == {"AAPL": []}
+    assert len(store.bars("AAPL", "1m")) == 2 * 390
