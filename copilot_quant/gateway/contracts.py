@@ -189,6 +189,12 @@ class ContractRegistry:
         self._by_con_id.setdefault(info.con_id, info)
         return info
 
+    def remember(self, info: ContractInfo) -> None:
+        """Know ``info`` from now on, even in a registry with a fixed list: a contract the account already
+        holds, orders or traded (e.g. from a state file) stays defined, as at IB."""
+        self._by_symbol.setdefault(info.symbol, info)
+        self._by_con_id.setdefault(info.con_id, info)
+
     @property
     def symbols(self) -> list[str]:
         return sorted(self._by_symbol)
@@ -222,6 +228,11 @@ class ContractRegistry:
             return None
         if req.con_id:
             info = self.by_con_id(req.con_id)
+            if info is None and req.symbol:
+                # A conId cached before a restart: its symbol defines it again (conIds are stable).
+                info = self.by_symbol(req.symbol)
+                if info is not None and info.con_id != req.con_id:
+                    return None
             if info is None or (req.symbol and req.symbol != info.symbol):
                 return None
         else:

@@ -68,6 +68,11 @@ class GatewayCore:
             self.market.resume(resume_at, self.registry.symbols)
         else:
             self.market.track_all(self.registry.symbols)
+        # Contracts restored from a state file stay defined, as at IB (the market starts pricing one when
+        # a request names it, like any other symbol).
+        for info in broker.known_contracts():
+            self.registry.remember(info)
+        broker.contract_source = lambda: list(self.registry)
         self.clock = SimClock(self.market)
         self.history = HistoryService(feed, self.market)
         self.pacer = HistoricalPacer(enabled=pacing)
