@@ -47,7 +47,7 @@ from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_mapping import bars_to_frame
 from copilot_quant.brokers.pacing import HistoricalPacer, PacingRules
 from copilot_quant.data.calendars import DEFAULT_CALENDAR
-from copilot_quant.data.dates import resolve_range
+from copilot_quant.data.dates import DateLike, resolve_range
 from copilot_quant.data.ib_chunks import (
     MAX_SESSIONS,
     Chunk,
@@ -168,8 +168,8 @@ class Downloader:
         now = self._conn.run(ask(), timeout=self.request_timeout)
         return pd.Timestamp(now).tz_convert("UTC")
 
-    def _sessions(self, start: object, end: object, now: pd.Timestamp) -> list[Session]:
-        lo, hi = resolve_range(start, end)  # type: ignore[arg-type]
+    def _sessions(self, start: DateLike | None, end: DateLike | None, now: pd.Timestamp) -> list[Session]:
+        lo, hi = resolve_range(start, end)
         if lo is None:
             raise DataError("a download needs a start date, e.g. --start 2024-01-02")
         hi = now if hi is None else min(hi, now)
@@ -184,8 +184,8 @@ class Downloader:
         self,
         symbols: list[str],
         interval: str,
-        start: object,
-        end: object = None,
+        start: DateLike | None,
+        end: DateLike | None = None,
         *,
         adjusted: bool = False,
         now: pd.Timestamp | None = None,
@@ -203,7 +203,7 @@ class Downloader:
             chunks.extend(plan_chunks(symbol, interval, sessions, missing))
         return chunks
 
-    def _adjusted_chunk(self, symbol: str, interval: str, start: object, now: pd.Timestamp) -> Chunk:
+    def _adjusted_chunk(self, symbol: str, interval: str, start: DateLike | None, now: pd.Timestamp) -> Chunk:
         # ADJUSTED_LAST has no endDateTime at IB: one request from the start up to the latest session.
         sessions = self._sessions(start, now, now)
         limit = MAX_SESSIONS[interval]
@@ -222,8 +222,8 @@ class Downloader:
         self,
         symbols: list[str],
         interval: str,
-        start: object,
-        end: object = None,
+        start: DateLike | None,
+        end: DateLike | None = None,
         *,
         adjusted: bool = False,
         progress: ProgressCallback | None = None,
@@ -252,7 +252,12 @@ class Downloader:
         return report
 
     def _report_gaps(
-        self, report: DownloadReport, symbols: list[str], start: object, end: object, now: pd.Timestamp
+        self,
+        report: DownloadReport,
+        symbols: list[str],
+        start: DateLike | None,
+        end: DateLike | None,
+        now: pd.Timestamp,
     ) -> None:
         sessions = self._sessions(start, end, now)
         for raw in symbols:

@@ -26,6 +26,8 @@ from copilot_quant.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
+    from copilot_quant.brokers.config import ConnectionSettings
+
 # The data modules (pandas, pyarrow, exchange_calendars) are imported inside the commands so that
 # `copilot-quant --help` and the other command groups start without paying for them.
 _TZ = "America/New_York"  # times are shown in the NYSE's zone, the zone every session is defined in
@@ -260,7 +262,7 @@ def download(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 
 def _download(  # noqa: PLR0917 - the command's checked arguments
     console: Console,
-    settings: Any,
+    settings: ConnectionSettings,
     names: list[str],
     interval: str,
     start: str,
