@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from copilot_quant.cli.exit_codes import USAGE_ERROR
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR
 from copilot_quant.cli.reporting import friendly_errors
 from copilot_quant.errors import ConfigError
 
@@ -322,7 +322,7 @@ def _download(  # noqa: PLR0917 - the command's checked arguments
                 console.print(
                     "[yellow]Interrupted.[/] What arrived is stored; run the same command to resume."
                 )
-                raise typer.Exit(code=130) from None
+                raise typer.Exit(code=RUNTIME_FAILURE) from None
     finally:
         conn.disconnect()
     _print_download_report(console, report)
