@@ -237,11 +237,14 @@ class Downloader:
         chunks = self.plan(symbols, interval, start, end, adjusted=adjusted, now=now)
         report = DownloadReport(interval=interval, what_to_show=what, planned=len(chunks))
         log.info("Downloading %d %s request(s) of %s (%s).", len(chunks), interval, ", ".join(symbols), what)
+        _, hi = resolve_range(start, end)
         for chunk in chunks:
             if max_chunks is not None and report.done >= max_chunks:
                 report.complete = False
                 break
             frame = self._fetch(chunk, what, report)
+            if hi is not None:  # an adjusted request runs up to now; keep what was asked for
+                frame = frame[frame.index <= hi]
             if not frame.empty:
                 self.store.write(chunk.symbol, frame, interval)
             report.requests.append(chunk)

@@ -79,15 +79,17 @@ def test_minute_download_fills_the_store_with_the_gateways_bars(
     gateway_factory: Callable[..., GatewayServer], feed: SyntheticDataProvider, store: ParquetStore
 ) -> None:
     server = gateway_factory(pacing=True)  # the gateway's real pacing clock
+    first = "2024-02-01"  # seven sessions a symbol: more than 5 requests per contract in 2 s, so it waits
     with connected(server) as conn:
-        report = Downloader(conn, store).run(["AAPL", "MSFT"], "1m", START, END)
+        report = Downloader(conn, store).run(["AAPL", "MSFT"], "1m", first, END)
     assert server.core.pacer.violations == 0
-    assert report.planned == report.done == 10
+    assert report.waited > 0
+    assert report.planned == report.done == 14
     assert report.complete
     assert report.gaps == {"AAPL": [], "MSFT": []}
     for symbol in ("AAPL", "MSFT"):
         stored = store.bars(symbol, "1m")
-        want = expected_bars(feed, symbol, START, END)
+        want = expected_bars(feed, symbol, first, END)
         assert stored.index.equals(want.index)
         np.testing.assert_allclose(
             stored[["Open", "High", "Low", "Close"]], want[["Open", "High", "Low", "Close"]]
@@ -177,6 +179,11 @@ def test_adjusted_download_is_one_request_ending_now_or_refused(
     stored = store.bars("AAPL", "5m")
     assert stored.index[0].tz_convert("America/New_York").day == 23
     assert len(stored) == 5 * 78  # five full sessions of 5-minute bars
+    with connected(server, client_id=8) as conn:
+        other = ParquetStore(store.root.parent / "until")
+        again = Downloader(conn, other).run(["AAPL"], "5m", "2024-02-26", "2024-02-27", adjusted=True)
+    assert again.requests[0].duration == "4 D"  # up to now (26th to 29th) ...
+    assert len(other.bars("AAPL", "5m")) == 2 * 78  # ... but only what --end asked for is stored
     assert server.core.pacer.violations == 0
 
 
