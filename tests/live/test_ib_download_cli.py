@@ -6,6 +6,7 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from copilot_quant.cli.data import app
 from copilot_quant.data.store import ParquetStore
 from copilot_quant.gateway.server import GatewayServer
@@ -20,7 +21,7 @@ def _download(port: int, store: Path, *extra: str) -> object:
 
 
 def test_download_fills_the_store_and_a_second_run_asks_for_nothing(
-    gateway_factory: Callable[..., GatewayServer], tmp_path: Path
+    gateway_factory: Callable[..., GatewayServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = gateway_factory(pacing=True)
     store = tmp_path / "store"
@@ -31,9 +32,12 @@ def test_download_fills_the_store_and_a_second_run_asks_for_nothing(
     assert "Sessions without bars" in result.output
     assert ParquetStore(store).symbols("1m") == ["AAPL", "MSFT"]
     assert len(ParquetStore(store).bars("AAPL", "1m")) == 3 * 390
-    again = _download(server.port, store, "--symbols", "AAPL", "MSFT", *window)
+    monkeypatch.setenv("IB_PORT", str(server.port))  # IB_PORT / IB_CLIENT_ID as for `copilot-quant live`
+    monkeypatch.setenv("IB_CLIENT_ID", "12")
+    again = runner.invoke(app, ["download", "--store", str(store), "--symbols", "AAPL", "MSFT", *window])
     assert again.exit_code == 0, again.output
     assert "0 request(s)" in again.output
+    assert f"127.0.0.1:{server.port} (client id 12)" in again.output
     assert server.core.pacer.violations == 0
 
 
