@@ -1,7 +1,9 @@
 """`copilot-quant data`: list, import and inspect market data.
 
-``list`` shows the symbols a source holds, ``import`` copies CSV files into the local Parquet store, and
-``show`` prints the first and last bars of a symbol plus a summary. Sources are the specs of
+``list`` shows the symbols a source holds, ``import`` copies CSV files into the local Parquet store,
+``download`` fills it from TWS / IB Gateway (chunked, paced, resumable; see
+:mod:`copilot_quant.brokers.ib_download`), and ``show`` prints the first and last bars of a symbol plus a
+summary. Sources are the specs of
 :func:`copilot_quant.data.providers.provider_from_spec` (``store``, ``sample``, ``csv:DIR``, ...). Every
 data error is printed in one red line that says how to fix it, with exit code 2 (bad input, e.g. an unknown
 symbol or a range without bars) or 1 (a runtime failure, e.g. an unreachable data source); see
@@ -17,12 +19,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from copilot_quant.cli.exit_codes import USAGE_ERROR
+from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR
 from copilot_quant.cli.reporting import friendly_errors
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from copilot_quant.brokers.config import ConnectionSettings
 
 # The data modules (pandas, pyarrow, exchange_calendars) are imported inside the commands so that
 # `copilot-quant --help` and the other command groups start without paying for them.
@@ -211,6 +215,137 @@ def show(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             console.print(_bars_table(frame.iloc[:rows], f"{name}: first {rows} bars", tz))
             console.print(_bars_table(frame.iloc[-rows:], f"{name}: last {rows} bars", tz))
         console.print(_summary_table(frame, name, interval, tz))
+
+
+@app.command("download")
+def download(  # noqa: PLR0917 - typer maps each parameter to a CLI option
+    more_symbols: list[str] = typer.Argument(None, hidden=True),
+    source: str = typer.Option("ib", "--source", "-s", help="Where to download from: ib (TWS / IB Gateway)."),
+    symbols: list[str] = typer.Option(None, "--symbols", help="Symbols: --symbols AAPL MSFT (or AAPL,MSFT)."),
+    interval: str = typer.Option("1d", "--interval", help="Bar interval: 1m 2m 5m 15m 30m 1h 1d."),
+    start: str = typer.Option(..., "--start", help="First day, e.g. 2024-01-02 (New York time)."),
+    end: str | None = typer.Option(None, "--end", help="Last day, inclusive (default: the latest session)."),
+    adjusted: bool = typer.Option(
+        False,
+        "--adjusted/--unadjusted",
+        help="Split/dividend-adjusted (IB ADJUSTED_LAST) or raw TRADES bars.",
+    ),
+    store: Path | None = typer.Option(None, "--store", help=_STORE_HELP),
+    paper: bool = typer.Option(True, "--paper/--live", help="Paper (default) or live TWS/Gateway ports."),
+    gateway: bool = typer.Option(False, "--gateway", help="IB Gateway ports (4002/4001) instead of TWS."),
+    host: str | None = typer.Option(None, "--host", help="Override IB_HOST (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, "--port", help="Override IB_PORT (default from the port table)."),
+    client_id: int | None = typer.Option(None, "--client-id", help="Override IB_CLIENT_ID (default 1)."),
+    timeout: float = typer.Option(60.0, "--timeout", min=1.0, help="Seconds one request may take."),
+) -> None:
+    """Download IB bars into the local Parquet store: only what it lacks, within IB's pacing rules.
+
+    Interrupt it any time (Ctrl-C): what arrived is stored, and the same command resumes.
+    """
+    console = _console()
+    with friendly_errors():
+        if source.strip().lower() != "ib":
+            raise ConfigError(
+                f"download knows --source ib only, not {source!r}; import CSV files with `copilot-quant data import`."
+            )
+        names = [p.strip().upper() for s in [*(symbols or []), *(more_symbols or [])] for p in s.split(",")]
+        names = [n for n in dict.fromkeys(names) if n]
+        if not names:
+            raise ConfigError("name the symbols to download: --symbols AAPL MSFT")
+        from copilot_quant.brokers.config import resolve_connection
+        from copilot_quant.data.ib_chunks import check_download_interval
+
+        check_download_interval(interval)
+        settings = resolve_connection(paper, host, port, client_id, gateway)
+        _download(console, settings, names, interval, start, end, adjusted, store, timeout)
+
+
+def _download(  # noqa: PLR0917 - the command's checked arguments
+    console: Console,
+    settings: ConnectionSettings,
+    names: list[str],
+    interval: str,
+    start: str,
+    end: str | None,
+    adjusted: bool,
+    store: Path | None,
+    timeout: float,
+) -> None:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from copilot_quant.brokers.connection import IBConnection
+    from copilot_quant.brokers.ib_download import Downloader, pacing_schedule
+    from copilot_quant.data.store import ParquetStore
+    from copilot_quant.errors import DataUnavailableError
+
+    conn = IBConnection(settings, auto_reconnect=False, name="copilot-quant-download")
+    if not conn.connect(timeout):
+        conn.disconnect()
+        raise DataUnavailableError(
+            f"cannot reach {settings.describe()}; start TWS / IB Gateway (or `copilot-quant gateway`) "
+            "with the API enabled, or pass --host/--port"
+        )
+    try:
+        target = ParquetStore(store)
+        downloader = Downloader(conn, target, request_timeout=timeout)
+        planned = downloader.plan(names, interval, start, end, adjusted=adjusted)
+        least = pacing_schedule(planned)[-1] if planned else 0.0
+        console.print(
+            f"{len(planned)} request(s) to {settings.describe()} for {', '.join(names)} ({interval}, "
+            f"{'adjusted' if adjusted else 'unadjusted'}) into {target.root}; IB's pacing rules need at "
+            f"least {_span(least)}"
+        )
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as bar:
+            task = bar.add_task("requests", total=len(planned))
+
+            def advance(done: int, total: int, chunk: Any, bars: int) -> None:
+                bar.update(task, completed=done, total=total, description=chunk.describe())
+
+            try:
+                report = downloader.run(names, interval, start, end, adjusted=adjusted, progress=advance)
+            except KeyboardInterrupt:
+                console.print(
+                    "[yellow]Interrupted.[/] What arrived is stored; run the same command to resume."
+                )
+                raise typer.Exit(code=RUNTIME_FAILURE) from None
+    finally:
+        conn.disconnect()
+    _print_download_report(console, report)
+
+
+def _span(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _print_download_report(console: Console, report: Any) -> None:
+    table = Table(
+        title=f"Downloaded {report.done} request(s) of {report.interval} {report.what_to_show} bars"
+    )
+    for column in ("Symbol", "Bars", "Sessions without bars"):
+        table.add_column(column, justify="right" if column == "Bars" else "left")
+    for symbol, gaps in report.gaps.items():
+        shown = ", ".join(gaps[:8]) + (f" … (+{len(gaps) - 8})" if len(gaps) > 8 else "")
+        table.add_row(symbol, f"{report.bars.get(symbol, 0):,}", shown or "none")
+    console.print(table)
+    if report.retries:
+        console.print(f"{report.retries} request(s) retried after a pacing error or a timeout.")
 
 
 def register(root: typer.Typer) -> None:

@@ -204,6 +204,10 @@ class SimBroker:
         self._late_commissions: list[BrokerEvent] = []
         #: Drill: reqExecutions answers only the current market day's executions, as IB does.
         self.executions_today_only = False
+        #: The contracts the gateway has defined (clients qualified them); saved with the state so that a
+        #: restart still knows them, as IB does. The gateway sets it; restored ones are kept here.
+        self.contract_source: Callable[[], list[ContractInfo]] | None = None
+        self._restored_contracts: list[ContractInfo] = []
         self._state_file = Path(state_file) if state_file is not None else None
         if self._state_file is not None:
             state = load_state(self._state_file)
@@ -814,6 +818,7 @@ class SimBroker:
             last_perm_id=self._ids.last_perm_id,
             last_exec_seq=self._ids.last_exec_seq,
             market_time=self._aware(self._clock()),
+            contracts=self.contract_source() if self.contract_source else list(self._restored_contracts),
         )
 
     def save(self) -> None:
@@ -824,6 +829,14 @@ class SimBroker:
         if self._state_file is not None:
             save_state(self._state_file, self._snapshot())
 
+    def known_contracts(self) -> list[ContractInfo]:
+        """Every contract in the account's positions, orders and executions (restored ones included)."""
+        found = [item.contract for item in self.positions(include_flat=True)]
+        found += [record.contract for record in self._orders.values()]
+        found += [execution.contract for execution in self._executions]
+        found += self._restored_contracts
+        return list({info.con_id: info for info in found}.values())
+
     def _restore(self, state: BrokerState) -> None:
         if state.account_id != self.account_id:
             raise ConfigError(
@@ -831,6 +844,7 @@ class SimBroker:
                 "pass the same account or another --state file"
             )
         self._account.restore(state.cash, state.commissions, state.day_start_equity, state.holdings)
+        self._restored_contracts = list(state.contracts)
         # A new run tag for this run's execution ids, unlike any the state holds (ids never repeat).
         used_tags = {exec_id_tag(e.exec_id) for e in state.executions}
         tag = self._ids.exec_tag

@@ -189,6 +189,12 @@ class ContractRegistry:
         self._by_con_id.setdefault(info.con_id, info)
         return info
 
+    def remember(self, info: ContractInfo) -> None:
+        """Know ``info`` from now on, even in a registry with a fixed list: a contract the account already
+        holds, orders or traded (e.g. from a state file) stays defined, as at IB."""
+        self._by_symbol.setdefault(info.symbol, info)
+        self._by_con_id.setdefault(info.con_id, info)
+
     @property
     def symbols(self) -> list[str]:
         return sorted(self._by_symbol)
@@ -214,14 +220,6 @@ class ContractRegistry:
     def by_con_id(self, con_id: int) -> ContractInfo | None:
         return self._by_con_id.get(con_id)
 
-    def remember(self, infos: Iterable[ContractInfo]) -> None:
-        """Know ``infos`` from now on (the contracts of a restored account: held, ordered or filled), so a
-        client's cached contract, even a bare conId, resolves after a restart as it does at IB."""
-        for info in infos:
-            if info.symbol not in self._by_symbol:
-                self._by_symbol[info.symbol] = info
-                self._by_con_id.setdefault(info.con_id, info)
-
     def resolve(self, req: ContractRequest) -> ContractInfo | None:
         """The contract ``req`` designates, or ``None`` when TWS would answer error 200."""
         if req.sec_type not in ("", "STK"):
@@ -230,9 +228,11 @@ class ContractRegistry:
             return None
         if req.con_id:
             info = self.by_con_id(req.con_id)
-            if info is None and req.symbol and con_id_for(req.symbol) == req.con_id:
-                # A contract qualified in an earlier run: its conId is the symbol's stable one.
+            if info is None and req.symbol:
+                # A conId cached before a restart: its symbol defines it again (conIds are stable).
                 info = self.by_symbol(req.symbol)
+                if info is not None and info.con_id != req.con_id:
+                    return None
             if info is None or (req.symbol and req.symbol != info.symbol):
                 return None
         else:

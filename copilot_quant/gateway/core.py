@@ -74,7 +74,6 @@ class GatewayCore:
         self.feed = feed
         self.broker = broker
         self.registry = ContractRegistry.from_feed(feed, symbols)
-        self.registry.remember(_contracts_of(broker))
         wall: WallClockMarket | None = None
         if wall_clock:
             start, resume_at = WallClockMarket.wall().floor("s"), None
@@ -86,6 +85,11 @@ class GatewayCore:
             self.market.resume(resume_at, self.registry.symbols)
         else:
             self.market.track_all(self.registry.symbols)
+        # Contracts restored from a state file stay defined, as at IB (the market starts pricing one when
+        # a request names it, like any other symbol).
+        for info in broker.known_contracts():
+            self.registry.remember(info)
+        broker.contract_source = lambda: list(self.registry)
         self.clock = SimClock(self.market, wall=wall)
         self.history = HistoryService(feed, self.market)
         self.pacer = HistoricalPacer(enabled=pacing)
@@ -197,11 +201,3 @@ class GatewayCore:
     def _on_broker_event(self, event: object) -> None:
 
         route_broker_event(self, event)
-
-
-def _contracts_of(broker: SimBroker) -> list[ContractInfo]:
-    """Every contract a (restored) account refers to: positions, working and finished orders, fills."""
-    found = [item.contract for item in broker.positions(include_flat=True)]
-    found += [record.contract for record in broker.open_orders() + broker.completed_orders()]
-    found += [execution.contract for execution in broker.executions()]
-    return found

@@ -44,11 +44,19 @@ class HistoricalPacer:
         self._identical: dict[Hashable, float] = {}
         self._per_contract: dict[Hashable, deque[float]] = {}
         self._all: deque[float] = deque()
+        #: Requests refused for pacing so far (tests and benchmarks check that a client never trips it).
+        self.violations = 0
 
     def check(self, identity: Hashable, contract_key: Hashable) -> str | None:
         """None if the request may run (and it is recorded), else the reason it violates pacing."""
         if not self.enabled:
             return None
+        reason = self._violation(identity, contract_key)
+        if reason is not None:
+            self.violations += 1
+        return reason
+
+    def _violation(self, identity: Hashable, contract_key: Hashable) -> str | None:
         now = self._clock()
         rules = self.rules
         last = self._identical.get(identity)

@@ -54,6 +54,8 @@ class BrokerState:
     last_exec_seq: int = 0
     #: The market clock when the state was written: a restarted gateway resumes its replay there.
     market_time: datetime | None = None
+    #: Every contract the gateway had defined (qualified by clients): still known after a restart.
+    contracts: list[ContractInfo] = field(default_factory=list)
 
 
 def save_state(path: str | Path, state: BrokerState) -> None:
@@ -232,6 +234,7 @@ def _to_json(state: BrokerState) -> dict[str, Any]:
         "last_perm_id": state.last_perm_id,
         "last_exec_seq": state.last_exec_seq,
         "market_time": _time(state.market_time),
+        "contracts": [_contract(c) for c in state.contracts],
     }
 
 
@@ -255,4 +258,6 @@ def _from_json(data: dict[str, Any]) -> BrokerState:
         last_exec_seq=int(data["last_exec_seq"]),
         # Absent from files written before the clock was kept: those restart at the replay's start.
         market_time=_time_from(data.get("market_time")),
+        # Absent from files written before contracts were kept.
+        contracts=[_contract_from(d) for d in data.get("contracts", [])],
     )

@@ -1,88 +1,65 @@
-"""A restart from a state file keeps every contract the account refers to, and every conId a client cached.
-
-At IB a conId is permanent; a client keeps the qualified Contract objects across a gateway restart and
-places orders with them. On synthetic data the gateway defines symbols on first request, so after a
-restart it knew none of them until something asked by symbol again (error 200 for the cached contract).
-"""
+"""A gateway restarted from its state file still knows every contract it knew (issue 13, "Forgets what it
+knew"): the ones in the saved positions, orders and executions, and any a client qualified before and
+reuses from its cache — no error 200 "No security definition", as at IB."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+from copilot_quant.gateway.testing import connected_ib
 from ib_async import IB, Contract, MarketOrder, Stock
-
-from .conftest import wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
 
-@pytest.fixture
-def run(tmp_path) -> Iterator[Callable[[], GatewayServer]]:
-    """Start a synthetic-data gateway on the same state file; each call is one gateway process's run."""
-    servers: list[GatewayServer] = []
-    state = tmp_path / "gw.json"
-
-    def start() -> GatewayServer:
-        for server in servers:
-            server.stop()
-        server = GatewayServer(GatewayConfig(port=0, data="synthetic", bar_interval="1d", state_file=state))
-        servers.append(server.start())
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def _start(state: Path, **config: object) -> GatewayServer:
+    return GatewayServer(
+        GatewayConfig(port=0, data=SyntheticDataProvider(seed=3), state_file=state, **config)
+    ).start()
 
 
-def _connect(server: GatewayServer) -> IB:
-    ib = IB()
-    ib.connect("127.0.0.1", server.port, clientId=1, timeout=5)
-    return ib
+def _errors_of(ib: IB) -> list[tuple[int, int]]:
+    seen: list[tuple[int, int]] = []
+    ib.errorEvent += lambda req_id, code, *rest: seen.append((req_id, code))
+    return seen
 
 
-def _buy(ib: IB, server: GatewayServer, contract: Contract) -> list[int]:
-    """Buy 10 at market; the error codes the order got (empty when it filled)."""
-    errors: list[int] = []
-    ib.errorEvent += lambda req_id, code, *_: errors.append(code)
-    trade = ib.placeOrder(contract, MarketOrder("BUY", 10))
-    wait_until(ib, lambda: trade.orderStatus.status in ("Submitted", "Cancelled") or bool(errors))
-    if trade.orderStatus.status == "Submitted":
-        server.clock.step()
-        wait_until(ib, lambda: trade.orderStatus.status == "Filled")
-    return errors
-
-
-def test_contracts_cached_by_a_client_trade_after_a_restart_from_the_state_file(run):
-    first = run()
-    ib = _connect(first)
-    [held] = ib.qualifyContracts(Stock("ZZZZ", "SMART", "USD"))  # a generated symbol with a hashed conId
-    [looked_up] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))  # qualified, never traded
-    assert _buy(ib, first, held) == []
-    ib.disconnect()
-
-    second = run()
-    ib = _connect(second)
+def test_contracts_known_before_a_restart_are_known_after_it(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    first = _start(state, start="2024-03-01")
     try:
-        assert _buy(ib, second, held) == []  # the cached Contract object, as the client kept it
-        assert _buy(ib, second, looked_up) == []
-        assert {p.contract.symbol: p.position for p in ib.positions()} == {"ZZZZ": 20.0, "AAPL": 10.0}
+        with connected_ib(first, client_id=3) as ib:
+            cached = ib.qualifyContracts(Stock("ZQTA", "SMART", "USD"))[0]  # qualified, then only cached
+            held = ib.qualifyContracts(Stock("ZQTB", "SMART", "USD"))[0]
+            looked_up = ib.qualifyContracts(Stock("ZQTC", "SMART", "USD"))[0]  # qualified, never traded
+            trade = ib.placeOrder(held, MarketOrder("BUY", 5))
+            ib.sleep(0.3)  # the order reaches the gateway before its clock moves
+            first.clock.step(1)
+            ib.sleep(0.3)
+            assert trade.orderStatus.status == "Filled"
     finally:
-        ib.disconnect()
+        first.stop()
 
-
-def test_a_bare_conid_from_the_saved_account_resolves_after_a_restart(run):
-    first = run()
-    ib = _connect(first)
-    [held] = ib.qualifyContracts(Stock("ZZZZ", "SMART", "USD"))
-    assert _buy(ib, first, held) == []
-    ib.disconnect()
-
-    second = run()
-    ib = _connect(second)
+    second = _start(state)
     try:
-        details = ib.reqContractDetails(Contract(conId=held.conId))
-        assert [d.contract.symbol for d in details] == ["ZZZZ"]
+        with connected_ib(second, client_id=3) as ib:
+            errors = _errors_of(ib)
+            # the client's cached contract (conId + symbol), never re-qualified
+            reused = ib.placeOrder(cached, MarketOrder("BUY", 1))
+            # a contract of the saved position, by conId alone
+            details = ib.reqContractDetails(Contract(conId=held.conId))
+            only_qualified = ib.reqContractDetails(Contract(conId=looked_up.conId))
+            ib.sleep(0.3)
+            second.clock.step(1)
+            ib.sleep(0.3)
+            assert (reused.order.orderId, 200) not in errors
+            assert reused.orderStatus.status == "Filled"
+            assert [d.contract.symbol for d in details] == ["ZQTB"]
+            assert [d.contract.symbol for d in only_qualified] == ["ZQTC"]
+            assert not [code for _, code in errors if code == 200]
+            assert sorted(p.contract.conId for p in ib.positions()) == sorted([held.conId, cached.conId])
     finally:
-        ib.disconnect()
+        second.stop()

@@ -51,6 +51,15 @@ def req_historical_data(session: Session, reader: FieldReader) -> None:
             "Error validating request.-'bK' : cause - End date not supported with live updates",
         )
         return
+    if request.what_to_show.upper() == "ADJUSTED_LAST" and request.end:
+        # IB serves split/dividend-adjusted bars only up to now: an explicit end is refused.
+        _fail(
+            session,
+            request.req_id,
+            Code.VALIDATION,
+            "Error validating request.-'bK' : cause - End date not supported with adjusted last",
+        )
+        return
     identity = (
         info.con_id,
         request.end,
