@@ -259,34 +259,38 @@ class _DaskPool:
                 pending[future] = item
                 completed.add(future)
 
-        window = self._window()
-        suspects: deque[_Pending] = deque()  # lost with a worker: each runs again alone, see below
-        submit([_Pending(index, args, 0) for index, args in _take(todo, window)])
-        for batch in completed.batches():
-            finished = []
-            for future, value in zip(batch, self._values(batch), strict=True):
-                item = pending.pop(future)
-                finished.append((future, item))
-                outcome = self._outcome(future, value, item)
-                if outcome is _AGAIN:
-                    suspects.append(_Pending(item.index, item.args, item.attempt + 1))
-                    continue
-                results[item.index] = (
-                    on_failure(item.args, outcome.exc) if isinstance(outcome, _Failed) else outcome
-                )
-                counter.finished(item.index)
-            if suspects:
-                # A worker died under these tasks, and any one of them may have killed it: each runs
-                # again alone, once the others have drained, so a task that kills every worker it
-                # meets takes no other task down with it.
-                if not pending:
-                    submit([suspects.popleft()])
-            else:
-                submit([_Pending(index, args, 0) for index, args in _take(todo, window - len(pending))])
-            for future, item in finished:  # after the resubmission, so a value still read is reused
-                self._release(item.args)
-                future.release()
-        self._shipped.clear()
+        try:
+            window = self._window()
+            suspects: deque[_Pending] = deque()  # lost with a worker: each runs again alone, see below
+            submit([_Pending(index, args, 0) for index, args in _take(todo, window)])
+            for batch in completed.batches():
+                finished = []
+                for future, value in zip(batch, self._values(batch), strict=True):
+                    item = pending.pop(future)
+                    finished.append((future, item))
+                    outcome = self._outcome(future, value, item)
+                    if outcome is _AGAIN:
+                        suspects.append(_Pending(item.index, item.args, item.attempt + 1))
+                        continue
+                    results[item.index] = (
+                        on_failure(item.args, outcome.exc) if isinstance(outcome, _Failed) else outcome
+                    )
+                    counter.finished(item.index)
+                if suspects:
+                    # A worker died under these tasks, and any one of them may have killed it: each runs
+                    # again alone, once the others have drained, so a task that kills every worker it
+                    # meets takes no other task down with it.
+                    if not pending:
+                        submit([suspects.popleft()])
+                else:
+                    submit([_Pending(index, args, 0) for index, args in _take(todo, window - len(pending))])
+                for future, item in finished:  # after the resubmission, so a value still read is reused
+                    self._release(item.args)
+                    future.release()
+        finally:
+            if pending:  # interrupted (Ctrl-C, a failing progress callback): stop the cluster's work too
+                self.client.cancel(list(pending))
+            self._shipped.clear()  # the shared values' futures: the workers may drop them now
         return results
 
     def _values(self, futures: Sequence[Future]) -> list[Any]:

@@ -6,6 +6,7 @@ Each cluster is a real LocalCluster of worker processes on free ports, closed by
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import dask
@@ -201,6 +202,20 @@ def test_a_task_the_cluster_cannot_run_goes_to_on_failure_and_the_rest_go_on(two
             halve, ((x,) for x in range(6)), total=6, on_failure=lambda args, exc: f"{args[0]}: {exc}"
         )
     assert results == [0.0, 0.5, 1.0, "3: three", 2.0, 2.5]
+
+
+def test_an_interrupted_run_cancels_its_tasks_and_the_client_stays_usable(two_workers):
+    def stop(done, total):
+        raise KeyboardInterrupt  # what Ctrl-C raises in the client while it waits
+
+    with task_pool(Compute(client=two_workers)) as pool:
+        with pytest.raises(KeyboardInterrupt):
+            pool.run(time.sleep, ((2.0,) for _ in range(40)), total=40, on_failure=repr, progress=stop)
+        wait_until = time.monotonic() + 10  # the window's 16 tasks would need 16 s on 2 workers
+        while two_workers.processing() and any(two_workers.processing().values()):
+            assert time.monotonic() < wait_until, "the cancelled tasks kept running"
+            time.sleep(0.05)
+        assert pool.run(abs, ((-x,) for x in range(3)), total=3, on_failure=repr) == [0, 1, 2]
 
 
 def test_the_serial_pool_reads_shared_values_and_reports_failures_the_same_way():
