@@ -204,6 +204,25 @@ def test_a_task_the_cluster_cannot_run_goes_to_on_failure_and_the_rest_go_on(two
     assert results == [0.0, 0.5, 1.0, "3: three", 2.0, 2.5]
 
 
+def test_a_long_grid_streams_through_a_bounded_window(two_workers):
+    """The task iterable is read only as results come back: never more than a window ahead of them."""
+    consumed = 0
+    ahead: list[int] = []
+
+    def tasks():
+        nonlocal consumed
+        for x in range(300):
+            consumed += 1
+            yield (x,)
+
+    with task_pool(Compute(client=two_workers)) as pool:
+        results = pool.run(
+            abs, tasks(), total=300, on_failure=repr, progress=lambda done, _: ahead.append(consumed - done)
+        )
+    assert results == list(range(300))
+    assert max(ahead) <= 16  # 8 per worker thread: the client holds a few dozen futures, not 300
+
+
 def test_an_interrupted_run_cancels_its_tasks_and_the_client_stays_usable(two_workers):
     def stop(done, total):
         raise KeyboardInterrupt  # what Ctrl-C raises in the client while it waits
