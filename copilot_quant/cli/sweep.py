@@ -224,8 +224,8 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     per_task: int = typer.Option(
         1,
         "--per-task",
-        help="Combinations per Dask task: raise it when single runs take less than about 100 x the "
-        "scheduler's per-task overhead divided by the workers (see benchmarks/bench_sweep.py).",
+        help="Combinations per Dask task: raise it when one run takes less than the per-task overhead "
+        "(1-5 ms) times the number of workers (see benchmarks/bench_sweep.py's capacity plan).",
     ),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
