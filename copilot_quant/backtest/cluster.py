@@ -133,7 +133,19 @@ def task_pool(compute: Compute) -> Iterator[TaskPool]:
         yield _DaskPool(client)
 
 
-def _local_cluster(workers: int) -> Any:
+def _local_cluster(workers: int) -> LocalCluster:
+    """A LocalCluster of ``workers`` processes; a failure to start says the likely reason."""
+    try:
+        return _start_local_cluster(workers)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"the local Dask cluster could not start its {workers} worker process(es) ({exc}); Dask starts "
+            "workers as fresh Python processes that import your script again: in a script, call the sweep "
+            'under `if __name__ == "__main__":`, or pass jobs=1 to run in this process'
+        ) from exc
+
+
+def _start_local_cluster(workers: int) -> LocalCluster:
     # processes: a backtest is pure Python and holds the GIL; one thread each: one backtest per core.
     # The scheduler's HTTP server on a free port (its default 8787 collides with any other cluster, and
     # says so in a warning); Dask's own logs only when they are errors.

@@ -267,6 +267,26 @@ def test_a_strategy_loaded_from_a_file_runs_on_workers_that_cannot_import_it(bar
     pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
 
 
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
+    """Dask's workers import the script again (spawn): unguarded, they cannot start; the error says why."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from copilot_quant.backtest.sweep import run_sweep\n"
+        "from copilot_quant.data.providers import SampleDataProvider\n"
+        "from copilot_quant.examples.sma_cross import SmaCrossFast\n"
+        "run_sweep(SmaCrossFast, [{'fast_period': 5}], symbols='AAPL', data_provider=SampleDataProvider(), jobs=2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
+    )
+    assert done.returncode != 0
+    assert "ConfigError: the local Dask cluster could not start its 2 worker process(es)" in done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr
+
+
 def test_bad_compute_settings_are_named():
     with pytest.raises(ConfigError, match="jobs must be at least 1"):
         Compute(workers=0)
