@@ -133,7 +133,19 @@ def task_pool(compute: Compute) -> Iterator[TaskPool]:
         yield _DaskPool(client)
 
 
-def _local_cluster(workers: int) -> Any:
+def _local_cluster(workers: int) -> LocalCluster:
+    """A LocalCluster of ``workers`` processes; a failure to start says the likely reason."""
+    try:
+        return _start_local_cluster(workers)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"the local Dask cluster could not start its {workers} worker process(es) ({exc}); Dask starts "
+            "workers as fresh Python processes that import your script again: in a script, call the sweep "
+            'under `if __name__ == "__main__":`, or pass jobs=1 to run in this process'
+        ) from exc
+
+
+def _start_local_cluster(workers: int) -> LocalCluster:
     # processes: a backtest is pure Python and holds the GIL; one thread each: one backtest per core.
     # The scheduler's HTTP server on a free port (its default 8787 collides with any other cluster, and
     # says so in a warning); Dask's own logs only when they are errors.
@@ -244,50 +256,17 @@ class _DaskPool:
         progress: Progress | None = None,
         sizes: Sequence[int] | None = None,
     ) -> list[Any]:
-        results: list[Any] = [None] * total
         counter = _Counter(total, sizes, progress)
-        pending: dict[Future, _Pending] = {}
-        completed = as_completed()
-        todo = enumerate(tasks)
-
-        def submit(items: Sequence[_Pending]) -> None:
-            if not items:
-                return
-            columns = zip(*(tuple(self._remote(a) for a in item.args) for item in items), strict=True)
-            futures = self.client.map(fn, *columns, pure=False)  # one message for the lot
-            for future, item in zip(futures, items, strict=True):
-                pending[future] = item
-                completed.add(future)
-
-        window = self._window()
-        suspects: deque[_Pending] = deque()  # lost with a worker: each runs again alone, see below
-        submit([_Pending(index, args, 0) for index, args in _take(todo, window)])
-        for batch in completed.batches():
-            finished = []
-            for future, value in zip(batch, self._values(batch), strict=True):
-                item = pending.pop(future)
-                finished.append((future, item))
-                outcome = self._outcome(future, value, item)
-                if outcome is _AGAIN:
-                    suspects.append(_Pending(item.index, item.args, item.attempt + 1))
-                    continue
-                results[item.index] = (
-                    on_failure(item.args, outcome.exc) if isinstance(outcome, _Failed) else outcome
-                )
-                counter.finished(item.index)
-            if suspects:
-                # A worker died under these tasks, and any one of them may have killed it: each runs
-                # again alone, once the others have drained, so a task that kills every worker it
-                # meets takes no other task down with it.
-                if not pending:
-                    submit([suspects.popleft()])
-            else:
-                submit([_Pending(index, args, 0) for index, args in _take(todo, window - len(pending))])
-            for future, item in finished:  # after the resubmission, so a value still read is reused
-                self._release(item.args)
-                future.release()
-        self._shipped.clear()
-        return results
+        flight = _Flight(self, fn, enumerate(tasks), total=total, on_failure=on_failure, counter=counter)
+        try:
+            flight.submit(flight.fresh(flight.window))
+            for batch in flight.completed.batches():
+                flight.collect(batch)
+        finally:
+            if flight.pending:  # interrupted (Ctrl-C, a failing progress callback): stop the cluster's work
+                self.client.cancel(list(flight.pending))
+            self._shipped.clear()  # the shared values' futures: the workers may drop them now
+        return flight.results
 
     def _values(self, futures: Sequence[Future]) -> list[Any]:
         """Each finished future's result (one gather for the lot), else its exception."""
@@ -339,6 +318,65 @@ class _DaskPool:
                     del self._shipped[id(arg)]
                 else:
                     self._shipped[id(arg)] = (shared, future, users - 1)
+
+
+class _Flight:
+    """One :meth:`_DaskPool.run`: the tasks in flight, the results so far, the tasks to run again."""
+
+    def __init__(
+        self,
+        pool: _DaskPool,
+        fn: Callable[..., Any],
+        todo: Iterator[tuple[int, tuple[Any, ...]]],
+        *,
+        total: int,
+        on_failure: OnFailure,
+        counter: _Counter,
+    ) -> None:
+        self.pool, self.fn, self.todo, self.on_failure, self.counter = pool, fn, todo, on_failure, counter
+        self.results: list[Any] = [None] * total
+        self.pending: dict[Future, _Pending] = {}
+        self.completed = as_completed()
+        self.window = pool._window()
+        self.suspects: deque[_Pending] = deque()  # lost with a worker: each runs again alone, see collect
+
+    def fresh(self, count: int) -> list[_Pending]:
+        """Up to ``count`` tasks not yet submitted (the task iterable is read only this far)."""
+        return [_Pending(index, args, 0) for index, args in _take(self.todo, count)]
+
+    def submit(self, items: Sequence[_Pending]) -> None:
+        if not items:
+            return
+        remote = (tuple(self.pool._remote(a) for a in item.args) for item in items)
+        futures = self.pool.client.map(self.fn, *zip(*remote, strict=True), pure=False)  # one message
+        for future, item in zip(futures, items, strict=True):
+            self.pending[future] = item
+            self.completed.add(future)
+
+    def collect(self, batch: Sequence[Future]) -> None:
+        """Take a batch of completed futures, then top the window up (or run a suspect again)."""
+        finished = []
+        for future, value in zip(batch, self.pool._values(batch), strict=True):
+            item = self.pending.pop(future)
+            finished.append((future, item))
+            outcome = self.pool._outcome(future, value, item)
+            if outcome is _AGAIN:
+                self.suspects.append(_Pending(item.index, item.args, item.attempt + 1))
+                continue
+            failed = isinstance(outcome, _Failed)
+            self.results[item.index] = self.on_failure(item.args, outcome.exc) if failed else outcome
+            self.counter.finished(item.index)
+        if self.suspects:
+            # A worker died under these tasks, and any one of them may have killed it: each runs again
+            # alone, once the others have drained, so a task that kills every worker it meets takes no
+            # other task down with it.
+            if not self.pending:
+                self.submit([self.suspects.popleft()])
+        else:
+            self.submit(self.fresh(self.window - len(self.pending)))
+        for future, item in finished:  # after the resubmission, so a value still read is reused
+            self.pool._release(item.args)
+            future.release()
 
 
 class _ByValue:

@@ -169,7 +169,8 @@ def run_sweep(
         metric: the column to rank by, one of :data:`RANKING_METRICS`.
         holdout_from: rank on the bars before this date only and report the rest beside it.
         jobs: 1 runs every combination in this process; N > 1 starts a Dask LocalCluster of N worker
-            processes for this sweep.
+            processes for this sweep (they import the calling script again: call it under
+            ``if __name__ == "__main__":``).
         scheduler: the address of a running Dask scheduler (``tcp://host:8786``) to run on instead.
         client: an open ``distributed.Client`` to run on (reused, not closed).
         equity_curves: keep each run's equity curve in :attr:`SweepResult.equity_curves`.

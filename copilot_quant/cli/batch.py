@@ -41,7 +41,7 @@ from copilot_quant.cli.strategy_spec import (
     param_option,
     parse_params,
 )
-from copilot_quant.cli.sweep import check_export, run_with_progress
+from copilot_quant.cli.sweep import check_outputs, engine_settings, run_title, run_with_progress, write_table
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -175,7 +175,6 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     """Backtest several strategies, or one strategy on each symbol, and rank the runs in one table."""
     from copilot_quant.backtest.batch import each_strategy, run_batch
     from copilot_quant.backtest.batch import each_symbol as per_symbol
-    from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.backtest.sweep import RANKING_METRICS
     from copilot_quant.data.providers import provider_from_spec
 
@@ -185,16 +184,8 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         options.check_dates(start, end)
         if metric not in RANKING_METRICS:
             raise ConfigError(f"cannot rank by {metric!r}; choose one of {', '.join(RANKING_METRICS)}")
-        if capital <= 0:
-            raise ConfigError(f"--capital must be positive, got {capital}.")
-        if top < 1:
-            raise ConfigError(f"--top must be at least 1, got {top}.")
-        check_volume_limit(volume_limit, "--volume-limit")
-        fill_mode = options.parse_fill_at(fill_at)
-        if export is not None:
-            check_export(export)
-        if report is not None:
-            options.check_report_name(report)
+        check_outputs(export, report, top)
+        engine_options = engine_settings(capital, commission, slippage, fill_at, allow_short, volume_limit)
         where = compute.resolve(jobs, scheduler, serial)
         compute.quiet_dask_logs()
         fixed = parse_params(params)
@@ -215,14 +206,7 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 end_date=end,
                 data_provider=provider_from_spec(data),
                 interval=interval,
-                engine_options={
-                    "initial_capital": capital,
-                    "commission": commission,
-                    "slippage": slippage,
-                    "allow_short": allow_short,
-                    "volume_limit": volume_limit,
-                    "fill_at": fill_mode,
-                },
+                engine_options=engine_options,
                 metric=metric,
                 progress=progress,
                 **where.kwargs,
@@ -233,29 +217,13 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         failed = int((result.table["error"] != "").sum())
         if failed:
             console.print(f"[yellow]{failed} run(s) could not run; see the error column.[/]")
-        _write_outputs(console, result, export, report, _title(built, names, start, end))
+        write_table(console, result.table.reset_index(), export)
+        if report is not None:
+            from copilot_quant.backtest.batch_report import write_batch_report
 
-
-def _title(built: list[BatchStrategy], names: list[str], start: str | None, end: str | None) -> str:
-    title = f"{', '.join(s.label for s in built)} on {', '.join(names)}"
-    if start or end:
-        title += f", {start or 'first bar'} to {end or 'last bar'}"
-    return title
-
-
-def _write_outputs(
-    console: Console, result: BatchResult, export: Path | None, report: Path | None, title: str
-) -> None:
-    if export is not None:
-        from copilot_quant.journal.export import write_frame
-
-        written = write_frame(result.table.reset_index(), export)
-        console.print(f"Table written to [bold]{escape(str(written))}[/]")
-    if report is not None:
-        from copilot_quant.backtest.batch_report import write_batch_report
-
-        written = write_batch_report(result, report, title)
-        console.print(f"Report written to [bold]{escape(str(written))}[/]")
+            title = run_title(", ".join(s.label for s in built), names, start, end)
+            written = write_batch_report(result, report, title)
+            console.print(f"Report written to [bold]{escape(str(written))}[/]")
 
 
 def register(app: typer.Typer) -> None:

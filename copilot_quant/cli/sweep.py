@@ -49,12 +49,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_export",
+    "check_outputs",
+    "engine_settings",
     "parse_grid",
     "register",
+    "run_title",
     "run_with_progress",
     "sweep_command",
     "sweep_table",
     "walk_forward_table",
+    "write_table",
 ]
 
 #: Most combinations one sweep may run: a typo such as 1:100000 should not start a day-long job.
@@ -156,6 +160,67 @@ def _check_holdout(day: str) -> None:
         raise ConfigError(f"--holdout-from: {exc}") from exc
 
 
+def _check_search(holdout_from: str | None, folds: int | None, rolling: bool) -> None:
+    if holdout_from is not None:
+        _check_holdout(holdout_from)
+    if folds is not None and holdout_from is not None:
+        raise ConfigError("--walk-forward makes its own holdouts; drop --holdout-from")
+    if rolling and folds is None:
+        raise ConfigError("--rolling only applies with --walk-forward N")
+
+
+def check_outputs(export: Path | None, report: Path | None, top: int) -> None:
+    """Refuse an --export, --report or --top that cannot work before anything runs, not after."""
+    if export is not None:
+        check_export(export)
+    if report is not None:
+        options.check_report_name(report)
+    if top < 1:
+        raise ConfigError(f"--top must be at least 1, got {top}.")
+
+
+def engine_settings(  # noqa: PLR0917 - one argument per command-line option
+    capital: float,
+    commission: float,
+    slippage: float,
+    fill_at: str,
+    allow_short: bool,
+    volume_limit: float | None,
+) -> dict[str, Any]:
+    """The engine options every run of a sweep or batch gets, checked."""
+    from copilot_quant.backtest.participation import check_volume_limit
+
+    if capital <= 0:
+        raise ConfigError(f"--capital must be positive, got {capital}.")
+    check_volume_limit(volume_limit, "--volume-limit")
+    return {
+        "initial_capital": capital,
+        "commission": commission,
+        "slippage": slippage,
+        "allow_short": allow_short,
+        "volume_limit": volume_limit,
+        "fill_at": options.parse_fill_at(fill_at),
+    }
+
+
+def write_table(console: Console, table: Any, export: Path | None) -> None:
+    """The whole table to ``export`` (*.csv or *.parquet), if asked for."""
+    if export is None:
+        return
+    from copilot_quant.journal.export import write_frame
+
+    written = write_frame(table, export)
+    console.print(f"Table written to [bold]{escape(str(written))}[/]")
+
+
+def run_title(what: str, names: list[str], start: str | None, end: str | None) -> str:
+    """``what on AAPL, MSFT, 2005-01-01 to 2012-12-31`` for a report's title."""
+    title = f"{what} on {', '.join(names)}"
+    if start or end:
+        title += f", {start or 'first bar'} to {end or 'last bar'}"
+    return title
+
+
 # ------------------------------------------------------------------------------------------- output
 def _cell(value: Any, name: str) -> str:
     from copilot_quant.backtest.sweep_report import format_cell  # here: `copilot-quant --help` stays fast
@@ -223,8 +288,8 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     per_task: int = typer.Option(
         1,
         "--per-task",
-        help="Combinations per Dask task: raise it when single runs take less than about 100 x the "
-        "scheduler's per-task overhead divided by the workers (see benchmarks/bench_sweep.py).",
+        help="Combinations per Dask task: raise it when one run takes less than the per-task overhead "
+        "(1-5 ms) times the number of workers (see benchmarks/bench_sweep.py's capacity plan).",
     ),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
@@ -245,7 +310,6 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 ) -> None:
     """Backtest a strategy for every combination of -g values and rank them (with an honest holdout)."""
     from copilot_quant.backtest.cluster import ship_code_of
-    from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.backtest.sweep import parameter_grid, run_sweep
     from copilot_quant.data.providers import provider_from_spec
 
@@ -253,24 +317,11 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     with friendly_errors():
         spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
         options.check_dates(start, end)
-        if holdout_from is not None:
-            _check_holdout(holdout_from)
-        if walk_forward_folds is not None and holdout_from is not None:
-            raise ConfigError("--walk-forward makes its own holdouts; drop --holdout-from")
-        if rolling and walk_forward_folds is None:
-            raise ConfigError("--rolling only applies with --walk-forward N")
-        if capital <= 0:
-            raise ConfigError(f"--capital must be positive, got {capital}.")
-        check_volume_limit(volume_limit, "--volume-limit")
-        fill_mode = options.parse_fill_at(fill_at)
-        if export is not None:
-            check_export(export)
-        if report is not None:
-            options.check_report_name(report)
-        if top < 1:
-            raise ConfigError(f"--top must be at least 1, got {top}.")
+        _check_search(holdout_from, walk_forward_folds, rolling)
+        check_outputs(export, report, top)
         if per_task < 1:
             raise ConfigError(f"--per-task must be at least 1, got {per_task}.")
+        engine_options = engine_settings(capital, commission, slippage, fill_at, allow_short, volume_limit)
         where = compute.resolve(jobs, scheduler, serial)
         compute.quiet_dask_logs()
         fixed = parse_params(params)
@@ -298,14 +349,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             "end_date": end,
             "data_provider": provider_from_spec(data),
             "interval": interval,
-            "engine_options": {
-                "initial_capital": capital,
-                "commission": commission,
-                "slippage": slippage,
-                "allow_short": allow_short,
-                "volume_limit": volume_limit,
-                "fill_at": fill_mode,
-            },
+            "engine_options": engine_options,
             "metric": metric,
             "per_task": per_task,
             **where.kwargs,
@@ -335,15 +379,9 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             _print_sweep(console, sweep, top, hint=holdout_from is None and len(combos) > 1)
             table = sweep.table.reset_index()
             searched = sweep
-        if export is not None:
-            from copilot_quant.journal.export import write_frame
-
-            written = write_frame(table, export)
-            console.print(f"Table written to [bold]{escape(str(written))}[/]")
+        write_table(console, table, export)
         if report is not None:
-            title = f"{format_call(cls, fixed)} on {', '.join(names)}"
-            if start or end:
-                title += f", {start or 'first bar'} to {end or 'last bar'}"
+            title = run_title(format_call(cls, fixed), names, start, end)
             written = _write_report(searched, report, title)
             console.print(f"Report written to [bold]{escape(str(written))}[/]")
 

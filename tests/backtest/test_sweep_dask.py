@@ -6,6 +6,7 @@ Each cluster is a real LocalCluster of worker processes on free ports, closed by
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import dask
@@ -203,6 +204,39 @@ def test_a_task_the_cluster_cannot_run_goes_to_on_failure_and_the_rest_go_on(two
     assert results == [0.0, 0.5, 1.0, "3: three", 2.0, 2.5]
 
 
+def test_a_long_grid_streams_through_a_bounded_window(two_workers):
+    """The task iterable is read only as results come back: never more than a window ahead of them."""
+    consumed = 0
+    ahead: list[int] = []
+
+    def tasks():
+        nonlocal consumed
+        for x in range(300):
+            consumed += 1
+            yield (x,)
+
+    with task_pool(Compute(client=two_workers)) as pool:
+        results = pool.run(
+            abs, tasks(), total=300, on_failure=repr, progress=lambda done, _: ahead.append(consumed - done)
+        )
+    assert results == list(range(300))
+    assert max(ahead) <= 16  # 8 per worker thread: the client holds a few dozen futures, not 300
+
+
+def test_an_interrupted_run_cancels_its_tasks_and_the_client_stays_usable(two_workers):
+    def stop(done, total):
+        raise KeyboardInterrupt  # what Ctrl-C raises in the client while it waits
+
+    with task_pool(Compute(client=two_workers)) as pool:
+        with pytest.raises(KeyboardInterrupt):
+            pool.run(time.sleep, ((2.0,) for _ in range(40)), total=40, on_failure=repr, progress=stop)
+        wait_until = time.monotonic() + 10  # the window's 16 tasks would need 16 s on 2 workers
+        while two_workers.processing() and any(two_workers.processing().values()):
+            assert time.monotonic() < wait_until, "the cancelled tasks kept running"
+            time.sleep(0.05)
+        assert pool.run(abs, ((-x,) for x in range(3)), total=3, on_failure=repr) == [0, 1, 2]
+
+
 def test_the_serial_pool_reads_shared_values_and_reports_failures_the_same_way():
     shared = Shared(10)
     seen: list[tuple[int, int]] = []
@@ -231,6 +265,26 @@ def test_a_strategy_loaded_from_a_file_runs_on_workers_that_cannot_import_it(bar
     spread = _sweep(bars, strategy=cls, client=two_workers)
     assert spread.table["error"].eq("").all(), spread.table["error"].tolist()
     pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
+
+
+def test_a_script_without_a_main_guard_is_told_to_add_one(tmp_path):
+    """Dask's workers import the script again (spawn): unguarded, they cannot start; the error says why."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "from copilot_quant.backtest.sweep import run_sweep\n"
+        "from copilot_quant.data.providers import SampleDataProvider\n"
+        "from copilot_quant.examples.sma_cross import SmaCrossFast\n"
+        "run_sweep(SmaCrossFast, [{'fast_period': 5}], symbols='AAPL', data_provider=SampleDataProvider(), jobs=2)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False
+    )
+    assert done.returncode != 0
+    assert "ConfigError: the local Dask cluster could not start its 2 worker process(es)" in done.stderr
+    assert 'if __name__ == "__main__":' in done.stderr
 
 
 def test_bad_compute_settings_are_named():

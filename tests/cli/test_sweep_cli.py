@@ -226,6 +226,8 @@ def test_scheduler_runs_the_sweep_on_that_cluster_with_the_serial_table(tmp_path
     output, remote = _exported(tmp_path, "remote", "--scheduler", scheduler_address)
     assert f"on the Dask cluster at {scheduler_address}" in output
     pd.testing.assert_frame_equal(serial, remote)
+    _, chunked = _exported(tmp_path, "chunked", "--scheduler", scheduler_address, "--per-task", "3")
+    pd.testing.assert_frame_equal(serial, chunked)
 
 
 def test_the_scheduler_address_can_come_from_dasks_environment_variable(
@@ -246,6 +248,7 @@ def test_the_scheduler_address_can_come_from_dasks_environment_variable(
         (("--serial", "-j", "2"), "drop --jobs 2"),
         (("-j", "0"), "--jobs must be at least 1"),
         (("--scheduler", " "), "--scheduler is empty"),
+        (("--per-task", "0"), "--per-task must be at least 1"),
     ],
 )
 def test_contradictory_places_to_run_exit_2(where, message):
