@@ -610,8 +610,16 @@ class LiveStrategyEngine:
         self.safety.watch(path)
 
     def _claims(self) -> dict[str, dict[str, float]]:
-        """Each strategy's positions by its own book (worker thread; the kill switch splits by them)."""
-        return {s.name: {sym: p.quantity for sym, p in s.book.positions().items()} for s in self._slots}
+        """Each strategy's positions by its own book (the kill switch splits by them). A kill from another
+        thread may read a book while the worker books a fill into it: then it reads again."""
+        for _ in range(10):
+            try:
+                return {
+                    s.name: {sym: p.quantity for sym, p in s.book.positions().items()} for s in self._slots
+                }
+            except RuntimeError:  # "dictionary changed size during iteration"
+                continue
+        return {}
 
     def _on_journal_failure(self, error: JournalError) -> None:
         self.safety.on_journal_failure(error)
