@@ -100,10 +100,20 @@ class AccountState:
         #: The closes of the bar being decided on.
         self.marks = BarMarks()
 
-    def open_ledger(self) -> AccountLedger:
-        """Start the ledger from IB's cash and positions as last read (call :meth:`refresh` first)."""
-        cash = self.cash if math.isfinite(self.cash) else 0.0
-        self.ledger = AccountLedger(cash, self.positions.values())
+    def open_ledger(
+        self, held: Mapping[str, float] | None = None, cash: float | None = None
+    ) -> AccountLedger:
+        """Start the ledger from IB's cash and positions as last read (call :meth:`refresh` first).
+
+        ``held``/``cash``: what IB answered the reconciliation just now, which wins over the cached
+        snapshot (IB's position and account pushes may still be on the way right after connecting); the
+        snapshot still gives each position's cost and last price.
+        """
+        start_cash = self.cash if math.isfinite(self.cash) else (cash if cash is not None else 0.0)
+        positions = dict(self.positions)
+        if held is not None:
+            positions = {s: _with_quantity(positions.get(s), s, q) for s, q in held.items() if q}
+        self.ledger = AccountLedger(start_cash, positions.values())
         return self.ledger
 
     def strategy_cash(self) -> float:
@@ -128,6 +138,14 @@ class AccountState:
     @property
     def known_value(self) -> float | None:
         return self.value if math.isfinite(self.value) else None
+
+
+def _with_quantity(position: Position | None, symbol: str, quantity: float) -> Position:
+    if position is None:
+        return Position(symbol, quantity=quantity)
+    snap = position.snapshot()
+    snap.quantity = quantity
+    return snap
 
 
 class StrategyView:

@@ -1,54 +1,35 @@
-"""``LiveStrategyEngine``: run an unchanged backtest :class:`Strategy` against IB (paper or live).
+"""``LiveStrategyEngine``: run unchanged backtest strategies against IB (paper or live), on one account.
 
-Timing model, in one sentence: the strategy's ``on_data(timestamp, data)`` is called once per newly
+Timing model, in one sentence: each strategy's ``on_data(timestamp, data)`` is called once per newly
 *completed* bar — a bar whose close time has passed on the broker's clock — with the lookback history plus
 every live bar up to and including that one (never a later one), in exactly the backtest's shape (flat
 ``Open, High, Low, Close, Volume`` for one symbol, ``(Metric, Symbol)`` columns for several, tz-aware UTC
 index and ``timestamp``); the orders it returns go to IB immediately and fill at the prices IB reports.
+Cancels and working orders follow :mod:`copilot_quant.backtest.strategy`'s live contract.
 
-Cancelling: ``strategy.cancel(order_or_id)`` (from ``on_data`` or ``on_fill``) sends the cancel to IB at
-once, before it returns, from the worker thread; the order becomes ``CANCELLED`` ("cancelled by the
-strategy", journaled) when IB confirms, normally well before the next bar. If IB executed the order
-first, IB refuses the cancel and the fill reaches ``on_fill`` as usual: the order ends ``FILLED``. A
-cancel that cannot be sent (connection down) is retried once the connection is back. An order held back
-while the market is closed (``outside_hours='hold'``) is cancelled without reaching IB.
-``strategy.open_orders()`` lists the strategy's orders of this run still working and not being
-cancelled, in submission order. Orders of an earlier run that reconciliation found still working at IB
-are tracked (fills, statuses, the kill switch) and, if a strategy of the same name sent them, listed
-there and cancellable by it.
-
-Architecture (``copilot_quant.live``): the engine wires its parts — the :class:`BarClock` (when a bar is
-complete and final), one :class:`StrategySlot` per strategy (its orders and cancels), the
-:class:`OrderRouter` (market hours → risk → journal intent → broker), the :class:`Reconciler` (a state
-machine; no order goes out until the books are reconciled), :class:`Safety` (kill switch, kill files,
-liveness, competing session: one ``halted``), the :class:`AccountState` a strategy sees through its view,
-and named events (:class:`EngineEvents`). It owns one :class:`~copilot_quant.brokers.connection.IBConnection`
-(one socket, one client id) shared by its :class:`LiveDataFeedAdapter` and :class:`LiveBrokerAdapter`.
-ib_async runs on the connection's loop thread; the strategy runs on the engine's own worker thread, which
-sleeps on an event (woken by new bars, fills, or every ``update_interval`` seconds) — so ``stop()`` is
-prompt and the user's thread is free (the guide's ``time.sleep(60)`` loop works).
+The engine wires the parts of :mod:`copilot_quant.live` (bar clock, strategy slots, order router,
+reconciler, safety, account view, fills, events, worker) around one
+:class:`~copilot_quant.brokers.connection.IBConnection` (one socket, one client id) shared by its
+:class:`LiveDataFeedAdapter` and :class:`LiveBrokerAdapter`. ib_async runs on the connection's loop
+thread; the strategies run on the engine's worker thread — so ``stop()`` is prompt and the user's thread
+is free (the guide's ``time.sleep(60)`` loop works).
 
 Threading contract: public methods may be called from any thread (not from strategy callbacks, which run
 on the worker thread, except ``stop()``). ``strategy.on_data``, ``on_fill``, ``on_stop`` and ``finalize``
 all run on the worker thread, never concurrently with each other.
 
 Errors: an exception in a strategy hook, an order rejection or an order error never stops the engine; each
-is logged and appended to :attr:`errors`, a list (slice it as usual) of the last ``max_errors`` entries
-``{'timestamp': datetime, 'error': str, 'type': str}``; ``total_errors`` counts all. An order refused
-because trading is halted (kill switch, liveness guard, competing session) is not an error: the halt was
-reported once (``alert``/``halt``/``kill_switch`` events, logged at ERROR); each refused order is one
-WARNING line and is journaled as rejected with the reason.
+is logged and appended to :attr:`errors` (the last ``max_errors`` ``{'timestamp', 'error', 'type'}``
+dicts); ``total_errors`` counts all. An order refused because trading is halted is not an error: the halt
+was reported once (``alert``/``halt``/``kill_switch`` events); each refused order is one WARNING line and
+is journaled as rejected with the reason.
 
-Trust (journal and safety rails): :meth:`start` opens the account's durable
-:class:`~copilot_quant.journal.TradeJournal` and reconciles it with IB before trading; so does the worker
-after every reconnect, retrying a failed reconciliation until it succeeds (no order goes out meanwhile).
-Each order passes the :class:`~copilot_quant.risk.RiskManager` (limits, kill switch, liveness), is
-journaled as an intent *before* it is sent, carries its journal ref as IB ``orderRef`` (so it is never
-sent twice, whatever crashes), and every status, fill, commission and error is journaled; a fill reaches
-``on_fill`` only if the journal did not hold its ``execId`` yet (exactly once, across restarts). A failed
-journal write engages the kill switch. Engine events (start, reconcile, alert, halt, resume, kill_switch,
-stop) are journaled, kept in :attr:`events`, emitted on ``engine.on.event`` and sent to
-:meth:`register_event_callback`.
+Trust: :meth:`start` opens the account's durable :class:`~copilot_quant.journal.TradeJournal` and
+reconciles it with IB before trading, as the worker does after every reconnect (retrying until it
+succeeds; no order goes out meanwhile). Each order passes the :class:`~copilot_quant.risk.RiskManager`, is
+journaled as an intent *before* it is sent and carries its journal ref as IB ``orderRef`` (never sent
+twice, whatever crashes); a fill reaches ``on_fill`` once, across restarts. A failed journal write engages
+the kill switch. Engine events are journaled, kept in :attr:`events` and emitted on ``engine.on.event``.
 """
 
 from __future__ import annotations
@@ -65,7 +46,7 @@ from typing import Any
 
 import pandas as pd
 
-from copilot_quant.backtest.books import allocate_capital, check_capital
+from copilot_quant.backtest.books import check_capital
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.brokers.config import check_live_confirmed, live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
@@ -78,37 +59,28 @@ from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.errors import (
     BrokerError,
     ConfigError,
-    CopilotQuantError,
     JournalError,
     NotConnectedError,
     StrategyError,
 )
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
-from copilot_quant.live.account_view import AccountState, StrategyView
-from copilot_quant.live.bar_clock import BarClock
-from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog, RecentList
-from copilot_quant.live.fills import FillDispatcher
-from copilot_quant.live.flatten import flatten_strategies
-from copilot_quant.live.holdings import opening_books
-from copilot_quant.live.order_router import OrderRouter
-from copilot_quant.live.reconciler import Reconciler
-from copilot_quant.live.safety import Safety
+from copilot_quant.live.account_view import StrategyView
+from copilot_quant.live.events import RecentList
+from copilot_quant.live.holdings import open_books
+from copilot_quant.live.on_stop import flatten_strategies, leave_orders
 from copilot_quant.live.strategy_slot import StrategySlot
-from copilot_quant.live.summary import strategy_summaries
+from copilot_quant.live.summary import account_summary, strategy_summaries
+from copilot_quant.live.wiring import EngineHooks, EngineOptions, build_parts
 from copilot_quant.model.orders import Fill, Order, continue_order_ids_after
-from copilot_quant.risk import KillSwitch, LivenessGuard, RiskLimits, RiskManager
+from copilot_quant.risk import KillSwitch, RiskLimits
 
 __all__ = ["LiveStrategyEngine"]
 
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, str], Any]
-#: How often (seconds) a sleeping worker checks the kill-switch file and the liveness guard.
-_RAIL_POLL_S = 1.0
 #: The longest a stop with ``flatten_on_stop`` waits for the closing fills (at least ``fill_timeout``).
 _FLATTEN_WAIT_S = 10.0
-#: The longest the worker waits for IB's position update after fills before the next ``on_data``.
-_POSITION_SYNC_S = 0.5
 
 
 class LiveStrategyEngine:
@@ -176,25 +148,18 @@ class LiveStrategyEngine:
         kill_switch_file: str | Path | None = None,
     ) -> None:
         check_live_confirmed(paper_trading, confirm_live)
-        if risk_limits is not None and not isinstance(risk_limits, RiskLimits):
-            raise ConfigError(f"risk_limits must be a RiskLimits, got {type(risk_limits).__name__}")
-        if not update_interval or update_interval <= 0:
-            raise ConfigError(
-                f"update_interval must be a positive number of seconds, got {update_interval!r}"
-            )
-        if max_logged_errors is not None and max_logged_errors < 0:
-            raise ConfigError(
-                f"max_logged_errors must be 0 or more (or None for all), got {max_logged_errors}"
-            )
-        try:
-            outside = OutsideHours(str(outside_hours).lower())
-        except ValueError:
-            raise ConfigError(
-                f"outside_hours={outside_hours!r} is not one of 'allow', 'hold', 'reject'"
-            ) from None
+        options = EngineOptions.checked(
+            update_interval=update_interval,
+            outside_hours=outside_hours,
+            risk_limits=risk_limits,
+            max_errors=max_errors,
+            max_logged_errors=max_logged_errors,
+            max_disconnect_s=max_disconnect_s,
+            max_stale_data_s=max_stale_data_s,
+            kill_switch_file=kill_switch_file,
+        )
         settings = resolve_connection(paper_trading, host, port, client_id, use_gateway)
         self.paper_trading = paper_trading
-        self.update_interval = float(update_interval)
         self.enable_reconnect = enable_reconnect
         self.cancel_on_stop = cancel_on_stop
         self.flatten_on_stop = bool(flatten_on_stop)
@@ -210,84 +175,39 @@ class LiveStrategyEngine:
             connection=self.connection,
             fill_timeout=fill_timeout,
         )
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self.data_feed.bars_changed = self._wake  # bar updates wake the worker directly
-
-        #: The engine's named events (eventkit): ``on.event(kind, detail)``, ``on.error(kind, message)``.
-        self.on = EngineEvents()
-        self._errors = ErrorLog(self.on, max_errors, max_logged_errors)
         self._journal_arg = journal
         self.journal: TradeJournal | None = journal if isinstance(journal, TradeJournal) else None
         self._owns_journal = False
-        self._events = EventLog(self.on, lambda: self.journal, self._on_journal_failure)
-        self.clock = BarClock(self.data_feed)
-        self.account = AccountState()
-        liveness = LivenessGuard(max_disconnect_s, max_stale_data_s)
-        self.risk = RiskManager(risk_limits, liveness=liveness)
-        self.kill_switch: KillSwitch = self.risk.kill_switch
-        self.safety = Safety(
-            connection=self.connection,
-            broker=self.broker,
-            risk=self.risk,
-            liveness=liveness,
-            clock=self.clock,
-            events=self._events,
-            errors=self._errors,
-            journal=lambda: self.journal,
-            wake=self._wake,
-            running=lambda: self._running,
-            kill_switch_file=Path(kill_switch_file) if kill_switch_file is not None else None,
-            claims=self._claims,
-        )
-        self.router = OrderRouter(
-            broker=self.broker,
-            feed=self.data_feed,
-            risk=self.risk,
-            safety=self.safety,
-            clock=self.clock,
-            account=self.account,
-            errors=self._errors,
-            journal=lambda: self.journal,
-            outside_hours=outside,
-            reconciled=lambda: self.reconciler.reconciled,
-            stopping=self._stop,
-        )
         self._slots: list[StrategySlot] = []
-        self.dispatcher = FillDispatcher(
-            broker=self.broker,
-            journal=lambda: self.journal,
-            account=self.account,
-            errors=self._errors,
-            wake=self._wake,
-            slots=lambda: self._slots,
-        )
-        self.reconciler = Reconciler(
-            connection=self.connection,
-            broker=self.broker,
-            journal=lambda: self.journal,
-            events=self._events,
-            errors=self._errors,
-            deliver=self.dispatcher.recovered,
-            adopted=self._adopted,
-        )
-        self.bars_processed = 0
         self.symbols: list[str] = []
         self.data_interval = "1d"
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._running = False
         self._finished = True
-        self._timer_fired = False
-        self._polled_only = False
-
-        self.broker.register_fill_callback(self.dispatcher.live)
+        hooks = EngineHooks(
+            journal=lambda: self.journal,
+            running=lambda: self._running,
+            slots=lambda: self._slots,
+            claims=self._claims,
+            adopted=self._adopted,
+            refresh_account=self._refresh_account,
+            on_journal_failure=self._on_journal_failure,
+            finish=self._finish,
+        )
+        parts = build_parts(self.connection, self.data_feed, self.broker, options, hooks)
+        self._wake, self._stop = parts.wake, parts.stop
+        #: The engine's named events (eventkit): ``on.event(kind, detail)``, ``on.error(kind, message)``.
+        self.on = parts.on
+        self._errors, self._events = parts.errors, parts.events
+        self.clock, self.account = parts.clock, parts.account
+        self.risk = parts.risk
+        self.kill_switch: KillSwitch = parts.risk.kill_switch
+        self.safety, self.router, self.dispatcher = parts.safety, parts.router, parts.fills
+        self.reconciler, self.worker = parts.reconciler, parts.worker
         self.broker.register_error_callback(self._on_order_error)
-        self.broker.register_journal_failure_callback(self._on_journal_failure)
-        self.connection.machine.state_changed += self.safety.on_connection_change
         self.connection.machine.state_changed += self._on_connection_change
         self.connection.restored += self._on_restored
-        self.connection.ib_error += self.safety.on_ib_message
 
     # ------------------------------------------------------------------ read-only state
     @property
@@ -309,6 +229,16 @@ class LiveStrategyEngine:
     def _sleeves(self) -> bool:
         """Whether each strategy reads its own sleeve (several strategies, or a capital given)."""
         return len(self._slots) > 1 or any(s.capital is not None for s in self._slots)
+
+    @property
+    def update_interval(self) -> float:
+        """The longest the worker sleeps between checks for completed bars (seconds)."""
+        return self.worker.update_interval
+
+    @property
+    def bars_processed(self) -> int:
+        """Bars delivered to the strategies so far."""
+        return self.worker.bars_processed
 
     @property
     def errors(self) -> RecentList[dict[str, Any]]:
@@ -487,7 +417,7 @@ class LiveStrategyEngine:
         self._wake.clear()
         self._running = True
         self._finished = False
-        self._thread = threading.Thread(target=self._run, name="copilot-quant-engine", daemon=True)
+        self._thread = threading.Thread(target=self.worker.run, name="copilot-quant-engine", daemon=True)
         self._thread.start()
         log.info(
             "started %s on %s (%s bars)",
@@ -501,16 +431,7 @@ class LiveStrategyEngine:
         """Open the account's ledger from IB and each strategy's book from its journaled fills, and say
         what the account holds and whose it is."""
         self._refresh_account()
-        ledger = self.account.open_ledger()
-        names = [s.name for s in self._slots]
-        books, lines = opening_books(self.journal, names, ledger.positions)
-        value = self.account.known_value
-        capitals = allocate_capital(
-            value if value is not None else ledger.cash, [s.capital for s in self._slots], names
-        )
-        for slot, capital in zip(self._slots, capitals, strict=True):
-            slot.book = books[slot.name]
-            slot.book.capital = capital
+        lines = open_books(self._slots, self.account, self.journal, self.reconciler.last_state)
         self.dispatcher.booking = True
         for line in lines:
             log.info("%s", line)
@@ -573,7 +494,7 @@ class LiveStrategyEngine:
                 flatten_strategies(self._slots, self.broker, self.journal, wait)
                 self.broker.flush_fills()
                 self._drain_fills()  # the closing fills reach the books and on_fill before on_stop
-            left = self._leave_orders()
+            left = leave_orders(self.broker, self.cancel_on_stop)
             try:
                 self.data_feed.unsubscribe(self.symbols)
                 self.data_feed.stop_bar_streams()
@@ -602,24 +523,6 @@ class LiveStrategyEngine:
                 self.journal = None
         log.info("engine stopped: %s", why)
 
-    def _leave_orders(self) -> str:
-        """Cancel the working orders if asked to; say which ones stay working at IB (they can still fill)."""
-        working = self.broker.get_open_orders()
-        if self.cancel_on_stop and working:
-            for order in working:
-                self.broker.cancel_order(order, reason="engine stopped (cancel_on_stop=True)")
-            return f"; cancel sent for {len(working)} working order(s)"
-        if not working:
-            return ""
-        listed = ", ".join(
-            f"{o.order_id} {o.side} {o.remaining_quantity:g} {o.symbol} {o.order_type} ({o.time_in_force})"
-            for o in working
-        )
-        return (
-            f"; {len(working)} order(s) still working at IB and may fill without the engine: {listed} — "
-            "cancel them in TWS, or run with cancel_on_stop/--flatten-on-stop"
-        )
-
     def install_signal_handlers(self, *, kill: bool = False, flatten: bool = False) -> None:
         """Stop and disconnect cleanly on SIGINT/SIGTERM (main thread only), then re-raise KeyboardInterrupt.
 
@@ -635,133 +538,6 @@ class LiveStrategyEngine:
 
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
-
-    # ------------------------------------------------------------------ worker
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                self._drain_fills()
-                if self._polled_only:
-                    # A safety poll, not a wake-up: only the rails are checked, no bars, no account refresh.
-                    self.safety.check_kill_files()
-                    self.safety.check_liveness()
-                    self._timer_fired = self._sleep()
-                    continue
-                self.safety.poll()
-                if self.connection.state is ConnectionState.STOPPED:
-                    self._record_error(
-                        "connection to IB lost and not reconnecting; engine stopped", "connection"
-                    )
-                    break
-                if self.connection.state is ConnectionState.CONNECTED:
-                    self._guarded_step()
-                self._timer_fired = self._sleep()
-        finally:
-            self._finish("worker exited")
-
-    def _guarded_step(self) -> None:
-        """One step of the worker; whatever goes wrong is recorded, never ends the loop."""
-        try:
-            if not self.reconciler.run_due():
-                return  # no bar, no order until the books are reconciled (retried with backoff)
-            self._step()
-        except JournalError as exc:
-            self._on_journal_failure(exc)
-        except CopilotQuantError as exc:
-            self._record_error(str(exc), "engine")
-        except (TimeoutError, ConnectionError) as exc:
-            self._record_error(f"{type(exc).__name__}: {exc}", "connection")
-        except Exception as exc:  # the worker's last line of defence: log, count, keep running
-            log.exception("unexpected error in the engine loop")
-            self._record_error(f"{type(exc).__name__}: {exc}", "engine")
-
-    def _sleep(self) -> bool:
-        """Sleep until woken or ``update_interval`` passes (then True); poll the rails every second.
-
-        A pending settle re-check (see :meth:`BarClock.completed`) shortens the sleep and counts as the timer.
-        """
-        deadline = time.monotonic() + self.update_interval
-        if self.clock.recheck_at is not None:
-            deadline = min(deadline, self.clock.recheck_at)
-        retry_at = self.reconciler.retry_at
-        if retry_at is not None:
-            deadline = min(deadline, retry_at)
-        self._polled_only = False
-        while not self._stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self.clock.recheck_at = None
-                return True
-            if self._wake.wait(min(left, _RAIL_POLL_S)):
-                self._wake.clear()
-                return False
-            if self.safety.need_attention():
-                self._polled_only = True
-                return False
-        return False
-
-    def _step(self) -> None:
-        now = self.clock.now_ns(fresh=self._timer_fired)
-        self._timer_fired = False
-        for slot in self._slots:
-            if slot.unsent_cancels:
-                slot.retry_cancels(self.broker)
-            if slot.held:
-                self.router.release_held(slot, pd.Timestamp(now, tz="UTC"))
-        new = self.clock.completed(now)
-        if len(new) == 0:
-            self._refresh_account()
-            return
-        # One DataFrame per step, built once: pandas calls cost ~0.2 ms each on a cold CPU between bars,
-        # so the path from a bar to its orders decides on int64 stamps and touches pandas only here.
-        data = self.clock.window(int(new[-1]))
-        positions = pd.DatetimeIndex(data.index).asi8 if len(new) > 1 else None
-        for k, stamp_ns in enumerate(new):
-            if self._stop.is_set():
-                return
-            stamp = pd.Timestamp(int(stamp_ns), tz="UTC")
-            # As in a backtest, the fills that happened before this bar closed reach on_fill before
-            # on_data, and the account view already includes them.
-            self.broker.flush_fills()
-            if self._drain_fills():
-                self.broker.await_positions(_POSITION_SYNC_S)
-                self._refresh_account()
-            if positions is None or k == len(new) - 1:
-                window = data
-            else:
-                window = data.iloc[: int(positions.searchsorted(stamp_ns, side="right"))]
-            self.account.marks.set(window, self.symbols)
-            self._deliver(stamp, window)
-            self.clock.last_bar = stamp
-            self._drain_fills()
-        self._refresh_account()  # after the orders: the account view is off the tick-to-order path
-
-    def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
-        self.bars_processed += 1
-        for slot in self._slots:
-            self._deliver_to(slot, stamp, window)
-
-    def _deliver_to(self, slot: StrategySlot, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
-        try:
-            orders = slot.strategy.on_data(stamp, window)
-        except Exception as exc:
-            self._errors.strategy_failed(
-                slot.name, exc, f"{type(exc).__name__}: {exc}", f"in on_data at {stamp}"
-            )
-            return
-        if orders is None:
-            return
-        if not isinstance(orders, list | tuple) or not all(isinstance(o, Order) for o in orders):
-            self._record_error(
-                f"on_data must return a list of Order objects or None, got {type(orders).__name__}",
-                "strategy",
-            )
-            return
-        for order in orders:
-            if order.timestamp is None:  # as in a backtest: the bar the order was decided on
-                order.timestamp = stamp.to_pydatetime()
-            slot.add(order)
-            self.router.submit(slot, order, stamp)
 
     def _strategy_cancel(self, slot: StrategySlot, order: Order | str) -> None:
         slot.cancel(order, self.broker)
@@ -836,8 +612,16 @@ class LiveStrategyEngine:
         self.safety.watch(path)
 
     def _claims(self) -> dict[str, dict[str, float]]:
-        """Each strategy's positions by its own book (worker thread; the kill switch splits by them)."""
-        return {s.name: {sym: p.quantity for sym, p in s.book.positions().items()} for s in self._slots}
+        """Each strategy's positions by its own book (the kill switch splits by them). A kill from another
+        thread may read a book while the worker books a fill into it: then it reads again."""
+        for _ in range(10):
+            try:
+                return {
+                    s.name: {sym: p.quantity for sym, p in s.book.positions().items()} for s in self._slots
+                }
+            except RuntimeError:  # "dictionary changed size during iteration"
+                continue
+        return {}
 
     def _on_journal_failure(self, error: JournalError) -> None:
         self.safety.on_journal_failure(error)
@@ -872,18 +656,15 @@ class LiveStrategyEngine:
 
     def get_performance_summary(self) -> dict[str, Any]:
         """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values:
-        the account combined (as IB reports it), and ``strategies``: each strategy's own positions, fills,
-        commissions, realized P&L, P&L at the last bar, open orders and errors (see
-        :mod:`copilot_quant.live.summary`)."""
+        the account combined (as IB reports it), and ``strategies``: each strategy's own capital, positions,
+        fills, commissions, P&L, open orders and errors (see :mod:`copilot_quant.live.summary`)."""
         if self.is_connected():
             self._refresh_account()
         account = self.account
         return {
             "strategy": self.strategy.name if self.strategy is not None else None,
             "strategies": strategy_summaries(self._slots, account.marks, self._errors.by_strategy),
-            "account_value": float(account.value),
-            "cash_balance": float(account.cash),
-            "positions": {s: p.quantity for s, p in account.positions.items()},
+            **account_summary(account),
             "total_fills": len(self.fills),
             "total_errors": self.total_errors,
             "bars_processed": self.bars_processed,

@@ -10,13 +10,42 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from copilot_quant.backtest.books import allocate_capital
+from copilot_quant.brokers.reconciliation import BrokerState
 from copilot_quant.journal import TradeJournal
+from copilot_quant.live.account_view import AccountState
+from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.model.book import StrategyBook
 from copilot_quant.model.orders import Position
 
-__all__ = ["describe_holdings", "opening_books"]
+__all__ = ["describe_holdings", "open_books", "opening_books"]
 
 _EPS = 1e-9
+
+
+def open_books(
+    slots: Sequence[StrategySlot],
+    account: AccountState,
+    journal: TradeJournal | None,
+    broker: BrokerState | None = None,
+) -> list[str]:
+    """At start: open the account's ledger (from IB: ``broker`` is what it answered the reconciliation)
+    and each strategy's book (from its journaled fills, with its capital share of the account's value);
+    returns what the account holds."""
+    if broker is not None:
+        ledger = account.open_ledger(broker.positions, broker.cash)
+    else:
+        ledger = account.open_ledger()
+    names = [s.name for s in slots]
+    books, lines = opening_books(journal, names, ledger.positions)
+    value = account.known_value
+    capitals = allocate_capital(
+        value if value is not None else ledger.cash, [s.capital for s in slots], names
+    )
+    for slot, capital in zip(slots, capitals, strict=True):
+        slot.book = books[slot.name]
+        slot.book.capital = capital
+    return lines
 
 
 def opening_books(

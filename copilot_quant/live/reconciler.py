@@ -30,7 +30,7 @@ from eventkit import Event
 
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
-from copilot_quant.brokers.reconciliation import fetch_broker_state
+from copilot_quant.brokers.reconciliation import BrokerState, fetch_broker_state
 from copilot_quant.brokers.reconnect import Backoff
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
@@ -115,6 +115,8 @@ class Reconciler:
         self._reason = ""
         self.state_changed = Event("state_changed")
         self.last_report: ReconcileReport | None = None
+        #: What IB reported for the last successful reconciliation (positions, cash, orders).
+        self.last_state: BrokerState | None = None
         #: The last report in a trader's words.
         self.last_notes: ReconcileNotes | None = None
         #: Why the last reconciliation failed, or None.
@@ -200,6 +202,7 @@ class Reconciler:
             self._failed(reason, exc)
             raise
         self.last_report = report
+        self.last_state = state
         self.last_failure = None
         self._failures = 0
         notes = reconcile_notes(report, _records(journal, report), _AWAY.get(reason, "since the last check"))

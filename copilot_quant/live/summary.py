@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.strategy_slot import StrategySlot
 
-__all__ = ["strategy_summaries"]
+__all__ = ["account_summary", "strategy_summaries"]
 
 
 def strategy_summaries(
@@ -38,3 +39,12 @@ def strategy_summaries(
             "errors": int(errors.get(slot.name, 0)),
         }
     return out
+
+
+def account_summary(account: AccountState) -> dict[str, Any]:
+    """The account as IB reports it: value, cash and positions ``{symbol: quantity}``."""
+    return {
+        "account_value": float(account.value),
+        "cash_balance": float(account.cash),
+        "positions": {s: p.quantity for s, p in dict(account.positions).items()},
+    }

@@ -1,4 +1,10 @@
-"""``flatten_on_stop``: on stop, each strategy cancels its own working orders and closes its own positions.
+"""What a stop does with the orders and positions at IB.
+
+By default nothing: positions stay open and working orders stay at IB (GTC ones for days), and the stop
+says which orders are still working (:func:`leave_orders`). ``cancel_on_stop`` cancels them.
+
+``flatten_on_stop`` (:func:`flatten_strategies`): each strategy cancels its own working orders and closes
+its own positions.
 
 Only what the strategy's book holds is closed (its fills, and those the journal says it left), with
 market orders tagged with its name — never the account's other positions. The orders skip the risk check
@@ -20,7 +26,7 @@ from copilot_quant.journal import TradeJournal
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.model.orders import Order, OrderSide, OrderStatus, OrderType
 
-__all__ = ["flatten_strategies"]
+__all__ = ["flatten_strategies", "leave_orders"]
 
 log = logging.getLogger(__name__)
 
@@ -83,4 +89,23 @@ def _closing_order(symbol: str, held: float) -> Order:
         side=OrderSide.SELL if held > 0 else OrderSide.BUY,
         allow_fractional=not float(held).is_integer(),
         tag="flatten_on_stop",
+    )
+
+
+def leave_orders(broker: LiveBrokerAdapter, cancel: bool) -> str:
+    """Cancel the working orders if ``cancel``; else say which ones stay working at IB (they can still fill)."""
+    working = broker.get_open_orders()
+    if cancel and working:
+        for order in working:
+            broker.cancel_order(order, reason="engine stopped (cancel_on_stop=True)")
+        return f"; cancel sent for {len(working)} working order(s)"
+    if not working:
+        return ""
+    listed = ", ".join(
+        f"{o.order_id} {o.side} {o.remaining_quantity:g} {o.symbol} {o.order_type} ({o.time_in_force})"
+        for o in working
+    )
+    return (
+        f"; {len(working)} order(s) still working at IB and may fill without the engine: {listed} — "
+        "cancel them in TWS, or run with cancel_on_stop/--flatten-on-stop"
     )
