@@ -175,7 +175,8 @@ def test_a_read_only_journal_halts_trading_and_sends_nothing(make_engine, gatewa
     assert engine.halted is not None
     assert not gateway.broker.open_orders()
     assert not gateway.broker.completed_orders()
-    assert "kill_switch" in [e["kind"] for e in engine.events]
+    # the event follows the engagement on the engine's thread: wait for it rather than race it
+    assert wait_until(lambda: "kill_switch" in [e["kind"] for e in engine.events])
     engine.disconnect()
     assert _journal_states(journal_file(journal_dir)) == []  # nothing half-written
     assert_books_agree(gateway, journal_file(journal_dir), strategy.fills)
