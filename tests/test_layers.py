@@ -139,3 +139,32 @@ def test_the_guides_import_paths_name_the_same_objects_as_model() -> None:
 def test_the_simulated_gateway_builds_on_model_and_data_only() -> None:
     allowed = ("model", "errors", "data", "gateway")
     assert _violations("gateway", lambda name: _subpackage(name) in allowed) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "must_not_import"),
+    [
+        # the core keeps the books and hands news to its publisher; only the publisher knows the handlers
+        ("gateway/core.py", "copilot_quant.gateway.handlers"),
+        # the fault switches see a gateway through the narrow FaultTarget protocol
+        ("gateway/faults.py", "copilot_quant.gateway.server"),
+    ],
+)
+def test_the_gateways_former_import_circles_stay_broken(module: str, must_not_import: str) -> None:
+    imports = project_imports(PACKAGE / module)
+    assert not [n for n in imports if n == must_not_import or n.startswith(must_not_import + ".")]
+
+
+def test_no_two_cli_modules_import_each_other() -> None:
+    # (parity and sweep once imported backtest's private helpers while backtest imported parity)
+    imports = {path.stem: project_imports(path) for path in _files("cli")}
+
+    def uses(a: str, b: str) -> bool:
+        return any(
+            n == f"copilot_quant.cli.{b}" or n.startswith(f"copilot_quant.cli.{b}.") for n in imports[a]
+        )
+
+    circles = sorted(
+        {tuple(sorted((a, b))) for a in imports for b in imports if a != b and uses(a, b) and uses(b, a)}
+    )
+    assert circles == []

@@ -1,8 +1,10 @@
 """The gateway's shared state, owned by its event loop: contracts, market, history, broker, sessions.
 
-Sessions register here by client id; the market and the broker report here, and the core fans their
-news out to the sessions that asked for it (order news only to the placing client, account news to every
-subscriber). Everything runs on the gateway's single event-loop thread, so nothing here takes locks.
+Sessions register here by client id; the market and the broker report here. The core keeps the books
+(the broker sees every price first) and hands the news to its :class:`Publisher`, which encodes it for the
+sessions that asked for it (order news only to the placing client, account news to every subscriber): the
+protocol side lives in :mod:`copilot_quant.gateway.publisher`, so the core imports no handler. Everything
+runs on the gateway's single event-loop thread, so nothing here takes locks.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -22,10 +24,6 @@ from copilot_quant.gateway.contracts import (
     always_open_hours,
     session_hours,
 )
-from copilot_quant.gateway.handlers.account import push_marks
-from copilot_quant.gateway.handlers.historical import publish_bar
-from copilot_quant.gateway.handlers.market_data import publish_real_time_bar, publish_tick
-from copilot_quant.gateway.handlers.orders import route_broker_event
 from copilot_quant.gateway.history import HistoryService
 from copilot_quant.gateway.market import Bar, MarketReplay, PricePoint, Quote
 from copilot_quant.gateway.messages.errors import Code
@@ -37,12 +35,25 @@ if TYPE_CHECKING:
     from copilot_quant.gateway.broker import SimBroker
     from copilot_quant.gateway.session import Session
 
-__all__ = ["GatewayCore"]
+__all__ = ["GatewayCore", "Publisher"]
 
 logger = logging.getLogger(__name__)
 
 #: Informational farm messages real TWS sends right after a client connects.
 CONNECT_FARM_CODES = (Code.MARKET_FARM_OK, Code.HMDS_FARM_OK, Code.SECDEF_FARM_OK)
+
+
+class Publisher(Protocol):
+    """Where the core's news goes to reach the sessions (the server sets
+    :class:`~copilot_quant.gateway.publisher.SessionPublisher`)."""
+
+    def tick(self, point: PricePoint, quote: Quote) -> None: ...
+
+    def bar(self, bar: Bar) -> None: ...
+
+    def step(self) -> None: ...
+
+    def broker_event(self, event: object) -> None: ...
 
 
 class GatewayCore:
@@ -101,6 +112,8 @@ class GatewayCore:
         self.account_pushed_at: dict[int, float] = {}
         self.sessions: dict[int, Session] = {}
         self.pending: set[Session] = set()
+        #: Encodes the news for the sessions; None until the server sets one (then nothing is sent).
+        self.publisher: Publisher | None = None
         # Extra listeners (tests, benchmarks) on what the market and the broker report.
         self.on_tick_hooks: list[Callable[[PricePoint, Quote], None]] = []
         self.market.tick_listeners.append(self._on_tick)
@@ -182,22 +195,22 @@ class GatewayCore:
             gap=point.gap,
             bar_volume=point.bar_volume,
         )
-        for session in list(self.sessions.values()):
-            publish_tick(session, point, quote)
+        if self.publisher is not None:
+            self.publisher.tick(point, quote)
         for hook in list(self.on_tick_hooks):
             hook(point, quote)
 
     def _on_bar(self, bar: Bar) -> None:
-        for session in list(self.sessions.values()):
-            publish_real_time_bar(session, bar)
-            publish_bar(session, bar)
+        if self.publisher is not None:
+            self.publisher.bar(bar)
 
     def _on_step(self, now: pd.Timestamp, session_closed: bool) -> None:
 
         if session_closed:
             self.broker.end_session(now.to_pydatetime())
-        push_marks(self)
+        if self.publisher is not None:
+            self.publisher.step()
 
     def _on_broker_event(self, event: object) -> None:
-
-        route_broker_event(self, event)
+        if self.publisher is not None:
+            self.publisher.broker_event(event)

@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from copilot_quant.errors import ConfigError, GatewayError
 from copilot_quant.gateway.messages.market_data import market_data_type
@@ -46,9 +46,9 @@ from copilot_quant.gateway.messages.orders import order_status
 
 if TYPE_CHECKING:
     from copilot_quant.gateway.broker import SimBroker
-    from copilot_quant.gateway.server import GatewayServer
+    from copilot_quant.gateway.core import GatewayCore
 
-__all__ = ["BROADCAST_CODES", "FaultInjector"]
+__all__ = ["BROADCAST_CODES", "FaultInjector", "FaultTarget"]
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +89,41 @@ PERMISSION_TEXTS: dict[int, tuple[str, int | None]] = {
 _STATUS_FIELD, _WHY_HELD_FIELD = 2, 10
 
 
+class FaultTarget(Protocol):
+    """What the fault switches need of a gateway (:class:`~copilot_quant.gateway.server.GatewayServer`
+    is one): its state, its loop, and its listening socket. Faults never import the server."""
+
+    @property
+    def core(self) -> GatewayCore: ...
+
+    @property
+    def broker(self) -> SimBroker: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    def call(self, fn: Any, *args: Any) -> Any: ...
+
+    def drop_sessions(self) -> int: ...
+
+    async def listen(self) -> None: ...
+
+    async def close_listener(self) -> None: ...
+
+    async def move_listener(self, port: int = 0) -> int: ...
+
+    def reject_next_order(self, reason: str = "Simulated rejection") -> None: ...
+
+    def withhold_executions(self, withhold: bool = True) -> None: ...
+
+
 class FaultInjector:
     """The fault switches of one :class:`GatewayServer` (also reachable as methods on the server)."""
 
-    def __init__(self, server: GatewayServer) -> None:
+    def __init__(self, server: FaultTarget) -> None:
         self._server = server
         self._timers: list[asyncio.TimerHandle] = []
 

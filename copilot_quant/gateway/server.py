@@ -45,6 +45,7 @@ from copilot_quant.gateway.broker import SimBroker
 from copilot_quant.gateway.clock import SimClock
 from copilot_quant.gateway.core import GatewayCore
 from copilot_quant.gateway.faults import FaultInjector
+from copilot_quant.gateway.publisher import SessionPublisher
 from copilot_quant.gateway.session import Session
 from copilot_quant.model.costs import CommissionModel, SlippageModel
 from copilot_quant.model.participation import check_volume_limit
@@ -205,6 +206,7 @@ class GatewayServer:
             wall_clock=config.clock == "wall",
             hours=config.hours,
         )
+        self.core.publisher = SessionPublisher(self.core)
         self._check_start(start)
         self._note_generated_symbols()
         self.broker.price_source = self._quoted_price
