@@ -162,7 +162,7 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         None, "--report", "-r", help="Write the table as an HTML page (*.html)."
     ),
     capital: float = options.capital_option(" of each run"),
-    commission: float = options.commission_option(),
+    commission: str = options.commission_option(),
     slippage: float = options.slippage_option(),
     fill_at: str = options.fill_at_option(),
     interval: str = options.interval_option(),
@@ -183,6 +183,7 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     with friendly_errors():
         tokens, names = _split(strategies, symbols)
         options.check_dates(start, end)
+        costs = options.parse_commission(commission)
         if metric not in RANKING_METRICS:
             raise ConfigError(f"cannot rank by {metric!r}; choose one of {', '.join(RANKING_METRICS)}")
         if capital <= 0:
@@ -217,7 +218,7 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 interval=interval,
                 engine_options={
                     "initial_capital": capital,
-                    "commission": commission,
+                    "commission": costs,
                     "slippage": slippage,
                     "allow_short": allow_short,
                     "volume_limit": volume_limit,

@@ -236,7 +236,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         "the out-of-sample equity and the folds.",
     ),
     capital: float = options.capital_option(" of each run"),
-    commission: float = options.commission_option(),
+    commission: str = options.commission_option(),
     slippage: float = options.slippage_option(),
     fill_at: str = options.fill_at_option(),
     interval: str = options.interval_option(),
@@ -253,6 +253,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     with friendly_errors():
         spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
         options.check_dates(start, end)
+        costs = options.parse_commission(commission)
         if holdout_from is not None:
             _check_holdout(holdout_from)
         if walk_forward_folds is not None and holdout_from is not None:
@@ -300,7 +301,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             "interval": interval,
             "engine_options": {
                 "initial_capital": capital,
-                "commission": commission,
+                "commission": costs,
                 "slippage": slippage,
                 "allow_short": allow_short,
                 "volume_limit": volume_limit,
