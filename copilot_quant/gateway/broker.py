@@ -539,6 +539,11 @@ class SimBroker:
         return self._account.pnl_single(symbol_or_con_id.upper())
 
     @property
+    def costs(self) -> CostMeter:
+        """The account's cost meter: the commission model and the month's traded volume."""
+        return self._costs
+
+    @property
     def account(self) -> Account:
         """The books (read them; only the broker changes them)."""
         return self._account

@@ -10,6 +10,7 @@ from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.gateway.broker import CommissionReported, SimBroker
 from copilot_quant.gateway.contracts import ContractInfo, ContractRequest
 from copilot_quant.gateway.orders import PlaceOrderRequest
+from copilot_quant.model.costs import PerShareCommission
 from copilot_quant.model.orders import Order, OrderSide
 from copilot_quant.model.tiered import TieredCommission
 
@@ -105,3 +106,14 @@ def test_a_backtest_fill_carries_its_fees_apart():
     assert fill.commission == pytest.approx(costs.total)
     assert fill.fees == pytest.approx(costs.fees)
     assert broker.cash == pytest.approx(1e6 - sum(f.commission for f in broker.fills))
+
+
+def test_the_gateway_config_takes_a_commission_name():
+    from copilot_quant.errors import ConfigError
+    from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+
+    server = GatewayServer(GatewayConfig(port=0, data="sample", commission="ibkr-tiered"))
+    assert server.broker.costs.model == TieredCommission()
+    assert GatewayServer(GatewayConfig(port=0, data="sample")).broker.costs.model == PerShareCommission()
+    with pytest.raises(ConfigError, match="ibkr-tiered"):
+        GatewayConfig(port=0, commission="tiered").validate()
