@@ -859,9 +859,7 @@ class SimBroker:
         self._ids = IdAllocator(dict(state.last_order_id), state.last_perm_id, state.last_exec_seq, tag)
         self._executions = list(state.executions)
         # the month's traded volume (tiered pricing) is what the saved executions add up to
-        self._costs.replay(
-            (self._aware(e.time), e.shares) for e in sorted(self._executions, key=lambda e: e.time)
-        )
+        self._costs.replay(sorted((self._aware(e.time), e.shares) for e in self._executions))
         self.resumed_market_time = state.market_time
         self._orders = {r.key: r for r in state.orders}
         triggered = set(state.triggered)
