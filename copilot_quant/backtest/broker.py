@@ -202,7 +202,7 @@ class SimpleBroker(IBroker):
             filled_before=order.filled_quantity,
             avg_price_before=order.avg_fill_price,
         )
-        commission = costs.commission + costs.fees
+        commission = costs.total
         reason = self._refusal(order, fill_price, commission, quantity)
         if reason is not None:
             self.reject(order, reason)
