@@ -24,8 +24,9 @@ def _backtest(*args: str):
     )
 
 
-def test_a_backtest_with_ibkr_tiered_shows_the_fees_apart():
-    result = _backtest("--commission", "ibkr-tiered")
+def test_a_backtest_with_ibkr_tiered_shows_the_fees_apart(tmp_path: Path):
+    report = tmp_path / "tiered.html"
+    result = _backtest("--commission", "ibkr-tiered", "--report", str(report))
     assert result.exit_code == 0, result.output
     direct = run_backtest(
         SimpleMovingAverage(), ["AAPL"], start="2005-01-01", end="2008-12-31", commission=TieredCommission()
@@ -35,6 +36,9 @@ def test_a_backtest_with_ibkr_tiered_shows_the_fees_apart():
     assert "Fees in commission" in result.stdout
     assert format_metric("total_fees", stats["total_fees"]) in result.stdout
     assert format_metric("total_commission", stats["total_commission"]) in result.stdout
+    page = report.read_text(encoding="utf-8")
+    assert "Fees in commission" in page
+    assert "of which fees" in page  # the per-symbol table's column
     log = direct.get_trade_log()
     assert log["fees"].sum() == pytest.approx(stats["total_fees"])
 
