@@ -31,6 +31,8 @@ basis for a given calendar month." Its worked example sells 30,000,000 shares in
 as "First 300,000 Shares: $1,050; Next 2,700,000: 5,400; Next 17,000,000: 25,500; Next 10,000,000:
 10,000", so one order crossing a tier boundary pays each share at the tier it falls in. The month is the
 calendar month in the exchange's time zone (see :class:`~copilot_quant.model.cost_meter.CostMeter`).
+(IB's knowledge base says its European and Asian tiers are computed once a day, taking effect the next
+trading day; the US examples page above says "at the time of the trade", which is what this model does.)
 
 The minimum and the 1 % cap apply to IB's commission of the whole order; the pass-through fees are computed
 on that (capped) commission; the TAF cap applies per order (one trade). Rates change (the SEC fee twice a
