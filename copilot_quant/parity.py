@@ -489,7 +489,7 @@ def run_parity(
     strategy_kwargs: Mapping[str, Any] | None = None,
     data: str | IDataFeed = "sample",
     capital: float = 100_000.0,
-    commission: float | CommissionModel | None = 0.001,
+    commission: float | str | CommissionModel | None = 0.001,
     slippage: float | SlippageModel | None = 0.0005,
     interval: str = "1d",
     step_timeout: float = 20.0,

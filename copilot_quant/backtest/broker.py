@@ -7,9 +7,13 @@ It implements :class:`~copilot_quant.backtest.interfaces.IBroker`, so the guide'
 
 Rules:
 
-* **Costs** come from :mod:`copilot_quant.backtest.costs`: a plain rate (the guide's ``0.001``) or any
-  model, e.g. :class:`~copilot_quant.backtest.costs.PerShareCommission` (IBKR Fixed). Slippage moves
-  market and triggered-stop prices against the order; limit prices get none.
+* **Costs** come from :mod:`copilot_quant.backtest.costs`: a plain rate (the guide's ``0.001``), a name
+  (``'ibkr-tiered'``, ``'ibkr-fixed'``) or any model, e.g.
+  :class:`~copilot_quant.backtest.costs.PerShareCommission` (IBKR Fixed) or
+  :class:`~copilot_quant.model.tiered.TieredCommission` (IBKR Tiered, priced by the month's volume, which
+  this broker's own :class:`~copilot_quant.model.cost_meter.CostMeter` counts). A fill's ``commission``
+  is all it cost; ``fees`` is the third-party part of it. Slippage moves market and triggered-stop
+  prices against the order; limit prices get none.
 * **Buying power.** A buy whose ``price × quantity + commission`` exceeds cash is *rejected*: the
   order's status becomes ``REJECTED`` with a ``reject_reason`` and it stays in :attr:`orders`. Buying
   back (part of) a short never needs cash, so risk can always be closed. There is no leverage: cash
@@ -37,11 +41,11 @@ from typing import cast
 
 from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.errors import ConfigError
+from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import (
     CommissionModel,
     SlippageModel,
     commission_model,
-    execution_commission,
     slippage_model,
 )
 from copilot_quant.model.fill_rules import match_order
@@ -59,7 +63,8 @@ class SimpleBroker(IBroker):
 
     Args:
         initial_capital: starting cash (> 0).
-        commission: a rate (``0.001`` = 0.1 % of notional) or a ``CommissionModel``.
+        commission: a rate (``0.001`` = 0.1 % of notional), ``'ibkr-tiered'``/``'ibkr-fixed'`` or a
+            ``CommissionModel``.
         slippage: a rate (``0.0005`` = 0.05 %) or a ``SlippageModel``.
         allow_short: whether sells may exceed the position held.
     """
@@ -67,7 +72,7 @@ class SimpleBroker(IBroker):
     def __init__(
         self,
         initial_capital: float = 100_000.0,
-        commission: float | CommissionModel | None = 0.001,
+        commission: float | str | CommissionModel | None = 0.001,
         slippage: float | SlippageModel | None = 0.0005,
         allow_short: bool = True,
     ) -> None:
@@ -75,7 +80,7 @@ class SimpleBroker(IBroker):
         if not math.isfinite(capital) or capital <= 0:
             raise ConfigError(f"initial_capital must be a positive amount, got {initial_capital!r}")
         self.initial_capital = capital
-        self.commission_model: CommissionModel = commission_model(commission)
+        self._costs = CostMeter(commission_model(commission))
         self.slippage_model: SlippageModel = slippage_model(slippage)
         self.allow_short = bool(allow_short)
         self._cash = capital
@@ -85,6 +90,19 @@ class SimpleBroker(IBroker):
         #: Every fill, in order.
         self.fills: list[Fill] = []
         self._recorded: set[str | None] = set()
+
+    @property
+    def commission_model(self) -> CommissionModel:
+        return self._costs.model
+
+    @commission_model.setter
+    def commission_model(self, model: CommissionModel) -> None:
+        self._costs = CostMeter(commission_model(model))  # a new model starts its own month's count
+
+    @property
+    def costs(self) -> CostMeter:
+        """This account's cost meter (the month's traded volume, for tiered pricing)."""
+        return self._costs
 
     # ------------------------------------------------------------------ IBroker
     def execute_order(self, order: Order, current_price: float, timestamp: datetime) -> Fill | None:
@@ -176,14 +194,21 @@ class SimpleBroker(IBroker):
             raise ValueError(
                 f"cannot fill {quantity!r} of order {order.order_id}: {remaining:g} of it is left to fill"
             )
-        commission = execution_commission(
-            self.commission_model, fill_price, quantity, order.filled_quantity, order.avg_fill_price
+        costs = self._costs.quote(
+            fill_price,
+            quantity,
+            side,
+            timestamp,
+            filled_before=order.filled_quantity,
+            avg_price_before=order.avg_fill_price,
         )
+        commission = costs.total
         reason = self._refusal(order, fill_price, commission, quantity)
         if reason is not None:
             self.reject(order, reason)
             return None
-        fill = Fill(order, fill_price, quantity, commission, timestamp)
+        self._costs.record(quantity, timestamp)
+        fill = Fill(order, fill_price, quantity, commission, timestamp, fees=costs.fees)
         signed = quantity if side is OrderSide.BUY else -quantity
         # the same arithmetic as Fill.net_proceeds, inlined: this runs once per trade on the fast path
         self._cash += -signed * fill_price - commission

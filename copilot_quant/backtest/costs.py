@@ -6,6 +6,7 @@ the same objects.
 
 from copilot_quant.model.costs import (
     CommissionModel,
+    CostBreakdown,
     FixedSlippage,
     NoSlippage,
     PercentCommission,
@@ -17,15 +18,19 @@ from copilot_quant.model.costs import (
     execution_commission,
     slippage_model,
 )
+from copilot_quant.model.tiered import TieredCommission, TieredRates
 
 __all__ = [
     "CommissionModel",
+    "CostBreakdown",
     "FixedSlippage",
     "NoSlippage",
     "PerShareCommission",
     "PercentCommission",
     "PercentSlippage",
     "SlippageModel",
+    "TieredCommission",
+    "TieredRates",
     "ZeroCommission",
     "commission_model",
     "execution_commission",

@@ -112,7 +112,8 @@ class BacktestEngine:
     Args:
         initial_capital: starting cash.
         data_provider: any :class:`~copilot_quant.backtest.interfaces.IDataFeed`.
-        commission: a rate (``0.001`` = 0.1 %) or a commission model (e.g. ``PerShareCommission()``).
+        commission: a rate (``0.001`` = 0.1 %), ``'ibkr-tiered'`` / ``'ibkr-fixed'``, or a commission model
+            (e.g. ``PerShareCommission()``, ``TieredCommission()``).
         slippage: a rate (``0.0005`` = 0.05 %) or a slippage model.
         fill_at: ``'next_open'`` (default) or ``'close'``.
         allow_short: whether sells may exceed the position held.
@@ -128,7 +129,7 @@ class BacktestEngine:
         self,
         initial_capital: float = 100_000.0,
         data_provider: IDataFeed | None = None,
-        commission: float | CommissionModel | None = 0.001,
+        commission: float | str | CommissionModel | None = 0.001,
         slippage: float | SlippageModel | None = 0.0005,
         *,
         fill_at: str = "next_open",

@@ -34,6 +34,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "profit_factor",
     "exposure",
     "total_commission",
+    "total_fees",
 )
 
 #: The same list under its older name (they were two lists that had drifted apart).
@@ -58,6 +59,7 @@ _LABELS: dict[str, str] = {
     "profit_factor": "Profit factor",
     "exposure": "Exposure",
     "total_commission": "Commission paid",
+    "total_fees": "Fees in commission",
     "open_trades": "Open trades",
     "final_value": "Final value",
 }
@@ -78,7 +80,7 @@ PERCENT_KEYS = frozenset(
 )
 
 _COUNTS = frozenset({"total_trades", "open_trades", "total_fills", "bars", "rejected_orders"})
-_MONEY = frozenset({"total_commission", "final_value", "initial_capital", "avg_trade_pnl"})
+_MONEY = frozenset({"total_commission", "total_fees", "final_value", "initial_capital", "avg_trade_pnl"})
 
 
 def metric_label(key: str) -> str:

@@ -55,6 +55,7 @@ TRADE_LOG_COLUMNS: tuple[str, ...] = (
     "quantity",
     "price",
     "commission",
+    "fees",
     "total_cost",
     "order_id",
     "order_type",
@@ -190,6 +191,7 @@ class BacktestResult:
                 "quantity": f.fill_quantity,
                 "price": f.fill_price,
                 "commission": f.commission,
+                "fees": f.fees,
                 "total_cost": f.total_cost,
                 "order_id": f.order.order_id,
                 "order_type": str(f.order.order_type),
@@ -200,7 +202,13 @@ class BacktestResult:
         if frame.empty:
             frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
             return frame.astype(
-                {"quantity": "float64", "price": "float64", "commission": "float64", "total_cost": "float64"}
+                {
+                    "quantity": "float64",
+                    "price": "float64",
+                    "commission": "float64",
+                    "fees": "float64",
+                    "total_cost": "float64",
+                }
             )
         return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
@@ -334,6 +342,7 @@ class BacktestResult:
             "open_trades": int(trades["is_open"].sum()),
             "avg_trade_pnl": float(closed.mean()) if len(closed) else _NaN,
             "total_commission": float(sum(f.commission for f in self.fills)),
+            "total_fees": float(sum(f.fees for f in self.fills)),
             "total_fills": len(self.fills),
             "rejected_orders": sum(1 for o in self.orders if str(o.status) == "rejected"),
             "initial_capital": float(self.initial_capital),

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from copilot_quant.backtest.order_outcomes import RunOrders
     from copilot_quant.backtest.results import BacktestResult
     from copilot_quant.backtest.strategy import Strategy
+    from copilot_quant.model.costs import CommissionModel
 
 __all__ = [
     "DEMO_LIVE_RANGE",
@@ -180,7 +181,7 @@ def run_backtest(
     end: str | None,
     data: str = "sample",
     capital: float = 100_000.0,
-    commission: float = 0.001,
+    commission: float | str | CommissionModel = 0.001,
     slippage: float = 0.0005,
     fill_at: str = "next_open",
     interval: str = "1d",
@@ -220,7 +221,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     end: str | None = options.end_option(),
     data: str = options.data_option(),
     capital: float = options.capital_option(),
-    commission: float = options.commission_option(),
+    commission: str = options.commission_option(),
     slippage: float = options.slippage_option(),
     fill_at: str = options.fill_at_option(),
     interval: str = options.interval_option(),
@@ -238,6 +239,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     with friendly_errors():
         spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
         options.check_dates(start, end)
+        costs = options.parse_commission(commission)
         options.parse_fill_at(fill_at)
         check_volume_limit(volume_limit, "--volume-limit")
         options.check_report_name(report)
@@ -251,7 +253,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
             end=end,
             data=data,
             capital=capital,
-            commission=commission,
+            commission=costs,
             slippage=slippage,
             fill_at=fill_at,
             interval=interval,

@@ -162,7 +162,7 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         None, "--report", "-r", help="Write the table as an HTML page (*.html)."
     ),
     capital: float = options.capital_option(" of each run"),
-    commission: float = options.commission_option(),
+    commission: str = options.commission_option(),
     slippage: float = options.slippage_option(),
     fill_at: str = options.fill_at_option(),
     interval: str = options.interval_option(),

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR, code_for
-from copilot_quant.cli.options import parse_symbols
+from copilot_quant.cli.options import parse_commission, parse_symbols
 from copilot_quant.cli.reporting import print_error
 from copilot_quant.cli.words import bar_time
 from copilot_quant.errors import CopilotQuantError
@@ -78,6 +78,13 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
         help="JSON file keeping account, orders, fills and the market clock across restarts.",
     ),
     partial_fill_size: float = typer.Option(0.0, help="Fill at most this many shares per price (0 = all)."),
+    commission: str = typer.Option(
+        "ibkr-fixed",
+        "--commission",
+        help="Commissions the account pays: ibkr-fixed ($0.005/share, $1 minimum), ibkr-tiered (IBKR Pro "
+        "Tiered: volume tiers plus pass-through fees; commissionReport carries the total) or a rate of the "
+        "traded value (0.001 = 0.1 %).",
+    ),
     volume_limit: float | None = typer.Option(
         None,
         "--volume-limit",
@@ -120,6 +127,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             start=start or None,
             state_file=state or None,
             partial_fill_size=partial_fill_size or None,
+            commission=parse_commission(commission),
             volume_limit=volume_limit,
             pacing=pacing,
             live_account=live_account,

@@ -28,6 +28,7 @@ __all__ = [
     "interval_option",
     "is_ticker",
     "parse_benchmark",
+    "parse_commission",
     "parse_fill_at",
     "parse_symbols",
     "slippage_option",
@@ -75,8 +76,25 @@ def capital_option(whose: str = "") -> Any:
     return typer.Option(100_000.0, "--capital", help=f"Initial cash{whose}.")
 
 
-def commission_option() -> Any:
-    return typer.Option(0.001, "--commission", help="Commission rate per fill (0.001 = 0.1 %).")
+COMMISSION_HELP = (
+    "Commissions: ibkr-tiered (IBKR Pro Tiered: volume tiers plus pass-through fees), ibkr-fixed "
+    "($0.005/share, $1 minimum) or a rate of the traded value (0.001 = 0.1 %)."
+)
+
+
+def commission_option(default: str = "0.001") -> Any:
+    return typer.Option(default, "--commission", help=COMMISSION_HELP)
+
+
+def parse_commission(text: str) -> Any:
+    """``--commission`` as a commission model: ``ibkr-tiered``, ``ibkr-fixed`` or a rate such as ``0.001``."""
+    from copilot_quant.errors import ConfigError
+    from copilot_quant.model.costs import commission_model
+
+    try:
+        return commission_model(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--commission {text!r}: {exc}") from None
 
 
 def slippage_option() -> Any:

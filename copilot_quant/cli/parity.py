@@ -169,7 +169,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     end: str = options.end_option(required=True),
     data: str = options.data_option(),
     capital: float = options.capital_option(" of both runs"),
-    commission: float = options.commission_option(),
+    commission: str = options.commission_option(),
     slippage: float = options.slippage_option(),
     volume_limit: float | None = options.volume_limit_option(),
     params: list[str] = param_option(),
@@ -183,6 +183,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     with friendly_errors():
         spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
         options.check_dates(start, end)
+        costs = options.parse_commission(commission)
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         check_volume_limit(volume_limit, "--volume-limit")
@@ -198,7 +199,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 strategy_kwargs=loaded.params,
                 data=data,
                 capital=capital,
-                commission=commission,
+                commission=costs,
                 slippage=slippage,
                 volume_limit=volume_limit,
             )

@@ -181,7 +181,7 @@ def check_outputs(export: Path | None, report: Path | None, top: int) -> None:
 
 def engine_settings(  # noqa: PLR0917 - one argument per command-line option
     capital: float,
-    commission: float,
+    commission: str,
     slippage: float,
     fill_at: str,
     allow_short: bool,
@@ -195,7 +195,7 @@ def engine_settings(  # noqa: PLR0917 - one argument per command-line option
     check_volume_limit(volume_limit, "--volume-limit")
     return {
         "initial_capital": capital,
-        "commission": commission,
+        "commission": options.parse_commission(commission),
         "slippage": slippage,
         "allow_short": allow_short,
         "volume_limit": volume_limit,
@@ -301,7 +301,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         "the out-of-sample equity and the folds.",
     ),
     capital: float = options.capital_option(" of each run"),
-    commission: float = options.commission_option(),
+    commission: str = options.commission_option(),
     slippage: float = options.slippage_option(),
     fill_at: str = options.fill_at_option(),
     interval: str = options.interval_option(),

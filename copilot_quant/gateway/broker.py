@@ -59,12 +59,12 @@ from copilot_quant.gateway.orders import (
     new_exec_id_tag,
 )
 from copilot_quant.gateway.state import BrokerState, load_state, save_state
+from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import (
     CommissionModel,
     NoSlippage,
     PerShareCommission,
     SlippageModel,
-    execution_commission,
 )
 from copilot_quant.model.participation import is_whole
 
@@ -153,7 +153,9 @@ class SimBroker:
     Args:
         account: the account id (paper ids start with ``DU``; see ``live_account``).
         cash: starting cash in USD (ignored when a state file is loaded).
-        commission: commission model per execution (IBKR Fixed by default).
+        commission: commission model per execution (IBKR Fixed by default; IBKR Tiered prices by the month's
+            volume, counted by this account's own meter and rebuilt from the saved executions on restart).
+            The commissionReport carries the total: IB's commission plus the third-party fees.
         slippage: slippage model for market and triggered stop orders.
         partial_fill_size: fill at most this many shares per order per price update (None = all at once).
         volume_limit: fill at most this fraction of each bar's volume per symbol, summed over its orders
@@ -183,7 +185,7 @@ class SimBroker:
             account = account_id_for(account, live_account=True)
         self.events: Event = Event("broker_events")
         self._clock = clock or _utc_now
-        self._commission: CommissionModel = commission or PerShareCommission()
+        self._costs = CostMeter(commission or PerShareCommission())
         self._engine = MatchingEngine(slippage or NoSlippage(), partial_fill_size, volume_limit)
         self._account = Account(account, cash, leverage=leverage)
         self._ids = IdAllocator(exec_tag=new_exec_id_tag())
@@ -541,6 +543,11 @@ class SimBroker:
         return self._account.pnl_single(symbol_or_con_id.upper())
 
     @property
+    def costs(self) -> CostMeter:
+        """The account's cost meter: the commission model and the month's traded volume."""
+        return self._costs
+
+    @property
     def account(self) -> Account:
         """The books (read them; only the broker changes them)."""
         return self._account
@@ -550,8 +557,12 @@ class SimBroker:
         action = IbAction(req.action.upper()) if req.action.upper() in IbAction.__members__ else IbAction.BUY
         price = self._reference_price(req, contract) or 0.0
         qty = req.total_quantity if math.isfinite(req.total_quantity) else 0.0
-        commission = self._commission.commission(price, qty) if price > 0 and qty > 0 else 0.0
+        commission = self._quote(price, qty, action) if price > 0 and qty > 0 else 0.0
         return self._account.margin_impact(contract.symbol, qty * action.side.sign, price, commission)
+
+    def _quote(self, price: float, quantity: float, action: IbAction) -> float:
+        """What a whole order would cost now (for buying power and what-if), not recording anything."""
+        return self._costs.quote(price, quantity, action.side, self._aware(self._clock())).total
 
     # ----- internals: lifecycle -------------------------------------------------------------------
     def _new_record(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder:
@@ -623,8 +634,9 @@ class SimBroker:
         price = self._reference_price(req, contract)
         if price is None:
             return None  # a market order before any price is known: it fills at the next price, unchecked
-        sign = 1 if req.action.upper() == "BUY" else -1
-        commission = self._commission.commission(price, req.total_quantity)
+        action = IbAction.BUY if req.action.upper() == "BUY" else IbAction.SELL
+        sign = action.side.sign
+        commission = self._quote(price, req.total_quantity, action)
         impact = self._account.margin_impact(contract.symbol, sign * req.total_quantity, price, commission)
         needed = impact.init_change + commission
         if impact.init_change > 0 and needed > self._account.available_funds + 1e-9:
@@ -732,7 +744,15 @@ class SimBroker:
         old_qty = self._account.quantity(record.contract.symbol)
         opening = old_qty == 0 or (old_qty > 0) == (signed > 0)
         # one minimum per order, however it is split (as IB does): each execution pays what it adds
-        commission = execution_commission(self._commission, price, qty, record.filled, record.avg_fill_price)
+        costs = self._costs.charge(
+            price,
+            qty,
+            record.action.side,
+            self._aware(when),
+            filled_before=record.filled,
+            avg_price_before=record.avg_fill_price,
+        )
+        commission = costs.total
         realized = self._account.apply_fill(record.contract, signed, price, commission)
         filled = record.filled + qty
         avg = (record.avg_fill_price * record.filled + price * qty) / filled
@@ -852,6 +872,8 @@ class SimBroker:
             tag = new_exec_id_tag()
         self._ids = IdAllocator(dict(state.last_order_id), state.last_perm_id, state.last_exec_seq, tag)
         self._executions = list(state.executions)
+        # the month's traded volume (tiered pricing) is what the saved executions add up to
+        self._costs.replay(sorted((self._aware(e.time), e.shares) for e in self._executions))
         self.resumed_market_time = state.market_time
         self._orders = {r.key: r for r in state.orders}
         triggered = set(state.triggered)

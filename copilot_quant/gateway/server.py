@@ -47,7 +47,7 @@ from copilot_quant.gateway.core import GatewayCore
 from copilot_quant.gateway.faults import FaultInjector
 from copilot_quant.gateway.publisher import SessionPublisher
 from copilot_quant.gateway.session import Session
-from copilot_quant.model.costs import CommissionModel, SlippageModel
+from copilot_quant.model.costs import CommissionModel, SlippageModel, commission_model
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
 
@@ -81,6 +81,7 @@ class GatewayConfig:
         seed: seed of the random walk after the data ends.
         commission, slippage, partial_fill_size, state_file: passed to :class:`SimBroker` (the same
             commission and slippage model objects a backtest uses give backtest–live parity of costs).
+            ``commission`` may also be a name, ``'ibkr-fixed'`` (the default) or ``'ibkr-tiered'``, or a rate.
         volume_limit: fill at most this fraction of each replayed bar's volume per symbol, summed over
             its orders (0 < x <= 1; None = no limit) — the backtest's ``volume_limit``, same rule. Replay
             only.
@@ -102,7 +103,7 @@ class GatewayConfig:
     start: Any = None
     spread: float = 0.0
     seed: int = 0
-    commission: CommissionModel | None = None
+    commission: CommissionModel | str | float | None = None
     slippage: SlippageModel | None = None
     partial_fill_size: float | None = None
     volume_limit: float | None = None
@@ -123,6 +124,8 @@ class GatewayConfig:
                 f"partial_fill_size must be a positive number of shares, got {self.partial_fill_size}."
             )
         self.volume_limit = check_volume_limit(self.volume_limit)
+        if self.commission is not None and not isinstance(self.commission, CommissionModel):
+            self.commission = commission_model(self.commission)  # a name or a rate; ConfigError if neither
         if not 1 <= self.max_clients <= 1000:
             raise ConfigError(f"max_clients must be 1..1000, got {self.max_clients}.")
         self._validate_clock()
@@ -182,7 +185,7 @@ class GatewayServer:
         self.broker = SimBroker(
             account=config.account,
             cash=config.cash,
-            commission=config.commission,
+            commission=None if config.commission is None else commission_model(config.commission),
             slippage=config.slippage,
             partial_fill_size=config.partial_fill_size,
             volume_limit=config.volume_limit,

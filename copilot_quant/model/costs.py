@@ -9,6 +9,11 @@ Using the *same* objects on both sides is what makes backtest and paper results 
 * :class:`FixedSlippage` — market orders fill a fixed amount per share worse.
 * :func:`execution_commission` — what one execution of a partly filled order pays (IB prices an order's
   executions together: one minimum per order).
+* :class:`DetailedCommissionModel` — the richer, optional side of the interface: a model that needs the
+  order's side and the month's traded volume (IBKR Tiered, :mod:`copilot_quant.model.tiered`) prices a
+  whole order as a :class:`CostBreakdown` (IB's commission vs third-party fees). Brokers call it through a
+  :class:`~copilot_quant.model.cost_meter.CostMeter`, which keeps the month's volume; plain models
+  (``commission(price, quantity)`` only) keep working unchanged, with no fees.
 
 Slippage applies to market orders (and to stop orders once triggered, which become market orders);
 limit orders fill at their limit or better and get no slippage.
@@ -24,7 +29,10 @@ from copilot_quant.errors import ConfigError
 from copilot_quant.model.orders import OrderSide
 
 __all__ = [
+    "COMMISSION_NAMES",
     "CommissionModel",
+    "CostBreakdown",
+    "DetailedCommissionModel",
     "FixedSlippage",
     "NoSlippage",
     "PerShareCommission",
@@ -34,6 +42,7 @@ __all__ = [
     "ZeroCommission",
     "commission_model",
     "execution_commission",
+    "execution_costs",
     "slippage_model",
 ]
 
@@ -42,6 +51,35 @@ __all__ = [
 class CommissionModel(Protocol):
     def commission(self, price: float, quantity: float) -> float:
         """Commission for a fill of ``quantity`` (positive) at ``price``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    """What an execution (or a whole order) costs: the broker's ``commission`` and the third-party ``fees``
+    it passes through (clearing, exchange, regulatory). IB's commissionReport carries the :attr:`total`."""
+
+    commission: float = 0.0
+    fees: float = 0.0
+
+    @property
+    def total(self) -> float:
+        return self.commission + self.fees
+
+
+@runtime_checkable
+class DetailedCommissionModel(CommissionModel, Protocol):
+    """A commission model that needs the side and the month's volume (e.g. IBKR Tiered).
+
+    ``commission(price, quantity)`` must still answer (an estimate: a buy at the month's first share),
+    so such a model works wherever a plain one does.
+    """
+
+    def order_costs(
+        self, price: float, quantity: float, side: OrderSide, month_volume: float
+    ) -> CostBreakdown:
+        """Costs of a whole order of ``quantity`` shares at average ``price``, when the month's traded
+        volume before the order was ``month_volume`` shares."""
         ...
 
 
@@ -169,13 +207,53 @@ def execution_commission(
     return max(float(model.commission(average, total) - before), 0.0)
 
 
-def commission_model(value: float | CommissionModel | None) -> CommissionModel:
-    """Accept the guide's plain rate (``0.001``) or a model object."""
+def execution_costs(
+    model: DetailedCommissionModel,
+    price: float,
+    quantity: float,
+    side: OrderSide,
+    month_volume: float,
+    *,
+    filled_before: float = 0.0,
+    avg_price_before: float = 0.0,
+) -> CostBreakdown:
+    """:func:`execution_commission` for a detailed model: what one execution adds to its order's costs.
+
+    ``month_volume`` is the month's traded volume before this execution; the order's own earlier
+    executions (``filled_before`` shares) are part of it, so the order is priced as if it began at
+    ``month_volume - filled_before``. Executions of one order therefore add up to the whole order's
+    costs (minimum, 1 % cap, per-trade TAF cap each applied once), with each share at the tier the
+    month's volume stood at when it traded.
+    """
+    start = max(month_volume - filled_before, 0.0)
+    if filled_before <= 0:
+        return model.order_costs(price, quantity, side, start)
+    total = filled_before + quantity
+    average = (avg_price_before * filled_before + price * quantity) / total
+    after = model.order_costs(average, total, side, start)
+    before = model.order_costs(avg_price_before, filled_before, side, start)
+    return CostBreakdown(max(after.commission - before.commission, 0.0), max(after.fees - before.fees, 0.0))
+
+
+#: The named models ``commission_model`` (and the CLI's ``--commission``) accept besides a rate.
+COMMISSION_NAMES = ("ibkr-tiered", "ibkr-fixed")
+
+
+def commission_model(value: float | str | CommissionModel | None) -> CommissionModel:
+    """Accept the guide's plain rate (``0.001``), a name (``'ibkr-tiered'``, ``'ibkr-fixed'``; also as a
+    string rate, ``'0.001'``) or a model object."""
     if value is None:
         return ZeroCommission()
     if isinstance(value, CommissionModel):
         return value
-    rate = _rate(value, "commission", "0.001 for 0.1% of the traded value, or a CommissionModel")
+    if isinstance(value, str) and value.strip().lower() in COMMISSION_NAMES:
+        if value.strip().lower() == "ibkr-fixed":
+            return PerShareCommission()
+        from copilot_quant.model.tiered import TieredCommission  # noqa: PLC0415 - it imports this module
+
+        return TieredCommission()
+    example = "0.001 for 0.1% of the traded value, ibkr-tiered, ibkr-fixed, or a CommissionModel"
+    rate = _rate(value, "commission", example)
     return ZeroCommission() if rate == 0 else PercentCommission(rate=rate)
 
 

@@ -272,8 +272,10 @@ class Order:
 class Fill:
     """One execution of (part of) an order, as reported by a broker.
 
-    ``commission`` is in account currency and is never negative. ``fill_quantity`` is positive; the
-    direction comes from ``order.side``. ``net_proceeds`` is the signed change in cash this fill
+    ``commission`` is in account currency and is never negative: everything the fill cost, as IB's
+    commissionReport reports it; ``fees`` is the part of it that third parties charge (clearing, exchange,
+    regulatory fees IB passes through under Tiered pricing; 0 when not known). ``fill_quantity`` is
+    positive; the direction comes from ``order.side``. ``net_proceeds`` is the signed change in cash this fill
     causes (negative for a buy), ``total_cost`` the gross notional plus commission.
     """
 
@@ -283,6 +285,7 @@ class Fill:
     commission: float
     timestamp: datetime
     fill_id: str | None = None
+    fees: float = 0.0
 
     def __post_init__(self) -> None:
         if not (
@@ -297,6 +300,11 @@ class Fill:
             raise OrderValidationError(f"fill_quantity must be positive, got {self.fill_quantity!r}")
         if not math.isfinite(self.commission) or self.commission < 0:
             raise OrderValidationError(f"commission must be zero or positive, got {self.commission!r}")
+        if self.fees and not 0 <= self.fees <= self.commission + 1e-9:
+            raise OrderValidationError(
+                f"fees are the third-party part of the commission: 0 <= fees <= {self.commission!r}, "
+                f"got {self.fees!r}"
+            )
 
     def _coerce_numbers(self) -> None:
         for name in ("fill_price", "fill_quantity", "commission"):

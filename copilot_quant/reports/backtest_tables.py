@@ -36,6 +36,7 @@ SYMBOL_SUMMARY_COLUMNS: tuple[str, ...] = (
     "open_pnl",
     "total_pnl",
     "commission",
+    "fees",
     "turnover",
     "exposure",
     "position",
@@ -72,7 +73,7 @@ def symbol_summary(result: BacktestResult) -> pd.DataFrame:
     Columns (:data:`SYMBOL_SUMMARY_COLUMNS`): ``bars`` with a close, ``fills``, ``closed_trades`` and
     ``open_trades`` (round trips, as in :attr:`~BacktestResult.trades`), ``win_rate`` of the closed ones
     (``nan`` without any), ``realized_pnl`` (closed trades, net of their commissions), ``open_pnl`` (open
-    trades marked to the last close), ``total_pnl``, ``commission`` paid on the fills, ``turnover`` (traded
+    trades marked to the last close), ``total_pnl``, ``commission`` paid on the fills and the third-party ``fees`` in it, ``turnover`` (traded
     notional: the sum of quantity x price over the fills), ``exposure`` (share of the run's bars that ended
     with a position in the symbol) and the final signed ``position``. Over all symbols ``total_pnl`` adds up
     to the run's profit, as far as the equity curve marks positions at the same closes.
@@ -99,6 +100,7 @@ def symbol_summary(result: BacktestResult) -> pd.DataFrame:
             "realized_pnl": closed.sum(),
             "open_pnl": still_open.sum(),
             "commission": by_fill["commission"].sum(),
+            "fees": by_fill["fees"].sum(),
             "turnover": (fills["quantity"] * fills["price"]).abs().groupby(fills["symbol"].astype(str)).sum(),
             "exposure": (holdings.abs() > 1e-9).sum(axis=0) / bars if bars else pd.Series(dtype="float64"),
             "position": signed.groupby(fills["symbol"].astype(str)).sum(),
@@ -107,7 +109,7 @@ def symbol_summary(result: BacktestResult) -> pd.DataFrame:
     )
     counts = ["bars", "fills", "closed_trades", "open_trades"]
     table[counts] = table[counts].fillna(0).astype("int64")
-    money = ["realized_pnl", "open_pnl", "commission", "turnover", "position"]
+    money = ["realized_pnl", "open_pnl", "commission", "fees", "turnover", "position"]
     table[money] = table[money].fillna(0.0).astype("float64")
     table["exposure"] = table["exposure"].astype("float64").fillna(0.0 if bars else math.nan)
     table["win_rate"] = table["win_rate"].astype("float64")
@@ -129,6 +131,7 @@ def symbols_html(result: BacktestResult, summary: pd.DataFrame) -> str:
             "Open P&amp;L",
             "Total P&amp;L",
             "Commission",
+            "of which fees",
             "Turnover",
             "Exposure",
             "Position",
@@ -145,6 +148,7 @@ def symbols_html(result: BacktestResult, summary: pd.DataFrame) -> str:
             f"<td>{r['closed_trades']:,}</td><td>{r['open_trades']:,}</td>"
             f"<td>{format_metric('win_rate', r['win_rate'])}</td>{money(r['realized_pnl'])}"
             f"{money(r['open_pnl'])}{money(r['total_pnl'])}<td>{r['commission']:,.2f}</td>"
+            f"<td>{r['fees']:,.2f}</td>"
             f"<td>{r['turnover']:,.0f}</td><td>{format_metric('exposure', r['exposure'])}</td>"
             f"<td>{position}</td>"
         )
@@ -159,7 +163,7 @@ def symbols_html(result: BacktestResult, summary: pd.DataFrame) -> str:
         **{c: summary[c].sum() for c in ("fills", "closed_trades", "open_trades")},
         **{
             c: float(summary[c].sum())
-            for c in ("realized_pnl", "open_pnl", "total_pnl", "commission", "turnover")
+            for c in ("realized_pnl", "open_pnl", "total_pnl", "commission", "fees", "turnover")
         },
         "bars": len(result.equity_curve),
         "win_rate": stats["win_rate"],

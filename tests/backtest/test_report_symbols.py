@@ -219,8 +219,10 @@ def test_the_page_lists_every_symbol_with_its_numbers(result):
         assert cells[0] == f"{int(row['bars']):,}"
         assert cells[1] == f"{int(row['fills']):,}"
         assert cells[7] == f"{row['total_pnl']:,.2f}"
-        assert cells[9] == f"{row['turnover']:,.0f}"
-        assert cells[10] == f"{row['exposure']:.2%}"
+        assert cells[8] == f"{row['commission']:,.2f}"
+        assert cells[9] == f"{row['fees']:,.2f}"
+        assert cells[10] == f"{row['turnover']:,.0f}"
+        assert cells[11] == f"{row['exposure']:.2%}"
     total = re.search(r'<tr class="total"><th>All symbols</th>(.*?)</tr>', text)
     assert total
     cells = re.findall(r"<td[^>]*>(.*?)</td>", total.group(1))
