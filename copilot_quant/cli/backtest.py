@@ -20,6 +20,7 @@ from its backtest. The codes are those of :mod:`copilot_quant.cli.exit_codes`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +30,9 @@ from rich.markup import escape
 
 from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
-from copilot_quant.cli.reporting import friendly_errors, metrics_table, print_error
-from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
+from copilot_quant.cli.reporting import friendly_errors, metrics_table, print_error, strategies_table
+from copilot_quant.cli.strategy_set import NAMED_SPEC_HELP, load_strategies, print_header, split_specs
+from copilot_quant.cli.strategy_spec import load_strategy_class, param_option
 from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
     from copilot_quant.backtest.order_outcomes import RunOrders
     from copilot_quant.backtest.results import BacktestResult
     from copilot_quant.backtest.strategy import Strategy
+    from copilot_quant.cli.strategy_set import StrategyEntry
 
 __all__ = [
     "DEMO_LIVE_RANGE",
@@ -173,7 +176,7 @@ def _progress_run(
 
 
 def run_backtest(
-    strategy: Strategy,
+    strategy: Strategy | Sequence[StrategyEntry],
     symbols: list[str],
     *,
     start: str | None,
@@ -189,7 +192,11 @@ def run_backtest(
     console: Console | None = None,
     benchmark: str | None = options.BUY_AND_HOLD,
 ) -> BacktestResult:
-    """Backtest ``strategy`` as the ``backtest`` command does (progress bar on ``console``) and return the result."""
+    """Backtest ``strategy`` as the ``backtest`` command does (progress bar on ``console``) and return the result.
+
+    ``strategy`` is one strategy, or the command's several (:func:`~copilot_quant.cli.strategy_set.load_strategies`),
+    which then share the account, each with its capital share.
+    """
     from copilot_quant.backtest.engine import BacktestEngine
     from copilot_quant.data.providers import provider_from_spec
 
@@ -207,14 +214,18 @@ def run_backtest(
         volume_limit=volume_limit,
         max_logged_errors=1,  # the first traceback once; the summary counts the rest
     )
-    engine.add_strategy(strategy)
+    if isinstance(strategy, Sequence):
+        for entry in strategy:
+            engine.add_strategy(entry.instance, capital=entry.capital)
+    else:
+        engine.add_strategy(strategy)
     return _progress_run(engine, console or _console(), start, end, symbols, benchmark=benchmark)
 
 
 # ------------------------------------------------------------------------------------------- commands
 def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     ctx: typer.Context,
-    strategy: str = options.strategy_argument(),
+    strategy: str = typer.Argument(..., help=NAMED_SPEC_HELP),
     symbols: list[str] = options.symbols_option(),
     start: str | None = options.start_option(),
     end: str | None = options.end_option(),
@@ -236,16 +247,16 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
 
     console = _console()
     with friendly_errors():
-        spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
+        specs, names = split_strategy_tokens(strategy, symbols, list(ctx.args))
         options.check_dates(start, end)
         options.parse_fill_at(fill_at)
         check_volume_limit(volume_limit, "--volume-limit")
         options.check_report_name(report)
         compared = options.parse_benchmark(benchmark)
-        loaded = load_strategy(spec, params)
-        loaded.print_header(console)
+        entries = load_strategies(specs, params, account=capital if capital > 0 else None)
+        print_header(entries, console)
         result = run_backtest(
-            loaded.instance,
+            entries if len(entries) > 1 or entries[0].capital is not None else entries[0].instance,
             names,
             start=start,
             end=end,
@@ -268,12 +279,27 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     console.print(
         metrics_table(result, f"{result.strategy_name} on {', '.join(names)}", source=f"{data}, {interval}")
     )
+    if result.has_sleeves:
+        console.print(strategies_table(result))
     failure = _report_problems(console, result, names, interval)
     if report is not None:
         written = result.to_html(report)
         console.print(f"Report written to [bold]{escape(str(written))}[/]")
     if failure is not None:
         _fail(failure)
+
+
+def split_strategy_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[list[str], list[str]]:
+    """The strategy specs and the symbols from the raw tokens: ``--symbols AAPL MSFT`` leaves ``MSFT``
+    among the extra positional tokens, and a spec may land there too; a token naming a file or with a
+    ``:`` is a spec (:func:`~copilot_quant.cli.strategy_set.is_spec`), any other a symbol."""
+    specs, _ = split_specs([strategy, *extra, *symbols])
+    if not specs:
+        specs = [strategy]
+    names = options.parse_symbols([t for t in [*symbols, strategy, *extra] if t not in specs])
+    if not names:
+        raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
+    return specs, names
 
 
 def _fail(why: str) -> None:
