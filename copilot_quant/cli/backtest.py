@@ -31,7 +31,12 @@ from rich.markup import escape
 from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, metrics_table, print_error, strategies_table
-from copilot_quant.cli.strategy_set import NAMED_SPEC_HELP, load_strategies, print_header, split_specs
+from copilot_quant.cli.strategy_set import (
+    NAMED_SPEC_HELP,
+    load_strategies,
+    print_header,
+    split_strategy_tokens,
+)
 from copilot_quant.cli.strategy_spec import load_strategy_class, param_option
 from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError
@@ -287,19 +292,6 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
         console.print(f"Report written to [bold]{escape(str(written))}[/]")
     if failure is not None:
         _fail(failure)
-
-
-def split_strategy_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[list[str], list[str]]:
-    """The strategy specs and the symbols from the raw tokens: ``--symbols AAPL MSFT`` leaves ``MSFT``
-    among the extra positional tokens, and a spec may land there too; a token naming a file or with a
-    ``:`` is a spec (:func:`~copilot_quant.cli.strategy_set.is_spec`), any other a symbol."""
-    specs, _ = split_specs([strategy, *extra, *symbols])
-    if not specs:
-        specs = [strategy]
-    names = options.parse_symbols([t for t in [*symbols, strategy, *extra] if t not in specs])
-    if not names:
-        raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
-    return specs, names
 
 
 def _fail(why: str) -> None:

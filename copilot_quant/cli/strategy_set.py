@@ -34,6 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
+from copilot_quant.cli.options import parse_symbols
 from copilot_quant.cli.strategy_spec import LoadedStrategy, build_strategy, load_strategy_class, parse_params
 from copilot_quant.errors import ConfigError
 
@@ -45,6 +46,7 @@ __all__ = [
     "parse_capital",
     "parse_strategy_call",
     "split_specs",
+    "split_strategy_tokens",
 ]
 
 #: The help of the positional strategy argument of ``backtest``, ``live`` and ``parity``.
@@ -92,6 +94,19 @@ def split_specs(tokens: Sequence[str]) -> tuple[list[str], list[str]]:
     """The strategy specs and the other tokens (symbols after ``--symbols A B``), each in order."""
     specs = [t for t in tokens if is_spec(t)]
     return specs, [t for t in tokens if not is_spec(t)]
+
+
+def split_strategy_tokens(strategy: str, symbols: list[str], extra: list[str]) -> tuple[list[str], list[str]]:
+    """The strategy specs and the symbols from the raw tokens: ``--symbols AAPL MSFT`` leaves ``MSFT``
+    among the extra positional tokens, and a spec may land there too; a token naming a file or with a
+    ``:`` is a spec (:func:`~copilot_quant.cli.strategy_set.is_spec`), any other a symbol."""
+    specs, _ = split_specs([strategy, *extra, *symbols])
+    if not specs:
+        specs = [strategy]
+    names = parse_symbols([t for t in [*symbols, strategy, *extra] if t not in specs])
+    if not names:
+        raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
+    return specs, names
 
 
 @dataclass(frozen=True, slots=True)
