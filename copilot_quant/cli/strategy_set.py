@@ -105,7 +105,7 @@ def split_strategy_tokens(strategy: str, symbols: list[str], extra: list[str]) -
         specs = [strategy]
     names = parse_symbols([t for t in [*symbols, strategy, *extra] if t not in specs])
     if not names:
-        raise ConfigError("No symbols to backtest; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
+        raise ConfigError("No symbols given; pass --symbols AAPL MSFT (or --symbols AAPL,MSFT).")
     return specs, names
 
 
