@@ -218,8 +218,9 @@ def load_strategies(
 
 def print_header(entries: Sequence[StrategyEntry], console: Console) -> None:
     """``Strategy: Class(...)`` for one strategy (as before), ``Strategies:`` and one line each for several."""
-    if len(entries) == 1 and entries[0].capital is None:
-        entries[0].loaded.print_header(console)
+    only = entries[0]
+    if len(entries) == 1 and only.capital is None and only.name == only.loaded.cls.__name__:
+        only.loaded.print_header(console)
         return
     console.print("Strategies (one account):")
     for entry in entries:
