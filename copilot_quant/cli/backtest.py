@@ -134,11 +134,13 @@ def run_failure(result: BacktestResult, symbols: list[str]) -> str | None:
     """Why the run says too little to pass (exit 1), or None: the strategy raised on most bars, or its orders
     fail :meth:`~copilot_quant.backtest.order_outcomes.RunOrders.failure`."""
     bars = len(result.equity_curve)
-    if most_bars_errored(result):
-        return (
-            f"{result.strategy_name} raised an exception on {errored_bars(result)} of {bars} bars, so these "
-            "results say little about it; fix the error above and run again."
-        )
+    # with several strategies, each is judged on its own: one that raised on most bars is named
+    for part in result.strategies.values() if result.has_sleeves else [result]:
+        if most_bars_errored(part):
+            return (
+                f"{part.strategy_name} raised an exception on {errored_bars(part)} of {bars} bars, so these "
+                "results say little about it; fix the error above and run again."
+            )
     failure = run_orders(result, symbols).failure()
     return f"{failure}." if failure else None
 

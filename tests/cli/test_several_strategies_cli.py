@@ -116,3 +116,30 @@ def test_the_summary_of_a_several_strategy_result_lists_each_strategy_and_the_ac
     for key, part in [*result.strategies.items(), ("account", result)]:
         assert f"{part.final_value:,.2f}" in lines[key]
         assert lines[key].split()[-1] == str(len(part.fills))
+
+
+BROKEN = """
+from copilot_quant.backtest.orders import Order
+from copilot_quant.backtest.strategy import Strategy
+
+
+class Fine(Strategy):
+    def on_data(self, timestamp, data):
+        return [Order("AAPL", 1, "market", "buy")] if len(data) == 5 else []
+
+
+class Broken(Strategy):
+    def on_data(self, timestamp, data):
+        raise ValueError("boom")
+"""
+
+
+def test_one_strategy_that_raises_on_most_bars_fails_the_run_by_name(tmp_path):
+    path = tmp_path / "two.py"
+    path.write_text(BROKEN)
+    out = runner.invoke(app, ["backtest", f"{path}:Fine", f"{path}:Broken", "--symbols", "AAPL", *RANGE])
+    assert out.exit_code == 1, out.output
+    assert "Broken raised an exception on" in out.output
+    table = out.output.split("Per strategy (one account)")[1]
+    broken = next(line for line in table.splitlines() if "│ Broken" in line)
+    assert broken.split("│")[-2].strip() != "0"  # its errors are counted in its row
