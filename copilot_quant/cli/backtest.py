@@ -304,7 +304,8 @@ def _fail(why: str) -> None:
 
 #: ``copilot-quant backtest --help``: what it does, and when it exits 1 (typer keeps a docstring's line breaks).
 BACKTEST_HELP = (
-    "Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report.\n\n"
+    "Backtest a strategy class (or several on one account) on historical bars, print its metrics and "
+    "optionally write an HTML report.\n\n"
     "Exits 1 after the summary when the run says too little: the strategy raised on more than half of its "
     "bars, sent any order for a symbol not in --symbols, or had more than half of its orders rejected."
 )

@@ -64,7 +64,8 @@ _MAX_DIFF_ROWS = 40
 
 #: ``copilot-quant parity --help`` (typer keeps a docstring's line breaks).
 PARITY_HELP = (
-    "Backtest a strategy, run it live against the simulated gateway on the same bars, and compare.\n\n"
+    "Backtest a strategy (or several on one account), run it live against the simulated gateway on the same "
+    "bars, and compare (each strategy and the account).\n\n"
     "Exits 1 when the runs differ, and when identical runs prove little: nothing filled, the strategy raised "
     "on more than half of its bars, or a run's orders were mostly rejected or for a symbol not in --symbols."
 )
