@@ -46,10 +46,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import pandas as pd
 
+from copilot_quant.backtest.books import check_capital
 from copilot_quant.backtest.costs import (
     CommissionModel,
     SlippageModel,
@@ -63,7 +64,7 @@ from copilot_quant.backtest.order_outcomes import OrderOutcome
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
-from copilot_quant.backtest.strategy import FastStrategy, Strategy
+from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
@@ -72,18 +73,24 @@ from copilot_quant.parity_report import (
     BAR_HOOKS,
     FILL_COLUMNS,
     ORDER_COLUMNS,
+    AccountParityReport,
     ParityReport,
+    ParityStrategy,
     RunSummary,
     StrategyFailure,
 )
+from copilot_quant.parity_watch import Watch, after_first_bar, bar_of, utc, watched
 
 __all__ = [
     "BAR_HOOKS",
     "FILL_COLUMNS",
     "ORDER_COLUMNS",
+    "AccountParityReport",
     "ParityReport",
+    "ParityStrategy",
     "RunSummary",
     "StrategyFailure",
+    "run_account_parity",
     "run_parity",
 ]
 
@@ -168,128 +175,15 @@ def _fill_row(fill: Fill, stamp: pd.Timestamp) -> tuple[Any, ...]:
     )
 
 
-def _bar_of(instant: datetime, stamps: pd.DatetimeIndex) -> pd.Timestamp:
-    """The stamp (close) of the bar whose price path contains ``instant``: the first stamp >= it."""
-    ts = pd.Timestamp(instant)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    i = int(stamps.searchsorted(ts, side="left"))
-    return stamps[min(i, len(stamps) - 1)]
-
-
-class _Watch:
-    """What one run's strategy instance did at its boundary: the bars it was handed and what it raised.
-
-    Filled by the class :func:`_watched` makes, on the thread that calls the strategy (the engine's one
-    worker thread, live). ``on_bar`` called from ``on_data`` (a ``FastStrategy`` live) is the same bar:
-    counted once, and its exception recorded once. Used as ``with watch.hook(...)``, so the wrapper adds
-    one frame to a strategy's traceback, not more.
-    """
-
-    def __init__(self, stamps: pd.DatetimeIndex | None = None) -> None:
-        self.stamps = stamps
-        #: Skip the next bar (the range's first, history in the live run): set by :func:`_after_first_bar`.
-        self.skip_first_bar = False
-        self.bars = 0
-        self.failures: list[StrategyFailure] = []
-        self._active: list[tuple[str, pd.Timestamp | None]] = []
-        self._next: tuple[str, pd.Timestamp | None] = ("", None)
-        self._last_bar: pd.Timestamp | None = None
-
-    def skips(self) -> bool:
-        """Whether to skip this bar hook call (the first bar, when :attr:`skip_first_bar`)."""
-        if self._active or not self.skip_first_bar:
-            return False
-        self.skip_first_bar = False
-        return True
-
-    def bar_hook(self, hook: str, timestamp: datetime) -> _Watch:
-        """The context of an ``on_data``/``on_bar`` call: counts the bar (once) and records an exception."""
-        bar = _utc(timestamp)
-        if not self._active:
-            self.bars += 1
-            self._last_bar = bar
-        return self.hook(hook, bar)
-
-    def hook(self, hook: str, bar: pd.Timestamp | None) -> _Watch:
-        """The context of any other hook call (``bar`` ``None``: outside any bar)."""
-        self._next = (hook, bar)
-        return self
-
-    def bar_of(self, fill: Fill) -> pd.Timestamp | None:
-        if fill.timestamp is None or self.stamps is None or len(self.stamps) == 0:
-            return self._last_bar
-        return _bar_of(fill.timestamp, self.stamps)
-
-    def __enter__(self) -> None:
-        self._active.append(self._next)
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        hook, bar = self._active.pop()
-        if isinstance(exc, Exception) and not self._active:  # the engine records it and carries on
-            self.failures.append(StrategyFailure(bar, hook, f"{type(exc).__name__}: {exc}"))
-
-
-def _watched(strategy_class: type[Strategy], watch: _Watch) -> type[Strategy]:
-    """``strategy_class`` with its hooks reporting to ``watch`` (exceptions still reach the engine)."""
-
-    class Watched(strategy_class):  # type: ignore[valid-type,misc]
-        def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
-            if watch.skips():
-                return None
-            with watch.bar_hook("on_data", timestamp):
-                return cast("list[Order] | None", super().on_data(timestamp, data))
-
-        if issubclass(strategy_class, FastStrategy):  # the backtest engine calls on_bar, not on_data
-
-            def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
-                if watch.skips():
-                    return None
-                with watch.bar_hook("on_bar", timestamp):
-                    return cast("list[Order] | None", super().on_bar(timestamp, *values))
-
-        def on_fill(self, fill: Fill) -> None:
-            with watch.hook("on_fill", watch.bar_of(fill)):
-                super().on_fill(fill)
-
-        def on_stop(self) -> None:
-            with watch.hook("on_stop", None):
-                super().on_stop()
-
-        def finalize(self) -> None:
-            with watch.hook("finalize", None):
-                super().finalize()
-
-    Watched.__name__ = Watched.__qualname__ = strategy_class.__name__
-    return Watched
-
-
-def _after_first_bar(strategy_class: type[Strategy], watch: _Watch | None = None) -> type[Strategy]:
-    """``strategy_class`` whose ``on_data`` (``on_bar``) skips the range's first bar, which is history live.
-
-    Live, the engine needs at least one completed bar before it starts (IB returns error 162 for an empty
-    history request), and it hands the strategy only bars completed after ``start()``. The backtest gets
-    the same treatment so both runs call ``on_data`` on exactly the same bars with the same windows. Make
-    one instance per class: the skipping is kept in ``watch`` (a fresh one when not given).
-    """
-    watch = watch if watch is not None else _Watch()
-    watch.skip_first_bar = True
-    return _watched(strategy_class, watch)
-
-
-def _utc(value: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-
-
-def _backtest_summary(result: BacktestResult, watch: _Watch) -> RunSummary:
-    failures = list(watch.failures)
+def _backtest_summary(result: BacktestResult, bars: int, failures: list[StrategyFailure]) -> RunSummary:
+    failures = list(failures)
     engine_first = result.errors[0] if result.errors else None
     if failures and engine_first is not None and engine_first.get("timestamp") is not None:
         first = failures[0]
-        if engine_first.get("hook") == first.hook and _utc(engine_first["timestamp"]) == first.bar:
+        if engine_first.get("hook") == first.hook and utc(engine_first["timestamp"]) == first.bar:
             # the same exception: the engine's text adds what to do (e.g. the MultiIndex-columns hint)
             failures[0] = replace(first, error=f"{engine_first.get('type')}: {engine_first.get('error')}")
-    summary = RunSummary("backtest", bars_given=watch.bars, strategy_errors=failures)
+    summary = RunSummary("backtest", bars_given=bars, strategy_errors=failures)
     summary.orders = [_order_row(o) for o in result.orders]
     summary.outcomes = [OrderOutcome.of(o) for o in result.orders]
     summary.fills = [_fill_row(f, pd.Timestamp(f.timestamp).tz_convert("UTC")) for f in result.fills]
@@ -309,9 +203,58 @@ def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> Non
         delay = min(delay * 2, 0.02)
 
 
+def _build(spec: ParityStrategy, watch: Watch, *, skip_first: bool) -> Strategy:
+    """A fresh instance of ``spec``'s strategy reporting to ``watch`` (no state shared between the runs)."""
+    cls = after_first_bar(spec.strategy_class, watch) if skip_first else watched(spec.strategy_class, watch)
+    strategy = cls(**copy.deepcopy(dict(spec.kwargs)))
+    if spec.name is not None:
+        strategy.name = spec.name
+    return strategy
+
+
+def _merged(watches: Sequence[Watch]) -> tuple[int, list[StrategyFailure]]:
+    """The account's bars and strategy errors: the most bars any strategy was handed, every failure."""
+    return max(w.bars for w in watches), [f for w in watches for f in w.failures]
+
+
+def _backtest_run(
+    specs: Sequence[ParityStrategy],
+    feed: IDataFeed,
+    names: list[str],
+    stamps: pd.DatetimeIndex,
+    *,
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    capital: float,
+    commission: CommissionModel,
+    slippage: SlippageModel,
+    interval: str,
+    volume_limit: float | None,
+) -> tuple[RunSummary, dict[str, RunSummary]]:
+    """The backtest of every strategy on one account: the account's summary and each strategy's."""
+    engine = BacktestEngine(
+        initial_capital=capital,
+        data_provider=feed,
+        commission=commission,
+        slippage=slippage,
+        interval=interval,
+        volume_limit=volume_limit,
+        max_logged_errors=1,  # one traceback, not one per bar; the report counts them all
+    )
+    watches = [Watch(stamps) for _ in specs]
+    for spec, watch in zip(specs, watches, strict=True):
+        engine.add_strategy(_build(spec, watch, skip_first=True), capital=spec.capital)
+    result = engine.run(first, last, names)
+    account = _backtest_summary(result, *_merged(watches))
+    parts = {
+        spec.label: _backtest_summary(result.strategies.get(spec.label, result), watch.bars, watch.failures)
+        for spec, watch in zip(specs, watches, strict=True)
+    }
+    return account, parts
+
+
 def _live_run(
-    strategy_class: type[Strategy],
-    strategy_kwargs: Mapping[str, Any],
+    specs: Sequence[ParityStrategy],
     frames: Mapping[str, pd.DataFrame],
     stamps: pd.DatetimeIndex,
     *,
@@ -321,7 +264,7 @@ def _live_run(
     interval: str,
     step_timeout: float,
     volume_limit: float | None,
-) -> RunSummary:
+) -> tuple[RunSummary, dict[str, RunSummary]]:
     symbols = sorted(frames)
     config = GatewayConfig(
         port=0,
@@ -336,8 +279,7 @@ def _live_run(
         volume_limit=volume_limit,
     )
     summary = RunSummary("live")
-    watch = _Watch(stamps)
-    strategy = _watched(strategy_class, watch)(**copy.deepcopy(dict(strategy_kwargs)))
+    watches = [Watch(stamps) for _ in specs]
     # A journal of its own: the run must not resume (or pollute) the user's journal of the paper account.
     with (
         GatewayServer(config) as gateway,
@@ -359,7 +301,8 @@ def _live_run(
         )
         # Orders rest until the next bar; never block the worker waiting for them to fill.
         engine.broker.ack_timeout = 0.0
-        engine.add_strategy(strategy)
+        for spec, watch in zip(specs, watches, strict=True):
+            engine.add_strategy(_build(spec, watch, skip_first=False), capital=spec.capital)
         try:
             if not engine.connect(timeout=10, retry_count=1):
                 raise GatewayError(
@@ -416,10 +359,9 @@ def _live_run(
                 "the orders still working at the end to be cancelled",
             )
             executions = gateway.call(lambda: list(broker.executions(_LIVE_CLIENT_ID)))
-            exec_bar = {e.exec_id: _bar_of(e.time, stamps) for e in executions}
+            exec_bar = {e.exec_id: bar_of(e.time, stamps) for e in executions}
             summary.fills = [
-                _fill_row(f, exec_bar.get(f.fill_id or "", _bar_of(f.timestamp, stamps)))
-                for f in engine.fills
+                _fill_row(f, exec_bar.get(f.fill_id or "", bar_of(f.timestamp, stamps))) for f in engine.fills
             ]
             records = engine.broker.tracker.records()
             summary.orders = [_order_row(r.order) for r in records]
@@ -427,11 +369,35 @@ def _live_run(
             summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
             summary.final_cash = float(gateway.call(lambda: broker.account.cash))
             summary.errors = [str(e["error"]) for e in list(engine.errors)]
-            summary.bars_given = watch.bars
-            summary.strategy_errors = list(watch.failures)
+            summary.bars_given, summary.strategy_errors = _merged(watches)
+            parts = _live_parts(engine, watches, summary.fills, records)
         finally:
             engine.disconnect()
-    return summary
+    return summary, parts
+
+
+def _live_parts(
+    engine: LiveStrategyEngine,
+    watches: Sequence[Watch],
+    fill_rows: list[tuple[Any, ...]],
+    records: Sequence[Any],
+) -> dict[str, RunSummary]:
+    """Each strategy's share of the live run: the orders it returned and their fills."""
+    mine_of = [{id(o) for o in watch.orders} for watch in watches]
+    books = engine.get_performance_summary()["strategies"]
+    parts: dict[str, RunSummary] = {}
+    for k, (slot, watch) in enumerate(zip(engine.strategy_slots, watches, strict=True)):
+        ids = mine_of[k]
+        mine = [r for r in records if id(r.order) in ids]
+        part = RunSummary("live", bars_given=watch.bars, strategy_errors=list(watch.failures))
+        part.orders = [_order_row(r.order) for r in mine]
+        part.outcomes = [OrderOutcome.of(r.order) for r in mine]
+        part.fills = [row for row, f in zip(fill_rows, engine.fills, strict=True) if id(f.order) in ids]
+        part.final_equity = float(books[slot.name]["equity"])
+        part.final_cash = float(slot.book.cash)
+        part.errors = [str(e["error"]) for e in list(engine.errors) if e.get("strategy") == slot.name]
+        parts[slot.name] = part
+    return parts
 
 
 def _in_bar_order(fills: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -504,63 +470,95 @@ def run_parity(
     input, :class:`~copilot_quant.errors.DataError` when the range has no bars, and
     :class:`~copilot_quant.errors.GatewayError` when the live run stalls.
     """
+    if not (isinstance(strategy_class, type) and issubclass(strategy_class, Strategy)):
+        raise ConfigError(f"strategy_class must be a Strategy subclass, got {strategy_class!r}")
+    return run_account_parity(
+        [ParityStrategy(strategy_class, dict(strategy_kwargs or {}))],
+        symbols,
+        start,
+        end,
+        data=data,
+        capital=capital,
+        commission=commission,
+        slippage=slippage,
+        interval=interval,
+        step_timeout=step_timeout,
+        volume_limit=volume_limit,
+    ).account
+
+
+def _check_specs(specs: Sequence[ParityStrategy]) -> None:
+    if not specs:
+        raise ConfigError("run_account_parity needs at least one ParityStrategy")
+    labels: set[str] = set()
+    for spec in specs:
+        cls = spec.strategy_class
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise ConfigError(f"strategy_class must be a Strategy subclass, got {cls!r}")
+        if spec.label in labels:
+            raise ConfigError(
+                f"two strategies are named {spec.label!r}; each strategy's orders are tagged with its name, "
+                "so give each its own: ParityStrategy(..., name='fast')"
+            )
+        labels.add(spec.label)
+        check_capital(spec.capital)
+
+
+def run_account_parity(
+    strategies: Sequence[ParityStrategy],
+    symbols: Sequence[str] | str,
+    start: Any,
+    end: Any,
+    *,
+    data: str | IDataFeed = "sample",
+    capital: float = 100_000.0,
+    commission: float | str | CommissionModel | None = 0.001,
+    slippage: float | SlippageModel | None = 0.0005,
+    interval: str = "1d",
+    step_timeout: float = 20.0,
+    volume_limit: float | None = None,
+) -> AccountParityReport:
+    """Run several strategies on one account in a backtest and live on the same bars; compare the account
+    and each strategy (its own orders, fills, errors, and its sleeve's cash and equity).
+
+    The options are :func:`run_parity`'s. Strategy names (:attr:`ParityStrategy.label`) must differ.
+    """
     if isinstance(symbols, str):
         symbols = [symbols]
     names = [s.strip().upper() for s in symbols if s.strip()]
     if not names:
         raise ConfigError("run_parity needs at least one symbol, e.g. symbols=['AAPL']")
-    if not (isinstance(strategy_class, type) and issubclass(strategy_class, Strategy)):
-        raise ConfigError(f"strategy_class must be a Strategy subclass, got {strategy_class!r}")
+    _check_specs(strategies)
     if not capital > 0:
         raise ConfigError(f"capital must be positive, got {capital}")
     volume_limit = check_volume_limit(volume_limit)
-    kwargs = dict(strategy_kwargs or {})
     provider = provider_from_spec(data) if isinstance(data, str) else data
     cost = commission_model(commission)
     slip = slippage_model(slippage)
     frames, first, last = _bar_frames(provider, names, start, end, interval)
-    feed = _ReplayFeed(frames)
     stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
-
-    engine = BacktestEngine(
-        initial_capital=capital,
-        data_provider=feed,
-        commission=cost,
-        slippage=slip,
-        interval=interval,
-        volume_limit=volume_limit,
-        max_logged_errors=1,  # one traceback, not one per bar; the report counts them all
+    options: dict[str, Any] = {
+        "capital": capital,
+        "commission": cost,
+        "slippage": slip,
+        "interval": interval,
+        "volume_limit": volume_limit,
+    }
+    backtest, backtest_parts = _backtest_run(
+        strategies, _ReplayFeed(frames), names, stamps, first=first, last=last, **options
     )
-    watch = _Watch(stamps)
-    engine.add_strategy(_after_first_bar(strategy_class, watch)(**copy.deepcopy(kwargs)))  # no shared state
-    result = engine.run(first, last, names)
-    backtest = _backtest_summary(result, watch)
     log.info(
         "parity: backtest done (%d orders, %d fills); starting the live run",
         len(backtest.orders),
         len(backtest.fills),
     )
+    live, live_parts = _live_run(strategies, frames, stamps, step_timeout=step_timeout, **options)
 
-    live = _live_run(
-        strategy_class,
-        kwargs,
-        frames,
-        stamps,
-        capital=capital,
-        commission=cost,
-        slippage=slip,
-        interval=interval,
-        step_timeout=step_timeout,
-        volume_limit=volume_limit,
-    )
-    diffs = _compare(backtest, live)
-    return ParityReport(
-        strategy=strategy_class.__name__,
-        symbols=names,
-        start=first,
-        end=last,
-        bars=len(stamps),
-        backtest=backtest,
-        live=live,
-        diffs=diffs,
+    def report(name: str, b: RunSummary, lv: RunSummary) -> ParityReport:
+        return ParityReport(name, names, first, last, len(stamps), b, lv, _compare(b, lv))
+
+    labels = [s.label for s in strategies]
+    return AccountParityReport(
+        account=report(" + ".join(labels), backtest, live),
+        strategies={k: report(k, backtest_parts[k], live_parts[k]) for k in labels},
     )

@@ -8,14 +8,27 @@ and their differences; :meth:`ParityReport.weakness` says why identical runs may
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from copilot_quant.backtest.order_outcomes import OrderOutcome, RunOrders
 
-__all__ = ["BAR_HOOKS", "FILL_COLUMNS", "ORDER_COLUMNS", "ParityReport", "RunSummary", "StrategyFailure"]
+if TYPE_CHECKING:
+    from copilot_quant.backtest.strategy import Strategy
+
+__all__ = [
+    "BAR_HOOKS",
+    "FILL_COLUMNS",
+    "ORDER_COLUMNS",
+    "AccountParityReport",
+    "ParityReport",
+    "ParityStrategy",
+    "RunSummary",
+    "StrategyFailure",
+]
 
 #: Columns of :attr:`RunSummary.fills`.
 FILL_COLUMNS = ("timestamp", "symbol", "side", "quantity", "price", "commission")
@@ -143,4 +156,50 @@ class ParityReport:
                 f"nothing filled in either run ({len(self.backtest.orders)} orders), so there was nothing to "
                 "compare; widen the date range or check the strategy's signals"
             )
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ParityStrategy:
+    """One strategy of a parity run on one account: its class, constructor arguments, name and capital.
+
+    ``name`` (default: the class name) is its tag on orders and its key in the report; names must differ.
+    ``capital`` is its share of the account (default: an equal share of what the others were not given),
+    as for ``add_strategy(capital=)`` in both engines.
+    """
+
+    strategy_class: type[Strategy]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    capital: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or self.strategy_class.__name__
+
+
+@dataclass(slots=True)
+class AccountParityReport:
+    """Parity of several strategies on one account: the account's report (all orders and fills, the
+    account's cash and equity) and one per strategy (its own orders, fills, errors, and its sleeve's cash
+    and equity), each comparing the backtest with the live run."""
+
+    account: ParityReport
+    strategies: dict[str, ParityReport]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the account and every strategy are identical in both runs."""
+        return self.account.ok and all(r.ok for r in self.strategies.values())
+
+    @property
+    def strategy_raised(self) -> bool:
+        return any(r.strategy_raised for r in self.strategies.values())
+
+    def weakness(self) -> str | None:
+        """Why identical runs still prove little, per strategy (``name: why``), or ``None``."""
+        for name, report in self.strategies.items():
+            why = report.weakness()
+            if why is not None:
+                return f"{name}: {why}"
         return None

@@ -366,7 +366,30 @@ class BacktestResult:
         lines += [f"  {metric_label(key):<20}{format_metric(key, stats[key]):>16}" for key in DISPLAY_KEYS]
         if self.errors:
             lines.append(f"  Strategy errors     {len(self.errors):>16}")
-        return "\n".join(lines)
+        return "\n".join(lines + self._strategy_lines())
+
+    @property
+    def has_sleeves(self) -> bool:
+        """Whether the run had several strategies (or one with a capital share): the per-strategy results
+        then differ from the account's."""
+        parts = list(self.strategies.values())
+        return len(parts) > 1 or any(p.initial_capital != self.initial_capital for p in parts)
+
+    def _strategy_lines(self) -> list[str]:
+        """With several strategies: one line each (capital, final value, P&L, return, fills), then the account."""
+        if not self.has_sleeves:
+            return []
+        width = max(len(k) for k in [*self.strategies, "account"])
+        head = f"  {'Per strategy':<{width}} {'capital':>14} {'final value':>14} {'P&L':>12} {'return':>8} {'fills':>6}"
+        rows = [*self.strategies.items(), ("account", self)]
+        return [
+            head,
+            *(
+                f"  {key:<{width}} {part.initial_capital:>14,.2f} {part.final_value:>14,.2f} "
+                f"{part.final_value - part.initial_capital:>12,.2f} {part.total_return:>8.2%} {len(part.fills):>6}"
+                for key, part in rows
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.summary()

@@ -20,6 +20,7 @@ from its backtest. The codes are those of :mod:`copilot_quant.cli.exit_codes`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +30,14 @@ from rich.markup import escape
 
 from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
-from copilot_quant.cli.reporting import friendly_errors, metrics_table, print_error
-from copilot_quant.cli.strategy_spec import load_strategy, load_strategy_class, param_option
+from copilot_quant.cli.reporting import friendly_errors, metrics_table, print_error, strategies_table
+from copilot_quant.cli.strategy_set import (
+    NAMED_SPEC_HELP,
+    load_strategies,
+    print_header,
+    split_strategy_tokens,
+)
+from copilot_quant.cli.strategy_spec import load_strategy_class, param_option
 from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError
 
@@ -38,6 +45,7 @@ if TYPE_CHECKING:
     from copilot_quant.backtest.order_outcomes import RunOrders
     from copilot_quant.backtest.results import BacktestResult
     from copilot_quant.backtest.strategy import Strategy
+    from copilot_quant.cli.strategy_set import StrategyEntry
     from copilot_quant.model.costs import CommissionModel
 
 __all__ = [
@@ -127,11 +135,13 @@ def run_failure(result: BacktestResult, symbols: list[str]) -> str | None:
     """Why the run says too little to pass (exit 1), or None: the strategy raised on most bars, or its orders
     fail :meth:`~copilot_quant.backtest.order_outcomes.RunOrders.failure`."""
     bars = len(result.equity_curve)
-    if most_bars_errored(result):
-        return (
-            f"{result.strategy_name} raised an exception on {errored_bars(result)} of {bars} bars, so these "
-            "results say little about it; fix the error above and run again."
-        )
+    # with several strategies, each is judged on its own: one that raised on most bars is named
+    for part in result.strategies.values() if result.has_sleeves else [result]:
+        if most_bars_errored(part):
+            return (
+                f"{part.strategy_name} raised an exception on {errored_bars(part)} of {bars} bars, so these "
+                "results say little about it; fix the error above and run again."
+            )
     failure = run_orders(result, symbols).failure()
     return f"{failure}." if failure else None
 
@@ -174,7 +184,7 @@ def _progress_run(
 
 
 def run_backtest(
-    strategy: Strategy,
+    strategy: Strategy | Sequence[StrategyEntry],
     symbols: list[str],
     *,
     start: str | None,
@@ -190,7 +200,11 @@ def run_backtest(
     console: Console | None = None,
     benchmark: str | None = options.BUY_AND_HOLD,
 ) -> BacktestResult:
-    """Backtest ``strategy`` as the ``backtest`` command does (progress bar on ``console``) and return the result."""
+    """Backtest ``strategy`` as the ``backtest`` command does (progress bar on ``console``) and return the result.
+
+    ``strategy`` is one strategy, or the command's several (:func:`~copilot_quant.cli.strategy_set.load_strategies`),
+    which then share the account, each with its capital share.
+    """
     from copilot_quant.backtest.engine import BacktestEngine
     from copilot_quant.data.providers import provider_from_spec
 
@@ -208,14 +222,18 @@ def run_backtest(
         volume_limit=volume_limit,
         max_logged_errors=1,  # the first traceback once; the summary counts the rest
     )
-    engine.add_strategy(strategy)
+    if isinstance(strategy, Sequence):
+        for entry in strategy:
+            engine.add_strategy(entry.instance, capital=entry.capital)
+    else:
+        engine.add_strategy(strategy)
     return _progress_run(engine, console or _console(), start, end, symbols, benchmark=benchmark)
 
 
 # ------------------------------------------------------------------------------------------- commands
 def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     ctx: typer.Context,
-    strategy: str = options.strategy_argument(),
+    strategy: str = typer.Argument(..., help=NAMED_SPEC_HELP),
     symbols: list[str] = options.symbols_option(),
     start: str | None = options.start_option(),
     end: str | None = options.end_option(),
@@ -237,17 +255,17 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
 
     console = _console()
     with friendly_errors():
-        spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
+        specs, names = split_strategy_tokens(strategy, symbols, list(ctx.args))
         options.check_dates(start, end)
         costs = options.parse_commission(commission)
         options.parse_fill_at(fill_at)
         check_volume_limit(volume_limit, "--volume-limit")
         options.check_report_name(report)
         compared = options.parse_benchmark(benchmark)
-        loaded = load_strategy(spec, params)
-        loaded.print_header(console)
+        entries = load_strategies(specs, params, account=capital if capital > 0 else None)
+        print_header(entries, console)
         result = run_backtest(
-            loaded.instance,
+            entries if len(entries) > 1 or entries[0].capital is not None else entries[0].instance,
             names,
             start=start,
             end=end,
@@ -270,6 +288,8 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     console.print(
         metrics_table(result, f"{result.strategy_name} on {', '.join(names)}", source=f"{data}, {interval}")
     )
+    if result.has_sleeves:
+        console.print(strategies_table(result))
     failure = _report_problems(console, result, names, interval)
     if report is not None:
         written = result.to_html(report)
@@ -286,7 +306,8 @@ def _fail(why: str) -> None:
 
 #: ``copilot-quant backtest --help``: what it does, and when it exits 1 (typer keeps a docstring's line breaks).
 BACKTEST_HELP = (
-    "Backtest a strategy class on historical bars, print its metrics and optionally write an HTML report.\n\n"
+    "Backtest a strategy class (or several on one account) on historical bars, print its metrics and "
+    "optionally write an HTML report.\n\n"
     "Exits 1 after the summary when the run says too little: the strategy raised on more than half of its "
     "bars, sent any order for a symbol not in --symbols, or had more than half of its orders rejected."
 )

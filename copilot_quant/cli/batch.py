@@ -23,7 +23,6 @@ its chart), a batch prints many runs side by side, ranked; each keeps one output
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from rich.table import Table
 
 from copilot_quant.cli import compute, options
 from copilot_quant.cli.reporting import friendly_errors
+from copilot_quant.cli.strategy_set import parse_strategy_call
 from copilot_quant.cli.strategy_spec import (
     build_strategy,
     format_call,
@@ -52,33 +52,6 @@ __all__ = ["batch_command", "batch_table", "parse_strategy_call", "register"]
 
 #: Most runs one batch may start: a typo should not start a day-long job.
 MAX_RUNS = 10_000
-
-
-def parse_strategy_call(token: str) -> tuple[str, dict[str, Any]]:
-    """``'spec:Class(a=1, b="x")'`` → ``('spec:Class', {'a': 1, 'b': 'x'})``; without a call, no arguments."""
-    text = token.strip()
-    name_end = text.rfind(":")
-    opening = text.find("(", name_end + 1)
-    if opening < 0:
-        return text, {}
-    spec = text[:opening].strip()
-    try:
-        call = ast.parse(f"f{text[opening:]}", mode="eval").body
-    except SyntaxError as exc:
-        raise ConfigError(
-            f"{token!r}: the arguments are not a Python call; write Class(name=value, ...)"
-        ) from exc
-    if not isinstance(call, ast.Call) or call.args or any(k.arg is None for k in call.keywords):
-        raise ConfigError(f"{token!r}: give the arguments by name, e.g. Class(fast_period=5)")
-    params: dict[str, Any] = {}
-    for keyword in call.keywords:
-        try:
-            params[str(keyword.arg)] = ast.literal_eval(keyword.value)
-        except ValueError as exc:
-            raise ConfigError(
-                f"{token!r}: {keyword.arg}= must be a literal (a number, text, list ...)"
-            ) from exc
-    return spec, params
 
 
 def _split(tokens: list[str], symbols: list[str]) -> tuple[list[str], list[str]]:

@@ -7,6 +7,12 @@ options go before or after the sub-command::
 
     copilot-quant journal --account DU1234567 orders --status active
     copilot-quant journal fills --since 2024-06-03 --export fills.parquet
+    copilot-quant journal orders --strategy fast        # one strategy's orders (fills likewise)
+    copilot-quant journal strategies                    # per strategy: orders, fills, position, P&L
+
+With several strategies on one account each order carries its strategy's name; a fill belongs to its
+order's strategy, and a fill of no journaled order (a trade made in TWS) is shown as ``(external)``,
+never as a strategy's (:mod:`copilot_quant.cli.journal_strategies`).
 
 Times are shown in the exchange zone (America/New_York); ``--since`` reads naive times there too. A mistake
 (no journal there, both ``--path`` and ``--account``, a bad ``--since``) is one red line and exit code 2, as for
@@ -28,6 +34,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from copilot_quant.cli.journal_strategies import (
+    EXTERNAL,
+    check_strategy,
+    owner_of_fill,
+    owners,
+    strategy_summaries,
+)
 from copilot_quant.cli.reporting import friendly_errors
 from copilot_quant.errors import ConfigError
 from copilot_quant.journal import TradeJournal, default_journal_dir, default_journal_path
@@ -43,6 +56,7 @@ _PATH_HELP = "Journal file (default: the --account's file in $COPILOT_QUANT_JOUR
 _ACCOUNT_HELP = "IB account whose journal to open, e.g. DU1234567."
 _SINCE_HELP = "Only rows at or after this time, e.g. 2024-06-03 or '2024-06-03 09:30' (New York time)."
 _EXPORT_HELP = "Also write the rows shown to this file (*.csv or *.parquet)."
+_STRATEGY_HELP = "Only this strategy's rows (its name, as the engine tagged its orders; '(external)' for fills of no order)."
 
 
 def _console() -> Console:
@@ -148,15 +162,20 @@ def orders_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         None, "--status", help="active, working, done, or a state (intent, submitted, filled, cancelled …)."
     ),
     symbol: str | None = typer.Option(None, "--symbol", help="Only this symbol."),
+    strategy: str | None = typer.Option(None, "--strategy", help=_STRATEGY_HELP),
     since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
     export: Path | None = typer.Option(None, "--export", help=_EXPORT_HELP),
     path: Path | None = typer.Option(None, "--path", help=_PATH_HELP),
     account: str | None = typer.Option(None, "--account", help=_ACCOUNT_HELP),
 ) -> None:
-    """Orders: intent, broker id, state, fills and the reject/cancel reason."""
+    """Orders: intent, strategy, broker id, state, fills and the reject/cancel reason."""
     console = _console()
     with friendly_errors(), _open(ctx, path, account, export) as journal:
         rows = journal.orders(status, symbol=symbol, since=_since(since))
+        if strategy is not None:
+            check_strategy(strategy, owners(journal.orders()).values())
+            by_ref = owners(rows)
+            rows = [o for o in rows if by_ref[o.order_ref] == strategy]
         table = Table(title=f"{len(rows)} order(s) in {journal.path} (times in New York)")
         for column in ("Created", "Order ref", "Strategy", "Side", "Qty", "Symbol", "Type", "Price", "State"):
             table.add_column(column, justify="right" if column in ("Qty", "Price") else "left", no_wrap=True)
@@ -188,20 +207,26 @@ def orders_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
 def fills_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     ctx: typer.Context,
     symbol: str | None = typer.Option(None, "--symbol", help="Only this symbol."),
+    strategy: str | None = typer.Option(None, "--strategy", help=_STRATEGY_HELP),
     since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
     export: Path | None = typer.Option(None, "--export", help=_EXPORT_HELP),
     path: Path | None = typer.Option(None, "--path", help=_PATH_HELP),
     account: str | None = typer.Option(None, "--account", help=_ACCOUNT_HELP),
 ) -> None:
-    """Executions with their commissions, one row per broker execution id."""
+    """Executions with their commissions and strategy, one row per broker execution id."""
     console = _console()
     with friendly_errors(), _open(ctx, path, account, export) as journal:
         rows = journal.fills(_since(since), symbol=symbol)
+        by_ref = owners(journal.orders())
+        if strategy is not None:
+            check_strategy(strategy, [*by_ref.values(), EXTERNAL])
+            rows = [f for f in rows if owner_of_fill(f, by_ref) == strategy]
         table = Table(title=f"{len(rows)} fill(s) in {journal.path} (times in New York)")
         for column in (
             "Time",
             "Exec id",
             "Order ref",
+            "Strategy",
             "Side",
             "Qty",
             "Symbol",
@@ -217,6 +242,7 @@ def fills_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 _when(f.time),
                 f.exec_id,
                 f.order_ref or "(not ours)",
+                _owner_cell(owner_of_fill(f, by_ref)),
                 f.side.value,
                 _num(f.quantity),
                 f.symbol,
@@ -231,6 +257,50 @@ def fills_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 f"{len(rows)} fill(s), {sum(f.notional for f in rows):,.2f} traded, commission {fees:,.2f}"
             )
         _export(rows, export, console)
+
+
+def _owner_cell(owner: str) -> str:
+    return f"[yellow]{escape(owner)}[/]" if owner == EXTERNAL else escape(owner)
+
+
+@app.command("strategies")
+def strategies_command(
+    ctx: typer.Context,
+    strategy: str | None = typer.Option(None, "--strategy", help=_STRATEGY_HELP),
+    since: str | None = typer.Option(None, "--since", help=_SINCE_HELP),
+    path: Path | None = typer.Option(None, "--path", help=_PATH_HELP),
+    account: str | None = typer.Option(None, "--account", help=_ACCOUNT_HELP),
+) -> None:
+    """Per strategy: orders, fills, net position and realized P&L from its journaled fills; trades made
+    outside the engine are shown as (external), never as a strategy's."""
+    console = _console()
+    with friendly_errors(), _open(ctx, path, account, None) as journal:
+        when = _since(since)
+        summaries = strategy_summaries(journal.orders(since=when), journal.fills(when))
+        if strategy is not None:
+            check_strategy(strategy, [s.name for s in summaries])
+            summaries = [s for s in summaries if s.name == strategy]
+        table = Table(title=f"Strategies in {journal.path} (P&L from the journal's fills)")
+        for column in ("Strategy", "Orders", "Fills", "Net position", "Realized P&L", "Commission", "Net"):
+            table.add_column(column, justify="left" if column in ("Strategy", "Net position") else "right")
+        for s in summaries:
+            held = ", ".join(f"{sym} {_num(q)}" for sym, q in s.positions.items()) or "flat"
+            book = s.book
+            table.add_row(
+                _owner_cell(s.name),
+                str(s.orders),
+                str(s.fills),
+                escape(held),
+                _money(book.realized_pnl),
+                _money(book.commissions),
+                _money(book.realized_pnl - book.commissions),
+            )
+        _show(table, summaries, "strategies", console)
+        if any(s.name == EXTERNAL for s in summaries):
+            console.print(
+                "[yellow](external)[/]: fills of no order the engine placed (a trade in TWS or another "
+                "program); they are in the account, never in a strategy's book."
+            )
 
 
 @app.command("errors")

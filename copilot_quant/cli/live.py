@@ -5,6 +5,14 @@
     copilot-quant live path/to/strategy.py:ClassName --symbols AAPL MSFT --paper --gateway --interval 1d \
         --param fast=10 --param slow=30
 
+    # several strategies on one account, each with its own arguments, name and capital share
+    copilot-quant live 'strategies.py:Trend(name="trend", capital=60000)' 'strategies.py:Pairs(name="pairs")' \
+        --symbols AAPL MSFT
+
+Several strategies (the spec syntax of :mod:`copilot_quant.cli.strategy_set`; ``capital=`` is an amount
+live, the account's value being known only once connected) share the account; each order carries its
+strategy's name as IB's ``orderRef``. The stop summary then gives each strategy's fills, position and P&L.
+
 A one-line status (connection state, account value, positions, fills, errors, last bar) refreshes every
 second; Ctrl-C (or SIGTERM) stops the engine, runs the strategy's ``on_stop``/``finalize`` and disconnects.
 
@@ -54,9 +62,14 @@ from copilot_quant.brokers.config import check_live_confirmed
 from copilot_quant.brokers.ib_mapping import check_interval
 from copilot_quant.cli import logs
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
-from copilot_quant.cli.options import parse_symbols
 from copilot_quant.cli.reporting import error_console, print_error
-from copilot_quant.cli.strategy_spec import load_strategy, param_option
+from copilot_quant.cli.strategy_set import (
+    NAMED_SPEC_HELP,
+    load_strategies,
+    print_header,
+    split_strategy_tokens,
+)
+from copilot_quant.cli.strategy_spec import param_option
 from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.journal.paths import default_journal_dir
@@ -249,10 +262,30 @@ def run_live(
             "(and in the journal) for the next run.",
             soft_wrap=True,
         )
+    _print_strategies(console, summary)
     stops = [e["detail"] for e in engine.events if e["kind"] == "stop"]
     if stops and "still working at IB" in stops[-1]:  # what Ctrl-C left at IB, in the trader's words
         console.print(f"[yellow]{escape(stops[-1].split('; ', 1)[-1])}[/]", soft_wrap=True)
     return SUCCESS
+
+
+def _print_strategies(console: Console, summary: dict[str, Any]) -> None:
+    """Each strategy's fills, own position and P&L (after commissions, marked at the last bar), when the
+    account had several (or one with a capital share)."""
+    strategies = summary.get("strategies") or {}
+    if len(strategies) < 2 and not any(
+        abs(s["capital"] - summary["account_value"]) > 0.005 for s in strategies.values()
+    ):
+        return
+    console.print("Per strategy:")
+    for name, s in strategies.items():
+        held = ", ".join(f"{sym} {q:g}" for sym, q in s["positions"].items()) or "flat"
+        console.print(
+            f"  {escape(name)}: fills {s['fills']}, {escape(held)}, P&L {s['pnl']:,.2f} "
+            f"(realized {s['realized_pnl']:,.2f}, commissions {s['commissions']:,.2f}), "
+            f"equity {s['equity']:,.2f} of capital {s['capital']:,.2f}, errors {s['errors']}",
+            soft_wrap=True,
+        )
 
 
 def kill(
@@ -330,7 +363,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("live")
     def live(  # noqa: PLR0917 - typer maps parameters to options
-        strategy: str = typer.Argument(..., help="path/to/strategy.py:ClassName or package.module:ClassName"),
+        strategy: str = typer.Argument(..., help=NAMED_SPEC_HELP),
         more_symbols: list[str] = typer.Argument(None, hidden=True),
         symbols: list[str] = typer.Option(
             None, "--symbols", "-s", help="Symbols to trade: --symbols AAPL MSFT (or AAPL,MSFT)."
@@ -388,15 +421,16 @@ def register(app: typer.Typer) -> None:
 
         console = Console(highlight=False)
         try:
-            names = parse_symbols([*(symbols or []), *(more_symbols or [])])
-            if not names:
+            if not [*(symbols or []), *(more_symbols or [])]:
                 raise CopilotQuantError("no symbols given; add --symbols AAPL MSFT")
+            specs, names = split_strategy_tokens(strategy, list(symbols or []), list(more_symbols or []))
             # Everything that can be checked without IB is checked before connecting.
             check_interval(interval)
             if lookback_days < 1:
                 raise ConfigError(f"--lookback-days must be at least 1, got {lookback_days}")
             check_live_confirmed(paper, confirm_live)
-            loaded = load_strategy(strategy, params)  # bad parameters fail here, before anything connects
+            # bad parameters fail here, before anything connects
+            entries = load_strategies(specs, params, account=None)
             limits = RiskLimits(
                 max_order_quantity=max_order_qty,
                 max_order_notional=max_order_notional,
@@ -418,8 +452,9 @@ def register(app: typer.Typer) -> None:
                 kill_switch_file=kill_switch_file,
                 flatten_on_stop=flatten_on_stop,
             )
-            engine.add_strategy(loaded.instance)
-            loaded.print_header(console)
+            for entry in entries:
+                engine.add_strategy(entry.instance, capital=entry.capital)
+            print_header(entries, console)
             if not paper:
                 console.print("[bold red]LIVE trading: orders go to your real-money account.[/]")
             code = run_live(engine, names, interval, lookback_days, console=console, duration=duration)

@@ -11,6 +11,12 @@ shows the rest at DEBUG); their counts are compared like orders and fills, so a 
 one run only is a difference. Runs that agree while the strategy raised are "identical, but the strategy
 raised on N of M bars", not a clean pass.
 
+Several strategies on one account (``copilot-quant parity 'mod:A(name="a")' 'mod:B(name="b")' --symbols
+...``, the spec syntax of :mod:`copilot_quant.cli.strategy_set`) run through
+:func:`copilot_quant.parity.run_account_parity`: a table with each strategy's and the account's orders,
+fills and final equity in both runs and its verdict, then the differences of each strategy that differs.
+Parity then means the account and every strategy are identical.
+
 Exit code 0 on parity (even when the strategy raised on some bars: the verdict says so), 1 when the runs
 differ, when the live run fails, or when identical runs prove little (:meth:`ParityReport.weakness`):
 nothing filled in either run, the strategy raised on more than half of its bars, or a run sent any order
@@ -23,7 +29,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -35,12 +41,19 @@ from copilot_quant.cli import options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE
 from copilot_quant.cli.reporting import friendly_errors, print_error
 from copilot_quant.cli.run_summary import print_order_outcomes
-from copilot_quant.cli.strategy_spec import load_strategy, param_option
+from copilot_quant.cli.strategy_set import (
+    NAMED_SPEC_HELP,
+    StrategyEntry,
+    load_strategies,
+    print_header,
+    split_strategy_tokens,
+)
+from copilot_quant.cli.strategy_spec import param_option
 from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.errors import ConfigError
 
 if TYPE_CHECKING:
-    from copilot_quant.parity import ParityReport, RunSummary
+    from copilot_quant.parity import AccountParityReport, ParityReport, RunSummary
 
 __all__ = ["PARITY_FAILED", "diff_table", "error_summary", "print_report", "register", "side_by_side"]
 
@@ -51,7 +64,8 @@ _MAX_DIFF_ROWS = 40
 
 #: ``copilot-quant parity --help`` (typer keeps a docstring's line breaks).
 PARITY_HELP = (
-    "Backtest a strategy, run it live against the simulated gateway on the same bars, and compare.\n\n"
+    "Backtest a strategy (or several on one account), run it live against the simulated gateway on the same "
+    "bars, and compare (each strategy and the account).\n\n"
     "Exits 1 when the runs differ, and when identical runs prove little: nothing filled, the strategy raised "
     "on more than half of its bars, or a run's orders were mostly rejected or for a symbol not in --symbols."
 )
@@ -163,7 +177,7 @@ def print_report(report: ParityReport, console: Console) -> None:
 
 def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     ctx: typer.Context,
-    strategy: str = options.strategy_argument(),
+    strategy: str = typer.Argument(..., help=NAMED_SPEC_HELP),
     symbols: list[str] = options.symbols_option(),
     start: str = options.start_option(required=True),
     end: str = options.end_option(required=True),
@@ -177,39 +191,117 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare (the
     command's help is :data:`PARITY_HELP`)."""
     from copilot_quant.backtest.participation import check_volume_limit
-    from copilot_quant.parity import run_parity
 
     console = _console()
     with friendly_errors():
-        spec, names = options.split_tokens(strategy, symbols, list(ctx.args))
+        specs, names = split_strategy_tokens(strategy, symbols, list(ctx.args))
         options.check_dates(start, end)
         costs = options.parse_commission(commission)
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         check_volume_limit(volume_limit, "--volume-limit")
-        # built once here so bad parameters are reported now; both runs build their own instance
-        loaded = load_strategy(spec, params)
-        loaded.print_header(console)
+        # built once here so bad parameters are reported now; both runs build their own instances
+        entries = load_strategies(specs, params, account=capital)
+        print_header(entries, console)
+        settings = {
+            "data": data,
+            "capital": capital,
+            "commission": costs,
+            "slippage": slippage,
+            "volume_limit": volume_limit,
+        }
         with console.status("Backtest, then the live run against the simulated gateway ..."):
-            report = run_parity(
-                loaded.cls,
-                names,
-                start,
-                end,
-                strategy_kwargs=loaded.params,
-                data=data,
-                capital=capital,
-                commission=costs,
-                slippage=slippage,
-                volume_limit=volume_limit,
-            )
-    print_report(report, console)
+            report: ParityReport | AccountParityReport = _run(entries, names, start, end, settings)
+    from copilot_quant.parity_report import AccountParityReport
+
+    if isinstance(report, AccountParityReport):
+        print_account_report(report, console)
+    else:
+        print_report(report, console)
     if not report.ok:
         raise typer.Exit(code=PARITY_FAILED)
     weakness = report.weakness()
     if weakness is not None:
         print_error(f"not a pass: {cli_words(weakness)}.")
         raise typer.Exit(code=RUNTIME_FAILURE)
+
+
+def _run(
+    entries: list[StrategyEntry], names: list[str], start: str, end: str, settings: dict[str, Any]
+) -> ParityReport | AccountParityReport:
+    """One strategy (no name or capital given): :func:`run_parity`, as before; several: the account's."""
+    from copilot_quant.parity import ParityStrategy, run_account_parity, run_parity
+
+    only = entries[0]
+    if len(entries) == 1 and only.capital is None and only.name == only.loaded.cls.__name__:
+        return run_parity(only.loaded.cls, names, start, end, strategy_kwargs=only.loaded.params, **settings)
+    specs = [ParityStrategy(e.loaded.cls, e.loaded.params, name=e.name, capital=e.capital) for e in entries]
+    return run_account_parity(specs, names, start, end, **settings)
+
+
+def account_table(report: AccountParityReport) -> Table:
+    """Each strategy and the account: orders, fills and final equity in both runs, and the verdict."""
+    account = report.account
+    table = Table(
+        title=f"{len(report.strategies)} strategies on one account, {', '.join(account.symbols)}: backtest vs live",
+        title_justify="left",
+    )
+    for column in ("", "Orders", "Fills", "Final equity (backtest)", "Final equity (live)", "Verdict"):
+        table.add_column(column, justify="left" if column in ("", "Verdict") else "right")
+    rows = [*report.strategies.items(), ("account", account)]
+    for i, (name, part) in enumerate(rows):
+        b, lv = part.backtest, part.live
+        verdict = "[green]identical[/]" if part.ok else f"[red]{len(part.diffs)} differences[/]"
+        table.add_row(
+            f"[bold]{escape(name)}[/]" if name == "account" else escape(name),
+            _pair(len(b.orders), len(lv.orders)),
+            _pair(len(b.fills), len(lv.fills)),
+            f"{b.final_equity:,.2f}",
+            f"{lv.final_equity:,.2f}",
+            verdict,
+            end_section=i == len(rows) - 2,
+        )
+    return table
+
+
+def _pair(backtest: int, live: int) -> str:
+    return f"{backtest}" if backtest == live else f"[red]{backtest} / {live}[/]"
+
+
+def print_account_report(report: AccountParityReport, console: Console) -> None:
+    """The account table, each strategy's errors and order outcomes, the differences of each strategy
+    that differs, then the verdict."""
+    console.print(account_table(report))
+    for name, part in report.strategies.items():
+        for run in (part.backtest, part.live):
+            line = error_summary(run)
+            if line is not None:
+                console.print(f"[yellow]{escape(name)}, {escape(line)}[/]", soft_wrap=True)
+            print_order_outcomes(
+                console, RunOrders.of(run.outcomes, part.symbols), prefix=f"{name}, {run.name}: "
+            )
+    if report.ok:
+        account = report.account
+        matched = (
+            f"each strategy's orders, fills and equity match ({len(account.backtest.orders)} orders, "
+            f"{len(account.backtest.fills)} fills on the account)"
+        )
+        weakness = report.weakness()
+        if weakness is not None:
+            console.print(
+                f"[bold yellow]PARITY: identical, but not a pass[/] — {matched}, but {escape(weakness)}."
+            )
+        else:
+            console.print(f"[bold green]PARITY: identical[/] — {matched}.")
+        return
+    for name, part in [*report.strategies.items(), ("account", report.account)]:
+        if not part.ok:
+            console.print(f"[bold]{escape(name)}[/]:")
+            console.print(diff_table(part))
+    differ = [name for name, part in report.strategies.items() if not part.ok]
+    console.print(
+        f"[bold red]PARITY FAILED[/]: {', '.join(differ) or 'the account'} differ(s) between backtest and live."
+    )
 
 
 def register(app: typer.Typer) -> None:

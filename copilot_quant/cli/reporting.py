@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
     from copilot_quant.backtest.results import BacktestResult
 
-__all__ = ["error_console", "friendly_errors", "metrics_table", "period_text", "print_error"]
+__all__ = [
+    "error_console",
+    "friendly_errors",
+    "metrics_table",
+    "period_text",
+    "print_error",
+    "strategies_table",
+]
 
 _COLOURED = frozenset({"total_return", "annualized_return", "excess_return", "alpha"})
 
@@ -91,4 +98,33 @@ def metrics_table(result: BacktestResult, title: str | None = None, *, source: s
         table.add_row(metric_label(key), text)
     if stats["open_trades"]:
         table.add_row("Open trades (marked)", format_metric("open_trades", stats["open_trades"]))
+    return table
+
+
+def strategies_table(result: BacktestResult) -> Table:
+    """One row per strategy of a several-strategy run and one for the account, which they add up to:
+    capital, final value, P&L, return, fills, closed trades and errors
+    (:func:`~copilot_quant.backtest.books.strategy_table`)."""
+    from copilot_quant.backtest.books import strategy_table
+
+    frame = strategy_table(result)
+    table = Table(title="Per strategy (one account)", header_style="bold")
+    for column in ("Strategy", "Capital", "Final value", "P&L", "Return", "Fills", "Closed trades", "Errors"):
+        table.add_column(column, justify="left" if column == "Strategy" else "right")
+    last = len(frame) - 1
+    for i, (key, row) in enumerate(frame.iterrows()):
+        pnl = float(row["pnl"])
+        colour = "green" if pnl > 0 else "red" if pnl < 0 else ""
+        pnl_text = f"{pnl:,.2f}"
+        table.add_row(
+            f"[bold]{escape(str(key))}[/]" if key == "account" else escape(str(key)),
+            f"{row['initial_capital']:,.2f}",
+            f"{row['final_value']:,.2f}",
+            f"[{colour}]{pnl_text}[/]" if colour else pnl_text,
+            format_metric("total_return", float(row["total_return"])),
+            f"{int(row['fills'])}",
+            f"{int(row['closed_trades'])}",
+            f"{int(row['errors'])}",
+            end_section=i == last - 1,  # a rule above the account's row
+        )
     return table

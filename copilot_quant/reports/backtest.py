@@ -45,6 +45,7 @@ from copilot_quant.reports.charts import (
     drawdown_ticks,
 )
 from copilot_quant.reports.page import ny_time, page_html, write_page
+from copilot_quant.reports.strategies import strategies_html, strategy_traces
 from copilot_quant.reports.trades import trades_html
 
 if TYPE_CHECKING:
@@ -148,6 +149,8 @@ def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Fig
         col=1,
     )
     _add_benchmark_line(fig, result, times, max_points)
+    for trace in strategy_traces(result, times, max_points):
+        fig.add_trace(trace, row=1, col=1)
     _scale_drawdown_axis(fig, float(history["drawdown"].min()) if len(history) else math.nan)
     if has_prices:
         _add_price_panel(fig, result, plan, daily)
@@ -158,8 +161,8 @@ def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Fig
         height=320 + 220 * len(titles),
         title=_title(result),
         hovermode="x unified",
-        # only the equity panel's lines are in the legend (equity and the benchmark), above it at the right
-        showlegend=result.benchmark is not None,
+        # only the equity panel's lines are in the legend (equity, the benchmark, each strategy's equity)
+        showlegend=result.benchmark is not None or result.has_sleeves,
         legend={"orientation": "h", "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom"},
         margin={"l": 60, "r": 20, "t": 70, "b": 40},
         template="plotly_white",
@@ -344,6 +347,7 @@ def render_html(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> s
     body = f"""<h2>Metrics</h2>
 {metrics_html(result)}
 {errors}
+{strategies_html(result)}
 <h2>Charts</h2>
 {_chart_notes(result, plan, max_points)}
 {figure}

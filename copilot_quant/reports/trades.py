@@ -94,8 +94,11 @@ def trades_csv(trades: pd.DataFrame) -> str:
     return str(out.to_csv(index=False, float_format="%.6g"))
 
 
-def trades_html(result: BacktestResult) -> str:
-    """The section's HTML: statistics, then the list (or its two ends, a count and a CSV download)."""
+def trades_html(result: BacktestResult, suffix: str = "") -> str:
+    """The section's HTML: statistics, then the list (or its two ends, a count and a CSV download).
+
+    ``suffix`` is appended to the element ids (``trades-fast``), for one section per strategy on one page.
+    """
     trades = result.trades
     if trades.empty:
         return "<p>No trades.</p>"
@@ -117,11 +120,11 @@ def trades_html(result: BacktestResult) -> str:
         rows += [_row(k, records[k - 1], daily) for k in range(tail_from + 1, n + 1)]
         note = (
             f'<p class="note">{n:,} trades: the first {TRADE_ROWS_SHOWN} and the last {TRADE_ROWS_SHOWN} are '
-            f"listed. {_download(result, trades)}</p>"
+            f"listed. {_download(result, trades, suffix)}</p>"
         )
     return (
-        f'<table class="metrics" id="trade-stats">{stats}</table>\n{note}'
-        f'<table class="trades" id="trades">{_HEAD}{"".join(rows)}</table>'
+        f'<table class="metrics" id="trade-stats{suffix}">{stats}</table>\n{note}'
+        f'<table class="trades" id="trades{suffix}">{_HEAD}{"".join(rows)}</table>'
     )
 
 
@@ -140,14 +143,14 @@ def _row(number: int, t: dict[Any, Any], daily: bool) -> str:
     )
 
 
-def _download(result: BacktestResult, trades: pd.DataFrame) -> str:
+def _download(result: BacktestResult, trades: pd.DataFrame, suffix: str = "") -> str:
     """A link that saves every trade as CSV, or where to find them when there are too many to embed."""
     if len(trades) > MAX_CSV_TRADES:
         return f"<code>result.trades</code> has all {len(trades):,} of them."
     data = base64.b64encode(trades_csv(trades).encode("utf-8")).decode("ascii")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", result.strategy_name).strip("_") or "backtest"
     return (
-        f'<a id="trades-csv" download="{html.escape(name)}-trades.csv" '
+        f'<a id="trades-csv{suffix}" download="{html.escape(name)}-trades.csv" '
         f'href="data:text/csv;base64,{data}">Download all {len(trades):,} trades (CSV)</a>'
         " (also <code>result.trades</code>)."
     )

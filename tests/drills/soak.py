@@ -6,15 +6,21 @@ cleanly, and the journal is checked against the gateway's own record of executio
 
 * every execution of the account reached the journal exactly once (0 lost, 0 doubled);
 * each strategy's journaled fills belong to orders it placed; no execution is orphaned;
+* per strategy: its journaled fills equal the gateway's executions of its orders (by exec id), its own
+  book in the engine (positions from ``get_performance_summary()["strategies"]``, written by the engine
+  when stopped) equals what its journaled fills add up to, and no execution is attributed to two
+  strategies (the journal's order of the fill and the gateway's ``orderRef`` name the same one);
 * the positions the journal implies equal the gateway's positions, symbol by symbol;
 * the engine's memory stays flat (RSS of the last engine process early and at the end).
 
-Run the long version with ``python -m tests.drills.soak --bars 50000``; the test suite runs a short one.
+Run the long version with ``python -m tests.drills.soak --bars 50000 --strategies 3``; the test suite runs
+a short one with three strategies.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import subprocess
@@ -52,7 +58,12 @@ class StrategyRow:
     name: str
     orders: int = 0
     fills: int = 0
+    executions: int = 0  # at the gateway, of this strategy's orders
     shares: float = 0.0
+    #: symbol -> net quantity its journaled fills add up to
+    journal_position: dict[str, float] = field(default_factory=dict)
+    #: symbol -> net quantity of its own book in the engine at the end
+    book_position: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -68,6 +79,10 @@ class SoakReport:
     orphaned: list[str]  # journaled fills whose order no strategy placed
     position_diffs: dict[str, tuple[float, float]]  # symbol -> (journal, gateway)
     strategies: list[StrategyRow]
+    #: per-strategy mismatches: its fills vs the gateway's executions of its orders, its book vs its fills
+    strategy_diffs: list[str]
+    #: exec ids the journal and the gateway attribute to different strategies
+    double_attributed: list[str]
     rss_start_mb: float
     rss_end_mb: float
     elapsed_s: float
@@ -75,26 +90,55 @@ class SoakReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.doubled or self.resent or self.orphaned or self.position_diffs)
+        return not (
+            self.lost
+            or self.doubled
+            or self.resent
+            or self.orphaned
+            or self.position_diffs
+            or self.strategy_diffs
+            or self.double_attributed
+        )
 
     def table(self) -> str:
         lines = [
             f"chaos soak: {self.bars} bars, {self.kills} engine kills, faults "
             + (", ".join(f"{k}×{v}" for k, v in sorted(self.faults.items())) or "none")
             + f", {self.elapsed_s:.0f} s",
-            f"{'strategy':<10} {'orders':>7} {'fills':>6} {'net shares':>11}",
-            *(f"{r.name:<10} {r.orders:>7} {r.fills:>6} {r.shares:>11g}" for r in self.strategies),
+            f"{'strategy':<10} {'orders':>7} {'fills':>6} {'gateway execs':>13} {'net shares':>11}  "
+            "position (journal fills; engine book)",
+            *(
+                f"{r.name:<10} {r.orders:>7} {r.fills:>6} {r.executions:>13} {r.shares:>11g}  "
+                f"{_position_text(r.journal_position)}; "
+                + ("same" if _same(r.journal_position, r.book_position) else _position_text(r.book_position))
+                for r in self.strategies
+            ),
             f"executions at the gateway {self.executions}, in the journal {self.journal_fills}: "
             f"lost {len(self.lost)}, doubled {len(self.doubled)}, orphaned {len(self.orphaned)}; "
             f"orders sent twice {len(self.resent)}",
             "positions: "
             + ("journal == gateway" if not self.position_diffs else f"DIFFER {self.position_diffs}"),
+            "per strategy: "
+            + (
+                "fills == gateway executions of its orders, book == its fills"
+                if not self.strategy_diffs
+                else "DIFFER " + "; ".join(self.strategy_diffs)
+            )
+            + f"; executions attributed to two strategies: {len(self.double_attributed)}",
             f"engine RSS (last engine process): {self.rss_start_mb:.0f} MB when ready, "
             f"{self.rss_end_mb:.0f} MB at the end",
             *self.notes,
             "RESULT: " + ("OK" if self.ok else "FAILED"),
         ]
         return "\n".join(lines)
+
+
+def _position_text(position: dict[str, float]) -> str:
+    return ", ".join(f"{s} {q:g}" for s, q in sorted(position.items()) if q) or "flat"
+
+
+def _same(a: dict[str, float], b: dict[str, float]) -> bool:
+    return all(abs(a.get(s, 0.0) - b.get(s, 0.0)) < 1e-9 for s in set(a) | set(b))
 
 
 def _rss_mb(pid: int) -> float:
@@ -111,6 +155,7 @@ class _Engine:
     """One engine process: started, waited for READY, killed or stopped."""
 
     def __init__(self, port: int, config: SoakConfig, journal_dir: Path, log: Path) -> None:
+        self.summary = journal_dir.parent / "engine-books.json"
         env = {**os.environ, "COPILOT_QUANT_JOURNAL_DIR": str(journal_dir)}
         args = [
             sys.executable,
@@ -120,6 +165,7 @@ class _Engine:
             ",".join(config.symbols),
             str(config.strategies),
             str(config.seed),
+            str(self.summary),
         ]
         self._log = log.open("a")
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=self._log, text=True)
@@ -233,10 +279,12 @@ def run_soak(
         time.sleep(3)
         rss_end = _rss_mb(engine.proc.pid)
         engine.stop()
+        books = json.loads(engine.summary.read_text(encoding="utf-8"))
         engine = None
         return _report(
             gateway,
             journal_dir,
+            books,
             bars=counter.steps,
             fired=fired,
             rss_start=rss_start,
@@ -263,6 +311,7 @@ class _StepCounter:
 def _report(
     gateway: GatewayServer,
     journal_dir: Path,
+    books: dict[str, dict[str, float]],
     *,
     bars: int,
     fired: Counter[str],
@@ -277,15 +326,34 @@ def _report(
     executions = [e for e in gateway.broker.executions() if e.order_ref in owner]
     journaled = Counter(f.exec_id for f in fills)
     sent = Counter(o.order_ref for o in [*gateway.broker.open_orders(), *gateway.broker.completed_orders()])
-    rows: dict[str, StrategyRow] = {}
+    rows: dict[str, StrategyRow] = {name: StrategyRow(name) for name in books}
     for order in orders:
         name = order.strategy or "?"
         rows.setdefault(name, StrategyRow(name)).orders += 1
+    by_strategy: dict[str, set[str]] = defaultdict(set)  # strategy -> exec ids of its journaled fills
     for fill in fills:
         name = owner.get(fill.order_ref or "") or "?"
         row = rows.setdefault(name, StrategyRow(name))
         row.fills += 1
         row.shares += fill.signed_quantity
+        row.journal_position[fill.symbol] = row.journal_position.get(fill.symbol, 0.0) + fill.signed_quantity
+        by_strategy[name].add(fill.exec_id)
+    at_gateway: dict[str, set[str]] = defaultdict(set)  # strategy -> exec ids of its orders at the gateway
+    for execution in executions:
+        at_gateway[owner[execution.order_ref] or "?"].add(execution.exec_id)
+    strategy_diffs: list[str] = []
+    for name, row in rows.items():
+        row.executions = len(at_gateway[name])
+        row.book_position = {s: float(q) for s, q in books.get(name, {}).items()}
+        if by_strategy[name] != at_gateway[name]:
+            missing, extra = at_gateway[name] - by_strategy[name], by_strategy[name] - at_gateway[name]
+            strategy_diffs.append(f"{name}: journal lacks {sorted(missing)}, has extra {sorted(extra)}")
+        if not _same(row.journal_position, row.book_position):
+            strategy_diffs.append(f"{name}: book {row.book_position} != its fills {row.journal_position}")
+    claims: dict[str, set[str]] = defaultdict(set)  # exec id -> strategies it is attributed to
+    for name, ids in [*by_strategy.items(), *at_gateway.items()]:
+        for exec_id in ids:
+            claims[exec_id].add(name)
     journal_pos: dict[str, float] = defaultdict(float)
     for fill in fills:
         journal_pos[fill.symbol] += fill.signed_quantity
@@ -307,6 +375,8 @@ def _report(
         orphaned=sorted(f.exec_id for f in fills if owner.get(f.order_ref or "") is None),
         position_diffs=diffs,
         strategies=sorted(rows.values(), key=lambda r: r.name),
+        strategy_diffs=strategy_diffs,
+        double_attributed=sorted(x for x, names in claims.items() if len(names) > 1),
         rss_start_mb=rss_start,
         rss_end_mb=rss_end,
         elapsed_s=elapsed,
@@ -321,7 +391,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=200.0)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--faults", type=int, default=40)
-    parser.add_argument("--strategies", type=int, default=1)
+    parser.add_argument("--strategies", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     config = SoakConfig(

@@ -1,13 +1,15 @@
 """The chaos soak's engine, in its own process so the soak can SIGKILL it (run as a script).
 
-Usage: ``python soak_engine.py PORT CLIENT_ID SYMBOLS STRATEGIES SEED`` with SYMBOLS comma-separated.
-Runs ``STRATEGIES`` :class:`RandomTrader` strategies on one engine (one account) until SIGTERM, which
-stops it cleanly. Prints ``READY`` once trading, then nothing; everything else is in the journal, which
-``COPILOT_QUANT_JOURNAL_DIR`` points at.
+Usage: ``python soak_engine.py PORT CLIENT_ID SYMBOLS STRATEGIES SEED SUMMARY`` with SYMBOLS
+comma-separated. Runs ``STRATEGIES`` :class:`RandomTrader` strategies on one engine (one account) until
+SIGTERM, which stops it cleanly and writes each strategy's own book (its positions, from the engine's
+``get_performance_summary()["strategies"]``) to the JSON file SUMMARY. Prints ``READY`` once trading, then
+nothing; everything else is in the journal, which ``COPILOT_QUANT_JOURNAL_DIR`` points at.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -66,6 +68,7 @@ def main() -> None:
     port, client_id = int(sys.argv[1]), int(sys.argv[2])
     symbols = sys.argv[3].split(",")
     count, seed = int(sys.argv[4]), int(sys.argv[5])
+    summary_file = sys.argv[6]
     logging.basicConfig(
         level=os.environ.get("SOAK_LOG_LEVEL", "WARNING"),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -81,6 +84,9 @@ def main() -> None:
     print("READY", flush=True)
     stop.wait()
     engine.stop()
+    books = engine.get_performance_summary()["strategies"]
+    with open(summary_file, "w", encoding="utf-8") as out:
+        json.dump({name: book["positions"] for name, book in books.items()}, out)
     engine.disconnect()
 
 

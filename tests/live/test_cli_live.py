@@ -413,3 +413,69 @@ def test_live_flatten_on_stop_closes_the_strategys_position_when_the_run_ends(
     assert result.exit_code == 0, result.output
     assert "Stopped. fills 2" in result.output  # the buy, and the sell that closed it on stop
     assert not [p for p in server.broker.positions() if p.position]
+
+
+TWO = """
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.orders import Order
+
+
+class BuyOnceOf(Strategy):
+    def __init__(self, symbol, quantity):
+        super().__init__()
+        self.symbol, self.quantity, self.done = symbol, quantity, False
+
+    def on_data(self, timestamp, data):
+        if self.done:
+            return None
+        self.done = True
+        return [Order(self.symbol, self.quantity, "market", "buy")]
+"""
+
+
+def test_live_runs_two_strategies_on_one_account_and_reports_each(gateway_factory, tmp_path, monkeypatch):
+    monkeypatch.delenv("IB_PORT", raising=False)
+    path = tmp_path / "two.py"
+    path.write_text(TWO)
+    server = gateway_factory(speed=10)
+    journal = tmp_path / "journal.sqlite"
+    args = [
+        "live",
+        f"{path}:BuyOnceOf(symbol='AAPL', quantity=5, name='apples', capital=40000)",
+        f"{path}:BuyOnceOf(symbol='AAPL', quantity=3, name='more apples')",
+        "--symbols",
+        "AAPL",
+        "--port",
+        str(server.port),
+        "--client-id",
+        "93",
+        "--duration",
+        "2",
+        "--update-interval",
+        "1",
+        "--journal",
+        str(journal),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Strategies (one account):" in result.output
+    assert "Stopped. fills 2" in result.output
+    lines = {line.split(":")[0].strip(): line for line in result.output.splitlines() if " fills 1, " in line}
+    assert "AAPL 5" in lines["apples"]
+    assert "capital 40,000.00" in lines["apples"]
+    assert "AAPL 3" in lines["more apples"]
+    # the journal knows whose each order was: the journal command shows it per strategy
+    shown = CliRunner().invoke(app, ["journal", "--path", str(journal), "strategies"])
+    assert shown.exit_code == 0, shown.output
+    rows = {line.split("│")[1].strip(): line for line in shown.output.splitlines() if line.count("│") > 3}
+    assert "AAPL 5" in rows["apples"]
+    assert "AAPL 3" in rows["more apples"]
+
+
+def test_live_refuses_a_percentage_capital_before_connecting(tmp_path):
+    path = tmp_path / "two.py"
+    path.write_text(TWO)
+    spec = f"{path}:BuyOnceOf(symbol='AAPL', quantity=5, capital='50%')"
+    result = CliRunner().invoke(app, ["live", spec, "--symbols", "AAPL", "--port", "1"])
+    assert result.exit_code == 2
+    assert "give an amount" in result.output

@@ -17,7 +17,8 @@ from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, Strategy
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.errors import ConfigError, DataError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage
-from copilot_quant.parity import _after_first_bar, run_parity
+from copilot_quant.parity import run_parity
+from copilot_quant.parity_watch import after_first_bar as _after_first_bar
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -233,7 +234,7 @@ def test_bad_input_is_a_named_error() -> None:
 
 
 def test_fill_instants_map_to_the_close_of_their_bar() -> None:
-    from copilot_quant.parity import _bar_of
+    from copilot_quant.parity_watch import bar_of as _bar_of
 
     stamps = pd.DatetimeIndex(["2024-01-02 21:00", "2024-01-03 21:00", "2024-01-04 18:00"], tz="UTC")
     open_ = datetime.fromisoformat("2024-01-03T14:30:00+00:00")

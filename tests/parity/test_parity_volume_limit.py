@@ -17,7 +17,8 @@ from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.errors import ConfigError
-from copilot_quant.parity import _after_first_bar, _final_status, run_parity
+from copilot_quant.parity import _final_status, run_parity
+from copilot_quant.parity_watch import after_first_bar as _after_first_bar
 
 pytestmark = pytest.mark.timeout(180)
 
