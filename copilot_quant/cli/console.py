@@ -13,6 +13,7 @@ the port cannot be served.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -56,13 +57,28 @@ def options(  # noqa: PLR0917 - one argument per CLI option
     return serve
 
 
-def attach(engine: LiveStrategyEngine, serve: ServeOptions, console: Console) -> ConsoleServer:
-    """Start the engine's console (with controls) next to a started engine; the caller stops it."""
+def attach(engine: LiveStrategyEngine, serve: ServeOptions | None, console: Console) -> Callable[[], None]:
+    """Next to a started engine: alerts when a channel is configured (``COPILOT_QUANT_ALERT_*``), and the
+    console (with controls) when ``serve`` is given. Returns what stops them (call it before ``engine.stop``)."""
+    from copilot_quant.alerts import AlertSettings, EngineAlerts
     from copilot_quant.console.server import ConsoleServer
 
-    server = ConsoleServer.for_engine(engine, serve).start()
-    announce(server, console)
-    return server
+    stoppers: list[Callable[[], None]] = []
+    settings = AlertSettings.load()
+    if settings.channels():
+        alerts = EngineAlerts.from_settings(engine, settings).start()
+        stoppers.append(alerts.stop)
+        console.print(f"Alerts: {', '.join(c.name for c in alerts.dispatcher.channels)}")
+    if serve is not None:
+        server = ConsoleServer.for_engine(engine, serve).start()
+        stoppers.append(server.stop)
+        announce(server, console)
+
+    def stop() -> None:
+        for stopper in reversed(stoppers):
+            stopper()
+
+    return stop
 
 
 def console_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option

@@ -188,7 +188,8 @@ def run_live(
 
     Between connecting and starting, the engine is set to watch its account's kill-switch file (unless it
     was given one; see the module docstring); a kill-switch file that already exists refuses the start.
-    With ``web_console``, the operations console (with controls) is served once the engine runs.
+    With ``web_console``, the operations console (with controls) is served once the engine runs; alerts go
+    out when ``COPILOT_QUANT_ALERT_*`` configures a channel.
     """
     from rich.live import Live
 
@@ -223,11 +224,11 @@ def run_live(
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    try:
-        panel = console_cli.attach(engine, web_console, console) if web_console is not None else None
+    try:  # the operations console (--console) and alerts (COPILOT_QUANT_ALERT_*)
+        detach = console_cli.attach(engine, web_console, console)
     except ConfigError as exc:
-        console.print(f"[bold red]Error:[/] console not served: {escape(str(exc))}")
-        panel = None
+        console.print(f"[bold red]Error:[/] console/alerts not started: {escape(str(exc))}")
+        detach = None
     previous = signal.signal(signal.SIGTERM, on_term)
     deadline = None if duration is None else time.monotonic() + duration
     try:
@@ -244,8 +245,8 @@ def run_live(
         console.print("Stopping ..." if console.is_terminal else "\nStopping ...")
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if panel is not None:
-            panel.stop()
+        if detach is not None:
+            detach()
         engine.stop()
         summary = engine.get_performance_summary()
         engine.disconnect()
