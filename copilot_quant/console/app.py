@@ -30,7 +30,7 @@ from starlette.templating import Jinja2Templates
 
 from copilot_quant.console.controls import ControlRequest, Controls
 from copilot_quant.console.gate import TokenGate
-from copilot_quant.console.hub import EventHub
+from copilot_quant.console.hub import EventHub, HubMessage
 from copilot_quant.console.pages import ConsoleState
 from copilot_quant.console.reader import JournalFilter
 from copilot_quant.console.security import CSRF_HEADER, ConsoleToken, token_matches
@@ -120,6 +120,9 @@ class _Console:
         reports = self.state.reader.reconcile_reports()
         return self._render(request, "reconcile.html", {"reports": reports, "page": "reconcile"})
 
+    async def favicon(self, request: Request) -> Response:
+        return Response(status_code=204)
+
     async def plotly_js(self, request: Request) -> Response:
         return FileResponse(_PLOTLY_JS, media_type="application/javascript")
 
@@ -127,16 +130,27 @@ class _Console:
         queue = self.hub.subscribe()
 
         async def stream() -> AsyncIterator[str]:
+            closing: asyncio.Future[Any] = asyncio.ensure_future(self.closing.wait())
+            getting: asyncio.Future[Any] | None = None
             try:
                 yield "retry: 1000\nevent: hello\ndata: {}\n\n"  # reconnect within 1 s after a restart
-                while not self.closing.is_set():
-                    try:
-                        message = await asyncio.wait_for(queue.get(), timeout=_KEEPALIVE_S)
-                    except TimeoutError:
+                while not closing.done():
+                    if getting is None:
+                        getting = asyncio.ensure_future(queue.get())
+                    # ends as soon as the server stops, so the browser sees the stream close and reconnects
+                    await asyncio.wait(
+                        {getting, closing}, timeout=_KEEPALIVE_S, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getting.done():
+                        message: HubMessage = getting.result()
+                        getting = None
+                        yield message.sse()
+                    elif not closing.done():
                         yield ": keep-alive\n\n"
-                        continue
-                    yield message.sse()
             finally:
+                for task in (closing, getting):
+                    if task is not None and not task.done():
+                        task.cancel()
                 self.hub.unsubscribe(queue)
 
         return StreamingResponse(
@@ -234,6 +248,7 @@ def build_app(
         Route("/reconcile", console.reconcile),
         Route("/events", console.events),
         Route("/static/plotly.min.js", console.plotly_js),
+        Route("/favicon.ico", console.favicon),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
     if controls is not None:

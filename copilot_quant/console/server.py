@@ -170,6 +170,10 @@ class ConsoleServer:
             loop.run_until_complete(server.serve(sockets=[sock]))
         finally:
             sock.close()
+            pending = asyncio.all_tasks(loop)  # streams cut by the shutdown: let them finish their cleanup
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     def stop(self) -> None:
