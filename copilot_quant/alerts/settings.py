@@ -54,13 +54,16 @@ class AlertSettings(BaseSettings):
 
     @classmethod
     def load(cls, **overrides: object) -> AlertSettings:
-        """The settings, or a ConfigError naming the bad variable."""
+        """The settings, checked whole (kinds, channels), or a ConfigError naming the bad variable."""
         try:
-            return cls(**overrides)  # type: ignore[arg-type]
+            settings = cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
             first = exc.errors()[0]
             name = "COPILOT_QUANT_ALERT_" + str(first["loc"][0]).upper()
             raise ConfigError(f"{name}: {first['msg']}") from None
+        settings.wanted()
+        settings.channels()
+        return settings
 
     def wanted(self) -> frozenset[AlertKind]:
         names = [k.strip().lower() for k in self.kinds.split(",") if k.strip()]

@@ -23,14 +23,7 @@ from copilot_quant.alerts import (
 )
 from copilot_quant.errors import ConfigError
 
-from tests.live.conftest import (  # noqa: F401 - fixtures
-    _journal_in_tmp,
-    _no_leaked_ib_threads,
-    feed,
-    gateway,
-    gateway_factory,
-    wait_until,
-)
+from tests.live.conftest import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -198,9 +191,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_bad_settings_are_named(monkeypatch: pytest.MonkeyPatch, name: str, value: str, match: str) -> None:
     monkeypatch.setenv(f"COPILOT_QUANT_ALERT_{name}", value)
     with pytest.raises(ConfigError, match=match):
-        settings = AlertSettings.load()
-        settings.wanted()
-        settings.channels()
+        AlertSettings.load()
 
 
 @pytest.mark.network
@@ -233,6 +224,33 @@ def test_the_engine_s_kill_switch_reaches_the_webhook_and_the_mailbox(
         engine.kill("drill from the alert test")
         assert wait_until(lambda: any("drill from the alert test" in b["text"] for b in receiver.bodies))
         assert wait_until(lambda: any("drill" in m.get_payload() for m in box.messages))
+    finally:
+        if alerts is not None:
+            alerts.stop()
+        engine.disconnect()
+
+
+@pytest.mark.network
+@pytest.mark.timeout(90)
+def test_a_disconnect_longer_than_the_limit_reaches_the_webhook(gateway, receiver: Receiver) -> None:
+    from copilot_quant.backtest.live_engine import LiveStrategyEngine
+    from copilot_quant.backtest.strategy import Strategy
+
+    class Idle(Strategy):
+        def on_data(self, timestamp, data):
+            return None
+
+    settings = AlertSettings.load(webhook_url=receiver.url, disconnect_after_s=0.5, kinds="disconnect")
+    engine = LiveStrategyEngine(port=gateway.port, client_id=192, update_interval=3600)
+    engine.add_strategy(Idle())
+    alerts = None
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        alerts = EngineAlerts.from_settings(engine, settings).start()
+        gateway.stop()  # IB is gone and stays gone
+        assert wait_until(lambda: any("disconnected for" in b["text"] for b in receiver.bodies), timeout=30)
+        assert len(receiver.bodies) == 1  # once per episode
     finally:
         if alerts is not None:
             alerts.stop()
