@@ -3,7 +3,7 @@
 :class:`EngineWatch` subscribes to ``engine.on.event``/``engine.on.error``, to the connection's state changes
 and to fills, and publishes each on the :class:`~copilot_quant.console.hub.EventHub` from the thread that
 raised it (cheap: a hand-over to the server's loop). A sampler thread (``copilot-quant-console``) reads the
-engine's summary twice a second — what ``copilot-quant live``'s status line reads — keeps each strategy's P&L
+engine's summary once a second — what ``copilot-quant live``'s status line reads — keeps each strategy's P&L
 curve, and publishes ``changed`` when the journal or the engine's state moved. :class:`JournalWatch` is the
 sampler alone, for the read-only console over a journal another process may still be writing.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _CURVE_POINTS = 5000
 _HISTORY = 200
+_SUMMARY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,10 @@ class EngineWatch(JournalWatch):
         )
 
     def sample(self) -> None:
-        self._refresh_summary()
+        now = time.monotonic()
+        if now >= self._next_summary:  # a loop-thread round trip: once a second is what a page needs
+            self._next_summary = now + _SUMMARY_S
+            self._refresh_summary()
 
     def _refresh_summary(self) -> None:
         try:
