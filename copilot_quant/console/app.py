@@ -61,6 +61,7 @@ class _Console:
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
         self.templates.env.filters["money"] = _money
         self.templates.env.filters["num"] = _num
+        self.templates.env.filters["when"] = _when
         self.templates.env.filters["tojson_safe"] = lambda v: json.dumps(v, default=str)
 
     def _render(self, request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
@@ -221,6 +222,14 @@ def _money(value: Any) -> str:
     except (TypeError, ValueError):
         return "-"
     return "-" if math.isnan(number) else f"${number:,.2f}"
+
+
+def _when(value: Any) -> str:
+    """A journal or engine time as ``YYYY-MM-DD HH:MM:SS`` (UTC, as stored), or '-'."""
+    if value is None or value == "":
+        return "-"
+    text = value.isoformat() if isinstance(value, datetime) else str(value)
+    return text.replace("T", " ")[:19]
 
 
 def _num(value: Any) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from copilot_quant.console.reader import JournalFilter, JournalReader
@@ -206,6 +205,3 @@ class ConsoleState:
             "curve_label": "P&L after commissions, marked at the last bar (sampled live)",
             "errors": errors,
         }
-
-    def kill_file_of(self, journal_path: Path) -> Path:
-        return journal_path.with_suffix(KILL_FILE_SUFFIX)
