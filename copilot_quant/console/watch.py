@@ -3,7 +3,7 @@
 :class:`EngineWatch` subscribes to ``engine.on.event``/``engine.on.error``, to the connection's state changes
 and to fills, and publishes each on the :class:`~copilot_quant.console.hub.EventHub` from the thread that
 raised it (cheap: a hand-over to the server's loop). A sampler thread (``copilot-quant-console``) reads the
-engine's summary once a second — what ``copilot-quant live``'s status line reads — keeps each strategy's P&L
+engine's account and strategy books once a second (no request to IB), keeps each strategy's P&L
 curve, and publishes ``changed`` when the journal or the engine's state moved. :class:`JournalWatch` is the
 sampler alone, for the read-only console over a journal another process may still be writing.
 """
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from copilot_quant.console.hub import EventHub
 from copilot_quant.console.reader import JournalReader
+from copilot_quant.live.summary import strategy_summaries
 
 if TYPE_CHECKING:
     from copilot_quant.brokers.reconnect import ConnectionState
@@ -165,14 +166,24 @@ class EngineWatch(JournalWatch):
             self._refresh_summary()
 
     def _refresh_summary(self) -> None:
+        """The account and each strategy's book as the engine last saw them — read, never asked of IB (no
+        round trip to IB's loop thread, which carries the orders)."""
+        engine = self.engine
         try:
-            summary = self.engine.get_performance_summary()
-        except Exception as exc:  # disconnected mid-read: keep the last one
-            log.debug("console: engine summary not available now: %s", exc)
+            strategies = strategy_summaries(engine.strategy_slots, engine.account.marks, {})
+        except Exception as exc:  # a book mid-update on the worker: keep the last one, read again soon
+            log.debug("console: strategy books not readable now: %s", exc)
             return
-        self.summary = summary
+        errors = sum(1 for e in engine.errors if e["type"] == "strategy")
+        for values in strategies.values():
+            values["errors"] = errors  # the engine's strategy errors are not kept per strategy
+        self.summary = {
+            "account_value": float(engine.account.value),
+            "cash_balance": float(engine.account.cash),
+            "strategies": strategies,
+        }
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
-        for name, values in summary.get("strategies", {}).items():
+        for name, values in strategies.items():
             curve = self.curves.setdefault(name, deque(maxlen=_CURVE_POINTS))
             pnl = float(values.get("pnl", 0.0))
             if not curve or curve[-1][1] != pnl or curve[-1][0] != stamp:

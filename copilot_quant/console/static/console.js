@@ -44,9 +44,12 @@
     }
   }
 
+  // At most one refresh per 400 ms, whatever the event rate: a busy engine must not pay for a busy page.
+  let lastRefresh = 0;
   function schedule() {
     if (pending) return;
-    pending = setTimeout(() => { pending = null; refresh(); }, 150);
+    const wait = Math.max(100, lastRefresh + 400 - Date.now());
+    pending = setTimeout(() => { pending = null; lastRefresh = Date.now(); refresh(); }, wait);
   }
 
   function connect() {
