@@ -60,7 +60,7 @@ def test_fills_appear_without_reload_the_curve_grows_and_halt_halts_with_the_rea
     browser, live: LiveConsole, tmp_path: Path
 ) -> None:
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     page.goto(live.server.url_with_token)
     page.wait_for_selector("#stream.live")
     page.goto(live.server.url + f"strategy/{STRATEGY}")
@@ -99,7 +99,7 @@ def test_fills_appear_without_reload_the_curve_grows_and_halt_halts_with_the_rea
 
 def test_a_dismissed_confirmation_does_nothing(browser, live: LiveConsole) -> None:
     page = browser.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     page.goto(live.server.url_with_token)
     page.fill("#who", "Grace")
     page.on("dialog", lambda d: d.dismiss())
@@ -126,7 +126,7 @@ def test_the_page_recovers_by_itself_when_the_console_restarts(
     first = ConsoleServer.for_journal(journal_file, options).start()
     port = first.port
     page = browser.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     try:
         page.goto(first.url_with_token)
         page.wait_for_selector("#stream.live")
