@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import plotly
 from starlette.applications import Starlette
@@ -203,7 +204,7 @@ def _journal_context(
     table: str, params: dict[str, str], rows: list[dict[str, Any]], error: str = ""
 ) -> dict[str, Any]:
     columns = list(rows[0]) if rows else []
-    query = "&".join(f"{k}={v}" for k, v in params.items() if k != "token" and v)
+    query = urlencode({k: v for k, v in params.items() if k != "token" and v})
     return {
         "page": "journal",
         "table": table,

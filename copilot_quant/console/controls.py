@@ -74,13 +74,14 @@ class Controls:
         action = "halt and flatten" if flatten else "halt"
         self._journal(action, request)
         reason = f"console {action} {request.describe()}"
+        self.engine.kill(reason, flatten=flatten)  # at once; the file below then asks for nothing more
         files = self._kill_files()
         if files:
             try:  # the durable half: a restarted engine refuses to start until it is cleared
-                write_kill_file(files[0], reason, flatten)
+                # (a reason's last word "flatten" would read as the marker: the suffix keeps it a reason)
+                write_kill_file(files[0], f"{reason} (from the console)", flatten)
             except OSError as exc:
                 log.error("console: cannot write the kill-switch file %s: %s", files[0], exc)
-        self.engine.kill(reason, flatten=flatten)
         return f"{action}: {reason}"
 
     def resume(self, request: ControlRequest) -> str:

@@ -96,3 +96,15 @@ def test_cancel_of_an_unknown_order_is_a_clear_400(live: LiveConsole) -> None:
     )
     assert answer.status == 400
     assert "no working order" in answer.body
+
+
+def test_a_reason_ending_in_flatten_halts_without_flattening(live: LiveConsole) -> None:
+    csrf = {"X-CSRF-Token": csrf_for(live.server.token.value)}
+    answer = _post(live, "halt", {"who": "Ada", "why": "do not flatten"}, csrf)
+    assert answer.status == 200, answer.body
+    found = read_kill_file(live.kill_file)
+    assert found is not None
+    assert not found.flatten
+    engagement = live.engine.kill_switch.engagement
+    assert engagement is not None
+    assert not engagement.flatten
