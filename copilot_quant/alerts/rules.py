@@ -3,14 +3,15 @@ bar in market hours).
 
 Pushed (from the engine's events, on the thread that raised them): fills, order rejections and errors,
 halts and the kill switch, reconciliation differences, strategy errors. Watched (a ``copilot-quant-alert-watch``
-thread, every second): disconnected longer than ``disconnect_after_s``; no bar for ``no_bar_after_min``
-minutes past the bar's due time while the market is open. Each watched alert fires once per episode.
+thread, every second): disconnected longer than ``disconnect_after_s``; no new bar for one bar interval plus
+``no_bar_after_min`` minutes, counting market-open time only (so a weekend is never "late"). Each watched
+alert fires once per episode.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +48,8 @@ class EngineAlerts:
         self._down_since: datetime | None = None
         self._down_told = False
         self._no_bar_told = False
+        self._bar_seen: object = None
+        self._open_waited = 0.0  # market-open seconds since the last new bar
 
     @classmethod
     def from_settings(cls, engine: LiveStrategyEngine, settings: AlertSettings | None = None) -> EngineAlerts:
@@ -131,25 +134,26 @@ class EngineAlerts:
                 key=f"disconnect|{self._down_since.isoformat()}",
             )
 
-    def check_bars(self, now: datetime) -> None:
+    def check_bars(self, now: datetime, step_s: float = _WATCH_S) -> None:
+        """Count market-open seconds since the last new bar (``step_s`` per call while the market is open;
+        nights and weekends do not count); past one bar interval plus ``no_bar_after_min``, alert once."""
         engine = self.engine
         last = engine.last_bar
+        if last != self._bar_seen:
+            self._bar_seen, self._open_waited, self._no_bar_told = last, 0.0, False
+            return
         if last is None or not engine.is_running() or not is_market_open(now):
             return
-        bar = timedelta(seconds=_BAR_SECONDS.get(engine.data_interval, 86400))
-        late = now - (
-            last.to_pydatetime() + 2 * bar
-        )  # the next bar closes one interval after this one's close
-        limit = timedelta(minutes=self.settings.no_bar_after_min)
-        if late <= limit:
-            self._no_bar_told = False
+        self._open_waited += step_s
+        bar_s = _BAR_SECONDS.get(engine.data_interval, 86400)
+        if self._open_waited <= bar_s + self.settings.no_bar_after_min * 60 or self._no_bar_told:
             return
-        if not self._no_bar_told:
-            self._no_bar_told = True
-            minutes = (now - last.to_pydatetime() - bar).total_seconds() / 60
-            self._send(
-                AlertKind.NO_BAR,
-                "no bar in market hours",
-                f"no new bar for {minutes:.0f} min during market hours (last bar {last}); is the data flowing?",
-                key=f"no_bar|{last}",
-            )
+        self._no_bar_told = True
+        minutes = (self._open_waited - bar_s) / 60
+        self._send(
+            AlertKind.NO_BAR,
+            "no bar in market hours",
+            f"no new {engine.data_interval} bar for {minutes:.0f} min of market hours past its due time "
+            f"(last bar {last}); is the data flowing?",
+            key=f"no_bar|{last}",
+        )

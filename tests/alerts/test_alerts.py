@@ -255,3 +255,78 @@ def test_a_disconnect_longer_than_the_limit_reaches_the_webhook(gateway, receive
         if alerts is not None:
             alerts.stop()
         engine.disconnect()
+
+
+class _Engine:
+    """Just what the no-bar rule reads of an engine (pure logic: no connection needed)."""
+
+    def __init__(self) -> None:
+        import pandas as pd
+
+        self.last_bar = pd.Timestamp("2024-03-05 14:30", tz="UTC")
+        self.data_interval = "1m"
+        self.running = True
+        self.connection = type("C", (), {"account": "DU1234567"})()
+
+    def is_running(self) -> bool:
+        return self.running
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def notify(self, alert: Alert) -> bool:
+        self.alerts.append(alert)
+        return True
+
+
+def _no_bar_rules(minutes: float = 10) -> tuple[EngineAlerts, _Engine, _Collect]:
+    from datetime import UTC, datetime
+
+    engine, sink = _Engine(), _Collect()
+    rules = EngineAlerts(engine, sink, AlertSettings.load(no_bar_after_min=minutes))  # type: ignore[arg-type]
+    rules.check_bars(datetime(2024, 3, 5, 15, 0, tzinfo=UTC))  # sees the current bar
+    return rules, engine, sink
+
+
+def test_no_bar_for_n_minutes_of_market_hours_alerts_once() -> None:
+    from datetime import UTC, datetime
+
+    rules, _, sink = _no_bar_rules(minutes=10)
+    open_tuesday = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)  # 10:00 New York
+    for _ in range(60 * 10):  # ten minutes of market hours: one bar's minute plus 9 more, not yet
+        rules.check_bars(open_tuesday)
+    assert sink.alerts == []
+    for _ in range(120):
+        rules.check_bars(open_tuesday)
+    assert [a.kind for a in sink.alerts] == [AlertKind.NO_BAR]
+
+
+def test_nights_and_weekends_never_count_as_a_missing_bar() -> None:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    rules, engine, sink = _no_bar_rules(minutes=1)
+    engine.last_bar = pd.Timestamp("2024-03-08 20:59", tz="UTC")  # Friday's last minute bar
+    rules.check_bars(datetime(2024, 3, 8, 21, 0, tzinfo=UTC))
+    for _ in range(3600):
+        rules.check_bars(datetime(2024, 3, 9, 15, 0, tzinfo=UTC))  # Saturday
+    for _ in range(100):  # Monday's first 100 s: the first bar is not even due yet
+        rules.check_bars(datetime(2024, 3, 11, 13, 31, 40, tzinfo=UTC))
+    assert sink.alerts == []
+
+
+def test_a_new_bar_restarts_the_count() -> None:
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    rules, engine, sink = _no_bar_rules(minutes=1)
+    open_tuesday = datetime(2024, 3, 5, 15, 0, tzinfo=UTC)
+    for k in range(600):
+        if k % 60 == 0:
+            engine.last_bar = pd.Timestamp("2024-03-05 14:30", tz="UTC") + pd.Timedelta(minutes=k // 60 + 1)
+        rules.check_bars(open_tuesday)
+    assert sink.alerts == []
