@@ -22,6 +22,8 @@ from copilot_quant.alerts import (
     WebhookChannel,
 )
 from copilot_quant.errors import ConfigError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.live.conftest import wait_until
 
@@ -330,3 +332,25 @@ def test_a_new_bar_restarts_the_count() -> None:
             engine.last_bar = pd.Timestamp("2024-03-05 14:30", tz="UTC") + pd.Timedelta(minutes=k // 60 + 1)
         rules.check_bars(open_tuesday)
     assert sink.alerts == []
+
+
+@given(
+    events=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=5, allow_nan=False), st.sampled_from("abcde")),
+        max_size=80,
+    ),
+    dedupe=st.floats(min_value=0, max_value=120, allow_nan=False),
+    cap=st.integers(min_value=1, max_value=6),
+)
+def test_the_throttle_never_exceeds_its_rate_nor_repeats_within_the_window(events, dedupe, cap) -> None:
+    now = [0.0]
+    throttle = Throttle(dedupe_s=dedupe, max_per_minute=cap, clock=lambda: now[0])
+    allowed: list[tuple[float, str]] = []
+    for step, key in events:
+        now[0] += step
+        if throttle.allow(_alert(key)):
+            allowed.append((now[0], key))
+    for t, key in allowed:
+        assert sum(1 for u, _ in allowed if t - 60 < u <= t) <= cap
+        assert not any(k == key and t - dedupe < u < t for u, k in allowed)
+    assert throttle.suppressed == len(events) - len(allowed)
