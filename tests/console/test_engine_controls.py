@@ -7,6 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.orders import Order
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.console import ConsoleServer, ServeOptions
 from copilot_quant.console.security import csrf_for
 from copilot_quant.journal import TradeJournal
 from copilot_quant.risk.kill_file import read_kill_file
@@ -108,3 +112,50 @@ def test_a_reason_ending_in_flatten_halts_without_flattening(live: LiveConsole) 
     engagement = live.engine.kill_switch.engagement
     assert engagement is not None
     assert not engagement.flatten
+
+
+class _RestingBid(Strategy):
+    """Places one GTC limit buy far below the market: it stays working until cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "RestingBid"
+        self.sent = False
+
+    def on_data(self, timestamp, data):
+        if self.sent:
+            return None
+        self.sent = True
+        return [Order("AAPL", 1, "limit", "buy", limit_price=1.0, time_in_force="gtc")]
+
+
+def test_cancel_over_http_cancels_the_working_order_and_journals_who_and_why(gateway, tmp_path: Path) -> None:
+    engine = LiveStrategyEngine(port=gateway.port, client_id=172, update_interval=3600)
+    engine.add_strategy(_RestingBid())
+    server = None
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        server = ConsoleServer.for_engine(engine, ServeOptions(port=0, token_file=tmp_path / "token")).start()
+        with Stepper(gateway, 0.1):
+            assert wait_until(lambda: len(engine.broker.get_open_orders()) == 1, timeout=30)
+        order = engine.broker.get_open_orders()[0]
+        page = http(server.url + "strategy/RestingBid", token=server.token.value)
+        assert f'data-order="{order.order_id}"' in page.body  # the page offers the cancel
+        answer = http(
+            server.url + "control/cancel",
+            token=server.token.value,
+            method="POST",
+            body={"who": "Ada", "why": "stale bid", "order_id": str(order.order_id)},
+            headers={"X-CSRF-Token": csrf_for(server.token.value)},
+        )
+        assert answer.status == 200, answer.body
+        assert wait_until(lambda: engine.broker.get_open_orders() == [], timeout=20)
+        assert order.status.value == "cancelled"
+        assert engine.journal is not None
+        events = [e.detail for e in engine.journal.events(kind="console")]
+        assert any(d.startswith(f"cancel order {order.order_id} by Ada") and "stale bid" in d for d in events)
+    finally:
+        if server is not None:
+            server.stop()
+        engine.disconnect()
