@@ -48,11 +48,17 @@ def announce(server: ConsoleServer, console: Console) -> None:
 
 
 def options(  # noqa: PLR0917 - one argument per CLI option
-    host: str, port: int, token_file: str | None, tls_cert: str | None, tls_key: str | None, force: bool
+    host: str,
+    port: int,
+    token_file: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    force: bool,
+    reports_dir: str | None = None,
 ) -> ServeOptions:
     from copilot_quant.console.server import ServeOptions
 
-    serve = ServeOptions(host, port, token_file, tls_cert, tls_key, force)
+    serve = ServeOptions(host, port, token_file, tls_cert, tls_key, force, reports_dir)
     serve.check()
     return serve
 
@@ -98,6 +104,9 @@ def console_command(  # noqa: PLR0917 - typer maps each parameter to a CLI optio
         "--force-insecure-bind",
         help="Allow a non-loopback --host without TLS (trusted networks only).",
     ),
+    reports_dir: str | None = typer.Option(
+        None, "--reports-dir", help="Link the HTML reports (backtest, sweep, walk-forward) in this directory."
+    ),
 ) -> None:
     """Serve the read-only operations console over an account's journal (no controls)."""
     from copilot_quant.console.server import ConsoleServer
@@ -106,7 +115,7 @@ def console_command(  # noqa: PLR0917 - typer maps each parameter to a CLI optio
     try:
         name = check_account(account)
         directory = Path(journal_dir).expanduser() if journal_dir else default_journal_dir()
-        serve = options(host, port, token_file, tls_cert, tls_key, force_insecure_bind)
+        serve = options(host, port, token_file, tls_cert, tls_key, force_insecure_bind, reports_dir)
         server = ConsoleServer.for_journal(directory / f"{name}.sqlite", serve)
     except ConfigError as exc:
         print_error(str(exc))

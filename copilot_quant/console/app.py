@@ -1,7 +1,8 @@
 """The console's web app (Starlette): pages, the live event stream, CSV export and — with an engine — controls.
 
 Routes: ``/`` overview, ``/strategy/{name}``, ``/journal`` (browser; ``/journal.csv`` exports the same
-filtered rows), ``/reconcile``, ``/events`` (server-sent events), ``/api/overview`` (JSON), ``/static/…``
+filtered rows), ``/reconcile``, ``/reports`` (with a reports dir: links to its HTML reports, served under
+``/report/…``), ``/events`` (server-sent events), ``/api/overview`` (JSON), ``/static/…``
 (plotly.js from the installed plotly package: no CDN). Only an app built with ``controls`` has
 ``POST /control/{halt,flatten,resume,cancel}``; without them those paths do not exist (404).
 
@@ -52,8 +53,14 @@ class _Console:
     """The request handlers, over one :class:`ConsoleState` (and :class:`Controls` in engine mode)."""
 
     def __init__(
-        self, state: ConsoleState, hub: EventHub, token: ConsoleToken, controls: Controls | None
+        self,
+        state: ConsoleState,
+        hub: EventHub,
+        token: ConsoleToken,
+        controls: Controls | None,
+        reports_dir: Path | None = None,
     ) -> None:
+        self.reports_dir = reports_dir
         self.state = state
         self.hub = hub
         self.token = token
@@ -70,6 +77,7 @@ class _Console:
             "mode": "engine" if self.controls is not None else "journal",
             "account": self.state.account(),
             "strategies_nav": self.state.strategy_names(),
+            "has_reports": self.reports_dir is not None,
             "csrf": self.token.csrf,
             "partial": request.headers.get("x-partial") == "1",
             **context,
@@ -121,6 +129,25 @@ class _Console:
     async def reconcile(self, request: Request) -> Response:
         reports = self.state.reader.reconcile_reports()
         return self._render(request, "reconcile.html", {"reports": reports, "page": "reconcile"})
+
+    async def reports(self, request: Request) -> Response:
+        return self._render(request, "reports.html", {"reports": self._report_files(), "page": "reports"})
+
+    def _report_files(self) -> list[dict[str, Any]]:
+        """The HTML reports in the reports dir and its subfolders, newest first."""
+        root = self.reports_dir
+        if root is None:
+            return []
+        found = [p for p in root.rglob("*.htm*") if p.is_file()]
+        found.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        return [
+            {
+                "name": p.relative_to(root).as_posix(),
+                "time": datetime.fromtimestamp(p.stat().st_mtime, UTC),
+                "size": p.stat().st_size,
+            }
+            for p in found[:500]
+        ]
 
     async def favicon(self, request: Request) -> Response:
         return Response(status_code=204)
@@ -246,9 +273,11 @@ def build_app(
     controls: Controls | None = None,
     *,
     secure_cookie: bool = False,
+    reports_dir: Path | None = None,
 ) -> tuple[Starlette, _Console]:
-    """The console app wrapped in its :class:`TokenGate`; controls only when ``controls`` is given."""
-    console = _Console(state, hub, token, controls)
+    """The console app wrapped in its :class:`TokenGate`; controls only when ``controls`` is given; the
+    Reports page (and the files, read-only) only with a ``reports_dir``."""
+    console = _Console(state, hub, token, controls, reports_dir)
     routes: list[Route | Mount] = [
         Route("/", console.overview),
         Route("/api/overview", console.overview_json),
@@ -261,6 +290,9 @@ def build_app(
         Route("/favicon.ico", console.favicon),
         Mount("/static", StaticFiles(directory=str(_HERE / "static")), name="static"),
     ]
+    if reports_dir is not None:
+        routes.append(Route("/reports", console.reports))
+        routes.append(Mount("/report", StaticFiles(directory=str(reports_dir)), name="report"))
     if controls is not None:
         routes.append(
             Route("/control/{action:str}", console.control, methods=["POST"]),

@@ -48,7 +48,8 @@ _START_TIMEOUT_S = 10.0
 
 @dataclass(frozen=True, slots=True)
 class ServeOptions:
-    """Where and how to serve: address, port (0: a free one), token file, TLS, forced insecure bind."""
+    """Where and how to serve: address, port (0: a free one), token file, TLS, forced insecure bind, and the
+    directory of HTML reports (backtest, sweep, walk-forward, batch) the Reports page links to."""
 
     host: str = "127.0.0.1"
     port: int = 8080
@@ -56,6 +57,7 @@ class ServeOptions:
     tls_cert: str | Path | None = None
     tls_key: str | Path | None = None
     force_insecure: bool = False
+    reports_dir: str | Path | None = None
 
     @property
     def tls(self) -> bool:
@@ -64,6 +66,8 @@ class ServeOptions:
     def check(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("TLS needs both --tls-cert and --tls-key")
+        if self.reports_dir is not None and not Path(self.reports_dir).is_dir():
+            raise ConfigError(f"--reports-dir {self.reports_dir} is not a directory")
         if not 0 <= int(self.port) <= 65535:
             raise ConfigError(f"port {self.port} is not a TCP port (0-65535)")
         check_bind(self.host, tls=self.tls, force=self.force_insecure)
@@ -86,7 +90,10 @@ class ConsoleServer:
         self.state = state
         self.watch = watch
         self.hub = hub
-        self.app, self._console = build_app(state, hub, self.token, controls, secure_cookie=options.tls)
+        reports = Path(options.reports_dir) if options.reports_dir is not None else None
+        self.app, self._console = build_app(
+            state, hub, self.token, controls, secure_cookie=options.tls, reports_dir=reports
+        )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = int(options.port)

@@ -67,3 +67,33 @@ def test_plotly_is_served_from_the_installed_package(readonly_console: ConsoleSe
     assert script.status == 200
     assert "plotly.js" in script.body[:400]
     assert "cdn" not in _get(readonly_console, "/").body.lower()
+
+
+def test_the_reports_page_links_the_html_reports_and_serves_them(journal_file, tmp_path) -> None:
+    from copilot_quant.console import ServeOptions
+
+    reports = tmp_path / "out"
+    (reports / "wf").mkdir(parents=True)
+    (reports / "report.html").write_text("<html><body>backtest report</body></html>")
+    (reports / "wf" / "walk.html").write_text("<html><body>walk-forward</body></html>")
+    (reports / "notes.txt").write_text("not a report")
+    options = ServeOptions(port=0, token_file=tmp_path / "token", reports_dir=reports)
+    server = ConsoleServer.for_journal(journal_file, options).start()
+    try:
+        page = _get(server, "/reports")
+        assert page.status == 200
+        assert "report.html" in page.body
+        link = re.search(r'href="(/report/[^"]*walk[^"]*)"', page.body)
+        assert link is not None
+        assert "walk-forward" in _get(server, link.group(1)).body
+        assert "notes.txt" not in page.body
+        assert "backtest report" in _get(server, "/report/report.html").body
+        assert _get(server, "/report/../token").status == 404  # nothing outside the reports dir
+        assert http(server.url + "report/report.html").status == 401
+    finally:
+        server.stop()
+
+
+def test_without_a_reports_dir_there_is_no_reports_page(readonly_console: ConsoleServer) -> None:
+    assert _get(readonly_console, "/reports").status == 404
+    assert 'href="/reports"' not in _get(readonly_console, "/").body
