@@ -88,17 +88,20 @@ class ConsoleState:
             }
             for r in reader.last_fill_by_symbol()
         ]
-        kill = read_kill_file(self.reader.path.with_suffix(KILL_FILE_SUFFIX))
+        kill_path = self.reader.path.with_suffix(KILL_FILE_SUFFIX)
+        kill = read_kill_file(kill_path)
         return {
             "mode": "journal",
             "state": "last journaled: " + (last["kind"] if last else "nothing"),
             "running": running,
             "halted": halted,
-            "connection_state": "unknown (read-only console over the journal)",
+            "connection_state": "not watched (read-only)",
             "connection": connection,
             "bars": bars,
             "rails": [],
-            "kill_switch": kill.describe() if kill is not None else None,
+            "kill_switch": f"file: {kill.describe()}"
+            if kill is not None
+            else f"no kill-switch file ({kill_path})",
             "cash": None,
             "equity": None,
             "strategies": [

@@ -139,6 +139,7 @@ def test_the_page_recovers_by_itself_when_the_console_restarts(
         try:
             page.wait_for_selector("#stream.live")  # reconnected, same cookie, no reload by the user
             assert page.locator("#events").count() == 1
+            _shot(page, tmp_path, "overview-journal")
         finally:
             again.stop()
     finally:
