@@ -7,6 +7,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,7 +47,8 @@ class AlertDispatcher:
         self.throttle = throttle or Throttle()
         self.retries = int(retries)
         self.backoff_s = float(backoff_s)
-        self.deliveries: list[Delivery] = []
+        #: The last 1,000 deliveries, oldest first.
+        self.deliveries: deque[Delivery] = deque(maxlen=1000)
         self.dropped = 0
         self._queue: queue.Queue[object] = queue.Queue(_QUEUE_SIZE)
         self._stopping = threading.Event()
