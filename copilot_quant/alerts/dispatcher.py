@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from copilot_quant.alerts.channels import AlertChannel
@@ -42,8 +42,10 @@ class AlertDispatcher:
         *,
         retries: int = 3,
         backoff_s: float = 1.0,
+        on_result: Callable[[Delivery], None] | None = None,
     ) -> None:
         self.channels = list(channels)
+        self.on_result = on_result
         self.throttle = throttle or Throttle()
         self.retries = int(retries)
         self.backoff_s = float(backoff_s)
@@ -83,7 +85,13 @@ class AlertDispatcher:
                 return
             assert isinstance(item, Alert)
             for channel in self.channels:
-                self.deliveries.append(self._deliver(channel, item))
+                delivery = self._deliver(channel, item)
+                self.deliveries.append(delivery)
+                if self.on_result is not None:
+                    try:
+                        self.on_result(delivery)
+                    except Exception:  # a failing report must not stop the deliveries
+                        log.exception("alert delivery report failed")
 
     def _deliver(self, channel: AlertChannel, alert: Alert) -> Delivery:
         error = ""

@@ -10,22 +10,26 @@ alert fires once per episode.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from copilot_quant.alerts.dispatcher import AlertDispatcher
+from copilot_quant.alerts.dispatcher import AlertDispatcher, Delivery
 from copilot_quant.alerts.model import Alert, AlertKind
 from copilot_quant.alerts.settings import AlertSettings
 from copilot_quant.alerts.throttle import Throttle
 from copilot_quant.brokers.market_hours import is_market_open
+from copilot_quant.errors import JournalError
 
 if TYPE_CHECKING:
     from copilot_quant.live.engine import LiveStrategyEngine
     from copilot_quant.model.orders import Fill
 
 __all__ = ["EngineAlerts"]
+
+log = logging.getLogger(__name__)
 
 _BAR_SECONDS = {"1m": 60, "2m": 120, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "1d": 86400}
 _WATCH_S = 1.0
@@ -56,7 +60,11 @@ class EngineAlerts:
         config = settings or AlertSettings.load()
         throttle = Throttle(config.dedupe_s, config.max_per_minute)
         dispatcher = AlertDispatcher(
-            config.channels(), throttle, retries=config.retries, backoff_s=config.retry_backoff_s
+            config.channels(),
+            throttle,
+            retries=config.retries,
+            backoff_s=config.retry_backoff_s,
+            on_result=partial(_journal_delivery, engine),
         )
         return cls(engine, dispatcher, config)
 
@@ -157,3 +165,21 @@ class EngineAlerts:
             f"(last bar {last}); is the data flowing?",
             key=f"no_bar|{last}",
         )
+
+
+def _journal_delivery(engine: LiveStrategyEngine, delivery: Delivery) -> None:
+    """Journal what became of an alert (a ``notify`` event; the console's journal browser lists them), from
+    the alert thread: never on the trading path; a journal that cannot take it is only logged."""
+    journal = engine.journal
+    if journal is None or journal.closed:
+        return
+    alert = delivery.alert
+    outcome = (
+        "sent" if delivery.ok else f"NOT delivered after {delivery.attempts} attempt(s): {delivery.error}"
+    )
+    try:
+        journal.record_event(
+            "notify", f"{alert.kind} via {delivery.channel} {outcome}: {alert.title}: {alert.text}"
+        )
+    except JournalError as exc:
+        log.warning("could not journal the alert delivery: %s", exc)

@@ -226,6 +226,12 @@ def test_the_engine_s_kill_switch_reaches_the_webhook_and_the_mailbox(
         engine.kill("drill from the alert test")
         assert wait_until(lambda: any("drill from the alert test" in b["text"] for b in receiver.bodies))
         assert wait_until(lambda: any("drill" in m.get_payload() for m in box.messages))
+        journal = engine.journal
+        assert journal is not None
+        assert wait_until(lambda: len([e for e in journal.events(kind="notify") if "drill" in e.detail]) == 2)
+        details = [e.detail for e in journal.events(kind="notify")]
+        assert any(d.startswith("kill_switch via webhook sent") for d in details)
+        assert any(d.startswith("kill_switch via email sent") for d in details)
     finally:
         if alerts is not None:
             alerts.stop()
