@@ -37,7 +37,9 @@ class LiveConsole:
     kill_file: Path
 
 
-def live_console(gateway: GatewayServer, tmp_path: Path, client_id: int) -> Iterator[LiveConsole]:
+def live_console(
+    gateway: GatewayServer, tmp_path: Path, client_id: int, port: int = 0
+) -> Iterator[LiveConsole]:
     engine = LiveStrategyEngine(port=gateway.port, client_id=client_id, update_interval=3600)
     engine.add_strategy(Seesaw())
     engine.kill_switch_file = tmp_path / "account.kill"
@@ -45,7 +47,9 @@ def live_console(gateway: GatewayServer, tmp_path: Path, client_id: int) -> Iter
     try:
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=5)
-        server = ConsoleServer.for_engine(engine, ServeOptions(port=0, token_file=tmp_path / "token")).start()
+        server = ConsoleServer.for_engine(
+            engine, ServeOptions(port=port, token_file=tmp_path / "token")
+        ).start()
         yield LiveConsole(engine, server, gateway, engine.kill_switch_file)
     finally:
         if server is not None:

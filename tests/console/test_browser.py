@@ -144,3 +144,26 @@ def test_the_page_recovers_by_itself_when_the_console_restarts(
             again.stop()
     finally:
         first.stop()
+
+
+def test_the_page_recovers_by_itself_when_the_engine_restarts(browser, gateway, tmp_path: Path) -> None:
+    first = live_console(gateway, tmp_path, client_id=182)
+    running = next(first)
+    port = running.server.port
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(running.server.url_with_token)
+    page.wait_for_selector("#stream.live")
+    assert "running" in page.inner_text("#run-state")
+    first.close()  # the engine stops, its console with it
+    page.wait_for_selector("#stream.down")
+    before = page.evaluate("document.body.dataset.refreshed || ''")
+    second = live_console(gateway, tmp_path, client_id=183, port=port)  # a new engine process, same port
+    again = next(second)
+    try:
+        page.wait_for_selector("#stream.live")  # the page reconnected ...
+        page.wait_for_function(f"(document.body.dataset.refreshed || '') !== '{before}'")  # ... and re-read
+        assert "running" in page.inner_text("#run-state")
+        assert again.engine.is_running()
+    finally:
+        second.close()
