@@ -11,7 +11,14 @@ import sys
 import time
 from pathlib import Path
 
-SCRIPTS = ("bench_backtest.py", "bench_sweep.py", "bench_gateway.py", "bench_live.py", "bench_download.py")
+SCRIPTS = (
+    "bench_backtest.py",
+    "bench_sweep.py",
+    "bench_gateway.py",
+    "bench_live.py",
+    "bench_download.py",
+    "bench_console.py",
+)
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from copilot_quant import __version__
-from copilot_quant.cli import backtest, batch, data, gateway, journal, live, parity, sweep
+from copilot_quant.cli import backtest, batch, console, data, gateway, journal, live, parity, sweep
 
 app = typer.Typer(
     name="copilot-quant",
@@ -38,7 +38,7 @@ def _root(
     configure_logging(verbose)
 
 
-for _module in (backtest, sweep, batch, data, gateway, live, journal, parity):
+for _module in (backtest, sweep, batch, data, gateway, live, journal, parity, console):
     _module.register(app)
 
 

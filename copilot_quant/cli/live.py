@@ -60,6 +60,7 @@ from rich.markup import escape
 
 from copilot_quant.brokers.config import check_live_confirmed
 from copilot_quant.brokers.ib_mapping import check_interval
+from copilot_quant.cli import console as console_cli
 from copilot_quant.cli import logs
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
 from copilot_quant.cli.reporting import error_console, print_error
@@ -82,6 +83,7 @@ from copilot_quant.risk.kill_file import (
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.live_engine import LiveStrategyEngine
+    from copilot_quant.console.server import ServeOptions
 
 
 def _journal_accounts(directory: Path) -> list[str]:
@@ -193,11 +195,14 @@ def run_live(
     console: Console,
     duration: float | None = None,
     refresh: float = 1.0,
+    web_console: ServeOptions | None = None,
 ) -> int:
     """Connect, start, show the status line until Ctrl-C/SIGTERM (or ``duration`` s), then shut down cleanly.
 
     Between connecting and starting, the engine is set to watch its account's kill-switch file (unless it
     was given one; see the module docstring); a kill-switch file that already exists refuses the start.
+    With ``web_console``, the operations console (with controls) is served once the engine runs; alerts go
+    out when ``COPILOT_QUANT_ALERT_*`` configures a channel.
     """
     from rich.live import Live
 
@@ -232,6 +237,11 @@ def run_live(
     def on_term(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    try:  # the operations console (--console) and alerts (COPILOT_QUANT_ALERT_*)
+        detach = console_cli.attach(engine, web_console, console)
+    except ConfigError as exc:
+        console.print(f"[bold red]Error:[/] console/alerts not started: {escape(str(exc))}")
+        detach = None
     previous = signal.signal(signal.SIGTERM, on_term)
     deadline = None if duration is None else time.monotonic() + duration
     try:
@@ -248,6 +258,8 @@ def run_live(
         console.print("Stopping ..." if console.is_terminal else "\nStopping ...")
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if detach is not None:
+            detach()
         engine.stop()
         summary = engine.get_performance_summary()
         engine.disconnect()
@@ -414,6 +426,14 @@ def register(app: typer.Typer) -> None:
             "positions at market. Without it they stay at IB.",
         ),
         params: list[str] = param_option(),
+        web_port: int | None = typer.Option(
+            None, "--console", help="Serve the operations console (with controls) on this port of 127.0.0.1."
+        ),
+        web_token_file: str | None = typer.Option(
+            None,
+            "--console-token-file",
+            help="The console's access token file (default ~/.copilot_quant/console.token).",
+        ),
     ) -> None:
         """Run a strategy live (paper by default) until Ctrl-C, with a status line."""
         from copilot_quant.backtest.live_engine import LiveStrategyEngine
@@ -429,6 +449,11 @@ def register(app: typer.Typer) -> None:
             if lookback_days < 1:
                 raise ConfigError(f"--lookback-days must be at least 1, got {lookback_days}")
             check_live_confirmed(paper, confirm_live)
+            web = (
+                None
+                if web_port is None
+                else console_cli.options("127.0.0.1", web_port, web_token_file, None, None, False)
+            )
             # bad parameters fail here, before anything connects
             entries = load_strategies(specs, params, account=None)
             limits = RiskLimits(
@@ -457,7 +482,9 @@ def register(app: typer.Typer) -> None:
             print_header(entries, console)
             if not paper:
                 console.print("[bold red]LIVE trading: orders go to your real-money account.[/]")
-            code = run_live(engine, names, interval, lookback_days, console=console, duration=duration)
+            code = run_live(
+                engine, names, interval, lookback_days, console=console, duration=duration, web_console=web
+            )
         except CopilotQuantError as exc:
             print_error(cli_words(str(exc)))
             raise typer.Exit(code=code_for(exc)) from exc
