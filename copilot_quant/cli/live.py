@@ -104,8 +104,10 @@ def _status_line(summary: dict[str, Any], interval: str = "1d") -> str:
     state = summary["connection_state"]
     colour = "green" if state == "connected" else "yellow" if state in ("degraded", "reconnecting") else "red"
     last_bar = summary["last_bar"]
+    problems = summary.get("connection_problems") or []
+    why = f" ({escape('; '.join(problems))})" if problems else ""
     return (
-        f"[{colour}]{state}[/] | account {summary['account'] or '-'} | value ${summary['account_value']:,.2f}"
+        f"[{colour}]{state}[/]{why} | account {summary['account'] or '-'} | value ${summary['account_value']:,.2f}"
         f" | cash ${summary['cash_balance']:,.2f} | positions: {escape(positions)}"
         f" | fills {summary['total_fills']} | errors {summary['total_errors']}"
         f" | last bar {bar_time(last_bar, interval)}"

@@ -205,6 +205,7 @@ class LiveStrategyEngine:
         self.kill_switch: KillSwitch = parts.risk.kill_switch
         self.safety, self.router, self.dispatcher = parts.safety, parts.router, parts.fills
         self.reconciler, self.worker = parts.reconciler, parts.worker
+        self.reactions = parts.reactions  # alerts on what real IB does (ib_reactions.py)
         self.broker.register_error_callback(self._on_order_error)
         self.connection.machine.state_changed += self._on_connection_change
         self.connection.restored += self._on_restored
@@ -652,7 +653,9 @@ class LiveStrategyEngine:
 
     # ------------------------------------------------------------------ account and reporting
     def _refresh_account(self) -> None:
-        self.account.refresh(self.broker, self.clock.trading_day)
+        # IB's P&L stream is read only when the daily-loss rail needs it (one more trip to the loop)
+        wants_pnl = self.risk.limits.max_daily_loss is not None
+        self.account.refresh(self.broker, self.clock.trading_day, pnl=wants_pnl)
 
     def get_performance_summary(self) -> dict[str, Any]:
         """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values:
@@ -673,6 +676,8 @@ class LiveStrategyEngine:
             "is_running": self._running,
             "is_connected": self.is_connected(),
             "connection_state": self.connection.state.value,
+            # why TWS says the connection is degraded (its link to IB, its server, farms by name)
+            "connection_problems": self.connection.machine.health.problems(),
             "account": self.connection.account,
             "symbols": list(self.symbols),
             "halted": self.halted,
