@@ -8,7 +8,10 @@ into engine events a trader sees — each one an ``alert`` (journaled, logged, o
 * an outage longer than ``outage_alert_after`` (the connection keeps reconnecting and the engine keeps
   running: GTC orders may be working at IB; ``connection.outage``);
 * an execution correction (``register_correction_callback``): also handed to the fill dispatcher, which
-  books the difference and tells the strategy (:meth:`FillDispatcher.corrected`).
+  books the difference and tells the strategy (:meth:`FillDispatcher.corrected`);
+* an order IB no longer knows after a reconnect (lost in a gateway reset: CANCELLED, reason ``lost: …``),
+  and an execution for an order believed finished (rejected by an error code alone, Inactive): it is
+  working again (the adapter journals that alert itself).
 
 Handlers run on IB's loop thread: they only emit and hand over, never block.
 """
@@ -21,6 +24,7 @@ from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
+from copilot_quant.brokers.order_tracking import OrderRecord
 from copilot_quant.journal import EventKind
 from copilot_quant.live.events import EventLog
 from copilot_quant.live.fills import FillDispatcher
@@ -48,6 +52,7 @@ class IbReactions:
         feed.market_data_problem += self.on_market_data_problem
         connection.outage += self.on_outage
         broker.register_correction_callback(self.on_correction)
+        broker.register_error_callback(self.on_order_error)
 
     def on_bar_stream_stalled(self, symbol: str, silent: float, count: int) -> None:
         again = f" ({count} stalls in a row)" if count > 1 else ""
@@ -77,3 +82,19 @@ class IbReactions:
     def on_correction(self, correction: ExecutionCorrection) -> None:
         self._events.emit(EventKind.ALERT, correction.describe(), level=logging.ERROR)
         self._fills.corrected(correction)
+
+    def on_order_error(self, record: OrderRecord, message: str) -> None:
+        """Alert on the order errors that mean the books were wrong about IB (the engine records every
+        order error in ``engine.errors`` besides)."""
+        order = record.order
+        what = f"order {order.order_id} ({order.side} {order.quantity:g} {order.symbol})"
+        if record.lost and message.startswith("lost"):
+            self._events.emit(
+                EventKind.ALERT,
+                f"{what}: {message}; it is no longer working at IB and will not be cancelled through its "
+                "old order id",
+                level=logging.ERROR,
+            )
+        elif "working again at IB" in message:
+            # the broker adapter journals this alert itself: here it reaches engine.events and listeners
+            self._events.emit(EventKind.ALERT, message, level=logging.ERROR, journaled=False)

@@ -226,3 +226,31 @@ def test_a_broken_forex_farm_never_stops_trading_but_a_broken_us_farm_halts_sayi
     gateway.faults.farm(2106, "ushmds")
     assert wait_until(lambda: engine.halted is None)
     assert wait_until(lambda: strategy.bars == 2)
+
+
+def test_an_order_believed_rejected_that_fills_reaches_the_strategy_with_an_alert(make_engine, gateway):
+    strategy = Scripted({1: [_limit(MARKETABLE)]})
+    engine = _started(make_engine, strategy)
+    order = _rejected_by_code_alone(engine, gateway)
+    gateway.clock.step(1)  # IB never finished it: it fills
+    assert wait_until(lambda: len(strategy.fills) == 1)
+    assert order.status is OrderStatus.FILLED
+    assert strategy.fills[0].fill_quantity == pytest.approx(5)
+    assert engine.strategy_slots[0].book.quantity("AAPL") == pytest.approx(5)
+    assert _alerts(engine, "working again at IB")
+
+
+def test_orders_lost_in_a_gateway_reset_are_alerted_and_never_cancelled_by_the_kill_switch(
+    make_engine, gateway
+):
+    engine = _started(make_engine, Scripted({1: [_limit(RESTING, 1), _limit(RESTING, 2)]}))
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(_working_at_gateway(gateway)) == 2)
+    assert gateway.faults.reset_losing_orders(2) == 2  # ids rolled back, clients dropped
+    assert wait_until(lambda: len(_alerts(engine, "lost")) == 2, timeout=20)
+    assert wait_until(lambda: engine.reconciler.reconciled and engine.connection.is_connected(), timeout=20)
+    assert not engine.broker.orders_ib_may_hold()
+    engine.kill("drill")  # nothing to cancel: no request goes out under an id IB may have reissued
+    assert engine.journal is not None
+    assert engine.broker.flush_journal()
+    assert len([e for e in engine.journal.events(kind="alert") if "lost" in e.detail]) == 2
