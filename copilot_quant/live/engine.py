@@ -678,6 +678,8 @@ class LiveStrategyEngine:
             "connection_state": self.connection.state.value,
             # why TWS says the connection is degraded (its link to IB, its server, farms by name)
             "connection_problems": self.connection.machine.health.problems(),
+            # what IB said about each symbol's market-data permissions (no, delayed or partial quotes)
+            "market_data_problems": self.data_feed.market_data_problems(),
             "account": self.connection.account,
             "symbols": list(self.symbols),
             "halted": self.halted,

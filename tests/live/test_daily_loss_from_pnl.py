@@ -127,3 +127,18 @@ def test_a_loss_only_the_pnl_stream_shows_stops_new_risk(gateway) -> None:
         assert not gateway.call(gateway.broker.open_orders)
     finally:
         engine.disconnect()
+
+
+def test_the_status_line_names_symbols_with_market_data_problems() -> None:
+    summary = {
+        "positions": {},
+        "connection_state": "connected",
+        "market_data_problems": {"AAPL": "delayed market data (IB 10167)"},
+        "account": "DU1",
+        "account_value": 1.0,
+        "cash_balance": 1.0,
+        "total_fills": 0,
+        "total_errors": 0,
+        "last_bar": None,
+    }
+    assert "market data: AAPL delayed market data (IB 10167)" in _status_line(summary, "1d")

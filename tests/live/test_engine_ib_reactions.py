@@ -157,6 +157,7 @@ def test_a_bar_stream_stall_and_a_market_data_problem_are_alerts(make_engine, ga
         assert wait_until(lambda: _alerts(engine, "AAPL bar stream"), timeout=15)
     gateway.faults.market_data_permission(10167, "AAPL")
     assert wait_until(lambda: _alerts(engine, "IB 10167"))
+    assert "AAPL" in engine.get_performance_summary()["market_data_problems"]
     assert engine.is_running()
     assert any("AAPL bar stream" in e.detail for e in engine.journal.events(kind="alert"))
 
