@@ -8,7 +8,8 @@ index and ``timestamp``); the orders it returns go to IB immediately and fill at
 Cancels and working orders follow :mod:`copilot_quant.backtest.strategy`'s live contract.
 
 The engine wires the parts of :mod:`copilot_quant.live` (bar clock, strategy slots, order router,
-reconciler, safety, account view, fills, events, worker) around one
+reconciler, safety, account view, fills, events, worker, and the reactions to what real IB does —
+``ib_reactions.py``, ``link_policy.py``, docs/ib-behaviours.md) around one
 :class:`~copilot_quant.brokers.connection.IBConnection` (one socket, one client id) shared by its
 :class:`LiveDataFeedAdapter` and :class:`LiveBrokerAdapter`. ib_async runs on the connection's loop
 thread; the strategies run on the engine's worker thread — so ``stop()`` is prompt and the user's thread
