@@ -55,7 +55,7 @@ class IbReactions:
         broker.register_error_callback(self.on_order_error)
 
     def on_bar_stream_stalled(self, symbol: str, silent: float, count: int) -> None:
-        again = f" ({count} stalls in a row)" if count > 1 else ""
+        again = f" (stalled {count} times this run)" if count > 1 else ""
         self._events.emit(
             EventKind.ALERT,
             f"the {symbol} bar stream sent nothing for {silent:.0f}s while quotes flowed{again}; "
