@@ -114,16 +114,27 @@ def _warn_without_journal(account: str) -> None:
     error_console().print(f"[bold yellow]Warning:[/] [yellow]{escape(text)}[/]")
 
 
+def _market_data_note(problems: dict[str, str]) -> str:
+    """`` | market data: AAPL …`` for each symbol whose quotes IB said are missing, delayed or partial."""
+    if not problems:
+        return ""
+    said = "; ".join(f"{symbol} {text}" for symbol, text in sorted(problems.items()))
+    return f" | [yellow]market data: {escape(said)}[/]"
+
+
 def _status_line(summary: dict[str, Any], interval: str = "1d") -> str:
     positions = ", ".join(f"{s} {q:g}" for s, q in summary["positions"].items()) or "flat"
     state = summary["connection_state"]
     colour = "green" if state == "connected" else "yellow" if state in ("degraded", "reconnecting") else "red"
     last_bar = summary["last_bar"]
+    problems = summary.get("connection_problems") or []
+    why = f" ({escape('; '.join(problems))})" if problems else ""
     return (
-        f"[{colour}]{state}[/] | account {summary['account'] or '-'} | value ${summary['account_value']:,.2f}"
+        f"[{colour}]{state}[/]{why} | account {summary['account'] or '-'} | value ${summary['account_value']:,.2f}"
         f" | cash ${summary['cash_balance']:,.2f} | positions: {escape(positions)}"
         f" | fills {summary['total_fills']} | errors {summary['total_errors']}"
         f" | last bar {bar_time(last_bar, interval)}"
+        + _market_data_note(summary.get("market_data_problems") or {})
         + (f" | [bold red]HALTED: {escape(str(summary['halted']))}[/]" if summary.get("halted") else "")
     )
 

@@ -87,7 +87,16 @@ class AccountState:
     """IB's account value, cash and positions as last read (NaN / empty before the first read), and the
     ledger built from fills since the run started (see the module docstring)."""
 
-    __slots__ = ("cash", "day_start_equity", "equity_day", "ledger", "marks", "positions", "value")
+    __slots__ = (
+        "cash",
+        "daily_pnl",
+        "day_start_equity",
+        "equity_day",
+        "ledger",
+        "marks",
+        "positions",
+        "value",
+    )
 
     def __init__(self) -> None:
         self.value = float("nan")
@@ -95,6 +104,9 @@ class AccountState:
         self.positions: dict[str, Position] = {}
         self.day_start_equity: float | None = None
         self.equity_day: date | None = None
+        #: The account's P&L since IB's trading day began (IB's ``reqPnL`` stream), or None when unknown:
+        #: the daily-loss rail reads it first (account values lag by up to ~3 minutes at real IB).
+        self.daily_pnl: float | None = None
         #: The account from fills: opened by :meth:`open_ledger` at start, None before.
         self.ledger: AccountLedger | None = None
         #: The closes of the bar being decided on.
@@ -122,22 +134,39 @@ class AccountState:
     def strategy_equity(self) -> float:
         return self.ledger.equity(self.marks) if self.ledger is not None else self.value
 
-    def refresh(self, broker: LiveBrokerAdapter, trading_day: Callable[[], date]) -> bool:
-        """Read IB's account in one trip to the loop thread; ``False`` (and the old values kept) if it fails."""
+    def refresh(
+        self, broker: LiveBrokerAdapter, trading_day: Callable[[], date], *, pnl: bool = False
+    ) -> bool:
+        """Read IB's account in one trip to the loop thread; ``False`` (and the old values kept) if it fails.
+
+        ``pnl``: also read the day's P&L from IB's P&L stream (:attr:`daily_pnl`; None when IB sends none).
+        """
         try:
             self.value, self.cash, self.positions = broker.account_snapshot()
         except (BrokerError, TimeoutError, ConnectionError) as exc:
             log.debug("account refresh failed: %s", exc)
             return False
-        today = trading_day()
+        today = trading_day()  # the exchange's date (New York), never the UTC one
         if self.equity_day != today and math.isfinite(self.value):
-            # The daily-loss limit counts from the first account value seen each trading day.
+            # The fallback daily-loss baseline: the first account value seen each trading day.
             self.equity_day, self.day_start_equity = today, self.value
+        if pnl:
+            self.daily_pnl = _daily_pnl(broker)
         return True
 
     @property
     def known_value(self) -> float | None:
         return self.value if math.isfinite(self.value) else None
+
+
+def _daily_pnl(broker: LiveBrokerAdapter) -> float | None:
+    """The day's P&L from IB's P&L stream, or None when IB sends none (the rail then falls back)."""
+    try:
+        daily = broker.account_pnl().daily
+    except (BrokerError, TimeoutError, ConnectionError) as exc:
+        log.debug("no P&L from IB: %s", exc)
+        return None
+    return daily if math.isfinite(daily) else None
 
 
 def _with_quantity(position: Position | None, symbol: str, quantity: float) -> Position:

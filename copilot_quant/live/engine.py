@@ -8,7 +8,8 @@ index and ``timestamp``); the orders it returns go to IB immediately and fill at
 Cancels and working orders follow :mod:`copilot_quant.backtest.strategy`'s live contract.
 
 The engine wires the parts of :mod:`copilot_quant.live` (bar clock, strategy slots, order router,
-reconciler, safety, account view, fills, events, worker) around one
+reconciler, safety, account view, fills, events, worker, and the reactions to what real IB does —
+``ib_reactions.py``, ``link_policy.py``, docs/ib-behaviours.md) around one
 :class:`~copilot_quant.brokers.connection.IBConnection` (one socket, one client id) shared by its
 :class:`LiveDataFeedAdapter` and :class:`LiveBrokerAdapter`. ib_async runs on the connection's loop
 thread; the strategies run on the engine's worker thread — so ``stop()`` is prompt and the user's thread
@@ -205,6 +206,7 @@ class LiveStrategyEngine:
         self.kill_switch: KillSwitch = parts.risk.kill_switch
         self.safety, self.router, self.dispatcher = parts.safety, parts.router, parts.fills
         self.reconciler, self.worker = parts.reconciler, parts.worker
+        self.reactions = parts.reactions  # alerts on what real IB does (ib_reactions.py)
         self.broker.register_error_callback(self._on_order_error)
         self.connection.machine.state_changed += self._on_connection_change
         self.connection.restored += self._on_restored
@@ -652,7 +654,9 @@ class LiveStrategyEngine:
 
     # ------------------------------------------------------------------ account and reporting
     def _refresh_account(self) -> None:
-        self.account.refresh(self.broker, self.clock.trading_day)
+        # IB's P&L stream is read only when the daily-loss rail needs it (one more trip to the loop)
+        wants_pnl = self.risk.limits.max_daily_loss is not None
+        self.account.refresh(self.broker, self.clock.trading_day, pnl=wants_pnl)
 
     def get_performance_summary(self) -> dict[str, Any]:
         """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values:
@@ -673,6 +677,10 @@ class LiveStrategyEngine:
             "is_running": self._running,
             "is_connected": self.is_connected(),
             "connection_state": self.connection.state.value,
+            # why TWS says the connection is degraded (its link to IB, its server, farms by name)
+            "connection_problems": self.connection.machine.health.problems(),
+            # what IB said about each symbol's market-data permissions (no, delayed or partial quotes)
+            "market_data_problems": self.data_feed.market_data_problems(),
             "account": self.connection.account,
             "symbols": list(self.symbols),
             "halted": self.halted,

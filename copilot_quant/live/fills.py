@@ -7,6 +7,13 @@ order's ``orderRef`` (an order from an earlier run, or a fill reconciliation fou
 fill of an order no strategy of this run placed (the kill switch's flattening, a strategy not running
 now) reaches the account's ledger only; executions no strategy placed at all (a trade in TWS) never
 arrive here — reconciliation reports them as external.
+
+An execution correction (IB replaced an execution already delivered as a fill, docs/ib-behaviours.md
+row 4) is never a second fill: the ledger and the owner's book replace the old execution's quantity and
+price with the new ones, and the strategy is told through its optional ``on_correction(correction)``
+hook (an :class:`~copilot_quant.brokers.exec_corrections.ExecutionCorrection`; ``on_fill`` never sees
+it). A strategy without the hook stays correct as long as it reads ``self.positions`` / ``self.cash``
+(which already include the correction) rather than counting fills itself.
 """
 
 from __future__ import annotations
@@ -17,13 +24,15 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import TradeJournal
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.strategy_slot import StrategySlot
-from copilot_quant.model.orders import Fill
+from copilot_quant.model.book import StrategyBook
+from copilot_quant.model.orders import Fill, Order, OrderSide
 
 __all__ = ["FillDispatcher"]
 
@@ -36,6 +45,18 @@ class _Delivery:
     order_ref: str | None
     #: False for fills already in the books they were opened from (found by reconciliation at start).
     book: bool
+
+
+def correct_book(book: StrategyBook, correction: ExecutionCorrection) -> None:
+    """Replace the corrected execution in ``book``: its old trade undone, the new one booked (a correction
+    is not a fill: the book's fill count stays)."""
+    sign = OrderSide(correction.order.side).sign
+    count = book.fill_count
+    if correction.old_quantity:
+        book.apply(correction.symbol, -sign * correction.old_quantity, correction.old_price)
+    if correction.new_quantity:
+        book.apply(correction.symbol, sign * correction.new_quantity, correction.new_price)
+    book.fill_count = count
 
 
 class FillDispatcher:
@@ -57,7 +78,7 @@ class FillDispatcher:
         self._errors = errors
         self._wake = wake
         self._slots = slots
-        self._queue: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Delivery | ExecutionCorrection] = queue.SimpleQueue()
         #: Every real fill received while running, in order.
         self.fills: list[Fill] = []
         #: Whether the books are open: fills found before that are already in what they open from.
@@ -72,6 +93,11 @@ class FillDispatcher:
         self._queue.put(_Delivery(fill, order_ref or None, self.booking))
         self._wake.set()
 
+    def corrected(self, correction: ExecutionCorrection) -> None:  # IB loop thread: hand over
+        """IB corrected an execution already delivered: booked and told to its strategy by :meth:`drain`."""
+        self._queue.put(correction)
+        self._wake.set()
+
     def drain(self) -> int:
         """Book the queued fills and deliver each to its strategy's ``on_fill`` (worker thread)."""
         count = 0
@@ -82,6 +108,9 @@ class FillDispatcher:
             except queue.Empty:
                 return count
             count += 1
+            if isinstance(item, ExecutionCorrection):
+                self._correct(item)
+                continue
             fill = item.fill
             self.fills.append(fill)
             if item.book and ledger is not None:
@@ -104,22 +133,46 @@ class FillDispatcher:
                 message = f"{type(exc).__name__} in on_fill: {exc}"
                 self._errors.strategy_failed(slot.name, exc, message, "in on_fill")
 
+    def _correct(self, correction: ExecutionCorrection) -> None:
+        """Book a correction in the ledger and its owner's book, then call the owner's ``on_correction``."""
+        sign = OrderSide(correction.order.side).sign
+        ledger = self._account.ledger
+        if ledger is not None and self.booking:
+            old = (correction.old_quantity, correction.old_price)
+            ledger.correct(correction.symbol, sign, old, (correction.new_quantity, correction.new_price))
+        slot = self._owner_of(correction.order, None)
+        if slot is None:
+            return
+        if self.booking:
+            correct_book(slot.book, correction)
+        hook = getattr(slot.strategy, "on_correction", None)
+        if hook is None:
+            return
+        try:
+            hook(correction)
+        except Exception as exc:
+            message = f"{type(exc).__name__} in on_correction: {exc}"
+            self._errors.strategy_failed(slot.name, exc, message, "in on_correction")
+
     def owner(self, fill: Fill, order_ref: str | None) -> StrategySlot | None:
         """The slot whose strategy placed the order of ``fill`` (see the module docstring)."""
+        return self._owner_of(fill.order, order_ref)
+
+    def _owner_of(self, order: Order, order_ref: str | None) -> StrategySlot | None:
         slots = self._slots()
         for slot in slots:
-            if slot.owns(fill.order):
+            if slot.owns(order):
                 return slot
-        name = self._strategy_of(fill, order_ref)
+        name = self._strategy_of(order, order_ref)
         found = next((s for s in slots if name is not None and s.name == name), None)
-        if found is not None and not found.owns(fill.order) and not fill.order.status.is_done:
-            found.add(fill.order)  # an order of its earlier run: open_orders() lists it now
+        if found is not None and not found.owns(order) and not order.status.is_done:
+            found.add(order)  # an order of its earlier run: open_orders() lists it now
         return found
 
-    def _strategy_of(self, fill: Fill, order_ref: str | None) -> str | None:
+    def _strategy_of(self, order: Order, order_ref: str | None) -> str | None:
         ref = order_ref
         if not ref:
-            record = self._broker.tracker.record_for(fill.order)
+            record = self._broker.tracker.record_for(order)
             ref = record.order_ref if record is not None else None
         journal = self._journal()
         if not ref or journal is None or journal.closed:

@@ -35,6 +35,19 @@ class AccountLedger:
         if position.is_flat:
             del self.positions[symbol]
 
+    def correct(self, symbol: str, sign: float, old: tuple[float, float], new: tuple[float, float]) -> None:
+        """IB corrected an execution: ``old`` ``(quantity, price)`` is replaced by ``new`` (``sign``: +1 for a
+        buy order, -1 for a sell). The commission stays as first booked (IB reports the new one apart)."""
+        position = self.positions.get(symbol)
+        if position is None:
+            position = self.positions[symbol] = Position(symbol)
+        for quantity, price, direction in ((old[0], old[1], -sign), (new[0], new[1], sign)):
+            if quantity:
+                position.apply(direction * quantity, price)
+        self.cash -= sign * (new[0] * new[1] - old[0] * old[1])
+        if position.is_flat:
+            del self.positions[symbol]
+
     def market_value(self, marks: Mapping[str, float]) -> float:
         """Signed value of the open positions at ``marks`` (a symbol without one: its last mark)."""
         total = 0.0

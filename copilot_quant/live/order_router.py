@@ -93,8 +93,9 @@ class OrderRouter:
             account.positions,
             account.known_value,
             account.day_start_equity,
-            open_orders=self._broker.get_open_orders(),
+            open_orders=self._broker.orders_ib_may_hold(),  # also those an IB error code alone "rejected"
             expect_data=self._safety.expect_data(),
+            daily_pnl=account.daily_pnl,
         )
         try:
             ref = journal.record_intent(order, slot.name)  # before anything is sent: nothing is lost

@@ -77,6 +77,16 @@ def _records(journal: TradeJournal, report: ReconcileReport) -> dict[str, Journa
     return {ref: journal.order(ref) for ref in refs if journal.has_order(ref)}
 
 
+def _journaled(journal: TradeJournal, state: BrokerState, ref: str | None, unseen: float) -> bool:
+    """Whether the journal already holds the fills of ``ref`` that IB no longer returns as executions
+    (a live fill journaled before IB's executions window moved past it)."""
+    if not ref or not journal.has_order(ref):
+        return False
+    seen = sum(e.quantity for e in state.executions if e.order_ref == ref)
+    held = sum(f.quantity for f in journal.fills(order_ref=ref))
+    return held >= seen + unseen - 1e-9
+
+
 #: Retries of a failed reconciliation: soon at first, then at most every 30 s, forever.
 RETRY = Backoff(initial=1.0, maximum=30.0, factor=2.0, jitter=0.2, max_attempts=None)
 
@@ -121,6 +131,7 @@ class Reconciler:
         self.last_notes: ReconcileNotes | None = None
         #: Why the last reconciliation failed, or None.
         self.last_failure: str | None = None
+        self._unseen_alerted: set[tuple[str | None, int | None, int | None, float]] = set()
 
     @property
     def state(self) -> ReconcileState:
@@ -203,6 +214,7 @@ class Reconciler:
             raise
         self.last_report = report
         self.last_state = state
+        self._alert_unseen(state, journal)
         self.last_failure = None
         self._failures = 0
         notes = reconcile_notes(report, _records(journal, report), _AWAY.get(reason, "since the last check"))
@@ -220,6 +232,24 @@ class Reconciler:
         self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO)
         self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
         return report
+
+    def _alert_unseen(self, state: BrokerState, journal: TradeJournal) -> None:
+        """Alert once per order on fills IB counts in an order's filled quantity but no longer returns as
+        executions (older than ``reqExecutions``' window, docs/ib-behaviours.md row 10) and the journal
+        does not hold either: not booked, since IB no longer gives their price or execution id."""
+        for gap in state.unseen_fills:
+            key = (gap.order_ref, gap.perm_id, gap.broker_order_id, gap.quantity)
+            if key in self._unseen_alerted or _journaled(journal, state, gap.order_ref, gap.quantity):
+                continue
+            self._unseen_alerted.add(key)
+            who = gap.order_ref or f"IB order {gap.broker_order_id}"
+            self._events.emit(
+                EventKind.ALERT,
+                f"IB reports {gap.quantity:g} {gap.symbol} {gap.side} filled for {who} without the execution "
+                "(older than IB's executions window): not in the journal or the books; check the account "
+                "statement and the position",
+                level=logging.WARNING,
+            )
 
     def _failed(self, reason: str, exc: BaseException) -> None:
         delay = self._retry.delay(self._failures)

@@ -2,7 +2,9 @@
 
 Trading is halted while any of these holds: the kill switch is engaged (by :meth:`Safety.kill`, a signal, a
 kill file, or a failed journal write), the liveness guard finds the engine blind (disconnected or no data
-too long), or another session took the market data (IB 10197). :attr:`Safety.halted` says why, in one
+too long), TWS reports broken a link the engine needs (its link to IB, its server, the US market-data or
+historical-data farm: :mod:`~copilot_quant.live.link_policy`; a farm it does not need never stops it), or
+another session took the market data (IB 10197). :attr:`Safety.halted` says why, in one
 sentence, or is None while orders may go out. Each change is reported once (alert/halt/resume events).
 """
 
@@ -23,6 +25,7 @@ from copilot_quant.errors import BrokerError, JournalError
 from copilot_quant.journal import EventKind, TradeJournal
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import ErrorLog, EventLog
+from copilot_quant.live.link_policy import blocking_problems
 from copilot_quant.model.orders import Order, OrderSide, OrderType
 from copilot_quant.risk import LivenessGuard, RiskDecision, RiskManager, RiskRule
 from copilot_quant.risk.kill_file import read_kill_file
@@ -144,8 +147,8 @@ class Safety:
         if not self._conn.is_connected():
             self.kill_pending.set()  # cancel (and flatten) as soon as the connection is back
             return
-        for order in self._broker.get_open_orders():
-            self._broker.cancel_order(order, reason=f"kill switch: {engagement.reason}")
+        # every order IB may still hold: also one an IB error code alone marked rejected, or Inactive
+        self._broker.cancel_all_orders(f"kill switch: {engagement.reason}")
         if engagement.flatten:
             self._flatten()
 
@@ -218,12 +221,32 @@ class Safety:
 
     # ------------------------------------------------------------------ liveness and competing sessions
     def _blind_reason(self) -> str | None:
-        """The liveness guard's verdict now (None: the engine sees the market)."""
+        """The liveness guard's verdict now, else a needed link TWS reports broken (None: the engine sees
+        the market)."""
         guard = self.liveness
         now = datetime.now(UTC)
         if self._conn.state.has_socket:
             guard.on_data(now - timedelta(seconds=self._conn.seconds_since_data))
-        return guard.check(now, expect_data=self.expect_data())
+        return guard.check(now, expect_data=self.expect_data()) or self.link_problem()
+
+    def link_problem(self) -> str | None:
+        """Why the connection is too degraded to trade (the broken links the engine needs), or None."""
+        if self._conn.state is not ConnectionState.DEGRADED:
+            return None
+        blocking = blocking_problems(self._conn.machine.health)
+        if not blocking:
+            return None
+        return "connection degraded: " + "; ".join(blocking) + " (trading paused until TWS reports it OK)"
+
+    def may_step(self) -> bool:
+        """Whether the worker may deliver bars and route orders: connected, or degraded only by links the
+        engine does not need (a forex or foreign farm). Degraded because quotes went stale (no broken
+        link): no — the liveness guard watches that."""
+        state = self._conn.state
+        if state is ConnectionState.CONNECTED:
+            return True
+        health = self._conn.machine.health
+        return state is ConnectionState.DEGRADED and not health.healthy and not blocking_problems(health)
 
     def check_liveness(self) -> None:
         since = self._competing_since
@@ -240,6 +263,7 @@ class Safety:
         elif reason is None and self._halt_reason is not None:
             self._events.emit(EventKind.RESUME, f"trading resumed after: {self._halt_reason}")
             self._halt_reason = None
+            self._wake.set()  # bars that closed meanwhile are delivered now, not after update_interval
 
     def need_attention(self) -> bool:
         """Cheap check (no I/O to IB) whether a kill-switch file or the liveness guard has news."""

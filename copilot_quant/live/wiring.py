@@ -22,6 +22,7 @@ from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog
 from copilot_quant.live.fills import FillDispatcher
+from copilot_quant.live.ib_reactions import IbReactions
 from copilot_quant.live.order_router import OrderRouter
 from copilot_quant.live.reconciler import Reconciler
 from copilot_quant.live.safety import Safety
@@ -119,6 +120,7 @@ class EngineParts:
     fills: FillDispatcher
     reconciler: Reconciler
     worker: Worker
+    reactions: IbReactions
 
 
 def build_parts(
@@ -194,10 +196,25 @@ def build_parts(
         on_journal_failure=hooks.on_journal_failure,
         finish=hooks.finish,
     )
+    # kept on the parts: eventkit holds bound-method handlers weakly
+    reactions = IbReactions(connection=connection, feed=feed, broker=broker, events=events, fills=fills)
     broker.register_fill_callback(fills.live)
     broker.register_journal_failure_callback(hooks.on_journal_failure)
     connection.machine.state_changed += safety.on_connection_change
     connection.ib_error += safety.on_ib_message
     return EngineParts(
-        wake, stop, on, errors, events, clock, account, risk, safety, router, fills, reconciler, worker
+        wake,
+        stop,
+        on,
+        errors,
+        events,
+        clock,
+        account,
+        risk,
+        safety,
+        router,
+        fills,
+        reconciler,
+        worker,
+        reactions,
     )

@@ -102,7 +102,7 @@ class Worker:
                         "connection to IB lost and not reconnecting; engine stopped", "connection"
                     )
                     break
-                if self._conn.state is ConnectionState.CONNECTED:
+                if self._safety.may_step():  # connected, or degraded by a farm it does not need
                     self._guarded_step()
                 self.timer_fired = self._sleep()
         finally:

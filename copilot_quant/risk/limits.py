@@ -96,7 +96,8 @@ class RiskLimits:
       symbol's working orders on the same side.
     * ``max_position_notional_per_symbol`` — the same position valued at the last price.
     * ``max_gross_exposure`` — sum of absolute position values across symbols after the order.
-    * ``max_daily_loss`` — once ``day_start_equity - equity`` reaches this, only risk-reducing orders pass.
+    * ``max_daily_loss`` — once the day's loss reaches this, only risk-reducing orders pass. The loss is
+      ``-daily_pnl`` (IB's P&L stream) when the caller has it, else ``day_start_equity - equity``.
     * ``max_orders_per_minute`` — orders submitted in any 60-second window.
     * ``price_band_pct`` — fat-finger guard: a limit or stop price more than this many **percent** away
       from the last price is refused (``5`` means ±5 %).
@@ -150,12 +151,16 @@ def _position_qty(positions: Mapping[str, Position], symbol: str) -> float:
 
 
 def _pending_same_side(open_orders: Iterable[Order], order: Order) -> float:
-    """Signed remaining quantity of the symbol's working orders on the order's side (worst case)."""
+    """Signed remaining quantity of the symbol's working orders on the order's side (worst case).
+
+    Every order passed counts unless it is filled: the caller passes the orders IB may still hold, which
+    include orders an IB error code alone marked REJECTED or CANCELLED (IB never finished them; they can
+    still fill — docs/ib-behaviours.md, rows 1 and 2)."""
     total = 0.0
     for other in open_orders:
         if other is order or other.symbol != order.symbol or other.side != order.side:
             continue
-        if other.status.is_active:
+        if other.status is not OrderStatus.FILLED:
             total += other.remaining_quantity * OrderSide(other.side).sign
     return total
 
@@ -201,12 +206,16 @@ class RiskManager:
         open_orders: Iterable[Order] = (),
         expect_data: bool = True,
         reserve: bool = True,
+        daily_pnl: float | None = None,
     ) -> RiskDecision:
         """May ``order`` be sent now? The first violated rail decides the reason.
 
         ``positions``: current positions by symbol (their ``market_value`` values the other symbols for
-        the gross exposure); ``open_orders``: working orders, whose same-side remainder counts towards the
-        position limits; ``expect_data``: False outside trading hours (passed to the liveness guard).
+        the gross exposure); ``open_orders``: the orders IB may still hold (working ones, and those an IB
+        error code alone marked rejected), whose same-side remainder counts towards the position limits; ``expect_data``: False outside trading hours (passed to the liveness guard).
+        ``daily_pnl``: the account's P&L since the trading day began as IB streams it (``reqPnL``, about
+        every second); when given (and finite) the daily-loss limit reads it, else it falls back to
+        ``day_start_equity - equity`` (account values real IB pushes only every ~3 minutes).
         ``reserve``: when the decision is ok, hold one order-rate slot for ``order`` until
         :meth:`record_submitted` or :meth:`release_reservation` (False: a dry run that holds nothing).
         """
@@ -218,7 +227,15 @@ class RiskManager:
             # Orders rejected after their check (by the broker, a journal failure ...) give their slot back.
             rate.release_where(_rejected)
         decision = self._check(
-            order, last_price, positions or {}, equity, day_start_equity, list(open_orders), expect_data, now
+            order,
+            last_price,
+            positions or {},
+            equity,
+            day_start_equity,
+            list(open_orders),
+            expect_data,
+            now,
+            daily_pnl=daily_pnl,
         )
         if decision.ok and reserve and rate is not None and not rate.reserve(now, id(order), order):
             decision = self._rate_refusal(rate, now)  # another thread took the last slot meanwhile
@@ -280,6 +297,8 @@ class RiskManager:
         open_orders: list[Order],
         expect_data: bool,
         now: datetime,
+        *,
+        daily_pnl: float | None = None,
     ) -> RiskDecision:
         limits = self.limits
         engagement = self.kill_switch.engagement
@@ -309,7 +328,9 @@ class RiskManager:
                     "price-band limits cannot be checked — wait for market data",
                     RiskRule.NO_PRICE,
                 )
-            return self._check_quantities(order, positions, equity, day_start_equity, open_orders)
+            return self._check_quantities(
+                order, positions, equity, day_start_equity, open_orders, daily_pnl=daily_pnl
+            )
         band = self._check_band(order, price)
         if band is not None:
             return band
@@ -322,7 +343,9 @@ class RiskManager:
                 f"max_order_notional {limits.max_order_notional:,.2f}",
                 RiskRule.ORDER_NOTIONAL,
             )
-        return self._check_quantities(order, positions, equity, day_start_equity, open_orders, price)
+        return self._check_quantities(
+            order, positions, equity, day_start_equity, open_orders, price, daily_pnl=daily_pnl
+        )
 
     def _check_band(self, order: Order, price: float) -> RiskDecision | None:
         band = self.limits.price_band_pct
@@ -349,6 +372,8 @@ class RiskManager:
         day_start_equity: float | None,
         open_orders: list[Order],
         price: float | None = None,
+        *,
+        daily_pnl: float | None = None,
     ) -> RiskDecision:
         limits = self.limits
         base = _position_qty(positions, order.symbol) + _pending_same_side(open_orders, order)
@@ -388,14 +413,17 @@ class RiskManager:
                         RiskRule.GROSS_EXPOSURE,
                     )
         if limits.max_daily_loss is not None:
-            if equity is None or day_start_equity is None:
+            if daily_pnl is not None and math.isfinite(daily_pnl):
+                loss = -float(daily_pnl)  # IB's own P&L stream: current, unlike the account values
+            elif equity is None or day_start_equity is None:
                 return RiskDecision(
                     False,
-                    "equity and day_start_equity are needed to check max_daily_loss; "
+                    "daily_pnl, or equity and day_start_equity, are needed to check max_daily_loss; "
                     "pass them (the account summary has them) or drop the limit",
                     RiskRule.DAILY_LOSS,
                 )
-            loss = float(day_start_equity) - float(equity)
+            else:
+                loss = float(day_start_equity) - float(equity)
             if loss >= limits.max_daily_loss - _EPS:
                 return RiskDecision(
                     False,
