@@ -43,7 +43,14 @@ from copilot_quant.gateway.account import (
     PositionItem,
 )
 from copilot_quant.gateway.contracts import ContractInfo
-from copilot_quant.gateway.matching import FillIntent, MatchingEngine, StopTriggered, WorkingOrder
+from copilot_quant.gateway.matching import (
+    FillIntent,
+    MatchingEngine,
+    OcaReduced,
+    StopTriggered,
+    WorkingOrder,
+)
+from copilot_quant.gateway.oca import OCA_REVISION, group_fractions, oca_problem
 from copilot_quant.gateway.orders import (
     ExecutionFilter,
     ExecutionRecord,
@@ -243,6 +250,8 @@ class SimBroker:
             self._error(client_id, req.order_id, answer[0], answer[1])
             return
         reason = self._reject_queue.popleft() if self._reject_queue else self._invalid_reason(req, contract)
+        if reason is None:
+            reason = oca_problem(req, self._orders.values())
         record = self._new_record(client_id, req, contract)
         if reason is not None:
             self._reject(record, reason)
@@ -335,6 +344,9 @@ class SimBroker:
                 self._triggered(event.key)
             elif isinstance(event, FillIntent):
                 self._fill(event, when)
+                filled = True
+            elif isinstance(event, OcaReduced):
+                self._oca_reduced(event, when)
                 filled = True
         self._account.mark(symbol, price)
         if filled:
@@ -570,6 +582,9 @@ class SimBroker:
             status=status,
             order_ref=req.order_ref,
             outside_rth=req.outside_rth,
+            oca_group=req.oca_group,
+            oca_type=req.oca_type if req.oca_group else 0,
+            oca_size=float(req.total_quantity) if req.oca_group else 0.0,
         )
 
     def _working(self, record: SimOrder, triggered: bool = False) -> WorkingOrder:
@@ -583,6 +598,9 @@ class SimBroker:
             stop=record.aux_price,
             triggered=triggered,
             whole_shares=is_whole(record.quantity),
+            oca_group=record.oca_group,
+            oca_type=record.oca_type,
+            oca_size=record.oca_size,
         )
 
     def _invalid_reason(self, req: PlaceOrderRequest, contract: ContractInfo) -> str | None:
@@ -664,6 +682,11 @@ class SimBroker:
             self._error(client_id, order_id, 105, "Order being modified does not match original order.")
             return
         reason = self._invalid_reason(req, contract)
+        if reason is None and (req.oca_group, req.oca_type if req.oca_group else 0) != (
+            existing.oca_group,
+            existing.oca_type,
+        ):
+            reason = OCA_REVISION
         if reason is None and req.total_quantity < existing.filled:
             reason = f"the new quantity {req.total_quantity:g} is below the {existing.filled:g} shares already filled"
         if reason is not None:
@@ -767,6 +790,19 @@ class SimBroker:
         self._emit(OrderUpdated(record.client_id, record))
         self._emit(CommissionReported(record.client_id, execution))
 
+    def _oca_reduced(self, event: OcaReduced, when: datetime) -> None:
+        """Another member of the order's OCA group filled: cancel it, or lower its quantity (IB reports the
+        reduced totalQuantity in openOrder)."""
+        record = self._orders[event.key]
+        if event.remaining <= 0:
+            why = f"Cancelled: another order of OCA group {record.oca_group!r} filled"
+            self._finish_cancel(record, why, when, report_202=False)
+            return
+        record = replace(record, quantity=record.filled + event.remaining)
+        self._orders[record.key] = record
+        log.info("order %s reduced to %g by OCA group %r", record.key, record.quantity, record.oca_group)
+        self._emit(OrderUpdated(record.client_id, record))
+
     def _what_if_order(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         reason = self._invalid_reason(req, contract)
         # The what-if order is never kept; a buying-power shortfall is still reported with the figures.
@@ -844,6 +880,8 @@ class SimBroker:
         for record in self._orders.values():
             if not record.is_done:
                 self._engine.add(self._working(record, record.key in triggered))
+        for group, fraction in group_fractions(self._orders.values()).items():
+            self._engine.set_group_done(group, fraction)
         for contract, position in state.holdings:
             if position.last_price:
                 self._last_price[contract.symbol] = position.last_price

@@ -23,6 +23,10 @@ symbol fill at most that fraction of the bar's volume in total: each gap price (
 symbol's allowance from the bar's volume, and orders draw on it as they fill, tick by tick — in the order
 they execute on the bar's path, in submission order on the same tick. What is left keeps working on later
 bars. Prices outside any bar (no gap seen yet) have no volume to take part in and fill nothing.
+
+One-cancels-all groups (IB's ocaGroup/ocaType) follow :mod:`copilot_quant.model.oca`: after a member
+fills, the other members are cancelled or reduced (:class:`OcaReduced`) — at once with a block (types 1
+and 2: a member later in the same price update sees it), after the whole price update without (type 3).
 """
 
 from __future__ import annotations
@@ -36,12 +40,14 @@ from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.orders import IbOrderType
 from copilot_quant.model.costs import NoSlippage, SlippageModel
 from copilot_quant.model.fill_rules import limit_fill_price, stop_trigger_price
+from copilot_quant.model.oca import OcaType, oca_remaining
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.participation import VolumeAllowance, check_volume_limit
 
 __all__ = [
     "FillIntent",
     "MatchingEngine",
+    "OcaReduced",
     "StopTriggered",
     "WorkingOrder",
     "limit_fill_price",
@@ -69,6 +75,10 @@ class WorkingOrder:
     last_seen: float | None = None
     #: The order is for a whole number of shares, so a volume limit fills it in whole shares.
     whole_shares: bool = True
+    #: Its one-cancels-all group (``""``: none), IB ocaType and size when it joined the group.
+    oca_group: str = ""
+    oca_type: int = 0
+    oca_size: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +97,16 @@ class StopTriggered:
     key: OrderKey
 
 
-MatchEvent = FillIntent | StopTriggered
+@dataclass(frozen=True, slots=True)
+class OcaReduced:
+    """Another member of order ``key``'s OCA group filled: it may fill only ``remaining`` more (0: cancelled,
+    and it has left the book)."""
+
+    key: OrderKey
+    remaining: float
+
+
+MatchEvent = FillIntent | StopTriggered | OcaReduced
 
 
 def _required(price: float | None, order: WorkingOrder) -> float:
@@ -168,18 +187,30 @@ class MatchingEngine:
         self._allowance = VolumeAllowance(self.volume_limit) if self.volume_limit is not None else None
         self._books: dict[str, dict[OrderKey, WorkingOrder]] = {}
         self._symbol_of: dict[OrderKey, str] = {}
+        #: Working members of each OCA group, and each group's done fraction (see model.oca).
+        self._groups: dict[str, dict[OrderKey, None]] = {}
+        self._done: dict[str, float] = {}
 
     def add(self, order: WorkingOrder) -> None:
         if order.key in self._symbol_of:
             raise ValueError(f"order {order.key} is already working")
         self._books.setdefault(order.symbol, {})[order.key] = order
         self._symbol_of[order.key] = order.symbol
+        if order.oca_group:
+            self._groups.setdefault(order.oca_group, {})[order.key] = None
 
     def remove(self, key: OrderKey) -> WorkingOrder | None:
         symbol = self._symbol_of.pop(key, None)
         if symbol is None:
             return None
-        return self._books[symbol].pop(key)
+        order = self._books[symbol].pop(key)
+        if order.oca_group:
+            self._groups.get(order.oca_group, {}).pop(key, None)
+        return order
+
+    def set_group_done(self, group: str, fraction: float) -> None:
+        """Resume OCA group ``group`` with done fraction ``fraction`` (its members' executions so far)."""
+        self._done[group] = fraction
 
     def get(self, key: OrderKey) -> WorkingOrder | None:
         symbol = self._symbol_of.get(key)
@@ -214,7 +245,10 @@ class MatchingEngine:
         if not book:
             return []
         events: list[MatchEvent] = []
+        unblocked: dict[str, None] = {}  # type-3 groups that filled: reduced after this price update
         for order in list(book.values()):
+            if order.key not in self._symbol_of:
+                continue  # cancelled by its OCA group earlier in this price update
             prev = None if gap else order.last_seen
             was_triggered = order.triggered
             fill_price = _MATCHERS[order.order_type](order, prev, price, self.slippage)
@@ -236,4 +270,37 @@ class MatchingEngine:
                 order.remaining = 0.0
                 self.remove(order.key)
             events.append(FillIntent(order.key, fill_price, quantity))
+            if order.oca_group:
+                self._group_filled(order, quantity, unblocked, events)
+        for group in unblocked:
+            self._reduce_group(group, None, events)
         return events
+
+    def _group_filled(
+        self, order: WorkingOrder, quantity: float, unblocked: dict[str, None], events: list[MatchEvent]
+    ) -> None:
+        group = order.oca_group
+        self._done[group] = self._done.get(group, 0.0) + quantity / (order.oca_size or quantity)
+        if OcaType(order.oca_type).blocks:
+            self._reduce_group(group, order.key, events)
+        else:
+            unblocked[group] = None
+
+    def _reduce_group(self, group: str, filler: OrderKey | None, events: list[MatchEvent]) -> None:
+        """Cancel or reduce ``group``'s working members after ``filler`` filled (None: any of them)."""
+        done = self._done.get(group, 0.0)
+        for key in list(self._groups.get(group, ())):
+            member = self.get(key)
+            if member is None:
+                continue
+            oca_type = OcaType(member.oca_type)
+            if key == filler and oca_type is OcaType.CANCEL_WITH_BLOCK:
+                continue  # the member that filled keeps working its own remainder
+            left = oca_remaining(oca_type, member.oca_size, done, member.remaining, member.whole_shares)
+            if left >= member.remaining - 1e-9:
+                continue
+            member.remaining = left
+            if left <= 1e-9:
+                member.remaining = 0.0
+                self.remove(key)
+            events.append(OcaReduced(key, member.remaining))

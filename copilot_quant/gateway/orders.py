@@ -103,6 +103,7 @@ class PlaceOrderRequest:
     aux_price: float | None = None
     tif: str = "DAY"
     oca_group: str = ""
+    oca_type: int = 0
     account: str = ""
     order_ref: str = ""
     transmit: bool = True
@@ -142,6 +143,11 @@ class SimOrder:
     completed_at: datetime | None = None
     #: Why an order ended (``"Filled"``, ``"Cancelled by client"``, ``"Rejected: ..."``): TWS's completedStatus.
     completed_status: str = ""
+    #: The one-cancels-all group (``""``: none), its IB ocaType, and this order's size when it joined the
+    #: group (the base of proportional reductions, see :mod:`copilot_quant.model.oca`).
+    oca_group: str = ""
+    oca_type: int = 0
+    oca_size: float = 0.0
 
     @property
     def remaining(self) -> float:

@@ -91,6 +91,16 @@ def _opt_float(reader: FieldReader) -> float | None:
     return None if value >= 1e300 else value
 
 
+def _opt_int(reader: FieldReader) -> int:
+    """An int field that may be empty or IB's unset integer (both: 0)."""
+    text = reader.str().strip()
+    try:
+        value = int(text) if text else 0
+    except ValueError:
+        raise FrameError(f"expected an integer field, got {text!r}") from None
+    return 0 if value >= 2**31 - 1 else value
+
+
 def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> PlaceOrderRequest:
     """Read a placeOrder (3) message, positioned after the message id, walking §5.1 of the notes.
 
@@ -126,7 +136,9 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
     reader.skip(3)  # faGroup, faMethod, faPercentage
     if version < sv.FA_PROFILE_DESUPPORT:
         reader.skip(1)  # faProfile
-    reader.skip(22)  # modelCode ... volatilityType
+    reader.skip(4)  # modelCode, shortSaleSlot, designatedLocation, exemptCode
+    oca_type = _opt_int(reader)
+    reader.skip(17)  # rule80A ... volatilityType
     delta_neutral_type = reader.str()
     reader.skip(1)  # deltaNeutralAuxPrice
     if delta_neutral_type:
@@ -171,6 +183,7 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
         aux_price=aux_price,
         tif=tif or "DAY",
         oca_group=oca_group,
+        oca_type=oca_type,
         account=account,
         order_ref=order_ref,
         transmit=transmit,
@@ -331,7 +344,7 @@ def open_order(
         _price(record.lmt_price),
         _price(record.aux_price),
         record.tif.value,
-        "",  # ocaGroup
+        record.oca_group,
         record.account,
         "O",  # openClose
         0,  # origin: customer
@@ -363,7 +376,7 @@ def open_order(
         False,  # sweepToFill
         False,  # allOrNone
         UNSET_INTEGER_TEXT,  # minQty
-        3,  # ocaType
+        record.oca_type or 3,  # ocaType (TWS reports 3 for an order outside any group)
         False,  # eTradeOnly
         False,  # firmQuoteOnly
         UNSET_DOUBLE_TEXT,  # nbboPriceCap
@@ -456,7 +469,7 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         _price(record.lmt_price),
         _price(record.aux_price),
         record.tif.value,
-        "",  # ocaGroup
+        record.oca_group,
         record.account,
         "O",  # openClose
         0,  # origin
@@ -484,7 +497,7 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         False,  # sweepToFill
         False,  # allOrNone
         UNSET_INTEGER_TEXT,  # minQty
-        3,  # ocaType
+        record.oca_type or 3,  # ocaType (TWS reports 3 for an order outside any group)
         0,  # triggerMethod
         UNSET_DOUBLE_TEXT,  # volatility
         0,  # volatilityType
