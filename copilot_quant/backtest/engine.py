@@ -493,6 +493,10 @@ class BacktestEngine:
                 )
                 continue
             working = WorkingOrder(order, owner, k, bar + 1)
+            refused = self._book.join_group(working)
+            if refused is not None:
+                self.broker.reject(order, refused)
+                continue
             if self.fill_at == "close":
                 price = float(market.closes[bar, k])
                 if price == price and self._book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test

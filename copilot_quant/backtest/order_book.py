@@ -13,6 +13,11 @@ capped twin of :meth:`OrderBook.execute_bar` (:meth:`OrderBook.bar_executor` pic
 eligible order is matched first, then the executions are booked in the order they happen on the bar's
 path (submission order at the same point), each for at most what is left of its symbol's share of the
 bar's volume. The remainder keeps working.
+
+One-cancels-all groups (``Order.oca_group``, :mod:`copilot_quant.model.oca`, as at the gateway): while
+any group member works, bars are matched in the order executions happen on the path (the capped loop's
+order), and after each execution the group's other members are cancelled or reduced — at once with a
+block (ocaType 1, 2), after every execution at the same path point without (ocaType 3).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from copilot_quant.model.fill_rules import Execution, locate_order, match_order, price_path
+from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
 from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
 from copilot_quant.model.participation import VolumeAllowance, is_whole
 
@@ -80,6 +86,15 @@ class _VolumeCap:
         return allowance.size(s, order.quantity - order.filled_quantity, is_whole(order.quantity))
 
 
+@dataclass(slots=True)
+class _OcaGroup:
+    """One OCA group: its type, its members with their size when they joined, and its done fraction."""
+
+    oca_type: OcaType
+    members: list[tuple[WorkingOrder, float]]
+    done: float = 0.0
+
+
 class OrderBook:
     """Orders submitted but not yet done, in submission order.
 
@@ -88,7 +103,7 @@ class OrderBook:
         volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
     """
 
-    __slots__ = ("_cap", "_purge", "pending")
+    __slots__ = ("_cap", "_oca", "_oca_live", "_purge", "pending")
 
     def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
@@ -97,6 +112,9 @@ class OrderBook:
         # True when an order was cancelled while a bar was matched: drop it once the bar is done.
         self._purge = False
         self._cap: _VolumeCap | None = None
+        self._oca: dict[str, _OcaGroup] = {}
+        #: True while a member of an OCA group may be working: bars are then matched in path order.
+        self._oca_live = False
         if volume_limit is not None:
             if volumes is None:
                 raise ValueError("a volume limit needs the bars' volumes")
@@ -119,7 +137,29 @@ class OrderBook:
     def bar_executor(self) -> BarExecutor:
         """What the bar loops call for each bar: :meth:`execute_bar`, or its twin under the volume limit."""
         cap = self._cap
-        return self.execute_bar if cap is None else partial(self._execute_bar_capped, cap)
+        return self.execute_bar if cap is None else partial(self._execute_bar_ordered, cap)
+
+    def join_group(self, working: WorkingOrder) -> str | None:
+        """Enter a new order into its OCA group (if it names one); why it cannot join, or None."""
+        order = working.order
+        name = order.oca_group
+        if not name:
+            return None
+        kind = OcaType(order.oca_type)
+        group = self._oca.get(name)
+        problem = join_problem(
+            name,
+            None if group is None else int(group.oca_type),
+            int(kind),
+            group is not None and group.done > 0,
+        )
+        if problem is not None:
+            return problem
+        if group is None:
+            group = self._oca[name] = _OcaGroup(kind, [])
+        group.members.append((working, order.quantity))
+        self._oca_live = True
+        return None
 
     def execute_bar(  # noqa: PLR0917 - one call per bar on the hot path: positional is cheapest
         self,
@@ -133,6 +173,9 @@ class OrderBook:
     ) -> None:
         """Match every eligible order against bar ``bar`` (rows of ``(bars, symbols)`` price arrays),
         book the executions with ``book``, then expire DAY orders whose session ends with this bar."""
+        if self._oca_live:
+            self._execute_bar_ordered(None, bar, opens, highs, lows, closes, session_end, book)
+            return
         keep: list[WorkingOrder] = []
         for working in self.pending:
             if working.first_bar > bar:
@@ -163,9 +206,9 @@ class OrderBook:
             keep = [w for w in keep if w.order.status.is_active]
         self.pending[:] = keep
 
-    def _execute_bar_capped(  # noqa: PLR0917 - execute_bar's call, with the cap bound first
+    def _execute_bar_ordered(  # noqa: PLR0917 - execute_bar's call, with the cap bound first
         self,
-        cap: _VolumeCap,
+        cap: _VolumeCap | None,
         bar: int,
         opens: np.ndarray,
         highs: np.ndarray,
@@ -174,10 +217,10 @@ class OrderBook:
         session_end: bool,
         book: Booker,
     ) -> None:
-        """:meth:`execute_bar` under the volume limit: each execution fills at most what is left of its
-        symbol's allowance for bar ``bar``, in the order executions happen on the bar's path (submission
-        order at the same point); the remainder keeps working. Only bar ``bar``'s volume is used, and
-        every order here was placed before that bar opened."""
+        """:meth:`execute_bar` in the order executions happen on the bar's path (submission order at the
+        same point), with OCA groups applied after each. Under the volume limit (``cap``) each execution
+        fills at most what is left of its symbol's allowance for bar ``bar``; the remainder keeps working.
+        Only bar ``bar``'s volume is used, and every order here was placed before that bar opened."""
         hits: list[tuple[int, WorkingOrder, Execution]] = []
         for working in self.pending:
             if working.first_bar > bar:
@@ -191,11 +234,61 @@ class OrderBook:
             if execution is not None:
                 hits.append((at, working, execution))
         hits.sort(key=_point)  # stable: submission order among executions at the same point
-        for _, working, execution in hits:
-            if working.order.status.is_done:  # cancelled from on_fill earlier in this bar
+        unblocked: dict[str, None] = {}  # type-3 groups reduced once every execution at this point is booked
+        point = 0
+        for at, working, execution in hits:
+            if at != point:
+                self._reduce_groups(unblocked)
+                point = at
+            if working.order.status.is_done:  # cancelled from on_fill or by its OCA group earlier in this bar
                 continue
-            self._book_capped(cap, bar, working, execution, book)
+            before = working.order.filled_quantity
+            if cap is None:
+                book(working, execution)
+            else:
+                self._book_capped(cap, bar, working, execution, book)
+            if working.order.oca_group and working.order.filled_quantity > before:
+                self._group_filled(working, working.order.filled_quantity - before, unblocked)
+        self._reduce_groups(unblocked)
         self._drop_done(bar, session_end)
+        if self._oca_live:
+            self._oca_live = any(w.order.oca_group for w in self.pending)
+
+    def _group_filled(self, working: WorkingOrder, quantity: float, unblocked: dict[str, None]) -> None:
+        """``quantity`` of group member ``working`` just filled: cancel or reduce the other members now
+        (with a block) or once the executions at this point are booked (``unblocked``)."""
+        group = self._oca.get(working.order.oca_group)
+        if group is None:
+            return
+        size = next((size for member, size in group.members if member is working), quantity)
+        group.done += quantity / size
+        if group.oca_type.blocks:
+            self._reduce_group(group, working)
+        else:
+            unblocked[working.order.oca_group] = None
+
+    def _reduce_groups(self, unblocked: dict[str, None]) -> None:
+        for name in unblocked:
+            self._reduce_group(self._oca[name], None)
+        unblocked.clear()
+
+    def _reduce_group(self, group: _OcaGroup, filler: WorkingOrder | None) -> None:
+        for member, size in group.members:
+            order = member.order
+            if order.status.is_done or (member is filler and group.oca_type is OcaType.CANCEL_WITH_BLOCK):
+                continue
+            remaining = order.quantity - order.filled_quantity
+            left = oca_remaining(group.oca_type, size, group.done, remaining, is_whole(size))
+            if left >= remaining - 1e-9:
+                continue
+            if left <= 1e-9:
+                self._finish(
+                    order, OrderStatus.CANCELLED, f"another order of OCA group {order.oca_group!r} filled"
+                )
+                self._purge = True
+            else:
+                order.quantity = order.filled_quantity + left
+                log.debug("order %s reduced to %g by its OCA group", order.order_id, order.quantity)
 
     def _drop_done(self, bar: int, session_end: bool) -> None:
         """After a capped bar: drop done orders, expire DAY orders whose session ends with this bar."""
@@ -238,10 +331,15 @@ class OrderBook:
         working.triggered, execution = match_order(working.order, (price,), working.triggered)
         if execution is None:
             return False
+        before = working.order.filled_quantity
         if self._cap is None:
             book(working, execution)
         else:
             self._book_capped(self._cap, bar, working, execution, book)
+        if working.order.oca_group and working.order.filled_quantity > before:
+            unblocked: dict[str, None] = {}
+            self._group_filled(working, working.order.filled_quantity - before, unblocked)
+            self._reduce_groups(unblocked)
         return working.order.status.is_done
 
     def working_orders(self, owner: int) -> list[Order]:

@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from copilot_quant.gateway.orders import PlaceOrderRequest, SimOrder
-from copilot_quant.model.oca import OcaType, group_done_fraction
+from copilot_quant.model.oca import group_done_fraction, join_problem
 
 __all__ = ["OCA_REVISION", "group_fractions", "oca_problem"]
 
 #: TWS's reason when a modification moves an order into another group or changes its ocaType.
 OCA_REVISION = "OCA group revision is not allowed"
-
-_TYPES = "1 (cancel the rest, with block), 2 (reduce the rest, with block) or 3 (reduce the rest, no block)"
 
 
 def oca_problem(req: PlaceOrderRequest, orders: Iterable[SimOrder]) -> str | None:
@@ -25,18 +23,11 @@ def oca_problem(req: PlaceOrderRequest, orders: Iterable[SimOrder]) -> str | Non
     group = req.oca_group
     if not group:
         return None
-    if req.oca_type not in tuple(OcaType):
-        return f"ocaType {req.oca_type} is not supported with ocaGroup {group!r}; set ocaType to {_TYPES}"
     members = [r for r in orders if r.oca_group == group]
-    other_types = {r.oca_type for r in members} - {req.oca_type}
-    if other_types:
-        return (
-            f"OCA group {group!r} has ocaType {min(other_types)}; every order of a group needs the same "
-            f"ocaType (this one has {req.oca_type})"
-        )
-    if any(r.filled > 0 for r in members):
-        return f"OCA group {group!r} already has executions; a new order cannot join it: use a new ocaGroup"
-    return None
+    group_type = min((r.oca_type for r in members if r.oca_type != req.oca_type), default=None)
+    if group_type is None and members:
+        group_type = req.oca_type
+    return join_problem(group, group_type, req.oca_type, any(r.filled > 0 for r in members))
 
 
 def group_fractions(orders: Iterable[SimOrder]) -> dict[str, float]:

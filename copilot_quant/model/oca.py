@@ -26,7 +26,7 @@ from enum import IntEnum
 
 from copilot_quant.errors import OrderValidationError
 
-__all__ = ["OcaType", "group_done_fraction", "oca_remaining", "parse_oca_type"]
+__all__ = ["OcaType", "group_done_fraction", "join_problem", "oca_remaining", "parse_oca_type"]
 
 
 class OcaType(IntEnum):
@@ -71,3 +71,21 @@ def oca_remaining(
     if whole_shares:
         left = float(math.floor(left + 1e-9))
     return max(0.0, min(remaining, left))
+
+
+def join_problem(group: str, group_type: int | None, new_type: int, executed: bool) -> str | None:
+    """Why an order of ``new_type`` cannot join ``group`` (of ``group_type``, None for a new group, which
+    has ``executed`` already), or None. The backtest and the gateway refuse the same things."""
+    if new_type not in tuple(OcaType):
+        return (
+            f"ocaType {new_type} is not supported with ocaGroup {group!r}; set ocaType to 1 (cancel the rest, "
+            "with block), 2 (reduce the rest, with block) or 3 (reduce the rest, no block)"
+        )
+    if group_type is not None and group_type != new_type:
+        return (
+            f"OCA group {group!r} has ocaType {group_type}; every order of a group needs the same "
+            f"ocaType (this one has {new_type})"
+        )
+    if executed:
+        return f"OCA group {group!r} already has executions; a new order cannot join it: use a new ocaGroup"
+    return None

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from copilot_quant.errors import OrderValidationError
+from copilot_quant.model.oca import OcaType, parse_oca_type
 
 __all__ = [
     "Fill",
@@ -172,6 +173,11 @@ class Order:
     construction, never later in a broker. Quantities must be whole shares unless
     ``allow_fractional=True``.
 
+    ``oca_group`` puts the order in a one-cancels-all group with every other order of that name (any
+    symbol); ``oca_type`` says what a fill does to the others, as IB's ocaType (see
+    :mod:`copilot_quant.model.oca`): ``1`` cancel them (the default), ``2`` reduce them proportionally,
+    ``3`` reduce them without overfill protection. A reduction lowers ``quantity``.
+
     ``status``, ``filled_quantity``, ``avg_fill_price`` and ``reject_reason`` are maintained by the
     broker; strategies should treat them as read-only.
     """
@@ -192,6 +198,8 @@ class Order:
     avg_fill_price: float = 0.0
     reject_reason: str = ""
     broker_order_id: int | None = field(default=None, repr=False)
+    oca_group: str = ""
+    oca_type: OcaType | int = OcaType.CANCEL_WITH_BLOCK
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol.strip():
@@ -215,6 +223,14 @@ class Order:
             raise OrderValidationError(f"a {self.order_type.value} order needs a positive stop_price")
         if self.order_id is None:
             self.order_id = _next_order_id()
+        if self.oca_group or self.oca_type is not OcaType.CANCEL_WITH_BLOCK:
+            self._check_oca()
+
+    def _check_oca(self) -> None:
+        if not isinstance(self.oca_group, str):
+            raise OrderValidationError(f"oca_group must be a group name (a string), got {self.oca_group!r}")
+        self.oca_group = self.oca_group.strip()
+        self.oca_type = parse_oca_type(self.oca_type)
 
     def _check_quantity(self, value: Any) -> float:
         if isinstance(value, bool):  # True would silently become 1 share
@@ -256,6 +272,20 @@ class Order:
     @property
     def is_buy(self) -> bool:
         return self.side == OrderSide.BUY
+
+    @staticmethod
+    def one_cancels_all(
+        orders: Iterable[Order], group: str, oca_type: OcaType | int = OcaType.CANCEL_WITH_BLOCK
+    ) -> list[Order]:
+        """Put ``orders`` in one-cancels-all group ``group`` (as ib_async's ``oneCancelsAll``) and return
+        them as a list: ``return Order.one_cancels_all([take_profit, stop_loss], "exit-AAPL")``."""
+        if not isinstance(group, str) or not group.strip():
+            raise OrderValidationError(f"an OCA group needs a non-empty name, got {group!r}")
+        kind = parse_oca_type(oca_type)
+        placed = list(orders)
+        for order in placed:
+            order.oca_group, order.oca_type = group.strip(), kind
+        return placed
 
     def copy(self, **changes: Any) -> Order:
         """A new order with the same fields (and a fresh order_id unless one is given)."""
