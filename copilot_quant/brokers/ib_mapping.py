@@ -190,6 +190,9 @@ def to_ib_order(order: Order, account: str | None) -> IBOrder:
         )
     ib_order.tif = _TIF[TimeInForce(order.time_in_force)]
     ib_order.orderRef = order.order_id or ""
+    if order.oca_group:  # IB holds the group: it cancels or reduces the other members itself
+        ib_order.ocaGroup = order.oca_group
+        ib_order.ocaType = int(order.oca_type)
     if account:
         ib_order.account = account
     return ib_order

@@ -92,6 +92,19 @@ def test_orders_translate_to_ib_orders_with_our_id_as_order_ref():
     assert (mkt.action, mkt.orderType, mkt.orderRef, mkt.tif) == ("BUY", "MKT", "X1", "DAY")
     stp = to_ib_order(Order("AAPL", 1, "stop_limit", "buy", limit_price=11, stop_price=10), None)
     assert (stp.orderType, stp.lmtPrice, stp.auxPrice) == ("STP LMT", 11, 10)
+    assert (stp.ocaGroup, stp.ocaType) == ("", 0)  # outside any group: ib_async's defaults
+
+
+def test_an_oca_group_goes_to_ib_as_oca_group_and_type():
+    exits = Order.one_cancels_all(
+        [
+            Order("AAPL", 10, "limit", "sell", limit_price=110),
+            Order("AAPL", 10, "stop", "sell", stop_price=90),
+        ],
+        "exit-1",
+        2,
+    )
+    assert [(o.ocaGroup, o.ocaType) for o in (to_ib_order(e, None) for e in exits)] == [("exit-1", 2)] * 2
 
 
 def test_ib_statuses_map_to_ours():
