@@ -493,7 +493,7 @@ class BacktestEngine:
                 )
                 continue
             working = WorkingOrder(order, owner, k, bar + 1)
-            refused = self._book.join_group(working)
+            refused = self._book.admit(working, float(market.closes[bar, k]))
             if refused is not None:
                 self.broker.reject(order, refused)
                 continue

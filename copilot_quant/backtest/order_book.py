@@ -30,7 +30,16 @@ from typing import Protocol
 
 import numpy as np
 
-from copilot_quant.model.fill_rules import Execution, locate_order, match_order, price_path
+from copilot_quant.model.fill_rules import (
+    Execution,
+    Located,
+    TrailState,
+    locate_order,
+    locate_trailing,
+    match_order,
+    price_path,
+    trail_level,
+)
 from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
 from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
 from copilot_quant.model.participation import VolumeAllowance, is_whole
@@ -49,6 +58,16 @@ class WorkingOrder:
     symbol_index: int
     first_bar: int
     triggered: bool = False
+    #: A trailing order's moving stop (and limit once triggered); None for other orders.
+    trail: TrailState | None = None
+
+    def locate(self, path: tuple[float, ...] | list[float]) -> Located:
+        """Where this order executes on ``path`` (its fill rule, with its kept state), and update the state."""
+        if self.trail is None:
+            self.triggered, execution, at = locate_order(self.order, path, self.triggered)
+        else:
+            self.triggered, execution, at = locate_trailing(self.order, path, self.triggered, self.trail)
+        return self.triggered, execution, at
 
 
 class Booker(Protocol):
@@ -139,7 +158,19 @@ class OrderBook:
         cap = self._cap
         return self.execute_bar if cap is None else partial(self._execute_bar_ordered, cap)
 
-    def join_group(self, working: WorkingOrder) -> str | None:
+    def admit(self, working: WorkingOrder, price: float) -> str | None:
+        """Prepare a new order, submitted when ``price`` is the last price of its symbol (NaN: unknown): a
+        trailing stop without a ``stop_price`` starts from it; an order naming an OCA group joins it.
+        Returns why the order cannot be admitted, or None."""
+        order = working.order
+        if order.type_enum.is_trailing:
+            stop = order.stop_price
+            if stop is None and price == price:  # noqa: PLR0124 - NaN test: no price yet, the next one starts it
+                stop = trail_level(order.side_enum, price, order.trail_amount, order.trail_percent)
+            working.trail = TrailState(stop)
+        return self._join_group(working)
+
+    def _join_group(self, working: WorkingOrder) -> str | None:
         """Enter a new order into its OCA group (if it names one); why it cannot join, or None."""
         order = working.order
         name = order.oca_group
@@ -187,7 +218,10 @@ class OrderBook:
                 execution = None
             else:
                 path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
-                working.triggered, execution = match_order(working.order, path, working.triggered)
+                if working.trail is None:  # the hot path: no index needed, no kept state
+                    working.triggered, execution = match_order(working.order, path, working.triggered)
+                else:
+                    _, execution, _ = working.locate(path)
             if execution is not None:
                 if working.order.status is OrderStatus.CANCELLED:
                     continue  # cancelled from on_fill earlier in this bar: it never fills
@@ -230,7 +264,7 @@ class OrderBook:
             if open_ != open_:  # noqa: PLR0124 - NaN test: this symbol has no bar here, the order keeps waiting
                 continue
             path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
-            working.triggered, execution, at = locate_order(working.order, path, working.triggered)
+            _, execution, at = working.locate(path)
             if execution is not None:
                 hits.append((at, working, execution))
         hits.sort(key=_point)  # stable: submission order among executions at the same point
@@ -328,7 +362,7 @@ class OrderBook:
     def try_now(self, working: WorkingOrder, price: float, book: Booker, bar: int) -> bool:
         """Offer ``price`` (a one-point path: bar ``bar``'s close) to a new order; True if it executed and
         is done. Under a volume limit it fills at most what is left of bar ``bar``'s allowance."""
-        working.triggered, execution = match_order(working.order, (price,), working.triggered)
+        _, execution, _ = working.locate((price,))
         if execution is None:
             return False
         before = working.order.filled_quantity

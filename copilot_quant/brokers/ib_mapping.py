@@ -184,6 +184,8 @@ def to_ib_order(order: Order, account: str | None) -> IBOrder:
         ib_order = LimitOrder(action, qty, float(order.limit_price or 0.0))
     elif kind is OrderType.STOP:
         ib_order = StopOrder(action, qty, float(order.stop_price or 0.0))
+    elif kind.is_trailing:
+        ib_order = _trailing_order(order, action, qty)
     else:
         ib_order = StopLimitOrder(
             action, qty, float(order.limit_price or 0.0), float(order.stop_price or 0.0)
@@ -195,6 +197,22 @@ def to_ib_order(order: Order, account: str | None) -> IBOrder:
         ib_order.ocaType = int(order.oca_type)
     if account:
         ib_order.account = account
+    return ib_order
+
+
+def _trailing_order(order: Order, action: str, qty: float) -> IBOrder:
+    """IB's ``TRAIL`` / ``TRAIL LIMIT``: the trail as auxPrice (an amount) or trailingPercent, the starting
+    stop as trailStopPrice (unset: IB trails the market price at submission), the limit as lmtPriceOffset."""
+    limit = order.order_type is OrderType.TRAILING_STOP_LIMIT
+    ib_order = IBOrder(action=action, totalQuantity=qty, orderType="TRAIL LIMIT" if limit else "TRAIL")
+    if order.trail_amount is not None:
+        ib_order.auxPrice = float(order.trail_amount)
+    else:
+        ib_order.trailingPercent = float(order.trail_percent or 0.0)
+    if order.stop_price is not None:
+        ib_order.trailStopPrice = float(order.stop_price)
+    if limit:
+        ib_order.lmtPriceOffset = float(order.limit_offset or 0.0)
     return ib_order
 
 

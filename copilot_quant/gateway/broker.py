@@ -66,6 +66,7 @@ from copilot_quant.gateway.orders import (
     new_exec_id_tag,
 )
 from copilot_quant.gateway.state import BrokerState, load_state, save_state
+from copilot_quant.gateway.trailing import initial_trail_stop, trailing_problem
 from copilot_quant.model.costs import (
     CommissionModel,
     NoSlippage,
@@ -348,6 +349,7 @@ class SimBroker:
             elif isinstance(event, OcaReduced):
                 self._oca_reduced(event, when)
                 filled = True
+        self._follow_trails(symbol)
         self._account.mark(symbol, price)
         if filled:
             item = self._account.portfolio_item(symbol)
@@ -565,7 +567,9 @@ class SimBroker:
     def _new_record(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder:
         order_type = _order_type(req.order_type) or IbOrderType.MKT
         action = IbAction.SELL if req.action.upper() == "SELL" else IbAction.BUY
-        status = IbStatus.PRE_SUBMITTED if order_type.needs_stop else IbStatus.SUBMITTED
+        status = (
+            IbStatus.PRE_SUBMITTED if order_type.needs_stop or order_type.is_trailing else IbStatus.SUBMITTED
+        )
         return SimOrder(
             client_id=client_id,
             order_id=req.order_id,
@@ -585,6 +589,13 @@ class SimBroker:
             oca_group=req.oca_group,
             oca_type=req.oca_type if req.oca_group else 0,
             oca_size=float(req.total_quantity) if req.oca_group else 0.0,
+            trailing_percent=finite_or_none(req.trailing_percent) if order_type.is_trailing else None,
+            lmt_price_offset=finite_or_none(req.lmt_price_offset) if order_type.is_trailing else None,
+            trail_stop_price=(
+                initial_trail_stop(req, action.side, self.last_price(contract.symbol))
+                if order_type.is_trailing
+                else None
+            ),
         )
 
     def _working(self, record: SimOrder, triggered: bool = False) -> WorkingOrder:
@@ -595,12 +606,15 @@ class SimBroker:
             order_type=record.order_type,
             remaining=record.remaining,
             limit=record.lmt_price,
-            stop=record.aux_price,
+            stop=record.trail_stop_price if record.order_type.is_trailing else record.aux_price,
             triggered=triggered,
             whole_shares=is_whole(record.quantity),
             oca_group=record.oca_group,
             oca_type=record.oca_type,
             oca_size=record.oca_size,
+            trail_amount=record.aux_price if record.trailing_percent is None else None,
+            trail_percent=record.trailing_percent,
+            limit_offset=record.lmt_price_offset,
         )
 
     def _invalid_reason(self, req: PlaceOrderRequest, contract: ContractInfo) -> str | None:
@@ -617,6 +631,8 @@ class SimBroker:
             return f"a {order_type.value} order needs a positive limit price (lmtPrice)"
         if order_type.needs_stop and not _positive(req.aux_price):
             return f"a {order_type.value} order needs a positive stop price (auxPrice)"
+        if order_type.is_trailing:
+            return trailing_problem(req, order_type)
         if req.tif.upper() not in ("", "DAY", "GTC"):
             return f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY or GTC"
         if req.conditions:
@@ -706,7 +722,7 @@ class SimBroker:
             outside_rth=req.outside_rth,
         )
         triggered = working.triggered if working is not None and order_type == existing.order_type else False
-        if order_type.needs_stop and not triggered:
+        if (order_type.needs_stop or order_type.is_trailing) and not triggered:
             updated = replace(updated, status=IbStatus.PRE_SUBMITTED)
         else:
             updated = replace(updated, status=IbStatus.SUBMITTED)
@@ -789,6 +805,14 @@ class SimBroker:
         self._emit(ExecutionReported(record.client_id, record, execution))
         self._emit(OrderUpdated(record.client_id, record))
         self._emit(CommissionReported(record.client_id, execution))
+
+    def _follow_trails(self, symbol: str) -> None:
+        """Keep trailing orders' records at their current stop (openOrder's trailStopPrice, the state file)."""
+        for working in self._engine.working(symbol):
+            if working.order_type.is_trailing:
+                record = self._orders[working.key]
+                if record.trail_stop_price != working.stop:
+                    self._orders[working.key] = replace(record, trail_stop_price=working.stop)
 
     def _oca_reduced(self, event: OcaReduced, when: datetime) -> None:
         """Another member of the order's OCA group filled: cancel it, or lower its quantity (IB reports the

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.orders import IbOrderType
 from copilot_quant.model.costs import NoSlippage, SlippageModel
-from copilot_quant.model.fill_rules import limit_fill_price, stop_trigger_price
+from copilot_quant.model.fill_rules import limit_fill_price, stop_trigger_price, trail_limit, trail_step
 from copilot_quant.model.oca import OcaType, oca_remaining
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.participation import VolumeAllowance, check_volume_limit
@@ -79,6 +79,11 @@ class WorkingOrder:
     oca_group: str = ""
     oca_type: int = 0
     oca_size: float = 0.0
+    #: Trailing orders: the trail (an amount or a percent) and a TRAIL LIMIT's limit offset; ``stop`` is
+    #: the trailing stop where it stands now (None: it starts from the next price).
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    limit_offset: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,11 +161,45 @@ def _match_stop_limit(
     return limit_fill_price(order.side, limit, None, trigger)
 
 
+def _trail(order: WorkingOrder, prev: float | None, price: float) -> float | None:
+    """Move the order's trailing stop over ``prev → price``; the trigger price, or None."""
+    order.stop, trigger = trail_step(
+        order.side, order.stop, prev, price, amount=order.trail_amount, percent=order.trail_percent
+    )
+    if trigger is not None:
+        order.triggered = True
+    return trigger
+
+
+def _match_trail(
+    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+) -> float | None:
+    if order.triggered:  # the remainder of a partly filled trailing stop works as a market order
+        return slippage.adjust(price, order.side)
+    trigger = _trail(order, prev, price)
+    return None if trigger is None else slippage.adjust(trigger, order.side)
+
+
+def _match_trail_limit(
+    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+) -> float | None:
+    if order.triggered:
+        return limit_fill_price(order.side, _required(order.limit, order), prev, price)
+    trigger = _trail(order, prev, price)
+    if trigger is None:
+        return None
+    order.limit = trail_limit(order.side, _required(order.stop, order), order.limit_offset or 0.0)
+    # as a stop-limit: from the trigger point on, a limit (see _match_stop_limit)
+    return limit_fill_price(order.side, order.limit, None, trigger)
+
+
 _MATCHERS: dict[IbOrderType, Matcher] = {
     IbOrderType.MKT: _match_market,
     IbOrderType.LMT: _match_limit,
     IbOrderType.STP: _match_stop,
     IbOrderType.STP_LMT: _match_stop_limit,
+    IbOrderType.TRAIL: _match_trail,
+    IbOrderType.TRAIL_LIMIT: _match_trail_limit,
 }
 
 

@@ -57,10 +57,16 @@ class IbOrderType(StrEnum):
     LMT = "LMT"
     STP = "STP"
     STP_LMT = "STP LMT"
+    TRAIL = "TRAIL"
+    TRAIL_LIMIT = "TRAIL LIMIT"
 
     @property
     def needs_limit(self) -> bool:
         return self in (IbOrderType.LMT, IbOrderType.STP_LMT)
+
+    @property
+    def is_trailing(self) -> bool:
+        return self in (IbOrderType.TRAIL, IbOrderType.TRAIL_LIMIT)
 
     @property
     def needs_stop(self) -> bool:
@@ -116,6 +122,9 @@ class PlaceOrderRequest:
     what_if: bool = False
     conditions: tuple[tuple[str, ...], ...] = ()
     cash_qty: float | None = None
+    trail_stop_price: float | None = None
+    trailing_percent: float | None = None
+    lmt_price_offset: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +157,11 @@ class SimOrder:
     oca_group: str = ""
     oca_type: int = 0
     oca_size: float = 0.0
+    #: Trailing orders: the trail as a percent (else ``aux_price`` is the amount), the limit offset of a
+    #: TRAIL LIMIT, and the stop where it stands now (IB's trailStopPrice; the broker keeps it current).
+    trailing_percent: float | None = None
+    lmt_price_offset: float | None = None
+    trail_stop_price: float | None = None
 
     @property
     def remaining(self) -> float:

@@ -53,10 +53,16 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+    TRAILING_STOP_LIMIT = "trailing_stop_limit"
 
     @property
     def needs_limit_price(self) -> bool:
         return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+
+    @property
+    def is_trailing(self) -> bool:
+        return self in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT)
 
     @property
     def needs_stop_price(self) -> bool:
@@ -119,6 +125,8 @@ _ALIASES = {
     "lmt": "limit",
     "stp": "stop",
     "stp_lmt": "stop_limit",
+    "trail": "trailing_stop",
+    "trail_limit": "trailing_stop_limit",
     "b": "buy",
     "s": "sell",
 }
@@ -200,6 +208,9 @@ class Order:
     broker_order_id: int | None = field(default=None, repr=False)
     oca_group: str = ""
     oca_type: OcaType | int = OcaType.CANCEL_WITH_BLOCK
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    limit_offset: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol.strip():
@@ -221,10 +232,49 @@ class Order:
             )
         if self.order_type.needs_stop_price and self.stop_price is None:
             raise OrderValidationError(f"a {self.order_type.value} order needs a positive stop_price")
+        if (
+            self.order_type in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT)
+            or self.trail_amount is not None
+            or self.trail_percent is not None
+            or self.limit_offset is not None
+        ):
+            self._check_trail()
         if self.order_id is None:
             self.order_id = _next_order_id()
         if self.oca_group or self.oca_type is not OcaType.CANCEL_WITH_BLOCK:
             self._check_oca()
+
+    def _check_trail(self) -> None:
+        order_type = self.type_enum
+        kind = order_type.value
+        if not order_type.is_trailing:
+            raise OrderValidationError(
+                f"trail_amount/trail_percent belong to trailing orders, not a {kind} order; use "
+                "order_type='trailing_stop' or 'trailing_stop_limit'"
+            )
+        self.trail_amount = _check_price(self.trail_amount, "trail_amount")
+        if self.trail_percent is not None:
+            percent = _check_price(self.trail_percent, "trail_percent")
+            if percent is None or percent >= 100:
+                raise OrderValidationError(f"trail_percent must be between 0 and 100, got {shown(percent)}")
+            self.trail_percent = percent
+        if (self.trail_amount is None) == (self.trail_percent is None):
+            raise OrderValidationError(
+                f"a {kind} order needs exactly one of trail_amount (a price distance, e.g. 2.0) and "
+                "trail_percent (e.g. 1.5 for 1.5 %)"
+            )
+        if order_type is OrderType.TRAILING_STOP_LIMIT:
+            if self.limit_offset is None:
+                raise OrderValidationError(
+                    "a trailing_stop_limit order needs limit_offset: how far the limit sits beyond the stop "
+                    "when it triggers (0 for a limit at the stop)"
+                )
+            offset = float(self.limit_offset)
+            if not math.isfinite(offset) or offset < 0:
+                raise OrderValidationError(f"limit_offset must be zero or positive, got {shown(offset)}")
+            self.limit_offset = offset
+        elif self.limit_offset is not None:
+            raise OrderValidationError("limit_offset belongs to trailing_stop_limit orders")
 
     def _check_oca(self) -> None:
         if not isinstance(self.oca_group, str):

@@ -222,3 +222,20 @@ def test_an_unsupported_oca_type_is_refused_with_201_as_ib_async_sees_it(gateway
     trade = ib.placeOrder(aapl(ib), order)
     assert wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
     assert any(code == 201 and "ocaType 0 is not supported" in message for code, message in errors)
+
+
+def test_a_trailing_stop_placed_with_plain_ib_async_is_held_and_reported(gateway_factory, connect):
+    gw = gateway_factory()
+    ib = connect(gw)
+    contract = aapl(ib)
+    ib.placeOrder(contract, MarketOrder("BUY", 10))
+    gw.clock.step()
+    price = gw.broker.last_price("AAPL")
+    order = Order(action="SELL", totalQuantity=10, orderType="TRAIL", trailingPercent=50.0, tif="GTC")
+    trade = ib.placeOrder(contract, order)
+    assert wait_until(ib, lambda: trade.orderStatus.status == "PreSubmitted")
+    watcher = connect(gw, 2)
+    [seen] = [t for t in watcher.reqAllOpenOrders() if t.order.permId == trade.order.permId]
+    assert seen.order.orderType == "TRAIL"
+    assert seen.order.trailingPercent == 50.0
+    assert seen.order.trailStopPrice == pytest.approx(price * 0.5)

@@ -143,7 +143,10 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
     reader.skip(1)  # deltaNeutralAuxPrice
     if delta_neutral_type:
         reader.skip(8)
-    reader.skip(6)  # continuousUpdate ... scaleSubsLevelSize
+    reader.skip(2)  # continuousUpdate, referencePriceType
+    trail_stop_price = _opt_float(reader)
+    trailing_percent = _opt_float(reader)
+    reader.skip(2)  # scaleInitLevelSize, scaleSubsLevelSize
     increment = _opt_float(reader)
     if increment is not None and increment > 0:
         reader.skip(7)
@@ -163,7 +166,9 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
     if order_type in ("PEG BENCH", "PEGBENCH"):
         reader.skip(5)
     conditions = _parse_conditions(reader)
-    reader.skip(10)  # adjustedOrderType ... softDollarTier value
+    reader.skip(2)  # adjustedOrderType, triggerPrice
+    lmt_price_offset = _opt_float(reader)
+    reader.skip(7)  # adjustedStopPrice ... softDollarTier value
     cash_qty = _opt_float(reader)
     reader.skip(
         8
@@ -196,6 +201,9 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
         what_if=what_if,
         conditions=conditions,
         cash_qty=cash_qty,
+        trail_stop_price=trail_stop_price,
+        trailing_percent=trailing_percent,
+        lmt_price_offset=lmt_price_offset,
     )
 
 
@@ -390,8 +398,8 @@ def open_order(
     fields += [
         False,  # continuousUpdate
         0,  # referencePriceType
-        UNSET_DOUBLE_TEXT,  # trailStopPrice
-        UNSET_DOUBLE_TEXT,  # trailingPercent
+        _price(record.trail_stop_price),  # trailStopPrice
+        _price(record.trailing_percent),  # trailingPercent
         UNSET_DOUBLE_TEXT,  # basisPoints
         UNSET_INTEGER_TEXT,  # basisPointsType
         "",  # comboLegsDescrip
@@ -417,8 +425,8 @@ def open_order(
         0,  # conditions count
         "",  # adjustedOrderType
         UNSET_DOUBLE_TEXT,  # triggerPrice
-        UNSET_DOUBLE_TEXT,  # trailStopPrice
-        UNSET_DOUBLE_TEXT,  # lmtPriceOffset
+        _price(record.trail_stop_price),  # trailStopPrice
+        _price(record.lmt_price_offset),  # lmtPriceOffset
         UNSET_DOUBLE_TEXT,  # adjustedStopPrice
         UNSET_DOUBLE_TEXT,  # adjustedStopLimitPrice
         UNSET_DOUBLE_TEXT,  # adjustedTrailingAmount
@@ -505,8 +513,8 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         UNSET_DOUBLE_TEXT,  # deltaNeutralAuxPrice
         False,  # continuousUpdate
         0,  # referencePriceType
-        UNSET_DOUBLE_TEXT,  # trailStopPrice
-        UNSET_DOUBLE_TEXT,  # trailingPercent
+        _price(record.trail_stop_price),  # trailStopPrice
+        _price(record.trailing_percent),  # trailingPercent
         "",  # comboLegsDescrip
         0,  # combo legs count
         0,  # order combo leg prices count
@@ -525,8 +533,8 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         False,  # randomizeSize
         False,  # randomizePrice
         0,  # conditions count
-        UNSET_DOUBLE_TEXT,  # trailStopPrice
-        UNSET_DOUBLE_TEXT,  # lmtPriceOffset
+        _price(record.trail_stop_price),  # trailStopPrice
+        _price(record.lmt_price_offset),  # lmtPriceOffset
         UNSET_DOUBLE_TEXT,  # cashQty
         False,  # dontUseAutoPriceForHedge
         False,  # isOmsContainer
