@@ -34,6 +34,7 @@ from copilot_quant.model.fill_rules import (
     Execution,
     Located,
     TrailState,
+    auction_fill_price,
     locate_order,
     locate_trailing,
     match_order,
@@ -122,7 +123,7 @@ class OrderBook:
         volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
     """
 
-    __slots__ = ("_cap", "_oca", "_oca_live", "_purge", "pending")
+    __slots__ = ("_cap", "_oca", "_ordered", "_purge", "_session_opens", "pending")
 
     def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
@@ -132,8 +133,11 @@ class OrderBook:
         self._purge = False
         self._cap: _VolumeCap | None = None
         self._oca: dict[str, _OcaGroup] = {}
-        #: True while a member of an OCA group may be working: bars are then matched in path order.
-        self._oca_live = False
+        #: True while an OCA group member or an auction order may be working: bars are then matched in
+        #: path order (:meth:`_execute_bar_ordered`).
+        self._ordered = False
+        #: Whether the next bar opens a session (the bar before it ended one): the opening auction.
+        self._session_opens = True
         if volume_limit is not None:
             if volumes is None:
                 raise ValueError("a volume limit needs the bars' volumes")
@@ -168,6 +172,8 @@ class OrderBook:
             if stop is None and price == price:  # noqa: PLR0124 - NaN test: no price yet, the next one starts it
                 stop = trail_level(order.side_enum, price, order.trail_amount, order.trail_percent)
             working.trail = TrailState(stop)
+        if order.auction:
+            self._ordered = True
         return self._join_group(working)
 
     def _join_group(self, working: WorkingOrder) -> str | None:
@@ -189,7 +195,7 @@ class OrderBook:
         if group is None:
             group = self._oca[name] = _OcaGroup(kind, [])
         group.members.append((working, order.quantity))
-        self._oca_live = True
+        self._ordered = True
         return None
 
     def execute_bar(  # noqa: PLR0917 - one call per bar on the hot path: positional is cheapest
@@ -204,9 +210,10 @@ class OrderBook:
     ) -> None:
         """Match every eligible order against bar ``bar`` (rows of ``(bars, symbols)`` price arrays),
         book the executions with ``book``, then expire DAY orders whose session ends with this bar."""
-        if self._oca_live:
+        if self._ordered:
             self._execute_bar_ordered(None, bar, opens, highs, lows, closes, session_end, book)
             return
+        self._session_opens = session_end
         keep: list[WorkingOrder] = []
         for working in self.pending:
             if working.first_bar > bar:
@@ -256,6 +263,7 @@ class OrderBook:
         fills at most what is left of its symbol's allowance for bar ``bar``; the remainder keeps working.
         Only bar ``bar``'s volume is used, and every order here was placed before that bar opened."""
         hits: list[tuple[int, WorkingOrder, Execution]] = []
+        missed: list[WorkingOrder] = []  # opening-auction orders the open did not fill: cancelled after it
         for working in self.pending:
             if working.first_bar > bar:
                 continue
@@ -264,6 +272,9 @@ class OrderBook:
             if open_ != open_:  # noqa: PLR0124 - NaN test: this symbol has no bar here, the order keeps waiting
                 continue
             path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
+            if working.order.auction:
+                self._auction_hit(working, path, session_end, hits, missed)
+                continue
             _, execution, at = working.locate(path)
             if execution is not None:
                 hits.append((at, working, execution))
@@ -277,16 +288,44 @@ class OrderBook:
             if working.order.status.is_done:  # cancelled from on_fill or by its OCA group earlier in this bar
                 continue
             before = working.order.filled_quantity
-            if cap is None:
+            if cap is None or working.order.auction:  # an auction takes no share of the bar's volume
                 book(working, execution)
             else:
                 self._book_capped(cap, bar, working, execution, book)
             if working.order.oca_group and working.order.filled_quantity > before:
                 self._group_filled(working, working.order.filled_quantity - before, unblocked)
         self._reduce_groups(unblocked)
+        for working in missed:
+            if working.order.status.is_active:
+                self._finish(working.order, OrderStatus.CANCELLED, "not filled in the opening auction")
         self._drop_done(bar, session_end)
-        if self._oca_live:
-            self._oca_live = any(w.order.oca_group for w in self.pending)
+        self._session_opens = session_end
+        if self._ordered:
+            self._ordered = any(w.order.oca_group or w.order.auction for w in self.pending)
+
+    def _auction_hit(
+        self,
+        working: WorkingOrder,
+        path: tuple[float, float, float, float],
+        session_end: bool,
+        hits: list[tuple[int, WorkingOrder, Execution]],
+        missed: list[WorkingOrder],
+    ) -> None:
+        """An auction order on this bar: at the open of a session (index 0, in submission order with the
+        other executions there), or at the close of a session (after every point of the bar's path)."""
+        order = working.order
+        if order.auction == "open":
+            if not self._session_opens:
+                return  # placed during a session: it waits for the next session's open
+            price = auction_fill_price(order.side_enum, order.limit_price, path[0])
+            if price is None:
+                missed.append(working)
+            else:
+                hits.append((0, working, Execution(price, False)))
+        elif session_end:
+            price = auction_fill_price(order.side_enum, order.limit_price, path[-1])
+            if price is not None:
+                hits.append((len(path), working, Execution(price, False)))
 
     def _group_filled(self, working: WorkingOrder, quantity: float, unblocked: dict[str, None]) -> None:
         """``quantity`` of group member ``working`` just filled: cancel or reduce the other members now
@@ -362,6 +401,8 @@ class OrderBook:
     def try_now(self, working: WorkingOrder, price: float, book: Booker, bar: int) -> bool:
         """Offer ``price`` (a one-point path: bar ``bar``'s close) to a new order; True if it executed and
         is done. Under a volume limit it fills at most what is left of bar ``bar``'s allowance."""
+        if working.order.auction:
+            return False  # its auction has passed (the strategy decides after the close): it waits
         _, execution, _ = working.locate((price,))
         if execution is None:
             return False

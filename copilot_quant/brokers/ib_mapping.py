@@ -71,7 +71,7 @@ _IB_STATUS: dict[str, OrderStatus] = {
     "Inactive": OrderStatus.SUBMITTED,
 }
 
-_TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC"}
+_TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC", TimeInForce.OPG: "OPG"}
 _ACTION = {"buy": "BUY", "sell": "SELL"}
 
 
@@ -186,6 +186,12 @@ def to_ib_order(order: Order, account: str | None) -> IBOrder:
         ib_order = StopOrder(action, qty, float(order.stop_price or 0.0))
     elif kind.is_trailing:
         ib_order = _trailing_order(order, action, qty)
+    elif kind is OrderType.MARKET_ON_CLOSE:
+        ib_order = IBOrder(action=action, totalQuantity=qty, orderType="MOC")
+    elif kind is OrderType.LIMIT_ON_CLOSE:
+        ib_order = IBOrder(
+            action=action, totalQuantity=qty, orderType="LOC", lmtPrice=float(order.limit_price or 0.0)
+        )
     else:
         ib_order = StopLimitOrder(
             action, qty, float(order.limit_price or 0.0), float(order.stop_price or 0.0)

@@ -44,6 +44,7 @@ from copilot_quant.gateway.account import (
 )
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.matching import (
+    AuctionMissed,
     FillIntent,
     MatchingEngine,
     OcaReduced,
@@ -202,6 +203,9 @@ class SimBroker:
         self._last_price: dict[str, float] = {}
         #: Where a price comes from before this broker saw a tick of a symbol (the market's last quote).
         self.price_source: Callable[[str], float | None] | None = None
+        #: Symbols that traded since the session opened; the first price of any other opens its session
+        #: (its opening auction). A fresh gateway treats the next price as an opening.
+        self._opened: set[str] = set()
         self._reject_queue: deque[str] = deque()
         #: Drills: the next new orders' answers ``(code, message, keeps_working)`` (see answer_next_order).
         self._answer_queue: deque[tuple[int, str, bool]] = deque()
@@ -307,6 +311,8 @@ class SimBroker:
     def end_session(self, time: datetime | None = None) -> None:
         """The session ended: DAY orders expire (reported as Cancelled); daily P&L starts over."""
         when = self._aware(time) if time is not None else self._clock()
+        self._close_auction(when)
+        self._opened.clear()
         for record in self.open_orders():
             if record.tif is TimeInForceCode.DAY:
                 self._finish_cancel(record, "Expired: DAY order at session end", when, report_202=False)
@@ -340,8 +346,15 @@ class SimBroker:
         when = self._aware(time) if time is not None else self._clock()
         self._last_price[symbol] = price
         filled = False
-        for event in self._engine.on_price(symbol, price, gap=gap, bar_volume=bar_volume):
-            if isinstance(event, StopTriggered):
+        opening = symbol not in self._opened
+        self._opened.add(symbol)
+        for event in self._engine.on_price(symbol, price, gap=gap, bar_volume=bar_volume, opening=opening):
+            if isinstance(event, AuctionMissed):
+                record = self._orders[event.key]
+                self._finish_cancel(
+                    record, "Cancelled: not filled in the opening auction", when, report_202=False
+                )
+            elif isinstance(event, StopTriggered):
                 self._triggered(event.key)
             elif isinstance(event, FillIntent):
                 self._fill(event, when)
@@ -580,7 +593,7 @@ class SimBroker:
             order_type=order_type,
             lmt_price=finite_or_none(req.lmt_price),
             aux_price=finite_or_none(req.aux_price),
-            tif=TimeInForceCode.GTC if req.tif.upper() == "GTC" else TimeInForceCode.DAY,
+            tif=_tif(req.tif),
             account=self.account_id,
             submitted_at=self._clock(),
             status=status,
@@ -615,6 +628,7 @@ class SimBroker:
             trail_amount=record.aux_price if record.trailing_percent is None else None,
             trail_percent=record.trailing_percent,
             limit_offset=record.lmt_price_offset,
+            auction=_auction(record),
         )
 
     def _invalid_reason(self, req: PlaceOrderRequest, contract: ContractInfo) -> str | None:
@@ -633,8 +647,13 @@ class SimBroker:
             return f"a {order_type.value} order needs a positive stop price (auxPrice)"
         if order_type.is_trailing:
             return trailing_problem(req, order_type)
-        if req.tif.upper() not in ("", "DAY", "GTC"):
-            return f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY or GTC"
+        tif = req.tif.upper() or "DAY"
+        if tif not in ("DAY", "GTC", "OPG"):
+            return f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY, GTC or OPG"
+        if tif == "OPG" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
+            return f"time in force OPG (the opening auction) takes MKT or LMT orders, not {order_type.value}"
+        if order_type.on_close and tif != "DAY":
+            return f"a {order_type.value} order is for today's closing auction: its time in force must be DAY"
         if req.conditions:
             return "conditional orders are not supported by the simulated gateway"
         if req.parent_id:
@@ -668,7 +687,7 @@ class SimBroker:
     def _reference_price(self, req: PlaceOrderRequest, contract: ContractInfo) -> float | None:
         order_type = _order_type(req.order_type)
         limit, stop = finite_or_none(req.lmt_price), finite_or_none(req.aux_price)
-        if order_type in (IbOrderType.LMT, IbOrderType.STP_LMT) and limit:
+        if order_type in (IbOrderType.LMT, IbOrderType.STP_LMT, IbOrderType.LOC) and limit:
             return limit
         if order_type is IbOrderType.STP and stop:
             return stop
@@ -717,7 +736,7 @@ class SimBroker:
             order_type=order_type,
             lmt_price=finite_or_none(req.lmt_price),
             aux_price=finite_or_none(req.aux_price),
-            tif=TimeInForceCode.GTC if req.tif.upper() == "GTC" else TimeInForceCode.DAY,
+            tif=_tif(req.tif),
             order_ref=req.order_ref,
             outside_rth=req.outside_rth,
         )
@@ -805,6 +824,21 @@ class SimBroker:
         self._emit(ExecutionReported(record.client_id, record, execution))
         self._emit(OrderUpdated(record.client_id, record))
         self._emit(CommissionReported(record.client_id, execution))
+
+    def _close_auction(self, when: datetime) -> None:
+        """The session closes: MOC orders (and LOC orders the close satisfies) fill at each symbol's last
+        price, the session's close."""
+        symbols = {r.contract.symbol for r in self.open_orders() if r.order_type.on_close}
+        for symbol in sorted(symbols):
+            price = self.last_price(symbol)
+            if price is None:
+                continue  # never traded: nothing to auction at; the DAY order expires
+            fills = [e for e in self._engine.close_auction(symbol, price) if isinstance(e, FillIntent)]
+            for event in fills:
+                self._fill(event, when)
+            if fills:
+                item = self._account.portfolio_item(symbol)
+                self._emit(AccountChanged((item,) if item is not None else ()))
 
     def _follow_trails(self, symbol: str) -> None:
         """Keep trailing orders' records at their current stop (openOrder's trailStopPrice, the state file)."""
@@ -924,6 +958,19 @@ def _order_type(text: str) -> IbOrderType | None:
         return IbOrderType(normalized)
     except ValueError:
         return None
+
+
+def _auction(record: SimOrder) -> str:
+    if record.tif is TimeInForceCode.OPG:
+        return "open"
+    return "close" if record.order_type.on_close else ""
+
+
+def _tif(text: str) -> TimeInForceCode:
+    try:
+        return TimeInForceCode(text.strip().upper())
+    except ValueError:
+        return TimeInForceCode.DAY  # empty: IB's default (anything else was refused before)
 
 
 def _positive(value: float | None) -> bool:

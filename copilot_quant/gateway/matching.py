@@ -39,12 +39,19 @@ from dataclasses import dataclass
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.orders import IbOrderType
 from copilot_quant.model.costs import NoSlippage, SlippageModel
-from copilot_quant.model.fill_rules import limit_fill_price, stop_trigger_price, trail_limit, trail_step
+from copilot_quant.model.fill_rules import (
+    auction_fill_price,
+    limit_fill_price,
+    stop_trigger_price,
+    trail_limit,
+    trail_step,
+)
 from copilot_quant.model.oca import OcaType, oca_remaining
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.participation import VolumeAllowance, check_volume_limit
 
 __all__ = [
+    "AuctionMissed",
     "FillIntent",
     "MatchingEngine",
     "OcaReduced",
@@ -84,6 +91,8 @@ class WorkingOrder:
     trail_amount: float | None = None
     trail_percent: float | None = None
     limit_offset: float | None = None
+    #: ``"open"`` / ``"close"``: it executes only in that auction (OPG; MOC, LOC); ``""`` otherwise.
+    auction: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +120,14 @@ class OcaReduced:
     remaining: float
 
 
-MatchEvent = FillIntent | StopTriggered | OcaReduced
+@dataclass(frozen=True, slots=True)
+class AuctionMissed:
+    """Opening-auction order ``key`` was not filled at the open: IB cancels it (it has left the book)."""
+
+    key: OrderKey
+
+
+MatchEvent = FillIntent | StopTriggered | OcaReduced | AuctionMissed
 
 
 def _required(price: float | None, order: WorkingOrder) -> float:
@@ -269,13 +285,20 @@ class MatchingEngine:
             yield from list(book.values())
 
     def on_price(
-        self, symbol: str, price: float, *, gap: bool = False, bar_volume: float | None = None
+        self,
+        symbol: str,
+        price: float,
+        *,
+        gap: bool = False,
+        bar_volume: float | None = None,
+        opening: bool = False,
     ) -> list[MatchEvent]:
         """Match ``symbol``'s working orders against one new price; returns what happened, in order.
 
         ``gap=True`` marks a new bar's open; ``bar_volume`` is that bar's traded volume (the volume limit's
         base: a bar whose volume is unknown fills nothing under a limit). Filled quantities are already
-        taken off the working orders; fully filled orders leave the book.
+        taken off the working orders; fully filled orders leave the book. ``opening``: the session's first
+        price of ``symbol``, its opening auction (OPG orders fill here or are cancelled).
         """
         allowance = self._allowance
         if allowance is not None and gap:
@@ -288,6 +311,10 @@ class MatchingEngine:
         for order in list(book.values()):
             if order.key not in self._symbol_of:
                 continue  # cancelled by its OCA group earlier in this price update
+            if order.auction:
+                if order.auction == "open" and opening:
+                    self._open_auction(order, price, events)
+                continue  # auction orders never trade on a continuous price
             prev = None if gap else order.last_seen
             was_triggered = order.triggered
             fill_price = _MATCHERS[order.order_type](order, prev, price, self.slippage)
@@ -313,6 +340,29 @@ class MatchingEngine:
                 self._group_filled(order, quantity, unblocked, events)
         for group in unblocked:
             self._reduce_group(group, None, events)
+        return events
+
+    def _open_auction(self, order: WorkingOrder, price: float, events: list[MatchEvent]) -> None:
+        fill_price = auction_fill_price(order.side, order.limit, price)
+        self.remove(order.key)
+        if fill_price is None:
+            events.append(AuctionMissed(order.key))
+            return
+        events.append(FillIntent(order.key, fill_price, order.remaining))  # an auction takes no bar volume
+        order.remaining = 0.0
+
+    def close_auction(self, symbol: str, price: float) -> list[MatchEvent]:
+        """The session closes at ``price``: fill ``symbol``'s closing-auction orders (MOC; LOC whose limit
+        the price satisfies). The others stay (a DAY order then expires with the session)."""
+        events: list[MatchEvent] = []
+        for order in list(self._books.get(symbol, {}).values()):
+            if order.auction != "close":
+                continue
+            fill_price = auction_fill_price(order.side, order.limit, price)
+            if fill_price is not None:
+                self.remove(order.key)
+                events.append(FillIntent(order.key, fill_price, order.remaining))
+                order.remaining = 0.0
         return events
 
     def _group_filled(

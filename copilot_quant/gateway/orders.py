@@ -59,10 +59,16 @@ class IbOrderType(StrEnum):
     STP_LMT = "STP LMT"
     TRAIL = "TRAIL"
     TRAIL_LIMIT = "TRAIL LIMIT"
+    MOC = "MOC"
+    LOC = "LOC"
 
     @property
     def needs_limit(self) -> bool:
-        return self in (IbOrderType.LMT, IbOrderType.STP_LMT)
+        return self in (IbOrderType.LMT, IbOrderType.STP_LMT, IbOrderType.LOC)
+
+    @property
+    def on_close(self) -> bool:
+        return self in (IbOrderType.MOC, IbOrderType.LOC)
 
     @property
     def is_trailing(self) -> bool:
@@ -76,6 +82,7 @@ class IbOrderType(StrEnum):
 class TimeInForceCode(StrEnum):
     DAY = "DAY"
     GTC = "GTC"
+    OPG = "OPG"
 
 
 class IbStatus(StrEnum):

@@ -21,6 +21,12 @@ engine apply the same ones, which is what makes backtest and paper results agree
   price: a rising move cannot trigger a sell stop, and a falling one does not raise it. A working order
   keeps moving stop in a :class:`TrailState` (``stop_price`` stays what was asked). A trailing stop-limit, once triggered at stop ``S``, works as a
   limit at ``S − limit_offset`` (sells; ``S + limit_offset`` for buys), like a stop-limit.
+* **Auctions.** A market-on-close / limit-on-close order, or a market / limit order with time in force
+  ``opg``, executes only in its auction, at the auction price (:func:`auction_fill_price`): the session's
+  close (on daily bars the bar's close) or its open (the first price of a session). A limit fills only if
+  the auction price satisfies it, without slippage; an auction market order takes the price without
+  slippage too (an auction has one clearing price, no spread to cross). Outside its auction it never
+  executes.
 * **Triggered stop.** The remainder of a stop that triggered on an earlier bar but did not fill in full
   (a volume participation limit, see :mod:`copilot_quant.model.participation`) works as a market
   order, as in the simulated gateway's matching engine.
@@ -44,6 +50,7 @@ __all__ = [
     "Execution",
     "Located",
     "TrailState",
+    "auction_fill_price",
     "limit_fill_price",
     "locate_order",
     "locate_trailing",
@@ -135,6 +142,14 @@ def trail_step(
     if stop is None:
         return level, None
     return (max(stop, level) if side is OrderSide.SELL else min(stop, level)), None
+
+
+def auction_fill_price(side: OrderSide, limit: float | None, price: float) -> float | None:
+    """Where an auction order fills when the auction prints ``price``: at it (a market order, or a limit it
+    satisfies), else None."""
+    if limit is None:
+        return price
+    return limit_fill_price(side, limit, None, price)
 
 
 def trail_limit(side: OrderSide, stop: float, offset: float) -> float:
@@ -298,6 +313,10 @@ def _locate_trailing(order: Order, path: Path, triggered: bool) -> Located:
     return locate_trailing(order, path, triggered, TrailState(order.stop_price, None))
 
 
+def _locate_nowhere(order: Order, path: Path, triggered: bool) -> Located:
+    return False, None, 0  # an on-close order executes only in the closing auction, never on the path
+
+
 _LOCATORS: dict[OrderType, Callable[[Order, Path, bool], Located]] = {
     OrderType.MARKET: _locate_market,
     OrderType.LIMIT: _locate_limit,
@@ -305,6 +324,8 @@ _LOCATORS: dict[OrderType, Callable[[Order, Path, bool], Located]] = {
     OrderType.STOP_LIMIT: _locate_stop_limit,
     OrderType.TRAILING_STOP: _locate_trailing,
     OrderType.TRAILING_STOP_LIMIT: _locate_trailing,
+    OrderType.MARKET_ON_CLOSE: _locate_nowhere,
+    OrderType.LIMIT_ON_CLOSE: _locate_nowhere,
 }
 
 

@@ -55,10 +55,17 @@ class OrderType(StrEnum):
     STOP_LIMIT = "stop_limit"
     TRAILING_STOP = "trailing_stop"
     TRAILING_STOP_LIMIT = "trailing_stop_limit"
+    MARKET_ON_CLOSE = "market_on_close"
+    LIMIT_ON_CLOSE = "limit_on_close"
 
     @property
     def needs_limit_price(self) -> bool:
-        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
+
+    @property
+    def on_close(self) -> bool:
+        """Filled in the closing auction (IB's ``MOC``/``LOC``)."""
+        return self in (OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE)
 
     @property
     def is_trailing(self) -> bool:
@@ -72,6 +79,7 @@ class OrderType(StrEnum):
 class TimeInForce(StrEnum):
     DAY = "day"
     GTC = "gtc"
+    OPG = "opg"  # the opening auction: a market or limit order filled at the session's open, or cancelled
 
 
 class OrderStatus(StrEnum):
@@ -126,6 +134,8 @@ _ALIASES = {
     "stp": "stop",
     "stp_lmt": "stop_limit",
     "trail": "trailing_stop",
+    "moc": "market_on_close",
+    "loc": "limit_on_close",
     "trail_limit": "trailing_stop_limit",
     "b": "buy",
     "s": "sell",
@@ -241,8 +251,28 @@ class Order:
             self._check_trail()
         if self.order_id is None:
             self.order_id = _next_order_id()
+        if self.time_in_force is TimeInForce.OPG or self.order_type.on_close:
+            self._check_auction()
         if self.oca_group or self.oca_type is not OcaType.CANCEL_WITH_BLOCK:
             self._check_oca()
+
+    def _check_auction(self) -> None:
+        kind, tif = self.type_enum, TimeInForce(self.time_in_force)
+        if tif is TimeInForce.OPG and kind not in (OrderType.MARKET, OrderType.LIMIT):
+            raise OrderValidationError(
+                f"time_in_force='opg' (the opening auction) takes a market or limit order, not {kind.value}"
+            )
+        if kind.on_close and tif is not TimeInForce.DAY:
+            raise OrderValidationError(
+                f"a {kind.value} order is for today's closing auction: time_in_force must be 'day', not {tif.value!r}"
+            )
+
+    @property
+    def auction(self) -> str:
+        """``'open'`` or ``'close'`` for orders filled in an auction, else ``''``."""
+        if self.time_in_force == TimeInForce.OPG:
+            return "open"
+        return "close" if self.type_enum.on_close else ""
 
     def _check_trail(self) -> None:
         order_type = self.type_enum

@@ -26,6 +26,8 @@ def order(key=1, *, side=BUY, kind=IbOrderType.MKT, qty=100.0, limit=None, stop=
         kind.is_trailing
     ):  # a trailing order as the broker builds it: a trail of 1, a limit 0.5 beyond the stop
         return WorkingOrder((1, key), "AAPL", side, kind, qty, None, stop, trail_amount=1.0, limit_offset=0.5)
+    if kind.on_close:  # as the broker builds it: it trades only in the closing auction
+        return WorkingOrder((1, key), "AAPL", side, kind, qty, limit, None, auction="close")
     return WorkingOrder((1, key), "AAPL", side, kind, qty, limit, stop)
 
 

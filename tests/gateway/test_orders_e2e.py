@@ -239,3 +239,20 @@ def test_a_trailing_stop_placed_with_plain_ib_async_is_held_and_reported(gateway
     assert seen.order.orderType == "TRAIL"
     assert seen.order.trailingPercent == 50.0
     assert seen.order.trailStopPrice == pytest.approx(price * 0.5)
+
+
+def test_market_on_close_and_opening_orders_with_plain_ib_async(gateway_factory, connect):
+    gw = gateway_factory()
+    ib = connect(gw)
+    contract = aapl(ib)
+    moc = ib.placeOrder(contract, Order(action="BUY", totalQuantity=10, orderType="MOC"))
+    opg = ib.placeOrder(contract, MarketOrder("BUY", 5, tif="OPG"))
+    assert wait_until(ib, lambda: moc.orderStatus.status == opg.orderStatus.status == "Submitted")
+    gw.clock.step()  # one daily bar: it opens the session (OPG fills) and closes it (MOC fills)
+    assert wait_until(ib, lambda: moc.orderStatus.status == opg.orderStatus.status == "Filled")
+    bar = gw.core.market.replayed_frame("AAPL").iloc[-1]
+    assert opg.fills[0].execution.price == pytest.approx(bar["Open"])
+    assert moc.fills[0].execution.price == pytest.approx(bar["Close"])
+    refused = ib.placeOrder(contract, Order(action="BUY", totalQuantity=1, orderType="MOC", tif="GTC"))
+    assert wait_until(ib, lambda: refused.orderStatus.status == "Cancelled")
+    assert "closing auction" in refused.log[-1].message
