@@ -417,6 +417,12 @@ class OrderBook:
             self._reduce_groups(unblocked)
         return working.order.status.is_done
 
+    def finish_immediate(self, order: Order) -> None:
+        """An immediate-or-cancel order after its one chance: the rest is cancelled (it never works)."""
+        if order.status is OrderStatus.CREATED:
+            order.status = OrderStatus.SUBMITTED
+        self._finish(order, OrderStatus.CANCELLED, "immediate or cancel: not filled at once")
+
     def working_orders(self, owner: int) -> list[Order]:
         """The orders of ``owner`` that can still fill, in submission order."""
         return [w.order for w in self.pending if w.owner == owner and w.order.status.is_active]

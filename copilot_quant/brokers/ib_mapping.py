@@ -71,7 +71,7 @@ _IB_STATUS: dict[str, OrderStatus] = {
     "Inactive": OrderStatus.SUBMITTED,
 }
 
-_TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC", TimeInForce.OPG: "OPG"}
+_TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC", TimeInForce.OPG: "OPG", TimeInForce.IOC: "IOC"}
 _ACTION = {"buy": "BUY", "sell": "SELL"}
 
 

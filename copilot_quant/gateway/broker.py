@@ -274,6 +274,8 @@ class SimBroker:
         self._emit(OrderUpdated(client_id, record))
         if answer is not None:
             self._error(client_id, req.order_id, answer[0], answer[1])  # e.g. 10349: the order keeps working
+        if record.tif is TimeInForceCode.IOC:
+            self._immediate(record)
         self._save()
 
     def cancel_order(self, client_id: int, order_id: int) -> None:
@@ -648,8 +650,10 @@ class SimBroker:
         if order_type.is_trailing:
             return trailing_problem(req, order_type)
         tif = req.tif.upper() or "DAY"
-        if tif not in ("DAY", "GTC", "OPG"):
-            return f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY, GTC or OPG"
+        if tif not in ("DAY", "GTC", "OPG", "IOC"):
+            return f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY, GTC, OPG or IOC"
+        if tif == "IOC" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
+            return f"time in force IOC (immediate or cancel) takes MKT or LMT orders, not {order_type.value}"
         if tif == "OPG" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
             return f"time in force OPG (the opening auction) takes MKT or LMT orders, not {order_type.value}"
         if order_type.on_close and tif != "DAY":
@@ -824,6 +828,24 @@ class SimBroker:
         self._emit(ExecutionReported(record.client_id, record, execution))
         self._emit(OrderUpdated(record.client_id, record))
         self._emit(CommissionReported(record.client_id, execution))
+
+    def _immediate(self, record: SimOrder) -> None:
+        """An immediate-or-cancel order: what the current price fills now, then the rest is cancelled."""
+        when = self._clock()
+        symbol = record.contract.symbol
+        price = self.last_price(symbol)
+        fills = [] if price is None else self._engine.match_now(record.key, price)
+        for event in fills:
+            if isinstance(event, FillIntent):
+                self._fill(event, when)
+        if fills:
+            item = self._account.portfolio_item(symbol)
+            self._emit(AccountChanged((item,) if item is not None else ()))
+        record = self._orders[record.key]
+        if not record.is_done:
+            self._finish_cancel(
+                record, "Cancelled: immediate or cancel, not filled at once", when, report_202=False
+            )
 
     def _close_auction(self, when: datetime) -> None:
         """The session closes: MOC orders (and LOC orders the close satisfies) fill at each symbol's last

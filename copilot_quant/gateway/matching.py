@@ -342,6 +342,31 @@ class MatchingEngine:
             self._reduce_group(group, None, events)
         return events
 
+    def match_now(self, key: OrderKey, price: float) -> list[MatchEvent]:
+        """Match order ``key`` alone against ``price``, the current price, as its first (an immediate-or-
+        cancel order's one chance). The partial fill size and the volume limit apply as on any price."""
+        order = self.get(key)
+        if order is None:
+            return []
+        fill_price = _MATCHERS[order.order_type](order, None, price, self.slippage)
+        order.last_seen = price
+        if fill_price is None:
+            return []
+        quantity = order.remaining
+        if self.partial_fill_size is not None:
+            quantity = min(quantity, self.partial_fill_size)
+        allowance = self._allowance
+        if allowance is not None:
+            quantity = allowance.size(order.symbol, quantity, order.whole_shares)
+            if quantity <= 0:
+                return []
+            allowance.use(order.symbol, quantity)
+        order.remaining -= quantity
+        if order.remaining <= 1e-9:
+            order.remaining = 0.0
+            self.remove(key)
+        return [FillIntent(key, fill_price, quantity)]
+
     def _open_auction(self, order: WorkingOrder, price: float, events: list[MatchEvent]) -> None:
         fill_price = auction_fill_price(order.side, order.limit, price)
         self.remove(order.key)

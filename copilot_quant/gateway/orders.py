@@ -83,6 +83,7 @@ class TimeInForceCode(StrEnum):
     DAY = "DAY"
     GTC = "GTC"
     OPG = "OPG"
+    IOC = "IOC"
 
 
 class IbStatus(StrEnum):

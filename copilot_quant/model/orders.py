@@ -80,6 +80,7 @@ class TimeInForce(StrEnum):
     DAY = "day"
     GTC = "gtc"
     OPG = "opg"  # the opening auction: a market or limit order filled at the session's open, or cancelled
+    IOC = "ioc"  # immediate or cancel: what the current price fills at once, the rest cancelled
 
 
 class OrderStatus(StrEnum):
@@ -251,13 +252,17 @@ class Order:
             self._check_trail()
         if self.order_id is None:
             self.order_id = _next_order_id()
-        if self.time_in_force is TimeInForce.OPG or self.order_type.on_close:
+        if self.time_in_force in (TimeInForce.OPG, TimeInForce.IOC) or self.order_type.on_close:
             self._check_auction()
         if self.oca_group or self.oca_type is not OcaType.CANCEL_WITH_BLOCK:
             self._check_oca()
 
     def _check_auction(self) -> None:
         kind, tif = self.type_enum, TimeInForce(self.time_in_force)
+        if tif is TimeInForce.IOC and kind not in (OrderType.MARKET, OrderType.LIMIT):
+            raise OrderValidationError(
+                f"time_in_force='ioc' (immediate or cancel) takes a market or limit order, not {kind.value}"
+            )
         if tif is TimeInForce.OPG and kind not in (OrderType.MARKET, OrderType.LIMIT):
             raise OrderValidationError(
                 f"time_in_force='opg' (the opening auction) takes a market or limit order, not {kind.value}"

@@ -71,3 +71,19 @@ def test_opening_auction_orders_fill_at_the_open_or_are_cancelled(make):
 def test_impossible_auction_orders_are_named_errors(kwargs, message):
     with pytest.raises(OrderValidationError, match=message):
         Order("X", 10, side="buy", **kwargs)
+
+
+def test_immediate_or_cancel_fills_at_the_current_price_or_not_at_all(make):
+    market = Order("X", 10, "market", "buy", time_in_force="ioc")
+    marketable = Order("X", 10, "limit", "buy", limit_price=103.5, time_in_force="ioc")
+    away = Order("X", 10, "limit", "buy", limit_price=99.0, time_in_force="ioc")  # the next bar trades 99
+    result = run(make(at_bar_0(market, marketable, away)))
+    assert (market.status, market.avg_fill_price) == (OrderStatus.FILLED, pytest.approx(103.0 * 1.01))
+    assert (marketable.status, marketable.avg_fill_price) == (OrderStatus.FILLED, 103.0)
+    assert away.status is OrderStatus.CANCELLED
+    assert {f.timestamp for f in result.fills} == {daily_bars(ROWS).index[0]}  # at once, on the bar it saw
+
+
+def test_immediate_or_cancel_takes_market_and_limit_orders_only():
+    with pytest.raises(OrderValidationError, match="immediate or cancel"):
+        Order("X", 10, "stop", "buy", stop_price=9.0, time_in_force="ioc")

@@ -74,7 +74,8 @@ def test_an_opg_order_placed_during_a_session_waits_for_the_next_open(broker):
         ("STP", "OPG", "takes MKT or LMT"),
         ("MOC", "GTC", "must be DAY"),
         ("LOC", "DAY", "limit price"),
-        ("MKT", "IOC", "not supported"),
+        ("STP", "IOC", "takes MKT or LMT"),
+        ("MKT", "GTD", "not supported"),
     ],
 )
 def test_impossible_combinations_are_refused_with_201(broker, kind, tif, reason):
@@ -83,3 +84,15 @@ def test_impossible_combinations_are_refused_with_201(broker, kind, tif, reason)
     [error] = [e for e in broker.seen if isinstance(e, OrderErrorEvent)]
     assert error.code == 201
     assert reason in error.message
+
+
+def test_ioc_fills_at_the_current_price_and_cancels_the_rest():
+    broker = SimBroker(clock=lambda: T0, commission=ZeroCommission(), partial_fill_size=4)
+    broker.on_price("AAPL", 100.0, T0, gap=True)
+    broker.place_order(1, req(1, "LMT", 100.5, tif="IOC"), AAPL)
+    broker.place_order(1, req(2, "LMT", 99.0, tif="IOC"), AAPL)
+    partly = broker.order(1, 1)
+    assert (partly.status, partly.filled, partly.avg_fill_price) == (IbStatus.CANCELLED, 4, 100.0)
+    assert (broker.order(1, 2).status, broker.order(1, 2).filled) == (IbStatus.CANCELLED, 0)
+    broker.on_price("AAPL", 98.0, T0)  # nothing is left working to fill later
+    assert broker.account.quantity("AAPL") == 4

@@ -59,3 +59,43 @@ def test_auction_orders_fill_alike_in_backtest_and_live(limits: bool) -> None:
     assert statuses.count("filled") >= 10
     if limits:
         assert "cancelled" in statuses or "expired" in statuses  # some limits missed their auction
+
+
+class ImmediateTrader(Strategy):
+    """Immediate-or-cancel orders: a market buy, then limit sells at the close or just above it (those miss)."""
+
+    def initialize(self) -> None:
+        self.held = 0.0
+        self.bar = 0
+
+    def on_fill(self, fill: Fill) -> None:
+        self.held += fill.signed_quantity
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:
+        self.bar += 1
+        close = float(data["Close"].iloc[-1])
+        if self.held == 0:
+            return [Order("AAPL", 30, "market", "buy", time_in_force="ioc")]
+        above = 1.001 if self.bar % 3 else 1.0  # one in three is marketable at the current price
+        return [
+            Order(
+                "AAPL", self.held, "limit", "sell", limit_price=round(close * above, 2), time_in_force="ioc"
+            )
+        ]
+
+
+def test_immediate_or_cancel_orders_fill_alike_in_backtest_and_live() -> None:
+    report = run_parity(
+        ImmediateTrader,
+        "AAPL",
+        "2011-01-01",
+        "2011-04-30",
+        commission=PerShareCommission(),
+        slippage=PercentSlippage(0.001),
+        volume_limit=None,
+    )
+    assert report.ok, f"parity failed:\n{report.diffs.to_string()}"
+    assert report.backtest.final_equity == pytest.approx(report.live.final_equity, abs=0.005)
+    statuses = [row[6] for row in report.backtest.orders]
+    assert statuses.count("filled") >= 10
+    assert statuses.count("cancelled") >= 10
