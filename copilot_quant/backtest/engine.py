@@ -493,6 +493,11 @@ class BacktestEngine:
                 )
                 continue
             working = WorkingOrder(order, owner, k, bar + 1)
+            if order.good_till is not None:
+                working.expires_bar = int(market.index.searchsorted(pd.Timestamp(order.good_till)))
+                if working.expires_bar <= bar:  # as IB: a date that has passed is refused
+                    self.broker.reject(order, f"good_till {order.good_till} is not after now ({ts})")
+                    continue
             refused = self._book.admit(working, float(market.closes[bar, k]))
             if refused is not None:
                 self.broker.reject(order, refused)

@@ -61,6 +61,8 @@ class WorkingOrder:
     triggered: bool = False
     #: A trailing order's moving stop (and limit once triggered); None for other orders.
     trail: TrailState | None = None
+    #: A good-till-date order expires after this bar (the first whose time reaches its good_till).
+    expires_bar: int | None = None
 
     def locate(self, path: tuple[float, ...] | list[float]) -> Located:
         """Where this order executes on ``path`` (its fill rule, with its kept state), and update the state."""
@@ -172,7 +174,7 @@ class OrderBook:
             if stop is None and price == price:  # noqa: PLR0124 - NaN test: no price yet, the next one starts it
                 stop = trail_level(order.side_enum, price, order.trail_amount, order.trail_percent)
             working.trail = TrailState(stop)
-        if order.auction:
+        if order.auction or working.expires_bar is not None:
             self._ordered = True
         return self._join_group(working)
 
@@ -301,7 +303,9 @@ class OrderBook:
         self._drop_done(bar, session_end)
         self._session_opens = session_end
         if self._ordered:
-            self._ordered = any(w.order.oca_group or w.order.auction for w in self.pending)
+            self._ordered = any(
+                w.order.oca_group or w.order.auction or w.expires_bar is not None for w in self.pending
+            )
 
     def _auction_hit(
         self,
@@ -369,6 +373,9 @@ class OrderBook:
         for working in self.pending:
             order = working.order
             if order.status.is_done:
+                continue
+            if working.expires_bar is not None and bar >= working.expires_bar:
+                self._finish(order, OrderStatus.EXPIRED, "good-till-date order unfilled at its date")
                 continue
             if session_end and working.first_bar <= bar and order.time_in_force == TimeInForce.DAY:
                 self._finish(order, OrderStatus.EXPIRED, "day order unfilled at the end of its session")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,13 @@ _IB_STATUS: dict[str, OrderStatus] = {
     "Inactive": OrderStatus.SUBMITTED,
 }
 
-_TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC", TimeInForce.OPG: "OPG", TimeInForce.IOC: "IOC"}
+_TIF = {
+    TimeInForce.DAY: "DAY",
+    TimeInForce.GTC: "GTC",
+    TimeInForce.OPG: "OPG",
+    TimeInForce.IOC: "IOC",
+    TimeInForce.GTD: "GTD",
+}
 _ACTION = {"buy": "BUY", "sell": "SELL"}
 
 
@@ -198,6 +204,8 @@ def to_ib_order(order: Order, account: str | None) -> IBOrder:
         )
     ib_order.tif = _TIF[TimeInForce(order.time_in_force)]
     ib_order.orderRef = order.order_id or ""
+    if order.good_till is not None:  # IB reads yyyymmdd hh:mm:ss with the zone named
+        ib_order.goodTillDate = f"{order.good_till.astimezone(UTC):%Y%m%d %H:%M:%S} UTC"
     if order.oca_group:  # IB holds the group: it cancels or reduces the other members itself
         ib_order.ocaGroup = order.oca_group
         ib_order.ocaType = int(order.oca_type)

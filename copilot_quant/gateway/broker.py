@@ -65,6 +65,7 @@ from copilot_quant.gateway.orders import (
     exec_id_tag,
     finite_or_none,
     new_exec_id_tag,
+    parse_ib_time,
 )
 from copilot_quant.gateway.state import BrokerState, load_state, save_state
 from copilot_quant.gateway.trailing import initial_trail_stop, trailing_problem
@@ -604,6 +605,7 @@ class SimBroker:
             oca_group=req.oca_group,
             oca_type=req.oca_type if req.oca_group else 0,
             oca_size=float(req.total_quantity) if req.oca_group else 0.0,
+            good_till=parse_ib_time(req.good_till_date) if req.tif.upper() == "GTD" else None,
             trailing_percent=finite_or_none(req.trailing_percent) if order_type.is_trailing else None,
             lmt_price_offset=finite_or_none(req.lmt_price_offset) if order_type.is_trailing else None,
             trail_stop_price=(
@@ -650,8 +652,19 @@ class SimBroker:
         if order_type.is_trailing:
             return trailing_problem(req, order_type)
         tif = req.tif.upper() or "DAY"
-        if tif not in ("DAY", "GTC", "OPG", "IOC"):
-            return f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY, GTC, OPG or IOC"
+        if tif not in ("DAY", "GTC", "OPG", "IOC", "GTD"):
+            return (
+                f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY, GTC, OPG, "
+                "IOC or GTD"
+            )
+        if tif == "GTD":
+            until = parse_ib_time(req.good_till_date)
+            if until is None:
+                return (
+                    f"a GTD order needs goodTillDate as yyyymmdd hh:mm:ss [zone], got {req.good_till_date!r}"
+                )
+            if until <= self._aware(self._clock()):
+                return f"goodTillDate {req.good_till_date} has passed"
         if tif == "IOC" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
             return f"time in force IOC (immediate or cancel) takes MKT or LMT orders, not {order_type.value}"
         if tif == "OPG" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
@@ -846,6 +859,15 @@ class SimBroker:
             self._finish_cancel(
                 record, "Cancelled: immediate or cancel, not filled at once", when, report_202=False
             )
+
+    def expire_good_till(self, time: datetime | None = None) -> None:
+        """The market clock moved to ``time``: GTD orders whose goodTillDate it reached expire."""
+        when = self._aware(time) if time is not None else self._clock()
+        expired = [r for r in self.open_orders() if r.good_till is not None and r.good_till <= when]
+        for record in expired:
+            self._finish_cancel(record, "Expired: GTD order at its goodTillDate", when, report_202=False)
+        if expired:
+            self._save()
 
     def _close_auction(self, when: datetime) -> None:
         """The session closes: MOC orders (and LOC orders the close satisfies) fill at each symbol's last

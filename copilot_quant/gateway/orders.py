@@ -33,6 +33,7 @@ __all__ = [
     "TimeInForceCode",
     "exec_id_tag",
     "new_exec_id_tag",
+    "parse_ib_time",
 ]
 
 _EXCHANGE_TZ = ZoneInfo("America/New_York")
@@ -84,6 +85,7 @@ class TimeInForceCode(StrEnum):
     GTC = "GTC"
     OPG = "OPG"
     IOC = "IOC"
+    GTD = "GTD"
 
 
 class IbStatus(StrEnum):
@@ -170,6 +172,8 @@ class SimOrder:
     trailing_percent: float | None = None
     lmt_price_offset: float | None = None
     trail_stop_price: float | None = None
+    #: A GTD order's goodTillDate: it expires when the market clock reaches it.
+    good_till: datetime | None = None
 
     @property
     def remaining(self) -> float:
@@ -224,21 +228,7 @@ class ExecutionFilter:
 
     def since(self) -> datetime | None:
         """The filter's time as an aware datetime (naive times are New York time), or None."""
-        text = self.time.strip()
-        if not text:
-            return None
-        parts = text.replace("-", " ").split()
-        zone = _EXCHANGE_TZ
-        if len(parts) >= 3:
-            try:
-                zone = ZoneInfo(parts[2])
-            except (KeyError, ValueError):
-                return None
-        try:
-            stamp = datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")  # noqa: DTZ007 - zone set below
-        except ValueError:
-            return None
-        return stamp.replace(tzinfo=zone)
+        return parse_ib_time(self.time.replace("-", " "))  # as before: a naive time is New York time
 
     def matches(self, execution: ExecutionRecord) -> bool:
         since = self.since()
@@ -251,6 +241,26 @@ class ExecutionFilter:
             and (not self.exchange or self.exchange.upper() in _exchanges(execution.contract))
             and (not self.side or _side_matches(self.side, execution.side))
         )
+
+
+def parse_ib_time(text: str) -> datetime | None:
+    """IB's ``yyyymmdd hh:mm:ss [zone]`` (naive: New York time) or ``yyyymmdd-hh:mm:ss`` (UTC) as an aware
+    datetime, or None when empty or unreadable."""
+    text = text.strip()
+    if not text:
+        return None
+    zone: ZoneInfo = ZoneInfo("UTC") if "-" in text else _EXCHANGE_TZ
+    parts = text.replace("-", " ").split()
+    if len(parts) >= 3:
+        try:
+            zone = ZoneInfo(parts[2])
+        except (KeyError, ValueError):
+            return None
+    try:
+        stamp = datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")  # noqa: DTZ007 - zone set below
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=zone)
 
 
 def _exchanges(contract: ContractInfo) -> set[str]:

@@ -138,6 +138,7 @@ def _order(r: SimOrder) -> dict[str, Any]:
         "trailing_percent": r.trailing_percent,
         "lmt_price_offset": r.lmt_price_offset,
         "trail_stop_price": r.trail_stop_price,
+        "good_till": _time(r.good_till),
     }
 
 
@@ -172,6 +173,7 @@ def _order_from(d: dict[str, Any]) -> SimOrder:
         trailing_percent=d.get("trailing_percent"),
         lmt_price_offset=d.get("lmt_price_offset"),
         trail_stop_price=d.get("trail_stop_price"),
+        good_till=_time_from(d.get("good_till")),
     )
 
 

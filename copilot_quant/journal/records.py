@@ -60,13 +60,15 @@ class EventKind(StrEnum):
 
 
 #: Order fields the journal keeps in ``orders.terms`` (only those that are set).
-_TERMS = ("oca_group", "oca_type", "trail_amount", "trail_percent", "limit_offset")
+_TERMS = ("oca_group", "oca_type", "trail_amount", "trail_percent", "limit_offset", "good_till")
 
 
 def order_terms(order: Order) -> str:
     """``order``'s terms beyond the journal's columns (its OCA group, its trail) as JSON, "" when none."""
     terms = {name: getattr(order, name) for name in _TERMS}
     kept = {k: (int(v) if k == "oca_type" else v) for k, v in terms.items() if v not in (None, "")}
+    if order.good_till is not None:
+        kept["good_till"] = order.good_till.isoformat()
     if not order.oca_group:
         kept.pop("oca_type", None)
     return json.dumps(kept, sort_keys=True) if kept else ""
@@ -79,7 +81,10 @@ def _terms_from(text: str) -> dict[str, Any]:
         terms = json.loads(text)
     except ValueError:
         raise JournalError(f"journal order terms {text!r} are not JSON; the file is damaged") from None
-    return {k: v for k, v in terms.items() if k in _TERMS}
+    kept = {k: v for k, v in terms.items() if k in _TERMS}
+    if "good_till" in kept:
+        kept["good_till"] = datetime.fromisoformat(kept["good_till"])
+    return kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -81,6 +81,7 @@ class TimeInForce(StrEnum):
     GTC = "gtc"
     OPG = "opg"  # the opening auction: a market or limit order filled at the session's open, or cancelled
     IOC = "ioc"  # immediate or cancel: what the current price fills at once, the rest cancelled
+    GTD = "gtd"  # good till date: works until ``Order.good_till``, then expires
 
 
 class OrderStatus(StrEnum):
@@ -222,6 +223,7 @@ class Order:
     trail_amount: float | None = None
     trail_percent: float | None = None
     limit_offset: float | None = None
+    good_till: datetime | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol.strip():
@@ -254,8 +256,20 @@ class Order:
             self.order_id = _next_order_id()
         if self.time_in_force in (TimeInForce.OPG, TimeInForce.IOC) or self.order_type.on_close:
             self._check_auction()
+        if self.time_in_force is TimeInForce.GTD or self.good_till is not None:
+            self._check_good_till()
         if self.oca_group or self.oca_type is not OcaType.CANCEL_WITH_BLOCK:
             self._check_oca()
+
+    def _check_good_till(self) -> None:
+        if self.time_in_force != TimeInForce.GTD:
+            raise OrderValidationError("good_till belongs to time_in_force='gtd' orders")
+        when = self.good_till
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise OrderValidationError(
+                f"a gtd order needs good_till, a timezone-aware datetime (e.g. pd.Timestamp('2024-03-08 16:00', "
+                f"tz='America/New_York')), got {when!r}"
+            )
 
     def _check_auction(self) -> None:
         kind, tif = self.type_enum, TimeInForce(self.time_in_force)

@@ -87,3 +87,22 @@ def test_immediate_or_cancel_fills_at_the_current_price_or_not_at_all(make):
 def test_immediate_or_cancel_takes_market_and_limit_orders_only():
     with pytest.raises(OrderValidationError, match="immediate or cancel"):
         Order("X", 10, "stop", "buy", stop_price=9.0, time_in_force="ioc")
+
+
+def test_good_till_date_works_until_its_date_then_expires(make):
+    stamps = daily_bars(ROWS).index
+    lasting = Order("X", 10, "limit", "buy", limit_price=97.0, time_in_force="gtd", good_till=stamps[2])
+    short = Order("X", 10, "limit", "buy", limit_price=97.0, time_in_force="gtd", good_till=stamps[1])
+    past = Order("X", 10, "limit", "buy", limit_price=97.0, time_in_force="gtd", good_till=stamps[0])
+    run(make(at_bar_0(lasting, short, past)))
+    assert (lasting.status, lasting.avg_fill_price) == (OrderStatus.FILLED, 97.0)  # bar 2 trades 96
+    assert short.status is OrderStatus.EXPIRED  # its date was bar 1's close: it never saw bar 2
+    assert past.status is OrderStatus.REJECTED
+    assert "is not after now" in past.reject_reason
+
+
+def test_good_till_needs_an_aware_datetime_and_gtd():
+    with pytest.raises(OrderValidationError, match="timezone-aware"):
+        Order("X", 10, "limit", "buy", limit_price=9.0, time_in_force="gtd")
+    with pytest.raises(OrderValidationError, match="belongs to time_in_force='gtd'"):
+        Order("X", 10, "limit", "buy", limit_price=9.0, good_till=daily_bars(ROWS).index[0])

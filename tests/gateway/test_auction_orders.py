@@ -75,7 +75,7 @@ def test_an_opg_order_placed_during_a_session_waits_for_the_next_open(broker):
         ("MOC", "GTC", "must be DAY"),
         ("LOC", "DAY", "limit price"),
         ("STP", "IOC", "takes MKT or LMT"),
-        ("MKT", "GTD", "not supported"),
+        ("MKT", "FOK", "not supported"),
     ],
 )
 def test_impossible_combinations_are_refused_with_201(broker, kind, tif, reason):
@@ -96,3 +96,37 @@ def test_ioc_fills_at_the_current_price_and_cancels_the_rest():
     assert (broker.order(1, 2).status, broker.order(1, 2).filled) == (IbStatus.CANCELLED, 0)
     broker.on_price("AAPL", 98.0, T0)  # nothing is left working to fill later
     assert broker.account.quantity("AAPL") == 4
+
+
+def test_gtd_orders_expire_when_the_clock_reaches_their_date(broker):
+    broker.on_price("AAPL", 100.0, T0, gap=True)
+    gtd = PlaceOrderRequest(
+        1,
+        ContractRequest(symbol="AAPL"),
+        "BUY",
+        10,
+        "LMT",
+        90.0,
+        None,
+        tif="GTD",
+        good_till_date="20240105 11:00:00",
+    )
+    broker.place_order(1, gtd, AAPL)
+    assert broker.order(1, 1).good_till == datetime(2024, 1, 5, 16, 0, tzinfo=UTC)  # New York time
+    broker.expire_good_till(datetime(2024, 1, 5, 15, 59, tzinfo=UTC))
+    assert broker.order(1, 1).status is IbStatus.SUBMITTED
+    broker.expire_good_till(datetime(2024, 1, 5, 16, 0, tzinfo=UTC))
+    assert broker.order(1, 1).status is IbStatus.CANCELLED
+    assert broker.order(1, 1).completed_status.startswith("Expired: GTD")
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"), [("", "needs goodTillDate"), ("20240105 09:00:00", "has passed")]
+)
+def test_gtd_without_a_future_date_is_refused(broker, text, reason):
+    request = PlaceOrderRequest(
+        1, ContractRequest(symbol="AAPL"), "BUY", 10, "LMT", 90.0, None, tif="GTD", good_till_date=text
+    )
+    broker.place_order(1, request, AAPL)
+    [error] = [e for e in broker.seen if isinstance(e, OrderErrorEvent)]
+    assert reason in error.message

@@ -42,3 +42,12 @@ def test_a_version_2_journal_is_read_as_is_and_migrated_when_opened_for_writing(
         assert journal.order(ref2).to_order().trail_amount == 1.0
     with sqlite3.connect(journal_path) as raw:
         assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+
+
+def test_a_good_till_date_survives_the_round_trip(journal: TradeJournal) -> None:
+    import pandas as pd
+
+    until = pd.Timestamp("2024-03-08 16:00", tz="America/New_York").to_pydatetime()
+    order = Order("AAPL", 10, "limit", "buy", limit_price=99.0, time_in_force="gtd", good_till=until)
+    rebuilt = journal.order(journal.record_intent(order, "s")).to_order()
+    assert rebuilt.good_till == until

@@ -99,3 +99,48 @@ def test_immediate_or_cancel_orders_fill_alike_in_backtest_and_live() -> None:
     statuses = [row[6] for row in report.backtest.orders]
     assert statuses.count("filled") >= 10
     assert statuses.count("cancelled") >= 10
+
+
+class GoodTillTrader(Strategy):
+    """Limit buys below the close, good for two days; sells at market the bar after a fill."""
+
+    def initialize(self) -> None:
+        self.held = 0.0
+
+    def on_fill(self, fill: Fill) -> None:
+        self.held += fill.signed_quantity
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:
+        if self.held:
+            return [Order("AAPL", self.held, "market", "sell")]
+        if self.open_orders():
+            return []
+        close = float(data["Close"].iloc[-1])
+        until = pd.Timestamp(timestamp) + pd.Timedelta(days=2)
+        return [
+            Order(
+                "AAPL",
+                20,
+                "limit",
+                "buy",
+                limit_price=round(close * 0.99, 2),
+                time_in_force="gtd",
+                good_till=until,
+            )
+        ]
+
+
+def test_good_till_date_orders_expire_alike_in_backtest_and_live() -> None:
+    report = run_parity(
+        GoodTillTrader,
+        "AAPL",
+        "2011-01-01",
+        "2011-04-30",
+        commission=PerShareCommission(),
+        slippage=PercentSlippage(0.001),
+    )
+    assert report.ok, f"parity failed:\n{report.diffs.to_string()}"
+    assert report.backtest.final_equity == pytest.approx(report.live.final_equity, abs=0.005)
+    statuses = [row[6] for row in report.backtest.orders]
+    assert statuses.count("filled") >= 5
+    assert statuses.count("cancelled") >= 5  # expired at their date (both sides report it cancelled)

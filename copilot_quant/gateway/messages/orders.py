@@ -68,6 +68,11 @@ def format_ib_time(when: datetime) -> str:
     return f"{when.astimezone(_EXEC_ZONE):%Y%m%d %H:%M:%S} {_EXEC_ZONE_NAME}"
 
 
+def _ib_time(when: datetime | None) -> str:
+    """A GTD order's goodTillDate as TWS writes it (``yyyymmdd hh:mm:ss zone``), "" for none."""
+    return "" if when is None else f"{when.astimezone(_EXEC_ZONE):%Y%m%d %H:%M:%S} {_EXEC_ZONE_NAME}"
+
+
 def _qty(value: float) -> str:
     """Quantities as TWS sends them: whole numbers without a decimal point."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
@@ -366,7 +371,7 @@ def open_order(
         "",  # deprecated sharesAllocation
         *_fa_params(version),
         "",  # modelCode
-        "",  # goodTillDate
+        _ib_time(record.good_till),  # goodTillDate
         "",  # rule80A
         UNSET_DOUBLE_TEXT,  # percentOffset
         "",  # settlingFirm
@@ -489,7 +494,7 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         "",  # goodAfterTime
         *_fa_params(version),
         "",  # modelCode
-        "",  # goodTillDate
+        _ib_time(record.good_till),  # goodTillDate
         "",  # rule80A
         UNSET_DOUBLE_TEXT,  # percentOffset
         "",  # settlingFirm
