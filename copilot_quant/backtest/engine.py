@@ -85,7 +85,7 @@ from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
 from copilot_quant.model.costs import CommissionModel, SlippageModel
 from copilot_quant.model.fill_rules import Execution
-from copilot_quant.model.orders import Order, OrderStatus, Position
+from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
 
@@ -494,11 +494,24 @@ class BacktestEngine:
                 )
                 continue
             working = WorkingOrder(order, owner, k, bar + 1)
-            if self.fill_at == "close":
+            if order.good_till is not None:
+                working.expires_bar = int(market.index.searchsorted(pd.Timestamp(order.good_till)))
+                if working.expires_bar <= bar:  # as IB: a date that has passed is refused
+                    self.broker.reject(order, f"good_till {order.good_till} is not after now ({ts})")
+                    continue
+            refused = self._book.admit(working, float(market.closes[bar, k]))
+            if refused is not None:
+                self.broker.reject(order, refused)
+                continue
+            immediate = order.time_in_force == TimeInForce.IOC
+            if self.fill_at == "close" or immediate:
                 price = float(market.closes[bar, k])
                 if price == price and self._book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
                     continue
                 if order.status.is_done:
+                    continue
+                if immediate:  # what the current price did not fill is cancelled at once
+                    self._book.finish_immediate(order)
                     continue
             self._book.add(working)
 

@@ -13,6 +13,11 @@ capped twin of :meth:`OrderBook.execute_bar` (:meth:`OrderBook.bar_executor` pic
 eligible order is matched first, then the executions are booked in the order they happen on the bar's
 path (submission order at the same point), each for at most what is left of its symbol's share of the
 bar's volume. The remainder keeps working.
+
+One-cancels-all groups (``Order.oca_group``, :mod:`copilot_quant.model.oca`, as at the gateway): while
+any group member works, bars are matched in the order executions happen on the path (the capped loop's
+order), and after each execution the group's other members are cancelled or reduced — at once with a
+block (ocaType 1, 2), after every execution at the same path point without (ocaType 3).
 """
 
 from __future__ import annotations
@@ -25,7 +30,18 @@ from typing import Protocol
 
 import numpy as np
 
-from copilot_quant.model.fill_rules import Execution, locate_order, match_order, price_path
+from copilot_quant.model.fill_rules import (
+    Execution,
+    Located,
+    TrailState,
+    auction_fill_price,
+    locate_order,
+    locate_trailing,
+    match_order,
+    price_path,
+    trail_level,
+)
+from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
 from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
 from copilot_quant.model.participation import VolumeAllowance, is_whole
 
@@ -43,6 +59,18 @@ class WorkingOrder:
     symbol_index: int
     first_bar: int
     triggered: bool = False
+    #: A trailing order's moving stop (and limit once triggered); None for other orders.
+    trail: TrailState | None = None
+    #: A good-till-date order expires after this bar (the first whose time reaches its good_till).
+    expires_bar: int | None = None
+
+    def locate(self, path: tuple[float, ...] | list[float]) -> Located:
+        """Where this order executes on ``path`` (its fill rule, with its kept state), and update the state."""
+        if self.trail is None:
+            self.triggered, execution, at = locate_order(self.order, path, self.triggered)
+        else:
+            self.triggered, execution, at = locate_trailing(self.order, path, self.triggered, self.trail)
+        return self.triggered, execution, at
 
 
 class Booker(Protocol):
@@ -80,6 +108,15 @@ class _VolumeCap:
         return allowance.size(s, order.quantity - order.filled_quantity, is_whole(order.quantity))
 
 
+@dataclass(slots=True)
+class _OcaGroup:
+    """One OCA group: its type, its members with their size when they joined, and its done fraction."""
+
+    oca_type: OcaType
+    members: list[tuple[WorkingOrder, float]]
+    done: float = 0.0
+
+
 class OrderBook:
     """Orders submitted but not yet done, in submission order.
 
@@ -88,7 +125,7 @@ class OrderBook:
         volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
     """
 
-    __slots__ = ("_cap", "_purge", "pending")
+    __slots__ = ("_cap", "_oca", "_ordered", "_purge", "_session_opens", "pending")
 
     def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
@@ -97,6 +134,12 @@ class OrderBook:
         # True when an order was cancelled while a bar was matched: drop it once the bar is done.
         self._purge = False
         self._cap: _VolumeCap | None = None
+        self._oca: dict[str, _OcaGroup] = {}
+        #: True while an OCA group member or an auction order may be working: bars are then matched in
+        #: path order (:meth:`_execute_bar_ordered`).
+        self._ordered = False
+        #: Whether the next bar opens a session (the bar before it ended one): the opening auction.
+        self._session_opens = True
         if volume_limit is not None:
             if volumes is None:
                 raise ValueError("a volume limit needs the bars' volumes")
@@ -119,7 +162,43 @@ class OrderBook:
     def bar_executor(self) -> BarExecutor:
         """What the bar loops call for each bar: :meth:`execute_bar`, or its twin under the volume limit."""
         cap = self._cap
-        return self.execute_bar if cap is None else partial(self._execute_bar_capped, cap)
+        return self.execute_bar if cap is None else partial(self._execute_bar_ordered, cap)
+
+    def admit(self, working: WorkingOrder, price: float) -> str | None:
+        """Prepare a new order, submitted when ``price`` is the last price of its symbol (NaN: unknown): a
+        trailing stop without a ``stop_price`` starts from it; an order naming an OCA group joins it.
+        Returns why the order cannot be admitted, or None."""
+        order = working.order
+        if order.type_enum.is_trailing:
+            stop = order.stop_price
+            if stop is None and price == price:  # noqa: PLR0124 - NaN test: no price yet, the next one starts it
+                stop = trail_level(order.side_enum, price, order.trail_amount, order.trail_percent)
+            working.trail = TrailState(stop)
+        if order.auction or working.expires_bar is not None:
+            self._ordered = True
+        return self._join_group(working)
+
+    def _join_group(self, working: WorkingOrder) -> str | None:
+        """Enter a new order into its OCA group (if it names one); why it cannot join, or None."""
+        order = working.order
+        name = order.oca_group
+        if not name:
+            return None
+        kind = OcaType(order.oca_type)
+        group = self._oca.get(name)
+        problem = join_problem(
+            name,
+            None if group is None else int(group.oca_type),
+            int(kind),
+            group is not None and group.done > 0,
+        )
+        if problem is not None:
+            return problem
+        if group is None:
+            group = self._oca[name] = _OcaGroup(kind, [])
+        group.members.append((working, order.quantity))
+        self._ordered = True
+        return None
 
     def execute_bar(  # noqa: PLR0917 - one call per bar on the hot path: positional is cheapest
         self,
@@ -133,6 +212,10 @@ class OrderBook:
     ) -> None:
         """Match every eligible order against bar ``bar`` (rows of ``(bars, symbols)`` price arrays),
         book the executions with ``book``, then expire DAY orders whose session ends with this bar."""
+        if self._ordered:
+            self._execute_bar_ordered(None, bar, opens, highs, lows, closes, session_end, book)
+            return
+        self._session_opens = session_end
         keep: list[WorkingOrder] = []
         for working in self.pending:
             if working.first_bar > bar:
@@ -144,7 +227,10 @@ class OrderBook:
                 execution = None
             else:
                 path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
-                working.triggered, execution = match_order(working.order, path, working.triggered)
+                if working.trail is None:  # the hot path: no index needed, no kept state
+                    working.triggered, execution = match_order(working.order, path, working.triggered)
+                else:
+                    _, execution, _ = working.locate(path)
             if execution is not None:
                 if working.order.status is OrderStatus.CANCELLED:
                     continue  # cancelled from on_fill earlier in this bar: it never fills
@@ -163,9 +249,9 @@ class OrderBook:
             keep = [w for w in keep if w.order.status.is_active]
         self.pending[:] = keep
 
-    def _execute_bar_capped(  # noqa: PLR0917 - execute_bar's call, with the cap bound first
+    def _execute_bar_ordered(  # noqa: PLR0917 - execute_bar's call, with the cap bound first
         self,
-        cap: _VolumeCap,
+        cap: _VolumeCap | None,
         bar: int,
         opens: np.ndarray,
         highs: np.ndarray,
@@ -174,11 +260,12 @@ class OrderBook:
         session_end: bool,
         book: Booker,
     ) -> None:
-        """:meth:`execute_bar` under the volume limit: each execution fills at most what is left of its
-        symbol's allowance for bar ``bar``, in the order executions happen on the bar's path (submission
-        order at the same point); the remainder keeps working. Only bar ``bar``'s volume is used, and
-        every order here was placed before that bar opened."""
+        """:meth:`execute_bar` in the order executions happen on the bar's path (submission order at the
+        same point), with OCA groups applied after each. Under the volume limit (``cap``) each execution
+        fills at most what is left of its symbol's allowance for bar ``bar``; the remainder keeps working.
+        Only bar ``bar``'s volume is used, and every order here was placed before that bar opened."""
         hits: list[tuple[int, WorkingOrder, Execution]] = []
+        missed: list[WorkingOrder] = []  # opening-auction orders the open did not fill: cancelled after it
         for working in self.pending:
             if working.first_bar > bar:
                 continue
@@ -187,15 +274,98 @@ class OrderBook:
             if open_ != open_:  # noqa: PLR0124 - NaN test: this symbol has no bar here, the order keeps waiting
                 continue
             path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
-            working.triggered, execution, at = locate_order(working.order, path, working.triggered)
+            if working.order.auction:
+                self._auction_hit(working, path, session_end, hits, missed)
+                continue
+            _, execution, at = working.locate(path)
             if execution is not None:
                 hits.append((at, working, execution))
         hits.sort(key=_point)  # stable: submission order among executions at the same point
-        for _, working, execution in hits:
-            if working.order.status.is_done:  # cancelled from on_fill earlier in this bar
+        unblocked: dict[str, None] = {}  # type-3 groups reduced once every execution at this point is booked
+        point = 0
+        for at, working, execution in hits:
+            if at != point:
+                self._reduce_groups(unblocked)
+                point = at
+            if working.order.status.is_done:  # cancelled from on_fill or by its OCA group earlier in this bar
                 continue
-            self._book_capped(cap, bar, working, execution, book)
+            before = working.order.filled_quantity
+            if cap is None or working.order.auction:  # an auction takes no share of the bar's volume
+                book(working, execution)
+            else:
+                self._book_capped(cap, bar, working, execution, book)
+            if working.order.oca_group and working.order.filled_quantity > before:
+                self._group_filled(working, working.order.filled_quantity - before, unblocked)
+        self._reduce_groups(unblocked)
+        for working in missed:
+            if working.order.status.is_active:
+                self._finish(working.order, OrderStatus.CANCELLED, "not filled in the opening auction")
         self._drop_done(bar, session_end)
+        self._session_opens = session_end
+        if self._ordered:
+            self._ordered = any(
+                w.order.oca_group or w.order.auction or w.expires_bar is not None for w in self.pending
+            )
+
+    def _auction_hit(
+        self,
+        working: WorkingOrder,
+        path: tuple[float, float, float, float],
+        session_end: bool,
+        hits: list[tuple[int, WorkingOrder, Execution]],
+        missed: list[WorkingOrder],
+    ) -> None:
+        """An auction order on this bar: at the open of a session (index 0, in submission order with the
+        other executions there), or at the close of a session (after every point of the bar's path)."""
+        order = working.order
+        if order.auction == "open":
+            if not self._session_opens:
+                return  # placed during a session: it waits for the next session's open
+            price = auction_fill_price(order.side_enum, order.limit_price, path[0])
+            if price is None:
+                missed.append(working)
+            else:
+                hits.append((0, working, Execution(price, False)))
+        elif session_end:
+            price = auction_fill_price(order.side_enum, order.limit_price, path[-1])
+            if price is not None:
+                hits.append((len(path), working, Execution(price, False)))
+
+    def _group_filled(self, working: WorkingOrder, quantity: float, unblocked: dict[str, None]) -> None:
+        """``quantity`` of group member ``working`` just filled: cancel or reduce the other members now
+        (with a block) or once the executions at this point are booked (``unblocked``)."""
+        group = self._oca.get(working.order.oca_group)
+        if group is None:
+            return
+        size = next((size for member, size in group.members if member is working), quantity)
+        group.done += quantity / size
+        if group.oca_type.blocks:
+            self._reduce_group(group, working)
+        else:
+            unblocked[working.order.oca_group] = None
+
+    def _reduce_groups(self, unblocked: dict[str, None]) -> None:
+        for name in unblocked:
+            self._reduce_group(self._oca[name], None)
+        unblocked.clear()
+
+    def _reduce_group(self, group: _OcaGroup, filler: WorkingOrder | None) -> None:
+        for member, size in group.members:
+            order = member.order
+            if order.status.is_done or (member is filler and group.oca_type is OcaType.CANCEL_WITH_BLOCK):
+                continue
+            remaining = order.quantity - order.filled_quantity
+            left = oca_remaining(group.oca_type, size, group.done, remaining, is_whole(size))
+            if left >= remaining - 1e-9:
+                continue
+            if left <= 1e-9:
+                self._finish(
+                    order, OrderStatus.CANCELLED, f"another order of OCA group {order.oca_group!r} filled"
+                )
+                self._purge = True
+            else:
+                order.quantity = order.filled_quantity + left
+                log.debug("order %s reduced to %g by its OCA group", order.order_id, order.quantity)
 
     def _drop_done(self, bar: int, session_end: bool) -> None:
         """After a capped bar: drop done orders, expire DAY orders whose session ends with this bar."""
@@ -203,6 +373,9 @@ class OrderBook:
         for working in self.pending:
             order = working.order
             if order.status.is_done:
+                continue
+            if working.expires_bar is not None and bar >= working.expires_bar:
+                self._finish(order, OrderStatus.EXPIRED, "good-till-date order unfilled at its date")
                 continue
             if session_end and working.first_bar <= bar and order.time_in_force == TimeInForce.DAY:
                 self._finish(order, OrderStatus.EXPIRED, "day order unfilled at the end of its session")
@@ -235,14 +408,27 @@ class OrderBook:
     def try_now(self, working: WorkingOrder, price: float, book: Booker, bar: int) -> bool:
         """Offer ``price`` (a one-point path: bar ``bar``'s close) to a new order; True if it executed and
         is done. Under a volume limit it fills at most what is left of bar ``bar``'s allowance."""
-        working.triggered, execution = match_order(working.order, (price,), working.triggered)
+        if working.order.auction:
+            return False  # its auction has passed (the strategy decides after the close): it waits
+        _, execution, _ = working.locate((price,))
         if execution is None:
             return False
+        before = working.order.filled_quantity
         if self._cap is None:
             book(working, execution)
         else:
             self._book_capped(self._cap, bar, working, execution, book)
+        if working.order.oca_group and working.order.filled_quantity > before:
+            unblocked: dict[str, None] = {}
+            self._group_filled(working, working.order.filled_quantity - before, unblocked)
+            self._reduce_groups(unblocked)
         return working.order.status.is_done
+
+    def finish_immediate(self, order: Order) -> None:
+        """An immediate-or-cancel order after its one chance: the rest is cancelled (it never works)."""
+        if order.status is OrderStatus.CREATED:
+            order.status = OrderStatus.SUBMITTED
+        self._finish(order, OrderStatus.CANCELLED, "immediate or cancel: not filled at once")
 
     def working_orders(self, owner: int) -> list[Order]:
         """The orders of ``owner`` that can still fill, in submission order."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,13 @@ _IB_STATUS: dict[str, OrderStatus] = {
     "Inactive": OrderStatus.SUBMITTED,
 }
 
-_TIF = {TimeInForce.DAY: "DAY", TimeInForce.GTC: "GTC"}
+_TIF = {
+    TimeInForce.DAY: "DAY",
+    TimeInForce.GTC: "GTC",
+    TimeInForce.OPG: "OPG",
+    TimeInForce.IOC: "IOC",
+    TimeInForce.GTD: "GTD",
+}
 _ACTION = {"buy": "BUY", "sell": "SELL"}
 
 
@@ -184,14 +190,43 @@ def to_ib_order(order: Order, account: str | None) -> IBOrder:
         ib_order = LimitOrder(action, qty, float(order.limit_price or 0.0))
     elif kind is OrderType.STOP:
         ib_order = StopOrder(action, qty, float(order.stop_price or 0.0))
+    elif kind.is_trailing:
+        ib_order = _trailing_order(order, action, qty)
+    elif kind is OrderType.MARKET_ON_CLOSE:
+        ib_order = IBOrder(action=action, totalQuantity=qty, orderType="MOC")
+    elif kind is OrderType.LIMIT_ON_CLOSE:
+        ib_order = IBOrder(
+            action=action, totalQuantity=qty, orderType="LOC", lmtPrice=float(order.limit_price or 0.0)
+        )
     else:
         ib_order = StopLimitOrder(
             action, qty, float(order.limit_price or 0.0), float(order.stop_price or 0.0)
         )
     ib_order.tif = _TIF[TimeInForce(order.time_in_force)]
     ib_order.orderRef = order.order_id or ""
+    if order.good_till is not None:  # IB reads yyyymmdd hh:mm:ss with the zone named
+        ib_order.goodTillDate = f"{order.good_till.astimezone(UTC):%Y%m%d %H:%M:%S} UTC"
+    if order.oca_group:  # IB holds the group: it cancels or reduces the other members itself
+        ib_order.ocaGroup = order.oca_group
+        ib_order.ocaType = int(order.oca_type)
     if account:
         ib_order.account = account
+    return ib_order
+
+
+def _trailing_order(order: Order, action: str, qty: float) -> IBOrder:
+    """IB's ``TRAIL`` / ``TRAIL LIMIT``: the trail as auxPrice (an amount) or trailingPercent, the starting
+    stop as trailStopPrice (unset: IB trails the market price at submission), the limit as lmtPriceOffset."""
+    limit = order.order_type is OrderType.TRAILING_STOP_LIMIT
+    ib_order = IBOrder(action=action, totalQuantity=qty, orderType="TRAIL LIMIT" if limit else "TRAIL")
+    if order.trail_amount is not None:
+        ib_order.auxPrice = float(order.trail_amount)
+    else:
+        ib_order.trailingPercent = float(order.trail_percent or 0.0)
+    if order.stop_price is not None:
+        ib_order.trailStopPrice = float(order.stop_price)
+    if limit:
+        ib_order.lmtPriceOffset = float(order.limit_offset or 0.0)
     return ib_order
 
 

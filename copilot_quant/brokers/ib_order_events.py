@@ -56,6 +56,16 @@ def _strip_prefix(message: str) -> str:
     return tail if sep and head.startswith(("Error", "Warning")) else message
 
 
+def _follow_oca_reduction(record: TrackedOrder, trade: Trade) -> None:
+    """IB lowered an OCA member's totalQuantity (another member filled, ocaType 2 or 3): the order's
+    quantity follows, as in a backtest, so that filling the reduced quantity completes it."""
+    order = record.order
+    total = float(trade.order.totalQuantity or 0)
+    if order.oca_group and record.filled_quantity - 1e-9 <= total < order.quantity - 1e-9:
+        log.info("order %s reduced by OCA group %r to %g", order.order_id, order.oca_group, total)
+        order.quantity = total
+
+
 class IbOrderEvents:
     """ib_async's order events (``orderStatusEvent``, ``execDetailsEvent``, ``commissionReportEvent``,
     ``errorEvent``) and the connection's ``restored``, applied to ``tracker`` (IB loop thread)."""
@@ -92,6 +102,7 @@ class IbOrderEvents:
             return
         if st.status in IB_FINAL:
             record.ib_final = True
+        _follow_oca_reduction(record, trade)
         status = ib_status(st.status, float(st.filled or 0), float(st.remaining or 0))
         if status in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED):
             # Quantities come from executions (deduplicated); the status only says "done".

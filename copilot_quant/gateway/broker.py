@@ -43,7 +43,15 @@ from copilot_quant.gateway.account import (
     PositionItem,
 )
 from copilot_quant.gateway.contracts import ContractInfo
-from copilot_quant.gateway.matching import FillIntent, MatchingEngine, StopTriggered, WorkingOrder
+from copilot_quant.gateway.matching import (
+    AuctionMissed,
+    FillIntent,
+    MatchingEngine,
+    OcaReduced,
+    StopTriggered,
+    WorkingOrder,
+)
+from copilot_quant.gateway.oca import OCA_REVISION, group_fractions, oca_problem
 from copilot_quant.gateway.orders import (
     ExecutionFilter,
     ExecutionRecord,
@@ -57,8 +65,10 @@ from copilot_quant.gateway.orders import (
     exec_id_tag,
     finite_or_none,
     new_exec_id_tag,
+    parse_ib_time,
 )
 from copilot_quant.gateway.state import BrokerState, load_state, save_state
+from copilot_quant.gateway.trailing import initial_trail_stop, trailing_problem
 from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import (
     CommissionModel,
@@ -196,6 +206,9 @@ class SimBroker:
         self._last_price: dict[str, float] = {}
         #: Where a price comes from before this broker saw a tick of a symbol (the market's last quote).
         self.price_source: Callable[[str], float | None] | None = None
+        #: Symbols that traded since the session opened; the first price of any other opens its session
+        #: (its opening auction). A fresh gateway treats the next price as an opening.
+        self._opened: set[str] = set()
         self._reject_queue: deque[str] = deque()
         #: Drills: the next new orders' answers ``(code, message, keeps_working)`` (see answer_next_order).
         self._answer_queue: deque[tuple[int, str, bool]] = deque()
@@ -249,6 +262,8 @@ class SimBroker:
             self._error(client_id, req.order_id, answer[0], answer[1])
             return
         reason = self._reject_queue.popleft() if self._reject_queue else self._invalid_reason(req, contract)
+        if reason is None:
+            reason = oca_problem(req, self._orders.values())
         record = self._new_record(client_id, req, contract)
         if reason is not None:
             self._reject(record, reason)
@@ -266,6 +281,8 @@ class SimBroker:
         self._emit(OrderUpdated(client_id, record))
         if answer is not None:
             self._error(client_id, req.order_id, answer[0], answer[1])  # e.g. 10349: the order keeps working
+        if record.tif is TimeInForceCode.IOC:
+            self._immediate(record)
         self._save()
 
     def cancel_order(self, client_id: int, order_id: int) -> None:
@@ -303,6 +320,8 @@ class SimBroker:
     def end_session(self, time: datetime | None = None) -> None:
         """The session ended: DAY orders expire (reported as Cancelled); daily P&L starts over."""
         when = self._aware(time) if time is not None else self._clock()
+        self._close_auction(when)
+        self._opened.clear()
         for record in self.open_orders():
             if record.tif is TimeInForceCode.DAY:
                 self._finish_cancel(record, "Expired: DAY order at session end", when, report_202=False)
@@ -336,12 +355,23 @@ class SimBroker:
         when = self._aware(time) if time is not None else self._clock()
         self._last_price[symbol] = price
         filled = False
-        for event in self._engine.on_price(symbol, price, gap=gap, bar_volume=bar_volume):
-            if isinstance(event, StopTriggered):
+        opening = symbol not in self._opened
+        self._opened.add(symbol)
+        for event in self._engine.on_price(symbol, price, gap=gap, bar_volume=bar_volume, opening=opening):
+            if isinstance(event, AuctionMissed):
+                record = self._orders[event.key]
+                self._finish_cancel(
+                    record, "Cancelled: not filled in the opening auction", when, report_202=False
+                )
+            elif isinstance(event, StopTriggered):
                 self._triggered(event.key)
             elif isinstance(event, FillIntent):
                 self._fill(event, when)
                 filled = True
+            elif isinstance(event, OcaReduced):
+                self._oca_reduced(event, when)
+                filled = True
+        self._follow_trails(symbol)
         self._account.mark(symbol, price)
         if filled:
             item = self._account.portfolio_item(symbol)
@@ -568,7 +598,9 @@ class SimBroker:
     def _new_record(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder:
         order_type = _order_type(req.order_type) or IbOrderType.MKT
         action = IbAction.SELL if req.action.upper() == "SELL" else IbAction.BUY
-        status = IbStatus.PRE_SUBMITTED if order_type.needs_stop else IbStatus.SUBMITTED
+        status = (
+            IbStatus.PRE_SUBMITTED if order_type.needs_stop or order_type.is_trailing else IbStatus.SUBMITTED
+        )
         return SimOrder(
             client_id=client_id,
             order_id=req.order_id,
@@ -579,12 +611,23 @@ class SimBroker:
             order_type=order_type,
             lmt_price=finite_or_none(req.lmt_price),
             aux_price=finite_or_none(req.aux_price),
-            tif=TimeInForceCode.GTC if req.tif.upper() == "GTC" else TimeInForceCode.DAY,
+            tif=_tif(req.tif),
             account=self.account_id,
             submitted_at=self._clock(),
             status=status,
             order_ref=req.order_ref,
             outside_rth=req.outside_rth,
+            oca_group=req.oca_group,
+            oca_type=req.oca_type if req.oca_group else 0,
+            oca_size=float(req.total_quantity) if req.oca_group else 0.0,
+            good_till=parse_ib_time(req.good_till_date) if req.tif.upper() == "GTD" else None,
+            trailing_percent=finite_or_none(req.trailing_percent) if order_type.is_trailing else None,
+            lmt_price_offset=finite_or_none(req.lmt_price_offset) if order_type.is_trailing else None,
+            trail_stop_price=(
+                initial_trail_stop(req, action.side, self.last_price(contract.symbol))
+                if order_type.is_trailing
+                else None
+            ),
         )
 
     def _working(self, record: SimOrder, triggered: bool = False) -> WorkingOrder:
@@ -595,9 +638,16 @@ class SimBroker:
             order_type=record.order_type,
             remaining=record.remaining,
             limit=record.lmt_price,
-            stop=record.aux_price,
+            stop=record.trail_stop_price if record.order_type.is_trailing else record.aux_price,
             triggered=triggered,
             whole_shares=is_whole(record.quantity),
+            oca_group=record.oca_group,
+            oca_type=record.oca_type,
+            oca_size=record.oca_size,
+            trail_amount=record.aux_price if record.trailing_percent is None else None,
+            trail_percent=record.trailing_percent,
+            limit_offset=record.lmt_price_offset,
+            auction=_auction(record),
         )
 
     def _invalid_reason(self, req: PlaceOrderRequest, contract: ContractInfo) -> str | None:
@@ -614,8 +664,28 @@ class SimBroker:
             return f"a {order_type.value} order needs a positive limit price (lmtPrice)"
         if order_type.needs_stop and not _positive(req.aux_price):
             return f"a {order_type.value} order needs a positive stop price (auxPrice)"
-        if req.tif.upper() not in ("", "DAY", "GTC"):
-            return f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY or GTC"
+        if order_type.is_trailing:
+            return trailing_problem(req, order_type)
+        tif = req.tif.upper() or "DAY"
+        if tif not in ("DAY", "GTC", "OPG", "IOC", "GTD"):
+            return (
+                f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY, GTC, OPG, "
+                "IOC or GTD"
+            )
+        if tif == "GTD":
+            until = parse_ib_time(req.good_till_date)
+            if until is None:
+                return (
+                    f"a GTD order needs goodTillDate as yyyymmdd hh:mm:ss [zone], got {req.good_till_date!r}"
+                )
+            if until <= self._aware(self._clock()):
+                return f"goodTillDate {req.good_till_date} has passed"
+        if tif == "IOC" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
+            return f"time in force IOC (immediate or cancel) takes MKT or LMT orders, not {order_type.value}"
+        if tif == "OPG" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
+            return f"time in force OPG (the opening auction) takes MKT or LMT orders, not {order_type.value}"
+        if order_type.on_close and tif != "DAY":
+            return f"a {order_type.value} order is for today's closing auction: its time in force must be DAY"
         if req.conditions:
             return "conditional orders are not supported by the simulated gateway"
         if req.parent_id:
@@ -650,7 +720,7 @@ class SimBroker:
     def _reference_price(self, req: PlaceOrderRequest, contract: ContractInfo) -> float | None:
         order_type = _order_type(req.order_type)
         limit, stop = finite_or_none(req.lmt_price), finite_or_none(req.aux_price)
-        if order_type in (IbOrderType.LMT, IbOrderType.STP_LMT) and limit:
+        if order_type in (IbOrderType.LMT, IbOrderType.STP_LMT, IbOrderType.LOC) and limit:
             return limit
         if order_type is IbOrderType.STP and stop:
             return stop
@@ -680,6 +750,11 @@ class SimBroker:
             self._error(client_id, order_id, 105, "Order being modified does not match original order.")
             return
         reason = self._invalid_reason(req, contract)
+        if reason is None and (req.oca_group, req.oca_type if req.oca_group else 0) != (
+            existing.oca_group,
+            existing.oca_type,
+        ):
+            reason = OCA_REVISION
         if reason is None and req.total_quantity < existing.filled:
             reason = f"the new quantity {req.total_quantity:g} is below the {existing.filled:g} shares already filled"
         if reason is not None:
@@ -694,12 +769,12 @@ class SimBroker:
             order_type=order_type,
             lmt_price=finite_or_none(req.lmt_price),
             aux_price=finite_or_none(req.aux_price),
-            tif=TimeInForceCode.GTC if req.tif.upper() == "GTC" else TimeInForceCode.DAY,
+            tif=_tif(req.tif),
             order_ref=req.order_ref,
             outside_rth=req.outside_rth,
         )
         triggered = working.triggered if working is not None and order_type == existing.order_type else False
-        if order_type.needs_stop and not triggered:
+        if (order_type.needs_stop or order_type.is_trailing) and not triggered:
             updated = replace(updated, status=IbStatus.PRE_SUBMITTED)
         else:
             updated = replace(updated, status=IbStatus.SUBMITTED)
@@ -791,6 +866,69 @@ class SimBroker:
         self._emit(OrderUpdated(record.client_id, record))
         self._emit(CommissionReported(record.client_id, execution))
 
+    def _immediate(self, record: SimOrder) -> None:
+        """An immediate-or-cancel order: what the current price fills now, then the rest is cancelled."""
+        when = self._clock()
+        symbol = record.contract.symbol
+        price = self.last_price(symbol)
+        fills = [] if price is None else self._engine.match_now(record.key, price)
+        for event in fills:
+            if isinstance(event, FillIntent):
+                self._fill(event, when)
+        if fills:
+            item = self._account.portfolio_item(symbol)
+            self._emit(AccountChanged((item,) if item is not None else ()))
+        record = self._orders[record.key]
+        if not record.is_done:
+            self._finish_cancel(
+                record, "Cancelled: immediate or cancel, not filled at once", when, report_202=False
+            )
+
+    def expire_good_till(self, time: datetime | None = None) -> None:
+        """The market clock moved to ``time``: GTD orders whose goodTillDate it reached expire."""
+        when = self._aware(time) if time is not None else self._clock()
+        expired = [r for r in self.open_orders() if r.good_till is not None and r.good_till <= when]
+        for record in expired:
+            self._finish_cancel(record, "Expired: GTD order at its goodTillDate", when, report_202=False)
+        if expired:
+            self._save()
+
+    def _close_auction(self, when: datetime) -> None:
+        """The session closes: MOC orders (and LOC orders the close satisfies) fill at each symbol's last
+        price, the session's close."""
+        symbols = {r.contract.symbol for r in self.open_orders() if r.order_type.on_close}
+        for symbol in sorted(symbols):
+            price = self.last_price(symbol)
+            if price is None:
+                continue  # never traded: nothing to auction at; the DAY order expires
+            fills = [e for e in self._engine.close_auction(symbol, price) if isinstance(e, FillIntent)]
+            for event in fills:
+                self._fill(event, when)
+            if fills:
+                item = self._account.portfolio_item(symbol)
+                self._emit(AccountChanged((item,) if item is not None else ()))
+
+    def _follow_trails(self, symbol: str) -> None:
+        """Keep trailing orders' records at their current stop (openOrder's trailStopPrice, the state file)."""
+        for working in self._engine.working(symbol):
+            if working.order_type.is_trailing:
+                record = self._orders[working.key]
+                if record.trail_stop_price != working.stop:
+                    self._orders[working.key] = replace(record, trail_stop_price=working.stop)
+
+    def _oca_reduced(self, event: OcaReduced, when: datetime) -> None:
+        """Another member of the order's OCA group filled: cancel it, or lower its quantity (IB reports the
+        reduced totalQuantity in openOrder)."""
+        record = self._orders[event.key]
+        if event.remaining <= 0:
+            why = f"Cancelled: another order of OCA group {record.oca_group!r} filled"
+            self._finish_cancel(record, why, when, report_202=False)
+            return
+        record = replace(record, quantity=record.filled + event.remaining)
+        self._orders[record.key] = record
+        log.info("order %s reduced to %g by OCA group %r", record.key, record.quantity, record.oca_group)
+        self._emit(OrderUpdated(record.client_id, record))
+
     def _what_if_order(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         reason = self._invalid_reason(req, contract)
         # The what-if order is never kept; a buying-power shortfall is still reported with the figures.
@@ -880,6 +1018,8 @@ class SimBroker:
         for record in self._orders.values():
             if not record.is_done:
                 self._engine.add(self._working(record, record.key in triggered))
+        for group, fraction in group_fractions(self._orders.values()).items():
+            self._engine.set_group_done(group, fraction)
         for contract, position in state.holdings:
             if position.last_price:
                 self._last_price[contract.symbol] = position.last_price
@@ -898,6 +1038,19 @@ def _order_type(text: str) -> IbOrderType | None:
         return IbOrderType(normalized)
     except ValueError:
         return None
+
+
+def _auction(record: SimOrder) -> str:
+    if record.tif is TimeInForceCode.OPG:
+        return "open"
+    return "close" if record.order_type.on_close else ""
+
+
+def _tif(text: str) -> TimeInForceCode:
+    try:
+        return TimeInForceCode(text.strip().upper())
+    except ValueError:
+        return TimeInForceCode.DAY  # empty: IB's default (anything else was refused before)
 
 
 def _positive(value: float | None) -> bool:

@@ -23,6 +23,10 @@ symbol fill at most that fraction of the bar's volume in total: each gap price (
 symbol's allowance from the bar's volume, and orders draw on it as they fill, tick by tick — in the order
 they execute on the bar's path, in submission order on the same tick. What is left keeps working on later
 bars. Prices outside any bar (no gap seen yet) have no volume to take part in and fill nothing.
+
+One-cancels-all groups (IB's ocaGroup/ocaType) follow :mod:`copilot_quant.model.oca`: after a member
+fills, the other members are cancelled or reduced (:class:`OcaReduced`) — at once with a block (types 1
+and 2: a member later in the same price update sees it), after the whole price update without (type 3).
 """
 
 from __future__ import annotations
@@ -35,13 +39,22 @@ from dataclasses import dataclass
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.orders import IbOrderType
 from copilot_quant.model.costs import NoSlippage, SlippageModel
-from copilot_quant.model.fill_rules import limit_fill_price, stop_trigger_price
+from copilot_quant.model.fill_rules import (
+    auction_fill_price,
+    limit_fill_price,
+    stop_trigger_price,
+    trail_limit,
+    trail_step,
+)
+from copilot_quant.model.oca import OcaType, oca_remaining
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.participation import VolumeAllowance, check_volume_limit
 
 __all__ = [
+    "AuctionMissed",
     "FillIntent",
     "MatchingEngine",
+    "OcaReduced",
     "StopTriggered",
     "WorkingOrder",
     "limit_fill_price",
@@ -69,6 +82,17 @@ class WorkingOrder:
     last_seen: float | None = None
     #: The order is for a whole number of shares, so a volume limit fills it in whole shares.
     whole_shares: bool = True
+    #: Its one-cancels-all group (``""``: none), IB ocaType and size when it joined the group.
+    oca_group: str = ""
+    oca_type: int = 0
+    oca_size: float = 0.0
+    #: Trailing orders: the trail (an amount or a percent) and a TRAIL LIMIT's limit offset; ``stop`` is
+    #: the trailing stop where it stands now (None: it starts from the next price).
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    limit_offset: float | None = None
+    #: ``"open"`` / ``"close"``: it executes only in that auction (OPG; MOC, LOC); ``""`` otherwise.
+    auction: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +111,23 @@ class StopTriggered:
     key: OrderKey
 
 
-MatchEvent = FillIntent | StopTriggered
+@dataclass(frozen=True, slots=True)
+class OcaReduced:
+    """Another member of order ``key``'s OCA group filled: it may fill only ``remaining`` more (0: cancelled,
+    and it has left the book)."""
+
+    key: OrderKey
+    remaining: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionMissed:
+    """Opening-auction order ``key`` was not filled at the open: IB cancels it (it has left the book)."""
+
+    key: OrderKey
+
+
+MatchEvent = FillIntent | StopTriggered | OcaReduced | AuctionMissed
 
 
 def _required(price: float | None, order: WorkingOrder) -> float:
@@ -137,11 +177,45 @@ def _match_stop_limit(
     return limit_fill_price(order.side, limit, None, trigger)
 
 
+def _trail(order: WorkingOrder, prev: float | None, price: float) -> float | None:
+    """Move the order's trailing stop over ``prev → price``; the trigger price, or None."""
+    order.stop, trigger = trail_step(
+        order.side, order.stop, prev, price, amount=order.trail_amount, percent=order.trail_percent
+    )
+    if trigger is not None:
+        order.triggered = True
+    return trigger
+
+
+def _match_trail(
+    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+) -> float | None:
+    if order.triggered:  # the remainder of a partly filled trailing stop works as a market order
+        return slippage.adjust(price, order.side)
+    trigger = _trail(order, prev, price)
+    return None if trigger is None else slippage.adjust(trigger, order.side)
+
+
+def _match_trail_limit(
+    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+) -> float | None:
+    if order.triggered:
+        return limit_fill_price(order.side, _required(order.limit, order), prev, price)
+    trigger = _trail(order, prev, price)
+    if trigger is None:
+        return None
+    order.limit = trail_limit(order.side, _required(order.stop, order), order.limit_offset or 0.0)
+    # as a stop-limit: from the trigger point on, a limit (see _match_stop_limit)
+    return limit_fill_price(order.side, order.limit, None, trigger)
+
+
 _MATCHERS: dict[IbOrderType, Matcher] = {
     IbOrderType.MKT: _match_market,
     IbOrderType.LMT: _match_limit,
     IbOrderType.STP: _match_stop,
     IbOrderType.STP_LMT: _match_stop_limit,
+    IbOrderType.TRAIL: _match_trail,
+    IbOrderType.TRAIL_LIMIT: _match_trail_limit,
 }
 
 
@@ -168,18 +242,30 @@ class MatchingEngine:
         self._allowance = VolumeAllowance(self.volume_limit) if self.volume_limit is not None else None
         self._books: dict[str, dict[OrderKey, WorkingOrder]] = {}
         self._symbol_of: dict[OrderKey, str] = {}
+        #: Working members of each OCA group, and each group's done fraction (see model.oca).
+        self._groups: dict[str, dict[OrderKey, None]] = {}
+        self._done: dict[str, float] = {}
 
     def add(self, order: WorkingOrder) -> None:
         if order.key in self._symbol_of:
             raise ValueError(f"order {order.key} is already working")
         self._books.setdefault(order.symbol, {})[order.key] = order
         self._symbol_of[order.key] = order.symbol
+        if order.oca_group:
+            self._groups.setdefault(order.oca_group, {})[order.key] = None
 
     def remove(self, key: OrderKey) -> WorkingOrder | None:
         symbol = self._symbol_of.pop(key, None)
         if symbol is None:
             return None
-        return self._books[symbol].pop(key)
+        order = self._books[symbol].pop(key)
+        if order.oca_group:
+            self._groups.get(order.oca_group, {}).pop(key, None)
+        return order
+
+    def set_group_done(self, group: str, fraction: float) -> None:
+        """Resume OCA group ``group`` with done fraction ``fraction`` (its members' executions so far)."""
+        self._done[group] = fraction
 
     def get(self, key: OrderKey) -> WorkingOrder | None:
         symbol = self._symbol_of.get(key)
@@ -199,13 +285,20 @@ class MatchingEngine:
             yield from list(book.values())
 
     def on_price(
-        self, symbol: str, price: float, *, gap: bool = False, bar_volume: float | None = None
+        self,
+        symbol: str,
+        price: float,
+        *,
+        gap: bool = False,
+        bar_volume: float | None = None,
+        opening: bool = False,
     ) -> list[MatchEvent]:
         """Match ``symbol``'s working orders against one new price; returns what happened, in order.
 
         ``gap=True`` marks a new bar's open; ``bar_volume`` is that bar's traded volume (the volume limit's
         base: a bar whose volume is unknown fills nothing under a limit). Filled quantities are already
-        taken off the working orders; fully filled orders leave the book.
+        taken off the working orders; fully filled orders leave the book. ``opening``: the session's first
+        price of ``symbol``, its opening auction (OPG orders fill here or are cancelled).
         """
         allowance = self._allowance
         if allowance is not None and gap:
@@ -214,7 +307,14 @@ class MatchingEngine:
         if not book:
             return []
         events: list[MatchEvent] = []
+        unblocked: dict[str, None] = {}  # type-3 groups that filled: reduced after this price update
         for order in list(book.values()):
+            if order.key not in self._symbol_of:
+                continue  # cancelled by its OCA group earlier in this price update
+            if order.auction:
+                if order.auction == "open" and opening:
+                    self._open_auction(order, price, events)
+                continue  # auction orders never trade on a continuous price
             prev = None if gap else order.last_seen
             was_triggered = order.triggered
             fill_price = _MATCHERS[order.order_type](order, prev, price, self.slippage)
@@ -236,4 +336,85 @@ class MatchingEngine:
                 order.remaining = 0.0
                 self.remove(order.key)
             events.append(FillIntent(order.key, fill_price, quantity))
+            if order.oca_group:
+                self._group_filled(order, quantity, unblocked, events)
+        for group in unblocked:
+            self._reduce_group(group, None, events)
         return events
+
+    def match_now(self, key: OrderKey, price: float) -> list[MatchEvent]:
+        """Match order ``key`` alone against ``price``, the current price, as its first (an immediate-or-
+        cancel order's one chance). The partial fill size and the volume limit apply as on any price."""
+        order = self.get(key)
+        if order is None:
+            return []
+        fill_price = _MATCHERS[order.order_type](order, None, price, self.slippage)
+        order.last_seen = price
+        if fill_price is None:
+            return []
+        quantity = order.remaining
+        if self.partial_fill_size is not None:
+            quantity = min(quantity, self.partial_fill_size)
+        allowance = self._allowance
+        if allowance is not None:
+            quantity = allowance.size(order.symbol, quantity, order.whole_shares)
+            if quantity <= 0:
+                return []
+            allowance.use(order.symbol, quantity)
+        order.remaining -= quantity
+        if order.remaining <= 1e-9:
+            order.remaining = 0.0
+            self.remove(key)
+        return [FillIntent(key, fill_price, quantity)]
+
+    def _open_auction(self, order: WorkingOrder, price: float, events: list[MatchEvent]) -> None:
+        fill_price = auction_fill_price(order.side, order.limit, price)
+        self.remove(order.key)
+        if fill_price is None:
+            events.append(AuctionMissed(order.key))
+            return
+        events.append(FillIntent(order.key, fill_price, order.remaining))  # an auction takes no bar volume
+        order.remaining = 0.0
+
+    def close_auction(self, symbol: str, price: float) -> list[MatchEvent]:
+        """The session closes at ``price``: fill ``symbol``'s closing-auction orders (MOC; LOC whose limit
+        the price satisfies). The others stay (a DAY order then expires with the session)."""
+        events: list[MatchEvent] = []
+        for order in list(self._books.get(symbol, {}).values()):
+            if order.auction != "close":
+                continue
+            fill_price = auction_fill_price(order.side, order.limit, price)
+            if fill_price is not None:
+                self.remove(order.key)
+                events.append(FillIntent(order.key, fill_price, order.remaining))
+                order.remaining = 0.0
+        return events
+
+    def _group_filled(
+        self, order: WorkingOrder, quantity: float, unblocked: dict[str, None], events: list[MatchEvent]
+    ) -> None:
+        group = order.oca_group
+        self._done[group] = self._done.get(group, 0.0) + quantity / (order.oca_size or quantity)
+        if OcaType(order.oca_type).blocks:
+            self._reduce_group(group, order.key, events)
+        else:
+            unblocked[group] = None
+
+    def _reduce_group(self, group: str, filler: OrderKey | None, events: list[MatchEvent]) -> None:
+        """Cancel or reduce ``group``'s working members after ``filler`` filled (None: any of them)."""
+        done = self._done.get(group, 0.0)
+        for key in list(self._groups.get(group, ())):
+            member = self.get(key)
+            if member is None:
+                continue
+            oca_type = OcaType(member.oca_type)
+            if key == filler and oca_type is OcaType.CANCEL_WITH_BLOCK:
+                continue  # the member that filled keeps working its own remainder
+            left = oca_remaining(oca_type, member.oca_size, done, member.remaining, member.whole_shares)
+            if left >= member.remaining - 1e-9:
+                continue
+            member.remaining = left
+            if left <= 1e-9:
+                member.remaining = 0.0
+                self.remove(key)
+            events.append(OcaReduced(key, member.remaining))

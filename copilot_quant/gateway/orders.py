@@ -33,6 +33,7 @@ __all__ = [
     "TimeInForceCode",
     "exec_id_tag",
     "new_exec_id_tag",
+    "parse_ib_time",
 ]
 
 _EXCHANGE_TZ = ZoneInfo("America/New_York")
@@ -57,10 +58,22 @@ class IbOrderType(StrEnum):
     LMT = "LMT"
     STP = "STP"
     STP_LMT = "STP LMT"
+    TRAIL = "TRAIL"
+    TRAIL_LIMIT = "TRAIL LIMIT"
+    MOC = "MOC"
+    LOC = "LOC"
 
     @property
     def needs_limit(self) -> bool:
-        return self in (IbOrderType.LMT, IbOrderType.STP_LMT)
+        return self in (IbOrderType.LMT, IbOrderType.STP_LMT, IbOrderType.LOC)
+
+    @property
+    def on_close(self) -> bool:
+        return self in (IbOrderType.MOC, IbOrderType.LOC)
+
+    @property
+    def is_trailing(self) -> bool:
+        return self in (IbOrderType.TRAIL, IbOrderType.TRAIL_LIMIT)
 
     @property
     def needs_stop(self) -> bool:
@@ -70,6 +83,9 @@ class IbOrderType(StrEnum):
 class TimeInForceCode(StrEnum):
     DAY = "DAY"
     GTC = "GTC"
+    OPG = "OPG"
+    IOC = "IOC"
+    GTD = "GTD"
 
 
 class IbStatus(StrEnum):
@@ -103,6 +119,7 @@ class PlaceOrderRequest:
     aux_price: float | None = None
     tif: str = "DAY"
     oca_group: str = ""
+    oca_type: int = 0
     account: str = ""
     order_ref: str = ""
     transmit: bool = True
@@ -115,6 +132,9 @@ class PlaceOrderRequest:
     what_if: bool = False
     conditions: tuple[tuple[str, ...], ...] = ()
     cash_qty: float | None = None
+    trail_stop_price: float | None = None
+    trailing_percent: float | None = None
+    lmt_price_offset: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +162,18 @@ class SimOrder:
     completed_at: datetime | None = None
     #: Why an order ended (``"Filled"``, ``"Cancelled by client"``, ``"Rejected: ..."``): TWS's completedStatus.
     completed_status: str = ""
+    #: The one-cancels-all group (``""``: none), its IB ocaType, and this order's size when it joined the
+    #: group (the base of proportional reductions, see :mod:`copilot_quant.model.oca`).
+    oca_group: str = ""
+    oca_type: int = 0
+    oca_size: float = 0.0
+    #: Trailing orders: the trail as a percent (else ``aux_price`` is the amount), the limit offset of a
+    #: TRAIL LIMIT, and the stop where it stands now (IB's trailStopPrice; the broker keeps it current).
+    trailing_percent: float | None = None
+    lmt_price_offset: float | None = None
+    trail_stop_price: float | None = None
+    #: A GTD order's goodTillDate: it expires when the market clock reaches it.
+    good_till: datetime | None = None
 
     @property
     def remaining(self) -> float:
@@ -196,21 +228,7 @@ class ExecutionFilter:
 
     def since(self) -> datetime | None:
         """The filter's time as an aware datetime (naive times are New York time), or None."""
-        text = self.time.strip()
-        if not text:
-            return None
-        parts = text.replace("-", " ").split()
-        zone = _EXCHANGE_TZ
-        if len(parts) >= 3:
-            try:
-                zone = ZoneInfo(parts[2])
-            except (KeyError, ValueError):
-                return None
-        try:
-            stamp = datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")  # noqa: DTZ007 - zone set below
-        except ValueError:
-            return None
-        return stamp.replace(tzinfo=zone)
+        return parse_ib_time(self.time.replace("-", " "))  # as before: a naive time is New York time
 
     def matches(self, execution: ExecutionRecord) -> bool:
         since = self.since()
@@ -223,6 +241,26 @@ class ExecutionFilter:
             and (not self.exchange or self.exchange.upper() in _exchanges(execution.contract))
             and (not self.side or _side_matches(self.side, execution.side))
         )
+
+
+def parse_ib_time(text: str) -> datetime | None:
+    """IB's ``yyyymmdd hh:mm:ss [zone]`` (naive: New York time) or ``yyyymmdd-hh:mm:ss`` (UTC) as an aware
+    datetime, or None when empty or unreadable."""
+    text = text.strip()
+    if not text:
+        return None
+    zone: ZoneInfo = ZoneInfo("UTC") if "-" in text else _EXCHANGE_TZ
+    parts = text.replace("-", " ").split()
+    if len(parts) >= 3:
+        try:
+            zone = ZoneInfo(parts[2])
+        except (KeyError, ValueError):
+            return None
+    try:
+        stamp = datetime.strptime(" ".join(parts[:2]), "%Y%m%d %H:%M:%S")  # noqa: DTZ007 - zone set below
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=zone)
 
 
 def _exchanges(contract: ContractInfo) -> set[str]:

@@ -46,7 +46,7 @@ from copilot_quant.journal.errors import EXEC_ID_REUSED
 from copilot_quant.journal.exec_ids import ANY_ORDER, AnyOrder, ExecIdIndex, OrderRefOrAny
 from copilot_quant.journal.paths import check_account, default_journal_path
 from copilot_quant.journal.queries import JournalQueries, StatusFilter, has_order_row, order_row
-from copilot_quant.journal.records import EventKind, to_db_time
+from copilot_quant.journal.records import EventKind, order_terms, to_db_time
 from copilot_quant.journal.refs import new_order_ref
 from copilot_quant.journal.states import JournalOrderState
 from copilot_quant.journal.storage import JournalStorage
@@ -198,8 +198,8 @@ class TradeJournal(JournalQueries):
             conn.execute(
                 """INSERT INTO orders (order_ref, account, strategy, order_id, symbol, side, quantity,
                        order_type, limit_price, stop_price, time_in_force, tag, state, remaining,
-                       created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       created_at, updated_at, terms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     ref,
                     self.account,
@@ -217,6 +217,7 @@ class TradeJournal(JournalQueries):
                     float(order.quantity),
                     now,
                     now,
+                    order_terms(order),
                 ),
             )
             self._append_history(

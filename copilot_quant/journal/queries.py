@@ -252,6 +252,8 @@ def _order_record(r: sqlite3.Row) -> JournalOrder:
         created_at=_time(r["created_at"]),
         submitted_at=from_db_time(r["submitted_at"]),
         updated_at=_time(r["updated_at"]),
+        # a version-2 file read without migrating has no terms column (a Row's `in` tests values, not keys)
+        terms=r["terms"] if "terms" in r.keys() else "",  # noqa: SIM118
     )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from copilot_quant.errors import JournalError
 from copilot_quant.journal.states import JournalOrderState
@@ -18,6 +20,7 @@ __all__ = [
     "JournalOrder",
     "StatusRecord",
     "from_db_time",
+    "order_terms",
     "to_db_time",
 ]
 
@@ -56,6 +59,34 @@ class EventKind(StrEnum):
     ALERT = "alert"
 
 
+#: Order fields the journal keeps in ``orders.terms`` (only those that are set).
+_TERMS = ("oca_group", "oca_type", "trail_amount", "trail_percent", "limit_offset", "good_till")
+
+
+def order_terms(order: Order) -> str:
+    """``order``'s terms beyond the journal's columns (its OCA group, its trail) as JSON, "" when none."""
+    terms = {name: getattr(order, name) for name in _TERMS}
+    kept = {k: (int(v) if k == "oca_type" else v) for k, v in terms.items() if v not in (None, "")}
+    if order.good_till is not None:
+        kept["good_till"] = order.good_till.isoformat()
+    if not order.oca_group:
+        kept.pop("oca_type", None)
+    return json.dumps(kept, sort_keys=True) if kept else ""
+
+
+def _terms_from(text: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        terms = json.loads(text)
+    except ValueError:
+        raise JournalError(f"journal order terms {text!r} are not JSON; the file is damaged") from None
+    kept = {k: v for k, v in terms.items() if k in _TERMS}
+    if "good_till" in kept:
+        kept["good_till"] = datetime.fromisoformat(kept["good_till"])
+    return kept
+
+
 @dataclass(frozen=True, slots=True)
 class JournalOrder:
     """An order as the journal knows it: what was intended, what the broker said, how much filled."""
@@ -82,6 +113,8 @@ class JournalOrder:
     created_at: datetime
     submitted_at: datetime | None
     updated_at: datetime
+    #: The order's terms beyond the common columns (:func:`order_terms`), JSON; "" for none.
+    terms: str = ""
 
     @property
     def is_active(self) -> bool:
@@ -104,6 +137,7 @@ class JournalOrder:
             order_id=self.order_id,
             tag=self.tag,
             allow_fractional=not float(self.quantity).is_integer(),
+            **_terms_from(self.terms),
         )
         order.status = self.state.to_order_status()
         order.filled_quantity = self.filled

@@ -15,7 +15,7 @@ from copilot_quant.errors import JournalError
 
 __all__ = ["SCHEMA_VERSION", "TABLES", "create_or_check"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The fills table and its indexes (version 2): one execution of one order per row.
 _FILLS = """
@@ -66,7 +66,8 @@ CREATE TABLE orders (
     reason          TEXT NOT NULL DEFAULT '',
     created_at      TEXT NOT NULL,
     submitted_at    TEXT,
-    updated_at      TEXT NOT NULL
+    updated_at      TEXT NOT NULL,
+    terms           TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX orders_state ON orders (state);
 CREATE INDEX orders_broker_id ON orders (broker_order_id);
@@ -115,10 +116,12 @@ def create_or_check(conn: sqlite3.Connection, path: str, *, writable: bool) -> b
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return False
-    if version == 1:
+    if version in (1, 2):
         if writable:
-            _migrate_v1(conn)
-        # Read-only: a version-1 file has the same columns; it is migrated when an engine next opens it.
+            if version == 1:
+                _migrate_v1(conn)
+            _migrate_v2(conn)
+        # Read-only: the file is migrated when an engine next opens it (reads tolerate the missing column).
         return False
     if version > SCHEMA_VERSION:
         raise JournalError(
@@ -153,6 +156,14 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
     )
     conn.execute(f"INSERT INTO fills ({columns}) SELECT {columns} FROM fills_v1")
     conn.execute("DROP TABLE fills_v1")
+    conn.execute("PRAGMA user_version = 2")
+
+
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    """Version 2 → 3: ``orders.terms``, the order's terms beyond the common columns (OCA group, trail)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(orders)")}
+    if "terms" not in columns:
+        conn.execute("ALTER TABLE orders ADD COLUMN terms TEXT NOT NULL DEFAULT ''")
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

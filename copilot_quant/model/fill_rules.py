@@ -14,6 +14,19 @@ engine apply the same ones, which is what makes backtest and paper results agree
   (the open on a gap) plus slippage. Sells are symmetric.
 * **Stop-limit.** Triggers as a stop, then works as a limit from that point of the path on (and on
   later bars, once triggered).
+* **Trailing stop.** The stop follows the best price seen since the order was placed: a sell's stop is
+  ``best − trail_amount`` (or ``best × (1 − trail_percent/100)``), never lowered; a buy's mirrors it. It
+  starts from ``stop_price`` (IB's trailStopPrice) or, without one, from the price at submission. Each
+  move of the path first tests the current stop (as a stop order), then moves the stop up to the new
+  price: a rising move cannot trigger a sell stop, and a falling one does not raise it. A working order
+  keeps moving stop in a :class:`TrailState` (``stop_price`` stays what was asked). A trailing stop-limit, once triggered at stop ``S``, works as a
+  limit at ``S − limit_offset`` (sells; ``S + limit_offset`` for buys), like a stop-limit.
+* **Auctions.** A market-on-close / limit-on-close order, or a market / limit order with time in force
+  ``opg``, executes only in its auction, at the auction price (:func:`auction_fill_price`): the session's
+  close (on daily bars the bar's close) or its open (the first price of a session). A limit fills only if
+  the auction price satisfies it, without slippage; an auction market order takes the price without
+  slippage too (an auction has one clearing price, no spread to cross). Outside its auction it never
+  executes.
 * **Triggered stop.** The remainder of a stop that triggered on an earlier bar but did not fill in full
   (a volume participation limit, see :mod:`copilot_quant.model.participation`) works as a market
   order, as in the simulated gateway's matching engine.
@@ -28,14 +41,19 @@ order type needs, hence the ``cast`` calls in the dispatchers.)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple, cast
 
 from copilot_quant.model.orders import Order, OrderSide, OrderType
 
 __all__ = [
     "Execution",
+    "Located",
+    "TrailState",
+    "auction_fill_price",
     "limit_fill_price",
     "locate_order",
+    "locate_trailing",
     "match_limit",
     "match_market",
     "match_order",
@@ -43,6 +61,9 @@ __all__ = [
     "match_stop_limit",
     "price_path",
     "stop_trigger_price",
+    "trail_level",
+    "trail_limit",
+    "trail_step",
 ]
 
 Path = Sequence[float]
@@ -92,6 +113,48 @@ def stop_trigger_price(side: OrderSide, stop: float, prev: float | None, price: 
     if price > stop:
         return None
     return stop if prev is not None and prev > stop else price
+
+
+def trail_level(side: OrderSide, best: float, amount: float | None, percent: float | None) -> float:
+    """Where a trailing stop sits when ``best`` is the best price seen: below it for a sell, above for a buy."""
+    sign = -1.0 if side is OrderSide.SELL else 1.0
+    if amount is not None:
+        return best + sign * amount
+    return best * (1.0 + sign * cast(float, percent) / 100.0)
+
+
+def trail_step(
+    side: OrderSide,
+    stop: float | None,
+    prev: float | None,
+    price: float,
+    *,
+    amount: float | None,
+    percent: float | None,
+) -> tuple[float, float | None]:
+    """A trailing stop at ``stop`` on the move ``prev → price``: ``(the stop after it, trigger price or
+    None)``. ``stop`` None: the stop starts here, from ``price``."""
+    if stop is not None:
+        trigger = stop_trigger_price(side, stop, prev, price)
+        if trigger is not None:
+            return stop, trigger
+    level = trail_level(side, price, amount, percent)
+    if stop is None:
+        return level, None
+    return (max(stop, level) if side is OrderSide.SELL else min(stop, level)), None
+
+
+def auction_fill_price(side: OrderSide, limit: float | None, price: float) -> float | None:
+    """Where an auction order fills when the auction prints ``price``: at it (a market order, or a limit it
+    satisfies), else None."""
+    if limit is None:
+        return price
+    return limit_fill_price(side, limit, None, price)
+
+
+def trail_limit(side: OrderSide, stop: float, offset: float) -> float:
+    """The limit of a trailing stop-limit that triggered at ``stop``."""
+    return stop - offset if side is OrderSide.SELL else stop + offset
 
 
 Rule = Callable[[OrderSide, float, "float | None", float], "float | None"]
@@ -200,11 +263,69 @@ def _locate_stop_limit(order: Order, path: Path, triggered: bool) -> Located:
     return _stop_limit(order.side_enum, stop, limit, path, triggered)
 
 
+@dataclass(slots=True)
+class TrailState:
+    """A working trailing order's moving parts: its stop now (None: it starts from the next price) and,
+    once a trailing stop-limit triggered, its limit. The order itself keeps what was asked."""
+
+    stop: float | None = None
+    limit: float | None = None
+
+
+def _trail_walk(order: Order, path: Path, state: TrailState) -> tuple[int, float] | None:
+    """Walk a trailing order's stop along ``path`` (in ``state``): where it triggers, or None."""
+    side, stop = order.side_enum, state.stop
+    amount, percent = order.trail_amount, order.trail_percent
+    prev: float | None = None
+    for k, price in enumerate(path):
+        stop, trigger = trail_step(side, stop, prev, price, amount=amount, percent=percent)
+        if trigger is not None:
+            state.stop = stop
+            return k, trigger
+        prev = price
+    state.stop = stop
+    return None
+
+
+def locate_trailing(order: Order, path: Path, triggered: bool, state: TrailState) -> Located:
+    """:func:`locate_order` for a trailing order whose stop (and limit) are kept in ``state``."""
+    side = order.side_enum
+    if triggered:
+        if order.order_type is OrderType.TRAILING_STOP:  # a partly filled remainder works as a market order
+            return True, Execution(path[0], True), 0
+        found = _favourable(side, path, cast(float, state.limit))
+        return (True, None, 0) if found is None else (True, Execution(found[1], False), found[0])
+    hit = _trail_walk(order, path, state)
+    if hit is None:
+        return False, None, 0
+    if order.order_type is OrderType.TRAILING_STOP:
+        return True, Execution(hit[1], True), hit[0]
+    k, stop = hit[0], cast(float, state.stop)
+    state.limit = trail_limit(side, stop, cast(float, order.limit_offset))
+    # from the move into point k on it is a stop-limit at the stop it triggered at
+    start = k - 1 if k else 0
+    now_triggered, execution, at = _stop_limit(side, stop, state.limit, path[start:], False)
+    return now_triggered, execution, at + start
+
+
+def _locate_trailing(order: Order, path: Path, triggered: bool) -> Located:
+    # Without a kept state (a direct one-price call): the stop as the order gives it, nothing remembered
+    return locate_trailing(order, path, triggered, TrailState(order.stop_price, None))
+
+
+def _locate_nowhere(order: Order, path: Path, triggered: bool) -> Located:
+    return False, None, 0  # an on-close order executes only in the closing auction, never on the path
+
+
 _LOCATORS: dict[OrderType, Callable[[Order, Path, bool], Located]] = {
     OrderType.MARKET: _locate_market,
     OrderType.LIMIT: _locate_limit,
     OrderType.STOP: _locate_stop,
     OrderType.STOP_LIMIT: _locate_stop_limit,
+    OrderType.TRAILING_STOP: _locate_trailing,
+    OrderType.TRAILING_STOP_LIMIT: _locate_trailing,
+    OrderType.MARKET_ON_CLOSE: _locate_nowhere,
+    OrderType.LIMIT_ON_CLOSE: _locate_nowhere,
 }
 
 

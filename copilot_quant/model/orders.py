@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from copilot_quant.errors import OrderValidationError
+from copilot_quant.model.oca import OcaType, parse_oca_type
 
 __all__ = [
     "Fill",
@@ -52,10 +53,23 @@ class OrderType(StrEnum):
     LIMIT = "limit"
     STOP = "stop"
     STOP_LIMIT = "stop_limit"
+    TRAILING_STOP = "trailing_stop"
+    TRAILING_STOP_LIMIT = "trailing_stop_limit"
+    MARKET_ON_CLOSE = "market_on_close"
+    LIMIT_ON_CLOSE = "limit_on_close"
 
     @property
     def needs_limit_price(self) -> bool:
-        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT)
+        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
+
+    @property
+    def on_close(self) -> bool:
+        """Filled in the closing auction (IB's ``MOC``/``LOC``)."""
+        return self in (OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE)
+
+    @property
+    def is_trailing(self) -> bool:
+        return self in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT)
 
     @property
     def needs_stop_price(self) -> bool:
@@ -65,6 +79,9 @@ class OrderType(StrEnum):
 class TimeInForce(StrEnum):
     DAY = "day"
     GTC = "gtc"
+    OPG = "opg"  # the opening auction: a market or limit order filled at the session's open, or cancelled
+    IOC = "ioc"  # immediate or cancel: what the current price fills at once, the rest cancelled
+    GTD = "gtd"  # good till date: works until ``Order.good_till``, then expires
 
 
 class OrderStatus(StrEnum):
@@ -118,6 +135,10 @@ _ALIASES = {
     "lmt": "limit",
     "stp": "stop",
     "stp_lmt": "stop_limit",
+    "trail": "trailing_stop",
+    "moc": "market_on_close",
+    "loc": "limit_on_close",
+    "trail_limit": "trailing_stop_limit",
     "b": "buy",
     "s": "sell",
 }
@@ -172,6 +193,11 @@ class Order:
     construction, never later in a broker. Quantities must be whole shares unless
     ``allow_fractional=True``.
 
+    ``oca_group`` puts the order in a one-cancels-all group with every other order of that name (any
+    symbol); ``oca_type`` says what a fill does to the others, as IB's ocaType (see
+    :mod:`copilot_quant.model.oca`): ``1`` cancel them (the default), ``2`` reduce them proportionally,
+    ``3`` reduce them without overfill protection. A reduction lowers ``quantity``.
+
     ``status``, ``filled_quantity``, ``avg_fill_price`` and ``reject_reason`` are maintained by the
     broker; strategies should treat them as read-only.
     """
@@ -192,6 +218,12 @@ class Order:
     avg_fill_price: float = 0.0
     reject_reason: str = ""
     broker_order_id: int | None = field(default=None, repr=False)
+    oca_group: str = ""
+    oca_type: OcaType | int = OcaType.CANCEL_WITH_BLOCK
+    trail_amount: float | None = None
+    trail_percent: float | None = None
+    limit_offset: float | None = None
+    good_till: datetime | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol.strip():
@@ -213,8 +245,91 @@ class Order:
             )
         if self.order_type.needs_stop_price and self.stop_price is None:
             raise OrderValidationError(f"a {self.order_type.value} order needs a positive stop_price")
+        if (
+            self.order_type in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT)
+            or self.trail_amount is not None
+            or self.trail_percent is not None
+            or self.limit_offset is not None
+        ):
+            self._check_trail()
         if self.order_id is None:
             self.order_id = _next_order_id()
+        if self.time_in_force in (TimeInForce.OPG, TimeInForce.IOC) or self.order_type.on_close:
+            self._check_auction()
+        if self.time_in_force is TimeInForce.GTD or self.good_till is not None:
+            self._check_good_till()
+        if self.oca_group or self.oca_type is not OcaType.CANCEL_WITH_BLOCK:
+            self._check_oca()
+
+    def _check_good_till(self) -> None:
+        if self.time_in_force != TimeInForce.GTD:
+            raise OrderValidationError("good_till belongs to time_in_force='gtd' orders")
+        when = self.good_till
+        if not isinstance(when, datetime) or when.tzinfo is None:
+            raise OrderValidationError(
+                f"a gtd order needs good_till, a timezone-aware datetime (e.g. pd.Timestamp('2024-03-08 16:00', "
+                f"tz='America/New_York')), got {when!r}"
+            )
+
+    def _check_auction(self) -> None:
+        kind, tif = self.type_enum, TimeInForce(self.time_in_force)
+        if tif is TimeInForce.IOC and kind not in (OrderType.MARKET, OrderType.LIMIT):
+            raise OrderValidationError(
+                f"time_in_force='ioc' (immediate or cancel) takes a market or limit order, not {kind.value}"
+            )
+        if tif is TimeInForce.OPG and kind not in (OrderType.MARKET, OrderType.LIMIT):
+            raise OrderValidationError(
+                f"time_in_force='opg' (the opening auction) takes a market or limit order, not {kind.value}"
+            )
+        if kind.on_close and tif is not TimeInForce.DAY:
+            raise OrderValidationError(
+                f"a {kind.value} order is for today's closing auction: time_in_force must be 'day', not {tif.value!r}"
+            )
+
+    @property
+    def auction(self) -> str:
+        """``'open'`` or ``'close'`` for orders filled in an auction, else ``''``."""
+        if self.time_in_force == TimeInForce.OPG:
+            return "open"
+        return "close" if self.type_enum.on_close else ""
+
+    def _check_trail(self) -> None:
+        order_type = self.type_enum
+        kind = order_type.value
+        if not order_type.is_trailing:
+            raise OrderValidationError(
+                f"trail_amount/trail_percent belong to trailing orders, not a {kind} order; use "
+                "order_type='trailing_stop' or 'trailing_stop_limit'"
+            )
+        self.trail_amount = _check_price(self.trail_amount, "trail_amount")
+        if self.trail_percent is not None:
+            percent = _check_price(self.trail_percent, "trail_percent")
+            if percent is None or percent >= 100:
+                raise OrderValidationError(f"trail_percent must be between 0 and 100, got {shown(percent)}")
+            self.trail_percent = percent
+        if (self.trail_amount is None) == (self.trail_percent is None):
+            raise OrderValidationError(
+                f"a {kind} order needs exactly one of trail_amount (a price distance, e.g. 2.0) and "
+                "trail_percent (e.g. 1.5 for 1.5 %)"
+            )
+        if order_type is OrderType.TRAILING_STOP_LIMIT:
+            if self.limit_offset is None:
+                raise OrderValidationError(
+                    "a trailing_stop_limit order needs limit_offset: how far the limit sits beyond the stop "
+                    "when it triggers (0 for a limit at the stop)"
+                )
+            offset = float(self.limit_offset)
+            if not math.isfinite(offset) or offset < 0:
+                raise OrderValidationError(f"limit_offset must be zero or positive, got {shown(offset)}")
+            self.limit_offset = offset
+        elif self.limit_offset is not None:
+            raise OrderValidationError("limit_offset belongs to trailing_stop_limit orders")
+
+    def _check_oca(self) -> None:
+        if not isinstance(self.oca_group, str):
+            raise OrderValidationError(f"oca_group must be a group name (a string), got {self.oca_group!r}")
+        self.oca_group = self.oca_group.strip()
+        self.oca_type = parse_oca_type(self.oca_type)
 
     def _check_quantity(self, value: Any) -> float:
         if isinstance(value, bool):  # True would silently become 1 share
@@ -256,6 +371,20 @@ class Order:
     @property
     def is_buy(self) -> bool:
         return self.side == OrderSide.BUY
+
+    @staticmethod
+    def one_cancels_all(
+        orders: Iterable[Order], group: str, oca_type: OcaType | int = OcaType.CANCEL_WITH_BLOCK
+    ) -> list[Order]:
+        """Put ``orders`` in one-cancels-all group ``group`` (as ib_async's ``oneCancelsAll``) and return
+        them as a list: ``return Order.one_cancels_all([take_profit, stop_loss], "exit-AAPL")``."""
+        if not isinstance(group, str) or not group.strip():
+            raise OrderValidationError(f"an OCA group needs a non-empty name, got {group!r}")
+        kind = parse_oca_type(oca_type)
+        placed = list(orders)
+        for order in placed:
+            order.oca_group, order.oca_type = group.strip(), kind
+        return placed
 
     def copy(self, **changes: Any) -> Order:
         """A new order with the same fields (and a fresh order_id unless one is given)."""

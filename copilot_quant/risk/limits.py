@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 
 from copilot_quant.errors import ConfigError
+from copilot_quant.model.oca import OcaType
 from copilot_quant.model.orders import Order, OrderSide, OrderStatus, Position
 from copilot_quant.risk.kill_switch import KillSwitch
 from copilot_quant.risk.liveness import LivenessGuard
@@ -155,14 +156,31 @@ def _pending_same_side(open_orders: Iterable[Order], order: Order) -> float:
 
     Every order passed counts unless it is filled: the caller passes the orders IB may still hold, which
     include orders an IB error code alone marked REJECTED or CANCELLED (IB never finished them; they can
-    still fill — docs/ib-behaviours.md, rows 1 and 2)."""
+    still fill — docs/ib-behaviours.md, rows 1 and 2). The members of a one-cancels-all group with
+    overfill protection (ocaType 1 or 2) fill one member's worth at most between them (see
+    :mod:`copilot_quant.model.oca`), so such a group counts as its largest member — including ``order``
+    when it joins the group: a take-profit and a stop-loss for the same shares are one exit, not two.
+    """
     total = 0.0
+    groups: dict[str, float] = {}
     for other in open_orders:
         if other is order or other.symbol != order.symbol or other.side != order.side:
             continue
-        if other.status is not OrderStatus.FILLED:
-            total += other.remaining_quantity * OrderSide(other.side).sign
-    return total
+        if other.status is OrderStatus.FILLED:
+            continue
+        if _blocking_group(other):
+            groups[other.oca_group] = max(groups.get(other.oca_group, 0.0), other.remaining_quantity)
+        else:
+            total += other.remaining_quantity
+    own = groups.pop(order.oca_group, None) if _blocking_group(order) else None
+    total += sum(groups.values())
+    if own is not None:
+        total += max(0.0, own - order.remaining_quantity)
+    return total * OrderSide(order.side).sign
+
+
+def _blocking_group(order: Order) -> bool:
+    return bool(order.oca_group) and OcaType(order.oca_type).blocks
 
 
 class RiskManager:

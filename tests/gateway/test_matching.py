@@ -22,6 +22,12 @@ BUY, SELL = OrderSide.BUY, OrderSide.SELL
 
 
 def order(key=1, *, side=BUY, kind=IbOrderType.MKT, qty=100.0, limit=None, stop=None) -> WorkingOrder:
+    if (
+        kind.is_trailing
+    ):  # a trailing order as the broker builds it: a trail of 1, a limit 0.5 beyond the stop
+        return WorkingOrder((1, key), "AAPL", side, kind, qty, None, stop, trail_amount=1.0, limit_offset=0.5)
+    if kind.on_close:  # as the broker builds it: it trades only in the closing auction
+        return WorkingOrder((1, key), "AAPL", side, kind, qty, limit, None, auction="close")
     return WorkingOrder((1, key), "AAPL", side, kind, qty, limit, stop)
 
 
@@ -167,6 +173,7 @@ def test_never_fills_beyond_quantity_and_only_at_allowed_prices(path, qty, size,
     assert sum(q for _, q in done) <= qty + 1e-9
     for price, _ in done:
         lo, hi = min(seen), max(seen)
-        assert lo - 1e-9 <= price <= hi + 1e-9 or price in (limit, stop)  # a crossing fills at the level
+        # a crossing fills at the level (a trailing order's level moved: it fills within the prices seen)
+        assert lo - 1e-9 <= price <= hi + 1e-9 or price in (limit, stop)
         if kind is IbOrderType.LMT:
             assert price <= limit + 1e-9 if side is BUY else price >= limit - 1e-9

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
-from ib_async import IB, Contract, LimitOrder, MarketOrder, Stock, StopOrder
+from ib_async import IB, Contract, LimitOrder, MarketOrder, Order, Stock, StopOrder
 
 from .conftest import wait_until
 
@@ -174,3 +174,85 @@ def test_state_survives_a_gateway_restart(gateway_factory, connect, tmp_path):
     assert wait_until(ib2, lambda: [p.position for p in ib2.positions()] == [10.0])
     assert ib2.client.getReqId() > trade.order.orderId
     assert [f.execution.execId for f in ib2.reqExecutions()] == [trade.fills[0].execution.execId]
+
+
+def test_an_oca_group_placed_with_plain_ib_async_fills_one_order_only(gateway_factory, connect):
+    """Issue 10: two orders sharing an ocaGroup were accepted and both filled. Now the group is honoured:
+    ib_async's oneCancelsAll, ocaType 1: the first fill cancels the other order."""
+    gw = gateway_factory()
+    ib = connect(gw)
+    contract = aapl(ib)
+    price = gw.broker.last_price("AAPL")
+    orders = ib.oneCancelsAll(
+        [LimitOrder("BUY", 100, round(price * 1.2, 2)), LimitOrder("BUY", 50, round(price * 1.2, 2))],
+        "entry-1",
+        1,
+    )
+    trades = [ib.placeOrder(contract, order) for order in orders]
+    assert wait_until(ib, lambda: all(t.orderStatus.status == "Submitted" for t in trades))
+    gw.clock.step()
+    assert wait_until(ib, lambda: [t.orderStatus.status for t in trades] == ["Filled", "Cancelled"])
+    assert [t.orderStatus.filled for t in trades] == [100, 0]
+    assert wait_until(ib, lambda: [p.position for p in ib.positions()] == [100.0])
+    # another client sees the group on the order (openOrder carries ocaGroup and ocaType)
+    watcher = connect(gw, 2)
+    working = ib.placeOrder(
+        contract,
+        Order(
+            action="SELL",
+            totalQuantity=10,
+            orderType="LMT",
+            lmtPrice=round(price * 2, 2),
+            ocaGroup="exit-1",
+            ocaType=2,
+        ),
+    )
+    assert wait_until(ib, lambda: working.orderStatus.status == "Submitted")
+    [seen] = [t for t in watcher.reqAllOpenOrders() if t.order.permId == working.order.permId]
+    assert (seen.order.ocaGroup, seen.order.ocaType) == ("exit-1", 2)
+
+
+def test_an_unsupported_oca_type_is_refused_with_201_as_ib_async_sees_it(gateway_factory, connect):
+    gw = gateway_factory()
+    ib = connect(gw)
+    errors: list[tuple[int, str]] = []
+    ib.errorEvent += lambda req_id, code, message, contract: errors.append((code, message))
+    order = LimitOrder("BUY", 10, 1.0)
+    order.ocaGroup = "g"  # ocaType left at ib_async's default, 0
+    trade = ib.placeOrder(aapl(ib), order)
+    assert wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
+    assert any(code == 201 and "ocaType 0 is not supported" in message for code, message in errors)
+
+
+def test_a_trailing_stop_placed_with_plain_ib_async_is_held_and_reported(gateway_factory, connect):
+    gw = gateway_factory()
+    ib = connect(gw)
+    contract = aapl(ib)
+    ib.placeOrder(contract, MarketOrder("BUY", 10))
+    gw.clock.step()
+    price = gw.broker.last_price("AAPL")
+    order = Order(action="SELL", totalQuantity=10, orderType="TRAIL", trailingPercent=50.0, tif="GTC")
+    trade = ib.placeOrder(contract, order)
+    assert wait_until(ib, lambda: trade.orderStatus.status == "PreSubmitted")
+    watcher = connect(gw, 2)
+    [seen] = [t for t in watcher.reqAllOpenOrders() if t.order.permId == trade.order.permId]
+    assert seen.order.orderType == "TRAIL"
+    assert seen.order.trailingPercent == 50.0
+    assert seen.order.trailStopPrice == pytest.approx(price * 0.5)
+
+
+def test_market_on_close_and_opening_orders_with_plain_ib_async(gateway_factory, connect):
+    gw = gateway_factory()
+    ib = connect(gw)
+    contract = aapl(ib)
+    moc = ib.placeOrder(contract, Order(action="BUY", totalQuantity=10, orderType="MOC"))
+    opg = ib.placeOrder(contract, MarketOrder("BUY", 5, tif="OPG"))
+    assert wait_until(ib, lambda: moc.orderStatus.status == opg.orderStatus.status == "Submitted")
+    gw.clock.step()  # one daily bar: it opens the session (OPG fills) and closes it (MOC fills)
+    assert wait_until(ib, lambda: moc.orderStatus.status == opg.orderStatus.status == "Filled")
+    bar = gw.core.market.replayed_frame("AAPL").iloc[-1]
+    assert opg.fills[0].execution.price == pytest.approx(bar["Open"])
+    assert moc.fills[0].execution.price == pytest.approx(bar["Close"])
+    refused = ib.placeOrder(contract, Order(action="BUY", totalQuantity=1, orderType="MOC", tif="GTC"))
+    assert wait_until(ib, lambda: refused.orderStatus.status == "Cancelled")
+    assert "closing auction" in refused.log[-1].message

@@ -160,7 +160,7 @@ def test_a_version_1_journal_is_readable_and_migrated_when_opened_for_writing(jo
         assert len(journal.fills()) == 2
         assert journal.order(second).filled == 10
     with sqlite3.connect(journal_path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert raw.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         names = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     assert {"fills_exec_order", "fills_order_ref", "fills_time"} <= names

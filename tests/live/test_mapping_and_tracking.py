@@ -92,6 +92,32 @@ def test_orders_translate_to_ib_orders_with_our_id_as_order_ref():
     assert (mkt.action, mkt.orderType, mkt.orderRef, mkt.tif) == ("BUY", "MKT", "X1", "DAY")
     stp = to_ib_order(Order("AAPL", 1, "stop_limit", "buy", limit_price=11, stop_price=10), None)
     assert (stp.orderType, stp.lmtPrice, stp.auxPrice) == ("STP LMT", 11, 10)
+    assert (stp.ocaGroup, stp.ocaType) == ("", 0)  # outside any group: ib_async's defaults
+
+
+def test_auction_and_trailing_orders_go_to_ib_in_its_vocabulary():
+    moc = to_ib_order(Order("AAPL", 5, "market_on_close", "buy"), None)
+    loc = to_ib_order(Order("AAPL", 5, "limit_on_close", "sell", limit_price=101.0), None)
+    opg = to_ib_order(Order("AAPL", 5, "limit", "buy", limit_price=99.0, time_in_force="opg"), None)
+    assert (moc.orderType, moc.tif) == ("MOC", "DAY")
+    assert (loc.orderType, loc.lmtPrice) == ("LOC", 101.0)
+    assert (opg.orderType, opg.tif) == ("LMT", "OPG")
+    trail = to_ib_order(
+        Order("AAPL", 5, "trailing_stop_limit", "sell", trail_percent=2.0, limit_offset=0.1), None
+    )
+    assert (trail.orderType, trail.trailingPercent, trail.lmtPriceOffset) == ("TRAIL LIMIT", 2.0, 0.1)
+
+
+def test_an_oca_group_goes_to_ib_as_oca_group_and_type():
+    exits = Order.one_cancels_all(
+        [
+            Order("AAPL", 10, "limit", "sell", limit_price=110),
+            Order("AAPL", 10, "stop", "sell", stop_price=90),
+        ],
+        "exit-1",
+        2,
+    )
+    assert [(o.ocaGroup, o.ocaType) for o in (to_ib_order(e, None) for e in exits)] == [("exit-1", 2)] * 2
 
 
 def test_ib_statuses_map_to_ours():

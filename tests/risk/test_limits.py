@@ -132,6 +132,28 @@ def test_position_limit_counts_working_orders_and_lets_reducing_orders_through()
     assert refused(risk.check(order(101, "sell"), None, {}), RiskRule.POSITION)  # shorts count too
 
 
+def test_a_blocking_oca_group_counts_as_its_largest_member() -> None:
+    """A take-profit and a stop-loss for the same 100 shares are one exit: the second is not a new short."""
+    risk = manager(max_position_per_symbol=50)
+    held = {"AAPL": pos("AAPL", 100)}
+    take_profit = order(100, "sell", order_type="limit", limit_price=120.0, oca_group="exit", oca_type=1)
+    take_profit.status = OrderStatus.SUBMITTED
+    stop_loss = order(100, "sell", order_type="stop", stop_price=90.0, oca_group="exit", oca_type=1)
+    assert risk.check(stop_loss, None, held, open_orders=[take_profit]).ok
+    # the same two orders outside a group could both fill: 100 short, over the limit
+    plain_stop = order(100, "sell", order_type="stop", stop_price=90.0)
+    assert refused(
+        risk.check(plain_stop, None, held, open_orders=[take_profit.copy(oca_group="")]), RiskRule.POSITION
+    )
+    # without overfill protection (ocaType 3) both may fill: counted in full
+    loose = [o.copy(oca_type=3) for o in (take_profit, stop_loss)]
+    loose[0].status = OrderStatus.SUBMITTED
+    assert refused(risk.check(loose[1], None, held, open_orders=[loose[0]]), RiskRule.POSITION)
+    # a larger member of the group still counts beyond the shares it shares with the others
+    bigger = order(180, "sell", order_type="limit", limit_price=130.0, oca_group="exit", oca_type=1)
+    assert refused(risk.check(bigger, None, held, open_orders=[take_profit]), RiskRule.POSITION, "-80")
+
+
 def test_position_notional_and_gross_exposure() -> None:
     risk = manager(max_position_notional_per_symbol=20_000, max_gross_exposure=50_000)
     held = {"AAPL": pos("AAPL", 100, 100.0), "MSFT": pos("MSFT", -200, 150.0)}  # 10k + 30k gross

@@ -68,6 +68,11 @@ def format_ib_time(when: datetime) -> str:
     return f"{when.astimezone(_EXEC_ZONE):%Y%m%d %H:%M:%S} {_EXEC_ZONE_NAME}"
 
 
+def _ib_time(when: datetime | None) -> str:
+    """A GTD order's goodTillDate as TWS writes it (``yyyymmdd hh:mm:ss zone``), "" for none."""
+    return "" if when is None else f"{when.astimezone(_EXEC_ZONE):%Y%m%d %H:%M:%S} {_EXEC_ZONE_NAME}"
+
+
 def _qty(value: float) -> str:
     """Quantities as TWS sends them: whole numbers without a decimal point."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
@@ -89,6 +94,16 @@ def _opt_float(reader: FieldReader) -> float | None:
     except ValueError:
         raise FrameError(f"expected a number field, got {text!r}") from None
     return None if value >= 1e300 else value
+
+
+def _opt_int(reader: FieldReader) -> int:
+    """An int field that may be empty or IB's unset integer (both: 0)."""
+    text = reader.str().strip()
+    try:
+        value = int(text) if text else 0
+    except ValueError:
+        raise FrameError(f"expected an integer field, got {text!r}") from None
+    return 0 if value >= 2**31 - 1 else value
 
 
 def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> PlaceOrderRequest:
@@ -126,12 +141,17 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
     reader.skip(3)  # faGroup, faMethod, faPercentage
     if version < sv.FA_PROFILE_DESUPPORT:
         reader.skip(1)  # faProfile
-    reader.skip(22)  # modelCode ... volatilityType
+    reader.skip(4)  # modelCode, shortSaleSlot, designatedLocation, exemptCode
+    oca_type = _opt_int(reader)
+    reader.skip(17)  # rule80A ... volatilityType
     delta_neutral_type = reader.str()
     reader.skip(1)  # deltaNeutralAuxPrice
     if delta_neutral_type:
         reader.skip(8)
-    reader.skip(6)  # continuousUpdate ... scaleSubsLevelSize
+    reader.skip(2)  # continuousUpdate, referencePriceType
+    trail_stop_price = _opt_float(reader)
+    trailing_percent = _opt_float(reader)
+    reader.skip(2)  # scaleInitLevelSize, scaleSubsLevelSize
     increment = _opt_float(reader)
     if increment is not None and increment > 0:
         reader.skip(7)
@@ -151,7 +171,9 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
     if order_type in ("PEG BENCH", "PEGBENCH"):
         reader.skip(5)
     conditions = _parse_conditions(reader)
-    reader.skip(10)  # adjustedOrderType ... softDollarTier value
+    reader.skip(2)  # adjustedOrderType, triggerPrice
+    lmt_price_offset = _opt_float(reader)
+    reader.skip(7)  # adjustedStopPrice ... softDollarTier value
     cash_qty = _opt_float(reader)
     reader.skip(
         8
@@ -171,6 +193,7 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
         aux_price=aux_price,
         tif=tif or "DAY",
         oca_group=oca_group,
+        oca_type=oca_type,
         account=account,
         order_ref=order_ref,
         transmit=transmit,
@@ -183,6 +206,9 @@ def parse_place_order(reader: FieldReader, version: int = sv.SERVER_VERSION) -> 
         what_if=what_if,
         conditions=conditions,
         cash_qty=cash_qty,
+        trail_stop_price=trail_stop_price,
+        trailing_percent=trailing_percent,
+        lmt_price_offset=lmt_price_offset,
     )
 
 
@@ -331,7 +357,7 @@ def open_order(
         _price(record.lmt_price),
         _price(record.aux_price),
         record.tif.value,
-        "",  # ocaGroup
+        record.oca_group,
         record.account,
         "O",  # openClose
         0,  # origin: customer
@@ -345,7 +371,7 @@ def open_order(
         "",  # deprecated sharesAllocation
         *_fa_params(version),
         "",  # modelCode
-        "",  # goodTillDate
+        _ib_time(record.good_till),  # goodTillDate
         "",  # rule80A
         UNSET_DOUBLE_TEXT,  # percentOffset
         "",  # settlingFirm
@@ -363,7 +389,7 @@ def open_order(
         False,  # sweepToFill
         False,  # allOrNone
         UNSET_INTEGER_TEXT,  # minQty
-        3,  # ocaType
+        record.oca_type or 3,  # ocaType (TWS reports 3 for an order outside any group)
         False,  # eTradeOnly
         False,  # firmQuoteOnly
         UNSET_DOUBLE_TEXT,  # nbboPriceCap
@@ -377,8 +403,8 @@ def open_order(
     fields += [
         False,  # continuousUpdate
         0,  # referencePriceType
-        UNSET_DOUBLE_TEXT,  # trailStopPrice
-        UNSET_DOUBLE_TEXT,  # trailingPercent
+        _price(record.trail_stop_price),  # trailStopPrice
+        _price(record.trailing_percent),  # trailingPercent
         UNSET_DOUBLE_TEXT,  # basisPoints
         UNSET_INTEGER_TEXT,  # basisPointsType
         "",  # comboLegsDescrip
@@ -404,8 +430,8 @@ def open_order(
         0,  # conditions count
         "",  # adjustedOrderType
         UNSET_DOUBLE_TEXT,  # triggerPrice
-        UNSET_DOUBLE_TEXT,  # trailStopPrice
-        UNSET_DOUBLE_TEXT,  # lmtPriceOffset
+        _price(record.trail_stop_price),  # trailStopPrice
+        _price(record.lmt_price_offset),  # lmtPriceOffset
         UNSET_DOUBLE_TEXT,  # adjustedStopPrice
         UNSET_DOUBLE_TEXT,  # adjustedStopLimitPrice
         UNSET_DOUBLE_TEXT,  # adjustedTrailingAmount
@@ -456,7 +482,7 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         _price(record.lmt_price),
         _price(record.aux_price),
         record.tif.value,
-        "",  # ocaGroup
+        record.oca_group,
         record.account,
         "O",  # openClose
         0,  # origin
@@ -468,7 +494,7 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         "",  # goodAfterTime
         *_fa_params(version),
         "",  # modelCode
-        "",  # goodTillDate
+        _ib_time(record.good_till),  # goodTillDate
         "",  # rule80A
         UNSET_DOUBLE_TEXT,  # percentOffset
         "",  # settlingFirm
@@ -484,7 +510,7 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         False,  # sweepToFill
         False,  # allOrNone
         UNSET_INTEGER_TEXT,  # minQty
-        3,  # ocaType
+        record.oca_type or 3,  # ocaType (TWS reports 3 for an order outside any group)
         0,  # triggerMethod
         UNSET_DOUBLE_TEXT,  # volatility
         0,  # volatilityType
@@ -492,8 +518,8 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         UNSET_DOUBLE_TEXT,  # deltaNeutralAuxPrice
         False,  # continuousUpdate
         0,  # referencePriceType
-        UNSET_DOUBLE_TEXT,  # trailStopPrice
-        UNSET_DOUBLE_TEXT,  # trailingPercent
+        _price(record.trail_stop_price),  # trailStopPrice
+        _price(record.trailing_percent),  # trailingPercent
         "",  # comboLegsDescrip
         0,  # combo legs count
         0,  # order combo leg prices count
@@ -512,8 +538,8 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         False,  # randomizeSize
         False,  # randomizePrice
         0,  # conditions count
-        UNSET_DOUBLE_TEXT,  # trailStopPrice
-        UNSET_DOUBLE_TEXT,  # lmtPriceOffset
+        _price(record.trail_stop_price),  # trailStopPrice
+        _price(record.lmt_price_offset),  # lmtPriceOffset
         UNSET_DOUBLE_TEXT,  # cashQty
         False,  # dontUseAutoPriceForHedge
         False,  # isOmsContainer

@@ -1,0 +1,118 @@
+"""Backtest–live parity of one-cancels-all groups: the backtest's order book and the simulated gateway
+(driven by the live engine through ib_async, ocaGroup/ocaType on the wire) cancel and reduce alike."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+from copilot_quant.backtest.costs import PercentSlippage, PerShareCommission
+from copilot_quant.backtest.orders import Fill, Order
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.parity import run_parity
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class OcoSwing(Strategy):
+    """Enters with two limit orders in one OCA group (``entry_type``), then exits with a take-profit
+    limit and a stop-loss in a one-cancels-other group; re-enters once flat."""
+
+    def __init__(self, symbol: str = "AAPL", entry_type: int = 1, quantity: float = 30) -> None:
+        super().__init__()
+        self.symbol = symbol
+        self.entry_type = entry_type
+        self.quantity = quantity
+
+    def initialize(self) -> None:
+        self.bar = 0
+        self.held = 0.0
+        self.cycle = 0
+
+    def on_fill(self, fill: Fill) -> None:
+        self.held += fill.signed_quantity
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:
+        self.bar += 1
+        close = float(data["Close"].iloc[-1])
+        if self.open_orders():
+            return []
+        self.cycle += 1
+        if self.held == 0:
+            entries = [
+                Order(
+                    self.symbol,
+                    self.quantity,
+                    "limit",
+                    "buy",
+                    limit_price=round(close * 0.997, 2),
+                    time_in_force="gtc",
+                ),
+                Order(
+                    self.symbol,
+                    self.quantity,
+                    "limit",
+                    "buy",
+                    limit_price=round(close * 0.993, 2),
+                    time_in_force="gtc",
+                ),
+            ]
+            return Order.one_cancels_all(entries, f"entry-{self.cycle}", self.entry_type)
+        exits = [
+            Order(
+                self.symbol,
+                self.held,
+                "limit",
+                "sell",
+                limit_price=round(close * 1.015, 2),
+                time_in_force="gtc",
+            ),
+            Order(
+                self.symbol,
+                self.held,
+                "stop",
+                "sell",
+                stop_price=round(close * 0.985, 2),
+                time_in_force="gtc",
+            ),
+        ]
+        return Order.one_cancels_all(exits, f"exit-{self.cycle}", 1)
+
+
+@pytest.mark.parametrize("entry_type", [1, 2, 3])
+def test_oca_groups_cancel_and_reduce_alike_in_backtest_and_live(entry_type: int) -> None:
+    report = run_parity(
+        OcoSwing,
+        "AAPL",
+        "2011-01-01",
+        "2011-06-30",
+        strategy_kwargs={"entry_type": entry_type},
+        commission=PerShareCommission(),
+        slippage=PercentSlippage(0.001),
+    )
+    assert report.ok, f"parity failed:\n{report.diffs.to_string()}"
+    assert report.backtest.final_equity == pytest.approx(report.live.final_equity, abs=0.005)
+    statuses = [row[6] for row in report.backtest.orders]
+    assert statuses.count("cancelled") >= 4, "the groups must have cancelled orders for this to mean anything"
+    assert statuses.count("filled") >= 4
+
+
+def test_proportional_reduction_under_partial_fills_matches_live() -> None:
+    """A volume limit of about 100 shares a bar fills the 300-share entries over several bars: each
+    execution of one entry reduces the other (ocaType 2), and the live order's quantity follows IB's
+    reduced totalQuantity."""
+    report = run_parity(
+        OcoSwing,
+        "AAPL",
+        "2011-01-01",
+        "2011-04-30",
+        strategy_kwargs={"entry_type": 2, "quantity": 300},
+        commission=PerShareCommission(),
+        slippage=PercentSlippage(0.001),
+        volume_limit=1e-6,
+    )
+    assert report.ok, f"parity failed:\n{report.diffs.to_string()}"
+    assert report.backtest.final_equity == pytest.approx(report.live.final_equity, abs=0.005)
+    reduced = [row for row in report.backtest.orders if row[1] == "buy" and 0 < row[2] < 300]
+    assert reduced, "an entry must have been reduced by its group for this to mean anything"
