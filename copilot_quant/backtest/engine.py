@@ -78,6 +78,7 @@ from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.causality import causal_indicator_frame
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData, iter_floats
+from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
@@ -201,6 +202,9 @@ class BacktestEngine:
     def _reset_run_state(self, market: MarketData | None) -> None:
         self._market = market
         self._ledger = Ledger(self.broker.get_cash_balance())
+        self._broker_marks = (
+            BrokerMarks(self.broker, market.marks, market.symbol_index) if market is not None else None
+        )
         if self.volume_limit is not None and market is not None:
             self._book = OrderBook(market.volumes(), self.volume_limit)
         else:
@@ -527,10 +531,14 @@ class BacktestEngine:
         order, broker, now = working.order, self.broker, self._now
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
-        self._mark_broker()
+        marks = self._broker_marks
+        if marks is not None:  # the buying-power check values positions at the last closed bar
+            marks.mark(self._bar - 1 if self._executing else self._bar)
         fill = broker.fill(order, execution.price, now, slippage=execution.slippage, quantity=quantity)
         if fill is None:
             return
+        if marks is not None:
+            marks.filled(order.symbol, working.symbol_index)
         self._ledger.record(
             self._bar,
             working.symbol_index,
@@ -544,16 +552,6 @@ class BacktestEngine:
             self._strategies[working.owner].on_fill(fill)
         except Exception as exc:
             self._record_error(working.owner, exc, "on_fill", now)
-
-    def _mark_broker(self) -> None:
-        """Mark the broker's positions at the last closed bar, for its buying-power check (shorts)."""
-        market = self._market
-        row = self._bar - 1 if self._executing else self._bar
-        if market is None or row < 0:
-            return
-        marks, mark = market.marks, self.broker.mark
-        for symbol, k in market.symbol_index.items():
-            mark(symbol, marks.item(row, k))  # no-op without a position or a price
 
     # ------------------------------------------------------------------ hooks and errors
     def _call_start_hooks(self) -> None:
