@@ -39,6 +39,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 from copilot_quant.backtest.engine import BacktestEngine
+from copilot_quant.backtest.indicators import SymbolValues
 from copilot_quant.backtest.orders import Fill, Order, OrderSide
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.providers import SyntheticDataProvider
@@ -51,6 +52,11 @@ with warnings.catch_warnings():
 SIZE = 100
 FAST, SLOW = 10, 30
 COMMISSION = 0.001
+#: A crossover counts when the averages differ by more than this fraction: the engines sum differently
+#: (backtrader with math.fsum, numpy pairwise, pandas' rolling incrementally), so on cent prices two averages
+#: that are equal can differ in the last bit, and without a margin the engines would disagree on such ties.
+MARGIN = 1e-9
+UP, DOWN = 1 + MARGIN, 1 - MARGIN
 Trade = tuple[pd.Timestamp, str, float, float]  # (bar, symbol, price, signed quantity)
 Run = tuple[float, list[Trade], float]  # (CPU seconds, trades, final equity)
 
@@ -74,10 +80,10 @@ class GuidePortfolio(Strategy):
             for symbol in self.symbols:
                 closes = data[("Close", symbol)].to_numpy()
                 fast, slow = closes[-FAST:].mean(), closes[-SLOW:].mean()
-                if fast > slow and not self.long[symbol]:
+                if fast > slow * UP and not self.long[symbol]:
                     orders.append(Order(symbol, SIZE, side=OrderSide.BUY))
                     self.long[symbol] = True
-                elif fast < slow and self.long[symbol]:
+                elif fast < slow * DOWN and self.long[symbol]:
                     orders.append(Order(symbol, SIZE, side=OrderSide.SELL))
                     self.long[symbol] = False
         self.seconds += time.process_time() - started
@@ -97,27 +103,21 @@ class FastPortfolio(FastStrategy):
     def initialize(self) -> None:
         self.long = dict.fromkeys(self.symbols, False)
 
-    def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.Series]:
-        columns: dict[str, pd.Series] = {}
-        for symbol in self.symbols:
-            closes = data[("Close", symbol)]
-            columns[f"fast {symbol}"] = trailing_mean(closes, FAST)
-            columns[f"slow {symbol}"] = trailing_mean(closes, SLOW)
-        return columns
+    def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.DataFrame]:
+        closes = data["Close"]  # one column per symbol
+        return {"fast": closes.rolling(FAST).mean(), "slow": closes.rolling(SLOW).mean()}
 
-    def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
-        orders: list[Order] | None = None
+    def on_bar(self, timestamp: datetime, fast: SymbolValues, slow: SymbolValues) -> list[Order] | None:
+        orders: list[Order] = []
         long = self.long
-        for k, symbol in enumerate(self.symbols):
-            fast, slow = values[2 * k], values[2 * k + 1]
-            if fast > slow:
+        for symbol in self.symbols:
+            f, s = fast[symbol], slow[symbol]
+            if f > s * UP:
                 if not long[symbol]:
                     long[symbol] = True
-                    orders = orders or []
                     orders.append(Order(symbol, SIZE, side=OrderSide.BUY))
-            elif fast < slow and long[symbol]:
+            elif f < s * DOWN and long[symbol]:
                 long[symbol] = False
-                orders = orders or []
                 orders.append(Order(symbol, SIZE, side=OrderSide.SELL))
         return orders
 
@@ -135,10 +135,10 @@ class BacktraderPortfolio(bt.Strategy):
 
     def next(self) -> None:
         for k, (data, (fast, slow)) in enumerate(zip(self.datas, self.smas, strict=True)):
-            if fast[0] > slow[0] and not self.long[k]:
+            if fast[0] > slow[0] * UP and not self.long[k]:
                 self.buy(data=data, size=self.p.size)
                 self.long[k] = True
-            elif fast[0] < slow[0] and self.long[k]:
+            elif fast[0] < slow[0] * DOWN and self.long[k]:
                 self.sell(data=data, size=self.p.size)
                 self.long[k] = False
 
@@ -279,11 +279,11 @@ class FastCross(FastStrategy):
 
     def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
         fast, slow = values
-        if fast > slow:
+        if fast > slow * UP:
             if not self.long:
                 self.long = True
                 return [Order(self.symbol, SIZE, side=OrderSide.BUY)]
-        elif fast < slow and self.long:
+        elif fast < slow * DOWN and self.long:
             self.long = False
             return [Order(self.symbol, SIZE, side=OrderSide.SELL)]
         return None
@@ -308,10 +308,10 @@ def plain_loop(data: pd.DataFrame) -> tuple[float, int, float]:
             held += pending
             pending = 0.0
             trades += 1
-        if f > s:
+        if f > s * UP:
             if not long:
                 long, pending = True, SIZE
-        elif f < s and long:
+        elif f < s * DOWN and long:
             long, pending = False, -SIZE
     equity = cash + held * closes.iloc[-1]
     return time.process_time() - started, trades, equity

@@ -76,8 +76,9 @@ from copilot_quant.backtest.books import (
 )
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.causality import causal_indicator_frame
+from copilot_quant.backtest.indicators import bar_values
 from copilot_quant.backtest.ledger import Ledger
-from copilot_quant.backtest.market import MarketData, iter_floats
+from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.results import BacktestResult
@@ -396,8 +397,7 @@ class BacktestEngine:
 
     def _caller(self, k: int, strategy: Strategy, market: MarketData) -> Callable[[int, datetime], Any]:
         if isinstance(strategy, FastStrategy):
-            frame = self._indicator_frame(strategy, market)
-            rows = list(zip(*(frame[c].tolist() for c in frame.columns), strict=True))
+            rows = list(bar_values(self._indicator_frame(strategy, market)))
             on_bar = strategy.on_bar
             return lambda i, ts: on_bar(ts, *rows[i])
         on_data, history = strategy.on_data, market.history
@@ -408,10 +408,9 @@ class BacktestEngine:
         strategy = self._strategies[0]
         if not isinstance(strategy, FastStrategy):  # run() only picks this loop for one FastStrategy
             raise StrategyError(f"{strategy.name} is not a FastStrategy")
-        frame = self._indicator_frame(strategy, market)
-        # plain floats, converted lazily in chunks: the loop never touches numpy or pandas
-        columns = [iter_floats(frame[c].to_numpy(dtype=float)) for c in frame.columns]
-        del frame
+        # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
+        # numpy or pandas
+        rows = bar_values(self._indicator_frame(strategy, market))
         on_bar, book, submit = strategy.on_bar, self._book, self._submit
         pending = book.pending
         execute_bar = book.bar_executor()
@@ -420,7 +419,6 @@ class BacktestEngine:
         n = len(market)
         step = max(n // 100, 1)
         next_report = step if progress is not None else n + 1  # compared with i each bar
-        rows = zip(*columns, strict=True)
         stamps = market.iter_stamps()
         frozen = _freeze_gc()
         try:
