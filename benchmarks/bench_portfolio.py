@@ -7,14 +7,15 @@ One strategy instance handles all the symbols (not one instance per symbol). Cas
 
 (1) 100 synthetic symbols × 2,520 daily bars:
     * guide-style — ``on_data`` reads ``data[('Close', symbol)]`` for each symbol and compares the means of
-      the last 10 and 30 closes (numpy on the column's values, so the strategy's own arithmetic is small
-      and what remains is the engine and the column access);
+      the last 10 and 30 closes, twice: with numpy on the column's values (``guide (numpy)``: the strategy's
+      own arithmetic is small, what remains is the engine and the column access) and with the guide's
+      ``closes.tail(n).mean()`` (``guide (pandas)``);
     * fast path — one :class:`FastStrategy` whose indicators are per-symbol frames, read by name in
       ``on_bar`` (``fast[symbol]``);
     * backtrader, with its SMA indicators.
     It prints each engine's time, the speed-up over backtrader, whether the trades agree (bar, symbol,
-    price, quantity), and for the guide-style run the share of the step spent outside ``on_data`` (the
-    engine's own work: building the data window, matching and booking orders).
+    price, quantity), and for the guide-style runs the share of the bar loop spent outside ``on_data`` (the
+    engine's own work each step: building the data window, matching and booking orders, marking).
 (2) the fast path on 10 / 100 / 500 symbols × 2,520 bars: µs per symbol-bar, to show it is linear.
 (3) one symbol × 1,000,000 minute bars: the fast path against a plain Python loop over the same indicator
     values doing the same bookkeeping (signal, fill at the next open, commission, cash and position).
@@ -40,7 +41,7 @@ import numpy as np
 import pandas as pd
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.indicators import SymbolValues
-from copilot_quant.backtest.orders import Fill, Order, OrderSide
+from copilot_quant.backtest.orders import Order, OrderSide
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.examples.sma_cross import trailing_mean
@@ -63,34 +64,49 @@ Run = tuple[float, list[Trade], float]  # (CPU seconds, trades, final equity)
 
 # ---------------------------------------------------------------------------------------------- strategies
 class GuidePortfolio(Strategy):
-    """The guide's shape: ``on_data`` reads each symbol's closes from the window with ``data[('Close', s)]``."""
+    """The guide's shape: ``on_data`` reads each symbol's closes from the window with ``data[('Close', s)]``.
 
-    def __init__(self) -> None:
+    ``arithmetic='numpy'`` averages the column's values with numpy; ``'pandas'`` is the guide's own
+    ``closes.tail(n).mean()``. It times itself: CPU time inside ``on_data``, and the span from the start of
+    the first call to the end of the last, so the engine's share of the steps excludes one-off set-up.
+    """
+
+    def __init__(self, arithmetic: str = "numpy") -> None:
         super().__init__()
         self.long: dict[str, bool] = {}
-        self.seconds = 0.0  # CPU time spent inside on_data: the strategy's share of the run
+        self.pandas = arithmetic == "pandas"
+        self.inside = 0.0  # CPU seconds inside on_data
+        self.first = self.last = 0.0  # process_time() at the first call's start, the last call's end
 
     def initialize(self) -> None:
         self.long = dict.fromkeys(self.symbols, False)
 
     def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:
         started = time.process_time()
+        self.first = self.first or started
         orders: list[Order] = []
         if len(data) >= SLOW:
             for symbol in self.symbols:
-                closes = data[("Close", symbol)].to_numpy()
-                fast, slow = closes[-FAST:].mean(), closes[-SLOW:].mean()
+                closes = data[("Close", symbol)]
+                if self.pandas:
+                    fast, slow = closes.tail(FAST).mean(), closes.tail(SLOW).mean()
+                else:
+                    values = closes.to_numpy()
+                    fast, slow = values[-FAST:].mean(), values[-SLOW:].mean()
                 if fast > slow * UP and not self.long[symbol]:
                     orders.append(Order(symbol, SIZE, side=OrderSide.BUY))
                     self.long[symbol] = True
                 elif fast < slow * DOWN and self.long[symbol]:
                     orders.append(Order(symbol, SIZE, side=OrderSide.SELL))
                     self.long[symbol] = False
-        self.seconds += time.process_time() - started
+        self.last = time.process_time()
+        self.inside += self.last - started
         return orders
 
-    def on_fill(self, fill: Fill) -> None:
-        pass
+    def engine_share(self) -> float:
+        """The share of the bar loop's CPU time spent outside ``on_data`` (window, orders, fills, marks)."""
+        span = self.last - self.first
+        return max(span - self.inside, 0.0) / span if span > 0 else 0.0
 
 
 class FastPortfolio(FastStrategy):
@@ -229,27 +245,33 @@ def case_portfolio(n_symbols: int, n_bars: int, repeat: int) -> None:
     symbols, data = universe(n_symbols, n_bars)
     frames = per_symbol(data, symbols)
     capital = 1_000_000_000.0  # every symbol can be held at once: no order is refused in any engine
-    guides: list[GuidePortfolio] = []
+    shares: dict[str, dict[float, float]] = {"guide (numpy)": {}, "guide (pandas)": {}}
 
-    def guide() -> Run:
-        guides.append(GuidePortfolio())
-        return run_engine(guides[-1], data, symbols, capital)
+    def guide(arithmetic: str, name: str) -> Callable[[], Run]:
+        def runner() -> Run:
+            strategy = GuidePortfolio(arithmetic)
+            run = run_engine(strategy, data, symbols, capital)
+            shares[name][run[0]] = strategy.engine_share()
+            return run
+
+        return runner
 
     runs = best_of(
         repeat,
         {
-            "guide-style": guide,
+            "guide (numpy)": guide("numpy", "guide (numpy)"),
+            "guide (pandas)": guide("pandas", "guide (pandas)"),
             "fast path": lambda: run_engine(FastPortfolio(), data, symbols, capital),
             "backtrader": lambda: run_backtrader(frames, capital),
         },
     )
     report(f"(1) one strategy, {n_symbols} symbols x {n_bars:,} daily bars", n_symbols * n_bars, runs)
-    total = runs["guide-style"][0]
-    inside = min(g.seconds for g in guides)
-    print(
-        f"  guide-style step: {total / n_bars * 1e6:,.0f} us a bar, of which the engine's own work "
-        f"(outside on_data) {max(total - inside, 0.0) / total:6.1%}"
-    )
+    for name, by_time in shares.items():
+        total = runs[name][0]
+        print(
+            f"  {name}: {total / n_bars * 1e3:6.2f} ms a bar; engine's own share of the bar loop "
+            f"(outside on_data): {by_time[total]:5.1%}"
+        )
 
 
 def case_linear(sizes: list[int], n_bars: int, repeat: int) -> None:

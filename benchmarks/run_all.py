@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-SCRIPTS = ("bench_backtest.py", "bench_sweep.py", "bench_gateway.py", "bench_live.py")
+SCRIPTS = ("bench_backtest.py", "bench_portfolio.py", "bench_sweep.py", "bench_gateway.py", "bench_live.py")
 
 
 def main() -> int:
