@@ -44,8 +44,9 @@ class BrokerMarks:
         mark, marks = self._broker.mark, self._marks
         if row != self._row:
             self._row = row
+            prices = marks[row].tolist()  # one conversion for the row, not one per symbol
             for symbol, k in self._held.items():
-                mark(symbol, marks.item(row, k))  # no-op where the symbol has no price yet
+                mark(symbol, prices[k])  # no-op where the symbol has no price yet
         else:
             for symbol, k in self._moved:
                 mark(symbol, marks.item(row, k))
