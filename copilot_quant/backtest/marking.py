@@ -17,6 +17,9 @@ from copilot_quant.backtest.broker import SimpleBroker
 
 __all__ = ["BrokerMarks"]
 
+#: From this many positions on, a row's prices are converted at once rather than one by one.
+_ROW_AT_ONCE = 8
+
 
 class BrokerMarks:
     """The broker's positions in the run's symbols, marked at a row of ``marks`` on demand.
@@ -44,9 +47,14 @@ class BrokerMarks:
         mark, marks = self._broker.mark, self._marks
         if row != self._row:
             self._row = row
-            prices = marks[row].tolist()  # one conversion for the row, not one per symbol
-            for symbol, k in self._held.items():
-                mark(symbol, prices[k])  # no-op where the symbol has no price yet
+            held = self._held
+            if len(held) > _ROW_AT_ONCE:
+                prices = marks[row].tolist()  # one conversion for the row, not one per symbol
+                for symbol, k in held.items():
+                    mark(symbol, prices[k])  # no-op where the symbol has no price yet
+            else:
+                for symbol, k in held.items():
+                    mark(symbol, marks.item(row, k))
         else:
             for symbol, k in self._moved:
                 mark(symbol, marks.item(row, k))

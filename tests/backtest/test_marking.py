@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from unittest.mock import patch
 
 import numpy as np
+from copilot_quant.backtest import marking
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.orders import Order, OrderSide
@@ -38,6 +40,17 @@ def _state(broker: SimpleBroker) -> dict[str, tuple[float, float, float]]:
 def test_the_broker_sees_the_same_marks_and_makes_the_same_decisions_as_with_a_full_re_mark(
     steps, seed, late
 ):
+    _same_as_full_re_mark(steps, seed, late)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=fills, seed=st.integers(0, 2**32 - 1), late=st.sampled_from(SYMBOLS))
+def test_marking_a_whole_row_at_once_gives_the_same_marks(steps, seed, late):
+    with patch.object(marking, "_ROW_AT_ONCE", 0):  # the path large portfolios take
+        _same_as_full_re_mark(steps, seed, late)
+
+
+def _same_as_full_re_mark(steps, seed, late):
     marks = np.random.default_rng(seed).uniform(10.0, 300.0, (30, 4))
     marks[:3, INDEX[late]] = np.nan  # a symbol that has no price yet at the start
     full, incremental = (SimpleBroker(20_000.0, commission=0.0, slippage=0.0) for _ in range(2))
