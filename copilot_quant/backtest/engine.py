@@ -49,8 +49,14 @@ strategy's, and they add up to it. An exception in a strategy hook is logged, co
 Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.FastStrategy`, the
 engine computes ``indicator_frame(data)`` once, checks that it is causal by recomputing it on a
 prefix (a :class:`~copilot_quant.errors.StrategyError` names the offending indicator), then loops
-over plain Python lists calling ``on_bar(timestamp, *values)``. Orders and fills are the same as on the
-pandas path, the volume limit included.
+over plain Python lists calling ``on_bar(timestamp, *values)``: a float per ``Series`` indicator, a
+:class:`~copilot_quant.backtest.indicators.SymbolValues` (``fast['AAPL']``) per per-symbol ``DataFrame``
+indicator. Orders and fills are the same as on the pandas path, the volume limit included.
+
+Portfolios: ``data`` is a :class:`~copilot_quant.backtest.window.BarWindow` over bars stored as one block
+per dtype, so ``data[('Close', sym)]`` costs about what it does on a one-symbol frame; before each fill the
+broker's positions are marked incrementally (:mod:`copilot_quant.backtest.marking`), so a fill costs the
+same whatever the number of symbols.
 """
 
 from __future__ import annotations

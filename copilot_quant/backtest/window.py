@@ -55,6 +55,9 @@ class BarWindow(pd.DataFrame):
 
     #: column label -> (position, the label as stored); set per window by :func:`prefix_viewer`
     _cq_columns: dict[Hashable, tuple[int, Hashable]] = {}  # noqa: RUF012 - read-only default
+    #: the column index those positions belong to: a strategy that inserts, deletes or renames columns
+    #: of its window gets a new one, and from then on pandas serves every read
+    _cq_index: object = None
 
     @property
     def _constructor(self) -> Callable[..., pd.DataFrame]:
@@ -73,11 +76,12 @@ class BarWindow(pd.DataFrame):
             hit = self._cq_columns.get(key)
         except TypeError:  # unhashable: a list of columns, a mask ...
             hit = None
-        if hit is None:
+        manager = cast(Any, self)._mgr
+        if hit is None or manager.items is not self._cq_index:
             return super().__getitem__(key)
         position, label = hit
         # what DataFrame._ixs(position, axis=1) does, minus looking the label up again
-        mgr = cast(Any, self)._mgr.iget(position)
+        mgr = manager.iget(position)
         series = cast(Any, pd.Series)._from_mgr(mgr, mgr.axes)
         object.__setattr__(series, "_name", label)
         return series.__finalize__(self)
@@ -164,6 +168,7 @@ def _internal_prefix_builder(frame: pd.DataFrame) -> Callable[[int], pd.DataFram
         mgr = from_blocks([block.slice_block_rows(prefix) for block in blocks], [columns, rows])
         window = from_mgr(mgr, axes=mgr.axes)
         object.__setattr__(window, "_cq_columns", positions)
+        object.__setattr__(window, "_cq_index", window._mgr.items)
         return cast(pd.DataFrame, window)
 
     return build

@@ -86,3 +86,19 @@ def test_duplicate_column_labels_are_left_to_pandas():
     window = prefix_viewer(frame)(3)
     pd.testing.assert_frame_equal(window["Close"], frame.iloc[:3]["Close"])
     pd.testing.assert_series_equal(window["Open"], frame.iloc[:3]["Open"])
+
+
+def test_a_strategy_that_deletes_inserts_or_renames_window_columns_still_reads_what_pandas_reads():
+    market = MarketData(MANY, SYMBOLS)
+    window, expected = market.history(30), MANY.iloc[:31].copy()
+    for frame in (window, expected):
+        del frame[("Open", "A")]  # every later column moves one place left
+    pd.testing.assert_series_equal(window[("Close", "B")], expected[("Close", "B")])
+    for frame in (window, expected):
+        frame.insert(0, ("Extra", "A"), 1.0)
+    pd.testing.assert_series_equal(window[("Close", "C")], expected[("Close", "C")])
+    for frame in (window, expected):
+        frame.columns = pd.MultiIndex.from_tuples([(m, s.lower()) for m, s in frame.columns])
+    pd.testing.assert_series_equal(window[("Close", "c")], expected[("Close", "c")])
+    with pytest.raises(KeyError):
+        window[("Close", "C")]
