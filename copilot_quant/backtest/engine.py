@@ -248,6 +248,10 @@ class BacktestEngine:
         """The account's cash now (the broker's)."""
         return self.broker.get_cash_balance()
 
+    def account_position(self, symbol: str) -> float:
+        """The account's signed quantity in ``symbol`` now (0 when flat)."""
+        return self.broker.position_quantity(symbol)
+
     def get_positions(self) -> dict[str, Position]:
         """Open positions (snapshots) marked at the current (or last) bar's close."""
         positions = self.broker.get_positions()

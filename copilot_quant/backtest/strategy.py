@@ -187,7 +187,15 @@ class Strategy(ABC):
 
     def position(self, symbol: str) -> float:
         """Signed quantity held in ``symbol`` (0 when flat)."""
-        pos = self.positions.get(symbol.upper())
+        name = symbol.upper()
+        if "_own_positions" not in self.__dict__:
+            # the engine's own lookup, when it has one: no snapshot of every position per call, which
+            # a portfolio strategy asking about each of hundreds of symbols every bar would pay for
+            ctx = getattr(self, "_context", None)
+            quantity = getattr(ctx, "position_quantity", None) if ctx is not None else None
+            if quantity is not None:
+                return float(quantity(name))
+        pos = self.positions.get(name)
         return pos.quantity if pos is not None else 0.0
 
     @property

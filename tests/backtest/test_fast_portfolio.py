@@ -163,3 +163,28 @@ def test_single_value_indicators_keep_their_flat_frame_and_float_values():
     frame = indicator_columns({"close": closes, "one": 1.0}, DATA.index, "S")
     assert list(frame.columns) == ["close", "one"]
     assert next(bar_values(frame)) == (closes.iloc[0], 1.0)
+
+
+class PositionProbe(Portfolio):
+    """Portfolio, checking every bar that position(symbol) agrees with the positions snapshot."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checked = 0
+
+    def on_bar(self, timestamp: datetime, fast: SymbolValues, slow: SymbolValues) -> list[Order]:
+        snapshot = self.positions
+        for symbol in self.symbols:
+            held = snapshot[symbol].quantity if symbol in snapshot else 0.0
+            assert self.position(symbol) == held
+            assert self.position(symbol.lower()) == held
+            self.checked += held != 0
+        return super().on_bar(timestamp, fast, slow)
+
+
+@pytest.mark.parametrize("strategies", [1, 2], ids=["account", "own books"])
+def test_position_of_a_symbol_reads_the_same_quantity_as_the_positions_snapshot(strategies):
+    probes = [PositionProbe() for _ in range(strategies)]
+    engine = run(list(probes))
+    assert not engine.errors
+    assert all(p.checked > 0 for p in probes)
