@@ -13,6 +13,7 @@ from pathlib import Path
 
 SCRIPTS = (
     "bench_backtest.py",
+    "bench_portfolio.py",
     "bench_sweep.py",
     "bench_gateway.py",
     "bench_live.py",

@@ -55,6 +55,8 @@ class EngineState(Protocol):
 
     def account_cash(self) -> float: ...
 
+    def account_position(self, symbol: str) -> float: ...
+
 
 def allocate_capital(
     account_cash: float, requested: Sequence[float | None], names: Sequence[str]
@@ -197,6 +199,9 @@ class AccountView:
     def positions(self) -> dict[str, Position]:
         return self._engine.get_positions()
 
+    def position_quantity(self, symbol: str) -> float:
+        return self._engine.account_position(symbol)
+
     def cash(self) -> float:
         return self._engine.account_cash()
 
@@ -236,6 +241,9 @@ class StrategyView:
 
     def positions(self) -> dict[str, Position]:
         return self._book().positions()
+
+    def position_quantity(self, symbol: str) -> float:
+        return self._books.books[self._owner].quantity(symbol)
 
     def cash(self) -> float:
         return self._books.books[self._owner].cash

@@ -85,6 +85,7 @@ class SimpleBroker(IBroker):
         self.allow_short = bool(allow_short)
         self._cash = capital
         self._positions: dict[str, Position] = {}
+        self._shorts: set[str] = set()  # symbols held short: the buying-power rule asks on every trade
         #: Every order this broker executed or rejected, in the order it saw them.
         self.orders: list[Order] = []
         #: Every fill, in order.
@@ -216,6 +217,10 @@ class SimpleBroker(IBroker):
         if pos is None:
             pos = self._positions[order.symbol] = Position(order.symbol)
         pos.apply(signed, fill_price, commission)
+        if pos.quantity < 0:
+            self._shorts.add(order.symbol)
+        else:
+            self._shorts.discard(order.symbol)
         filled = order.filled_quantity
         order.avg_fill_price = (order.avg_fill_price * filled + fill_price * quantity) / (filled + quantity)
         order.filled_quantity = filled + quantity
@@ -259,7 +264,7 @@ class SimpleBroker(IBroker):
             )
         if commission is None:
             commission = self.commission_model.commission(price, quantity)
-        shorts = after < -_EPS or any(p.quantity < 0 for s, p in self._positions.items() if s != order.symbol)
+        shorts = after < -_EPS or any(s != order.symbol for s in self._shorts)
         if not shorts:  # long only: the cost must be paid from cash
             cost = price * quantity + commission
             if cost > self._cash + _EPS:

@@ -38,17 +38,22 @@ def check_causal(strategy: FastStrategy, frame: pd.DataFrame, full: pd.DataFrame
     centred windows, whole-series statistics such as ``close / close.max()``) changes values near the end
     of at least one prefix; a :class:`StrategyError` names the indicator and the first bar that differs."""
     longest = min(len(frame) // 2, _LONGEST_PREFIX)
+    values = full.to_numpy(dtype=float)
     for cut in sorted({longest, longest // 4, longest // 8} - {0}):
         part = strategy.indicator_frame(frame.iloc[:cut])
-        for name in full.columns:
-            whole = full[name].to_numpy()[:cut]
-            prefix = part[name].to_numpy() if name in part.columns else np.full(cut, np.nan)
-            same = np.isclose(whole, prefix, rtol=_RTOL, atol=1e-12, equal_nan=True)
-            if not same.all():
-                j = int(np.argmin(same))
-                raise StrategyError(
-                    f"{strategy.name}.indicators() looks ahead: indicator {name!r} at {frame.index[j]} is "
-                    f"{whole[j]!r} when computed on all bars but {prefix[j]!r} when computed on the bars "
-                    f"up to {frame.index[cut - 1]}; use only causal operations (rolling, ewm, shift(n) "
-                    "with n >= 0, cumsum ...), never shift(-n), centred windows or whole-series statistics"
-                )
+        # all columns at once (a portfolio has hundreds); a column the prefix lacks is all NaN there
+        prefix = part.reindex(columns=full.columns).to_numpy(dtype=float)
+        whole = values[:cut]
+        same = np.isclose(whole, prefix, rtol=_RTOL, atol=1e-12, equal_nan=True)
+        if same.all():
+            continue
+        bad = ~same
+        column = int(np.argmax(bad.any(axis=0)))  # the first indicator column that differs
+        j = int(np.argmax(bad[:, column]))  # and its first bar that differs
+        name = full.columns[column]
+        raise StrategyError(
+            f"{strategy.name}.indicators() looks ahead: indicator {name!r} at {frame.index[j]} is "
+            f"{whole[j, column]!r} when computed on all bars but {prefix[j, column]!r} when computed on the "
+            f"bars up to {frame.index[cut - 1]}; use only causal operations (rolling, ewm, shift(n) "
+            "with n >= 0, cumsum ...), never shift(-n), centred windows or whole-series statistics"
+        )

@@ -49,8 +49,14 @@ strategy's, and they add up to it. An exception in a strategy hook is logged, co
 Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.FastStrategy`, the
 engine computes ``indicator_frame(data)`` once, checks that it is causal by recomputing it on a
 prefix (a :class:`~copilot_quant.errors.StrategyError` names the offending indicator), then loops
-over plain Python lists calling ``on_bar(timestamp, *values)``. Orders and fills are the same as on the
-pandas path, the volume limit included.
+over plain Python lists calling ``on_bar(timestamp, *values)``: a float per ``Series`` indicator, a
+:class:`~copilot_quant.backtest.indicators.SymbolValues` (``fast['AAPL']``) per per-symbol ``DataFrame``
+indicator. Orders and fills are the same as on the pandas path, the volume limit included.
+
+Portfolios: ``data`` is a :class:`~copilot_quant.backtest.window.BarWindow` over bars stored as one block
+per dtype, so ``data[('Close', sym)]`` costs about what it does on a one-symbol frame; before each fill the
+broker's positions are marked incrementally (:mod:`copilot_quant.backtest.marking`), so a fill costs the
+same whatever the number of symbols.
 """
 
 from __future__ import annotations
@@ -76,8 +82,10 @@ from copilot_quant.backtest.books import (
 )
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.causality import causal_indicator_frame
+from copilot_quant.backtest.indicators import bar_values
 from copilot_quant.backtest.ledger import Ledger
-from copilot_quant.backtest.market import MarketData, iter_floats
+from copilot_quant.backtest.market import MarketData
+from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
@@ -202,6 +210,9 @@ class BacktestEngine:
     def _reset_run_state(self, market: MarketData | None) -> None:
         self._market = market
         self._ledger = Ledger(self.broker.get_cash_balance())
+        self._broker_marks = (
+            BrokerMarks(self.broker, market.marks, market.symbol_index) if market is not None else None
+        )
         if self.volume_limit is not None and market is not None:
             self._book = OrderBook(market.volumes(), self.volume_limit)
         else:
@@ -237,6 +248,10 @@ class BacktestEngine:
     def account_cash(self) -> float:
         """The account's cash now (the broker's)."""
         return self.broker.get_cash_balance()
+
+    def account_position(self, symbol: str) -> float:
+        """The account's signed quantity in ``symbol`` now (0 when flat)."""
+        return self.broker.position_quantity(symbol)
 
     def get_positions(self) -> dict[str, Position]:
         """Open positions (snapshots) marked at the current (or last) bar's close."""
@@ -393,8 +408,7 @@ class BacktestEngine:
 
     def _caller(self, k: int, strategy: Strategy, market: MarketData) -> Callable[[int, datetime], Any]:
         if isinstance(strategy, FastStrategy):
-            frame = self._indicator_frame(strategy, market)
-            rows = list(zip(*(frame[c].tolist() for c in frame.columns), strict=True))
+            rows = list(bar_values(self._indicator_frame(strategy, market)))
             on_bar = strategy.on_bar
             return lambda i, ts: on_bar(ts, *rows[i])
         on_data, history = strategy.on_data, market.history
@@ -405,10 +419,9 @@ class BacktestEngine:
         strategy = self._strategies[0]
         if not isinstance(strategy, FastStrategy):  # run() only picks this loop for one FastStrategy
             raise StrategyError(f"{strategy.name} is not a FastStrategy")
-        frame = self._indicator_frame(strategy, market)
-        # plain floats, converted lazily in chunks: the loop never touches numpy or pandas
-        columns = [iter_floats(frame[c].to_numpy(dtype=float)) for c in frame.columns]
-        del frame
+        # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
+        # numpy or pandas
+        rows = bar_values(self._indicator_frame(strategy, market))
         on_bar, book, submit = strategy.on_bar, self._book, self._submit
         pending = book.pending
         execute_bar = book.bar_executor()
@@ -417,7 +430,6 @@ class BacktestEngine:
         n = len(market)
         step = max(n // 100, 1)
         next_report = step if progress is not None else n + 1  # compared with i each bar
-        rows = zip(*columns, strict=True)
         stamps = market.iter_stamps()
         frozen = _freeze_gc()
         try:
@@ -541,10 +553,14 @@ class BacktestEngine:
         order, broker, now = working.order, self.broker, self._now
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
-        self._mark_broker()
+        marks = self._broker_marks
+        if marks is not None:  # the buying-power check values positions at the last closed bar
+            marks.mark(self._bar - 1 if self._executing else self._bar)
         fill = broker.fill(order, execution.price, now, slippage=execution.slippage, quantity=quantity)
         if fill is None:
             return
+        if marks is not None:
+            marks.filled(order.symbol, working.symbol_index)
         self._ledger.record(
             self._bar,
             working.symbol_index,
@@ -558,16 +574,6 @@ class BacktestEngine:
             self._strategies[working.owner].on_fill(fill)
         except Exception as exc:
             self._record_error(working.owner, exc, "on_fill", now)
-
-    def _mark_broker(self) -> None:
-        """Mark the broker's positions at the last closed bar, for its buying-power check (shorts)."""
-        market = self._market
-        row = self._bar - 1 if self._executing else self._bar
-        if market is None or row < 0:
-            return
-        marks, mark = market.marks, self.broker.mark
-        for symbol, k in market.symbol_index.items():
-            mark(symbol, marks.item(row, k))  # no-op without a position or a price
 
     # ------------------------------------------------------------------ hooks and errors
     def _call_start_hooks(self) -> None:

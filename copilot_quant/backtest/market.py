@@ -13,12 +13,12 @@ import operator
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import chain, repeat
-from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.interfaces import BAR_COLUMNS
+from copilot_quant.backtest.window import consolidated, prefix_viewer
 from copilot_quant.errors import DataError
 
 __all__ = ["MarketData", "iter_floats"]
@@ -49,7 +49,9 @@ class MarketData:
     """
 
     def __init__(self, frame: pd.DataFrame, symbols: list[str] | None = None) -> None:
-        frame = _check_index(frame)
+        # one block per dtype: a frame joined from per-symbol frames has one per symbol, which makes
+        # every history view (and column read) slower
+        frame = consolidated(_check_index(frame))
         if isinstance(frame.columns, pd.MultiIndex):
             present = list(dict.fromkeys(frame.columns.get_level_values(1)))
             self.symbols = [s for s in symbols if s in present] if symbols else present
@@ -82,7 +84,7 @@ class MarketData:
             pd.DataFrame(self.closes).ffill().to_numpy() if np.isnan(self.closes).any() else self.closes
         )
         self.session_end = _session_ends(self.index)
-        self._prefix = _prefix_viewer(frame)
+        self._prefix: Callable[[int], pd.DataFrame] | None = None  # built on the first history() call
 
     def __len__(self) -> int:
         return len(self.index)
@@ -106,8 +108,12 @@ class MarketData:
         return chain.from_iterable(map(chunk, range(0, len(micros), _CHUNK)))
 
     def history(self, bar: int) -> pd.DataFrame:
-        """Every bar up to and including ``bar`` — a view, never a copy of the history."""
-        return self._prefix(bar + 1)
+        """Every bar up to and including ``bar`` — a view, never a copy of the history (a
+        :class:`~copilot_quant.backtest.window.BarWindow`: a ``DataFrame`` with a quick ``[]``)."""
+        prefix = self._prefix
+        if prefix is None:  # the fast path never asks: it pays nothing for views
+            prefix = self._prefix = prefix_viewer(self.frame)
+        return prefix(bar + 1)
 
     def volumes(self) -> np.ndarray:
         """Traded volume per bar and symbol, ``(bars, symbols)``, NaN where unknown.
@@ -199,63 +205,3 @@ def _session_ends(index: pd.DatetimeIndex) -> np.ndarray:
     ends = np.ones(len(days), dtype=bool)
     ends[:-1] = days[1:] != days[:-1]
     return ends
-
-
-def _prefix_viewer(frame: pd.DataFrame) -> Callable[[int], pd.DataFrame]:
-    """A function ``n -> frame.iloc[:n]``, as cheap as pandas allows.
-
-    ``iloc`` costs ~12 µs per call, most of it in slicing the DatetimeIndex. Building the prefix from
-    its parts (a view of each block, a DatetimeIndex over a view of the timestamps) costs ~4 µs and
-    keeps pandas' copy-on-write reference tracking, so a strategy that writes into its view never
-    alters the engine's frame. These are pandas internals: the fast builder is checked against
-    ``iloc`` once, and any difference or missing attribute falls back to ``iloc``.
-    """
-
-    def by_iloc(n: int) -> pd.DataFrame:
-        return frame.iloc[:n]
-
-    try:
-        fast = _internal_prefix_builder(frame)
-        probe = min(len(frame), 3)
-        expected, got = by_iloc(probe), fast(probe)
-        if (
-            got.equals(expected)
-            and got.index.equals(expected.index)
-            and got.columns.equals(expected.columns)
-            and cast(Any, got.index).freq == cast(Any, expected.index).freq
-        ):
-            return fast
-    except (AttributeError, TypeError, ValueError, ImportError, IndexError):
-        pass
-    log.debug("fast history views unavailable with this pandas; using iloc")
-    return by_iloc
-
-
-def _internal_prefix_builder(frame: pd.DataFrame) -> Callable[[int], pd.DataFrame]:
-    from pandas.core.arrays import DatetimeArray  # noqa: PLC0415 - internals, only if they exist
-    from pandas.core.internals import BlockManager  # noqa: PLC0415
-
-    index = frame.index
-    if len(frame) == 0 or not isinstance(index, pd.DatetimeIndex):
-        raise TypeError("needs a non-empty DatetimeIndex")
-    # typed as Any: these are private pandas attributes the stubs do not declare
-    array_cls: Any = DatetimeArray
-    index_cls: Any = pd.DatetimeIndex
-    frame_cls: Any = pd.DataFrame
-    source: Any = index
-    stamps = source._data._ndarray
-    dtype, freq, name = index.dtype, index.freq, index.name
-    blocks = cast(Any, frame)._mgr.blocks
-    columns = frame.columns
-    new_array, new_index = array_cls._simple_new, index_cls._simple_new
-    from_blocks, from_mgr = BlockManager.from_blocks, frame_cls._from_mgr
-
-    def build(n: int) -> pd.DataFrame:
-        prefix = slice(0, n)
-        rows = new_index(new_array(stamps[prefix], dtype=dtype), name=name)
-        if freq is not None:
-            rows._freq = freq  # a prefix of a regular index keeps its frequency
-        mgr = from_blocks([block.slice_block_rows(prefix) for block in blocks], [columns, rows])
-        return cast(pd.DataFrame, from_mgr(mgr, axes=mgr.axes))
-
-    return build

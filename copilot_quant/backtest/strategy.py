@@ -54,15 +54,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import pandas as pd
 
+from copilot_quant.backtest.indicators import indicator_columns, last_bar_values
 from copilot_quant.backtest.orders import Fill, Order, Position
 from copilot_quant.errors import StrategyError
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
 
 __all__ = ["CANCELLED_BY_STRATEGY", "FastStrategy", "Strategy", "StrategyContext"]
 
@@ -189,7 +187,15 @@ class Strategy(ABC):
 
     def position(self, symbol: str) -> float:
         """Signed quantity held in ``symbol`` (0 when flat)."""
-        pos = self.positions.get(symbol.upper())
+        name = symbol.upper()
+        if "_own_positions" not in self.__dict__:
+            # the engine's own lookup, when it has one: no snapshot of every position per call, which
+            # a portfolio strategy asking about each of hundreds of symbols every bar would pay for
+            ctx = getattr(self, "_context", None)
+            quantity = getattr(ctx, "position_quantity", None) if ctx is not None else None
+            if quantity is not None:
+                return float(quantity(name))
+        pos = self.positions.get(name)
         return pos.quantity if pos is not None else 0.0
 
     @property
@@ -265,44 +271,42 @@ class FastStrategy(Strategy):
 
     Implement:
 
-    * ``indicators(data) -> Mapping[str, pd.Series]`` — called with the whole history. Every series
-      must be *causal*: its value at bar *t* may only depend on bars up to *t* (``rolling``,
-      ``ewm``, ``shift(+n)``, ``cummax`` ... never ``shift(-n)`` or centred windows). The backtest
-      engine checks this by recomputing on a prefix and raises if a value changed.
+    * ``indicators(data) -> Mapping[str, pd.Series | pd.DataFrame]`` — called with the whole history.
+      A ``Series`` is one value per bar; a ``DataFrame`` with one column per symbol (for a portfolio, e.g.
+      ``data['Close'].rolling(10).mean()``) is one value per bar and symbol. Every indicator must be
+      *causal*: its value at bar *t* may only depend on bars up to *t* (``rolling``, ``ewm``,
+      ``shift(+n)``, ``cummax`` ... never ``shift(-n)`` or centred windows). The backtest engine
+      checks this by recomputing on a prefix and raises if a value changed.
     * ``on_bar(timestamp, *values) -> list[Order] | None`` — called per closed bar with the
-      indicator values at that bar as floats, in the order ``indicators`` returned them.
+      indicators' values at that bar, in the order ``indicators`` returned them: a float for a
+      ``Series``, a :class:`~copilot_quant.backtest.indicators.SymbolValues` for a per-symbol
+      ``DataFrame`` (read it by symbol: ``fast['AAPL']``). A portfolio strategy reads::
+
+          def indicators(self, data):
+              closes = data['Close']  # one column per symbol
+              return {'fast': closes.rolling(10).mean(), 'slow': closes.rolling(30).mean()}
+
+          def on_bar(self, timestamp, fast, slow):
+              return [Order(s, 100) for s in self.symbols if fast[s] > slow[s] and not self.position(s)]
 
     In live trading the engine calls ``on_data``, which recomputes the indicators on the history it
     has and passes the latest values to ``on_bar``: the same class runs in both modes.
     """
 
     @abstractmethod
-    def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.Series]:
-        """Causal indicator series aligned with ``data.index``."""
+    def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.Series | pd.DataFrame]:
+        """Causal indicators aligned with ``data.index``: Series, or DataFrames with one column per symbol."""
 
     @abstractmethod
-    def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
-        """Decide on orders from the indicator values at ``timestamp``."""
+    def on_bar(self, timestamp: datetime, *values: Any) -> list[Order] | None:
+        """Decide on orders from the indicator values at ``timestamp`` (floats, or per-symbol values)."""
 
     def indicator_frame(self, data: pd.DataFrame) -> pd.DataFrame:
-        """``indicators(data)`` as one float frame aligned with ``data.index``."""
-        series = self.indicators(data)
-        if not isinstance(series, Mapping) or not series:
-            raise TypeError(
-                f"{self.name}.indicators() must return a non-empty mapping of name -> Series, "
-                f"got {type(series).__name__}"
-            )
-        columns: dict[str, Any] = {}
-        for key, value in series.items():
-            if isinstance(value, pd.Series):
-                columns[key] = value.reindex(data.index)
-            else:
-                columns[key] = pd.Series(value, index=data.index)
-        return pd.DataFrame(columns, index=data.index).astype(float)
+        """``indicators(data)`` as one float frame aligned with ``data.index`` (see
+        :func:`~copilot_quant.backtest.indicators.indicator_columns` for its columns)."""
+        return indicator_columns(self.indicators(data), data.index, self.name)
 
     def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
         if data.empty:
             return None
-        frame = self.indicator_frame(data)
-        values: Sequence[float] = frame.iloc[-1].tolist()
-        return self.on_bar(timestamp, *values)
+        return self.on_bar(timestamp, *last_bar_values(self.indicator_frame(data)))

@@ -1,0 +1,86 @@
+"""BrokerMarks: marking only what changed leaves the broker exactly as re-marking every symbol did."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from unittest.mock import patch
+
+import numpy as np
+from copilot_quant.backtest import marking
+from copilot_quant.backtest.broker import SimpleBroker
+from copilot_quant.backtest.marking import BrokerMarks
+from copilot_quant.backtest.orders import Order, OrderSide
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+SYMBOLS = ["A", "B", "C", "D"]
+INDEX = {s: k for k, s in enumerate(SYMBOLS)}
+NOW = datetime(2024, 1, 2, tzinfo=UTC)
+
+fills = st.lists(
+    st.tuples(
+        st.integers(0, 1),  # rows advance by 0 or 1 between fills
+        st.sampled_from(SYMBOLS),
+        st.sampled_from([-300.0, -100.0, 100.0, 300.0]),
+        st.floats(20.0, 200.0),  # the fill's price
+    ),
+    max_size=40,
+)
+
+
+def _state(broker: SimpleBroker) -> dict[str, tuple[float, float, float]]:
+    """The open positions with their marks (a flat position's mark values nothing: quantity 0)."""
+    return {
+        s: (p.quantity, p.last_price, p.unrealized_pnl) for s, p in broker._positions.items() if p.quantity
+    }
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=fills, seed=st.integers(0, 2**32 - 1), late=st.sampled_from(SYMBOLS))
+def test_the_broker_sees_the_same_marks_and_makes_the_same_decisions_as_with_a_full_re_mark(
+    steps, seed, late
+):
+    _same_as_full_re_mark(steps, seed, late)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=fills, seed=st.integers(0, 2**32 - 1), late=st.sampled_from(SYMBOLS))
+def test_marking_a_whole_row_at_once_gives_the_same_marks(steps, seed, late):
+    with patch.object(marking, "_ROW_AT_ONCE", 0):  # the path large portfolios take
+        _same_as_full_re_mark(steps, seed, late)
+
+
+def _same_as_full_re_mark(steps, seed, late):
+    marks = np.random.default_rng(seed).uniform(10.0, 300.0, (30, 4))
+    marks[:3, INDEX[late]] = np.nan  # a symbol that has no price yet at the start
+    full, incremental = (SimpleBroker(20_000.0, commission=0.0, slippage=0.0) for _ in range(2))
+    for broker in (full, incremental):  # a position held from an earlier run
+        broker.fill(Order("B", 50, side=OrderSide.BUY), 90.0, NOW, slippage=False)
+    marker = BrokerMarks(incremental, marks, INDEX)
+    row = 0
+    for advance, symbol, quantity, price in steps:
+        row = min(row + advance, len(marks) - 1)
+        side = OrderSide.BUY if quantity > 0 else OrderSide.SELL
+        for symbol_k, k in INDEX.items():  # what the engine did before: every symbol, before every fill
+            full.mark(symbol_k, marks.item(row, k))
+        marker.mark(row)
+        assert _state(incremental) == _state(full)
+        done_full = full.fill(Order(symbol, abs(quantity), side=side), price, NOW, slippage=False)
+        done_incremental = incremental.fill(
+            Order(symbol, abs(quantity), side=side), price, NOW, slippage=False
+        )
+        assert (done_full is None) == (done_incremental is None)
+        if done_incremental is not None:
+            marker.filled(symbol, INDEX[symbol])
+        assert _state(incremental) == _state(full)
+        assert incremental.cash == full.cash
+
+
+def test_before_the_first_close_nothing_is_marked():
+    broker = SimpleBroker(10_000.0, commission=0.0, slippage=0.0)
+    broker.fill(Order("A", 10, side=OrderSide.BUY), 100.0, NOW, slippage=False)
+    marker = BrokerMarks(broker, np.array([[120.0, 5.0]]), {"A": 0, "B": 1})
+    marker.mark(-1)
+    assert broker._positions["A"].last_price == 100.0
+    marker.mark(0)
+    assert broker._positions["A"].last_price == 120.0

@@ -1,0 +1,104 @@
+"""The guide-style strategy's ``data`` window: exactly the bars so far, read exactly as pandas reads them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from copilot_quant.backtest.market import MarketData
+from copilot_quant.backtest.window import BarWindow, consolidated, prefix_viewer
+from copilot_quant.data.providers import SyntheticDataProvider
+
+SYMBOLS = ["A", "B", "C"]
+FEED = SyntheticDataProvider(seed=11)
+#: joined from per-symbol frames: one pandas block per symbol, as providers return portfolios
+MANY = FEED.get_multiple_symbols(SYMBOLS, "2021-01-01", "2021-06-30")
+ONE = FEED.get_historical_data("A", "2021-01-01", "2021-06-30")
+
+
+def _blocks(frame: pd.DataFrame) -> int:
+    return frame._mgr.nblocks  # internals: how many 2-D arrays back the frame
+
+
+@pytest.mark.parametrize(("frame", "symbols"), [(MANY, SYMBOLS), (ONE, ["A"])], ids=["many", "one"])
+def test_every_column_read_from_a_window_is_the_prefix_of_that_column_and_nothing_later(frame, symbols):
+    market = MarketData(frame, symbols)
+    for bar in (0, 1, 29, len(frame) - 1):
+        window = market.history(bar)
+        assert isinstance(window, BarWindow)
+        expected = frame.iloc[: bar + 1]
+        pd.testing.assert_frame_equal(window, expected)
+        for label in frame.columns:
+            pd.testing.assert_series_equal(window[label], expected[label])
+            assert window[label].index[-1] == frame.index[bar]
+
+
+def test_a_portfolio_window_is_one_block_however_the_frame_was_joined():
+    assert _blocks(MANY) > 1
+    market = MarketData(MANY, SYMBOLS)
+    assert _blocks(market.frame) == 1
+    assert _blocks(market.history(10)) == 1
+    pd.testing.assert_frame_equal(market.frame, MANY)
+
+
+def test_consolidating_a_frame_that_is_one_block_already_returns_it_unchanged():
+    frame = MANY.copy()
+    assert _blocks(frame) == 1
+    assert consolidated(frame) is frame
+
+
+def test_other_keys_read_the_window_as_pandas_reads_the_frame():
+    window = MarketData(MANY, SYMBOLS).history(40)
+    expected = MANY.iloc[:41]
+    pd.testing.assert_frame_equal(window["Close"], expected["Close"])  # a metric: one column per symbol
+    pd.testing.assert_frame_equal(
+        window[[("Close", "A"), ("Open", "B")]], expected[[("Close", "A"), ("Open", "B")]]
+    )
+    mask = expected[("Close", "A")] > expected[("Close", "A")].median()
+    pd.testing.assert_frame_equal(window[mask], expected[mask])
+    with pytest.raises(KeyError):
+        window[("Close", "NOPE")]
+
+
+def test_what_operations_on_a_window_return_are_plain_pandas_objects():
+    window = MarketData(MANY, SYMBOLS).history(40)
+    assert type(window.iloc[-5:]) is pd.DataFrame
+    assert type(window["Close"]) is pd.DataFrame
+    assert type(window + 1) is pd.DataFrame
+    assert type(window.iloc[-1]) is pd.Series
+    assert type(window[("Close", "A")]) is pd.Series
+    assert type(window.copy()) is pd.DataFrame
+
+
+def test_writing_into_a_column_read_from_the_window_leaves_the_engines_bars_alone():
+    frame = MANY.copy()
+    market = MarketData(frame, SYMBOLS)
+    closes = market.history(20)[("Close", "B")]
+    closes.iloc[:] = -1.0
+    pd.testing.assert_frame_equal(market.frame, MANY)
+    pd.testing.assert_series_equal(market.history(20)[("Close", "B")], MANY[("Close", "B")].iloc[:21])
+    pd.testing.assert_frame_equal(frame, MANY)
+
+
+def test_duplicate_column_labels_are_left_to_pandas():
+    index = pd.date_range("2024-01-02 21:00", periods=4, freq="D", tz="UTC")
+    frame = pd.DataFrame(np.arange(12.0).reshape(4, 3), index=index, columns=["Close", "Close", "Open"])
+    window = prefix_viewer(frame)(3)
+    pd.testing.assert_frame_equal(window["Close"], frame.iloc[:3]["Close"])
+    pd.testing.assert_series_equal(window["Open"], frame.iloc[:3]["Open"])
+
+
+def test_a_strategy_that_deletes_inserts_or_renames_window_columns_still_reads_what_pandas_reads():
+    market = MarketData(MANY, SYMBOLS)
+    window, expected = market.history(30), MANY.iloc[:31].copy()
+    for frame in (window, expected):
+        del frame[("Open", "A")]  # every later column moves one place left
+    pd.testing.assert_series_equal(window[("Close", "B")], expected[("Close", "B")])
+    for frame in (window, expected):
+        frame.insert(0, ("Extra", "A"), 1.0)
+    pd.testing.assert_series_equal(window[("Close", "C")], expected[("Close", "C")])
+    for frame in (window, expected):
+        frame.columns = pd.MultiIndex.from_tuples([(m, s.lower()) for m, s in frame.columns])
+    pd.testing.assert_series_equal(window[("Close", "c")], expected[("Close", "c")])
+    with pytest.raises(KeyError):
+        window[("Close", "C")]
