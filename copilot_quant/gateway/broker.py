@@ -901,9 +901,13 @@ class SimBroker:
             price = self.last_price(symbol)
             if price is None:
                 continue  # never traded: nothing to auction at; the DAY order expires
-            fills = [e for e in self._engine.close_auction(symbol, price) if isinstance(e, FillIntent)]
-            for event in fills:
-                self._fill(event, when)
+            events = self._engine.close_auction(symbol, price)
+            fills = [e for e in events if isinstance(e, FillIntent)]
+            for event in events:
+                if isinstance(event, FillIntent):
+                    self._fill(event, when)
+                elif isinstance(event, OcaReduced):
+                    self._oca_reduced(event, when)
             if fills:
                 item = self._account.portfolio_item(symbol)
                 self._emit(AccountChanged((item,) if item is not None else ()))

@@ -313,7 +313,7 @@ class MatchingEngine:
                 continue  # cancelled by its OCA group earlier in this price update
             if order.auction:
                 if order.auction == "open" and opening:
-                    self._open_auction(order, price, events)
+                    self._open_auction(order, price, events, unblocked)
                 continue  # auction orders never trade on a continuous price
             prev = None if gap else order.last_seen
             was_triggered = order.triggered
@@ -367,27 +367,40 @@ class MatchingEngine:
             self.remove(key)
         return [FillIntent(key, fill_price, quantity)]
 
-    def _open_auction(self, order: WorkingOrder, price: float, events: list[MatchEvent]) -> None:
+    def _open_auction(
+        self, order: WorkingOrder, price: float, events: list[MatchEvent], unblocked: dict[str, None]
+    ) -> None:
         fill_price = auction_fill_price(order.side, order.limit, price)
         self.remove(order.key)
         if fill_price is None:
             events.append(AuctionMissed(order.key))
             return
-        events.append(FillIntent(order.key, fill_price, order.remaining))  # an auction takes no bar volume
+        quantity = order.remaining
+        events.append(FillIntent(order.key, fill_price, quantity))  # an auction takes no bar volume
         order.remaining = 0.0
+        if order.oca_group:
+            self._group_filled(order, quantity, unblocked, events)
 
     def close_auction(self, symbol: str, price: float) -> list[MatchEvent]:
         """The session closes at ``price``: fill ``symbol``'s closing-auction orders (MOC; LOC whose limit
         the price satisfies). The others stay (a DAY order then expires with the session)."""
         events: list[MatchEvent] = []
+        unblocked: dict[str, None] = {}
         for order in list(self._books.get(symbol, {}).values()):
             if order.auction != "close":
                 continue
+            if order.key not in self._symbol_of:
+                continue  # cancelled by its OCA group in this auction
             fill_price = auction_fill_price(order.side, order.limit, price)
             if fill_price is not None:
                 self.remove(order.key)
-                events.append(FillIntent(order.key, fill_price, order.remaining))
+                quantity = order.remaining
+                events.append(FillIntent(order.key, fill_price, quantity))
                 order.remaining = 0.0
+                if order.oca_group:
+                    self._group_filled(order, quantity, unblocked, events)
+        for group in unblocked:
+            self._reduce_group(group, None, events)
         return events
 
     def _group_filled(

@@ -106,3 +106,11 @@ def test_good_till_needs_an_aware_datetime_and_gtd():
         Order("X", 10, "limit", "buy", limit_price=9.0, time_in_force="gtd")
     with pytest.raises(OrderValidationError, match="belongs to time_in_force='gtd'"):
         Order("X", 10, "limit", "buy", limit_price=9.0, good_till=daily_bars(ROWS).index[0])
+
+
+def test_an_auction_fill_cancels_the_rest_of_its_oca_group(make):
+    moc = Order("X", 10, "market_on_close", "buy", oca_group="g")
+    resting = Order("X", 10, "limit", "buy", limit_price=90.0, time_in_force="gtc", oca_group="g")
+    run(make(at_bar_0(moc, resting)))
+    assert moc.status is OrderStatus.FILLED
+    assert resting.status is OrderStatus.CANCELLED

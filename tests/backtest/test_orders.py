@@ -93,7 +93,7 @@ def test_automatic_ids_never_go_back():
         ({"quantity": 1.5}, "allow_fractional=True"),
         ({"order_type": "trailing"}, "unknown order_type"),
         ({"side": "hold"}, "unknown side"),
-        ({"time_in_force": "forever"}, "unknown time_in_force"),
+        ({"time_in_force": "fok"}, "unknown time_in_force"),
         ({"order_type": "limit"}, "needs a positive limit_price"),
         ({"order_type": "limit", "limit_price": -1.0}, "positive finite price"),
         ({"order_type": "limit", "limit_price": math.nan}, "positive finite price"),

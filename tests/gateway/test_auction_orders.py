@@ -130,3 +130,18 @@ def test_gtd_without_a_future_date_is_refused(broker, text, reason):
     broker.place_order(1, request, AAPL)
     [error] = [e for e in broker.seen if isinstance(e, OrderErrorEvent)]
     assert reason in error.message
+
+
+def test_an_auction_fill_cancels_the_rest_of_its_oca_group(broker):
+    moc = PlaceOrderRequest(
+        1, ContractRequest(symbol="AAPL"), "BUY", 10, "MOC", None, None, oca_group="g", oca_type=1
+    )
+    lmt = PlaceOrderRequest(
+        2, ContractRequest(symbol="AAPL"), "BUY", 10, "LMT", 90.0, None, tif="GTC", oca_group="g", oca_type=1
+    )
+    broker.place_order(1, moc, AAPL)
+    broker.place_order(1, lmt, AAPL)
+    session(broker, 100.0, 101.0)
+    assert broker.order(1, 1).status is IbStatus.FILLED
+    assert broker.order(1, 2).status is IbStatus.CANCELLED
+    assert broker.account.quantity("AAPL") == 10
