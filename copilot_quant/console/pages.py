@@ -196,7 +196,9 @@ class ConsoleState:
             for o in slot.open_orders()
         ]
         errors = [
-            {"time": e["timestamp"], "message": e["error"]} for e in engine.errors if e["type"] == "strategy"
+            {"time": e["timestamp"], "message": e["error"]}
+            for e in engine.errors
+            if e["type"] == "strategy" and e.get("strategy") == name
         ][-50:]
         return {
             "name": name,

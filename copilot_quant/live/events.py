@@ -82,9 +82,13 @@ class ErrorLog:
         self._events = events
         self._lock = threading.Lock()
 
-    def record(self, message: str, kind: str, *, quiet: bool = False) -> None:
+    def record(self, message: str, kind: str, *, quiet: bool = False, strategy: str | None = None) -> None:
+        """Keep one error; a strategy's own errors carry its name under ``'strategy'`` (as in a backtest)."""
+        entry: dict[str, Any] = {"timestamp": datetime.now(UTC), "error": message, "type": kind}
+        if strategy is not None:
+            entry["strategy"] = strategy
         with self._lock:
-            self.entries.append({"timestamp": datetime.now(UTC), "error": message, "type": kind})
+            self.entries.append(entry)
             self.total += 1
         log.log(logging.DEBUG if quiet else logging.ERROR, "%s error: %s", kind, message)
         self._events.error.emit(kind, message)
@@ -95,7 +99,7 @@ class ErrorLog:
         self._strategy_errors += 1
         self.by_strategy[name] += 1
         loud = limit is None or self._strategy_errors <= limit
-        self.record(message, "strategy", quiet=not loud)
+        self.record(message, "strategy", quiet=not loud, strategy=name)
         if loud:
             log.error("strategy %s failed %s", name, where, exc_info=exc)
         else:
