@@ -11,7 +11,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -26,7 +27,7 @@ from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.model.orders import Order, OrderStatus, OrderType
-from copilot_quant.risk import RiskManager
+from copilot_quant.risk import RiskDecision, RiskManager
 
 __all__ = ["OrderRouter"]
 
@@ -34,6 +35,17 @@ log = logging.getLogger(__name__)
 
 #: How long one slice of the wait for an order's fills lasts: the longest a stop waits for it.
 _WAIT_SLICE_S = 0.05
+
+
+@dataclass(slots=True)
+class _Routed:
+    """An order that passed the symbol and market-hours checks, with its risk decision and journal ref."""
+
+    slot: StrategySlot
+    order: Order
+    price: float
+    decision: RiskDecision
+    ref: str = ""
 
 
 class OrderRouter:
@@ -70,39 +82,83 @@ class OrderRouter:
 
     def submit(self, slot: StrategySlot, order: Order, stamp: pd.Timestamp) -> None:
         """Route one of ``slot``'s orders (see the module docstring)."""
+        self.submit_all([(slot, order)], stamp)
+
+    def submit_all(self, items: Sequence[tuple[StrategySlot, Order]], stamp: pd.Timestamp) -> None:
+        """Route the orders one bar produced, every strategy's, in order (see the module docstring).
+
+        Each passes market hours and the risk check (which counts the earlier orders of the same bar as
+        working), then one journal transaction records all their intents — one disk sync, however many
+        strategies — before the first is sent; then they are sent, and only then waited for.
+        """
+        routed: list[_Routed] = []
+        for slot, order in items:
+            checked = self._check(slot, order, routed)
+            if checked is not None:
+                routed.append(checked)
+        if not routed or not self._record_intents(routed):
+            return
+        sent = [r for r in routed if self._send(r, stamp)]
+        for r in sent:
+            self._await_fills(r.order)  # IB may reject it meanwhile: then it keeps no order-rate slot
+            if r.order.status is not OrderStatus.REJECTED:
+                self._risk.record_submitted(r.order)
+
+    def _check(self, slot: StrategySlot, order: Order, earlier: list[_Routed]) -> _Routed | None:
+        """Symbol, market hours and the risk check; None when the order stops here (held or refused)."""
         if order.symbol not in self.symbols:
             self._refuse_unsubscribed(slot, order)
-            return
+            return None
         if self.outside_hours is not OutsideHours.ALLOW and not is_market_open(self._clock.now(fresh=True)):
             if self.outside_hours is OutsideHours.HOLD:
                 log.info("market closed: holding order %s until the session opens", order.order_id)
                 slot.held.append(order)
-                return
+                return None
             order.status = OrderStatus.REJECTED
             order.reject_reason = "market closed (outside_hours='reject')"
             self._errors.record(f"order {order.order_id} {order.symbol} rejected: market closed", "order")
-            return
-        price = self._feed.get_latest_price(order.symbol) or float("nan")
-        journal = self._journal()
-        if journal is None:
+            return None
+        if self._journal() is None:
             raise JournalError("the engine has no open journal; start() opens it before trading")
+        price = self._feed.get_latest_price(order.symbol) or float("nan")
         account = self._account
+        working = self._broker.get_open_orders()
+        working += [r.order for r in earlier if r.decision.ok]  # not sent yet, but about to be
         decision = self._risk.check(
             order,
             price if math.isfinite(price) else None,
             account.positions,
             account.known_value,
             account.day_start_equity,
-            open_orders=self._broker.get_open_orders(),
+            open_orders=working,
             expect_data=self._safety.expect_data(),
         )
+        return _Routed(slot, order, price, decision)
+
+    def _record_intents(self, routed: list[_Routed]) -> bool:
+        """Journal every routed order's intent, durably, in one transaction (nothing is lost); False if the
+        journal failed (then none is sent, all are rejected and trading halts)."""
+        journal = self._journal()
         try:
-            ref = journal.record_intent(order, slot.name)  # before anything is sent: nothing is lost
+            if journal is None:
+                raise JournalError("the engine has no open journal; start() opens it before trading")
+            if len(routed) == 1:
+                routed[0].ref = journal.record_intent(routed[0].order, routed[0].slot.name)
+            else:
+                with journal.batch():
+                    for r in routed:
+                        r.ref = journal.record_intent(r.order, r.slot.name)
         except JournalError as exc:
-            order.status = OrderStatus.REJECTED
-            order.reject_reason = f"journal write failed, trading halted: {exc}"
+            for r in routed:
+                r.order.status = OrderStatus.REJECTED
+                r.order.reject_reason = f"journal write failed, trading halted: {exc}"
             self._safety.on_journal_failure(exc)
-            return
+            return False
+        return True
+
+    def _send(self, r: _Routed, stamp: pd.Timestamp) -> bool:
+        """Send a journaled order unless trading is halted or the risk check refused it; True if sent."""
+        order, ref, decision = r.order, r.ref, r.decision
         halt = self._safety.refusal(decision)
         if halt is None and not self._reconciled():
             halt = "not sent: the journal and IB are not reconciled yet (retrying)"
@@ -118,21 +174,19 @@ class OrderRouter:
                 order.symbol,
                 halt,
             )
-            return
+            return False
         if not decision.ok:
             self._broker.reject(order, f"risk check: {decision.reason}", order_ref=ref)
-            return
+            return False
         try:
             # wait=0: the broker returns once the order is placed; the wait for its fills is ours, so
             # that stop() interrupts it
-            self._broker.execute_order(order, price, stamp.to_pydatetime(), order_ref=ref, wait=0.0)
+            self._broker.execute_order(order, r.price, stamp.to_pydatetime(), order_ref=ref, wait=0.0)
         except CopilotQuantError as exc:
             self._risk.release_reservation(order)  # never sent: its order-rate slot is free again
             self._errors.record(f"order {order.order_id} {order.symbol}: {exc}", "order")
-            return
-        self._await_fills(order)  # IB may reject it meanwhile: then it keeps no order-rate slot
-        if order.status is not OrderStatus.REJECTED:
-            self._risk.record_submitted(order)
+            return False
+        return True
 
     def _refuse_unsubscribed(self, slot: StrategySlot, order: Order) -> None:
         """An order for a symbol this run has no data for: REJECTED with the reason, journaled, never sent —

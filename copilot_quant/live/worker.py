@@ -186,28 +186,35 @@ class Worker:
         self._refresh_account()  # after the orders: the account view is off the tick-to-order path
 
     def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
+        """Every strategy decides on the bar, in the order they were added; then their orders are routed
+        together (one journal sync for all of them), as a backtest fills them all at the same next price."""
         self.bars_processed += 1
+        orders: list[tuple[StrategySlot, Order]] = []
         for slot in self._slots():
-            self._deliver_to(slot, stamp, window)
+            for order in self._decide(slot, stamp, window):
+                slot.add(order)
+                orders.append((slot, order))
+        if orders:
+            self._router.submit_all(orders, stamp)
 
-    def _deliver_to(self, slot: StrategySlot, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
+    def _decide(self, slot: StrategySlot, stamp: pd.Timestamp, window: pd.DataFrame) -> list[Order]:
+        """``slot``'s strategy's orders for the bar (none if it failed or returned something else)."""
         try:
             orders = slot.strategy.on_data(stamp, window)
         except Exception as exc:
             self._errors.strategy_failed(
                 slot.name, exc, f"{type(exc).__name__}: {exc}", f"in on_data at {stamp}"
             )
-            return
+            return []
         if orders is None:
-            return
+            return []
         if not isinstance(orders, list | tuple) or not all(isinstance(o, Order) for o in orders):
             self._errors.record(
                 f"on_data must return a list of Order objects or None, got {type(orders).__name__}",
                 "strategy",
             )
-            return
+            return []
         for order in orders:
             if order.timestamp is None:  # as in a backtest: the bar the order was decided on
                 order.timestamp = stamp.to_pydatetime()
-            slot.add(order)
-            self._router.submit(slot, order, stamp)
+        return list(orders)
