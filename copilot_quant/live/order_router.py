@@ -80,11 +80,11 @@ class OrderRouter:
         #: The run's symbols: an order for any other is refused, as in a backtest.
         self.symbols: frozenset[str] = frozenset()
 
-    def submit(self, slot: StrategySlot, order: Order, stamp: pd.Timestamp) -> None:
+    def submit(self, slot: StrategySlot, order: Order) -> None:
         """Route one of ``slot``'s orders (see the module docstring)."""
-        self.submit_all([(slot, order)], stamp)
+        self.submit_all([(slot, order)])
 
-    def submit_all(self, items: Sequence[tuple[StrategySlot, Order]], stamp: pd.Timestamp) -> None:
+    def submit_all(self, items: Sequence[tuple[StrategySlot, Order]]) -> None:
         """Route the orders one bar produced, every strategy's, in order (see the module docstring).
 
         Each passes market hours and the risk check (which counts the earlier orders of the same bar as
@@ -98,7 +98,7 @@ class OrderRouter:
                 routed.append(checked)
         if not routed or not self._record_intents(routed):
             return
-        sent = [r for r in routed if self._send(r, stamp)]
+        sent = self._send([r for r in routed if self._may_send(r)])
         for r in sent:
             self._await_fills(r.order)  # IB may reject it meanwhile: then it keeps no order-rate slot
             if r.order.status is not OrderStatus.REJECTED:
@@ -156,8 +156,9 @@ class OrderRouter:
             return False
         return True
 
-    def _send(self, r: _Routed, stamp: pd.Timestamp) -> bool:
-        """Send a journaled order unless trading is halted or the risk check refused it; True if sent."""
+    def _may_send(self, r: _Routed) -> bool:
+        """Whether a journaled order may go out: False (and REJECTED, journaled) while trading is halted,
+        the books are not reconciled, or when the risk check refused it."""
         order, ref, decision = r.order, r.ref, r.decision
         halt = self._safety.refusal(decision)
         if halt is None and not self._reconciled():
@@ -178,15 +179,23 @@ class OrderRouter:
         if not decision.ok:
             self._broker.reject(order, f"risk check: {decision.reason}", order_ref=ref)
             return False
-        try:
-            # wait=0: the broker returns once the order is placed; the wait for its fills is ours, so
-            # that stop() interrupts it
-            self._broker.execute_order(order, r.price, stamp.to_pydatetime(), order_ref=ref, wait=0.0)
-        except CopilotQuantError as exc:
-            self._risk.release_reservation(order)  # never sent: its order-rate slot is free again
-            self._errors.record(f"order {order.order_id} {order.symbol}: {exc}", "order")
-            return False
         return True
+
+    def _send(self, routed: list[_Routed]) -> list[_Routed]:
+        """Send the orders in one trip to IB's loop thread; returns those placed. The broker returns once
+        they are placed: the wait for their fills is ours, so that stop() interrupts it."""
+        if not routed:
+            return []
+        try:
+            placed = self._broker.place_orders([(r.order, r.price, r.ref) for r in routed])
+        except CopilotQuantError as exc:
+            placed = [False] * len(routed)
+            for r in routed:
+                self._errors.record(f"order {r.order.order_id} {r.order.symbol}: {exc}", "order")
+        for r, ok in zip(routed, placed, strict=True):
+            if not ok:
+                self._risk.release_reservation(r.order)  # never sent: its order-rate slot is free again
+        return [r for r, ok in zip(routed, placed, strict=True) if ok]
 
     def _refuse_unsubscribed(self, slot: StrategySlot, order: Order) -> None:
         """An order for a symbol this run has no data for: REJECTED with the reason, journaled, never sent —
@@ -222,5 +231,4 @@ class OrderRouter:
         """Send ``slot``'s held orders once the session is open."""
         if slot.held and is_market_open(now):
             held, slot.held = slot.held, []
-            for order in held:
-                self.submit(slot, order, now)
+            self.submit_all([(slot, order) for order in held])

@@ -195,7 +195,7 @@ class Worker:
                 slot.add(order)
                 orders.append((slot, order))
         if orders:
-            self._router.submit_all(orders, stamp)
+            self._router.submit_all(orders)
 
     def _decide(self, slot: StrategySlot, stamp: pd.Timestamp, window: pd.DataFrame) -> list[Order]:
         """``slot``'s strategy's orders for the bar (none if it failed or returned something else)."""
