@@ -36,6 +36,7 @@ plus commission (IB margins shorts similarly). ``allow_short=False`` refuses suc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -716,11 +717,30 @@ class LiveBrokerAdapter(IBroker):
             raise NotConnectedError("get_positions() needs a connection to IB; call connect() first")
         return self._account.positions()
 
-    def account_snapshot(self) -> tuple[float, float, dict[str, Position]]:
+    def account_snapshot(self, *, settle: float = 0.0) -> tuple[float, float, dict[str, Position]]:
         """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread: what
         :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller
-        that wants all three (the engine, after every fill) without three cross-thread round trips."""
-        return self._account.snapshot()
+        that wants all three (the engine, after every fill) without three cross-thread round trips.
+
+        ``settle``: first wait up to this many seconds, on the loop, until IB's positions include every fill
+        emitted so far (:meth:`await_positions`, without its cross-thread polling).
+        """
+        return self._account.snapshot(self._positions_settled(settle) if settle > 0 else None)
+
+    async def _positions_settled(self, seconds: float) -> bool:
+        """:meth:`await_positions` on the loop thread, where IB's position updates arrive."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        ok = True
+        for symbol, expected in list(self._expected_positions.items()):
+            while abs(self._account.read_position(symbol) - expected) > 1e-9:
+                if loop.time() >= deadline:
+                    ok = False
+                    break
+                await asyncio.sleep(0.002)
+            if self._expected_positions.get(symbol) == expected:
+                self._expected_positions.pop(symbol, None)
+        return ok
 
     def account_pnl(self) -> AccountPnL:
         """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).

@@ -122,10 +122,15 @@ class AccountState:
     def strategy_equity(self) -> float:
         return self.ledger.equity(self.marks) if self.ledger is not None else self.value
 
-    def refresh(self, broker: LiveBrokerAdapter, trading_day: Callable[[], date]) -> bool:
-        """Read IB's account in one trip to the loop thread; ``False`` (and the old values kept) if it fails."""
+    def refresh(
+        self, broker: LiveBrokerAdapter, trading_day: Callable[[], date], settle: float = 0.0
+    ) -> bool:
+        """Read IB's account in one trip to the loop thread; ``False`` (and the old values kept) if it fails.
+
+        ``settle``: first wait up to that many seconds for IB's positions to include the fills delivered.
+        """
         try:
-            self.value, self.cash, self.positions = broker.account_snapshot()
+            self.value, self.cash, self.positions = broker.account_snapshot(settle=settle)
         except (BrokerError, TimeoutError, ConnectionError) as exc:
             log.debug("account refresh failed: %s", exc)
             return False

@@ -651,8 +651,8 @@ class LiveStrategyEngine:
         self._errors.record(message, kind, quiet=quiet)
 
     # ------------------------------------------------------------------ account and reporting
-    def _refresh_account(self) -> None:
-        self.account.refresh(self.broker, self.clock.trading_day)
+    def _refresh_account(self, settle: float = 0.0) -> None:
+        self.account.refresh(self.broker, self.clock.trading_day, settle)
 
     def get_performance_summary(self) -> dict[str, Any]:
         """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values:

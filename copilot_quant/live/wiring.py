@@ -42,7 +42,7 @@ class EngineHooks:
     slots: Callable[[], Sequence[StrategySlot]]
     claims: Callable[[], Mapping[str, Mapping[str, float]]]
     adopted: Callable[[str, Order], None]
-    refresh_account: Callable[[], None]
+    refresh_account: Callable[[float], None]
     on_journal_failure: Callable[[JournalError], None]
     finish: Callable[[str], None]
 

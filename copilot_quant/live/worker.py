@@ -60,7 +60,7 @@ class Worker:
         fills: FillDispatcher,
         errors: ErrorLog,
         slots: Callable[[], Sequence[StrategySlot]],
-        refresh_account: Callable[[], None],
+        refresh_account: Callable[[float], None],
         on_journal_failure: Callable[[JournalError], None],
         finish: Callable[[str], None],
     ) -> None:
@@ -159,7 +159,7 @@ class Worker:
                 self._router.release_held(slot, pd.Timestamp(now, tz="UTC"))
         new = self._clock.completed(now)
         if len(new) == 0:
-            self._refresh_account()
+            self._refresh_account(0.0)
             return
         # One DataFrame per step, built once: pandas calls cost ~0.2 ms each on a cold CPU between bars,
         # so the path from a bar to its orders decides on int64 stamps and touches pandas only here.
@@ -173,8 +173,8 @@ class Worker:
             # on_data, and the account view already includes them.
             self._broker.flush_fills()
             if self._fills.drain():
-                self._broker.await_positions(_POSITION_SYNC_S)
-                self._refresh_account()
+                # IB's position update follows the execution: wait for it and read the account in one trip
+                self._refresh_account(_POSITION_SYNC_S)
             if positions is None or k == len(new) - 1:
                 window = data
             else:
@@ -183,7 +183,7 @@ class Worker:
             self._deliver(stamp, window)
             self._clock.last_bar = stamp
             self._fills.drain()
-        self._refresh_account()  # after the orders: the account view is off the tick-to-order path
+        self._refresh_account(0.0)  # after the orders: the account view is off the tick-to-order path
 
     def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
         """Every strategy decides on the bar, in the order they were added; then their orders are routed
