@@ -20,6 +20,7 @@ from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal import TradeJournal
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.bar_clock import BarClock
+from copilot_quant.live.checkpoints import Checkpointer
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog
 from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.order_router import OrderRouter
@@ -193,6 +194,7 @@ def build_parts(
         refresh_account=hooks.refresh_account,
         on_journal_failure=hooks.on_journal_failure,
         finish=hooks.finish,
+        checkpointer=Checkpointer(hooks.journal),
     )
     broker.register_fill_callback(fills.live)
     broker.register_journal_failure_callback(hooks.on_journal_failure)

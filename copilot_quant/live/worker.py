@@ -23,6 +23,7 @@ from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.errors import CopilotQuantError, JournalError
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.bar_clock import BarClock
+from copilot_quant.live.checkpoints import Checkpointer
 from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.order_router import OrderRouter
@@ -63,6 +64,7 @@ class Worker:
         refresh_account: Callable[[float], None],
         on_journal_failure: Callable[[JournalError], None],
         finish: Callable[[str], None],
+        checkpointer: Checkpointer,
     ) -> None:
         self._stop = stop
         self._wake = wake
@@ -80,6 +82,7 @@ class Worker:
         self._refresh_account = refresh_account
         self._on_journal_failure = on_journal_failure
         self._finish = finish
+        self._checkpointer = checkpointer
         #: Bars delivered to the strategies so far.
         self.bars_processed = 0
         self.timer_fired = False
@@ -160,6 +163,7 @@ class Worker:
         new = self._clock.completed(now)
         if len(new) == 0:
             self._refresh_account(0.0)
+            self._checkpointer.after_step()
             return
         # One DataFrame per step, built once: pandas calls cost ~0.2 ms each on a cold CPU between bars,
         # so the path from a bar to its orders decides on int64 stamps and touches pandas only here.
@@ -184,6 +188,7 @@ class Worker:
             self._clock.last_bar = stamp
             self._fills.drain()
         self._refresh_account(0.0)  # after the orders: the account view is off the tick-to-order path
+        self._checkpointer.after_step()  # so is the journal's checkpoint
 
     def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
         """Every strategy decides on the bar, in the order they were added; then their orders are routed
