@@ -53,7 +53,9 @@ class FillGate:
         self._journal_failed = journal_failed
         self._posted = 0  # fills handed to the loop for delivery (written by the writer thread only)
         self._emitted = 0  # … and delivered (written by the loop thread only)
-        self._delivered = threading.Condition()  # notified whenever _emitted grows
+        self._passed = 0  # fills handed to the journal writer (written by the loop thread only)
+        self._settled = 0  # … and delivered, found already journaled, or failed (under _delivered)
+        self._delivered = threading.Condition()  # notified whenever _settled grows
 
     def pass_fill(self, fill: Fill, exec_id: str, order_ref: str, journal: TradeJournal | None) -> None:
         """A complete execution of the order journaled as ``order_ref``: journal it, then deliver it."""
@@ -93,35 +95,43 @@ class FillGate:
                     self._emit_posted(fill)
             else:
                 log.info("execution %s is already in the journal; not delivered again", exec_id)
+                self._settle()
 
         def failed(exc: JournalError) -> None:  # writer thread; on_failure (trading halts) follows
             log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
+            self._settle()
 
         self._writer.submit(journal, write, then=written, on_error=failed)
+        self._passed += 1  # after submit: a flush counting it also finds it pending at the writer
+
+    def _settle(self) -> None:
+        with self._delivered:
+            self._settled += 1
+            self._delivered.notify_all()
 
     def _emit_posted(self, fill: Fill) -> None:
         try:
             self._emit(fill)
         finally:
-            with self._delivered:
-                self._emitted += 1
-                self._delivered.notify_all()
+            self._emitted += 1
+            self._settle()
 
     def flush(self, timeout: float) -> bool:
         """Wait until every fill passed so far is journaled and delivered (False on timeout).
 
-        The wait ends when the loop thread has delivered the last fill posted: no extra round trip to the
-        loop (this is on the path from a bar to its orders when a fill came just before the bar).
+        Only the fills are waited for, not the journal's other writes (order statuses) queued behind them,
+        and the wait ends when the loop thread has delivered the last one, without a round trip to the
+        loop: this is on the path from a bar to its orders when a fill came just before the bar.
         """
         deadline = time.monotonic() + timeout
-        if self._writer.pending and not self._writer.flush(timeout):
-            return False
-        target = self._posted  # every fill journaled so far was posted before the writer went idle
+        target = self._passed
         with self._delivered:
-            while self._emitted < target:
+            while self._settled < target:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._loop_alive():
                     return False  # timed out, or the loop is gone: what it held will not be delivered now
+                if not self._writer.pending and self._posted == self._emitted:
+                    break  # nothing in flight any more (a write that raised unexpectedly was logged)
                 self._delivered.wait(min(left, _LOOP_CHECK_S))
         return True
 
