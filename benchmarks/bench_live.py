@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -302,6 +303,26 @@ def _report(label: str, ours: list[Sample], peer: list[Sample]) -> None:
     print(f"  target tick-to-order p99 < {TARGET_P99_MS:g} ms: {verdict}")
 
 
+def disk_sync_ms(samples: int = 100) -> list[float]:
+    """Milliseconds of one small SQLite commit as the journal makes it (WAL, ``synchronous=FULL``: one disk
+    sync), here and now: the floor under every durable intent, and what a shared disk adds to it."""
+    times = []
+    with tempfile.TemporaryDirectory(prefix="cq-bench-sync-") as scratch:
+        conn = sqlite3.connect(str(Path(scratch) / "sync.sqlite"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE t (k INTEGER, v TEXT)")
+        for k in range(samples):
+            start = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO t VALUES (?, ?)", (k, "x" * 200))
+            conn.execute("COMMIT")
+            times.append((time.perf_counter() - start) * 1000)
+            time.sleep(0.01)
+        conn.close()
+    return times
+
+
 def main() -> None:
     samples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     counts = [int(n) for n in sys.argv[2].split(",")] if len(sys.argv) > 2 else [1, 3]
@@ -315,6 +336,9 @@ def main() -> None:
                 "1 strategy" if strategies == 1 else f"{strategies} strategies ({strategies} orders per bar)"
             )
             _report(f"{label}, {what}", ours, peer)
+            # With a fill just before the bar (every bar here) two syncs are in a row on the path: the
+            # fill's (journaled before on_fill) and the intent's (durable before the order is sent).
+            print(_line("disk sync (one commit)", disk_sync_ms()))
 
 
 if __name__ == "__main__":
