@@ -413,6 +413,8 @@ class LiveBrokerAdapter(IBroker):
         placing error) is REJECTED with the reason, the others still go.
         """
         self._check_live_confirmed()
+        if len({id(order) for order, _, _ in orders}) != len(orders):
+            raise BrokerError("place_orders() got the same order twice; send each Order object once")
         for order, _, _ in orders:
             if order.status is not OrderStatus.CREATED:
                 raise BrokerError(

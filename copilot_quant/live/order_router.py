@@ -184,6 +184,21 @@ class OrderRouter:
     def _send(self, routed: list[_Routed]) -> list[_Routed]:
         """Send the orders in one trip to IB's loop thread; returns those placed. The broker returns once
         they are placed: the wait for their fills is ours, so that stop() interrupts it."""
+        fresh: list[_Routed] = []
+        seen: set[int] = set()
+        for r in routed:
+            if r.order.status is OrderStatus.CREATED and id(r.order) not in seen:
+                seen.add(id(r.order))
+                fresh.append(r)
+                continue
+            # an order object returned again (or twice): refused alone, the bar's other orders still go
+            if r.order.status is not OrderStatus.CREATED:  # a twin in this bar keeps the slot it shares
+                self._risk.release_reservation(r.order)
+            self._errors.record(
+                f"order {r.order.order_id} {r.order.symbol}: already sent; return order.copy() to send it again",
+                "order",
+            )
+        routed = fresh
         if not routed:
             return []
         try:

@@ -224,3 +224,32 @@ def test_a_risk_limit_counts_the_earlier_orders_of_the_same_bar(make_engine, gat
     assert refused.status is OrderStatus.REJECTED
     assert "max_position_per_symbol" in (refused.reject_reason or "")
     assert [o.quantity for o in gateway.broker.open_orders()] == [10]
+
+
+class SameOrderTwice(Strategy):
+    """Returns one Order object twice on its first bar (a bug in a strategy): it must reach IB once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "Twice"
+        self.order = Order("AAPL", 4, "market", "buy")
+        self.bars = 0
+
+    def on_data(self, timestamp, data):
+        self.bars += 1
+        return [self.order, self.order] if self.bars == 1 else None
+
+
+def test_an_order_object_returned_twice_in_one_bar_is_sent_once_and_the_others_still_go(make_engine, gateway):
+    twice = SameOrderTwice()
+    other = Scripted("Other", {1: [Order("AAPL", 2, "market", "buy")]})
+    engine = make_engine(fill_timeout=0.0)
+    engine.add_strategy(twice)
+    engine.add_strategy(other)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: other.bars == 1 and engine.total_errors >= 1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 2)
+    assert sorted(o.quantity for o in gateway.broker.open_orders()) == [2, 4]
+    assert any("already sent" in e["error"] for e in engine.errors)
