@@ -125,6 +125,7 @@ class InProcessGateway:
     def __init__(self, per_bar: int = 1) -> None:
         self.server = _server()
         self.port = self.server.port
+        self.per_bar = per_bar
         self.arrivals = OrderArrivals(self.server, per_bar)
 
     def step(self) -> Sample | None:
@@ -154,6 +155,7 @@ class SeparateProcessGateway:
     """The simulated gateway in a child process, driven over a pipe (like a real, separate TWS)."""
 
     def __init__(self, per_bar: int = 1) -> None:
+        self.per_bar = per_bar
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_gateway_process, args=(child, per_bar), daemon=True)
@@ -183,7 +185,8 @@ def _measure(gateway: Gateway, samples: int) -> list[Sample]:
         value = gateway.step()
         if value is not None:
             out.append(value)
-        time.sleep(0.05)  # stay under ib_async's own 45 requests/s throttle, which would dominate
+        # stay under ib_async's own 45 requests/s throttle (which would dominate): 50 ms per order
+        time.sleep(0.05 * gateway.per_bar)
     return out
 
 
