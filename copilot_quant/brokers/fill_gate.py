@@ -13,6 +13,8 @@ Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread; callbacks run 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["FillGate"]
 
 log = logging.getLogger(__name__)
+
+#: How often a flush waiting for deliveries checks that the IB loop still runs.
+_LOOP_CHECK_S = 0.1
 
 
 class FillGate:
@@ -48,6 +53,9 @@ class FillGate:
         self._journal_failed = journal_failed
         self._posted = 0  # fills handed to the loop for delivery (written by the writer thread only)
         self._emitted = 0  # … and delivered (written by the loop thread only)
+        self._passed = 0  # fills handed to the journal writer (written by the loop thread only)
+        self._settled = 0  # … and delivered, found already journaled, or failed (under _delivered)
+        self._delivered = threading.Condition()  # notified whenever _settled grows
 
     def pass_fill(self, fill: Fill, exec_id: str, order_ref: str, journal: TradeJournal | None) -> None:
         """A complete execution of the order journaled as ``order_ref``: journal it, then deliver it."""
@@ -87,26 +95,51 @@ class FillGate:
                     self._emit_posted(fill)
             else:
                 log.info("execution %s is already in the journal; not delivered again", exec_id)
+                self._settle()
 
         def failed(exc: JournalError) -> None:  # writer thread; on_failure (trading halts) follows
             log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
+            self._settle()
 
         self._writer.submit(journal, write, then=written, on_error=failed)
+        self._passed += 1  # after submit: a flush counting it also finds it pending at the writer
+
+    def _settle(self) -> None:
+        with self._delivered:
+            self._settled += 1
+            self._delivered.notify_all()
 
     def _emit_posted(self, fill: Fill) -> None:
         try:
             self._emit(fill)
         finally:
             self._emitted += 1
+            self._settle()
 
-    def flush(self, timeout: float, run_on_loop: Callable[[float], Any]) -> bool:
-        """Wait until every fill passed so far is journaled and delivered (``run_on_loop(timeout)`` runs
-        an empty call on the loop: every delivery posted before it has run then)."""
-        if self._writer.pending and not self._writer.flush(timeout):
-            return False
-        if self._posted != self._emitted:
-            run_on_loop(timeout)
+    def flush(self, timeout: float) -> bool:
+        """Wait until every fill passed so far is journaled and delivered (False on timeout).
+
+        Only the fills are waited for, not the journal's other writes (order statuses) queued behind them,
+        and the wait ends when the loop thread has delivered the last one, without a round trip to the
+        loop: this is on the path from a bar to its orders when a fill came just before the bar.
+        """
+        deadline = time.monotonic() + timeout
+        target = self._passed
+        with self._delivered:
+            while self._settled < target:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._loop_alive():
+                    return False  # timed out, or the loop is gone: what it held will not be delivered now
+                if not self._writer.pending and self._posted == self._emitted:
+                    break  # nothing in flight any more (a write that raised unexpectedly was logged)
+                self._delivered.wait(min(left, _LOOP_CHECK_S))
         return True
+
+    def _loop_alive(self) -> bool:
+        try:
+            return self._runtime().is_running
+        except BrokerError:
+            return False
 
     def _held_back(self, exec_id: str, exc: JournalError) -> None:
         # The journal is the record of what on_fill has seen. A fill it could not record is held back

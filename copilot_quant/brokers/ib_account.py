@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ib_async import RequestError
 
@@ -104,12 +104,19 @@ class IbAccount:
         result: dict[str, Position] = self._conn.call(self.read_positions)
         return result
 
-    def snapshot(self) -> tuple[float, float, dict[str, Position]]:
-        """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread."""
+    def snapshot(
+        self, before: Coroutine[Any, Any, Any] | None = None
+    ) -> tuple[float, float, dict[str, Position]]:
+        """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread (``before`` is
+        awaited first, on the loop, in the same trip)."""
         if not self._conn.is_connected():
+            if before is not None:
+                before.close()
             raise NotConnectedError("account_snapshot() needs a connection to IB; call connect() first")
 
         async def snapshot() -> tuple[float, float, dict[str, Position]]:
+            if before is not None:
+                await before
             value = await self.value_async("NetLiquidation")
             cash = await self.value_async("TotalCashValue")
             return value, cash, self.read_positions()

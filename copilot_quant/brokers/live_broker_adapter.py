@@ -36,11 +36,12 @@ plus commission (IB margins shorts similarly). ``allow_short=False`` refuses suc
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -405,6 +406,53 @@ class LiveBrokerAdapter(IBroker):
             self._await_position(order.symbol, held_before + fill.signed_quantity)
         return fill
 
+    def place_orders(self, orders: Sequence[tuple[Order, float, str]]) -> list[bool]:
+        """Send several ``(order, current_price, order_ref)`` in one trip to the loop thread, in order, and
+        return at once (no wait for fills): ``execute_order(..., wait=0)`` for each, without one
+        cross-thread round trip per order. True for each order placed; one refused (buying power, a
+        placing error) is REJECTED with the reason, the others still go.
+        """
+        self._check_live_confirmed()
+        if len({id(order) for order, _, _ in orders}) != len(orders):
+            raise BrokerError("place_orders() got the same order twice; send each Order object once")
+        for order, _, _ in orders:
+            if order.status is not OrderStatus.CREATED:
+                raise BrokerError(
+                    f"order {order.order_id} was already sent (status {order.status}); "
+                    "use order.copy() to resend it"
+                )
+        if not self._conn.is_connected():
+            for order, _, ref in orders:
+                self._reject(order, "not connected to IB; the order was not sent", order_ref=ref)
+            return [False] * len(orders)
+        self._install_handlers()
+        records = [(self.tracker.add(order, ref), price) for order, price, ref in orders]
+
+        async def place_all() -> list[BaseException | None]:
+            outcomes: list[BaseException | None] = []
+            for record, price in records:
+                check_price = float(price) if self.precheck_buying_power else math.nan
+                try:
+                    await self._place(record, check_price)
+                    outcomes.append(None)
+                except (_Unaffordable, BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
+                    outcomes.append(exc)
+            return outcomes
+
+        try:
+            outcomes = self._conn.run(place_all(), timeout=15)
+        except (BrokerError, TimeoutError, ConnectionError) as exc:
+            # Those placed before the failure went out (their status says so); the rest did not.
+            outcomes = [exc if r.status is OrderStatus.CREATED else None for r, _ in records]
+        placed = []
+        for (record, _), outcome in zip(records, outcomes, strict=True):
+            if isinstance(outcome, _Unaffordable):
+                self._reject(record.order, str(outcome), record)
+            elif outcome is not None:
+                self._reject(record.order, f"could not place the order: {outcome}", record)
+            placed.append(outcome is None)
+        return placed
+
     def await_positions(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s until IB's positions include every fill emitted so far.
 
@@ -624,7 +672,7 @@ class LiveBrokerAdapter(IBroker):
         Cheap when nothing is in flight. The engine calls it before ``on_data`` so that the strategy has
         been told about every fill its account view (IB's positions) already includes. Not from the loop.
         """
-        return self._gate.flush(timeout, lambda t: self._conn.call(lambda: None, timeout=t))
+        return self._gate.flush(timeout)
 
     def deliver_execution(self, record: TrackedOrder, execution: BrokerExecution) -> bool:
         """Process an execution found by reconciliation for a tracked order like a live one (journal-gated).
@@ -671,11 +719,30 @@ class LiveBrokerAdapter(IBroker):
             raise NotConnectedError("get_positions() needs a connection to IB; call connect() first")
         return self._account.positions()
 
-    def account_snapshot(self) -> tuple[float, float, dict[str, Position]]:
+    def account_snapshot(self, *, settle: float = 0.0) -> tuple[float, float, dict[str, Position]]:
         """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread: what
         :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller
-        that wants all three (the engine, after every fill) without three cross-thread round trips."""
-        return self._account.snapshot()
+        that wants all three (the engine, after every fill) without three cross-thread round trips.
+
+        ``settle``: first wait up to this many seconds, on the loop, until IB's positions include every fill
+        emitted so far (:meth:`await_positions`, without its cross-thread polling).
+        """
+        return self._account.snapshot(self._positions_settled(settle) if settle > 0 else None)
+
+    async def _positions_settled(self, seconds: float) -> bool:
+        """:meth:`await_positions` on the loop thread, where IB's position updates arrive."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        ok = True
+        for symbol, expected in list(self._expected_positions.items()):
+            while abs(self._account.read_position(symbol) - expected) > 1e-9:
+                if loop.time() >= deadline:
+                    ok = False
+                    break
+                await asyncio.sleep(0.002)
+            if self._expected_positions.get(symbol) == expected:
+                self._expected_positions.pop(symbol, None)
+        return ok
 
     def account_pnl(self) -> AccountPnL:
         """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).

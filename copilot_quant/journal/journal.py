@@ -187,6 +187,21 @@ class TradeJournal(JournalQueries):
         return to_db_time(self._clock())
 
     # ------------------------------------------------------------------ recording
+    def defer_checkpoints(self) -> None:
+        """Leave WAL checkpoints to :meth:`checkpoint` (see :meth:`JournalStorage.defer_checkpoints`)."""
+        self._store.defer_checkpoints()
+
+    def checkpoint(self, min_wal_bytes: int = 0) -> bool:
+        """Copy the write-ahead log into the database file if it holds at least ``min_wal_bytes``; True if
+        a checkpoint ran. Safe from any thread, next to writes (it never blocks them)."""
+        if self.closed or self.wal_bytes() < min_wal_bytes:
+            return False
+        return self._store.checkpoint()
+
+    def wal_bytes(self) -> int:
+        """The size of the journal's write-ahead log (what the next checkpoint copies)."""
+        return self._store.wal_bytes()
+
     def record_intent(self, order: Order, strategy: str | None = None) -> str:
         """Journal ``order`` before it is sent; returns its new ``order_ref`` (send it as IB's ``orderRef``)."""
         if not isinstance(order, Order):

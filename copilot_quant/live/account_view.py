@@ -135,14 +135,20 @@ class AccountState:
         return self.ledger.equity(self.marks) if self.ledger is not None else self.value
 
     def refresh(
-        self, broker: LiveBrokerAdapter, trading_day: Callable[[], date], *, pnl: bool = False
+        self,
+        broker: LiveBrokerAdapter,
+        trading_day: Callable[[], date],
+        settle: float = 0.0,
+        *,
+        pnl: bool = False,
     ) -> bool:
         """Read IB's account in one trip to the loop thread; ``False`` (and the old values kept) if it fails.
 
+        ``settle``: first wait up to that many seconds for IB's positions to include the fills delivered.
         ``pnl``: also read the day's P&L from IB's P&L stream (:attr:`daily_pnl`; None when IB sends none).
         """
         try:
-            self.value, self.cash, self.positions = broker.account_snapshot()
+            self.value, self.cash, self.positions = broker.account_snapshot(settle=settle)
         except (BrokerError, TimeoutError, ConnectionError) as exc:
             log.debug("account refresh failed: %s", exc)
             return False

@@ -653,10 +653,10 @@ class LiveStrategyEngine:
         self._errors.record(message, kind, quiet=quiet)
 
     # ------------------------------------------------------------------ account and reporting
-    def _refresh_account(self) -> None:
+    def _refresh_account(self, settle: float = 0.0) -> None:
         # IB's P&L stream is read only when the daily-loss rail needs it (one more trip to the loop)
         wants_pnl = self.risk.limits.max_daily_loss is not None
-        self.account.refresh(self.broker, self.clock.trading_day, pnl=wants_pnl)
+        self.account.refresh(self.broker, self.clock.trading_day, settle, pnl=wants_pnl)
 
     def get_performance_summary(self) -> dict[str, Any]:
         """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values:

@@ -11,7 +11,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -26,7 +27,7 @@ from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.model.orders import Order, OrderStatus, OrderType
-from copilot_quant.risk import RiskManager
+from copilot_quant.risk import RiskDecision, RiskManager
 
 __all__ = ["OrderRouter"]
 
@@ -34,6 +35,17 @@ log = logging.getLogger(__name__)
 
 #: How long one slice of the wait for an order's fills lasts: the longest a stop waits for it.
 _WAIT_SLICE_S = 0.05
+
+
+@dataclass(slots=True)
+class _Routed:
+    """An order that passed the symbol and market-hours checks, with its risk decision and journal ref."""
+
+    slot: StrategySlot
+    order: Order
+    price: float
+    decision: RiskDecision
+    ref: str = ""
 
 
 class OrderRouter:
@@ -68,42 +80,87 @@ class OrderRouter:
         #: The run's symbols: an order for any other is refused, as in a backtest.
         self.symbols: frozenset[str] = frozenset()
 
-    def submit(self, slot: StrategySlot, order: Order, stamp: pd.Timestamp) -> None:
+    def submit(self, slot: StrategySlot, order: Order) -> None:
         """Route one of ``slot``'s orders (see the module docstring)."""
+        self.submit_all([(slot, order)])
+
+    def submit_all(self, items: Sequence[tuple[StrategySlot, Order]]) -> None:
+        """Route the orders one bar produced, every strategy's, in order (see the module docstring).
+
+        Each passes market hours and the risk check (which counts the earlier orders of the same bar as
+        working), then one journal transaction records all their intents — one disk sync, however many
+        strategies — before the first is sent; then they are sent, and only then waited for.
+        """
+        routed: list[_Routed] = []
+        for slot, order in items:
+            checked = self._check(slot, order, routed)
+            if checked is not None:
+                routed.append(checked)
+        if not routed or not self._record_intents(routed):
+            return
+        sent = self._send([r for r in routed if self._may_send(r)])
+        for r in sent:
+            self._await_fills(r.order)  # IB may reject it meanwhile: then it keeps no order-rate slot
+            if r.order.status is not OrderStatus.REJECTED:
+                self._risk.record_submitted(r.order)
+
+    def _check(self, slot: StrategySlot, order: Order, earlier: list[_Routed]) -> _Routed | None:
+        """Symbol, market hours and the risk check; None when the order stops here (held or refused)."""
         if order.symbol not in self.symbols:
             self._refuse_unsubscribed(slot, order)
-            return
+            return None
         if self.outside_hours is not OutsideHours.ALLOW and not is_market_open(self._clock.now(fresh=True)):
             if self.outside_hours is OutsideHours.HOLD:
                 log.info("market closed: holding order %s until the session opens", order.order_id)
                 slot.held.append(order)
-                return
+                return None
             order.status = OrderStatus.REJECTED
             order.reject_reason = "market closed (outside_hours='reject')"
             self._errors.record(f"order {order.order_id} {order.symbol} rejected: market closed", "order")
-            return
-        price = self._feed.get_latest_price(order.symbol) or float("nan")
-        journal = self._journal()
-        if journal is None:
+            return None
+        if self._journal() is None:
             raise JournalError("the engine has no open journal; start() opens it before trading")
+        price = self._feed.get_latest_price(order.symbol) or float("nan")
         account = self._account
+        working = self._broker.orders_ib_may_hold()  # also those an IB error code alone "rejected"
+        working += [r.order for r in earlier if r.decision.ok]  # not sent yet, but about to be
         decision = self._risk.check(
             order,
             price if math.isfinite(price) else None,
             account.positions,
             account.known_value,
             account.day_start_equity,
-            open_orders=self._broker.orders_ib_may_hold(),  # also those an IB error code alone "rejected"
+            open_orders=working,
             expect_data=self._safety.expect_data(),
             daily_pnl=account.daily_pnl,
         )
+        return _Routed(slot, order, price, decision)
+
+    def _record_intents(self, routed: list[_Routed]) -> bool:
+        """Journal every routed order's intent, durably, in one transaction (nothing is lost); False if the
+        journal failed (then none is sent, all are rejected and trading halts)."""
+        journal = self._journal()
         try:
-            ref = journal.record_intent(order, slot.name)  # before anything is sent: nothing is lost
+            if journal is None:
+                raise JournalError("the engine has no open journal; start() opens it before trading")
+            if len(routed) == 1:
+                routed[0].ref = journal.record_intent(routed[0].order, routed[0].slot.name)
+            else:
+                with journal.batch():
+                    for r in routed:
+                        r.ref = journal.record_intent(r.order, r.slot.name)
         except JournalError as exc:
-            order.status = OrderStatus.REJECTED
-            order.reject_reason = f"journal write failed, trading halted: {exc}"
+            for r in routed:
+                r.order.status = OrderStatus.REJECTED
+                r.order.reject_reason = f"journal write failed, trading halted: {exc}"
             self._safety.on_journal_failure(exc)
-            return
+            return False
+        return True
+
+    def _may_send(self, r: _Routed) -> bool:
+        """Whether a journaled order may go out: False (and REJECTED, journaled) while trading is halted,
+        the books are not reconciled, or when the risk check refused it."""
+        order, ref, decision = r.order, r.ref, r.decision
         halt = self._safety.refusal(decision)
         if halt is None and not self._reconciled():
             halt = "not sent: the journal and IB are not reconciled yet (retrying)"
@@ -119,21 +176,42 @@ class OrderRouter:
                 order.symbol,
                 halt,
             )
-            return
+            return False
         if not decision.ok:
             self._broker.reject(order, f"risk check: {decision.reason}", order_ref=ref)
-            return
+            return False
+        return True
+
+    def _send(self, routed: list[_Routed]) -> list[_Routed]:
+        """Send the orders in one trip to IB's loop thread; returns those placed. The broker returns once
+        they are placed: the wait for their fills is ours, so that stop() interrupts it."""
+        fresh: list[_Routed] = []
+        seen: set[int] = set()
+        for r in routed:
+            if r.order.status is OrderStatus.CREATED and id(r.order) not in seen:
+                seen.add(id(r.order))
+                fresh.append(r)
+                continue
+            # an order object returned again (or twice): refused alone, the bar's other orders still go
+            if r.order.status is not OrderStatus.CREATED:  # a twin in this bar keeps the slot it shares
+                self._risk.release_reservation(r.order)
+            self._errors.record(
+                f"order {r.order.order_id} {r.order.symbol}: already sent; return order.copy() to send it again",
+                "order",
+            )
+        routed = fresh
+        if not routed:
+            return []
         try:
-            # wait=0: the broker returns once the order is placed; the wait for its fills is ours, so
-            # that stop() interrupts it
-            self._broker.execute_order(order, price, stamp.to_pydatetime(), order_ref=ref, wait=0.0)
+            placed = self._broker.place_orders([(r.order, r.price, r.ref) for r in routed])
         except CopilotQuantError as exc:
-            self._risk.release_reservation(order)  # never sent: its order-rate slot is free again
-            self._errors.record(f"order {order.order_id} {order.symbol}: {exc}", "order")
-            return
-        self._await_fills(order)  # IB may reject it meanwhile: then it keeps no order-rate slot
-        if order.status is not OrderStatus.REJECTED:
-            self._risk.record_submitted(order)
+            placed = [False] * len(routed)
+            for r in routed:
+                self._errors.record(f"order {r.order.order_id} {r.order.symbol}: {exc}", "order")
+        for r, ok in zip(routed, placed, strict=True):
+            if not ok:
+                self._risk.release_reservation(r.order)  # never sent: its order-rate slot is free again
+        return [r for r, ok in zip(routed, placed, strict=True) if ok]
 
     def _refuse_unsubscribed(self, slot: StrategySlot, order: Order) -> None:
         """An order for a symbol this run has no data for: REJECTED with the reason, journaled, never sent —
@@ -169,5 +247,4 @@ class OrderRouter:
         """Send ``slot``'s held orders once the session is open."""
         if slot.held and is_market_open(now):
             held, slot.held = slot.held, []
-            for order in held:
-                self.submit(slot, order, now)
+            self.submit_all([(slot, order) for order in held])

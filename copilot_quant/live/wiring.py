@@ -20,6 +20,7 @@ from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal import TradeJournal
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.bar_clock import BarClock
+from copilot_quant.live.checkpoints import Checkpointer
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog
 from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.ib_reactions import IbReactions
@@ -43,7 +44,7 @@ class EngineHooks:
     slots: Callable[[], Sequence[StrategySlot]]
     claims: Callable[[], Mapping[str, Mapping[str, float]]]
     adopted: Callable[[str, Order], None]
-    refresh_account: Callable[[], None]
+    refresh_account: Callable[[float], None]
     on_journal_failure: Callable[[JournalError], None]
     finish: Callable[[str], None]
 
@@ -195,6 +196,7 @@ def build_parts(
         refresh_account=hooks.refresh_account,
         on_journal_failure=hooks.on_journal_failure,
         finish=hooks.finish,
+        checkpointer=Checkpointer(hooks.journal),
     )
     # kept on the parts: eventkit holds bound-method handlers weakly
     reactions = IbReactions(connection=connection, feed=feed, broker=broker, events=events, fills=fills)

@@ -23,6 +23,7 @@ from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.errors import CopilotQuantError, JournalError
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.bar_clock import BarClock
+from copilot_quant.live.checkpoints import Checkpointer
 from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.order_router import OrderRouter
@@ -60,9 +61,10 @@ class Worker:
         fills: FillDispatcher,
         errors: ErrorLog,
         slots: Callable[[], Sequence[StrategySlot]],
-        refresh_account: Callable[[], None],
+        refresh_account: Callable[[float], None],
         on_journal_failure: Callable[[JournalError], None],
         finish: Callable[[str], None],
+        checkpointer: Checkpointer,
     ) -> None:
         self._stop = stop
         self._wake = wake
@@ -80,6 +82,7 @@ class Worker:
         self._refresh_account = refresh_account
         self._on_journal_failure = on_journal_failure
         self._finish = finish
+        self._checkpointer = checkpointer
         #: Bars delivered to the strategies so far.
         self.bars_processed = 0
         self.timer_fired = False
@@ -159,7 +162,8 @@ class Worker:
                 self._router.release_held(slot, pd.Timestamp(now, tz="UTC"))
         new = self._clock.completed(now)
         if len(new) == 0:
-            self._refresh_account()
+            self._refresh_account(0.0)
+            self._checkpointer.after_step()
             return
         # One DataFrame per step, built once: pandas calls cost ~0.2 ms each on a cold CPU between bars,
         # so the path from a bar to its orders decides on int64 stamps and touches pandas only here.
@@ -173,8 +177,8 @@ class Worker:
             # on_data, and the account view already includes them.
             self._broker.flush_fills()
             if self._fills.drain():
-                self._broker.await_positions(_POSITION_SYNC_S)
-                self._refresh_account()
+                # IB's position update follows the execution: wait for it and read the account in one trip
+                self._refresh_account(_POSITION_SYNC_S)
             if positions is None or k == len(new) - 1:
                 window = data
             else:
@@ -183,31 +187,39 @@ class Worker:
             self._deliver(stamp, window)
             self._clock.last_bar = stamp
             self._fills.drain()
-        self._refresh_account()  # after the orders: the account view is off the tick-to-order path
+        self._refresh_account(0.0)  # after the orders: the account view is off the tick-to-order path
+        self._checkpointer.after_step()  # so is the journal's checkpoint
 
     def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
+        """Every strategy decides on the bar, in the order they were added; then their orders are routed
+        together (one journal sync for all of them), as a backtest fills them all at the same next price."""
         self.bars_processed += 1
+        orders: list[tuple[StrategySlot, Order]] = []
         for slot in self._slots():
-            self._deliver_to(slot, stamp, window)
+            for order in self._decide(slot, stamp, window):
+                slot.add(order)
+                orders.append((slot, order))
+        if orders:
+            self._router.submit_all(orders)
 
-    def _deliver_to(self, slot: StrategySlot, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
+    def _decide(self, slot: StrategySlot, stamp: pd.Timestamp, window: pd.DataFrame) -> list[Order]:
+        """``slot``'s strategy's orders for the bar (none if it failed or returned something else)."""
         try:
             orders = slot.strategy.on_data(stamp, window)
         except Exception as exc:
             self._errors.strategy_failed(
                 slot.name, exc, f"{type(exc).__name__}: {exc}", f"in on_data at {stamp}"
             )
-            return
+            return []
         if orders is None:
-            return
+            return []
         if not isinstance(orders, list | tuple) or not all(isinstance(o, Order) for o in orders):
             self._errors.record(
                 f"on_data must return a list of Order objects or None, got {type(orders).__name__}",
                 "strategy",
             )
-            return
+            return []
         for order in orders:
             if order.timestamp is None:  # as in a backtest: the bar the order was decided on
                 order.timestamp = stamp.to_pydatetime()
-            slot.add(order)
-            self._router.submit(slot, order, stamp)
+        return list(orders)

@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
-from copilot_quant.backtest.orders import Fill, Order
+from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.errors import StrategyError
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import connected_ib
 from copilot_quant.journal import TradeJournal
+from copilot_quant.risk import RiskLimits
 from ib_async import MarketOrder, Stock
 
 from .conftest import wait_until
@@ -172,3 +173,83 @@ def test_strategies_must_have_different_names():
     assert [s.name for s in engine.strategy_slots] == ["Trend", "Trend2"]
     assert engine.strategy is not None
     assert engine.strategy.name == "Trend"
+
+
+def test_the_orders_of_one_bar_are_journaled_in_one_transaction_before_any_is_sent(make_engine, gateway):
+    """Three strategies order on the same bar: one journal commit (one disk sync) holds all three intents,
+    and every intent is committed before the first order reaches IB."""
+    strategies = [Scripted(f"S{k}", {1: [Order("AAPL", 1 + k, "market", "buy")]}) for k in range(3)]
+    engine = make_engine(fill_timeout=0.0)
+    for strategy in strategies:
+        engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    assert engine.journal is not None
+    statements: list[str] = []
+    committed_when_sent: list[int] = []
+    original = gateway.broker.place_order
+
+    def place_order(*args: Any, **kwargs: Any) -> Any:  # the gateway's side of placeOrder
+        committed_when_sent.append(sum(s == "COMMIT" for s in statements))
+        return original(*args, **kwargs)
+
+    gateway.broker.place_order = place_order  # type: ignore[method-assign]
+    engine.journal._store.conn.set_trace_callback(statements.append)  # every statement, any thread
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 3)
+
+    inserts = [i for i, s in enumerate(statements) if s.lstrip().startswith("INSERT INTO orders")]
+    assert len(inserts) == 3
+    between = statements[inserts[0] : inserts[-1]]
+    assert "COMMIT" not in between  # one transaction …
+    first_commit = inserts[-1] + statements[inserts[-1] :].index("COMMIT")
+    intents_committed = sum(s == "COMMIT" for s in statements[: first_commit + 1])
+    assert all(n >= intents_committed for n in committed_when_sent)  # … durable before anything is sent
+    assert [o.quantity for o in gateway.broker.open_orders()] == [1, 2, 3]  # in the order added
+
+
+def test_a_risk_limit_counts_the_earlier_orders_of_the_same_bar(make_engine, gateway):
+    """Routed together, the second strategy's order is checked with the first's as working (not sent yet)."""
+    first = Scripted("First", {1: [Order("AAPL", 10, "market", "buy")]})
+    second = Scripted("Second", {1: [Order("AAPL", 10, "market", "buy")]})
+    engine = make_engine(fill_timeout=0.0, risk_limits=RiskLimits(max_position_per_symbol=15))
+    engine.add_strategy(first)
+    engine.add_strategy(second)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: second.bars == 1 and engine.total_errors >= 1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)
+    (refused,) = engine.strategy_slots[1].orders
+    assert refused.status is OrderStatus.REJECTED
+    assert "max_position_per_symbol" in (refused.reject_reason or "")
+    assert [o.quantity for o in gateway.broker.open_orders()] == [10]
+
+
+class SameOrderTwice(Strategy):
+    """Returns one Order object twice on its first bar (a bug in a strategy): it must reach IB once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "Twice"
+        self.order = Order("AAPL", 4, "market", "buy")
+        self.bars = 0
+
+    def on_data(self, timestamp, data):
+        self.bars += 1
+        return [self.order, self.order] if self.bars == 1 else None
+
+
+def test_an_order_object_returned_twice_in_one_bar_is_sent_once_and_the_others_still_go(make_engine, gateway):
+    twice = SameOrderTwice()
+    other = Scripted("Other", {1: [Order("AAPL", 2, "market", "buy")]})
+    engine = make_engine(fill_timeout=0.0)
+    engine.add_strategy(twice)
+    engine.add_strategy(other)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: other.bars == 1 and engine.total_errors >= 1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 2)
+    assert sorted(o.quantity for o in gateway.broker.open_orders()) == [2, 4]
+    assert any("already sent" in e["error"] for e in engine.errors)

@@ -33,8 +33,9 @@ class Scripted(Strategy):
         self.seen: list[dict[str, float]] = []
 
     def on_data(self, timestamp, data):
-        self.bars += 1
+        # seen before bars: a test waiting for ``bars`` then reads a complete ``seen``
         self.seen.append({s: p.quantity for s, p in self.positions.items()})
+        self.bars += 1
         orders = self.script.get(self.bars)
         return [o.copy() for o in orders] if orders else None
 
