@@ -26,6 +26,7 @@ from copilot_quant.gateway.market import Bar, MarketReplay
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.messages.historical import HistoricalBar
 from copilot_quant.model.ports import IDataFeed
+from copilot_quant.model.spread import to_grid
 
 __all__ = [
     "BarSize",
@@ -402,7 +403,8 @@ def _to_bars(
     quote_bars = what in ("MIDPOINT", "BID", "ASK", "BID_ASK")
     out: list[HistoricalBar] = []
     for start, end, row in zip(starts, frame.index, values, strict=True):
-        o, h, lo, c, v = (round(float(x) + (shift if i < 4 else 0.0), 6) for i, x in enumerate(row))
+        o, h, lo, c = (to_grid(float(x) + shift) for x in row[:4])  # IB prints on the tick grid
+        v = round(float(row[4]), 6)
         if not np.isfinite([o, h, lo, c]).all():
             continue
         date = format_bar_date(start, end, kind, format_date)

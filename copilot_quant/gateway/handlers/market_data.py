@@ -27,6 +27,7 @@ from copilot_quant.gateway.messages.market_data import (
     tick_string,
 )
 from copilot_quant.gateway.wire import FieldReader
+from copilot_quant.model.spread import to_grid
 
 if TYPE_CHECKING:
     from copilot_quant.gateway.session import Session
@@ -159,7 +160,7 @@ def publish_real_time_bar(session: Session, bar: Bar) -> None:
         if sub.symbol != bar.symbol:
             continue
         shift = {"BID": -half, "ASK": half}.get(sub.what, 0.0)
-        o, h, lo, c = (round(x + shift, 6) for x in (bar.open, bar.high, bar.low, bar.close))
+        o, h, lo, c = (to_grid(x + shift) for x in (bar.open, bar.high, bar.low, bar.close))
         if sub.what == "TRADES":
             wap = round((bar.high + bar.low + bar.close) / 3, 6)
             session.send(
