@@ -171,6 +171,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     capital: float = options.capital_option(" of both runs"),
     commission: str = options.commission_option(),
     slippage: float = options.slippage_option(),
+    spread: str = options.spread_option(),
     volume_limit: float | None = options.volume_limit_option(),
     params: list[str] = param_option(),
 ) -> None:
@@ -187,6 +188,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         check_volume_limit(volume_limit, "--volume-limit")
+        quoted = options.parse_spread(spread)
         # built once here so bad parameters are reported now; both runs build their own instance
         loaded = load_strategy(spec, params)
         loaded.print_header(console)
@@ -201,6 +203,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 capital=capital,
                 commission=costs,
                 slippage=slippage,
+                spread=quoted,
                 volume_limit=volume_limit,
             )
     print_report(report, console)
