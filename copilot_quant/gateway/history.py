@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,6 @@ from copilot_quant.gateway.market import Bar, MarketReplay
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.messages.historical import HistoricalBar
 from copilot_quant.model.ports import IDataFeed
-from copilot_quant.model.spread import to_grid
 
 __all__ = [
     "BarSize",
@@ -247,7 +247,7 @@ class HistoryService:
         if frame.empty:
             raise HistoryError(Code.HMDS, f"HMDS query returned no data: {symbol}@SMART {what}")
         bars = _to_bars(
-            frame, starts, kind=size.kind, format_date=format_date, what=what, spread=self.market.spread
+            frame, starts, kind=size.kind, format_date=format_date, what=what, price=self.market.side_price
         )
         return HistoryAnswer(_window_text(lo), _window_text(end_time), bars)
 
@@ -396,14 +396,19 @@ def _count(volume: float) -> int:
 
 
 def _to_bars(
-    frame: pd.DataFrame, starts: pd.DatetimeIndex, *, kind: str, format_date: int, what: str, spread: float
+    frame: pd.DataFrame,
+    starts: pd.DatetimeIndex,
+    *,
+    kind: str,
+    format_date: int,
+    what: str,
+    price: Callable[[float, str], float],
 ) -> list[HistoricalBar]:
     values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float)
-    shift = {"BID": -spread / 2, "ASK": spread / 2}.get(what, 0.0)
     quote_bars = what in ("MIDPOINT", "BID", "ASK", "BID_ASK")
     out: list[HistoricalBar] = []
     for start, end, row in zip(starts, frame.index, values, strict=True):
-        o, h, lo, c = (to_grid(float(x) + shift) for x in row[:4])  # IB prints on the tick grid
+        o, h, lo, c = (price(float(x), what) for x in row[:4])  # on the tick grid, as IB prints
         v = round(float(row[4]), 6)
         if not np.isfinite([o, h, lo, c]).all():
             continue

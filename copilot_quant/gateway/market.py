@@ -456,6 +456,17 @@ class MarketReplay:
         quote.time = time
         self._apply_spread(quote, price)
 
+    def side_price(self, price: float, what: str) -> float:
+        """A trade at ``price`` as a bar of ``what`` shows it: the bid for BID, the ask for ASK, else the
+        trade itself; on the tick grid, with the quotes' spread (the spread model when on)."""
+        if what not in ("BID", "ASK"):
+            return to_grid(price)
+        if self.quote_model is not None:
+            bid, ask = self.quote_model.quote(price)
+            return bid if what == "BID" else ask
+        half = self.spread / 2.0
+        return to_grid(price - half if what == "BID" else price + half)
+
     def _apply_spread(self, quote: Quote, price: float) -> None:
         if self.quote_model is not None:
             quote.bid, quote.ask = self.quote_model.quote(price)

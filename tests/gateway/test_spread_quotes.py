@@ -48,3 +48,7 @@ def test_quotes_straddle_the_last_and_market_orders_fill_at_the_touch():
         bars = ib.reqHistoricalData(aapl, "", "10 D", "1 day", "TRADES", True)
         assert bars
         assert on_grid([[b.open, b.high, b.low, b.close] for b in bars])
+        bids = ib.reqHistoricalData(aapl, "", "10 D", "1 day", "BID", True)
+        asks = ib.reqHistoricalData(aapl, "", "10 D", "1 day", "ASK", True)
+        assert [b.close for b in bids] == [MODEL.quote(b.close)[0] for b in bars]
+        assert [a.close for a in asks] == [MODEL.quote(b.close)[1] for b in bars]

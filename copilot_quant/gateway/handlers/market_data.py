@@ -27,7 +27,6 @@ from copilot_quant.gateway.messages.market_data import (
     tick_string,
 )
 from copilot_quant.gateway.wire import FieldReader
-from copilot_quant.model.spread import to_grid
 
 if TYPE_CHECKING:
     from copilot_quant.gateway.session import Session
@@ -155,12 +154,11 @@ def publish_real_time_bar(session: Session, bar: Bar) -> None:
     if not subs:
         return
     epoch = int(bar.end.timestamp()) // 5 * 5 - 5
-    half = session.core.market.spread / 2
+    side_price = session.core.market.side_price
     for req_id, sub in list(subs.items()):
         if sub.symbol != bar.symbol:
             continue
-        shift = {"BID": -half, "ASK": half}.get(sub.what, 0.0)
-        o, h, lo, c = (to_grid(x + shift) for x in (bar.open, bar.high, bar.low, bar.close))
+        o, h, lo, c = (side_price(x, sub.what) for x in (bar.open, bar.high, bar.low, bar.close))
         if sub.what == "TRADES":
             wap = round((bar.high + bar.low + bar.close) / 3, 6)
             session.send(
