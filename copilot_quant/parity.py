@@ -69,6 +69,7 @@ from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+from copilot_quant.model.spread import SpreadModel, grid_frame, spread_model, with_spread
 from copilot_quant.parity_report import (
     BAR_HOOKS,
     FILL_COLUMNS,
@@ -134,7 +135,8 @@ def _bar_frames(
         frame = slice_range(frame, lo, hi)
         if frame.empty:
             raise DataError(f"no {interval} bars for {symbol} between {start} and {end}; widen the range")
-        frames[symbol] = frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
+        # on the tick grid, as the gateway prints them: both runs then walk the same prices
+        frames[symbol] = grid_frame(frame[["Open", "High", "Low", "Close", "Volume"]].astype(float))
     first = min(f.index[0] for f in frames.values())
     last = max(f.index[-1] for f in frames.values())
     return frames, first, last
@@ -460,13 +462,17 @@ def run_parity(
     interval: str = "1d",
     step_timeout: float = 20.0,
     volume_limit: float | None = None,
+    spread: SpreadModel | str | int | None = None,
 ) -> ParityReport:
     """Run ``strategy_class(**strategy_kwargs)`` in a backtest and live on the same bars; compare them.
 
     ``data`` is a data spec (``'sample'``, ``'synthetic'``, ``'csv:DIR'``, ``'store'``) or an
     :class:`IDataFeed`. ``commission``/``slippage`` take a rate or a model, as ``BacktestEngine`` does;
     the same model objects serve both runs. ``volume_limit`` (a fraction of each bar's volume, see
-    :mod:`copilot_quant.backtest.participation`) applies to both: the backtest engine and the gateway. Raises :class:`~copilot_quant.errors.ConfigError` for bad
+    :mod:`copilot_quant.backtest.participation`) applies to both: the backtest engine and the gateway.
+    ``spread`` (a :class:`~copilot_quant.model.spread.SpreadModel`, ticks or ``'5bps'``; off by default)
+    makes market orders and triggered stops fill at the touch on both sides. Bars are put on the tick
+    grid for both runs (the gateway prints on it). Raises :class:`~copilot_quant.errors.ConfigError` for bad
     input, :class:`~copilot_quant.errors.DataError` when the range has no bars, and
     :class:`~copilot_quant.errors.GatewayError` when the live run stalls.
     """
@@ -484,6 +490,7 @@ def run_parity(
         interval=interval,
         step_timeout=step_timeout,
         volume_limit=volume_limit,
+        spread=spread,
     ).account
 
 
@@ -517,6 +524,7 @@ def run_account_parity(
     interval: str = "1d",
     step_timeout: float = 20.0,
     volume_limit: float | None = None,
+    spread: SpreadModel | str | int | None = None,
 ) -> AccountParityReport:
     """Run several strategies on one account in a backtest and live on the same bars; compare the account
     and each strategy (its own orders, fills, errors, and its sleeve's cash and equity).
@@ -534,7 +542,7 @@ def run_account_parity(
     volume_limit = check_volume_limit(volume_limit)
     provider = provider_from_spec(data) if isinstance(data, str) else data
     cost = commission_model(commission)
-    slip = slippage_model(slippage)
+    slip = with_spread(slippage_model(slippage), spread_model(spread))
     frames, first, last = _bar_frames(provider, names, start, end, interval)
     stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
     options: dict[str, Any] = {

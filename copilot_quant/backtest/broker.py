@@ -50,6 +50,7 @@ from copilot_quant.model.costs import (
 )
 from copilot_quant.model.fill_rules import match_order
 from copilot_quant.model.orders import Fill, Order, OrderSide, OrderStatus, Position
+from copilot_quant.model.spread import SpreadSlippage
 
 __all__ = ["SimpleBroker"]
 
@@ -187,7 +188,12 @@ class SimpleBroker(IBroker):
             log.warning("order %s is already %s; not filling it again", order.order_id, order.status.value)
             return None
         side = cast(OrderSide, order.side)  # parsed to the enum by Order itself
-        fill_price = self.slippage_model.adjust(price, side) if slippage else price
+        if slippage:
+            fill_price = self.slippage_model.adjust(price, side)
+        elif isinstance(self.slippage_model, SpreadSlippage):  # the tick grid is on with the spread
+            fill_price = self.slippage_model.on_grid(price)
+        else:
+            fill_price = price
         remaining = order.quantity - order.filled_quantity
         if quantity is None:
             quantity = remaining

@@ -96,6 +96,7 @@ from copilot_quant.model.fill_rules import Execution
 from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
+from copilot_quant.model.spread import grid_frame, spread_of
 
 __all__ = ["FILL_AT", "BacktestEngine", "ProgressCallback"]
 
@@ -292,6 +293,10 @@ class BacktestEngine:
         lo, hi = resolve_range(start_date, end_date)
         self._run_interval = interval or self.interval
         frame = self._load(names, lo, hi, self._run_interval, data)
+        if (
+            spread_of(self.broker.slippage_model) is not None
+        ):  # the spread's touch is on the tick grid: so are bars
+            frame = grid_frame(frame)
         if self._given_broker is None:
             self.broker = self._new_broker()
         self.errors = []

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from copilot_quant.backtest.strategy import Strategy
     from copilot_quant.cli.strategy_set import StrategyEntry
     from copilot_quant.model.costs import CommissionModel
+    from copilot_quant.model.spread import SpreadModel
 
 __all__ = [
     "DEMO_LIVE_RANGE",
@@ -195,6 +196,7 @@ def run_backtest(
     slippage: float = 0.0005,
     fill_at: str = "next_open",
     interval: str = "1d",
+    spread: SpreadModel | None = None,
     allow_short: bool = True,
     volume_limit: float | None = None,
     console: Console | None = None,
@@ -207,6 +209,8 @@ def run_backtest(
     """
     from copilot_quant.backtest.engine import BacktestEngine
     from copilot_quant.data.providers import provider_from_spec
+    from copilot_quant.model.costs import slippage_model
+    from copilot_quant.model.spread import with_spread
 
     if capital <= 0:
         raise ConfigError(f"--capital must be positive, got {capital}.")
@@ -215,7 +219,7 @@ def run_backtest(
         initial_capital=capital,
         data_provider=provider_from_spec(data),
         commission=commission,
-        slippage=slippage,
+        slippage=with_spread(slippage_model(slippage), spread),
         fill_at=fill_mode,
         allow_short=allow_short,
         interval=interval,
@@ -243,6 +247,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     slippage: float = options.slippage_option(),
     fill_at: str = options.fill_at_option(),
     interval: str = options.interval_option(),
+    spread: str = options.spread_option(),
     allow_short: bool = options.allow_short_option(),
     volume_limit: float | None = options.volume_limit_option(),
     report: Path | None = typer.Option(None, "--report", "-r", help="Write the HTML report to this file."),
@@ -259,6 +264,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
         options.check_dates(start, end)
         costs = options.parse_commission(commission)
         options.parse_fill_at(fill_at)
+        quoted = options.parse_spread(spread)
         check_volume_limit(volume_limit, "--volume-limit")
         options.check_report_name(report)
         compared = options.parse_benchmark(benchmark)
@@ -275,6 +281,7 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
             slippage=slippage,
             fill_at=fill_at,
             interval=interval,
+            spread=quoted,
             allow_short=allow_short,
             volume_limit=volume_limit,
             console=console,

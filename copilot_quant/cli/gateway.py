@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, USAGE_ERROR, code_for
-from copilot_quant.cli.options import parse_commission, parse_symbols
+from copilot_quant.cli.options import SPREAD_HELP, parse_commission, parse_spread, parse_symbols
 from copilot_quant.cli.reporting import print_error
 from copilot_quant.cli.words import bar_time
 from copilot_quant.errors import CopilotQuantError
@@ -85,6 +85,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
         "Tiered: volume tiers plus pass-through fees; commissionReport carries the total) or a rate of the "
         "traded value (0.001 = 0.1 %).",
     ),
+    spread: str = typer.Option("off", "--spread", help=SPREAD_HELP),
     volume_limit: float | None = typer.Option(
         None,
         "--volume-limit",
@@ -104,6 +105,8 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     from copilot_quant.backtest.participation import check_volume_limit
     from copilot_quant.gateway.control import ControlServer
     from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+    from copilot_quant.model.costs import NoSlippage
+    from copilot_quant.model.spread import spread_of, with_spread
 
     console = Console(highlight=False)
     # The replay's own settings choose it; anything else gets the market a newcomer can trade at once.
@@ -128,6 +131,8 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             state_file=state or None,
             partial_fill_size=partial_fill_size or None,
             commission=parse_commission(commission),
+            # the backtest's --spread: quotes bid < ask, market orders fill at the touch
+            slippage=with_spread(NoSlippage(), parse_spread(spread)),
             volume_limit=volume_limit,
             pacing=pacing,
             live_account=live_account,
@@ -141,6 +146,11 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     console.print(f"[bold green]Simulated IB Gateway[/] listening on [bold]{server.host}:{server.port}[/]")
     console.print(f"  account {server.broker.account_id}, data '{data}', symbols: {symbols_text}")
     console.print(f"  {escape(_account_text(server.broker.account_id, fresh, state))}", soft_wrap=True)
+    quoted = spread_of(config.slippage)
+    if quoted is not None:
+        console.print(
+            f"  spread {quoted.label()}: market orders fill at the touch (buy at the ask, sell at the bid)"
+        )
     if mode == "wall":
         console.print(f"  {_wall_text(server.config.hours, interval)}")
     else:

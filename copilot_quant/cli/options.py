@@ -30,9 +30,11 @@ __all__ = [
     "parse_benchmark",
     "parse_commission",
     "parse_fill_at",
+    "parse_spread",
     "parse_symbols",
     "slippage_option",
     "split_tokens",
+    "spread_option",
     "start_option",
     "strategy_argument",
     "symbols_option",
@@ -99,6 +101,28 @@ def parse_commission(text: str) -> Any:
 
 def slippage_option() -> Any:
     return typer.Option(0.0005, "--slippage", help="Market and stop slippage rate (0.0005 = 0.05 %).")
+
+
+SPREAD_HELP = (
+    "Bid/ask spread: off (default: fills at bar prices), a width in ticks (1 = one cent above $1) or "
+    "in basis points of the price (5bps, at least one tick). Market and stop orders then fill at the touch "
+    "(buy at the ask, sell at the bid), --slippage on top, every price on the tick grid."
+)
+
+
+def spread_option() -> Any:
+    return typer.Option("off", "--spread", help=SPREAD_HELP)
+
+
+def parse_spread(text: str) -> Any:
+    """``--spread`` as a :class:`~copilot_quant.model.spread.SpreadModel`, or None when off."""
+    from copilot_quant.errors import ConfigError
+    from copilot_quant.model.spread import spread_model
+
+    try:
+        return spread_model(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--spread {text!r}: {exc}") from None
 
 
 def fill_at_option() -> Any:

@@ -185,6 +185,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     capital: float = options.capital_option(" of both runs"),
     commission: str = options.commission_option(),
     slippage: float = options.slippage_option(),
+    spread: str = options.spread_option(),
     volume_limit: float | None = options.volume_limit_option(),
     params: list[str] = param_option(),
 ) -> None:
@@ -200,6 +201,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         if capital <= 0:
             raise ConfigError(f"--capital must be positive, got {capital}.")
         check_volume_limit(volume_limit, "--volume-limit")
+        quoted = options.parse_spread(spread)
         # built once here so bad parameters are reported now; both runs build their own instances
         entries = load_strategies(specs, params, account=capital)
         print_header(entries, console)
@@ -209,6 +211,7 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             "commission": costs,
             "slippage": slippage,
             "volume_limit": volume_limit,
+            "spread": quoted,
         }
         with console.status("Backtest, then the live run against the simulated gateway ..."):
             report: ParityReport | AccountParityReport = _run(entries, names, start, end, settings)

@@ -30,6 +30,7 @@ from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.pacing import HistoricalPacer
 from copilot_quant.gateway.wallclock import WallClockMarket
 from copilot_quant.model.ports import IDataFeed
+from copilot_quant.model.spread import SpreadModel
 
 if TYPE_CHECKING:
     from copilot_quant.gateway.broker import SimBroker
@@ -76,6 +77,7 @@ class GatewayCore:
         start: pd.Timestamp | None = None,
         resume_at: pd.Timestamp | None = None,
         spread: float = 0.0,
+        quote_model: SpreadModel | None = None,
         seed: int = 0,
         pacing: bool = False,
         max_clients: int = 32,
@@ -88,7 +90,9 @@ class GatewayCore:
         wall: WallClockMarket | None = None
         if wall_clock:
             start, resume_at = WallClockMarket.wall().floor("s"), None
-        self.market = MarketReplay(feed, bar_interval, start, spread=spread, seed=seed)
+        self.market = MarketReplay(
+            feed, bar_interval, start, spread=spread, seed=seed, quote_model=quote_model
+        )
         if wall_clock:
             wall = WallClockMarket(self.market, hours=hours, seed=seed)
         if resume_at is not None and start is None:

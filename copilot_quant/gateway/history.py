@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -246,7 +247,7 @@ class HistoryService:
         if frame.empty:
             raise HistoryError(Code.HMDS, f"HMDS query returned no data: {symbol}@SMART {what}")
         bars = _to_bars(
-            frame, starts, kind=size.kind, format_date=format_date, what=what, spread=self.market.spread
+            frame, starts, kind=size.kind, format_date=format_date, what=what, price=self.market.side_price
         )
         return HistoryAnswer(_window_text(lo), _window_text(end_time), bars)
 
@@ -395,14 +396,20 @@ def _count(volume: float) -> int:
 
 
 def _to_bars(
-    frame: pd.DataFrame, starts: pd.DatetimeIndex, *, kind: str, format_date: int, what: str, spread: float
+    frame: pd.DataFrame,
+    starts: pd.DatetimeIndex,
+    *,
+    kind: str,
+    format_date: int,
+    what: str,
+    price: Callable[[float, str], float],
 ) -> list[HistoricalBar]:
     values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float)
-    shift = {"BID": -spread / 2, "ASK": spread / 2}.get(what, 0.0)
     quote_bars = what in ("MIDPOINT", "BID", "ASK", "BID_ASK")
     out: list[HistoricalBar] = []
     for start, end, row in zip(starts, frame.index, values, strict=True):
-        o, h, lo, c, v = (round(float(x) + (shift if i < 4 else 0.0), 6) for i, x in enumerate(row))
+        o, h, lo, c = (price(float(x), what) for x in row[:4])  # on the tick grid, as IB prints
+        v = round(float(row[4]), 6)
         if not np.isfinite([o, h, lo, c]).all():
             continue
         date = format_bar_date(start, end, kind, format_date)

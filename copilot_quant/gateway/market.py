@@ -30,6 +30,7 @@ from copilot_quant.data.calendars import (
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.model.ports import IDataFeed
+from copilot_quant.model.spread import SpreadModel, grid_array, to_grid
 
 __all__ = ["Bar", "MarketReplay", "PricePoint", "Quote", "price_path"]
 
@@ -118,6 +119,8 @@ class MarketReplay:
         interval: bar interval of the replay (``'1m'`` … ``'1h'`` or ``'1d'``).
         start: replay start (the market's first ``now``); ``None`` = the last bar of the data.
         spread: bid/ask spread in price units around each path price (0: fills equal bar prices).
+        quote_model: a :class:`~copilot_quant.model.spread.SpreadModel` quoting bid/ask (the one the
+            fills' slippage model uses, so a market buy fills at the quoted ask); overrides ``spread``.
         seed: seed of the random walk after the data ends.
         calendar: exchange calendar for sessions.
     """
@@ -132,6 +135,7 @@ class MarketReplay:
         seed: int = 0,
         calendar: str = "XNYS",
         quote_size: float = 100.0,
+        quote_model: SpreadModel | None = None,
     ) -> None:
         if interval not in REPLAY_INTERVALS:
             raise ConfigError(
@@ -142,6 +146,8 @@ class MarketReplay:
         self.feed = feed
         self.interval = interval
         self.spread = float(spread)
+        #: The shared spread model (the fills' touch), when on: it quotes bid/ask instead of ``spread``.
+        self.quote_model = quote_model
         self.seed = int(seed)
         self.calendar = calendar
         self.quote_size = float(quote_size)
@@ -266,6 +272,8 @@ class MarketReplay:
             return _Series(np.empty(0, dtype=np.int64), np.empty((0, 5)))
         ends = pd.DatetimeIndex(frame.index).as_unit("ns").asi8.copy()
         values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float, copy=True)
+        # IB prints on the tick grid: off-grid data (split/dividend-adjusted prices) is put on it here.
+        values[:, :4] = grid_array(values[:, :4])
         return _Series(ends, values)
 
     # -- history ---------------------------------------------------------------------------------------
@@ -448,10 +456,24 @@ class MarketReplay:
         quote.time = time
         self._apply_spread(quote, price)
 
-    def _apply_spread(self, quote: Quote, price: float) -> None:
+    def side_price(self, price: float, what: str) -> float:
+        """A trade at ``price`` as a bar of ``what`` shows it: the bid for BID, the ask for ASK, else the
+        trade itself; on the tick grid, with the quotes' spread (the spread model when on)."""
+        if what not in ("BID", "ASK"):
+            return to_grid(price)
+        if self.quote_model is not None:
+            bid, ask = self.quote_model.quote(price)
+            return bid if what == "BID" else ask
         half = self.spread / 2.0
-        quote.bid = round(price - half, 6)
-        quote.ask = round(price + half, 6)
+        return to_grid(price - half if what == "BID" else price + half)
+
+    def _apply_spread(self, quote: Quote, price: float) -> None:
+        if self.quote_model is not None:
+            quote.bid, quote.ask = self.quote_model.quote(price)
+        else:
+            half = self.spread / 2.0
+            quote.bid = to_grid(price - half)
+            quote.ask = to_grid(price + half)
         quote.bid_size = quote.ask_size = self.quote_size
 
 

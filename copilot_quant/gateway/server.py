@@ -50,6 +50,7 @@ from copilot_quant.gateway.session import Session
 from copilot_quant.model.costs import CommissionModel, SlippageModel, commission_model
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
+from copilot_quant.model.spread import spread_of
 
 __all__ = ["GatewayConfig", "GatewayServer"]
 
@@ -203,6 +204,8 @@ class GatewayServer:
             start=start,
             resume_at=resume_at,
             spread=config.spread,
+            # fills at the touch of a spread model (model/spread.py): the quotes show the same spread
+            quote_model=spread_of(config.slippage),
             seed=config.seed,
             pacing=config.pacing,
             max_clients=config.max_clients,

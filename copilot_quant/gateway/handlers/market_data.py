@@ -154,12 +154,11 @@ def publish_real_time_bar(session: Session, bar: Bar) -> None:
     if not subs:
         return
     epoch = int(bar.end.timestamp()) // 5 * 5 - 5
-    half = session.core.market.spread / 2
+    side_price = session.core.market.side_price
     for req_id, sub in list(subs.items()):
         if sub.symbol != bar.symbol:
             continue
-        shift = {"BID": -half, "ASK": half}.get(sub.what, 0.0)
-        o, h, lo, c = (round(x + shift, 6) for x in (bar.open, bar.high, bar.low, bar.close))
+        o, h, lo, c = (side_price(x, sub.what) for x in (bar.open, bar.high, bar.low, bar.close))
         if sub.what == "TRADES":
             wap = round((bar.high + bar.low + bar.close) / 3, 6)
             session.send(
