@@ -1,5 +1,6 @@
 """Backtesting: orders, the strategy API, the IDataFeed/IBroker ports, engines, results and metrics."""
 
+from copilot_quant.backtest.indicators import SymbolValues
 from copilot_quant.backtest.orders import (
     Fill,
     Order,
@@ -20,5 +21,6 @@ __all__ = [
     "OrderType",
     "Position",
     "Strategy",
+    "SymbolValues",
     "TimeInForce",
 ]
