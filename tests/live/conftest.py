@@ -6,8 +6,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 
@@ -36,6 +38,23 @@ def gateway_factory(feed: SyntheticDataProvider) -> Iterator[Callable[..., Gatew
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def make_engine(gateway: GatewayServer) -> Iterator[Callable[..., LiveStrategyEngine]]:
+    """Engines on ``gateway`` (keyword arguments override the defaults), each disconnected after the test."""
+    made: list[LiveStrategyEngine] = []
+
+    def make(**kwargs: Any) -> LiveStrategyEngine:
+        options: dict[str, Any] = {"port": gateway.port, "client_id": 90, "update_interval": 3600}
+        options.update(kwargs)
+        engine = LiveStrategyEngine(**options)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.disconnect()
 
 
 @pytest.fixture

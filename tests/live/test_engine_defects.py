@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.backtest.strategy import Strategy
-from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.live import reconciler as reconciler_module
 from copilot_quant.live.reconciler import ReconcileState
 from copilot_quant.live.strategy_slot import StrategySlot
@@ -44,22 +40,6 @@ class BuysEveryBar(Scripted):
     def on_data(self, timestamp, data):
         self.bars += 1
         return [Order("AAPL", 1, "market", "buy")]
-
-
-@pytest.fixture
-def make_engine(gateway: GatewayServer) -> Iterator[Callable[..., LiveStrategyEngine]]:
-    made: list[LiveStrategyEngine] = []
-
-    def make(**kwargs: Any) -> LiveStrategyEngine:
-        options: dict[str, Any] = {"port": gateway.port, "client_id": 91, "update_interval": 3600}
-        options.update(kwargs)
-        engine = LiveStrategyEngine(**options)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.disconnect()
 
 
 def test_a_reconciliation_that_fails_after_a_reconnect_is_retried_and_blocks_orders_until_it_succeeds(

@@ -6,7 +6,6 @@ forex farm stopped trading, and a broken needed farm stopped it without a halt s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -53,22 +52,6 @@ class Scripted(Strategy):
 
 def _limit(price: float, quantity: float = 5) -> Order:
     return Order("AAPL", quantity, "limit", "buy", limit_price=price, time_in_force="gtc")
-
-
-@pytest.fixture
-def make_engine(gateway: GatewayServer) -> Iterator[Callable[..., LiveStrategyEngine]]:
-    made: list[LiveStrategyEngine] = []
-
-    def make(**kwargs: Any) -> LiveStrategyEngine:
-        options: dict[str, Any] = {"port": gateway.port, "client_id": 93, "update_interval": 3600}
-        options.update(kwargs)
-        engine = LiveStrategyEngine(**options)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.disconnect()
 
 
 def _started(make_engine, strategy: Strategy, **kwargs: Any) -> LiveStrategyEngine:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -38,22 +37,6 @@ class Scripted(Strategy):
 
     def on_fill(self, fill):
         self.fills.append(fill)
-
-
-@pytest.fixture
-def make_engine(gateway: GatewayServer) -> Iterator[Callable[..., LiveStrategyEngine]]:
-    made: list[LiveStrategyEngine] = []
-
-    def make(**kwargs: Any) -> LiveStrategyEngine:
-        options: dict[str, Any] = {"port": gateway.port, "client_id": 94, "update_interval": 3600}
-        options.update(kwargs)
-        engine = LiveStrategyEngine(**options)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.disconnect()
 
 
 def _positions(strategy: Strategy) -> dict[str, float]:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.backtest.strategy import Strategy
-from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import connected_ib
 from copilot_quant.journal import OrderState, TradeJournal
 from ib_async import MarketOrder, Stock
@@ -41,22 +37,6 @@ class Scripted(Strategy):
 
     def on_fill(self, fill):
         self.fills.append(fill)
-
-
-@pytest.fixture
-def make_engine(gateway: GatewayServer) -> Iterator[Callable[..., LiveStrategyEngine]]:
-    made: list[LiveStrategyEngine] = []
-
-    def make(**kwargs: Any) -> LiveStrategyEngine:
-        options: dict[str, Any] = {"port": gateway.port, "client_id": 92, "update_interval": 3600}
-        options.update(kwargs)
-        engine = LiveStrategyEngine(**options)
-        made.append(engine)
-        return engine
-
-    yield make
-    for engine in made:
-        engine.disconnect()
 
 
 def _journal_orders(engine_journal_dir) -> list:
