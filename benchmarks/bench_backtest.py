@@ -112,6 +112,11 @@ def report(case: str, bars: int, runs: dict[str, tuple[float, list[Trade], float
         speed = bars / elapsed
         ratio = f"{reference[0] / elapsed:8.1f}x backtrader" if reference and name != "backtrader" else ""
         print(f"  {name:<22} {elapsed:8.3f} s {speed:14,.0f} bars/s  {len(trades):6d} trades  {ratio}")
+    print_agreement(runs)
+
+
+def print_agreement(runs: dict[str, tuple[float, list, float]]) -> None:
+    """Whether every engine made the first one's trades and final equity (shared with bench_portfolio)."""
     names = list(runs)
     base_trades, base_value = runs[names[0]][1], runs[names[0]][2]
     for name in names[1:]:

@@ -46,6 +46,8 @@ from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.examples.sma_cross import trailing_mean
 
+from bench_backtest import print_agreement  # the same agreement check (benchmarks/ is on sys.path)
+
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import backtrader as bt
@@ -226,19 +228,7 @@ def report(case: str, bars: int, runs: dict[str, Run]) -> None:
             f"  {name:<14} {elapsed:8.3f} s {elapsed / bars * 1e6:8.2f} us/symbol-bar "
             f"{len(trades):6d} trades  {ratio}"
         )
-    names = list(runs)
-    base_trades, base_value = runs[names[0]][1], runs[names[0]][2]
-    for name in names[1:]:
-        trades, value = runs[name][1], runs[name][2]
-        same = trades == base_trades
-        close_value = abs(value - base_value) <= 1e-6 * abs(base_value)
-        print(
-            f"  trades {names[0]} vs {name}: {'IDENTICAL' if same else 'DIFFER'}; "
-            f"final equity {'equal' if close_value else 'DIFFERS'} ({base_value:,.2f} vs {value:,.2f})"
-        )
-        if not same:
-            diff = [(a, b) for a, b in zip(base_trades, trades, strict=False) if a != b][:3]
-            print(f"    first differences: {diff}")
+    print_agreement(runs)
 
 
 def case_portfolio(n_symbols: int, n_bars: int, repeat: int) -> None:

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
-from copilot_quant.backtest.orders import Fill, Order
-from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.orders import Fill
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.journal import TradeJournal, is_journal_ref
 
 from ..live.conftest import (  # noqa: F401 - fixtures re-used by the drills
+    Scripted,
     Stepper,
     _journal_in_tmp,
     _no_leaked_ib_threads,
@@ -28,24 +28,6 @@ from ..live.conftest import (  # noqa: F401 - fixtures re-used by the drills
 )
 
 ACCOUNT = "DU1234567"
-
-
-class Scripted(Strategy):
-    """Returns the orders scripted for its n-th bar (1-based) and records every fill it is told about."""
-
-    def __init__(self, script: dict[int, list[Order]] | None = None) -> None:
-        super().__init__()
-        self.script = script or {}
-        self.bars = 0
-        self.fills: list[Fill] = []
-
-    def on_data(self, timestamp, data):
-        self.bars += 1
-        orders = self.script.get(self.bars)
-        return [o.copy() for o in orders] if orders else None
-
-    def on_fill(self, fill):
-        self.fills.append(fill)
 
 
 @pytest.fixture

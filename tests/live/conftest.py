@@ -10,12 +10,32 @@ from typing import Any
 
 import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.orders import Fill, Order
+from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 
 #: The gateway replays known synthetic bars from this date, so tests know the "future" prices.
 REPLAY_START = "2024-03-01"
 SYMBOLS = ["AAPL", "MSFT"]
+
+
+class Scripted(Strategy):
+    """Returns the orders scripted for its n-th bar (1-based) and records every fill it is told about."""
+
+    def __init__(self, script: dict[int, list[Order]] | None = None) -> None:
+        super().__init__()
+        self.script = script or {}
+        self.bars = 0
+        self.fills: list[Fill] = []
+
+    def on_data(self, timestamp, data):
+        self.bars += 1
+        orders = self.script.get(self.bars)
+        return [o.copy() for o in orders] if orders else None
+
+    def on_fill(self, fill):
+        self.fills.append(fill)
 
 
 @pytest.fixture

@@ -5,35 +5,16 @@ from __future__ import annotations
 import logging
 
 import pytest
-from copilot_quant.backtest.orders import Fill, Order, OrderStatus
-from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.live import reconciler as reconciler_module
 from copilot_quant.live.reconciler import ReconcileState
 from copilot_quant.live.strategy_slot import StrategySlot
 
-from .conftest import wait_until
+from .conftest import Scripted, wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(90)]
 
 ACCOUNT = "DU1234567"
-
-
-class Scripted(Strategy):
-    """Returns the orders scripted for its n-th bar (1-based); records every fill."""
-
-    def __init__(self, script: dict[int, list[Order]] | None = None) -> None:
-        super().__init__()
-        self.script = script or {}
-        self.bars = 0
-        self.fills: list[Fill] = []
-
-    def on_data(self, timestamp, data):
-        self.bars += 1
-        orders = self.script.get(self.bars)
-        return [o.copy() for o in orders] if orders else None
-
-    def on_fill(self, fill):
-        self.fills.append(fill)
 
 
 class BuysEveryBar(Scripted):
