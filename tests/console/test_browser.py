@@ -68,10 +68,12 @@ def test_fills_appear_without_reload_the_curve_grows_and_halt_halts_with_the_rea
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
     before = _fill_rows(page)
     points_before = int(page.locator("#curve").get_attribute("data-count") or 0)
-    with Stepper(live.gateway, 0.15):
+    with Stepper(live.gateway, 0.15):  # the curve is sampled as the market moves: wait while it moves
         page.wait_for_function(f"document.querySelectorAll('#fills tr.fill').length > {before + 1}")
+        page.wait_for_function(
+            f"Number(document.querySelector('#curve').dataset.count) > {points_before + 1}"
+        )
     assert page.evaluate("window.__sameDocument") is True  # updated in place, not reloaded
-    page.wait_for_function(f"Number(document.querySelector('#curve').dataset.count) > {points_before + 1}")
     assert page.locator("#curve .main-svg").count() >= 1  # plotly drew it (served offline)
     _shot(page, tmp_path, "strategy")
 
