@@ -41,6 +41,7 @@ from copilot_quant.model.fill_rules import (
     price_path,
     trail_level,
 )
+from copilot_quant.model.modify import Modification
 from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
 from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
 from copilot_quant.model.participation import VolumeAllowance, is_whole
@@ -287,8 +288,8 @@ class OrderBook:
             if at != point:
                 self._reduce_groups(unblocked)
                 point = at
-            if working.order.status.is_done:  # cancelled from on_fill or by its OCA group earlier in this bar
-                continue
+            if working.order.status.is_done or working.first_bar > bar:
+                continue  # cancelled or modified from on_fill, or cancelled by its OCA group, earlier in this bar
             before = working.order.filled_quantity
             if cap is None or working.order.auction:  # an auction takes no share of the bar's volume
                 book(working, execution)
@@ -449,6 +450,38 @@ class OrderBook:
                     del pending[i]
                 return order
         return None
+
+    def find(self, order_id: str | None) -> WorkingOrder | None:
+        """The working order ``order_id`` that can still fill (the latest with that id), or None."""
+        return next(
+            (w for w in reversed(self.pending) if w.order.order_id == order_id and w.order.status.is_active),
+            None,
+        )
+
+    def modify(
+        self, working: WorkingOrder, modification: Modification, next_bar: int, *, matching: bool = False
+    ) -> None:
+        """Give ``working`` its new terms, in force from bar ``next_bar`` on (see :meth:`Strategy.modify`).
+
+        The order keeps its place (submission order), its fills and, for a stop that has triggered, its
+        trigger. Until ``next_bar`` it executes nowhere: a modification from ``on_fill`` while a bar is
+        matched takes the order out of the rest of that bar (``matching``), since the new terms were decided
+        after a point of the bar's path whose later prices the strategy has not seen. A quantity lowered to
+        what already filled completes the order.
+        """
+        order = working.order
+        modification.apply_to(order)
+        working.first_bar = max(working.first_bar, next_bar)
+        if order.filled_quantity >= order.quantity - 1e-9:
+            order.status = OrderStatus.FILLED
+            log.debug("order %s complete: its quantity was lowered to what filled", order.order_id)
+            if matching:
+                self._purge = True
+            else:
+                self.pending.remove(working)
+            return
+        if order.auction or working.expires_bar is not None:
+            self._ordered = True
 
     def cancel_all(self, reason: str) -> list[Order]:
         """Cancel every working order (e.g. at the end of a backtest); returns them."""

@@ -26,6 +26,7 @@ from copilot_quant.brokers.ib_codes import (
     ORDER_CANCELLED,
     is_informational,
     is_warning,
+    refuses_modification,
     rejection_reason,
 )
 from copilot_quant.brokers.ib_mapping import ib_status
@@ -98,8 +99,15 @@ class IbOrderEvents:
         if code:
             # ib_async derived this status from an error message (it cancels the Trade on any code outside
             # its warning list): IB itself has said nothing about the order's status.
-            self._on_order_code(record, trade, code, _strip_prefix(last.message if last else ""))
+            message = _strip_prefix(last.message if last else "")
+            if record.modifying is not None and refuses_modification(code):
+                self._modify_refused(record, code, message)
+                return
+            self._on_order_code(record, trade, code, message)
             return
+        if record.modifying is not None and last is not None and last.message == "Modified":
+            record.modifying = None  # ib_async labels IB's acknowledgement of a modification
+            log.info("IB acknowledged the modification of order %s", record.order.order_id)
         if st.status in IB_FINAL:
             record.ib_final = True
         _follow_oca_reduction(record, trade)
@@ -270,7 +278,16 @@ class IbOrderEvents:
         if req_id <= 0 or 2100 <= code < 2200:
             return
         record = self.tracker.find(ib_order_id=req_id)
-        if record is None or record.is_done:
+        if record is None:
+            return
+        if record.modify_refused_code == code:  # seen already through the status event ib_async made of it
+            record.modify_refused_code = 0
+            return
+        if record.modifying is not None and refuses_modification(code):
+            self._modify_refused(record, code, message)
+            record.modify_refused_code = 0
+            return
+        if record.is_done:
             return
         named = rejection_reason(code, message)
         if named is not None and record.perm_id:
@@ -301,6 +318,26 @@ class IbOrderEvents:
         if record.order_ref:
             ref = record.order_ref
             self._sink._journal_write(lambda j: j.record_status(ref, status, None, None, None, text))
+        self._sink._emit_error(record, text)
+
+    def _modify_refused(self, record: TrackedOrder, code: int, message: str) -> None:
+        """IB refused the outstanding modification of ``record``'s order (e.g. 104: it filled meanwhile): the
+        order keeps working (or ended) as IB says, with its terms from before; journaled and reported."""
+        previous = record.modifying
+        record.modifying = None
+        record.modify_refused_code = code
+        order = record.order
+        if previous is not None:
+            previous.apply_to(order)
+        text = f"IB refused the modification of order {order.order_id} ({code}: {message}); its terms are as before"
+        log.warning("%s", text)
+        if record.order_ref:
+            ref = record.order_ref
+            self._sink._journal_write(lambda j: j.record_error(ref, code, message))
+            if previous is not None:
+                self._sink._journal_write(
+                    lambda j: j.record_modified(ref, order, "modification refused by IB")
+                )
         self._sink._emit_error(record, text)
 
     def on_restored(self, data_lost: bool) -> None:

@@ -57,11 +57,13 @@ from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.fill_gate import FillGate
 from copilot_quant.brokers.ib_account import AccountPnL, IbAccount
 from copilot_quant.brokers.ib_mapping import to_ib_order
+from copilot_quant.brokers.ib_modify import send_modification
 from copilot_quant.brokers.ib_order_events import IbOrderEvents
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
 from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
 from copilot_quant.journal.writer import JournalWriter
+from copilot_quant.model.modify import Modification
 
 __all__ = ["LiveBrokerAdapter"]
 
@@ -565,6 +567,25 @@ class LiveBrokerAdapter(IBroker):
             log.warning("cancel of %s failed: %s", order_id, exc)
             return False
         return True
+
+    def modify_order(self, order: Order, modification: Modification) -> bool:
+        """Send ``order``'s new terms to IB — ``placeOrder`` with its own orderId (IB's modify); True if sent.
+
+        The order has the new terms from then on; IB acknowledges them, or refuses them (104: it filled
+        meanwhile), and then the order's earlier terms come back and the error callbacks hear of it. False,
+        with the order unchanged, when it was never sent, is lost, finished, or the connection is down.
+        """
+        record = self.tracker.record_for(order)
+        if record is None or record.ib_order is None or record.lost or record.is_done:
+            return False
+        if not self._conn.is_connected():
+            return False
+        try:
+            sent = send_modification(self._conn.ib, self._contracts, record, modification, self._conn.account)
+            return bool(self._conn.run(sent, timeout=15))
+        except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
+            log.warning("the modification of order %s could not be sent: %s", order.order_id, exc)
+            return False
 
     def get_open_orders(self) -> list[Order]:
         """Orders sent through this adapter that can still fill."""

@@ -39,7 +39,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -72,6 +72,7 @@ from copilot_quant.live.on_stop import flatten_strategies, leave_orders
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.live.summary import account_summary, strategy_summaries
 from copilot_quant.live.wiring import EngineHooks, EngineOptions, build_parts
+from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Fill, Order, continue_order_ids_after
 from copilot_quant.risk import KillSwitch, RiskLimits
 
@@ -454,7 +455,14 @@ class LiveStrategyEngine:
         for slot in self._slots:
             strategy = slot.strategy
             strategy.bind(
-                StrategyView(slot, self.account, self._strategy_cancel, tuple(names), sleeve=self._sleeves)
+                StrategyView(
+                    slot,
+                    self.account,
+                    self._strategy_cancel,
+                    tuple(names),
+                    sleeve=self._sleeves,
+                    modify=self._strategy_modify,
+                )
             )
             try:
                 strategy.initialize()
@@ -543,6 +551,11 @@ class LiveStrategyEngine:
 
     def _strategy_cancel(self, slot: StrategySlot, order: Order | str) -> None:
         slot.cancel(order, self.broker)
+
+    def _strategy_modify(
+        self, slot: StrategySlot, order: Order | str, changes: Mapping[str, Any]
+    ) -> ModifyOutcome:
+        return self.router.modify(slot, order, changes)
 
     # ------------------------------------------------------------------ journal, reconciliation, rails
     def register_event_callback(self, callback: EventCallback) -> None:

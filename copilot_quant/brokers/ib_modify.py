@@ -1,0 +1,62 @@
+"""Sending a modification to IB: ``placeOrder`` again with the order's own ``orderId`` and new terms.
+
+That is how IB modifies a working order (ib_async logs it as "Modify"; IB answers with ``openOrder`` and
+``orderStatus`` for the same id, which ib_async labels "Modified"). Only the fields a modification may
+change (:data:`~copilot_quant.model.modify.MODIFIABLE`: size, limit and aux price, time in force, good-till
+date) are copied onto the ib_async ``Order`` IB already knows, priced on the contract's tick grid as a new
+order's are. The order's earlier terms are kept on the tracked record until IB acknowledges, so that a
+refusal (104: it filled meanwhile) restores them (:mod:`copilot_quant.brokers.ib_order_events`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from copilot_quant.brokers.contracts import ContractBook, round_order_prices
+from copilot_quant.brokers.ib_mapping import to_ib_order
+from copilot_quant.model.modify import Modification
+
+if TYPE_CHECKING:
+    from ib_async import IB
+
+    from copilot_quant.brokers.order_tracking import TrackedOrder
+
+__all__ = ["MODIFIED_IB_FIELDS", "send_modification"]
+
+log = logging.getLogger(__name__)
+
+#: The ib_async ``Order`` fields a modification rewrites.
+MODIFIED_IB_FIELDS = ("totalQuantity", "lmtPrice", "auxPrice", "tif", "goodTillDate")
+
+
+async def send_modification(
+    ib: IB, contracts: ContractBook, record: TrackedOrder, modification: Modification, account: str | None
+) -> bool:
+    """Give ``record``'s order its new terms and send them to IB (IB loop thread). False, changing
+    nothing, when ib_async already holds the order finished (it refuses to modify a done trade)."""
+    ib_order = record.ib_order
+    trade = next((t for t in ib.trades() if t.order is ib_order), None)
+    if trade is None or trade.isDone():
+        return False
+    order = record.order
+    terms = order.copy(
+        order_id=order.order_id,
+        quantity=modification.quantity,
+        limit_price=modification.limit_price,
+        stop_price=modification.stop_price,
+        time_in_force=modification.time_in_force,
+        good_till=modification.good_till,
+    )
+    fresh = to_ib_order(terms, account)
+    for note in round_order_prices(fresh, await contracts.price_rule(trade.contract)):
+        log.info("order %s: %s", order.order_id, note)
+    if trade.isDone():  # finished while the price rule was fetched
+        return False
+    for name in MODIFIED_IB_FIELDS:
+        setattr(ib_order, name, getattr(fresh, name))
+    record.modifying = Modification.of(order)
+    record.modify_refused_code = 0
+    modification.apply_to(order)
+    ib.placeOrder(trade.contract, ib_order)
+    return True
