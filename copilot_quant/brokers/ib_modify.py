@@ -53,6 +53,7 @@ async def send_modification(
         log.info("order %s: %s", order.order_id, note)
     if trade.isDone():  # finished while the price rule was fetched
         return False
+    record.modifying_ib = {name: getattr(ib_order, name) for name in MODIFIED_IB_FIELDS}
     for name in MODIFIED_IB_FIELDS:
         setattr(ib_order, name, getattr(fresh, name))
     record.modifying = Modification.of(order)

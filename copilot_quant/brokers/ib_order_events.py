@@ -329,6 +329,9 @@ class IbOrderEvents:
         order = record.order
         if previous is not None:
             previous.apply_to(order)
+        for name, value in record.modifying_ib.items():  # ib_async keeps what was sent: IB has the old terms
+            setattr(record.ib_order, name, value)
+        record.modifying_ib = {}
         text = f"IB refused the modification of order {order.order_id} ({code}: {message}); its terms are as before"
         log.warning("%s", text)
         if record.order_ref:
