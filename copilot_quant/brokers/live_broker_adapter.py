@@ -587,6 +587,11 @@ class LiveBrokerAdapter(IBroker):
             log.warning("the modification of order %s could not be sent: %s", order.order_id, exc)
             return False
 
+    def modification_answered(self, order: Order) -> bool:
+        """Whether IB has answered ``order``'s last modification (acknowledged or refused it)."""
+        record = self.tracker.record_for(order)
+        return record is None or record.modifying is None or record.is_done
+
     def get_open_orders(self) -> list[Order]:
         """Orders sent through this adapter that can still fill."""
         return [r.order for r in self.tracker.open_records()]

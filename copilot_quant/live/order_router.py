@@ -292,6 +292,7 @@ class OrderRouter:
             return ModifyOutcome.NOT_SENT
         if self._broker.modify_order(order, modification):
             log.info("%s modified order %s: %s (sent to IB)", slot.name, order.order_id, change)
+            self._await_answer(order)
             return ModifyOutcome.SENT
         if journal is not None and ref:
             try:
@@ -330,6 +331,16 @@ class OrderRouter:
             left = deadline - time.monotonic()
             if left <= 0 or broker.wait_for_fills(order, min(left, _WAIT_SLICE_S)):
                 return
+
+    def _await_answer(self, order: Order) -> None:
+        """Wait (``ack_timeout``, in short slices) for IB to acknowledge or refuse a modification, as for a
+        new order's acknowledgement: the next bar's prices then meet the terms IB holds."""
+        broker = self._broker
+        deadline = time.monotonic() + broker.ack_timeout
+        while not broker.modification_answered(order) and not self._stopping.is_set():
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.002)
 
     def release_held(self, slot: StrategySlot, now: pd.Timestamp) -> None:
         """Send ``slot``'s held orders once the session is open."""
