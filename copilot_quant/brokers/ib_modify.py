@@ -11,18 +11,20 @@ refusal (104: it filled meanwhile) restores them (:mod:`copilot_quant.brokers.ib
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+import math
+from typing import TYPE_CHECKING, Any
 
 from copilot_quant.brokers.contracts import ContractBook, round_order_prices
 from copilot_quant.brokers.ib_mapping import to_ib_order
 from copilot_quant.model.modify import Modification
+from copilot_quant.model.orders import Order, OrderType, TimeInForce
 
 if TYPE_CHECKING:
     from ib_async import IB
 
     from copilot_quant.brokers.order_tracking import TrackedOrder
 
-__all__ = ["MODIFIED_IB_FIELDS", "send_modification"]
+__all__ = ["MODIFIED_IB_FIELDS", "held_terms", "send_modification"]
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +63,34 @@ async def send_modification(
     modification.apply_to(order)
     ib.placeOrder(trade.contract, ib_order)
     return True
+
+
+def _price(value: Any) -> float | None:
+    """An ib_async price field as a price (None when unset: ib_async's UNSET_DOUBLE, 0, or not a number)."""
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        return None
+    return price if math.isfinite(price) and 0 < price < 1e300 else None
+
+
+def held_terms(order: Order, ib_order: Any) -> Modification | None:
+    """The terms IB holds for ``order`` (its open order ``ib_order``) when they differ from ``order``'s, else
+    None: after a restart, a modification IB accepted but the journal never recorded (or the reverse) is
+    found here. Only the modifiable terms are read; a trailing stop's auxPrice is its trail, not a stop."""
+    if ib_order is None:
+        return None
+    kind = order.type_enum
+    quantity = _price(getattr(ib_order, "totalQuantity", None)) or order.quantity
+    limit = order.limit_price
+    if kind.needs_limit_price:
+        limit = _price(getattr(ib_order, "lmtPrice", None)) or limit
+    stop = order.stop_price
+    if kind in (OrderType.STOP, OrderType.STOP_LIMIT):
+        stop = _price(getattr(ib_order, "auxPrice", None)) or stop
+    tif = order.time_in_force
+    text = str(getattr(ib_order, "tif", "") or "").strip().lower()
+    if text in {t.value for t in TimeInForce}:
+        tif = TimeInForce(text)
+    held = Modification(quantity, limit, stop, TimeInForce(tif), order.good_till)
+    return None if held == Modification.of(order) else held

@@ -15,6 +15,7 @@ import pytest
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.gateway.orders import IbStatus
+from copilot_quant.gateway.testing import connected_ib
 from copilot_quant.journal import OrderState, TradeJournal
 from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.risk import RiskLimits
@@ -181,5 +182,46 @@ def test_a_restart_adopts_the_order_with_its_modified_terms(gateway, tmp_path):
         (adopted,) = again.open_orders()
         assert adopted.order_id == order.order_id
         assert (adopted.quantity, adopted.limit_price) == (7, order.limit_price)
+    finally:
+        engine.disconnect()
+
+
+def test_a_restart_takes_the_terms_ib_holds_when_the_journal_missed_a_modification(gateway, tmp_path):
+    """The engine died after IB accepted a modification but before its journal recorded it (here: the
+    modification is sent by a bare ib_async client with the engine's client id). The next engine adopts the
+    order with IB's terms and journals them."""
+    path = tmp_path / "journal.sqlite"
+    strategy = PlaceThenModify(lambda close: {}, modify_on=99)
+    engine = make_engine(gateway, path, client_id=79)
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        gateway.clock.step(1)
+        assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
+        (order,) = strategy.placed
+        engine.broker.flush_journal()
+    finally:
+        engine.disconnect()
+    new_limit = round(order.limit_price * 1.1, 2)
+    with connected_ib(gateway, client_id=79) as ib:
+        (trade,) = ib.reqOpenOrders()
+        trade.order.lmtPrice = new_limit
+        trade.order.totalQuantity = 8
+        ib.placeOrder(trade.contract, trade.order)
+        assert wait_until(lambda: gateway.call(gateway.broker.open_orders)[0].lmt_price == new_limit)
+    again = PlaceThenModify(lambda close: {}, modify_on=99)
+    again.bars = 1
+    engine = make_engine(gateway, path, client_id=79)
+    engine.add_strategy(again)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        (adopted,) = again.open_orders()
+        assert (adopted.quantity, adopted.limit_price) == (8, new_limit)
+        engine.broker.flush_journal()
+        (record,), _ = journaled(engine, path)
+        assert (record.quantity, record.limit_price) == (8, new_limit)
+        assert _history(path, record.order_ref)[-1].startswith("terms as IB holds them (reconciled)")
     finally:
         engine.disconnect()
