@@ -93,13 +93,14 @@ from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
+from copilot_quant.backtest.order_requests import cancel_order, expiry_bar, modify_order
 from copilot_quant.backtest.results import BacktestResult
-from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
+from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.dates import bar_label, resolve_range, slice_range
-from copilot_quant.errors import ConfigError, DataError, OrderValidationError, StrategyError
+from copilot_quant.errors import ConfigError, DataError, StrategyError
 from copilot_quant.model.costs import CommissionModel, SlippageModel
 from copilot_quant.model.fill_rules import Execution
-from copilot_quant.model.modify import ModifyOutcome, check_modification, modify_refusal
+from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
@@ -541,77 +542,16 @@ class BacktestEngine:
                     continue
             self._book.add(working)
 
-    def _owned_id(self, owner: int, order: Order | str, action: str) -> str | None:
-        """The order id of ``order``, which must be one of ``strategies[owner]``'s (else StrategyError)."""
-        order_id = order.order_id if isinstance(order, Order) else order
-        known = self._order_owner.get(order_id)
-        if known != owner:
-            whose = (
-                f"it belongs to {self._strategies[known].name}"
-                if known is not None
-                else "no order with this id was submitted in this run (orders count as submitted once "
-                "on_data/on_bar has returned them)"
-            )
-            raise StrategyError(
-                f"{self._strategies[owner].name}.{action}({order_id!r}): unknown order; {whose}"
-            )
-        return order_id
-
     def _cancel(self, owner: int, order: Order | str) -> None:
         """``strategies[owner].cancel(order)``: see the module docstring for the timing."""
-        strategy = self._strategies[owner]
-        order_id = self._owned_id(owner, order, "cancel")
-        if self._book.cancel(order_id, CANCELLED_BY_STRATEGY, matching=self._executing) is not None:
-            log.debug("%s cancelled order %s at %s", strategy.name, order_id, self._now)
-            return
-        # no longer working: say what became of it (a rare path, so a scan is fine)
-        done = self._last_order(order_id)
-        status = done.status.value if done is not None else "done"
-        log.info("%s.cancel(%r): the order is already %s; nothing to cancel", strategy.name, order_id, status)
+        cancel_order(self, owner, order)
 
     def _modify(self, owner: int, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome:
         """``strategies[owner].modify(order, **changes)``: new terms from the next bar on (see the module doc)."""
-        strategy = self._strategies[owner]
-        order_id = self._owned_id(owner, order, "modify")
-        working = self._book.find(order_id)
-        target = working.order if working is not None else self._last_order(order_id)
-        if target is None:  # an order that never reached the book (rejected at submission) is in _orders
-            raise StrategyError(f"{strategy.name}.modify({order_id!r}): unknown order")
-        modification = check_modification(target, changes)
-        refusal = modify_refusal(target, modification)
-        if refusal is not None:
-            log.info(
-                "%s.modify(%r) not applied: %s (order %s)",
-                strategy.name,
-                order_id,
-                refusal.value,
-                target.status.value,
-            )
-            return refusal
-        assert working is not None  # an order not in the book is done, so refused above
-        expires = self._expiry_bar(modification.good_till)
-        if expires is not None and expires <= self._bar:
-            raise OrderValidationError(f"good_till {modification.good_till} is not after now ({self._now})")
-        log.debug(
-            "%s modified order %s at %s: %s",
-            strategy.name,
-            order_id,
-            self._now,
-            modification.describe(target),
-        )
-        working.expires_bar = expires
-        self._book.modify(working, modification, self._bar + 1, matching=self._executing)
-        return ModifyOutcome.APPLIED
-
-    def _last_order(self, order_id: str | None) -> Order | None:
-        return next((o for o in reversed(self._orders) if o.order_id == order_id), None)
+        return modify_order(self, owner, order, changes)
 
     def _expiry_bar(self, good_till: datetime | None) -> int | None:
-        """The bar a good-till-date order expires after (the first whose time reaches ``good_till``)."""
-        market = self._market
-        if good_till is None or market is None:
-            return None
-        return int(market.index.searchsorted(pd.Timestamp(good_till)))
+        return expiry_bar(self._market, good_till)
 
     def _book_fill(self, working: WorkingOrder, execution: Execution, quantity: float | None = None) -> None:
         """Book ``quantity`` of the order (None: all that is left) through the broker; tell its strategy."""
