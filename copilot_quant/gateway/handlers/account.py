@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from copilot_quant.gateway.broker import AccountChanged
+from copilot_quant.gateway.broker_events import AccountChanged
 from copilot_quant.gateway.messages.account import (
     account_download_end,
     account_summary,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from copilot_quant.gateway.broker import (
+from copilot_quant.gateway.broker_events import (
     AccountChanged,
     CommissionReported,
     ExecutionReported,
