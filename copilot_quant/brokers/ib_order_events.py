@@ -67,6 +67,18 @@ def _follow_oca_reduction(record: TrackedOrder, trade: Trade) -> None:
         order.quantity = total
 
 
+def _acknowledges_modification(record: TrackedOrder, trade: Trade) -> bool:
+    """Whether this status report is IB's answer to the outstanding modification: ib_async labels it
+    "Modified" when nothing in the status changed; a new size shows in filled + remaining instead."""
+    last = trade.log[-1] if trade.log else None
+    if last is not None and last.message == "Modified":
+        return True
+    st = trade.orderStatus
+    total = float(st.filled or 0) + float(st.remaining or 0)
+    before = record.modifying.quantity if record.modifying is not None else total
+    return abs(total - record.order.quantity) < 1e-9 and abs(total - before) > 1e-9
+
+
 class IbOrderEvents:
     """ib_async's order events (``orderStatusEvent``, ``execDetailsEvent``, ``commissionReportEvent``,
     ``errorEvent``) and the connection's ``restored``, applied to ``tracker`` (IB loop thread)."""
@@ -105,8 +117,8 @@ class IbOrderEvents:
                 return
             self._on_order_code(record, trade, code, message)
             return
-        if record.modifying is not None and last is not None and last.message == "Modified":
-            record.modifying = None  # ib_async labels IB's acknowledgement of a modification
+        if record.modifying is not None and _acknowledges_modification(record, trade):
+            record.modifying = None
             log.info("IB acknowledged the modification of order %s", record.order.order_id)
         if st.status in IB_FINAL:
             record.ib_final = True

@@ -72,6 +72,7 @@ from copilot_quant.gateway.orders import (
     TimeInForceCode,
     finite_or_none,
     new_exec_id_tag,
+    parse_ib_time,
 )
 from copilot_quant.gateway.state import load_state
 from copilot_quant.model.cost_meter import CostMeter
@@ -403,6 +404,10 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
         if req.action.upper() != existing.action.value or contract.con_id != existing.contract.con_id:
             self._error(client_id, order_id, 105, "Order being modified does not match original order.")
             return
+        if (_order_type(req.order_type) or existing.order_type) is not existing.order_type:
+            # IB modifies price, size and time in force; a new order type is a new order (cancel, then place)
+            self._error(client_id, order_id, 329, "Order modify failed. Cannot change to the new order type.")
+            return
         reason = self._invalid_reason(req, contract)
         if reason is None and (req.oca_group, req.oca_type if req.oca_group else 0) != (
             existing.oca_group,
@@ -426,7 +431,14 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
             tif=_tif(req.tif),
             order_ref=req.order_ref,
             outside_rth=req.outside_rth,
+            good_till=parse_ib_time(req.good_till_date) if req.tif.upper() == "GTD" else None,
         )
+        if order_type.is_trailing:  # the trail may change; the stop stays where it has trailed to
+            updated = replace(
+                updated,
+                trailing_percent=finite_or_none(req.trailing_percent),
+                lmt_price_offset=finite_or_none(req.lmt_price_offset),
+            )
         triggered = working.triggered if working is not None and order_type == existing.order_type else False
         if (order_type.needs_stop or order_type.is_trailing) and not triggered:
             updated = replace(updated, status=IbStatus.PRE_SUBMITTED)

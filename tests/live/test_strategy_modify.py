@@ -169,6 +169,9 @@ def test_a_restart_adopts_the_order_with_its_modified_terms(gateway, tmp_path):
         gateway.clock.step(1)
         assert wait_until(lambda: strategy.done == 2)
         (order,) = strategy.placed
+        assert wait_until(lambda: engine.broker.modification_answered(order))  # a new size acknowledged
+        assert engine.broker.tracker.record_for(order).modifying is None
+        assert order.quantity == 7
         engine.broker.flush_journal()
     finally:
         engine.disconnect()
