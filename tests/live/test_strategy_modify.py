@@ -228,3 +228,21 @@ def test_a_restart_takes_the_terms_ib_holds_when_the_journal_missed_a_modificati
         assert _history(path, record.order_ref)[-1].startswith("terms as IB holds them (reconciled)")
     finally:
         engine.disconnect()
+
+
+def test_an_order_held_while_the_market_is_closed_is_modified_in_place_and_sent_so(gateway, tmp_path):
+    strategy = PlaceThenModify(lambda close: {"quantity": 9})
+    engine = make_engine(gateway, tmp_path / "journal.sqlite", client_id=80, outside_hours="hold")
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        gateway.clock.step(1)  # daily bars: the broker's clock is then at the close, the market closed
+        assert wait_until(lambda: len(engine.strategy_slots[0].held) == 1)
+        gateway.clock.step(1)
+        assert wait_until(lambda: strategy.done == 2)
+        assert strategy.outcomes == [ModifyOutcome.APPLIED]  # never sent: simply changed
+        assert engine.strategy_slots[0].held[0].quantity == 9
+        assert gateway.call(gateway.broker.open_orders) == []
+    finally:
+        engine.disconnect()
