@@ -126,7 +126,7 @@ class OrderBook:
         volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
     """
 
-    __slots__ = ("_cap", "_oca", "_ordered", "_purge", "_session_opens", "pending")
+    __slots__ = ("_cap", "_ends_session", "_oca", "_ordered", "_purge", "_session_opens", "pending")
 
     def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
@@ -141,6 +141,8 @@ class OrderBook:
         self._ordered = False
         #: Whether the next bar opens a session (the bar before it ended one): the opening auction.
         self._session_opens = True
+        #: Whether the bar being matched ends a session (read by a modification made while it is matched).
+        self._ends_session = False
         if volume_limit is not None:
             if volumes is None:
                 raise ValueError("a volume limit needs the bars' volumes")
@@ -216,7 +218,7 @@ class OrderBook:
         if self._ordered:
             self._execute_bar_ordered(None, bar, opens, highs, lows, closes, session_end, book)
             return
-        self._session_opens = session_end
+        self._session_opens = self._ends_session = session_end
         keep: list[WorkingOrder] = []
         for working in self.pending:
             if working.first_bar > bar:
@@ -265,6 +267,7 @@ class OrderBook:
         same point), with OCA groups applied after each. Under the volume limit (``cap``) each execution
         fills at most what is left of its symbol's allowance for bar ``bar``; the remainder keeps working.
         Only bar ``bar``'s volume is used, and every order here was placed before that bar opened."""
+        self._ends_session = session_end
         hits: list[tuple[int, WorkingOrder, Execution]] = []
         missed: list[WorkingOrder] = []  # opening-auction orders the open did not fill: cancelled after it
         for working in self.pending:
@@ -466,15 +469,22 @@ class OrderBook:
         The order keeps its place (submission order), its fills and, for a stop that has triggered, its
         trigger. Until ``next_bar`` it executes nowhere: a modification from ``on_fill`` while a bar is
         matched takes the order out of the rest of that bar (``matching``), since the new terms were decided
-        after a point of the bar's path whose later prices the strategy has not seen. A quantity lowered to
-        what already filled completes the order.
+        after a point of the bar's path whose later prices the strategy has not seen (a DAY order whose
+        session ends with that bar then expires with it). A quantity lowered to what already filled
+        completes the order.
         """
         order = working.order
         modification.apply_to(order)
         working.first_bar = max(working.first_bar, next_bar)
-        if order.filled_quantity >= order.quantity - 1e-9:
+        done = order.filled_quantity >= order.quantity - 1e-9
+        if done:
             order.status = OrderStatus.FILLED
             log.debug("order %s complete: its quantity was lowered to what filled", order.order_id)
+        elif matching and self._ends_session and order.time_in_force == TimeInForce.DAY:
+            # it sits out the rest of a bar that ends its session: a DAY order expires with it
+            self._finish(order, OrderStatus.EXPIRED, "day order unfilled at the end of its session")
+            done = True
+        if done:
             if matching:
                 self._purge = True
             else:

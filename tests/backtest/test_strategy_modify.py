@@ -164,6 +164,28 @@ def test_a_modification_from_on_fill_sits_out_the_rest_of_the_bar(make):
     assert result.fills[1].fill_price == 85.0  # bar 2 opens below the new limit
 
 
+def test_a_day_order_modified_from_on_fill_on_its_last_bar_still_expires(make):
+    """Daily bars: each bar is a session. A DAY order modified while its only bar is matched sits out the rest
+    of that bar and expires with its session, as if unmodified; it never works on the next day."""
+    rows = [QUIET, CRASH, (85.0, 86.0, 84.0, 85.0)]
+    placed: list[Order] = []
+
+    def act(strategy, bar):
+        if bar == 0:
+            placed.extend([limit_buy(95.0, tif="day"), limit_buy(70.0, tif="day")])
+            return placed[:]
+        return None
+
+    def on_fill(strategy, fill):
+        if fill.order is placed[0]:
+            strategy.modify(placed[1], limit_price=86.0)
+
+    result = run(make(act, on_fill), rows)
+    assert [f.order.order_id for f in result.fills] == [placed[0].order_id]
+    assert placed[1].status is OrderStatus.EXPIRED
+    assert placed[1].limit_price == 86.0
+
+
 def test_bad_modifications_raise_named_errors(make):
     rows = [QUIET, QUIET, QUIET]
     errors: list[str] = []
