@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ib_async import Fill as IBFill
-from ib_async import RequestError, Trade
+from ib_async import RequestError, Trade, TradeLogEntry
 
 from copilot_quant.backtest.orders import OrderStatus
 from copilot_quant.brokers.ib_codes import (
@@ -344,6 +344,7 @@ class IbOrderEvents:
         for name, value in record.modifying_ib.items():  # ib_async keeps what was sent: IB has the old terms
             setattr(record.ib_order, name, value)
         record.modifying_ib = {}
+        self._revive_trade(record)
         text = f"IB refused the modification of order {order.order_id} ({code}: {message}); its terms are as before"
         log.warning("%s", text)
         if record.order_ref:
@@ -354,6 +355,21 @@ class IbOrderEvents:
                     lambda j: j.record_modified(ref, order, "modification refused by IB")
                 )
         self._sink._emit_error(record, text)
+
+    def _revive_trade(self, record: TrackedOrder) -> None:
+        """ib_async cancels its Trade on any error code outside its warning list, a refused modification's
+        too, though IB keeps the order working: give the Trade back its working status (so that it can be
+        modified and cancelled again, and a later catch-up does not read the code as the order's end)."""
+        if record.is_done:
+            return
+        trade = next((t for t in self._conn.ib.trades() if t.order is record.ib_order), None)
+        if trade is None or trade.orderStatus.status not in ("Cancelled", "ValidationError"):
+            return
+        status = (
+            record.ib_status if record.ib_status not in ("", "Cancelled", "ValidationError") else "Submitted"
+        )
+        trade.orderStatus.status = status
+        trade.log.append(TradeLogEntry(datetime.now(UTC), status, "modification refused; the order works on"))
 
     def on_restored(self, data_lost: bool) -> None:
         """After a reconnect, 1101 or 1102: catch up with IB (loop thread; the work runs as a task)."""

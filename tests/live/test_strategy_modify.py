@@ -107,7 +107,7 @@ def test_a_modification_ib_refuses_leaves_the_order_working_with_its_terms(gatew
     """The gateway refuses a size the account cannot pay for (201): the order keeps working at IB with its
     earlier terms, and so it does here; the journal keeps the earlier terms and the refusal."""
     path = tmp_path / "journal.sqlite"
-    strategy = PlaceThenModify(lambda close: {"quantity": 10_000_000})
+    strategy = PlaceThenModify(lambda close: {"quantity": 10_000_000}, again={"quantity": 6})
     engine = make_engine(gateway, path, client_id=76)
     engine.add_strategy(strategy)
     try:
@@ -132,6 +132,13 @@ def test_a_modification_ib_refuses_leaves_the_order_working_with_its_terms(gatew
         assert [e.code for e in errors] == [201]
         assert any(r.startswith("modification refused by IB") for r in _history(path, record.order_ref))
         assert engine.broker.tracker.record_for(order).ib_order.totalQuantity == 5
+        gateway.clock.step(1)  # it still works at IB, so a later modification goes out and is acknowledged
+        assert wait_until(lambda: strategy.done == 3)
+        assert strategy.outcomes == [ModifyOutcome.SENT, ModifyOutcome.SENT]
+        assert wait_until(lambda: gateway.call(gateway.broker.open_orders)[0].quantity == 6)
+        assert wait_until(lambda: engine.broker.modification_answered(order))
+        assert order.quantity == 6
+        assert order.status is OrderStatus.SUBMITTED
     finally:
         engine.disconnect()
 
