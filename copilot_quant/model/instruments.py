@@ -114,7 +114,7 @@ class FutureSpec:
     last_trade: Callable[[int, int], date]
     description: str
     currency: str = "USD"
-    calendar: str = "CMES"
+    calendar: str = "CME_GLOBEX"  # resolved by data.calendars: 17:00-16:00 Chicago
     #: simulation defaults per contract (USD); IB's real requirements vary, set your own in the registry
     initial_margin: float = 0.0
     maintenance_margin: float = 0.0
