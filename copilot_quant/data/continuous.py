@@ -176,18 +176,18 @@ def splice(
     how = Adjustment.of(adjustment)
     order = list(dict.fromkeys(contracts))
     codes = np.array([order.index(c) for c in contracts], dtype=int) if order else np.empty(0, dtype=int)
-    bars = pd.DataFrame(index=stamps, columns=list(next(iter(frames.values())).columns), dtype=float)
+    columns = list(next(iter(frames.values())).columns)
+    values = np.empty((len(stamps), len(columns)))
     for k, contract in enumerate(order):
-        rows = stamps[codes == k]
-        missing = rows.difference(frames[contract].index)
-        if len(missing):
-            raise DataError(
-                f"{contract.symbol} has no bar at {missing[0]} where the continuous series uses it."
-            )
-        bars.loc[rows] = frames[contract].loc[rows, bars.columns].to_numpy()
+        mask = codes == k
+        rows = frames[contract].index.get_indexer(stamps[mask])
+        if (rows < 0).any():
+            missing = stamps[mask][rows < 0][0]
+            raise DataError(f"{contract.symbol} has no bar at {missing} where the continuous series uses it.")
+        values[mask] = frames[contract][columns].to_numpy(dtype=float)[rows]
     rolls = _rolls(frames, [order[k] for k in codes], stamps, labels)
+    bars = pd.DataFrame(values, index=stamps, columns=columns)
     _adjust(bars, rolls, how)
-    bars.index.name = stamps.name
     picked = pd.Series([c.symbol for c in contracts], index=stamps, dtype=object)
     return ContinuousSeries(root, bars, picked, tuple(rolls), how)
 
@@ -286,16 +286,7 @@ def _chain(registry: InstrumentRegistry, root: str, first: date, last: date) -> 
 
 def _unambiguous(contract: Instrument) -> str:
     """``ESZ25`` rather than ``ESZ5``: the name a feed cannot read in the wrong decade."""
-    assert contract.expiry is not None
-    return f"{contract.symbol[:-1]}{_contract_year(contract) % 100:02d}"
-
-
-def _contract_year(contract: Instrument) -> int:
-    """The contract month's year (a CL contract's last trade date falls in the month before)."""
-    assert contract.expiry is not None
-    digit = int(contract.symbol[-1])
-    year = contract.expiry.year
-    return year if year % 10 == digit else year + 1
+    return f"{contract.symbol[:-1]}{contract.contract_month[2:4]}"
 
 
 def _rolls(
@@ -310,8 +301,8 @@ def _rolls(
         if old == new:
             continue
         before = stamps[i - 1]
-        new_closes = frames[new]["Close"].loc[:before]
-        if new_closes.empty:
+        latest = int(frames[new].index.searchsorted(before, side="right")) - 1
+        if latest < 0:
             raise DataError(
                 f"{new.symbol} has no bar at or before {before}, so the roll from {old.symbol} cannot be "
                 f"priced; load its bars from before the roll."
@@ -319,7 +310,8 @@ def _rolls(
         rolls.append(
             Roll(
                 at=stamps[i], session=labels[i].date(), old=old.symbol, new=new.symbol,
-                old_price=float(frames[old]["Close"].loc[before]), new_price=float(new_closes.iloc[-1]),
+                old_price=float(frames[old]["Close"].to_numpy()[frames[old].index.get_loc(before)]),
+                new_price=float(frames[new]["Close"].to_numpy()[latest]),
             )
         )  # fmt: skip
     return rolls

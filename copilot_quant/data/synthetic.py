@@ -35,6 +35,7 @@ import functools
 import logging
 import math
 import zlib
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,7 @@ from copilot_quant.data.continuous import RollRule, assemble, session_labels
 from copilot_quant.data.dates import DateLike, slice_range, to_utc
 from copilot_quant.data.intervals import DERIVED_FROM_DAILY, INTRADAY_INTERVALS, bar_duration
 from copilot_quant.data.resample import aggregate_bars, resample_daily
-from copilot_quant.data.synthetic_markets import MarketTerms, bid_grid, on_tick_grid, terms_for
+from copilot_quant.data.synthetic_markets import MarketTerms, bid_grid, on_tick_grid, quote_frames, terms_for
 from copilot_quant.data.synthetic_paths import (
     SESSION_MINUTES,
     BarArrays,
@@ -231,6 +232,34 @@ class SyntheticDataProvider(BarProvider):
         return stamps[-1]
 
     # -- generation -----------------------------------------------------------------------------------------
+    def get_ticker_info(self, symbol: str) -> dict[str, Any]:
+        """The base fields, with a future's or pair's own currency, calendar, multiplier and tick."""
+        info = super().get_ticker_info(symbol)
+        instrument = self.instrument(symbol)
+        if instrument.kind is not AssetClass.STOCK:
+            info.update(
+                currency=instrument.currency, calendar=instrument.calendar, sec_type=instrument.sec_type,
+                multiplier=instrument.multiplier, tick_size=instrument.tick_size,
+            )  # fmt: skip
+        return info
+
+    def quote_bars(
+        self,
+        symbol: str,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
+        interval: str = "1d",
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(bid, ask)`` bars of a forex pair: half a tick under and over the midpoints it serves."""
+        instrument = self.instrument(symbol)
+        if instrument.kind is not AssetClass.FOREX:
+            raise DataError(
+                f"{symbol} is not a forex pair; bid/ask bars are served for pairs such as EUR.USD."
+            )
+        return quote_frames(
+            self.get_historical_data(symbol, start_date, end_date, interval), instrument.tick_size
+        )
+
     def instrument(self, symbol: str) -> Instrument:
         """What ``symbol`` stands for (a stock unless the registry reads it as a future or a pair)."""
         return self.registry.resolve(normalize_symbol(symbol))

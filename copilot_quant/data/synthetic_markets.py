@@ -126,11 +126,7 @@ def _cycle_days(instrument: Instrument, registry: InstrumentRegistry) -> float:
     """Days from the previous listed contract's last trade date to this one's."""
     assert instrument.expiry is not None
     spec = registry.spec(instrument.root)
-    year, month = instrument.expiry.year, instrument.expiry.month
-    # the contract month is the expiry's month, except where trading stops the month before (CL)
-    code_month = MONTH_CODES.index(instrument.symbol[len(instrument.root)]) + 1
-    year -= 1 if code_month < month else 0
-    month = code_month
+    year, month = int(instrument.contract_month[:4]), int(instrument.contract_month[4:])
     while True:
         year, month = (year - 1, 12) if month == 1 else (year, month - 1)
         if MONTH_CODES[month - 1] in spec.months:

@@ -164,6 +164,14 @@ class Instrument:
     initial_margin: float = 0.0
     maintenance_margin: float = 0.0
     description: str = ""
+    #: a futures contract's month as IB's ``lastTradeDateOrContractMonth`` writes it (``"202612"``);
+    #: differs from the expiry's month where trading stops the month before (CL)
+    contract_month: str = ""
+
+    @property
+    def last_trade_date(self) -> str:
+        """IB's ``YYYYMMDD`` form of :attr:`expiry` (``""`` for anything without one)."""
+        return self.expiry.strftime("%Y%m%d") if self.expiry is not None else ""
 
     @property
     def base_currency(self) -> str:
@@ -280,7 +288,10 @@ class InstrumentRegistry:
             raise UnknownInstrumentError(
                 f"{root} lists only the months {', '.join(spec.months)}; {code} ({year}-{month:02d}) is not one"
             )
-        return self._future(spec, symbol=f"{root}{code}{year % 10}", expiry=spec.last_trade(year, month))
+        return self._future(
+            spec, symbol=f"{root}{code}{year % 10}", expiry=spec.last_trade(year, month),
+            contract_month=f"{year:04d}{month:02d}",
+        )  # fmt: skip
 
     def contracts_after(self, root: str, day: date, count: int = 4) -> list[Instrument]:
         """The next ``count`` contracts of ``root`` whose last trade date is on or after ``day``."""
@@ -318,13 +329,20 @@ class InstrumentRegistry:
         return None
 
     def _future(
-        self, spec: FutureSpec, *, symbol: str, expiry: date | None, continuous: bool = False
+        self,
+        spec: FutureSpec,
+        *,
+        symbol: str,
+        expiry: date | None,
+        continuous: bool = False,
+        contract_month: str = "",
     ) -> Instrument:
         return Instrument(
             symbol=symbol, kind=AssetClass.FUTURE, root=spec.root, exchange=spec.exchange,
             currency=spec.currency, multiplier=spec.multiplier, tick_size=spec.tick_size, expiry=expiry,
             calendar=spec.calendar, continuous=continuous, initial_margin=spec.initial_margin,
             maintenance_margin=spec.maintenance_margin, description=spec.description,
+            contract_month=contract_month,
         )  # fmt: skip
 
     def _year(self, digits: str) -> int:

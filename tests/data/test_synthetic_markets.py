@@ -11,6 +11,7 @@ from copilot_quant.data.calendars import is_market_open
 from copilot_quant.data.resample import aggregate_bars
 from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.data.synthetic_markets import CARRY, quote_frames
+from copilot_quant.errors import DataError
 from copilot_quant.model.instruments import InstrumentRegistry
 
 REGISTRY = InstrumentRegistry(reference=date(2026, 12, 1))
@@ -146,3 +147,21 @@ def test_stock_tickers_that_are_futures_roots_stay_stocks():
     assert (colgate.index.tz_convert("America/New_York").hour == 16).all()
     crude = provider().get_historical_data("CL=F", "2026-12-01", "2026-12-04")
     assert (crude.index.tz_convert("America/Chicago").hour == 16).all()
+
+
+def test_the_provider_serves_a_pairs_bid_and_ask_and_describes_each_instrument():
+    feed = provider()
+    bid, ask = feed.quote_bars("EUR.USD", "2026-12-01", "2026-12-04", "1h")
+    mid = feed.get_historical_data("EUR.USD", "2026-12-01", "2026-12-04", "1h")
+    assert np.allclose((bid["Close"] + ask["Close"]) / 2, mid["Close"])
+    with pytest.raises(DataError, match="not a forex pair"):
+        feed.quote_bars("ESZ6")
+    info = feed.get_ticker_info("MESZ6")
+    assert (info["currency"], info["calendar"], info["multiplier"], info["tick_size"]) == (
+        "USD",
+        "CME_GLOBEX",
+        5.0,
+        0.25,
+    )
+    assert feed.get_ticker_info("EUR.USD")["calendar"] == "FX"
+    assert feed.get_ticker_info("AAPL")["calendar"] == "XNYS"

@@ -111,3 +111,12 @@ def test_the_contract_of_the_day_is_listed_unexpired_and_never_goes_backwards(
     assert today.expiry >= day
     assert tomorrow.expiry >= today.expiry
     assert MONTH_CODES[today.expiry.month - 1] in FUTURE_SPECS[root].months or root == "CL"
+
+
+def test_a_contract_carries_ibs_contract_month_and_last_trade_date() -> None:
+    es = REG.resolve("ESZ6")
+    assert (es.contract_month, es.last_trade_date) == ("202612", "20261218")
+    crude = REG.resolve("CLF7")  # January 2027 crude stops trading in December 2026
+    assert (crude.contract_month, crude.last_trade_date) == ("202701", "20261222")
+    assert REG.resolve("MES").contract_month == ""
+    assert REG.resolve("EUR.USD").last_trade_date == ""
