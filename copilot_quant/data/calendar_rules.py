@@ -9,10 +9,10 @@ daily maintenance break, i.e. the gap between two sessions. ``exchange_calendars
 runs 17:00 to 17:00 (no break); its holidays (New Year, Good Friday, Christmas) and its 12:00 halts on US
 holidays (Thanksgiving, July 4 …) are kept as they are.
 
-``FX`` — spot forex (IB's IDEALPRO) 24 hours a day, five days a week, on New York time: the Monday session
-opens Sunday 17:00 and the Friday session closes Friday 17:00; between two weekdays one session ends at
-17:00 and the next begins at that same instant (the 17:00 New York roll of the forex day). No holidays:
-interbank forex keeps quoting on US holidays, if thinly.
+``FX`` — spot forex on IB's IDEALPRO, whose published hours are "Sunday – Friday: 17:15 – 17:00 ET"
+(interactivebrokers.com ``/en/index.php?f=1562&p=global``): the Monday session opens Sunday 17:15 New York
+time and the Friday session closes Friday 17:00; between two weekdays the 17:00–17:15 quarter hour around
+the forex day's roll is closed. No holidays: interbank forex keeps quoting on US holidays, if thinly.
 """
 
 from __future__ import annotations
@@ -34,16 +34,16 @@ class GlobexCalendar(CMESExchangeCalendar):
 
 
 class ForexCalendar(ExchangeCalendar):
-    """Spot forex 24/5: Sunday 17:00 to Friday 17:00 New York, each weekday's session starting at 17:00."""
+    """Spot forex on IDEALPRO: 17:15 (previous day) to 17:00 New York, Sunday evening to Friday."""
 
     name = "FX"
     tz = ZoneInfo("America/New_York")
-    open_times = ((None, time(17)),)
+    open_times = ((None, time(17, 15)),)
     close_times = ((None, time(17)),)
 
     @property
     def open_offset(self) -> int:
-        return -1  # a session opens at 17:00 the day before its label
+        return -1  # a session opens at 17:15 the day before its label
 
     @property
     def regular_holidays(self) -> HolidayCalendar:

@@ -14,7 +14,8 @@ Use :class:`MarketHours` for the common questions::
     hours.next_open('2024-12-24 14:00')   # 2024-12-26 14:30 UTC (early close at 13:00 on the 24th)
 
 Futures and forex have their own sessions (:mod:`~copilot_quant.data.calendar_rules`): ``CME_GLOBEX``
-(17:00–16:00 Chicago with the daily maintenance break) and ``FX`` (Sunday 17:00 to Friday 17:00 New York).
+(17:00–16:00 Chicago with the daily maintenance break) and ``FX`` (IDEALPRO: 17:15–17:00 New York, Sunday
+evening to Friday).
 :func:`calendar_for` gives any instrument its hours, so every layer asks the same question the same way::
 
     calendar_for(registry.resolve("MESZ6")).is_open("2026-12-07 16:30")   # False: maintenance break (CT)

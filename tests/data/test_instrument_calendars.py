@@ -83,41 +83,46 @@ def test_globex_hours_follow_chicago_across_the_dst_change():
     assert session_open("2026-11-02", "CME_GLOBEX") == utc("2026-11-01 23:00")
 
 
-def test_forex_opens_sunday_17_and_closes_friday_17_new_york():
+def test_forex_opens_sunday_17_15_and_closes_friday_17_new_york_as_idealpro():
     hours = calendar_for(REGISTRY.resolve("EUR.USD"))
-    assert not hours.is_open(new_york("2026-12-06 16:59"))
-    assert hours.is_open(new_york("2026-12-06 17:00"))
+    assert not hours.is_open(new_york("2026-12-06 17:14"))
+    assert hours.is_open(new_york("2026-12-06 17:15"))
     assert hours.is_open(new_york("2026-12-11 16:59"))
     assert not hours.is_open(new_york("2026-12-11 17:00"))
     assert not hours.is_open(new_york("2026-12-12 12:00"))  # Saturday
-    assert hours.next_open(new_york("2026-12-11 17:00")) == new_york("2026-12-13 17:00")
+    assert hours.next_open(new_york("2026-12-11 17:00")) == new_york("2026-12-13 17:15")
 
 
-def test_forex_trades_through_the_17_00_roll_between_weekdays():
+def test_forex_pauses_a_quarter_hour_at_the_17_00_roll_between_weekdays():
     hours = calendar_for(REGISTRY.resolve("EUR.USD"))
     assert hours.session_close("2026-12-08") == new_york("2026-12-08 17:00")
-    assert hours.session_open("2026-12-09") == new_york("2026-12-08 17:00")
-    assert hours.is_open(new_york("2026-12-08 17:00"))
+    assert hours.session_open("2026-12-09") == new_york("2026-12-08 17:15")
+    assert not hours.is_open(new_york("2026-12-08 17:00"))
+    assert not hours.is_open(new_york("2026-12-08 17:14"))
+    assert hours.is_open(new_york("2026-12-08 17:15"))
     assert hours.is_trading_day("2026-12-25")  # interbank forex quotes on US holidays
 
 
 def test_forex_week_follows_new_york_across_both_dst_changes():
-    # US DST starts 2026-03-08 (Sunday 02:00): that Sunday's 17:00 open is already EDT, 21:00 UTC
-    assert session_open("2026-03-09", "FX") == utc("2026-03-08 21:00")
+    # US DST starts 2026-03-08 (Sunday 02:00): that Sunday's 17:15 open is already EDT, 21:15 UTC
+    assert session_open("2026-03-09", "FX") == utc("2026-03-08 21:15")
     assert session_close("2026-03-06", "FX") == utc("2026-03-06 22:00")
-    # and ends 2026-11-01: that Sunday's open is EST again, 22:00 UTC
-    assert session_open("2026-11-02", "FX") == utc("2026-11-01 22:00")
+    # and ends 2026-11-01: that Sunday's open is EST again, 22:15 UTC
+    assert session_open("2026-11-02", "FX") == utc("2026-11-01 22:15")
     assert session_close("2026-10-30", "FX") == utc("2026-10-30 21:00")
 
 
 @given(st.datetimes(min_value=pd.Timestamp("2020-01-01"), max_value=pd.Timestamp("2030-12-31")))
-def test_forex_is_open_exactly_outside_the_weekend(moment):
+def test_forex_is_open_exactly_outside_the_weekend_and_the_daily_roll(moment):
     instant = pd.Timestamp(moment).tz_localize(
         "America/New_York", ambiguous=True, nonexistent="shift_forward"
     )
-    weekday, hour = instant.weekday(), instant.hour
-    weekend = (weekday == 4 and hour >= 17) or weekday == 5 or (weekday == 6 and hour < 17)
-    assert is_market_open(instant, "FX") is (not weekend)
+    weekday, minutes = instant.weekday(), instant.hour * 60 + instant.minute
+    weekend = (
+        (weekday == 4 and minutes >= 17 * 60) or weekday == 5 or (weekday == 6 and minutes < 17 * 60 + 15)
+    )
+    roll = 17 * 60 <= minutes < 17 * 60 + 15
+    assert is_market_open(instant, "FX") is (not weekend and not roll)
 
 
 def test_a_bar_in_the_evening_belongs_to_the_next_days_session():

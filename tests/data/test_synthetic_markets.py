@@ -134,9 +134,11 @@ def test_a_forex_pair_is_midpoints_half_a_tick_above_its_bid_with_no_trade_volum
 def test_forex_hours_run_round_the_clock_but_not_on_the_weekend():
     hours = provider().get_historical_data("EUR.USD", "2026-12-04", "2026-12-08", "1h")
     new_york = hours.index.tz_convert("America/New_York")
-    # Friday 01:00-17:00, then from Sunday 18:00: Monday's and Tuesday's sessions and Tuesday evening
-    assert len(hours) == 17 + 24 + 24 + 7
+    # hours aligned to the 17:15 open, the last one ending at 17:00: Friday's bars ending 00:15 ... 16:15
+    # and 17:00; Monday's and Tuesday's sessions (24 each); Tuesday evening's ending 18:15 ... 23:15
+    assert len(hours) == 18 + 24 + 24 + 6
     assert not ((new_york.day_of_week == 5) | ((new_york.day_of_week == 6) & (new_york.hour < 18))).any()
+    assert not ((new_york.hour == 17) & (new_york.minute == 15)).any()  # the roll's quarter hour is closed
     jpy = provider().get_historical_data("USD.JPY", "2026-12-01", "2026-12-04")
     assert jpy["Close"].iloc[-1] > 20
 
