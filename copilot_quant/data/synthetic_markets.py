@@ -51,10 +51,14 @@ _TYPICAL = {
     "CL": (50.0, 1.4),
     "GC": (1200.0, 0.6),
     "ZN": (127.0, 0.25),
-    "EUR": (1.10, 0.3),
-    "GBP": (1.50, 0.35),
-    "AUD": (0.75, 0.4),
-    "USD": (110.0, 0.35),  # USD.JPY, USD.CHF, USD.CAD …: one scale is enough for synthetic data
+    "EUR.USD": (1.10, 0.3),
+    "GBP.USD": (1.50, 0.35),
+    "AUD.USD": (0.75, 0.4),
+    "USD.JPY": (120.0, 0.35),
+    "USD.CHF": (0.95, 0.3),
+    "USD.CAD": (1.25, 0.3),
+    "EUR.GBP": (0.75, 0.3),
+    "EUR.JPY": (130.0, 0.35),
 }
 
 
@@ -104,7 +108,7 @@ def terms_for(instrument: Instrument) -> MarketTerms:
     if instrument.kind is AssetClass.STOCK:
         return MarketTerms(instrument, instrument.symbol, "", SESSION_MINUTES, None, 1.0)
     if instrument.kind is AssetClass.FOREX:
-        price, scale = _TYPICAL.get(instrument.root, (1.0, 0.35))
+        price, scale = _TYPICAL.get(instrument.symbol, (1.0, 0.35))
         return MarketTerms(instrument, instrument.symbol, instrument.calendar, _FOREX_MINUTES, price, scale)
     underlying = _SAME_UNDERLYING.get(instrument.root, instrument.root)
     price, scale = _TYPICAL.get(underlying, (100.0, 1.0))

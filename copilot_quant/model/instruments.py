@@ -74,6 +74,14 @@ def _weekdays_back(day: date, n: int) -> date:
     return day
 
 
+def _next_weekday(day: date) -> date:
+    """The first weekday after ``day``."""
+    day += timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
 def _last_weekday_of_month(year: int, month: int) -> date:
     return _weekdays_back(date(year, month, _cal.monthrange(year, month)[1]), 0)
 
@@ -318,6 +326,22 @@ class InstrumentRegistry:
             if still_front:
                 return inst
         raise AssertionError("unreachable: three listed contracts cannot all be in their roll window")
+
+    def roll_dates(
+        self, root: str, first: date, last: date, *, roll_days: int = 5
+    ) -> list[tuple[date, Instrument, Instrument]]:
+        """The rolls :meth:`contract_on` makes between two dates: ``(first day on the new contract, old,
+        new)``, in order (weekdays, as :meth:`contract_on` counts them)."""
+        rolls: list[tuple[date, Instrument, Instrument]] = []
+        current = self.contract_on(root, first, roll_days=roll_days)
+        while True:
+            assert current.expiry is not None
+            day = _weekdays_back(current.expiry, roll_days) if roll_days else _next_weekday(current.expiry)
+            if day > last:
+                return rolls
+            following = self.contract_on(root, day, roll_days=roll_days)
+            rolls.append((day, current, following))
+            current = following
 
     def _contract_named(self, text: str) -> Instrument | None:
         """``text`` read as root + month code + year (``"MESZ6"``), if a known root starts it."""
