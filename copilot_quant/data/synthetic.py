@@ -31,6 +31,7 @@ requested end date, or to now.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -267,8 +268,15 @@ class SyntheticDataProvider(BarProvider):
     def _window(
         self, symbol: str, interval: str, lo: pd.Timestamp | None, until: pd.Timestamp
     ) -> pd.DataFrame:
-        """Raw bars of ``symbol`` at ``interval`` stamped in ``[lo, until]`` (not validated)."""
-        return self._bars_of(self.instrument(symbol), interval, lo, until)
+        """Raw bars of ``symbol`` at ``interval`` stamped in ``[lo, until]`` (not validated).
+
+        A contract's one-digit year (``MESZ6``) is read in the decade of the window asked for (2016 for a
+        window in 2016), so a backtest of any year gets its own contracts under IB's local symbols.
+        """
+        if lo is None:
+            return self._bars_of(self.instrument(symbol), interval, lo, until)
+        registry = dataclasses.replace(self.registry, reference=lo.date())
+        return self._bars_of(registry.resolve(normalize_symbol(symbol)), interval, lo, until)
 
     def _bars_of(
         self, instrument: Instrument, interval: str, lo: pd.Timestamp | None, until: pd.Timestamp

@@ -167,3 +167,12 @@ def test_the_provider_serves_a_pairs_bid_and_ask_and_describes_each_instrument()
     )
     assert feed.get_ticker_info("EUR.USD")["calendar"] == "FX"
     assert feed.get_ticker_info("AAPL")["calendar"] == "XNYS"
+
+
+def test_a_one_digit_contract_year_is_read_in_the_decade_of_the_window():
+    feed = SyntheticDataProvider(start="2015-01-02", registry=REGISTRY)
+    old = feed.get_historical_data("MESZ6", "2016-10-01", "2016-12-31")
+    assert old.index[-1].tz_convert("America/Chicago").date() == date(2016, 12, 16)
+    new = feed.get_historical_data("MESZ6", "2026-10-01", "2026-12-31")
+    assert new.index[-1].tz_convert("America/Chicago").date() == date(2026, 12, 18)
+    assert feed.get_historical_data("MESZ16", "2016-12-01", "2016-12-31").equals(old.loc["2016-12-01":])
