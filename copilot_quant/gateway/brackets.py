@@ -150,9 +150,12 @@ class BrokerBrackets:
 
     def _arm(self, child: SimOrder, entry_filled: float, exits_filled: float) -> bool:
         """Give ``child`` its allowance in the matching engine; True when it just became active."""
+        parent_key = (child.client_id, child.parent_id)
+        self._engine.set_exposure(parent_key, max(0.0, entry_filled - exits_filled))
         allowed = exit_allowance(entry_filled, exits_filled, child.remaining)
         working = self._engine.get(child.key)
         if working is not None:
+            working.bracket = parent_key  # (restored from a state file without it)
             if allowed <= 1e-9:
                 self._engine.remove(child.key)  # nothing to protect now; it may come back
             else:
@@ -162,6 +165,7 @@ class BrokerBrackets:
             return False
         fresh: WorkingOrder = working_order(child)
         fresh.remaining = allowed
+        fresh.bracket = parent_key
         self._engine.add(fresh)
         order_type = child.order_type
         if child.status is IbStatus.PRE_SUBMITTED and not (order_type.needs_stop or order_type.is_trailing):
