@@ -384,10 +384,21 @@ class LiveBrokerAdapter(IBroker):
             self._reject(order, "not connected to IB; the order was not sent", order_ref=order_ref)
             return None
         self._install_handlers()
+        parent_ib_id = self._working_ib_id(order.parent_id) if order.parent_id else 0
+        if order.parent_id and not parent_ib_id:
+            self._reject(
+                order,
+                f"bracket exit of {order.parent_id}: its entry is not working at IB; send a bracket's orders "
+                "together (place_orders, or return them from a strategy)",
+                order_ref=order_ref,
+            )
+            return None
         record = self.tracker.add(order, order_ref)
-        check_price = float(current_price) if self.precheck_buying_power else math.nan
+        check_price = float(current_price) if self.precheck_buying_power and not parent_ib_id else math.nan
         try:
-            held_before = self._conn.run(self._place(record, check_price), timeout=15)
+            held_before = self._conn.run(
+                self._place(record, check_price, parent_ib_id=parent_ib_id), timeout=15
+            )
         except _Unaffordable as exc:
             self._reject(order, str(exc), record)
             return None

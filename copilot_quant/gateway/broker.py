@@ -460,6 +460,9 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
             )
             self._orders[updated.key] = updated
             self._emit(OrderUpdated(client_id, updated))
+        group = self._bracket_of(updated)
+        if group is not None:  # a modified bracket order: the exits work for the exposure only
+            self._sync_bracket(group, self._clock(), offer=False)
         self._save()
 
     def _cancel(self, record: SimOrder, why: str) -> None:

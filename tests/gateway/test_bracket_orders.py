@@ -203,3 +203,15 @@ def test_ib_async_bracket_order_works_against_the_gateway(gateway, connect):
     gateway.call(lambda: gateway.broker.on_price("AAPL", round(price * 0.4, 2)))  # through the stop
     assert wait_until(ib, lambda: [t.orderStatus.status for t in trades[1:]] == ["Cancelled", "Filled"])
     assert wait_until(ib, lambda: not ib.positions() or ib.positions()[0].position == 0)
+
+
+def test_modifying_a_held_child_keeps_it_held_until_the_parent_fills():
+    broker = make_broker()
+    place_bracket(broker)
+    broker.place_order(1, req(2, "SELL", "LMT", lmt=105.0, parent=1), AAPL)  # a new take-profit price
+    broker.on_price("AAPL", 106.0, T0, gap=True)  # above it, but the entry has not filled: nothing sells
+    assert broker.account.quantity("AAPL") == 0
+    assert broker.order(1, 2).lmt_price == 105.0
+    broker.on_price("AAPL", 94.0, T0, gap=True)
+    broker.on_price("AAPL", 106.0, T0)
+    assert statuses(broker) == [IbStatus.FILLED, IbStatus.FILLED, IbStatus.CANCELLED]

@@ -107,3 +107,33 @@ def test_the_kill_switch_cancels_a_working_bracket_whole(make_engine, gateway):
     engine.kill("drill")
     assert wait_until(lambda: not gateway.broker.open_orders())
     assert all(o.status is IbStatus.CANCELLED for o in gateway.broker.completed_orders() if o.parent_id)
+
+
+def test_the_adapter_places_a_bracket_in_one_go_and_refuses_an_exit_sent_alone(gateway):
+    from datetime import UTC, datetime
+
+    from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
+
+    broker = LiveBrokerAdapter(port=gateway.port, client_id=51, ack_timeout=0.3, fill_timeout=2)
+    assert broker.connect(timeout=5)
+    try:
+        price = gateway.broker.last_price("AAPL")
+        entry, take_profit, stop_loss = Order.bracket(
+            "AAPL",
+            5,
+            "buy",
+            limit_price=round(price * 0.6, 2),
+            take_profit=price * 2,
+            stop_loss=round(price * 0.5, 2),
+        )
+        lone = Order.bracket("AAPL", 5, "buy", take_profit=price * 2)[1]
+        assert broker.execute_order(lone, price, datetime.now(UTC)) is None
+        assert lone.status is OrderStatus.REJECTED
+        assert "its entry is not working at IB" in lone.reject_reason
+        assert broker.place_orders([(o, price, "") for o in (entry, take_profit, stop_loss)]) == [True] * 3
+        assert wait_until(lambda: len(gateway.broker.open_orders()) == 3)
+        (parent,) = [r for r in gateway.broker.open_orders() if not r.parent_id]
+        children = [r for r in gateway.broker.open_orders() if r.parent_id]
+        assert [r.parent_id for r in children] == [parent.order_id] * 2
+    finally:
+        broker.disconnect()
