@@ -30,7 +30,6 @@ from copilot_quant.errors import OrderValidationError
 from copilot_quant.model.orders import Order, OrderSide, OrderType, TimeInForce
 
 __all__ = [
-    "bracket_children",
     "check_bracket",
     "check_exit_prices",
     "exit_allowance",
@@ -50,11 +49,6 @@ def exit_allowance(entry_filled: float, exits_filled: float, remaining: float) -
 def group_complete(entry_done: bool, entry_filled: float, exits_filled: float) -> bool:
     """Whether a bracket is over: its entry can no longer fill and no exposure is left to protect."""
     return entry_done and entry_filled - exits_filled <= _EPS
-
-
-def bracket_children(parent: Order, orders: Sequence[Order]) -> list[Order]:
-    """The children of ``parent`` among ``orders``, in order."""
-    return [o for o in orders if o.parent_id and o.parent_id == parent.order_id and o is not parent]
 
 
 def check_bracket(parent: Order, children: Sequence[Order]) -> None:
