@@ -31,8 +31,8 @@ error until its fee is given.
 **Spot forex** — https://www.interactivebrokers.com/en/pricing/commissions-spot-currencies.php (read from
 the interactivebrokers.com.au copy): 0.20 basis point × trade value, at least USD 2.00 per order, for a
 monthly trade value up to USD 1 bn (0.15 bp / USD 1.50 to 2 bn, 0.10 bp / USD 1.25 to 5 bn, 0.08 bp /
-USD 1.00 above). 1 bp = 0.0001; the trade value is converted to USD (the account's base). IB's example:
-100,000 units cost USD 2.00.
+USD 1.00 above). 1 bp = 0.0001; the trade value is converted to USD (the account's base). IB's example
+(interactivebrokers.com.au ``/en/index.php?f=39753&p=fx``, same rates): 100,000 USD.EUR costs USD 2.00.
 """
 
 from __future__ import annotations
