@@ -158,7 +158,7 @@ def publish_real_time_bar(session: Session, bar: Bar) -> None:
     for req_id, sub in list(subs.items()):
         if sub.symbol != bar.symbol:
             continue
-        o, h, lo, c = (side_price(x, sub.what) for x in (bar.open, bar.high, bar.low, bar.close))
+        o, h, lo, c = (side_price(x, sub.what, sub.symbol) for x in (bar.open, bar.high, bar.low, bar.close))
         if sub.what == "TRADES":
             wap = round((bar.high + bar.low + bar.close) / 3, 6)
             session.send(

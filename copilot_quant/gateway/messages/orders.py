@@ -293,9 +293,9 @@ def contract11(info: ContractInfo) -> Fields:
     tradingClass (the contract block of openOrder, completedOrder, execDetails and position)."""
     return [
         info.con_id,
-        info.symbol,
+        info.wire_symbol,
         info.sec_type,
-        "",
+        info.last_trade_date,
         0.0,
         "",
         info.multiplier,
