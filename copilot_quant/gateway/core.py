@@ -159,6 +159,11 @@ class GatewayCore:
         info = self.registry.known(symbol)
         return info.min_tick if info is not None and info.sec_type != "STK" else None
 
+    def trades(self, symbol: str) -> bool:
+        """Whether ``symbol`` prints trades (last, volume); a forex pair only quotes bid and ask."""
+        info = self.registry.known(symbol)
+        return info is None or info.sec_type != "CASH"
+
     def trading_hours(self) -> tuple[str, str]:
         """``(tradingHours, liquidHours)`` for contract details: round the clock on an always-open market."""
         wall = self.clock.wall
