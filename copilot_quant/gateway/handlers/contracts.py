@@ -14,10 +14,10 @@ from copilot_quant.gateway.messages.ids import In
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
-    from copilot_quant.gateway.session import Session
+    from copilot_quant.gateway.client import ClientSession
 
 
-def req_contract_details(session: Session, reader: FieldReader) -> None:
+def req_contract_details(session: ClientSession, reader: FieldReader) -> None:
     """Every matching contract (a futures root without a month lists its chain), then the end marker."""
     request = parse_contract_details_request(reader)
     found = session.core.resolve_all(request.contract, include_expired=request.include_expired)
