@@ -45,6 +45,7 @@ from copilot_quant.gateway.broker_events import (
 from copilot_quant.gateway.broker_persistence import BrokerPersistence
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.fills import book_fill
+from copilot_quant.gateway.fut_fx_orders import TICK_ERROR, size_by_cash, tick_problem
 from copilot_quant.gateway.matching import (
     AuctionMissed,
     FillIntent,
@@ -197,12 +198,25 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
     # ----- orders ---------------------------------------------------------------------------------
     def place_order(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         """Accept, modify or reject an order; the outcome is reported through :attr:`events`."""
+        off_tick = tick_problem(req, contract)
+        if off_tick is not None:
+            # TWS answers with error 110 alone: no order exists (a what-if gets the same answer)
+            self._error(client_id, req.order_id, TICK_ERROR, off_tick)
+            return
+        # a forex order sized in money gets its quantity here (see fut_fx_orders); None: it cannot be
+        req, unsized = size_by_cash(req, contract, self._reference_price(req, contract))
+        if unsized is not None and req.what_if:
+            self._error(client_id, req.order_id, 201, f"Order rejected - reason:{unsized}")
+            return
         if req.what_if:
             self._what_if_order(client_id, req, contract)
             return
         existing = self._orders.get((client_id, req.order_id))
         if existing is not None:
-            self._modify(existing, req, contract)
+            if unsized is not None:  # TWS keeps the original order working when a modification is refused
+                self._error(client_id, req.order_id, 201, f"Order rejected - reason:{unsized}")
+            else:
+                self._modify(existing, req, contract)
             return
         if not self._ids.is_fresh(client_id, req.order_id):
             self._error(client_id, req.order_id, 103, f"Duplicate order id {req.order_id}")
@@ -213,7 +227,8 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
             # IB answers with the error only (321 read-only API, 110 off the tick grid): no order exists.
             self._error(client_id, req.order_id, answer[0], answer[1])
             return
-        reason = self._reject_queue.popleft() if self._reject_queue else self._invalid_reason(req, contract)
+        reason = self._reject_queue.popleft() if self._reject_queue else unsized
+        reason = reason or self._invalid_reason(req, contract)
         if reason is None:
             reason = oca_problem(req, self._orders.values())
         record = self._new_record(client_id, req, contract)

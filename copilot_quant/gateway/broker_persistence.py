@@ -68,6 +68,7 @@ class BrokerPersistence:
         return BrokerState(
             account_id=self.account_id,
             cash=self._account.cash,
+            balances=dict(self._account.currencies.foreign),
             commissions=self._account.commissions,
             day_start_equity=self._account.day_start_equity,
             holdings=self._account.holdings(),
@@ -103,7 +104,9 @@ class BrokerPersistence:
                 f"state file {self._state_file} belongs to account {state.account_id}, not {self.account_id}; "
                 "pass the same account or another --state file"
             )
-        self._account.restore(state.cash, state.commissions, state.day_start_equity, state.holdings)
+        self._account.restore(
+            state.cash, state.commissions, state.day_start_equity, state.holdings, state.balances
+        )
         self._restored_contracts = list(state.contracts)
         # A new run tag for this run's execution ids, unlike any the state holds (ids never repeat).
         used_tags = {exec_id_tag(e.exec_id) for e in state.executions}

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from copilot_quant.gateway.account import Account
 from copilot_quant.gateway.contracts import ContractInfo
+from copilot_quant.gateway.fut_fx_orders import is_fut_fx, order_commission, quantity_problem
 from copilot_quant.gateway.orders import (
     IbAction,
     IbOrderType,
@@ -114,9 +115,17 @@ def _unsupported_problem(req: PlaceOrderRequest, contract: ContractInfo, account
         return "untransmitted orders (transmit=False) are not supported by the simulated gateway"
     if req.account and req.account != account_id:
         return f"account {req.account!r} is not managed here; this gateway manages {account_id}"
-    if contract.sec_type != "STK":
-        return f"only stocks can be traded on the simulated gateway, got secType {contract.sec_type!r}"
-    return None
+    if contract.sec_type == "CONTFUT":
+        return (
+            f"a continuous future (CONTFUT) cannot be traded; order its front contract "
+            f"{contract.local_symbol}, e.g. Future(conId={contract.con_id}, exchange={contract.exchange!r})"
+        )
+    if contract.sec_type not in ("STK", "FUT", "CASH"):
+        return (
+            "only stocks, futures and forex pairs can be traded on the simulated gateway, got secType "
+            f"{contract.sec_type!r}"
+        )
+    return quantity_problem(req, contract)
 
 
 def reference_price(req: PlaceOrderRequest, last_price: float | None) -> float | None:
@@ -138,14 +147,20 @@ def buying_power_problem(
         return None  # a market order before any price is known: it fills at the next price, unchecked
     action = IbAction.BUY if req.action.upper() == "BUY" else IbAction.SELL
     sign = action.side.sign
-    commission = quote(price, req.total_quantity, action)
-    impact = account.margin_impact(contract.symbol, sign * req.total_quantity, price, commission)
+    if is_fut_fx(contract):
+        commission = order_commission(contract, req.total_quantity, price, account.rate(contract.currency))
+    else:
+        commission = quote(price, req.total_quantity, action)
+    impact = account.margin_impact(contract, sign * req.total_quantity, price, commission)
     needed = impact.init_change + commission
     if impact.init_change > 0 and needed > account.available_funds + 1e-9:
+        if contract.sec_type == "FUT":
+            basis = f"{req.total_quantity:g} contracts x {contract.initial_margin:,.2f} initial margin"
+        else:
+            basis = f"{req.total_quantity:g} x {price:,.2f} / leverage {account.leverage:g}"
         return (
             f"insufficient buying power: the order needs {needed:,.2f} USD of funds "
-            f"({req.total_quantity:g} x {price:,.2f} / leverage {account.leverage:g} + commission), "
-            f"available funds are {account.available_funds:,.2f} USD"
+            f"({basis} + commission), available funds are {account.available_funds:,.2f} USD"
         )
     return None
 

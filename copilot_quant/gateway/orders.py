@@ -174,6 +174,8 @@ class SimOrder:
     trail_stop_price: float | None = None
     #: A GTD order's goodTillDate: it expires when the market clock reaches it.
     good_till: datetime | None = None
+    #: A forex order sized in money: the quote-currency amount asked (``quantity`` is what it bought).
+    cash_qty: float | None = None
 
     @property
     def remaining(self) -> float:
