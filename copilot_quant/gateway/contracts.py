@@ -223,7 +223,9 @@ class ContractRegistry:
 
     def serves(self, key: str) -> bool:
         """Whether the data source has prices for an instrument key (listed, or any symbol is served)."""
-        return key in self._listed or (self._any and (self._accepts is None or self._accepts(key)))
+        if key in self._listed or key in self._by_symbol:
+            return True
+        return self._any and (self._accepts is None or self._accepts(key))
 
     def _add_listed(self, symbol: str) -> None:
         """A data-source symbol: a futures contract or a pair when it names one, else a stock."""

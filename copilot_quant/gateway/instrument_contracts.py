@@ -249,11 +249,16 @@ class InstrumentContracts:
         registry = self.registry()
         for root in registry.futures:
             for inst in registry.contracts_after(root, self._today(), self._chain_length(registry, root)):
-                if self._serves(inst.symbol):
+                if self._has(inst):
                     yield self.contract(inst)
         for pair in sorted(FOREX_PAIRS):
             if self._serves(pair):
                 yield self.contract(registry.forex(pair))
+
+    def _has(self, inst: Instrument) -> bool:
+        """Whether the data source prices this contract: by its own key, or through its root's continuous
+        series (a source offering ``MES`` offers every MES contract)."""
+        return any(self._serves(key) for key in (inst.symbol, inst.root, f"{inst.root}=F"))
 
     @staticmethod
     def _chain_length(registry: InstrumentRegistry, root: str) -> int:
@@ -292,7 +297,7 @@ class InstrumentContracts:
             if inst.expiry is None or (inst.expiry < today and not include_expired):
                 continue
             info = self.contract(inst)
-            if self._matches(req, info) and self._serves(inst.symbol):
+            if self._matches(req, info) and self._has(inst):
                 out.append(info)
         return out
 
@@ -333,7 +338,7 @@ class InstrumentContracts:
             return None
         inst = registry.contract_on(root, self._today())
         info = self.contract(inst)
-        if not self._matches(req, info) or not self._serves(inst.symbol):
+        if not self._matches(req, info) or not self._has(inst):
             return None
         return info
 

@@ -111,3 +111,16 @@ def test_pairs_ib_does_not_list_and_wrong_secTypes_are_unknown(ib: IB) -> None:
     assert ib.reqContractDetails(Future("MES", "202612", "NYMEX")) == []
     assert ib.reqContractDetails(Stock("MESZ6", "SMART", "USD")) == []  # a futures contract is no stock
     assert ib.reqContractDetails(Stock("AAPL", "SMART", "USD"))[0].contract.secType == "STK"
+
+
+def test_a_gateway_offering_a_root_and_a_pair_serves_the_roots_contracts() -> None:
+    """``copilot-quant gateway --symbols MES EUR.USD``: MES stands for its front contract and its chain."""
+    with (
+        running_gateway(data=FutFxFeed(), symbols=["MES", "EUR.USD"], start=START) as gw,
+        connected_ib(gw, client_id=2) as ib,
+    ):
+        assert gw.core.registry.symbols == ["EUR.USD", "MESZ6"]
+        assert ib.qualifyContracts(Future("MES", "202703", "CME"))[0] is not None
+        assert ib.qualifyContracts(Forex("EURUSD"))[0] is not None
+        assert ib.reqContractDetails(Forex("GBPUSD")) == []  # not offered
+        assert ib.reqContractDetails(Stock("AAPL", "SMART", "USD")) == []

@@ -94,3 +94,16 @@ def test_a_restarted_gateway_prices_a_pair_it_knew(tmp_path) -> None:
         assert wait_until(ib, lambda: math.isfinite(ticker.bid))
         assert _on_grid(ticker.bid, 0.00005)
         assert 0.5 < ticker.bid < 2.0
+
+
+def test_the_wall_clock_market_trades_futures_on_their_tick_grid() -> None:
+    with (
+        running_gateway(data=FutFxFeed(), clock="wall", bar_interval="1m") as gw,
+        connected_ib(gw, client_id=5) as ib,
+    ):
+        [mes] = ib.qualifyContracts(Future("MES", exchange="CME", lastTradeDateOrContractMonth="202703"))
+        ticker = ib.reqMktData(mes)
+        prices: list[float] = []
+        ticker.updateEvent += lambda t: prices.append(t.last)
+        assert wait_until(ib, lambda: len({p for p in prices if math.isfinite(p)}) >= 2, timeout=10)
+        assert all(_on_grid(p, 0.25) for p in prices if math.isfinite(p))
