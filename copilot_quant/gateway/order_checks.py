@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from copilot_quant.gateway.account import Account
 from copilot_quant.gateway.contracts import ContractInfo
@@ -34,6 +35,7 @@ __all__ = [
     "request_problem",
 ]
 
+_NEW_YORK = ZoneInfo("America/New_York")
 _SUPPORTED_TYPES = ", ".join(t.value for t in IbOrderType)
 
 #: What a whole order would cost now: ``quote(price, quantity, action)`` (commission plus fees).
@@ -81,7 +83,24 @@ def request_problem(
         return f"a {order_type.value} order needs a positive stop price (auxPrice)"
     if order_type.is_trailing:
         return trailing_problem(req, order_type)
-    return _tif_problem(req, order_type, now) or _unsupported_problem(req, contract, account_id)
+    return (
+        _tif_problem(req, order_type, now)
+        or _unsupported_problem(req, contract, account_id)
+        or expired_problem(contract, now)
+    )
+
+
+def expired_problem(contract: ContractInfo, now: datetime) -> str | None:
+    """A futures contract past its last trade date no longer trades (IB: it is no longer listed)."""
+    if contract.sec_type != "FUT" or not contract.last_trade_date:
+        return None
+    today = f"{now.astimezone(_NEW_YORK):%Y%m%d}"
+    if today <= contract.last_trade_date:
+        return None
+    return (
+        f"{contract.symbol} expired: its last trade date was {contract.last_trade_date}; trade a listed "
+        f"contract (reqContractDetails(Future({contract.wire_symbol!r})) lists them)"
+    )
 
 
 def _tif_problem(req: PlaceOrderRequest, order_type: IbOrderType, now: datetime) -> str | None:

@@ -168,3 +168,16 @@ def test_a_restart_keeps_futures_positions_and_currency_balances(tmp_path) -> No
         assert after[("CashBalance", "USD")] == before[("CashBalance", "USD")]
         [again] = ib.qualifyContracts(Future(conId=mes.conId))
         assert again.localSymbol == "MESZ6"
+
+
+def test_an_expired_contract_no_longer_trades() -> None:
+    # the replay starts on the September contract's last trade date and steps past it
+    with running_gateway(data=FutFxFeed(), start="2026-09-18 16:00") as gw, connected_ib(gw) as ib:
+        [sep] = ib.qualifyContracts(Future("MES", "202609", "CME"))
+        assert sep is not None
+        gw.clock.step()
+        errors: list[str] = []
+        ib.errorEvent += lambda req_id, code, text, contract: errors.append(text)
+        trade = ib.placeOrder(sep, MarketOrder("BUY", 1))
+        assert wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
+        assert any("MESU6 expired: its last trade date was 20260918" in t for t in errors)
