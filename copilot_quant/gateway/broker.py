@@ -59,6 +59,7 @@ from copilot_quant.gateway.order_checks import (
     buying_power_problem,
     reference_price,
     request_problem,
+    session_end_expiry,
 )
 from copilot_quant.gateway.order_checks import parse_order_type as _order_type
 from copilot_quant.gateway.order_checks import parse_tif as _tif
@@ -289,9 +290,14 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
         when = self._aware(time) if time is not None else self._clock()
         self._close_auction(when)
         self._opened.clear()
+        day = f"{when.astimezone(_NEW_YORK):%Y%m%d}"
         for record in self.open_orders():
-            if record.tif is TimeInForceCode.DAY:
-                self._finish_cancel(record, "Expired: DAY order at session end", when, report_202=False)
+            why = session_end_expiry(record, day)
+            if why is not None:
+                self._finish_cancel(record, why, when, report_202=False)
+        settled = self._account.settle_expired(day)  # futures at their last trade date settle in cash
+        if settled:
+            self._emit(AccountChanged(tuple(settled)))
         self._account.start_day()
         self._save()
 

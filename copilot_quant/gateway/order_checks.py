@@ -90,6 +90,17 @@ def request_problem(
     )
 
 
+def session_end_expiry(record: SimOrder, day: str) -> str | None:
+    """Why a working order ends when the session of ``day`` (``yyyymmdd``) closes, or None: a DAY order
+    expires, and so does any order for a future whose last trade date that was."""
+    if record.tif is TimeInForceCode.DAY:
+        return "Expired: DAY order at session end"
+    last = record.contract.last_trade_date
+    if record.contract.sec_type == "FUT" and last and last <= day:
+        return "Expired: the contract's last trade date"
+    return None
+
+
 def expired_problem(contract: ContractInfo, now: datetime) -> str | None:
     """A futures contract past its last trade date no longer trades (IB: it is no longer listed)."""
     if contract.sec_type != "FUT" or not contract.last_trade_date:

@@ -181,3 +181,20 @@ def test_an_expired_contract_no_longer_trades() -> None:
         trade = ib.placeOrder(sep, MarketOrder("BUY", 1))
         assert wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
         assert any("MESU6 expired: its last trade date was 20260918" in t for t in errors)
+
+
+def test_a_position_held_to_its_last_trade_date_settles_in_cash() -> None:
+    with running_gateway(data=FutFxFeed(), start="2026-09-16 16:00") as gw, connected_ib(gw) as ib:
+        [sep] = ib.qualifyContracts(Future("MES", "202609", "CME"))
+        trade = _fill(ib, gw, sep, MarketOrder("BUY", 1))  # fills on the 17th
+        resting = ib.placeOrder(sep, LimitOrder("BUY", 1, 1000.0, tif="GTC"))
+        assert wait_until(ib, lambda: resting.orderStatus.status == "Submitted")
+        assert wait_until(ib, lambda: ib.positions() and ib.positions()[0].position == 1)
+        gw.clock.step()  # the 18th closes: the September contract's last trade date
+        assert wait_until(ib, lambda: not ib.positions())
+        assert wait_until(ib, lambda: resting.orderStatus.status == "Cancelled")
+        last = gw.core.market.quotes["MESU6"].last
+        values = _values(ib)
+        realized = (last - trade.orderStatus.avgFillPrice) * 5 - 0.62
+        assert float(values[("RealizedPnL", "USD")]) == pytest.approx(realized, abs=0.01)
+        assert float(values[("InitMarginReq", "USD")]) == 0.0
