@@ -252,15 +252,15 @@ class Account:
         return True
 
     def settle_expired(self, day: str) -> list[PortfolioItem]:
-        """Close every futures position whose last trade date (``yyyymmdd``) is ``day`` or earlier at its
-        last price: the contract stopped trading and settles in cash (a physically delivered one is
-        closed out before delivery, as IB does). Returns the settled (now flat) portfolio items."""
+        """Close every futures position whose last trade date (``yyyymmdd``) is before ``day`` at its last
+        price: the contract stopped trading and settles in cash (a physically delivered one is closed out
+        before delivery, as IB does). Returns the settled (now flat) portfolio items."""
         settled: list[PortfolioItem] = []
         for holding in self._holdings.values():
             contract, pos = holding.contract, holding.position
             if not holding.is_future or pos.is_flat or not contract.last_trade_date:
                 continue
-            if contract.last_trade_date > day:
+            if contract.last_trade_date >= day:
                 continue
             price = pos.last_price or pos.avg_entry_price
             self.apply_fill(contract, -pos.quantity, price, 0.0)

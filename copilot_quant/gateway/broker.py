@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from eventkit import Event
 
+from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import (
     Account,
 )
@@ -42,10 +43,11 @@ from copilot_quant.gateway.broker_events import (
     OrderUpdated,
     WhatIfReported,
 )
+from copilot_quant.gateway.broker_instruments import BrokerInstruments
 from copilot_quant.gateway.broker_persistence import BrokerPersistence
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.fills import book_fill
-from copilot_quant.gateway.fut_fx_orders import TICK_ERROR, size_by_cash, tick_problem
+from copilot_quant.gateway.fut_fx_orders import InstrumentMeters
 from copilot_quant.gateway.matching import (
     AuctionMissed,
     FillIntent,
@@ -59,7 +61,6 @@ from copilot_quant.gateway.order_checks import (
     buying_power_problem,
     reference_price,
     request_problem,
-    session_end_expiry,
 )
 from copilot_quant.gateway.order_checks import parse_order_type as _order_type
 from copilot_quant.gateway.order_checks import parse_tif as _tif
@@ -111,7 +112,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
+class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills, BrokerInstruments):
     """Orders, matching, executions and the account of one simulated IB account.
 
     Args:
@@ -150,6 +151,8 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
         self.events: Event = Event("broker_events")
         self._clock = clock or _utc_now
         self._costs = CostMeter(commission or PerShareCommission())
+        #: IB's futures and forex commissions (the stock model above prices stocks only)
+        self._instrument_meters = InstrumentMeters()
         self._engine = MatchingEngine(slippage or NoSlippage(), partial_fill_size, volume_limit)
         self._account = Account(account, cash, leverage=leverage)
         self._ids = IdAllocator(exec_tag=new_exec_id_tag())
@@ -199,16 +202,10 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
     # ----- orders ---------------------------------------------------------------------------------
     def place_order(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         """Accept, modify or reject an order; the outcome is reported through :attr:`events`."""
-        off_tick = tick_problem(req, contract)
-        if off_tick is not None:
-            # TWS answers with error 110 alone: no order exists (a what-if gets the same answer)
-            self._error(client_id, req.order_id, TICK_ERROR, off_tick)
+        prepared, unsized = self._prepare_order(client_id, req, contract)
+        if prepared is None:
             return
-        # a forex order sized in money gets its quantity here (see fut_fx_orders); None: it cannot be
-        req, unsized = size_by_cash(req, contract, self._reference_price(req, contract))
-        if unsized is not None and req.what_if:
-            self._error(client_id, req.order_id, 201, f"Order rejected - reason:{unsized}")
-            return
+        req = prepared
         if req.what_if:
             self._what_if_order(client_id, req, contract)
             return
@@ -290,14 +287,9 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
         when = self._aware(time) if time is not None else self._clock()
         self._close_auction(when)
         self._opened.clear()
-        day = f"{when.astimezone(_NEW_YORK):%Y%m%d}"
         for record in self.open_orders():
-            why = session_end_expiry(record, day)
-            if why is not None:
-                self._finish_cancel(record, why, when, report_202=False)
-        settled = self._account.settle_expired(day)  # futures at their last trade date settle in cash
-        if settled:
-            self._emit(AccountChanged(tuple(settled)))
+            if record.tif is TimeInForceCode.DAY:
+                self._finish_cancel(record, "Expired: DAY order at session end", when, report_202=False)
         self._account.start_day()
         self._save()
 
@@ -396,7 +388,12 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
         if reason is not None or (_order_type(req.order_type) or IbOrderType.MKT).is_trailing:
             return reason
         price = self._reference_price(req, contract)
-        return buying_power_problem(req, contract, self._account, price, self._quote)
+        try:
+            return buying_power_problem(
+                req, contract, self._account, price, lambda p, q, a: self._quote(p, q, a, contract)
+            )
+        except ConfigError as exc:  # e.g. a futures root whose exchange fee is not known
+            return str(exc)
 
     def _reference_price(self, req: PlaceOrderRequest, contract: ContractInfo) -> float | None:
         return reference_price(req, self.last_price(contract.symbol))
@@ -492,7 +489,7 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
             self._orders[intent.key],
             intent,
             when,
-            costs=self._costs,
+            costs=self._meter_for(self._orders[intent.key].contract),
             account=self._account,
             exec_id=self._ids.new_exec_id(),
             charged_at=self._aware(when),

@@ -14,6 +14,7 @@ from pathlib import Path
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import Account, PositionItem
 from copilot_quant.gateway.contracts import ContractInfo
+from copilot_quant.gateway.fut_fx_orders import InstrumentMeters
 from copilot_quant.gateway.matching import MatchingEngine, WorkingOrder
 from copilot_quant.gateway.oca import group_fractions
 from copilot_quant.gateway.orders import (
@@ -37,6 +38,7 @@ class BrokerPersistence:
     _state_file: Path | None
     _account: Account
     _costs: CostMeter
+    _instrument_meters: InstrumentMeters
     _engine: MatchingEngine
     _ids: IdAllocator
     _orders: dict[tuple[int, int], SimOrder]
@@ -116,7 +118,13 @@ class BrokerPersistence:
         self._ids = IdAllocator(dict(state.last_order_id), state.last_perm_id, state.last_exec_seq, tag)
         self._executions = list(state.executions)
         # the month's traded volume (tiered pricing) is what the saved executions add up to
-        self._costs.replay(sorted((self._aware(e.time), e.shares) for e in self._executions))
+        stocks = [e for e in self._executions if e.contract.sec_type == "STK"]
+        self._costs.replay(sorted((self._aware(e.time), e.shares) for e in stocks))
+        self._instrument_meters.replay(
+            sorted(
+                ((e.contract, self._aware(e.time), e.shares) for e in self._executions), key=lambda x: x[1]
+            )
+        )
         self.resumed_market_time = state.market_time
         self._orders = {r.key: r for r in state.orders}
         triggered = set(state.triggered)

@@ -240,6 +240,7 @@ class GatewayCore:
     def _on_step(self, now: pd.Timestamp, session_closed: bool) -> None:
 
         self.broker.expire_good_till(now.to_pydatetime())
+        self.broker.expire_contracts(now.to_pydatetime())
         if session_closed:
             self.broker.end_session(now.to_pydatetime())
         if self.publisher is not None:

@@ -13,7 +13,6 @@ from datetime import datetime
 
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import Account
-from copilot_quant.gateway.fut_fx_orders import is_fut_fx, order_commission
 from copilot_quant.gateway.matching import FillIntent
 from copilot_quant.gateway.orders import ExecutionRecord, IbStatus, SimOrder
 from copilot_quant.model.cost_meter import CostMeter
@@ -39,23 +38,15 @@ def book_fill(
     signed = qty * record.action.side.sign
     old_qty = account.quantity(record.contract.symbol)
     opening = old_qty == 0 or (old_qty > 0) == (signed > 0)
-    if is_fut_fx(record.contract):
-        # futures and forex: their own tables (one forex minimum per order, as for stocks)
-        rate = account.rate(record.contract.currency)
-        avg_after = (record.avg_fill_price * record.filled + price * qty) / (record.filled + qty)
-        commission = order_commission(record.contract, record.filled + qty, avg_after, rate) - (
-            order_commission(record.contract, record.filled, record.avg_fill_price, rate)
-        )
-    else:
-        charge = costs.charge(
-            price,
-            qty,
-            record.action.side,
-            charged_at,
-            filled_before=record.filled,
-            avg_price_before=record.avg_fill_price,
-        )
-        commission = charge.total
+    charge = costs.charge(
+        price,
+        qty,
+        record.action.side,
+        charged_at,
+        filled_before=record.filled,
+        avg_price_before=record.avg_fill_price,
+    )
+    commission = charge.total
     realized = account.apply_fill(record.contract, signed, price, commission)
     filled = record.filled + qty
     avg = (record.avg_fill_price * record.filled + price * qty) / filled

@@ -7,27 +7,33 @@
   than ignored.
 * **Price grid.** A limit or stop price off the contract's minimum tick is answered with IB's error 110
   and no order is kept, as TWS does; stocks keep their rules.
-* **Costs.** Placeholder tables until the shared futures/forex cost model lands (issue #14, futmodel):
-  futures pay a commission per contract plus exchange and regulatory fees, forex IBKR Fixed's 0.20 basis
-  points of the traded value with a 2.00 USD minimum per order (one minimum per order however it fills).
-  # TODO(#14): read these from the shared cost tables in copilot_quant/model once they exist.
+* **Costs.** IB's futures and forex commissions from the shared models
+  (:func:`~copilot_quant.model.instrument_costs.costs_for`: per contract, tiered by the month's contracts of
+  the root, plus exchange and NFA fees; forex 0.20 bp of the USD value, at least USD 2.00 per order), one
+  :class:`~copilot_quant.model.cost_meter.CostMeter` per futures root so the month's volume counts. A root
+  without a known exchange fee is refused by name when the order arrives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterable
 from dataclasses import replace
+from datetime import datetime
 
+from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.orders import PlaceOrderRequest, finite_or_none
+from copilot_quant.model.cost_meter import CostMeter
+from copilot_quant.model.instrument_costs import ForexCommission, costs_for
+from copilot_quant.model.instruments import AssetClass, Instrument
 
 __all__ = [
-    "FOREX_BPS",
-    "FOREX_MIN_PER_ORDER",
-    "FUTURES_PER_CONTRACT",
     "TICK_ERROR",
+    "InstrumentMeters",
+    "instrument_of",
     "is_fut_fx",
-    "order_commission",
     "quantity_problem",
     "size_by_cash",
     "tick_problem",
@@ -35,20 +41,6 @@ __all__ = [
 
 #: IB's error code for a price off the contract's minimum price variation.
 TICK_ERROR = 110
-
-#: Per contract, USD: IB commission + exchange + regulatory fees (placeholder figures, see the docstring).
-FUTURES_PER_CONTRACT: dict[str, float] = {
-    "ES": 0.85 + 1.38 + 0.02,
-    "NQ": 0.85 + 1.38 + 0.02,
-    "MES": 0.25 + 0.35 + 0.02,
-    "MNQ": 0.25 + 0.35 + 0.02,
-    "CL": 0.85 + 1.50 + 0.02,
-    "GC": 0.85 + 1.55 + 0.02,
-    "ZN": 0.85 + 0.80 + 0.02,
-}
-_FUTURES_DEFAULT = 0.85 + 1.00 + 0.02
-FOREX_BPS = 0.20
-FOREX_MIN_PER_ORDER = 2.00
 
 
 def is_fut_fx(contract: ContractInfo) -> bool:
@@ -108,12 +100,41 @@ def tick_problem(req: PlaceOrderRequest, contract: ContractInfo) -> str | None:
     return None
 
 
-def order_commission(contract: ContractInfo, quantity: float, avg_price: float, rate: float = 1.0) -> float:
-    """What an order that filled ``quantity`` at ``avg_price`` costs in all (USD); an execution pays the
-    difference from what the order paid before (one forex minimum per order)."""
-    if quantity <= 0:
-        return 0.0
-    if contract.sec_type == "FUT":
-        return round(quantity * FUTURES_PER_CONTRACT.get(contract.wire_symbol, _FUTURES_DEFAULT), 2)
-    value = quantity * avg_price * rate
-    return round(max(FOREX_MIN_PER_ORDER, value * FOREX_BPS / 10_000), 2)
+def instrument_of(contract: ContractInfo) -> Instrument:
+    """The instrument a gateway contract is (what the shared cost models read: root, currencies)."""
+    kind = AssetClass.FUTURE if contract.sec_type == "FUT" else AssetClass.FOREX
+    return Instrument(
+        symbol=contract.symbol,
+        kind=kind,
+        root=contract.wire_symbol,
+        exchange=contract.exchange,
+        currency=contract.currency,
+        multiplier=contract.multiplier_value,
+        tick_size=contract.min_tick,
+    )
+
+
+class InstrumentMeters:
+    """The cost meters of an account's futures (one per root: IB's tiers count the month's contracts)
+    and forex trades (valued in USD; a pair without a USD leg at the account's rate of its quote)."""
+
+    def __init__(self) -> None:
+        self._futures: dict[str, CostMeter] = {}
+
+    def meter(self, contract: ContractInfo, usd_per_quote: float = 1.0) -> CostMeter:
+        """The meter pricing ``contract``; :class:`ConfigError` when its costs are not known."""
+        inst = instrument_of(contract)
+        if inst.kind is AssetClass.FOREX:
+            extra = {} if "USD" in (inst.root, inst.currency) else {"usd_per_quote": usd_per_quote}
+            return CostMeter(ForexCommission.ibkr(inst, **extra))  # plain model: nothing to count
+        meter = self._futures.get(inst.root)
+        if meter is None:
+            meter = self._futures[inst.root] = CostMeter(costs_for(inst))
+        return meter
+
+    def replay(self, executions: Iterable[tuple[ContractInfo, datetime, float]]) -> None:
+        """Rebuild the futures meters' month volume from saved executions (a restart)."""
+        for contract, when, quantity in executions:
+            if contract.sec_type == "FUT":
+                with contextlib.suppress(ConfigError):
+                    self.meter(contract).record(quantity, when)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from copilot_quant.gateway.account import Account
 from copilot_quant.gateway.contracts import ContractInfo
-from copilot_quant.gateway.fut_fx_orders import is_fut_fx, order_commission, quantity_problem
+from copilot_quant.gateway.fut_fx_orders import quantity_problem
 from copilot_quant.gateway.orders import (
     IbAction,
     IbOrderType,
@@ -88,17 +88,6 @@ def request_problem(
         or _unsupported_problem(req, contract, account_id)
         or expired_problem(contract, now)
     )
-
-
-def session_end_expiry(record: SimOrder, day: str) -> str | None:
-    """Why a working order ends when the session of ``day`` (``yyyymmdd``) closes, or None: a DAY order
-    expires, and so does any order for a future whose last trade date that was."""
-    if record.tif is TimeInForceCode.DAY:
-        return "Expired: DAY order at session end"
-    last = record.contract.last_trade_date
-    if record.contract.sec_type == "FUT" and last and last <= day:
-        return "Expired: the contract's last trade date"
-    return None
 
 
 def expired_problem(contract: ContractInfo, now: datetime) -> str | None:
@@ -177,10 +166,7 @@ def buying_power_problem(
         return None  # a market order before any price is known: it fills at the next price, unchecked
     action = IbAction.BUY if req.action.upper() == "BUY" else IbAction.SELL
     sign = action.side.sign
-    if is_fut_fx(contract):
-        commission = order_commission(contract, req.total_quantity, price, account.rate(contract.currency))
-    else:
-        commission = quote(price, req.total_quantity, action)
+    commission = quote(price, req.total_quantity, action)
     impact = account.margin_impact(contract, sign * req.total_quantity, price, commission)
     needed = impact.init_change + commission
     if impact.init_change > 0 and needed > account.available_funds + 1e-9:

@@ -60,7 +60,7 @@ def test_futures_trade_on_their_tick_grid(ib: IB, fx_gateway: GatewayServer) -> 
 def test_forex_history_is_midpoint_or_bid_ask_not_trades(ib: IB) -> None:
     [eur] = ib.qualifyContracts(Forex("EURUSD"))
     bars = ib.reqHistoricalData(eur, "", "10 D", "1 day", "MIDPOINT", useRTH=False)
-    assert len(bars) == 10
+    assert 9 <= len(bars) <= 10  # forex days end at 17:00 New York: the day in progress is not a bar yet
     for bar in bars:
         assert bar.volume == -1  # quote bars carry no volume
         assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
@@ -77,7 +77,7 @@ def test_forex_history_is_midpoint_or_bid_ask_not_trades(ib: IB) -> None:
 def test_futures_history_has_whole_contract_volumes(ib: IB) -> None:
     [mes] = ib.qualifyContracts(Future("MES", "202612", "CME"))
     bars = ib.reqHistoricalData(mes, "", "5 D", "1 day", "TRADES", useRTH=False)
-    assert len(bars) == 5
+    assert 4 <= len(bars) <= 5  # CME days end at 16:00 Chicago: the day in progress is not a bar yet
     assert all(bar.volume >= 1 and float(bar.volume).is_integer() for bar in bars)
     assert all(_on_grid(p, 0.25) for bar in bars for p in (bar.open, bar.high, bar.low, bar.close))
 

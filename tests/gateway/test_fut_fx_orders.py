@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
 from copilot_quant.gateway.server import GatewayServer
@@ -170,12 +171,21 @@ def test_a_restart_keeps_futures_positions_and_currency_balances(tmp_path) -> No
         assert again.localSymbol == "MESZ6"
 
 
+def _step_past(gw: GatewayServer, day: date) -> None:
+    """Step the replay until its New York date is after ``day``."""
+    for _ in range(20):
+        if gw.core.market_date() > day:
+            return
+        gw.clock.step()
+    raise AssertionError(f"the replay did not pass {day}")
+
+
 def test_an_expired_contract_no_longer_trades() -> None:
     # the replay starts on the September contract's last trade date and steps past it
     with running_gateway(data=FutFxFeed(), start="2026-09-18 16:00") as gw, connected_ib(gw) as ib:
         [sep] = ib.qualifyContracts(Future("MES", "202609", "CME"))
         assert sep is not None
-        gw.clock.step()
+        _step_past(gw, date(2026, 9, 18))
         errors: list[str] = []
         ib.errorEvent += lambda req_id, code, text, contract: errors.append(text)
         trade = ib.placeOrder(sep, MarketOrder("BUY", 1))
@@ -186,11 +196,11 @@ def test_an_expired_contract_no_longer_trades() -> None:
 def test_a_position_held_to_its_last_trade_date_settles_in_cash() -> None:
     with running_gateway(data=FutFxFeed(), start="2026-09-16 16:00") as gw, connected_ib(gw) as ib:
         [sep] = ib.qualifyContracts(Future("MES", "202609", "CME"))
-        trade = _fill(ib, gw, sep, MarketOrder("BUY", 1))  # fills on the 17th
+        trade = _fill(ib, gw, sep, MarketOrder("BUY", 1))
         resting = ib.placeOrder(sep, LimitOrder("BUY", 1, 1000.0, tif="GTC"))
         assert wait_until(ib, lambda: resting.orderStatus.status == "Submitted")
         assert wait_until(ib, lambda: ib.positions() and ib.positions()[0].position == 1)
-        gw.clock.step()  # the 18th closes: the September contract's last trade date
+        _step_past(gw, date(2026, 9, 18))  # the September contract's last trade date
         assert wait_until(ib, lambda: not ib.positions())
         assert wait_until(ib, lambda: resting.orderStatus.status == "Cancelled")
         last = gw.core.market.quotes["MESU6"].last
@@ -198,3 +208,14 @@ def test_a_position_held_to_its_last_trade_date_settles_in_cash() -> None:
         realized = (last - trade.orderStatus.avgFillPrice) * 5 - 0.62
         assert float(values[("RealizedPnL", "USD")]) == pytest.approx(realized, abs=0.01)
         assert float(values[("InitMarginReq", "USD")]) == 0.0
+
+
+def test_a_root_without_known_fees_is_refused_by_name(ib: IB) -> None:
+    [zn] = ib.qualifyContracts(Future("ZN", "202612", "CBOT"))
+    ticker = ib.reqMktData(zn)
+    assert wait_until(ib, lambda: ticker.last > 0)
+    errors: list[str] = []
+    ib.errorEvent += lambda req_id, code, text, contract: errors.append(text)
+    trade = ib.placeOrder(zn, MarketOrder("BUY", 1))
+    assert wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
+    assert any("no exchange fee known for futures root 'ZN'" in t for t in errors)
