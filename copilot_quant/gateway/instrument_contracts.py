@@ -22,8 +22,8 @@ the market) and writes IB's own symbol on the wire (:attr:`ContractInfo.wire_sym
 a few real IB conIds for well-known pairs, else a hash of secType, root and contract month, so a conId a
 client cached survives gateway restarts. An expired contract is found only with ``includeExpired``.
 
-Trading hours are written from weekday rules (CME Globex Sunday–Friday 17:00–16:00 Chicago; forex
-Sunday 17:15 – Friday 17:00 New York); exchange holidays are not modelled here.
+Trading hours come from the instrument calendars (CME Globex Sunday–Friday 17:00–16:00 Chicago with its
+holidays and early closes; forex Sunday 17:15 – Friday 17:00 New York).
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
+import pandas as pd
+
+from copilot_quant.data.calendars import session_bounds
 from copilot_quant.gateway.contracts import ContractInfo, ContractRequest, con_id_for
 from copilot_quant.model.instruments import (
     MONTH_CODES,
@@ -75,6 +79,7 @@ _FX_ORDER_TYPES = (
     "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,CASHQTY,DAY,GTC,GTD,IOC,LMT,MKT,OCA,STP,STPLMT,TRAIL,WHATIF"
 )
 _CHICAGO_EXCHANGES = frozenset({"CME", "CBOT", "NYMEX", "COMEX"})
+_ZONES = {"US/Central": "America/Chicago", "US/Eastern": "America/New_York"}
 _MONTH = re.compile(r"^(\d{4})(\d{2})$")
 _DAY = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 
@@ -160,22 +165,34 @@ def _forex_contract(inst: Instrument) -> ContractInfo:
 
 def derivative_hours(info: ContractInfo, around: date, days: int = 7) -> tuple[str, str]:
     """``(tradingHours, liquidHours)`` of a future or a pair for the week from ``around``, in TWS's format
-    and the contract's own zone: CME Globex trades the evening before until 16:00 Chicago (regular hours
-    08:30–15:00); forex from 17:15 the evening before until 17:00 New York. Weekends are CLOSED."""
-    fx = info.sec_type == "CASH"
-    opens, closes = ("1715", "1700") if fx else ("1700", "1600")
+    and the contract's own zone, from its exchange calendar (:func:`~copilot_quant.data.calendars.
+    calendar_for`: CME Globex the evening before until 16:00 Chicago, holidays and early closes included;
+    forex 17:15 the evening before until 17:00 New York). A day no session closes on is CLOSED. Liquid hours
+    are CME's regular 08:30–15:00 (cut at an early close); a pair's are its trading hours."""
+    calendar = "FX" if info.sec_type == "CASH" else "CME_GLOBEX"
+    zone = ZoneInfo(_ZONES[info.time_zone_id])
+    first = pd.Timestamp(around)
+    opens, closes = session_bounds(first - pd.Timedelta(days=1), first + pd.Timedelta(days=days), calendar)
+    by_day = {}
+    for start, end in zip(opens, closes, strict=True):
+        local_end = end.tz_convert(zone)
+        by_day[local_end.date()] = (start.tz_convert(zone), local_end)
     trading: list[str] = []
     liquid: list[str] = []
     for offset in range(days):
         day = around + timedelta(days=offset)
-        stamp = f"{day:%Y%m%d}"
-        if day.weekday() >= 5:
-            trading.append(f"{stamp}:CLOSED")
-            liquid.append(f"{stamp}:CLOSED")
+        session = by_day.get(day)
+        if session is None:
+            trading.append(f"{day:%Y%m%d}:CLOSED")
+            liquid.append(f"{day:%Y%m%d}:CLOSED")
             continue
-        eve = f"{day - timedelta(days=1):%Y%m%d}"
-        trading.append(f"{eve}:{opens}-{stamp}:{closes}")
-        liquid.append(f"{eve}:{opens}-{stamp}:{closes}" if fx else f"{stamp}:0830-{stamp}:1500")
+        start, end = session
+        trading.append(f"{start:%Y%m%d:%H%M}-{end:%Y%m%d:%H%M}")
+        if info.sec_type == "CASH":
+            liquid.append(trading[-1])
+        else:
+            rth_end = min(end, end.replace(hour=15, minute=0))
+            liquid.append(f"{day:%Y%m%d}:0830-{rth_end:%Y%m%d:%H%M}")
     return ";".join(trading), ";".join(liquid)
 
 

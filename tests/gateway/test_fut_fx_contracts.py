@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 
 import pytest
+from copilot_quant.gateway.instrument_contracts import contract_for
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import connected_ib, running_gateway
+from copilot_quant.model.instruments import InstrumentRegistry
 from ib_async import IB, ContFuture, Contract, Forex, Future, Stock
 
 from tests.gateway.fut_fx_feed import FutFxFeed
@@ -124,3 +127,14 @@ def test_a_gateway_offering_a_root_and_a_pair_serves_the_roots_contracts() -> No
         assert ib.qualifyContracts(Forex("EURUSD"))[0] is not None
         assert ib.reqContractDetails(Forex("GBPUSD")) == []  # not offered
         assert ib.reqContractDetails(Stock("AAPL", "SMART", "USD")) == []
+
+
+def test_trading_hours_follow_the_exchange_calendar() -> None:
+    registry = InstrumentRegistry(reference=date(2026, 11, 2))
+    mes = contract_for(registry.resolve("MESZ6"), date(2026, 11, 23))
+    # Thanksgiving week: CME Globex closes early at 12:00 Chicago on the 26th and 27th
+    assert "20261125:1700-20261126:1200" in mes.trading_hours
+    assert "20261126:0830-20261126:1200" in mes.liquid_hours
+    assert "20261128:CLOSED" in mes.trading_hours
+    eur = contract_for(registry.resolve("EUR.USD"), date(2026, 11, 23))
+    assert eur.trading_hours.startswith("20261122:1715-20261123:1700")
