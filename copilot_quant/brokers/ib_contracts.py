@@ -23,11 +23,13 @@ from typing import Any
 
 from ib_async import Contract, Forex, Future, Stock
 
+from copilot_quant.errors import ConfigError
 from copilot_quant.model.instruments import MONTH_CODES, AssetClass, Instrument, InstrumentRegistry
 
 __all__ = [
     "TRADED_SEC_TYPES",
     "bar_kind",
+    "calendar_of",
     "ib_contract_for",
     "instrument_key",
     "traded_instrument",
@@ -76,6 +78,15 @@ def instrument_key(contract: Any) -> str:
         currency = str(getattr(contract, "currency", "") or "").strip().upper()
         return local if "." in local else f"{symbol}.{currency}"
     return symbol
+
+
+def calendar_of(symbol: str) -> str:
+    """The exchange calendar of ``symbol``'s instrument (``XNYS`` for a stock, ``CME_GLOBEX``, ``FX``); a
+    symbol the registry cannot read is taken as a stock."""
+    try:
+        return InstrumentRegistry().resolve(symbol).calendar
+    except ConfigError:
+        return "XNYS"
 
 
 def bar_kind(contract: Any) -> str:

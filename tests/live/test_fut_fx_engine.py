@@ -57,6 +57,11 @@ def test_a_live_run_trades_mes_and_eur_usd(engine: LiveStrategyEngine, gateway: 
     ts = data.index[-1]
     assert data.loc[ts, ("Close", "MESZ6")] > 1000
     assert 0.5 < data.loc[ts, ("Close", "EUR.USD")] < 2.0
+    # live bars carry the stamps of the backtest's data: CME's and IDEALPRO's day ends, not the NYSE's
+    feed = FutFxFeed()
+    for symbol in ("MESZ6", "EUR.USD"):
+        stamps = feed.get_historical_data(symbol).index
+        assert set(data[("Close", symbol)].dropna().index) <= set(stamps)
     by_symbol = {(f.order.symbol, f.order.side.value): f for f in strategy.fills}
     assert by_symbol[("MESZ6", "buy")].commission == pytest.approx(1.24)
     assert by_symbol[("EUR.USD", "buy")].commission == pytest.approx(2.0)
