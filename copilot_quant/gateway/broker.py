@@ -48,6 +48,7 @@ from copilot_quant.gateway.broker_persistence import BrokerPersistence
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.fills import book_fill
 from copilot_quant.gateway.fut_fx_orders import InstrumentMeters
+from copilot_quant.gateway.instrument_contracts import contract_calendar
 from copilot_quant.gateway.matching import (
     AuctionMissed,
     FillIntent,
@@ -282,15 +283,20 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills, BrokerInstr
             self._cancel(record, "Cancelled by global cancel")
         self._save()
 
-    def end_session(self, time: datetime | None = None) -> None:
-        """The session ended: DAY orders expire (reported as Cancelled); daily P&L starts over."""
+    def end_session(self, time: datetime | None = None, calendars: frozenset[str] | None = None) -> None:
+        """The session ended: DAY orders expire (reported as Cancelled); daily P&L starts over. With
+        ``calendars``, only the sessions of those calendars ended (a future's DAY order lives until CME's
+        close); the stock session's auctions need the NYSE's (``XNYS``)."""
         when = self._aware(time) if time is not None else self._clock()
-        self._close_auction(when)
-        self._opened.clear()
+        stocks = calendars is None or "XNYS" in calendars
+        if stocks:
+            self._close_auction(when)
+            self._opened.clear()
         for record in self.open_orders():
-            if record.tif is TimeInForceCode.DAY:
+            ends = calendars is None or contract_calendar(record.contract) in calendars
+            if record.tif is TimeInForceCode.DAY and ends:
                 self._finish_cancel(record, "Expired: DAY order at session end", when, report_202=False)
-        self._account.start_day()
+        self._account.start_day()  # daily P&L counts from the last close of any of them
         self._save()
 
     # ----- market ---------------------------------------------------------------------------------

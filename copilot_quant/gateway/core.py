@@ -26,6 +26,7 @@ from copilot_quant.gateway.contracts import (
     session_hours,
 )
 from copilot_quant.gateway.history import HistoryService
+from copilot_quant.gateway.instrument_contracts import SESSION_CALENDARS
 from copilot_quant.gateway.market import Bar, MarketReplay, PricePoint, Quote
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.pacing import HistoricalPacer
@@ -241,8 +242,14 @@ class GatewayCore:
 
         self.broker.expire_good_till(now.to_pydatetime())
         self.broker.expire_contracts(now.to_pydatetime())
-        if session_closed:
-            self.broker.end_session(now.to_pydatetime())
+        if self.clock.wall is not None:
+            if session_closed:  # the wall-clock market's day ends for everything at once
+                self.broker.end_session(now.to_pydatetime())
+        else:
+            # a replay: each contract's DAY orders end at its own exchange's close (CME's, IDEALPRO's)
+            closed = frozenset(c for c in SESSION_CALENDARS if self.market.is_session_close(now, c))
+            if closed:
+                self.broker.end_session(now.to_pydatetime(), calendars=closed)
         if self.publisher is not None:
             self.publisher.step()
 

@@ -49,13 +49,19 @@ from copilot_quant.model.instruments import (
 __all__ = [
     "DERIVATIVE_SEC_TYPES",
     "FOREX_PAIRS",
+    "SESSION_CALENDARS",
     "InstrumentContracts",
+    "contract_calendar",
     "contract_for",
     "derivative_hours",
 ]
 
 #: The secTypes this module answers (every other one is the stock registry's).
 DERIVATIVE_SEC_TYPES = frozenset({"FUT", "CONTFUT", "CASH"})
+
+#: The calendars whose session closes end DAY orders: the NYSE's for stocks, CME Globex for futures,
+#: IDEALPRO's 17:00 New York for pairs.
+SESSION_CALENDARS = ("XNYS", "CME_GLOBEX", "FX")
 
 #: The pairs IDEALPRO lists, in IB's direction (base.quote): a request for the inverse is not a contract.
 FOREX_PAIRS = frozenset(
@@ -82,6 +88,11 @@ _CHICAGO_EXCHANGES = frozenset({"CME", "CBOT", "NYMEX", "COMEX"})
 _ZONES = {"US/Central": "America/Chicago", "US/Eastern": "America/New_York"}
 _MONTH = re.compile(r"^(\d{4})(\d{2})$")
 _DAY = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+
+
+def contract_calendar(info: ContractInfo) -> str:
+    """The calendar of a contract's sessions (one of :data:`SESSION_CALENDARS`)."""
+    return {"FUT": "CME_GLOBEX", "CONTFUT": "CME_GLOBEX", "CASH": "FX"}.get(info.sec_type, "XNYS")
 
 
 def contract_for(inst: Instrument, around: date | None = None) -> ContractInfo:
@@ -169,7 +180,7 @@ def derivative_hours(info: ContractInfo, around: date, days: int = 7) -> tuple[s
     calendar_for`: CME Globex the evening before until 16:00 Chicago, holidays and early closes included;
     forex 17:15 the evening before until 17:00 New York). A day no session closes on is CLOSED. Liquid hours
     are CME's regular 08:30–15:00 (cut at an early close); a pair's are its trading hours."""
-    calendar = "FX" if info.sec_type == "CASH" else "CME_GLOBEX"
+    calendar = contract_calendar(info)
     zone = ZoneInfo(_ZONES[info.time_zone_id])
     first = pd.Timestamp(around)
     opens, closes = session_bounds(first - pd.Timedelta(days=1), first + pd.Timedelta(days=days), calendar)

@@ -386,10 +386,12 @@ class MarketReplay:
         for listener in list(self.step_listeners):
             listener(end, session_closed)
 
-    def is_session_close(self, instant: pd.Timestamp) -> bool:
-        """Whether ``instant`` is the close of a trading session (DAY orders expire there)."""
+    def is_session_close(self, instant: pd.Timestamp, calendar: str | None = None) -> bool:
+        """Whether ``instant`` is the close of a trading session of ``calendar`` (default: the market's)
+        (DAY orders expire there)."""
         try:
-            return bool(next_session_close(instant - pd.Timedelta(microseconds=1), self.calendar) == instant)
+            closes = next_session_close(instant - pd.Timedelta(microseconds=1), calendar or self.calendar)
+            return bool(closes == instant)
         except DataError:
             return False
 

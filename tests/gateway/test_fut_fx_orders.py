@@ -219,3 +219,15 @@ def test_a_root_without_known_fees_is_refused_by_name(ib: IB) -> None:
     trade = ib.placeOrder(zn, MarketOrder("BUY", 1))
     assert wait_until(ib, lambda: trade.orderStatus.status == "Cancelled")
     assert any("no exchange fee known for futures root 'ZN'" in t for t in errors)
+
+
+def test_a_futures_day_order_ends_at_cmes_close() -> None:
+    # only MES trades: the replay steps from one CME close (16:00 Chicago) to the next
+    with running_gateway(data=FutFxFeed(), start="2026-11-02 16:00") as gw, connected_ib(gw) as ib:
+        [mes] = ib.qualifyContracts(Future("MES", "202612", "CME"))
+        day = ib.placeOrder(mes, LimitOrder("BUY", 1, 1000.0, tif="DAY"))
+        gtc = ib.placeOrder(mes, LimitOrder("BUY", 1, 1000.0, tif="GTC"))
+        assert wait_until(ib, lambda: day.orderStatus.status == gtc.orderStatus.status == "Submitted")
+        gw.clock.step()
+        assert wait_until(ib, lambda: day.orderStatus.status == "Cancelled")
+        assert gtc.orderStatus.status == "Submitted"
