@@ -251,9 +251,10 @@ class InstrumentContracts:
 
     def by_con_id(self, con_id: int) -> ContractInfo | None:
         """A futures contract of the current chains or a listed pair with this conId (None if none)."""
-        for info in self._candidates():
-            if info.con_id == con_id:
-                return info
+        for inst in self._candidates():
+            # conIds are computed without the hours (a calendar lookup each); only the match gets them
+            if contract_for(inst).con_id == con_id:
+                return self.contract(inst)
         return None
 
     def listed(self, symbol: str) -> ContractInfo | None:
@@ -273,15 +274,15 @@ class InstrumentContracts:
             inst = registry.contract_on(inst.root, self._today())
         return self.contract(inst)
 
-    def _candidates(self) -> Iterable[ContractInfo]:
+    def _candidates(self) -> Iterable[Instrument]:
         registry = self.registry()
         for root in registry.futures:
             for inst in registry.contracts_after(root, self._today(), self._chain_length(registry, root)):
                 if self._has(inst):
-                    yield self.contract(inst)
+                    yield inst
         for pair in sorted(FOREX_PAIRS):
             if self._serves(pair):
-                yield self.contract(registry.forex(pair))
+                yield registry.forex(pair)
 
     def _has(self, inst: Instrument) -> bool:
         """Whether the data source prices this contract: by its own key, or through its root's continuous
