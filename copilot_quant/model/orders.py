@@ -478,6 +478,9 @@ class Position:
     increased; reducing a position realizes P&L against it; crossing through zero realizes the whole
     old position and opens the remainder at the fill price. Commissions are not folded into the
     average cost; they are accounted in cash (and in :attr:`commission_paid`).
+
+    ``multiplier`` is the contract's (50 for an ES future, 1 for a stock or a forex pair): realized and
+    unrealized P&L and :attr:`market_value` (the notional, as IB reports it) are multiplied by it.
     """
 
     symbol: str
@@ -487,6 +490,7 @@ class Position:
     realized_pnl: float = 0.0
     last_price: float = 0.0
     commission_paid: float = 0.0
+    multiplier: float = 1.0
 
     @property
     def avg_cost(self) -> float:
@@ -494,9 +498,9 @@ class Position:
 
     @property
     def market_value(self) -> float:
-        """Signed value at the last marked price (negative for shorts)."""
+        """Signed value at the last marked price (negative for shorts), times the multiplier."""
         price = self.last_price or self.avg_entry_price
-        return self.quantity * price
+        return self.quantity * price * self.multiplier
 
     @property
     def total_pnl(self) -> float:
@@ -521,7 +525,7 @@ class Position:
         else:
             closed = min(abs(signed_qty), abs(old))
             direction = 1.0 if old > 0 else -1.0
-            realized = closed * (price - self.avg_entry_price) * direction
+            realized = closed * (price - self.avg_entry_price) * direction * self.multiplier
             if abs(new) < 1e-12:
                 new = 0.0
                 self.avg_entry_price = 0.0
@@ -537,7 +541,9 @@ class Position:
         """Mark the position to ``current_price``."""
         self.last_price = float(current_price)
         self.unrealized_pnl = (
-            self.quantity * (self.last_price - self.avg_entry_price) if self.quantity else 0.0
+            self.quantity * (self.last_price - self.avg_entry_price) * self.multiplier
+            if self.quantity
+            else 0.0
         )
 
     def snapshot(self) -> Position:
