@@ -136,6 +136,12 @@ class InstrumentAccounts:
         if not 0 < self.forex_margin <= 1:
             raise ConfigError(f"forex_margin must be in (0, 1], e.g. 0.03; got {self.forex_margin!r}")
 
+    def fresh(self) -> InstrumentAccounts:
+        """The same terms with no cash and no rates: a new account's."""
+        return InstrumentAccounts(
+            self.registry, self.futures_commission, self.forex_commission, self.forex_margin, self.base
+        )
+
     def instrument(self, symbol: str) -> Instrument | None:
         """``symbol``'s terms, or ``None`` for a plain stock in the base currency (the broker's own rules)."""
         try:

@@ -64,13 +64,14 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import count
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from copilot_quant.backtest.accounts import InstrumentAccounts
 from copilot_quant.backtest.benchmark import BUY_AND_HOLD, resolve_benchmark
 from copilot_quant.backtest.books import (
     AccountView,
@@ -86,6 +87,7 @@ from copilot_quant.backtest.indicators import bar_values
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
+from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, margin_calls, run_accounts
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
@@ -93,6 +95,7 @@ from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
 from copilot_quant.model.costs import CommissionModel, SlippageModel
 from copilot_quant.model.fill_rules import Execution
+from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
@@ -132,6 +135,11 @@ class BacktestEngine:
         check_causality: verify fast-path indicators on a prefix (turn off only for trusted code).
         volume_limit: at most this fraction of each bar's volume fills, per symbol, summed over its
             orders (0 < x <= 1; ``None``, the default, fills any size). Needs a ``Volume`` column.
+        instruments: what the symbols are (:class:`~copilot_quant.model.instruments.InstrumentRegistry`),
+            or :class:`~copilot_quant.backtest.accounts.InstrumentAccounts` to set futures/forex costs and
+            margins too. Default: the standard registry, one-digit contract years read against the run's
+            start. Futures and forex follow :mod:`copilot_quant.backtest.accounts`; ``commission`` and
+            ``slippage`` apply to stocks (slippage to every kind). Margin calls are in ``result.margin_calls``.
     """
 
     def __init__(
@@ -148,6 +156,7 @@ class BacktestEngine:
         check_causality: bool = True,
         max_logged_errors: int = 5,
         volume_limit: float | None = None,
+        instruments: InstrumentRegistry | InstrumentAccounts | None = None,
     ) -> None:
         if fill_at not in FILL_AT:
             raise ConfigError(f"fill_at must be one of {FILL_AT}, got {fill_at!r}")
@@ -163,6 +172,8 @@ class BacktestEngine:
         self.check_causality = check_causality
         self.max_logged_errors = max_logged_errors
         self._given_broker = broker
+        self.instruments = instruments
+        self._accounting: RunAccounting | None = None
         self.broker: SimpleBroker = broker if broker is not None else self._new_broker()
         self._strategies: list[Strategy] = []
         self._capitals: list[float | None] = []  # add_strategy(capital=) per strategy
@@ -210,7 +221,12 @@ class BacktestEngine:
 
     def _reset_run_state(self, market: MarketData | None) -> None:
         self._market = market
-        self._ledger = Ledger(self.broker.get_cash_balance())
+        self._accounting = RunAccounting.for_run(self.broker, market.symbols) if market is not None else None
+        self._ledger: Ledger | MultiAssetLedger = (
+            MultiAssetLedger(self.broker, self._accounting)
+            if self._accounting is not None
+            else Ledger(self.broker.get_cash_balance())
+        )
         self._broker_marks = (
             BrokerMarks(self.broker, market.marks, market.symbol_index) if market is not None else None
         )
@@ -238,6 +254,8 @@ class BacktestEngine:
         market, bar = self._market, self._bar
         if market is None or bar < 0 or self._executing:
             return self.broker.get_account_value()
+        if self._accounting is not None:
+            return self._accounting.equity_at(self.broker, market.marks, bar, market.symbol_index)
         marks = market.marks[bar]
         value = self.broker.get_cash_balance()
         for symbol, k in market.symbol_index.items():
@@ -299,6 +317,8 @@ class BacktestEngine:
             frame = grid_frame(frame)
         if self._given_broker is None:
             self.broker = self._new_broker()
+        if self._given_broker is None or self.broker.accounts is None:
+            self.broker.use_instruments(run_accounts(self.instruments, _reference_day(lo, frame)))
         self.errors = []
         market = MarketData(frame, names or None) if len(frame) else None
         compared = (
@@ -335,6 +355,11 @@ class BacktestEngine:
             strategies[0].bind(AccountView(self, 0))
             return
         names = [s.name for s in strategies]
+        if self._accounting is not None:
+            raise ConfigError(
+                "several strategies (or add_strategy(capital=...)) on futures or forex are not supported yet: "
+                "their per-strategy books count stock cash only; run one strategy per backtest"
+            )
         capitals = allocate_capital(self.broker.get_cash_balance(), self._capitals, names)
         books = self._books = StrategyBooks(capitals, names)
         for k, strategy in enumerate(strategies):
@@ -661,10 +686,24 @@ class BacktestEngine:
             prices=prices,
             errors=list(self.errors),
         )
+        if market is not None and isinstance(self._ledger, MultiAssetLedger):
+            result.margin_calls = margin_calls(equity, self._ledger.maintenance_curve(market.marks))
+            result.cash_balances = self.broker.cash_balances()
+            if self._accounting is not None:
+                result.multipliers = self._accounting.multipliers(market.symbols)
         keys = result_keys([s.name for s in self._strategies])
         books = self._books
         result.strategies = {keys[0]: result} if books is None else books.results(result, market, keys)
         return result
+
+
+def _reference_day(lo: pd.Timestamp | None, frame: pd.DataFrame) -> date:
+    """The day a one-digit contract year is read against: the run's start."""
+    if lo is not None:
+        return lo.date()
+    if len(frame) and isinstance(frame.index, pd.DatetimeIndex):
+        return frame.index[0].date()
+    return datetime.now(UTC).date()
 
 
 def _freeze_gc() -> bool:
