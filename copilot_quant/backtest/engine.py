@@ -90,6 +90,7 @@ from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, margin_calls, run_accounts
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.results import BacktestResult
+from copilot_quant.backtest.rolls import ContinuousRouter
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
@@ -140,6 +141,9 @@ class BacktestEngine:
             margins too. Default: the standard registry, one-digit contract years read against the run's
             start. Futures and forex follow :mod:`copilot_quant.backtest.accounts`; ``commission`` and
             ``slippage`` apply to stocks (slippage to every kind). Margin calls are in ``result.margin_calls``.
+        roll_days: a continuous future (``"MES"``) trades its front contract until this many weekdays
+            before the contract's last trade date, then the next one (see :mod:`copilot_quant.backtest.rolls`).
+        auto_roll: at each roll, move the positions held in the old contract into the new one.
     """
 
     def __init__(
@@ -157,6 +161,8 @@ class BacktestEngine:
         max_logged_errors: int = 5,
         volume_limit: float | None = None,
         instruments: InstrumentRegistry | InstrumentAccounts | None = None,
+        roll_days: int = 5,
+        auto_roll: bool = False,
     ) -> None:
         if fill_at not in FILL_AT:
             raise ConfigError(f"fill_at must be one of {FILL_AT}, got {fill_at!r}")
@@ -173,7 +179,10 @@ class BacktestEngine:
         self.max_logged_errors = max_logged_errors
         self._given_broker = broker
         self.instruments = instruments
+        self.roll_days = roll_days
+        self.auto_roll = bool(auto_roll)
         self._accounting: RunAccounting | None = None
+        self._router: ContinuousRouter | None = None
         self.broker: SimpleBroker = broker if broker is not None else self._new_broker()
         self._strategies: list[Strategy] = []
         self._capitals: list[float | None] = []  # add_strategy(capital=) per strategy
@@ -269,7 +278,11 @@ class BacktestEngine:
         return self.broker.get_cash_balance()
 
     def account_position(self, symbol: str) -> float:
-        """The account's signed quantity in ``symbol`` now (0 when flat)."""
+        """The account's signed quantity in ``symbol`` now (0 when flat); for a continuous future, the sum
+        over its contracts."""
+        router = self._router
+        if router is not None and symbol in router.roots:
+            return router.position(symbol, {s: p.quantity for s, p in self.broker.get_positions().items()})
         return self.broker.position_quantity(symbol)
 
     def get_positions(self) -> dict[str, Position]:
@@ -320,23 +333,34 @@ class BacktestEngine:
         if self._given_broker is None or self.broker.accounts is None:
             self.broker.use_instruments(run_accounts(self.instruments, _reference_day(lo, frame)))
         self.errors = []
-        market = MarketData(frame, names or None) if len(frame) else None
+        accounts = self.broker.accounts
+        self._router = (
+            ContinuousRouter.for_run(
+                accounts.registry, _frame_symbols(frame, names), pd.DatetimeIndex(frame.index), self.roll_days
+            )
+            if accounts is not None and len(frame)
+            else None
+        )
+        extra = (
+            self._router.load(frame, self.data_provider, lo, hi, self._run_interval) if self._router else None
+        )
+        market = MarketData(frame, names or None, extra) if len(frame) else None
         compared = (
             resolve_benchmark(
                 benchmark,
-                market.close_frame(),
+                market.close_frame()[market.visible],
                 lambda symbol: self._benchmark_closes(symbol, lo, hi, interval or self.interval),
             )
             if market is not None
             else None
         )
         self._reset_run_state(market)
-        self._run_symbols = tuple(market.symbols if market is not None else names)
+        self._run_symbols = tuple(market.visible if market is not None else names)
         self._bind_views()
         self._call_start_hooks()
         if market is not None:
             fast = all(isinstance(s, FastStrategy) for s in self._strategies)
-            if fast and len(self._strategies) == 1:
+            if fast and len(self._strategies) == 1 and self._router is None:
                 self._loop_fast(market, progress)
             else:
                 self._loop(market, progress)
@@ -440,9 +464,21 @@ class BacktestEngine:
         if isinstance(strategy, FastStrategy):
             rows = list(bar_values(self._indicator_frame(strategy, market)))
             on_bar = strategy.on_bar
-            return lambda i, ts: on_bar(ts, *rows[i])
+            return self._after_rolls(k, lambda i, ts: on_bar(ts, *rows[i]))
         on_data, history = strategy.on_data, market.history
-        return lambda i, ts: on_data(ts, history(i))
+        return self._after_rolls(k, lambda i, ts: on_data(ts, history(i)))
+
+    def _after_rolls(self, k: int, call: Callable[[int, datetime], Any]) -> Callable[[int, datetime], Any]:
+        """``call``, preceded by the bar's rolls (and the automatic roll's orders) when the run trades
+        continuous futures."""
+        if self._router is None:
+            return call
+
+        def rolls_then_call(i: int, ts: datetime) -> Any:
+            self._roll(k, i, ts)
+            return call(i, ts)
+
+        return rolls_then_call
 
     def _loop_fast(self, market: MarketData, progress: ProgressCallback | None) -> None:
         """One FastStrategy: a tight loop over lists of floats (no pandas, no per-bar allocation)."""
@@ -523,6 +559,8 @@ class BacktestEngine:
                 continue
             if order.timestamp is None:
                 order.timestamp = ts
+            if self._router is not None:
+                self._router.route(order, bar)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
             if self._books is not None:
@@ -604,6 +642,23 @@ class BacktestEngine:
             self._strategies[working.owner].on_fill(fill)
         except Exception as exc:
             self._record_error(working.owner, exc, "on_fill", now)
+
+    def _roll(self, owner: int, bar: int, ts: datetime) -> None:
+        """The rolls at ``bar``: the automatic roll's orders (if on), then the strategy's ``on_roll``."""
+        router = self._router
+        if router is None:
+            return
+        for roll in router.rolls_at(bar, ts):
+            if self.auto_roll:
+                held = {s: p.quantity for s, p in self.broker.get_positions().items()}
+                roll.orders = router.roll_orders(roll, held)
+                if roll.orders:
+                    self._submit(owner, roll.orders, bar, ts)
+            log.info("%s rolls from %s to %s at %s", roll.symbol, roll.old, roll.new, ts)
+            try:
+                self._strategies[owner].on_roll(roll)
+            except Exception as exc:
+                self._record_error(owner, exc, "on_roll", ts)
 
     # ------------------------------------------------------------------ hooks and errors
     def _call_start_hooks(self) -> None:
@@ -695,6 +750,15 @@ class BacktestEngine:
         books = self._books
         result.strategies = {keys[0]: result} if books is None else books.results(result, market, keys)
         return result
+
+
+def _frame_symbols(frame: pd.DataFrame, names: list[str]) -> list[str]:
+    """The symbols a run's bars are for: the ones asked for, else the frame's."""
+    if names:
+        return names
+    if isinstance(frame.columns, pd.MultiIndex):
+        return list(dict.fromkeys(frame.columns.get_level_values(1)))
+    return []
 
 
 def _reference_day(lo: pd.Timestamp | None, frame: pd.DataFrame) -> date:

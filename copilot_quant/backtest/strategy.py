@@ -104,6 +104,7 @@ class Strategy(ABC):
     * ``on_start()`` — once, after ``initialize``, when the engine starts feeding data.
     * ``on_data(timestamp, data) -> list[Order] | None`` — once per closed bar.
     * ``on_fill(fill)`` — once per execution, in order.
+    * ``on_roll(roll)`` — a continuous future's contract changed (backtest: before that bar's ``on_data``).
     * ``on_stop()`` then ``finalize()`` — once each, after the last bar (also when there was no data).
 
     From the hooks a strategy may read ``positions``/``cash``/``equity`` and the run's ``symbols``, list its working orders with
@@ -136,6 +137,10 @@ class Strategy(ABC):
 
     def on_fill(self, fill: Fill) -> None:  # noqa: B027 - optional hook
         """Called once per fill of one of this strategy's orders."""
+
+    def on_roll(self, roll: Any) -> None:  # noqa: B027 - optional hook
+        """Called when a continuous future the strategy runs on (``"MES"``) moves to its next contract,
+        before ``on_data`` for the first bar of the new one (see :mod:`copilot_quant.backtest.rolls`)."""
 
     def on_stop(self) -> None:  # noqa: B027 - optional hook
         """Called once after the last bar, before ``finalize``."""
