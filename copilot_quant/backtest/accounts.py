@@ -16,7 +16,7 @@ forex pair it asks :class:`InstrumentAccounts` instead. The rules, in the accoun
   ``balance × rate`` in USD, the rate being the latest price of the pair that converts it (``EUR.USD`` for
   EUR, ``1 / USD.JPY`` for JPY). The EUR.USD position itself is reported (quantity, average rate,
   unrealized P&L) but adds nothing to equity: the balances already hold its value. A forex position needs
-  :attr:`InstrumentAccounts.forex_margin` of its notional as margin.
+  :attr:`InstrumentAccounts.forex_margin` of its notional as margin (initial and maintenance alike).
 * **Stocks** in an account that also holds futures or forex count at their full value in the margin
   requirement (no leverage, as in a stock-only account).
 
@@ -220,10 +220,16 @@ class InstrumentAccounts:
         return abs(quantity * price) * self.rate(inst.currency)
 
     def maintenance(self, positions: Iterable[Position]) -> float:
-        """The maintenance margin the futures held need, in the base currency."""
+        """The maintenance margin the futures and forex positions held need, in the base currency
+        (forex: :attr:`forex_margin` of the notional at the last mark)."""
         total = 0.0
         for pos in positions:
             inst = self.instrument(pos.symbol)
-            if inst is not None and inst.kind is AssetClass.FUTURE and pos.quantity:
+            if inst is None or not pos.quantity:
+                continue
+            if inst.kind is AssetClass.FUTURE:
                 total += abs(pos.quantity) * inst.maintenance_margin * self.rate(inst.currency)
+            elif inst.kind is AssetClass.FOREX:
+                mark = pos.last_price or pos.avg_entry_price
+                total += abs(pos.quantity * mark) * self.rate(inst.currency) * self.forex_margin
         return total

@@ -90,7 +90,7 @@ from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, margin_calls, run_accounts
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.results import BacktestResult
-from copilot_quant.backtest.rolls import ContinuousRouter
+from copilot_quant.backtest.rolls import ContinuousRouter, check_roll_days
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
@@ -179,7 +179,7 @@ class BacktestEngine:
         self.max_logged_errors = max_logged_errors
         self._given_broker = broker
         self.instruments = instruments
-        self.roll_days = roll_days
+        self.roll_days = check_roll_days(roll_days)
         self.auto_roll = bool(auto_roll)
         self._accounting: RunAccounting | None = None
         self._router: ContinuousRouter | None = None

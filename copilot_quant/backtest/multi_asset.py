@@ -9,7 +9,7 @@ It knows each price column's instrument and which columns give the rate of each 
   after each fill, so ``equity[t] == Σ cash[c](t) × rate[c](t) + Σ stock value + Σ futures unrealized
   × rate`` at every bar — the account's rule (:mod:`copilot_quant.backtest.accounts`), vectorized;
 * maintenance-margin breaches (:func:`margin_calls`): each stretch of bars where equity was below the
-  maintenance margin of the futures held, reported in ``result.margin_calls``.
+  maintenance margin of the futures and forex positions held, reported in ``result.margin_calls``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class MarginCall:
-    """A stretch of bars whose closing equity was below the maintenance margin of the futures held."""
+    """A stretch of bars whose closing equity was below the maintenance margin of the positions held."""
 
     start: datetime
     end: datetime
@@ -66,6 +66,10 @@ class RunAccounting:
     """
 
     __slots__ = ("_accounts", "instruments", "rate_columns")
+
+    @property
+    def forex_margin(self) -> float:
+        return self._accounts.forex_margin
 
     def __init__(self, accounts: InstrumentAccounts, symbols: Sequence[str]) -> None:
         self._accounts = accounts
@@ -242,16 +246,19 @@ class MultiAssetLedger:
         return out
 
     def maintenance_curve(self, marks: np.ndarray) -> np.ndarray:
-        """The maintenance margin of the futures held after each bar's fills, in USD."""
+        """The maintenance margin of the futures and forex positions held after each bar's fills, in USD
+        (futures: per contract; forex: :attr:`InstrumentAccounts.forex_margin` of the notional)."""
         n_bars, n_symbols = marks.shape
-        per_unit = np.array(
-            [
-                inst.maintenance_margin if inst is not None and inst.kind is AssetClass.FUTURE else 0.0
-                for inst in self._accounting.instruments
-            ]
-        )
+        accounting = self._accounting
+        forex_margin = accounting.forex_margin
+        per_unit = np.zeros((n_bars, n_symbols))
+        for k, inst in enumerate(accounting.instruments):
+            if inst is not None and inst.kind is AssetClass.FUTURE:
+                per_unit[:, k] = inst.maintenance_margin
+            elif inst is not None and inst.kind is AssetClass.FOREX:
+                per_unit[:, k] = np.nan_to_num(marks[:, k]) * forex_margin
         qty = self.quantities(n_bars, n_symbols)
-        rates = np.nan_to_num(self._accounting.column_rates(marks), nan=1.0)
+        rates = np.nan_to_num(accounting.column_rates(marks), nan=1.0)
         return (np.abs(qty) * per_unit * rates).sum(axis=1)
 
 

@@ -6,7 +6,8 @@ that symbol (research prices), but a position can only be held in a real contrac
 * An order for the continuous symbol is **routed** when it is submitted to the contract of that bar's day,
   ``registry.contract_on(root, day, roll_days=N)`` (the front month, rolled ``N`` weekdays before its last
   trade date): the order's ``symbol`` becomes the contract's (``"MESZ6"``), and so do its fills and the
-  position. A working order stays on the contract it was routed to.
+  position; ``order.routed_from`` keeps ``"MES"`` (a strategy counting its fills matches either). A
+  working order stays on the contract it was routed to.
 * The contracts' bars are loaded beside the run's symbols (from the data provider, or taken from a
   ``data=`` frame that has their columns) to execute on; the strategy still sees only the symbols it asked
   for.
@@ -36,7 +37,7 @@ from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRe
 from copilot_quant.model.orders import Order, OrderSide
 from copilot_quant.model.ports import IDataFeed
 
-__all__ = ["ContinuousRouter", "Roll"]
+__all__ = ["ContinuousRouter", "Roll", "check_roll_days"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,13 @@ class Roll:
     timestamp: datetime
     #: the orders the automatic roll sent (closing ``old``, opening ``new``); empty without auto_roll
     orders: list[Order] = field(default_factory=list)
+
+
+def check_roll_days(roll_days: object) -> int:
+    """``roll_days`` as given, if it is a whole number of weekdays >= 0."""
+    if isinstance(roll_days, bool) or not isinstance(roll_days, int) or roll_days < 0:
+        raise ConfigError(f"roll_days must be a whole number of weekdays >= 0, e.g. 5; got {roll_days!r}")
+    return roll_days
 
 
 class ContinuousRouter:
@@ -72,8 +80,7 @@ class ContinuousRouter:
         index: pd.DatetimeIndex,
         roll_days: int = 5,
     ) -> None:
-        if isinstance(roll_days, bool) or not isinstance(roll_days, int) or roll_days < 0:
-            raise ConfigError(f"roll_days must be a whole number of weekdays >= 0, e.g. 5; got {roll_days!r}")
+        check_roll_days(roll_days)
         self._registry = registry
         #: continuous symbol -> its instrument
         self.roots: dict[str, Instrument] = {}
@@ -115,7 +122,7 @@ class ContinuousRouter:
         contract = self.contract(order.symbol, bar)
         if contract is not None:
             log.debug("order %s for %s trades %s", order.order_id, order.symbol, contract)
-            order.symbol = contract
+            order.routed_from, order.symbol = order.symbol, contract
 
     def rolls_at(self, bar: int, timestamp: datetime) -> list[Roll]:
         """The rolls that take effect at ``bar`` (none at the first bar)."""

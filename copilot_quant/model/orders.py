@@ -199,7 +199,9 @@ class Order:
     ``3`` reduce them without overfill protection. A reduction lowers ``quantity``.
 
     ``status``, ``filled_quantity``, ``avg_fill_price`` and ``reject_reason`` are maintained by the
-    broker; strategies should treat them as read-only.
+    broker; strategies should treat them as read-only. So is ``routed_from``: an order for a continuous
+    future (``"MES"``) trades the contract of the day, whose symbol replaces ``symbol`` (``"MESZ6"``) while
+    ``routed_from`` keeps ``"MES"`` (see :mod:`copilot_quant.backtest.rolls`).
     """
 
     symbol: str
@@ -224,6 +226,9 @@ class Order:
     trail_percent: float | None = None
     limit_offset: float | None = None
     good_till: datetime | None = None
+    #: set by a backtest that routed an order for a continuous future (``"MES"``) to the contract of the
+    #: day: the symbol the strategy wrote, while ``symbol`` is the contract's (``"MESZ6"``); else ``""``
+    routed_from: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol.strip():
@@ -394,6 +399,7 @@ class Order:
         changes.setdefault("avg_fill_price", 0.0)
         changes.setdefault("reject_reason", "")
         changes.setdefault("broker_order_id", None)
+        changes.setdefault("routed_from", "")
         return replace(self, **changes)
 
 

@@ -128,8 +128,7 @@ def test_a_data_frame_without_the_contracts_is_refused_by_name() -> None:
         engine.run(symbols=["MES"], data=ChainFeed().bars["MES"])
 
 
-def test_roll_days_must_be_a_whole_number() -> None:
-    engine = BacktestEngine(100_000, data_provider=ChainFeed(), instruments=REG, roll_days=-1)
-    engine.add_strategy(BuyAndHoldMes())
+@pytest.mark.parametrize("bad", [-1, 2.5, True])
+def test_roll_days_must_be_a_whole_number(bad: Any) -> None:
     with pytest.raises(ConfigError, match="roll_days"):
-        engine.run("2026-12-01", "2026-12-16", ["MES"])
+        BacktestEngine(100_000, data_provider=ChainFeed(), instruments=REG, roll_days=bad)

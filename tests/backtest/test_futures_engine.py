@@ -129,3 +129,16 @@ def test_a_stock_only_run_has_no_futures_fields() -> None:
     result = engine.run(symbols=["AAPL"], data=data)
     assert result.cash_balances == {}
     assert result.equity_curve.tolist() == [10_000, 10_000 + 10, 10_000 + 20]
+
+
+def test_a_forex_position_below_its_maintenance_margin_is_a_margin_call() -> None:
+    data = bars({"EUR.USD": [(1.1, 1.1), (1.1, 1.1), (1.1, 1.09), (1.09, 1.1)]})
+    engine = BacktestEngine(6_000, slippage=0.0, instruments=InstrumentAccounts(REG, forex_margin=0.05))
+    engine.add_strategy(Script({0: [Order("EUR.USD", 100_000)]}))
+    result = engine.run(symbols=["EUR.USD"], data=data)
+    # 0.2 bp of 110,000 USD = 2.20; a 100-pip fall costs 1,000 USD
+    assert result.equity_curve.tolist() == pytest.approx([6_000, 5_997.8, 4_997.8, 5_997.8])
+    (call,) = result.margin_calls
+    assert call.start == result.equity_curve.index[2]
+    assert call.maintenance_at_start == pytest.approx(100_000 * 1.09 * 0.05)
+    assert call.worst_shortfall == pytest.approx(5_450 - 4_997.8)
