@@ -90,7 +90,7 @@ from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, margin_calls, run_accounts
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.results import BacktestResult
-from copilot_quant.backtest.rolls import ContinuousRouter, check_roll_days
+from copilot_quant.backtest.rolls import ContinuousRouter, Expiries, check_roll_days
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
@@ -183,6 +183,7 @@ class BacktestEngine:
         self.auto_roll = bool(auto_roll)
         self._accounting: RunAccounting | None = None
         self._router: ContinuousRouter | None = None
+        self._expiries: Expiries | None = None
         self.broker: SimpleBroker = broker if broker is not None else self._new_broker()
         self._strategies: list[Strategy] = []
         self._capitals: list[float | None] = []  # add_strategy(capital=) per strategy
@@ -231,6 +232,11 @@ class BacktestEngine:
     def _reset_run_state(self, market: MarketData | None) -> None:
         self._market = market
         self._accounting = RunAccounting.for_run(self.broker, market.symbols) if market is not None else None
+        self._expiries = (
+            Expiries.for_run(market.symbols, self._accounting.instruments, market.index)
+            if market is not None and self._accounting is not None
+            else None
+        )
         self._ledger: Ledger | MultiAssetLedger = (
             MultiAssetLedger(self.broker, self._accounting)
             if self._accounting is not None
@@ -360,7 +366,7 @@ class BacktestEngine:
         self._call_start_hooks()
         if market is not None:
             fast = all(isinstance(s, FastStrategy) for s in self._strategies)
-            if fast and len(self._strategies) == 1 and self._router is None:
+            if fast and len(self._strategies) == 1 and self._router is None and self._expiries is None:
                 self._loop_fast(market, progress)
             else:
                 self._loop(market, progress)
@@ -469,9 +475,9 @@ class BacktestEngine:
         return self._after_rolls(k, lambda i, ts: on_data(ts, history(i)))
 
     def _after_rolls(self, k: int, call: Callable[[int, datetime], Any]) -> Callable[[int, datetime], Any]:
-        """``call``, preceded by the bar's rolls (and the automatic roll's orders) when the run trades
-        continuous futures."""
-        if self._router is None:
+        """``call``, preceded by the bar's expiries and rolls (and the automatic roll's orders) when the run
+        trades futures."""
+        if self._router is None and self._expiries is None:
             return call
 
         def rolls_then_call(i: int, ts: datetime) -> Any:
@@ -573,6 +579,10 @@ class BacktestEngine:
                     "add it to run(symbols=[...])",
                 )
                 continue
+            last = self._expiries.expired(order.symbol, bar) if self._expiries is not None else None
+            if last is not None:
+                self.broker.reject(order, f"{order.symbol} stopped trading on {last} (its last trade date)")
+                continue
             working = WorkingOrder(order, owner, k, bar + 1)
             if order.good_till is not None:
                 working.expires_bar = int(market.index.searchsorted(pd.Timestamp(order.good_till)))
@@ -644,7 +654,11 @@ class BacktestEngine:
             self._record_error(working.owner, exc, "on_fill", now)
 
     def _roll(self, owner: int, bar: int, ts: datetime) -> None:
-        """The rolls at ``bar``: the automatic roll's orders (if on), then the strategy's ``on_roll``."""
+        """At ``bar``: expired contracts' positions settled, then the rolls — the automatic roll's orders
+        (if on), then the strategy's ``on_roll``."""
+        if self._expiries is not None:
+            for due in self._expiries.due(bar):
+                self._settle(owner, bar, ts, due)
         router = self._router
         if router is None:
             return
@@ -659,6 +673,22 @@ class BacktestEngine:
                 self._strategies[owner].on_roll(roll)
             except Exception as exc:
                 self._record_error(owner, exc, "on_roll", ts)
+
+    def _settle(self, owner: int, bar: int, ts: datetime, due: tuple[str, int, date]) -> None:
+        """Close what is held of a contract that stopped trading (``due``: symbol, column, last trade
+        date), at its last close."""
+        symbol, k, last = due
+        market, quantity = self._market, self.broker.position_quantity(symbol)
+        if market is None or not quantity:
+            return
+        price = float(market.marks[bar - 1, k])
+        order = Order(
+            symbol, abs(quantity), side="sell" if quantity > 0 else "buy", tag="expiry", timestamp=ts
+        )
+        self._orders.append(order)
+        self._order_owner[order.order_id] = owner
+        log.info("%s expired on %s: %g settled at %s", symbol, last, quantity, price)
+        self._book_fill(WorkingOrder(order, owner, k, bar), Execution(price, slippage=False))
 
     # ------------------------------------------------------------------ hooks and errors
     def _call_start_hooks(self) -> None:

@@ -19,6 +19,10 @@ that symbol (research prices), but a position can only be held in a real contrac
   opening the same quantity in the new contract (both execute at the next bar's open like any order, and
   are listed in ``roll.orders``); the strategy's ``on_fill`` sees their fills.
 
+A futures contract (routed or named, ``"ESZ6"``) stops trading after its last trade date: a position
+still held then is settled at the contract's last close (:class:`Expiries`), and a new order for it is
+rejected.
+
 Days are exchange-zone calendar days of the bar timestamps (New York, as for DAY orders).
 """
 
@@ -37,7 +41,7 @@ from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRe
 from copilot_quant.model.orders import Order, OrderSide
 from copilot_quant.model.ports import IDataFeed
 
-__all__ = ["ContinuousRouter", "Roll", "check_roll_days"]
+__all__ = ["ContinuousRouter", "Expiries", "Roll", "check_roll_days"]
 
 log = logging.getLogger(__name__)
 
@@ -199,3 +203,49 @@ class ContinuousRouter:
 def _days(index: pd.DatetimeIndex) -> list[date]:
     local = index.tz_convert(SESSION_TZ) if index.tz is not None else index
     return list(local.date)
+
+
+class Expiries:
+    """The futures contracts among a run's price columns, and when each stops trading.
+
+    A position still held after its contract's last trade date is settled at the contract's last close
+    (the final settlement, as for the cash-settled index futures; ``tag="expiry"`` on the closing order),
+    at the first bar of a later day; a new order for an expired contract is rejected.
+    """
+
+    __slots__ = ("_days", "_due", "expiry")
+
+    def __init__(
+        self, symbols: Sequence[str], instruments: Sequence[Instrument | None], index: pd.DatetimeIndex
+    ) -> None:
+        #: contract symbol -> (column, last trade date)
+        self.expiry: dict[str, tuple[int, date]] = {
+            s: (k, inst.expiry)
+            for k, (s, inst) in enumerate(zip(symbols, instruments, strict=True))
+            if inst is not None and inst.kind is AssetClass.FUTURE and inst.expiry is not None
+        }
+        self._days = _days(index)
+        #: bar -> the contracts that expired before its day but after the previous bar's
+        self._due: dict[int, list[tuple[str, int, date]]] = {}
+        for symbol, (k, last) in self.expiry.items():
+            bar = next((i for i, day in enumerate(self._days) if day > last), None)
+            if bar is not None and bar > 0:
+                self._due.setdefault(bar, []).append((symbol, k, last))
+
+    @classmethod
+    def for_run(
+        cls, symbols: Sequence[str], instruments: Sequence[Instrument | None], index: pd.DatetimeIndex
+    ) -> Expiries | None:
+        expiries = cls(symbols, instruments, index)
+        return expiries if expiries.expiry else None
+
+    def due(self, bar: int) -> list[tuple[str, int, date]]:
+        """``(symbol, column, last trade date)`` of each contract whose positions settle at ``bar``."""
+        return self._due.get(bar, [])
+
+    def expired(self, symbol: str, bar: int) -> date | None:
+        """The last trade date of ``symbol`` if it is before ``bar``'s day, else ``None``."""
+        known = self.expiry.get(symbol)
+        if known is None or self._days[bar] <= known[1]:
+            return None
+        return known[1]

@@ -132,3 +132,31 @@ def test_a_data_frame_without_the_contracts_is_refused_by_name() -> None:
 def test_roll_days_must_be_a_whole_number(bad: Any) -> None:
     with pytest.raises(ConfigError, match="roll_days"):
         BacktestEngine(100_000, data_provider=ChainFeed(), instruments=REG, roll_days=bad)
+
+
+def test_a_contract_held_past_its_last_trade_date_is_settled_at_its_last_close() -> None:
+    # MESZ6 stops trading on Friday 18 December 2026; bars until the 22nd (none for MESZ6 after the 18th)
+    index = pd.bdate_range("2026-12-14", "2026-12-22", tz="America/New_York") + pd.Timedelta(hours=16)
+    prices = [6000.0 + i for i in range(len(index))]
+    z6 = pd.DataFrame({"Open": prices, "High": prices, "Low": prices, "Close": prices}, index=index)
+    z6.loc[z6.index.date > date(2026, 12, 18)] = float("nan")
+    h7 = z6.ffill() + 20
+    data = pd.concat({"MESZ6": z6, "MESH7": h7}, axis=1).swaplevel(axis=1).sort_index(axis=1)
+
+    class HoldThenTryAgain(Strategy):
+        def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+            n = len(data)
+            return [Order("MESZ6", 1)] if n in (1, len(index) - 1) else None
+
+    engine = BacktestEngine(
+        100_000, commission=0.0, slippage=0.0, instruments=InstrumentAccounts(REG, PerContractCommission(0.0))
+    )
+    engine.add_strategy(HoldThenTryAgain())
+    result = engine.run(symbols=["MESZ6", "MESH7"], data=data)
+    bought, settled = result.fills
+    assert (bought.fill_price, settled.fill_price, settled.order.tag) == (6001.0, 6004.0, "expiry")
+    assert settled.timestamp == index[5].tz_convert("UTC").to_pydatetime()  # Monday the 21st
+    assert result.positions == {}
+    late = result.orders[-1]
+    assert late.reject_reason == "MESZ6 stopped trading on 2026-12-18 (its last trade date)"
+    assert result.final_value == pytest.approx(100_000 + 3 * 5)
