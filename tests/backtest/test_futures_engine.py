@@ -9,6 +9,7 @@ import pytest
 from copilot_quant.backtest.accounts import MARGIN_REJECT, InstrumentAccounts, PerContractCommission
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.errors import ConfigError
 from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.orders import Order, OrderStatus
 
@@ -142,3 +143,20 @@ def test_a_forex_position_below_its_maintenance_margin_is_a_margin_call() -> Non
     assert call.start == result.equity_curve.index[2]
     assert call.maintenance_at_start == pytest.approx(100_000 * 1.09 * 0.05)
     assert call.worst_shortfall == pytest.approx(5_450 - 4_997.8)
+
+
+def test_several_strategies_on_futures_are_refused_by_name() -> None:
+    data = bars({"ESZ6": [(6000, 6000), (6000, 6000)]})
+    engine = _engine(100_000)
+    engine.add_strategy(Script({}))
+    engine.add_strategy(Script({}))
+    with pytest.raises(ConfigError, match="several strategies"):
+        engine.run(symbols=["ESZ6"], data=data)
+
+
+def test_a_currency_without_a_pair_to_value_it_is_refused_by_name() -> None:
+    data = bars({"EUR.GBP": [(0.85, 0.85), (0.85, 0.86)]})
+    engine = BacktestEngine(100_000, instruments=REG)
+    engine.add_strategy(Script({}))
+    with pytest.raises(ConfigError, match=r"EUR, GBP .*add EUR\.USD, GBP\.USD"):
+        engine.run(symbols=["EUR.GBP"], data=data)
