@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -160,3 +161,21 @@ def test_a_currency_without_a_pair_to_value_it_is_refused_by_name() -> None:
     engine.add_strategy(Script({}))
     with pytest.raises(ConfigError, match=r"EUR, GBP .*add EUR\.USD, GBP\.USD"):
         engine.run(symbols=["EUR.GBP"], data=data)
+
+
+def test_the_report_shows_cash_by_currency_multipliers_and_margin_calls(tmp_path: Any) -> None:
+    data = bars(
+        {"ESZ6": [(6000, 6000), (6000, 6000), (6000, 5950), (5950, 5840), (5840, 5900), (5900, 5990)]}
+    )
+    engine = _engine(30_000, per_contract=0.0)
+    engine.add_strategy(Script({0: [Order("ESZ6", 1)]}))
+    result = engine.run(symbols=["ESZ6"], data=data)
+    page = result.to_html(tmp_path / "report.html").read_text()
+    assert "Cash by currency at the end: USD 30,000.00" in page  # the loss is not realized yet
+    assert "ESZ6 × 50" in page
+    assert "Margin calls (1)" in page
+    assert "<td>22,000.00</td><td>22,700.00</td><td>700.00</td>" in page
+    # the symbol table's turnover counts the multiplier: one contract at 6,000 × 50
+    from copilot_quant.reports.backtest_tables import symbol_summary
+
+    assert symbol_summary(result).loc["ESZ6", "turnover"] == 6_000 * 50
