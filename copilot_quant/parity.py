@@ -12,7 +12,8 @@
 3. runs :class:`~copilot_quant.backtest.live_engine.LiveStrategyEngine` with a fresh instance of the
    strategy against it. After each step the harness waits until the engine has handed that bar to the
    strategy, the gateway has acknowledged every order the engine sent and confirmed every cancel the
-   strategy requested (``strategy.cancel``, in force before the next bar as in the backtest), and every
+   strategy requested (``strategy.cancel``, in force before the next bar as in the backtest), answered
+   every modification (``strategy.modify``, likewise), and every
    execution the gateway made has reached the engine (``on_fill``) — only then does it step again, so the
    live run is as deterministic as the backtest;
    At the end the engine is stopped with ``cancel_on_stop`` (the backtest cancels what still works when
@@ -332,6 +333,10 @@ def _live_run(
                 # a cancel IB refused (the order had filled) ends with the order's fill: done as well
                 return all(r.is_done for r in engine.broker.tracker.records() if r.cancel_requested)
 
+            def modifications_answered() -> bool:
+                # a modification (strategy.modify) is in force before the next bar, as in the backtest
+                return all(r.modifying is None or r.is_done for r in engine.broker.tracker.records())
+
             def gateway_fills() -> int:
                 return int(gateway.call(lambda: len(broker.executions(_LIVE_CLIENT_ID))))
 
@@ -351,6 +356,9 @@ def _live_run(
                     lambda: gateway_orders() >= sent(), step_timeout, "the gateway to acknowledge orders"
                 )
                 _wait_until(cancels_confirmed, step_timeout, "the gateway to confirm the strategy's cancels")
+                _wait_until(
+                    modifications_answered, step_timeout, "the gateway to answer the strategy's modifications"
+                )
                 _wait_until(
                     lambda: len(engine.fills) >= gateway_fills(), step_timeout, "fills to reach the strategy"
                 )

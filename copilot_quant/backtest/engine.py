@@ -26,6 +26,12 @@ Timing model — **orders returned at bar t execute during bar t+1**:
   strategy") when the call returns, so a cancel from ``on_data`` at bar *t* is in force before bar *t+1*
   is matched; from ``on_fill`` the order is also skipped for the rest of the bar being matched.
   ``strategy.open_orders()`` lists the strategy's own orders still working, in submission order.
+* ``strategy.modify(order_or_id, limit_price=..., quantity=...)`` changes a working order's terms in
+  place (same order, same id): when it returns the order has them, and it executes by them from the next
+  bar on — a modification from ``on_data`` at bar *t* is in force when bar *t+1* is matched; one from
+  ``on_fill`` while bar *t* is matched takes the order out of the rest of bar *t* (the strategy has not
+  seen the bar's later prices). A filled order, one no longer working, or a quantity below what filled
+  changes nothing and gets a named :class:`~copilot_quant.model.modify.ModifyOutcome`.
 * The equity curve has one value per bar, recorded after that bar's fills and marked at its close,
   indexed by the bar's UTC timestamp. A fill's ``timestamp`` is the stamp of the bar it happened in.
 * While bar *t+1*'s orders execute, ``on_fill`` and the buying-power check see only what was known
@@ -63,7 +69,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from itertools import count
 from typing import Any
@@ -89,14 +95,16 @@ from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, margin_calls, run_accounts
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
+from copilot_quant.backtest.order_requests import cancel_order, expiry_bar, modify_order
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.rolls import ContinuousRouter, Expiries, check_roll_days
-from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
+from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
 from copilot_quant.model.costs import CommissionModel, SlippageModel
 from copilot_quant.model.fill_rules import Execution
 from copilot_quant.model.instruments import InstrumentRegistry
+from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
@@ -585,8 +593,10 @@ class BacktestEngine:
                 continue
             working = WorkingOrder(order, owner, k, bar + 1)
             if order.good_till is not None:
-                working.expires_bar = int(market.index.searchsorted(pd.Timestamp(order.good_till)))
-                if working.expires_bar <= bar:  # as IB: a date that has passed is refused
+                working.expires_bar = self._expiry_bar(order.good_till)
+                if (
+                    working.expires_bar is not None and working.expires_bar <= bar
+                ):  # as IB: a date that has passed is refused
                     self.broker.reject(order, f"good_till {order.good_till} is not after now ({ts})")
                     continue
             refused = self._book.admit(working, float(market.closes[bar, k]))
@@ -607,24 +617,14 @@ class BacktestEngine:
 
     def _cancel(self, owner: int, order: Order | str) -> None:
         """``strategies[owner].cancel(order)``: see the module docstring for the timing."""
-        strategy = self._strategies[owner]
-        order_id = order.order_id if isinstance(order, Order) else order
-        known = self._order_owner.get(order_id)
-        if known != owner:
-            whose = (
-                f"it belongs to {self._strategies[known].name}"
-                if known is not None
-                else "no order with this id was submitted in this run (orders count as submitted once "
-                "on_data/on_bar has returned them)"
-            )
-            raise StrategyError(f"{strategy.name}.cancel({order_id!r}): unknown order; {whose}")
-        if self._book.cancel(order_id, CANCELLED_BY_STRATEGY, matching=self._executing) is not None:
-            log.debug("%s cancelled order %s at %s", strategy.name, order_id, self._now)
-            return
-        # no longer working: say what became of it (a rare path, so a scan is fine)
-        done = next((o for o in reversed(self._orders) if o.order_id == order_id), None)
-        status = done.status.value if done is not None else "done"
-        log.info("%s.cancel(%r): the order is already %s; nothing to cancel", strategy.name, order_id, status)
+        cancel_order(self, owner, order)
+
+    def _modify(self, owner: int, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome:
+        """``strategies[owner].modify(order, **changes)``: new terms from the next bar on (see the module doc)."""
+        return modify_order(self, owner, order, changes)
+
+    def _expiry_bar(self, good_till: datetime | None) -> int | None:
+        return expiry_bar(self._market, good_till)
 
     def _book_fill(self, working: WorkingOrder, execution: Execution, quantity: float | None = None) -> None:
         """Book ``quantity`` of the order (None: all that is left) through the broker; tell its strategy."""

@@ -41,6 +41,7 @@ from copilot_quant.model.fill_rules import (
     price_path,
     trail_level,
 )
+from copilot_quant.model.modify import Modification
 from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
 from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
 from copilot_quant.model.participation import VolumeAllowance, is_whole
@@ -125,7 +126,7 @@ class OrderBook:
         volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
     """
 
-    __slots__ = ("_cap", "_oca", "_ordered", "_purge", "_session_opens", "pending")
+    __slots__ = ("_cap", "_ends_session", "_oca", "_ordered", "_purge", "_session_opens", "pending")
 
     def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
@@ -140,6 +141,8 @@ class OrderBook:
         self._ordered = False
         #: Whether the next bar opens a session (the bar before it ended one): the opening auction.
         self._session_opens = True
+        #: Whether the bar being matched ends a session (read by a modification made while it is matched).
+        self._ends_session = False
         if volume_limit is not None:
             if volumes is None:
                 raise ValueError("a volume limit needs the bars' volumes")
@@ -215,7 +218,7 @@ class OrderBook:
         if self._ordered:
             self._execute_bar_ordered(None, bar, opens, highs, lows, closes, session_end, book)
             return
-        self._session_opens = session_end
+        self._session_opens = self._ends_session = session_end
         keep: list[WorkingOrder] = []
         for working in self.pending:
             if working.first_bar > bar:
@@ -264,6 +267,7 @@ class OrderBook:
         same point), with OCA groups applied after each. Under the volume limit (``cap``) each execution
         fills at most what is left of its symbol's allowance for bar ``bar``; the remainder keeps working.
         Only bar ``bar``'s volume is used, and every order here was placed before that bar opened."""
+        self._ends_session = session_end
         hits: list[tuple[int, WorkingOrder, Execution]] = []
         missed: list[WorkingOrder] = []  # opening-auction orders the open did not fill: cancelled after it
         for working in self.pending:
@@ -287,8 +291,8 @@ class OrderBook:
             if at != point:
                 self._reduce_groups(unblocked)
                 point = at
-            if working.order.status.is_done:  # cancelled from on_fill or by its OCA group earlier in this bar
-                continue
+            if working.order.status.is_done or working.first_bar > bar:
+                continue  # cancelled or modified from on_fill, or cancelled by its OCA group, earlier in this bar
             before = working.order.filled_quantity
             if cap is None or working.order.auction:  # an auction takes no share of the bar's volume
                 book(working, execution)
@@ -449,6 +453,45 @@ class OrderBook:
                     del pending[i]
                 return order
         return None
+
+    def find(self, order_id: str | None) -> WorkingOrder | None:
+        """The working order ``order_id`` that can still fill (the latest with that id), or None."""
+        return next(
+            (w for w in reversed(self.pending) if w.order.order_id == order_id and w.order.status.is_active),
+            None,
+        )
+
+    def modify(
+        self, working: WorkingOrder, modification: Modification, next_bar: int, *, matching: bool = False
+    ) -> None:
+        """Give ``working`` its new terms, in force from bar ``next_bar`` on (see :meth:`Strategy.modify`).
+
+        The order keeps its place (submission order), its fills and, for a stop that has triggered, its
+        trigger. Until ``next_bar`` it executes nowhere: a modification from ``on_fill`` while a bar is
+        matched takes the order out of the rest of that bar (``matching``), since the new terms were decided
+        after a point of the bar's path whose later prices the strategy has not seen (a DAY order whose
+        session ends with that bar then expires with it). A quantity lowered to what already filled
+        completes the order.
+        """
+        order = working.order
+        modification.apply_to(order)
+        working.first_bar = max(working.first_bar, next_bar)
+        done = order.filled_quantity >= order.quantity - 1e-9
+        if done:
+            order.status = OrderStatus.FILLED
+            log.debug("order %s complete: its quantity was lowered to what filled", order.order_id)
+        elif matching and self._ends_session and order.time_in_force == TimeInForce.DAY:
+            # it sits out the rest of a bar that ends its session: a DAY order expires with it
+            self._finish(order, OrderStatus.EXPIRED, "day order unfilled at the end of its session")
+            done = True
+        if done:
+            if matching:
+                self._purge = True
+            else:
+                self.pending.remove(working)
+            return
+        if order.auction or working.expires_bar is not None:
+            self._ordered = True
 
     def cancel_all(self, reason: str) -> list[Order]:
         """Cancel every working order (e.g. at the end of a backtest); returns them."""

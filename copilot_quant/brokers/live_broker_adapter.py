@@ -36,11 +36,8 @@ plus commission (IB margins shorts similarly). ``allow_short=False`` refuses suc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -49,38 +46,50 @@ from ib_async import IB, RequestError, Trade
 
 from copilot_quant.backtest.costs import PercentCommission, PercentSlippage
 from copilot_quant.backtest.interfaces import IBroker
-from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
+from copilot_quant.backtest.orders import Fill, Order, OrderStatus, OrderType
+from copilot_quant.brokers.broker_account import BrokerAccountReads
+from copilot_quant.brokers.broker_callbacks import (
+    BrokerCallbacks,
+    CorrectionCallback,
+    ErrorCallback,
+    FillCallback,
+    JournalFailureCallback,
+)
 from copilot_quant.brokers.config import check_live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.contracts import ContractBook, round_order_prices
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
+from copilot_quant.brokers.exec_reports import EXEC_CORRECTED, journal_correction, reused_exec_id_message
 from copilot_quant.brokers.fill_gate import FillGate
-from copilot_quant.brokers.ib_account import AccountPnL, IbAccount
+from copilot_quant.brokers.ib_account import IbAccount
 from copilot_quant.brokers.ib_mapping import to_ib_order
+from copilot_quant.brokers.ib_modify import send_modification
 from copilot_quant.brokers.ib_order_events import IbOrderEvents
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
+from copilot_quant.brokers.position_watch import PositionWatch
 from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
 from copilot_quant.journal.writer import JournalWriter
+from copilot_quant.model.modify import Modification
 
-__all__ = ["LiveBrokerAdapter"]
+# EXEC_CORRECTED and the callback types are re-exported: they were defined here
+__all__ = [
+    "EXEC_CORRECTED",
+    "CorrectionCallback",
+    "ErrorCallback",
+    "FillCallback",
+    "JournalFailureCallback",
+    "LiveBrokerAdapter",
+]
 
 log = logging.getLogger(__name__)
-
-#: Journal error code of an execution correction (IB sends none; negative codes are the project's own).
-EXEC_CORRECTED = -2
-
-FillCallback = Callable[[Fill], Any]
-ErrorCallback = Callable[[TrackedOrder, str], Any]
-CorrectionCallback = Callable[[ExecutionCorrection], Any]
-JournalFailureCallback = Callable[[JournalError], Any]
 
 
 class _Unaffordable(BrokerError):
     """The buying-power pre-check refused an order (it becomes REJECTED with this reason)."""
 
 
-class LiveBrokerAdapter(IBroker):
+class LiveBrokerAdapter(BrokerAccountReads, IBroker):
     """IB order execution as an :class:`IBroker` (see the module docstring for the exact contract).
 
     Args:
@@ -134,7 +143,6 @@ class LiveBrokerAdapter(IBroker):
         self.confirm_live = bool(confirm_live)
         self.commission_model = PercentCommission(commission_rate)
         self.slippage_model = PercentSlippage(slippage_rate)
-        self.enable_position_tracking = enable_position_tracking
         self.fill_timeout = float(fill_timeout)
         self.ack_timeout = float(ack_timeout)
         self.commission_timeout = float(commission_timeout)
@@ -142,13 +150,11 @@ class LiveBrokerAdapter(IBroker):
         self.position_sync_timeout = float(position_sync_timeout)
         self.precheck_buying_power = precheck_buying_power
         self.tracker = OrderTracker()
-        self._fill_callbacks: list[FillCallback] = []
-        self._error_callbacks: list[ErrorCallback] = []
-        self._correction_callbacks: list[CorrectionCallback] = []
+        self._callbacks = BrokerCallbacks()
         self._contracts = ContractBook(self._conn)
         self._account = IbAccount(self._conn, self.calculate_commission)
-        self._local_positions: dict[str, Position] = {}
-        self._lock = threading.Lock()
+        #: Expected IB positions after the fills delivered, and the local fill book (position_watch.py).
+        self._positions = PositionWatch(self._account, track_local=enable_position_tracking)
         self._handlers_on: IB | None = None  # the IB object our handlers are on
         #: The durable journal (set by the engine). With one, every order carries its journal ref as IB
         #: ``orderRef``, every status/fill/commission/error is journaled, and a fill reaches the callbacks
@@ -167,9 +173,6 @@ class LiveBrokerAdapter(IBroker):
             emit=self._emit_fill,
             journal_failed=self._journal_failed,
         )
-        self._journal_failure_callbacks: list[JournalFailureCallback] = []
-        #: IB position each symbol should show once IB has reported the fills emitted so far.
-        self._expected_positions: dict[str, float] = {}
 
     # ------------------------------------------------------------------ connection
     @property
@@ -253,29 +256,25 @@ class LiveBrokerAdapter(IBroker):
 
     def register_fill_callback(self, callback: FillCallback) -> None:
         """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block)."""
-        self._fill_callbacks.append(callback)
+        self._callbacks.fill.append(callback)
 
     def register_error_callback(self, callback: ErrorCallback) -> None:
         """``callback(order_record, error_msg)`` on every rejection or order error (IB loop thread)."""
-        self._error_callbacks.append(callback)
+        self._callbacks.error.append(callback)
 
     def register_correction_callback(self, callback: CorrectionCallback) -> None:
         """``callback(correction)`` when IB corrects an execution already delivered as a fill (IB loop
         thread). The fill callbacks never see a correction: this is the only report of the signed
         difference (:class:`~copilot_quant.brokers.exec_corrections.ExecutionCorrection`)."""
-        self._correction_callbacks.append(callback)
+        self._callbacks.correction.append(callback)
 
     def register_journal_failure_callback(self, callback: JournalFailureCallback) -> None:
         """``callback(error)`` when a journal write fails (IB loop or journal writer thread): the engine halts
         trading."""
-        self._journal_failure_callbacks.append(callback)
+        self._callbacks.journal_failure.append(callback)
 
     def _journal_failed(self, error: JournalError) -> None:
-        for callback in list(self._journal_failure_callbacks):
-            try:
-                callback(error)
-            except Exception:
-                log.exception("journal failure callback %r failed", callback)
+        self._callbacks.journal_failed(error)
 
     def _journal_write(self, write: Callable[[TradeJournal], Any]) -> None:
         """Journal one broker event on the writer thread (in order); a failure is reported (trading halts),
@@ -293,32 +292,14 @@ class LiveBrokerAdapter(IBroker):
 
     def _note_fill(self, fill: Fill) -> None:
         """Book ``fill`` into the expected and local positions (loop thread, as IB reports it)."""
-        if self._handlers_on is not None:  # loop thread: ib_async's position cache is consistent here
-            try:
-                base = self._expected_positions.get(fill.symbol)
-                held = self._account.read_position(fill.symbol) if base is None else base
-                self._expected_positions[fill.symbol] = held + fill.signed_quantity
-            except (BrokerError, ConnectionError):
-                pass
-        if self.enable_position_tracking:
-            with self._lock:
-                pos = self._local_positions.setdefault(fill.symbol, Position(fill.symbol))
-                pos.update_from_fill(fill)
+        self._positions.note_fill(fill, on_loop=self._handlers_on is not None)
 
     def _emit_fill(self, fill: Fill) -> None:
-        for callback in list(self._fill_callbacks):
-            try:
-                callback(fill)
-            except Exception:
-                log.exception("fill callback %r failed", callback)
+        self._callbacks.fill_arrived(fill)
 
     def _emit_error(self, record: TrackedOrder, message: str) -> None:
         record.errors.append(message)
-        for callback in list(self._error_callbacks):
-            try:
-                callback(record, message)
-            except Exception:
-                log.exception("error callback %r failed", callback)
+        self._callbacks.order_error(record, message)
 
     def _reject(
         self,
@@ -339,7 +320,7 @@ class LiveBrokerAdapter(IBroker):
             return
         # One line per rejection: when an engine listens for errors it logs the rejection itself.
         log.log(
-            logging.DEBUG if self._error_callbacks else logging.WARNING,
+            logging.DEBUG if self._callbacks.error else logging.WARNING,
             "order %s %s %g %s rejected: %s",
             order.order_id,
             order.side,
@@ -403,7 +384,9 @@ class LiveBrokerAdapter(IBroker):
             )
         fill = record.aggregate_fill()
         if fill is not None:
-            self._await_position(order.symbol, held_before + fill.signed_quantity)
+            self._positions.wait_for(
+                order.symbol, held_before + fill.signed_quantity, self.position_sync_timeout
+            )
         return fill
 
     def place_orders(self, orders: Sequence[tuple[Order, float, str]]) -> list[bool]:
@@ -452,33 +435,6 @@ class LiveBrokerAdapter(IBroker):
                 self._reject(record.order, f"could not place the order: {outcome}", record)
             placed.append(outcome is None)
         return placed
-
-    def await_positions(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until IB's positions include every fill emitted so far.
-
-        IB sends the position update just after the execution; the engine waits for it before the next
-        ``on_data`` so that the strategy's account view includes the fills it was just told about.
-        """
-        deadline = time.monotonic() + timeout
-        ok = True
-        for symbol, expected in list(self._expected_positions.items()):
-            while abs(self._account.position(symbol) - expected) > 1e-9:
-                if time.monotonic() >= deadline:
-                    ok = False
-                    break
-                time.sleep(0.005)
-            if self._expected_positions.get(symbol) == expected:
-                self._expected_positions.pop(symbol, None)
-        return ok
-
-    def _await_position(self, symbol: str, expected: float) -> None:
-        """IB pushes the new position just after the execution; wait briefly so get_positions() shows it."""
-        deadline = time.monotonic() + self.position_sync_timeout
-        while abs(self._account.position(symbol) - expected) > 1e-9:
-            if time.monotonic() >= deadline:
-                log.info("IB has not reported the new %s position yet", symbol)
-                return
-            time.sleep(0.01)
 
     async def _place(self, record: TrackedOrder, check_price: float) -> float:
         """Check buying power (at a finite ``check_price``) and place the order, in one trip to the loop.
@@ -566,6 +522,30 @@ class LiveBrokerAdapter(IBroker):
             return False
         return True
 
+    def modify_order(self, order: Order, modification: Modification) -> bool:
+        """Send ``order``'s new terms to IB — ``placeOrder`` with its own orderId (IB's modify); True if sent.
+
+        The order has the new terms from then on; IB acknowledges them, or refuses them (104: it filled
+        meanwhile), and then the order's earlier terms come back and the error callbacks hear of it. False,
+        with the order unchanged, when it was never sent, is lost, finished, or the connection is down.
+        """
+        record = self.tracker.record_for(order)
+        if record is None or record.ib_order is None or record.lost or record.is_done:
+            return False
+        if not self._conn.is_connected():
+            return False
+        try:
+            sent = send_modification(self._conn.ib, self._contracts, record, modification, self._conn.account)
+            return bool(self._conn.run(sent, timeout=15))
+        except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
+            log.warning("the modification of order %s could not be sent: %s", order.order_id, exc)
+            return False
+
+    def modification_answered(self, order: Order) -> bool:
+        """Whether IB has answered ``order``'s last modification (acknowledged or refused it)."""
+        record = self.tracker.record_for(order)
+        return record is None or record.modifying is None or record.is_done
+
     def get_open_orders(self) -> list[Order]:
         """Orders sent through this adapter that can still fill."""
         return [r.order for r in self.tracker.open_records()]
@@ -596,35 +576,9 @@ class LiveBrokerAdapter(IBroker):
         added, a fill of the added shares under the correction's execId (it holds no negative fills)."""
         message = correction.describe()
         log.error("%s", message)
-        delta = correction.signed_quantity_delta
-        symbol = correction.symbol
-        if symbol in self._expected_positions:
-            self._expected_positions[symbol] += delta
-        if self.enable_position_tracking and delta:
-            with self._lock:
-                self._local_positions.setdefault(symbol, Position(symbol)).apply(delta, correction.new_price)
-        if record.order_ref:
-            ref, side = record.order_ref, record.order.side
-            self._journal_write(lambda j: j.record_error(ref, EXEC_CORRECTED, message))
-            self._journal_write(lambda j: j.record_event("alert", message))
-            if correction.quantity_delta > 0:
-                self._journal_write(
-                    lambda j: j.record_fill(
-                        ref,
-                        correction.exec_id,
-                        symbol,
-                        side,
-                        correction.quantity_delta,
-                        correction.new_price,
-                        correction.time,
-                        0.0,
-                    )
-                )
-        for callback in list(self._correction_callbacks):
-            try:
-                callback(correction)
-            except Exception:
-                log.exception("correction callback %r failed", callback)
+        self._positions.correct(correction)
+        journal_correction(self._journal_write, record, correction)
+        self._callbacks.corrected(correction)
         self._emit_error(record, message)
 
     def _settle(self, record: TrackedOrder, exec_id: str, commission: float) -> None:
@@ -646,25 +600,9 @@ class LiveBrokerAdapter(IBroker):
         """IB never reuses an execution id. One already reported (or journaled) for another order is still a
         fill of this order and is delivered, never dropped; the error callbacks hear of it (the engine
         counts it) and the journal records an alert with the fill."""
-        others = [r.order_ref or str(r.order.order_id) for r in self.tracker.other_orders(exec_id, record)]
-        if not others and journal is not None and record.order_ref:
-            try:
-                if journal.knows_fill(exec_id) and not journal.knows_fill(exec_id, record.order_ref):
-                    others = ["an earlier order in the journal"]
-            except JournalError:
-                return  # the journal's failure is reported where the fill is journaled
-        if not others:
-            return
-        message = (
-            f"IB reported execution id {exec_id} for this order, but it was already used by "
-            f"{', '.join(others)}; delivered as a new fill. IB never reuses execution ids: check that the "
-            "gateway and the journal belong to the same account"
-        )
-        for callback in list(self._error_callbacks):
-            try:
-                callback(record, message)
-            except Exception:
-                log.exception("error callback %r failed", callback)
+        message = reused_exec_id_message(self.tracker, record, exec_id, journal)
+        if message is not None:
+            self._callbacks.order_error(record, message)
 
     def flush_fills(self, timeout: float = 10.0) -> bool:
         """Wait until every execution settled so far is journaled and has reached the fill callbacks.
@@ -693,82 +631,6 @@ class LiveBrokerAdapter(IBroker):
 
         self._conn.call(run)
         return True
-
-    # ------------------------------------------------------------------ account (see ib_account.py)
-    def get_cash_balance(self) -> float:
-        """IB's ``TotalCashValue`` of the account."""
-        return self._account.value("TotalCashValue")
-
-    def get_account_value(self) -> float:
-        """IB's ``NetLiquidation`` of the account."""
-        return self._account.value("NetLiquidation")
-
-    def get_buying_power(self) -> float:
-        """IB's ``BuyingPower`` of the account."""
-        return self._account.value("BuyingPower")
-
-    def get_positions(self) -> dict[str, Position]:
-        """Stock positions in the account as IB reports them, keyed by symbol (quantities not truncated).
-
-        While disconnected, the local fill-based book is served if position tracking is on.
-        """
-        if not self._conn.is_connected():
-            if self.enable_position_tracking:
-                with self._lock:
-                    return {s: p.snapshot() for s, p in self._local_positions.items() if not p.is_flat}
-            raise NotConnectedError("get_positions() needs a connection to IB; call connect() first")
-        return self._account.positions()
-
-    def account_snapshot(self, *, settle: float = 0.0) -> tuple[float, float, dict[str, Position]]:
-        """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread: what
-        :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller
-        that wants all three (the engine, after every fill) without three cross-thread round trips.
-
-        ``settle``: first wait up to this many seconds, on the loop, until IB's positions include every fill
-        emitted so far (:meth:`await_positions`, without its cross-thread polling).
-        """
-        return self._account.snapshot(self._positions_settled(settle) if settle > 0 else None)
-
-    async def _positions_settled(self, seconds: float) -> bool:
-        """:meth:`await_positions` on the loop thread, where IB's position updates arrive."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        ok = True
-        for symbol, expected in list(self._expected_positions.items()):
-            while abs(self._account.read_position(symbol) - expected) > 1e-9:
-                if loop.time() >= deadline:
-                    ok = False
-                    break
-                await asyncio.sleep(0.002)
-            if self._expected_positions.get(symbol) == expected:
-                self._expected_positions.pop(symbol, None)
-        return ok
-
-    def account_pnl(self) -> AccountPnL:
-        """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).
-
-        Real IB pushes account values (NetLiquidation, cash) only on change or about every 3 minutes, so
-        a daily-loss rail should read this instead of :meth:`get_account_value`.
-        """
-        return self._account.pnl()
-
-    def check_buying_power(self, order: Order, price: float) -> bool:
-        """Whether IB's BuyingPower covers ``order`` at ``price`` plus commission (see the short policy)."""
-        refusal = self._account.buying_power_refusal(order, float(price), allow_short=self.allow_short)
-        if refusal is not None:
-            log.info("%s", refusal)
-        return refusal is None
-
-    # ------------------------------------------------------------------ cost models
-    def calculate_commission(self, fill_price: float, quantity: float) -> float:
-        """The commission model's estimate (``commission_rate`` × notional); real fills carry IB's."""
-        return self.commission_model.commission(fill_price, quantity)
-
-    def calculate_slippage(self, order: Order, market_price: float) -> float:
-        """``market_price`` moved against ``order`` by ``slippage_rate`` (limit orders: unchanged)."""
-        if order.order_type == OrderType.LIMIT:
-            return float(market_price)
-        return self.slippage_model.adjust(float(market_price), OrderSide(order.side))
 
     def __repr__(self) -> str:
         return f"LiveBrokerAdapter({self._conn.settings.describe()}, state={self._conn.state.value})"

@@ -80,7 +80,7 @@ def capital_option(whose: str = "") -> Any:
 
 COMMISSION_HELP = (
     "Commissions: ibkr-tiered (IBKR Pro Tiered: volume tiers plus pass-through fees), ibkr-fixed "
-    "($0.005/share, $1 minimum) or a rate of the traded value (0.001 = 0.1 %)."
+    "($0.005/share, $1 minimum, plus the regulatory fees IB passes through) or a rate of the traded value (0.001 = 0.1 %)."
 )
 
 

@@ -82,7 +82,9 @@ class GatewayConfig:
         seed: seed of the random walk after the data ends.
         commission, slippage, partial_fill_size, state_file: passed to :class:`SimBroker` (the same
             commission and slippage model objects a backtest uses give backtest–live parity of costs).
-            ``commission`` may also be a name, ``'ibkr-fixed'`` (the default) or ``'ibkr-tiered'``, or a rate.
+            ``commission`` may also be a name, ``'ibkr-fixed'`` (IBKR Fixed with the regulatory fees IB passes
+            through; the ``gateway`` command's default) or ``'ibkr-tiered'``, or a rate; None (the default
+            here) is IBKR Fixed's commission alone, without fees (``PerShareCommission``).
         volume_limit: fill at most this fraction of each replayed bar's volume per symbol, summed over
             its orders (0 < x <= 1; None = no limit) — the backtest's ``volume_limit``, same rule. Replay
             only.

@@ -324,6 +324,37 @@ class TradeJournal(JournalQueries):
             return JournalOrderState.PARTIALLY_FILLED if filled > _QTY_EPS else JournalOrderState.SUBMITTED
         return new
 
+    def record_modified(self, order_ref: str, order: Order, reason: str = "modified") -> None:
+        """``order`` (journaled as ``order_ref``) has new terms — a modification (IB: the same order id,
+        new price, size or time in force). The order row takes them (quantity, prices, time in force,
+        :func:`order_terms`), so that a restart rebuilds the order as IB now holds it; its history keeps an
+        event with ``reason`` and the new terms. The state and the fills are unchanged."""
+        now = self._now()
+        with self._store.writing(f"record the modification of {order_ref}") as conn:
+            row = order_row(conn, order_ref)
+            quantity = float(order.quantity)
+            filled = float(row["filled"])
+            state = JournalOrderState(row["state"])
+            remaining = 0.0 if state.is_done else max(quantity - filled, 0.0)
+            conn.execute(
+                """UPDATE orders SET quantity = ?, limit_price = ?, stop_price = ?, time_in_force = ?,
+                       terms = ?, remaining = ?, updated_at = ? WHERE order_ref = ?""",
+                (
+                    quantity,
+                    order.limit_price,
+                    order.stop_price,
+                    TimeInForce(order.time_in_force).value,
+                    order_terms(order),
+                    remaining,
+                    now,
+                    order_ref,
+                ),
+            )
+            terms = f"quantity {quantity:g}, limit {order.limit_price}, stop {order.stop_price}, tif {TimeInForce(order.time_in_force).value}"
+            self._append_history(
+                conn, order_ref, now, state, filled, remaining, float(row["avg_price"]), f"{reason}: {terms}"
+            )
+
     def record_rejected(self, order_ref: str, reason: str) -> None:
         """The order was refused (by a risk limit before sending, or by the broker), with ``reason``."""
         if not reason:

@@ -24,14 +24,15 @@ import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
-from copilot_quant.errors import BrokerError
+from copilot_quant.errors import BrokerError, StrategyError
 from copilot_quant.live.ledger import AccountLedger
+from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, Position
 
 if TYPE_CHECKING:
@@ -185,14 +186,14 @@ def _with_quantity(position: Position | None, symbol: str, quantity: float) -> P
 
 class StrategyView:
     """What one strategy sees: ``self.positions``, ``self.cash``, ``self.equity`` (read-only), and its own
-    working orders (``self.open_orders()``, ``self.cancel()``).
+    working orders (``self.open_orders()``, ``self.cancel()``, ``self.modify()``).
 
     ``sleeve=False`` (one strategy, no ``capital=``): cash and equity are the account's ledger's. With
     ``sleeve=True`` (several strategies, or a ``capital``) they are the strategy's own book's, as in a
     backtest: its capital share plus the cash its fills moved, plus its positions at the bar's closes.
     """
 
-    __slots__ = ("_account", "_cancel", "_sleeve", "_slot", "_symbols")
+    __slots__ = ("_account", "_cancel", "_modify", "_sleeve", "_slot", "_symbols")
 
     def __init__(
         self,
@@ -202,10 +203,12 @@ class StrategyView:
         symbols: tuple[str, ...] = (),
         *,
         sleeve: bool = False,
+        modify: Callable[[StrategySlot, Order | str, Mapping[str, Any]], ModifyOutcome] | None = None,
     ) -> None:
         self._slot = slot
         self._account = account
         self._cancel = cancel
+        self._modify = modify
         self._sleeve = sleeve
         self._symbols = symbols
 
@@ -232,3 +235,8 @@ class StrategyView:
 
     def cancel(self, order: Order | str) -> None:
         self._cancel(self._slot, order)
+
+    def modify(self, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome:
+        if self._modify is None:
+            raise StrategyError(f"{self._slot.name}.modify(): this engine cannot modify orders")
+        return self._modify(self._slot, order, changes)

@@ -74,6 +74,14 @@ def _weekdays_back(day: date, n: int) -> date:
     return day
 
 
+def _next_weekday(day: date) -> date:
+    """The first weekday after ``day``."""
+    day += timedelta(days=1)
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
 def _last_weekday_of_month(year: int, month: int) -> date:
     return _weekdays_back(date(year, month, _cal.monthrange(year, month)[1]), 0)
 
@@ -114,7 +122,7 @@ class FutureSpec:
     last_trade: Callable[[int, int], date]
     description: str
     currency: str = "USD"
-    calendar: str = "CMES"
+    calendar: str = "CME_GLOBEX"  # resolved by data.calendars: 17:00-16:00 Chicago
     #: simulation defaults per contract (USD); IB's real requirements vary, set your own in the registry
     initial_margin: float = 0.0
     maintenance_margin: float = 0.0
@@ -164,6 +172,14 @@ class Instrument:
     initial_margin: float = 0.0
     maintenance_margin: float = 0.0
     description: str = ""
+    #: a futures contract's month as IB's ``lastTradeDateOrContractMonth`` writes it (``"202612"``);
+    #: differs from the expiry's month where trading stops the month before (CL)
+    contract_month: str = ""
+
+    @property
+    def last_trade_date(self) -> str:
+        """IB's ``YYYYMMDD`` form of :attr:`expiry` (``""`` for anything without one)."""
+        return self.expiry.strftime("%Y%m%d") if self.expiry is not None else ""
 
     @property
     def base_currency(self) -> str:
@@ -280,7 +296,10 @@ class InstrumentRegistry:
             raise UnknownInstrumentError(
                 f"{root} lists only the months {', '.join(spec.months)}; {code} ({year}-{month:02d}) is not one"
             )
-        return self._future(spec, symbol=f"{root}{code}{year % 10}", expiry=spec.last_trade(year, month))
+        return self._future(
+            spec, symbol=f"{root}{code}{year % 10}", expiry=spec.last_trade(year, month),
+            contract_month=f"{year:04d}{month:02d}",
+        )  # fmt: skip
 
     def contracts_after(self, root: str, day: date, count: int = 4) -> list[Instrument]:
         """The next ``count`` contracts of ``root`` whose last trade date is on or after ``day``."""
@@ -308,6 +327,22 @@ class InstrumentRegistry:
                 return inst
         raise AssertionError("unreachable: three listed contracts cannot all be in their roll window")
 
+    def roll_dates(
+        self, root: str, first: date, last: date, *, roll_days: int = 5
+    ) -> list[tuple[date, Instrument, Instrument]]:
+        """The rolls :meth:`contract_on` makes between two dates: ``(first day on the new contract, old,
+        new)``, in order (weekdays, as :meth:`contract_on` counts them)."""
+        rolls: list[tuple[date, Instrument, Instrument]] = []
+        current = self.contract_on(root, first, roll_days=roll_days)
+        while True:
+            assert current.expiry is not None
+            day = _weekdays_back(current.expiry, roll_days) if roll_days else _next_weekday(current.expiry)
+            if day > last:
+                return rolls
+            following = self.contract_on(root, day, roll_days=roll_days)
+            rolls.append((day, current, following))
+            current = following
+
     def _contract_named(self, text: str) -> Instrument | None:
         """``text`` read as root + month code + year (``"MESZ6"``), if a known root starts it."""
         for root in sorted(self.futures, key=len, reverse=True):
@@ -318,13 +353,20 @@ class InstrumentRegistry:
         return None
 
     def _future(
-        self, spec: FutureSpec, *, symbol: str, expiry: date | None, continuous: bool = False
+        self,
+        spec: FutureSpec,
+        *,
+        symbol: str,
+        expiry: date | None,
+        continuous: bool = False,
+        contract_month: str = "",
     ) -> Instrument:
         return Instrument(
             symbol=symbol, kind=AssetClass.FUTURE, root=spec.root, exchange=spec.exchange,
             currency=spec.currency, multiplier=spec.multiplier, tick_size=spec.tick_size, expiry=expiry,
             calendar=spec.calendar, continuous=continuous, initial_margin=spec.initial_margin,
             maintenance_margin=spec.maintenance_margin, description=spec.description,
+            contract_month=contract_month,
         )  # fmt: skip
 
     def _year(self, digits: str) -> int:

@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 from copilot_quant.reports.page import ny_time
 
 if TYPE_CHECKING:
-    from copilot_quant.backtest.results import BacktestResult
+    from copilot_quant.reports.result_view import ReportedResult
 
 __all__ = ["account_html"]
 
 
-def account_html(result: BacktestResult) -> str:
+def account_html(result: ReportedResult) -> str:
     """``""`` for a stock-only run; else the final cash per currency, the futures' multipliers and every
     margin call (a stretch of bars with equity below the maintenance margin)."""
     if not result.cash_balances and not result.margin_calls:

@@ -14,7 +14,7 @@ from copilot_quant.backtest.metric_format import SUMMARY_KEYS, format_metric, me
 from copilot_quant.data.dates import EXCHANGE_TZ
 
 if TYPE_CHECKING:
-    from copilot_quant.backtest.results import BacktestResult
+    from copilot_quant.reports.result_view import ReportedResult
 
 __all__ = [
     "SYMBOL_SUMMARY_COLUMNS",
@@ -45,7 +45,7 @@ SYMBOL_SUMMARY_COLUMNS: tuple[str, ...] = (
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def monthly_returns(result: BacktestResult) -> pd.DataFrame:
+def monthly_returns(result: ReportedResult) -> pd.DataFrame:
     """Returns per calendar month (New York time): rows are years, columns Jan..Dec and ``Year``.
 
     Each month is measured from the previous month's last equity value (the first from the initial
@@ -67,11 +67,11 @@ def monthly_returns(result: BacktestResult) -> pd.DataFrame:
     return table
 
 
-def symbol_summary(result: BacktestResult) -> pd.DataFrame:
+def symbol_summary(result: ReportedResult) -> pd.DataFrame:
     """One row per symbol (those with prices, in ``result.prices``' column order, then any other traded one).
 
     Columns (:data:`SYMBOL_SUMMARY_COLUMNS`): ``bars`` with a close, ``fills``, ``closed_trades`` and
-    ``open_trades`` (round trips, as in :attr:`~BacktestResult.trades`), ``win_rate`` of the closed ones
+    ``open_trades`` (round trips, as in :attr:`~ReportedResult.trades`), ``win_rate`` of the closed ones
     (``nan`` without any), ``realized_pnl`` (closed trades, net of their commissions), ``open_pnl`` (open
     trades marked to the last close), ``total_pnl``, ``commission`` paid on the fills and the third-party ``fees`` in it, ``turnover`` (traded
     notional: the sum of quantity x price (x multiplier for futures) over the fills), ``exposure`` (share of the run's bars that ended
@@ -124,7 +124,7 @@ def symbol_summary(result: BacktestResult) -> pd.DataFrame:
     return table.loc[:, list(SYMBOL_SUMMARY_COLUMNS)]
 
 
-def symbols_html(result: BacktestResult, summary: pd.DataFrame) -> str:
+def symbols_html(result: ReportedResult, summary: pd.DataFrame) -> str:
     head = "".join(
         f"<th>{h}</th>"
         for h in (
@@ -180,7 +180,7 @@ def symbols_html(result: BacktestResult, summary: pd.DataFrame) -> str:
     return f'<table class="symbols" id="symbols"><tr>{head}</tr>{"".join(rows)}{foot}</table>'
 
 
-def metrics_html(result: BacktestResult) -> str:
+def metrics_html(result: ReportedResult) -> str:
     stats = result.metrics
     rows = [
         ("Initial capital", f"{stats['initial_capital']:,.2f}"),
@@ -198,7 +198,7 @@ def metrics_html(result: BacktestResult) -> str:
     return f'<table class="metrics" id="metrics">{body}</table>'
 
 
-def monthly_html(result: BacktestResult) -> str:
+def monthly_html(result: ReportedResult) -> str:
     table = monthly_returns(result)
     if table.empty:
         return "<p>No bars.</p>"

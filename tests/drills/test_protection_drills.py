@@ -1,9 +1,18 @@
-"""Protection drill: the exits of a position are held at IB as a one-cancels-all group. While the engine is
-down the stop fills there and the take-profit is cancelled there; a new engine adopts what happened: flat,
-the journal shows the group complete, nothing is sent again."""
+"""Protection drills: a position's exits are held at IB, so they protect it while no engine runs.
+
+* A one-cancels-all group: while the engine is down the stop fills there and the take-profit is cancelled
+  there; a new engine adopts what happened: flat, the journal shows the group complete, nothing is sent again.
+* A trailing stop: the engine process is SIGKILLed; the price runs up (the stop follows it at IB) and falls
+  through the raised stop, which fills; a new engine adopts the fill.
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,3 +74,79 @@ def test_an_oca_exit_held_at_ib_protects_while_the_engine_is_down(make_engine, g
     assert wait_until(lambda: len(strategy.fills) == 2)
     assert sum(f.signed_quantity for f in strategy.fills) == 0
     assert_books_agree(gateway, path, strategy.fills, engine)
+
+
+ENGINE_PROCESS = Path(__file__).with_name("engine_process.py")
+
+
+def test_a_trailing_stop_keeps_trailing_at_ib_while_the_engine_is_killed(make_engine, gateway, journal_dir):
+    """The engine (its own process) buys 10 and protects them with a trailing stop held at IB, then is
+    SIGKILLed. While it is down the price runs up — the stop follows it at the gateway — then falls through
+    the raised stop, which fills. A new engine adopts the fill: flat, journal complete, nothing sent again."""
+    trail = 30.0  # about 8 % of the synthetic AAPL price: wider than a bar's range
+    env = {**os.environ, "COPILOT_QUANT_JOURNAL_DIR": str(journal_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ENGINE_PROCESS), str(gateway.port), f"trail:{trail}"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        assert wait_until(lambda: "READY\n" in lines, timeout=30), lines
+        gateway.clock.step(1)  # bar 1: the market buy goes out
+        assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)
+        gateway.clock.step(
+            1
+        )  # it fills at bar 2's open; at bar 2's close the engine holds 10 and protects them
+        assert wait_until(lambda: sum(line.startswith("FILL") for line in lines) == 1)
+        assert wait_until(lambda: [o.order_type.value for o in gateway.broker.open_orders()] == ["TRAIL"])
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no clean shutdown: the process just dies
+        proc.wait(10)
+        reader.join(5)
+        proc.stdout.close()
+    (stop,) = gateway.broker.open_orders()
+    start = gateway.broker.last_price("AAPL")
+    first_stop = stop.trail_stop_price
+    assert first_stop == pytest.approx(start - trail)
+
+    def price(value: float) -> None:
+        gateway.call(lambda: gateway.broker.on_price("AAPL", round(value, 2)))
+
+    for up in (10.0, 25.0, 40.0):  # the market runs up while no engine runs: the stop follows at IB
+        price(start + up)
+    (stop,) = gateway.broker.open_orders()
+    assert stop.trail_stop_price == pytest.approx(start + 40.0 - trail)
+    price(start + 20.0)  # a dip inside the trail: nothing
+    assert gateway.broker.open_orders()
+    price(start + 5.0)  # through the raised stop (start + 10): it fills, far above where it started
+    assert wait_until(lambda: not gateway.broker.open_orders())
+    assert not gateway.broker.positions()  # flat
+    (sold,) = [e for e in gateway.broker.executions() if e.side == "SLD"]
+    assert sold.price > first_stop + 30.0
+
+    strategy = Scripted()
+    strategy.name = "TrailingProtector"  # the same strategy carries on: the stop's fill is its own
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    path = journal_file(journal_dir)
+    by_ref = _orders(path)
+    assert sorted(o.state.value for o in by_ref.values()) == ["filled", "filled"]
+    (trailing,) = [o for o in by_ref.values() if o.order_type.value == "trailing_stop"]
+    assert trailing.filled == 10
+    assert not engine.broker.get_open_orders()
+    assert sorted(o.order_ref for o in gateway.broker.completed_orders()) == sorted(by_ref)  # nothing resent
+    assert wait_until(lambda: len(strategy.fills) == 1)  # the stop's fill, made while down, reaches it once
+    assert strategy.position("AAPL") == 0
+
+    class Delivered:  # the first process's on_fill calls, by exec id
+        def __init__(self, exec_id: str) -> None:
+            self.fill_id = exec_id
+
+    earlier = [Delivered(line.split()[1]) for line in lines if line.startswith("FILL")]
+    assert_books_agree(gateway, path, [*earlier, *strategy.fills], engine)  # type: ignore[list-item]

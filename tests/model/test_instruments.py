@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
+from itertools import pairwise
 
 import pytest
 from copilot_quant.model.instruments import (
@@ -111,3 +112,30 @@ def test_the_contract_of_the_day_is_listed_unexpired_and_never_goes_backwards(
     assert today.expiry >= day
     assert tomorrow.expiry >= today.expiry
     assert MONTH_CODES[today.expiry.month - 1] in FUTURE_SPECS[root].months or root == "CL"
+
+
+def test_a_contract_carries_ibs_contract_month_and_last_trade_date() -> None:
+    es = REG.resolve("ESZ6")
+    assert (es.contract_month, es.last_trade_date) == ("202612", "20261218")
+    crude = REG.resolve("CLF7")  # January 2027 crude stops trading in December 2026
+    assert (crude.contract_month, crude.last_trade_date) == ("202701", "20261222")
+    assert REG.resolve("MES").contract_month == ""
+    assert REG.resolve("EUR.USD").last_trade_date == ""
+
+
+def test_roll_dates_are_where_contract_on_changes_contract() -> None:
+    rolls = REG.roll_dates("MES", date(2026, 1, 1), date(2026, 12, 31))
+    assert [(day, old.symbol, new.symbol) for day, old, new in rolls] == [
+        (date(2026, 3, 13), "MESH6", "MESM6"),
+        (date(2026, 6, 12), "MESM6", "MESU6"),
+        (date(2026, 9, 11), "MESU6", "MESZ6"),
+        (date(2026, 12, 11), "MESZ6", "MESH7"),
+    ]
+    weekdays = [d for d in (date(2026, 1, 2) + timedelta(days=k) for k in range(363)) if d.weekday() < 5]
+    changes = [
+        now for before, now in pairwise(weekdays)
+        if REG.contract_on("MES", now) != REG.contract_on("MES", before)
+    ]  # fmt: skip
+    assert changes == [day for day, _, _ in rolls]
+    through_expiry = REG.roll_dates("ES", date(2026, 12, 1), date(2026, 12, 31), roll_days=0)
+    assert [(d, n.symbol) for d, _, n in through_expiry] == [(date(2026, 12, 21), "ESH7")]

@@ -14,10 +14,10 @@ from copilot_quant.gateway.messages.ids import In
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
-    from copilot_quant.gateway.session import Session
+    from copilot_quant.gateway.client import ClientSession
 
 
-def req_contract_details(session: Session, reader: FieldReader) -> None:
+def req_contract_details(session: ClientSession, reader: FieldReader) -> None:
     request = parse_contract_details_request(reader)
     info = session.core.resolve(request.contract)
     if info is None:

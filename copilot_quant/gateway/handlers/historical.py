@@ -22,7 +22,7 @@ from copilot_quant.gateway.messages.market_data import parse_cancel
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
-    from copilot_quant.gateway.session import Session
+    from copilot_quant.gateway.client import ClientSession
 
 
 @dataclass(slots=True)
@@ -36,7 +36,7 @@ class KeepUpToDate:
     forming: HistoricalBar | None
 
 
-def req_historical_data(session: Session, reader: FieldReader) -> None:
+def req_historical_data(session: ClientSession, reader: FieldReader) -> None:
     request = parse_historical_request(reader)
     core = session.core
     info = core.resolve(request.contract)
@@ -97,7 +97,7 @@ def req_historical_data(session: Session, reader: FieldReader) -> None:
         )
 
 
-def _fail(session: Session, req_id: int, code: int, message: str) -> None:
+def _fail(session: ClientSession, req_id: int, code: int, message: str) -> None:
     """Answer a failed historical request.
 
     ib_async counts 321 as a warning and would keep waiting for bars until its own 60 s timeout, so
@@ -108,11 +108,11 @@ def _fail(session: Session, req_id: int, code: int, message: str) -> None:
         session.send(historical_data(req_id, "", "", []))
 
 
-def cancel_historical_data(session: Session, reader: FieldReader) -> None:
+def cancel_historical_data(session: ClientSession, reader: FieldReader) -> None:
     session.subs.historical_updates.pop(parse_cancel(reader), None)
 
 
-def publish_bar(session: Session, bar: Bar) -> None:
+def publish_bar(session: ClientSession, bar: Bar) -> None:
     """Send the keepUpToDate update each live historical subscription on ``bar.symbol`` gets from ``bar``."""
     subs = session.subs.historical_updates
     if not subs:
@@ -126,7 +126,7 @@ def publish_bar(session: Session, bar: Bar) -> None:
         session.send(historical_update(req_id, updated))
 
 
-def req_head_timestamp(session: Session, reader: FieldReader) -> None:
+def req_head_timestamp(session: ClientSession, reader: FieldReader) -> None:
     request = parse_head_timestamp_request(reader)
     info = session.core.resolve(request.contract)
     if info is None:
@@ -140,7 +140,7 @@ def req_head_timestamp(session: Session, reader: FieldReader) -> None:
     session.send(head_timestamp(request.req_id, stamp))
 
 
-def cancel_head_timestamp(session: Session, reader: FieldReader) -> None:
+def cancel_head_timestamp(session: ClientSession, reader: FieldReader) -> None:
     """``90, reqId``: head timestamps are answered at once, so there is nothing left to cancel."""
 
 

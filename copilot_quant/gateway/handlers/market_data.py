@@ -29,7 +29,7 @@ from copilot_quant.gateway.messages.market_data import (
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
-    from copilot_quant.gateway.session import Session
+    from copilot_quant.gateway.client import ClientSession
 
 #: Market data lines per client, as IB's default allowance (error 101 beyond it).
 MAX_TICKERS = 100
@@ -42,11 +42,11 @@ class RealTimeBarsSub:
     what: str
 
 
-def _tick_type(session: Session, tick: int) -> int:
+def _tick_type(session: ClientSession, tick: int) -> int:
     return delayed(tick) if session.subs.market_data_type in (3, 4) else tick
 
 
-def req_mkt_data(session: Session, reader: FieldReader) -> None:
+def req_mkt_data(session: ClientSession, reader: FieldReader) -> None:
     request = parse_mkt_data_request(reader)
     info = session.core.resolve(request.contract)
     if info is None:
@@ -67,7 +67,7 @@ def req_mkt_data(session: Session, reader: FieldReader) -> None:
     session.subs.market_data[request.req_id] = info.symbol
 
 
-def _send_quote(session: Session, req_id: int, quote: Quote) -> None:
+def _send_quote(session: ClientSession, req_id: int, quote: Quote) -> None:
     """Everything known about ``quote`` (what TWS sends when a subscription starts)."""
     t = lambda tick: _tick_type(session, tick)  # noqa: E731
     if math.isfinite(quote.bid):
@@ -90,17 +90,17 @@ def _send_quote(session: Session, req_id: int, quote: Quote) -> None:
         session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
 
 
-def _last_timestamp(session: Session, req_id: int, time: pd.Timestamp) -> Fields:
+def _last_timestamp(session: ClientSession, req_id: int, time: pd.Timestamp) -> Fields:
     """Tick 45: the trade's time in whole epoch seconds, as TWS sends with every trade (clients use it as
     a lower bound on the server's clock: a bar that closed at or before it is complete)."""
     return tick_string(req_id, _tick_type(session, TickType.LAST_TIMESTAMP), str(int(time.timestamp())))
 
 
-def cancel_mkt_data(session: Session, reader: FieldReader) -> None:
+def cancel_mkt_data(session: ClientSession, reader: FieldReader) -> None:
     session.subs.market_data.pop(parse_cancel(reader), None)
 
 
-def publish_tick(session: Session, point: PricePoint, quote: Quote) -> None:
+def publish_tick(session: ClientSession, point: PricePoint, quote: Quote) -> None:
     """Send one market step to every market-data subscription of ``session`` on that symbol."""
     subs = session.subs.market_data
     if not subs:
@@ -120,7 +120,7 @@ def publish_tick(session: Session, point: PricePoint, quote: Quote) -> None:
             session.send(tick_price(req_id, t(TickType.LOW), quote.low, 0))
 
 
-def req_real_time_bars(session: Session, reader: FieldReader) -> None:
+def req_real_time_bars(session: ClientSession, reader: FieldReader) -> None:
     request = parse_real_time_bars_request(reader)
     if request.bar_size != 5:
         session.send_error(
@@ -144,11 +144,11 @@ def req_real_time_bars(session: Session, reader: FieldReader) -> None:
     session.subs.real_time_bars[request.req_id] = RealTimeBarsSub(info.symbol, request.what_to_show)
 
 
-def cancel_real_time_bars(session: Session, reader: FieldReader) -> None:
+def cancel_real_time_bars(session: ClientSession, reader: FieldReader) -> None:
     session.subs.real_time_bars.pop(parse_cancel(reader), None)
 
 
-def publish_real_time_bar(session: Session, bar: Bar) -> None:
+def publish_real_time_bar(session: ClientSession, bar: Bar) -> None:
     """One 5-second bar per market step, stamped at the 5 s boundary before the bar's end."""
     subs = session.subs.real_time_bars
     if not subs:
