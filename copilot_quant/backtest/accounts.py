@@ -22,8 +22,10 @@ forex pair it asks :class:`InstrumentAccounts` instead. The rules, in the accoun
 
 So at every moment ``equity == Σ cash[c] × rate[c] + Σ stock value + Σ futures unrealized P&L × rate``.
 
-Commissions are in the base currency. Until the futures/forex cost tables land in :mod:`copilot_quant.model`
-(issue #14), futures pay :class:`PerContractCommission` and forex :class:`ForexCommission`.
+Commissions are in the base currency: IB's by default (:mod:`copilot_quant.model.instrument_costs`:
+futures per contract, tiered by the month's contracts of the root, plus exchange and NFA fees; forex 0.2 basis
+points of the USD value, USD 2 minimum per order), or one model for every future / every pair
+(``futures_commission=PerContractCommission(2.25)``). A fill's ``fees`` is the third-party part.
 """
 
 from __future__ import annotations
@@ -31,16 +33,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from copilot_quant.errors import ConfigError
-from copilot_quant.model.costs import CommissionModel
+from copilot_quant.model.cost_meter import CostMeter
+from copilot_quant.model.costs import CommissionModel, CostBreakdown
+from copilot_quant.model.instrument_costs import ForexCommission, InstrumentCosts
 from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
-from copilot_quant.model.orders import Position
+from copilot_quant.model.orders import Order, Position
 
 __all__ = [
     "BASE_CURRENCY",
     "MARGIN_REJECT",
-    "ForexCommission",
     "InstrumentAccounts",
     "PerContractCommission",
     "rate_source",
@@ -56,24 +60,16 @@ MARGIN_REJECT = "insufficient margin"
 
 @dataclass(frozen=True, slots=True)
 class PerContractCommission:
-    """A flat amount per futures contract (IB's fixed rate is USD 0.85; TODO: futmodel's fee table)."""
+    """A flat amount per futures contract, fees included (e.g. to match another backtester)."""
 
     per_contract: float = 0.85
 
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.per_contract) or self.per_contract < 0:
+            raise ConfigError(f"per_contract must be >= 0, got {self.per_contract!r}")
+
     def commission(self, price: float, quantity: float) -> float:
         return self.per_contract * abs(quantity)
-
-
-@dataclass(frozen=True, slots=True)
-class ForexCommission:
-    """A rate of the trade's USD value with a minimum per execution (IB: 0.2 basis points, USD 2.00
-    minimum; TODO: futmodel's table). ``price`` is the USD value of one unit of the base currency."""
-
-    rate: float = 0.00002
-    minimum: float = 2.0
-
-    def commission(self, price: float, quantity: float) -> float:
-        return max(self.rate * abs(price * quantity), self.minimum)
 
 
 def with_margins(
@@ -117,13 +113,18 @@ class InstrumentAccounts:
 
     Args:
         registry: resolves symbols; a symbol it calls a USD stock is left to the broker's stock rules.
-        futures_commission / forex_commission: the cost models of those kinds.
+        costs: IB's futures and forex commissions (:class:`~copilot_quant.model.instrument_costs.InstrumentCosts`:
+            ``futures_plan``, ``exchange_fees``, ``overrides`` per symbol or root).
+        futures_commission: one model for every futures contract instead (``commission(price, contracts)``).
+        forex_commission: one model for every pair instead, called with the USD value of one unit of the
+            base currency as the price.
         forex_margin: the fraction of a forex position's notional held as margin.
     """
 
     registry: InstrumentRegistry
-    futures_commission: CommissionModel = field(default_factory=PerContractCommission)
-    forex_commission: CommissionModel = field(default_factory=ForexCommission)
+    costs: InstrumentCosts = field(default_factory=InstrumentCosts)
+    futures_commission: CommissionModel | None = None
+    forex_commission: CommissionModel | None = None
     forex_margin: float = 0.03
     base: str = BASE_CURRENCY
     #: cash in each currency but the base one (the broker keeps the base currency's cash itself)
@@ -131,15 +132,27 @@ class InstrumentAccounts:
     #: latest known value of one unit of each currency in the base currency
     rates: dict[str, float] = field(default_factory=dict)
     _terms: dict[str, Instrument | None] = field(default_factory=dict)
+    #: one cost meter per commission model (per futures root, per pair): the month's volume for IB's tiers
+    _meters: dict[str, CostMeter] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.costs, InstrumentCosts):
+            raise ConfigError(
+                f"costs must be an InstrumentCosts, got {type(self.costs).__name__}; pass a model for every "
+                "contract as futures_commission=... (or forex_commission=...)"
+            )
         if not 0 < self.forex_margin <= 1:
             raise ConfigError(f"forex_margin must be in (0, 1], e.g. 0.03; got {self.forex_margin!r}")
 
     def fresh(self) -> InstrumentAccounts:
         """The same terms with no cash and no rates: a new account's."""
         return InstrumentAccounts(
-            self.registry, self.futures_commission, self.forex_commission, self.forex_margin, self.base
+            self.registry,
+            self.costs,
+            self.futures_commission,
+            self.forex_commission,
+            self.forex_margin,
+            self.base,
         )
 
     def instrument(self, symbol: str) -> Instrument | None:
@@ -180,14 +193,50 @@ class InstrumentAccounts:
         return sum(amount * self.rate(c) for c, amount in self.balances.items() if amount)
 
     # ---------------------------------------------------------------- trades
-    def commission(self, inst: Instrument, price: float, quantity: float) -> float | None:
-        """The commission of a futures or forex trade, in the base currency; ``None`` for a stock (the
-        broker prices it with its stock model)."""
-        if inst.kind is AssetClass.FOREX:
-            return float(self.forex_commission.commission(price * self.rate(inst.currency), quantity))
-        if inst.kind is AssetClass.FUTURE:
-            return float(self.futures_commission.commission(price, quantity))
-        return None
+    def meter(self, inst: Instrument) -> CostMeter | None:
+        """The cost meter pricing ``inst``'s trades (``None`` for a stock: the broker's stock model);
+        raises :class:`ConfigError` when IB's table lacks what the instrument needs (a root's exchange fee)."""
+        if inst.kind is AssetClass.STOCK:
+            return None
+        if self._is_cross(inst):
+            # IB values a cross pair's trade in USD at the quote currency's rate of the moment
+            return CostMeter(ForexCommission.ibkr(inst, usd_per_quote=self.rate(inst.currency)))
+        key = inst.root if inst.kind is AssetClass.FUTURE else inst.symbol
+        meter = self._meters.get(key)
+        if meter is None:
+            model = self.futures_commission if inst.kind is AssetClass.FUTURE else self.forex_commission
+            if model is None:
+                model = self.costs.for_instrument(inst)
+            meter = self._meters[key] = CostMeter(model)
+        return meter
+
+    def _is_cross(self, inst: Instrument) -> bool:
+        return (
+            inst.kind is AssetClass.FOREX
+            and self.forex_commission is None
+            and self.base not in (inst.root, inst.currency)
+            and inst.symbol not in self.costs.overrides
+        )
+
+    def quote(
+        self, inst: Instrument, order: Order, price: float, quantity: float, when: datetime
+    ) -> CostBreakdown | None:
+        """What an execution of ``quantity`` of ``order`` at ``price`` costs (``None`` for a stock)."""
+        meter = self.meter(inst)
+        if meter is None:
+            return None
+        if inst.kind is AssetClass.FOREX and self.forex_commission is not None:
+            price = price * self.rate(inst.currency)  # the override is priced in USD per base unit
+        return meter.quote(
+            price, quantity, order.side_enum, when,
+            filled_before=order.filled_quantity, avg_price_before=order.avg_fill_price,
+        )  # fmt: skip
+
+    def record(self, inst: Instrument, quantity: float, when: datetime) -> None:
+        """Count an execution in its meter's month (IB's volume tiers)."""
+        meter = self.meter(inst)
+        if meter is not None and not self._is_cross(inst):
+            meter.record(quantity, when)
 
     def cash_moves(self, inst: Instrument, signed: float, price: float, realized: float) -> dict[str, float]:
         """What a trade of ``signed`` units at ``price`` adds to each currency (commission aside), given

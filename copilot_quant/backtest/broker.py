@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from copilot_quant.backtest.accounts import MARGIN_REJECT, InstrumentAccounts
@@ -52,6 +52,7 @@ from copilot_quant.errors import ConfigError
 from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import (
     CommissionModel,
+    CostBreakdown,
     SlippageModel,
     commission_model,
     slippage_model,
@@ -316,12 +317,14 @@ class SimpleBroker(IBroker):
             ticks = math.ceil(ticks - 1e-9) if side is OrderSide.BUY else math.floor(ticks + 1e-9)
             price = round(ticks * inst.tick_size, 10)
         accounts.observe(order.symbol, price)  # a pair's own trade is the latest rate of its currency
-        commission = self._instrument_commission(accounts, inst, price, quantity)
+        costs = self._instrument_costs(accounts, inst, order, price, quantity, when)
+        commission = costs.total
         reason = self._refusal(order, price, commission, quantity)
         if reason is not None:
             self.reject(order, reason)
             return None
-        fill = Fill(order, price, quantity, commission, when)
+        accounts.record(inst, quantity, when)
+        fill = Fill(order, price, quantity, commission, when, fees=costs.fees)
         signed = quantity if side is OrderSide.BUY else -quantity
         pos = self._positions.get(order.symbol)
         if pos is None:
@@ -340,13 +343,20 @@ class SimpleBroker(IBroker):
             self._others.add(order.symbol)
         return self._book(order, fill, quantity)
 
-    def _instrument_commission(
-        self, accounts: InstrumentAccounts, inst: Instrument, price: float, quantity: float
-    ) -> float:
-        commission = accounts.commission(inst, price, quantity)
-        if commission is None:  # a stock quoted in another currency: the stock model on its USD value
-            commission = self.commission_model.commission(price * accounts.rate(inst.currency), quantity)
-        return float(commission)
+    def _instrument_costs(  # noqa: PLR0917 - one execution's terms
+        self,
+        accounts: InstrumentAccounts,
+        inst: Instrument,
+        order: Order,
+        price: float,
+        quantity: float,
+        when: datetime,
+    ) -> CostBreakdown:
+        costs = accounts.quote(inst, order, price, quantity, when)
+        if costs is None:  # a stock quoted in another currency: the stock model on its USD value
+            usd = price * accounts.rate(inst.currency)
+            costs = CostBreakdown(float(self.commission_model.commission(usd, quantity)))
+        return costs
 
     def _book(self, order: Order, fill: Fill, quantity: float) -> Fill:
         """Record a booked execution on its order and in :attr:`fills`."""
@@ -423,9 +433,11 @@ class SimpleBroker(IBroker):
         if accounts is not None:
             inst = accounts.instrument(order.symbol)
             if inst is not None or self._others:
-                if commission is None:
+                if commission is None:  # an estimate now, as for stocks: no particular time or order
                     commission = (
-                        self._instrument_commission(accounts, inst, price, quantity)
+                        self._instrument_costs(
+                            accounts, inst, order, price, quantity, datetime.now(UTC)
+                        ).total
                         if inst is not None
                         else self.commission_model.commission(price, quantity)
                     )

@@ -80,6 +80,11 @@ class RunAccounting:
             source = rate_source(inst, accounts.base) if inst is not None else None
             if source is not None and source[0] not in self.rate_columns:
                 self.rate_columns[source[0]] = (k, source[1])
+        for inst in self.instruments:  # a missing cost figure (a root's exchange fee) is refused up front
+            if inst is not None and not (
+                inst.kind is AssetClass.FOREX and accounts.base not in _currencies(inst)
+            ):
+                accounts.meter(inst)
         needed = {c for inst in self.instruments if inst is not None for c in _currencies(inst)}
         missing = sorted(needed - set(self.rate_columns) - {accounts.base})
         if missing:

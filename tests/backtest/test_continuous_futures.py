@@ -149,7 +149,10 @@ def test_a_contract_held_past_its_last_trade_date_is_settled_at_its_last_close()
             return [Order("MESZ6", 1)] if n in (1, len(index) - 1) else None
 
     engine = BacktestEngine(
-        100_000, commission=0.0, slippage=0.0, instruments=InstrumentAccounts(REG, PerContractCommission(0.0))
+        100_000,
+        commission=0.0,
+        slippage=0.0,
+        instruments=InstrumentAccounts(REG, futures_commission=PerContractCommission(0.0)),
     )
     engine.add_strategy(HoldThenTryAgain())
     result = engine.run(symbols=["MESZ6", "MESH7"], data=data)

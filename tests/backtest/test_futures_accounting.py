@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pandas as pd
 import pytest
 from copilot_quant.backtest.accounts import (
     MARGIN_REJECT,
-    ForexCommission,
     InstrumentAccounts,
     PerContractCommission,
     with_margins,
 )
 from copilot_quant.backtest.broker import SimpleBroker
+from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.orders import Order, OrderStatus
@@ -84,9 +85,7 @@ def test_a_short_future_gains_when_the_price_falls() -> None:
 
 
 def test_a_eur_usd_round_trip_keeps_cash_in_each_currency_and_equity_in_usd() -> None:
-    broker = SimpleBroker(
-        100_000, commission=0.001, slippage=0.0, instruments=InstrumentAccounts(REG, ForexCommission())
-    )
+    broker = SimpleBroker(100_000, commission=0.001, slippage=0.0, instruments=InstrumentAccounts(REG))
     buy = broker.execute_order(Order("EUR.USD", 10_000), 1.1, NOW)
     assert buy is not None
     # IB's 0.2 bp of 11,000 USD is 0.22: the 2.00 minimum applies
@@ -128,3 +127,48 @@ def test_stocks_in_an_account_with_no_future_keep_the_cash_rule() -> None:
     order = Order("AAPL", 100)
     assert broker.execute_order(order, 150.0, NOW) is None
     assert (order.reject_reason or "").startswith("insufficient cash")
+
+
+def test_by_default_futures_pay_ibs_tiered_commission_plus_exchange_and_nfa_fees() -> None:
+    broker = SimpleBroker(100_000, commission=0.001, slippage=0.0, instruments=REG)
+    fill = broker.execute_order(Order("ESZ6", 2), 6000.0, NOW)
+    assert fill is not None
+    # IB Tiered: 0.85 per contract in a month's first 1,000, plus CME's 1.38 and the NFA's 0.02
+    assert fill.commission == pytest.approx(2 * (0.85 + 1.38 + 0.02))
+    assert fill.fees == pytest.approx(2 * (1.38 + 0.02))
+    micro = broker.execute_order(Order("MESZ6", 4), 6000.0, NOW)
+    assert micro is not None
+    assert micro.commission == pytest.approx(4 * (0.25 + 0.35 + 0.02))
+
+
+def test_a_root_without_a_known_exchange_fee_is_refused_before_the_run() -> None:
+    from copilot_quant.backtest.engine import BacktestEngine
+
+    index = pd.date_range("2026-12-01", periods=2, freq="B", tz="UTC")
+    bars = pd.DataFrame({"Open": 110.0, "High": 110.0, "Low": 110.0, "Close": 110.0}, index=index)
+    engine = BacktestEngine(100_000, instruments=REG)
+    engine.add_strategy(_Idle())
+    with pytest.raises(ConfigError, match="exchange fee"):
+        engine.run(symbols=["ZNH7"], data=bars)
+    # with one model for every contract it runs
+    engine = BacktestEngine(
+        100_000, instruments=InstrumentAccounts(REG, futures_commission=PerContractCommission(1.0))
+    )
+    engine.add_strategy(_Idle())
+    assert len(engine.run(symbols=["ZNH7"], data=bars).equity_curve) == 2
+
+
+def test_a_cross_pair_is_charged_on_its_usd_value_at_the_quote_currencys_rate() -> None:
+    broker = SimpleBroker(1_000_000, commission=0.0, slippage=0.0, instruments=REG)
+    assert broker.accounts is not None
+    broker.accounts.observe("GBP.USD", 1.25)  # prices seen, no position: the rates of GBP and EUR
+    broker.accounts.observe("EUR.USD", 1.0625)
+    fill = broker.execute_order(Order("EUR.GBP", 10_000_000), 0.85, NOW)
+    assert fill is not None
+    # 10m EUR at 0.85 GBP is 8.5m GBP, 10.625m USD: 0.2 bp of it
+    assert fill.commission == pytest.approx(10_625_000 * 0.2e-4)
+
+
+class _Idle(Strategy):
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> None:
+        return None
