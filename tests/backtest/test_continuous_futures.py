@@ -163,3 +163,32 @@ def test_a_contract_held_past_its_last_trade_date_is_settled_at_its_last_close()
     late = result.orders[-1]
     assert late.reject_reason == "MESZ6 stopped trading on 2026-12-18 (its last trade date)"
     assert result.final_value == pytest.approx(100_000 + 3 * 5)
+
+
+def test_mes_held_across_two_quarterly_rolls_on_the_synthetic_chain() -> None:
+    from copilot_quant.data.providers import SyntheticDataProvider
+
+    engine = BacktestEngine(100_000, data_provider=SyntheticDataProvider(), slippage=0.0, auto_roll=True)
+    strategy = BuyAndHoldMes()
+    engine.add_strategy(strategy)
+    result = engine.run("2026-09-01", "2026-12-31", ["MES"])
+    assert [(r.old, r.new) for r in strategy.rolls] == [("MESU6", "MESZ6"), ("MESZ6", "MESH7")]
+    # each roll closes the old contract and opens the new one at the same bar's open
+    fills = [(f.symbol, f.side.value, f.fill_quantity, f.timestamp) for f in result.fills]
+    assert [f[:3] for f in fills] == [
+        ("MESU6", "buy", 2.0),
+        ("MESU6", "sell", 2.0),
+        ("MESZ6", "buy", 2.0),
+        ("MESZ6", "sell", 2.0),
+        ("MESH7", "buy", 2.0),
+    ]
+    assert fills[1][3] == fills[2][3]
+    assert fills[3][3] == fills[4][3]
+    assert set(strategy.held[1:]) == {2.0}  # position("MES") never moves through the rolls
+    assert list(result.positions) == ["MESH7"]
+    # equity from the fills alone: cash paid and received per point × 5, the contract held at its last close
+    last = float(result.prices["MESH7"].dropna().iloc[-1])
+    pnl = sum(-f.signed_quantity * f.fill_price * 5 for f in result.fills) + 2 * last * 5
+    costs = sum(f.commission for f in result.fills)
+    assert result.final_value == pytest.approx(100_000 + pnl - costs)
+    assert costs == pytest.approx(10 * (0.25 + 0.35 + 0.02))  # IB's micro rate plus CME and NFA fees
