@@ -199,7 +199,8 @@ class Strategy(ABC):
         self._own("symbols", value)
 
     def position(self, symbol: str) -> float:
-        """Signed quantity held in ``symbol`` (0 when flat)."""
+        """Signed quantity held in ``symbol`` (0 when flat). In a backtest, a continuous future (``"MES"``)
+        holds the sum over its contracts (``MESZ6``, ``MESH7`` …; :mod:`copilot_quant.backtest.rolls`)."""
         name = symbol.upper()
         if "_own_positions" not in self.__dict__:
             # the engine's own lookup, when it has one: no snapshot of every position per call, which
