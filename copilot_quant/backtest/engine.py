@@ -562,6 +562,7 @@ class BacktestEngine:
         market = self._market
         if market is None:  # only the bar loops submit, and they run with a market
             return
+        entries = {o.parent_id for o in orders if isinstance(o, Order) and o.parent_id}
         for order in orders:
             if not isinstance(order, Order) or order.status is not OrderStatus.CREATED:
                 what = (
@@ -603,6 +604,8 @@ class BacktestEngine:
             if refused is not None:
                 self.broker.reject(order, refused)
                 continue
+            if entries and order.order_id in entries:
+                self._book.open_bracket(working)  # its exits follow in this list
             immediate = order.time_in_force == TimeInForce.IOC
             if self.fill_at == "close" or immediate:
                 price = float(market.closes[bar, k])

@@ -15,7 +15,7 @@ name. Bars coming back from IB are restamped to the project convention (see
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ __all__ = [
     "bar_stamps",
     "bar_values",
     "bars_to_frame",
+    "bracket_links",
     "duration_string",
     "empty_bars",
     "ib_status",
@@ -212,6 +213,24 @@ def to_ib_order(order: Order, account: str | None) -> IBOrder:
     if account:
         ib_order.account = account
     return ib_order
+
+
+def bracket_links(orders: Sequence[Order]) -> list[tuple[str | None, bool]]:
+    """IB's attached-order fields for ``orders`` sent in this sequence: ``(parent order id, transmit)`` each.
+
+    A bracket goes to IB as one group (:mod:`copilot_quant.model.bracket`): its entry with
+    ``transmit=False``, its exits naming it (``parentId``), all but the last with ``transmit=False``; the
+    last exit transmits the whole group, so IB never holds an entry without its protection.
+    """
+    last_exit = {o.parent_id: i for i, o in enumerate(orders) if o.parent_id}
+    entries = {str(o.order_id) for o in orders if str(o.order_id) in last_exit}
+    links: list[tuple[str | None, bool]] = []
+    for i, order in enumerate(orders):
+        if order.parent_id:
+            links.append((order.parent_id, last_exit[order.parent_id] == i))
+        else:
+            links.append((None, str(order.order_id) not in entries))
+    return links
 
 
 def _trailing_order(order: Order, action: str, qty: float) -> IBOrder:

@@ -31,6 +31,7 @@ from eventkit import Event
 from copilot_quant.gateway.account import (
     Account,
 )
+from copilot_quant.gateway.brackets import BrokerBrackets
 from copilot_quant.gateway.broker_account import BrokerAccountReads
 from copilot_quant.gateway.broker_drills import BrokerDrills
 from copilot_quant.gateway.broker_events import (
@@ -110,7 +111,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
+class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDrills):
     """Orders, matching, executions and the account of one simulated IB account.
 
     Args:
@@ -176,11 +177,14 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
         #: restart still knows them, as IB does. The gateway sets it; restored ones are kept here.
         self.contract_source: Callable[[], list[ContractInfo]] | None = None
         self._restored_contracts: list[ContractInfo] = []
+        self._untransmitted: dict[tuple[int, int], list[tuple[PlaceOrderRequest, ContractInfo]]] = {}
+        self._children: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._state_file = Path(state_file) if state_file is not None else None
         if self._state_file is not None:
             state = load_state(self._state_file)
             if state is not None:
                 self._restore(state)
+                self._resume_brackets()
 
     # ----- identity and ids ------------------------------------------------------------------------
     @property
@@ -209,18 +213,29 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
             self._error(client_id, req.order_id, 103, f"Duplicate order id {req.order_id}")
             return
         self._ids.use_order_id(client_id, req.order_id)
+        if not req.transmit:
+            self._hold_untransmitted(client_id, req, contract)  # TWS keeps it until its group is sent
+            return
+        if req.parent_id:
+            self._transmit_group(client_id, req, contract)
+            return
+        if self._accept(client_id, req, contract) is not None:
+            self._save()
+
+    def _accept(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder | None:
+        """Accept (working) or reject a new order whose id is allocated; the record, or None if rejected."""
         answer = self._answer_queue.popleft() if self._answer_queue else None
         if answer is not None and not answer[2]:
             # IB answers with the error only (321 read-only API, 110 off the tick grid): no order exists.
             self._error(client_id, req.order_id, answer[0], answer[1])
-            return
+            return None
         reason = self._reject_queue.popleft() if self._reject_queue else self._invalid_reason(req, contract)
         if reason is None:
             reason = oca_problem(req, self._orders.values())
         record = self._new_record(client_id, req, contract)
         if reason is not None:
             self._reject(record, reason)
-            return
+            return None
         self._orders[record.key] = record
         self._engine.add(self._working(record))
         log.info(
@@ -236,7 +251,7 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
             self._error(client_id, req.order_id, answer[0], answer[1])  # e.g. 10349: the order keeps working
         if record.tif is TimeInForceCode.IOC:
             self._immediate(record)
-        self._save()
+        return record
 
     def cancel_order(self, client_id: int, order_id: int) -> None:
         record = self._orders.get((client_id, order_id))
@@ -457,12 +472,17 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
             )
             self._orders[updated.key] = updated
             self._emit(OrderUpdated(client_id, updated))
+        group = self._bracket_of(updated)
+        if group is not None:  # a modified bracket order: the exits work for the exposure only
+            self._sync_bracket(group, self._clock(), offer=False)
         self._save()
 
     def _cancel(self, record: SimOrder, why: str) -> None:
         self._finish_cancel(record, why, self._clock(), report_202=True)
 
     def _finish_cancel(self, record: SimOrder, why: str, when: datetime, *, report_202: bool) -> None:
+        if self._orders[record.key].is_done:
+            return  # ended meanwhile (a complete bracket cancels its children first)
         self._engine.remove(record.key)
         done = replace(record, status=IbStatus.CANCELLED, completed_at=when, completed_status=why)
         self._orders[done.key] = done
@@ -470,6 +490,8 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
         self._emit(OrderUpdated(done.client_id, done))
         if report_202:
             self._error(done.client_id, done.order_id, 202, "Order Canceled - reason:")
+        if done.key in self._children:
+            self._sync_bracket(done.key, when)  # the parent ended: its group may be complete
 
     def _triggered(self, key: tuple[int, int]) -> None:
         record = self._orders[key]
@@ -500,6 +522,9 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerDrills):
         self._emit(ExecutionReported(record.client_id, record, execution))
         self._emit(OrderUpdated(record.client_id, record))
         self._emit(CommissionReported(record.client_id, execution))
+        group = self._bracket_of(record)
+        if group is not None:
+            self._sync_bracket(group, when)
 
     def _immediate(self, record: SimOrder) -> None:
         """An immediate-or-cancel order: what the current price fills now, then the rest is cancelled."""

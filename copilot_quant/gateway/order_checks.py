@@ -79,7 +79,9 @@ def request_problem(
     if order_type.needs_stop and not _positive(req.aux_price):
         return f"a {order_type.value} order needs a positive stop price (auxPrice)"
     if order_type.is_trailing:
-        return trailing_problem(req, order_type)
+        problem = trailing_problem(req, order_type)
+        if problem is not None:
+            return problem
     return _tif_problem(req, order_type, now) or _unsupported_problem(req, contract, account_id)
 
 
@@ -108,10 +110,6 @@ def _tif_problem(req: PlaceOrderRequest, order_type: IbOrderType, now: datetime)
 def _unsupported_problem(req: PlaceOrderRequest, contract: ContractInfo, account_id: str) -> str | None:
     if req.conditions:
         return "conditional orders are not supported by the simulated gateway"
-    if req.parent_id:
-        return "attached (parent/child, bracket) orders are not supported by the simulated gateway"
-    if not req.transmit:
-        return "untransmitted orders (transmit=False) are not supported by the simulated gateway"
     if req.account and req.account != account_id:
         return f"account {req.account!r} is not managed here; this gateway manages {account_id}"
     if contract.sec_type != "STK":

@@ -63,6 +63,7 @@ def new_record(
         trail_stop_price=(
             initial_trail_stop(req, action.side, last_price) if order_type.is_trailing else None
         ),
+        parent_id=req.parent_id,
     )
 
 

@@ -174,6 +174,9 @@ class SimOrder:
     trail_stop_price: float | None = None
     #: A GTD order's goodTillDate: it expires when the market clock reaches it.
     good_till: datetime | None = None
+    #: A bracket exit's parent (IB's parentId, an order id of the same client; 0: none). It works only for
+    #: what its parent filled (see :mod:`copilot_quant.model.bracket`).
+    parent_id: int = 0
 
     @property
     def remaining(self) -> float:

@@ -141,6 +141,7 @@ def _order(r: SimOrder) -> dict[str, Any]:
         "lmt_price_offset": r.lmt_price_offset,
         "trail_stop_price": r.trail_stop_price,
         "good_till": _time(r.good_till),
+        "parent_id": r.parent_id,
     }
 
 
@@ -176,6 +177,7 @@ def _order_from(d: dict[str, Any]) -> SimOrder:
         lmt_price_offset=d.get("lmt_price_offset"),
         trail_stop_price=d.get("trail_stop_price"),
         good_till=_time_from(d.get("good_till")),
+        parent_id=int(d.get("parent_id", 0)),  # state files written before brackets have none
     )
 
 

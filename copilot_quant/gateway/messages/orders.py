@@ -114,7 +114,7 @@ def order_status(record: SimOrder) -> Fields:
         _qty(record.remaining),
         record.avg_fill_price,
         record.perm_id,
-        0,
+        record.parent_id,
         record.last_fill_price,
         record.client_id,
         "",
@@ -190,7 +190,7 @@ def open_order(
         False,  # eTradeOnly
         False,  # firmQuoteOnly
         UNSET_DOUBLE_TEXT,  # nbboPriceCap
-        0,  # parentId
+        record.parent_id,  # parentId
         0,  # triggerMethod
         UNSET_DOUBLE_TEXT,  # volatility
         0,  # volatilityType
