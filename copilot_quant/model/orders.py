@@ -203,7 +203,9 @@ class Order:
     :mod:`copilot_quant.model.bracket`); :meth:`bracket` builds the three orders.
 
     ``status``, ``filled_quantity``, ``avg_fill_price`` and ``reject_reason`` are maintained by the
-    broker; strategies should treat them as read-only.
+    broker; strategies should treat them as read-only. So is ``routed_from``: an order for a continuous
+    future (``"MES"``) trades the contract of the day, whose symbol replaces ``symbol`` (``"MESZ6"``) while
+    ``routed_from`` keeps ``"MES"`` (see :mod:`copilot_quant.backtest.rolls`).
     """
 
     symbol: str
@@ -229,6 +231,9 @@ class Order:
     limit_offset: float | None = None
     good_till: datetime | None = None
     parent_id: str = ""
+    #: set by a backtest that routed an order for a continuous future (``"MES"``) to the contract of the
+    #: day: the symbol the strategy wrote, while ``symbol`` is the contract's (``"MESZ6"``); else ``""``
+    routed_from: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol.strip():
@@ -489,6 +494,7 @@ class Order:
         changes.setdefault("avg_fill_price", 0.0)
         changes.setdefault("reject_reason", "")
         changes.setdefault("broker_order_id", None)
+        changes.setdefault("routed_from", "")
         return replace(self, **changes)
 
 
@@ -573,6 +579,9 @@ class Position:
     increased; reducing a position realizes P&L against it; crossing through zero realizes the whole
     old position and opens the remainder at the fill price. Commissions are not folded into the
     average cost; they are accounted in cash (and in :attr:`commission_paid`).
+
+    ``multiplier`` is the contract's (50 for an ES future, 1 for a stock or a forex pair): realized and
+    unrealized P&L and :attr:`market_value` (the notional, as IB reports it) are multiplied by it.
     """
 
     symbol: str
@@ -582,6 +591,7 @@ class Position:
     realized_pnl: float = 0.0
     last_price: float = 0.0
     commission_paid: float = 0.0
+    multiplier: float = 1.0
 
     @property
     def avg_cost(self) -> float:
@@ -589,9 +599,9 @@ class Position:
 
     @property
     def market_value(self) -> float:
-        """Signed value at the last marked price (negative for shorts)."""
+        """Signed value at the last marked price (negative for shorts), times the multiplier."""
         price = self.last_price or self.avg_entry_price
-        return self.quantity * price
+        return self.quantity * price * self.multiplier
 
     @property
     def total_pnl(self) -> float:
@@ -616,7 +626,7 @@ class Position:
         else:
             closed = min(abs(signed_qty), abs(old))
             direction = 1.0 if old > 0 else -1.0
-            realized = closed * (price - self.avg_entry_price) * direction
+            realized = closed * (price - self.avg_entry_price) * direction * self.multiplier
             if abs(new) < 1e-12:
                 new = 0.0
                 self.avg_entry_price = 0.0
@@ -632,7 +642,9 @@ class Position:
         """Mark the position to ``current_price``."""
         self.last_price = float(current_price)
         self.unrealized_pnl = (
-            self.quantity * (self.last_price - self.avg_entry_price) if self.quantity else 0.0
+            self.quantity * (self.last_price - self.avg_entry_price) * self.multiplier
+            if self.quantity
+            else 0.0
         )
 
     def snapshot(self) -> Position:
