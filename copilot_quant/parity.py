@@ -49,6 +49,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.books import check_capital
@@ -70,6 +71,7 @@ from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 from copilot_quant.model.spread import SpreadModel, grid_frame, spread_model, with_spread
 from copilot_quant.parity_report import (
     BAR_HOOKS,
@@ -137,10 +139,27 @@ def _bar_frames(
         if frame.empty:
             raise DataError(f"no {interval} bars for {symbol} between {start} and {end}; widen the range")
         # on the tick grid, as the gateway prints them: both runs then walk the same prices
-        frames[symbol] = grid_frame(frame[["Open", "High", "Low", "Close", "Volume"]].astype(float))
+        frames[symbol] = _on_tick_grid(
+            symbol, frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
+        )
     first = min(f.index[0] for f in frames.values())
     last = max(f.index[-1] for f in frames.values())
     return frames, first, last
+
+
+def _on_tick_grid(symbol: str, bars: pd.DataFrame) -> pd.DataFrame:
+    """``bars`` on ``symbol``'s tick grid as the gateway prints it: a future's or a pair's own tick (0.25
+    for MES, 0.00005 for EUR.USD), the US stock grid for anything else."""
+    try:
+        inst = InstrumentRegistry().resolve(symbol)
+    except ConfigError:
+        inst = None
+    if inst is None or inst.kind is AssetClass.STOCK:
+        return grid_frame(bars)
+    out = bars.copy()
+    ohlc = ["Open", "High", "Low", "Close"]
+    out[ohlc] = np.round(out[ohlc].to_numpy() / inst.tick_size) * inst.tick_size
+    return out
 
 
 def _final_status(order: Order) -> str:
@@ -304,6 +323,9 @@ def _live_run(
         )
         # Orders rest until the next bar; never block the worker waiting for them to fill.
         engine.broker.ack_timeout = 0.0
+        # The replay sends each bar whole at its step and then pauses: no later rewrite of it can come, so a
+        # bar the clock closed is final (a forex pair has no trade ticks to prove it otherwise).
+        engine.clock.settle_ns = 0
         for spec, watch in zip(specs, watches, strict=True):
             engine.add_strategy(_build(spec, watch, skip_first=False), capital=spec.capital)
         try:
@@ -377,7 +399,8 @@ def _live_run(
             summary.orders = [_order_row(r.order) for r in records]
             summary.outcomes = [OrderOutcome.of(r.order) for r in records]
             summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
-            summary.final_cash = float(gateway.call(lambda: broker.account.cash))
+            # every currency's balance in the base currency, as the backtest's cash curve counts it
+            summary.final_cash = float(gateway.call(lambda: broker.account.total_cash_value))
             summary.errors = [str(e["error"]) for e in list(engine.errors)]
             summary.bars_given, summary.strategy_errors = _merged(watches)
             parts = _live_parts(engine, watches, summary.fills, records)
