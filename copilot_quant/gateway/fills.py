@@ -36,6 +36,7 @@ def book_fill(
     """
     price, qty = float(intent.price), float(intent.quantity)
     signed = qty * record.action.side.sign
+    price = _on_tick(record, price, buy=signed > 0)
     old_qty = account.quantity(record.contract.symbol)
     opening = old_qty == 0 or (old_qty > 0) == (signed > 0)
     charge = costs.charge(
@@ -79,6 +80,19 @@ def book_fill(
         realized_pnl=None if opening else realized - commission,
     )
     return record, execution
+
+
+def _on_tick(record: SimOrder, price: float, *, buy: bool) -> float:
+    """A future's or a pair's fill price on its contract's tick, against the order: IB prints nothing off
+    its grid, so a price the slippage model moved off it trades at the next tick up for a buy (down for a
+    sell) — the backtest's rule for a slipped futures or forex price. Stocks keep the slipped price."""
+    contract = record.contract
+    tick = contract.min_tick
+    if contract.sec_type not in ("FUT", "CASH") or not tick > 0:
+        return price
+    ticks = price / tick
+    ticks = math.ceil(ticks - 1e-9) if buy else math.floor(ticks + 1e-9)
+    return round(ticks * tick, 10)
 
 
 def corrected_execution(old: ExecutionRecord, shares: float | None, price: float | None) -> ExecutionRecord:
