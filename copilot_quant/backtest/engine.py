@@ -288,7 +288,10 @@ class BacktestEngine:
         return value
 
     def account_cash(self) -> float:
-        """The account's cash now (the broker's)."""
+        """The account's cash now (the broker's); foreign balances at the current bar's rates, as equity."""
+        market, bar = self._market, self._bar
+        if self._accounting is not None and market is not None and bar >= 0 and not self._executing:
+            return self._accounting.cash_at(self.broker, market.marks, bar)
         return self.broker.get_cash_balance()
 
     def account_position(self, symbol: str) -> float:

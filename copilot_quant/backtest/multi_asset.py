@@ -134,19 +134,25 @@ class RunAccounting:
             cols.append(rates[currency] if currency in rates else np.ones(n_bars))
         return np.column_stack(cols) if cols else np.ones((n_bars, 0))
 
+    def cash_at(self, broker: SimpleBroker, marks: np.ndarray, row: int) -> float:
+        """The account's cash, every currency valued at its pair's rate in ``marks[row]`` (the rates are
+        updated first, so ``self.cash`` never reads the previous bar's)."""
+        rates = {c: float(marks[row, k]) for c, (k, _) in self.rate_columns.items()}
+        self._accounts.rates.update(
+            {
+                c: (1.0 / v if self.rate_columns[c][1] else v)
+                for c, v in rates.items()
+                if v == v  # noqa: PLR0124
+            }
+        )
+        return broker.get_cash_balance()
+
     def equity_at(
         self, broker: SimpleBroker, marks: np.ndarray, row: int, symbol_index: dict[str, int]
     ) -> float:
         """The account's equity with every position and currency valued at ``marks[row]``."""
         accounts = self._accounts
-        rates = {c: float(marks[row, k]) for c, (k, _) in self.rate_columns.items()}
-        rates = {
-            c: (1.0 / v if self.rate_columns[c][1] else v)
-            for c, v in rates.items()
-            if v == v  # noqa: PLR0124
-        }
-        accounts.rates.update(rates)
-        value = broker.get_cash_balance()
+        value = self.cash_at(broker, marks, row)
         for symbol, pos in broker.get_positions().items():
             k = symbol_index.get(symbol)
             if k is not None and marks[row, k] == marks[row, k]:

@@ -130,7 +130,7 @@ class AccountState:
         return self.ledger
 
     def strategy_cash(self) -> float:
-        return self.ledger.cash if self.ledger is not None else self.cash
+        return self.ledger.cash_value(self.marks) if self.ledger is not None else self.cash
 
     def strategy_equity(self) -> float:
         return self.ledger.equity(self.marks) if self.ledger is not None else self.value
