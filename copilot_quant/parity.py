@@ -62,15 +62,18 @@ from copilot_quant.backtest.costs import (
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.market import SESSION_TZ
 from copilot_quant.backtest.order_outcomes import OrderOutcome
 from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.participation import check_volume_limit
 from copilot_quant.backtest.results import BacktestResult
+from copilot_quant.backtest.rolls import check_roll_days
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+from copilot_quant.live.continuous import ContinuousSymbols
 from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 from copilot_quant.model.spread import SpreadModel, grid_frame, spread_model, with_spread
 from copilot_quant.parity_report import (
@@ -145,6 +148,30 @@ def _bar_frames(
     first = min(f.index[0] for f in frames.values())
     last = max(f.index[-1] for f in frames.values())
     return frames, first, last
+
+
+def _contract_frames(
+    provider: IDataFeed,
+    names: Sequence[str],
+    first: pd.Timestamp,
+    last: pd.Timestamp,
+    *,
+    interval: str,
+    roll_days: int,
+) -> dict[str, pd.DataFrame]:
+    """The bars of the contracts a continuous future (``MES``) trades in the range, and of the next one: the
+    backtest executes on them, the gateway serves them and the live engine splices ``MES`` from them."""
+    days = [ts.tz_convert(SESSION_TZ).date() for ts in (first, last)]
+    continuous = ContinuousSymbols(InstrumentRegistry(reference=days[0]), names, roll_days)
+    if not continuous:
+        return {}
+    frames: dict[str, pd.DataFrame] = {}
+    for contract in continuous.contracts(days[0], days[1]):
+        frame = slice_range(provider.get_historical_data(contract, first, last, interval), first, last)
+        frames[contract] = _on_tick_grid(
+            contract, frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
+        )
+    return frames
 
 
 def _on_tick_grid(symbol: str, bars: pd.DataFrame) -> pd.DataFrame:
@@ -252,6 +279,8 @@ def _backtest_run(
     slippage: SlippageModel,
     interval: str,
     volume_limit: float | None,
+    roll_days: int = 5,
+    auto_roll: bool = False,
 ) -> tuple[RunSummary, dict[str, RunSummary]]:
     """The backtest of every strategy on one account: the account's summary and each strategy's."""
     engine = BacktestEngine(
@@ -261,6 +290,8 @@ def _backtest_run(
         slippage=slippage,
         interval=interval,
         volume_limit=volume_limit,
+        roll_days=roll_days,
+        auto_roll=auto_roll,
         max_logged_errors=1,  # one traceback, not one per bar; the report counts them all
     )
     watches = [Watch(stamps) for _ in specs]
@@ -278,6 +309,7 @@ def _backtest_run(
 def _live_run(
     specs: Sequence[ParityStrategy],
     frames: Mapping[str, pd.DataFrame],
+    names: list[str],
     stamps: pd.DatetimeIndex,
     *,
     capital: float,
@@ -286,6 +318,8 @@ def _live_run(
     interval: str,
     step_timeout: float,
     volume_limit: float | None,
+    roll_days: int = 5,
+    auto_roll: bool = False,
 ) -> tuple[RunSummary, dict[str, RunSummary]]:
     symbols = sorted(frames)
     config = GatewayConfig(
@@ -320,6 +354,8 @@ def _live_run(
             cancel_on_stop=True,
             journal=f"{scratch}/journal.sqlite",
             max_logged_errors=1,  # one traceback, as for the backtest; the rest are counted (and at DEBUG)
+            roll_days=roll_days,
+            auto_roll=auto_roll,
         )
         # Orders rest until the next bar; never block the worker waiting for them to fill.
         engine.broker.ack_timeout = 0.0
@@ -334,7 +370,7 @@ def _live_run(
                     f"parity run: could not connect to the simulated gateway on {gateway.port}"
                 )
             lookback = max(1, (stamps[-1] - stamps[0]).days + 2)
-            if not engine.start(symbols, lookback_days=lookback, data_interval=interval):
+            if not engine.start(names, lookback_days=lookback, data_interval=interval):
                 raise GatewayError(f"parity run: the live engine did not start: {list(engine.errors)}")
             broker = gateway.broker
 
@@ -494,6 +530,8 @@ def run_parity(
     step_timeout: float = 20.0,
     volume_limit: float | None = None,
     spread: SpreadModel | str | int | None = None,
+    roll_days: int = 5,
+    auto_roll: bool = False,
 ) -> ParityReport:
     """Run ``strategy_class(**strategy_kwargs)`` in a backtest and live on the same bars; compare them.
 
@@ -502,7 +540,9 @@ def run_parity(
     the same model objects serve both runs. ``volume_limit`` (a fraction of each bar's volume, see
     :mod:`copilot_quant.backtest.participation`) applies to both: the backtest engine and the gateway.
     ``spread`` (a :class:`~copilot_quant.model.spread.SpreadModel`, ticks or ``'5bps'``; off by default)
-    makes market orders and triggered stops fill at the touch on both sides. Bars are put on the tick
+    makes market orders and triggered stops fill at the touch on both sides. A continuous future (``MES``)
+    trades the contract of each day in both runs (``roll_days``, ``auto_roll`` as in
+    :class:`~copilot_quant.backtest.engine.BacktestEngine`); its contracts' bars are replayed too. Bars are put on the tick
     grid for both runs (the gateway prints on it). Raises :class:`~copilot_quant.errors.ConfigError` for bad
     input, :class:`~copilot_quant.errors.DataError` when the range has no bars, and
     :class:`~copilot_quant.errors.GatewayError` when the live run stalls.
@@ -522,6 +562,8 @@ def run_parity(
         step_timeout=step_timeout,
         volume_limit=volume_limit,
         spread=spread,
+        roll_days=roll_days,
+        auto_roll=auto_roll,
     ).account
 
 
@@ -556,6 +598,8 @@ def run_account_parity(
     step_timeout: float = 20.0,
     volume_limit: float | None = None,
     spread: SpreadModel | str | int | None = None,
+    roll_days: int = 5,
+    auto_roll: bool = False,
 ) -> AccountParityReport:
     """Run several strategies on one account in a backtest and live on the same bars; compare the account
     and each strategy (its own orders, fills, errors, and its sleeve's cash and equity).
@@ -574,14 +618,18 @@ def run_account_parity(
     provider = provider_from_spec(data) if isinstance(data, str) else data
     cost = commission_model(commission)
     slip = with_spread(slippage_model(slippage), spread_model(spread))
+    check_roll_days(roll_days)
     frames, first, last = _bar_frames(provider, names, start, end, interval)
     stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
+    frames |= _contract_frames(provider, names, first, last, interval=interval, roll_days=roll_days)
     options: dict[str, Any] = {
         "capital": capital,
         "commission": cost,
         "slippage": slip,
         "interval": interval,
         "volume_limit": volume_limit,
+        "roll_days": roll_days,
+        "auto_roll": auto_roll,
     }
     backtest, backtest_parts = _backtest_run(
         strategies, _ReplayFeed(frames), names, stamps, first=first, last=last, **options
@@ -591,7 +639,7 @@ def run_account_parity(
         len(backtest.orders),
         len(backtest.fills),
     )
-    live, live_parts = _live_run(strategies, frames, stamps, step_timeout=step_timeout, **options)
+    live, live_parts = _live_run(strategies, frames, names, stamps, step_timeout=step_timeout, **options)
 
     def report(name: str, b: RunSummary, lv: RunSummary) -> ParityReport:
         return ParityReport(name, names, first, last, len(stamps), b, lv, _compare(b, lv))

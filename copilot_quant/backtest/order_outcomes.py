@@ -18,11 +18,38 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from copilot_quant.backtest.orders import Order
+from copilot_quant.errors import ConfigError
+from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 
 __all__ = ["OrderOutcome", "RunOrders"]
 
 #: More than this share of the orders rejected fails the run.
 REJECTED_SHARE_LIMIT = 0.5
+
+
+def _instrument(symbol: str) -> Instrument | None:
+    try:
+        return InstrumentRegistry().resolve(symbol)
+    except ConfigError:
+        return None
+
+
+def _continuous_roots(symbols: Sequence[str]) -> set[str]:
+    """The futures roots of the continuous symbols among ``symbols`` (``MES`` for ``MES`` or ``MES=F``)."""
+    roots = set()
+    for symbol in symbols:
+        inst = _instrument(symbol)
+        if inst is not None and inst.kind is AssetClass.FUTURE and inst.continuous:
+            roots.add(inst.root)
+    return roots
+
+
+def _root_of(symbol: str) -> str | None:
+    """The root of a futures contract (``MES`` of ``MESZ6``), None for anything else."""
+    inst = _instrument(symbol)
+    if inst is None or inst.kind is not AssetClass.FUTURE or inst.continuous:
+        return None
+    return inst.root
 
 
 def _text(value: object) -> str:
@@ -79,8 +106,10 @@ class RunOrders:
 
     @property
     def foreign(self) -> list[OrderOutcome]:
-        """Orders for symbols the run has no data for."""
-        return [o for o in self.outcomes if o.symbol not in self.symbols]
+        """Orders for symbols the run has no data for (a contract of a continuous future the run trades,
+        ``MESZ6`` in a run on ``MES``, is the run's: its orders were routed or rolled there)."""
+        roots = _continuous_roots(self.symbols)
+        return [o for o in self.outcomes if o.symbol not in self.symbols and _root_of(o.symbol) not in roots]
 
     @property
     def partly_filled(self) -> list[OrderOutcome]:

@@ -36,6 +36,7 @@ from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, Position
 
 if TYPE_CHECKING:
+    from copilot_quant.live.continuous import ContinuousSymbols
     from copilot_quant.live.strategy_slot import StrategySlot
 
 __all__ = ["AccountState", "BarMarks", "StrategyView"]
@@ -47,20 +48,25 @@ class BarMarks(Mapping[str, float]):
     """The closes of the bar a strategy decides on, by symbol (a symbol's last close when it has no bar
     there), read from that bar's data window only when a strategy asks: the hot path never pays for it."""
 
-    __slots__ = ("_symbols", "_values", "_window")
+    __slots__ = ("_beside", "_symbols", "_values", "_window")
 
     def __init__(self) -> None:
         self._window: pd.DataFrame | None = None
         self._symbols: list[str] = []
         self._values: dict[str, float] | None = None
+        self._beside: Mapping[str, float] | None = None
 
-    def set(self, window: pd.DataFrame, symbols: list[str]) -> None:
-        self._window, self._symbols, self._values = window, symbols, None
+    def set(
+        self, window: pd.DataFrame, symbols: list[str], beside: Mapping[str, float] | None = None
+    ) -> None:
+        """The bar's window; ``beside``: closes of symbols the strategy does not see (the contracts of a
+        continuous future it trades)."""
+        self._window, self._symbols, self._values, self._beside = window, symbols, None, beside
 
     def _closes(self) -> dict[str, float]:
         values = self._values
         if values is None:
-            values = self._values = {}
+            values = self._values = dict(self._beside or {})
             window = self._window
             if window is not None and len(window):
                 closes = window["Close"]
@@ -193,7 +199,7 @@ class StrategyView:
     backtest: its capital share plus the cash its fills moved, plus its positions at the bar's closes.
     """
 
-    __slots__ = ("_account", "_cancel", "_modify", "_sleeve", "_slot", "_symbols")
+    __slots__ = ("_account", "_cancel", "_continuous", "_modify", "_sleeve", "_slot", "_symbols")
 
     def __init__(
         self,
@@ -204,7 +210,9 @@ class StrategyView:
         *,
         sleeve: bool = False,
         modify: Callable[[StrategySlot, Order | str, Mapping[str, Any]], ModifyOutcome] | None = None,
+        continuous: ContinuousSymbols | None = None,
     ) -> None:
+        self._continuous = continuous
         self._slot = slot
         self._account = account
         self._cancel = cancel
@@ -214,6 +222,15 @@ class StrategyView:
 
     def symbols(self) -> tuple[str, ...]:
         return self._symbols
+
+    def position_quantity(self, symbol: str) -> float:
+        """The strategy's signed quantity in ``symbol``; for a continuous future (``MES``), the sum over the
+        root's contracts, as in a backtest."""
+        book = self._slot.book
+        continuous = self._continuous
+        if continuous is not None and symbol in continuous.roots:
+            return continuous.position(symbol, {s: p.quantity for s, p in book.positions().items()})
+        return book.quantity(symbol)
 
     def positions(self) -> Mapping[str, Position]:
         book = self._slot.book

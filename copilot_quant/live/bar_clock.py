@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import date
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -17,12 +18,27 @@ from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.data.dates import EXCHANGE_TZ
 from copilot_quant.model.bars import combine_symbols
 
-__all__ = ["BAR_SETTLE_NS", "BarClock"]
+__all__ = ["BAR_SETTLE_NS", "BarClock", "BarSource"]
 
 #: How long past its close a bar waits when only the clock says it closed: IB rewrites a forming bar about
 #: every 5 s, so its final values can lag its close by that much (trades the stream has caught up with
 #: prove completion at once and need no wait).
 BAR_SETTLE_NS = 6_000_000_000
+
+
+class BarSource(Protocol):
+    """What the clock reads bars from: the live data feed, or :class:`~copilot_quant.live.continuous.
+    SplicedBars` around it when the run has continuous futures."""
+
+    def completed_stamps(self, symbol: str, now: int) -> np.ndarray: ...
+
+    def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame: ...
+
+    def last_bar_ns(self, symbol: str) -> int | None: ...
+
+    def synced_trade_ns(self, symbols: list[str]) -> int | None: ...
+
+    def server_time(self) -> pd.Timestamp: ...
 
 
 class BarClock:
@@ -32,6 +48,7 @@ class BarClock:
         "_asked_for",
         "_asked_ns",
         "_feed",
+        "_plain",
         "_traded_ns",
         "last_bar",
         "recheck_at",
@@ -41,7 +58,8 @@ class BarClock:
     )
 
     def __init__(self, feed: LiveDataFeedAdapter) -> None:
-        self._feed = feed
+        self._plain = feed
+        self._feed: BarSource = feed
         self.symbols: list[str] = []
         #: The last bar delivered to the strategy (UTC), or None before the first.
         self.last_bar: pd.Timestamp | None = None
@@ -57,8 +75,11 @@ class BarClock:
         #: 0 there. It matters for symbols without trade ticks (forex pairs), whose bars only the clock closes.
         self.settle_ns = BAR_SETTLE_NS
 
-    def start(self, symbols: list[str]) -> None:
-        """Begin a run on ``symbols``: only bars completed from now on are new (history is context)."""
+    def start(self, symbols: list[str], source: BarSource | None = None) -> None:
+        """Begin a run on ``symbols``: only bars completed from now on are new (history is context).
+
+        ``source``: where the bars are read (default: the data feed the clock was made with)."""
+        self._feed = source if source is not None else self._plain
         self.symbols = list(symbols)
         self.server_ns = self._asked_ns = self._traded_ns = self._asked_for = None
         self.recheck_at = None

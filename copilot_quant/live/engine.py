@@ -40,12 +40,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from copilot_quant.backtest.books import check_capital
+from copilot_quant.backtest.market import SESSION_TZ
+from copilot_quant.backtest.rolls import check_roll_days
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.brokers.config import check_live_confirmed, live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
@@ -64,6 +66,7 @@ from copilot_quant.errors import (
 )
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.live.account_view import StrategyView
+from copilot_quant.live.continuous import ContinuousSymbols, LiveRolls, SplicedBars
 from copilot_quant.live.engine_state import EngineState
 from copilot_quant.live.holdings import open_books
 from copilot_quant.live.on_stop import flatten_strategies, journal_stop, leave_orders, run_stop_hooks
@@ -71,6 +74,7 @@ from copilot_quant.live.startup import check_symbols, open_journal, start_strate
 from copilot_quant.live.strategy_slot import StrategySlot, claims
 from copilot_quant.live.summary import account_summary, strategy_summaries
 from copilot_quant.live.wiring import EngineHooks, EngineOptions, build_parts
+from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, continue_order_ids_after
 from copilot_quant.risk import KillSwitch, RiskLimits
@@ -117,6 +121,9 @@ class LiveStrategyEngine(EngineState):
         confirm_live: required (or ``COPILOT_QUANT_CONFIRM_LIVE=yes``) with ``paper_trading=False``.
         max_disconnect_s / max_stale_data_s: liveness thresholds; beyond them trading halts with an alert.
         kill_switch_file: if this file appears, the kill switch is engaged (its text is the reason).
+        roll_days, auto_roll: a continuous future (``"MES"``) trades its front contract until ``roll_days``
+            weekdays before its last trade date; ``auto_roll`` moves the positions into the next contract at
+            each roll — as in a backtest (see :mod:`copilot_quant.live.continuous`).
 
     ``with LiveStrategyEngine(...) as engine:`` connects on entry (``NotConnectedError`` if it cannot), as
     the adapters do, and stops and disconnects on exit.
@@ -147,8 +154,12 @@ class LiveStrategyEngine(EngineState):
         max_disconnect_s: float | None = 30.0,
         max_stale_data_s: float | None = 300.0,
         kill_switch_file: str | Path | None = None,
+        roll_days: int = 5,
+        auto_roll: bool = False,
     ) -> None:
         check_live_confirmed(paper_trading, confirm_live)
+        self.roll_days = check_roll_days(roll_days)
+        self.auto_roll = bool(auto_roll)
         options = EngineOptions.checked(
             update_interval=update_interval,
             outside_hours=outside_hours,
@@ -181,6 +192,8 @@ class LiveStrategyEngine(EngineState):
         self._owns_journal = False
         self._slots: list[StrategySlot] = []
         self.symbols: list[str] = []
+        #: What the engine streams and subscribes: the symbols, a continuous future's contracts in its place.
+        self._data_symbols: list[str] = []
         self.data_interval = "1d"
         self._state_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -309,7 +322,10 @@ class LiveStrategyEngine(EngineState):
         names = [s.strip().upper() for s in symbols]
         if not names:
             raise ConfigError("start() needs at least one symbol, e.g. start(['AAPL'])")
-        if not check_symbols(self.data_feed, names, self._errors) or not self._open_journal():
+        continuous = self._continuous(names, lookback_days)
+        data_names = [n for n in names if continuous is None or n not in continuous[0].roots]
+        data_names += continuous[1] if continuous is not None else []
+        if not check_symbols(self.data_feed, data_names, self._errors) or not self._open_journal():
             return False
         for slot in self._slots:
             slot.reset()
@@ -325,7 +341,7 @@ class LiveStrategyEngine(EngineState):
         except (BrokerError, TimeoutError, ConnectionError):
             return False  # the reconciler recorded why: not trading
         self._open_books()
-        if not self._begin_streams(names, lookback_days, data_interval):
+        if not self._begin_streams(names, data_names, lookback_days, data_interval, continuous):
             return False
         self._stop.clear()
         self._wake.clear()
@@ -352,17 +368,35 @@ class LiveStrategyEngine(EngineState):
         if lines:
             self._events.emit("holdings", "; ".join(lines))
 
-    def _begin_streams(self, names: list[str], lookback_days: int, data_interval: str) -> bool:
+    def _continuous(self, names: list[str], lookback_days: int) -> tuple[ContinuousSymbols, list[str]] | None:
+        """The run's continuous futures and the contracts to stream for them (the lookback's and the next),
+        by the broker's date; None when the run has none."""
+        today = self.data_feed.server_time().tz_convert(SESSION_TZ).date()
+        continuous = ContinuousSymbols(InstrumentRegistry(reference=today), names, self.roll_days)
+        if not continuous:
+            return None
+        first = today - timedelta(days=max(1, int(lookback_days)))
+        return continuous, continuous.contracts(first, today, alive_on=today)
+
+    def _begin_streams(
+        self,
+        names: list[str],
+        data_names: list[str],
+        lookback_days: int,
+        data_interval: str,
+        continuous: tuple[ContinuousSymbols, list[str]] | None = None,
+    ) -> bool:
         """Stream bars, subscribe quotes, initialize the strategies and start the bar clock."""
-        streamed = self.data_feed.stream_bars(names, data_interval, lookback_days)
+        streamed = self.data_feed.stream_bars(data_names, data_interval, lookback_days)
         missing = [s for s, ok in streamed.items() if not ok]
         if missing:
             self._record_error(f"could not load data for {', '.join(missing)}", "data")
             self.data_feed.stop_bar_streams()
             return False
-        self.data_feed.subscribe(names)
-        self.symbols, self.data_interval = names, data_interval
-        self.router.symbols = frozenset(names)
+        self.data_feed.subscribe(data_names)
+        self.symbols, self._data_symbols, self.data_interval = names, list(data_names), data_interval
+        self.router.symbols = frozenset(names) | frozenset(data_names)
+        spliced = self._rolls(continuous, data_interval, lookback_days)
         sleeve = self._sleeves
 
         def bind(slot: StrategySlot) -> None:
@@ -374,15 +408,44 @@ class LiveStrategyEngine(EngineState):
                     tuple(names),
                     sleeve=sleeve,
                     modify=self._strategy_modify,
+                    continuous=continuous[0] if continuous is not None else None,
                 )
             )
 
         if not start_strategies(self._slots, bind, self._errors):
             self.data_feed.stop_bar_streams()
-            self.data_feed.unsubscribe(names)
+            self.data_feed.unsubscribe(data_names)
             return False
-        self.clock.start(names)
+        self.clock.start(names, spliced)
         return True
+
+    def _rolls(
+        self, continuous: tuple[ContinuousSymbols, list[str]] | None, interval: str, lookback_days: int
+    ) -> SplicedBars | None:
+        """The worker's continuous-futures part (None without continuous futures) and the clock's bars."""
+        if continuous is None:
+            self.worker.continuous = None
+            return None
+        symbols, contracts = continuous
+        spliced = SplicedBars(self.data_feed, symbols, contracts)
+
+        def stream(contract: str) -> bool:
+            ok = self.data_feed.stream_bars([contract], interval, lookback_days).get(contract, False)
+            if not ok:
+                self._record_error(f"could not stream {contract}, the contract after the roll", "data")
+                return False
+            self.data_feed.subscribe([contract])
+            self._data_symbols.append(contract)
+            self.router.symbols = self.router.symbols | {contract}
+            return True
+
+        def record(name: str, exc: Exception, where: str) -> None:
+            self._errors.strategy_failed(name, exc, f"{type(exc).__name__}: {exc}", where)
+
+        self.worker.continuous = LiveRolls(
+            symbols, spliced, auto_roll=self.auto_roll, stream=stream, record=record
+        )
+        return spliced
 
     def stop(self) -> None:
         """Stop the worker promptly, then unsubscribe and call ``on_stop``/``finalize`` once. Idempotent."""
@@ -413,7 +476,7 @@ class LiveStrategyEngine(EngineState):
                 self._drain_fills()  # the closing fills reach the books and on_fill before on_stop
             left = leave_orders(self.broker, self.cancel_on_stop)
             try:
-                self.data_feed.unsubscribe(self.symbols)
+                self.data_feed.unsubscribe(self._data_symbols)
                 self.data_feed.stop_bar_streams()
             except (BrokerError, TimeoutError, ConnectionError) as exc:
                 log.warning("unsubscribing failed: %s", exc)

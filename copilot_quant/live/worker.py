@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
+from copilot_quant.backtest.rolls import Roll
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.reconnect import ConnectionState
@@ -24,6 +25,7 @@ from copilot_quant.errors import CopilotQuantError, JournalError
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.checkpoints import Checkpointer
+from copilot_quant.live.continuous import LiveRolls
 from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.order_router import OrderRouter
@@ -83,6 +85,8 @@ class Worker:
         self._on_journal_failure = on_journal_failure
         self._finish = finish
         self._checkpointer = checkpointer
+        #: The run's continuous futures (routing, rolls), set by the engine's start; None without any.
+        self.continuous: LiveRolls | None = None
         #: Bars delivered to the strategies so far.
         self.bars_processed = 0
         self.timer_fired = False
@@ -183,7 +187,9 @@ class Worker:
                 window = data
             else:
                 window = data.iloc[: int(positions.searchsorted(stamp_ns, side="right"))]
-            self._account.marks.set(window, self._clock.symbols)
+            continuous = self.continuous
+            beside = continuous.bars.closes(int(stamp_ns)) if continuous is not None else None
+            self._account.marks.set(window, self._clock.symbols, beside)
             self._deliver(stamp, window)
             self._clock.last_bar = stamp
             self._fills.drain()
@@ -194,13 +200,25 @@ class Worker:
         """Every strategy decides on the bar, in the order they were added; then their orders are routed
         together (one journal sync for all of them), as a backtest fills them all at the same next price."""
         self.bars_processed += 1
+        continuous = self.continuous
+        rolls = continuous.rolls_at(self._clock.last_bar, stamp) if continuous is not None else []
         orders: list[tuple[StrategySlot, Order]] = []
         for slot in self._slots():
-            for order in self._decide(slot, stamp, window):
+            decided = self._rolled(slot, rolls) if continuous is not None and rolls else []
+            decided += self._decide(slot, stamp, window)
+            for order in decided:
+                if continuous is not None:
+                    continuous.symbols.route(order, stamp.value)
                 slot.add(order)
                 orders.append((slot, order))
         if orders:
             self._router.submit_all(orders)
+
+    def _rolled(self, slot: StrategySlot, rolls: list[Roll]) -> list[Order]:
+        """The automatic roll's orders for ``slot`` (from its own positions), after its ``on_roll`` calls."""
+        assert self.continuous is not None
+        held = {symbol: p.quantity for symbol, p in slot.book.positions().items()}
+        return self.continuous.on_rolls(slot.name, slot.strategy, held, rolls)
 
     def _decide(self, slot: StrategySlot, stamp: pd.Timestamp, window: pd.DataFrame) -> list[Order]:
         """``slot``'s strategy's orders for the bar (none if it failed or returned something else)."""

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pytest
 from copilot_quant.backtest.orders import Order
+from copilot_quant.backtest.rolls import Roll
 from copilot_quant.examples.fut_fx import FuturesTrend, FxBreakout
 from copilot_quant.parity import run_parity
 
@@ -110,3 +111,48 @@ def test_a_forex_strategy_sees_cash_in_every_currency_as_the_backtest() -> None:
     held = [b for b in backtest if b[1]]
     assert held  # while EUR is held, cash counts it: cash is the equity
     assert all(b[2] == pytest.approx(b[3]) for b in held)
+
+
+class _Rolling(FuturesTrend):
+    """FuturesTrend recording its rolls and position('MES') per bar (both runs, backtest first)."""
+
+    seen: ClassVar[list[tuple[Any, ...]]] = []
+
+    def on_roll(self, roll: Roll) -> None:
+        _Rolling.seen.append(
+            ("roll", roll.timestamp, roll.old, roll.new, [(o.symbol, o.side.value) for o in roll.orders])
+        )
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        _Rolling.seen.append(("bar", timestamp, self.position("MES"), round(self.equity, 6)))
+        return super().on_data(timestamp, data)
+
+
+def test_mes_with_auto_roll_has_parity_across_a_quarterly_roll() -> None:
+    _Rolling.seen = []
+    report = run_parity(
+        _Rolling,
+        ["MES"],
+        "2026-07-15",
+        "2026-10-15",  # MESU6 rolls into MESZ6 five weekdays before its last trade date, 2026-09-18
+        data="synthetic",
+        strategy_kwargs={"contracts": 2, "fast_period": 3, "slow_period": 10},
+        auto_roll=True,
+    )
+    assert report.ok, report.diffs.to_string()
+    assert report.weakness() is None
+    fills = report.backtest.fills
+    # orders for MES traded the contract of the day, before and after the roll
+    assert {row[1] for row in fills} == {"MESU6", "MESZ6"}
+    backtest, live = _halves(_Rolling.seen)
+    assert backtest == live  # the same rolls at the same bar, the same position('MES') and equity each bar
+    rolls = [event for event in backtest if event[0] == "roll"]
+    assert len(rolls) == 1
+    _, when, old, new, orders = rolls[0]
+    assert (old, new) == ("MESU6", "MESZ6")
+    assert orders == [("MESU6", "sell"), ("MESZ6", "buy")]  # held 2 MESU6: the automatic roll's pair
+    # the pair filled together at the next bar's open; position('MES') never moved across it
+    pair = [row for row in fills if row[0] > pd.Timestamp(when)][:2]
+    assert {(row[1], row[2]) for row in pair} == {("MESU6", "sell"), ("MESZ6", "buy")}
+    after = [e for e in backtest if e[0] == "bar" and e[1] >= when][:3]
+    assert all(e[2] == 2 for e in after)

@@ -1,0 +1,282 @@
+"""Continuous futures live, as in a backtest (:mod:`copilot_quant.backtest.rolls`): a strategy run on ``"MES"``.
+
+IB trades only real contracts, so the engine does what the backtest does, by the same rule
+(``registry.contract_on(root, day, roll_days=N)``, days in New York of the bar stamps):
+
+* **Bars**: the strategy's ``MES`` column is the contract of each bar's day — the bars of ``MESZ6`` until
+  its roll, then ``MESH7``'s — spliced from the contracts' own bar streams (:class:`SplicedBars`), which is
+  how the data sources build a continuous series (unadjusted), so a backtest on ``MES`` sees the same bars.
+  The engine streams the contracts of the lookback's days and the next one; at each roll it starts the
+  stream of the contract after the new one.
+* **Orders** for ``MES`` are routed to the contract of the bar they were decided on: ``order.symbol``
+  becomes ``"MESZ6"`` (journaled, sent, filled and held under it), ``order.routed_from`` keeps ``"MES"``.
+* **Positions** are per contract; ``self.position("MES")`` is the sum over the root's contracts.
+* **Rolls**: at the first bar of a day that trades a new contract, the strategy's ``on_roll(roll)`` is
+  called before its ``on_data``; with ``auto_roll=True`` the engine first sends, for each contract of the
+  root the strategy holds, a market order closing it and one opening the same quantity in the new contract.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from copilot_quant.backtest.market import SESSION_TZ
+from copilot_quant.backtest.rolls import Roll, check_roll_days
+from copilot_quant.brokers.ib_mapping import empty_bars
+from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
+from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
+from copilot_quant.model.orders import Order, OrderSide
+
+__all__ = ["ContinuousSymbols", "LiveRolls", "SplicedBars"]
+
+log = logging.getLogger(__name__)
+
+
+def _day(stamp_ns: int) -> date:
+    return pd.Timestamp(int(stamp_ns), tz="UTC").tz_convert(SESSION_TZ).date()
+
+
+class ContinuousSymbols:
+    """The run's continuous futures: the contract of each day, routing, rolls and position sums."""
+
+    __slots__ = ("_by_day", "_registry", "roll_days", "roots")
+
+    def __init__(self, registry: InstrumentRegistry, symbols: Sequence[str], roll_days: int = 5) -> None:
+        self.roll_days = check_roll_days(roll_days)
+        self._registry = registry
+        #: continuous symbol -> its instrument
+        self.roots: dict[str, Instrument] = {}
+        for symbol in symbols:
+            inst = registry.resolve(symbol)
+            if inst.kind is AssetClass.FUTURE and inst.continuous:
+                self.roots[symbol] = inst
+        self._by_day: dict[tuple[str, date], str] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.roots)
+
+    def contract_on(self, symbol: str, day: date) -> str:
+        """The contract ``symbol`` trades on ``day``."""
+        root = self.roots[symbol].root
+        key = (root, day)
+        found = self._by_day.get(key)
+        if found is None:
+            found = self._by_day[key] = self._registry.contract_on(root, day, roll_days=self.roll_days).symbol
+        return found
+
+    def contract_at(self, symbol: str, stamp_ns: int) -> str:
+        """The contract ``symbol`` trades at the bar stamped ``stamp_ns``."""
+        return self.contract_on(symbol, _day(stamp_ns))
+
+    def next_contract(self, contract: str) -> str:
+        """The contract listed after ``contract`` (the one a roll out of it moves into)."""
+        inst = self._registry.resolve(contract)
+        assert inst.expiry is not None  # a contract, not a continuous symbol
+        return self._registry.contracts_after(inst.root, inst.expiry, 2)[-1].symbol
+
+    def contracts(self, first: date, last: date, *, alive_on: date | None = None) -> list[str]:
+        """Every contract some day of ``[first, last]`` trades, and the next one of each root; with
+        ``alive_on``, only those not expired on that day (IB lists an expired one only with
+        ``includeExpired``, so a live lookback reaching before the last roll starts the continuous bars at
+        the current contract's)."""
+        out: dict[str, None] = {}
+        for symbol in self.roots:
+            day = first
+            current = ""
+            while day <= last:
+                current = self.contract_on(symbol, day)
+                expiry = self._registry.resolve(current).expiry
+                if alive_on is None or expiry is None or expiry >= alive_on:
+                    out[current] = None
+                day = date.fromordinal(day.toordinal() + 1)
+            if current:
+                out[self.next_contract(current)] = None
+        return list(out)
+
+    def route(self, order: Order, stamp_ns: int) -> None:
+        """Point an order for a continuous symbol at the contract of the bar (others are left alone)."""
+        if order.symbol in self.roots and not order.routed_from:
+            contract = self.contract_at(order.symbol, stamp_ns)
+            log.debug("order %s for %s trades %s", order.order_id, order.symbol, contract)
+            order.routed_from, order.symbol = order.symbol, contract
+
+    def rolls(self, previous_ns: int | None, stamp_ns: int) -> list[Roll]:
+        """The rolls between the bar stamped ``previous_ns`` and the one at ``stamp_ns``."""
+        if previous_ns is None:
+            return []
+        when = pd.Timestamp(int(stamp_ns), tz="UTC").to_pydatetime()
+        out = []
+        for symbol in self.roots:
+            old, new = self.contract_at(symbol, previous_ns), self.contract_at(symbol, stamp_ns)
+            if old != new:
+                out.append(Roll(symbol, old, new, when))
+        return out
+
+    def position(self, symbol: str, positions: Mapping[str, float]) -> float:
+        """The quantity held in all of ``symbol``'s root's contracts (``positions``: quantity by symbol)."""
+        root = self.roots[symbol].root
+        return sum(q for held, q in positions.items() if self._contract_of(held, root))
+
+    def _contract_of(self, symbol: str, root: str) -> bool:
+        try:
+            inst = self._registry.resolve(symbol)
+        except Exception:  # a symbol the registry cannot read is no contract of the root
+            return False
+        return inst.kind is AssetClass.FUTURE and not inst.continuous and inst.root == root
+
+    def roll_orders(self, roll: Roll, positions: Mapping[str, float]) -> list[Order]:
+        """Market orders moving every position in ``roll``'s root (but the new contract) into the new one,
+        as the backtest's automatic roll sends them."""
+        root = self.roots[roll.symbol].root
+        orders: list[Order] = []
+        for held, quantity in positions.items():
+            if held == roll.new or not quantity or not self._contract_of(held, root):
+                continue
+            close, open_ = (
+                (OrderSide.SELL, OrderSide.BUY) if quantity > 0 else (OrderSide.BUY, OrderSide.SELL)
+            )
+            orders.append(Order(held, abs(quantity), side=close))
+            orders.append(Order(roll.new, abs(quantity), side=open_))
+        return orders
+
+
+class SplicedBars:
+    """The bar source of the engine's clock: the data feed, with each continuous symbol's bars spliced from
+    its contracts' streams (the contract of each bar's day). Other symbols pass straight through."""
+
+    __slots__ = ("_continuous", "_contracts", "_feed")
+
+    def __init__(
+        self, feed: LiveDataFeedAdapter, continuous: ContinuousSymbols, contracts: Sequence[str]
+    ) -> None:
+        self._feed = feed
+        self._continuous = continuous
+        #: continuous symbol -> the contracts streamed for it
+        self._contracts: dict[str, list[str]] = {s: [] for s in continuous.roots}
+        for contract in contracts:
+            self.add(contract)
+
+    def add(self, contract: str) -> None:
+        """A contract now streamed (a roll's next one)."""
+        for symbol, listed in self._contracts.items():
+            if contract not in listed and self._continuous._contract_of(
+                contract, self._continuous.roots[symbol].root
+            ):
+                listed.append(contract)
+
+    @property
+    def contracts(self) -> list[str]:
+        return [c for listed in self._contracts.values() for c in listed]
+
+    def _own(self, symbol: str, contract: str, stamps: np.ndarray) -> np.ndarray:
+        """Those of ``contract``'s ``stamps`` whose day trades it."""
+        keep = [self._continuous.contract_at(symbol, int(s)) == contract for s in stamps]
+        return stamps[np.asarray(keep, dtype=bool)] if len(stamps) else stamps
+
+    def completed_stamps(self, symbol: str, now: int) -> np.ndarray:
+        listed = self._contracts.get(symbol)
+        if listed is None:
+            return self._feed.completed_stamps(symbol, now)
+        parts = [self._own(symbol, c, self._feed.completed_stamps(c, now)) for c in listed]
+        return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype="int64")
+
+    def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
+        listed = self._contracts.get(symbol)
+        if listed is None:
+            return self._feed.completed_bars(symbol, now)
+        pieces = []
+        for contract in listed:
+            bars = self._feed.completed_bars(contract, now)
+            if len(bars):
+                keep = self._own(symbol, contract, pd.DatetimeIndex(bars.index).asi8)
+                pieces.append(bars.loc[bars.index.isin(pd.DatetimeIndex(keep, tz="UTC"))])
+        if not pieces:
+            return empty_bars()
+        return pd.concat(pieces).sort_index()
+
+    def last_bar_ns(self, symbol: str) -> int | None:
+        listed = self._contracts.get(symbol)
+        if listed is None:
+            return self._feed.last_bar_ns(symbol)
+        stamps = [t for t in (self._feed.last_bar_ns(c) for c in listed) if t is not None]
+        return max(stamps, default=None)
+
+    def synced_trade_ns(self, symbols: list[str]) -> int | None:
+        # a continuous symbol is proven by its contract of the moment (an expired one trades no more)
+        names: list[str] = []
+        for symbol in symbols:
+            listed = self._contracts.get(symbol)
+            if listed is None:
+                names.append(symbol)
+                continue
+            newest = self.last_bar_ns(symbol)
+            names.append(self._continuous.contract_at(symbol, newest) if newest is not None else listed[0])
+        return self._feed.synced_trade_ns(names)
+
+    def server_time(self) -> pd.Timestamp:
+        return self._feed.server_time()
+
+    def closes(self, end_ns: int) -> dict[str, float]:
+        """Each streamed contract's latest close at or before ``end_ns`` (what positions in it are marked at)."""
+        end = pd.Timestamp(int(end_ns), tz="UTC")
+        out: dict[str, float] = {}
+        for contract in self.contracts:
+            bars = self._feed.completed_bars(contract, end)
+            if len(bars):
+                out[contract] = float(bars["Close"].iloc[-1])
+        return out
+
+
+class LiveRolls:
+    """The worker's side of continuous futures: routing, the rolls at each bar (the automatic roll's orders,
+    then ``on_roll``) and the next contract's stream."""
+
+    __slots__ = ("_record", "_stream", "auto_roll", "bars", "symbols")
+
+    def __init__(
+        self,
+        symbols: ContinuousSymbols,
+        bars: SplicedBars,
+        *,
+        auto_roll: bool,
+        stream: Callable[[str], bool],
+        record: Callable[[str, Exception, str], None],
+    ) -> None:
+        self.symbols = symbols
+        self.bars = bars
+        self.auto_roll = auto_roll
+        self._stream = stream
+        self._record = record
+
+    def rolls_at(self, previous: pd.Timestamp | None, stamp: pd.Timestamp) -> list[Roll]:
+        rolls = self.symbols.rolls(None if previous is None else previous.value, stamp.value)
+        for roll in rolls:
+            log.info("%s rolls from %s to %s at %s", roll.symbol, roll.old, roll.new, stamp)
+            following = self.symbols.next_contract(roll.new)
+            if following not in self.bars.contracts and self._stream(following):
+                self.bars.add(following)
+        return rolls
+
+    def on_rolls(
+        self, name: str, strategy: Any, held: Mapping[str, float], rolls: Sequence[Roll]
+    ) -> list[Order]:
+        """The automatic roll's orders for one strategy (from what it holds), after telling it each roll."""
+        orders: list[Order] = []
+        for shared in rolls:
+            roll = Roll(shared.symbol, shared.old, shared.new, shared.timestamp)
+            if self.auto_roll:
+                roll.orders = self.symbols.roll_orders(roll, held)
+                for order in roll.orders:
+                    order.timestamp = roll.timestamp
+                orders.extend(roll.orders)
+            try:
+                strategy.on_roll(roll)
+            except Exception as exc:
+                self._record(name, exc, f"in on_roll at {roll.timestamp}")
+        return orders
