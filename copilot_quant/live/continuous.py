@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
-from typing import Any
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,11 @@ from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 from copilot_quant.model.orders import Order, OrderSide
 
-__all__ = ["ContinuousSymbols", "LiveRolls", "SplicedBars"]
+if TYPE_CHECKING:
+    from copilot_quant.live.events import ErrorLog
+    from copilot_quant.live.order_router import OrderRouter
+
+__all__ = ["ContinuousSymbols", "ContractStreams", "LiveRolls", "SplicedBars", "run_contracts"]
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +258,15 @@ class LiveRolls:
         self._stream = stream
         self._record = record
 
+    @classmethod
+    def for_run(
+        cls, continuous: tuple[ContinuousSymbols, list[str]], streams: ContractStreams, *, auto_roll: bool
+    ) -> LiveRolls:
+        """The run's rolls: ``continuous`` from :func:`run_contracts`, ``streams`` starting a next contract."""
+        symbols, contracts = continuous
+        bars = SplicedBars(streams.feed, symbols, contracts)
+        return cls(symbols, bars, auto_roll=auto_roll, stream=streams.start, record=streams.failed)
+
     def rolls_at(self, previous: pd.Timestamp | None, stamp: pd.Timestamp) -> list[Roll]:
         rolls = self.symbols.rolls(None if previous is None else previous.value, stamp.value)
         for roll in rolls:
@@ -280,3 +293,49 @@ class LiveRolls:
             except Exception as exc:
                 self._record(name, exc, f"in on_roll at {roll.timestamp}")
         return orders
+
+
+def run_contracts(
+    feed: LiveDataFeedAdapter, names: Sequence[str], lookback_days: int, roll_days: int
+) -> tuple[ContinuousSymbols, list[str]] | None:
+    """The run's continuous futures and the contracts to stream for them (the lookback's not yet expired, and
+    the next), by the broker's date; None when the run has none."""
+    today = feed.server_time().tz_convert(SESSION_TZ).date()
+    continuous = ContinuousSymbols(InstrumentRegistry(reference=today), names, roll_days)
+    if not continuous:
+        return None
+    first = today - timedelta(days=max(1, int(lookback_days)))
+    return continuous, continuous.contracts(first, today, alive_on=today)
+
+
+class ContractStreams:
+    """Starts the stream (bars and quotes) of a contract a roll needs next, mid-run (worker thread)."""
+
+    __slots__ = ("_errors", "_interval", "_lookback", "_router", "_streamed", "feed")
+
+    def __init__(
+        self,
+        feed: LiveDataFeedAdapter,
+        *,
+        router: OrderRouter,
+        streamed: list[str],
+        errors: ErrorLog,
+        interval: str,
+        lookback_days: int,
+    ) -> None:
+        self.feed, self._router, self._streamed, self._errors = feed, router, streamed, errors
+        self._interval, self._lookback = interval, lookback_days
+
+    def start(self, contract: str) -> bool:
+        ok = self.feed.stream_bars([contract], self._interval, self._lookback).get(contract, False)
+        if not ok:
+            self._errors.record(f"could not stream {contract}, the contract after the roll", "data")
+            return False
+        self.feed.subscribe([contract])
+        self._streamed.append(contract)  # the engine's list: unsubscribed at stop
+        self._router.symbols = self._router.symbols | {contract}
+        return True
+
+    def failed(self, name: str, exc: Exception, where: str) -> None:
+        """A strategy's ``on_roll`` raised: counted and kept like any strategy error."""
+        self._errors.strategy_failed(name, exc, f"{type(exc).__name__}: {exc}", where)

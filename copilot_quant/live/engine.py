@@ -40,13 +40,12 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from copilot_quant.backtest.books import check_capital
-from copilot_quant.backtest.market import SESSION_TZ
 from copilot_quant.backtest.rolls import check_roll_days
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.brokers.config import check_live_confirmed, live_confirmed, resolve_connection
@@ -66,7 +65,12 @@ from copilot_quant.errors import (
 )
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.live.account_view import StrategyView
-from copilot_quant.live.continuous import ContinuousSymbols, LiveRolls, SplicedBars
+from copilot_quant.live.continuous import (
+    ContinuousSymbols,
+    ContractStreams,
+    LiveRolls,
+    run_contracts,
+)
 from copilot_quant.live.engine_state import EngineState
 from copilot_quant.live.holdings import open_books
 from copilot_quant.live.on_stop import flatten_strategies, journal_stop, leave_orders, run_stop_hooks
@@ -74,7 +78,6 @@ from copilot_quant.live.startup import check_symbols, open_journal, start_strate
 from copilot_quant.live.strategy_slot import StrategySlot, claims
 from copilot_quant.live.summary import account_summary, strategy_summaries
 from copilot_quant.live.wiring import EngineHooks, EngineOptions, build_parts
-from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, continue_order_ids_after
 from copilot_quant.risk import KillSwitch, RiskLimits
@@ -322,7 +325,7 @@ class LiveStrategyEngine(EngineState):
         names = [s.strip().upper() for s in symbols]
         if not names:
             raise ConfigError("start() needs at least one symbol, e.g. start(['AAPL'])")
-        continuous = self._continuous(names, lookback_days)
+        continuous = run_contracts(self.data_feed, names, lookback_days, self.roll_days)
         data_names = [n for n in names if continuous is None or n not in continuous[0].roots]
         data_names += continuous[1] if continuous is not None else []
         if not check_symbols(self.data_feed, data_names, self._errors) or not self._open_journal():
@@ -368,16 +371,6 @@ class LiveStrategyEngine(EngineState):
         if lines:
             self._events.emit("holdings", "; ".join(lines))
 
-    def _continuous(self, names: list[str], lookback_days: int) -> tuple[ContinuousSymbols, list[str]] | None:
-        """The run's continuous futures and the contracts to stream for them (the lookback's and the next),
-        by the broker's date; None when the run has none."""
-        today = self.data_feed.server_time().tz_convert(SESSION_TZ).date()
-        continuous = ContinuousSymbols(InstrumentRegistry(reference=today), names, self.roll_days)
-        if not continuous:
-            return None
-        first = today - timedelta(days=max(1, int(lookback_days)))
-        return continuous, continuous.contracts(first, today, alive_on=today)
-
     def _begin_streams(
         self,
         names: list[str],
@@ -396,7 +389,22 @@ class LiveStrategyEngine(EngineState):
         self.data_feed.subscribe(data_names)
         self.symbols, self._data_symbols, self.data_interval = names, list(data_names), data_interval
         self.router.symbols = frozenset(names) | frozenset(data_names)
-        spliced = self._rolls(continuous, data_interval, lookback_days)
+        rolls = self.worker.continuous = (
+            None
+            if continuous is None
+            else LiveRolls.for_run(
+                continuous,
+                ContractStreams(
+                    self.data_feed,
+                    router=self.router,
+                    streamed=self._data_symbols,
+                    errors=self._errors,
+                    interval=data_interval,
+                    lookback_days=lookback_days,
+                ),
+                auto_roll=self.auto_roll,
+            )
+        )
         sleeve = self._sleeves
 
         def bind(slot: StrategySlot) -> None:
@@ -416,36 +424,8 @@ class LiveStrategyEngine(EngineState):
             self.data_feed.stop_bar_streams()
             self.data_feed.unsubscribe(data_names)
             return False
-        self.clock.start(names, spliced)
+        self.clock.start(names, rolls.bars if rolls is not None else None)
         return True
-
-    def _rolls(
-        self, continuous: tuple[ContinuousSymbols, list[str]] | None, interval: str, lookback_days: int
-    ) -> SplicedBars | None:
-        """The worker's continuous-futures part (None without continuous futures) and the clock's bars."""
-        if continuous is None:
-            self.worker.continuous = None
-            return None
-        symbols, contracts = continuous
-        spliced = SplicedBars(self.data_feed, symbols, contracts)
-
-        def stream(contract: str) -> bool:
-            ok = self.data_feed.stream_bars([contract], interval, lookback_days).get(contract, False)
-            if not ok:
-                self._record_error(f"could not stream {contract}, the contract after the roll", "data")
-                return False
-            self.data_feed.subscribe([contract])
-            self._data_symbols.append(contract)
-            self.router.symbols = self.router.symbols | {contract}
-            return True
-
-        def record(name: str, exc: Exception, where: str) -> None:
-            self._errors.strategy_failed(name, exc, f"{type(exc).__name__}: {exc}", where)
-
-        self.worker.continuous = LiveRolls(
-            symbols, spliced, auto_roll=self.auto_roll, stream=stream, record=record
-        )
-        return spliced
 
     def stop(self) -> None:
         """Stop the worker promptly, then unsubscribe and call ``on_stop``/``finalize`` once. Idempotent."""
