@@ -61,7 +61,7 @@ from rich.markup import escape
 from copilot_quant.brokers.config import check_live_confirmed
 from copilot_quant.brokers.ib_mapping import check_interval
 from copilot_quant.cli import console as console_cli
-from copilot_quant.cli import logs
+from copilot_quant.cli import logs, options
 from copilot_quant.cli.exit_codes import RUNTIME_FAILURE, SUCCESS, USAGE_ERROR, code_for
 from copilot_quant.cli.reporting import error_console, print_error
 from copilot_quant.cli.strategy_set import (
@@ -436,6 +436,8 @@ def register(app: typer.Typer) -> None:
             help="On stop (Ctrl-C, --duration): cancel the strategy's working orders and close its own "
             "positions at market. Without it they stay at IB.",
         ),
+        roll_days: int = options.roll_days_option(),
+        auto_roll: bool = options.auto_roll_option(),
         params: list[str] = param_option(),
         web_port: int | None = typer.Option(
             None, "--console", help="Serve the operations console (with controls) on this port of 127.0.0.1."
@@ -487,6 +489,8 @@ def register(app: typer.Typer) -> None:
                 confirm_live=confirm_live,
                 kill_switch_file=kill_switch_file,
                 flatten_on_stop=flatten_on_stop,
+                roll_days=roll_days,
+                auto_roll=auto_roll,
             )
             for entry in entries:
                 engine.add_strategy(entry.instance, capital=entry.capital)

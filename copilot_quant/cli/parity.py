@@ -187,6 +187,8 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     slippage: float = options.slippage_option(),
     spread: str = options.spread_option(),
     volume_limit: float | None = options.volume_limit_option(),
+    roll_days: int = options.roll_days_option(),
+    auto_roll: bool = options.auto_roll_option(),
     params: list[str] = param_option(),
 ) -> None:
     """Backtest a strategy, run it live against the simulated gateway on the same bars, and compare (the
@@ -212,6 +214,8 @@ def parity_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             "slippage": slippage,
             "volume_limit": volume_limit,
             "spread": quoted,
+            "roll_days": roll_days,
+            "auto_roll": auto_roll,
         }
         with console.status("Backtest, then the live run against the simulated gateway ..."):
             report: ParityReport | AccountParityReport = _run(entries, names, start, end, settings)
