@@ -42,3 +42,26 @@ def test_a_futures_strategy_has_parity() -> None:
     # the equity moved by P&L x 5, not by the notional of 2 contracts near 2,000
     assert abs(report.backtest.final_equity - 100_000) < 5_000
     assert report.live.final_equity == pytest.approx(report.backtest.final_equity)
+
+
+def test_a_forex_strategy_has_parity() -> None:
+    """EUR.USD: bars with no trades (complete once IB's clock is past their close), the half-pip grid,
+    IB's 2 USD minimum, and cash in two currencies valued in USD alike on both sides."""
+    report = run_parity(
+        Flip,
+        ["EUR.USD"],
+        "2026-09-01",
+        "2026-10-30",
+        strategy_kwargs={"symbol": "EUR.USD", "quantity": 20_000},
+        data="synthetic",
+        slippage=0.0,
+    )
+    assert report.diffs.empty, report.diffs
+    fills = report.live.fills
+    assert len(fills) >= 10
+    prices = [price for *_, price, _ in fills]
+    assert any(round(p, 2) != p for p in prices)  # half-pip prices, not cents
+    assert all(abs(p / 0.00005 - round(p / 0.00005)) < 1e-6 for p in prices)
+    assert all(commission == pytest.approx(2.0) for *_, commission in fills)
+    # the run ends long 20,000 EUR: cash counts both currencies in USD on both sides
+    assert report.live.final_cash == pytest.approx(report.backtest.final_cash)
