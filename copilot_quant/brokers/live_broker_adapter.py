@@ -497,6 +497,8 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         ib_order.parentId = parent_ib_id
         ib_order.transmit = transmit
         trade: Trade = ib.placeOrder(contract, ib_order)
+        # The message is on the wire: a later modification of this order (same id) must transmit at once.
+        trade.order.transmit = True
         displaced = self.tracker.bind(record, trade.order.orderId, trade.order)
         if displaced is not None:
             self._events.mark_lost(
