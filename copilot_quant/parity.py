@@ -73,6 +73,7 @@ from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+from copilot_quant.live.bar_clock import BAR_SETTLE_NS
 from copilot_quant.live.continuous import ContinuousSymbols
 from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 from copilot_quant.model.spread import SpreadModel, grid_frame, spread_model, with_spread
@@ -102,6 +103,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Seconds the replay's clock passes after each bar: the live engine's settle margin for quote-only bars.
+_SETTLE_SECONDS = BAR_SETTLE_NS / 1e9 + 1.0
 
 _PRICE_TOL = 1e-6
 _LIVE_CLIENT_ID = 7
@@ -141,7 +145,8 @@ def _bar_frames(
         frame = slice_range(frame, lo, hi)
         if frame.empty:
             raise DataError(f"no {interval} bars for {symbol} between {start} and {end}; widen the range")
-        # on the tick grid, as the gateway prints them: both runs then walk the same prices
+        # on the tick grid, as the gateway prints them: both runs then walk the same prices (a future's or
+        # a pair's own tick, the stocks' cent grid otherwise)
         frames[symbol] = _on_tick_grid(
             symbol, frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
         )
@@ -359,9 +364,6 @@ def _live_run(
         )
         # Orders rest until the next bar; never block the worker waiting for them to fill.
         engine.broker.ack_timeout = 0.0
-        # The replay sends each bar whole at its step and then pauses: no later rewrite of it can come, so a
-        # bar the clock closed is final (a forex pair has no trade ticks to prove it otherwise).
-        engine.clock.settle_ns = 0
         for spec, watch in zip(specs, watches, strict=True):
             engine.add_strategy(_build(spec, watch, skip_first=False), capital=spec.capital)
         try:
@@ -398,8 +400,13 @@ def _live_run(
             def gateway_fills() -> int:
                 return int(gateway.call(lambda: len(broker.executions(_LIVE_CLIENT_ID))))
 
+            # a pair's bars have no trades: the live engine takes one as final once IB's clock is past its
+            # close by its settle margin, so with pairs time passes after each close, as at IB (only then:
+            # an immediate fill would otherwise be stamped after the close it happened at)
+            quotes_only = any(InstrumentRegistry().resolve(s).kind is AssetClass.FOREX for s in frames)
+            settle = _SETTLE_SECONDS if quotes_only else 0.0
             for stamp in stamps[1:]:
-                gateway.clock.step()
+                gateway.clock.step(then_idle=settle)
 
                 def processed(s: pd.Timestamp = stamp) -> bool:
                     last = engine._last_bar
@@ -435,7 +442,7 @@ def _live_run(
             summary.orders = [_order_row(r.order) for r in records]
             summary.outcomes = [OrderOutcome.of(r.order) for r in records]
             summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
-            # every currency's balance in the base currency, as the backtest's cash curve counts it
+            # every currency's balance in USD (forex trades hold EUR too), as the backtest's cash curve
             summary.final_cash = float(gateway.call(lambda: broker.account.total_cash_value))
             summary.errors = [str(e["error"]) for e in list(engine.errors)]
             summary.bars_given, summary.strategy_errors = _merged(watches)

@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ib_async import Contract, RequestError
 
-from copilot_quant.brokers.ib_contracts import ib_contract_for, traded_instrument
+from copilot_quant.brokers.ib_contracts import broker_today, ib_contract_for, traded_instrument
 from copilot_quant.brokers.tick_rules import PriceRule, rule_for_min_tick
 from copilot_quant.errors import BrokerError, ConfigError
 from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
@@ -48,7 +47,7 @@ class ContractBook:
     async def contract(self, symbol: str) -> Contract:
         """The qualified contract an order for ``symbol`` trades (``AAPL`` on SMART, ``MESZ6`` or the
         contract of the day of ``MES``, ``EUR.USD`` on IDEALPRO); :class:`BrokerError` if IB knows none."""
-        today = datetime.now(_NEW_YORK).date()
+        today = await broker_today(self._conn.ib, symbol)
         registry = self._registry or InstrumentRegistry(reference=today)
         try:
             inst = traded_instrument(symbol, registry, today)

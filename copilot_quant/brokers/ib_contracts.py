@@ -18,8 +18,10 @@ multiplier folded in; :func:`unit_avg_cost` divides it out, so a position's aver
 
 from __future__ import annotations
 
-from datetime import date
+import asyncio
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ib_async import Contract, Forex, Future, Stock
 
@@ -29,6 +31,7 @@ from copilot_quant.model.instruments import MONTH_CODES, AssetClass, Instrument,
 __all__ = [
     "TRADED_SEC_TYPES",
     "bar_kind",
+    "broker_today",
     "calendar_of",
     "ib_contract_for",
     "instrument_key",
@@ -36,8 +39,28 @@ __all__ = [
     "unit_avg_cost",
 ]
 
+_NEW_YORK = ZoneInfo("America/New_York")
+
 #: The secTypes the live adapters trade and read positions of.
 TRADED_SEC_TYPES = frozenset({"STK", "FUT", "CASH"})
+
+
+async def broker_today(ib: Any, symbol: str) -> date:
+    """The exchange date an order for ``symbol`` is placed on: by IB's clock (``reqCurrentTime``; the
+    replay's date at the simulated gateway) when ``symbol`` is a continuous future whose contract of the
+    day depends on it, else (or when IB does not answer) today in New York."""
+    today = datetime.now(_NEW_YORK).date()
+    try:
+        inst = InstrumentRegistry(reference=today).resolve(symbol)
+    except ConfigError:
+        return today
+    if not (inst.kind is AssetClass.FUTURE and inst.continuous):
+        return today
+    try:
+        now = await asyncio.wait_for(ib.reqCurrentTimeAsync(), 2.0)
+    except (TimeoutError, ConnectionError, OSError):
+        return today
+    return now.astimezone(_NEW_YORK).date()
 
 
 def traded_instrument(symbol: str, registry: InstrumentRegistry, today: date) -> Instrument:

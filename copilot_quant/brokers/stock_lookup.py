@@ -9,13 +9,12 @@ empty answer is an :class:`~copilot_quant.errors.UnknownSymbolError`, other IB e
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from ib_async import Contract, RequestError
 
-from copilot_quant.brokers.ib_contracts import ib_contract_for, traded_instrument
+from copilot_quant.brokers.ib_contracts import broker_today, ib_contract_for, traded_instrument
 from copilot_quant.errors import ConfigError, DataError, UnknownSymbolError
 from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 
@@ -53,7 +52,7 @@ class StockLookup:
 
     async def contract(self, symbol: str) -> Contract:
         """The qualified contract of ``symbol`` (looked up once per contract, then cached)."""
-        today = datetime.now(_NEW_YORK).date()
+        today = await broker_today(self._conn.ib, symbol)
         try:
             inst = traded_instrument(symbol, InstrumentRegistry(reference=today), today)
         except ConfigError as exc:

@@ -361,6 +361,13 @@ class MarketReplay:
                 bar_listener(bar)
         return bars
 
+    def pass_time(self, span: pd.Timedelta) -> pd.Timestamp:
+        """Move ``now`` on by ``span`` with nothing trading, stopping short of the next bar's end (a
+        paused replay where time passes after a close); returns the new ``now``."""
+        target = self.now + span
+        self._now = min(target, self.next_bar_end() - pd.Timedelta(1, "ns"))
+        return self._now
+
     # -- driven from outside (the wall-clock market) --------------------------------------------------
     def trade(self, symbol: str, time: pd.Timestamp, price: float, size: float) -> None:
         """One trade of ``symbol`` at ``time``: update its quote and tell the tick listeners."""

@@ -53,7 +53,6 @@ class BarClock:
         "last_bar",
         "recheck_at",
         "server_ns",
-        "settle_ns",
         "symbols",
     )
 
@@ -70,10 +69,6 @@ class BarClock:
         self._traded_ns: int | None = None  # the newest trade every bar stream has caught up with
         #: Monotonic time of a pending settle re-check (see :meth:`completed`), or None.
         self.recheck_at: float | None = None
-        #: How long past its close a bar proven closed only by the clock waits (see :data:`BAR_SETTLE_NS`).
-        #: A replay that sends each bar whole and then pauses (the parity harness) has nothing to wait for:
-        #: 0 there. It matters for symbols without trade ticks (forex pairs), whose bars only the clock closes.
-        self.settle_ns = BAR_SETTLE_NS
 
     def start(self, symbols: list[str], source: BarSource | None = None) -> None:
         """Begin a run on ``symbols``: only bars completed from now on are new (history is context).
@@ -96,7 +91,7 @@ class BarClock:
         new = self.new_bar_stamps(cutoff)
         if cutoff < now and len(self.new_bar_stamps(now)) > len(new):
             # Closed by the clock, not yet settled: ask again once IB's last update must have come.
-            self.recheck_at = time.monotonic() + self.settle_ns / 1e9
+            self.recheck_at = time.monotonic() + BAR_SETTLE_NS / 1e9
         return new
 
     def new_bar_stamps(self, now: int) -> np.ndarray:
@@ -168,7 +163,7 @@ class BarClock:
         traded = -1 if self._traded_ns is None else self._traded_ns
         if traded >= now or self._asked_ns is None:
             return now
-        return max(traded, self._asked_ns - self.settle_ns)
+        return max(traded, self._asked_ns - BAR_SETTLE_NS)
 
     @property
     def server_now(self) -> pd.Timestamp | None:

@@ -107,3 +107,16 @@ def test_the_wall_clock_market_trades_futures_on_their_tick_grid() -> None:
         ticker.updateEvent += lambda t: prices.append(t.last)
         assert wait_until(ib, lambda: len({p for p in prices if math.isfinite(p)}) >= 2, timeout=10)
         assert all(_on_grid(p, 0.25) for p in prices if math.isfinite(p))
+
+
+def test_time_passes_after_a_step_but_never_reaches_the_next_bar() -> None:
+    import pandas as pd
+
+    with running_gateway(data=FutFxFeed(), symbols=["MESZ6"], start=START) as gw:
+        [bar] = gw.clock.step(then_idle=7)
+        assert gw.core.now == bar.end + pd.Timedelta(seconds=7)
+        following = gw.core.market.next_bar_end()
+        gw.clock.step(0, then_idle=10 * 86_400)
+        assert bar.end < gw.core.now < following
+        [after] = {b.end for b in gw.clock.step()}
+        assert after == following  # the next step delivers the next bar as before

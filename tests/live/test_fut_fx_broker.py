@@ -101,3 +101,19 @@ def test_a_limit_off_the_futures_tick_is_put_on_it(broker: LiveBrokerAdapter) ->
     order = Order("MESZ6", 1, "limit", "buy", limit_price=100.1, time_in_force="gtc")
     assert broker.execute_order(order, 5000.0, NOW) is None
     assert order.status is OrderStatus.SUBMITTED  # rounded to 100.00 (IB would refuse 100.10 with 110)
+
+
+def test_a_continuous_future_trades_the_contract_of_the_brokers_day() -> None:
+    # IB's clock (the replay's) says 2 September 2026: MES is the September contract, whatever today is
+    with running_gateway(data=FutFxFeed(), start="2026-09-02 17:00") as gw:
+        b = LiveBrokerAdapter(paper_trading=True, port=gw.port, client_id=52, fill_timeout=10, ack_timeout=1)
+        assert b.connect(timeout=5)
+        try:
+            order = Order("MES", 1, "market", "buy")
+            with Stepper(gw):
+                assert b.execute_order(order, 2000.0, NOW) is not None
+            assert (order.symbol, order.routed_from) == ("MESU6", "MES")  # routed, as in a backtest
+            assert b.await_positions(5)
+            assert set(b.get_positions()) == {"MESU6"}
+        finally:
+            b.disconnect()
