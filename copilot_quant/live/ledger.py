@@ -69,6 +69,7 @@ class AccountLedger:
         self.rates: dict[str, float] = {}
         self.positions: dict[str, Position] = {p.symbol: p.snapshot() for p in positions if not p.is_flat}
         for symbol, position in self.positions.items():
+            position.multiplier = self.terms(symbol).multiplier  # realized P&L in money, as booked below
             self._open_pair(symbol, position)
 
     def _open_pair(self, symbol: str, position: Position) -> None:
@@ -113,19 +114,20 @@ class AccountLedger:
 
     def apply(self, fill: Fill) -> None:
         symbol = fill.symbol
+        terms = self.terms(symbol)
         position = self.positions.get(symbol)
         if position is None:
-            position = self.positions[symbol] = Position(symbol)
+            position = self.positions[symbol] = Position(symbol, multiplier=terms.multiplier)
         realized = position.update_from_fill(fill)
-        self._book(self.terms(symbol), fill.signed_quantity, fill.fill_price, realized)
+        self._book(terms, fill.signed_quantity, fill.fill_price, realized)
         self.cash -= fill.commission  # IB charges commissions in the base currency
         if position.is_flat:
             del self.positions[symbol]
 
     def _book(self, terms: _Terms, signed: float, price: float, realized: float) -> None:
-        """The cash a trade of ``signed`` at ``price`` moves (``realized``: the P&L it closed, per unit)."""
+        """The cash a trade of ``signed`` at ``price`` moves (``realized``: the P&L it closed, in money)."""
         if terms.kind is AssetClass.FUTURE:
-            self._credit(terms.quote, realized * terms.multiplier)
+            self._credit(terms.quote, realized)
         elif terms.kind is AssetClass.FOREX:
             self._observe(terms, price)
             self._credit(terms.base, signed)
@@ -136,10 +138,10 @@ class AccountLedger:
     def correct(self, symbol: str, sign: float, old: tuple[float, float], new: tuple[float, float]) -> None:
         """IB corrected an execution: ``old`` ``(quantity, price)`` is replaced by ``new`` (``sign``: +1 for a
         buy order, -1 for a sell). The commission stays as first booked (IB reports the new one apart)."""
+        terms = self.terms(symbol)
         position = self.positions.get(symbol)
         if position is None:
-            position = self.positions[symbol] = Position(symbol)
-        terms = self.terms(symbol)
+            position = self.positions[symbol] = Position(symbol, multiplier=terms.multiplier)
         for quantity, price, direction in ((old[0], old[1], -sign), (new[0], new[1], sign)):
             if quantity:
                 realized = position.apply(direction * quantity, price)

@@ -15,6 +15,10 @@ What the book's numbers mean (the same in backtest and live):
 * ``cash`` = ``capital + cash_flow``; ``equity`` = ``cash + market value`` of its positions at their marks.
 * ``pnl`` = ``equity - capital`` = realized + unrealized - commissions.
 
+A futures contract (``MESZ6``) is booked as the account books it: its fills move no notional, only the P&L
+they realize times the contract's multiplier (and the commission), and an open position is worth its
+unrealized P&L times the multiplier; realized and unrealized P&L are in money, not points.
+
 With one strategy and ``capital`` = the account's starting cash, ``cash`` and ``equity`` are the
 account's. With several, the books' quantities add up to the account's position per symbol and their
 ``cash``/``equity`` add up to the account's (when the capitals add up to its starting cash). The sleeve
@@ -29,6 +33,7 @@ import math
 from collections.abc import Iterable, Mapping
 
 from copilot_quant.errors import ConfigError
+from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 from copilot_quant.model.orders import Fill, Position
 
 __all__ = ["StrategyBook", "net_quantities"]
@@ -37,7 +42,7 @@ __all__ = ["StrategyBook", "net_quantities"]
 class StrategyBook:
     """The positions, P&L and cash flow of one strategy's fills; see the module docstring."""
 
-    __slots__ = ("_positions", "capital", "cash_flow", "commissions", "fill_count", "name")
+    __slots__ = ("_multipliers", "_positions", "capital", "cash_flow", "commissions", "fill_count", "name")
 
     def __init__(self, capital: float = 0.0, name: str = "") -> None:
         capital = float(capital)
@@ -49,6 +54,19 @@ class StrategyBook:
         self.commissions = 0.0
         self.fill_count = 0
         self._positions: dict[str, Position] = {}
+        #: symbol -> a futures contract's multiplier (None for anything else), resolved once per symbol
+        self._multipliers: dict[str, float | None] = {}
+
+    def _multiplier(self, symbol: str) -> float | None:
+        """The multiplier of a futures contract, None for a stock or a pair (booked by their notional)."""
+        if symbol not in self._multipliers:
+            try:
+                inst = InstrumentRegistry().resolve(symbol)
+            except ConfigError:
+                inst = None
+            future = inst is not None and inst.kind is AssetClass.FUTURE and not inst.continuous
+            self._multipliers[symbol] = inst.multiplier if future and inst is not None else None
+        return self._multipliers[symbol]
 
     def __repr__(self) -> str:
         held = ", ".join(f"{s} {p.quantity:g}" for s, p in self._positions.items() if not p.is_flat)
@@ -69,11 +87,13 @@ class StrategyBook:
             raise ConfigError(f"a booked trade's commission must be >= 0, got {commission!r}")
         position = self._positions.get(symbol)
         if position is None:
-            position = self._positions[symbol] = Position(symbol)
-        self.cash_flow += -signed_quantity * price - commission
+            position = self._positions[symbol] = Position(symbol, multiplier=self._multiplier(symbol) or 1.0)
+        realized = position.apply(signed_quantity, price, commission)  # a future's in money (x multiplier)
+        moved = -signed_quantity * price if self._multiplier(symbol) is None else realized
+        self.cash_flow += moved - commission
         self.commissions += commission
         self.fill_count += 1
-        return position.apply(signed_quantity, price, commission)
+        return realized
 
     def mark(self, symbol: str, price: float) -> None:
         """Value the position in ``symbol`` (if any) at ``price``; a NaN or missing price changes nothing."""
@@ -105,8 +125,14 @@ class StrategyBook:
 
     @property
     def market_value(self) -> float:
-        """Signed value of the open positions at their last marks (the fill price before any mark)."""
-        return sum((p.market_value for p in self._positions.values() if not p.is_flat), 0.0)
+        """Signed value of the open positions at their last marks (the fill price before any mark); a
+        future's is its unrealized P&L times the multiplier."""
+        total = 0.0
+        for symbol, p in self._positions.items():
+            if not p.is_flat:
+                multiplier = self._multiplier(symbol)
+                total += p.market_value if multiplier is None else p.unrealized_pnl
+        return total
 
     @property
     def equity(self) -> float:
@@ -114,7 +140,7 @@ class StrategyBook:
 
     @property
     def realized_pnl(self) -> float:
-        """Realized P&L of every symbol traded, before commissions."""
+        """Realized P&L of every symbol traded, before commissions (money: a future's includes its multiplier)."""
         return sum((p.realized_pnl for p in self._positions.values()), 0.0)
 
     @property

@@ -129,3 +129,16 @@ def test_two_books_add_up_to_the_account_that_holds_all_their_fills(
     assert first.cash + second.cash == pytest.approx(account.cash, rel=1e-9, abs=1e-6)
     assert first.equity + second.equity == pytest.approx(account.equity, rel=1e-9, abs=1e-6)
     assert first.commissions + second.commissions == pytest.approx(account.commissions, abs=1e-9)
+
+
+def test_a_futures_contract_is_booked_by_its_pnl_times_the_multiplier() -> None:
+    book = StrategyBook(10_000.0, "mes")
+    book.apply("MESZ6", 2, 6000.0, 1.24)  # no notional moves: only the commission
+    assert book.cash == pytest.approx(10_000 - 1.24)
+    book.mark("MESZ6", 6010.0)
+    assert book.unrealized_pnl == pytest.approx(2 * 10 * 5)  # money, not points
+    assert book.equity == pytest.approx(10_000 - 1.24 + 100)
+    book.apply("MESZ6", -2, 6020.0, 1.24)
+    assert book.realized_pnl == pytest.approx(2 * 20 * 5)
+    assert book.cash == pytest.approx(10_000 - 2.48 + 200)
+    assert book.pnl == pytest.approx(200 - 2.48)
