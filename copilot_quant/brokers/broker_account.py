@@ -72,6 +72,12 @@ class BrokerAccountReads:
             raise NotConnectedError("get_positions() needs a connection to IB; call connect() first")
         return self._account.positions()
 
+    def get_cash_balances(self) -> dict[str, tuple[float, float]]:
+        """The account's cash per currency as IB reports it: ``{currency: (CashBalance, ExchangeRate)}``
+        (the rate values one unit in the base currency, USD: ``{"USD": (80_000.0, 1.0), "EUR": (20_000.0,
+        1.08)}``)."""
+        return self._account.currencies()
+
     def account_snapshot(self, *, settle: float = 0.0) -> tuple[float, float, dict[str, Position]]:
         """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread: what
         :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller

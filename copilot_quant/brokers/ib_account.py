@@ -71,6 +71,27 @@ class IbAccount:
                 return float(v.value)
         raise BrokerError(f"IB did not report {tag} for account {account}")
 
+    def read_currencies(self) -> dict[str, tuple[float, float]]:
+        """``{currency: (CashBalance, ExchangeRate)}`` as IB last sent them (loop thread): each currency the
+        account holds, its balance and its rate to the base currency (``BASE`` itself left out)."""
+        ib = self._conn.ib
+        balances: dict[str, float] = {}
+        rates: dict[str, float] = {}
+        for v in ib.accountValues(self._conn.account or ""):
+            if v.currency in ("", "BASE") or v.tag not in ("CashBalance", "ExchangeRate"):
+                continue
+            try:
+                (balances if v.tag == "CashBalance" else rates)[v.currency] = float(v.value)
+            except ValueError:
+                continue
+        return {c: (amount, rates.get(c, float("nan"))) for c, amount in balances.items()}
+
+    def currencies(self) -> dict[str, tuple[float, float]]:
+        if not self._conn.is_connected():
+            raise NotConnectedError("cash balances need a connection to IB; call connect() first")
+        result: dict[str, tuple[float, float]] = self._conn.call(self.read_currencies)
+        return result
+
     def value(self, tag: str) -> float:
         if not self._conn.is_connected():
             raise NotConnectedError(f"{tag} needs a connection to IB; call connect() first")

@@ -597,14 +597,22 @@ class LiveStrategyEngine(EngineState):
         self.account.refresh(self.broker, self.clock.trading_day, settle, pnl=wants_pnl)
 
     def get_performance_summary(self) -> dict[str, Any]:
-        """Account value, cash, positions ``{symbol: quantity}``, fills, errors and state, as plain values:
+        """Account value, cash (also ``cash_by_currency`` with IB's ``exchange_rates``), positions ``{symbol:
+        quantity}``, fills, errors and state, as plain values:
         the account combined (as IB reports it), and ``strategies``: each strategy's own capital, positions,
         fills, commissions, P&L, open orders and errors (see :mod:`copilot_quant.live.summary`)."""
         if self.is_connected():
             self._refresh_account()
         account = self.account
+        try:
+            currencies = self.broker.get_cash_balances() if self.is_connected() else {}
+        except (BrokerError, TimeoutError, ConnectionError):
+            currencies = {}
         return {
             "strategy": self.strategy.name if self.strategy is not None else None,
+            # IB's CashBalance per currency and its ExchangeRate to USD (forex trades hold several)
+            "cash_by_currency": {c: balance for c, (balance, _rate) in currencies.items()},
+            "exchange_rates": {c: rate for c, (_balance, rate) in currencies.items()},
             "strategies": strategy_summaries(self._slots, account.marks, self._errors.by_strategy),
             **account_summary(account),
             "total_fills": len(self.fills),

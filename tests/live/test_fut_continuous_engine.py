@@ -81,3 +81,29 @@ def test_mes_trades_its_contract_of_the_day_and_a_restart_reconciles_by_contract
         assert again.seen[-1] == (2.0, {"MESZ6": 2.0})  # its book reopened from the journal, by contract
     finally:
         restarted.disconnect()
+
+
+def test_the_summary_has_cash_per_currency_from_ib(gateway: GatewayServer, tmp_path: Path) -> None:
+    strategy = Scripted({1: [Order("EUR.USD", 20_000, "market", "buy")]})
+    engine = _engine(gateway, tmp_path / "journal.sqlite", 73)
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["EUR.USD"], lookback_days=10)
+        with Stepper(gateway, interval=0.1):
+            assert wait_until(lambda: len(strategy.fills) == 1, timeout=30)
+        fill = strategy.fills[0]
+        summary = {}
+
+        def settled() -> bool:
+            summary.update(engine.get_performance_summary())
+            return "EUR" in summary["cash_by_currency"]
+
+        assert wait_until(settled, timeout=10)
+        cash = summary["cash_by_currency"]
+        assert cash["EUR"] == pytest.approx(20_000)
+        assert cash["USD"] == pytest.approx(100_000 - 20_000 * fill.fill_price - fill.commission, abs=0.01)
+        assert 0.5 < summary["exchange_rates"]["EUR"] < 2.0
+        assert summary["exchange_rates"]["USD"] == pytest.approx(1.0)
+    finally:
+        engine.disconnect()
