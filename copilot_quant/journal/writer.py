@@ -1,14 +1,18 @@
 """Journal writes on their own thread, in order, so that no IB message waits for the disk.
 
-Every journal commit is fsync'd (≈0.4 ms on a fast SSD, much more on a slow or busy disk). The broker
-adapter journals what IB reports — acknowledgements, statuses, fills, commissions, errors — from ib_async's
-event-loop thread; done there, each fsync would hold up every message behind it, including the bar the
-strategy is waiting for. :class:`JournalWriter` takes those writes off the loop: one daemon thread runs
-them first in, first out (so the journal sees events in the order IB sent them), and a follow-up (``then``)
-runs only after its write committed — the adapter delivers a fill to ``on_fill`` that way, so a fill is
-never handed to a strategy before it is on disk. Writes queued while the thread was busy are committed
-together in one transaction (one disk sync for a burst of status, fill and commission events); if any of
-them fails, the batch is rolled back and each is written alone, so only the failing write fails.
+A disk sync takes ≈0.4 ms on a fast SSD, much more on a slow or busy disk. The broker adapter journals what
+IB reports — acknowledgements, statuses, fills, commissions, errors — from ib_async's event-loop thread;
+done there, each sync would hold up every message behind it, including the bar the strategy is waiting
+for. :class:`JournalWriter` takes those writes off the loop: one daemon thread runs them first in, first
+out (so the journal sees events in the order IB sent them), and a follow-up (``then``) runs only once its
+write is as durable as it asked (:mod:`~copilot_quant.journal.durability`) — the adapter delivers a fill
+to ``on_fill`` that way, so a fill is never handed to a strategy before the journal holds it.
+
+Writes queued while the thread was busy are committed together in one transaction, without a sync of its
+own; the follow-ups of ``CRASH_SAFE`` writes (fills) run at once, and the ``SYNCED`` ones count as done
+once the log is synced — when nothing else is queued, so that a fill right behind a status report never
+waits for the status's disk sync. If any write of a batch fails, the batch is rolled back and each is
+written alone, so only the failing write fails.
 
 A write that fails (full or read-only disk …) is reported to ``on_failure`` (the engine halts trading)
 and its follow-up does not run. :meth:`JournalWriter.flush` waits until everything submitted so far is
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from copilot_quant.errors import JournalError
+from copilot_quant.journal.durability import Durability
 
 if TYPE_CHECKING:
     from copilot_quant.journal.journal import TradeJournal
@@ -32,6 +37,9 @@ if TYPE_CHECKING:
 __all__ = ["JournalWriter"]
 
 log = logging.getLogger(__name__)
+
+#: The most batches committed before the SYNCED writes among them are synced, however busy the queue.
+_MAX_ROUNDS_OWED = 8
 
 Write = Callable[["TradeJournal"], Any]
 FailureCallback = Callable[[JournalError], Any]
@@ -43,6 +51,8 @@ class _Job:
     write: Write
     then: Callable[[Any], Any] | None
     on_error: Callable[[JournalError], Any] | None
+    durability: Durability
+    seq: int  # its place in submission order (1, 2, …)
 
 
 class JournalWriter:
@@ -68,8 +78,10 @@ class JournalWriter:
         write: Write,
         then: Callable[[Any], Any] | None = None,
         on_error: Callable[[JournalError], Any] | None = None,
+        durability: Durability = Durability.SYNCED,
     ) -> None:
-        """Queue ``write(journal)``; ``then(result)`` runs on the writer thread once it committed.
+        """Queue ``write(journal)``; ``then(result)`` runs on the writer thread once it is as durable as
+        ``durability`` says: committed for ``CRASH_SAFE``, committed and synced to the disk for ``SYNCED``.
 
         ``on_error(error)`` runs (before ``on_failure``) if the write raises :class:`JournalError`.
         """
@@ -77,10 +89,12 @@ class JournalWriter:
             self._ensure_thread()
             with self._idle:
                 self._submitted += 1
-            self._queue.put(_Job(journal, write, then, on_error))
+                seq = self._submitted
+            self._queue.put(_Job(journal, write, then, on_error, durability, seq))
 
     def flush(self, timeout: float | None = 10.0) -> bool:
-        """Wait until every write submitted before this call finished; False on timeout."""
+        """Wait until every write submitted before this call finished (as durable as it asked); False on
+        timeout."""
         if self._thread is threading.current_thread():
             return True  # a follow-up flushing its own writer would wait for itself
         with self._idle:
@@ -120,8 +134,23 @@ class JournalWriter:
 
     def _run(self, jobs_queue: queue.SimpleQueue[_Job | None]) -> None:
         stop = False
+        owed: list[tuple[_Job, Any]] = []  # committed SYNCED writes waiting for the log's sync
+        rounds = 0  # batches committed since the first of them
+        last = 0  # the newest job taken from the queue
         while not stop:
-            jobs = [jobs_queue.get()]
+            if owed:  # sync once the queue is empty: writes queued meanwhile (fills) are committed first
+                try:
+                    if rounds >= _MAX_ROUNDS_OWED:
+                        raise queue.Empty  # a steady stream of writes must not put the sync off for long
+                    first = jobs_queue.get_nowait()
+                    rounds += 1
+                except queue.Empty:
+                    self._sync(owed, last)
+                    owed, rounds = [], 0
+                    continue
+            else:
+                first = jobs_queue.get()
+            jobs = [first]
             while True:  # group commit: everything queued meanwhile goes into the same transaction
                 try:
                     jobs.append(jobs_queue.get_nowait())
@@ -130,47 +159,87 @@ class JournalWriter:
             if None in jobs:
                 stop = True
                 jobs = jobs[: jobs.index(None)]  # nothing is submitted after close()'s marker
+            real = [job for job in jobs if job is not None]
             try:
-                for group in _by_journal([job for job in jobs if job is not None]):
-                    self._execute_group(group)
+                for group in _by_journal(real):
+                    owed += self._execute_group(group)
             finally:
-                with self._idle:
-                    self._done += len(jobs)
-                    self._idle.notify_all()
+                last = max([last, *(job.seq for job in real)])
+                if not owed:
+                    self._finished(last)
+        if owed:
+            self._sync(owed, last)
 
-    def _execute_group(self, jobs: list[_Job]) -> None:
-        """Run ``jobs`` (same journal) in one transaction; if anything fails, one by one as usual."""
-        if len(jobs) == 1:
-            self._execute(jobs[0])
-            return
+    def _finished(self, seq: int) -> None:
+        """Every job up to ``seq`` is done (committed, and synced when SYNCED)."""
+        with self._idle:
+            self._done = max(self._done, seq)
+            self._idle.notify_all()
+
+    def _sync(self, owed: list[tuple[_Job, Any]], last: int) -> None:
+        """Sync the log under the ``owed`` SYNCED writes (one fsync per journal), then run their
+        follow-ups and count every job up to ``last`` done."""
+        try:
+            for journal in {id(job.journal): job.journal for job, _ in owed}.values():
+                try:
+                    journal.sync()
+                except JournalError as exc:
+                    for job, _ in owed:
+                        if job.journal is journal:
+                            self._failed(job, exc)
+                    owed = [(job, result) for job, result in owed if job.journal is not journal]
+            for job, result in owed:
+                if job.then is not None:
+                    _safely(job.then, result)
+        finally:
+            self._finished(last)
+
+    def _execute_group(self, jobs: list[_Job]) -> list[tuple[_Job, Any]]:
+        """Run ``jobs`` (same journal) in one transaction committed crash-safe; follow up the CRASH_SAFE ones
+        at once and return the SYNCED ones with their results, to follow up once the log is synced. If
+        anything fails, the jobs run one by one, each committed as its own write asks (nothing owed then).
+        """
         journal = jobs[0].journal
         try:
-            with journal.batch():
+            with journal.batch(Durability.CRASH_SAFE):
                 results = [job.write(journal) for job in jobs]
-        except Exception:  # rolled back as a whole: redo each alone, so only the failing one fails
+        except Exception as exc:  # rolled back as a whole
+            if len(jobs) == 1:
+                self._report(jobs[0], exc)
+                return []
             log.debug(
                 "a batch of %d journal writes failed; writing them one by one", len(jobs), exc_info=True
             )
-            for job in jobs:
+            for job in jobs:  # redo each alone, so only the failing one fails
                 self._execute(job)
-            return
+            return []
+        owed = []
         for job, result in zip(jobs, results, strict=True):
-            if job.then is not None:
+            if job.durability is Durability.SYNCED:
+                owed.append((job, result))
+            elif job.then is not None:
                 _safely(job.then, result)
+        return owed
 
     def _execute(self, job: _Job) -> None:
         try:
             result = job.write(job.journal)
-        except JournalError as exc:
-            if job.on_error is not None:
-                _safely(job.on_error, exc)
-            _safely(self._on_failure, exc)
-            return
-        except Exception:  # a bug in a write must not kill the thread every later write needs
-            log.exception("journal write failed unexpectedly")
+        except Exception as exc:
+            self._report(job, exc)
             return
         if job.then is not None:
             _safely(job.then, result)
+
+    def _report(self, job: _Job, exc: Exception) -> None:
+        if isinstance(exc, JournalError):
+            self._failed(job, exc)
+        else:  # a bug in a write must not kill the thread every later write needs
+            log.error("journal write failed unexpectedly", exc_info=exc)
+
+    def _failed(self, job: _Job, exc: JournalError) -> None:
+        if job.on_error is not None:
+            _safely(job.on_error, exc)
+        _safely(self._on_failure, exc)
 
     def __repr__(self) -> str:
         return f"JournalWriter(pending={self.pending}, running={self._thread is not None})"
