@@ -62,11 +62,14 @@ class FillGate:
         self._posted = 0  # fills handed to the loop for delivery (written by the writer thread only)
         self._emitted = 0  # … and delivered (written by the loop thread only)
         self._passed = 0  # fills handed to the journal writer (written by the loop thread only)
+        #: Every fill handed to the gate so far (journaled or not; written by the loop thread only).
+        self.passed = 0
         self._settled = 0  # … and delivered, found already journaled, or failed (under _delivered)
         self._delivered = threading.Condition()  # notified whenever _settled grows
 
     def pass_fill(self, fill: Fill, exec_id: str, order_ref: str, journal: TradeJournal | None) -> None:
         """A complete execution of the order journaled as ``order_ref``: journal it, then deliver it."""
+        self.passed += 1
         if journal is None or not order_ref:
             self._book(fill)
             self._emit_anywhere(fill)

@@ -586,6 +586,11 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         if message is not None:
             self._callbacks.order_error(record, message)
 
+    @property
+    def fills_passed(self) -> int:
+        """How many executions were complete (with their commission) and handed on for delivery so far."""
+        return self._gate.passed
+
     def flush_fills(self, timeout: float = 10.0) -> bool:
         """Wait until every execution settled so far is journaled and has reached the fill callbacks.
 

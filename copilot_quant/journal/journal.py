@@ -216,6 +216,15 @@ class TradeJournal(JournalQueries):
             raise JournalError(f"journal {self._path} is closed; open a new TradeJournal")
         self._store.sync()
 
+    def commit_mark(self) -> int:
+        """A mark of the transactions committed so far, for :meth:`is_synced`."""
+        return self._store.commits
+
+    def is_synced(self, mark: int) -> bool:
+        """Whether every transaction committed up to ``mark`` (:meth:`commit_mark`) is surely on the disk:
+        a later synced commit (an intent, say) or :meth:`sync` carried it there."""
+        return self._store.synced_commits >= mark
+
     def wal_bytes(self) -> int:
         """The size of the journal's write-ahead log (what the next checkpoint copies)."""
         return self._store.wal_bytes()

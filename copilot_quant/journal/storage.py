@@ -64,6 +64,10 @@ class JournalStorage:
         self._in_batch = False
         #: The connection's ``synchronous`` setting, as a durability (set in _configure).
         self._durability = Durability.SYNCED
+        #: Transactions committed so far, and how many of the first ones are surely on the disk (a synced
+        #: commit or a :meth:`sync` carries every earlier commit with it: the log is one file, appended to).
+        self.commits = 0
+        self.synced_commits = 0
         self.conn: sqlite3.Connection | None = None
         self.conn = self._connect(max_bytes)
 
@@ -214,11 +218,12 @@ class JournalStorage:
         """
         if self.read_only:
             return
+        covered = self.commits  # the fsync below carries every commit made up to here
         wal = self.path.parent / f"{self.path.name}-wal"
         try:
             fd = os.open(wal, os.O_RDWR)
         except FileNotFoundError:
-            return  # no log: nothing was committed since the last checkpoint removed it
+            return  # no log: nothing was committed since the last checkpoint removed it (and synced it)
         except OSError as exc:
             raise self._sync_error(exc) from exc
         try:
@@ -227,6 +232,8 @@ class JournalStorage:
             raise self._sync_error(exc) from exc
         finally:
             os.close(fd)
+        with self.lock:
+            self.synced_commits = max(self.synced_commits, covered)
 
     def _sync_error(self, exc: OSError) -> JournalError:
         error = JournalError(
@@ -268,6 +275,9 @@ class JournalStorage:
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self.commits += 1
+                if self._durability is Durability.SYNCED:  # this fsync covers every commit before it too
+                    self.synced_commits = self.commits
             except BaseException as exc:
                 if conn.in_transaction:
                     try:

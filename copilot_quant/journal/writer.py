@@ -10,8 +10,10 @@ to ``on_fill`` that way, so a fill is never handed to a strategy before the jour
 
 Writes queued while the thread was busy are committed together in one transaction, without a sync of its
 own; the follow-ups of ``CRASH_SAFE`` writes (fills) run at once, and the ``SYNCED`` ones count as done
-once the log is synced — when nothing else is queued, so that a fill right behind a status report never
-waits for the status's disk sync. If any write of a batch fails, the batch is rolled back and each is
+once the log is on the disk: carried there by a synced commit made since (an order's intent, which follows a
+fill within milliseconds), else synced by the writer itself after a short grace (``_SYNC_GRACE_S``). Writes
+queued meanwhile are committed first, so a fill right behind a status report never waits for the status's
+disk sync, and the intent's sync is not slowed down by a second one at the same moment. If any write of a batch fails, the batch is rolled back and each is
 written alone, so only the failing write fails.
 
 A write that fails (full or read-only disk …) is reported to ``on_failure`` (the engine halts trading)
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -40,6 +43,12 @@ log = logging.getLogger(__name__)
 
 #: The most batches committed before the SYNCED writes among them are synced, however busy the queue.
 _MAX_ROUNDS_OWED = 8
+#: How long committed SYNCED writes may wait for a synced commit of someone else (an order's intent, which
+#: usually follows a fill within milliseconds) to carry them to the disk, before the writer syncs the log
+#: itself: two disk syncs at once would slow down the intent's, on the path to the order.
+_SYNC_GRACE_S = 0.01
+#: How often the writer checks, during that grace, whether they were carried.
+_SYNC_POLL_S = 0.001
 
 Write = Callable[["TradeJournal"], Any]
 FailureCallback = Callable[[JournalError], Any]
@@ -53,6 +62,36 @@ class _Job:
     on_error: Callable[[JournalError], Any] | None
     durability: Durability
     seq: int  # its place in submission order (1, 2, …)
+
+
+class _Owed:
+    """Committed SYNCED writes waiting for the log to reach the disk, with each journal's commit mark."""
+
+    __slots__ = ("deadline", "jobs", "marks", "rounds")
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[_Job, Any]] = []
+        self.marks: dict[int, tuple[TradeJournal, int]] = {}
+        self.deadline = 0.0
+        self.rounds = 0  # batches committed since the first owed one
+
+    def __bool__(self) -> bool:
+        return bool(self.jobs)
+
+    def add(self, journal: TradeJournal, jobs: list[tuple[_Job, Any]]) -> None:
+        if not jobs:
+            return
+        if not self.jobs:
+            self.deadline = time.monotonic() + _SYNC_GRACE_S
+        self.jobs += jobs
+        self.marks[id(journal)] = (journal, journal.commit_mark())
+
+    def synced(self) -> bool:
+        """Whether synced commits since have carried every one of them to the disk."""
+        return all(journal.is_synced(mark) for journal, mark in self.marks.values())
+
+    def due(self) -> bool:
+        return self.rounds >= _MAX_ROUNDS_OWED or time.monotonic() >= self.deadline
 
 
 class JournalWriter:
@@ -134,20 +173,19 @@ class JournalWriter:
 
     def _run(self, jobs_queue: queue.SimpleQueue[_Job | None]) -> None:
         stop = False
-        owed: list[tuple[_Job, Any]] = []  # committed SYNCED writes waiting for the log's sync
-        rounds = 0  # batches committed since the first of them
+        owed = _Owed()  # committed SYNCED writes waiting for the log to reach the disk
         last = 0  # the newest job taken from the queue
         while not stop:
-            if owed:  # sync once the queue is empty: writes queued meanwhile (fills) are committed first
-                try:
-                    if rounds >= _MAX_ROUNDS_OWED:
-                        raise queue.Empty  # a steady stream of writes must not put the sync off for long
-                    first = jobs_queue.get_nowait()
-                    rounds += 1
-                except queue.Empty:
+            if owed:
+                if owed.synced() or owed.due():
                     self._sync(owed, last)
-                    owed, rounds = [], 0
+                    owed = _Owed()
                     continue
+                try:  # meanwhile, commit what comes (a fill must not wait for a status's disk sync)
+                    first = jobs_queue.get(timeout=_SYNC_POLL_S)
+                except queue.Empty:
+                    continue
+                owed.rounds += 1
             else:
                 first = jobs_queue.get()
             jobs = [first]
@@ -162,7 +200,7 @@ class JournalWriter:
             real = [job for job in jobs if job is not None]
             try:
                 for group in _by_journal(real):
-                    owed += self._execute_group(group)
+                    owed.add(group[0].journal, self._execute_group(group))
             finally:
                 last = max([last, *(job.seq for job in real)])
                 if not owed:
@@ -176,20 +214,24 @@ class JournalWriter:
             self._done = max(self._done, seq)
             self._idle.notify_all()
 
-    def _sync(self, owed: list[tuple[_Job, Any]], last: int) -> None:
-        """Sync the log under the ``owed`` SYNCED writes (one fsync per journal), then run their
+    def _sync(self, owed: _Owed, last: int) -> None:
+        """Make sure the log under the ``owed`` SYNCED writes is on the disk — a synced commit since (an
+        order's intent) may have carried it there already; else one fsync per journal — then run their
         follow-ups and count every job up to ``last`` done."""
         try:
-            for journal in {id(job.journal): job.journal for job, _ in owed}.values():
+            failed: set[int] = set()
+            for journal, mark in owed.marks.values():
+                if journal.is_synced(mark):
+                    continue
                 try:
                     journal.sync()
                 except JournalError as exc:
-                    for job, _ in owed:
+                    failed.add(id(journal))
+                    for job, _ in owed.jobs:
                         if job.journal is journal:
                             self._failed(job, exc)
-                    owed = [(job, result) for job, result in owed if job.journal is not journal]
-            for job, result in owed:
-                if job.then is not None:
+            for job, result in owed.jobs:
+                if job.then is not None and id(job.journal) not in failed:
                     _safely(job.then, result)
         finally:
             self._finished(last)

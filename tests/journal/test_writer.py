@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import TradeJournal
+from copilot_quant.journal import writer as writer_module
 from copilot_quant.journal.durability import FILL_DURABILITY
 from copilot_quant.journal.writer import JournalWriter
 
@@ -619,3 +620,23 @@ def test_a_failed_sync_fails_the_synced_writes_and_trading_halts(
     assert delivered == [True]  # the fill was followed up; the event, never synced, was not
     assert status_failed == [error]
     assert failures.errors == [error, error]  # the first write and the event: neither is on the disk
+
+
+def test_a_synced_commit_made_meanwhile_carries_the_writers_synced_writes_without_a_sync_of_their_own(
+    journal: TradeJournal, writer: JournalWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status report committed by the writer, then an order's intent committed (synced) by the engine:
+    the intent's disk sync carries the status too, so the writer adds no second sync next to it."""
+    held = HeldSync(journal)
+    held.release.set()
+    monkeypatch.setattr(journal, "sync", held)
+    monkeypatch.setattr(writer_module, "_SYNC_GRACE_S", 30.0)  # it would sync only after this
+    before = journal.commit_mark()
+    writer.submit(journal, event("status", "x"))
+    assert wait_for(lambda: journal.commit_mark() > before)  # committed, not synced yet
+    assert writer.pending == 1
+    assert not journal.is_synced(journal.commit_mark())
+    journal.record_intent(buy())  # a synced commit
+    assert writer.flush(timeout=5)
+    assert held.calls == 0
+    assert journal.is_synced(journal.commit_mark())
