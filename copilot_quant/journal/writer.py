@@ -11,7 +11,8 @@ to ``on_fill`` that way, so a fill is never handed to a strategy before the jour
 Writes queued while the thread was busy are committed together in one transaction, without a sync of its
 own; the follow-ups of ``CRASH_SAFE`` writes (fills) run at once, and the ``SYNCED`` ones count as done
 once the log is on the disk: carried there by a synced commit made since (an order's intent, which follows a
-fill within milliseconds), else synced by the writer itself after a short grace (``_SYNC_GRACE_S``). Writes
+fill within milliseconds), else synced by the writer itself after a short grace (``_SYNC_GRACE_S``), or at once when a thread
+waits for it in :meth:`JournalWriter.flush`. Writes
 queued meanwhile are committed first, so a fill right behind a status report never waits for the status's
 disk sync, and the intent's sync is not slowed down by a second one at the same moment. If any write of a batch fails, the batch is rolled back and each is
 written alone, so only the failing write fails.
@@ -110,6 +111,7 @@ class JournalWriter:
         self._idle = threading.Condition()
         self._submitted = 0
         self._done = 0
+        self._flushing = 0  # threads waiting in flush()
 
     def submit(
         self,
@@ -138,7 +140,11 @@ class JournalWriter:
             return True  # a follow-up flushing its own writer would wait for itself
         with self._idle:
             target = self._submitted
-            return self._idle.wait_for(lambda: self._done >= target, timeout)
+            self._flushing += 1  # someone waits: the writer syncs at once, without its grace
+            try:
+                return self._idle.wait_for(lambda: self._done >= target, timeout)
+            finally:
+                self._flushing -= 1
 
     @property
     def pending(self) -> int:
@@ -177,7 +183,7 @@ class JournalWriter:
         last = 0  # the newest job taken from the queue
         while not stop:
             if owed:
-                if owed.synced() or owed.due():
+                if owed.synced() or owed.due() or self._flushing:
                     self._sync(owed, last)
                     owed = _Owed()
                     continue
