@@ -22,7 +22,8 @@ already summed into ``execute_order``'s return value, so a caller that uses both
 Threading contract: public methods are synchronous and may be called from any thread except the IB
 loop thread; ib_async runs on the connection's loop thread (see :mod:`copilot_quant.brokers.runtime`).
 Fill and error callbacks run **on that loop thread**: keep them short and never block in them (hand work
-to your own thread or queue, as the engine does). Callbacks are kept by the adapter, not by ib_async, so
+to your own thread or queue, as the engine does). A fill callback registered ``thread_safe=True`` runs on
+the journal writer thread instead, as soon as the fill is journaled (the engine's does). Callbacks are kept by the adapter, not by ib_async, so
 they survive reconnects, and IB event handlers are installed once per connection (no duplicates).
 
 Live trading: ``paper_trading=False`` trades real money and must be confirmed, as for the engine and the
@@ -172,6 +173,8 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
             self._writer,
             book=self._note_fill,
             emit=self._emit_fill,
+            emit_anywhere=self._callbacks.fill_arrived_anywhere,
+            loop_wanted=lambda: bool(self._callbacks.fill),
             journal_failed=self._journal_failed,
         )
 
@@ -255,9 +258,14 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
             journal.preload_fill_ids()  # here, so the IB loop thread never reads the disk for them
         self._journal = journal
 
-    def register_fill_callback(self, callback: FillCallback) -> None:
-        """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block)."""
-        self._callbacks.fill.append(callback)
+    def register_fill_callback(self, callback: FillCallback, *, thread_safe: bool = False) -> None:
+        """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block).
+
+        ``thread_safe=True``: the callback may run on any thread, and then runs as soon as the journal
+        committed the fill, on the journal writer thread, without the hop back to the loop (the engine's
+        does: it only queues the fill for its worker). It must not block either, nor call ib_async.
+        """
+        (self._callbacks.fill_anywhere if thread_safe else self._callbacks.fill).append(callback)
 
     def register_error_callback(self, callback: ErrorCallback) -> None:
         """``callback(order_record, error_msg)`` on every rejection or order error (IB loop thread)."""
@@ -652,6 +660,11 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         message = reused_exec_id_message(self.tracker, record, exec_id, journal)
         if message is not None:
             self._callbacks.order_error(record, message)
+
+    @property
+    def fills_passed(self) -> int:
+        """How many executions were complete (with their commission) and handed on for delivery so far."""
+        return self._gate.passed
 
     def flush_fills(self, timeout: float = 10.0) -> bool:
         """Wait until every execution settled so far is journaled and has reached the fill callbacks.
