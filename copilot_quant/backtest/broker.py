@@ -37,7 +37,6 @@ import logging
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import cast
 
 from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.errors import ConfigError
@@ -46,6 +45,7 @@ from copilot_quant.model.costs import (
     CommissionModel,
     SlippageModel,
     commission_model,
+    execution_commission,
     slippage_model,
 )
 from copilot_quant.model.fill_rules import match_order
@@ -57,6 +57,9 @@ __all__ = ["SimpleBroker"]
 log = logging.getLogger(__name__)
 
 _EPS = 1e-9
+_DONE = frozenset(s for s in OrderStatus if s.is_done)
+_FILLED, _PARTIALLY_FILLED = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+_BUY = OrderSide.BUY
 
 
 class SimpleBroker(IBroker):
@@ -184,58 +187,62 @@ class SimpleBroker(IBroker):
         ``PARTIALLY_FILLED`` (the caller keeps the order working). Returns the :class:`Fill`, or ``None``
         if the order was rejected (a partly filled order keeps what it filled).
         """
-        if order.status.is_done:
+        if order.status in _DONE:
             log.warning("order %s is already %s; not filling it again", order.order_id, order.status.value)
             return None
-        side = cast(OrderSide, order.side)  # parsed to the enum by Order itself
+        side: OrderSide = order.side  # type: ignore[assignment]  # parsed to the enum by Order itself
         if slippage:
             fill_price = self.slippage_model.adjust(price, side)
         elif isinstance(self.slippage_model, SpreadSlippage):  # the tick grid is on with the spread
             fill_price = self.slippage_model.on_grid(price)
         else:
             fill_price = price
-        remaining = order.quantity - order.filled_quantity
+        filled = order.filled_quantity
+        remaining = order.quantity - filled
         if quantity is None:
             quantity = remaining
         elif not 0 < quantity <= remaining + _EPS:
             raise ValueError(
                 f"cannot fill {quantity!r} of order {order.order_id}: {remaining:g} of it is left to fill"
             )
-        costs = self._costs.quote(
-            fill_price,
-            quantity,
-            side,
-            timestamp,
-            filled_before=order.filled_quantity,
-            avg_price_before=order.avg_fill_price,
-        )
-        commission = costs.total
+        meter = self._costs
+        by_volume = meter.by_volume
+        if by_volume:
+            costs = meter.quote(
+                fill_price,
+                quantity,
+                side,
+                timestamp,
+                filled_before=filled,
+                avg_price_before=order.avg_fill_price,
+            )
+            commission, fees = costs.total, costs.fees
+        else:  # what quote() would say, without building a CostBreakdown on the hot path
+            commission = execution_commission(meter.model, fill_price, quantity, filled, order.avg_fill_price)
+            fees = 0.0
         reason = self._refusal(order, fill_price, commission, quantity)
         if reason is not None:
             self.reject(order, reason)
             return None
-        self._costs.record(quantity, timestamp)
-        fill = Fill(order, fill_price, quantity, commission, timestamp, fees=costs.fees)
-        signed = quantity if side is OrderSide.BUY else -quantity
+        if by_volume:
+            meter.record(quantity, timestamp)
+        fill = Fill(order, fill_price, quantity, commission, timestamp, fees=fees)
+        symbol = order.symbol
+        signed = quantity if side is _BUY else -quantity
         # the same arithmetic as Fill.net_proceeds, inlined: this runs once per trade on the fast path
         self._cash += -signed * fill_price - commission
-        pos = self._positions.get(order.symbol)
+        pos = self._positions.get(symbol)
         if pos is None:
-            pos = self._positions[order.symbol] = Position(order.symbol)
+            pos = self._positions[symbol] = Position(symbol)
         pos.apply(signed, fill_price, commission)
         if pos.quantity < 0:
-            self._shorts.add(order.symbol)
-        else:
-            self._shorts.discard(order.symbol)
-        filled = order.filled_quantity
+            self._shorts.add(symbol)
+        elif self._shorts:
+            self._shorts.discard(symbol)
         order.avg_fill_price = (order.avg_fill_price * filled + fill_price * quantity) / (filled + quantity)
         order.filled_quantity = filled + quantity
         # exactly FILLED when the rest was booked; a remainder below _EPS is float noise, not shares
-        order.status = (
-            OrderStatus.FILLED
-            if order.filled_quantity >= order.quantity - _EPS
-            else OrderStatus.PARTIALLY_FILLED
-        )
+        order.status = _FILLED if filled + quantity >= order.quantity - _EPS else _PARTIALLY_FILLED
         self._record(order)
         self.fills.append(fill)
         return fill
@@ -258,7 +265,8 @@ class SimpleBroker(IBroker):
         """Why ``quantity`` of ``order`` (default: all that is left) cannot execute at ``price`` now, or ``None``."""
         if quantity is None:
             quantity = order.quantity - order.filled_quantity
-        held = self.position_quantity(order.symbol)
+        pos = self._positions.get(order.symbol)
+        held = pos.quantity if pos is not None else 0.0
         signed = quantity if order.side == OrderSide.BUY else -quantity
         after = held + signed
         if held * after >= 0 and abs(after) <= abs(held) + _EPS:
@@ -270,7 +278,8 @@ class SimpleBroker(IBroker):
             )
         if commission is None:
             commission = self.commission_model.commission(price, quantity)
-        shorts = after < -_EPS or any(s != order.symbol for s in self._shorts)
+        others_short = self._shorts and (len(self._shorts) > 1 or order.symbol not in self._shorts)
+        shorts = after < -_EPS or others_short
         if not shorts:  # long only: the cost must be paid from cash
             cost = price * quantity + commission
             if cost > self._cash + _EPS:

@@ -63,9 +63,9 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from itertools import count
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -82,7 +82,7 @@ from copilot_quant.backtest.books import (
 )
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.causality import causal_indicator_frame
-from copilot_quant.backtest.indicators import bar_values
+from copilot_quant.backtest.indicators import bar_columns, bar_values
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
@@ -107,6 +107,8 @@ FILL_AT = ("next_open", "close")
 
 #: ``progress(bars_done, bars_total)``, called about a hundred times per run and once at the end.
 ProgressCallback = Callable[[int, int], None]
+
+_CREATED, _IOC = OrderStatus.CREATED, TimeInForce.IOC
 
 _TRAP_HINT = (
     " — hint: with several symbols the data has (Metric, Symbol) MultiIndex columns, so "
@@ -420,49 +422,70 @@ class BacktestEngine:
         return lambda i, ts: on_data(ts, history(i))
 
     def _loop_fast(self, market: MarketData, progress: ProgressCallback | None) -> None:
-        """One FastStrategy: a tight loop over lists of floats (no pandas, no per-bar allocation)."""
+        """One FastStrategy: a tight loop over plain floats (no pandas, no per-bar allocation).
+
+        ``map`` calls ``on_bar`` straight from the value columns (no tuple per bar). Once ``on_bar`` has
+        returned for bar *i*, the body submits its orders and matches bar *i+1*, before ``map`` calls
+        ``on_bar`` for it: the same order of events as a bar-by-bar loop.
+        """
         strategy = self._strategies[0]
         if not isinstance(strategy, FastStrategy):  # run() only picks this loop for one FastStrategy
             raise StrategyError(f"{strategy.name} is not a FastStrategy")
         # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
         # numpy or pandas
-        rows = bar_values(self._indicator_frame(strategy, market))
-        on_bar, book, submit = strategy.on_bar, self._book, self._submit
+        columns = bar_columns(self._indicator_frame(strategy, market))
+        calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(), *columns)
+        book, submit, stamp = self._book, self._submit, market.stamp
         pending = book.pending
         execute_bar = book.bar_executor()
         opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
         session_end = market.session_end
         n = len(market)
         step = max(n // 100, 1)
-        next_report = step if progress is not None else n + 1  # compared with i each bar
-        stamps = market.iter_stamps()
+        next_report = step if progress is not None else n + 1  # compared with the bars done
+        bar, done = -1, 0  # the bar whose orders the body handles; the bars done (on_bar and orders)
+        self._bar = 0
         frozen = _freeze_gc()
         try:
-            for i, ts, values in zip(count(), stamps, rows):
-                if i == next_report:  # i bars are done
-                    progress(i, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
-                    next_report += step
-                self._bar = i  # the strategy's account view reads it
-                if pending:
-                    self._now = ts
-                    self._executing = True
-                    execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
-                    self._executing = False
+            while True:
                 try:
-                    orders = on_bar(ts, *values)
+                    for orders in calls:  # on_bar(bar ``done``) has just returned
+                        bar = done
+                        if orders:
+                            self._now = ts = stamp(bar)
+                            submit(0, orders, bar, ts)
+                        following = bar + 1
+                        self._bar = following  # the strategy's account view reads it
+                        if pending and following < n:
+                            self._now = stamp(following)
+                            self._executing = True
+                            execute_bar(
+                                following,
+                                opens,
+                                highs,
+                                lows,
+                                closes,
+                                session_end.item(following),
+                                self._book_fill,
+                            )
+                            self._executing = False
+                        if following == next_report:
+                            progress(following, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
+                            next_report += step
+                        done = following
+                    break
                 except Exception as exc:
-                    self._now = ts
+                    if bar == done:  # the body failed (the engine, a progress callback), not on_bar
+                        raise
+                    self._now = ts = stamp(done)
                     self._record_error(0, exc, "on_bar", ts)
-                    continue
-                if orders:
-                    self._now = ts
-                    submit(0, orders, i, ts)
+                    calls = chain((None,), calls)  # bar ``done`` goes on as if on_bar returned nothing
         finally:
             if frozen:
                 gc.unfreeze()
         self._bar = n - 1
         self._now = market.index[-1].to_pydatetime()
-        if progress is not None:
+        if progress is not None and n % step:
             progress(n, n)
 
     def _indicator_frame(self, strategy: FastStrategy, market: MarketData) -> pd.DataFrame:
@@ -471,14 +494,14 @@ class BacktestEngine:
 
     # ------------------------------------------------------------------ orders and fills
     def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None:
-        strategy = self._strategies[owner]
         if isinstance(orders, Order):
             orders = [orders]
-        if not isinstance(orders, list | tuple):
+        elif not isinstance(orders, list | tuple):
             self._record_error(
                 owner,
                 StrategyError(
-                    f"{strategy.name} returned {type(orders).__name__}; return a list of Order objects or None"
+                    f"{self._strategies[owner].name} returned {type(orders).__name__}; return a list of Order "
+                    "objects or None"
                 ),
                 "on_data",
                 ts,
@@ -487,22 +510,18 @@ class BacktestEngine:
         market = self._market
         if market is None:  # only the bar loops submit, and they run with a market
             return
+        book, books, symbol_index = self._book, self._books, market.symbol_index
         for order in orders:
-            if not isinstance(order, Order) or order.status is not OrderStatus.CREATED:
-                what = (
-                    f"an order that was already submitted ({order.order_id}); build a new Order or use order.copy()"
-                    if isinstance(order, Order)
-                    else f"a {type(order).__name__} in its order list; return Order objects"
-                )
-                self._record_error(owner, StrategyError(f"{strategy.name} returned {what}"), "on_data", ts)
+            fresh = type(order) is Order and order.status is _CREATED  # the common case, tested cheaply
+            if not fresh and not self._submittable(owner, order, ts):
                 continue
             if order.timestamp is None:
                 order.timestamp = ts
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
-            if self._books is not None:
-                self._books.orders[owner].append(order)
-            k = market.symbol_index.get(order.symbol)
+            if books is not None:
+                books.orders[owner].append(order)
+            k = symbol_index.get(order.symbol)
             if k is None:
                 self.broker.reject(
                     order,
@@ -516,21 +535,34 @@ class BacktestEngine:
                 if working.expires_bar <= bar:  # as IB: a date that has passed is refused
                     self.broker.reject(order, f"good_till {order.good_till} is not after now ({ts})")
                     continue
-            refused = self._book.admit(working, float(market.closes[bar, k]))
+            refused = book.admit(working, market.closes.item(bar, k))
             if refused is not None:
                 self.broker.reject(order, refused)
                 continue
-            immediate = order.time_in_force == TimeInForce.IOC
-            if self.fill_at == "close" or immediate:
-                price = float(market.closes[bar, k])
-                if price == price and self._book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
+            immediate = order.time_in_force is _IOC
+            if immediate or self.fill_at == "close":
+                price = market.closes.item(bar, k)
+                if price == price and book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
                     continue
                 if order.status.is_done:
                     continue
                 if immediate:  # what the current price did not fill is cancelled at once
-                    self._book.finish_immediate(order)
+                    book.finish_immediate(order)
                     continue
-            self._book.add(working)
+            book.add(working)
+
+    def _submittable(self, owner: int, order: Any, ts: datetime) -> bool:
+        """Whether ``order`` (not a fresh ``Order``, or a subclass) may be submitted; records why not."""
+        if isinstance(order, Order) and order.status is _CREATED:
+            return True
+        what = (
+            f"an order that was already submitted ({order.order_id}); build a new Order or use order.copy()"
+            if isinstance(order, Order)
+            else f"a {type(order).__name__} in its order list; return Order objects"
+        )
+        strategy = self._strategies[owner]
+        self._record_error(owner, StrategyError(f"{strategy.name} returned {what}"), "on_data", ts)
+        return False
 
     def _cancel(self, owner: int, order: Order | str) -> None:
         """``strategies[owner].cancel(order)``: see the module docstring for the timing."""

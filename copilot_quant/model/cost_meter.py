@@ -52,6 +52,12 @@ class CostMeter:
         return self._model
 
     @property
+    def by_volume(self) -> bool:
+        """Whether the model prices by the month's volume (a detailed model): if not, an execution costs
+        :func:`~copilot_quant.model.costs.execution_commission` of the model, no fees, and nothing is counted."""
+        return self._detailed is not None
+
+    @property
     def month(self) -> tuple[int, int] | None:
         """``(year, month)`` of the last recorded execution (None before any)."""
         return self._month

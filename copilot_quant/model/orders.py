@@ -115,6 +115,7 @@ _DONE = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECT
 _AUCTION_TIFS = frozenset({TimeInForce.OPG, TimeInForce.IOC})
 _GTD = TimeInForce.GTD
 _CANCEL_WITH_BLOCK = OcaType.CANCEL_WITH_BLOCK
+_INF = math.inf
 
 _ORDER_IDS = itertools.count(1)
 _ORDER_IDS_LOCK = threading.Lock()  # the live engine's threads create orders too
@@ -446,11 +447,12 @@ class Fill:
             and type(self.commission) is float
         ):  # brokers pass floats; anything else (ints, numpy scalars, junk) is normalised or refused
             self._coerce_numbers()
-        if not math.isfinite(self.fill_price) or self.fill_price <= 0:
+        # chained comparisons: false for NaN and infinity too, without a call per number
+        if not 0.0 < self.fill_price < _INF:
             raise OrderValidationError(f"fill_price must be positive, got {self.fill_price!r}")
-        if not math.isfinite(self.fill_quantity) or self.fill_quantity <= 0:
+        if not 0.0 < self.fill_quantity < _INF:
             raise OrderValidationError(f"fill_quantity must be positive, got {self.fill_quantity!r}")
-        if not math.isfinite(self.commission) or self.commission < 0:
+        if not 0.0 <= self.commission < _INF:
             raise OrderValidationError(f"commission must be zero or positive, got {self.commission!r}")
         if self.fees and not 0 <= self.fees <= self.commission + 1e-9:
             raise OrderValidationError(
