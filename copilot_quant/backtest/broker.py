@@ -175,7 +175,6 @@ class SimpleBroker(IBroker):
         order: Order,
         price: float,
         timestamp: datetime,
-        *,
         slippage: bool = True,
         quantity: float | None = None,
     ) -> Fill | None:
@@ -226,7 +225,7 @@ class SimpleBroker(IBroker):
             return None
         if by_volume:
             meter.record(quantity, timestamp)
-        fill = Fill(order, fill_price, quantity, commission, timestamp, fees=fees)
+        fill = Fill(order, fill_price, quantity, commission, timestamp, None, fees)  # positional: cheaper
         symbol = order.symbol
         signed = quantity if side is _BUY else -quantity
         # the same arithmetic as Fill.net_proceeds, inlined: this runs once per trade on the fast path

@@ -593,7 +593,7 @@ class BacktestEngine:
         marks = self._broker_marks
         if marks is not None:  # the buying-power check values positions at the last closed bar
             marks.mark(self._bar - 1 if self._executing else self._bar)
-        fill = broker.fill(order, execution.price, now, slippage=execution.slippage, quantity=quantity)
+        fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
         if fill is None:
             return
         if marks is not None:
