@@ -206,7 +206,9 @@ class SimpleBroker(IBroker):
             )
         meter = self._costs
         by_volume = meter.by_volume
-        if by_volume:
+        if not by_volume and filled <= 0:  # execution_commission's first case, without its call
+            commission, fees = float(meter.model.commission(fill_price, quantity)), 0.0
+        elif by_volume:
             costs = meter.quote(
                 fill_price,
                 quantity,

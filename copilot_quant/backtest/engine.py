@@ -220,6 +220,7 @@ class BacktestEngine:
         # order_id -> index of the strategy that submitted it (for cancel())
         self._order_owner: dict[str | None, int] = {}
         self._books: StrategyBooks | None = None  # per-strategy books, with several strategies
+        self._fill_hooks: list[bool] = []  # per strategy: whether its on_fill is its own (not the no-op)
         self._clock = RunClock()  # the bar being processed (-1 before the first), its time, matching or not
         multi_symbol = market is not None and isinstance(market.frame.columns, pd.MultiIndex)
         self._error_log = StrategyErrors(
@@ -326,6 +327,8 @@ class BacktestEngine:
         self._run_symbols = tuple(market.symbols if market is not None else names)
         self._bind_views()
         self._call_start_hooks()
+        # a strategy that keeps the base class's on_fill (which does nothing) is not called per fill
+        self._fill_hooks = [not _base_on_fill(s) for s in self._strategies]
         if market is not None:
             loops = BarLoops(
                 self._clock,
@@ -537,10 +540,11 @@ class BacktestEngine:
         )
         if self._books is not None:
             self._books.record_fill(working.owner, bar, working.symbol_index, fill)
-        try:
-            self._strategies[working.owner].on_fill(fill)
-        except Exception as exc:
-            self._record_error(working.owner, exc, "on_fill", now)
+        if self._fill_hooks[working.owner]:
+            try:
+                self._strategies[working.owner].on_fill(fill)
+            except Exception as exc:
+                self._record_error(working.owner, exc, "on_fill", now)
 
     # ------------------------------------------------------------------ hooks and errors
     def _call_start_hooks(self) -> None:
@@ -564,6 +568,11 @@ class BacktestEngine:
     def _record_error(self, owner: int, exc: Exception, hook: str, ts: datetime | None) -> None:
         own = self._books.errors[owner] if self._books is not None else None
         self._error_log.record(self._strategies[owner].name, exc, hook, ts, own)
+
+
+def _base_on_fill(strategy: Strategy) -> bool:
+    """Whether ``strategy.on_fill`` is the base class's no-op (not overridden by its class or the instance)."""
+    return type(strategy).on_fill is Strategy.on_fill and "on_fill" not in vars(strategy)
 
 
 def _symbol_list(symbols: Sequence[str] | str | None) -> list[str]:

@@ -243,3 +243,18 @@ def test_a_failing_progress_callback_stops_the_run_instead_of_counting_as_a_stra
     with pytest.raises(OSError, match="terminal went away"):
         engine.run(data=BARS, symbols=["X"], progress=progress)
     assert engine.errors == []
+
+
+def test_an_on_fill_set_on_the_instance_is_called_like_an_overridden_one():
+    class Watched(MomentumFast):
+        def initialize(self):
+            super().initialize()
+            self.filled = []
+            self.on_fill = self.filled.append  # not a method override: set on the instance
+
+    strategy = Watched()
+    engine = BacktestEngine()
+    engine.add_strategy(strategy)
+    result = engine.run(data=BARS, symbols=["X"], benchmark=None)
+    assert result.fills
+    assert strategy.filled == result.fills
