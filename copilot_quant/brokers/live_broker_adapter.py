@@ -171,8 +171,9 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         self._gate = FillGate(
             lambda: self._conn.runtime,
             self._writer,
-            book=self._note_fill,
-            emit=self._emit_fill,
+            # loop thread: ib_async's position cache is consistent there once the handlers are on
+            book=lambda fill: self._positions.note_fill(fill, on_loop=self._handlers_on is not None),
+            emit=self._callbacks.fill_arrived,
             emit_anywhere=self._callbacks.fill_arrived_anywhere,
             loop_wanted=lambda: bool(self._callbacks.fill),
             journal_failed=self._journal_failed,
@@ -298,13 +299,6 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
     def flush_journal(self, timeout: float = 10.0) -> bool:
         """Wait until every broker event handed to the journal so far is written; False on timeout."""
         return self._writer.flush(timeout)
-
-    def _note_fill(self, fill: Fill) -> None:
-        """Book ``fill`` into the expected and local positions (loop thread, as IB reports it)."""
-        self._positions.note_fill(fill, on_loop=self._handlers_on is not None)
-
-    def _emit_fill(self, fill: Fill) -> None:
-        self._callbacks.fill_arrived(fill)
 
     def _emit_error(self, record: TrackedOrder, message: str) -> None:
         record.errors.append(message)
@@ -648,18 +642,12 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         if fill is None:
             return
         journal = self.journal
-        self._report_reused_exec_id(record, exec_id, journal)
-        self._gate.pass_fill(fill, exec_id, record.order_ref, journal)
-
-    def _report_reused_exec_id(
-        self, record: TrackedOrder, exec_id: str, journal: TradeJournal | None
-    ) -> None:
-        """IB never reuses an execution id. One already reported (or journaled) for another order is still a
-        fill of this order and is delivered, never dropped; the error callbacks hear of it (the engine
-        counts it) and the journal records an alert with the fill."""
+        # IB never reuses an execution id: one already used by another order (tracked or journaled) is still
+        # a fill of this order, delivered, never dropped; the error callbacks hear of it (the engine counts it)
         message = reused_exec_id_message(self.tracker, record, exec_id, journal)
         if message is not None:
             self._callbacks.order_error(record, message)
+        self._gate.pass_fill(fill, exec_id, record.order_ref, journal)
 
     @property
     def fills_passed(self) -> int:

@@ -9,7 +9,7 @@ import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.errors import ConfigError
-from copilot_quant.journal import OrderState, TradeJournal
+from copilot_quant.journal import JournalOrder, OrderState, TradeJournal
 from copilot_quant.risk import RiskLimits
 
 from .conftest import Scripted, Stepper, assert_books_agree, journal_file, wait_until
@@ -122,8 +122,14 @@ def test_the_kill_switch_cancels_flattens_and_halts(make_engine, gateway, journa
     assert wait_until(lambda: strategy.bars == 3)
     assert wait_until(lambda: len(strategy.fills) == 2)  # the flattening sell reached on_fill too
     assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
-    with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
-        orders = journal.orders()
+
+    def journaled() -> list[JournalOrder]:
+        with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
+            return journal.orders()
+
+    # bar 3's order is routed (refused, journaled) just after on_data counted the bar
+    assert wait_until(lambda: [o.state for o in journaled()].count(OrderState.REJECTED) == 1)
+    orders = journaled()
     states = [o.state for o in orders]
     assert states.count(OrderState.CANCELLED) == 1
     (cancelled,) = [o for o in orders if o.state is OrderState.CANCELLED]
