@@ -43,9 +43,14 @@ class EngineState(Protocol):
     """What the views read of the backtest engine (the engine implements it; no import of the engine here)."""
 
     _market: MarketData | None
-    _bar: int
-    _executing: bool
     _book: OrderBook
+
+    @property
+    def _bar(self) -> int: ...
+
+    @property
+    def _executing(self) -> bool: ...
+
     _run_symbols: tuple[str, ...]
 
     def _cancel(self, owner: int, order: Order | str) -> None: ...

@@ -44,7 +44,6 @@ import logging
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import cast
 
 from copilot_quant.backtest.accounts import MARGIN_REJECT, InstrumentAccounts
 from copilot_quant.backtest.interfaces import IBroker
@@ -55,6 +54,7 @@ from copilot_quant.model.costs import (
     CostBreakdown,
     SlippageModel,
     commission_model,
+    execution_commission,
     slippage_model,
 )
 from copilot_quant.model.fill_rules import match_order
@@ -67,6 +67,9 @@ __all__ = ["SimpleBroker"]
 log = logging.getLogger(__name__)
 
 _EPS = 1e-9
+_DONE = frozenset(s for s in OrderStatus if s.is_done)
+_FILLED, _PARTIALLY_FILLED = OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED
+_BUY = OrderSide.BUY
 
 
 class SimpleBroker(IBroker):
@@ -244,7 +247,6 @@ class SimpleBroker(IBroker):
         order: Order,
         price: float,
         timestamp: datetime,
-        *,
         slippage: bool = True,
         quantity: float | None = None,
     ) -> Fill | None:
@@ -256,52 +258,65 @@ class SimpleBroker(IBroker):
         ``PARTIALLY_FILLED`` (the caller keeps the order working). Returns the :class:`Fill`, or ``None``
         if the order was rejected (a partly filled order keeps what it filled).
         """
-        if order.status.is_done:
+        if order.status in _DONE:
             log.warning("order %s is already %s; not filling it again", order.order_id, order.status.value)
             return None
-        side = cast(OrderSide, order.side)  # parsed to the enum by Order itself
+        side: OrderSide = order.side  # type: ignore[assignment]  # parsed to the enum by Order itself
         if slippage:
             fill_price = self.slippage_model.adjust(price, side)
         elif isinstance(self.slippage_model, SpreadSlippage):  # the tick grid is on with the spread
             fill_price = self.slippage_model.on_grid(price)
         else:
             fill_price = price
-        remaining = order.quantity - order.filled_quantity
+        filled = order.filled_quantity
+        remaining = order.quantity - filled
         if quantity is None:
             quantity = remaining
         elif not 0 < quantity <= remaining + _EPS:
             raise ValueError(
                 f"cannot fill {quantity!r} of order {order.order_id}: {remaining:g} of it is left to fill"
             )
-        inst = self.accounts.instrument(order.symbol) if self.accounts is not None else None
-        if inst is not None:
-            return self._fill_instrument(order, inst, fill_price, quantity, timestamp, slipped=slippage)
-        costs = self._costs.quote(
-            fill_price,
-            quantity,
-            side,
-            timestamp,
-            filled_before=order.filled_quantity,
-            avg_price_before=order.avg_fill_price,
-        )
-        commission = costs.total
+        accounts = self.accounts
+        if accounts is not None:
+            inst = accounts.instrument(order.symbol)
+            if inst is not None:
+                return self._fill_instrument(order, inst, fill_price, quantity, timestamp, slipped=slippage)
+        meter = self._costs
+        by_volume = meter.by_volume
+        if not by_volume and filled <= 0:  # execution_commission's first case, without its call
+            commission, fees = float(meter.model.commission(fill_price, quantity)), 0.0
+        elif by_volume:
+            costs = meter.quote(
+                fill_price,
+                quantity,
+                side,
+                timestamp,
+                filled_before=filled,
+                avg_price_before=order.avg_fill_price,
+            )
+            commission, fees = costs.total, costs.fees
+        else:  # what quote() would say, without building a CostBreakdown on the hot path
+            commission = execution_commission(meter.model, fill_price, quantity, filled, order.avg_fill_price)
+            fees = 0.0
         reason = self._refusal(order, fill_price, commission, quantity)
         if reason is not None:
             self.reject(order, reason)
             return None
-        self._costs.record(quantity, timestamp)
-        fill = Fill(order, fill_price, quantity, commission, timestamp, fees=costs.fees)
-        signed = quantity if side is OrderSide.BUY else -quantity
+        if by_volume:
+            meter.record(quantity, timestamp)
+        fill = Fill(order, fill_price, quantity, commission, timestamp, None, fees)  # positional: cheaper
+        symbol = order.symbol
+        signed = quantity if side is _BUY else -quantity
         # the same arithmetic as Fill.net_proceeds, inlined: this runs once per trade on the fast path
         self._cash += -signed * fill_price - commission
-        pos = self._positions.get(order.symbol)
+        pos = self._positions.get(symbol)
         if pos is None:
-            pos = self._positions[order.symbol] = Position(order.symbol)
+            pos = self._positions[symbol] = Position(symbol)
         pos.apply(signed, fill_price, commission)
         if pos.quantity < 0:
-            self._shorts.add(order.symbol)
-        else:
-            self._shorts.discard(order.symbol)
+            self._shorts.add(symbol)
+        elif self._shorts:
+            self._shorts.discard(symbol)
         return self._book(order, fill, quantity)
 
     def _fill_instrument(
@@ -365,11 +380,7 @@ class SimpleBroker(IBroker):
         order.avg_fill_price = (order.avg_fill_price * filled + fill_price * quantity) / (filled + quantity)
         order.filled_quantity = filled + quantity
         # exactly FILLED when the rest was booked; a remainder below _EPS is float noise, not shares
-        order.status = (
-            OrderStatus.FILLED
-            if order.filled_quantity >= order.quantity - _EPS
-            else OrderStatus.PARTIALLY_FILLED
-        )
+        order.status = _FILLED if filled + quantity >= order.quantity - _EPS else _PARTIALLY_FILLED
         self._record(order)
         self.fills.append(fill)
         return fill
@@ -419,7 +430,8 @@ class SimpleBroker(IBroker):
         """Why ``quantity`` of ``order`` (default: all that is left) cannot execute at ``price`` now, or ``None``."""
         if quantity is None:
             quantity = order.quantity - order.filled_quantity
-        held = self.position_quantity(order.symbol)
+        pos = self._positions.get(order.symbol)
+        held = pos.quantity if pos is not None else 0.0
         signed = quantity if order.side == OrderSide.BUY else -quantity
         after = held + signed
         if held * after >= 0 and abs(after) <= abs(held) + _EPS:
@@ -452,7 +464,8 @@ class SimpleBroker(IBroker):
                 )
         if commission is None:
             commission = self.commission_model.commission(price, quantity)
-        shorts = after < -_EPS or any(s != order.symbol for s in self._shorts)
+        others_short = self._shorts and (len(self._shorts) > 1 or order.symbol not in self._shorts)
+        shorts = after < -_EPS or others_short
         if not shorts:  # long only: the cost must be paid from cash
             cost = price * quantity + commission
             if cost > self._cash + _EPS:

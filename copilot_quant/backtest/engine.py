@@ -59,6 +59,11 @@ over plain Python lists calling ``on_bar(timestamp, *values)``: a float per ``Se
 :class:`~copilot_quant.backtest.indicators.SymbolValues` (``fast['AAPL']``) per per-symbol ``DataFrame``
 indicator. Orders and fills are the same as on the pandas path, the volume limit included.
 
+The engine's parts: the bar loops (:mod:`~copilot_quant.backtest.bar_loops`), the working orders
+(:mod:`~copilot_quant.backtest.order_book`), the account (:mod:`~copilot_quant.backtest.broker`), the fill
+record (:mod:`~copilot_quant.backtest.ledger`), strategy errors (:mod:`~copilot_quant.backtest.strategy_errors`)
+and the result (:mod:`~copilot_quant.backtest.run_result`); this module wires them and submits orders.
+
 Portfolios: ``data`` is a :class:`~copilot_quant.backtest.window.BarWindow` over bars stored as one block
 per dtype, so ``data[('Close', sym)]`` costs about what it does on a one-symbol frame; before each fill the
 broker's positions are marked incrementally (:mod:`copilot_quant.backtest.marking`), so a fill costs the
@@ -67,17 +72,16 @@ same whatever the number of symbols.
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from itertools import count
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.accounts import InstrumentAccounts
+from copilot_quant.backtest.bar_loops import BarLoops, ProgressCallback, RunClock
 from copilot_quant.backtest.benchmark import BUY_AND_HOLD, resolve_benchmark
 from copilot_quant.backtest.books import (
     AccountView,
@@ -85,11 +89,9 @@ from copilot_quant.backtest.books import (
     StrategyView,
     allocate_capital,
     check_capital,
-    result_keys,
 )
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.causality import causal_indicator_frame
-from copilot_quant.backtest.indicators import bar_values
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
@@ -98,8 +100,10 @@ from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.order_requests import cancel_order, expiry_bar, modify_order
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.rolls import ContinuousRouter, Expiries, check_roll_days
+from copilot_quant.backtest.run_result import assemble_result
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
-from copilot_quant.data.dates import bar_label, resolve_range, slice_range
+from copilot_quant.backtest.strategy_errors import StrategyErrors
+from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
 from copilot_quant.model.costs import CommissionModel, SlippageModel
 from copilot_quant.model.fill_rules import Execution
@@ -117,14 +121,8 @@ log = logging.getLogger(__name__)
 #: Accepted values of ``fill_at``.
 FILL_AT = ("next_open", "close")
 
-#: ``progress(bars_done, bars_total)``, called about a hundred times per run and once at the end.
-ProgressCallback = Callable[[int, int], None]
 
-_TRAP_HINT = (
-    " — hint: with several symbols the data has (Metric, Symbol) MultiIndex columns, so "
-    "'Close' in data.columns is True but data['Close'] is a DataFrame with one column per symbol; "
-    "select one series with data[('Close', 'AAPL')]"
-)
+_CREATED, _IOC = OrderStatus.CREATED, TimeInForce.IOC
 
 
 class BacktestEngine:
@@ -261,11 +259,26 @@ class BacktestEngine:
         # order_id -> index of the strategy that submitted it (for cancel())
         self._order_owner: dict[str | None, int] = {}
         self._books: StrategyBooks | None = None  # per-strategy books, with several strategies
-        self._bar = -1
-        self._now: datetime | None = None
-        # True while bar ``_bar``'s orders execute: only the bars before it have closed.
-        self._executing = False
-        self._logged_errors = 0
+        self._fill_hooks: list[bool] = []  # per strategy: whether its on_fill is its own (not the no-op)
+        self._clock = RunClock()  # the bar being processed (-1 before the first), its time, matching or not
+        multi_symbol = market is not None and isinstance(market.frame.columns, pd.MultiIndex)
+        self._error_log = StrategyErrors(
+            self.errors, self.max_logged_errors, self._run_interval, multi_symbol
+        )
+
+    # The run's position, read by the account views, cancel() and the booking (the bar loops move it).
+    @property
+    def _bar(self) -> int:
+        return self._clock.bar
+
+    @property
+    def _now(self) -> datetime | None:
+        return self._clock.now
+
+    @property
+    def _executing(self) -> bool:
+        """True while bar ``_bar``'s orders execute: only the bars before it have closed."""
+        return self._clock.executing
 
     # ------------------------------------------------------------------ account views
     def get_portfolio_value(self) -> float:
@@ -375,17 +388,42 @@ class BacktestEngine:
         self._run_symbols = tuple(market.visible if market is not None else names)
         self._bind_views()
         self._call_start_hooks()
+        # a strategy that keeps the base class's on_fill (which does nothing) is not called per fill
+        self._fill_hooks = [not _base_on_fill(s) for s in self._strategies]
         if market is not None:
-            fast = all(isinstance(s, FastStrategy) for s in self._strategies)
-            if fast and len(self._strategies) == 1 and self._router is None and self._expiries is None:
-                self._loop_fast(market, progress)
+            loops = BarLoops(
+                self._clock,
+                market,
+                self._book,
+                self._submit,
+                self._book_fill,
+                self._record_error,
+                self._indicator_frame,
+                before_call=None if self._router is None and self._expiries is None else self._roll,
+            )
+            only = self._strategies[0]
+            rolls = self._router is not None or self._expiries is not None
+            if len(self._strategies) == 1 and isinstance(only, FastStrategy) and not rolls:
+                loops.fast(only, progress)
             else:
-                self._loop(market, progress)
+                loops.general(self._strategies, progress)
             cancelled = self._book.cancel_all("the backtest ended while the order was still working")
             if cancelled:
                 log.info("%d order(s) still working at the end of the data were cancelled", len(cancelled))
         self._call_stop_hooks()
-        self.result = self._result(market, names, lo, hi)
+        self.result = assemble_result(
+            [s.name for s in self._strategies],
+            market,
+            names,
+            (lo, hi),
+            self._ledger,
+            self._orders,
+            self.get_positions(),
+            self.errors,
+            self._books,
+        )
+        if market is not None:
+            self._add_account_results(self.result, market)
         self.result.benchmark = compared
         return self.result
 
@@ -449,114 +487,23 @@ class BacktestEngine:
         return self.data_provider.get_multiple_symbols(names, lo, hi, interval)
 
     # ------------------------------------------------------------------ bar loops
-    def _loop(self, market: MarketData, progress: ProgressCallback | None) -> None:
-        """The general loop: pandas history views for ``Strategy``, plain values for ``FastStrategy``."""
-        callers = [self._caller(k, s, market) for k, s in enumerate(self._strategies)]
-        book, submit = self._book, self._submit
-        execute_bar = book.bar_executor()
-        opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
-        session_end = market.session_end
-        n = len(market)
-        step = max(n // 100, 1)
-        for i, ts in enumerate(market.stamps()):
-            self._bar, self._now = i, ts
-            if book:
-                self._executing = True
-                execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
-                self._executing = False
-            for k, call in enumerate(callers):
-                try:
-                    orders = call(i, ts)
-                except Exception as exc:
-                    self._record_error(k, exc, "on_data", ts)
-                    continue
-                if orders:
-                    submit(k, orders, i, ts)
-            if progress is not None and (i + 1) % step == 0:
-                progress(i + 1, n)
-        if progress is not None:
-            progress(n, n)
-
-    def _caller(self, k: int, strategy: Strategy, market: MarketData) -> Callable[[int, datetime], Any]:
-        if isinstance(strategy, FastStrategy):
-            rows = list(bar_values(self._indicator_frame(strategy, market)))
-            on_bar = strategy.on_bar
-            return self._after_rolls(k, lambda i, ts: on_bar(ts, *rows[i]))
-        on_data, history = strategy.on_data, market.history
-        return self._after_rolls(k, lambda i, ts: on_data(ts, history(i)))
-
-    def _after_rolls(self, k: int, call: Callable[[int, datetime], Any]) -> Callable[[int, datetime], Any]:
-        """``call``, preceded by the bar's expiries and rolls (and the automatic roll's orders) when the run
-        trades futures."""
-        if self._router is None and self._expiries is None:
-            return call
-
-        def rolls_then_call(i: int, ts: datetime) -> Any:
-            self._roll(k, i, ts)
-            return call(i, ts)
-
-        return rolls_then_call
-
-    def _loop_fast(self, market: MarketData, progress: ProgressCallback | None) -> None:
-        """One FastStrategy: a tight loop over lists of floats (no pandas, no per-bar allocation)."""
-        strategy = self._strategies[0]
-        if not isinstance(strategy, FastStrategy):  # run() only picks this loop for one FastStrategy
-            raise StrategyError(f"{strategy.name} is not a FastStrategy")
-        # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
-        # numpy or pandas
-        rows = bar_values(self._indicator_frame(strategy, market))
-        on_bar, book, submit = strategy.on_bar, self._book, self._submit
-        pending = book.pending
-        execute_bar = book.bar_executor()
-        opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
-        session_end = market.session_end
-        n = len(market)
-        step = max(n // 100, 1)
-        next_report = step if progress is not None else n + 1  # compared with i each bar
-        stamps = market.iter_stamps()
-        frozen = _freeze_gc()
-        try:
-            for i, ts, values in zip(count(), stamps, rows):
-                if i == next_report:  # i bars are done
-                    progress(i, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
-                    next_report += step
-                self._bar = i  # the strategy's account view reads it
-                if pending:
-                    self._now = ts
-                    self._executing = True
-                    execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), self._book_fill)
-                    self._executing = False
-                try:
-                    orders = on_bar(ts, *values)
-                except Exception as exc:
-                    self._now = ts
-                    self._record_error(0, exc, "on_bar", ts)
-                    continue
-                if orders:
-                    self._now = ts
-                    submit(0, orders, i, ts)
-        finally:
-            if frozen:
-                gc.unfreeze()
-        self._bar = n - 1
-        self._now = market.index[-1].to_pydatetime()
-        if progress is not None:
-            progress(n, n)
-
-    def _indicator_frame(self, strategy: FastStrategy, market: MarketData) -> pd.DataFrame:
+    def _indicator_frame(self, strategy: FastStrategy) -> pd.DataFrame:
         """The strategy's indicators over the whole history, after a causality check."""
+        market = self._market
+        if market is None:  # the bar loops run only with a market
+            raise StrategyError(f"{strategy.name}: no bars to compute indicators on")
         return causal_indicator_frame(strategy, market.frame, check=self.check_causality)
 
     # ------------------------------------------------------------------ orders and fills
     def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None:
-        strategy = self._strategies[owner]
         if isinstance(orders, Order):
             orders = [orders]
-        if not isinstance(orders, list | tuple):
+        elif not isinstance(orders, list | tuple):
             self._record_error(
                 owner,
                 StrategyError(
-                    f"{strategy.name} returned {type(orders).__name__}; return a list of Order objects or None"
+                    f"{self._strategies[owner].name} returned {type(orders).__name__}; return a list of Order "
+                    "objects or None"
                 ),
                 "on_data",
                 ts,
@@ -566,14 +513,10 @@ class BacktestEngine:
         if market is None:  # only the bar loops submit, and they run with a market
             return
         entries = {o.parent_id for o in orders if isinstance(o, Order) and o.parent_id}
+        book, books, symbol_index = self._book, self._books, market.symbol_index
         for order in orders:
-            if not isinstance(order, Order) or order.status is not OrderStatus.CREATED:
-                what = (
-                    f"an order that was already submitted ({order.order_id}); build a new Order or use order.copy()"
-                    if isinstance(order, Order)
-                    else f"a {type(order).__name__} in its order list; return Order objects"
-                )
-                self._record_error(owner, StrategyError(f"{strategy.name} returned {what}"), "on_data", ts)
+            fresh = type(order) is Order and order.status is _CREATED  # the common case, tested cheaply
+            if not fresh and not self._submittable(owner, order, ts):
                 continue
             if order.timestamp is None:
                 order.timestamp = ts
@@ -581,9 +524,9 @@ class BacktestEngine:
                 self._router.route(order, bar)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
-            if self._books is not None:
-                self._books.orders[owner].append(order)
-            k = market.symbol_index.get(order.symbol)
+            if books is not None:
+                books.orders[owner].append(order)
+            k = symbol_index.get(order.symbol)
             if k is None:
                 self.broker.reject(
                     order,
@@ -603,23 +546,36 @@ class BacktestEngine:
                 ):  # as IB: a date that has passed is refused
                     self.broker.reject(order, f"good_till {order.good_till} is not after now ({ts})")
                     continue
-            refused = self._book.admit(working, float(market.closes[bar, k]))
+            refused = book.admit(working, market.closes.item(bar, k))
             if refused is not None:
                 self.broker.reject(order, refused)
                 continue
             if entries and order.order_id in entries:
-                self._book.open_bracket(working)  # its exits follow in this list
-            immediate = order.time_in_force == TimeInForce.IOC
-            if self.fill_at == "close" or immediate:
-                price = float(market.closes[bar, k])
-                if price == price and self._book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
+                book.open_bracket(working)  # its exits follow in this list
+            immediate = order.time_in_force is _IOC
+            if immediate or self.fill_at == "close":
+                price = market.closes.item(bar, k)
+                if price == price and book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
                     continue
                 if order.status.is_done:
                     continue
                 if immediate:  # what the current price did not fill is cancelled at once
-                    self._book.finish_immediate(order)
+                    book.finish_immediate(order)
                     continue
-            self._book.add(working)
+            book.add(working)
+
+    def _submittable(self, owner: int, order: Any, ts: datetime) -> bool:
+        """Whether ``order`` (not a fresh ``Order``, or a subclass) may be submitted; records why not."""
+        if isinstance(order, Order) and order.status is _CREATED:
+            return True
+        what = (
+            f"an order that was already submitted ({order.order_id}); build a new Order or use order.copy()"
+            if isinstance(order, Order)
+            else f"a {type(order).__name__} in its order list; return Order objects"
+        )
+        strategy = self._strategies[owner]
+        self._record_error(owner, StrategyError(f"{strategy.name} returned {what}"), "on_data", ts)
+        return False
 
     def _cancel(self, owner: int, order: Order | str) -> None:
         """``strategies[owner].cancel(order)``: see the module docstring for the timing."""
@@ -634,30 +590,32 @@ class BacktestEngine:
 
     def _book_fill(self, working: WorkingOrder, execution: Execution, quantity: float | None = None) -> None:
         """Book ``quantity`` of the order (None: all that is left) through the broker; tell its strategy."""
-        order, broker, now = working.order, self.broker, self._now
+        order, broker, clock = working.order, self.broker, self._clock
+        now, bar = clock.now, clock.bar
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
         marks = self._broker_marks
         if marks is not None:  # the buying-power check values positions at the last closed bar
-            marks.mark(self._bar - 1 if self._executing else self._bar)
-        fill = broker.fill(order, execution.price, now, slippage=execution.slippage, quantity=quantity)
+            marks.mark(bar - 1 if clock.executing else bar)
+        fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
         if fill is None:
             return
         if marks is not None:
             marks.filled(order.symbol, working.symbol_index)
         self._ledger.record(
-            self._bar,
+            bar,
             working.symbol_index,
             fill,
             broker.get_cash_balance(),
             broker.position_quantity(order.symbol),
         )
         if self._books is not None:
-            self._books.record_fill(working.owner, self._bar, working.symbol_index, fill)
-        try:
-            self._strategies[working.owner].on_fill(fill)
-        except Exception as exc:
-            self._record_error(working.owner, exc, "on_fill", now)
+            self._books.record_fill(working.owner, bar, working.symbol_index, fill)
+        if self._fill_hooks[working.owner]:
+            try:
+                self._strategies[working.owner].on_fill(fill)
+            except Exception as exc:
+                self._record_error(working.owner, exc, "on_fill", now)
 
     def _roll(self, owner: int, bar: int, ts: datetime) -> None:
         """At ``bar``: expired contracts' positions settled, then the rolls — the automatic roll's orders
@@ -716,76 +674,18 @@ class BacktestEngine:
                     self._record_error(k, exc, hook.__name__, self._now)
 
     def _record_error(self, owner: int, exc: Exception, hook: str, ts: datetime | None) -> None:
-        strategy = self._strategies[owner]
-        message = str(exc)
-        market = self._market
-        if (
-            market is not None
-            and isinstance(market.frame.columns, pd.MultiIndex)
-            and "truth value of a" in message
-            and "ambiguous" in message
-        ):
-            message += _TRAP_HINT
-        error = {
-            "timestamp": ts,
-            "error": message,
-            "type": type(exc).__name__,
-            "strategy": strategy.name,
-            "hook": hook,
-        }
-        self.errors.append(error)
-        if self._books is not None:
-            self._books.errors[owner].append(error)
-        if self._logged_errors < self.max_logged_errors:
-            self._logged_errors += 1
-            when = bar_label(ts, self._run_interval)
-            log.error("%s.%s failed at %s: %s", strategy.name, hook, when, message, exc_info=exc)
-        else:
-            log.debug(
-                "%s.%s failed at %s: %s", strategy.name, hook, bar_label(ts, self._run_interval), message
-            )
+        own = self._books.errors[owner] if self._books is not None else None
+        self._error_log.record(self._strategies[owner].name, exc, hook, ts, own)
 
-    # ------------------------------------------------------------------ result
-    def _result(
-        self, market: MarketData | None, names: list[str], lo: pd.Timestamp | None, hi: pd.Timestamp | None
-    ) -> BacktestResult:
-        if self.errors:
-            log.warning("%d strategy error(s) during the backtest; see result.errors", len(self.errors))
-        if market is None:
-            empty = pd.DatetimeIndex([], tz="UTC", name="timestamp")
-            equity = pd.Series([], index=empty, dtype=float, name="equity")
-            cash = pd.Series([], index=empty, dtype=float, name="cash")
-            prices = pd.DataFrame(index=empty, columns=pd.Index(names), dtype=float)
-            first = last = None
-        else:
-            equity, cash = self._ledger.curves(market.marks, market.index)
-            prices = market.close_frame()
-            first, last = market.index[0], market.index[-1]
-        now = datetime.now(UTC)
-        start = lo if lo is not None else first if first is not None else now
-        end = hi if hi is not None else last if last is not None else now
-        result = BacktestResult(
-            strategy_name=" + ".join(s.name for s in self._strategies),
-            start_date=start,
-            end_date=end,
-            initial_capital=self._ledger.initial_cash,
-            equity_curve=equity,
-            cash_curve=cash,
-            fills=list(self._ledger.fills),
-            orders=list(self._orders),
-            positions=self.get_positions(),
-            prices=prices,
-            errors=list(self.errors),
-        )
-        if market is not None and isinstance(self._ledger, MultiAssetLedger):
-            result.margin_calls = margin_calls(equity, self._ledger.maintenance_curve(market.marks))
-            result.cash_balances = self.broker.cash_balances()
-            if self._accounting is not None:
-                result.multipliers = self._accounting.multipliers(market.symbols)
-        keys = result_keys([s.name for s in self._strategies])
-        books = self._books
-        result.strategies = {keys[0]: result} if books is None else books.results(result, market, keys)
-        return result
+    def _add_account_results(self, result: BacktestResult, market: MarketData) -> None:
+        """A futures/forex run's margin calls, cash per currency and multipliers, on ``result``."""
+        ledger = self._ledger
+        if not isinstance(ledger, MultiAssetLedger):
+            return
+        result.margin_calls = margin_calls(result.equity_curve, ledger.maintenance_curve(market.marks))
+        result.cash_balances = self.broker.cash_balances()
+        if self._accounting is not None:
+            result.multipliers = self._accounting.multipliers(market.symbols)
 
 
 def _frame_symbols(frame: pd.DataFrame, names: list[str]) -> list[str]:
@@ -806,18 +706,9 @@ def _reference_day(lo: pd.Timestamp | None, frame: pd.DataFrame) -> date:
     return datetime.now(UTC).date()
 
 
-def _freeze_gc() -> bool:
-    """Move every object that exists now out of the garbage collector's sight for the bar loop.
-
-    The loop's inputs (a million timestamps and indicator values) live for the whole run; without
-    this, each full collection walks them again and costs tens of milliseconds. Objects created in the
-    loop are collected as usual; ``gc.unfreeze()`` afterwards restores the previous state. Skipped if
-    someone else froze objects already (unfreezing would undo their freeze).
-    """
-    if gc.get_freeze_count():
-        return False
-    gc.freeze()
-    return True
+def _base_on_fill(strategy: Strategy) -> bool:
+    """Whether ``strategy.on_fill`` is the base class's no-op (not overridden by its class or the instance)."""
+    return type(strategy).on_fill is Strategy.on_fill and "on_fill" not in vars(strategy)
 
 
 def _symbol_list(symbols: Sequence[str] | str | None) -> list[str]:

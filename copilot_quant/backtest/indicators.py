@@ -25,7 +25,7 @@ import pandas as pd
 
 from copilot_quant.backtest.market import iter_floats
 
-__all__ = ["SymbolValues", "bar_values", "indicator_columns", "last_bar_values"]
+__all__ = ["SymbolValues", "bar_columns", "bar_values", "indicator_columns", "last_bar_values"]
 
 #: Values per chunk when indicators are made Python floats (bounded memory for long runs).
 _CHUNK_CELLS = 65_536
@@ -130,16 +130,22 @@ def _rows(values: np.ndarray, positions: dict[Hashable, int]) -> Iterator[Symbol
     return map(partial(SymbolValues, positions=positions), rows)
 
 
-def bar_values(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
-    """``on_bar``'s values at each bar of ``frame`` (an :func:`indicator_columns` frame), made a chunk at a
-    time: a float per single value, a :class:`SymbolValues` per per-symbol indicator."""
+def bar_columns(frame: pd.DataFrame) -> list[Iterator[Any]]:
+    """One iterator per ``on_bar`` value over the bars of ``frame`` (an :func:`indicator_columns` frame),
+    made a chunk at a time: floats for a single value, :class:`SymbolValues` for a per-symbol indicator.
+    ``map(on_bar, stamps, *bar_columns(frame))`` calls ``on_bar`` without building a tuple per bar."""
     parts: list[Iterator[Any]] = []
     for start, width, positions in _layout(frame):
         if positions is None:
             parts.append(iter_floats(frame.iloc[:, start].to_numpy(dtype=float)))
         else:
             parts.append(_rows(frame.iloc[:, start : start + width].to_numpy(dtype=float), positions))
-    return zip(*parts, strict=True)
+    return parts
+
+
+def bar_values(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:
+    """``on_bar``'s values at each bar of ``frame``, as one tuple per bar (see :func:`bar_columns`)."""
+    return zip(*bar_columns(frame), strict=True)
 
 
 def last_bar_values(frame: pd.DataFrame) -> tuple[Any, ...]:

@@ -99,6 +99,7 @@ class MarketData:
         )
         self.session_end = _session_ends(self.index)
         self._prefix: Callable[[int], pd.DataFrame] | None = None  # built on the first history() call
+        self._deltas: np.ndarray | None = None  # time since the epoch, built on the first stamp() call
 
     def __len__(self) -> int:
         return len(self.index)
@@ -120,6 +121,13 @@ class MarketData:
             return map(operator.add, repeat(_EPOCH), offsets)
 
         return chain.from_iterable(map(chunk, range(0, len(micros), _CHUNK)))
+
+    def stamp(self, bar: int) -> datetime:
+        """The timestamp of ``bar``, the same object :meth:`iter_stamps` yields for it."""
+        deltas = self._deltas
+        if deltas is None:  # numpy makes the timedelta in C: much cheaper than timedelta(microseconds=...)
+            deltas = self._deltas = (self.index.as_unit("ns").asi8 // 1000).astype("timedelta64[us]")
+        return _EPOCH + deltas.item(bar)
 
     def history(self, bar: int) -> pd.DataFrame:
         """Every bar up to and including ``bar`` — a view, never a copy of the history (a

@@ -44,18 +44,23 @@ from copilot_quant.model.fill_rules import (
     auction_fill_price,
     locate_order,
     locate_trailing,
+    match_market,
     match_order,
     price_path,
     trail_level,
 )
 from copilot_quant.model.modify import Modification
 from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
-from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
+from copilot_quant.model.orders import Order, OrderStatus, OrderType, TimeInForce
 from copilot_quant.model.participation import VolumeAllowance, is_whole
 
 __all__ = ["OrderBook", "WorkingOrder"]
 
 log = logging.getLogger(__name__)
+
+_MARKET, _CANCELLED = OrderType.MARKET, OrderStatus.CANCELLED
+_DONE = frozenset(s for s in OrderStatus if s.is_done)
+_TRAILING = frozenset(t for t in OrderType if t.is_trailing)
 
 
 @dataclass(slots=True, eq=False)
@@ -207,7 +212,7 @@ class OrderBook:
         trailing stop without a ``stop_price`` starts from it; an order naming an OCA group joins it.
         Returns why the order cannot be admitted, or None."""
         order = working.order
-        if order.type_enum.is_trailing:
+        if order.order_type in _TRAILING:
             stop = order.stop_price
             if stop is None and price == price:  # noqa: PLR0124 - NaN test: no price yet, the next one starts it
                 stop = trail_level(order.side_enum, price, order.trail_amount, order.trail_percent)
@@ -271,26 +276,27 @@ class OrderBook:
                 keep.append(working)
                 continue
             s = working.symbol_index
+            order = working.order
             open_ = opens.item(bar, s)  # .item: a Python float straight from the array, no numpy scalar
             if open_ != open_:  # noqa: PLR0124 - NaN test without a call: this symbol has no bar here, the order keeps waiting
                 execution = None
+            elif order.order_type is _MARKET:  # its rule needs only the first price of the path
+                execution = match_market((open_,))
             else:
                 path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
                 if working.trail is None:  # the hot path: no index needed, no kept state
-                    working.triggered, execution = match_order(working.order, path, working.triggered)
+                    working.triggered, execution = match_order(order, path, working.triggered)
                 else:
                     _, execution, _ = working.locate(path)
             if execution is not None:
-                if working.order.status is OrderStatus.CANCELLED:
+                if order.status is _CANCELLED:
                     continue  # cancelled from on_fill earlier in this bar: it never fills
                 book(working, execution)
-                if working.order.status.is_done:
+                if order.status in _DONE:
                     continue
-            if session_end and working.order.time_in_force == TimeInForce.DAY:
-                if working.order.status.is_active:  # not cancelled from on_fill in this bar
-                    self._finish(
-                        working.order, OrderStatus.EXPIRED, "day order unfilled at the end of its session"
-                    )
+            if session_end and order.time_in_force == TimeInForce.DAY:
+                if order.status.is_active:  # not cancelled from on_fill in this bar
+                    self._finish(order, OrderStatus.EXPIRED, "day order unfilled at the end of its session")
                 continue
             keep.append(working)
         if self._purge:

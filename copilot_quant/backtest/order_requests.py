@@ -37,9 +37,15 @@ class RunState(Protocol):
     _orders: list[Order]
     _order_owner: dict[str | None, int]
     _market: MarketData | None
-    _bar: int
-    _now: datetime | None
-    _executing: bool
+
+    @property
+    def _bar(self) -> int: ...
+
+    @property
+    def _now(self) -> datetime | None: ...
+
+    @property
+    def _executing(self) -> bool: ...
 
 
 def expiry_bar(market: MarketData | None, good_till: datetime | None) -> int | None:

@@ -48,16 +48,20 @@ class BarWindow(pd.DataFrame):
     """A strategy's view of the bars so far; a ``DataFrame`` in every respect, with a quick ``[]`` for one column.
 
     ``window[label]`` for a column label (``('Close', 'AAPL')`` with several symbols, ``'Close'`` with one)
-    returns what ``DataFrame.__getitem__`` would, built straight from the column's position. Anything else
-    (a metric such as ``window['Close']`` on a MultiIndex, lists, slices, masks) goes to pandas. Results of
-    operations on a window are plain pandas objects.
+    returns what ``DataFrame.__getitem__`` would, built straight from the column's block. Anything else
+    (a metric such as ``window['Close']`` on a MultiIndex, lists, slices, masks) goes to pandas, and so does
+    every read once the strategy changed its window (its columns or its blocks). Results of operations on a
+    window are plain pandas objects.
     """
 
-    #: column label -> (position, the label as stored); set per window by :func:`prefix_viewer`
-    _cq_columns: dict[Hashable, tuple[int, Hashable]] = {}  # noqa: RUF012 - read-only default
-    #: the column index those positions belong to: a strategy that inserts, deletes or renames columns
-    #: of its window gets a new one, and from then on pandas serves every read
+    #: column label -> (position, the label as stored, its block's number, its place in the block); set per
+    #: window by :func:`prefix_viewer`
+    _cq_columns: dict[Hashable, tuple[int, Hashable, int, int]] = {}  # noqa: RUF012 - read-only default
+    #: the column index and the blocks those positions belong to: a strategy that inserts, deletes or
+    #: renames columns of its window, or writes into it (copy-on-write gives it new blocks), gets new ones,
+    #: and from then on pandas serves every read
     _cq_index: object = None
+    _cq_blocks: Any = None
 
     @property
     def _constructor(self) -> Callable[..., pd.DataFrame]:
@@ -76,15 +80,41 @@ class BarWindow(pd.DataFrame):
             hit = self._cq_columns.get(key)
         except TypeError:  # unhashable: a list of columns, a mask ...
             hit = None
-        manager = cast(Any, self)._mgr
-        if hit is None or manager.items is not self._cq_index:
+        manager: Any = self._mgr
+        blocks = manager.blocks
+        if hit is None or blocks is not self._cq_blocks or manager.items is not self._cq_index:
             return super().__getitem__(key)
-        position, label = hit
-        # what DataFrame._ixs(position, axis=1) does, minus looking the label up again
-        mgr = manager.iget(position)
-        series = cast(Any, pd.Series)._from_mgr(mgr, mgr.axes)
+        _, label, number, place = hit
+        # what DataFrame._ixs(position, axis=1) does (BlockManager.iget, then a named Series), minus
+        # looking the label and the block up again
+        block = blocks[number]
+        values = block.iget(place)
+        column = _single_manager(
+            type(block)(values, placement=_placement(slice(0, len(values))), ndim=1, refs=block.refs),
+            manager.axes[1],
+        )
+        series = _series_from_mgr(column, column.axes)
         object.__setattr__(series, "_name", label)
-        return series.__finalize__(self)
+        if self.attrs or not self.flags.allows_duplicate_labels:
+            return series.__finalize__(self)
+        return series  # __finalize__ would copy nothing: no attrs, default flags, no shared metadata
+
+
+def _bind_internals() -> tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]:
+    """pandas' SingleBlockManager, BlockPlacement and Series._from_mgr (internals, checked by prefix_viewer)."""
+    try:
+        from pandas._libs.internals import BlockPlacement  # noqa: PLC0415 - internals, only if they exist
+        from pandas.core.internals import SingleBlockManager  # noqa: PLC0415
+    except ImportError:  # prefix_viewer's check then fails and the window is plain pandas
+        return _missing, _missing, _missing
+    return SingleBlockManager, BlockPlacement, cast(Any, pd.Series)._from_mgr
+
+
+def _missing(*args: Any, **kwargs: Any) -> Any:
+    raise AttributeError("pandas internals unavailable")
+
+
+_single_manager, _placement, _series_from_mgr = _bind_internals()
 
 
 def prefix_viewer(frame: pd.DataFrame) -> Callable[[int], pd.DataFrame]:
@@ -132,12 +162,16 @@ def _same(got: pd.DataFrame, expected: pd.DataFrame) -> bool:
     return True
 
 
-def _column_positions(columns: pd.Index) -> dict[Hashable, tuple[int, Hashable]]:
-    """Label -> (position, label) for the labels ``[]`` may serve directly: all of them when they are unique
-    (with duplicates pandas returns frames or raises, so nothing is served directly)."""
+def _column_positions(frame: pd.DataFrame) -> dict[Hashable, tuple[int, Hashable, int, int]]:
+    """Label -> (position, label, block number, place in the block) for the labels ``[]`` may serve
+    directly: all of them when they are unique (with duplicates pandas returns frames or raises, so
+    nothing is served directly)."""
+    columns = frame.columns
     if not columns.is_unique:
         return {}
-    return {label: (k, label) for k, label in enumerate(columns)}
+    manager: Any = frame
+    numbers, places = manager._mgr.blknos.tolist(), manager._mgr.blklocs.tolist()
+    return {label: (k, label, numbers[k], places[k]) for k, label in enumerate(columns)}
 
 
 def _internal_prefix_builder(frame: pd.DataFrame) -> Callable[[int], pd.DataFrame]:
@@ -156,7 +190,7 @@ def _internal_prefix_builder(frame: pd.DataFrame) -> Callable[[int], pd.DataFram
     dtype, freq, name = index.dtype, index.freq, index.name
     blocks = cast(Any, frame)._mgr.blocks
     columns = frame.columns
-    positions = _column_positions(columns)
+    positions = _column_positions(frame)
     new_array, new_index = array_cls._simple_new, index_cls._simple_new
     from_blocks, from_mgr = BlockManager.from_blocks, window_cls._from_mgr
 
@@ -168,7 +202,8 @@ def _internal_prefix_builder(frame: pd.DataFrame) -> Callable[[int], pd.DataFram
         mgr = from_blocks([block.slice_block_rows(prefix) for block in blocks], [columns, rows])
         window = from_mgr(mgr, axes=mgr.axes)
         object.__setattr__(window, "_cq_columns", positions)
-        object.__setattr__(window, "_cq_index", window._mgr.items)
+        object.__setattr__(window, "_cq_index", mgr.items)
+        object.__setattr__(window, "_cq_blocks", mgr.blocks)
         return cast(pd.DataFrame, window)
 
     return build

@@ -8,6 +8,7 @@ one trip to the IB loop thread; positions are IB's while connected and the local
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 
 from copilot_quant.backtest.costs import PercentCommission, PercentSlippage
@@ -17,7 +18,10 @@ from copilot_quant.brokers.ib_account import AccountPnL, IbAccount
 from copilot_quant.brokers.position_watch import PositionWatch
 from copilot_quant.errors import NotConnectedError
 
-__all__ = ["BrokerAccountReads"]
+__all__ = ["AccountSnapshot", "BrokerAccountReads"]
+
+#: ``(NetLiquidation, TotalCashValue, positions)``.
+AccountSnapshot = tuple[float, float, dict[str, Position]]
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,13 @@ class BrokerAccountReads:
         emitted so far (:meth:`await_positions`, without its cross-thread polling).
         """
         return self._account.snapshot(self._positions.settled(settle) if settle > 0 else None)
+
+    def start_account_snapshot(self, *, settle: float = 0.0) -> concurrent.futures.Future[AccountSnapshot]:
+        """:meth:`account_snapshot` started on the loop thread without waiting for it, so that the caller
+        does other work meanwhile; collect it with :meth:`IBRuntime.result
+        <copilot_quant.brokers.runtime.IBRuntime.result>`. Its ``settle`` covers the fills handed over so far
+        (:attr:`fills_passed` tells whether more came since)."""
+        return self._account.start_snapshot(self._positions.settled(settle) if settle > 0 else None)
 
     def account_pnl(self) -> AccountPnL:
         """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).

@@ -45,13 +45,17 @@ class BrokerCallbacks:
     """The registered callbacks, and their guarded calls."""
 
     def __init__(self) -> None:
-        self.fill: list[FillCallback] = []
+        self.fill: list[FillCallback] = []  # run on the IB loop thread
+        self.fill_anywhere: list[FillCallback] = []  # thread-safe: run on whichever thread has the fill
         self.error: list[ErrorCallback] = []
         self.correction: list[CorrectionCallback] = []
         self.journal_failure: list[JournalFailureCallback] = []
 
     def fill_arrived(self, fill: Fill) -> None:
         _call_all(self.fill, "fill", fill)
+
+    def fill_arrived_anywhere(self, fill: Fill) -> None:
+        _call_all(self.fill_anywhere, "fill", fill)
 
     def order_error(self, record: TrackedOrder, message: str) -> None:
         _call_all(self.error, "error", record, message)

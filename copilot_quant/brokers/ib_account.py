@@ -11,6 +11,7 @@ rails that must not lag (the daily-loss limit).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 from collections.abc import Callable, Coroutine
@@ -21,6 +22,7 @@ from ib_async import RequestError
 
 from copilot_quant.backtest.orders import Order, OrderSide, Position
 from copilot_quant.brokers.ib_contracts import TRADED_SEC_TYPES, instrument_key, unit_avg_cost
+from copilot_quant.brokers.runtime import IBRuntime
 from copilot_quant.errors import BrokerError, NotConnectedError
 
 if TYPE_CHECKING:
@@ -131,6 +133,13 @@ class IbAccount:
     ) -> tuple[float, float, dict[str, Position]]:
         """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread (``before`` is
         awaited first, on the loop, in the same trip)."""
+        return IBRuntime.result(self.start_snapshot(before), timeout=10)
+
+    def start_snapshot(
+        self, before: Coroutine[Any, Any, Any] | None = None
+    ) -> concurrent.futures.Future[tuple[float, float, dict[str, Position]]]:
+        """:meth:`snapshot` started on the loop thread without waiting for it (collect it with
+        :meth:`IBRuntime.result <copilot_quant.brokers.runtime.IBRuntime.result>`)."""
         if not self._conn.is_connected():
             if before is not None:
                 before.close()
@@ -143,8 +152,7 @@ class IbAccount:
             cash = await self.value_async("TotalCashValue")
             return value, cash, self.read_positions()
 
-        result: tuple[float, float, dict[str, Position]] = self._conn.run(snapshot(), timeout=10)
-        return result
+        return self._conn.submit(snapshot())
 
     def read_positions(self) -> dict[str, Position]:
         """IB's positions (stocks, futures contracts, forex pairs) by instrument key (``AAPL``, ``MESZ6``,

@@ -22,7 +22,8 @@ already summed into ``execute_order``'s return value, so a caller that uses both
 Threading contract: public methods are synchronous and may be called from any thread except the IB
 loop thread; ib_async runs on the connection's loop thread (see :mod:`copilot_quant.brokers.runtime`).
 Fill and error callbacks run **on that loop thread**: keep them short and never block in them (hand work
-to your own thread or queue, as the engine does). Callbacks are kept by the adapter, not by ib_async, so
+to your own thread or queue, as the engine does). A fill callback registered ``thread_safe=True`` runs on
+the journal writer thread instead, as soon as the fill is journaled (the engine's does). Callbacks are kept by the adapter, not by ib_async, so
 they survive reconnects, and IB event handlers are installed once per connection (no duplicates).
 
 Live trading: ``paper_trading=False`` trades real money and must be confirmed, as for the engine and the
@@ -170,8 +171,11 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         self._gate = FillGate(
             lambda: self._conn.runtime,
             self._writer,
-            book=self._note_fill,
-            emit=self._emit_fill,
+            # loop thread: ib_async's position cache is consistent there once the handlers are on
+            book=lambda fill: self._positions.note_fill(fill, on_loop=self._handlers_on is not None),
+            emit=self._callbacks.fill_arrived,
+            emit_anywhere=self._callbacks.fill_arrived_anywhere,
+            loop_wanted=lambda: bool(self._callbacks.fill),
             journal_failed=self._journal_failed,
         )
 
@@ -255,9 +259,14 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
             journal.preload_fill_ids()  # here, so the IB loop thread never reads the disk for them
         self._journal = journal
 
-    def register_fill_callback(self, callback: FillCallback) -> None:
-        """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block)."""
-        self._callbacks.fill.append(callback)
+    def register_fill_callback(self, callback: FillCallback, *, thread_safe: bool = False) -> None:
+        """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block).
+
+        ``thread_safe=True``: the callback may run on any thread, and then runs as soon as the journal
+        committed the fill, on the journal writer thread, without the hop back to the loop (the engine's
+        does: it only queues the fill for its worker). It must not block either, nor call ib_async.
+        """
+        (self._callbacks.fill_anywhere if thread_safe else self._callbacks.fill).append(callback)
 
     def register_error_callback(self, callback: ErrorCallback) -> None:
         """``callback(order_record, error_msg)`` on every rejection or order error (IB loop thread)."""
@@ -290,13 +299,6 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
     def flush_journal(self, timeout: float = 10.0) -> bool:
         """Wait until every broker event handed to the journal so far is written; False on timeout."""
         return self._writer.flush(timeout)
-
-    def _note_fill(self, fill: Fill) -> None:
-        """Book ``fill`` into the expected and local positions (loop thread, as IB reports it)."""
-        self._positions.note_fill(fill, on_loop=self._handlers_on is not None)
-
-    def _emit_fill(self, fill: Fill) -> None:
-        self._callbacks.fill_arrived(fill)
 
     def _emit_error(self, record: TrackedOrder, message: str) -> None:
         record.errors.append(message)
@@ -640,18 +642,17 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         if fill is None:
             return
         journal = self.journal
-        self._report_reused_exec_id(record, exec_id, journal)
-        self._gate.pass_fill(fill, exec_id, record.order_ref, journal)
-
-    def _report_reused_exec_id(
-        self, record: TrackedOrder, exec_id: str, journal: TradeJournal | None
-    ) -> None:
-        """IB never reuses an execution id. One already reported (or journaled) for another order is still a
-        fill of this order and is delivered, never dropped; the error callbacks hear of it (the engine
-        counts it) and the journal records an alert with the fill."""
+        # IB never reuses an execution id: one already used by another order (tracked or journaled) is still
+        # a fill of this order, delivered, never dropped; the error callbacks hear of it (the engine counts it)
         message = reused_exec_id_message(self.tracker, record, exec_id, journal)
         if message is not None:
             self._callbacks.order_error(record, message)
+        self._gate.pass_fill(fill, exec_id, record.order_ref, journal)
+
+    @property
+    def fills_passed(self) -> int:
+        """How many executions were complete (with their commission) and handed on for delivery so far."""
+        return self._gate.passed
 
     def flush_fills(self, timeout: float = 10.0) -> bool:
         """Wait until every execution settled so far is journaled and has reached the fill callbacks.

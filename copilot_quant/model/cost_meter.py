@@ -35,7 +35,7 @@ _NEW_YORK = ZoneInfo("America/New_York")
 class CostMeter:
     """Prices executions with ``model`` and counts the month's traded shares (see the module docstring)."""
 
-    __slots__ = ("_detailed", "_model", "_month", "_tz", "_volume")
+    __slots__ = ("_detailed", "_model", "_month", "_tz", "_volume", "by_volume")
 
     def __init__(self, model: CommissionModel, tz: tzinfo = _NEW_YORK) -> None:
         self._model = model
@@ -43,6 +43,9 @@ class CostMeter:
         self._detailed: DetailedCommissionModel | None = (
             model if isinstance(model, DetailedCommissionModel) else None
         )
+        #: Whether the model prices by the month's volume (a detailed model): if not, an execution costs
+        #: :func:`~copilot_quant.model.costs.execution_commission` of the model, no fees, and nothing is counted.
+        self.by_volume = self._detailed is not None
         self._tz = tz
         self._month: tuple[int, int] | None = None
         self._volume = 0.0

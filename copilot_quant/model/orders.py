@@ -58,22 +58,29 @@ class OrderType(StrEnum):
     MARKET_ON_CLOSE = "market_on_close"
     LIMIT_ON_CLOSE = "limit_on_close"
 
+    # set lookups (the members hash as their str values): every order asks these at construction
     @property
     def needs_limit_price(self) -> bool:
-        return self in (OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE)
+        return self in _NEEDS_LIMIT
 
     @property
     def on_close(self) -> bool:
         """Filled in the closing auction (IB's ``MOC``/``LOC``)."""
-        return self in (OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE)
+        return self in _ON_CLOSE
 
     @property
     def is_trailing(self) -> bool:
-        return self in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT)
+        return self in _TRAILING
 
     @property
     def needs_stop_price(self) -> bool:
-        return self in (OrderType.STOP, OrderType.STOP_LIMIT)
+        return self in _NEEDS_STOP
+
+
+_NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE})
+_NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
+_ON_CLOSE = frozenset({OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE})
+_TRAILING = frozenset({OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT})
 
 
 class TimeInForce(StrEnum):
@@ -104,6 +111,11 @@ class OrderStatus(StrEnum):
 
 
 _DONE = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+
+_AUCTION_TIFS = frozenset({TimeInForce.OPG, TimeInForce.IOC})
+_GTD = TimeInForce.GTD
+_CANCEL_WITH_BLOCK = OcaType.CANCEL_WITH_BLOCK
+_INF = math.inf
 
 _ORDER_IDS = itertools.count(1)
 _ORDER_IDS_LOCK = threading.Lock()  # the live engine's threads create orders too
@@ -236,27 +248,37 @@ class Order:
     routed_from: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.symbol, str) or not self.symbol.strip():
+        # Every order a strategy returns passes here, so the common case (enums or their plain values,
+        # no optional terms) costs a few set and type tests; each rarer term has its own check.
+        symbol = self.symbol
+        if not isinstance(symbol, str) or not (symbol := symbol.strip()):
             raise OrderValidationError(
                 f"symbol must be a non-empty string such as 'AAPL', got {self.symbol!r}"
             )
-        self.symbol = self.symbol.strip().upper()
-        self.order_type = _parse_enum(OrderType, self.order_type, "order_type")
-        self.side = _parse_enum(OrderSide, self.side, "side")
-        self.time_in_force = _parse_enum(TimeInForce, self.time_in_force, "time_in_force")
+        self.symbol = symbol.upper()
+        kind = self.order_type
+        if type(kind) is not OrderType:
+            kind = self.order_type = _parse_enum(OrderType, kind, "order_type")
+        if type(self.side) is not OrderSide:
+            self.side = _parse_enum(OrderSide, self.side, "side")
+        tif = self.time_in_force
+        if type(tif) is not TimeInForce:
+            tif = self.time_in_force = _parse_enum(TimeInForce, tif, "time_in_force")
         self.quantity = self._check_quantity(self.quantity)
-        self.limit_price = _check_price(self.limit_price, "limit_price")
-        self.stop_price = _check_price(self.stop_price, "stop_price")
-        if self.order_type.needs_limit_price and self.limit_price is None:
+        if self.limit_price is not None:
+            self.limit_price = _check_price(self.limit_price, "limit_price")
+        elif kind in _NEEDS_LIMIT:
             raise OrderValidationError(
-                f"a {self.order_type.value} order needs a positive limit_price, e.g. "
-                f"Order('{self.symbol}', {self.quantity:g}, '{self.order_type.value}', '{self.side.value}', "
+                f"a {kind.value} order needs a positive limit_price, e.g. "
+                f"Order('{self.symbol}', {self.quantity:g}, '{kind.value}', '{OrderSide(self.side).value}', "
                 "limit_price=100.0)"
             )
-        if self.order_type.needs_stop_price and self.stop_price is None:
-            raise OrderValidationError(f"a {self.order_type.value} order needs a positive stop_price")
+        if self.stop_price is not None:
+            self.stop_price = _check_price(self.stop_price, "stop_price")
+        elif kind in _NEEDS_STOP:
+            raise OrderValidationError(f"a {kind.value} order needs a positive stop_price")
         if (
-            self.order_type in (OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT)
+            kind in _TRAILING
             or self.trail_amount is not None
             or self.trail_percent is not None
             or self.limit_offset is not None
@@ -264,11 +286,11 @@ class Order:
             self._check_trail()
         if self.order_id is None:
             self.order_id = _next_order_id()
-        if self.time_in_force in (TimeInForce.OPG, TimeInForce.IOC) or self.order_type.on_close:
+        if tif in _AUCTION_TIFS or kind in _ON_CLOSE:
             self._check_auction()
-        if self.time_in_force is TimeInForce.GTD or self.good_till is not None:
+        if tif is _GTD or self.good_till is not None:
             self._check_good_till()
-        if self.oca_group or self.oca_type is not OcaType.CANCEL_WITH_BLOCK:
+        if self.oca_group or self.oca_type is not _CANCEL_WITH_BLOCK:
             self._check_oca()
         if self.parent_id:
             self._check_parent()
@@ -315,7 +337,7 @@ class Order:
         """``'open'`` or ``'close'`` for orders filled in an auction, else ``''``."""
         if self.time_in_force == TimeInForce.OPG:
             return "open"
-        return "close" if self.type_enum.on_close else ""
+        return "close" if self.order_type in _ON_CLOSE else ""
 
     def _check_trail(self) -> None:
         order_type = self.type_enum
@@ -377,11 +399,13 @@ class Order:
     # The enums are parsed in __post_init__; these typed views help readers and mypy.
     @property
     def side_enum(self) -> OrderSide:
-        return OrderSide(self.side)
+        side = self.side
+        return side if type(side) is OrderSide else OrderSide(side)
 
     @property
     def type_enum(self) -> OrderType:
-        return OrderType(self.order_type)
+        kind = self.order_type
+        return kind if type(kind) is OrderType else OrderType(kind)
 
     @property
     def signed_quantity(self) -> float:
@@ -524,11 +548,12 @@ class Fill:
             and type(self.commission) is float
         ):  # brokers pass floats; anything else (ints, numpy scalars, junk) is normalised or refused
             self._coerce_numbers()
-        if not math.isfinite(self.fill_price) or self.fill_price <= 0:
+        # chained comparisons: false for NaN and infinity too, without a call per number
+        if not 0.0 < self.fill_price < _INF:
             raise OrderValidationError(f"fill_price must be positive, got {self.fill_price!r}")
-        if not math.isfinite(self.fill_quantity) or self.fill_quantity <= 0:
+        if not 0.0 < self.fill_quantity < _INF:
             raise OrderValidationError(f"fill_quantity must be positive, got {self.fill_quantity!r}")
-        if not math.isfinite(self.commission) or self.commission < 0:
+        if not 0.0 <= self.commission < _INF:
             raise OrderValidationError(f"commission must be zero or positive, got {self.commission!r}")
         if self.fees and not 0 <= self.fees <= self.commission + 1e-9:
             raise OrderValidationError(

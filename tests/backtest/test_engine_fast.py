@@ -197,3 +197,64 @@ def test_progress_keeps_coming_even_when_on_bar_fails_on_a_report_bar():
     assert calls[-1] == (len(BARS), len(BARS))
     assert len(calls) >= 100
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+class BuysThenFails(FastStrategy):
+    """Buys at bar 3, raises at bar 4 (while that order fills), then records what it sees."""
+
+    def initialize(self):
+        self.bars = []
+        self.held = []
+
+    def indicators(self, data):
+        return {"close": data["Close"]}
+
+    def on_bar(self, timestamp, close):
+        k = len(self.bars)
+        self.bars.append(timestamp)
+        self.held.append(self.position("X"))
+        if k == 3:
+            return [Order("X", 10)]
+        if k == 4:
+            raise RuntimeError("bar four fails")
+        return None
+
+
+def test_a_failing_on_bar_neither_skips_a_bar_nor_the_fill_due_on_it():
+    strategy = BuysThenFails()
+    engine = BacktestEngine(commission=0.0, slippage=0.0)
+    engine.add_strategy(strategy)
+    result = engine.run(data=BARS, symbols=["X"], benchmark=None)
+    assert len(strategy.bars) == len(BARS)  # every bar was offered, the failing one included
+    assert [e["hook"] for e in result.errors] == ["on_bar"]
+    assert result.errors[0]["timestamp"] == BARS.index[4]
+    (fill,) = result.fills
+    assert fill.timestamp == BARS.index[4]
+    assert fill.fill_price == BARS["Open"].iloc[4]
+    assert strategy.held[4:6] == [10.0, 10.0]  # filled at bar 4's open, before on_bar(bar 4) ran
+
+
+def test_a_failing_progress_callback_stops_the_run_instead_of_counting_as_a_strategy_error():
+    def progress(done, total):
+        raise OSError("the terminal went away")
+
+    engine = BacktestEngine()
+    engine.add_strategy(MomentumFast())
+    with pytest.raises(OSError, match="terminal went away"):
+        engine.run(data=BARS, symbols=["X"], progress=progress)
+    assert engine.errors == []
+
+
+def test_an_on_fill_set_on_the_instance_is_called_like_an_overridden_one():
+    class Watched(MomentumFast):
+        def initialize(self):
+            super().initialize()
+            self.filled = []
+            self.on_fill = self.filled.append  # not a method override: set on the instance
+
+    strategy = Watched()
+    engine = BacktestEngine()
+    engine.add_strategy(strategy)
+    result = engine.run(data=BARS, symbols=["X"], benchmark=None)
+    assert result.fills
+    assert strategy.filled == result.fills

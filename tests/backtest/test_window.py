@@ -102,3 +102,28 @@ def test_a_strategy_that_deletes_inserts_or_renames_window_columns_still_reads_w
     pd.testing.assert_series_equal(window[("Close", "c")], expected[("Close", "c")])
     with pytest.raises(KeyError):
         window[("Close", "C")]
+
+
+def test_a_strategy_that_writes_into_its_window_reads_back_what_it_wrote():
+    market = MarketData(MANY, SYMBOLS)
+    window, expected = market.history(30), MANY.iloc[:31].copy()
+    column = MANY.columns.get_loc(("Close", "B"))
+    for frame in (window, expected):
+        frame.iloc[-1, column] = -1.0  # copy-on-write: the window gets new blocks
+        frame.loc[frame.index[0], ("Volume", "C")] = 0.5  # a float into an int column: the blocks split
+    for label in MANY.columns:
+        pd.testing.assert_series_equal(window[label], expected[label])
+    pd.testing.assert_frame_equal(market.frame, MANY)  # the engine's bars are untouched
+
+
+def test_attributes_and_flags_set_on_a_window_reach_its_columns_as_in_pandas():
+    market = MarketData(MANY, SYMBOLS)
+    window, expected = market.history(10), MANY.iloc[:11].copy()
+    for frame in (window, expected):
+        frame.attrs["source"] = "test"
+    assert window[("Close", "A")].attrs == expected[("Close", "A")].attrs == {"source": "test"}
+    window, expected = market.history(10), MANY.iloc[:11].copy()
+    window.flags.allows_duplicate_labels = expected.flags.allows_duplicate_labels = False
+    assert window[("Close", "A")].flags.allows_duplicate_labels is False
+    assert expected[("Close", "A")].flags.allows_duplicate_labels is False
+    assert market.history(10)[("Close", "A")].attrs == {}

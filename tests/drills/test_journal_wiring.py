@@ -9,7 +9,7 @@ import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.errors import ConfigError
-from copilot_quant.journal import OrderState, TradeJournal
+from copilot_quant.journal import JournalOrder, OrderState, TradeJournal
 from copilot_quant.risk import RiskLimits
 
 from .conftest import Scripted, Stepper, assert_books_agree, journal_file, wait_until
@@ -122,8 +122,14 @@ def test_the_kill_switch_cancels_flattens_and_halts(make_engine, gateway, journa
     assert wait_until(lambda: strategy.bars == 3)
     assert wait_until(lambda: len(strategy.fills) == 2)  # the flattening sell reached on_fill too
     assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
-    with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
-        orders = journal.orders()
+
+    def journaled() -> list[JournalOrder]:
+        with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
+            return journal.orders()
+
+    # bar 3's order is routed (refused, journaled) just after on_data counted the bar
+    assert wait_until(lambda: [o.state for o in journaled()].count(OrderState.REJECTED) == 1)
+    orders = journaled()
     states = [o.state for o in orders]
     assert states.count(OrderState.CANCELLED) == 1
     (cancelled,) = [o for o in orders if o.state is OrderState.CANCELLED]
@@ -156,6 +162,8 @@ def test_orders_refused_while_halted_are_one_warning_each_and_not_errors(
     assert set(refused()) == {"trading halted: kill switch engaged: drill"}
     assert engine.total_errors == 0
     assert list(engine.errors) == []
+    # (each line is logged once its refusal is on the disk, just after the commit a reader sees)
+    assert wait_until(lambda: len([r for r in caplog.records if "AAPL" in r.getMessage()]) >= 4)
     about_orders = [r for r in caplog.records if "AAPL" in r.getMessage()]
     assert [r.levelname for r in about_orders] == ["WARNING"] * 4, [r.getMessage() for r in about_orders]
     assert all("not sent, trading halted: kill switch engaged: drill" in r.getMessage() for r in about_orders)

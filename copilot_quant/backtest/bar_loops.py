@@ -1,0 +1,204 @@
+"""The backtest's bar loops: each bar, match the working orders, call the strategies, submit their orders.
+
+Two loops, one order of events (see :mod:`copilot_quant.backtest.engine` for the timing model):
+
+* :meth:`BarLoops.general` — any strategies: a pandas history window for a ``Strategy``, plain values for
+  a ``FastStrategy``, several strategies called in the order they were added;
+* :meth:`BarLoops.fast` — one ``FastStrategy``: ``map`` calls ``on_bar`` straight from the value columns
+  (no pandas, no tuple per bar). Once ``on_bar`` has returned for bar *i*, the body submits its orders
+  and matches bar *i+1*, before ``map`` calls ``on_bar`` for it: the same order of events.
+
+The loops own no account state: they move the :class:`RunClock` (what the strategies' account views and
+the booking read) and hand orders and executions to the engine's callables.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import chain
+from typing import Any, Protocol
+
+import pandas as pd
+
+from copilot_quant.backtest.indicators import bar_columns, bar_values
+from copilot_quant.backtest.market import MarketData
+from copilot_quant.backtest.order_book import Booker, OrderBook
+from copilot_quant.backtest.strategy import FastStrategy, Strategy
+
+__all__ = ["BarLoops", "ProgressCallback", "RunClock"]
+
+#: ``progress(bars_done, bars_total)``, called about a hundred times per run and once at the end.
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(slots=True)
+class RunClock:
+    """Where a run stands: the current bar (-1 before the first), its time, and whether its orders are
+    being matched (then only the bars before it have closed)."""
+
+    bar: int = -1
+    now: datetime | None = None
+    executing: bool = False
+
+
+class Submit(Protocol):
+    def __call__(self, owner: int, orders: Any, bar: int, ts: datetime, /) -> None: ...
+
+
+class RecordError(Protocol):
+    def __call__(self, owner: int, exc: Exception, hook: str, ts: datetime | None, /) -> None: ...
+
+
+class BarLoops:
+    """Drives one run's bars through the order book and the strategies.
+
+    Args:
+        clock: the run's clock, moved bar by bar.
+        market: the run's bars.
+        book: the working orders.
+        submit: ``submit(owner, orders, bar, ts)``, what a strategy returned at bar ``bar``.
+        book_fill: books one execution (the order book calls it).
+        record_error: ``record_error(owner, exc, hook, ts)``, a strategy hook that raised.
+        indicator_frame: a ``FastStrategy``'s indicators over the whole history (causality checked).
+        before_call: ``before_call(owner, bar, ts)``, run before strategy ``owner`` is called at bar ``bar``
+            (a futures run's expiries and rolls); only the general loop takes it.
+    """
+
+    def __init__(  # noqa: PLR0917 - the run's collaborators, each named
+        self,
+        clock: RunClock,
+        market: MarketData,
+        book: OrderBook,
+        submit: Submit,
+        book_fill: Booker,
+        record_error: RecordError,
+        indicator_frame: Callable[[FastStrategy], pd.DataFrame],
+        before_call: Callable[[int, int, datetime], None] | None = None,
+    ) -> None:
+        self._clock = clock
+        self._market = market
+        self._book = book
+        self._submit = submit
+        self._book_fill = book_fill
+        self._record_error = record_error
+        self._indicator_frame = indicator_frame
+        self._before_call = before_call
+
+    def general(self, strategies: list[Strategy], progress: ProgressCallback | None) -> None:
+        """The general loop: pandas history views for ``Strategy``, plain values for ``FastStrategy``."""
+        market, clock = self._market, self._clock
+        callers = [self._caller(k, s) for k, s in enumerate(strategies)]
+        book, submit, book_fill = self._book, self._submit, self._book_fill
+        execute_bar = book.bar_executor()
+        opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
+        session_end = market.session_end
+        n = len(market)
+        step = max(n // 100, 1)
+        for i, ts in enumerate(market.stamps()):
+            clock.bar, clock.now = i, ts
+            if book:
+                clock.executing = True
+                execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), book_fill)
+                clock.executing = False
+            for k, call in enumerate(callers):
+                try:
+                    orders = call(i, ts)
+                except Exception as exc:
+                    self._record_error(k, exc, "on_data", ts)
+                    continue
+                if orders:
+                    submit(k, orders, i, ts)
+            if progress is not None and (i + 1) % step == 0:
+                progress(i + 1, n)
+        if progress is not None:
+            progress(n, n)
+
+    def _caller(self, k: int, strategy: Strategy) -> Callable[[int, datetime], Any]:
+        call: Callable[[int, datetime], Any]
+        if isinstance(strategy, FastStrategy):
+            rows = list(bar_values(self._indicator_frame(strategy)))
+            on_bar = strategy.on_bar
+            call = lambda i, ts: on_bar(ts, *rows[i])  # noqa: E731 - the per-bar call, kept tiny
+        else:
+            on_data, history = strategy.on_data, self._market.history
+            call = lambda i, ts: on_data(ts, history(i))  # noqa: E731
+        before = self._before_call
+        if before is None:
+            return call
+
+        def before_then_call(i: int, ts: datetime) -> Any:
+            before(k, i, ts)
+            return call(i, ts)
+
+        return before_then_call
+
+    def fast(self, strategy: FastStrategy, progress: ProgressCallback | None) -> None:
+        """One FastStrategy: a tight loop over plain floats (see the module docstring); no ``before_call``."""
+        market, clock = self._market, self._clock
+        # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
+        # numpy or pandas
+        columns = bar_columns(self._indicator_frame(strategy))
+        calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(), *columns)
+        book, submit, book_fill, stamp = self._book, self._submit, self._book_fill, market.stamp
+        pending = book.pending
+        execute_bar = book.bar_executor()
+        opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
+        session_end = market.session_end
+        n = len(market)
+        step = max(n // 100, 1)
+        next_report = step if progress is not None else n + 1  # compared with the bars done
+        bar, done = -1, 0  # the bar whose orders the body handles; the bars done (on_bar and orders)
+        clock.bar = 0
+        frozen = _freeze_gc()
+        try:
+            while True:
+                try:
+                    for orders in calls:  # on_bar(bar ``done``) has just returned
+                        bar = done
+                        if orders:
+                            clock.now = ts = stamp(bar)
+                            submit(0, orders, bar, ts)
+                        following = bar + 1
+                        clock.bar = following  # the strategy's account view reads it
+                        if pending and following < n:
+                            clock.now = stamp(following)
+                            clock.executing = True
+                            execute_bar(
+                                following, opens, highs, lows, closes, session_end.item(following), book_fill
+                            )
+                            clock.executing = False
+                        if following == next_report:
+                            progress(following, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
+                            next_report += step
+                        done = following
+                    break
+                except Exception as exc:
+                    if bar == done:  # the body failed (the engine, a progress callback), not on_bar
+                        raise
+                    clock.now = ts = stamp(done)
+                    self._record_error(0, exc, "on_bar", ts)
+                    calls = chain((None,), calls)  # bar ``done`` goes on as if on_bar returned nothing
+        finally:
+            if frozen:
+                gc.unfreeze()
+        clock.bar = n - 1
+        clock.now = market.index[-1].to_pydatetime()
+        if progress is not None and n % step:
+            progress(n, n)
+
+
+def _freeze_gc() -> bool:
+    """Move every object that exists now out of the garbage collector's sight for the bar loop.
+
+    The loop's inputs (a million timestamps and indicator values) live for the whole run; without
+    this, each full collection walks them again and costs tens of milliseconds. Objects created in the
+    loop are collected as usual; ``gc.unfreeze()`` afterwards restores the previous state. Skipped if
+    someone else froze objects already (unfreezing would undo their freeze).
+    """
+    if gc.get_freeze_count():
+        return False
+    gc.freeze()
+    return True
