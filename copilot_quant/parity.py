@@ -69,7 +69,7 @@ from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
-from copilot_quant.model.spread import SpreadModel, grid_frame, spread_model, with_spread
+from copilot_quant.model.spread import AUTO, SpreadModel, grid_frame, resolve_spread, spread_of
 from copilot_quant.parity_report import (
     BAR_HOOKS,
     FILL_COLUMNS,
@@ -239,6 +239,7 @@ def _backtest_run(
         data_provider=feed,
         commission=commission,
         slippage=slippage,
+        spread=AUTO if spread_of(slippage) is not None else None,  # the spread, if any, is in slippage
         interval=interval,
         volume_limit=volume_limit,
         max_logged_errors=1,  # one traceback, not one per bar; the report counts them all
@@ -462,7 +463,7 @@ def run_parity(
     interval: str = "1d",
     step_timeout: float = 20.0,
     volume_limit: float | None = None,
-    spread: SpreadModel | str | int | None = None,
+    spread: SpreadModel | str | int | None = AUTO,
 ) -> ParityReport:
     """Run ``strategy_class(**strategy_kwargs)`` in a backtest and live on the same bars; compare them.
 
@@ -470,8 +471,10 @@ def run_parity(
     :class:`IDataFeed`. ``commission``/``slippage`` take a rate or a model, as ``BacktestEngine`` does;
     the same model objects serve both runs. ``volume_limit`` (a fraction of each bar's volume, see
     :mod:`copilot_quant.backtest.participation`) applies to both: the backtest engine and the gateway.
-    ``spread`` (a :class:`~copilot_quant.model.spread.SpreadModel`, ticks or ``'5bps'``; off by default)
-    makes market orders and triggered stops fill at the touch on both sides. Bars are put on the tick
+    ``spread`` (``'auto'``, the default: estimated from the bars; a
+    :class:`~copilot_quant.model.spread.SpreadModel`, ticks or ``'5bps'``; ``None`` turns it off) quotes
+    the same bid/ask on both sides: market orders and triggered stops fill at the touch, limits when the
+    quote crosses them. Bars are put on the tick
     grid for both runs (the gateway prints on it). Raises :class:`~copilot_quant.errors.ConfigError` for bad
     input, :class:`~copilot_quant.errors.DataError` when the range has no bars, and
     :class:`~copilot_quant.errors.GatewayError` when the live run stalls.
@@ -524,7 +527,7 @@ def run_account_parity(
     interval: str = "1d",
     step_timeout: float = 20.0,
     volume_limit: float | None = None,
-    spread: SpreadModel | str | int | None = None,
+    spread: SpreadModel | str | int | None = AUTO,
 ) -> AccountParityReport:
     """Run several strategies on one account in a backtest and live on the same bars; compare the account
     and each strategy (its own orders, fills, errors, and its sleeve's cash and equity).
@@ -542,7 +545,7 @@ def run_account_parity(
     volume_limit = check_volume_limit(volume_limit)
     provider = provider_from_spec(data) if isinstance(data, str) else data
     cost = commission_model(commission)
-    slip = with_spread(slippage_model(slippage), spread_model(spread))
+    slip = resolve_spread(slippage_model(slippage), spread)
     frames, first, last = _bar_frames(provider, names, start, end, interval)
     stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
     options: dict[str, Any] = {

@@ -27,8 +27,10 @@ Rules:
 
 :meth:`execute_order` treats the given price as the only price available (a one-point path, see
 :mod:`copilot_quant.backtest.execution`): market orders fill at it with slippage, a limit only if it
-is marketable there, a stop only if it has triggered. The backtest engine does the intrabar matching
-itself and books the result through :meth:`fill`.
+is marketable there, a stop only if it has triggered; with a spread (a
+:class:`~copilot_quant.model.spread.SpreadSlippage`) at the touch of the model's plain width. The
+backtest engine does the intrabar matching itself (with each bar's spread) and books the result through
+:meth:`fill`, whose price is then already at the touch.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from copilot_quant.model.costs import (
 )
 from copilot_quant.model.fill_rules import match_order
 from copilot_quant.model.orders import Fill, Order, OrderSide, OrderStatus, Position
-from copilot_quant.model.spread import SpreadSlippage
+from copilot_quant.model.spread import SpreadSlippage, after_touch, spread_of
 
 __all__ = ["SimpleBroker"]
 
@@ -118,7 +120,8 @@ class SimpleBroker(IBroker):
         if not math.isfinite(price) or price <= 0:
             self.reject(order, f"no valid market price for {order.symbol} (got {current_price!r})")
             return None
-        _, execution = match_order(order, (price,))
+        spread = spread_of(self.slippage_model)  # one price, no bar history: the model's plain width
+        _, execution = match_order(order, (price,), width=0 if spread is None else spread.width(price))
         if execution is None:
             if order.status is OrderStatus.CREATED:
                 order.status = OrderStatus.SUBMITTED
@@ -188,10 +191,10 @@ class SimpleBroker(IBroker):
             log.warning("order %s is already %s; not filling it again", order.order_id, order.status.value)
             return None
         side = cast(OrderSide, order.side)  # parsed to the enum by Order itself
-        if slippage:
-            fill_price = self.slippage_model.adjust(price, side)
+        if slippage:  # a spread's touch is already in ``price`` (the fill rules took it)
+            fill_price = after_touch(self.slippage_model)(price, side)
         elif isinstance(self.slippage_model, SpreadSlippage):  # the tick grid is on with the spread
-            fill_price = self.slippage_model.on_grid(price)
+            fill_price = self.slippage_model.on_grid(price, side)
         else:
             fill_price = price
         remaining = order.quantity - order.filled_quantity

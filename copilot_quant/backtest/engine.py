@@ -4,6 +4,10 @@ Timing model — **orders returned at bar t execute during bar t+1**:
 
 * ``on_data(timestamp, data)`` is called after bar *t* closed; ``data`` holds bars ``<= t`` only (a
   view of them, no copy), so a strategy can never see bar *t+1*.
+* **Spread (on by default).** Each bar quotes a bid/ask around its trades, its width estimated from the
+  bars before it (``spread='auto'``, see :mod:`copilot_quant.model.spread`): market orders and triggered
+  stops fill at the touch (buys at the ask, sells at the bid), limits when the quote crosses them, and
+  bars are put on the tick grid. ``spread=None`` fills at the bars' prices (as backtrader does).
 * Market orders fill at bar *t+1*'s open, moved by the slippage model. Limit, stop and stop-limit
   orders are matched against bar *t+1*'s intrabar path with gap handling (see
   :mod:`copilot_quant.backtest.execution`). With ``fill_at='close'`` every new order is first offered
@@ -91,12 +95,12 @@ from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, FastStrategy, Strategy
 from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
-from copilot_quant.model.costs import CommissionModel, SlippageModel
+from copilot_quant.model.costs import CommissionModel, SlippageModel, slippage_model
 from copilot_quant.model.fill_rules import Execution
 from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
-from copilot_quant.model.spread import grid_frame, spread_of
+from copilot_quant.model.spread import AUTO, SpreadModel, grid_frame, resolve_spread, spread_of, width_table
 
 __all__ = ["FILL_AT", "BacktestEngine", "ProgressCallback"]
 
@@ -132,6 +136,10 @@ class BacktestEngine:
         check_causality: verify fast-path indicators on a prefix (turn off only for trusted code).
         volume_limit: at most this fraction of each bar's volume fills, per symbol, summed over its
             orders (0 < x <= 1; ``None``, the default, fills any size). Needs a ``Volume`` column.
+        spread: the bid/ask spread: ``'auto'`` (the default: estimated from the bars, at least a tick),
+            a tick count, ``'5bps'``, a :class:`~copilot_quant.model.spread.SpreadModel`, or ``None`` /
+            ``'off'`` (fills at the bars' prices). A ``slippage`` model that already carries a spread
+            (``with_spread``) keeps it. With ``broker=``, the broker's slippage model decides.
     """
 
     def __init__(
@@ -148,6 +156,7 @@ class BacktestEngine:
         check_causality: bool = True,
         max_logged_errors: int = 5,
         volume_limit: float | None = None,
+        spread: SpreadModel | str | int | None = AUTO,
     ) -> None:
         if fill_at not in FILL_AT:
             raise ConfigError(f"fill_at must be one of {FILL_AT}, got {fill_at!r}")
@@ -155,7 +164,7 @@ class BacktestEngine:
         self.initial_capital = float(initial_capital)
         self.data_provider = data_provider
         self.commission = commission
-        self.slippage = slippage
+        self.slippage: SlippageModel = resolve_spread(slippage_model(slippage), spread)
         self.fill_at = fill_at
         self.allow_short = allow_short
         self.interval = interval
@@ -173,6 +182,13 @@ class BacktestEngine:
         self._reset_run_state(None)
 
     # ------------------------------------------------------------------ setup
+    def _widths(self, market: MarketData | None) -> np.ndarray | None:
+        """Each bar's spread in ticks, ``(bars, symbols)``, when the broker's slippage carries a spread."""
+        spread = spread_of(self.broker.slippage_model)
+        if market is None or spread is None:
+            return None
+        return width_table(spread, market.opens, market.highs, market.lows, market.closes)
+
     def _new_broker(self) -> SimpleBroker:
         return SimpleBroker(self.initial_capital, self.commission, self.slippage, self.allow_short)
 
@@ -215,9 +231,9 @@ class BacktestEngine:
             BrokerMarks(self.broker, market.marks, market.symbol_index) if market is not None else None
         )
         if self.volume_limit is not None and market is not None:
-            self._book = OrderBook(market.volumes(), self.volume_limit)
+            self._book = OrderBook(market.volumes(), self.volume_limit, self._widths(market))
         else:
-            self._book = OrderBook()
+            self._book = OrderBook(widths=self._widths(market))
         self._orders: list[Order] = []
         # order_id -> index of the strategy that submitted it (for cancel())
         self._order_owner: dict[str | None, int] = {}

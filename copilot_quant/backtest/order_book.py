@@ -64,12 +64,15 @@ class WorkingOrder:
     #: A good-till-date order expires after this bar (the first whose time reaches its good_till).
     expires_bar: int | None = None
 
-    def locate(self, path: tuple[float, ...] | list[float]) -> Located:
-        """Where this order executes on ``path`` (its fill rule, with its kept state), and update the state."""
+    def locate(self, path: tuple[float, ...] | list[float], width: int = 0) -> Located:
+        """Where this order executes on ``path`` (its fill rule, with its kept state, and the bar's spread
+        ``width`` in ticks), and update the state."""
         if self.trail is None:
-            self.triggered, execution, at = locate_order(self.order, path, self.triggered)
+            self.triggered, execution, at = locate_order(self.order, path, self.triggered, width)
         else:
-            self.triggered, execution, at = locate_trailing(self.order, path, self.triggered, self.trail)
+            self.triggered, execution, at = locate_trailing(
+                self.order, path, self.triggered, self.trail, width
+            )
         return self.triggered, execution, at
 
 
@@ -123,11 +126,18 @@ class OrderBook:
     Args:
         volumes: traded volume per bar and symbol, ``(bars, symbols)``; needed with ``volume_limit``.
         volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
+        widths: the bid/ask spread of each bar and symbol in ticks, ``(bars, symbols)`` (None: no spread;
+            see :mod:`copilot_quant.model.spread`).
     """
 
-    __slots__ = ("_cap", "_oca", "_ordered", "_purge", "_session_opens", "pending")
+    __slots__ = ("_cap", "_oca", "_ordered", "_purge", "_session_opens", "_widths", "pending")
 
-    def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
+    def __init__(
+        self,
+        volumes: np.ndarray | None = None,
+        volume_limit: float | None = None,
+        widths: np.ndarray | None = None,
+    ) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
         #: and test ``if pending:`` cheaply; only this class changes its contents.
         self.pending: list[WorkingOrder] = []
@@ -140,6 +150,7 @@ class OrderBook:
         self._ordered = False
         #: Whether the next bar opens a session (the bar before it ended one): the opening auction.
         self._session_opens = True
+        self._widths = widths
         if volume_limit is not None:
             if volumes is None:
                 raise ValueError("a volume limit needs the bars' volumes")
@@ -216,6 +227,7 @@ class OrderBook:
             self._execute_bar_ordered(None, bar, opens, highs, lows, closes, session_end, book)
             return
         self._session_opens = session_end
+        widths = self._widths
         keep: list[WorkingOrder] = []
         for working in self.pending:
             if working.first_bar > bar:
@@ -227,10 +239,11 @@ class OrderBook:
                 execution = None
             else:
                 path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
+                width = 0 if widths is None else widths.item(bar, s)
                 if working.trail is None:  # the hot path: no index needed, no kept state
-                    working.triggered, execution = match_order(working.order, path, working.triggered)
+                    working.triggered, execution = match_order(working.order, path, working.triggered, width)
                 else:
-                    _, execution, _ = working.locate(path)
+                    _, execution, _ = working.locate(path, width)
             if execution is not None:
                 if working.order.status is OrderStatus.CANCELLED:
                     continue  # cancelled from on_fill earlier in this bar: it never fills
@@ -277,7 +290,7 @@ class OrderBook:
             if working.order.auction:
                 self._auction_hit(working, path, session_end, hits, missed)
                 continue
-            _, execution, at = working.locate(path)
+            _, execution, at = working.locate(path, self._width(bar, s))
             if execution is not None:
                 hits.append((at, working, execution))
         hits.sort(key=_point)  # stable: submission order among executions at the same point
@@ -410,7 +423,7 @@ class OrderBook:
         is done. Under a volume limit it fills at most what is left of bar ``bar``'s allowance."""
         if working.order.auction:
             return False  # its auction has passed (the strategy decides after the close): it waits
-        _, execution, _ = working.locate((price,))
+        _, execution, _ = working.locate((price,), self._width(bar, working.symbol_index))
         if execution is None:
             return False
         before = working.order.filled_quantity
@@ -423,6 +436,10 @@ class OrderBook:
             self._group_filled(working, working.order.filled_quantity - before, unblocked)
             self._reduce_groups(unblocked)
         return working.order.status.is_done
+
+    def _width(self, bar: int, symbol_index: int) -> int:
+        """The spread of bar ``bar`` of a symbol, in ticks (0: no spread model)."""
+        return 0 if self._widths is None else self._widths.item(bar, symbol_index)
 
     def finish_immediate(self, order: Order) -> None:
         """An immediate-or-cancel order after its one chance: the rest is cancelled (it never works)."""

@@ -198,6 +198,7 @@ class GatewayCore:
             ask=point.ask,
             gap=point.gap,
             bar_volume=point.bar_volume,
+            width=point.width,
         )
         if self.publisher is not None:
             self.publisher.tick(point, quote)

@@ -13,7 +13,6 @@ import contextlib
 import logging
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ from copilot_quant.gateway.market import Bar, MarketReplay
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.messages.historical import HistoricalBar
 from copilot_quant.model.ports import IDataFeed
+from copilot_quant.model.spread import to_grid
 
 __all__ = [
     "BarSize",
@@ -57,6 +57,8 @@ VALID_WHAT_TO_SHOW = frozenset(
     }
 )
 _SERVED_WHAT_TO_SHOW = frozenset({"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"})
+#: Bars of one side of the quote (BID_ASK bars are served at the trade prices).
+_QUOTE_SIDES = frozenset({"MIDPOINT", "BID", "ASK"})
 
 
 class HistoryError(Exception):
@@ -243,18 +245,20 @@ class HistoryService:
         now = self.market.now
         end_time = parse_end_time(end, now)
         lo = window_start(end_time, n, unit, self.calendar)
-        frame, starts = self.frame(symbol, size, lo, end_time)
+        frame, starts = self.frame(symbol, size, lo, end_time, what=what)
         if frame.empty:
             raise HistoryError(Code.HMDS, f"HMDS query returned no data: {symbol}@SMART {what}")
-        bars = _to_bars(
-            frame, starts, kind=size.kind, format_date=format_date, what=what, price=self.market.side_price
-        )
+        bars = _to_bars(frame, starts, kind=size.kind, format_date=format_date, what=what)
         return HistoryAnswer(_window_text(lo), _window_text(end_time), bars)
 
     def frame(
-        self, symbol: str, size: BarSize, lo: pd.Timestamp, end: pd.Timestamp
+        self, symbol: str, size: BarSize, lo: pd.Timestamp, end: pd.Timestamp, *, what: str = "TRADES"
     ) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
-        """Bars of ``symbol`` ending in ``(lo, end]`` at ``size`` (never after the clock), with their starts."""
+        """Bars of ``symbol`` ending in ``(lo, end]`` at ``size`` (never after the clock), with their starts.
+
+        ``what`` MIDPOINT, BID or ASK: each source bar's prices are first turned into that side of its
+        quote, with the bar's own spread (:meth:`MarketReplay.frame_widths`, the widths the market quoted
+        it at), then cut and aggregated — a BID bar of 5 minutes is the bid's range over its minutes."""
         if size.source is None:
             raise HistoryError(
                 Code.HMDS, f"HMDS query returned no data: {symbol}@SMART has no bars under 1 min"
@@ -279,6 +283,8 @@ class HistoryService:
                 raise HistoryError(
                     Code.HMDS, f"HMDS query returned no data: {symbol}@SMART ({exc})"
                 ) from None
+        if what in _QUOTE_SIDES and not data.empty:
+            data = self._quoted(data, what)
         data = data[(data.index > lo) & (data.index <= end)]
         if data.empty:
             return data, pd.DatetimeIndex([], tz="UTC")
@@ -286,6 +292,16 @@ class HistoryService:
         if size.kind == "intraday" and size.step is not None and size.step != _interval_length(source):
             data, starts = _aggregate(data, starts, size.step)
         return data, starts
+
+    def _quoted(self, data: pd.DataFrame, what: str) -> pd.DataFrame:
+        """``data`` (trade bars, oldest first) as ``what`` bars: every price the side of its bar's quote."""
+        widths = self.market.frame_widths(data)
+        out = data.copy()
+        side = self.market.side_price
+        for column in ("Open", "High", "Low", "Close"):
+            values = data[column].to_numpy(dtype=float)
+            out[column] = [side(float(p), what, int(w)) for p, w in zip(values, widths, strict=True)]
+        return out
 
     def _starts(self, ends: pd.DatetimeIndex, interval: str) -> pd.DatetimeIndex:
         if interval in ("1d", "1wk", "1mo"):
@@ -402,13 +418,13 @@ def _to_bars(
     kind: str,
     format_date: int,
     what: str,
-    price: Callable[[float, str], float],
 ) -> list[HistoricalBar]:
     values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float)
     quote_bars = what in ("MIDPOINT", "BID", "ASK", "BID_ASK")
     out: list[HistoricalBar] = []
     for start, end, row in zip(starts, frame.index, values, strict=True):
-        o, h, lo, c = (price(float(x), what) for x in row[:4])  # on the tick grid, as IB prints
+        # on the tick grid, as IB prints (quote sides are already, a midpoint on the half-tick)
+        o, h, lo, c = (float(x) if what in _QUOTE_SIDES else to_grid(float(x)) for x in row[:4])
         v = round(float(row[4]), 6)
         if not np.isfinite([o, h, lo, c]).all():
             continue
