@@ -173,10 +173,12 @@ class SpreadModel:
         if self.estimate:  # the estimate known after bar t prices bar t + 1
             known = rolling_estimate(highs, lows, closes, self.window)
             fraction[1:] = np.fmax(fraction[1:], np.nan_to_num(known, nan=0.0))
-        for t in np.flatnonzero(fraction > 0):
-            price = float(ref[t])
-            if math.isfinite(price) and price > 0:
-                out[t] = max(self.ticks, _ticks_of(float(fraction[t]) * price, price))
+        with np.errstate(invalid="ignore"):
+            usable = (fraction > 0) & np.isfinite(ref) & (ref > 0)
+        price = np.where(usable, ref, 1.0)
+        tick = np.where(grid_array(price) >= 1.0, _CENT, _SUB_PENNY)
+        ticks = np.floor(fraction * price / tick + 0.5)  # to the nearest tick, half up
+        out[usable] = np.maximum(self.ticks, ticks[usable]).astype(np.int64)
         return out
 
     def quote(self, last: float, width: int | None = None) -> tuple[float, float]:
