@@ -328,8 +328,7 @@ class MatchingEngine:
         quote's spread in ticks (0: none; None: the slippage's spread model's plain width, if it has one).
         """
         if width is None:
-            spread = spread_of(self.slippage)
-            width = 0 if spread is None else spread.width(price)
+            width = self._plain_width(price)
         self._widths[symbol] = width
         allowance = self._allowance
         if allowance is not None and gap:
@@ -373,13 +372,21 @@ class MatchingEngine:
             self._reduce_group(group, None, events)
         return events
 
+    def _plain_width(self, price: float) -> int:
+        """The spread at ``price`` when no width came with it: the slippage's spread model's plain width
+        (0 without one)."""
+        spread = spread_of(self.slippage)
+        return 0 if spread is None else spread.width(price)
+
     def match_now(self, key: OrderKey, price: float) -> list[MatchEvent]:
         """Match order ``key`` alone against ``price``, the current price, as its first (an immediate-or-
         cancel order's one chance). The partial fill size and the volume limit apply as on any price."""
         order = self.get(key)
         if order is None:
             return []
-        width = self._widths.get(order.symbol, 0)
+        width = self._widths.get(order.symbol)
+        if width is None:  # no price of it matched yet
+            width = self._plain_width(price)
         fill_price = _MATCHERS[order.order_type](order, None, price, self._slip, width)
         order.last_seen = price
         if fill_price is None:
