@@ -7,9 +7,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from copilot_quant.data.providers import SampleDataProvider
+from copilot_quant.errors import ConfigError
+from copilot_quant.gateway.server import GatewayConfig
 from copilot_quant.gateway.testing import connected_ib, running_gateway
 from copilot_quant.model.costs import NoSlippage
-from copilot_quant.model.spread import DEFAULT_SPREAD, SpreadModel, grid_array, quote_at, with_spread
+from copilot_quant.model.spread import (
+    DEFAULT_SPREAD,
+    SpreadModel,
+    grid_array,
+    quote_at,
+    spread_of,
+    with_spread,
+)
 from ib_async import LimitOrder, Stock, StopOrder
 
 from tests.backtest.engine_helpers import FrameFeed, daily_bars
@@ -101,3 +110,16 @@ def test_real_time_midpoint_bars_are_the_quotes_midpoint():
     # 3 ticks: the bid one tick under the trade, the ask two over, the midpoint half a tick over
     assert (mids[0].open_, mids[0].high, mids[0].low, mids[0].close) == (10.405, 11.005, 10.105, 10.805)
     assert (bids[0].open_, bids[0].high, bids[0].low, bids[0].close) == (10.39, 10.99, 10.09, 10.79)
+
+
+def test_the_gateway_quotes_the_backtests_default_spread_unless_told_otherwise():
+    assert spread_of(GatewayConfig().slippage) == DEFAULT_SPREAD
+    assert spread_of(GatewayConfig(slippage=NoSlippage()).slippage) is None
+    with pytest.raises(ConfigError, match="give one"):
+        GatewayConfig(spread=0.02).validate()  # a fixed quote distance and a spread model: which?
+    feed = FrameFeed({"AAPL": BARS})
+    with running_gateway(data=feed, symbols=["AAPL"], start=BARS.index[0]) as gw, connected_ib(gw) as ib:
+        [aapl] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
+        ticker = ib.reqMktData(aapl, "", False, False)
+        assert wait_until(ib, lambda: ticker.bid > 0 and ticker.ask > 0)
+        assert (ticker.bid, ticker.ask) == (10.2, 10.21)  # three bars: no estimate yet, one tick
