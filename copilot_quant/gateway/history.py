@@ -57,8 +57,9 @@ VALID_WHAT_TO_SHOW = frozenset(
     }
 )
 _SERVED_WHAT_TO_SHOW = frozenset({"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"})
-#: Bars of one side of the quote (BID_ASK bars are served at the trade prices).
-_QUOTE_SIDES = frozenset({"MIDPOINT", "BID", "ASK"})
+#: Bars of the quote rather than of the trades.
+_QUOTE_SIDES = frozenset({"MIDPOINT", "BID", "ASK", "BID_ASK"})
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 class HistoryError(Exception):
@@ -294,13 +295,17 @@ class HistoryService:
         return data, starts
 
     def _quoted(self, data: pd.DataFrame, what: str) -> pd.DataFrame:
-        """``data`` (trade bars, oldest first) as ``what`` bars: every price the side of its bar's quote."""
+        """``data`` (trade bars, oldest first) as ``what`` bars (:meth:`MarketReplay.quoted_bar`), each at
+        its own spread."""
         widths = self.market.frame_widths(data)
+        values = data[["Open", "High", "Low", "Close"]].to_numpy(dtype=float)
+        rows = []
+        for (o, h, lo, c), width in zip(values, widths, strict=True):
+            bar = Bar("", _EPOCH, _EPOCH, float(o), float(h), float(lo), float(c), 0.0, int(width))
+            shown = self.market.quoted_bar(bar, what)
+            rows.append((shown.open, shown.high, shown.low, shown.close))
         out = data.copy()
-        side = self.market.side_price
-        for column in ("Open", "High", "Low", "Close"):
-            values = data[column].to_numpy(dtype=float)
-            out[column] = [side(float(p), what, int(w)) for p, w in zip(values, widths, strict=True)]
+        out[["Open", "High", "Low", "Close"]] = np.array(rows, dtype=float).reshape(-1, 4)
         return out
 
     def _starts(self, ends: pd.DatetimeIndex, interval: str) -> pd.DatetimeIndex:

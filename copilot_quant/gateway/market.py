@@ -532,8 +532,21 @@ class MarketReplay:
 
     def quoted_bar(self, bar: Bar, what: str) -> Bar:
         """``bar`` (trades) as a bar of ``what`` shows it: the bid, ask or midpoint of its quote at its own
-        spread (a live 5-second bar, which carries none, at the symbol's spread now); on the tick grid."""
+        spread (a live 5-second bar, which carries none, at the symbol's spread now); on the tick grid.
+
+        BID_ASK, as IB defines its bars: open the time-average bid, high the highest ask, low the lowest
+        bid, close the time-average ask — the averages taken as the quote at the mean of the bar's path.
+        """
         width = bar.width or self.width_now(bar.symbol)
+        if what == "BID_ASK":
+            mean = (bar.open + bar.high + bar.low + bar.close) / 4.0
+            return replace(
+                bar,
+                open=self.side_price(mean, "BID", width),
+                high=self.side_price(bar.high, "ASK", width),
+                low=self.side_price(bar.low, "BID", width),
+                close=self.side_price(mean, "ASK", width),
+            )
         o, h, lo, c = (self.side_price(x, what, width) for x in (bar.open, bar.high, bar.low, bar.close))
         return replace(bar, open=o, high=h, low=lo, close=c)
 

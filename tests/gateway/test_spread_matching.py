@@ -61,7 +61,7 @@ def test_limits_fill_when_the_quote_crosses_them_and_stops_on_trades():
         }
 
 
-def test_midpoint_bid_and_ask_bars_are_the_quote_at_each_bars_data_derived_width():
+def test_midpoint_bid_ask_and_bid_ask_bars_are_the_quote_at_each_bars_data_derived_width():
     feed = SampleDataProvider()
     frame = feed.get_historical_data("IBM", interval="1d")
     start = frame.index[-5]
@@ -75,7 +75,7 @@ def test_midpoint_bid_and_ask_bars_are_the_quote_at_each_bars_data_derived_width
         [ibm] = ib.qualifyContracts(Stock("IBM", "SMART", "USD"))
         shown = {
             what: ib.reqHistoricalData(ibm, "", "60 D", "1 day", what, True)
-            for what in ("TRADES", "BID", "ASK", "MIDPOINT")
+            for what in ("TRADES", "BID", "ASK", "MIDPOINT", "BID_ASK")
         }
     n = len(shown["TRADES"])
     assert n >= 40
@@ -89,6 +89,15 @@ def test_midpoint_bid_and_ask_bars_are_the_quote_at_each_bars_data_derived_width
             assert (getattr(bid, field), getattr(ask, field)) == quote_at(price, width)
             assert getattr(mid, field) == pytest.approx((getattr(bid, field) + getattr(ask, field)) / 2)
             assert getattr(bid, field) < getattr(mid, field) < getattr(ask, field)
+        # BID_ASK as IB defines it: the average bid, the highest ask, the lowest bid, the average ask
+        both, width = shown["BID_ASK"][k], int(bar_widths[k])
+        mean = (trade.open + trade.high + trade.low + trade.close) / 4
+        assert (both.open, both.high, both.low, both.close) == (
+            quote_at(mean, width)[0],
+            quote_at(trade.high, width)[1],
+            quote_at(trade.low, width)[0],
+            quote_at(mean, width)[1],
+        )
     odd = np.flatnonzero(bar_widths % 2 == 1)
     assert len(odd)  # an odd width puts the midpoint on the half-cent, never on the trade
     assert all(shown["MIDPOINT"][k].close != shown["TRADES"][k].close for k in odd)
