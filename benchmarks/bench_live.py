@@ -4,7 +4,10 @@ One sample: the gateway's clock publishes a new bar (``clock.step``) → ib_asyn
 update on the library's loop thread → the data adapter stores it and wakes the engine worker → the engine
 checks the bar is complete (trade times; no clock round trip), builds the strategy's window, calls
 ``on_data`` → the strategy returns a market order → risk check, journal intent (SQLite, fsync) → the broker
-adapter places it → the gateway receives ``placeOrder``.
+adapter places it → the gateway receives ``placeOrder``. The order of the bar before fills as this bar is
+published, so every sample also carries a fill to ``on_fill`` before ``on_data``: journaled crash-safe,
+without a disk sync of its own (``copilot_quant/journal/durability.py``), so the intent's is the only disk
+sync on the path.
 
 Two figures per sample, both taken inside the gateway with ``perf_counter``:
 
@@ -339,8 +342,8 @@ def main() -> None:
                 "1 strategy" if strategies == 1 else f"{strategies} strategies ({strategies} orders per bar)"
             )
             _report(f"{label}, {what}", ours, peer)
-            # With a fill just before the bar (every bar here) two syncs are in a row on the path: the
-            # fill's (journaled before on_fill) and the intent's (durable before the order is sent).
+            # The floor under the engine's figure: the intent is on the disk before its order is sent (the
+            # fill that came just before the bar is journaled crash-safe, without a sync of its own).
             print(_line("disk sync (one commit)", disk_sync_ms()))
 
 

@@ -12,7 +12,8 @@
 3. runs :class:`~copilot_quant.backtest.live_engine.LiveStrategyEngine` with a fresh instance of the
    strategy against it. After each step the harness waits until the engine has handed that bar to the
    strategy, the gateway has acknowledged every order the engine sent and confirmed every cancel the
-   strategy requested (``strategy.cancel``, in force before the next bar as in the backtest), and every
+   strategy requested (``strategy.cancel``, in force before the next bar as in the backtest), answered
+   every modification (``strategy.modify``, likewise), and every
    execution the gateway made has reached the engine (``on_fill``) — only then does it step again, so the
    live run is as deterministic as the backtest;
    At the end the engine is stopped with ``cancel_on_stop`` (the backtest cancels what still works when
@@ -69,7 +70,15 @@ from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
-from copilot_quant.model.spread import AUTO, SpreadModel, grid_frame, resolve_spread, spread_of
+from copilot_quant.live.bar_clock import BAR_SETTLE_NS
+from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
+from copilot_quant.model.spread import (
+    AUTO,
+    SpreadModel,
+    grid_frame,
+    resolve_spread,
+    spread_of,
+)
 from copilot_quant.parity_report import (
     BAR_HOOKS,
     FILL_COLUMNS,
@@ -96,6 +105,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Seconds the replay's clock passes after each bar: the live engine's settle margin for quote-only bars.
+_SETTLE_SECONDS = BAR_SETTLE_NS / 1e9 + 1.0
 
 _PRICE_TOL = 1e-6
 _LIVE_CLIENT_ID = 7
@@ -135,11 +147,24 @@ def _bar_frames(
         frame = slice_range(frame, lo, hi)
         if frame.empty:
             raise DataError(f"no {interval} bars for {symbol} between {start} and {end}; widen the range")
-        # on the tick grid, as the gateway prints them: both runs then walk the same prices
-        frames[symbol] = grid_frame(frame[["Open", "High", "Low", "Close", "Volume"]].astype(float))
+        # on the tick grid, as the gateway prints them: both runs then walk the same prices (a future's or
+        # a pair's own tick, the stocks' cent grid otherwise)
+        frames[symbol] = _on_tick_grid(
+            symbol, frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
+        )
     first = min(f.index[0] for f in frames.values())
     last = max(f.index[-1] for f in frames.values())
     return frames, first, last
+
+
+def _on_tick_grid(symbol: str, frame: pd.DataFrame) -> pd.DataFrame:
+    inst = InstrumentRegistry().resolve(symbol)
+    if inst.kind is AssetClass.STOCK:
+        return grid_frame(frame)
+    out = frame.copy()
+    prices = ["Open", "High", "Low", "Close"]
+    out[prices] = (out[prices] / inst.tick_size).round() * inst.tick_size
+    return out
 
 
 def _final_status(order: Order) -> str:
@@ -333,11 +358,20 @@ def _live_run(
                 # a cancel IB refused (the order had filled) ends with the order's fill: done as well
                 return all(r.is_done for r in engine.broker.tracker.records() if r.cancel_requested)
 
+            def modifications_answered() -> bool:
+                # a modification (strategy.modify) is in force before the next bar, as in the backtest
+                return all(r.modifying is None or r.is_done for r in engine.broker.tracker.records())
+
             def gateway_fills() -> int:
                 return int(gateway.call(lambda: len(broker.executions(_LIVE_CLIENT_ID))))
 
+            # a pair's bars have no trades: the live engine takes one as final once IB's clock is past its
+            # close by its settle margin, so with pairs time passes after each close, as at IB (only then:
+            # an immediate fill would otherwise be stamped after the close it happened at)
+            quotes_only = any(InstrumentRegistry().resolve(s).kind is AssetClass.FOREX for s in frames)
+            settle = _SETTLE_SECONDS if quotes_only else 0.0
             for stamp in stamps[1:]:
-                gateway.clock.step()
+                gateway.clock.step(then_idle=settle)
 
                 def processed(s: pd.Timestamp = stamp) -> bool:
                     last = engine._last_bar
@@ -352,6 +386,9 @@ def _live_run(
                     lambda: gateway_orders() >= sent(), step_timeout, "the gateway to acknowledge orders"
                 )
                 _wait_until(cancels_confirmed, step_timeout, "the gateway to confirm the strategy's cancels")
+                _wait_until(
+                    modifications_answered, step_timeout, "the gateway to answer the strategy's modifications"
+                )
                 _wait_until(
                     lambda: len(engine.fills) >= gateway_fills(), step_timeout, "fills to reach the strategy"
                 )
@@ -370,7 +407,8 @@ def _live_run(
             summary.orders = [_order_row(r.order) for r in records]
             summary.outcomes = [OrderOutcome.of(r.order) for r in records]
             summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
-            summary.final_cash = float(gateway.call(lambda: broker.account.cash))
+            # every currency's balance in USD (forex trades hold EUR too), as the backtest's cash curve
+            summary.final_cash = float(gateway.call(lambda: broker.account.total_cash_value))
             summary.errors = [str(e["error"]) for e in list(engine.errors)]
             summary.bars_given, summary.strategy_errors = _merged(watches)
             parts = _live_parts(engine, watches, summary.fills, records)

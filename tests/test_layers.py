@@ -155,6 +155,25 @@ def test_the_gateways_former_import_circles_stay_broken(module: str, must_not_im
     assert not [n for n in imports if n == must_not_import or n.startswith(must_not_import + ".")]
 
 
+@pytest.mark.parametrize(
+    ("package", "must_not_import"),
+    [
+        # the session dispatches to the handlers; they see a client through the ClientSession protocol
+        ("gateway/handlers", "copilot_quant.gateway.session"),
+        # results render themselves through the reports, which read a result through ReportedResult
+        ("reports", "copilot_quant.backtest.results"),
+    ],
+)
+def test_the_type_only_circles_stay_broken(package: str, must_not_import: str) -> None:
+    offenders = [
+        f"{path.relative_to(PACKAGE.parent)} imports {name}"
+        for path in sorted((PACKAGE / package).rglob("*.py"))
+        for name in project_imports(path)
+        if name == must_not_import or name.startswith(must_not_import + ".")
+    ]
+    assert offenders == []
+
+
 def test_no_two_cli_modules_import_each_other() -> None:
     # (parity and sweep once imported backtest's private helpers while backtest imported parity)
     imports = {path.stem: project_imports(path) for path in _files("cli")}

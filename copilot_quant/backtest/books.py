@@ -13,7 +13,7 @@ With one strategy (and no ``capital=``) none of this runs: the strategy reads th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
@@ -25,6 +25,7 @@ from copilot_quant.backtest.orders import Fill, Order, Position
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.book import StrategyBook
+from copilot_quant.model.modify import ModifyOutcome
 
 __all__ = [
     "AccountView",
@@ -48,6 +49,8 @@ class EngineState(Protocol):
     _run_symbols: tuple[str, ...]
 
     def _cancel(self, owner: int, order: Order | str) -> None: ...
+
+    def _modify(self, owner: int, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome: ...
 
     def get_positions(self) -> dict[str, Position]: ...
 
@@ -179,7 +182,7 @@ class StrategyBooks:
 
 class AccountView:
     """What the only strategy of a run sees: the account's ``positions``, ``cash`` and ``equity``
-    (read-only), and its own working orders (``open_orders()``, ``cancel()``)."""
+    (read-only), and its own working orders (``open_orders()``, ``cancel()``, ``modify()``)."""
 
     __slots__ = ("_engine", "_owner")
 
@@ -195,6 +198,9 @@ class AccountView:
 
     def cancel(self, order: Order | str) -> None:
         self._engine._cancel(self._owner, order)
+
+    def modify(self, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome:
+        return self._engine._modify(self._owner, order, changes)
 
     def positions(self) -> dict[str, Position]:
         return self._engine.get_positions()
@@ -216,7 +222,7 @@ class StrategyView:
     * ``cash`` — its capital share plus the cash its own fills moved (purchases and commissions out,
       sales in).
     * ``equity`` — that cash plus its positions' market value: its capital plus its net P&L.
-    * ``open_orders()``/``cancel()`` — its own orders only.
+    * ``open_orders()``/``cancel()``/``modify()`` — its own orders only.
     """
 
     __slots__ = ("_books", "_engine", "_owner")
@@ -238,6 +244,9 @@ class StrategyView:
 
     def cancel(self, order: Order | str) -> None:
         self._engine._cancel(self._owner, order)
+
+    def modify(self, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome:
+        return self._engine._modify(self._owner, order, changes)
 
     def positions(self) -> dict[str, Position]:
         return self._book().positions()

@@ -18,11 +18,14 @@ from copilot_quant.model.costs import (
     execution_commission,
     slippage_model,
 )
+from copilot_quant.model.fixed import FixedCommission, FixedRates
 from copilot_quant.model.tiered import TieredCommission, TieredRates
 
 __all__ = [
     "CommissionModel",
     "CostBreakdown",
+    "FixedCommission",
+    "FixedRates",
     "FixedSlippage",
     "NoSlippage",
     "PerShareCommission",

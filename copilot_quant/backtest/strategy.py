@@ -38,6 +38,11 @@ one. Call them from ``on_data``/``on_bar`` or ``on_fill``. Timing contract:
   an id the strategy never submitted raises :class:`~copilot_quant.errors.StrategyError`. Every
   cancelled order stays in the run's record (``result.orders`` in a backtest, the journal live).
 
+``self.modify(order_or_id, limit_price=..., quantity=..., ...)`` changes a working order's price, size or
+time in force in place (IB's modify: same order, same id). In a backtest the new terms apply from the next
+bar; live they are sent to IB at once and IB acknowledges them. It returns a named outcome
+(:class:`~copilot_quant.model.modify.ModifyOutcome`); see :meth:`Strategy.modify`.
+
 Two ways to write a strategy:
 
 * :class:`Strategy` — implement ``on_data`` and work with pandas, exactly as the guide shows.
@@ -61,6 +66,7 @@ import pandas as pd
 from copilot_quant.backtest.indicators import indicator_columns, last_bar_values
 from copilot_quant.backtest.orders import Fill, Order, Position
 from copilot_quant.errors import StrategyError
+from copilot_quant.model.modify import MODIFIABLE, ModifyOutcome
 
 __all__ = ["CANCELLED_BY_STRATEGY", "FastStrategy", "Strategy", "StrategyContext"]
 
@@ -88,6 +94,8 @@ class StrategyContext(Protocol):
 
     def cancel(self, order: Order | str) -> None: ...
 
+    def modify(self, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome: ...
+
     def symbols(self) -> tuple[str, ...]: ...
 
 
@@ -104,6 +112,7 @@ class Strategy(ABC):
     * ``on_start()`` — once, after ``initialize``, when the engine starts feeding data.
     * ``on_data(timestamp, data) -> list[Order] | None`` — once per closed bar.
     * ``on_fill(fill)`` — once per execution, in order.
+    * ``on_roll(roll)`` — a continuous future's contract changed (backtest: before that bar's ``on_data``).
     * ``on_stop()`` then ``finalize()`` — once each, after the last bar (also when there was no data).
 
     From the hooks a strategy may read ``positions``/``cash``/``equity`` and the run's ``symbols``, list its working orders with
@@ -136,6 +145,10 @@ class Strategy(ABC):
 
     def on_fill(self, fill: Fill) -> None:  # noqa: B027 - optional hook
         """Called once per fill of one of this strategy's orders."""
+
+    def on_roll(self, roll: Any) -> None:  # noqa: B027 - optional hook
+        """Called when a continuous future the strategy runs on (``"MES"``) moves to its next contract,
+        before ``on_data`` for the first bar of the new one (see :mod:`copilot_quant.backtest.rolls`)."""
 
     def on_stop(self) -> None:  # noqa: B027 - optional hook
         """Called once after the last bar, before ``finalize``."""
@@ -186,7 +199,8 @@ class Strategy(ABC):
         self._own("symbols", value)
 
     def position(self, symbol: str) -> float:
-        """Signed quantity held in ``symbol`` (0 when flat)."""
+        """Signed quantity held in ``symbol`` (0 when flat). In a backtest, a continuous future (``"MES"``)
+        holds the sum over its contracts (``MESZ6``, ``MESH7`` …; :mod:`copilot_quant.backtest.rolls`)."""
         name = symbol.upper()
         if "_own_positions" not in self.__dict__:
             # the engine's own lookup, when it has one: no snapshot of every position per call, which
@@ -264,6 +278,48 @@ class Strategy(ABC):
                 "orders; call cancel() from on_data, on_bar or on_fill while a backtest or live engine runs it"
             )
         cancel(order)
+
+    def modify(self, order: Order | str, **changes: Any) -> ModifyOutcome:
+        """Change a working order's terms in place — IB's modify: same order, same id, new terms.
+
+        ``changes`` are new values of ``quantity``, ``limit_price``, ``stop_price``, ``time_in_force``
+        (``'day'``, ``'gtc'``, ``'gtd'``) and ``good_till``, e.g. ``self.modify(order, limit_price=101.5)``.
+        The new terms are checked as a new order's would be; another field (side, symbol, order type ...)
+        raises :class:`~copilot_quant.errors.OrderValidationError`: cancel the order and submit a new one.
+
+        Returns a :class:`~copilot_quant.model.modify.ModifyOutcome`:
+
+        * Backtest: ``APPLIED`` — the order has its new terms when this returns and executes by them from the
+          next bar on (a modification from ``on_data`` at bar *t* is in force when bar *t+1* is matched; from
+          ``on_fill`` while bar *t* is matched, the order sits out the rest of bar *t*: no look-ahead).
+        * Live: ``SENT`` — sent to IB with the order's own id; the order shows its new terms at once. IB
+          acknowledges the change (its openOrder/orderStatus for the same id); if IB refuses it (the order
+          filled meanwhile: error 104), the refusal is logged and the order's terms are restored. The journal
+          records the modification as an event of the same order. ``NOT_SENT`` when it could not be sent
+          (no connection, trading halted, or a risk limit refused the new terms). An order held back while the
+          market is closed is simply changed (``APPLIED``).
+        * Both: ``ALREADY_FILLED`` (IB's 104), ``NOT_WORKING`` (cancelled, rejected, expired or being
+          cancelled) and ``BELOW_FILLED`` (the new quantity is below the shares already filled) change
+          nothing and are logged. A new quantity equal to what already filled completes the order.
+
+        Raises :class:`~copilot_quant.errors.StrategyError` for an order this strategy never submitted (or
+        when no engine runs the strategy).
+        """
+        if not isinstance(order, Order | str):
+            raise StrategyError(
+                f"{self.name}.modify() takes an Order or its order_id (a str), got {type(order).__name__}"
+            )
+        ctx = getattr(self, "_context", None)
+        modify = getattr(ctx, "modify", None) if ctx is not None else None
+        if modify is None:
+            what = order.order_id if isinstance(order, Order) else order
+            raise StrategyError(
+                f"{self.name}.modify({what!r}): the strategy is not running in an engine that can modify "
+                f"orders ({', '.join(MODIFIABLE)}); call modify() from on_data, on_bar or on_fill while a "
+                "backtest or live engine runs it"
+            )
+        outcome: ModifyOutcome = modify(order, changes)
+        return outcome
 
 
 class FastStrategy(Strategy):

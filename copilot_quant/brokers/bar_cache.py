@@ -16,7 +16,8 @@ from datetime import datetime
 import pandas as pd
 
 from copilot_quant.backtest.interfaces import BAR_COLUMNS
-from copilot_quant.errors import ConfigError
+from copilot_quant.data.dates import slice_range
+from copilot_quant.errors import ConfigError, DataUnavailableError
 
 __all__ = ["BarCache", "Quote", "QuoteBook"]
 
@@ -57,6 +58,32 @@ class BarCache:
             if frame is None:
                 return None
             return frame.copy() if copy else frame
+
+    def fallback(
+        self,
+        symbol: str,
+        interval: str,
+        lo: pd.Timestamp | None,
+        hi: pd.Timestamp | None,
+        why: str,
+        *,
+        enabled: bool = True,
+    ) -> pd.DataFrame:
+        """The cached bars in ``[lo, hi]``, served while IB cannot answer (``why``); a
+        :class:`DataUnavailableError` that says what to do when nothing (``enabled=False``: never) covers it."""
+        cached = self.get(symbol, interval) if enabled else None
+        if cached is None or cached.empty:
+            raise DataUnavailableError(
+                f"no {interval} bars for {symbol}: {why}, and nothing is cached. Call connect() (is TWS/IB "
+                "Gateway running?) and request the data once while connected so it can be cached."
+            )
+        part = slice_range(cached, lo, hi)
+        if part.empty:
+            raise DataUnavailableError(
+                f"no {interval} bars for {symbol} in the requested range: {why}; the cache only covers "
+                f"{cached.index[0]} .. {cached.index[-1]}."
+            )
+        return part
 
     def last_stamp(self, symbol: str, interval: str) -> pd.Timestamp | None:
         with self._lock:

@@ -27,7 +27,7 @@ import re
 import threading
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eventkit import Event
 from ib_async import IB, StartupFetch, StartupFetchALL
@@ -46,7 +46,10 @@ from copilot_quant.data.calendars import is_market_open
 from copilot_quant.errors import ConfigError, NotConnectedError
 
 if TYPE_CHECKING:
+    import concurrent.futures
     from collections.abc import Coroutine
+
+T = TypeVar("T")
 
 __all__ = ["CLIENT_ID_IN_USE", "STARTUP_FETCH", "IBConnection"]
 
@@ -431,6 +434,13 @@ class IBConnection:
             coro.close()
             raise NotConnectedError("not connected to IB; call connect() first")
         return self.runtime.run(coro, timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the loop and return at once (see :meth:`IBRuntime.submit`)."""
+        if not self.runtime.is_running:
+            coro.close()
+            raise NotConnectedError("not connected to IB; call connect() first")
+        return self.runtime.submit(coro)
 
     def call(self, fn: Any, *args: Any, timeout: float | None = 10.0) -> Any:
         if not self.runtime.is_running:

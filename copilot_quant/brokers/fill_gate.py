@@ -1,13 +1,16 @@
 """Journal-gated, exactly-once delivery of fills to the broker adapter's fill callbacks.
 
 With a journal attached, a fill reaches the callbacks only after the journal committed its ``execId`` for
-the order (on the journal writer thread, so the IB loop keeps decoding meanwhile); an ``execId`` the
+the order (on the journal writer thread, so the IB loop keeps decoding meanwhile; crash-safe, without a
+disk sync of its own: see :mod:`copilot_quant.journal.durability`); an ``execId`` the
 journal already holds is never delivered again — across reconnects and process restarts. A fill the
 journal could not record is held back (the journal-failure callbacks halt trading) and reconciliation
 delivers it once a working journal is back. Without a journal (or an order ref) fills are delivered at once.
 
-Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread; callbacks run on the loop thread too
-(posted back from the writer thread); :meth:`FillGate.flush` from any other thread.
+Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread. Callbacks registered as thread-safe
+(the engine's: it only queues the fill for its worker) run on the writer thread right after the commit;
+the others on the loop thread (posted back from the writer thread) — when there are none, a fill reaches
+the engine without that hop back to the loop. :meth:`FillGate.flush` from any other thread.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from copilot_quant.backtest.orders import Fill
 from copilot_quant.errors import BrokerError, JournalError
 from copilot_quant.journal import TradeJournal
+from copilot_quant.journal.durability import FILL_DURABILITY
 from copilot_quant.journal.writer import JournalWriter
 
 if TYPE_CHECKING:
@@ -44,23 +48,31 @@ class FillGate:
         *,
         book: Callable[[Fill], Any],
         emit: Callable[[Fill], Any],
+        emit_anywhere: Callable[[Fill], Any] = lambda fill: None,
+        loop_wanted: Callable[[], bool] = lambda: True,
         journal_failed: Callable[[JournalError], Any],
     ) -> None:
         self._runtime = runtime
         self._writer = writer
         self._book = book
-        self._emit = emit
+        self._emit = emit  # the callbacks that run on the loop thread
+        self._emit_anywhere = emit_anywhere  # the thread-safe ones
+        self._loop_wanted = loop_wanted  # whether any callback must run on the loop thread
         self._journal_failed = journal_failed
         self._posted = 0  # fills handed to the loop for delivery (written by the writer thread only)
         self._emitted = 0  # … and delivered (written by the loop thread only)
         self._passed = 0  # fills handed to the journal writer (written by the loop thread only)
+        #: Every fill handed to the gate so far (journaled or not; written by the loop thread only).
+        self.passed = 0
         self._settled = 0  # … and delivered, found already journaled, or failed (under _delivered)
         self._delivered = threading.Condition()  # notified whenever _settled grows
 
     def pass_fill(self, fill: Fill, exec_id: str, order_ref: str, journal: TradeJournal | None) -> None:
         """A complete execution of the order journaled as ``order_ref``: journal it, then deliver it."""
+        self.passed += 1
         if journal is None or not order_ref:
             self._book(fill)
+            self._emit_anywhere(fill)
             self._emit(fill)
             return
         try:
@@ -88,11 +100,10 @@ class FillGate:
 
         def written(fresh: bool) -> None:  # writer thread
             if fresh:
-                self._posted += 1
                 try:
-                    self._runtime().call_soon(self._emit_posted, fill)
-                except BrokerError:  # the IB loop is gone (shutting down): deliver from here, not never
-                    self._emit_posted(fill)
+                    self._emit_anywhere(fill)
+                finally:
+                    self._post(fill)
             else:
                 log.info("execution %s is already in the journal; not delivered again", exec_id)
                 self._settle()
@@ -101,8 +112,20 @@ class FillGate:
             log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
             self._settle()
 
-        self._writer.submit(journal, write, then=written, on_error=failed)
+        # crash-safe: the fill goes to on_fill once committed, without a disk sync of its own (durability.py)
+        self._writer.submit(journal, write, then=written, on_error=failed, durability=FILL_DURABILITY)
         self._passed += 1  # after submit: a flush counting it also finds it pending at the writer
+
+    def _post(self, fill: Fill) -> None:
+        """Hand ``fill`` to the loop thread's callbacks (writer thread); settled at once when there are none."""
+        if not self._loop_wanted():
+            self._settle()
+            return
+        self._posted += 1
+        try:
+            self._runtime().call_soon(self._emit_posted, fill)
+        except BrokerError:  # the IB loop is gone (shutting down): deliver from here, not never
+            self._emit_posted(fill)
 
     def _settle(self) -> None:
         with self._delivered:

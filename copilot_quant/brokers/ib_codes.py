@@ -21,6 +21,7 @@ __all__ = [
     "READ_ONLY_API",
     "is_informational",
     "is_warning",
+    "refuses_modification",
     "rejection_reason",
 ]
 
@@ -72,3 +73,13 @@ def rejection_reason(code: int, message: str) -> str | None:
     """The named reason for a code that rejects a new order (321, 110), or None."""
     named = _NAMED_REJECTIONS.get(code)
     return None if named is None else f"{named} (IB: {message})"
+
+
+def refuses_modification(code: int) -> bool:
+    """Whether ``code``, about an order whose modification is outstanding, refuses that modification: every
+    code but IB's informational ones (104 "Can't modify a filled order", 105 "Order being modified does not
+    match original order", 103, 201, 110 ...). The order itself keeps working with its earlier terms. Not
+    202 (the order was cancelled) nor the answers to a cancel request: they are about the order or the cancel."""
+    if code == ORDER_CANCELLED or code in CANCEL_REFUSED:
+        return False
+    return code not in INFORMATIONAL_ORDER_CODES and not 2100 <= code < 2200

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ib_async import Fill as IBFill
-from ib_async import RequestError, Trade
+from ib_async import RequestError, Trade, TradeLogEntry
 
 from copilot_quant.backtest.orders import OrderStatus
 from copilot_quant.brokers.ib_codes import (
@@ -26,6 +26,7 @@ from copilot_quant.brokers.ib_codes import (
     ORDER_CANCELLED,
     is_informational,
     is_warning,
+    refuses_modification,
     rejection_reason,
 )
 from copilot_quant.brokers.ib_mapping import ib_status
@@ -66,6 +67,18 @@ def _follow_oca_reduction(record: TrackedOrder, trade: Trade) -> None:
         order.quantity = total
 
 
+def _acknowledges_modification(record: TrackedOrder, trade: Trade) -> bool:
+    """Whether this status report is IB's answer to the outstanding modification: ib_async labels it
+    "Modified" when nothing in the status changed; a new size shows in filled + remaining instead."""
+    last = trade.log[-1] if trade.log else None
+    if last is not None and last.message == "Modified":
+        return True
+    st = trade.orderStatus
+    total = float(st.filled or 0) + float(st.remaining or 0)
+    before = record.modifying.quantity if record.modifying is not None else total
+    return abs(total - record.order.quantity) < 1e-9 and abs(total - before) > 1e-9
+
+
 class IbOrderEvents:
     """ib_async's order events (``orderStatusEvent``, ``execDetailsEvent``, ``commissionReportEvent``,
     ``errorEvent``) and the connection's ``restored``, applied to ``tracker`` (IB loop thread)."""
@@ -98,8 +111,15 @@ class IbOrderEvents:
         if code:
             # ib_async derived this status from an error message (it cancels the Trade on any code outside
             # its warning list): IB itself has said nothing about the order's status.
-            self._on_order_code(record, trade, code, _strip_prefix(last.message if last else ""))
+            message = _strip_prefix(last.message if last else "")
+            if record.modifying is not None and refuses_modification(code):
+                self._modify_refused(record, code, message)
+                return
+            self._on_order_code(record, trade, code, message)
             return
+        if record.modifying is not None and _acknowledges_modification(record, trade):
+            record.modifying = None
+            log.info("IB acknowledged the modification of order %s", record.order.order_id)
         if st.status in IB_FINAL:
             record.ib_final = True
         _follow_oca_reduction(record, trade)
@@ -270,7 +290,16 @@ class IbOrderEvents:
         if req_id <= 0 or 2100 <= code < 2200:
             return
         record = self.tracker.find(ib_order_id=req_id)
-        if record is None or record.is_done:
+        if record is None:
+            return
+        if record.modify_refused_code == code:  # seen already through the status event ib_async made of it
+            record.modify_refused_code = 0
+            return
+        if record.modifying is not None and refuses_modification(code):
+            self._modify_refused(record, code, message)
+            record.modify_refused_code = 0
+            return
+        if record.is_done:
             return
         named = rejection_reason(code, message)
         if named is not None and record.perm_id:
@@ -302,6 +331,45 @@ class IbOrderEvents:
             ref = record.order_ref
             self._sink._journal_write(lambda j: j.record_status(ref, status, None, None, None, text))
         self._sink._emit_error(record, text)
+
+    def _modify_refused(self, record: TrackedOrder, code: int, message: str) -> None:
+        """IB refused the outstanding modification of ``record``'s order (e.g. 104: it filled meanwhile): the
+        order keeps working (or ended) as IB says, with its terms from before; journaled and reported."""
+        previous = record.modifying
+        record.modifying = None
+        record.modify_refused_code = code
+        order = record.order
+        if previous is not None:
+            previous.apply_to(order)
+        for name, value in record.modifying_ib.items():  # ib_async keeps what was sent: IB has the old terms
+            setattr(record.ib_order, name, value)
+        record.modifying_ib = {}
+        self._revive_trade(record)
+        text = f"IB refused the modification of order {order.order_id} ({code}: {message}); its terms are as before"
+        log.warning("%s", text)
+        if record.order_ref:
+            ref = record.order_ref
+            self._sink._journal_write(lambda j: j.record_error(ref, code, message))
+            if previous is not None:
+                self._sink._journal_write(
+                    lambda j: j.record_modified(ref, order, "modification refused by IB")
+                )
+        self._sink._emit_error(record, text)
+
+    def _revive_trade(self, record: TrackedOrder) -> None:
+        """ib_async cancels its Trade on any error code outside its warning list, a refused modification's
+        too, though IB keeps the order working: give the Trade back its working status (so that it can be
+        modified and cancelled again, and a later catch-up does not read the code as the order's end)."""
+        if record.is_done:
+            return
+        trade = next((t for t in self._conn.ib.trades() if t.order is record.ib_order), None)
+        if trade is None or trade.orderStatus.status not in ("Cancelled", "ValidationError"):
+            return
+        status = (
+            record.ib_status if record.ib_status not in ("", "Cancelled", "ValidationError") else "Submitted"
+        )
+        trade.orderStatus.status = status
+        trade.log.append(TradeLogEntry(datetime.now(UTC), status, "modification refused; the order works on"))
 
     def on_restored(self, data_lost: bool) -> None:
         """After a reconnect, 1101 or 1102: catch up with IB (loop thread; the work runs as a task)."""

@@ -22,7 +22,8 @@ already summed into ``execute_order``'s return value, so a caller that uses both
 Threading contract: public methods are synchronous and may be called from any thread except the IB
 loop thread; ib_async runs on the connection's loop thread (see :mod:`copilot_quant.brokers.runtime`).
 Fill and error callbacks run **on that loop thread**: keep them short and never block in them (hand work
-to your own thread or queue, as the engine does). Callbacks are kept by the adapter, not by ib_async, so
+to your own thread or queue, as the engine does). A fill callback registered ``thread_safe=True`` runs on
+the journal writer thread instead, as soon as the fill is journaled (the engine's does). Callbacks are kept by the adapter, not by ib_async, so
 they survive reconnects, and IB event handlers are installed once per connection (no duplicates).
 
 Live trading: ``paper_trading=False`` trades real money and must be confirmed, as for the engine and the
@@ -36,11 +37,8 @@ plus commission (IB margins shorts similarly). ``allow_short=False`` refuses suc
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import threading
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -49,38 +47,51 @@ from ib_async import IB, RequestError, Trade
 
 from copilot_quant.backtest.costs import PercentCommission, PercentSlippage
 from copilot_quant.backtest.interfaces import IBroker
-from copilot_quant.backtest.orders import Fill, Order, OrderSide, OrderStatus, OrderType, Position
+from copilot_quant.backtest.orders import Fill, Order, OrderStatus, OrderType
+from copilot_quant.brokers.broker_account import BrokerAccountReads
+from copilot_quant.brokers.broker_callbacks import (
+    BrokerCallbacks,
+    CorrectionCallback,
+    ErrorCallback,
+    FillCallback,
+    JournalFailureCallback,
+)
 from copilot_quant.brokers.config import check_live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.contracts import ContractBook, round_order_prices
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
+from copilot_quant.brokers.exec_reports import EXEC_CORRECTED, journal_correction, reused_exec_id_message
 from copilot_quant.brokers.fill_gate import FillGate
-from copilot_quant.brokers.ib_account import AccountPnL, IbAccount
-from copilot_quant.brokers.ib_mapping import to_ib_order
+from copilot_quant.brokers.ib_account import IbAccount
+from copilot_quant.brokers.ib_contracts import instrument_key
+from copilot_quant.brokers.ib_mapping import bracket_links, to_ib_order
+from copilot_quant.brokers.ib_modify import send_modification
 from copilot_quant.brokers.ib_order_events import IbOrderEvents
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
+from copilot_quant.brokers.position_watch import PositionWatch
 from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
 from copilot_quant.journal.writer import JournalWriter
+from copilot_quant.model.modify import Modification
 
-__all__ = ["LiveBrokerAdapter"]
+# EXEC_CORRECTED and the callback types are re-exported: they were defined here
+__all__ = [
+    "EXEC_CORRECTED",
+    "CorrectionCallback",
+    "ErrorCallback",
+    "FillCallback",
+    "JournalFailureCallback",
+    "LiveBrokerAdapter",
+]
 
 log = logging.getLogger(__name__)
-
-#: Journal error code of an execution correction (IB sends none; negative codes are the project's own).
-EXEC_CORRECTED = -2
-
-FillCallback = Callable[[Fill], Any]
-ErrorCallback = Callable[[TrackedOrder, str], Any]
-CorrectionCallback = Callable[[ExecutionCorrection], Any]
-JournalFailureCallback = Callable[[JournalError], Any]
 
 
 class _Unaffordable(BrokerError):
     """The buying-power pre-check refused an order (it becomes REJECTED with this reason)."""
 
 
-class LiveBrokerAdapter(IBroker):
+class LiveBrokerAdapter(BrokerAccountReads, IBroker):
     """IB order execution as an :class:`IBroker` (see the module docstring for the exact contract).
 
     Args:
@@ -134,7 +145,6 @@ class LiveBrokerAdapter(IBroker):
         self.confirm_live = bool(confirm_live)
         self.commission_model = PercentCommission(commission_rate)
         self.slippage_model = PercentSlippage(slippage_rate)
-        self.enable_position_tracking = enable_position_tracking
         self.fill_timeout = float(fill_timeout)
         self.ack_timeout = float(ack_timeout)
         self.commission_timeout = float(commission_timeout)
@@ -142,13 +152,11 @@ class LiveBrokerAdapter(IBroker):
         self.position_sync_timeout = float(position_sync_timeout)
         self.precheck_buying_power = precheck_buying_power
         self.tracker = OrderTracker()
-        self._fill_callbacks: list[FillCallback] = []
-        self._error_callbacks: list[ErrorCallback] = []
-        self._correction_callbacks: list[CorrectionCallback] = []
+        self._callbacks = BrokerCallbacks()
         self._contracts = ContractBook(self._conn)
         self._account = IbAccount(self._conn, self.calculate_commission)
-        self._local_positions: dict[str, Position] = {}
-        self._lock = threading.Lock()
+        #: Expected IB positions after the fills delivered, and the local fill book (position_watch.py).
+        self._positions = PositionWatch(self._account, track_local=enable_position_tracking)
         self._handlers_on: IB | None = None  # the IB object our handlers are on
         #: The durable journal (set by the engine). With one, every order carries its journal ref as IB
         #: ``orderRef``, every status/fill/commission/error is journaled, and a fill reaches the callbacks
@@ -165,11 +173,10 @@ class LiveBrokerAdapter(IBroker):
             self._writer,
             book=self._note_fill,
             emit=self._emit_fill,
+            emit_anywhere=self._callbacks.fill_arrived_anywhere,
+            loop_wanted=lambda: bool(self._callbacks.fill),
             journal_failed=self._journal_failed,
         )
-        self._journal_failure_callbacks: list[JournalFailureCallback] = []
-        #: IB position each symbol should show once IB has reported the fills emitted so far.
-        self._expected_positions: dict[str, float] = {}
 
     # ------------------------------------------------------------------ connection
     @property
@@ -251,31 +258,32 @@ class LiveBrokerAdapter(IBroker):
             journal.preload_fill_ids()  # here, so the IB loop thread never reads the disk for them
         self._journal = journal
 
-    def register_fill_callback(self, callback: FillCallback) -> None:
-        """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block)."""
-        self._fill_callbacks.append(callback)
+    def register_fill_callback(self, callback: FillCallback, *, thread_safe: bool = False) -> None:
+        """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block).
+
+        ``thread_safe=True``: the callback may run on any thread, and then runs as soon as the journal
+        committed the fill, on the journal writer thread, without the hop back to the loop (the engine's
+        does: it only queues the fill for its worker). It must not block either, nor call ib_async.
+        """
+        (self._callbacks.fill_anywhere if thread_safe else self._callbacks.fill).append(callback)
 
     def register_error_callback(self, callback: ErrorCallback) -> None:
         """``callback(order_record, error_msg)`` on every rejection or order error (IB loop thread)."""
-        self._error_callbacks.append(callback)
+        self._callbacks.error.append(callback)
 
     def register_correction_callback(self, callback: CorrectionCallback) -> None:
         """``callback(correction)`` when IB corrects an execution already delivered as a fill (IB loop
         thread). The fill callbacks never see a correction: this is the only report of the signed
         difference (:class:`~copilot_quant.brokers.exec_corrections.ExecutionCorrection`)."""
-        self._correction_callbacks.append(callback)
+        self._callbacks.correction.append(callback)
 
     def register_journal_failure_callback(self, callback: JournalFailureCallback) -> None:
         """``callback(error)`` when a journal write fails (IB loop or journal writer thread): the engine halts
         trading."""
-        self._journal_failure_callbacks.append(callback)
+        self._callbacks.journal_failure.append(callback)
 
     def _journal_failed(self, error: JournalError) -> None:
-        for callback in list(self._journal_failure_callbacks):
-            try:
-                callback(error)
-            except Exception:
-                log.exception("journal failure callback %r failed", callback)
+        self._callbacks.journal_failed(error)
 
     def _journal_write(self, write: Callable[[TradeJournal], Any]) -> None:
         """Journal one broker event on the writer thread (in order); a failure is reported (trading halts),
@@ -293,32 +301,14 @@ class LiveBrokerAdapter(IBroker):
 
     def _note_fill(self, fill: Fill) -> None:
         """Book ``fill`` into the expected and local positions (loop thread, as IB reports it)."""
-        if self._handlers_on is not None:  # loop thread: ib_async's position cache is consistent here
-            try:
-                base = self._expected_positions.get(fill.symbol)
-                held = self._account.read_position(fill.symbol) if base is None else base
-                self._expected_positions[fill.symbol] = held + fill.signed_quantity
-            except (BrokerError, ConnectionError):
-                pass
-        if self.enable_position_tracking:
-            with self._lock:
-                pos = self._local_positions.setdefault(fill.symbol, Position(fill.symbol))
-                pos.update_from_fill(fill)
+        self._positions.note_fill(fill, on_loop=self._handlers_on is not None)
 
     def _emit_fill(self, fill: Fill) -> None:
-        for callback in list(self._fill_callbacks):
-            try:
-                callback(fill)
-            except Exception:
-                log.exception("fill callback %r failed", callback)
+        self._callbacks.fill_arrived(fill)
 
     def _emit_error(self, record: TrackedOrder, message: str) -> None:
         record.errors.append(message)
-        for callback in list(self._error_callbacks):
-            try:
-                callback(record, message)
-            except Exception:
-                log.exception("error callback %r failed", callback)
+        self._callbacks.order_error(record, message)
 
     def _reject(
         self,
@@ -339,7 +329,7 @@ class LiveBrokerAdapter(IBroker):
             return
         # One line per rejection: when an engine listens for errors it logs the rejection itself.
         log.log(
-            logging.DEBUG if self._error_callbacks else logging.WARNING,
+            logging.DEBUG if self._callbacks.error else logging.WARNING,
             "order %s %s %g %s rejected: %s",
             order.order_id,
             order.side,
@@ -384,10 +374,21 @@ class LiveBrokerAdapter(IBroker):
             self._reject(order, "not connected to IB; the order was not sent", order_ref=order_ref)
             return None
         self._install_handlers()
+        parent_ib_id = self._working_ib_id(order.parent_id) if order.parent_id else 0
+        if order.parent_id and not parent_ib_id:
+            self._reject(
+                order,
+                f"bracket exit of {order.parent_id}: its entry is not working at IB; send a bracket's orders "
+                "together (place_orders, or return them from a strategy)",
+                order_ref=order_ref,
+            )
+            return None
         record = self.tracker.add(order, order_ref)
-        check_price = float(current_price) if self.precheck_buying_power else math.nan
+        check_price = float(current_price) if self.precheck_buying_power and not parent_ib_id else math.nan
         try:
-            held_before = self._conn.run(self._place(record, check_price), timeout=15)
+            held_before = self._conn.run(
+                self._place(record, check_price, parent_ib_id=parent_ib_id), timeout=15
+            )
         except _Unaffordable as exc:
             self._reject(order, str(exc), record)
             return None
@@ -403,7 +404,9 @@ class LiveBrokerAdapter(IBroker):
             )
         fill = record.aggregate_fill()
         if fill is not None:
-            self._await_position(order.symbol, held_before + fill.signed_quantity)
+            self._positions.wait_for(
+                order.symbol, held_before + fill.signed_quantity, self.position_sync_timeout
+            )
         return fill
 
     def place_orders(self, orders: Sequence[tuple[Order, float, str]]) -> list[bool]:
@@ -427,13 +430,23 @@ class LiveBrokerAdapter(IBroker):
             return [False] * len(orders)
         self._install_handlers()
         records = [(self.tracker.add(order, ref), price) for order, price, ref in orders]
+        links = bracket_links([order for order, _, _ in orders])
 
         async def place_all() -> list[BaseException | None]:
             outcomes: list[BaseException | None] = []
-            for record, price in records:
-                check_price = float(price) if self.precheck_buying_power else math.nan
+            placed: dict[str, int] = {}  # a bracket entry's order id -> its IB order id
+            for (record, price), (parent, transmit) in zip(records, links, strict=True):
+                check_price = float(price) if self.precheck_buying_power and parent is None else math.nan
                 try:
-                    await self._place(record, check_price)
+                    parent_ib_id = 0
+                    if (
+                        parent is not None
+                    ):  # an exit: its entry went out before it (untransmitted if just now)
+                        parent_ib_id = placed.get(parent) or self._working_ib_id(parent)
+                        if not parent_ib_id:
+                            raise BrokerError(f"its bracket entry {parent} was not placed")
+                    await self._place(record, check_price, parent_ib_id=parent_ib_id, transmit=transmit)
+                    placed[str(record.order.order_id)] = record.ib_order_id
                     outcomes.append(None)
                 except (_Unaffordable, BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
                     outcomes.append(exc)
@@ -453,39 +466,28 @@ class LiveBrokerAdapter(IBroker):
             placed.append(outcome is None)
         return placed
 
-    def await_positions(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` s until IB's positions include every fill emitted so far.
+    def _working_ib_id(self, order_id: str) -> int:
+        """IB's order id of our order ``order_id`` sent earlier and not finished at IB (0: none)."""
+        record = self.tracker.get(order_id)
+        if record is None or record.lost or (record.is_done and not record.may_be_at_ib):
+            return 0
+        return record.ib_order_id
 
-        IB sends the position update just after the execution; the engine waits for it before the next
-        ``on_data`` so that the strategy's account view includes the fills it was just told about.
-        """
-        deadline = time.monotonic() + timeout
-        ok = True
-        for symbol, expected in list(self._expected_positions.items()):
-            while abs(self._account.position(symbol) - expected) > 1e-9:
-                if time.monotonic() >= deadline:
-                    ok = False
-                    break
-                time.sleep(0.005)
-            if self._expected_positions.get(symbol) == expected:
-                self._expected_positions.pop(symbol, None)
-        return ok
-
-    def _await_position(self, symbol: str, expected: float) -> None:
-        """IB pushes the new position just after the execution; wait briefly so get_positions() shows it."""
-        deadline = time.monotonic() + self.position_sync_timeout
-        while abs(self._account.position(symbol) - expected) > 1e-9:
-            if time.monotonic() >= deadline:
-                log.info("IB has not reported the new %s position yet", symbol)
-                return
-            time.sleep(0.01)
-
-    async def _place(self, record: TrackedOrder, check_price: float) -> float:
+    async def _place(
+        self, record: TrackedOrder, check_price: float, *, parent_ib_id: int = 0, transmit: bool = True
+    ) -> float:
         """Check buying power (at a finite ``check_price``) and place the order, in one trip to the loop.
 
+        ``parent_ib_id``/``transmit``: IB's attached-order fields for a bracket (the entry goes with
+        ``transmit=False``, its exits name it as ``parentId``; the last exit transmits the group).
         Returns the IB position held just before, so that the caller can wait for IB's update.
         """
         contract = await self._contracts.contract(record.order.symbol)
+        routed = instrument_key(contract)
+        if contract.secType == "FUT" and routed != record.order.symbol:
+            # a continuous future (MES) trades its contract of the day, as in a backtest: the order, its
+            # fills and the position are that contract's; routed_from keeps what the strategy wrote
+            record.order.routed_from, record.order.symbol = record.order.symbol, routed
         ib = self._conn.ib
         if math.isfinite(check_price) and check_price > 0:
             refusal = await self._account.refusal_async(
@@ -500,7 +502,11 @@ class LiveBrokerAdapter(IBroker):
             log.info("order %s: %s", record.order.order_id, note)
         if record.order_ref:
             ib_order.orderRef = record.order_ref
+        ib_order.parentId = parent_ib_id
+        ib_order.transmit = transmit
         trade: Trade = ib.placeOrder(contract, ib_order)
+        # The message is on the wire: a later modification of this order (same id) must transmit at once.
+        trade.order.transmit = True
         displaced = self.tracker.bind(record, trade.order.orderId, trade.order)
         if displaced is not None:
             self._events.mark_lost(
@@ -566,6 +572,30 @@ class LiveBrokerAdapter(IBroker):
             return False
         return True
 
+    def modify_order(self, order: Order, modification: Modification) -> bool:
+        """Send ``order``'s new terms to IB — ``placeOrder`` with its own orderId (IB's modify); True if sent.
+
+        The order has the new terms from then on; IB acknowledges them, or refuses them (104: it filled
+        meanwhile), and then the order's earlier terms come back and the error callbacks hear of it. False,
+        with the order unchanged, when it was never sent, is lost, finished, or the connection is down.
+        """
+        record = self.tracker.record_for(order)
+        if record is None or record.ib_order is None or record.lost or record.is_done:
+            return False
+        if not self._conn.is_connected():
+            return False
+        try:
+            sent = send_modification(self._conn.ib, self._contracts, record, modification, self._conn.account)
+            return bool(self._conn.run(sent, timeout=15))
+        except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
+            log.warning("the modification of order %s could not be sent: %s", order.order_id, exc)
+            return False
+
+    def modification_answered(self, order: Order) -> bool:
+        """Whether IB has answered ``order``'s last modification (acknowledged or refused it)."""
+        record = self.tracker.record_for(order)
+        return record is None or record.modifying is None or record.is_done
+
     def get_open_orders(self) -> list[Order]:
         """Orders sent through this adapter that can still fill."""
         return [r.order for r in self.tracker.open_records()]
@@ -579,7 +609,14 @@ class LiveBrokerAdapter(IBroker):
         """Ask IB to cancel every order it may still hold (:meth:`orders_ib_may_hold`): what a kill switch
         must do. Returns how many cancel requests were sent."""
         sent = 0
-        for record in self.tracker.reachable_records():
+        records = self.tracker.reachable_records()
+        # A bracket goes whole: cancelling an entry that filled nothing cancels its exits at IB with it.
+        unfilled_entries = {str(r.order.order_id) for r in records if r.order.filled_quantity <= 0}
+        for record in records:
+            if record.order.parent_id in unfilled_entries:
+                record.cancel_requested = True
+                record.cancel_reason = reason or record.cancel_reason
+                continue
             if self.cancel_order(record.order, reason=reason):
                 sent += 1
         return sent
@@ -596,35 +633,9 @@ class LiveBrokerAdapter(IBroker):
         added, a fill of the added shares under the correction's execId (it holds no negative fills)."""
         message = correction.describe()
         log.error("%s", message)
-        delta = correction.signed_quantity_delta
-        symbol = correction.symbol
-        if symbol in self._expected_positions:
-            self._expected_positions[symbol] += delta
-        if self.enable_position_tracking and delta:
-            with self._lock:
-                self._local_positions.setdefault(symbol, Position(symbol)).apply(delta, correction.new_price)
-        if record.order_ref:
-            ref, side = record.order_ref, record.order.side
-            self._journal_write(lambda j: j.record_error(ref, EXEC_CORRECTED, message))
-            self._journal_write(lambda j: j.record_event("alert", message))
-            if correction.quantity_delta > 0:
-                self._journal_write(
-                    lambda j: j.record_fill(
-                        ref,
-                        correction.exec_id,
-                        symbol,
-                        side,
-                        correction.quantity_delta,
-                        correction.new_price,
-                        correction.time,
-                        0.0,
-                    )
-                )
-        for callback in list(self._correction_callbacks):
-            try:
-                callback(correction)
-            except Exception:
-                log.exception("correction callback %r failed", callback)
+        self._positions.correct(correction)
+        journal_correction(self._journal_write, record, correction)
+        self._callbacks.corrected(correction)
         self._emit_error(record, message)
 
     def _settle(self, record: TrackedOrder, exec_id: str, commission: float) -> None:
@@ -646,25 +657,14 @@ class LiveBrokerAdapter(IBroker):
         """IB never reuses an execution id. One already reported (or journaled) for another order is still a
         fill of this order and is delivered, never dropped; the error callbacks hear of it (the engine
         counts it) and the journal records an alert with the fill."""
-        others = [r.order_ref or str(r.order.order_id) for r in self.tracker.other_orders(exec_id, record)]
-        if not others and journal is not None and record.order_ref:
-            try:
-                if journal.knows_fill(exec_id) and not journal.knows_fill(exec_id, record.order_ref):
-                    others = ["an earlier order in the journal"]
-            except JournalError:
-                return  # the journal's failure is reported where the fill is journaled
-        if not others:
-            return
-        message = (
-            f"IB reported execution id {exec_id} for this order, but it was already used by "
-            f"{', '.join(others)}; delivered as a new fill. IB never reuses execution ids: check that the "
-            "gateway and the journal belong to the same account"
-        )
-        for callback in list(self._error_callbacks):
-            try:
-                callback(record, message)
-            except Exception:
-                log.exception("error callback %r failed", callback)
+        message = reused_exec_id_message(self.tracker, record, exec_id, journal)
+        if message is not None:
+            self._callbacks.order_error(record, message)
+
+    @property
+    def fills_passed(self) -> int:
+        """How many executions were complete (with their commission) and handed on for delivery so far."""
+        return self._gate.passed
 
     def flush_fills(self, timeout: float = 10.0) -> bool:
         """Wait until every execution settled so far is journaled and has reached the fill callbacks.
@@ -693,82 +693,6 @@ class LiveBrokerAdapter(IBroker):
 
         self._conn.call(run)
         return True
-
-    # ------------------------------------------------------------------ account (see ib_account.py)
-    def get_cash_balance(self) -> float:
-        """IB's ``TotalCashValue`` of the account."""
-        return self._account.value("TotalCashValue")
-
-    def get_account_value(self) -> float:
-        """IB's ``NetLiquidation`` of the account."""
-        return self._account.value("NetLiquidation")
-
-    def get_buying_power(self) -> float:
-        """IB's ``BuyingPower`` of the account."""
-        return self._account.value("BuyingPower")
-
-    def get_positions(self) -> dict[str, Position]:
-        """Stock positions in the account as IB reports them, keyed by symbol (quantities not truncated).
-
-        While disconnected, the local fill-based book is served if position tracking is on.
-        """
-        if not self._conn.is_connected():
-            if self.enable_position_tracking:
-                with self._lock:
-                    return {s: p.snapshot() for s, p in self._local_positions.items() if not p.is_flat}
-            raise NotConnectedError("get_positions() needs a connection to IB; call connect() first")
-        return self._account.positions()
-
-    def account_snapshot(self, *, settle: float = 0.0) -> tuple[float, float, dict[str, Position]]:
-        """``(NetLiquidation, TotalCashValue, positions)`` in one trip to the loop thread: what
-        :meth:`get_account_value`, :meth:`get_cash_balance` and :meth:`get_positions` return, for a caller
-        that wants all three (the engine, after every fill) without three cross-thread round trips.
-
-        ``settle``: first wait up to this many seconds, on the loop, until IB's positions include every fill
-        emitted so far (:meth:`await_positions`, without its cross-thread polling).
-        """
-        return self._account.snapshot(self._positions_settled(settle) if settle > 0 else None)
-
-    async def _positions_settled(self, seconds: float) -> bool:
-        """:meth:`await_positions` on the loop thread, where IB's position updates arrive."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        ok = True
-        for symbol, expected in list(self._expected_positions.items()):
-            while abs(self._account.read_position(symbol) - expected) > 1e-9:
-                if loop.time() >= deadline:
-                    ok = False
-                    break
-                await asyncio.sleep(0.002)
-            if self._expected_positions.get(symbol) == expected:
-                self._expected_positions.pop(symbol, None)
-        return ok
-
-    def account_pnl(self) -> AccountPnL:
-        """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).
-
-        Real IB pushes account values (NetLiquidation, cash) only on change or about every 3 minutes, so
-        a daily-loss rail should read this instead of :meth:`get_account_value`.
-        """
-        return self._account.pnl()
-
-    def check_buying_power(self, order: Order, price: float) -> bool:
-        """Whether IB's BuyingPower covers ``order`` at ``price`` plus commission (see the short policy)."""
-        refusal = self._account.buying_power_refusal(order, float(price), allow_short=self.allow_short)
-        if refusal is not None:
-            log.info("%s", refusal)
-        return refusal is None
-
-    # ------------------------------------------------------------------ cost models
-    def calculate_commission(self, fill_price: float, quantity: float) -> float:
-        """The commission model's estimate (``commission_rate`` × notional); real fills carry IB's."""
-        return self.commission_model.commission(fill_price, quantity)
-
-    def calculate_slippage(self, order: Order, market_price: float) -> float:
-        """``market_price`` moved against ``order`` by ``slippage_rate`` (limit orders: unchanged)."""
-        if order.order_type == OrderType.LIMIT:
-            return float(market_price)
-        return self.slippage_model.adjust(float(market_price), OrderSide(order.side))
 
     def __repr__(self) -> str:
         return f"LiveBrokerAdapter({self._conn.settings.describe()}, state={self._conn.state.value})"

@@ -34,13 +34,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from eventkit import Event
-from ib_async import IB, BarDataList, Contract, RequestError, Stock
+from ib_async import IB, BarDataList, Contract, RequestError
 
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.brokers.bar_cache import BarCache
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_bar_streams import BarStreams
+from copilot_quant.brokers.ib_contracts import calendar_of
 from copilot_quant.brokers.ib_history import request_bars, warn_no_bars
 from copilot_quant.brokers.ib_mapping import (
     IB_BAR_SIZE,
@@ -53,11 +54,11 @@ from copilot_quant.brokers.ib_quotes import QuoteStreams
 from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
+from copilot_quant.brokers.stock_lookup import StockLookup, stock_symbol
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import (
     BrokerError,
     DataError,
-    DataUnavailableError,
     NotConnectedError,
     UnknownSymbolError,
 )
@@ -66,13 +67,7 @@ __all__ = ["LiveDataFeedAdapter"]
 
 log = logging.getLogger(__name__)
 
-_NO_SECURITY = 200
-
-
-def _symbol(symbol: str) -> str:
-    if not isinstance(symbol, str) or not symbol.strip():
-        raise DataError(f"symbol must be a non-empty string such as 'AAPL', got {symbol!r}")
-    return symbol.strip().upper()
+_symbol = stock_symbol
 
 
 class LiveDataFeedAdapter(IDataFeed):
@@ -134,7 +129,7 @@ class LiveDataFeedAdapter(IDataFeed):
         self._recent: dict[tuple[Any, ...], tuple[float, pd.DataFrame]] = {}
         self.request_timeout = float(request_timeout)
         self.first_tick_timeout = float(first_tick_timeout)
-        self._contracts: dict[str, Contract] = {}
+        self._stocks = StockLookup(self._conn)
         self._fallback = False
         self._ever_connected = False
         self._closed = False
@@ -318,39 +313,14 @@ class LiveDataFeedAdapter(IDataFeed):
     def _from_cache(
         self, symbol: str, interval: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, why: str
     ) -> pd.DataFrame:
-        cached = self._cache.get(symbol, interval) if self.enable_cache else None
-        if cached is None or cached.empty:
-            raise DataUnavailableError(
-                f"no {interval} bars for {symbol}: {why}, and nothing is cached. Call connect() (is TWS/IB "
-                "Gateway running?) and request the data once while connected so it can be cached."
-            )
-        part = slice_range(cached, lo, hi)
-        if part.empty:
-            raise DataUnavailableError(
-                f"no {interval} bars for {symbol} in the requested range: {why}; the cache only covers "
-                f"{cached.index[0]} .. {cached.index[-1]}."
-            )
+        part = self._cache.fallback(symbol, interval, lo, hi, why, enabled=self.enable_cache)
         if not self._fallback:
             log.warning("serving cached %s %s bars (fallback mode): %s", symbol, interval, why)
         self._fallback = True
         return part.copy()
 
     async def _contract(self, symbol: str) -> Contract:
-        contract = self._contracts.get(symbol)
-        if contract is not None:
-            return contract
-        try:
-            found = await self._conn.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
-        except RequestError as exc:
-            if exc.code == _NO_SECURITY:
-                raise UnknownSymbolError(
-                    f"IB knows no US stock {symbol!r}; check the ticker symbol"
-                ) from None
-            raise DataError(f"could not look up {symbol}: IB error {exc.code} {exc.message}") from None
-        if not found or not isinstance(found[0], Contract):
-            raise UnknownSymbolError(f"IB knows no US stock {symbol!r}; check the ticker symbol")
-        self._contracts[symbol] = found[0]
-        return found[0]
+        return await self._stocks.contract(symbol)
 
     def unknown_symbols(self, symbols: list[str] | str) -> list[str]:
         """The symbols among ``symbols`` that IB knows no US stock for (looked up once, then cached).
@@ -382,7 +352,7 @@ class LiveDataFeedAdapter(IDataFeed):
         bars, ib_said = await self._request_bars(
             contract, end, duration, IB_BAR_SIZE[interval], keep_up_to_date=False
         )
-        return bars_to_frame(bars, interval), ib_said
+        return bars_to_frame(bars, interval, calendar_of(symbol)), ib_said
 
     async def _request_bars(
         self, contract: Contract, end: datetime | str, duration: str, bar_size: str, *, keep_up_to_date: bool
@@ -405,27 +375,7 @@ class LiveDataFeedAdapter(IDataFeed):
         if not self._ensure_connected():
             return {"symbol": symbol}
 
-        async def details() -> dict[str, Any]:
-            contract = await self._contract(symbol)
-            found = await self._conn.ib.reqContractDetailsAsync(contract)
-            info: dict[str, Any] = {
-                "symbol": symbol,
-                "con_id": contract.conId,
-                "exchange": contract.primaryExchange or contract.exchange,
-                "currency": contract.currency,
-            }
-            if found:
-                d = found[0]
-                info.update(
-                    name=d.longName,
-                    min_tick=d.minTick,
-                    industry=d.industry,
-                    category=d.category,
-                    time_zone=d.timeZoneId,
-                )
-            return info
-
-        result: dict[str, Any] = self._conn.run(details(), timeout=self.request_timeout)
+        result: dict[str, Any] = self._conn.run(self._stocks.details(symbol), timeout=self.request_timeout)
         return result
 
     # ------------------------------------------------------------------ streaming quotes
@@ -624,7 +574,7 @@ class LiveDataFeedAdapter(IDataFeed):
         symbols = self._quotes.symbols()
         streams = sorted(self._bars.spec)
         log.info("%s: renewing %d quote subscriptions and %d bar streams", why, len(symbols), len(streams))
-        self._contracts.clear()  # ib_async reset its state; qualify again on the new session
+        self._stocks.clear()  # ib_async reset its state; qualify again on the new session
         for symbol in symbols:
             try:
                 await self._quotes.subscribe(symbol)

@@ -86,6 +86,13 @@ class TrackedOrder:
     notes: list[str] = field(default_factory=list)
     #: execId base (before the last ".") -> the execId in effect (a correction replaces the earlier one).
     exec_by_base: dict[str, str] = field(default_factory=dict)
+    #: While a modification is sent and not yet acknowledged: the order's terms before it (a
+    #: :class:`~copilot_quant.model.modify.Modification`), restored if IB refuses it.
+    modifying: Any = field(default=None, repr=False)
+    #: The ib_async order's fields before that modification (restored with the terms).
+    modifying_ib: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The IB code that refused the last modification, until its errorEvent (after the status event) is seen.
+    modify_refused_code: int = 0
 
     @property
     def status(self) -> OrderStatus:

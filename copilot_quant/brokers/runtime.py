@@ -122,11 +122,19 @@ class IBRuntime:
         On timeout the coroutine is cancelled and :class:`TimeoutError` is raised. Must not be called
         from the loop thread (that would deadlock); handlers there should schedule work instead.
         """
+        return self.result(self.submit(coro), timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the loop and return at once; :meth:`result` waits for it (not from the loop)."""
         if self.in_loop_thread():
             coro.close()
             raise BrokerError("IBRuntime.run() called from the loop thread; use spawn() there")
-        loop = self._require_loop()
-        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        return asyncio.run_coroutine_threadsafe(coro, self._require_loop())
+
+    @staticmethod
+    def result(future: concurrent.futures.Future[T], timeout: float | None = 30.0) -> T:
+        """Wait up to ``timeout`` seconds for what :meth:`submit` started; on timeout it is cancelled and
+        :class:`TimeoutError` is raised."""
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:

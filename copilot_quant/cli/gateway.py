@@ -81,7 +81,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
     commission: str = typer.Option(
         "ibkr-fixed",
         "--commission",
-        help="Commissions the account pays: ibkr-fixed ($0.005/share, $1 minimum), ibkr-tiered (IBKR Pro "
+        help="Commissions the account pays: ibkr-fixed ($0.005/share, $1 minimum, plus the SEC, FINRA TAF and CAT fees IB passes through), ibkr-tiered (IBKR Pro "
         "Tiered: volume tiers plus pass-through fees; commissionReport carries the total) or a rate of the "
         "traded value (0.001 = 0.1 %).",
     ),

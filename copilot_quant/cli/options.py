@@ -80,7 +80,7 @@ def capital_option(whose: str = "") -> Any:
 
 COMMISSION_HELP = (
     "Commissions: ibkr-tiered (IBKR Pro Tiered: volume tiers plus pass-through fees), ibkr-fixed "
-    "($0.005/share, $1 minimum) or a rate of the traded value (0.001 = 0.1 %)."
+    "($0.005/share, $1 minimum, plus the regulatory fees IB passes through) or a rate of the traded value (0.001 = 0.1 %)."
 )
 
 
@@ -167,6 +167,24 @@ def volume_limit_option() -> Any:
         help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: "
         "no limit). The rest of a DAY order expires at the session's close (on daily bars: after its one "
         "bar); a GTC order's rest keeps working on later bars.",
+    )
+
+
+def roll_days_option() -> Any:
+    return typer.Option(
+        5,
+        "--roll-days",
+        help="Continuous futures (--symbols MES): trade the front contract until this many weekdays before "
+        "its last trade date, then the next one.",
+    )
+
+
+def auto_roll_option() -> Any:
+    return typer.Option(
+        False,
+        "--auto-roll/--no-auto-roll",
+        help="Continuous futures: at each roll, move the positions held in the old contract into the new one "
+        "(default: keep them; the strategy's on_roll hook is called either way).",
     )
 
 

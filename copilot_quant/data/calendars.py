@@ -12,6 +12,13 @@ Use :class:`MarketHours` for the common questions::
     hours = MarketHours()            # NYSE
     hours.is_open()                  # now, holidays and early closes included
     hours.next_open('2024-12-24 14:00')   # 2024-12-26 14:30 UTC (early close at 13:00 on the 24th)
+
+Futures and forex have their own sessions (:mod:`~copilot_quant.data.calendar_rules`): ``CME_GLOBEX``
+(17:00–16:00 Chicago with the daily maintenance break) and ``FX`` (IDEALPRO: 17:15–17:00 New York, Sunday
+evening to Friday).
+:func:`calendar_for` gives any instrument its hours, so every layer asks the same question the same way::
+
+    calendar_for(registry.resolve("MESZ6")).is_open("2026-12-07 16:30")   # False: maintenance break (CT)
 """
 
 from __future__ import annotations
@@ -29,12 +36,15 @@ import exchange_calendars as xc
 import numpy as np
 import pandas as pd
 
+from copilot_quant.data.calendar_rules import CUSTOM_CALENDARS
 from copilot_quant.data.dates import EXCHANGE_TZ, DateLike, resolve_range, to_utc
 from copilot_quant.errors import ConfigError, DataError
+from copilot_quant.model.instruments import Instrument
 
 __all__ = [
     "DEFAULT_CALENDAR",
     "MarketHours",
+    "calendar_for",
     "closing_session_of",
     "daily_close_stamps",
     "exchange_timezone",
@@ -70,14 +80,19 @@ def _quiet_pandas_deprecations() -> Iterator[None]:
 
 @functools.lru_cache(maxsize=16)
 def get_calendar(name: str = DEFAULT_CALENDAR) -> xc.ExchangeCalendar:
-    """The (cached) exchange calendar ``name`` (ISO MIC such as ``'XNYS'``), covering 1990 to ten years ahead."""
+    """The (cached) exchange calendar ``name`` covering 1990 to ten years ahead: an ISO MIC such as
+    ``'XNYS'``, or one of this project's ``'CME_GLOBEX'`` and ``'FX'``."""
     last_day = f"{datetime.now(UTC).year + _YEARS_AHEAD}-12-31"
     try:
         with _quiet_pandas_deprecations():
+            custom = CUSTOM_CALENDARS.get(name)
+            if custom is not None:
+                return custom(start=_FIRST_DAY, end=last_day)
             return xc.get_calendar(name, start=_FIRST_DAY, end=last_day)
     except xc.errors.InvalidCalendarName as exc:
         raise ConfigError(
-            f"Unknown exchange calendar {name!r}; use an ISO MIC code such as 'XNYS' (NYSE), 'XNAS', 'XLON'."
+            f"Unknown exchange calendar {name!r}; use an ISO MIC code such as 'XNYS' (NYSE), 'XNAS', 'XLON', "
+            f"or {', '.join(repr(n) for n in CUSTOM_CALENDARS)}."
         ) from exc
 
 
@@ -308,3 +323,9 @@ class MarketHours:
     def session_open(self, day: DateLike) -> pd.Timestamp:
         """The open of ``day``'s session."""
         return session_open(day, self.calendar)
+
+
+def calendar_for(instrument: Instrument) -> MarketHours:
+    """The trading hours of ``instrument``: NYSE for stocks, CME Globex for futures, 24/5 for forex pairs
+    (whatever :attr:`Instrument.calendar` names)."""
+    return MarketHours(instrument.calendar)

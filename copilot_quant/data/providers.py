@@ -4,7 +4,7 @@
 Provider                   Source
 =========================  =====================================================================
 :class:`SampleDataProvider`     real daily prices bundled offline (AAPL, MSFT, IBM, GOOG 2000–2013, FB)
-:class:`SyntheticDataProvider`  seeded random walk on the NYSE calendar, any interval
+:class:`SyntheticDataProvider`  seeded random walk, any interval: stocks, futures chains, forex pairs
 :class:`CSVDataProvider`        a directory of ``SYMBOL.csv`` files, or one file
 :class:`ParquetStore`           the local store (``copilot-quant data import``)
 :class:`YFinanceProvider`       Yahoo Finance, cached on disk, works offline from the cache
@@ -38,7 +38,7 @@ __all__ = [
 #: The data specs :func:`provider_from_spec` understands, with what each means (for help texts).
 PROVIDER_SPECS: dict[str, str] = {
     "sample": "real daily prices bundled offline (AAPL, MSFT, IBM, GOOG 2000-2013; FB 2012-2013)",
-    "synthetic[:SEED]": "seeded random-walk bars for any symbol (default seed 42)",
+    "synthetic[:SEED]": "seeded random-walk bars for any stock, future (ESZ6, MES) or pair (EUR.USD); seed 42",
     "csv:PATH": "a directory of SYMBOL.csv files, or one CSV file",
     "store[:DIR]": "the local Parquet store ($COPILOT_QUANT_STORE or ~/.copilot_quant/store)",
     "yfinance": "Yahoo Finance, cached on disk ($COPILOT_QUANT_CACHE); offline it serves the cache",

@@ -31,18 +31,23 @@ requested end date, or to now.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 import zlib
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from copilot_quant.data.base import BarProvider
 from copilot_quant.data.calendars import DEFAULT_CALENDAR, get_calendar, session_bounds
+from copilot_quant.data.continuous import RollRule, assemble, session_labels
 from copilot_quant.data.dates import DateLike, slice_range, to_utc
 from copilot_quant.data.intervals import DERIVED_FROM_DAILY, INTRADAY_INTERVALS, bar_duration
 from copilot_quant.data.resample import aggregate_bars, resample_daily
+from copilot_quant.data.synthetic_markets import MarketTerms, bid_grid, on_tick_grid, quote_frames, terms_for
 from copilot_quant.data.synthetic_paths import (
     SESSION_MINUTES,
     BarArrays,
@@ -52,6 +57,7 @@ from copilot_quant.data.synthetic_paths import (
 )
 from copilot_quant.data.validation import check_supported_interval, normalize_symbol, validate_bars
 from copilot_quant.errors import DataError
+from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 
 __all__ = ["SyntheticDataProvider"]
 
@@ -74,6 +80,12 @@ class SyntheticDataProvider(BarProvider):
         annual_drift, annual_volatility: the random walk's yearly drift and volatility.
         start_price: the first session's open; ``None`` picks one per symbol between 20 and 500 (seeded).
         daily_volume: average share volume of a full session (half days and minutes get their share).
+        calendar: the exchange calendar of stocks (futures and pairs follow their instrument's).
+        registry: reads symbols as stocks, futures contracts (``ESZ6``), continuous futures (``MES``) or
+            forex pairs (``EUR.USD``); see :mod:`~copilot_quant.data.synthetic_markets` for how each is drawn.
+        roll_days: a continuous future's bars are its contract of the day's, rolled this many weekdays
+            before expiry (as the registry's ``contract_on``); back-adjusted series:
+            :func:`~copilot_quant.data.continuous.continuous_series`.
     """
 
     source = "synthetic"
@@ -91,6 +103,8 @@ class SyntheticDataProvider(BarProvider):
         start_price: float | None = None,
         daily_volume: float = 1_000_000.0,
         calendar: str = DEFAULT_CALENDAR,
+        registry: InstrumentRegistry | None = None,
+        roll_days: int = 5,
     ) -> None:
         super().__init__()
         check_supported_interval(interval)
@@ -103,6 +117,8 @@ class SyntheticDataProvider(BarProvider):
         if daily_volume < 0 or not math.isfinite(daily_volume):
             raise DataError(f"daily_volume must be finite and >= 0, got {daily_volume}.")
         self.calendar = calendar
+        self.registry = registry if registry is not None else InstrumentRegistry()
+        self.roll_rule = RollRule(days_before_expiry=roll_days)
         self.seed = int(seed)
         self.start = to_utc(start, self._tz)
         self.periods = periods
@@ -201,11 +217,11 @@ class SyntheticDataProvider(BarProvider):
         ends = closes if interval == "1d" else _intraday_ends(opens, closes, _step(interval))
         return _utc_index(ends)
 
-    def _sessions(self, until: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    def _sessions(self, until: pd.Timestamp, calendar: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Opens and closes (int64 ns) of the series' sessions: opening at or after ``start``, before ``until``."""
         if until <= self.start:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        opens, closes = session_bounds(self.start, until + pd.Timedelta(days=1), self.calendar)
+        opens, closes = session_bounds(self.start, until + pd.Timedelta(days=1), calendar or self.calendar)
         open_ns, close_ns = opens.as_unit("ns").asi8, closes.as_unit("ns").asi8
         keep = (open_ns >= self.start.value) & (open_ns < until.value)
         return open_ns[keep], close_ns[keep]
@@ -217,34 +233,110 @@ class SyntheticDataProvider(BarProvider):
         return stamps[-1]
 
     # -- generation -----------------------------------------------------------------------------------------
+    def get_ticker_info(self, symbol: str) -> dict[str, Any]:
+        """The base fields, with a future's or pair's own currency, calendar, multiplier and tick."""
+        info = super().get_ticker_info(symbol)
+        instrument = self.instrument(symbol)
+        if instrument.kind is not AssetClass.STOCK:
+            info.update(
+                currency=instrument.currency, calendar=instrument.calendar, sec_type=instrument.sec_type,
+                multiplier=instrument.multiplier, tick_size=instrument.tick_size,
+            )  # fmt: skip
+        return info
+
+    def quote_bars(
+        self,
+        symbol: str,
+        start_date: DateLike | None = None,
+        end_date: DateLike | None = None,
+        interval: str = "1d",
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(bid, ask)`` bars of a forex pair: half a tick under and over the midpoints it serves."""
+        instrument = self.instrument(symbol)
+        if instrument.kind is not AssetClass.FOREX:
+            raise DataError(
+                f"{symbol} is not a forex pair; bid/ask bars are served for pairs such as EUR.USD."
+            )
+        return quote_frames(
+            self.get_historical_data(symbol, start_date, end_date, interval), instrument.tick_size
+        )
+
+    def instrument(self, symbol: str) -> Instrument:
+        """What ``symbol`` stands for (a stock unless the registry reads it as a future or a pair)."""
+        return self.registry.resolve(normalize_symbol(symbol))
+
     def _window(
         self, symbol: str, interval: str, lo: pd.Timestamp | None, until: pd.Timestamp
     ) -> pd.DataFrame:
-        """Raw bars of ``symbol`` at ``interval`` stamped in ``[lo, until]`` (not validated)."""
-        opens, closes = self._sessions(until)
-        days = self._daily(symbol, opens, closes)
+        """Raw bars of ``symbol`` at ``interval`` stamped in ``[lo, until]`` (not validated).
+
+        A contract's one-digit year (``MESZ6``) is read in the decade of the window asked for (2016 for a
+        window in 2016), so a backtest of any year gets its own contracts under IB's local symbols.
+        """
+        if lo is None:
+            return self._bars_of(self.instrument(symbol), interval, lo, until)
+        registry = dataclasses.replace(self.registry, reference=lo.date())
+        return self._bars_of(registry.resolve(normalize_symbol(symbol)), interval, lo, until)
+
+    def _bars_of(
+        self, instrument: Instrument, interval: str, lo: pd.Timestamp | None, until: pd.Timestamp
+    ) -> pd.DataFrame:
+        if instrument.continuous:
+            return self._continuous(instrument, interval, lo, until)
+        terms = terms_for(instrument)
+        calendar = terms.calendar or self.calendar
+        model = self._model_of(terms)
+        opens, closes = self._sessions(until, calendar)
+        days = self._daily(terms, model, opens, closes)
+        if instrument.kind is AssetClass.FUTURE:
+            labels = _labels(closes, calendar)
+            kept = terms.kept_sessions(labels)
+            opens, closes = opens[kept], closes[kept]
+            days = terms.transform(days.take(kept), labels[kept], self.registry)
         if interval == "1d":
-            frame = _frame(days, closes)
+            frame = _frame(days, closes, terms)
         else:
             # Minutes of whole sessions only from the first one reaching ``lo``; coarser bars aggregate them.
             first = 0 if lo is None else int(np.searchsorted(closes, lo.value, side="left"))
-            name = normalize_symbol(symbol)
             minutes = minute_bars(
-                self._model, self._key(name), days.take(slice(first, None)), _minutes(opens, closes)[first:],
+                model, self._key(terms.path), days.take(slice(first, None)), _minutes(opens, closes)[first:],
                 closes[first:],
             )  # fmt: skip
-            frame = _frame(minutes, _intraday_ends(opens[first:], closes[first:], _MINUTE_NS))
-            frame = aggregate_bars(frame, "1m", interval, self.calendar)
+            frame = _frame(minutes, _intraday_ends(opens[first:], closes[first:], _MINUTE_NS), terms)
+            frame = aggregate_bars(frame, "1m", interval, calendar)
         return slice_range(frame, lo, until)
 
-    def _daily(self, symbol: str, opens: np.ndarray, closes: np.ndarray) -> BarArrays:
-        """Daily bars of the first ``len(opens)`` sessions of the series (cached; the path is prefix-stable)."""
-        name = normalize_symbol(symbol)
+    def _continuous(
+        self, instrument: Instrument, interval: str, lo: pd.Timestamp | None, until: pd.Timestamp
+    ) -> pd.DataFrame:
+        """The contract of each session's bars, unadjusted (the prices its orders trade at)."""
+        first = (lo if lo is not None else self.start).date()
+        chain = self.registry.contracts_after(instrument.root, first, count=2)
+        while chain[-2].expiry is not None and chain[-2].expiry < until.date():
+            chain = self.registry.contracts_after(instrument.root, first, count=len(chain) * 2)
+        frames = {inst: self._bars_of(inst, interval, lo, until) for inst in chain}
+        return assemble(instrument, self.registry, frames, rule=self.roll_rule, adjustment="none").bars
+
+    def _model_of(self, terms: MarketTerms) -> WalkModel:
+        if terms.kind is AssetClass.STOCK:
+            return self._model
+        volume = 0.0 if terms.kind is AssetClass.FOREX else self.daily_volume
+        return WalkModel(
+            self.annual_drift * terms.vol_scale, self.annual_volatility * terms.vol_scale, volume,
+            terms.session_minutes,
+        )  # fmt: skip
+
+    def _daily(
+        self, terms: MarketTerms, model: WalkModel, opens: np.ndarray, closes: np.ndarray
+    ) -> BarArrays:
+        """Daily bars of the first ``len(opens)`` sessions of a path (cached; the path is prefix-stable)."""
+        name = terms.path
         cached = self._days.get(name)
         if cached is None or len(cached) < len(opens):
-            cached = daily_bars(
-                self._model, self._key(name), _minutes(opens, closes), self._first_price(name)
-            )
+            price = self._first_price(name) if terms.start_price is None else terms.start_price
+            if self.start_price is not None:
+                price = float(self.start_price)
+            cached = daily_bars(model, self._key(name), _minutes(opens, closes), price)
             self._days[name] = cached
         return cached.take(slice(0, len(opens)))
 
@@ -286,15 +378,29 @@ def _utc_index(ends: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(ends.astype("datetime64[ns]"), name="timestamp").tz_localize("UTC")
 
 
-def _frame(bars: BarArrays, ends: np.ndarray) -> pd.DataFrame:
-    """The bars as a frame, prices on the cent grid (a US stock's tick) as an exchange prints them.
+def _labels(closes: np.ndarray, calendar: str) -> pd.DatetimeIndex:
+    """Session dates (naive, in the exchange's zone) of sessions closing at ``closes`` (int64 ns)."""
+    if len(closes) == 0:
+        return pd.DatetimeIndex([])
+    return session_labels(_utc_index(closes), calendar)
+
+
+def _frame(bars: BarArrays, ends: np.ndarray, terms: MarketTerms) -> pd.DataFrame:
+    """The bars as a frame, prices on the instrument's grid as an exchange prints them: the cent for a
+    stock, the contract's tick for a future, a pair's midpoint (half a tick above its bid on the grid).
 
     Rounding is monotone, so rounded minutes still aggregate exactly to the rounded days (the first open,
     highest high, lowest low and last close of rounded values are the rounded aggregates) and OHLC stays
-    valid; volumes are whole shares already.
+    valid; volumes are whole shares (contracts) already.
     """
+    if terms.kind is AssetClass.STOCK:
+        grid = _cent_grid
+    elif terms.kind is AssetClass.FUTURE:
+        grid = functools.partial(on_tick_grid, tick=terms.tick)
+    else:
+        grid = functools.partial(_midpoint_grid, tick=terms.tick)
     prices = {
-        name: np.maximum(np.round(values, 2), _TICK)
+        name: grid(values)
         for name, values in (
             ("Open", bars.open),
             ("High", bars.high),
@@ -303,3 +409,11 @@ def _frame(bars: BarArrays, ends: np.ndarray) -> pd.DataFrame:
         )
     }
     return pd.DataFrame({**prices, "Volume": bars.volume}, index=_utc_index(ends))
+
+
+def _cent_grid(values: np.ndarray) -> np.ndarray:
+    return np.maximum(np.round(values, 2), _TICK)
+
+
+def _midpoint_grid(values: np.ndarray, tick: float) -> np.ndarray:
+    return np.round(bid_grid(values, tick) + tick / 2.0, 10)

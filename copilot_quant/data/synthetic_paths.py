@@ -41,15 +41,17 @@ _EDGE = 0.1  # share of a session at each end where the minute path is not bent 
 
 @dataclass(frozen=True, slots=True)
 class WalkModel:
-    """Parameters of the random walk: yearly drift and volatility, and the average shares per full session."""
+    """Parameters of the random walk: yearly drift and volatility, the average volume per full session, and
+    how many minutes a full session lasts (390 on the NYSE; 1380 on CME Globex, 1440 for forex)."""
 
     annual_drift: float
     annual_volatility: float
     daily_volume: float
+    session_minutes: int = SESSION_MINUTES
 
     def minute_sigma(self) -> float:
         """Standard deviation of one minute's log return."""
-        return self.annual_volatility / math.sqrt(_TRADING_DAYS * SESSION_MINUTES)
+        return self.annual_volatility / math.sqrt(_TRADING_DAYS * self.session_minutes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ def daily_bars(model: WalkModel, key: tuple[int, int], minutes: np.ndarray, firs
     n = len(minutes)
     moves_draws = np.random.default_rng([*key, _DAY_MOVES]).standard_normal((n, 3))
     extremes_draws = np.random.default_rng([*key, _DAY_EXTREMES]).standard_exponential((n, 2))
-    dt = np.asarray(minutes, dtype=float) / (SESSION_MINUTES * _TRADING_DAYS)
+    dt = np.asarray(minutes, dtype=float) / (model.session_minutes * _TRADING_DAYS)
     vol = model.annual_volatility
     sigma = vol * np.sqrt(dt)
     move = (model.annual_drift - 0.5 * vol**2) * dt + sigma * moves_draws[:, 1]

@@ -1,19 +1,14 @@
 """SimBroker: the simulated gateway's order and account core (no sockets, no wire format).
 
 The protocol side (sessions, handlers) calls the methods below and subscribes to :attr:`SimBroker.events`,
-an ``eventkit.Event`` that emits one frozen event object per happening, in the order a real TWS would
-report them:
+an ``eventkit.Event`` that emits one frozen event object per happening (:mod:`.broker_events`), in the
+order a real TWS would report them. A fill is reported as ExecutionReported, OrderUpdated,
+CommissionReported, AccountChanged. Price marks do *not* emit AccountChanged (that would be every tick):
+read :meth:`SimBroker.portfolio` and :meth:`SimBroker.account_values` when pushing periodic account updates.
 
-* :class:`OrderUpdated` → openOrder + orderStatus, to the placing client;
-* :class:`ExecutionReported` → execDetails (reqId −1), to the placing client;
-* :class:`CommissionReported` → commissionReport, to the placing client;
-* :class:`OrderErrorEvent` → error message with ``reqId = order_id`` (201, 202, 103, 104, 105, 161, 10147, 10148);
-* :class:`WhatIfReported` → the whatIf openOrder (margin figures), to the requesting client;
-* :class:`AccountChanged` → position / updatePortfolio / account values to every subscriber.
-
-A fill is reported as ExecutionReported, OrderUpdated, CommissionReported, AccountChanged. Price marks do
-*not* emit AccountChanged (that would be every tick): read :meth:`SimBroker.portfolio` and
-:meth:`SimBroker.account_values` when pushing periodic account updates.
+The broker's parts, one module each: what it refuses (:mod:`.order_checks`, :mod:`.oca`, :mod:`.trailing`),
+its records (:mod:`.order_records`), matching (:mod:`.matching`), booking a fill (:mod:`.fills`), the
+account (:mod:`.account`), persistence (:mod:`.state`) and the drill surface (:mod:`.broker_drills`).
 
 Threading: not thread-safe by design, like the rest of the gateway; call it from the gateway's event loop.
 Executions are kept for the broker's lifetime (and persisted), so a client that was away when its order
@@ -25,8 +20,8 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -36,13 +31,25 @@ from eventkit import Event
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import (
     Account,
-    MarginImpact,
-    PnL,
-    PnLSingle,
-    PortfolioItem,
-    PositionItem,
 )
+from copilot_quant.gateway.brackets import BrokerBrackets
+from copilot_quant.gateway.broker_account import BrokerAccountReads
+from copilot_quant.gateway.broker_drills import BrokerDrills
+from copilot_quant.gateway.broker_events import (
+    AccountChanged,
+    BrokerEvent,
+    CommissionReported,
+    ExecutionReported,
+    OrderErrorEvent,
+    OrderUpdated,
+    WhatIfReported,
+)
+from copilot_quant.gateway.broker_instruments import BrokerInstruments
+from copilot_quant.gateway.broker_persistence import BrokerPersistence
 from copilot_quant.gateway.contracts import ContractInfo
+from copilot_quant.gateway.fills import book_fill
+from copilot_quant.gateway.fut_fx_orders import InstrumentMeters
+from copilot_quant.gateway.instrument_contracts import contract_calendar
 from copilot_quant.gateway.matching import (
     AuctionMissed,
     FillIntent,
@@ -51,24 +58,28 @@ from copilot_quant.gateway.matching import (
     StopTriggered,
     WorkingOrder,
 )
-from copilot_quant.gateway.oca import OCA_REVISION, group_fractions, oca_problem
+from copilot_quant.gateway.oca import OCA_REVISION, oca_problem
+from copilot_quant.gateway.order_checks import (
+    buying_power_problem,
+    reference_price,
+    request_problem,
+)
+from copilot_quant.gateway.order_checks import parse_order_type as _order_type
+from copilot_quant.gateway.order_checks import parse_tif as _tif
+from copilot_quant.gateway.order_records import new_record, working_order
 from copilot_quant.gateway.orders import (
-    ExecutionFilter,
     ExecutionRecord,
-    IbAction,
     IbOrderType,
     IbStatus,
     IdAllocator,
     PlaceOrderRequest,
     SimOrder,
     TimeInForceCode,
-    exec_id_tag,
     finite_or_none,
     new_exec_id_tag,
     parse_ib_time,
 )
-from copilot_quant.gateway.state import BrokerState, load_state, save_state
-from copilot_quant.gateway.trailing import initial_trail_stop, trailing_problem
+from copilot_quant.gateway.state import load_state
 from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import (
     CommissionModel,
@@ -76,7 +87,6 @@ from copilot_quant.model.costs import (
     PerShareCommission,
     SlippageModel,
 )
-from copilot_quant.model.participation import is_whole
 
 __all__ = [
     "AccountChanged",
@@ -95,58 +105,6 @@ log = logging.getLogger(__name__)
 _NEW_YORK = ZoneInfo("America/New_York")
 
 
-# ----- events ------------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class OrderUpdated:
-    client_id: int
-    record: SimOrder
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionReported:
-    client_id: int
-    record: SimOrder
-    execution: ExecutionRecord
-
-
-@dataclass(frozen=True, slots=True)
-class CommissionReported:
-    client_id: int
-    execution: ExecutionRecord
-
-
-@dataclass(frozen=True, slots=True)
-class OrderErrorEvent:
-    client_id: int
-    order_id: int
-    code: int
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
-class WhatIfReported:
-    """Answer to a whatIf order: encode ``record`` as an openOrder with whatIf=1 and ``impact``'s figures."""
-
-    client_id: int
-    record: SimOrder
-    impact: MarginImpact
-
-
-@dataclass(frozen=True, slots=True)
-class AccountChanged:
-    """Cash/positions changed. ``items`` are the portfolio items that changed (flat ones included, so the
-    client can drop them: position 0 removes an item in ib_async)."""
-
-    items: tuple[PortfolioItem, ...] = ()
-
-
-BrokerEvent = (
-    OrderUpdated | ExecutionReported | CommissionReported | OrderErrorEvent | WhatIfReported | AccountChanged
-)
-
-_SUPPORTED_TYPES = ", ".join(t.value for t in IbOrderType)
-
-
 def account_id_for(account: str, live_account: bool) -> str:
     """``account`` as a paper (``DU…``) or live (``U…``) id: IB paper ids start with DU, live ones with U."""
     digits = account.lstrip("DU") or "1234567"
@@ -157,7 +115,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SimBroker:
+class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDrills, BrokerInstruments):
     """Orders, matching, executions and the account of one simulated IB account.
 
     Args:
@@ -196,6 +154,8 @@ class SimBroker:
         self.events: Event = Event("broker_events")
         self._clock = clock or _utc_now
         self._costs = CostMeter(commission or PerShareCommission())
+        #: IB's futures and forex commissions (the stock model above prices stocks only)
+        self._instrument_meters = InstrumentMeters()
         self._engine = MatchingEngine(slippage or NoSlippage(), partial_fill_size, volume_limit)
         self._account = Account(account, cash, leverage=leverage)
         self._ids = IdAllocator(exec_tag=new_exec_id_tag())
@@ -223,11 +183,14 @@ class SimBroker:
         #: restart still knows them, as IB does. The gateway sets it; restored ones are kept here.
         self.contract_source: Callable[[], list[ContractInfo]] | None = None
         self._restored_contracts: list[ContractInfo] = []
+        self._untransmitted: dict[tuple[int, int], list[tuple[PlaceOrderRequest, ContractInfo]]] = {}
+        self._children: dict[tuple[int, int], list[tuple[int, int]]] = {}
         self._state_file = Path(state_file) if state_file is not None else None
         if self._state_file is not None:
             state = load_state(self._state_file)
             if state is not None:
                 self._restore(state)
+                self._resume_brackets()
 
     # ----- identity and ids ------------------------------------------------------------------------
     @property
@@ -245,29 +208,52 @@ class SimBroker:
     # ----- orders ---------------------------------------------------------------------------------
     def place_order(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         """Accept, modify or reject an order; the outcome is reported through :attr:`events`."""
+        prepared, unsized = self._prepare_order(client_id, req, contract)
+        if prepared is None:
+            return
+        req = prepared
         if req.what_if:
             self._what_if_order(client_id, req, contract)
             return
         existing = self._orders.get((client_id, req.order_id))
         if existing is not None:
-            self._modify(existing, req, contract)
+            if unsized is not None:  # TWS keeps the original order working when a modification is refused
+                self._error(client_id, req.order_id, 201, f"Order rejected - reason:{unsized}")
+            else:
+                self._modify(existing, req, contract)
             return
         if not self._ids.is_fresh(client_id, req.order_id):
             self._error(client_id, req.order_id, 103, f"Duplicate order id {req.order_id}")
             return
         self._ids.use_order_id(client_id, req.order_id)
+        # an order its cashQty could not size is rejected at once, even inside a group
+        if unsized is None and not req.transmit:
+            self._hold_untransmitted(client_id, req, contract)  # TWS keeps it until its group is sent
+            return
+        if unsized is None and req.parent_id:
+            self._transmit_group(client_id, req, contract)
+            return
+        if self._accept(client_id, req, contract, unsized=unsized) is not None:
+            self._save()
+
+    def _accept(
+        self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo, *, unsized: str | None = None
+    ) -> SimOrder | None:
+        """Accept (working) or reject a new order whose id is allocated; the record, or None if rejected.
+        ``unsized``: why a forex ``cashQty`` could not size it (a rejection)."""
         answer = self._answer_queue.popleft() if self._answer_queue else None
         if answer is not None and not answer[2]:
             # IB answers with the error only (321 read-only API, 110 off the tick grid): no order exists.
             self._error(client_id, req.order_id, answer[0], answer[1])
-            return
-        reason = self._reject_queue.popleft() if self._reject_queue else self._invalid_reason(req, contract)
+            return None
+        reason = self._reject_queue.popleft() if self._reject_queue else unsized
+        reason = reason or self._invalid_reason(req, contract)
         if reason is None:
             reason = oca_problem(req, self._orders.values())
         record = self._new_record(client_id, req, contract)
         if reason is not None:
             self._reject(record, reason)
-            return
+            return None
         self._orders[record.key] = record
         self._engine.add(self._working(record))
         log.info(
@@ -283,7 +269,7 @@ class SimBroker:
             self._error(client_id, req.order_id, answer[0], answer[1])  # e.g. 10349: the order keeps working
         if record.tif is TimeInForceCode.IOC:
             self._immediate(record)
-        self._save()
+        return record
 
     def cancel_order(self, client_id: int, order_id: int) -> None:
         record = self._orders.get((client_id, order_id))
@@ -317,18 +303,28 @@ class SimBroker:
             self._cancel(record, "Cancelled by global cancel")
         self._save()
 
-    def end_session(self, time: datetime | None = None) -> None:
-        """The session ended: DAY orders expire (reported as Cancelled); daily P&L starts over."""
+    def end_session(self, time: datetime | None = None, calendars: frozenset[str] | None = None) -> None:
+        """The session ended: DAY orders expire (reported as Cancelled); daily P&L starts over. With
+        ``calendars``, only the sessions of those calendars ended (a future's DAY order lives until CME's
+        close); the stock session's auctions need the NYSE's (``XNYS``)."""
         when = self._aware(time) if time is not None else self._clock()
-        self._close_auction(when)
-        self._opened.clear()
+        stocks = calendars is None or "XNYS" in calendars
+        if stocks:
+            self._close_auction(when)
+            self._opened.clear()
         for record in self.open_orders():
-            if record.tif is TimeInForceCode.DAY:
+            ends = calendars is None or contract_calendar(record.contract) in calendars
+            if record.tif is TimeInForceCode.DAY and ends:
                 self._finish_cancel(record, "Expired: DAY order at session end", when, report_202=False)
-        self._account.start_day()
+        self._account.start_day()  # daily P&L counts from the last close of any of them
         self._save()
 
     # ----- market ---------------------------------------------------------------------------------
+    def use_ticks(self, tick_of: Callable[[str], float | None]) -> None:
+        """Quote and fill each symbol on its own tick (``tick_of``: a future's, a pair's; None for a stock,
+        on the stocks' grid): a spread is that many of its ticks, as in a backtest."""
+        self._engine.tick_of = tick_of
+
     def on_price(
         self,
         symbol: str,
@@ -398,134 +394,6 @@ class SimBroker:
                 price = float(quoted)
         return price
 
-    # ----- faults ---------------------------------------------------------------------------------
-    def reject_next(self, reason: str = "Simulated rejection") -> None:
-        """Reject the next new order with error 201 and ``reason`` (queued: call twice for two orders)."""
-        self._reject_queue.append(reason)
-
-    def withhold_executions(self, withhold: bool = True) -> None:
-        """Hold back execDetails/commissionReport events (True); False releases the held ones in order.
-
-        Executions still happen and are returned by :meth:`executions` (reqExecutions) meanwhile.
-        """
-        self._withholding = withhold
-        if not withhold:
-            held, self._held = self._held, []
-            for event in held:
-                self.events.emit(event)
-
-    def answer_next_order(self, code: int, message: str, *, keeps_working: bool) -> None:
-        """Answer the next new order with error ``code``: after accepting it (``keeps_working``, e.g. 10349
-        "TIF was set to DAY") or instead of accepting it (321 read-only API, 110 price off the tick grid)."""
-        self._answer_queue.append((int(code), message, keeps_working))
-
-    def find_order(self, order_id: int, client_id: int | None = None) -> SimOrder | None:
-        """The newest order with ``order_id`` (of ``client_id`` when given)."""
-        found = [
-            r for r in self._orders.values() if r.order_id == order_id and client_id in (None, r.client_id)
-        ]
-        return max(found, key=lambda r: r.perm_id) if found else None
-
-    def order_message(self, order_id: int, code: int, message: str, client_id: int | None = None) -> None:
-        """Send error ``code`` about a working order without changing its status (IB's informational
-        order messages, e.g. 10349)."""
-        record = self.find_order(order_id, client_id)
-        if record is None:
-            raise ConfigError(f"no order {order_id} at the gateway")
-        self._error(record.client_id, order_id, int(code), message)
-
-    def correct_execution(
-        self, exec_id: str | None = None, *, shares: float | None = None, price: float | None = None
-    ) -> ExecutionRecord:
-        """Correct an execution (the last one by default), as IB does: a new execId that differs only after
-        its last ``.`` (…01 → …02) replaces it. The account books the quantity difference at the new price."""
-        if not self._executions:
-            raise ConfigError("there is no execution to correct")
-        index = len(self._executions) - 1
-        if exec_id is not None:
-            index = next((i for i, e in enumerate(self._executions) if e.exec_id == exec_id), -1)
-            if index < 0:
-                raise ConfigError(f"no execution {exec_id!r} at the gateway")
-        old = self._executions[index]
-        head, _, tail = old.exec_id.rpartition(".")
-        new_shares = old.shares if shares is None else float(shares)
-        new_price = old.price if price is None else float(price)
-        if (
-            new_shares < 0
-            or not math.isfinite(new_shares)
-            or not (math.isfinite(new_price) and new_price > 0)
-        ):
-            raise ConfigError(
-                f"a correction needs shares >= 0 and a positive price, got {new_shares}, {new_price}"
-            )
-        delta = new_shares - old.shares
-        record = self._orders.get((old.client_id, old.order_id))
-        new = replace(
-            old,
-            exec_id=f"{head}.{int(tail) + 1:02d}" if tail.isdigit() else f"{old.exec_id}.02",
-            shares=new_shares,
-            price=new_price,
-            cum_qty=old.cum_qty + delta,
-        )
-        self._executions[index] = new
-        if delta:
-            side = 1 if old.side == "BOT" else -1
-            self._account.apply_fill(old.contract, side * delta, new_price, 0.0)
-        if record is not None:
-            record = replace(record, filled=max(0.0, record.filled + delta))
-            self._orders[record.key] = record
-            self._emit(ExecutionReported(old.client_id, record, new))
-            self._emit(CommissionReported(old.client_id, new))
-            if delta:
-                item = self._account.portfolio_item(old.contract.symbol)
-                self._emit(AccountChanged((item,) if item is not None else ()))
-        log.warning(
-            "drill: execution %s corrected by %s (%g @ %g)", old.exec_id, new.exec_id, new_shares, new_price
-        )
-        self._save()
-        return new
-
-    def lose_recent_orders(self, count: int, client_id: int | None = None) -> list[SimOrder]:
-        """Forget the ``count`` newest orders (of ``client_id``, else of the client with the newest order)
-        and roll that client's order ids back over them, as an IB Gateway reset can: orders written just
-        before it never reached IB, and ``nextValidId`` reissues their ids."""
-        if count < 1:
-            raise ConfigError(f"lose_recent_orders needs a count >= 1, got {count}")
-        if client_id is None:
-            newest = max(self._orders.values(), key=lambda r: r.perm_id, default=None)
-            if newest is None:
-                return []
-            client_id = newest.client_id
-        mine = sorted(
-            (r for r in self._orders.values() if r.client_id == client_id), key=lambda r: r.order_id
-        )
-        lost = mine[-count:]
-        for record in lost:
-            self._orders.pop(record.key, None)
-            self._engine.remove(record.key)
-        kept = [r.order_id for r in mine[: len(mine) - len(lost)]]
-        self._ids.last_order_id[client_id] = max(kept, default=0)
-        log.warning(
-            "drill: forgot %d order(s) of client %d; next order id %d",
-            len(lost),
-            client_id,
-            self._ids.next_order_id(client_id),
-        )
-        self._save()
-        return lost
-
-    def release_commissions(self) -> int:
-        """Send the commission reports held back in ``commission_mode = "late"``; returns how many."""
-        held, self._late_commissions = self._late_commissions, []
-        for event in held:
-            self.events.emit(event)
-        return len(held)
-
-    @property
-    def withheld(self) -> int:
-        """How many events are being held back."""
-        return len(self._held)
-
     # ----- queries --------------------------------------------------------------------------------
     def order(self, client_id: int, order_id: int) -> SimOrder | None:
         return self._orders.get((client_id, order_id))
@@ -536,201 +404,36 @@ class SimBroker:
     def completed_orders(self, client_id: int | None = None) -> list[SimOrder]:
         return [r for r in self._orders.values() if r.is_done and client_id in (None, r.client_id)]
 
-    def executions(
-        self, client_id: int | None = None, flt: ExecutionFilter | None = None
-    ) -> list[ExecutionRecord]:
-        """Executions matching the filter; only the current market day's with ``executions_today_only``
-        (IB's reqExecutions covers the current day, unless TWS's trade log is set to keep more)."""
-        since = self._today_start() if self.executions_today_only else None
-        return [
-            e
-            for e in self._executions
-            if client_id in (None, e.client_id)
-            and (flt is None or flt.matches(e))
-            and (since is None or e.time >= since)
-        ]
-
-    def _today_start(self) -> datetime:
-        now = self._aware(self._clock()).astimezone(_NEW_YORK)
-        return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-    def account_values(self) -> list[tuple[str, str, str]]:
-        return self._account.values()
-
-    def account_summary(self, tags: Iterable[str] | str) -> list[tuple[str, str, str]]:
-        return self._account.summary(tags)
-
-    def positions(self, include_flat: bool = False) -> list[PositionItem]:
-        return self._account.positions(include_flat)
-
-    def portfolio(self, include_flat: bool = False) -> list[PortfolioItem]:
-        return self._account.portfolio(include_flat)
-
-    def pnl(self) -> PnL:
-        return self._account.pnl()
-
-    def pnl_single(self, symbol_or_con_id: str | int) -> PnLSingle | None:
-        """P&L of one position, by symbol or conId (reqPnLSingle carries a conId); None if never traded."""
-        if isinstance(symbol_or_con_id, int):
-            for item in self._account.positions(include_flat=True):
-                if item.contract.con_id == symbol_or_con_id:
-                    return self._account.pnl_single(item.contract.symbol)
-            return None
-        return self._account.pnl_single(symbol_or_con_id.upper())
-
-    @property
-    def costs(self) -> CostMeter:
-        """The account's cost meter: the commission model and the month's traded volume."""
-        return self._costs
-
-    @property
-    def account(self) -> Account:
-        """The books (read them; only the broker changes them)."""
-        return self._account
-
-    def what_if(self, req: PlaceOrderRequest, contract: ContractInfo) -> MarginImpact:
-        """Margin and equity effect of ``req`` if it filled completely at its reference price."""
-        action = IbAction(req.action.upper()) if req.action.upper() in IbAction.__members__ else IbAction.BUY
-        price = self._reference_price(req, contract) or 0.0
-        qty = req.total_quantity if math.isfinite(req.total_quantity) else 0.0
-        commission = self._quote(price, qty, action) if price > 0 and qty > 0 else 0.0
-        return self._account.margin_impact(contract.symbol, qty * action.side.sign, price, commission)
-
-    def _quote(self, price: float, quantity: float, action: IbAction) -> float:
-        """What a whole order would cost now (for buying power and what-if), not recording anything."""
-        return self._costs.quote(price, quantity, action.side, self._aware(self._clock())).total
-
     # ----- internals: lifecycle -------------------------------------------------------------------
     def _new_record(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder:
-        order_type = _order_type(req.order_type) or IbOrderType.MKT
-        action = IbAction.SELL if req.action.upper() == "SELL" else IbAction.BUY
-        status = (
-            IbStatus.PRE_SUBMITTED if order_type.needs_stop or order_type.is_trailing else IbStatus.SUBMITTED
-        )
-        return SimOrder(
-            client_id=client_id,
-            order_id=req.order_id,
+        return new_record(
+            client_id,
+            req,
+            contract,
             perm_id=self._ids.new_perm_id(),
-            contract=contract,
-            action=action,
-            quantity=float(req.total_quantity) if math.isfinite(req.total_quantity) else 0.0,
-            order_type=order_type,
-            lmt_price=finite_or_none(req.lmt_price),
-            aux_price=finite_or_none(req.aux_price),
-            tif=_tif(req.tif),
-            account=self.account_id,
-            submitted_at=self._clock(),
-            status=status,
-            order_ref=req.order_ref,
-            outside_rth=req.outside_rth,
-            oca_group=req.oca_group,
-            oca_type=req.oca_type if req.oca_group else 0,
-            oca_size=float(req.total_quantity) if req.oca_group else 0.0,
-            good_till=parse_ib_time(req.good_till_date) if req.tif.upper() == "GTD" else None,
-            trailing_percent=finite_or_none(req.trailing_percent) if order_type.is_trailing else None,
-            lmt_price_offset=finite_or_none(req.lmt_price_offset) if order_type.is_trailing else None,
-            trail_stop_price=(
-                initial_trail_stop(req, action.side, self.last_price(contract.symbol))
-                if order_type.is_trailing
-                else None
-            ),
+            account_id=self.account_id,
+            now=self._clock(),
+            last_price=self.last_price(contract.symbol),
         )
 
     def _working(self, record: SimOrder, triggered: bool = False) -> WorkingOrder:
-        return WorkingOrder(
-            key=record.key,
-            symbol=record.contract.symbol,
-            side=record.action.side,
-            order_type=record.order_type,
-            remaining=record.remaining,
-            limit=record.lmt_price,
-            stop=record.trail_stop_price if record.order_type.is_trailing else record.aux_price,
-            triggered=triggered,
-            whole_shares=is_whole(record.quantity),
-            oca_group=record.oca_group,
-            oca_type=record.oca_type,
-            oca_size=record.oca_size,
-            trail_amount=record.aux_price if record.trailing_percent is None else None,
-            trail_percent=record.trailing_percent,
-            limit_offset=record.lmt_price_offset,
-            auction=_auction(record),
-        )
+        return working_order(record, triggered)
 
     def _invalid_reason(self, req: PlaceOrderRequest, contract: ContractInfo) -> str | None:
         """Why TWS would reject ``req`` (the text after "Order rejected - reason:"), or None."""
-        if req.action.upper() not in ("BUY", "SELL"):
-            return f"unknown action {req.action!r}; use BUY or SELL"
-        order_type = _order_type(req.order_type)
-        if order_type is None:
-            return f"order type {req.order_type!r} is not supported by the simulated gateway; use one of {_SUPPORTED_TYPES}"
-        qty = req.total_quantity
-        if not (math.isfinite(qty) and qty > 0):
-            return f"order quantity must be positive, got {qty:g}"
-        if order_type.needs_limit and not _positive(req.lmt_price):
-            return f"a {order_type.value} order needs a positive limit price (lmtPrice)"
-        if order_type.needs_stop and not _positive(req.aux_price):
-            return f"a {order_type.value} order needs a positive stop price (auxPrice)"
-        if order_type.is_trailing:
-            return trailing_problem(req, order_type)
-        tif = req.tif.upper() or "DAY"
-        if tif not in ("DAY", "GTC", "OPG", "IOC", "GTD"):
-            return (
-                f"time in force {req.tif!r} is not supported by the simulated gateway; use DAY, GTC, OPG, "
-                "IOC or GTD"
-            )
-        if tif == "GTD":
-            until = parse_ib_time(req.good_till_date)
-            if until is None:
-                return (
-                    f"a GTD order needs goodTillDate as yyyymmdd hh:mm:ss [zone], got {req.good_till_date!r}"
-                )
-            if until <= self._aware(self._clock()):
-                return f"goodTillDate {req.good_till_date} has passed"
-        if tif == "IOC" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
-            return f"time in force IOC (immediate or cancel) takes MKT or LMT orders, not {order_type.value}"
-        if tif == "OPG" and order_type not in (IbOrderType.MKT, IbOrderType.LMT):
-            return f"time in force OPG (the opening auction) takes MKT or LMT orders, not {order_type.value}"
-        if order_type.on_close and tif != "DAY":
-            return f"a {order_type.value} order is for today's closing auction: its time in force must be DAY"
-        if req.conditions:
-            return "conditional orders are not supported by the simulated gateway"
-        if req.parent_id:
-            return "attached (parent/child, bracket) orders are not supported by the simulated gateway"
-        if not req.transmit:
-            return "untransmitted orders (transmit=False) are not supported by the simulated gateway"
-        if req.account and req.account != self.account_id:
-            return f"account {req.account!r} is not managed here; this gateway manages {self.account_id}"
-        if contract.sec_type != "STK":
-            return f"only stocks can be traded on the simulated gateway, got secType {contract.sec_type!r}"
-        return self._buying_power_problem(req, contract, order_type)
-
-    def _buying_power_problem(
-        self, req: PlaceOrderRequest, contract: ContractInfo, order_type: IbOrderType
-    ) -> str | None:
+        reason = request_problem(req, contract, account_id=self.account_id, now=self._aware(self._clock()))
+        if reason is not None or (_order_type(req.order_type) or IbOrderType.MKT).is_trailing:
+            return reason
         price = self._reference_price(req, contract)
-        if price is None:
-            return None  # a market order before any price is known: it fills at the next price, unchecked
-        action = IbAction.BUY if req.action.upper() == "BUY" else IbAction.SELL
-        sign = action.side.sign
-        commission = self._quote(price, req.total_quantity, action)
-        impact = self._account.margin_impact(contract.symbol, sign * req.total_quantity, price, commission)
-        needed = impact.init_change + commission
-        if impact.init_change > 0 and needed > self._account.available_funds + 1e-9:
-            return (
-                f"insufficient buying power: the order needs {needed:,.2f} USD of funds "
-                f"({req.total_quantity:g} x {price:,.2f} / leverage {self._account.leverage:g} + commission), "
-                f"available funds are {self._account.available_funds:,.2f} USD"
+        try:
+            return buying_power_problem(
+                req, contract, self._account, price, lambda p, q, a: self._quote(p, q, a, contract)
             )
-        return None
+        except ConfigError as exc:  # e.g. a futures root whose exchange fee is not known
+            return str(exc)
 
     def _reference_price(self, req: PlaceOrderRequest, contract: ContractInfo) -> float | None:
-        order_type = _order_type(req.order_type)
-        limit, stop = finite_or_none(req.lmt_price), finite_or_none(req.aux_price)
-        if order_type in (IbOrderType.LMT, IbOrderType.STP_LMT, IbOrderType.LOC) and limit:
-            return limit
-        if order_type is IbOrderType.STP and stop:
-            return stop
-        return self.last_price(contract.symbol)
+        return reference_price(req, self.last_price(contract.symbol))
 
     def _reject(self, record: SimOrder, reason: str) -> None:
         done = replace(
@@ -755,6 +458,10 @@ class SimBroker:
         if req.action.upper() != existing.action.value or contract.con_id != existing.contract.con_id:
             self._error(client_id, order_id, 105, "Order being modified does not match original order.")
             return
+        if (_order_type(req.order_type) or existing.order_type) is not existing.order_type:
+            # IB modifies price, size and time in force; a new order type is a new order (cancel, then place)
+            self._error(client_id, order_id, 329, "Order modify failed. Cannot change to the new order type.")
+            return
         reason = self._invalid_reason(req, contract)
         if reason is None and (req.oca_group, req.oca_type if req.oca_group else 0) != (
             existing.oca_group,
@@ -778,7 +485,14 @@ class SimBroker:
             tif=_tif(req.tif),
             order_ref=req.order_ref,
             outside_rth=req.outside_rth,
+            good_till=parse_ib_time(req.good_till_date) if req.tif.upper() == "GTD" else None,
         )
+        if order_type.is_trailing:  # the trail may change; the stop stays where it has trailed to
+            updated = replace(
+                updated,
+                trailing_percent=finite_or_none(req.trailing_percent),
+                lmt_price_offset=finite_or_none(req.lmt_price_offset),
+            )
         triggered = working.triggered if working is not None and order_type == existing.order_type else False
         if (order_type.needs_stop or order_type.is_trailing) and not triggered:
             updated = replace(updated, status=IbStatus.PRE_SUBMITTED)
@@ -797,12 +511,17 @@ class SimBroker:
             )
             self._orders[updated.key] = updated
             self._emit(OrderUpdated(client_id, updated))
+        group = self._bracket_of(updated)
+        if group is not None:  # a modified bracket order: the exits work for the exposure only
+            self._sync_bracket(group, self._clock(), offer=False)
         self._save()
 
     def _cancel(self, record: SimOrder, why: str) -> None:
         self._finish_cancel(record, why, self._clock(), report_202=True)
 
     def _finish_cancel(self, record: SimOrder, why: str, when: datetime, *, report_202: bool) -> None:
+        if self._orders[record.key].is_done:
+            return  # ended meanwhile (a complete bracket cancels its children first)
         self._engine.remove(record.key)
         done = replace(record, status=IbStatus.CANCELLED, completed_at=when, completed_status=why)
         self._orders[done.key] = done
@@ -810,6 +529,8 @@ class SimBroker:
         self._emit(OrderUpdated(done.client_id, done))
         if report_202:
             self._error(done.client_id, done.order_id, 202, "Order Canceled - reason:")
+        if done.key in self._children:
+            self._sync_bracket(done.key, when)  # the parent ended: its group may be complete
 
     def _triggered(self, key: tuple[int, int]) -> None:
         record = self._orders[key]
@@ -819,58 +540,30 @@ class SimBroker:
             self._emit(OrderUpdated(record.client_id, record))
 
     def _fill(self, intent: FillIntent, when: datetime) -> None:
-        record = self._orders[intent.key]
-        price, qty = float(intent.price), float(intent.quantity)
-        signed = qty * record.action.side.sign
-        old_qty = self._account.quantity(record.contract.symbol)
-        opening = old_qty == 0 or (old_qty > 0) == (signed > 0)
-        # one minimum per order, however it is split (as IB does): each execution pays what it adds
-        costs = self._costs.charge(
-            price,
-            qty,
-            record.action.side,
-            self._aware(when),
-            filled_before=record.filled,
-            avg_price_before=record.avg_fill_price,
-        )
-        commission = costs.total
-        realized = self._account.apply_fill(record.contract, signed, price, commission)
-        filled = record.filled + qty
-        avg = (record.avg_fill_price * record.filled + price * qty) / filled
-        done = filled >= record.quantity - 1e-9
-        record = replace(
-            record,
-            filled=filled,
-            avg_fill_price=avg,
-            last_fill_price=price,
-            status=IbStatus.FILLED if done else IbStatus.SUBMITTED,
-            completed_at=when if done else None,
-            completed_status="Filled" if done else "",
+        record, execution = book_fill(
+            self._orders[intent.key],
+            intent,
+            when,
+            costs=self._meter_for(self._orders[intent.key].contract),
+            account=self._account,
+            exec_id=self._ids.new_exec_id(),
+            charged_at=self._aware(when),
         )
         self._orders[record.key] = record
-        execution = ExecutionRecord(
-            exec_id=self._ids.new_exec_id(),
-            client_id=record.client_id,
-            order_id=record.order_id,
-            perm_id=record.perm_id,
-            contract=record.contract,
-            side=record.action.exec_side,
-            shares=qty,
-            price=price,
-            time=when,
-            cum_qty=filled,
-            avg_price=avg,
-            account=self.account_id,
-            commission=commission,
-            currency=self._account.currency,
-            order_ref=record.order_ref,
-            realized_pnl=None if opening else realized - commission,
-        )
         self._executions.append(execution)
-        log.info("order %s filled %g @ %.4f (commission %.2f)", record.key, qty, price, commission)
+        log.info(
+            "order %s filled %g @ %.4f (commission %.2f)",
+            record.key,
+            execution.shares,
+            execution.price,
+            execution.commission,
+        )
         self._emit(ExecutionReported(record.client_id, record, execution))
         self._emit(OrderUpdated(record.client_id, record))
         self._emit(CommissionReported(record.client_id, execution))
+        group = self._bracket_of(record)
+        if group is not None:
+            self._sync_bracket(group, when)
 
     def _immediate(self, record: SimOrder) -> None:
         """An immediate-or-cancel order: what the current price fills now, then the rest is cancelled."""
@@ -970,99 +663,3 @@ class SimBroker:
     def _aware(self, time: datetime) -> datetime:
         # Naive times are exchange (New York) time, as everywhere in the project.
         return time if time.tzinfo is not None else time.replace(tzinfo=_NEW_YORK)
-
-    def _snapshot(self) -> BrokerState:
-        working = {w.key: w for w in self._engine.working()}
-        return BrokerState(
-            account_id=self.account_id,
-            cash=self._account.cash,
-            commissions=self._account.commissions,
-            day_start_equity=self._account.day_start_equity,
-            holdings=self._account.holdings(),
-            orders=list(self._orders.values()),
-            triggered=[key for key, w in working.items() if w.triggered],
-            executions=list(self._executions),
-            last_order_id=dict(self._ids.last_order_id),
-            last_perm_id=self._ids.last_perm_id,
-            last_exec_seq=self._ids.last_exec_seq,
-            market_time=self._aware(self._clock()),
-            contracts=self.contract_source() if self.contract_source else list(self._restored_contracts),
-        )
-
-    def save(self) -> None:
-        """Write the state file now (no-op without one); the gateway calls it when it stops."""
-        self._save()
-
-    def _save(self) -> None:
-        if self._state_file is not None:
-            save_state(self._state_file, self._snapshot())
-
-    def known_contracts(self) -> list[ContractInfo]:
-        """Every contract in the account's positions, orders and executions (restored ones included)."""
-        found = [item.contract for item in self.positions(include_flat=True)]
-        found += [record.contract for record in self._orders.values()]
-        found += [execution.contract for execution in self._executions]
-        found += self._restored_contracts
-        return list({info.con_id: info for info in found}.values())
-
-    def _restore(self, state: BrokerState) -> None:
-        if state.account_id != self.account_id:
-            raise ConfigError(
-                f"state file {self._state_file} belongs to account {state.account_id}, not {self.account_id}; "
-                "pass the same account or another --state file"
-            )
-        self._account.restore(state.cash, state.commissions, state.day_start_equity, state.holdings)
-        self._restored_contracts = list(state.contracts)
-        # A new run tag for this run's execution ids, unlike any the state holds (ids never repeat).
-        used_tags = {exec_id_tag(e.exec_id) for e in state.executions}
-        tag = self._ids.exec_tag
-        while tag in used_tags:
-            tag = new_exec_id_tag()
-        self._ids = IdAllocator(dict(state.last_order_id), state.last_perm_id, state.last_exec_seq, tag)
-        self._executions = list(state.executions)
-        # the month's traded volume (tiered pricing) is what the saved executions add up to
-        self._costs.replay(sorted((self._aware(e.time), e.shares) for e in self._executions))
-        self.resumed_market_time = state.market_time
-        self._orders = {r.key: r for r in state.orders}
-        triggered = set(state.triggered)
-        for record in self._orders.values():
-            if not record.is_done:
-                self._engine.add(self._working(record, record.key in triggered))
-        for group, fraction in group_fractions(self._orders.values()).items():
-            self._engine.set_group_done(group, fraction)
-        for contract, position in state.holdings:
-            if position.last_price:
-                self._last_price[contract.symbol] = position.last_price
-        log.info(
-            "resumed account %s from %s: %d open orders, %d executions",
-            self.account_id,
-            self._state_file,
-            len(self.open_orders()),
-            len(self._executions),
-        )
-
-
-def _order_type(text: str) -> IbOrderType | None:
-    normalized = " ".join(text.upper().replace("STPLMT", "STP LMT").split())
-    try:
-        return IbOrderType(normalized)
-    except ValueError:
-        return None
-
-
-def _auction(record: SimOrder) -> str:
-    if record.tif is TimeInForceCode.OPG:
-        return "open"
-    return "close" if record.order_type.on_close else ""
-
-
-def _tif(text: str) -> TimeInForceCode:
-    try:
-        return TimeInForceCode(text.strip().upper())
-    except ValueError:
-        return TimeInForceCode.DAY  # empty: IB's default (anything else was refused before)
-
-
-def _positive(value: float | None) -> bool:
-    price = finite_or_none(value)
-    return price is not None and price > 0

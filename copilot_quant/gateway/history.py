@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,6 @@ from copilot_quant.gateway.market import Bar, MarketReplay
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.messages.historical import HistoricalBar
 from copilot_quant.model.ports import IDataFeed
-from copilot_quant.model.spread import to_grid
 
 __all__ = [
     "BarSize",
@@ -249,7 +249,14 @@ class HistoryService:
         frame, starts = self.frame(symbol, size, lo, end_time, what=what)
         if frame.empty:
             raise HistoryError(Code.HMDS, f"HMDS query returned no data: {symbol}@SMART {what}")
-        bars = _to_bars(frame, starts, kind=size.kind, format_date=format_date, what=what)
+        bars = _to_bars(
+            frame,
+            starts,
+            kind=size.kind,
+            format_date=format_date,
+            what=what,
+            grid=lambda p: self.market.side_price(p, "TRADES", None, symbol),
+        )
         return HistoryAnswer(_window_text(lo), _window_text(end_time), bars)
 
     def frame(
@@ -285,7 +292,7 @@ class HistoryService:
                     Code.HMDS, f"HMDS query returned no data: {symbol}@SMART ({exc})"
                 ) from None
         if what in _QUOTE_SIDES and not data.empty:
-            data = self._quoted(data, what)
+            data = self._quoted(data, what, symbol)
         data = data[(data.index > lo) & (data.index <= end)]
         if data.empty:
             return data, pd.DatetimeIndex([], tz="UTC")
@@ -294,14 +301,14 @@ class HistoryService:
             data, starts = _aggregate(data, starts, size.step)
         return data, starts
 
-    def _quoted(self, data: pd.DataFrame, what: str) -> pd.DataFrame:
-        """``data`` (trade bars, oldest first) as ``what`` bars (:meth:`MarketReplay.quoted_bar`), each at
-        its own spread."""
-        widths = self.market.frame_widths(data)
+    def _quoted(self, data: pd.DataFrame, what: str, symbol: str) -> pd.DataFrame:
+        """``data`` (trade bars of ``symbol``, oldest first) as ``what`` bars (:meth:`MarketReplay.quoted_bar`),
+        each at its own spread, on ``symbol``'s own tick grid."""
+        widths = self.market.frame_widths(data, symbol)
         values = data[["Open", "High", "Low", "Close"]].to_numpy(dtype=float)
         rows = []
         for (o, h, lo, c), width in zip(values, widths, strict=True):
-            bar = Bar("", _EPOCH, _EPOCH, float(o), float(h), float(lo), float(c), 0.0, int(width))
+            bar = Bar(symbol, _EPOCH, _EPOCH, float(o), float(h), float(lo), float(c), 0.0, int(width))
             shown = self.market.quoted_bar(bar, what)
             rows.append((shown.open, shown.high, shown.low, shown.close))
         out = data.copy()
@@ -423,13 +430,15 @@ def _to_bars(
     kind: str,
     format_date: int,
     what: str,
+    grid: Callable[[float], float],
 ) -> list[HistoricalBar]:
     values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float)
     quote_bars = what in ("MIDPOINT", "BID", "ASK", "BID_ASK")
     out: list[HistoricalBar] = []
     for start, end, row in zip(starts, frame.index, values, strict=True):
-        # on the tick grid, as IB prints (quote sides are already, a midpoint on the half-tick)
-        o, h, lo, c = (float(x) if what in _QUOTE_SIDES else to_grid(float(x)) for x in row[:4])
+        # on the symbol's tick grid (``grid``), as IB prints (quote sides are already, a midpoint on the
+        # half-tick)
+        o, h, lo, c = (float(x) if what in _QUOTE_SIDES else grid(float(x)) for x in row[:4])
         v = round(float(row[4]), 6)
         if not np.isfinite([o, h, lo, c]).all():
             continue

@@ -35,7 +35,7 @@ from copilot_quant.data.calendars import (
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.model.ports import IDataFeed
-from copilot_quant.model.spread import SpreadModel, grid_array, midpoint_at, quote_at, to_grid
+from copilot_quant.model.spread import SpreadModel, grid_array, midpoint_at, on_tick, quote_at
 
 __all__ = ["Bar", "MarketReplay", "PricePoint", "Quote", "price_path"]
 
@@ -172,6 +172,9 @@ class MarketReplay:
         self.tick_listeners: list[TickListener] = []
         self.bar_listeners: list[BarListener] = []
         self.step_listeners: list[StepListener] = []
+        #: The tick size of a symbol whose grid is not the stocks' cent grid (futures, forex pairs): the
+        #: gateway sets it from its contracts; None keeps the stock grid.
+        self.tick_of: Callable[[str], float | None] = lambda symbol: None
 
     # -- time ----------------------------------------------------------------------------------------
     @property
@@ -261,7 +264,7 @@ class MarketReplay:
         quote = Quote(symbol)
         now = self.now.value
         i = int(np.searchsorted(series.ends, now, side="right")) - 1
-        self._width[symbol] = self._width_after(series, i + 1)
+        self._width[symbol] = self._width_after(symbol, series, i + 1)
         if i >= 0:
             o, h, lo, c, v = series.values[i]
             quote.last = quote.bid = quote.ask = float(c)
@@ -287,14 +290,16 @@ class MarketReplay:
         ends = pd.DatetimeIndex(frame.index).as_unit("ns").asi8.copy()
         values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float, copy=True)
         # IB prints on the tick grid: off-grid data (split/dividend-adjusted prices) is put on it here.
-        values[:, :4] = grid_array(values[:, :4])
+        tick = self.tick_of(symbol)
+        values[:, :4] = grid_array(values[:, :4]) if tick is None else np.round(values[:, :4] / tick) * tick
         widths = np.zeros(len(ends), dtype=np.int64)
         if self.quote_model is not None:  # the backtest computes the same widths from the same bars
-            widths = self.quote_model.widths(values[:, 0], values[:, 1], values[:, 2], values[:, 3])
+            widths = self.quote_model.widths(values[:, 0], values[:, 1], values[:, 2], values[:, 3], tick)
         return _Series(ends, values, widths=widths)
 
-    def _width_after(self, series: _Series, count: int) -> int:
-        """The spread of the bar after the first ``count`` bars of ``series`` (data, then generated)."""
+    def _width_after(self, symbol: str, series: _Series, count: int) -> int:
+        """The spread of the bar after the first ``count`` bars of ``series`` (data, then generated), in
+        ticks of ``symbol``'s own tick."""
         model = self.quote_model
         if model is None:
             return 0
@@ -311,7 +316,7 @@ class MarketReplay:
         prices = np.vstack(parts)
         if not len(prices):
             return model.ticks
-        return model.next_width(prices[:, 0], prices[:, 1], prices[:, 2], prices[:, 3])
+        return model.next_width(prices[:, 0], prices[:, 1], prices[:, 2], prices[:, 3], self.tick_of(symbol))
 
     def width_now(self, symbol: str) -> int:
         """``symbol``'s spread now, in ticks (0: no spread model)."""
@@ -398,6 +403,13 @@ class MarketReplay:
                 bar_listener(bar)
         return bars
 
+    def pass_time(self, span: pd.Timedelta) -> pd.Timestamp:
+        """Move ``now`` on by ``span`` with nothing trading, stopping short of the next bar's end (a
+        paused replay where time passes after a close); returns the new ``now``."""
+        target = self.now + span
+        self._now = min(target, self.next_bar_end() - pd.Timedelta(1, "ns"))
+        return self._now
+
     # -- driven from outside (the wall-clock market) --------------------------------------------------
     def trade(self, symbol: str, time: pd.Timestamp, price: float, size: float) -> None:
         """One trade of ``symbol`` at ``time``: update its quote and tell the tick listeners."""
@@ -421,15 +433,19 @@ class MarketReplay:
             series = self._series[bar.symbol]
             series.generated.append(bar)
             # the next bar (forming from now on) quotes at the width these bars give
-            self._width[bar.symbol] = self._width_after(series, len(series.ends) + len(series.generated))
+            self._width[bar.symbol] = self._width_after(
+                bar.symbol, series, len(series.ends) + len(series.generated)
+            )
         self._now = end
         for listener in list(self.step_listeners):
             listener(end, session_closed)
 
-    def is_session_close(self, instant: pd.Timestamp) -> bool:
-        """Whether ``instant`` is the close of a trading session (DAY orders expire there)."""
+    def is_session_close(self, instant: pd.Timestamp, calendar: str | None = None) -> bool:
+        """Whether ``instant`` is the close of a trading session of ``calendar`` (default: the market's)
+        (DAY orders expire there)."""
         try:
-            return bool(next_session_close(instant - pd.Timedelta(microseconds=1), self.calendar) == instant)
+            closes = next_session_close(instant - pd.Timedelta(microseconds=1), calendar or self.calendar)
+            return bool(closes == instant)
         except DataError:
             return False
 
@@ -458,13 +474,20 @@ class MarketReplay:
         minutes = 390.0 if self.interval == "1d" else self._duration.total_seconds() / 60.0
         sigma = _DAILY_VOL * math.sqrt(minutes / 390.0)
         z, u1, u2 = (float(x) for x in rng.standard_normal(3))
-        open_ = max(0.01, round(last, 2))  # on the tick grid (off-grid data, e.g. adjusted, ends off it)
-        close = max(0.01, round(open_ * math.exp(sigma * z), 2))
-        high = round(max(open_, close) * (1.0 + abs(u1) * sigma / 2), 2)
-        low = max(0.01, round(min(open_, close) * (1.0 - abs(u2) * sigma / 2), 2))
+        tick = self.tick_of(symbol)
+
+        def on_grid(price: float) -> float:
+            if tick is None:
+                return max(0.01, round(price, 2))
+            return max(tick, round(round(price / tick) * tick, 10))
+
+        open_ = on_grid(last)  # on the tick grid (off-grid data, e.g. adjusted, ends off it)
+        close = on_grid(open_ * math.exp(sigma * z))
+        high = on_grid(max(open_, close) * (1.0 + abs(u1) * sigma / 2))
+        low = on_grid(min(open_, close) * (1.0 - abs(u2) * sigma / 2))
         volume = float(int(1_000_000 * minutes / 390.0 * (0.5 + float(rng.random()))) // 100 * 100 or 100)
         series = self._series[symbol]
-        width = self._width_after(series, len(series.ends) + len(series.generated))
+        width = self._width_after(symbol, series, len(series.ends) + len(series.generated))
         # The walk continues at the last price (put on the cent grid); every price after it is cents.
         high, low = max(high, open_, close), min(low, open_, close)
         return Bar(symbol, start, end, open_, high, low, close, volume, width)
@@ -513,22 +536,31 @@ class MarketReplay:
         quote.time = time
         self._apply_spread(quote, price)
 
-    def side_price(self, price: float, what: str, width: int | None = None) -> float:
+    def side_price(self, price: float, what: str, width: int | None = None, symbol: str = "") -> float:
         """A trade at ``price`` as a bar of ``what`` shows it: the bid for BID, the ask for ASK, their
-        midpoint for MIDPOINT (on the half-tick), else the trade itself (on the tick grid). ``width``: the
-        bar's spread in ticks (None: the spread model's plain width)."""
+        midpoint for MIDPOINT (on the half-tick), else the trade itself; on the tick grid (``symbol``'s
+        own, else the stocks'). ``width``: the bar's spread in ticks (None: the spread model's plain
+        width)."""
         if what not in ("BID", "ASK", "MIDPOINT"):
-            return to_grid(price)
+            return self._on_grid(symbol, price)
         if self.quote_model is not None:
-            ticks = self.quote_model.width(to_grid(price)) if width is None else width
+            tick = self._tick(symbol)
+            ticks = self.quote_model.width(on_tick(price, tick), tick) if width is None else width
             if what == "MIDPOINT":
-                return midpoint_at(price, ticks)
-            bid, ask = quote_at(price, ticks)
+                return midpoint_at(price, ticks, tick)
+            bid, ask = quote_at(price, ticks, tick)
             return bid if what == "BID" else ask
         half = self.spread / 2.0
         if what == "MIDPOINT":
-            return to_grid(price)
-        return to_grid(price - half if what == "BID" else price + half)
+            return self._on_grid(symbol, price)
+        return self._on_grid(symbol, price - half if what == "BID" else price + half)
+
+    def _tick(self, symbol: str) -> float | None:
+        """``symbol``'s own tick (a future's, a pair's), None for the stocks' grid."""
+        return self.tick_of(symbol) if symbol else None
+
+    def _on_grid(self, symbol: str, price: float) -> float:
+        return on_tick(price, self._tick(symbol))
 
     def quoted_bar(self, bar: Bar, what: str) -> Bar:
         """``bar`` (trades) as a bar of ``what`` shows it: the bid, ask or midpoint of its quote at its own
@@ -542,30 +574,33 @@ class MarketReplay:
             mean = (bar.open + bar.high + bar.low + bar.close) / 4.0
             return replace(
                 bar,
-                open=self.side_price(mean, "BID", width),
-                high=self.side_price(bar.high, "ASK", width),
-                low=self.side_price(bar.low, "BID", width),
-                close=self.side_price(mean, "ASK", width),
+                open=self.side_price(mean, "BID", width, bar.symbol),
+                high=self.side_price(bar.high, "ASK", width, bar.symbol),
+                low=self.side_price(bar.low, "BID", width, bar.symbol),
+                close=self.side_price(mean, "ASK", width, bar.symbol),
             )
-        o, h, lo, c = (self.side_price(x, what, width) for x in (bar.open, bar.high, bar.low, bar.close))
+        o, h, lo, c = (
+            self.side_price(x, what, width, bar.symbol) for x in (bar.open, bar.high, bar.low, bar.close)
+        )
         return replace(bar, open=o, high=h, low=lo, close=c)
 
-    def frame_widths(self, frame: pd.DataFrame) -> np.ndarray:
-        """The spread (ticks) of each bar of ``frame`` (bars at the replay interval or any other, oldest
-        first), from the bars before it in the frame; zeros without a spread model."""
+    def frame_widths(self, frame: pd.DataFrame, symbol: str = "") -> np.ndarray:
+        """The spread (ticks of ``symbol``'s own tick) of each bar of ``frame`` (bars at the replay interval
+        or any other, oldest first), from the bars before it in the frame; zeros without a spread model."""
         model = self.quote_model
         if model is None or frame.empty:
             return np.zeros(len(frame), dtype=np.int64)
         values = frame[["Open", "High", "Low", "Close"]].to_numpy(dtype=float)
-        return model.widths(values[:, 0], values[:, 1], values[:, 2], values[:, 3])
+        return model.widths(values[:, 0], values[:, 1], values[:, 2], values[:, 3], self._tick(symbol))
 
     def _apply_spread(self, quote: Quote, price: float) -> None:
         if self.quote_model is not None:
-            quote.bid, quote.ask = quote_at(price, self._width.get(quote.symbol) or self.quote_model.ticks)
+            width = self._width.get(quote.symbol) or self.quote_model.ticks
+            quote.bid, quote.ask = quote_at(price, width, self._tick(quote.symbol))
         else:
             half = self.spread / 2.0
-            quote.bid = to_grid(price - half)
-            quote.ask = to_grid(price + half)
+            quote.bid = self._on_grid(quote.symbol, price - half)
+            quote.ask = self._on_grid(quote.symbol, price + half)
         quote.bid_size = quote.ask_size = self.quote_size
 
 

@@ -101,6 +101,9 @@ class WorkingOrder:
     limit_offset: float | None = None
     #: ``"open"`` / ``"close"``: it executes only in that auction (OPG; MOC, LOC); ``""`` otherwise.
     auction: str = ""
+    #: A bracket exit: its parent's key. The exits of one parent share the bracket's exposure
+    #: (:mod:`copilot_quant.model.bracket`): a fill of one lowers what the others may fill, at once.
+    bracket: OrderKey | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,58 +148,62 @@ def _required(price: float | None, order: WorkingOrder) -> float:
     return price
 
 
-#: ``(order, prev, price, slip, width)``: the fill price of ``order`` on the move ``prev → price`` (trades)
-#: with a spread of ``width`` ticks, or None; ``slip`` moves a price at the touch (the slippage model).
-Slip = Callable[[float, OrderSide], float]
-Matcher = Callable[[WorkingOrder, "float | None", float, Slip, int], "float | None"]
+#: ``(order, prev, price, slip, width, tick)``: the fill price of ``order`` on the move ``prev → price``
+#: (trades) with a spread of ``width`` ticks of ``tick`` (the symbol's own: a future's, a pair's; None:
+#: the stocks' grid), or None; ``slip`` moves a price at the touch (the slippage model) onto that grid.
+Tick = float | None
+Slip = Callable[[float, OrderSide, Tick], float]
+Matcher = Callable[[WorkingOrder, "float | None", float, Slip, int, Tick], "float | None"]
 
 
-def _limit_on_quote(
-    side: OrderSide, limit: float, prev: float | None, price: float, width: int
+def _limit_on_quote(  # noqa: PLR0917 - the move, the limit and the quote's terms
+    side: OrderSide, limit: float, prev: float | None, price: float, width: int, tick: Tick
 ) -> float | None:
     """A limit on the move ``prev → price`` of the trades, matched on the quote ``side`` trades against."""
     if not width:
         return limit_fill_price(side, limit, prev, price)
-    prev = None if prev is None else touch_at(prev, side, width)
-    fill = limit_fill_price(side, limit, prev, touch_at(price, side, width))
-    return None if fill is None else limit_on_grid(fill, side)  # as the backtest books it
+    prev = None if prev is None else touch_at(prev, side, width, tick)
+    fill = limit_fill_price(side, limit, prev, touch_at(price, side, width, tick))
+    return None if fill is None else limit_on_grid(fill, side, tick)  # as the backtest books it
 
 
-def _match_market(order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int) -> float:
-    return slip(touch_at(price, order.side, width), order.side)
+def _match_market(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
+) -> float:
+    return slip(touch_at(price, order.side, width, tick), order.side, tick)
 
 
-def _match_limit(
-    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int
+def _match_limit(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
-    return _limit_on_quote(order.side, _required(order.limit, order), prev, price, width)
+    return _limit_on_quote(order.side, _required(order.limit, order), prev, price, width, tick)
 
 
-def _match_stop(
-    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int
+def _match_stop(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
     if order.triggered:  # the remainder of a partly filled stop works as a market order
-        return slip(touch_at(price, order.side, width), order.side)
+        return slip(touch_at(price, order.side, width, tick), order.side, tick)
     trigger = stop_trigger_price(order.side, _required(order.stop, order), prev, price)
     if trigger is None:
         return None
     order.triggered = True
-    return slip(touch_at(trigger, order.side, width), order.side)
+    return slip(touch_at(trigger, order.side, width, tick), order.side, tick)
 
 
-def _match_stop_limit(
-    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int
+def _match_stop_limit(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
     limit = _required(order.limit, order)
     if order.triggered:
-        return _limit_on_quote(order.side, limit, prev, price, width)
+        return _limit_on_quote(order.side, limit, prev, price, width, tick)
     trigger = stop_trigger_price(order.side, _required(order.stop, order), prev, price)
     if trigger is None:
         return None
     order.triggered = True
     # From the trigger point the order is a limit. The rest of the move (trigger → price) goes further
     # the stop's way, i.e. away from a limit that the trigger point itself did not satisfy.
-    return _limit_on_quote(order.side, limit, None, trigger, width)
+    return _limit_on_quote(order.side, limit, None, trigger, width, tick)
 
 
 def _trail(order: WorkingOrder, prev: float | None, price: float) -> float | None:
@@ -209,26 +216,26 @@ def _trail(order: WorkingOrder, prev: float | None, price: float) -> float | Non
     return trigger
 
 
-def _match_trail(
-    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int
+def _match_trail(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
     if order.triggered:  # the remainder of a partly filled trailing stop works as a market order
-        return slip(touch_at(price, order.side, width), order.side)
+        return slip(touch_at(price, order.side, width, tick), order.side, tick)
     trigger = _trail(order, prev, price)
-    return None if trigger is None else slip(touch_at(trigger, order.side, width), order.side)
+    return None if trigger is None else slip(touch_at(trigger, order.side, width, tick), order.side, tick)
 
 
-def _match_trail_limit(
-    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int
+def _match_trail_limit(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
     if order.triggered:
-        return _limit_on_quote(order.side, _required(order.limit, order), prev, price, width)
+        return _limit_on_quote(order.side, _required(order.limit, order), prev, price, width, tick)
     trigger = _trail(order, prev, price)
     if trigger is None:
         return None
     order.limit = trail_limit(order.side, _required(order.stop, order), order.limit_offset or 0.0)
     # as a stop-limit: from the trigger point on, a limit (see _match_stop_limit)
-    return _limit_on_quote(order.side, order.limit, None, trigger, width)
+    return _limit_on_quote(order.side, order.limit, None, trigger, width, tick)
 
 
 _MATCHERS: dict[IbOrderType, Matcher] = {
@@ -260,6 +267,9 @@ class MatchingEngine:
             )
         self.slippage: SlippageModel = slippage or NoSlippage()
         self._slip = after_touch(self.slippage)  # the fill rules below take the spread's touch themselves
+        #: A symbol's own tick (a future's, a pair's; None: the stocks' grid): its quotes and fills are on
+        #: it. The broker sets it from the gateway's contracts (:meth:`SimBroker.use_ticks`).
+        self.tick_of: Callable[[str], Tick] = lambda symbol: None
         #: Each symbol's spread (ticks) as of its last price: an immediate order meets that quote.
         self._widths: dict[str, int] = {}
         self.partial_fill_size = partial_fill_size
@@ -270,6 +280,8 @@ class MatchingEngine:
         #: Working members of each OCA group, and each group's done fraction (see model.oca).
         self._groups: dict[str, dict[OrderKey, None]] = {}
         self._done: dict[str, float] = {}
+        #: Each bracket's exposure (what its exits may still fill between them), set by the broker.
+        self._exposure: dict[OrderKey, float] = {}
 
     def add(self, order: WorkingOrder) -> None:
         if order.key in self._symbol_of:
@@ -287,6 +299,22 @@ class MatchingEngine:
         if order.oca_group:
             self._groups.get(order.oca_group, {}).pop(key, None)
         return order
+
+    def set_exposure(self, bracket: OrderKey, exposure: float) -> None:
+        """Bracket ``bracket``'s exits may fill ``exposure`` between them from now (the broker's rule)."""
+        self._exposure[bracket] = exposure
+
+    def _exit_filled(self, order: WorkingOrder, quantity: float) -> None:
+        """A bracket exit filled: its siblings may fill only what is left, from this very price on."""
+        group = order.bracket
+        if group is None or group not in self._exposure:
+            return
+        left = max(0.0, self._exposure[group] - quantity)
+        self._exposure[group] = left
+        for sibling in [w for w in self.working(order.symbol) if w.bracket == group and w.key != order.key]:
+            sibling.remaining = min(sibling.remaining, left)
+            if sibling.remaining <= 1e-9:
+                self.remove(sibling.key)  # nothing to protect now: the broker decides what becomes of it
 
     def set_group_done(self, group: str, fraction: float) -> None:
         """Resume OCA group ``group`` with done fraction ``fraction`` (its members' executions so far)."""
@@ -327,8 +355,9 @@ class MatchingEngine:
         price of ``symbol``, its opening auction (OPG orders fill here or are cancelled). ``width``: the
         quote's spread in ticks (0: none; None: the slippage's spread model's plain width, if it has one).
         """
+        tick = self.tick_of(symbol)
         if width is None:
-            width = self._plain_width(price)
+            width = self._plain_width(price, tick)
         self._widths[symbol] = width
         allowance = self._allowance
         if allowance is not None and gap:
@@ -347,7 +376,7 @@ class MatchingEngine:
                 continue  # auction orders never trade on a continuous price
             prev = None if gap else order.last_seen
             was_triggered = order.triggered
-            fill_price = _MATCHERS[order.order_type](order, prev, price, self._slip, width)
+            fill_price = _MATCHERS[order.order_type](order, prev, price, self._slip, width, tick)
             order.last_seen = price
             if order.triggered and not was_triggered:
                 events.append(StopTriggered(order.key))
@@ -368,15 +397,17 @@ class MatchingEngine:
             events.append(FillIntent(order.key, fill_price, quantity))
             if order.oca_group:
                 self._group_filled(order, quantity, unblocked, events)
+            if order.bracket is not None:
+                self._exit_filled(order, quantity)
         for group in unblocked:
             self._reduce_group(group, None, events)
         return events
 
-    def _plain_width(self, price: float) -> int:
+    def _plain_width(self, price: float, tick: Tick) -> int:
         """The spread at ``price`` when no width came with it: the slippage's spread model's plain width
         (0 without one)."""
         spread = spread_of(self.slippage)
-        return 0 if spread is None else spread.width(price)
+        return 0 if spread is None else spread.width(price, tick)
 
     def match_now(self, key: OrderKey, price: float) -> list[MatchEvent]:
         """Match order ``key`` alone against ``price``, the current price, as its first (an immediate-or-
@@ -384,10 +415,11 @@ class MatchingEngine:
         order = self.get(key)
         if order is None:
             return []
+        tick = self.tick_of(order.symbol)
         width = self._widths.get(order.symbol)
         if width is None:  # no price of it matched yet
-            width = self._plain_width(price)
-        fill_price = _MATCHERS[order.order_type](order, None, price, self._slip, width)
+            width = self._plain_width(price, tick)
+        fill_price = _MATCHERS[order.order_type](order, None, price, self._slip, width, tick)
         order.last_seen = price
         if fill_price is None:
             return []
@@ -404,6 +436,8 @@ class MatchingEngine:
         if order.remaining <= 1e-9:
             order.remaining = 0.0
             self.remove(key)
+        if order.bracket is not None:
+            self._exit_filled(order, quantity)
         return [FillIntent(key, fill_price, quantity)]
 
     def _open_auction(

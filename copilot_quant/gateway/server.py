@@ -93,7 +93,9 @@ class GatewayConfig:
             estimated from the bars: :data:`~copilot_quant.model.spread.DEFAULT_SPREAD`), so quotes show
             bid < ask and market orders fill at the touch; a slippage model without a spread (e.g.
             ``NoSlippage()``) fills at the trades' prices, as a backtest with ``spread=None``.
-            ``commission`` may also be a name, ``'ibkr-fixed'`` (the default) or ``'ibkr-tiered'``, or a rate.
+            ``commission`` may also be a name, ``'ibkr-fixed'`` (IBKR Fixed with the regulatory fees IB passes
+            through; the ``gateway`` command's default) or ``'ibkr-tiered'``, or a rate; None (the default
+            here) is IBKR Fixed's commission alone, without fees (``PerShareCommission``).
         volume_limit: fill at most this fraction of each replayed bar's volume per symbol, summed over
             its orders (0 < x <= 1; None = no limit) — the backtest's ``volume_limit``, same rule. Replay
             only.
@@ -233,6 +235,7 @@ class GatewayServer:
         self._check_start(start)
         self._note_generated_symbols()
         self.broker.price_source = self._quoted_price
+        self.broker.account.price_source = self._quoted_price  # exchange rates of pairs the account lacks
         if config.speed:
             self.core.clock.run(config.speed)
         self.faults = FaultInjector(self)

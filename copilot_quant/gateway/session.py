@@ -22,9 +22,9 @@ import contextlib
 import itertools
 import logging
 import struct
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from copilot_quant.gateway.client import Subscriptions
 from copilot_quant.gateway.handlers import HANDLERS
 from copilot_quant.gateway.messages.connection import (
     handshake_reply,
@@ -59,25 +59,6 @@ HANDSHAKE_TIMEOUT = 10.0
 REFUSAL_GRACE = 1.0
 _LEN = struct.Struct(">I")
 _ids = itertools.count(1)
-
-
-@dataclass(slots=True)
-class Subscriptions:
-    """What one client is subscribed to (request ids live in the client's own namespace)."""
-
-    market_data: dict[int, str] = field(default_factory=dict)  # reqId → symbol
-    real_time_bars: dict[int, Any] = field(default_factory=dict)  # reqId → RealTimeBarsSub
-    historical_updates: dict[int, Any] = field(default_factory=dict)  # reqId → KeepUpToDate
-    account_summary: dict[int, Any] = field(default_factory=dict)  # reqId → tags
-    account_updates_multi: set[int] = field(default_factory=set)
-    account_updates: bool = False
-    positions: bool = False
-    pnl: dict[int, Any] = field(default_factory=dict)
-    pnl_single: dict[int, Any] = field(default_factory=dict)
-    market_data_type: int = 1
-    #: Account values last sent per subscription (key -1: reqAccountUpdates, else the multi reqId), so
-    #: pushes after fills and market steps carry only what changed, like TWS.
-    account_values_sent: dict[int, dict[tuple[str, str], str]] = field(default_factory=dict)
 
 
 class Session:

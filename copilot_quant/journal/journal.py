@@ -15,10 +15,18 @@ What it guarantees, and how:
   alert in the same transaction: an ``alert`` event, an ``errors`` row with code
   :data:`~copilot_quant.journal.errors.EXEC_ID_REUSED`, and an ERROR log line. Dropping it would leave the
   strategy blind to a position it holds.
-* **Whole records only.** Every ``record_*`` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction with
-  ``synchronous=FULL``; a crash or a failed write (full or read-only disk) leaves the journal exactly as it
-  was before the call. Failures raise :class:`~copilot_quant.errors.JournalError` naming the file, the cause
-  and the fix — the engine must halt trading when it sees one.
+* **Whole records only.** Every ``record_*`` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction; a crash
+  or a failed write (full or read-only disk) leaves the journal exactly as it was before the call.
+  Failures raise :class:`~copilot_quant.errors.JournalError` naming the file, the cause and the fix — the
+  engine must halt trading when it sees one.
+* **Durability: crash-safe fills** (:mod:`~copilot_quant.journal.durability`). A record is on the disk
+  when its ``record_*`` returns (``synchronous=FULL``: it survives a power loss) — the intent above all,
+  before the order is sent — except a fill: :meth:`~TradeJournal.record_fill` commits without its own
+  fsync (``synchronous=NORMAL``), so a fill survives a crash or SIGKILL of the process but a power loss
+  only once the next synced commit, :meth:`~TradeJournal.sync` or checkpoint reached the disk. IB keeps
+  its executions and reconciliation re-reads them at every start, so a fill a power loss took is journaled
+  and delivered again, once; in exchange, a fill's commit no longer adds a disk sync before ``on_fill``,
+  on the path from the bar that follows it to that bar's orders.
 
 The parts: :mod:`~copilot_quant.journal.storage` (the file, its schema and transactions),
 :mod:`~copilot_quant.journal.exec_ids` (the in-memory index behind :meth:`~TradeJournal.knows_fill`),
@@ -42,6 +50,7 @@ from types import TracebackType
 from typing import Any
 
 from copilot_quant.errors import ConfigError, JournalError
+from copilot_quant.journal.durability import FILL_DURABILITY, Durability
 from copilot_quant.journal.errors import EXEC_ID_REUSED
 from copilot_quant.journal.exec_ids import ANY_ORDER, AnyOrder, ExecIdIndex, OrderRefOrAny
 from copilot_quant.journal.paths import check_account, default_journal_path
@@ -168,14 +177,16 @@ class TradeJournal(JournalQueries):
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self, durability: Durability = Durability.SYNCED) -> Iterator[None]:
         """Group ``record_*`` calls into one transaction, so the disk is synced once for all of them.
 
         All of them are committed, or none (an error in any one rolls the whole batch back and is raised).
         Other threads' calls wait until the batch ends. Used by the journal writer thread to commit a burst
-        of broker events (status, fill, commission …) together.
+        of broker events (status, fill, commission …) together. The batch commits with ``durability``
+        whatever its records ask for: after a ``CRASH_SAFE`` batch holding other records than fills, call
+        :meth:`sync` before relying on them being on the disk.
         """
-        with self._lock, self._store.batch():
+        with self._lock, self._store.batch(durability):
             self._exec_ids.begin_batch()
             try:
                 yield
@@ -197,6 +208,22 @@ class TradeJournal(JournalQueries):
         if self.closed or self.wal_bytes() < min_wal_bytes:
             return False
         return self._store.checkpoint()
+
+    def sync(self) -> None:
+        """Put every record committed so far on the disk (crash-safe fills included). Any thread; it does
+        not hold up other threads' writes while the disk syncs."""
+        if self.closed:
+            raise JournalError(f"journal {self._path} is closed; open a new TradeJournal")
+        self._store.sync()
+
+    def commit_mark(self) -> int:
+        """A mark of the transactions committed so far, for :meth:`is_synced`."""
+        return self._store.commits
+
+    def is_synced(self, mark: int) -> bool:
+        """Whether every transaction committed up to ``mark`` (:meth:`commit_mark`) is surely on the disk:
+        a later synced commit (an intent, say) or :meth:`sync` carried it there."""
+        return self._store.synced_commits >= mark
 
     def wal_bytes(self) -> int:
         """The size of the journal's write-ahead log (what the next checkpoint copies)."""
@@ -324,6 +351,37 @@ class TradeJournal(JournalQueries):
             return JournalOrderState.PARTIALLY_FILLED if filled > _QTY_EPS else JournalOrderState.SUBMITTED
         return new
 
+    def record_modified(self, order_ref: str, order: Order, reason: str = "modified") -> None:
+        """``order`` (journaled as ``order_ref``) has new terms — a modification (IB: the same order id,
+        new price, size or time in force). The order row takes them (quantity, prices, time in force,
+        :func:`order_terms`), so that a restart rebuilds the order as IB now holds it; its history keeps an
+        event with ``reason`` and the new terms. The state and the fills are unchanged."""
+        now = self._now()
+        with self._store.writing(f"record the modification of {order_ref}") as conn:
+            row = order_row(conn, order_ref)
+            quantity = float(order.quantity)
+            filled = float(row["filled"])
+            state = JournalOrderState(row["state"])
+            remaining = 0.0 if state.is_done else max(quantity - filled, 0.0)
+            conn.execute(
+                """UPDATE orders SET quantity = ?, limit_price = ?, stop_price = ?, time_in_force = ?,
+                       terms = ?, remaining = ?, updated_at = ? WHERE order_ref = ?""",
+                (
+                    quantity,
+                    order.limit_price,
+                    order.stop_price,
+                    TimeInForce(order.time_in_force).value,
+                    order_terms(order),
+                    remaining,
+                    now,
+                    order_ref,
+                ),
+            )
+            terms = f"quantity {quantity:g}, limit {order.limit_price}, stop {order.stop_price}, tif {TimeInForce(order.time_in_force).value}"
+            self._append_history(
+                conn, order_ref, now, state, filled, remaining, float(row["avg_price"]), f"{reason}: {terms}"
+            )
+
     def record_rejected(self, order_ref: str, reason: str) -> None:
         """The order was refused (by a risk limit before sending, or by the broker), with ``reason``."""
         if not reason:
@@ -400,7 +458,7 @@ class TradeJournal(JournalQueries):
         now = self._now()
         exec_id = str(exec_id)
         name = str(symbol).strip().upper()
-        with self._store.writing(f"record fill {exec_id}") as conn:
+        with self._store.writing(f"record fill {exec_id}", FILL_DURABILITY) as conn:
             # The write lock is held (BEGIN IMMEDIATE): nobody can record this execution in between.
             earlier = [
                 r[0] for r in conn.execute("SELECT order_ref FROM fills WHERE exec_id = ?", (exec_id,))

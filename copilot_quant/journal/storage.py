@@ -1,15 +1,19 @@
-"""The journal's SQLite file: opening it (WAL, ``synchronous=FULL``, size cap), its schema and account,
-and the transactions every read and write runs in.
+"""The journal's SQLite file: opening it (WAL, size cap), its schema and account, and the transactions
+every read and write runs in.
 
 A :class:`JournalStorage` owns one connection guarded by one re-entrant lock, so any thread may use it.
 :meth:`~JournalStorage.writing` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction (or a part of the
 open :meth:`~JournalStorage.batch` on this thread); a failure rolls it back and raises a
-:class:`~copilot_quant.errors.JournalError` that names the file, the cause and the fix.
+:class:`~copilot_quant.errors.JournalError` that names the file, the cause and the fix. Each transaction
+commits with the :class:`~copilot_quant.journal.durability.Durability` asked for (``synchronous=FULL`` or
+``NORMAL``, set before it begins: SQLite does not take the setting up inside a transaction);
+:meth:`~JournalStorage.sync` makes every commit so far durable.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from copilot_quant.errors import ConfigError, JournalError
+from copilot_quant.journal.durability import Durability
 from copilot_quant.journal.records import to_db_time
 from copilot_quant.journal.schema import create_or_check
 
@@ -57,6 +62,12 @@ class JournalStorage:
         self.read_only = read_only
         self.lock = threading.RLock()
         self._in_batch = False
+        #: The connection's ``synchronous`` setting, as a durability (set in _configure).
+        self._durability = Durability.SYNCED
+        #: Transactions committed so far, and how many of the first ones are surely on the disk (a synced
+        #: commit or a :meth:`sync` carries every earlier commit with it: the log is one file, appended to).
+        self.commits = 0
+        self.synced_commits = 0
         self.conn: sqlite3.Connection | None = None
         self.conn = self._connect(max_bytes)
 
@@ -105,8 +116,9 @@ class JournalStorage:
                     f"journal {self.path} could not be put in WAL mode (got {mode!r}); "
                     "keep journals on a local disk, not a network share"
                 )
-            # FULL: a committed record survives power loss, not only a process crash.
-            conn.execute("PRAGMA synchronous = FULL")
+            # FULL: a committed record survives power loss, not only a process crash (the default; a
+            # transaction may ask for less, see durability.py).
+            conn.execute(f"PRAGMA synchronous = {Durability.SYNCED.pragma}")
         if max_bytes is not None:
             page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
             conn.execute(f"PRAGMA max_page_count = {max(int(max_bytes) // page_size, 1)}")
@@ -196,9 +208,55 @@ class JournalStorage:
         log.error("%s", error)
         return error
 
+    def sync(self) -> None:
+        """Make every transaction committed so far durable, as a ``synchronous=FULL`` commit would: fsync
+        the write-ahead log (each commit appends to it; a checkpoint syncs what it copies out of it).
+
+        Runs without the connection's lock (an fsync takes milliseconds; other threads keep committing
+        meanwhile). SQLite locks the database and its shared-memory index, never the log, so this second
+        handle on the log cannot release a lock of the connection when it is closed.
+        """
+        if self.read_only:
+            return
+        covered = self.commits  # the fsync below carries every commit made up to here
+        wal = self.path.parent / f"{self.path.name}-wal"
+        try:
+            fd = os.open(wal, os.O_RDWR)
+        except FileNotFoundError:
+            return  # no log: nothing was committed since the last checkpoint removed it (and synced it)
+        except OSError as exc:
+            raise self._sync_error(exc) from exc
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise self._sync_error(exc) from exc
+        finally:
+            os.close(fd)
+        with self.lock:
+            self.synced_commits = max(self.synced_commits, covered)
+
+    def _sync_error(self, exc: OSError) -> JournalError:
+        error = JournalError(
+            f"journal {self.path}: could not sync its log to the disk: {exc.strerror or exc} — "
+            "check the disk holding the journal"
+        )
+        log.error("%s", error)
+        return error
+
+    def _set_durability(self, conn: sqlite3.Connection, durability: Durability) -> None:
+        """Commit the next transaction with ``durability`` (outside a transaction only)."""
+        if durability is not self._durability:
+            conn.execute(f"PRAGMA synchronous = {durability.pragma}")
+            self._durability = durability
+
     @contextmanager
-    def writing(self, action: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction: all of it is committed, or none of it (then JournalError is raised)."""
+    def writing(
+        self, action: str, durability: Durability = Durability.SYNCED
+    ) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is committed, or none of it (then JournalError is raised).
+
+        It commits with ``durability``; inside :meth:`batch`, the batch's durability applies instead.
+        """
         with self.lock:
             conn = self._require_conn()
             if self.read_only:
@@ -210,12 +268,16 @@ class JournalStorage:
                 yield conn
                 return
             try:
+                self._set_durability(conn, durability)
                 conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
             except sqlite3.Error as exc:
                 raise self.error(action, exc) from exc
             try:
                 yield conn
                 conn.execute("COMMIT")
+                self.commits += 1
+                if self._durability is Durability.SYNCED:  # this fsync covers every commit before it too
+                    self.synced_commits = self.commits
             except BaseException as exc:
                 if conn.in_transaction:
                     try:
@@ -227,12 +289,16 @@ class JournalStorage:
                 raise
 
     @contextmanager
-    def batch(self) -> Iterator[None]:
-        """One write transaction that every :meth:`writing` on this thread joins until it ends."""
+    def batch(self, durability: Durability = Durability.SYNCED) -> Iterator[None]:
+        """One write transaction that every :meth:`writing` on this thread joins until it ends.
+
+        It commits with ``durability``, whatever its parts ask for: a caller that batches ``SYNCED`` records
+        into a ``CRASH_SAFE`` batch must :meth:`sync` before it reports them written (the journal writer does).
+        """
         with self.lock:
             if self._in_batch:
                 raise JournalError("journal batches do not nest")
-            with self.writing("write a batch of records"):
+            with self.writing("write a batch of records", durability):
                 self._in_batch = True
                 try:
                     yield

@@ -20,18 +20,22 @@ A strategy sees the account through :class:`StrategyView` (the
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import math
 from collections.abc import Callable, Iterator, Mapping
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from copilot_quant.brokers.broker_account import AccountSnapshot
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
-from copilot_quant.errors import BrokerError
+from copilot_quant.brokers.runtime import IBRuntime
+from copilot_quant.errors import BrokerError, StrategyError
 from copilot_quant.live.ledger import AccountLedger
+from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, Position
 
 if TYPE_CHECKING:
@@ -88,6 +92,8 @@ class AccountState:
     ledger built from fills since the run started (see the module docstring)."""
 
     __slots__ = (
+        "_pending",
+        "_read_after",
         "cash",
         "daily_pnl",
         "day_start_equity",
@@ -111,6 +117,10 @@ class AccountState:
         self.ledger: AccountLedger | None = None
         #: The closes of the bar being decided on.
         self.marks = BarMarks()
+        #: A read of IB's account started by :meth:`prefetch`: (future, fills it covers, its settle).
+        self._pending: tuple[concurrent.futures.Future[AccountSnapshot], int, float] | None = None
+        #: How many fills the broker had handed over when the account was last read.
+        self._read_after = 0
 
     def open_ledger(
         self, held: Mapping[str, float] | None = None, cash: float | None = None
@@ -147,11 +157,20 @@ class AccountState:
         ``settle``: first wait up to that many seconds for IB's positions to include the fills delivered.
         ``pnl``: also read the day's P&L from IB's P&L stream (:attr:`daily_pnl`; None when IB sends none).
         """
+        pending, self._pending = self._pending, None
+        passed = broker.fills_passed
         try:
-            self.value, self.cash, self.positions = broker.account_snapshot(settle=settle)
+            if pending is not None and pending[1] == passed and pending[2] >= settle:
+                snapshot = IBRuntime.result(pending[0], timeout=10)  # it covers every fill so far
+            else:
+                if pending is not None:
+                    pending[0].cancel()
+                snapshot = broker.account_snapshot(settle=settle)
+            self.value, self.cash, self.positions = snapshot
         except (BrokerError, TimeoutError, ConnectionError) as exc:
             log.debug("account refresh failed: %s", exc)
             return False
+        self._read_after = passed
         today = trading_day()  # the exchange's date (New York), never the UTC one
         if self.equity_day != today and math.isfinite(self.value):
             # The fallback daily-loss baseline: the first account value seen each trading day.
@@ -159,6 +178,20 @@ class AccountState:
         if pnl:
             self.daily_pnl = _daily_pnl(broker)
         return True
+
+    def prefetch(self, broker: LiveBrokerAdapter, settle: float) -> None:
+        """If fills arrived since the account was last read, start reading it now (waiting up to ``settle``
+        seconds, on the loop, for IB's positions to include them) for the next :meth:`refresh` to collect:
+        the trip to IB's loop thread then overlaps the caller's work (the worker builds the bar's data and
+        waits for the fills' journal commits meanwhile). A fill arriving after the start makes
+        :meth:`refresh` read again."""
+        if self._pending is not None or broker.fills_passed == self._read_after:
+            return
+        passed = broker.fills_passed
+        try:
+            self._pending = (broker.start_account_snapshot(settle=settle), passed, settle)
+        except (BrokerError, ConnectionError) as exc:
+            log.debug("account prefetch failed: %s", exc)
 
     @property
     def known_value(self) -> float | None:
@@ -185,14 +218,14 @@ def _with_quantity(position: Position | None, symbol: str, quantity: float) -> P
 
 class StrategyView:
     """What one strategy sees: ``self.positions``, ``self.cash``, ``self.equity`` (read-only), and its own
-    working orders (``self.open_orders()``, ``self.cancel()``).
+    working orders (``self.open_orders()``, ``self.cancel()``, ``self.modify()``).
 
     ``sleeve=False`` (one strategy, no ``capital=``): cash and equity are the account's ledger's. With
     ``sleeve=True`` (several strategies, or a ``capital``) they are the strategy's own book's, as in a
     backtest: its capital share plus the cash its fills moved, plus its positions at the bar's closes.
     """
 
-    __slots__ = ("_account", "_cancel", "_sleeve", "_slot", "_symbols")
+    __slots__ = ("_account", "_cancel", "_modify", "_sleeve", "_slot", "_symbols")
 
     def __init__(
         self,
@@ -202,10 +235,12 @@ class StrategyView:
         symbols: tuple[str, ...] = (),
         *,
         sleeve: bool = False,
+        modify: Callable[[StrategySlot, Order | str, Mapping[str, Any]], ModifyOutcome] | None = None,
     ) -> None:
         self._slot = slot
         self._account = account
         self._cancel = cancel
+        self._modify = modify
         self._sleeve = sleeve
         self._symbols = symbols
 
@@ -232,3 +267,8 @@ class StrategyView:
 
     def cancel(self, order: Order | str) -> None:
         self._cancel(self._slot, order)
+
+    def modify(self, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome:
+        if self._modify is None:
+            raise StrategyError(f"{self._slot.name}.modify(): this engine cannot modify orders")
+        return self._modify(self._slot, order, changes)

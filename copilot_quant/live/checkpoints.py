@@ -5,7 +5,8 @@ trading every bar, roughly every 100 bars one journal write — possibly an orde
 disk before the order is sent — would also copy the log into the database file and sync it (tens of
 milliseconds on a busy disk). The engine turns that off for its journal and checkpoints on a thread of its
 own right after a step's orders went out, once the log has grown past :data:`CHECKPOINT_BYTES`. A
-checkpoint changes nothing about durability: every commit is synced to the log as before.
+checkpoint changes nothing about durability: each record reaches the log as its policy says
+(:mod:`copilot_quant.journal.durability`), and a checkpoint syncs what it copies.
 """
 
 from __future__ import annotations

@@ -39,13 +39,11 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-import pandas as pd
 
 from copilot_quant.backtest.books import check_capital
 from copilot_quant.backtest.strategy import Strategy
@@ -66,13 +64,15 @@ from copilot_quant.errors import (
 )
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
 from copilot_quant.live.account_view import StrategyView
-from copilot_quant.live.events import RecentList
+from copilot_quant.live.engine_state import EngineState
 from copilot_quant.live.holdings import open_books
-from copilot_quant.live.on_stop import flatten_strategies, leave_orders
-from copilot_quant.live.strategy_slot import StrategySlot
+from copilot_quant.live.on_stop import flatten_strategies, journal_stop, leave_orders, run_stop_hooks
+from copilot_quant.live.startup import check_symbols, open_journal, start_strategies
+from copilot_quant.live.strategy_slot import StrategySlot, claims
 from copilot_quant.live.summary import account_summary, strategy_summaries
 from copilot_quant.live.wiring import EngineHooks, EngineOptions, build_parts
-from copilot_quant.model.orders import Fill, Order, continue_order_ids_after
+from copilot_quant.model.modify import ModifyOutcome
+from copilot_quant.model.orders import Order, continue_order_ids_after
 from copilot_quant.risk import KillSwitch, RiskLimits
 
 __all__ = ["LiveStrategyEngine"]
@@ -84,7 +84,7 @@ EventCallback = Callable[[str, str], Any]
 _FLATTEN_WAIT_S = 10.0
 
 
-class LiveStrategyEngine:
+class LiveStrategyEngine(EngineState):
     """Runs one or more strategies live on one account: data in, orders out, fills back (see the module
     docstring and :meth:`add_strategy`).
 
@@ -211,85 +211,6 @@ class LiveStrategyEngine:
         self.connection.machine.state_changed += self._on_connection_change
         self.connection.restored += self._on_restored
 
-    # ------------------------------------------------------------------ read-only state
-    @property
-    def strategy(self) -> Strategy | None:
-        """The strategy this engine runs (the first one added, with several), or None."""
-        return self._slots[0].strategy if self._slots else None
-
-    @property
-    def strategy_slots(self) -> tuple[StrategySlot, ...]:
-        """One slot per strategy added, in the order they were added."""
-        return tuple(self._slots)
-
-    @property
-    def fills(self) -> list[Fill]:
-        """Every real fill received while running, in order."""
-        return self.dispatcher.fills
-
-    @property
-    def _sleeves(self) -> bool:
-        """Whether each strategy reads its own sleeve (several strategies, or a capital given)."""
-        return len(self._slots) > 1 or any(s.capital is not None for s in self._slots)
-
-    @property
-    def update_interval(self) -> float:
-        """The longest the worker sleeps between checks for completed bars (seconds)."""
-        return self.worker.update_interval
-
-    @property
-    def bars_processed(self) -> int:
-        """Bars delivered to the strategies so far."""
-        return self.worker.bars_processed
-
-    @property
-    def errors(self) -> RecentList[dict[str, Any]]:
-        """The last ``max_errors`` errors, oldest first: ``{'timestamp', 'error', 'type'}`` dicts."""
-        return self._errors.entries
-
-    @property
-    def total_errors(self) -> int:
-        return self._errors.total
-
-    @property
-    def max_logged_errors(self) -> int | None:
-        return self._errors.max_logged_errors
-
-    @property
-    def events(self) -> RecentList[dict[str, Any]]:
-        """The last engine events, oldest first: ``{'timestamp', 'kind', 'detail'}`` dicts."""
-        return self._events.entries
-
-    @property
-    def outside_hours(self) -> OutsideHours:
-        return self.router.outside_hours
-
-    @property
-    def last_bar(self) -> pd.Timestamp | None:
-        """The last bar delivered to the strategy (UTC), or None before the first."""
-        return self.clock.last_bar
-
-    # parity.py (and older code) read the private name
-    _last_bar = last_bar
-
-    @property
-    def last_reconcile(self) -> ReconcileReport | None:
-        return self.reconciler.last_report
-
-    @property
-    def halted(self) -> str | None:
-        """Why trading is halted (kill switch, liveness, competing session), or None while orders may go out."""
-        return self.safety.halted
-
-    @property
-    def kill_switch_file(self) -> Path | None:
-        """The kill-switch file the engine watches (besides those given to :meth:`watch_kill_file`)."""
-        return self.safety.kill_switch_file
-
-    @kill_switch_file.setter
-    def kill_switch_file(self, path: str | Path | None) -> None:
-        self.safety.kill_switch_file = Path(path) if path is not None else None
-
     # ------------------------------------------------------------------ setup and connection
     def add_strategy(self, strategy: Strategy, *, capital: float | None = None) -> None:
         """Add a strategy to run (call it again for several, while stopped).
@@ -388,16 +309,7 @@ class LiveStrategyEngine:
         names = [s.strip().upper() for s in symbols]
         if not names:
             raise ConfigError("start() needs at least one symbol, e.g. start(['AAPL'])")
-        try:
-            unknown = self.data_feed.unknown_symbols(names)
-        except (BrokerError, TimeoutError, ConnectionError) as exc:
-            self._record_error(f"could not look up {', '.join(names)}: {exc}", "connection")
-            return False
-        if unknown:
-            listed = ", ".join(repr(s) for s in unknown)
-            self._record_error(f"IB knows no US stock {listed}; check the ticker symbol", "symbol")
-            return False
-        if not self._open_journal():
+        if not check_symbols(self.data_feed, names, self._errors) or not self._open_journal():
             return False
         for slot in self._slots:
             slot.reset()
@@ -451,21 +363,24 @@ class LiveStrategyEngine:
         self.data_feed.subscribe(names)
         self.symbols, self.data_interval = names, data_interval
         self.router.symbols = frozenset(names)
-        for slot in self._slots:
-            strategy = slot.strategy
-            strategy.bind(
-                StrategyView(slot, self.account, self._strategy_cancel, tuple(names), sleeve=self._sleeves)
-            )
-            try:
-                strategy.initialize()
-                strategy.on_start()
-            except Exception as exc:
-                self._errors.strategy_failed(
-                    strategy.name, exc, f"{type(exc).__name__}: {exc}", "to initialize"
+        sleeve = self._sleeves
+
+        def bind(slot: StrategySlot) -> None:
+            slot.strategy.bind(
+                StrategyView(
+                    slot,
+                    self.account,
+                    self._strategy_cancel,
+                    tuple(names),
+                    sleeve=sleeve,
+                    modify=self._strategy_modify,
                 )
-                self.data_feed.stop_bar_streams()
-                self.data_feed.unsubscribe(names)
-                return False
+            )
+
+        if not start_strategies(self._slots, bind, self._errors):
+            self.data_feed.stop_bar_streams()
+            self.data_feed.unsubscribe(names)
+            return False
         self.clock.start(names)
         return True
 
@@ -502,23 +417,14 @@ class LiveStrategyEngine:
                 self.data_feed.stop_bar_streams()
             except (BrokerError, TimeoutError, ConnectionError) as exc:
                 log.warning("unsubscribing failed: %s", exc)
-        for slot in self._slots:
-            for hook in (slot.strategy.on_stop, slot.strategy.finalize):
-                try:
-                    hook()
-                except Exception as exc:
-                    message = f"{type(exc).__name__} in {hook.__name__}: {exc}"
-                    self._errors.strategy_failed(slot.name, exc, message, f"in {hook.__name__}")
+        run_stop_hooks(self._slots, self._errors)
         self.broker.flush_journal()  # what IB reported up to now is in the journal before it closes
         detail = why + left
         level = logging.WARNING if "still working" in left else logging.INFO
         self._events.emit(EventKind.STOP, detail, level=level, journaled=False)
         journal = self.journal
         if journal is not None:
-            try:  # a journal failure now must not engage the kill switch (it would cancel orders)
-                journal.record_event(EventKind.STOP, detail)
-            except JournalError as exc:
-                log.error("could not journal the stop: %s", exc)
+            journal_stop(journal, detail)
             if self._owns_journal:
                 self.broker.journal = None
                 journal.close()
@@ -544,6 +450,11 @@ class LiveStrategyEngine:
     def _strategy_cancel(self, slot: StrategySlot, order: Order | str) -> None:
         slot.cancel(order, self.broker)
 
+    def _strategy_modify(
+        self, slot: StrategySlot, order: Order | str, changes: Mapping[str, Any]
+    ) -> ModifyOutcome:
+        return self.router.modify(slot, order, changes)
+
     # ------------------------------------------------------------------ journal, reconciliation, rails
     def register_event_callback(self, callback: EventCallback) -> None:
         """``callback(kind, detail)`` on every engine event: start, reconcile, alert, halt, resume, kill_switch …
@@ -562,24 +473,16 @@ class LiveStrategyEngine:
 
     def _open_journal(self) -> bool:
         """Open the account's journal (once the managed account is known and checked)."""
-        if self.journal is not None and not self.journal.closed:
-            self.broker.journal = self.journal
-            self._events.emit(EventKind.START, f"account {self.connection.account}")
-            return True
         account = self.connection.account
         try:
-            if self._journal_arg is not None and not isinstance(self._journal_arg, TradeJournal):
-                self.journal = TradeJournal(self._journal_arg, account=account)
-            else:
-                if not account:
-                    raise ConfigError("the IB account is unknown; connect() before start()")
-                self.journal = TradeJournal(account=account)
+            journal, opened = open_journal(self.journal, self._journal_arg, account)
         except (JournalError, ConfigError) as exc:
             self._record_error(f"cannot open the trade journal: {exc}", "journal")
             return False
-        self._owns_journal = True
-        self.broker.journal = self.journal
-        self._events.emit(EventKind.START, f"account {account}, journal {self.journal.path}")
+        self.journal = self.broker.journal = journal
+        self._owns_journal = self._owns_journal or opened
+        where = f", journal {journal.path}" if opened else ""
+        self._events.emit(EventKind.START, f"account {account}{where}")
         return True
 
     def reconcile(self, reason: str = "manual") -> ReconcileReport:
@@ -614,16 +517,8 @@ class LiveStrategyEngine:
         self.safety.watch(path)
 
     def _claims(self) -> dict[str, dict[str, float]]:
-        """Each strategy's positions by its own book (the kill switch splits by them). A kill from another
-        thread may read a book while the worker books a fill into it: then it reads again."""
-        for _ in range(10):
-            try:
-                return {
-                    s.name: {sym: p.quantity for sym, p in s.book.positions().items()} for s in self._slots
-                }
-            except RuntimeError:  # "dictionary changed size during iteration"
-                continue
-        return {}
+        """Each strategy's positions by its own book (the kill switch splits by them)."""
+        return claims(self._slots)
 
     def _on_journal_failure(self, error: JournalError) -> None:
         self.safety.on_journal_failure(error)

@@ -60,7 +60,8 @@ def correct_book(book: StrategyBook, correction: ExecutionCorrection) -> None:
 
 
 class FillDispatcher:
-    """Hands fills from IB's loop thread to the worker, which books and delivers them (:meth:`drain`)."""
+    """Hands fills from the broker adapter's threads to the worker, which books and delivers them
+    (:meth:`drain`)."""
 
     def __init__(
         self,
@@ -84,7 +85,7 @@ class FillDispatcher:
         #: Whether the books are open: fills found before that are already in what they open from.
         self.booking = False
 
-    def live(self, fill: Fill) -> None:  # IB loop thread: hand over, never block
+    def live(self, fill: Fill) -> None:  # journal writer (or IB loop) thread: hand over, never block
         self._queue.put(_Delivery(fill, None, self.booking))
         self._wake.set()
 

@@ -22,11 +22,12 @@ from datetime import UTC, datetime
 
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import CopilotQuantError, JournalError
-from copilot_quant.journal import TradeJournal
+from copilot_quant.journal import EventKind, TradeJournal
+from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.model.orders import Order, OrderSide, OrderStatus, OrderType
 
-__all__ = ["flatten_strategies", "leave_orders"]
+__all__ = ["flatten_strategies", "journal_stop", "leave_orders", "run_stop_hooks"]
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +110,22 @@ def leave_orders(broker: LiveBrokerAdapter, cancel: bool) -> str:
         f"; {len(working)} order(s) still working at IB and may fill without the engine: {listed} — "
         "cancel them in TWS, or run with cancel_on_stop/--flatten-on-stop"
     )
+
+
+def run_stop_hooks(slots: Sequence[StrategySlot], errors: ErrorLog) -> None:
+    """Each strategy's ``on_stop`` then ``finalize``, once; one that raises is recorded and the rest still run."""
+    for slot in slots:
+        for hook in (slot.strategy.on_stop, slot.strategy.finalize):
+            try:
+                hook()
+            except Exception as exc:
+                message = f"{type(exc).__name__} in {hook.__name__}: {exc}"
+                errors.strategy_failed(slot.name, exc, message, f"in {hook.__name__}")
+
+
+def journal_stop(journal: TradeJournal, detail: str) -> None:
+    """Journal the stop; a journal failure now must not engage the kill switch (it would cancel orders)."""
+    try:
+        journal.record_event(EventKind.STOP, detail)
+    except JournalError as exc:
+        log.error("could not journal the stop: %s", exc)

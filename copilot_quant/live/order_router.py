@@ -11,21 +11,23 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.brokers.market_hours import OutsideHours, is_market_open
-from copilot_quant.errors import CopilotQuantError, JournalError
+from copilot_quant.errors import CopilotQuantError, JournalError, StrategyError
 from copilot_quant.journal import TradeJournal
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.bar_clock import BarClock
 from copilot_quant.live.events import ErrorLog
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
+from copilot_quant.model.modify import Modification, ModifyOutcome, check_modification, modify_refusal
 from copilot_quant.model.orders import Order, OrderStatus, OrderType
 from copilot_quant.risk import RiskDecision, RiskManager
 
@@ -46,6 +48,8 @@ class _Routed:
     price: float
     decision: RiskDecision
     ref: str = ""
+    #: For a bracket exit: its entry, routed just before it in the same bar (the group shares one decision).
+    entry: _Routed | None = None
 
 
 class OrderRouter:
@@ -93,18 +97,26 @@ class OrderRouter:
         """
         routed: list[_Routed] = []
         for slot, order in items:
-            checked = self._check(slot, order, routed)
+            checked = self._check(slot, order, routed, items)
             if checked is not None:
                 routed.append(checked)
         if not routed or not self._record_intents(routed):
             return
         sent = self._send([r for r in routed if self._may_send(r)])
         for r in sent:
+            if r.entry is not None:
+                continue  # a bracket exit: it cannot fill before its entry, and the group is one order
             self._await_fills(r.order)  # IB may reject it meanwhile: then it keeps no order-rate slot
             if r.order.status is not OrderStatus.REJECTED:
                 self._risk.record_submitted(r.order)
 
-    def _check(self, slot: StrategySlot, order: Order, earlier: list[_Routed]) -> _Routed | None:
+    def _check(
+        self,
+        slot: StrategySlot,
+        order: Order,
+        earlier: list[_Routed],
+        items: Sequence[tuple[StrategySlot, Order]] = (),
+    ) -> _Routed | None:
         """Symbol, market hours and the risk check; None when the order stops here (held or refused)."""
         if order.symbol not in self.symbols:
             self._refuse_unsubscribed(slot, order)
@@ -121,6 +133,11 @@ class OrderRouter:
         if self._journal() is None:
             raise JournalError("the engine has no open journal; start() opens it before trading")
         price = self._feed.get_latest_price(order.symbol) or float("nan")
+        if order.parent_id:
+            entry = next((r for r in earlier if r.slot is slot and r.order.order_id == order.parent_id), None)
+            if entry is not None:  # the bracket was checked as one unit with its entry (its worst case)
+                return _Routed(slot, order, price, entry.decision, entry=entry)
+        exits = [o for s, o in items if s is slot and o.parent_id and o.parent_id == order.order_id]
         account = self._account
         working = self._broker.orders_ib_may_hold()  # also those an IB error code alone "rejected"
         working += [r.order for r in earlier if r.decision.ok]  # not sent yet, but about to be
@@ -133,6 +150,7 @@ class OrderRouter:
             open_orders=working,
             expect_data=self._safety.expect_data(),
             daily_pnl=account.daily_pnl,
+            exits=exits,
         )
         return _Routed(slot, order, price, decision)
 
@@ -213,6 +231,93 @@ class OrderRouter:
                 self._risk.release_reservation(r.order)  # never sent: its order-rate slot is free again
         return [r for r, ok in zip(routed, placed, strict=True) if ok]
 
+    def modify(self, slot: StrategySlot, order: Order | str, changes: Mapping[str, Any]) -> ModifyOutcome:
+        """``strategy.modify(order, **changes)`` live: checked like a new order (halt, reconciliation, the
+        risk limits on the new terms), journaled as an event of the same order, then sent to IB with the
+        order's own id (see :meth:`Strategy.modify`)."""
+        target = slot.find(order)
+        if target is None:
+            order_id = order.order_id if isinstance(order, Order) else order
+            raise StrategyError(
+                f"{slot.name}.modify({order_id!r}): unknown order; this strategy submitted no order with this "
+                "id in this run, and none from an earlier run is still working at IB"
+            )
+        modification = check_modification(target, changes)
+        if slot.is_held(target):  # never sent: it is sent with its new terms when the session opens
+            modification.apply_to(target)
+            return ModifyOutcome.APPLIED
+        refusal = modify_refusal(target, modification, cancel_requested=id(target) in slot.cancel_requested)
+        if refusal is None:
+            refusal = self._modify_refusal(target, modification)
+        if refusal is not None:
+            log.info("%s.modify(%r) not sent: %s", slot.name, target.order_id, refusal.value)
+            return refusal
+        return self._send_modification(slot, target, modification)
+
+    def _modify_refusal(self, order: Order, modification: Modification) -> ModifyOutcome | None:
+        """NOT_SENT while trading is halted or unreconciled, or when a risk limit refuses the new terms."""
+        remaining = modification.quantity - order.filled_quantity
+        if remaining <= 1e-9:
+            return None  # lowered to what filled: it completes the order, which no limit refuses
+        terms = order.copy(
+            order_id=order.order_id,
+            quantity=remaining,
+            limit_price=modification.limit_price,
+            stop_price=modification.stop_price,
+            time_in_force=modification.time_in_force,
+            good_till=modification.good_till,
+        )
+        price = self._feed.get_latest_price(order.symbol) or float("nan")
+        account = self._account
+        decision = self._risk.check(
+            terms,
+            price if math.isfinite(price) else None,
+            account.positions,
+            account.known_value,
+            account.day_start_equity,
+            open_orders=[o for o in self._broker.orders_ib_may_hold() if o is not order],
+            expect_data=self._safety.expect_data(),
+            reserve=False,
+            daily_pnl=account.daily_pnl,
+        )
+        why = self._safety.refusal(decision)
+        if why is None and not self._reconciled():
+            why = "the journal and IB are not reconciled yet"
+        if why is None and not decision.ok:
+            why = f"risk check: {decision.reason}"
+        if why is None:
+            return None
+        log.warning("the modification of order %s was not sent: %s", order.order_id, why)
+        return ModifyOutcome.NOT_SENT
+
+    def _send_modification(
+        self, slot: StrategySlot, order: Order, modification: Modification
+    ) -> ModifyOutcome:
+        """Journal the new terms (durable before they are sent), then send them; NOT_SENT (journal restored)
+        if they cannot be sent."""
+        record = self._broker.tracker.record_for(order)
+        ref = record.order_ref if record is not None else ""
+        journal = self._journal()
+        previous = Modification.of(order)
+        change = modification.describe(order)
+        try:
+            if journal is not None and ref:
+                journal.record_modified(ref, _with_terms(order, modification), f"modify requested ({change})")
+        except JournalError as exc:
+            self._safety.on_journal_failure(exc)
+            return ModifyOutcome.NOT_SENT
+        if self._broker.modify_order(order, modification):
+            log.info("%s modified order %s: %s (sent to IB)", slot.name, order.order_id, change)
+            self._await_answer(order)
+            return ModifyOutcome.SENT
+        if journal is not None and ref:
+            try:
+                journal.record_modified(ref, _with_terms(order, previous), "modification not sent")
+            except JournalError as exc:
+                self._safety.on_journal_failure(exc)
+        log.warning("the modification of order %s could not be sent to IB", order.order_id)
+        return ModifyOutcome.NOT_SENT
+
     def _refuse_unsubscribed(self, slot: StrategySlot, order: Order) -> None:
         """An order for a symbol this run has no data for: REJECTED with the reason, journaled, never sent —
         as the backtest refuses it (a strategy must trade the symbols it is run on)."""
@@ -243,8 +348,30 @@ class OrderRouter:
             if left <= 0 or broker.wait_for_fills(order, min(left, _WAIT_SLICE_S)):
                 return
 
+    def _await_answer(self, order: Order) -> None:
+        """Wait (``ack_timeout``, in short slices) for IB to acknowledge or refuse a modification, as for a
+        new order's acknowledgement: the next bar's prices then meet the terms IB holds."""
+        broker = self._broker
+        deadline = time.monotonic() + broker.ack_timeout
+        while not broker.modification_answered(order) and not self._stopping.is_set():
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.002)
+
     def release_held(self, slot: StrategySlot, now: pd.Timestamp) -> None:
         """Send ``slot``'s held orders once the session is open."""
         if slot.held and is_market_open(now):
             held, slot.held = slot.held, []
             self.submit_all([(slot, order) for order in held])
+
+
+def _with_terms(order: Order, terms: Modification) -> Order:
+    """A copy of ``order`` with ``terms`` (what the journal records; the order itself changes when sent)."""
+    return order.copy(
+        order_id=order.order_id,
+        quantity=terms.quantity,
+        limit_price=terms.limit_price,
+        stop_price=terms.stop_price,
+        time_in_force=terms.time_in_force,
+        good_till=terms.good_till,
+    )

@@ -29,6 +29,7 @@ from enum import StrEnum
 from eventkit import Event
 
 from copilot_quant.brokers.connection import IBConnection
+from copilot_quant.brokers.ib_modify import held_terms
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.reconciliation import BrokerState, fetch_broker_state
 from copilot_quant.brokers.reconnect import Backoff
@@ -346,5 +347,14 @@ class Reconciler:
                 continue
             tracked = broker.adopt(record.to_order(), ref, ib_id, perm_id)
             log.info("order %s (IB %d) is still working at IB: tracking it again", ref, ib_id)
+            held = held_terms(tracked.order, tracked.ib_order)
+            if held is not None:  # a modification the journal did not see to the end: IB's terms count
+                log.warning(
+                    "order %s: IB holds other terms than the journal (%s); taking IB's",
+                    ref,
+                    held.describe(tracked.order),
+                )
+                held.apply_to(tracked.order)
+                journal.record_modified(ref, tracked.order, "terms as IB holds them (reconciled)")
             if self._adopted is not None:
                 self._adopted(record.strategy or "", tracked.order)

@@ -8,6 +8,7 @@ orders held back while the market is closed (``outside_hours='hold'``).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from copilot_quant.backtest.strategy import CANCELLED_BY_STRATEGY, Strategy
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
@@ -15,7 +16,7 @@ from copilot_quant.errors import ConfigError, StrategyError
 from copilot_quant.model.book import StrategyBook
 from copilot_quant.model.orders import Order, OrderStatus
 
-__all__ = ["DEFAULT_HISTORY", "StrategySlot"]
+__all__ = ["DEFAULT_HISTORY", "StrategySlot", "claims"]
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +151,14 @@ class StrategySlot:
         for key, order in list(self.unsent_cancels.items()):
             if order.status.is_done or broker.cancel_order(order, reason=CANCELLED_BY_STRATEGY):
                 del self.unsent_cancels[key]
+
+
+def claims(slots: Sequence[StrategySlot]) -> dict[str, dict[str, float]]:
+    """Each strategy's positions by its own book (the kill switch splits by them). A kill from another
+    thread may read a book while the worker books a fill into it: then it reads again."""
+    for _ in range(10):
+        try:
+            return {s.name: {sym: p.quantity for sym, p in s.book.positions().items()} for s in slots}
+        except RuntimeError:  # "dictionary changed size during iteration"
+            continue
+    return {}

@@ -200,7 +200,7 @@ def build_parts(
     )
     # kept on the parts: eventkit holds bound-method handlers weakly
     reactions = IbReactions(connection=connection, feed=feed, broker=broker, events=events, fills=fills)
-    broker.register_fill_callback(fills.live)
+    broker.register_fill_callback(fills.live, thread_safe=True)  # it only queues the fill for the worker
     broker.register_journal_failure_callback(hooks.on_journal_failure)
     connection.machine.state_changed += safety.on_connection_change
     connection.ib_error += safety.on_ib_message

@@ -165,6 +165,12 @@ class Worker:
             self._refresh_account(0.0)
             self._checkpointer.after_step()
             return
+        # Fills came since the account was read: read it again now, on the loop, while the fills' journal
+        # commits are waited for and the bar's data is built (no extra round trip before on_data).
+        self._account.prefetch(self._broker, _POSITION_SYNC_S)
+        # The fills that came with the bar first: their commit on the journal writer thread needs the GIL
+        # back after SQLite's I/O, which the pandas work below would keep for up to the 5 ms switch interval.
+        self._broker.flush_fills()
         # One DataFrame per step, built once: pandas calls cost ~0.2 ms each on a cold CPU between bars,
         # so the path from a bar to its orders decides on int64 stamps and touches pandas only here.
         data = self._clock.window(int(new[-1]))

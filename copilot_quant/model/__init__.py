@@ -1,7 +1,9 @@
 """The domain at the bottom of the tree: orders, fills, positions, the bar shape, the data and broker
 ports, a fill-based book per strategy, and the rules every simulation shares (``fill_rules``: where on a
 bar each order type executes; ``costs``: commission and slippage models, with ``tiered`` (IBKR Tiered
-pricing) and ``cost_meter`` (an account's month volume); ``participation``: the volume limit), used alike by the backtest and the simulated gateway.
+pricing) and ``cost_meter`` (an account's month volume); ``participation``: the volume limit; ``oca``,
+``trailing`` and ``bracket``: the order families' rules; ``instruments``: stocks, futures and forex pairs by
+name; ``instrument_costs``: IBKR futures and forex costs), used alike by the backtest and the simulated gateway.
 
 Everything else builds on this package; it imports only the standard library, numpy, pandas and
 :mod:`copilot_quant.errors` (``tests/test_layers.py`` holds it to that). The guide's import paths
@@ -11,6 +13,7 @@ Everything else builds on this package; it imports only the standard library, nu
 
 from copilot_quant.model.bars import BAR_COLUMNS, SUPPORTED_INTERVALS, combine_symbols
 from copilot_quant.model.book import StrategyBook, net_quantities
+from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 from copilot_quant.model.orders import (
     Fill,
     Order,
@@ -26,9 +29,12 @@ from copilot_quant.model.ports import IBroker, IDataFeed
 __all__ = [
     "BAR_COLUMNS",
     "SUPPORTED_INTERVALS",
+    "AssetClass",
     "Fill",
     "IBroker",
     "IDataFeed",
+    "Instrument",
+    "InstrumentRegistry",
     "Order",
     "OrderSide",
     "OrderStatus",

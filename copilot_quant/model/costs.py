@@ -3,7 +3,9 @@
 Using the *same* objects on both sides is what makes backtest and paper results agree to the cent.
 
 * :class:`PercentCommission` — ``rate × notional`` (the guide's ``commission=0.001``), optional minimum.
-* :class:`PerShareCommission` — IBKR Fixed: $0.005/share, at least $1.00, at most 1 % of trade value.
+* :class:`PerShareCommission` — IBKR Fixed's commission: $0.005/share, at least $1.00, at most 1 % of trade
+  value (``'ibkr-fixed'`` is :class:`~copilot_quant.model.fixed.FixedCommission`: that plus the regulatory
+  fees IB passes through on it).
 * :class:`PercentSlippage` — market orders fill ``rate`` worse than the reference price (the guide's
   ``slippage=0.0005``).
 * :class:`FixedSlippage` — market orders fill a fixed amount per share worse.
@@ -241,14 +243,18 @@ COMMISSION_NAMES = ("ibkr-tiered", "ibkr-fixed")
 
 def commission_model(value: float | str | CommissionModel | None) -> CommissionModel:
     """Accept the guide's plain rate (``0.001``), a name (``'ibkr-tiered'``, ``'ibkr-fixed'``; also as a
-    string rate, ``'0.001'``) or a model object."""
+    string rate, ``'0.001'``) or a model object. ``'ibkr-fixed'`` is IBKR Fixed as a trader pays it: the
+    per-share commission plus the SEC, FINRA TAF and CAT fees IB passes through
+    (:class:`~copilot_quant.model.fixed.FixedCommission`)."""
     if value is None:
         return ZeroCommission()
     if isinstance(value, CommissionModel):
         return value
     if isinstance(value, str) and value.strip().lower() in COMMISSION_NAMES:
         if value.strip().lower() == "ibkr-fixed":
-            return PerShareCommission()
+            from copilot_quant.model.fixed import FixedCommission  # noqa: PLC0415 - it imports this module
+
+            return FixedCommission()
         from copilot_quant.model.tiered import TieredCommission  # noqa: PLC0415 - it imports this module
 
         return TieredCommission()

@@ -3,7 +3,12 @@
 **Tick grid.** US stocks trade on a grid of 0.01 at $1 and above and 0.0001 below (Reg NMS rule 612,
 IB's ``minTick``). :func:`to_grid` puts a price on it (to the nearest tick); :func:`grid_frame` does the
 same to a bar frame's Open/High/Low/Close. The gateway always prints on the grid; the backtest puts its
-bars on the grid when a spread model is on, so both walk the same prices.
+bars on the grid when a spread model is on, so both walk the same prices. Futures and forex pairs have
+their own fixed tick (:attr:`~copilot_quant.model.instruments.Instrument.tick_size`: 0.25 for MES,
+0.00005 for EUR.USD); every function here takes it as ``tick`` (None: the stock grid above, which
+:func:`on_tick` and :func:`tick_at` fall back to), so a future's spread is ``N × 0.25`` and its quotes
+and midpoints are on its own grid (a midpoint may be half a tick). A pair has no trades: its bars are
+midpoints, and ``'auto'`` estimates its width from them alike (at least one tick).
 
 **Spread, bar by bar.** Every bar of every symbol gets a width in ticks before it opens
 (:meth:`SpreadModel.widths`): a fixed number of ticks, ``bps`` of the previous close, or — the default,
@@ -60,11 +65,13 @@ __all__ = [
     "limit_on_grid",
     "midpoint_at",
     "min_tick",
+    "on_tick",
     "quote_at",
     "resolve_spread",
     "side_path",
     "spread_model",
     "spread_of",
+    "tick_at",
     "to_grid",
     "touch_at",
     "width_table",
@@ -89,20 +96,45 @@ def to_grid(price: float) -> float:
     return round(q, 2) if q >= 1.0 else q
 
 
+def on_tick(price: float, tick: float | None = None) -> float:
+    """``price`` to the nearest tick of ``tick`` (None: :func:`to_grid`, the US stock grid)."""
+    if tick is None:
+        return to_grid(price)
+    return round(round(float(price) / tick) * tick, 10)
+
+
+def tick_at(price: float, tick: float | None = None) -> float:
+    """The tick at ``price``: ``tick`` itself, or the US stock grid's (:func:`min_tick`) when None."""
+    return min_tick(price) if tick is None else tick
+
+
 def grid_array(values: np.ndarray) -> np.ndarray:
     """:func:`to_grid` on every element of an array."""
     q = np.round(values.astype(float), 4)
     return np.where(q >= 1.0, np.round(q, 2), q)
 
 
-def grid_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of a bar frame with every Open/High/Low/Close on the tick grid (flat or per-symbol columns)."""
+def grid_frame(
+    frame: pd.DataFrame,
+    tick_of: Callable[[str], float | None] | None = None,
+    symbol: str | None = None,
+) -> pd.DataFrame:
+    """A copy of a bar frame with every Open/High/Low/Close on the tick grid (flat or per-symbol columns):
+    each symbol's own tick from ``tick_of(symbol)`` (a future's, a pair's), the US stock grid where it
+    gives None or is not given. ``symbol`` names a flat frame's symbol."""
     out = frame.copy()
     for column in out.columns:
         # (Metric, Symbol) columns: a level names the metric (a symbol may not be called "Close")
-        name = next((c for c in column if c in _OHLC), None) if isinstance(column, tuple) else column
-        if name in _OHLC:
-            out[column] = grid_array(out[column].to_numpy())
+        if isinstance(column, tuple):
+            name = next((c for c in column if c in _OHLC), None)
+            owner = next((str(c) for c in column if c != name), None)
+        else:
+            name, owner = column, symbol
+        if name not in _OHLC:
+            continue
+        tick = tick_of(owner) if tick_of is not None and owner is not None else None
+        values = out[column].to_numpy(dtype=float)
+        out[column] = grid_array(values) if tick is None else np.round(np.round(values / tick) * tick, 10)
     return out
 
 
@@ -139,26 +171,44 @@ class SpreadModel:
         """The data-derived model (the default): Corwin–Schultz over ``window`` bars, at least ``ticks``."""
         return cls(ticks=ticks, estimate=True, window=window)
 
-    def width(self, price: float) -> int:
-        """The width, in ticks, at ``price`` without bar history (one price, e.g. a direct execution):
-        the floor, or ``bps`` of ``price``."""
+    def width(self, price: float, tick: float | None = None) -> int:
+        """The width, in ticks (of ``tick``; None: the US stock grid), at ``price`` without bar history
+        (one price, e.g. a direct execution): the floor, or ``bps`` of ``price``."""
         if not self.bps:
             return self.ticks
-        return max(self.ticks, _ticks_of(abs(price) * self.bps / 10_000, price))
+        return max(self.ticks, _ticks_of(abs(price) * self.bps / 10_000, price, tick))
 
     def widths(
-        self, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray
+        self,
+        opens: np.ndarray,
+        highs: np.ndarray,
+        lows: np.ndarray,
+        closes: np.ndarray,
+        tick: float | None = None,
     ) -> np.ndarray:
-        """The width (ticks, int64) of every bar, each from the bars before it only."""
-        return self._widths(opens, highs, lows, closes)[:-1]
+        """The width (ticks of ``tick``, None: the US stock grid; int64) of every bar, each from the bars
+        before it only."""
+        return self._widths(opens, highs, lows, closes, tick)[:-1]
 
-    def next_width(self, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray) -> int:
+    def next_width(
+        self,
+        opens: np.ndarray,
+        highs: np.ndarray,
+        lows: np.ndarray,
+        closes: np.ndarray,
+        tick: float | None = None,
+    ) -> int:
         """The width of the bar after these bars (the last ``window + 1`` of them decide it)."""
         keep = self.window + 1
-        return int(self._widths(opens[-keep:], highs[-keep:], lows[-keep:], closes[-keep:])[-1])
+        return int(self._widths(opens[-keep:], highs[-keep:], lows[-keep:], closes[-keep:], tick)[-1])
 
     def _widths(
-        self, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray
+        self,
+        opens: np.ndarray,
+        highs: np.ndarray,
+        lows: np.ndarray,
+        closes: np.ndarray,
+        tick: float | None = None,
     ) -> np.ndarray:
         """Widths of bars ``0 .. n`` (bar ``n``: the next one); bar ``t``'s from bars before ``t``."""
         n = len(closes)
@@ -176,18 +226,22 @@ class SpreadModel:
         with np.errstate(invalid="ignore"):
             usable = (fraction > 0) & np.isfinite(ref) & (ref > 0)
         price = np.where(usable, ref, 1.0)
-        tick = np.where(grid_array(price) >= 1.0, _CENT, _SUB_PENNY)
-        ticks = np.floor(fraction * price / tick + 0.5)  # to the nearest tick, half up
+        # a future's or a pair's own tick (a pair's bars are midpoints: the estimate reads them alike)
+        size = np.where(grid_array(price) >= 1.0, _CENT, _SUB_PENNY) if tick is None else tick
+        ticks = np.floor(fraction * price / size + 0.5)  # to the nearest tick, half up
         out[usable] = np.maximum(self.ticks, ticks[usable]).astype(np.int64)
         return out
 
-    def quote(self, last: float, width: int | None = None) -> tuple[float, float]:
-        """``(bid, ask)`` around a trade at ``last``, ``width`` ticks wide (None: :meth:`width` at ``last``)."""
-        return quote_at(last, self.width(to_grid(last)) if width is None else width)
+    def quote(self, last: float, width: int | None = None, tick: float | None = None) -> tuple[float, float]:
+        """``(bid, ask)`` around a trade at ``last``, ``width`` ticks of ``tick`` wide (None: :meth:`width`
+        at ``last``; ``tick`` None: the US stock grid)."""
+        return quote_at(last, self.width(on_tick(last, tick), tick) if width is None else width, tick)
 
-    def touch(self, last: float, side: OrderSide, width: int | None = None) -> float:
+    def touch(
+        self, last: float, side: OrderSide, width: int | None = None, tick: float | None = None
+    ) -> float:
         """Where a market order executes against a trade at ``last``: buys at the ask, sells at the bid."""
-        bid, ask = self.quote(last, width)
+        bid, ask = self.quote(last, width, tick)
         return ask if side is OrderSide.BUY else bid
 
     def label(self) -> str:
@@ -200,58 +254,62 @@ class SpreadModel:
 DEFAULT_SPREAD = SpreadModel.from_bars()
 
 
-def _ticks_of(distance: float, price: float) -> int:
+def _ticks_of(distance: float, price: float, tick: float | None = None) -> int:
     """A price distance at ``price`` in whole ticks (to the nearest, half up)."""
-    return math.floor(distance / min_tick(to_grid(price)) + 0.5)
+    return math.floor(distance / tick_at(on_tick(price, tick), tick) + 0.5)
 
 
-def quote_at(last: float, width: int) -> tuple[float, float]:
-    """``(bid, ask)`` around a trade at ``last`` with a spread of ``width`` ticks: on the grid, and
-    ``bid <= to_grid(last) < ask``. Width 0 (no spread model): ``(last, last)``, as given.
+def quote_at(last: float, width: int, tick: float | None = None) -> tuple[float, float]:
+    """``(bid, ask)`` around a trade at ``last`` with a spread of ``width`` ticks of ``tick`` (None: the
+    US stock grid; a future's or a pair's own tick otherwise): on that grid, and
+    ``bid <= on_tick(last) < ask``. Width 0 (no spread model): ``(last, last)``, as given.
 
-    Depends on ``last`` only through ``to_grid(last)``, so off-grid data and the same data put on the
-    grid quote alike (which keeps the backtest and the gateway in agreement).
+    Depends on ``last`` only through ``on_tick(last, tick)``, so off-grid data and the same data put on
+    the grid quote alike (which keeps the backtest and the gateway in agreement).
     """
     if width <= 0:
         return last, last
-    mid = to_grid(last)
-    tick = min_tick(mid)
-    bid = max(to_grid(mid - (width // 2) * tick), tick)
-    return bid, to_grid(bid + width * tick)
+    mid = on_tick(last, tick)
+    size = tick_at(mid, tick)
+    bid = max(on_tick(mid - (width // 2) * size, tick), size)
+    return bid, on_tick(bid + width * size, tick)
 
 
-def limit_on_grid(price: float, side: OrderSide) -> float:
-    """A limit fill at ``price`` on the tick grid, never worse than ``price``: a buy's rounded down, a
-    sell's up (an off-grid limit, which IB would refuse with error 110, fills at the grid price within it)."""
-    tick = min_tick(price)
-    steps = price / tick
+def limit_on_grid(price: float, side: OrderSide, tick: float | None = None) -> float:
+    """A limit fill at ``price`` on the tick grid (``tick``; None: the US stock grid), never worse than
+    ``price``: a buy's rounded down, a sell's up (an off-grid limit, which IB would refuse with error 110,
+    fills at the grid price within it)."""
+    size = tick_at(price, tick)
+    steps = price / size
     whole = math.floor(steps + 1e-6) if side is OrderSide.BUY else math.ceil(steps - 1e-6)
-    return to_grid(whole * tick)
+    return on_tick(whole * size, tick)
 
 
-def touch_at(last: float, side: OrderSide, width: int) -> float:
+def touch_at(last: float, side: OrderSide, width: int, tick: float | None = None) -> float:
     """The side of the quote an order of ``side`` trades against: the ask for a buy, the bid for a sell."""
     if width <= 0:
         return last
-    bid, ask = quote_at(last, width)
+    bid, ask = quote_at(last, width, tick)
     return ask if side is OrderSide.BUY else bid
 
 
-def midpoint_at(last: float, width: int) -> float:
+def midpoint_at(last: float, width: int, tick: float | None = None) -> float:
     """The quote's midpoint around a trade at ``last`` (on the half-tick grid; the trade without a spread)."""
     if width <= 0:
-        return to_grid(last)
-    bid, ask = quote_at(last, width)
-    return round((bid + ask) / 2.0, 6)
+        return on_tick(last, tick)
+    bid, ask = quote_at(last, width, tick)
+    return round((bid + ask) / 2.0, 10)
 
 
-def side_path(path: Sequence[float], side: OrderSide, width: int) -> Sequence[float]:
+def side_path(
+    path: Sequence[float], side: OrderSide, width: int, tick: float | None = None
+) -> Sequence[float]:
     """``path`` (trades) as an order of ``side`` meets it: each trade's ask for a buy, its bid for a sell
     (the path itself without a spread). The quote moves with the trade, so a level this path crosses
     continuously is crossed continuously by the quote too."""
     if width <= 0:
         return path
-    return tuple(touch_at(p, side, width) for p in path)
+    return tuple(touch_at(p, side, width, tick) for p in path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,27 +326,34 @@ class SpreadSlippage:
     def adjust(self, price: float, side: OrderSide) -> float:
         return self.slip(self.spread.touch(price, side), side)
 
-    def slip(self, touch: float, side: OrderSide) -> float:
-        """Move a price at the touch by the inner slippage, onto the grid."""
-        return to_grid(self.inner.adjust(touch, side))
+    def slip(self, touch: float, side: OrderSide, tick: float | None = None) -> float:
+        """Move a price at the touch by the inner slippage, onto the grid (``tick``; None: the stocks')."""
+        return on_tick(self.inner.adjust(touch, side), tick)
 
     @staticmethod
-    def on_grid(price: float, side: OrderSide) -> float:
+    def on_grid(price: float, side: OrderSide, tick: float | None = None) -> float:
         """A fill without slippage (a limit order's) on the tick grid: :func:`limit_on_grid`."""
-        return limit_on_grid(price, side)
+        return limit_on_grid(price, side, tick)
 
 
-def width_table(
-    model: SpreadModel, opens: np.ndarray, highs: np.ndarray, lows: np.ndarray, closes: np.ndarray
+def width_table(  # noqa: PLR0917 - the model, the four price arrays, then the ticks
+    model: SpreadModel,
+    opens: np.ndarray,
+    highs: np.ndarray,
+    lows: np.ndarray,
+    closes: np.ndarray,
+    ticks: Sequence[float | None] | None = None,
 ) -> np.ndarray:
     """The width of every bar of every symbol, ``(bars, symbols)`` int64, from ``(bars, symbols)`` price
-    arrays; each symbol's widths come from its own bars (rows where it has none, NaN, are skipped, so a
-    symbol quotes as it would alone — as the gateway replays it)."""
+    arrays, in ticks of each symbol's ``ticks`` entry (None: the US stock grid); each symbol's widths come
+    from its own bars (rows where it has none, NaN, are skipped, so a symbol quotes as it would alone — as
+    the gateway replays it)."""
     out = np.full(closes.shape, model.ticks, dtype=np.int64)
     for k in range(closes.shape[1]):
         rows = np.flatnonzero(np.isfinite(closes[:, k]) & np.isfinite(opens[:, k]))
+        tick = None if ticks is None else ticks[k]
         if len(rows):
-            out[rows, k] = model.widths(opens[rows, k], highs[rows, k], lows[rows, k], closes[rows, k])
+            out[rows, k] = model.widths(opens[rows, k], highs[rows, k], lows[rows, k], closes[rows, k], tick)
     return out
 
 
@@ -297,10 +362,17 @@ def spread_of(slippage: object) -> SpreadModel | None:
     return slippage.spread if isinstance(slippage, SpreadSlippage) else None
 
 
-def after_touch(slippage: SlippageModel) -> Callable[[float, OrderSide], float]:
-    """How ``slippage`` moves a price the fill rules already took at the touch (its plain ``adjust``
-    when it carries no spread: then the fill rules' price is the trade itself)."""
-    return slippage.slip if isinstance(slippage, SpreadSlippage) else slippage.adjust
+def after_touch(slippage: SlippageModel) -> Callable[[float, OrderSide, float | None], float]:
+    """How ``slippage`` moves a price the fill rules already took at the touch, onto the grid of the
+    tick given (None: the stocks'); its plain ``adjust`` when it carries no spread: then the fill rules'
+    price is the trade itself."""
+    if isinstance(slippage, SpreadSlippage):
+        return slippage.slip
+
+    def plain(price: float, side: OrderSide, tick: float | None = None) -> float:
+        return slippage.adjust(price, side)
+
+    return plain
 
 
 def with_spread(slippage: SlippageModel, spread: SpreadModel | None) -> SlippageModel:

@@ -31,6 +31,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from copilot_quant.reports import markers
+from copilot_quant.reports.account import account_html
 from copilot_quant.reports.backtest_tables import (
     metrics_html,
     monthly_html,
@@ -49,7 +50,7 @@ from copilot_quant.reports.strategies import strategies_html, strategy_traces
 from copilot_quant.reports.trades import trades_html
 
 if TYPE_CHECKING:
-    from copilot_quant.backtest.results import BacktestResult
+    from copilot_quant.reports.result_view import ReportedResult
 
 __all__ = [
     "BENCHMARK_TRACE",
@@ -89,7 +90,7 @@ class _ChartPlan:
         return len(self.symbols) > 1
 
 
-def _chart_plan(result: BacktestResult, max_points: int, summary: pd.DataFrame | None = None) -> _ChartPlan:
+def _chart_plan(result: ReportedResult, max_points: int, summary: pd.DataFrame | None = None) -> _ChartPlan:
     """``summary`` (:func:`symbol_summary`; computed when missing) ranks the symbols if there are too many."""
     priced = [str(s) for s in result.prices.columns] if not result.prices.empty else []
     charted = priced
@@ -104,7 +105,7 @@ def _chart_plan(result: BacktestResult, max_points: int, summary: pd.DataFrame |
     return _ChartPlan(tuple(charted), points, len(priced))
 
 
-def build_figure(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> go.Figure:
+def build_figure(result: ReportedResult, max_points: int = MAX_CHART_POINTS) -> go.Figure:
     """Equity, drawdown and a symbol's close with its trades; with several symbols a dropdown picks one.
 
     Every charted symbol has a price trace followed by its marker traces (``long entry``, ``short entry``,
@@ -115,7 +116,7 @@ def build_figure(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> 
     return _figure(result, _chart_plan(result, max_points), max_points)
 
 
-def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Figure:
+def _figure(result: ReportedResult, plan: _ChartPlan, max_points: int) -> go.Figure:
     history = result.portfolio_history
     daily = result.periods_per_year <= 252  # 252 trading days a year: daily bars or coarser
     has_prices = bool(plan.symbols)
@@ -174,7 +175,7 @@ def _figure(result: BacktestResult, plan: _ChartPlan, max_points: int) -> go.Fig
 BENCHMARK_TRACE = "Benchmark"
 
 
-def _add_benchmark_line(fig: go.Figure, result: BacktestResult, times: np.ndarray, max_points: int) -> None:
+def _add_benchmark_line(fig: go.Figure, result: ReportedResult, times: np.ndarray, max_points: int) -> None:
     """The benchmark's value (the same capital, bought and held) beside the equity, in row 1."""
     curve = result.benchmark_curve
     if curve is None or result.benchmark is None:
@@ -195,7 +196,7 @@ def _add_benchmark_line(fig: go.Figure, result: BacktestResult, times: np.ndarra
     )
 
 
-def _title(result: BacktestResult) -> str:
+def _title(result: ReportedResult) -> str:
     """The figure's title: the equity's start and end, and the benchmark's end from the same capital."""
     title = f"{result.strategy_name}: equity {result.initial_capital:,.0f} → {result.final_value:,.0f}"
     curve = result.benchmark_curve
@@ -220,7 +221,7 @@ def _scale_drawdown_axis(fig: go.Figure, depth: float) -> None:
         fig.update_yaxes(tickmode="linear", tick0=0, dtick=dtick, tickformat=tickformat, row=2, col=1)
 
 
-def _add_price_panel(fig: go.Figure, result: BacktestResult, plan: _ChartPlan, daily: bool) -> None:
+def _add_price_panel(fig: go.Figure, result: ReportedResult, plan: _ChartPlan, daily: bool) -> None:
     """The symbols' price and marker traces in row 3, and the dropdown that picks one of them."""
     prices = result.prices
     times = chart_times(prices.index, daily)
@@ -281,7 +282,7 @@ def _add_price_panel(fig: go.Figure, result: BacktestResult, plan: _ChartPlan, d
     )
 
 
-def _chart_notes(result: BacktestResult, plan: _ChartPlan, max_points: int) -> str:
+def _chart_notes(result: ReportedResult, plan: _ChartPlan, max_points: int) -> str:
     """What the reader should know about the charts: the symbol menu and any thinning for display."""
     notes = []
     if plan.dropdown:
@@ -323,7 +324,7 @@ def _chart_notes(result: BacktestResult, plan: _ChartPlan, max_points: int) -> s
     return "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
 
 
-def render_html(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> str:
+def render_html(result: ReportedResult, max_points: int = MAX_CHART_POINTS) -> str:
     """The whole report page as a string (plotly.js inline)."""
     summary = symbol_summary(result)
     plan = _chart_plan(result, max_points, summary)
@@ -347,6 +348,7 @@ def render_html(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> s
     body = f"""<h2>Metrics</h2>
 {metrics_html(result)}
 {errors}
+{account_html(result)}
 {strategies_html(result)}
 <h2>Charts</h2>
 {_chart_notes(result, plan, max_points)}
@@ -359,7 +361,7 @@ def render_html(result: BacktestResult, max_points: int = MAX_CHART_POINTS) -> s
     return page_html(f"Backtest report: {result.strategy_name}", sub, body)
 
 
-def _period(result: BacktestResult) -> str:
+def _period(result: ReportedResult) -> str:
     """The span of the run's bars: New York days for daily bars, New York times otherwise."""
     index = result.equity_curve.index
     if not len(index):
@@ -369,6 +371,6 @@ def _period(result: BacktestResult) -> str:
     return f"{ny_time(index[0], daily)} → {ny_time(index[-1], daily)}{zone}, {len(index):,} bars"
 
 
-def write_html(result: BacktestResult, path: str | Path, max_points: int = MAX_CHART_POINTS) -> Path:
+def write_html(result: ReportedResult, path: str | Path, max_points: int = MAX_CHART_POINTS) -> Path:
     """Write :func:`render_html` to ``path`` (parent folders are created); returns the resolved path."""
     return write_page(render_html(result, max_points), path, "backtest")

@@ -14,7 +14,7 @@ from copilot_quant.backtest.metric_format import SUMMARY_KEYS, format_metric, me
 from copilot_quant.data.dates import EXCHANGE_TZ
 
 if TYPE_CHECKING:
-    from copilot_quant.backtest.results import BacktestResult
+    from copilot_quant.reports.result_view import ReportedResult
 
 __all__ = [
     "SYMBOL_SUMMARY_COLUMNS",
@@ -45,7 +45,7 @@ SYMBOL_SUMMARY_COLUMNS: tuple[str, ...] = (
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def monthly_returns(result: BacktestResult) -> pd.DataFrame:
+def monthly_returns(result: ReportedResult) -> pd.DataFrame:
     """Returns per calendar month (New York time): rows are years, columns Jan..Dec and ``Year``.
 
     Each month is measured from the previous month's last equity value (the first from the initial
@@ -67,14 +67,14 @@ def monthly_returns(result: BacktestResult) -> pd.DataFrame:
     return table
 
 
-def symbol_summary(result: BacktestResult) -> pd.DataFrame:
+def symbol_summary(result: ReportedResult) -> pd.DataFrame:
     """One row per symbol (those with prices, in ``result.prices``' column order, then any other traded one).
 
     Columns (:data:`SYMBOL_SUMMARY_COLUMNS`): ``bars`` with a close, ``fills``, ``closed_trades`` and
-    ``open_trades`` (round trips, as in :attr:`~BacktestResult.trades`), ``win_rate`` of the closed ones
+    ``open_trades`` (round trips, as in :attr:`~ReportedResult.trades`), ``win_rate`` of the closed ones
     (``nan`` without any), ``realized_pnl`` (closed trades, net of their commissions), ``open_pnl`` (open
     trades marked to the last close), ``total_pnl``, ``commission`` paid on the fills and the third-party ``fees`` in it, ``turnover`` (traded
-    notional: the sum of quantity x price over the fills), ``exposure`` (share of the run's bars that ended
+    notional: the sum of quantity x price (x multiplier for futures) over the fills), ``exposure`` (share of the run's bars that ended
     with a position in the symbol) and the final signed ``position``. Over all symbols ``total_pnl`` adds up
     to the run's profit, as far as the equity curve marks positions at the same closes.
     """
@@ -84,6 +84,10 @@ def symbol_summary(result: BacktestResult) -> pd.DataFrame:
     symbols = priced + [s for s in dict.fromkeys(fills["symbol"].astype(str)) if s not in seen]
     by_fill = fills.groupby(fills["symbol"].astype(str))
     signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["quantity"]
+    # a futures contract's notional is price × multiplier per contract
+    multiplier = (
+        fills["symbol"].astype(str).map(result.multipliers).fillna(1.0) if result.multipliers else 1.0
+    )
     trades = result.trades
     trades["symbol"] = trades["symbol"].astype(str)
     closed = trades.loc[~trades["is_open"]].groupby("symbol")["pnl"]
@@ -101,7 +105,10 @@ def symbol_summary(result: BacktestResult) -> pd.DataFrame:
             "open_pnl": still_open.sum(),
             "commission": by_fill["commission"].sum(),
             "fees": by_fill["fees"].sum(),
-            "turnover": (fills["quantity"] * fills["price"]).abs().groupby(fills["symbol"].astype(str)).sum(),
+            "turnover": (fills["quantity"] * fills["price"] * multiplier)
+            .abs()
+            .groupby(fills["symbol"].astype(str))
+            .sum(),
             "exposure": (holdings.abs() > 1e-9).sum(axis=0) / bars if bars else pd.Series(dtype="float64"),
             "position": signed.groupby(fills["symbol"].astype(str)).sum(),
         },
@@ -117,7 +124,7 @@ def symbol_summary(result: BacktestResult) -> pd.DataFrame:
     return table.loc[:, list(SYMBOL_SUMMARY_COLUMNS)]
 
 
-def symbols_html(result: BacktestResult, summary: pd.DataFrame) -> str:
+def symbols_html(result: ReportedResult, summary: pd.DataFrame) -> str:
     head = "".join(
         f"<th>{h}</th>"
         for h in (
@@ -173,7 +180,7 @@ def symbols_html(result: BacktestResult, summary: pd.DataFrame) -> str:
     return f'<table class="symbols" id="symbols"><tr>{head}</tr>{"".join(rows)}{foot}</table>'
 
 
-def metrics_html(result: BacktestResult) -> str:
+def metrics_html(result: ReportedResult) -> str:
     stats = result.metrics
     rows = [
         ("Initial capital", f"{stats['initial_capital']:,.2f}"),
@@ -191,7 +198,7 @@ def metrics_html(result: BacktestResult) -> str:
     return f'<table class="metrics" id="metrics">{body}</table>'
 
 
-def monthly_html(result: BacktestResult) -> str:
+def monthly_html(result: ReportedResult) -> str:
     table = monthly_returns(result)
     if table.empty:
         return "<p>No bars.</p>"

@@ -21,7 +21,7 @@ from copilot_quant.reports.charts import display_positions
 from copilot_quant.reports.trades import trades_html
 
 if TYPE_CHECKING:
-    from copilot_quant.backtest.results import BacktestResult
+    from copilot_quant.reports.result_view import ReportedResult
 
 __all__ = ["STRATEGY_TRACE_PREFIX", "strategies_html", "strategy_traces"]
 
@@ -47,7 +47,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-").lower() or "strategy"
 
 
-def _row(label: str, part: BacktestResult, cls: str = "") -> str:
+def _row(label: str, part: ReportedResult, cls: str = "") -> str:
     stats = part.metrics
     pnl = part.final_value - part.initial_capital
     colour = "pos" if pnl > 0 else "neg" if pnl < 0 else ""
@@ -62,7 +62,7 @@ def _row(label: str, part: BacktestResult, cls: str = "") -> str:
     return f'<tr class="{cls}">{cells}</tr>' if cls else f"<tr>{cells}</tr>"
 
 
-def strategies_html(result: BacktestResult) -> str:
+def strategies_html(result: ReportedResult) -> str:
     """The section's HTML (empty for a run of one strategy without a capital share)."""
     if not result.has_sleeves:
         return ""
@@ -87,7 +87,7 @@ def strategies_html(result: BacktestResult) -> str:
 _COLOURS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def strategy_traces(result: BacktestResult, times: np.ndarray, max_points: int) -> list[go.Scatter]:
+def strategy_traces(result: ReportedResult, times: np.ndarray, max_points: int) -> list[go.Scatter]:
     """Each strategy's equity curve, for the equity panel (none for a run of one strategy)."""
     if not result.has_sleeves:
         return []

@@ -22,7 +22,7 @@ from copilot_quant.data.dates import EXCHANGE_TZ
 from copilot_quant.reports.page import ny_time
 
 if TYPE_CHECKING:
-    from copilot_quant.backtest.results import BacktestResult
+    from copilot_quant.reports.result_view import ReportedResult
 
 __all__ = [
     "MAX_CSV_TRADES",
@@ -48,7 +48,7 @@ _COLUMNS = 12
 
 
 def trade_stats(trades: pd.DataFrame) -> list[tuple[str, str]]:
-    """Label and text of each statistic of ``trades`` (a :attr:`~BacktestResult.trades` frame): counts,
+    """Label and text of each statistic of ``trades`` (a :attr:`~ReportedResult.trades` frame): counts,
     P&L of the closed trades, and holding times."""
     closed = trades.loc[~trades["is_open"]]
     pnl = closed["pnl"].astype("float64")
@@ -83,7 +83,7 @@ def _money(value: float) -> str:
 
 
 def trades_csv(trades: pd.DataFrame) -> str:
-    """Every trade as CSV text: the :attr:`~BacktestResult.trades` columns, times in New York."""
+    """Every trade as CSV text: the :attr:`~ReportedResult.trades` columns, times in New York."""
     out = trades.copy()
     for column in ("entry_time", "exit_time"):
         times = pd.DatetimeIndex(out[column])
@@ -94,7 +94,7 @@ def trades_csv(trades: pd.DataFrame) -> str:
     return str(out.to_csv(index=False, float_format="%.6g"))
 
 
-def trades_html(result: BacktestResult, suffix: str = "") -> str:
+def trades_html(result: ReportedResult, suffix: str = "") -> str:
     """The section's HTML: statistics, then the list (or its two ends, a count and a CSV download).
 
     ``suffix`` is appended to the element ids (``trades-fast``), for one section per strategy on one page.
@@ -143,7 +143,7 @@ def _row(number: int, t: dict[Any, Any], daily: bool) -> str:
     )
 
 
-def _download(result: BacktestResult, trades: pd.DataFrame, suffix: str = "") -> str:
+def _download(result: ReportedResult, trades: pd.DataFrame, suffix: str = "") -> str:
     """A link that saves every trade as CSV, or where to find them when there are too many to embed."""
     if len(trades) > MAX_CSV_TRADES:
         return f"<code>result.trades</code> has all {len(trades):,} of them."

@@ -10,7 +10,8 @@ from copilot_quant.cli import app
 from copilot_quant.cli.backtest import run_backtest
 from copilot_quant.cli.exit_codes import USAGE_ERROR
 from copilot_quant.examples.sma_cross import SimpleMovingAverage
-from copilot_quant.model.costs import PercentCommission, PerShareCommission
+from copilot_quant.model.costs import PercentCommission
+from copilot_quant.model.fixed import FixedCommission
 from copilot_quant.model.tiered import TieredCommission
 from typer.testing import CliRunner
 
@@ -46,7 +47,7 @@ def test_a_backtest_with_ibkr_tiered_shows_the_fees_apart(tmp_path: Path):
     ("text", "model"),
     [
         ("ibkr-tiered", TieredCommission()),
-        ("ibkr-fixed", PerShareCommission()),
+        ("ibkr-fixed", FixedCommission()),
         ("0.002", PercentCommission(0.002)),
     ],
 )

@@ -156,6 +156,8 @@ def test_orders_refused_while_halted_are_one_warning_each_and_not_errors(
     assert set(refused()) == {"trading halted: kill switch engaged: drill"}
     assert engine.total_errors == 0
     assert list(engine.errors) == []
+    # (each line is logged once its refusal is on the disk, just after the commit a reader sees)
+    assert wait_until(lambda: len([r for r in caplog.records if "AAPL" in r.getMessage()]) >= 4)
     about_orders = [r for r in caplog.records if "AAPL" in r.getMessage()]
     assert [r.levelname for r in about_orders] == ["WARNING"] * 4, [r.getMessage() for r in about_orders]
     assert all("not sent, trading halted: kill switch engaged: drill" in r.getMessage() for r in about_orders)

@@ -60,7 +60,9 @@ def test_two_fresh_gateway_runs_start_their_perm_ids_apart() -> None:
 
 def test_a_restart_from_a_state_file_never_reuses_an_execution_id(tmp_path: Path, monkeypatch) -> None:
     # Even if the random run tag came out the same, the restarted broker picks another one.
-    monkeypatch.setattr("copilot_quant.gateway.broker.new_exec_id_tag", iter([7, 7, 7, 8]).__next__)
+    tags = iter([7, 7, 7, 8]).__next__
+    monkeypatch.setattr("copilot_quant.gateway.broker.new_exec_id_tag", tags)
+    monkeypatch.setattr("copilot_quant.gateway.broker_persistence.new_exec_id_tag", tags)
     path = tmp_path / "state.json"
     first = SimBroker(state_file=path, clock=lambda: T0)
     before = [_fill_one(first, n) for n in (1, 2)]

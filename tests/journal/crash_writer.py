@@ -4,6 +4,9 @@
 ``python crash_writer.py PATH midtx``  records one whole fill, then calls os._exit() inside the next
                                        record_fill transaction, after the fill row was inserted but before
                                        the order row was updated.
+``python crash_writer.py PATH fills``  records an intent (synced), then fills (crash-safe: no sync of their
+                                       own, nothing synced after them), says ``written`` and waits to be
+                                       killed.
 """
 
 from __future__ import annotations
@@ -43,10 +46,20 @@ def _die_mid_transaction(journal: TradeJournal) -> None:
     os._exit(4)  # not reached
 
 
+def _fills_then_wait(journal: TradeJournal) -> None:
+    ref = journal.record_intent(Order("AAPL", 10), strategy="crash")
+    journal.record_fill(ref, "crash-safe.1", "AAPL", "buy", 4, 100.0, datetime.now(UTC))
+    journal.record_fill(ref, "crash-safe.2", "AAPL", "buy", 6, 101.0, datetime.now(UTC))
+    print("written", flush=True)
+    sys.stdin.read()  # until the test kills this process
+
+
 if __name__ == "__main__":
     target, mode = sys.argv[1], sys.argv[2]
     opened = TradeJournal(target, account="DU1234567")
     if mode == "loop":
         _loop(opened)
+    elif mode == "fills":
+        _fills_then_wait(opened)
     else:
         _die_mid_transaction(opened)

@@ -12,11 +12,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import JournalOrderState, TradeJournal
+from copilot_quant.journal.durability import FILL_DURABILITY, Durability
 
 from tests.journal.support import ACCOUNT, T0, buy
 
@@ -44,8 +46,9 @@ def assert_consistent(path: Path) -> TradeJournal:
 
 def _run_child(path: Path, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    stdin = subprocess.PIPE if mode == "fills" else None  # "fills" waits on it until killed
     return subprocess.Popen(
-        [sys.executable, str(CHILD), str(path), mode], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, str(CHILD), str(path), mode], stdin=stdin, stdout=subprocess.PIPE, text=True, env=env
     )
 
 
@@ -73,6 +76,90 @@ def test_a_writer_killed_at_any_moment_leaves_only_whole_records(
         assert len(journal.events()) >= records_before_kill
         ref = journal.record_intent(buy())  # and the engine carries on writing after the restart
         assert journal.record_fill(ref, "after-restart", "AAPL", "buy", 10, 1.0, T0)
+
+
+def test_a_crash_safe_fill_survives_a_sigkill_of_the_process_that_wrote_it(tmp_path: Path) -> None:
+    """Fills commit without a disk sync of their own (durability.py): the process is killed right after,
+    with nothing synced since, and a new process still finds them, whole, with their order."""
+    path = tmp_path / f"{ACCOUNT}.sqlite"
+    child = _run_child(path, "fills")
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "written"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+    assert child.returncode == -signal.SIGKILL
+    journal = assert_consistent(path)
+    with journal:
+        assert sorted(f.exec_id for f in journal.fills()) == ["crash-safe.1", "crash-safe.2"]
+        [order] = journal.orders()
+        assert order.filled == 10
+        assert order.state is JournalOrderState.FILLED
+
+
+def _synchronous_of_each_commit(journal: TradeJournal, record: Callable[[], object]) -> list[str]:
+    """The ``synchronous`` setting each transaction of ``record()`` committed with, in order."""
+    statements: list[str] = []
+    assert journal._conn is not None
+    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, as the journal opens
+    journal._conn.set_trace_callback(statements.append)
+    try:
+        record()
+    finally:
+        journal._conn.set_trace_callback(None)
+    setting = "FULL"
+    commits = []
+    for statement in statements:
+        if statement.startswith("PRAGMA synchronous = "):
+            setting = statement.rpartition(" ")[2]
+        elif statement == "COMMIT":
+            commits.append(setting)
+    return commits
+
+
+def test_fills_commit_crash_safe_and_everything_else_synced(journal: TradeJournal) -> None:
+    """The durability policy, "crash-safe fills": a fill's commit has no disk sync of its own; the intent
+    (durable before the order is sent), statuses, commissions and events are synced at their commit —
+    also the intent that follows a fill."""
+
+    def lifecycle() -> None:
+        ref = journal.record_intent(buy())
+        journal.record_submitted(ref, 7)
+        journal.record_fill(ref, "e1", "AAPL", "buy", 4, 100.0, T0)
+        ref2 = journal.record_intent(buy())  # right after a crash-safe fill
+        journal.record_commission("e1", 1.0)
+        journal.record_fill(ref2, "e2", "AAPL", "buy", 10, 100.0, T0)
+        journal.record_status(ref, "cancelled", 4, 0, 100.0)
+        journal.record_event("tick", "x")
+
+    assert _synchronous_of_each_commit(journal, lifecycle) == [
+        "FULL",  # intent
+        "FULL",  # submitted
+        "NORMAL",  # fill
+        "FULL",  # the next intent
+        "FULL",  # commission
+        "NORMAL",  # fill
+        "FULL",  # status
+        "FULL",  # event
+    ]
+    assert FILL_DURABILITY is Durability.CRASH_SAFE
+
+
+def test_sync_puts_crash_safe_fills_on_the_disk_and_a_closed_journal_refuses_it(
+    journal: TradeJournal,
+) -> None:
+    ref = journal.record_intent(buy())
+    journal.record_fill(ref, "e1", "AAPL", "buy", 4, 100.0, T0)
+    journal.sync()  # fsyncs the log the fill is in (no error, nothing changes)
+    assert [f.exec_id for f in journal.fills()] == ["e1"]
+    journal.close()
+    with pytest.raises(JournalError, match="closed"):
+        journal.sync()
 
 
 def test_a_crash_inside_a_transaction_rolls_the_whole_record_back(tmp_path: Path) -> None:

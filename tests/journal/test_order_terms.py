@@ -51,3 +51,42 @@ def test_a_good_till_date_survives_the_round_trip(journal: TradeJournal) -> None
     order = Order("AAPL", 10, "limit", "buy", limit_price=99.0, time_in_force="gtd", good_till=until)
     rebuilt = journal.order(journal.record_intent(order, "s")).to_order()
     assert rebuilt.good_till == until
+
+
+def test_a_modification_changes_the_terms_not_the_state_and_is_kept_in_the_history(
+    journal: TradeJournal,
+) -> None:
+    import pandas as pd
+
+    order = Order("AAPL", 10, "limit", "buy", limit_price=99.0)
+    ref = journal.record_intent(order, "s")
+    journal.record_submitted(ref, 7)
+    journal.record_fill(ref, "e1", "AAPL", "buy", 4, 99.0, pd.Timestamp("2024-03-04 15:00", tz="UTC"), 1.0)
+    until = pd.Timestamp("2024-03-08 16:00", tz="America/New_York").to_pydatetime()
+    changed = order.copy(
+        order_id=order.order_id, quantity=12, limit_price=100.5, time_in_force="gtd", good_till=until
+    )
+    journal.record_modified(ref, changed, "modify requested")
+    record = journal.order(ref)
+    assert (record.quantity, record.limit_price, record.time_in_force.value) == (12, 100.5, "gtd")
+    assert (record.state.value, record.filled, record.remaining) == ("partially_filled", 4, 8)
+    assert record.to_order().good_till == until
+    last = journal.status_history(ref)[-1]
+    assert last.reason == "modify requested: quantity 12, limit 100.5, stop None, tif gtd"
+    assert last.state.value == "partially_filled"
+
+
+def test_a_bracket_is_journaled_as_one_unit_and_its_links_survive_the_round_trip(
+    journal: TradeJournal,
+) -> None:
+    entry, take_profit, stop_loss = Order.bracket(
+        "AAPL", 10, "buy", limit_price=100.0, take_profit=110.0, stop_loss=95.0
+    )
+    other = Order("AAPL", 5, "market", "buy")
+    refs = [journal.record_intent(o, "s") for o in (entry, other, take_profit, stop_loss)]
+    rebuilt = [journal.order(ref).to_order() for ref in refs]
+    assert [o.parent_id for o in rebuilt] == ["", "", entry.order_id, entry.order_id]
+    group = [o.order_ref for o in journal.bracket(refs[3])]
+    assert group == [refs[0], refs[2], refs[3]]  # entry first, from any member
+    assert [o.order_ref for o in journal.bracket(refs[0])] == group
+    assert journal.bracket(refs[1]) == []  # not in a bracket

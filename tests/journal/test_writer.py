@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import TradeJournal
+from copilot_quant.journal import writer as writer_module
+from copilot_quant.journal.durability import FILL_DURABILITY
 from copilot_quant.journal.writer import JournalWriter
 
 from tests.journal.support import ACCOUNT, T0, StepClock, buy
@@ -539,3 +541,102 @@ def test_knows_fill_does_not_wait_for_a_write_in_progress(
     assert answers == [False]
     assert journal.knows_fill("E1")
     assert answered_meanwhile == [False]  # fails today: the loop thread was still waiting
+
+
+# ---------------------------------------------------------------------------------------------- durability
+class HeldSync:
+    """Stands in for ``journal.sync`` (the log's fsync): counts calls and holds each until released."""
+
+    def __init__(self, journal: TradeJournal, error: JournalError | None = None) -> None:
+        self._real = journal.sync
+        self.calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.error = error
+
+    def __call__(self) -> None:
+        self.calls += 1
+        self.entered.set()
+        self.release.wait(10)
+        if self.error is not None:
+            raise self.error
+        self._real()
+
+
+def test_a_fills_follow_up_runs_at_its_commit_while_the_synced_writes_before_it_wait_for_the_sync(
+    journal: TradeJournal, writer: JournalWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status report and a fill committed together: the fill reaches its follow-up (on_fill) without
+    waiting for the disk; the status counts as written (flush) only once the log is synced."""
+    held = HeldSync(journal)
+    monkeypatch.setattr(journal, "sync", held)
+    ref = journal.record_intent(buy())
+    started, gate = threading.Event(), threading.Event()
+    writer.submit(journal, blocking(started, gate))  # the status and the fill queue up behind it
+    assert started.wait(5)
+    delivered = threading.Event()
+    writer.submit(journal, lambda j: j.record_submitted(ref, 7))  # SYNCED (the default)
+    writer.submit(journal, fill(ref, "E1"), then=lambda fresh: delivered.set(), durability=FILL_DURABILITY)
+    gate.set()
+    assert delivered.wait(5)  # the fill's follow-up ran …
+    assert held.entered.wait(5)  # … while the status waits for the sync
+    assert not writer.flush(timeout=0.2)
+    assert writer.pending == 3  # the first write, the status and the fill: done once the sync is
+    held.release.set()
+    assert writer.flush(timeout=5)
+    assert held.calls == 1  # one sync for the batch
+    assert journal.order(ref).broker_order_id == 7
+
+
+def test_writes_of_crash_safe_fills_alone_need_no_sync(
+    journal: TradeJournal, writer: JournalWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = HeldSync(journal)
+    held.release.set()
+    monkeypatch.setattr(journal, "sync", held)
+    for k in range(5):
+        writer.submit(journal, fill(None, f"E{k}"), durability=FILL_DURABILITY)
+    assert writer.flush(timeout=5)
+    assert held.calls == 0
+    assert len(journal.fills()) == 5
+
+
+def test_a_failed_sync_fails_the_synced_writes_and_trading_halts(
+    journal: TradeJournal, writer: JournalWriter, failures: Failures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    error = JournalError("could not sync its log to the disk")
+    held = HeldSync(journal, error)
+    held.release.set()
+    monkeypatch.setattr(journal, "sync", held)
+    status_failed: list[JournalError] = []
+    delivered: list[bool] = []
+    started, gate = threading.Event(), threading.Event()
+    writer.submit(journal, blocking(started, gate))
+    assert started.wait(5)
+    writer.submit(journal, event("halt", "x"), then=delivered.append, on_error=status_failed.append)
+    writer.submit(journal, fill(None, "E1"), then=delivered.append, durability=FILL_DURABILITY)
+    gate.set()
+    assert writer.flush(timeout=5)
+    assert delivered == [True]  # the fill was followed up; the event, never synced, was not
+    assert status_failed == [error]
+    assert failures.errors == [error, error]  # the first write and the event: neither is on the disk
+
+
+def test_a_synced_commit_made_meanwhile_carries_the_writers_synced_writes_without_a_sync_of_their_own(
+    journal: TradeJournal, writer: JournalWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A status report committed by the writer, then an order's intent committed (synced) by the engine:
+    the intent's disk sync carries the status too, so the writer adds no second sync next to it."""
+    held = HeldSync(journal)
+    held.release.set()
+    monkeypatch.setattr(journal, "sync", held)
+    monkeypatch.setattr(writer_module, "_SYNC_GRACE_S", 30.0)  # it would sync only after this
+    before = journal.commit_mark()
+    writer.submit(journal, event("status", "x"))
+    assert wait_for(lambda: journal.commit_mark() > before)  # committed, not synced yet
+    assert writer.pending == 1
+    assert not journal.is_synced(journal.commit_mark())
+    journal.record_intent(buy())  # a synced commit
+    assert writer.flush(timeout=5)
+    assert held.calls == 0
+    assert journal.is_synced(journal.commit_mark())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -9,6 +10,7 @@ from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import BrokerError
+from copilot_quant.journal import TradeJournal
 from copilot_quant.model.spread import DEFAULT_SPREAD, grid_frame, quote_at
 
 from .conftest import REPLAY_START, Stepper, wait_until
@@ -75,6 +77,50 @@ def test_a_resting_limit_order_fills_later_and_reaches_the_callbacks(broker, gat
     assert fills[0].fill_price == pytest.approx(min(limit, float(bars["Open"].iloc[k])))
     assert fills[0].commission == pytest.approx(1.0)
     assert broker.get_open_orders() == []
+
+
+def test_a_thread_safe_fill_callback_gets_the_journaled_fill_without_waiting_for_the_loop(
+    broker, gateway, tmp_path
+):
+    """The engine's fill callback only queues the fill, so it runs where the fill is once journaled (the
+    journal writer thread): a fill reaches it, and ``flush_fills`` returns, while IB's loop thread is busy.
+    A callback registered without ``thread_safe`` still runs on the loop thread."""
+    journal = TradeJournal(tmp_path / "journal.sqlite", account="DU1234567")
+    broker.journal = journal
+    anywhere: list[tuple[str, bool]] = []
+    broker.register_fill_callback(
+        lambda f: anywhere.append((threading.current_thread().name, journal.knows_fill(f.fill_id))),
+        thread_safe=True,
+    )
+    order, second = Order("AAPL", 10, "market", "buy"), Order("AAPL", 5, "market", "sell")
+    refs = [journal.record_intent(order), journal.record_intent(second)]
+    writer_started, writer_gate, loop_gate = threading.Event(), threading.Event(), threading.Event()
+    try:
+        # (a write holds the journal's lock while it runs: nothing below may write to the journal directly)
+        broker._writer.submit(journal, lambda j: (writer_started.set(), writer_gate.wait(60)))
+        assert writer_started.wait(5)  # the writer is held: the fill will wait for it, queued
+        assert broker.place_orders([(order, 100.0, refs[0])]) == [True]
+        assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)
+        gateway.clock.step(1)  # fills it
+        assert wait_until(lambda: broker._gate._passed == 1)  # the fill is complete, queued for the journal
+        broker.connection.runtime.call_soon(loop_gate.wait, 60)  # IB's loop thread is busy from now on
+        writer_gate.set()
+        assert broker.flush_fills(timeout=5)
+        assert anywhere == [("copilot-quant-journal", True)]  # on the writer thread, after the commit
+    finally:
+        writer_gate.set()
+        loop_gate.set()
+    on_loop: list[str] = []
+    broker.register_fill_callback(lambda f: on_loop.append(threading.current_thread().name))
+    assert broker.place_orders([(second, 100.0, refs[1])]) == [True]
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 1)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(on_loop) == 1)
+    assert broker.flush_fills(timeout=5)
+    assert len(anywhere) == 2
+    assert on_loop != ["copilot-quant-journal"]  # the loop thread (named by the connection)
+    broker.disconnect()
+    journal.close()
 
 
 def test_a_rejected_order_is_marked_and_reported(broker, gateway):

@@ -10,7 +10,7 @@ import pytest
 from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.brokers.exec_corrections import exec_id_base, supersedes
 from copilot_quant.brokers.farms import LinkHealth, farm_name
-from copilot_quant.brokers.ib_codes import is_informational, rejection_reason
+from copilot_quant.brokers.ib_codes import is_informational, refuses_modification, rejection_reason
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution
 from copilot_quant.brokers.stream_health import BarStreamWatch
 from copilot_quant.brokers.tick_rules import US_STOCK_RULE, PriceRule, rule_for_min_tick
@@ -76,6 +76,13 @@ def test_code_classes():
     assert not is_informational(321)  # a rejection of a new order, with a named reason
     assert "read-only" in (rejection_reason(321, "x") or "").lower()
     assert rejection_reason(201, "x") is None
+
+
+def test_which_codes_refuse_an_outstanding_modification():
+    for code in (103, 104, 105, 110, 201, 321, 329):  # the order keeps working with its earlier terms
+        assert refuses_modification(code), code
+    for code in (202, 161, 10147, 10148, 10349, 399, 2109):  # about the order, a cancel, or a note
+        assert not refuses_modification(code), code
 
 
 def test_a_bar_stream_is_stalled_only_while_ticks_keep_coming():

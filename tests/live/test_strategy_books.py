@@ -55,7 +55,14 @@ def test_an_order_for_a_symbol_the_run_does_not_subscribe_is_refused_as_in_a_bac
     assert engine.start(["MSFT"], lookback_days=5)  # run on MSFT, trades AAPL: a mistake, said loudly
     with caplog.at_level(logging.WARNING):
         gateway.clock.step(1)
-        assert wait_until(lambda: strategy.bars == 1 and engine.total_errors == 1)
+        # the error is counted and logged on the engine's thread: wait for both, not just the count
+        assert wait_until(
+            lambda: (
+                strategy.bars == 1
+                and engine.total_errors == 1
+                and any("no price data for AAPL" in r.getMessage() for r in caplog.records)
+            )
+        )
     (sent,) = engine.strategy_slots[0].orders
     assert sent.status is OrderStatus.REJECTED
     assert "no price data for AAPL in this live run (symbols: MSFT)" in sent.reject_reason

@@ -17,6 +17,7 @@ from copilot_quant.model.costs import (
     commission_model,
     execution_commission,
 )
+from copilot_quant.model.fixed import FixedCommission
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.tiered import TieredCommission, TieredRates
 from hypothesis import given
@@ -108,7 +109,9 @@ def test_the_models_interface():
     # the plain interface: a buy at the month's first share, commission plus fees
     assert tiered.commission(25.0, 100) == pytest.approx(tiered.order_costs(25.0, 100, BUY, 0).total)
     assert commission_model("ibkr-tiered") == tiered
-    assert commission_model(" IBKR-Fixed ") == PerShareCommission()
+    assert (
+        commission_model(" IBKR-Fixed ") == FixedCommission()
+    )  # with its pass-through fees (test_fixed_pricing)
     assert commission_model("0.002") == PercentCommission(0.002)
 
 

@@ -13,11 +13,11 @@ from copilot_quant.gateway.handlers import account, connection, contracts, histo
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
-    from copilot_quant.gateway.session import Session
+    from copilot_quant.gateway.client import ClientSession
 
 __all__ = ["HANDLERS", "Handler"]
 
-Handler = Callable[["Session", FieldReader], None]
+Handler = Callable[["ClientSession", FieldReader], None]
 
 HANDLERS: dict[int, Handler] = {
     int(msg_id): handler

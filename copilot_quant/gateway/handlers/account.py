@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from copilot_quant.gateway.broker import AccountChanged
+from copilot_quant.gateway.broker_events import AccountChanged
 from copilot_quant.gateway.messages.account import (
     account_download_end,
     account_summary,
@@ -35,15 +35,15 @@ from copilot_quant.gateway.messages.market_data import parse_cancel
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
+    from copilot_quant.gateway.client import ClientSession
     from copilot_quant.gateway.core import GatewayCore
-    from copilot_quant.gateway.session import Session
 
 #: Message ids of the multi-position requests (not in the In enum because ib_async reuses 74/75 numbers).
 REQ_POSITIONS_MULTI = 74
 CANCEL_POSITIONS_MULTI = 75
 
 
-def req_positions(session: Session, reader: FieldReader) -> None:
+def req_positions(session: ClientSession, reader: FieldReader) -> None:
     """``61, 1``: every position, then positionEnd (62); later changes are pushed."""
     broker = session.core.broker
     session.subs.positions = True
@@ -52,7 +52,7 @@ def req_positions(session: Session, reader: FieldReader) -> None:
     session.send(position_end())
 
 
-def cancel_positions(session: Session, reader: FieldReader) -> None:
+def cancel_positions(session: ClientSession, reader: FieldReader) -> None:
     session.subs.positions = False
 
 
@@ -61,7 +61,7 @@ ACCOUNT_UPDATES_KEY = -1
 
 
 def changed_values(
-    session: Session, key: int, values: list[tuple[str, str, str]], *, full: bool = False
+    session: ClientSession, key: int, values: list[tuple[str, str, str]], *, full: bool = False
 ) -> list[tuple[str, str, str]]:
     """The ``(tag, value, currency)`` entries of ``values`` not yet sent on subscription ``key``.
 
@@ -80,7 +80,7 @@ def changed_values(
     return out
 
 
-def _send_account(session: Session) -> None:
+def _send_account(session: ClientSession) -> None:
     broker = session.core.broker
     account = broker.account_id
     for key, value, currency in changed_values(
@@ -92,7 +92,7 @@ def _send_account(session: Session) -> None:
     session.send(account_update_time(session.core.now.to_pydatetime()))
 
 
-def req_account_updates(session: Session, reader: FieldReader) -> None:
+def req_account_updates(session: ClientSession, reader: FieldReader) -> None:
     """``6, 2, subscribe, account``: values, portfolio, time, then accountDownloadEnd (54)."""
     request = parse_account_updates_request(reader)
     session.subs.account_updates = request.subscribe
@@ -103,7 +103,7 @@ def req_account_updates(session: Session, reader: FieldReader) -> None:
         session.send(account_download_end(session.core.broker.account_id))
 
 
-def req_account_updates_multi(session: Session, reader: FieldReader) -> None:
+def req_account_updates_multi(session: ClientSession, reader: FieldReader) -> None:
     """``76, 1, reqId, account, modelCode, ledgerAndNLV``: values as 73, then 74."""
     request = parse_account_updates_multi_request(reader)
     broker = session.core.broker
@@ -115,13 +115,13 @@ def req_account_updates_multi(session: Session, reader: FieldReader) -> None:
     session.send(account_update_multi_end(request.req_id))
 
 
-def cancel_account_updates_multi(session: Session, reader: FieldReader) -> None:
+def cancel_account_updates_multi(session: ClientSession, reader: FieldReader) -> None:
     req_id = parse_cancel(reader)
     session.subs.account_updates_multi.discard(req_id)
     session.subs.account_values_sent.pop(req_id, None)
 
 
-def req_account_summary(session: Session, reader: FieldReader) -> None:
+def req_account_summary(session: ClientSession, reader: FieldReader) -> None:
     """``62, 1, reqId, group, tags``: the modelled tags (63 each), then accountSummaryEnd (64)."""
     request = parse_account_summary_request(reader)
     broker = session.core.broker
@@ -131,11 +131,11 @@ def req_account_summary(session: Session, reader: FieldReader) -> None:
     session.send(account_summary_end(request.req_id))
 
 
-def cancel_account_summary(session: Session, reader: FieldReader) -> None:
+def cancel_account_summary(session: ClientSession, reader: FieldReader) -> None:
     session.subs.account_summary.pop(parse_cancel(reader), None)
 
 
-def req_positions_multi(session: Session, reader: FieldReader) -> None:
+def req_positions_multi(session: ClientSession, reader: FieldReader) -> None:
     request = parse_positions_multi_request(reader)
     broker = session.core.broker
     for item in broker.positions():
@@ -143,21 +143,21 @@ def req_positions_multi(session: Session, reader: FieldReader) -> None:
     session.send(position_multi_end(request.req_id))
 
 
-def cancel_positions_multi(session: Session, reader: FieldReader) -> None:
+def cancel_positions_multi(session: ClientSession, reader: FieldReader) -> None:
     """Positions-multi answers are one-shot here; nothing to cancel."""
 
 
-def req_pnl(session: Session, reader: FieldReader) -> None:
+def req_pnl(session: ClientSession, reader: FieldReader) -> None:
     request = parse_pnl_request(reader)
     session.subs.pnl[request.req_id] = True
     session.send(pnl(request.req_id, session.core.broker.pnl()))
 
 
-def cancel_pnl(session: Session, reader: FieldReader) -> None:
+def cancel_pnl(session: ClientSession, reader: FieldReader) -> None:
     session.subs.pnl.pop(reader.int(), None)
 
 
-def req_pnl_single(session: Session, reader: FieldReader) -> None:
+def req_pnl_single(session: ClientSession, reader: FieldReader) -> None:
     request = parse_pnl_single_request(reader)
     session.subs.pnl_single[request.req_id] = request.con_id
     value = session.core.broker.pnl_single(request.con_id)
@@ -165,7 +165,7 @@ def req_pnl_single(session: Session, reader: FieldReader) -> None:
         session.send(pnl_single(request.req_id, value))
 
 
-def cancel_pnl_single(session: Session, reader: FieldReader) -> None:
+def cancel_pnl_single(session: ClientSession, reader: FieldReader) -> None:
     session.subs.pnl_single.pop(reader.int(), None)
 
 
@@ -184,7 +184,7 @@ def publish_account_change(core: GatewayCore, event: AccountChanged) -> None:
         push_account_values(session)
 
 
-def push_account_values(session: Session) -> None:
+def push_account_values(session: ClientSession) -> None:
     """Periodic/after-change push of account values, P&L and summary to what ``session`` subscribed."""
     core = session.core
     broker = core.broker
@@ -211,7 +211,7 @@ def push_account_values(session: Session) -> None:
             session.send(pnl_single(req_id, single))
 
 
-def _throttled(session: Session) -> bool:
+def _throttled(session: ClientSession) -> bool:
     """Whether account values must wait (the drill's interval since this session's last push)."""
     interval = session.core.account_update_interval
     if not interval:

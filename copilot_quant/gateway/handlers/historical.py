@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.history import BarSize, HistoryError, parse_bar_size
 from copilot_quant.gateway.market import Bar
 from copilot_quant.gateway.messages.errors import Code
@@ -22,7 +23,7 @@ from copilot_quant.gateway.messages.market_data import parse_cancel
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
-    from copilot_quant.gateway.session import Session
+    from copilot_quant.gateway.client import ClientSession
 
 
 @dataclass(slots=True)
@@ -36,7 +37,7 @@ class KeepUpToDate:
     forming: HistoricalBar | None
 
 
-def req_historical_data(session: Session, reader: FieldReader) -> None:
+def req_historical_data(session: ClientSession, reader: FieldReader) -> None:
     request = parse_historical_request(reader)
     core = session.core
     info = core.resolve(request.contract)
@@ -59,6 +60,10 @@ def req_historical_data(session: Session, reader: FieldReader) -> None:
             Code.VALIDATION,
             "Error validating request.-'bK' : cause - End date not supported with adjusted last",
         )
+        return
+    refusal = quote_only_refusal(info, request.what_to_show, request.bar_size)
+    if refusal is not None:
+        session.send_error(request.req_id, Code.HMDS, refusal)
         return
     identity = (
         info.con_id,
@@ -97,7 +102,20 @@ def req_historical_data(session: Session, reader: FieldReader) -> None:
         )
 
 
-def _fail(session: Session, req_id: int, code: int, message: str) -> None:
+def quote_only_refusal(info: ContractInfo, what: str, bar_size: str) -> str | None:
+    """IB's answer to trade bars of a forex pair: IDEALPRO disseminates quotes, not trades, so TRADES
+    (and ADJUSTED_LAST) history does not exist for CASH; ask for MIDPOINT, BID, ASK or BID_ASK."""
+    if info.sec_type != "CASH" or what.upper() not in ("TRADES", "ADJUSTED_LAST"):
+        return None
+    label = "Last" if what.upper() == "TRADES" else "Adjusted_Last"
+    return (
+        "Historical Market Data Service error message:No historical market data for "
+        f"{info.wire_symbol}/CASH@FXSUBPIP {label} {bar_size.replace(' ', '')} "
+        "(forex has no trades: ask for MIDPOINT, BID, ASK or BID_ASK)"
+    )
+
+
+def _fail(session: ClientSession, req_id: int, code: int, message: str) -> None:
     """Answer a failed historical request.
 
     ib_async counts 321 as a warning and would keep waiting for bars until its own 60 s timeout, so
@@ -108,11 +126,11 @@ def _fail(session: Session, req_id: int, code: int, message: str) -> None:
         session.send(historical_data(req_id, "", "", []))
 
 
-def cancel_historical_data(session: Session, reader: FieldReader) -> None:
+def cancel_historical_data(session: ClientSession, reader: FieldReader) -> None:
     session.subs.historical_updates.pop(parse_cancel(reader), None)
 
 
-def publish_bar(session: Session, bar: Bar) -> None:
+def publish_bar(session: ClientSession, bar: Bar) -> None:
     """Send the keepUpToDate update each live historical subscription on ``bar.symbol`` gets from ``bar``."""
     subs = session.subs.historical_updates
     if not subs:
@@ -127,7 +145,7 @@ def publish_bar(session: Session, bar: Bar) -> None:
         session.send(historical_update(req_id, updated))
 
 
-def req_head_timestamp(session: Session, reader: FieldReader) -> None:
+def req_head_timestamp(session: ClientSession, reader: FieldReader) -> None:
     request = parse_head_timestamp_request(reader)
     info = session.core.resolve(request.contract)
     if info is None:
@@ -141,7 +159,7 @@ def req_head_timestamp(session: Session, reader: FieldReader) -> None:
     session.send(head_timestamp(request.req_id, stamp))
 
 
-def cancel_head_timestamp(session: Session, reader: FieldReader) -> None:
+def cancel_head_timestamp(session: ClientSession, reader: FieldReader) -> None:
     """``90, reqId``: head timestamps are answered at once, so there is nothing left to cancel."""
 
 

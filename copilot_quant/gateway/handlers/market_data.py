@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from copilot_quant.gateway.handlers.historical import quote_only_refusal
 from copilot_quant.gateway.market import Bar, PricePoint, Quote
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.messages.ids import Fields, In
@@ -29,7 +30,7 @@ from copilot_quant.gateway.messages.market_data import (
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
-    from copilot_quant.gateway.session import Session
+    from copilot_quant.gateway.client import ClientSession
 
 #: Market data lines per client, as IB's default allowance (error 101 beyond it).
 MAX_TICKERS = 100
@@ -42,11 +43,11 @@ class RealTimeBarsSub:
     what: str
 
 
-def _tick_type(session: Session, tick: int) -> int:
+def _tick_type(session: ClientSession, tick: int) -> int:
     return delayed(tick) if session.subs.market_data_type in (3, 4) else tick
 
 
-def req_mkt_data(session: Session, reader: FieldReader) -> None:
+def req_mkt_data(session: ClientSession, reader: FieldReader) -> None:
     request = parse_mkt_data_request(reader)
     info = session.core.resolve(request.contract)
     if info is None:
@@ -60,21 +61,22 @@ def req_mkt_data(session: Session, reader: FieldReader) -> None:
     quote = session.core.market.track(info.symbol)
     session.send(market_data_type(request.req_id, session.subs.market_data_type))
     session.send(tick_req_params(request.req_id, info.min_tick))
-    _send_quote(session, request.req_id, quote)
+    _send_quote(session, request.req_id, quote, trades=info.sec_type != "CASH")
     if request.snapshot or request.regulatory_snapshot:
         session.send(tick_snapshot_end(request.req_id))
         return
     session.subs.market_data[request.req_id] = info.symbol
 
 
-def _send_quote(session: Session, req_id: int, quote: Quote) -> None:
-    """Everything known about ``quote`` (what TWS sends when a subscription starts)."""
+def _send_quote(session: ClientSession, req_id: int, quote: Quote, *, trades: bool = True) -> None:
+    """Everything known about ``quote`` (what TWS sends when a subscription starts); without ``trades``
+    (a forex pair: IDEALPRO quotes, nothing trades) no last price, trade size or volume."""
     t = lambda tick: _tick_type(session, tick)  # noqa: E731
     if math.isfinite(quote.bid):
         session.send(tick_price(req_id, t(TickType.BID), quote.bid, quote.bid_size))
     if math.isfinite(quote.ask):
         session.send(tick_price(req_id, t(TickType.ASK), quote.ask, quote.ask_size))
-    if math.isfinite(quote.last):
+    if trades and math.isfinite(quote.last):
         session.send(tick_price(req_id, t(TickType.LAST), quote.last, quote.last_size))
         if quote.time is not None:
             session.send(_last_timestamp(session, req_id, quote.time))
@@ -86,21 +88,21 @@ def _send_quote(session: Session, req_id: int, quote: Quote) -> None:
     ):
         if math.isfinite(value):
             session.send(tick_price(req_id, t(tick), value, 0))
-    if quote.volume:
+    if trades and quote.volume:
         session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
 
 
-def _last_timestamp(session: Session, req_id: int, time: pd.Timestamp) -> Fields:
+def _last_timestamp(session: ClientSession, req_id: int, time: pd.Timestamp) -> Fields:
     """Tick 45: the trade's time in whole epoch seconds, as TWS sends with every trade (clients use it as
     a lower bound on the server's clock: a bar that closed at or before it is complete)."""
     return tick_string(req_id, _tick_type(session, TickType.LAST_TIMESTAMP), str(int(time.timestamp())))
 
 
-def cancel_mkt_data(session: Session, reader: FieldReader) -> None:
+def cancel_mkt_data(session: ClientSession, reader: FieldReader) -> None:
     session.subs.market_data.pop(parse_cancel(reader), None)
 
 
-def publish_tick(session: Session, point: PricePoint, quote: Quote) -> None:
+def publish_tick(session: ClientSession, point: PricePoint, quote: Quote) -> None:
     """Send one market step to every market-data subscription of ``session`` on that symbol."""
     subs = session.subs.market_data
     if not subs:
@@ -111,16 +113,17 @@ def publish_tick(session: Session, point: PricePoint, quote: Quote) -> None:
         t = lambda tick: _tick_type(session, tick)  # noqa: E731
         session.send(tick_price(req_id, t(TickType.BID), point.bid, quote.bid_size))
         session.send(tick_price(req_id, t(TickType.ASK), point.ask, quote.ask_size))
-        session.send(tick_price(req_id, t(TickType.LAST), point.price, point.size))
-        session.send(_last_timestamp(session, req_id, point.time))
-        session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
+        if session.core.trades(point.symbol):
+            session.send(tick_price(req_id, t(TickType.LAST), point.price, point.size))
+            session.send(_last_timestamp(session, req_id, point.time))
+            session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
         if point.price >= quote.high:
             session.send(tick_price(req_id, t(TickType.HIGH), quote.high, 0))
         if point.price <= quote.low:
             session.send(tick_price(req_id, t(TickType.LOW), quote.low, 0))
 
 
-def req_real_time_bars(session: Session, reader: FieldReader) -> None:
+def req_real_time_bars(session: ClientSession, reader: FieldReader) -> None:
     request = parse_real_time_bars_request(reader)
     if request.bar_size != 5:
         session.send_error(
@@ -141,14 +144,18 @@ def req_real_time_bars(session: Session, reader: FieldReader) -> None:
     if info is None:
         session.send_error(request.req_id, Code.NO_SECURITY_DEFINITION)
         return
+    refusal = quote_only_refusal(info, request.what_to_show, "5 secs")
+    if refusal is not None:
+        session.send_error(request.req_id, Code.HMDS, refusal)
+        return
     session.subs.real_time_bars[request.req_id] = RealTimeBarsSub(info.symbol, request.what_to_show)
 
 
-def cancel_real_time_bars(session: Session, reader: FieldReader) -> None:
+def cancel_real_time_bars(session: ClientSession, reader: FieldReader) -> None:
     session.subs.real_time_bars.pop(parse_cancel(reader), None)
 
 
-def publish_real_time_bar(session: Session, bar: Bar) -> None:
+def publish_real_time_bar(session: ClientSession, bar: Bar) -> None:
     """One 5-second bar per market step, stamped at the 5 s boundary before the bar's end."""
     subs = session.subs.real_time_bars
     if not subs:

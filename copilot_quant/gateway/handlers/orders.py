@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from copilot_quant.gateway.broker import (
+from copilot_quant.gateway.broker_events import (
     AccountChanged,
     CommissionReported,
     ExecutionReported,
@@ -37,11 +37,11 @@ from copilot_quant.gateway.messages.orders import (
 from copilot_quant.gateway.wire import FieldReader
 
 if TYPE_CHECKING:
+    from copilot_quant.gateway.client import ClientSession
     from copilot_quant.gateway.core import GatewayCore
-    from copilot_quant.gateway.session import Session
 
 
-def place_order(session: Session, reader: FieldReader) -> None:
+def place_order(session: ClientSession, reader: FieldReader) -> None:
     request = parse_place_order(reader, session.server_version)
     info = session.core.resolve(request.contract)
     if info is None:
@@ -54,40 +54,40 @@ def place_order(session: Session, reader: FieldReader) -> None:
     session.core.broker.place_order(session.client_id or 0, request, info)
 
 
-def cancel_order(session: Session, reader: FieldReader) -> None:
+def cancel_order(session: ClientSession, reader: FieldReader) -> None:
     request = parse_cancel_order(reader)
     session.core.broker.cancel_order(session.client_id or 0, request.order_id)
 
 
-def global_cancel(session: Session, reader: FieldReader) -> None:
+def global_cancel(session: ClientSession, reader: FieldReader) -> None:
     session.core.broker.global_cancel()
 
 
-def _send_open_orders(session: Session, client_id: int | None) -> None:
+def _send_open_orders(session: ClientSession, client_id: int | None) -> None:
     for record in session.core.broker.open_orders(client_id):
         session.send(open_order(record, version=session.server_version))
         session.send(order_status(record))
     session.send(open_order_end())
 
 
-def req_open_orders(session: Session, reader: FieldReader) -> None:
+def req_open_orders(session: ClientSession, reader: FieldReader) -> None:
     """``5, 1``: this client's working orders, then openOrderEnd (53)."""
     _send_open_orders(session, session.client_id or 0)
 
 
-def req_all_open_orders(session: Session, reader: FieldReader) -> None:
+def req_all_open_orders(session: ClientSession, reader: FieldReader) -> None:
     """``16, 1``: every client's working orders, then openOrderEnd (53)."""
     _send_open_orders(session, None)
 
 
-def req_completed_orders(session: Session, reader: FieldReader) -> None:
+def req_completed_orders(session: ClientSession, reader: FieldReader) -> None:
     """``99, apiOnly``: every finished order, then completedOrdersEnd (102)."""
     for record in session.core.broker.completed_orders():
         session.send(completed_order(record, session.server_version))
     session.send(completed_orders_end())
 
 
-def req_executions(session: Session, reader: FieldReader) -> None:
+def req_executions(session: ClientSession, reader: FieldReader) -> None:
     """``7, 3, reqId, filter…``: matching fills (execDetails with that reqId), their commissions, then 55."""
     request = parse_executions_request(reader)
     executions = session.core.broker.executions(None, request.filter)

@@ -1,0 +1,46 @@
+"""How durable a journal record is once it is committed: the journal's durability policy.
+
+Two levels:
+
+* :attr:`Durability.SYNCED` — on the disk before the write counts as done (SQLite ``synchronous=FULL``
+  in WAL mode: the log is fsync'd at the commit). It survives a power loss.
+* :attr:`Durability.CRASH_SAFE` — handed to the operating system before the write counts as done
+  (``synchronous=NORMAL``: the log is written, not fsync'd). It survives a crash or a SIGKILL of the
+  process (the operating system still writes its page cache out), not a power loss or a kernel crash
+  until the next synced commit, sync or checkpoint carries it to the disk — every one syncs the whole log.
+
+The policy, **crash-safe fills** (:data:`FILL_DURABILITY`): a fill is ``CRASH_SAFE``; everything else —
+an order's intent (durable *before* the order is sent), the broker's acknowledgements and statuses,
+commissions, errors, events — is ``SYNCED``.
+
+Why fills may be: a fill is a fact IB keeps, and reconciliation re-reads IB's executions at every start
+(:mod:`copilot_quant.journal.reconcile`), so a fill a power loss took from the journal is found again,
+journaled and delivered to ``on_fill`` once. What it buys: the engine hands a fill to ``on_fill`` only
+once the journal committed it, and a fill usually arrives just before the bar the strategy then decides
+on, so its commit is on the path from a bar to its orders; without its own fsync that path has one disk
+sync (the intent's) instead of two in a row. The trade-off, stated: after a power loss (not after a crash)
+a strategy may have been told of a fill the journal has lost until the restart's reconciliation restores it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+__all__ = ["FILL_DURABILITY", "Durability"]
+
+
+class Durability(StrEnum):
+    """When a committed journal record is safe (see the module docstring)."""
+
+    SYNCED = "synced"
+    CRASH_SAFE = "crash-safe"
+
+    @property
+    def pragma(self) -> str:
+        """SQLite's ``synchronous`` setting (WAL mode) that gives this durability at the commit."""
+        return "FULL" if self is Durability.SYNCED else "NORMAL"
+
+
+#: The journal's durability policy, "crash-safe fills": fills are CRASH_SAFE, every other record SYNCED.
+FILL_DURABILITY: Final = Durability.CRASH_SAFE
