@@ -1,7 +1,8 @@
 """Backtest speed: this engine (guide-style strategy and fast path) against backtrader, same run.
 
 The strategy everywhere is the SMA(10/30) crossover of the guide: 100 shares, market orders filled at
-the next bar's open, 0.1 % commission, no slippage. Cases:
+the next bar's open, 0.1 % commission, no slippage and no bid/ask spread (``spread=None``: backtrader has
+none, and the trades are compared with its). Cases:
 
 (a) one symbol of real daily data (the bundled sample, AAPL 2000–2013),
 (b) 20 synthetic symbols × 2,520 daily bars (one strategy instance per symbol, one shared account),
@@ -46,7 +47,7 @@ Trade = tuple[pd.Timestamp, str, float, float]  # (bar, symbol, price, signed qu
 
 # ---------------------------------------------------------------------------------------------- runners
 def run_engine(strategies: list[Strategy], data: pd.DataFrame, symbols: list[str], capital: float):
-    engine = BacktestEngine(capital, commission=0.001, slippage=0.0, fill_at="next_open")
+    engine = BacktestEngine(capital, commission=0.001, slippage=0.0, fill_at="next_open", spread=None)
     for strategy in strategies:
         engine.add_strategy(strategy)
     gc.collect()
@@ -181,7 +182,7 @@ def case_c(n_bars: int, subset: int) -> None:
     agree = prefix[: len(runs["fast path"][1])] == runs["fast path"][1]
     print(f"  trades inside the subset agree with the subset run: {'yes' if agree else 'NO'}")
 
-    engine = BacktestEngine(capital, commission=0.001, slippage=0.0)
+    engine = BacktestEngine(capital, commission=0.001, slippage=0.0, spread=None)
     engine.add_strategy(SmaCrossFast("X", SIZE))
     gc.collect()
     tracemalloc.start()
@@ -200,7 +201,7 @@ def memory_child(n_bars: int) -> None:
     data = SyntheticDataProvider(["X"], seed=99, periods=n_bars, interval="1m").get_historical_data(
         "X", interval="1m"
     )
-    engine = BacktestEngine(1_000_000.0, commission=0.001, slippage=0.0)
+    engine = BacktestEngine(1_000_000.0, commission=0.001, slippage=0.0, spread=None)
     engine.add_strategy(SmaCrossFast("X", SIZE))
     engine.run(symbols=["X"], data=data)
     print(f"{_peak_rss_mb():,.0f}")
@@ -242,7 +243,7 @@ def engine_overhead(n_bars: int) -> None:
     )
     windows = [(1_000, 6_000), (n_bars - 5_000, n_bars)]
     idle = Idle(windows)
-    engine = BacktestEngine(100_000.0)
+    engine = BacktestEngine(100_000.0, spread=None)
     engine.add_strategy(idle)
     gc.collect()
     started = time.perf_counter()

@@ -2,7 +2,8 @@
 
 The strategy everywhere is an SMA(10/30) crossover applied to every symbol: buy 100 shares when the fast
 average is above the slow one and the symbol is flat, sell them when it falls below; market orders fill
-at the next bar's open, 0.1 % commission, no slippage, capital large enough that no order is refused.
+at the next bar's open, 0.1 % commission, no slippage and no bid/ask spread (backtrader has none),
+capital large enough that no order is refused.
 One strategy instance handles all the symbols (not one instance per symbol). Cases:
 
 (1) 100 synthetic symbols × 2,520 daily bars:
@@ -168,7 +169,7 @@ class BacktraderPortfolio(bt.Strategy):
 
 # ---------------------------------------------------------------------------------------------- runners
 def run_engine(strategy: Strategy, data: pd.DataFrame, symbols: list[str], capital: float) -> Run:
-    engine = BacktestEngine(capital, commission=COMMISSION, slippage=0.0, fill_at="next_open")
+    engine = BacktestEngine(capital, commission=COMMISSION, slippage=0.0, fill_at="next_open", spread=None)
     engine.add_strategy(strategy)
     gc.collect()
     started = time.process_time()

@@ -1,7 +1,7 @@
 """Parameter sweeps on Dask: scheduler overhead, 1 → 2 worker speed-up, data shipping, a 100-worker plan.
 
 The grid is the guide's SMA crossover over ``fast`` × ``slow`` periods (100 shares, market orders at the
-next bar's open, 0.1 % commission, no slippage) on the bundled AAPL sample (2000–2013, ~3,300 daily bars).
+next bar's open, 0.1 % commission, no slippage, no bid/ask spread as in backtrader) on the bundled AAPL sample (2000–2013, ~3,300 daily bars).
 Measured, each on a LocalCluster started beforehand (its start-up is timed on its own):
 
 * ``run_sweep`` in this process (``--serial``), on 1 worker and on 2 workers: the speed-up 1 → 2;
@@ -47,7 +47,7 @@ with warnings.catch_warnings():
 
 SIZE = 100
 CAPITAL = 100_000.0
-OPTIONS = {"initial_capital": CAPITAL, "commission": 0.001, "slippage": 0.0}
+OPTIONS = {"initial_capital": CAPITAL, "commission": 0.001, "slippage": 0.0, "spread": None}
 NOOP_TASKS = 2_000
 PLAN_WORKERS = 100
 NETWORK_BYTES_PER_S = 1e9 / 8  # an assumed 1 Gbit/s link between the client and the workers

@@ -76,7 +76,13 @@ from copilot_quant.gateway.server import GatewayConfig, GatewayServer
 from copilot_quant.live.bar_clock import BAR_SETTLE_NS
 from copilot_quant.live.continuous import ContinuousSymbols
 from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
-from copilot_quant.model.spread import SpreadModel, grid_frame, spread_model, with_spread
+from copilot_quant.model.spread import (
+    AUTO,
+    SpreadModel,
+    grid_frame,
+    resolve_spread,
+    spread_of,
+)
 from copilot_quant.parity_report import (
     BAR_HOOKS,
     FILL_COLUMNS,
@@ -293,6 +299,7 @@ def _backtest_run(
         data_provider=feed,
         commission=commission,
         slippage=slippage,
+        spread=AUTO if spread_of(slippage) is not None else None,  # the spread, if any, is in slippage
         interval=interval,
         volume_limit=volume_limit,
         roll_days=roll_days,
@@ -536,7 +543,7 @@ def run_parity(
     interval: str = "1d",
     step_timeout: float = 20.0,
     volume_limit: float | None = None,
-    spread: SpreadModel | str | int | None = None,
+    spread: SpreadModel | str | int | None = AUTO,
     roll_days: int = 5,
     auto_roll: bool = False,
 ) -> ParityReport:
@@ -546,8 +553,10 @@ def run_parity(
     :class:`IDataFeed`. ``commission``/``slippage`` take a rate or a model, as ``BacktestEngine`` does;
     the same model objects serve both runs. ``volume_limit`` (a fraction of each bar's volume, see
     :mod:`copilot_quant.backtest.participation`) applies to both: the backtest engine and the gateway.
-    ``spread`` (a :class:`~copilot_quant.model.spread.SpreadModel`, ticks or ``'5bps'``; off by default)
-    makes market orders and triggered stops fill at the touch on both sides. A continuous future (``MES``)
+    ``spread`` (``'auto'``, the default: estimated from the bars; a
+    :class:`~copilot_quant.model.spread.SpreadModel`, ticks or ``'5bps'``; ``None`` turns it off) quotes
+    the same bid/ask on both sides: market orders and triggered stops fill at the touch, limits when the
+    quote crosses them. A continuous future (``MES``)
     trades the contract of each day in both runs (``roll_days``, ``auto_roll`` as in
     :class:`~copilot_quant.backtest.engine.BacktestEngine`); its contracts' bars are replayed too. Bars are put on the tick
     grid for both runs (the gateway prints on it). Raises :class:`~copilot_quant.errors.ConfigError` for bad
@@ -604,7 +613,7 @@ def run_account_parity(
     interval: str = "1d",
     step_timeout: float = 20.0,
     volume_limit: float | None = None,
-    spread: SpreadModel | str | int | None = None,
+    spread: SpreadModel | str | int | None = AUTO,
     roll_days: int = 5,
     auto_roll: bool = False,
 ) -> AccountParityReport:
@@ -624,7 +633,7 @@ def run_account_parity(
     volume_limit = check_volume_limit(volume_limit)
     provider = provider_from_spec(data) if isinstance(data, str) else data
     cost = commission_model(commission)
-    slip = with_spread(slippage_model(slippage), spread_model(spread))
+    slip = resolve_spread(slippage_model(slippage), spread)
     check_roll_days(roll_days)
     frames, first, last = _bar_frames(provider, names, start, end, interval)
     stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))

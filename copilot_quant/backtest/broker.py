@@ -34,8 +34,10 @@ Rules:
 
 :meth:`execute_order` treats the given price as the only price available (a one-point path, see
 :mod:`copilot_quant.backtest.execution`): market orders fill at it with slippage, a limit only if it
-is marketable there, a stop only if it has triggered. The backtest engine does the intrabar matching
-itself and books the result through :meth:`fill`.
+is marketable there, a stop only if it has triggered; with a spread (a
+:class:`~copilot_quant.model.spread.SpreadSlippage`) at the touch of the model's plain width. The
+backtest engine does the intrabar matching itself (with each bar's spread) and books the result through
+:meth:`fill`, whose price is then already at the touch.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from copilot_quant.model.costs import (
 from copilot_quant.model.fill_rules import match_order
 from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 from copilot_quant.model.orders import Fill, Order, OrderSide, OrderStatus, Position
-from copilot_quant.model.spread import SpreadSlippage
+from copilot_quant.model.spread import SpreadSlippage, spread_of
 
 __all__ = ["SimpleBroker"]
 
@@ -148,6 +150,12 @@ class SimpleBroker(IBroker):
         accounts = self.accounts
         return accounts.maintenance(self._positions.values()) if accounts is not None else 0.0
 
+    def tick_size(self, symbol: str) -> float | None:
+        """``symbol``'s own tick when it is a future or a forex pair (0.25 for MES, 0.00005 for EUR.USD);
+        None for a stock (the US stock grid of :mod:`copilot_quant.model.spread`)."""
+        inst = self.instrument(symbol)
+        return inst.tick_size if inst is not None and inst.kind is not AssetClass.STOCK else None
+
     @property
     def commission_model(self) -> CommissionModel:
         return self._costs.model
@@ -173,7 +181,10 @@ class SimpleBroker(IBroker):
         if not math.isfinite(price) or price <= 0:
             self.reject(order, f"no valid market price for {order.symbol} (got {current_price!r})")
             return None
-        _, execution = match_order(order, (price,))
+        spread = spread_of(self.slippage_model)  # one price, no bar history: the model's plain width
+        tick = self.tick_size(order.symbol)
+        width = 0 if spread is None else spread.width(price, tick)
+        _, execution = match_order(order, (price,), width=width, tick=tick)
         if execution is None:
             if order.status is OrderStatus.CREATED:
                 order.status = OrderStatus.SUBMITTED
@@ -262,12 +273,13 @@ class SimpleBroker(IBroker):
             log.warning("order %s is already %s; not filling it again", order.order_id, order.status.value)
             return None
         side: OrderSide = order.side  # type: ignore[assignment]  # parsed to the enum by Order itself
-        if slippage:
-            fill_price = self.slippage_model.adjust(price, side)
-        elif isinstance(self.slippage_model, SpreadSlippage):  # the tick grid is on with the spread
-            fill_price = self.slippage_model.on_grid(price)
+        model = self.slippage_model
+        if isinstance(model, SpreadSlippage):  # the tick grid (the instrument's own) is on with the spread
+            tick = self.tick_size(order.symbol)
+            # a spread's touch is already in ``price`` (the fill rules took it)
+            fill_price = model.slip(price, side, tick) if slippage else model.on_grid(price, side, tick)
         else:
-            fill_price = price
+            fill_price = model.adjust(price, side) if slippage else price
         filled = order.filled_quantity
         remaining = order.quantity - filled
         if quantity is None:

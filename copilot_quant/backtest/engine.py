@@ -4,6 +4,10 @@ Timing model — **orders returned at bar t execute during bar t+1**:
 
 * ``on_data(timestamp, data)`` is called after bar *t* closed; ``data`` holds bars ``<= t`` only (a
   view of them, no copy), so a strategy can never see bar *t+1*.
+* **Spread (on by default).** Each bar quotes a bid/ask around its trades, its width estimated from the
+  bars before it (``spread='auto'``, see :mod:`copilot_quant.model.spread`): market orders and triggered
+  stops fill at the touch (buys at the ask, sells at the bid), limits when the quote crosses them, and
+  bars are put on the tick grid. ``spread=None`` fills at the bars' prices (as backtrader does).
 * Market orders fill at bar *t+1*'s open, moved by the slippage model. Limit, stop and stop-limit
   orders are matched against bar *t+1*'s intrabar path with gap handling (see
   :mod:`copilot_quant.backtest.execution`). With ``fill_at='close'`` every new order is first offered
@@ -105,14 +109,14 @@ from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.backtest.strategy_errors import StrategyErrors
 from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
-from copilot_quant.model.costs import CommissionModel, SlippageModel
+from copilot_quant.model.costs import CommissionModel, SlippageModel, slippage_model
 from copilot_quant.model.fill_rules import Execution
 from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
-from copilot_quant.model.spread import grid_frame, spread_of
+from copilot_quant.model.spread import AUTO, SpreadModel, grid_frame, resolve_spread, spread_of, width_table
 
 __all__ = ["FILL_AT", "BacktestEngine", "ProgressCallback"]
 
@@ -150,6 +154,10 @@ class BacktestEngine:
         roll_days: a continuous future (``"MES"``) trades its front contract until this many weekdays
             before the contract's last trade date, then the next one (see :mod:`copilot_quant.backtest.rolls`).
         auto_roll: at each roll, move the positions held in the old contract into the new one.
+        spread: the bid/ask spread: ``'auto'`` (the default: estimated from the bars, at least a tick),
+            a tick count, ``'5bps'``, a :class:`~copilot_quant.model.spread.SpreadModel`, or ``None`` /
+            ``'off'`` (fills at the bars' prices). A ``slippage`` model that already carries a spread
+            (``with_spread``) keeps it. With ``broker=``, the broker's slippage model decides.
     """
 
     def __init__(
@@ -169,6 +177,7 @@ class BacktestEngine:
         instruments: InstrumentRegistry | InstrumentAccounts | None = None,
         roll_days: int = 5,
         auto_roll: bool = False,
+        spread: SpreadModel | str | int | None = AUTO,
     ) -> None:
         if fill_at not in FILL_AT:
             raise ConfigError(f"fill_at must be one of {FILL_AT}, got {fill_at!r}")
@@ -176,7 +185,7 @@ class BacktestEngine:
         self.initial_capital = float(initial_capital)
         self.data_provider = data_provider
         self.commission = commission
-        self.slippage = slippage
+        self.slippage: SlippageModel = resolve_spread(slippage_model(slippage), spread)
         self.fill_at = fill_at
         self.allow_short = allow_short
         self.interval = interval
@@ -200,6 +209,19 @@ class BacktestEngine:
         self._reset_run_state(None)
 
     # ------------------------------------------------------------------ setup
+    def _widths(self, market: MarketData | None) -> np.ndarray | None:
+        """Each bar's spread in ticks, ``(bars, symbols)``, when the broker's slippage carries a spread."""
+        spread = spread_of(self.broker.slippage_model)
+        if market is None or spread is None:
+            return None
+        return width_table(
+            spread, market.opens, market.highs, market.lows, market.closes, self._ticks(market)
+        )
+
+    def _ticks(self, market: MarketData | None) -> list[float | None] | None:
+        """Each symbol's own tick (a future's, a pair's; None for a stock), in the market's order."""
+        return None if market is None else [self.broker.tick_size(s) for s in market.symbols]
+
     def _new_broker(self) -> SimpleBroker:
         return SimpleBroker(self.initial_capital, self.commission, self.slippage, self.allow_short)
 
@@ -252,9 +274,11 @@ class BacktestEngine:
             BrokerMarks(self.broker, market.marks, market.symbol_index) if market is not None else None
         )
         if self.volume_limit is not None and market is not None:
-            self._book = OrderBook(market.volumes(), self.volume_limit)
+            self._book = OrderBook(
+                market.volumes(), self.volume_limit, self._widths(market), self._ticks(market)
+            )
         else:
-            self._book = OrderBook()
+            self._book = OrderBook(widths=self._widths(market), ticks=self._ticks(market))
         self._orders: list[Order] = []
         # order_id -> index of the strategy that submitted it (for cancel())
         self._order_owner: dict[str | None, int] = {}
@@ -354,14 +378,14 @@ class BacktestEngine:
         lo, hi = resolve_range(start_date, end_date)
         self._run_interval = interval or self.interval
         frame = self._load(names, lo, hi, self._run_interval, data)
-        if (
-            spread_of(self.broker.slippage_model) is not None
-        ):  # the spread's touch is on the tick grid: so are bars
-            frame = grid_frame(frame)
         if self._given_broker is None:
             self.broker = self._new_broker()
         if self._given_broker is None or self.broker.accounts is None:
             self.broker.use_instruments(run_accounts(self.instruments, _reference_day(lo, frame)))
+        # the spread's touch is on the tick grid: so are bars (each instrument on its own tick)
+        on_grid = spread_of(self.broker.slippage_model) is not None
+        if on_grid:
+            frame = grid_frame(frame, self.broker.tick_size, names[0] if len(names) == 1 else None)
         self.errors = []
         accounts = self.broker.accounts
         self._router = (
@@ -374,6 +398,8 @@ class BacktestEngine:
         extra = (
             self._router.load(frame, self.data_provider, lo, hi, self._run_interval) if self._router else None
         )
+        if on_grid and extra is not None:
+            extra = grid_frame(extra, self.broker.tick_size)
         market = MarketData(frame, names or None, extra) if len(frame) else None
         compared = (
             resolve_benchmark(

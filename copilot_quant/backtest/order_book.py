@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -79,12 +79,17 @@ class WorkingOrder:
     #: The bracket this order is the entry or an exit of (None: not in a bracket).
     bracket: Bracket | None = None
 
-    def locate(self, path: tuple[float, ...] | list[float]) -> Located:
-        """Where this order executes on ``path`` (its fill rule, with its kept state), and update the state."""
+    def locate(
+        self, path: tuple[float, ...] | list[float], width: int = 0, tick: float | None = None
+    ) -> Located:
+        """Where this order executes on ``path`` (its fill rule, with its kept state, and the bar's spread
+        ``width`` in ticks of ``tick``, None: the US stock grid), and update the state."""
         if self.trail is None:
-            self.triggered, execution, at = locate_order(self.order, path, self.triggered)
+            self.triggered, execution, at = locate_order(self.order, path, self.triggered, width, tick)
         else:
-            self.triggered, execution, at = locate_trailing(self.order, path, self.triggered, self.trail)
+            self.triggered, execution, at = locate_trailing(
+                self.order, path, self.triggered, self.trail, width, tick
+            )
         return self.triggered, execution, at
 
 
@@ -138,6 +143,10 @@ class OrderBook:
     Args:
         volumes: traded volume per bar and symbol, ``(bars, symbols)``; needed with ``volume_limit``.
         volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
+        widths: the bid/ask spread of each bar and symbol in ticks, ``(bars, symbols)`` (None: no spread;
+            see :mod:`copilot_quant.model.spread`).
+        ticks: each symbol's tick size, in symbol order (None for a symbol on the US stock grid; None:
+            every symbol is). A future's spread is in its own ticks (0.25 for MES), a pair's too.
     """
 
     __slots__ = (
@@ -148,10 +157,18 @@ class OrderBook:
         "_ordered",
         "_purge",
         "_session_opens",
+        "_ticks",
+        "_widths",
         "pending",
     )
 
-    def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
+    def __init__(
+        self,
+        volumes: np.ndarray | None = None,
+        volume_limit: float | None = None,
+        widths: np.ndarray | None = None,
+        ticks: Sequence[float | None] | None = None,
+    ) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
         #: and test ``if pending:`` cheaply; only this class changes its contents.
         self.pending: list[WorkingOrder] = []
@@ -168,6 +185,9 @@ class OrderBook:
         self._session_opens = True
         #: Whether the bar being matched ends a session (read by a modification made while it is matched).
         self._ends_session = False
+        self._widths = widths
+        #: Each symbol's tick size (None: the US stock grid), for the quotes around its trades.
+        self._ticks: tuple[float | None, ...] | None = None if ticks is None else tuple(ticks)
         if volume_limit is not None:
             if volumes is None:
                 raise ValueError("a volume limit needs the bars' volumes")
@@ -270,6 +290,8 @@ class OrderBook:
             self._execute_bar_ordered(None, bar, opens, highs, lows, closes, session_end, book)
             return
         self._session_opens = self._ends_session = session_end
+        widths = self._widths
+        ticks = self._ticks
         keep: list[WorkingOrder] = []
         for working in self.pending:
             if working.first_bar > bar:
@@ -280,14 +302,16 @@ class OrderBook:
             open_ = opens.item(bar, s)  # .item: a Python float straight from the array, no numpy scalar
             if open_ != open_:  # noqa: PLR0124 - NaN test without a call: this symbol has no bar here, the order keeps waiting
                 execution = None
-            elif order.order_type is _MARKET:  # its rule needs only the first price of the path
+            elif order.order_type is _MARKET and widths is None:  # its rule needs only the path's first price
                 execution = match_market((open_,))
             else:
                 path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
+                width = 0 if widths is None else widths.item(bar, s)
+                tick = None if ticks is None else ticks[s]
                 if working.trail is None:  # the hot path: no index needed, no kept state
-                    working.triggered, execution = match_order(order, path, working.triggered)
+                    working.triggered, execution = match_order(order, path, working.triggered, width, tick)
                 else:
-                    _, execution, _ = working.locate(path)
+                    _, execution, _ = working.locate(path, width, tick)
             if execution is not None:
                 if order.status is _CANCELLED:
                     continue  # cancelled from on_fill earlier in this bar: it never fills
@@ -333,7 +357,7 @@ class OrderBook:
             if working.order.auction:
                 self._auction_hit(working, path, session_end, hits, missed)
                 continue
-            _, execution, at = working.locate(path)
+            _, execution, at = working.locate(path, self._width(bar, s), self._tick(s))
             if execution is not None:
                 hits.append((at, working, execution))
         hits.sort(key=_point)  # stable: submission order among executions at the same point
@@ -548,7 +572,8 @@ class OrderBook:
         bracket = working.bracket
         if bracket is not None and working is not bracket.entry and not bracket.active:
             return False  # a bracket exit waits for its entry to fill
-        _, execution, _ = working.locate((price,))
+        s = working.symbol_index
+        _, execution, _ = working.locate((price,), self._width(bar, s), self._tick(s))
         if execution is None:
             return False
         before = working.order.filled_quantity
@@ -561,6 +586,14 @@ class OrderBook:
             self._group_filled(working, working.order.filled_quantity - before, unblocked)
             self._reduce_groups(unblocked)
         return working.order.status.is_done
+
+    def _width(self, bar: int, symbol_index: int) -> int:
+        """The spread of bar ``bar`` of a symbol, in ticks (0: no spread model)."""
+        return 0 if self._widths is None else self._widths.item(bar, symbol_index)
+
+    def _tick(self, symbol_index: int) -> float | None:
+        """A symbol's tick size (None: the US stock grid)."""
+        return None if self._ticks is None else self._ticks[symbol_index]
 
     def finish_immediate(self, order: Order) -> None:
         """An immediate-or-cancel order after its one chance: the rest is cancelled (it never works)."""

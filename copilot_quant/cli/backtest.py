@@ -198,7 +198,7 @@ def run_backtest(
     slippage: float = 0.0005,
     fill_at: str = "next_open",
     interval: str = "1d",
-    spread: SpreadModel | None = None,
+    spread: SpreadModel | str | None = "auto",
     allow_short: bool = True,
     volume_limit: float | None = None,
     console: Console | None = None,
@@ -213,8 +213,6 @@ def run_backtest(
     """
     from copilot_quant.backtest.engine import BacktestEngine
     from copilot_quant.data.providers import provider_from_spec
-    from copilot_quant.model.costs import slippage_model
-    from copilot_quant.model.spread import with_spread
 
     if capital <= 0:
         raise ConfigError(f"--capital must be positive, got {capital}.")
@@ -223,7 +221,8 @@ def run_backtest(
         initial_capital=capital,
         data_provider=provider_from_spec(data),
         commission=commission,
-        slippage=with_spread(slippage_model(slippage), spread),
+        slippage=slippage,
+        spread=spread,
         fill_at=fill_mode,
         allow_short=allow_short,
         interval=interval,

@@ -141,6 +141,7 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     interval: str = options.interval_option(),
     allow_short: bool = options.allow_short_option(),
     volume_limit: float | None = options.volume_limit_option(),
+    spread: str = options.spread_option(),
     jobs: int | None = compute.jobs_option(),
     scheduler: str | None = compute.scheduler_option(),
     serial: bool = compute.serial_option(),
@@ -158,7 +159,9 @@ def batch_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         if metric not in RANKING_METRICS:
             raise ConfigError(f"cannot rank by {metric!r}; choose one of {', '.join(RANKING_METRICS)}")
         check_outputs(export, report, top)
-        engine_options = engine_settings(capital, commission, slippage, fill_at, allow_short, volume_limit)
+        engine_options = engine_settings(
+            capital, commission, slippage, fill_at, allow_short, volume_limit, spread
+        )
         where = compute.resolve(jobs, scheduler, serial)
         compute.quiet_dask_logs()
         fixed = parse_params(params)

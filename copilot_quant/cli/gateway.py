@@ -85,7 +85,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
         "Tiered: volume tiers plus pass-through fees; commissionReport carries the total) or a rate of the "
         "traded value (0.001 = 0.1 %).",
     ),
-    spread: str = typer.Option("off", "--spread", help=SPREAD_HELP),
+    spread: str = typer.Option("auto", "--spread", help=SPREAD_HELP),
     volume_limit: float | None = typer.Option(
         None,
         "--volume-limit",

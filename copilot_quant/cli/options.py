@@ -104,14 +104,15 @@ def slippage_option() -> Any:
 
 
 SPREAD_HELP = (
-    "Bid/ask spread: off (default: fills at bar prices), a width in ticks (1 = one cent above $1) or "
-    "in basis points of the price (5bps, at least one tick). Market and stop orders then fill at the touch "
-    "(buy at the ask, sell at the bid), --slippage on top, every price on the tick grid."
+    "Bid/ask spread: auto (default: each bar's width estimated from the bars before it, Corwin-Schultz, "
+    "at least one tick), a width in ticks (1 = one cent above $1), in basis points of the price (5bps, at "
+    "least one tick), or off/none/0 (fills at bar prices). Market and stop orders fill at the touch (buy at "
+    "the ask, sell at the bid), limits when the quote crosses them, --slippage on top, on the tick grid."
 )
 
 
 def spread_option() -> Any:
-    return typer.Option("off", "--spread", help=SPREAD_HELP)
+    return typer.Option("auto", "--spread", help=SPREAD_HELP)
 
 
 def parse_spread(text: str) -> Any:

@@ -186,8 +186,10 @@ def engine_settings(  # noqa: PLR0917 - one argument per command-line option
     fill_at: str,
     allow_short: bool,
     volume_limit: float | None,
+    spread: str = "auto",
 ) -> dict[str, Any]:
-    """The engine options every run of a sweep or batch gets, checked."""
+    """The engine options every run of a sweep or batch gets, checked (``spread``: the ``--spread`` text;
+    the parsed model travels to every worker with the other options)."""
     from copilot_quant.backtest.participation import check_volume_limit
 
     if capital <= 0:
@@ -200,6 +202,7 @@ def engine_settings(  # noqa: PLR0917 - one argument per command-line option
         "allow_short": allow_short,
         "volume_limit": volume_limit,
         "fill_at": options.parse_fill_at(fill_at),
+        "spread": options.parse_spread(spread),
     }
 
 
@@ -307,6 +310,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     interval: str = options.interval_option(),
     allow_short: bool = options.allow_short_option(),
     volume_limit: float | None = options.volume_limit_option(),
+    spread: str = options.spread_option(),
 ) -> None:
     """Backtest a strategy for every combination of -g values and rank them (with an honest holdout)."""
     from copilot_quant.backtest.cluster import ship_code_of
@@ -321,7 +325,9 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         check_outputs(export, report, top)
         if per_task < 1:
             raise ConfigError(f"--per-task must be at least 1, got {per_task}.")
-        engine_options = engine_settings(capital, commission, slippage, fill_at, allow_short, volume_limit)
+        engine_options = engine_settings(
+            capital, commission, slippage, fill_at, allow_short, volume_limit, spread
+        )
         where = compute.resolve(jobs, scheduler, serial)
         compute.quiet_dask_logs()
         fixed = parse_params(params)

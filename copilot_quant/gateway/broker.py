@@ -320,6 +320,11 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
         self._save()
 
     # ----- market ---------------------------------------------------------------------------------
+    def use_ticks(self, tick_of: Callable[[str], float | None]) -> None:
+        """Quote and fill each symbol on its own tick (``tick_of``: a future's, a pair's; None for a stock,
+        on the stocks' grid): a spread is that many of its ticks, as in a backtest."""
+        self._engine.tick_of = tick_of
+
     def on_price(
         self,
         symbol: str,
@@ -330,14 +335,17 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
         *,
         gap: bool = False,
         bar_volume: float | None = None,
+        width: int | None = None,
     ) -> None:
         """One market price of ``symbol``: match its working orders, then mark the account.
 
         ``gap=True`` says the price jumped here from the previous one (a new bar's open); otherwise the
         market moved continuously from the previous price (see :mod:`copilot_quant.gateway.matching`).
         ``bar_volume``, given with a bar's open, is the bar's traded volume (used by ``volume_limit``).
-        Fills use the traded price, as the backtest does; ``bid``/``ask`` are accepted for symmetry with
-        the market feed and are not used for matching (the default quote spread is zero).
+        ``width`` is the quote's spread in ticks (see :mod:`copilot_quant.gateway.matching`; None: the
+        slippage model's spread at its plain width, 0: no spread); market orders fill at its touch and
+        limits match on it, as in the backtest. ``bid``/``ask`` are accepted for symmetry with the market
+        feed; matching derives the quote from ``price`` and ``width`` with the backtest's rule.
         """
         if not (math.isfinite(price) and price > 0):
             log.warning("ignoring non-positive or non-finite price %r for %s", price, symbol)
@@ -348,7 +356,10 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
         filled = False
         opening = symbol not in self._opened
         self._opened.add(symbol)
-        for event in self._engine.on_price(symbol, price, gap=gap, bar_volume=bar_volume, opening=opening):
+        events = self._engine.on_price(
+            symbol, price, gap=gap, bar_volume=bar_volume, opening=opening, width=width
+        )
+        for event in events:
             if isinstance(event, AuctionMissed):
                 record = self._orders[event.key]
                 self._finish_cancel(

@@ -100,6 +100,7 @@ class GatewayCore:
             feed, bar_interval, start, spread=spread, seed=seed, quote_model=quote_model
         )
         self.market.tick_of = self._tick_of
+        self.broker.use_ticks(self._tick_of)
         if wall_clock:
             wall = WallClockMarket(self.market, hours=hours, seed=seed)
         if resume_at is not None and start is None:
@@ -228,6 +229,7 @@ class GatewayCore:
             ask=point.ask,
             gap=point.gap,
             bar_volume=point.bar_volume,
+            width=point.width,
         )
         if self.publisher is not None:
             self.publisher.tick(point, quote)

@@ -57,6 +57,9 @@ VALID_WHAT_TO_SHOW = frozenset(
     }
 )
 _SERVED_WHAT_TO_SHOW = frozenset({"TRADES", "MIDPOINT", "BID", "ASK", "BID_ASK", "ADJUSTED_LAST"})
+#: Bars of the quote rather than of the trades.
+_QUOTE_SIDES = frozenset({"MIDPOINT", "BID", "ASK", "BID_ASK"})
+_EPOCH = pd.Timestamp(0, tz="UTC")
 
 
 class HistoryError(Exception):
@@ -243,7 +246,7 @@ class HistoryService:
         now = self.market.now
         end_time = parse_end_time(end, now)
         lo = window_start(end_time, n, unit, self.calendar)
-        frame, starts = self.frame(symbol, size, lo, end_time)
+        frame, starts = self.frame(symbol, size, lo, end_time, what=what)
         if frame.empty:
             raise HistoryError(Code.HMDS, f"HMDS query returned no data: {symbol}@SMART {what}")
         bars = _to_bars(
@@ -252,14 +255,18 @@ class HistoryService:
             kind=size.kind,
             format_date=format_date,
             what=what,
-            price=lambda p, w: self.market.side_price(p, w, symbol),
+            grid=lambda p: self.market.side_price(p, "TRADES", None, symbol),
         )
         return HistoryAnswer(_window_text(lo), _window_text(end_time), bars)
 
     def frame(
-        self, symbol: str, size: BarSize, lo: pd.Timestamp, end: pd.Timestamp
+        self, symbol: str, size: BarSize, lo: pd.Timestamp, end: pd.Timestamp, *, what: str = "TRADES"
     ) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
-        """Bars of ``symbol`` ending in ``(lo, end]`` at ``size`` (never after the clock), with their starts."""
+        """Bars of ``symbol`` ending in ``(lo, end]`` at ``size`` (never after the clock), with their starts.
+
+        ``what`` MIDPOINT, BID or ASK: each source bar's prices are first turned into that side of its
+        quote, with the bar's own spread (:meth:`MarketReplay.frame_widths`, the widths the market quoted
+        it at), then cut and aggregated — a BID bar of 5 minutes is the bid's range over its minutes."""
         if size.source is None:
             raise HistoryError(
                 Code.HMDS, f"HMDS query returned no data: {symbol}@SMART has no bars under 1 min"
@@ -284,6 +291,8 @@ class HistoryService:
                 raise HistoryError(
                     Code.HMDS, f"HMDS query returned no data: {symbol}@SMART ({exc})"
                 ) from None
+        if what in _QUOTE_SIDES and not data.empty:
+            data = self._quoted(data, what, symbol)
         data = data[(data.index > lo) & (data.index <= end)]
         if data.empty:
             return data, pd.DatetimeIndex([], tz="UTC")
@@ -291,6 +300,20 @@ class HistoryService:
         if size.kind == "intraday" and size.step is not None and size.step != _interval_length(source):
             data, starts = _aggregate(data, starts, size.step)
         return data, starts
+
+    def _quoted(self, data: pd.DataFrame, what: str, symbol: str) -> pd.DataFrame:
+        """``data`` (trade bars of ``symbol``, oldest first) as ``what`` bars (:meth:`MarketReplay.quoted_bar`),
+        each at its own spread, on ``symbol``'s own tick grid."""
+        widths = self.market.frame_widths(data, symbol)
+        values = data[["Open", "High", "Low", "Close"]].to_numpy(dtype=float)
+        rows = []
+        for (o, h, lo, c), width in zip(values, widths, strict=True):
+            bar = Bar(symbol, _EPOCH, _EPOCH, float(o), float(h), float(lo), float(c), 0.0, int(width))
+            shown = self.market.quoted_bar(bar, what)
+            rows.append((shown.open, shown.high, shown.low, shown.close))
+        out = data.copy()
+        out[["Open", "High", "Low", "Close"]] = np.array(rows, dtype=float).reshape(-1, 4)
+        return out
 
     def _starts(self, ends: pd.DatetimeIndex, interval: str) -> pd.DatetimeIndex:
         if interval in ("1d", "1wk", "1mo"):
@@ -407,13 +430,15 @@ def _to_bars(
     kind: str,
     format_date: int,
     what: str,
-    price: Callable[[float, str], float],
+    grid: Callable[[float], float],
 ) -> list[HistoricalBar]:
     values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float)
     quote_bars = what in ("MIDPOINT", "BID", "ASK", "BID_ASK")
     out: list[HistoricalBar] = []
     for start, end, row in zip(starts, frame.index, values, strict=True):
-        o, h, lo, c = (price(float(x), what) for x in row[:4])  # on the tick grid, as IB prints
+        # on the symbol's tick grid (``grid``), as IB prints (quote sides are already, a midpoint on the
+        # half-tick)
+        o, h, lo, c = (float(x) if what in _QUOTE_SIDES else grid(float(x)) for x in row[:4])
         v = round(float(row[4]), 6)
         if not np.isfinite([o, h, lo, c]).all():
             continue

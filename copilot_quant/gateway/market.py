@@ -7,6 +7,11 @@ every tracked symbol, into a short price path (open → low → high → close w
 high → low → close: the project's shared intrabar rule) delivered to the listeners tick by tick. Symbols
 with data after ``now`` replay it; once a symbol's data runs out it continues with a random walk seeded by
 ``(seed, symbol, bar end)``, so a rerun produces the same prices.
+
+Quotes: with a spread model (``quote_model``, :mod:`copilot_quant.model.spread`) each bar gets its width
+in ticks from the bars before it — data bars when loaded, generated bars (and the wall-clock market's
+forming bar) from the last bars before them — and every trade is quoted at that width, as the backtest
+quotes the same bars. Without one, ``spread`` (price units) only shows in the quotes.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -30,7 +35,7 @@ from copilot_quant.data.calendars import (
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.model.ports import IDataFeed
-from copilot_quant.model.spread import SpreadModel, grid_array, to_grid
+from copilot_quant.model.spread import SpreadModel, grid_array, midpoint_at, on_tick, quote_at
 
 __all__ = ["Bar", "MarketReplay", "PricePoint", "Quote", "price_path"]
 
@@ -52,6 +57,8 @@ class Bar:
     low: float
     close: float
     volume: float
+    #: The bar's bid/ask spread in ticks (0: no spread model).
+    width: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,8 @@ class PricePoint:
     gap: bool = False  # the first price of a bar: the market may have jumped here from the last one
     #: The whole bar's traded volume (what a volume participation limit is a fraction of).
     bar_volume: float = math.nan
+    #: The spread the quote has, in ticks (0: no spread model); the fills' touch uses it.
+    width: int = 0
 
 
 @dataclass(slots=True)
@@ -103,6 +112,8 @@ class _Series:
     ends: np.ndarray  # int64 ns UTC
     values: np.ndarray  # (n, 5) float: open, high, low, close, volume
     generated: list[Bar] = field(default_factory=list)
+    #: Each data bar's spread in ticks (from the bars before it), when a spread model is on.
+    widths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 TickListener = Callable[[PricePoint, Quote], None]
@@ -155,6 +166,8 @@ class MarketReplay:
         self._start = None if start is None else _utc(start)
         self._now: pd.Timestamp | None = self._start
         self._series: dict[str, _Series] = {}
+        #: Each symbol's spread now (ticks): the width of the bar trading or, between bars, of the next.
+        self._width: dict[str, int] = {}
         self.quotes: dict[str, Quote] = {}
         self.tick_listeners: list[TickListener] = []
         self.bar_listeners: list[BarListener] = []
@@ -251,6 +264,7 @@ class MarketReplay:
         quote = Quote(symbol)
         now = self.now.value
         i = int(np.searchsorted(series.ends, now, side="right")) - 1
+        self._width[symbol] = self._width_after(symbol, series, i + 1)
         if i >= 0:
             o, h, lo, c, v = series.values[i]
             quote.last = quote.bid = quote.ask = float(c)
@@ -278,7 +292,35 @@ class MarketReplay:
         # IB prints on the tick grid: off-grid data (split/dividend-adjusted prices) is put on it here.
         tick = self.tick_of(symbol)
         values[:, :4] = grid_array(values[:, :4]) if tick is None else np.round(values[:, :4] / tick) * tick
-        return _Series(ends, values)
+        widths = np.zeros(len(ends), dtype=np.int64)
+        if self.quote_model is not None:  # the backtest computes the same widths from the same bars
+            widths = self.quote_model.widths(values[:, 0], values[:, 1], values[:, 2], values[:, 3], tick)
+        return _Series(ends, values, widths=widths)
+
+    def _width_after(self, symbol: str, series: _Series, count: int) -> int:
+        """The spread of the bar after the first ``count`` bars of ``series`` (data, then generated), in
+        ticks of ``symbol``'s own tick."""
+        model = self.quote_model
+        if model is None:
+            return 0
+        data = len(series.ends)
+        if count < data:
+            return int(series.widths[count])
+        keep = model.window + 1
+        generated = series.generated[max(0, count - data - keep) : count - data]
+        need = keep - len(generated)
+        parts = [series.values[max(0, data - need) : data, :4]] if need > 0 else []
+        parts.append(
+            np.array([[b.open, b.high, b.low, b.close] for b in generated], dtype=float).reshape(-1, 4)
+        )
+        prices = np.vstack(parts)
+        if not len(prices):
+            return model.ticks
+        return model.next_width(prices[:, 0], prices[:, 1], prices[:, 2], prices[:, 3], self.tick_of(symbol))
+
+    def width_now(self, symbol: str) -> int:
+        """``symbol``'s spread now, in ticks (0: no spread model)."""
+        return self._width.get(symbol, 0)
 
     # -- history ---------------------------------------------------------------------------------------
     def generated_bars(self, symbol: str) -> list[Bar]:
@@ -374,7 +416,7 @@ class MarketReplay:
         quote = self.quotes[symbol]
         self._roll_session(quote, time.tz_convert("America/New_York").normalize(), price)
         self._record(quote, time, price, size)
-        point = PricePoint(symbol, time, price, quote.bid, quote.ask, size)
+        point = PricePoint(symbol, time, price, quote.bid, quote.ask, size, width=self.width_now(symbol))
         for listener in list(self.tick_listeners):
             listener(point, quote)
 
@@ -388,7 +430,12 @@ class MarketReplay:
         """Bars of the replay interval ending at ``end`` happened: they become history, ``now`` moves to
         ``end`` and the step listeners run (marks; DAY orders expire when ``session_closed``)."""
         for bar in bars:
-            self._series[bar.symbol].generated.append(bar)
+            series = self._series[bar.symbol]
+            series.generated.append(bar)
+            # the next bar (forming from now on) quotes at the width these bars give
+            self._width[bar.symbol] = self._width_after(
+                bar.symbol, series, len(series.ends) + len(series.generated)
+            )
         self._now = end
         for listener in list(self.step_listeners):
             listener(end, session_closed)
@@ -408,7 +455,8 @@ class MarketReplay:
         j = int(np.searchsorted(series.ends, end.value, side="left"))
         if j < len(series.ends) and series.ends[j] == end.value:
             o, h, lo, c, v = (float(x) for x in series.values[j])
-            return Bar(symbol, start, end, o, h, lo, c, v)
+            width = int(series.widths[j]) if self.quote_model is not None else 0
+            return Bar(symbol, start, end, o, h, lo, c, v, width)
         if j < len(series.ends):
             return None  # the symbol has data later but no bar here (a gap): it does not trade now
         bar = self._random_bar(symbol, start, end)
@@ -438,13 +486,17 @@ class MarketReplay:
         high = on_grid(max(open_, close) * (1.0 + abs(u1) * sigma / 2))
         low = on_grid(min(open_, close) * (1.0 - abs(u2) * sigma / 2))
         volume = float(int(1_000_000 * minutes / 390.0 * (0.5 + float(rng.random()))) // 100 * 100 or 100)
+        series = self._series[symbol]
+        width = self._width_after(symbol, series, len(series.ends) + len(series.generated))
         # The walk continues at the last price (put on the cent grid); every price after it is cents.
-        return Bar(symbol, start, end, open_, max(high, open_, close), min(low, open_, close), close, volume)
+        high, low = max(high, open_, close), min(low, open_, close)
+        return Bar(symbol, start, end, open_, high, low, close, volume, width)
 
     def _trade_through(self, bar: Bar) -> None:
         """Trade ``bar``'s intrabar path: one tick per price to the tick listeners (the bar itself follows)."""
         quote = self.quotes[bar.symbol]
         self._roll_session(quote, bar.start.tz_convert("America/New_York").normalize(), bar.open)
+        self._width[bar.symbol] = bar.width
         path = price_path(bar.open, bar.high, bar.low, bar.close)
         step = (bar.end - bar.start) / (len(path) - 1)
         size = max(1.0, float(int(bar.volume / len(path))))
@@ -452,7 +504,15 @@ class MarketReplay:
             time = bar.start + step * k
             self._record(quote, time, price, size)
             point = PricePoint(
-                bar.symbol, time, price, quote.bid, quote.ask, size, gap=k == 0, bar_volume=bar.volume
+                bar.symbol,
+                time,
+                price,
+                quote.bid,
+                quote.ask,
+                size,
+                gap=k == 0,
+                bar_volume=bar.volume,
+                width=bar.width,
             )
             for listener in list(self.tick_listeners):
                 listener(point, quote)
@@ -476,25 +536,67 @@ class MarketReplay:
         quote.time = time
         self._apply_spread(quote, price)
 
-    def side_price(self, price: float, what: str, symbol: str = "") -> float:
-        """A trade at ``price`` as a bar of ``what`` shows it: the bid for BID, the ask for ASK, else the
-        trade itself; on the tick grid (``symbol``'s own, else the stocks'), with the quotes' spread (the
-        spread model when on)."""
-        if what not in ("BID", "ASK"):
+    def side_price(self, price: float, what: str, width: int | None = None, symbol: str = "") -> float:
+        """A trade at ``price`` as a bar of ``what`` shows it: the bid for BID, the ask for ASK, their
+        midpoint for MIDPOINT (on the half-tick), else the trade itself; on the tick grid (``symbol``'s
+        own, else the stocks'). ``width``: the bar's spread in ticks (None: the spread model's plain
+        width)."""
+        if what not in ("BID", "ASK", "MIDPOINT"):
             return self._on_grid(symbol, price)
         if self.quote_model is not None:
-            bid, ask = self.quote_model.quote(price)
+            tick = self._tick(symbol)
+            ticks = self.quote_model.width(on_tick(price, tick), tick) if width is None else width
+            if what == "MIDPOINT":
+                return midpoint_at(price, ticks, tick)
+            bid, ask = quote_at(price, ticks, tick)
             return bid if what == "BID" else ask
         half = self.spread / 2.0
+        if what == "MIDPOINT":
+            return self._on_grid(symbol, price)
         return self._on_grid(symbol, price - half if what == "BID" else price + half)
 
+    def _tick(self, symbol: str) -> float | None:
+        """``symbol``'s own tick (a future's, a pair's), None for the stocks' grid."""
+        return self.tick_of(symbol) if symbol else None
+
     def _on_grid(self, symbol: str, price: float) -> float:
-        tick = self.tick_of(symbol) if symbol else None
-        return to_grid(price) if tick is None else round(round(price / tick) * tick, 10)
+        return on_tick(price, self._tick(symbol))
+
+    def quoted_bar(self, bar: Bar, what: str) -> Bar:
+        """``bar`` (trades) as a bar of ``what`` shows it: the bid, ask or midpoint of its quote at its own
+        spread (a live 5-second bar, which carries none, at the symbol's spread now); on the tick grid.
+
+        BID_ASK, as IB defines its bars: open the time-average bid, high the highest ask, low the lowest
+        bid, close the time-average ask — the averages taken as the quote at the mean of the bar's path.
+        """
+        width = bar.width or self.width_now(bar.symbol)
+        if what == "BID_ASK":
+            mean = (bar.open + bar.high + bar.low + bar.close) / 4.0
+            return replace(
+                bar,
+                open=self.side_price(mean, "BID", width, bar.symbol),
+                high=self.side_price(bar.high, "ASK", width, bar.symbol),
+                low=self.side_price(bar.low, "BID", width, bar.symbol),
+                close=self.side_price(mean, "ASK", width, bar.symbol),
+            )
+        o, h, lo, c = (
+            self.side_price(x, what, width, bar.symbol) for x in (bar.open, bar.high, bar.low, bar.close)
+        )
+        return replace(bar, open=o, high=h, low=lo, close=c)
+
+    def frame_widths(self, frame: pd.DataFrame, symbol: str = "") -> np.ndarray:
+        """The spread (ticks of ``symbol``'s own tick) of each bar of ``frame`` (bars at the replay interval
+        or any other, oldest first), from the bars before it in the frame; zeros without a spread model."""
+        model = self.quote_model
+        if model is None or frame.empty:
+            return np.zeros(len(frame), dtype=np.int64)
+        values = frame[["Open", "High", "Low", "Close"]].to_numpy(dtype=float)
+        return model.widths(values[:, 0], values[:, 1], values[:, 2], values[:, 3], self._tick(symbol))
 
     def _apply_spread(self, quote: Quote, price: float) -> None:
         if self.quote_model is not None:
-            quote.bid, quote.ask = self.quote_model.quote(price)
+            width = self._width.get(quote.symbol) or self.quote_model.ticks
+            quote.bid, quote.ask = quote_at(price, width, self._tick(quote.symbol))
         else:
             half = self.spread / 2.0
             quote.bid = self._on_grid(quote.symbol, price - half)

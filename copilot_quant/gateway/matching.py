@@ -16,6 +16,13 @@ as it streams and the backtest applies to each move of a bar's path:
   fills there plus slippage, and any remainder (partial fills) then works as a market order.
 * STP LMT: triggers as a stop; from the trigger point on it works as a limit.
 
+Spread: each price comes with the quote's width in ticks (``on_price(..., width=)``, 0 without a spread
+model). Market orders and triggered stops execute at the touch of the price they take (buys at the ask,
+sells at the bid) and the slippage model moves that; limit orders (a stop-limit's limit too) are matched
+on the quote they trade against — a buy limit on the ask, a sell limit on the bid; stops trigger on the
+trades (IB's "Last" method for US stocks). One definition, in
+:mod:`copilot_quant.model.spread`, the backtest's too.
+
 With ``partial_fill_size`` an order fills at most that many shares per price update.
 
 With ``volume_limit`` (the backtest's rule, :mod:`copilot_quant.backtest.participation`) the orders of a
@@ -49,6 +56,7 @@ from copilot_quant.model.fill_rules import (
 from copilot_quant.model.oca import OcaType, oca_remaining
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.participation import VolumeAllowance, check_volume_limit
+from copilot_quant.model.spread import after_touch, limit_on_grid, spread_of, touch_at
 
 __all__ = [
     "AuctionMissed",
@@ -140,44 +148,62 @@ def _required(price: float | None, order: WorkingOrder) -> float:
     return price
 
 
-Matcher = Callable[[WorkingOrder, "float | None", float, SlippageModel], "float | None"]
+#: ``(order, prev, price, slip, width, tick)``: the fill price of ``order`` on the move ``prev → price``
+#: (trades) with a spread of ``width`` ticks of ``tick`` (the symbol's own: a future's, a pair's; None:
+#: the stocks' grid), or None; ``slip`` moves a price at the touch (the slippage model) onto that grid.
+Tick = float | None
+Slip = Callable[[float, OrderSide, Tick], float]
+Matcher = Callable[[WorkingOrder, "float | None", float, Slip, int, Tick], "float | None"]
 
 
-def _match_market(order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel) -> float:
-    return slippage.adjust(price, order.side)
-
-
-def _match_limit(
-    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+def _limit_on_quote(  # noqa: PLR0917 - the move, the limit and the quote's terms
+    side: OrderSide, limit: float, prev: float | None, price: float, width: int, tick: Tick
 ) -> float | None:
-    return limit_fill_price(order.side, _required(order.limit, order), prev, price)
+    """A limit on the move ``prev → price`` of the trades, matched on the quote ``side`` trades against."""
+    if not width:
+        return limit_fill_price(side, limit, prev, price)
+    prev = None if prev is None else touch_at(prev, side, width, tick)
+    fill = limit_fill_price(side, limit, prev, touch_at(price, side, width, tick))
+    return None if fill is None else limit_on_grid(fill, side, tick)  # as the backtest books it
 
 
-def _match_stop(
-    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+def _match_market(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
+) -> float:
+    return slip(touch_at(price, order.side, width, tick), order.side, tick)
+
+
+def _match_limit(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
+) -> float | None:
+    return _limit_on_quote(order.side, _required(order.limit, order), prev, price, width, tick)
+
+
+def _match_stop(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
     if order.triggered:  # the remainder of a partly filled stop works as a market order
-        return slippage.adjust(price, order.side)
+        return slip(touch_at(price, order.side, width, tick), order.side, tick)
     trigger = stop_trigger_price(order.side, _required(order.stop, order), prev, price)
     if trigger is None:
         return None
     order.triggered = True
-    return slippage.adjust(trigger, order.side)
+    return slip(touch_at(trigger, order.side, width, tick), order.side, tick)
 
 
-def _match_stop_limit(
-    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+def _match_stop_limit(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
     limit = _required(order.limit, order)
     if order.triggered:
-        return limit_fill_price(order.side, limit, prev, price)
+        return _limit_on_quote(order.side, limit, prev, price, width, tick)
     trigger = stop_trigger_price(order.side, _required(order.stop, order), prev, price)
     if trigger is None:
         return None
     order.triggered = True
     # From the trigger point the order is a limit. The rest of the move (trigger → price) goes further
     # the stop's way, i.e. away from a limit that the trigger point itself did not satisfy.
-    return limit_fill_price(order.side, limit, None, trigger)
+    return _limit_on_quote(order.side, limit, None, trigger, width, tick)
 
 
 def _trail(order: WorkingOrder, prev: float | None, price: float) -> float | None:
@@ -190,26 +216,26 @@ def _trail(order: WorkingOrder, prev: float | None, price: float) -> float | Non
     return trigger
 
 
-def _match_trail(
-    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+def _match_trail(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
     if order.triggered:  # the remainder of a partly filled trailing stop works as a market order
-        return slippage.adjust(price, order.side)
+        return slip(touch_at(price, order.side, width, tick), order.side, tick)
     trigger = _trail(order, prev, price)
-    return None if trigger is None else slippage.adjust(trigger, order.side)
+    return None if trigger is None else slip(touch_at(trigger, order.side, width, tick), order.side, tick)
 
 
-def _match_trail_limit(
-    order: WorkingOrder, prev: float | None, price: float, slippage: SlippageModel
+def _match_trail_limit(  # noqa: PLR0917 - the Matcher signature
+    order: WorkingOrder, prev: float | None, price: float, slip: Slip, width: int, tick: Tick
 ) -> float | None:
     if order.triggered:
-        return limit_fill_price(order.side, _required(order.limit, order), prev, price)
+        return _limit_on_quote(order.side, _required(order.limit, order), prev, price, width, tick)
     trigger = _trail(order, prev, price)
     if trigger is None:
         return None
     order.limit = trail_limit(order.side, _required(order.stop, order), order.limit_offset or 0.0)
     # as a stop-limit: from the trigger point on, a limit (see _match_stop_limit)
-    return limit_fill_price(order.side, order.limit, None, trigger)
+    return _limit_on_quote(order.side, order.limit, None, trigger, width, tick)
 
 
 _MATCHERS: dict[IbOrderType, Matcher] = {
@@ -240,6 +266,12 @@ class MatchingEngine:
                 f"partial_fill_size must be a positive number of shares, got {partial_fill_size!r}"
             )
         self.slippage: SlippageModel = slippage or NoSlippage()
+        self._slip = after_touch(self.slippage)  # the fill rules below take the spread's touch themselves
+        #: A symbol's own tick (a future's, a pair's; None: the stocks' grid): its quotes and fills are on
+        #: it. The broker sets it from the gateway's contracts (:meth:`SimBroker.use_ticks`).
+        self.tick_of: Callable[[str], Tick] = lambda symbol: None
+        #: Each symbol's spread (ticks) as of its last price: an immediate order meets that quote.
+        self._widths: dict[str, int] = {}
         self.partial_fill_size = partial_fill_size
         self.volume_limit = check_volume_limit(volume_limit)
         self._allowance = VolumeAllowance(self.volume_limit) if self.volume_limit is not None else None
@@ -313,14 +345,20 @@ class MatchingEngine:
         gap: bool = False,
         bar_volume: float | None = None,
         opening: bool = False,
+        width: int | None = None,
     ) -> list[MatchEvent]:
         """Match ``symbol``'s working orders against one new price; returns what happened, in order.
 
         ``gap=True`` marks a new bar's open; ``bar_volume`` is that bar's traded volume (the volume limit's
         base: a bar whose volume is unknown fills nothing under a limit). Filled quantities are already
         taken off the working orders; fully filled orders leave the book. ``opening``: the session's first
-        price of ``symbol``, its opening auction (OPG orders fill here or are cancelled).
+        price of ``symbol``, its opening auction (OPG orders fill here or are cancelled). ``width``: the
+        quote's spread in ticks (0: none; None: the slippage's spread model's plain width, if it has one).
         """
+        tick = self.tick_of(symbol)
+        if width is None:
+            width = self._plain_width(price, tick)
+        self._widths[symbol] = width
         allowance = self._allowance
         if allowance is not None and gap:
             allowance.open_bar(symbol, math.nan if bar_volume is None else bar_volume)
@@ -338,7 +376,7 @@ class MatchingEngine:
                 continue  # auction orders never trade on a continuous price
             prev = None if gap else order.last_seen
             was_triggered = order.triggered
-            fill_price = _MATCHERS[order.order_type](order, prev, price, self.slippage)
+            fill_price = _MATCHERS[order.order_type](order, prev, price, self._slip, width, tick)
             order.last_seen = price
             if order.triggered and not was_triggered:
                 events.append(StopTriggered(order.key))
@@ -365,13 +403,23 @@ class MatchingEngine:
             self._reduce_group(group, None, events)
         return events
 
+    def _plain_width(self, price: float, tick: Tick) -> int:
+        """The spread at ``price`` when no width came with it: the slippage's spread model's plain width
+        (0 without one)."""
+        spread = spread_of(self.slippage)
+        return 0 if spread is None else spread.width(price, tick)
+
     def match_now(self, key: OrderKey, price: float) -> list[MatchEvent]:
         """Match order ``key`` alone against ``price``, the current price, as its first (an immediate-or-
         cancel order's one chance). The partial fill size and the volume limit apply as on any price."""
         order = self.get(key)
         if order is None:
             return []
-        fill_price = _MATCHERS[order.order_type](order, None, price, self.slippage)
+        tick = self.tick_of(order.symbol)
+        width = self._widths.get(order.symbol)
+        if width is None:  # no price of it matched yet
+            width = self._plain_width(price, tick)
+        fill_price = _MATCHERS[order.order_type](order, None, price, self._slip, width, tick)
         order.last_seen = price
         if fill_price is None:
             return []

@@ -47,14 +47,19 @@ from copilot_quant.gateway.core import GatewayCore
 from copilot_quant.gateway.faults import FaultInjector
 from copilot_quant.gateway.publisher import SessionPublisher
 from copilot_quant.gateway.session import Session
-from copilot_quant.model.costs import CommissionModel, SlippageModel, commission_model
+from copilot_quant.model.costs import CommissionModel, NoSlippage, SlippageModel, commission_model
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
-from copilot_quant.model.spread import spread_of
+from copilot_quant.model.spread import DEFAULT_SPREAD, spread_of, with_spread
 
 __all__ = ["GatewayConfig", "GatewayServer"]
 
 logger = logging.getLogger(__name__)
+
+
+def _default_slippage() -> SlippageModel:
+    """The gateway's default, the backtest's: no slippage, the data-derived bid/ask spread."""
+    return with_spread(NoSlippage(), DEFAULT_SPREAD)
 
 
 @dataclass(slots=True)
@@ -78,10 +83,16 @@ class GatewayConfig:
             which bars complete in real time.
         start: replay start (naive = New York time), not after the data's last bar; default just after
             the data's last bar, or the clock saved in ``state_file``. Replay only.
-        spread: bid/ask spread in price units (0: fills at bar prices, as in a backtest).
+        spread: a bid/ask distance in price units shown in the quotes only (fills stay at the trades), for
+            a ``slippage`` without a spread model; with one (the default) the model quotes, and a
+            ``spread`` given too is refused.
         seed: seed of the random walk after the data ends.
         commission, slippage, partial_fill_size, state_file: passed to :class:`SimBroker` (the same
             commission and slippage model objects a backtest uses give backtest–live parity of costs).
+            The default slippage carries the backtest's default spread (no slippage, the bid/ask spread
+            estimated from the bars: :data:`~copilot_quant.model.spread.DEFAULT_SPREAD`), so quotes show
+            bid < ask and market orders fill at the touch; a slippage model without a spread (e.g.
+            ``NoSlippage()``) fills at the trades' prices, as a backtest with ``spread=None``.
             ``commission`` may also be a name, ``'ibkr-fixed'`` (IBKR Fixed with the regulatory fees IB passes
             through; the ``gateway`` command's default) or ``'ibkr-tiered'``, or a rate; None (the default
             here) is IBKR Fixed's commission alone, without fees (``PerShareCommission``).
@@ -107,7 +118,7 @@ class GatewayConfig:
     spread: float = 0.0
     seed: int = 0
     commission: CommissionModel | str | float | None = None
-    slippage: SlippageModel | None = None
+    slippage: SlippageModel | None = field(default_factory=_default_slippage)
     partial_fill_size: float | None = None
     volume_limit: float | None = None
     state_file: str | Path | None = None
@@ -127,6 +138,12 @@ class GatewayConfig:
                 f"partial_fill_size must be a positive number of shares, got {self.partial_fill_size}."
             )
         self.volume_limit = check_volume_limit(self.volume_limit)
+        model = spread_of(self.slippage)
+        if self.spread and model is not None:
+            raise ConfigError(
+                f"spread={self.spread} (a price distance in the quotes) and a slippage model with a spread "
+                f"({model.label()}) were both given; give one (slippage=NoSlippage() for the fixed distance)"
+            )
         if self.commission is not None and not isinstance(self.commission, CommissionModel):
             self.commission = commission_model(self.commission)  # a name or a rate; ConfigError if neither
         if not 1 <= self.max_clients <= 1000:

@@ -31,6 +31,15 @@ engine apply the same ones, which is what makes backtest and paper results agree
   (a volume participation limit, see :mod:`copilot_quant.model.participation`) works as a market
   order, as in the simulated gateway's matching engine.
 
+* **Spread.** Every rule takes the bar's spread ``width`` in ticks (0: no spread model) of the
+  instrument's ``tick`` (None: the US stock grid; 0.25 for MES, 0.00005 for EUR.USD; see
+  :mod:`copilot_quant.model.spread`). The path is the bar's *trades*; with a spread, a market order (and
+  a triggered stop, and a triggered stop's remainder) executes at the touch of the price it takes — a
+  buy at that trade's ask, a sell at its bid — and a limit order (also a stop-limit's limit once
+  triggered) is matched on the quote it trades against: a buy limit on the path's asks, a sell limit on
+  its bids (:func:`~copilot_quant.model.spread.side_path`). Stops trigger on the trades, as IB's default
+  "Last" trigger method does for US stocks.
+
 Every matcher returns an :class:`Execution` (the reference price and whether slippage applies) or
 ``None`` when the order does not execute on this path. :func:`locate_order` also says at which point
 of the path the execution happens (the tick the gateway would fill it on), which a volume limit needs
@@ -45,6 +54,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, cast
 
 from copilot_quant.model.orders import Order, OrderSide, OrderType
+from copilot_quant.model.spread import side_path, touch_at
 
 __all__ = [
     "Execution",
@@ -190,28 +200,43 @@ def _adverse(side: OrderSide, path: Path, level: float) -> tuple[int, float] | N
     return _walk(stop_trigger_price, side, level, path)
 
 
-def match_market(path: Path) -> Execution:
-    """A market order takes the first available price, with slippage."""
-    return Execution(path[0], True)
+def match_market(
+    path: Path, side: OrderSide = OrderSide.BUY, width: int = 0, tick: float | None = None
+) -> Execution:
+    """A market order takes the first available price (at the touch with a spread), with slippage."""
+    return Execution(touch_at(path[0], side, width, tick) if width else path[0], True)
 
 
-def match_limit(side: OrderSide, limit: float, path: Path) -> Execution | None:
-    """A limit order fills at the limit or better (the open on a gap through it), without slippage."""
-    hit = _favourable(side, path, limit)
+def match_limit(
+    side: OrderSide, limit: float, path: Path, width: int = 0, tick: float | None = None
+) -> Execution | None:
+    """A limit order fills at the limit or better (the open on a gap through it), without slippage; with
+    a spread, when the quote it trades against (a buy's ask, a sell's bid) reaches the limit."""
+    hit = _favourable(side, side_path(path, side, width, tick), limit)
     return None if hit is None else Execution(hit[1], False)
 
 
-def match_stop(side: OrderSide, stop: float, path: Path) -> Execution | None:
-    """A stop order fills where it triggers (the open on a gap through it), with slippage."""
+def match_stop(
+    side: OrderSide, stop: float, path: Path, width: int = 0, tick: float | None = None
+) -> Execution | None:
+    """A stop order fills where it triggers (the open on a gap through it; at the touch of that price
+    with a spread), with slippage."""
     hit = _adverse(side, path, stop)
-    return None if hit is None else Execution(hit[1], True)
+    return None if hit is None else Execution(touch_at(hit[1], side, width, tick), True)
 
 
 def match_stop_limit(
-    side: OrderSide, stop: float, limit: float, path: Path, triggered: bool = False
+    side: OrderSide,
+    stop: float,
+    limit: float,
+    path: Path,
+    triggered: bool = False,
+    *,
+    width: int = 0,
+    tick: float | None = None,
 ) -> tuple[bool, Execution | None]:
     """A stop-limit: returns ``(triggered, execution)``; once triggered it works as a limit."""
-    now_triggered, execution, _ = _stop_limit(side, stop, limit, path, triggered)
+    now_triggered, execution, _ = _stop_limit(side, stop, limit, path, triggered, width, tick)
     return now_triggered, execution
 
 
@@ -222,23 +247,32 @@ def match_stop_limit(
 Located = tuple[bool, Execution | None, int]
 
 
-def _locate_market(order: Order, path: Path, triggered: bool) -> Located:
-    return triggered, Execution(path[0], True), 0
+def _locate_market(order: Order, path: Path, triggered: bool, width: int, tick: float | None) -> Located:
+    price = touch_at(path[0], order.side_enum, width, tick) if width else path[0]
+    return triggered, Execution(price, True), 0
 
 
-def _locate_limit(order: Order, path: Path, triggered: bool) -> Located:
-    hit = _favourable(order.side_enum, path, cast(float, order.limit_price))
+def _locate_limit(order: Order, path: Path, triggered: bool, width: int, tick: float | None) -> Located:
+    side = order.side_enum
+    hit = _favourable(side, side_path(path, side, width, tick), cast(float, order.limit_price))
     return (triggered, None, 0) if hit is None else (triggered, Execution(hit[1], False), hit[0])
 
 
-def _locate_stop(order: Order, path: Path, triggered: bool) -> Located:
+def _locate_stop(order: Order, path: Path, triggered: bool, width: int, tick: float | None) -> Located:
+    side = order.side_enum
     if triggered:  # the remainder of a partly filled stop works as a market order
-        return True, Execution(path[0], True), 0
-    hit = _adverse(order.side_enum, path, cast(float, order.stop_price))
-    return (False, None, 0) if hit is None else (True, Execution(hit[1], True), hit[0])
+        return True, Execution(touch_at(path[0], side, width, tick), True), 0
+    hit = _adverse(side, path, cast(float, order.stop_price))
+    return (
+        (False, None, 0)
+        if hit is None
+        else (True, Execution(touch_at(hit[1], side, width, tick), True), hit[0])
+    )
 
 
-def _stop_limit(side: OrderSide, stop: float, limit: float, path: Path, triggered: bool) -> Located:
+def _stop_limit(  # noqa: PLR0917 - the rule's inputs, positional like the other rules
+    side: OrderSide, stop: float, limit: float, path: Path, triggered: bool, width: int, tick: float | None
+) -> Located:
     trigger_index = 0
     if not triggered:
         hit = _adverse(side, path, stop)
@@ -248,7 +282,7 @@ def _stop_limit(side: OrderSide, stop: float, limit: float, path: Path, triggere
         # the limit works from the trigger point on: the trigger price, then the rest of the path
         if trigger_index:
             path = (price, *path[trigger_index:])
-    found = _favourable(side, path, limit)
+    found = _favourable(side, side_path(path, side, width, tick), limit)  # the limit meets the quote
     if found is None:
         return True, None, 0
     k, price = found
@@ -258,9 +292,9 @@ def _stop_limit(side: OrderSide, stop: float, limit: float, path: Path, triggere
     return True, Execution(price, False), at
 
 
-def _locate_stop_limit(order: Order, path: Path, triggered: bool) -> Located:
+def _locate_stop_limit(order: Order, path: Path, triggered: bool, width: int, tick: float | None) -> Located:
     stop, limit = cast(float, order.stop_price), cast(float, order.limit_price)
-    return _stop_limit(order.side_enum, stop, limit, path, triggered)
+    return _stop_limit(order.side_enum, stop, limit, path, triggered, width, tick)
 
 
 @dataclass(slots=True)
@@ -287,37 +321,40 @@ def _trail_walk(order: Order, path: Path, state: TrailState) -> tuple[int, float
     return None
 
 
-def locate_trailing(order: Order, path: Path, triggered: bool, state: TrailState) -> Located:
-    """:func:`locate_order` for a trailing order whose stop (and limit) are kept in ``state``."""
+def locate_trailing(  # noqa: PLR0917 - the rule's inputs, positional like the other rules
+    order: Order, path: Path, triggered: bool, state: TrailState, width: int = 0, tick: float | None = None
+) -> Located:
+    """:func:`locate_order` for a trailing order whose stop (and limit) are kept in ``state``. The stop
+    trails the trades; executions meet the quote (``width``), as for a stop and a stop-limit."""
     side = order.side_enum
     if triggered:
         if order.order_type is OrderType.TRAILING_STOP:  # a partly filled remainder works as a market order
-            return True, Execution(path[0], True), 0
-        found = _favourable(side, path, cast(float, state.limit))
+            return True, Execution(touch_at(path[0], side, width, tick), True), 0
+        found = _favourable(side, side_path(path, side, width, tick), cast(float, state.limit))
         return (True, None, 0) if found is None else (True, Execution(found[1], False), found[0])
     hit = _trail_walk(order, path, state)
     if hit is None:
         return False, None, 0
     if order.order_type is OrderType.TRAILING_STOP:
-        return True, Execution(hit[1], True), hit[0]
+        return True, Execution(touch_at(hit[1], side, width, tick), True), hit[0]
     k, stop = hit[0], cast(float, state.stop)
     state.limit = trail_limit(side, stop, cast(float, order.limit_offset))
     # from the move into point k on it is a stop-limit at the stop it triggered at
     start = k - 1 if k else 0
-    now_triggered, execution, at = _stop_limit(side, stop, state.limit, path[start:], False)
+    now_triggered, execution, at = _stop_limit(side, stop, state.limit, path[start:], False, width, tick)
     return now_triggered, execution, at + start
 
 
-def _locate_trailing(order: Order, path: Path, triggered: bool) -> Located:
+def _locate_trailing(order: Order, path: Path, triggered: bool, width: int, tick: float | None) -> Located:
     # Without a kept state (a direct one-price call): the stop as the order gives it, nothing remembered
-    return locate_trailing(order, path, triggered, TrailState(order.stop_price, None))
+    return locate_trailing(order, path, triggered, TrailState(order.stop_price, None), width, tick)
 
 
-def _locate_nowhere(order: Order, path: Path, triggered: bool) -> Located:
+def _locate_nowhere(order: Order, path: Path, triggered: bool, width: int, tick: float | None) -> Located:
     return False, None, 0  # an on-close order executes only in the closing auction, never on the path
 
 
-_LOCATORS: dict[OrderType, Callable[[Order, Path, bool], Located]] = {
+_LOCATORS: dict[OrderType, Callable[[Order, Path, bool, int, float | None], Located]] = {
     OrderType.MARKET: _locate_market,
     OrderType.LIMIT: _locate_limit,
     OrderType.STOP: _locate_stop,
@@ -329,21 +366,26 @@ _LOCATORS: dict[OrderType, Callable[[Order, Path, bool], Located]] = {
 }
 
 
-def locate_order(order: Order, path: Path, triggered: bool = False) -> Located:
+def locate_order(
+    order: Order, path: Path, triggered: bool = False, width: int = 0, tick: float | None = None
+) -> Located:
     """:func:`match_order`, plus the index of the path point at which the order executes (0 if it does not).
 
     Two executions on one bar happen in the order of their indexes; at the same index, at the same instant.
     """
     # order.order_type is already the enum (Order parses it); a str key would hash the same anyway
-    return _LOCATORS[order.order_type](order, path, triggered)  # type: ignore[index]
+    return _LOCATORS[order.order_type](order, path, triggered, width, tick)  # type: ignore[index]
 
 
-def match_order(order: Order, path: Path, triggered: bool = False) -> tuple[bool, Execution | None]:
+def match_order(
+    order: Order, path: Path, triggered: bool = False, width: int = 0, tick: float | None = None
+) -> tuple[bool, Execution | None]:
     """Apply ``order``'s fill rule to ``path``; returns ``(triggered, execution or None)``.
 
     ``triggered`` matters for stop orders (the remainder of a triggered stop works as a market order)
     and stop-limit orders (triggered on an earlier bar, it works as a plain limit). A one-point path
-    ``(price,)`` asks "does it execute at this price right now?".
+    ``(price,)`` asks "does it execute at this price right now?". ``width``: the bar's spread in ticks of
+    ``tick`` (None: the US stock grid).
     """
-    now_triggered, execution, _ = _LOCATORS[order.order_type](order, path, triggered)  # type: ignore[index]
+    now_triggered, execution, _ = _LOCATORS[order.order_type](order, path, triggered, width, tick)  # type: ignore[index]
     return now_triggered, execution

@@ -21,7 +21,9 @@ def make(request: pytest.FixtureRequest) -> Any:
 
 
 def run(strategy, rows=ROWS):
-    engine = BacktestEngine(10_000, commission=0, slippage=0.01)
+    # the bars' own prices (spread off): these tests do the fill arithmetic by hand; the spread's own tests
+    # are tests/model/test_spread*.py and tests/backtest/test_spread_fills.py
+    engine = BacktestEngine(10_000, commission=0, slippage=0.01, spread=None)
     engine.add_strategy(strategy)
     return engine.run(data=daily_bars(rows), symbols=["X"])
 

@@ -112,7 +112,8 @@ def test_es_reversal_fills_trades_and_equity_agree_with_backtrader_futures_accou
     data = es_bars()
     registry = InstrumentRegistry(reference=date(2024, 6, 3))
     accounts = InstrumentAccounts(registry, futures_commission=PerContractCommission(PER_CONTRACT))
-    engine = BacktestEngine(CAPITAL, commission=0.0, slippage=0.0, instruments=accounts)
+    # backtrader has no spread: agreement with it runs with the spread off
+    engine = BacktestEngine(CAPITAL, commission=0.0, slippage=0.0, instruments=accounts, spread=None)
     engine.add_strategy(SmaReversal("ESZ6"))
     result = engine.run(symbols=["ESZ6"], data=data)
     peer = run_backtrader(data)

@@ -1,7 +1,8 @@
 """Cross-check against a peer: the SMA(10/30) crossover in this engine and in backtrader.
 
-Same data, 100 shares, market orders filled at the next bar's open, 0.1 % commission, no slippage:
-the trades (bar, price, quantity, commission) and the final equity must be the same.
+Same data, 100 shares, market orders filled at the next bar's open, 0.1 % commission, no slippage and
+no bid/ask spread (``spread=None``: backtrader fills at the bar's price, it has no spread model; ours is
+on by default): the trades (bar, price, quantity, commission) and the final equity must be the same.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def run_backtrader(data: pd.DataFrame) -> tuple[list[tuple[pd.Timestamp, float, 
 
 
 def run_ours(strategy, data: pd.DataFrame, symbol: str):
-    engine = BacktestEngine(CAPITAL, commission=0.001, slippage=0.0, fill_at="next_open")
+    # spread off: backtrader has no bid/ask spread, so agreement is on the bars' own prices
+    engine = BacktestEngine(CAPITAL, commission=0.001, slippage=0.0, fill_at="next_open", spread=None)
     engine.add_strategy(strategy)
     result = engine.run(symbols=[symbol], data=data)
     trades = [

@@ -10,6 +10,7 @@ from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.errors import ConfigError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
+from copilot_quant.model.spread import SpreadModel
 from distributed import Client, LocalCluster
 
 pytestmark = pytest.mark.timeout(180)
@@ -104,6 +105,26 @@ def test_a_batch_on_workers_equals_the_serial_one_and_ships_each_universe_once(t
     # AAPL and MSFT alone (read by both strategies), then the AAPL+IBM universe: each shipped once
     assert len(frames) == 3
     assert all(broadcast for _, broadcast in frames)
+
+
+def test_the_spread_in_the_engine_options_is_honoured_on_every_worker(two_workers):
+    runs = each_symbol([FAST], ["AAPL", "MSFT", "IBM"])
+    wide = {**OPTIONS, "spread": SpreadModel(ticks=5)}
+    on_workers = run_batch(
+        runs, start_date=RANGE[0], end_date=RANGE[1], data_provider=SampleDataProvider(),
+        engine_options=wide, client=two_workers,
+    )  # fmt: skip
+    for symbol in ("AAPL", "MSFT", "IBM"):
+        engine = BacktestEngine(data_provider=SampleDataProvider(), **wide)
+        engine.add_strategy(SmaCrossFast(quantity=100))
+        alone = engine.run(*RANGE, [symbol])
+        row = on_workers.table[on_workers.table["symbols"] == symbol].iloc[0]
+        assert row["final_value"] == pytest.approx(alone.final_value)
+    off = run_batch(
+        runs, start_date=RANGE[0], end_date=RANGE[1], data_provider=SampleDataProvider(),
+        engine_options={**OPTIONS, "spread": None},
+    )  # fmt: skip
+    assert (on_workers.table["final_value"].to_numpy() < off.table["final_value"].to_numpy()).all()
 
 
 def test_a_strategy_that_cannot_be_built_fails_its_own_rows_only():

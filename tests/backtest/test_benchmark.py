@@ -18,6 +18,7 @@ from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.errors import ConfigError, DataError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage
+from copilot_quant.model.spread import grid_frame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,7 +37,8 @@ def aapl() -> BacktestResult:
 
 
 def _closes(symbol: str) -> pd.Series:
-    return SampleDataProvider().get_historical_data(symbol, *_range())["Close"]
+    """The closes the engine uses: with its default spread its bars are on the tick grid."""
+    return grid_frame(SampleDataProvider().get_historical_data(symbol, *_range()))["Close"]
 
 
 def _range():
@@ -138,7 +140,7 @@ def test_a_symbol_that_starts_later_waits_in_cash_until_its_first_close():
 
 def test_a_benchmark_symbol_that_is_not_traded_is_loaded_from_the_provider():
     result = _run(["AAPL"], benchmark="ibm")
-    ibm = _closes("IBM")
+    ibm = SampleDataProvider().get_historical_data("IBM", *_range())["Close"]  # as the provider has it
     assert result.benchmark is not None
     assert result.benchmark.name == "buy-and-hold IBM"
     assert list(result.prices.columns) == ["AAPL"]  # the strategy's data is untouched

@@ -34,7 +34,8 @@ def _backtest(rows, terms) -> list[tuple[int, str, float, float]]:
             else None
         )
 
-    engine = BacktestEngine(10_000_000, commission=0, slippage=0)
+    # the gateway side below matches trades without a spread: the backtest too
+    engine = BacktestEngine(10_000_000, commission=0, slippage=0, spread=None)
     engine.add_strategy(PandasScript(act))
     data = daily_bars(rows)
     result = engine.run(data=data, symbols=["X"])

@@ -23,7 +23,8 @@ def make(request: pytest.FixtureRequest) -> Any:
 
 
 def run(strategy, rows, **engine_args: Any):
-    engine = BacktestEngine(100_000, commission=0, slippage=0, **engine_args)
+    # the bracket rules at the bars' own prices (hand-computed fills): no spread
+    engine = BacktestEngine(100_000, commission=0, slippage=0, spread=None, **engine_args)
     engine.add_strategy(strategy)
     return engine.run(data=daily_bars(rows), symbols=["X"])
 
@@ -119,7 +120,7 @@ def test_a_partly_filled_entry_arms_its_exits_for_the_filled_part_only(make):
     ]
     data = daily_bars(rows)
     data["Volume"] = [1_000.0, 600.0, 10_000.0, 10_000.0, 10_000.0]
-    engine = BacktestEngine(100_000, commission=0, slippage=0, volume_limit=0.01)
+    engine = BacktestEngine(100_000, commission=0, slippage=0, volume_limit=0.01, spread=None)
     engine.add_strategy(make(act))
     result = engine.run(data=data, symbols=["X"])
     entry, take_profit, stop_loss = result.orders

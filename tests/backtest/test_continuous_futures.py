@@ -74,8 +74,14 @@ class BuyAndHoldMes(Strategy):
 def _run(auto_roll: bool) -> tuple[Any, BuyAndHoldMes, ChainFeed]:
     feed = ChainFeed()
     accounts = InstrumentAccounts(REG, futures_commission=PerContractCommission(0.0))
-    engine = BacktestEngine(
-        100_000, data_provider=feed, commission=0.0, slippage=0.0, instruments=accounts, auto_roll=auto_roll
+    engine = BacktestEngine(  # routing and roll accounting at the bars' prices: no spread
+        100_000,
+        data_provider=feed,
+        commission=0.0,
+        slippage=0.0,
+        instruments=accounts,
+        auto_roll=auto_roll,
+        spread=None,
     )
     strategy = BuyAndHoldMes()
     engine.add_strategy(strategy)
@@ -153,6 +159,7 @@ def test_a_contract_held_past_its_last_trade_date_is_settled_at_its_last_close()
         commission=0.0,
         slippage=0.0,
         instruments=InstrumentAccounts(REG, futures_commission=PerContractCommission(0.0)),
+        spread=None,  # settlement at the last close: accounting arithmetic, no spread
     )
     engine.add_strategy(HoldThenTryAgain())
     result = engine.run(symbols=["MESZ6", "MESH7"], data=data)

@@ -30,6 +30,9 @@ BARS = daily_bars(
 def run(strategy, bars=BARS, symbols=("X",), **engine_kwargs):
     engine_kwargs.setdefault("commission", 0.0)
     engine_kwargs.setdefault("slippage", 0.0)
+    # the bars' own prices (spread off): these tests do the fill arithmetic by hand; the spread's own tests
+    # are tests/model/test_spread*.py and tests/backtest/test_spread_fills.py
+    engine_kwargs.setdefault("spread", None)
     engine = BacktestEngine(100_000, **engine_kwargs)
     engine.add_strategy(strategy)
     return engine, engine.run(data=bars, symbols=list(symbols))
@@ -403,7 +406,7 @@ class TestDataShapes:
     def test_a_symbol_missing_on_a_bar_expires_a_day_order_and_delays_a_gtc_one(self):
         msft = BARS.drop(BARS.index[2])  # no MSFT bar in the session after the signal
         feed = FrameFeed({"AAPL": BARS, "MSFT": msft})
-        engine = BacktestEngine(data_provider=feed, commission=0, slippage=0)
+        engine = BacktestEngine(data_provider=feed, commission=0, slippage=0, spread=None)
         day, gtc = Order("MSFT", 1), Order("MSFT", 2, time_in_force="gtc")
         engine.add_strategy(Scripted({1: lambda: [day, gtc]}))
         result = engine.run("2024-01-01", "2024-01-09", ["AAPL", "MSFT"])

@@ -222,7 +222,8 @@ class BuysThenFails(FastStrategy):
 
 def test_a_failing_on_bar_neither_skips_a_bar_nor_the_fill_due_on_it():
     strategy = BuysThenFails()
-    engine = BacktestEngine(commission=0.0, slippage=0.0)
+    # no spread: the test reads the fill at the bar's open price
+    engine = BacktestEngine(commission=0.0, slippage=0.0, spread=None)
     engine.add_strategy(strategy)
     result = engine.run(data=BARS, symbols=["X"], benchmark=None)
     assert len(strategy.bars) == len(BARS)  # every bar was offered, the failing one included

@@ -57,7 +57,8 @@ class Script(Strategy):
 
 def _engine(capital: float, per_contract: float = 2.0) -> BacktestEngine:
     accounts = InstrumentAccounts(REG, futures_commission=PerContractCommission(per_contract))
-    return BacktestEngine(capital, commission=0.001, slippage=0.0, instruments=accounts)
+    # hand-computed fill prices and equity curves: accounting arithmetic, no spread
+    return BacktestEngine(capital, commission=0.001, slippage=0.0, instruments=accounts, spread=None)
 
 
 def test_an_es_round_trip_through_the_engine_has_the_hand_computed_equity_curve() -> None:
@@ -111,7 +112,9 @@ def test_a_margin_rejection_and_a_maintenance_breach_are_both_reported() -> None
 
 def test_a_forex_round_trip_keeps_eur_and_usd_and_reports_equity_in_usd() -> None:
     data = bars({"EUR.USD": [(1.1, 1.1), (1.1, 1.105), (1.105, 1.108), (1.11, 1.12)]})
-    engine = BacktestEngine(100_000, commission=0.001, slippage=0.0)
+    engine = BacktestEngine(
+        100_000, commission=0.001, slippage=0.0, spread=None
+    )  # hand-computed prices and accounting (no spread)
     strategy = Script({0: [Order("EUR.USD", 10_000)], 2: [Order("EUR.USD", 10_000, side="SELL")]})
     engine.add_strategy(strategy)
     result = engine.run(symbols=["EUR.USD"], data=data)
@@ -126,7 +129,9 @@ def test_a_forex_round_trip_keeps_eur_and_usd_and_reports_equity_in_usd() -> Non
 
 def test_a_stock_only_run_has_no_futures_fields() -> None:
     data = bars({"AAPL": [(100, 101), (101, 102), (102, 103)]})
-    engine = BacktestEngine(10_000, commission=0.0, slippage=0.0)
+    engine = BacktestEngine(
+        10_000, commission=0.0, slippage=0.0, spread=None
+    )  # hand-computed prices and accounting (no spread)
     engine.add_strategy(Script({0: [Order("AAPL", 10)]}))
     result = engine.run(symbols=["AAPL"], data=data)
     assert result.cash_balances == {}
@@ -135,7 +140,10 @@ def test_a_stock_only_run_has_no_futures_fields() -> None:
 
 def test_a_forex_position_below_its_maintenance_margin_is_a_margin_call() -> None:
     data = bars({"EUR.USD": [(1.1, 1.1), (1.1, 1.1), (1.1, 1.09), (1.09, 1.1)]})
-    engine = BacktestEngine(6_000, slippage=0.0, instruments=InstrumentAccounts(REG, forex_margin=0.05))
+    # hand-computed margin arithmetic (no spread)
+    engine = BacktestEngine(
+        6_000, slippage=0.0, instruments=InstrumentAccounts(REG, forex_margin=0.05), spread=None
+    )
     engine.add_strategy(Script({0: [Order("EUR.USD", 100_000)]}))
     result = engine.run(symbols=["EUR.USD"], data=data)
     # 0.2 bp of 110,000 USD = 2.20; a 100-pip fall costs 1,000 USD
@@ -157,7 +165,7 @@ def test_several_strategies_on_futures_are_refused_by_name() -> None:
 
 def test_a_currency_without_a_pair_to_value_it_is_refused_by_name() -> None:
     data = bars({"EUR.GBP": [(0.85, 0.85), (0.85, 0.86)]})
-    engine = BacktestEngine(100_000, instruments=REG)
+    engine = BacktestEngine(100_000, instruments=REG, spread=None)  # the report's hand-computed figures
     engine.add_strategy(Script({}))
     with pytest.raises(ConfigError, match=r"EUR, GBP .*add EUR\.USD, GBP\.USD"):
         engine.run(symbols=["EUR.GBP"], data=data)

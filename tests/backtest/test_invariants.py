@@ -20,6 +20,7 @@ from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import combine_symbols
 from copilot_quant.backtest.orders import Order, OrderSide, OrderStatus, OrderType
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
+from copilot_quant.model.spread import grid_frame
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -178,6 +179,8 @@ def scenarios(draw):
         "slippage": draw(st.sampled_from([0.0, 0.0005, 0.01])),
         "allow_short": draw(st.booleans()),
         "fill_at": draw(st.sampled_from(["next_open", "close"])),
+        # the default spread, a fixed one, and none: with a spread the bars are put on the tick grid
+        "spread": draw(st.sampled_from(["auto", 2, None])),
     }
     return data, symbols, plan, settings
 
@@ -196,7 +199,8 @@ def test_accounting_invariants_hold_for_any_bars_and_orders(scenario):
     result = engine.result
     assert result is not None
     index = data.index
-    closes = _closes(data)[symbols].ffill()
+    marked = data if settings["spread"] is None else grid_frame(data)  # the engine's bars
+    closes = _closes(marked)[symbols].ffill()
 
     # the curves: one value per bar, UTC, after the bar's fills
     assert result.equity_curve.index.equals(index)

@@ -24,7 +24,9 @@ def bars(symbols: list[str] | str = "X", n: int = 120, seed: int = 3) -> pd.Data
 
 
 def run(strategy: Strategy, data: pd.DataFrame, symbols: list[str], **engine_args) -> BacktestEngine:
-    engine = BacktestEngine(initial_capital=1_000_000.0, **engine_args)
+    # the bars' own prices (spread off): these tests do the fill arithmetic by hand; the spread's own tests
+    # are tests/model/test_spread*.py and tests/backtest/test_spread_fills.py
+    engine = BacktestEngine(initial_capital=1_000_000.0, **{"spread": None, **engine_args})
     engine.add_strategy(strategy)
     engine.run(symbols=symbols, data=data)
     return engine

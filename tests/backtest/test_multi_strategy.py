@@ -29,7 +29,11 @@ BARS = flat_bars(PRICES)
 
 def engine(capital: float = 100_000.0) -> BacktestEngine:
     """No slippage and a flat 1.0 per fill (a rate of 0 with a minimum of 1), so the numbers are easy to follow."""
-    return BacktestEngine(capital, commission=PercentCommission(rate=0.0, minimum=1.0), slippage=0.0)
+    # the bars' own prices (spread off): these tests do the fill arithmetic by hand; the spread's own tests
+    # are tests/model/test_spread*.py and tests/backtest/test_spread_fills.py
+    return BacktestEngine(
+        capital, commission=PercentCommission(rate=0.0, minimum=1.0), slippage=0.0, spread=None
+    )
 
 
 class Recorder(Scripted):

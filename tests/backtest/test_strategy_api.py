@@ -66,7 +66,7 @@ def test_without_assignment_the_account_views_are_the_engines():
             seen.append((dict(self.positions), self.cash, self.equity))
             return [Order("X", 1)] if len(data) == 1 else None
 
-    engine = BacktestEngine(1_000, commission=0, slippage=0)
+    engine = BacktestEngine(1_000, commission=0, slippage=0, spread=None)  # prices by hand: no spread
     engine.add_strategy(Views())
     engine.run(data=flat_bars([10.0] * 3), symbols=["X"])
     assert seen[0] == ({}, 1_000, 1_000)

@@ -32,6 +32,9 @@ def flat(prices: Sequence[float], volumes: Sequence[float]) -> pd.DataFrame:
 
 
 def run(strategy, frame, *, volume_limit=0.1, capital=100_000.0, commission=0.0, **kwargs):
+    # the bars' own prices (spread off): these tests do the fill arithmetic by hand; the spread's own tests
+    # are tests/model/test_spread*.py and tests/backtest/test_spread_fills.py
+    kwargs.setdefault("spread", None)
     engine = BacktestEngine(capital, commission=commission, slippage=0.0, volume_limit=volume_limit, **kwargs)
     engine.add_strategy(strategy)
     symbols = ["AAPL"] if not isinstance(frame.columns, pd.MultiIndex) else None

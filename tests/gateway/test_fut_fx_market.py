@@ -64,8 +64,11 @@ def test_forex_history_is_midpoint_or_bid_ask_not_trades(ib: IB) -> None:
     for bar in bars:
         assert bar.volume == -1  # quote bars carry no volume
         assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
-        assert all(_on_grid(p, 0.00005) for p in (bar.open, bar.high, bar.low, bar.close))
-    assert ib.reqHistoricalData(eur, "", "10 D", "1 day", "BID_ASK", useRTH=False)
+        # the midpoint of a quote on the pair's 0.00005 grid: on the half-tick (a one-tick spread's)
+        assert all(_on_grid(p, 0.00005 / 2) for p in (bar.open, bar.high, bar.low, bar.close))
+    quotes = ib.reqHistoricalData(eur, "", "10 D", "1 day", "BID_ASK", useRTH=False)
+    assert quotes
+    assert all(_on_grid(p, 0.00005) for bar in quotes for p in (bar.open, bar.high, bar.low, bar.close))
     errors: list[tuple[int, str]] = []
     ib.errorEvent += lambda req_id, code, text, contract: errors.append((code, text))
     assert len(ib.reqHistoricalData(eur, "", "10 D", "1 day", "TRADES", useRTH=False)) == 0

@@ -89,13 +89,17 @@ def test_futures_refuse_fractions_off_tick_prices_and_continuous_contracts(ib: I
 def test_forex_by_cash_quantity_moves_two_balances(ib: IB, fx_gateway: GatewayServer) -> None:
     [eur] = ib.qualifyContracts(Forex("EURUSD"))
     ticker = ib.reqMktData(eur)
-    assert wait_until(ib, lambda: ticker.bid > 0)
-    quoted = ticker.bid
+    assert wait_until(ib, lambda: ticker.bid > 0 and ticker.ask > 0)
+    # a pair prints no trades: its price is the quote's middle (the default spread quotes around it; an
+    # odd width puts the midpoint half a tick off the price the order was sized at)
+    quoted = (ticker.bid + ticker.ask) / 2
     order = Order(action="BUY", orderType="MKT", totalQuantity=0, cashQty=20_000)
     trade = _fill(ib, fx_gateway, eur, order)
     bought = trade.orderStatus.filled
     price = trade.orderStatus.avgFillPrice
-    assert bought == int(20_000 / quoted)  # whole euros for 20,000 dollars at the quote it was sized at
+    assert float(bought).is_integer()
+    assert abs(bought - 20_000 / quoted) <= 1  # whole euros for 20,000 dollars at the pair's price
+    assert abs(price / 0.00005 - round(price / 0.00005)) < 1e-6  # at a quote on the pair's tick grid
     assert trade.order.cashQty == 20_000
     assert trade.fills[0].commissionReport.commission == pytest.approx(2.00)  # IB's minimum per order
     assert wait_until(ib, lambda: ("CashBalance", "EUR") in _values(ib))

@@ -172,10 +172,12 @@ def test_delayed_market_data_type_uses_delayed_ticks(gateway, ib):
     assert {t.tickType for t in ticker.ticks} & {68, 66, 67}
 
 
-def test_spread_puts_bid_below_ask(sample_feed):
+def test_a_fixed_quote_spread_puts_bid_below_ask(sample_feed):
     from copilot_quant.gateway.testing import running_gateway
+    from copilot_quant.model.costs import NoSlippage
 
-    with running_gateway(data=sample_feed, spread=0.02) as gw, connected_ib(gw) as ib:
+    # a price distance shown in the quotes only: with a slippage model that carries no spread model
+    with running_gateway(data=sample_feed, spread=0.02, slippage=NoSlippage()) as gw, connected_ib(gw) as ib:
         aapl = Stock("AAPL", "SMART", "USD")
         ib.qualifyContracts(aapl)
         ticker = ib.reqMktData(aapl)

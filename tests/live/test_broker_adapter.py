@@ -11,6 +11,7 @@ from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import BrokerError
 from copilot_quant.journal import TradeJournal
+from copilot_quant.model.spread import DEFAULT_SPREAD, grid_frame, quote_at
 
 from .conftest import REPLAY_START, Stepper, wait_until
 
@@ -42,8 +43,13 @@ def test_a_market_order_fills_at_the_next_real_price_with_ibs_commission(broker,
     with Stepper(gateway):
         fill = broker.execute_order(order, 100.0, NOW)
     assert fill is not None
-    next_open = _future_bars(feed)["Open"]
-    assert fill.fill_price in [pytest.approx(p, rel=1e-6) for p in next_open.iloc[:5]]
+    # at the ask of a next bar's open: the gateway quotes the default spread, each bar's width from the
+    # bars before it (the whole series it replays)
+    series = grid_frame(feed.get_historical_data("AAPL", interval="1d"))
+    widths = DEFAULT_SPREAD.widths(*(series[c].to_numpy() for c in ("Open", "High", "Low", "Close")))
+    ahead = [k for k, t in enumerate(series.index) if t >= _future_bars(feed).index[0]][:5]
+    asks = [quote_at(float(series["Open"].iloc[k]), int(widths[k]))[1] for k in ahead]
+    assert fill.fill_price in [pytest.approx(p, rel=1e-9) for p in asks]
     assert fill.fill_quantity == 10
     assert fill.commission == pytest.approx(1.0)  # IB Fixed minimum from the gateway, not the 0.1% model
     assert order.status is OrderStatus.FILLED

@@ -20,7 +20,7 @@ from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
-from copilot_quant.model.spread import grid_frame
+from copilot_quant.model.spread import DEFAULT_SPREAD, grid_frame, with_spread
 from copilot_quant.parity import _ReplayFeed
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(180)]
@@ -87,7 +87,8 @@ def test_two_strategies_on_one_account_trade_the_same_live_as_in_their_backtest(
     stamps = pd.DatetimeIndex(sorted(set(frames["AAPL"].index) & set(frames["MSFT"].index)))
     # on the tick grid, as the gateway prints them (adjusted sample data is off it): both sides walk the same bars
     frames = {s: grid_frame(f.loc[stamps].astype(float)) for s, f in frames.items()}
-    cost, slip = commission_model(0.001), slippage_model(0.0005)
+    # the same slippage object on both sides, with the default (data-derived) spread in it
+    cost, slip = commission_model(0.001), with_spread(slippage_model(0.0005), DEFAULT_SPREAD)
 
     backtest = BacktestEngine(
         initial_capital=CAPITAL, data_provider=_ReplayFeed(frames), commission=cost, slippage=slip

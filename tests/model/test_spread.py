@@ -7,13 +7,19 @@ from copilot_quant.errors import ConfigError
 from copilot_quant.model.costs import NoSlippage, PercentSlippage
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.spread import (
+    DEFAULT_SPREAD,
     SpreadModel,
     SpreadSlippage,
     grid_frame,
+    limit_on_grid,
+    midpoint_at,
     min_tick,
+    resolve_spread,
+    side_path,
     spread_model,
     spread_of,
     to_grid,
+    touch_at,
     with_spread,
 )
 from hypothesis import given
@@ -106,3 +112,52 @@ def test_with_spread_wraps_once_and_spread_of_finds_it():
     assert spread_of(wrapped) == SpreadModel()
     with pytest.raises(ConfigError, match="already"):
         with_spread(wrapped, SpreadModel())
+
+
+def test_auto_is_the_data_derived_default_and_off_none_and_zero_turn_it_off():
+    assert spread_model("auto") == DEFAULT_SPREAD == SpreadModel.from_bars()
+    assert DEFAULT_SPREAD.estimate
+    assert DEFAULT_SPREAD.ticks == 1
+    for off in ("off", "none", "0", 0, None):
+        assert spread_model(off) is None
+    with pytest.raises(ConfigError, match="window"):
+        SpreadModel.from_bars(window=1)
+
+
+def test_a_spread_is_given_once_the_default_gives_way_to_one_in_the_slippage():
+    plain = PercentSlippage(0.0005)
+    assert spread_of(resolve_spread(plain)) == DEFAULT_SPREAD
+    assert resolve_spread(plain, None) is plain
+    assert spread_of(resolve_spread(plain, 2)) == SpreadModel(ticks=2)
+    carried = with_spread(plain, SpreadModel(ticks=3))
+    assert resolve_spread(carried, "auto") is carried
+    for other in (None, 2, "off"):
+        with pytest.raises(ConfigError, match="give the spread once"):
+            resolve_spread(carried, other)
+
+
+def test_buys_meet_the_asks_and_sells_the_bids_of_a_path():
+    path = (10.0, 9.9, 10.2, 10.1)
+    assert side_path(path, OrderSide.BUY, 1) == (10.01, 9.91, 10.21, 10.11)
+    assert side_path(path, OrderSide.SELL, 1) == path
+    assert side_path(path, OrderSide.SELL, 2) == (9.99, 9.89, 10.19, 10.09)
+    assert side_path(path, OrderSide.BUY, 0) is path
+    assert touch_at(10.0, OrderSide.BUY, 0) == 10.0
+
+
+def test_the_midpoint_of_an_odd_spread_is_on_the_half_tick():
+    assert midpoint_at(50.0, 1) == 50.005
+    assert midpoint_at(50.0, 2) == 50.0
+    assert midpoint_at(50.004, 0) == 50.0
+
+
+@given(st.floats(0.0001, 5_000, allow_nan=False), st.sampled_from([OrderSide.BUY, OrderSide.SELL]))
+def test_an_off_grid_limit_fills_on_the_grid_never_beyond_its_limit(price, side):
+    fill = limit_on_grid(price, side)
+    assert on_grid(fill)
+    if side is OrderSide.BUY:
+        assert fill <= price + 1e-9
+    else:
+        assert fill >= price - 1e-9
+    assert abs(fill - price) <= min_tick(price) + 1e-9
+    assert limit_on_grid(fill, side) == fill

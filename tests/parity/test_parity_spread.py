@@ -33,7 +33,9 @@ def test_fills_and_equity_are_identical_with_the_spread_on(strategy):
 
 
 def test_the_spread_costs_a_round_trip_its_width():
-    plain = run_parity(SimpleMovingAverage, "AAPL", *RANGE, strategy_kwargs={"quantity": 100}, slippage=0)
+    plain = run_parity(
+        SimpleMovingAverage, "AAPL", *RANGE, strategy_kwargs={"quantity": 100}, slippage=0, spread=None
+    )
     wide = run_parity(
         SimpleMovingAverage, "AAPL", *RANGE, strategy_kwargs={"quantity": 100}, slippage=0, spread=2
     )
@@ -48,12 +50,12 @@ def test_the_spread_costs_a_round_trip_its_width():
 
 @pytest.mark.parametrize("strategy", [SimpleMovingAverage, LimitStopSwing])
 def test_a_backtest_with_the_spread_fills_on_the_grid_and_pays_for_it(strategy):
-    def run(slippage):
-        engine = BacktestEngine(data_provider=SampleDataProvider(), slippage=slippage)
+    def run(slippage, spread="auto"):  # "auto": the spread inside ``slippage``, when it has one
+        engine = BacktestEngine(data_provider=SampleDataProvider(), slippage=slippage, spread=spread)
         engine.add_strategy(strategy(quantity=100))
         return engine.run(*RANGE, ["AAPL"]), engine.broker.fills
 
-    plain, plain_fills = run(PercentSlippage(0.0005))
+    plain, plain_fills = run(PercentSlippage(0.0005), spread=None)
     spread, fills = run(SpreadSlippage(SpreadModel(ticks=2), PercentSlippage(0.0005)))
     assert fills
     assert all(on_grid(f.fill_price) for f in fills)

@@ -139,7 +139,8 @@ def publish_bar(session: ClientSession, bar: Bar) -> None:
     for req_id, sub in list(subs.items()):
         if sub.symbol != bar.symbol:
             continue
-        updated = history.update_bar(bar, sub.size, sub.forming, sub.format_date)
+        shown = session.core.market.quoted_bar(bar, sub.what)  # MIDPOINT/BID/ASK: that side of the quote
+        updated = history.update_bar(shown, sub.size, sub.forming, sub.format_date)
         sub.forming = updated
         session.send(historical_update(req_id, updated))
 

@@ -161,11 +161,11 @@ def publish_real_time_bar(session: ClientSession, bar: Bar) -> None:
     if not subs:
         return
     epoch = int(bar.end.timestamp()) // 5 * 5 - 5
-    side_price = session.core.market.side_price
     for req_id, sub in list(subs.items()):
         if sub.symbol != bar.symbol:
             continue
-        o, h, lo, c = (side_price(x, sub.what, sub.symbol) for x in (bar.open, bar.high, bar.low, bar.close))
+        shown = session.core.market.quoted_bar(bar, sub.what)
+        o, h, lo, c = shown.open, shown.high, shown.low, shown.close
         if sub.what == "TRADES":
             wap = round((bar.high + bar.low + bar.close) / 3, 6)
             session.send(
