@@ -184,6 +184,8 @@ class SimOrder:
     parent_id: int = 0
     #: A forex order sized in money: the quote-currency amount asked (``quantity`` is what it bought).
     cash_qty: float | None = None
+    #: IB's triggerMethod as the client sent it: 0 (default) or 2 (last) — stops trigger on trades either way.
+    trigger_method: int = 0
 
     @property
     def remaining(self) -> float:

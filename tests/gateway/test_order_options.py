@@ -234,6 +234,13 @@ def test_a_stop_triggered_on_last_trades_and_a_default_order_work(gw, client):
     stop = ib.placeOrder(contract, StopOrder("BUY", 10, 1.0, triggerMethod=2))  # triggers on the next trade
     assert wait_until(ib, lambda: default.orderStatus.status == "Submitted")
     assert wait_until(ib, lambda: stop.orderStatus.status == "PreSubmitted")
+    watcher = IB()  # another client sees the order as the gateway holds it
+    watcher.connect("127.0.0.1", gw.port, clientId=2, timeout=5)
+    try:
+        [seen] = [t for t in watcher.reqAllOpenOrders() if t.order.orderType == "STP"]
+    finally:
+        watcher.disconnect()
+    assert seen.order.triggerMethod == 2
     gw.clock.step()
     assert wait_until(ib, lambda: default.orderStatus.status == stop.orderStatus.status == "Filled")
     assert [f.execution.side for f in stop.fills] == ["BOT"]
