@@ -111,7 +111,7 @@ OPTION_NAMES = [
 ]
 
 
-@pytest.mark.parametrize("version", [157, 158, 160, 162, 170, 176, 177, 178])
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("name", OPTION_NAMES)
 def test_each_option_is_read_from_its_own_position_and_refused_by_name(version, name):
     value = _set_value(name)
