@@ -60,7 +60,7 @@ def _maybe_int(reader: FieldReader) -> int | None:
         return None
     try:
         value = int(float(text)) if any(c in text for c in ".eE") else int(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise FrameError(f"expected an integer field, got {text!r}") from None
     return None if value >= 2**31 - 1 else value
 
