@@ -486,6 +486,7 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
             order_ref=req.order_ref,
             outside_rth=req.outside_rth,
             good_till=parse_ib_time(req.good_till_date) if req.tif.upper() == "GTD" else None,
+            trigger_method=req.trigger_method,
         )
         if order_type.is_trailing:  # the trail may change; the stop stays where it has trailed to
             updated = replace(

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from copilot_quant.gateway.account import Account
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.fut_fx_orders import quantity_problem
+from copilot_quant.gateway.order_options import unsupported_option
 from copilot_quant.gateway.orders import (
     IbAction,
     IbOrderType,
@@ -29,6 +30,7 @@ from copilot_quant.gateway.trailing import trailing_problem
 __all__ = [
     "auction_of",
     "buying_power_problem",
+    "execution_problem",
     "parse_order_type",
     "parse_tif",
     "reference_price",
@@ -127,7 +129,31 @@ def _tif_problem(req: PlaceOrderRequest, order_type: IbOrderType, now: datetime)
     return None
 
 
+#: IB's triggerMethod values the simulator honours: 0 (default: last for US stocks) and 2 (last). The gateway's
+#: stops trigger on the prices it trades at, so both mean what it does (see copilot_quant.gateway.matching).
+_TRIGGER_METHODS = (0, 2)
+_WITHOUT = "is not supported by the simulated gateway; send the order without it"
+
+
+def execution_problem(req: PlaceOrderRequest) -> str | None:
+    """Why ``req`` asks for an execution the simulator does not model: a trigger method other than on
+    trades, a goodAfterTime, an IB algo, or any set field of its :class:`ExecutionOptions`."""
+    if req.trigger_method not in _TRIGGER_METHODS:
+        return (
+            f"triggerMethod={req.trigger_method} is not supported by the simulated gateway: its stops trigger "
+            "on trades (0, the default, or 2, last); send the order without it"
+        )
+    if req.good_after_time:
+        return f"goodAfterTime={req.good_after_time!r} {_WITHOUT}"
+    if req.algo_strategy:
+        return f"algoStrategy={req.algo_strategy!r} (an IB algo) {_WITHOUT}"
+    return unsupported_option(req.options)
+
+
 def _unsupported_problem(req: PlaceOrderRequest, contract: ContractInfo, account_id: str) -> str | None:
+    problem = execution_problem(req)
+    if problem is not None:
+        return problem
     if req.conditions:
         return "conditional orders are not supported by the simulated gateway"
     if req.account and req.account != account_id:

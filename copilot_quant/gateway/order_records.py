@@ -65,6 +65,7 @@ def new_record(
             initial_trail_stop(req, action.side, last_price) if order_type.is_trailing else None
         ),
         parent_id=req.parent_id,
+        trigger_method=req.trigger_method,
     )
 
 

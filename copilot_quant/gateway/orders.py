@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from copilot_quant.gateway.order_options import ExecutionOptions
 from copilot_quant.model.orders import OrderSide
 
 if TYPE_CHECKING:
@@ -107,7 +108,9 @@ class PlaceOrderRequest:
 
     ``order_type``, ``action`` and ``tif`` are the raw strings: the broker validates them (an unknown
     order type is a 201 rejection, not a parse error). Unset prices are ``None``. ``algo_params`` and
-    ``conditions`` are parsed so the frame is consumed exactly; the broker rejects conditional orders.
+    ``conditions`` are parsed so the frame is consumed exactly; the broker rejects algo and conditional
+    orders, a goodAfterTime, a triggerMethod other than 0 (default) and 2 (last), and any execution
+    option the simulator does not model (``options``, see :mod:`~copilot_quant.gateway.order_options`).
     """
 
     order_id: int
@@ -135,6 +138,8 @@ class PlaceOrderRequest:
     trail_stop_price: float | None = None
     trailing_percent: float | None = None
     lmt_price_offset: float | None = None
+    trigger_method: int = 0
+    options: ExecutionOptions = field(default_factory=ExecutionOptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,8 @@ class SimOrder:
     parent_id: int = 0
     #: A forex order sized in money: the quote-currency amount asked (``quantity`` is what it bought).
     cash_qty: float | None = None
+    #: IB's triggerMethod as the client sent it: 0 (default) or 2 (last) — stops trigger on trades either way.
+    trigger_method: int = 0
 
     @property
     def remaining(self) -> float:

@@ -145,6 +145,7 @@ def _order(r: SimOrder) -> dict[str, Any]:
         "good_till": _time(r.good_till),
         "parent_id": r.parent_id,
         "cash_qty": r.cash_qty,
+        "trigger_method": r.trigger_method,
     }
 
 
@@ -182,6 +183,7 @@ def _order_from(d: dict[str, Any]) -> SimOrder:
         good_till=_time_from(d.get("good_till")),
         parent_id=int(d.get("parent_id", 0)),  # state files written before brackets have none
         cash_qty=d.get("cash_qty"),
+        trigger_method=int(d.get("trigger_method", 0)),  # state files written before it have the default
     )
 
 

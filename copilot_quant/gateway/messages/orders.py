@@ -191,7 +191,7 @@ def open_order(
         False,  # firmQuoteOnly
         UNSET_DOUBLE_TEXT,  # nbboPriceCap
         record.parent_id,  # parentId
-        0,  # triggerMethod
+        record.trigger_method,  # triggerMethod
         UNSET_DOUBLE_TEXT,  # volatility
         0,  # volatilityType
         "",  # deltaNeutralOrderType (empty: no delta-neutral group; ib_async only checks truthiness)
@@ -308,7 +308,7 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         False,  # allOrNone
         UNSET_INTEGER_TEXT,  # minQty
         record.oca_type or 3,  # ocaType (TWS reports 3 for an order outside any group)
-        0,  # triggerMethod
+        record.trigger_method,  # triggerMethod
         UNSET_DOUBLE_TEXT,  # volatility
         0,  # volatilityType
         "",  # deltaNeutralOrderType (empty: no delta-neutral group)
