@@ -33,21 +33,23 @@ CLI: pass ``confirm_live=True`` (or set ``COPILOT_QUANT_CONFIRM_LIVE=yes``). Unc
 Short selling policy (:meth:`check_buying_power`): a sell that reduces or closes a long position is always
 affordable; the part of a sell that would open or increase a short needs buying power for its notional
 plus commission (IB margins shorts similarly). ``allow_short=False`` refuses such sells instead.
+
+The parts (mixins, so that every method stays on the adapter): :mod:`~copilot_quant.brokers.order_placing`
+(placing, modifying, adopting, refusing orders), :mod:`~copilot_quant.brokers.order_cancels` (cancels and the
+order reads), :mod:`~copilot_quant.brokers.broker_account` (account reads, cost models); this module wires
+them, connects, keeps the callbacks and the journal, and settles IB's executions.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Callable, Sequence
-from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 
-from ib_async import IB, RequestError, Trade
+from ib_async import IB
 
 from copilot_quant.backtest.costs import PercentCommission, PercentSlippage
 from copilot_quant.backtest.interfaces import IBroker
-from copilot_quant.backtest.orders import Fill, Order, OrderStatus, OrderType
 from copilot_quant.brokers.broker_account import BrokerAccountReads
 from copilot_quant.brokers.broker_callbacks import (
     BrokerCallbacks,
@@ -58,21 +60,19 @@ from copilot_quant.brokers.broker_callbacks import (
 )
 from copilot_quant.brokers.config import check_live_confirmed, resolve_connection
 from copilot_quant.brokers.connection import IBConnection
-from copilot_quant.brokers.contracts import ContractBook, round_order_prices
+from copilot_quant.brokers.contracts import ContractBook
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.exec_reports import EXEC_CORRECTED, journal_correction, reused_exec_id_message
 from copilot_quant.brokers.fill_gate import FillGate
 from copilot_quant.brokers.ib_account import IbAccount
-from copilot_quant.brokers.ib_contracts import instrument_key
-from copilot_quant.brokers.ib_mapping import bracket_links, to_ib_order
-from copilot_quant.brokers.ib_modify import send_modification
 from copilot_quant.brokers.ib_order_events import IbOrderEvents
+from copilot_quant.brokers.order_cancels import OrderCancels
+from copilot_quant.brokers.order_placing import OrderPlacing
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
 from copilot_quant.brokers.position_watch import PositionWatch
-from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
+from copilot_quant.errors import JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
 from copilot_quant.journal.writer import JournalWriter
-from copilot_quant.model.modify import Modification
 
 # EXEC_CORRECTED and the callback types are re-exported: they were defined here
 __all__ = [
@@ -87,11 +87,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class _Unaffordable(BrokerError):
-    """The buying-power pre-check refused an order (it becomes REJECTED with this reason)."""
-
-
-class LiveBrokerAdapter(BrokerAccountReads, IBroker):
+class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker):
     """IB order execution as an :class:`IBroker` (see the module docstring for the exact contract).
 
     Args:
@@ -303,322 +299,6 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
     def _emit_error(self, record: TrackedOrder, message: str) -> None:
         record.errors.append(message)
         self._callbacks.order_error(record, message)
-
-    def _reject(
-        self,
-        order: Order,
-        reason: str,
-        record: TrackedOrder | None = None,
-        order_ref: str = "",
-        *,
-        report: bool = True,
-    ) -> None:
-        record = record or self.tracker.add(order, order_ref)
-        self.tracker.set_status(record, OrderStatus.REJECTED, reason=reason)
-        if record.order_ref:
-            ref = record.order_ref
-            self._journal_write(lambda j: j.record_rejected(ref, reason))
-        if not report:
-            record.errors.append(reason)
-            return
-        # One line per rejection: when an engine listens for errors it logs the rejection itself.
-        log.log(
-            logging.DEBUG if self._callbacks.error else logging.WARNING,
-            "order %s %s %g %s rejected: %s",
-            order.order_id,
-            order.side,
-            order.quantity,
-            order.symbol,
-            reason,
-        )
-        self._emit_error(record, reason)
-
-    def reject(self, order: Order, reason: str, *, order_ref: str = "", report: bool = True) -> None:
-        """Refuse ``order`` without sending it (e.g. a risk limit): REJECTED with ``reason``, journaled.
-
-        ``report=True`` also logs a WARNING and runs the error callbacks. ``report=False`` is for a caller that
-        reports the refusal itself (the engine, for orders refused while trading is halted).
-        """
-        self._reject(order, reason, order_ref=order_ref, report=report)
-
-    # ------------------------------------------------------------------ orders
-    def execute_order(
-        self,
-        order: Order,
-        current_price: float,
-        timestamp: datetime,
-        *,
-        order_ref: str = "",
-        wait: float | None = None,
-    ) -> Fill | None:
-        """Send ``order`` to IB and return the real fill so far, or ``None`` (see the module docstring).
-
-        ``order_ref``: the journal's ref for the order (from ``journal.record_intent``), sent as IB's
-        ``orderRef`` so that the order is recognised at the broker after a crash or a reconnect.
-        ``wait``: seconds to wait for fills instead of ``fill_timeout``/``ack_timeout`` (the engine passes 0
-        and waits itself, so that a stop interrupts the wait).
-        Unconfirmed live trading raises :class:`~copilot_quant.errors.ConfigError` (nothing is sent).
-        """
-        self._check_live_confirmed()
-        if order.status is not OrderStatus.CREATED:
-            raise BrokerError(
-                f"order {order.order_id} was already sent (status {order.status}); use order.copy() to resend it"
-            )
-        if not self._conn.is_connected():
-            self._reject(order, "not connected to IB; the order was not sent", order_ref=order_ref)
-            return None
-        self._install_handlers()
-        parent_ib_id = self._working_ib_id(order.parent_id) if order.parent_id else 0
-        if order.parent_id and not parent_ib_id:
-            self._reject(
-                order,
-                f"bracket exit of {order.parent_id}: its entry is not working at IB; send a bracket's orders "
-                "together (place_orders, or return them from a strategy)",
-                order_ref=order_ref,
-            )
-            return None
-        record = self.tracker.add(order, order_ref)
-        check_price = float(current_price) if self.precheck_buying_power and not parent_ib_id else math.nan
-        try:
-            held_before = self._conn.run(
-                self._place(record, check_price, parent_ib_id=parent_ib_id), timeout=15
-            )
-        except _Unaffordable as exc:
-            self._reject(order, str(exc), record)
-            return None
-        except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
-            self._reject(order, f"could not place the order: {exc}", record)
-            return None
-        if wait is None:
-            wait = self.fill_timeout if order.order_type == OrderType.MARKET else self.ack_timeout
-        self.tracker.wait(record, wait, until_settled=True)
-        if wait > 0 and record.status is OrderStatus.SUBMITTED and order.order_type == OrderType.MARKET:
-            log.info(
-                "market order %s still working after %.1fs; later fills go to callbacks", order.order_id, wait
-            )
-        fill = record.aggregate_fill()
-        if fill is not None:
-            self._positions.wait_for(
-                order.symbol, held_before + fill.signed_quantity, self.position_sync_timeout
-            )
-        return fill
-
-    def place_orders(self, orders: Sequence[tuple[Order, float, str]]) -> list[bool]:
-        """Send several ``(order, current_price, order_ref)`` in one trip to the loop thread, in order, and
-        return at once (no wait for fills): ``execute_order(..., wait=0)`` for each, without one
-        cross-thread round trip per order. True for each order placed; one refused (buying power, a
-        placing error) is REJECTED with the reason, the others still go.
-        """
-        self._check_live_confirmed()
-        if len({id(order) for order, _, _ in orders}) != len(orders):
-            raise BrokerError("place_orders() got the same order twice; send each Order object once")
-        for order, _, _ in orders:
-            if order.status is not OrderStatus.CREATED:
-                raise BrokerError(
-                    f"order {order.order_id} was already sent (status {order.status}); "
-                    "use order.copy() to resend it"
-                )
-        if not self._conn.is_connected():
-            for order, _, ref in orders:
-                self._reject(order, "not connected to IB; the order was not sent", order_ref=ref)
-            return [False] * len(orders)
-        self._install_handlers()
-        records = [(self.tracker.add(order, ref), price) for order, price, ref in orders]
-        links = bracket_links([order for order, _, _ in orders])
-
-        async def place_all() -> list[BaseException | None]:
-            outcomes: list[BaseException | None] = []
-            placed: dict[str, int] = {}  # a bracket entry's order id -> its IB order id
-            for (record, price), (parent, transmit) in zip(records, links, strict=True):
-                check_price = float(price) if self.precheck_buying_power and parent is None else math.nan
-                try:
-                    parent_ib_id = 0
-                    if (
-                        parent is not None
-                    ):  # an exit: its entry went out before it (untransmitted if just now)
-                        parent_ib_id = placed.get(parent) or self._working_ib_id(parent)
-                        if not parent_ib_id:
-                            raise BrokerError(f"its bracket entry {parent} was not placed")
-                    await self._place(record, check_price, parent_ib_id=parent_ib_id, transmit=transmit)
-                    placed[str(record.order.order_id)] = record.ib_order_id
-                    outcomes.append(None)
-                except (_Unaffordable, BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
-                    outcomes.append(exc)
-            return outcomes
-
-        try:
-            outcomes = self._conn.run(place_all(), timeout=15)
-        except (BrokerError, TimeoutError, ConnectionError) as exc:
-            # Those placed before the failure went out (their status says so); the rest did not.
-            outcomes = [exc if r.status is OrderStatus.CREATED else None for r, _ in records]
-        placed = []
-        for (record, _), outcome in zip(records, outcomes, strict=True):
-            if isinstance(outcome, _Unaffordable):
-                self._reject(record.order, str(outcome), record)
-            elif outcome is not None:
-                self._reject(record.order, f"could not place the order: {outcome}", record)
-            placed.append(outcome is None)
-        return placed
-
-    def _working_ib_id(self, order_id: str) -> int:
-        """IB's order id of our order ``order_id`` sent earlier and not finished at IB (0: none)."""
-        record = self.tracker.get(order_id)
-        if record is None or record.lost or (record.is_done and not record.may_be_at_ib):
-            return 0
-        return record.ib_order_id
-
-    async def _place(
-        self, record: TrackedOrder, check_price: float, *, parent_ib_id: int = 0, transmit: bool = True
-    ) -> float:
-        """Check buying power (at a finite ``check_price``) and place the order, in one trip to the loop.
-
-        ``parent_ib_id``/``transmit``: IB's attached-order fields for a bracket (the entry goes with
-        ``transmit=False``, its exits name it as ``parentId``; the last exit transmits the group).
-        Returns the IB position held just before, so that the caller can wait for IB's update.
-        """
-        contract = await self._contracts.contract(record.order.symbol)
-        routed = instrument_key(contract)
-        if contract.secType == "FUT" and routed != record.order.symbol:
-            # a continuous future (MES) trades its contract of the day, as in a backtest: the order, its
-            # fills and the position are that contract's; routed_from keeps what the strategy wrote
-            record.order.routed_from, record.order.symbol = record.order.symbol, routed
-        ib = self._conn.ib
-        if math.isfinite(check_price) and check_price > 0:
-            refusal = await self._account.refusal_async(
-                record.order, check_price, allow_short=self.allow_short
-            )
-            if refusal is not None:
-                raise _Unaffordable(refusal)
-        held_before = self._account.read_position(record.order.symbol)
-        ib_order = to_ib_order(record.order, self._conn.account)
-        for note in round_order_prices(ib_order, await self._contracts.price_rule(contract)):
-            record.notes.append(note)
-            log.info("order %s: %s", record.order.order_id, note)
-        if record.order_ref:
-            ib_order.orderRef = record.order_ref
-        ib_order.parentId = parent_ib_id
-        ib_order.transmit = transmit
-        trade: Trade = ib.placeOrder(contract, ib_order)
-        # The message is on the wire: a later modification of this order (same id) must transmit at once.
-        trade.order.transmit = True
-        displaced = self.tracker.bind(record, trade.order.orderId, trade.order)
-        if displaced is not None:
-            self._events.mark_lost(
-                displaced,
-                f"IB gave its order id {trade.order.orderId} to a new order: IB no longer knows it "
-                "(lost in a gateway reset)",
-            )
-        self.tracker.set_status(record, OrderStatus.SUBMITTED)
-        if record.order_ref:
-            ref, order_id, perm = record.order_ref, trade.order.orderId, trade.order.permId or None
-            self._journal_write(lambda j: j.record_submitted(ref, order_id, perm))
-        return held_before
-
-    def adopt(self, order: Order, order_ref: str, ib_order_id: int, perm_id: int = 0) -> TrackedOrder:
-        """Track a working order sent by an earlier run (found at the broker by ``order_ref``).
-
-        Its later status reports and executions are then handled like those of orders sent now; it is
-        never sent again. Executions it already had are the journal's business (reconciliation).
-        """
-        self._install_handlers()
-        record = self.tracker.find(ib_order_id, perm_id, order_ref)
-        if record is not None:
-            return record
-        record = self.tracker.add(order, order_ref)
-
-        def bind() -> None:
-            ib_order = next(
-                (t.order for t in self._conn.ib.trades() if t.order.orderId == ib_order_id and ib_order_id),
-                None,
-            )
-            self.tracker.bind(record, ib_order_id, ib_order)
-            if perm_id:
-                self.tracker.find(ib_order_id, perm_id)
-
-        self._conn.call(bind)
-        return record
-
-    def cancel_order(self, order: Order | str, *, reason: str = "") -> bool:
-        """Ask IB to cancel a working order; ``True`` if the request was sent. The outcome arrives as status.
-
-        ``reason`` becomes the order's ``reject_reason`` (and the journal's) once IB confirms the cancel.
-        If IB executed the order before the request reached it, IB refuses the cancel (reported as an
-        error, journaled) and the order ends ``FILLED`` as its executions say, not cancelled.
-        """
-        order_id = order if isinstance(order, str) else str(order.order_id)
-        # ids can repeat (an adopted order, an explicit id): an Order object cancels that very order
-        record = self.tracker.get(order_id) if isinstance(order, str) else self.tracker.record_for(order)
-        if record is None or record.ib_order is None or record.lost:
-            return False  # never sent, or lost: its old order id may now be another order's
-        if record.is_done and not record.may_be_at_ib:
-            return False  # finished, and IB said so itself
-        if self.tracker.find(ib_order_id=record.ib_order_id) is not record:
-            # IB gave this order id to another order (a gateway reset): cancelling would hit that one
-            self._events.mark_lost(record, f"IB reuses its order id {record.ib_order_id} for another order")
-            return False
-        record.cancel_requested = True
-        if reason:
-            record.cancel_reason = reason
-        try:
-            self._conn.call(self._conn.ib.cancelOrder, record.ib_order)
-        except (BrokerError, TimeoutError, ConnectionError) as exc:
-            log.warning("cancel of %s failed: %s", order_id, exc)
-            return False
-        return True
-
-    def modify_order(self, order: Order, modification: Modification) -> bool:
-        """Send ``order``'s new terms to IB — ``placeOrder`` with its own orderId (IB's modify); True if sent.
-
-        The order has the new terms from then on; IB acknowledges them, or refuses them (104: it filled
-        meanwhile), and then the order's earlier terms come back and the error callbacks hear of it. False,
-        with the order unchanged, when it was never sent, is lost, finished, or the connection is down.
-        """
-        record = self.tracker.record_for(order)
-        if record is None or record.ib_order is None or record.lost or record.is_done:
-            return False
-        if not self._conn.is_connected():
-            return False
-        try:
-            sent = send_modification(self._conn.ib, self._contracts, record, modification, self._conn.account)
-            return bool(self._conn.run(sent, timeout=15))
-        except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
-            log.warning("the modification of order %s could not be sent: %s", order.order_id, exc)
-            return False
-
-    def modification_answered(self, order: Order) -> bool:
-        """Whether IB has answered ``order``'s last modification (acknowledged or refused it)."""
-        record = self.tracker.record_for(order)
-        return record is None or record.modifying is None or record.is_done
-
-    def get_open_orders(self) -> list[Order]:
-        """Orders sent through this adapter that can still fill."""
-        return [r.order for r in self.tracker.open_records()]
-
-    def orders_ib_may_hold(self) -> list[Order]:
-        """Every order IB may still hold: the open ones, and those made REJECTED/CANCELLED by an IB error
-        code alone (IB did not report them finished itself; such an order can still fill)."""
-        return [r.order for r in self.tracker.reachable_records()]
-
-    def cancel_all_orders(self, reason: str = "") -> int:
-        """Ask IB to cancel every order it may still hold (:meth:`orders_ib_may_hold`): what a kill switch
-        must do. Returns how many cancel requests were sent."""
-        sent = 0
-        records = self.tracker.reachable_records()
-        # A bracket goes whole: cancelling an entry that filled nothing cancels its exits at IB with it.
-        unfilled_entries = {str(r.order.order_id) for r in records if r.order.filled_quantity <= 0}
-        for record in records:
-            if record.order.parent_id in unfilled_entries:
-                record.cancel_requested = True
-                record.cancel_reason = reason or record.cancel_reason
-                continue
-            if self.cancel_order(record.order, reason=reason):
-                sent += 1
-        return sent
-
-    def wait_for_fills(self, order: Order, timeout: float) -> bool:
-        """Block up to ``timeout`` s until ``order`` is done and all its fills are reported."""
-        record = self.tracker.record_for(order)
-        return record is not None and self.tracker.wait(record, timeout)
 
     # ------------------------------------------------------------------ IB events (loop thread)
     def _report_correction(self, record: TrackedOrder, correction: ExecutionCorrection) -> None:

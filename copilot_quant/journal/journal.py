@@ -30,7 +30,9 @@ What it guarantees, and how:
 
 The parts: :mod:`~copilot_quant.journal.storage` (the file, its schema and transactions),
 :mod:`~copilot_quant.journal.exec_ids` (the in-memory index behind :meth:`~TradeJournal.knows_fill`),
-:mod:`~copilot_quant.journal.queries` (the reads and row mappers); this module holds the writes.
+:mod:`~copilot_quant.journal.queries` (the reads and row mappers), :mod:`~copilot_quant.journal.order_writes`
+(intents, status reports, modifications, errors, events) and :mod:`~copilot_quant.journal.fill_writes` (fills,
+exactly once, and commissions); this module opens, closes and syncs the journal and puts the halves together.
 
 Threading: one connection guarded by a lock, so the engine's event-loop thread and the user's thread may
 call any method concurrently. Two *processes* may read one journal at once (WAL), but only one engine
@@ -40,64 +42,31 @@ should write an account's journal.
 from __future__ import annotations
 
 import logging
-import math
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from copilot_quant.errors import ConfigError, JournalError
-from copilot_quant.journal.durability import FILL_DURABILITY, Durability
-from copilot_quant.journal.errors import EXEC_ID_REUSED
-from copilot_quant.journal.exec_ids import ANY_ORDER, AnyOrder, ExecIdIndex, OrderRefOrAny
+from copilot_quant.journal.durability import Durability
+from copilot_quant.journal.exec_ids import ANY_ORDER, AnyOrder, ExecIdIndex
+from copilot_quant.journal.fill_writes import JournalFillWrites
 from copilot_quant.journal.paths import check_account, default_journal_path
-from copilot_quant.journal.queries import JournalQueries, StatusFilter, has_order_row, order_row
-from copilot_quant.journal.records import EventKind, order_terms, to_db_time
-from copilot_quant.journal.refs import new_order_ref
-from copilot_quant.journal.states import JournalOrderState
+from copilot_quant.journal.queries import JournalQueries, StatusFilter
 from copilot_quant.journal.storage import JournalStorage
-from copilot_quant.model.orders import Order, OrderSide, OrderStatus, OrderType, TimeInForce
 
 __all__ = ["ANY_ORDER", "AnyOrder", "StatusFilter", "TradeJournal"]
 
 log = logging.getLogger(__name__)
-
-_QTY_EPS = 1e-9
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    # IB marks "no value" with 1.797e308 (UNSET_DOUBLE); anything non-finite or absurd means "unknown".
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) and abs(number) < 1e300 else None
-
-
-def _side(value: OrderSide | str) -> OrderSide:
-    if isinstance(value, OrderSide):
-        return value
-    text = {"b": "buy", "s": "sell"}.get(str(value).strip().lower(), str(value).strip().lower())
-    try:
-        return OrderSide(text)
-    except ValueError:
-        raise JournalError(f"unknown side {value!r}; use 'buy' or 'sell'") from None
-
-
-def _positive(value: float, what: str) -> float:
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise JournalError(f"{what} must be a positive finite number, got {value!r}")
-    return number
-
-
-class TradeJournal(JournalQueries):
+class TradeJournal(JournalFillWrites, JournalQueries):
     """The journal of one account. Open it, record into it from any thread, close it (or use ``with``).
 
     ``TradeJournal(account='DU1234567')`` opens ``$COPILOT_QUANT_JOURNAL_DIR/DU1234567.sqlite`` (default
@@ -194,10 +163,7 @@ class TradeJournal(JournalQueries):
                 committed = self._exec_ids.end_batch()
         self._exec_ids.remember(committed)  # only now: a rolled-back fill must not count as journaled
 
-    def _now(self) -> str:
-        return to_db_time(self._clock())
-
-    # ------------------------------------------------------------------ recording
+    # ------------------------------------------------------------------ checkpoints and syncs
     def defer_checkpoints(self) -> None:
         """Leave WAL checkpoints to :meth:`checkpoint` (see :meth:`JournalStorage.defer_checkpoints`)."""
         self._store.defer_checkpoints()
@@ -228,394 +194,3 @@ class TradeJournal(JournalQueries):
     def wal_bytes(self) -> int:
         """The size of the journal's write-ahead log (what the next checkpoint copies)."""
         return self._store.wal_bytes()
-
-    def record_intent(self, order: Order, strategy: str | None = None) -> str:
-        """Journal ``order`` before it is sent; returns its new ``order_ref`` (send it as IB's ``orderRef``)."""
-        if not isinstance(order, Order):
-            raise JournalError(f"record_intent needs an Order, got {type(order).__name__}")
-        when = self._clock()
-        now = to_db_time(when)
-        ref = new_order_ref(self.account, when)
-        with self._store.writing(f"record the intent of {order.symbol} order {order.order_id}") as conn:
-            conn.execute(
-                """INSERT INTO orders (order_ref, account, strategy, order_id, symbol, side, quantity,
-                       order_type, limit_price, stop_price, time_in_force, tag, state, remaining,
-                       created_at, updated_at, terms)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    ref,
-                    self.account,
-                    strategy,
-                    order.order_id,
-                    order.symbol,
-                    OrderSide(order.side).value,
-                    float(order.quantity),
-                    OrderType(order.order_type).value,
-                    order.limit_price,
-                    order.stop_price,
-                    TimeInForce(order.time_in_force).value,
-                    order.tag,
-                    JournalOrderState.INTENT.value,
-                    float(order.quantity),
-                    now,
-                    now,
-                    order_terms(order),
-                ),
-            )
-            self._append_history(
-                conn, ref, now, JournalOrderState.INTENT, 0.0, float(order.quantity), 0.0, "intent"
-            )
-        return ref
-
-    def record_submitted(self, order_ref: str, broker_order_id: int, perm_id: int | None = None) -> None:
-        """The broker acknowledged the order (IB ``orderId``, and ``permId`` once known)."""
-        now = self._now()
-        with self._store.writing(f"record the submission of {order_ref}") as conn:
-            row = order_row(conn, order_ref)
-            state = JournalOrderState(row["state"])
-            if state.is_done and state is not JournalOrderState.FILLED:
-                log.warning("order %s is %s but was reported submitted; keeping %s", order_ref, state, state)
-            new_state = JournalOrderState.SUBMITTED if state is JournalOrderState.INTENT else state
-            conn.execute(
-                """UPDATE orders SET state = ?, broker_order_id = ?, perm_id = coalesce(?, perm_id),
-                       submitted_at = coalesce(submitted_at, ?), updated_at = ? WHERE order_ref = ?""",
-                (new_state.value, int(broker_order_id), perm_id, now, now, order_ref),
-            )
-            self._append_history(
-                conn,
-                order_ref,
-                now,
-                new_state,
-                row["filled"],
-                row["remaining"],
-                row["avg_price"],
-                f"submitted as broker order {broker_order_id}",
-            )
-
-    def record_status(  # noqa: PLR0917 - positional like IB's orderStatus fields, as the engine receives them
-        self,
-        order_ref: str,
-        status: JournalOrderState | OrderStatus | str,
-        filled: float | None = None,
-        remaining: float | None = None,
-        avg_price: float | None = None,
-        reason: str = "",
-    ) -> bool:
-        """Record a status report; returns True if the order's journaled state changed.
-
-        Rules, so that late or repeated reports cannot corrupt the record: the filled quantity never
-        decreases; a finished order (filled, cancelled, rejected, expired) stays finished, except that
-        it may still become FILLED; a partial fill reported as SUBMITTED is kept as PARTIALLY_FILLED.
-        Every report is kept in the order's history (:meth:`status_history`) either way.
-        """
-        new = JournalOrderState.parse(status)
-        now = self._now()
-        with self._store.writing(f"record status {new.value} of {order_ref}") as conn:
-            row = order_row(conn, order_ref)
-            current = JournalOrderState(row["state"])
-            quantity = float(row["quantity"])
-            best_filled = max(float(row["filled"]), float(filled or 0.0))
-            state = self._next_state(current, new, best_filled, quantity)
-            price = _finite_or_none(avg_price)
-            reported = float(filled or 0.0)
-            # IB's avgFillPrice is cumulative: the report that carries the most fills has the best one.
-            fresh = reported > _QTY_EPS and reported >= float(row["filled"]) - _QTY_EPS
-            new_avg = price if price is not None and price > 0 and fresh else float(row["avg_price"])
-            new_remaining = 0.0 if state.is_done else max(quantity - best_filled, 0.0)
-            told_remaining = new_remaining if remaining is None else max(float(remaining), 0.0)
-            new_reason = reason if reason and new.is_done else row["reason"]
-            changed = (
-                state.value != row["state"]
-                or abs(best_filled - float(row["filled"])) > _QTY_EPS
-                or new_reason != row["reason"]
-            )
-            conn.execute(
-                """UPDATE orders SET state = ?, filled = ?, remaining = ?, avg_price = ?, reason = ?,
-                       updated_at = ? WHERE order_ref = ?""",
-                (state.value, best_filled, new_remaining, new_avg, new_reason, now, order_ref),
-            )
-            self._append_history(conn, order_ref, now, new, best_filled, told_remaining, new_avg, reason)
-        return changed
-
-    @staticmethod
-    def _next_state(
-        current: JournalOrderState, new: JournalOrderState, filled: float, quantity: float
-    ) -> JournalOrderState:
-        if filled >= quantity - _QTY_EPS:
-            return JournalOrderState.FILLED
-        if current.is_done:
-            return current  # finished stays finished; only a complete fill (above) can override
-        if new is JournalOrderState.INTENT:
-            return current
-        if new in (JournalOrderState.SUBMITTED, JournalOrderState.PARTIALLY_FILLED):
-            return JournalOrderState.PARTIALLY_FILLED if filled > _QTY_EPS else JournalOrderState.SUBMITTED
-        return new
-
-    def record_modified(self, order_ref: str, order: Order, reason: str = "modified") -> None:
-        """``order`` (journaled as ``order_ref``) has new terms — a modification (IB: the same order id,
-        new price, size or time in force). The order row takes them (quantity, prices, time in force,
-        :func:`order_terms`), so that a restart rebuilds the order as IB now holds it; its history keeps an
-        event with ``reason`` and the new terms. The state and the fills are unchanged."""
-        now = self._now()
-        with self._store.writing(f"record the modification of {order_ref}") as conn:
-            row = order_row(conn, order_ref)
-            quantity = float(order.quantity)
-            filled = float(row["filled"])
-            state = JournalOrderState(row["state"])
-            remaining = 0.0 if state.is_done else max(quantity - filled, 0.0)
-            conn.execute(
-                """UPDATE orders SET quantity = ?, limit_price = ?, stop_price = ?, time_in_force = ?,
-                       terms = ?, remaining = ?, updated_at = ? WHERE order_ref = ?""",
-                (
-                    quantity,
-                    order.limit_price,
-                    order.stop_price,
-                    TimeInForce(order.time_in_force).value,
-                    order_terms(order),
-                    remaining,
-                    now,
-                    order_ref,
-                ),
-            )
-            terms = f"quantity {quantity:g}, limit {order.limit_price}, stop {order.stop_price}, tif {TimeInForce(order.time_in_force).value}"
-            self._append_history(
-                conn, order_ref, now, state, filled, remaining, float(row["avg_price"]), f"{reason}: {terms}"
-            )
-
-    def record_rejected(self, order_ref: str, reason: str) -> None:
-        """The order was refused (by a risk limit before sending, or by the broker), with ``reason``."""
-        if not reason:
-            raise JournalError("record_rejected needs a reason; say why the order was refused")
-        self.record_status(order_ref, JournalOrderState.REJECTED, reason=reason)
-
-    def record_fill(  # noqa: PLR0917 - positional like IB's execDetails fields, as the engine receives them
-        self,
-        order_ref: str | None,
-        exec_id: str,
-        symbol: str,
-        side: OrderSide | str,
-        quantity: float,
-        price: float,
-        time: datetime,
-        commission: float | None = None,
-    ) -> bool:
-        """Record one execution; True if it is new, False if ``exec_id`` was already journaled for this order.
-
-        Deliver ``on_fill`` only when this returns True: that is what makes delivery exactly-once across
-        reconnects and restarts. The order's filled quantity, average price and state are updated in the
-        same transaction. A fill for an unknown ``order_ref`` (or None) is still recorded — a fill is a
-        fact — and logged as a warning. An ``exec_id`` already journaled for another ``order_ref`` is
-        recorded too (True), with an alert (see the module docstring): never silently dropped.
-        """
-        if not exec_id or not str(exec_id).strip():
-            raise JournalError("record_fill needs the broker's exec_id (it is what deduplicates fills)")
-        order_ref = order_ref or None  # "" and None both mean "no order known"
-        fresh = self._insert_fill(order_ref, exec_id, symbol, side, quantity, price, time, commission)
-        with self._lock:  # the execution is in the journal from now on (from the batch's commit on)
-            self._exec_ids.recorded(str(exec_id), order_ref)
-        return fresh
-
-    def knows_fill(self, exec_id: str, order_ref: OrderRefOrAny = ANY_ORDER) -> bool:
-        """Whether execution ``exec_id`` of order ``order_ref`` (default: of any order) is in the journal,
-        from memory: no disk I/O and no wait for a write in progress once :meth:`preload_fill_ids` ran (the
-        first call runs it).
-
-        A fast pre-check for the IB loop thread; :meth:`record_fill` stays the arbiter of "new". Pass the
-        order's ref: an id journaled for another order only is not this order's fill (see the module
-        docstring).
-        """
-        if not self._exec_ids.loaded:
-            self.preload_fill_ids()
-        return self._exec_ids.knows(exec_id, order_ref)
-
-    def preload_fill_ids(self) -> set[str]:
-        """Read the journaled execution ids into memory (once) for :meth:`knows_fill`; call it off the IB loop.
-
-        Returns the execution ids journaled so far.
-        """
-        with self._lock:
-            if self._exec_ids.loaded:
-                return self._exec_ids.ids()
-            with self._store.reading("load the journaled execution ids") as conn:
-                rows = conn.execute("SELECT exec_id, order_ref FROM fills").fetchall()
-            return self._exec_ids.load((str(exec_id), order_ref) for exec_id, order_ref in rows)
-
-    def _insert_fill(  # noqa: PLR0917
-        self,
-        order_ref: str | None,
-        exec_id: str,
-        symbol: str,
-        side: OrderSide | str,
-        quantity: float,
-        price: float,
-        time: datetime,
-        commission: float | None,
-    ) -> bool:
-        side_value = _side(side).value
-        qty = _positive(quantity, "fill quantity")
-        px = _positive(price, "fill price")
-        when = to_db_time(time)
-        now = self._now()
-        exec_id = str(exec_id)
-        name = str(symbol).strip().upper()
-        with self._store.writing(f"record fill {exec_id}", FILL_DURABILITY) as conn:
-            # The write lock is held (BEGIN IMMEDIATE): nobody can record this execution in between.
-            earlier = [
-                r[0] for r in conn.execute("SELECT order_ref FROM fills WHERE exec_id = ?", (exec_id,))
-            ]
-            if order_ref in earlier:
-                return False
-            cursor = conn.execute(
-                """INSERT INTO fills (exec_id, order_ref, symbol, side, quantity, price, time, commission,
-                       recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (exec_id, order_ref, name, side_value, qty, px, when, _finite_or_none(commission), now),
-            )
-            row_id = cursor.lastrowid
-            if earlier:
-                self._alert_reused_exec_id(
-                    conn, now, exec_id, order_ref, earlier, f"{side_value} {qty:g} {name} @ {px:g}"
-                )
-            pending = conn.execute(
-                "SELECT commission, realized_pnl FROM pending_commissions WHERE exec_id = ?", (exec_id,)
-            ).fetchone()
-            if pending is not None:
-                conn.execute(
-                    "UPDATE fills SET commission = ?, realized_pnl = ? WHERE id = ?",
-                    (pending["commission"], pending["realized_pnl"], row_id),
-                )
-                conn.execute("DELETE FROM pending_commissions WHERE exec_id = ?", (exec_id,))
-            if order_ref is not None and has_order_row(conn, order_ref):
-                self._apply_fills(conn, order_ref, now, f"fill {exec_id}")
-            else:
-                log.warning(
-                    "fill %s (%s %s %g @ %g) for unknown order %r",
-                    exec_id,
-                    side_value,
-                    name,
-                    qty,
-                    px,
-                    order_ref,
-                )
-        return True
-
-    @staticmethod
-    def _alert_reused_exec_id(  # noqa: PLR0917 - private, one value each
-        conn: sqlite3.Connection,
-        now: str,
-        exec_id: str,
-        order_ref: str | None,
-        earlier: list[str | None],
-        what: str,
-    ) -> None:
-        """The broker reported ``exec_id`` again for another order: journal an alert with the fill."""
-        message = (
-            f"execution id {exec_id} reused: already journaled for order "
-            f"{', '.join(repr(r) for r in earlier)}, now reported for order {order_ref!r} ({what}); "
-            "recorded and delivered as a separate fill. A broker never reuses execution ids: check that "
-            "this journal belongs to this account and broker (a simulated gateway restarted without "
-            "--state by an older copilot_quant reuses them)"
-        )
-        conn.execute(
-            "INSERT INTO errors (time, order_ref, code, message) VALUES (?, ?, ?, ?)",
-            (now, order_ref, EXEC_ID_REUSED, message),
-        )
-        conn.execute(
-            "INSERT INTO events (time, kind, detail) VALUES (?, ?, ?)", (now, EventKind.ALERT.value, message)
-        )
-        log.error("journal alert: %s", message)
-
-    def _apply_fills(self, conn: sqlite3.Connection, order_ref: str, now: str, reason: str) -> None:
-        row = order_row(conn, order_ref)
-        total, notional = conn.execute(
-            "SELECT coalesce(sum(quantity), 0), coalesce(sum(quantity * price), 0) FROM fills "
-            "WHERE order_ref = ?",
-            (order_ref,),
-        ).fetchone()
-        quantity = float(row["quantity"])
-        filled = max(float(row["filled"]), float(total))
-        # The broker's status may run ahead of the executions we hold; its average is then the better one.
-        avg = float(notional) / float(total) if total >= float(row["filled"]) - _QTY_EPS else row["avg_price"]
-        current = JournalOrderState(row["state"])
-        state = self._next_state(current, JournalOrderState.PARTIALLY_FILLED, filled, quantity)
-        remaining = 0.0 if state is JournalOrderState.FILLED else max(quantity - filled, 0.0)
-        conn.execute(
-            """UPDATE orders SET state = ?, filled = ?, remaining = ?, avg_price = ?,
-                   submitted_at = coalesce(submitted_at, ?), updated_at = ? WHERE order_ref = ?""",
-            (state.value, filled, remaining, avg, now, now, order_ref),
-        )
-        self._append_history(conn, order_ref, now, state, filled, remaining, avg, reason)
-
-    def record_commission(
-        self,
-        exec_id: str,
-        commission: float,
-        realized_pnl: float | None = None,
-        order_ref: OrderRefOrAny = ANY_ORDER,
-    ) -> bool:
-        """Attach a commission report to its fill; True if the fill was there to update.
-
-        A report that arrives before its execution is kept and applied when the fill is recorded (then
-        this returns False), so nothing is lost whatever the arrival order. IB's report names the
-        execution only: should ``exec_id`` have been reused for several orders, it goes to the fill of
-        ``order_ref`` when given, else to the most recent fill with that id.
-        """
-        fee = _finite_or_none(commission)
-        if fee is None or fee < 0:
-            raise JournalError(f"commission for {exec_id} must be a finite amount >= 0, got {commission!r}")
-        pnl = _finite_or_none(realized_pnl)
-        with self._store.writing(f"record the commission of {exec_id}") as conn:
-            sql = "SELECT max(id) FROM fills WHERE exec_id = ?"
-            params: list[Any] = [exec_id]
-            if order_ref is not ANY_ORDER:
-                sql += " AND order_ref IS ?"
-                params.append(order_ref)
-            (row_id,) = conn.execute(sql, params).fetchone()
-            if row_id is not None:
-                conn.execute(
-                    "UPDATE fills SET commission = ?, realized_pnl = coalesce(?, realized_pnl) WHERE id = ?",
-                    (fee, pnl, row_id),
-                )
-                return True
-            conn.execute(
-                """INSERT INTO pending_commissions (exec_id, commission, realized_pnl) VALUES (?, ?, ?)
-                   ON CONFLICT (exec_id) DO UPDATE SET commission = excluded.commission,
-                       realized_pnl = coalesce(excluded.realized_pnl, realized_pnl)""",
-                (exec_id, fee, pnl),
-            )
-            return False
-
-    def record_error(self, order_ref: str | None, code: int, message: str) -> None:
-        """An error reported by the broker or raised by the engine (``order_ref`` None when not order-bound)."""
-        with self._store.writing(f"record error {code}") as conn:
-            conn.execute(
-                "INSERT INTO errors (time, order_ref, code, message) VALUES (?, ?, ?, ?)",
-                (self._now(), order_ref, int(code), str(message)),
-            )
-
-    def record_event(self, kind: EventKind | str, detail: str = "") -> None:
-        """An engine event: start, stop, reconnect, halt, kill switch … (see :class:`EventKind`)."""
-        text = str(kind.value if isinstance(kind, EventKind) else kind).strip()
-        if not text:
-            raise JournalError("record_event needs a kind such as 'start', 'reconnect' or 'halt'")
-        with self._store.writing(f"record event {text}") as conn:
-            conn.execute(
-                "INSERT INTO events (time, kind, detail) VALUES (?, ?, ?)", (self._now(), text, str(detail))
-            )
-
-    # ------------------------------------------------------------------ helpers for writers
-    @staticmethod
-    def _append_history(  # noqa: PLR0917 - one column each, private
-        conn: sqlite3.Connection,
-        order_ref: str,
-        now: str,
-        state: JournalOrderState,
-        filled: float,
-        remaining: float,
-        avg_price: float,
-        reason: str,
-    ) -> None:
-        conn.execute(
-            """INSERT INTO order_events (order_ref, time, state, filled, remaining, avg_price, reason)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            (order_ref, now, state.value, filled, remaining, avg_price or 0.0, reason),
-        )

@@ -59,7 +59,7 @@ def order_row(conn: sqlite3.Connection, order_ref: str) -> sqlite3.Row:
 
 
 class JournalQueries:
-    """The read half of :class:`~copilot_quant.journal.journal.TradeJournal`."""
+    """The reads of :class:`~copilot_quant.journal.journal.TradeJournal`."""
 
     _store: JournalStorage
 

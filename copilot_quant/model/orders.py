@@ -5,6 +5,10 @@ yet seen by a broker). The journal keeps its own :class:`~copilot_quant.journal.
 for the durable record, which starts at ``INTENT`` instead (written to disk before sending, so possibly in
 flight after a crash) and otherwise has the same states with the same values.
 
+The vocabulary (the enums) lives in :mod:`copilot_quant.model.order_terms`, automatic ids in
+:mod:`copilot_quant.model.order_ids`, :class:`Fill` and :class:`Position` in :mod:`copilot_quant.model.fills`;
+this module holds :class:`Order` and re-exports the rest, so every import path stays as it was.
+
 These types know nothing about Interactive Brokers; the IB vocabulary is translated at the edge
 (``copilot_quant.brokers``). A strategy creates :class:`Order` objects; only a broker creates
 :class:`Fill` objects and mutates :class:`Position` objects.
@@ -12,19 +16,30 @@ These types know nothing about Interactive Brokers; the IB vocabulary is transla
 
 from __future__ import annotations
 
-import itertools
 import math
-import numbers
-import re
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 from copilot_quant.errors import OrderValidationError
+from copilot_quant.model.fills import Fill, Position
 from copilot_quant.model.oca import OcaType, parse_oca_type
+from copilot_quant.model.order_ids import continue_order_ids_after
+from copilot_quant.model.order_ids import next_order_id as _next_order_id
+from copilot_quant.model.order_terms import NEEDS_LIMIT as _NEEDS_LIMIT
+from copilot_quant.model.order_terms import NEEDS_STOP as _NEEDS_STOP
+from copilot_quant.model.order_terms import ON_CLOSE as _ON_CLOSE
+from copilot_quant.model.order_terms import TRAILING as _TRAILING
+from copilot_quant.model.order_terms import (
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TimeInForce,
+    shown,
+)
+from copilot_quant.model.order_terms import check_price as _check_price
+from copilot_quant.model.order_terms import parse_enum as _parse_enum
 
 __all__ = [
     "Fill",
@@ -35,162 +50,13 @@ __all__ = [
     "Position",
     "TimeInForce",
     "continue_order_ids_after",
+    "shown",
 ]
 
-
-class OrderSide(StrEnum):
-    BUY = "buy"
-    SELL = "sell"
-
-    @property
-    def sign(self) -> int:
-        """+1 for buys, -1 for sells: the sign of the position change."""
-        return 1 if self is OrderSide.BUY else -1
-
-
-class OrderType(StrEnum):
-    MARKET = "market"
-    LIMIT = "limit"
-    STOP = "stop"
-    STOP_LIMIT = "stop_limit"
-    TRAILING_STOP = "trailing_stop"
-    TRAILING_STOP_LIMIT = "trailing_stop_limit"
-    MARKET_ON_CLOSE = "market_on_close"
-    LIMIT_ON_CLOSE = "limit_on_close"
-
-    # set lookups (the members hash as their str values): every order asks these at construction
-    @property
-    def needs_limit_price(self) -> bool:
-        return self in _NEEDS_LIMIT
-
-    @property
-    def on_close(self) -> bool:
-        """Filled in the closing auction (IB's ``MOC``/``LOC``)."""
-        return self in _ON_CLOSE
-
-    @property
-    def is_trailing(self) -> bool:
-        return self in _TRAILING
-
-    @property
-    def needs_stop_price(self) -> bool:
-        return self in _NEEDS_STOP
-
-
-_NEEDS_LIMIT = frozenset({OrderType.LIMIT, OrderType.STOP_LIMIT, OrderType.LIMIT_ON_CLOSE})
-_NEEDS_STOP = frozenset({OrderType.STOP, OrderType.STOP_LIMIT})
-_ON_CLOSE = frozenset({OrderType.MARKET_ON_CLOSE, OrderType.LIMIT_ON_CLOSE})
-_TRAILING = frozenset({OrderType.TRAILING_STOP, OrderType.TRAILING_STOP_LIMIT})
-
-
-class TimeInForce(StrEnum):
-    DAY = "day"
-    GTC = "gtc"
-    OPG = "opg"  # the opening auction: a market or limit order filled at the session's open, or cancelled
-    IOC = "ioc"  # immediate or cancel: what the current price fills at once, the rest cancelled
-    GTD = "gtd"  # good till date: works until ``Order.good_till``, then expires
-
-
-class OrderStatus(StrEnum):
-    CREATED = "created"  # built by a strategy, not yet seen by a broker
-    SUBMITTED = "submitted"  # accepted by the broker, working
-    PARTIALLY_FILLED = "partially_filled"
-    FILLED = "filled"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-
-    @property
-    def is_done(self) -> bool:
-        """True once the order can no longer fill."""
-        return self in _DONE
-
-    @property
-    def is_active(self) -> bool:
-        return not self.is_done
-
-
-_DONE = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
 
 _AUCTION_TIFS = frozenset({TimeInForce.OPG, TimeInForce.IOC})
 _GTD = TimeInForce.GTD
 _CANCEL_WITH_BLOCK = OcaType.CANCEL_WITH_BLOCK
-_INF = math.inf
-
-_ORDER_IDS = itertools.count(1)
-_ORDER_IDS_LOCK = threading.Lock()  # the live engine's threads create orders too
-_AUTO_ID = re.compile(r"O(\d+)")
-_E = TypeVar("_E", bound=StrEnum)
-
-
-def _next_order_id() -> str:
-    with _ORDER_IDS_LOCK:
-        return f"O{next(_ORDER_IDS)}"
-
-
-def continue_order_ids_after(order_ids: Iterable[str | None]) -> None:
-    """Make automatic order ids (``O1``, ``O2`` ...) continue after the highest ``O<n>`` in ``order_ids``.
-
-    Automatic ids count from ``O1`` in every process. The live engine calls this with the ids its journal
-    holds, so that after a restart a new order never shares its id with an order adopted from IB
-    (``strategy.cancel("O3")`` names one order). Ids never go back: a lower number changes nothing.
-    """
-    global _ORDER_IDS  # noqa: PLW0603 - the process-wide id sequence; only ever moved forward
-    highest = max((int(m[1]) for i in order_ids if i and (m := _AUTO_ID.fullmatch(i))), default=0)
-    with _ORDER_IDS_LOCK:
-        upcoming = next(_ORDER_IDS)
-        _ORDER_IDS = itertools.count(max(upcoming, highest + 1))
-
-
-_ALIASES = {
-    "mkt": "market",
-    "lmt": "limit",
-    "stp": "stop",
-    "stp_lmt": "stop_limit",
-    "trail": "trailing_stop",
-    "moc": "market_on_close",
-    "loc": "limit_on_close",
-    "trail_limit": "trailing_stop_limit",
-    "b": "buy",
-    "s": "sell",
-}
-
-
-def _parse_enum(enum: type[_E], value: Any, what: str) -> _E:
-    if isinstance(value, enum):
-        return value
-    members: dict[str, _E] = enum._value2member_map_  # type: ignore[assignment]
-    member = members.get(value) if isinstance(value, str) else None
-    if member is not None:  # the common case, e.g. 'market', 'buy': no normalising needed
-        return member
-    text = str(value).strip().lower().replace("-", "_").replace(" ", "_")
-    text = _ALIASES.get(text, text)
-    try:
-        return enum(text)
-    except ValueError:
-        allowed = ", ".join(repr(m.value) for m in enum)
-        raise OrderValidationError(f"unknown {what} {value!r}; use one of {allowed}") from None
-
-
-def shown(value: object) -> str:
-    """``value`` as a message shows it: numbers as plain numbers (a numpy ``np.float64(4.81)`` is ``4.81``),
-    anything else as its ``repr``."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
-    return repr(value)
-
-
-def _check_price(value: float | None, what: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        price = float(value)
-    except (TypeError, ValueError):
-        raise OrderValidationError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(price) or price <= 0:
-        raise OrderValidationError(f"{what} must be a positive finite price, got {shown(value)}")
-    return price
 
 
 @dataclass(slots=True, eq=False)
@@ -520,158 +386,3 @@ class Order:
         changes.setdefault("broker_order_id", None)
         changes.setdefault("routed_from", "")
         return replace(self, **changes)
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    """One execution of (part of) an order, as reported by a broker.
-
-    ``commission`` is in account currency and is never negative: everything the fill cost, as IB's
-    commissionReport reports it; ``fees`` is the part of it that third parties charge (clearing, exchange,
-    regulatory fees IB passes through under Tiered pricing; 0 when not known). ``fill_quantity`` is
-    positive; the direction comes from ``order.side``. ``net_proceeds`` is the signed change in cash this fill
-    causes (negative for a buy), ``total_cost`` the gross notional plus commission.
-    """
-
-    order: Order
-    fill_price: float
-    fill_quantity: float
-    commission: float
-    timestamp: datetime
-    fill_id: str | None = None
-    fees: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (
-            type(self.fill_price) is float
-            and type(self.fill_quantity) is float
-            and type(self.commission) is float
-        ):  # brokers pass floats; anything else (ints, numpy scalars, junk) is normalised or refused
-            self._coerce_numbers()
-        # chained comparisons: false for NaN and infinity too, without a call per number
-        if not 0.0 < self.fill_price < _INF:
-            raise OrderValidationError(f"fill_price must be positive, got {self.fill_price!r}")
-        if not 0.0 < self.fill_quantity < _INF:
-            raise OrderValidationError(f"fill_quantity must be positive, got {self.fill_quantity!r}")
-        if not 0.0 <= self.commission < _INF:
-            raise OrderValidationError(f"commission must be zero or positive, got {self.commission!r}")
-        if self.fees and not 0 <= self.fees <= self.commission + 1e-9:
-            raise OrderValidationError(
-                f"fees are the third-party part of the commission: 0 <= fees <= {self.commission!r}, "
-                f"got {self.fees!r}"
-            )
-
-    def _coerce_numbers(self) -> None:
-        for name in ("fill_price", "fill_quantity", "commission"):
-            value = getattr(self, name)
-            try:
-                object.__setattr__(self, name, float(value))  # frozen dataclass
-            except (TypeError, ValueError):
-                raise OrderValidationError(f"{name} must be a number, got {value!r}") from None
-
-    @property
-    def symbol(self) -> str:
-        return self.order.symbol
-
-    @property
-    def side(self) -> OrderSide:
-        return OrderSide(self.order.side)
-
-    @property
-    def signed_quantity(self) -> float:
-        return self.fill_quantity * self.side.sign
-
-    @property
-    def notional(self) -> float:
-        return self.fill_price * self.fill_quantity
-
-    @property
-    def total_cost(self) -> float:
-        """Gross value traded plus commission (always positive)."""
-        return self.notional + self.commission
-
-    @property
-    def net_proceeds(self) -> float:
-        """Signed cash change: ``-(notional + commission)`` for a buy, ``notional - commission`` for a sell."""
-        return -self.signed_quantity * self.fill_price - self.commission
-
-
-@dataclass(slots=True)
-class Position:
-    """Holdings in one symbol. Negative ``quantity`` is a short, and its ``market_value`` is negative.
-
-    Average cost follows the usual convention: it changes only when a position is opened or
-    increased; reducing a position realizes P&L against it; crossing through zero realizes the whole
-    old position and opens the remainder at the fill price. Commissions are not folded into the
-    average cost; they are accounted in cash (and in :attr:`commission_paid`).
-
-    ``multiplier`` is the contract's (50 for an ES future, 1 for a stock or a forex pair): realized and
-    unrealized P&L and :attr:`market_value` (the notional, as IB reports it) are multiplied by it.
-    """
-
-    symbol: str
-    quantity: float = 0.0
-    avg_entry_price: float = 0.0
-    unrealized_pnl: float = 0.0
-    realized_pnl: float = 0.0
-    last_price: float = 0.0
-    commission_paid: float = 0.0
-    multiplier: float = 1.0
-
-    @property
-    def avg_cost(self) -> float:
-        return self.avg_entry_price
-
-    @property
-    def market_value(self) -> float:
-        """Signed value at the last marked price (negative for shorts), times the multiplier."""
-        price = self.last_price or self.avg_entry_price
-        return self.quantity * price * self.multiplier
-
-    @property
-    def total_pnl(self) -> float:
-        return self.realized_pnl + self.unrealized_pnl
-
-    @property
-    def is_flat(self) -> bool:
-        return abs(self.quantity) < 1e-12
-
-    def update_from_fill(self, fill: Fill) -> float:
-        """Apply a fill; returns the P&L it realized (before commission)."""
-        return self.apply(fill.signed_quantity, fill.fill_price, fill.commission)
-
-    def apply(self, signed_qty: float, price: float, commission: float = 0.0) -> float:
-        """Apply a signed trade of ``signed_qty`` at ``price``; returns realized P&L (before commission)."""
-        realized = 0.0
-        old = self.quantity
-        new = old + signed_qty
-        if old == 0 or (old > 0) == (signed_qty > 0):
-            # opening or adding: weighted average cost
-            self.avg_entry_price = (old * self.avg_entry_price + signed_qty * price) / new if new else 0.0
-        else:
-            closed = min(abs(signed_qty), abs(old))
-            direction = 1.0 if old > 0 else -1.0
-            realized = closed * (price - self.avg_entry_price) * direction * self.multiplier
-            if abs(new) < 1e-12:
-                new = 0.0
-                self.avg_entry_price = 0.0
-            elif (new > 0) != (old > 0):
-                self.avg_entry_price = float(price)  # crossed through zero: remainder opened at this price
-        self.quantity = new
-        self.realized_pnl += realized
-        self.commission_paid += commission
-        self.update_unrealized_pnl(price)
-        return realized
-
-    def update_unrealized_pnl(self, current_price: float) -> None:
-        """Mark the position to ``current_price``."""
-        self.last_price = float(current_price)
-        self.unrealized_pnl = (
-            self.quantity * (self.last_price - self.avg_entry_price) * self.multiplier
-            if self.quantity
-            else 0.0
-        )
-
-    def snapshot(self) -> Position:
-        """An independent copy, safe to hand to a strategy."""
-        return replace(self)
