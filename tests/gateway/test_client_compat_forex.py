@@ -82,3 +82,11 @@ def test_each_client_qualifies_and_trades_a_forex_pair(
     cash = seen["cash"]
     assert cash["EUR"] == pytest.approx(BOUGHT)
     assert cash["USD"] == pytest.approx(START_CASH - BOUGHT * price - 2.00, abs=0.01)
+    # selling the 20,000 back: the euros are gone, the dollars are back less both commissions and the spread
+    closed = seen["closed"]
+    assert closed["status"] == "Filled"
+    assert closed["commission"] == pytest.approx(2.00)
+    assert closed["cash"]["EUR"] == 0
+    assert closed["cash"]["USD"] == pytest.approx(
+        START_CASH + BOUGHT * (closed["price"] - price) - 4.00, abs=0.01
+    )

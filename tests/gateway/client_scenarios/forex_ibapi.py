@@ -103,6 +103,17 @@ def main(port: int) -> dict[str, Any]:
             {"side": f["side"], "shares": f["shares"], "commission": app.commissions.get(f["exec_id"])}
             for f in app.fills
         ]
+        held_cash, held_positions = dict(app.cash), list(app.positions)  # before the close updates them
+        close_id = order_id + 1
+        app.placeOrder(close_id, contract, _order("SELL", 20_000, "MKT"))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+            app.statuses.get(close_id, {}).get("status") == "Filled"
+            and len(app.fills) == 2
+            and app.fills[1]["exec_id"] in app.commissions
+            and app.cash.get("EUR") == 0
+        ):
+            time.sleep(0.05)
         return {
             "server_version": app.serverVersion(),
             "contract": {
@@ -120,8 +131,14 @@ def main(port: int) -> dict[str, Any]:
                 {"local_symbol": e["local_symbol"], "side": e["side"], "shares": e["shares"]}
                 for e in app.executions
             ],
-            "positions": app.positions,
-            "cash": dict(app.cash),
+            "positions": held_positions,
+            "cash": held_cash,
+            "closed": {
+                "status": app.statuses.get(close_id, {}).get("status"),
+                "price": app.fills[1]["price"] if len(app.fills) > 1 else None,
+                "commission": app.commissions.get(app.fills[1]["exec_id"]) if len(app.fills) > 1 else None,
+                "cash": dict(app.cash),
+            },
             "api_errors": app.api_errors,
             "decoder_errors": app.decoder_errors + ([] if thread.is_alive() else ["reader thread ended"]),
         }

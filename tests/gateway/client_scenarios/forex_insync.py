@@ -51,6 +51,16 @@ def main(module: str, port: int, max_version: int | None) -> dict[str, Any]:
             _cash(ib).get("EUR") and _cash(ib).get("USD") != usd_before
         ):
             ib.sleep(0.05)
+        held = {"positions": _positions(ib), "cash": _cash(ib)}
+        close = ib.placeOrder(contract, api.MarketOrder("SELL", 20_000))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+            close.orderStatus.status == "Filled"
+            and close.fills
+            and close.fills[0].commissionReport.commission
+            and _cash(ib).get("EUR") == 0
+        ):
+            ib.sleep(0.05)
         return {
             "server_version": ib.client.serverVersion(),
             "contract": {
@@ -80,16 +90,25 @@ def main(module: str, port: int, max_version: int | None) -> dict[str, Any]:
                 }
                 for f in executions
             ],
-            "positions": [
-                {"local_symbol": p.contract.localSymbol, "position": float(p.position), "avg_cost": p.avgCost}
-                for p in ib.positions()
-            ],
-            "cash": _cash(ib),
+            **held,
+            "closed": {
+                "status": close.orderStatus.status,
+                "price": close.orderStatus.avgFillPrice,
+                "commission": close.fills[0].commissionReport.commission if close.fills else None,
+                "cash": _cash(ib),
+            },
             "api_errors": [e for e in api_errors if e[1] not in _FARM_CODES],
             "decoder_errors": errors.messages,
         }
     finally:
         ib.disconnect()
+
+
+def _positions(ib: Any) -> list[dict[str, Any]]:
+    return [
+        {"local_symbol": p.contract.localSymbol, "position": float(p.position), "avg_cost": p.avgCost}
+        for p in ib.positions()
+    ]
 
 
 def _cash(ib: Any) -> dict[str, float]:
