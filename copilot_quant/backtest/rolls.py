@@ -41,7 +41,7 @@ from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRe
 from copilot_quant.model.orders import Order, OrderSide
 from copilot_quant.model.ports import IDataFeed
 
-__all__ = ["ContinuousRouter", "Expiries", "Roll", "check_roll_days"]
+__all__ = ["ContinuousRouter", "Expiries", "Roll", "check_roll_days", "continuous_roots"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,16 @@ def check_roll_days(roll_days: object) -> int:
     if isinstance(roll_days, bool) or not isinstance(roll_days, int) or roll_days < 0:
         raise ConfigError(f"roll_days must be a whole number of weekdays >= 0, e.g. 5; got {roll_days!r}")
     return roll_days
+
+
+def continuous_roots(registry: InstrumentRegistry, symbols: Sequence[str]) -> dict[str, Instrument]:
+    """The run's continuous futures among ``symbols`` (``"MES"``, ``"CL=F"``), each with its instrument."""
+    roots: dict[str, Instrument] = {}
+    for symbol in symbols:
+        inst = registry.resolve(symbol)
+        if inst.kind is AssetClass.FUTURE and inst.continuous:
+            roots[symbol] = inst
+    return roots
 
 
 class ContinuousRouter:
@@ -87,11 +97,7 @@ class ContinuousRouter:
         check_roll_days(roll_days)
         self._registry = registry
         #: continuous symbol -> its instrument
-        self.roots: dict[str, Instrument] = {}
-        for symbol in symbols:
-            inst = registry.resolve(symbol)
-            if inst.kind is AssetClass.FUTURE and inst.continuous:
-                self.roots[symbol] = inst
+        self.roots = continuous_roots(registry, symbols)
         days = _days(index)
         cache: dict[tuple[str, date], str] = {}
         #: continuous symbol -> contract symbol per bar

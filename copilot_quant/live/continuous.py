@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.market import SESSION_TZ
-from copilot_quant.backtest.rolls import Roll, check_roll_days
+from copilot_quant.backtest.rolls import Roll, check_roll_days, continuous_roots
 from copilot_quant.brokers.ib_mapping import empty_bars
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
-from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
+from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 from copilot_quant.model.orders import Order, OrderSide
 
 if TYPE_CHECKING:
@@ -55,11 +55,7 @@ class ContinuousSymbols:
         self.roll_days = check_roll_days(roll_days)
         self._registry = registry
         #: continuous symbol -> its instrument
-        self.roots: dict[str, Instrument] = {}
-        for symbol in symbols:
-            inst = registry.resolve(symbol)
-            if inst.kind is AssetClass.FUTURE and inst.continuous:
-                self.roots[symbol] = inst
+        self.roots = continuous_roots(registry, symbols)
         self._by_day: dict[tuple[str, date], str] = {}
 
     def __bool__(self) -> bool:
