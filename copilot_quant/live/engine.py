@@ -13,7 +13,8 @@ reconciler, safety, account view, fills, events, worker, and the reactions to wh
 :class:`~copilot_quant.brokers.connection.IBConnection` (one socket, one client id) shared by its
 :class:`LiveDataFeedAdapter` and :class:`LiveBrokerAdapter`. ib_async runs on the connection's loop
 thread; the strategies run on the engine's worker thread — so ``stop()`` is prompt and the user's thread
-is free (the guide's ``time.sleep(60)`` loop works).
+is free (the guide's ``time.sleep(60)`` loop works). Its read-only state, its stop and its performance
+summary are mixins of their own: ``engine_state.py``, ``engine_stop.py``, ``engine_report.py``.
 
 Threading contract: public methods may be called from any thread (not from strategy callbacks, which run
 on the worker thread, except ``stop()``). ``strategy.on_data``, ``on_fill``, ``on_stop`` and ``finalize``
@@ -71,12 +72,11 @@ from copilot_quant.live.continuous import (
     LiveRolls,
     run_contracts,
 )
-from copilot_quant.live.engine_state import EngineState
+from copilot_quant.live.engine_report import EngineReport
+from copilot_quant.live.engine_stop import EngineStop
 from copilot_quant.live.holdings import open_books
-from copilot_quant.live.on_stop import flatten_strategies, journal_stop, leave_orders, run_stop_hooks
 from copilot_quant.live.startup import check_symbols, open_journal, start_strategies
 from copilot_quant.live.strategy_slot import StrategySlot, claims
-from copilot_quant.live.summary import account_summary, strategy_summaries
 from copilot_quant.live.wiring import EngineHooks, EngineOptions, build_parts
 from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, continue_order_ids_after
@@ -87,11 +87,9 @@ __all__ = ["LiveStrategyEngine"]
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[str, str], Any]
-#: The longest a stop with ``flatten_on_stop`` waits for the closing fills (at least ``fill_timeout``).
-_FLATTEN_WAIT_S = 10.0
 
 
-class LiveStrategyEngine(EngineState):
+class LiveStrategyEngine(EngineStop, EngineReport):
     """Runs one or more strategies live on one account: data in, orders out, fills back (see the module
     docstring and :meth:`add_strategy`).
 
@@ -270,12 +268,6 @@ class LiveStrategyEngine(EngineState):
         )
         return False
 
-    def is_connected(self) -> bool:
-        return self.connection.is_connected()
-
-    def is_running(self) -> bool:
-        return self._running
-
     def disconnect(self) -> None:
         """Stop (if running), close the journal this engine opened, and close the connection. Idempotent."""
         self.stop()
@@ -302,7 +294,7 @@ class LiveStrategyEngine(EngineState):
     def __exit__(self, *exc: object) -> None:
         self.disconnect()
 
-    # ------------------------------------------------------------------ start / stop
+    # ------------------------------------------------------------------ start (stop: engine_stop.py)
     def start(self, symbols: list[str], lookback_days: int = 30, data_interval: str = "1d") -> bool:
         """Load history, stream bars and start the worker.
 
@@ -427,53 +419,6 @@ class LiveStrategyEngine(EngineState):
         self.clock.start(names, rolls.bars if rolls is not None else None)
         return True
 
-    def stop(self) -> None:
-        """Stop the worker promptly, then unsubscribe and call ``on_stop``/``finalize`` once. Idempotent."""
-        self._stop.set()
-        self._wake.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=self.broker.fill_timeout + 10)
-            if thread.is_alive():
-                # Never run the shutdown hooks next to a strategy call: the worker runs them as it exits.
-                log.warning("the engine worker is still busy; it will finish shutting down after its step")
-                return
-        self._finish("stop() called")
-
-    def _finish(self, why: str) -> None:
-        with self._state_lock:
-            if self._finished:
-                return
-            self._finished = True
-        self._running = False
-        self._drain_fills()
-        left = ""
-        if self.connection.is_connected():
-            if self.flatten_on_stop:
-                wait = max(self.broker.fill_timeout, _FLATTEN_WAIT_S)
-                flatten_strategies(self._slots, self.broker, self.journal, wait)
-                self.broker.flush_fills()
-                self._drain_fills()  # the closing fills reach the books and on_fill before on_stop
-            left = leave_orders(self.broker, self.cancel_on_stop)
-            try:
-                self.data_feed.unsubscribe(self._data_symbols)
-                self.data_feed.stop_bar_streams()
-            except (BrokerError, TimeoutError, ConnectionError) as exc:
-                log.warning("unsubscribing failed: %s", exc)
-        run_stop_hooks(self._slots, self._errors)
-        self.broker.flush_journal()  # what IB reported up to now is in the journal before it closes
-        detail = why + left
-        level = logging.WARNING if "still working" in left else logging.INFO
-        self._events.emit(EventKind.STOP, detail, level=level, journaled=False)
-        journal = self.journal
-        if journal is not None:
-            journal_stop(journal, detail)
-            if self._owns_journal:
-                self.broker.journal = None
-                journal.close()
-                self.journal = None
-        log.info("engine stopped: %s", why)
-
     def install_signal_handlers(self, *, kill: bool = False, flatten: bool = False) -> None:
         """Stop and disconnect cleanly on SIGINT/SIGTERM (main thread only), then re-raise KeyboardInterrupt.
 
@@ -577,10 +522,6 @@ class LiveStrategyEngine(EngineState):
         self.reconciler.request("reconnect")
         self._wake.set()
 
-    def _drain_fills(self) -> int:
-        """Book queued fills and deliver them to their strategy's ``on_fill`` (worker thread)."""
-        return self.dispatcher.drain()
-
     def _on_order_error(self, record: OrderRecord, message: str) -> None:
         order = record.order
         self._record_error(
@@ -590,49 +531,7 @@ class LiveStrategyEngine(EngineState):
     def _record_error(self, message: str, kind: str, *, quiet: bool = False) -> None:
         self._errors.record(message, kind, quiet=quiet)
 
-    # ------------------------------------------------------------------ account and reporting
-    def _refresh_account(self, settle: float = 0.0) -> None:
-        # IB's P&L stream is read only when the daily-loss rail needs it (one more trip to the loop)
-        wants_pnl = self.risk.limits.max_daily_loss is not None
-        self.account.refresh(self.broker, self.clock.trading_day, settle, pnl=wants_pnl)
-
-    def get_performance_summary(self) -> dict[str, Any]:
-        """Account value, cash (also ``cash_by_currency`` with IB's ``exchange_rates``), positions ``{symbol:
-        quantity}``, fills, errors and state, as plain values:
-        the account combined (as IB reports it), and ``strategies``: each strategy's own capital, positions,
-        fills, commissions, P&L, open orders and errors (see :mod:`copilot_quant.live.summary`)."""
-        if self.is_connected():
-            self._refresh_account()
-        account = self.account
-        try:
-            currencies = self.broker.get_cash_balances() if self.is_connected() else {}
-        except (BrokerError, TimeoutError, ConnectionError):
-            currencies = {}
-        return {
-            "strategy": self.strategy.name if self.strategy is not None else None,
-            # IB's CashBalance per currency and its ExchangeRate to USD (forex trades hold several)
-            "cash_by_currency": {c: balance for c, (balance, _rate) in currencies.items()},
-            "exchange_rates": {c: rate for c, (_balance, rate) in currencies.items()},
-            "strategies": strategy_summaries(self._slots, account.marks, self._errors.by_strategy),
-            **account_summary(account),
-            "total_fills": len(self.fills),
-            "total_errors": self.total_errors,
-            "bars_processed": self.bars_processed,
-            "last_bar": self.last_bar,
-            "open_orders": len(self.broker.get_open_orders()),
-            "is_running": self._running,
-            "is_connected": self.is_connected(),
-            "connection_state": self.connection.state.value,
-            # why TWS says the connection is degraded (its link to IB, its server, farms by name)
-            "connection_problems": self.connection.machine.health.problems(),
-            # what IB said about each symbol's market-data permissions (no, delayed or partial quotes)
-            "market_data_problems": self.data_feed.market_data_problems(),
-            "account": self.connection.account,
-            "symbols": list(self.symbols),
-            "halted": self.halted,
-            "journal": str(self.journal.path) if self.journal is not None else None,
-        }
-
+    # ------------------------------------------------------------------ reporting (also engine_report.py)
     def __repr__(self) -> str:
         name = self.strategy.name if self.strategy is not None else None
         return f"LiveStrategyEngine(strategy={name}, running={self._running}, {self.connection.settings.describe()})"

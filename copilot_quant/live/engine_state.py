@@ -1,4 +1,5 @@
-"""The live engine's read-only state: its strategies, fills, bar count, errors, events and halts.
+"""The live engine's read-only state: connected and running, its strategies, fills, bar count, errors, events
+and halts.
 
 Part of :class:`~copilot_quant.live.engine.LiveStrategyEngine` (a mixin, so that the guide's attributes stay
 on the engine): each property reads the part that owns the state (worker, fill dispatcher, error and event
@@ -13,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.market_hours import OutsideHours
 from copilot_quant.journal import ReconcileReport
 from copilot_quant.live.bar_clock import BarClock
@@ -40,6 +42,14 @@ class EngineState:
     clock: BarClock
     reconciler: Reconciler
     safety: Safety
+    connection: IBConnection
+    _running: bool
+
+    def is_connected(self) -> bool:
+        return self.connection.is_connected()
+
+    def is_running(self) -> bool:
+        return self._running
 
     @property
     def strategy(self) -> Strategy | None:
