@@ -11,7 +11,9 @@ with data after ``now`` replay it; once a symbol's data runs out it continues wi
 Quotes: with a spread model (``quote_model``, :mod:`copilot_quant.model.spread`) each bar gets its width
 in ticks from the bars before it — data bars when loaded, generated bars (and the wall-clock market's
 forming bar) from the last bars before them — and every trade is quoted at that width, as the backtest
-quotes the same bars. Without one, ``spread`` (price units) only shows in the quotes.
+quotes the same bars. Without one, ``spread`` (price units) only shows in the quotes. The quoting itself
+(bid/ask, BID/ASK/MIDPOINT bars, widths) is :mod:`copilot_quant.gateway.quoting`; the values (``Bar``,
+``PricePoint``, ``Quote``, ``price_path``) are :mod:`copilot_quant.gateway.market_types`, re-exported here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import math
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -34,8 +36,10 @@ from copilot_quant.data.calendars import (
 )
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
 from copilot_quant.errors import ConfigError, DataError, GatewayError
+from copilot_quant.gateway.market_types import Bar, PricePoint, Quote, price_path
+from copilot_quant.gateway.quoting import MarketQuotes
 from copilot_quant.model.ports import IDataFeed
-from copilot_quant.model.spread import SpreadModel, grid_array, midpoint_at, on_tick, quote_at
+from copilot_quant.model.spread import SpreadModel, grid_array
 
 __all__ = ["Bar", "MarketReplay", "PricePoint", "Quote", "price_path"]
 
@@ -43,66 +47,6 @@ logger = logging.getLogger(__name__)
 
 REPLAY_INTERVALS = frozenset(INTRADAY_INTERVALS | {"1d"})
 _DAILY_VOL = 0.02
-
-
-@dataclass(frozen=True, slots=True)
-class Bar:
-    """One bar of one symbol; ``start`` is when it opened, ``end`` when it closed (its stamp)."""
-
-    symbol: str
-    start: pd.Timestamp
-    end: pd.Timestamp
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    #: The bar's bid/ask spread in ticks (0: no spread model).
-    width: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PricePoint:
-    """One step of a bar's intrabar path: a trade at ``price`` with quotes around it."""
-
-    symbol: str
-    time: pd.Timestamp
-    price: float
-    bid: float
-    ask: float
-    size: float
-    gap: bool = False  # the first price of a bar: the market may have jumped here from the last one
-    #: The whole bar's traded volume (what a volume participation limit is a fraction of).
-    bar_volume: float = math.nan
-    #: The spread the quote has, in ticks (0: no spread model); the fills' touch uses it.
-    width: int = 0
-
-
-@dataclass(slots=True)
-class Quote:
-    """The latest market state of one symbol (what a market-data subscription shows)."""
-
-    symbol: str
-    last: float = math.nan
-    bid: float = math.nan
-    ask: float = math.nan
-    bid_size: float = 0.0
-    ask_size: float = 0.0
-    last_size: float = 0.0
-    volume: float = 0.0
-    open: float = math.nan
-    high: float = math.nan
-    low: float = math.nan
-    close: float = math.nan  # previous session's close
-    time: pd.Timestamp | None = None
-    session: pd.Timestamp | None = field(default=None, repr=False)
-
-
-def price_path(open_: float, high: float, low: float, close: float) -> tuple[float, float, float, float]:
-    """The shared intrabar path: open → low → high → close if close >= open, else open → high → low → close."""
-    if close >= open_:
-        return (open_, low, high, close)
-    return (open_, high, low, close)
 
 
 @dataclass(slots=True)
@@ -122,7 +66,7 @@ BarListener = Callable[[Bar], None]
 StepListener = Callable[[pd.Timestamp, bool], None]
 
 
-class MarketReplay:
+class MarketReplay(MarketQuotes):
     """Bars → price paths → listeners. Not thread-safe: drive it from the gateway's event loop.
 
     Args:
@@ -317,10 +261,6 @@ class MarketReplay:
         if not len(prices):
             return model.ticks
         return model.next_width(prices[:, 0], prices[:, 1], prices[:, 2], prices[:, 3], self.tick_of(symbol))
-
-    def width_now(self, symbol: str) -> int:
-        """``symbol``'s spread now, in ticks (0: no spread model)."""
-        return self._width.get(symbol, 0)
 
     # -- history ---------------------------------------------------------------------------------------
     def generated_bars(self, symbol: str) -> list[Bar]:
@@ -535,73 +475,6 @@ class MarketReplay:
         quote.low = min(quote.low, price)
         quote.time = time
         self._apply_spread(quote, price)
-
-    def side_price(self, price: float, what: str, width: int | None = None, symbol: str = "") -> float:
-        """A trade at ``price`` as a bar of ``what`` shows it: the bid for BID, the ask for ASK, their
-        midpoint for MIDPOINT (on the half-tick), else the trade itself; on the tick grid (``symbol``'s
-        own, else the stocks'). ``width``: the bar's spread in ticks (None: the spread model's plain
-        width)."""
-        if what not in ("BID", "ASK", "MIDPOINT"):
-            return self._on_grid(symbol, price)
-        if self.quote_model is not None:
-            tick = self._tick(symbol)
-            ticks = self.quote_model.width(on_tick(price, tick), tick) if width is None else width
-            if what == "MIDPOINT":
-                return midpoint_at(price, ticks, tick)
-            bid, ask = quote_at(price, ticks, tick)
-            return bid if what == "BID" else ask
-        half = self.spread / 2.0
-        if what == "MIDPOINT":
-            return self._on_grid(symbol, price)
-        return self._on_grid(symbol, price - half if what == "BID" else price + half)
-
-    def _tick(self, symbol: str) -> float | None:
-        """``symbol``'s own tick (a future's, a pair's), None for the stocks' grid."""
-        return self.tick_of(symbol) if symbol else None
-
-    def _on_grid(self, symbol: str, price: float) -> float:
-        return on_tick(price, self._tick(symbol))
-
-    def quoted_bar(self, bar: Bar, what: str) -> Bar:
-        """``bar`` (trades) as a bar of ``what`` shows it: the bid, ask or midpoint of its quote at its own
-        spread (a live 5-second bar, which carries none, at the symbol's spread now); on the tick grid.
-
-        BID_ASK, as IB defines its bars: open the time-average bid, high the highest ask, low the lowest
-        bid, close the time-average ask — the averages taken as the quote at the mean of the bar's path.
-        """
-        width = bar.width or self.width_now(bar.symbol)
-        if what == "BID_ASK":
-            mean = (bar.open + bar.high + bar.low + bar.close) / 4.0
-            return replace(
-                bar,
-                open=self.side_price(mean, "BID", width, bar.symbol),
-                high=self.side_price(bar.high, "ASK", width, bar.symbol),
-                low=self.side_price(bar.low, "BID", width, bar.symbol),
-                close=self.side_price(mean, "ASK", width, bar.symbol),
-            )
-        o, h, lo, c = (
-            self.side_price(x, what, width, bar.symbol) for x in (bar.open, bar.high, bar.low, bar.close)
-        )
-        return replace(bar, open=o, high=h, low=lo, close=c)
-
-    def frame_widths(self, frame: pd.DataFrame, symbol: str = "") -> np.ndarray:
-        """The spread (ticks of ``symbol``'s own tick) of each bar of ``frame`` (bars at the replay interval
-        or any other, oldest first), from the bars before it in the frame; zeros without a spread model."""
-        model = self.quote_model
-        if model is None or frame.empty:
-            return np.zeros(len(frame), dtype=np.int64)
-        values = frame[["Open", "High", "Low", "Close"]].to_numpy(dtype=float)
-        return model.widths(values[:, 0], values[:, 1], values[:, 2], values[:, 3], self._tick(symbol))
-
-    def _apply_spread(self, quote: Quote, price: float) -> None:
-        if self.quote_model is not None:
-            width = self._width.get(quote.symbol) or self.quote_model.ticks
-            quote.bid, quote.ask = quote_at(price, width, self._tick(quote.symbol))
-        else:
-            half = self.spread / 2.0
-            quote.bid = self._on_grid(quote.symbol, price - half)
-            quote.ask = self._on_grid(quote.symbol, price + half)
-        quote.bid_size = quote.ask_size = self.quote_size
 
 
 _COLUMNS = ["Open", "High", "Low", "Close", "Volume"]
