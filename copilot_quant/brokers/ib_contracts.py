@@ -71,14 +71,18 @@ def traded_instrument(symbol: str, registry: InstrumentRegistry, today: date) ->
     return inst
 
 
-def ib_contract_for(inst: Instrument) -> Contract:
-    """The (unqualified) ib_async contract of one tradable instrument."""
+def ib_contract_for(inst: Instrument, *, include_expired: bool = False) -> Contract:
+    """The (unqualified) ib_async contract of one tradable instrument. ``include_expired``: a futures
+    contract is looked up with IB's ``includeExpired`` (IB lists an expired one, and serves its history,
+    only then; an unexpired one is found either way)."""
     if inst.kind is AssetClass.FOREX:
         return Forex(symbol=inst.root, currency=inst.currency, exchange="IDEALPRO")
     if inst.kind is AssetClass.FUTURE:
         if inst.expiry is None:
             raise ValueError(f"{inst.symbol} is a continuous future: trade one of its contracts")
-        return Future(inst.root, _contract_month(inst), inst.exchange, currency=inst.currency)
+        contract = Future(inst.root, _contract_month(inst), inst.exchange, currency=inst.currency)
+        contract.includeExpired = include_expired
+        return contract
     return Stock(inst.symbol, "SMART", "USD")
 
 

@@ -62,13 +62,19 @@ class StockLookup:
             return contract
         unknown = f"IB knows no {_KIND_WORDS[inst.kind]} {inst.symbol!r}; check the symbol"
         try:
-            found = await self._conn.ib.qualifyContractsAsync(ib_contract_for(inst))
+            # data only (orders qualify theirs in ContractBook): a lookback reaching before a continuous
+            # future's last roll needs the contract that has since expired
+            found = await self._conn.ib.qualifyContractsAsync(ib_contract_for(inst, include_expired=True))
         except RequestError as exc:
             if exc.code == _NO_SECURITY:
                 raise UnknownSymbolError(unknown) from None
             raise DataError(f"could not look up {symbol}: IB error {exc.code} {exc.message}") from None
         if not found or not isinstance(found[0], Contract):
             raise UnknownSymbolError(unknown)
+        if inst.kind is AssetClass.FUTURE:
+            # ib_async copies IB's answer over the contract, includeExpired too (IB does not send it back);
+            # reqHistoricalData must carry it again for an expired contract's bars
+            found[0].includeExpired = True
         self._contracts[inst.symbol] = found[0]
         return found[0]
 

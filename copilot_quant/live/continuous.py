@@ -82,9 +82,8 @@ class ContinuousSymbols:
 
     def contracts(self, first: date, last: date, *, alive_on: date | None = None) -> list[str]:
         """Every contract some day of ``[first, last]`` trades, and the next one of each root; with
-        ``alive_on``, only those not expired on that day (IB lists an expired one only with
-        ``includeExpired``, so a live lookback reaching before the last roll starts the continuous bars at
-        the current contract's)."""
+        ``alive_on``, only those not expired on that day. (A live run streams the expired ones too: the
+        data adapter looks futures up with IB's ``includeExpired``.)"""
         out: dict[str, None] = {}
         for symbol in self.roots:
             day = first
@@ -294,14 +293,15 @@ class LiveRolls:
 def run_contracts(
     feed: LiveDataFeedAdapter, names: Sequence[str], lookback_days: int, roll_days: int
 ) -> tuple[ContinuousSymbols, list[str]] | None:
-    """The run's continuous futures and the contracts to stream for them (the lookback's not yet expired, and
+    """The run's continuous futures and the contracts to stream for them (every contract of a lookback day,
+    expired ones too — looked up with ``includeExpired`` — so the bars are spliced as the backtest's, and
     the next), by the broker's date; None when the run has none."""
     today = feed.server_time().tz_convert(SESSION_TZ).date()
     continuous = ContinuousSymbols(InstrumentRegistry(reference=today), names, roll_days)
     if not continuous:
         return None
     first = today - timedelta(days=max(1, int(lookback_days)))
-    return continuous, continuous.contracts(first, today, alive_on=today)
+    return continuous, continuous.contracts(first, today)
 
 
 class ContractStreams:

@@ -49,6 +49,11 @@ def test_symbols_map_to_ib_contracts_and_back() -> None:
     mes = ib_contract_for(traded_instrument("MESZ6", registry, date(2026, 11, 2)))
     assert isinstance(mes, Future)
     assert (mes.symbol, mes.lastTradeDateOrContractMonth, mes.exchange) == ("MES", "202612", "CME")
+    assert not mes.includeExpired  # orders: a listed contract only
+    # data: an expired contract's details and history only come with IB's includeExpired
+    expired = ib_contract_for(registry.resolve("MESZ6"), include_expired=True)
+    assert expired.includeExpired
+    assert expired.lastTradeDateOrContractMonth == "202612"
     # a continuous future trades its contract of the day: December until its roll, then March
     assert traded_instrument("MES", registry, date(2026, 12, 4)).symbol == "MESZ6"
     assert traded_instrument("MES", registry, date(2026, 12, 14)).symbol == "MESH7"
