@@ -316,7 +316,8 @@ class SimpleBroker(IBroker):
             return None
         if by_volume:
             meter.record(quantity, timestamp)
-        fill = Fill(order, fill_price, quantity, commission, timestamp, None, fees)  # positional: cheaper
+        # built without the constructor's checks where they cannot fail (Fill._booked checks the numbers)
+        fill = Fill._booked(order, fill_price, quantity, commission, timestamp, fees)
         symbol = order.symbol
         signed = quantity if side is _BUY else -quantity
         # the same arithmetic as Fill.net_proceeds, inlined: this runs once per trade on the fast path
