@@ -112,7 +112,8 @@ class Fill:
 
     @property
     def side(self) -> OrderSide:
-        return OrderSide(self.order.side)
+        side = self.order.side  # an Order parses it to the enum: the call is only for other objects
+        return side if type(side) is OrderSide else OrderSide(side)
 
     @property
     def signed_quantity(self) -> float:

@@ -282,7 +282,7 @@ class Order:
     @property
     def signed_quantity(self) -> float:
         """Quantity with sign: positive for buys, negative for sells."""
-        return self.quantity * OrderSide(self.side).sign
+        return self.quantity * self.side_enum.sign
 
     @property
     def remaining_quantity(self) -> float:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 from copilot_quant.errors import OrderValidationError
-from copilot_quant.model.orders import Fill, Order
+from copilot_quant.model.orders import Fill, Order, OrderSide
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -58,3 +58,12 @@ def test_booked_fill_normalises_numbers_like_the_constructor() -> None:
     assert type(booked.fill_price) is float
     assert type(booked.fill_quantity) is float
     assert booked == Fill(order, 10.5, 3.0, 1.0, WHEN)
+
+
+def test_side_and_signed_quantity_parse_a_side_set_as_a_string_after_construction() -> None:
+    order = Order("AAPL", 10)
+    order.side = "sell"  # the quick path takes the parsed enum; a plain string still reads as the enum
+    fill = Fill._booked(order, 10.0, 4.0, 0.0, WHEN)
+    assert fill.side is OrderSide.SELL
+    assert fill.signed_quantity == -4.0
+    assert order.signed_quantity == -10.0
