@@ -44,10 +44,13 @@ class BrokerMarks:
         """Make every held position marked at ``row`` (a negative row, before the first close: no-op)."""
         if row < 0:
             return
-        mark, marks = self._broker.mark, self._marks
+        held = self._held
         if row != self._row:
             self._row = row
-            held = self._held
+            if not held:  # nothing to mark (and nothing moved that is still held)
+                self._moved.clear()
+                return
+            mark, marks = self._broker.mark, self._marks
             if len(held) > _ROW_AT_ONCE:
                 prices = marks[row].tolist()  # one conversion for the row, not one per symbol
                 for symbol, k in held.items():
@@ -56,6 +59,7 @@ class BrokerMarks:
                 for symbol, k in held.items():
                     mark(symbol, marks.item(row, k))
         else:
+            mark, marks = self._broker.mark, self._marks
             for symbol, k in self._moved:
                 mark(symbol, marks.item(row, k))
         self._moved.clear()

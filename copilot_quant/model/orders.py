@@ -56,6 +56,8 @@ __all__ = [
 
 _AUCTION_TIFS = frozenset({TimeInForce.OPG, TimeInForce.IOC})
 _GTD = TimeInForce.GTD
+#: ints up to this convert to floats exactly (Order's quick path for a plain whole-share quantity)
+_EXACT_INT = 2**53
 _CANCEL_WITH_BLOCK = OcaType.CANCEL_WITH_BLOCK
 
 
@@ -130,7 +132,11 @@ class Order:
         tif = self.time_in_force
         if type(tif) is not TimeInForce:
             tif = self.time_in_force = _parse_enum(TimeInForce, tif, "time_in_force")
-        self.quantity = self._check_quantity(self.quantity)
+        qty = self.quantity
+        if type(qty) is int and 0 < qty <= _EXACT_INT:  # the usual whole-share int: nothing to refuse
+            self.quantity = float(qty)
+        else:
+            self.quantity = self._check_quantity(qty)
         if self.limit_price is not None:
             self.limit_price = _check_price(self.limit_price, "limit_price")
         elif kind in _NEEDS_LIMIT:
@@ -276,7 +282,7 @@ class Order:
     @property
     def signed_quantity(self) -> float:
         """Quantity with sign: positive for buys, negative for sells."""
-        return self.quantity * OrderSide(self.side).sign
+        return self.quantity * self.side_enum.sign
 
     @property
     def remaining_quantity(self) -> float:
