@@ -35,54 +35,34 @@ happened (e.g. the open for a market order); the harness maps it to the stamp of
 instant, so both sides are compared in one convention. Fills of different symbols in the same bar are
 compared in symbol order (the gateway replays one symbol's bar after the other). An order that expired
 (DAY) counts as cancelled: IB reports expiry as Cancelled.
+
+The parts: the replayed bars (:mod:`copilot_quant.parity_replay`), the rows both runs record
+(:mod:`copilot_quant.parity_rows`), the backtest half (:mod:`copilot_quant.parity_backtest`), the live half
+(:mod:`copilot_quant.parity_live`), the strategy wrapper (:mod:`copilot_quant.parity_watch`) and the reports
+(:mod:`copilot_quant.parity_report`); this module checks the input, runs both halves and compares them.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
-import tempfile
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
-from datetime import datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.books import check_capital
-from copilot_quant.backtest.costs import (
-    CommissionModel,
-    SlippageModel,
-    commission_model,
-    slippage_model,
-)
-from copilot_quant.backtest.engine import BacktestEngine
+from copilot_quant.backtest.costs import CommissionModel, SlippageModel, commission_model, slippage_model
 from copilot_quant.backtest.interfaces import IDataFeed
-from copilot_quant.backtest.live_engine import LiveStrategyEngine
-from copilot_quant.backtest.market import SESSION_TZ
-from copilot_quant.backtest.order_outcomes import OrderOutcome
-from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.participation import check_volume_limit
-from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.rolls import check_roll_days
 from copilot_quant.backtest.strategy import Strategy
-from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
-from copilot_quant.errors import ConfigError, DataError, GatewayError
-from copilot_quant.gateway.server import GatewayConfig, GatewayServer
-from copilot_quant.live.bar_clock import BAR_SETTLE_NS
-from copilot_quant.live.continuous import ContinuousSymbols
-from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
-from copilot_quant.model.spread import (
-    AUTO,
-    SpreadModel,
-    grid_frame,
-    resolve_spread,
-    spread_of,
-)
+from copilot_quant.errors import ConfigError
+from copilot_quant.model.spread import AUTO, SpreadModel, resolve_spread
+from copilot_quant.parity_backtest import backtest_run
+from copilot_quant.parity_live import live_run
+from copilot_quant.parity_replay import ReplayFeed, bar_frames, contract_frames
 from copilot_quant.parity_report import (
     BAR_HOOKS,
     FILL_COLUMNS,
@@ -93,7 +73,7 @@ from copilot_quant.parity_report import (
     RunSummary,
     StrategyFailure,
 )
-from copilot_quant.parity_watch import Watch, after_first_bar, bar_of, utc, watched
+from copilot_quant.parity_rows import final_status
 
 __all__ = [
     "BAR_HOOKS",
@@ -110,377 +90,11 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Seconds the replay's clock passes after each bar: the live engine's settle margin for quote-only bars.
-_SETTLE_SECONDS = BAR_SETTLE_NS / 1e9 + 1.0
+# Their names here before the halves moved to their own modules (tests import them from this module).
+_ReplayFeed = ReplayFeed
+_final_status = final_status
 
 _PRICE_TOL = 1e-6
-_LIVE_CLIENT_ID = 7
-
-
-class _ReplayFeed(IDataFeed):
-    """The exact bars of the range, served to the gateway (nothing before or after them exists)."""
-
-    def __init__(self, frames: Mapping[str, pd.DataFrame]) -> None:
-        super().__init__()
-        self._frames = dict(frames)
-
-    def symbols(self) -> list[str]:
-        return sorted(self._frames)
-
-    def get_historical_data(
-        self,
-        symbol: str,
-        start_date: datetime | None = None,
-        end_date: datetime | None = None,
-        interval: str = "1d",
-    ) -> pd.DataFrame:
-        frame = self._frames.get(symbol.upper())
-        if frame is None:
-            raise DataError(f"the parity replay has no data for {symbol!r}")
-        lo, hi = resolve_range(start_date, end_date)
-        return slice_range(frame, lo, hi).copy()
-
-
-def _bar_frames(
-    provider: IDataFeed, symbols: Sequence[str], start: Any, end: Any, interval: str
-) -> tuple[dict[str, pd.DataFrame], pd.Timestamp, pd.Timestamp]:
-    lo, hi = resolve_range(start, end)
-    frames: dict[str, pd.DataFrame] = {}
-    for symbol in symbols:
-        frame = provider.get_historical_data(symbol, start_date=lo, end_date=hi, interval=interval)
-        frame = slice_range(frame, lo, hi)
-        if frame.empty:
-            raise DataError(f"no {interval} bars for {symbol} between {start} and {end}; widen the range")
-        # on the tick grid, as the gateway prints them: both runs then walk the same prices (a future's or
-        # a pair's own tick, the stocks' cent grid otherwise)
-        frames[symbol] = _on_tick_grid(
-            symbol, frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
-        )
-    first = min(f.index[0] for f in frames.values())
-    last = max(f.index[-1] for f in frames.values())
-    return frames, first, last
-
-
-def _contract_frames(
-    provider: IDataFeed,
-    names: Sequence[str],
-    first: pd.Timestamp,
-    last: pd.Timestamp,
-    *,
-    interval: str,
-    roll_days: int,
-) -> dict[str, pd.DataFrame]:
-    """The bars of the contracts a continuous future (``MES``) trades in the range, and of the next one: the
-    backtest executes on them, the gateway serves them and the live engine splices ``MES`` from them."""
-    days = [ts.tz_convert(SESSION_TZ).date() for ts in (first, last)]
-    continuous = ContinuousSymbols(InstrumentRegistry(reference=days[0]), names, roll_days)
-    if not continuous:
-        return {}
-    frames: dict[str, pd.DataFrame] = {}
-    for contract in continuous.contracts(days[0], days[1]):
-        frame = slice_range(provider.get_historical_data(contract, first, last, interval), first, last)
-        frames[contract] = _on_tick_grid(
-            contract, frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
-        )
-    return frames
-
-
-def _on_tick_grid(symbol: str, bars: pd.DataFrame) -> pd.DataFrame:
-    """``bars`` on ``symbol``'s tick grid as the gateway prints it: a future's or a pair's own tick (0.25
-    for MES, 0.00005 for EUR.USD), the US stock grid for anything else."""
-    try:
-        inst = InstrumentRegistry().resolve(symbol)
-    except ConfigError:
-        inst = None
-    if inst is None or inst.kind is AssetClass.STOCK:
-        return grid_frame(bars)
-    out = bars.copy()
-    ohlc = ["Open", "High", "Low", "Close"]
-    out[ohlc] = np.round(out[ohlc].to_numpy() / inst.tick_size) * inst.tick_size
-    return out
-
-
-def _final_status(order: Order) -> str:
-    # IB reports a DAY order that expired at the session end as Cancelled, so the live side cannot tell
-    # the two apart; both mean "ended unfilled without a rejection".
-    status = _text(order.status)
-    return "cancelled" if status == "expired" else status
-
-
-def _text(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def _order_row(order: Order) -> tuple[Any, ...]:
-    return (
-        order.symbol,
-        _text(order.side),
-        float(order.quantity),
-        _text(order.order_type),
-        order.limit_price,
-        order.stop_price,
-        _final_status(order),
-    )
-
-
-def _fill_row(fill: Fill, stamp: pd.Timestamp) -> tuple[Any, ...]:
-    order = fill.order
-    return (
-        stamp,
-        order.symbol,
-        _text(order.side),
-        float(fill.fill_quantity),
-        float(fill.fill_price),
-        float(fill.commission),
-    )
-
-
-def _backtest_summary(result: BacktestResult, bars: int, failures: list[StrategyFailure]) -> RunSummary:
-    failures = list(failures)
-    engine_first = result.errors[0] if result.errors else None
-    if failures and engine_first is not None and engine_first.get("timestamp") is not None:
-        first = failures[0]
-        if engine_first.get("hook") == first.hook and utc(engine_first["timestamp"]) == first.bar:
-            # the same exception: the engine's text adds what to do (e.g. the MultiIndex-columns hint)
-            failures[0] = replace(first, error=f"{engine_first.get('type')}: {engine_first.get('error')}")
-    summary = RunSummary("backtest", bars_given=bars, strategy_errors=failures)
-    summary.orders = [_order_row(o) for o in result.orders]
-    summary.outcomes = [OrderOutcome.of(o) for o in result.orders]
-    summary.fills = [_fill_row(f, pd.Timestamp(f.timestamp).tz_convert("UTC")) for f in result.fills]
-    summary.final_equity = float(result.final_value)
-    summary.final_cash = float(result.cash_curve.iloc[-1]) if len(result.cash_curve) else math.nan
-    summary.errors = [str(e.get("error", e)) for e in result.errors]
-    return summary
-
-
-def _wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise GatewayError(f"parity run: timed out after {timeout:g}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
-
-
-def _build(spec: ParityStrategy, watch: Watch, *, skip_first: bool) -> Strategy:
-    """A fresh instance of ``spec``'s strategy reporting to ``watch`` (no state shared between the runs)."""
-    cls = after_first_bar(spec.strategy_class, watch) if skip_first else watched(spec.strategy_class, watch)
-    strategy = cls(**copy.deepcopy(dict(spec.kwargs)))
-    if spec.name is not None:
-        strategy.name = spec.name
-    return strategy
-
-
-def _merged(watches: Sequence[Watch]) -> tuple[int, list[StrategyFailure]]:
-    """The account's bars and strategy errors: the most bars any strategy was handed, every failure."""
-    return max(w.bars for w in watches), [f for w in watches for f in w.failures]
-
-
-def _backtest_run(
-    specs: Sequence[ParityStrategy],
-    feed: IDataFeed,
-    names: list[str],
-    stamps: pd.DatetimeIndex,
-    *,
-    first: pd.Timestamp,
-    last: pd.Timestamp,
-    capital: float,
-    commission: CommissionModel,
-    slippage: SlippageModel,
-    interval: str,
-    volume_limit: float | None,
-    roll_days: int = 5,
-    auto_roll: bool = False,
-) -> tuple[RunSummary, dict[str, RunSummary]]:
-    """The backtest of every strategy on one account: the account's summary and each strategy's."""
-    engine = BacktestEngine(
-        initial_capital=capital,
-        data_provider=feed,
-        commission=commission,
-        slippage=slippage,
-        spread=AUTO if spread_of(slippage) is not None else None,  # the spread, if any, is in slippage
-        interval=interval,
-        volume_limit=volume_limit,
-        roll_days=roll_days,
-        auto_roll=auto_roll,
-        max_logged_errors=1,  # one traceback, not one per bar; the report counts them all
-    )
-    watches = [Watch(stamps) for _ in specs]
-    for spec, watch in zip(specs, watches, strict=True):
-        engine.add_strategy(_build(spec, watch, skip_first=True), capital=spec.capital)
-    result = engine.run(first, last, names)
-    account = _backtest_summary(result, *_merged(watches))
-    parts = {
-        spec.label: _backtest_summary(result.strategies.get(spec.label, result), watch.bars, watch.failures)
-        for spec, watch in zip(specs, watches, strict=True)
-    }
-    return account, parts
-
-
-def _live_run(
-    specs: Sequence[ParityStrategy],
-    frames: Mapping[str, pd.DataFrame],
-    names: list[str],
-    stamps: pd.DatetimeIndex,
-    *,
-    capital: float,
-    commission: CommissionModel,
-    slippage: SlippageModel,
-    interval: str,
-    step_timeout: float,
-    volume_limit: float | None,
-    roll_days: int = 5,
-    auto_roll: bool = False,
-) -> tuple[RunSummary, dict[str, RunSummary]]:
-    symbols = sorted(frames)
-    config = GatewayConfig(
-        port=0,
-        data=_ReplayFeed(frames),
-        symbols=symbols,
-        cash=capital,
-        bar_interval=interval,
-        # At the first bar's close: that bar is the live engine's history (IB serves no empty history).
-        start=stamps[0],
-        commission=commission,
-        slippage=slippage,
-        volume_limit=volume_limit,
-    )
-    summary = RunSummary("live")
-    watches = [Watch(stamps) for _ in specs]
-    # A journal of its own: the run must not resume (or pollute) the user's journal of the paper account.
-    with (
-        GatewayServer(config) as gateway,
-        tempfile.TemporaryDirectory(prefix="cq-parity-") as scratch,
-    ):
-        engine = LiveStrategyEngine(
-            paper_trading=True,
-            host="127.0.0.1",
-            port=gateway.port,
-            client_id=_LIVE_CLIENT_ID,
-            update_interval=0.05,
-            enable_reconnect=False,
-            fill_timeout=0.0,
-            stale_after=None,
-            # The backtest cancels what still works when the data ends; stop() does the same live.
-            cancel_on_stop=True,
-            journal=f"{scratch}/journal.sqlite",
-            max_logged_errors=1,  # one traceback, as for the backtest; the rest are counted (and at DEBUG)
-            roll_days=roll_days,
-            auto_roll=auto_roll,
-        )
-        # Orders rest until the next bar; never block the worker waiting for them to fill.
-        engine.broker.ack_timeout = 0.0
-        for spec, watch in zip(specs, watches, strict=True):
-            engine.add_strategy(_build(spec, watch, skip_first=False), capital=spec.capital)
-        try:
-            if not engine.connect(timeout=10, retry_count=1):
-                raise GatewayError(
-                    f"parity run: could not connect to the simulated gateway on {gateway.port}"
-                )
-            lookback = max(1, (stamps[-1] - stamps[0]).days + 2)
-            if not engine.start(names, lookback_days=lookback, data_interval=interval):
-                raise GatewayError(f"parity run: the live engine did not start: {list(engine.errors)}")
-            broker = gateway.broker
-
-            def sent() -> int:
-                return sum(1 for r in engine.broker.tracker.records() if r.ib_order_id)
-
-            def gateway_orders() -> int:
-                return int(
-                    gateway.call(
-                        lambda: (
-                            len(broker.open_orders(_LIVE_CLIENT_ID))
-                            + len(broker.completed_orders(_LIVE_CLIENT_ID))
-                        )
-                    )
-                )
-
-            def cancels_confirmed() -> bool:
-                # a cancel IB refused (the order had filled) ends with the order's fill: done as well
-                return all(r.is_done for r in engine.broker.tracker.records() if r.cancel_requested)
-
-            def modifications_answered() -> bool:
-                # a modification (strategy.modify) is in force before the next bar, as in the backtest
-                return all(r.modifying is None or r.is_done for r in engine.broker.tracker.records())
-
-            def gateway_fills() -> int:
-                return int(gateway.call(lambda: len(broker.executions(_LIVE_CLIENT_ID))))
-
-            # a pair's bars have no trades: the live engine takes one as final once IB's clock is past its
-            # close by its settle margin, so with pairs time passes after each close, as at IB (only then:
-            # an immediate fill would otherwise be stamped after the close it happened at)
-            quotes_only = any(InstrumentRegistry().resolve(s).kind is AssetClass.FOREX for s in frames)
-            settle = _SETTLE_SECONDS if quotes_only else 0.0
-            for stamp in stamps[1:]:
-                gateway.clock.step(then_idle=settle)
-
-                def processed(s: pd.Timestamp = stamp) -> bool:
-                    last = engine._last_bar
-                    return last is not None and last >= s
-
-                _wait_until(
-                    processed,
-                    step_timeout,
-                    f"the live engine to process the bar of {stamp}",
-                )
-                _wait_until(
-                    lambda: gateway_orders() >= sent(), step_timeout, "the gateway to acknowledge orders"
-                )
-                _wait_until(cancels_confirmed, step_timeout, "the gateway to confirm the strategy's cancels")
-                _wait_until(
-                    modifications_answered, step_timeout, "the gateway to answer the strategy's modifications"
-                )
-                _wait_until(
-                    lambda: len(engine.fills) >= gateway_fills(), step_timeout, "fills to reach the strategy"
-                )
-            engine.stop()
-            _wait_until(
-                lambda: all(r.is_done for r in engine.broker.tracker.records() if r.ib_order_id),
-                step_timeout,
-                "the orders still working at the end to be cancelled",
-            )
-            executions = gateway.call(lambda: list(broker.executions(_LIVE_CLIENT_ID)))
-            exec_bar = {e.exec_id: bar_of(e.time, stamps) for e in executions}
-            summary.fills = [
-                _fill_row(f, exec_bar.get(f.fill_id or "", bar_of(f.timestamp, stamps))) for f in engine.fills
-            ]
-            records = engine.broker.tracker.records()
-            summary.orders = [_order_row(r.order) for r in records]
-            summary.outcomes = [OrderOutcome.of(r.order) for r in records]
-            summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
-            # every currency's balance in USD (forex trades hold EUR too), as the backtest's cash curve
-            summary.final_cash = float(gateway.call(lambda: broker.account.total_cash_value))
-            summary.errors = [str(e["error"]) for e in list(engine.errors)]
-            summary.bars_given, summary.strategy_errors = _merged(watches)
-            parts = _live_parts(engine, watches, summary.fills, records)
-        finally:
-            engine.disconnect()
-    return summary, parts
-
-
-def _live_parts(
-    engine: LiveStrategyEngine,
-    watches: Sequence[Watch],
-    fill_rows: list[tuple[Any, ...]],
-    records: Sequence[Any],
-) -> dict[str, RunSummary]:
-    """Each strategy's share of the live run: the orders it returned and their fills."""
-    mine_of = [{id(o) for o in watch.orders} for watch in watches]
-    books = engine.get_performance_summary()["strategies"]
-    parts: dict[str, RunSummary] = {}
-    for k, (slot, watch) in enumerate(zip(engine.strategy_slots, watches, strict=True)):
-        ids = mine_of[k]
-        mine = [r for r in records if id(r.order) in ids]
-        part = RunSummary("live", bars_given=watch.bars, strategy_errors=list(watch.failures))
-        part.orders = [_order_row(r.order) for r in mine]
-        part.outcomes = [OrderOutcome.of(r.order) for r in mine]
-        part.fills = [row for row, f in zip(fill_rows, engine.fills, strict=True) if id(f.order) in ids]
-        part.final_equity = float(books[slot.name]["equity"])
-        part.final_cash = float(slot.book.cash)
-        part.errors = [str(e["error"]) for e in list(engine.errors) if e.get("strategy") == slot.name]
-        parts[slot.name] = part
-    return parts
 
 
 def _in_bar_order(fills: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -635,9 +249,9 @@ def run_account_parity(
     cost = commission_model(commission)
     slip = resolve_spread(slippage_model(slippage), spread)
     check_roll_days(roll_days)
-    frames, first, last = _bar_frames(provider, names, start, end, interval)
+    frames, first, last = bar_frames(provider, names, start, end, interval)
     stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
-    frames |= _contract_frames(provider, names, first, last, interval=interval, roll_days=roll_days)
+    frames |= contract_frames(provider, names, first, last, interval=interval, roll_days=roll_days)
     options: dict[str, Any] = {
         "capital": capital,
         "commission": cost,
@@ -647,15 +261,15 @@ def run_account_parity(
         "roll_days": roll_days,
         "auto_roll": auto_roll,
     }
-    backtest, backtest_parts = _backtest_run(
-        strategies, _ReplayFeed(frames), names, stamps, first=first, last=last, **options
+    backtest, backtest_parts = backtest_run(
+        strategies, ReplayFeed(frames), names, stamps, first=first, last=last, **options
     )
     log.info(
         "parity: backtest done (%d orders, %d fills); starting the live run",
         len(backtest.orders),
         len(backtest.fills),
     )
-    live, live_parts = _live_run(strategies, frames, names, stamps, step_timeout=step_timeout, **options)
+    live, live_parts = live_run(strategies, frames, names, stamps, step_timeout=step_timeout, **options)
 
     def report(name: str, b: RunSummary, lv: RunSummary) -> ParityReport:
         return ParityReport(name, names, first, last, len(stamps), b, lv, _compare(b, lv))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from copilot_quant.model.bracket import exit_allowance, group_complete
 
 if TYPE_CHECKING:
-    from copilot_quant.backtest.order_book import WorkingOrder
+    from copilot_quant.backtest.working_order import WorkingOrder
 
 __all__ = ["Bracket", "exit_refusal"]
 

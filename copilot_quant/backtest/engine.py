@@ -65,8 +65,11 @@ indicator. Orders and fills are the same as on the pandas path, the volume limit
 
 The engine's parts: the bar loops (:mod:`~copilot_quant.backtest.bar_loops`), the working orders
 (:mod:`~copilot_quant.backtest.order_book`), the account (:mod:`~copilot_quant.backtest.broker`), the fill
-record (:mod:`~copilot_quant.backtest.ledger`), strategy errors (:mod:`~copilot_quant.backtest.strategy_errors`)
-and the result (:mod:`~copilot_quant.backtest.run_result`); this module wires them and submits orders.
+record (:mod:`~copilot_quant.backtest.ledger`), strategy errors (:mod:`~copilot_quant.backtest.strategy_errors`),
+the run's bars (:mod:`~copilot_quant.backtest.run_data`), the account reads
+(:mod:`~copilot_quant.backtest.engine_account`), futures/forex rolls, expiries and account results
+(:mod:`~copilot_quant.backtest.contract_events`) and the result (:mod:`~copilot_quant.backtest.run_result`);
+this module wires them and submits orders.
 
 Portfolios: ``data`` is a :class:`~copilot_quant.backtest.window.BarWindow` over bars stored as one block
 per dtype, so ``data[('Close', sym)]`` costs about what it does on a one-symbol frame; before each fill the
@@ -78,7 +81,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -96,24 +100,33 @@ from copilot_quant.backtest.books import (
 )
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.causality import causal_indicator_frame
+from copilot_quant.backtest.contract_events import add_account_results, roll_contracts
+from copilot_quant.backtest.engine_account import AccountReads
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
-from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, margin_calls, run_accounts
+from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, run_accounts
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.order_requests import cancel_order, expiry_bar, modify_order
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.rolls import ContinuousRouter, Expiries, check_roll_days
+from copilot_quant.backtest.run_data import (
+    benchmark_closes,
+    frame_symbols,
+    load_bars,
+    reference_day,
+    symbol_list,
+)
 from copilot_quant.backtest.run_result import assemble_result
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.backtest.strategy_errors import StrategyErrors
-from copilot_quant.data.dates import resolve_range, slice_range
-from copilot_quant.errors import ConfigError, DataError, StrategyError
+from copilot_quant.data.dates import resolve_range
+from copilot_quant.errors import ConfigError, StrategyError
 from copilot_quant.model.costs import CommissionModel, SlippageModel, slippage_model
 from copilot_quant.model.fill_rules import Execution
 from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.modify import ModifyOutcome
-from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
+from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
 from copilot_quant.model.spread import AUTO, SpreadModel, grid_frame, resolve_spread, spread_of, width_table
@@ -129,7 +142,7 @@ FILL_AT = ("next_open", "close")
 _CREATED, _IOC = OrderStatus.CREATED, TimeInForce.IOC
 
 
-class BacktestEngine:
+class BacktestEngine(AccountReads):
     """Backtest one or more strategies on one or more symbols; see the module docstring for timing.
 
     Args:
@@ -290,66 +303,6 @@ class BacktestEngine:
             self.errors, self.max_logged_errors, self._run_interval, multi_symbol
         )
 
-    # The run's position, read by the account views, cancel() and the booking (the bar loops move it).
-    @property
-    def _bar(self) -> int:
-        return self._clock.bar
-
-    @property
-    def _now(self) -> datetime | None:
-        return self._clock.now
-
-    @property
-    def _executing(self) -> bool:
-        """True while bar ``_bar``'s orders execute: only the bars before it have closed."""
-        return self._clock.executing
-
-    # ------------------------------------------------------------------ account views
-    def get_portfolio_value(self) -> float:
-        """Equity now (during a run: at the current bar's close; after it: at the last close).
-
-        While orders execute (``on_fill``) the current bar has not closed: positions are valued at the
-        previous close, or at the fill price for a symbol that just traded.
-        """
-        market, bar = self._market, self._bar
-        if market is None or bar < 0 or self._executing:
-            return self.broker.get_account_value()
-        if self._accounting is not None:
-            return self._accounting.equity_at(self.broker, market.marks, bar, market.symbol_index)
-        marks = market.marks[bar]
-        value = self.broker.get_cash_balance()
-        for symbol, k in market.symbol_index.items():
-            qty = self.broker.position_quantity(symbol)
-            if qty:
-                value += qty * float(marks[k])
-        return value
-
-    def account_cash(self) -> float:
-        """The account's cash now (the broker's); foreign balances at the current bar's rates, as equity."""
-        market, bar = self._market, self._bar
-        if self._accounting is not None and market is not None and bar >= 0 and not self._executing:
-            return self._accounting.cash_at(self.broker, market.marks, bar)
-        return self.broker.get_cash_balance()
-
-    def account_position(self, symbol: str) -> float:
-        """The account's signed quantity in ``symbol`` now (0 when flat); for a continuous future, the sum
-        over its contracts."""
-        router = self._router
-        if router is not None and symbol in router.roots:
-            return router.position(symbol, {s: p.quantity for s, p in self.broker.get_positions().items()})
-        return self.broker.position_quantity(symbol)
-
-    def get_positions(self) -> dict[str, Position]:
-        """Open positions (snapshots) marked at the current (or last) bar's close."""
-        positions = self.broker.get_positions()
-        market, bar = self._market, self._bar
-        if market is not None and bar >= 0 and not self._executing:
-            for symbol, pos in positions.items():
-                k = market.symbol_index.get(symbol)
-                if k is not None and not np.isnan(market.marks[bar, k]):
-                    pos.update_unrealized_pnl(float(market.marks[bar, k]))
-        return positions
-
     # ------------------------------------------------------------------ run
     def run(
         self,
@@ -374,14 +327,14 @@ class BacktestEngine:
         """
         if not self._strategies:
             raise ConfigError("no strategy to run; call engine.add_strategy(MyStrategy()) before run()")
-        names = _symbol_list(symbols)
+        names = symbol_list(symbols)
         lo, hi = resolve_range(start_date, end_date)
         self._run_interval = interval or self.interval
-        frame = self._load(names, lo, hi, self._run_interval, data)
+        frame = load_bars(self.data_provider, names, lo, hi, self._run_interval, data=data)
         if self._given_broker is None:
             self.broker = self._new_broker()
         if self._given_broker is None or self.broker.accounts is None:
-            self.broker.use_instruments(run_accounts(self.instruments, _reference_day(lo, frame)))
+            self.broker.use_instruments(run_accounts(self.instruments, reference_day(lo, frame)))
         # the spread's touch is on the tick grid: so are bars (each instrument on its own tick)
         on_grid = spread_of(self.broker.slippage_model) is not None
         if on_grid:
@@ -390,7 +343,7 @@ class BacktestEngine:
         accounts = self.broker.accounts
         self._router = (
             ContinuousRouter.for_run(
-                accounts.registry, _frame_symbols(frame, names), pd.DatetimeIndex(frame.index), self.roll_days
+                accounts.registry, frame_symbols(frame, names), pd.DatetimeIndex(frame.index), self.roll_days
             )
             if accounts is not None and len(frame)
             else None
@@ -405,7 +358,9 @@ class BacktestEngine:
             resolve_benchmark(
                 benchmark,
                 market.close_frame()[market.visible],
-                lambda symbol: self._benchmark_closes(symbol, lo, hi, interval or self.interval),
+                lambda symbol: benchmark_closes(
+                    self.data_provider, symbol, lo, hi, interval or self.interval
+                ),
             )
             if market is not None
             else None
@@ -425,7 +380,9 @@ class BacktestEngine:
                 self._book_fill,
                 self._record_error,
                 self._indicator_frame,
-                before_call=None if self._router is None and self._expiries is None else self._roll,
+                before_call=None
+                if self._router is None and self._expiries is None
+                else partial(roll_contracts, self),
             )
             only = self._strategies[0]
             rolls = self._router is not None or self._expiries is not None
@@ -449,7 +406,7 @@ class BacktestEngine:
             self._books,
         )
         if market is not None:
-            self._add_account_results(self.result, market)
+            add_account_results(self, self.result, market)
         self.result.benchmark = compared
         return self.result
 
@@ -469,48 +426,6 @@ class BacktestEngine:
         books = self._books = StrategyBooks(capitals, names)
         for k, strategy in enumerate(strategies):
             strategy.bind(StrategyView(self, books, k))
-
-    def _benchmark_closes(
-        self, symbol: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None, interval: str
-    ) -> pd.Series:
-        """A benchmark symbol the run does not trade: its closes from the data provider (reporting only)."""
-        if self.data_provider is None:
-            raise ConfigError(
-                f"benchmark {symbol!r} is not one of the run's symbols and there is no data_provider to load "
-                "it from; pass data_provider=... to BacktestEngine, benchmark='buy_and_hold' or benchmark=None"
-            )
-        try:
-            bars = self.data_provider.get_historical_data(symbol, lo, hi, interval)
-        except DataError as exc:  # say it is the benchmark that could not be loaded, not a traded symbol
-            raise type(exc)(f"benchmark {symbol}: {exc}") from exc
-        closes = bars["Close"].astype("float64")
-        if isinstance(closes.index, pd.DatetimeIndex) and closes.index.tz is not None:
-            closes = closes.tz_convert("UTC")
-        return closes
-
-    def _load(
-        self,
-        names: list[str],
-        lo: pd.Timestamp | None,
-        hi: pd.Timestamp | None,
-        interval: str,
-        data: pd.DataFrame | None,
-    ) -> pd.DataFrame:
-        if data is not None:
-            frame = data
-            if isinstance(frame.index, pd.DatetimeIndex) and frame.index.tz is not None:
-                frame = slice_range(frame.tz_convert("UTC"), lo, hi)
-            return frame
-        if self.data_provider is None:
-            raise ConfigError(
-                "no data: pass data_provider=... to BacktestEngine (e.g. SampleDataProvider()) "
-                "or a bar frame as run(..., data=frame)"
-            )
-        if not names:
-            raise ConfigError("no symbols to backtest; pass symbols=['AAPL'] to run()")
-        if len(names) == 1:
-            return self.data_provider.get_historical_data(names[0], lo, hi, interval)
-        return self.data_provider.get_multiple_symbols(names, lo, hi, interval)
 
     # ------------------------------------------------------------------ bar loops
     def _indicator_frame(self, strategy: FastStrategy) -> pd.DataFrame:
@@ -643,43 +558,6 @@ class BacktestEngine:
             except Exception as exc:
                 self._record_error(working.owner, exc, "on_fill", now)
 
-    def _roll(self, owner: int, bar: int, ts: datetime) -> None:
-        """At ``bar``: expired contracts' positions settled, then the rolls — the automatic roll's orders
-        (if on), then the strategy's ``on_roll``."""
-        if self._expiries is not None:
-            for due in self._expiries.due(bar):
-                self._settle(owner, bar, ts, due)
-        router = self._router
-        if router is None:
-            return
-        for roll in router.rolls_at(bar, ts):
-            if self.auto_roll:
-                held = {s: p.quantity for s, p in self.broker.get_positions().items()}
-                roll.orders = router.roll_orders(roll, held)
-                if roll.orders:
-                    self._submit(owner, roll.orders, bar, ts)
-            log.info("%s rolls from %s to %s at %s", roll.symbol, roll.old, roll.new, ts)
-            try:
-                self._strategies[owner].on_roll(roll)
-            except Exception as exc:
-                self._record_error(owner, exc, "on_roll", ts)
-
-    def _settle(self, owner: int, bar: int, ts: datetime, due: tuple[str, int, date]) -> None:
-        """Close what is held of a contract that stopped trading (``due``: symbol, column, last trade
-        date), at its last close."""
-        symbol, k, last = due
-        market, quantity = self._market, self.broker.position_quantity(symbol)
-        if market is None or not quantity:
-            return
-        price = float(market.marks[bar - 1, k])
-        order = Order(
-            symbol, abs(quantity), side="sell" if quantity > 0 else "buy", tag="expiry", timestamp=ts
-        )
-        self._orders.append(order)
-        self._order_owner[order.order_id] = owner
-        log.info("%s expired on %s: %g settled at %s", symbol, last, quantity, price)
-        self._book_fill(WorkingOrder(order, owner, k, bar), Execution(price, slippage=False))
-
     # ------------------------------------------------------------------ hooks and errors
     def _call_start_hooks(self) -> None:
         for strategy in self._strategies:
@@ -703,46 +581,7 @@ class BacktestEngine:
         own = self._books.errors[owner] if self._books is not None else None
         self._error_log.record(self._strategies[owner].name, exc, hook, ts, own)
 
-    def _add_account_results(self, result: BacktestResult, market: MarketData) -> None:
-        """A futures/forex run's margin calls, cash per currency and multipliers, on ``result``."""
-        ledger = self._ledger
-        if not isinstance(ledger, MultiAssetLedger):
-            return
-        result.margin_calls = margin_calls(result.equity_curve, ledger.maintenance_curve(market.marks))
-        result.cash_balances = self.broker.cash_balances()
-        if self._accounting is not None:
-            result.multipliers = self._accounting.multipliers(market.symbols)
-
-
-def _frame_symbols(frame: pd.DataFrame, names: list[str]) -> list[str]:
-    """The symbols a run's bars are for: the ones asked for, else the frame's."""
-    if names:
-        return names
-    if isinstance(frame.columns, pd.MultiIndex):
-        return list(dict.fromkeys(frame.columns.get_level_values(1)))
-    return []
-
-
-def _reference_day(lo: pd.Timestamp | None, frame: pd.DataFrame) -> date:
-    """The day a one-digit contract year is read against: the run's start."""
-    if lo is not None:
-        return lo.date()
-    if len(frame) and isinstance(frame.index, pd.DatetimeIndex):
-        return frame.index[0].date()
-    return datetime.now(UTC).date()
-
 
 def _base_on_fill(strategy: Strategy) -> bool:
     """Whether ``strategy.on_fill`` is the base class's no-op (not overridden by its class or the instance)."""
     return type(strategy).on_fill is Strategy.on_fill and "on_fill" not in vars(strategy)
-
-
-def _symbol_list(symbols: Sequence[str] | str | None) -> list[str]:
-    if symbols is None:
-        return []
-    if isinstance(symbols, str):
-        symbols = [symbols]
-    names = [str(s).strip().upper() for s in symbols]
-    if any(not s for s in names):
-        raise ConfigError(f"symbols must be non-empty tickers such as 'AAPL', got {list(symbols)!r}")
-    return list(dict.fromkeys(names))

@@ -2,7 +2,8 @@
 
 The book only decides *where* an order executes (via :mod:`copilot_quant.backtest.execution`); the
 caller books each execution through the broker, one at a time and in submission order, so buying
-power always reflects the fills before it on the same bar.
+power always reflects the fills before it on the same bar. A working order with its matching state, the
+booking callback and the volume cap are :mod:`copilot_quant.backtest.working_order`.
 
 A strategy's cancel (:meth:`OrderBook.cancel`) is immediate: the order is ``CANCELLED`` at once and
 leaves the book, or — when it comes from ``on_fill`` while a bar is matched — is skipped for the rest of
@@ -14,7 +15,8 @@ eligible order is matched first, then the executions are booked in the order the
 path (submission order at the same point), each for at most what is left of its symbol's share of the
 bar's volume. The remainder keeps working.
 
-One-cancels-all groups (``Order.oca_group``, :mod:`copilot_quant.model.oca`, as at the gateway): while
+One-cancels-all groups (``Order.oca_group``, :mod:`copilot_quant.model.oca`, as at the gateway; the groups
+are :mod:`copilot_quant.backtest.oca_groups`): while
 any group member works, bars are matched in the order executions happen on the path (the capped loop's
 order), and after each execution the group's other members are cancelled or reduced — at once with a
 block (ocaType 1, 2), after every execution at the same path point without (ocaType 3).
@@ -29,112 +31,35 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from functools import partial
-from typing import Protocol
 
 import numpy as np
 
 from copilot_quant.backtest.brackets import Bracket, exit_refusal
+from copilot_quant.backtest.oca_groups import OcaGroups
+from copilot_quant.backtest.working_order import BarExecutor, Booker, VolumeCap, WorkingOrder, finish_order
 from copilot_quant.model.fill_rules import (
     Execution,
-    Located,
     TrailState,
     auction_fill_price,
-    locate_order,
-    locate_trailing,
     match_market,
     match_order,
     price_path,
     trail_level,
 )
 from copilot_quant.model.modify import Modification
-from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
 from copilot_quant.model.orders import Order, OrderStatus, OrderType, TimeInForce
-from copilot_quant.model.participation import VolumeAllowance, is_whole
+from copilot_quant.model.participation import VolumeAllowance
 
-__all__ = ["OrderBook", "WorkingOrder"]
+# WorkingOrder and Booker moved to working_order; this is still their import path.
+__all__ = ["BarExecutor", "Booker", "OrderBook", "WorkingOrder"]
 
 log = logging.getLogger(__name__)
 
 _MARKET, _CANCELLED = OrderType.MARKET, OrderStatus.CANCELLED
 _DONE = frozenset(s for s in OrderStatus if s.is_done)
 _TRAILING = frozenset(t for t in OrderType if t.is_trailing)
-
-
-@dataclass(slots=True, eq=False)
-class WorkingOrder:
-    """An order waiting to execute: its owner, its symbol's column, and the first bar it may use."""
-
-    order: Order
-    owner: int
-    symbol_index: int
-    first_bar: int
-    triggered: bool = False
-    #: A trailing order's moving stop (and limit once triggered); None for other orders.
-    trail: TrailState | None = None
-    #: A good-till-date order expires after this bar (the first whose time reaches its good_till).
-    expires_bar: int | None = None
-    #: The bracket this order is the entry or an exit of (None: not in a bracket).
-    bracket: Bracket | None = None
-
-    def locate(
-        self, path: tuple[float, ...] | list[float], width: int = 0, tick: float | None = None
-    ) -> Located:
-        """Where this order executes on ``path`` (its fill rule, with its kept state, and the bar's spread
-        ``width`` in ticks of ``tick``, None: the US stock grid), and update the state."""
-        if self.trail is None:
-            self.triggered, execution, at = locate_order(self.order, path, self.triggered, width, tick)
-        else:
-            self.triggered, execution, at = locate_trailing(
-                self.order, path, self.triggered, self.trail, width, tick
-            )
-        return self.triggered, execution, at
-
-
-class Booker(Protocol):
-    """Books one execution: all that is left of the order (``quantity`` None), or ``quantity`` of it.
-
-    Afterwards the order is filled, partly filled (only with a ``quantity``) or rejected.
-    """
-
-    def __call__(
-        self, working: WorkingOrder, execution: Execution, quantity: float | None = None, /
-    ) -> None: ...
-
-
-#: ``execute(bar, opens, highs, lows, closes, session_end, book)``: match and book one bar.
-BarExecutor = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool, Booker], None]
-
-
-@dataclass(slots=True)
-class _VolumeCap:
-    """The volume limit as the book applies it: the bars' volumes and the open bar's allowance."""
-
-    volumes: np.ndarray
-    allowance: VolumeAllowance
-    #: The bar whose allowance is open; orders filled at a bar's close share that bar's.
-    bar: int = -1
-
-    def size(self, bar: int, working: WorkingOrder) -> float:
-        """How much of ``working`` may fill on bar ``bar`` now."""
-        allowance, s, order = self.allowance, working.symbol_index, working.order
-        if bar != self.bar:
-            allowance.clear()
-            self.bar = bar
-        if not allowance.is_open(s):
-            allowance.open_bar(s, self.volumes.item(bar, s))
-        return allowance.size(s, order.quantity - order.filled_quantity, is_whole(order.quantity))
-
-
-@dataclass(slots=True)
-class _OcaGroup:
-    """One OCA group: its type, its members with their size when they joined, and its done fraction."""
-
-    oca_type: OcaType
-    members: list[tuple[WorkingOrder, float]]
-    done: float = 0.0
 
 
 class OrderBook:
@@ -174,8 +99,8 @@ class OrderBook:
         self.pending: list[WorkingOrder] = []
         # True when an order was cancelled while a bar was matched: drop it once the bar is done.
         self._purge = False
-        self._cap: _VolumeCap | None = None
-        self._oca: dict[str, _OcaGroup] = {}
+        self._cap: VolumeCap | None = None
+        self._oca = OcaGroups()
         #: Open brackets by their entry's order id (an entry is registered when its exits come with it).
         self._brackets: dict[str, Bracket] = {}
         #: True while an OCA group member or an auction order may be working: bars are then matched in
@@ -191,7 +116,7 @@ class OrderBook:
         if volume_limit is not None:
             if volumes is None:
                 raise ValueError("a volume limit needs the bars' volumes")
-            self._cap = _VolumeCap(volumes, VolumeAllowance(volume_limit))
+            self._cap = VolumeCap(volumes, VolumeAllowance(volume_limit))
 
     def __len__(self) -> int:
         return len(self.pending)
@@ -250,29 +175,12 @@ class OrderBook:
                     f"({entry.symbol}), the other side"
                 )
             working.bracket = bracket
-        return self._join_group(working)
-
-    def _join_group(self, working: WorkingOrder) -> str | None:
-        """Enter a new order into its OCA group (if it names one); why it cannot join, or None."""
-        order = working.order
-        name = order.oca_group
-        if not name:
+        if not order.oca_group:
             return None
-        kind = OcaType(order.oca_type)
-        group = self._oca.get(name)
-        problem = join_problem(
-            name,
-            None if group is None else int(group.oca_type),
-            int(kind),
-            group is not None and group.done > 0,
-        )
-        if problem is not None:
-            return problem
-        if group is None:
-            group = self._oca[name] = _OcaGroup(kind, [])
-        group.members.append((working, order.quantity))
-        self._ordered = True
-        return None
+        problem = self._oca.join(working)
+        if problem is None:
+            self._ordered = True
+        return problem
 
     def execute_bar(  # noqa: PLR0917 - one call per bar on the hot path: positional is cheapest
         self,
@@ -330,7 +238,7 @@ class OrderBook:
 
     def _execute_bar_ordered(  # noqa: PLR0917 - execute_bar's call, with the cap bound first
         self,
-        cap: _VolumeCap | None,
+        cap: VolumeCap | None,
         bar: int,
         opens: np.ndarray,
         highs: np.ndarray,
@@ -368,15 +276,16 @@ class OrderBook:
             at, working, execution = hits[i]
             i += 1
             if at != point:
-                self._reduce_groups(unblocked)
+                if self._oca.reduce(unblocked):
+                    self._purge = True
                 point = at
             if working.order.status.is_done or working.first_bar > bar:
                 continue  # cancelled or modified from on_fill, or cancelled by its OCA group, earlier in this bar
             before = working.order.filled_quantity
             self._book_hit(cap, bar, working, execution, book)
             filled = working.order.filled_quantity - before
-            if working.order.oca_group and filled > 0:
-                self._group_filled(working, filled, unblocked)
+            if working.order.oca_group and filled > 0 and self._oca.filled(working, filled, unblocked):
+                self._purge = True
             if working.bracket is not None:
                 s = working.symbol_index
                 path = price_path(
@@ -384,7 +293,8 @@ class OrderBook:
                 )
                 for hit in self._bracket_moved(working, filled, at, path[at:] or path[-1:]):
                     hits.insert(bisect.bisect_right(hits, hit[0], lo=i, key=_point), hit)
-        self._reduce_groups(unblocked)
+        if self._oca.reduce(unblocked):
+            self._purge = True
         for working in missed:
             if working.order.status.is_active:
                 self._finish(working.order, OrderStatus.CANCELLED, "not filled in the opening auction")
@@ -421,42 +331,6 @@ class OrderBook:
             if price is not None:
                 hits.append((len(path), working, Execution(price, False)))
 
-    def _group_filled(self, working: WorkingOrder, quantity: float, unblocked: dict[str, None]) -> None:
-        """``quantity`` of group member ``working`` just filled: cancel or reduce the other members now
-        (with a block) or once the executions at this point are booked (``unblocked``)."""
-        group = self._oca.get(working.order.oca_group)
-        if group is None:
-            return
-        size = next((size for member, size in group.members if member is working), quantity)
-        group.done += quantity / size
-        if group.oca_type.blocks:
-            self._reduce_group(group, working)
-        else:
-            unblocked[working.order.oca_group] = None
-
-    def _reduce_groups(self, unblocked: dict[str, None]) -> None:
-        for name in unblocked:
-            self._reduce_group(self._oca[name], None)
-        unblocked.clear()
-
-    def _reduce_group(self, group: _OcaGroup, filler: WorkingOrder | None) -> None:
-        for member, size in group.members:
-            order = member.order
-            if order.status.is_done or (member is filler and group.oca_type is OcaType.CANCEL_WITH_BLOCK):
-                continue
-            remaining = order.quantity - order.filled_quantity
-            left = oca_remaining(group.oca_type, size, group.done, remaining, is_whole(size))
-            if left >= remaining - 1e-9:
-                continue
-            if left <= 1e-9:
-                self._finish(
-                    order, OrderStatus.CANCELLED, f"another order of OCA group {order.oca_group!r} filled"
-                )
-                self._purge = True
-            else:
-                order.quantity = order.filled_quantity + left
-                log.debug("order %s reduced to %g by its OCA group", order.order_id, order.quantity)
-
     def _drop_done(self, bar: int, session_end: bool) -> None:
         """After a capped bar: drop done orders, expire DAY orders whose session ends with this bar."""
         keep: list[WorkingOrder] = []
@@ -475,7 +349,7 @@ class OrderBook:
         self.pending[:] = keep
 
     def _book_hit(
-        self, cap: _VolumeCap | None, bar: int, working: WorkingOrder, execution: Execution, book: Booker
+        self, cap: VolumeCap | None, bar: int, working: WorkingOrder, execution: Execution, book: Booker
     ) -> None:
         """Book one execution: all that is left, or what the volume limit and a bracket's exposure allow."""
         limit: float | None = None
@@ -537,7 +411,7 @@ class OrderBook:
 
     @staticmethod
     def _book_capped(
-        cap: _VolumeCap,
+        cap: VolumeCap,
         bar: int,
         working: WorkingOrder,
         execution: Execution,
@@ -583,8 +457,10 @@ class OrderBook:
             self._book_capped(self._cap, bar, working, execution, book)
         if working.order.oca_group and working.order.filled_quantity > before:
             unblocked: dict[str, None] = {}
-            self._group_filled(working, working.order.filled_quantity - before, unblocked)
-            self._reduce_groups(unblocked)
+            if self._oca.filled(working, working.order.filled_quantity - before, unblocked):
+                self._purge = True
+            if self._oca.reduce(unblocked):
+                self._purge = True
         return working.order.status.is_done
 
     def _width(self, bar: int, symbol_index: int) -> int:
@@ -680,11 +556,7 @@ class OrderBook:
         self._brackets.clear()
         return cancelled
 
-    @staticmethod
-    def _finish(order: Order, status: OrderStatus, reason: str) -> None:
-        order.status = status
-        order.reject_reason = reason
-        log.debug("order %s %s: %s", order.order_id, status.value, reason)
+    _finish = staticmethod(finish_order)
 
 
 def _point(hit: tuple[int, WorkingOrder, Execution]) -> int:

@@ -1,0 +1,103 @@
+"""A futures/forex backtest's contract events: expired contracts settled, continuous futures rolled, and
+the account's results (margin calls, cash per currency, multipliers).
+
+The engine (:mod:`copilot_quant.backtest.engine`) hands :func:`roll_contracts` to the bar loops as their
+``before_call`` when the run has continuous futures or expiring contracts (a stock-only run never calls it),
+and :func:`add_account_results` to the finished result. The rules are :mod:`copilot_quant.backtest.rolls`'s
+and :mod:`copilot_quant.backtest.multi_asset`'s; this module applies them to the running engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from copilot_quant.backtest.broker import SimpleBroker
+from copilot_quant.backtest.ledger import Ledger
+from copilot_quant.backtest.market import MarketData
+from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, margin_calls
+from copilot_quant.backtest.order_book import WorkingOrder
+from copilot_quant.backtest.results import BacktestResult
+from copilot_quant.backtest.rolls import ContinuousRouter, Expiries
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.model.fill_rules import Execution
+from copilot_quant.model.orders import Order
+
+__all__ = ["ContractRun", "add_account_results", "roll_contracts", "settle_expired"]
+
+# The engine's logger: these lines were the engine's before they moved here, and users filter on its name.
+log = logging.getLogger("copilot_quant.backtest.engine")
+
+
+class ContractRun(Protocol):
+    """What the contract events read and call of the running backtest engine."""
+
+    broker: SimpleBroker
+    auto_roll: bool
+    _strategies: list[Strategy]
+    _orders: list[Order]
+    _order_owner: dict[str | None, int]
+    _market: MarketData | None
+    _router: ContinuousRouter | None
+    _expiries: Expiries | None
+    _accounting: RunAccounting | None
+    _ledger: Ledger | MultiAssetLedger
+
+    def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None: ...
+
+    def _book_fill(
+        self, working: WorkingOrder, execution: Execution, quantity: float | None = None
+    ) -> None: ...
+
+    def _record_error(self, owner: int, exc: Exception, hook: str, ts: datetime | None) -> None: ...
+
+
+def roll_contracts(engine: ContractRun, owner: int, bar: int, ts: datetime) -> None:
+    """At ``bar``: expired contracts' positions settled, then the rolls — the automatic roll's orders
+    (if on), then the strategy's ``on_roll``."""
+    if engine._expiries is not None:
+        for due in engine._expiries.due(bar):
+            settle_expired(engine, owner, bar, ts, due)
+    router = engine._router
+    if router is None:
+        return
+    for roll in router.rolls_at(bar, ts):
+        if engine.auto_roll:
+            held = {s: p.quantity for s, p in engine.broker.get_positions().items()}
+            roll.orders = router.roll_orders(roll, held)
+            if roll.orders:
+                engine._submit(owner, roll.orders, bar, ts)
+        log.info("%s rolls from %s to %s at %s", roll.symbol, roll.old, roll.new, ts)
+        try:
+            engine._strategies[owner].on_roll(roll)
+        except Exception as exc:
+            engine._record_error(owner, exc, "on_roll", ts)
+
+
+def settle_expired(
+    engine: ContractRun, owner: int, bar: int, ts: datetime, due: tuple[str, int, date]
+) -> None:
+    """Close what is held of a contract that stopped trading (``due``: symbol, column, last trade
+    date), at its last close."""
+    symbol, k, last = due
+    market, quantity = engine._market, engine.broker.position_quantity(symbol)
+    if market is None or not quantity:
+        return
+    price = float(market.marks[bar - 1, k])
+    order = Order(symbol, abs(quantity), side="sell" if quantity > 0 else "buy", tag="expiry", timestamp=ts)
+    engine._orders.append(order)
+    engine._order_owner[order.order_id] = owner
+    log.info("%s expired on %s: %g settled at %s", symbol, last, quantity, price)
+    engine._book_fill(WorkingOrder(order, owner, k, bar), Execution(price, slippage=False))
+
+
+def add_account_results(engine: ContractRun, result: BacktestResult, market: MarketData) -> None:
+    """A futures/forex run's margin calls, cash per currency and multipliers, on ``result``."""
+    ledger = engine._ledger
+    if not isinstance(ledger, MultiAssetLedger):
+        return
+    result.margin_calls = margin_calls(result.equity_curve, ledger.maintenance_curve(market.marks))
+    result.cash_balances = engine.broker.cash_balances()
+    if engine._accounting is not None:
+        result.multipliers = engine._accounting.multipliers(market.symbols)

@@ -1,0 +1,105 @@
+"""One-cancels-all groups in a backtest's order book (``Order.oca_group``, :mod:`copilot_quant.model.oca`,
+as at the gateway): who is in which group, and what a member's fill does to the others.
+
+The order book (:mod:`copilot_quant.backtest.order_book`) enters each new order naming a group
+(:meth:`OcaGroups.join`) and reports each member's execution (:meth:`OcaGroups.filled`); the other
+members are then cancelled or reduced — at once with a block (ocaType 1, 2), after every execution at
+the same path point without (ocaType 3: the book calls :meth:`OcaGroups.reduce` once that point is
+booked). Both return whether a member was cancelled, so the book drops it once the bar is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from copilot_quant.backtest.working_order import WorkingOrder, finish_order
+from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
+from copilot_quant.model.orders import OrderStatus
+from copilot_quant.model.participation import is_whole
+
+__all__ = ["OcaGroup", "OcaGroups"]
+
+# The order book's logger: these lines were the book's before they moved here, and users filter on its name.
+log = logging.getLogger("copilot_quant.backtest.order_book")
+
+
+@dataclass(slots=True)
+class OcaGroup:
+    """One OCA group: its type, its members with their size when they joined, and its done fraction."""
+
+    oca_type: OcaType
+    members: list[tuple[WorkingOrder, float]]
+    done: float = 0.0
+
+
+class OcaGroups:
+    """The run's OCA groups by name."""
+
+    __slots__ = ("_groups",)
+
+    def __init__(self) -> None:
+        self._groups: dict[str, OcaGroup] = {}
+
+    def join(self, working: WorkingOrder) -> str | None:
+        """Enter a new order naming an OCA group into it; why it cannot join, or None."""
+        order = working.order
+        name = order.oca_group
+        kind = OcaType(order.oca_type)
+        group = self._groups.get(name)
+        problem = join_problem(
+            name,
+            None if group is None else int(group.oca_type),
+            int(kind),
+            group is not None and group.done > 0,
+        )
+        if problem is not None:
+            return problem
+        if group is None:
+            group = self._groups[name] = OcaGroup(kind, [])
+        group.members.append((working, order.quantity))
+        return None
+
+    def filled(self, working: WorkingOrder, quantity: float, unblocked: dict[str, None]) -> bool:
+        """``quantity`` of group member ``working`` just filled: cancel or reduce the other members now
+        (with a block) or once the executions at this point are booked (``unblocked``). True when a
+        member was cancelled."""
+        group = self._groups.get(working.order.oca_group)
+        if group is None:
+            return False
+        size = next((size for member, size in group.members if member is working), quantity)
+        group.done += quantity / size
+        if group.oca_type.blocks:
+            return self._reduce_group(group, working)
+        unblocked[working.order.oca_group] = None
+        return False
+
+    def reduce(self, unblocked: dict[str, None]) -> bool:
+        """Apply the fills of the groups without a block (``unblocked``, then cleared); True when a member
+        was cancelled."""
+        cancelled = False
+        for name in unblocked:
+            cancelled = self._reduce_group(self._groups[name], None) or cancelled
+        unblocked.clear()
+        return cancelled
+
+    @staticmethod
+    def _reduce_group(group: OcaGroup, filler: WorkingOrder | None) -> bool:
+        cancelled = False
+        for member, size in group.members:
+            order = member.order
+            if order.status.is_done or (member is filler and group.oca_type is OcaType.CANCEL_WITH_BLOCK):
+                continue
+            remaining = order.quantity - order.filled_quantity
+            left = oca_remaining(group.oca_type, size, group.done, remaining, is_whole(size))
+            if left >= remaining - 1e-9:
+                continue
+            if left <= 1e-9:
+                finish_order(
+                    order, OrderStatus.CANCELLED, f"another order of OCA group {order.oca_group!r} filled"
+                )
+                cancelled = True
+            else:
+                order.quantity = order.filled_quantity + left
+                log.debug("order %s reduced to %g by its OCA group", order.order_id, order.quantity)
+        return cancelled
