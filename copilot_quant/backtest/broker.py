@@ -24,6 +24,13 @@ Rules:
   exposure (longs plus shorts at their latest marks) at most equal to equity, so short proceeds cannot
   fund a bigger short or further buys. With ``allow_short=False`` such sells are rejected.
 * Equity is ``cash + Σ quantity × last price`` (shorts count negative).
+* **Futures and forex.** Given an :class:`~copilot_quant.model.instruments.InstrumentRegistry`
+  (``instruments=``; the backtest engine always passes one), symbols it resolves to futures contracts or
+  forex pairs follow :mod:`copilot_quant.backtest.accounts`: multipliers, margin instead of full cash
+  (rejections start with ``"insufficient margin"``), one cash balance per currency. ``cash`` is then the
+  total of the balances in USD; :meth:`cash_balances` has them one by one. Plain stocks keep the rules above
+  as long as the account holds no future or forex position; while it does, a stock trade is checked
+  against the margin requirement too (stocks at their full value).
 
 :meth:`execute_order` treats the given price as the only price available (a one-point path, see
 :mod:`copilot_quant.backtest.execution`): market orders fill at it with slippage, a limit only if it
@@ -36,19 +43,22 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
+from copilot_quant.backtest.accounts import MARGIN_REJECT, InstrumentAccounts
 from copilot_quant.backtest.interfaces import IBroker
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import (
     CommissionModel,
+    CostBreakdown,
     SlippageModel,
     commission_model,
     slippage_model,
 )
 from copilot_quant.model.fill_rules import match_order
+from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 from copilot_quant.model.orders import Fill, Order, OrderSide, OrderStatus, Position
 from copilot_quant.model.spread import SpreadSlippage
 
@@ -68,6 +78,8 @@ class SimpleBroker(IBroker):
             ``CommissionModel``.
         slippage: a rate (``0.0005`` = 0.05 %) or a ``SlippageModel``.
         allow_short: whether sells may exceed the position held.
+        instruments: what each symbol is (a registry, or :class:`InstrumentAccounts` to set the futures
+            and forex costs and margins); ``None``: every symbol is a US stock.
     """
 
     def __init__(
@@ -76,6 +88,8 @@ class SimpleBroker(IBroker):
         commission: float | str | CommissionModel | None = 0.001,
         slippage: float | SlippageModel | None = 0.0005,
         allow_short: bool = True,
+        *,
+        instruments: InstrumentRegistry | InstrumentAccounts | None = None,
     ) -> None:
         capital = float(initial_capital)
         if not math.isfinite(capital) or capital <= 0:
@@ -92,6 +106,44 @@ class SimpleBroker(IBroker):
         #: Every fill, in order.
         self.fills: list[Fill] = []
         self._recorded: set[str | None] = set()
+        self.accounts: InstrumentAccounts | None = None
+        self._others: set[str] = set()  # symbols with an open future/forex position: margin rules apply
+        if instruments is not None:
+            self.use_instruments(instruments)
+
+    def use_instruments(self, instruments: InstrumentRegistry | InstrumentAccounts) -> None:
+        """Resolve symbols with ``instruments`` from now on (see the module docstring)."""
+        if isinstance(instruments, InstrumentRegistry):
+            instruments = InstrumentAccounts(instruments)
+        self.accounts = instruments
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        """``symbol``'s terms when it is a future, a forex pair or a foreign stock; ``None`` for a US stock."""
+        accounts = self.accounts
+        return accounts.instrument(symbol) if accounts is not None else None
+
+    def cash_balances(self) -> dict[str, float]:
+        """Cash per currency (the base currency, USD, first)."""
+        accounts = self.accounts
+        out = {accounts.base if accounts is not None else "USD": self._cash}
+        if accounts is not None:
+            out.update((c, v) for c, v in accounts.balances.items())
+        return out
+
+    def margin_requirement(self) -> float:
+        """The initial margin the positions held need, in USD (stocks at their full value)."""
+        accounts = self.accounts
+        if accounts is None:
+            return sum(abs(p.market_value) for p in self._positions.values())
+        return sum(
+            accounts.requirement(accounts.instrument(s), p.quantity, p.last_price or p.avg_entry_price)
+            for s, p in self._positions.items()
+        )
+
+    def maintenance_requirement(self) -> float:
+        """The maintenance margin the futures held need, in USD."""
+        accounts = self.accounts
+        return accounts.maintenance(self._positions.values()) if accounts is not None else 0.0
 
     @property
     def commission_model(self) -> CommissionModel:
@@ -140,20 +192,38 @@ class SimpleBroker(IBroker):
         return {s: p.snapshot() for s, p in self._positions.items() if not p.is_flat}
 
     def get_cash_balance(self) -> float:
+        accounts = self.accounts
+        if accounts is not None and accounts.balances:
+            return self._cash + accounts.foreign_cash()
         return self._cash
 
     # ------------------------------------------------------------------ account
     @property
     def cash(self) -> float:
-        return self._cash
+        return self.get_cash_balance()
 
     def get_account_value(self, prices: Mapping[str, float] | None = None) -> float:
         """Equity: cash plus the signed market value of every position (at ``prices`` or last marks)."""
+        accounts = self.accounts
+        if accounts is not None:
+            return self._multi_asset_value(accounts, prices)
         value = self._cash
         for symbol, pos in self._positions.items():
             if pos.quantity:
                 price = prices.get(symbol) if prices is not None else None
                 value += pos.quantity * price if price is not None else pos.market_value
+        return value
+
+    def _multi_asset_value(self, accounts: InstrumentAccounts, prices: Mapping[str, float] | None) -> float:
+        value = self._cash + accounts.foreign_cash()
+        for symbol, pos in self._positions.items():
+            if pos.quantity:
+                price = prices.get(symbol) if prices is not None else None
+                marked = pos
+                if price is not None:
+                    marked = pos.snapshot()
+                    marked.update_unrealized_pnl(price)
+                value += accounts.value(accounts.instrument(symbol), marked)
         return value
 
     def position_quantity(self, symbol: str) -> float:
@@ -165,6 +235,8 @@ class SimpleBroker(IBroker):
         pos = self._positions.get(symbol)
         if pos is not None and math.isfinite(price):
             pos.update_unrealized_pnl(price)
+        if self.accounts is not None:
+            self.accounts.observe(symbol, price)
 
     # ------------------------------------------------------------------ booking
     def fill(
@@ -201,6 +273,9 @@ class SimpleBroker(IBroker):
             raise ValueError(
                 f"cannot fill {quantity!r} of order {order.order_id}: {remaining:g} of it is left to fill"
             )
+        inst = self.accounts.instrument(order.symbol) if self.accounts is not None else None
+        if inst is not None:
+            return self._fill_instrument(order, inst, fill_price, quantity, timestamp, slipped=slippage)
         costs = self._costs.quote(
             fill_price,
             quantity,
@@ -227,6 +302,65 @@ class SimpleBroker(IBroker):
             self._shorts.add(order.symbol)
         else:
             self._shorts.discard(order.symbol)
+        return self._book(order, fill, quantity)
+
+    def _fill_instrument(
+        self, order: Order, inst: Instrument, price: float, quantity: float, when: datetime, *, slipped: bool
+    ) -> Fill | None:
+        """:meth:`fill` for a future, a forex pair or a foreign stock (see :mod:`~copilot_quant.backtest.accounts`)."""
+        accounts = self.accounts
+        assert accounts is not None  # only called with an instrument the accounts resolved
+        side = order.side_enum
+        if slipped and inst.kind is not AssetClass.STOCK:
+            # a slipped price is moved to the tick the order could actually trade at, against the order
+            ticks = price / inst.tick_size
+            ticks = math.ceil(ticks - 1e-9) if side is OrderSide.BUY else math.floor(ticks + 1e-9)
+            price = round(ticks * inst.tick_size, 10)
+        accounts.observe(order.symbol, price)  # a pair's own trade is the latest rate of its currency
+        costs = self._instrument_costs(accounts, inst, order, price, quantity, when)
+        commission = costs.total
+        reason = self._refusal(order, price, commission, quantity)
+        if reason is not None:
+            self.reject(order, reason)
+            return None
+        accounts.record(inst, quantity, when)
+        fill = Fill(order, price, quantity, commission, when, fees=costs.fees)
+        signed = quantity if side is OrderSide.BUY else -quantity
+        pos = self._positions.get(order.symbol)
+        if pos is None:
+            mult = inst.multiplier if inst.kind is AssetClass.FUTURE else 1.0
+            pos = self._positions[order.symbol] = Position(order.symbol, multiplier=mult)
+        realized = pos.apply(signed, price, commission)
+        self._cash -= commission
+        for currency, amount in accounts.cash_moves(inst, signed, price, realized).items():
+            if currency == accounts.base:
+                self._cash += amount
+            else:
+                accounts.balances[currency] = accounts.balances.get(currency, 0.0) + amount
+        if pos.is_flat:
+            self._others.discard(order.symbol)
+        else:
+            self._others.add(order.symbol)
+        return self._book(order, fill, quantity)
+
+    def _instrument_costs(  # noqa: PLR0917 - one execution's terms
+        self,
+        accounts: InstrumentAccounts,
+        inst: Instrument,
+        order: Order,
+        price: float,
+        quantity: float,
+        when: datetime,
+    ) -> CostBreakdown:
+        costs = accounts.quote(inst, order, price, quantity, when)
+        if costs is None:  # a stock quoted in another currency: the stock model on its USD value
+            usd = price * accounts.rate(inst.currency)
+            costs = CostBreakdown(float(self.commission_model.commission(usd, quantity)))
+        return costs
+
+    def _book(self, order: Order, fill: Fill, quantity: float) -> Fill:
+        """Record a booked execution on its order and in :attr:`fills`."""
+        fill_price = fill.fill_price
         filled = order.filled_quantity
         order.avg_fill_price = (order.avg_fill_price * filled + fill_price * quantity) / (filled + quantity)
         order.filled_quantity = filled + quantity
@@ -246,6 +380,33 @@ class SimpleBroker(IBroker):
         order.reject_reason = reason
         self._record(order)
         log.info("order %s rejected: %s", order.order_id, reason)
+
+    def _margin_refusal(
+        self,
+        accounts: InstrumentAccounts,
+        order: Order,
+        *,
+        inst: Instrument | None,
+        price: float,
+        commission: float,
+        quantity: float,
+        after: float,
+    ) -> str | None:
+        """The margin rule: after the trade, equity (less the commission) must cover the initial margin of
+        every position (stocks at full value); see :mod:`copilot_quant.backtest.accounts`."""
+        need = accounts.requirement(inst, after, price)
+        for symbol, pos in self._positions.items():
+            if symbol != order.symbol and pos.quantity:
+                mark = pos.last_price or pos.avg_entry_price
+                need += accounts.requirement(accounts.instrument(symbol), pos.quantity, mark)
+        equity = self.get_account_value() - commission
+        if need <= equity + _EPS:
+            return None
+        return (
+            f"{MARGIN_REJECT}: {order.side} {quantity:g} {order.symbol} at {price:.4f} would make the account's "
+            f"initial margin requirement {need:,.2f} USD but equity after commission is {equity:,.2f} USD; "
+            "reduce the quantity, close positions or add capital"
+        )
 
     def _record(self, order: Order) -> None:
         if order.order_id not in self._recorded:
@@ -268,6 +429,27 @@ class SimpleBroker(IBroker):
                 f"short selling is disabled: selling {quantity:g} {order.symbol} but only {held:g} held; "
                 "sell at most the position or pass allow_short=True"
             )
+        accounts = self.accounts
+        if accounts is not None:
+            inst = accounts.instrument(order.symbol)
+            if inst is not None or self._others:
+                if commission is None:  # an estimate now, as for stocks: no particular time or order
+                    commission = (
+                        self._instrument_costs(
+                            accounts, inst, order, price, quantity, datetime.now(UTC)
+                        ).total
+                        if inst is not None
+                        else self.commission_model.commission(price, quantity)
+                    )
+                return self._margin_refusal(
+                    accounts,
+                    order,
+                    inst=inst,
+                    price=price,
+                    commission=commission,
+                    quantity=quantity,
+                    after=after,
+                )
         if commission is None:
             commission = self.commission_model.commission(price, quantity)
         shorts = after < -_EPS or any(s != order.symbol for s in self._shorts)

@@ -70,13 +70,14 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from itertools import count
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from copilot_quant.backtest.accounts import InstrumentAccounts
 from copilot_quant.backtest.benchmark import BUY_AND_HOLD, resolve_benchmark
 from copilot_quant.backtest.books import (
     AccountView,
@@ -92,14 +93,17 @@ from copilot_quant.backtest.indicators import bar_values
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
+from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, margin_calls, run_accounts
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
 from copilot_quant.backtest.order_requests import cancel_order, expiry_bar, modify_order
 from copilot_quant.backtest.results import BacktestResult
+from copilot_quant.backtest.rolls import ContinuousRouter, Expiries, check_roll_days
 from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.dates import bar_label, resolve_range, slice_range
 from copilot_quant.errors import ConfigError, DataError, StrategyError
 from copilot_quant.model.costs import CommissionModel, SlippageModel
 from copilot_quant.model.fill_rules import Execution
+from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.modify import ModifyOutcome
 from copilot_quant.model.orders import Order, OrderStatus, Position, TimeInForce
 from copilot_quant.model.participation import check_volume_limit
@@ -140,6 +144,14 @@ class BacktestEngine:
         check_causality: verify fast-path indicators on a prefix (turn off only for trusted code).
         volume_limit: at most this fraction of each bar's volume fills, per symbol, summed over its
             orders (0 < x <= 1; ``None``, the default, fills any size). Needs a ``Volume`` column.
+        instruments: what the symbols are (:class:`~copilot_quant.model.instruments.InstrumentRegistry`),
+            or :class:`~copilot_quant.backtest.accounts.InstrumentAccounts` to set futures/forex costs and
+            margins too. Default: the standard registry, one-digit contract years read against the run's
+            start. Futures and forex follow :mod:`copilot_quant.backtest.accounts`; ``commission`` and
+            ``slippage`` apply to stocks (slippage to every kind). Margin calls are in ``result.margin_calls``.
+        roll_days: a continuous future (``"MES"``) trades its front contract until this many weekdays
+            before the contract's last trade date, then the next one (see :mod:`copilot_quant.backtest.rolls`).
+        auto_roll: at each roll, move the positions held in the old contract into the new one.
     """
 
     def __init__(
@@ -156,6 +168,9 @@ class BacktestEngine:
         check_causality: bool = True,
         max_logged_errors: int = 5,
         volume_limit: float | None = None,
+        instruments: InstrumentRegistry | InstrumentAccounts | None = None,
+        roll_days: int = 5,
+        auto_roll: bool = False,
     ) -> None:
         if fill_at not in FILL_AT:
             raise ConfigError(f"fill_at must be one of {FILL_AT}, got {fill_at!r}")
@@ -171,6 +186,12 @@ class BacktestEngine:
         self.check_causality = check_causality
         self.max_logged_errors = max_logged_errors
         self._given_broker = broker
+        self.instruments = instruments
+        self.roll_days = check_roll_days(roll_days)
+        self.auto_roll = bool(auto_roll)
+        self._accounting: RunAccounting | None = None
+        self._router: ContinuousRouter | None = None
+        self._expiries: Expiries | None = None
         self.broker: SimpleBroker = broker if broker is not None else self._new_broker()
         self._strategies: list[Strategy] = []
         self._capitals: list[float | None] = []  # add_strategy(capital=) per strategy
@@ -218,7 +239,17 @@ class BacktestEngine:
 
     def _reset_run_state(self, market: MarketData | None) -> None:
         self._market = market
-        self._ledger = Ledger(self.broker.get_cash_balance())
+        self._accounting = RunAccounting.for_run(self.broker, market.symbols) if market is not None else None
+        self._expiries = (
+            Expiries.for_run(market.symbols, self._accounting.instruments, market.index)
+            if market is not None and self._accounting is not None
+            else None
+        )
+        self._ledger: Ledger | MultiAssetLedger = (
+            MultiAssetLedger(self.broker, self._accounting)
+            if self._accounting is not None
+            else Ledger(self.broker.get_cash_balance())
+        )
         self._broker_marks = (
             BrokerMarks(self.broker, market.marks, market.symbol_index) if market is not None else None
         )
@@ -246,6 +277,8 @@ class BacktestEngine:
         market, bar = self._market, self._bar
         if market is None or bar < 0 or self._executing:
             return self.broker.get_account_value()
+        if self._accounting is not None:
+            return self._accounting.equity_at(self.broker, market.marks, bar, market.symbol_index)
         marks = market.marks[bar]
         value = self.broker.get_cash_balance()
         for symbol, k in market.symbol_index.items():
@@ -259,7 +292,11 @@ class BacktestEngine:
         return self.broker.get_cash_balance()
 
     def account_position(self, symbol: str) -> float:
-        """The account's signed quantity in ``symbol`` now (0 when flat)."""
+        """The account's signed quantity in ``symbol`` now (0 when flat); for a continuous future, the sum
+        over its contracts."""
+        router = self._router
+        if router is not None and symbol in router.roots:
+            return router.position(symbol, {s: p.quantity for s, p in self.broker.get_positions().items()})
         return self.broker.position_quantity(symbol)
 
     def get_positions(self) -> dict[str, Position]:
@@ -307,24 +344,37 @@ class BacktestEngine:
             frame = grid_frame(frame)
         if self._given_broker is None:
             self.broker = self._new_broker()
+        if self._given_broker is None or self.broker.accounts is None:
+            self.broker.use_instruments(run_accounts(self.instruments, _reference_day(lo, frame)))
         self.errors = []
-        market = MarketData(frame, names or None) if len(frame) else None
+        accounts = self.broker.accounts
+        self._router = (
+            ContinuousRouter.for_run(
+                accounts.registry, _frame_symbols(frame, names), pd.DatetimeIndex(frame.index), self.roll_days
+            )
+            if accounts is not None and len(frame)
+            else None
+        )
+        extra = (
+            self._router.load(frame, self.data_provider, lo, hi, self._run_interval) if self._router else None
+        )
+        market = MarketData(frame, names or None, extra) if len(frame) else None
         compared = (
             resolve_benchmark(
                 benchmark,
-                market.close_frame(),
+                market.close_frame()[market.visible],
                 lambda symbol: self._benchmark_closes(symbol, lo, hi, interval or self.interval),
             )
             if market is not None
             else None
         )
         self._reset_run_state(market)
-        self._run_symbols = tuple(market.symbols if market is not None else names)
+        self._run_symbols = tuple(market.visible if market is not None else names)
         self._bind_views()
         self._call_start_hooks()
         if market is not None:
             fast = all(isinstance(s, FastStrategy) for s in self._strategies)
-            if fast and len(self._strategies) == 1:
+            if fast and len(self._strategies) == 1 and self._router is None and self._expiries is None:
                 self._loop_fast(market, progress)
             else:
                 self._loop(market, progress)
@@ -343,6 +393,11 @@ class BacktestEngine:
             strategies[0].bind(AccountView(self, 0))
             return
         names = [s.name for s in strategies]
+        if self._accounting is not None:
+            raise ConfigError(
+                "several strategies (or add_strategy(capital=...)) on futures or forex are not supported yet: "
+                "their per-strategy books count stock cash only; run one strategy per backtest"
+            )
         capitals = allocate_capital(self.broker.get_cash_balance(), self._capitals, names)
         books = self._books = StrategyBooks(capitals, names)
         for k, strategy in enumerate(strategies):
@@ -423,9 +478,21 @@ class BacktestEngine:
         if isinstance(strategy, FastStrategy):
             rows = list(bar_values(self._indicator_frame(strategy, market)))
             on_bar = strategy.on_bar
-            return lambda i, ts: on_bar(ts, *rows[i])
+            return self._after_rolls(k, lambda i, ts: on_bar(ts, *rows[i]))
         on_data, history = strategy.on_data, market.history
-        return lambda i, ts: on_data(ts, history(i))
+        return self._after_rolls(k, lambda i, ts: on_data(ts, history(i)))
+
+    def _after_rolls(self, k: int, call: Callable[[int, datetime], Any]) -> Callable[[int, datetime], Any]:
+        """``call``, preceded by the bar's expiries and rolls (and the automatic roll's orders) when the run
+        trades futures."""
+        if self._router is None and self._expiries is None:
+            return call
+
+        def rolls_then_call(i: int, ts: datetime) -> Any:
+            self._roll(k, i, ts)
+            return call(i, ts)
+
+        return rolls_then_call
 
     def _loop_fast(self, market: MarketData, progress: ProgressCallback | None) -> None:
         """One FastStrategy: a tight loop over lists of floats (no pandas, no per-bar allocation)."""
@@ -495,6 +562,7 @@ class BacktestEngine:
         market = self._market
         if market is None:  # only the bar loops submit, and they run with a market
             return
+        entries = {o.parent_id for o in orders if isinstance(o, Order) and o.parent_id}
         for order in orders:
             if not isinstance(order, Order) or order.status is not OrderStatus.CREATED:
                 what = (
@@ -506,6 +574,8 @@ class BacktestEngine:
                 continue
             if order.timestamp is None:
                 order.timestamp = ts
+            if self._router is not None:
+                self._router.route(order, bar)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
             if self._books is not None:
@@ -517,6 +587,10 @@ class BacktestEngine:
                     f"no price data for {order.symbol} in this backtest (symbols: {', '.join(market.symbols)}); "
                     "add it to run(symbols=[...])",
                 )
+                continue
+            last = self._expiries.expired(order.symbol, bar) if self._expiries is not None else None
+            if last is not None:
+                self.broker.reject(order, f"{order.symbol} stopped trading on {last} (its last trade date)")
                 continue
             working = WorkingOrder(order, owner, k, bar + 1)
             if order.good_till is not None:
@@ -530,6 +604,8 @@ class BacktestEngine:
             if refused is not None:
                 self.broker.reject(order, refused)
                 continue
+            if entries and order.order_id in entries:
+                self._book.open_bracket(working)  # its exits follow in this list
             immediate = order.time_in_force == TimeInForce.IOC
             if self.fill_at == "close" or immediate:
                 price = float(market.closes[bar, k])
@@ -579,6 +655,43 @@ class BacktestEngine:
             self._strategies[working.owner].on_fill(fill)
         except Exception as exc:
             self._record_error(working.owner, exc, "on_fill", now)
+
+    def _roll(self, owner: int, bar: int, ts: datetime) -> None:
+        """At ``bar``: expired contracts' positions settled, then the rolls — the automatic roll's orders
+        (if on), then the strategy's ``on_roll``."""
+        if self._expiries is not None:
+            for due in self._expiries.due(bar):
+                self._settle(owner, bar, ts, due)
+        router = self._router
+        if router is None:
+            return
+        for roll in router.rolls_at(bar, ts):
+            if self.auto_roll:
+                held = {s: p.quantity for s, p in self.broker.get_positions().items()}
+                roll.orders = router.roll_orders(roll, held)
+                if roll.orders:
+                    self._submit(owner, roll.orders, bar, ts)
+            log.info("%s rolls from %s to %s at %s", roll.symbol, roll.old, roll.new, ts)
+            try:
+                self._strategies[owner].on_roll(roll)
+            except Exception as exc:
+                self._record_error(owner, exc, "on_roll", ts)
+
+    def _settle(self, owner: int, bar: int, ts: datetime, due: tuple[str, int, date]) -> None:
+        """Close what is held of a contract that stopped trading (``due``: symbol, column, last trade
+        date), at its last close."""
+        symbol, k, last = due
+        market, quantity = self._market, self.broker.position_quantity(symbol)
+        if market is None or not quantity:
+            return
+        price = float(market.marks[bar - 1, k])
+        order = Order(
+            symbol, abs(quantity), side="sell" if quantity > 0 else "buy", tag="expiry", timestamp=ts
+        )
+        self._orders.append(order)
+        self._order_owner[order.order_id] = owner
+        log.info("%s expired on %s: %g settled at %s", symbol, last, quantity, price)
+        self._book_fill(WorkingOrder(order, owner, k, bar), Execution(price, slippage=False))
 
     # ------------------------------------------------------------------ hooks and errors
     def _call_start_hooks(self) -> None:
@@ -661,10 +774,33 @@ class BacktestEngine:
             prices=prices,
             errors=list(self.errors),
         )
+        if market is not None and isinstance(self._ledger, MultiAssetLedger):
+            result.margin_calls = margin_calls(equity, self._ledger.maintenance_curve(market.marks))
+            result.cash_balances = self.broker.cash_balances()
+            if self._accounting is not None:
+                result.multipliers = self._accounting.multipliers(market.symbols)
         keys = result_keys([s.name for s in self._strategies])
         books = self._books
         result.strategies = {keys[0]: result} if books is None else books.results(result, market, keys)
         return result
+
+
+def _frame_symbols(frame: pd.DataFrame, names: list[str]) -> list[str]:
+    """The symbols a run's bars are for: the ones asked for, else the frame's."""
+    if names:
+        return names
+    if isinstance(frame.columns, pd.MultiIndex):
+        return list(dict.fromkeys(frame.columns.get_level_values(1)))
+    return []
+
+
+def _reference_day(lo: pd.Timestamp | None, frame: pd.DataFrame) -> date:
+    """The day a one-digit contract year is read against: the run's start."""
+    if lo is not None:
+        return lo.date()
+    if len(frame) and isinstance(frame.index, pd.DatetimeIndex):
+        return frame.index[0].date()
+    return datetime.now(UTC).date()
 
 
 def _freeze_gc() -> bool:

@@ -46,9 +46,16 @@ class MarketData:
 
     ``frame`` keeps the shape strategies get: flat ``Open, High, Low, Close, Volume`` columns for one
     symbol, ``(Metric, Symbol)`` MultiIndex columns for several. Price arrays are ``(bars, symbols)``.
+
+    ``extra`` (a ``(Metric, Symbol)`` frame on the same index) adds symbols that orders can execute on but
+    strategies do not see: the futures contracts a continuous symbol trades
+    (:mod:`copilot_quant.backtest.rolls`). :attr:`symbols` lists every column of the price arrays;
+    :attr:`visible` only those of ``frame``.
     """
 
-    def __init__(self, frame: pd.DataFrame, symbols: list[str] | None = None) -> None:
+    def __init__(
+        self, frame: pd.DataFrame, symbols: list[str] | None = None, extra: pd.DataFrame | None = None
+    ) -> None:
         # one block per dtype: a frame joined from per-symbol frames has one per symbol, which makes
         # every history view (and column read) slower
         frame = consolidated(_check_index(frame))
@@ -71,6 +78,13 @@ class MarketData:
             self.symbols = [symbols[0]]
             _require_columns(set(frame.columns), "columns")
             prices = {m: frame[m].to_numpy(dtype=float).reshape(-1, 1) for m in _PRICE_COLUMNS}
+        self.visible = list(self.symbols)
+        self._extra = extra
+        if extra is not None:
+            more = list(dict.fromkeys(extra.columns.get_level_values(1)))
+            extra_prices = {m: extra[m][more].to_numpy(dtype=float) for m in _PRICE_COLUMNS}
+            prices = {m: np.hstack([prices[m], extra_prices[m]]) for m in _PRICE_COLUMNS}
+            self.symbols = self.symbols + more
         _check_prices(prices, frame.index, self.symbols)
         self.frame = frame
         self.index: pd.DatetimeIndex = frame.index  # type: ignore[assignment]
@@ -121,7 +135,7 @@ class MarketData:
         Built on demand: only a volume participation limit needs it. Raises ``DataError`` when the data
         has no ``Volume`` for a symbol, since the limit could not be applied.
         """
-        frame = self.frame
+        frame = self.frame if self._extra is None else self._with_extra()
         if isinstance(frame.columns, pd.MultiIndex):
             present = set(frame["Volume"].columns) if "Volume" in frame.columns.get_level_values(0) else set()
             missing = [s for s in self.symbols if s not in present]
@@ -135,6 +149,12 @@ class MarketData:
             f"volume_limit needs each bar's traded volume, but the data has no Volume for {missing}; "
             "add a Volume column or run without volume_limit"
         )
+
+    def _with_extra(self) -> pd.DataFrame:
+        frame = self.frame
+        if not isinstance(frame.columns, pd.MultiIndex):
+            frame = pd.concat({self.visible[0]: frame}, axis=1).swaplevel(axis=1)
+        return pd.concat([frame, self._extra], axis=1)
 
     def close_frame(self) -> pd.DataFrame:
         """Close per symbol per bar (columns are symbols)."""

@@ -18,10 +18,16 @@ One-cancels-all groups (``Order.oca_group``, :mod:`copilot_quant.model.oca`, as 
 any group member works, bars are matched in the order executions happen on the path (the capped loop's
 order), and after each execution the group's other members are cancelled or reduced — at once with a
 block (ocaType 1, 2), after every execution at the same path point without (ocaType 3).
+
+Brackets (``Order.parent_id``, :mod:`copilot_quant.model.bracket`, :mod:`copilot_quant.backtest.brackets`)
+are matched in path order too: an entry's exits are held until it fills, then work from the path point of
+its fill on (offered that point's price first, as a gap), each for at most the bracket's exposure; once
+the group is complete the exits still working are cancelled.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +36,7 @@ from typing import Protocol
 
 import numpy as np
 
+from copilot_quant.backtest.brackets import Bracket, exit_refusal
 from copilot_quant.model.fill_rules import (
     Execution,
     Located,
@@ -64,6 +71,8 @@ class WorkingOrder:
     trail: TrailState | None = None
     #: A good-till-date order expires after this bar (the first whose time reaches its good_till).
     expires_bar: int | None = None
+    #: The bracket this order is the entry or an exit of (None: not in a bracket).
+    bracket: Bracket | None = None
 
     def locate(self, path: tuple[float, ...] | list[float]) -> Located:
         """Where this order executes on ``path`` (its fill rule, with its kept state), and update the state."""
@@ -126,7 +135,16 @@ class OrderBook:
         volume_limit: fraction of each bar's volume that may fill, per symbol (None = no limit).
     """
 
-    __slots__ = ("_cap", "_ends_session", "_oca", "_ordered", "_purge", "_session_opens", "pending")
+    __slots__ = (
+        "_brackets",
+        "_cap",
+        "_ends_session",
+        "_oca",
+        "_ordered",
+        "_purge",
+        "_session_opens",
+        "pending",
+    )
 
     def __init__(self, volumes: np.ndarray | None = None, volume_limit: float | None = None) -> None:
         #: The working orders, oldest first. The list object never changes, so a bar loop can hold it
@@ -136,6 +154,8 @@ class OrderBook:
         self._purge = False
         self._cap: _VolumeCap | None = None
         self._oca: dict[str, _OcaGroup] = {}
+        #: Open brackets by their entry's order id (an entry is registered when its exits come with it).
+        self._brackets: dict[str, Bracket] = {}
         #: True while an OCA group member or an auction order may be working: bars are then matched in
         #: path order (:meth:`_execute_bar_ordered`).
         self._ordered = False
@@ -160,7 +180,22 @@ class OrderBook:
     def add(self, working: WorkingOrder) -> None:
         if working.order.status is OrderStatus.CREATED:  # a partial fill at the close keeps its status
             working.order.status = OrderStatus.SUBMITTED
+        bracket = working.bracket
+        if bracket is not None and working is not bracket.entry:
+            if working.order.status.is_done:
+                return
+            if not bracket.active:  # held until the entry fills (IB: PreSubmitted)
+                bracket.held.append(working)
+                return
+            bracket.exits.append(working)
         self.pending.append(working)
+
+    def open_bracket(self, working: WorkingOrder) -> None:
+        """``working`` is the entry of a bracket whose exits follow it (admit them after it)."""
+        bracket = Bracket(working)
+        working.bracket = bracket
+        self._brackets[str(working.order.order_id)] = bracket
+        self._ordered = True
 
     def bar_executor(self) -> BarExecutor:
         """What the bar loops call for each bar: :meth:`execute_bar`, or its twin under the volume limit."""
@@ -179,6 +214,17 @@ class OrderBook:
             working.trail = TrailState(stop)
         if order.auction or working.expires_bar is not None:
             self._ordered = True
+        if order.parent_id:
+            bracket = self._brackets.get(order.parent_id)
+            if bracket is None or bracket.complete:
+                return exit_refusal(order.parent_id)
+            entry = bracket.entry.order
+            if order.symbol != entry.symbol or order.side == entry.side:
+                return (
+                    f"bracket exit {order.order_id} must close its entry {entry.order_id}: the same symbol "
+                    f"({entry.symbol}), the other side"
+                )
+            working.bracket = bracket
         return self._join_group(working)
 
     def _join_group(self, working: WorkingOrder) -> str | None:
@@ -287,27 +333,37 @@ class OrderBook:
         hits.sort(key=_point)  # stable: submission order among executions at the same point
         unblocked: dict[str, None] = {}  # type-3 groups reduced once every execution at this point is booked
         point = 0
-        for at, working, execution in hits:
+        i = 0
+        while i < len(hits):  # exits released by their entry's fill join ``hits`` as it is walked
+            at, working, execution = hits[i]
+            i += 1
             if at != point:
                 self._reduce_groups(unblocked)
                 point = at
             if working.order.status.is_done or working.first_bar > bar:
                 continue  # cancelled or modified from on_fill, or cancelled by its OCA group, earlier in this bar
             before = working.order.filled_quantity
-            if cap is None or working.order.auction:  # an auction takes no share of the bar's volume
-                book(working, execution)
-            else:
-                self._book_capped(cap, bar, working, execution, book)
-            if working.order.oca_group and working.order.filled_quantity > before:
-                self._group_filled(working, working.order.filled_quantity - before, unblocked)
+            self._book_hit(cap, bar, working, execution, book)
+            filled = working.order.filled_quantity - before
+            if working.order.oca_group and filled > 0:
+                self._group_filled(working, filled, unblocked)
+            if working.bracket is not None:
+                s = working.symbol_index
+                path = price_path(
+                    opens.item(bar, s), highs.item(bar, s), lows.item(bar, s), closes.item(bar, s)
+                )
+                for hit in self._bracket_moved(working, filled, at, path[at:] or path[-1:]):
+                    hits.insert(bisect.bisect_right(hits, hit[0], lo=i, key=_point), hit)
         self._reduce_groups(unblocked)
         for working in missed:
             if working.order.status.is_active:
                 self._finish(working.order, OrderStatus.CANCELLED, "not filled in the opening auction")
         self._drop_done(bar, session_end)
         self._session_opens = session_end
+        if self._brackets:
+            self._sweep_brackets()
         if self._ordered:
-            self._ordered = any(
+            self._ordered = bool(self._brackets) or any(
                 w.order.oca_group or w.order.auction or w.expires_bar is not None for w in self.pending
             )
 
@@ -388,12 +444,81 @@ class OrderBook:
         self._purge = False
         self.pending[:] = keep
 
+    def _book_hit(
+        self, cap: _VolumeCap | None, bar: int, working: WorkingOrder, execution: Execution, book: Booker
+    ) -> None:
+        """Book one execution: all that is left, or what the volume limit and a bracket's exposure allow."""
+        limit: float | None = None
+        bracket = working.bracket
+        if bracket is not None and working is not bracket.entry:
+            order = working.order
+            allowed = bracket.allowance(working)
+            if allowed <= 1e-9:
+                return  # nothing to protect now (the other exit closed it, or the entry filled nothing yet)
+            if allowed < order.quantity - order.filled_quantity - 1e-9:
+                limit = allowed
+        if cap is None or working.order.auction:  # an auction takes no share of the bar's volume
+            book(working, execution, limit)
+        else:
+            self._book_capped(cap, bar, working, execution, book, limit=limit)
+
+    def _bracket_moved(
+        self, working: WorkingOrder, filled: float, at: int, rest: tuple[float, ...]
+    ) -> list[tuple[int, WorkingOrder, Execution]]:
+        """``filled`` of bracket order ``working`` was just booked at path point ``at``; ``rest`` is the
+        path from there on. An entry's fill releases its held exits, which are offered ``rest`` (its first
+        price as a gap): their executions on it are returned, located on the bar's path. An exit's fill
+        lowers the exposure; a complete group cancels the exits left."""
+        bracket = working.bracket
+        if bracket is None:
+            return []
+        hits: list[tuple[int, WorkingOrder, Execution]] = []
+        if working is bracket.entry:
+            if filled > 0:
+                for exit_working in bracket.release():
+                    self.pending.append(exit_working)
+                    _, execution, index = exit_working.locate(rest)
+                    if execution is not None:
+                        hits.append((at + index, exit_working, execution))
+        else:
+            bracket.exits_filled += filled
+        if bracket.complete:
+            self._close_bracket(bracket)
+        return hits
+
+    def _close_bracket(self, bracket: Bracket) -> None:
+        """The group is complete: cancel the exits still working or held (IB's one-cancels-other)."""
+        for exit_working in bracket.leftovers():
+            entry = bracket.entry.order
+            why = (
+                "bracket closed: the other exit filled"
+                if entry.filled_quantity > 0
+                else f"bracket closed: its entry {entry.order_id} ended {entry.status.value} without a fill"
+            )
+            self._finish(exit_working.order, OrderStatus.CANCELLED, why)
+            self._purge = True
+        bracket.held.clear()
+        self._brackets.pop(str(bracket.entry.order.order_id), None)
+
+    def _sweep_brackets(self) -> None:
+        """Close the brackets whose entry ended (cancelled, expired, rejected) with nothing left to protect."""
+        for bracket in [b for b in self._brackets.values() if b.complete]:
+            self._close_bracket(bracket)
+
     @staticmethod
     def _book_capped(
-        cap: _VolumeCap, bar: int, working: WorkingOrder, execution: Execution, book: Booker
+        cap: _VolumeCap,
+        bar: int,
+        working: WorkingOrder,
+        execution: Execution,
+        book: Booker,
+        *,
+        limit: float | None = None,
     ) -> None:
-        """Book what the volume limit lets ``working`` fill on bar ``bar`` now (possibly nothing)."""
+        """Book what the volume limit (and ``limit``) lets ``working`` fill on bar ``bar`` now (possibly nothing)."""
         quantity = cap.size(bar, working)
+        if limit is not None:
+            quantity = min(quantity, limit)
         if quantity <= 0:
             return
         order = working.order
@@ -414,6 +539,9 @@ class OrderBook:
         is done. Under a volume limit it fills at most what is left of bar ``bar``'s allowance."""
         if working.order.auction:
             return False  # its auction has passed (the strategy decides after the close): it waits
+        bracket = working.bracket
+        if bracket is not None and working is not bracket.entry and not bracket.active:
+            return False  # a bracket exit waits for its entry to fill
         _, execution, _ = working.locate((price,))
         if execution is None:
             return False
@@ -435,8 +563,13 @@ class OrderBook:
         self._finish(order, OrderStatus.CANCELLED, "immediate or cancel: not filled at once")
 
     def working_orders(self, owner: int) -> list[Order]:
-        """The orders of ``owner`` that can still fill, in submission order."""
-        return [w.order for w in self.pending if w.owner == owner and w.order.status.is_active]
+        """The orders of ``owner`` that can still fill (bracket exits held for their entry too)."""
+        working = [w.order for w in self.pending if w.owner == owner and w.order.status.is_active]
+        return working + [w.order for w in self._held() if w.owner == owner]
+
+    def _held(self) -> list[WorkingOrder]:
+        """Bracket exits waiting for their entry to fill (not in :attr:`pending` yet)."""
+        return [w for b in self._brackets.values() for w in b.held if w.order.status.is_active]
 
     def cancel(self, order_id: str | None, reason: str, *, matching: bool = False) -> Order | None:
         """Cancel the working order ``order_id`` now (status ``CANCELLED`` with ``reason``) and return it;
@@ -451,7 +584,13 @@ class OrderBook:
                     self._purge = True
                 else:
                     del pending[i]
+                if working.bracket is not None:
+                    self._sweep_brackets()
                 return order
+        for working in self._held():
+            if working.order.order_id == order_id:
+                self._finish(working.order, OrderStatus.CANCELLED, reason)
+                return working.order
         return None
 
     def find(self, order_id: str | None) -> WorkingOrder | None:
@@ -495,10 +634,11 @@ class OrderBook:
 
     def cancel_all(self, reason: str) -> list[Order]:
         """Cancel every working order (e.g. at the end of a backtest); returns them."""
-        cancelled = [w.order for w in self.pending]
+        cancelled = [w.order for w in [*self.pending, *self._held()]]
         for order in cancelled:
             self._finish(order, OrderStatus.CANCELLED, reason)
         self.pending.clear()
+        self._brackets.clear()
         return cancelled
 
     @staticmethod

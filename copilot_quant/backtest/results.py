@@ -105,6 +105,13 @@ class BacktestResult:
     #: run of one strategy maps its name to this result itself.
     strategies: dict[str, BacktestResult] = field(default_factory=dict, repr=False, compare=False)
     benchmark: Benchmark | None = None
+    #: Futures runs: each stretch of bars whose equity closed below the maintenance margin of the futures
+    #: held (:class:`~copilot_quant.backtest.multi_asset.MarginCall`); empty when there was none.
+    margin_calls: list[Any] = field(default_factory=list)
+    #: Futures/forex runs: the account's final cash per currency (USD first); empty for stock-only runs.
+    cash_balances: dict[str, float] = field(default_factory=dict)
+    #: Futures runs: each contract's multiplier by symbol (trade P&L is points × quantity × multiplier).
+    multipliers: dict[str, float] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -172,7 +179,9 @@ class BacktestResult:
         last close and flagged ``is_open``.
         """
         index = self.equity_curve.index if isinstance(self.equity_curve.index, pd.DatetimeIndex) else None
-        frame = self._cached("trades", lambda: round_trips(self.fills, self._last_prices(), index))
+        frame = self._cached(
+            "trades", lambda: round_trips(self.fills, self._last_prices(), index, self.multipliers)
+        )
         return frame.copy()
 
     @property
@@ -316,6 +325,7 @@ class BacktestResult:
                 self.fills,
                 self._last_prices(),
                 self.equity_curve.index if isinstance(self.equity_curve.index, pd.DatetimeIndex) else None,
+                self.multipliers,
             ),
         )
         closed = trades.loc[~trades["is_open"], "pnl"]

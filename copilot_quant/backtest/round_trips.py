@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,10 +63,11 @@ class FifoLots:
     ``duration`` (which need the bar index; :func:`round_trips` adds them).
     """
 
-    __slots__ = ("_lots", "symbol")
+    __slots__ = ("_lots", "multiplier", "symbol")
 
-    def __init__(self, symbol: str) -> None:
+    def __init__(self, symbol: str, multiplier: float = 1.0) -> None:
         self.symbol = symbol
+        self.multiplier = float(multiplier)
         self._lots: deque[_Lot] = deque()
 
     @property
@@ -86,7 +87,16 @@ class FifoLots:
             lot = book[0]
             qty = min(abs(remaining), abs(lot.quantity))
             closed.append(
-                _trade(self.symbol, lot, qty, price, time, exit_commission=per_share * qty, open_=False)
+                _trade(
+                    self.symbol,
+                    lot,
+                    qty,
+                    price,
+                    time,
+                    exit_commission=per_share * qty,
+                    open_=False,
+                    multiplier=self.multiplier,
+                )
             )
             lot.quantity -= math.copysign(qty, lot.quantity)
             remaining -= math.copysign(qty, remaining)
@@ -99,7 +109,16 @@ class FifoLots:
     def marked(self, price: float, time: pd.Timestamp) -> list[dict[str, Any]]:
         """The lots still open as trades marked to ``price`` at ``time`` (``is_open``, no exit commission)."""
         return [
-            _trade(self.symbol, lot, abs(lot.quantity), price, time, exit_commission=0.0, open_=True)
+            _trade(
+                self.symbol,
+                lot,
+                abs(lot.quantity),
+                price,
+                time,
+                exit_commission=0.0,
+                open_=True,
+                multiplier=self.multiplier,
+            )
             for lot in self._lots
         ]
 
@@ -113,11 +132,12 @@ def _trade(
     *,
     exit_commission: float,
     open_: bool,
+    multiplier: float = 1.0,
 ) -> dict[str, Any]:
-    """The trade row of ``qty`` of ``lot`` closed (or marked) at ``price``."""
+    """The trade row of ``qty`` of ``lot`` closed (or marked) at ``price`` (a future's points × multiplier)."""
     direction = 1.0 if lot.quantity > 0 else -1.0
     entry_commission = lot.commission_per_share * qty
-    pnl = direction * (price - lot.price) * qty - entry_commission - exit_commission
+    pnl = direction * (price - lot.price) * qty * multiplier - entry_commission - exit_commission
     return {
         "symbol": symbol,
         "side": "long" if direction > 0 else "short",
@@ -127,7 +147,7 @@ def _trade(
         "exit_price": price,
         "quantity": qty,
         "pnl": pnl,
-        "return": pnl / (lot.price * qty),
+        "return": pnl / (lot.price * qty * multiplier),
         "commission": entry_commission + exit_commission,
         "is_open": open_,
     }
@@ -137,13 +157,15 @@ def round_trips(
     fills: Iterable[Fill],
     last_prices: dict[str, tuple[pd.Timestamp, float]] | None = None,
     bar_index: pd.DatetimeIndex | None = None,
+    multipliers: Mapping[str, float] | None = None,
 ) -> pd.DataFrame:
     """Round-trip trades from fills, matched FIFO per symbol (see the module docstring).
 
     ``last_prices`` maps a symbol to ``(time, close)`` used to mark lots still open at the end (the last
     fill price is used for a symbol missing from it). ``bar_index`` (the bar timestamps) lets
     ``bars_held`` count bars; without it ``bars_held`` is ``NaN``. Returns a frame with
-    :data:`TRADE_COLUMNS`, ordered by exit time then entry time.
+    :data:`TRADE_COLUMNS`, ordered by exit time then entry time. ``multipliers`` gives a futures
+    contract's multiplier by symbol (others: 1): a trade's ``pnl`` is points × quantity × multiplier.
     """
     books: dict[str, FifoLots] = {}
     last_fill: dict[str, tuple[pd.Timestamp, float]] = {}
@@ -152,7 +174,8 @@ def round_trips(
         time = pd.Timestamp(fill.timestamp)
         book = books.get(fill.symbol)
         if book is None:
-            book = books[fill.symbol] = FifoLots(fill.symbol)
+            mult = multipliers.get(fill.symbol, 1.0) if multipliers else 1.0
+            book = books[fill.symbol] = FifoLots(fill.symbol, mult)
         last_fill[fill.symbol] = (time, fill.fill_price)
         rows += book.fill(fill.signed_quantity, fill.fill_price, time, fill.commission)
     marks = dict(last_fill)

@@ -112,6 +112,7 @@ class Strategy(ABC):
     * ``on_start()`` — once, after ``initialize``, when the engine starts feeding data.
     * ``on_data(timestamp, data) -> list[Order] | None`` — once per closed bar.
     * ``on_fill(fill)`` — once per execution, in order.
+    * ``on_roll(roll)`` — a continuous future's contract changed (backtest: before that bar's ``on_data``).
     * ``on_stop()`` then ``finalize()`` — once each, after the last bar (also when there was no data).
 
     From the hooks a strategy may read ``positions``/``cash``/``equity`` and the run's ``symbols``, list its working orders with
@@ -144,6 +145,10 @@ class Strategy(ABC):
 
     def on_fill(self, fill: Fill) -> None:  # noqa: B027 - optional hook
         """Called once per fill of one of this strategy's orders."""
+
+    def on_roll(self, roll: Any) -> None:  # noqa: B027 - optional hook
+        """Called when a continuous future the strategy runs on (``"MES"``) moves to its next contract,
+        before ``on_data`` for the first bar of the new one (see :mod:`copilot_quant.backtest.rolls`)."""
 
     def on_stop(self) -> None:  # noqa: B027 - optional hook
         """Called once after the last bar, before ``finalize``."""
@@ -194,7 +199,8 @@ class Strategy(ABC):
         self._own("symbols", value)
 
     def position(self, symbol: str) -> float:
-        """Signed quantity held in ``symbol`` (0 when flat)."""
+        """Signed quantity held in ``symbol`` (0 when flat). In a backtest, a continuous future (``"MES"``)
+        holds the sum over its contracts (``MESZ6``, ``MESH7`` …; :mod:`copilot_quant.backtest.rolls`)."""
         name = symbol.upper()
         if "_own_positions" not in self.__dict__:
             # the engine's own lookup, when it has one: no snapshot of every position per call, which

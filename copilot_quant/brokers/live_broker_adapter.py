@@ -62,7 +62,8 @@ from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.exec_reports import EXEC_CORRECTED, journal_correction, reused_exec_id_message
 from copilot_quant.brokers.fill_gate import FillGate
 from copilot_quant.brokers.ib_account import IbAccount
-from copilot_quant.brokers.ib_mapping import to_ib_order
+from copilot_quant.brokers.ib_contracts import instrument_key
+from copilot_quant.brokers.ib_mapping import bracket_links, to_ib_order
 from copilot_quant.brokers.ib_modify import send_modification
 from copilot_quant.brokers.ib_order_events import IbOrderEvents
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
@@ -365,10 +366,21 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
             self._reject(order, "not connected to IB; the order was not sent", order_ref=order_ref)
             return None
         self._install_handlers()
+        parent_ib_id = self._working_ib_id(order.parent_id) if order.parent_id else 0
+        if order.parent_id and not parent_ib_id:
+            self._reject(
+                order,
+                f"bracket exit of {order.parent_id}: its entry is not working at IB; send a bracket's orders "
+                "together (place_orders, or return them from a strategy)",
+                order_ref=order_ref,
+            )
+            return None
         record = self.tracker.add(order, order_ref)
-        check_price = float(current_price) if self.precheck_buying_power else math.nan
+        check_price = float(current_price) if self.precheck_buying_power and not parent_ib_id else math.nan
         try:
-            held_before = self._conn.run(self._place(record, check_price), timeout=15)
+            held_before = self._conn.run(
+                self._place(record, check_price, parent_ib_id=parent_ib_id), timeout=15
+            )
         except _Unaffordable as exc:
             self._reject(order, str(exc), record)
             return None
@@ -410,13 +422,23 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
             return [False] * len(orders)
         self._install_handlers()
         records = [(self.tracker.add(order, ref), price) for order, price, ref in orders]
+        links = bracket_links([order for order, _, _ in orders])
 
         async def place_all() -> list[BaseException | None]:
             outcomes: list[BaseException | None] = []
-            for record, price in records:
-                check_price = float(price) if self.precheck_buying_power else math.nan
+            placed: dict[str, int] = {}  # a bracket entry's order id -> its IB order id
+            for (record, price), (parent, transmit) in zip(records, links, strict=True):
+                check_price = float(price) if self.precheck_buying_power and parent is None else math.nan
                 try:
-                    await self._place(record, check_price)
+                    parent_ib_id = 0
+                    if (
+                        parent is not None
+                    ):  # an exit: its entry went out before it (untransmitted if just now)
+                        parent_ib_id = placed.get(parent) or self._working_ib_id(parent)
+                        if not parent_ib_id:
+                            raise BrokerError(f"its bracket entry {parent} was not placed")
+                    await self._place(record, check_price, parent_ib_id=parent_ib_id, transmit=transmit)
+                    placed[str(record.order.order_id)] = record.ib_order_id
                     outcomes.append(None)
                 except (_Unaffordable, BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
                     outcomes.append(exc)
@@ -436,12 +458,28 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
             placed.append(outcome is None)
         return placed
 
-    async def _place(self, record: TrackedOrder, check_price: float) -> float:
+    def _working_ib_id(self, order_id: str) -> int:
+        """IB's order id of our order ``order_id`` sent earlier and not finished at IB (0: none)."""
+        record = self.tracker.get(order_id)
+        if record is None or record.lost or (record.is_done and not record.may_be_at_ib):
+            return 0
+        return record.ib_order_id
+
+    async def _place(
+        self, record: TrackedOrder, check_price: float, *, parent_ib_id: int = 0, transmit: bool = True
+    ) -> float:
         """Check buying power (at a finite ``check_price``) and place the order, in one trip to the loop.
 
+        ``parent_ib_id``/``transmit``: IB's attached-order fields for a bracket (the entry goes with
+        ``transmit=False``, its exits name it as ``parentId``; the last exit transmits the group).
         Returns the IB position held just before, so that the caller can wait for IB's update.
         """
         contract = await self._contracts.contract(record.order.symbol)
+        routed = instrument_key(contract)
+        if contract.secType == "FUT" and routed != record.order.symbol:
+            # a continuous future (MES) trades its contract of the day, as in a backtest: the order, its
+            # fills and the position are that contract's; routed_from keeps what the strategy wrote
+            record.order.routed_from, record.order.symbol = record.order.symbol, routed
         ib = self._conn.ib
         if math.isfinite(check_price) and check_price > 0:
             refusal = await self._account.refusal_async(
@@ -456,7 +494,11 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
             log.info("order %s: %s", record.order.order_id, note)
         if record.order_ref:
             ib_order.orderRef = record.order_ref
+        ib_order.parentId = parent_ib_id
+        ib_order.transmit = transmit
         trade: Trade = ib.placeOrder(contract, ib_order)
+        # The message is on the wire: a later modification of this order (same id) must transmit at once.
+        trade.order.transmit = True
         displaced = self.tracker.bind(record, trade.order.orderId, trade.order)
         if displaced is not None:
             self._events.mark_lost(
@@ -559,7 +601,14 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         """Ask IB to cancel every order it may still hold (:meth:`orders_ib_may_hold`): what a kill switch
         must do. Returns how many cancel requests were sent."""
         sent = 0
-        for record in self.tracker.reachable_records():
+        records = self.tracker.reachable_records()
+        # A bracket goes whole: cancelling an entry that filled nothing cancels its exits at IB with it.
+        unfilled_entries = {str(r.order.order_id) for r in records if r.order.filled_quantity <= 0}
+        for record in records:
+            if record.order.parent_id in unfilled_entries:
+                record.cancel_requested = True
+                record.cancel_reason = reason or record.cancel_reason
+                continue
             if self.cancel_order(record.order, reason=reason):
                 sent += 1
         return sent

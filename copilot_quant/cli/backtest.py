@@ -103,7 +103,9 @@ def run_orders(result: BacktestResult, symbols: list[str]) -> RunOrders:
     """The run's orders against the symbols it has data for."""
     from copilot_quant.backtest.order_outcomes import RunOrders
 
-    return RunOrders.of(result.orders, symbols)
+    # a continuous future's orders trade its contracts, whose bars the run loaded too
+    priced = [str(s) for s in result.prices.columns]
+    return RunOrders.of(result.orders, list(dict.fromkeys([*symbols, *priced])))
 
 
 def _report_problems(
@@ -201,6 +203,8 @@ def run_backtest(
     volume_limit: float | None = None,
     console: Console | None = None,
     benchmark: str | None = options.BUY_AND_HOLD,
+    roll_days: int = 5,
+    auto_roll: bool = False,
 ) -> BacktestResult:
     """Backtest ``strategy`` as the ``backtest`` command does (progress bar on ``console``) and return the result.
 
@@ -225,6 +229,8 @@ def run_backtest(
         interval=interval,
         volume_limit=volume_limit,
         max_logged_errors=1,  # the first traceback once; the summary counts the rest
+        roll_days=roll_days,
+        auto_roll=auto_roll,
     )
     if isinstance(strategy, Sequence):
         for entry in strategy:
@@ -250,6 +256,8 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     spread: str = options.spread_option(),
     allow_short: bool = options.allow_short_option(),
     volume_limit: float | None = options.volume_limit_option(),
+    roll_days: int = options.roll_days_option(),
+    auto_roll: bool = options.auto_roll_option(),
     report: Path | None = typer.Option(None, "--report", "-r", help="Write the HTML report to this file."),
     params: list[str] = param_option(),
     benchmark: str | None = options.benchmark_option(),
@@ -286,6 +294,8 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
             volume_limit=volume_limit,
             console=console,
             benchmark=compared,
+            roll_days=roll_days,
+            auto_roll=auto_roll,
         )
         if len(result.equity_curve) == 0:
             raise ConfigError(
@@ -297,12 +307,28 @@ def backtest_command(  # noqa: PLR0917 - typer maps each parameter to a CLI opti
     )
     if result.has_sleeves:
         console.print(strategies_table(result))
+    _print_account(console, result)
     failure = _report_problems(console, result, names, interval)
     if report is not None:
         written = result.to_html(report)
         console.print(f"Report written to [bold]{escape(str(written))}[/]")
     if failure is not None:
         _fail(failure)
+
+
+def _print_account(console: Console, result: BacktestResult) -> None:
+    """Futures/forex runs: the cash left in each currency, and the margin calls."""
+    if result.cash_balances:
+        cash = ", ".join(f"{c} {v:,.2f}" for c, v in result.cash_balances.items())
+        console.print(f"Cash by currency: {escape(cash)}")
+    calls = result.margin_calls
+    if calls:
+        worst = max(calls, key=lambda c: c.worst_shortfall)
+        console.print(
+            f"[yellow]{len(calls)} margin call(s)[/]: equity below the maintenance margin for "
+            f"{sum(c.bars for c in calls)} bar(s), first at {calls[0].start:%Y-%m-%d %H:%M} UTC, "
+            f"worst shortfall {worst.worst_shortfall:,.2f} USD"
+        )
 
 
 def _fail(why: str) -> None:

@@ -169,6 +169,24 @@ def volume_limit_option() -> Any:
     )
 
 
+def roll_days_option() -> Any:
+    return typer.Option(
+        5,
+        "--roll-days",
+        help="Continuous futures (--symbols MES): trade the front contract until this many weekdays before "
+        "its last trade date, then the next one.",
+    )
+
+
+def auto_roll_option() -> Any:
+    return typer.Option(
+        False,
+        "--auto-roll/--no-auto-roll",
+        help="Continuous futures: at each roll, move the positions held in the old contract into the new one "
+        "(default: keep them; the strategy's on_roll hook is called either way).",
+    )
+
+
 def benchmark_option() -> Any:
     return typer.Option(
         None,

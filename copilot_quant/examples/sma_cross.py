@@ -92,7 +92,7 @@ def _crossover_orders(strategy: SimpleMovingAverage | SmaCrossFast, fast_above: 
     filling), and on the way down an unfilled buy is cancelled before the shares held are sold.
     """
     symbol, held, tif = strategy.symbol, strategy.held, strategy.time_in_force
-    working = [o for o in strategy.open_orders() if o.symbol == symbol]
+    working = [o for o in strategy.open_orders() if symbol in (o.symbol, o.routed_from)]
     if fast_above:
         if held == 0 and not working:
             return [Order(symbol, strategy.quantity, OrderType.MARKET, OrderSide.BUY, time_in_force=tif)]
@@ -153,7 +153,7 @@ class SimpleMovingAverage(Strategy):
         return _crossover_orders(self, bool(fast_ma > slow_ma))
 
     def on_fill(self, fill: Fill) -> None:
-        if fill.symbol == self.symbol:
+        if self.symbol in (fill.symbol, fill.order.routed_from):  # routed_from: "MES" traded as MESZ6
             self.held += fill.signed_quantity
         log.info("Fill: %s %g %s @ $%.2f", fill.order.side, fill.fill_quantity, fill.symbol, fill.fill_price)
 
@@ -209,6 +209,6 @@ class SmaCrossFast(FastStrategy):
         return None
 
     def on_fill(self, fill: Fill) -> None:
-        if fill.symbol == self.symbol:
+        if self.symbol in (fill.symbol, fill.order.routed_from):  # routed_from: "MES" traded as MESZ6
             self.held += fill.signed_quantity
         log.debug("Fill: %s %g %s @ $%.2f", fill.order.side, fill.fill_quantity, fill.symbol, fill.fill_price)

@@ -93,6 +93,9 @@ class WorkingOrder:
     limit_offset: float | None = None
     #: ``"open"`` / ``"close"``: it executes only in that auction (OPG; MOC, LOC); ``""`` otherwise.
     auction: str = ""
+    #: A bracket exit: its parent's key. The exits of one parent share the bracket's exposure
+    #: (:mod:`copilot_quant.model.bracket`): a fill of one lowers what the others may fill, at once.
+    bracket: OrderKey | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +248,8 @@ class MatchingEngine:
         #: Working members of each OCA group, and each group's done fraction (see model.oca).
         self._groups: dict[str, dict[OrderKey, None]] = {}
         self._done: dict[str, float] = {}
+        #: Each bracket's exposure (what its exits may still fill between them), set by the broker.
+        self._exposure: dict[OrderKey, float] = {}
 
     def add(self, order: WorkingOrder) -> None:
         if order.key in self._symbol_of:
@@ -262,6 +267,22 @@ class MatchingEngine:
         if order.oca_group:
             self._groups.get(order.oca_group, {}).pop(key, None)
         return order
+
+    def set_exposure(self, bracket: OrderKey, exposure: float) -> None:
+        """Bracket ``bracket``'s exits may fill ``exposure`` between them from now (the broker's rule)."""
+        self._exposure[bracket] = exposure
+
+    def _exit_filled(self, order: WorkingOrder, quantity: float) -> None:
+        """A bracket exit filled: its siblings may fill only what is left, from this very price on."""
+        group = order.bracket
+        if group is None or group not in self._exposure:
+            return
+        left = max(0.0, self._exposure[group] - quantity)
+        self._exposure[group] = left
+        for sibling in [w for w in self.working(order.symbol) if w.bracket == group and w.key != order.key]:
+            sibling.remaining = min(sibling.remaining, left)
+            if sibling.remaining <= 1e-9:
+                self.remove(sibling.key)  # nothing to protect now: the broker decides what becomes of it
 
     def set_group_done(self, group: str, fraction: float) -> None:
         """Resume OCA group ``group`` with done fraction ``fraction`` (its members' executions so far)."""
@@ -338,6 +359,8 @@ class MatchingEngine:
             events.append(FillIntent(order.key, fill_price, quantity))
             if order.oca_group:
                 self._group_filled(order, quantity, unblocked, events)
+            if order.bracket is not None:
+                self._exit_filled(order, quantity)
         for group in unblocked:
             self._reduce_group(group, None, events)
         return events
@@ -365,6 +388,8 @@ class MatchingEngine:
         if order.remaining <= 1e-9:
             order.remaining = 0.0
             self.remove(key)
+        if order.bracket is not None:
+            self._exit_filled(order, quantity)
         return [FillIntent(key, fill_price, quantity)]
 
     def _open_auction(

@@ -5,6 +5,7 @@ storage's lock, so it never sees half of a write.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from datetime import datetime
@@ -107,6 +108,24 @@ class JournalQueries:
         with self._store.reading("read orders") as conn:
             rows = conn.execute(sql + " ORDER BY id", params).fetchall()
         return [_order_record(r) for r in rows]
+
+    def bracket(self, order_ref: str) -> list[JournalOrder]:
+        """The bracket ``order_ref`` belongs to, as one unit: its entry, then its exits in the order they
+        were journaled (linked by the exits' ``parent_id`` term, within the entry's strategy); ``[]`` when
+        the order is in no bracket. Raises :class:`UnknownOrderRefError` for an unknown ref."""
+        order = self.order(order_ref)
+        entry_id = json.loads(order.terms).get("parent_id") if order.terms else None
+        entry_id = entry_id or order.order_id
+        sql = (
+            "SELECT * FROM orders WHERE account = ? AND strategy IS ? AND (order_id = ? OR "
+            "(terms != '' AND json_extract(terms, '$.parent_id') = ?)) ORDER BY id"
+        )
+        with self._store.reading(f"read the bracket of {order_ref}") as conn:
+            rows = conn.execute(sql, (order.account, order.strategy, entry_id, entry_id)).fetchall()
+        group = [_order_record(r) for r in rows]
+        entries = [o for o in group if not o.terms or "parent_id" not in json.loads(o.terms)]
+        exits = [o for o in group if o not in entries]
+        return [*entries[-1:], *exits] if exits else []
 
     def unsent_intents(self) -> list[JournalOrder]:
         """Orders journaled but never confirmed by the broker — after a crash they may or may not have

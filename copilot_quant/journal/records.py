@@ -60,7 +60,15 @@ class EventKind(StrEnum):
 
 
 #: Order fields the journal keeps in ``orders.terms`` (only those that are set).
-_TERMS = ("oca_group", "oca_type", "trail_amount", "trail_percent", "limit_offset", "good_till")
+_TERMS = (
+    "oca_group",
+    "oca_type",
+    "trail_amount",
+    "trail_percent",
+    "limit_offset",
+    "good_till",
+    "parent_id",
+)
 
 
 def order_terms(order: Order) -> str:

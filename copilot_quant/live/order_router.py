@@ -48,6 +48,8 @@ class _Routed:
     price: float
     decision: RiskDecision
     ref: str = ""
+    #: For a bracket exit: its entry, routed just before it in the same bar (the group shares one decision).
+    entry: _Routed | None = None
 
 
 class OrderRouter:
@@ -95,18 +97,26 @@ class OrderRouter:
         """
         routed: list[_Routed] = []
         for slot, order in items:
-            checked = self._check(slot, order, routed)
+            checked = self._check(slot, order, routed, items)
             if checked is not None:
                 routed.append(checked)
         if not routed or not self._record_intents(routed):
             return
         sent = self._send([r for r in routed if self._may_send(r)])
         for r in sent:
+            if r.entry is not None:
+                continue  # a bracket exit: it cannot fill before its entry, and the group is one order
             self._await_fills(r.order)  # IB may reject it meanwhile: then it keeps no order-rate slot
             if r.order.status is not OrderStatus.REJECTED:
                 self._risk.record_submitted(r.order)
 
-    def _check(self, slot: StrategySlot, order: Order, earlier: list[_Routed]) -> _Routed | None:
+    def _check(
+        self,
+        slot: StrategySlot,
+        order: Order,
+        earlier: list[_Routed],
+        items: Sequence[tuple[StrategySlot, Order]] = (),
+    ) -> _Routed | None:
         """Symbol, market hours and the risk check; None when the order stops here (held or refused)."""
         if order.symbol not in self.symbols:
             self._refuse_unsubscribed(slot, order)
@@ -123,6 +133,11 @@ class OrderRouter:
         if self._journal() is None:
             raise JournalError("the engine has no open journal; start() opens it before trading")
         price = self._feed.get_latest_price(order.symbol) or float("nan")
+        if order.parent_id:
+            entry = next((r for r in earlier if r.slot is slot and r.order.order_id == order.parent_id), None)
+            if entry is not None:  # the bracket was checked as one unit with its entry (its worst case)
+                return _Routed(slot, order, price, entry.decision, entry=entry)
+        exits = [o for s, o in items if s is slot and o.parent_id and o.parent_id == order.order_id]
         account = self._account
         working = self._broker.orders_ib_may_hold()  # also those an IB error code alone "rejected"
         working += [r.order for r in earlier if r.decision.ok]  # not sent yet, but about to be
@@ -135,6 +150,7 @@ class OrderRouter:
             open_orders=working,
             expect_data=self._safety.expect_data(),
             daily_pnl=account.daily_pnl,
+            exits=exits,
         )
         return _Routed(slot, order, price, decision)
 

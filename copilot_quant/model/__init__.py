@@ -2,7 +2,10 @@
 ports, a fill-based book per strategy, and the rules every simulation shares (``fill_rules``: where on a
 bar each order type executes; ``costs``: commission and slippage models, with ``tiered`` (IBKR Tiered
 pricing), ``fixed`` (IBKR Fixed with its pass-through fees) and ``cost_meter`` (an account's month volume);
-``modify``: which terms of a working order may change, and the named outcomes; ``participation``: the volume limit; ``instruments``: stocks, futures and forex pairs by name; ``instrument_costs``: IBKR futures and forex costs), used alike by the backtest and the simulated gateway.
+``participation``: the volume limit; ``oca``, ``trailing`` and ``bracket``: the order families' rules;
+``modify``: which terms of a working order may change, and the named outcomes; ``instruments``: stocks,
+futures and forex pairs by name; ``instrument_costs``: IBKR futures and forex costs), used alike by the
+backtest and the simulated gateway.
 
 Everything else builds on this package; it imports only the standard library, numpy, pandas and
 :mod:`copilot_quant.errors` (``tests/test_layers.py`` holds it to that). The guide's import paths

@@ -198,8 +198,14 @@ class Order:
     :mod:`copilot_quant.model.oca`): ``1`` cancel them (the default), ``2`` reduce them proportionally,
     ``3`` reduce them without overfill protection. A reduction lowers ``quantity``.
 
+    ``parent_id`` makes the order an exit of a bracket: it names the entry's ``order_id``, works only for
+    what the entry has filled and is one-cancels-other with the entry's other exits (see
+    :mod:`copilot_quant.model.bracket`); :meth:`bracket` builds the three orders.
+
     ``status``, ``filled_quantity``, ``avg_fill_price`` and ``reject_reason`` are maintained by the
-    broker; strategies should treat them as read-only.
+    broker; strategies should treat them as read-only. So is ``routed_from``: an order for a continuous
+    future (``"MES"``) trades the contract of the day, whose symbol replaces ``symbol`` (``"MESZ6"``) while
+    ``routed_from`` keeps ``"MES"`` (see :mod:`copilot_quant.backtest.rolls`).
     """
 
     symbol: str
@@ -224,6 +230,10 @@ class Order:
     trail_percent: float | None = None
     limit_offset: float | None = None
     good_till: datetime | None = None
+    parent_id: str = ""
+    #: set by a backtest that routed an order for a continuous future (``"MES"``) to the contract of the
+    #: day: the symbol the strategy wrote, while ``symbol`` is the contract's (``"MESZ6"``); else ``""``
+    routed_from: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol.strip():
@@ -260,6 +270,20 @@ class Order:
             self._check_good_till()
         if self.oca_group or self.oca_type is not OcaType.CANCEL_WITH_BLOCK:
             self._check_oca()
+        if self.parent_id:
+            self._check_parent()
+
+    def _check_parent(self) -> None:
+        if not isinstance(self.parent_id, str):
+            raise OrderValidationError(
+                f"parent_id must be the entry's order_id (a string), got {self.parent_id!r}"
+            )
+        if self.parent_id == self.order_id:
+            raise OrderValidationError(f"order {self.order_id} cannot be its own parent")
+        if self.oca_group:
+            raise OrderValidationError(
+                "a bracket exit (parent_id) is already one-cancels-other with its sibling; drop its oca_group"
+            )
 
     def _check_good_till(self) -> None:
         if self.time_in_force != TimeInForce.GTD:
@@ -386,6 +410,82 @@ class Order:
             order.oca_group, order.oca_type = group.strip(), kind
         return placed
 
+    @staticmethod
+    def bracket(
+        symbol: str,
+        quantity: float,
+        side: OrderSide | str = OrderSide.BUY,
+        *,
+        limit_price: float | None = None,
+        take_profit: float | None = None,
+        stop_loss: float | None = None,
+        time_in_force: TimeInForce | str = TimeInForce.DAY,
+        good_till: datetime | None = None,
+        tag: str = "",
+        allow_fractional: bool = False,
+    ) -> list[Order]:
+        """An entry with its exits, as ib_async's ``bracketOrder``: ``[entry, take_profit, stop_loss]``
+        (an exit left out is not built). Return the list from ``on_data``::
+
+            return Order.bracket("AAPL", 100, "buy", limit_price=185.0, take_profit=195.0, stop_loss=180.0)
+
+        The entry is a limit order at ``limit_price`` (a market order without one); the take-profit a limit
+        at ``take_profit`` and the stop-loss a stop at ``stop_loss``, both on the other side, for the same
+        quantity. The exits work only once the entry fills (for what it filled) and cancel each other (see
+        :mod:`copilot_quant.model.bracket`). Every order takes ``time_in_force`` (``day``, ``gtc`` or
+        ``gtd`` with ``good_till``). A take-profit or stop-loss on the wrong side of the entry is an
+        :class:`~copilot_quant.errors.OrderValidationError`.
+        """
+        from copilot_quant.model.bracket import check_bracket, check_exit_prices  # noqa: PLC0415 - it imports this module
+
+        if take_profit is None and stop_loss is None:
+            raise OrderValidationError("a bracket needs take_profit=, stop_loss= or both")
+        tif = _parse_enum(TimeInForce, time_in_force, "time_in_force")
+        if tif in (TimeInForce.IOC, TimeInForce.OPG):
+            raise OrderValidationError(
+                f"a bracket's orders work until the position is closed: use time_in_force 'day', 'gtc' or "
+                f"'gtd', not {tif.value!r}"
+            )
+        terms: dict[str, Any] = {"time_in_force": tif, "good_till": good_till, "tag": tag}
+        terms["allow_fractional"] = allow_fractional
+        entry_side = _parse_enum(OrderSide, side, "side")
+        check_exit_prices(  # before any order is built: a refused bracket uses up no order ids
+            entry_side,
+            _check_price(limit_price, "limit_price"),
+            _check_price(take_profit, "take_profit"),
+            _check_price(stop_loss, "stop_loss"),
+        )
+        kind = OrderType.MARKET if limit_price is None else OrderType.LIMIT
+        entry = Order(symbol, quantity, kind, entry_side, limit_price=limit_price, **terms)
+        exit_side = OrderSide.SELL if entry_side is OrderSide.BUY else OrderSide.BUY
+        exits = []
+        if take_profit is not None:
+            exits.append(
+                Order(
+                    symbol,
+                    quantity,
+                    OrderType.LIMIT,
+                    exit_side,
+                    limit_price=take_profit,
+                    parent_id=str(entry.order_id),
+                    **terms,
+                )
+            )
+        if stop_loss is not None:
+            exits.append(
+                Order(
+                    symbol,
+                    quantity,
+                    OrderType.STOP,
+                    exit_side,
+                    stop_price=stop_loss,
+                    parent_id=str(entry.order_id),
+                    **terms,
+                )
+            )
+        check_bracket(entry, exits)
+        return [entry, *exits]
+
     def copy(self, **changes: Any) -> Order:
         """A new order with the same fields (and a fresh order_id unless one is given)."""
         changes.setdefault("order_id", None)
@@ -394,6 +494,7 @@ class Order:
         changes.setdefault("avg_fill_price", 0.0)
         changes.setdefault("reject_reason", "")
         changes.setdefault("broker_order_id", None)
+        changes.setdefault("routed_from", "")
         return replace(self, **changes)
 
 
@@ -478,6 +579,9 @@ class Position:
     increased; reducing a position realizes P&L against it; crossing through zero realizes the whole
     old position and opens the remainder at the fill price. Commissions are not folded into the
     average cost; they are accounted in cash (and in :attr:`commission_paid`).
+
+    ``multiplier`` is the contract's (50 for an ES future, 1 for a stock or a forex pair): realized and
+    unrealized P&L and :attr:`market_value` (the notional, as IB reports it) are multiplied by it.
     """
 
     symbol: str
@@ -487,6 +591,7 @@ class Position:
     realized_pnl: float = 0.0
     last_price: float = 0.0
     commission_paid: float = 0.0
+    multiplier: float = 1.0
 
     @property
     def avg_cost(self) -> float:
@@ -494,9 +599,9 @@ class Position:
 
     @property
     def market_value(self) -> float:
-        """Signed value at the last marked price (negative for shorts)."""
+        """Signed value at the last marked price (negative for shorts), times the multiplier."""
         price = self.last_price or self.avg_entry_price
-        return self.quantity * price
+        return self.quantity * price * self.multiplier
 
     @property
     def total_pnl(self) -> float:
@@ -521,7 +626,7 @@ class Position:
         else:
             closed = min(abs(signed_qty), abs(old))
             direction = 1.0 if old > 0 else -1.0
-            realized = closed * (price - self.avg_entry_price) * direction
+            realized = closed * (price - self.avg_entry_price) * direction * self.multiplier
             if abs(new) < 1e-12:
                 new = 0.0
                 self.avg_entry_price = 0.0
@@ -537,7 +642,9 @@ class Position:
         """Mark the position to ``current_price``."""
         self.last_price = float(current_price)
         self.unrealized_pnl = (
-            self.quantity * (self.last_price - self.avg_entry_price) if self.quantity else 0.0
+            self.quantity * (self.last_price - self.avg_entry_price) * self.multiplier
+            if self.quantity
+            else 0.0
         )
 
     def snapshot(self) -> Position:

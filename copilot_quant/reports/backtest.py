@@ -31,6 +31,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from copilot_quant.reports import markers
+from copilot_quant.reports.account import account_html
 from copilot_quant.reports.backtest_tables import (
     metrics_html,
     monthly_html,
@@ -347,6 +348,7 @@ def render_html(result: ReportedResult, max_points: int = MAX_CHART_POINTS) -> s
     body = f"""<h2>Metrics</h2>
 {metrics_html(result)}
 {errors}
+{account_html(result)}
 {strategies_html(result)}
 <h2>Charts</h2>
 {_chart_notes(result, plan, max_points)}

@@ -74,7 +74,7 @@ def symbol_summary(result: ReportedResult) -> pd.DataFrame:
     ``open_trades`` (round trips, as in :attr:`~ReportedResult.trades`), ``win_rate`` of the closed ones
     (``nan`` without any), ``realized_pnl`` (closed trades, net of their commissions), ``open_pnl`` (open
     trades marked to the last close), ``total_pnl``, ``commission`` paid on the fills and the third-party ``fees`` in it, ``turnover`` (traded
-    notional: the sum of quantity x price over the fills), ``exposure`` (share of the run's bars that ended
+    notional: the sum of quantity x price (x multiplier for futures) over the fills), ``exposure`` (share of the run's bars that ended
     with a position in the symbol) and the final signed ``position``. Over all symbols ``total_pnl`` adds up
     to the run's profit, as far as the equity curve marks positions at the same closes.
     """
@@ -84,6 +84,10 @@ def symbol_summary(result: ReportedResult) -> pd.DataFrame:
     symbols = priced + [s for s in dict.fromkeys(fills["symbol"].astype(str)) if s not in seen]
     by_fill = fills.groupby(fills["symbol"].astype(str))
     signed = np.where(fills["side"] == "buy", 1.0, -1.0) * fills["quantity"]
+    # a futures contract's notional is price × multiplier per contract
+    multiplier = (
+        fills["symbol"].astype(str).map(result.multipliers).fillna(1.0) if result.multipliers else 1.0
+    )
     trades = result.trades
     trades["symbol"] = trades["symbol"].astype(str)
     closed = trades.loc[~trades["is_open"]].groupby("symbol")["pnl"]
@@ -101,7 +105,10 @@ def symbol_summary(result: ReportedResult) -> pd.DataFrame:
             "open_pnl": still_open.sum(),
             "commission": by_fill["commission"].sum(),
             "fees": by_fill["fees"].sum(),
-            "turnover": (fills["quantity"] * fills["price"]).abs().groupby(fills["symbol"].astype(str)).sum(),
+            "turnover": (fills["quantity"] * fills["price"] * multiplier)
+            .abs()
+            .groupby(fills["symbol"].astype(str))
+            .sum(),
             "exposure": (holdings.abs() > 1e-9).sum(axis=0) / bars if bars else pd.Series(dtype="float64"),
             "position": signed.groupby(fills["symbol"].astype(str)).sum(),
         },

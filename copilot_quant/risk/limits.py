@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from copilot_quant.errors import ConfigError
+from copilot_quant.model.bracket import worst_loss
 from copilot_quant.model.oca import OcaType
 from copilot_quant.model.orders import Order, OrderSide, OrderStatus, Position
 from copilot_quant.risk.kill_switch import KillSwitch
@@ -225,8 +226,13 @@ class RiskManager:
         expect_data: bool = True,
         reserve: bool = True,
         daily_pnl: float | None = None,
+        exits: Sequence[Order] = (),
     ) -> RiskDecision:
         """May ``order`` be sent now? The first violated rail decides the reason.
+
+        ``exits``: when ``order`` is a bracket's entry, its exits (sent with it, checked with it: they only
+        close what it opens). The daily-loss limit then counts the bracket's worst case — the entry lost
+        down to its stop (:func:`copilot_quant.model.bracket.worst_loss`) — not only the loss so far.
 
         ``positions``: current positions by symbol (their ``market_value`` values the other symbols for
         the gross exposure); ``open_orders``: the orders IB may still hold (working ones, and those an IB
@@ -255,6 +261,8 @@ class RiskManager:
             now,
             daily_pnl=daily_pnl,
         )
+        if decision.ok and exits:
+            decision = self._check_bracket(order, exits, last_price, equity, day_start_equity, daily_pnl)
         if decision.ok and reserve and rate is not None and not rate.reserve(now, id(order), order):
             decision = self._rate_refusal(rate, now)  # another thread took the last slot meanwhile
         if not decision.ok:
@@ -364,6 +372,38 @@ class RiskManager:
         return self._check_quantities(
             order, positions, equity, day_start_equity, open_orders, price, daily_pnl=daily_pnl
         )
+
+    def _check_bracket(  # noqa: PLR0917 - private; check()'s values
+        self,
+        entry: Order,
+        exits: Sequence[Order],
+        last_price: float | None,
+        equity: float | None,
+        day_start_equity: float | None,
+        daily_pnl: float | None,
+    ) -> RiskDecision:
+        """The daily-loss limit against the bracket's worst case (its entry lost down to its stop)."""
+        cap = self.limits.max_daily_loss
+        price = (
+            last_price if last_price is not None and math.isfinite(last_price) and last_price > 0 else None
+        )
+        worst = worst_loss(entry, exits, price)
+        if cap is None or worst is None:
+            return _ALLOW
+        if daily_pnl is not None and math.isfinite(daily_pnl):
+            loss = -float(daily_pnl)
+        elif equity is not None and day_start_equity is not None:
+            loss = float(day_start_equity) - float(equity)
+        else:
+            loss = 0.0  # the daily-loss rail itself refuses orders when it cannot tell the loss
+        if loss + worst > cap + _EPS:
+            return RiskDecision(
+                False,
+                f"the bracket's worst case loses {worst:,.2f} ({entry.quantity:g} x the distance from the entry "
+                f"to its stop); with today's loss {loss:,.2f} that exceeds max_daily_loss {cap:,.2f}",
+                RiskRule.DAILY_LOSS,
+            )
+        return _ALLOW
 
     def _check_band(self, order: Order, price: float) -> RiskDecision | None:
         band = self.limits.price_band_pct

@@ -1,7 +1,8 @@
 """Protection drills: a position's exits are held at IB, so they protect it while no engine runs.
 
-* A one-cancels-all group: while the engine is down the stop fills there and the take-profit is cancelled
-  there; a new engine adopts what happened: flat, the journal shows the group complete, nothing is sent again.
+* A one-cancels-all group, or a bracket the engine entered with: while the engine is down the stop fills
+  there and the take-profit is cancelled there; a new engine adopts what happened: flat, the journal shows
+  the group complete, nothing is sent again.
 * A trailing stop: the engine process is SIGKILLed; the price runs up (the stop follows it at IB) and falls
   through the raised stop, which fills; a new engine adopts the fill.
 """
@@ -79,6 +80,117 @@ def test_an_oca_exit_held_at_ib_protects_while_the_engine_is_down(make_engine, g
 ENGINE_PROCESS = Path(__file__).with_name("engine_process.py")
 
 
+def _enter_with_a_bracket_then_sigkill(gateway, journal_dir: Path) -> tuple[list[str], float]:
+    """An engine process enters with a bracket (10 AAPL at market, a far take-profit, a stop at half the
+    price); once the entry filled it is SIGKILLed. Returns its output lines and the stop price."""
+    price = gateway.broker.last_price("AAPL")
+    take, stop = round(price * 3, 2), round(price * 0.5, 2)
+    env = {**os.environ, "COPILOT_QUANT_JOURNAL_DIR": str(journal_dir)}
+    proc = subprocess.Popen(
+        [sys.executable, str(ENGINE_PROCESS), str(gateway.port), "bracket", str(take), str(stop)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+    reader.start()
+    try:
+        assert wait_until(lambda: "READY\n" in lines, timeout=30), lines
+        gateway.clock.step(1)  # the first bar: the bracket goes out as one group
+        assert wait_until(lambda: len(gateway.broker.open_orders()) == 3)
+        gateway.clock.step(1)  # the entry fills; the exits are armed at IB
+        assert wait_until(lambda: sum(line.startswith("FILL") for line in lines) == 1)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # no clean shutdown: the process just dies
+        proc.wait(10)
+        reader.join(5)
+        proc.stdout.close()
+    exits = sorted(gateway.broker.open_orders(), key=lambda r: r.order_id)
+    assert [(r.order_type.value, r.parent_id > 0) for r in exits] == [("LMT", True), ("STP", True)]
+    return lines, stop
+
+
+class _Delivered:  # an earlier process's on_fill call, by exec id
+    def __init__(self, exec_id: str) -> None:
+        self.fill_id = exec_id
+
+
+def _earlier_fills(lines: list[str]) -> list[_Delivered]:
+    return [_Delivered(line.split()[1]) for line in lines if line.startswith("FILL")]
+
+
+def _group(path: Path):
+    with TradeJournal(path, read_only=True) as journal:
+        entry_ref = next(o.order_ref for o in journal.orders() if o.side.value == "buy")
+        return journal.bracket(entry_ref)
+
+
+def test_a_bracket_entered_by_an_engine_protects_after_it_is_sigkilled(make_engine, gateway, journal_dir):
+    """Issue 10's drill: the engine enters with a bracket and is SIGKILLed; the market falls through the stop
+    while it is down; the stop fills at the gateway and the take-profit is cancelled there; the next engine
+    adopts it all: the strategy is flat, the journal shows the group complete, nothing is sent again."""
+    path = journal_file(journal_dir)
+    lines, stop = _enter_with_a_bracket_then_sigkill(gateway, journal_dir)
+    # The market falls through the stop while no engine runs.
+    gateway.call(lambda: gateway.broker.on_price("AAPL", round(stop * 0.9, 2)))
+    assert wait_until(lambda: not gateway.broker.open_orders())
+    assert not gateway.broker.positions()  # flat: the stop sold at IB
+
+    strategy = Scripted()
+    strategy.name = "BracketBuyer"  # the same strategy carries on: its orders and fills are its own
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    assert wait_until(lambda: len(strategy.fills) == 1)  # the stop's fill, made while it was down
+    held = strategy.positions.get("AAPL")
+    assert held is None or held.quantity == 0  # the strategy's book: bought 10, stopped out at IB
+    group = _group(path)
+    assert [(o.order_type.value, o.state) for o in group] == [
+        ("market", OrderState.FILLED),
+        ("limit", OrderState.CANCELLED),  # cancelled at IB by the bracket, not by us
+        ("stop", OrderState.FILLED),
+    ]
+    assert not engine.broker.get_open_orders()
+    gateway_refs = [o.order_ref for o in gateway.broker.completed_orders()]
+    assert sorted(gateway_refs) == sorted(o.order_ref for o in group)  # nothing sent again
+    assert_books_agree(gateway, path, [*_earlier_fills(lines), *strategy.fills], engine)  # type: ignore[list-item]
+
+
+def test_a_restarted_engine_adopts_the_working_exits_of_its_bracket(make_engine, gateway, journal_dir):
+    """Killed with the exits still working at IB: the next engine adopts them (linked to their entry, not
+    sent again); when the stop then fills, the take-profit is cancelled at IB and the strategy is flat."""
+    path = journal_file(journal_dir)
+    lines, stop = _enter_with_a_bracket_then_sigkill(gateway, journal_dir)
+    strategy = Scripted()
+    strategy.name = "BracketBuyer"
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    adopted = sorted(engine.broker.get_open_orders(), key=lambda o: o.order_type.value)
+    entry = _group(path)[0]
+    assert [(o.order_type.value, o.parent_id) for o in adopted] == [
+        ("limit", entry.order_id),
+        ("stop", entry.order_id),
+    ]
+    assert strategy.positions["AAPL"].quantity == 10  # the entry's fill, from the journal
+    gateway.call(lambda: gateway.broker.on_price("AAPL", round(stop * 0.9, 2)))
+    assert wait_until(lambda: len(strategy.fills) == 1)  # the adopted stop's fill reaches the strategy
+    assert wait_until(lambda: not engine.broker.get_open_orders())
+    held = strategy.positions.get("AAPL")
+    assert held is None or held.quantity == 0
+    assert wait_until(
+        lambda: (
+            [o.state for o in _group(path)] == [OrderState.FILLED, OrderState.CANCELLED, OrderState.FILLED]
+        )
+    )
+    gateway_refs = [o.order_ref for o in gateway.broker.completed_orders()]
+    assert sorted(gateway_refs) == sorted(o.order_ref for o in _group(path))  # nothing sent again
+    assert_books_agree(gateway, path, [*_earlier_fills(lines), *strategy.fills], engine)  # type: ignore[list-item]
+
+
 def test_a_trailing_stop_keeps_trailing_at_ib_while_the_engine_is_killed(make_engine, gateway, journal_dir):
     """The engine (its own process) buys 10 and protects them with a trailing stop held at IB, then is
     SIGKILLed. While it is down the price runs up — the stop follows it at the gateway — then falls through
@@ -143,10 +255,4 @@ def test_a_trailing_stop_keeps_trailing_at_ib_while_the_engine_is_killed(make_en
     assert sorted(o.order_ref for o in gateway.broker.completed_orders()) == sorted(by_ref)  # nothing resent
     assert wait_until(lambda: len(strategy.fills) == 1)  # the stop's fill, made while down, reaches it once
     assert strategy.position("AAPL") == 0
-
-    class Delivered:  # the first process's on_fill calls, by exec id
-        def __init__(self, exec_id: str) -> None:
-            self.fill_id = exec_id
-
-    earlier = [Delivered(line.split()[1]) for line in lines if line.startswith("FILL")]
-    assert_books_agree(gateway, path, [*earlier, *strategy.fills], engine)  # type: ignore[list-item]
+    assert_books_agree(gateway, path, [*_earlier_fills(lines), *strategy.fills], engine)  # type: ignore[list-item]

@@ -108,7 +108,7 @@ def test_stop_waits_presubmitted_until_triggered(broker):
         (req(1, action="SHORT"), "unknown action"),
         (req(1, tif="FOK"), "time in force"),
         (req(1, kind="LMT", lmt=20_000.0), "insufficient buying power"),
-        (req(1, parent_id=3), "bracket"),
+        (req(1, action="SELL", parent_id=3), "parent order 3 is not known"),
         (req(1, account="DU999"), "not managed"),
     ],
 )

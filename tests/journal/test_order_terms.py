@@ -74,3 +74,19 @@ def test_a_modification_changes_the_terms_not_the_state_and_is_kept_in_the_histo
     last = journal.status_history(ref)[-1]
     assert last.reason == "modify requested: quantity 12, limit 100.5, stop None, tif gtd"
     assert last.state.value == "partially_filled"
+
+
+def test_a_bracket_is_journaled_as_one_unit_and_its_links_survive_the_round_trip(
+    journal: TradeJournal,
+) -> None:
+    entry, take_profit, stop_loss = Order.bracket(
+        "AAPL", 10, "buy", limit_price=100.0, take_profit=110.0, stop_loss=95.0
+    )
+    other = Order("AAPL", 5, "market", "buy")
+    refs = [journal.record_intent(o, "s") for o in (entry, other, take_profit, stop_loss)]
+    rebuilt = [journal.order(ref).to_order() for ref in refs]
+    assert [o.parent_id for o in rebuilt] == ["", "", entry.order_id, entry.order_id]
+    group = [o.order_ref for o in journal.bracket(refs[3])]
+    assert group == [refs[0], refs[2], refs[3]]  # entry first, from any member
+    assert [o.order_ref for o in journal.bracket(refs[0])] == group
+    assert journal.bracket(refs[1]) == []  # not in a bracket

@@ -281,3 +281,17 @@ def test_a_passing_order_never_raises_gross_exposure_beyond_the_limit(
     aapl = held.get("AAPL", 0)
     reduces = abs(after_aapl) <= abs(aapl) and after_aapl * aapl >= 0
     assert decision.ok == (after <= cap or reduces)
+
+
+def test_a_bracket_counts_its_worst_case_against_the_daily_loss_limit_not_only_its_entry():
+    risk = manager(max_daily_loss=1_000)
+    entry, take_profit, stop_loss = Order.bracket(
+        "AAPL", 100, "buy", limit_price=50.0, take_profit=60.0, stop_loss=45.0
+    )
+    exits = [take_profit, stop_loss]  # worst case: 100 x (50 - 45) = 500
+    assert risk.check(entry, 50.0, {}, daily_pnl=-400.0, exits=exits, reserve=False).ok
+    refused = risk.check(entry, 50.0, {}, daily_pnl=-600.0, exits=exits, reserve=False)
+    assert not refused.ok
+    assert refused.rule is RiskRule.DAILY_LOSS
+    assert "worst case loses 500.00" in refused.reason
+    assert risk.check(entry, 50.0, {}, daily_pnl=-600.0, reserve=False).ok  # the entry alone would pass

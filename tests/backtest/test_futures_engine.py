@@ -1,0 +1,181 @@
+"""Futures and forex through the backtest engine: equity curves, margin calls and cash per currency."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+import pytest
+from copilot_quant.backtest.accounts import MARGIN_REJECT, InstrumentAccounts, PerContractCommission
+from copilot_quant.backtest.engine import BacktestEngine
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.errors import ConfigError
+from copilot_quant.model.instruments import InstrumentRegistry
+from copilot_quant.model.orders import Order, OrderStatus
+
+REG = InstrumentRegistry(reference=date(2026, 12, 1))
+
+
+def bars(symbols: dict[str, list[tuple[float, float]]], start: str = "2026-11-30") -> pd.DataFrame:
+    """Daily bars from (open, close) pairs per symbol; high/low bracket them."""
+    n = len(next(iter(symbols.values())))
+    index = pd.date_range(start, periods=n, freq="B", tz="America/New_York") + pd.Timedelta(hours=16)
+    frames = {}
+    for symbol, rows in symbols.items():
+        opens = [o for o, _ in rows]
+        closes = [c for _, c in rows]
+        frames[symbol] = pd.DataFrame(
+            {
+                "Open": opens,
+                "High": [max(o, c) for o, c in rows],
+                "Low": [min(o, c) for o, c in rows],
+                "Close": closes,
+                "Volume": 1_000.0,
+            },
+            index=index,
+        )
+    if len(frames) == 1:
+        return next(iter(frames.values()))
+    return pd.concat(frames, axis=1).swaplevel(axis=1).sort_index(axis=1)
+
+
+class Script(Strategy):
+    """Sends the given orders after the given bars; records equity and cash per bar."""
+
+    def __init__(self, plan: dict[int, list[Order]]) -> None:
+        super().__init__()
+        self.plan = plan
+        self.bar = -1
+        self.seen: list[tuple[float, float]] = []
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        self.bar += 1
+        self.seen.append((self.equity, self.cash))
+        return self.plan.get(self.bar)
+
+
+def _engine(capital: float, per_contract: float = 2.0) -> BacktestEngine:
+    accounts = InstrumentAccounts(REG, futures_commission=PerContractCommission(per_contract))
+    return BacktestEngine(capital, commission=0.001, slippage=0.0, instruments=accounts)
+
+
+def test_an_es_round_trip_through_the_engine_has_the_hand_computed_equity_curve() -> None:
+    data = bars({"ESZ6": [(6000, 6004), (6002, 6010), (6008, 6006), (6012.5, 6020), (6020, 6030)]})
+    engine = _engine(100_000)
+    strategy = Script({0: [Order("ESZ6", 2)], 2: [Order("ESZ6", 2, side="SELL")]})
+    engine.add_strategy(strategy)
+    result = engine.run(symbols=["ESZ6"], data=data)
+    assert [f.fill_price for f in result.fills] == [6002.0, 6012.5]
+    expected = [
+        100_000.0,
+        100_000 - 4 + 2 * (6010 - 6002) * 50,  # bought 2 at the open of bar 1, marked at its close
+        100_000 - 4 + 2 * (6006 - 6002) * 50,
+        100_000 - 8 + 2 * (6012.5 - 6002) * 50,  # sold at bar 3's open: 1,050 realized
+        100_000 - 8 + 1_050.0,
+    ]
+    assert result.equity_curve.tolist() == pytest.approx(expected)
+    assert result.cash_curve.tolist() == pytest.approx([100_000, 99_996, 99_996, 101_042, 101_042])
+    assert [e for e, _ in strategy.seen] == pytest.approx(expected)
+    assert result.cash_balances == {"USD": pytest.approx(101_042.0)}
+    assert result.margin_calls == []
+    trade = result.closed_trades.iloc[0]
+    # 10.5 points × 2 contracts × 50, less both commissions
+    assert trade["pnl"] == pytest.approx(1_050.0 - 8.0)
+    assert trade["return"] == pytest.approx((1_050.0 - 8.0) / (6002.0 * 2 * 50))
+    assert result.metrics["total_trades"] == 1
+
+
+def test_a_margin_rejection_and_a_maintenance_breach_are_both_reported() -> None:
+    # 30,000 covers one ES contract (25,000 initial); the second is rejected; then the price falls
+    # until equity is below the 22,700 maintenance margin
+    data = bars(
+        {"ESZ6": [(6000, 6000), (6000, 6000), (6000, 5950), (5950, 5840), (5840, 5900), (5900, 5990)]}
+    )
+    engine = _engine(30_000, per_contract=0.0)
+    strategy = Script({0: [Order("ESZ6", 1)], 1: [Order("ESZ6", 1)]})
+    engine.add_strategy(strategy)
+    result = engine.run(symbols=["ESZ6"], data=data)
+    rejected = [o for o in result.orders if o.status is OrderStatus.REJECTED]
+    assert len(rejected) == 1
+    assert (rejected[0].reject_reason or "").startswith(MARGIN_REJECT)
+    # equity: 30,000 - 160 × 50 = 22,000 at bar 3 (< 22,700), 22,500 at bar 4, 29,500 at bar 5
+    assert result.equity_curve.tolist() == pytest.approx([30_000, 30_000, 27_500, 22_000, 25_000, 29_500])
+    assert len(result.margin_calls) == 1
+    call = result.margin_calls[0]
+    assert call.bars == 1
+    assert call.start == result.equity_curve.index[3]
+    assert call.worst_shortfall == pytest.approx(700.0)
+    assert call.maintenance_at_start == 22_700.0
+
+
+def test_a_forex_round_trip_keeps_eur_and_usd_and_reports_equity_in_usd() -> None:
+    data = bars({"EUR.USD": [(1.1, 1.1), (1.1, 1.105), (1.105, 1.108), (1.11, 1.12)]})
+    engine = BacktestEngine(100_000, commission=0.001, slippage=0.0)
+    strategy = Script({0: [Order("EUR.USD", 10_000)], 2: [Order("EUR.USD", 10_000, side="SELL")]})
+    engine.add_strategy(strategy)
+    result = engine.run(symbols=["EUR.USD"], data=data)
+    usd_after_buy = 100_000 - 11_000 - 2.0
+    expected = [100_000, usd_after_buy + 11_050, usd_after_buy + 11_080, usd_after_buy + 11_100 - 2.0]
+    assert result.equity_curve.tolist() == pytest.approx(expected)
+    # while EUR is held, cash is the balances' total at the bar's rate: the same as equity
+    assert result.cash_curve.tolist() == pytest.approx(expected)
+    assert [e for e, _ in strategy.seen] == pytest.approx(expected)
+    assert result.cash_balances == pytest.approx({"USD": 100_096.0, "EUR": 0.0})
+
+
+def test_a_stock_only_run_has_no_futures_fields() -> None:
+    data = bars({"AAPL": [(100, 101), (101, 102), (102, 103)]})
+    engine = BacktestEngine(10_000, commission=0.0, slippage=0.0)
+    engine.add_strategy(Script({0: [Order("AAPL", 10)]}))
+    result = engine.run(symbols=["AAPL"], data=data)
+    assert result.cash_balances == {}
+    assert result.equity_curve.tolist() == [10_000, 10_000 + 10, 10_000 + 20]
+
+
+def test_a_forex_position_below_its_maintenance_margin_is_a_margin_call() -> None:
+    data = bars({"EUR.USD": [(1.1, 1.1), (1.1, 1.1), (1.1, 1.09), (1.09, 1.1)]})
+    engine = BacktestEngine(6_000, slippage=0.0, instruments=InstrumentAccounts(REG, forex_margin=0.05))
+    engine.add_strategy(Script({0: [Order("EUR.USD", 100_000)]}))
+    result = engine.run(symbols=["EUR.USD"], data=data)
+    # 0.2 bp of 110,000 USD = 2.20; a 100-pip fall costs 1,000 USD
+    assert result.equity_curve.tolist() == pytest.approx([6_000, 5_997.8, 4_997.8, 5_997.8])
+    (call,) = result.margin_calls
+    assert call.start == result.equity_curve.index[2]
+    assert call.maintenance_at_start == pytest.approx(100_000 * 1.09 * 0.05)
+    assert call.worst_shortfall == pytest.approx(5_450 - 4_997.8)
+
+
+def test_several_strategies_on_futures_are_refused_by_name() -> None:
+    data = bars({"ESZ6": [(6000, 6000), (6000, 6000)]})
+    engine = _engine(100_000)
+    engine.add_strategy(Script({}))
+    engine.add_strategy(Script({}))
+    with pytest.raises(ConfigError, match="several strategies"):
+        engine.run(symbols=["ESZ6"], data=data)
+
+
+def test_a_currency_without_a_pair_to_value_it_is_refused_by_name() -> None:
+    data = bars({"EUR.GBP": [(0.85, 0.85), (0.85, 0.86)]})
+    engine = BacktestEngine(100_000, instruments=REG)
+    engine.add_strategy(Script({}))
+    with pytest.raises(ConfigError, match=r"EUR, GBP .*add EUR\.USD, GBP\.USD"):
+        engine.run(symbols=["EUR.GBP"], data=data)
+
+
+def test_the_report_shows_cash_by_currency_multipliers_and_margin_calls(tmp_path: Any) -> None:
+    data = bars(
+        {"ESZ6": [(6000, 6000), (6000, 6000), (6000, 5950), (5950, 5840), (5840, 5900), (5900, 5990)]}
+    )
+    engine = _engine(30_000, per_contract=0.0)
+    engine.add_strategy(Script({0: [Order("ESZ6", 1)]}))
+    result = engine.run(symbols=["ESZ6"], data=data)
+    page = result.to_html(tmp_path / "report.html").read_text()
+    assert "Cash by currency at the end: USD 30,000.00" in page  # the loss is not realized yet
+    assert "ESZ6 × 50" in page
+    assert "Margin calls (1)" in page
+    assert "<td>22,000.00</td><td>22,700.00</td><td>700.00</td>" in page
+    # the symbol table's turnover counts the multiplier: one contract at 6,000 × 50
+    from copilot_quant.reports.backtest_tables import symbol_summary
+
+    assert symbol_summary(result).loc["ESZ6", "turnover"] == 6_000 * 50
