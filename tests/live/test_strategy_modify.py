@@ -297,3 +297,60 @@ def test_a_size_below_what_filled_is_refused_and_the_filled_size_completes_the_o
         assert (done.quantity, done.filled) == (strategy.filled_then, strategy.filled_then)
     finally:
         engine.disconnect()
+
+
+class BracketThenMoveStop(Strategy):
+    """A bracket whose entry rests far below the market; on bar 2 its held stop-loss is raised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bars = 0
+        self.placed: list[Order] = []
+        self.outcomes: list[ModifyOutcome] = []
+        self.done = 0
+
+    def on_data(self, timestamp, data):
+        try:
+            self.bars += 1
+            close = float(data["Close"].iloc[-1])
+            if self.bars == 1:
+                self.placed = Order.bracket(
+                    "AAPL",
+                    5,
+                    "buy",
+                    limit_price=round(close * 0.5, 2),
+                    take_profit=round(close * 2, 2),
+                    stop_loss=round(close * 0.4, 2),
+                    time_in_force="gtc",
+                )
+                return list(self.placed)
+            if self.bars == 2:
+                self.new_stop = round(close * 0.45, 2)
+                self.outcomes.append(self.modify(self.placed[2], stop_price=self.new_stop))
+            return None
+        finally:
+            self.done += 1
+
+
+def test_a_held_bracket_exit_is_modified_at_ib_and_stays_held(gateway, tmp_path):
+    strategy = BracketThenMoveStop()
+    engine = make_engine(gateway, tmp_path / "journal.sqlite", client_id=84)
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        gateway.clock.step(1)
+        assert wait_until(lambda: strategy.done == 1 and len(gateway.call(gateway.broker.open_orders)) == 3)
+        gateway.clock.step(1)
+        assert wait_until(lambda: strategy.done == 2)
+        assert strategy.outcomes == [ModifyOutcome.SENT]
+        stop = strategy.placed[2]
+        assert wait_until(lambda: engine.broker.modification_answered(stop))
+        assert stop.stop_price == strategy.new_stop
+        held = {o.order_id: o for o in gateway.call(gateway.broker.open_orders)}
+        at_ib = held[stop.broker_order_id]
+        assert at_ib.aux_price == strategy.new_stop
+        assert at_ib.status.value == "PreSubmitted"  # still waiting for its entry
+        assert len(held) == 3
+    finally:
+        engine.disconnect()
