@@ -509,11 +509,16 @@ class OrderBook:
         return None
 
     def find(self, order_id: str | None) -> WorkingOrder | None:
-        """The working order ``order_id`` that can still fill (the latest with that id), or None."""
-        return next(
+        """The working order ``order_id`` that can still fill (the latest with that id), or None; a bracket's
+        exit held until its entry fills counts (IB holds it PreSubmitted, and it can be modified)."""
+        found = next(
             (w for w in reversed(self.pending) if w.order.order_id == order_id and w.order.status.is_active),
             None,
         )
+        if found is None and self._brackets:
+            held = (w for b in self._brackets.values() for w in b.held)
+            found = next((w for w in held if w.order.order_id == order_id and w.order.status.is_active), None)
+        return found
 
     def modify(
         self, working: WorkingOrder, modification: Modification, next_bar: int, *, matching: bool = False
@@ -529,6 +534,9 @@ class OrderBook:
         """
         order = working.order
         modification.apply_to(order)
+        bracket = working.bracket
+        if bracket is not None and any(w is working for w in bracket.held):
+            return  # a held bracket exit: it starts working, with these terms, when its entry fills
         working.first_bar = max(working.first_bar, next_bar)
         done = order.filled_quantity >= order.quantity - 1e-9
         if done:

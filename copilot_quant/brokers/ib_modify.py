@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 
     from copilot_quant.brokers.order_tracking import TrackedOrder
 
-__all__ = ["MODIFIED_IB_FIELDS", "held_terms", "send_modification"]
+__all__ = ["ECHOED_IB_FIELDS", "MODIFIED_IB_FIELDS", "held_terms", "send_modification"]
 
 log = logging.getLogger(__name__)
 
 #: The ib_async ``Order`` fields a modification rewrites.
 MODIFIED_IB_FIELDS = ("totalQuantity", "lmtPrice", "auxPrice", "tif", "goodTillDate")
+#: Those ib_async copies from IB's openOrder onto a Trade it knows: equal to what was sent = accepted.
+ECHOED_IB_FIELDS = ("totalQuantity", "lmtPrice", "auxPrice")
 
 
 async def send_modification(
@@ -58,6 +60,7 @@ async def send_modification(
     record.modifying_ib = {name: getattr(ib_order, name) for name in MODIFIED_IB_FIELDS}
     for name in MODIFIED_IB_FIELDS:
         setattr(ib_order, name, getattr(fresh, name))
+    record.modifying_sent = {name: getattr(fresh, name) for name in ECHOED_IB_FIELDS}
     record.modifying = Modification.of(order)
     record.modify_refused_code = 0
     modification.apply_to(order)

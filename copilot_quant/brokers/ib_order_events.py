@@ -67,6 +67,13 @@ def _follow_oca_reduction(record: TrackedOrder, trade: Trade) -> None:
         order.quantity = total
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Two ib_async price or size fields alike (floats compared with a tolerance)."""
+    if _is_number(a) and _is_number(b):
+        return bool(abs(float(a) - float(b)) < 1e-9)
+    return bool(a == b)
+
+
 def _acknowledges_modification(record: TrackedOrder, trade: Trade) -> bool:
     """Whether this status report is IB's answer to the outstanding modification: ib_async labels it
     "Modified" when nothing in the status changed; a new size shows in filled + remaining instead."""
@@ -103,6 +110,16 @@ class IbOrderEvents:
             self._sink._journal_write(
                 lambda j: j.record_status(ref, record.status, float(st.filled or 0), None, avg, reason)
             )
+
+    def on_open_order(self, trade: Trade) -> None:
+        """IB's openOrder for one of our orders. After a modification, the one that echoes the sent price and
+        size is IB's acceptance: ib_async labels no status for it when the order waits PreSubmitted."""
+        record = self._record_of(trade)
+        if record is None or record.modifying is None or not record.modifying_sent:
+            return
+        if all(_same(getattr(trade.order, k, None), v) for k, v in record.modifying_sent.items()):
+            record.modifying = None
+            log.info("IB acknowledged the modification of order %s", record.order.order_id)
 
     def _apply_status(self, record: TrackedOrder, trade: Trade) -> None:
         st = trade.orderStatus

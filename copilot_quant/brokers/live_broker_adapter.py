@@ -217,6 +217,7 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
             if self._handlers_on is ib:
                 return  # once per IB object: reconnects reuse it, so handlers are never doubled
             ib.orderStatusEvent += self._events.on_order_status
+            ib.openOrderEvent += self._events.on_open_order
             ib.execDetailsEvent += self._events.on_exec_details
             ib.commissionReportEvent += self._events.on_commission
             ib.errorEvent += self._events.on_error

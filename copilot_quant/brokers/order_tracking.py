@@ -91,6 +91,8 @@ class TrackedOrder:
     modifying: Any = field(default=None, repr=False)
     #: The ib_async order's fields before that modification (restored with the terms).
     modifying_ib: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The price and size fields that modification sent (IB's openOrder echoes them when it accepts it).
+    modifying_sent: dict[str, Any] = field(default_factory=dict, repr=False)
     #: The IB code that refused the last modification, until its errorEvent (after the status event) is seen.
     modify_refused_code: int = 0
 

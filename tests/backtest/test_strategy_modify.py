@@ -226,3 +226,31 @@ def test_check_modification_keeps_the_unchanged_terms():
     with pytest.raises(OrderValidationError, match="trailing stop"):
         check_modification(trailing, {"stop_price": 90.0})
     assert check_modification(trailing, {"quantity": 5}).quantity == 5
+
+
+def test_a_bracket_exit_held_until_its_entry_fills_can_be_modified(make):
+    """IB holds a bracket's exits PreSubmitted until the entry fills, and they can be modified meanwhile."""
+    rows = [QUIET, QUIET, DIP, CRASH, QUIET]
+    placed: list[Order] = []
+    outcomes: list[ModifyOutcome] = []
+
+    def act(strategy, bar):
+        if bar == 0:
+            placed.extend(
+                Order.bracket(
+                    "X", 10, "buy", limit_price=95.0, take_profit=150.0, stop_loss=80.0, time_in_force="gtc"
+                )
+            )
+            return placed[:]
+        if bar == 1:  # the entry has not filled: the stop-loss is held, and is raised
+            outcomes.append(strategy.modify(placed[2], stop_price=90.0))
+        return None
+
+    result = run(make(act), rows)
+    assert outcomes == [ModifyOutcome.APPLIED]
+    entry, take_profit, stop_loss = placed
+    assert [(f.order.order_id, f.fill_price) for f in result.fills] == [
+        (entry.order_id, 95.0),
+        (stop_loss.order_id, 90.0),  # the raised stop, not the first one at 80
+    ]
+    assert take_profit.status is OrderStatus.CANCELLED

@@ -30,9 +30,11 @@ class PlaceThenModify(Strategy):
     """Places one GTC limit buy on bar 1 at half the close; on bar ``modify_on`` modifies it with
     ``changes(close)``; later bars try again (``again``) to see the named outcomes."""
 
-    def __init__(self, changes: Any, modify_on: int = 2, again: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, changes: Any, modify_on: int = 2, again: dict[str, Any] | None = None, factor: float = 0.5
+    ) -> None:
         super().__init__()
-        self.changes, self.modify_on, self.again = changes, modify_on, again
+        self.changes, self.modify_on, self.again, self.factor = changes, modify_on, again, factor
         self.bars = 0
         self.placed: list[Order] = []
         self.outcomes: list[ModifyOutcome] = []
@@ -44,7 +46,7 @@ class PlaceThenModify(Strategy):
             self.bars += 1
             close = float(data["Close"].iloc[-1])
             if self.bars == 1:
-                limit = round(close * 0.5, 2)
+                limit = round(close * self.factor, 2)
                 self.placed.append(Order("AAPL", 5, "limit", "buy", limit_price=limit, time_in_force="gtc"))
                 return list(self.placed)
             if self.bars == self.modify_on:
@@ -251,5 +253,104 @@ def test_an_order_held_while_the_market_is_closed_is_modified_in_place_and_sent_
         assert strategy.outcomes == [ModifyOutcome.APPLIED]  # never sent: simply changed
         assert engine.strategy_slots[0].held[0].quantity == 9
         assert gateway.call(gateway.broker.open_orders) == []
+    finally:
+        engine.disconnect()
+
+
+class ShrinkAfterPartialFill(PlaceThenModify):
+    """On bar 2, with some shares filled: asks for fewer than filled (refused), then for exactly what filled."""
+
+    def on_data(self, timestamp, data):
+        if self.bars != 1:
+            return super().on_data(timestamp, data)
+        try:
+            self.bars += 1
+            order = self.placed[0]
+            self.filled_then = order.filled_quantity
+            self.outcomes.append(self.modify(order, quantity=1))
+            self.outcomes.append(self.modify(order, quantity=self.filled_then))
+            return None
+        finally:
+            self.done += 1
+
+
+def test_a_size_below_what_filled_is_refused_and_the_filled_size_completes_the_order(
+    gateway_factory, tmp_path
+):
+    gateway = gateway_factory(partial_fill_size=1)  # one share per price: the order fills over several bars
+    strategy = ShrinkAfterPartialFill(lambda close: {}, modify_on=99, factor=1.5)
+    engine = make_engine(gateway, tmp_path / "journal.sqlite", client_id=83)
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        gateway.clock.step(1)
+        assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
+        (order,) = strategy.placed
+        gateway.clock.step(1)  # a few shares fill on bar 2's prices; then the strategy shrinks the order
+        assert wait_until(lambda: strategy.done == 2)
+        assert 1 < strategy.filled_then < 5
+        assert strategy.outcomes == [ModifyOutcome.BELOW_FILLED, ModifyOutcome.SENT]
+        assert wait_until(lambda: order.status is OrderStatus.FILLED)  # what filled is now the whole order
+        assert order.quantity == strategy.filled_then == order.filled_quantity
+        (done,) = gateway.call(gateway.broker.completed_orders)
+        assert (done.quantity, done.filled) == (strategy.filled_then, strategy.filled_then)
+    finally:
+        engine.disconnect()
+
+
+class BracketThenMoveStop(Strategy):
+    """A bracket whose entry rests far below the market; on bar 2 its held stop-loss is raised."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bars = 0
+        self.placed: list[Order] = []
+        self.outcomes: list[ModifyOutcome] = []
+        self.done = 0
+
+    def on_data(self, timestamp, data):
+        try:
+            self.bars += 1
+            close = float(data["Close"].iloc[-1])
+            if self.bars == 1:
+                self.placed = Order.bracket(
+                    "AAPL",
+                    5,
+                    "buy",
+                    limit_price=round(close * 0.5, 2),
+                    take_profit=round(close * 2, 2),
+                    stop_loss=round(close * 0.4, 2),
+                    time_in_force="gtc",
+                )
+                return list(self.placed)
+            if self.bars == 2:
+                self.new_stop = round(close * 0.45, 2)
+                self.outcomes.append(self.modify(self.placed[2], stop_price=self.new_stop))
+            return None
+        finally:
+            self.done += 1
+
+
+def test_a_held_bracket_exit_is_modified_at_ib_and_stays_held(gateway, tmp_path):
+    strategy = BracketThenMoveStop()
+    engine = make_engine(gateway, tmp_path / "journal.sqlite", client_id=84)
+    engine.add_strategy(strategy)
+    try:
+        assert engine.connect(timeout=5)
+        assert engine.start(["AAPL"], lookback_days=5)
+        gateway.clock.step(1)
+        assert wait_until(lambda: strategy.done == 1 and len(gateway.call(gateway.broker.open_orders)) == 3)
+        gateway.clock.step(1)
+        assert wait_until(lambda: strategy.done == 2)
+        assert strategy.outcomes == [ModifyOutcome.SENT]
+        stop = strategy.placed[2]
+        assert wait_until(lambda: engine.broker.modification_answered(stop))
+        assert stop.stop_price == strategy.new_stop
+        held = {o.order_id: o for o in gateway.call(gateway.broker.open_orders)}
+        at_ib = held[stop.broker_order_id]
+        assert at_ib.aux_price == strategy.new_stop
+        assert at_ib.status.value == "PreSubmitted"  # still waiting for its entry
+        assert len(held) == 3
     finally:
         engine.disconnect()

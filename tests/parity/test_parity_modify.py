@@ -52,3 +52,35 @@ def test_a_limit_moved_every_bar_fills_alike_in_backtest_and_live() -> None:
     filled = [row for row in report.backtest.orders if row[6] == "filled"]
     assert len(filled) >= 4, "the moved limits must have filled for this to mean anything"
     assert len(report.backtest.orders) == len(report.live.orders)
+
+
+class RaisedStop(Strategy):
+    """Buys at market when flat, then protects the position with a stop 3 % under the close that it raises
+    (never lowers) every bar: a trailing stop by hand, through modifications of one stop order."""
+
+    def initialize(self) -> None:
+        self.held = 0.0
+
+    def on_fill(self, fill: Fill) -> None:
+        self.held += fill.signed_quantity
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:
+        close = float(data["Close"].iloc[-1])
+        level = round(close * 0.97, 2)
+        working = self.open_orders()
+        if working:
+            stop = working[0]
+            if stop.stop_price is not None and level > stop.stop_price:
+                self.modify(stop, stop_price=level)
+            return []
+        if self.held == 0:
+            return [Order("AAPL", 30, "market", "buy")]
+        return [Order("AAPL", self.held, "stop", "sell", stop_price=level, time_in_force="gtc")]
+
+
+def test_a_stop_raised_every_bar_fills_alike_in_backtest_and_live() -> None:
+    report = run_parity(RaisedStop, "AAPL", "2011-01-01", "2011-06-30", commission=PerShareCommission())
+    assert report.ok, f"parity failed:\n{report.diffs.to_string()}"
+    assert report.backtest.final_equity == pytest.approx(report.live.final_equity, abs=0.005)
+    stops = [row for row in report.backtest.orders if row[3] == "stop" and row[6] == "filled"]
+    assert len(stops) >= 2, "the raised stops must have filled for this to mean anything"
