@@ -23,7 +23,9 @@ A futures contract (routed or named, ``"ESZ6"``) stops trading after its last tr
 still held then is settled at the contract's last close (:class:`Expiries`), and a new order for it is
 rejected.
 
-Days are exchange-zone calendar days of the bar timestamps (New York, as for DAY orders).
+A bar's day is the trading session it belongs to on the instrument's calendar (a CME Globex bar at 18:00
+Chicago belongs to the next day's session), in the exchange's zone; for a calendar the library does not
+know, the New York calendar day.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from datetime import date, datetime
 import pandas as pd
 
 from copilot_quant.backtest.market import SESSION_TZ
-from copilot_quant.errors import ConfigError
+from copilot_quant.data.calendars import closing_session_of, exchange_tz_name
+from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 from copilot_quant.model.orders import Order, OrderSide
 from copilot_quant.model.ports import IDataFeed
@@ -92,13 +95,13 @@ class ContinuousRouter:
             inst = registry.resolve(symbol)
             if inst.kind is AssetClass.FUTURE and inst.continuous:
                 self.roots[symbol] = inst
-        days = _days(index)
+        sessions = _Sessions(index)
         cache: dict[tuple[str, date], str] = {}
         #: continuous symbol -> contract symbol per bar
         self._contracts: dict[str, list[str]] = {}
         for symbol, inst in self.roots.items():
             per_bar = []
-            for day in days:
+            for day in sessions.days(inst.calendar):
                 key = (inst.root, day)
                 if key not in cache:
                     cache[key] = registry.contract_on(inst.root, day, roll_days=roll_days).symbol
@@ -200,7 +203,30 @@ class ContinuousRouter:
         return pd.DataFrame(columns, index=index)
 
 
-def _days(index: pd.DatetimeIndex) -> list[date]:
+class _Sessions:
+    """The trading day of each bar, per calendar (computed once per calendar)."""
+
+    __slots__ = ("_by_calendar", "_index")
+
+    def __init__(self, index: pd.DatetimeIndex) -> None:
+        self._index = index
+        self._by_calendar: dict[str, list[date]] = {}
+
+    def days(self, calendar: str) -> list[date]:
+        known = self._by_calendar.get(calendar)
+        if known is None:
+            known = self._by_calendar[calendar] = _days(self._index, calendar)
+        return known
+
+
+def _days(index: pd.DatetimeIndex, calendar: str) -> list[date]:
+    """Each bar's session day on ``calendar`` (exchange zone), or its New York day if that cannot be told."""
+    if index.tz is not None and len(index):
+        try:
+            closes = closing_session_of(index, calendar)
+            return list(closes.tz_convert(exchange_tz_name(calendar)).date)
+        except (CopilotQuantError, KeyError, ValueError) as exc:  # an unknown calendar, bars beyond it
+            log.debug("session days on %s unavailable (%s); using New York days", calendar, exc)
     local = index.tz_convert(SESSION_TZ) if index.tz is not None else index
     return list(local.date)
 
@@ -224,11 +250,17 @@ class Expiries:
             for k, (s, inst) in enumerate(zip(symbols, instruments, strict=True))
             if inst is not None and inst.kind is AssetClass.FUTURE and inst.expiry is not None
         }
-        self._days = _days(index)
+        sessions = _Sessions(index)
+        #: contract symbol -> each bar's session day on the contract's calendar
+        self._days = {
+            s: sessions.days(inst.calendar)
+            for s, inst in zip(symbols, instruments, strict=True)
+            if inst is not None and s in self.expiry
+        }
         #: bar -> the contracts that expired before its day but after the previous bar's
         self._due: dict[int, list[tuple[str, int, date]]] = {}
         for symbol, (k, last) in self.expiry.items():
-            bar = next((i for i, day in enumerate(self._days) if day > last), None)
+            bar = next((i for i, day in enumerate(self._days[symbol]) if day > last), None)
             if bar is not None and bar > 0:
                 self._due.setdefault(bar, []).append((symbol, k, last))
 
@@ -246,6 +278,6 @@ class Expiries:
     def expired(self, symbol: str, bar: int) -> date | None:
         """The last trade date of ``symbol`` if it is before ``bar``'s day, else ``None``."""
         known = self.expiry.get(symbol)
-        if known is None or self._days[bar] <= known[1]:
+        if known is None or self._days[symbol][bar] <= known[1]:
             return None
         return known[1]
