@@ -269,7 +269,8 @@ class Expiries:
         cls, symbols: Sequence[str], instruments: Sequence[Instrument | None], index: pd.DatetimeIndex
     ) -> Expiries | None:
         expiries = cls(symbols, instruments, index)
-        return expiries if expiries.expiry else None
+        # nothing to do (and the fast path stays open) when no contract stops trading within the bars
+        return expiries if expiries._due else None
 
     def due(self, bar: int) -> list[tuple[str, int, date]]:
         """``(symbol, column, last trade date)`` of each contract whose positions settle at ``bar``."""

@@ -179,3 +179,27 @@ def test_the_report_shows_cash_by_currency_multipliers_and_margin_calls(tmp_path
     from copilot_quant.reports.backtest_tables import symbol_summary
 
     assert symbol_summary(result).loc["ESZ6", "turnover"] == 6_000 * 50
+
+
+def test_the_fast_path_trades_futures_exactly_like_the_guide_style_path() -> None:
+    from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
+
+    rows = [(6000 + 10 * ((i * 7) % 13) - 60, 6000 + 10 * ((i * 5) % 11) - 50) for i in range(80)]
+    data = bars({"ESZ6": [(float(o), float(c)) for o, c in rows]}, start="2026-06-01")
+    results = []
+    for strategy in (
+        SimpleMovingAverage(quantity=2, fast_period=3, slow_period=8),
+        SmaCrossFast(quantity=2, fast_period=3, slow_period=8),
+    ):
+        engine = _engine(200_000)
+        engine.add_strategy(strategy)
+        results.append(engine.run(symbols=["ESZ6"], data=data))
+    guide, fast = results
+    assert len(guide.fills) > 4
+    assert [(f.timestamp, f.fill_price, f.signed_quantity) for f in guide.fills] == [
+        (f.timestamp, f.fill_price, f.signed_quantity) for f in fast.fills
+    ]
+    assert guide.equity_curve.tolist() == pytest.approx(fast.equity_curve.tolist())
+    log = guide.get_trade_log()
+    first = guide.fills[0]
+    assert log["total_cost"].iloc[0] == pytest.approx(first.fill_price * 2 * 50 + first.commission)
