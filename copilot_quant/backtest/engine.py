@@ -345,7 +345,9 @@ class BacktestEngine:
         if self._given_broker is None:
             self.broker = self._new_broker()
         if self._given_broker is None or self.broker.accounts is None:
-            self.broker.use_instruments(run_accounts(self.instruments, _reference_day(lo, frame)))
+            self.broker.use_instruments(
+                run_accounts(self.instruments, _reference_day(lo, frame), self.commission)
+            )
         self.errors = []
         accounts = self.broker.accounts
         self._router = (

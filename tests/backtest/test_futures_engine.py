@@ -203,3 +203,16 @@ def test_the_fast_path_trades_futures_exactly_like_the_guide_style_path() -> Non
     log = guide.get_trade_log()
     first = guide.fills[0]
     assert log["total_cost"].iloc[0] == pytest.approx(first.fill_price * 2 * 50 + first.commission)
+
+
+@pytest.mark.parametrize(
+    ("commission", "per_contract"), [("ibkr-tiered", 0.85), ("ibkr-fixed", 0.85), (0.001, 0.85)]
+)
+def test_futures_pay_ibs_plan_beside_the_stock_commission(commission: Any, per_contract: float) -> None:
+    data = bars({"ESZ6": [(6000, 6000), (6000, 6000)]})
+    engine = BacktestEngine(100_000, commission=commission, slippage=0.0)
+    engine.add_strategy(Script({0: [Order("ESZ6", 1)]}))
+    (fill,) = engine.run(symbols=["ESZ6"], data=data).fills
+    assert fill.commission == pytest.approx(per_contract + 1.38 + 0.02)
+    plan = engine.broker.accounts.costs.futures_plan  # type: ignore[union-attr]
+    assert plan == ("fixed" if commission == "ibkr-fixed" else "tiered")
