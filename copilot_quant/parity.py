@@ -70,6 +70,8 @@ from copilot_quant.data.dates import resolve_range, slice_range
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, DataError, GatewayError
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+from copilot_quant.live.bar_clock import BAR_SETTLE_NS
+from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 from copilot_quant.model.spread import SpreadModel, grid_frame, spread_model, with_spread
 from copilot_quant.parity_report import (
     BAR_HOOKS,
@@ -97,6 +99,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Seconds the replay's clock passes after each bar: the live engine's settle margin for quote-only bars.
+_SETTLE_SECONDS = BAR_SETTLE_NS / 1e9 + 1.0
 
 _PRICE_TOL = 1e-6
 _LIVE_CLIENT_ID = 7
@@ -136,11 +141,24 @@ def _bar_frames(
         frame = slice_range(frame, lo, hi)
         if frame.empty:
             raise DataError(f"no {interval} bars for {symbol} between {start} and {end}; widen the range")
-        # on the tick grid, as the gateway prints them: both runs then walk the same prices
-        frames[symbol] = grid_frame(frame[["Open", "High", "Low", "Close", "Volume"]].astype(float))
+        # on the tick grid, as the gateway prints them: both runs then walk the same prices (a future's or
+        # a pair's own tick, the stocks' cent grid otherwise)
+        frames[symbol] = _on_tick_grid(
+            symbol, frame[["Open", "High", "Low", "Close", "Volume"]].astype(float)
+        )
     first = min(f.index[0] for f in frames.values())
     last = max(f.index[-1] for f in frames.values())
     return frames, first, last
+
+
+def _on_tick_grid(symbol: str, frame: pd.DataFrame) -> pd.DataFrame:
+    inst = InstrumentRegistry().resolve(symbol)
+    if inst.kind is AssetClass.STOCK:
+        return grid_frame(frame)
+    out = frame.copy()
+    prices = ["Open", "High", "Low", "Close"]
+    out[prices] = (out[prices] / inst.tick_size).round() * inst.tick_size
+    return out
 
 
 def _final_status(order: Order) -> str:
@@ -340,8 +358,13 @@ def _live_run(
             def gateway_fills() -> int:
                 return int(gateway.call(lambda: len(broker.executions(_LIVE_CLIENT_ID))))
 
+            # a pair's bars have no trades: the live engine takes one as final once IB's clock is past its
+            # close by its settle margin, so with pairs time passes after each close, as at IB (only then:
+            # an immediate fill would otherwise be stamped after the close it happened at)
+            quotes_only = any(InstrumentRegistry().resolve(s).kind is AssetClass.FOREX for s in frames)
+            settle = _SETTLE_SECONDS if quotes_only else 0.0
             for stamp in stamps[1:]:
-                gateway.clock.step()
+                gateway.clock.step(then_idle=settle)
 
                 def processed(s: pd.Timestamp = stamp) -> bool:
                     last = engine._last_bar
@@ -377,7 +400,8 @@ def _live_run(
             summary.orders = [_order_row(r.order) for r in records]
             summary.outcomes = [OrderOutcome.of(r.order) for r in records]
             summary.final_equity = float(gateway.call(lambda: broker.account.net_liquidation))
-            summary.final_cash = float(gateway.call(lambda: broker.account.cash))
+            # every currency's balance in USD (forex trades hold EUR too), as the backtest's cash curve
+            summary.final_cash = float(gateway.call(lambda: broker.account.total_cash_value))
             summary.errors = [str(e["error"]) for e in list(engine.errors)]
             summary.bars_given, summary.strategy_errors = _merged(watches)
             parts = _live_parts(engine, watches, summary.fills, records)

@@ -1,4 +1,6 @@
-"""IB contracts of US stocks, qualified once per symbol, and each one's price grid (tick rules)."""
+"""IB contracts of the instruments a strategy trades (US stocks, futures contracts, forex pairs), qualified
+once per contract, and each one's price grid (tick rules). See :mod:`copilot_quant.brokers.ib_contracts`
+for how a symbol becomes a contract (a continuous future trades its contract of the day)."""
 
 from __future__ import annotations
 
@@ -6,11 +8,14 @@ import asyncio
 import logging
 import math
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from ib_async import Contract, RequestError, Stock
+from ib_async import Contract, RequestError
 
+from copilot_quant.brokers.ib_contracts import broker_today, ib_contract_for, traded_instrument
 from copilot_quant.brokers.tick_rules import PriceRule, rule_for_min_tick
-from copilot_quant.errors import BrokerError
+from copilot_quant.errors import BrokerError, ConfigError
+from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 
 if TYPE_CHECKING:
     from copilot_quant.brokers.connection import IBConnection
@@ -19,28 +24,47 @@ __all__ = ["ContractBook", "round_order_prices"]
 
 log = logging.getLogger(__name__)
 
+_NEW_YORK = ZoneInfo("America/New_York")
+_KIND_WORDS = {
+    AssetClass.STOCK: "US stock",
+    AssetClass.FUTURE: "futures contract",
+    AssetClass.FOREX: "forex pair",
+}
+
 
 class ContractBook:
-    """Qualified stock contracts and their price rules, looked up once per symbol (IB loop thread only)."""
+    """Qualified contracts and their price rules, looked up once per contract (IB loop thread only).
 
-    def __init__(self, connection: IBConnection) -> None:
+    ``registry`` defines the instruments (default: the shared futures table, years read against today).
+    """
+
+    def __init__(self, connection: IBConnection, registry: InstrumentRegistry | None = None) -> None:
         self._conn = connection
+        self._registry = registry
         self._contracts: dict[str, Contract] = {}
-        self._rules: dict[str, PriceRule] = {}
+        self._rules: dict[int | str, PriceRule] = {}
 
     async def contract(self, symbol: str) -> Contract:
-        """The qualified SMART/USD stock contract of ``symbol``; :class:`BrokerError` if IB knows none."""
-        contract = self._contracts.get(symbol)
+        """The qualified contract an order for ``symbol`` trades (``AAPL`` on SMART, ``MESZ6`` or the
+        contract of the day of ``MES``, ``EUR.USD`` on IDEALPRO); :class:`BrokerError` if IB knows none."""
+        today = await broker_today(self._conn.ib, symbol)
+        registry = self._registry or InstrumentRegistry(reference=today)
+        try:
+            inst = traded_instrument(symbol, registry, today)
+        except ConfigError as exc:
+            raise BrokerError(f"cannot trade {symbol!r}: {exc}") from None
+        contract = self._contracts.get(inst.symbol)
         if contract is None:
-            found = await self._conn.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
+            found = await self._conn.ib.qualifyContractsAsync(ib_contract_for(inst))
             if not found or not isinstance(found[0], Contract):
-                raise BrokerError(f"IB knows no US stock {symbol!r}; check the symbol")
-            contract = self._contracts[symbol] = found[0]
+                raise BrokerError(f"IB knows no {_KIND_WORDS[inst.kind]} {inst.symbol!r}; check the symbol")
+            contract = self._contracts[inst.symbol] = found[0]
         return contract
 
     async def price_rule(self, contract: Contract) -> PriceRule:
         """The contract's price grid, from its details (``minTick``); the US stock rule if IB gives none."""
-        rule = self._rules.get(contract.symbol)
+        key = contract.conId or contract.symbol
+        rule = self._rules.get(key)
         if rule is None:
             min_tick: float | None = None
             try:
@@ -50,7 +74,7 @@ class ContractBook:
                 log.info(
                     "no contract details for %s (%s); using the US stock tick rule", contract.symbol, exc
                 )
-            rule = self._rules[contract.symbol] = rule_for_min_tick(min_tick)
+            rule = self._rules[key] = rule_for_min_tick(min_tick, stock=contract.secType in ("STK", ""))
         return rule
 
 

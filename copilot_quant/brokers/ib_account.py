@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ib_async import RequestError
 
 from copilot_quant.backtest.orders import Order, OrderSide, Position
+from copilot_quant.brokers.ib_contracts import TRADED_SEC_TYPES, instrument_key, unit_avg_cost
 from copilot_quant.errors import BrokerError, NotConnectedError
 
 if TYPE_CHECKING:
@@ -125,18 +126,23 @@ class IbAccount:
         return result
 
     def read_positions(self) -> dict[str, Position]:
-        """IB's stock positions marked with its portfolio prices (loop thread: ib_async's caches)."""
+        """IB's positions (stocks, futures contracts, forex pairs) by instrument key (``AAPL``, ``MESZ6``,
+        ``EUR.USD``), marked with its portfolio prices (loop thread: ib_async's caches). A position's
+        average price is per unit (IB folds a future's multiplier into its avgCost)."""
         ib = self._conn.ib
         account = self._conn.account or ""
         marks = {
-            item.contract.symbol: item for item in ib.portfolio(account) if item.contract.secType == "STK"
+            instrument_key(item.contract): item
+            for item in ib.portfolio(account)
+            if item.contract.secType in TRADED_SEC_TYPES
         }
         out: dict[str, Position] = {}
         for p in ib.positions(account):
-            if p.contract.secType != "STK" or not p.position:
+            if p.contract.secType not in TRADED_SEC_TYPES or not p.position:
                 continue
-            symbol = p.contract.symbol
-            pos = Position(symbol, quantity=float(p.position), avg_entry_price=float(p.avgCost))
+            symbol = instrument_key(p.contract)
+            avg = unit_avg_cost(p.contract, p.avgCost)
+            pos = Position(symbol, quantity=float(p.position), avg_entry_price=avg)
             item = marks.get(symbol)
             if item is not None and item.marketPrice and item.marketPrice > 0:
                 pos.update_unrealized_pnl(float(item.marketPrice))
@@ -145,12 +151,12 @@ class IbAccount:
         return out
 
     def read_position(self, symbol: str) -> float:
-        """IB's stock position in ``symbol`` from ib_async's cache (loop thread)."""
+        """IB's position in ``symbol`` (an instrument key) from ib_async's cache (loop thread)."""
         account = self._conn.account or ""
         return sum(
             float(p.position)
             for p in self._conn.ib.positions(account)
-            if p.contract.symbol == symbol and p.contract.secType == "STK"
+            if p.contract.secType in TRADED_SEC_TYPES and instrument_key(p.contract) == symbol
         )
 
     def position(self, symbol: str) -> float:

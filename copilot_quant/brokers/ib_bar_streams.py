@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from eventkit import Event
 from ib_async import BarDataList, Contract, RequestError
 
+from copilot_quant.brokers.ib_contracts import calendar_of
 from copilot_quant.brokers.ib_mapping import IB_BAR_SIZE
 from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.stream_health import BarStreamWatch
@@ -207,7 +208,7 @@ class BarStreams:
             if rows:
                 store = self._live.get(key)
                 if store is None:
-                    store = self._live[key] = LiveBars(interval, self._store_size)
+                    store = self._live[key] = LiveBars(interval, self._store_size, calendar_of(symbol))
                 store.upsert(rows)
             if traded is not None and traded > self._synced.get(symbol, -1):
                 # Published only now that the rows are in the store: whoever sees this time sees them.

@@ -10,6 +10,7 @@ from datetime import datetime
 import pandas as pd
 from ib_async import IB, BarDataList, Contract, RequestError
 
+from copilot_quant.brokers.ib_contracts import bar_kind
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.data.dates import EXCHANGE_TZ
 from copilot_quant.errors import DataError, DataUnavailableError, UnknownSymbolError
@@ -72,8 +73,9 @@ async def request_bars(  # noqa: PLR0917 - IB's request fields, in IB's order
     keep_up_to_date: bool,
     request_timeout: float,
 ) -> tuple[BarDataList, str]:
-    """IB's TRADES bars (regular hours, UTC stamps), and IB's message when it answered "no data" (error
-    162; the bars are then empty). Paced by ``pacer``; a pacing violation is retried with backoff."""
+    """IB's TRADES bars (regular hours, UTC stamps; a forex pair's MIDPOINT bars, as it has no trades),
+    and IB's message when it answered "no data" (error 162; the bars are then empty). Paced by ``pacer``;
+    a pacing violation is retried with backoff."""
     request = (contract.conId, str(end), duration, bar_size, keep_up_to_date)
     for attempt in range(_PACING_RETRIES + 1):
         wait = pacer.reserve(contract.conId, request)
@@ -87,7 +89,7 @@ async def request_bars(  # noqa: PLR0917 - IB's request fields, in IB's order
                 end,
                 duration,
                 bar_size,
-                "TRADES",
+                bar_kind(contract),
                 useRTH=True,
                 formatDate=2,
                 keepUpToDate=keep_up_to_date,

@@ -26,7 +26,7 @@ from ib_async import Order as IBOrder
 
 from copilot_quant.backtest.interfaces import BAR_COLUMNS, SUPPORTED_INTERVALS
 from copilot_quant.backtest.orders import Order, OrderStatus, OrderType, TimeInForce
-from copilot_quant.data.calendars import closing_session_of, daily_close_stamps
+from copilot_quant.data.calendars import DEFAULT_CALENDAR, closing_session_of, daily_close_stamps
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
 from copilot_quant.data.resample import resample_daily
 from copilot_quant.errors import DataError
@@ -118,25 +118,29 @@ def empty_bars() -> pd.DataFrame:
     )
 
 
-def _stamp_intraday(starts: Iterable[Any], interval: str) -> pd.DatetimeIndex:
+def _stamp_intraday(
+    starts: Iterable[Any], interval: str, calendar: str = DEFAULT_CALENDAR
+) -> pd.DatetimeIndex:
     index = pd.DatetimeIndex([pd.Timestamp(s) for s in starts])
     if index.tz is None:  # formatDate=2 gives UTC; anything naive is read as UTC too
         index = index.tz_localize("UTC")
     index = index.tz_convert("UTC").as_unit("ns")
     ends = index + bar_duration(interval)
     # A short last bar of a session (e.g. 15:30-16:00 in hourly bars) ends at the close, not later.
-    closes = closing_session_of(index + pd.Timedelta(1, "ns"))
+    closes = closing_session_of(index + pd.Timedelta(1, "ns"), calendar)
     return pd.DatetimeIndex(np.minimum(ends.asi8, closes.as_unit("ns").asi8)).tz_localize("UTC")
 
 
-def bar_stamps(dates: Iterable[Any], interval: str) -> pd.DatetimeIndex:
+def bar_stamps(dates: Iterable[Any], interval: str, calendar: str = DEFAULT_CALENDAR) -> pd.DatetimeIndex:
     """The project stamps (UTC close times) of IB bar ``date`` fields: session closes for daily dates (also
-    the daily rows weekly/monthly bars are built from), start + length (clipped at the close) intraday."""
+    the daily rows weekly/monthly bars are built from), start + length (clipped at the close) intraday.
+    ``calendar`` is the instrument's (a future's CME Globex close, a pair's 17:00 New York), so live bars
+    carry the stamps the backtest's data has."""
     labels = list(dates)
     if interval in INTRADAY_INTERVALS:
-        return _stamp_intraday(labels, interval)
+        return _stamp_intraday(labels, interval, calendar)
     days = pd.DatetimeIndex([pd.Timestamp(d.date() if isinstance(d, datetime) else d) for d in labels])
-    return daily_close_stamps(days)
+    return daily_close_stamps(days, calendar)
 
 
 def bar_values(bar: Any) -> tuple[float, float, float, float, float]:
@@ -144,7 +148,7 @@ def bar_values(bar: Any) -> tuple[float, float, float, float, float]:
     return float(bar.open), float(bar.high), float(bar.low), float(bar.close), _volume(bar.volume)
 
 
-def bars_to_frame(bars: Iterable[Any], interval: str) -> pd.DataFrame:
+def bars_to_frame(bars: Iterable[Any], interval: str, calendar: str = DEFAULT_CALENDAR) -> pd.DataFrame:
     """ib_async ``BarData`` (or anything with ``date, open, high, low, close, volume``) -> project frame.
 
     NaN or unset volumes are kept as NaN (a bar is never dropped for a missing size).
@@ -159,7 +163,7 @@ def bars_to_frame(bars: Iterable[Any], interval: str) -> pd.DataFrame:
         "Close": [float(r.close) for r in rows],
         "Volume": [_volume(r.volume) for r in rows],
     }
-    index = bar_stamps([r.date for r in rows], interval)
+    index = bar_stamps([r.date for r in rows], interval, calendar)
     frame = pd.DataFrame(data, index=index.rename("timestamp"), dtype="float64")
     frame = frame[~frame.index.duplicated(keep="last")].sort_index()
     if interval in ("1wk", "1mo"):

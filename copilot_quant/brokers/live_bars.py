@@ -26,7 +26,7 @@ import pandas as pd
 
 from copilot_quant.backtest.interfaces import BAR_COLUMNS
 from copilot_quant.brokers.ib_mapping import bar_stamps, bar_values, empty_bars
-from copilot_quant.data.calendars import session_close
+from copilot_quant.data.calendars import DEFAULT_CALENDAR, session_close
 from copilot_quant.data.resample import period_keys, period_last_close, period_start, resample_daily
 from copilot_quant.errors import ConfigError, DataError
 
@@ -39,13 +39,13 @@ _PERIODS = ("1wk", "1mo")
 _MEMO_LIMIT = 200_000
 
 
-def _session_close_ns(label: Any) -> int:
+def _session_close_ns(label: Any, calendar: str = DEFAULT_CALENDAR) -> int:
     """Stamp of one daily bar label; a day without a session takes the batch path (which logs it)."""
     day = label.date() if isinstance(label, datetime) else label
     try:
-        return session_close(day).value
+        return session_close(day, calendar).value
     except DataError:
-        return int(bar_stamps([label], "1d").asi8[0])
+        return int(bar_stamps([label], "1d", calendar).asi8[0])
 
 
 class LiveBars:
@@ -54,12 +54,14 @@ class LiveBars:
     Thread-safe: one writer (:meth:`upsert`) and any number of readers may run at once.
     """
 
-    __slots__ = ("_lock", "_memo", "_n", "_stamps", "_values", "interval", "size")
+    __slots__ = ("_lock", "_memo", "_n", "_stamps", "_values", "calendar", "interval", "size")
 
-    def __init__(self, interval: str, size: int = 100_000) -> None:
+    def __init__(self, interval: str, size: int = 100_000, calendar: str = DEFAULT_CALENDAR) -> None:
         if size < 1:
             raise ConfigError(f"a live bar store needs room for at least 1 bar, got size={size}")
         self.interval = interval
+        #: The instrument's exchange calendar: bars are stamped at its session closes.
+        self.calendar = calendar
         self.size = int(size)
         self._stamps = np.empty(64, dtype="int64")
         self._values = np.empty((64, len(BAR_COLUMNS)), dtype="float64")
@@ -90,9 +92,9 @@ class LiveBars:
                 memo.clear()  # forget long-gone bars' labels; this batch's are all stamped afresh
                 missing = list(dict.fromkeys(labels))
             if len(missing) == 1 and self._stored_interval == "1d":  # a new day's bar: one calendar lookup
-                memo[missing[0]] = _session_close_ns(missing[0])
+                memo[missing[0]] = _session_close_ns(missing[0], self.calendar)
             else:
-                stamps = bar_stamps(missing, self._stored_interval).asi8
+                stamps = bar_stamps(missing, self._stored_interval, self.calendar).asi8
                 memo.update(zip(missing, (int(s) for s in stamps), strict=True))
         return [memo[label] for label in labels]
 

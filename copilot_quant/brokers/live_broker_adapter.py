@@ -62,6 +62,7 @@ from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.exec_reports import EXEC_CORRECTED, journal_correction, reused_exec_id_message
 from copilot_quant.brokers.fill_gate import FillGate
 from copilot_quant.brokers.ib_account import IbAccount
+from copilot_quant.brokers.ib_contracts import instrument_key
 from copilot_quant.brokers.ib_mapping import bracket_links, to_ib_order
 from copilot_quant.brokers.ib_modify import send_modification
 from copilot_quant.brokers.ib_order_events import IbOrderEvents
@@ -474,6 +475,11 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         Returns the IB position held just before, so that the caller can wait for IB's update.
         """
         contract = await self._contracts.contract(record.order.symbol)
+        routed = instrument_key(contract)
+        if contract.secType == "FUT" and routed != record.order.symbol:
+            # a continuous future (MES) trades its contract of the day, as in a backtest: the order, its
+            # fills and the position are that contract's; routed_from keeps what the strategy wrote
+            record.order.routed_from, record.order.symbol = record.order.symbol, routed
         ib = self._conn.ib
         if math.isfinite(check_price) and check_price > 0:
             refusal = await self._account.refusal_async(
@@ -491,6 +497,8 @@ class LiveBrokerAdapter(BrokerAccountReads, IBroker):
         ib_order.parentId = parent_ib_id
         ib_order.transmit = transmit
         trade: Trade = ib.placeOrder(contract, ib_order)
+        # The message is on the wire: a later modification of this order (same id) must transmit at once.
+        trade.order.transmit = True
         displaced = self.tracker.bind(record, trade.order.orderId, trade.order)
         if displaced is not None:
             self._events.mark_lost(

@@ -41,6 +41,7 @@ from copilot_quant.brokers.bar_cache import BarCache
 from copilot_quant.brokers.config import resolve_connection
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.ib_bar_streams import BarStreams
+from copilot_quant.brokers.ib_contracts import calendar_of
 from copilot_quant.brokers.ib_history import request_bars, warn_no_bars
 from copilot_quant.brokers.ib_mapping import (
     IB_BAR_SIZE,
@@ -351,7 +352,7 @@ class LiveDataFeedAdapter(IDataFeed):
         bars, ib_said = await self._request_bars(
             contract, end, duration, IB_BAR_SIZE[interval], keep_up_to_date=False
         )
-        return bars_to_frame(bars, interval), ib_said
+        return bars_to_frame(bars, interval, calendar_of(symbol)), ib_said
 
     async def _request_bars(
         self, contract: Contract, end: datetime | str, duration: str, bar_size: str, *, keep_up_to_date: bool

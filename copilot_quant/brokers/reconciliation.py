@@ -23,6 +23,7 @@ from typing import Any
 from ib_async import IB, Trade
 from ib_async import Fill as IBFill
 
+from copilot_quant.brokers.ib_contracts import instrument_key
 from copilot_quant.brokers.ib_mapping import ib_status
 from copilot_quant.journal import BrokerExecution, BrokerOrder
 
@@ -79,7 +80,7 @@ def to_broker_order(trade: Trade) -> BrokerOrder | None:
     return BrokerOrder(
         order_ref=order.orderRef or None,
         broker_order_id=int(order.orderId) if order.orderId else None,
-        symbol=trade.contract.symbol,
+        symbol=instrument_key(trade.contract),
         side="buy" if str(order.action).upper() == "BUY" else "sell",
         quantity=quantity,
         filled=filled,
@@ -100,7 +101,7 @@ def to_broker_execution(fill: IBFill) -> BrokerExecution | None:
     return BrokerExecution(
         exec_id=ex.execId,
         order_ref=ex.orderRef or None,
-        symbol=fill.contract.symbol,
+        symbol=instrument_key(fill.contract),
         side="buy" if str(ex.side).upper() in {"BOT", "BUY"} else "sell",
         quantity=float(ex.shares),
         price=float(ex.price),
@@ -117,7 +118,7 @@ def _positions(ib_positions: list[Any], account: str | None) -> dict[str, float]
             continue
         quantity = float(p.position or 0)
         if quantity and math.isfinite(quantity):
-            symbol = str(p.contract.symbol).strip().upper()
+            symbol = instrument_key(p.contract)
             held[symbol] = held.get(symbol, 0.0) + quantity
     return held
 

@@ -1,7 +1,8 @@
-"""US stock symbols as the live data adapter looks them up at IB: checked, qualified once, described.
+"""Symbols as the live data adapter looks them up at IB: checked, qualified once, described.
 
-A symbol is a non-empty string, upper-cased (:func:`stock_symbol`). Its SMART/USD contract is qualified once
-per IB session (:meth:`StockLookup.contract`; :meth:`StockLookup.clear` after a reset) — IB error 200 or an
+A symbol is a non-empty string, upper-cased (:func:`stock_symbol`). Its contract (a SMART/USD stock, a
+futures contract — a continuous future's contract of the day — or an IDEALPRO pair, see
+:mod:`copilot_quant.brokers.ib_contracts`) is qualified once per IB session (:meth:`StockLookup.contract`; :meth:`StockLookup.clear` after a reset) — IB error 200 or an
 empty answer is an :class:`~copilot_quant.errors.UnknownSymbolError`, other IB errors a
 :class:`~copilot_quant.errors.DataError`.
 """
@@ -9,10 +10,13 @@ empty answer is an :class:`~copilot_quant.errors.UnknownSymbolError`, other IB e
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from ib_async import Contract, RequestError, Stock
+from ib_async import Contract, RequestError
 
-from copilot_quant.errors import DataError, UnknownSymbolError
+from copilot_quant.brokers.ib_contracts import broker_today, ib_contract_for, traded_instrument
+from copilot_quant.errors import ConfigError, DataError, UnknownSymbolError
+from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 
 if TYPE_CHECKING:
     from copilot_quant.brokers.connection import IBConnection
@@ -20,6 +24,12 @@ if TYPE_CHECKING:
 __all__ = ["StockLookup", "stock_symbol"]
 
 _NO_SECURITY = 200
+_NEW_YORK = ZoneInfo("America/New_York")
+_KIND_WORDS = {
+    AssetClass.STOCK: "US stock",
+    AssetClass.FUTURE: "futures contract",
+    AssetClass.FOREX: "forex pair",
+}
 
 
 def stock_symbol(symbol: str) -> str:
@@ -41,21 +51,25 @@ class StockLookup:
         self._contracts.clear()
 
     async def contract(self, symbol: str) -> Contract:
-        """The qualified SMART/USD stock contract of ``symbol`` (looked up once, then cached)."""
-        contract = self._contracts.get(symbol)
+        """The qualified contract of ``symbol`` (looked up once per contract, then cached)."""
+        today = await broker_today(self._conn.ib, symbol)
+        try:
+            inst = traded_instrument(symbol, InstrumentRegistry(reference=today), today)
+        except ConfigError as exc:
+            raise UnknownSymbolError(str(exc)) from None
+        contract = self._contracts.get(inst.symbol)
         if contract is not None:
             return contract
+        unknown = f"IB knows no {_KIND_WORDS[inst.kind]} {inst.symbol!r}; check the symbol"
         try:
-            found = await self._conn.ib.qualifyContractsAsync(Stock(symbol, "SMART", "USD"))
+            found = await self._conn.ib.qualifyContractsAsync(ib_contract_for(inst))
         except RequestError as exc:
             if exc.code == _NO_SECURITY:
-                raise UnknownSymbolError(
-                    f"IB knows no US stock {symbol!r}; check the ticker symbol"
-                ) from None
+                raise UnknownSymbolError(unknown) from None
             raise DataError(f"could not look up {symbol}: IB error {exc.code} {exc.message}") from None
         if not found or not isinstance(found[0], Contract):
-            raise UnknownSymbolError(f"IB knows no US stock {symbol!r}; check the ticker symbol")
-        self._contracts[symbol] = found[0]
+            raise UnknownSymbolError(unknown)
+        self._contracts[inst.symbol] = found[0]
         return found[0]
 
     async def details(self, symbol: str) -> dict[str, Any]:

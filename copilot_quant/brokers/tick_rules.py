@@ -60,9 +60,12 @@ class PriceRule:
 US_STOCK_RULE = PriceRule(((0.0, 0.0001), (1.0, 0.01)))
 
 
-def rule_for_min_tick(min_tick: float | None) -> PriceRule:
-    """The rule for a contract whose details say ``min_tick``: the US stock rule unless the contract's
-    tick is coarser than a cent (then that tick at every level)."""
-    if min_tick is None or not math.isfinite(min_tick) or min_tick <= 0.01 + 1e-12:
+def rule_for_min_tick(min_tick: float | None, *, stock: bool = True) -> PriceRule:
+    """The rule for a contract whose details say ``min_tick``: for a stock the US stock rule unless the
+    contract's tick is coarser than a cent (then that tick at every level); a future or a forex pair
+    (``stock=False``) has its own tick at every level (0.25 for MES, 0.00005 for EUR.USD)."""
+    if min_tick is None or not math.isfinite(min_tick) or min_tick <= 0:
+        return US_STOCK_RULE
+    if stock and min_tick <= 0.01 + 1e-12:
         return US_STOCK_RULE
     return PriceRule(((0.0, float(min_tick)),))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import TypeAlias
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -39,7 +40,7 @@ def to_utc(value: DateLike, tz: str = EXCHANGE_TZ) -> pd.Timestamp:
         raise DataError(f"{value!r} is not a date (NaT); pass a real date such as '2024-01-31'.")
     if ts.tzinfo is None:
         try:
-            ts = ts.tz_localize(tz, ambiguous=True, nonexistent=_DST_GAP)
+            ts = _localize(value, ts, tz)
         except (ValueError, TypeError) as exc:  # pragma: no cover - pandas handles the DST cases above
             raise DataError(f"Cannot place {value!r} in time zone {tz}: {exc}") from exc
     return ts.tz_convert("UTC")
@@ -51,8 +52,18 @@ def _is_midnight(value: DateLike, tz: str) -> bool:
         return True
     ts = pd.Timestamp(value)
     if ts.tzinfo is None:
-        ts = ts.tz_localize(tz, ambiguous=True, nonexistent=_DST_GAP)
+        ts = _localize(value, ts, tz)
     return bool(ts == ts.normalize())
+
+
+def _localize(value: DateLike, ts: pd.Timestamp, tz: str) -> pd.Timestamp:
+    """A naive ``ts`` placed in ``tz``. A naive ``datetime`` is read as Python reads it with that zone
+    attached (PEP 495: its ``fold`` picks the side of a DST change, so a naive value and the same value
+    made aware always agree); strings and other values take the first reading of a repeated hour and move
+    a missing one forward."""
+    if isinstance(value, datetime) and not isinstance(value, pd.Timestamp):
+        return pd.Timestamp(value.replace(tzinfo=ZoneInfo(tz)))
+    return ts.tz_localize(tz, ambiguous=True, nonexistent=_DST_GAP)
 
 
 def resolve_range(

@@ -1,6 +1,6 @@
 """The simulated IB account: cash, positions, P&L and the margin figures TWS reports.
 
-Model (documented simplifications of IB's rules, one stock currency, USD):
+Model (documented simplifications of IB's rules; the base currency is USD):
 
 * ``NetLiquidation = cash + Σ quantity × last price`` (shorts have negative quantity), after every fill and
   every price mark. ``EquityWithLoanValue`` equals it (no options, no loans).
@@ -13,16 +13,31 @@ Model (documented simplifications of IB's rules, one stock currency, USD):
   from cash. ``RealizedPnL`` is net of every commission paid, so
   ``RealizedPnL + UnrealizedPnL == NetLiquidation − starting cash`` always holds.
 * ``dailyPnL`` is the change of NetLiquidation since the start of the session (see :meth:`Account.start_day`).
+
+Futures and forex (issue #14):
+
+* A value is ``quantity × price × multiplier`` in the contract's currency, converted to the base currency at
+  the latest rate (:mod:`copilot_quant.gateway.currencies`). IB reports a future's ``avgCost`` with the
+  multiplier folded in (price × multiplier); ``marketPrice`` stays the price of one unit.
+* A futures position exchanges no notional: its P&L is cash when it closes and its open P&L counts in
+  NetLiquidation (``FuturesPNL``) until then. It ties up its initial margin per contract
+  (``InitMarginReq``; maintenance likewise), not its value, and is not in GrossPositionValue.
+* A forex trade moves two balances (``EUR.USD``: the EUR credited, the USD debited); NetLiquidation counts
+  every balance at its rate (``CashBalance``, ``TotalCashBalance`` and ``ExchangeRate`` per currency and for
+  ``BASE``), so the pair's position is not counted again. A pair's position ties up its value / leverage,
+  like a stock (IB margins currencies at a few percent; a currency loan is not modelled apart).
+* Commissions are paid in the base currency.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.contracts import ContractInfo
+from copilot_quant.gateway.currencies import CurrencyBook
 from copilot_quant.model.orders import Position
 
 __all__ = [
@@ -135,6 +150,28 @@ class _Holding:
     #: unrealized + net realized P&L at the start of the session (pnlSingle's dailyPnL counts from it)
     daily_start_total: float = 0.0
 
+    @property
+    def multiplier(self) -> float:
+        return self.contract.multiplier_value
+
+    @property
+    def is_future(self) -> bool:
+        return self.contract.sec_type == "FUT"
+
+    @property
+    def market_value(self) -> float:
+        """Signed value in the contract's currency (quantity × price × multiplier)."""
+        return self.position.market_value * self.multiplier
+
+    @property
+    def unrealized(self) -> float:
+        return self.position.unrealized_pnl * self.multiplier
+
+    @property
+    def net_realized(self) -> float:
+        """Realized P&L in the contract's currency, net of this contract's commissions."""
+        return self.position.realized_pnl * self.multiplier - self.position.commission_paid
+
 
 class Account:
     """One account's books. Pure logic: the broker calls :meth:`apply_fill` and :meth:`mark`."""
@@ -161,18 +198,50 @@ class Account:
         self.commissions = 0.0
         self.day_start_equity = float(cash)
         self._holdings: dict[str, _Holding] = {}
+        #: Where a pair's price comes from when the account holds no position in it (the market's quote).
+        self.price_source: Callable[[str], float | None] | None = None
+        #: Foreign-currency balances (forex trades); :attr:`cash` is the base currency's own balance.
+        self.currencies = CurrencyBook(currency, price_of=self._pair_price)
 
     # ----- mutation -------------------------------------------------------------------------------
     def apply_fill(self, contract: ContractInfo, signed_qty: float, price: float, commission: float) -> float:
-        """Book a fill; returns the P&L it realized before commission (0.0 for a purely opening trade)."""
+        """Book a fill; returns the P&L it realized before commission, in the contract's currency (0.0 for
+        a purely opening trade). Commissions are paid in the base currency."""
         holding = self._holdings.get(contract.symbol)
         if holding is None:
             holding = _Holding(contract, Position(contract.symbol))
             self._holdings[contract.symbol] = holding
-        realized = holding.position.apply(signed_qty, price, commission)
-        self.cash -= signed_qty * price + commission
+        realized = holding.position.apply(signed_qty, price, commission) * holding.multiplier
+        if contract.sec_type == "FUT":
+            self._credit(contract.currency, realized)  # no notional changes hands, only the P&L
+            self.cash -= commission
+        elif contract.sec_type == "CASH":
+            self._credit(contract.wire_symbol, signed_qty)  # the base currency bought (or sold)
+            self._credit(contract.currency, -signed_qty * price)  # paid in the quote currency
+            self.cash -= commission
+        elif contract.currency == self.currency:
+            self.cash -= signed_qty * price * holding.multiplier + commission
+        else:
+            self._credit(contract.currency, -signed_qty * price * holding.multiplier)
+            self.cash -= commission
         self.commissions += commission
         return realized
+
+    def _credit(self, currency: str, amount: float) -> None:
+        if currency == self.currency:
+            self.cash += amount
+        else:
+            self.currencies.add(currency, amount)
+
+    def _pair_price(self, pair: str) -> float | None:
+        holding = self._holdings.get(pair)
+        if holding is not None and holding.position.last_price:
+            return holding.position.last_price
+        return self.price_source(pair) if self.price_source is not None else None
+
+    def rate(self, currency: str) -> float:
+        """Base-currency value of one unit of ``currency`` (1 for the base itself)."""
+        return 1.0 if currency == self.currency else self.currencies.rate(currency)
 
     def mark(self, symbol: str, price: float) -> bool:
         """Mark ``symbol`` to ``price``; True if the account holds (or held) that symbol."""
@@ -181,6 +250,22 @@ class Account:
             return False
         holding.position.update_unrealized_pnl(price)
         return True
+
+    def settle_expired(self, day: str) -> list[PortfolioItem]:
+        """Close every futures position whose last trade date (``yyyymmdd``) is before ``day`` at its last
+        price: the contract stopped trading and settles in cash (a physically delivered one is closed out
+        before delivery, as IB does). Returns the settled (now flat) portfolio items."""
+        settled: list[PortfolioItem] = []
+        for holding in self._holdings.values():
+            contract, pos = holding.contract, holding.position
+            if not holding.is_future or pos.is_flat or not contract.last_trade_date:
+                continue
+            if contract.last_trade_date >= day:
+                continue
+            price = pos.last_price or pos.avg_entry_price
+            self.apply_fill(contract, -pos.quantity, price, 0.0)
+            settled.append(self._item(holding))
+        return settled
 
     def start_day(self) -> None:
         """Begin a new session: daily P&L counts from the current values."""
@@ -194,9 +279,12 @@ class Account:
         commissions: float,
         day_start_equity: float,
         holdings: Iterable[tuple[ContractInfo, Position]],
+        balances: dict[str, float] | None = None,
     ) -> None:
-        """Replace the books with persisted values (see :mod:`copilot_quant.gateway.state`)."""
+        """Replace the books with persisted values (see :mod:`copilot_quant.gateway.state`); ``balances``
+        are the foreign-currency balances."""
         self.cash = cash
+        self.currencies.foreign = dict(balances or {})
         self.commissions = commissions
         self.day_start_equity = day_start_equity
         self._holdings = {c.symbol: _Holding(c, p) for c, p in holdings}
@@ -218,29 +306,60 @@ class Account:
             return None
         return holding.position.last_price
 
+    def _in_base(self, holding: _Holding, amount: float) -> float:
+        currency = holding.contract.currency
+        return amount if currency == self.currency else amount * self.rate(currency)
+
+    def _securities(self) -> Iterable[_Holding]:
+        """Holdings whose value is a position (stocks); futures and pairs are counted otherwise."""
+        return (h for h in self._holdings.values() if h.contract.sec_type not in ("FUT", "CASH"))
+
     @property
     def gross_position_value(self) -> float:
-        return sum(abs(h.position.market_value) for h in self._holdings.values())
+        return sum(abs(self._in_base(h, h.market_value)) for h in self._securities())
 
     @property
     def stock_market_value(self) -> float:
-        return sum(h.position.market_value for h in self._holdings.values())
+        return sum(self._in_base(h, h.market_value) for h in self._securities())
+
+    @property
+    def futures_pnl(self) -> float:
+        """Open P&L of the futures positions (base currency): part of NetLiquidation until they close."""
+        return sum(self._in_base(h, h.unrealized) for h in self._holdings.values() if h.is_future)
+
+    @property
+    def total_cash_value(self) -> float:
+        """Every currency balance in the base currency."""
+        return self.currencies.value(self.cash)
 
     @property
     def net_liquidation(self) -> float:
-        return self.cash + self.stock_market_value
+        return self.total_cash_value + self.stock_market_value + self.futures_pnl
 
     @property
     def equity_with_loan(self) -> float:
         return self.net_liquidation
 
+    def _margin(self, per_contract: Callable[[ContractInfo], float]) -> float:
+        cash_pairs = sum(
+            abs(self._in_base(h, h.market_value))
+            for h in self._holdings.values()
+            if h.contract.sec_type == "CASH"
+        )
+        futures = sum(
+            abs(h.position.quantity) * self._in_base(h, per_contract(h.contract))
+            for h in self._holdings.values()
+            if h.is_future
+        )
+        return (self.gross_position_value + cash_pairs) / self.leverage + futures
+
     @property
     def init_margin(self) -> float:
-        return self.gross_position_value / self.leverage
+        return self._margin(lambda c: c.initial_margin)
 
     @property
     def maint_margin(self) -> float:
-        return self.init_margin
+        return self._margin(lambda c: c.maintenance_margin)
 
     @property
     def available_funds(self) -> float:
@@ -256,30 +375,49 @@ class Account:
 
     @property
     def unrealized_pnl(self) -> float:
-        return sum(h.position.unrealized_pnl for h in self._holdings.values())
+        return sum(self._in_base(h, h.unrealized) for h in self._holdings.values())
 
     @property
     def realized_pnl(self) -> float:
         """Realized P&L net of all commissions paid."""
-        return sum(h.position.realized_pnl for h in self._holdings.values()) - self.commissions
+        realized = sum(
+            self._in_base(h, h.position.realized_pnl * h.multiplier) for h in self._holdings.values()
+        )
+        return realized - self.commissions
 
-    def margin_impact(self, symbol: str, signed_qty: float, price: float, commission: float) -> MarginImpact:
-        """What a trade of ``signed_qty`` at ``price`` would do to margin and equity (nothing is booked)."""
+    def margin_impact(
+        self, contract: ContractInfo | str, signed_qty: float, price: float, commission: float
+    ) -> MarginImpact:
+        """What a trade of ``signed_qty`` at ``price`` would do to margin and equity (nothing is booked).
+
+        ``contract`` (or a symbol the account holds or a stock's symbol) says how it is margined: a future
+        by its margin per contract, anything else by its value / leverage."""
+        if isinstance(contract, str):
+            held = self._holdings.get(contract)
+            contract = held.contract if held is not None else ContractInfo(0, contract)
+        symbol = contract.symbol
         old_qty = self.quantity(symbol)
-        mark = self.last_price(symbol) or price
-        change_gpv = abs(old_qty + signed_qty) * price - abs(old_qty) * mark
+        rate = self.rate(contract.currency)
+        if contract.sec_type == "FUT":
+            contracts = abs(old_qty + signed_qty) - abs(old_qty)
+            init_change = contracts * contract.initial_margin * rate
+            maint_change = contracts * contract.maintenance_margin * rate
+        else:
+            mark = self.last_price(symbol) or price
+            mult = contract.multiplier_value
+            change_value = (abs(old_qty + signed_qty) * price - abs(old_qty) * mark) * mult
+            init_change = maint_change = change_value * rate / self.leverage
         init_before, maint_before, equity_before = self.init_margin, self.maint_margin, self.equity_with_loan
-        init_change = change_gpv / self.leverage
         equity_change = -commission
         return MarginImpact(
             init_before=init_before,
             maint_before=maint_before,
             equity_before=equity_before,
             init_change=init_change,
-            maint_change=init_change,
+            maint_change=maint_change,
             equity_change=equity_change,
             init_after=init_before + init_change,
-            maint_after=maint_before + init_change,
+            maint_after=maint_before + maint_change,
             equity_after=equity_before + equity_change,
             commission=commission,
             currency=self.currency,
@@ -298,13 +436,11 @@ class Account:
             return None
         pos = holding.position
         daily = self._total(holding) - holding.daily_start_total
-        return PnLSingle(
-            pos.quantity, daily, pos.unrealized_pnl, self._net_realized(holding), pos.market_value
-        )
+        return PnLSingle(pos.quantity, daily, holding.unrealized, holding.net_realized, holding.market_value)
 
     def positions(self, include_flat: bool = False) -> list[PositionItem]:
         return [
-            PositionItem(h.contract, h.position.quantity, h.position.avg_entry_price)
+            PositionItem(h.contract, h.position.quantity, _avg_cost(h))
             for h in self._holdings.values()
             if include_flat or not h.position.is_flat
         ]
@@ -318,10 +454,11 @@ class Account:
 
     def values(self) -> list[tuple[str, str, str]]:
         """``(key, value, currency)`` for updateAccountValue, in the order TWS tends to send them."""
+        cash_value = self.total_cash_value
         money = {
             "NetLiquidation": self.net_liquidation,
-            "TotalCashValue": self.cash,
-            "SettledCash": self.cash,
+            "TotalCashValue": cash_value,
+            "SettledCash": cash_value,
             "BuyingPower": self.buying_power,
             "AvailableFunds": self.available_funds,
             "ExcessLiquidity": self.excess_liquidity,
@@ -333,13 +470,30 @@ class Account:
             "UnrealizedPnL": self.unrealized_pnl,
             "RealizedPnL": self.realized_pnl,
         }
+        if any(h.is_future for h in self._holdings.values()):
+            money["FuturesPNL"] = self.futures_pnl
         out = [("AccountCode", self.account_id, ""), ("AccountType", self.account_type, "")]
         out += [(key, _money(value), self.currency) for key, value in money.items()]
+        out += self._currency_values(cash_value)
         out += [
-            ("CashBalance", _money(self.cash), self.currency),
-            ("CashBalance", _money(self.cash), "BASE"),
             ("Currency", self.currency, self.currency),
             ("Leverage-S", f"{self._leverage_ratio():.2f}", ""),
+        ]
+        return out
+
+    def _currency_values(self, cash_value: float) -> list[tuple[str, str, str]]:
+        """CashBalance, TotalCashBalance and ExchangeRate per currency held, then for BASE (as IB sends)."""
+        out: list[tuple[str, str, str]] = []
+        for currency, balance in self.currencies.balances(self.cash):
+            out += [
+                ("CashBalance", _money(balance), currency),
+                ("TotalCashBalance", _money(balance), currency),
+                ("ExchangeRate", _rate(self.rate(currency)), currency),
+            ]
+        out += [
+            ("CashBalance", _money(cash_value), "BASE"),
+            ("TotalCashBalance", _money(cash_value), "BASE"),
+            ("ExchangeRate", "1.00", "BASE"),
         ]
         return out
 
@@ -363,11 +517,9 @@ class Account:
         return "INDIVIDUAL"
 
     # ----- helpers --------------------------------------------------------------------------------
-    def _net_realized(self, holding: _Holding) -> float:
-        return holding.position.realized_pnl - holding.position.commission_paid
-
-    def _total(self, holding: _Holding) -> float:
-        return holding.position.unrealized_pnl + self._net_realized(holding)
+    @staticmethod
+    def _total(holding: _Holding) -> float:
+        return holding.unrealized + holding.net_realized
 
     def _item(self, holding: _Holding) -> PortfolioItem:
         pos = holding.position
@@ -376,10 +528,10 @@ class Account:
             contract=holding.contract,
             position=pos.quantity,
             market_price=price,
-            market_value=pos.quantity * price,
-            avg_cost=pos.avg_entry_price,
-            unrealized_pnl=pos.unrealized_pnl,
-            realized_pnl=self._net_realized(holding),
+            market_value=pos.quantity * price * holding.multiplier,
+            avg_cost=_avg_cost(holding),
+            unrealized_pnl=holding.unrealized,
+            realized_pnl=holding.net_realized,
         )
 
     def _cushion(self) -> float:
@@ -393,3 +545,13 @@ class Account:
 
 def _money(value: float) -> str:
     return f"{value:.2f}"
+
+
+def _rate(value: float) -> str:
+    return "1.00" if value == 1.0 else f"{value:.6f}"
+
+
+def _avg_cost(holding: _Holding) -> float:
+    """IB's avgCost: a future's includes its multiplier (price × multiplier); others are the price."""
+    price = holding.position.avg_entry_price
+    return price * holding.multiplier if holding.is_future else price

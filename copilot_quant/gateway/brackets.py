@@ -56,7 +56,9 @@ class BrokerBrackets:
     def _error(self, client_id: int, order_id: int, code: int, message: str) -> None:
         raise NotImplementedError
 
-    def _accept(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder | None:
+    def _accept(
+        self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo, *, unsized: str | None = None
+    ) -> SimOrder | None:
         raise NotImplementedError
 
     def _new_record(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder:

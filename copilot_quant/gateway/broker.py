@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from eventkit import Event
 
+from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import (
     Account,
 )
@@ -43,9 +44,12 @@ from copilot_quant.gateway.broker_events import (
     OrderUpdated,
     WhatIfReported,
 )
+from copilot_quant.gateway.broker_instruments import BrokerInstruments
 from copilot_quant.gateway.broker_persistence import BrokerPersistence
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.fills import book_fill
+from copilot_quant.gateway.fut_fx_orders import InstrumentMeters
+from copilot_quant.gateway.instrument_contracts import contract_calendar
 from copilot_quant.gateway.matching import (
     AuctionMissed,
     FillIntent,
@@ -111,7 +115,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDrills):
+class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDrills, BrokerInstruments):
     """Orders, matching, executions and the account of one simulated IB account.
 
     Args:
@@ -150,6 +154,8 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
         self.events: Event = Event("broker_events")
         self._clock = clock or _utc_now
         self._costs = CostMeter(commission or PerShareCommission())
+        #: IB's futures and forex commissions (the stock model above prices stocks only)
+        self._instrument_meters = InstrumentMeters()
         self._engine = MatchingEngine(slippage or NoSlippage(), partial_fill_size, volume_limit)
         self._account = Account(account, cash, leverage=leverage)
         self._ids = IdAllocator(exec_tag=new_exec_id_tag())
@@ -202,34 +208,46 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
     # ----- orders ---------------------------------------------------------------------------------
     def place_order(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         """Accept, modify or reject an order; the outcome is reported through :attr:`events`."""
+        prepared, unsized = self._prepare_order(client_id, req, contract)
+        if prepared is None:
+            return
+        req = prepared
         if req.what_if:
             self._what_if_order(client_id, req, contract)
             return
         existing = self._orders.get((client_id, req.order_id))
         if existing is not None:
-            self._modify(existing, req, contract)
+            if unsized is not None:  # TWS keeps the original order working when a modification is refused
+                self._error(client_id, req.order_id, 201, f"Order rejected - reason:{unsized}")
+            else:
+                self._modify(existing, req, contract)
             return
         if not self._ids.is_fresh(client_id, req.order_id):
             self._error(client_id, req.order_id, 103, f"Duplicate order id {req.order_id}")
             return
         self._ids.use_order_id(client_id, req.order_id)
-        if not req.transmit:
+        # an order its cashQty could not size is rejected at once, even inside a group
+        if unsized is None and not req.transmit:
             self._hold_untransmitted(client_id, req, contract)  # TWS keeps it until its group is sent
             return
-        if req.parent_id:
+        if unsized is None and req.parent_id:
             self._transmit_group(client_id, req, contract)
             return
-        if self._accept(client_id, req, contract) is not None:
+        if self._accept(client_id, req, contract, unsized=unsized) is not None:
             self._save()
 
-    def _accept(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> SimOrder | None:
-        """Accept (working) or reject a new order whose id is allocated; the record, or None if rejected."""
+    def _accept(
+        self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo, *, unsized: str | None = None
+    ) -> SimOrder | None:
+        """Accept (working) or reject a new order whose id is allocated; the record, or None if rejected.
+        ``unsized``: why a forex ``cashQty`` could not size it (a rejection)."""
         answer = self._answer_queue.popleft() if self._answer_queue else None
         if answer is not None and not answer[2]:
             # IB answers with the error only (321 read-only API, 110 off the tick grid): no order exists.
             self._error(client_id, req.order_id, answer[0], answer[1])
             return None
-        reason = self._reject_queue.popleft() if self._reject_queue else self._invalid_reason(req, contract)
+        reason = self._reject_queue.popleft() if self._reject_queue else unsized
+        reason = reason or self._invalid_reason(req, contract)
         if reason is None:
             reason = oca_problem(req, self._orders.values())
         record = self._new_record(client_id, req, contract)
@@ -285,15 +303,20 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
             self._cancel(record, "Cancelled by global cancel")
         self._save()
 
-    def end_session(self, time: datetime | None = None) -> None:
-        """The session ended: DAY orders expire (reported as Cancelled); daily P&L starts over."""
+    def end_session(self, time: datetime | None = None, calendars: frozenset[str] | None = None) -> None:
+        """The session ended: DAY orders expire (reported as Cancelled); daily P&L starts over. With
+        ``calendars``, only the sessions of those calendars ended (a future's DAY order lives until CME's
+        close); the stock session's auctions need the NYSE's (``XNYS``)."""
         when = self._aware(time) if time is not None else self._clock()
-        self._close_auction(when)
-        self._opened.clear()
+        stocks = calendars is None or "XNYS" in calendars
+        if stocks:
+            self._close_auction(when)
+            self._opened.clear()
         for record in self.open_orders():
-            if record.tif is TimeInForceCode.DAY:
+            ends = calendars is None or contract_calendar(record.contract) in calendars
+            if record.tif is TimeInForceCode.DAY and ends:
                 self._finish_cancel(record, "Expired: DAY order at session end", when, report_202=False)
-        self._account.start_day()
+        self._account.start_day()  # daily P&L counts from the last close of any of them
         self._save()
 
     # ----- market ---------------------------------------------------------------------------------
@@ -391,7 +414,12 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
         if reason is not None or (_order_type(req.order_type) or IbOrderType.MKT).is_trailing:
             return reason
         price = self._reference_price(req, contract)
-        return buying_power_problem(req, contract, self._account, price, self._quote)
+        try:
+            return buying_power_problem(
+                req, contract, self._account, price, lambda p, q, a: self._quote(p, q, a, contract)
+            )
+        except ConfigError as exc:  # e.g. a futures root whose exchange fee is not known
+            return str(exc)
 
     def _reference_price(self, req: PlaceOrderRequest, contract: ContractInfo) -> float | None:
         return reference_price(req, self.last_price(contract.symbol))
@@ -505,7 +533,7 @@ class SimBroker(BrokerAccountReads, BrokerPersistence, BrokerBrackets, BrokerDri
             self._orders[intent.key],
             intent,
             when,
-            costs=self._costs,
+            costs=self._meter_for(self._orders[intent.key].contract),
             account=self._account,
             exec_id=self._ids.new_exec_id(),
             charged_at=self._aware(when),

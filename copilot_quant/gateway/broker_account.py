@@ -29,6 +29,8 @@ class BrokerAccountReads:
     _executions: list[ExecutionRecord]
     _clock: Callable[[], datetime]
     executions_today_only: bool
+    #: the cost meter of a contract (:class:`~copilot_quant.gateway.broker_instruments.BrokerInstruments`)
+    _meter_for: Callable[[ContractInfo], CostMeter]
 
     def last_price(self, symbol: str) -> float | None:
         raise NotImplementedError
@@ -93,9 +95,13 @@ class BrokerAccountReads:
         action = IbAction(req.action.upper()) if req.action.upper() in IbAction.__members__ else IbAction.BUY
         price = reference_price(req, self.last_price(contract.symbol)) or 0.0
         qty = req.total_quantity if math.isfinite(req.total_quantity) else 0.0
-        commission = self._quote(price, qty, action) if price > 0 and qty > 0 else 0.0
-        return self._account.margin_impact(contract.symbol, qty * action.side.sign, price, commission)
+        commission = self._quote(price, qty, action, contract) if price > 0 and qty > 0 else 0.0
+        return self._account.margin_impact(contract, qty * action.side.sign, price, commission)
 
-    def _quote(self, price: float, quantity: float, action: IbAction) -> float:
-        """What a whole order would cost now (for buying power and what-if), not recording anything."""
-        return self._costs.quote(price, quantity, action.side, self._aware(self._clock())).total
+    def _quote(
+        self, price: float, quantity: float, action: IbAction, contract: ContractInfo | None = None
+    ) -> float:
+        """What a whole order would cost now (for buying power and what-if), not recording anything: a
+        stock by the account's commission model, a future or a pair by IB's (``contract``)."""
+        meter = self._costs if contract is None else self._meter_for(contract)
+        return meter.quote(price, quantity, action.side, self._aware(self._clock())).total

@@ -14,6 +14,7 @@ from pathlib import Path
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account import Account, PositionItem
 from copilot_quant.gateway.contracts import ContractInfo
+from copilot_quant.gateway.fut_fx_orders import InstrumentMeters
 from copilot_quant.gateway.matching import MatchingEngine, WorkingOrder
 from copilot_quant.gateway.oca import group_fractions
 from copilot_quant.gateway.orders import (
@@ -37,6 +38,7 @@ class BrokerPersistence:
     _state_file: Path | None
     _account: Account
     _costs: CostMeter
+    _instrument_meters: InstrumentMeters
     _engine: MatchingEngine
     _ids: IdAllocator
     _orders: dict[tuple[int, int], SimOrder]
@@ -68,6 +70,7 @@ class BrokerPersistence:
         return BrokerState(
             account_id=self.account_id,
             cash=self._account.cash,
+            balances=dict(self._account.currencies.foreign),
             commissions=self._account.commissions,
             day_start_equity=self._account.day_start_equity,
             holdings=self._account.holdings(),
@@ -103,7 +106,9 @@ class BrokerPersistence:
                 f"state file {self._state_file} belongs to account {state.account_id}, not {self.account_id}; "
                 "pass the same account or another --state file"
             )
-        self._account.restore(state.cash, state.commissions, state.day_start_equity, state.holdings)
+        self._account.restore(
+            state.cash, state.commissions, state.day_start_equity, state.holdings, state.balances
+        )
         self._restored_contracts = list(state.contracts)
         # A new run tag for this run's execution ids, unlike any the state holds (ids never repeat).
         used_tags = {exec_id_tag(e.exec_id) for e in state.executions}
@@ -113,7 +118,13 @@ class BrokerPersistence:
         self._ids = IdAllocator(dict(state.last_order_id), state.last_perm_id, state.last_exec_seq, tag)
         self._executions = list(state.executions)
         # the month's traded volume (tiered pricing) is what the saved executions add up to
-        self._costs.replay(sorted((self._aware(e.time), e.shares) for e in self._executions))
+        stocks = [e for e in self._executions if e.contract.sec_type == "STK"]
+        self._costs.replay(sorted((self._aware(e.time), e.shares) for e in stocks))
+        self._instrument_meters.replay(
+            sorted(
+                ((e.contract, self._aware(e.time), e.shares) for e in self._executions), key=lambda x: x[1]
+            )
+        )
         self.resumed_market_time = state.market_time
         self._orders = {r.key: r for r in state.orders}
         triggered = set(state.triggered)

@@ -97,16 +97,26 @@ class SimClock:
                 "(clock='replay', or `copilot-quant gateway --clock replay`) to step it or set its speed."
             )
 
-    def step(self, n: int = 1) -> list[Bar]:
-        """Advance ``n`` bars synchronously; returns the bars delivered (all symbols, in order)."""
+    def step(self, n: int = 1, *, then_idle: float = 0.0) -> list[Bar]:
+        """Advance ``n`` bars synchronously; returns the bars delivered (all symbols, in order).
+
+        ``then_idle``: seconds the clock then moves on with nothing trading (never up to the next bar's
+        end), as time passes after a close at IB: a client that waits for IB's clock to pass a bar's close
+        by some margin (the live engine does, for a pair's quote-only bars) sees it pass, in the same
+        loop turn as the step, so no request can slip in between.
+        """
         self._refuse_in_wall_mode("stepped")
         if n < 0:
             raise GatewayError(f"step(n) needs n >= 0, got {n}.")
+        if then_idle < 0:
+            raise GatewayError(f"then_idle is seconds >= 0, got {then_idle}.")
 
         def work() -> list[Bar]:
             out: list[Bar] = []
             for _ in range(n):
                 out += self._advance()
+            if then_idle:
+                self.market.pass_time(pd.Timedelta(seconds=then_idle))
             return out
 
         return self._call(work)

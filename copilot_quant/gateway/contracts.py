@@ -11,15 +11,20 @@ the way TWS does (by conId if given, else by symbol, checking secType/currency/e
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from copilot_quant.data.calendars import is_trading_day, session_close, session_open
 from copilot_quant.gateway.wire import FieldReader
+
+if TYPE_CHECKING:
+    from copilot_quant.gateway.instrument_contracts import InstrumentContracts
 
 __all__ = [
     "WELL_KNOWN",
@@ -30,6 +35,8 @@ __all__ = [
     "parse_contract12",
     "session_hours",
 ]
+
+logger = logging.getLogger(__name__)
 
 #: Real IB conIds, primary exchanges and names of symbols users are likely to type (SMART/USD stocks).
 WELL_KNOWN: dict[str, tuple[int, str, str]] = {
@@ -85,6 +92,28 @@ class ContractInfo:
     industry: str = ""
     category: str = ""
     subcategory: str = ""
+    #: For futures and forex, IB's own ``symbol`` (``MES``, ``EUR``) when it differs from the gateway's key
+    #: :attr:`symbol` (the instrument key every layer uses: ``MESZ6``, ``EUR.USD``); empty for stocks.
+    ib_symbol: str = ""
+    #: A future's last trade date (``yyyymmdd``) and contract month (``yyyymm``); empty otherwise.
+    last_trade_date: str = ""
+    contract_month: str = ""
+    #: Simulation margins per contract (futures), in :attr:`currency`; 0 for stocks and forex.
+    initial_margin: float = 0.0
+    maintenance_margin: float = 0.0
+
+    @property
+    def wire_symbol(self) -> str:
+        """The ``symbol`` field every message carries (IB's symbol: ``MES`` for ``MESZ6``)."""
+        return self.ib_symbol or self.symbol
+
+    @property
+    def multiplier_value(self) -> float:
+        """The contract multiplier as a number (1 when the contract has none)."""
+        try:
+            return float(self.multiplier) if self.multiplier else 1.0
+        except ValueError:
+            return 1.0
 
     @classmethod
     def for_symbol(cls, symbol: str) -> ContractInfo:
@@ -152,10 +181,13 @@ class ContractRegistry:
     """The contracts the gateway serves, built from the data source's symbols.
 
     Args:
-        symbols: symbols known up front.
+        symbols: symbols known up front (stocks; with ``today``, also futures contracts such as ``MESZ6``
+            and forex pairs such as ``EUR.USD``).
         any_symbol: also define any other symbol on first request (for sources such as the synthetic
             provider that generate data for every ticker).
         accepts: with ``any_symbol``, a predicate that decides whether a new symbol can be served.
+        today: the market's date; given, the registry also serves futures and forex
+            (:mod:`copilot_quant.gateway.instrument_contracts`) for the keys the data source has.
     """
 
     def __init__(
@@ -164,20 +196,46 @@ class ContractRegistry:
         *,
         any_symbol: bool = False,
         accepts: Callable[[str], bool] | None = None,
+        today: Callable[[], date] | None = None,
     ) -> None:
         self._by_symbol: dict[str, ContractInfo] = {}
         self._by_con_id: dict[int, ContractInfo] = {}
         self._any = any_symbol
         self._accepts = accepts
-        for symbol in symbols:
-            self._add(symbol)
+        listed = [s.strip().upper() for s in symbols]
+        self._listed = frozenset(listed)
+        self._derivatives: InstrumentContracts | None = None
+        if today is not None:
+            from copilot_quant.gateway.instrument_contracts import InstrumentContracts  # noqa: PLC0415
+
+            self._derivatives = InstrumentContracts(today, self.serves)
+        for symbol in listed:
+            self._add_listed(symbol)
 
     @classmethod
-    def from_feed(cls, feed: object, symbols: Iterable[str] | None = None) -> ContractRegistry:
+    def from_feed(
+        cls, feed: object, symbols: Iterable[str] | None = None, *, today: Callable[[], date] | None = None
+    ) -> ContractRegistry:
         """A registry for ``feed`` (any object with ``symbols()``); ``symbols`` narrows or extends it."""
         listed = list(symbols) if symbols is not None else list(_feed_symbols(feed))
         any_symbol = bool(getattr(feed, "serves_any_symbol", False)) and symbols is None
-        return cls(listed, any_symbol=any_symbol)
+        return cls(listed, any_symbol=any_symbol, today=today)
+
+    def serves(self, key: str) -> bool:
+        """Whether the data source has prices for an instrument key (listed, or any symbol is served)."""
+        if key in self._listed or key in self._by_symbol:
+            return True
+        return self._any and (self._accepts is None or self._accepts(key))
+
+    def _add_listed(self, symbol: str) -> None:
+        """A data-source symbol: a futures contract or a pair when it names one, else a stock."""
+        info = self._derivatives.listed(symbol) if self._derivatives is not None else None
+        if info is not None:
+            if info.symbol != symbol:
+                logger.info("%s stands for its front contract %s at the gateway", symbol, info.symbol)
+            self.remember(info)
+            return
+        self._add(symbol)
 
     def _add(self, symbol: str) -> ContractInfo:
         info = ContractInfo.for_symbol(symbol)
@@ -217,11 +275,51 @@ class ContractRegistry:
             info = self._add(name)
         return info
 
+    def known(self, symbol: str) -> ContractInfo | None:
+        """The contract already defined under ``symbol`` (defines nothing new)."""
+        return self._by_symbol.get(symbol.strip().upper())
+
     def by_con_id(self, con_id: int) -> ContractInfo | None:
         return self._by_con_id.get(con_id)
 
     def resolve(self, req: ContractRequest) -> ContractInfo | None:
-        """The contract ``req`` designates, or ``None`` when TWS would answer error 200."""
+        """The one contract ``req`` designates, or ``None`` when TWS would answer error 200 (no such
+        contract, or an ambiguous one such as a futures root without a month)."""
+        found = self.resolve_all(req)
+        return found[0] if len(found) == 1 else None
+
+    def resolve_all(self, req: ContractRequest, *, include_expired: bool = False) -> list[ContractInfo]:
+        """Every contract ``req`` matches: reqContractDetails lists them all (a futures chain)."""
+        derivatives = self._derivatives
+        if derivatives is not None and req.sec_type in ("FUT", "CONTFUT", "CASH"):
+            if req.con_id:
+                return self._derivative_by_con_id(req)
+            found = derivatives.resolve_all(req, include_expired=include_expired)
+            for info in found:
+                # a continuous future is its front contract under another secType: the market prices that
+                self.remember(info if info.sec_type != "CONTFUT" else replace(info, sec_type="FUT"))
+            return found
+        if req.con_id and req.sec_type == "" and derivatives is not None:
+            held = self._by_con_id.get(req.con_id) or derivatives.by_con_id(req.con_id)
+            if held is not None and held.sec_type != "STK":
+                self.remember(held)
+                return [held]
+        stock = self._resolve_stock(req)
+        return [stock] if stock is not None else []
+
+    def _derivative_by_con_id(self, req: ContractRequest) -> list[ContractInfo]:
+        """A FUT/CONTFUT/CASH request carrying a conId (a qualified contract): the contract it names."""
+        assert self._derivatives is not None
+        info = self._by_con_id.get(req.con_id) or self._derivatives.by_con_id(req.con_id)
+        if info is None or (req.sec_type not in ("CONTFUT", info.sec_type)):
+            return []
+        if req.sec_type == "CONTFUT":
+            front = self._derivatives.resolve_all(req)
+            return front if front and front[0].con_id == req.con_id else []
+        self.remember(info)
+        return [info]
+
+    def _resolve_stock(self, req: ContractRequest) -> ContractInfo | None:
         if req.sec_type not in ("", "STK"):
             return None
         if req.currency not in ("", "USD"):
@@ -242,6 +340,8 @@ class ContractRegistry:
             info = self.by_symbol(name)
             if info is None:
                 return None
+        if info.sec_type != "STK":
+            return None  # a stock request never names a future or a pair (their keys are not tickers)
         if req.exchange not in ("", "SMART", info.primary_exchange, *info.valid_exchanges.split(",")):
             return None
         return info

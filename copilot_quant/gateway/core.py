@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 
@@ -25,6 +26,7 @@ from copilot_quant.gateway.contracts import (
     session_hours,
 )
 from copilot_quant.gateway.history import HistoryService
+from copilot_quant.gateway.instrument_contracts import SESSION_CALENDARS
 from copilot_quant.gateway.market import Bar, MarketReplay, PricePoint, Quote
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.pacing import HistoricalPacer
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["GatewayCore", "Publisher"]
 
 logger = logging.getLogger(__name__)
+
+_NEW_YORK = ZoneInfo("America/New_York")
 
 #: Informational farm messages real TWS sends right after a client connects.
 CONNECT_FARM_CODES = (Code.MARKET_FARM_OK, Code.HMDS_FARM_OK, Code.SECDEF_FARM_OK)
@@ -86,13 +90,16 @@ class GatewayCore:
     ) -> None:
         self.feed = feed
         self.broker = broker
-        self.registry = ContractRegistry.from_feed(feed, symbols)
+        # Before the market exists, futures symbols read their year against the replay's start (or today).
+        self._date_hint = (start or resume_at or pd.Timestamp.now(tz="UTC")).tz_convert(_NEW_YORK).date()
+        self.registry = ContractRegistry.from_feed(feed, symbols, today=self.market_date)
         wall: WallClockMarket | None = None
         if wall_clock:
             start, resume_at = WallClockMarket.wall().floor("s"), None
         self.market = MarketReplay(
             feed, bar_interval, start, spread=spread, seed=seed, quote_model=quote_model
         )
+        self.market.tick_of = self._tick_of
         if wall_clock:
             wall = WallClockMarket(self.market, hours=hours, seed=seed)
         if resume_at is not None and start is None:
@@ -142,6 +149,22 @@ class GatewayCore:
         """Market time: the replay's clock, or the wall-clock market's last traded instant."""
         return self.clock.now
 
+    def market_date(self) -> date:
+        """The market's current date in New York (what is expired, which futures contract is the front)."""
+        if not hasattr(self, "clock"):
+            return self._date_hint  # still being built: the market has no clock yet
+        return self.now.tz_convert(_NEW_YORK).date()
+
+    def _tick_of(self, symbol: str) -> float | None:
+        """A future's or a pair's tick size (their prices live on it); None: the stocks' grid."""
+        info = self.registry.known(symbol)
+        return info.min_tick if info is not None and info.sec_type != "STK" else None
+
+    def trades(self, symbol: str) -> bool:
+        """Whether ``symbol`` prints trades (last, volume); a forex pair only quotes bid and ask."""
+        info = self.registry.known(symbol)
+        return info is None or info.sec_type != "CASH"
+
     def trading_hours(self) -> tuple[str, str]:
         """``(tradingHours, liquidHours)`` for contract details: round the clock on an always-open market."""
         wall = self.clock.wall
@@ -187,6 +210,13 @@ class GatewayCore:
             self.market.track(info.symbol)
         return info
 
+    def resolve_all(self, request: ContractRequest, *, include_expired: bool = False) -> list[ContractInfo]:
+        """Every contract a contract-details request matches (a futures chain lists several)."""
+        found = self.registry.resolve_all(request, include_expired=include_expired)
+        if len(found) == 1:
+            self.market.track(found[0].symbol)
+        return found
+
     # -- fan-out -----------------------------------------------------------------------------------------
     def _on_tick(self, point: PricePoint, quote: Quote) -> None:
 
@@ -211,8 +241,15 @@ class GatewayCore:
     def _on_step(self, now: pd.Timestamp, session_closed: bool) -> None:
 
         self.broker.expire_good_till(now.to_pydatetime())
-        if session_closed:
-            self.broker.end_session(now.to_pydatetime())
+        self.broker.expire_contracts(now.to_pydatetime())
+        if self.clock.wall is not None:
+            if session_closed:  # the wall-clock market's day ends for everything at once
+                self.broker.end_session(now.to_pydatetime())
+        else:
+            # a replay: each contract's DAY orders end at its own exchange's close (CME's, IDEALPRO's)
+            closed = frozenset(c for c in SESSION_CALENDARS if self.market.is_session_close(now, c))
+            if closed:
+                self.broker.end_session(now.to_pydatetime(), calendars=closed)
         if self.publisher is not None:
             self.publisher.step()
 

@@ -247,7 +247,12 @@ class HistoryService:
         if frame.empty:
             raise HistoryError(Code.HMDS, f"HMDS query returned no data: {symbol}@SMART {what}")
         bars = _to_bars(
-            frame, starts, kind=size.kind, format_date=format_date, what=what, price=self.market.side_price
+            frame,
+            starts,
+            kind=size.kind,
+            format_date=format_date,
+            what=what,
+            price=lambda p, w: self.market.side_price(p, w, symbol),
         )
         return HistoryAnswer(_window_text(lo), _window_text(end_time), bars)
 

@@ -159,6 +159,9 @@ class MarketReplay:
         self.tick_listeners: list[TickListener] = []
         self.bar_listeners: list[BarListener] = []
         self.step_listeners: list[StepListener] = []
+        #: The tick size of a symbol whose grid is not the stocks' cent grid (futures, forex pairs): the
+        #: gateway sets it from its contracts; None keeps the stock grid.
+        self.tick_of: Callable[[str], float | None] = lambda symbol: None
 
     # -- time ----------------------------------------------------------------------------------------
     @property
@@ -273,7 +276,8 @@ class MarketReplay:
         ends = pd.DatetimeIndex(frame.index).as_unit("ns").asi8.copy()
         values = frame[["Open", "High", "Low", "Close", "Volume"]].to_numpy(dtype=float, copy=True)
         # IB prints on the tick grid: off-grid data (split/dividend-adjusted prices) is put on it here.
-        values[:, :4] = grid_array(values[:, :4])
+        tick = self.tick_of(symbol)
+        values[:, :4] = grid_array(values[:, :4]) if tick is None else np.round(values[:, :4] / tick) * tick
         return _Series(ends, values)
 
     # -- history ---------------------------------------------------------------------------------------
@@ -357,6 +361,13 @@ class MarketReplay:
                 bar_listener(bar)
         return bars
 
+    def pass_time(self, span: pd.Timedelta) -> pd.Timestamp:
+        """Move ``now`` on by ``span`` with nothing trading, stopping short of the next bar's end (a
+        paused replay where time passes after a close); returns the new ``now``."""
+        target = self.now + span
+        self._now = min(target, self.next_bar_end() - pd.Timedelta(1, "ns"))
+        return self._now
+
     # -- driven from outside (the wall-clock market) --------------------------------------------------
     def trade(self, symbol: str, time: pd.Timestamp, price: float, size: float) -> None:
         """One trade of ``symbol`` at ``time``: update its quote and tell the tick listeners."""
@@ -382,10 +393,12 @@ class MarketReplay:
         for listener in list(self.step_listeners):
             listener(end, session_closed)
 
-    def is_session_close(self, instant: pd.Timestamp) -> bool:
-        """Whether ``instant`` is the close of a trading session (DAY orders expire there)."""
+    def is_session_close(self, instant: pd.Timestamp, calendar: str | None = None) -> bool:
+        """Whether ``instant`` is the close of a trading session of ``calendar`` (default: the market's)
+        (DAY orders expire there)."""
         try:
-            return bool(next_session_close(instant - pd.Timedelta(microseconds=1), self.calendar) == instant)
+            closes = next_session_close(instant - pd.Timedelta(microseconds=1), calendar or self.calendar)
+            return bool(closes == instant)
         except DataError:
             return False
 
@@ -413,10 +426,17 @@ class MarketReplay:
         minutes = 390.0 if self.interval == "1d" else self._duration.total_seconds() / 60.0
         sigma = _DAILY_VOL * math.sqrt(minutes / 390.0)
         z, u1, u2 = (float(x) for x in rng.standard_normal(3))
-        open_ = max(0.01, round(last, 2))  # on the tick grid (off-grid data, e.g. adjusted, ends off it)
-        close = max(0.01, round(open_ * math.exp(sigma * z), 2))
-        high = round(max(open_, close) * (1.0 + abs(u1) * sigma / 2), 2)
-        low = max(0.01, round(min(open_, close) * (1.0 - abs(u2) * sigma / 2), 2))
+        tick = self.tick_of(symbol)
+
+        def on_grid(price: float) -> float:
+            if tick is None:
+                return max(0.01, round(price, 2))
+            return max(tick, round(round(price / tick) * tick, 10))
+
+        open_ = on_grid(last)  # on the tick grid (off-grid data, e.g. adjusted, ends off it)
+        close = on_grid(open_ * math.exp(sigma * z))
+        high = on_grid(max(open_, close) * (1.0 + abs(u1) * sigma / 2))
+        low = on_grid(min(open_, close) * (1.0 - abs(u2) * sigma / 2))
         volume = float(int(1_000_000 * minutes / 390.0 * (0.5 + float(rng.random()))) // 100 * 100 or 100)
         # The walk continues at the last price (put on the cent grid); every price after it is cents.
         return Bar(symbol, start, end, open_, max(high, open_, close), min(low, open_, close), close, volume)
@@ -456,24 +476,29 @@ class MarketReplay:
         quote.time = time
         self._apply_spread(quote, price)
 
-    def side_price(self, price: float, what: str) -> float:
+    def side_price(self, price: float, what: str, symbol: str = "") -> float:
         """A trade at ``price`` as a bar of ``what`` shows it: the bid for BID, the ask for ASK, else the
-        trade itself; on the tick grid, with the quotes' spread (the spread model when on)."""
+        trade itself; on the tick grid (``symbol``'s own, else the stocks'), with the quotes' spread (the
+        spread model when on)."""
         if what not in ("BID", "ASK"):
-            return to_grid(price)
+            return self._on_grid(symbol, price)
         if self.quote_model is not None:
             bid, ask = self.quote_model.quote(price)
             return bid if what == "BID" else ask
         half = self.spread / 2.0
-        return to_grid(price - half if what == "BID" else price + half)
+        return self._on_grid(symbol, price - half if what == "BID" else price + half)
+
+    def _on_grid(self, symbol: str, price: float) -> float:
+        tick = self.tick_of(symbol) if symbol else None
+        return to_grid(price) if tick is None else round(round(price / tick) * tick, 10)
 
     def _apply_spread(self, quote: Quote, price: float) -> None:
         if self.quote_model is not None:
             quote.bid, quote.ask = self.quote_model.quote(price)
         else:
             half = self.spread / 2.0
-            quote.bid = to_grid(price - half)
-            quote.ask = to_grid(price + half)
+            quote.bid = self._on_grid(quote.symbol, price - half)
+            quote.ask = self._on_grid(quote.symbol, price + half)
         quote.bid_size = quote.ask_size = self.quote_size
 
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from copilot_quant.gateway.account import Account
 from copilot_quant.gateway.contracts import ContractInfo
+from copilot_quant.gateway.fut_fx_orders import quantity_problem
 from copilot_quant.gateway.orders import (
     IbAction,
     IbOrderType,
@@ -33,6 +35,7 @@ __all__ = [
     "request_problem",
 ]
 
+_NEW_YORK = ZoneInfo("America/New_York")
 _SUPPORTED_TYPES = ", ".join(t.value for t in IbOrderType)
 
 #: What a whole order would cost now: ``quote(price, quantity, action)`` (commission plus fees).
@@ -82,7 +85,24 @@ def request_problem(
         problem = trailing_problem(req, order_type)
         if problem is not None:
             return problem
-    return _tif_problem(req, order_type, now) or _unsupported_problem(req, contract, account_id)
+    return (
+        _tif_problem(req, order_type, now)
+        or _unsupported_problem(req, contract, account_id)
+        or expired_problem(contract, now)
+    )
+
+
+def expired_problem(contract: ContractInfo, now: datetime) -> str | None:
+    """A futures contract past its last trade date no longer trades (IB: it is no longer listed)."""
+    if contract.sec_type != "FUT" or not contract.last_trade_date:
+        return None
+    today = f"{now.astimezone(_NEW_YORK):%Y%m%d}"
+    if today <= contract.last_trade_date:
+        return None
+    return (
+        f"{contract.symbol} expired: its last trade date was {contract.last_trade_date}; trade a listed "
+        f"contract (reqContractDetails(Future({contract.wire_symbol!r})) lists them)"
+    )
 
 
 def _tif_problem(req: PlaceOrderRequest, order_type: IbOrderType, now: datetime) -> str | None:
@@ -112,9 +132,17 @@ def _unsupported_problem(req: PlaceOrderRequest, contract: ContractInfo, account
         return "conditional orders are not supported by the simulated gateway"
     if req.account and req.account != account_id:
         return f"account {req.account!r} is not managed here; this gateway manages {account_id}"
-    if contract.sec_type != "STK":
-        return f"only stocks can be traded on the simulated gateway, got secType {contract.sec_type!r}"
-    return None
+    if contract.sec_type == "CONTFUT":
+        return (
+            f"a continuous future (CONTFUT) cannot be traded; order its front contract "
+            f"{contract.local_symbol}, e.g. Future(conId={contract.con_id}, exchange={contract.exchange!r})"
+        )
+    if contract.sec_type not in ("STK", "FUT", "CASH"):
+        return (
+            "only stocks, futures and forex pairs can be traded on the simulated gateway, got secType "
+            f"{contract.sec_type!r}"
+        )
+    return quantity_problem(req, contract)
 
 
 def reference_price(req: PlaceOrderRequest, last_price: float | None) -> float | None:
@@ -137,13 +165,16 @@ def buying_power_problem(
     action = IbAction.BUY if req.action.upper() == "BUY" else IbAction.SELL
     sign = action.side.sign
     commission = quote(price, req.total_quantity, action)
-    impact = account.margin_impact(contract.symbol, sign * req.total_quantity, price, commission)
+    impact = account.margin_impact(contract, sign * req.total_quantity, price, commission)
     needed = impact.init_change + commission
     if impact.init_change > 0 and needed > account.available_funds + 1e-9:
+        if contract.sec_type == "FUT":
+            basis = f"{req.total_quantity:g} contracts x {contract.initial_margin:,.2f} initial margin"
+        else:
+            basis = f"{req.total_quantity:g} x {price:,.2f} / leverage {account.leverage:g}"
         return (
             f"insufficient buying power: the order needs {needed:,.2f} USD of funds "
-            f"({req.total_quantity:g} x {price:,.2f} / leverage {account.leverage:g} + commission), "
-            f"available funds are {account.available_funds:,.2f} USD"
+            f"({basis} + commission), available funds are {account.available_funds:,.2f} USD"
         )
     return None
 

@@ -58,6 +58,7 @@ def new_record(
         oca_type=req.oca_type if req.oca_group else 0,
         oca_size=float(req.total_quantity) if req.oca_group else 0.0,
         good_till=parse_ib_time(req.good_till_date) if req.tif.upper() == "GTD" else None,
+        cash_qty=finite_or_none(req.cash_qty),
         trailing_percent=finite_or_none(req.trailing_percent) if order_type.is_trailing else None,
         lmt_price_offset=finite_or_none(req.lmt_price_offset) if order_type.is_trailing else None,
         trail_stop_price=(

@@ -177,6 +177,8 @@ class SimOrder:
     #: A bracket exit's parent (IB's parentId, an order id of the same client; 0: none). It works only for
     #: what its parent filled (see :mod:`copilot_quant.model.bracket`).
     parent_id: int = 0
+    #: A forex order sized in money: the quote-currency amount asked (``quantity`` is what it bought).
+    cash_qty: float | None = None
 
     @property
     def remaining(self) -> float:
@@ -239,7 +241,10 @@ class ExecutionFilter:
             (self.client_id in (0, execution.client_id))
             and (not self.account or self.account == execution.account)
             and (since is None or execution.time >= since)
-            and (not self.symbol or self.symbol.upper() == execution.contract.symbol.upper())
+            and (
+                not self.symbol
+                or self.symbol.upper() in (execution.contract.wire_symbol, execution.contract.symbol)
+            )
             and (not self.sec_type or self.sec_type.upper() == execution.contract.sec_type.upper())
             and (not self.exchange or self.exchange.upper() in _exchanges(execution.contract))
             and (not self.side or _side_matches(self.side, execution.side))

@@ -218,6 +218,7 @@ class GatewayServer:
         self._check_start(start)
         self._note_generated_symbols()
         self.broker.price_source = self._quoted_price
+        self.broker.account.price_source = self._quoted_price  # exchange rates of pairs the account lacks
         if config.speed:
             self.core.clock.run(config.speed)
         self.faults = FaultInjector(self)

@@ -56,6 +56,8 @@ class BrokerState:
     market_time: datetime | None = None
     #: Every contract the gateway had defined (qualified by clients): still known after a restart.
     contracts: list[ContractInfo] = field(default_factory=list)
+    #: Foreign-currency balances from forex trades (``cash`` is the base currency's).
+    balances: dict[str, float] = field(default_factory=dict)
 
 
 def save_state(path: str | Path, state: BrokerState) -> None:
@@ -142,6 +144,7 @@ def _order(r: SimOrder) -> dict[str, Any]:
         "trail_stop_price": r.trail_stop_price,
         "good_till": _time(r.good_till),
         "parent_id": r.parent_id,
+        "cash_qty": r.cash_qty,
     }
 
 
@@ -178,6 +181,7 @@ def _order_from(d: dict[str, Any]) -> SimOrder:
         trail_stop_price=d.get("trail_stop_price"),
         good_till=_time_from(d.get("good_till")),
         parent_id=int(d.get("parent_id", 0)),  # state files written before brackets have none
+        cash_qty=d.get("cash_qty"),
     )
 
 
@@ -251,6 +255,7 @@ def _to_json(state: BrokerState) -> dict[str, Any]:
         "last_exec_seq": state.last_exec_seq,
         "market_time": _time(state.market_time),
         "contracts": [_contract(c) for c in state.contracts],
+        "balances": dict(state.balances),
     }
 
 
@@ -263,6 +268,7 @@ def _from_json(data: dict[str, Any]) -> BrokerState:
     return BrokerState(
         account_id=str(data["account_id"]),
         cash=float(data["cash"]),
+        balances={str(k): float(v) for k, v in data.get("balances", {}).items()},
         commissions=float(data["commissions"]),
         day_start_equity=float(data["day_start_equity"]),
         holdings=[_position_from(d) for d in data["holdings"]],

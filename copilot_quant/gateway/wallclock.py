@@ -244,10 +244,15 @@ class WallClockMarket:
         self.market.trade(symbol, t, price, size)
 
     def _step(self, symbol: str, t: pd.Timestamp, last: float) -> tuple[float, float]:
-        """The trade at ``t``: a log-normal step from ``last`` on the cent grid, and a whole-share size."""
+        """The trade at ``t``: a log-normal step from ``last`` on the symbol's tick grid (the cent grid for
+        stocks; a future's or a pair's own tick), and a whole-share size."""
         rng = np.random.default_rng(zlib.crc32(f"{self.seed}:{symbol}:{t.value}".encode()))
         z = float(rng.standard_normal())
-        price = max(_GRID, round(round(last * math.exp(self._sigma * z) / _GRID) * _GRID, 2))
+        tick = self.market.tick_of(symbol)
+        if tick is None:
+            price = max(_GRID, round(round(last * math.exp(self._sigma * z) / _GRID) * _GRID, 2))
+        else:
+            price = max(tick, round(round(last * math.exp(self._sigma * z) / tick) * tick, 10))
         size = float(max(1, int(rng.poisson(self._mean_size))))
         return price, size
 

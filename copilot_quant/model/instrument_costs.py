@@ -31,8 +31,8 @@ error until its fee is given.
 **Spot forex** — https://www.interactivebrokers.com/en/pricing/commissions-spot-currencies.php (read from
 the interactivebrokers.com.au copy): 0.20 basis point × trade value, at least USD 2.00 per order, for a
 monthly trade value up to USD 1 bn (0.15 bp / USD 1.50 to 2 bn, 0.10 bp / USD 1.25 to 5 bn, 0.08 bp /
-USD 1.00 above). 1 bp = 0.0001; the trade value is converted to USD (the account's base). IB's example:
-100,000 units cost USD 2.00.
+USD 1.00 above). 1 bp = 0.0001; the trade value is converted to USD (the account's base). IB's example
+(interactivebrokers.com.au ``/en/index.php?f=39753&p=fx``, same rates): 100,000 USD.EUR costs USD 2.00.
 """
 
 from __future__ import annotations
@@ -207,11 +207,17 @@ class ForexCommission:
 @dataclass(frozen=True, slots=True)
 class InstrumentCosts:
     """The commission model of each kind of instrument: ``stocks`` as configured, IB's futures and forex
-    rates otherwise (override per futures root with ``exchange_fees`` or per symbol with ``overrides``)."""
+    rates otherwise.
+
+    ``exchange_fees`` adds roots to :data:`IB_EXCHANGE_FEES` or overrides its figures; ``usd_per_currency``
+    values a cross pair's trades (``{"GBP": 1.27}`` for EUR.GBP); ``overrides`` sets the model of a symbol
+    or a futures root outright.
+    """
 
     stocks: CommissionModel = field(default_factory=ZeroCommission)
     futures_plan: str = "tiered"
-    exchange_fees: Mapping[str, float] = field(default_factory=lambda: dict(IB_EXCHANGE_FEES))
+    exchange_fees: Mapping[str, float] = field(default_factory=dict)
+    usd_per_currency: Mapping[str, float] = field(default_factory=dict)
     overrides: Mapping[str, CommissionModel] = field(default_factory=dict)
 
     def for_instrument(self, instrument: Instrument) -> CommissionModel:
@@ -220,10 +226,17 @@ class InstrumentCosts:
             return override
         if instrument.kind is AssetClass.FUTURE:
             return FuturesCommission.ibkr(
-                instrument.root, plan=self.futures_plan, exchange_fees=self.exchange_fees
+                instrument.root,
+                plan=self.futures_plan,
+                exchange_fees={**IB_EXCHANGE_FEES, **self.exchange_fees},
             )
         if instrument.kind is AssetClass.FOREX:
-            return ForexCommission.ibkr(instrument)
+            rate = self.usd_per_currency.get(instrument.currency)
+            return (
+                ForexCommission.ibkr(instrument)
+                if rate is None
+                else ForexCommission.ibkr(instrument, usd_per_quote=rate)
+            )
         return self.stocks
 
 

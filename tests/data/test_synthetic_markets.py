@@ -13,6 +13,8 @@ from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.data.synthetic_markets import CARRY, quote_frames
 from copilot_quant.errors import DataError
 from copilot_quant.model.instruments import InstrumentRegistry
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 REGISTRY = InstrumentRegistry(reference=date(2026, 12, 1))
 
@@ -176,3 +178,28 @@ def test_a_one_digit_contract_year_is_read_in_the_decade_of_the_window():
     new = feed.get_historical_data("MESZ6", "2026-10-01", "2026-12-31")
     assert new.index[-1].tz_convert("America/Chicago").date() == date(2026, 12, 18)
     assert feed.get_historical_data("MESZ16", "2016-12-01", "2016-12-31").equals(old.loc["2016-12-01":])
+
+
+@given(
+    symbol=st.sampled_from(["ESH7", "MNQZ6", "CLF7", "GCG7", "ZNH7", "EUR.USD", "USD.JPY", "GBP.USD"]),
+    seed=st.integers(0, 10_000),
+    day=st.dates(min_value=date(2026, 9, 1), max_value=date(2026, 11, 30)),
+)
+@settings(max_examples=20, deadline=None)
+def test_every_contract_and_pair_prints_valid_bars_on_its_grid_at_every_interval(symbol, seed, day):
+    feed = SyntheticDataProvider(start="2026-01-02", seed=seed, registry=REGISTRY)
+    instrument = REGISTRY.resolve(symbol)
+    start = pd.Timestamp(day) - pd.Timedelta(days=3)
+    minutes = feed.get_historical_data(symbol, start, day, "1m")
+    daily = feed.get_historical_data(symbol, start, day, "1d")
+    assert len(minutes) > 0
+    offset = instrument.tick_size / 2 if instrument.sec_type == "CASH" else 0.0
+    for bars in (minutes, daily):
+        for column in ("Open", "High", "Low", "Close"):
+            assert on_grid(bars[column], instrument.tick_size, offset)
+        assert (bars["High"] >= bars[["Open", "Close"]].max(axis=1)).all()
+        assert (bars["Low"] <= bars[["Open", "Close"]].min(axis=1)).all()
+        assert on_grid(bars["Volume"], 1.0)
+    rebuilt = aggregate_bars(minutes, "1m", "1d", instrument.calendar)
+    whole = daily.index[daily.index > minutes.index[0] + pd.Timedelta(days=1)]  # sessions fully inside
+    pd.testing.assert_frame_equal(rebuilt.loc[whole], daily.loc[whole], check_freq=False)

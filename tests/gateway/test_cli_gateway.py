@@ -172,3 +172,12 @@ def test_replay_settings_on_the_wall_clock_are_refused_with_the_way_out():
     assert "hours applies to the wall-clock market" in " ".join(hours.output.split())
     bad = _gateway("--clock", "sundial", "--run-for", "0.1")
     assert bad.exit_code == 2, bad.output
+
+
+def test_gateway_command_offers_a_futures_root_and_a_pair_from_synthetic_data():
+    result = _gateway(
+        "--data", "synthetic", "--clock", "replay", "--symbols", "MES", "EUR.USD", "AAPL", "--run-for", "0.1"
+    )
+    assert result.exit_code == 0, result.output
+    found = re.search(r"symbols: AAPL, EUR\.USD, MES[HMUZ]\d\b", result.output)
+    assert found, result.output  # MES stands for its front contract

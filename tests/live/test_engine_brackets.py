@@ -137,3 +137,20 @@ def test_the_adapter_places_a_bracket_in_one_go_and_refuses_an_exit_sent_alone(g
         assert [r.parent_id for r in children] == [parent.order_id] * 2
     finally:
         broker.disconnect()
+
+
+def test_the_kill_switch_cancels_an_unfilled_bracket_through_its_entry(make_engine, gateway):
+    strategy = Bracketer(entry_at=0.6)  # resting: nothing fills
+    engine = _started(make_engine, strategy)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.open_orders()) == 3)
+    engine.kill("drill")
+    assert wait_until(lambda: not gateway.broker.open_orders())
+    completed = gateway.broker.completed_orders()
+    (entry,) = [o for o in completed if not o.parent_id]
+    assert entry.completed_status == "Cancelled by client"  # the one cancel sent
+    assert [o.completed_status for o in completed if o.parent_id] == [
+        f"Cancelled: parent order {entry.order_id} ended without a fill"
+    ] * 2
+    assert wait_until(lambda: all(o.status is OrderStatus.CANCELLED for o in strategy.sent))
+    assert not [e for e in engine.errors if "161" in str(e) or "not in a cancellable state" in str(e)]

@@ -73,6 +73,7 @@ def test_a_root_without_a_cited_exchange_fee_is_refused_until_given():
         costs_for(REGISTRY.resolve("ZNZ6"))
     costs = InstrumentCosts(exchange_fees={"ZN": 0.80})
     assert costs.for_instrument(REGISTRY.resolve("ZNZ6")).commission(112.0, 1) == pytest.approx(1.67)
+    assert costs.for_instrument(REGISTRY.resolve("ESZ6")).commission(6000.0, 1) == pytest.approx(2.25)  # kept
 
 
 def test_forex_pays_a_fifth_of_a_basis_point_with_a_two_dollar_minimum():
@@ -93,6 +94,8 @@ def test_forex_values_trades_in_usd_whichever_leg_is_usd():
         costs_for(REGISTRY.resolve("EUR.GBP"))
     eur_gbp = ForexCommission("EUR", "GBP", usd_per_quote=1.25)
     assert eur_gbp.commission(0.85, 2_000_000) == pytest.approx(2_000_000 * 0.85 * 1.25 * 0.00002)
+    cross = InstrumentCosts(usd_per_currency={"GBP": 1.25}).for_instrument(REGISTRY.resolve("EUR.GBP"))
+    assert cross.commission(0.85, 2_000_000) == pytest.approx(eur_gbp.commission(0.85, 2_000_000))
 
 
 def test_forex_tiers_follow_the_months_usd_trade_value():

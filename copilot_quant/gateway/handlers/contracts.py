@@ -18,9 +18,10 @@ if TYPE_CHECKING:
 
 
 def req_contract_details(session: ClientSession, reader: FieldReader) -> None:
+    """Every matching contract (a futures root without a month lists its chain), then the end marker."""
     request = parse_contract_details_request(reader)
-    info = session.core.resolve(request.contract)
-    if info is None:
+    found = session.core.resolve_all(request.contract, include_expired=request.include_expired)
+    if not found:
         session.send_error(
             request.req_id,
             Code.NO_SECURITY_DEFINITION,
@@ -28,7 +29,10 @@ def req_contract_details(session: ClientSession, reader: FieldReader) -> None:
         )
         return
     trading, liquid = session.core.trading_hours()
-    session.send(contract_details(request.req_id, info.with_hours(trading, liquid), session.server_version))
+    for info in found:
+        # futures and pairs carry their own exchange's hours; stocks the market's
+        described = info.with_hours(trading, liquid) if info.sec_type == "STK" else info
+        session.send(contract_details(request.req_id, described, session.server_version))
     session.send(contract_details_end(request.req_id))
 
 

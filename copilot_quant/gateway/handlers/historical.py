@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.history import BarSize, HistoryError, parse_bar_size
 from copilot_quant.gateway.market import Bar
 from copilot_quant.gateway.messages.errors import Code
@@ -60,6 +61,10 @@ def req_historical_data(session: ClientSession, reader: FieldReader) -> None:
             "Error validating request.-'bK' : cause - End date not supported with adjusted last",
         )
         return
+    refusal = quote_only_refusal(info, request.what_to_show, request.bar_size)
+    if refusal is not None:
+        session.send_error(request.req_id, Code.HMDS, refusal)
+        return
     identity = (
         info.con_id,
         request.end,
@@ -95,6 +100,19 @@ def req_historical_data(session: ClientSession, reader: FieldReader) -> None:
             request.what_to_show,
             answer.bars[-1] if answer.bars else None,
         )
+
+
+def quote_only_refusal(info: ContractInfo, what: str, bar_size: str) -> str | None:
+    """IB's answer to trade bars of a forex pair: IDEALPRO disseminates quotes, not trades, so TRADES
+    (and ADJUSTED_LAST) history does not exist for CASH; ask for MIDPOINT, BID, ASK or BID_ASK."""
+    if info.sec_type != "CASH" or what.upper() not in ("TRADES", "ADJUSTED_LAST"):
+        return None
+    label = "Last" if what.upper() == "TRADES" else "Adjusted_Last"
+    return (
+        "Historical Market Data Service error message:No historical market data for "
+        f"{info.wire_symbol}/CASH@FXSUBPIP {label} {bar_size.replace(' ', '')} "
+        "(forex has no trades: ask for MIDPOINT, BID, ASK or BID_ASK)"
+    )
 
 
 def _fail(session: ClientSession, req_id: int, code: int, message: str) -> None:

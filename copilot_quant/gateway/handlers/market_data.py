@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from copilot_quant.gateway.handlers.historical import quote_only_refusal
 from copilot_quant.gateway.market import Bar, PricePoint, Quote
 from copilot_quant.gateway.messages.errors import Code
 from copilot_quant.gateway.messages.ids import Fields, In
@@ -60,21 +61,22 @@ def req_mkt_data(session: ClientSession, reader: FieldReader) -> None:
     quote = session.core.market.track(info.symbol)
     session.send(market_data_type(request.req_id, session.subs.market_data_type))
     session.send(tick_req_params(request.req_id, info.min_tick))
-    _send_quote(session, request.req_id, quote)
+    _send_quote(session, request.req_id, quote, trades=info.sec_type != "CASH")
     if request.snapshot or request.regulatory_snapshot:
         session.send(tick_snapshot_end(request.req_id))
         return
     session.subs.market_data[request.req_id] = info.symbol
 
 
-def _send_quote(session: ClientSession, req_id: int, quote: Quote) -> None:
-    """Everything known about ``quote`` (what TWS sends when a subscription starts)."""
+def _send_quote(session: ClientSession, req_id: int, quote: Quote, *, trades: bool = True) -> None:
+    """Everything known about ``quote`` (what TWS sends when a subscription starts); without ``trades``
+    (a forex pair: IDEALPRO quotes, nothing trades) no last price, trade size or volume."""
     t = lambda tick: _tick_type(session, tick)  # noqa: E731
     if math.isfinite(quote.bid):
         session.send(tick_price(req_id, t(TickType.BID), quote.bid, quote.bid_size))
     if math.isfinite(quote.ask):
         session.send(tick_price(req_id, t(TickType.ASK), quote.ask, quote.ask_size))
-    if math.isfinite(quote.last):
+    if trades and math.isfinite(quote.last):
         session.send(tick_price(req_id, t(TickType.LAST), quote.last, quote.last_size))
         if quote.time is not None:
             session.send(_last_timestamp(session, req_id, quote.time))
@@ -86,7 +88,7 @@ def _send_quote(session: ClientSession, req_id: int, quote: Quote) -> None:
     ):
         if math.isfinite(value):
             session.send(tick_price(req_id, t(tick), value, 0))
-    if quote.volume:
+    if trades and quote.volume:
         session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
 
 
@@ -111,9 +113,10 @@ def publish_tick(session: ClientSession, point: PricePoint, quote: Quote) -> Non
         t = lambda tick: _tick_type(session, tick)  # noqa: E731
         session.send(tick_price(req_id, t(TickType.BID), point.bid, quote.bid_size))
         session.send(tick_price(req_id, t(TickType.ASK), point.ask, quote.ask_size))
-        session.send(tick_price(req_id, t(TickType.LAST), point.price, point.size))
-        session.send(_last_timestamp(session, req_id, point.time))
-        session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
+        if session.core.trades(point.symbol):
+            session.send(tick_price(req_id, t(TickType.LAST), point.price, point.size))
+            session.send(_last_timestamp(session, req_id, point.time))
+            session.send(tick_size(req_id, t(TickType.VOLUME), quote.volume))
         if point.price >= quote.high:
             session.send(tick_price(req_id, t(TickType.HIGH), quote.high, 0))
         if point.price <= quote.low:
@@ -141,6 +144,10 @@ def req_real_time_bars(session: ClientSession, reader: FieldReader) -> None:
     if info is None:
         session.send_error(request.req_id, Code.NO_SECURITY_DEFINITION)
         return
+    refusal = quote_only_refusal(info, request.what_to_show, "5 secs")
+    if refusal is not None:
+        session.send_error(request.req_id, Code.HMDS, refusal)
+        return
     session.subs.real_time_bars[request.req_id] = RealTimeBarsSub(info.symbol, request.what_to_show)
 
 
@@ -158,7 +165,7 @@ def publish_real_time_bar(session: ClientSession, bar: Bar) -> None:
     for req_id, sub in list(subs.items()):
         if sub.symbol != bar.symbol:
             continue
-        o, h, lo, c = (side_price(x, sub.what) for x in (bar.open, bar.high, bar.low, bar.close))
+        o, h, lo, c = (side_price(x, sub.what, sub.symbol) for x in (bar.open, bar.high, bar.low, bar.close))
         if sub.what == "TRADES":
             wap = round((bar.high + bar.low + bar.close) / 3, 6)
             session.send(

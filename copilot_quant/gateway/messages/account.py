@@ -75,9 +75,9 @@ def portfolio_value(account: str, item: PortfolioItem) -> Fields:
         Out.PORTFOLIO_VALUE,
         8,
         c.con_id,
-        c.symbol,
+        c.wire_symbol,
         c.sec_type,
-        "",  # lastTradeDateOrContractMonth
+        c.last_trade_date,
         0.0,  # strike
         "",  # right
         c.multiplier,

@@ -22,6 +22,7 @@ __all__ = [
 class ContractDetailsRequest:
     req_id: int
     contract: ContractRequest
+    include_expired: bool = False
 
 
 def parse_contract_details_request(reader: FieldReader) -> ContractDetailsRequest:
@@ -29,8 +30,9 @@ def parse_contract_details_request(reader: FieldReader) -> ContractDetailsReques
     reader.int()  # version
     req_id = reader.int()
     contract = parse_contract12(reader)
-    reader.skip(min(reader.remaining, 4))  # includeExpired, secIdType, secId, issuerId: not modelled
-    return ContractDetailsRequest(req_id, contract)
+    include_expired = reader.bool() if reader.remaining else False
+    reader.skip(min(reader.remaining, 3))  # secIdType, secId, issuerId: not modelled
+    return ContractDetailsRequest(req_id, contract, include_expired)
 
 
 def escape_text(text: str) -> str:
@@ -51,9 +53,9 @@ def contract_details(req_id: int, info: ContractInfo, version: int = sv.SERVER_V
     fields = [
         *head,
         req_id,
-        info.symbol,
+        info.wire_symbol,
         info.sec_type,
-        "",  # lastTradeDateOrContractMonth
+        info.last_trade_date,  # lastTradeDateOrContractMonth (a future's last trade date)
         0.0,  # strike
         "",  # right
         info.exchange,
@@ -71,7 +73,7 @@ def contract_details(req_id: int, info: ContractInfo, version: int = sv.SERVER_V
         0,  # underConId
         escape_text(info.long_name),
         info.primary_exchange,
-        "",  # contractMonth
+        info.contract_month,
         info.industry,
         info.category,
         info.subcategory,
@@ -82,16 +84,17 @@ def contract_details(req_id: int, info: ContractInfo, version: int = sv.SERVER_V
         "",  # evMultiplier
         0,  # secIdList count
         1,  # aggGroup
-        "",  # underSymbol
-        "",  # underSecType
+        info.ib_symbol if info.sec_type == "FUT" else "",  # underSymbol
+        "IND" if info.sec_type == "FUT" else "",  # underSecType
         info.market_rule_ids,
-        "",  # realExpirationDate
+        info.last_trade_date,  # realExpirationDate
         info.stock_type,
     ]
     if version == sv.FRACTIONAL_SIZE_SUPPORT:
         fields.append("1")  # sizeMinTick
     elif not old:
-        fields += ["1", "1", "100"]  # minSize, sizeIncrement, suggestedSizeIncrement
+        # minSize, sizeIncrement, suggestedSizeIncrement: whole contracts and units; stocks suggest lots of 100
+        fields += ["1", "1", "100" if info.sec_type == "STK" else "1"]
     return fields
 
 

@@ -90,9 +90,9 @@ def contract11(info: ContractInfo) -> Fields:
     tradingClass (the contract block of openOrder, completedOrder, execDetails and position)."""
     return [
         info.con_id,
-        info.symbol,
+        info.wire_symbol,
         info.sec_type,
-        "",
+        info.last_trade_date,
         0.0,
         "",
         info.multiplier,
@@ -236,7 +236,7 @@ def open_order(
         "",  # softDollarTier name
         "",  # softDollarTier value
         "",  # softDollarTier displayName
-        UNSET_DOUBLE_TEXT,  # cashQty
+        _price(record.cash_qty),  # cashQty
         False,  # dontUseAutoPriceForHedge
         False,  # isOmsContainer
         False,  # discretionaryUpToLimitPrice
@@ -337,7 +337,7 @@ def completed_order(record: SimOrder, version: int = sv.SERVER_VERSION) -> Field
         0,  # conditions count
         _price(record.trail_stop_price),  # trailStopPrice
         _price(record.lmt_price_offset),  # lmtPriceOffset
-        UNSET_DOUBLE_TEXT,  # cashQty
+        _price(record.cash_qty),  # cashQty
         False,  # dontUseAutoPriceForHedge
         False,  # isOmsContainer
         "",  # autoCancelDate
