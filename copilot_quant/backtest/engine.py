@@ -577,7 +577,7 @@ class BacktestEngine:
             if order.timestamp is None:
                 order.timestamp = ts
             if self._router is not None:
-                self._router.route(order, bar)
+                self._router.route(order, bar, self.broker.position_quantity)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
             if self._books is not None:

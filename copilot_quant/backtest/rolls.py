@@ -7,7 +7,9 @@ that symbol (research prices), but a position can only be held in a real contrac
   ``registry.contract_on(root, day, roll_days=N)`` (the front month, rolled ``N`` weekdays before its last
   trade date): the order's ``symbol`` becomes the contract's (``"MESZ6"``), and so do its fills and the
   position; ``order.routed_from`` keeps ``"MES"`` (a strategy counting its fills matches either). A
-  working order stays on the contract it was routed to.
+  working order stays on the contract it was routed to. An order that only reduces a position still held
+  in one earlier contract of the root (no automatic roll) trades that contract instead, so selling
+  ``"MES"`` after a roll closes what is held rather than opening a short in the new contract.
 * The contracts' bars are loaded beside the run's symbols (from the data provider, or taken from a
   ``data=`` frame that has their columns) to execute on; the strategy still sees only the symbols it asked
   for.
@@ -31,7 +33,7 @@ know, the New York calendar day.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -124,12 +126,29 @@ class ContinuousRouter:
         per_bar = self._contracts.get(symbol)
         return per_bar[bar] if per_bar is not None else None
 
-    def route(self, order: Order, bar: int) -> None:
-        """Point an order for a continuous symbol at the contract of ``bar``'s day (others are left alone)."""
+    def route(self, order: Order, bar: int, held: Callable[[str], float] | None = None) -> None:
+        """Point an order for a continuous symbol at the contract of ``bar``'s day (others are left alone),
+        or, when it closes (part of) a position still held in one earlier contract of the root, at that
+        contract (``held``: quantity held by contract symbol)."""
         contract = self.contract(order.symbol, bar)
+        if contract is not None and held is not None:
+            contract = self._closing(order, contract, bar, held)
         if contract is not None:
             log.debug("order %s for %s trades %s", order.order_id, order.symbol, contract)
             order.routed_from, order.symbol = order.symbol, contract
+
+    def _closing(self, order: Order, contract: str, bar: int, held: Callable[[str], float]) -> str:
+        earlier = {
+            c: held(c) for c in dict.fromkeys(self._contracts[order.symbol][: bar + 1]) if c != contract
+        }
+        open_ = [(c, q) for c, q in earlier.items() if q]
+        if len(open_) != 1 or held(contract):
+            return contract
+        old, quantity = open_[0]
+        signed = order.quantity if order.side_enum is OrderSide.BUY else -order.quantity
+        if quantity * signed < 0 and abs(signed) <= abs(quantity) + 1e-9:
+            return old  # it only reduces the old position: close it rather than open a spread
+        return contract
 
     def rolls_at(self, bar: int, timestamp: datetime) -> list[Roll]:
         """The rolls that take effect at ``bar`` (none at the first bar)."""

@@ -204,3 +204,32 @@ def test_an_evening_bar_belongs_to_the_next_globex_session_for_the_contract_of_t
     router = ContinuousRouter(REG, ["MES"], stamps)
     assert [router.contract("MES", i) for i in range(3)] == ["MESZ6", "MESH7", "MESH7"]
     assert [(r.old, r.new) for r in router.rolls_at(1, stamps[1].to_pydatetime())] == [("MESZ6", "MESH7")]
+
+
+class SellAfterRoll(BuyAndHoldMes):
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        self.held.append(self.position("MES"))
+        n = len(data)
+        if n == 1:
+            return [Order("MES", 2)]
+        return [Order("MES", 2, side="SELL")] if n == 10 else None
+
+
+def test_without_auto_roll_a_sell_after_the_roll_closes_the_old_contract() -> None:
+    engine = BacktestEngine(
+        100_000,
+        data_provider=ChainFeed(),
+        commission=0.0,
+        slippage=0.0,
+        instruments=InstrumentAccounts(REG, futures_commission=PerContractCommission(0.0)),
+    )
+    strategy = SellAfterRoll()
+    engine.add_strategy(strategy)
+    result = engine.run("2026-12-01", "2026-12-16", ["MES"])
+    # bar 9 (14 December) trades MESH7, but the sell only reduces the MESZ6 position: it closes it
+    assert [(f.symbol, f.side.value, f.fill_price) for f in result.fills] == [
+        ("MESZ6", "buy", 6001.0),
+        ("MESZ6", "sell", 6010.0),
+    ]
+    assert result.positions == {}
+    assert result.orders[1].routed_from == "MES"
