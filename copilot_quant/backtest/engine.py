@@ -334,7 +334,9 @@ class BacktestEngine(AccountReads):
         if self._given_broker is None:
             self.broker = self._new_broker()
         if self._given_broker is None or self.broker.accounts is None:
-            self.broker.use_instruments(run_accounts(self.instruments, reference_day(lo, frame)))
+            self.broker.use_instruments(
+                run_accounts(self.instruments, reference_day(lo, frame), self.commission)
+            )
         # the spread's touch is on the tick grid: so are bars (each instrument on its own tick)
         on_grid = spread_of(self.broker.slippage_model) is not None
         if on_grid:
@@ -462,7 +464,7 @@ class BacktestEngine(AccountReads):
             if order.timestamp is None:
                 order.timestamp = ts
             if self._router is not None:
-                self._router.route(order, bar)
+                self._router.route(order, bar, self.broker.position_quantity)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
             if books is not None:

@@ -27,6 +27,7 @@ from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.ledger import _step
 from copilot_quant.backtest.orders import Fill
 from copilot_quant.errors import ConfigError
+from copilot_quant.model.instrument_costs import InstrumentCosts
 from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 
 __all__ = ["MarginCall", "MultiAssetLedger", "RunAccounting", "margin_calls", "run_accounts"]
@@ -48,13 +49,16 @@ class MarginCall:
 
 
 def run_accounts(
-    given: InstrumentRegistry | InstrumentAccounts | None, reference: date
+    given: InstrumentRegistry | InstrumentAccounts | None, reference: date, stock_commission: object = None
 ) -> InstrumentAccounts:
     """A new account's futures/forex side for a run: the engine's ``instruments`` (fresh state), or the
-    default registry with one-digit contract years (``"ESZ6"``) read against ``reference``."""
+    default registry with one-digit contract years (``"ESZ6"``) read against ``reference`` and IB's costs —
+    on its Fixed plan for futures when the stocks' ``commission`` is ``'ibkr-fixed'``."""
     if isinstance(given, InstrumentAccounts):
         return given.fresh()
-    return InstrumentAccounts(given if given is not None else InstrumentRegistry(reference=reference))
+    registry = given if given is not None else InstrumentRegistry(reference=reference)
+    fixed = isinstance(stock_commission, str) and stock_commission.strip().lower() == "ibkr-fixed"
+    return InstrumentAccounts(registry, InstrumentCosts(futures_plan="fixed" if fixed else "tiered"))
 
 
 class RunAccounting:

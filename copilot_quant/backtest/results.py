@@ -191,7 +191,9 @@ class BacktestResult:
         return trades.loc[~trades["is_open"]].reset_index(drop=True)
 
     def get_trade_log(self) -> pd.DataFrame:
-        """One row per fill, in time order; columns :data:`TRADE_LOG_COLUMNS` (``side`` is buy/sell)."""
+        """One row per fill, in time order; columns :data:`TRADE_LOG_COLUMNS` (``side`` is buy/sell).
+        ``total_cost`` is the notional (× the multiplier, for a futures contract) plus the commission."""
+        mult = self.multipliers
         rows = [
             {
                 "timestamp": pd.Timestamp(f.timestamp),
@@ -201,7 +203,9 @@ class BacktestResult:
                 "price": f.fill_price,
                 "commission": f.commission,
                 "fees": f.fees,
-                "total_cost": f.total_cost,
+                "total_cost": f.total_cost
+                if not mult
+                else f.notional * mult.get(f.symbol, 1.0) + f.commission,
                 "order_id": f.order.order_id,
                 "order_type": str(f.order.order_type),
             }

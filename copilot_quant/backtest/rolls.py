@@ -7,7 +7,9 @@ that symbol (research prices), but a position can only be held in a real contrac
   ``registry.contract_on(root, day, roll_days=N)`` (the front month, rolled ``N`` weekdays before its last
   trade date): the order's ``symbol`` becomes the contract's (``"MESZ6"``), and so do its fills and the
   position; ``order.routed_from`` keeps ``"MES"`` (a strategy counting its fills matches either). A
-  working order stays on the contract it was routed to.
+  working order stays on the contract it was routed to. An order that only reduces a position still held
+  in one earlier contract of the root (no automatic roll) trades that contract instead, so selling
+  ``"MES"`` after a roll closes what is held rather than opening a short in the new contract.
 * The contracts' bars are loaded beside the run's symbols (from the data provider, or taken from a
   ``data=`` frame that has their columns) to execute on; the strategy still sees only the symbols it asked
   for.
@@ -23,20 +25,23 @@ A futures contract (routed or named, ``"ESZ6"``) stops trading after its last tr
 still held then is settled at the contract's last close (:class:`Expiries`), and a new order for it is
 rejected.
 
-Days are exchange-zone calendar days of the bar timestamps (New York, as for DAY orders).
+A bar's day is the trading session it belongs to on the instrument's calendar (a CME Globex bar at 18:00
+Chicago belongs to the next day's session), in the exchange's zone; for a calendar the library does not
+know, the New York calendar day.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import pandas as pd
 
 from copilot_quant.backtest.market import SESSION_TZ
-from copilot_quant.errors import ConfigError
+from copilot_quant.data.calendars import closing_session_of, exchange_tz_name
+from copilot_quant.errors import ConfigError, CopilotQuantError
 from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
 from copilot_quant.model.orders import Order, OrderSide
 from copilot_quant.model.ports import IDataFeed
@@ -98,13 +103,13 @@ class ContinuousRouter:
         self._registry = registry
         #: continuous symbol -> its instrument
         self.roots = continuous_roots(registry, symbols)
-        days = _days(index)
+        sessions = _Sessions(index)
         cache: dict[tuple[str, date], str] = {}
         #: continuous symbol -> contract symbol per bar
         self._contracts: dict[str, list[str]] = {}
         for symbol, inst in self.roots.items():
             per_bar = []
-            for day in days:
+            for day in sessions.days(inst.calendar):
                 key = (inst.root, day)
                 if key not in cache:
                     cache[key] = registry.contract_on(inst.root, day, roll_days=roll_days).symbol
@@ -127,12 +132,29 @@ class ContinuousRouter:
         per_bar = self._contracts.get(symbol)
         return per_bar[bar] if per_bar is not None else None
 
-    def route(self, order: Order, bar: int) -> None:
-        """Point an order for a continuous symbol at the contract of ``bar``'s day (others are left alone)."""
+    def route(self, order: Order, bar: int, held: Callable[[str], float] | None = None) -> None:
+        """Point an order for a continuous symbol at the contract of ``bar``'s day (others are left alone),
+        or, when it closes (part of) a position still held in one earlier contract of the root, at that
+        contract (``held``: quantity held by contract symbol)."""
         contract = self.contract(order.symbol, bar)
+        if contract is not None and held is not None:
+            contract = self._closing(order, contract, bar, held)
         if contract is not None:
             log.debug("order %s for %s trades %s", order.order_id, order.symbol, contract)
             order.routed_from, order.symbol = order.symbol, contract
+
+    def _closing(self, order: Order, contract: str, bar: int, held: Callable[[str], float]) -> str:
+        earlier = {
+            c: held(c) for c in dict.fromkeys(self._contracts[order.symbol][: bar + 1]) if c != contract
+        }
+        open_ = [(c, q) for c, q in earlier.items() if q]
+        if len(open_) != 1 or held(contract):
+            return contract
+        old, quantity = open_[0]
+        signed = order.quantity if order.side_enum is OrderSide.BUY else -order.quantity
+        if quantity * signed < 0 and abs(signed) <= abs(quantity) + 1e-9:
+            return old  # it only reduces the old position: close it rather than open a spread
+        return contract
 
     def rolls_at(self, bar: int, timestamp: datetime) -> list[Roll]:
         """The rolls that take effect at ``bar`` (none at the first bar)."""
@@ -206,7 +228,30 @@ class ContinuousRouter:
         return pd.DataFrame(columns, index=index)
 
 
-def _days(index: pd.DatetimeIndex) -> list[date]:
+class _Sessions:
+    """The trading day of each bar, per calendar (computed once per calendar)."""
+
+    __slots__ = ("_by_calendar", "_index")
+
+    def __init__(self, index: pd.DatetimeIndex) -> None:
+        self._index = index
+        self._by_calendar: dict[str, list[date]] = {}
+
+    def days(self, calendar: str) -> list[date]:
+        known = self._by_calendar.get(calendar)
+        if known is None:
+            known = self._by_calendar[calendar] = _days(self._index, calendar)
+        return known
+
+
+def _days(index: pd.DatetimeIndex, calendar: str) -> list[date]:
+    """Each bar's session day on ``calendar`` (exchange zone), or its New York day if that cannot be told."""
+    if index.tz is not None and len(index):
+        try:
+            closes = closing_session_of(index, calendar)
+            return list(closes.tz_convert(exchange_tz_name(calendar)).date)
+        except (CopilotQuantError, KeyError, ValueError) as exc:  # an unknown calendar, bars beyond it
+            log.debug("session days on %s unavailable (%s); using New York days", calendar, exc)
     local = index.tz_convert(SESSION_TZ) if index.tz is not None else index
     return list(local.date)
 
@@ -230,11 +275,17 @@ class Expiries:
             for k, (s, inst) in enumerate(zip(symbols, instruments, strict=True))
             if inst is not None and inst.kind is AssetClass.FUTURE and inst.expiry is not None
         }
-        self._days = _days(index)
+        sessions = _Sessions(index)
+        #: contract symbol -> each bar's session day on the contract's calendar
+        self._days = {
+            s: sessions.days(inst.calendar)
+            for s, inst in zip(symbols, instruments, strict=True)
+            if inst is not None and s in self.expiry
+        }
         #: bar -> the contracts that expired before its day but after the previous bar's
         self._due: dict[int, list[tuple[str, int, date]]] = {}
         for symbol, (k, last) in self.expiry.items():
-            bar = next((i for i, day in enumerate(self._days) if day > last), None)
+            bar = next((i for i, day in enumerate(self._days[symbol]) if day > last), None)
             if bar is not None and bar > 0:
                 self._due.setdefault(bar, []).append((symbol, k, last))
 
@@ -243,7 +294,8 @@ class Expiries:
         cls, symbols: Sequence[str], instruments: Sequence[Instrument | None], index: pd.DatetimeIndex
     ) -> Expiries | None:
         expiries = cls(symbols, instruments, index)
-        return expiries if expiries.expiry else None
+        # nothing to do (and the fast path stays open) when no contract stops trading within the bars
+        return expiries if expiries._due else None
 
     def due(self, bar: int) -> list[tuple[str, int, date]]:
         """``(symbol, column, last trade date)`` of each contract whose positions settle at ``bar``."""
@@ -252,6 +304,6 @@ class Expiries:
     def expired(self, symbol: str, bar: int) -> date | None:
         """The last trade date of ``symbol`` if it is before ``bar``'s day, else ``None``."""
         known = self.expiry.get(symbol)
-        if known is None or self._days[bar] <= known[1]:
+        if known is None or self._days[symbol][bar] <= known[1]:
             return None
         return known[1]

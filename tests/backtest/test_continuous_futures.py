@@ -199,3 +199,45 @@ def test_mes_held_across_two_quarterly_rolls_on_the_synthetic_chain() -> None:
     costs = sum(f.commission for f in result.fills)
     assert result.final_value == pytest.approx(100_000 + pnl - costs)
     assert costs == pytest.approx(10 * (0.25 + 0.35 + 0.02))  # IB's micro rate plus CME and NFA fees
+
+
+def test_an_evening_bar_belongs_to_the_next_globex_session_for_the_contract_of_the_day() -> None:
+    from copilot_quant.backtest.rolls import ContinuousRouter
+
+    # MES rolls to MESH7 on Friday 11 December 2026; Globex's session for the 11th opens at 17:00 Chicago on the 10th
+    stamps = pd.DatetimeIndex(
+        ["2026-12-10 15:00", "2026-12-10 17:30", "2026-12-11 09:00"], tz="America/Chicago"
+    ).tz_convert("UTC")
+    router = ContinuousRouter(REG, ["MES"], stamps)
+    assert [router.contract("MES", i) for i in range(3)] == ["MESZ6", "MESH7", "MESH7"]
+    assert [(r.old, r.new) for r in router.rolls_at(1, stamps[1].to_pydatetime())] == [("MESZ6", "MESH7")]
+
+
+class SellAfterRoll(BuyAndHoldMes):
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        self.held.append(self.position("MES"))
+        n = len(data)
+        if n == 1:
+            return [Order("MES", 2)]
+        return [Order("MES", 2, side="SELL")] if n == 10 else None
+
+
+def test_without_auto_roll_a_sell_after_the_roll_closes_the_old_contract() -> None:
+    engine = BacktestEngine(  # routing at the bars' prices: no spread
+        100_000,
+        data_provider=ChainFeed(),
+        commission=0.0,
+        slippage=0.0,
+        spread=None,
+        instruments=InstrumentAccounts(REG, futures_commission=PerContractCommission(0.0)),
+    )
+    strategy = SellAfterRoll()
+    engine.add_strategy(strategy)
+    result = engine.run("2026-12-01", "2026-12-16", ["MES"])
+    # bar 9 (14 December) trades MESH7, but the sell only reduces the MESZ6 position: it closes it
+    assert [(f.symbol, f.side.value, f.fill_price) for f in result.fills] == [
+        ("MESZ6", "buy", 6001.0),
+        ("MESZ6", "sell", 6010.0),
+    ]
+    assert result.positions == {}
+    assert result.orders[1].routed_from == "MES"

@@ -187,3 +187,40 @@ def test_the_report_shows_cash_by_currency_multipliers_and_margin_calls(tmp_path
     from copilot_quant.reports.backtest_tables import symbol_summary
 
     assert symbol_summary(result).loc["ESZ6", "turnover"] == 6_000 * 50
+
+
+def test_the_fast_path_trades_futures_exactly_like_the_guide_style_path() -> None:
+    from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
+
+    rows = [(6000 + 10 * ((i * 7) % 13) - 60, 6000 + 10 * ((i * 5) % 11) - 50) for i in range(80)]
+    data = bars({"ESZ6": [(float(o), float(c)) for o, c in rows]}, start="2026-06-01")
+    results = []
+    for strategy in (
+        SimpleMovingAverage(quantity=2, fast_period=3, slow_period=8),
+        SmaCrossFast(quantity=2, fast_period=3, slow_period=8),
+    ):
+        engine = _engine(200_000)
+        engine.add_strategy(strategy)
+        results.append(engine.run(symbols=["ESZ6"], data=data))
+    guide, fast = results
+    assert len(guide.fills) > 4
+    assert [(f.timestamp, f.fill_price, f.signed_quantity) for f in guide.fills] == [
+        (f.timestamp, f.fill_price, f.signed_quantity) for f in fast.fills
+    ]
+    assert guide.equity_curve.tolist() == pytest.approx(fast.equity_curve.tolist())
+    log = guide.get_trade_log()
+    first = guide.fills[0]
+    assert log["total_cost"].iloc[0] == pytest.approx(first.fill_price * 2 * 50 + first.commission)
+
+
+@pytest.mark.parametrize(
+    ("commission", "per_contract"), [("ibkr-tiered", 0.85), ("ibkr-fixed", 0.85), (0.001, 0.85)]
+)
+def test_futures_pay_ibs_plan_beside_the_stock_commission(commission: Any, per_contract: float) -> None:
+    data = bars({"ESZ6": [(6000, 6000), (6000, 6000)]})
+    engine = BacktestEngine(100_000, commission=commission, slippage=0.0)
+    engine.add_strategy(Script({0: [Order("ESZ6", 1)]}))
+    (fill,) = engine.run(symbols=["ESZ6"], data=data).fills
+    assert fill.commission == pytest.approx(per_contract + 1.38 + 0.02)
+    plan = engine.broker.accounts.costs.futures_plan  # type: ignore[union-attr]
+    assert plan == ("fixed" if commission == "ibkr-fixed" else "tiered")
