@@ -10,6 +10,7 @@ as 10.4x, and ib_insync 0.9.86 requires ``eventkit``, whose package name clashes
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import shutil
 import subprocess
@@ -85,3 +86,17 @@ def scenario_env(path: Path | None) -> dict[str, str]:
         parts.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(parts)
     return env
+
+
+def run_family_scenario(spec: ClientSpec, port: int, family: str) -> dict:
+    """Run ``tests.gateway.client_scenarios.<family>_insync`` (ib_async/ib_insync) or ``<family>_ibapi``
+    (IB's client) for ``spec`` against the gateway on ``port``; the JSON it printed last."""
+    insync = spec.scenario == "insync_family"
+    module = f"{family}_insync" if insync else f"{family}_ibapi"
+    args = [sys.executable, "-m", f"tests.gateway.client_scenarios.{module}"]
+    args += [spec.module, str(port)] if insync else [str(port)]
+    done = subprocess.run(
+        args, capture_output=True, text=True, env=scenario_env(client_path(spec)), timeout=120, check=False
+    )
+    assert done.returncode == 0, f"{spec.name} {family} scenario failed:\n{done.stderr[-4000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])

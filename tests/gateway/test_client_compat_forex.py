@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import running_gateway
 
-from .client_env import ClientSpec, client_path, scenario_env
+from .client_env import ClientSpec, run_family_scenario
 from .fut_fx_feed import FutFxFeed
 from .test_client_compat import IB_ASYNC, IB_INSYNC, IBAPI_10_4X, IBAPI_10_19
 
@@ -31,15 +28,7 @@ def market() -> Iterator[GatewayServer]:
 
 
 def _run(spec: ClientSpec, port: int) -> dict:
-    insync = spec.scenario == "insync_family"
-    module = "forex_insync" if insync else "forex_ibapi"
-    args = [sys.executable, "-m", f"tests.gateway.client_scenarios.{module}"]
-    args += [spec.module, str(port)] if insync else [str(port)]
-    done = subprocess.run(
-        args, capture_output=True, text=True, env=scenario_env(client_path(spec)), timeout=120, check=False
-    )
-    assert done.returncode == 0, f"{spec.name} forex scenario failed:\n{done.stderr[-4000:]}"
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_family_scenario(spec, port, "forex")
 
 
 @pytest.mark.parametrize(
