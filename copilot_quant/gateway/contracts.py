@@ -221,6 +221,12 @@ class ContractRegistry:
         any_symbol = bool(getattr(feed, "serves_any_symbol", False)) and symbols is None
         return cls(listed, any_symbol=any_symbol, today=today)
 
+    def expired(self, info: ContractInfo) -> bool:
+        """Whether ``info`` is a futures contract past its last trade date (the market's date): IB serves
+        its history only to a request whose contract sets ``includeExpired``."""
+        derivatives = self._derivatives
+        return derivatives is not None and derivatives.expired(info)
+
     def serves(self, key: str) -> bool:
         """Whether the data source has prices for an instrument key (listed, or any symbol is served)."""
         if key in self._listed or key in self._by_symbol:

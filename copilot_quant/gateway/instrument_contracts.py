@@ -249,6 +249,11 @@ class InstrumentContracts:
             return self._futures(req, include_expired)
         return []
 
+    def expired(self, info: ContractInfo) -> bool:
+        """Whether ``info`` is a future whose last trade date is before the market's current date."""
+        last = info.last_trade_date
+        return info.sec_type == "FUT" and bool(last) and last < f"{self._today():%Y%m%d}"
+
     def by_con_id(self, con_id: int) -> ContractInfo | None:
         """A futures contract of the current chains or a listed pair with this conId (None if none)."""
         for inst in self._candidates():

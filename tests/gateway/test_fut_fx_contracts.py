@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from copilot_quant.gateway.instrument_contracts import contract_for
@@ -74,6 +74,31 @@ def test_an_expired_contract_needs_include_expired(ib: IB) -> None:
     old = Future("MES", "202609", "CME", includeExpired=True)
     [details] = ib.reqContractDetails(old)
     assert details.contract.lastTradeDateOrContractMonth == "20260918"
+
+
+def test_an_expired_contracts_history_needs_include_expired(ib: IB) -> None:
+    """As at IB: the history of a future past its last trade date is served only to a request whose
+    contract sets ``includeExpired`` (else error 200, as for an unknown contract); the live contract's
+    history does not need it."""
+    [old] = ib.qualifyContracts(Future("MES", "202609", "CME", includeExpired=True))
+    assert old is not None
+    old.includeExpired = True  # ib_async copies IB's answer over the contract, the flag included
+    last_days = datetime(2026, 9, 18, 21, tzinfo=UTC)  # its last trading days
+    bars = ib.reqHistoricalData(old, last_days, "5 D", "1 day", "TRADES", True)
+    assert bars
+    assert all(bar.close > 0 for bar in bars)
+    assert ib.reqHeadTimeStamp(old, "TRADES", True)
+
+    errors: list[int] = []
+    ib.errorEvent += lambda req_id, code, *_: errors.append(code)
+    plain = Contract(conId=old.conId, secType="FUT", exchange="CME")  # the same contract, without the flag
+    assert list(ib.reqHistoricalData(plain, last_days, "5 D", "1 day", "TRADES", True)) == []
+    assert errors == [200]
+    assert not ib.reqHeadTimeStamp(plain, "TRADES", True)
+    assert errors == [200, 200]
+    [live] = ib.qualifyContracts(Future("MES", "202612", "CME"))
+    assert ib.reqHistoricalData(live, "", "5 D", "1 day", "TRADES", True)
+    assert errors == [200, 200]
 
 
 def test_a_continuous_future_is_its_front_contract(ib: IB) -> None:

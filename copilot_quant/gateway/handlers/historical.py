@@ -41,7 +41,8 @@ def req_historical_data(session: ClientSession, reader: FieldReader) -> None:
     request = parse_historical_request(reader)
     core = session.core
     info = core.resolve(request.contract)
-    if info is None:
+    if info is None or (core.registry.expired(info) and not request.include_expired):
+        # IB answers 200 for an expired future's history unless the contract sets includeExpired
         session.send_error(request.req_id, Code.NO_SECURITY_DEFINITION)
         return
     if request.keep_up_to_date and request.end:
@@ -148,7 +149,7 @@ def publish_bar(session: ClientSession, bar: Bar) -> None:
 def req_head_timestamp(session: ClientSession, reader: FieldReader) -> None:
     request = parse_head_timestamp_request(reader)
     info = session.core.resolve(request.contract)
-    if info is None:
+    if info is None or (session.core.registry.expired(info) and not request.include_expired):
         session.send_error(request.req_id, Code.NO_SECURITY_DEFINITION)
         return
     try:

@@ -34,6 +34,8 @@ class HistoricalRequest:
     what_to_show: str
     format_date: int
     keep_up_to_date: bool
+    #: The contract's ``includeExpired``: an expired future's history is served only when it is set.
+    include_expired: bool = False
 
 
 def parse_historical_request(reader: FieldReader) -> HistoricalRequest:
@@ -41,7 +43,7 @@ def parse_historical_request(reader: FieldReader) -> HistoricalRequest:
     formatDate, [BAG legs], keepUpToDate, chartOptions`` (no version field)."""
     req_id = reader.int()
     contract = parse_contract12(reader)
-    reader.bool()  # includeExpired
+    include_expired = reader.bool()
     end = reader.str().strip()
     bar_size = reader.str().strip()
     duration = reader.str().strip()
@@ -51,7 +53,9 @@ def parse_historical_request(reader: FieldReader) -> HistoricalRequest:
     if contract.sec_type == "BAG":
         reader.skip(reader.int() * 4)
     keep = reader.bool() if reader.remaining else False
-    return HistoricalRequest(req_id, contract, end, bar_size, duration, use_rth, what, format_date, keep)
+    return HistoricalRequest(
+        req_id, contract, end, bar_size, duration, use_rth, what, format_date, keep, include_expired
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +65,18 @@ class HeadTimestampRequest:
     use_rth: bool
     what_to_show: str
     format_date: int
+    include_expired: bool = False
 
 
 def parse_head_timestamp_request(reader: FieldReader) -> HeadTimestampRequest:
     """``87, reqId, contract12, includeExpired, useRTH, whatToShow, formatDate``."""
     req_id = reader.int()
     contract = parse_contract12(reader)
-    reader.bool()
+    include_expired = reader.bool()
     use_rth = reader.bool()
     what = reader.str().strip().upper()
     format_date = reader.int(1)
-    return HeadTimestampRequest(req_id, contract, use_rth, what, format_date)
+    return HeadTimestampRequest(req_id, contract, use_rth, what, format_date, include_expired)
 
 
 @dataclass(frozen=True, slots=True)
