@@ -111,9 +111,11 @@ from copilot_quant.backtest.order_requests import cancel_order, expiry_bar, modi
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.rolls import ContinuousRouter, Expiries, check_roll_days
 from copilot_quant.backtest.run_data import (
+    PriorPrices,
     benchmark_closes,
     frame_symbols,
     load_bars,
+    prior_prices,
     reference_day,
     symbol_list,
 )
@@ -219,6 +221,8 @@ class BacktestEngine(AccountReads):
         self.errors: list[dict[str, Any]] = []
         self.result: BacktestResult | None = None
         self._run_symbols: tuple[str, ...] = ()
+        #: The bars before a date-range run's start, for its first bars' spread (run_data.prior_prices).
+        self._spread_prior: PriorPrices | None = None
         self._reset_run_state(None)
 
     # ------------------------------------------------------------------ setup
@@ -228,7 +232,13 @@ class BacktestEngine(AccountReads):
         if market is None or spread is None:
             return None
         return width_table(
-            spread, market.opens, market.highs, market.lows, market.closes, self._ticks(market)
+            spread,
+            market.opens,
+            market.highs,
+            market.lows,
+            market.closes,
+            self._ticks(market),
+            self._spread_prior,
         )
 
     def _ticks(self, market: MarketData | None) -> list[float | None] | None:
@@ -356,6 +366,22 @@ class BacktestEngine(AccountReads):
         if on_grid and extra is not None:
             extra = grid_frame(extra, self.broker.tick_size)
         market = MarketData(frame, names or None, extra) if len(frame) else None
+        spread = spread_of(self.broker.slippage_model)
+        self._spread_prior = (
+            prior_prices(
+                self.data_provider,
+                market.visible,  # the first columns of the price arrays; a roll's contracts follow
+                lo,
+                self._run_interval,
+                spread.window + 1,
+                data=data,
+                on_grid=lambda bars: grid_frame(
+                    bars, self.broker.tick_size, names[0] if len(names) == 1 else None
+                ),
+            )
+            if spread is not None and lo is not None and market is not None
+            else None
+        )
         compared = (
             resolve_benchmark(
                 benchmark,

@@ -343,17 +343,25 @@ def width_table(  # noqa: PLR0917 - the model, the four price arrays, then the t
     lows: np.ndarray,
     closes: np.ndarray,
     ticks: Sequence[float | None] | None = None,
+    prior: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """The width of every bar of every symbol, ``(bars, symbols)`` int64, from ``(bars, symbols)`` price
     arrays, in ticks of each symbol's ``ticks`` entry (None: the US stock grid); each symbol's widths come
     from its own bars (rows where it has none, NaN, are skipped, so a symbol quotes as it would alone — as
-    the gateway replays it)."""
+    the gateway replays it). ``prior`` (open, high, low, close arrays of the same symbols, the bars before
+    the first row) lets the first rows' widths be estimated from the bars before them."""
     out = np.full(closes.shape, model.ticks, dtype=np.int64)
     for k in range(closes.shape[1]):
         rows = np.flatnonzero(np.isfinite(closes[:, k]) & np.isfinite(opens[:, k]))
         tick = None if ticks is None else ticks[k]
-        if len(rows):
-            out[rows, k] = model.widths(opens[rows, k], highs[rows, k], lows[rows, k], closes[rows, k], tick)
+        if not len(rows):
+            continue
+        series = [opens[rows, k], highs[rows, k], lows[rows, k], closes[rows, k]]
+        if prior is not None and k < prior[3].shape[1]:
+            before = np.flatnonzero(np.isfinite(prior[3][:, k]) & np.isfinite(prior[0][:, k]))
+            series = [np.concatenate([p[before, k], s]) for p, s in zip(prior, series, strict=True)]
+        o, h, lo, c = series
+        out[rows, k] = model.widths(o, h, lo, c, tick)[-len(rows) :]
     return out
 
 

@@ -3,14 +3,17 @@ stops triggered by trades, the data-derived default on unless turned off."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.orders import Order, OrderStatus
+from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.costs import PercentSlippage
 from copilot_quant.model.spread import DEFAULT_SPREAD, SpreadModel, spread_of, with_spread
 
-from tests.backtest.engine_helpers import Scripted, daily_bars
+from tests.backtest.engine_helpers import FrameFeed, Scripted, daily_bars
 
 # bar 1: open 10.40, low 10.10, high 11.00, close 10.80 (an up bar: open → low → high → close)
 BARS = daily_bars(
@@ -108,3 +111,48 @@ def test_the_default_is_the_data_derived_spread_and_none_turns_it_off():
 def test_fill_at_close_and_immediate_orders_meet_the_quote_of_the_bar_they_see():
     _, fills = run([Order("X", 10)], fill_at="close")
     assert fills == [("buy", 10.21)]  # bar 0's close 10.20, at the ask
+
+
+def _wide_bars() -> pd.DataFrame:
+    """60 daily bars of a stock whose high-low range implies a spread of several cents."""
+    rng = np.random.default_rng(7)
+    closes = 50 + np.cumsum(rng.normal(0, 0.5, 60))
+    return daily_bars([(c - 0.1, c + 0.6, c - 0.6, c) for c in closes], "2024-01-02")
+
+
+class BuysFromBar(Strategy):
+    """Buys 10 shares on every third bar from ``first`` on; records the first bar it is shown."""
+
+    def __init__(self, first: pd.Timestamp) -> None:
+        super().__init__()
+        self.first = first
+        self.shown: list[pd.Timestamp] = []
+
+    def on_data(self, timestamp, data):
+        self.shown.append(timestamp)
+        if timestamp >= self.first and len(self.shown) % 3 == 0:
+            return [Order("X", 10)]
+        return None
+
+
+@pytest.mark.parametrize("through", ["data", "provider"])
+def test_a_date_range_run_estimates_its_first_spreads_from_the_bars_before_it(through):
+    """A run starting on bar 30 fills its first orders at the quotes a run over all the bars has on the same
+    bars — the estimate reads the bars before the start, as the gateway does when its replay starts there —
+    not at a one-tick spread for its first ``window`` bars. The strategy is shown only the range's bars."""
+    bars = _wide_bars()
+    start = bars.index[30]
+
+    def fills_of(start_date):
+        engine = BacktestEngine(100_000, commission=0.0, slippage=0.0, data_provider=FrameFeed({"X": bars}))
+        strategy = BuysFromBar(start)
+        engine.add_strategy(strategy)
+        result = engine.run(data=bars if through == "data" else None, symbols=["X"], start_date=start_date)
+        return strategy.shown, {f.timestamp: f.fill_price for f in result.fills}
+
+    (shown, ranged), (_, full) = fills_of(start.date().isoformat()), fills_of(None)
+    assert shown[0] == start  # the bars before the start are not shown to the strategy
+    assert len(ranged) >= 5
+    assert ranged == {stamp: full[stamp] for stamp in ranged}
+    # the estimate is wider than one tick on these bars: the old one-tick quotes would have differed
+    assert all(price - bars["Open"][stamp] > 0.011 for stamp, price in ranged.items())
