@@ -199,7 +199,10 @@ class SimpleBroker(IBroker):
         return float(self.commission_model.commission(float(fill_price), abs(float(quantity))))
 
     def calculate_slippage(self, order: Order, market_price: float) -> float:
-        return float(self.slippage_model.adjust(float(market_price), order.side_enum))
+        model = self.slippage_model
+        if isinstance(model, SpreadSlippage):  # the touch and grid in the instrument's own ticks
+            return float(model.adjust_on(float(market_price), order.side_enum, self.tick_size(order.symbol)))
+        return float(model.adjust(float(market_price), order.side_enum))
 
     def get_positions(self) -> dict[str, Position]:
         """Open positions by symbol, as snapshots."""

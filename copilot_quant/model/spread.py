@@ -324,7 +324,12 @@ class SpreadSlippage:
     inner: SlippageModel = field(default_factory=NoSlippage)
 
     def adjust(self, price: float, side: OrderSide) -> float:
-        return self.slip(self.spread.touch(price, side), side)
+        """The plain slippage interface: a US stock's touch and grid (see :meth:`adjust_on` for others)."""
+        return self.adjust_on(price, side, None)
+
+    def adjust_on(self, price: float, side: OrderSide, tick: float | None) -> float:
+        """:meth:`adjust` in ticks of ``tick`` (a future's 0.25, a pair's 0.00005; None: the stock grid)."""
+        return self.slip(self.spread.touch(price, side, tick=tick), side, tick)
 
     def slip(self, touch: float, side: OrderSide, tick: float | None = None) -> float:
         """Move a price at the touch by the inner slippage, onto the grid (``tick``; None: the stocks')."""

@@ -15,8 +15,10 @@ from copilot_quant.backtest.accounts import (
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.errors import ConfigError
+from copilot_quant.model.costs import NoSlippage
 from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.orders import Order, OrderStatus
+from copilot_quant.model.spread import SpreadModel, with_spread
 
 REG = InstrumentRegistry(reference=date(2026, 12, 7))
 NOW = datetime(2026, 12, 7, 15, tzinfo=UTC)
@@ -172,3 +174,14 @@ def test_a_cross_pair_is_charged_on_its_usd_value_at_the_quote_currencys_rate() 
 class _Idle(Strategy):
     def on_data(self, timestamp: datetime, data: pd.DataFrame) -> None:
         return None
+
+
+def test_the_plain_slippage_call_quotes_a_future_and_a_pair_in_their_own_ticks() -> None:
+    """``calculate_slippage`` (the broker interface's one-price call) with a spread on: a future's touch is
+    a whole number of its 0.25 ticks away, a pair's of its 0.00005 — not the stock grid's cents."""
+    broker = _broker(1_000_000)
+    broker.slippage_model = with_spread(NoSlippage(), SpreadModel(ticks=2))
+    assert broker.calculate_slippage(Order("MESZ6", 1), 6000.0) == 6000.25  # ask: one tick over the bid
+    assert broker.calculate_slippage(Order("MESZ6", 1, side="sell"), 6000.0) == 5999.75
+    assert broker.calculate_slippage(Order("EUR.USD", 20_000), 1.1) == pytest.approx(1.10005)
+    assert broker.calculate_slippage(Order("AAPL", 10), 100.0) == 100.01  # a stock keeps the cent grid
