@@ -241,6 +241,13 @@ class BacktestEngine(AccountReads):
             self._spread_prior,
         )
 
+    def _benchmark_closes(self, market: MarketData) -> pd.DataFrame:
+        """The traded symbols' closes for the buy-and-hold benchmark; a continuous future's as its holder
+        earns them (each step on the contract held, not the spliced series' gap at a roll)."""
+        closes = market.close_frame()
+        visible = closes[market.visible]
+        return self._router.held_closes(visible, closes) if self._router is not None else visible
+
     def _ticks(self, market: MarketData | None) -> list[float | None] | None:
         """Each symbol's own tick (a future's, a pair's; None for a stock), in the market's order."""
         return None if market is None else [self.broker.tick_size(s) for s in market.symbols]
@@ -385,7 +392,7 @@ class BacktestEngine(AccountReads):
         compared = (
             resolve_benchmark(
                 benchmark,
-                market.close_frame()[market.visible],
+                self._benchmark_closes(market),
                 lambda symbol: benchmark_closes(
                     self.data_provider, symbol, lo, hi, interval or self.interval
                 ),

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.market import SESSION_TZ
@@ -155,6 +156,40 @@ class ContinuousRouter:
         if quantity * signed < 0 and abs(signed) <= abs(quantity) + 1e-9:
             return old  # it only reduces the old position: close it rather than open a spread
         return contract
+
+    def held_closes(self, closes: pd.DataFrame, contract_closes: pd.DataFrame) -> pd.DataFrame:
+        """``closes`` (a column per symbol, a row per bar of the run) with each continuous symbol's column
+        replaced by what holding it returns: from one bar to the next, the move of the contract held over
+        that step (the contract of the step's first bar), chained from the first close. A spliced series
+        jumps by the contracts' price gap at every roll, which no holder earns or loses; the buy-and-hold
+        benchmark reads these instead. ``contract_closes`` has a column per contract (a step whose contract
+        has no close at either end keeps the spliced series' move)."""
+        out = closes.copy()
+        for symbol, per_bar in self._contracts.items():
+            if symbol not in out.columns:
+                continue
+            spliced = out[symbol].ffill().to_numpy(dtype=float)  # between bars the last close holds
+            finite = np.flatnonzero(np.isfinite(spliced))
+            if len(finite) < 2:
+                continue
+            held = np.asarray(per_bar[:-1], dtype=object)  # the contract held over each step
+            with np.errstate(divide="ignore", invalid="ignore"):
+                steps = np.ones(len(spliced))
+                steps[1:] = spliced[1:] / spliced[:-1]
+                for contract in dict.fromkeys(per_bar[:-1]):
+                    if contract not in contract_closes.columns:
+                        continue
+                    prices = contract_closes[contract].ffill().to_numpy(dtype=float)
+                    moves = prices[1:] / prices[:-1]
+                    use = (held == contract) & np.isfinite(moves) & (prices[:-1] > 0)
+                    steps[1:][use] = moves[use]
+            steps[~np.isfinite(steps)] = 1.0  # before the symbol's first close: no move
+            first = finite[0]
+            steps[: first + 1] = 1.0
+            chained = spliced[first] * np.cumprod(steps)
+            chained[:first] = np.nan
+            out[symbol] = chained
+        return out
 
     def rolls_at(self, bar: int, timestamp: datetime) -> list[Roll]:
         """The rolls that take effect at ``bar`` (none at the first bar)."""

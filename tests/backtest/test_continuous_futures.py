@@ -241,3 +241,22 @@ def test_without_auto_roll_a_sell_after_the_roll_closes_the_old_contract() -> No
     ]
     assert result.positions == {}
     assert result.orders[1].routed_from == "MES"
+
+
+def test_the_buy_and_hold_benchmark_of_a_continuous_future_earns_no_roll_gap() -> None:
+    """MESZ6 and MESH7 each rise one point a day; the spliced MES jumps 21 points at the roll. A holder of
+    MES earns the contracts' one point a day, so the benchmark is that chain, not the spliced closes."""
+    result, _, _ = _run(auto_roll=True)
+    z6, h7 = _bars(6000.0)["Close"], _bars(6020.0)["Close"]
+    roll = INDEX.searchsorted(pd.Timestamp("2026-12-11", tz="America/New_York"))
+    # the contract of each step's first bar, held to the step's end
+    held = [
+        z6.iloc[k] / z6.iloc[k - 1] if k - 1 < roll else h7.iloc[k] / h7.iloc[k - 1]
+        for k in range(1, len(INDEX))
+    ]
+    expected = 1.0
+    for step in held:
+        expected *= step
+    assert result.metrics["benchmark_return"] == pytest.approx(expected - 1.0)
+    spliced = (6020.0 + len(INDEX) - 1) / 6000.0 - 1.0
+    assert result.metrics["benchmark_return"] < spliced - 0.003  # the 20-point gap is 0.33 %
