@@ -193,7 +193,6 @@ class BacktestResult:
     def get_trade_log(self) -> pd.DataFrame:
         """One row per fill, in time order; columns :data:`TRADE_LOG_COLUMNS` (``side`` is buy/sell).
         ``total_cost`` is the notional (× the multiplier, for a futures contract) plus the commission."""
-        mult = self.multipliers
         rows = [
             {
                 "timestamp": pd.Timestamp(f.timestamp),
@@ -203,9 +202,7 @@ class BacktestResult:
                 "price": f.fill_price,
                 "commission": f.commission,
                 "fees": f.fees,
-                "total_cost": f.total_cost
-                if not mult
-                else f.notional * mult.get(f.symbol, 1.0) + f.commission,
+                "total_cost": f.total_cost,  # the fill knows its contract's multiplier
                 "order_id": f.order.order_id,
                 "order_type": str(f.order.order_type),
             }

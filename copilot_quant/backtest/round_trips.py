@@ -164,8 +164,9 @@ def round_trips(
     ``last_prices`` maps a symbol to ``(time, close)`` used to mark lots still open at the end (the last
     fill price is used for a symbol missing from it). ``bar_index`` (the bar timestamps) lets
     ``bars_held`` count bars; without it ``bars_held`` is ``NaN``. Returns a frame with
-    :data:`TRADE_COLUMNS`, ordered by exit time then entry time. ``multipliers`` gives a futures
-    contract's multiplier by symbol (others: 1): a trade's ``pnl`` is points × quantity × multiplier.
+    :data:`TRADE_COLUMNS`, ordered by exit time then entry time. A trade's ``pnl`` is points × quantity ×
+    the contract's multiplier, which each fill carries (:attr:`Fill.multiplier`); ``multipliers`` (by
+    symbol) is only for fills built without it.
     """
     books: dict[str, FifoLots] = {}
     last_fill: dict[str, tuple[pd.Timestamp, float]] = {}
@@ -174,7 +175,9 @@ def round_trips(
         time = pd.Timestamp(fill.timestamp)
         book = books.get(fill.symbol)
         if book is None:
-            mult = multipliers.get(fill.symbol, 1.0) if multipliers else 1.0
+            mult = fill.multiplier
+            if mult == 1.0 and multipliers:
+                mult = multipliers.get(fill.symbol, 1.0)
             book = books[fill.symbol] = FifoLots(fill.symbol, mult)
         last_fill[fill.symbol] = (time, fill.fill_price)
         rows += book.fill(fill.signed_quantity, fill.fill_price, time, fill.commission)

@@ -43,6 +43,7 @@ __all__ = [
     "Instrument",
     "InstrumentRegistry",
     "UnknownInstrumentError",
+    "multiplier_of",
 ]
 
 
@@ -377,3 +378,16 @@ class InstrumentRegistry:
         # the year ending in this digit nearest the reference (ties go forward)
         base = self.reference.year - self.reference.year % 10 + int(digits)
         return min((base - 10, base, base + 10), key=lambda y: (abs(y - self.reference.year), -y))
+
+
+def multiplier_of(symbol: str, registry: InstrumentRegistry | None = None) -> float:
+    """What one unit of ``symbol`` times its price is worth: a future's contract multiplier (5 for
+    ``"MESZ6"``), 1 for a stock, a forex pair or a symbol the registry cannot read.
+
+    For values that know only a symbol (a journaled fill); ``registry``: the run's, if it defines its own.
+    """
+    try:
+        inst = (registry or InstrumentRegistry()).resolve(symbol)
+    except ConfigError:
+        return 1.0
+    return inst.multiplier if inst.kind is AssetClass.FUTURE else 1.0
