@@ -23,7 +23,8 @@ from ib_async import RequestError
 from copilot_quant.backtest.orders import Order, OrderSide, Position
 from copilot_quant.brokers.ib_contracts import TRADED_SEC_TYPES, instrument_key, unit_avg_cost
 from copilot_quant.brokers.runtime import IBRuntime
-from copilot_quant.errors import BrokerError, NotConnectedError
+from copilot_quant.errors import BrokerError, ConfigError, NotConnectedError
+from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
 
 if TYPE_CHECKING:
     from copilot_quant.brokers.connection import IBConnection
@@ -207,6 +208,21 @@ class IbAccount:
             return f"cannot check buying power: {exc}"
         return refusal
 
+    def _usd_value_of_unit(self, symbol: str, price: float) -> float | None:
+        """One unit of ``symbol`` at ``price`` in USD (loop thread): the price itself when it is quoted in USD;
+        a pair quoted in another currency converted (``USD.JPY``: one USD; ``EUR.GBP``: at IB's GBP
+        ``ExchangeRate``); None when IB has reported no rate for that currency."""
+        try:
+            inst = InstrumentRegistry().resolve(symbol)
+        except ConfigError:
+            return price
+        if inst.currency == "USD":
+            return price
+        if inst.kind is AssetClass.FOREX and inst.root == "USD":
+            return 1.0
+        rate = self.read_currencies().get(inst.currency, (0.0, math.nan))[1]
+        return price * rate if math.isfinite(rate) and rate > 0 else None
+
     async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
         power = await self.value_async("BuyingPower")
         qty = float(order.quantity)
@@ -217,7 +233,11 @@ class IbAccount:
             opening = max(0.0, qty - max(held, 0.0))
             if opening > 0 and not allow_short:
                 return f"selling {qty:g} {order.symbol} would open a short position and allow_short=False"
-        needed = price * opening + self._commission(price, qty)
+        unit = self._usd_value_of_unit(order.symbol, price)
+        if unit is None:
+            log.info("no USD rate for %s's quote currency yet: its buying power is left to IB", order.symbol)
+            return None
+        needed = unit * opening + self._commission(unit, qty)
         if needed > power:
             return (
                 f"insufficient buying power: {order.side} {qty:g} {order.symbol} at {price:.2f} needs "
