@@ -24,7 +24,7 @@ from copilot_quant.backtest.orders import Order, OrderSide, Position
 from copilot_quant.brokers.ib_contracts import TRADED_SEC_TYPES, instrument_key, unit_avg_cost
 from copilot_quant.brokers.runtime import IBRuntime
 from copilot_quant.errors import BrokerError, ConfigError, NotConnectedError
-from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
+from copilot_quant.model.instruments import FOREX_MARGIN_RATE, AssetClass, InstrumentRegistry
 
 if TYPE_CHECKING:
     from copilot_quant.brokers.connection import IBConnection
@@ -208,6 +208,30 @@ class IbAccount:
             return f"cannot check buying power: {exc}"
         return refusal
 
+    async def _forex_refusal(self, order: Order, price: float) -> str | None:
+        """A pair needs :data:`FOREX_MARGIN_RATE` of its USD value as margin (IB's rate for the major pairs,
+        the backtest's and the simulated gateway's), out of the account's AvailableFunds, for what the order
+        opens (selling a pair short is ordinary: never refused as a short)."""
+        unit = self._usd_value_of_unit(order.symbol, price)
+        if unit is None:
+            log.info("no USD rate for %s's quote currency yet: its margin is left to IB", order.symbol)
+            return None
+        qty = float(order.quantity)
+        held = self.read_position(order.symbol) * (1.0 if order.side == OrderSide.BUY else -1.0)
+        opening = qty if held >= 0 else max(0.0, qty - abs(held))  # reducing a position frees margin
+        if opening <= 0:
+            return None
+        value = unit * opening
+        needed = value * FOREX_MARGIN_RATE + self._commission(unit, qty)
+        available = await self.value_async("AvailableFunds")
+        if needed > available:
+            return (
+                f"insufficient buying power: {order.side} {qty:g} {order.symbol} ({value:,.2f} USD) needs "
+                f"{needed:,.2f} of margin ({FOREX_MARGIN_RATE:.0%}) including commission but IB AvailableFunds "
+                f"is {available:,.2f}; reduce the quantity"
+            )
+        return None
+
     def _usd_value_of_unit(self, symbol: str, price: float) -> float | None:
         """One unit of ``symbol`` at ``price`` in USD (loop thread): the price itself when it is quoted in USD;
         a pair quoted in another currency converted (``USD.JPY``: one USD; ``EUR.GBP``: at IB's GBP
@@ -224,6 +248,8 @@ class IbAccount:
         return price * rate if math.isfinite(rate) and rate > 0 else None
 
     async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
+        if _is_forex(order.symbol):
+            return await self._forex_refusal(order, price)
         power = await self.value_async("BuyingPower")
         qty = float(order.quantity)
         held = self.read_position(order.symbol)
@@ -244,3 +270,10 @@ class IbAccount:
                 f"{needed:,.2f} including commission but IB BuyingPower is {power:,.2f}; reduce the quantity"
             )
         return None
+
+
+def _is_forex(symbol: str) -> bool:
+    try:
+        return InstrumentRegistry().resolve(symbol).kind is AssetClass.FOREX
+    except ConfigError:
+        return False

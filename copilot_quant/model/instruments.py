@@ -36,6 +36,7 @@ from enum import StrEnum
 from copilot_quant.errors import ConfigError
 
 __all__ = [
+    "FOREX_MARGIN_RATE",
     "FUTURE_SPECS",
     "MONTH_CODES",
     "AssetClass",
@@ -142,6 +143,10 @@ FUTURE_SPECS: dict[str, FutureSpec] = {
         FutureSpec("ZN", "CBOT", 1000.0, 1 / 64, _QUARTERLY, seventh_before_last_business_day, "10-Year T-Note", initial_margin=2_300, maintenance_margin=2_100),
     )
 }  # fmt: skip
+
+#: The share of a forex position's notional held as margin (initial and maintenance alike): IB asks about
+#: 3 % for the major IDEALPRO pairs. The one default of the backtest's account and the simulated gateway's.
+FOREX_MARGIN_RATE = 0.03
 
 #: Roots whose bare form is a well-known US stock ticker: bare means the stock, ``ROOT=F`` the future.
 _STOCK_FIRST = frozenset({"CL"})
