@@ -328,10 +328,14 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
             if r.order.parent_id == failed.order.parent_id and r is not failed and not r.is_done
         ]
         log.error("%s", reason)
-        for record in (entry, *exits):  # the entry first: the exits' own reports then find it refused
+        # all refused before IB hears of it (its Cancelled reports must find them so), the entry first: the
+        # exits' own reports then find it refused
+        for record in (entry, *exits):
             self._reject(record.order, reason, record)
-            if record.ib_order is not None:
-                self.cancel_order(record.order, reason=reason)
+        for record in exits:
+            record.cancel_requested, record.cancel_reason = True, reason
+        if entry.ib_order is not None:  # IB cancels a cancelled entry's exits with it (held or working)
+            self.cancel_order(entry.order, reason=reason)
 
     # ------------------------------------------------------------------ IB events (loop thread)
     def _report_correction(self, record: TrackedOrder, correction: ExecutionCorrection) -> None:

@@ -142,8 +142,9 @@ class BrokerBrackets:
         for group, held in list(self._untransmitted.items()):
             if group[0] != client_id or all(r.order_id != order_id for r, _ in held):
                 continue
-            gone = held if group[1] == order_id else [(r, c) for r, c in held if r.order_id == order_id]
-            kept = [pair for pair in held if pair not in gone]
+            parent = group[1] == order_id
+            gone = [pair for pair in held if parent or pair[0].order_id == order_id]
+            kept = [pair for pair in held if not parent and pair[0].order_id != order_id]
             if kept:
                 self._untransmitted[group] = kept
             else:
