@@ -24,7 +24,7 @@ from copilot_quant.backtest.orders import Order, OrderSide, Position
 from copilot_quant.brokers.ib_contracts import TRADED_SEC_TYPES, instrument_key, unit_avg_cost
 from copilot_quant.brokers.runtime import IBRuntime
 from copilot_quant.errors import BrokerError, ConfigError, NotConnectedError
-from copilot_quant.model.instruments import FOREX_MARGIN_RATE, AssetClass, InstrumentRegistry
+from copilot_quant.model.instruments import FOREX_MARGIN_RATE, AssetClass, Instrument, InstrumentRegistry
 
 if TYPE_CHECKING:
     from copilot_quant.brokers.connection import IBConnection
@@ -208,27 +208,35 @@ class IbAccount:
             return f"cannot check buying power: {exc}"
         return refusal
 
-    async def _forex_refusal(self, order: Order, price: float) -> str | None:
-        """A pair needs :data:`FOREX_MARGIN_RATE` of its USD value as margin (IB's rate for the major pairs,
-        the backtest's and the simulated gateway's), out of the account's AvailableFunds, for what the order
-        opens (selling a pair short is ordinary: never refused as a short)."""
+    async def _margin_refusal(self, order: Order, price: float, inst: Instrument) -> str | None:
+        """A future or a pair needs margin, not its value, out of the account's AvailableFunds (as the
+        backtest and the simulated gateway ask): a future its initial margin per contract (the default
+        registry's figure), a pair :data:`FOREX_MARGIN_RATE` of its USD value, for what the order adds to
+        the position. A short is ordinary for both: never refused as one. IB's own requirement decides in
+        the end (an order it refuses is REJECTED); ``precheck_buying_power=False`` leaves it all to IB."""
         unit = self._usd_value_of_unit(order.symbol, price)
         if unit is None:
             log.info("no USD rate for %s's quote currency yet: its margin is left to IB", order.symbol)
             return None
         qty = float(order.quantity)
-        held = self.read_position(order.symbol) * (1.0 if order.side == OrderSide.BUY else -1.0)
-        opening = qty if held >= 0 else max(0.0, qty - abs(held))  # reducing a position frees margin
+        held = self.read_position(order.symbol)
+        # what the position grows by: a reversal's closing part frees the margin its opening part needs
+        opening = abs(held + order.signed_quantity) - abs(held)
         if opening <= 0:
             return None
-        value = unit * opening
-        needed = value * FOREX_MARGIN_RATE + self._commission(unit, qty)
+        if inst.kind is AssetClass.FUTURE:
+            rate = unit / price  # USD per unit of the contract's currency
+            needed = opening * inst.initial_margin * rate
+            basis = f"{opening:g} contracts x {inst.initial_margin:,.2f} initial margin"
+        else:
+            needed = unit * opening * FOREX_MARGIN_RATE
+            basis = f"{FOREX_MARGIN_RATE:.0%} of {unit * opening:,.2f} USD"
+        needed += self._commission(unit, qty)
         available = await self.value_async("AvailableFunds")
         if needed > available:
             return (
-                f"insufficient buying power: {order.side} {qty:g} {order.symbol} ({value:,.2f} USD) needs "
-                f"{needed:,.2f} of margin ({FOREX_MARGIN_RATE:.0%}) including commission but IB AvailableFunds "
-                f"is {available:,.2f}; reduce the quantity"
+                f"insufficient buying power: {order.side} {qty:g} {order.symbol} needs {needed:,.2f} of margin "
+                f"({basis}, with commission) but IB AvailableFunds is {available:,.2f}; reduce the quantity"
             )
         return None
 
@@ -248,8 +256,9 @@ class IbAccount:
         return price * rate if math.isfinite(rate) and rate > 0 else None
 
     async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
-        if _is_forex(order.symbol):
-            return await self._forex_refusal(order, price)
+        inst = _margined(order.symbol)
+        if inst is not None:
+            return await self._margin_refusal(order, price, inst)
         power = await self.value_async("BuyingPower")
         qty = float(order.quantity)
         held = self.read_position(order.symbol)
@@ -272,8 +281,10 @@ class IbAccount:
         return None
 
 
-def _is_forex(symbol: str) -> bool:
+def _margined(symbol: str) -> Instrument | None:
+    """``symbol``'s instrument when it is a future or a forex pair (margined, not paid in full)."""
     try:
-        return InstrumentRegistry().resolve(symbol).kind is AssetClass.FOREX
+        inst = InstrumentRegistry().resolve(symbol)
     except ConfigError:
-        return False
+        return None
+    return inst if inst.kind in (AssetClass.FUTURE, AssetClass.FOREX) else None
