@@ -39,7 +39,7 @@ from copilot_quant.errors import ConfigError
 from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import CommissionModel, CostBreakdown
 from copilot_quant.model.instrument_costs import ForexCommission, InstrumentCosts
-from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
+from copilot_quant.model.instruments import FOREX_MARGIN_RATE, AssetClass, Instrument, InstrumentRegistry
 from copilot_quant.model.orders import Order, Position
 
 __all__ = [
@@ -125,7 +125,7 @@ class InstrumentAccounts:
     costs: InstrumentCosts = field(default_factory=InstrumentCosts)
     futures_commission: CommissionModel | None = None
     forex_commission: CommissionModel | None = None
-    forex_margin: float = 0.03
+    forex_margin: float = FOREX_MARGIN_RATE
     base: str = BASE_CURRENCY
     #: cash in each currency but the base one (the broker keeps the base currency's cash itself)
     balances: dict[str, float] = field(default_factory=dict)

@@ -370,12 +370,11 @@ class SimpleBroker(IBroker):
             self.reject(order, reason)
             return None
         accounts.record(inst, quantity, when)
-        fill = Fill(order, price, quantity, commission, when, fees=costs.fees)
+        fill = Fill(order, price, quantity, commission, when, fees=costs.fees, multiplier=_multiplier(inst))
         signed = quantity if side is OrderSide.BUY else -quantity
         pos = self._positions.get(order.symbol)
         if pos is None:
-            mult = inst.multiplier if inst.kind is AssetClass.FUTURE else 1.0
-            pos = self._positions[order.symbol] = Position(order.symbol, multiplier=mult)
+            pos = self._positions[order.symbol] = Position(order.symbol, multiplier=fill.multiplier)
         realized = pos.apply(signed, price, commission)
         self._cash -= commission
         for currency, amount in accounts.cash_moves(inst, signed, price, realized).items():
@@ -523,3 +522,8 @@ class SimpleBroker(IBroker):
                 "shorts are not leveraged: reduce the quantity or add capital"
             )
         return None
+
+
+def _multiplier(inst: Instrument) -> float:
+    """A future's contract multiplier; 1 for a pair or a stock (their positions are valued by notional)."""
+    return inst.multiplier if inst.kind is AssetClass.FUTURE else 1.0

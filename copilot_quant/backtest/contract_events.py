@@ -101,3 +101,4 @@ def add_account_results(engine: ContractRun, result: BacktestResult, market: Mar
     result.cash_balances = engine.broker.cash_balances()
     if engine._accounting is not None:
         result.multipliers = engine._accounting.multipliers(market.symbols)
+        result.quote_rates = engine._accounting.quote_rates(market.symbols, market.marks, market.index)

@@ -26,6 +26,7 @@ from copilot_quant.backtest.accounts import InstrumentAccounts, rate_source
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.ledger import _step
 from copilot_quant.backtest.orders import Fill
+from copilot_quant.backtest.round_trips import QuoteRate
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.instrument_costs import InstrumentCosts
 from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
@@ -119,6 +120,26 @@ class RunAccounting:
             for s, inst in zip(symbols, self.instruments, strict=True)
             if inst is not None and inst.kind is AssetClass.FUTURE
         }
+
+    def quote_rates(
+        self, symbols: Sequence[str], marks: np.ndarray, index: pd.DatetimeIndex
+    ) -> dict[str, QuoteRate]:
+        """How each column quoted in another currency than the base converts its trades' P&L: a pair
+        quoting the base currency itself (``USD.JPY``) at its own fill price; any other at the rate in
+        force during each bar, the converting pair's previous close (the account's rate when the bar's
+        orders fill; the first bar takes its own close)."""
+        base = self._accounts.base
+        rates = self.rates(marks)
+        out: dict[str, QuoteRate] = {}
+        for symbol, inst in zip(symbols, self.instruments, strict=True):
+            if inst is None or inst.currency == base:
+                continue
+            if inst.kind is AssetClass.FOREX and inst.root == base:
+                out[symbol] = QuoteRate(inverse_of_price=True)
+                continue
+            closes = pd.Series(rates[inst.currency], index=index)
+            out[symbol] = QuoteRate(in_force=closes.shift(1).fillna(closes))
+        return out
 
     def rates(self, marks: np.ndarray) -> dict[str, np.ndarray]:
         """Per currency, its USD value per bar (NaN before its pair's first price)."""

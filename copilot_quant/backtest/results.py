@@ -27,7 +27,7 @@ from copilot_quant.backtest import metrics as m
 from copilot_quant.backtest.benchmark import Benchmark, benchmark_metrics
 from copilot_quant.backtest.metric_format import DISPLAY_KEYS, SUMMARY_KEYS, format_metric, metric_label
 from copilot_quant.backtest.orders import Fill, Order, Position
-from copilot_quant.backtest.round_trips import TRADE_COLUMNS, FifoLots, round_trips
+from copilot_quant.backtest.round_trips import TRADE_COLUMNS, FifoLots, QuoteRate, round_trips
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -112,6 +112,9 @@ class BacktestResult:
     cash_balances: dict[str, float] = field(default_factory=dict)
     #: Futures runs: each contract's multiplier by symbol (trade P&L is points × quantity × multiplier).
     multipliers: dict[str, float] = field(default_factory=dict)
+    #: Forex runs: how each symbol quoted in another currency than USD (``EUR.GBP``, ``USD.JPY``) converts
+    #: its trades' P&L into USD, at the rate in force when it is realized (:class:`QuoteRate`).
+    quote_rates: dict[str, QuoteRate] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
@@ -180,7 +183,8 @@ class BacktestResult:
         """
         index = self.equity_curve.index if isinstance(self.equity_curve.index, pd.DatetimeIndex) else None
         frame = self._cached(
-            "trades", lambda: round_trips(self.fills, self._last_prices(), index, self.multipliers)
+            "trades",
+            lambda: round_trips(self.fills, self._last_prices(), index, self.multipliers, self.quote_rates),
         )
         return frame.copy()
 
@@ -193,7 +197,6 @@ class BacktestResult:
     def get_trade_log(self) -> pd.DataFrame:
         """One row per fill, in time order; columns :data:`TRADE_LOG_COLUMNS` (``side`` is buy/sell).
         ``total_cost`` is the notional (× the multiplier, for a futures contract) plus the commission."""
-        mult = self.multipliers
         rows = [
             {
                 "timestamp": pd.Timestamp(f.timestamp),
@@ -203,9 +206,7 @@ class BacktestResult:
                 "price": f.fill_price,
                 "commission": f.commission,
                 "fees": f.fees,
-                "total_cost": f.total_cost
-                if not mult
-                else f.notional * mult.get(f.symbol, 1.0) + f.commission,
+                "total_cost": f.total_cost,  # the fill knows its contract's multiplier
                 "order_id": f.order.order_id,
                 "order_type": str(f.order.order_type),
             }
@@ -330,6 +331,7 @@ class BacktestResult:
                 self._last_prices(),
                 self.equity_curve.index if isinstance(self.equity_curve.index, pd.DatetimeIndex) else None,
                 self.multipliers,
+                self.quote_rates,
             ),
         )
         closed = trades.loc[~trades["is_open"], "pnl"]

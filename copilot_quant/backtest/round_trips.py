@@ -7,6 +7,12 @@ direction with the remainder (a reversal). Commissions are shared out per share,
 is net of its part of the entry and exit commissions. Lots still open at the end can be reported as
 trades marked to a price (``is_open=True``).
 
+Money is in the account's base currency. A trade in an instrument quoted in another currency (``EUR.GBP``
+in GBP, ``USD.JPY`` in JPY) has its P&L computed in the quote currency and converted at the rate in force
+when it is realized (:class:`QuoteRate`, at the exit fill; for a trade still open, at the mark); the
+commissions are already in the base currency. ``return`` is that P&L over the entry notional, converted at
+the entry's rate.
+
 :func:`round_trips` runs a :class:`FifoLots` per symbol over a run's fills and returns the trade frame
 of :attr:`~copilot_quant.backtest.results.BacktestResult.trades`.
 """
@@ -24,7 +30,7 @@ import pandas as pd
 
 from copilot_quant.backtest.orders import Fill
 
-__all__ = ["TRADE_COLUMNS", "FifoLots", "round_trips"]
+__all__ = ["TRADE_COLUMNS", "FifoLots", "QuoteRate", "round_trips"]
 
 #: Columns of :attr:`BacktestResult.trades`, in order.
 TRADE_COLUMNS: tuple[str, ...] = (
@@ -54,6 +60,34 @@ class _Lot:
     price: float
     time: pd.Timestamp
     commission_per_share: float
+    rate: float = 1.0  # base-currency value of one unit of the quote currency at the entry
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteRate:
+    """The base-currency value of one unit of a symbol's quote currency, at a fill.
+
+    ``inverse_of_price``: the pair prices the base currency itself in its quote (``USD.JPY``): one JPY is
+    worth ``1 / price`` USD at the fill's own price. Otherwise ``in_force`` holds the rate in force during
+    each bar (indexed by the bar's timestamp, as the fills are): the converting pair's previous close, as
+    the account had it when the bar's orders filled (``GBP.USD`` for ``EUR.GBP``).
+    """
+
+    in_force: pd.Series | None = None
+    inverse_of_price: bool = False
+
+    def at(self, time: pd.Timestamp, price: float) -> float:
+        if self.inverse_of_price:
+            return 1.0 / price
+        series = self.in_force
+        if series is None or series.empty:
+            return 1.0
+        # the bar a fill belongs to: the first one stamped at or after it (the last bar for a later time)
+        index = pd.DatetimeIndex(series.index)
+        pos = min(int(index.searchsorted(time, side="left")), len(series) - 1)
+        known = series.iloc[: pos + 1].dropna()
+        value = known.iloc[-1] if len(known) else series.dropna().iloc[0]
+        return float(value)
 
 
 class FifoLots:
@@ -76,9 +110,15 @@ class FifoLots:
         return float(sum(lot.quantity for lot in self._lots))
 
     def fill(
-        self, signed_quantity: float, price: float, time: pd.Timestamp, commission: float
+        self,
+        signed_quantity: float,
+        price: float,
+        time: pd.Timestamp,
+        commission: float,
+        rate: float = 1.0,
     ) -> list[dict[str, Any]]:
-        """Book a fill (``signed_quantity`` > 0 buys); returns the trades it closed, oldest lot first."""
+        """Book a fill (``signed_quantity`` > 0 buys); returns the trades it closed, oldest lot first.
+        ``rate``: the base-currency value of one unit of the quote currency at the fill (see the module)."""
         closed: list[dict[str, Any]] = []
         remaining = signed_quantity
         per_share = commission / abs(signed_quantity) if signed_quantity else 0.0
@@ -96,6 +136,7 @@ class FifoLots:
                     exit_commission=per_share * qty,
                     open_=False,
                     multiplier=self.multiplier,
+                    exit_rate=rate,
                 )
             )
             lot.quantity -= math.copysign(qty, lot.quantity)
@@ -103,11 +144,12 @@ class FifoLots:
             if abs(lot.quantity) <= _EPS:
                 book.popleft()
         if abs(remaining) > _EPS:  # opening, adding, or the far side of a reversal
-            book.append(_Lot(remaining, price, time, per_share))
+            book.append(_Lot(remaining, price, time, per_share, rate))
         return closed
 
-    def marked(self, price: float, time: pd.Timestamp) -> list[dict[str, Any]]:
-        """The lots still open as trades marked to ``price`` at ``time`` (``is_open``, no exit commission)."""
+    def marked(self, price: float, time: pd.Timestamp, rate: float = 1.0) -> list[dict[str, Any]]:
+        """The lots still open as trades marked to ``price`` at ``time`` (``is_open``, no exit commission),
+        their quote-currency P&L valued at ``rate``."""
         return [
             _trade(
                 self.symbol,
@@ -118,6 +160,7 @@ class FifoLots:
                 exit_commission=0.0,
                 open_=True,
                 multiplier=self.multiplier,
+                exit_rate=rate,
             )
             for lot in self._lots
         ]
@@ -133,11 +176,14 @@ def _trade(
     exit_commission: float,
     open_: bool,
     multiplier: float = 1.0,
+    exit_rate: float = 1.0,
 ) -> dict[str, Any]:
-    """The trade row of ``qty`` of ``lot`` closed (or marked) at ``price`` (a future's points × multiplier)."""
+    """The trade row of ``qty`` of ``lot`` closed (or marked) at ``price`` (a future's points × multiplier),
+    in the base currency: the quote currency's P&L at ``exit_rate``, less the commissions."""
     direction = 1.0 if lot.quantity > 0 else -1.0
     entry_commission = lot.commission_per_share * qty
-    pnl = direction * (price - lot.price) * qty * multiplier - entry_commission - exit_commission
+    gross = direction * (price - lot.price) * qty * multiplier * exit_rate
+    pnl = gross - entry_commission - exit_commission
     return {
         "symbol": symbol,
         "side": "long" if direction > 0 else "short",
@@ -147,7 +193,7 @@ def _trade(
         "exit_price": price,
         "quantity": qty,
         "pnl": pnl,
-        "return": pnl / (lot.price * qty * multiplier),
+        "return": pnl / (lot.price * qty * multiplier * lot.rate),
         "commission": entry_commission + exit_commission,
         "is_open": open_,
     }
@@ -158,14 +204,18 @@ def round_trips(
     last_prices: dict[str, tuple[pd.Timestamp, float]] | None = None,
     bar_index: pd.DatetimeIndex | None = None,
     multipliers: Mapping[str, float] | None = None,
+    quote_rates: Mapping[str, QuoteRate] | None = None,
 ) -> pd.DataFrame:
     """Round-trip trades from fills, matched FIFO per symbol (see the module docstring).
 
     ``last_prices`` maps a symbol to ``(time, close)`` used to mark lots still open at the end (the last
     fill price is used for a symbol missing from it). ``bar_index`` (the bar timestamps) lets
     ``bars_held`` count bars; without it ``bars_held`` is ``NaN``. Returns a frame with
-    :data:`TRADE_COLUMNS`, ordered by exit time then entry time. ``multipliers`` gives a futures
-    contract's multiplier by symbol (others: 1): a trade's ``pnl`` is points × quantity × multiplier.
+    :data:`TRADE_COLUMNS`, ordered by exit time then entry time. A trade's ``pnl`` is points × quantity ×
+    the contract's multiplier, which each fill carries (:attr:`Fill.multiplier`); ``multipliers`` (by
+    symbol) is only for fills built without it. ``quote_rates`` converts the P&L of a symbol quoted in
+    another currency than the account's (see the module docstring); a symbol missing from it is in the
+    base currency.
     """
     books: dict[str, FifoLots] = {}
     last_fill: dict[str, tuple[pd.Timestamp, float]] = {}
@@ -174,15 +224,20 @@ def round_trips(
         time = pd.Timestamp(fill.timestamp)
         book = books.get(fill.symbol)
         if book is None:
-            mult = multipliers.get(fill.symbol, 1.0) if multipliers else 1.0
+            mult = fill.multiplier
+            if mult == 1.0 and multipliers:
+                mult = multipliers.get(fill.symbol, 1.0)
             book = books[fill.symbol] = FifoLots(fill.symbol, mult)
         last_fill[fill.symbol] = (time, fill.fill_price)
-        rows += book.fill(fill.signed_quantity, fill.fill_price, time, fill.commission)
+        quote = quote_rates.get(fill.symbol) if quote_rates else None
+        rate = quote.at(time, fill.fill_price) if quote is not None else 1.0
+        rows += book.fill(fill.signed_quantity, fill.fill_price, time, fill.commission, rate)
     marks = dict(last_fill)
     marks.update(last_prices or {})
     for symbol, book in books.items():
         time, price = marks[symbol]
-        rows += book.marked(price, time)
+        quote = quote_rates.get(symbol) if quote_rates else None
+        rows += book.marked(price, time, quote.at(time, price) if quote is not None else 1.0)
     return _frame(rows, bar_index)
 
 

@@ -23,7 +23,8 @@ from ib_async import RequestError
 from copilot_quant.backtest.orders import Order, OrderSide, Position
 from copilot_quant.brokers.ib_contracts import TRADED_SEC_TYPES, instrument_key, unit_avg_cost
 from copilot_quant.brokers.runtime import IBRuntime
-from copilot_quant.errors import BrokerError, NotConnectedError
+from copilot_quant.errors import BrokerError, ConfigError, NotConnectedError
+from copilot_quant.model.instruments import FOREX_MARGIN_RATE, AssetClass, Instrument, InstrumentRegistry
 
 if TYPE_CHECKING:
     from copilot_quant.brokers.connection import IBConnection
@@ -207,7 +208,57 @@ class IbAccount:
             return f"cannot check buying power: {exc}"
         return refusal
 
+    async def _margin_refusal(self, order: Order, price: float, inst: Instrument) -> str | None:
+        """A future or a pair needs margin, not its value, out of the account's AvailableFunds (as the
+        backtest and the simulated gateway ask): a future its initial margin per contract (the default
+        registry's figure), a pair :data:`FOREX_MARGIN_RATE` of its USD value, for what the order adds to
+        the position. A short is ordinary for both: never refused as one. IB's own requirement decides in
+        the end (an order it refuses is REJECTED); ``precheck_buying_power=False`` leaves it all to IB."""
+        unit = self._usd_value_of_unit(order.symbol, price)
+        if unit is None:
+            log.info("no USD rate for %s's quote currency yet: its margin is left to IB", order.symbol)
+            return None
+        qty = float(order.quantity)
+        held = self.read_position(order.symbol)
+        # what the position grows by: a reversal's closing part frees the margin its opening part needs
+        opening = abs(held + order.signed_quantity) - abs(held)
+        if opening <= 0:
+            return None
+        if inst.kind is AssetClass.FUTURE:
+            rate = unit / price  # USD per unit of the contract's currency
+            needed = opening * inst.initial_margin * rate
+            basis = f"{opening:g} contracts x {inst.initial_margin:,.2f} initial margin"
+        else:
+            needed = unit * opening * FOREX_MARGIN_RATE
+            basis = f"{FOREX_MARGIN_RATE:.0%} of {unit * opening:,.2f} USD"
+        needed += self._commission(unit, qty)
+        available = await self.value_async("AvailableFunds")
+        if needed > available:
+            return (
+                f"insufficient buying power: {order.side} {qty:g} {order.symbol} needs {needed:,.2f} of margin "
+                f"({basis}, with commission) but IB AvailableFunds is {available:,.2f}; reduce the quantity"
+            )
+        return None
+
+    def _usd_value_of_unit(self, symbol: str, price: float) -> float | None:
+        """One unit of ``symbol`` at ``price`` in USD (loop thread): the price itself when it is quoted in USD;
+        a pair quoted in another currency converted (``USD.JPY``: one USD; ``EUR.GBP``: at IB's GBP
+        ``ExchangeRate``); None when IB has reported no rate for that currency."""
+        try:
+            inst = InstrumentRegistry().resolve(symbol)
+        except ConfigError:
+            return price
+        if inst.currency == "USD":
+            return price
+        if inst.kind is AssetClass.FOREX and inst.root == "USD":
+            return 1.0
+        rate = self.read_currencies().get(inst.currency, (0.0, math.nan))[1]
+        return price * rate if math.isfinite(rate) and rate > 0 else None
+
     async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
+        inst = _margined(order.symbol)
+        if inst is not None:
+            return await self._margin_refusal(order, price, inst)
         power = await self.value_async("BuyingPower")
         qty = float(order.quantity)
         held = self.read_position(order.symbol)
@@ -217,10 +268,23 @@ class IbAccount:
             opening = max(0.0, qty - max(held, 0.0))
             if opening > 0 and not allow_short:
                 return f"selling {qty:g} {order.symbol} would open a short position and allow_short=False"
-        needed = price * opening + self._commission(price, qty)
+        unit = self._usd_value_of_unit(order.symbol, price)
+        if unit is None:
+            log.info("no USD rate for %s's quote currency yet: its buying power is left to IB", order.symbol)
+            return None
+        needed = unit * opening + self._commission(unit, qty)
         if needed > power:
             return (
                 f"insufficient buying power: {order.side} {qty:g} {order.symbol} at {price:.2f} needs "
                 f"{needed:,.2f} including commission but IB BuyingPower is {power:,.2f}; reduce the quantity"
             )
         return None
+
+
+def _margined(symbol: str) -> Instrument | None:
+    """``symbol``'s instrument when it is a future or a forex pair (margined, not paid in full)."""
+    try:
+        inst = InstrumentRegistry().resolve(symbol)
+    except ConfigError:
+        return None
+    return inst if inst.kind in (AssetClass.FUTURE, AssetClass.FOREX) else None

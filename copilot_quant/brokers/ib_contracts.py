@@ -33,6 +33,7 @@ __all__ = [
     "bar_kind",
     "broker_today",
     "calendar_of",
+    "contract_multiplier",
     "ib_contract_for",
     "instrument_key",
     "traded_instrument",
@@ -121,12 +122,17 @@ def bar_kind(contract: Any) -> str:
     return "MIDPOINT" if str(getattr(contract, "secType", "")) == "CASH" else "TRADES"
 
 
-def unit_avg_cost(contract: Any, avg_cost: float) -> float:
-    """IB's ``avgCost`` as a price of one unit (a future's includes its multiplier)."""
+def contract_multiplier(contract: Any) -> float:
+    """A futures contract's multiplier as IB qualified it (``"5"`` for MES); 1 for anything else."""
     if str(getattr(contract, "secType", "")) != "FUT":
-        return float(avg_cost)
+        return 1.0
     try:
         multiplier = float(getattr(contract, "multiplier", "") or 1.0)
     except ValueError:
-        multiplier = 1.0
-    return float(avg_cost) / (multiplier or 1.0)
+        return 1.0
+    return multiplier if multiplier > 0 else 1.0
+
+
+def unit_avg_cost(contract: Any, avg_cost: float) -> float:
+    """IB's ``avgCost`` as a price of one unit (a future's includes its multiplier)."""
+    return float(avg_cost) / contract_multiplier(contract)

@@ -50,6 +50,7 @@ from ib_async import IB
 
 from copilot_quant.backtest.costs import PercentCommission, PercentSlippage
 from copilot_quant.backtest.interfaces import IBroker
+from copilot_quant.backtest.orders import OrderStatus
 from copilot_quant.brokers.broker_account import BrokerAccountReads
 from copilot_quant.brokers.broker_callbacks import (
     BrokerCallbacks,
@@ -300,6 +301,41 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
     def _emit_error(self, record: TrackedOrder, message: str) -> None:
         record.errors.append(message)
         self._callbacks.order_error(record, message)
+        if record.order.parent_id and record.status is OrderStatus.REJECTED:
+            self._refuse_bracket(record, message)
+
+    # ------------------------------------------------------------------ a bracket whose exit failed
+    def _refuse_bracket(self, failed: TrackedOrder, why: str) -> None:
+        """A bracket exit was refused (here, while placing it, or by IB) and its entry filled nothing: refuse
+        the bracket whole, as a backtest would never hold an entry without its exits.
+
+        Without this the entry, sent with ``transmit=False``, would wait untransmitted at IB for ever (the
+        refused exit was to transmit the group) while the journal showed it submitted. The entry and the
+        other exits are cancelled at IB and become REJECTED with the reason: journaled, reported to the error
+        callbacks (the engine's errors), and on the strategy's own orders. An entry that has filled keeps
+        the exits still protecting it.
+        """
+        entry = self.tracker.get(str(failed.order.parent_id))
+        if entry is None or entry.is_done or entry.fills or entry.pending or entry.order.filled_quantity > 0:
+            return
+        reason = (
+            f"bracket {entry.order.order_id} rejected whole: its exit {failed.order.order_id} could not be "
+            f"placed ({why}); the entry and its other exits were cancelled"
+        )
+        exits = [
+            r
+            for r in self.tracker.records()
+            if r.order.parent_id == failed.order.parent_id and r is not failed and not r.is_done
+        ]
+        log.error("%s", reason)
+        # all refused before IB hears of it (its Cancelled reports must find them so), the entry first: the
+        # exits' own reports then find it refused
+        for record in (entry, *exits):
+            self._reject(record.order, reason, record)
+        for record in exits:
+            record.cancel_requested, record.cancel_reason = True, reason
+        if entry.ib_order is not None:  # IB cancels a cancelled entry's exits with it (held or working)
+            self.cancel_order(entry.order, reason=reason)
 
     # ------------------------------------------------------------------ IB events (loop thread)
     def _report_correction(self, record: TrackedOrder, correction: ExecutionCorrection) -> None:

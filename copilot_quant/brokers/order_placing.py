@@ -22,7 +22,7 @@ from copilot_quant.brokers.broker_callbacks import BrokerCallbacks
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.contracts import ContractBook, round_order_prices
 from copilot_quant.brokers.ib_account import IbAccount
-from copilot_quant.brokers.ib_contracts import instrument_key
+from copilot_quant.brokers.ib_contracts import contract_multiplier, instrument_key
 from copilot_quant.brokers.ib_mapping import bracket_links, to_ib_order
 from copilot_quant.brokers.ib_modify import send_modification
 from copilot_quant.brokers.ib_order_events import IbOrderEvents
@@ -244,6 +244,7 @@ class OrderPlacing:
             # a continuous future (MES) trades its contract of the day, as in a backtest: the order, its
             # fills and the position are that contract's; routed_from keeps what the strategy wrote
             record.order.routed_from, record.order.symbol = record.order.symbol, routed
+        record.multiplier = contract_multiplier(contract)  # its fills' notional is in money, not points
         ib = self._conn.ib
         if math.isfinite(check_price) and check_price > 0:
             refusal = await self._account.refusal_async(
@@ -289,11 +290,12 @@ class OrderPlacing:
         record = self.tracker.add(order, order_ref)
 
         def bind() -> None:
-            ib_order = next(
-                (t.order for t in self._conn.ib.trades() if t.order.orderId == ib_order_id and ib_order_id),
-                None,
+            trade = next(
+                (t for t in self._conn.ib.trades() if t.order.orderId == ib_order_id and ib_order_id), None
             )
-            self.tracker.bind(record, ib_order_id, ib_order)
+            if trade is not None:
+                record.multiplier = contract_multiplier(trade.contract)
+            self.tracker.bind(record, ib_order_id, trade.order if trade is not None else None)
             if perm_id:
                 self.tracker.find(ib_order_id, perm_id)
 

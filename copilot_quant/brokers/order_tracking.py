@@ -93,6 +93,8 @@ class TrackedOrder:
     modifying_ib: dict[str, Any] = field(default_factory=dict, repr=False)
     #: The price and size fields that modification sent (IB's openOrder echoes them when it accepts it).
     modifying_sent: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The traded contract's multiplier (IB's, once the contract is qualified): every fill carries it.
+    multiplier: float = 1.0
     #: The IB code that refused the last modification, until its errorEvent (after the status event) is seen.
     modify_refused_code: int = 0
 
@@ -128,6 +130,7 @@ class TrackedOrder:
             commission=sum(f.commission for f in self.fills),
             timestamp=self.fills[-1].timestamp,
             fill_id="+".join(f.fill_id or "" for f in self.fills),
+            multiplier=self.multiplier,
         )
 
     @property
@@ -388,6 +391,7 @@ class OrderTracker:
                 commission=max(0.0, float(commission)),
                 timestamp=pending.time,
                 fill_id=exec_id,
+                multiplier=record.multiplier,
             )
             record.fills.append(fill)
             record.exec_ids.add(exec_id)

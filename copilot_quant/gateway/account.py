@@ -24,8 +24,9 @@ Futures and forex (issue #14):
   (``InitMarginReq``; maintenance likewise), not its value, and is not in GrossPositionValue.
 * A forex trade moves two balances (``EUR.USD``: the EUR credited, the USD debited); NetLiquidation counts
   every balance at its rate (``CashBalance``, ``TotalCashBalance`` and ``ExchangeRate`` per currency and for
-  ``BASE``), so the pair's position is not counted again. A pair's position ties up its value / leverage,
-  like a stock (IB margins currencies at a few percent; a currency loan is not modelled apart).
+  ``BASE``), so the pair's position is not counted again. A pair's position ties up ``forex_margin`` of its
+  value (:data:`~copilot_quant.model.instruments.FOREX_MARGIN_RATE`, 3 %, the backtest's rate too), whatever
+  the stock ``leverage`` (a currency loan is not modelled apart).
 * Commissions are paid in the base currency.
 """
 
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.currencies import CurrencyBook
+from copilot_quant.model.instruments import FOREX_MARGIN_RATE
 from copilot_quant.model.orders import Position
 
 __all__ = [
@@ -183,6 +185,7 @@ class Account:
         *,
         leverage: float = 1.0,
         currency: str = "USD",
+        forex_margin: float = FOREX_MARGIN_RATE,
     ) -> None:
         if not math.isfinite(cash) or cash < 0:
             raise ConfigError(f"starting cash must be a finite amount >= 0, got {cash!r}")
@@ -193,6 +196,9 @@ class Account:
         self.account_id = account_id
         self.currency = currency
         self.leverage = float(leverage)
+        if not 0 < forex_margin <= 1:
+            raise ConfigError(f"forex_margin must be in (0, 1], e.g. 0.03; got {forex_margin!r}")
+        self.forex_margin = float(forex_margin)
         self.starting_cash = float(cash)
         self.cash = float(cash)
         self.commissions = 0.0
@@ -351,7 +357,7 @@ class Account:
             for h in self._holdings.values()
             if h.is_future
         )
-        return (self.gross_position_value + cash_pairs) / self.leverage + futures
+        return self.gross_position_value / self.leverage + cash_pairs * self.forex_margin + futures
 
     @property
     def init_margin(self) -> float:
@@ -391,7 +397,8 @@ class Account:
         """What a trade of ``signed_qty`` at ``price`` would do to margin and equity (nothing is booked).
 
         ``contract`` (or a symbol the account holds or a stock's symbol) says how it is margined: a future
-        by its margin per contract, anything else by its value / leverage."""
+        by its margin per contract, a forex pair by ``forex_margin`` of its value, anything else by its value
+        / leverage."""
         if isinstance(contract, str):
             held = self._holdings.get(contract)
             contract = held.contract if held is not None else ContractInfo(0, contract)
@@ -406,7 +413,8 @@ class Account:
             mark = self.last_price(symbol) or price
             mult = contract.multiplier_value
             change_value = (abs(old_qty + signed_qty) * price - abs(old_qty) * mark) * mult
-            init_change = maint_change = change_value * rate / self.leverage
+            share = self.forex_margin if contract.sec_type == "CASH" else 1.0 / self.leverage
+            init_change = maint_change = change_value * rate * share
         init_before, maint_before, equity_before = self.init_margin, self.maint_margin, self.equity_with_loan
         equity_change = -commission
         return MarginImpact(

@@ -3,6 +3,9 @@
 * An order sent with ``transmit=False`` is held, not working and not reported (TWS keeps it untransmitted),
   until an order with ``transmit=True`` that names it as ``parentId`` arrives: the group then goes out
   together, the parent first. This is what ib_async's ``bracketOrder`` + one ``placeOrder`` each does.
+  That transmitting order is checked first: refused (error 201, or :meth:`reject_next_order`'s fault), it
+  sends nothing and the group stays held, as in TWS. A held order can be cancelled (``cancelOrder``): it
+  is discarded and reported Cancelled, with the held orders attached to it when it is the group's parent.
 * A child (an exit) is accepted ``PreSubmitted`` and works only for its parent's exposure, per
   :mod:`copilot_quant.model.bracket`: active once the parent fills (for what it filled), one-cancels-other
   with its siblings, cancelled when the group is complete (the parent ended and nothing is left to
@@ -16,6 +19,7 @@ an accepted but unhonoured field would be worse.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -45,6 +49,8 @@ class BrokerBrackets:
     _untransmitted: dict[Key, list[tuple[PlaceOrderRequest, ContractInfo]]]
     #: Each parent's children (bracket exits), by key.
     _children: dict[Key, list[Key]]
+    #: Rejections queued by fault injection (the broker's placement owns the queue).
+    _reject_queue: deque[str]
 
     @property
     def account_id(self) -> str:
@@ -92,6 +98,17 @@ class BrokerBrackets:
     def _transmit_group(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         """``req`` (transmit=True) names a parent: send the parent's untransmitted group, then ``req``."""
         parent_key = (client_id, req.parent_id)
+        if parent_key in self._untransmitted:
+            refusal = self._reject_queue.popleft() if self._reject_queue else None
+            refusal = refusal or request_problem(
+                req, contract, account_id=self.account_id, now=self._aware(self._clock())
+            )
+            if refusal is not None:  # TWS refuses the order that would transmit: nothing goes out
+                self._reject(self._new_record(client_id, req, contract), refusal)
+                log.info(
+                    "group of order %d stays untransmitted: its transmitting order was refused", req.parent_id
+                )
+                return
         held = self._untransmitted.pop(parent_key, [])
         parent = self._orders.get(parent_key)
         queue = list(held)
@@ -118,6 +135,33 @@ class BrokerBrackets:
         log.info("order %s accepted as a child of %s (held until the parent fills)", record.key, parent.key)
         self._emit(OrderUpdated(client_id, record))
         self._sync_bracket(parent.key, self._clock())
+
+    def _cancel_untransmitted(self, client_id: int, order_id: int) -> bool:
+        """Discard a held (untransmitted) order, reported Cancelled; its group's held children go with a
+        parent. False when no such order is held."""
+        for group, held in list(self._untransmitted.items()):
+            if group[0] != client_id or all(r.order_id != order_id for r, _ in held):
+                continue
+            parent = group[1] == order_id
+            gone = [pair for pair in held if parent or pair[0].order_id == order_id]
+            kept = [pair for pair in held if not parent and pair[0].order_id != order_id]
+            if kept:
+                self._untransmitted[group] = kept
+            else:
+                del self._untransmitted[group]
+            for req, contract in gone:
+                record = self._new_record(client_id, req, contract)
+                self._orders[record.key] = record
+                self._finish_cancel(
+                    record, "Cancelled by client (untransmitted)", self._clock(), report_202=True
+                )
+            self._save()
+            return True
+        return False
+
+    def untransmitted_orders(self) -> list[tuple[int, int]]:
+        """The ``(client_id, order_id)`` of every order held untransmitted."""
+        return [(group[0], req.order_id) for group, held in self._untransmitted.items() for req, _ in held]
 
     # ----- the rule -------------------------------------------------------------------------------
     def _sync_bracket(self, parent_key: Key, when: datetime, *, offer: bool = True) -> None:

@@ -196,6 +196,8 @@ class SimBroker(
     # ----- cancels ---------------------------------------------------------------------------------
     def cancel_order(self, client_id: int, order_id: int) -> None:
         record = self._orders.get((client_id, order_id))
+        if record is None and self._cancel_untransmitted(client_id, order_id):
+            return
         if record is None:
             self._error(
                 client_id, order_id, 10147, f"OrderId {order_id} that needs to be cancelled is not found."

@@ -196,6 +196,8 @@ def buying_power_problem(
     if impact.init_change > 0 and needed > account.available_funds + 1e-9:
         if contract.sec_type == "FUT":
             basis = f"{req.total_quantity:g} contracts x {contract.initial_margin:,.2f} initial margin"
+        elif contract.sec_type == "CASH":
+            basis = f"{req.total_quantity:g} x {price:,.5g} x forex margin {account.forex_margin:.0%}"
         else:
             basis = f"{req.total_quantity:g} x {price:,.2f} / leverage {account.leverage:g}"
         return (

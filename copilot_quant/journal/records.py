@@ -10,6 +10,7 @@ from typing import Any
 
 from copilot_quant.errors import JournalError
 from copilot_quant.journal.states import JournalOrderState
+from copilot_quant.model.instruments import multiplier_of
 from copilot_quant.model.orders import Order, OrderSide, OrderType, TimeInForce
 
 __all__ = [
@@ -193,7 +194,9 @@ class FillRecord:
 
     @property
     def notional(self) -> float:
-        return self.quantity * self.price
+        """Gross value traded, ``quantity × price × multiplier``: a futures contract's multiplier comes
+        from its symbol (the journal records the contract traded, ``MESZ6``), 1 for anything else."""
+        return self.quantity * self.price * multiplier_of(self.symbol)
 
 
 @dataclass(frozen=True, slots=True)

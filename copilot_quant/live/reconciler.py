@@ -39,6 +39,7 @@ from copilot_quant.journal.reconcile import reconcile as reconcile_journal
 from copilot_quant.journal.records import JournalOrder
 from copilot_quant.live.events import ErrorLog, EventLog
 from copilot_quant.live.reconcile_notes import ReconcileNotes, reconcile_notes
+from copilot_quant.model.instruments import multiplier_of
 from copilot_quant.model.orders import Fill, Order, OrderStatus
 
 __all__ = ["ReconcileState", "Reconciler"]
@@ -311,6 +312,7 @@ class Reconciler:
                     float(execution.commission or 0.0),
                     execution.time,
                     execution.exec_id,
+                    multiplier=multiplier_of(order.symbol),
                 ),
                 ref or "",
             )

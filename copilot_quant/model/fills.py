@@ -29,8 +29,14 @@ class Fill:
     ``commission`` is in account currency and is never negative: everything the fill cost, as IB's
     commissionReport reports it; ``fees`` is the part of it that third parties charge (clearing, exchange,
     regulatory fees IB passes through under Tiered pricing; 0 when not known). ``fill_quantity`` is
-    positive; the direction comes from ``order.side``. ``net_proceeds`` is the signed change in cash this fill
-    causes (negative for a buy), ``total_cost`` the gross notional plus commission.
+    positive; the direction comes from ``order.side``.
+
+    ``multiplier`` is the contract's (5 for an MES future; 1 for a stock or a forex pair), taken from the
+    instrument the order traded: :attr:`notional` is ``price × quantity × multiplier`` in the instrument's
+    quote currency, as :meth:`Instrument.notional <copilot_quant.model.instruments.Instrument.notional>`
+    values it. ``total_cost`` is that gross notional plus commission; ``net_proceeds`` is the signed value
+    exchanged, ``-(notional) - commission`` for a buy — for a stock the cash this fill moves (a future moves
+    no notional into cash: its P&L is what settles).
     """
 
     order: Order
@@ -40,6 +46,7 @@ class Fill:
     timestamp: datetime
     fill_id: str | None = None
     fees: float = 0.0
+    multiplier: float = 1.0
 
     def __post_init__(self) -> None:
         if not (
@@ -55,6 +62,10 @@ class Fill:
             raise OrderValidationError(f"fill_quantity must be positive, got {self.fill_quantity!r}")
         if not 0.0 <= self.commission < _INF:
             raise OrderValidationError(f"commission must be zero or positive, got {self.commission!r}")
+        if self.multiplier != 1.0 and not (
+            isinstance(self.multiplier, int | float) and 0.0 < self.multiplier < _INF
+        ):
+            raise OrderValidationError(f"multiplier must be positive, got {self.multiplier!r}")
         if self.fees and not 0 <= self.fees <= self.commission + 1e-9:
             raise OrderValidationError(
                 f"fees are the third-party part of the commission: 0 <= fees <= {self.commission!r}, "
@@ -70,9 +81,10 @@ class Fill:
         commission: float,
         timestamp: datetime,
         fees: float = 0.0,
+        multiplier: float = 1.0,
     ) -> Fill:
         """Internal (brokers only): the fill ``Fill(order, fill_price, fill_quantity, commission, timestamp,
-        None, fees)`` at about half the cost, for the fill a broker books on every trade.
+        None, fees, multiplier)`` at about half the cost, for the fill a broker books on every trade.
 
         The slots are set directly when the numbers are floats that pass the constructor's checks (a few
         comparisons); anything else goes through the constructor, so the same errors are raised. A fill a
@@ -86,6 +98,7 @@ class Fill:
             and 0.0 < fill_quantity < _INF
             and 0.0 <= commission < _INF
             and (not fees or 0 <= fees <= commission + 1e-9)
+            and (multiplier == 1.0 or (type(multiplier) is float and 0.0 < multiplier < _INF))
         ):
             fill = _new(cls)
             _SET_ORDER(fill, order)
@@ -95,8 +108,9 @@ class Fill:
             _SET_TIMESTAMP(fill, timestamp)
             _SET_FILL_ID(fill, None)
             _SET_FEES(fill, fees)
+            _SET_MULTIPLIER(fill, multiplier)
             return fill
-        return cls(order, fill_price, fill_quantity, commission, timestamp, None, fees)
+        return cls(order, fill_price, fill_quantity, commission, timestamp, None, fees, multiplier)
 
     def _coerce_numbers(self) -> None:
         for name in ("fill_price", "fill_quantity", "commission"):
@@ -121,7 +135,8 @@ class Fill:
 
     @property
     def notional(self) -> float:
-        return self.fill_price * self.fill_quantity
+        """Gross value traded, ``price × quantity × multiplier`` (in the instrument's quote currency)."""
+        return self.fill_price * self.fill_quantity * self.multiplier
 
     @property
     def total_cost(self) -> float:
@@ -130,8 +145,8 @@ class Fill:
 
     @property
     def net_proceeds(self) -> float:
-        """Signed cash change: ``-(notional + commission)`` for a buy, ``notional - commission`` for a sell."""
-        return -self.signed_quantity * self.fill_price - self.commission
+        """Signed value exchanged: ``-(notional + commission)`` for a buy, ``notional - commission`` for a sell."""
+        return -self.signed_quantity * self.fill_price * self.multiplier - self.commission
 
 
 # The slots' own setters, for Fill._booked: a frozen dataclass's __init__ goes through object.__setattr__
@@ -141,6 +156,7 @@ _SET_ORDER, _SET_PRICE, _SET_QUANTITY, _SET_COMMISSION, _SET_TIMESTAMP, _SET_FIL
     Fill.__dict__[name].__set__
     for name in ("order", "fill_price", "fill_quantity", "commission", "timestamp", "fill_id", "fees")
 )
+_SET_MULTIPLIER = Fill.__dict__["multiplier"].__set__
 
 
 @dataclass(slots=True)

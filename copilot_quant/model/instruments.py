@@ -36,6 +36,7 @@ from enum import StrEnum
 from copilot_quant.errors import ConfigError
 
 __all__ = [
+    "FOREX_MARGIN_RATE",
     "FUTURE_SPECS",
     "MONTH_CODES",
     "AssetClass",
@@ -43,6 +44,7 @@ __all__ = [
     "Instrument",
     "InstrumentRegistry",
     "UnknownInstrumentError",
+    "multiplier_of",
 ]
 
 
@@ -141,6 +143,10 @@ FUTURE_SPECS: dict[str, FutureSpec] = {
         FutureSpec("ZN", "CBOT", 1000.0, 1 / 64, _QUARTERLY, seventh_before_last_business_day, "10-Year T-Note", initial_margin=2_300, maintenance_margin=2_100),
     )
 }  # fmt: skip
+
+#: The share of a forex position's notional held as margin (initial and maintenance alike): IB asks about
+#: 3 % for the major IDEALPRO pairs. The one default of the backtest's account and the simulated gateway's.
+FOREX_MARGIN_RATE = 0.03
 
 #: Roots whose bare form is a well-known US stock ticker: bare means the stock, ``ROOT=F`` the future.
 _STOCK_FIRST = frozenset({"CL"})
@@ -377,3 +383,16 @@ class InstrumentRegistry:
         # the year ending in this digit nearest the reference (ties go forward)
         base = self.reference.year - self.reference.year % 10 + int(digits)
         return min((base - 10, base, base + 10), key=lambda y: (abs(y - self.reference.year), -y))
+
+
+def multiplier_of(symbol: str, registry: InstrumentRegistry | None = None) -> float:
+    """What one unit of ``symbol`` times its price is worth: a future's contract multiplier (5 for
+    ``"MESZ6"``), 1 for a stock, a forex pair or a symbol the registry cannot read.
+
+    For values that know only a symbol (a journaled fill); ``registry``: the run's, if it defines its own.
+    """
+    try:
+        inst = (registry or InstrumentRegistry()).resolve(symbol)
+    except ConfigError:
+        return 1.0
+    return inst.multiplier if inst.kind is AssetClass.FUTURE else 1.0

@@ -22,6 +22,7 @@ from typing import Any
 
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.bracket import worst_loss
+from copilot_quant.model.instruments import multiplier_of
 from copilot_quant.model.oca import OcaType
 from copilot_quant.model.orders import Order, OrderSide, OrderStatus, Position
 from copilot_quant.risk.kill_switch import KillSwitch
@@ -93,7 +94,7 @@ class RiskLimits:
 
     * ``max_order_quantity`` — shares in one order.
     * ``max_order_notional`` — quantity x price of one order (the price is the worst of the last price
-      and the order's limit/stop price).
+      and the order's limit/stop price), times a futures contract's multiplier (MES: 5), as everywhere.
     * ``max_position_per_symbol`` — absolute shares held in one symbol after the order, counting the
       symbol's working orders on the same side.
     * ``max_position_notional_per_symbol`` — the same position valued at the last price.
@@ -361,11 +362,13 @@ class RiskManager:
         if band is not None:
             return band
         worst = max(price, order.limit_price or 0.0, order.stop_price or 0.0)
-        notional = order.quantity * worst
+        mult = multiplier_of(order.symbol)  # a futures contract's value is its price x multiplier
+        notional = order.quantity * worst * mult
         if limits.max_order_notional is not None and notional > limits.max_order_notional + _EPS:
+            times = f" x multiplier {mult:g}" if mult != 1.0 else ""
             return RiskDecision(
                 False,
-                f"order notional {notional:,.2f} ({order.quantity:g} x {worst:,.2f}) exceeds "
+                f"order notional {notional:,.2f} ({order.quantity:g} x {worst:,.2f}{times}) exceeds "
                 f"max_order_notional {limits.max_order_notional:,.2f}",
                 RiskRule.ORDER_NOTIONAL,
             )
@@ -390,6 +393,7 @@ class RiskManager:
         worst = worst_loss(entry, exits, price)
         if cap is None or worst is None:
             return _ALLOW
+        worst *= multiplier_of(entry.symbol)  # points lost x a futures contract's multiplier
         if daily_pnl is not None and math.isfinite(daily_pnl):
             loss = -float(daily_pnl)
         elif equity is not None and day_start_equity is not None:
@@ -451,7 +455,7 @@ class RiskManager:
                 RiskRule.POSITION,
             )
         if price is not None:
-            value = abs(projected) * price
+            value = abs(projected) * price * multiplier_of(order.symbol)
             cap = limits.max_position_notional_per_symbol
             if cap is not None and value > cap + _EPS:
                 return RiskDecision(
