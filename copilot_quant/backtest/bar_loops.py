@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
+from operator import itemgetter
 from typing import Any, Protocol
 
 import pandas as pd
@@ -37,11 +38,30 @@ ProgressCallback = Callable[[int, int], None]
 @dataclass(slots=True)
 class RunClock:
     """Where a run stands: the current bar (-1 before the first), its time, and whether its orders are
-    being matched (then only the bars before it have closed)."""
+    being matched (then only the bars before it have closed).
 
-    bar: int = -1
+    The bar is ``fixed``, or — while the fast loop lets ``map`` call ``on_bar`` for bars that need no
+    engine work — read from the loop's own counter (``live``, an ``enumerate`` over the ``on_bar`` results):
+    nothing is written per bar, and a strategy's account view still reads the bar it is called for.
+    """
+
+    fixed: int = -1
     now: datetime | None = None
     executing: bool = False
+    #: The fast loop's ``enumerate`` while it runs unattended: the bar is its position (see :attr:`bar`).
+    live: enumerate[Any] | None = None
+
+    @property
+    def bar(self) -> int:
+        live = self.live
+        # an enumerate's pickling state is (iterator, index): while ``on_bar`` runs for bar i, i is the
+        # index it will give that result — the only way to read it without a Python step per bar
+        return self.fixed if live is None else int(live.__reduce__()[1][1])  # type: ignore[index]
+
+    @bar.setter
+    def bar(self, value: int) -> None:
+        self.fixed = value
+        self.live = None
 
 
 class Submit(Protocol):
@@ -98,7 +118,7 @@ class BarLoops:
         n = len(market)
         step = max(n // 100, 1)
         for i, ts in enumerate(market.stamps()):
-            clock.bar, clock.now = i, ts
+            clock.fixed, clock.now = i, ts
             if book:
                 clock.executing = True
                 execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), book_fill)
@@ -136,7 +156,14 @@ class BarLoops:
         return before_then_call
 
     def fast(self, strategy: FastStrategy, progress: ProgressCallback | None) -> None:
-        """One FastStrategy: a tight loop over plain floats (see the module docstring); no ``before_call``."""
+        """One FastStrategy: a tight loop over plain floats (see the module docstring); no ``before_call``.
+
+        ``map`` calls ``on_bar`` and ``enumerate`` numbers the results, both in C. While no order is working
+        (and no ``progress`` is asked for), ``filter`` hands the body only the bars whose ``on_bar`` placed
+        orders: it submits them, then matches the next bar at its open — before ``map`` calls ``on_bar``
+        for that bar, so orders placed at bar *i* fill at bar *i+1* and never earlier. While orders work,
+        the body runs for every bar and matches each.
+        """
         market, clock = self._market, self._clock
         # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
         # numpy or pandas
@@ -150,37 +177,55 @@ class BarLoops:
         n = len(market)
         step = max(n // 100, 1)
         next_report = step if progress is not None else n + 1  # compared with the bars done
-        bar, done = -1, 0  # the bar whose orders the body handles; the bars done (on_bar and orders)
-        clock.bar = 0
+        every_bar = progress is not None  # the body reports progress: it must see every bar
+        numbered = enumerate(calls)
+        bar = done = -1  # the last bar handed to the body; the last bar the body finished with
         frozen = _freeze_gc()
         try:
             while True:
+                clock.live = numbered
+                placed = filter(_ORDERS, numbered)  # the bars whose on_bar returned orders
                 try:
-                    for orders in calls:  # on_bar(bar ``done``) has just returned
-                        bar = done
-                        if orders:
-                            clock.now = ts = stamp(bar)
-                            submit(0, orders, bar, ts)
-                        following = bar + 1
-                        clock.bar = following  # the strategy's account view reads it
-                        if pending and following < n:
-                            clock.now = stamp(following)
-                            clock.executing = True
-                            execute_bar(
-                                following, opens, highs, lows, closes, session_end.item(following), book_fill
-                            )
-                            clock.executing = False
-                        if following == next_report:
-                            progress(following, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
-                            next_report += step
-                        done = following
+                    while True:
+                        attended = every_bar or bool(pending)
+                        for bar, orders in numbered if attended else placed:  # on_bar(bar) has just returned
+                            if orders:
+                                clock.bar = bar
+                                clock.now = ts = stamp(bar)
+                                submit(0, orders, bar, ts)
+                            following = bar + 1
+                            if pending and following < n:
+                                clock.bar = following
+                                clock.now = stamp(following)
+                                clock.executing = True
+                                execute_bar(
+                                    following,
+                                    opens,
+                                    highs,
+                                    lows,
+                                    closes,
+                                    session_end.item(following),
+                                    book_fill,
+                                )
+                                clock.executing = False
+                            if following == next_report:
+                                progress(following, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
+                                next_report += step
+                            clock.live = numbered
+                            done = bar
+                            if attended is not (every_bar or bool(pending)):
+                                break  # orders started or stopped working: change how bars are handed over
+                        else:
+                            break  # every bar is done
                     break
                 except Exception as exc:
-                    if bar == done:  # the body failed (the engine, a progress callback), not on_bar
+                    if bar != done:  # the body failed (the engine, a progress callback), not on_bar
                         raise
-                    clock.now = ts = stamp(done)
+                    failed = clock.bar  # the bar whose on_bar raised (the counter has not moved past it)
+                    clock.now = ts = stamp(failed)
                     self._record_error(0, exc, "on_bar", ts)
-                    calls = chain((None,), calls)  # bar ``done`` goes on as if on_bar returned nothing
+                    # bar ``failed`` goes on as if on_bar returned nothing
+                    numbered = enumerate(chain((None,), calls), failed)
         finally:
             if frozen:
                 gc.unfreeze()
@@ -188,6 +233,10 @@ class BarLoops:
         clock.now = market.index[-1].to_pydatetime()
         if progress is not None and n % step:
             progress(n, n)
+
+
+#: A bar's ``(index, on_bar result)`` -> the result (``filter`` keeps the bars that returned orders).
+_ORDERS = itemgetter(1)
 
 
 def _freeze_gc() -> bool:

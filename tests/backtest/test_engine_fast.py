@@ -259,3 +259,27 @@ def test_an_on_fill_set_on_the_instance_is_called_like_an_overridden_one():
     result = engine.run(data=BARS, symbols=["X"], benchmark=None)
     assert result.fills
     assert strategy.filled == result.fills
+
+
+class WatchesEquity(MomentumFast):
+    """MomentumFast that records the equity its account view shows in every on_bar call (and fails once)."""
+
+    def initialize(self):
+        super().initialize()
+        self.seen_equity = []
+
+    def on_bar(self, timestamp, close, past):
+        self.seen_equity.append(self.equity)
+        if timestamp == BARS.index[40]:
+            raise RuntimeError("one bad bar")
+        return super().on_bar(timestamp, close, past)
+
+
+def test_the_account_view_reads_the_bar_it_is_called_for_even_between_trades():
+    # between trades the fast loop runs no Python per bar: the view must still value the account at the
+    # close of the very bar on_bar is called for, which is what the equity curve records for that bar
+    strategy = WatchesEquity()
+    result = backtest(strategy)
+    assert len(result.fills) > 20
+    assert [e["hook"] for e in result.errors] == ["on_bar"]
+    assert strategy.seen_equity == pytest.approx(result.equity_curve.tolist(), rel=1e-12)
