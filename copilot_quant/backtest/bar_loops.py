@@ -56,7 +56,7 @@ class RunClock:
         live = self.live
         # an enumerate's pickling state is (iterator, index): while ``on_bar`` runs for bar i, i is the
         # index it will give that result — the only way to read it without a Python step per bar
-        return self.fixed if live is None else int(live.__reduce__()[1][1])  # type: ignore[index]
+        return self.fixed if live is None else int(live.__reduce__()[1][1])
 
     @bar.setter
     def bar(self, value: int) -> None:
