@@ -181,8 +181,24 @@ def test_on_bar_gets_tz_aware_utc_datetimes_matching_the_bars():
 
 
 def test_the_run_leaves_the_garbage_collector_as_it_found_it():
+    before = gc.get_threshold()
     backtest(MomentumFast())
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
+
+
+def test_the_garbage_collector_runs_less_often_but_still_runs_during_the_fast_loop():
+    seen = []
+
+    class Watch(MomentumFast):
+        def on_bar(self, timestamp, close, past):
+            seen.append(gc.get_threshold()[0])
+            return super().on_bar(timestamp, close, past)
+
+    before = gc.get_threshold()
+    backtest(Watch())
+    assert gc.isenabled()
+    assert set(seen) == {max(before[0], 10_000)}
 
 
 def test_progress_keeps_coming_even_when_on_bar_fails_on_a_report_bar():
