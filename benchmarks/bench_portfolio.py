@@ -290,8 +290,7 @@ class FastCross(FastStrategy):
         closes = data["Close"]
         return {"fast": trailing_mean(closes, FAST), "slow": trailing_mean(closes, SLOW)}
 
-    def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
-        fast, slow = values
+    def on_bar(self, timestamp: datetime, fast: float, slow: float) -> list[Order] | None:
         if fast > slow * UP:
             if not self.long:
                 self.long = True

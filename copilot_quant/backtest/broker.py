@@ -102,6 +102,7 @@ class SimpleBroker(IBroker):
             raise ConfigError(f"initial_capital must be a positive amount, got {initial_capital!r}")
         self.initial_capital = capital
         self._costs = CostMeter(commission_model(commission))
+        self._commission = self._costs.model.commission  # bound once: fill() prices every trade with it
         self.slippage_model: SlippageModel = slippage_model(slippage)
         self.allow_short = bool(allow_short)
         self._cash = capital
@@ -169,6 +170,7 @@ class SimpleBroker(IBroker):
     @commission_model.setter
     def commission_model(self, model: CommissionModel) -> None:
         self._costs = CostMeter(commission_model(model))  # a new model starts its own month's count
+        self._commission = self._costs.model.commission
 
     @property
     def costs(self) -> CostMeter:
@@ -304,7 +306,7 @@ class SimpleBroker(IBroker):
         meter = self._costs
         by_volume = meter.by_volume
         if not by_volume and filled <= 0:  # execution_commission's first case, without its call
-            commission, fees = meter.model.commission(fill_price, quantity), 0.0
+            commission, fees = self._commission(fill_price, quantity), 0.0
             if type(commission) is not float:  # a model may answer with an int or a numpy number
                 commission = float(commission)
         elif by_volume:

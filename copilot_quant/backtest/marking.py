@@ -11,7 +11,8 @@ everything was re-marked before each fill.
 The symbol about to trade can wait (``mark(row, trading=symbol)``) when its booking reads nothing of its own
 mark — a base-currency stock while the account holds no future or forex (the margin rule values the whole
 account): the fill marks it at its price anyway, and a rejected trade marks it afterwards
-(:meth:`BrokerMarks.rejected`). A single-symbol run then marks nothing before its fills.
+(:meth:`BrokerMarks.rejected`). A run on one such stock alone (``solo``) then marks nothing at all: it only remembers the row, for a
+rejection.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class BrokerMarks:
         symbol_index: symbol -> column of ``marks``.
     """
 
-    __slots__ = ("_broker", "_held", "_marks", "_moved", "_plain", "_row", "_waiting")
+    __slots__ = ("_broker", "_held", "_marks", "_moved", "_plain", "_row", "_solo", "_waiting")
 
     def __init__(self, broker: SimpleBroker, marks: np.ndarray, symbol_index: dict[str, int]) -> None:
         self._broker = broker
@@ -46,6 +47,10 @@ class BrokerMarks:
         self._moved: list[tuple[str, int]] = []  # positions a fill re-marked since
         self._plain: dict[str, bool] = {}  # symbol -> whether it is a base-currency stock (asked once)
         self._waiting: tuple[str, int] | None = None  # the trading symbol left unmarked by mark(row, trading)
+        # the one symbol of a run on a single base-currency stock, without margin rules: its mark always waits
+        (only,) = symbol_index if len(symbol_index) == 1 else (None,)
+        plain = only is not None and broker.instrument(only) is None and not broker.margin_rules
+        self._solo: str | None = only if plain else None
 
     def mark(self, row: int, trading: str | None = None) -> None:
         """Make every held position marked at ``row`` (a negative row, before the first close: no-op).
@@ -54,6 +59,15 @@ class BrokerMarks:
         docstring) when that reads nothing of it; the caller then calls :meth:`filled` or :meth:`rejected`.
         """
         if row < 0:
+            return
+        solo = self._solo
+        if solo is not None:  # the only symbol that can be held: marked right here, unless it waits
+            self._row = row
+            if trading == solo:
+                self._waiting = (solo, 0)
+            elif self._broker.position_quantity(solo):
+                self._waiting = None
+                self._broker.mark(solo, self._marks.item(row, 0))
             return
         held = self._held
         if row != self._row:
@@ -102,11 +116,14 @@ class BrokerMarks:
         if waiting is not None:
             self._waiting = None
             symbol, k = waiting
-            self._broker.mark(symbol, self._marks.item(self._row, k))
+            if self._broker.position_quantity(symbol):  # only held positions are marked
+                self._broker.mark(symbol, self._marks.item(self._row, k))
 
     def filled(self, symbol: str, k: int) -> None:
         """A fill in ``symbol`` (column ``k``) was booked: its position changed and is marked at the fill."""
         self._waiting = None
+        if symbol == self._solo:
+            return  # a solo run keeps no record: mark() marks its symbol directly
         self._moved.append((symbol, k))
         if self._broker.position_quantity(symbol):
             self._held[symbol] = k
