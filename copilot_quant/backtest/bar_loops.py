@@ -190,12 +190,15 @@ class BarLoops:
                         attended = every_bar or bool(pending)
                         for bar, orders in numbered if attended else placed:  # on_bar(bar) has just returned
                             if orders:
-                                clock.bar = bar
+                                clock.fixed, clock.live = (
+                                    bar,
+                                    None,
+                                )  # clock.bar = bar, without the setter's call
                                 clock.now = ts = stamp(bar)
                                 submit(0, orders, bar, ts)
                             following = bar + 1
                             if pending and following < n:
-                                clock.bar = following
+                                clock.fixed, clock.live = following, None
                                 clock.now = stamp(following)
                                 clock.executing = True
                                 execute_bar(

@@ -472,7 +472,7 @@ class SimpleBroker(IBroker):
             quantity = order.quantity - order.filled_quantity
         pos = self._positions.get(order.symbol)
         held = pos.quantity if pos is not None else 0.0
-        signed = quantity if order.side == OrderSide.BUY else -quantity
+        signed = quantity if order.side == _BUY else -quantity
         after = held + signed
         if held * after >= 0 and abs(after) <= abs(held) + _EPS:
             return None  # only reduces a position: closing risk never needs cash or margin

@@ -540,9 +540,10 @@ class BacktestEngine(AccountReads):
     def _book_fill(self, working: WorkingOrder, execution: Execution, quantity: float | None = None) -> None:
         """Book ``quantity`` of the order (None: all that is left) through the broker; tell its strategy."""
         order, broker, clock = working.order, self.broker, self._clock
-        now, bar = clock.now, clock.bar
+        now = clock.now
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
+        bar = clock.fixed if clock.live is None else clock.bar  # the loops fix the bar they book on
         marks = self._broker_marks
         if marks is not None:  # the buying-power check values positions at the last closed bar
             marks.mark(bar - 1 if clock.executing else bar, order.symbol)
