@@ -28,7 +28,7 @@ import pandas as pd
 from copilot_quant.backtest.indicators import bar_columns, bar_values
 from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.order_book import Booker, OrderBook
-from copilot_quant.backtest.strategy import FastStrategy, Strategy
+from copilot_quant.backtest.strategy import FastStrategy, Strategy, takes_timestamp
 
 __all__ = ["BarLoops", "ProgressCallback", "RunClock"]
 
@@ -142,7 +142,10 @@ class BarLoops:
         if isinstance(strategy, FastStrategy):
             rows = list(bar_values(self._indicator_frame(strategy)))
             on_bar = strategy.on_bar
-            call = lambda i, ts: on_bar(ts, *rows[i])  # noqa: E731 - the per-bar call, kept tiny
+            if takes_timestamp(strategy):
+                call = lambda i, ts: on_bar(ts, *rows[i])  # noqa: E731 - the per-bar call, kept tiny
+            else:
+                call = lambda i, ts: on_bar(*rows[i])  # noqa: E731
         else:
             on_data, history = strategy.on_data, self._market.history
             call = lambda i, ts: on_data(ts, history(i))  # noqa: E731
@@ -169,7 +172,10 @@ class BarLoops:
         # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
         # numpy or pandas
         columns = bar_columns(self._indicator_frame(strategy))
-        calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(), *columns)
+        if takes_timestamp(strategy):
+            calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(), *columns)
+        else:  # no datetime is built per bar (FastStrategy.bar_timestamps)
+            calls = map(strategy.on_bar, *columns)
         book, submit, book_fill, stamp = self._book, self._submit, self._book_fill, market.stamp
         pending = book.pending
         execute_bar = book.bar_executor()

@@ -59,7 +59,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
@@ -347,7 +347,16 @@ class FastStrategy(Strategy):
 
     In live trading the engine calls ``on_data``, which recomputes the indicators on the history it
     has and passes the latest values to ``on_bar``: the same class runs in both modes.
+
+    Set ``bar_timestamps = False`` on the class when ``on_bar`` does not need the bar's time: it is then
+    called with the values only, ``on_bar(fast, slow)``, and the backtest builds no ``datetime`` per bar
+    (about a sixth of the engine's work per bar on a million minute bars). Everything else is the same:
+    the orders still carry their bar's timestamp, and fill at the next bar's open.
     """
+
+    #: Whether ``on_bar`` takes the bar's timestamp first (``on_bar(timestamp, *values)``, the default) or
+    #: the indicator values only (``False``: ``on_bar(*values)``).
+    bar_timestamps: ClassVar[bool] = True
 
     @abstractmethod
     def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.Series | pd.DataFrame]:
@@ -365,4 +374,16 @@ class FastStrategy(Strategy):
     def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
         if data.empty:
             return None
-        return self.on_bar(timestamp, *last_bar_values(self.indicator_frame(data)))
+        values = last_bar_values(self.indicator_frame(data))
+        return self.on_bar(timestamp, *values) if takes_timestamp(self) else self.on_bar(*values)
+
+
+def takes_timestamp(strategy: FastStrategy) -> bool:
+    """``strategy.bar_timestamps``, refused with a :class:`StrategyError` unless it is ``True`` or ``False``."""
+    flag = strategy.bar_timestamps
+    if not isinstance(flag, bool):
+        raise StrategyError(
+            f"{strategy.name}.bar_timestamps must be True (on_bar(timestamp, *values)) or False "
+            f"(on_bar(*values)), got {flag!r}"
+        )
+    return flag
