@@ -18,8 +18,10 @@ One strategy instance handles all the symbols (not one instance per symbol). Cas
     price, quantity), and for the guide-style runs the share of the bar loop spent outside ``on_data`` (the
     engine's own work each step: building the data window, matching and booking orders, marking).
 (2) the fast path on 10 / 100 / 500 symbols × 2,520 bars: µs per symbol-bar, to show it is linear.
-(3) one symbol × 1,000,000 minute bars: the fast path against a plain Python loop over the same indicator
-    values doing the same bookkeeping (signal, fill at the next open, commission, cash and position).
+(3) one symbol × 1,000,000 minute bars: the fast path (``on_bar(timestamp, fast, slow)``, the default) and
+    the same strategy with ``FastStrategy.bar_timestamps = False`` (``values only``: ``on_bar(fast, slow)``,
+    no datetime built per bar) against a plain Python loop over the same indicator values doing the same
+    bookkeeping (signal, fill at the next open, commission, cash and position); all three must agree.
 
 Times are CPU times of this process (``time.process_time``): the machine is shared, and CPU time is what
 other jobs disturb least. ``--repeat`` runs each engine that many times, interleaved, and keeps the best.

@@ -5,8 +5,12 @@ Two loops, one order of events (see :mod:`copilot_quant.backtest.engine` for the
 * :meth:`BarLoops.general` — any strategies: a pandas history window for a ``Strategy``, plain values for
   a ``FastStrategy``, several strategies called in the order they were added;
 * :meth:`BarLoops.fast` — one ``FastStrategy``: ``map`` calls ``on_bar`` straight from the value columns
-  (no pandas, no tuple per bar). Once ``on_bar`` has returned for bar *i*, the body submits its orders
-  and matches bar *i+1*, before ``map`` calls ``on_bar`` for it: the same order of events.
+  (no pandas, no tuple per bar; no timestamp either when the strategy sets ``bar_timestamps = False``).
+  Once ``on_bar`` has returned for bar *i*, the body submits its orders and matches bar *i+1*, before
+  ``map`` calls ``on_bar`` for it: the same order of events, so an order placed at bar *i* fills at bar
+  *i+1*'s open at the earliest. While no order is working, ``filter`` skips the bars whose ``on_bar``
+  returned nothing without running any Python between them (the run's clock then reads the bar from the
+  loop's counter).
 
 The loops own no account state: they move the :class:`RunClock` (what the strategies' account views and
 the booking read) and hand orders and executions to the engine's callables.
