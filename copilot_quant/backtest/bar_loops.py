@@ -144,9 +144,10 @@ class BarLoops:
     def _caller(self, k: int, strategy: Strategy) -> Callable[[int, datetime], Any]:
         call: Callable[[int, datetime], Any]
         if isinstance(strategy, FastStrategy):
-            rows = list(bar_values(self._indicator_frame(strategy)))
+            frame = self._indicator_frame(strategy)
+            rows = list(bar_values(frame))
             on_bar = strategy.on_bar
-            if takes_timestamp(strategy):
+            if takes_timestamp(strategy, len(rows[0]) if rows else None):
                 call = lambda i, ts: on_bar(ts, *rows[i])  # noqa: E731 - the per-bar call, kept tiny
             else:
                 call = lambda i, ts: on_bar(*rows[i])  # noqa: E731
@@ -176,7 +177,7 @@ class BarLoops:
         # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
         # numpy or pandas
         columns = bar_columns(self._indicator_frame(strategy))
-        if takes_timestamp(strategy):
+        if takes_timestamp(strategy, len(columns)):
             calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(), *columns)
         else:  # no datetime is built per bar (FastStrategy.bar_timestamps)
             calls = map(strategy.on_bar, *columns)
@@ -232,7 +233,10 @@ class BarLoops:
                             break  # every bar is done
                     break
                 except Exception as exc:
-                    if bar != done:  # the body failed (the engine, a progress callback), not on_bar
+                    if bar != done or not _from_python(exc):
+                        # the body failed (the engine, a progress callback), or the loop's C machinery did
+                        # (e.g. ``filter`` testing a result whose truth value is undefined, a numpy array,
+                        # as the body's ``if orders`` would): not on_bar, whose frame an error would pass
                         raise
                     failed = clock.bar  # the bar whose on_bar raised (the counter has not moved past it)
                     clock.now = ts = stamp(failed)
@@ -243,6 +247,13 @@ class BarLoops:
         clock.now = market.index[-1].to_pydatetime()
         if progress is not None and n % step:
             progress(n, n)
+
+
+def _from_python(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of a Python frame called from the loop's line (``on_bar``), rather than
+    from the C iterators themselves (then the failed item was already consumed: it is no on_bar error)."""
+    tb = exc.__traceback__
+    return tb is not None and tb.tb_next is not None
 
 
 #: A bar's ``(index, on_bar result)`` -> the result (``filter`` keeps the bars that returned orders).

@@ -54,6 +54,7 @@ Two ways to write a strategy:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -378,12 +379,36 @@ class FastStrategy(Strategy):
         return self.on_bar(timestamp, *values) if takes_timestamp(self) else self.on_bar(*values)
 
 
-def takes_timestamp(strategy: FastStrategy) -> bool:
-    """``strategy.bar_timestamps``, refused with a :class:`StrategyError` unless it is ``True`` or ``False``."""
+def takes_timestamp(strategy: FastStrategy, values: int | None = None) -> bool:
+    """``strategy.bar_timestamps``, refused with a :class:`StrategyError` unless it is ``True`` or ``False``.
+
+    With ``values`` (how many indicator values ``on_bar`` gets), ``on_bar``'s signature is checked too: one
+    that cannot take them (with the timestamp first or not, as the flag says) is refused before the run,
+    with the fix, rather than failing on every bar.
+    """
     flag = strategy.bar_timestamps
     if not isinstance(flag, bool):
         raise StrategyError(
             f"{strategy.name}.bar_timestamps must be True (on_bar(timestamp, *values)) or False "
             f"(on_bar(*values)), got {flag!r}"
         )
+    if values is not None:
+        _check_on_bar(strategy, values + flag, flag)
     return flag
+
+
+def _check_on_bar(strategy: FastStrategy, count: int, timestamps: bool) -> None:
+    try:
+        signature = inspect.signature(strategy.on_bar)
+    except (TypeError, ValueError):  # no signature to read (a builtin or an unusual callable): trust it
+        return
+    try:
+        signature.bind(*range(count))
+    except TypeError as exc:
+        shape = "on_bar(timestamp, *values)" if timestamps else "on_bar(*values), without the timestamp"
+        other = "False" if timestamps else "True"
+        raise StrategyError(
+            f"{strategy.name}.on_bar{signature} cannot take its {count - timestamps} indicator value(s) "
+            f"as {shape} ({exc}); match indicators() in on_bar's parameters, or set bar_timestamps = {other} "
+            "if the timestamp is what differs"
+        ) from None

@@ -299,3 +299,17 @@ def test_the_account_view_reads_the_bar_it_is_called_for_even_between_trades():
     assert len(result.fills) > 20
     assert [e["hook"] for e in result.errors] == ["on_bar"]
     assert strategy.seen_equity == pytest.approx(result.equity_curve.tolist(), rel=1e-12)
+
+
+def test_a_result_with_no_truth_value_stops_the_run_instead_of_shifting_the_bars():
+    # filter() tests each result's truth, as the loop's `if orders` did: a numpy array cannot answer,
+    # and the run must stop there (as before) rather than count it as on_bar's error and lose a bar
+    import numpy as np
+
+    class ReturnsAnArray(MomentumFast):
+        def on_bar(self, timestamp, close, past):
+            super().on_bar(timestamp, close, past)
+            return np.array([1.0, 2.0]) if timestamp == BARS.index[20] else None
+
+    with pytest.raises(ValueError, match="truth value"):
+        backtest(ReturnsAnArray())

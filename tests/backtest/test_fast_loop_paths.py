@@ -159,3 +159,43 @@ def test_a_bar_timestamps_that_is_not_a_bool_is_refused_by_name(flag):
     bars = SyntheticDataProvider(["X"], seed=7).get_historical_data("X", "2021-01-01", "2021-03-31")
     with pytest.raises(StrategyError, match="bar_timestamps must be True"):
         engine.run(data=bars, symbols=["X"])
+
+
+@pytest.mark.parametrize("general", [False, True], ids=["fast loop", "general loop"])
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_an_on_bar_that_cannot_take_its_values_is_refused_before_the_run_with_the_fix(general, timestamps):
+    class Mismatched(FastStrategy):
+        bar_timestamps = timestamps
+
+        def indicators(self, data):
+            return {"close": data["Close"], "open": data["Open"]}
+
+        if timestamps:
+
+            def on_bar(self, close, open_):  # forgot the timestamp
+                return None
+        else:
+
+            def on_bar(self, timestamp, close, open_):  # type: ignore[override]  # kept the timestamp
+                return None
+
+    bars = SyntheticDataProvider(["X"], seed=7).get_historical_data("X", "2021-01-01", "2021-03-31")
+    strategies = (Mismatched(), Idle()) if general else (Mismatched(),)
+    with pytest.raises(StrategyError, match=f"set bar_timestamps = {not timestamps}"):
+        run(*strategies, bars=bars)
+
+
+def test_an_on_bar_taking_values_as_varargs_is_accepted():
+    class Varargs(FastStrategy):
+        bar_timestamps = False
+
+        def indicators(self, data):
+            return {"close": data["Close"], "open": data["Open"]}
+
+        def on_bar(self, *values):  # type: ignore[override]
+            return None
+
+    bars = SyntheticDataProvider(["X"], seed=7).get_historical_data("X", "2021-01-01", "2021-03-31")
+    fills, result = run(Varargs(), bars=bars)
+    assert fills == []
+    assert result.errors == []
