@@ -351,8 +351,9 @@ class FastStrategy(Strategy):
 
     Set ``bar_timestamps = False`` on the class when ``on_bar`` does not need the bar's time: it is then
     called with the values only, ``on_bar(fast, slow)``, and the backtest builds no ``datetime`` per bar
-    (about a sixth of the engine's work per bar on a million minute bars). Everything else is the same:
-    the orders still carry their bar's timestamp, and fill at the next bar's open.
+    (about 0.1 s of a 0.65 s run on a million minute bars). Everything else is the same: the orders still
+    carry their bar's timestamp, and fill at the next bar's open. An ``on_bar`` whose parameters cannot take
+    the values (with the timestamp or without, as the flag says) is refused before the run.
     """
 
     #: Whether ``on_bar`` takes the bar's timestamp first (``on_bar(timestamp, *values)``, the default) or
