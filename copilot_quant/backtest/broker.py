@@ -54,6 +54,7 @@ from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import (
     CommissionModel,
     CostBreakdown,
+    NoSlippage,
     SlippageModel,
     commission_model,
     execution_commission,
@@ -101,6 +102,7 @@ class SimpleBroker(IBroker):
             raise ConfigError(f"initial_capital must be a positive amount, got {initial_capital!r}")
         self.initial_capital = capital
         self._costs = CostMeter(commission_model(commission))
+        self._commission = self._costs.model.commission  # bound once: fill() prices every trade with it
         self.slippage_model: SlippageModel = slippage_model(slippage)
         self.allow_short = bool(allow_short)
         self._cash = capital
@@ -126,6 +128,11 @@ class SimpleBroker(IBroker):
         """``symbol``'s terms when it is a future, a forex pair or a foreign stock; ``None`` for a US stock."""
         accounts = self.accounts
         return accounts.instrument(symbol) if accounts is not None else None
+
+    @property
+    def margin_rules(self) -> bool:
+        """Whether every trade is checked against the margin requirement now (a future or forex is held)."""
+        return bool(self._others)
 
     def cash_balances(self) -> dict[str, float]:
         """Cash per currency (the base currency, USD, first)."""
@@ -163,6 +170,7 @@ class SimpleBroker(IBroker):
     @commission_model.setter
     def commission_model(self, model: CommissionModel) -> None:
         self._costs = CostMeter(commission_model(model))  # a new model starts its own month's count
+        self._commission = self._costs.model.commission
 
     @property
     def costs(self) -> CostMeter:
@@ -281,8 +289,10 @@ class SimpleBroker(IBroker):
             tick = self.tick_size(order.symbol)
             # a spread's touch is already in ``price`` (the fill rules took it)
             fill_price = model.slip(price, side, tick) if slippage else model.on_grid(price, side, tick)
+        elif slippage and type(model) is not NoSlippage:
+            fill_price = model.adjust(price, side)
         else:
-            fill_price = model.adjust(price, side) if slippage else price
+            fill_price = price
         filled = order.filled_quantity
         remaining = order.quantity - filled
         if quantity is None:
@@ -299,7 +309,9 @@ class SimpleBroker(IBroker):
         meter = self._costs
         by_volume = meter.by_volume
         if not by_volume and filled <= 0:  # execution_commission's first case, without its call
-            commission, fees = float(meter.model.commission(fill_price, quantity)), 0.0
+            commission, fees = self._commission(fill_price, quantity), 0.0
+            if type(commission) is not float:  # a model may answer with an int or a numpy number
+                commission = float(commission)
         elif by_volume:
             costs = meter.quote(
                 fill_price,
@@ -462,7 +474,7 @@ class SimpleBroker(IBroker):
             quantity = order.quantity - order.filled_quantity
         pos = self._positions.get(order.symbol)
         held = pos.quantity if pos is not None else 0.0
-        signed = quantity if order.side == OrderSide.BUY else -quantity
+        signed = quantity if order.side == _BUY else -quantity
         after = held + signed
         if held * after >= 0 and abs(after) <= abs(held) + _EPS:
             return None  # only reduces a position: closing risk never needs cash or margin

@@ -59,9 +59,11 @@ strategy's, and they add up to it. An exception in a strategy hook is logged, co
 Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.FastStrategy`, the
 engine computes ``indicator_frame(data)`` once, checks that it is causal by recomputing it on a
 prefix (a :class:`~copilot_quant.errors.StrategyError` names the offending indicator), then loops
-over plain Python lists calling ``on_bar(timestamp, *values)``: a float per ``Series`` indicator, a
+over plain Python lists calling ``on_bar(timestamp, *values)`` (``on_bar(*values)`` when the strategy sets
+``bar_timestamps = False``): a float per ``Series`` indicator, a
 :class:`~copilot_quant.backtest.indicators.SymbolValues` (``fast['AAPL']``) per per-symbol ``DataFrame``
-indicator. Orders and fills are the same as on the pandas path, the volume limit included.
+indicator. Orders and fills are the same as on the pandas path, the volume limit included; orders returned
+at bar *t* still fill at bar *t+1*'s open at the earliest.
 
 The engine's parts: the bar loops (:mod:`~copilot_quant.backtest.bar_loops`), the working orders
 (:mod:`~copilot_quant.backtest.order_book`), the account (:mod:`~copilot_quant.backtest.broker`), the fill
@@ -472,7 +474,9 @@ class BacktestEngine(AccountReads):
 
     # ------------------------------------------------------------------ orders and fills
     def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None:
-        if isinstance(orders, Order):
+        if type(orders) is list:  # the usual return, tested first
+            pass
+        elif isinstance(orders, Order):
             orders = [orders]
         elif not isinstance(orders, list | tuple):
             self._record_error(
@@ -488,16 +492,20 @@ class BacktestEngine(AccountReads):
         market = self._market
         if market is None:  # only the bar loops submit, and they run with a market
             return
-        entries = {o.parent_id for o in orders if isinstance(o, Order) and o.parent_id}
+        # bracket entries whose exits come in this list (a lone order has none)
+        entries = (
+            {o.parent_id for o in orders if isinstance(o, Order) and o.parent_id} if len(orders) > 1 else None
+        )
         book, books, symbol_index = self._book, self._books, market.symbol_index
+        router, expiries, at_close = self._router, self._expiries, self.fill_at == "close"
         for order in orders:
             fresh = type(order) is Order and order.status is _CREATED  # the common case, tested cheaply
             if not fresh and not self._submittable(owner, order, ts):
                 continue
             if order.timestamp is None:
                 order.timestamp = ts
-            if self._router is not None:
-                self._router.route(order, bar, self.broker.position_quantity)
+            if router is not None:
+                router.route(order, bar, self.broker.position_quantity)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
             if books is not None:
@@ -510,7 +518,7 @@ class BacktestEngine(AccountReads):
                     "add it to run(symbols=[...])",
                 )
                 continue
-            last = self._expiries.expired(order.symbol, bar) if self._expiries is not None else None
+            last = expiries.expired(order.symbol, bar) if expiries is not None else None
             if last is not None:
                 self.broker.reject(order, f"{order.symbol} stopped trading on {last} (its last trade date)")
                 continue
@@ -529,7 +537,7 @@ class BacktestEngine(AccountReads):
             if entries and order.order_id in entries:
                 book.open_bracket(working)  # its exits follow in this list
             immediate = order.time_in_force is _IOC
-            if immediate or self.fill_at == "close":
+            if immediate or at_close:
                 price = market.closes.item(bar, k)
                 if price == price and book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
                     continue
@@ -567,14 +575,17 @@ class BacktestEngine(AccountReads):
     def _book_fill(self, working: WorkingOrder, execution: Execution, quantity: float | None = None) -> None:
         """Book ``quantity`` of the order (None: all that is left) through the broker; tell its strategy."""
         order, broker, clock = working.order, self.broker, self._clock
-        now, bar = clock.now, clock.bar
+        now = clock.now
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
+        bar = clock.fixed if clock.live is None else clock.bar  # the loops fix the bar they book on
         marks = self._broker_marks
         if marks is not None:  # the buying-power check values positions at the last closed bar
-            marks.mark(bar - 1 if clock.executing else bar)
+            marks.mark(bar - 1 if clock.executing else bar, order.symbol)
         fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
         if fill is None:
+            if marks is not None:
+                marks.rejected()
             return
         if marks is not None:
             marks.filled(order.symbol, working.symbol_index)

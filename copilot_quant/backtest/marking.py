@@ -7,6 +7,12 @@ before every fill made a fill cost O(symbols), so a portfolio's run grew with th
 positions held (once), and later fills against that row re-mark only the symbols whose mark a fill has
 moved since (a fill marks its own position at its price). The broker then sees exactly what it saw when
 everything was re-marked before each fill.
+
+The symbol about to trade can wait (``mark(row, trading=symbol)``) when its booking reads nothing of its own
+mark — a base-currency stock while the account holds no future or forex (the margin rule values the whole
+account): the fill marks it at its price anyway, and a rejected trade marks it afterwards
+(:meth:`BrokerMarks.rejected`). A run on one such stock alone (``solo``) then marks nothing at all: it only remembers the row, for a
+rejection.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ class BrokerMarks:
         symbol_index: symbol -> column of ``marks``.
     """
 
-    __slots__ = ("_broker", "_held", "_marks", "_moved", "_row")
+    __slots__ = ("_broker", "_held", "_marks", "_moved", "_plain", "_row", "_solo", "_waiting")
 
     def __init__(self, broker: SimpleBroker, marks: np.ndarray, symbol_index: dict[str, int]) -> None:
         self._broker = broker
@@ -39,10 +45,29 @@ class BrokerMarks:
         self._held = {s: k for s, k in symbol_index.items() if broker.position_quantity(s)}
         self._row = -1  # the row the held positions are marked at (-1: none yet)
         self._moved: list[tuple[str, int]] = []  # positions a fill re-marked since
+        self._plain: dict[str, bool] = {}  # symbol -> whether it is a base-currency stock (asked once)
+        self._waiting: tuple[str, int] | None = None  # the trading symbol left unmarked by mark(row, trading)
+        # the one symbol of a run on a single base-currency stock, without margin rules: its mark always waits
+        (only,) = symbol_index if len(symbol_index) == 1 else (None,)
+        plain = only is not None and broker.instrument(only) is None and not broker.margin_rules
+        self._solo: str | None = only if plain else None
 
-    def mark(self, row: int) -> None:
-        """Make every held position marked at ``row`` (a negative row, before the first close: no-op)."""
+    def mark(self, row: int, trading: str | None = None) -> None:
+        """Make every held position marked at ``row`` (a negative row, before the first close: no-op).
+
+        ``trading``: the symbol about to be booked. Its own mark is left for the booking (see the module
+        docstring) when that reads nothing of it; the caller then calls :meth:`filled` or :meth:`rejected`.
+        """
         if row < 0:
+            return
+        solo = self._solo
+        if solo is not None:  # the only symbol that can be held: marked right here, unless it waits
+            self._row = row
+            if trading == solo:
+                self._waiting = (solo, 0)
+            elif self._broker.position_quantity(solo):
+                self._waiting = None
+                self._broker.mark(solo, self._marks.item(row, 0))
             return
         held = self._held
         if row != self._row:
@@ -50,22 +75,55 @@ class BrokerMarks:
             if not held:  # nothing to mark (and nothing moved that is still held)
                 self._moved.clear()
                 return
+            skip = self._skippable(trading, held)
             mark, marks = self._broker.mark, self._marks
             if len(held) > _ROW_AT_ONCE:
                 prices = marks[row].tolist()  # one conversion for the row, not one per symbol
                 for symbol, k in held.items():
-                    mark(symbol, prices[k])  # no-op where the symbol has no price yet
+                    if symbol != skip:
+                        mark(symbol, prices[k])  # no-op where the symbol has no price yet
             else:
                 for symbol, k in held.items():
-                    mark(symbol, marks.item(row, k))
+                    if symbol != skip:
+                        mark(symbol, marks.item(row, k))
         else:
+            moved = self._moved
+            if not moved:
+                return
+            skip = self._skippable(trading, held)
             mark, marks = self._broker.mark, self._marks
-            for symbol, k in self._moved:
-                mark(symbol, marks.item(row, k))
+            for symbol, k in moved:
+                if symbol != skip:
+                    mark(symbol, marks.item(row, k))
         self._moved.clear()
+
+    def _skippable(self, trading: str | None, held: dict[str, int]) -> str | None:
+        """``trading`` when its mark can wait for its booking (recorded in ``_waiting``), else None."""
+        self._waiting = None
+        if trading is None or trading not in held:
+            return None
+        plain = self._plain.get(trading)
+        if plain is None:
+            plain = self._plain[trading] = self._broker.instrument(trading) is None
+        if not plain or self._broker.margin_rules:
+            return None
+        self._waiting = (trading, held[trading])
+        return trading
+
+    def rejected(self) -> None:
+        """The trade :meth:`mark` was told of was refused: mark its symbol now, as if it had not waited."""
+        waiting = self._waiting
+        if waiting is not None:
+            self._waiting = None
+            symbol, k = waiting
+            if self._broker.position_quantity(symbol):  # only held positions are marked
+                self._broker.mark(symbol, self._marks.item(self._row, k))
 
     def filled(self, symbol: str, k: int) -> None:
         """A fill in ``symbol`` (column ``k``) was booked: its position changed and is marked at the fill."""
+        self._waiting = None
+        if symbol == self._solo:
+            return  # a solo run keeps no record: mark() marks its symbol directly
         self._moved.append((symbol, k))
         if self._broker.position_quantity(symbol):
             self._held[symbol] = k
