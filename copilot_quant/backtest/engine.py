@@ -392,6 +392,8 @@ class BacktestEngine(AccountReads):
                 loops.fast(only, progress)
             else:
                 loops.general(self._strategies, progress)
+            if self._broker_marks is not None:  # the broker's positions as if every fill had been marked
+                self._broker_marks.settle()
             cancelled = self._book.cancel_all("the backtest ended while the order was still working")
             if cancelled:
                 log.info("%d order(s) still working at the end of the data were cancelled", len(cancelled))
@@ -537,14 +539,14 @@ class BacktestEngine(AccountReads):
         now, bar = clock.now, clock.bar
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
-        marks = self._broker_marks
-        if marks is not None:  # the buying-power check values positions at the last closed bar
-            marks.mark(bar - 1 if clock.executing else bar)
+        marks, observed = self._broker_marks, self._fill_hooks[working.owner]
+        if marks is not None:  # the buying-power check (and on_fill) values positions at the last close
+            marks.before_fill(bar - 1 if clock.executing else bar, order, quantity, observed)
         fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
         if fill is None:
             return
         if marks is not None:
-            marks.filled(order.symbol, working.symbol_index)
+            marks.filled(order.symbol, working.symbol_index, fill.fill_price)
         self._ledger.record(
             bar,
             working.symbol_index,
@@ -554,7 +556,7 @@ class BacktestEngine(AccountReads):
         )
         if self._books is not None:
             self._books.record_fill(working.owner, bar, working.symbol_index, fill)
-        if self._fill_hooks[working.owner]:
+        if observed:
             try:
                 self._strategies[working.owner].on_fill(fill)
             except Exception as exc:
