@@ -54,6 +54,7 @@ from copilot_quant.model.cost_meter import CostMeter
 from copilot_quant.model.costs import (
     CommissionModel,
     CostBreakdown,
+    NoSlippage,
     SlippageModel,
     commission_model,
     execution_commission,
@@ -126,6 +127,11 @@ class SimpleBroker(IBroker):
         """``symbol``'s terms when it is a future, a forex pair or a foreign stock; ``None`` for a US stock."""
         accounts = self.accounts
         return accounts.instrument(symbol) if accounts is not None else None
+
+    @property
+    def margin_rules(self) -> bool:
+        """Whether every trade is checked against the margin requirement now (a future or forex is held)."""
+        return bool(self._others)
 
     def cash_balances(self) -> dict[str, float]:
         """Cash per currency (the base currency, USD, first)."""
@@ -278,8 +284,10 @@ class SimpleBroker(IBroker):
             tick = self.tick_size(order.symbol)
             # a spread's touch is already in ``price`` (the fill rules took it)
             fill_price = model.slip(price, side, tick) if slippage else model.on_grid(price, side, tick)
+        elif slippage and type(model) is not NoSlippage:
+            fill_price = model.adjust(price, side)
         else:
-            fill_price = model.adjust(price, side) if slippage else price
+            fill_price = price
         filled = order.filled_quantity
         remaining = order.quantity - filled
         if quantity is None:
@@ -296,7 +304,9 @@ class SimpleBroker(IBroker):
         meter = self._costs
         by_volume = meter.by_volume
         if not by_volume and filled <= 0:  # execution_commission's first case, without its call
-            commission, fees = float(meter.model.commission(fill_price, quantity)), 0.0
+            commission, fees = meter.model.commission(fill_price, quantity), 0.0
+            if type(commission) is not float:  # a model may answer with an int or a numpy number
+                commission = float(commission)
         elif by_volume:
             costs = meter.quote(
                 fill_price,

@@ -441,7 +441,9 @@ class BacktestEngine(AccountReads):
 
     # ------------------------------------------------------------------ orders and fills
     def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None:
-        if isinstance(orders, Order):
+        if type(orders) is list:  # the usual return, tested first
+            pass
+        elif isinstance(orders, Order):
             orders = [orders]
         elif not isinstance(orders, list | tuple):
             self._record_error(
@@ -457,16 +459,20 @@ class BacktestEngine(AccountReads):
         market = self._market
         if market is None:  # only the bar loops submit, and they run with a market
             return
-        entries = {o.parent_id for o in orders if isinstance(o, Order) and o.parent_id}
+        # bracket entries whose exits come in this list (a lone order has none)
+        entries = (
+            {o.parent_id for o in orders if isinstance(o, Order) and o.parent_id} if len(orders) > 1 else None
+        )
         book, books, symbol_index = self._book, self._books, market.symbol_index
+        router, expiries, at_close = self._router, self._expiries, self.fill_at == "close"
         for order in orders:
             fresh = type(order) is Order and order.status is _CREATED  # the common case, tested cheaply
             if not fresh and not self._submittable(owner, order, ts):
                 continue
             if order.timestamp is None:
                 order.timestamp = ts
-            if self._router is not None:
-                self._router.route(order, bar, self.broker.position_quantity)
+            if router is not None:
+                router.route(order, bar, self.broker.position_quantity)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
             if books is not None:
@@ -479,7 +485,7 @@ class BacktestEngine(AccountReads):
                     "add it to run(symbols=[...])",
                 )
                 continue
-            last = self._expiries.expired(order.symbol, bar) if self._expiries is not None else None
+            last = expiries.expired(order.symbol, bar) if expiries is not None else None
             if last is not None:
                 self.broker.reject(order, f"{order.symbol} stopped trading on {last} (its last trade date)")
                 continue
@@ -498,7 +504,7 @@ class BacktestEngine(AccountReads):
             if entries and order.order_id in entries:
                 book.open_bracket(working)  # its exits follow in this list
             immediate = order.time_in_force is _IOC
-            if immediate or self.fill_at == "close":
+            if immediate or at_close:
                 price = market.closes.item(bar, k)
                 if price == price and book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
                     continue
@@ -544,6 +550,8 @@ class BacktestEngine(AccountReads):
             marks.before_fill(bar - 1 if clock.executing else bar, order, quantity, observed)
         fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
         if fill is None:
+            if marks is not None:
+                marks.rejected()
             return
         if marks is not None:
             marks.filled(order.symbol, working.symbol_index, fill.fill_price)

@@ -1,11 +1,14 @@
 """The record of a run's fills, and the equity and cash curves derived from it after the loop.
 
-Recording a fill costs a few list appends; the curves are built once, vectorized, at the end. Cash
-and quantities are the broker's own values after each fill (not re-summed), so the curves agree
-exactly with the account: ``equity[t] == cash[t] + Σ quantity[t] × close[t]``.
+Recording a fill costs a few appends to typed arrays (``array.array``: numpy reads them without a
+per-element conversion); the curves are built once, vectorized, at the end. Cash and quantities are the
+broker's own values after each fill (not re-summed), so the curves agree exactly with the account:
+``equity[t] == cash[t] + Σ quantity[t] × close[t]``.
 """
 
 from __future__ import annotations
+
+from array import array
 
 import numpy as np
 import pandas as pd
@@ -23,10 +26,10 @@ class Ledger:
     def __init__(self, initial_cash: float) -> None:
         self.initial_cash = float(initial_cash)
         self.fills: list[Fill] = []
-        self._bars: list[int] = []
-        self._symbols: list[int] = []
-        self._cash: list[float] = []
-        self._qty: list[float] = []
+        self._bars = array("q")
+        self._symbols = array("q")
+        self._cash = array("d")
+        self._qty = array("d")
 
     def record(self, bar: int, symbol: int, fill: Fill, cash_after: float, quantity_after: float) -> None:
         self.fills.append(fill)
@@ -37,16 +40,15 @@ class Ledger:
 
     def cash_curve(self, n_bars: int) -> np.ndarray:
         """Cash after each bar's fills."""
-        return _step(
-            np.asarray(self._bars, dtype=np.int64), np.asarray(self._cash), n_bars, self.initial_cash
-        )
+        return _step(np.array(self._bars), np.array(self._cash), n_bars, self.initial_cash)
 
     def quantities(self, n_bars: int, n_symbols: int) -> np.ndarray:
         """Signed quantity held per symbol after each bar's fills, shape ``(bars, symbols)``."""
         out = np.zeros((n_bars, n_symbols))
-        bars = np.asarray(self._bars, dtype=np.int64)
-        symbols = np.asarray(self._symbols, dtype=np.int64)
-        qty = np.asarray(self._qty)
+        bars, symbols, qty = np.array(self._bars), np.array(self._symbols), np.array(self._qty)
+        if n_symbols == 1 and len(symbols) and not symbols.any():  # one symbol: no per-symbol selection
+            out[:, 0] = _step(bars, qty, n_bars, 0.0)
+            return out
         for s in range(n_symbols):
             mine = symbols == s
             if mine.any():
@@ -68,8 +70,14 @@ class Ledger:
 
 
 def _step(bars: np.ndarray, values: np.ndarray, n_bars: int, initial: float) -> np.ndarray:
-    """Per bar, the last ``values`` entry recorded at or before it (``initial`` before the first)."""
+    """Per bar, the last ``values`` entry recorded at or before it (``initial`` before the first).
+
+    ``bars`` is sorted (records are made bar after bar); a bar below 0 counts as before the first bar.
+    Counting the records per bar and summing them up finds each bar's last record in two linear passes,
+    several times quicker than a binary search per bar on a long run.
+    """
     if len(bars) == 0:
         return np.full(n_bars, initial)
-    last = np.searchsorted(bars, np.arange(n_bars), side="right") - 1
+    counts = np.bincount(np.clip(bars, 0, n_bars), minlength=n_bars + 1)[:n_bars]
+    last = np.cumsum(counts) - 1
     return np.where(last >= 0, values[np.maximum(last, 0)], initial)

@@ -8,11 +8,18 @@ positions held (once), and later fills against that row re-mark only the symbols
 moved since (a fill marks its own position at its price). The broker then sees exactly what it saw when
 everything was re-marked before each fill.
 
-Most fills read no mark at all: in an account of plain stocks that holds no short, a trade that leaves
-its position long or flat is checked against cash alone. :meth:`BrokerMarks.before_fill` lets such fills
-owe their marks, and the next fill that reads marks (or :meth:`BrokerMarks.settle`, at the end of the
-run) pays what is owed: marking at that fill's row is what the owed marks would have become by then. A
-long-only portfolio then marks nothing during its run.
+Two kinds of marks can wait:
+
+* **The trading symbol's own** (``mark(row, trading=symbol)``), when its booking reads nothing of it — a
+  base-currency stock while the account holds no future or forex (the margin rule values the whole
+  account): the fill marks it at its price anyway, and a rejected trade marks it afterwards
+  (:meth:`BrokerMarks.rejected`). A single-symbol run then marks nothing before its fills.
+* **All of them** (:meth:`BrokerMarks.before_fill`), when the fill reads no mark at all: in an account of
+  plain stocks that holds no short, a trade that leaves its position long or flat is checked against cash
+  alone, and unless the strategy's ``on_fill`` may read the account, nothing else looks. The marks are
+  owed; the next fill that reads marks (or :meth:`BrokerMarks.settle`, at the end of the run) pays them:
+  marking at that fill's row is what the owed marks would have become by then. A long-only portfolio then
+  marks nothing during its run.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ __all__ = ["BrokerMarks"]
 
 #: From this many positions on, a row's prices are converted at once rather than one by one.
 _ROW_AT_ONCE = 8
+_BUY = OrderSide.BUY
 
 
 class BrokerMarks:
@@ -37,7 +45,19 @@ class BrokerMarks:
         symbol_index: symbol -> column of ``marks``.
     """
 
-    __slots__ = ("_broker", "_deferrable", "_held", "_last", "_marks", "_moved", "_owed", "_row", "_shorts")
+    __slots__ = (
+        "_broker",
+        "_deferrable",
+        "_held",
+        "_last",
+        "_marks",
+        "_moved",
+        "_owed",
+        "_plain",
+        "_row",
+        "_shorts",
+        "_waiting",
+    )
 
     def __init__(self, broker: SimpleBroker, marks: np.ndarray, symbol_index: dict[str, int]) -> None:
         self._broker = broker
@@ -46,30 +66,37 @@ class BrokerMarks:
         self._held = {s: k for s, k in symbol_index.items() if broker.position_quantity(s)}
         self._row = -1  # the row the held positions are marked at (-1: none yet)
         self._moved: list[tuple[str, int]] = []  # positions a fill re-marked since
+        self._plain: dict[str, bool] = {}  # symbol -> whether it is a base-currency stock (asked once)
+        self._waiting: tuple[str, int] | None = None  # the trading symbol left unmarked by mark(row, trading)
         held = broker.get_positions()
-        #: symbols held short (the broker's check then reads every mark)
+        #: symbols held short (the broker's check then reads the other positions' marks)
         self._shorts = {s for s, p in held.items() if p.quantity < 0}
-        #: whether fills may owe their marks: every symbol (run or held) a plain stock, whose check
-        #: reads no mark while the account is long (futures, forex: margin reads every mark)
-        self._deferrable = all(broker.instrument(s) is None for s in (*symbol_index, *held))
+        #: whether whole fills may owe their marks: every symbol (run or held) a plain stock, whose check
+        #: reads no mark while the account is long (futures, forex: margin values every position)
+        self._deferrable = not broker.margin_rules and all(
+            broker.instrument(s) is None for s in (*symbol_index, *held)
+        )
         self._owed = -1  # the row marks are owed at (-1: none)
         self._last: tuple[str, float] | None = None  # the fill booked since the last before_fill
 
     def before_fill(self, row: int, order: Order, quantity: float | None, observed: bool) -> None:
-        """Before ``quantity`` of ``order`` (None: what is left) is booked at ``row``'s prices: mark the
-        positions if the broker's check (or, when ``observed``, the strategy's ``on_fill``) can read
-        them; otherwise owe the marks."""
+        """Before ``quantity`` of ``order`` (None: what is left) is booked against ``row``: mark what the
+        broker's check (or, when ``observed``, the strategy's ``on_fill``) can read, or owe the marks when
+        nothing can (see the module docstring). Then call :meth:`filled` or :meth:`rejected`."""
         self._last = None
         if self._deferrable and not observed and not self._shorts:
-            if quantity is None:
-                quantity = order.quantity - order.filled_quantity
-            after = self._broker.position_quantity(order.symbol)
-            after += quantity if order.side is OrderSide.BUY else -quantity
-            if after >= 0:  # long or flat: the check reads cash only
+            if order.side is _BUY:  # nothing is short: a purchase leaves the account long
+                owe = True
+            else:
+                if quantity is None:
+                    quantity = order.quantity - order.filled_quantity
+                owe = self._broker.position_quantity(order.symbol) - quantity >= 0
+            if owe:
                 if row >= 0:
                     self._owed = row
+                    self._waiting = None
                 return
-        self.mark(row)
+        self.mark(row, order.symbol)
 
     def settle(self) -> None:
         """Pay owed marks: the broker is left as if every fill had been marked (call after the last fill)."""
@@ -80,8 +107,12 @@ class BrokerMarks:
         if last is not None:  # the last fill marked its own position at its price after the marks
             self._broker.mark(*last)
 
-    def mark(self, row: int) -> None:
-        """Make every held position marked at ``row`` (a negative row, before the first close: no-op)."""
+    def mark(self, row: int, trading: str | None = None) -> None:
+        """Make every held position marked at ``row`` (a negative row, before the first close: no-op).
+
+        ``trading``: the symbol about to be booked. Its own mark is left for the booking (see the module
+        docstring) when that reads nothing of it; the caller then calls :meth:`filled` or :meth:`rejected`.
+        """
         if row < 0:
             return
         self._owed = -1
@@ -91,23 +122,53 @@ class BrokerMarks:
             if not held:  # nothing to mark (and nothing moved that is still held)
                 self._moved.clear()
                 return
+            skip = self._skippable(trading, held)
             mark, marks = self._broker.mark, self._marks
             if len(held) > _ROW_AT_ONCE:
                 prices = marks[row].tolist()  # one conversion for the row, not one per symbol
                 for symbol, k in held.items():
-                    mark(symbol, prices[k])  # no-op where the symbol has no price yet
+                    if symbol != skip:
+                        mark(symbol, prices[k])  # no-op where the symbol has no price yet
             else:
                 for symbol, k in held.items():
-                    mark(symbol, marks.item(row, k))
+                    if symbol != skip:
+                        mark(symbol, marks.item(row, k))
         else:
+            moved = self._moved
+            if not moved:
+                return
+            skip = self._skippable(trading, held)
             mark, marks = self._broker.mark, self._marks
-            for symbol, k in self._moved:
-                mark(symbol, marks.item(row, k))
+            for symbol, k in moved:
+                if symbol != skip:
+                    mark(symbol, marks.item(row, k))
         self._moved.clear()
+
+    def _skippable(self, trading: str | None, held: dict[str, int]) -> str | None:
+        """``trading`` when its mark can wait for its booking (recorded in ``_waiting``), else None."""
+        self._waiting = None
+        if trading is None or trading not in held:
+            return None
+        plain = self._plain.get(trading)
+        if plain is None:
+            plain = self._plain[trading] = self._broker.instrument(trading) is None
+        if not plain or self._broker.margin_rules:
+            return None
+        self._waiting = (trading, held[trading])
+        return trading
+
+    def rejected(self) -> None:
+        """The trade :meth:`mark` was told of was refused: mark its symbol now, as if it had not waited."""
+        waiting = self._waiting
+        if waiting is not None:
+            self._waiting = None
+            symbol, k = waiting
+            self._broker.mark(symbol, self._marks.item(self._row, k))
 
     def filled(self, symbol: str, k: int, price: float) -> None:
         """A fill in ``symbol`` (column ``k``) was booked at ``price``: its position changed and is marked
         at the fill."""
+        self._waiting = None
         self._moved.append((symbol, k))
         self._last = (symbol, price)
         quantity = self._broker.position_quantity(symbol)
@@ -117,5 +178,5 @@ class BrokerMarks:
             self._held.pop(symbol, None)
         if quantity < 0:
             self._shorts.add(symbol)
-        else:
+        elif self._shorts:
             self._shorts.discard(symbol)

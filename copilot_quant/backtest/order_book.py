@@ -43,12 +43,12 @@ from copilot_quant.model.fill_rules import (
     Execution,
     TrailState,
     auction_fill_price,
-    match_market,
     match_order,
     price_path,
     trail_level,
 )
 from copilot_quant.model.modify import Modification
+from copilot_quant.model.order_terms import ON_CLOSE
 from copilot_quant.model.orders import Order, OrderStatus, OrderType, TimeInForce
 from copilot_quant.model.participation import VolumeAllowance
 
@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 _MARKET, _CANCELLED = OrderType.MARKET, OrderStatus.CANCELLED
 _DONE = frozenset(s for s in OrderStatus if s.is_done)
 _TRAILING = frozenset(t for t in OrderType if t.is_trailing)
+_OPG = TimeInForce.OPG
+#: ``Execution(price, True)`` without the named tuple's Python-level ``__new__`` (one per market fill)
+_new_tuple = tuple.__new__
 
 
 class OrderBook:
@@ -162,7 +165,8 @@ class OrderBook:
             if stop is None and price == price:  # noqa: PLR0124 - NaN test: no price yet, the next one starts it
                 stop = trail_level(order.side_enum, price, order.trail_amount, order.trail_percent)
             working.trail = TrailState(stop)
-        if order.auction or working.expires_bar is not None:
+        # ``order.auction``, spelled out: this runs for every order submitted
+        if order.time_in_force == _OPG or order.order_type in ON_CLOSE or working.expires_bar is not None:
             self._ordered = True
         if order.parent_id:
             bracket = self._brackets.get(order.parent_id)
@@ -211,7 +215,7 @@ class OrderBook:
             if open_ != open_:  # noqa: PLR0124 - NaN test without a call: this symbol has no bar here, the order keeps waiting
                 execution = None
             elif order.order_type is _MARKET and widths is None:  # its rule needs only the path's first price
-                execution = match_market((open_,))
+                execution = _new_tuple(Execution, (open_, True))  # match_market((open_,)), without the calls
             else:
                 path = price_path(open_, highs.item(bar, s), lows.item(bar, s), closes.item(bar, s))
                 width = 0 if widths is None else widths.item(bar, s)

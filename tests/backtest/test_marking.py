@@ -51,7 +51,16 @@ def test_marking_a_whole_row_at_once_gives_the_same_marks(steps, seed, late):
         _same_as_full_re_mark(steps, seed, late)
 
 
-def _same_as_full_re_mark(steps, seed, late):
+@settings(max_examples=100, deadline=None)
+@given(steps=fills, seed=st.integers(0, 2**32 - 1), late=st.sampled_from(SYMBOLS), at_once=st.booleans())
+def test_leaving_the_trading_symbol_to_its_booking_ends_with_the_same_marks_and_decisions(
+    steps, seed, late, at_once
+):
+    with patch.object(marking, "_ROW_AT_ONCE", 0 if at_once else marking._ROW_AT_ONCE):
+        _same_as_full_re_mark(steps, seed, late, trading=True)
+
+
+def _same_as_full_re_mark(steps, seed, late, *, trading=False):
     marks = np.random.default_rng(seed).uniform(10.0, 300.0, (30, 4))
     marks[:3, INDEX[late]] = np.nan  # a symbol that has no price yet at the start
     full, incremental = (SimpleBroker(20_000.0, commission=0.0, slippage=0.0) for _ in range(2))
@@ -64,8 +73,12 @@ def _same_as_full_re_mark(steps, seed, late):
         side = OrderSide.BUY if quantity > 0 else OrderSide.SELL
         for symbol_k, k in INDEX.items():  # what the engine did before: every symbol, before every fill
             full.mark(symbol_k, marks.item(row, k))
-        marker.mark(row)
-        assert _state(incremental) == _state(full)
+        marker.mark(row, symbol if trading else None)
+        before_full, before_incremental = _state(full), _state(incremental)
+        if trading:  # the trading symbol's own mark may wait for its booking
+            before_full.pop(symbol, None)
+            before_incremental.pop(symbol, None)
+        assert before_incremental == before_full
         done_full = full.fill(Order(symbol, abs(quantity), side=side), price, NOW, slippage=False)
         done_incremental = incremental.fill(
             Order(symbol, abs(quantity), side=side), price, NOW, slippage=False
@@ -73,6 +86,8 @@ def _same_as_full_re_mark(steps, seed, late):
         assert (done_full is None) == (done_incremental is None)
         if done_incremental is not None:
             marker.filled(symbol, INDEX[symbol], done_incremental.fill_price)
+        else:
+            marker.rejected()
         assert _state(incremental) == _state(full)
         assert incremental.cash == full.cash
 
@@ -114,8 +129,11 @@ def test_owed_marks_are_paid_before_any_read_and_at_the_end(steps, seed, late, o
             order = Order(symbol, abs(quantity), side=side)
             reads = observed[step] or bool(full._shorts) or full.position_quantity(symbol) + quantity < 0
             marker.before_fill(row, order, None, observed[step])
-            if reads:
-                assert _state(owing) == _state(full)
+            if reads:  # all but the trading symbol's own mark, which may wait for its booking
+                before_full, before_owing = _state(full), _state(owing)
+                before_full.pop(symbol, None)
+                before_owing.pop(symbol, None)
+                assert before_owing == before_full
             done_full = full.fill(Order(symbol, abs(quantity), side=side), price, NOW, slippage=False)
             done_owing = owing.fill(order, price, NOW, slippage=False)
             assert (done_full is None) == (done_owing is None)
@@ -124,6 +142,10 @@ def test_owed_marks_are_paid_before_any_read_and_at_the_end(steps, seed, late, o
                 if observed[step]:  # what on_fill reads: the account as eager marking left it
                     assert _state(owing) == _state(full)
                     assert owing.get_account_value() == full.get_account_value()
+            else:
+                marker.rejected()
+                if reads:
+                    assert _state(owing) == _state(full)
             assert owing.cash == full.cash
     marker.settle()
     assert _state(owing) == _state(full)
