@@ -95,6 +95,9 @@ class BrokerMarks:
                 if row >= 0:
                     self._owed = row
                     self._waiting = None
+                    if row != self._row:  # paying will re-mark every held position: forget what moved
+                        self._row = -1
+                        self._moved.clear()
                 return
         self.mark(row, order.symbol)
 

@@ -177,3 +177,18 @@ def test_a_sale_that_opens_a_short_pays_the_owed_marks_first():
     marker.filled("A", 0, broker.fill(order, 100.0, NOW, slippage=False).fill_price)
     marker.before_fill(1, Order("B", 5, side=OrderSide.SELL), None, observed=False)
     assert broker._positions["A"].last_price == 110.0
+
+
+def test_owed_marks_keep_no_history_of_earlier_rows():
+    """A long run that owes its marks remembers the fills of the current row at most (bounded memory)."""
+    marks = np.full((100, 2), 50.0)
+    broker = SimpleBroker(1e9, commission=0.0, slippage=0.0)
+    marker = BrokerMarks(broker, marks, {"A": 0, "B": 1})
+    for row in range(100):
+        for symbol in ("A", "B"):
+            order = Order(symbol, 1, side=OrderSide.BUY)
+            marker.before_fill(row, order, None, observed=False)
+            marker.filled(
+                symbol, {"A": 0, "B": 1}[symbol], broker.fill(order, 50.0, NOW, slippage=False).fill_price
+            )
+    assert len(marker._moved) <= 2
