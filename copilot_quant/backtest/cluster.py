@@ -98,6 +98,10 @@ class Shared:
 class TaskPool(Protocol):
     """Runs ``fn(*args)`` for each task; :class:`Shared` arguments arrive as their values."""
 
+    def worker_threads(self) -> int | None:
+        """The cluster's worker threads now (0 while none has joined); None when tasks run in this process."""
+        ...
+
     def run(
         self,
         fn: Callable[..., Any],
@@ -191,6 +195,9 @@ def _local(arg: Any) -> Any:
 
 class _SerialPool:
     """Every task in this process, in order."""
+
+    def worker_threads(self) -> int | None:
+        return None
 
     def run(
         self,
@@ -294,9 +301,11 @@ class _DaskPool:
             return _AGAIN
         return _Failed(exc)
 
+    def worker_threads(self) -> int | None:
+        return sum(self.client.nthreads().values())
+
     def _window(self) -> int:
-        threads = sum(self.client.nthreads().values())
-        return max(_MIN_WINDOW, _WINDOW_PER_THREAD * threads)
+        return max(_MIN_WINDOW, _WINDOW_PER_THREAD * (self.worker_threads() or 0))
 
     def _remote(self, arg: Any) -> Any:
         if not isinstance(arg, Shared):
