@@ -195,3 +195,20 @@ def test_a_column_the_strategy_changed_takes_its_tail_from_pandas():
     for series in (column, expected):
         series.attrs["source"] = "test"
     assert column.tail(3).attrs == expected.tail(3).attrs == {"source": "test"}
+
+
+def test_windows_asked_bar_after_bar_or_out_of_order_hold_exactly_their_bars():
+    """The windows of the next bars are built ahead in one go: each still holds its own bars only."""
+    frame = MANY.copy()
+    market = MarketData(frame, SYMBOLS)
+    n = len(frame)
+    kept = [market.history(bar) for bar in range(n)]  # in order, as the bar loop asks
+    kept += [market.history(bar) for bar in (5, 3, n - 1, n - 2, 0, 1, 2)]  # then out of order
+    for window, bar in zip(kept, [*range(n), 5, 3, n - 1, n - 2, 0, 1, 2], strict=True):
+        pd.testing.assert_frame_equal(window, MANY.iloc[: bar + 1])
+        assert window.index[-1] == frame.index[bar]
+    assert len({id(w) for w in kept}) == len(kept)  # each ask gets its own window
+    kept[10].iloc[-1, 0] = -1.0  # a strategy writing into one window touches no other, nor the bars
+    pd.testing.assert_frame_equal(kept[11], MANY.iloc[:12])
+    pd.testing.assert_frame_equal(market.frame, MANY)
+    assert market.history(n + 3).shape == frame.shape  # past the end: every bar, as iloc
