@@ -172,7 +172,8 @@ class BrokerMarks:
         """A fill in ``symbol`` (column ``k``) was booked at ``price``: its position changed and is marked
         at the fill."""
         self._waiting = None
-        self._moved.append((symbol, k))
+        if self._row >= 0:  # else the next marking re-marks every held position anyway
+            self._moved.append((symbol, k))
         self._last = (symbol, price)
         quantity = self._broker.position_quantity(symbol)
         if quantity:
