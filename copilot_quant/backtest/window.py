@@ -1,7 +1,8 @@
 """The ``data`` a guide-style strategy gets each bar: a view of every bar up to the current one, cheap to build
 and cheap to read.
 
-Two costs dominate a portfolio strategy that reads ``data[('Close', symbol)]`` for each of its symbols:
+What a portfolio strategy that reads ``data[('Close', symbol)]`` for each of its symbols pays for, and how
+the window keeps it small:
 
 * **Building the window.** A frame joined from per-symbol frames holds one pandas block per symbol, and a
   prefix view slices every block (~54 µs a bar at 100 symbols). :func:`consolidated` stores the bars as one
@@ -11,7 +12,6 @@ Two costs dominate a portfolio strategy that reads ``data[('Close', symbol)]`` f
   ``DataFrame`` whose ``[]`` finds an exact column label in a dict built once per run and returns the same
   Series pandas would (same values, index and name, a copy-on-write view), ~5 µs. Every other key, and every
   other operation, is plain pandas, and what operations return are plain ``DataFrame``/``Series``.
-
 * **Building it in the bar loop.** Between two windows the strategy runs and pandas' code leaves the CPU's
   caches: a window built then costs ~12 µs. The windows of the next bars are built a few dozen at a time
   (each with its own bars only), ~4 µs each.
