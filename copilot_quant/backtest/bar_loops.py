@@ -5,8 +5,12 @@ Two loops, one order of events (see :mod:`copilot_quant.backtest.engine` for the
 * :meth:`BarLoops.general` — any strategies: a pandas history window for a ``Strategy``, plain values for
   a ``FastStrategy``, several strategies called in the order they were added;
 * :meth:`BarLoops.fast` — one ``FastStrategy``: ``map`` calls ``on_bar`` straight from the value columns
-  (no pandas, no tuple per bar). Once ``on_bar`` has returned for bar *i*, the body submits its orders
-  and matches bar *i+1*, before ``map`` calls ``on_bar`` for it: the same order of events.
+  (no pandas, no tuple per bar; no timestamp either when the strategy sets ``bar_timestamps = False``).
+  Once ``on_bar`` has returned for bar *i*, the body submits its orders and matches bar *i+1*, before
+  ``map`` calls ``on_bar`` for it: the same order of events, so an order placed at bar *i* fills at bar
+  *i+1*'s open at the earliest. While no order is working, ``filter`` skips the bars whose ``on_bar``
+  returned nothing without running any Python between them (the run's clock then reads the bar from the
+  loop's counter).
 
 The loops own no account state: they move the :class:`RunClock` (what the strategies' account views and
 the booking read) and hand orders and executions to the engine's callables.
@@ -16,9 +20,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
+from operator import itemgetter
 from typing import Any, Protocol
 
 import pandas as pd
@@ -26,7 +32,7 @@ import pandas as pd
 from copilot_quant.backtest.indicators import bar_columns, bar_values
 from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.order_book import Booker, OrderBook
-from copilot_quant.backtest.strategy import FastStrategy, Strategy
+from copilot_quant.backtest.strategy import FastStrategy, Strategy, takes_timestamp
 
 __all__ = ["BarLoops", "ProgressCallback", "RunClock"]
 
@@ -37,11 +43,30 @@ ProgressCallback = Callable[[int, int], None]
 @dataclass(slots=True)
 class RunClock:
     """Where a run stands: the current bar (-1 before the first), its time, and whether its orders are
-    being matched (then only the bars before it have closed)."""
+    being matched (then only the bars before it have closed).
 
-    bar: int = -1
+    The bar is ``fixed``, or — while the fast loop lets ``map`` call ``on_bar`` for bars that need no
+    engine work — read from the loop's own counter (``live``, an ``enumerate`` over the ``on_bar`` results):
+    nothing is written per bar, and a strategy's account view still reads the bar it is called for.
+    """
+
+    fixed: int = -1
     now: datetime | None = None
     executing: bool = False
+    #: The fast loop's ``enumerate`` while it runs unattended: the bar is its position (see :attr:`bar`).
+    live: enumerate[Any] | None = None
+
+    @property
+    def bar(self) -> int:
+        live = self.live
+        # an enumerate's pickling state is (iterator, index): while ``on_bar`` runs for bar i, i is the
+        # index it will give that result — the only way to read it without a Python step per bar
+        return self.fixed if live is None else int(live.__reduce__()[1][1])
+
+    @bar.setter
+    def bar(self, value: int) -> None:
+        self.fixed = value
+        self.live = None
 
 
 class Submit(Protocol):
@@ -98,7 +123,7 @@ class BarLoops:
         n = len(market)
         step = max(n // 100, 1)
         for i, ts in enumerate(market.stamps()):
-            clock.bar, clock.now = i, ts
+            clock.fixed, clock.now = i, ts
             if book:
                 clock.executing = True
                 execute_bar(i, opens, highs, lows, closes, bool(session_end[i]), book_fill)
@@ -119,9 +144,13 @@ class BarLoops:
     def _caller(self, k: int, strategy: Strategy) -> Callable[[int, datetime], Any]:
         call: Callable[[int, datetime], Any]
         if isinstance(strategy, FastStrategy):
-            rows = list(bar_values(self._indicator_frame(strategy)))
+            frame = self._indicator_frame(strategy)
+            rows = list(bar_values(frame))
             on_bar = strategy.on_bar
-            call = lambda i, ts: on_bar(ts, *rows[i])  # noqa: E731 - the per-bar call, kept tiny
+            if takes_timestamp(strategy, len(rows[0]) if rows else None):
+                call = lambda i, ts: on_bar(ts, *rows[i])  # noqa: E731 - the per-bar call, kept tiny
+            else:
+                call = lambda i, ts: on_bar(*rows[i])  # noqa: E731
         else:
             on_data, history = strategy.on_data, self._market.history
             call = lambda i, ts: on_data(ts, history(i))  # noqa: E731
@@ -136,12 +165,22 @@ class BarLoops:
         return before_then_call
 
     def fast(self, strategy: FastStrategy, progress: ProgressCallback | None) -> None:
-        """One FastStrategy: a tight loop over plain floats (see the module docstring); no ``before_call``."""
+        """One FastStrategy: a tight loop over plain floats (see the module docstring); no ``before_call``.
+
+        ``map`` calls ``on_bar`` and ``enumerate`` numbers the results, both in C. While no order is working
+        (and no ``progress`` is asked for), ``filter`` hands the body only the bars whose ``on_bar`` placed
+        orders: it submits them, then matches the next bar at its open — before ``map`` calls ``on_bar``
+        for that bar, so orders placed at bar *i* fill at bar *i+1* and never earlier. While orders work,
+        the body runs for every bar and matches each.
+        """
         market, clock = self._market, self._clock
         # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
         # numpy or pandas
         columns = bar_columns(self._indicator_frame(strategy))
-        calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(), *columns)
+        if takes_timestamp(strategy, len(columns)):
+            calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(), *columns)
+        else:  # no datetime is built per bar (FastStrategy.bar_timestamps)
+            calls = map(strategy.on_bar, *columns)
         book, submit, book_fill, stamp = self._book, self._submit, self._book_fill, market.stamp
         pending = book.pending
         execute_bar = book.bar_executor()
@@ -150,55 +189,102 @@ class BarLoops:
         n = len(market)
         step = max(n // 100, 1)
         next_report = step if progress is not None else n + 1  # compared with the bars done
-        bar, done = -1, 0  # the bar whose orders the body handles; the bars done (on_bar and orders)
-        clock.bar = 0
-        frozen = _freeze_gc()
-        try:
+        every_bar = progress is not None  # the body reports progress: it must see every bar
+        numbered = enumerate(calls)
+        bar = done = -1  # the last bar handed to the body; the last bar the body finished with
+        with _quiet_gc():
             while True:
+                clock.live = numbered
+                placed = filter(_ORDERS, numbered)  # the bars whose on_bar returned orders
                 try:
-                    for orders in calls:  # on_bar(bar ``done``) has just returned
-                        bar = done
-                        if orders:
-                            clock.now = ts = stamp(bar)
-                            submit(0, orders, bar, ts)
-                        following = bar + 1
-                        clock.bar = following  # the strategy's account view reads it
-                        if pending and following < n:
-                            clock.now = stamp(following)
-                            clock.executing = True
-                            execute_bar(
-                                following, opens, highs, lows, closes, session_end.item(following), book_fill
-                            )
-                            clock.executing = False
-                        if following == next_report:
-                            progress(following, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
-                            next_report += step
-                        done = following
+                    while True:
+                        attended = every_bar or bool(pending)
+                        for bar, orders in numbered if attended else placed:  # on_bar(bar) has just returned
+                            if orders:
+                                clock.fixed, clock.live = (
+                                    bar,
+                                    None,
+                                )  # clock.bar = bar, without the setter's call
+                                clock.now = ts = stamp(bar)
+                                submit(0, orders, bar, ts)
+                            following = bar + 1
+                            if pending and following < n:
+                                clock.fixed, clock.live = following, None
+                                clock.now = stamp(following)
+                                clock.executing = True
+                                execute_bar(
+                                    following,
+                                    opens,
+                                    highs,
+                                    lows,
+                                    closes,
+                                    session_end.item(following),
+                                    book_fill,
+                                )
+                                clock.executing = False
+                            if following == next_report:
+                                progress(following, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
+                                next_report += step
+                            clock.live = numbered
+                            done = bar
+                            if attended is not (every_bar or bool(pending)):
+                                break  # orders started or stopped working: change how bars are handed over
+                        else:
+                            break  # every bar is done
                     break
                 except Exception as exc:
-                    if bar == done:  # the body failed (the engine, a progress callback), not on_bar
+                    if bar != done or not _from_python(exc):
+                        # the body failed (the engine, a progress callback), or the loop's C machinery did
+                        # (e.g. ``filter`` testing a result whose truth value is undefined, a numpy array,
+                        # as the body's ``if orders`` would): not on_bar, whose frame an error would pass
                         raise
-                    clock.now = ts = stamp(done)
+                    failed = clock.bar  # the bar whose on_bar raised (the counter has not moved past it)
+                    clock.now = ts = stamp(failed)
                     self._record_error(0, exc, "on_bar", ts)
-                    calls = chain((None,), calls)  # bar ``done`` goes on as if on_bar returned nothing
-        finally:
-            if frozen:
-                gc.unfreeze()
+                    # bar ``failed`` goes on as if on_bar returned nothing
+                    numbered = enumerate(chain((None,), calls), failed)
         clock.bar = n - 1
         clock.now = market.index[-1].to_pydatetime()
         if progress is not None and n % step:
             progress(n, n)
 
 
-def _freeze_gc() -> bool:
-    """Move every object that exists now out of the garbage collector's sight for the bar loop.
+def _from_python(exc: BaseException) -> bool:
+    """Whether ``exc`` came out of a Python frame called from the loop's line (``on_bar``), rather than
+    from the C iterators themselves (then the failed item was already consumed: it is no on_bar error)."""
+    tb = exc.__traceback__
+    return tb is not None and tb.tb_next is not None
 
-    The loop's inputs (a million timestamps and indicator values) live for the whole run; without
-    this, each full collection walks them again and costs tens of milliseconds. Objects created in the
-    loop are collected as usual; ``gc.unfreeze()`` afterwards restores the previous state. Skipped if
-    someone else froze objects already (unfreezing would undo their freeze).
+
+#: A bar's ``(index, on_bar result)`` -> the result (``filter`` keeps the bars that returned orders).
+_ORDERS = itemgetter(1)
+
+
+@contextmanager
+def _quiet_gc() -> Iterator[None]:
+    """The garbage collector's settings for the fast loop, restored afterwards.
+
+    * Every object that exists now is moved out of the collector's sight (``gc.freeze``): the loop's
+      inputs (a million timestamps and indicator values) live for the whole run, and each full collection
+      would walk them again for tens of milliseconds. Skipped if someone else froze objects already
+      (unfreezing would undo their freeze).
+    * The youngest generation is collected every :data:`_YOUNG_THRESHOLD` allocations rather than 700:
+      each trade leaves an order, a fill and their records alive, and collecting that often moves them up
+      the generations only to walk them again — about a tenth of a minute-bar run. Garbage is still
+      collected as the loop goes, a few thousand objects at a time.
     """
-    if gc.get_freeze_count():
-        return False
-    gc.freeze()
-    return True
+    frozen = not gc.get_freeze_count()
+    if frozen:
+        gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], _YOUNG_THRESHOLD), *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        if frozen:
+            gc.unfreeze()
+
+
+#: Allocations between two collections of the youngest generation while the fast loop runs (Python: 700).
+_YOUNG_THRESHOLD = 10_000

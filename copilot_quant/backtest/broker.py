@@ -102,6 +102,7 @@ class SimpleBroker(IBroker):
             raise ConfigError(f"initial_capital must be a positive amount, got {initial_capital!r}")
         self.initial_capital = capital
         self._costs = CostMeter(commission_model(commission))
+        self._commission = self._costs.model.commission  # bound once: fill() prices every trade with it
         self.slippage_model: SlippageModel = slippage_model(slippage)
         self.allow_short = bool(allow_short)
         self._cash = capital
@@ -169,6 +170,7 @@ class SimpleBroker(IBroker):
     @commission_model.setter
     def commission_model(self, model: CommissionModel) -> None:
         self._costs = CostMeter(commission_model(model))  # a new model starts its own month's count
+        self._commission = self._costs.model.commission
 
     @property
     def costs(self) -> CostMeter:
@@ -304,7 +306,7 @@ class SimpleBroker(IBroker):
         meter = self._costs
         by_volume = meter.by_volume
         if not by_volume and filled <= 0:  # execution_commission's first case, without its call
-            commission, fees = meter.model.commission(fill_price, quantity), 0.0
+            commission, fees = self._commission(fill_price, quantity), 0.0
             if type(commission) is not float:  # a model may answer with an int or a numpy number
                 commission = float(commission)
         elif by_volume:
@@ -470,7 +472,7 @@ class SimpleBroker(IBroker):
             quantity = order.quantity - order.filled_quantity
         pos = self._positions.get(order.symbol)
         held = pos.quantity if pos is not None else 0.0
-        signed = quantity if order.side == OrderSide.BUY else -quantity
+        signed = quantity if order.side == _BUY else -quantity
         after = held + signed
         if held * after >= 0 and abs(after) <= abs(held) + _EPS:
             return None  # only reduces a position: closing risk never needs cash or margin

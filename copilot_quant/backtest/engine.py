@@ -59,9 +59,11 @@ strategy's, and they add up to it. An exception in a strategy hook is logged, co
 Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.FastStrategy`, the
 engine computes ``indicator_frame(data)`` once, checks that it is causal by recomputing it on a
 prefix (a :class:`~copilot_quant.errors.StrategyError` names the offending indicator), then loops
-over plain Python lists calling ``on_bar(timestamp, *values)``: a float per ``Series`` indicator, a
+over plain Python lists calling ``on_bar(timestamp, *values)`` (``on_bar(*values)`` when the strategy sets
+``bar_timestamps = False``): a float per ``Series`` indicator, a
 :class:`~copilot_quant.backtest.indicators.SymbolValues` (``fast['AAPL']``) per per-symbol ``DataFrame``
-indicator. Orders and fills are the same as on the pandas path, the volume limit included.
+indicator. Orders and fills are the same as on the pandas path, the volume limit included; orders returned
+at bar *t* still fill at bar *t+1*'s open at the earliest.
 
 The engine's parts: the bar loops (:mod:`~copilot_quant.backtest.bar_loops`), the working orders
 (:mod:`~copilot_quant.backtest.order_book`), the account (:mod:`~copilot_quant.backtest.broker`), the fill
@@ -542,9 +544,10 @@ class BacktestEngine(AccountReads):
     def _book_fill(self, working: WorkingOrder, execution: Execution, quantity: float | None = None) -> None:
         """Book ``quantity`` of the order (None: all that is left) through the broker; tell its strategy."""
         order, broker, clock = working.order, self.broker, self._clock
-        now, bar = clock.now, clock.bar
+        now = clock.now
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
+        bar = clock.fixed if clock.live is None else clock.bar  # the loops fix the bar they book on
         marks, observed = self._broker_marks, self._fill_hooks[working.owner]
         if marks is not None:  # the buying-power check (and on_fill) values positions at the last close
             marks.before_fill(bar - 1 if clock.executing else bar, order, quantity, observed)

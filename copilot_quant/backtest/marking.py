@@ -13,7 +13,8 @@ Two kinds of marks can wait:
 * **The trading symbol's own** (``mark(row, trading=symbol)``), when its booking reads nothing of it — a
   base-currency stock while the account holds no future or forex (the margin rule values the whole
   account): the fill marks it at its price anyway, and a rejected trade marks it afterwards
-  (:meth:`BrokerMarks.rejected`). A single-symbol run then marks nothing before its fills.
+  (:meth:`BrokerMarks.rejected`). A run on one such stock alone (``solo``) then marks nothing at all: it
+  only remembers the row, for a rejection.
 * **All of them** (:meth:`BrokerMarks.before_fill`), when the fill reads no mark at all: in an account of
   plain stocks that holds no short, a trade that leaves its position long or flat is checked against cash
   alone, and unless the strategy's ``on_fill`` may read the account, nothing else looks. The marks are
@@ -56,6 +57,7 @@ class BrokerMarks:
         "_plain",
         "_row",
         "_shorts",
+        "_solo",
         "_waiting",
     )
 
@@ -68,6 +70,10 @@ class BrokerMarks:
         self._moved: list[tuple[str, int]] = []  # positions a fill re-marked since
         self._plain: dict[str, bool] = {}  # symbol -> whether it is a base-currency stock (asked once)
         self._waiting: tuple[str, int] | None = None  # the trading symbol left unmarked by mark(row, trading)
+        # the one symbol of a run on a single base-currency stock, without margin rules: its mark always waits
+        (only,) = symbol_index if len(symbol_index) == 1 else (None,)
+        plain = only is not None and broker.instrument(only) is None and not broker.margin_rules
+        self._solo: str | None = only if plain else None
         held = broker.get_positions()
         #: symbols held short (the broker's check then reads the other positions' marks)
         self._shorts = {s for s, p in held.items() if p.quantity < 0}
@@ -84,7 +90,7 @@ class BrokerMarks:
         broker's check (or, when ``observed``, the strategy's ``on_fill``) can read, or owe the marks when
         nothing can (see the module docstring). Then call :meth:`filled` or :meth:`rejected`."""
         self._last = None
-        if self._deferrable and not observed and not self._shorts:
+        if self._solo is None and self._deferrable and not observed and not self._shorts:
             if order.side is _BUY:  # nothing is short: a purchase leaves the account long
                 owe = True
             else:
@@ -117,6 +123,15 @@ class BrokerMarks:
         docstring) when that reads nothing of it; the caller then calls :meth:`filled` or :meth:`rejected`.
         """
         if row < 0:
+            return
+        solo = self._solo
+        if solo is not None:  # the only symbol that can be held: marked right here, unless it waits
+            self._row = row
+            if trading == solo:
+                self._waiting = (solo, 0)
+            elif self._broker.position_quantity(solo):
+                self._waiting = None
+                self._broker.mark(solo, self._marks.item(row, 0))
             return
         self._owed = -1
         held = self._held
@@ -166,12 +181,15 @@ class BrokerMarks:
         if waiting is not None:
             self._waiting = None
             symbol, k = waiting
-            self._broker.mark(symbol, self._marks.item(self._row, k))
+            if self._broker.position_quantity(symbol):  # only held positions are marked
+                self._broker.mark(symbol, self._marks.item(self._row, k))
 
     def filled(self, symbol: str, k: int, price: float) -> None:
         """A fill in ``symbol`` (column ``k``) was booked at ``price``: its position changed and is marked
         at the fill."""
         self._waiting = None
+        if symbol == self._solo:
+            return  # a solo run keeps no record: mark() marks its symbol directly
         if self._row >= 0:  # else the next marking re-marks every held position anyway
             self._moved.append((symbol, k))
         self._last = (symbol, price)

@@ -57,7 +57,9 @@ __all__ = ["BarExecutor", "Booker", "OrderBook", "WorkingOrder"]
 
 log = logging.getLogger(__name__)
 
+# enum members bound once: reading one off its class costs a descriptor call on every use
 _MARKET, _CANCELLED = OrderType.MARKET, OrderStatus.CANCELLED
+_CREATED, _SUBMITTED, _DAY = OrderStatus.CREATED, OrderStatus.SUBMITTED, TimeInForce.DAY
 _DONE = frozenset(s for s in OrderStatus if s.is_done)
 _TRAILING = frozenset(t for t in OrderType if t.is_trailing)
 _OPG = TimeInForce.OPG
@@ -131,8 +133,9 @@ class OrderBook:
         return iter(self.pending)
 
     def add(self, working: WorkingOrder) -> None:
-        if working.order.status is OrderStatus.CREATED:  # a partial fill at the close keeps its status
-            working.order.status = OrderStatus.SUBMITTED
+        order = working.order
+        if order.status is _CREATED:  # a partial fill at the close keeps its status
+            order.status = _SUBMITTED
         bracket = working.bracket
         if bracket is not None and working is not bracket.entry:
             if working.order.status.is_done:
@@ -230,7 +233,7 @@ class OrderBook:
                 book(working, execution)
                 if order.status in _DONE:
                     continue
-            if session_end and order.time_in_force == TimeInForce.DAY:
+            if session_end and order.time_in_force == _DAY:
                 if order.status.is_active:  # not cancelled from on_fill in this bar
                     self._finish(order, OrderStatus.EXPIRED, "day order unfilled at the end of its session")
                 continue

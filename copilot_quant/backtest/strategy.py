@@ -54,12 +54,13 @@ Two ways to write a strategy:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import pandas as pd
 
@@ -347,7 +348,17 @@ class FastStrategy(Strategy):
 
     In live trading the engine calls ``on_data``, which recomputes the indicators on the history it
     has and passes the latest values to ``on_bar``: the same class runs in both modes.
+
+    Set ``bar_timestamps = False`` on the class when ``on_bar`` does not need the bar's time: it is then
+    called with the values only, ``on_bar(fast, slow)``, and the backtest builds no ``datetime`` per bar
+    (about 0.1 s of a 0.65 s run on a million minute bars). Everything else is the same: the orders still
+    carry their bar's timestamp, and fill at the next bar's open. An ``on_bar`` whose parameters cannot take
+    the values (with the timestamp or without, as the flag says) is refused before the run.
     """
+
+    #: Whether ``on_bar`` takes the bar's timestamp first (``on_bar(timestamp, *values)``, the default) or
+    #: the indicator values only (``False``: ``on_bar(*values)``).
+    bar_timestamps: ClassVar[bool] = True
 
     @abstractmethod
     def indicators(self, data: pd.DataFrame) -> Mapping[str, pd.Series | pd.DataFrame]:
@@ -365,4 +376,40 @@ class FastStrategy(Strategy):
     def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
         if data.empty:
             return None
-        return self.on_bar(timestamp, *last_bar_values(self.indicator_frame(data)))
+        values = last_bar_values(self.indicator_frame(data))
+        return self.on_bar(timestamp, *values) if takes_timestamp(self) else self.on_bar(*values)
+
+
+def takes_timestamp(strategy: FastStrategy, values: int | None = None) -> bool:
+    """``strategy.bar_timestamps``, refused with a :class:`StrategyError` unless it is ``True`` or ``False``.
+
+    With ``values`` (how many indicator values ``on_bar`` gets), ``on_bar``'s signature is checked too: one
+    that cannot take them (with the timestamp first or not, as the flag says) is refused before the run,
+    with the fix, rather than failing on every bar.
+    """
+    flag = strategy.bar_timestamps
+    if not isinstance(flag, bool):
+        raise StrategyError(
+            f"{strategy.name}.bar_timestamps must be True (on_bar(timestamp, *values)) or False "
+            f"(on_bar(*values)), got {flag!r}"
+        )
+    if values is not None:
+        _check_on_bar(strategy, values + flag, flag)
+    return flag
+
+
+def _check_on_bar(strategy: FastStrategy, count: int, timestamps: bool) -> None:
+    try:
+        signature = inspect.signature(strategy.on_bar)
+    except (TypeError, ValueError):  # no signature to read (a builtin or an unusual callable): trust it
+        return
+    try:
+        signature.bind(*range(count))
+    except TypeError as exc:
+        shape = "on_bar(timestamp, *values)" if timestamps else "on_bar(*values), without the timestamp"
+        other = "False" if timestamps else "True"
+        raise StrategyError(
+            f"{strategy.name}.on_bar{signature} cannot take its {count - timestamps} indicator value(s) "
+            f"as {shape} ({exc}); match indicators() in on_bar's parameters, or set bar_timestamps = {other} "
+            "if the timestamp is what differs"
+        ) from None

@@ -207,7 +207,9 @@ class Position:
         self.quantity = new
         self.realized_pnl += realized
         self.commission_paid += commission
-        self.update_unrealized_pnl(price)
+        # update_unrealized_pnl(price), inlined: a broker applies every trade here
+        last = self.last_price = price if type(price) is float else float(price)
+        self.unrealized_pnl = new * (last - self.avg_entry_price) * self.multiplier if new else 0.0
         return realized
 
     def update_unrealized_pnl(self, current_price: float) -> None:

@@ -181,8 +181,24 @@ def test_on_bar_gets_tz_aware_utc_datetimes_matching_the_bars():
 
 
 def test_the_run_leaves_the_garbage_collector_as_it_found_it():
+    before = gc.get_threshold()
     backtest(MomentumFast())
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
+
+
+def test_the_garbage_collector_runs_less_often_but_still_runs_during_the_fast_loop():
+    seen = []
+
+    class Watch(MomentumFast):
+        def on_bar(self, timestamp, close, past):
+            seen.append(gc.get_threshold()[0])
+            return super().on_bar(timestamp, close, past)
+
+    before = gc.get_threshold()
+    backtest(Watch())
+    assert gc.isenabled()
+    assert set(seen) == {max(before[0], 10_000)}
 
 
 def test_progress_keeps_coming_even_when_on_bar_fails_on_a_report_bar():
@@ -259,3 +275,41 @@ def test_an_on_fill_set_on_the_instance_is_called_like_an_overridden_one():
     result = engine.run(data=BARS, symbols=["X"], benchmark=None)
     assert result.fills
     assert strategy.filled == result.fills
+
+
+class WatchesEquity(MomentumFast):
+    """MomentumFast that records the equity its account view shows in every on_bar call (and fails once)."""
+
+    def initialize(self):
+        super().initialize()
+        self.seen_equity = []
+
+    def on_bar(self, timestamp, close, past):
+        self.seen_equity.append(self.equity)
+        if timestamp == BARS.index[40]:
+            raise RuntimeError("one bad bar")
+        return super().on_bar(timestamp, close, past)
+
+
+def test_the_account_view_reads_the_bar_it_is_called_for_even_between_trades():
+    # between trades the fast loop runs no Python per bar: the view must still value the account at the
+    # close of the very bar on_bar is called for, which is what the equity curve records for that bar
+    strategy = WatchesEquity()
+    result = backtest(strategy)
+    assert len(result.fills) > 20
+    assert [e["hook"] for e in result.errors] == ["on_bar"]
+    assert strategy.seen_equity == pytest.approx(result.equity_curve.tolist(), rel=1e-12)
+
+
+def test_a_result_with_no_truth_value_stops_the_run_instead_of_shifting_the_bars():
+    # filter() tests each result's truth, as the loop's `if orders` did: a numpy array cannot answer,
+    # and the run must stop there (as before) rather than count it as on_bar's error and lose a bar
+    import numpy as np
+
+    class ReturnsAnArray(MomentumFast):
+        def on_bar(self, timestamp, close, past):
+            super().on_bar(timestamp, close, past)
+            return np.array([1.0, 2.0]) if timestamp == BARS.index[20] else None
+
+    with pytest.raises(ValueError, match="truth value"):
+        backtest(ReturnsAnArray())

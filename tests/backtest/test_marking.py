@@ -60,18 +60,27 @@ def test_leaving_the_trading_symbol_to_its_booking_ends_with_the_same_marks_and_
         _same_as_full_re_mark(steps, seed, late, trading=True)
 
 
-def _same_as_full_re_mark(steps, seed, late, *, trading=False):
-    marks = np.random.default_rng(seed).uniform(10.0, 300.0, (30, 4))
-    marks[:3, INDEX[late]] = np.nan  # a symbol that has no price yet at the start
+@settings(max_examples=100, deadline=None)
+@given(steps=fills, seed=st.integers(0, 2**32 - 1), trading=st.booleans())
+def test_a_run_on_one_stock_alone_ends_with_the_same_marks_and_decisions(steps, seed, trading):
+    # the "solo" case: only that stock is in the run (a position in B is held from an earlier run)
+    _same_as_full_re_mark(
+        [(a, "A", q, p) for a, _, q, p in steps], seed, "A", trading=trading, index={"A": 0}
+    )
+
+
+def _same_as_full_re_mark(steps, seed, late, *, trading=False, index=INDEX):
+    marks = np.random.default_rng(seed).uniform(10.0, 300.0, (30, len(index)))
+    marks[:3, index[late]] = np.nan  # a symbol that has no price yet at the start
     full, incremental = (SimpleBroker(20_000.0, commission=0.0, slippage=0.0) for _ in range(2))
     for broker in (full, incremental):  # a position held from an earlier run
         broker.fill(Order("B", 50, side=OrderSide.BUY), 90.0, NOW, slippage=False)
-    marker = BrokerMarks(incremental, marks, INDEX)
+    marker = BrokerMarks(incremental, marks, index)
     row = 0
     for advance, symbol, quantity, price in steps:
         row = min(row + advance, len(marks) - 1)
         side = OrderSide.BUY if quantity > 0 else OrderSide.SELL
-        for symbol_k, k in INDEX.items():  # what the engine did before: every symbol, before every fill
+        for symbol_k, k in index.items():  # what the engine did before: every symbol, before every fill
             full.mark(symbol_k, marks.item(row, k))
         marker.mark(row, symbol if trading else None)
         before_full, before_incremental = _state(full), _state(incremental)
@@ -85,7 +94,7 @@ def _same_as_full_re_mark(steps, seed, late, *, trading=False):
         )
         assert (done_full is None) == (done_incremental is None)
         if done_incremental is not None:
-            marker.filled(symbol, INDEX[symbol], done_incremental.fill_price)
+            marker.filled(symbol, index[symbol], done_incremental.fill_price)
         else:
             marker.rejected()
         assert _state(incremental) == _state(full)
