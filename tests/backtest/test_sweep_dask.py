@@ -133,6 +133,24 @@ def test_the_bars_travel_to_the_workers_once_not_once_per_run(bars, two_workers,
     assert len(shipped) == 2  # the bars and the job (strategy factory and engine settings)
 
 
+def test_a_worker_leaving_while_the_bars_are_broadcast_does_not_fail_the_sweep(
+    bars, two_workers, monkeypatch
+):
+    """Dask's broadcast fails with the departed worker's address when one leaves mid-copy: shipped again."""
+    scatter = two_workers.scatter
+    failures = [KeyError("tcp://127.0.0.1:1"), OSError("stream closed")]
+
+    def leaving_scatter(data, **kwargs):
+        if failures:
+            raise failures.pop(0)  # what the scheduler's replicate raised for a worker that just died
+        return scatter(data, **kwargs)
+
+    monkeypatch.setattr(two_workers, "scatter", leaving_scatter)
+    spread = _sweep(bars, client=two_workers)
+    assert not failures
+    pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
+
+
 def test_a_worker_killed_mid_sweep_has_its_run_retried_and_the_table_is_complete(bars, two_workers, tmp_path):
     marker = str(tmp_path / "crashed")
     target = {"fast_period": 10, "slow_period": 50}
