@@ -4,7 +4,8 @@ The grid is the guide's SMA crossover over ``fast`` × ``slow`` periods (100 sha
 next bar's open, 0.1 % commission, no slippage, no bid/ask spread as in backtrader) on the bundled AAPL sample (2000–2013, ~3,300 daily bars).
 Measured, each on a LocalCluster started beforehand (its start-up is timed on its own):
 
-* ``run_sweep`` in this process (``--serial``), on 1 worker and on 2 workers: the speed-up 1 → 2;
+* ``run_sweep`` in this process (``--serial``), on 1 worker and on 2 workers: the speed-up 1 → 2, with the
+  combinations batched per task automatically (the default) and with one combination a task;
 * the same on the guide-style strategy (``SimpleMovingAverage``, ~100× longer runs; skipped by ``--quick``);
 * the per-task overhead: no-op tasks through the same pool (bounded window, ``as_completed``) and through
   plain ``client.map``; the cost of shipping the bars (pickled size, broadcast time) and of one task's
@@ -36,7 +37,7 @@ from typing import Any
 
 import pandas as pd
 from copilot_quant.backtest.cluster import Compute, task_pool
-from copilot_quant.backtest.sweep import _Run, parameter_grid, run_sweep
+from copilot_quant.backtest.sweep import _Run, auto_per_task, parameter_grid, run_sweep
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
 from distributed import Client, LocalCluster
@@ -224,10 +225,9 @@ def speedups(
 ) -> dict[str, Any]:
     """Each measurement on 1 and on 2 workers in turn, so a change in the machine's load hits both."""
     out: dict[str, Any] = {}
-    chunk = max(1, len(grid) // 8)
     plan: dict[str, Callable[[Client], tuple[float, dict]]] = {
-        "fast": lambda c: run_ours(data, grid, Fast(), client=c),
-        "chunked": lambda c: run_ours(data, grid, Fast(), client=c, per_task=chunk),
+        "fast": lambda c: run_ours(data, grid, Fast(), client=c),  # automatic: a few tasks per worker
+        "single": lambda c: run_ours(data, grid, Fast(), client=c, per_task=1),
     }
     if guide:
         plan["guide"] = lambda c: run_ours(data, guide, Guide(), client=c)
@@ -238,7 +238,6 @@ def speedups(
                 elapsed, out[f"{name}-{workers}-values"] = run(client)
                 times[workers].append(elapsed)
         out[name] = {workers: min(ts) for workers, ts in times.items()}
-    out["chunk"] = chunk
     return out
 
 
@@ -271,21 +270,18 @@ def main() -> None:
             run_ours(data, grid[:2], Fast(), client=clients[workers])  # warm-up
         measured = speedups(clients, data, grid, guide, repeat)
         cost, ship = overhead(clients[2]), shipping(clients[2], data)
-    fast, chunked = measured["fast"], measured["chunked"]
+    fast, single = measured["fast"], measured["single"]
+    auto = {workers: auto_per_task(len(grid), workers) for workers in (1, 2)}
     t2 = fast[2]
     print(f"best of {repeat} runs each; 1 and 2 workers measured in turn")
     _line("run_sweep --serial (in this process)", serial, bars, len(grid))
-    _line("run_sweep on 1 Dask worker", fast[1], bars, len(grid), f"(cluster start {starts[1]:.1f} s, apart)")
-    _line(
-        "run_sweep on 2 Dask workers",
-        t2,
-        bars,
-        len(grid),
-        f"{fast[1] / t2:.2f}x 1 worker (start {starts[2]:.1f} s)",
-    )
-    _line(f"  ... with --per-task {measured['chunk']}, 1 worker", chunked[1], bars, len(grid))
-    _line(f"  ... with --per-task {measured['chunk']}, 2 workers", chunked[2], bars, len(grid),
-          f"{chunked[1] / chunked[2]:.2f}x 1 worker")  # fmt: skip
+    _line(f"run_sweep on 1 Dask worker ({auto[1]} a task)", fast[1], bars, len(grid),
+          f"(cluster start {starts[1]:.1f} s, apart)")  # fmt: skip
+    _line(f"run_sweep on 2 Dask workers ({auto[2]} a task)", t2, bars, len(grid),
+          f"{fast[1] / t2:.2f}x 1 worker (start {starts[2]:.1f} s)")  # fmt: skip
+    _line("  ... with --per-task 1, 1 worker", single[1], bars, len(grid))
+    _line("  ... with --per-task 1, 2 workers", single[2], bars, len(grid),
+          f"{single[1] / single[2]:.2f}x 1 worker")  # fmt: skip
     if guide:
         g = measured["guide"]
         print(f"  guide-style SimpleMovingAverage, {len(guide)} runs: 1 worker {g[1]:.2f} s, "
@@ -308,7 +304,7 @@ def main() -> None:
           f"{bt_times[2] / t2:.1f}x on 2 workers vs 2 cpus")  # fmt: skip
 
     ours = {"serial": serial_values, "1 worker": measured["fast-1-values"], "2 workers": measured["fast-2-values"],
-            "--per-task": measured["chunked-2-values"]}  # fmt: skip
+            "--per-task 1": measured["single-2-values"]}  # fmt: skip
     same = all(values == serial_values for values in ours.values())
     theirs = bt_values[1]
     differ = [k for k in theirs if abs(serial_values[k] - theirs[k]) > 1e-6 * abs(theirs[k])]

@@ -32,6 +32,7 @@ from __future__ import annotations
 import importlib.machinery
 import logging
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import CancelledError  # distributed's FutureCancelledError is one
@@ -54,6 +55,10 @@ RESUBMITS = 2
 #: Tasks in flight per worker thread: enough to keep every worker busy while results travel back.
 _WINDOW_PER_THREAD = 8
 _MIN_WINDOW = 16
+
+#: Times shipping a shared value is tried when workers come and go under it, and the pause after the first.
+_SCATTER_TRIES = 4
+_SCATTER_PAUSE = 0.25
 
 #: Seconds to wait for a named scheduler before saying it cannot be reached.
 _CONNECT_TIMEOUT = 15
@@ -97,6 +102,10 @@ class Shared:
 
 class TaskPool(Protocol):
     """Runs ``fn(*args)`` for each task; :class:`Shared` arguments arrive as their values."""
+
+    def worker_threads(self) -> int | None:
+        """The cluster's worker threads now (0 while none has joined); None when tasks run in this process."""
+        ...
 
     def run(
         self,
@@ -191,6 +200,9 @@ def _local(arg: Any) -> Any:
 
 class _SerialPool:
     """Every task in this process, in order."""
+
+    def worker_threads(self) -> int | None:
+        return None
 
     def run(
         self,
@@ -294,20 +306,40 @@ class _DaskPool:
             return _AGAIN
         return _Failed(exc)
 
+    def worker_threads(self) -> int | None:
+        return sum(self.client.nthreads().values())
+
     def _window(self) -> int:
-        threads = sum(self.client.nthreads().values())
-        return max(_MIN_WINDOW, _WINDOW_PER_THREAD * threads)
+        return max(_MIN_WINDOW, _WINDOW_PER_THREAD * (self.worker_threads() or 0))
 
     def _remote(self, arg: Any) -> Any:
         if not isinstance(arg, Shared):
             return arg
         entry = self._shipped.get(id(arg))
         if entry is None or entry[1].status != "finished":  # never shipped, or lost with its workers
-            # a list of one, so a list or dict value is shipped whole rather than split up
-            [future] = self.client.scatter([_ByValue(arg.value)], broadcast=arg.broadcast, hash=False)
-            entry = (arg, future, 0)
+            entry = (arg, self._scatter(arg), 0)
         self._shipped[id(arg)] = (arg, entry[1], entry[2] + 1)
         return entry[1]
+
+    def _scatter(self, arg: Shared) -> Future:
+        """Ship ``arg``'s value; again, after a pause, if a worker left while it was being copied to them all
+        (Dask's scheduler then fails the broadcast with the departed worker's address, a ``KeyError``)."""
+        attempt = 1
+        while True:
+            try:
+                # a list of one, so a list or dict value is shipped whole rather than split up
+                [future] = self.client.scatter([_ByValue(arg.value)], broadcast=arg.broadcast, hash=False)
+                return future
+            except (KeyError, OSError) as exc:
+                if attempt == _SCATTER_TRIES:
+                    raise
+                log.warning(
+                    "shipping data to the workers failed (%s: %s); trying again", type(exc).__name__, exc
+                )
+                time.sleep(
+                    _SCATTER_PAUSE * attempt
+                )  # a local cluster's nanny restarts a dead worker meanwhile
+                attempt += 1
 
     def _release(self, args: Sequence[Any]) -> None:
         """Forget a one-task value once no task in flight reads it (broadcast values stay for the run)."""

@@ -427,6 +427,8 @@ class BacktestEngine(AccountReads):
                 loops.fast(only, progress)
             else:
                 loops.general(self._strategies, progress)
+            if self._broker_marks is not None:  # the broker's positions as if every fill had been marked
+                self._broker_marks.settle()
             cancelled = self._book.cancel_all("the backtest ended while the order was still working")
             if cancelled:
                 log.info("%d order(s) still working at the end of the data were cancelled", len(cancelled))
@@ -579,16 +581,16 @@ class BacktestEngine(AccountReads):
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
         bar = clock.fixed if clock.live is None else clock.bar  # the loops fix the bar they book on
-        marks = self._broker_marks
-        if marks is not None:  # the buying-power check values positions at the last closed bar
-            marks.mark(bar - 1 if clock.executing else bar, order.symbol)
+        marks, observed = self._broker_marks, self._fill_hooks[working.owner]
+        if marks is not None:  # the buying-power check (and on_fill) values positions at the last close
+            marks.before_fill(bar - 1 if clock.executing else bar, order, quantity, observed)
         fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
         if fill is None:
             if marks is not None:
                 marks.rejected()
             return
         if marks is not None:
-            marks.filled(order.symbol, working.symbol_index)
+            marks.filled(order.symbol, working.symbol_index, fill.fill_price)
         self._ledger.record(
             bar,
             working.symbol_index,
@@ -598,7 +600,7 @@ class BacktestEngine(AccountReads):
         )
         if self._books is not None:
             self._books.record_fill(working.owner, bar, working.symbol_index, fill)
-        if self._fill_hooks[working.owner]:
+        if observed:
             try:
                 self._strategies[working.owner].on_fill(fill)
             except Exception as exc:

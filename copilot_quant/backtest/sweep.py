@@ -26,6 +26,16 @@ sweep; ``scheduler="tcp://host:8786"`` on a running Dask cluster; ``client=`` on
 bars and the strategy factory are shipped to each worker once; each task ships one parameter set and
 returns one row (and the equity curve only with ``equity_curves=True``). The table is the same whatever
 runs it: rows are placed by grid position, not by the order runs finish in.
+
+**Combinations per task.** Each Dask task costs a fixed overhead (~1–5 ms: scheduler, messages, the
+worker's bookkeeping), as long as a fast-path run on a few thousand daily bars. By default
+(``per_task=None``) a sweep on workers puts several combinations in each task, so that the grid makes about
+:data:`TASKS_PER_THREAD` tasks per worker thread (at most :data:`MAX_PER_TASK` combinations a task): few
+enough tasks for the overhead to vanish beside the runs, enough for the scheduler to balance the load. A
+small grid on many workers stays at one combination a task; in this process there is nothing to save. A
+task the cluster loses for good (its worker died under it each time) is split, and its combinations run
+again one per task, so a combination that kills its worker takes no other down. ``per_task=k`` fixes the
+size instead. The table does not depend on it.
 """
 
 from __future__ import annotations
@@ -65,6 +75,12 @@ RANKING_METRICS = (
 
 #: The per-period metrics of each row (the ranking metrics, plus the trades made in the period).
 _PERIOD_METRICS = (*RANKING_METRICS, "fills")
+
+#: Automatic batching: about this many tasks per worker thread (enough to balance the load and to lose
+#: little with a dead worker; the per-task overhead then counts once per many runs) ...
+TASKS_PER_THREAD = 4
+#: ... and at most this many combinations in one task (its rows travel back together).
+MAX_PER_TASK = 200
 
 StrategyFactory = Callable[..., Strategy]
 
@@ -154,7 +170,7 @@ def run_sweep(
     scheduler: str | None = None,
     client: Any = None,
     equity_curves: bool = False,
-    per_task: int = 1,
+    per_task: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SweepResult:
     """Backtest ``strategy(**params)`` for every ``params`` in ``grid``; see the module docstring.
@@ -174,8 +190,8 @@ def run_sweep(
         scheduler: the address of a running Dask scheduler (``tcp://host:8786``) to run on instead.
         client: an open ``distributed.Client`` to run on (reused, not closed).
         equity_curves: keep each run's equity curve in :attr:`SweepResult.equity_curves`.
-        per_task: combinations per Dask task (1; more when each run is much shorter than the
-            scheduler's per-task overhead times the number of workers).
+        per_task: combinations per Dask task; None (the default) chooses from the grid size and the
+            workers (see the module docstring), ``k`` fixes it.
         progress: ``progress(done, total)`` after each finished run.
     """
     if metric not in RANKING_METRICS:
@@ -239,26 +255,61 @@ def run_all(
     runs: Sequence[_Run],
     *,
     progress: Callable[[int, int], None] | None = None,
-    per_task: int = 1,
+    per_task: int | None = None,
 ) -> list[dict[str, Any]]:
     """One row per run, in the order of ``runs``; the bars and the job travel to each worker once.
 
-    ``per_task`` runs go in one task: fewer, longer tasks when single runs are too short for the
-    scheduler's per-task overhead to vanish (see benchmarks/bench_sweep.py's capacity plan).
+    ``per_task`` runs go in one task (None: :func:`auto_per_task`); a task with several runs that the
+    cluster lost is split and its runs go again one per task (see the module docstring).
     """
     check_per_task(per_task)
+    size = per_task if per_task is not None else auto_per_task(len(runs), pool.worker_threads())
     shared_frame, shared_job = Shared(frame), Shared(job)
-    chunks = [tuple(runs[i : i + per_task]) for i in range(0, len(runs), per_task)]
-    tasks = ((shared_frame, shared_job, chunk) for chunk in chunks)
-    sizes = [len(chunk) for chunk in chunks]
-    rows = pool.run(
-        _run_chunk, tasks, total=len(chunks), on_failure=_lost_rows, progress=progress, sizes=sizes
+    chunks = [tuple(runs[i : i + size]) for i in range(0, len(runs), size)]
+    results = pool.run(
+        _run_chunk,
+        ((shared_frame, shared_job, chunk) for chunk in chunks),
+        total=len(chunks),
+        on_failure=_Lost,
+        progress=progress,
+        sizes=[len(chunk) for chunk in chunks],
     )
-    return [row for chunk_rows in rows for row in chunk_rows]
+    results = _split_lost(pool, (shared_frame, shared_job), chunks, results)
+    return [row for got in results for row in _rows(got)]
 
 
-def check_per_task(per_task: int) -> None:
-    if per_task < 1:
+def _split_lost(
+    pool: TaskPool, shared: tuple[Shared, Shared], chunks: list[tuple[_Run, ...]], results: list[Any]
+) -> list[Any]:
+    """``results`` with each lost task of several runs replaced by its runs' results, run one per task
+    (a run that kills its worker then takes no other down). Progress has counted them already."""
+    lost = [
+        k for k, (chunk, got) in enumerate(zip(chunks, results, strict=True)) if _lost(got) and len(chunk) > 1
+    ]
+    if not lost:
+        return results
+    again = [run for k in lost for run in chunks[k]]
+    log.warning("sweep: %d run(s) lost with their task; running them again one per task", len(again))
+    alone = iter(
+        pool.run(_run_chunk, ((*shared, (run,)) for run in again), total=len(again), on_failure=_Lost)
+    )
+    results = list(results)
+    for k in lost:
+        results[k] = [row for _ in chunks[k] for row in _rows(next(alone))]
+    return results
+
+
+def auto_per_task(runs: int, threads: int | None) -> int:
+    """Runs per task when the caller does not say: about :data:`TASKS_PER_THREAD` tasks per worker thread,
+    at most :data:`MAX_PER_TASK` runs a task; 1 in this process (``threads`` None) or while no worker has
+    joined (``threads`` 0)."""
+    if not threads:
+        return 1
+    return max(1, min(MAX_PER_TASK, runs // (threads * TASKS_PER_THREAD)))
+
+
+def check_per_task(per_task: int | None) -> None:
+    if per_task is not None and per_task < 1:
         raise ConfigError(f"per_task must be at least 1, got {per_task}")
 
 
@@ -294,11 +345,29 @@ def _error_row(params: Mapping[str, Any], error: str) -> dict[str, Any]:
     return row
 
 
-def _lost_rows(args: tuple[Any, ...], exc: BaseException) -> list[dict[str, Any]]:
-    """The rows of runs the cluster could not finish (their worker died too often, or could not start)."""
-    runs: tuple[_Run, ...] = args[-1]
-    log.warning("sweep: %d run(s) could not run on the cluster: %s: %s", len(runs), type(exc).__name__, exc)
-    return [_error_row(run.params, f"{type(exc).__name__}: {exc}") for run in runs]
+class _Lost:
+    """A task the cluster could not finish (its worker died too often, or it could not start there)."""
+
+    __slots__ = ("exc", "runs")
+
+    def __init__(self, args: tuple[Any, ...], exc: BaseException) -> None:
+        self.runs: tuple[_Run, ...] = args[-1]
+        self.exc = exc
+
+
+def _lost(got: Any) -> bool:
+    return isinstance(got, _Lost)
+
+
+def _rows(got: list[dict[str, Any]] | _Lost) -> list[dict[str, Any]]:
+    """A task's rows; for a lost task, one error row per run."""
+    if not isinstance(got, _Lost):
+        return got
+    exc = got.exc
+    log.warning(
+        "sweep: %d run(s) could not run on the cluster: %s: %s", len(got.runs), type(exc).__name__, exc
+    )
+    return [_error_row(run.params, f"{type(exc).__name__}: {exc}") for run in got.runs]
 
 
 def _row_metrics(result: BacktestResult, cut: pd.Timestamp | None) -> dict[str, float]:

@@ -89,7 +89,7 @@ def walk_forward(
     jobs: int = 1,
     scheduler: str | None = None,
     client: Any = None,
-    per_task: int = 1,
+    per_task: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> WalkForwardResult:
     """Walk-forward analysis of ``strategy`` over ``grid``; see the module docstring.

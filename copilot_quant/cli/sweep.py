@@ -288,11 +288,12 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     jobs: int | None = compute.jobs_option(),
     scheduler: str | None = compute.scheduler_option(),
     serial: bool = compute.serial_option(),
-    per_task: int = typer.Option(
-        1,
+    per_task: int | None = typer.Option(
+        None,
         "--per-task",
-        help="Combinations per Dask task: raise it when one run takes less than the per-task overhead "
-        "(1-5 ms) times the number of workers (see benchmarks/bench_sweep.py's capacity plan).",
+        help="Combinations per Dask task (default: about 4 tasks per worker thread, at most 200 "
+        "combinations a task): the per-task overhead (1-5 ms) then vanishes beside the runs (see "
+        "benchmarks/bench_sweep.py's capacity plan).",
     ),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),
@@ -323,7 +324,7 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
         options.check_dates(start, end)
         _check_search(holdout_from, walk_forward_folds, rolling)
         check_outputs(export, report, top)
-        if per_task < 1:
+        if per_task is not None and per_task < 1:
             raise ConfigError(f"--per-task must be at least 1, got {per_task}.")
         engine_options = engine_settings(
             capital, commission, slippage, fill_at, allow_short, volume_limit, spread

@@ -1,4 +1,5 @@
-"""BrokerMarks: marking only what changed leaves the broker exactly as re-marking every symbol did."""
+"""BrokerMarks: marking only what changed, and only when it is read, leaves the broker exactly as re-marking
+every symbol before every fill did."""
 
 from __future__ import annotations
 
@@ -93,7 +94,7 @@ def _same_as_full_re_mark(steps, seed, late, *, trading=False, index=INDEX):
         )
         assert (done_full is None) == (done_incremental is None)
         if done_incremental is not None:
-            marker.filled(symbol, index[symbol])
+            marker.filled(symbol, index[symbol], done_incremental.fill_price)
         else:
             marker.rejected()
         assert _state(incremental) == _state(full)
@@ -108,3 +109,95 @@ def test_before_the_first_close_nothing_is_marked():
     assert broker._positions["A"].last_price == 100.0
     marker.mark(0)
     assert broker._positions["A"].last_price == 120.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    steps=fills,
+    seed=st.integers(0, 2**32 - 1),
+    late=st.sampled_from(SYMBOLS),
+    observed=st.lists(st.booleans(), min_size=40, max_size=40),
+    at_once=st.booleans(),
+)
+def test_owed_marks_are_paid_before_any_read_and_at_the_end(steps, seed, late, observed, at_once):
+    """Fills that read no mark owe them; the broker makes the same decisions, sees the same marks whenever
+    its check (or an observed on_fill) could read them, and ends as if every fill had been marked."""
+    marks = np.random.default_rng(seed).uniform(10.0, 300.0, (30, 4))
+    marks[:3, INDEX[late]] = np.nan
+    full, owing = (SimpleBroker(20_000.0, commission=0.001, slippage=0.0) for _ in range(2))
+    for broker in (full, owing):
+        broker.fill(Order("B", 50, side=OrderSide.BUY), 90.0, NOW, slippage=False)
+    marker = BrokerMarks(owing, marks, INDEX)
+    row = 0
+    with patch.object(marking, "_ROW_AT_ONCE", 0 if at_once else 8):
+        for step, (advance, symbol, quantity, price) in enumerate(steps):
+            row = min(row + advance, len(marks) - 1)
+            side = OrderSide.BUY if quantity > 0 else OrderSide.SELL
+            for symbol_k, k in INDEX.items():
+                full.mark(symbol_k, marks.item(row, k))
+            order = Order(symbol, abs(quantity), side=side)
+            reads = observed[step] or bool(full._shorts) or full.position_quantity(symbol) + quantity < 0
+            marker.before_fill(row, order, None, observed[step])
+            if reads:  # all but the trading symbol's own mark, which may wait for its booking
+                before_full, before_owing = _state(full), _state(owing)
+                before_full.pop(symbol, None)
+                before_owing.pop(symbol, None)
+                assert before_owing == before_full
+            done_full = full.fill(Order(symbol, abs(quantity), side=side), price, NOW, slippage=False)
+            done_owing = owing.fill(order, price, NOW, slippage=False)
+            assert (done_full is None) == (done_owing is None)
+            if done_owing is not None:
+                marker.filled(symbol, INDEX[symbol], done_owing.fill_price)
+                if observed[step]:  # what on_fill reads: the account as eager marking left it
+                    assert _state(owing) == _state(full)
+                    assert owing.get_account_value() == full.get_account_value()
+            else:
+                marker.rejected()
+                if reads:
+                    assert _state(owing) == _state(full)
+            assert owing.cash == full.cash
+    marker.settle()
+    assert _state(owing) == _state(full)
+    assert owing.get_account_value() == full.get_account_value()
+
+
+def test_a_long_only_account_owes_its_marks_until_the_end():
+    marks = np.array([[100.0, 50.0], [110.0, 55.0], [120.0, 60.0]])
+    broker = SimpleBroker(100_000.0, commission=0.0, slippage=0.0)
+    marker = BrokerMarks(broker, marks, {"A": 0, "B": 1})
+    for row, symbol in enumerate(["A", "B", "B"]):
+        order = Order(symbol, 10, side=OrderSide.BUY)
+        marker.before_fill(row, order, None, observed=False)
+        fill = broker.fill(order, 1.0 + row, NOW, slippage=False)
+        assert fill is not None
+        marker.filled(symbol, {"A": 0, "B": 1}[symbol], fill.fill_price)
+    assert broker._positions["A"].last_price == 1.0  # owed: still at its fill price
+    marker.settle()
+    assert broker._positions["A"].last_price == 120.0  # marked at the last fill's row
+    assert broker._positions["B"].last_price == 3.0  # the last fill marked its own position after
+
+
+def test_a_sale_that_opens_a_short_pays_the_owed_marks_first():
+    marks = np.array([[100.0, 50.0], [110.0, 55.0]])
+    broker = SimpleBroker(100_000.0, commission=0.0, slippage=0.0)
+    marker = BrokerMarks(broker, marks, {"A": 0, "B": 1})
+    order = Order("A", 10, side=OrderSide.BUY)
+    marker.before_fill(0, order, None, observed=False)
+    marker.filled("A", 0, broker.fill(order, 100.0, NOW, slippage=False).fill_price)
+    marker.before_fill(1, Order("B", 5, side=OrderSide.SELL), None, observed=False)
+    assert broker._positions["A"].last_price == 110.0
+
+
+def test_owed_marks_keep_no_history_of_earlier_rows():
+    """A long run that owes its marks remembers the fills of the current row at most (bounded memory)."""
+    marks = np.full((100, 2), 50.0)
+    broker = SimpleBroker(1e9, commission=0.0, slippage=0.0)
+    marker = BrokerMarks(broker, marks, {"A": 0, "B": 1})
+    for row in range(100):
+        for symbol in ("A", "B"):
+            order = Order(symbol, 1, side=OrderSide.BUY)
+            marker.before_fill(row, order, None, observed=False)
+            marker.filled(
+                symbol, {"A": 0, "B": 1}[symbol], broker.fill(order, 50.0, NOW, slippage=False).fill_price
+            )
+    assert len(marker._moved) <= 2

@@ -7,7 +7,14 @@ import math
 import pandas as pd
 import pytest
 from copilot_quant.backtest.engine import BacktestEngine
-from copilot_quant.backtest.sweep import RANKING_METRICS, parameter_grid, period_metrics, run_sweep
+from copilot_quant.backtest.sweep import (
+    MAX_PER_TASK,
+    RANKING_METRICS,
+    auto_per_task,
+    parameter_grid,
+    period_metrics,
+    run_sweep,
+)
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.errors import ConfigError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
@@ -181,3 +188,11 @@ def test_bad_settings_are_named(bars, kwargs, message):
     grid = args.pop("grid")
     with pytest.raises(ConfigError, match=message):
         run_sweep(_factory(), grid, symbols=["AAPL"], data=bars, **args)
+
+
+def test_automatic_batching_makes_a_few_tasks_per_worker_thread_and_none_in_this_process():
+    assert auto_per_task(48, 2) == 6  # 8 tasks for 2 workers
+    assert auto_per_task(9, 2) == 1  # a small grid: one combination a task
+    assert auto_per_task(100_000, 100) == MAX_PER_TASK  # capped: a task's rows come back together
+    assert auto_per_task(48, None) == 1  # in this process: nothing to save
+    assert auto_per_task(48, 0) == 1  # no worker has joined yet: the cluster's size is unknown

@@ -93,6 +93,21 @@ def test_several_combinations_per_task_give_the_same_table_and_progress_counts_c
         _sweep(bars, per_task=0)
 
 
+def test_by_default_a_grid_on_workers_goes_in_a_few_tasks_per_worker_and_gives_the_same_table(
+    bars, two_workers
+):
+    grid = parameter_grid({"fast_period": [5, 8, 10, 12, 15, 20], "slow_period": [30, 40, 50, 100]})
+    seen: list[int] = []
+
+    def sweep(**kwargs):
+        return run_sweep(factory, grid, symbols="AAPL", data=bars, engine_options=OPTIONS, **kwargs)
+
+    spread = sweep(client=two_workers, progress=lambda done, total: seen.append(done))
+    assert len(seen) == 8  # 24 combinations, 4 tasks per worker thread: 8 tasks of 3
+    assert sorted(seen) == [3, 6, 9, 12, 15, 18, 21, 24]
+    pd.testing.assert_frame_equal(sweep().table, spread.table)
+
+
 def test_a_walk_forward_on_workers_equals_the_serial_one(bars, client):
     kwargs = {"symbols": "AAPL", "data": bars, "engine_options": OPTIONS, "folds": 3}
     serial = walk_forward(factory, GRID, **kwargs)
@@ -116,6 +131,24 @@ def test_the_bars_travel_to_the_workers_once_not_once_per_run(bars, two_workers,
     frames = [item for item in shipped if isinstance(item, pd.DataFrame)]
     assert len(frames) == 1
     assert len(shipped) == 2  # the bars and the job (strategy factory and engine settings)
+
+
+def test_a_worker_leaving_while_the_bars_are_broadcast_does_not_fail_the_sweep(
+    bars, two_workers, monkeypatch
+):
+    """Dask's broadcast fails with the departed worker's address when one leaves mid-copy: shipped again."""
+    scatter = two_workers.scatter
+    failures = [KeyError("tcp://127.0.0.1:1"), OSError("stream closed")]
+
+    def leaving_scatter(data, **kwargs):
+        if failures:
+            raise failures.pop(0)  # what the scheduler's replicate raised for a worker that just died
+        return scatter(data, **kwargs)
+
+    monkeypatch.setattr(two_workers, "scatter", leaving_scatter)
+    spread = _sweep(bars, client=two_workers)
+    assert not failures
+    pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
 
 
 def test_a_worker_killed_mid_sweep_has_its_run_retried_and_the_table_is_complete(bars, two_workers, tmp_path):
@@ -176,6 +209,22 @@ def test_a_task_that_kills_every_worker_it_meets_is_a_failed_row_and_the_rest_co
         .loc[list(zip(ran["fast_period"], ran["slow_period"], strict=True))]
     )
     assert list(ran["final_value"]) == list(alone["final_value"])
+
+
+def test_a_task_of_several_runs_that_kills_every_worker_is_split_and_only_the_killer_fails(bars, impatient):
+    target = {"fast_period": 10, "slow_period": 50}
+
+    def deadly(**params):
+        return CrashAlways(**params) if params == target else factory(**params)
+
+    spread = _sweep(bars, strategy=deadly, client=impatient, per_task=3)  # the target shares its task
+    failed = spread.table[spread.table["error"] != ""]
+    assert [(r.fast_period, r.slow_period) for r in failed.itertuples()] == [(10, 50)]
+    serial = _sweep(bars).table
+    ran = spread.table[spread.table["error"] == ""]
+    by_params = serial.set_index(["fast_period", "slow_period"])["final_value"]
+    assert [by_params[(r.fast_period, r.slow_period)] for r in ran.itertuples()] == list(ran["final_value"])
+    assert len(ran) == len(GRID) - 1
 
 
 def test_a_failing_combination_on_workers_is_a_row_with_its_error(bars, two_workers):
