@@ -122,6 +122,9 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         confirm_live: required (or ``COPILOT_QUANT_CONFIRM_LIVE=yes``) with ``paper_trading=False``.
         max_disconnect_s / max_stale_data_s: liveness thresholds; beyond them trading halts with an alert.
         kill_switch_file: if this file appears, the kill switch is engaged (its text is the reason).
+        adopt_broker_positions: at :meth:`start`, take IB's positions as the truth where the journal's books
+            disagree with them: journal adjusting records so that the books equal IB (see
+            :meth:`adopt_broker_positions`). Default: such a symbol is blocked until they agree.
         roll_days, auto_roll: a continuous future (``"MES"``) trades its front contract until ``roll_days``
             weekdays before its last trade date; ``auto_roll`` moves the positions into the next contract at
             each roll — as in a backtest (see :mod:`copilot_quant.live.continuous`).
@@ -157,10 +160,17 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         kill_switch_file: str | Path | None = None,
         roll_days: int = 5,
         auto_roll: bool = False,
+        adopt_broker_positions: bool = False,
     ) -> None:
         check_live_confirmed(paper_trading, confirm_live)
         self.roll_days = check_roll_days(roll_days)
         self.auto_roll = bool(auto_roll)
+        if not isinstance(adopt_broker_positions, bool):
+            raise ConfigError(
+                f"adopt_broker_positions must be True or False, got {adopt_broker_positions!r}; to put the "
+                "difference on one strategy's book call engine.adopt_broker_positions(strategy=NAME)"
+            )
+        self._adopt_at_start = adopt_broker_positions
         options = EngineOptions.checked(
             update_interval=update_interval,
             outside_hours=outside_hours,
@@ -209,6 +219,8 @@ class LiveStrategyEngine(EngineStop, EngineReport):
             refresh_account=self._refresh_account,
             on_journal_failure=self._on_journal_failure,
             finish=self._finish,
+            adjusted=self._adjusted,
+            price_of=self._price_of,
         )
         parts = build_parts(self.connection, self.data_feed, self.broker, options, hooks)
         self._wake, self._stop = parts.wake, parts.stop
@@ -329,6 +341,8 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         try:
             if self.journal is not None:  # new order ids never repeat a journaled one
                 continue_order_ids_after(self.journal.order_ids())
+            if self._adopt_at_start:
+                self.reconciler.adopt()  # the trader said: IB's positions are the truth
             self.reconciler.run("start")  # before trading: what happened while we were not running
         except JournalError as exc:
             self._on_journal_failure(exc)
@@ -484,6 +498,43 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         journal cannot be written (then the caller halts trading).
         """
         return self.reconciler.run(reason)
+
+    def adopt_broker_positions(self, strategy: str | None = None) -> None:
+        """Take IB's positions as the truth where the journal's books disagree with them (a symbol blocked
+        by a position mismatch): the next reconciliation, made due now, journals adjusting records — an
+        order tagged ``adjustment`` with one fill each, never a rewrite — so that the books equal IB, and
+        the symbol trades again.
+
+        Whose is the difference: a position IB holds *beside* what the strategies' books hold belongs to no
+        strategy (no strategy ever sees or trades it); where IB holds *less* than the books (closed by hand,
+        a fresh account), the strategies' books come down to it — to zero when IB is flat, to IB's position
+        when one strategy holds the symbol. Several strategies holding it while IB holds part: name the one
+        whose book takes the whole difference with ``strategy``. Any thread; the engine's worker carries it
+        out (call :meth:`reconcile` to do it now from your thread).
+        """
+        if strategy is not None and strategy not in {s.name for s in self._slots}:
+            names = ", ".join(repr(s.name) for s in self._slots) or "none"
+            raise ConfigError(
+                f"adopt_broker_positions(strategy={strategy!r}): no such strategy; it has {names}"
+            )
+        self.reconciler.adopt(strategy)
+        self._wake.set()
+
+    def _adjusted(self, strategy: str, symbol: str, quantity: float, price: float) -> None:
+        """An adjustment adopting IB's position: book it into the running strategy of that name."""
+        for slot in self._slots:
+            if slot.name == strategy:
+                slot.book.apply(symbol, quantity, price)
+
+    def _price_of(self, symbol: str) -> float | None:
+        """IB's average cost of ``symbol``'s position, else its latest price (None if neither is known)."""
+        position = self.account.positions.get(symbol)
+        if position is not None and position.avg_cost > 0:
+            return float(position.avg_cost)
+        try:
+            return self.data_feed.get_latest_price(symbol)
+        except (BrokerError, TimeoutError, ConnectionError):
+            return None
 
     def _adopted(self, strategy: str, order: Order) -> None:
         """An order of an earlier run still working at IB: the slot of the strategy of that name owns it."""

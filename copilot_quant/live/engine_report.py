@@ -70,5 +70,7 @@ class EngineReport(EngineState):
             "account": self.connection.account,
             "symbols": list(self.symbols),
             "halted": self.halted,
+            # symbols whose IB position disagrees with the books: blocked, with what differs and how to resolve
+            "position_mismatches": self.reconciler.guard.summary(),
             "journal": str(self.journal.path) if self.journal is not None else None,
         }

@@ -15,6 +15,14 @@ States and moves::
   after a capped, jittered backoff; until one succeeds the engine routes no order (trading on
   unreconciled books could send an order that already went out, or size from fills it never saw).
 
+Positions: after the repairs, IB's netted position in each symbol is compared with the strategies' books
+(:func:`~copilot_quant.journal.positions.position_gaps`) and the
+:class:`~copilot_quant.live.position_guard.PositionGuard` blocks the symbols that disagree (DIVERGED; the
+other symbols trade on). A fill made while the engine was away is not a mismatch: it was just journaled and
+counts. :meth:`Reconciler.adopt` makes the next reconciliation adopt IB's positions instead: adjusting
+journal records (:mod:`~copilot_quant.journal.adjustments`) so that the books equal IB, booked into the
+running strategies' books through ``adjusted``.
+
 Every change is emitted on :attr:`Reconciler.state_changed` as ``(old, new, reason)``.
 """
 
@@ -33,11 +41,14 @@ from copilot_quant.brokers.ib_modify import held_terms
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.reconciliation import BrokerState, fetch_broker_state
 from copilot_quant.brokers.reconnect import Backoff
-from copilot_quant.errors import JournalError
+from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
+from copilot_quant.journal.adjustments import record_adjustments
+from copilot_quant.journal.positions import PositionGap, adoption_plan, position_gaps
 from copilot_quant.journal.reconcile import reconcile as reconcile_journal
 from copilot_quant.journal.records import JournalOrder
 from copilot_quant.live.events import ErrorLog, EventLog
+from copilot_quant.live.position_guard import PositionGuard
 from copilot_quant.live.reconcile_notes import ReconcileNotes, reconcile_notes
 from copilot_quant.model.orders import Fill, Order, OrderStatus
 
@@ -91,12 +102,26 @@ def _journaled(journal: TradeJournal, state: BrokerState, ref: str | None, unsee
 #: Retries of a failed reconciliation: soon at first, then at most every 30 s, forever.
 RETRY = Backoff(initial=1.0, maximum=30.0, factor=2.0, jitter=0.2, max_attempts=None)
 
+#: ``adjusted(strategy, symbol, signed quantity, price)``: an adjustment to book into a running strategy.
+Adjusted = Callable[[str, str, float, float], None]
+
+
+class _Adopt:
+    """A pending request to adopt IB's positions at the next reconciliation."""
+
+    __slots__ = ("strategy",)
+
+    def __init__(self, strategy: str | None) -> None:
+        self.strategy = strategy
+
 
 class Reconciler:
     """Runs reconciliations on the worker thread; :meth:`request` may be called from any thread.
 
     ``adopt(order_ref, record, ib_id, perm_id)`` is called for each of our orders still working at IB
-    that this process does not track (a restart); ``deliver(fill, order_ref)`` for each fill found missing.
+    that this process does not track (a restart); ``deliver(fill, order_ref)`` for each fill found missing;
+    ``guard`` takes the position gaps found; ``adjusted`` books an adoption's adjustment into a running
+    strategy's book, ``price_of(symbol)`` prices a position adopted beside the strategies' (IB's average cost).
     """
 
     def __init__(
@@ -110,6 +135,9 @@ class Reconciler:
         deliver: Callable[[Fill, str], None],
         adopted: Callable[[str, Order], None] | None = None,
         retry: Backoff = RETRY,
+        guard: PositionGuard | None = None,
+        adjusted: Adjusted | None = None,
+        price_of: Callable[[str], float | None] = lambda symbol: None,
     ) -> None:
         self._conn = connection
         self._broker = broker
@@ -119,6 +147,10 @@ class Reconciler:
         self._deliver = deliver
         self._adopted = adopted
         self._retry = retry
+        self.guard = guard if guard is not None else PositionGuard(events=events, errors=errors)
+        self._adjusted = adjusted
+        self._price_of = price_of
+        self._adopt: _Adopt | None = None
         self._lock = threading.Lock()
         self._state = ReconcileState.IDLE
         self._failures = 0
@@ -128,6 +160,8 @@ class Reconciler:
         self.last_report: ReconcileReport | None = None
         #: What IB reported for the last successful reconciliation (positions, cash, orders).
         self.last_state: BrokerState | None = None
+        #: The position gaps the last reconciliation found (blocking or explained), by symbol.
+        self.last_gaps: tuple[PositionGap, ...] = ()
         #: The last report in a trader's words.
         self.last_notes: ReconcileNotes | None = None
         #: Why the last reconciliation failed, or None.
@@ -165,6 +199,14 @@ class Reconciler:
         self._retry_at = 0.0
         self._move(ReconcileState.DUE, reason)
 
+    def adopt(self, strategy: str | None = None) -> None:
+        """Adopt IB's positions at the next reconciliation (made due now): journal adjustments so that the
+        books equal what IB holds (:func:`~copilot_quant.journal.positions.adoption_plan`; ``strategy``
+        puts each whole difference on that strategy's book). Once: a later mismatch blocks again."""
+        self._adopt = _Adopt(strategy)
+        if self._state not in (ReconcileState.FETCHING, ReconcileState.APPLYING):
+            self.request("adopt")  # else the running reconciliation makes it due again when it ends
+
     def is_due(self) -> bool:
         """Whether the worker should run a reconciliation now (due, or failed and its retry time came)."""
         state = self._state
@@ -193,6 +235,7 @@ class Reconciler:
         if self._state is not ReconcileState.DUE:
             self.request(reason)
         self._move(ReconcileState.FETCHING, reason)
+        taken = self._adopt
         try:
             journal = self._journal()
             if journal is None:
@@ -210,15 +253,25 @@ class Reconciler:
                 broker_positions=state.positions,
             )
             self._apply(journal, report, state.working)
+            gaps = position_gaps(
+                journal.orders(), journal.fills(), state.positions, report.foreign_executions
+            )
+            if taken is not None and gaps:
+                gaps = self._adopt_positions(journal, gaps, state, report, taken)
         except Exception as exc:
             self._failed(reason, exc)
             raise
+        if self._adopt is taken:
+            self._adopt = None
         self.last_report = report
         self.last_state = state
+        self.last_gaps = gaps
         self._alert_unseen(state, journal)
         self.last_failure = None
         self._failures = 0
-        notes = reconcile_notes(report, _records(journal, report), _AWAY.get(reason, "since the last check"))
+        self.guard.update(gaps)
+        away = _AWAY.get(reason, "since the last check")
+        notes = reconcile_notes(report, _records(journal, report), away, gaps)
         self.last_notes = notes
         for line in notes.news:
             log.info("reconcile (%s): %s", reason, line)
@@ -232,7 +285,40 @@ class Reconciler:
         # INFO line, so a finding never prints twice
         self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO)
         self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
+        if self._adopt is not None:  # asked for while this one ran: adopt at the next, at once
+            self.request("adopt")
         return report
+
+    def _adopt_positions(
+        self,
+        journal: TradeJournal,
+        gaps: tuple[PositionGap, ...],
+        state: BrokerState,
+        report: ReconcileReport,
+        request: _Adopt,
+    ) -> tuple[PositionGap, ...]:
+        """Journal the adjustments that make the books equal IB (a trader asked for it); returns the gaps
+        left (those whose adoption was refused: several strategies, no name)."""
+        for gap in gaps:
+            try:
+                plan = adoption_plan(gap, request.strategy)
+            except ConfigError as exc:
+                self._errors.record(f"IB's position not adopted: {exc}", "position")
+                continue
+            reason = f"adopted IB's position {gap.symbol} {gap.broker:g} (the books said {gap.journal:g})"
+            for adjustment in record_adjustments(
+                journal, gap.symbol, plan, reason, price=self._price_of(gap.symbol)
+            ):
+                whose = adjustment.owner or "no strategy"
+                self._events.emit(
+                    EventKind.ALERT,
+                    f"{reason}: journaled {adjustment.quantity:+g} {gap.symbol} @ {adjustment.price:g} for "
+                    f"{whose} (order {adjustment.order_ref}, tag 'adjustment')",
+                    level=logging.WARNING,
+                )
+                if adjustment.owner is not None and self._adjusted is not None:
+                    self._adjusted(adjustment.owner, gap.symbol, adjustment.quantity, adjustment.price)
+        return position_gaps(journal.orders(), journal.fills(), state.positions, report.foreign_executions)
 
     def _alert_unseen(self, state: BrokerState, journal: TradeJournal) -> None:
         """Alert once per order on fills IB counts in an order's filled quantity but no longer returns as

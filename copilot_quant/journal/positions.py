@@ -1,0 +1,157 @@
+"""Do the books agree with IB? Per symbol, IB's netted position against what the journal says is held.
+
+With several strategies on one account the broker's netted position is the only truth. The journal splits
+what it explains into **claims** (each strategy's book: the fills of orders tagged with its name, running
+or not) and the **unowned** part (fills of no strategy: an adjustment adopting IB's position, an order
+journaled without a strategy). A :class:`PositionGap` is a symbol where IB holds something else.
+
+A gap is **explained** — reported, not blocking — only when both hold:
+
+* IB's executions made outside the engine (a trade in TWS that IB still reports, the current day's) add
+  up to the gap exactly, and
+* IB still holds at least what the strategies claim, in their direction (:attr:`PositionGap.covered`): a
+  trade outside the engine may add a position *beside* the strategies', never take away one of theirs —
+  a position closed by hand in TWS leaves a strategy believing it is long and ready to sell what the
+  account no longer holds.
+
+Every other gap blocks trading in that symbol until IB agrees again or the trader adopts IB's position
+(:func:`adoption_plan`: the adjusting records that make the journal equal IB, see
+:mod:`copilot_quant.journal.adjustments`). All of it is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from copilot_quant.errors import ConfigError
+from copilot_quant.journal.reconcile import BrokerExecution
+from copilot_quant.journal.records import FillRecord, JournalOrder
+from copilot_quant.model.orders import OrderSide
+
+__all__ = ["EPS", "PositionGap", "adoption_plan", "position_gaps"]
+
+#: Quantities closer than this are equal (fractional shares and float sums).
+EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class PositionGap:
+    """One symbol where IB's position is not what the journal's fills add up to (signed: long > 0).
+
+    ``claims``: each strategy's position by its journaled fills (non-zero ones, in order of first fill);
+    ``unowned``: the journaled fills of no strategy; ``outside``: IB's executions made outside the engine
+    that the journal does not hold (net, the current day's: IB returns no older ones).
+    """
+
+    symbol: str
+    broker: float
+    claims: tuple[tuple[str, float], ...] = ()
+    unowned: float = 0.0
+    outside: float = 0.0
+
+    @property
+    def claimed(self) -> float:
+        """What the strategies' books hold together (netted, as IB nets them)."""
+        return sum(q for _, q in self.claims)
+
+    @property
+    def journal(self) -> float:
+        """What the journal's fills add up to: the strategies' claims plus the unowned part."""
+        return self.claimed + self.unowned
+
+    @property
+    def difference(self) -> float:
+        """IB's position minus the journal's: what adopting IB's position records."""
+        return self.broker - self.journal
+
+    @property
+    def covered(self) -> bool:
+        """Whether IB holds at least what the strategies claim, in their direction."""
+        claimed, held = self.claimed, self.broker
+        return abs(claimed) <= EPS or (claimed * held > 0 and abs(held) >= abs(claimed) - EPS)
+
+    @property
+    def explained(self) -> bool:
+        """Whether trades IB reports as made outside the engine account for the gap, beside the
+        strategies' positions (reported, not blocking; see the module docstring)."""
+        return abs(self.difference - self.outside) <= EPS and self.covered
+
+    def claimant(self, strategy: str) -> bool:
+        """Whether ``strategy``'s book holds this symbol."""
+        return any(name == strategy for name, _ in self.claims)
+
+
+def position_gaps(
+    orders: Iterable[JournalOrder],
+    fills: Iterable[FillRecord],
+    broker_positions: Mapping[str, float],
+    outside: Iterable[BrokerExecution] = (),
+) -> tuple[PositionGap, ...]:
+    """Every symbol whose IB position (``broker_positions``, ``{symbol: signed quantity}``) differs from
+    the journal's ``fills`` (attributed to strategies by their ``orders``), sorted by symbol; ``outside``
+    are IB's executions made outside the engine that the journal lacks (the reconciliation's
+    ``foreign_executions``)."""
+    owner = {o.order_ref: o.strategy or None for o in orders}
+    claims: dict[str, dict[str, float]] = {}
+    unowned: dict[str, float] = {}
+    for fill in fills:
+        symbol = fill.symbol.strip().upper()
+        name = owner.get(fill.order_ref) if fill.order_ref else None
+        if name:
+            book = claims.setdefault(symbol, {})
+            book[name] = book.get(name, 0.0) + fill.signed_quantity
+        else:
+            unowned[symbol] = unowned.get(symbol, 0.0) + fill.signed_quantity
+    beside: dict[str, float] = {}
+    for execution in outside:
+        signed = OrderSide(execution.side).sign * execution.quantity
+        beside[execution.symbol] = beside.get(execution.symbol, 0.0) + signed
+    held = {str(s).strip().upper(): float(q) for s, q in broker_positions.items()}
+    gaps: list[PositionGap] = []
+    for symbol in sorted(held.keys() | claims.keys() | unowned.keys()):
+        gap = PositionGap(
+            symbol,
+            held.get(symbol, 0.0),
+            tuple((n, q) for n, q in claims.get(symbol, {}).items() if abs(q) > EPS),
+            unowned.get(symbol, 0.0),
+            beside.get(symbol, 0.0),
+        )
+        if abs(gap.difference) > EPS:
+            gaps.append(gap)
+    return tuple(gaps)
+
+
+def adoption_plan(gap: PositionGap, strategy: str | None = None) -> tuple[tuple[str | None, float], ...]:
+    """The adjustments that make the journal hold IB's position: ``(owner, signed quantity)`` pairs, owner
+    None for no strategy, adding up to ``gap.difference``.
+
+    * ``strategy`` given: the whole difference goes to that strategy's book (the trader says whose it is).
+    * IB still holds what the strategies claim (:attr:`PositionGap.covered`): the difference belongs to no
+      strategy — a position beside theirs, which no strategy ever sees nor trades. Their books stay.
+    * IB holds less than they claim (or the opposite): their books must come down, or a strategy would
+      sell what the account no longer holds. IB flat: every claim (and the unowned part) goes to zero; one
+      strategy claims the symbol: its book becomes IB's position. Several strategies, IB not flat: whose
+      book shrinks is not for the engine to guess — :class:`ConfigError` says what to do.
+    """
+    if strategy is not None:
+        return ((strategy, gap.difference),)
+    if gap.covered:
+        return ((None, gap.difference),)
+    plan: list[tuple[str | None, float]] = []
+    if abs(gap.broker) <= EPS:
+        plan = [(name, -q) for name, q in gap.claims]
+    elif len(gap.claims) == 1:
+        name, claim = gap.claims[0]
+        plan = [(name, gap.broker - claim)]
+    else:
+        owners = ", ".join(f"{n} {q:g}" for n, q in gap.claims)
+        raise ConfigError(
+            f"{gap.symbol}: several strategies' books hold it ({owners}) but IB holds {gap.broker:g}; whose "
+            "book should shrink is not for the engine to guess. Make IB's position agree in TWS (or close it, "
+            "then adopt), or adopt naming the strategy whose book takes the whole difference of "
+            f"{gap.difference:g}: engine.adopt_broker_positions(strategy='NAME')"
+        )
+    if abs(gap.unowned) > EPS:
+        plan.append((None, -gap.unowned))
+    return tuple((owner, q) for owner, q in plan if abs(q) > EPS)
