@@ -3,7 +3,9 @@
 A position the account holds at start belongs to no strategy unless the journal says a strategy of that
 name left it: each strategy's book opens from its own journaled fills (orders tagged with its name), so a
 strategy never sees — or trades out of — shares that another strategy, another program or a hand in TWS
-bought. What the account holds beyond the running strategies' books is said at start, and left alone.
+bought. What the account holds beyond the running strategies' books is said at start, and left alone. A
+book that claims what the account does not hold is a position mismatch: the symbol is not traded until it
+is resolved (:mod:`copilot_quant.live.position_guard`).
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ def describe_holdings(account: Mapping[str, Position], books: Mapping[str, Strat
             parts.append(f"{symbol} {held:g} ({owners} by the journal)")
             attention.append(
                 f"needs attention: the journal says {owners} of {symbol} should be held, but the account holds "
-                f"{held:g}; it was traded outside the engine (TWS, another program) — the strategies' books "
-                "follow the journal until you close or adjust the position"
+                f"{held:g}; it was traded outside the engine (TWS, another program) — no {symbol} order goes "
+                "out until IB's position agrees or you adopt it (see the position mismatch alert)"
             )
     return ["the account holds " + "; ".join(parts), *attention]

@@ -82,7 +82,8 @@ class PositionGuard:
             if before.get(symbol) == gap:
                 continue  # said when it began; the reconcile event repeats it
             notice = gap_notice(gap)
-            self._errors.record(f"position mismatch {notice}", "position")
+            # the halt event below logs it at ERROR: the error entry (and its callbacks) need not print it again
+            self._errors.record(f"position mismatch {notice}", "position", quiet=True)
             self._events.emit(EventKind.HALT, f"trading in {symbol} halted: {notice}", level=logging.ERROR)
         for symbol, gap in before.items():
             if symbol not in blocking:

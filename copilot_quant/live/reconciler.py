@@ -10,7 +10,8 @@ States and moves::
 * ``CLEAN`` / ``DIVERGED``: the books were compared and repaired (:attr:`Reconciler.reconciled`). Fills
   and status changes that happened while the engine was away are news (recorded, delivered once): CLEAN.
   What needs a trader's attention (a trade outside the engine, a position the journal cannot explain)
-  is reported, never adopted: DIVERGED. Orders go out in both.
+  is reported, never adopted: DIVERGED. Orders go out in both — except for a symbol whose position
+  disagrees with the books (below).
 * ``FAILED``: IB could not be asked or the journal could not be written. The reconciliation is due again
   after a capped, jittered backoff; until one succeeds the engine routes no order (trading on
   unreconciled books could send an order that already went out, or size from fills it never saw).
@@ -21,7 +22,9 @@ Positions: after the repairs, IB's netted position in each symbol is compared wi
 other symbols trade on). A fill made while the engine was away is not a mismatch: it was just journaled and
 counts. :meth:`Reconciler.adopt` makes the next reconciliation adopt IB's positions instead: adjusting
 journal records (:mod:`~copilot_quant.journal.adjustments`) so that the books equal IB, booked into the
-running strategies' books through ``adjusted``.
+running strategies' books through ``adjusted``. While a symbol is blocked the reconciliation runs again
+every :attr:`Reconciler.recheck_s` seconds (``recheck``; it says nothing when it finds the same), so that a
+position fixed in TWS resumes trading without a reconnect.
 
 Every change is emitted on :attr:`Reconciler.state_changed` as ``(old, new, reason)``.
 """
@@ -102,6 +105,9 @@ def _journaled(journal: TradeJournal, state: BrokerState, ref: str | None, unsee
 #: Retries of a failed reconciliation: soon at first, then at most every 30 s, forever.
 RETRY = Backoff(initial=1.0, maximum=30.0, factor=2.0, jitter=0.2, max_attempts=None)
 
+#: How often (seconds) a reconciliation re-checks IB's positions while a symbol is blocked.
+RECHECK_S = 30.0
+
 #: ``adjusted(strategy, symbol, signed quantity, price)``: an adjustment to book into a running strategy.
 Adjusted = Callable[[str, str, float, float], None]
 
@@ -151,6 +157,10 @@ class Reconciler:
         self._adjusted = adjusted
         self._price_of = price_of
         self._adopt: _Adopt | None = None
+        #: While a symbol is blocked, the reconciliation runs again every ``recheck_s`` seconds, so that a
+        #: position fixed in TWS resumes trading without a reconnect.
+        self.recheck_s = RECHECK_S
+        self._recheck_at: float | None = None
         self._lock = threading.Lock()
         self._state = ReconcileState.IDLE
         self._failures = 0
@@ -174,8 +184,11 @@ class Reconciler:
 
     @property
     def retry_at(self) -> float | None:
-        """Monotonic time of the next retry of a failed reconciliation, or None."""
-        return self._retry_at if self._state is ReconcileState.FAILED else None
+        """Monotonic time of the next retry of a failed reconciliation, or of the next re-check while a
+        symbol is blocked by a position mismatch; None if neither is scheduled."""
+        if self._state is ReconcileState.FAILED:
+            return self._retry_at
+        return self._recheck_at if self.reconciled else None
 
     @property
     def reconciled(self) -> bool:
@@ -208,10 +221,14 @@ class Reconciler:
             self.request("adopt")  # else the running reconciliation makes it due again when it ends
 
     def is_due(self) -> bool:
-        """Whether the worker should run a reconciliation now (due, or failed and its retry time came)."""
+        """Whether the worker should run a reconciliation now (due, failed and its retry time came, or a
+        symbol is blocked and its re-check time came)."""
         state = self._state
         if state is ReconcileState.DUE:
             return True
+        if self.reconciled:
+            recheck = self._recheck_at
+            return recheck is not None and time.monotonic() >= recheck
         return state is ReconcileState.FAILED and time.monotonic() >= self._retry_at
 
     def run_due(self) -> bool:
@@ -219,6 +236,8 @@ class Reconciler:
         if self.is_due():
             if self._state is ReconcileState.FAILED:
                 self._move(ReconcileState.DUE, f"retry {self._failures} of {self._reason}")
+            elif self._state is not ReconcileState.DUE:
+                self.request("recheck")  # a symbol is blocked: has IB's position come to agree?
             try:
                 self.run(self._reason or "retry")
             except JournalError:
@@ -272,7 +291,17 @@ class Reconciler:
         self.guard.update(gaps)
         away = _AWAY.get(reason, "since the last check")
         notes = reconcile_notes(report, _records(journal, report), away, gaps)
+        repeated = reason == "recheck" and notes == self.last_notes
         self.last_notes = notes
+        if not repeated:  # a re-check that found what the last one did says nothing again
+            self._say(reason, notes, state)
+        self._recheck_at = time.monotonic() + self.recheck_s if self.guard.gaps() else None
+        self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
+        if self._adopt is not None:  # asked for while this one ran: adopt at the next, at once
+            self.request("adopt")
+        return report
+
+    def _say(self, reason: str, notes: ReconcileNotes, state: BrokerState) -> None:
         for line in notes.news:
             log.info("reconcile (%s): %s", reason, line)
         for line in notes.attention:
@@ -284,10 +313,6 @@ class Reconciler:
         # each finding was logged just above (attention as a warning): the event itself (journaled) is one
         # INFO line, so a finding never prints twice
         self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO)
-        self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
-        if self._adopt is not None:  # asked for while this one ran: adopt at the next, at once
-            self.request("adopt")
-        return report
 
     def _adopt_positions(
         self,
