@@ -30,7 +30,9 @@ Trust: :meth:`start` opens the account's durable :class:`~copilot_quant.journal.
 reconciles it with IB before trading, as the worker does after every reconnect (retrying until it
 succeeds; no order goes out meanwhile). Each order passes the :class:`~copilot_quant.risk.RiskManager`, is
 journaled as an intent *before* it is sent and carries its journal ref as IB ``orderRef`` (never sent
-twice, whatever crashes); a fill reaches ``on_fill`` once, across restarts. A failed journal write engages
+twice, whatever crashes); a fill reaches ``on_fill`` once, across restarts. A symbol whose IB position
+disagrees with the strategies' books is not traded until they agree or IB's position is adopted
+(:mod:`~copilot_quant.live.position_guard`, :meth:`adopt_broker_positions`). A failed journal write engages
 the kill switch. Engine events are journaled, kept in :attr:`events` and emitted on ``engine.on.event``.
 """
 

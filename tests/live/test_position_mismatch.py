@@ -211,6 +211,7 @@ def test_adopting_ibs_positions_at_start_journals_a_visible_adjustment_and_tradi
     assert "adopted IB's position AAPL 0" in shown.output
     fills = CliRunner().invoke(cli, ["journal", "--path", str(path), "fills"])
     assert "adjustment-" in fills.output
+    assert "RsiRevert (adjustment)" in fills.output
 
 
 def test_adopting_while_running_brings_the_books_to_ib_and_resumes(make_engine, gateway, tmp_path):
