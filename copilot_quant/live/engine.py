@@ -494,8 +494,9 @@ class LiveStrategyEngine(EngineStop, EngineReport):
 
         Fills that happened while the engine was away are journaled and delivered to ``on_fill`` exactly
         once; orders that reached IB are never sent again (they are recognised by their ``orderRef``) and
-        working ones are tracked again; orders placed outside the engine and positions the journal's fills
-        do not explain are reported, not adopted (IB's cash is shown, not compared). The
+        working ones are tracked again; orders placed outside the engine are reported, not adopted (IB's cash
+        is shown, not compared); a symbol whose IB position the journal's fills do not explain is blocked
+        until they agree (:attr:`blocked_symbols`, :meth:`adopt_broker_positions`). The
         findings are logged, journaled and emitted as a ``reconcile`` event. Raises ``JournalError`` if the
         journal cannot be written (then the caller halts trading).
         """

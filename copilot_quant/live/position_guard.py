@@ -14,10 +14,13 @@ out (they only reduce risk), and ``flatten_on_stop`` leaves a blocked symbol alo
 account may not hold would open one). The kill switch's flattening follows IB's positions and is not
 blocked.
 
-A new block is said once, loudly: an ``alert`` and a ``halt`` event and an error (type ``'position'``) with
-the whole story (:func:`~copilot_quant.live.reconcile_notes.gap_notice`); each refused order is one WARNING
-line and is journaled as rejected. When a later reconciliation finds IB and the books agree again (fixed in
-TWS, or IB's position adopted), a ``resume`` event says so and the symbol trades again.
+A new block is said once, loudly: an error (type ``'position'``, the error callbacks fire) with the whole
+story (:func:`~copilot_quant.live.reconcile_notes.gap_notice`: what differs, what may have happened, how to
+resolve it, what adopting would record), the same words in the ``reconcile`` event, and a one-line ``halt``
+event (ERROR); ``engine.blocked_symbols`` and the performance summary hold it while it lasts. Each refused
+order is one WARNING line and is journaled as rejected. While a symbol is blocked the reconciliation runs
+again every 30 s; when one finds IB and the books agree (fixed in TWS, or IB's position adopted), a
+``resume`` event says so and the symbol trades again.
 """
 
 from __future__ import annotations
@@ -35,6 +38,13 @@ from copilot_quant.live.reconcile_notes import gap_notice
 __all__ = ["PositionGuard"]
 
 log = logging.getLogger(__name__)
+
+
+def _owners(gap: PositionGap) -> str:
+    parts = [f"{name} {q:g}" for name, q in gap.claims]
+    if gap.unowned:
+        parts.append(f"no strategy's {gap.unowned:g}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 class PositionGuard:
@@ -81,10 +91,16 @@ class PositionGuard:
         for symbol, gap in blocking.items():
             if before.get(symbol) == gap:
                 continue  # said when it began; the reconcile event repeats it
-            notice = gap_notice(gap)
-            # the halt event below logs it at ERROR: the error entry (and its callbacks) need not print it again
-            self._errors.record(f"position mismatch {notice}", "position", quiet=True)
-            self._events.emit(EventKind.HALT, f"trading in {symbol} halted: {notice}", level=logging.ERROR)
+            # the whole story once: the error entry (its callbacks fire; the reconcile finding logs the same
+            # words as a warning, so the entry does not print them again) and a short halt event
+            self._errors.record(f"position mismatch {gap_notice(gap)}", "position", quiet=True)
+            self._events.emit(
+                EventKind.HALT,
+                f"trading in {symbol} halted: IB holds {gap.broker:g} but the journal's books say {gap.journal:g}"
+                f"{_owners(gap)}; make IB's position agree, or adopt it (--adopt-broker-positions, "
+                "engine.adopt_broker_positions()) — the reconcile finding says more",
+                level=logging.ERROR,
+            )
         for symbol, gap in before.items():
             if symbol not in blocking:
                 self._events.emit(

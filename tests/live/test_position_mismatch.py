@@ -296,3 +296,50 @@ def test_a_position_closed_by_hand_is_found_by_the_reconciliation_after_a_reconn
     strategy.pending = [Order("AAPL", 10, "market", "sell")]
     _step_until(gateway, lambda: any(o.status is OrderStatus.REJECTED for o in _orders(engine, "Trend")))
     assert _gateway_positions(gateway) == {}  # it never sold the 10 the account no longer held
+
+
+BUY_ONCE = """
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.backtest.orders import Order
+
+
+class BuyOnce(Strategy):
+    def initialize(self):
+        self.done = False
+
+    def on_data(self, timestamp, data):
+        if self.done:
+            return None
+        self.done = True
+        return [Order("AAPL", 5, "market", "buy")]
+"""
+
+
+@pytest.mark.parametrize("adopt", [False, True])
+def test_the_live_command_blocks_or_adopts_with_its_flag(gateway_factory, tmp_path, monkeypatch, adopt):
+    from copilot_quant.cli import app
+
+    monkeypatch.delenv("IB_PORT", raising=False)
+    server = gateway_factory(speed=10)
+    strategy = tmp_path / "buy_once.py"
+    strategy.write_text(BUY_ONCE)
+    journal = tmp_path / "old.sqlite"
+    _old_journal(journal, server.broker.account_id, [("BuyOnce", "AAPL", 100)])
+    args = ["live", f"{strategy}:BuyOnce", "-s", "AAPL", "--port", str(server.port), "--client-id", "92"]
+    args += ["--duration", "2", "--update-interval", "1", "--journal", str(journal)]
+    started = datetime.now(UTC)
+    result = CliRunner().invoke(app, [*args, "--adopt-broker-positions"] if adopt else args)
+    assert result.exit_code == 0, result.output
+    with TradeJournal(journal, read_only=True) as opened:
+        mine = [o for o in opened.orders(since=started) if o.tag != "adjustment"]
+        adjusting = [o for o in opened.orders() if o.tag == "adjustment"]
+    (order,) = mine
+    if adopt:
+        assert [(o.strategy, o.side.value, o.quantity) for o in adjusting] == [("BuyOnce", "sell", 100)]
+        assert order.state is OrderState.FILLED
+        assert _gateway_positions(server) == {"AAPL": 5}
+    else:
+        assert adjusting == []
+        assert order.state is OrderState.REJECTED
+        assert "trading in AAPL halted" in order.reason
+        assert _gateway_positions(server) == {}
