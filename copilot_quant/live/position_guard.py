@@ -83,14 +83,17 @@ class PositionGuard:
             for gap in self.gaps()
         ]
 
-    def update(self, gaps: Sequence[PositionGap]) -> None:
-        """Take a reconciliation's gaps: block the unexplained ones, release the symbols that agree again."""
+    def update(self, gaps: Sequence[PositionGap]) -> set[str]:
+        """Take a reconciliation's gaps: block the unexplained ones, release the symbols that agree again;
+        returns the symbols blocked (or changed) just now."""
         blocking = {gap.symbol: gap for gap in gaps if not gap.explained}
         with self._lock:
             before, self._blocked = self._blocked, blocking
+        fresh: set[str] = set()
         for symbol, gap in blocking.items():
             if before.get(symbol) == gap:
                 continue  # said when it began; the reconcile event repeats it
+            fresh.add(symbol)
             # the whole story once: the error entry (its callbacks fire; the reconcile finding logs the same
             # words as a warning, so the entry does not print them again) and a short halt event
             self._errors.record(f"position mismatch {gap_notice(gap)}", "position", quiet=True)
@@ -108,6 +111,7 @@ class PositionGuard:
                     f"{symbol}: IB's position and the journal's books agree again (IB held {gap.broker:g}, the "
                     f"books {gap.journal:g}); trading in {symbol} resumes",
                 )
+        return fresh
 
     def refusal(self, strategy: str | None, symbol: str) -> str | None:
         """Why an order of ``strategy`` for ``symbol`` may not go out now, or None."""

@@ -107,6 +107,8 @@ RETRY = Backoff(initial=1.0, maximum=30.0, factor=2.0, jitter=0.2, max_attempts=
 
 #: How often (seconds) a reconciliation re-checks IB's positions while a symbol is blocked.
 RECHECK_S = 30.0
+#: ... and how soon the first re-check after a new block runs.
+FIRST_RECHECK_S = 2.0
 
 #: ``adjusted(strategy, symbol, signed quantity, price)``: an adjustment to book into a running strategy.
 Adjusted = Callable[[str, str, float, float], None]
@@ -288,14 +290,17 @@ class Reconciler:
         self._alert_unseen(state, journal)
         self.last_failure = None
         self._failures = 0
-        self.guard.update(gaps)
+        fresh = self.guard.update(gaps)
         away = _AWAY.get(reason, "since the last check")
         notes = reconcile_notes(report, _records(journal, report), away, gaps)
         repeated = reason == "recheck" and notes == self.last_notes
         self.last_notes = notes
         if not repeated:  # a re-check that found what the last one did says nothing again
             self._say(reason, notes, state)
-        self._recheck_at = time.monotonic() + self.recheck_s if self.guard.gaps() else None
+        # a new block may be one of our fills in flight (IB's positions are read before its executions): the
+        # first look again comes soon
+        delay = min(FIRST_RECHECK_S, self.recheck_s) if fresh else self.recheck_s
+        self._recheck_at = time.monotonic() + delay if self.guard.gaps() else None
         self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
         if self._adopt is not None:  # asked for while this one ran: adopt at the next, at once
             self.request("adopt")

@@ -1,0 +1,43 @@
+"""The position guard on its own: what it refuses, and what it says when a block begins and ends."""
+
+from __future__ import annotations
+
+from copilot_quant.journal.positions import PositionGap
+from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog
+from copilot_quant.live.position_guard import PositionGuard
+
+
+def _guard() -> tuple[PositionGuard, EventLog, ErrorLog]:
+    on = EngineEvents()
+    errors = ErrorLog(on, 100, None)
+    events = EventLog(on, lambda: None, lambda exc: None)
+    return PositionGuard(events=events, errors=errors), events, errors
+
+
+CLOSED_BY_HAND = PositionGap("AAPL", 0.0, (("fast", 100.0),), 0.0, -100.0)
+BOUGHT_BESIDE = PositionGap("MSFT", 30.0, (("slow", 10.0),), 0.0, 20.0)
+
+
+def test_an_unexplained_gap_blocks_its_symbol_and_its_holders_orders_only() -> None:
+    guard, events, errors = _guard()
+    assert guard.update([CLOSED_BY_HAND, BOUGHT_BESIDE]) == {"AAPL"}
+    assert list(guard.blocked) == ["AAPL"]  # MSFT: explained by today's trade beside the books
+    assert "trading in AAPL halted" in (guard.refusal("other", "AAPL") or "")
+    assert "fast's book holds AAPL" in (guard.refusal("fast", "MSFT") or "")
+    assert guard.refusal("other", "MSFT") is None
+    assert guard.refusal(None, "MSFT") is None
+    assert [e["type"] for e in errors.entries] == ["position"]
+    assert [e["kind"] for e in events.entries] == ["halt"]
+    assert guard.summary()[0]["books"] == {"fast": 100.0}
+
+
+def test_a_block_is_said_once_and_its_end_resumes_the_symbol() -> None:
+    guard, events, errors = _guard()
+    guard.update([CLOSED_BY_HAND])
+    assert guard.update([CLOSED_BY_HAND]) == set()  # the same gap again: nothing new to say
+    assert len(errors.entries) == 1
+    guard.update([])
+    assert guard.blocked == {}
+    assert guard.refusal("fast", "AAPL") is None
+    assert [e["kind"] for e in events.entries] == ["halt", "resume"]
+    assert "trading in AAPL resumes" in events.entries[-1]["detail"]
