@@ -35,6 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from eventkit import Event
@@ -114,13 +115,12 @@ FIRST_RECHECK_S = 2.0
 Adjusted = Callable[[str, str, float, float], None]
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class _Adopt:
-    """A pending request to adopt IB's positions at the next reconciliation."""
+    """A pending request to adopt IB's positions at the next reconciliation (compared by identity: a
+    request made while a reconciliation runs is a new one)."""
 
-    __slots__ = ("strategy",)
-
-    def __init__(self, strategy: str | None) -> None:
-        self.strategy = strategy
+    strategy: str | None
 
 
 class Reconciler:
