@@ -343,3 +343,17 @@ def test_the_live_command_blocks_or_adopts_with_its_flag(gateway_factory, tmp_pa
         assert order.state is OrderState.REJECTED
         assert "trading in AAPL halted" in order.reason
         assert _gateway_positions(server) == {}
+
+
+def test_flatten_on_stop_leaves_a_mismatched_symbol_alone(make_engine, gateway, tmp_path, caplog):
+    _old_journal(
+        _journal_path(tmp_path / "journal", gateway), gateway.broker.account_id, [("RsiRevert", "AAPL", 100)]
+    )
+    engine = _started(make_engine, [Told("RsiRevert")], flatten_on_stop=True)
+    engine.stop()  # closing the book's 100 would sell what the account does not hold
+    assert _sent(gateway) == []
+    assert list(engine.blocked_symbols) == ["AAPL"]
+    assert _gateway_positions(gateway) == {}
+    assert any(
+        "its 100 AAPL not closed on stop: trading in AAPL halted" in r.getMessage() for r in caplog.records
+    )
