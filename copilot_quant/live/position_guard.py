@@ -5,8 +5,9 @@ Each reconciliation (at start, after every reconnect, on :meth:`LiveStrategyEngi
 explain (see :mod:`copilot_quant.journal.positions`) **blocks**:
 
 * every order and modification for that symbol, whichever strategy sends it, and
-* every order of a strategy whose own book holds that symbol: its ``cash`` and ``equity`` are built from
-  that book, so its sizing is wrong too (other strategies, and other symbols, trade on).
+* every order of a strategy whose own book holds that symbol: it decides from that book (``self.positions``,
+  and with several strategies its ``cash`` and ``equity``), so its other orders may be wrong too (other
+  strategies, and other symbols, trade on).
 
 Per symbol, not a halt of everything: a position IB nets per symbol cannot be wrong in another symbol, and
 a strategy that holds none of the blocked symbols sizes from a book that agrees with IB. Cancels still go
@@ -132,6 +133,6 @@ class PositionGuard:
         if held is not None:
             return (
                 f"{strategy}'s book holds {held.symbol}, where IB holds {held.broker:g} but the journal's books say "
-                f"{held.journal:g}: its cash and equity are wrong until that is resolved (see the alert)"
+                f"{held.journal:g}: it decides from a wrong book until that is resolved (see the alert)"
             )
         return None

@@ -99,7 +99,10 @@ def gap_notice(gap: PositionGap) -> str:
         )
     claimants = ", ".join(name for name, _ in gap.claims)
     also = (
-        f", nor any order of {claimants} (their cash and equity come from these books)" if claimants else ""
+        f", nor any order of {claimants} (each decides from its book: its positions, and with several "
+        "strategies its cash and equity)"
+        if claimants
+        else ""
     )
     return (
         f"{gap.symbol}: IB holds {gap.broker:g} but the journal's fills explain {_books_words(gap)} — {why}. "
