@@ -126,32 +126,47 @@ def adoption_plan(gap: PositionGap, strategy: str | None = None) -> tuple[tuple[
     """The adjustments that make the journal hold IB's position: ``(owner, signed quantity)`` pairs, owner
     None for no strategy, adding up to ``gap.difference``.
 
-    * ``strategy`` given: the whole difference goes to that strategy's book (the trader says whose it is).
     * IB still holds what the strategies claim (:attr:`PositionGap.covered`): the difference belongs to no
       strategy — a position beside theirs, which no strategy ever sees nor trades. Their books stay.
-    * IB holds less than they claim (or the opposite): their books must come down, or a strategy would
-      sell what the account no longer holds. IB flat: every claim (and the unowned part) goes to zero; one
-      strategy claims the symbol: its book becomes IB's position. Several strategies, IB not flat: whose
-      book shrinks is not for the engine to guess — :class:`ConfigError` says what to do.
+    * IB holds less than they claim: their books must come down, or a strategy would sell what the account
+      no longer holds — never past zero (a book never turns from long to short by an adjustment). IB flat or
+      on the other side: every book closes, and what IB holds is no strategy's. IB on their side but
+      smaller: one strategy claims the symbol — its book becomes IB's position; several — whose book shrinks
+      is not for the engine to guess: ``strategy`` names the one that takes the whole reduction (without
+      crossing zero); without it, or if its book cannot take it, :class:`ConfigError` says what to do.
     """
-    if strategy is not None:
-        return ((strategy, gap.difference),)
     if gap.covered:
         return ((None, gap.difference),)
-    plan: list[tuple[str | None, float]] = []
-    if abs(gap.broker) <= EPS:
+    plan: list[tuple[str | None, float]]
+    if gap.broker * gap.claimed <= EPS:  # flat, or the other side: every book closes
         plan = [(name, -q) for name, q in gap.claims]
-    elif len(gap.claims) == 1:
-        name, claim = gap.claims[0]
-        plan = [(name, gap.broker - claim)]
+        plan.append((None, gap.broker - gap.unowned))
     else:
-        owners = ", ".join(f"{n} {q:g}" for n, q in gap.claims)
-        raise ConfigError(
-            f"{gap.symbol}: several strategies' books hold it ({owners}) but IB holds {gap.broker:g}; whose "
-            "book should shrink is not for the engine to guess. Make IB's position agree in TWS (or close it, "
-            "then adopt), or adopt naming the strategy whose book takes the whole difference of "
-            f"{gap.difference:g}: engine.adopt_broker_positions(strategy='NAME')"
-        )
-    if abs(gap.unowned) > EPS:
+        if len(gap.claims) == 1:
+            name, claim = gap.claims[0]
+            plan = [(name, gap.broker - claim)]
+        else:
+            plan = [_named_reduction(gap, strategy)]
         plan.append((None, -gap.unowned))
     return tuple((owner, q) for owner, q in plan if abs(q) > EPS)
+
+
+def _named_reduction(gap: PositionGap, strategy: str | None) -> tuple[str, float]:
+    """Several strategies hold ``gap.symbol`` and IB only part of it: the named strategy's book takes the
+    whole reduction if it can without crossing zero."""
+    reduction = gap.broker - gap.claimed
+    claim = dict(gap.claims).get(strategy or "", 0.0)
+    if strategy is not None and claim * reduction < 0 and abs(reduction) <= abs(claim) + EPS:
+        return strategy, reduction
+    owners = ", ".join(f"{n} {q:g}" for n, q in gap.claims)
+    said = (
+        ""
+        if strategy is None
+        else f" {strategy}'s book ({claim:g}) cannot take a reduction of {reduction:g} without crossing zero."
+    )
+    raise ConfigError(
+        f"{gap.symbol}: several strategies' books hold it ({owners}) but IB holds {gap.broker:g}; whose book "
+        f"should shrink is not for the engine to guess.{said} Make IB's position agree in TWS (or close it, "
+        "then adopt: every book goes to zero), or name the strategy whose book takes the whole reduction of "
+        f"{reduction:g}: engine.adopt_broker_positions(strategy='NAME')"
+    )

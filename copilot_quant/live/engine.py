@@ -510,10 +510,12 @@ class LiveStrategyEngine(EngineStop, EngineReport):
 
         Whose is the difference: a position IB holds *beside* what the strategies' books hold belongs to no
         strategy (no strategy ever sees or trades it); where IB holds *less* than the books (closed by hand,
-        a fresh account), the strategies' books come down to it — to zero when IB is flat, to IB's position
-        when one strategy holds the symbol. Several strategies holding it while IB holds part: name the one
-        whose book takes the whole difference with ``strategy``. Any thread; the engine's worker carries it
-        out (call :meth:`reconcile` to do it now from your thread).
+        a fresh account), the strategies' books come down, never past zero — to zero when IB is flat or on
+        the other side (what IB holds is then no strategy's), to IB's position when one strategy holds the
+        symbol. Several strategies holding it while IB holds part: ``strategy`` names the one whose book
+        takes the whole reduction; without it that symbol is not adopted (an error says so) and stays
+        blocked. Any thread; the engine's worker carries it out (call :meth:`reconcile` to do it now from
+        your thread).
         """
         if strategy is not None and strategy not in {s.name for s in self._slots}:
             names = ", ".join(repr(s.name) for s in self._slots) or "none"

@@ -330,15 +330,14 @@ class Reconciler:
         """Journal the adjustments that make the books equal IB (a trader asked for it); returns the gaps
         left (those whose adoption was refused: several strategies, no name)."""
         for gap in gaps:
+            reason = f"adopted IB's position {gap.symbol} {gap.broker:g} (the books said {gap.journal:g})"
             try:
                 plan = adoption_plan(gap, request.strategy)
-            except ConfigError as exc:
+                done = record_adjustments(journal, gap.symbol, plan, reason, price=self._price_of(gap.symbol))
+            except ConfigError as exc:  # ambiguous, or no price: the symbol stays blocked, and says why
                 self._errors.record(f"IB's position not adopted: {exc}", "position")
                 continue
-            reason = f"adopted IB's position {gap.symbol} {gap.broker:g} (the books said {gap.journal:g})"
-            for adjustment in record_adjustments(
-                journal, gap.symbol, plan, reason, price=self._price_of(gap.symbol)
-            ):
+            for adjustment in done:
                 whose = adjustment.owner or "no strategy"
                 self._events.emit(
                     EventKind.ALERT,

@@ -76,28 +76,37 @@ def test_adopting_a_smaller_position_cuts_the_single_strategys_book_to_it() -> N
     gap = PositionGap("AAPL", 30.0, (("fast", 100.0),))
     assert adoption_plan(gap) == (("fast", -70.0),)
     flipped = PositionGap("AAPL", -20.0, (("fast", 100.0),))
-    assert adoption_plan(flipped) == (("fast", -120.0),)
+    # never past zero: the short IB holds is no strategy's, not a short the strategy never opened
+    assert adoption_plan(flipped) == (("fast", -100.0), (None, -20.0))
 
 
 def test_adopting_a_smaller_position_shared_by_several_strategies_needs_a_name() -> None:
-    gap = PositionGap("AAPL", 30.0, (("fast", 100.0), ("slow", 50.0)))
-    with pytest.raises(ConfigError, match=r"several strategies.*fast 100, slow 50.*IB holds 30"):
+    gap = PositionGap("AAPL", 80.0, (("fast", 100.0), ("slow", 50.0)), 4.0)
+    with pytest.raises(ConfigError, match=r"several strategies.*fast 100, slow 50.*IB holds 80"):
         adoption_plan(gap)
-    assert adoption_plan(gap, strategy="slow") == (("slow", -120.0),)
+    assert adoption_plan(gap, strategy="fast") == (("fast", -70.0), (None, -4.0))
+    with pytest.raises(ConfigError, match=r"slow's book \(50\) cannot take a reduction of -70"):
+        adoption_plan(gap, strategy="slow")
+    # a name changes nothing where the engine knows whose the difference is
+    beside = PositionGap("AAPL", 200.0, gap.claims)
+    assert adoption_plan(beside, strategy="slow") == adoption_plan(beside) == ((None, 50.0),)
 
 
 @given(
     claims=st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(-50, 50)), max_size=4),
     unowned=st.integers(-20, 20),
     broker=st.integers(-200, 200),
+    named=st.sampled_from([None, "a", "b"]),
 )
-def test_an_adoption_makes_the_books_equal_ib_and_leaves_no_book_beyond_it(claims, unowned, broker) -> None:
+def test_an_adoption_makes_the_books_equal_ib_and_leaves_no_book_beyond_it(
+    claims, unowned, broker, named
+) -> None:
     merged: dict[str, float] = {}
     for name, q in claims:
         merged[name] = merged.get(name, 0.0) + q
     gap = PositionGap("AAPL", float(broker), tuple((n, q) for n, q in merged.items() if q), float(unowned))
     try:
-        plan = adoption_plan(gap)
+        plan = adoption_plan(gap, named)
     except ConfigError:
         assert len(gap.claims) > 1
         assert not gap.covered
@@ -111,6 +120,10 @@ def test_an_adoption_makes_the_books_equal_ib_and_leaves_no_book_beyond_it(claim
     claimed = sum(after.values())
     # afterwards IB covers the strategies' books: none is left believing it holds what IB does not
     assert abs(claimed) < 1e-9 or (claimed * broker > 0 and abs(broker) >= abs(claimed) - 1e-9)
+    for owner, q in plan:  # and no book crossed zero: a reduction never turns a long into a short
+        before = dict(gap.claims).get(owner or "", 0.0)
+        if owner is not None and before:
+            assert before * (before + q) >= -1e-9
 
 
 def test_adjustments_are_visible_records_that_close_the_gap(journal: TradeJournal) -> None:

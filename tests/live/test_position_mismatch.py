@@ -357,3 +357,25 @@ def test_flatten_on_stop_leaves_a_mismatched_symbol_alone(make_engine, gateway, 
     assert any(
         "its 100 AAPL not closed on stop: trading in AAPL halted" in r.getMessage() for r in caplog.records
     )
+
+
+def test_several_strategies_and_part_of_their_position_at_ib_adopt_only_with_a_name(
+    make_engine, gateway, tmp_path
+):
+    path = _journal_path(tmp_path / "journal", gateway)
+    _old_journal(path, gateway.broker.account_id, [("fast", "AAPL", 100), ("slow", "AAPL", 50)])
+    _by_hand(gateway, "BUY", "AAPL", 120)  # the account holds 120 of the 150 the books say
+    fast, slow = Told("fast"), Told("slow")
+    engine = _started(make_engine, [fast, slow])
+    engine.adopt_broker_positions()  # whose book shrinks by 30? not for the engine to guess
+    assert wait_until(lambda: any("IB's position not adopted" in e["error"] for e in engine.errors))
+    assert list(engine.blocked_symbols) == ["AAPL"]
+    engine.adopt_broker_positions(strategy="fast")
+    assert wait_until(lambda: engine.blocked_symbols == {})
+    assert _held(fast) == {"AAPL": 70}
+    assert _held(slow) == {"AAPL": 50}
+    with TradeJournal(path, read_only=True) as journal:
+        adjusting = [
+            (o.strategy, o.side.value, o.quantity) for o in journal.orders() if o.tag == "adjustment"
+        ]
+    assert adjusting == [("fast", "sell", 30)]
