@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from copilot_quant.backtest.live_engine import LiveStrategyEngine
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.errors import ConfigError
 from copilot_quant.journal.positions import PositionGap
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog
 from copilot_quant.live.position_guard import PositionGuard
@@ -41,3 +45,19 @@ def test_a_block_is_said_once_and_its_end_resumes_the_symbol() -> None:
     assert guard.refusal("fast", "AAPL") is None
     assert [e["kind"] for e in events.entries] == ["halt", "resume"]
     assert "trading in AAPL resumes" in events.entries[-1]["detail"]
+
+
+def test_the_adopt_option_and_method_refuse_what_they_cannot_honour() -> None:
+    with pytest.raises(ConfigError, match="adopt_broker_positions must be True or False"):
+        LiveStrategyEngine(port=7497, adopt_broker_positions="fast")  # type: ignore[arg-type]
+    engine = LiveStrategyEngine(port=7497)  # never connected
+
+    class Fast(Strategy):
+        def on_data(self, timestamp, data):
+            return None
+
+    strategy = Fast()
+    strategy.name = "fast"
+    engine.add_strategy(strategy)
+    with pytest.raises(ConfigError, match=r"strategy='slow'\): no such strategy; it has 'fast'"):
+        engine.adopt_broker_positions(strategy="slow")
