@@ -87,22 +87,26 @@ def position_gaps(
     fills: Iterable[FillRecord],
     broker_positions: Mapping[str, float],
     outside: Iterable[BrokerExecution] = (),
+    unjournaled: Iterable[BrokerExecution] = (),
 ) -> tuple[PositionGap, ...]:
     """Every symbol whose IB position (``broker_positions``, ``{symbol: signed quantity}``) differs from
     the journal's ``fills`` (attributed to strategies by their ``orders``), sorted by symbol; ``outside``
     are IB's executions made outside the engine that the journal lacks (the reconciliation's
-    ``foreign_executions``)."""
+    ``foreign_executions``); ``unjournaled``: executions of our orders not journaled yet (its
+    ``missing_fills``), counted as the fills they are about to be."""
     owner = {o.order_ref: o.strategy or None for o in orders}
     claims: dict[str, dict[str, float]] = {}
     unowned: dict[str, float] = {}
-    for fill in fills:
-        symbol = fill.symbol.strip().upper()
-        name = owner.get(fill.order_ref) if fill.order_ref else None
+    trades = [(f.symbol, f.order_ref, f.signed_quantity) for f in fills]
+    trades += [(e.symbol, e.order_ref, OrderSide(e.side).sign * e.quantity) for e in unjournaled]
+    for raw, ref, signed in trades:
+        symbol = raw.strip().upper()
+        name = owner.get(ref) if ref else None
         if name:
             book = claims.setdefault(symbol, {})
-            book[name] = book.get(name, 0.0) + fill.signed_quantity
+            book[name] = book.get(name, 0.0) + signed
         else:
-            unowned[symbol] = unowned.get(symbol, 0.0) + fill.signed_quantity
+            unowned[symbol] = unowned.get(symbol, 0.0) + signed
     beside: dict[str, float] = {}
     for execution in outside:
         signed = OrderSide(execution.side).sign * execution.quantity

@@ -277,6 +277,7 @@ class Reconciler:
             gaps = position_gaps(
                 journal.orders(), journal.fills(), state.positions, report.foreign_executions
             )
+            gaps = self._confirmed(journal, account, gaps)
             if taken is not None and gaps:
                 gaps = self._adopt_positions(journal, gaps, state, report, taken)
         except Exception as exc:
@@ -318,6 +319,30 @@ class Reconciler:
         # each finding was logged just above (attention as a warning): the event itself (journaled) is one
         # INFO line, so a finding never prints twice
         self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO)
+
+    def _confirmed(
+        self, journal: TradeJournal, account: str | None, gaps: tuple[PositionGap, ...]
+    ) -> tuple[PositionGap, ...]:
+        """The gaps, less the blocking ones a second look at IB does not find again.
+
+        IB's positions are read before its executions: one of our fills that lands in between is in the
+        journal but not yet in the position, a gap for an instant. Read again, a fill can fall in one of
+        the two windows only, so a gap in both reads is real (only when there is one: it costs a trip)."""
+        if all(g.explained for g in gaps):
+            return gaps
+        again = self._conn.run(fetch_broker_state(self._conn.ib, account), timeout=30)
+        report = reconcile_journal(
+            journal.orders("active"), again.orders, again.executions, journal.fills(), journal.account
+        )
+        seen = position_gaps(
+            journal.orders(),
+            journal.fills(),
+            again.positions,
+            report.foreign_executions,
+            unjournaled=report.missing_fills,
+        )
+        real = {g.symbol for g in seen if not g.explained}
+        return tuple(g for g in gaps if g.explained or g.symbol in real)
 
     def _adopt_positions(
         self,

@@ -158,3 +158,12 @@ def test_position_gaps_ignore_fills_of_no_strategy_as_claims() -> None:
     assert gap.claims == ()
     assert gap.unowned == 5
     assert gap.covered
+
+
+def test_executions_of_our_orders_not_journaled_yet_count_for_their_strategy(journal: TradeJournal) -> None:
+    ref = journal.record_intent(buy("AAPL", 10), "fast")
+    journal.record_submitted(ref, 7)
+    landing = BrokerExecution("e9", ref, "AAPL", "buy", 10, 100.0, T0, 7)
+    assert position_gaps(journal.orders(), journal.fills(), {"AAPL": 10}, unjournaled=[landing]) == ()
+    (gap,) = position_gaps(journal.orders(), journal.fills(), {"AAPL": 10})
+    assert gap.difference == 10

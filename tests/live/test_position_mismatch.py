@@ -379,3 +379,28 @@ def test_several_strategies_and_part_of_their_position_at_ib_adopt_only_with_a_n
             (o.strategy, o.side.value, o.quantity) for o in journal.orders() if o.tag == "adjustment"
         ]
     assert adjusting == [("fast", "sell", 30)]
+
+
+def test_a_fill_landing_between_ibs_position_and_executions_reads_blocks_nothing(
+    make_engine, gateway, monkeypatch
+):
+    from dataclasses import replace
+
+    from copilot_quant.live import reconciler
+
+    strategy = Told("Trend", Order("AAPL", 10, "market", "buy"))
+    engine = _started(make_engine, [strategy])
+    _step_until(gateway, lambda: len(strategy.fills) == 1)
+    real = reconciler.fetch_broker_state
+    reads: list[str] = []
+
+    async def position_read_before_the_fill(ib, account=None):
+        state = await real(ib, account)
+        reads.append("read")
+        return replace(state, positions={}) if len(reads) == 1 else state
+
+    monkeypatch.setattr(reconciler, "fetch_broker_state", position_read_before_the_fill)
+    engine.reconcile("manual")
+    assert reads == ["read", "read"]  # the gap made it look again
+    assert engine.blocked_symbols == {}
+    assert engine.reconciler.last_gaps == ()
