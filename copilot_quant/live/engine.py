@@ -77,6 +77,7 @@ from copilot_quant.live.continuous import (
 from copilot_quant.live.engine_report import EngineReport
 from copilot_quant.live.engine_stop import EngineStop
 from copilot_quant.live.holdings import open_books
+from copilot_quant.live.position_watch import PositionWatch
 from copilot_quant.live.startup import check_symbols, open_journal, start_strategies
 from copilot_quant.live.strategy_slot import StrategySlot, claims
 from copilot_quant.live.wiring import EngineHooks, EngineOptions, build_parts
@@ -218,7 +219,7 @@ class LiveStrategyEngine(EngineStop, EngineReport):
             slots=lambda: self._slots,
             claims=self._claims,
             adopted=self._adopted,
-            refresh_account=self._refresh_account,
+            refresh_account=self._refresh_and_watch,
             on_journal_failure=self._on_journal_failure,
             finish=self._finish,
             adjusted=self._adjusted,
@@ -234,6 +235,9 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         self.kill_switch: KillSwitch = parts.risk.kill_switch
         self.safety, self.router, self.dispatcher = parts.safety, parts.router, parts.fills
         self.reconciler, self.worker = parts.reconciler, parts.worker
+        self._position_watch = PositionWatch(
+            reconciler=self.reconciler, slots=lambda: self._slots, account=self.account
+        )
         self.reactions = parts.reactions  # alerts on what real IB does (ib_reactions.py)
         self.broker.register_error_callback(self._on_order_error)
         self.connection.machine.state_changed += self._on_connection_change
@@ -530,16 +534,6 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         for slot in self._slots:
             if slot.name == strategy:
                 slot.book.apply(symbol, quantity, price)
-
-    def _price_of(self, symbol: str) -> float | None:
-        """IB's average cost of ``symbol``'s position, else its latest price (None if neither is known)."""
-        position = self.account.positions.get(symbol)
-        if position is not None and position.avg_cost > 0:
-            return float(position.avg_cost)
-        try:
-            return self.data_feed.get_latest_price(symbol)
-        except (BrokerError, TimeoutError, ConnectionError):
-            return None
 
     def _adopted(self, strategy: str, order: Order) -> None:
         """An order of an earlier run still working at IB: the slot of the strategy of that name owns it."""

@@ -24,7 +24,9 @@ counts. :meth:`Reconciler.adopt` makes the next reconciliation adopt IB's positi
 journal records (:mod:`~copilot_quant.journal.adjustments`) so that the books equal IB, booked into the
 running strategies' books through ``adjusted``. While a symbol is blocked the reconciliation runs again
 every :attr:`Reconciler.recheck_s` seconds (``recheck``; it says nothing when it finds the same), so that a
-position fixed in TWS resumes trading without a reconnect.
+position fixed in TWS resumes trading without a reconnect; :meth:`Reconciler.recheck_soon` (the
+:class:`~copilot_quant.live.position_watch.PositionWatch`) makes one due at once. A blocking gap is
+confirmed by a second read of IB first (:meth:`Reconciler._confirmed`).
 
 Every change is emitted on :attr:`Reconciler.state_changed` as ``(old, new, reason)``.
 """
@@ -222,6 +224,11 @@ class Reconciler:
         if self._state not in (ReconcileState.FETCHING, ReconcileState.APPLYING):
             self.request("adopt")  # else the running reconciliation makes it due again when it ends
 
+    def recheck_soon(self) -> None:
+        """Make a re-check due now, if the books are reconciled (worker thread: the position watch)."""
+        if self.reconciled:
+            self._recheck_at = time.monotonic()
+
     def is_due(self) -> bool:
         """Whether the worker should run a reconciliation now (due, failed and its retry time came, or a
         symbol is blocked and its re-check time came)."""
@@ -301,7 +308,7 @@ class Reconciler:
         # a new block may be one of our fills in flight (IB's positions are read before its executions): the
         # first look again comes soon
         delay = min(FIRST_RECHECK_S, self.recheck_s) if fresh else self.recheck_s
-        self._recheck_at = time.monotonic() + delay if self.guard.gaps() else None
+        self._recheck_at = time.monotonic() + delay if self.guard.gaps() else None  # else the watch asks
         self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
         if self._adopt is not None:  # asked for while this one ran: adopt at the next, at once
             self.request("adopt")

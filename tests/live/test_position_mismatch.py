@@ -404,3 +404,15 @@ def test_a_fill_landing_between_ibs_position_and_executions_reads_blocks_nothing
     assert reads == ["read", "read"]  # the gap made it look again
     assert engine.blocked_symbols == {}
     assert engine.reconciler.last_gaps == ()
+
+
+def test_a_position_closed_by_hand_while_the_engine_runs_is_noticed_and_blocks(make_engine, gateway):
+    strategy = Told("Trend", Order("AAPL", 10, "market", "buy"))
+    engine = _started(make_engine, [strategy])
+    _step_until(gateway, lambda: len(strategy.fills) == 1)
+    _by_hand(gateway, "SELL", "AAPL", 10)  # IB tells only the client that placed it; no reconnect
+    _step_until(gateway, lambda: "AAPL" in engine.blocked_symbols)
+    assert "took away what the strategies hold" in engine.blocked_symbols["AAPL"]
+    strategy.pending = [Order("AAPL", 10, "market", "sell")]
+    _step_until(gateway, lambda: any(o.status is OrderStatus.REJECTED for o in _orders(engine, "Trend")))
+    assert _gateway_positions(gateway) == {}  # it never sold the 10 the account no longer held
