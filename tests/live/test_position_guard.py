@@ -1,14 +1,20 @@
-"""The position guard on its own: what it refuses, and what it says when a block begins and ends."""
+"""The position guard and the position watch on their own: what the guard refuses and says when a block
+begins and ends; when the watch asks for a reconciliation."""
 
 from __future__ import annotations
 
 import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.brokers.reconciliation import BrokerState
 from copilot_quant.errors import ConfigError
 from copilot_quant.journal.positions import PositionGap
+from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog
 from copilot_quant.live.position_guard import PositionGuard
+from copilot_quant.live.position_watch import PositionWatch
+from copilot_quant.model.book import StrategyBook
+from copilot_quant.model.fills import Position
 
 
 def _guard() -> tuple[PositionGuard, EventLog, ErrorLog]:
@@ -61,3 +67,51 @@ def test_the_adopt_option_and_method_refuse_what_they_cannot_honour() -> None:
     engine.add_strategy(strategy)
     with pytest.raises(ConfigError, match=r"strategy='slow'\): no such strategy; it has 'fast'"):
         engine.adopt_broker_positions(strategy="slow")
+
+
+class _Reconciler:
+    """Stands in for the reconciler: its last state, and how often a re-check was asked for."""
+
+    reconciled = True
+
+    def __init__(self) -> None:
+        self.last_state = BrokerState((), (), {})
+        self.asked = 0
+
+    def recheck_soon(self) -> None:
+        self.asked += 1
+
+
+class _Slot:
+    def __init__(self) -> None:
+        self.book = StrategyBook(0.0, "fast")
+
+
+def _watch(positions: dict[str, float]) -> tuple[PositionWatch, _Reconciler, _Slot, AccountState]:
+    reconciler, slot, account = _Reconciler(), _Slot(), AccountState()
+    account.positions = {s: Position(s, q) for s, q in positions.items()}
+    watch = PositionWatch(reconciler=reconciler, slots=lambda: [slot], account=account)  # type: ignore[arg-type]
+    return watch, reconciler, slot, account
+
+
+def test_the_position_watch_asks_for_a_reconciliation_only_for_a_move_the_books_do_not_make() -> None:
+    watch, reconciler, slot, account = _watch({"AAPL": 10})
+    slot.book.apply("AAPL", 10, 100.0)
+    watch.check()  # the baseline, right after a reconciliation
+    slot.book.apply("AAPL", 5, 100.0)  # the strategy's own fill ...
+    watch.check()  # ... before IB's position shows it: a moment's difference
+    account.positions = {"AAPL": Position("AAPL", 15)}
+    watch.check()
+    watch.check()
+    assert reconciler.asked == 0  # IB and the books moved alike
+    account.positions = {}  # closed by hand in TWS
+    watch.check()
+    assert reconciler.asked == 0  # once could be IB's update trailing a fill
+    watch.check()
+    assert reconciler.asked == 1  # twice in a row: reconcile now
+    watch.check()
+    assert reconciler.asked == 1  # not again at once
+    reconciler.last_state = BrokerState((), (), {})  # the reconciliation ran: a new baseline
+    watch.check()
+    watch.check()
+    assert reconciler.asked == 1
