@@ -115,16 +115,13 @@ class PositionGuard:
         return fresh
 
     def refusal(self, strategy: str | None, symbol: str) -> str | None:
-        """Why an order of ``strategy`` for ``symbol`` may not go out now, or None."""
-        with self._lock:
-            if not self._blocked:
-                return None
-            gap = self._blocked.get(symbol)
-            held = (
-                None
-                if strategy is None
-                else next((g for g in self._blocked.values() if g.claimant(strategy)), None)
-            )
+        """Why an order of ``strategy`` for ``symbol`` may not go out now, or None. On every order's path:
+        no lock (:meth:`update` replaces the mapping, never changes it), nothing to do while none is blocked."""
+        blocked = self._blocked
+        if not blocked:
+            return None
+        gap = blocked.get(symbol)
+        held = None if strategy is None else next((g for g in blocked.values() if g.claimant(strategy)), None)
         if gap is not None:
             return (
                 f"trading in {symbol} halted: IB holds {gap.broker:g} but the journal's books say {gap.journal:g} "

@@ -3,8 +3,9 @@
 A trade made in TWS while the engine stays connected reaches no strategy (IB reports executions to the
 client that placed the order), so nothing but the next reconciliation would see it. The worker reads IB's
 account after every step anyway; :class:`PositionWatch` compares how IB's positions moved since the last
-reconciliation with how the running strategies' books moved (their own fills). A difference seen in two
-reads in a row (IB's position updates trail its executions by a moment) makes a reconciliation due at once;
+reconciliation with how the running strategies' books moved (their own fills). A difference that stays the
+same for :data:`SETTLE_S` seconds (IB's position updates run ahead of or behind the executions it reports
+to the engine, by a moment or, when IB is slow, by seconds) makes a reconciliation due at once;
 that reconciliation, not this watch, decides whether a symbol is blocked
 (:mod:`copilot_quant.live.position_guard`). Cheap: a few dictionary sums per step, no trip to IB.
 """
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 _EPS = 1e-9
 #: The least time (seconds) between two reconciliations this watch asks for.
 MIN_INTERVAL_S = 10.0
+#: How long (seconds) a difference must stay the same before it counts.
+SETTLE_S = 5.0
 
 
 def _moved(now: Mapping[str, float], then: Mapping[str, float]) -> dict[str, float]:
@@ -37,7 +40,12 @@ class PositionWatch:
     """Asks for a reconciliation when IB's positions move unlike the books (see the module docstring)."""
 
     def __init__(
-        self, *, reconciler: Reconciler, slots: Callable[[], Sequence[StrategySlot]], account: AccountState
+        self,
+        *,
+        reconciler: Reconciler,
+        slots: Callable[[], Sequence[StrategySlot]],
+        account: AccountState,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._reconciler = reconciler
         self._slots = slots
@@ -46,7 +54,9 @@ class PositionWatch:
         self._base_ib: dict[str, float] = {}
         self._base_books: dict[str, float] = {}
         self._drift: dict[str, float] = {}
+        self._since = 0.0
         self._asked_at = float("-inf")
+        self._clock = clock
 
     def _books(self) -> dict[str, float]:
         net: dict[str, float] = {}
@@ -72,10 +82,11 @@ class PositionWatch:
             for s, q in ib_moved.items() | books_moved.items()
             if abs(ib_moved.get(s, 0.0) - books_moved.get(s, 0.0)) > _EPS
         }
-        steady = bool(drift) and drift == self._drift
-        self._drift = drift
-        now = time.monotonic()
-        if steady and now - self._asked_at >= MIN_INTERVAL_S:
+        now = self._clock()
+        if drift != self._drift:
+            self._drift, self._since = drift, now
+            return
+        if drift and now - self._since >= SETTLE_S and now - self._asked_at >= MIN_INTERVAL_S:
             self._asked_at = now
             moved = ", ".join(f"{s} {q:+g}" for s, q in sorted(drift.items()))
             log.info("IB's positions moved unlike the strategies' fills (%s): reconciling now", moved)

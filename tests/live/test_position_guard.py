@@ -87,31 +87,49 @@ class _Slot:
         self.book = StrategyBook(0.0, "fast")
 
 
-def _watch(positions: dict[str, float]) -> tuple[PositionWatch, _Reconciler, _Slot, AccountState]:
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _watch(
+    positions: dict[str, float], clock: _Clock
+) -> tuple[PositionWatch, _Reconciler, _Slot, AccountState]:
     reconciler, slot, account = _Reconciler(), _Slot(), AccountState()
     account.positions = {s: Position(s, q) for s, q in positions.items()}
-    watch = PositionWatch(reconciler=reconciler, slots=lambda: [slot], account=account)  # type: ignore[arg-type]
+    watch = PositionWatch(reconciler=reconciler, slots=lambda: [slot], account=account, clock=clock)  # type: ignore[arg-type]
     return watch, reconciler, slot, account
 
 
 def test_the_position_watch_asks_for_a_reconciliation_only_for_a_move_the_books_do_not_make() -> None:
-    watch, reconciler, slot, account = _watch({"AAPL": 10})
+    clock = _Clock()
+    watch, reconciler, slot, account = _watch({"AAPL": 10}, clock)
     slot.book.apply("AAPL", 10, 100.0)
     watch.check()  # the baseline, right after a reconciliation
     slot.book.apply("AAPL", 5, 100.0)  # the strategy's own fill ...
-    watch.check()  # ... before IB's position shows it: a moment's difference
+    watch.check()
+    clock.now += 3  # ... before IB's position shows it: a difference for a moment
     account.positions = {"AAPL": Position("AAPL", 15)}
     watch.check()
+    clock.now += 60
     watch.check()
     assert reconciler.asked == 0  # IB and the books moved alike
     account.positions = {}  # closed by hand in TWS
     watch.check()
-    assert reconciler.asked == 0  # once could be IB's update trailing a fill
+    clock.now += 4
     watch.check()
-    assert reconciler.asked == 1  # twice in a row: reconcile now
+    assert reconciler.asked == 0  # not yet: IB's position may run ahead of the executions it reports
+    clock.now += 1
     watch.check()
-    assert reconciler.asked == 1  # not again at once
+    assert reconciler.asked == 1  # the same difference for 5 s: reconcile now
+    clock.now += 5
+    watch.check()
+    assert reconciler.asked == 1  # not again within 10 s
     reconciler.last_state = BrokerState((), (), {})  # the reconciliation ran: a new baseline
     watch.check()
+    clock.now += 60
     watch.check()
     assert reconciler.asked == 1
