@@ -1,8 +1,10 @@
 """The position guard: no order for a symbol whose books disagree with IB's position, until they agree.
 
-Each reconciliation (at start, after every reconnect, on :meth:`LiveStrategyEngine.reconcile`) hands it the
-:class:`~copilot_quant.journal.positions.PositionGap` s it found. A gap that trades outside the engine do not
-explain (see :mod:`copilot_quant.journal.positions`) **blocks**:
+Each reconciliation (at start, after every reconnect, on :meth:`LiveStrategyEngine.reconcile`, and when the
+:class:`~copilot_quant.live.position_watch.PositionWatch` sees IB's positions move unlike the books) hands
+it the :class:`~copilot_quant.journal.positions.PositionGap` s it found, each confirmed by a second read of
+IB. A gap that trades outside the engine do not explain (see :mod:`copilot_quant.journal.positions`)
+**blocks**:
 
 * every order and modification for that symbol, whichever strategy sends it, and
 * every order of a strategy whose own book holds that symbol: it decides from that book (``self.positions``,
