@@ -534,6 +534,7 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         for slot in self._slots:
             if slot.name == strategy:
                 slot.book.apply(symbol, quantity, price)
+                slot.book.fill_count -= 1  # no fill at IB: the summary's fills stay IB's
 
     def _adopted(self, strategy: str, order: Order) -> None:
         """An order of an earlier run still working at IB: the slot of the strategy of that name owns it."""

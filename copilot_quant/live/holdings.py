@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from copilot_quant.backtest.books import allocate_capital
 from copilot_quant.brokers.reconciliation import BrokerState
 from copilot_quant.journal import TradeJournal
+from copilot_quant.journal.adjustments import is_adjustment
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.model.book import StrategyBook
@@ -61,6 +62,8 @@ def opening_books(
             book = books.get(owner.get(fill.order_ref or "") or "")
             if book is not None:
                 book.apply(fill.symbol, fill.signed_quantity, fill.price, fill.commission or 0.0)
+                if is_adjustment(fill.exec_id):
+                    book.fill_count -= 1  # it moves the book to IB's position; it is no fill at IB
     return books, describe_holdings(account, books)
 
 

@@ -196,6 +196,8 @@ def test_adopting_ibs_positions_at_start_journals_a_visible_adjustment_and_tradi
     _step_until(gateway, lambda: len(strategy.fills) == 1)
     assert strategy.seen[0] == {}  # its book was brought to IB's: it holds nothing
     assert _gateway_positions(gateway) == {"AAPL": 10}
+    # its fills: the old run's and today's; the adjustment is no fill at IB
+    assert engine.get_performance_summary()["strategies"]["RsiRevert"]["fills"] == 2
     engine.stop()
     with TradeJournal(path, read_only=True) as journal:
         (adjusting,) = [f for f in journal.fills() if is_adjustment(f.exec_id)]
@@ -225,6 +227,7 @@ def test_adopting_while_running_brings_the_books_to_ib_and_resumes(make_engine, 
     engine.adopt_broker_positions()
     assert wait_until(lambda: engine.blocked_symbols == {})
     assert _held(strategy) == {}  # the running book was adjusted too
+    assert engine.get_performance_summary()["strategies"]["RsiRevert"]["fills"] == 1  # the old run's only
     strategy.pending = [Order("AAPL", 5, "market", "buy")]
     _step_until(gateway, lambda: len(strategy.fills) == 1)
     assert _gateway_positions(gateway) == {"AAPL": 5}
