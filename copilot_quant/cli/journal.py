@@ -12,7 +12,10 @@ options go before or after the sub-command::
 
 With several strategies on one account each order carries its strategy's name; a fill belongs to its
 order's strategy, and a fill of no journaled order (a trade made in TWS) is shown as ``(external)``,
-never as a strategy's (:mod:`copilot_quant.cli.journal_strategies`).
+never as a strategy's (:mod:`copilot_quant.cli.journal_strategies`). An adjustment that adopted IB's
+position (``copilot-quant live --adopt-broker-positions``, :mod:`copilot_quant.journal.adjustments`) is an
+order tagged ``adjustment`` whose reason says what was adopted, and a fill marked ``(adjustment)``: a record
+of the books brought to IB's position, not an execution at IB.
 
 Times are shown in the exchange zone (America/New_York); ``--since`` reads naive times there too. A mistake
 (no journal there, both ``--path`` and ``--account``, a bad ``--since``) is one red line and exit code 2, as for
@@ -44,6 +47,7 @@ from copilot_quant.cli.journal_strategies import (
 from copilot_quant.cli.reporting import friendly_errors
 from copilot_quant.errors import ConfigError
 from copilot_quant.journal import TradeJournal, default_journal_dir, default_journal_path
+from copilot_quant.journal.adjustments import is_adjustment
 
 app = typer.Typer(
     name="journal",
@@ -242,7 +246,7 @@ def fills_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
                 _when(f.time),
                 f.exec_id,
                 f.order_ref or "(not ours)",
-                _owner_cell(owner_of_fill(f, by_ref)),
+                _owner_cell(owner_of_fill(f, by_ref)) + (" (adjustment)" if is_adjustment(f.exec_id) else ""),
                 f.side.value,
                 _num(f.quantity),
                 f.symbol,
@@ -255,6 +259,12 @@ def fills_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
             fees = sum(f.commission or 0.0 for f in rows)
             console.print(
                 f"{len(rows)} fill(s), {sum(f.notional for f in rows):,.2f} traded, commission {fees:,.2f}"
+            )
+        adjusting = sum(1 for f in rows if is_adjustment(f.exec_id))
+        if adjusting:
+            console.print(
+                f"{adjusting} (adjustment) row(s): the books brought to IB's position (--adopt-broker-positions), "
+                "not executions at IB; `orders` gives each one's reason."
             )
         _export(rows, export, console)
 

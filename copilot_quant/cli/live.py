@@ -136,7 +136,16 @@ def _status_line(summary: dict[str, Any], interval: str = "1d") -> str:
         f" | last bar {bar_time(last_bar, interval)}"
         + _market_data_note(summary.get("market_data_problems") or {})
         + (f" | [bold red]HALTED: {escape(str(summary['halted']))}[/]" if summary.get("halted") else "")
+        + _blocked_note(summary.get("position_mismatches") or [])
     )
+
+
+def _blocked_note(mismatches: list[dict[str, Any]]) -> str:
+    """The symbols blocked because IB's position disagrees with the books (the alert says the rest)."""
+    if not mismatches:
+        return ""
+    said = ", ".join(f"{m['symbol']} (IB {m['ib']:g}, books {m['journal']:g})" for m in mismatches)
+    return f" | [bold red]NOT TRADED, position mismatch: {escape(said)}[/]"
 
 
 def _stale_kill_file(console: Console, path: Path, account: str | None) -> bool:
@@ -438,6 +447,13 @@ def register(app: typer.Typer) -> None:
         ),
         roll_days: int = options.roll_days_option(),
         auto_roll: bool = options.auto_roll_option(),
+        adopt_broker_positions: bool = typer.Option(
+            False,
+            "--adopt-broker-positions",
+            help="Where IB's positions disagree with the journal's books, take IB's as the truth: journal "
+            "adjustments (tag 'adjustment', see `copilot-quant journal orders`) so the books equal IB. "
+            "Without it such a symbol is not traded until they agree.",
+        ),
         params: list[str] = param_option(),
         web_port: int | None = typer.Option(
             None, "--console", help="Serve the operations console (with controls) on this port of 127.0.0.1."
@@ -491,6 +507,7 @@ def register(app: typer.Typer) -> None:
                 flatten_on_stop=flatten_on_stop,
                 roll_days=roll_days,
                 auto_roll=auto_roll,
+                adopt_broker_positions=adopt_broker_positions,
             )
             for entry in entries:
                 engine.add_strategy(entry.instance, capital=entry.capital)

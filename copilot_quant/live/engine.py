@@ -30,7 +30,9 @@ Trust: :meth:`start` opens the account's durable :class:`~copilot_quant.journal.
 reconciles it with IB before trading, as the worker does after every reconnect (retrying until it
 succeeds; no order goes out meanwhile). Each order passes the :class:`~copilot_quant.risk.RiskManager`, is
 journaled as an intent *before* it is sent and carries its journal ref as IB ``orderRef`` (never sent
-twice, whatever crashes); a fill reaches ``on_fill`` once, across restarts. A failed journal write engages
+twice, whatever crashes); a fill reaches ``on_fill`` once, across restarts. A symbol whose IB position
+disagrees with the strategies' books is not traded until they agree or IB's position is adopted
+(:mod:`~copilot_quant.live.position_guard`, :meth:`adopt_broker_positions`). A failed journal write engages
 the kill switch. Engine events are journaled, kept in :attr:`events` and emitted on ``engine.on.event``.
 """
 
@@ -75,6 +77,7 @@ from copilot_quant.live.continuous import (
 from copilot_quant.live.engine_report import EngineReport
 from copilot_quant.live.engine_stop import EngineStop
 from copilot_quant.live.holdings import open_books
+from copilot_quant.live.position_watch import PositionWatch
 from copilot_quant.live.startup import check_symbols, open_journal, start_strategies
 from copilot_quant.live.strategy_slot import StrategySlot, claims
 from copilot_quant.live.wiring import EngineHooks, EngineOptions, build_parts
@@ -122,6 +125,9 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         confirm_live: required (or ``COPILOT_QUANT_CONFIRM_LIVE=yes``) with ``paper_trading=False``.
         max_disconnect_s / max_stale_data_s: liveness thresholds; beyond them trading halts with an alert.
         kill_switch_file: if this file appears, the kill switch is engaged (its text is the reason).
+        adopt_broker_positions: at :meth:`start`, take IB's positions as the truth where the journal's books
+            disagree with them: journal adjusting records so that the books equal IB (see
+            :meth:`adopt_broker_positions`). Default: such a symbol is blocked until they agree.
         roll_days, auto_roll: a continuous future (``"MES"``) trades its front contract until ``roll_days``
             weekdays before its last trade date; ``auto_roll`` moves the positions into the next contract at
             each roll — as in a backtest (see :mod:`copilot_quant.live.continuous`).
@@ -157,10 +163,17 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         kill_switch_file: str | Path | None = None,
         roll_days: int = 5,
         auto_roll: bool = False,
+        adopt_broker_positions: bool = False,
     ) -> None:
         check_live_confirmed(paper_trading, confirm_live)
         self.roll_days = check_roll_days(roll_days)
         self.auto_roll = bool(auto_roll)
+        if not isinstance(adopt_broker_positions, bool):
+            raise ConfigError(
+                f"adopt_broker_positions must be True or False, got {adopt_broker_positions!r}; to put the "
+                "difference on one strategy's book call engine.adopt_broker_positions(strategy=NAME)"
+            )
+        self._adopt_at_start = adopt_broker_positions
         options = EngineOptions.checked(
             update_interval=update_interval,
             outside_hours=outside_hours,
@@ -206,9 +219,11 @@ class LiveStrategyEngine(EngineStop, EngineReport):
             slots=lambda: self._slots,
             claims=self._claims,
             adopted=self._adopted,
-            refresh_account=self._refresh_account,
+            refresh_account=self._refresh_and_watch,
             on_journal_failure=self._on_journal_failure,
             finish=self._finish,
+            adjusted=self._adjusted,
+            price_of=self._price_of,
         )
         parts = build_parts(self.connection, self.data_feed, self.broker, options, hooks)
         self._wake, self._stop = parts.wake, parts.stop
@@ -220,6 +235,9 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         self.kill_switch: KillSwitch = parts.risk.kill_switch
         self.safety, self.router, self.dispatcher = parts.safety, parts.router, parts.fills
         self.reconciler, self.worker = parts.reconciler, parts.worker
+        self._position_watch = PositionWatch(
+            reconciler=self.reconciler, slots=lambda: self._slots, account=self.account
+        )
         self.reactions = parts.reactions  # alerts on what real IB does (ib_reactions.py)
         self.broker.register_error_callback(self._on_order_error)
         self.connection.machine.state_changed += self._on_connection_change
@@ -329,6 +347,8 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         try:
             if self.journal is not None:  # new order ids never repeat a journaled one
                 continue_order_ids_after(self.journal.order_ids())
+            if self._adopt_at_start:
+                self.reconciler.adopt()  # the trader said: IB's positions are the truth
             self.reconciler.run("start")  # before trading: what happened while we were not running
         except JournalError as exc:
             self._on_journal_failure(exc)
@@ -478,12 +498,43 @@ class LiveStrategyEngine(EngineStop, EngineReport):
 
         Fills that happened while the engine was away are journaled and delivered to ``on_fill`` exactly
         once; orders that reached IB are never sent again (they are recognised by their ``orderRef``) and
-        working ones are tracked again; orders placed outside the engine and positions the journal's fills
-        do not explain are reported, not adopted (IB's cash is shown, not compared). The
+        working ones are tracked again; orders placed outside the engine are reported, not adopted (IB's cash
+        is shown, not compared); a symbol whose IB position the journal's fills do not explain is blocked
+        until they agree (:attr:`blocked_symbols`, :meth:`adopt_broker_positions`). The
         findings are logged, journaled and emitted as a ``reconcile`` event. Raises ``JournalError`` if the
         journal cannot be written (then the caller halts trading).
         """
         return self.reconciler.run(reason)
+
+    def adopt_broker_positions(self, strategy: str | None = None) -> None:
+        """Take IB's positions as the truth where the journal's books disagree with them (a symbol blocked
+        by a position mismatch): the next reconciliation, made due now, journals adjusting records — an
+        order tagged ``adjustment`` with one fill each, never a rewrite — so that the books equal IB, and
+        the symbol trades again.
+
+        Whose is the difference: a position IB holds *beside* what the strategies' books hold belongs to no
+        strategy (no strategy ever sees or trades it); where IB holds *less* than the books (closed by hand,
+        a fresh account), the strategies' books come down, never past zero — to zero when IB is flat or on
+        the other side (what IB holds is then no strategy's), to IB's position when one strategy holds the
+        symbol. Several strategies holding it while IB holds part: ``strategy`` names the one whose book
+        takes the whole reduction; without it that symbol is not adopted (an error says so) and stays
+        blocked. Any thread; the engine's worker carries it out (call :meth:`reconcile` to do it now from
+        your thread).
+        """
+        if strategy is not None and strategy not in {s.name for s in self._slots}:
+            names = ", ".join(repr(s.name) for s in self._slots) or "none"
+            raise ConfigError(
+                f"adopt_broker_positions(strategy={strategy!r}): no such strategy; it has {names}"
+            )
+        self.reconciler.adopt(strategy)
+        self._wake.set()
+
+    def _adjusted(self, strategy: str, symbol: str, quantity: float, price: float) -> None:
+        """An adjustment adopting IB's position: book it into the running strategy of that name."""
+        for slot in self._slots:
+            if slot.name == strategy:
+                slot.book.apply(symbol, quantity, price)
+                slot.book.fill_count -= 1  # no fill at IB: the summary's fills stay IB's
 
     def _adopted(self, strategy: str, order: Order) -> None:
         """An order of an earlier run still working at IB: the slot of the strategy of that name owns it."""

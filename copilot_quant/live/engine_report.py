@@ -2,7 +2,9 @@
 
 Part of :class:`~copilot_quant.live.engine.LiveStrategyEngine` (a mixin, so that the guide's
 ``get_performance_summary()`` stays on the engine); the account's and each strategy's plain values come from
-:mod:`copilot_quant.live.summary`.
+:mod:`copilot_quant.live.summary`. The reads of IB's account behind it live here too: the worker's, followed
+by the :class:`~copilot_quant.live.position_watch.PositionWatch` (a trade made in TWS while the engine runs),
+and IB's average cost of a position (what an adopted position is priced at).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from copilot_quant.errors import BrokerError
 from copilot_quant.journal import TradeJournal
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.engine_state import EngineState
+from copilot_quant.live.position_watch import PositionWatch
 from copilot_quant.live.summary import account_summary, strategy_summaries
 from copilot_quant.risk import RiskManager
 
@@ -30,11 +33,27 @@ class EngineReport(EngineState):
     journal: TradeJournal | None
     symbols: list[str]
     risk: RiskManager
+    _position_watch: PositionWatch
 
     def _refresh_account(self, settle: float = 0.0) -> None:
         # IB's P&L stream is read only when the daily-loss rail needs it (one more trip to the loop)
         wants_pnl = self.risk.limits.max_daily_loss is not None
         self.account.refresh(self.broker, self.clock.trading_day, settle, pnl=wants_pnl)
+
+    def _refresh_and_watch(self, settle: float = 0.0) -> None:
+        """The worker's read of IB's account, then the position watch (a trade made in TWS meanwhile)."""
+        self._refresh_account(settle)
+        self._position_watch.check()
+
+    def _price_of(self, symbol: str) -> float | None:
+        """IB's average cost of ``symbol``'s position, else its latest price (None if neither is known)."""
+        position = self.account.positions.get(symbol)
+        if position is not None and position.avg_cost > 0:
+            return float(position.avg_cost)
+        try:
+            return self.data_feed.get_latest_price(symbol)
+        except (BrokerError, TimeoutError, ConnectionError):
+            return None
 
     def get_performance_summary(self) -> dict[str, Any]:
         """Account value, cash (also ``cash_by_currency`` with IB's ``exchange_rates``), positions ``{symbol:
@@ -70,5 +89,7 @@ class EngineReport(EngineState):
             "account": self.connection.account,
             "symbols": list(self.symbols),
             "halted": self.halted,
+            # symbols whose IB position disagrees with the books: blocked, with what differs and how to resolve
+            "position_mismatches": self.reconciler.guard.summary(),
             "journal": str(self.journal.path) if self.journal is not None else None,
         }

@@ -121,6 +121,13 @@ class EngineState:
         return self.safety.halted
 
     @property
+    def blocked_symbols(self) -> dict[str, str]:
+        """``{symbol: why}`` for the symbols whose IB position disagrees with the journal's books: no order
+        for them goes out until IB agrees or :meth:`adopt_broker_positions` is called (see
+        :mod:`~copilot_quant.live.position_guard`)."""
+        return self.reconciler.guard.blocked
+
+    @property
     def kill_switch_file(self) -> Path | None:
         """The kill-switch file the engine watches (besides those given to :meth:`watch_kill_file`)."""
         return self.safety.kill_switch_file

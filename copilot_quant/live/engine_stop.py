@@ -67,7 +67,9 @@ class EngineStop(EngineState):
         if self.connection.is_connected():
             if self.flatten_on_stop:
                 wait = max(self.broker.fill_timeout, _FLATTEN_WAIT_S)
-                flatten_strategies(self._slots, self.broker, self.journal, wait)
+                flatten_strategies(
+                    self._slots, self.broker, self.journal, wait, blocked=self.reconciler.guard.refusal
+                )
                 self.broker.flush_fills()
                 self._drain_fills()  # the closing fills reach the books and on_fill before on_stop
             left = leave_orders(self.broker, self.cancel_on_stop)

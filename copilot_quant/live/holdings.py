@@ -3,7 +3,9 @@
 A position the account holds at start belongs to no strategy unless the journal says a strategy of that
 name left it: each strategy's book opens from its own journaled fills (orders tagged with its name), so a
 strategy never sees — or trades out of — shares that another strategy, another program or a hand in TWS
-bought. What the account holds beyond the running strategies' books is said at start, and left alone.
+bought. What the account holds beyond the running strategies' books is said at start, and left alone. A
+book that claims what the account does not hold is a position mismatch: the symbol is not traded until it
+is resolved (:mod:`copilot_quant.live.position_guard`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from copilot_quant.backtest.books import allocate_capital
 from copilot_quant.brokers.reconciliation import BrokerState
 from copilot_quant.journal import TradeJournal
+from copilot_quant.journal.adjustments import is_adjustment
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.model.book import StrategyBook
@@ -59,6 +62,8 @@ def opening_books(
             book = books.get(owner.get(fill.order_ref or "") or "")
             if book is not None:
                 book.apply(fill.symbol, fill.signed_quantity, fill.price, fill.commission or 0.0)
+                if is_adjustment(fill.exec_id):
+                    book.fill_count -= 1  # it moves the book to IB's position; it is no fill at IB
     return books, describe_holdings(account, books)
 
 
@@ -87,7 +92,7 @@ def describe_holdings(account: Mapping[str, Position], books: Mapping[str, Strat
             parts.append(f"{symbol} {held:g} ({owners} by the journal)")
             attention.append(
                 f"needs attention: the journal says {owners} of {symbol} should be held, but the account holds "
-                f"{held:g}; it was traded outside the engine (TWS, another program) — the strategies' books "
-                "follow the journal until you close or adjust the position"
+                f"{held:g}; it was traded outside the engine (TWS, another program) — no {symbol} order goes "
+                "out until IB's position agrees or you adopt it (see the position mismatch alert)"
             )
     return ["the account holds " + "; ".join(parts), *attention]

@@ -40,9 +40,12 @@ def flatten_strategies(
     journal: TradeJournal | None,
     wait_s: float,
     stopping: Callable[[], bool] = lambda: False,
+    *,
+    blocked: Callable[[str | None, str], str | None] = lambda strategy, symbol: None,
 ) -> list[Order]:
     """Cancel each strategy's working orders, send its closing orders, wait up to ``wait_s`` for their fills;
-    returns the closing orders sent."""
+    returns the closing orders sent. A symbol whose books disagree with IB (``blocked``) is not closed:
+    the book's position may not be at IB, and selling it would open the opposite one."""
     sent: list[Order] = []
     now = datetime.now(UTC)
     for slot in slots:
@@ -52,6 +55,10 @@ def flatten_strategies(
             else:
                 broker.cancel_order(order, reason=_REASON)
         for symbol, position in slot.book.positions().items():
+            why = blocked(None, symbol)
+            if why is not None:
+                log.warning("%s: its %g %s not closed on stop: %s", slot.name, position.quantity, symbol, why)
+                continue
             order = _closing_order(symbol, position.quantity)
             ref = ""
             if journal is not None and not journal.closed:

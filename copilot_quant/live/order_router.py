@@ -69,6 +69,7 @@ class OrderRouter:
         outside_hours: OutsideHours,
         reconciled: Callable[[], bool],
         stopping: threading.Event,
+        blocked: Callable[[str | None, str], str | None] = lambda strategy, symbol: None,
     ) -> None:
         self._broker = broker
         self._feed = feed
@@ -80,6 +81,8 @@ class OrderRouter:
         self._journal = journal
         self.outside_hours = outside_hours
         self._reconciled = reconciled
+        #: Why an order of (strategy, symbol) may not go out: IB's position disagrees with the books.
+        self._blocked = blocked
         self._stopping = stopping
         #: The run's symbols: an order for any other is refused, as in a backtest.
         self.symbols: frozenset[str] = frozenset()
@@ -182,6 +185,8 @@ class OrderRouter:
         halt = self._safety.refusal(decision)
         if halt is None and not self._reconciled():
             halt = "not sent: the journal and IB are not reconciled yet (retrying)"
+        if halt is None:
+            halt = self._blocked(r.slot.name, order.symbol)
         if halt is not None:
             # Not an error: the halt itself was reported once, loudly; the journal keeps the refused order.
             self._risk.release_reservation(order)
@@ -283,6 +288,8 @@ class OrderRouter:
         why = self._safety.refusal(decision)
         if why is None and not self._reconciled():
             why = "the journal and IB are not reconciled yet"
+        if why is None:
+            why = self._blocked(None, order.symbol)
         if why is None and not decision.ok:
             why = f"risk check: {decision.reason}"
         if why is None:

@@ -9,15 +9,17 @@ IB does not report — is marked ``needs attention``.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from copilot_quant.errors import ConfigError
 from copilot_quant.journal import ReconcileReport
+from copilot_quant.journal.positions import EPS, PositionGap, adoption_plan
 from copilot_quant.journal.reconcile import BrokerExecution
 from copilot_quant.journal.records import JournalOrder
 from copilot_quant.model.orders import OrderStatus
 
-__all__ = ["ReconcileNotes", "reconcile_notes"]
+__all__ = ["ReconcileNotes", "gap_notice", "reconcile_notes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +50,78 @@ def _fills_words(executions: list[BrokerExecution]) -> str:
     return f"{len(executions)} execution(s), {quantity:g} shares at {average:,.4g} on average"
 
 
-def reconcile_notes(report: ReconcileReport, orders: Mapping[str, JournalOrder], away: str) -> ReconcileNotes:
+def _books_words(gap: PositionGap) -> str:
+    parts = [f"{name} {q:g}" for name, q in gap.claims]
+    if abs(gap.unowned) > EPS:
+        parts.append(f"no strategy's {gap.unowned:g}")
+    return f"{gap.journal:g}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _adoption_words(gap: PositionGap) -> str:
+    """What adopting IB's position would record, in words."""
+    try:
+        plan = adoption_plan(gap)
+    except ConfigError:
+        return (
+            "several strategies hold it, so name whose book takes the difference: "
+            "engine.adopt_broker_positions(strategy='NAME')"
+        )
+    claims = dict(gap.claims)
+    effects = [
+        f"{owner}'s book goes from {claims.get(owner, 0.0):g} to {claims.get(owner, 0.0) + q:g}"
+        if owner is not None
+        else f"{q:+g} is recorded as no strategy's (never traded by one)"
+        for owner, q in plan
+    ]
+    return "; ".join(effects)
+
+
+def gap_notice(gap: PositionGap) -> str:
+    """A position gap for a trader: what differs, what was recorded, and how to resolve it."""
+    side = "buy" if gap.difference < 0 else "sell"
+    if gap.explained:
+        return (
+            f"{gap.symbol}: IB holds {gap.broker:g}, the journal's fills explain {_books_words(gap)}; trades made "
+            f"outside the engine today ({gap.outside:+g}) explain the rest, beside the strategies' positions "
+            "(which IB still holds): trading goes on. IB reports those executions only today: adopt the position "
+            "(--adopt-broker-positions, engine.adopt_broker_positions()) to record it, or the symbol is "
+            "blocked once they are gone"
+        )
+    if abs(gap.outside) > EPS:
+        why = (
+            f"IB reports trades made outside the engine today ({gap.outside:+g}: TWS or another program)"
+            + ("" if gap.covered else ", which took away what the strategies hold")
+        )
+    else:
+        why = (
+            "no execution IB still reports explains it: traded outside the engine before today, or a fresh "
+            "account (a simulated gateway started without --state) under an old journal"
+        )
+    claimants = ", ".join(name for name, _ in gap.claims)
+    also = (
+        f", nor any order of {claimants} (each decides from its book: its positions, and with several "
+        "strategies its cash and equity)"
+        if claimants
+        else ""
+    )
+    return (
+        f"{gap.symbol}: IB holds {gap.broker:g} but the journal's fills explain {_books_words(gap)} — {why}. "
+        f"No {gap.symbol} order is sent{also} until they agree. To resume: make IB's position agree (e.g. "
+        f"{side} {abs(gap.difference):g} {gap.symbol} in TWS) and the next reconciliation resumes trading; or "
+        "accept IB's position as the truth with --adopt-broker-positions (engine.adopt_broker_positions()), "
+        f"which journals an adjustment — {_adoption_words(gap)} — shown by `copilot-quant journal orders`"
+    )
+
+
+def reconcile_notes(
+    report: ReconcileReport,
+    orders: Mapping[str, JournalOrder],
+    away: str,
+    gaps: Sequence[PositionGap] | None = None,
+) -> ReconcileNotes:
     """The findings of ``report`` for a trader; ``orders`` are the journal's records by ref; ``away`` says
-    when things happened ("while the engine was not running", "while disconnected")."""
+    when things happened ("while the engine was not running", "while disconnected"); ``gaps``, when given,
+    word the position mismatches (:func:`gap_notice`) instead of ``report.position_mismatches``."""
     news: list[str] = []
     attention: list[str] = []
     filled_by_ref: dict[str, list[BrokerExecution]] = defaultdict(list)
@@ -102,6 +173,9 @@ def reconcile_notes(report: ReconcileReport, orders: Mapping[str, JournalOrder],
             f"{_order_words(orders.get(mismatch.order_ref), mismatch.order_ref)}: {mismatch.what} is "
             f"{mismatch.broker:g} at IB but {mismatch.journal:g} in the journal{note} — modified outside the engine?"
         )
+    if gaps is not None:
+        attention.extend(f"position mismatch {gap_notice(gap)}" for gap in gaps)
+        return ReconcileNotes(tuple(news), tuple(attention))
     for position in report.position_mismatches:
         attention.append(
             f"position mismatch {position.symbol}: IB holds {position.broker_qty:g}, the journal's fills explain "

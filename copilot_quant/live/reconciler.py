@@ -10,10 +10,23 @@ States and moves::
 * ``CLEAN`` / ``DIVERGED``: the books were compared and repaired (:attr:`Reconciler.reconciled`). Fills
   and status changes that happened while the engine was away are news (recorded, delivered once): CLEAN.
   What needs a trader's attention (a trade outside the engine, a position the journal cannot explain)
-  is reported, never adopted: DIVERGED. Orders go out in both.
+  is reported, never adopted: DIVERGED. Orders go out in both — except for a symbol whose position
+  disagrees with the books (below).
 * ``FAILED``: IB could not be asked or the journal could not be written. The reconciliation is due again
   after a capped, jittered backoff; until one succeeds the engine routes no order (trading on
   unreconciled books could send an order that already went out, or size from fills it never saw).
+
+Positions: after the repairs, IB's netted position in each symbol is compared with the strategies' books
+(:func:`~copilot_quant.journal.positions.position_gaps`) and the
+:class:`~copilot_quant.live.position_guard.PositionGuard` blocks the symbols that disagree (DIVERGED; the
+other symbols trade on). A fill made while the engine was away is not a mismatch: it was just journaled and
+counts. :meth:`Reconciler.adopt` makes the next reconciliation adopt IB's positions instead: adjusting
+journal records (:mod:`~copilot_quant.journal.adjustments`) so that the books equal IB, booked into the
+running strategies' books through ``adjusted``. While a symbol is blocked the reconciliation runs again
+every :attr:`Reconciler.recheck_s` seconds (``recheck``; it says nothing when it finds the same), so that a
+position fixed in TWS resumes trading without a reconnect; :meth:`Reconciler.recheck_soon` (the
+:class:`~copilot_quant.live.position_watch.PositionWatch`) makes one due at once. A blocking gap is
+confirmed by a second read of IB first (:meth:`Reconciler._confirmed`).
 
 Every change is emitted on :attr:`Reconciler.state_changed` as ``(old, new, reason)``.
 """
@@ -24,6 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 
 from eventkit import Event
@@ -33,11 +47,14 @@ from copilot_quant.brokers.ib_modify import held_terms
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.reconciliation import BrokerState, fetch_broker_state
 from copilot_quant.brokers.reconnect import Backoff
-from copilot_quant.errors import JournalError
+from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal import EventKind, ReconcileReport, TradeJournal
+from copilot_quant.journal.adjustments import record_adjustments
+from copilot_quant.journal.positions import PositionGap, adoption_plan, position_gaps
 from copilot_quant.journal.reconcile import reconcile as reconcile_journal
 from copilot_quant.journal.records import JournalOrder
 from copilot_quant.live.events import ErrorLog, EventLog
+from copilot_quant.live.position_guard import PositionGuard
 from copilot_quant.live.reconcile_notes import ReconcileNotes, reconcile_notes
 from copilot_quant.model.instruments import multiplier_of
 from copilot_quant.model.orders import Fill, Order, OrderStatus
@@ -92,12 +109,30 @@ def _journaled(journal: TradeJournal, state: BrokerState, ref: str | None, unsee
 #: Retries of a failed reconciliation: soon at first, then at most every 30 s, forever.
 RETRY = Backoff(initial=1.0, maximum=30.0, factor=2.0, jitter=0.2, max_attempts=None)
 
+#: How often (seconds) a reconciliation re-checks IB's positions while a symbol is blocked.
+RECHECK_S = 30.0
+#: ... and how soon the first re-check after a new block runs.
+FIRST_RECHECK_S = 2.0
+
+#: ``adjusted(strategy, symbol, signed quantity, price)``: an adjustment to book into a running strategy.
+Adjusted = Callable[[str, str, float, float], None]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Adopt:
+    """A pending request to adopt IB's positions at the next reconciliation (compared by identity: a
+    request made while a reconciliation runs is a new one)."""
+
+    strategy: str | None
+
 
 class Reconciler:
     """Runs reconciliations on the worker thread; :meth:`request` may be called from any thread.
 
     ``adopt(order_ref, record, ib_id, perm_id)`` is called for each of our orders still working at IB
-    that this process does not track (a restart); ``deliver(fill, order_ref)`` for each fill found missing.
+    that this process does not track (a restart); ``deliver(fill, order_ref)`` for each fill found missing;
+    ``guard`` takes the position gaps found; ``adjusted`` books an adoption's adjustment into a running
+    strategy's book, ``price_of(symbol)`` prices a position adopted beside the strategies' (IB's average cost).
     """
 
     def __init__(
@@ -111,6 +146,9 @@ class Reconciler:
         deliver: Callable[[Fill, str], None],
         adopted: Callable[[str, Order], None] | None = None,
         retry: Backoff = RETRY,
+        guard: PositionGuard | None = None,
+        adjusted: Adjusted | None = None,
+        price_of: Callable[[str], float | None] = lambda symbol: None,
     ) -> None:
         self._conn = connection
         self._broker = broker
@@ -120,6 +158,14 @@ class Reconciler:
         self._deliver = deliver
         self._adopted = adopted
         self._retry = retry
+        self.guard = guard if guard is not None else PositionGuard(events=events, errors=errors)
+        self._adjusted = adjusted
+        self._price_of = price_of
+        self._adopt: _Adopt | None = None
+        #: While a symbol is blocked, the reconciliation runs again every ``recheck_s`` seconds, so that a
+        #: position fixed in TWS resumes trading without a reconnect.
+        self.recheck_s = RECHECK_S
+        self._recheck_at: float | None = None
         self._lock = threading.Lock()
         self._state = ReconcileState.IDLE
         self._failures = 0
@@ -129,6 +175,8 @@ class Reconciler:
         self.last_report: ReconcileReport | None = None
         #: What IB reported for the last successful reconciliation (positions, cash, orders).
         self.last_state: BrokerState | None = None
+        #: The position gaps the last reconciliation found (blocking or explained), by symbol.
+        self.last_gaps: tuple[PositionGap, ...] = ()
         #: The last report in a trader's words.
         self.last_notes: ReconcileNotes | None = None
         #: Why the last reconciliation failed, or None.
@@ -141,8 +189,11 @@ class Reconciler:
 
     @property
     def retry_at(self) -> float | None:
-        """Monotonic time of the next retry of a failed reconciliation, or None."""
-        return self._retry_at if self._state is ReconcileState.FAILED else None
+        """Monotonic time of the next retry of a failed reconciliation, or of the next re-check while a
+        symbol is blocked by a position mismatch; None if neither is scheduled."""
+        if self._state is ReconcileState.FAILED:
+            return self._retry_at
+        return self._recheck_at if self.reconciled else None
 
     @property
     def reconciled(self) -> bool:
@@ -166,11 +217,28 @@ class Reconciler:
         self._retry_at = 0.0
         self._move(ReconcileState.DUE, reason)
 
+    def adopt(self, strategy: str | None = None) -> None:
+        """Adopt IB's positions at the next reconciliation (made due now): journal adjustments so that the
+        books equal what IB holds (:func:`~copilot_quant.journal.positions.adoption_plan`; ``strategy``
+        puts each whole difference on that strategy's book). Once: a later mismatch blocks again."""
+        self._adopt = _Adopt(strategy)
+        if self._state not in (ReconcileState.FETCHING, ReconcileState.APPLYING):
+            self.request("adopt")  # else the running reconciliation makes it due again when it ends
+
+    def recheck_soon(self) -> None:
+        """Make a re-check due now, if the books are reconciled (worker thread: the position watch)."""
+        if self.reconciled:
+            self._recheck_at = time.monotonic()
+
     def is_due(self) -> bool:
-        """Whether the worker should run a reconciliation now (due, or failed and its retry time came)."""
+        """Whether the worker should run a reconciliation now (due, failed and its retry time came, or a
+        symbol is blocked and its re-check time came)."""
         state = self._state
         if state is ReconcileState.DUE:
             return True
+        if self.reconciled:
+            recheck = self._recheck_at
+            return recheck is not None and time.monotonic() >= recheck
         return state is ReconcileState.FAILED and time.monotonic() >= self._retry_at
 
     def run_due(self) -> bool:
@@ -178,6 +246,8 @@ class Reconciler:
         if self.is_due():
             if self._state is ReconcileState.FAILED:
                 self._move(ReconcileState.DUE, f"retry {self._failures} of {self._reason}")
+            elif self._state is not ReconcileState.DUE:
+                self.request("recheck")  # a symbol is blocked: has IB's position come to agree?
             try:
                 self.run(self._reason or "retry")
             except JournalError:
@@ -194,6 +264,7 @@ class Reconciler:
         if self._state is not ReconcileState.DUE:
             self.request(reason)
         self._move(ReconcileState.FETCHING, reason)
+        taken = self._adopt
         try:
             journal = self._journal()
             if journal is None:
@@ -211,16 +282,40 @@ class Reconciler:
                 broker_positions=state.positions,
             )
             self._apply(journal, report, state.working)
+            gaps = position_gaps(
+                journal.orders(), journal.fills(), state.positions, report.foreign_executions
+            )
+            gaps = self._confirmed(journal, account, gaps)
+            if taken is not None and gaps:
+                gaps = self._adopt_positions(journal, gaps, state, report, taken)
         except Exception as exc:
             self._failed(reason, exc)
             raise
+        if self._adopt is taken:
+            self._adopt = None
         self.last_report = report
         self.last_state = state
+        self.last_gaps = gaps
         self._alert_unseen(state, journal)
         self.last_failure = None
         self._failures = 0
-        notes = reconcile_notes(report, _records(journal, report), _AWAY.get(reason, "since the last check"))
+        fresh = self.guard.update(gaps)
+        away = _AWAY.get(reason, "since the last check")
+        notes = reconcile_notes(report, _records(journal, report), away, gaps)
+        repeated = reason == "recheck" and notes == self.last_notes
         self.last_notes = notes
+        if not repeated:  # a re-check that found what the last one did says nothing again
+            self._say(reason, notes, state)
+        # a new block may be one of our fills in flight (IB's positions are read before its executions): the
+        # first look again comes soon
+        delay = min(FIRST_RECHECK_S, self.recheck_s) if fresh else self.recheck_s
+        self._recheck_at = time.monotonic() + delay if self.guard.gaps() else None  # else the watch asks
+        self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
+        if self._adopt is not None:  # asked for while this one ran: adopt at the next, at once
+            self.request("adopt")
+        return report
+
+    def _say(self, reason: str, notes: ReconcileNotes, state: BrokerState) -> None:
         for line in notes.news:
             log.info("reconcile (%s): %s", reason, line)
         for line in notes.attention:
@@ -232,8 +327,60 @@ class Reconciler:
         # each finding was logged just above (attention as a warning): the event itself (journaled) is one
         # INFO line, so a finding never prints twice
         self._events.emit(EventKind.RECONCILE, detail, level=logging.INFO)
-        self._move(ReconcileState.DIVERGED if notes.attention else ReconcileState.CLEAN, reason)
-        return report
+
+    def _confirmed(
+        self, journal: TradeJournal, account: str | None, gaps: tuple[PositionGap, ...]
+    ) -> tuple[PositionGap, ...]:
+        """The gaps, less the blocking ones a second look at IB does not find again.
+
+        IB's positions are read before its executions: one of our fills that lands in between is in the
+        journal but not yet in the position, a gap for an instant. Read again, a fill can fall in one of
+        the two windows only, so a gap in both reads is real (only when there is one: it costs a trip)."""
+        if all(g.explained for g in gaps):
+            return gaps
+        again = self._conn.run(fetch_broker_state(self._conn.ib, account), timeout=30)
+        report = reconcile_journal(
+            journal.orders("active"), again.orders, again.executions, journal.fills(), journal.account
+        )
+        seen = position_gaps(
+            journal.orders(),
+            journal.fills(),
+            again.positions,
+            report.foreign_executions,
+            unjournaled=report.missing_fills,
+        )
+        real = {g.symbol for g in seen if not g.explained}
+        return tuple(g for g in gaps if g.explained or g.symbol in real)
+
+    def _adopt_positions(
+        self,
+        journal: TradeJournal,
+        gaps: tuple[PositionGap, ...],
+        state: BrokerState,
+        report: ReconcileReport,
+        request: _Adopt,
+    ) -> tuple[PositionGap, ...]:
+        """Journal the adjustments that make the books equal IB (a trader asked for it); returns the gaps
+        left (those whose adoption was refused: several strategies, no name)."""
+        for gap in gaps:
+            reason = f"adopted IB's position {gap.symbol} {gap.broker:g} (the books said {gap.journal:g})"
+            try:
+                plan = adoption_plan(gap, request.strategy)
+                done = record_adjustments(journal, gap.symbol, plan, reason, price=self._price_of(gap.symbol))
+            except ConfigError as exc:  # ambiguous, or no price: the symbol stays blocked, and says why
+                self._errors.record(f"IB's position not adopted: {exc}", "position")
+                continue
+            for adjustment in done:
+                whose = adjustment.owner or "no strategy"
+                self._events.emit(
+                    EventKind.ALERT,
+                    f"{reason}: journaled {adjustment.quantity:+g} {gap.symbol} @ {adjustment.price:g} for "
+                    f"{whose} (order {adjustment.order_ref}, tag 'adjustment')",
+                    level=logging.WARNING,
+                )
+                if adjustment.owner is not None and self._adjusted is not None:
+                    self._adjusted(adjustment.owner, gap.symbol, adjustment.quantity, adjustment.price)
+        return position_gaps(journal.orders(), journal.fills(), state.positions, report.foreign_executions)
 
     def _alert_unseen(self, state: BrokerState, journal: TradeJournal) -> None:
         """Alert once per order on fills IB counts in an order's filled quantity but no longer returns as

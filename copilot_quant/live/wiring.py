@@ -25,6 +25,7 @@ from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog
 from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.ib_reactions import IbReactions
 from copilot_quant.live.order_router import OrderRouter
+from copilot_quant.live.position_guard import PositionGuard
 from copilot_quant.live.reconciler import Reconciler
 from copilot_quant.live.safety import Safety
 from copilot_quant.live.strategy_slot import StrategySlot
@@ -47,6 +48,10 @@ class EngineHooks:
     refresh_account: Callable[[float], None]
     on_journal_failure: Callable[[JournalError], None]
     finish: Callable[[str], None]
+    #: Book an adjustment (adopting IB's position) into the running strategy of that name.
+    adjusted: Callable[[str, str, float, float], None] = lambda strategy, symbol, quantity, price: None
+    #: IB's average cost of a position (or a recent price), to price one adopted beside the strategies'.
+    price_of: Callable[[str], float | None] = lambda symbol: None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +162,7 @@ def build_parts(
     fills = FillDispatcher(
         broker=broker, journal=hooks.journal, account=account, errors=errors, wake=wake, slots=hooks.slots
     )
+    guard = PositionGuard(events=events, errors=errors)
     reconciler = Reconciler(
         connection=connection,
         broker=broker,
@@ -165,6 +171,9 @@ def build_parts(
         errors=errors,
         deliver=fills.recovered,
         adopted=hooks.adopted,
+        guard=guard,
+        adjusted=hooks.adjusted,
+        price_of=hooks.price_of,
     )
     router = OrderRouter(
         broker=broker,
@@ -178,6 +187,7 @@ def build_parts(
         outside_hours=options.outside_hours,
         reconciled=lambda: reconciler.reconciled,
         stopping=stop,
+        blocked=guard.refusal,
     )
     worker = Worker(
         stop=stop,

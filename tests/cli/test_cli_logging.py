@@ -221,7 +221,9 @@ def test_a_reconcile_finding_is_one_line(strategy_file: Path, tmp_path: Path, mo
     second = run("96")  # a fresh gateway with the same (library default) account id: it holds nothing
     assert second.exit_code == 0, second.output
     text = " ".join(second.output.split())
-    assert text.count("position mismatch AAPL: IB holds 0, the journal's fills explain 5") == 1, second.output
+    assert text.count("position mismatch AAPL: IB holds 0 but the journal's fills explain 5") == 1, (
+        second.output
+    )
 
 
 CANCELS = """

@@ -16,6 +16,7 @@ from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Order
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.journal import EXEC_ID_REUSED, EventKind, TradeJournal, is_journal_ref
+from copilot_quant.journal.adjustments import is_adjustment
 
 from .conftest import ACCOUNT, Scripted, journal_file, wait_until
 
@@ -34,11 +35,17 @@ def engines() -> Iterator[list[LiveStrategyEngine]]:
 
 
 def _trade(
-    gateway: GatewayServer, script: dict[int, list[Order]], engines: list[LiveStrategyEngine]
+    gateway: GatewayServer,
+    script: dict[int, list[Order]],
+    engines: list[LiveStrategyEngine],
+    adopt: bool = False,
 ) -> tuple[Scripted, LiveStrategyEngine]:
-    """Run a new engine on ``gateway`` until every scripted order filled and reached on_fill."""
+    """Run a new engine on ``gateway`` until every scripted order filled and reached on_fill; ``adopt``: take
+    the gateway's positions as the truth at start (a fresh gateway does not hold what the journal says)."""
     strategy = Scripted(script)
-    engine = LiveStrategyEngine(port=gateway.port, client_id=81, update_interval=3600, fill_timeout=3.0)
+    engine = LiveStrategyEngine(
+        port=gateway.port, client_id=81, update_interval=3600, fill_timeout=3.0, adopt_broker_positions=adopt
+    )
     engines.append(engine)
     engine.add_strategy(strategy)
     assert engine.connect(timeout=5)
@@ -80,7 +87,8 @@ def _run_twice(
     port = first_gw.port
     first_gw.stop()
     second_gw = gateway_factory(port=port)  # fresh: no state file, a new account, the same port
-    strategy2, engine2 = _trade(second_gw, {1: [BUY], 2: [SELL], 3: [BUY]}, engines)
+    # the journal says the strategy holds 20 the fresh account does not: adopted, or AAPL would not trade
+    strategy2, engine2 = _trade(second_gw, {1: [BUY], 2: [SELL], 3: [BUY]}, engines, adopt=True)
     return [first_gw, strategy1, engine1], [second_gw, strategy2, engine2]
 
 
@@ -92,8 +100,11 @@ def _assert_every_execution_delivered_and_journaled(first: list, second: list, j
     assert sorted(f.fill_id for f in strategy1.fills) == sorted(e for e, _ in execs1)
     assert sorted(f.fill_id for f in strategy2.fills) == sorted(e for e, _ in execs2)
     with TradeJournal(journal_file(journal_dir), read_only=True) as journal:
-        fills = journal.fills()
+        fills = [f for f in journal.fills() if not is_adjustment(f.exec_id)]
         orders = journal.orders()
+        (adjusting,) = [f for f in journal.fills() if is_adjustment(f.exec_id)]
+    # Adopting the fresh account's position journaled one adjustment: the strategy's 20 are not there.
+    assert (adjusting.side, adjusting.quantity) == ("sell", 20)
     # The journal holds every execution of both gateways, once each (an execution is id + order).
     assert Counter((f.exec_id, f.order_ref) for f in fills) == Counter([*execs1, *execs2])
     assert all(o.filled == o.quantity for o in orders)
@@ -148,7 +159,9 @@ def test_a_reused_execution_id_found_by_reconciliation_is_delivered_and_counted(
     second_gw = gateway_factory(port=port)  # a fresh gateway: its first execution id is the first run's
     resting = Order("AAPL", 5, "limit", "buy", limit_price=10_000.0, time_in_force="gtc")
     strategy = Scripted({1: [resting]})
-    placer = LiveStrategyEngine(port=port, client_id=81, update_interval=3600, fill_timeout=0.0)
+    placer = LiveStrategyEngine(  # the fresh account holds none of the 10 the journal says: adopted
+        port=port, client_id=81, update_interval=3600, fill_timeout=0.0, adopt_broker_positions=True
+    )
     engines.append(placer)
     placer.broker.ack_timeout = 0.0  # it fills at the next bar, when the engine is gone
     placer.add_strategy(strategy)
