@@ -452,13 +452,9 @@ class BacktestEngine(AccountReads):
             strategies[0].bind(AccountView(self, 0))
             return
         names = [s.name for s in strategies]
-        if self._accounting is not None:
-            raise ConfigError(
-                "several strategies (or add_strategy(capital=...)) on futures or forex are not supported yet: "
-                "their per-strategy books count stock cash only; run one strategy per backtest"
-            )
         capitals = allocate_capital(self.broker.get_cash_balance(), self._capitals, names)
-        books = self._books = StrategyBooks(capitals, names)
+        # futures/forex: each book resolves symbols with the run's registry, values currencies at the account's rates
+        books = self._books = StrategyBooks(capitals, names, self._accounting, self.broker.accounts)
         for k, strategy in enumerate(strategies):
             strategy.bind(StrategyView(self, books, k))
 
@@ -496,8 +492,9 @@ class BacktestEngine(AccountReads):
                 continue
             if order.timestamp is None:
                 order.timestamp = ts
-            if self._router is not None:
-                self._router.route(order, bar, self.broker.position_quantity)
+            if self._router is not None:  # an order closing an earlier contract: the strategy's own position
+                held = books.books[owner].quantity if books is not None else self.broker.position_quantity
+                self._router.route(order, bar, held)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
             if books is not None:
