@@ -1,0 +1,81 @@
+"""Parity for several strategies on one account that trades futures or forex (#9 × #14): each strategy's
+orders (the automatic roll's included), fills, cash and equity are identical in the backtest and live
+against the simulated gateway — on MES across a quarterly roll, and on EUR.USD beside USD.JPY."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+from copilot_quant.backtest.orders import Order
+from copilot_quant.backtest.strategy import Strategy
+from copilot_quant.examples.fut_fx import FuturesTrend, FxBreakout
+from copilot_quant.parity import ParityStrategy, run_account_parity
+
+pytestmark = [pytest.mark.network, pytest.mark.timeout(300)]
+
+
+class ShortMes(Strategy):
+    """Sells ``contracts`` of the continuous MES on its first bar and holds them (rolled by the engine)."""
+
+    def __init__(self, contracts: int = 1) -> None:
+        super().__init__()
+        self.contracts = contracts
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        if self.position("MES") == 0 and not self.open_orders():
+            return [Order("MES", self.contracts, "market", "sell")]
+        return None
+
+
+def test_two_strategies_on_mes_have_parity_across_a_roll_each_with_its_own_roll() -> None:
+    report = run_account_parity(
+        [
+            ParityStrategy(FuturesTrend, {"contracts": 2, "fast_period": 3, "slow_period": 10}, name="Trend"),
+            ParityStrategy(ShortMes, name="Short", capital=30_000),
+        ],
+        ["MES"],
+        "2026-07-15",
+        "2026-10-15",  # MESU6 rolls into MESZ6 five weekdays before its last trade date, 2026-09-18
+        data="synthetic",
+        auto_roll=True,
+    )
+    assert report.ok, "\n".join(f"{k}:\n{r.diffs.to_string()}" for k, r in report.strategies.items()) + (
+        report.account.diffs.to_string()
+    )
+    short = report.strategies["Short"].backtest
+    # its own roll: the short MESU6 bought back, MESZ6 sold — in its orders and fills on both sides
+    assert [(o[0], o[1]) for o in short.orders] == [("MESU6", "sell"), ("MESU6", "buy"), ("MESZ6", "sell")]
+    assert [(f[1], f[2]) for f in short.fills] == [("MESU6", "sell"), ("MESU6", "buy"), ("MESZ6", "sell")]
+    trend = report.strategies["Trend"].backtest
+    assert {f[1] for f in trend.fills} == {"MESU6", "MESZ6"}
+    # each sleeve's equity in money (P&L x 5), adding up to the account's
+    assert short.final_equity + trend.final_equity == pytest.approx(report.account.backtest.final_equity)
+    assert abs(short.final_equity - 30_000) < 5_000
+
+
+def test_two_strategies_on_eur_usd_and_usd_jpy_have_parity_in_usd() -> None:
+    report = run_account_parity(
+        [
+            ParityStrategy(FxBreakout, {"symbol": "EUR.USD", "units": 20_000, "lookback": 5}, name="Euro"),
+            ParityStrategy(FxBreakout, {"symbol": "USD.JPY", "units": 20_000, "lookback": 5}, name="Yen"),
+        ],
+        ["EUR.USD", "USD.JPY"],
+        "2026-05-01",
+        "2026-08-31",
+        data="synthetic",
+        spread=None,  # as the one-strategy forex parity: the gateway's rate and the backtest's differ by a tick
+    )
+    assert report.ok, "\n".join(f"{k}:\n{r.diffs.to_string()}" for k, r in report.strategies.items()) + (
+        report.account.diffs.to_string()
+    )
+    yen, euro = report.strategies["Yen"], report.strategies["Euro"]
+    assert {f[1] for f in yen.backtest.fills} == {"USD.JPY"}
+    assert {f[1] for f in euro.backtest.fills} == {"EUR.USD"}
+    assert len(yen.backtest.fills) >= 2
+    # the yen sleeve's cash and equity are dollars (its yen valued at USD.JPY's close), identical live
+    assert abs(yen.live.final_equity - 50_000) < 2_000
+    assert yen.live.final_cash == pytest.approx(yen.backtest.final_cash, abs=0.005)
+    total = yen.backtest.final_equity + euro.backtest.final_equity
+    assert total == pytest.approx(report.account.backtest.final_equity, abs=1e-6)
