@@ -4,7 +4,7 @@ and result in USD, adding up to the account's."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,10 @@ from copilot_quant.backtest.rolls import Roll
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.examples.fut_fx import FuturesTrend, FxBreakout
+from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.reports.backtest import render_html
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 class ShortHolder(Strategy):
@@ -149,3 +152,90 @@ def test_two_strategies_on_pairs_quoted_in_usd_and_in_yen_add_up_to_the_account(
         result.trades[result.trades["symbol"] == "USD.JPY"]["pnl"].sum()
     )
     assert abs(parts["Yen"].final_value - 50_000) < 2_000  # dollars, not yen
+
+
+# ---------------------------------------------------------------- random strategies on every kind of market
+SYMBOLS = ("ESZ6", "MESZ6", "EUR.USD", "USD.JPY", "AAPL")
+START = {"ESZ6": 6000.0, "MESZ6": 6000.0, "EUR.USD": 1.1, "USD.JPY": 150.0, "AAPL": 200.0}
+SIZES = {"ESZ6": 1, "MESZ6": 3, "EUR.USD": 20_000, "USD.JPY": 10_000, "AAPL": 50}
+
+
+def _frame(moves: list[list[float]]) -> pd.DataFrame:
+    n = len(moves)
+    index = pd.date_range("2026-11-02 16:00", periods=n, freq="B", tz="America/New_York")
+    columns = {}
+    for j, symbol in enumerate(SYMBOLS):
+        closes = START[symbol] * np.exp(np.cumsum([m[j] for m in moves]))
+        opens = np.concatenate([[START[symbol]], closes[:-1]])
+        columns[("Open", symbol)] = opens
+        columns[("High", symbol)] = np.maximum(opens, closes) * 1.001
+        columns[("Low", symbol)] = np.minimum(opens, closes) * 0.999
+        columns[("Close", symbol)] = closes
+        columns[("Volume", symbol)] = np.full(n, 1e6)
+    return pd.DataFrame(columns, index=index).sort_index(axis=1)
+
+
+class RandomBook(Strategy):
+    """Trades its own random plan; the last one added checks, at every closed bar, that the strategies'
+    equity adds up to the account's and their positions to its positions."""
+
+    def __init__(self, plan: list[list[int]], peers: list[RandomBook], engine: BacktestEngine) -> None:
+        super().__init__()
+        self.plan, self.peers, self.engine = plan, peers, engine
+        self.bar = -1
+        self.checks: list[tuple[float, float]] = []
+        self.positions_seen: list[tuple[dict[str, float], dict[str, float]]] = []
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        self.bar += 1
+        if self.peers[-1] is self:
+            self.checks.append((sum(p.equity for p in self.peers), self.engine.get_portfolio_value()))
+            summed: dict[str, float] = {}
+            for peer in self.peers:
+                for symbol, position in peer.positions.items():
+                    summed[symbol] = summed.get(symbol, 0.0) + position.quantity
+            account = {s: p.quantity for s, p in self.engine.get_positions().items()}
+            self.positions_seen.append(({s: q for s, q in summed.items() if abs(q) > 1e-9}, account))
+        return [
+            Order(symbol, SIZES[symbol] * abs(step), side="BUY" if step > 0 else "SELL")
+            for symbol, step in zip(SYMBOLS, self.plan[self.bar], strict=True)
+            if step
+        ]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    days=st.lists(
+        st.tuples(
+            st.lists(st.floats(-0.03, 0.03), min_size=len(SYMBOLS), max_size=len(SYMBOLS)),
+            st.lists(
+                st.lists(st.integers(-2, 2), min_size=len(SYMBOLS), max_size=len(SYMBOLS)),
+                min_size=3,
+                max_size=3,
+            ),
+        ),
+        min_size=3,
+        max_size=20,
+    ),
+)
+def test_random_strategies_on_futures_pairs_and_stocks_add_up_to_the_account_at_every_bar(
+    days: list[tuple[list[float], list[list[int]]]],
+) -> None:
+    moves = [m for m, _ in days]
+    engine = BacktestEngine(
+        300_000.0,
+        commission=0.0005,
+        slippage=0.0002,
+        instruments=InstrumentRegistry(reference=date(2026, 11, 2)),
+    )
+    peers: list[RandomBook] = []
+    for k in range(3):
+        peers.append(RandomBook([p[k] for _, p in days], peers, engine))
+        engine.add_strategy(peers[-1], capital=[150_000.0, 100_000.0, 50_000.0][k])
+    result = engine.run(symbols=list(SYMBOLS), data=_frame(moves))
+    checker = peers[-1]
+    assert [s for s, _ in checker.checks] == pytest.approx([a for _, a in checker.checks], rel=1e-9, abs=1e-6)
+    for summed, account in checker.positions_seen:
+        assert summed == pytest.approx(account)
+    assert np.allclose(_sum_curves(result, "equity_curve"), result.equity_curve, rtol=1e-9, atol=1e-6)
+    assert result.equity_curve.tolist() == pytest.approx([a for _, a in checker.checks], rel=1e-9, abs=1e-6)
