@@ -154,13 +154,29 @@ def test_a_forex_position_below_its_maintenance_margin_is_a_margin_call() -> Non
     assert call.worst_shortfall == pytest.approx(5_450 - 4_997.8)
 
 
-def test_several_strategies_on_futures_are_refused_by_name() -> None:
-    data = bars({"ESZ6": [(6000, 6000), (6000, 6000)]})
+def _rounded(seen: list[tuple[float, float]]) -> list[tuple[float, ...]]:
+    return [tuple(round(v, 6) for v in pair) for pair in seen]
+
+
+def test_several_strategies_on_futures_each_see_their_own_contracts_in_money() -> None:
+    # they were refused by name ("several strategies ... not supported yet"); each book is now in money
+    data = bars({"ESZ6": [(6000, 6000), (6002, 6010), (6008, 6020)]})
     engine = _engine(100_000)
-    engine.add_strategy(Script({}))
-    engine.add_strategy(Script({}))
-    with pytest.raises(ConfigError, match="several strategies"):
-        engine.run(symbols=["ESZ6"], data=data)
+    long, short = Script({0: [Order("ESZ6", 2)]}), Script({0: [Order("ESZ6", 1, side="SELL")]})
+    engine.add_strategy(long, capital=60_000)
+    engine.add_strategy(short)
+    result = engine.run(symbols=["ESZ6"], data=data)
+    # both filled at bar 1's open, 6002: 2 x 50 per point long, 1 x 50 short; 2.00 per contract
+    assert _rounded(long.seen) == (
+        [(60_000, 60_000), (60_000 - 4 + 2 * 8 * 50, 60_000 - 4), (60_000 - 4 + 2 * 18 * 50, 60_000 - 4)]
+    )
+    assert _rounded(short.seen) == (
+        [(40_000, 40_000), (40_000 - 2 - 8 * 50, 40_000 - 2), (40_000 - 2 - 18 * 50, 40_000 - 2)]
+    )
+    assert result.strategies[long.name].final_value + result.strategies[
+        "Script#2"
+    ].final_value == pytest.approx(result.final_value)
+    assert result.final_value == pytest.approx(100_000 - 6 + 18 * 50)
 
 
 def test_a_currency_without_a_pair_to_value_it_is_refused_by_name() -> None:
