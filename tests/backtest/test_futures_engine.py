@@ -240,3 +240,28 @@ def test_futures_pay_ibs_plan_beside_the_stock_commission(commission: Any, per_c
     assert fill.commission == pytest.approx(per_contract + 1.38 + 0.02)
     plan = engine.broker.accounts.costs.futures_plan  # type: ignore[union-attr]
     assert plan == ("fixed" if commission == "ibkr-fixed" else "tiered")
+
+
+def test_several_strategies_holding_a_contract_at_expiry_are_each_settled_on_their_own_book() -> None:
+    # ESZ6 trades until 2026-12-18: the bar of the 21st settles what each strategy still holds, at the 18th's close
+    rows = [(6000, 6000), (6002, 6010), (6008, 6015), (6015, 6020), (6030, 6030)]  # 15th to 21st
+    data = bars({"ESZ6": rows}, start="2026-12-15")
+    engine = _engine(100_000)
+    long, short = Script({0: [Order("ESZ6", 2)]}), Script({0: [Order("ESZ6", 1, side="SELL")]})
+    engine.add_strategy(long, capital=60_000)
+    engine.add_strategy(short)
+    result = engine.run(symbols=["ESZ6"], data=data)
+    parts = result.strategies
+    mine, theirs = parts[long.name], parts["Script#2"]
+    assert [(o.tag, o.side.value, o.quantity) for o in mine.orders if o.tag == "expiry"] == [
+        ("expiry", "sell", 2.0)
+    ]
+    assert [(o.tag, o.side.value, o.quantity) for o in theirs.orders if o.tag == "expiry"] == [
+        ("expiry", "buy", 1.0)
+    ]
+    assert mine.positions == theirs.positions == {}
+    assert result.positions == {}
+    # settled at 6020: 18 points x 50 on 2 long and on 1 short, less 2.00 per contract in and out
+    assert mine.final_value == pytest.approx(60_000 + 2 * 18 * 50 - 8)
+    assert theirs.final_value == pytest.approx(40_000 - 18 * 50 - 4)
+    assert mine.final_value + theirs.final_value == pytest.approx(result.final_value)
