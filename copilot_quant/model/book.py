@@ -282,6 +282,11 @@ class StrategyBook:
         return out
 
     @property
+    def holds_currencies(self) -> bool:
+        """Whether any balance is in another currency than USD: ``cash`` then moves with the rates."""
+        return any(amount for c, amount in self._balances.items() if c != BASE_CURRENCY)
+
+    @property
     def cash_flow(self) -> float:
         """What the fills moved, every currency in USD at the rate in force."""
         return sum((amount * self.rate(c) for c, amount in self._balances.items() if amount), 0.0)

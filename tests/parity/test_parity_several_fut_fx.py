@@ -5,6 +5,7 @@ against the simulated gateway — on MES across a quarterly roll, and on EUR.USD
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, ClassVar
 
 import pandas as pd
 import pytest
@@ -79,3 +80,42 @@ def test_two_strategies_on_eur_usd_and_usd_jpy_have_parity_in_usd() -> None:
     assert yen.live.final_cash == pytest.approx(yen.backtest.final_cash, abs=0.005)
     total = yen.backtest.final_equity + euro.backtest.final_equity
     assert total == pytest.approx(report.account.backtest.final_equity, abs=1e-6)
+
+
+class _Seeing(FxBreakout):
+    """FxBreakout recording, per strategy, what it sees of its sleeve each bar (backtest first, then live)."""
+
+    views: ClassVar[dict[str, list[tuple[Any, ...]]]] = {}
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        symbol = self.symbol or ""
+        seen = (timestamp, self.position(symbol), round(self.cash, 6), round(self.equity, 6))
+        _Seeing.views.setdefault(self.name, []).append(seen)
+        return super().on_data(timestamp, data)
+
+
+def test_each_forex_sleeve_sees_the_same_cash_and_equity_bar_by_bar_live() -> None:
+    _Seeing.views = {}
+    report = run_account_parity(
+        [
+            ParityStrategy(_Seeing, {"symbol": "EUR.USD", "units": 20_000, "lookback": 5}, name="Euro"),
+            ParityStrategy(_Seeing, {"symbol": "USD.JPY", "units": 30_000, "lookback": 4}, name="Yen"),
+        ],
+        ["EUR.USD", "USD.JPY"],
+        "2026-05-01",
+        "2026-07-31",
+        data="synthetic",
+        spread=None,
+    )
+    assert report.ok
+    for name in ("Euro", "Yen"):
+        views = _Seeing.views[name]
+        backtest, live = views[: len(views) // 2], views[len(views) // 2 :]
+        assert len(backtest) == len(live) > 40
+        for b, lv in zip(backtest, live, strict=True):
+            assert b[:2] == lv[:2]
+            assert b[2] == pytest.approx(lv[2], abs=1e-6)
+            assert b[3] == pytest.approx(lv[3], abs=1e-6)
+        held = [b for b in backtest if b[1]]
+        assert held  # it traded: while it holds, its cash counts the currency it bought at the bar's rate
+        assert all(b[2] == pytest.approx(b[3]) for b in held)
