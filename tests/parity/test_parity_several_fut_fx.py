@@ -30,11 +30,33 @@ class ShortMes(Strategy):
         return None
 
 
+#: what each strategy saw of its sleeve per bar, by name (the backtest's bars, then the live run's)
+SEEN: dict[str, list[tuple[Any, ...]]] = {}
+
+
+def _saw(strategy: Strategy, timestamp: datetime) -> None:
+    view = (timestamp, strategy.position("MES"), round(strategy.cash, 6), round(strategy.equity, 6))
+    SEEN.setdefault(strategy.name, []).append(view)
+
+
+class SeeingTrend(FuturesTrend):
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        _saw(self, timestamp)
+        return super().on_data(timestamp, data)
+
+
+class SeeingShort(ShortMes):
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
+        _saw(self, timestamp)
+        return super().on_data(timestamp, data)
+
+
 def test_two_strategies_on_mes_have_parity_across_a_roll_each_with_its_own_roll() -> None:
+    SEEN.clear()
     report = run_account_parity(
         [
-            ParityStrategy(FuturesTrend, {"contracts": 2, "fast_period": 3, "slow_period": 10}, name="Trend"),
-            ParityStrategy(ShortMes, name="Short", capital=30_000),
+            ParityStrategy(SeeingTrend, {"contracts": 2, "fast_period": 3, "slow_period": 10}, name="Trend"),
+            ParityStrategy(SeeingShort, name="Short", capital=30_000),
         ],
         ["MES"],
         "2026-07-15",
@@ -54,6 +76,17 @@ def test_two_strategies_on_mes_have_parity_across_a_roll_each_with_its_own_roll(
     # each sleeve's equity in money (P&L x 5), adding up to the account's
     assert short.final_equity + trend.final_equity == pytest.approx(report.account.backtest.final_equity)
     assert abs(short.final_equity - 30_000) < 5_000
+    # bar by bar each strategy saw the same position("MES"), cash and equity in both runs, across the roll
+    for name in ("Trend", "Short"):
+        views = SEEN[name]
+        backtest, live = views[: len(views) // 2], views[len(views) // 2 :]
+        assert len(backtest) == len(live) > 50
+        for b, lv in zip(backtest, live, strict=True):
+            assert b[:2] == lv[:2]
+            assert b[2] == pytest.approx(lv[2], abs=1e-6)
+            assert b[3] == pytest.approx(lv[3], abs=1e-6)
+    short_seen = SEEN["Short"][: len(SEEN["Short"]) // 2]
+    assert {v[1] for v in short_seen[1:]} == {-1.0}  # its own short, whatever the trend holds
 
 
 def test_two_strategies_on_eur_usd_and_usd_jpy_have_parity_in_usd() -> None:
