@@ -53,7 +53,8 @@ Several strategies share one account (cash, buying power): each bar they are cal
 were added, and each fill goes to the ``on_fill`` of the strategy that created the order and to that
 strategy's own book, which is what its ``self.positions``/``self.cash``/``self.equity`` read (see
 :mod:`copilot_quant.backtest.books`). ``result`` is the account's; ``result.strategies[name]`` each
-strategy's, and they add up to it. An exception in a strategy hook is logged, counted and stored in
+strategy's, and they add up to it — on futures and forex too, each book in USD by the account's rules, each
+strategy's contracts rolled and settled on its own. An exception in a strategy hook is logged, counted and stored in
 ``result.errors`` (and its strategy's result); the run and the other strategies continue.
 
 Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.FastStrategy`, the
