@@ -179,6 +179,11 @@ class StrategyBooks:
         # (bar, symbol, price) of each strategy's latest fill: its mark while that bar executes
         self.last_fill: list[tuple[int, str, float] | None] = [None for _ in capitals]
 
+    @property
+    def in_currencies(self) -> bool:
+        """Whether the books value futures/forex at the account's rates (their cash then moves with them)."""
+        return self._accounts is not None
+
     def record_fill(self, owner: int, bar: int, symbol_index: int, fill: Fill) -> None:
         book = self.books[owner]
         if self._accounts is not None:  # a realization is converted at the rate the account booked it at
@@ -337,7 +342,7 @@ class StrategyView:
         return book.quantity(symbol)
 
     def cash(self) -> float:
-        return self._book().cash if self._books._accounts is not None else self._books.books[self._owner].cash
+        return self._book().cash if self._books.in_currencies else self._books.books[self._owner].cash
 
     def equity(self) -> float:
         return self._book().equity
