@@ -210,7 +210,7 @@ class StrategyBook:
             raise ConfigError(f"a booked trade needs a positive finite price, got {price!r}")
         if not (math.isfinite(commission) and commission >= 0):
             raise ConfigError(f"a booked trade's commission must be >= 0, got {commission!r}")
-        terms = self.terms(symbol)
+        terms = self._terms.get(symbol) or self.terms(symbol)
         if multiplier is not None and multiplier != terms.multiplier and symbol not in self._positions:
             if not (math.isfinite(multiplier) and multiplier > 0):
                 raise ConfigError(f"a booked trade's multiplier must be > 0, got {multiplier!r}")
@@ -234,7 +234,9 @@ class StrategyBook:
             balances[terms.quote] = balances.get(terms.quote, 0.0) - signed_quantity * price
         balances[BASE_CURRENCY] -= commission
         if realized:
-            self._realized += realized * self._rate_or_nan(terms.quote)
+            self._realized += (
+                realized if terms.quote == BASE_CURRENCY else realized * self._rate_or_nan(terms.quote)
+            )
         self.commissions += commission
         self.fill_count += 1
         return realized
@@ -289,6 +291,9 @@ class StrategyBook:
     @property
     def cash_flow(self) -> float:
         """What the fills moved, every currency in USD at the rate in force."""
+        balances = self._balances
+        if len(balances) == 1:  # USD only (stocks, USD futures): no rate to apply
+            return balances[BASE_CURRENCY]
         return sum((amount * self.rate(c) for c, amount in self._balances.items() if amount), 0.0)
 
     @property
