@@ -60,7 +60,11 @@ def roll_contracts(engine: ContractRun, owner: int, bar: int, ts: datetime) -> N
     (if on), then the strategy's ``on_roll``."""
     if engine._expiries is not None:
         for due in engine._expiries.due(bar):
-            settle_expired(engine, owner, bar, ts, due)
+            if engine._books is None:
+                settle_expired(engine, owner, bar, ts, due)
+            elif owner == 0:  # every strategy's holding at once, before the first strategy is called
+                for holder in _settling_order(engine._books, due[0]):
+                    settle_expired(engine, holder, bar, ts, due)
     router = engine._router
     if router is None:
         return
@@ -82,6 +86,16 @@ def _held(engine: ContractRun, owner: int) -> dict[str, float]:
         engine._books.books[owner].positions() if engine._books is not None else engine.broker.get_positions()
     )
     return {s: p.quantity for s, p in positions.items()}
+
+
+def _settling_order(books: StrategyBooks, symbol: str) -> list[int]:
+    """The strategies holding ``symbol``, those on the other side than the account's net first: each
+    settlement then moves the account's position toward zero without crossing it (no transient short
+    where the account is long, which ``allow_short=False`` would refuse)."""
+    quantities = [book.quantity(symbol) for book in books.books]
+    net = sum(quantities)
+    holders = [k for k, q in enumerate(quantities) if q]
+    return sorted(holders, key=lambda k: quantities[k] * net >= 0)
 
 
 def settle_expired(

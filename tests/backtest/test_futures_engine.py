@@ -265,3 +265,22 @@ def test_several_strategies_holding_a_contract_at_expiry_are_each_settled_on_the
     assert mine.final_value == pytest.approx(60_000 + 2 * 18 * 50 - 8)
     assert theirs.final_value == pytest.approx(40_000 - 18 * 50 - 4)
     assert mine.final_value + theirs.final_value == pytest.approx(result.final_value)
+
+
+def test_strategies_on_both_sides_of_an_expiring_contract_are_settled_without_a_short_the_account_forbids() -> (
+    None
+):
+    # the account is long 1 (2 - 1) and may not sell short: the short is bought back first, then the long sold
+    rows = [(6000, 6000), (6002, 6010), (6008, 6015), (6015, 6020), (6030, 6030)]  # 15th to 21st
+    accounts = InstrumentAccounts(REG, futures_commission=PerContractCommission(2.0))
+    engine = BacktestEngine(
+        100_000, commission=0.001, slippage=0.0, instruments=accounts, spread=None, allow_short=False
+    )
+    long, short = Script({0: [Order("ESZ6", 2)]}), Script({1: [Order("ESZ6", 1, side="SELL")]})
+    engine.add_strategy(long)
+    engine.add_strategy(short)
+    result = engine.run(symbols=["ESZ6"], data=bars({"ESZ6": rows}, start="2026-12-15"))
+    settled = [(o.side.value, o.quantity, o.status.value) for o in result.orders if o.tag == "expiry"]
+    assert settled == [("buy", 1.0, "filled"), ("sell", 2.0, "filled")]
+    assert result.positions == {}
+    assert all(not part.positions for part in result.strategies.values())
