@@ -192,8 +192,12 @@ def live_parts(
     fill_rows: list[tuple[Any, ...]],
     records: Sequence[Any],
 ) -> dict[str, RunSummary]:
-    """Each strategy's share of the live run: the orders it returned and their fills."""
-    mine_of = [{id(o) for o in watch.orders} for watch in watches]
+    """Each strategy's share of the live run: the orders it returned, those the engine made for it (the
+    automatic roll's, which the backtest books to it too), and their fills."""
+    mine_of = [
+        {id(o) for o in watch.orders} | {id(o) for o in slot.orders}
+        for slot, watch in zip(engine.strategy_slots, watches, strict=True)
+    ]
     books = engine.get_performance_summary()["strategies"]
     parts: dict[str, RunSummary] = {}
     for k, (slot, watch) in enumerate(zip(engine.strategy_slots, watches, strict=True)):

@@ -8,6 +8,16 @@ curve is built after the run. What the strategy reads (``self.positions``, ``sel
 
 With one strategy (and no ``capital=``) none of this runs: the strategy reads the account
 (:class:`AccountView`), which is then exactly its book.
+
+Futures and forex (a run with :class:`~copilot_quant.backtest.multi_asset.RunAccounting`): each book resolves
+symbols with the run's registry and books in USD by the account's rules (see :mod:`copilot_quant.model.book`).
+The rates a book values other currencies at are the account's: while a bar's orders execute, the rates the
+broker holds then (:attr:`InstrumentAccounts.rates`: the converting pairs' previous closes, or a pair's own
+fill); once a bar has closed, the converting pairs' closes of that bar — what the account's own equity reads.
+Each strategy's equity curve is built after the run as the account's is (a
+:class:`~copilot_quant.backtest.multi_asset.MultiAssetLedger` over its book), so the strategies' curves add up
+to the account's. A continuous future's ``self.position("MES")`` is the sum over the root's contracts in the
+strategy's own book; the automatic roll moves each strategy's own contracts (:mod:`~copilot_quant.backtest.contract_events`).
 """
 
 from __future__ import annotations
@@ -18,11 +28,14 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from copilot_quant.backtest.accounts import InstrumentAccounts
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
+from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting
 from copilot_quant.backtest.order_book import OrderBook
 from copilot_quant.backtest.orders import Fill, Order, Position
 from copilot_quant.backtest.results import BacktestResult
+from copilot_quant.backtest.rolls import ContinuousRouter
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.book import StrategyBook
 from copilot_quant.model.modify import ModifyOutcome
@@ -52,6 +65,7 @@ class EngineState(Protocol):
     def _executing(self) -> bool: ...
 
     _run_symbols: tuple[str, ...]
+    _router: ContinuousRouter | None
 
     def _cancel(self, owner: int, order: Order | str) -> None: ...
 
@@ -117,23 +131,67 @@ def result_keys(names: Sequence[str]) -> list[str]:
     return keys
 
 
+class _BookAccount:
+    """One strategy's book read as an account by :class:`MultiAssetLedger` (its curves are the account's rule)."""
+
+    __slots__ = ("_book",)
+
+    def __init__(self, book: StrategyBook) -> None:
+        self._book = book
+
+    def get_cash_balance(self) -> float:
+        return self._book.capital  # read when the ledger starts: before any fill
+
+    def cash_balances(self) -> dict[str, float]:
+        return self._book.cash_balances()
+
+    def get_positions(self) -> dict[str, Position]:
+        return self._book.positions()
+
+
 class StrategyBooks:
-    """The per-strategy records of one multi-strategy run, indexed by the strategy's position (owner)."""
+    """The per-strategy records of one multi-strategy run, indexed by the strategy's position (owner).
 
-    __slots__ = ("books", "errors", "last_fill", "ledgers", "orders")
+    ``accounting``/``accounts``: the run's futures/forex bookkeeping and the broker's account side (None in a
+    stock-only run): the books then resolve symbols with the run's registry and value currencies at the
+    account's rates (see the module docstring).
+    """
 
-    def __init__(self, capitals: Sequence[float], names: Sequence[str]) -> None:
-        self.books = [StrategyBook(c, n) for c, n in zip(capitals, names, strict=True)]
-        self.ledgers = [Ledger(c) for c in capitals]
+    __slots__ = ("_accounting", "_accounts", "books", "errors", "last_fill", "ledgers", "orders")
+
+    def __init__(
+        self,
+        capitals: Sequence[float],
+        names: Sequence[str],
+        accounting: RunAccounting | None = None,
+        accounts: InstrumentAccounts | None = None,
+    ) -> None:
+        registry = accounts.registry if accounts is not None else None
+        self._accounting = accounting if accounts is not None else None
+        self._accounts = accounts if accounting is not None else None
+        self.books = [StrategyBook(c, n, registry) for c, n in zip(capitals, names, strict=True)]
+        self.ledgers: list[Ledger | MultiAssetLedger] = [
+            Ledger(c) if self._accounting is None else MultiAssetLedger(_BookAccount(b), self._accounting)
+            for c, b in zip(capitals, self.books, strict=True)
+        ]
         self.orders: list[list[Order]] = [[] for _ in capitals]
         self.errors: list[list[dict[str, Any]]] = [[] for _ in capitals]
         # (bar, symbol, price) of each strategy's latest fill: its mark while that bar executes
         self.last_fill: list[tuple[int, str, float] | None] = [None for _ in capitals]
 
+    @property
+    def in_currencies(self) -> bool:
+        """Whether the books value futures/forex at the account's rates (their cash then moves with them)."""
+        return self._accounts is not None
+
     def record_fill(self, owner: int, bar: int, symbol_index: int, fill: Fill) -> None:
         book = self.books[owner]
+        if self._accounts is not None:  # a realization is converted at the rate the account booked it at
+            book.set_rates(self._accounts.rates)
         book.apply_fill(fill)
-        self.ledgers[owner].record(bar, symbol_index, fill, book.cash, book.quantity(fill.symbol))
+        ledger = self.ledgers[owner]
+        cash = book.cash if isinstance(ledger, Ledger) else 0.0  # the multi-asset ledger reads the balances
+        ledger.record(bar, symbol_index, fill, cash, book.quantity(fill.symbol))
         self.last_fill[owner] = (bar, fill.symbol, fill.fill_price)
 
     def marked(self, owner: int, market: MarketData | None, bar: int, executing: bool) -> StrategyBook:
@@ -155,7 +213,25 @@ class StrategyBooks:
         last = self.last_fill[owner]
         if executing and last is not None and last[0] == bar:
             book.mark(last[1], last[2])
+        if self._accounts is not None:
+            self._rates(book, market, row, executing)
         return book
+
+    def _rates(self, book: StrategyBook, market: MarketData, row: int, executing: bool) -> None:
+        """The account's rates for ``book``: the broker's while orders execute; a closed bar's pairs' closes."""
+        accounts, accounting = self._accounts, self._accounting
+        if accounts is None or accounting is None:
+            return
+        book.set_rates(accounts.rates)
+        if executing or row < 0:
+            return
+        marks = market.marks
+        book.set_rates(
+            {
+                c: (1.0 / marks.item(row, k) if inverted else marks.item(row, k))
+                for c, (k, inverted) in accounting.rate_columns.items()
+            }
+        )
 
     def results(
         self, combined: BacktestResult, market: MarketData | None, keys: Sequence[str]
@@ -182,6 +258,8 @@ class StrategyBooks:
                 prices=combined.prices,
                 errors=list(self.errors[owner]),
             )
+            if self._accounts is not None:
+                out[key].cash_balances = book.cash_balances()
         return out
 
 
@@ -257,10 +335,14 @@ class StrategyView:
         return self._book().positions()
 
     def position_quantity(self, symbol: str) -> float:
-        return self._books.books[self._owner].quantity(symbol)
+        book = self._books.books[self._owner]
+        router = self._engine._router
+        if router is not None and symbol in router.roots:  # "MES": its contracts in this strategy's book
+            return router.position(symbol, {s: p.quantity for s, p in book.positions().items()})
+        return book.quantity(symbol)
 
     def cash(self) -> float:
-        return self._books.books[self._owner].cash
+        return self._book().cash if self._books.in_currencies else self._books.books[self._owner].cash
 
     def equity(self) -> float:
         return self._book().equity

@@ -13,6 +13,7 @@ import logging
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from copilot_quant.backtest.books import StrategyBooks
 from copilot_quant.backtest.broker import SimpleBroker
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import MarketData
@@ -43,6 +44,7 @@ class ContractRun(Protocol):
     _expiries: Expiries | None
     _accounting: RunAccounting | None
     _ledger: Ledger | MultiAssetLedger
+    _books: StrategyBooks | None
 
     def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None: ...
 
@@ -58,14 +60,17 @@ def roll_contracts(engine: ContractRun, owner: int, bar: int, ts: datetime) -> N
     (if on), then the strategy's ``on_roll``."""
     if engine._expiries is not None:
         for due in engine._expiries.due(bar):
-            settle_expired(engine, owner, bar, ts, due)
+            if engine._books is None:
+                settle_expired(engine, owner, bar, ts, due)
+            elif owner == 0:  # every strategy's holding at once, before the first strategy is called
+                for holder in _settling_order(engine._books, due[0]):
+                    settle_expired(engine, holder, bar, ts, due)
     router = engine._router
     if router is None:
         return
     for roll in router.rolls_at(bar, ts):
         if engine.auto_roll:
-            held = {s: p.quantity for s, p in engine.broker.get_positions().items()}
-            roll.orders = router.roll_orders(roll, held)
+            roll.orders = router.roll_orders(roll, _held(engine, owner))
             if roll.orders:
                 engine._submit(owner, roll.orders, bar, ts)
         log.info("%s rolls from %s to %s at %s", roll.symbol, roll.old, roll.new, ts)
@@ -75,19 +80,43 @@ def roll_contracts(engine: ContractRun, owner: int, bar: int, ts: datetime) -> N
             engine._record_error(owner, exc, "on_roll", ts)
 
 
+def _held(engine: ContractRun, owner: int) -> dict[str, float]:
+    """What strategy ``owner`` holds by symbol: its own book's with several strategies, else the account's."""
+    positions = (
+        engine._books.books[owner].positions() if engine._books is not None else engine.broker.get_positions()
+    )
+    return {s: p.quantity for s, p in positions.items()}
+
+
+def _settling_order(books: StrategyBooks, symbol: str) -> list[int]:
+    """The strategies holding ``symbol``, those on the other side than the account's net first: each
+    settlement then moves the account's position toward zero without crossing it (no transient short
+    where the account is long, which ``allow_short=False`` would refuse)."""
+    quantities = [book.quantity(symbol) for book in books.books]
+    net = sum(quantities)
+    holders = [k for k, q in enumerate(quantities) if q]
+    return sorted(holders, key=lambda k: quantities[k] * net >= 0)
+
+
 def settle_expired(
     engine: ContractRun, owner: int, bar: int, ts: datetime, due: tuple[str, int, date]
 ) -> None:
     """Close what is held of a contract that stopped trading (``due``: symbol, column, last trade
     date), at its last close."""
     symbol, k, last = due
-    market, quantity = engine._market, engine.broker.position_quantity(symbol)
+    books = engine._books
+    market = engine._market
+    quantity = (
+        books.books[owner].quantity(symbol) if books is not None else engine.broker.position_quantity(symbol)
+    )
     if market is None or not quantity:
         return
     price = float(market.marks[bar - 1, k])
     order = Order(symbol, abs(quantity), side="sell" if quantity > 0 else "buy", tag="expiry", timestamp=ts)
     engine._orders.append(order)
     engine._order_owner[order.order_id] = owner
+    if books is not None:
+        books.orders[owner].append(order)
     log.info("%s expired on %s: %g settled at %s", symbol, last, quantity, price)
     engine._book_fill(WorkingOrder(order, owner, k, bar), Execution(price, slippage=False))
 
@@ -102,3 +131,6 @@ def add_account_results(engine: ContractRun, result: BacktestResult, market: Mar
     if engine._accounting is not None:
         result.multipliers = engine._accounting.multipliers(market.symbols)
         result.quote_rates = engine._accounting.quote_rates(market.symbols, market.marks, market.index)
+    for part in result.strategies.values():  # each strategy's trades are valued as the account's
+        if part is not result:
+            part.multipliers, part.quote_rates = result.multipliers, result.quote_rates

@@ -53,7 +53,8 @@ Several strategies share one account (cash, buying power): each bar they are cal
 were added, and each fill goes to the ``on_fill`` of the strategy that created the order and to that
 strategy's own book, which is what its ``self.positions``/``self.cash``/``self.equity`` read (see
 :mod:`copilot_quant.backtest.books`). ``result`` is the account's; ``result.strategies[name]`` each
-strategy's, and they add up to it. An exception in a strategy hook is logged, counted and stored in
+strategy's, and they add up to it — on futures and forex too, each book in USD by the account's rules, each
+strategy's contracts rolled and settled on its own. An exception in a strategy hook is logged, counted and stored in
 ``result.errors`` (and its strategy's result); the run and the other strategies continue.
 
 Fast path: when every strategy is a :class:`~copilot_quant.backtest.strategy.FastStrategy`, the
@@ -456,13 +457,9 @@ class BacktestEngine(AccountReads):
             strategies[0].bind(AccountView(self, 0))
             return
         names = [s.name for s in strategies]
-        if self._accounting is not None:
-            raise ConfigError(
-                "several strategies (or add_strategy(capital=...)) on futures or forex are not supported yet: "
-                "their per-strategy books count stock cash only; run one strategy per backtest"
-            )
         capitals = allocate_capital(self.broker.get_cash_balance(), self._capitals, names)
-        books = self._books = StrategyBooks(capitals, names)
+        # futures/forex: each book resolves symbols with the run's registry, values currencies at the account's rates
+        books = self._books = StrategyBooks(capitals, names, self._accounting, self.broker.accounts)
         for k, strategy in enumerate(strategies):
             strategy.bind(StrategyView(self, books, k))
 
@@ -506,8 +503,9 @@ class BacktestEngine(AccountReads):
                 continue
             if order.timestamp is None:
                 order.timestamp = ts
-            if router is not None:
-                router.route(order, bar, self.broker.position_quantity)
+            if router is not None:  # an order closing an earlier contract: the strategy's own position
+                held = books.books[owner].quantity if books is not None else self.broker.position_quantity
+                router.route(order, bar, held)
             self._orders.append(order)
             self._order_owner[order.order_id] = owner
             if books is not None:

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,7 @@ from copilot_quant.backtest.round_trips import QuoteRate
 from copilot_quant.errors import ConfigError
 from copilot_quant.model.instrument_costs import InstrumentCosts
 from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRegistry
+from copilot_quant.model.orders import Position
 
 __all__ = ["MarginCall", "MultiAssetLedger", "RunAccounting", "margin_calls", "run_accounts"]
 
@@ -198,6 +200,16 @@ def _weight(inst: Instrument | None) -> float:
     return inst.multiplier if inst.kind is AssetClass.FUTURE else 1.0
 
 
+class CashAndPositions(Protocol):
+    """What :class:`MultiAssetLedger` reads after each fill: the account (the broker), or one strategy's book."""
+
+    def get_cash_balance(self) -> float: ...
+
+    def cash_balances(self) -> dict[str, float]: ...
+
+    def get_positions(self) -> dict[str, Position]: ...
+
+
 class MultiAssetLedger:
     """The fills of a run with the account's state after each: cash per currency, quantity, and the
     futures' cost basis (``quantity × average × multiplier``), from which the curves are built."""
@@ -214,7 +226,7 @@ class MultiAssetLedger:
         "initial_cash",
     )
 
-    def __init__(self, broker: SimpleBroker, accounting: RunAccounting) -> None:
+    def __init__(self, broker: CashAndPositions, accounting: RunAccounting) -> None:
         self._broker = broker
         self._accounting = accounting
         self.initial_cash = broker.get_cash_balance()

@@ -270,7 +270,12 @@ class StrategyView:
         return book.positions()
 
     def cash(self) -> float:
-        return self._slot.book.cash if self._sleeve else self._account.strategy_cash()
+        if not self._sleeve:
+            return self._account.strategy_cash()
+        book = self._slot.book
+        if book.holds_currencies:  # its yen or euros at the rates of the bar decided on, as in a backtest
+            book.mark_all(self._account.marks)
+        return book.cash
 
     def equity(self) -> float:
         if not self._sleeve:

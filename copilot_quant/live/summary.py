@@ -10,13 +10,18 @@ the last bar's closes, since its first journaled fill), ``equity`` (capital + pn
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from copilot_quant.errors import ConfigError
 from copilot_quant.live.account_view import AccountState
 from copilot_quant.live.strategy_slot import StrategySlot
 
 __all__ = ["account_summary", "strategy_summaries"]
+
+log = logging.getLogger(__name__)
 
 
 def strategy_summaries(
@@ -27,14 +32,19 @@ def strategy_summaries(
     for slot in slots:
         book = slot.book
         book.mark_all(marks)
+        try:
+            pnl, equity = float(book.pnl), float(book.equity)
+        except ConfigError as exc:  # a balance in a currency no pair of the run values: said, not fatal
+            log.warning("%s's P&L and equity cannot be valued in USD: %s", slot.name, exc)
+            pnl = equity = math.nan
         out[slot.name] = {
             "capital": float(book.capital),
             "positions": {s: p.quantity for s, p in book.positions().items()},
             "fills": book.fill_count,
             "commissions": float(book.commissions),
             "realized_pnl": float(book.realized_pnl),
-            "pnl": float(book.pnl),
-            "equity": float(book.equity),
+            "pnl": pnl,
+            "equity": equity,
             "open_orders": len(slot.open_orders()),
             "errors": int(errors.get(slot.name, 0)),
         }

@@ -154,13 +154,29 @@ def test_a_forex_position_below_its_maintenance_margin_is_a_margin_call() -> Non
     assert call.worst_shortfall == pytest.approx(5_450 - 4_997.8)
 
 
-def test_several_strategies_on_futures_are_refused_by_name() -> None:
-    data = bars({"ESZ6": [(6000, 6000), (6000, 6000)]})
+def _rounded(seen: list[tuple[float, float]]) -> list[tuple[float, ...]]:
+    return [tuple(round(v, 6) for v in pair) for pair in seen]
+
+
+def test_several_strategies_on_futures_each_see_their_own_contracts_in_money() -> None:
+    # they were refused by name ("several strategies ... not supported yet"); each book is now in money
+    data = bars({"ESZ6": [(6000, 6000), (6002, 6010), (6008, 6020)]})
     engine = _engine(100_000)
-    engine.add_strategy(Script({}))
-    engine.add_strategy(Script({}))
-    with pytest.raises(ConfigError, match="several strategies"):
-        engine.run(symbols=["ESZ6"], data=data)
+    long, short = Script({0: [Order("ESZ6", 2)]}), Script({0: [Order("ESZ6", 1, side="SELL")]})
+    engine.add_strategy(long, capital=60_000)
+    engine.add_strategy(short)
+    result = engine.run(symbols=["ESZ6"], data=data)
+    # both filled at bar 1's open, 6002: 2 x 50 per point long, 1 x 50 short; 2.00 per contract
+    assert _rounded(long.seen) == (
+        [(60_000, 60_000), (60_000 - 4 + 2 * 8 * 50, 60_000 - 4), (60_000 - 4 + 2 * 18 * 50, 60_000 - 4)]
+    )
+    assert _rounded(short.seen) == (
+        [(40_000, 40_000), (40_000 - 2 - 8 * 50, 40_000 - 2), (40_000 - 2 - 18 * 50, 40_000 - 2)]
+    )
+    assert result.strategies[long.name].final_value + result.strategies[
+        "Script#2"
+    ].final_value == pytest.approx(result.final_value)
+    assert result.final_value == pytest.approx(100_000 - 6 + 18 * 50)
 
 
 def test_a_currency_without_a_pair_to_value_it_is_refused_by_name() -> None:
@@ -224,3 +240,47 @@ def test_futures_pay_ibs_plan_beside_the_stock_commission(commission: Any, per_c
     assert fill.commission == pytest.approx(per_contract + 1.38 + 0.02)
     plan = engine.broker.accounts.costs.futures_plan  # type: ignore[union-attr]
     assert plan == ("fixed" if commission == "ibkr-fixed" else "tiered")
+
+
+def test_several_strategies_holding_a_contract_at_expiry_are_each_settled_on_their_own_book() -> None:
+    # ESZ6 trades until 2026-12-18: the bar of the 21st settles what each strategy still holds, at the 18th's close
+    rows = [(6000, 6000), (6002, 6010), (6008, 6015), (6015, 6020), (6030, 6030)]  # 15th to 21st
+    data = bars({"ESZ6": rows}, start="2026-12-15")
+    engine = _engine(100_000)
+    long, short = Script({0: [Order("ESZ6", 2)]}), Script({0: [Order("ESZ6", 1, side="SELL")]})
+    engine.add_strategy(long, capital=60_000)
+    engine.add_strategy(short)
+    result = engine.run(symbols=["ESZ6"], data=data)
+    parts = result.strategies
+    mine, theirs = parts[long.name], parts["Script#2"]
+    assert [(o.tag, o.side.value, o.quantity) for o in mine.orders if o.tag == "expiry"] == [
+        ("expiry", "sell", 2.0)
+    ]
+    assert [(o.tag, o.side.value, o.quantity) for o in theirs.orders if o.tag == "expiry"] == [
+        ("expiry", "buy", 1.0)
+    ]
+    assert mine.positions == theirs.positions == {}
+    assert result.positions == {}
+    # settled at 6020: 18 points x 50 on 2 long and on 1 short, less 2.00 per contract in and out
+    assert mine.final_value == pytest.approx(60_000 + 2 * 18 * 50 - 8)
+    assert theirs.final_value == pytest.approx(40_000 - 18 * 50 - 4)
+    assert mine.final_value + theirs.final_value == pytest.approx(result.final_value)
+
+
+def test_strategies_on_both_sides_of_an_expiring_contract_are_settled_without_a_short_the_account_forbids() -> (
+    None
+):
+    # the account is long 1 (2 - 1) and may not sell short: the short is bought back first, then the long sold
+    rows = [(6000, 6000), (6002, 6010), (6008, 6015), (6015, 6020), (6030, 6030)]  # 15th to 21st
+    accounts = InstrumentAccounts(REG, futures_commission=PerContractCommission(2.0))
+    engine = BacktestEngine(
+        100_000, commission=0.001, slippage=0.0, instruments=accounts, spread=None, allow_short=False
+    )
+    long, short = Script({0: [Order("ESZ6", 2)]}), Script({1: [Order("ESZ6", 1, side="SELL")]})
+    engine.add_strategy(long)
+    engine.add_strategy(short)
+    result = engine.run(symbols=["ESZ6"], data=bars({"ESZ6": rows}, start="2026-12-15"))
+    settled = [(o.side.value, o.quantity, o.status.value) for o in result.orders if o.tag == "expiry"]
+    assert settled == [("buy", 1.0, "filled"), ("sell", 2.0, "filled")]
+    assert result.positions == {}
+    assert all(not part.positions for part in result.strategies.values())
