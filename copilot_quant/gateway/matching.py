@@ -56,7 +56,7 @@ from copilot_quant.model.fill_rules import (
 from copilot_quant.model.oca import OcaType, oca_remaining
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.participation import VolumeAllowance, check_volume_limit
-from copilot_quant.model.spread import after_touch, limit_on_grid, spread_of, touch_at
+from copilot_quant.model.spread import after_touch, limit_on_grid, spread_of, stop_trade_at, touch_at
 
 __all__ = [
     "AuctionMissed",
@@ -188,7 +188,8 @@ def _match_stop(  # noqa: PLR0917 - the Matcher signature
     if trigger is None:
         return None
     order.triggered = True
-    return slip(touch_at(trigger, order.side, width, tick), order.side, tick)
+    trade = stop_trade_at(trigger, order.side, width, tick)
+    return slip(touch_at(trade, order.side, width, tick), order.side, tick)
 
 
 def _match_stop_limit(  # noqa: PLR0917 - the Matcher signature
@@ -203,7 +204,8 @@ def _match_stop_limit(  # noqa: PLR0917 - the Matcher signature
     order.triggered = True
     # From the trigger point the order is a limit. The rest of the move (trigger → price) goes further
     # the stop's way, i.e. away from a limit that the trigger point itself did not satisfy.
-    return _limit_on_quote(order.side, limit, None, trigger, width, tick)
+    trade = stop_trade_at(trigger, order.side, width, tick)  # the trade that triggered it, on the grid
+    return _limit_on_quote(order.side, limit, None, trade, width, tick)
 
 
 def _trail(order: WorkingOrder, prev: float | None, price: float) -> float | None:
@@ -222,7 +224,10 @@ def _match_trail(  # noqa: PLR0917 - the Matcher signature
     if order.triggered:  # the remainder of a partly filled trailing stop works as a market order
         return slip(touch_at(price, order.side, width, tick), order.side, tick)
     trigger = _trail(order, prev, price)
-    return None if trigger is None else slip(touch_at(trigger, order.side, width, tick), order.side, tick)
+    if trigger is None:
+        return None
+    trade = stop_trade_at(trigger, order.side, width, tick)
+    return slip(touch_at(trade, order.side, width, tick), order.side, tick)
 
 
 def _match_trail_limit(  # noqa: PLR0917 - the Matcher signature
@@ -235,7 +240,8 @@ def _match_trail_limit(  # noqa: PLR0917 - the Matcher signature
         return None
     order.limit = trail_limit(order.side, _required(order.stop, order), order.limit_offset or 0.0)
     # as a stop-limit: from the trigger point on, a limit (see _match_stop_limit)
-    return _limit_on_quote(order.side, order.limit, None, trigger, width, tick)
+    trade = stop_trade_at(trigger, order.side, width, tick)
+    return _limit_on_quote(order.side, order.limit, None, trade, width, tick)
 
 
 _MATCHERS: dict[IbOrderType, Matcher] = {

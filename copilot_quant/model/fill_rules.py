@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, cast
 
 from copilot_quant.model.orders import Order, OrderSide, OrderType
-from copilot_quant.model.spread import side_path, touch_at
+from copilot_quant.model.spread import side_path, stop_trade_at, touch_at
 
 __all__ = [
     "Execution",
@@ -222,7 +222,11 @@ def match_stop(
     """A stop order fills where it triggers (the open on a gap through it; at the touch of that price
     with a spread), with slippage."""
     hit = _adverse(side, path, stop)
-    return None if hit is None else Execution(touch_at(hit[1], side, width, tick), True)
+    return (
+        None
+        if hit is None
+        else Execution(touch_at(stop_trade_at(hit[1], side, width, tick), side, width, tick), True)
+    )
 
 
 def match_stop_limit(
@@ -266,7 +270,11 @@ def _locate_stop(order: Order, path: Path, triggered: bool, width: int, tick: fl
     return (
         (False, None, 0)
         if hit is None
-        else (True, Execution(touch_at(hit[1], side, width, tick), True), hit[0])
+        else (
+            True,
+            Execution(touch_at(stop_trade_at(hit[1], side, width, tick), side, width, tick), True),
+            hit[0],
+        )
     )
 
 
@@ -279,6 +287,7 @@ def _stop_limit(  # noqa: PLR0917 - the rule's inputs, positional like the other
         if hit is None:
             return False, None, 0
         trigger_index, price = hit
+        price = stop_trade_at(price, side, width, tick)  # the trade that triggered it, on the grid
         # the limit works from the trigger point on: the trigger price, then the rest of the path
         if trigger_index:
             path = (price, *path[trigger_index:])
@@ -336,7 +345,11 @@ def locate_trailing(  # noqa: PLR0917 - the rule's inputs, positional like the o
     if hit is None:
         return False, None, 0
     if order.order_type is OrderType.TRAILING_STOP:
-        return True, Execution(touch_at(hit[1], side, width, tick), True), hit[0]
+        return (
+            True,
+            Execution(touch_at(stop_trade_at(hit[1], side, width, tick), side, width, tick), True),
+            hit[0],
+        )
     k, stop = hit[0], cast(float, state.stop)
     state.limit = trail_limit(side, stop, cast(float, order.limit_offset))
     # from the move into point k on it is a stop-limit at the stop it triggered at

@@ -285,6 +285,16 @@ def limit_on_grid(price: float, side: OrderSide, tick: float | None = None) -> f
     return on_tick(whole * size, tick)
 
 
+def stop_trade_at(trigger: float, side: OrderSide, width: int, tick: float | None = None) -> float:
+    """The trade that triggers a stop of ``side`` at ``trigger`` when trades print on the tick grid (a
+    spread on, ``width`` > 0): the first grid price at or beyond the level — a sell stop's rounded down, a
+    buy stop's up. An off-grid level (IB refuses such a stop price with error 110, but a trailing stop's
+    level often is one) so never fills on the wrong side of itself. Without a spread: ``trigger``."""
+    if width <= 0:
+        return trigger
+    return limit_on_grid(trigger, OrderSide.BUY if side is OrderSide.SELL else OrderSide.SELL, tick)
+
+
 def touch_at(last: float, side: OrderSide, width: int, tick: float | None = None) -> float:
     """The side of the quote an order of ``side`` trades against: the ask for a buy, the bid for a sell."""
     if width <= 0:
