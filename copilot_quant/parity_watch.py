@@ -99,6 +99,8 @@ class Watch:
 def watched(strategy_class: type[Strategy], watch: Watch) -> type[Strategy]:
     """``strategy_class`` with its hooks reporting to ``watch`` (exceptions still reach the engine)."""
 
+    with_time = getattr(strategy_class, "bar_timestamps", True) is not False
+
     class Watched(strategy_class):  # type: ignore[valid-type,misc]
         def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order] | None:
             if watch.skips():
@@ -107,12 +109,16 @@ def watched(strategy_class: type[Strategy], watch: Watch) -> type[Strategy]:
                 return cast("list[Order] | None", watch.placed(super().on_data(timestamp, data)))
 
         if issubclass(strategy_class, FastStrategy):  # the backtest engine calls on_bar, not on_data
+            # The watch needs each bar's time: the engines pass it to this wrapper even when the strategy
+            # asked for its values only (bar_timestamps = False), and the wrapper leaves it out for it.
+            bar_timestamps = True
 
             def on_bar(self, timestamp: datetime, *values: float) -> list[Order] | None:
                 if watch.skips():
                     return None
                 with watch.bar_hook("on_bar", timestamp):
-                    return cast("list[Order] | None", watch.placed(super().on_bar(timestamp, *values)))
+                    placed = super().on_bar(timestamp, *values) if with_time else super().on_bar(*values)
+                    return cast("list[Order] | None", watch.placed(placed))
 
         def on_fill(self, fill: Fill) -> None:
             with watch.hook("on_fill", watch.bar_of(fill)):

@@ -131,6 +131,27 @@ def test_a_fast_strategy_is_counted_once_per_bar_in_both_runs() -> None:
     assert [f.bar for f in report.backtest.strategy_errors] == [f.bar for f in report.live.strategy_errors]
 
 
+class FastRaiserValuesOnly(FastRaiser):
+    """:class:`FastRaiser` asking for its values only (``bar_timestamps = False``)."""
+
+    bar_timestamps = False
+
+    def on_bar(self, *values: float) -> list[Order] | None:  # type: ignore[override]
+        assert len(values) == 1  # the close only: the watch leaves the time it needs out
+        return super().on_bar(None, *values)  # type: ignore[arg-type]
+
+
+def test_a_fast_strategy_without_bar_timestamps_has_its_errors_at_the_right_bars() -> None:
+    """The parity watch needs each bar's time even when the strategy does not: before, the wrapper took the
+    first value for the time, and the backtest's failures were dated from a price (in 1970)."""
+    report = run_parity(FastRaiserValuesOnly, "AAPL", START, END)
+    assert report.ok, report.diffs.to_string()
+    bars = [f.bar for f in report.backtest.strategy_errors]
+    assert len(bars) == (report.bars - 1) // 4
+    assert bars == [f.bar for f in report.live.strategy_errors]
+    assert all(bar is not None and bar >= pd.Timestamp(START, tz="UTC") for bar in bars)
+
+
 def test_each_engine_logs_one_traceback_not_one_per_bar(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
         report = run_parity(AlwaysRaises, "AAPL", START, END)
