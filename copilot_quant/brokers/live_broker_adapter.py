@@ -265,6 +265,23 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
         """
         (self._callbacks.fill_anywhere if thread_safe else self._callbacks.fill).append(callback)
 
+    @property
+    def fills_need_loop(self) -> bool:
+        """Whether a fill callback must run on the IB loop thread (one registered without ``thread_safe``):
+        then waiting for the fills' delivery from the loop thread itself would wait for itself."""
+        return bool(self._callbacks.fill)
+
+    @property
+    def commit_fills_on_loop(self) -> bool:
+        """Whether fills are journaled on the IB loop thread where they arrive, not on the journal writer
+        thread (see :attr:`FillGate.commit_on_loop <copilot_quant.brokers.fill_gate.FillGate.commit_on_loop>`;
+        the engine's inline dispatch turns it on). Either way a fill reaches the callbacks once committed."""
+        return self._gate.commit_on_loop
+
+    @commit_fills_on_loop.setter
+    def commit_fills_on_loop(self, on: bool) -> None:
+        self._gate.commit_on_loop = bool(on)
+
     def register_error_callback(self, callback: ErrorCallback) -> None:
         """``callback(order_record, error_msg)`` on every rejection or order error (IB loop thread)."""
         self._callbacks.error.append(callback)
