@@ -193,8 +193,13 @@ def _measure(gateway: Gateway, samples: int) -> list[Sample]:
     return out
 
 
+#: Which path the engine takes from a bar to its orders: "inline" (the default, on ib_async's loop thread)
+#: or "worker" (``inline_dispatch=False``: the worker thread, and back to the loop to place the orders).
+MODES = ("inline", "worker")
+
+
 @contextmanager
-def engine_session(gateway: Gateway, strategies: int = 1) -> Iterator[None]:
+def engine_session(gateway: Gateway, strategies: int = 1, mode: str = "inline") -> Iterator[None]:
     """The engine running ``strategies`` Flip strategies against ``gateway`` (stopped, with it, on exit)."""
     # A journal of its own, deleted afterwards: the benchmark must never write into the user's journal of
     # the paper account (a later `copilot-quant live` would find this run's "Flip" orders there).
@@ -205,6 +210,7 @@ def engine_session(gateway: Gateway, strategies: int = 1) -> Iterator[None]:
             update_interval=60,
             fill_timeout=0.001,
             journal=Path(scratch) / "journal.sqlite",
+            inline_dispatch=mode == "inline",
         )
         engine.broker.ack_timeout = 0.0
         for k in range(strategies):
@@ -214,6 +220,12 @@ def engine_session(gateway: Gateway, strategies: int = 1) -> Iterator[None]:
             assert engine.start(["AAPL"], lookback_days=30)
             _measure(gateway, 5)  # warm-up
             yield
+            handed = ", ".join(f"{why} {n}" for why, n in engine.inline.handed_over.most_common())
+            print(
+                f"  engine: {mode} dispatch; {engine.inline.bars} bars on ib_async's loop thread, "
+                f"{engine.worker.bars_processed - engine.inline.bars} on the worker"
+                + (f" (handed over: {handed})" if handed else "")
+            )
         finally:
             engine.disconnect()
             gateway.stop()
@@ -250,8 +262,8 @@ def raw_session(gateway: Gateway, strategies: int = 1) -> Iterator[None]:
         gateway.stop()
 
 
-def bench_engine(gateway: Gateway, samples: int, strategies: int = 1) -> list[Sample]:
-    with engine_session(gateway, strategies):
+def bench_engine(gateway: Gateway, samples: int, strategies: int = 1, mode: str = "inline") -> list[Sample]:
+    with engine_session(gateway, strategies, mode):
         return _measure(gateway, samples)
 
 
@@ -261,14 +273,14 @@ def bench_raw_ib_async(gateway: Gateway, samples: int, strategies: int = 1) -> l
 
 
 def bench_pair(
-    make: Callable[[int], Gateway], samples: int, strategies: int
+    make: Callable[[int], Gateway], samples: int, strategies: int, mode: str = "inline"
 ) -> tuple[list[Sample], list[Sample]]:
     """Engine and bare handler, each on its own gateway, measured in alternating blocks of samples, so that
     the machine's load drifting during the run weighs on both alike (the ratio compares the same minutes)."""
     ours: list[Sample] = []
     peer: list[Sample] = []
     engine_gateway, raw_gateway = make(strategies), make(strategies)
-    with engine_session(engine_gateway, strategies), raw_session(raw_gateway, strategies):
+    with engine_session(engine_gateway, strategies, mode), raw_session(raw_gateway, strategies):
         while len(ours) < samples or len(peer) < samples:
             block = min(_BLOCK, samples - min(len(ours), len(peer)))
             ours += _measure(engine_gateway, block)
@@ -332,12 +344,16 @@ def disk_sync_ms(samples: int = 100) -> list[float]:
 def main() -> None:
     samples = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     counts = [int(n) for n in sys.argv[2].split(",")] if len(sys.argv) > 2 else [1, 3]
+    mode = sys.argv[3] if len(sys.argv) > 3 else "inline"
+    if mode not in MODES:
+        raise SystemExit(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    print(f"engine mode: {mode} dispatch")
     for label, make in (
         ("gateway in this process", InProcessGateway),
         ("gateway in its own process", SeparateProcessGateway),
     ):
         for strategies in counts:
-            ours, peer = bench_pair(make, samples, strategies)
+            ours, peer = bench_pair(make, samples, strategies, mode)
             what = (
                 "1 strategy" if strategies == 1 else f"{strategies} strategies ({strategies} orders per bar)"
             )
