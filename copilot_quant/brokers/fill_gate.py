@@ -138,8 +138,7 @@ class FillGate:
         loop is held up about as long as the writer's commit would take, without the two thread hand-offs
         that a bar right behind the fill would otherwise wait for (:attr:`commit_on_loop`)."""
         try:
-            with journal.batch(FILL_DURABILITY):
-                fresh = write(journal)
+            fresh = write(journal)  # record_fill commits crash-safe (FILL_DURABILITY) by itself
         except JournalError as exc:
             failed(exc)
             self._journal_failed(exc)  # trading halts; the fill is held back, as on the writer
