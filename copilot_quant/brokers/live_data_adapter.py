@@ -494,8 +494,7 @@ class LiveDataFeedAdapter(IDataFeed):
 
     @property
     def bar_listener(self) -> Callable[[], None] | None:
-        """Called on the IB loop thread for each live bar update instead of setting :attr:`bars_changed`
-        (the engine's inline dispatch); None (default): the event is set."""
+        """Called on the loop thread per live bar update instead of setting :attr:`bars_changed`."""
         return self._bars.listener
 
     @bar_listener.setter
