@@ -7,6 +7,7 @@ order refused anywhere on that path is recorded as rejected with its reason, nev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -96,9 +97,9 @@ class OrderRouter:
         strategies — before the first is sent; then they are sent, and only then waited for.
 
         ``inline``: the caller is the IB loop thread (:mod:`~copilot_quant.live.inline`), where nothing may
-        wait: the orders are placed at once and not waited for (their fills reach the strategies before the
-        next bar all the same: IB's messages are handled in order on that thread); each counts as submitted
-        for the order-rate limit as soon as it is placed.
+        wait: the orders are placed at once and not waited for there (their fills reach the strategies before
+        the next bar all the same: IB's messages are handled in order on that thread); each counts for the
+        order-rate limit, as on the worker, once done or its wait is over, unless IB rejected it.
         """
         routed: list[_Routed] = []
         for slot, order in items:
@@ -241,14 +242,40 @@ class OrderRouter:
         """Send the orders from the IB loop thread itself, at once (see :meth:`submit_all`)."""
 
         def placed(outcome: list[bool]) -> None:
-            for r in self._sent(routed, outcome):
-                if r.entry is None and r.order.status is not OrderStatus.REJECTED:
-                    self._risk.record_submitted(r.order)
+            sent = [r.order for r in self._sent(routed, outcome) if r.entry is None]
+            if sent:
+                self._broker.connection.runtime.spawn(self._confirm_when_answered(sent), "order-rate slots")
 
         try:
             self._broker.place_orders_eager([(r.order, r.price, r.ref) for r in routed], placed)
         except CopilotQuantError as exc:
             placed(self._unsent(routed, exc))
+
+    async def _confirm_when_answered(self, orders: list[Order]) -> None:
+        """The inline counterpart of :meth:`_await_fills` (on the loop, without blocking it): once each order
+        is done or its wait (``fill_timeout`` for a market order, ``ack_timeout`` otherwise) is over, the ones
+        IB did not reject count for the order-rate limit (a rejected one gives its slot back)."""
+        broker = self._broker
+        loop = asyncio.get_running_loop()
+        deadlines = {
+            id(o): loop.time()
+            + (broker.fill_timeout if o.order_type is OrderType.MARKET else broker.ack_timeout)
+            for o in orders
+        }
+        waiting = list(orders)
+        while waiting and not self._stopping.is_set():
+            now = loop.time()
+            for order in [o for o in waiting if o.status.is_done or now >= deadlines[id(o)]]:
+                waiting.remove(order)
+                self._count_sent(order)
+            if waiting:
+                await asyncio.sleep(_WAIT_SLICE_S / 5)
+        for order in waiting:
+            self._count_sent(order)
+
+    def _count_sent(self, order: Order) -> None:
+        if order.status is not OrderStatus.REJECTED:
+            self._risk.record_submitted(order)
 
     def _unsent(self, routed: list[_Routed], exc: CopilotQuantError) -> list[bool]:
         for r in routed:
