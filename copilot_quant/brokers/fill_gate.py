@@ -71,6 +71,7 @@ class FillGate:
         #: events journaled before the fill may still be queued at the writer: IB does not order a fill and
         #: its order's status either, and the journal takes them in any order.
         self.commit_on_loop = False
+        self._committing = 0  # fills being committed on the loop thread right now (written there only)
         self._settled = 0  # … and delivered, found already journaled, or failed (under _delivered)
         self._delivered = threading.Condition()  # notified whenever _settled grows
 
@@ -121,7 +122,11 @@ class FillGate:
 
         if self.commit_on_loop and self._runtime().on_loop_thread():
             self._passed += 1
-            self._commit_here(journal, write, written, failed)
+            self._committing += 1  # in flight on this thread: a flush elsewhere waits for it
+            try:
+                self._commit_here(journal, write, written, failed)
+            finally:
+                self._committing -= 1
             return
         # crash-safe: the fill goes to on_fill once committed, without a disk sync of its own (durability.py)
         self._writer.submit(journal, write, then=written, on_error=failed, durability=FILL_DURABILITY)
@@ -182,7 +187,7 @@ class FillGate:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._loop_alive():
                     return False  # timed out, or the loop is gone: what it held will not be delivered now
-                if not self._writer.pending and self._posted == self._emitted:
+                if not self._writer.pending and self._posted == self._emitted and not self._committing:
                     break  # nothing in flight any more (a write that raised unexpectedly was logged)
                 self._delivered.wait(min(left, _LOOP_CHECK_S))
         return True

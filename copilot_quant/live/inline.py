@@ -22,7 +22,8 @@ for the loop.
 
 **The same rules as the worker**: a bar goes to the worker instead whenever the loop could not do exactly
 what the worker does without waiting — the engine not running, the connection not fit to trade, news on the
-rails (a kill-switch file, a pending kill, liveness), reconciliation not done or due (nothing is routed
+rails (a kill-switch file, a pending kill, liveness), trading halted (the worker's round first checks
+whether the halt is over, and routes nothing while it is not), reconciliation not done or due (nothing is routed
 until it is), the bar clock needing to ask IB the time, IB's positions not yet including the fills (the
 worker waits for them), held orders or cancels to retry, ``outside_hours`` other than ``'allow'`` (the
 router asks IB's clock), continuous futures (a roll starts streams), or a fill callback that must run on
@@ -170,6 +171,8 @@ class InlineDispatch:
             return "connection"
         if self._safety.kill_pending.is_set() or self._safety.need_attention():
             return "rails"
+        if self._safety.halted is not None:
+            return "halted"  # the worker's round checks first whether the halt is over (data flows again)
         if not self._reconciler.reconciled or self._reconciler.is_due():
             return "reconcile"
         if self._router.outside_hours is not OutsideHours.ALLOW:
