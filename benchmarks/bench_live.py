@@ -20,6 +20,8 @@ Measured in one run (``python benchmarks/bench_live.py 200``, inline dispatch, s
 * gateway in its own process, 1 strategy: 3.75 / 11.0 ms vs 1.46 / 5.90 ms = 2.57× / 1.87×;
   3 strategies (disk busy then: one commit p50 1.9 ms): 10.9 / 75.8 ms vs 3.02 / 17.6 ms = 3.61× / 4.29×.
 
+With the disk busy (other test runs; load average 6–7, one commit p50 1.9 ms) the same benchmark gave 6–7×
+at p50 and 2.3–2.5× at p99 with one strategy: the engine's journal commits are what a busy disk slows down.
 The target (≤ 2× at p50 and p99) is met at p99 with one strategy, not at p50. What the engine adds to the
 bare handler's path (probe, quiet moments): the fill's commit (≈ 0.4 ms), the intent's commit with its
 fsync (≈ 0.6 ms; one fsync alone ≈ 0.4), the bar store and clock (≈ 0.15), the data window (≈ 0.2), risk
