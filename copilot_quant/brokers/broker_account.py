@@ -99,6 +99,21 @@ class BrokerAccountReads:
         (:attr:`fills_passed` tells whether more came since)."""
         return self._account.start_snapshot(self._positions.settled(settle) if settle > 0 else None)
 
+    def account_snapshot_eager(self) -> concurrent.futures.Future[AccountSnapshot]:
+        """:meth:`account_snapshot` from the IB loop thread itself (no settle: IB's messages that came
+        before are already in ib_async's caches there): done at once when the caches hold the values
+        (:meth:`IBRuntime.run_eager <copilot_quant.brokers.runtime.IBRuntime.run_eager>`)."""
+        return self._conn.runtime.run_eager(self._account.snapshot_async())
+
+    def account_pnl_eager(self) -> concurrent.futures.Future[AccountPnL]:
+        """:meth:`account_pnl` from the IB loop thread itself: done at once once IB's P&L stream runs."""
+        return self._conn.runtime.run_eager(self._account.pnl_async())
+
+    def positions_include_fills(self) -> bool:
+        """Whether IB's positions include every fill emitted so far, as of now (IB loop thread, no wait)."""
+        done = self._conn.runtime.run_eager(self._positions.settled(0.0))
+        return done.done() and bool(done.result())
+
     def account_pnl(self) -> AccountPnL:
         """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).
 

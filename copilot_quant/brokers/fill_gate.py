@@ -7,7 +7,8 @@ journal already holds is never delivered again — across reconnects and process
 journal could not record is held back (the journal-failure callbacks halt trading) and reconciliation
 delivers it once a working journal is back. Without a journal (or an order ref) fills are delivered at once.
 
-Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread. Callbacks registered as thread-safe
+Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread (and commits there with
+:attr:`FillGate.commit_on_loop`). Callbacks registered as thread-safe
 (the engine's: it only queues the fill for its worker) run on the writer thread right after the commit;
 the others on the loop thread (posted back from the writer thread) — when there are none, a fill reaches
 the engine without that hop back to the loop. :meth:`FillGate.flush` from any other thread.
@@ -64,6 +65,13 @@ class FillGate:
         self._passed = 0  # fills handed to the journal writer (written by the loop thread only)
         #: Every fill handed to the gate so far (journaled or not; written by the loop thread only).
         self.passed = 0
+        #: Commit each fill on the IB loop thread itself, where it arrives, instead of on the writer thread
+        #: (the engine's inline dispatch sets it: the bar behind the fill is handled on that thread too,
+        #: and would otherwise wait for the writer's commit). The same durability either way. Broker
+        #: events journaled before the fill may still be queued at the writer: IB does not order a fill and
+        #: its order's status either, and the journal takes them in any order.
+        self.commit_on_loop = False
+        self._committing = 0  # fills being committed on the loop thread right now (written there only)
         self._settled = 0  # … and delivered, found already journaled, or failed (under _delivered)
         self._delivered = threading.Condition()  # notified whenever _settled grows
 
@@ -112,9 +120,35 @@ class FillGate:
             log.error("execution %s not delivered: the journal could not record it (%s)", exec_id, exc)
             self._settle()
 
+        if self.commit_on_loop and self._runtime().on_loop_thread():
+            self._passed += 1
+            self._committing += 1  # in flight on this thread: a flush elsewhere waits for it
+            try:
+                self._commit_here(journal, write, written, failed)
+            finally:
+                self._committing -= 1
+            return
         # crash-safe: the fill goes to on_fill once committed, without a disk sync of its own (durability.py)
         self._writer.submit(journal, write, then=written, on_error=failed, durability=FILL_DURABILITY)
         self._passed += 1  # after submit: a flush counting it also finds it pending at the writer
+
+    def _commit_here(
+        self,
+        journal: TradeJournal,
+        write: Callable[[TradeJournal], bool],
+        written: Callable[[bool], None],
+        failed: Callable[[JournalError], None],
+    ) -> None:
+        """Commit the fill on this (the loop) thread, crash-safe as on the writer: no disk sync, so the
+        loop is held up about as long as the writer's commit would take, without the two thread hand-offs
+        that a bar right behind the fill would otherwise wait for (:attr:`commit_on_loop`)."""
+        try:
+            fresh = write(journal)  # record_fill commits crash-safe (FILL_DURABILITY) by itself
+        except JournalError as exc:
+            failed(exc)
+            self._journal_failed(exc)  # trading halts; the fill is held back, as on the writer
+            return
+        written(fresh)
 
     def _post(self, fill: Fill) -> None:
         """Hand ``fill`` to the loop thread's callbacks (writer thread); settled at once when there are none."""
@@ -153,7 +187,7 @@ class FillGate:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._loop_alive():
                     return False  # timed out, or the loop is gone: what it held will not be delivered now
-                if not self._writer.pending and self._posted == self._emitted:
+                if not self._writer.pending and self._posted == self._emitted and not self._committing:
                     break  # nothing in flight any more (a write that raised unexpectedly was logged)
                 self._delivered.wait(min(left, _LOOP_CHECK_S))
         return True

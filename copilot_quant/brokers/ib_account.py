@@ -146,14 +146,17 @@ class IbAccount:
                 before.close()
             raise NotConnectedError("account_snapshot() needs a connection to IB; call connect() first")
 
-        async def snapshot() -> tuple[float, float, dict[str, Position]]:
-            if before is not None:
-                await before
-            value = await self.value_async("NetLiquidation")
-            cash = await self.value_async("TotalCashValue")
-            return value, cash, self.read_positions()
+        return self._conn.submit(self.snapshot_async(before))
 
-        return self._conn.submit(snapshot())
+    async def snapshot_async(
+        self, before: Coroutine[Any, Any, Any] | None = None
+    ) -> tuple[float, float, dict[str, Position]]:
+        """:meth:`snapshot` on the loop thread (``before`` awaited first)."""
+        if before is not None:
+            await before
+        value = await self.value_async("NetLiquidation")
+        cash = await self.value_async("TotalCashValue")
+        return value, cash, self.read_positions()
 
     def read_positions(self) -> dict[str, Position]:
         """IB's positions (stocks, futures contracts, forex pairs) by instrument key (``AAPL``, ``MESZ6``,

@@ -97,6 +97,9 @@ class BarStreams:
         self._flush_lock = threading.Lock()
         #: Set (on the loop thread) whenever a streamed bar changed or was added; the engine waits on it.
         self.bars_changed = threading.Event()
+        #: Called instead (on the loop thread, after the rows are queued) for a live update, when set: the
+        #: engine's inline dispatch (:mod:`copilot_quant.live.inline`), which sets the event if it cannot.
+        self.listener: Callable[[], None] | None = None
         self._watch = BarStreamWatch(stale_after) if stale_after else None
         self._watch_task: asyncio.Task[None] | None = None
         #: ``(symbol, silent_seconds, times_stalled)`` when a dead stream was found and restarted.
@@ -164,7 +167,15 @@ class BarStreams:
             self._pending.setdefault((symbol, interval), []).extend(rows)
             if traded is not None:
                 self._pending_traded[symbol] = traded
-        self.bars_changed.set()
+        listener = self.listener
+        if listener is None or full:
+            self.bars_changed.set()
+            return
+        try:
+            listener()
+        except Exception:  # never into ib_async: the engine's worker takes the bar
+            log.exception("the bar listener failed")
+            self.bars_changed.set()
 
     async def _watch_streams(self) -> None:
         watch = self._watch

@@ -32,6 +32,9 @@ from copilot_quant.errors import ConfigError, DataError
 
 __all__ = ["LiveBars"]
 
+#: The frames' columns, built once: a pandas Index of strings costs ~0.1 ms to build, on every bar.
+_COLUMNS = pd.Index(list(BAR_COLUMNS))
+
 #: Intervals aggregated from daily rows when read.
 _PERIODS = ("1wk", "1mo")
 
@@ -195,7 +198,7 @@ class LiveBars:
         if n == 0:
             return empty_bars()
         index = pd.DatetimeIndex(stamps.view("datetime64[ns]"), name="timestamp").tz_localize("UTC")
-        frame = pd.DataFrame(values, index=index, columns=list(BAR_COLUMNS), copy=False)
+        frame = pd.DataFrame(values, index=index, columns=_COLUMNS, copy=False)
         if self.interval in _PERIODS:
             frame = resample_daily(frame, self.interval)
         return frame

@@ -71,7 +71,7 @@ from copilot_quant.brokers.order_cancels import OrderCancels
 from copilot_quant.brokers.order_placing import OrderPlacing
 from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution, TrackedOrder
 from copilot_quant.brokers.position_watch import PositionWatch
-from copilot_quant.errors import JournalError, NotConnectedError
+from copilot_quant.errors import BrokerError, JournalError, NotConnectedError
 from copilot_quant.journal import BrokerExecution, TradeJournal
 from copilot_quant.journal.writer import JournalWriter
 
@@ -161,6 +161,8 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
         self._journal: TradeJournal | None = None
         #: Runs the journal writes of broker events off the IB loop thread (see copilot_quant.journal.writer).
         self._writer = JournalWriter(self._journal_failed)
+        #: Broker events journaled on the loop thread, handed to the writer once the loop is free.
+        self._loop_writes: list[tuple[TradeJournal, Callable[[TradeJournal], Any]]] = []
         #: IB's order events applied to the tracker (see ib_order_events.py).
         self._events = IbOrderEvents(self.tracker, self._conn, self)
         self._conn.restored += self._events.on_restored
@@ -229,6 +231,7 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
     def disconnect(self) -> None:
         """Finish the pending journal writes; close the socket if this adapter owns it (working orders stay
         working at IB)."""
+        self._hand_over_loop_writes(10.0)
         self._writer.close()
         if self._owns_connection:
             self._conn.disconnect()
@@ -266,6 +269,23 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
         """
         (self._callbacks.fill_anywhere if thread_safe else self._callbacks.fill).append(callback)
 
+    @property
+    def fills_need_loop(self) -> bool:
+        """Whether a fill callback must run on the IB loop thread (one registered without ``thread_safe``):
+        then waiting for the fills' delivery from the loop thread itself would wait for itself."""
+        return bool(self._callbacks.fill)
+
+    @property
+    def commit_fills_on_loop(self) -> bool:
+        """Whether fills are journaled on the IB loop thread where they arrive, not on the journal writer
+        thread (see :attr:`FillGate.commit_on_loop <copilot_quant.brokers.fill_gate.FillGate.commit_on_loop>`;
+        the engine's inline dispatch turns it on). Either way a fill reaches the callbacks once committed."""
+        return self._gate.commit_on_loop
+
+    @commit_fills_on_loop.setter
+    def commit_fills_on_loop(self, on: bool) -> None:
+        self._gate.commit_on_loop = bool(on)
+
     def register_error_callback(self, callback: ErrorCallback) -> None:
         """``callback(order_record, error_msg)`` on every rejection or order error (IB loop thread)."""
         self._callbacks.error.append(callback)
@@ -286,17 +306,42 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
 
     def _journal_write(self, write: Callable[[TradeJournal], Any]) -> None:
         """Journal one broker event on the writer thread (in order); a failure is reported (trading halts),
-        never raised into ib_async. From any thread but the IB loop, waits until it is written."""
+        never raised into ib_async. From any thread but the IB loop, waits until it is written.
+
+        From the loop thread the event is handed to the writer once the loop is done with what it is
+        handling now (in order): waking the writer in the middle of it — right after ``placeOrder`` —
+        would have it wait for the GIL next to whatever reads the order, for nothing."""
         journal = self.journal
         if journal is None:
             return
+        runtime = self._conn.runtime
+        if runtime.in_loop_thread():
+            self._loop_writes.append((journal, write))
+            if len(self._loop_writes) == 1:
+                try:
+                    runtime.defer(self._submit_loop_writes)
+                except BrokerError:  # the loop is going away: hand them over now
+                    self._submit_loop_writes()
+            return
         self._writer.submit(journal, write)
-        if not self._conn.runtime.in_loop_thread():
-            self._writer.flush()
+        self._writer.flush()
+
+    def _submit_loop_writes(self) -> None:
+        writes, self._loop_writes = self._loop_writes, []
+        for journal, write in writes:
+            self._writer.submit(journal, write)
 
     def flush_journal(self, timeout: float = 10.0) -> bool:
         """Wait until every broker event handed to the journal so far is written; False on timeout."""
+        self._hand_over_loop_writes(timeout)
         return self._writer.flush(timeout)
+
+    def _hand_over_loop_writes(self, timeout: float) -> None:
+        if self._loop_writes and not self._conn.runtime.in_loop_thread():
+            try:  # handed to the writer on the loop, in order with what the loop hands it meanwhile
+                self._conn.runtime.call(self._submit_loop_writes, timeout=timeout)
+            except (BrokerError, TimeoutError):  # the loop is gone: nothing else will hand them over
+                self._submit_loop_writes()
 
     def _emit_error(self, record: TrackedOrder, message: str) -> None:
         record.errors.append(message)

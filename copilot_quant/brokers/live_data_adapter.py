@@ -28,6 +28,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -490,6 +491,15 @@ class LiveDataFeedAdapter(IDataFeed):
     @bars_changed.setter
     def bars_changed(self, event: threading.Event) -> None:
         self._bars.bars_changed = event
+
+    @property
+    def bar_listener(self) -> Callable[[], None] | None:
+        """Called on the loop thread per live bar update instead of setting :attr:`bars_changed`."""
+        return self._bars.listener
+
+    @bar_listener.setter
+    def bar_listener(self, listener: Callable[[], None] | None) -> None:
+        self._bars.listener = listener
 
     def last_bar_time(self, symbol: str) -> pd.Timestamp | None:
         """Stamp of the newest streamed bar of ``symbol`` (complete or not), or ``None``."""

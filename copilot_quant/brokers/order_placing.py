@@ -169,8 +169,61 @@ class OrderPlacing:
         """Send several ``(order, current_price, order_ref)`` in one trip to the loop thread, in order, and
         return at once (no wait for fills): ``execute_order(..., wait=0)`` for each, without one
         cross-thread round trip per order. True for each order placed; one refused (buying power, a
-        placing error) is REJECTED with the reason, the others still go.
+        placing error) is REJECTED with the reason, the others still go. Not from the loop thread (see
+        :meth:`place_orders_eager`).
         """
+        records = self._placing(orders)
+        if records is None:
+            return [False] * len(orders)
+        try:
+            outcomes = self._conn.run(self._place_all(records), timeout=15)
+        except (BrokerError, TimeoutError, ConnectionError) as exc:
+            outcomes = self._failed_outcomes(records, exc)
+        return self._placed(records, outcomes)
+
+    def place_orders_eager(
+        self, orders: Sequence[tuple[Order, float, str]], then: Callable[[list[bool]], Any]
+    ) -> bool:
+        """:meth:`place_orders` from the IB loop thread itself, where nothing may wait: the orders are
+        placed at once (``placeOrder`` is on the wire when this returns) unless a step has to wait for IB
+        (the first order of a contract not qualified yet), and then go on placing on the loop in order.
+        ``then(placed)`` runs (on the loop thread) with what :meth:`place_orders` would return, as soon as
+        it is known; True if that was before this returned."""
+        records = self._placing(orders)
+        if records is None:
+            then([False] * len(orders))
+            return True
+        future = self._conn.runtime.run_eager(self._place_all(records))
+
+        def finish(done: Any) -> None:
+            try:
+                outcomes = done.result()
+            except (BrokerError, TimeoutError, ConnectionError) as exc:
+                outcomes = self._failed_outcomes(records, exc)
+            then(self._placed(records, outcomes))
+
+        if future.done():
+            finish(future)
+            return True
+        future.add_done_callback(finish)  # the task ends on the loop thread: so does this
+        return False
+
+    def prepare_contracts(self, symbols: Sequence[str], timeout: float = 30.0) -> None:
+        """Look up (qualify) the contracts and price rules of ``symbols`` now, so that the first order for
+        each is placed without a round trip to IB — at once even from the loop thread
+        (:meth:`place_orders_eager`). A symbol IB does not know is left for its first order to report."""
+
+        async def prepare() -> None:
+            for symbol in symbols:
+                try:
+                    await self._contracts.price_rule(await self._contracts.contract(symbol))
+                except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
+                    log.debug("no contract for %s yet: %s", symbol, exc)
+
+        self._conn.run(prepare(), timeout=timeout)
+
+    def _placing(self, orders: Sequence[tuple[Order, float, str]]) -> list[tuple[TrackedOrder, float]] | None:
+        """Check ``orders`` and track them; None (each REJECTED) when not connected."""
         self._check_live_confirmed()
         if len({id(order) for order, _, _ in orders}) != len(orders):
             raise BrokerError("place_orders() got the same order twice; send each Order object once")
@@ -183,36 +236,41 @@ class OrderPlacing:
         if not self._conn.is_connected():
             for order, _, ref in orders:
                 self._reject(order, "not connected to IB; the order was not sent", order_ref=ref)
-            return [False] * len(orders)
+            return None
         self._install_handlers()
-        records = [(self.tracker.add(order, ref), price) for order, price, ref in orders]
-        links = bracket_links([order for order, _, _ in orders])
+        return [(self.tracker.add(order, ref), price) for order, price, ref in orders]
 
-        async def place_all() -> list[BaseException | None]:
-            outcomes: list[BaseException | None] = []
-            placed: dict[str, int] = {}  # a bracket entry's order id -> its IB order id
-            for (record, price), (parent, transmit) in zip(records, links, strict=True):
-                check_price = float(price) if self.precheck_buying_power and parent is None else math.nan
-                try:
-                    parent_ib_id = 0
-                    if (
-                        parent is not None
-                    ):  # an exit: its entry went out before it (untransmitted if just now)
-                        parent_ib_id = placed.get(parent) or self._working_ib_id(parent)
-                        if not parent_ib_id:
-                            raise BrokerError(f"its bracket entry {parent} was not placed")
-                    await self._place(record, check_price, parent_ib_id=parent_ib_id, transmit=transmit)
-                    placed[str(record.order.order_id)] = record.ib_order_id
-                    outcomes.append(None)
-                except (_Unaffordable, BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
-                    outcomes.append(exc)
-            return outcomes
+    async def _place_all(self, records: list[tuple[TrackedOrder, float]]) -> list[BaseException | None]:
+        """Place each tracked order in turn on the loop (a bracket's exits after their entry)."""
+        links = bracket_links([record.order for record, _ in records])
+        outcomes: list[BaseException | None] = []
+        placed: dict[str, int] = {}  # a bracket entry's order id -> its IB order id
+        for (record, price), (parent, transmit) in zip(records, links, strict=True):
+            check_price = float(price) if self.precheck_buying_power and parent is None else math.nan
+            try:
+                parent_ib_id = 0
+                if parent is not None:  # an exit: its entry went out before it (untransmitted if just now)
+                    parent_ib_id = placed.get(parent) or self._working_ib_id(parent)
+                    if not parent_ib_id:
+                        raise BrokerError(f"its bracket entry {parent} was not placed")
+                await self._place(record, check_price, parent_ib_id=parent_ib_id, transmit=transmit)
+                placed[str(record.order.order_id)] = record.ib_order_id
+                outcomes.append(None)
+            except (_Unaffordable, BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
+                outcomes.append(exc)
+        return outcomes
 
-        try:
-            outcomes = self._conn.run(place_all(), timeout=15)
-        except (BrokerError, TimeoutError, ConnectionError) as exc:
-            # Those placed before the failure went out (their status says so); the rest did not.
-            outcomes = [exc if r.status is OrderStatus.CREATED else None for r, _ in records]
+    @staticmethod
+    def _failed_outcomes(
+        records: list[tuple[TrackedOrder, float]], exc: BaseException
+    ) -> list[BaseException | None]:
+        # Those placed before the failure went out (their status says so); the rest did not.
+        return [exc if r.status is OrderStatus.CREATED else None for r, _ in records]
+
+    def _placed(
+        self, records: list[tuple[TrackedOrder, float]], outcomes: list[BaseException | None]
+    ) -> list[bool]:
+        """Reject the orders that were not placed, with the reason; True for each one placed."""
         placed = []
         for (record, _), outcome in zip(records, outcomes, strict=True):
             if isinstance(outcome, _Unaffordable):
@@ -316,6 +374,10 @@ class OrderPlacing:
             return False
         try:
             sent = send_modification(self._conn.ib, self._contracts, record, modification, self._conn.account)
+            runtime = self._conn.runtime
+            if runtime.on_loop_thread():  # a strategy's on_data run inline on the loop: nothing may wait
+                done = runtime.run_eager(sent)
+                return bool(done.result()) if done.done() else True  # else it goes on being sent, in order
             return bool(self._conn.run(sent, timeout=15))
         except (BrokerError, TimeoutError, ConnectionError, RequestError) as exc:
             log.warning("the modification of order %s could not be sent: %s", order.order_id, exc)

@@ -11,7 +11,8 @@ keeps it running for as long as the runtime is open. *Every* ib_async call is pe
   to ``timeout`` seconds) or :meth:`IBRuntime.call` (run a plain function on the loop and return its
   result);
 * ib_async event handlers (``pendingTickersEvent``, ``execDetailsEvent`` …) run *on* the loop thread and
-  must never block; they hand data to other threads through locks and ``threading.Event``\\ s.
+  must never block; they hand data to other threads through locks and ``threading.Event``\\ s, or run
+  ib_async coroutines with :meth:`IBRuntime.run_eager` (at once, as far as they get without waiting).
 
 Because the loop is always running, the user's thread may ``time.sleep()`` freely while ticks, fills and
 reconnects are processed in the background — the guide's main loop does exactly that.
@@ -183,6 +184,56 @@ class IBRuntime:
         else:
             loop.call_soon_threadsafe(runner)
 
+    def run_eager(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Run ``coro`` now, on the loop thread (only there), until it finishes or first has to wait.
+
+        A coroutine that finishes without waiting (ib_async's cached reads, ``placeOrder`` of a contract
+        already qualified) is done when this returns, its result in the future: the loop's own handlers
+        use it where :meth:`run` would deadlock. One that has to wait goes on as a task on the loop, the
+        future done when it ends. (Python 3.12's eager tasks do the same.)
+        """
+        if not self.in_loop_thread():
+            coro.close()
+            raise BrokerError("IBRuntime.run_eager() called off the loop thread; use run() there")
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        future.set_running_or_notify_cancel()
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            future.set_result(done.value)
+            return future
+        except BaseException as exc:  # handed to whoever reads the future
+            future.set_exception(exc)
+            return future
+        task = self._require_loop().create_task(_resume(coro, waiting))
+
+        def finished(task: asyncio.Task[T]) -> None:
+            if task.cancelled():
+                future.cancel()
+            elif task.exception() is not None:
+                future.set_exception(task.exception())
+            else:
+                future.set_result(task.result())
+
+        task.add_done_callback(finished)
+        return future
+
+    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Schedule ``fn(*args)`` on the loop, to run after what the loop is doing now — also when called
+        on the loop thread (where :meth:`call_soon` runs it at once); errors are logged."""
+
+        def runner() -> None:
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("error in deferred IB call %s", getattr(fn, "__name__", fn))
+
+        loop = self._require_loop()
+        if self.in_loop_thread():
+            loop.call_soon(runner)  # no need to wake the loop: it is running this very call
+        else:
+            loop.call_soon_threadsafe(runner)
+
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> concurrent.futures.Future[Any]:
         """Start ``coro`` as a background task on the loop; failures are logged, never lost."""
         loop = self._require_loop()
@@ -197,3 +248,24 @@ class IBRuntime:
 
         future.add_done_callback(report)
         return future
+
+
+async def _resume(coro: Coroutine[Any, Any, T], waiting: Any) -> T:
+    """Drive ``coro`` on from where :meth:`IBRuntime.run_eager` left it (it yielded ``waiting``: an asyncio
+    future, or None for a bare ``sleep(0)``), as a task would have."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([waiting])  # done (or failed): the coroutine reads its outcome itself
+        except asyncio.CancelledError as cancel:
+            try:
+                waiting = coro.throw(cancel)
+            except StopIteration as done:
+                return done.value
+            continue
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            return done.value

@@ -49,6 +49,7 @@ journals there: most likely the id is mistyped, or the engine uses another journ
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -254,19 +255,28 @@ def run_live(
     if journal is not None:
         console.print(f"Journal: {escape(str(journal.path))}", soft_wrap=True)
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    term = threading.Event()  # SIGTERM came; it interrupts the status loop once that runs
+    looping = threading.Event()
 
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        term.set()
+        if looping.is_set():
+            raise KeyboardInterrupt
+
+    # installed at once: the engine trades from here on, and a SIGTERM must stop it cleanly, not kill it
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:  # the operations console (--console) and alerts (COPILOT_QUANT_ALERT_*)
         detach = console_cli.attach(engine, web_console, console)
     except ConfigError as exc:
         console.print(f"[bold red]Error:[/] console/alerts not started: {escape(str(exc))}")
         detach = None
-    previous = signal.signal(signal.SIGTERM, on_term)
     deadline = None if duration is None else time.monotonic() + duration
     try:
         # log records print on the status line's console, so rich keeps them above the line
         with logs.logging_to(console), Live(console=console, refresh_per_second=4, transient=False) as live:
+            looping.set()
+            if term.is_set():
+                raise KeyboardInterrupt
             while deadline is None or time.monotonic() < deadline:
                 live.update(_status_line(engine.get_performance_summary(), interval))
                 if not engine.is_running():

@@ -20,6 +20,12 @@ once the journal committed it, and a fill usually arrives just before the bar th
 on, so its commit is on the path from a bar to its orders; without its own fsync that path has one disk
 sync (the intent's) instead of two in a row. The trade-off, stated: after a power loss (not after a crash)
 a strategy may have been told of a fill the journal has lost until the restart's reconciliation restores it.
+
+Where the commits happen (the policy is the same either way): with the live engine's inline dispatch (its
+default, :mod:`copilot_quant.live.inline`) a fill is committed on IB's loop thread as it arrives and the
+bar's intent there too, just before its order is sent: the path from a bar to its orders then holds one
+disk sync (the intent's) and no thread hand-off. Everything else IB reports is committed on the journal
+writer thread, off that path.
 """
 
 from __future__ import annotations

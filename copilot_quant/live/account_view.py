@@ -177,13 +177,38 @@ class AccountState:
             log.debug("account refresh failed: %s", exc)
             return False
         self._read_after = passed
-        today = trading_day()  # the exchange's date (New York), never the UTC one
-        if self.equity_day != today and math.isfinite(self.value):
-            # The fallback daily-loss baseline: the first account value seen each trading day.
-            self.equity_day, self.day_start_equity = today, self.value
+        self._mark_day(trading_day())  # the exchange's date (New York), never the UTC one
         if pnl:
             self.daily_pnl = _daily_pnl(broker)
         return True
+
+    def refresh_eager(
+        self, broker: LiveBrokerAdapter, trading_day: Callable[[], date], *, pnl: bool = False
+    ) -> bool:
+        """:meth:`refresh` from the IB loop thread itself, from ib_async's caches (which hold every message
+        IB sent before the one being handled); ``False`` (old values kept) if a value is not cached."""
+        if pnl:
+            self.daily_pnl = _daily_pnl_eager(broker, self.daily_pnl)
+        self._pending = None
+        try:
+            done = broker.account_snapshot_eager()
+            if not done.done():
+                return (
+                    False  # not cached (it goes on reading on the loop): the worker's next refresh reads it
+                )
+            snapshot = done.result()
+        except (BrokerError, TimeoutError, ConnectionError) as exc:
+            log.debug("account read failed: %s", exc)
+            return False
+        self.value, self.cash, self.positions = snapshot
+        self._read_after = broker.fills_passed
+        self._mark_day(trading_day())
+        return True
+
+    def _mark_day(self, today: date) -> None:
+        if self.equity_day != today and math.isfinite(self.value):
+            # The fallback daily-loss baseline: the first account value seen each trading day.
+            self.equity_day, self.day_start_equity = today, self.value
 
     def prefetch(self, broker: LiveBrokerAdapter, settle: float) -> None:
         """If fills arrived since the account was last read, start reading it now (waiting up to ``settle``
@@ -208,6 +233,19 @@ def _daily_pnl(broker: LiveBrokerAdapter) -> float | None:
     """The day's P&L from IB's P&L stream, or None when IB sends none (the rail then falls back)."""
     try:
         daily = broker.account_pnl().daily
+    except (BrokerError, TimeoutError, ConnectionError) as exc:
+        log.debug("no P&L from IB: %s", exc)
+        return None
+    return daily if math.isfinite(daily) else None
+
+
+def _daily_pnl_eager(broker: LiveBrokerAdapter, known: float | None) -> float | None:
+    """:func:`_daily_pnl` on the IB loop thread: ``known`` kept while IB's P&L stream has not answered."""
+    try:
+        done = broker.account_pnl_eager()
+        if not done.done():
+            return known
+        daily = done.result().daily
     except (BrokerError, TimeoutError, ConnectionError) as exc:
         log.debug("no P&L from IB: %s", exc)
         return None

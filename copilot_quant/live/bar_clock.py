@@ -131,6 +131,24 @@ class BarClock:
         whenever the trades already prove a new bar closed; it is made when a streamed bar is newer than
         the bound (once per forming bar), on the ``update_interval`` timer, and at start.
         """
+        known, newest = self._known()
+        if fresh or known is None or self._unseen(known, newest):
+            asked = self._feed.server_time().value
+            self._asked_ns = asked if self._asked_ns is None else max(asked, self._asked_ns)
+            known = asked if known is None else max(asked, known)
+            self.server_ns, self._asked_for = known, newest
+        return known
+
+    def known_now_ns(self) -> int | None:
+        """:meth:`now_ns` without asking IB: None when it would ask (a bar newer than the broker's clock
+        as known, or no clock yet). For the IB loop thread, which must not wait for IB's answer."""
+        known, newest = self._known()
+        if known is None or self._unseen(known, newest):
+            return None
+        return known
+
+    def _known(self) -> tuple[int | None, int | None]:
+        """The broker's clock as the trades prove it (updated), and the newest streamed bar's stamp."""
         feed = self._feed
         newest = max(
             (t for t in (feed.last_bar_ns(s) for s in self.symbols) if t is not None),
@@ -142,15 +160,12 @@ class BarClock:
             self._traded_ns = traded
             if known is not None and traded > known:
                 known = self.server_ns = traded
+        return known, newest
+
+    def _unseen(self, known: int | None, newest: int | None) -> bool:
         # A bar still forming (stamp in the future) is re-checked when a newer bar arrives or on the timer,
         # not on every update of that same bar.
-        unseen = newest is not None and (known is None or newest > known) and newest != self._asked_for
-        if fresh or known is None or unseen:
-            asked = feed.server_time().value
-            self._asked_ns = asked if self._asked_ns is None else max(asked, self._asked_ns)
-            known = asked if known is None else max(asked, known)
-            self.server_ns, self._asked_for = known, newest
-        return known
+        return newest is not None and (known is None or newest > known) and newest != self._asked_for
 
     def completion_cutoff(self, now: int) -> int:
         """Bars stamped at or before this are complete *and* final (``now`` from :meth:`now_ns`).

@@ -16,9 +16,10 @@ thread; the strategies run on the engine's worker thread — so ``stop()`` is pr
 is free (the guide's ``time.sleep(60)`` loop works). Its read-only state, its stop and its performance
 summary are mixins of their own: ``engine_state.py``, ``engine_stop.py``, ``engine_report.py``.
 
-Threading contract: public methods may be called from any thread (not from strategy callbacks, which run
-on the worker thread, except ``stop()``). ``strategy.on_data``, ``on_fill``, ``on_stop`` and ``finalize``
-all run on the worker thread, never concurrently with each other.
+Threading contract: public methods may be called from any thread (not from strategy callbacks, except
+``stop()``). ``strategy.on_data`` and ``on_fill`` run on ib_async's loop thread when inline dispatch is on
+(the default: :mod:`copilot_quant.live.inline`), else on the worker thread; ``on_stop`` and ``finalize``
+on the worker or the stopping thread — never two of them at once (the worker's step lock).
 
 Errors: an exception in a strategy hook, an order rejection or an order error never stops the engine; each
 is logged and appended to :attr:`errors` (the last ``max_errors`` ``{'timestamp', 'error', 'type'}``
@@ -128,6 +129,11 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         adopt_broker_positions: at :meth:`start`, take IB's positions as the truth where the journal's books
             disagree with them: journal adjusting records so that the books equal IB (see
             :meth:`adopt_broker_positions`). Default: such a symbol is blocked until they agree.
+        inline_dispatch: run each completed bar's pipeline (fills to ``on_fill``, ``on_data``, risk, the
+            journal's intent, ``placeOrder``) on ib_async's loop thread, in its bar handler, instead of
+            handing it to the worker thread and back (default ``True``: the shortest path from a bar to its
+            orders; the worker still runs the rails, reconciliation and the periodic step, and takes any
+            bar the loop cannot — see :mod:`copilot_quant.live.inline`). ``False``: the worker runs all.
         roll_days, auto_roll: a continuous future (``"MES"``) trades its front contract until ``roll_days``
             weekdays before its last trade date; ``auto_roll`` moves the positions into the next contract at
             each roll — as in a backtest (see :mod:`copilot_quant.live.continuous`).
@@ -164,6 +170,7 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         roll_days: int = 5,
         auto_roll: bool = False,
         adopt_broker_positions: bool = False,
+        inline_dispatch: bool = True,
     ) -> None:
         check_live_confirmed(paper_trading, confirm_live)
         self.roll_days = check_roll_days(roll_days)
@@ -183,6 +190,7 @@ class LiveStrategyEngine(EngineStop, EngineReport):
             max_disconnect_s=max_disconnect_s,
             max_stale_data_s=max_stale_data_s,
             kill_switch_file=kill_switch_file,
+            inline_dispatch=inline_dispatch,
         )
         settings = resolve_connection(paper_trading, host, port, client_id, use_gateway)
         self.paper_trading = paper_trading
@@ -238,6 +246,9 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         self._position_watch = PositionWatch(
             reconciler=self.reconciler, slots=lambda: self._slots, account=self.account
         )
+        #: Bars and fills on ib_async's loop thread (``inline_dispatch``): ``inline.bars`` delivered there,
+        #: ``inline.handed_over`` why others went to the worker, ``inline.off_reason`` if it was turned off.
+        self.inline = parts.inline
         self.reactions = parts.reactions  # alerts on what real IB does (ib_reactions.py)
         self.broker.register_error_callback(self._on_order_error)
         self.connection.machine.state_changed += self._on_connection_change
@@ -358,8 +369,13 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         self._open_books()
         if not self._begin_streams(names, data_names, lookback_days, data_interval, continuous):
             return False
+        try:  # the first order of each symbol then goes out without a lookup (inline: at once)
+            self.broker.prepare_contracts(data_names)
+        except (BrokerError, TimeoutError, ConnectionError) as exc:
+            log.info("contracts not looked up before trading: %s", exc)
         self._stop.clear()
         self._wake.clear()
+        self.inline.reset()
         self._running = True
         self._finished = False
         self._thread = threading.Thread(target=self.worker.run, name="copilot-quant-engine", daemon=True)

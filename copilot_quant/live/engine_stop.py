@@ -18,6 +18,7 @@ from copilot_quant.errors import BrokerError
 from copilot_quant.journal import EventKind, TradeJournal
 from copilot_quant.live.engine_state import EngineState
 from copilot_quant.live.on_stop import flatten_strategies, journal_stop, leave_orders, run_stop_hooks
+from copilot_quant.live.worker import Worker
 
 __all__ = ["EngineStop"]
 
@@ -42,11 +43,16 @@ class EngineStop(EngineState):
     _finished: bool
     _stop: threading.Event
     _wake: threading.Event
+    worker: Worker
 
     def stop(self) -> None:
         """Stop the worker promptly, then unsubscribe and call ``on_stop``/``finalize`` once. Idempotent."""
         self._stop.set()
         self._wake.set()
+        if self.connection.runtime.on_loop_thread():
+            # from a strategy run inline on IB's loop: nothing may wait there; the worker, woken, sees the
+            # stop once the loop's dispatch ends and shuts down as it exits
+            return
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self.broker.fill_timeout + 10)
@@ -62,6 +68,10 @@ class EngineStop(EngineState):
                 return
             self._finished = True
         self._running = False
+        with self.worker.lock:  # an inline dispatch on IB's loop ends first: no strategy call beside ours
+            self._shut_down(why)
+
+    def _shut_down(self, why: str) -> None:
         self._drain_fills()
         left = ""
         if self.connection.is_connected():

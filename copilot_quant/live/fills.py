@@ -84,10 +84,13 @@ class FillDispatcher:
         self.fills: list[Fill] = []
         #: Whether the books are open: fills found before that are already in what they open from.
         self.booking = False
+        #: Called when a live fill is queued: wakes the worker (the engine's inline dispatch, when on, has
+        #: it delivered on the IB loop thread instead: :mod:`copilot_quant.live.inline`).
+        self.notify: Callable[[], None] = wake.set
 
     def live(self, fill: Fill) -> None:  # journal writer (or IB loop) thread: hand over, never block
         self._queue.put(_Delivery(fill, None, self.booking))
-        self._wake.set()
+        self.notify()
 
     def recovered(self, fill: Fill, order_ref: str) -> None:
         """A fill reconciliation found (it happened while the engine was away or disconnected)."""

@@ -7,6 +7,7 @@ order refused anywhere on that path is recorded as rejected with its reason, nev
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -91,12 +92,17 @@ class OrderRouter:
         """Route one of ``slot``'s orders (see the module docstring)."""
         self.submit_all([(slot, order)])
 
-    def submit_all(self, items: Sequence[tuple[StrategySlot, Order]]) -> None:
+    def submit_all(self, items: Sequence[tuple[StrategySlot, Order]], *, inline: bool = False) -> None:
         """Route the orders one bar produced, every strategy's, in order (see the module docstring).
 
         Each passes market hours and the risk check (which counts the earlier orders of the same bar as
         working), then one journal transaction records all their intents — one disk sync, however many
         strategies — before the first is sent; then they are sent, and only then waited for.
+
+        ``inline``: the caller is the IB loop thread (:mod:`~copilot_quant.live.inline`), where nothing may
+        wait: the orders are placed at once and not waited for there (their fills reach the strategies before
+        the next bar all the same: IB's messages are handled in order on that thread); each counts for the
+        order-rate limit, as on the worker, once done or its wait is over, unless IB rejected it.
         """
         routed: list[_Routed] = []
         for slot, order in items:
@@ -105,8 +111,13 @@ class OrderRouter:
                 routed.append(checked)
         if not routed or not self._record_intents(routed):
             return
-        sent = self._send([r for r in routed if self._may_send(r)])
-        for r in sent:
+        fresh = self._fresh([r for r in routed if self._may_send(r)])
+        if not fresh:
+            return
+        if inline:
+            self._send_eager(fresh)
+            return
+        for r in self._send(fresh):
             if r.entry is not None:
                 continue  # a bracket exit: it cannot fill before its entry, and the group is one order
             self._await_fills(r.order)  # IB may reject it meanwhile: then it keeps no order-rate slot
@@ -205,9 +216,9 @@ class OrderRouter:
             return False
         return True
 
-    def _send(self, routed: list[_Routed]) -> list[_Routed]:
-        """Send the orders in one trip to IB's loop thread; returns those placed. The broker returns once
-        they are placed: the wait for their fills is ours, so that stop() interrupts it."""
+    def _fresh(self, routed: list[_Routed]) -> list[_Routed]:
+        """The orders that may go out: an order object returned again (or twice) is refused alone, the bar's
+        other orders still go."""
         fresh: list[_Routed] = []
         seen: set[int] = set()
         for r in routed:
@@ -215,22 +226,68 @@ class OrderRouter:
                 seen.add(id(r.order))
                 fresh.append(r)
                 continue
-            # an order object returned again (or twice): refused alone, the bar's other orders still go
             if r.order.status is not OrderStatus.CREATED:  # a twin in this bar keeps the slot it shares
                 self._risk.release_reservation(r.order)
             self._errors.record(
                 f"order {r.order.order_id} {r.order.symbol}: already sent; return order.copy() to send it again",
                 "order",
             )
-        routed = fresh
-        if not routed:
-            return []
+        return fresh
+
+    def _send(self, routed: list[_Routed]) -> list[_Routed]:
+        """Send the orders in one trip to IB's loop thread; returns those placed. The broker returns once
+        they are placed: the wait for their fills is ours, so that stop() interrupts it."""
         try:
             placed = self._broker.place_orders([(r.order, r.price, r.ref) for r in routed])
         except CopilotQuantError as exc:
-            placed = [False] * len(routed)
-            for r in routed:
-                self._errors.record(f"order {r.order.order_id} {r.order.symbol}: {exc}", "order")
+            placed = self._unsent(routed, exc)
+        return self._sent(routed, placed)
+
+    def _send_eager(self, routed: list[_Routed]) -> None:
+        """Send the orders from the IB loop thread itself, at once (see :meth:`submit_all`)."""
+
+        def placed(outcome: list[bool]) -> None:
+            sent = [r.order for r in self._sent(routed, outcome) if r.entry is None]
+            if sent:
+                self._broker.connection.runtime.spawn(self._confirm_when_answered(sent), "order-rate slots")
+
+        try:
+            self._broker.place_orders_eager([(r.order, r.price, r.ref) for r in routed], placed)
+        except CopilotQuantError as exc:
+            placed(self._unsent(routed, exc))
+
+    async def _confirm_when_answered(self, orders: list[Order]) -> None:
+        """The inline counterpart of :meth:`_await_fills` (on the loop, without blocking it): once each order
+        is done or its wait (``fill_timeout`` for a market order, ``ack_timeout`` otherwise) is over, the ones
+        IB did not reject count for the order-rate limit (a rejected one gives its slot back)."""
+        broker = self._broker
+        loop = asyncio.get_running_loop()
+        deadlines = {
+            id(o): loop.time()
+            + (broker.fill_timeout if o.order_type is OrderType.MARKET else broker.ack_timeout)
+            for o in orders
+        }
+        waiting = list(orders)
+        while waiting and not self._stopping.is_set():
+            now = loop.time()
+            for order in [o for o in waiting if o.status.is_done or now >= deadlines[id(o)]]:
+                waiting.remove(order)
+                self._count_sent(order)
+            if waiting:
+                await asyncio.sleep(_WAIT_SLICE_S / 5)
+        for order in waiting:
+            self._count_sent(order)
+
+    def _count_sent(self, order: Order) -> None:
+        if order.status is not OrderStatus.REJECTED:
+            self._risk.record_submitted(order)
+
+    def _unsent(self, routed: list[_Routed], exc: CopilotQuantError) -> list[bool]:
+        for r in routed:
+            self._errors.record(f"order {r.order.order_id} {r.order.symbol}: {exc}", "order")
+        return [False] * len(routed)
+
+    def _sent(self, routed: list[_Routed], placed: list[bool]) -> list[_Routed]:
         for r, ok in zip(routed, placed, strict=True):
             if not ok:
                 self._risk.release_reservation(r.order)  # never sent: its order-rate slot is free again
@@ -359,6 +416,8 @@ class OrderRouter:
         """Wait (``ack_timeout``, in short slices) for IB to acknowledge or refuse a modification, as for a
         new order's acknowledgement: the next bar's prices then meet the terms IB holds."""
         broker = self._broker
+        if broker.connection.runtime.on_loop_thread():
+            return  # inline on the loop, IB's answer cannot come while we wait: it comes before the next bar
         deadline = time.monotonic() + broker.ack_timeout
         while not broker.modification_answered(order) and not self._stopping.is_set():
             if time.monotonic() >= deadline:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.market_hours import is_market_open
@@ -105,6 +107,7 @@ class Safety:
         self.kill_pending = threading.Event()
         self._halt_reason: str | None = None
         self._competing_since: float | None = None
+        self._expect_data: tuple[int, bool] | None = None  # (the broker's clock, market open then)
 
     # ------------------------------------------------------------------ the one halted state
     @property
@@ -126,8 +129,15 @@ class Safety:
         return None
 
     def expect_data(self) -> bool:
-        now = self._clock.server_now
-        return now is not None and is_market_open(now)
+        """Whether the market is open by the broker's clock as last known (the session calendar is read
+        once per value of that clock: this is asked once per order and rail check of a bar)."""
+        ns = self._clock.server_ns
+        if ns is None:
+            return False
+        known = self._expect_data
+        if known is None or known[0] != ns:
+            known = self._expect_data = (ns, is_market_open(pd.Timestamp(ns, tz="UTC")))
+        return known[1]
 
     # ------------------------------------------------------------------ kill switch
     def kill(self, reason: str = "kill switch", flatten: bool = False) -> None:

@@ -24,6 +24,7 @@ from copilot_quant.live.checkpoints import Checkpointer
 from copilot_quant.live.events import EngineEvents, ErrorLog, EventLog
 from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.ib_reactions import IbReactions
+from copilot_quant.live.inline import InlineDispatch
 from copilot_quant.live.order_router import OrderRouter
 from copilot_quant.live.position_guard import PositionGuard
 from copilot_quant.live.reconciler import Reconciler
@@ -66,6 +67,7 @@ class EngineOptions:
     max_disconnect_s: float | None
     max_stale_data_s: float | None
     kill_switch_file: Path | None
+    inline_dispatch: bool = True
 
     @classmethod
     def checked(
@@ -79,6 +81,7 @@ class EngineOptions:
         max_disconnect_s: float | None,
         max_stale_data_s: float | None,
         kill_switch_file: str | Path | None,
+        inline_dispatch: bool = True,
     ) -> EngineOptions:
         """Refuse a bad setting with a :class:`ConfigError` that says what to pass instead."""
         if risk_limits is not None and not isinstance(risk_limits, RiskLimits):
@@ -97,6 +100,8 @@ class EngineOptions:
             raise ConfigError(
                 f"outside_hours={outside_hours!r} is not one of 'allow', 'hold', 'reject'"
             ) from None
+        if not isinstance(inline_dispatch, bool):
+            raise ConfigError(f"inline_dispatch must be True or False, got {inline_dispatch!r}")
         return cls(
             float(update_interval),
             outside,
@@ -106,6 +111,7 @@ class EngineOptions:
             max_disconnect_s,
             max_stale_data_s,
             Path(kill_switch_file) if kill_switch_file is not None else None,
+            inline_dispatch,
         )
 
 
@@ -127,6 +133,7 @@ class EngineParts:
     reconciler: Reconciler
     worker: Worker
     reactions: IbReactions
+    inline: InlineDispatch
 
 
 def build_parts(
@@ -208,6 +215,26 @@ def build_parts(
         finish=hooks.finish,
         checkpointer=Checkpointer(hooks.journal),
     )
+    worker.wants_pnl = lambda: risk.limits.max_daily_loss is not None
+    inline = InlineDispatch(
+        runtime=lambda: connection.runtime,
+        worker=worker,
+        clock=clock,
+        safety=safety,
+        reconciler=reconciler,
+        broker=broker,
+        router=router,
+        fills=fills,
+        slots=hooks.slots,
+        wake=wake,
+        stop=stop,
+        running=hooks.running,
+    )
+    inline.enabled = options.inline_dispatch
+    if options.inline_dispatch:  # bars and fills go to the loop thread's inline dispatch first
+        feed.bar_listener = inline.on_bars
+        fills.notify = inline.fills_arrived
+        broker.commit_fills_on_loop = True  # the bar right behind a fill need not wait for the writer
     # kept on the parts: eventkit holds bound-method handlers weakly
     reactions = IbReactions(connection=connection, feed=feed, broker=broker, events=events, fills=fills)
     broker.register_fill_callback(fills.live, thread_safe=True)  # it only queues the fill for the worker
@@ -229,4 +256,5 @@ def build_parts(
         reconciler,
         worker,
         reactions,
+        inline,
     )

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.rolls import Roll
@@ -91,36 +92,52 @@ class Worker:
         self.bars_processed = 0
         self.timer_fired = False
         self.polled_only = False
+        #: The step lock. Its holder alone touches the strategies (on_data, on_fill), their slots and
+        #: books, the router, the bar clock, the account view and the fill queue's deliveries: the worker
+        #: takes it for each round; the IB loop thread (inline dispatch) only ever tries it, never waits.
+        self.lock = threading.RLock()  # re-entered by a stop() from a strategy on the worker thread
+        #: The slowest ``on_data`` call since this was last reset: (strategy name, seconds).
+        self.slowest: tuple[str, float] = ("", 0.0)
+        #: Whether the account reads include IB's daily P&L (the daily-loss rail needs it), set by wiring.
+        self.wants_pnl: Callable[[], bool] = lambda: False
 
     def run(self) -> None:
         """The worker thread's body: until stopped, check the rails, reconcile when due, deliver new bars."""
         try:
             while not self._stop.is_set():
-                self._fills.drain()
-                if self.polled_only:
-                    # A safety poll, not a wake-up: only the rails are checked, no bars, no account refresh.
-                    self._safety.check_kill_files()
-                    self._safety.check_liveness()
-                    self.timer_fired = self._sleep()
-                    continue
-                self._safety.poll()
-                if self._conn.state is ConnectionState.STOPPED:
-                    self._errors.record(
-                        "connection to IB lost and not reconnecting; engine stopped", "connection"
-                    )
-                    break
-                if self._safety.may_step():  # connected, or degraded by a farm it does not need
-                    self._guarded_step()
+                with self.lock:  # the strategies, books, router and clock are the holder's (module docstring)
+                    if not self._round():
+                        break
                 self.timer_fired = self._sleep()
         finally:
             self._finish("worker exited")
 
-    def _guarded_step(self) -> None:
-        """One step of the worker; whatever goes wrong is recorded, never ends the loop."""
-        try:
-            if not self._reconciler.run_due():
-                return  # no bar, no order until the books are reconciled (retried with backoff)
+    def _round(self) -> bool:
+        """One round of the loop (under :attr:`lock`); False when the engine must stop."""
+        self._fills.drain()
+        if self.polled_only:
+            # A safety poll, not a wake-up: only the rails are checked, no bars, no account refresh.
+            self._safety.check_kill_files()
+            self._safety.check_liveness()
+            return True
+        self._safety.poll()
+        if self._conn.state is ConnectionState.STOPPED:
+            self._errors.record("connection to IB lost and not reconnecting; engine stopped", "connection")
+            return False
+        if self._safety.may_step():  # connected, or degraded by a farm it does not need
+            self.guarded(self._reconciled_step)
+        return True
+
+    def _reconciled_step(self) -> None:
+        if (
+            self._reconciler.run_due()
+        ):  # no bar, no order until the books are reconciled (retried with backoff)
             self._step()
+
+    def guarded(self, step: Callable[[], None]) -> None:
+        """Run ``step``; whatever goes wrong is recorded, never ends the loop (the worker's or IB's)."""
+        try:
+            step()
         except JournalError as exc:
             self._on_journal_failure(exc)
         except CopilotQuantError as exc:
@@ -169,9 +186,17 @@ class Worker:
             self._refresh_account(0.0)
             self._checkpointer.after_step()
             return
-        # Fills came since the account was read: read it again now, on the loop, while the fills' journal
-        # commits are waited for and the bar's data is built (no extra round trip before on_data).
-        self._account.prefetch(self._broker, _POSITION_SYNC_S)
+        self.deliver_bars(new)
+        self.after_bars()  # after the orders: the account view and the checkpoint are off the path to them
+
+    def deliver_bars(self, new: np.ndarray, *, inline: bool = False) -> None:
+        """Deliver the completed bars ``new`` (int64 ns stamps) to every strategy and route their orders
+        (under :attr:`lock`). ``inline``: on the IB loop thread (:mod:`~copilot_quant.live.inline`), where
+        IB's messages before the bar are already handled and nothing may wait for the loop."""
+        if not inline:
+            # Fills came since the account was read: read it again now, on the loop, while the fills'
+            # journal commits are waited for and the bar's data is built (no round trip before on_data).
+            self._account.prefetch(self._broker, _POSITION_SYNC_S)
         # The fills that came with the bar first: their commit on the journal writer thread needs the GIL
         # back after SQLite's I/O, which the pandas work below would keep for up to the 5 ms switch interval.
         self._broker.flush_fills()
@@ -187,8 +212,10 @@ class Worker:
             # on_data, and the account view already includes them.
             self._broker.flush_fills()
             if self._fills.drain():
-                # IB's position update follows the execution: wait for it and read the account in one trip
-                self._refresh_account(_POSITION_SYNC_S)
+                if inline:  # what IB sent before the bar is in ib_async's caches (positions: checked first)
+                    self.read_account_eager()
+                else:  # IB's position update follows the execution: wait for it, read the account in one trip
+                    self._refresh_account(_POSITION_SYNC_S)
             if positions is None or k == len(new) - 1:
                 window = data
             else:
@@ -196,13 +223,23 @@ class Worker:
             continuous = self.continuous
             beside = continuous.bars.closes(int(stamp_ns)) if continuous is not None else None
             self._account.marks.set(window, self._clock.symbols, beside)
-            self._deliver(stamp, window)
+            self._deliver(stamp, window, inline)
             self._clock.last_bar = stamp
             self._fills.drain()
-        self._refresh_account(0.0)  # after the orders: the account view is off the tick-to-order path
-        self._checkpointer.after_step()  # so is the journal's checkpoint
 
-    def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame) -> None:
+    def read_account_eager(self) -> None:
+        """Read the account from ib_async's caches (IB loop thread: :meth:`AccountState.refresh_eager`)."""
+        self._account.refresh_eager(self._broker, self._clock.trading_day, pnl=self.wants_pnl())
+
+    def after_bars(self, *, inline: bool = False) -> None:
+        """What follows a step's orders, off the path from a bar to them: the account read, a checkpoint."""
+        if inline:
+            self.read_account_eager()
+        else:
+            self._refresh_account(0.0)
+        self._checkpointer.after_step()
+
+    def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame, inline: bool = False) -> None:
         """Every strategy decides on the bar, in the order they were added; then their orders are routed
         together (one journal sync for all of them), as a backtest fills them all at the same next price."""
         self.bars_processed += 1
@@ -218,7 +255,7 @@ class Worker:
                 slot.add(order)
                 orders.append((slot, order))
         if orders:
-            self._router.submit_all(orders)
+            self._router.submit_all(orders, inline=inline)
 
     def _rolled(self, slot: StrategySlot, rolls: list[Roll]) -> list[Order]:
         """The automatic roll's orders for ``slot`` (from its own positions), after its ``on_roll`` calls."""
@@ -228,6 +265,7 @@ class Worker:
 
     def _decide(self, slot: StrategySlot, stamp: pd.Timestamp, window: pd.DataFrame) -> list[Order]:
         """``slot``'s strategy's orders for the bar (none if it failed or returned something else)."""
+        started = time.perf_counter()
         try:
             orders = slot.strategy.on_data(stamp, window)
         except Exception as exc:
@@ -235,6 +273,10 @@ class Worker:
                 slot.name, exc, f"{type(exc).__name__}: {exc}", f"in on_data at {stamp}"
             )
             return []
+        finally:
+            took = time.perf_counter() - started
+            if took > self.slowest[1]:
+                self.slowest = (slot.name, took)
         if orders is None:
             return []
         if not isinstance(orders, list | tuple) or not all(isinstance(o, Order) for o in orders):

@@ -10,6 +10,7 @@ from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.errors import ConfigError
 from copilot_quant.journal import JournalOrder, OrderState, TradeJournal
+from copilot_quant.journal.durability import Durability
 from copilot_quant.risk import RiskLimits
 
 from .conftest import Scripted, Stepper, assert_books_agree, journal_file, wait_until
@@ -299,11 +300,16 @@ class JournalChecker(Scripted):
         super().on_fill(fill)
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["inline", "worker"])
 def test_broker_events_are_journaled_off_the_ib_loop_and_fills_after_their_commit(
-    make_engine, gateway, journal_dir
+    make_engine, gateway, journal_dir, inline
 ):
-    engine = make_engine()
-    writers: set[str] = set()
+    """Statuses, acknowledgements and commissions are journaled on the writer thread: no disk sync of theirs
+    ever holds up IB's messages. With inline dispatch the loop thread writes only what its path from a bar
+    to the order needs: the fills before the bar (crash-safe, no disk sync) and the intent (synced before
+    the order is sent, by design)."""
+    engine = make_engine(inline_dispatch=inline)
+    writes: list[tuple[str, str, Durability]] = []
     assert engine.connect(timeout=5)
     loop_thread = engine.connection.runtime._thread
     assert loop_thread is not None
@@ -315,14 +321,21 @@ def test_broker_events_are_journaled_off_the_ib_loop_and_fills_after_their_commi
     strategy.journal_path = journal.path
     original = journal._store.writing
 
-    def watched(action, *args, **kwargs):
-        writers.add(threading.current_thread().name)
-        return original(action, *args, **kwargs)
+    def watched(action, durability=Durability.SYNCED):
+        writes.append((threading.current_thread().name, action, durability))
+        return original(action, durability)
 
     journal._store.writing = watched  # type: ignore[method-assign]
     with Stepper(gateway):
         assert wait_until(lambda: len(strategy.fills) == 2)
     assert strategy.journaled_when_told == [True, True]
-    assert loop_thread.name not in writers  # no fsync ever held up IB's messages
-    assert "copilot-quant-journal" in writers  # statuses, fills, commissions: the writer thread
+    on_loop = [(action, durability) for thread, action, durability in writes if thread == loop_thread.name]
+    if inline:
+        synced = [a for a, d in on_loop if d is Durability.SYNCED]
+        assert all(a.startswith("record the intent") for a in synced), on_loop  # no broker event's sync
+        assert any(a.startswith("record fill") for a, _ in on_loop)  # fills commit where they arrive
+    else:
+        assert not on_loop  # no fsync ever held up IB's messages
+    writers = {thread for thread, _, _ in writes}
+    assert "copilot-quant-journal" in writers  # statuses, commissions, acknowledgements: the writer thread
     assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)
