@@ -53,7 +53,8 @@ The engine and the bare handler run side by side, each on its own gateway, and a
 blocks of samples, so that the shared machine's load drifting during the run weighs on both alike: compare
 the ratios, measured in one run, more than the absolute figures.
 
-Run: ``python benchmarks/bench_live.py [samples] [strategy counts, default 1,3] [inline|worker]``
+Run: ``python benchmarks/bench_live.py [samples] [strategy counts, default 1,3] [inline|worker] [every]``
+(``every`` = 2: orders on every other bar, so that no fill arrives with a measured bar, as live)
 """
 
 from __future__ import annotations
@@ -123,16 +124,22 @@ class OrderArrivals:
 
 
 class Flip(Strategy):
-    """Buys then sells one share on alternate bars: an order on every bar, no strategy work."""
+    """Buys then sells one share in turn, on every ``every``-th bar (default: an order on every bar), no
+    strategy work."""
 
-    def __init__(self, name: str = "Flip") -> None:
+    def __init__(self, name: str = "Flip", every: int = 1) -> None:
         super().__init__()
         self.name = name
+        self.every = every
 
     def initialize(self) -> None:
         self.long = False
+        self.bars = 0
 
     def on_data(self, timestamp, data):
+        self.bars += 1
+        if self.bars % self.every:
+            return []
         self.long = not self.long
         return [Order("AAPL", 1, "market", "buy" if self.long else "sell")]
 
@@ -151,11 +158,12 @@ class InProcessGateway:
         self.per_bar = per_bar
         self.arrivals = OrderArrivals(self.server, per_bar)
 
-    def step(self) -> Sample | None:
-        """Publish one bar; milliseconds until the resulting order reached the gateway (None: no order)."""
+    def step(self, timeout: float = 5.0) -> Sample | None:
+        """Publish one bar; milliseconds until the resulting order reached the gateway (None: no order
+        within ``timeout`` seconds)."""
         start = time.perf_counter()
         self.server.clock.step(1)
-        arrived = self.arrivals.wait()
+        arrived = self.arrivals.wait(timeout)
         if arrived is None:
             return None
         return (arrived - self.arrivals.published) * 1000, (arrived - start) * 1000
@@ -168,8 +176,8 @@ def _gateway_process(conn: Any, per_bar: int) -> None:
     gateway = InProcessGateway(per_bar)
     conn.send(gateway.port)
     try:
-        while conn.recv() == "step":
-            conn.send(gateway.step())
+        while (message := conn.recv())[0] == "step":
+            conn.send(gateway.step(message[1]))
     finally:
         gateway.stop()
 
@@ -187,13 +195,13 @@ class SeparateProcessGateway:
             raise RuntimeError("the gateway process did not start")
         self.port = int(self.conn.recv())
 
-    def step(self) -> Sample | None:
-        self.conn.send("step")
+    def step(self, timeout: float = 5.0) -> Sample | None:
+        self.conn.send(("step", timeout))
         value: Sample | None = self.conn.recv()
         return value
 
     def stop(self) -> None:
-        self.conn.send("stop")
+        self.conn.send(("stop", 0.0))
         self.process.join(10)
         if self.process.is_alive():
             self.process.terminate()
@@ -202,10 +210,13 @@ class SeparateProcessGateway:
 Gateway = InProcessGateway | SeparateProcessGateway
 
 
-def _measure(gateway: Gateway, samples: int) -> list[Sample]:
+def _measure(gateway: Gateway, samples: int, every: int = 1) -> list[Sample]:
+    """``samples`` steps of ``gateway``; the samples of those whose bar brought orders. With ``every`` > 1
+    most bars bring none: the wait for them is kept short (a bar's order takes milliseconds)."""
     out = []
+    timeout = 5.0 if every == 1 else 0.25
     for _ in range(samples):
-        value = gateway.step()
+        value = gateway.step(timeout)
         if value is not None:
             out.append(value)
         # stay under ib_async's own 45 requests/s throttle (which would dominate): 50 ms per order
@@ -219,7 +230,9 @@ MODES = ("inline", "worker")
 
 
 @contextmanager
-def engine_session(gateway: Gateway, strategies: int = 1, mode: str = "inline") -> Iterator[None]:
+def engine_session(
+    gateway: Gateway, strategies: int = 1, mode: str = "inline", every: int = 1
+) -> Iterator[None]:
     """The engine running ``strategies`` Flip strategies against ``gateway`` (stopped, with it, on exit)."""
     # A journal of its own, deleted afterwards: the benchmark must never write into the user's journal of
     # the paper account (a later `copilot-quant live` would find this run's "Flip" orders there).
@@ -234,11 +247,11 @@ def engine_session(gateway: Gateway, strategies: int = 1, mode: str = "inline") 
         )
         engine.broker.ack_timeout = 0.0
         for k in range(strategies):
-            engine.add_strategy(Flip(f"Flip{k + 1}"))
+            engine.add_strategy(Flip(f"Flip{k + 1}", every))
         try:
             assert engine.connect(timeout=5)
             assert engine.start(["AAPL"], lookback_days=30)
-            _measure(gateway, 5)  # warm-up
+            _measure(gateway, 5, every)  # warm-up
             yield
             handed = ", ".join(f"{why} {n}" for why, n in engine.inline.handed_over.most_common())
             print(
@@ -252,15 +265,18 @@ def engine_session(gateway: Gateway, strategies: int = 1, mode: str = "inline") 
 
 
 @contextmanager
-def raw_session(gateway: Gateway, strategies: int = 1) -> Iterator[None]:
-    """The bare ib_async handler placing ``strategies`` orders per bar against ``gateway``."""
+def raw_session(gateway: Gateway, strategies: int = 1, every: int = 1) -> Iterator[None]:
+    """The bare ib_async handler placing ``strategies`` orders on every ``every``-th bar against ``gateway``."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     ib: IB = asyncio.run_coroutine_threadsafe(_make_ib(), loop).result()
-    state = {"long": False}
+    state = {"long": False, "bars": 0}
 
     def on_bar(bars: Any, has_new_bar: bool) -> None:
+        state["bars"] += 1
+        if state["bars"] % every:
+            return
         state["long"] = not state["long"]
         for _ in range(strategies):  # one order per "strategy", as the engine sends
             ib.placeOrder(bars.contract, MarketOrder("BUY" if state["long"] else "SELL", 1))
@@ -273,7 +289,7 @@ def raw_session(gateway: Gateway, strategies: int = 1) -> Iterator[None]:
 
     try:
         asyncio.run_coroutine_threadsafe(setup(), loop).result(10)
-        _measure(gateway, 5)  # warm-up
+        _measure(gateway, 5, every)  # warm-up
         yield
     finally:
         loop.call_soon_threadsafe(ib.disconnect)
@@ -293,18 +309,18 @@ def bench_raw_ib_async(gateway: Gateway, samples: int, strategies: int = 1) -> l
 
 
 def bench_pair(
-    make: Callable[[int], Gateway], samples: int, strategies: int, mode: str = "inline"
+    make: Callable[[int], Gateway], samples: int, strategies: int, mode: str = "inline", every: int = 1
 ) -> tuple[list[Sample], list[Sample]]:
     """Engine and bare handler, each on its own gateway, measured in alternating blocks of samples, so that
     the machine's load drifting during the run weighs on both alike (the ratio compares the same minutes)."""
     ours: list[Sample] = []
     peer: list[Sample] = []
     engine_gateway, raw_gateway = make(strategies), make(strategies)
-    with engine_session(engine_gateway, strategies, mode), raw_session(raw_gateway, strategies):
+    with engine_session(engine_gateway, strategies, mode, every), raw_session(raw_gateway, strategies, every):
         while len(ours) < samples or len(peer) < samples:
-            block = min(_BLOCK, samples - min(len(ours), len(peer)))
-            ours += _measure(engine_gateway, block)
-            peer += _measure(raw_gateway, block)
+            block = min(_BLOCK, samples - min(len(ours), len(peer))) * every
+            ours += _measure(engine_gateway, block, every)
+            peer += _measure(raw_gateway, block, every)
     return ours[:samples], peer[:samples]
 
 
@@ -367,13 +383,23 @@ def main() -> None:
     mode = sys.argv[3] if len(sys.argv) > 3 else "inline"
     if mode not in MODES:
         raise SystemExit(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    every = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    if every < 1:
+        raise SystemExit(f"every must be a whole number of bars >= 1, got {every}")
     print(f"engine mode: {mode} dispatch")
+    print(
+        "orders on every bar: each measured bar also brings the fill of the order before it (the simulator "
+        "fills a market order at the next bar's open)"
+        if every == 1
+        else f"an order every {every} bars: the fill arrives with a bar in between, as live, where a market "
+        "order fills long before the next bar, so no fill is on the measured path"
+    )
     for label, make in (
         ("gateway in this process", InProcessGateway),
         ("gateway in its own process", SeparateProcessGateway),
     ):
         for strategies in counts:
-            ours, peer = bench_pair(make, samples, strategies, mode)
+            ours, peer = bench_pair(make, samples, strategies, mode, every)
             what = (
                 "1 strategy" if strategies == 1 else f"{strategies} strategies ({strategies} orders per bar)"
             )
