@@ -77,6 +77,7 @@ def _disagreement(one: Side, other: Side) -> list[str]:
         for who, extra in ((base, mine - peer), (name, peer - mine)):
             listed = sorted(extra.elements())
             shown = ", ".join(_show(t) for t in listed[:SHOWN]) + (", ..." if len(listed) > SHOWN else "")
+            shown = shown or "none"
             lines.append(f"only in {who} ({len(listed)}): {shown}")
     return lines
 

@@ -15,9 +15,12 @@ from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import pandas as pd
 import pytest
 from copilot_quant.data.providers import SyntheticDataProvider
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -116,3 +119,22 @@ def test_equal_trades_with_a_different_final_equity_disagree(bench, capsys):
     trades = [(pd.Timestamp("2024-01-02", tz="UTC"), "X", 10.0, 1.0)]
     assert not bench.print_agreement({"a": (1.0, trades, 100.0), "b": (1.0, trades, 101.0)})
     assert "!! DISAGREEMENT a vs b: same trades" in capsys.readouterr().out
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32 - 1), start=st.integers(500, 50_000), bars=st.integers(60, 200))
+def test_cent_prices_that_often_tie_trade_alike_in_every_engine(
+    bench, seed: int, start: int, bars: int, capsys
+):
+    """A walk of a cent or two a bar: the averages often tie, and each engine rounds a tie its own way."""
+    cents = start + np.cumsum(np.random.default_rng(seed).choice([-2, -1, 0, 0, 1, 2], bars))
+    index = pd.date_range("2024-01-02 21:00", periods=bars, freq="B", tz="UTC")
+    close = pd.Series(cents / 100, index=index)
+    opens = close.shift(1).fillna(close.iloc[0])
+    data = pd.DataFrame(
+        {"Open": opens, "High": np.maximum(opens, close), "Low": np.minimum(opens, close), "Close": close}
+    ).assign(Volume=1e6)
+
+    runs = bench.race(["X"], data, {"X": data}, 10_000_000.0)
+
+    assert bench.print_agreement(runs), capsys.readouterr().out
