@@ -49,7 +49,7 @@ from copilot_quant.backtest.strategy import FastStrategy, Strategy
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.examples.sma_cross import trailing_mean
 
-from bench_backtest import print_agreement  # the same agreement check (benchmarks/ is on sys.path)
+from agreement import DOWN, UP, Trade, print_agreement  # benchmarks/ is on sys.path
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -58,12 +58,7 @@ with warnings.catch_warnings():
 SIZE = 100
 FAST, SLOW = 10, 30
 COMMISSION = 0.001
-#: A crossover counts when the averages differ by more than this fraction: the engines sum differently
-#: (backtrader with math.fsum, numpy pairwise, pandas' rolling incrementally), so on cent prices two averages
-#: that are equal can differ in the last bit, and without a margin the engines would disagree on such ties.
-MARGIN = 1e-9
-UP, DOWN = 1 + MARGIN, 1 - MARGIN
-Trade = tuple[pd.Timestamp, str, float, float]  # (bar, symbol, price, signed quantity)
+#: A crossover counts when the averages differ by more than ``agreement.MARGIN`` (``UP``/``DOWN``): see there.
 Run = tuple[float, list[Trade], float]  # (CPU seconds, trades, final equity)
 
 

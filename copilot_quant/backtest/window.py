@@ -217,6 +217,8 @@ class _BuiltAhead:
     one window then costs two to three times what it costs in a tight loop (pandas' code and objects are out
     of the CPU's caches by then). Built :data:`_AHEAD` at a time, the windows are the same (each holds its own bars
     only: nothing later is visible in it, whenever it was built); any other order of asks builds directly.
+    Several strategies ask for the same bar in turn: each gets a window of its own, built alone, and the
+    windows ahead are kept (discarding them made every strategy after the first rebuild :data:`_AHEAD`).
     """
 
     __slots__ = ("_build", "_next", "_ready", "_total")
@@ -228,6 +230,8 @@ class _BuiltAhead:
         self._next = -1  # the n the first ready window is for
 
     def __call__(self, n: int) -> pd.DataFrame:
+        if n == self._next - 1:  # the bar just served, for another strategy
+            return self._build(n)
         ready = self._ready
         if n != self._next or not ready:
             ready.clear()
