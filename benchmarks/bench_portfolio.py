@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import sys
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -217,7 +218,8 @@ def per_symbol(data: pd.DataFrame, symbols: list[str]) -> dict[str, pd.DataFrame
 
 
 # ---------------------------------------------------------------------------------------------- report
-def report(case: str, bars: int, runs: dict[str, Run]) -> None:
+def report(case: str, bars: int, runs: dict[str, Run]) -> bool:
+    """Print the case's times and whether every engine made the same trades; returns whether they did."""
     print(f"\n{case}  ({bars:,} symbol-bars; CPU time, best of the runs)")
     reference = runs.get("backtrader")
     for name, (elapsed, trades, _value) in runs.items():
@@ -226,10 +228,10 @@ def report(case: str, bars: int, runs: dict[str, Run]) -> None:
             f"  {name:<14} {elapsed:8.3f} s {elapsed / bars * 1e6:8.2f} us/symbol-bar "
             f"{len(trades):6d} trades  {ratio}"
         )
-    print_agreement(runs)
+    return print_agreement(runs)
 
 
-def case_portfolio(n_symbols: int, n_bars: int, repeat: int) -> None:
+def case_portfolio(n_symbols: int, n_bars: int, repeat: int) -> bool:
     symbols, data = universe(n_symbols, n_bars)
     frames = per_symbol(data, symbols)
     capital = 1_000_000_000.0  # every symbol can be held at once: no order is refused in any engine
@@ -253,13 +255,14 @@ def case_portfolio(n_symbols: int, n_bars: int, repeat: int) -> None:
             "backtrader": lambda: run_backtrader(frames, capital),
         },
     )
-    report(f"(1) one strategy, {n_symbols} symbols x {n_bars:,} daily bars", n_symbols * n_bars, runs)
+    agree = report(f"(1) one strategy, {n_symbols} symbols x {n_bars:,} daily bars", n_symbols * n_bars, runs)
     for name, by_time in shares.items():
         total = runs[name][0]
         print(
             f"  {name}: {total / n_bars * 1e3:6.2f} ms a bar; engine's own share of the bar loop "
             f"(outside on_data): {by_time[total]:5.1%}"
         )
+    return agree
 
 
 def case_linear(sizes: list[int], n_bars: int, repeat: int) -> None:
@@ -342,7 +345,7 @@ def plain_loop(data: pd.DataFrame) -> tuple[float, int, float]:
     return time.process_time() - started, trades, equity
 
 
-def case_minutes(n_bars: int, repeat: int) -> None:
+def case_minutes(n_bars: int, repeat: int) -> bool:
     data = SyntheticDataProvider(["X"], seed=99, periods=n_bars, interval="1m").get_historical_data(
         "X", interval="1m"
     )
@@ -371,14 +374,17 @@ def case_minutes(n_bars: int, repeat: int) -> None:
     for name, (elapsed, _trades, _value) in best.items():
         print(f"  {name} / plain loop speed: {loop_best / elapsed:.2f}")
     print("  (values only: the same strategy with FastStrategy.bar_timestamps = False, on_bar(fast, slow))")
+    agreed = True
     for name, (_elapsed, trades, value) in best.items():
         agree = len(trades) == loop_trades and abs(value - loop_value) <= 1e-6 * abs(loop_value)
+        agreed = agreed and agree
         print(
             f"  {name}: same trades and final equity as the plain loop: {'yes' if agree else 'NO'} "
             f"({value:,.2f} vs {loop_value:,.2f})"
         )
     same = best["fast path"][1] == best["values only"][1]
     print(f"  fast path and values only: identical trades (bar, price, quantity): {'yes' if same else 'NO'}")
+    return agreed and same
 
 
 def main() -> None:
@@ -394,12 +400,16 @@ def main() -> None:
     bars, symbols, sizes, minutes = 2_520, 100, [10, 100, 500], 1_000_000
     if args.quick:
         bars, symbols, sizes, minutes = 300, 10, [5, 10, 20], 50_000
+    agreed = True
     if args.only in (None, "1"):
-        case_portfolio(symbols, bars, args.repeat)
+        agreed = case_portfolio(symbols, bars, args.repeat) and agreed
     if args.only in (None, "2"):
         case_linear(sizes, bars, args.repeat)
     if args.only in (None, "3"):
-        case_minutes(minutes, args.repeat)
+        agreed = case_minutes(minutes, args.repeat) and agreed
+    if not agreed:  # a benchmark whose engines traded differently measured nothing comparable
+        print("\n!! the engines' trades disagree in at least one case (see above)")
+        sys.exit(1)
 
 
 if __name__ == "__main__":
