@@ -21,6 +21,8 @@ from copilot_quant.reports.backtest import render_html
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.backtest.test_futures_invariants import SIZES, SYMBOLS, _frame
+
 
 class ShortHolder(Strategy):
     """Sells ``contracts`` of ``symbol`` on its second bar and holds them; records what it sees and its rolls."""
@@ -155,24 +157,7 @@ def test_two_strategies_on_pairs_quoted_in_usd_and_in_yen_add_up_to_the_account(
 
 
 # ---------------------------------------------------------------- random strategies on every kind of market
-SYMBOLS = ("ESZ6", "MESZ6", "EUR.USD", "USD.JPY", "AAPL")
-START = {"ESZ6": 6000.0, "MESZ6": 6000.0, "EUR.USD": 1.1, "USD.JPY": 150.0, "AAPL": 200.0}
-SIZES = {"ESZ6": 1, "MESZ6": 3, "EUR.USD": 20_000, "USD.JPY": 10_000, "AAPL": 50}
-
-
-def _frame(moves: list[list[float]]) -> pd.DataFrame:
-    n = len(moves)
-    index = pd.date_range("2026-11-02 16:00", periods=n, freq="B", tz="America/New_York")
-    columns = {}
-    for j, symbol in enumerate(SYMBOLS):
-        closes = START[symbol] * np.exp(np.cumsum([m[j] for m in moves]))
-        opens = np.concatenate([[START[symbol]], closes[:-1]])
-        columns[("Open", symbol)] = opens
-        columns[("High", symbol)] = np.maximum(opens, closes) * 1.001
-        columns[("Low", symbol)] = np.minimum(opens, closes) * 0.999
-        columns[("Close", symbol)] = closes
-        columns[("Volume", symbol)] = np.full(n, 1e6)
-    return pd.DataFrame(columns, index=index).sort_index(axis=1)
+# the markets and bars of the single-strategy invariant test (tests/backtest/test_futures_invariants.py)
 
 
 class RandomBook(Strategy):

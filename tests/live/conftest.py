@@ -14,6 +14,7 @@ from copilot_quant.backtest.orders import Fill, Order
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.gateway.server import GatewayConfig, GatewayServer
+from copilot_quant.gateway.testing import running_gateway
 
 #: The gateway replays known synthetic bars from this date, so tests know the "future" prices.
 REPLAY_START = "2024-03-01"
@@ -75,6 +76,16 @@ def make_engine(gateway: GatewayServer) -> Iterator[Callable[..., LiveStrategyEn
     yield make
     for engine in made:
         engine.disconnect()
+
+
+@pytest.fixture
+def fut_fx_gateway() -> Iterator[GatewayServer]:
+    """A paused gateway replaying the futures and forex feed from Monday 2026-11-02 16:00 (the December
+    contracts are the front month), 100,000 USD of cash."""
+    from tests.gateway.fut_fx_feed import FutFxFeed
+
+    with running_gateway(data=FutFxFeed(), start="2026-11-02 16:00", cash=100_000.0) as gw:
+        yield gw
 
 
 @pytest.fixture

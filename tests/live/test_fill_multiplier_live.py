@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,10 +9,7 @@ import pytest
 from copilot_quant.backtest.orders import Order
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.gateway.server import GatewayServer
-from copilot_quant.gateway.testing import running_gateway
 from copilot_quant.journal import TradeJournal
-
-from tests.gateway.fut_fx_feed import FutFxFeed
 
 from .conftest import Stepper
 
@@ -22,15 +18,11 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 NOW = datetime(2026, 11, 2, 16, tzinfo=UTC)
 
 
-@pytest.fixture
-def gateway() -> Iterator[GatewayServer]:
-    with running_gateway(data=FutFxFeed(), start="2026-11-02 16:00", cash=100_000.0) as gw:
-        yield gw
-
-
-def test_an_mes_fill_from_ib_is_valued_with_its_multiplier(gateway: GatewayServer, tmp_path: Path) -> None:
+def test_an_mes_fill_from_ib_is_valued_with_its_multiplier(
+    fut_fx_gateway: GatewayServer, tmp_path: Path
+) -> None:
     broker = LiveBrokerAdapter(
-        paper_trading=True, port=gateway.port, client_id=53, fill_timeout=10, ack_timeout=1
+        paper_trading=True, port=fut_fx_gateway.port, client_id=53, fill_timeout=10, ack_timeout=1
     )
     journal = TradeJournal(path=tmp_path / "j.sqlite", account="DU0000001")
     broker.journal = journal
@@ -38,14 +30,14 @@ def test_an_mes_fill_from_ib_is_valued_with_its_multiplier(gateway: GatewayServe
     try:
         mes = Order("MESZ6", 2, "market", "buy")
         ref = journal.record_intent(mes, "test")
-        with Stepper(gateway):
+        with Stepper(fut_fx_gateway):
             fill = broker.execute_order(mes, 5000.0, NOW, order_ref=ref)
         assert fill is not None
         assert fill.multiplier == 5.0
         assert fill.notional == pytest.approx(fill.fill_price * 2 * 5)
         assert broker.flush_fills(5)
         eur = Order("EUR.USD", 20_000, "market", "buy")
-        with Stepper(gateway):
+        with Stepper(fut_fx_gateway):
             fx = broker.execute_order(eur, 1.0, NOW)
         assert fx is not None
         assert fx.multiplier == 1.0

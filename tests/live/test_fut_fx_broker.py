@@ -31,14 +31,10 @@ NOW = datetime(2026, 11, 2, 16, tzinfo=UTC)
 
 
 @pytest.fixture
-def gateway() -> Iterator[GatewayServer]:
-    with running_gateway(data=FutFxFeed(), start="2026-11-02 16:00", cash=100_000.0) as gw:
-        yield gw
-
-
-@pytest.fixture
-def broker(gateway: GatewayServer) -> Iterator[LiveBrokerAdapter]:
-    b = LiveBrokerAdapter(paper_trading=True, port=gateway.port, client_id=51, fill_timeout=10, ack_timeout=1)
+def broker(fut_fx_gateway: GatewayServer) -> Iterator[LiveBrokerAdapter]:
+    b = LiveBrokerAdapter(
+        paper_trading=True, port=fut_fx_gateway.port, client_id=51, fill_timeout=10, ack_timeout=1
+    )
     assert b.connect(timeout=5)
     yield b
     b.disconnect()
@@ -81,15 +77,17 @@ def test_futures_and_forex_prices_keep_their_own_tick() -> None:
     assert rule_for_min_tick(0.00005).limit_price(150.123, buy=True) == 150.12  # stocks keep the cent
 
 
-def test_the_broker_adapter_trades_mes_and_eur_usd(broker: LiveBrokerAdapter, gateway: GatewayServer) -> None:
+def test_the_broker_adapter_trades_mes_and_eur_usd(
+    broker: LiveBrokerAdapter, fut_fx_gateway: GatewayServer
+) -> None:
     mes = Order("MESZ6", 2, "market", "buy")
-    with Stepper(gateway):
+    with Stepper(fut_fx_gateway):
         fill = broker.execute_order(mes, 5000.0, NOW)
     assert fill is not None
     assert mes.status is OrderStatus.FILLED
     assert fill.commission == pytest.approx(2 * 0.62)
     eur = Order("EUR.USD", 20_000, "market", "buy")
-    with Stepper(gateway):
+    with Stepper(fut_fx_gateway):
         fx_fill = broker.execute_order(eur, 1.0, NOW)
     assert fx_fill is not None
     assert fx_fill.commission == pytest.approx(2.0)

@@ -4,16 +4,12 @@ live though the backtest and IB's margin take them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.gateway.server import GatewayServer
-from copilot_quant.gateway.testing import running_gateway
-
-from tests.gateway.fut_fx_feed import FutFxFeed
 
 from .conftest import Stepper
 
@@ -22,18 +18,12 @@ pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 NOW = datetime(2026, 11, 2, 16, tzinfo=UTC)
 
 
-@pytest.fixture
-def gateway() -> Iterator[GatewayServer]:
-    with running_gateway(data=FutFxFeed(), start="2026-11-02 16:00", cash=100_000.0) as gw:
-        yield gw
-
-
-def test_mes_contracts_are_checked_against_their_initial_margin(gateway: GatewayServer) -> None:
-    broker = LiveBrokerAdapter(paper_trading=True, port=gateway.port, client_id=61, fill_timeout=10)
+def test_mes_contracts_are_checked_against_their_initial_margin(fut_fx_gateway: GatewayServer) -> None:
+    broker = LiveBrokerAdapter(paper_trading=True, port=fut_fx_gateway.port, client_id=61, fill_timeout=10)
     assert broker.connect(timeout=5)
     try:
         order = Order("MESZ6", 30, "market", "buy")  # 30 x 2,500 initial margin = 75,000
-        with Stepper(gateway):
+        with Stepper(fut_fx_gateway):
             fill = broker.execute_order(order, 5000.0, NOW)
         assert fill is not None, order.reject_reason
         assert order.status is OrderStatus.FILLED
@@ -43,7 +33,7 @@ def test_mes_contracts_are_checked_against_their_initial_margin(gateway: Gateway
         assert "initial margin" in more.reject_reason
         assert "AvailableFunds" in more.reject_reason  # refused before it was sent
         short = Order("MESZ6", 40, "market", "sell")  # closes 30 and opens 10 short: 25,000 of margin
-        with Stepper(gateway):
+        with Stepper(fut_fx_gateway):
             assert broker.execute_order(short, 5000.0, NOW) is not None, short.reject_reason
     finally:
         broker.disconnect()
