@@ -11,6 +11,7 @@ from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.errors import ConfigError
 from copilot_quant.journal import JournalOrder, OrderState, TradeJournal
 from copilot_quant.risk import RiskLimits
+from copilot_quant.risk.kill_file import write_kill_file
 
 from .conftest import Scripted, Stepper, assert_books_agree, journal_file, wait_until
 
@@ -179,8 +180,10 @@ def test_a_kill_switch_file_engages_the_switch(make_engine, gateway, tmp_path):
     engine.add_strategy(Scripted())
     assert engine.connect(timeout=5)
     assert engine.start(["AAPL"], lookback_days=5)
-    flag.write_text("operator says stop")
-    assert wait_until(lambda: engine.kill_switch.is_engaged, timeout=5)
+    # as `copilot-quant kill` writes it: in one piece (a file the engine could read while it is still being
+    # written, empty, would engage the switch without the reason)
+    write_kill_file(flag, "operator says stop")
+    assert wait_until(lambda: engine.kill_switch.is_engaged)
     assert "operator says stop" in engine.kill_switch.reason
     assert engine.get_performance_summary()["halted"]
 
@@ -197,13 +200,13 @@ def test_a_rewritten_kill_file_escalates_a_halt_to_flattening(make_engine, gatew
         assert wait_until(lambda: len(strategy.fills) == 1)
     held = {p.contract.symbol: p.position for p in gateway.broker.positions()}
     assert held == {"AAPL": 10}
-    flag.write_text("operator says stop")
-    assert wait_until(lambda: engine.kill_switch.is_engaged, timeout=5)
+    write_kill_file(flag, "operator says stop")  # `copilot-quant kill`
+    assert wait_until(lambda: engine.kill_switch.is_engaged)
     assert not engine.kill_switch.engagement.flatten
     gateway.clock.step(1)
     assert not wait_until(lambda: not gateway.broker.positions(), timeout=1.5)  # halted, still holding
-    flag.write_text("operator says flatten")
-    assert wait_until(lambda: engine.kill_switch.engagement.flatten, timeout=5)
+    write_kill_file(flag, "operator says", flatten=True)  # `copilot-quant kill --flatten`
+    assert wait_until(lambda: engine.kill_switch.engagement.flatten)
     with Stepper(gateway):  # the flattening market order fills at the next price
         assert wait_until(lambda: not gateway.broker.positions(), timeout=10)
     assert "operator says stop" in engine.kill_switch.reason  # the first reason stands
