@@ -105,7 +105,10 @@ class OrderRouter:
                 routed.append(checked)
         if not routed or not self._record_intents(routed):
             return
+        halted_before = self._safety.kill_switch.is_engaged
         sent = self._send([r for r in routed if self._may_send(r)])
+        if not halted_before:
+            self._cancel_if_killed_meanwhile(sent)
         for r in sent:
             if r.entry is not None:
                 continue  # a bracket exit: it cannot fill before its entry, and the group is one order
@@ -204,6 +207,19 @@ class OrderRouter:
             self._broker.reject(order, f"risk check: {decision.reason}", order_ref=ref)
             return False
         return True
+
+    def _cancel_if_killed_meanwhile(self, sent: list[_Routed]) -> None:
+        """A kill from another thread (a failed journal write on the writer thread, the console, a signal)
+        cancels what IB may hold at once; an order that passed the halt check before it engaged but was not
+        yet placed escaped that cancel. Cancel those here, as the kill switch would have."""
+        engagement = self._safety.kill_switch.engagement
+        if engagement is None:
+            return
+        for r in sent:
+            record = self._broker.tracker.record_for(r.order)
+            if record is not None and not record.cancel_requested:
+                log.warning("order %s was sent as the kill switch engaged; cancelling it", r.order.order_id)
+                self._broker.cancel_order(r.order, reason=f"kill switch: {engagement.reason}")
 
     def _send(self, routed: list[_Routed]) -> list[_Routed]:
         """Send the orders in one trip to IB's loop thread; returns those placed. The broker returns once

@@ -174,6 +174,35 @@ def test_orders_refused_while_halted_are_one_warning_each_and_not_errors(
     assert_books_agree(gateway, path, strategy.fills, engine)
 
 
+def test_an_order_sent_as_a_kill_from_another_thread_engages_is_cancelled_too(make_engine, gateway):
+    """The kill switch engages on another thread (a failed journal write on the journal's writer thread, the
+    console, a signal) after the worker checked the halt for an order but before it placed it: the kill's
+    cancel-all could not see it, so the router cancels it. Nothing stays working at IB after a kill."""
+    resting = Order("AAPL", 5, "limit", "buy", limit_price=1.0, time_in_force="gtc")
+    strategy = Scripted({1: [resting]})
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    place_orders = engine.broker.place_orders
+
+    def kill_then_place(orders):  # the interleaving the race allows, made certain
+        killer = threading.Thread(target=engine.kill, args=("drill",))
+        killer.start()
+        killer.join()
+        return place_orders(orders)
+
+    engine.broker.place_orders = kill_then_place
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.completed_orders()) == 1)
+    assert not gateway.broker.open_orders()
+    (done,) = gateway.broker.completed_orders()
+    assert done.status.value == "Cancelled"
+    (order,) = engine.strategy_slots[0].orders
+    assert wait_until(lambda: order.status is OrderStatus.CANCELLED)
+    assert order.reject_reason == "kill switch: drill"
+
+
 def test_a_kill_switch_file_engages_the_switch(make_engine, gateway, tmp_path):
     flag = tmp_path / "STOP"
     engine = make_engine(kill_switch_file=flag)
