@@ -9,7 +9,9 @@ ib_async logs routine confirmations at ERROR: the answer to our own cancel (``Er
 ``cancelMktData: No reqId found`` after a reconnect, every failed connection attempt with the hint to open
 the API port. copilot_quant reports each of these in its own words (the order's status, the reconnect
 state machine, the command's one red ``Error:`` line), so :class:`IbAsyncLevels` gives them the level they
-deserve (INFO or DEBUG) before the handler's threshold applies.
+deserve (INFO or DEBUG) before the handler's threshold applies. Dask's nanny does the same at the end of
+a local cluster's life: a worker process slow to exit (a loaded machine) is killed with a WARNING although
+every result is in; that one is INFO too.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ __all__ = [
     "threshold_for",
 ]
 
-#: (logger name, message pattern, level): ib_async records that are routine for copilot_quant.
+#: (logger name, message pattern, level): ib_async (and Dask) records that are routine for copilot_quant.
 _IB_ASYNC_LEVELS: tuple[tuple[str, re.Pattern[str], int], ...] = (
     # the confirmation of a cancel we asked for; the order's CANCELLED status says it
     ("ib_async.wrapper", re.compile(r"^Error 202\b"), logging.INFO),
@@ -48,12 +50,16 @@ _IB_ASYNC_LEVELS: tuple[tuple[str, re.Pattern[str], int], ...] = (
     # each failed connection attempt: the connection layer retries and the command says the outcome
     ("ib_async.client", re.compile(r"^API connection failed: "), logging.DEBUG),
     ("ib_async.client", re.compile(r"^Make sure API port on TWS/IBG is open"), logging.DEBUG),
+    # closing the CLI's own local cluster after its results are in: the nanny kills a worker process that
+    # takes longer than Dask's few seconds to exit (a loaded machine); nothing is lost
+    ("distributed.nanny", re.compile(r"^Worker process still alive after [\d.]+ seconds"), logging.INFO),
 )
+_RELEVELLED = tuple({name.partition(".")[0] for name, _, _ in _IB_ASYNC_LEVELS})
 
 
 def ib_async_level(record: logging.LogRecord) -> int:
     """The level ``record`` deserves: its own, unless it is one of ib_async's routine records above."""
-    if not record.name.startswith("ib_async"):
+    if not record.name.startswith(_RELEVELLED):
         return record.levelno
     message = record.getMessage()
     for name, pattern, level in _IB_ASYNC_LEVELS:

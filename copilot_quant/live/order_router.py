@@ -114,10 +114,14 @@ class OrderRouter:
         fresh = self._fresh([r for r in routed if self._may_send(r)])
         if not fresh:
             return
-        if inline:
+        if inline:  # on the loop: a kill's cancels run there too, after this placement
             self._send_eager(fresh)
             return
-        for r in self._send(fresh):
+        halted_before = self._safety.kill_switch.is_engaged
+        sent = self._send(fresh)
+        if not halted_before:
+            self._cancel_if_killed_meanwhile(sent)
+        for r in sent:
             if r.entry is not None:
                 continue  # a bracket exit: it cannot fill before its entry, and the group is one order
             self._await_fills(r.order)  # IB may reject it meanwhile: then it keeps no order-rate slot
@@ -215,6 +219,19 @@ class OrderRouter:
             self._broker.reject(order, f"risk check: {decision.reason}", order_ref=ref)
             return False
         return True
+
+    def _cancel_if_killed_meanwhile(self, sent: list[_Routed]) -> None:
+        """A kill from another thread (a failed journal write on the writer thread, the console, a signal)
+        cancels what IB may hold at once; an order that passed the halt check before it engaged but was not
+        yet placed escaped that cancel. Cancel those here, as the kill switch would have."""
+        engagement = self._safety.kill_switch.engagement
+        if engagement is None:
+            return
+        for r in sent:
+            record = self._broker.tracker.record_for(r.order)
+            if record is not None and not record.cancel_requested:
+                log.warning("order %s was sent as the kill switch engaged; cancelling it", r.order.order_id)
+                self._broker.cancel_order(r.order, reason=f"kill switch: {engagement.reason}")
 
     def _fresh(self, routed: list[_Routed]) -> list[_Routed]:
         """The orders that may go out: an order object returned again (or twice) is refused alone, the bar's

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
-from copilot_quant.backtest.orders import Order
+from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.console import ConsoleServer, ServeOptions
 from copilot_quant.console.security import csrf_for
@@ -20,6 +20,8 @@ from tests.console.engine_fixtures import LiveConsole, live_console
 from tests.live.conftest import Stepper, wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(120)]
+
+SUBMITTED = OrderStatus.SUBMITTED
 
 
 @pytest.fixture
@@ -138,7 +140,8 @@ def test_cancel_over_http_cancels_the_working_order_and_journals_who_and_why(gat
         assert engine.start(["AAPL"], lookback_days=5)
         server = ConsoleServer.for_engine(engine, ServeOptions(port=0, token_file=tmp_path / "token")).start()
         with Stepper(gateway, 0.1):
-            assert wait_until(lambda: len(engine.broker.get_open_orders()) == 1, timeout=30)
+            # open at the broker from the moment it is tracked (CREATED); the page lists it once it is sent
+            assert wait_until(lambda: [o.status for o in engine.broker.get_open_orders()] == [SUBMITTED], 30)
         order = engine.broker.get_open_orders()[0]
         page = http(server.url + "strategy/RestingBid", token=server.token.value)
         assert f'data-order="{order.order_id}"' in page.body  # the page offers the cancel

@@ -30,6 +30,10 @@ def _pages(path) -> tuple[int, int]:
         )
 
 
+def _at_gateway(gateway) -> list:
+    return [*gateway.broker.open_orders(), *gateway.broker.completed_orders()]
+
+
 def test_a_full_journal_disk_halts_trading_and_sends_nothing_after(make_engine, gateway, journal_dir):
     path = journal_file(journal_dir)
     TradeJournal(path, account=ACCOUNT).close()  # the schema exists; one more page fits under the cap
@@ -55,15 +59,19 @@ def test_a_full_journal_disk_halts_trading_and_sends_nothing_after(make_engine, 
         assert "full" in errors[0]["error"]
         assert str(path) in errors[0]["error"]
         assert "kill_switch" in [e["kind"] for e in engine.events]
-        # No order reaches the gateway once trading is halted, however many bars come.
-        sent = {o.order_ref for o in [*gateway.broker.open_orders(), *gateway.broker.completed_orders()]}
+        # No order reaches the gateway once trading is halted, however many bars come. What the engine put
+        # on the wire before the halt may still be on its way: count it as sent once the gateway holds it.
+        placed = {o.broker_order_id for o in engine.strategy_slots[0].orders if o.broker_order_id}
+        assert wait_until(lambda: placed <= {o.order_id for o in _at_gateway(gateway)})
+        sent = {o.order_ref for o in _at_gateway(gateway)}
         assert sent
         bars = strategy.bars
         for _ in range(3):
             gateway.clock.step(1)
         assert wait_until(lambda: strategy.bars >= bars + 3)
-        after = {o.order_ref for o in [*gateway.broker.open_orders(), *gateway.broker.completed_orders()]}
+        after = {o.order_ref for o in _at_gateway(gateway)}
         assert after == sent
+        assert {o.broker_order_id for o in engine.strategy_slots[0].orders if o.broker_order_id} == placed
         # The kill switch cancelled what was working, so the gateway holds nothing of ours.
         assert wait_until(lambda: not gateway.broker.open_orders())
     finally:

@@ -12,6 +12,7 @@ from copilot_quant.errors import ConfigError
 from copilot_quant.journal import JournalOrder, OrderState, TradeJournal
 from copilot_quant.journal.durability import Durability
 from copilot_quant.risk import RiskLimits
+from copilot_quant.risk.kill_file import write_kill_file
 
 from .conftest import Scripted, Stepper, assert_books_agree, journal_file, wait_until
 
@@ -174,14 +175,45 @@ def test_orders_refused_while_halted_are_one_warning_each_and_not_errors(
     assert_books_agree(gateway, path, strategy.fills, engine)
 
 
+def test_an_order_sent_as_a_kill_from_another_thread_engages_is_cancelled_too(make_engine, gateway):
+    """The kill switch engages on another thread (a failed journal write on the journal's writer thread, the
+    console, a signal) after the worker checked the halt for an order but before it placed it: the kill's
+    cancel-all could not see it, so the router cancels it. Nothing stays working at IB after a kill."""
+    resting = Order("AAPL", 5, "limit", "buy", limit_price=1.0, time_in_force="gtc")
+    strategy = Scripted({1: [resting]})
+    engine = make_engine()
+    engine.add_strategy(strategy)
+    place_orders = engine.broker.place_orders
+
+    def kill_then_place(orders):  # the interleaving the race allows, made certain
+        killer = threading.Thread(target=engine.kill, args=("drill",))
+        killer.start()
+        killer.join()
+        return place_orders(orders)
+
+    engine.broker.place_orders = kill_then_place
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    gateway.clock.step(1)
+    assert wait_until(lambda: len(gateway.broker.completed_orders()) == 1)
+    assert not gateway.broker.open_orders()
+    (done,) = gateway.broker.completed_orders()
+    assert done.status.value == "Cancelled"
+    (order,) = engine.strategy_slots[0].orders
+    assert wait_until(lambda: order.status is OrderStatus.CANCELLED)
+    assert order.reject_reason == "kill switch: drill"
+
+
 def test_a_kill_switch_file_engages_the_switch(make_engine, gateway, tmp_path):
     flag = tmp_path / "STOP"
     engine = make_engine(kill_switch_file=flag)
     engine.add_strategy(Scripted())
     assert engine.connect(timeout=5)
     assert engine.start(["AAPL"], lookback_days=5)
-    flag.write_text("operator says stop")
-    assert wait_until(lambda: engine.kill_switch.is_engaged, timeout=5)
+    # as `copilot-quant kill` writes it: in one piece (a file the engine could read while it is still being
+    # written, empty, would engage the switch without the reason)
+    write_kill_file(flag, "operator says stop")
+    assert wait_until(lambda: engine.kill_switch.is_engaged)
     assert "operator says stop" in engine.kill_switch.reason
     assert engine.get_performance_summary()["halted"]
 
@@ -198,13 +230,13 @@ def test_a_rewritten_kill_file_escalates_a_halt_to_flattening(make_engine, gatew
         assert wait_until(lambda: len(strategy.fills) == 1)
     held = {p.contract.symbol: p.position for p in gateway.broker.positions()}
     assert held == {"AAPL": 10}
-    flag.write_text("operator says stop")
-    assert wait_until(lambda: engine.kill_switch.is_engaged, timeout=5)
+    write_kill_file(flag, "operator says stop")  # `copilot-quant kill`
+    assert wait_until(lambda: engine.kill_switch.is_engaged)
     assert not engine.kill_switch.engagement.flatten
     gateway.clock.step(1)
     assert not wait_until(lambda: not gateway.broker.positions(), timeout=1.5)  # halted, still holding
-    flag.write_text("operator says flatten")
-    assert wait_until(lambda: engine.kill_switch.engagement.flatten, timeout=5)
+    write_kill_file(flag, "operator says", flatten=True)  # `copilot-quant kill --flatten`
+    assert wait_until(lambda: engine.kill_switch.engagement.flatten)
     with Stepper(gateway):  # the flattening market order fills at the next price
         assert wait_until(lambda: not gateway.broker.positions(), timeout=10)
     assert "operator says stop" in engine.kill_switch.reason  # the first reason stands

@@ -143,6 +143,8 @@ def test_a_cancel_that_comes_after_ib_filled_the_order_leaves_it_filled(gateway,
         gateway.clock.step(1)
         assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
         (order,) = strategy.placed
+        # SUBMITTED means sent, not yet at IB: bar 2 must find it on IB's book, or it trades past it
+        assert wait_until(lambda: len(gateway.call(gateway.broker.open_orders)) == 1)
         gateway.clock.step(1)  # bar 2 trades through the limit: IB fills it, the report is withheld
         assert wait_until(lambda: strategy.done == 2)
         (at_gateway,) = gateway.call(gateway.broker.completed_orders)

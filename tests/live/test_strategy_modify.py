@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.gateway.orders import IbStatus
@@ -66,6 +67,20 @@ def _history(path: Path, ref: str) -> list[str]:
         return [h.reason for h in journal.status_history(ref)]
 
 
+def _working_at_ib(gateway, strategy: PlaceThenModify) -> bool:
+    """Bar 1 is over and its order is on IB's book (SUBMITTED here means sent: IB may not have read it yet,
+    and the next bar must find it there)."""
+    if strategy.done != 1 or strategy.placed[0].status is not OrderStatus.SUBMITTED:
+        return False
+    return len(gateway.call(gateway.broker.open_orders)) == 1
+
+
+def _flushed(engine: LiveStrategyEngine, path: Path) -> list[str]:
+    """The journaled status history of the engine's one order, after what is queued is written."""
+    (record,), _ = journaled(engine, path)
+    return _history(path, record.order_ref)
+
+
 def test_a_limit_moved_to_the_market_fills_as_the_same_order_at_ib(gateway, tmp_path):
     path = tmp_path / "journal.sqlite"
     strategy = PlaceThenModify(
@@ -77,12 +92,14 @@ def test_a_limit_moved_to_the_market_fills_as_the_same_order_at_ib(gateway, tmp_
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=5)
         gateway.clock.step(1)
-        assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
+        assert wait_until(lambda: _working_at_ib(gateway, strategy))
         (order,) = strategy.placed
         ib_id = order.broker_order_id
         gateway.clock.step(1)
         assert wait_until(lambda: strategy.done == 2)
         assert strategy.outcomes == [ModifyOutcome.SENT]
+        # sent is not yet at IB: the next bar must find the new limit on IB's book
+        assert wait_until(lambda: gateway.call(gateway.broker.open_orders)[0].lmt_price == order.limit_price)
         (at_gateway,) = gateway.call(gateway.broker.open_orders)  # one order, modified in place
         assert at_gateway.order_id == ib_id
         assert at_gateway.lmt_price == order.limit_price
@@ -116,12 +133,16 @@ def test_a_modification_ib_refuses_leaves_the_order_working_with_its_terms(gatew
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=5)
         gateway.clock.step(1)
-        assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
+        assert wait_until(lambda: _working_at_ib(gateway, strategy))
         (order,) = strategy.placed
         gateway.clock.step(1)
         assert wait_until(lambda: strategy.done == 2)
         assert strategy.outcomes == [ModifyOutcome.SENT]
         assert wait_until(lambda: order.quantity == 5)  # refused: its terms come back
+        # ... and then the refusal is journaled (its last step, on the client's thread): wait for that too
+        assert wait_until(
+            lambda: any(r.startswith("modification refused by IB") for r in _flushed(engine, path))
+        )
         assert order.status is OrderStatus.SUBMITTED
         assert strategy.open_orders() == [order]
         (at_gateway,) = gateway.call(gateway.broker.open_orders)
@@ -154,7 +175,7 @@ def test_risk_limits_are_checked_on_the_new_terms(gateway, tmp_path):
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=5)
         gateway.clock.step(1)
-        assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
+        assert wait_until(lambda: _working_at_ib(gateway, strategy))
         gateway.clock.step(1)
         assert wait_until(lambda: strategy.done == 2)
         assert strategy.outcomes == [ModifyOutcome.NOT_SENT]
@@ -174,7 +195,7 @@ def test_a_restart_adopts_the_order_with_its_modified_terms(gateway, tmp_path):
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=5)
         gateway.clock.step(1)
-        assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
+        assert wait_until(lambda: _working_at_ib(gateway, strategy))
         gateway.clock.step(1)
         assert wait_until(lambda: strategy.done == 2)
         (order,) = strategy.placed
@@ -210,7 +231,7 @@ def test_a_restart_takes_the_terms_ib_holds_when_the_journal_missed_a_modificati
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=5)
         gateway.clock.step(1)
-        assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
+        assert wait_until(lambda: _working_at_ib(gateway, strategy))
         (order,) = strategy.placed
         engine.broker.flush_journal()
     finally:
@@ -285,7 +306,7 @@ def test_a_size_below_what_filled_is_refused_and_the_filled_size_completes_the_o
         assert engine.connect(timeout=5)
         assert engine.start(["AAPL"], lookback_days=5)
         gateway.clock.step(1)
-        assert wait_until(lambda: strategy.done == 1 and strategy.placed[0].status is OrderStatus.SUBMITTED)
+        assert wait_until(lambda: _working_at_ib(gateway, strategy))
         (order,) = strategy.placed
         gateway.clock.step(1)  # a few shares fill on bar 2's prices; then the strategy shrinks the order
         assert wait_until(lambda: strategy.done == 2)
