@@ -12,17 +12,25 @@ the intent's is the only disk sync on the path. With ``worker`` as the third arg
 place the order (the path before inline dispatch). The first line printed says which mode was measured, and
 each engine run says how many bars it handled on the loop thread and why any went to the worker.
 
-Measured in one run (``python benchmarks/bench_live.py 200``, inline dispatch, shared 2-core VM, load average
-2.5–3.5), tick-to-order p50 / p99, engine vs the bare handler:
+Measured at the end of the session that added inline dispatch, on a quiet machine (load average 0.1–0.5;
+one commit p50 0.4–0.6 ms), ``python benchmarks/bench_live.py 200``, tick-to-order p50 / p99, engine vs the
+bare handler:
 
-* gateway in this process, 1 strategy: 3.70 / 8.13 ms vs 1.32 / 5.13 ms = 2.80× / 1.59×;
-  3 strategies: 6.13 / 18.6 ms vs 2.50 / 6.44 ms = 2.46× / 2.89×;
-* gateway in its own process, 1 strategy: 3.75 / 11.0 ms vs 1.46 / 5.90 ms = 2.57× / 1.87×;
-  3 strategies (disk busy then: one commit p50 1.9 ms): 10.9 / 75.8 ms vs 3.02 / 17.6 ms = 3.61× / 4.29×.
+* gateway in this process, 1 strategy: 4.75 / 7.21 ms vs 1.64 / 2.53 ms = 2.90× / 2.85×;
+  3 strategies: 9.12 / 17.1 ms vs 3.89 / 6.26 ms = 2.34× / 2.73×;
+* gateway in its own process, 1 strategy: 5.51 / 8.43 ms vs 1.99 / 2.73 ms = 2.76× / 3.09×;
+  3 strategies: 9.14 / 25.8 ms vs 4.22 / 6.06 ms = 2.17× / 4.25×;
+* an order every 2 bars (``... 200 1 inline 2``: no fill arrives with a measured bar), 1 strategy: in this
+  process 3.20 / 7.73 ms vs 0.91 / 1.70 ms = 3.51× / 4.55×; in its own 3.34 / 6.14 vs 0.97 / 1.47 = 3.43× /
+  4.18× — without the fill's messages before the bar the bare handler gains more than the engine does.
 
-With the disk busy (other test runs; load average 6–7, one commit p50 1.9 ms) the same benchmark gave 6–7×
-at p50 and 2.3–2.5× at p99 with one strategy: the engine's journal commits are what a busy disk slows down.
-The target (≤ 2× at p50 and p99) is met at p99 with one strategy, not at p50. What the engine adds to the
+The same session's run under load (load average 2.5–3.5) measured 2.80× / 1.59× (in this process, one
+strategy) and 2.57× / 1.87× (own process): a loaded machine lengthens the bare handler's tail more than the
+engine's, so the p99 ratio read better then; the quiet run above is the one to go by. The session before
+inline dispatch measured 3.2× / 3.2× (in this process, one strategy, quiet). With the disk busy (other test
+runs; one commit p50 1.9 ms) one strategy measured 6–7× at p50: the engine's journal commits are what a busy
+disk slows down.
+The target (≤ 2× at p50 and p99) is not met. What the engine adds to the
 bare handler's path (probe, quiet moments): the fill's commit (≈ 0.4 ms), the intent's commit with its
 fsync (≈ 0.6 ms; one fsync alone ≈ 0.4), the bar store and clock (≈ 0.15), the data window (≈ 0.2), risk
 (≈ 0.1), the order's tracking (≈ 0.15), the account read after the fill (≈ 0.1), the ticks the engine
