@@ -299,13 +299,18 @@ def strategies_command(
             table.add_row(
                 _owner_cell(s.name),
                 str(s.orders),
-                str(s.fills),
+                str(s.fills) + (f" (+{s.adjustments} adj.)" if s.adjustments else ""),
                 escape(held),
                 _money(book.realized_pnl),
                 _money(book.commissions),
                 _money(book.realized_pnl - book.commissions),
             )
         _show(table, summaries, "strategies", console)
+        if any(s.adjustments for s in summaries):
+            console.print(
+                "adj.: adjustments that brought a book to IB's position (--adopt-broker-positions); they move "
+                "the book and its P&L but are not executions at IB."
+            )
         if any(s.name == EXTERNAL for s in summaries):
             console.print(
                 "[yellow](external)[/]: fills of no order the engine placed (a trade in TWS or another "

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from copilot_quant.errors import ConfigError
+from copilot_quant.journal.adjustments import is_adjustment
 from copilot_quant.journal.records import FillRecord, JournalOrder
 from copilot_quant.model.book import StrategyBook
 
@@ -63,7 +64,9 @@ class StrategySummary:
 
     name: str
     orders: int = 0
+    #: executions at IB; an adjustment that adopted IB's position is counted apart (it moves the book too)
     fills: int = 0
+    adjustments: int = 0
     book: StrategyBook = field(default_factory=StrategyBook)
 
     @property
@@ -85,7 +88,10 @@ def strategy_summaries(orders: Sequence[JournalOrder], fills: Sequence[FillRecor
         summary(by_ref[order.order_ref]).orders += 1
     for fill in fills:
         mine = summary(owner_of_fill(fill, by_ref))
-        mine.fills += 1
+        if is_adjustment(fill.exec_id):
+            mine.adjustments += 1
+        else:
+            mine.fills += 1
         if fill.quantity > 0 and fill.price > 0:
             mine.book.apply(fill.symbol, fill.signed_quantity, fill.price, fill.commission or 0.0)
     external = out.pop(EXTERNAL, None)

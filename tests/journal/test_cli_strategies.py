@@ -11,6 +11,7 @@ from copilot_quant.cli import journal as journal_cli
 from copilot_quant.cli.exit_codes import USAGE_ERROR
 from copilot_quant.cli.journal_strategies import EXTERNAL, strategy_summaries
 from copilot_quant.journal import TradeJournal
+from copilot_quant.journal.adjustments import record_adjustments
 from typer.testing import CliRunner
 
 from tests.journal.support import ACCOUNT, T0, StepClock, buy, sell
@@ -101,3 +102,17 @@ def test_an_unknown_strategy_is_refused_with_the_names_the_journal_has(app, two_
     )
     assert result.exit_code == USAGE_ERROR
     assert "'Pairs', 'Trend'" in result.output
+
+
+def test_an_adjustment_moves_the_book_but_is_not_counted_as_an_execution(app, two_strategies: Path):
+    """Adopting IB's position (a hand sale of 6 AAPL in TWS took what Trend held) writes an adjusting
+    record: Trend's book comes to flat, but the Fills column counts only executions at IB."""
+    with TradeJournal(two_strategies, account=ACCOUNT, clock=StepClock()) as journal:
+        record_adjustments(journal, "AAPL", [("Trend", -6.0)], "IB holds less than the books")
+    with TradeJournal(two_strategies, read_only=True) as journal:
+        trend = {s.name: s for s in strategy_summaries(journal.orders(), journal.fills())}["Trend"]
+    assert (trend.fills, trend.adjustments, trend.positions) == (2, 1, {})
+    result = CliRunner().invoke(app, ["journal", "--path", str(two_strategies), "strategies"])
+    assert result.exit_code == 0, result.output
+    assert "2 (+1 adj.)" in result.output
+    assert "not executions at IB" in result.output
