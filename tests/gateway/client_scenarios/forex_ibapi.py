@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from typing import Any
 
 import ibapi.client
 from ibapi.contract import Contract
 
-from tests.gateway.client_scenarios.ibapi_client import App, _order, _wait
+from tests.gateway.client_scenarios.ibapi_client import App, _order, _wait, start
 
 
 class ForexApp(App):
@@ -63,19 +62,8 @@ def _history(app: ForexApp, req_id: int, contract: Contract, what: str) -> list[
 
 def main(port: int) -> dict[str, Any]:
     app = ForexApp()
-    app.connect("127.0.0.1", port, clientId=9)
-
-    def run() -> None:
-        try:
-            app.run()
-        except Exception as exc:  # the reader thread died on a message: what the test must catch
-            app.decoder_errors.append(f"{type(exc).__name__}: {exc}")
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread = start(app, port, 9)
     try:
-        if not _wait(app, "ready"):
-            raise RuntimeError(f"no nextValidId; errors: {app.api_errors}")
         app.reqAccountUpdates(True, "")
         _wait(app, "account")
         usd_before = app.cash.get("USD")

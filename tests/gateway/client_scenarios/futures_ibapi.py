@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from typing import Any
 
 from ibapi.contract import Contract
 
-from tests.gateway.client_scenarios.ibapi_client import App, _order, _wait
+from tests.gateway.client_scenarios.ibapi_client import App, _order, _wait, start
 
 
 class FuturesApp(App):
@@ -29,19 +28,8 @@ def _future(month: str = "") -> Contract:
 
 def main(port: int) -> dict[str, Any]:
     app = FuturesApp()
-    app.connect("127.0.0.1", port, clientId=8)
-
-    def run() -> None:
-        try:
-            app.run()
-        except Exception as exc:  # the reader thread died on a message: what the test must catch
-            app.decoder_errors.append(f"{type(exc).__name__}: {exc}")
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread = start(app, port, 8)
     try:
-        if not _wait(app, "ready"):
-            raise RuntimeError(f"no nextValidId; errors: {app.api_errors}")
         app.reqContractDetails(1, _future())
         _wait(app, "details")
         chain = [c.localSymbol for c in app.details]

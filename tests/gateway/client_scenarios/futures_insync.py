@@ -7,27 +7,16 @@ decoder or wrapper logged).
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
 from typing import Any
 
-from tests.gateway.client_scenarios.insync_family import _Errors
+from tests.gateway.client_scenarios.insync_family import connect
 
 
 def main(module: str, port: int, max_version: int | None) -> dict[str, Any]:
-    api = importlib.import_module(module)
-    errors = _Errors()
-    import logging
-
-    logging.getLogger(module).addHandler(errors)
-    ib = api.IB()
-    if max_version is not None:
-        ib.client.MaxClientVersion = max_version
-    api_errors: list[tuple[int, int, str]] = []
-    ib.errorEvent += lambda req_id, code, message, *_: api_errors.append((req_id, code, message))
-    ib.connect("127.0.0.1", port, clientId=8, timeout=10)
+    api, ib, errors, api_errors = connect(module, port, max_version, 8)
     try:
         chain = ib.reqContractDetails(api.Future("MES", exchange="CME"))
         [contract] = ib.qualifyContracts(api.Future("MES", "202612", "CME"))

@@ -144,23 +144,30 @@ def _wait(app: App, name: str, timeout: float = 10.0) -> bool:
     return app.event(name).wait(timeout)
 
 
-def main(port: int, max_version: int | None) -> dict[str, Any]:
-    if max_version is not None:
-        ibapi.client.MAX_CLIENT_VER = max_version  # type: ignore[attr-defined]
-    app = App()
-    app.connect("127.0.0.1", port, clientId=7)
+def start(app: App, port: int, client_id: int) -> threading.Thread:
+    """Connect ``app`` and run its reader thread; a reader that dies on a message is recorded in
+    ``app.decoder_errors`` (what the tests must catch). Raises when the gateway sends no nextValidId."""
+    app.connect("127.0.0.1", port, clientId=client_id)
 
     def run() -> None:
         try:
             app.run()
-        except Exception as exc:  # the reader thread died on a message: what the test must catch
+        except Exception as exc:
             app.decoder_errors.append(f"{type(exc).__name__}: {exc}")
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
+    if not _wait(app, "ready"):
+        raise RuntimeError(f"no nextValidId; errors: {app.api_errors}")
+    return thread
+
+
+def main(port: int, max_version: int | None) -> dict[str, Any]:
+    if max_version is not None:
+        ibapi.client.MAX_CLIENT_VER = max_version  # type: ignore[attr-defined]
+    app = App()
+    thread = start(app, port, 7)
     try:
-        if not _wait(app, "ready"):
-            raise RuntimeError(f"no nextValidId; errors: {app.api_errors}")
         stock = Contract()
         stock.symbol, stock.secType, stock.exchange, stock.currency = "AAPL", "STK", "SMART", "USD"
         app.reqContractDetails(1, stock)

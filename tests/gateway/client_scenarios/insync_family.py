@@ -24,7 +24,11 @@ class _Errors(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def main(module: str, port: int, max_version: int | None) -> dict[str, Any]:
+def connect(
+    module: str, port: int, max_version: int | None, client_id: int
+) -> tuple[Any, Any, _Errors, list]:
+    """``module`` (ib_insync or ib_async) connected as ``client_id``: ``(api, ib, logged errors, errorEvent
+    entries (reqId, code, message))``; ``max_version`` caps the client's API version."""
     api = importlib.import_module(module)
     errors = _Errors()
     logging.getLogger(module).addHandler(errors)
@@ -33,7 +37,12 @@ def main(module: str, port: int, max_version: int | None) -> dict[str, Any]:
         ib.client.MaxClientVersion = max_version
     api_errors: list[tuple[int, int, str]] = []
     ib.errorEvent += lambda req_id, code, message, *_: api_errors.append((req_id, code, message))
-    ib.connect("127.0.0.1", port, clientId=7, timeout=10)
+    ib.connect("127.0.0.1", port, clientId=client_id, timeout=10)
+    return api, ib, errors, api_errors
+
+
+def main(module: str, port: int, max_version: int | None) -> dict[str, Any]:
+    api, ib, errors, api_errors = connect(module, port, max_version, 7)
     try:
         [contract] = ib.qualifyContracts(api.Stock("AAPL", "SMART", "USD"))
         daily = ib.reqHistoricalData(contract, "", "5 D", "1 day", "TRADES", True)
