@@ -33,7 +33,8 @@ import pandas as pd
 from copilot_quant.backtest.cluster import Compute, Shared, task_pool
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import IDataFeed
-from copilot_quant.backtest.sweep import RANKING_METRICS, StrategyFactory, load_bars, period_metrics
+from copilot_quant.backtest.run_data import load_bars
+from copilot_quant.backtest.sweep import RANKING_METRICS, StrategyFactory, period_metrics
 from copilot_quant.data.dates import resolve_range
 from copilot_quant.errors import ConfigError
 
@@ -166,7 +167,7 @@ def _load(
 ) -> pd.DataFrame | str:
     """The universe's bars, or why they could not be loaded (that universe's runs report it)."""
     try:
-        return load_bars(provider, names, lo, hi, interval)
+        return load_bars(provider, names, lo, hi, interval, data=None)
     except Exception as exc:  # one symbol without data must not end the batch
         log.warning("batch: no bars for %s: %s: %s", ",".join(names), type(exc).__name__, exc)
         return f"{type(exc).__name__}: {exc}"

@@ -55,11 +55,12 @@ from copilot_quant.backtest.cluster import Compute, Shared, TaskPool, task_pool
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.results import BacktestResult
+from copilot_quant.backtest.run_data import load_bars, symbol_list
 from copilot_quant.backtest.strategy import Strategy
 from copilot_quant.data.dates import resolve_range, to_utc
 from copilot_quant.errors import ConfigError
 
-__all__ = ["RANKING_METRICS", "SweepResult", "load_bars", "parameter_grid", "period_metrics", "run_sweep"]
+__all__ = ["RANKING_METRICS", "SweepResult", "parameter_grid", "period_metrics", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def run_sweep(
     check_per_task(per_task)
     names = symbol_list(symbols)
     lo, hi = resolve_range(start_date, end_date)
-    frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval)
+    frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval, data=None)
     cut = to_utc(holdout_from) if holdout_from is not None else None
     if cut is not None:
         _check_holdout(frame, cut)
@@ -211,28 +212,6 @@ def run_sweep(
     with task_pool(compute) as pool:
         rows = run_all(pool, frame, job, runs, progress=progress, per_task=per_task)
     return _rank(rows, grid, metric, cut)
-
-
-def symbol_list(symbols: Sequence[str] | str) -> list[str]:
-    """``symbols`` as upper-case names (one string is one symbol)."""
-    return [s.strip().upper() for s in ([symbols] if isinstance(symbols, str) else symbols)]
-
-
-def load_bars(
-    provider: IDataFeed | None,
-    names: list[str],
-    lo: pd.Timestamp | None,
-    hi: pd.Timestamp | None,
-    interval: str,
-) -> pd.DataFrame:
-    """The bars of ``names`` in ``[lo, hi]`` from ``provider``, in the shape the engine takes."""
-    if provider is None:
-        raise ConfigError("no data: pass data_provider=... (e.g. SampleDataProvider()) or data=frame")
-    if not names:
-        raise ConfigError("no symbols to backtest; pass symbols=['AAPL']")
-    if len(names) == 1:
-        return provider.get_historical_data(names[0], lo, hi, interval)
-    return provider.get_multiple_symbols(names, lo, hi, interval)
 
 
 def _check_holdout(frame: pd.DataFrame, cut: pd.Timestamp) -> None:

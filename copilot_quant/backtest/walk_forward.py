@@ -35,6 +35,7 @@ import pandas as pd
 from copilot_quant.backtest.cluster import Compute, task_pool
 from copilot_quant.backtest.interfaces import IDataFeed
 from copilot_quant.backtest.metrics import infer_periods_per_year
+from copilot_quant.backtest.run_data import load_bars, symbol_list
 from copilot_quant.backtest.sweep import (
     EQUITY_KEY,
     RANKING_METRICS,
@@ -44,10 +45,8 @@ from copilot_quant.backtest.sweep import (
     _rank,
     _Run,
     check_per_task,
-    load_bars,
     period_metrics,
     run_all,
-    symbol_list,
 )
 from copilot_quant.data.dates import resolve_range
 from copilot_quant.errors import ConfigError
@@ -108,7 +107,7 @@ def walk_forward(
     check_per_task(per_task)
     names = symbol_list(symbols)
     lo, hi = resolve_range(start_date, end_date)
-    frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval)
+    frame = data if data is not None else load_bars(data_provider, names, lo, hi, interval, data=None)
     stretches = _stretches(frame, folds)
     options = dict(engine_options or {})
     job = _Job(strategy, names, None, None, interval, options)
