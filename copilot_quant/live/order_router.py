@@ -114,10 +114,10 @@ class OrderRouter:
         fresh = self._fresh([r for r in routed if self._may_send(r)])
         if not fresh:
             return
-        if inline:  # on the loop: a kill's cancels run there too, after this placement
-            self._send_eager(fresh)
-            return
         halted_before = self._safety.kill_switch.is_engaged
+        if inline:
+            self._send_eager(fresh, halted_before)
+            return
         sent = self._send(fresh)
         if not halted_before:
             self._cancel_if_killed_meanwhile(sent)
@@ -260,11 +260,16 @@ class OrderRouter:
             placed = self._unsent(routed, exc)
         return self._sent(routed, placed)
 
-    def _send_eager(self, routed: list[_Routed]) -> None:
-        """Send the orders from the IB loop thread itself, at once (see :meth:`submit_all`)."""
+    def _send_eager(self, routed: list[_Routed], halted_before: bool) -> None:
+        """Send the orders from the IB loop thread itself, at once (see :meth:`submit_all`). A kill from
+        another thread reads the orders to cancel there and then, so it can miss these as they are placed:
+        they are cancelled here once placed, as on the worker (:meth:`_cancel_if_killed_meanwhile`)."""
 
         def placed(outcome: list[bool]) -> None:
-            sent = [r.order for r in self._sent(routed, outcome) if r.entry is None]
+            placed_routed = self._sent(routed, outcome)
+            if not halted_before:
+                self._cancel_if_killed_meanwhile(placed_routed)
+            sent = [r.order for r in placed_routed if r.entry is None]
             if sent:
                 self._broker.connection.runtime.spawn(self._confirm_when_answered(sent), "order-rate slots")
 

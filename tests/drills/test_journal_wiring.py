@@ -175,23 +175,38 @@ def test_orders_refused_while_halted_are_one_warning_each_and_not_errors(
     assert_books_agree(gateway, path, strategy.fills, engine)
 
 
-def test_an_order_sent_as_a_kill_from_another_thread_engages_is_cancelled_too(make_engine, gateway):
+@pytest.mark.parametrize("inline_dispatch", [True, False], ids=["inline", "worker"])
+def test_an_order_sent_as_a_kill_from_another_thread_engages_is_cancelled_too(
+    make_engine, gateway, inline_dispatch
+):
     """The kill switch engages on another thread (a failed journal write on the journal's writer thread, the
-    console, a signal) after the worker checked the halt for an order but before it placed it: the kill's
-    cancel-all could not see it, so the router cancels it. Nothing stays working at IB after a kill."""
+    console, a signal) after the order passed the halt check but before it was placed: the kill's
+    cancel-all could not see it, so the router cancels it. Nothing stays working at IB after a kill — on
+    the worker and on IB's loop thread (inline dispatch) alike."""
     resting = Order("AAPL", 5, "limit", "buy", limit_price=1.0, time_in_force="gtc")
     strategy = Scripted({1: [resting]})
-    engine = make_engine()
+    engine = make_engine(inline_dispatch=inline_dispatch)
     engine.add_strategy(strategy)
-    place_orders = engine.broker.place_orders
+    broker = engine.broker
+    place_orders, place_orders_eager = broker.place_orders, broker.place_orders_eager
 
-    def kill_then_place(orders):  # the interleaving the race allows, made certain
+    def kill_on_another_thread() -> None:  # the interleaving the race allows, made certain
         killer = threading.Thread(target=engine.kill, args=("drill",))
         killer.start()
-        killer.join()
+        killer.join(timeout=10)
+        assert not killer.is_alive()
+
+    def kill_then_place(orders):
+        kill_on_another_thread()
         return place_orders(orders)
 
-    engine.broker.place_orders = kill_then_place
+    def kill_then_place_eager(orders, then):
+        kill_on_another_thread()
+        return place_orders_eager(orders, then)
+
+    # both patched: an inline bar can still go to the worker (worker busy), and either path must cancel
+    broker.place_orders = kill_then_place
+    broker.place_orders_eager = kill_then_place_eager
     assert engine.connect(timeout=5)
     assert engine.start(["AAPL"], lookback_days=5)
     gateway.clock.step(1)
@@ -202,6 +217,8 @@ def test_an_order_sent_as_a_kill_from_another_thread_engages_is_cancelled_too(ma
     (order,) = engine.strategy_slots[0].orders
     assert wait_until(lambda: order.status is OrderStatus.CANCELLED)
     assert order.reject_reason == "kill switch: drill"
+    if not inline_dispatch:
+        assert engine.inline.bars == 0
 
 
 def test_a_kill_switch_file_engages_the_switch(make_engine, gateway, tmp_path):
