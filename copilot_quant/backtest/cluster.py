@@ -59,6 +59,9 @@ _MIN_WINDOW = 16
 #: Times shipping a shared value is tried when workers come and go under it, and the pause after the first.
 _SCATTER_TRIES = 4
 _SCATTER_PAUSE = 0.25
+#: Seconds to wait for a worker to (re)join when none is left to ship to (a local cluster's nanny restarts a
+#: dead worker: seconds on a loaded machine, as it imports pandas again).
+_WORKERS_BACK_S = 60.0
 
 #: Seconds to wait for a named scheduler before saying it cannot be reached.
 _CONNECT_TIMEOUT = 15
@@ -322,24 +325,40 @@ class _DaskPool:
         return entry[1]
 
     def _scatter(self, arg: Shared) -> Future:
-        """Ship ``arg``'s value; again, after a pause, if a worker left while it was being copied to them all
-        (Dask's scheduler then fails the broadcast with the departed worker's address, a ``KeyError``)."""
+        """Ship ``arg``'s value; again, after a pause and once a worker is up, if workers came or went while
+        it was being copied to them all."""
         attempt = 1
         while True:
             try:
                 # a list of one, so a list or dict value is shipped whole rather than split up
                 [future] = self.client.scatter([_ByValue(arg.value)], broadcast=arg.broadcast, hash=False)
                 return future
-            except (KeyError, OSError) as exc:
+            # KeyError: a worker left mid-broadcast; ValueError: one left between the scheduler counting
+            # the workers and copying to them ("Can not use replicate to delete data"); OSError: the comm
+            # to a dying worker closed, or no worker is left at all
+            except (KeyError, ValueError, OSError) as exc:
                 if attempt == _SCATTER_TRIES:
                     raise
                 log.warning(
                     "shipping data to the workers failed (%s: %s); trying again", type(exc).__name__, exc
                 )
-                time.sleep(
-                    _SCATTER_PAUSE * attempt
-                )  # a local cluster's nanny restarts a dead worker meanwhile
+                time.sleep(_SCATTER_PAUSE * attempt)
+                self._await_a_worker()
                 attempt += 1
+
+    def _await_a_worker(self) -> None:
+        """Wait until at least one worker is up (none is left when the last one died and its nanny is still
+        restarting it); a :class:`ConfigError` if none comes back within ``_WORKERS_BACK_S``."""
+        deadline = time.monotonic() + _WORKERS_BACK_S
+        # asked of the scheduler itself: a LocalCluster's own view of its workers (what
+        # Client.wait_for_workers reads) can lag behind a worker its nanny restarted
+        while not self.worker_threads():
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"no Dask worker is left to run the sweep, and none joined within {_WORKERS_BACK_S:.0f} s; "
+                    "start workers for the scheduler (dask worker tcp://HOST:8786) or use a local cluster"
+                )
+            time.sleep(0.1)
 
     def _release(self, args: Sequence[Any]) -> None:
         """Forget a one-task value once no task in flight reads it (broadcast values stay for the run)."""

@@ -138,7 +138,11 @@ def test_a_worker_leaving_while_the_bars_are_broadcast_does_not_fail_the_sweep(
 ):
     """Dask's broadcast fails with the departed worker's address when one leaves mid-copy: shipped again."""
     scatter = two_workers.scatter
-    failures = [KeyError("tcp://127.0.0.1:1"), OSError("stream closed")]
+    failures = [
+        KeyError("tcp://127.0.0.1:1"),
+        OSError("stream closed"),
+        ValueError("Can not use replicate to delete data"),  # one left between counting and copying
+    ]
 
     def leaving_scatter(data, **kwargs):
         if failures:
@@ -148,6 +152,29 @@ def test_a_worker_leaving_while_the_bars_are_broadcast_does_not_fail_the_sweep(
     monkeypatch.setattr(two_workers, "scatter", leaving_scatter)
     spread = _sweep(bars, client=two_workers)
     assert not failures
+    pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
+
+
+def test_shipping_waits_for_a_worker_when_none_is_left_then_goes_on(bars, two_workers, monkeypatch):
+    """Every worker died and the nannies take seconds to restart them (a loaded machine): shipping waits
+    for one to be up, asked of the scheduler, instead of failing the sweep after a few short pauses."""
+    scatter, nthreads = two_workers.scatter, two_workers.nthreads
+    back_at: list[float] = []  # when the restarted workers are up: 3 s after the first failed shipping
+
+    def gone() -> bool:
+        return not back_at or time.monotonic() < back_at[0]
+
+    def none_left_for_a_while(data, **kwargs):
+        if not back_at:
+            back_at.append(time.monotonic() + 3.0)
+        if gone():
+            raise TimeoutError("No valid workers found")  # the scheduler's answer with no worker
+        return scatter(data, **kwargs)
+
+    monkeypatch.setattr(two_workers, "scatter", none_left_for_a_while)
+    monkeypatch.setattr(two_workers, "nthreads", lambda: {} if back_at and gone() else nthreads())
+    spread = _sweep(bars, client=two_workers)
+    assert back_at
     pd.testing.assert_frame_equal(_sweep(bars).table, spread.table)
 
 
