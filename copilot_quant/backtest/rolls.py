@@ -47,7 +47,7 @@ from copilot_quant.model.instruments import AssetClass, Instrument, InstrumentRe
 from copilot_quant.model.orders import Order, OrderSide
 from copilot_quant.model.ports import IDataFeed
 
-__all__ = ["ContinuousRouter", "Expiries", "Roll", "check_roll_days", "continuous_roots"]
+__all__ = ["ContinuousRouter", "Expiries", "Roll", "check_roll_days", "closing_contract", "continuous_roots"]
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,24 @@ def continuous_roots(registry: InstrumentRegistry, symbols: Sequence[str]) -> di
         if inst.kind is AssetClass.FUTURE and inst.continuous:
             roots[symbol] = inst
     return roots
+
+
+def closing_contract(
+    order: Order, contract: str, earlier: Sequence[str], held: Callable[[str], float]
+) -> str:
+    """The contract an order for a continuous symbol trades: ``contract`` (the one of its bar's day), or the
+    one earlier contract of the root still held (``earlier``: the root's contracts of the days so far) when
+    the order only reduces that position and nothing is held in ``contract`` — so selling ``"MES"`` after a
+    roll closes what is held rather than opening a short in the new contract. The backtest and the live
+    engine route by this one rule."""
+    open_ = [(c, q) for c in dict.fromkeys(earlier) if c != contract and (q := held(c))]
+    if len(open_) != 1 or held(contract):
+        return contract
+    old, quantity = open_[0]
+    signed = order.quantity if order.side_enum is OrderSide.BUY else -order.quantity
+    if quantity * signed < 0 and abs(signed) <= abs(quantity) + 1e-9:
+        return old  # it only reduces the old position: close it rather than open a spread
+    return contract
 
 
 class ContinuousRouter:
@@ -145,17 +163,7 @@ class ContinuousRouter:
             order.routed_from, order.symbol = order.symbol, contract
 
     def _closing(self, order: Order, contract: str, bar: int, held: Callable[[str], float]) -> str:
-        earlier = {
-            c: held(c) for c in dict.fromkeys(self._contracts[order.symbol][: bar + 1]) if c != contract
-        }
-        open_ = [(c, q) for c, q in earlier.items() if q]
-        if len(open_) != 1 or held(contract):
-            return contract
-        old, quantity = open_[0]
-        signed = order.quantity if order.side_enum is OrderSide.BUY else -order.quantity
-        if quantity * signed < 0 and abs(signed) <= abs(quantity) + 1e-9:
-            return old  # it only reduces the old position: close it rather than open a spread
-        return contract
+        return closing_contract(order, contract, self._contracts[order.symbol][: bar + 1], held)
 
     def held_closes(self, closes: pd.DataFrame, contract_closes: pd.DataFrame) -> pd.DataFrame:
         """``closes`` (a column per symbol, a row per bar of the run) with each continuous symbol's column

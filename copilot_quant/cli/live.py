@@ -13,6 +13,10 @@ Several strategies (the spec syntax of :mod:`copilot_quant.cli.strategy_set`; ``
 live, the account's value being known only once connected) share the account; each order carries its
 strategy's name as IB's ``orderRef``. The stop summary then gives each strategy's fills, position and P&L.
 
+``--adopt-broker-positions`` takes IB's positions as the truth where the journal's books disagree; when
+several strategies hold a symbol IB holds only part of, ``--adopt-to NAME`` (which implies it) says whose
+book takes the difference — a name not among the run's strategies is refused before anything connects.
+
 A one-line status (connection state, account value, positions, fills, errors, last bar) refreshes every
 second; Ctrl-C (or SIGTERM) stops the engine, runs the strategy's ``on_stop``/``finalize`` and disconnects.
 
@@ -399,6 +403,19 @@ def kill(
         )
 
 
+def check_adopt_to(name: str | None, strategies: list[str]) -> str | None:
+    """The strategy ``--adopt-to`` names (None without it), checked against the run's strategy names."""
+    if name is None:
+        return None
+    if name not in strategies:
+        listed = ", ".join(repr(s) for s in strategies)
+        raise ConfigError(
+            f"--adopt-to {name!r}: no strategy of this run has that name; the strategies are {listed} "
+            "(a strategy's name is its class name unless its spec gives name=...)"
+        )
+    return name
+
+
 def register(app: typer.Typer) -> None:
     """Add the `live` and `kill` commands to ``app``."""
     app.command("kill")(kill)
@@ -464,6 +481,14 @@ def register(app: typer.Typer) -> None:
             "adjustments (tag 'adjustment', see `copilot-quant journal orders`) so the books equal IB. "
             "Without it such a symbol is not traded until they agree.",
         ),
+        adopt_to: str | None = typer.Option(
+            None,
+            "--adopt-to",
+            metavar="NAME",
+            help="With several strategies: adopt IB's positions (as --adopt-broker-positions) and put each "
+            "whole difference on strategy NAME's book. Without it a symbol several strategies hold while IB "
+            "holds part of it is not adopted (whose book would shrink is the trader's call).",
+        ),
         params: list[str] = param_option(),
         web_port: int | None = typer.Option(
             None, "--console", help="Serve the operations console (with controls) on this port of 127.0.0.1."
@@ -495,6 +520,7 @@ def register(app: typer.Typer) -> None:
             )
             # bad parameters fail here, before anything connects
             entries = load_strategies(specs, params, account=None)
+            adopter = check_adopt_to(adopt_to, [entry.name for entry in entries])
             limits = RiskLimits(
                 max_order_quantity=max_order_qty,
                 max_order_notional=max_order_notional,
@@ -517,10 +543,13 @@ def register(app: typer.Typer) -> None:
                 flatten_on_stop=flatten_on_stop,
                 roll_days=roll_days,
                 auto_roll=auto_roll,
-                adopt_broker_positions=adopt_broker_positions,
+                # a named adopter is asked for below: the flag alone would adopt without a name at start
+                adopt_broker_positions=adopt_broker_positions and adopter is None,
             )
             for entry in entries:
                 engine.add_strategy(entry.instance, capital=entry.capital)
+            if adopter is not None:  # due at once: start()'s reconciliation adopts onto that book
+                engine.adopt_broker_positions(strategy=adopter)
             print_header(entries, console)
             if not paper:
                 console.print("[bold red]LIVE trading: orders go to your real-money account.[/]")

@@ -17,6 +17,7 @@ __all__ = ["bar_time", "cli_words"]
 
 
 _CLI_WORDS: tuple[tuple[str, str], ...] = (
+    ("engine.adopt_broker_positions(strategy='NAME')", "--adopt-to NAME"),
     ("pass confirm_live=True", "add --confirm-live"),
     ("keep paper_trading=True", "drop --live"),
     ("pass paper_trading=False", "use --live --confirm-live"),

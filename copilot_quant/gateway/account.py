@@ -11,7 +11,8 @@ Model (documented simplifications of IB's rules; the base currency is USD):
   uses margin like a long position of the same value.
 * Average cost excludes commissions (the backtest's convention; IB folds them in); commissions are paid
   from cash. ``RealizedPnL`` is net of every commission paid, so
-  ``RealizedPnL + UnrealizedPnL == NetLiquidation − starting cash`` always holds.
+  ``RealizedPnL + UnrealizedPnL == NetLiquidation − starting cash`` holds while every balance is in the base
+  currency (see below for a foreign one).
 * ``dailyPnL`` is the change of NetLiquidation since the start of the session (see :meth:`Account.start_day`).
 
 Futures and forex (issue #14):
@@ -28,6 +29,12 @@ Futures and forex (issue #14):
   value (:data:`~copilot_quant.model.instruments.FOREX_MARGIN_RATE`, 3 %, the backtest's rate too), whatever
   the stock ``leverage`` (a currency loan is not modelled apart).
 * Commissions are paid in the base currency.
+* ``RealizedPnL`` (in ``BASE``) books each realization at the rate in force when it was realized, as the
+  backtest's books do (:mod:`copilot_quant.model.book`): the quote currency's rate then, and for a pair
+  quoting the base itself (``USD.JPY``) its own fill price. A cross pair's (``EUR.GBP``) P&L is left as a
+  foreign balance (GBP); what that balance gains or loses as GBP.USD moves later is currency translation,
+  counted in NetLiquidation but neither realized nor unrealized P&L — so the identity above then differs
+  by that translation.
 """
 
 from __future__ import annotations
@@ -202,6 +209,8 @@ class Account:
         self.starting_cash = float(cash)
         self.cash = float(cash)
         self.commissions = 0.0
+        #: realized P&L before commissions, in the base currency, each at the rate when it was realized
+        self.realized_base = 0.0
         self.day_start_equity = float(cash)
         self._holdings: dict[str, _Holding] = {}
         #: Where a pair's price comes from when the account holds no position in it (the market's quote).
@@ -218,6 +227,9 @@ class Account:
             holding = _Holding(contract, Position(contract.symbol))
             self._holdings[contract.symbol] = holding
         realized = holding.position.apply(signed_qty, price, commission) * holding.multiplier
+        if realized:
+            # the rate in force now (a USD.JPY fill has just set its own price as the JPY rate)
+            self.realized_base += self._in_base(holding, realized)
         if contract.sec_type == "FUT":
             self._credit(contract.currency, realized)  # no notional changes hands, only the P&L
             self.cash -= commission
@@ -286,14 +298,22 @@ class Account:
         day_start_equity: float,
         holdings: Iterable[tuple[ContractInfo, Position]],
         balances: dict[str, float] | None = None,
+        *,
+        realized_base: float | None = None,
     ) -> None:
         """Replace the books with persisted values (see :mod:`copilot_quant.gateway.state`); ``balances``
-        are the foreign-currency balances."""
+        are the foreign-currency balances, ``realized_base`` the realized P&L booked in the base currency
+        (None, from a file written before it was kept: the holdings' realized P&L at today's rates)."""
         self.cash = cash
         self.currencies.foreign = dict(balances or {})
         self.commissions = commissions
         self.day_start_equity = day_start_equity
         self._holdings = {c.symbol: _Holding(c, p) for c, p in holdings}
+        if realized_base is None:
+            realized_base = sum(
+                self._in_base(h, h.position.realized_pnl * h.multiplier) for h in self._holdings.values()
+            )
+        self.realized_base = realized_base
         for holding in self._holdings.values():
             holding.daily_start_total = self._total(holding)
 
@@ -385,11 +405,9 @@ class Account:
 
     @property
     def realized_pnl(self) -> float:
-        """Realized P&L net of all commissions paid."""
-        realized = sum(
-            self._in_base(h, h.position.realized_pnl * h.multiplier) for h in self._holdings.values()
-        )
-        return realized - self.commissions
+        """Realized P&L net of all commissions paid, in the base currency: each realization at the rate
+        in force when it was realized (not re-valued as rates move)."""
+        return self.realized_base - self.commissions
 
     def margin_impact(
         self, contract: ContractInfo | str, signed_qty: float, price: float, commission: float

@@ -71,6 +71,7 @@ class BrokerPersistence:
             account_id=self.account_id,
             cash=self._account.cash,
             balances=dict(self._account.currencies.foreign),
+            realized_base=self._account.realized_base,
             commissions=self._account.commissions,
             day_start_equity=self._account.day_start_equity,
             holdings=self._account.holdings(),
@@ -107,7 +108,12 @@ class BrokerPersistence:
                 "pass the same account or another --state file"
             )
         self._account.restore(
-            state.cash, state.commissions, state.day_start_equity, state.holdings, state.balances
+            state.cash,
+            state.commissions,
+            state.day_start_equity,
+            state.holdings,
+            state.balances,
+            realized_base=state.realized_base,
         )
         self._restored_contracts = list(state.contracts)
         # A new run tag for this run's execution ids, unlike any the state holds (ids never repeat).

@@ -58,6 +58,8 @@ class BrokerState:
     contracts: list[ContractInfo] = field(default_factory=list)
     #: Foreign-currency balances from forex trades (``cash`` is the base currency's).
     balances: dict[str, float] = field(default_factory=dict)
+    #: Realized P&L booked in the base currency at each realization's rate (None: not in the file).
+    realized_base: float | None = None
 
 
 def save_state(path: str | Path, state: BrokerState) -> None:
@@ -258,6 +260,7 @@ def _to_json(state: BrokerState) -> dict[str, Any]:
         "market_time": _time(state.market_time),
         "contracts": [_contract(c) for c in state.contracts],
         "balances": dict(state.balances),
+        "realized_base": state.realized_base,
     }
 
 
@@ -271,6 +274,8 @@ def _from_json(data: dict[str, Any]) -> BrokerState:
         account_id=str(data["account_id"]),
         cash=float(data["cash"]),
         balances={str(k): float(v) for k, v in data.get("balances", {}).items()},
+        # Absent from files written before it was kept: rebuilt from the holdings at today's rates.
+        realized_base=None if data.get("realized_base") is None else float(data["realized_base"]),
         commissions=float(data["commissions"]),
         day_start_equity=float(data["day_start_equity"]),
         holdings=[_position_from(d) for d in data["holdings"]],

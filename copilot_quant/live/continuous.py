@@ -10,6 +10,8 @@ IB trades only real contracts, so the engine does what the backtest does, by the
   stream of the contract after the new one.
 * **Orders** for ``MES`` are routed to the contract of the bar they were decided on: ``order.symbol``
   becomes ``"MESZ6"`` (journaled, sent, filled and held under it), ``order.routed_from`` keeps ``"MES"``.
+  As in the backtest (:func:`~copilot_quant.backtest.rolls.closing_contract`), an order that only reduces
+  the strategy's position still held in one earlier contract (no automatic roll) trades that contract.
 * **Positions** are per contract; ``self.position("MES")`` is the sum over the root's contracts.
 * **Rolls**: at the first bar of a day that trades a new contract, the strategy's ``on_roll(roll)`` is
   called before its ``on_data``; with ``auto_roll=True`` the engine first sends, for each contract of the
@@ -27,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from copilot_quant.backtest.market import SESSION_TZ
-from copilot_quant.backtest.rolls import Roll, check_roll_days, continuous_roots
+from copilot_quant.backtest.rolls import Roll, check_roll_days, closing_contract, continuous_roots
 from copilot_quant.brokers.ib_mapping import empty_bars
 from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.model.instruments import AssetClass, InstrumentRegistry
@@ -98,12 +100,23 @@ class ContinuousSymbols:
                 out[self.next_contract(current)] = None
         return list(out)
 
-    def route(self, order: Order, stamp_ns: int) -> None:
-        """Point an order for a continuous symbol at the contract of the bar (others are left alone)."""
+    def route(self, order: Order, stamp_ns: int, held: Callable[[str], float] | None = None) -> None:
+        """Point an order for a continuous symbol at the contract of the bar (others are left alone), or,
+        when it only closes (part of) a position still held in one earlier contract of the root, at that
+        contract (``held``: the strategy's quantity by contract symbol), as the backtest routes it."""
         if order.symbol in self.roots and not order.routed_from:
             contract = self.contract_at(order.symbol, stamp_ns)
+            if held is not None:
+                contract = closing_contract(order, contract, self._earlier(order.symbol, contract), held)
             log.debug("order %s for %s trades %s", order.order_id, order.symbol, contract)
             order.routed_from, order.symbol = order.symbol, contract
+
+    def _earlier(self, symbol: str, contract: str) -> list[str]:
+        """The root's contracts of the days seen so far (the lookback's and the bars') before ``contract``."""
+        root = self.roots[symbol].root
+        expiry = self._registry.resolve(contract).expiry
+        seen = dict.fromkeys(c for (r, _), c in self._by_day.items() if r == root and c != contract)
+        return [c for c in seen if expiry is None or (self._registry.resolve(c).expiry or expiry) < expiry]
 
     def rolls(self, previous_ns: int | None, stamp_ns: int) -> list[Roll]:
         """The rolls between the bar stamped ``previous_ns`` and the one at ``stamp_ns``."""

@@ -250,8 +250,8 @@ class Worker:
             decided = self._rolled(slot, rolls) if continuous is not None and rolls else []
             decided += self._decide(slot, stamp, window)
             for order in decided:
-                if continuous is not None:
-                    continuous.symbols.route(order, stamp.value)
+                if continuous is not None:  # closing an earlier contract: by the strategy's own book
+                    continuous.symbols.route(order, stamp.value, slot.book.quantity)
                 slot.add(order)
                 orders.append((slot, order))
         if orders:

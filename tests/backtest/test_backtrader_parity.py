@@ -3,11 +3,21 @@
 Same data, 100 shares, market orders filled at the next bar's open, 0.1 % commission, no slippage and
 no bid/ask spread (``spread=None``: backtrader fills at the bar's price, it has no spread model; ours is
 on by default): the trades (bar, price, quantity, commission) and the final equity must be the same.
+
+Both sides count a crossover only when the averages differ by more than ``benchmarks/agreement.py``'s
+``MARGIN`` of the slow one, as the benchmarks do: on cent prices the two averages can be equal in exact
+arithmetic, and backtrader (``math.fsum``) and pandas/numpy round such a tie to different sides, a bar apart
+(the ``tie`` dataset has one: S09 on 2019-05-13, both means 192.466). Ours are the example classes with that
+margin (the benchmark's ``GuideSma`` and ``FastSma``); the margin changes ties only.
 """
 
 from __future__ import annotations
 
+import sys
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -21,12 +31,25 @@ with warnings.catch_warnings():  # backtrader imports modules that warn on recen
 
 CAPITAL = 100_000.0
 SIZE = 100
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[ModuleType]:
+    """``bench_backtest``: its margin-aware strategies, and through it ``agreement``'s ``UP``/``DOWN``."""
+    sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import each other by bare name, as scripts do
+    try:
+        import bench_backtest
+
+        yield bench_backtest
+    finally:
+        sys.path.remove(str(BENCHMARKS))
 
 
 class BacktraderSma(bt.Strategy):
     """The guide's rules in backtrader's own terms (its SMA indicator, its broker, its fills)."""
 
-    params = (("fast", 10), ("slow", 30), ("size", SIZE))
+    params = (("fast", 10), ("slow", 30), ("size", SIZE), ("up", 1.0), ("down", 1.0))
 
     def __init__(self) -> None:
         self.fast = bt.indicators.SMA(self.data.close, period=self.p.fast)
@@ -35,10 +58,10 @@ class BacktraderSma(bt.Strategy):
         self.trades: list[tuple[pd.Timestamp, float, float, float]] = []
 
     def next(self) -> None:
-        if self.fast[0] > self.slow[0] and not self.long:
+        if self.fast[0] > self.slow[0] * self.p.up and not self.long:
             self.buy(size=self.p.size)
             self.long = True
-        elif self.fast[0] < self.slow[0] and self.long:
+        elif self.fast[0] < self.slow[0] * self.p.down and self.long:
             self.sell(size=self.p.size)
             self.long = False
 
@@ -48,10 +71,12 @@ class BacktraderSma(bt.Strategy):
             self.trades.append((stamp, order.executed.price, order.executed.size, order.executed.comm))
 
 
-def run_backtrader(data: pd.DataFrame) -> tuple[list[tuple[pd.Timestamp, float, float, float]], float]:
+def run_backtrader(
+    data: pd.DataFrame, up: float, down: float
+) -> tuple[list[tuple[pd.Timestamp, float, float, float]], float]:
     cerebro = bt.Cerebro(stdstats=False)
     cerebro.adddata(bt.feeds.PandasData(dataname=data.tz_convert("UTC").tz_localize(None)))
-    cerebro.addstrategy(BacktraderSma)
+    cerebro.addstrategy(BacktraderSma, up=up, down=down)
     cerebro.broker.setcash(CAPITAL)
     cerebro.broker.setcommission(commission=0.001)
     (strategy,) = cerebro.run()
@@ -78,16 +103,21 @@ DATASETS = [
         lambda: SampleDataProvider().get_historical_data("AAPL", "2004-01-01", "2013-12-31"),
         id="sample-aapl",
     ),
+    pytest.param(
+        "S09",
+        lambda: SyntheticDataProvider(seed=2024, periods=2_520).get_historical_data("S09"),
+        id="tie",  # the averages tie exactly at 2019-05-13: without the margin the engines trade a bar apart
+    ),
 ]
 
 
 @pytest.mark.parametrize(("symbol", "load"), DATASETS)
 @pytest.mark.parametrize("style", ["guide", "fast"])
-def test_sma_crossover_trades_exactly_like_backtrader(symbol, load, style):
+def test_sma_crossover_trades_exactly_like_backtrader(bench, symbol, load, style):
     data = load()
-    strategy = SimpleMovingAverage(symbol, SIZE) if style == "guide" else SmaCrossFast(symbol, SIZE)
+    strategy = bench.GuideSma(symbol, SIZE) if style == "guide" else bench.FastSma(symbol, SIZE)
     ours, our_value = run_ours(strategy, data, symbol)
-    theirs, their_value = run_backtrader(data)
+    theirs, their_value = run_backtrader(data, bench.UP, bench.DOWN)
 
     assert len(theirs) > 20, "the data should produce a fair number of trades"
     assert [t[0] for t in ours] == [t[0] for t in theirs]
@@ -96,3 +126,14 @@ def test_sma_crossover_trades_exactly_like_backtrader(symbol, load, style):
         assert mine[2] == peer[2]  # signed quantity
         assert mine[3] == pytest.approx(peer[3], rel=1e-9)  # commission
     assert our_value == pytest.approx(their_value, rel=1e-6)
+
+
+@pytest.mark.parametrize(("symbol", "load"), DATASETS[:2])  # the datasets without a tie
+@pytest.mark.parametrize("style", ["guide", "fast"])
+def test_the_examples_themselves_trade_as_with_the_margin_where_nothing_ties(bench, symbol, load, style):
+    """The margin changes ties only: off a tie, the example classes as shipped make the same trades as
+    their margin variants above, so they too trade like backtrader."""
+    data = load()
+    plain = SimpleMovingAverage(symbol, SIZE) if style == "guide" else SmaCrossFast(symbol, SIZE)
+    margined = bench.GuideSma(symbol, SIZE) if style == "guide" else bench.FastSma(symbol, SIZE)
+    assert run_ours(plain, data, symbol) == run_ours(margined, data, symbol)

@@ -113,3 +113,34 @@ def test_pnl_adds_up_to_the_change_of_net_liquidation(trades: list[tuple[str, in
             account.mark(c.symbol, p * (move if other == name else 1.0))
     expected = account.net_liquidation - 1_000_000.0
     assert account.realized_pnl + account.unrealized_pnl == pytest.approx(expected, abs=1e-6)
+
+
+EURGBP = contract_for(REGISTRY.resolve("EUR.GBP"))
+USDJPY = contract_for(REGISTRY.resolve("USD.JPY"))
+
+
+def test_a_cross_pairs_realized_pnl_is_booked_at_the_rate_when_realized() -> None:
+    """EUR.GBP realizes GBP; RealizedPnL (BASE) keeps its value at that moment's GBP.USD, as the backtest's
+    books do, while the GBP balance left in the account moves with GBP.USD in NetLiquidation."""
+    quotes = {"GBP.USD": 1.25}
+    account = Account(cash=100_000.0)
+    account.price_source = quotes.get
+    account.apply_fill(EURGBP, 10_000, 0.8500, 0.0)
+    account.apply_fill(EURGBP, -10_000, 0.8600, 0.0)  # realizes 100 GBP = 125 USD at 1.25
+    assert account.currencies.foreign["GBP"] == pytest.approx(100.0)
+    assert account.realized_pnl == pytest.approx(125.0)
+    quotes["GBP.USD"] = 1.40
+    assert account.realized_pnl == pytest.approx(125.0)  # not re-valued at today's 1.40
+    assert _values(account)[("RealizedPnL", "USD")] == "125.00"
+    assert account.pnl().realized == pytest.approx(125.0)
+    assert account.net_liquidation == pytest.approx(100_000.0 + 140.0)  # the balance itself is worth 140
+
+
+def test_a_usd_quoted_pairs_realized_pnl_uses_its_own_fill_price() -> None:
+    account = Account(cash=100_000.0)
+    account.apply_fill(USDJPY, 10_000, 150.00, 0.0)
+    account.apply_fill(USDJPY, -10_000, 151.00, 0.0)  # realizes 10,000 JPY at 1/151 USD each
+    assert account.realized_pnl == pytest.approx(10_000 / 151.0)
+    account.mark(USDJPY.symbol, 140.0)  # later the yen is dearer
+    assert account.realized_pnl == pytest.approx(10_000 / 151.0)
+    assert account.net_liquidation == pytest.approx(100_000.0 + 10_000 / 140.0)

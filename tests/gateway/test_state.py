@@ -74,3 +74,25 @@ def test_written_json_is_versioned_and_atomic(tmp_path):
     assert data["version"] == 1
     assert data["last_order_id"] == {"3": 9}
     assert load_state(path).last_order_id == {3: 9}
+
+
+def test_realized_pnl_booked_in_the_base_currency_survives_a_restart(tmp_path):
+    from datetime import date
+
+    from copilot_quant.gateway.instrument_contracts import contract_for
+    from copilot_quant.model.instruments import InstrumentRegistry
+
+    usdjpy = contract_for(InstrumentRegistry(reference=date(2026, 11, 2)).resolve("USD.JPY"))
+    path = tmp_path / "state.json"
+    first = SimBroker(state_file=path, clock=lambda: T0)
+    first.account.apply_fill(usdjpy, 10_000, 150.0, 0.0)
+    first.account.apply_fill(usdjpy, -10_000, 151.0, 0.0)
+    first.account.mark(usdjpy.symbol, 140.0)
+    first.save()
+    second = SimBroker(state_file=path, clock=lambda: T0)
+    assert second.account.realized_pnl == pytest.approx(10_000 / 151.0)  # not re-valued at 140
+    legacy = json.loads(path.read_text())
+    del legacy["realized_base"]  # a file written before it was kept: today's rate is the best left
+    path.write_text(json.dumps(legacy))
+    third = SimBroker(state_file=path, clock=lambda: T0)
+    assert third.account.realized_pnl == pytest.approx(10_000 / 140.0)
