@@ -84,10 +84,10 @@ _PERIOD_METRICS = (*RANKING_METRICS, "fills")
 GUIDE = 2
 #: ... at most this many (a task's rows travel back together) ...
 MAX_PER_TASK = 200
-#: ... and at least a thread's share of the grid divided by this (so a large grid does not end in a glut
-#: of one-run tasks: the last tasks, and so the time a worker may wait at the end, stay under ~3 % of a
-#: thread's work).
-TAIL_TASKS_PER_THREAD = 32
+#: ... and at least a thread's share of the grid divided by this: a grid does not end in a glut of small
+#: tasks, each costing the scheduler and the workers as much as a big one (~3.5 ms of CPU on the 2-core VM,
+#: a third of a fast-path run), while a worker waits at most one such task (1/8 of its work) at the end.
+TAIL_TASKS_PER_THREAD = 8
 
 StrategyFactory = Callable[..., Strategy]
 

@@ -194,12 +194,12 @@ def test_bad_settings_are_named(bars, kwargs, message):
 
 
 def test_automatic_batching_hands_out_shrinking_tasks_and_none_in_this_process():
-    # guided: each task a quarter of what is left on 2 workers, down to one run, so the last tasks are short
-    assert auto_task_sizes(48, 2) == [12, 9, 7, 5, 4, 3, 2, 2, 1, 1, 1, 1]
+    # guided: each task a quarter of what is left on 2 workers, down to 1/8 of a worker's share (3 runs)
+    assert auto_task_sizes(48, 2) == [12, 9, 7, 5, 4, 3, 3, 3, 2]
     assert auto_task_sizes(48, 100) == [1] * 48  # a small grid on many workers: one combination a task
     big = auto_task_sizes(100_000, 100)
     assert max(big) == MAX_PER_TASK  # capped: a task's rows come back together
-    assert min(big[:-1]) == 100_000 // (100 * TAIL_TASKS_PER_THREAD)  # no glut of one-run tasks at the end
+    assert min(big[:-1]) == 100_000 // (100 * TAIL_TASKS_PER_THREAD)  # no glut of small tasks at the end
     assert big == sorted(big, reverse=True)
     assert sum(big) == 100_000
     assert auto_task_sizes(48, None) == [1] * 48  # in this process: nothing to save
