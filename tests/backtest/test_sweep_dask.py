@@ -12,7 +12,7 @@ from pathlib import Path
 import dask
 import pandas as pd
 import pytest
-from copilot_quant.backtest.cluster import Compute, Shared, ship_code_of, task_pool
+from copilot_quant.backtest.cluster import Compute, Shared, local_cluster, ship_code_of, task_pool
 from copilot_quant.backtest.sweep import parameter_grid, run_sweep
 from copilot_quant.backtest.walk_forward import walk_forward
 from copilot_quant.cli.strategy_spec import load_strategy_class
@@ -34,9 +34,7 @@ def bars() -> pd.DataFrame:
 
 
 def _cluster(workers: int) -> LocalCluster:
-    return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
-    )
+    return local_cluster(workers)  # as run_sweep(jobs=N) starts it, with its quiet settings
 
 
 @pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"{n}-workers")
