@@ -5,7 +5,12 @@ next bar's open, 0.1 % commission, no slippage, no bid/ask spread as in backtrad
 Measured, each on a LocalCluster started beforehand (its start-up is timed on its own):
 
 * ``run_sweep`` in this process (``--serial``), on 1 worker and on 2 workers: the speed-up 1 → 2, with the
-  combinations batched per task automatically (the default) and with one combination a task;
+  combinations batched per task automatically (the default) and with one combination a task; each sweep on
+  workers broken down into stages (to the first run: shipping the bars and submitting; the runs; the gaps
+  between a worker's tasks; a worker idle at the end while the other finishes; collecting the results and
+  building the table) from Dask's task stream, and the CPU each process spent (the task threads, the
+  workers' other threads, the client process with the scheduler and the nannies) — the figures that
+  explain the ratio on a machine whose cores the workers share with everything else;
 * the same on the guide-style strategy (``SimpleMovingAverage``, ~100× longer runs; skipped by ``--quick``);
 * the per-task overhead: no-op tasks through the same pool (bounded window, ``as_completed``) and through
   plain ``client.map``; the cost of shipping the bars (pickled size, broadcast time) and of one task's
@@ -26,18 +31,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import itertools
 import logging
 import math
+import multiprocessing
 import os
 import pickle
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from copilot_quant.backtest.cluster import Compute, task_pool
-from copilot_quant.backtest.sweep import _Run, auto_per_task, parameter_grid, run_sweep
+from copilot_quant.backtest.cluster import Compute, local_cluster, task_pool
+from copilot_quant.backtest.sweep import _Job, _Run, _run_chunk, auto_task_sizes, parameter_grid, run_sweep
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
 from distributed import Client, LocalCluster
@@ -90,16 +98,20 @@ def _noop(x: int) -> int:
     return x
 
 
-def _timed(run: Callable[[], Any]) -> tuple[float, Any]:
+def _timed(run: Callable[[], Any], before: Callable[[], Any] | None = None) -> tuple[float, Any]:
     gc.collect()
+    if before is not None:
+        before()
     started = time.perf_counter()
     out = run()
     return time.perf_counter() - started, out
 
 
-def run_ours(data: pd.DataFrame, grid: list[dict], factory: Any, **where: Any) -> tuple[float, dict]:
+def run_ours(
+    data: pd.DataFrame, grid: list[dict], factory: Any, before: Callable[[], Any] | None = None, **where: Any
+) -> tuple[float, dict]:
     elapsed, sweep = _timed(lambda: run_sweep(factory, grid, symbols=["AAPL"], data=data,
-                                              engine_options=OPTIONS, **where))  # fmt: skip
+                                              engine_options=OPTIONS, **where), before)  # fmt: skip
     table = sweep.table
     values = {
         (int(f), int(s)): float(v)
@@ -119,14 +131,130 @@ def run_backtrader(data: pd.DataFrame, fasts: list[int], slows: list[int], cpus:
 
 
 def _cluster(workers: int) -> tuple[float, LocalCluster]:
-    return _timed(
-        lambda: LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
+    return _timed(lambda: local_cluster(workers))  # the cluster run_sweep(jobs=N) starts, its settings too
+
+
+@dataclass(slots=True)
+class Stages:
+    """Where one sweep's wall time went (seconds; per worker figures are means over the workers) and the
+    CPU each kind of thread spent meanwhile. ``first + start + busy + gaps + idle_end + collect == wall``."""
+
+    wall: float
+    first: float  # the call -> the first run starts on a worker (scatter the bars, submit, schedule)
+    start: float  # ... -> this worker's first run starts
+    busy: float  # in runs (Dask's "compute" time of the tasks)
+    gaps: float  # between two of its tasks (result out, next task in)
+    idle_end: float  # its last run ends -> the last run of all ends (the tail)
+    collect: float  # the last run ends -> run_sweep returns (gather, build and rank the table)
+    tasks: int
+    task_cpu: float  # CPU of the workers' task threads, summed
+    other_cpu: float  # CPU of the workers' other threads (event loop, heartbeats, monitors), summed
+    client_cpu: float  # CPU of this process: the sweep's own work, the client, the scheduler, the nannies
+
+
+def _install_recorder() -> None:
+    """In a worker: wrap run_sweep's task function to note when each task ran and its thread's CPU time.
+
+    Tasks name the function by reference, so a worker looks it up in its module and finds the wrapper. The
+    task stream of Dask's scheduler is not used: it shifts each worker's times by an estimated clock offset,
+    tens of milliseconds off on a loaded machine.
+    """
+    import time as clock
+
+    from copilot_quant.backtest import sweep
+
+    if hasattr(sweep, "_bench_records"):
+        return
+    run_chunk = sweep._run_chunk
+    records: list[tuple[float, float, float]] = []
+
+    def recorded(*args: Any) -> Any:
+        started, cpu = clock.perf_counter(), clock.thread_time()
+        try:
+            return run_chunk(*args)
+        finally:
+            records.append((started, clock.perf_counter(), clock.thread_time() - cpu))
+
+    sweep._bench_records = records  # type: ignore[attr-defined]
+    sweep._run_chunk = recorded
+
+
+def _take_records() -> tuple[list[tuple[float, float, float]], float]:
+    """In a worker: the tasks run since the last call, and the process's CPU time now."""
+    from copilot_quant.backtest import sweep
+
+    records = list(sweep._bench_records)  # type: ignore[attr-defined]
+    sweep._bench_records.clear()  # type: ignore[attr-defined]
+    return records, time.process_time()
+
+
+class Probe:
+    """Measures :class:`Stages` of sweeps on one client's cluster (its workers note when each task ran)."""
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        client.run(_install_recorder)
+
+    def _take(self) -> dict[str, tuple[list[tuple[float, float, float]], float]]:
+        return self.client.run(_take_records)
+
+    def measure(self, run: Callable[[Callable[[], Any]], tuple[float, dict]]) -> tuple[float, dict, Stages]:
+        """``run(before)`` runs a sweep and calls ``before()`` just before its timer starts."""
+        before: list[tuple[dict, float]] = []
+        elapsed, values = run(lambda: before.append((self._take(), time.process_time())))
+        t1, client_cpu = time.perf_counter(), time.process_time() - before[0][1]
+        t0 = t1 - elapsed
+        after = self._take()
+        spans = {addr: [(a, b) for a, b, _ in records] for addr, (records, _) in after.items()}
+        task_cpu = sum(cpu for records, _ in after.values() for _, _, cpu in records)
+        process_cpu = sum(cpu - before[0][0][addr][1] for addr, (_, cpu) in after.items())
+        used = {addr: sorted(ss) for addr, ss in spans.items() if ss}
+        first = min(ss[0][0] for ss in used.values())
+        last = max(ss[-1][1] for ss in used.values())
+        n = len(spans)  # a worker that got no task counts as idle from the first run to the last
+
+        def mean(per_worker: Callable[[list[tuple[float, float]]], float], unused: float) -> float:
+            return (sum(per_worker(ss) for ss in used.values()) + unused * (n - len(used))) / n
+
+        busy = mean(lambda ss: sum(b - a for a, b in ss), 0.0)
+        stages = Stages(
+            wall=t1 - t0,
+            first=first - t0,
+            start=mean(lambda ss: ss[0][0] - first, 0.0),
+            busy=busy,
+            gaps=mean(lambda ss: sum(a - b for (_, b), (a, _) in itertools.pairwise(ss)), 0.0),
+            idle_end=mean(lambda ss: last - ss[-1][1], last - first),
+            collect=t1 - last,
+            tasks=sum(len(ss) for ss in used.values()),
+            task_cpu=task_cpu,
+            other_cpu=process_cpu - task_cpu,
+            client_cpu=client_cpu,
         )
+        return elapsed, values, stages
+
+
+def print_stages(title: str, by_workers: dict[int, Stages]) -> None:
+    one, two = by_workers[1], by_workers[2]
+    rows = [
+        ("to the first run (ship bars, submit, schedule)", "first"),
+        ("  then to a worker's first run", "start"),
+        ("  a worker in runs", "busy"),
+        ("  a worker between its tasks", "gaps"),
+        ("  a worker idle at the end (the tail)", "idle_end"),
+        ("collect: last run ends -> table returned", "collect"),
+        ("wall", "wall"),
+        ("CPU: the task threads, summed", "task_cpu"),
+        ("CPU: the workers' other threads, summed", "other_cpu"),
+        ("CPU: this process (client, scheduler, nannies)", "client_cpu"),
+    ]
+    print(f"  {title}: stages in ms ({one.tasks} and {two.tasks} tasks)     1 worker   2 workers")
+    for label, name in rows:
+        print(f"    {label:<52} {getattr(one, name) * 1e3:8.1f}   {getattr(two, name) * 1e3:8.1f}")
+    fixed = {w: st.first + st.collect for w, st in by_workers.items()}
+    print(
+        f"    -> speed-up {one.wall / two.wall:.2f}x: runs {one.busy / two.busy:.2f}x (a run on 2 busy cores takes "
+        f"{2 * two.busy / one.busy:.2f}x as long), fixed costs {fixed[1] * 1e3:.0f} / {fixed[2] * 1e3:.0f} ms, "
+        f"tail {two.idle_end * 1e3:.0f} ms"
     )
 
 
@@ -214,6 +342,43 @@ def capacity_plan(run_s: float, task_s: float, ship: dict[str, float], grid_size
           f"(the equity curve only with equity_curves=True)")  # fmt: skip
 
 
+def _plain_runs(data: pd.DataFrame, grid: list[dict], ready: Any, go: Any, out: Any) -> None:
+    """In a plain process: the runs of ``grid`` once to warm up, then again when told; their times."""
+    logging.disable(logging.WARNING)
+    job = _Job(Fast(), ["AAPL"], None, None, "1d", dict(OPTIONS))
+    runs = tuple(_Run(dict(p)) for p in grid)
+    _run_chunk(data, job, runs)
+    gc.collect()
+    ready.release()
+    go.wait()
+    started, cpu = time.perf_counter(), time.thread_time()
+    _run_chunk(data, job, runs)
+    out.put((time.perf_counter() - started, time.thread_time() - cpu))
+
+
+def ceiling(data: pd.DataFrame, grid: list[dict], repeat: int) -> dict[str, float]:
+    """The machine's own limit, no Dask: the grid in one plain process, then each half in its own process
+    at the same time. Two busy cores may run each slower than one (shared caches, memory, the host)."""
+    ctx = multiprocessing.get_context("spawn")
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        for name, parts in (("one", [grid]), ("two", [grid[0::2], grid[1::2]])):
+            ready, go, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+            procs = [ctx.Process(target=_plain_runs, args=(data, part, ready, go, out)) for part in parts]
+            for proc in procs:
+                proc.start()
+            for _ in procs:
+                ready.acquire()
+            go.set()
+            done = [out.get() for _ in procs]
+            for proc in procs:
+                proc.join()
+            wall, cpu = max(w for w, _ in done), sum(c for _, c in done)
+            if wall < best.get(name, math.inf):
+                best[name], best[f"{name}-cpu"] = wall, cpu
+    return best
+
+
 def best_of(repeat: int, run: Callable[[], tuple[float, dict]]) -> tuple[float, dict]:
     """The fastest of ``repeat`` runs (the machine may be shared: the minimum is the least disturbed)."""
     runs = [run() for _ in range(repeat)]
@@ -223,21 +388,29 @@ def best_of(repeat: int, run: Callable[[], tuple[float, dict]]) -> tuple[float, 
 def speedups(
     clients: dict[int, Client], data: pd.DataFrame, grid: list[dict], guide: list[dict], repeat: int
 ) -> dict[str, Any]:
-    """Each measurement on 1 and on 2 workers in turn, so a change in the machine's load hits both."""
+    """Each measurement on 1 and on 2 workers in turn, so a change in the machine's load hits both; the
+    stages of the fastest of each."""
     out: dict[str, Any] = {}
-    plan: dict[str, Callable[[Client], tuple[float, dict]]] = {
-        "fast": lambda c: run_ours(data, grid, Fast(), client=c),  # automatic: a few tasks per worker
-        "single": lambda c: run_ours(data, grid, Fast(), client=c, per_task=1),
+    probes = {workers: Probe(client) for workers, client in clients.items()}
+    plan: dict[str, Callable[[Client, Callable[[], Any]], tuple[float, dict]]] = {
+        "fast": lambda c, b: run_ours(data, grid, Fast(), b, client=c),  # automatic: shrinking tasks
+        "single": lambda c, b: run_ours(data, grid, Fast(), b, client=c, per_task=1),
     }
     if guide:
-        plan["guide"] = lambda c: run_ours(data, guide, Guide(), client=c)
+        plan["guide"] = lambda c, b: run_ours(data, guide, Guide(), b, client=c)
     for name, run in plan.items():
         times: dict[int, list[float]] = {1: [], 2: []}
+        stages: dict[int, Stages] = {}
         for _ in range(repeat):
             for workers, client in clients.items():
-                elapsed, out[f"{name}-{workers}-values"] = run(client)
+                elapsed, out[f"{name}-{workers}-values"], st = probes[workers].measure(
+                    lambda before: run(client, before)  # noqa: B023
+                )
+                if not times[workers] or elapsed < min(times[workers]):
+                    stages[workers] = st
                 times[workers].append(elapsed)
         out[name] = {workers: min(ts) for workers, ts in times.items()}
+        out[f"{name}-stages"] = stages
     return out
 
 
@@ -270,14 +443,16 @@ def main() -> None:
             run_ours(data, grid[:2], Fast(), client=clients[workers])  # warm-up
         measured = speedups(clients, data, grid, guide, repeat)
         cost, ship = overhead(clients[2]), shipping(clients[2], data)
+    limit = ceiling(data, grid, repeat)
     fast, single = measured["fast"], measured["single"]
-    auto = {workers: auto_per_task(len(grid), workers) for workers in (1, 2)}
+    auto = {workers: len(auto_task_sizes(len(grid), workers)) for workers in (1, 2)}
     t2 = fast[2]
     print(f"best of {repeat} runs each; 1 and 2 workers measured in turn")
-    _line("run_sweep --serial (in this process)", serial, bars, len(grid))
-    _line(f"run_sweep on 1 Dask worker ({auto[1]} a task)", fast[1], bars, len(grid),
+    _line("run_sweep --serial (in this process)", serial, bars, len(grid),
+          f"one run {serial / len(grid) * 1e3:.1f} ms")  # fmt: skip
+    _line(f"run_sweep on 1 Dask worker ({auto[1]} tasks)", fast[1], bars, len(grid),
           f"(cluster start {starts[1]:.1f} s, apart)")  # fmt: skip
-    _line(f"run_sweep on 2 Dask workers ({auto[2]} a task)", t2, bars, len(grid),
+    _line(f"run_sweep on 2 Dask workers ({auto[2]} tasks)", t2, bars, len(grid),
           f"{fast[1] / t2:.2f}x 1 worker (start {starts[2]:.1f} s)")  # fmt: skip
     _line("  ... with --per-task 1, 1 worker", single[1], bars, len(grid))
     _line("  ... with --per-task 1, 2 workers", single[2], bars, len(grid),
@@ -286,6 +461,18 @@ def main() -> None:
         g = measured["guide"]
         print(f"  guide-style SimpleMovingAverage, {len(guide)} runs: 1 worker {g[1]:.2f} s, "
               f"2 workers {g[2]:.2f} s -> {g[1] / g[2]:.2f}x")  # fmt: skip
+
+    print(
+        f"  the machine's own limit, no Dask: the {len(grid)} runs in one plain process {limit['one']:.3f} s, "
+        f"each half in its own process at once {limit['two']:.3f} s -> {limit['one'] / limit['two']:.2f}x "
+        f"(CPU of the runs {limit['one-cpu'] * 1e3:.0f} -> {limit['two-cpu'] * 1e3:.0f} ms on two busy cores)"
+    )
+
+    print("\nwhere the time went (the fastest sweep of each; per-worker figures are means over the workers)")
+    print_stages(f"automatic batching, {len(grid)} runs", measured["fast-stages"])
+    print_stages(f"--per-task 1, {len(grid)} runs", measured["single-stages"])
+    if guide:
+        print_stages(f"guide-style, {len(guide)} runs", measured["guide-stages"])
 
     print(
         f"\nper-task overhead ({NOOP_TASKS:,} no-op tasks on 2 workers; client, scheduler and workers share the cores):"

@@ -41,11 +41,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import cloudpickle
+import dask
 from distributed import Client, Future, KilledWorker, LocalCluster, as_completed
 
 from copilot_quant.errors import ConfigError
 
-__all__ = ["RESUBMITS", "Compute", "Shared", "TaskPool", "ship_code_of", "task_pool"]
+__all__ = [
+    "LOCAL_CLUSTER_CONFIG",
+    "RESUBMITS",
+    "Compute",
+    "Shared",
+    "TaskPool",
+    "local_cluster",
+    "ship_code_of",
+    "task_pool",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +75,21 @@ _WORKERS_BACK_S = 60.0
 
 #: Seconds to wait for a named scheduler before saying it cannot be reached.
 _CONNECT_TIMEOUT = 15
+
+#: Dask settings for the LocalCluster a run starts. Its defaults wake every process of an idle 2-worker
+#: cluster hundreds of times a second (the event-loop watchdog every 20 ms in the scheduler, each nanny and
+#: each worker; the memory monitor every 100 ms; a statistical profiler sampling the running task every 10 ms
+#: for the dashboard): ~110 ms of CPU a second measured on this project's 2-core machine, taken from the
+#: backtests once every core runs one. With these, ~15 ms a second. Memory limits are still enforced
+#: (checked twice a second); only the dashboard's profile and system plots go. The README shows the same
+#: settings for a real cluster.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.worker.memory.monitor-interval": "500ms",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.deploy.cluster-repr-interval": "10s",
+}
 
 Progress = Callable[[int, int], None]
 OnFailure = Callable[[tuple[Any, ...], BaseException], Any]
@@ -141,12 +166,13 @@ def task_pool(compute: Compute) -> Iterator[TaskPool]:
         with _connect(compute.scheduler) as client:
             yield _DaskPool(client)
         return
-    with _local_cluster(compute.workers) as cluster, Client(cluster) as client:
+    with local_cluster(compute.workers) as cluster, Client(cluster) as client:
         yield _DaskPool(client)
 
 
-def _local_cluster(workers: int) -> LocalCluster:
-    """A LocalCluster of ``workers`` processes; a failure to start says the likely reason."""
+def local_cluster(workers: int) -> LocalCluster:
+    """A LocalCluster of ``workers`` processes of one thread each, with :data:`LOCAL_CLUSTER_CONFIG`; a
+    failure to start says the likely reason."""
     try:
         return _start_local_cluster(workers)
     except RuntimeError as exc:
@@ -160,14 +186,16 @@ def _local_cluster(workers: int) -> LocalCluster:
 def _start_local_cluster(workers: int) -> LocalCluster:
     # processes: a backtest is pure Python and holds the GIL; one thread each: one backtest per core.
     # The scheduler's HTTP server on a free port (its default 8787 collides with any other cluster, and
-    # says so in a warning); Dask's own logs only when they are errors.
-    return LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    )
+    # says so in a warning); Dask's own logs only when they are errors. The settings are read as the
+    # scheduler, nannies and workers start (a nanny hands them to its worker process).
+    with dask.config.set(LOCAL_CLUSTER_CONFIG):
+        return LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            silence_logs=logging.ERROR,
+        )
 
 
 def _connect(address: str) -> Client:
@@ -315,24 +343,38 @@ class _DaskPool:
     def _window(self) -> int:
         return max(_MIN_WINDOW, _WINDOW_PER_THREAD * (self.worker_threads() or 0))
 
+    def _ship(self, args: Iterable[Any]) -> None:
+        """Ship every :class:`Shared` among ``args`` not on the cluster yet (or lost with its workers): one
+        scatter for all the broadcast values and one for the others, each a round trip to the scheduler."""
+        todo: dict[int, Shared] = {}
+        for arg in args:
+            if isinstance(arg, Shared) and id(arg) not in todo:
+                entry = self._shipped.get(id(arg))
+                if entry is None or entry[1].status != "finished":  # never shipped, or lost with its workers
+                    todo[id(arg)] = arg
+        for broadcast in (True, False):
+            group = [arg for arg in todo.values() if arg.broadcast is broadcast]
+            if group:
+                for arg, future in zip(group, self._scatter(group, broadcast), strict=True):
+                    self._shipped[id(arg)] = (arg, future, 0)
+
     def _remote(self, arg: Any) -> Any:
+        """The future of a shipped :class:`Shared` (counted as read by one more task), else ``arg``."""
         if not isinstance(arg, Shared):
             return arg
-        entry = self._shipped.get(id(arg))
-        if entry is None or entry[1].status != "finished":  # never shipped, or lost with its workers
-            entry = (arg, self._scatter(arg), 0)
-        self._shipped[id(arg)] = (arg, entry[1], entry[2] + 1)
-        return entry[1]
+        shared, future, users = self._shipped[id(arg)]
+        self._shipped[id(arg)] = (shared, future, users + 1)
+        return future
 
-    def _scatter(self, arg: Shared) -> Future:
-        """Ship ``arg``'s value; again, after a pause and once a worker is up, if workers came or went while
-        it was being copied to them all."""
+    def _scatter(self, args: Sequence[Shared], broadcast: bool) -> list[Future]:
+        """Ship the values of ``args``; again, after a pause and once a worker is up, if workers came or went
+        while they were being copied to them all."""
         attempt = 1
         while True:
             try:
-                # a list of one, so a list or dict value is shipped whole rather than split up
-                [future] = self.client.scatter([_ByValue(arg.value)], broadcast=arg.broadcast, hash=False)
-                return future
+                # each value wrapped, so a list or dict value is shipped whole rather than split up
+                values = [_ByValue(arg.value) for arg in args]
+                return list(self.client.scatter(values, broadcast=broadcast, hash=False))
             # KeyError: a worker left mid-broadcast; ValueError: one left between the scheduler counting
             # the workers and copying to them ("Can not use replicate to delete data"); OSError: the comm
             # to a dying worker closed, or no worker is left at all
@@ -398,6 +440,7 @@ class _Flight:
     def submit(self, items: Sequence[_Pending]) -> None:
         if not items:
             return
+        self.pool._ship(a for item in items for a in item.args)
         remote = (tuple(self.pool._remote(a) for a in item.args) for item in items)
         futures = self.pool.client.map(self.fn, *zip(*remote, strict=True), pure=False)  # one message
         for future, item in zip(futures, items, strict=True):

@@ -29,9 +29,12 @@ runs it: rows are placed by grid position, not by the order runs finish in.
 
 **Combinations per task.** Each Dask task costs a fixed overhead (~1–5 ms: scheduler, messages, the
 worker's bookkeeping), as long as a fast-path run on a few thousand daily bars. By default
-(``per_task=None``) a sweep on workers puts several combinations in each task, so that the grid makes about
-:data:`TASKS_PER_THREAD` tasks per worker thread (at most :data:`MAX_PER_TASK` combinations a task): few
-enough tasks for the overhead to vanish beside the runs, enough for the scheduler to balance the load. A
+(``per_task=None``) a sweep on workers puts several combinations in each task, in tasks that shrink as the
+grid is handed out (guided self-scheduling, :func:`auto_task_sizes`): each task takes about
+1/(:data:`GUIDE` x worker threads) of the combinations not yet handed out, at most :data:`MAX_PER_TASK`
+and at least 1/:data:`TAIL_TASKS_PER_THREAD` of a thread's share. The first tasks are large, so the
+overhead counts once per many runs; the last are small, so no worker waits long for another to finish
+its last task (equal tasks of 6 runs on 2 workers left one worker idle for up to a task at the end). A
 small grid on many workers stays at one combination a task; in this process there is nothing to save. A
 task the cluster loses for good (its worker died under it each time) is split, and its combinations run
 again one per task, so a combination that kills its worker takes no other down. ``per_task=k`` fixes the
@@ -77,11 +80,14 @@ RANKING_METRICS = (
 #: The per-period metrics of each row (the ranking metrics, plus the trades made in the period).
 _PERIOD_METRICS = (*RANKING_METRICS, "fills")
 
-#: Automatic batching: about this many tasks per worker thread (enough to balance the load and to lose
-#: little with a dead worker; the per-task overhead then counts once per many runs) ...
-TASKS_PER_THREAD = 4
-#: ... and at most this many combinations in one task (its rows travel back together).
+#: Automatic batching: each task takes 1/(GUIDE x worker threads) of the runs not yet handed out ...
+GUIDE = 2
+#: ... at most this many (a task's rows travel back together) ...
 MAX_PER_TASK = 200
+#: ... and at least a thread's share of the grid divided by this: a grid does not end in a glut of small
+#: tasks, each costing the scheduler and the workers as much as a big one (~3.5 ms of CPU on the 2-core VM,
+#: a third of a fast-path run), while a worker waits at most one such task (1/8 of its work) at the end.
+TAIL_TASKS_PER_THREAD = 8
 
 StrategyFactory = Callable[..., Strategy]
 
@@ -238,13 +244,17 @@ def run_all(
 ) -> list[dict[str, Any]]:
     """One row per run, in the order of ``runs``; the bars and the job travel to each worker once.
 
-    ``per_task`` runs go in one task (None: :func:`auto_per_task`); a task with several runs that the
+    ``per_task`` runs go in one task (None: :func:`auto_task_sizes`); a task with several runs that the
     cluster lost is split and its runs go again one per task (see the module docstring).
     """
     check_per_task(per_task)
-    size = per_task if per_task is not None else auto_per_task(len(runs), pool.worker_threads())
+    if per_task is None:
+        sizes = auto_task_sizes(len(runs), pool.worker_threads())
+    else:
+        sizes = [min(per_task, len(runs) - i) for i in range(0, len(runs), per_task)]
     shared_frame, shared_job = Shared(frame), Shared(job)
-    chunks = [tuple(runs[i : i + size]) for i in range(0, len(runs), size)]
+    starts = list(itertools.accumulate(sizes, initial=0))
+    chunks = [tuple(runs[a:b]) for a, b in itertools.pairwise(starts)]
     results = pool.run(
         _run_chunk,
         ((shared_frame, shared_job, chunk) for chunk in chunks),
@@ -278,13 +288,19 @@ def _split_lost(
     return results
 
 
-def auto_per_task(runs: int, threads: int | None) -> int:
-    """Runs per task when the caller does not say: about :data:`TASKS_PER_THREAD` tasks per worker thread,
-    at most :data:`MAX_PER_TASK` runs a task; 1 in this process (``threads`` None) or while no worker has
-    joined (``threads`` 0)."""
+def auto_task_sizes(runs: int, threads: int | None) -> list[int]:
+    """Runs per task, task by task, when the caller does not say (guided self-scheduling: see the module
+    docstring); one run a task in this process (``threads`` None) or while no worker has joined (0)."""
     if not threads:
-        return 1
-    return max(1, min(MAX_PER_TASK, runs // (threads * TASKS_PER_THREAD)))
+        return [1] * runs
+    floor = max(1, runs // (threads * TAIL_TASKS_PER_THREAD))
+    sizes: list[int] = []
+    left = runs
+    while left:
+        size = min(left, MAX_PER_TASK, max(floor, math.ceil(left / (GUIDE * threads))))
+        sizes.append(size)
+        left -= size
+    return sizes
 
 
 def check_per_task(per_task: int | None) -> None:

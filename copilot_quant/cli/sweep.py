@@ -291,9 +291,9 @@ def sweep_command(  # noqa: PLR0917 - typer maps each parameter to a CLI option
     per_task: int | None = typer.Option(
         None,
         "--per-task",
-        help="Combinations per Dask task (default: about 4 tasks per worker thread, at most 200 "
-        "combinations a task): the per-task overhead (1-5 ms) then vanishes beside the runs (see "
-        "benchmarks/bench_sweep.py's capacity plan).",
+        help="Combinations per Dask task (default: shrinking tasks, each a quarter of what is left on 2 "
+        "worker threads, at most 200 and at least 1/8 of a thread's share): the per-task overhead (1-5 ms) "
+        "then vanishes beside the runs (see benchmarks/bench_sweep.py's capacity plan).",
     ),
     top: int = typer.Option(20, "--top", help="Rows shown (the export has all)."),
     export: Path | None = typer.Option(None, "--export", help="Write the whole table (*.csv or *.parquet)."),

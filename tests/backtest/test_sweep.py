@@ -10,7 +10,8 @@ from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.sweep import (
     MAX_PER_TASK,
     RANKING_METRICS,
-    auto_per_task,
+    TAIL_TASKS_PER_THREAD,
+    auto_task_sizes,
     parameter_grid,
     period_metrics,
     run_sweep,
@@ -18,6 +19,8 @@ from copilot_quant.backtest.sweep import (
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.errors import ConfigError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -190,9 +193,23 @@ def test_bad_settings_are_named(bars, kwargs, message):
         run_sweep(_factory(), grid, symbols=["AAPL"], data=bars, **args)
 
 
-def test_automatic_batching_makes_a_few_tasks_per_worker_thread_and_none_in_this_process():
-    assert auto_per_task(48, 2) == 6  # 8 tasks for 2 workers
-    assert auto_per_task(9, 2) == 1  # a small grid: one combination a task
-    assert auto_per_task(100_000, 100) == MAX_PER_TASK  # capped: a task's rows come back together
-    assert auto_per_task(48, None) == 1  # in this process: nothing to save
-    assert auto_per_task(48, 0) == 1  # no worker has joined yet: the cluster's size is unknown
+def test_automatic_batching_hands_out_shrinking_tasks_and_none_in_this_process():
+    # guided: each task a quarter of what is left on 2 workers, down to 1/8 of a worker's share (3 runs)
+    assert auto_task_sizes(48, 2) == [12, 9, 7, 5, 4, 3, 3, 3, 2]
+    assert auto_task_sizes(48, 100) == [1] * 48  # a small grid on many workers: one combination a task
+    big = auto_task_sizes(100_000, 100)
+    assert max(big) == MAX_PER_TASK  # capped: a task's rows come back together
+    assert min(big[:-1]) == 100_000 // (100 * TAIL_TASKS_PER_THREAD)  # no glut of small tasks at the end
+    assert big == sorted(big, reverse=True)
+    assert sum(big) == 100_000
+    assert auto_task_sizes(48, None) == [1] * 48  # in this process: nothing to save
+    assert auto_task_sizes(48, 0) == [1] * 48  # no worker has joined yet: the cluster's size is unknown
+
+
+@given(runs=st.integers(1, 5_000), threads=st.integers(1, 200))
+def test_automatic_task_sizes_cover_every_run_once_and_never_grow(runs, threads):
+    sizes = auto_task_sizes(runs, threads)
+    assert sum(sizes) == runs
+    assert min(sizes) >= 1
+    assert max(sizes) <= MAX_PER_TASK
+    assert sizes == sorted(sizes, reverse=True)

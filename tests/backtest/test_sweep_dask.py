@@ -12,7 +12,7 @@ from pathlib import Path
 import dask
 import pandas as pd
 import pytest
-from copilot_quant.backtest.cluster import Compute, Shared, ship_code_of, task_pool
+from copilot_quant.backtest.cluster import Compute, Shared, local_cluster, ship_code_of, task_pool
 from copilot_quant.backtest.sweep import parameter_grid, run_sweep
 from copilot_quant.backtest.walk_forward import walk_forward
 from copilot_quant.cli.strategy_spec import load_strategy_class
@@ -34,9 +34,7 @@ def bars() -> pd.DataFrame:
 
 
 def _cluster(workers: int) -> LocalCluster:
-    return LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
-    )
+    return local_cluster(workers)  # as run_sweep(jobs=N) starts it, with its quiet settings
 
 
 @pytest.fixture(scope="module", params=[1, 2, 3], ids=lambda n: f"{n}-workers")
@@ -93,9 +91,7 @@ def test_several_combinations_per_task_give_the_same_table_and_progress_counts_c
         _sweep(bars, per_task=0)
 
 
-def test_by_default_a_grid_on_workers_goes_in_a_few_tasks_per_worker_and_gives_the_same_table(
-    bars, two_workers
-):
+def test_by_default_a_grid_on_workers_goes_in_shrinking_tasks_and_gives_the_same_table(bars, two_workers):
     grid = parameter_grid({"fast_period": [5, 8, 10, 12, 15, 20], "slow_period": [30, 40, 50, 100]})
     seen: list[int] = []
 
@@ -103,8 +99,10 @@ def test_by_default_a_grid_on_workers_goes_in_a_few_tasks_per_worker_and_gives_t
         return run_sweep(factory, grid, symbols="AAPL", data=bars, engine_options=OPTIONS, **kwargs)
 
     spread = sweep(client=two_workers, progress=lambda done, total: seen.append(done))
-    assert len(seen) == 8  # 24 combinations, 4 tasks per worker thread: 8 tasks of 3
-    assert sorted(seen) == [3, 6, 9, 12, 15, 18, 21, 24]
+    # 24 combinations on 2 workers: tasks of 6, 5, 4, 3, 2, 1, 1, 1, 1 (a quarter of what is left each)
+    steps = sorted(b - a for a, b in zip([0, *sorted(seen)], sorted(seen), strict=False))
+    assert sorted(seen)[-1] == 24
+    assert steps == [1, 1, 1, 1, 2, 3, 4, 5, 6]
     pd.testing.assert_frame_equal(sweep().table, spread.table)
 
 
@@ -119,9 +117,11 @@ def test_a_walk_forward_on_workers_equals_the_serial_one(bars, client):
 
 def test_the_bars_travel_to_the_workers_once_not_once_per_run(bars, two_workers, monkeypatch):
     shipped: list[object] = []
+    calls: list[int] = []
     scatter = two_workers.scatter
 
     def counting_scatter(data, **kwargs):
+        calls.append(len(data))
         shipped.extend(getattr(item, "value", item) for item in data)  # unwrapped from its pickler
         assert kwargs["broadcast"] is True  # to every worker, once
         return scatter(data, **kwargs)
@@ -130,7 +130,8 @@ def test_the_bars_travel_to_the_workers_once_not_once_per_run(bars, two_workers,
     _sweep(bars, client=two_workers)
     frames = [item for item in shipped if isinstance(item, pd.DataFrame)]
     assert len(frames) == 1
-    assert len(shipped) == 2  # the bars and the job (strategy factory and engine settings)
+    assert len(shipped) == 2  # the bars and the job (strategy factory and engine settings) ...
+    assert calls == [2]  # ... in one scatter: one round trip to the scheduler before the first run
 
 
 def test_a_worker_leaving_while_the_bars_are_broadcast_does_not_fail_the_sweep(
@@ -378,3 +379,19 @@ def test_an_unreachable_scheduler_is_a_named_error(bars):
         port = probe.getsockname()[1]
     with pytest.raises(ConfigError, match="cannot reach a Dask scheduler"):
         _sweep(bars, scheduler=f"tcp://127.0.0.1:{port}")
+
+
+def _timers(dask_worker=None, dask_scheduler=None) -> dict[str, float]:
+    server = dask_worker or dask_scheduler
+    return {name: pc.callback_time for name, pc in server.periodic_callbacks.items()}
+
+
+def test_the_local_cluster_a_run_starts_keeps_its_background_work_off_the_backtests_cores():
+    with task_pool(Compute(workers=2)) as pool:
+        client = pool.client  # type: ignore[attr-defined]
+        worker, _ = client.run(_timers).values()
+        scheduler = client.run_on_scheduler(_timers)
+    assert "profile" not in worker  # no statistical profiler sampling the running backtest every 10 ms
+    assert worker["tick"] == scheduler["tick"] == 500  # the event-loop watchdog: every 500 ms, not 20
+    assert worker["memory_monitor"] == 500  # memory limits still enforced, checked twice a second
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # the caller's settings untouched
