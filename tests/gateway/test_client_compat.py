@@ -32,8 +32,13 @@ IBAPI_10_4X = ClientSpec("ibapi-10.46", "nautilus-ibapi==10.46.1", "nautilus-iba
 
 @pytest.fixture
 def market() -> Iterator[GatewayServer]:
-    """Synthetic minute bars replayed at 20 bars a second: a market order fills within a fraction of one."""
-    with running_gateway(data="synthetic", symbols=["AAPL"], bar_interval="1m", speed=20) as gw:
+    """Synthetic minute bars replayed at 20 bars a second: a market order fills within a fraction of one.
+
+    The replay starts at a fixed mid-session time: started from now, it crossed 16:00 New York within half a
+    second when the tests ran in the ten minutes before the close, and the resting DAY order expired."""
+    with running_gateway(
+        data="synthetic", symbols=["AAPL"], start="2026-11-02 10:00", bar_interval="1m", speed=20
+    ) as gw:
         yield gw
 
 
