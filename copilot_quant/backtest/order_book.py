@@ -540,7 +540,13 @@ class OrderBook:
         completes the order.
         """
         order = working.order
+        before = order.quantity
         modification.apply_to(order)
+        if order.oca_group and self._oca.resized(working, before):  # its group counts the new size
+            if matching:
+                self._purge = True
+            else:
+                self.pending[:] = [w for w in self.pending if w is working or w.order.status.is_active]
         bracket = working.bracket
         if bracket is not None and any(w is working for w in bracket.held):
             return  # a held bracket exit: it starts working, with these terms, when its entry fills
