@@ -6,6 +6,11 @@
   That transmitting order is checked first: refused (error 201, or :meth:`reject_next_order`'s fault), it
   sends nothing and the group stays held, as in TWS. A held order can be cancelled (``cancelOrder``): it
   is discarded and reported Cancelled, with the held orders attached to it when it is the group's parent.
+* Held orders live in this gateway session only, as in TWS's window (never at IB's servers), and a
+  restart ends the session (:meth:`discard_untransmitted`: IB Gateway's nightly restart or a crash; here
+  ``gateway-ctl restart`` and a new process on the same ``--state`` file alike): they are gone, unreported.
+  The order that would have transmitted them is then refused (201, "parent order N is not known"), a
+  cancel of one is IB's 10147, and the order ids they used stay used (saved when the order is held).
 * A child (an exit) is accepted ``PreSubmitted`` and works only for its parent's exposure, per
   :mod:`copilot_quant.model.bracket`: active once the parent fills (for what it filled), one-cancels-other
   with its siblings, cancelled when the group is complete (the parent ended and nothing is left to
@@ -94,6 +99,15 @@ class BrokerBrackets:
         group = (client_id, req.parent_id or req.order_id)
         self._untransmitted.setdefault(group, []).append((req, contract))
         log.info("order %s held untransmitted (group of order %d)", (client_id, req.order_id), group[1])
+        self._save()  # its order id is used, also after a crash
+
+    def discard_untransmitted(self) -> int:
+        """The session ends (a restart): forget every held order, as TWS does; returns how many."""
+        held = self.untransmitted_orders()
+        self._untransmitted.clear()
+        if held:
+            log.warning("a restart discards %d order(s) held untransmitted: %s", len(held), held)
+        return len(held)
 
     def _transmit_group(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         """``req`` (transmit=True) names a parent: send the parent's untransmitted group, then ``req``."""
@@ -238,7 +252,10 @@ class BrokerBrackets:
 
 def _child_problem(req: PlaceOrderRequest, parent: SimOrder | None) -> str | None:
     if parent is None:
-        return f"parent order {req.parent_id} is not known (send the parent first, with the same client)"
+        return (
+            f"parent order {req.parent_id} is not known (send the parent first, with the same client; orders "
+            "held untransmitted do not survive a gateway restart)"
+        )
     if parent.is_done and parent.filled <= 0:
         return f"parent order {req.parent_id} has ended ({parent.completed_status or parent.status.value})"
     if req.action.upper() == parent.action.value:
