@@ -4,6 +4,7 @@ The order book keeps each bracket's exits *held* (status ``SUBMITTED``, as IB sh
 until the entry fills; the exits then join the working orders at the path point where the entry filled,
 and are first offered that point's price as a gap (the no-look-ahead rule of ``model.bracket``). Each exit
 fills at most the bracket's exposure; when the group is complete the exits still working are cancelled.
+Cancelling one exit cancels the others (:meth:`Bracket.other_exits`; IB: the exits are one OCA group).
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class Bracket:
         released, self.held = self.held, []
         self.exits.extend(released)
         return released
+
+    def other_exits(self, working: WorkingOrder) -> list[WorkingOrder]:
+        """The exits besides ``working`` that can still fill: cancelling ``working`` cancels them."""
+        return [w for w in self.leftovers() if w is not working]
 
     def leftovers(self) -> list[WorkingOrder]:
         """The exits that can still fill, held or working (to cancel once the group is complete)."""

@@ -507,13 +507,28 @@ class OrderBook:
                 else:
                     del pending[i]
                 if working.bracket is not None:
+                    self._cancel_other_exits(working, matching)
                     self._sweep_brackets()
                 return order
         for working in self._held():
             if working.order.order_id == order_id:
                 self._finish(working.order, OrderStatus.CANCELLED, reason)
+                self._cancel_other_exits(working, matching)
                 return working.order
         return None
+
+    def _cancel_other_exits(self, working: WorkingOrder, matching: bool) -> None:
+        """``working`` was cancelled: if it is a bracket exit, its other exits go with it (model.bracket)."""
+        bracket = working.bracket
+        if bracket is None or not working.order.parent_id:
+            return
+        for other in bracket.other_exits(working):
+            why = f"bracket exit {working.order.order_id} was cancelled: its other exits go with it (one OCA group)"
+            self._finish(other.order, OrderStatus.CANCELLED, why)
+        if matching:
+            self._purge = True
+        else:
+            self.pending[:] = [w for w in self.pending if w.order.status.is_active]
 
     def find(self, order_id: str | None) -> WorkingOrder | None:
         """The working order ``order_id`` that can still fill (the latest with that id), or None; a bracket's

@@ -14,7 +14,8 @@
 * A child (an exit) is accepted ``PreSubmitted`` and works only for its parent's exposure, per
   :mod:`copilot_quant.model.bracket`: active once the parent fills (for what it filled), one-cancels-other
   with its siblings, cancelled when the group is complete (the parent ended and nothing is left to
-  protect). A child activated by a fill is first offered the current price as a gap, then follows the
+  protect). The exits are one OCA group at IB: a client's cancel of one cancels the others (each reported
+  Cancelled), the parent keeps working (no ``autoCancelParent``). A child activated by a fill is first offered the current price as a gap, then follows the
   market on — the backtest's rule on a bar's path, price by price.
 
 A child must take the other side of its parent (an exit); anything else is refused with the reason, as
@@ -149,6 +150,17 @@ class BrokerBrackets:
         log.info("order %s accepted as a child of %s (held until the parent fills)", record.key, parent.key)
         self._emit(OrderUpdated(client_id, record))
         self._sync_bracket(parent.key, self._clock())
+
+    def _cancel_other_exits(self, record: SimOrder, when: datetime) -> None:
+        """The client cancelled ``record``: if it is a bracket exit, its working siblings go with it (IB's
+        OCA group of the exits); the parent is not touched."""
+        if not record.parent_id:
+            return
+        for key in self._children.get((record.client_id, record.parent_id), []):
+            sibling = self._orders[key]
+            if key != record.key and not sibling.is_done:
+                why = f"Cancelled: bracket exit {record.order_id} of its OCA group was cancelled"
+                self._finish_cancel(sibling, why, when, report_202=False)
 
     def _cancel_untransmitted(self, client_id: int, order_id: int) -> bool:
         """Discard a held (untransmitted) order, reported Cancelled; its group's held children go with a

@@ -220,6 +220,7 @@ class SimBroker(
             )
             return
         self._cancel(record, "Cancelled by client")
+        self._cancel_other_exits(record, self._clock())
         self._save()
 
     def global_cancel(self) -> None:
