@@ -6,7 +6,8 @@ The order book (:mod:`copilot_quant.backtest.order_book`) enters each new order 
 members are then cancelled or reduced — at once with a block (ocaType 1, 2), after every execution at
 the same path point without (ocaType 3: the book calls :meth:`OcaGroups.reduce` once that point is
 booked). Both return whether a member was cancelled, so the book drops it once the bar is done. A member
-whose quantity the strategy modifies takes its new size at once (:meth:`OcaGroups.resized`).
+whose quantity the strategy modifies takes its new size at once (:meth:`OcaGroups.resized`); a member the
+strategy cancels takes the rest of its group with it (:meth:`OcaGroups.cancelled`, as at IB).
 """
 
 from __future__ import annotations
@@ -89,6 +90,20 @@ class OcaGroups:
                 group.members[i] = (member, new_size)
                 log.debug("order %s counts as %g in OCA group %r", order.order_id, new_size, order.oca_group)
         return group.done > 0 and self._reduce_group(group, working)
+
+    def cancelled(self, working: WorkingOrder) -> bool:
+        """Group member ``working`` was cancelled by its strategy: the other members still working are
+        cancelled too (model.oca: IB's rule for a member the user cancels). True when one was."""
+        group = self._groups.get(working.order.oca_group)
+        if group is None:
+            return False
+        name, order_id = working.order.oca_group, working.order.order_id
+        others = [m.order for m, _ in group.members if m is not working and not m.order.status.is_done]
+        for order in others:
+            finish_order(
+                order, OrderStatus.CANCELLED, f"order {order_id} of OCA group {name!r} was cancelled"
+            )
+        return bool(others)
 
     def reduce(self, unblocked: dict[str, None]) -> bool:
         """Apply the fills of the groups without a block (``unblocked``, then cleared); True when a member

@@ -507,24 +507,23 @@ class OrderBook:
                 else:
                     del pending[i]
                 if working.bracket is not None:
-                    self._cancel_other_exits(working, matching)
+                    if working.bracket.cancel_other_exits(working):
+                        self._drop_cancelled(matching)
                     self._sweep_brackets()
+                if order.oca_group and self._oca.cancelled(working):
+                    self._drop_cancelled(matching)
                 return order
         for working in self._held():
             if working.order.order_id == order_id:
                 self._finish(working.order, OrderStatus.CANCELLED, reason)
-                self._cancel_other_exits(working, matching)
+                if working.bracket is not None and working.bracket.cancel_other_exits(working):
+                    self._drop_cancelled(matching)
                 return working.order
         return None
 
-    def _cancel_other_exits(self, working: WorkingOrder, matching: bool) -> None:
-        """``working`` was cancelled: if it is a bracket exit, its other exits go with it (model.bracket)."""
-        bracket = working.bracket
-        if bracket is None or not working.order.parent_id:
-            return
-        for other in bracket.other_exits(working):
-            why = f"bracket exit {working.order.order_id} was cancelled: its other exits go with it (one OCA group)"
-            self._finish(other.order, OrderStatus.CANCELLED, why)
+    def _drop_cancelled(self, matching: bool) -> None:
+        """Orders were cancelled besides the one asked for: out of the working list now, or once the bar
+        being matched is done."""
         if matching:
             self._purge = True
         else:
@@ -558,10 +557,7 @@ class OrderBook:
         before = order.quantity
         modification.apply_to(order)
         if order.oca_group and self._oca.resized(working, before):  # its group counts the new size
-            if matching:
-                self._purge = True
-            else:
-                self.pending[:] = [w for w in self.pending if w is working or w.order.status.is_active]
+            self._drop_cancelled(matching)
         bracket = working.bracket
         if bracket is not None and any(w is working for w in bracket.held):
             return  # a held bracket exit: it starts working, with these terms, when its entry fills

@@ -7,6 +7,12 @@ Orders that share a group name work together; an execution of one changes the ot
 * ``2`` REDUCE_WITH_BLOCK: the others are reduced in proportion to what executed.
 * ``3`` REDUCE_NON_BLOCK: the same reduction, without overfill protection.
 
+A member the client (the strategy) cancels takes the other working members with it, whatever the type:
+IB's OCA description says "if, after transmission of the orders, any separate order within the OCA is
+canceled by the user, the remaining working order(s) will automatically be sent cancellation requests",
+and a live IB Gateway trace shows it (deepentropy/ibx#343). Expiry or a reduction to zero is not such a
+cancel.
+
 "Block" is IB's overfill protection: the group works one execution at a time. In a simulation the
 difference is one of timing: with a block, a member that would execute at the same price update as the
 one that just filled sees the cancellation or reduction first; without it, every member that executes at

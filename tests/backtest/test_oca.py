@@ -162,3 +162,27 @@ def test_a_member_raised_keeps_its_share_of_what_is_left(make):
     first, second = result.orders
     assert first.filled_quantity == 10
     assert (second.filled_quantity, second.quantity) == (0, 40)
+
+
+@pytest.mark.parametrize("oca_type", [1, 2, 3])
+def test_cancelling_a_member_cancels_the_rest_of_its_group(make, oca_type):
+    """IB: "if ... any separate order within the OCA is canceled by the user, the remaining working
+    order(s) will automatically be sent cancellation requests". The CRASH bar would fill both limits."""
+
+    def act(strategy, bar):
+        if bar == 0:
+            strategy.log = Order.one_cancels_all(
+                [Order("X", 10, "limit", "buy", limit_price=p, time_in_force="gtc") for p in (90.0, 85.0)],
+                "pick",
+                oca_type,
+            )
+            return strategy.log
+        if bar == 1:
+            strategy.cancel(strategy.log[1])
+        return None
+
+    result = run(make(act), [QUIET, QUIET, (100.0, 100.0, 80.0, 85.0)])
+    first, second = result.orders
+    assert [first.status, second.status] == [OrderStatus.CANCELLED] * 2
+    assert f"order {second.order_id} of OCA group 'pick' was cancelled" in first.reject_reason
+    assert not result.fills
