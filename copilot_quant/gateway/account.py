@@ -510,9 +510,7 @@ class Account:
         return out
 
     def _pnl_values(self) -> list[tuple[str, str, str]]:
-        """UnrealizedPnL and RealizedPnL as IB sends them: the account's total as ``BASE`` first, then per
-        currency what is open / was realized in that currency, in it (commissions are paid in the base
-        currency, so its realized P&L is net of all of them)."""
+        """UnrealizedPnL and RealizedPnL: ``BASE`` first, then per currency (module docstring)."""
         currencies = [c for c, _ in self.currencies.balances(self.cash)]
         currencies += sorted({h.contract.currency for h in self._holdings.values()} - set(currencies))
         unrealized = dict.fromkeys(currencies, 0.0)
@@ -548,10 +546,8 @@ class Account:
         """``(tag, value, currency)`` for accountSummary; tags the simulator does not model are skipped."""
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.split(",") if t.strip()]
-        figures: dict[str, tuple[str, str]] = {}
-        for key, value, cur in self.values():
-            if cur != "BASE":  # the account-wide figure comes first (the per-currency ones follow)
-                figures.setdefault(key, (value, cur))
+        # reversed: of a key sent more than once (per currency) the first, the account-wide figure, wins
+        figures = {key: (value, cur) for key, value, cur in reversed(self.values()) if cur != "BASE"}
         figures["Cushion"] = (f"{self._cushion():.6f}", "")
         figures["Leverage"] = (f"{self._leverage_ratio():.2f}", "")
         out: list[tuple[str, str, str]] = []
