@@ -4,6 +4,7 @@ The order book keeps each bracket's exits *held* (status ``SUBMITTED``, as IB sh
 until the entry fills; the exits then join the working orders at the path point where the entry filled,
 and are first offered that point's price as a gap (the no-look-ahead rule of ``model.bracket``). Each exit
 fills at most the bracket's exposure; when the group is complete the exits still working are cancelled.
+Cancelling one exit cancels the others (:meth:`Bracket.cancel_other_exits`; IB: the exits are one OCA group).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from copilot_quant.backtest.working_order import finish_order
 from copilot_quant.model.bracket import exit_allowance, group_complete
+from copilot_quant.model.orders import OrderStatus
 
 if TYPE_CHECKING:
     from copilot_quant.backtest.working_order import WorkingOrder
@@ -50,6 +53,19 @@ class Bracket:
         released, self.held = self.held, []
         self.exits.extend(released)
         return released
+
+    def cancel_other_exits(self, working: WorkingOrder) -> bool:
+        """``working`` was cancelled: if it is one of the exits, the others that can still fill are cancelled
+        too (model.bracket: IB's exits are one OCA group). True when one was."""
+        if working is self.entry:
+            return False
+        others = [w.order for w in self.leftovers() if w is not working]
+        why = (
+            f"bracket exit {working.order.order_id} was cancelled: its other exits go with it (one OCA group)"
+        )
+        for order in others:
+            finish_order(order, OrderStatus.CANCELLED, why)
+        return bool(others)
 
     def leftovers(self) -> list[WorkingOrder]:
         """The exits that can still fill, held or working (to cancel once the group is complete)."""

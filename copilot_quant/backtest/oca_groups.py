@@ -5,7 +5,9 @@ The order book (:mod:`copilot_quant.backtest.order_book`) enters each new order 
 (:meth:`OcaGroups.join`) and reports each member's execution (:meth:`OcaGroups.filled`); the other
 members are then cancelled or reduced — at once with a block (ocaType 1, 2), after every execution at
 the same path point without (ocaType 3: the book calls :meth:`OcaGroups.reduce` once that point is
-booked). Both return whether a member was cancelled, so the book drops it once the bar is done.
+booked). Both return whether a member was cancelled, so the book drops it once the bar is done. A member
+whose quantity the strategy modifies takes its new size at once (:meth:`OcaGroups.resized`); a member the
+strategy cancels takes the rest of its group with it (:meth:`OcaGroups.cancelled`, as at IB).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from copilot_quant.backtest.working_order import WorkingOrder, finish_order
-from copilot_quant.model.oca import OcaType, join_problem, oca_remaining
+from copilot_quant.model.oca import OcaType, join_problem, oca_remaining, resized_member
 from copilot_quant.model.orders import OrderStatus
 from copilot_quant.model.participation import is_whole
 
@@ -73,6 +75,35 @@ class OcaGroups:
             return self._reduce_group(group, working)
         unblocked[working.order.oca_group] = None
         return False
+
+    def resized(self, working: WorkingOrder, quantity_before: float) -> bool:
+        """Group member ``working`` was modified from ``quantity_before`` to its quantity now: it counts at
+        its new size from now on (:func:`~copilot_quant.model.oca.resized_member`), and the other members
+        are reduced at once if its fills are now a larger part of it. True when a member was cancelled."""
+        group = self._groups.get(working.order.oca_group)
+        order = working.order
+        if group is None or abs(order.quantity - quantity_before) <= 1e-9:
+            return False
+        for i, (member, size) in enumerate(group.members):
+            if member is working:
+                new_size, group.done = resized_member(size, order.filled_quantity, group.done, order.quantity)
+                group.members[i] = (member, new_size)
+                log.debug("order %s counts as %g in OCA group %r", order.order_id, new_size, order.oca_group)
+        return group.done > 0 and self._reduce_group(group, working)
+
+    def cancelled(self, working: WorkingOrder) -> bool:
+        """Group member ``working`` was cancelled by its strategy: the other members still working are
+        cancelled too (model.oca: IB's rule for a member the user cancels). True when one was."""
+        group = self._groups.get(working.order.oca_group)
+        if group is None:
+            return False
+        name, order_id = working.order.oca_group, working.order.order_id
+        others = [m.order for m, _ in group.members if m is not working and not m.order.status.is_done]
+        for order in others:
+            finish_order(
+                order, OrderStatus.CANCELLED, f"order {order_id} of OCA group {name!r} was cancelled"
+            )
+        return bool(others)
 
     def reduce(self, unblocked: dict[str, None]) -> bool:
         """Apply the fills of the groups without a block (``unblocked``, then cleared); True when a member

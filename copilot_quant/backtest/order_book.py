@@ -507,13 +507,27 @@ class OrderBook:
                 else:
                     del pending[i]
                 if working.bracket is not None:
+                    if working.bracket.cancel_other_exits(working):
+                        self._drop_cancelled(matching)
                     self._sweep_brackets()
+                if order.oca_group and self._oca.cancelled(working):
+                    self._drop_cancelled(matching)
                 return order
         for working in self._held():
             if working.order.order_id == order_id:
                 self._finish(working.order, OrderStatus.CANCELLED, reason)
+                if working.bracket is not None and working.bracket.cancel_other_exits(working):
+                    self._drop_cancelled(matching)
                 return working.order
         return None
+
+    def _drop_cancelled(self, matching: bool) -> None:
+        """Orders were cancelled besides the one asked for: out of the working list now, or once the bar
+        being matched is done."""
+        if matching:
+            self._purge = True
+        else:
+            self.pending[:] = [w for w in self.pending if w.order.status.is_active]
 
     def find(self, order_id: str | None) -> WorkingOrder | None:
         """The working order ``order_id`` that can still fill (the latest with that id), or None; a bracket's
@@ -540,7 +554,10 @@ class OrderBook:
         completes the order.
         """
         order = working.order
+        before = order.quantity
         modification.apply_to(order)
+        if order.oca_group and self._oca.resized(working, before):  # its group counts the new size
+            self._drop_cancelled(matching)
         bracket = working.bracket
         if bracket is not None and any(w is working for w in bracket.held):
             return  # a held bracket exit: it starts working, with these terms, when its entry fills

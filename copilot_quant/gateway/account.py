@@ -29,6 +29,9 @@ Futures and forex (issue #14):
   value (:data:`~copilot_quant.model.instruments.FOREX_MARGIN_RATE`, 3 %, the backtest's rate too), whatever
   the stock ``leverage`` (a currency loan is not modelled apart).
 * Commissions are paid in the base currency.
+* ``UnrealizedPnL`` and ``RealizedPnL`` come as IB sends them: the account's total as ``BASE``, and per
+  currency what is open / was realized in that currency, in it (an EUR account's USD stock loss: BASE
+  -1.60, EUR 0.00, USD -1.93). Commissions are paid in the base currency, so its own figure is net of them.
 * ``RealizedPnL`` (in ``BASE``) books each realization at the rate in force when it was realized, as the
   backtest's books do (:mod:`copilot_quant.model.book`): the quote currency's rate then, and for a pair
   quoting the base itself (``USD.JPY``) its own fill price. A cross pair's (``EUR.GBP``) P&L is left as a
@@ -493,18 +496,34 @@ class Account:
             "StockMarketValue": self.stock_market_value,
             "InitMarginReq": self.init_margin,
             "MaintMarginReq": self.maint_margin,
-            "UnrealizedPnL": self.unrealized_pnl,
-            "RealizedPnL": self.realized_pnl,
         }
         if any(h.is_future for h in self._holdings.values()):
             money["FuturesPNL"] = self.futures_pnl
         out = [("AccountCode", self.account_id, ""), ("AccountType", self.account_type, "")]
         out += [(key, _money(value), self.currency) for key, value in money.items()]
+        out += self._pnl_values()
         out += self._currency_values(cash_value)
         out += [
             ("Currency", self.currency, self.currency),
             ("Leverage-S", f"{self._leverage_ratio():.2f}", ""),
         ]
+        return out
+
+    def _pnl_values(self) -> list[tuple[str, str, str]]:
+        """UnrealizedPnL and RealizedPnL: ``BASE`` first, then per currency (module docstring)."""
+        currencies = [c for c, _ in self.currencies.balances(self.cash)]
+        currencies += sorted({h.contract.currency for h in self._holdings.values()} - set(currencies))
+        unrealized = dict.fromkeys(currencies, 0.0)
+        realized = dict.fromkeys(currencies, 0.0)
+        realized[self.currency] = -self.commissions
+        for holding in self._holdings.values():
+            currency = holding.contract.currency
+            unrealized[currency] += holding.unrealized
+            realized[currency] += holding.position.realized_pnl * holding.multiplier
+        out = [("UnrealizedPnL", _money(self.unrealized_pnl), "BASE")]
+        out += [("UnrealizedPnL", _money(unrealized[c]), c) for c in currencies]
+        out += [("RealizedPnL", _money(self.realized_pnl), "BASE")]
+        out += [("RealizedPnL", _money(realized[c]), c) for c in currencies]
         return out
 
     def _currency_values(self, cash_value: float) -> list[tuple[str, str, str]]:
@@ -527,7 +546,8 @@ class Account:
         """``(tag, value, currency)`` for accountSummary; tags the simulator does not model are skipped."""
         if isinstance(tags, str):
             tags = [t.strip() for t in tags.split(",") if t.strip()]
-        figures = {key: (value, cur) for key, value, cur in self.values() if cur != "BASE"}
+        # reversed: of a key sent more than once (per currency) the first, the account-wide figure, wins
+        figures = {key: (value, cur) for key, value, cur in reversed(self.values()) if cur != "BASE"}
         figures["Cushion"] = (f"{self._cushion():.6f}", "")
         figures["Leverage"] = (f"{self._leverage_ratio():.2f}", "")
         out: list[tuple[str, str, str]] = []
@@ -570,7 +590,7 @@ class Account:
 
 
 def _money(value: float) -> str:
-    return f"{value:.2f}"
+    return f"{round(value, 2) + 0.0:.2f}"  # + 0.0: no "-0.00"
 
 
 def _rate(value: float) -> str:

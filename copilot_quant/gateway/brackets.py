@@ -6,10 +6,16 @@
   That transmitting order is checked first: refused (error 201, or :meth:`reject_next_order`'s fault), it
   sends nothing and the group stays held, as in TWS. A held order can be cancelled (``cancelOrder``): it
   is discarded and reported Cancelled, with the held orders attached to it when it is the group's parent.
+* Held orders live in this gateway session only, as in TWS's window (never at IB's servers), and a
+  restart ends the session (:meth:`discard_untransmitted`: IB Gateway's nightly restart or a crash; here
+  ``gateway-ctl restart`` and a new process on the same ``--state`` file alike): they are gone, unreported.
+  The order that would have transmitted them is then refused (201, "parent order N is not known"), a
+  cancel of one is IB's 10147, and the order ids they used stay used (saved when the order is held).
 * A child (an exit) is accepted ``PreSubmitted`` and works only for its parent's exposure, per
   :mod:`copilot_quant.model.bracket`: active once the parent fills (for what it filled), one-cancels-other
   with its siblings, cancelled when the group is complete (the parent ended and nothing is left to
-  protect). A child activated by a fill is first offered the current price as a gap, then follows the
+  protect). The exits are one OCA group at IB: a client's cancel of one cancels the others (each reported
+  Cancelled), the parent keeps working (no ``autoCancelParent``). A child activated by a fill is first offered the current price as a gap, then follows the
   market on — the backtest's rule on a bar's path, price by price.
 
 A child must take the other side of its parent (an exit); anything else is refused with the reason, as
@@ -94,6 +100,15 @@ class BrokerBrackets:
         group = (client_id, req.parent_id or req.order_id)
         self._untransmitted.setdefault(group, []).append((req, contract))
         log.info("order %s held untransmitted (group of order %d)", (client_id, req.order_id), group[1])
+        self._save()  # its order id is used, also after a crash
+
+    def discard_untransmitted(self) -> int:
+        """The session ends (a restart): forget every held order, as TWS does; returns how many."""
+        held = self.untransmitted_orders()
+        self._untransmitted.clear()
+        if held:
+            log.warning("a restart discards %d order(s) held untransmitted: %s", len(held), held)
+        return len(held)
 
     def _transmit_group(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         """``req`` (transmit=True) names a parent: send the parent's untransmitted group, then ``req``."""
@@ -135,6 +150,17 @@ class BrokerBrackets:
         log.info("order %s accepted as a child of %s (held until the parent fills)", record.key, parent.key)
         self._emit(OrderUpdated(client_id, record))
         self._sync_bracket(parent.key, self._clock())
+
+    def _cancel_other_exits(self, record: SimOrder, when: datetime) -> None:
+        """The client cancelled ``record``: if it is a bracket exit, its working siblings go with it (IB's
+        OCA group of the exits); the parent is not touched."""
+        if not record.parent_id:
+            return
+        for key in self._children.get((record.client_id, record.parent_id), []):
+            sibling = self._orders[key]
+            if key != record.key and not sibling.is_done:
+                why = f"Cancelled: bracket exit {record.order_id} of its OCA group was cancelled"
+                self._finish_cancel(sibling, why, when, report_202=False)
 
     def _cancel_untransmitted(self, client_id: int, order_id: int) -> bool:
         """Discard a held (untransmitted) order, reported Cancelled; its group's held children go with a
@@ -238,7 +264,10 @@ class BrokerBrackets:
 
 def _child_problem(req: PlaceOrderRequest, parent: SimOrder | None) -> str | None:
     if parent is None:
-        return f"parent order {req.parent_id} is not known (send the parent first, with the same client)"
+        return (
+            f"parent order {req.parent_id} is not known (send the parent first, with the same client; orders "
+            "held untransmitted do not survive a gateway restart)"
+        )
     if parent.is_done and parent.filled <= 0:
         return f"parent order {req.parent_id} has ended ({parent.completed_status or parent.status.value})"
     if req.action.upper() == parent.action.value:

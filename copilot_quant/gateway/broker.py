@@ -220,7 +220,17 @@ class SimBroker(
             )
             return
         self._cancel(record, "Cancelled by client")
+        self._cancel_other_exits(record, self._clock())
+        self._cancel_oca_group(record, self._clock())
         self._save()
+
+    def _cancel_oca_group(self, record: SimOrder, when: datetime) -> None:
+        """The client cancelled OCA member ``record``: IB cancels the other members still working."""
+        if not record.oca_group:
+            return
+        why = f"Cancelled: order {record.order_id} of OCA group {record.oca_group!r} was cancelled"
+        for other in [r for r in self.open_orders() if r.oca_group == record.oca_group]:
+            self._finish_cancel(other, why, when, report_202=False)
 
     def global_cancel(self) -> None:
         """reqGlobalCancel: cancel every working order of every client."""

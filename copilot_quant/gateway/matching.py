@@ -326,6 +326,19 @@ class MatchingEngine:
         """Resume OCA group ``group`` with done fraction ``fraction`` (its members' executions so far)."""
         self._done[group] = fraction
 
+    def group_done(self, group: str) -> float:
+        """OCA group ``group``'s done fraction (0 before any execution)."""
+        return self._done.get(group, 0.0)
+
+    def regroup(self, group: str, key: OrderKey) -> list[MatchEvent]:
+        """Member ``key`` of OCA group ``group`` changed its size (a modification): reduce the working
+        members to what the group's done fraction leaves them now (nothing before an execution)."""
+        if self._done.get(group, 0.0) <= 0:
+            return []
+        events: list[MatchEvent] = []
+        self._reduce_group(group, key, events)
+        return events
+
     def get(self, key: OrderKey) -> WorkingOrder | None:
         symbol = self._symbol_of.get(key)
         return None if symbol is None else self._books[symbol][key]

@@ -1,7 +1,8 @@
 """The simulated gateway's checks of IB's one-cancels-all fields (ocaGroup, ocaType) on a new order.
 
 The group rule itself (what a fill does to the other members) is :mod:`copilot_quant.model.oca`, applied
-by :mod:`copilot_quant.gateway.matching`. Here: what the gateway refuses, with the reason TWS's 201 error
+by :mod:`copilot_quant.gateway.matching`; a client's cancel of a member cancels the others
+(``SimBroker.cancel_order``). Here: what the gateway refuses, with the reason TWS's 201 error
 carries, rather than accepting a group and not honouring it.
 """
 

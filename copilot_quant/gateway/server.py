@@ -405,7 +405,8 @@ class GatewayServer:
         self._thread = None
 
     def restart(self) -> None:
-        """Stop and start again on the same port, keeping the account, orders and market time."""
+        """Stop and start again on the same port, keeping the account, orders and market time (orders held
+        untransmitted end with the session, as at IB: see :mod:`copilot_quant.gateway.brackets`)."""
         self.stop()
         self.start()
 
@@ -455,6 +456,7 @@ class GatewayServer:
     async def stop_async(self) -> None:
         """Close every connection and the listening socket (the loop keeps running)."""
         self.core.clock.detach()
+        self.broker.discard_untransmitted()  # held in the session (TWS's window), which ends here
         self.broker.save()  # the state file keeps the market clock where it stopped
         self.faults.cancel_timers()
         await self.close_listener()

@@ -162,15 +162,32 @@ def _named_reduction(gap: PositionGap, strategy: str | None) -> tuple[str, float
     claim = dict(gap.claims).get(strategy or "", 0.0)
     if strategy is not None and claim * reduction < 0 and abs(reduction) <= abs(claim) + EPS:
         return strategy, reduction
-    owners = ", ".join(f"{n} {q:g}" for n, q in gap.claims)
-    said = (
-        ""
-        if strategy is None
-        else f" {strategy}'s book ({claim:g}) cannot take a reduction of {reduction:g} without crossing zero."
+    owners = ", ".join(f"{n} {_held(q)}" for n, q in gap.claims)
+    change = (
+        f"reduction of {abs(reduction):g} (from the books' {_held(gap.claimed)} to IB's {_held(gap.broker)})"
     )
+    said = ""
+    if strategy is not None and claim * reduction >= 0:
+        said = f" {strategy}'s book is {_held(claim)}: it holds none of that {_side(gap.claimed)} position."
+    elif strategy is not None:
+        said = (
+            f" {strategy}'s book is {_held(claim)}: a reduction of {abs(reduction):g} would turn it "
+            f"{_side(-claim)}."
+        )
     raise ConfigError(
-        f"{gap.symbol}: several strategies' books hold it ({owners}) but IB holds {gap.broker:g}; whose book "
-        f"should shrink is not for the engine to guess.{said} Make IB's position agree in TWS (or close it, "
-        "then adopt: every book goes to zero), or name the strategy whose book takes the whole reduction of "
-        f"{reduction:g}: engine.adopt_broker_positions(strategy='NAME')"
+        f"{gap.symbol}: several strategies' books hold it ({owners}) but IB holds {_held(gap.broker)}; whose "
+        f"book should shrink is not for the engine to guess.{said} Make IB's position agree in TWS (or close "
+        "it, then adopt: every book goes to zero), or name the strategy whose book takes the whole "
+        f"{change}: engine.adopt_broker_positions(strategy='NAME')"
     )
+
+
+def _held(quantity: float) -> str:
+    """A signed position as a trader says it: ``long 50``, ``short 20``, ``flat``."""
+    if abs(quantity) <= EPS:
+        return "flat"
+    return f"{_side(quantity)} {abs(quantity):g}"
+
+
+def _side(quantity: float) -> str:
+    return "long" if quantity > 0 else "short"

@@ -9,6 +9,11 @@ live router and the risk check (as IB's parentId/transmit attached orders behave
   partial entry fill it works for the filled part.
 * The children are one-cancels-other: an exit's fill lowers the exposure, so the other exit may fill only
   what is left.
+* Cancelling one exit cancels the others, held or working, and leaves the entry alone: at IB the exits are
+  one OCA group, and cancelling a member of an OCA group cancels the rest (IB's OCA description: "if …
+  any separate order within the OCA is canceled by the user, the remaining working order(s) will
+  automatically be sent cancellation requests"; the entry would go only with ``autoCancelParent``, off by
+  default). A strategy that cancels its take-profit to replace it must therefore send a new stop too.
 * The group is **complete** when the entry can no longer fill (filled, cancelled, expired, rejected) and
   the exposure is zero (:func:`group_complete`): the exits still working are then cancelled. So
   cancelling an entry that filled nothing cancels its exits; cancelling the rest of a partly filled entry

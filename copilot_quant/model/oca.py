@@ -7,6 +7,12 @@ Orders that share a group name work together; an execution of one changes the ot
 * ``2`` REDUCE_WITH_BLOCK: the others are reduced in proportion to what executed.
 * ``3`` REDUCE_NON_BLOCK: the same reduction, without overfill protection.
 
+A member the client (the strategy) cancels takes the other working members with it, whatever the type:
+IB's OCA description says "if, after transmission of the orders, any separate order within the OCA is
+canceled by the user, the remaining working order(s) will automatically be sent cancellation requests",
+and a live IB Gateway trace shows it (deepentropy/ibx#343). Expiry or a reduction to zero is not such a
+cancel.
+
 "Block" is IB's overfill protection: the group works one execution at a time. In a simulation the
 difference is one of timing: with a block, a member that would execute at the same price update as the
 one that just filled sees the cancellation or reduction first; without it, every member that executes at
@@ -16,6 +22,12 @@ Proportional reduction: the group's *done fraction* is the sum over members of `
 member's size when it joined). A member may then have at most ``size × (1 − done fraction)`` left,
 rounded down to whole shares for whole-share orders; at zero it is cancelled. Two members of 100 shares,
 one fills 40: the other may fill at most 60 more.
+
+A member's size follows the client: modifying its quantity (IB: placeOrder again with the same orderId)
+gives it the size under which it may fill exactly the new quantity now (:func:`resized_member`), so the
+next reduction counts it at what the client last asked for, not at what it was first placed with. A
+modification that only resends the size a reduction left (ib_async resends the reduced totalQuantity with
+a new price) changes nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +38,14 @@ from enum import IntEnum
 
 from copilot_quant.errors import OrderValidationError
 
-__all__ = ["OcaType", "group_done_fraction", "join_problem", "oca_remaining", "parse_oca_type"]
+__all__ = [
+    "OcaType",
+    "group_done_fraction",
+    "join_problem",
+    "oca_remaining",
+    "parse_oca_type",
+    "resized_member",
+]
 
 
 class OcaType(IntEnum):
@@ -71,6 +90,21 @@ def oca_remaining(
     if whole_shares:
         left = float(math.floor(left + 1e-9))
     return max(0.0, min(remaining, left))
+
+
+def resized_member(size: float, filled: float, done_fraction: float, quantity: float) -> tuple[float, float]:
+    """A member of ``size`` that has ``filled`` is modified to a total ``quantity`` while its group's done
+    fraction is ``done_fraction``: its new size and the group's new done fraction.
+
+    The new size lets the member fill exactly ``quantity`` in all with what the other members did so far
+    (``size × (1 − their done fraction) = quantity``); its own fills then count against the new size.
+    """
+    own = filled / size if size > 0 else 0.0
+    free = 1.0 - (done_fraction - own)
+    if quantity <= 0 or free <= 1e-12:
+        return size, done_fraction  # the others completed the group: nothing is left to resize
+    new_size = quantity / free
+    return new_size, done_fraction - own + filled / new_size
 
 
 def join_problem(group: str, group_type: int | None, new_type: int, executed: bool) -> str | None:

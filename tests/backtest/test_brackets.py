@@ -104,6 +104,65 @@ def test_cancelling_an_entry_that_filled_nothing_cancels_its_exits(make):
     assert not result.fills
 
 
+@pytest.mark.parametrize("which", [1, 2], ids=["take-profit", "stop-loss"])
+def test_cancelling_one_working_exit_cancels_the_other_and_keeps_the_position(make, which):
+    """IB: the exits are one OCA group; cancelling one cancels the other. A DOWN bar later would have hit
+    the stop: nothing sells, the position stays."""
+
+    def act(strategy, bar):
+        if bar == 0:
+            strategy.log = bracket()  # a market entry: it fills on bar 1
+            return strategy.log
+        if bar == 2:
+            strategy.cancel(strategy.log[which])
+        return None
+
+    result = run(make(act), [QUIET, QUIET, QUIET, DOWN, UP])
+    entry, *exits = result.orders
+    assert entry.status is OrderStatus.FILLED
+    assert [o.status for o in exits] == [OrderStatus.CANCELLED] * 2
+    assert f"bracket exit {exits[which - 1].order_id} was cancelled" in exits[2 - which].reject_reason
+    assert sum(f.signed_quantity for f in result.fills) == 10
+
+
+def test_cancelling_a_held_exit_cancels_the_other_and_the_entry_keeps_working(make):
+    def act(strategy, bar):
+        if bar == 0:
+            strategy.log = bracket(limit_price=95.0)  # fills on bar 3 (low 94)
+            return strategy.log
+        if bar == 1:
+            strategy.cancel(strategy.log[2])
+        return None
+
+    result = run(make(act), [QUIET, QUIET, QUIET, (100.0, 100.0, 94.0, 96.0), UP])
+    entry, take_profit, stop_loss = result.orders
+    assert entry.status is OrderStatus.FILLED  # no autoCancelParent at IB: the entry stays
+    assert take_profit.status is OrderStatus.CANCELLED
+    assert take_profit.filled_quantity == 0  # UP reaches 110: it would have sold
+    assert stop_loss.status is OrderStatus.CANCELLED
+
+
+def test_cancelling_an_exit_from_on_fill_cancels_the_other_at_once(make):
+    """A cancel from on_fill while a bar is matched: the other exit takes no part in the rest of it."""
+
+    def on_fill(strategy, fill):
+        if fill.order is strategy.log[0]:
+            strategy.cancel(strategy.log[1])
+
+    def act(strategy, bar):
+        if bar == 0:
+            strategy.log = bracket(limit_price=95.0)
+            return strategy.log
+        return None
+
+    # bar 1 falls through the entry (95) and then the stop (90): the stop was cancelled with its sibling
+    result = run(make(act, on_fill), [QUIET, DOWN, QUIET])
+    entry, take_profit, stop_loss = result.orders
+    assert entry.status is OrderStatus.FILLED
+    assert [take_profit.status, stop_loss.status] == [OrderStatus.CANCELLED] * 2
+    assert sum(f.signed_quantity for f in result.fills) == 10
+
+
 def test_a_partly_filled_entry_arms_its_exits_for_the_filled_part_only(make):
     # A volume limit of 1 %: bar 1 trades 600 shares, so the limit entry at 100 buys 6 of its 10; bar 2 does
     # not reach the entry again but reaches the take-profit with volume to spare: it sells the 6 held, not

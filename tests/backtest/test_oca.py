@@ -118,3 +118,71 @@ def test_an_unknown_oca_type_is_a_named_error_at_construction(bad):
         Order("X", 10, oca_group="g", oca_type=bad)
     with pytest.raises(OrderValidationError, match="non-empty name"):
         Order.one_cancels_all([Order("X", 10)], "  ")
+
+
+@pytest.mark.parametrize("oca_type", [2, 3])
+def test_a_member_lowered_then_filled_completes_the_group(make, oca_type):
+    """Both members are placed for 20; the first is modified to 10 and then fills them: that is the whole
+    member, so the group is done and the second cancelled (not reduced to the half of 20 left)."""
+
+    def act(strategy, bar):
+        if bar == 0:
+            entries = [
+                Order("X", 20, "limit", "buy", limit_price=50.0, time_in_force="gtc") for _ in range(2)
+            ]
+            return Order.one_cancels_all(entries, "entry", oca_type)
+        if bar == 1:
+            strategy.modify(strategy.open_orders()[0], quantity=10, limit_price=105.0)
+        return None
+
+    result = run(make(act), [QUIET] * 4)
+    first, second = result.orders
+    assert (first.status, first.filled_quantity) == (OrderStatus.FILLED, 10)
+    assert (second.status, second.filled_quantity) == (OrderStatus.CANCELLED, 0)
+    assert "OCA group 'entry'" in second.reject_reason  # not the end of the run
+
+
+def test_a_member_raised_keeps_its_share_of_what_is_left(make):
+    """20 and 20; the second is raised to 80 before anything fills. Under a volume limit of 10 a bar the
+    first fills 10 of its 20 (half done): the second may fill half of its 80, not half of 20."""
+
+    def act(strategy, bar):
+        if bar == 0:
+            entries = [
+                Order("X", 20, "limit", "buy", limit_price=50.0, time_in_force="gtc") for _ in range(2)
+            ]
+            return Order.one_cancels_all(entries, "entry", 2)
+        if bar == 1:
+            first, second = strategy.open_orders()
+            strategy.modify(second, quantity=80)
+            strategy.modify(first, limit_price=105.0)
+        return None
+
+    result = run(make(act), [QUIET] * 3, volume_limit=0.01)
+    first, second = result.orders
+    assert first.filled_quantity == 10
+    assert (second.filled_quantity, second.quantity) == (0, 40)
+
+
+@pytest.mark.parametrize("oca_type", [1, 2, 3])
+def test_cancelling_a_member_cancels_the_rest_of_its_group(make, oca_type):
+    """IB: "if ... any separate order within the OCA is canceled by the user, the remaining working
+    order(s) will automatically be sent cancellation requests". The CRASH bar would fill both limits."""
+
+    def act(strategy, bar):
+        if bar == 0:
+            strategy.log = Order.one_cancels_all(
+                [Order("X", 10, "limit", "buy", limit_price=p, time_in_force="gtc") for p in (90.0, 85.0)],
+                "pick",
+                oca_type,
+            )
+            return strategy.log
+        if bar == 1:
+            strategy.cancel(strategy.log[1])
+        return None
+
+    result = run(make(act), [QUIET, QUIET, (100.0, 100.0, 80.0, 85.0)])
+    first, second = result.orders
+    assert [first.status, second.status] == [OrderStatus.CANCELLED] * 2
+    assert f"order {second.order_id} of OCA group 'pick' was cancelled" in first.reject_reason
+    assert not result.fills

@@ -131,7 +131,10 @@ def test_a_cross_pairs_realized_pnl_is_booked_at_the_rate_when_realized() -> Non
     assert account.realized_pnl == pytest.approx(125.0)
     quotes["GBP.USD"] = 1.40
     assert account.realized_pnl == pytest.approx(125.0)  # not re-valued at today's 1.40
-    assert _values(account)[("RealizedPnL", "USD")] == "125.00"
+    values = _values(account)
+    assert values[("RealizedPnL", "BASE")] == "125.00"  # the account's total, in USD
+    assert values[("RealizedPnL", "GBP")] == "100.00"  # as realized, in pounds
+    assert values[("RealizedPnL", "USD")] == "0.00"  # nothing was realized in dollars
     assert account.pnl().realized == pytest.approx(125.0)
     assert account.net_liquidation == pytest.approx(100_000.0 + 140.0)  # the balance itself is worth 140
 

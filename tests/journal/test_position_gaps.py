@@ -80,12 +80,28 @@ def test_adopting_a_smaller_position_cuts_the_single_strategys_book_to_it() -> N
     assert adoption_plan(flipped) == (("fast", -100.0), (None, -20.0))
 
 
+def test_the_several_holders_error_says_the_reduction_as_a_trader_would() -> None:
+    gap = PositionGap("AAPL", 120.0, (("fast", 100.0), ("slow", 50.0)))
+    with pytest.raises(ConfigError) as refused:
+        adoption_plan(gap)
+    said = str(refused.value)
+    assert "takes the whole reduction of 30 (from the books' long 150 to IB's long 120)" in said
+    assert "-30" not in said
+    short = PositionGap("AAPL", -20.0, (("fast", -40.0), ("slow", -10.0)))
+    with pytest.raises(ConfigError, match=r"reduction of 30 \(from the books' short 50 to IB's short 20\)"):
+        adoption_plan(short)
+    with pytest.raises(ConfigError, match=r"idle's book is flat: it holds none of that short position"):
+        adoption_plan(short, strategy="idle")
+
+
 def test_adopting_a_smaller_position_shared_by_several_strategies_needs_a_name() -> None:
     gap = PositionGap("AAPL", 80.0, (("fast", 100.0), ("slow", 50.0)), 4.0)
-    with pytest.raises(ConfigError, match=r"several strategies.*fast 100, slow 50.*IB holds 80"):
+    with pytest.raises(
+        ConfigError, match=r"several strategies.*fast long 100, slow long 50.*IB holds long 80"
+    ):
         adoption_plan(gap)
     assert adoption_plan(gap, strategy="fast") == (("fast", -70.0), (None, -4.0))
-    with pytest.raises(ConfigError, match=r"slow's book \(50\) cannot take a reduction of -70"):
+    with pytest.raises(ConfigError, match=r"slow's book is long 50: a reduction of 70 would turn it short"):
         adoption_plan(gap, strategy="slow")
     # a name changes nothing where the engine knows whose the difference is
     beside = PositionGap("AAPL", 200.0, gap.claims)

@@ -63,7 +63,10 @@ def test_the_flag_alone_with_several_holders_adopts_nothing_and_says_to_name_one
     assert adjusting == []  # whose book shrinks by 30 is the trader's call
     flat = " ".join(output.split())
     assert "IB's position not adopted" in flat
-    assert "name the strategy whose book takes the whole reduction of -30: --adopt-to NAME" in flat
+    assert (
+        "name the strategy whose book takes the whole reduction of 30 (from the books' long 150 to IB's long 120): "
+        "--adopt-to NAME" in flat
+    )
 
 
 def test_adopt_to_an_unknown_strategy_is_refused_before_connecting(held_by_hand, tmp_path, monkeypatch):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 from copilot_quant.errors import OrderValidationError
-from copilot_quant.model.oca import OcaType, group_done_fraction, oca_remaining, parse_oca_type
+from copilot_quant.model.oca import (
+    OcaType,
+    group_done_fraction,
+    oca_remaining,
+    parse_oca_type,
+    resized_member,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -60,3 +66,25 @@ def test_a_blocking_group_never_fills_more_than_one_members_worth(sizes, fills, 
                 left[other] = oca_remaining(oca_type, sizes[other], done, left[other], True)
         assert group_done_fraction(zip(filled, sizes, strict=True)) <= 1 + 1e-9
         assert all(x >= 0 for x in left)
+
+
+@given(
+    size=st.integers(1, 500),
+    filled=st.integers(0, 500),
+    others=st.floats(0.0, 0.95),
+    quantity=st.integers(1, 1000),
+)
+def test_a_resized_member_may_fill_exactly_its_new_quantity(size, filled, others, quantity):
+    filled = min(filled, size, quantity)
+    done = others + filled / size
+    new_size, new_done = resized_member(size, filled, done, quantity)
+    assert new_done == pytest.approx(others + filled / new_size)
+    # what it may still fill after the resize is what the client asked for, less its fills
+    left = oca_remaining(OcaType.REDUCE_WITH_BLOCK, new_size, new_done, quantity - filled, False)
+    assert left == pytest.approx(quantity - filled)
+
+
+def test_resending_the_size_a_reduction_left_keeps_the_member_as_it_was():
+    # two of 100; the other filled 30 (30 % done), so this one was reduced to 70: 70 again is no change
+    assert resized_member(100, 0, 0.3, 70) == pytest.approx((100, 0.3))
+    assert resized_member(100, 0, 0.0, 250) == (250, 0.0)  # before any execution: the new quantity

@@ -80,3 +80,51 @@ def test_a_partly_filled_entry_arms_its_exits_alike_in_backtest_and_live() -> No
     )
     assert report.ok, f"parity failed:\n{report.diffs.to_string()}"
     assert report.backtest.final_equity == pytest.approx(report.live.final_equity, abs=0.005)
+
+
+class CancelTheTakeProfit(Strategy):
+    """Enters with a bracket; once in, cancels the take-profit. At IB the exits are one OCA group, so the
+    stop-loss goes with it: with no order left it sells at market and enters again. (Were the stop still
+    working it would hold the position, protected, and never trade again.)"""
+
+    def initialize(self) -> None:
+        self.held = 0.0
+        self.entries = 0
+
+    def on_fill(self, fill: Fill) -> None:
+        self.held += fill.signed_quantity
+
+    def on_data(self, timestamp: datetime, data: pd.DataFrame) -> list[Order]:
+        orders = self.open_orders()
+        close = float(data["Close"].iloc[-1])
+        if not orders and self.held:
+            return [Order("AAPL", self.held, "market", "sell")]
+        if not orders:
+            self.entries += 1
+            return Order.bracket(
+                "AAPL",
+                20,
+                "buy",
+                take_profit=round(close * 1.5, 2),
+                stop_loss=round(close * 0.5, 2),
+                time_in_force="gtc",
+            )
+        take_profit = [o for o in orders if o.parent_id and o.limit_price is not None]
+        if self.held and take_profit:
+            self.cancel(take_profit[0])
+        return []
+
+
+def test_cancelling_a_take_profit_cancels_its_stop_alike_in_backtest_and_live() -> None:
+    report = run_parity(
+        CancelTheTakeProfit,
+        "AAPL",
+        "2011-01-01",
+        "2011-02-28",
+        commission=PerShareCommission(),
+        slippage=PercentSlippage(0.001),
+    )
+    assert report.ok, f"parity failed:\n{report.diffs.to_string()}"
+    statuses = [row[6] for row in report.backtest.orders]
+    assert statuses.count("filled") >= 6, "it must have entered and sold again and again"
+    assert statuses.count("cancelled") >= 6  # each take-profit and its stop
