@@ -330,9 +330,15 @@ class SimpleBroker(IBroker):
         pos = self._positions.get(symbol)
         held = pos.quantity if pos is not None else 0.0
         after = held + signed
-        # _refusal's first rule, inlined (a trade that only reduces a position is never refused): half the
-        # trades of a strategy that goes in and out skip the call
-        if not (held * after >= 0 and abs(after) <= abs(held) + _EPS):
+        # _refusal's first rule, inlined (a trade that only reduces a position is never refused), and its
+        # cash rule for a long-only book of plain stocks, paid from cash: a strategy that goes in and out
+        # calls it only for a trade it refuses
+        if not (held * after >= 0 and abs(after) <= abs(held) + _EPS) and (
+            self._shorts
+            or self._others
+            or after < -_EPS
+            or fill_price * quantity + commission > self._cash + _EPS
+        ):
             reason = self._refusal(order, fill_price, commission, quantity)
             if reason is not None:
                 self.reject(order, reason)

@@ -530,13 +530,19 @@ class BacktestEngine(AccountReads):
                 ):  # as IB: a date that has passed is refused
                     self.broker.reject(order, f"good_till {order.good_till} is not after now ({ts})")
                     continue
+            immediate = order.time_in_force is _IOC
+            opens_bracket = entries and order.order_id in entries
+            if not (immediate or at_close or opens_bracket):  # the common order: admitted and added at once
+                refused = book.enter(working, market.closes, bar)
+                if refused is not None:
+                    self.broker.reject(order, refused)
+                continue
             refused = book.admit(working, market.closes.item(bar, k))
             if refused is not None:
                 self.broker.reject(order, refused)
                 continue
-            if entries and order.order_id in entries:
+            if opens_bracket:
                 book.open_bracket(working)  # its exits follow in this list
-            immediate = order.time_in_force is _IOC
             if immediate or at_close:
                 price = market.closes.item(bar, k)
                 if price == price and book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
@@ -580,15 +586,17 @@ class BacktestEngine(AccountReads):
             return
         bar = clock.fixed if clock.live is None else clock.bar  # the loops fix the bar they book on
         marks, observed = self._broker_marks, self._fill_hooks[working.owner]
-        if marks is not None:  # the buying-power check (and on_fill) values positions at the last close
-            marks.before_fill(bar - 1 if clock.executing else bar, order, quantity, observed)
+        row = bar - 1 if clock.executing else bar  # the last closed bar: what positions are valued at
+        each = marks is not None and not marks.solo  # a solo run's marks need no call per fill
+        if each:  # the buying-power check (and on_fill) values positions at the last close
+            marks.before_fill(row, order, quantity, observed)  # type: ignore[union-attr]
         fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
         if fill is None:
             if marks is not None:
-                marks.rejected()
+                marks.rejected(None if each else row)
             return
-        if marks is not None:
-            marks.filled(order.symbol, working.symbol_index, fill.fill_price)
+        if each:
+            marks.filled(order.symbol, working.symbol_index, fill.fill_price)  # type: ignore[union-attr]
         self._ledger.record(
             bar,
             working.symbol_index,

@@ -58,10 +58,17 @@ class Ledger:
     def equity_curve(self, marks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(equity, cash)`` per bar; ``marks`` are the prices positions are valued at, ``(bars, symbols)``."""
         n_bars, n_symbols = marks.shape
+        bars = np.array(self._bars)
+        if n_symbols == 1 and len(bars):  # one symbol: cash and quantity step at the same records
+            last = _last_records(bars, n_bars)
+            cash = _at(last, np.array(self._cash), self.initial_cash)
+            qty = _at(last, np.array(self._qty), 0.0)
+            mark = np.nan_to_num(marks[:, 0])
+            # a symbol with no price yet cannot be held, so 0 × NaN must count as 0
+            return cash + np.where(qty != 0, qty * mark, 0.0), cash
         cash = self.cash_curve(n_bars)
-        qty = self.quantities(n_bars, n_symbols)
-        # a symbol with no price yet cannot be held, so 0 × NaN must count as 0
-        value = np.where(qty != 0, qty * np.nan_to_num(marks), 0.0).sum(axis=1)
+        quantities = self.quantities(n_bars, n_symbols)
+        value = np.where(quantities != 0, quantities * np.nan_to_num(marks), 0.0).sum(axis=1)
         return cash + value, cash
 
     def curves(self, marks: np.ndarray, index: pd.DatetimeIndex) -> tuple[pd.Series, pd.Series]:
@@ -73,11 +80,24 @@ def _step(bars: np.ndarray, values: np.ndarray, n_bars: int, initial: float) -> 
     """Per bar, the last ``values`` entry recorded at or before it (``initial`` before the first).
 
     ``bars`` is sorted (records are made bar after bar); a bar below 0 counts as before the first bar.
-    Counting the records per bar and summing them up finds each bar's last record in two linear passes,
-    several times quicker than a binary search per bar on a long run.
     """
     if len(bars) == 0:
         return np.full(n_bars, initial)
+    return _at(_last_records(bars, n_bars), values, initial)
+
+
+def _last_records(bars: np.ndarray, n_bars: int) -> np.ndarray:
+    """Per bar, the index of the last record at or before it (-1 before the first); ``bars`` sorted.
+
+    Counting the records per bar and summing them up finds each bar's last record in two linear passes,
+    several times quicker than a binary search per bar on a long run.
+    """
     counts = np.bincount(np.clip(bars, 0, n_bars), minlength=n_bars + 1)[:n_bars]
-    last = np.cumsum(counts) - 1
-    return np.where(last >= 0, values[np.maximum(last, 0)], initial)
+    last = np.cumsum(counts)
+    last -= 1
+    return last
+
+
+def _at(last: np.ndarray, values: np.ndarray, initial: float) -> np.ndarray:
+    """``values[last]`` per bar, ``initial`` where ``last`` is -1."""
+    return np.concatenate(([initial], values))[last + 1]

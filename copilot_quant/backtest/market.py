@@ -13,6 +13,7 @@ import operator
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import chain, repeat
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,7 @@ from copilot_quant.backtest.interfaces import BAR_COLUMNS
 from copilot_quant.backtest.window import consolidated, prefix_viewer
 from copilot_quant.errors import DataError
 
-__all__ = ["MarketData", "iter_floats"]
+__all__ = ["EPOCH", "BarCursor", "MarketData", "iter_chunks", "iter_floats"]
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +31,52 @@ SESSION_TZ = "America/New_York"
 
 _PRICE_COLUMNS = ("Open", "High", "Low", "Close")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Bar times are ``EPOCH + offset`` (:meth:`MarketData.offsets`).
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: Bars per chunk when per-bar Python objects are made lazily (timestamps, indicator values).
 _CHUNK = 65_536
 
 
-def iter_floats(values: np.ndarray) -> Iterator[float]:
+class BarCursor:
+    """Which item an :func:`iter_chunks` iterator handed out last (-1 before the first).
+
+    The fast loop gives one to the first iterator ``map`` reads for ``on_bar``: while ``on_bar`` runs for bar
+    *i*, and until ``map`` asks for the next bar, :meth:`position` is *i* — read from the chunk's own list
+    iterator (how many items it has left), so nothing is counted per bar.
+    """
+
+    __slots__ = ("_end", "_items")
+
+    def __init__(self) -> None:
+        self._end = 0  # one past the last item of the current chunk
+        self._items: Iterator[Any] = iter(())  # the current chunk's list iterator
+
+    def follow(self, items: Iterator[Any], end: int) -> None:
+        """A new chunk starts: ``items`` (a list iterator) holds the items up to ``end`` (excluded)."""
+        self._end, self._items = end, items
+
+    def position(self) -> int:
+        return self._end - self._items.__length_hint__() - 1  # type: ignore[attr-defined]
+
+
+def iter_chunks(values: np.ndarray, size: int = _CHUNK, cursor: BarCursor | None = None) -> Iterator[Any]:
+    """The items of ``values`` (its elements, or its rows when 2-D) as Python objects, converted ``size``
+    at a time (bounded memory); ``cursor`` follows which one was handed out last."""
+    n = len(values)
+
+    def chunk(start: int) -> Iterator[Any]:
+        items = iter(values[start : start + size].tolist())
+        if cursor is not None:
+            cursor.follow(items, min(start + size, n))
+        return items
+
+    return chain.from_iterable(map(chunk, range(0, n, size)))
+
+
+def iter_floats(values: np.ndarray, cursor: BarCursor | None = None) -> Iterator[float]:
     """The elements of a 1-D array as Python floats, converted a chunk at a time (bounded memory)."""
-    return chain.from_iterable(values[i : i + _CHUNK].tolist() for i in range(0, len(values), _CHUNK))
+    return iter_chunks(values, _CHUNK, cursor)
 
 
 class MarketData:
@@ -108,26 +146,29 @@ class MarketData:
         """Bar timestamps as tz-aware (UTC) ``datetime`` objects (microsecond precision)."""
         return list(self.iter_stamps())
 
-    def iter_stamps(self) -> Iterator[datetime]:
-        """The same timestamps, made a chunk at a time so a million of them never sit in memory at once.
+    def iter_stamps(self, cursor: BarCursor | None = None) -> Iterator[datetime]:
+        """The same timestamps, made a chunk at a time so a million of them never sit in memory at once;
+        ``cursor`` follows which one was handed out last (see :class:`BarCursor`).
 
         Built as ``epoch + timedelta`` in C: half the cost of ``DatetimeIndex.to_pydatetime()``,
         which matters at a million bars.
         """
-        micros = self.index.as_unit("ns").asi8 // 1000
-
-        def chunk(start: int) -> Iterator[datetime]:
-            offsets = micros[start : start + _CHUNK].astype("timedelta64[us]").tolist()
-            return map(operator.add, repeat(_EPOCH), offsets)
-
-        return chain.from_iterable(map(chunk, range(0, len(micros), _CHUNK)))
+        return map(operator.add, repeat(EPOCH), iter_chunks(self.offsets(), _CHUNK, cursor))
 
     def stamp(self, bar: int) -> datetime:
-        """The timestamp of ``bar``, the same object :meth:`iter_stamps` yields for it."""
+        """The timestamp of ``bar``, equal to the one :meth:`iter_stamps` yields for it."""
         deltas = self._deltas
-        if deltas is None:  # numpy makes the timedelta in C: much cheaper than timedelta(microseconds=...)
+        if deltas is None:
+            deltas = self.offsets()
+        return EPOCH + deltas.item(bar)
+
+    def offsets(self) -> np.ndarray:
+        """Each bar's time since the epoch, ``timedelta64[us]`` (numpy makes the timedelta objects in C: much
+        cheaper than ``timedelta(microseconds=...)``)."""
+        deltas = self._deltas
+        if deltas is None:
             deltas = self._deltas = (self.index.as_unit("ns").asi8 // 1000).astype("timedelta64[us]")
-        return _EPOCH + deltas.item(bar)
+        return deltas
 
     def history(self, bar: int) -> pd.DataFrame:
         """Every bar up to and including ``bar`` — a view, never a copy of the history (a
@@ -205,6 +246,8 @@ def _check_prices(prices: dict[str, np.ndarray], index: pd.Index, symbols: list[
     positive, finite, consistent bar. Providers validate their bars; this catches frames passed as
     ``run(data=...)`` and third-party feeds.
     """
+    if _plainly_valid(prices):  # the usual case, in a few passes without copies
+        return
     stacked = np.stack([prices[m] for m in _PRICE_COLUMNS])  # (4, bars, symbols)
     nan = np.isnan(stacked)
     problems = (
@@ -224,12 +267,34 @@ def _check_prices(prices: dict[str, np.ndarray], index: pd.Index, symbols: list[
             )
 
 
+def _plainly_valid(prices: dict[str, np.ndarray]) -> bool:
+    """Whether every bar has all four prices, positive and finite, with High >= Low (no NaN at all)."""
+    with np.errstate(invalid="ignore"):
+        for values in prices.values():
+            low, high = values.min(initial=np.inf), values.max(initial=0.0)  # NaN propagates: not plain
+            if not (low > 0 and high < np.inf):
+                return False
+        return bool((prices["High"] >= prices["Low"]).all())
+
+
 def _session_ends(index: pd.DatetimeIndex) -> np.ndarray:
     """``True`` at the last bar of each trading day (exchange-zone calendar day)."""
     if len(index) == 0:
         return np.zeros(0, dtype=bool)
-    # wall-clock dates in New York (tz_localize(None) keeps the local time); 5x faster than normalize()
-    days = index.tz_convert(SESSION_TZ).tz_localize(None).to_numpy().astype("datetime64[D]")
+    # New York's wall-clock dates. Its UTC offset changes only on a whole UTC hour, so it is looked up once
+    # per hour the bars touch (a few thousand for a million minute bars) rather than once per bar.
+    utc = index.as_unit("ns").asi8
+    hours = utc // _HOUR
+    firsts = np.flatnonzero(hours[1:] != hours[:-1]) + 1  # each later hour's first bar (bars are sorted)
+    firsts = np.concatenate(([0], firsts))
+    starts = hours[firsts] * _HOUR
+    local = pd.DatetimeIndex(starts, tz="UTC").tz_convert(SESSION_TZ).tz_localize(None).as_unit("ns").asi8
+    offsets = np.repeat(local - starts, np.diff(np.append(firsts, len(utc))))
+    days = (utc + offsets) // _DAY
     ends = np.ones(len(days), dtype=bool)
     ends[:-1] = days[1:] != days[:-1]
     return ends
+
+
+_HOUR = 3_600_000_000_000  # nanoseconds
+_DAY = 24 * _HOUR

@@ -55,7 +55,8 @@ __all__ = [
 
 
 _AUCTION_TIFS = frozenset({TimeInForce.OPG, TimeInForce.IOC})
-_GTD = TimeInForce.GTD
+_GTD, _DAY, _GTC = TimeInForce.GTD, TimeInForce.DAY, TimeInForce.GTC
+_MARKET = OrderType.MARKET
 #: ints up to this convert to floats exactly (Order's quick path for a plain whole-share quantity)
 _EXACT_INT = 2**53
 _CANCEL_WITH_BLOCK = OcaType.CANCEL_WITH_BLOCK
@@ -137,6 +138,22 @@ class Order:
             self.quantity = float(qty)
         else:
             self.quantity = self._check_quantity(qty)
+        if (
+            kind is _MARKET
+            and (tif is _DAY or tif is _GTC)
+            and self.limit_price is None
+            and self.stop_price is None
+            and self.trail_amount is None
+            and self.trail_percent is None
+            and self.limit_offset is None
+            and self.good_till is None
+            and not self.oca_group
+            and self.oca_type is _CANCEL_WITH_BLOCK
+            and not self.parent_id
+        ):  # a plain market order (most orders): none of the checks below applies
+            if self.order_id is None:
+                self.order_id = _next_order_id()
+            return
         if self.limit_price is not None:
             self.limit_price = _check_price(self.limit_price, "limit_price")
         elif kind in _NEEDS_LIMIT:
