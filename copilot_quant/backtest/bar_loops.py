@@ -202,7 +202,7 @@ class BarLoops:
                     while True:
                         attended = every_bar or bool(pending)
                         for orders in results if attended else placed:  # on_bar(bar) has just returned
-                            bar = position()
+                            bar = cursor.end - cursor.items.__length_hint__() - 1  # cursor.position()
                             if orders:
                                 clock.fixed, clock.live = (
                                     bar,

@@ -304,6 +304,10 @@ class BacktestEngine(AccountReads):
         self._broker_marks = (
             BrokerMarks(self.broker, market.marks, market.symbol_index) if market is not None else None
         )
+        #: The marks to keep before and after each fill (None in a solo run: they need no call per fill).
+        self._fill_marks = (
+            self._broker_marks if self._broker_marks is not None and not self._broker_marks.solo else None
+        )
         if self.volume_limit is not None and market is not None:
             self._book = OrderBook(
                 market.volumes(), self.volume_limit, self._widths(market), self._ticks(market)
@@ -503,25 +507,20 @@ class BacktestEngine(AccountReads):
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
         bar = clock.fixed if clock.live is None else clock.bar  # the loops fix the bar they book on
-        marks, observed = self._broker_marks, self._fill_hooks[working.owner]
-        row = bar - 1 if clock.executing else bar  # the last closed bar: what positions are valued at
-        each = marks is not None and not marks.solo  # a solo run's marks need no call per fill
-        if each:  # the buying-power check (and on_fill) values positions at the last close
-            marks.before_fill(row, order, quantity, observed)  # type: ignore[union-attr]
-        fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
+        marks, observed = self._fill_marks, self._fill_hooks[working.owner]
+        if marks is not None:  # the buying-power check (and on_fill) values positions at the last close
+            marks.before_fill(bar - 1 if clock.executing else bar, order, quantity, observed)
+        fill = broker.fill(order, execution[0], now, execution[1], quantity)  # Execution(price, slippage)
         if fill is None:
-            if marks is not None:
-                marks.rejected(None if each else row)
+            if self._broker_marks is not None:  # a solo run's marks are told the trade's row only now
+                self._broker_marks.rejected(
+                    None if marks is not None else bar - 1 if clock.executing else bar
+                )
             return
-        if each:
-            marks.filled(order.symbol, working.symbol_index, fill.fill_price)  # type: ignore[union-attr]
-        self._ledger.record(
-            bar,
-            working.symbol_index,
-            fill,
-            broker.get_cash_balance(),
-            broker.position_quantity(order.symbol),
-        )
+        if marks is not None:
+            marks.filled(order.symbol, working.symbol_index, fill.fill_price)
+        cash, held = broker.cash_and_position(order.symbol)
+        self._ledger.record(bar, working.symbol_index, fill, cash, held)
         if self._books is not None:
             self._books.record_fill(working.owner, bar, working.symbol_index, fill)
         if observed:

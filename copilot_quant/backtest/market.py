@@ -46,18 +46,21 @@ class BarCursor:
     iterator (how many items it has left), so nothing is counted per bar.
     """
 
-    __slots__ = ("_end", "_items")
+    __slots__ = ("end", "items")
 
     def __init__(self) -> None:
-        self._end = 0  # one past the last item of the current chunk
-        self._items: Iterator[Any] = iter(())  # the current chunk's list iterator
+        #: One past the last item of the current chunk.
+        self.end = 0
+        #: The current chunk's list iterator: ``end - items.__length_hint__() - 1`` is the position (the
+        #: fast loop reads it so, without calling :meth:`position`).
+        self.items: Any = iter(())  # a list iterator (it has __length_hint__)
 
     def follow(self, items: Iterator[Any], end: int) -> None:
         """A new chunk starts: ``items`` (a list iterator) holds the items up to ``end`` (excluded)."""
-        self._end, self._items = end, items
+        self.end, self.items = end, items
 
     def position(self) -> int:
-        return self._end - self._items.__length_hint__() - 1  # type: ignore[attr-defined]
+        return int(self.end - self.items.__length_hint__() - 1)
 
 
 def iter_chunks(values: np.ndarray, size: int = _CHUNK, cursor: BarCursor | None = None) -> Iterator[Any]:
