@@ -9,8 +9,9 @@ Two loops, one order of events (see :mod:`copilot_quant.backtest.engine` for the
   Once ``on_bar`` has returned for bar *i*, the body submits its orders and matches bar *i+1*, before
   ``map`` calls ``on_bar`` for it: the same order of events, so an order placed at bar *i* fills at bar
   *i+1*'s open at the earliest. While no order is working, ``filter`` skips the bars whose ``on_bar``
-  returned nothing without running any Python between them (the run's clock then reads the bar from the
-  loop's counter).
+  returned nothing without running any Python between them. Nothing counts the bars in Python: the bar
+  ``on_bar`` is called for is read, when needed, from how far ``map`` has read the values (a
+  :class:`~copilot_quant.backtest.market.BarCursor` on the first of them), by the body and by the run's clock.
 
 The loops own no account state: they move the :class:`RunClock` (what the strategies' account views and
 the booking read) and hand orders and executions to the engine's callables.

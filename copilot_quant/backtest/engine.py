@@ -402,7 +402,7 @@ class BacktestEngine(AccountReads):
                     self.data_provider, symbol, lo, hi, interval or self.interval
                 ),
             )
-            if market is not None
+            if market is not None and benchmark is not None  # None: no benchmark, no closes to gather
             else None
         )
         self._reset_run_state(market)
