@@ -62,6 +62,22 @@ _EXACT_INT = 2**53
 _CANCEL_WITH_BLOCK = OcaType.CANCEL_WITH_BLOCK
 
 
+#: Symbols already stripped and upper-cased, as orders have met them (bounded): an order's symbol is then
+#: taken as it is, without a copy.
+_CLEAN_SYMBOLS: set[str] = set()
+_CLEAN_SYMBOLS_KEPT = 10_000
+
+
+def _clean_symbol(symbol: Any) -> str:
+    """``symbol`` stripped and upper-cased; refused unless it is a non-empty string."""
+    if not isinstance(symbol, str) or not (clean := symbol.strip()):
+        raise OrderValidationError(f"symbol must be a non-empty string such as 'AAPL', got {symbol!r}")
+    clean = clean.upper()
+    if type(clean) is str and len(_CLEAN_SYMBOLS) < _CLEAN_SYMBOLS_KEPT:
+        _CLEAN_SYMBOLS.add(clean)
+    return clean
+
+
 @dataclass(slots=True, eq=False)
 class Order:
     """An instruction to buy or sell, exactly as the guide builds it::
@@ -120,11 +136,8 @@ class Order:
         # Every order a strategy returns passes here, so the common case (enums or their plain values,
         # no optional terms) costs a few set and type tests; each rarer term has its own check.
         symbol = self.symbol
-        if not isinstance(symbol, str) or not (symbol := symbol.strip()):
-            raise OrderValidationError(
-                f"symbol must be a non-empty string such as 'AAPL', got {self.symbol!r}"
-            )
-        self.symbol = symbol.upper()
+        if not (type(symbol) is str and symbol in _CLEAN_SYMBOLS):  # else already stripped and upper-case
+            self.symbol = _clean_symbol(symbol)
         kind = self.order_type
         if type(kind) is not OrderType:
             kind = self.order_type = _parse_enum(OrderType, kind, "order_type")
