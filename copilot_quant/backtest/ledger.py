@@ -65,9 +65,8 @@ class Ledger:
             last = _last_records(bars, n_bars)
             cash = _at(last, cash_after, self.initial_cash)
             qty = _at(last, qty_after, 0.0)
-            mark = np.nan_to_num(marks[:, 0])
-            # a symbol with no price yet cannot be held, so 0 × NaN must count as 0
-            return cash + np.where(qty != 0, qty * mark, 0.0), cash
+            # a symbol with no price yet cannot be held, so 0 × NaN must count as 0 (prices are finite)
+            return cash + qty * np.nan_to_num(marks[:, 0]), cash
         cash = self.cash_curve(n_bars)
         quantities = self.quantities(n_bars, n_symbols)
         value = np.where(quantities != 0, quantities * np.nan_to_num(marks), 0.0).sum(axis=1)

@@ -282,20 +282,20 @@ def _plainly_valid(prices: dict[str, np.ndarray]) -> bool:
 
 def _session_ends(index: pd.DatetimeIndex) -> np.ndarray:
     """``True`` at the last bar of each trading day (exchange-zone calendar day)."""
-    if len(index) == 0:
+    n = len(index)
+    if n == 0:
         return np.zeros(0, dtype=bool)
-    # New York's wall-clock dates. Its UTC offset changes only on a whole UTC hour, so it is looked up once
-    # per hour the bars touch (a few thousand for a million minute bars) rather than once per bar.
-    utc = index.as_unit("ns").asi8
-    hours = utc // _HOUR
-    firsts = np.flatnonzero(hours[1:] != hours[:-1]) + 1  # each later hour's first bar (bars are sorted)
-    firsts = np.concatenate(([0], firsts))
-    starts = hours[firsts] * _HOUR
+    # New York's UTC offset is a whole number of hours and changes only on a whole UTC hour, so its
+    # midnight is a UTC hour boundary: a day can end only at the last bar of a UTC hour. The wall-clock date
+    # is looked up once per hour the bars touch (a few thousand for a million minute bars), not per bar.
+    hours = index.as_unit("ns").asi8 // _HOUR
+    lasts = np.flatnonzero(hours[1:] != hours[:-1])  # each hour's last bar but the final hour's (sorted bars)
+    starts = np.concatenate((hours[:1], hours[lasts + 1])) * _HOUR  # each hour the bars touch, in order
     local = pd.DatetimeIndex(starts, tz="UTC").tz_convert(SESSION_TZ).tz_localize(None).as_unit("ns").asi8
-    offsets = np.repeat(local - starts, np.diff(np.append(firsts, len(utc))))
-    days = (utc + offsets) // _DAY
-    ends = np.ones(len(days), dtype=bool)
-    ends[:-1] = days[1:] != days[:-1]
+    days = local // _DAY
+    ends = np.zeros(n, dtype=bool)
+    ends[lasts[days[1:] != days[:-1]]] = True
+    ends[-1] = True
     return ends
 
 
