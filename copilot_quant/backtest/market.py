@@ -9,10 +9,9 @@ no copying of the growing history).
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from itertools import chain, repeat
+from datetime import UTC, datetime, timedelta
+from itertools import accumulate, chain
 from typing import Any
 
 import numpy as np
@@ -22,7 +21,7 @@ from copilot_quant.backtest.interfaces import BAR_COLUMNS
 from copilot_quant.backtest.window import consolidated, prefix_viewer
 from copilot_quant.errors import DataError
 
-__all__ = ["EPOCH", "BarCursor", "MarketData", "iter_chunks", "iter_floats"]
+__all__ = ["EPOCH", "BarCursor", "MarketData", "chunked", "iter_chunks", "iter_floats"]
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +62,26 @@ class BarCursor:
         return int(self.end - self.items.__length_hint__() - 1)
 
 
-def iter_chunks(values: np.ndarray, size: int = _CHUNK, cursor: BarCursor | None = None) -> Iterator[Any]:
-    """The items of ``values`` (its elements, or its rows when 2-D) as Python objects, converted ``size``
-    at a time (bounded memory); ``cursor`` follows which one was handed out last."""
-    n = len(values)
+def chunked(
+    n: int, make: Callable[[int, int], list[Any]], size: int = _CHUNK, cursor: BarCursor | None = None
+) -> Iterator[Any]:
+    """``n`` items made ``size`` at a time: ``make(start, stop)`` lists items ``start`` to ``stop - 1``;
+    ``cursor`` follows which one was handed out last."""
 
     def chunk(start: int) -> Iterator[Any]:
-        items = iter(values[start : start + size].tolist())
+        stop = min(start + size, n)
+        items = iter(make(start, stop))
         if cursor is not None:
-            cursor.follow(items, min(start + size, n))
+            cursor.follow(items, stop)
         return items
 
     return chain.from_iterable(map(chunk, range(0, n, size)))
+
+
+def iter_chunks(values: np.ndarray, size: int = _CHUNK, cursor: BarCursor | None = None) -> Iterator[Any]:
+    """The items of ``values`` (its elements, or its rows when 2-D) as Python objects, converted ``size``
+    at a time (bounded memory); ``cursor`` follows which one was handed out last."""
+    return chunked(len(values), lambda start, stop: values[start:stop].tolist(), size, cursor)
 
 
 def iter_floats(values: np.ndarray, cursor: BarCursor | None = None) -> Iterator[float]:
@@ -153,10 +160,13 @@ class MarketData:
         """The same timestamps, made a chunk at a time so a million of them never sit in memory at once;
         ``cursor`` follows which one was handed out last (see :class:`BarCursor`).
 
-        Built as ``epoch + timedelta`` in C: half the cost of ``DatetimeIndex.to_pydatetime()``,
-        which matters at a million bars.
+        A running sum in C (``itertools.accumulate``): the first bar's time, then each bar's step from the
+        bar before — on regular bars one shared ``timedelta`` — so a bar costs one datetime addition, about
+        a third of ``epoch + timedelta`` per bar and a ninth of ``DatetimeIndex.to_pydatetime()``.
         """
-        return map(operator.add, repeat(EPOCH), iter_chunks(self.offsets(), _CHUNK, cursor))
+        if not len(self.index):
+            return iter(())
+        return accumulate(chunked(len(self.index), _Steps(self.offsets()), _CHUNK, cursor))
 
     def stamp(self, bar: int) -> datetime:
         """The timestamp of ``bar``, equal to the one :meth:`iter_stamps` yields for it."""
@@ -211,6 +221,32 @@ class MarketData:
     def close_frame(self) -> pd.DataFrame:
         """Close per symbol per bar (columns are symbols)."""
         return pd.DataFrame(self.closes, index=self.index, columns=pd.Index(self.symbols))
+
+
+class _Steps:
+    """The items whose running sum is the bars' times (:meth:`MarketData.iter_stamps`), a chunk at a time:
+    the first bar's ``datetime``, then for each later bar its ``timedelta`` from the bar before. The usual
+    step (the median of the first ones) is one shared object; numpy makes the others."""
+
+    __slots__ = ("_first", "_steps", "_usual", "_usual_step")
+
+    def __init__(self, offsets: np.ndarray) -> None:
+        self._first = EPOCH + offsets.item(0)
+        self._steps = np.diff(offsets.astype(np.int64))  # microseconds from each bar to the next
+        usual = int(np.median(self._steps[:1001])) if len(self._steps) else 0
+        self._usual, self._usual_step = usual, timedelta(microseconds=usual)
+
+    def __call__(self, start: int, stop: int) -> list[Any]:
+        head: list[Any] = [self._first] if start == 0 else []
+        steps = self._steps[max(start - 1, 0) : stop - 1]  # into bars max(start, 1) .. stop - 1
+        odd = np.flatnonzero(steps != self._usual)
+        if 4 * len(odd) > len(steps):  # irregular bars: numpy makes every step
+            return head + steps.astype("timedelta64[us]").tolist()
+        items = head + [self._usual_step] * len(steps)
+        at = (odd + len(head)).tolist()
+        for j, step in zip(at, steps[odd].astype("timedelta64[us]").tolist(), strict=True):
+            items[j] = step
+        return items
 
 
 def _check_index(frame: pd.DataFrame) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 import pytest
+from copilot_quant.backtest import market as market_module
 from copilot_quant.backtest.ledger import Ledger
 from copilot_quant.backtest.market import BarCursor, MarketData, iter_chunks
 from copilot_quant.backtest.orders import Fill, Order
@@ -210,3 +211,29 @@ def test_the_one_symbol_equity_curve_is_the_general_one(records, nan_until):
     )
     np.testing.assert_array_equal(cash, ledger.cash_curve(31))
     np.testing.assert_array_equal(equity, expected)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    start=st.datetimes(datetime(1990, 1, 1), datetime(2030, 1, 1)),
+    steps=st.lists(
+        st.one_of(st.just(60_000_000), st.integers(1, 10**12)), min_size=0, max_size=200
+    ),  # mostly one-minute steps, some of any size down to a microsecond
+    chunk=st.sampled_from([1, 2, 3, 16, 65_536]),
+)
+def test_the_running_sum_of_steps_gives_every_bar_time(start, steps, chunk):
+    index = pd.DatetimeIndex(
+        pd.Timestamp(start, tz="UTC") + pd.to_timedelta(np.cumsum([0, *steps]), unit="us")
+    )
+    frame = pd.DataFrame(1.0, index=index, columns=["Open", "High", "Low", "Close", "Volume"])
+    data = MarketData(frame, ["X"])
+    cursor = BarCursor()
+    stamps = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(market_module, "_CHUNK", chunk)
+        for k, stamp in enumerate(data.iter_stamps(cursor)):
+            assert cursor.position() == k
+            stamps.append(stamp)
+    assert stamps == list(index.to_pydatetime())
+    assert all(s.tzinfo is UTC for s in stamps)
+    assert stamps == [data.stamp(k) for k in range(len(index))]
