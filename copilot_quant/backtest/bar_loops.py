@@ -9,8 +9,9 @@ Two loops, one order of events (see :mod:`copilot_quant.backtest.engine` for the
   Once ``on_bar`` has returned for bar *i*, the body submits its orders and matches bar *i+1*, before
   ``map`` calls ``on_bar`` for it: the same order of events, so an order placed at bar *i* fills at bar
   *i+1*'s open at the earliest. While no order is working, ``filter`` skips the bars whose ``on_bar``
-  returned nothing without running any Python between them (the run's clock then reads the bar from the
-  loop's counter).
+  returned nothing without running any Python between them. Nothing counts the bars in Python: the bar
+  ``on_bar`` is called for is read, when needed, from how far ``map`` has read the values (a
+  :class:`~copilot_quant.backtest.market.BarCursor` on the first of them), by the body and by the run's clock.
 
 The loops own no account state: they move the :class:`RunClock` (what the strategies' account views and
 the booking read) and hand orders and executions to the engine's callables.
@@ -24,13 +25,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import chain
-from operator import itemgetter
 from typing import Any, Protocol
 
 import pandas as pd
 
-from copilot_quant.backtest.indicators import bar_columns, bar_values
-from copilot_quant.backtest.market import MarketData
+from copilot_quant.backtest.indicators import bar_columns, bar_values, value_count
+from copilot_quant.backtest.market import EPOCH, BarCursor, MarketData
 from copilot_quant.backtest.order_book import Booker, OrderBook
 from copilot_quant.backtest.strategy import FastStrategy, Strategy, takes_timestamp
 
@@ -45,23 +45,21 @@ class RunClock:
     """Where a run stands: the current bar (-1 before the first), its time, and whether its orders are
     being matched (then only the bars before it have closed).
 
-    The bar is ``fixed``, or — while the fast loop lets ``map`` call ``on_bar`` for bars that need no
-    engine work — read from the loop's own counter (``live``, an ``enumerate`` over the ``on_bar`` results):
-    nothing is written per bar, and a strategy's account view still reads the bar it is called for.
+    The bar is ``fixed``, or — while the fast loop lets ``map`` call ``on_bar`` — read from the ``live``
+    cursor of the values ``map`` reads (:class:`~copilot_quant.backtest.market.BarCursor`): nothing is
+    written per bar, and a strategy's account view still reads the bar it is called for.
     """
 
     fixed: int = -1
     now: datetime | None = None
     executing: bool = False
-    #: The fast loop's ``enumerate`` while it runs unattended: the bar is its position (see :attr:`bar`).
-    live: enumerate[Any] | None = None
+    #: The cursor of the fast loop's ``on_bar`` values while ``map`` drives it: the bar is its position.
+    live: BarCursor | None = None
 
     @property
     def bar(self) -> int:
         live = self.live
-        # an enumerate's pickling state is (iterator, index): while ``on_bar`` runs for bar i, i is the
-        # index it will give that result — the only way to read it without a Python step per bar
-        return self.fixed if live is None else int(live.__reduce__()[1][1])
+        return self.fixed if live is None else live.position()
 
     @bar.setter
     def bar(self, value: int) -> None:
@@ -167,21 +165,25 @@ class BarLoops:
     def fast(self, strategy: FastStrategy, progress: ProgressCallback | None) -> None:
         """One FastStrategy: a tight loop over plain floats (see the module docstring); no ``before_call``.
 
-        ``map`` calls ``on_bar`` and ``enumerate`` numbers the results, both in C. While no order is working
-        (and no ``progress`` is asked for), ``filter`` hands the body only the bars whose ``on_bar`` placed
-        orders: it submits them, then matches the next bar at its open — before ``map`` calls ``on_bar``
-        for that bar, so orders placed at bar *i* fill at bar *i+1* and never earlier. While orders work,
-        the body runs for every bar and matches each.
+        ``map`` calls ``on_bar`` in C; the bar it is called for is read from the values' cursor, never
+        counted in Python. While no order is working (and no ``progress`` is asked for), ``filter`` hands
+        the body only the results of ``on_bar`` that hold orders: it submits them, then matches the next
+        bar at its open — before ``map`` calls ``on_bar`` for that bar, so orders placed at bar *i* fill at
+        bar *i+1* and never earlier. While orders work, the body runs for every bar and matches each.
         """
         market, clock = self._market, self._clock
         # plain floats (and per-symbol rows of them), converted lazily in chunks: the loop never touches
-        # numpy or pandas
-        columns = bar_columns(self._indicator_frame(strategy))
-        if takes_timestamp(strategy, len(columns)):
-            calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(), *columns)
+        # numpy or pandas; the cursor follows the first iterator map reads
+        cursor = BarCursor()
+        frame = self._indicator_frame(strategy)
+        if takes_timestamp(strategy, value_count(frame)):
+            calls: Iterator[Any] = map(strategy.on_bar, market.iter_stamps(cursor), *bar_columns(frame))
         else:  # no datetime is built per bar (FastStrategy.bar_timestamps)
-            calls = map(strategy.on_bar, *columns)
+            calls = map(strategy.on_bar, *bar_columns(frame, cursor))
         book, submit, book_fill, stamp = self._book, self._submit, self._book_fill, market.stamp
+        offsets = (
+            market.offsets()
+        )  # a bar's time is EPOCH + offsets.item(bar): market.stamp, without its call
         pending = book.pending
         execute_bar = book.bar_executor()
         opens, highs, lows, closes = market.opens, market.highs, market.lows, market.closes
@@ -190,27 +192,29 @@ class BarLoops:
         step = max(n // 100, 1)
         next_report = step if progress is not None else n + 1  # compared with the bars done
         every_bar = progress is not None  # the body reports progress: it must see every bar
-        numbered = enumerate(calls)
+        position = cursor.position
+        results: Iterator[Any] = calls
         bar = done = -1  # the last bar handed to the body; the last bar the body finished with
         with _quiet_gc():
             while True:
-                clock.live = numbered
-                placed = filter(_ORDERS, numbered)  # the bars whose on_bar returned orders
+                clock.live = cursor
+                placed = filter(None, results)  # the results of on_bar that hold orders
                 try:
                     while True:
                         attended = every_bar or bool(pending)
-                        for bar, orders in numbered if attended else placed:  # on_bar(bar) has just returned
+                        for orders in results if attended else placed:  # on_bar(bar) has just returned
+                            bar = cursor.end - cursor.items.__length_hint__() - 1  # cursor.position()
                             if orders:
                                 clock.fixed, clock.live = (
                                     bar,
                                     None,
                                 )  # clock.bar = bar, without the setter's call
-                                clock.now = ts = stamp(bar)
+                                clock.now = ts = EPOCH + offsets.item(bar)
                                 submit(0, orders, bar, ts)
                             following = bar + 1
                             if pending and following < n:
                                 clock.fixed, clock.live = following, None
-                                clock.now = stamp(following)
+                                clock.now = EPOCH + offsets.item(following)
                                 clock.executing = True
                                 execute_bar(
                                     following,
@@ -225,7 +229,7 @@ class BarLoops:
                             if following == next_report:
                                 progress(following, n)  # type: ignore[misc]  # next_report stays beyond n without a callback
                                 next_report += step
-                            clock.live = numbered
+                            clock.live = cursor
                             done = bar
                             if attended is not (every_bar or bool(pending)):
                                 break  # orders started or stopped working: change how bars are handed over
@@ -238,11 +242,12 @@ class BarLoops:
                         # (e.g. ``filter`` testing a result whose truth value is undefined, a numpy array,
                         # as the body's ``if orders`` would): not on_bar, whose frame an error would pass
                         raise
-                    failed = clock.bar  # the bar whose on_bar raised (the counter has not moved past it)
+                    failed = position()  # the bar whose on_bar raised (map has read its values, no more)
                     clock.now = ts = stamp(failed)
                     self._record_error(0, exc, "on_bar", ts)
-                    # bar ``failed`` goes on as if on_bar returned nothing
-                    numbered = enumerate(chain((None,), calls), failed)
+                    # bar ``failed`` goes on as if on_bar returned nothing; map goes on with the next bar
+                    results = chain((None,), calls)
+                    bar = done = failed - 1
         clock.bar = n - 1
         clock.now = market.index[-1].to_pydatetime()
         if progress is not None and n % step:
@@ -254,10 +259,6 @@ def _from_python(exc: BaseException) -> bool:
     from the C iterators themselves (then the failed item was already consumed: it is no on_bar error)."""
     tb = exc.__traceback__
     return tb is not None and tb.tb_next is not None
-
-
-#: A bar's ``(index, on_bar result)`` -> the result (``filter`` keeps the bars that returned orders).
-_ORDERS = itemgetter(1)
 
 
 @contextmanager

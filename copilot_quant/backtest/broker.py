@@ -114,6 +114,7 @@ class SimpleBroker(IBroker):
         self.fills: list[Fill] = []
         self._recorded: set[str | None] = set()
         self.accounts: InstrumentAccounts | None = None
+        self._stocks: set[str] = set()
         self._others: set[str] = set()  # symbols with an open future/forex position: margin rules apply
         if instruments is not None:
             self.use_instruments(instruments)
@@ -123,6 +124,7 @@ class SimpleBroker(IBroker):
         if isinstance(instruments, InstrumentRegistry):
             instruments = InstrumentAccounts(instruments)
         self.accounts = instruments
+        self._stocks = set()  # the symbols these accounts resolve to base-currency stocks, as met
 
     def instrument(self, symbol: str) -> Instrument | None:
         """``symbol``'s terms when it is a future, a forex pair or a foreign stock; ``None`` for a US stock."""
@@ -251,6 +253,15 @@ class SimpleBroker(IBroker):
                 value += accounts.value(accounts.instrument(symbol), marked)
         return value
 
+    def cash_and_position(self, symbol: str) -> tuple[float, float]:
+        """``(get_cash_balance(), position_quantity(symbol))`` in one call (the engine records both per fill)."""
+        accounts = self.accounts
+        pos = self._positions.get(symbol)
+        cash = (
+            self._cash + accounts.foreign_cash() if accounts is not None and accounts.balances else self._cash
+        )
+        return cash, pos.quantity if pos is not None else 0.0
+
     def position_quantity(self, symbol: str) -> float:
         pos = self._positions.get(symbol)
         return pos.quantity if pos is not None else 0.0
@@ -301,11 +312,13 @@ class SimpleBroker(IBroker):
             raise ValueError(
                 f"cannot fill {quantity!r} of order {order.order_id}: {remaining:g} of it is left to fill"
             )
+        symbol = order.symbol
         accounts = self.accounts
-        if accounts is not None:
-            inst = accounts.instrument(order.symbol)
+        if accounts is not None and symbol not in self._stocks:
+            inst = accounts.instrument(symbol)
             if inst is not None:
                 return self._fill_instrument(order, inst, fill_price, quantity, timestamp, slipped=slippage)
+            self._stocks.add(symbol)  # a base-currency stock (asked once): the rules below
         meter = self._costs
         by_volume = meter.by_volume
         if not by_volume and filled <= 0:  # execution_commission's first case, without its call
@@ -325,14 +338,19 @@ class SimpleBroker(IBroker):
         else:  # what quote() would say, without building a CostBreakdown on the hot path
             commission = execution_commission(meter.model, fill_price, quantity, filled, order.avg_fill_price)
             fees = 0.0
-        symbol = order.symbol
         signed = quantity if side is _BUY else -quantity
         pos = self._positions.get(symbol)
         held = pos.quantity if pos is not None else 0.0
         after = held + signed
-        # _refusal's first rule, inlined (a trade that only reduces a position is never refused): half the
-        # trades of a strategy that goes in and out skip the call
-        if not (held * after >= 0 and abs(after) <= abs(held) + _EPS):
+        # _refusal's first rule, inlined (a trade that only reduces a position is never refused), and its
+        # cash rule for a long-only book of plain stocks, paid from cash: a strategy that goes in and out
+        # calls it only for a trade it refuses
+        if not (held * after >= 0 and abs(after) <= abs(held) + _EPS) and (
+            self._shorts
+            or self._others
+            or after < -_EPS
+            or fill_price * quantity + commission > self._cash + _EPS
+        ):
             reason = self._refusal(order, fill_price, commission, quantity)
             if reason is not None:
                 self.reject(order, reason)

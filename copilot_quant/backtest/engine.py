@@ -110,7 +110,8 @@ from copilot_quant.backtest.market import MarketData
 from copilot_quant.backtest.marking import BrokerMarks
 from copilot_quant.backtest.multi_asset import MultiAssetLedger, RunAccounting, run_accounts
 from copilot_quant.backtest.order_book import OrderBook, WorkingOrder
-from copilot_quant.backtest.order_requests import cancel_order, expiry_bar, modify_order
+from copilot_quant.backtest.order_intake import OrderIntake
+from copilot_quant.backtest.order_requests import cancel_order, modify_order
 from copilot_quant.backtest.results import BacktestResult
 from copilot_quant.backtest.rolls import ContinuousRouter, Expiries, check_roll_days
 from copilot_quant.backtest.run_data import (
@@ -131,7 +132,7 @@ from copilot_quant.model.costs import CommissionModel, SlippageModel, slippage_m
 from copilot_quant.model.fill_rules import Execution
 from copilot_quant.model.instruments import InstrumentRegistry
 from copilot_quant.model.modify import ModifyOutcome
-from copilot_quant.model.orders import Order, OrderStatus, TimeInForce
+from copilot_quant.model.orders import Order
 from copilot_quant.model.participation import check_volume_limit
 from copilot_quant.model.ports import IDataFeed
 from copilot_quant.model.spread import AUTO, SpreadModel, grid_frame, resolve_spread, spread_of, width_table
@@ -142,9 +143,6 @@ log = logging.getLogger(__name__)
 
 #: Accepted values of ``fill_at``.
 FILL_AT = ("next_open", "close")
-
-
-_CREATED, _IOC = OrderStatus.CREATED, TimeInForce.IOC
 
 
 class BacktestEngine(AccountReads):
@@ -306,6 +304,10 @@ class BacktestEngine(AccountReads):
         self._broker_marks = (
             BrokerMarks(self.broker, market.marks, market.symbol_index) if market is not None else None
         )
+        #: The marks to keep before and after each fill (None in a solo run: they need no call per fill).
+        self._fill_marks = (
+            self._broker_marks if self._broker_marks is not None and not self._broker_marks.solo else None
+        )
         if self.volume_limit is not None and market is not None:
             self._book = OrderBook(
                 market.volumes(), self.volume_limit, self._widths(market), self._ticks(market)
@@ -400,7 +402,7 @@ class BacktestEngine(AccountReads):
                     self.data_provider, symbol, lo, hi, interval or self.interval
                 ),
             )
-            if market is not None
+            if market is not None and benchmark is not None  # None: no benchmark, no closes to gather
             else None
         )
         self._reset_run_state(market)
@@ -410,11 +412,25 @@ class BacktestEngine(AccountReads):
         # a strategy that keeps the base class's on_fill (which does nothing) is not called per fill
         self._fill_hooks = [not _base_on_fill(s) for s in self._strategies]
         if market is not None:
+            self._intake = OrderIntake(
+                market=market,
+                book=self._book,
+                broker=self.broker,
+                orders=self._orders,
+                owners=self._order_owner,
+                books=self._books,
+                router=self._router,
+                expiries=self._expiries,
+                at_close=self.fill_at == "close",
+                names=[s.name for s in self._strategies],
+                record_error=self._record_error,
+                book_fill=self._book_fill,
+            )
             loops = BarLoops(
                 self._clock,
                 market,
                 self._book,
-                self._submit,
+                self._intake.submit,
                 self._book_fill,
                 self._record_error,
                 self._indicator_frame,
@@ -473,93 +489,8 @@ class BacktestEngine(AccountReads):
 
     # ------------------------------------------------------------------ orders and fills
     def _submit(self, owner: int, orders: Any, bar: int, ts: datetime) -> None:
-        if type(orders) is list:  # the usual return, tested first
-            pass
-        elif isinstance(orders, Order):
-            orders = [orders]
-        elif not isinstance(orders, list | tuple):
-            self._record_error(
-                owner,
-                StrategyError(
-                    f"{self._strategies[owner].name} returned {type(orders).__name__}; return a list of Order "
-                    "objects or None"
-                ),
-                "on_data",
-                ts,
-            )
-            return
-        market = self._market
-        if market is None:  # only the bar loops submit, and they run with a market
-            return
-        # bracket entries whose exits come in this list (a lone order has none)
-        entries = (
-            {o.parent_id for o in orders if isinstance(o, Order) and o.parent_id} if len(orders) > 1 else None
-        )
-        book, books, symbol_index = self._book, self._books, market.symbol_index
-        router, expiries, at_close = self._router, self._expiries, self.fill_at == "close"
-        for order in orders:
-            fresh = type(order) is Order and order.status is _CREATED  # the common case, tested cheaply
-            if not fresh and not self._submittable(owner, order, ts):
-                continue
-            if order.timestamp is None:
-                order.timestamp = ts
-            if router is not None:  # an order closing an earlier contract: the strategy's own position
-                held = books.books[owner].quantity if books is not None else self.broker.position_quantity
-                router.route(order, bar, held)
-            self._orders.append(order)
-            self._order_owner[order.order_id] = owner
-            if books is not None:
-                books.orders[owner].append(order)
-            k = symbol_index.get(order.symbol)
-            if k is None:
-                self.broker.reject(
-                    order,
-                    f"no price data for {order.symbol} in this backtest (symbols: {', '.join(market.symbols)}); "
-                    "add it to run(symbols=[...])",
-                )
-                continue
-            last = expiries.expired(order.symbol, bar) if expiries is not None else None
-            if last is not None:
-                self.broker.reject(order, f"{order.symbol} stopped trading on {last} (its last trade date)")
-                continue
-            working = WorkingOrder(order, owner, k, bar + 1)
-            if order.good_till is not None:
-                working.expires_bar = self._expiry_bar(order.good_till)
-                if (
-                    working.expires_bar is not None and working.expires_bar <= bar
-                ):  # as IB: a date that has passed is refused
-                    self.broker.reject(order, f"good_till {order.good_till} is not after now ({ts})")
-                    continue
-            refused = book.admit(working, market.closes.item(bar, k))
-            if refused is not None:
-                self.broker.reject(order, refused)
-                continue
-            if entries and order.order_id in entries:
-                book.open_bracket(working)  # its exits follow in this list
-            immediate = order.time_in_force is _IOC
-            if immediate or at_close:
-                price = market.closes.item(bar, k)
-                if price == price and book.try_now(working, price, self._book_fill, bar):  # noqa: PLR0124 - NaN test
-                    continue
-                if order.status.is_done:
-                    continue
-                if immediate:  # what the current price did not fill is cancelled at once
-                    book.finish_immediate(order)
-                    continue
-            book.add(working)
-
-    def _submittable(self, owner: int, order: Any, ts: datetime) -> bool:
-        """Whether ``order`` (not a fresh ``Order``, or a subclass) may be submitted; records why not."""
-        if isinstance(order, Order) and order.status is _CREATED:
-            return True
-        what = (
-            f"an order that was already submitted ({order.order_id}); build a new Order or use order.copy()"
-            if isinstance(order, Order)
-            else f"a {type(order).__name__} in its order list; return Order objects"
-        )
-        strategy = self._strategies[owner]
-        self._record_error(owner, StrategyError(f"{strategy.name} returned {what}"), "on_data", ts)
-        return False
+        """Submit what strategy ``owner`` returned at bar ``bar`` (see :mod:`~copilot_quant.backtest.order_intake`)."""
+        self._intake.submit(owner, orders, bar, ts)
 
     def _cancel(self, owner: int, order: Order | str) -> None:
         """``strategies[owner].cancel(order)``: see the module docstring for the timing."""
@@ -569,9 +500,6 @@ class BacktestEngine(AccountReads):
         """``strategies[owner].modify(order, **changes)``: new terms from the next bar on (see the module doc)."""
         return modify_order(self, owner, order, changes)
 
-    def _expiry_bar(self, good_till: datetime | None) -> int | None:
-        return expiry_bar(self._market, good_till)
-
     def _book_fill(self, working: WorkingOrder, execution: Execution, quantity: float | None = None) -> None:
         """Book ``quantity`` of the order (None: all that is left) through the broker; tell its strategy."""
         order, broker, clock = working.order, self.broker, self._clock
@@ -579,23 +507,20 @@ class BacktestEngine(AccountReads):
         if now is None:  # only the bar loops book fills, and they set the bar's time first
             return
         bar = clock.fixed if clock.live is None else clock.bar  # the loops fix the bar they book on
-        marks, observed = self._broker_marks, self._fill_hooks[working.owner]
+        marks, observed = self._fill_marks, self._fill_hooks[working.owner]
         if marks is not None:  # the buying-power check (and on_fill) values positions at the last close
             marks.before_fill(bar - 1 if clock.executing else bar, order, quantity, observed)
-        fill = broker.fill(order, execution.price, now, execution.slippage, quantity)  # positional: cheaper
+        fill = broker.fill(order, execution[0], now, execution[1], quantity)  # Execution(price, slippage)
         if fill is None:
-            if marks is not None:
-                marks.rejected()
+            if self._broker_marks is not None:  # a solo run's marks are told the trade's row only now
+                self._broker_marks.rejected(
+                    None if marks is not None else bar - 1 if clock.executing else bar
+                )
             return
         if marks is not None:
             marks.filled(order.symbol, working.symbol_index, fill.fill_price)
-        self._ledger.record(
-            bar,
-            working.symbol_index,
-            fill,
-            broker.get_cash_balance(),
-            broker.position_quantity(order.symbol),
-        )
+        cash, held = broker.cash_and_position(order.symbol)
+        self._ledger.record(bar, working.symbol_index, fill, cash, held)
         if self._books is not None:
             self._books.record_fill(working.owner, bar, working.symbol_index, fill)
         if observed:

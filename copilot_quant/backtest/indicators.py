@@ -17,15 +17,21 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping
 from functools import partial
-from itertools import chain
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from copilot_quant.backtest.market import iter_floats
+from copilot_quant.backtest.market import BarCursor, iter_chunks, iter_floats
 
-__all__ = ["SymbolValues", "bar_columns", "bar_values", "indicator_columns", "last_bar_values"]
+__all__ = [
+    "SymbolValues",
+    "bar_columns",
+    "bar_values",
+    "indicator_columns",
+    "last_bar_values",
+    "value_count",
+]
 
 #: Values per chunk when indicators are made Python floats (bounded memory for long runs).
 _CHUNK_CELLS = 65_536
@@ -124,23 +130,32 @@ def _layout(frame: pd.DataFrame) -> list[tuple[int, int, dict[Hashable, int] | N
     return layout
 
 
-def _rows(values: np.ndarray, positions: dict[Hashable, int]) -> Iterator[SymbolValues]:
-    chunk = max(_CHUNK_CELLS // max(values.shape[1], 1), 1)
-    rows = chain.from_iterable(values[i : i + chunk].tolist() for i in range(0, len(values), chunk))
+def _rows(
+    values: np.ndarray, positions: dict[Hashable, int], cursor: BarCursor | None = None
+) -> Iterator[SymbolValues]:
+    rows = iter_chunks(values, max(_CHUNK_CELLS // max(values.shape[1], 1), 1), cursor)
     return map(partial(SymbolValues, positions=positions), rows)
 
 
-def bar_columns(frame: pd.DataFrame) -> list[Iterator[Any]]:
+def bar_columns(frame: pd.DataFrame, cursor: BarCursor | None = None) -> list[Iterator[Any]]:
     """One iterator per ``on_bar`` value over the bars of ``frame`` (an :func:`indicator_columns` frame),
     made a chunk at a time: floats for a single value, :class:`SymbolValues` for a per-symbol indicator.
-    ``map(on_bar, stamps, *bar_columns(frame))`` calls ``on_bar`` without building a tuple per bar."""
+    ``map(on_bar, stamps, *bar_columns(frame))`` calls ``on_bar`` without building a tuple per bar.
+    ``cursor`` follows the first iterator (the bar it handed out last)."""
     parts: list[Iterator[Any]] = []
     for start, width, positions in _layout(frame):
         if positions is None:
-            parts.append(iter_floats(frame.iloc[:, start].to_numpy(dtype=float)))
+            parts.append(iter_floats(frame.iloc[:, start].to_numpy(dtype=float), cursor))
         else:
-            parts.append(_rows(frame.iloc[:, start : start + width].to_numpy(dtype=float), positions))
+            values = frame.iloc[:, start : start + width].to_numpy(dtype=float)
+            parts.append(_rows(values, positions, cursor))
+        cursor = None
     return parts
+
+
+def value_count(frame: pd.DataFrame) -> int:
+    """How many values ``on_bar`` gets from ``frame`` (an :func:`indicator_columns` frame), besides the time."""
+    return len(_layout(frame))
 
 
 def bar_values(frame: pd.DataFrame) -> Iterator[tuple[Any, ...]]:

@@ -175,8 +175,19 @@ class BrokerMarks:
         self._waiting = (trading, held[trading])
         return trading
 
-    def rejected(self) -> None:
-        """The trade :meth:`mark` was told of was refused: mark its symbol now, as if it had not waited."""
+    @property
+    def solo(self) -> bool:
+        """A run on one base-currency stock alone, without margin rules: a fill needs no :meth:`before_fill`
+        or :meth:`filled` (its symbol's mark always waits for the fill, which marks it); after a refused
+        trade, :meth:`rejected` with the trade's row marks it."""
+        return self._solo is not None
+
+    def rejected(self, row: int | None = None) -> None:
+        """The trade :meth:`mark` was told of was refused: mark its symbol now, as if it had not waited.
+        In a :attr:`solo` run the trade's ``row`` may be given instead (no :meth:`before_fill` was called)."""
+        if row is not None and self._solo is not None:
+            self.mark(row)
+            return
         waiting = self._waiting
         if waiting is not None:
             self._waiting = None

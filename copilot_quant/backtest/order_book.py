@@ -62,7 +62,9 @@ _MARKET, _CANCELLED = OrderType.MARKET, OrderStatus.CANCELLED
 _CREATED, _SUBMITTED, _DAY = OrderStatus.CREATED, OrderStatus.SUBMITTED, TimeInForce.DAY
 _DONE = frozenset(s for s in OrderStatus if s.is_done)
 _TRAILING = frozenset(t for t in OrderType if t.is_trailing)
-_OPG = TimeInForce.OPG
+_OPG, _GTC = TimeInForce.OPG, TimeInForce.GTC
+#: Order types :meth:`OrderBook.admit` prepares nothing for (no trailing stop to start, no auction).
+_PLAIN_TYPES = frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, OrderType.STOP_LIMIT})
 #: ``Execution(price, True)`` without the named tuple's Python-level ``__new__`` (one per market fill)
 _new_tuple = tuple.__new__
 
@@ -188,6 +190,28 @@ class OrderBook:
         if problem is None:
             self._ordered = True
         return problem
+
+    def enter(self, working: WorkingOrder, closes: np.ndarray, bar: int) -> str | None:
+        """:meth:`admit` then :meth:`add`, for an order submitted at bar ``bar`` (``closes``: the close per bar
+        and symbol) whose admission opens no bracket and which is not offered a price at once. Returns why
+        the order cannot be admitted (then it is not added), or None."""
+        order = working.order
+        tif = order.time_in_force
+        if (
+            order.order_type in _PLAIN_TYPES
+            and (tif is _DAY or tif is _GTC)
+            and working.expires_bar is None
+            and not order.parent_id
+            and not order.oca_group
+        ):  # admit() would prepare nothing: the common order goes straight into the book, as add() does
+            if order.status is _CREATED:
+                order.status = _SUBMITTED
+            self.pending.append(working)
+            return None
+        refused = self.admit(working, closes.item(bar, working.symbol_index))
+        if refused is None:
+            self.add(working)
+        return refused
 
     def execute_bar(  # noqa: PLR0917 - one call per bar on the hot path: positional is cheapest
         self,

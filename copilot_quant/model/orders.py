@@ -55,10 +55,27 @@ __all__ = [
 
 
 _AUCTION_TIFS = frozenset({TimeInForce.OPG, TimeInForce.IOC})
-_GTD = TimeInForce.GTD
+_GTD, _DAY, _GTC = TimeInForce.GTD, TimeInForce.DAY, TimeInForce.GTC
+_MARKET = OrderType.MARKET
 #: ints up to this convert to floats exactly (Order's quick path for a plain whole-share quantity)
 _EXACT_INT = 2**53
 _CANCEL_WITH_BLOCK = OcaType.CANCEL_WITH_BLOCK
+
+
+#: Symbols already stripped and upper-cased, as orders have met them (bounded): an order's symbol is then
+#: taken as it is, without a copy.
+_CLEAN_SYMBOLS: set[str] = set()
+_CLEAN_SYMBOLS_KEPT = 10_000
+
+
+def _clean_symbol(symbol: Any) -> str:
+    """``symbol`` stripped and upper-cased; refused unless it is a non-empty string."""
+    if not isinstance(symbol, str) or not (clean := symbol.strip()):
+        raise OrderValidationError(f"symbol must be a non-empty string such as 'AAPL', got {symbol!r}")
+    clean = clean.upper()
+    if type(clean) is str and len(_CLEAN_SYMBOLS) < _CLEAN_SYMBOLS_KEPT:
+        _CLEAN_SYMBOLS.add(clean)
+    return clean
 
 
 @dataclass(slots=True, eq=False)
@@ -119,11 +136,8 @@ class Order:
         # Every order a strategy returns passes here, so the common case (enums or their plain values,
         # no optional terms) costs a few set and type tests; each rarer term has its own check.
         symbol = self.symbol
-        if not isinstance(symbol, str) or not (symbol := symbol.strip()):
-            raise OrderValidationError(
-                f"symbol must be a non-empty string such as 'AAPL', got {self.symbol!r}"
-            )
-        self.symbol = symbol.upper()
+        if not (type(symbol) is str and symbol in _CLEAN_SYMBOLS):  # else already stripped and upper-case
+            self.symbol = _clean_symbol(symbol)
         kind = self.order_type
         if type(kind) is not OrderType:
             kind = self.order_type = _parse_enum(OrderType, kind, "order_type")
@@ -137,6 +151,22 @@ class Order:
             self.quantity = float(qty)
         else:
             self.quantity = self._check_quantity(qty)
+        if (
+            kind is _MARKET
+            and (tif is _DAY or tif is _GTC)
+            and self.limit_price is None
+            and self.stop_price is None
+            and self.trail_amount is None
+            and self.trail_percent is None
+            and self.limit_offset is None
+            and self.good_till is None
+            and not self.oca_group
+            and self.oca_type is _CANCEL_WITH_BLOCK
+            and not self.parent_id
+        ):  # a plain market order (most orders): none of the checks below applies
+            if self.order_id is None:
+                self.order_id = _next_order_id()
+            return
         if self.limit_price is not None:
             self.limit_price = _check_price(self.limit_price, "limit_price")
         elif kind in _NEEDS_LIMIT:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from copilot_quant.backtest import indicators, market
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.backtest.orders import Order
 from copilot_quant.backtest.strategy import FastStrategy
@@ -108,6 +109,48 @@ def test_the_fast_loop_with_or_without_timestamps_trades_as_the_general_loop(see
     assert fast_fills == values_fills == general_fills
     assert fast.seen == values.seen  # the account views read the same, bar by bar
     assert [p for p, _ in fast.seen] == [p for p, _ in general.seen]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 7, 64])
+def test_the_bar_read_from_the_values_is_right_across_chunks(monkeypatch, chunk):
+    # the fast loop reads the bar on_bar is called for from how far map has read the (chunked) values
+    bars = SyntheticDataProvider(["X"], seed=11).get_historical_data("X", "2021-01-01", "2021-12-31")
+    expected = [run(strategy, Idle(), bars=bars)[0] for strategy in (Trend(limit=0.005, patience=2),)]
+    monkeypatch.setattr(market, "_CHUNK", chunk)
+    fast, values = Trend(limit=0.005, patience=2), TrendValues(limit=0.005, patience=2)
+    assert [run(fast, bars=bars)[0]] == [run(values, bars=bars)[0]] == expected
+    assert fast.seen == values.seen
+
+
+class Pairs(FastStrategy):
+    """Two symbols, values only, a per-symbol indicator first: buys each symbol once, at a bar of its own."""
+
+    bar_timestamps = False
+
+    def initialize(self) -> None:
+        self.bars = 0
+
+    def indicators(self, data):
+        return {"close": data["Close"], "count": data["Close"]["A"] * 0.0}
+
+    def on_bar(self, close, count):  # type: ignore[override]
+        self.bars += 1
+        if self.bars == 5:
+            return [Order("A", 1)]
+        if self.bars == 9:
+            return [Order("B", 2)]
+        return None
+
+
+@pytest.mark.parametrize("cells", [1, 3, 65_536])
+def test_per_symbol_values_first_give_the_bar_too(monkeypatch, cells):
+    monkeypatch.setattr(indicators, "_CHUNK_CELLS", cells)
+    bars = SyntheticDataProvider(seed=3).get_multiple_symbols(["A", "B"], "2021-01-01", "2021-03-31")
+    engine = BacktestEngine(1_000_000, commission=0.0, slippage=0.0, spread=None)
+    engine.add_strategy(Pairs())
+    result = engine.run(data=bars, symbols=["A", "B"], benchmark=None)
+    assert [(f.symbol, f.timestamp) for f in result.fills] == [("A", bars.index[5]), ("B", bars.index[9])]
+    assert [o.timestamp for o in result.orders] == [bars.index[4], bars.index[8]]
 
 
 def test_without_timestamps_on_bar_gets_the_values_only_and_orders_keep_their_bar_time():

@@ -69,20 +69,31 @@ def test_a_run_on_one_stock_alone_ends_with_the_same_marks_and_decisions(steps, 
     )
 
 
-def _same_as_full_re_mark(steps, seed, late, *, trading=False, index=INDEX):
+@settings(max_examples=100, deadline=None)
+@given(steps=fills, seed=st.integers(0, 2**32 - 1))
+def test_a_solo_run_needs_no_call_per_fill_but_the_rejected_trades_row(steps, seed):
+    # what the engine does in a solo run: no before_fill/filled, rejected(row) after a refused trade
+    _same_as_full_re_mark(
+        [(a, "A", q, p) for a, _, q, p in steps], seed, "A", trading=True, index={"A": 0}, solo_calls=True
+    )
+
+
+def _same_as_full_re_mark(steps, seed, late, *, trading=False, index=INDEX, solo_calls=False):
     marks = np.random.default_rng(seed).uniform(10.0, 300.0, (30, len(index)))
     marks[:3, index[late]] = np.nan  # a symbol that has no price yet at the start
     full, incremental = (SimpleBroker(20_000.0, commission=0.0, slippage=0.0) for _ in range(2))
     for broker in (full, incremental):  # a position held from an earlier run
         broker.fill(Order("B", 50, side=OrderSide.BUY), 90.0, NOW, slippage=False)
     marker = BrokerMarks(incremental, marks, index)
+    assert marker.solo is (len(index) == 1)
     row = 0
     for advance, symbol, quantity, price in steps:
         row = min(row + advance, len(marks) - 1)
         side = OrderSide.BUY if quantity > 0 else OrderSide.SELL
         for symbol_k, k in index.items():  # what the engine did before: every symbol, before every fill
             full.mark(symbol_k, marks.item(row, k))
-        marker.mark(row, symbol if trading else None)
+        if not solo_calls:
+            marker.mark(row, symbol if trading else None)
         before_full, before_incremental = _state(full), _state(incremental)
         if trading:  # the trading symbol's own mark may wait for its booking
             before_full.pop(symbol, None)
@@ -93,7 +104,10 @@ def _same_as_full_re_mark(steps, seed, late, *, trading=False, index=INDEX):
             Order(symbol, abs(quantity), side=side), price, NOW, slippage=False
         )
         assert (done_full is None) == (done_incremental is None)
-        if done_incremental is not None:
+        if solo_calls:
+            if done_incremental is None:
+                marker.rejected(row)
+        elif done_incremental is not None:
             marker.filled(symbol, index[symbol], done_incremental.fill_price)
         else:
             marker.rejected()
