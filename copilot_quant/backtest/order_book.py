@@ -5,7 +5,8 @@ caller books each execution through the broker, one at a time and in submission 
 power always reflects the fills before it on the same bar. A working order with its matching state, the
 booking callback and the volume cap are :mod:`copilot_quant.backtest.working_order`.
 
-A strategy's cancel (:meth:`OrderBook.cancel`) is immediate: the order is ``CANCELLED`` at once and
+A strategy's cancel (:meth:`OrderBook.cancel`, with modify and the other edits in
+:mod:`copilot_quant.backtest.order_book_edits`) is immediate: the order is ``CANCELLED`` at once and
 leaves the book, or — when it comes from ``on_fill`` while a bar is matched — is skipped for the rest of
 that bar and dropped when the bar is done. The bar loops pay nothing for this when nobody cancels.
 
@@ -38,6 +39,7 @@ import numpy as np
 
 from copilot_quant.backtest.brackets import Bracket, exit_refusal
 from copilot_quant.backtest.oca_groups import OcaGroups
+from copilot_quant.backtest.order_book_edits import OrderBookEdits
 from copilot_quant.backtest.working_order import BarExecutor, Booker, VolumeCap, WorkingOrder, finish_order
 from copilot_quant.model.fill_rules import (
     Execution,
@@ -47,9 +49,8 @@ from copilot_quant.model.fill_rules import (
     price_path,
     trail_level,
 )
-from copilot_quant.model.modify import Modification
 from copilot_quant.model.order_terms import ON_CLOSE
-from copilot_quant.model.orders import Order, OrderStatus, OrderType, TimeInForce
+from copilot_quant.model.orders import OrderStatus, OrderType, TimeInForce
 from copilot_quant.model.participation import VolumeAllowance
 
 # WorkingOrder and Booker moved to working_order; this is still their import path.
@@ -69,7 +70,7 @@ _PLAIN_TYPES = frozenset({OrderType.MARKET, OrderType.LIMIT, OrderType.STOP, Ord
 _new_tuple = tuple.__new__
 
 
-class OrderBook:
+class OrderBook(OrderBookEdits):
     """Orders submitted but not yet done, in submission order.
 
     Args:
@@ -81,18 +82,7 @@ class OrderBook:
             every symbol is). A future's spread is in its own ticks (0.25 for MES), a pair's too.
     """
 
-    __slots__ = (
-        "_brackets",
-        "_cap",
-        "_ends_session",
-        "_oca",
-        "_ordered",
-        "_purge",
-        "_session_opens",
-        "_ticks",
-        "_widths",
-        "pending",
-    )
+    __slots__ = ("_cap", "_session_opens", "_ticks", "_widths")  # the rest: OrderBookEdits's
 
     def __init__(
         self,
@@ -501,116 +491,6 @@ class OrderBook:
     def _tick(self, symbol_index: int) -> float | None:
         """A symbol's tick size (None: the US stock grid)."""
         return None if self._ticks is None else self._ticks[symbol_index]
-
-    def finish_immediate(self, order: Order) -> None:
-        """An immediate-or-cancel order after its one chance: the rest is cancelled (it never works)."""
-        if order.status is OrderStatus.CREATED:
-            order.status = OrderStatus.SUBMITTED
-        self._finish(order, OrderStatus.CANCELLED, "immediate or cancel: not filled at once")
-
-    def working_orders(self, owner: int) -> list[Order]:
-        """The orders of ``owner`` that can still fill (bracket exits held for their entry too)."""
-        working = [w.order for w in self.pending if w.owner == owner and w.order.status.is_active]
-        return working + [w.order for w in self._held() if w.owner == owner]
-
-    def _held(self) -> list[WorkingOrder]:
-        """Bracket exits waiting for their entry to fill (not in :attr:`pending` yet)."""
-        return [w for b in self._brackets.values() for w in b.held if w.order.status.is_active]
-
-    def cancel(self, order_id: str | None, reason: str, *, matching: bool = False) -> Order | None:
-        """Cancel the working order ``order_id`` now (status ``CANCELLED`` with ``reason``) and return it;
-        ``None`` if no such order can still fill. ``matching``: a bar is being matched (the call comes
-        from ``on_fill``), so the order stays in the list, skipped, until :meth:`execute_bar` ends."""
-        pending = self.pending
-        for i, working in enumerate(pending):
-            order = working.order
-            if order.order_id == order_id and order.status.is_active:
-                self._finish(order, OrderStatus.CANCELLED, reason)
-                if matching:
-                    self._purge = True
-                else:
-                    del pending[i]
-                if working.bracket is not None:
-                    if working.bracket.cancel_other_exits(working):
-                        self._drop_cancelled(matching)
-                    self._sweep_brackets()
-                if order.oca_group and self._oca.cancelled(working):
-                    self._drop_cancelled(matching)
-                return order
-        for working in self._held():
-            if working.order.order_id == order_id:
-                self._finish(working.order, OrderStatus.CANCELLED, reason)
-                if working.bracket is not None and working.bracket.cancel_other_exits(working):
-                    self._drop_cancelled(matching)
-                return working.order
-        return None
-
-    def _drop_cancelled(self, matching: bool) -> None:
-        """Orders were cancelled besides the one asked for: out of the working list now, or once the bar
-        being matched is done."""
-        if matching:
-            self._purge = True
-        else:
-            self.pending[:] = [w for w in self.pending if w.order.status.is_active]
-
-    def find(self, order_id: str | None) -> WorkingOrder | None:
-        """The working order ``order_id`` that can still fill (the latest with that id), or None; a bracket's
-        exit held until its entry fills counts (IB holds it PreSubmitted, and it can be modified)."""
-        found = next(
-            (w for w in reversed(self.pending) if w.order.order_id == order_id and w.order.status.is_active),
-            None,
-        )
-        if found is None and self._brackets:
-            held = (w for b in self._brackets.values() for w in b.held)
-            found = next((w for w in held if w.order.order_id == order_id and w.order.status.is_active), None)
-        return found
-
-    def modify(
-        self, working: WorkingOrder, modification: Modification, next_bar: int, *, matching: bool = False
-    ) -> None:
-        """Give ``working`` its new terms, in force from bar ``next_bar`` on (see :meth:`Strategy.modify`).
-
-        The order keeps its place (submission order), its fills and, for a stop that has triggered, its
-        trigger. Until ``next_bar`` it executes nowhere: a modification from ``on_fill`` while a bar is
-        matched takes the order out of the rest of that bar (``matching``), since the new terms were decided
-        after a point of the bar's path whose later prices the strategy has not seen (a DAY order whose
-        session ends with that bar then expires with it). A quantity lowered to what already filled
-        completes the order.
-        """
-        order = working.order
-        before = order.quantity
-        modification.apply_to(order)
-        if order.oca_group and self._oca.resized(working, before):  # its group counts the new size
-            self._drop_cancelled(matching)
-        bracket = working.bracket
-        if bracket is not None and any(w is working for w in bracket.held):
-            return  # a held bracket exit: it starts working, with these terms, when its entry fills
-        working.first_bar = max(working.first_bar, next_bar)
-        done = order.filled_quantity >= order.quantity - 1e-9
-        if done:
-            order.status = OrderStatus.FILLED
-            log.debug("order %s complete: its quantity was lowered to what filled", order.order_id)
-        elif matching and self._ends_session and order.time_in_force == TimeInForce.DAY:
-            # it sits out the rest of a bar that ends its session: a DAY order expires with it
-            self._finish(order, OrderStatus.EXPIRED, "day order unfilled at the end of its session")
-            done = True
-        if done:
-            if matching:
-                self._purge = True
-            else:
-                self.pending.remove(working)
-            return
-        if order.auction or working.expires_bar is not None:
-            self._ordered = True
-
-    def cancel_all(self, reason: str) -> list[Order]:
-        """Cancel every working order (e.g. at the end of a backtest); returns them."""
-        cancelled = [w.order for w in [*self.pending, *self._held()]]
-        for order in cancelled:
-            self._finish(order, OrderStatus.CANCELLED, reason)
-        self.pending.clear()
-        self._brackets.clear()
-        return cancelled
 
     _finish = staticmethod(finish_order)
 
