@@ -23,7 +23,8 @@ fills' delivery; the adapter's ``flush_journal`` hands the staged writes over an
 
 Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread (and stages there with
 :attr:`FillGate.commit_on_loop`). Callbacks registered as thread-safe
-(the engine's: it only queues the fill for its worker) run on the writer thread right after the commit;
+(the engine's: it only queues the fill for its worker) run on the writer thread right after the commit
+(a staged fill's on the loop thread, at once);
 the others on the loop thread (posted back from the writer thread) — when there are none, a fill reaches
 the engine without that hop back to the loop. :meth:`FillGate.flush` from any other thread.
 """

@@ -264,7 +264,8 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
         """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block).
 
         ``thread_safe=True``: the callback may run on any thread, and then runs as soon as the journal
-        committed the fill, on the journal writer thread, without the hop back to the loop (the engine's
+        committed the fill, on the journal writer thread, without the hop back to the loop (a staged fill,
+        :attr:`commit_fills_on_loop`: at once, on the loop thread) (the engine's
         does: it only queues the fill for its worker). It must not block either, nor call ib_async.
         """
         (self._callbacks.fill_anywhere if thread_safe else self._callbacks.fill).append(callback)
