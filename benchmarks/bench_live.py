@@ -5,12 +5,43 @@ update on the library's loop thread → the engine, still on that thread (inline
 ``copilot_quant/live/inline.py``), checks the bar is complete (trade times; no clock round trip), builds the
 strategy's window, calls ``on_data`` → the strategy returns a market order → risk check, journal intent
 (SQLite, fsync) → ``placeOrder`` → the gateway receives it. The order of the bar before fills as this bar is
-published, so every sample also carries a fill to ``on_fill`` before ``on_data``: journaled crash-safe on
-the loop thread as it arrives, without a disk sync of its own (``copilot_quant/journal/durability.py``), so
-the intent's is the only disk sync on the path. With ``worker`` as the third argument the engine runs with
+published, so every sample also carries a fill to ``on_fill`` before ``on_data``: delivered at once on the
+loop thread, its journal write staged and committed (crash-safe) on the journal writer thread once the bar's
+orders are on the wire (``copilot_quant/brokers/fill_gate.py``, "staged fills"; IB keeps the fill, a crash
+in between is repaired by the restart's reconciliation), so the intent's commit, synced to the disk before
+``placeOrder``, is the only journal write on the path. With ``worker`` as the third argument the engine runs with
 ``inline_dispatch=False``: the data adapter wakes the engine's worker thread, which hops back to the loop to
 place the order (the path before inline dispatch). The first line printed says which mode was measured, and
 each engine run says how many bars it handled on the loop thread and why any went to the worker.
+
+**This session** (fills staged: ``on_fill`` at once, their journal commit after the bar's orders; a synced
+commit syncs the log itself instead of switching ``PRAGMA synchronous``; a new daily bar stamped by a dict
+lookup), ``python benchmarks/bench_live.py 200 1`` and ``... 200 3``, run back to back with the tree before
+these changes (commit 8da8cfc) on a machine shared with three other sessions — so read the ratios of each
+pair, not the absolute figures, and expect the lead's quiet re-run to differ. Tick-to-order p50 / p99
+ratio, engine vs bare handler, before → after:
+
+* 3 strategies (load average 1.1–1.2, one commit p50 0.5–0.6 ms): this process 2.34× / 2.55× → **2.00× /
+  1.76×**; own process 2.40× / 3.48× → **2.07× / 1.92×**;
+* 1 strategy (load average 1.0–1.4, one commit p50 0.6–0.8 ms): this process 3.00× / 2.06× → 2.66× / 2.48×;
+  own process 2.79× / 2.66× → 2.79× / 2.55× — within this machine's noise of each other (two more pairs
+  minutes later, own process: 2.53× → 2.17× and 3.05× → 5.99×, the last one a disk stall). Under heavy load
+  (load average 4–5, one commit p50 1.9 ms) one strategy measured 6.12× / 8.14× → 2.97× / 1.68× (this
+  process; the run before had 37 bars handed to the worker, a load-slowed ``on_data`` having turned inline
+  dispatch off) and 4.47× / 2.33× → 4.01× / 1.28× (own process).
+
+A per-stage probe on ib_async's loop thread (``benchmarks/probe_live.py``: wall and CPU time per stage and a
+timeline up to the socket write; separate-process gateway, same minutes) put
+the engine's bar at p50 6.6 → 5.0 ms tick-to-order: the bar message now starts 1.3 ms into its burst of IB
+messages instead of 2.5 ms (the fill's commit is no longer decoded in front of it: the commission report
+that completes the fill takes 0.14 ms instead of 0.6), and its handler takes 3.2 ms instead of 4.1 (the
+calendar lookup and the ``PRAGMA`` switch gone). The target (≤ 2× at p50 and p99) is met with three strategies
+in these runs and **not met with one**. What the engine still adds before the order is on the wire, per bar
+(probe, load average ≈ 1; CPU time on a cold CPU — a bar every 50 ms): the bar clock's checks ≈ 0.3 ms,
+the data window (a pandas DataFrame) ≈ 0.35, the fill's delivery and the account read ≈ 0.2, risk ≈ 0.17,
+the intent's write ≈ 0.45 and its disk sync ≈ 0.4–0.8, the order's preparation (tracking, contract,
+buying-power check, IB order) ≈ 0.35 — about 2,700 Python calls per bar in the bar's and the fill's handlers
+(what follows the send included) where the bare handler makes a few hundred; Python's garbage collector adds ≈ 0.15 ms on one bar in five and ≈ 0.7 ms on one in fifty.
 
 Measured at the end of the session that added inline dispatch, on a quiet machine (load average 0.1–0.5;
 one commit p50 0.4–0.6 ms), ``python benchmarks/bench_live.py 200``, tick-to-order p50 / p99, engine vs the

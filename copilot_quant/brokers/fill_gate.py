@@ -1,15 +1,30 @@
 """Journal-gated, exactly-once delivery of fills to the broker adapter's fill callbacks.
 
 With a journal attached, a fill reaches the callbacks only after the journal committed its ``execId`` for
-the order (on the journal writer thread, so the IB loop keeps decoding meanwhile; crash-safe, without a
+the order — except a staged fill, below — (on the journal writer thread, so the IB loop keeps decoding meanwhile; crash-safe, without a
 disk sync of its own: see :mod:`copilot_quant.journal.durability`); an ``execId`` the
 journal already holds is never delivered again — across reconnects and process restarts. A fill the
 journal could not record is held back (the journal-failure callbacks halt trading) and reconciliation
 delivers it once a working journal is back. Without a journal (or an order ref) fills are delivered at once.
 
-Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread (and commits there with
+**Staged fills** (:attr:`FillGate.commit_on_loop`, the engine's inline dispatch): on the IB loop thread a
+new fill is delivered at once and its journal write is *staged*: handed to the journal writer once the loop
+is done with what it is handling now (crash-safe, as above). A fill usually arrives in the same burst of
+IB's messages as the bar the strategy then decides on, so its write is committed after that bar's orders
+are on the wire, and the path from the bar to its orders holds one journal commit, the intents' (synced).
+Why a fill may reach ``on_fill`` before its commit while an intent may not reach IB before its own: IB
+keeps the fill. A crash in between loses it from the journal only; the restart's
+reconciliation reads IB's executions and journals it, exactly as a fill that came while the engine was down
+(the same words, the same books). Never twice: a staged execution counts as known (a repeat from IB is
+not delivered again) from the moment it is staged. If its commit fails, trading halts (a journal failure);
+the fill was delivered, and the next start's reconciliation journals it from IB's executions and passes it
+to the new run's strategy as a fill made while the engine was down. :meth:`FillGate.flush` waits for the
+fills' delivery; the adapter's ``flush_journal`` hands the staged writes over and waits for their commit.
+
+Threading: :meth:`FillGate.pass_fill` runs on the IB loop thread (and stages there with
 :attr:`FillGate.commit_on_loop`). Callbacks registered as thread-safe
-(the engine's: it only queues the fill for its worker) run on the writer thread right after the commit;
+(the engine's: it only queues the fill for its worker) run on the writer thread right after the commit
+(a staged fill's on the loop thread, at once);
 the others on the loop thread (posted back from the writer thread) — when there are none, a fill reaches
 the engine without that hop back to the loop. :meth:`FillGate.flush` from any other thread.
 """
@@ -20,6 +35,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from copilot_quant.backtest.orders import Fill
@@ -37,6 +53,19 @@ log = logging.getLogger(__name__)
 
 #: How often a flush waiting for deliveries checks that the IB loop still runs.
 _LOOP_CHECK_S = 0.1
+
+
+Write = Callable[[TradeJournal], bool]
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A fill delivered on the loop thread whose journal write is not committed yet."""
+
+    journal: TradeJournal
+    write: Write
+    exec_id: str
+    order_ref: str
 
 
 class FillGate:
@@ -65,13 +94,18 @@ class FillGate:
         self._passed = 0  # fills handed to the journal writer (written by the loop thread only)
         #: Every fill handed to the gate so far (journaled or not; written by the loop thread only).
         self.passed = 0
-        #: Commit each fill on the IB loop thread itself, where it arrives, instead of on the writer thread
-        #: (the engine's inline dispatch sets it: the bar behind the fill is handled on that thread too,
-        #: and would otherwise wait for the writer's commit). The same durability either way. Broker
-        #: events journaled before the fill may still be queued at the writer: IB does not order a fill and
-        #: its order's status either, and the journal takes them in any order.
+        #: Deliver each fill on the IB loop thread at once and stage its journal write (see the module
+        #: docstring, "staged fills"), instead of delivering it once the writer thread committed it (the
+        #: engine's inline dispatch sets it: the bar behind the fill is handled on that thread too, and
+        #: would otherwise wait for the fill's commit). Broker events journaled before the fill may still
+        #: be queued at the writer: IB does not order a fill and its order's status either, and the
+        #: journal takes them in any order.
         self.commit_on_loop = False
-        self._committing = 0  # fills being committed on the loop thread right now (written there only)
+        self._committing = 0  # fills being delivered on the loop thread right now (written there only)
+        #: Fills delivered on the loop thread whose journal write is not committed yet (loop thread only).
+        self._staged: list[_Staged] = []
+        #: Their (exec id, order ref), until committed: such an execution is known, never delivered again.
+        self._staged_keys: set[tuple[str, str]] = set()
         self._settled = 0  # … and delivered, found already journaled, or failed (under _delivered)
         self._delivered = threading.Condition()  # notified whenever _settled grows
 
@@ -84,7 +118,7 @@ class FillGate:
             self._emit(fill)
             return
         try:
-            known = journal.knows_fill(exec_id, order_ref)
+            known = (exec_id, order_ref) in self._staged_keys or journal.knows_fill(exec_id, order_ref)
         except JournalError as exc:
             self._held_back(exec_id, exc)
             return
@@ -124,7 +158,8 @@ class FillGate:
             self._passed += 1
             self._committing += 1  # in flight on this thread: a flush elsewhere waits for it
             try:
-                self._commit_here(journal, write, written, failed)
+                self._stage(_Staged(journal, write, exec_id, order_ref))
+                written(True)  # delivered now; journaled with the bar's intents, or just after (module doc)
             finally:
                 self._committing -= 1
             return
@@ -132,23 +167,47 @@ class FillGate:
         self._writer.submit(journal, write, then=written, on_error=failed, durability=FILL_DURABILITY)
         self._passed += 1  # after submit: a flush counting it also finds it pending at the writer
 
-    def _commit_here(
-        self,
-        journal: TradeJournal,
-        write: Callable[[TradeJournal], bool],
-        written: Callable[[bool], None],
-        failed: Callable[[JournalError], None],
-    ) -> None:
-        """Commit the fill on this (the loop) thread, crash-safe as on the writer: no disk sync, so the
-        loop is held up about as long as the writer's commit would take, without the two thread hand-offs
-        that a bar right behind the fill would otherwise wait for (:attr:`commit_on_loop`)."""
-        try:
-            fresh = write(journal)  # record_fill commits crash-safe (FILL_DURABILITY) by itself
-        except JournalError as exc:
-            failed(exc)
-            self._journal_failed(exc)  # trading halts; the fill is held back, as on the writer
-            return
-        written(fresh)
+    # ------------------------------------------------------------------ staged fills (IB loop thread)
+    def _stage(self, staged: _Staged) -> None:
+        """Hold ``staged``'s journal write for the bar's intents; hand it to the writer once the loop is done
+        with what it is handling now, if no intent took it by then."""
+        self._staged.append(staged)
+        self._staged_keys.add((staged.exec_id, staged.order_ref))
+        if len(self._staged) == 1:
+            try:
+                self._runtime().defer(self.hand_over_staged)
+            except BrokerError:  # the loop is going away: to the writer now
+                self.hand_over_staged()
+
+    @property
+    def staged(self) -> int:
+        """Fills delivered whose journal write is still staged (not committed, nor handed to the writer)."""
+        return len(self._staged)
+
+    def hand_over_staged(self) -> None:
+        """Hand every staged fill write to the journal writer (crash-safe, in order). Any thread once the
+        loop is gone; else the loop thread (the engine's stop and the reconciler hand them over there)."""
+        staged, self._staged = self._staged, []
+        for item in staged:
+            self._submit_staged(item)
+
+    def _submit_staged(self, item: _Staged) -> None:
+        key = (item.exec_id, item.order_ref)
+
+        def done(fresh: bool) -> None:  # writer thread: the journal's index knows it from now on
+            self._staged_keys.discard(key)
+            if not fresh:
+                log.info("execution %s was already in the journal (recorded meanwhile)", item.exec_id)
+
+        def failed(exc: JournalError) -> None:
+            log.error(
+                "execution %s was delivered but the journal could not record it (%s); the next start's "
+                "reconciliation journals it from IB's executions",
+                item.exec_id,
+                exc,
+            )
+
+        self._writer.submit(item.journal, item.write, then=done, on_error=failed, durability=FILL_DURABILITY)
 
     def _post(self, fill: Fill) -> None:
         """Hand ``fill`` to the loop thread's callbacks (writer thread); settled at once when there are none."""

@@ -264,7 +264,8 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
         """``callback(fill)`` once per real execution (runs on the IB loop thread; must not block).
 
         ``thread_safe=True``: the callback may run on any thread, and then runs as soon as the journal
-        committed the fill, on the journal writer thread, without the hop back to the loop (the engine's
+        committed the fill, on the journal writer thread, without the hop back to the loop (a staged fill,
+        :attr:`commit_fills_on_loop`: at once, on the loop thread) (the engine's
         does: it only queues the fill for its worker). It must not block either, nor call ib_async.
         """
         (self._callbacks.fill_anywhere if thread_safe else self._callbacks.fill).append(callback)
@@ -277,9 +278,10 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
 
     @property
     def commit_fills_on_loop(self) -> bool:
-        """Whether fills are journaled on the IB loop thread where they arrive, not on the journal writer
-        thread (see :attr:`FillGate.commit_on_loop <copilot_quant.brokers.fill_gate.FillGate.commit_on_loop>`;
-        the engine's inline dispatch turns it on). Either way a fill reaches the callbacks once committed."""
+        """Whether fills are delivered on the IB loop thread where they arrive and journaled just after (their
+        write staged, see :attr:`FillGate.commit_on_loop <copilot_quant.brokers.fill_gate.FillGate.
+        commit_on_loop>`; the engine's inline dispatch turns it on), rather than once the journal writer
+        committed them."""
         return self._gate.commit_on_loop
 
     @commit_fills_on_loop.setter
@@ -327,17 +329,19 @@ class LiveBrokerAdapter(OrderPlacing, OrderCancels, BrokerAccountReads, IBroker)
         self._writer.flush()
 
     def _submit_loop_writes(self) -> None:
+        self._gate.hand_over_staged()  # the fills delivered on the loop whose write no intent took
         writes, self._loop_writes = self._loop_writes, []
         for journal, write in writes:
             self._writer.submit(journal, write)
 
     def flush_journal(self, timeout: float = 10.0) -> bool:
-        """Wait until every broker event handed to the journal so far is written; False on timeout."""
+        """Wait until every broker event handed to the journal so far is written — the fills delivered on
+        the loop thread with a staged write included; False on timeout."""
         self._hand_over_loop_writes(timeout)
         return self._writer.flush(timeout)
 
     def _hand_over_loop_writes(self, timeout: float) -> None:
-        if self._loop_writes and not self._conn.runtime.in_loop_thread():
+        if (self._loop_writes or self._gate.staged) and not self._conn.runtime.in_loop_thread():
             try:  # handed to the writer on the loop, in order with what the loop hands it meanwhile
                 self._conn.runtime.call(self._submit_loop_writes, timeout=timeout)
             except (BrokerError, TimeoutError):  # the loop is gone: nothing else will hand them over

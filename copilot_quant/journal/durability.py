@@ -2,10 +2,12 @@
 
 Two levels:
 
-* :attr:`Durability.SYNCED` — on the disk before the write counts as done (SQLite ``synchronous=FULL``
-  in WAL mode: the log is fsync'd at the commit). It survives a power loss.
+* :attr:`Durability.SYNCED` — on the disk before the write counts as done: the write-ahead log is synced
+  right after the commit (what SQLite's ``synchronous=FULL`` does in WAL mode; the storage does it itself,
+  so that the connection never switches settings, :mod:`~copilot_quant.journal.storage`). It survives a
+  power loss.
 * :attr:`Durability.CRASH_SAFE` — handed to the operating system before the write counts as done
-  (``synchronous=NORMAL``: the log is written, not fsync'd). It survives a crash or a SIGKILL of the
+  (``synchronous=NORMAL``: the log is written, not synced). It survives a crash or a SIGKILL of the
   process (the operating system still writes its page cache out), not a power loss or a kernel crash
   until the next synced commit, sync or checkpoint carries it to the disk — every one syncs the whole log.
 
@@ -22,10 +24,15 @@ sync (the intent's) instead of two in a row. The trade-off, stated: after a powe
 a strategy may have been told of a fill the journal has lost until the restart's reconciliation restores it.
 
 Where the commits happen (the policy is the same either way): with the live engine's inline dispatch (its
-default, :mod:`copilot_quant.live.inline`) a fill is committed on IB's loop thread as it arrives and the
-bar's intent there too, just before its order is sent: the path from a bar to its orders then holds one
-disk sync (the intent's) and no thread hand-off. Everything else IB reports is committed on the journal
-writer thread, off that path.
+default, :mod:`copilot_quant.live.inline`) a fill reaches ``on_fill`` on IB's loop thread as it arrives
+and is committed just after, on the journal writer thread (its write is *staged*,
+:mod:`copilot_quant.brokers.fill_gate`): a fill usually comes in the same burst of IB's messages as the bar
+the strategy then decides on, so the fill's commit follows that bar's orders. The bar's intents are
+committed and synced on the loop thread just before their orders are sent: the path from a bar to its
+orders holds one commit and one disk sync (the intents') and no thread hand-off. A crash between a fill's
+delivery and its commit loses it from the journal only: IB keeps it, and the restart's reconciliation
+journals it as a fill that came while the engine was down. Everything else IB reports is committed on the
+journal writer thread, off that path. Without inline dispatch a fill reaches ``on_fill`` once committed.
 """
 
 from __future__ import annotations
@@ -44,7 +51,8 @@ class Durability(StrEnum):
 
     @property
     def pragma(self) -> str:
-        """SQLite's ``synchronous`` setting (WAL mode) that gives this durability at the commit."""
+        """SQLite's ``synchronous`` setting (WAL mode) that gives this durability at the commit (the journal
+        runs with CRASH_SAFE's and syncs a SYNCED commit's log itself)."""
         return "FULL" if self is Durability.SYNCED else "NORMAL"
 
 

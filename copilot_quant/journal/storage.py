@@ -5,9 +5,11 @@ A :class:`JournalStorage` owns one connection guarded by one re-entrant lock, so
 :meth:`~JournalStorage.writing` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction (or a part of the
 open :meth:`~JournalStorage.batch` on this thread); a failure rolls it back and raises a
 :class:`~copilot_quant.errors.JournalError` that names the file, the cause and the fix. Each transaction
-commits with the :class:`~copilot_quant.journal.durability.Durability` asked for (``synchronous=FULL`` or
-``NORMAL``, set before it begins: SQLite does not take the setting up inside a transaction);
-:meth:`~JournalStorage.sync` makes every commit so far durable.
+commits with the :class:`~copilot_quant.journal.durability.Durability` asked for. The connection runs with
+``synchronous=NORMAL`` (WAL mode: a commit appends to the log without syncing it); a ``SYNCED`` commit
+then syncs the log itself before it counts as done, as ``synchronous=FULL`` would — the same disk sync,
+without switching the setting between a crash-safe commit and a synced one (a statement each way, on the
+path from a bar to its order's intent). :meth:`~JournalStorage.sync` makes every commit so far durable.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ from copilot_quant.journal.schema import create_or_check
 __all__ = ["JournalStorage", "storage_hint"]
 
 log = logging.getLogger(__name__)
+
+#: Syncs a file's data and what is needed to read it back (its size), not its other metadata (times):
+#: what SQLite itself uses on Linux for ``synchronous=FULL``.
+_datasync = getattr(os, "fdatasync", os.fsync)
 
 
 def storage_hint(exc: sqlite3.Error) -> str:
@@ -62,8 +68,6 @@ class JournalStorage:
         self.read_only = read_only
         self.lock = threading.RLock()
         self._in_batch = False
-        #: The connection's ``synchronous`` setting, as a durability (set in _configure).
-        self._durability = Durability.SYNCED
         #: Transactions committed so far, and how many of the first ones are surely on the disk (a synced
         #: commit or a :meth:`sync` carries every earlier commit with it: the log is one file, appended to).
         self.commits = 0
@@ -116,9 +120,9 @@ class JournalStorage:
                     f"journal {self.path} could not be put in WAL mode (got {mode!r}); "
                     "keep journals on a local disk, not a network share"
                 )
-            # FULL: a committed record survives power loss, not only a process crash (the default; a
-            # transaction may ask for less, see durability.py).
-            conn.execute(f"PRAGMA synchronous = {Durability.SYNCED.pragma}")
+            # NORMAL: a commit survives a crash of the process; a SYNCED one syncs the log after it, so it
+            # survives a power loss too (writing(); durability.py). Checkpoints sync what they copy.
+            conn.execute(f"PRAGMA synchronous = {Durability.CRASH_SAFE.pragma}")
         if max_bytes is not None:
             page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
             conn.execute(f"PRAGMA max_page_count = {max(int(max_bytes) // page_size, 1)}")
@@ -209,16 +213,25 @@ class JournalStorage:
         return error
 
     def sync(self) -> None:
-        """Make every transaction committed so far durable, as a ``synchronous=FULL`` commit would: fsync
+        """Make every transaction committed so far durable, as a ``synchronous=FULL`` commit would: sync
         the write-ahead log (each commit appends to it; a checkpoint syncs what it copies out of it).
 
-        Runs without the connection's lock (an fsync takes milliseconds; other threads keep committing
-        meanwhile). SQLite locks the database and its shared-memory index, never the log, so this second
-        handle on the log cannot release a lock of the connection when it is closed.
+        Runs without the connection's lock (a disk sync takes milliseconds; other threads keep committing
+        meanwhile).
         """
         if self.read_only:
             return
-        covered = self.commits  # the fsync below carries every commit made up to here
+        covered = self.commits  # the sync below carries every commit made up to here
+        self._sync_log()
+        with self.lock:
+            self.synced_commits = max(self.synced_commits, covered)
+
+    def _sync_log(self) -> None:
+        """Sync the write-ahead log to the disk (its data and what is needed to read it back: its size).
+
+        SQLite locks the database and its shared-memory index, never the log, so this second handle on the
+        log cannot release a lock of the connection when it is closed.
+        """
         wal = self.path.parent / f"{self.path.name}-wal"
         try:
             fd = os.open(wal, os.O_RDWR)
@@ -227,13 +240,11 @@ class JournalStorage:
         except OSError as exc:
             raise self._sync_error(exc) from exc
         try:
-            os.fsync(fd)
+            _datasync(fd)
         except OSError as exc:
             raise self._sync_error(exc) from exc
         finally:
             os.close(fd)
-        with self.lock:
-            self.synced_commits = max(self.synced_commits, covered)
 
     def _sync_error(self, exc: OSError) -> JournalError:
         error = JournalError(
@@ -242,12 +253,6 @@ class JournalStorage:
         )
         log.error("%s", error)
         return error
-
-    def _set_durability(self, conn: sqlite3.Connection, durability: Durability) -> None:
-        """Commit the next transaction with ``durability`` (outside a transaction only)."""
-        if durability is not self._durability:
-            conn.execute(f"PRAGMA synchronous = {durability.pragma}")
-            self._durability = durability
 
     @contextmanager
     def writing(
@@ -268,7 +273,6 @@ class JournalStorage:
                 yield conn
                 return
             try:
-                self._set_durability(conn, durability)
                 conn.execute("BEGIN IMMEDIATE")  # take the write lock now, not halfway through
             except sqlite3.Error as exc:
                 raise self.error(action, exc) from exc
@@ -276,7 +280,8 @@ class JournalStorage:
                 yield conn
                 conn.execute("COMMIT")
                 self.commits += 1
-                if self._durability is Durability.SYNCED:  # this fsync covers every commit before it too
+                if durability is Durability.SYNCED:  # this sync covers every commit before it too
+                    self._sync_log()
                     self.synced_commits = self.commits
             except BaseException as exc:
                 if conn.in_transaction:

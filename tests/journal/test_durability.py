@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from copilot_quant.errors import JournalError
-from copilot_quant.journal import JournalOrderState, TradeJournal
+from copilot_quant.journal import JournalOrderState, TradeJournal, storage
 from copilot_quant.journal.durability import FILL_DURABILITY, Durability
 
 from tests.journal.support import ACCOUNT, T0, buy
@@ -102,30 +102,42 @@ def test_a_crash_safe_fill_survives_a_sigkill_of_the_process_that_wrote_it(tmp_p
         assert order.state is JournalOrderState.FILLED
 
 
-def _synchronous_of_each_commit(journal: TradeJournal, record: Callable[[], object]) -> list[str]:
-    """The ``synchronous`` setting each transaction of ``record()`` committed with, in order."""
-    statements: list[str] = []
+def _synced_of_each_commit(
+    journal: TradeJournal, record: Callable[[], object], monkeypatch: pytest.MonkeyPatch
+) -> list[str]:
+    """Whether each transaction of ``record()`` was synced to the disk before its write returned, in order:
+    "FULL" (its log synced right after its commit) or "NORMAL" (not)."""
+    steps: list[str] = []
     assert journal._conn is not None
-    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, as the journal opens
-    journal._conn.set_trace_callback(statements.append)
+    assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: commits never sync
+    real_sync = storage._datasync
+
+    def datasync(fd: int) -> None:
+        steps.append("sync")
+        real_sync(fd)
+
+    monkeypatch.setattr(storage, "_datasync", datasync)
+    journal._conn.set_trace_callback(steps.append)
     try:
         record()
     finally:
         journal._conn.set_trace_callback(None)
-    setting = "FULL"
     commits = []
-    for statement in statements:
-        if statement.startswith("PRAGMA synchronous = "):
-            setting = statement.rpartition(" ")[2]
-        elif statement == "COMMIT":
-            commits.append(setting)
+    for k, step in enumerate(steps):
+        if step.startswith("PRAGMA synchronous"):
+            commits.append("a PRAGMA synchronous switch")  # never: the setting stays NORMAL
+        elif step == "COMMIT":
+            synced = k + 1 < len(steps) and steps[k + 1] == "sync"
+            commits.append("FULL" if synced else "NORMAL")
     return commits
 
 
-def test_fills_commit_crash_safe_and_everything_else_synced(journal: TradeJournal) -> None:
+def test_fills_commit_crash_safe_and_everything_else_synced(
+    journal: TradeJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The durability policy, "crash-safe fills": a fill's commit has no disk sync of its own; the intent
-    (durable before the order is sent), statuses, commissions and events are synced at their commit —
-    also the intent that follows a fill."""
+    (durable before the order is sent), statuses, commissions and events are synced right after their
+    commit, before the write returns — also the intent that follows a fill."""
 
     def lifecycle() -> None:
         ref = journal.record_intent(buy())
@@ -137,7 +149,7 @@ def test_fills_commit_crash_safe_and_everything_else_synced(journal: TradeJourna
         journal.record_status(ref, "cancelled", 4, 0, 100.0)
         journal.record_event("tick", "x")
 
-    assert _synchronous_of_each_commit(journal, lifecycle) == [
+    assert _synced_of_each_commit(journal, lifecycle, monkeypatch) == [
         "FULL",  # intent
         "FULL",  # submitted
         "NORMAL",  # fill
