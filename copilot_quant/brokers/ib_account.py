@@ -14,7 +14,7 @@ import asyncio
 import concurrent.futures
 import logging
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,9 +27,11 @@ from copilot_quant.errors import BrokerError, ConfigError, NotConnectedError
 from copilot_quant.model.instruments import FOREX_MARGIN_RATE, AssetClass, Instrument, InstrumentRegistry
 
 if TYPE_CHECKING:
+    from ib_async import AccountValue
+
     from copilot_quant.brokers.connection import IBConnection
 
-__all__ = ["AccountPnL", "IbAccount"]
+__all__ = ["AccountPnL", "IbAccount", "base_currency", "pick_account_value"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,38 @@ def _number(value: object) -> float:
     return number if math.isfinite(number) and abs(number) < 1e300 else math.nan
 
 
+def base_currency(values: Iterable[AccountValue]) -> str | None:
+    """The account's base currency: the currency IB sends the account-wide NetLiquidation in (once, unlike
+    the per-currency tags), else the one ``Currency`` row other than ``BASE``; None when neither tells."""
+    named = set()
+    for v in values:
+        if v.tag == "NetLiquidation" and v.currency not in ("", "BASE"):
+            return str(v.currency)
+        if v.tag == "Currency" and v.value not in ("", "BASE"):
+            named.add(str(v.value))
+    return named.pop() if len(named) == 1 else None
+
+
+def pick_account_value(values: Iterable[AccountValue], tag: str, base: str | None = None) -> float | None:
+    """``tag``'s value in the account's base currency: its ``BASE`` row (a per-currency tag's total, in
+    the base currency), else its row in the base currency (``base``, or read from ``values``), else its
+    row without a currency. Never another currency's row: IB sends RealizedPnL, CashBalance and the like
+    per currency too, and a USD row of an EUR account is not the account's figure. None when absent."""
+    values = list(values)
+    base = base or base_currency(values)
+    rows: dict[str, str] = {}
+    for v in values:
+        if v.tag == tag:
+            rows.setdefault(str(v.currency), v.value)
+    for currency in ("BASE", base, ""):
+        if currency is None or currency not in rows:
+            continue
+        number = _number(rows[currency])
+        if not math.isnan(number):
+            return number
+    return None
+
+
 class IbAccount:
     """Reads of one connection's account. ``*_async``/``read_*`` run on the loop thread; the rest from any
     other thread."""
@@ -63,16 +97,13 @@ class IbAccount:
         """An account value from ib_async's cache (kept current by IB), else from an account summary."""
         ib = self._conn.ib
         account = self._conn.account or ""
-        for v in ib.accountValues(account):
-            if v.tag == tag and v.currency in ("USD", "BASE", ""):
-                try:
-                    return float(v.value)
-                except ValueError:
-                    continue
-        for v in await ib.accountSummaryAsync(account):
-            if v.tag == tag:
-                return float(v.value)
-        raise BrokerError(f"IB did not report {tag} for account {account}")
+        values = ib.accountValues(account)
+        value = pick_account_value(values, tag)
+        if value is None:
+            value = pick_account_value(await ib.accountSummaryAsync(account), tag, base_currency(values))
+        if value is None:
+            raise BrokerError(f"IB did not report {tag} for account {account}")
+        return value
 
     def read_currencies(self) -> dict[str, tuple[float, float]]:
         """``{currency: (CashBalance, ExchangeRate)}`` as IB last sent them (loop thread): each currency the

@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from copilot_quant.errors import ConfigError
+from copilot_quant.gateway.account_report import SUMMARY_TAGS, account_summary, account_values
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.currencies import CurrencyBook
 from copilot_quant.model.instruments import FOREX_MARGIN_RATE
@@ -61,43 +62,6 @@ __all__ = [
     "PortfolioItem",
     "PositionItem",
 ]
-
-#: accountSummary tags the simulator models (others in a request are skipped, as TWS skips unknown ones).
-SUMMARY_TAGS: tuple[str, ...] = (
-    "AccountType",
-    "NetLiquidation",
-    "TotalCashValue",
-    "SettledCash",
-    "BuyingPower",
-    "EquityWithLoanValue",
-    "GrossPositionValue",
-    "InitMarginReq",
-    "MaintMarginReq",
-    "AvailableFunds",
-    "ExcessLiquidity",
-    "Cushion",
-    "Leverage",
-    "FullInitMarginReq",
-    "FullMaintMarginReq",
-    "FullAvailableFunds",
-    "FullExcessLiquidity",
-    "LookAheadInitMarginReq",
-    "LookAheadMaintMarginReq",
-    "LookAheadAvailableFunds",
-    "LookAheadExcessLiquidity",
-)
-
-_ALIASES = {
-    "SettledCash": "TotalCashValue",
-    "FullInitMarginReq": "InitMarginReq",
-    "FullMaintMarginReq": "MaintMarginReq",
-    "FullAvailableFunds": "AvailableFunds",
-    "FullExcessLiquidity": "ExcessLiquidity",
-    "LookAheadInitMarginReq": "InitMarginReq",
-    "LookAheadMaintMarginReq": "MaintMarginReq",
-    "LookAheadAvailableFunds": "AvailableFunds",
-    "LookAheadExcessLiquidity": "ExcessLiquidity",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,36 +445,15 @@ class Account:
     def portfolio(self, include_flat: bool = False) -> list[PortfolioItem]:
         return [self._item(h) for h in self._holdings.values() if include_flat or not h.position.is_flat]
 
-    def values(self) -> list[tuple[str, str, str]]:
-        """``(key, value, currency)`` for updateAccountValue, in the order TWS tends to send them."""
-        cash_value = self.total_cash_value
-        money = {
-            "NetLiquidation": self.net_liquidation,
-            "TotalCashValue": cash_value,
-            "SettledCash": cash_value,
-            "BuyingPower": self.buying_power,
-            "AvailableFunds": self.available_funds,
-            "ExcessLiquidity": self.excess_liquidity,
-            "EquityWithLoanValue": self.equity_with_loan,
-            "GrossPositionValue": self.gross_position_value,
-            "StockMarketValue": self.stock_market_value,
-            "InitMarginReq": self.init_margin,
-            "MaintMarginReq": self.maint_margin,
-        }
-        if any(h.is_future for h in self._holdings.values()):
-            money["FuturesPNL"] = self.futures_pnl
-        out = [("AccountCode", self.account_id, ""), ("AccountType", self.account_type, "")]
-        out += [(key, _money(value), self.currency) for key, value in money.items()]
-        out += self._pnl_values()
-        out += self._currency_values(cash_value)
-        out += [
-            ("Currency", self.currency, self.currency),
-            ("Leverage-S", f"{self._leverage_ratio():.2f}", ""),
-        ]
-        return out
+    @property
+    def holds_futures(self) -> bool:
+        """Whether any futures contract was traded (TWS then sends FuturesPNL)."""
+        return any(h.is_future for h in self._holdings.values())
 
-    def _pnl_values(self) -> list[tuple[str, str, str]]:
-        """UnrealizedPnL and RealizedPnL: ``BASE`` first, then per currency (module docstring)."""
+    def pnl_by_currency(self) -> tuple[dict[str, float], dict[str, float]]:
+        """``(unrealized, realized)`` per currency dealt in, each in that currency (module docstring): the
+        currencies held first (the base among them), then those of the contracts traded. The base
+        currency's realized figure is net of every commission (they are paid in it)."""
         currencies = [c for c, _ in self.currencies.balances(self.cash)]
         currencies += sorted({h.contract.currency for h in self._holdings.values()} - set(currencies))
         unrealized = dict.fromkeys(currencies, 0.0)
@@ -520,43 +463,15 @@ class Account:
             currency = holding.contract.currency
             unrealized[currency] += holding.unrealized
             realized[currency] += holding.position.realized_pnl * holding.multiplier
-        out = [("UnrealizedPnL", _money(self.unrealized_pnl), "BASE")]
-        out += [("UnrealizedPnL", _money(unrealized[c]), c) for c in currencies]
-        out += [("RealizedPnL", _money(self.realized_pnl), "BASE")]
-        out += [("RealizedPnL", _money(realized[c]), c) for c in currencies]
-        return out
+        return unrealized, realized
 
-    def _currency_values(self, cash_value: float) -> list[tuple[str, str, str]]:
-        """CashBalance, TotalCashBalance and ExchangeRate per currency held, then for BASE (as IB sends)."""
-        out: list[tuple[str, str, str]] = []
-        for currency, balance in self.currencies.balances(self.cash):
-            out += [
-                ("CashBalance", _money(balance), currency),
-                ("TotalCashBalance", _money(balance), currency),
-                ("ExchangeRate", _rate(self.rate(currency)), currency),
-            ]
-        out += [
-            ("CashBalance", _money(cash_value), "BASE"),
-            ("TotalCashBalance", _money(cash_value), "BASE"),
-            ("ExchangeRate", "1.00", "BASE"),
-        ]
-        return out
+    def values(self) -> list[tuple[str, str, str]]:
+        """``(key, value, currency)`` for updateAccountValue (:func:`~.account_report.account_values`)."""
+        return account_values(self)
 
     def summary(self, tags: Iterable[str] | str = SUMMARY_TAGS) -> list[tuple[str, str, str]]:
-        """``(tag, value, currency)`` for accountSummary; tags the simulator does not model are skipped."""
-        if isinstance(tags, str):
-            tags = [t.strip() for t in tags.split(",") if t.strip()]
-        # reversed: of a key sent more than once (per currency) the first, the account-wide figure, wins
-        figures = {key: (value, cur) for key, value, cur in reversed(self.values()) if cur != "BASE"}
-        figures["Cushion"] = (f"{self._cushion():.6f}", "")
-        figures["Leverage"] = (f"{self._leverage_ratio():.2f}", "")
-        out: list[tuple[str, str, str]] = []
-        for tag in tags:
-            key = _ALIASES.get(tag, tag)
-            if tag in SUMMARY_TAGS and key in figures:
-                value, currency = figures[key]
-                out.append((tag, value, currency))
-        return out
+        """``(tag, value, currency)`` for accountSummary (:func:`~.account_report.account_summary`)."""
+        return account_summary(self, tags)
 
     @property
     def account_type(self) -> str:
@@ -579,22 +494,6 @@ class Account:
             unrealized_pnl=holding.unrealized,
             realized_pnl=holding.net_realized,
         )
-
-    def _cushion(self) -> float:
-        nl = self.net_liquidation
-        return self.excess_liquidity / nl if nl > 0 else 0.0
-
-    def _leverage_ratio(self) -> float:
-        nl = self.net_liquidation
-        return self.gross_position_value / nl if nl > 0 else 0.0
-
-
-def _money(value: float) -> str:
-    return f"{round(value, 2) + 0.0:.2f}"  # + 0.0: no "-0.00"
-
-
-def _rate(value: float) -> str:
-    return "1.00" if value == 1.0 else f"{value:.6f}"
 
 
 def _avg_cost(holding: _Holding) -> float:

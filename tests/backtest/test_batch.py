@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 from copilot_quant.backtest.batch import BatchStrategy, each_strategy, each_symbol, run_batch
 from copilot_quant.backtest.batch_report import render_batch_html, write_batch_report
+from copilot_quant.backtest.cluster import LOCAL_CLUSTER_CONFIG, local_cluster
 from copilot_quant.backtest.engine import BacktestEngine
 from copilot_quant.data.providers import SampleDataProvider
 from copilot_quant.errors import ConfigError
 from copilot_quant.examples.sma_cross import SimpleMovingAverage, SmaCrossFast
 from copilot_quant.model.spread import SpreadModel
-from distributed import Client, LocalCluster
+from distributed import Client
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -29,12 +30,8 @@ SLOW_AAPL = BatchStrategy(
 
 @pytest.fixture(scope="module")
 def two_workers():
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    # the cluster a batch with jobs=2 starts (quiet settings: no profiler, slower ticks), not Dask's defaults
+    with local_cluster(2) as cluster, Client(cluster) as client:
         yield client
 
 
@@ -90,6 +87,9 @@ def test_a_batch_on_workers_equals_the_serial_one_and_ships_each_universe_once(t
         *each_strategy([FAST_AAPL, SLOW_AAPL], ["AAPL", "IBM"]),
     ]
     serial = _batch(runs)
+    # on the workers users get: the project's quiet settings, not Dask's defaults
+    profiling = two_workers.run(lambda: __import__("dask").config.get("distributed.worker.profile.enabled"))
+    assert set(profiling.values()) == {LOCAL_CLUSTER_CONFIG["distributed.worker.profile.enabled"]} == {False}
     shipped: list[tuple[object, bool]] = []
     scatter = two_workers.scatter
 
