@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -48,3 +52,19 @@ def _no_ib_decoder_errors(caplog: pytest.LogCaptureFixture):
     ]
     if bad:
         pytest.fail("ib_async reported decoding errors:\n" + "\n".join(r.getMessage() for r in bad))
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def bench() -> Iterator[ModuleType]:
+    """``benchmarks/bench_backtest.py`` as a module: its margin-aware strategies, and through it
+    ``agreement``'s ``UP``/``DOWN`` (the tie margin every engine's SMA strategy applies)."""
+    sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import each other by bare name, as scripts do
+    try:
+        import bench_backtest
+
+        yield bench_backtest
+    finally:
+        sys.path.remove(str(BENCHMARKS))

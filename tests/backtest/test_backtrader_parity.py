@@ -13,11 +13,7 @@ margin (the benchmark's ``GuideSma`` and ``FastSma``); the margin changes ties o
 
 from __future__ import annotations
 
-import sys
 import warnings
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -31,19 +27,6 @@ with warnings.catch_warnings():  # backtrader imports modules that warn on recen
 
 CAPITAL = 100_000.0
 SIZE = 100
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def bench() -> Iterator[ModuleType]:
-    """``bench_backtest``: its margin-aware strategies, and through it ``agreement``'s ``UP``/``DOWN``."""
-    sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import each other by bare name, as scripts do
-    try:
-        import bench_backtest
-
-        yield bench_backtest
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 class BacktraderSma(bt.Strategy):

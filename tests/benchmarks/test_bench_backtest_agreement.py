@@ -9,11 +9,8 @@ off the same small cases must disagree, so the cases keep exercising a tie.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from fractions import Fraction
-from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -22,20 +19,7 @@ from copilot_quant.data.providers import SyntheticDataProvider
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-
 Case = tuple[list[str], pd.DataFrame, dict[str, pd.DataFrame], bool]  # symbols, data, frames, minutes
-
-
-@pytest.fixture(scope="module")
-def bench() -> Iterator[ModuleType]:
-    sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import each other by bare name, as scripts do
-    try:
-        import bench_backtest
-
-        yield bench_backtest
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 def daily_symbols() -> Case:
