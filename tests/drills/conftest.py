@@ -68,6 +68,9 @@ def assert_books_agree(
 ) -> None:
     """Journal, engine and gateway agree; nothing lost, nothing sent or delivered twice."""
     broker = gateway.broker
+    if engine is not None and engine.broker.is_connected():
+        # with inline dispatch a fill reaches on_fill first and is journaled just after: wait for that
+        assert engine.broker.flush_journal(5)
     with TradeJournal(journal_path, read_only=True) as journal:
         j_fills = journal.fills()
         j_orders = journal.orders()
@@ -97,3 +100,11 @@ def assert_books_agree(
         assert wait_until(
             lambda: {s: p.quantity for s, p in engine.broker.get_positions().items()} == gw_pos, timeout=5
         )
+
+
+def journaled_fills(journal_path: Path) -> int:
+    """How many fills the journal at ``journal_path`` holds (0 before it exists)."""
+    if not journal_path.exists():
+        return 0
+    with TradeJournal(journal_path, read_only=True) as journal:
+        return len(journal.fills())

@@ -15,7 +15,7 @@ from copilot_quant.gateway.testing import connected_ib
 from copilot_quant.journal import OrderState, TradeJournal
 from ib_async import LimitOrder, Stock
 
-from .conftest import ACCOUNT, Scripted, assert_books_agree, journal_file, wait_until
+from .conftest import ACCOUNT, Scripted, assert_books_agree, journal_file, journaled_fills, wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -74,6 +74,9 @@ def test_an_engine_process_killed_mid_session_is_carried_on_by_a_new_one(
         assert wait_until(lambda: len(gateway.broker.open_orders()) == 2)
         gateway.clock.step(1)  # the market order fills
         assert wait_until(lambda: sum(line.startswith("FILL") for line in lines) == 1)
+        # killed once its fill is on the disk (a fill delivered but not yet journaled when the process dies
+        # comes back to the next run: tests/live/test_inline_durability.py)
+        assert wait_until(lambda: journaled_fills(journal_file(journal_dir)) == 1)
     finally:
         proc.send_signal(signal.SIGKILL)  # no clean shutdown: the process just dies
         proc.wait(10)

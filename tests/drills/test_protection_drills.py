@@ -22,7 +22,7 @@ from copilot_quant.gateway.testing import connected_ib
 from copilot_quant.journal import OrderState, TradeJournal
 from ib_async import LimitOrder, MarketOrder, Stock, StopOrder
 
-from .conftest import ACCOUNT, Scripted, assert_books_agree, journal_file, wait_until
+from .conftest import ACCOUNT, Scripted, assert_books_agree, journal_file, journaled_fills, wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
@@ -101,6 +101,9 @@ def _enter_with_a_bracket_then_sigkill(gateway, journal_dir: Path) -> tuple[list
         assert wait_until(lambda: len(gateway.broker.open_orders()) == 3)
         gateway.clock.step(1)  # the entry fills; the exits are armed at IB
         assert wait_until(lambda: sum(line.startswith("FILL") for line in lines) == 1)
+        # killed once the entry's fill is on the disk (one delivered but not yet journaled when the process
+        # dies comes back to the next run: tests/live/test_inline_durability.py)
+        assert wait_until(lambda: journaled_fills(journal_file(journal_dir)) == 1)
     finally:
         proc.send_signal(signal.SIGKILL)  # no clean shutdown: the process just dies
         proc.wait(10)
