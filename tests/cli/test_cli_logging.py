@@ -16,6 +16,8 @@ from copilot_quant.cli.words import bar_time, cli_words
 from copilot_quant.gateway.testing import running_gateway
 from typer.testing import CliRunner
 
+from tests.strategy_sources import BUY_ONCE
+
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -57,21 +59,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-STRATEGY = """
-from copilot_quant.backtest.strategy import Strategy
-from copilot_quant.backtest.orders import Order
-
-
-class BuyOnce(Strategy):
-    def initialize(self):
-        self.done = False
-
-    def on_data(self, timestamp, data):
-        if self.done:
-            return None
-        self.done = True
-        return [Order("AAPL", 5, "market", "buy")]
-"""
+STRATEGY = BUY_ONCE
 
 
 @pytest.fixture

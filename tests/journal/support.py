@@ -5,11 +5,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+import typer
 from copilot_quant.backtest.orders import Order
+from copilot_quant.cli import journal as journal_cli
 from copilot_quant.journal import BrokerExecution, BrokerOrder, ReconcileReport, TradeJournal, reconcile
 
 ACCOUNT = "DU1234567"
 T0 = datetime(2024, 6, 3, 13, 30, tzinfo=UTC)
+
+
+def journal_app() -> typer.Typer:
+    """The ``journal`` command under a group, as in the real CLI (so that ``journal`` is a sub-command)."""
+    root = typer.Typer()
+
+    @root.callback()
+    def _root() -> None:
+        pass
+
+    journal_cli.register(root)
+    return root
 
 
 class StepClock:

@@ -7,23 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import typer
-from copilot_quant.cli import journal as journal_cli
 from copilot_quant.journal import JOURNAL_DIR_ENV, TradeJournal
 from typer.testing import CliRunner
 
-from tests.journal.support import ACCOUNT, T0, StepClock, buy, sell
+from tests.journal.support import ACCOUNT, T0, StepClock, buy, journal_app, sell
 
 
 @pytest.fixture
 def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _root() -> None:  # a group, like the real CLI, so that `journal` is a sub-command
-        pass
-
-    journal_cli.register(root)
-    return root
+    return journal_app()
 
 
 @pytest.fixture

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import typer
-from copilot_quant.cli import journal as journal_cli
 from copilot_quant.journal import TradeJournal
 from typer.testing import CliRunner
 
-from tests.journal.support import ACCOUNT, T0, StepClock, buy
+from tests.journal.support import ACCOUNT, T0, StepClock, buy, journal_app
 
 
 def test_the_fill_summary_counts_mes_at_five_dollars_a_point(tmp_path: Path) -> None:
@@ -23,13 +21,7 @@ def test_the_fill_summary_counts_mes_at_five_dollars_a_point(tmp_path: Path) -> 
         journal.record_submitted(stock, 8)
         journal.record_fill(stock, "0002.01", "AAPL", "buy", 10, 100.0, T0)
         journal.record_commission("0002.01", 1.0)
-    root = typer.Typer()
-
-    @root.callback()
-    def _root() -> None:
-        pass
-
-    journal_cli.register(root)
+    root = journal_app()
     result = CliRunner().invoke(root, ["journal", "fills", "--path", str(path)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "2 fill(s), 51,000.00 traded" in result.output  # 2 × 5000 × 5 + 10 × 100

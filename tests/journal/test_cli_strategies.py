@@ -7,26 +7,18 @@ from pathlib import Path
 
 import pytest
 import typer
-from copilot_quant.cli import journal as journal_cli
 from copilot_quant.cli.exit_codes import USAGE_ERROR
 from copilot_quant.cli.journal_strategies import EXTERNAL, strategy_summaries
 from copilot_quant.journal import TradeJournal
 from copilot_quant.journal.adjustments import record_adjustments
 from typer.testing import CliRunner
 
-from tests.journal.support import ACCOUNT, T0, StepClock, buy, sell
+from tests.journal.support import ACCOUNT, T0, StepClock, buy, journal_app, sell
 
 
 @pytest.fixture
 def app() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _root() -> None:
-        pass
-
-    journal_cli.register(root)
-    return root
+    return journal_app()
 
 
 @pytest.fixture

@@ -8,28 +8,19 @@ import pytest
 from copilot_quant.cli import app
 from typer.testing import CliRunner
 
+from tests.strategy_sources import BUY_ONCE
+
 from .conftest import wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
 
-STRATEGY = """
-from copilot_quant.backtest.strategy import Strategy
-from copilot_quant.backtest.orders import Order
-
-
-class BuyOnce(Strategy):
-    def initialize(self):
-        self.done = False
-
-    def on_data(self, timestamp, data):
-        if self.done:
-            return None
-        self.done = True
-        return [Order("AAPL", 5, "market", "buy")]
-
+STRATEGY = (
+    BUY_ONCE
+    + """
     def finalize(self):
         print("finalized")
 """
+)
 
 
 @pytest.fixture

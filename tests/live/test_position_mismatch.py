@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.backtest.strategy import Strategy
-from copilot_quant.cli import journal as journal_cli
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import connected_ib
 from copilot_quant.journal import OrderState, TradeJournal
 from copilot_quant.journal.adjustments import is_adjustment
 from ib_async import MarketOrder, Stock
 from typer.testing import CliRunner
+
+from tests.journal.support import journal_app
+from tests.strategy_sources import BUY_ONCE
 
 from .conftest import wait_until
 
@@ -97,17 +98,6 @@ def _held(strategy: Strategy) -> dict[str, float]:
 
 def _orders(engine, name: str) -> list[Order]:
     return next(s for s in engine.strategy_slots if s.name == name).orders
-
-
-def _journal_cli() -> typer.Typer:
-    root = typer.Typer()
-
-    @root.callback()
-    def _root() -> None:
-        pass
-
-    journal_cli.register(root)
-    return root
 
 
 def _step_until(gateway: GatewayServer, condition) -> None:
@@ -207,7 +197,7 @@ def test_adopting_ibs_positions_at_start_journals_a_visible_adjustment_and_tradi
         assert (order.strategy, order.tag) == ("RsiRevert", "adjustment")
         assert "adopted IB's position AAPL 0 (the books said 100)" in order.reason
         assert [f.exec_id for f in journal.fills() if f.exec_id == "old-0"] == ["old-0"]  # history kept
-    cli = _journal_cli()
+    cli = journal_app()
     shown = CliRunner().invoke(cli, ["journal", "--path", str(path), "orders"])
     assert shown.exit_code == 0, shown.output
     assert "adopted IB's position AAPL 0" in shown.output
@@ -299,23 +289,6 @@ def test_a_position_closed_by_hand_is_found_by_the_reconciliation_after_a_reconn
     strategy.pending = [Order("AAPL", 10, "market", "sell")]
     _step_until(gateway, lambda: any(o.status is OrderStatus.REJECTED for o in _orders(engine, "Trend")))
     assert _gateway_positions(gateway) == {}  # it never sold the 10 the account no longer held
-
-
-BUY_ONCE = """
-from copilot_quant.backtest.strategy import Strategy
-from copilot_quant.backtest.orders import Order
-
-
-class BuyOnce(Strategy):
-    def initialize(self):
-        self.done = False
-
-    def on_data(self, timestamp, data):
-        if self.done:
-            return None
-        self.done = True
-        return [Order("AAPL", 5, "market", "buy")]
-"""
 
 
 @pytest.mark.parametrize("adopt", [False, True])
