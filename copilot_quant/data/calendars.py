@@ -57,8 +57,10 @@ __all__ = [
     "previous_session_close",
     "session_bounds",
     "session_close",
+    "session_close_ns",
     "session_closes",
     "session_open",
+    "sessions_by_day",
 ]
 
 logger = logging.getLogger(__name__)
@@ -94,6 +96,10 @@ def get_calendar(name: str = DEFAULT_CALENDAR) -> xc.ExchangeCalendar:
             f"Unknown exchange calendar {name!r}; use an ISO MIC code such as 'XNYS' (NYSE), 'XNAS', 'XLON', "
             f"or {', '.join(repr(n) for n in CUSTOM_CALENDARS)}."
         ) from exc
+
+
+_DAY_NS = 86_400_000_000_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @functools.lru_cache(maxsize=16)
@@ -158,34 +164,44 @@ def is_trading_day(day: DateLike | None = None, calendar: str = DEFAULT_CALENDAR
     return bool(i < len(sessions) and sessions[i] == label)
 
 
-def _day_key(day: DateLike, calendar: str) -> date:
-    """The calendar date ``day`` means on ``calendar`` (a plain ``date`` as it is: the live path's case)."""
-    return day if type(day) is date else _label(day, calendar).date()
-
-
 def session_close(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
     """UTC close of the session held on ``day`` (18:00 UTC on NYSE early-close days in winter)."""
-    return _session_close(_day_key(day, calendar), calendar)
+    return pd.Timestamp(_session_ns(day, calendar)[1], tz="UTC")
+
+
+def session_close_ns(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> int:
+    """:func:`session_close` as int64 nanoseconds since the epoch (UTC): a dict lookup for a plain ``date``."""
+    return _session_ns(day, calendar)[1]
 
 
 def session_open(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
     """UTC open of the session held on ``day``."""
-    return _session_open(_day_key(day, calendar), calendar)
+    return pd.Timestamp(_session_ns(day, calendar)[0], tz="UTC")
 
 
-# A session's bounds depend only on the date and the calendar, which is built once per process (_bounds),
-# so each answer is kept: a live daily bar asked ~15 us of searchsorted and Timestamp building per stream.
-# Bounded (a dozen years of sessions per calendar and a few calendars); a non-session raises, uncached.
-@functools.lru_cache(maxsize=16_384)
-def _session_close(day: date, calendar: str) -> pd.Timestamp:
-    _, _, closes = _bounds(calendar)
-    return pd.Timestamp(closes[_session_index(day, calendar)], tz="UTC")
+def sessions_by_day(calendar: str = DEFAULT_CALENDAR) -> dict[date, tuple[int, int]]:
+    """Every session of ``calendar``: its date → its UTC open and close (int64 ns), built once per calendar
+    (a few ms; call it ahead to keep that off a latency-sensitive path)."""
+    return _sessions_by_day(calendar)
 
 
-@functools.lru_cache(maxsize=16_384)
-def _session_open(day: date, calendar: str) -> pd.Timestamp:
-    _, opens, _ = _bounds(calendar)
-    return pd.Timestamp(opens[_session_index(day, calendar)], tz="UTC")
+@functools.lru_cache(maxsize=16)
+def _sessions_by_day(calendar: str) -> dict[date, tuple[int, int]]:
+    sessions, opens, closes = _bounds(calendar)
+    # session labels are midnight-naive dates: whole days since the epoch, to ordinals (fast, exact)
+    days = pd.DatetimeIndex(sessions).as_unit("ns").asi8 // _DAY_NS + _EPOCH_ORDINAL
+    return {date.fromordinal(int(d)): (int(o), int(c)) for d, o, c in zip(days, opens, closes, strict=True)}
+
+
+def _session_ns(day: DateLike, calendar: str) -> tuple[int, int]:
+    """The open and close (ns UTC) of the session held on ``day``; a named :class:`DataError` if none is."""
+    key = day if type(day) is date else _label(day, calendar).date()
+    bounds = _sessions_by_day(calendar).get(key)
+    if bounds is None:
+        i = _session_index(day, calendar)  # no session that day: raises the error naming the next one
+        _, opens, closes = _bounds(calendar)
+        bounds = (int(opens[i]), int(closes[i]))
+    return bounds
 
 
 def _session_slice(start: DateLike | None, end: DateLike | None, calendar: str) -> slice:

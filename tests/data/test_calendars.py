@@ -20,8 +20,10 @@ from copilot_quant.data.calendars import (
     previous_session_close,
     session_bounds,
     session_close,
+    session_close_ns,
     session_closes,
     session_open,
+    sessions_by_day,
 )
 from copilot_quant.errors import ConfigError, DataError
 from hypothesis import given
@@ -185,17 +187,19 @@ def test_open_iff_between_the_previous_open_and_its_close(naive):
     assert not is_market_open(upcoming_close)
 
 
-def test_a_sessions_bounds_are_computed_once_per_date_whatever_form_the_day_takes():
-    """The live path stamps each daily bar with session_close(date): the answer is kept per session date
-    (the calendar is built once per process), so every form of the same day gets the same object."""
+def test_a_sessions_bounds_come_from_one_table_per_calendar_whatever_form_the_day_takes():
+    """The live path stamps each daily bar with session_close_ns(date): a lookup in a table of the calendar's
+    sessions built once per calendar; every form of the same day gives the same answer."""
     first = session_close(date(2024, 3, 1))
     assert first == utc("2024-03-01 21:00")
-    assert session_close(date(2024, 3, 1)) is first
-    assert session_close("2024-03-01") is first
-    assert session_close(datetime(2024, 3, 1, 9, 30)) is first  # naive: New York time
-    assert session_close(pd.Timestamp("2024-03-02 01:00", tz="UTC")) is first  # 20:00 New York, the 1st
-    assert session_open(date(2024, 3, 1)) is session_open("2024-03-01")
+    assert session_close_ns(date(2024, 3, 1)) == first.value
+    assert session_close("2024-03-01") == first
+    assert session_close(datetime(2024, 3, 1, 9, 30)) == first  # naive: New York time
+    assert session_close(pd.Timestamp("2024-03-02 01:00", tz="UTC")) == first  # 20:00 New York, the 1st
+    assert session_open(date(2024, 3, 1)) == session_open("2024-03-01") == utc("2024-03-01 14:30")
+    assert sessions_by_day() is sessions_by_day("XNYS")  # built once
+    assert sessions_by_day()[date(2024, 3, 1)] == (utc("2024-03-01 14:30").value, first.value)
     assert session_close("2024-03-01", "CME_GLOBEX") != first  # per calendar
-    for _ in range(2):  # a day without a session raises every time (nothing wrong is kept)
-        with pytest.raises(DataError, match="not a XNYS trading session"):
+    for _ in range(2):  # a day without a session raises every time, naming the next session
+        with pytest.raises(DataError, match=r"not a XNYS trading session.*next session: 2024-03-04"):
             session_close(date(2024, 3, 2))
