@@ -11,7 +11,7 @@ delivers it once a working journal is back. Without a journal (or an order ref) 
 new fill is delivered at once and its journal write is *staged*: handed to the journal writer once the loop
 is done with what it is handling now (crash-safe, as above). A fill usually arrives in the same burst of
 IB's messages as the bar the strategy then decides on, so its write is committed after that bar's orders
-are on the wire, and the path from the bar to its orders holds one journal commit, the intents' (synced).
+are on the wire, and the path from the bar to its orders holds one journal write, the intents' (synced to the intent log).
 Why a fill may reach ``on_fill`` before its commit while an intent may not reach IB before its own: IB
 keeps the fill. A crash in between loses it from the journal only; the restart's
 reconciliation reads IB's executions and journals it, exactly as a fill that came while the engine was down

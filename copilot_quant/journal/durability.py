@@ -12,8 +12,9 @@ Two levels:
   until the next synced commit, sync or checkpoint carries it to the disk — every one syncs the whole log.
 
 The policy, **crash-safe fills** (:data:`FILL_DURABILITY`): a fill is ``CRASH_SAFE``; everything else —
-an order's intent (durable *before* the order is sent), the broker's acknowledgements and statuses,
-commissions, errors, events — is ``SYNCED``.
+an order's intent (durable *before* the order is sent: synced to the journal's intent log, and
+SQLite's commit of its row follows, :mod:`~copilot_quant.journal.intent_log`), the broker's
+acknowledgements and statuses, commissions, errors, events — is ``SYNCED``.
 
 Why fills may be: a fill is a fact IB keeps, and reconciliation re-reads IB's executions at every start
 (:mod:`copilot_quant.journal.reconcile`), so a fill a power loss took from the journal is found again,
@@ -28,8 +29,8 @@ default, :mod:`copilot_quant.live.inline`) a fill reaches ``on_fill`` on IB's lo
 and is committed just after, on the journal writer thread (its write is *staged*,
 :mod:`copilot_quant.brokers.fill_gate`): a fill usually comes in the same burst of IB's messages as the bar
 the strategy then decides on, so the fill's commit follows that bar's orders. The bar's intents are
-committed and synced on the loop thread just before their orders are sent: the path from a bar to its
-orders holds one commit and one disk sync (the intents') and no thread hand-off. A crash between a fill's
+appended to the intent log and synced on the loop thread just before their orders are sent: the path from
+a bar to its orders holds one disk sync (the intents') and no SQLite commit nor thread hand-off. A crash between a fill's
 delivery and its commit loses it from the journal only: IB keeps it, and the restart's reconciliation
 journals it as a fill that came while the engine was down. Everything else IB reports is committed on the
 journal writer thread, off that path. Without inline dispatch a fill reaches ``on_fill`` once committed.

@@ -3,7 +3,9 @@
 What it guarantees, and how:
 
 * **Intent before send.** :meth:`TradeJournal.record_intent` writes the order and issues its
-  ``order_ref`` (IB's ``orderRef``) *before* the engine sends anything. After a crash,
+  ``order_ref`` (IB's ``orderRef``) *before* the engine sends anything — on the disk when it returns,
+  through the journal's intent log (one small synced append, :mod:`~copilot_quant.journal.intent_log`;
+  the row reaches SQLite with the next transaction and every read sees it). After a crash,
   :meth:`~TradeJournal.unsent_intents` lists orders that may be in flight; the engine looks them up at the
   broker by ``order_ref`` instead of sending them again.
 * **Exactly once.** A fill is unique by ``(exec_id, order_ref)``: :meth:`~TradeJournal.record_fill`
@@ -53,6 +55,8 @@ from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal.durability import Durability
 from copilot_quant.journal.exec_ids import ANY_ORDER, AnyOrder, ExecIdIndex
 from copilot_quant.journal.fill_writes import JournalFillWrites
+from copilot_quant.journal.intent_log import IntentLog
+from copilot_quant.journal.order_writes import insert_intents
 from copilot_quant.journal.paths import check_account, default_journal_path
 from copilot_quant.journal.queries import JournalQueries, StatusFilter
 from copilot_quant.journal.storage import JournalStorage
@@ -100,10 +104,34 @@ class TradeJournal(JournalFillWrites, JournalQueries):
         self._exec_ids = ExecIdIndex()
         try:
             self._account = self._store.open_account(self._account, self._clock)
+            recovered = self._store.open_intent_log(insert_intents)
         except BaseException:
             self.close()
             raise
         log.info("journal %s opened for account %s", self._path, self._account)
+        if self._read_only:
+            self._warn_unrecorded_intents()
+        if recovered:
+            log.warning(
+                "journal %s: %d order intent(s) journaled just before the last run stopped were recovered "
+                "from its intent log; the start's reconciliation looks them up at IB (sent or not)",
+                self._path,
+                recovered,
+            )
+
+    def _warn_unrecorded_intents(self) -> None:
+        """A read-only journal does not see intents still in the intent log only (an engine that is
+        running, or stopped when SQLite could not take them): say so, once, at open."""
+        with self._store.reading("read the order refs") as conn:
+            refs = {str(row[0]) for row in conn.execute("SELECT order_ref FROM orders")}
+        missing = IntentLog.unrecorded(self._path, refs.__contains__)
+        if missing:
+            log.warning(
+                "journal %s: %d order intent(s) are in its intent log and not in this read-only view yet "
+                "(a running engine records them within milliseconds; a stopped one at its next start)",
+                self._path,
+                missing,
+            )
 
     # ------------------------------------------------------------------ opening and closing
     def close(self) -> None:

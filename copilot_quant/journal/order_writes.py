@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from copilot_quant.errors import JournalError
+from copilot_quant.journal.intent_log import IntentRow
 from copilot_quant.journal.queries import order_row
 from copilot_quant.journal.records import EventKind, order_terms, to_db_time
 from copilot_quant.journal.refs import new_order_ref
@@ -26,7 +27,7 @@ from copilot_quant.model.orders import Order, OrderSide, OrderStatus, OrderType,
 if TYPE_CHECKING:
     from copilot_quant.journal.storage import JournalStorage
 
-__all__ = ["QTY_EPS", "JournalOrderWrites", "finite_or_none"]
+__all__ = ["QTY_EPS", "JournalOrderWrites", "finite_or_none", "insert_intents", "intent_row"]
 
 log = logging.getLogger("copilot_quant.journal.journal")  # the journal's one logger, as before the split
 
@@ -43,6 +44,58 @@ def finite_or_none(value: float | None) -> float | None:
 
 
 _finite_or_none = finite_or_none
+
+_INSERT_INTENT = """INSERT OR IGNORE INTO orders (order_ref, account, strategy, order_id, symbol, side, quantity,
+       order_type, limit_price, stop_price, time_in_force, tag, state, remaining, created_at, updated_at, terms)
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+_INSERT_EVENT = """INSERT INTO order_events (order_ref, time, state, filled, remaining, avg_price, reason)
+   VALUES (?, ?, ?, ?, ?, ?, ?)"""
+
+
+def intent_row(order: Order, strategy: str | None, account: str, when: datetime) -> IntentRow:
+    """The ``orders`` row of ``order``'s intent, with a new ``order_ref`` (first); checked here, before
+    anything is written, so that a row the intent log holds always fits the table."""
+    if not isinstance(order, Order):
+        raise JournalError(f"record_intent needs an Order, got {type(order).__name__}")
+    quantity = float(order.quantity)
+    if not (math.isfinite(quantity) and quantity > 0):
+        raise JournalError(f"order {order.order_id} has quantity {order.quantity!r}; it must be positive")
+    now = to_db_time(when)
+    order_id = order.order_id
+    return (
+        new_order_ref(account, when),
+        account,
+        strategy,
+        order_id if order_id is None else str(order_id),
+        order.symbol,
+        OrderSide(order.side).value,
+        quantity,
+        OrderType(order.order_type).value,
+        order.limit_price,
+        order.stop_price,
+        TimeInForce(order.time_in_force).value,
+        order.tag,
+        JournalOrderState.INTENT.value,
+        quantity,
+        now,
+        now,
+        order_terms(order),
+    )
+
+
+def insert_intents(conn: sqlite3.Connection, rows: Sequence[IntentRow]) -> int:
+    """Insert intent ``rows`` (:func:`intent_row`) and their first history event in the caller's
+    transaction, skipping any ``order_ref`` already there (the intent log's copy of a row SQLite has);
+    returns how many were added."""
+    added = 0
+    for row in rows:
+        if conn.execute(_INSERT_INTENT, row).rowcount:
+            ref, quantity, now = row[0], row[6], row[14]
+            conn.execute(
+                _INSERT_EVENT, (ref, now, JournalOrderState.INTENT.value, 0.0, quantity, 0.0, "intent")
+            )
+            added += 1
+    return added
 
 
 class JournalOrderWrites:
@@ -61,42 +114,24 @@ class JournalOrderWrites:
         return to_db_time(self._clock())
 
     def record_intent(self, order: Order, strategy: str | None = None) -> str:
-        """Journal ``order`` before it is sent; returns its new ``order_ref`` (send it as IB's ``orderRef``)."""
-        if not isinstance(order, Order):
-            raise JournalError(f"record_intent needs an Order, got {type(order).__name__}")
+        """Journal ``order`` before it is sent; returns its new ``order_ref`` (send it as IB's ``orderRef``).
+
+        On the disk when it returns: through the intent log when this journal owns it (one synced append;
+        the row reaches SQLite with the next transaction, :mod:`~copilot_quant.journal.intent_log`), else
+        as a synced SQLite commit. Every read of this journal sees it either way."""
+        return self.record_intents([(order, strategy)])[0]
+
+    def record_intents(self, items: Sequence[tuple[Order, str | None]]) -> list[str]:
+        """Journal several ``(order, strategy)`` intents at once, with one disk sync; their refs in order.
+        All of them are on the disk when it returns, or none (JournalError)."""
         when = self._clock()
-        now = to_db_time(when)
-        ref = new_order_ref(self.account, when)
-        with self._store.writing(f"record the intent of {order.symbol} order {order.order_id}") as conn:
-            conn.execute(
-                """INSERT INTO orders (order_ref, account, strategy, order_id, symbol, side, quantity,
-                       order_type, limit_price, stop_price, time_in_force, tag, state, remaining,
-                       created_at, updated_at, terms)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (
-                    ref,
-                    self.account,
-                    strategy,
-                    order.order_id,
-                    order.symbol,
-                    OrderSide(order.side).value,
-                    float(order.quantity),
-                    OrderType(order.order_type).value,
-                    order.limit_price,
-                    order.stop_price,
-                    TimeInForce(order.time_in_force).value,
-                    order.tag,
-                    JournalOrderState.INTENT.value,
-                    float(order.quantity),
-                    now,
-                    now,
-                    order_terms(order),
-                ),
-            )
-            self._append_history(
-                conn, ref, now, JournalOrderState.INTENT, 0.0, float(order.quantity), 0.0, "intent"
-            )
-        return ref
+        rows = [intent_row(order, strategy, self.account, when) for order, strategy in items]
+        if not rows:
+            return []
+        if not self._store.log_intents(rows):
+            with self._store.writing(f"record the intent of {len(rows)} order(s)") as conn:
+                insert_intents(conn, rows)
+        return [str(row[0]) for row in rows]
 
     def record_submitted(self, order_ref: str, broker_order_id: int, perm_id: int | None = None) -> None:
         """The broker acknowledged the order (IB ``orderId``, and ``permId`` once known)."""

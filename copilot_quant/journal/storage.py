@@ -10,6 +10,10 @@ commits with the :class:`~copilot_quant.journal.durability.Durability` asked for
 then syncs the log itself before it counts as done, as ``synchronous=FULL`` would — the same disk sync,
 without switching the setting between a crash-safe commit and a synced one (a statement each way, on the
 path from a bar to its order's intent). :meth:`~JournalStorage.sync` makes every commit so far durable.
+
+The storage also owns the journal's intent log when it can (:meth:`~JournalStorage.open_intent_log`,
+:mod:`~copilot_quant.journal.intent_log`): every transaction first inserts the intents the log holds
+that SQLite does not yet, and every read first runs such a transaction, so no reader misses an intent.
 """
 
 from __future__ import annotations
@@ -18,23 +22,28 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal.durability import Durability
+from copilot_quant.journal.intent_log import IntentLog, IntentRow
 from copilot_quant.journal.records import to_db_time
 from copilot_quant.journal.schema import create_or_check
 
-__all__ = ["JournalStorage", "storage_hint"]
+__all__ = ["InsertIntents", "JournalStorage", "storage_hint"]
 
 log = logging.getLogger(__name__)
 
 #: Syncs a file's data and what is needed to read it back (its size), not its other metadata (times):
 #: what SQLite itself uses on Linux for ``synchronous=FULL``.
 _datasync = getattr(os, "fdatasync", os.fsync)
+
+#: Inserts intent rows into SQLite inside the caller's transaction, skipping those already there; returns
+#: how many it added (:func:`copilot_quant.journal.order_writes.insert_intents`).
+InsertIntents = Callable[[sqlite3.Connection, Sequence[IntentRow]], int]
 
 
 def storage_hint(exc: sqlite3.Error) -> str:
@@ -68,6 +77,10 @@ class JournalStorage:
         self.read_only = read_only
         self.lock = threading.RLock()
         self._in_batch = False
+        self._batch_thread = 0
+        #: The intent log this journal owns, if any (:meth:`open_intent_log`), and how its rows reach SQLite.
+        self.intent_log: IntentLog | None = None
+        self._insert_intents: InsertIntents | None = None
         #: Transactions committed so far, and how many of the first ones are surely on the disk (a synced
         #: commit or a :meth:`sync` carries every earlier commit with it: the log is one file, appended to).
         self.commits = 0
@@ -157,13 +170,77 @@ class JournalStorage:
         return stored
 
     def close(self) -> None:
-        """Close the file. Idempotent."""
+        """Close the file (its pending intents written to SQLite and synced first, when it can). Idempotent."""
         with self.lock:
             if self.conn is not None:
                 try:
+                    self._close_intent_log()
                     self.conn.close()
                 finally:
                     self.conn = None
+
+    # ------------------------------------------------------------------ the intent log
+    def open_intent_log(self, insert: InsertIntents) -> int:
+        """Own the journal's intent log (:mod:`~copilot_quant.journal.intent_log`), if no other journal
+        does: recover what a crash left in it into SQLite (returns how many intents that added) and send
+        every later intent through it. Writable journals only."""
+        if self.read_only or self.intent_log is not None:
+            return 0
+        intent_log = IntentLog.claim(self.path)
+        if intent_log is None:
+            return 0
+
+        def recover(rows: Sequence[IntentRow]) -> int:
+            with self.writing("recover the intents of the intent log") as conn:
+                return insert(conn, rows)
+
+        try:
+            added = intent_log.recover(recover)
+        except BaseException:
+            intent_log.close(in_sqlite=False)
+            raise
+        self.intent_log, self._insert_intents = intent_log, insert
+        return added
+
+    def log_intents(self, rows: Sequence[IntentRow]) -> bool:
+        """Put intent ``rows`` on the disk through the intent log; False when there is none or this thread
+        is inside :meth:`batch` (then the caller writes them in SQLite, in that transaction)."""
+        intent_log = self.intent_log
+        if intent_log is None or (self._in_batch and self._batch_thread == threading.get_ident()):
+            return False
+        if self.conn is None:
+            raise JournalError(f"journal {self.path} is closed; open a new TradeJournal")
+        intent_log.append(rows)
+        return True
+
+    def _apply_pending(self, conn: sqlite3.Connection) -> int:
+        """Insert the intent log's pending rows in the transaction just begun; how many were taken."""
+        if self.intent_log is None or self._insert_intents is None or not self.intent_log.has_pending:
+            return 0
+        rows = self.intent_log.pending()
+        self._insert_intents(conn, rows)
+        return len(rows)
+
+    def _close_intent_log(self) -> None:  # under lock
+        intent_log, self.intent_log = self.intent_log, None
+        if intent_log is None:
+            return
+        in_sqlite = False
+        try:
+            if intent_log.has_pending:
+                self.intent_log = intent_log  # once more, so that this transaction takes its rows
+                with self.writing("record the pending intents"):
+                    pass
+            else:
+                self.sync()
+            in_sqlite = True
+        except JournalError:
+            log.warning(
+                "journal %s: pending intents stay in %s until the next open", self.path, intent_log.path
+            )
+        finally:
+            self.intent_log = None
+            intent_log.close(in_sqlite=in_sqlite)
 
     # ------------------------------------------------------------------ checkpoints
     def defer_checkpoints(self) -> None:
@@ -225,6 +302,8 @@ class JournalStorage:
         self._sync_log()
         with self.lock:
             self.synced_commits = max(self.synced_commits, covered)
+            if self.intent_log is not None:
+                self.intent_log.synced(self.synced_commits)
 
     def _sync_log(self) -> None:
         """Sync the write-ahead log to the disk (its data and what is needed to read it back: its size).
@@ -277,12 +356,17 @@ class JournalStorage:
             except sqlite3.Error as exc:
                 raise self.error(action, exc) from exc
             try:
+                applying = self._apply_pending(conn)  # intents first: what follows may be about them
                 yield conn
                 conn.execute("COMMIT")
                 self.commits += 1
+                if applying and self.intent_log is not None:
+                    self.intent_log.applied(applying, self.commits)
                 if durability is Durability.SYNCED:  # this sync covers every commit before it too
                     self._sync_log()
                     self.synced_commits = self.commits
+                    if self.intent_log is not None:
+                        self.intent_log.synced(self.synced_commits)
             except BaseException as exc:
                 if conn.in_transaction:
                     try:
@@ -304,16 +388,23 @@ class JournalStorage:
             if self._in_batch:
                 raise JournalError("journal batches do not nest")
             with self.writing("write a batch of records", durability):
-                self._in_batch = True
+                self._in_batch, self._batch_thread = True, threading.get_ident()
                 try:
                     yield
                 finally:
-                    self._in_batch = False
+                    self._in_batch, self._batch_thread = False, 0
 
     @contextmanager
     def reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        """A read, which sees every intent ``record_intent`` returned (pending ones are written first)."""
         with self.lock:
             conn = self._require_conn()
+            if self.intent_log is not None and self.intent_log.has_pending and not conn.in_transaction:
+                try:
+                    with self.writing("record the pending intents", Durability.CRASH_SAFE):
+                        pass  # the transaction's start inserts them; the intent log keeps them synced
+                except JournalError:  # logged; the write that fails next halts trading. Reads go on.
+                    pass
             try:
                 yield conn
             except sqlite3.Error as exc:

@@ -10,9 +10,10 @@ to ``on_fill`` that way, so a fill is never handed to a strategy before the jour
 
 Writes queued while the thread was busy are committed together in one transaction, without a sync of its
 own; the follow-ups of ``CRASH_SAFE`` writes (fills) run at once, and the ``SYNCED`` ones count as done
-once the log is on the disk: carried there by a synced commit made since (an order's intent, which follows a
-fill within milliseconds), else synced by the writer itself after a short grace (``_SYNC_GRACE_S``), or at once when a thread
-waits for it in :meth:`JournalWriter.flush`. Writes
+once the log is on the disk: carried there by a synced commit made since by another thread, else synced by
+the writer itself after a short grace (``_SYNC_GRACE_S``: a fill usually comes just before a bar, whose order
+intents are synced to the intent log then — not to SQLite's log, but to the same disk), or at once when a
+thread waits for it in :meth:`JournalWriter.flush`. Writes
 queued meanwhile are committed first, so a fill right behind a status report never waits for the status's
 disk sync, and the intent's sync is not slowed down by a second one at the same moment. If any write of a batch fails, the batch is rolled back and each is
 written alone, so only the failing write fails.
@@ -44,9 +45,9 @@ log = logging.getLogger(__name__)
 
 #: The most batches committed before the SYNCED writes among them are synced, however busy the queue.
 _MAX_ROUNDS_OWED = 8
-#: How long committed SYNCED writes may wait for a synced commit of someone else (an order's intent, which
-#: usually follows a fill within milliseconds) to carry them to the disk, before the writer syncs the log
-#: itself: two disk syncs at once would slow down the intent's, on the path to the order.
+#: How long committed SYNCED writes may wait for a synced commit of someone else to carry them to the disk,
+#: before the writer syncs the log itself: a bar's order intents usually follow a fill within milliseconds,
+#: and two disk syncs at once would slow down theirs (to the intent log), on the path to the order.
 _SYNC_GRACE_S = 0.01
 #: How often the writer checks, during that grace, whether they were carried.
 _SYNC_POLL_S = 0.001
@@ -221,8 +222,8 @@ class JournalWriter:
             self._idle.notify_all()
 
     def _sync(self, owed: _Owed, last: int) -> None:
-        """Make sure the log under the ``owed`` SYNCED writes is on the disk — a synced commit since (an
-        order's intent) may have carried it there already; else one fsync per journal — then run their
+        """Make sure the log under the ``owed`` SYNCED writes is on the disk — a synced commit since (by
+        another thread) may have carried it there already; else one fsync per journal — then run their
         follow-ups and count every job up to ``last`` done."""
         try:
             failed: set[int] = set()

@@ -179,12 +179,9 @@ class OrderRouter:
         try:
             if journal is None:
                 raise JournalError("the engine has no open journal; start() opens it before trading")
-            if len(routed) == 1:
-                routed[0].ref = journal.record_intent(routed[0].order, routed[0].slot.name)
-            else:
-                with journal.batch():
-                    for r in routed:
-                        r.ref = journal.record_intent(r.order, r.slot.name)
+            refs = journal.record_intents([(r.order, r.slot.name) for r in routed])
+            for r, ref in zip(routed, refs, strict=True):
+                r.ref = ref
         except JournalError as exc:
             for r in routed:
                 r.order.status = OrderStatus.REJECTED

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
+
 import pytest
 from copilot_quant.backtest.orders import Order, OrderStatus
-from copilot_quant.journal import OrderState, TradeJournal
+from copilot_quant.journal import OrderState, TradeJournal, intent_log
 
 from .conftest import Scripted, assert_books_agree, journal_file, wait_until
 
@@ -160,14 +163,20 @@ def test_a_restarted_strategy_sees_and_cancels_its_order_from_the_last_run(
     assert second.open_orders() == []
 
 
-def test_a_read_only_journal_halts_trading_and_sends_nothing(make_engine, gateway, journal_dir):
+def _read_only_disk(fd: int, data: bytes) -> None:
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+
+def test_a_read_only_journal_halts_trading_and_sends_nothing(make_engine, gateway, journal_dir, monkeypatch):
     strategy = Scripted({1: [BUY]})
     engine = make_engine()
     engine.add_strategy(strategy)
     assert engine.connect(timeout=5)
     assert engine.start(["AAPL"], lookback_days=5)
-    # Fault injection: from now on SQLite refuses every write, as on a disk remounted read-only.
+    # Fault injection: from now on SQLite refuses every write, as on a disk remounted read-only, and so
+    # does the intent log beside it (the same disk).
     engine.journal._conn.execute("PRAGMA query_only = ON")  # type: ignore[union-attr]
+    monkeypatch.setattr(intent_log, "_write_all", _read_only_disk)
     gateway.clock.step(1)
     assert wait_until(lambda: engine.kill_switch.is_engaged)
     assert "journal" in engine.kill_switch.reason

@@ -355,7 +355,8 @@ def test_broker_events_are_journaled_off_the_ib_loop_and_fills_after_their_commi
 ):
     """Statuses, acknowledgements and commissions are journaled on the writer thread: no disk sync of theirs
     ever holds up IB's messages. With inline dispatch the loop thread writes only what its path from a bar
-    to the order needs: the intent (synced before the order is sent, by design); a fill reaches on_fill at
+    to the order needs: the intent (synced to the intent log before the order is sent, by design; no
+    SQLite transaction on the loop); a fill reaches on_fill at
     once and is journaled just after, on the writer thread (fill_gate.py, "staged fills"). On the worker
     a fill reaches on_fill once it is in the journal."""
     engine = make_engine(inline_dispatch=inline)
@@ -376,17 +377,27 @@ def test_broker_events_are_journaled_off_the_ib_loop_and_fills_after_their_commi
         return original(action, durability)
 
     journal._store.writing = watched  # type: ignore[method-assign]
+    intent_log = journal._store.intent_log
+    assert intent_log is not None
+    appended, append = [], intent_log.append
+
+    def logged(rows):
+        appended.append(threading.current_thread().name)
+        append(rows)
+
+    intent_log.append = logged  # type: ignore[method-assign]
     with Stepper(gateway):
         assert wait_until(lambda: len(strategy.fills) == 2)
     on_loop = [(action, durability) for thread, action, durability in writes if thread == loop_thread.name]
+    assert not on_loop  # no SQLite transaction, no fsync of SQLite's log, ever held up IB's messages
     if inline:
-        assert on_loop
-        assert all(a.startswith("record the intent") for a, _ in on_loop), on_loop  # nothing else
+        assert appended == [loop_thread.name] * 2  # each bar's intent: one synced append on the loop
         assert engine.broker.flush_journal(5)
         assert {f.fill_id for f in strategy.fills} <= {f.exec_id for f in journal.fills()}
     else:
         assert strategy.journaled_when_told == [True, True]
-        assert not on_loop  # no fsync ever held up IB's messages
+        assert len(appended) == 2
+        assert loop_thread.name not in appended
     writers = {thread for thread, _, _ in writes}
     assert "copilot-quant-journal" in writers  # statuses, commissions, acknowledgements: the writer thread
     assert_books_agree(gateway, journal_file(journal_dir), strategy.fills, engine)

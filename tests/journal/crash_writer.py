@@ -7,6 +7,9 @@
 ``python crash_writer.py PATH fills``  records an intent (synced), then fills (crash-safe: no sync of their
                                        own, nothing synced after them), says ``written`` and waits to be
                                        killed.
+``python crash_writer.py PATH intents`` records three intents (through the intent log: nothing else is
+                                       written after them, so SQLite does not hold them yet), says
+                                       ``written`` and waits to be killed.
 """
 
 from __future__ import annotations
@@ -54,6 +57,15 @@ def _fills_then_wait(journal: TradeJournal) -> None:
     sys.stdin.read()  # until the test kills this process
 
 
+def _intents_then_wait(journal: TradeJournal) -> None:
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        journal.record_intent(Order(symbol, 10), strategy="crash")
+    assert journal._store.intent_log is not None
+    assert journal._store.intent_log.has_pending
+    print("written", flush=True)
+    sys.stdin.read()  # until the test kills this process
+
+
 if __name__ == "__main__":
     target, mode = sys.argv[1], sys.argv[2]
     opened = TradeJournal(target, account="DU1234567")
@@ -61,5 +73,7 @@ if __name__ == "__main__":
         _loop(opened)
     elif mode == "fills":
         _fills_then_wait(opened)
+    elif mode == "intents":
+        _intents_then_wait(opened)
     else:
         _die_mid_transaction(opened)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from copilot_quant.errors import JournalError
-from copilot_quant.journal import JournalOrderState, TradeJournal, storage
+from copilot_quant.journal import JournalOrderState, TradeJournal, intent_log, storage
 from copilot_quant.journal.durability import FILL_DURABILITY, Durability
 
 from tests.journal.support import ACCOUNT, T0, buy
@@ -44,9 +44,9 @@ def assert_consistent(path: Path) -> TradeJournal:
     return journal
 
 
-def _run_child(path: Path, mode: str) -> subprocess.Popen[str]:
+def run_child(path: Path, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    stdin = subprocess.PIPE if mode == "fills" else None  # "fills" waits on it until killed
+    stdin = subprocess.PIPE if mode in ("fills", "intents") else None  # these wait on it until killed
     return subprocess.Popen(
         [sys.executable, str(CHILD), str(path), mode], stdin=stdin, stdout=subprocess.PIPE, text=True, env=env
     )
@@ -57,7 +57,7 @@ def test_a_writer_killed_at_any_moment_leaves_only_whole_records(
     tmp_path: Path, records_before_kill: int
 ) -> None:
     path = tmp_path / f"{ACCOUNT}.sqlite"
-    child = _run_child(path, "loop")
+    child = run_child(path, "loop")
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "ready"
@@ -82,7 +82,7 @@ def test_a_crash_safe_fill_survives_a_sigkill_of_the_process_that_wrote_it(tmp_p
     """Fills commit without a disk sync of their own (durability.py): the process is killed right after,
     with nothing synced since, and a new process still finds them, whole, with their order."""
     path = tmp_path / f"{ACCOUNT}.sqlite"
-    child = _run_child(path, "fills")
+    child = run_child(path, "fills")
     try:
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "written"
@@ -106,7 +106,8 @@ def _synced_of_each_commit(
     journal: TradeJournal, record: Callable[[], object], monkeypatch: pytest.MonkeyPatch
 ) -> list[str]:
     """Whether each transaction of ``record()`` was synced to the disk before its write returned, in order:
-    "FULL" (its log synced right after its commit) or "NORMAL" (not)."""
+    "FULL" (its log synced right after its commit) or "NORMAL" (not) — and "LOGGED" for an append to
+    the intent log (synced, no SQLite transaction)."""
     steps: list[str] = []
     assert journal._conn is not None
     assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL: commits never sync
@@ -116,7 +117,12 @@ def _synced_of_each_commit(
         steps.append("sync")
         real_sync(fd)
 
+    def log_sync(fd: int) -> None:
+        steps.append("intent log sync")
+        real_sync(fd)
+
     monkeypatch.setattr(storage, "_datasync", datasync)
+    monkeypatch.setattr(intent_log, "_datasync", log_sync)
     journal._conn.set_trace_callback(steps.append)
     try:
         record()
@@ -129,16 +135,12 @@ def _synced_of_each_commit(
         elif step == "COMMIT":
             synced = k + 1 < len(steps) and steps[k + 1] == "sync"
             commits.append("FULL" if synced else "NORMAL")
+        elif step == "intent log sync":
+            commits.append("LOGGED")
     return commits
 
 
-def test_fills_commit_crash_safe_and_everything_else_synced(
-    journal: TradeJournal, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The durability policy, "crash-safe fills": a fill's commit has no disk sync of its own; the intent
-    (durable before the order is sent), statuses, commissions and events are synced right after their
-    commit, before the write returns — also the intent that follows a fill."""
-
+def _lifecycle(journal: TradeJournal) -> Callable[[], None]:
     def lifecycle() -> None:
         ref = journal.record_intent(buy())
         journal.record_submitted(ref, 7)
@@ -149,17 +151,45 @@ def test_fills_commit_crash_safe_and_everything_else_synced(
         journal.record_status(ref, "cancelled", 4, 0, 100.0)
         journal.record_event("tick", "x")
 
-    assert _synced_of_each_commit(journal, lifecycle, monkeypatch) == [
-        "FULL",  # intent
-        "FULL",  # submitted
+    return lifecycle
+
+
+def test_fills_commit_crash_safe_and_everything_else_synced(
+    journal: TradeJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The durability policy, "crash-safe fills": a fill's commit has no disk sync of its own; the intent
+    (durable before the order is sent: one synced append to the intent log, no SQLite commit), statuses,
+    commissions and events are synced before the write returns — also the intent that follows a fill."""
+    assert journal._store.intent_log is not None  # the journal that opened the file first owns the log
+    assert _synced_of_each_commit(journal, _lifecycle(journal), monkeypatch) == [
+        "LOGGED",  # intent
+        "FULL",  # submitted (its transaction writes the intent's row first)
         "NORMAL",  # fill
-        "FULL",  # the next intent
+        "LOGGED",  # the next intent
         "FULL",  # commission
         "NORMAL",  # fill
         "FULL",  # status
         "FULL",  # event
     ]
     assert FILL_DURABILITY is Durability.CRASH_SAFE
+
+
+def test_a_journal_without_the_intent_log_commits_intents_synced(
+    journal: TradeJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second writable journal on the file does not own the intent log: its intents are synced commits."""
+    with TradeJournal(journal.path) as second:
+        assert second._store.intent_log is None
+        assert _synced_of_each_commit(second, _lifecycle(second), monkeypatch) == [
+            "FULL",  # intent
+            "FULL",  # submitted
+            "NORMAL",  # fill
+            "FULL",  # the next intent
+            "FULL",  # commission
+            "NORMAL",  # fill
+            "FULL",  # status
+            "FULL",  # event
+        ]
 
 
 def test_sync_puts_crash_safe_fills_on_the_disk_and_a_closed_journal_refuses_it(
@@ -176,7 +206,7 @@ def test_sync_puts_crash_safe_fills_on_the_disk_and_a_closed_journal_refuses_it(
 
 def test_a_crash_inside_a_transaction_rolls_the_whole_record_back(tmp_path: Path) -> None:
     path = tmp_path / f"{ACCOUNT}.sqlite"
-    child = _run_child(path, "midtx")
+    child = run_child(path, "midtx")
     child.communicate(timeout=60)
     assert child.returncode == 3  # died inside record_fill, after inserting the fill row
     with assert_consistent(path) as journal:
@@ -223,8 +253,11 @@ def test_a_disk_turning_read_only_under_a_running_engine_raises_a_clear_error(jo
     with pytest.raises(JournalError, match="read-only") as caught:
         journal.record_fill(ref, "e2", "AAPL", "buy", 6, 100.0, T0)
     assert str(journal.path) in str(caught.value)
+    # The intent log is on another file: the intent is on the disk, and SQLite's refusal shows at the next
+    # transaction (the broker's acknowledgement, which halts trading), not at the intent itself.
+    late = journal.record_intent(buy())
     with pytest.raises(JournalError, match="read-only"):
-        journal.record_intent(buy())
+        journal.record_submitted(late, 8)
     assert [f.exec_id for f in journal.fills()] == ["e1"]  # reads still work; nothing half-written
     assert journal.order(ref).filled == 4.0
 

@@ -625,8 +625,9 @@ def test_a_failed_sync_fails_the_synced_writes_and_trading_halts(
 def test_a_synced_commit_made_meanwhile_carries_the_writers_synced_writes_without_a_sync_of_their_own(
     journal: TradeJournal, writer: JournalWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A status report committed by the writer, then an order's intent committed (synced) by the engine:
-    the intent's disk sync carries the status too, so the writer adds no second sync next to it."""
+    """A status report committed by the writer, then a synced commit by another thread (an engine event;
+    an intent goes to the intent log instead): that disk sync carries the status too, so the writer adds
+    no second sync next to it."""
     held = HeldSync(journal)
     held.release.set()
     monkeypatch.setattr(journal, "sync", held)
@@ -636,7 +637,7 @@ def test_a_synced_commit_made_meanwhile_carries_the_writers_synced_writes_withou
     assert wait_for(lambda: journal.commit_mark() > before)  # committed, not synced yet
     assert writer.pending == 1
     assert not journal.is_synced(journal.commit_mark())
-    journal.record_intent(buy())  # a synced commit
+    journal.record_event("tick", "y")  # a synced commit
     assert writer.flush(timeout=5)
     assert held.calls == 0
     assert journal.is_synced(journal.commit_mark())

@@ -23,6 +23,7 @@ def test_the_checkpointer_turns_sqlites_checkpoints_off_and_runs_them_itself(tmp
         before = _db_bytes(journal)
 
         refs = [journal.record_intent(Order("AAPL", 1, "market", "buy"), "S") for _ in range(200)]
+        assert len(journal.orders()) == 200  # a read writes the intent log's rows to SQLite first
         assert journal.wal_bytes() > 0
         assert _db_bytes(journal) == before  # committed (synced to the log), not copied yet
 

@@ -1,16 +1,20 @@
 """What is durable when, with inline dispatch (copilot_quant.live.inline, copilot_quant.brokers.fill_gate):
-an order's intent is committed and synced to the disk before ``placeOrder``; a fill reaches ``on_fill`` at
+an order's intent is on the disk (synced to the journal's intent log) before ``placeOrder``; a fill reaches ``on_fill`` at
 once and is journaled just after, and one whose commit a crash prevented comes back from IB's executions
 at the restart. Against the simulated gateway, with a real ib_async client and a real SQLite journal."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from copilot_quant.backtest.orders import Order
-from copilot_quant.journal import storage
+from copilot_quant.journal import intent_log, storage
+from copilot_quant.journal.intent_log import intent_log_path
 from copilot_quant.journal.journal import TradeJournal
 
 from .conftest import Scripted, wait_until
@@ -38,7 +42,20 @@ def _orders_at(gateway) -> int:
     return gateway.call(lambda: len(gateway.broker.open_orders()) + len(gateway.broker.completed_orders()))
 
 
-def test_the_intent_is_committed_and_synced_before_place_order_and_each_fill_is_journaled_once(
+def _durable_intent(journal_path: Path, order_ref: str) -> str | None:
+    """The order id of ``order_ref``'s intent as a process opening the journal now would recover it (from
+    SQLite, or from the intent log's lines), None if it would not."""
+    with sqlite3.connect(journal_path) as other:
+        row = other.execute("SELECT order_id FROM orders WHERE order_ref = ?", (order_ref,)).fetchone()
+    if row is not None:
+        return str(row[0])
+    for line in intent_log_path(journal_path).read_bytes().split(b"\n"):
+        if line and json.loads(line)[0] == order_ref:
+            return str(json.loads(line)[3])
+    return None
+
+
+def test_the_intent_is_on_the_disk_before_place_order_and_each_fill_is_journaled_once(
     make_engine, gateway, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script = {n: [Order("AAPL", 1, "market", "buy" if n % 2 else "sell")] for n in range(1, 6)}
@@ -47,32 +64,38 @@ def test_the_intent_is_committed_and_synced_before_place_order_and_each_fill_is_
     journal = engine.journal
     assert journal is not None
     events: list[tuple[str, Any]] = []  # in order, from every thread
-    real_sync, real_intent = storage._datasync, TradeJournal.record_intent
+    real_sync, real_log_sync, real_intents = (
+        storage._datasync,
+        intent_log._datasync,
+        TradeJournal.record_intents,
+    )
 
     def datasync(fd: int) -> None:
         real_sync(fd)
         events.append(("synced", None))
 
-    def record_intent(self: TradeJournal, order: Order, strategy: str | None = None) -> str:
-        events.append(("intent", order.order_id))
-        return real_intent(self, order, strategy)
+    def log_sync(fd: int) -> None:
+        real_log_sync(fd)
+        events.append(("synced", None))
+
+    def record_intents(self: TradeJournal, items: Sequence[tuple[Order, str | None]]) -> list[str]:
+        events.extend(("intent", order.order_id) for order, _ in items)
+        return real_intents(self, items)
 
     ib = engine.connection.ib
     real_place = ib.placeOrder
-    committed: dict[str, str] = {}  # order_ref -> order_id, as another connection reads it at placeOrder
+    committed: dict[str, str] = {}  # order_ref -> order_id, as another process reads it at placeOrder
 
     def place_order(contract: Any, ib_order: Any) -> Any:
-        with sqlite3.connect(journal.path) as other:  # what is committed, as another process would see it
-            row = other.execute(
-                "SELECT order_id FROM orders WHERE order_ref = ?", (ib_order.orderRef,)
-            ).fetchone()
-        assert row is not None, f"{ib_order.orderRef} sent before its intent was committed"
-        committed[ib_order.orderRef] = row[0]
-        events.append(("place", row[0]))
+        order_id = _durable_intent(journal.path, ib_order.orderRef)  # what a restart would recover
+        assert order_id is not None, f"{ib_order.orderRef} sent before its intent was written"
+        committed[ib_order.orderRef] = order_id
+        events.append(("place", order_id))
         return real_place(contract, ib_order)
 
     monkeypatch.setattr(storage, "_datasync", datasync)
-    monkeypatch.setattr(TradeJournal, "record_intent", record_intent)
+    monkeypatch.setattr(intent_log, "_datasync", log_sync)
+    monkeypatch.setattr(TradeJournal, "record_intents", record_intents)
     monkeypatch.setattr(ib, "placeOrder", place_order)
     for n in range(1, 6):
         _step(gateway, strategy, n)
