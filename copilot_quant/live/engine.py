@@ -249,6 +249,7 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         #: Bars and fills on ib_async's loop thread (``inline_dispatch``): ``inline.bars`` delivered there,
         #: ``inline.handed_over`` why others went to the worker, ``inline.off_reason`` if it was turned off.
         self.inline = parts.inline
+        self.checkpointer = parts.checkpointer  # its thread ends with the run (engine_stop.py)
         self.reactions = parts.reactions  # alerts on what real IB does (ib_reactions.py)
         self.broker.register_error_callback(self._on_order_error)
         self.connection.machine.state_changed += self._on_connection_change
@@ -300,6 +301,7 @@ class LiveStrategyEngine(EngineStop, EngineReport):
     def disconnect(self) -> None:
         """Stop (if running), close the journal this engine opened, and close the connection. Idempotent."""
         self.stop()
+        self.checkpointer.close()
         journal = self.journal
         if journal is not None and self._owns_journal and not self._running:
             self.broker.flush_journal()

@@ -18,6 +18,7 @@ from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.market_hours import OutsideHours
 from copilot_quant.journal import ReconcileReport
 from copilot_quant.live.bar_clock import BarClock
+from copilot_quant.live.checkpoints import Checkpointer
 from copilot_quant.live.events import ErrorLog, EventLog, RecentList
 from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.order_router import OrderRouter
@@ -38,6 +39,7 @@ class EngineState:
     _events: EventLog
     dispatcher: FillDispatcher
     worker: Worker
+    checkpointer: Checkpointer
     router: OrderRouter
     clock: BarClock
     reconciler: Reconciler

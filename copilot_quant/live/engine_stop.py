@@ -93,6 +93,7 @@ class EngineStop(EngineState):
         detail = why + left
         level = logging.WARNING if "still working" in left else logging.INFO
         self._events.emit(EventKind.STOP, detail, level=level, journaled=False)
+        self.checkpointer.close()
         journal = self.journal
         if journal is not None:
             journal_stop(journal, detail)

@@ -134,6 +134,7 @@ class EngineParts:
     worker: Worker
     reactions: IbReactions
     inline: InlineDispatch
+    checkpointer: Checkpointer
 
 
 def build_parts(
@@ -213,7 +214,7 @@ def build_parts(
         refresh_account=hooks.refresh_account,
         on_journal_failure=hooks.on_journal_failure,
         finish=hooks.finish,
-        checkpointer=Checkpointer(hooks.journal),
+        checkpointer=(checkpointer := Checkpointer(hooks.journal)),
     )
     worker.wants_pnl = lambda: risk.limits.max_daily_loss is not None
     inline = InlineDispatch(
@@ -257,4 +258,5 @@ def build_parts(
         worker,
         reactions,
         inline,
+        checkpointer,
     )
