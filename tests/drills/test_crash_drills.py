@@ -15,6 +15,8 @@ from copilot_quant.gateway.testing import connected_ib
 from copilot_quant.journal import OrderState, TradeJournal
 from ib_async import LimitOrder, Stock
 
+from tests.journal.support import abandon
+
 from .conftest import ACCOUNT, Scripted, assert_books_agree, journal_file, journaled_fills, wait_until
 
 pytestmark = [pytest.mark.network, pytest.mark.timeout(60)]
@@ -27,11 +29,20 @@ def _orders(path: Path):
         return journal.orders()
 
 
-def test_a_crash_between_intent_and_acknowledgement_never_resends(make_engine, gateway, journal_dir):
+@pytest.mark.parametrize("intents_in", ["sqlite", "intent log only"])
+def test_a_crash_between_intent_and_acknowledgement_never_resends(
+    make_engine, gateway, journal_dir, intents_in
+):
+    """``intent log only``: the process died before any SQLite transaction took the intents' rows (they
+    are on the disk in the intent log alone); the new engine's journal recovers them at open."""
     path = journal_file(journal_dir)
-    with TradeJournal(account=ACCOUNT) as journal:  # the journal of the process that crashed
-        unsent = journal.record_intent(Order("AAPL", 4, "limit", "buy", limit_price=1.0))
-        sent = journal.record_intent(Order("AAPL", 3, "limit", "buy", limit_price=1.0, time_in_force="gtc"))
+    journal = TradeJournal(account=ACCOUNT)  # the journal of the process that crashed
+    unsent = journal.record_intent(Order("AAPL", 4, "limit", "buy", limit_price=1.0))
+    sent = journal.record_intent(Order("AAPL", 3, "limit", "buy", limit_price=1.0, time_in_force="gtc"))
+    if intents_in == "sqlite":
+        journal.close()
+    else:
+        abandon(journal)
     # It crashed after sending `sent` (same client id, ref as orderRef) but before journaling the ack.
     with connected_ib(gateway, client_id=81) as ib:
         ib.placeOrder(Stock("AAPL", "SMART", "USD"), LimitOrder("BUY", 3, 1.0, orderRef=sent, tif="GTC"))

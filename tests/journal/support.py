@@ -37,6 +37,18 @@ class StepClock:
         return self.now
 
 
+def abandon(journal: TradeJournal) -> None:
+    """What a SIGKILL leaves of an open journal: SQLite's commits and the intent log's synced lines, and
+    nothing of what was only in memory (intents not written to SQLite yet stay in the log only)."""
+    store = journal._store
+    if store.intent_log is not None:
+        store.intent_log.close(in_sqlite=False)
+        store.intent_log = None
+    assert store.conn is not None
+    store.conn.close()
+    store.conn = None
+
+
 def buy(symbol: str = "AAPL", qty: float = 10, **kw: object) -> Order:
     return Order(symbol, qty, side="buy", **kw)  # type: ignore[arg-type]
 

@@ -16,19 +16,10 @@ from copilot_quant.journal.intent_log import intent_log_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.journal.support import ACCOUNT, StepClock, buy
+from tests.journal.support import ACCOUNT, StepClock, abandon, buy
 from tests.journal.test_durability import assert_consistent, run_child
 
-
-def crash(journal: TradeJournal) -> None:
-    """What a SIGKILL leaves: SQLite's commits and the intent log's synced lines, nothing in memory."""
-    store = journal._store
-    assert store.intent_log is not None
-    store.intent_log.close(in_sqlite=False)
-    store.intent_log = None
-    assert store.conn is not None
-    store.conn.close()
-    store.conn = None
+crash = abandon
 
 
 def test_an_intent_is_in_the_log_only_and_every_read_sees_it(journal: TradeJournal) -> None:
