@@ -6,17 +6,18 @@ The order book (:mod:`copilot_quant.backtest.order_book`) enters each new order 
 members are then cancelled or reduced — at once with a block (ocaType 1, 2), after every execution at
 the same path point without (ocaType 3: the book calls :meth:`OcaGroups.reduce` once that point is
 booked). Both return whether a member was cancelled, so the book drops it once the bar is done. A member
-whose quantity the strategy modifies takes its new size at once (:meth:`OcaGroups.resized`); a member the
-strategy cancels takes the rest of its group with it (:meth:`OcaGroups.cancelled`, as at IB).
+whose quantity the strategy modifies is reduced from its new quantity later on, and one lowered to what
+already filled completes, cancelling the others (:meth:`OcaGroups.resized`); a member the strategy
+cancels takes the rest of its group with it (:meth:`OcaGroups.cancelled`, as at IB).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from copilot_quant.backtest.working_order import WorkingOrder, finish_order
-from copilot_quant.model.oca import OcaType, join_problem, oca_remaining, resized_member
+from copilot_quant.model.oca import OcaExecutions, OcaType, completes, join_problem
 from copilot_quant.model.orders import OrderStatus
 from copilot_quant.model.participation import is_whole
 
@@ -28,11 +29,13 @@ log = logging.getLogger("copilot_quant.backtest.order_book")
 
 @dataclass(slots=True)
 class OcaGroup:
-    """One OCA group: its type, its members with their size when they joined, and its done fraction."""
+    """One OCA group: its type, its members, whether any executed, and the executions of a group without a
+    block waiting for the end of their path point."""
 
     oca_type: OcaType
-    members: list[tuple[WorkingOrder, float]]
-    done: float = 0.0
+    members: list[WorkingOrder]
+    executed: bool = False
+    pending: OcaExecutions = field(default_factory=OcaExecutions)
 
 
 class OcaGroups:
@@ -53,13 +56,13 @@ class OcaGroups:
             name,
             None if group is None else int(group.oca_type),
             int(kind),
-            group is not None and group.done > 0,
+            group is not None and group.executed,
         )
         if problem is not None:
             return problem
         if group is None:
             group = self._groups[name] = OcaGroup(kind, [])
-        group.members.append((working, order.quantity))
+        group.members.append(working)
         return None
 
     def filled(self, working: WorkingOrder, quantity: float, unblocked: dict[str, None]) -> bool:
@@ -69,27 +72,30 @@ class OcaGroups:
         group = self._groups.get(working.order.oca_group)
         if group is None:
             return False
-        size = next((size for member, size in group.members if member is working), quantity)
-        group.done += quantity / size
+        group.executed = True
+        order = working.order
+        complete = completes(order.filled_quantity, order.quantity)
         if group.oca_type.blocks:
-            return self._reduce_group(group, working)
-        unblocked[working.order.oca_group] = None
+            executions = OcaExecutions()
+            executions.add(id(working), quantity, complete=complete)
+            return self._apply(group, executions)
+        group.pending.add(id(working), quantity, complete=complete)
+        unblocked[order.oca_group] = None
         return False
 
     def resized(self, working: WorkingOrder, quantity_before: float) -> bool:
-        """Group member ``working`` was modified from ``quantity_before`` to its quantity now: it counts at
-        its new size from now on (:func:`~copilot_quant.model.oca.resized_member`), and the other members
-        are reduced at once if its fills are now a larger part of it. True when a member was cancelled."""
+        """Group member ``working`` was modified from ``quantity_before`` to its quantity now: later
+        reductions take from the new quantity; one lowered to what already filled completes the member,
+        which cancels the others (:func:`~copilot_quant.model.oca.completes`). True when one was."""
         group = self._groups.get(working.order.oca_group)
         order = working.order
         if group is None or abs(order.quantity - quantity_before) <= 1e-9:
             return False
-        for i, (member, size) in enumerate(group.members):
-            if member is working:
-                new_size, group.done = resized_member(size, order.filled_quantity, group.done, order.quantity)
-                group.members[i] = (member, new_size)
-                log.debug("order %s counts as %g in OCA group %r", order.order_id, new_size, order.oca_group)
-        return group.done > 0 and self._reduce_group(group, working)
+        if not completes(order.filled_quantity, order.quantity):
+            return False
+        executions = OcaExecutions()
+        executions.add(id(working), 0.0, complete=True)
+        return self._apply(group, executions)
 
     def cancelled(self, working: WorkingOrder) -> bool:
         """Group member ``working`` was cancelled by its strategy: the other members still working are
@@ -98,7 +104,7 @@ class OcaGroups:
         if group is None:
             return False
         name, order_id = working.order.oca_group, working.order.order_id
-        others = [m.order for m, _ in group.members if m is not working and not m.order.status.is_done]
+        others = [m.order for m in group.members if m is not working and not m.order.status.is_done]
         for order in others:
             finish_order(
                 order, OrderStatus.CANCELLED, f"order {order_id} of OCA group {name!r} was cancelled"
@@ -106,23 +112,26 @@ class OcaGroups:
         return bool(others)
 
     def reduce(self, unblocked: dict[str, None]) -> bool:
-        """Apply the fills of the groups without a block (``unblocked``, then cleared); True when a member
-        was cancelled."""
+        """Apply the executions of the groups without a block (``unblocked``, then cleared); True when a
+        member was cancelled."""
         cancelled = False
         for name in unblocked:
-            cancelled = self._reduce_group(self._groups[name], None) or cancelled
+            group = self._groups[name]
+            executions, group.pending = group.pending, OcaExecutions()
+            cancelled = self._apply(group, executions) or cancelled
         unblocked.clear()
         return cancelled
 
     @staticmethod
-    def _reduce_group(group: OcaGroup, filler: WorkingOrder | None) -> bool:
+    def _apply(group: OcaGroup, executions: OcaExecutions) -> bool:
+        """Cancel or reduce every working member by the other members' ``executions``."""
         cancelled = False
-        for member, size in group.members:
+        for member in group.members:
             order = member.order
-            if order.status.is_done or (member is filler and group.oca_type is OcaType.CANCEL_WITH_BLOCK):
+            if order.status.is_done:
                 continue
             remaining = order.quantity - order.filled_quantity
-            left = oca_remaining(group.oca_type, size, group.done, remaining, is_whole(size))
+            left = executions.left_for(id(member), group.oca_type, remaining, is_whole(order.quantity))
             if left >= remaining - 1e-9:
                 continue
             if left <= 1e-9:

@@ -2,9 +2,9 @@
 
 Everything is read from ib_async's caches, which IB keeps current (``reqAccountUpdates`` and positions,
 started at connect), so most reads are one trip to the IB loop thread. Note that real IB pushes account
-values on change or about every 3 minutes (positions right after a fill), so NetLiquidation and cash lag
-fills at IB; the simulated gateway pushes them at once (unless its ``throttle_account_updates`` drill is
-on). IB pushes the account's P&L (``reqPnL``) about every second: :meth:`IbAccount.pnl` reads it, for
+values every 3 minutes (positions right after a fill), so NetLiquidation and cash lag fills at IB; the
+simulated gateway follows that cadence on its market clock (``GatewayConfig.account_update_interval``,
+:mod:`copilot_quant.gateway.account_cadence`). IB pushes the account's P&L (``reqPnL``) about every second: :meth:`IbAccount.pnl` reads it, for
 rails that must not lag (the daily-loss limit).
 """
 

@@ -92,6 +92,12 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
         help="Fill at most this fraction of each bar's volume per symbol, e.g. 0.1 (0 < x <= 1; default: no limit). The backtest's rule.",
     ),
     pacing: bool = typer.Option(False, help="Enforce IB's historical-data pacing rules (error 162)."),
+    account_update_interval: float = typer.Option(
+        180.0,
+        "--account-update-interval",
+        help="Seconds of market time between account-value refreshes (IB's Account window: 180; "
+        "0 = at every step and fill).",
+    ),
     live_account: bool = typer.Option(False, "--live-account", help="Present a live (U…) account id."),
     control_port: int = typer.Option(
         -1, "--control-port", help="Open a fault-drill control port on 127.0.0.1 (0 = any free port)."
@@ -135,6 +141,7 @@ def gateway(  # noqa: PLR0917 - typer maps each parameter to a command-line opti
             slippage=with_spread(NoSlippage(), parse_spread(spread)),
             volume_limit=volume_limit,
             pacing=pacing,
+            account_update_interval=account_update_interval,
             live_account=live_account,
         )
         server = GatewayServer(config).start()

@@ -7,7 +7,7 @@ The protocol side subscribes to ``SimBroker.events`` and turns each into TWS mes
 * :class:`CommissionReported` → commissionReport, to the placing client;
 * :class:`OrderErrorEvent` → error message with ``reqId = order_id`` (201, 202, 103, 104, 105, 161, 10147, 10148);
 * :class:`WhatIfReported` → the whatIf openOrder (margin figures), to the requesting client;
-* :class:`AccountChanged` → position / updatePortfolio / account values to every subscriber.
+* :class:`AccountChanged` → position / updatePortfolio / P&L to every subscriber (values at the account refresh).
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ from copilot_quant.gateway.account import Account, PositionItem
 from copilot_quant.gateway.contracts import ContractInfo
 from copilot_quant.gateway.fut_fx_orders import InstrumentMeters
 from copilot_quant.gateway.matching import MatchingEngine, WorkingOrder
-from copilot_quant.gateway.oca import group_fractions
 from copilot_quant.gateway.orders import (
     ExecutionRecord,
     IdAllocator,
@@ -137,8 +136,6 @@ class BrokerPersistence:
         for record in self._orders.values():
             if not record.is_done:
                 self._engine.add(self._working(record, record.key in triggered))
-        for group, fraction in group_fractions(self._orders.values()).items():
-            self._engine.set_group_done(group, fraction)
         for contract, position in state.holdings:
             if position.last_price:
                 self._last_price[contract.symbol] = position.last_price

@@ -44,7 +44,6 @@ from copilot_quant.gateway.orders import (
     finite_or_none,
     parse_ib_time,
 )
-from copilot_quant.model.oca import resized_member
 
 __all__ = ["BrokerPlacement"]
 
@@ -224,11 +223,9 @@ class BrokerPlacement:
             self._error(client_id, order_id, 201, f"Order rejected - reason:{reason}")
             return
         order_type = _order_type(req.order_type) or existing.order_type
-        oca_size = self._oca_size(existing, req.total_quantity)
         working = self._engine.remove(existing.key)
         updated = replace(
             existing,
-            oca_size=oca_size,
             quantity=req.total_quantity,
             order_type=order_type,
             lmt_price=finite_or_none(req.lmt_price),
@@ -263,27 +260,16 @@ class BrokerPlacement:
             )
             self._orders[updated.key] = updated
             self._emit(OrderUpdated(client_id, updated))
-        if updated.oca_group and oca_size != existing.oca_size:  # its fills may now be more of it
-            for event in self._engine.regroup(updated.oca_group, updated.key):
+        if (
+            updated.oca_group and updated.remaining <= 0 < updated.filled
+        ):  # complete: the others go (model.oca)
+            for event in self._engine.group_completed(updated.oca_group, updated.key):
                 if isinstance(event, OcaReduced):
                     self._oca_reduced(event, self._clock())
         group = self._bracket_of(updated)
         if group is not None:  # a modified bracket order: the exits work for the exposure only
             self._sync_bracket(group, self._clock(), offer=False)
         self._save()
-
-    def _oca_size(self, existing: SimOrder, quantity: float) -> float:
-        """The size OCA member ``existing`` counts at once modified to ``quantity`` (updating its group's
-        done fraction); unchanged when the quantity is (a price change resends the reduced size)."""
-        if not existing.oca_group or abs(quantity - existing.quantity) <= 1e-9:
-            return existing.oca_size
-        group = existing.oca_group
-        size, done = resized_member(
-            existing.oca_size, existing.filled, self._engine.group_done(group), quantity
-        )
-        self._engine.set_group_done(group, done)
-        log.info("order %s counts as %g in OCA group %r", existing.key, size, group)
-        return size
 
     def _what_if_order(self, client_id: int, req: PlaceOrderRequest, contract: ContractInfo) -> None:
         reason = self._invalid_reason(req, contract)

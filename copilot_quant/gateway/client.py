@@ -35,6 +35,8 @@ class Subscriptions:
     #: Account values last sent per subscription (key -1: reqAccountUpdates, else the multi reqId), so
     #: pushes after fills and market steps carry only what changed, like TWS.
     account_values_sent: dict[int, dict[tuple[str, str], str]] = field(default_factory=dict)
+    #: Account-summary tags last sent per reqAccountSummary reqId (the refresh sends the changed ones).
+    summary_sent: dict[int, dict[tuple[str, str], str]] = field(default_factory=dict)
 
 
 class ClientSession(Protocol):

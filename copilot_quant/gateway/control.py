@@ -68,7 +68,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "exec-window": ("exec-window day|all", "reqExecutions answers the current day only (day), or everything"),
     "commissions": ("commissions normal|zero|late|release|currency:XXX", "how commission reports are sent"),
-    "account-throttle": ("account-throttle SECONDS", "send account values at most every SECONDS (0: off)"),
+    "account-throttle": (
+        "account-throttle SECONDS",
+        "refresh account values every SECONDS of market time (0: every change)",
+    ),
     "permission": (
         "permission CODE [SYMBOL]",
         "market-data permission code on subscriptions: 354, 10167 (delayed), 10168, 10089, 10090",
@@ -275,7 +278,9 @@ def _speed(gw: GatewayServer, args: list[str], usage: str) -> str:
 def _account_throttle(gw: GatewayServer, args: list[str], usage: str) -> str:
     seconds = _number(args, usage)
     gw.faults.throttle_account_updates(seconds)
-    return f"account values every {seconds:g}s" if seconds else "account values on every change"
+    return (
+        f"account values every {seconds:g}s of market time" if seconds else "account values on every change"
+    )
 
 
 def _permission(gw: GatewayServer, args: list[str], usage: str) -> str:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from copilot_quant.gateway.account_cadence import DEFAULT_ACCOUNT_UPDATE_INTERVAL, AccountRefresh
 from copilot_quant.gateway.clock import SimClock
 from copilot_quant.gateway.contracts import (
     ContractInfo,
@@ -68,7 +69,8 @@ class GatewayCore:
     ``start``, continues an earlier run's replay at its saved clock (see :meth:`MarketReplay.resume`).
     With ``wall_clock`` the market starts at the present instead and trades in real time on ``hours``
     (``"always"`` or ``"exchange"``; see :mod:`copilot_quant.gateway.wallclock`); ``start`` and
-    ``resume_at`` must then be None.
+    ``resume_at`` must then be None. ``account_update_interval`` is the account refresh in seconds of market
+    time (IB's 180; 0 = at every step and fill).
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class GatewayCore:
         max_clients: int = 32,
         wall_clock: bool = False,
         hours: str = "always",
+        account_update_interval: float = DEFAULT_ACCOUNT_UPDATE_INTERVAL,
     ) -> None:
         self.feed = feed
         self.broker = broker
@@ -117,11 +120,9 @@ class GatewayCore:
         self.history = HistoryService(feed, self.market)
         self.pacer = HistoricalPacer(enabled=pacing)
         self.max_clients = max_clients
-        #: Drill (``FaultInjector.throttle_account_updates``): send reqAccountUpdates values at most every
-        #: this many seconds, as real IB does (about 3 minutes); None: on every change.
-        self.account_update_interval: float | None = None
-        #: When each session (by id) was last sent account values under that drill (monotonic seconds).
-        self.account_pushed_at: dict[int, float] = {}
+        #: The Account window's refresh (values, portfolio marks, summary), on the market clock; its cycle
+        #: starts with the gateway (see :mod:`copilot_quant.gateway.account_cadence`).
+        self.account_refresh = AccountRefresh(account_update_interval, last=self.now)
         self.sessions: dict[int, Session] = {}
         self.pending: set[Session] = set()
         #: Encodes the news for the sessions; None until the server sets one (then nothing is sent).

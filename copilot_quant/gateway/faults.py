@@ -26,7 +26,7 @@ Drills of what real IB does that a well-behaved gateway never shows (``docs/ib-b
 * :meth:`FaultInjector.socket_port_reset` — 1300: the API port moves, clients must reconnect there;
 * :meth:`FaultInjector.executions_today_only` — reqExecutions covers the current day only;
 * :meth:`FaultInjector.commission_reports` — commission reports late, zero or in another currency;
-* :meth:`FaultInjector.throttle_account_updates` — account values pushed every few minutes, not per fill;
+* :meth:`FaultInjector.throttle_account_updates` — another account-refresh cadence (IB's is 3 minutes);
 * :meth:`FaultInjector.market_data_permission` — market-data permission codes on a subscription (354,
   10167 delayed data, 10168, 10089/10090).
 
@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from copilot_quant.errors import ConfigError, GatewayError
+from copilot_quant.gateway.account_cadence import AccountCadenceError, check_interval
 from copilot_quant.gateway.messages.market_data import market_data_type
 from copilot_quant.gateway.messages.orders import order_status
 
@@ -323,17 +324,16 @@ class FaultInjector:
         return count
 
     def throttle_account_updates(self, seconds: float | None) -> None:
-        """Send account values (reqAccountUpdates) at most every ``seconds``, as real IB does (about every
-        3 minutes; positions and P&L keep flowing); None or 0 ends the drill."""
-        if seconds is not None and seconds < 0:
-            raise GatewayError(f"throttle_account_updates needs seconds >= 0, got {seconds}")
+        """Refresh account values every ``seconds`` of market time from now on (the cadence
+        ``GatewayConfig.account_update_interval`` sets; IB's is 180 s): a longer one makes the values lag
+        fills for longer, 0 sends them at every step and fill; None goes back to the configured cadence."""
+        if seconds is not None:
+            try:
+                check_interval(seconds)
+            except AccountCadenceError as exc:
+                raise GatewayError(f"throttle_account_updates: {exc}") from None
         core = self._server.core
-
-        def apply() -> None:
-            core.account_update_interval = seconds or None
-            core.account_pushed_at.clear()
-
-        self._server.call(apply)
+        self._server.call(lambda: core.account_refresh.restart(core.now, seconds))
 
     def _call_broker(self, action: Callable[[SimBroker], Any]) -> Any:
         try:

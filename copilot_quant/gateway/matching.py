@@ -53,7 +53,7 @@ from copilot_quant.model.fill_rules import (
     trail_limit,
     trail_step,
 )
-from copilot_quant.model.oca import OcaType, oca_remaining
+from copilot_quant.model.oca import OcaExecutions, OcaType
 from copilot_quant.model.orders import OrderSide
 from copilot_quant.model.participation import VolumeAllowance, check_volume_limit
 from copilot_quant.model.spread import after_touch, limit_on_grid, spread_of, stop_trade_at, touch_at
@@ -90,10 +90,9 @@ class WorkingOrder:
     last_seen: float | None = None
     #: The order is for a whole number of shares, so a volume limit fills it in whole shares.
     whole_shares: bool = True
-    #: Its one-cancels-all group (``""``: none), IB ocaType and size when it joined the group.
+    #: Its one-cancels-all group (``""``: none) and IB ocaType.
     oca_group: str = ""
     oca_type: int = 0
-    oca_size: float = 0.0
     #: Trailing orders: the trail (an amount or a percent) and a TRAIL LIMIT's limit offset; ``stop`` is
     #: the trailing stop where it stands now (None: it starts from the next price).
     trail_amount: float | None = None
@@ -283,9 +282,8 @@ class MatchingEngine:
         self._allowance = VolumeAllowance(self.volume_limit) if self.volume_limit is not None else None
         self._books: dict[str, dict[OrderKey, WorkingOrder]] = {}
         self._symbol_of: dict[OrderKey, str] = {}
-        #: Working members of each OCA group, and each group's done fraction (see model.oca).
+        #: Working members of each OCA group (see model.oca).
         self._groups: dict[str, dict[OrderKey, None]] = {}
-        self._done: dict[str, float] = {}
         #: Each bracket's exposure (what its exits may still fill between them), set by the broker.
         self._exposure: dict[OrderKey, float] = {}
 
@@ -322,21 +320,13 @@ class MatchingEngine:
             if sibling.remaining <= 1e-9:
                 self.remove(sibling.key)  # nothing to protect now: the broker decides what becomes of it
 
-    def set_group_done(self, group: str, fraction: float) -> None:
-        """Resume OCA group ``group`` with done fraction ``fraction`` (its members' executions so far)."""
-        self._done[group] = fraction
-
-    def group_done(self, group: str) -> float:
-        """OCA group ``group``'s done fraction (0 before any execution)."""
-        return self._done.get(group, 0.0)
-
-    def regroup(self, group: str, key: OrderKey) -> list[MatchEvent]:
-        """Member ``key`` of OCA group ``group`` changed its size (a modification): reduce the working
-        members to what the group's done fraction leaves them now (nothing before an execution)."""
-        if self._done.get(group, 0.0) <= 0:
-            return []
+    def group_completed(self, group: str, key: OrderKey) -> list[MatchEvent]:
+        """Member ``key`` of OCA group ``group`` completed without an execution (a modification lowered its
+        quantity to what had filled): cancel the working members (model.oca)."""
+        executions = OcaExecutions()
+        executions.add(key, 0.0, complete=True)
         events: list[MatchEvent] = []
-        self._reduce_group(group, key, events)
+        self._reduce_group(group, executions, events)
         return events
 
     def get(self, key: OrderKey) -> WorkingOrder | None:
@@ -385,7 +375,7 @@ class MatchingEngine:
         if not book:
             return []
         events: list[MatchEvent] = []
-        unblocked: dict[str, None] = {}  # type-3 groups that filled: reduced after this price update
+        unblocked: dict[str, OcaExecutions] = {}  # type-3 groups: applied after this price update
         for order in list(book.values()):
             if order.key not in self._symbol_of:
                 continue  # cancelled by its OCA group earlier in this price update
@@ -418,8 +408,8 @@ class MatchingEngine:
                 self._group_filled(order, quantity, unblocked, events)
             if order.bracket is not None:
                 self._exit_filled(order, quantity)
-        for group in unblocked:
-            self._reduce_group(group, None, events)
+        for group, executions in unblocked.items():
+            self._reduce_group(group, executions, events)
         return events
 
     def _plain_width(self, price: float, tick: Tick) -> int:
@@ -460,7 +450,7 @@ class MatchingEngine:
         return [FillIntent(key, fill_price, quantity)]
 
     def _open_auction(
-        self, order: WorkingOrder, price: float, events: list[MatchEvent], unblocked: dict[str, None]
+        self, order: WorkingOrder, price: float, events: list[MatchEvent], unblocked: dict[str, OcaExecutions]
     ) -> None:
         fill_price = auction_fill_price(order.side, order.limit, price)
         self.remove(order.key)
@@ -477,7 +467,7 @@ class MatchingEngine:
         """The session closes at ``price``: fill ``symbol``'s closing-auction orders (MOC; LOC whose limit
         the price satisfies). The others stay (a DAY order then expires with the session)."""
         events: list[MatchEvent] = []
-        unblocked: dict[str, None] = {}
+        unblocked: dict[str, OcaExecutions] = {}
         for order in list(self._books.get(symbol, {}).values()):
             if order.auction != "close":
                 continue
@@ -491,31 +481,35 @@ class MatchingEngine:
                 order.remaining = 0.0
                 if order.oca_group:
                     self._group_filled(order, quantity, unblocked, events)
-        for group in unblocked:
-            self._reduce_group(group, None, events)
+        for group, executions in unblocked.items():
+            self._reduce_group(group, executions, events)
         return events
 
     def _group_filled(
-        self, order: WorkingOrder, quantity: float, unblocked: dict[str, None], events: list[MatchEvent]
+        self,
+        order: WorkingOrder,
+        quantity: float,
+        unblocked: dict[str, OcaExecutions],
+        events: list[MatchEvent],
     ) -> None:
-        group = order.oca_group
-        self._done[group] = self._done.get(group, 0.0) + quantity / (order.oca_size or quantity)
+        """``quantity`` of OCA member ``order`` executed: apply it to the others now (with a block) or once
+        every execution at this price is done (``unblocked``)."""
+        complete = order.remaining <= 1e-9
         if OcaType(order.oca_type).blocks:
-            self._reduce_group(group, order.key, events)
+            executions = OcaExecutions()
+            executions.add(order.key, quantity, complete=complete)
+            self._reduce_group(order.oca_group, executions, events)
         else:
-            unblocked[group] = None
+            unblocked.setdefault(order.oca_group, OcaExecutions()).add(order.key, quantity, complete=complete)
 
-    def _reduce_group(self, group: str, filler: OrderKey | None, events: list[MatchEvent]) -> None:
-        """Cancel or reduce ``group``'s working members after ``filler`` filled (None: any of them)."""
-        done = self._done.get(group, 0.0)
+    def _reduce_group(self, group: str, executions: OcaExecutions, events: list[MatchEvent]) -> None:
+        """Cancel or reduce ``group``'s working members by the other members' ``executions``."""
         for key in list(self._groups.get(group, ())):
             member = self.get(key)
             if member is None:
                 continue
             oca_type = OcaType(member.oca_type)
-            if key == filler and oca_type is OcaType.CANCEL_WITH_BLOCK:
-                continue  # the member that filled keeps working its own remainder
-            left = oca_remaining(oca_type, member.oca_size, done, member.remaining, member.whole_shares)
+            left = executions.left_for(key, oca_type, member.remaining, member.whole_shares)
             if left >= member.remaining - 1e-9:
                 continue
             member.remaining = left

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from copilot_quant.gateway.orders import PlaceOrderRequest, SimOrder
-from copilot_quant.model.oca import group_done_fraction, join_problem
+from copilot_quant.model.oca import join_problem
 
-__all__ = ["OCA_REVISION", "group_fractions", "oca_problem"]
+__all__ = ["OCA_REVISION", "oca_problem"]
 
 #: TWS's reason when a modification moves an order into another group or changes its ocaType.
 OCA_REVISION = "OCA group revision is not allowed"
@@ -29,12 +29,3 @@ def oca_problem(req: PlaceOrderRequest, orders: Iterable[SimOrder]) -> str | Non
     if group_type is None and members:
         group_type = req.oca_type
     return join_problem(group, group_type, req.oca_type, any(r.filled > 0 for r in members))
-
-
-def group_fractions(orders: Iterable[SimOrder]) -> dict[str, float]:
-    """The done fraction of every OCA group among ``orders`` (to resume matching after a restart)."""
-    members: dict[str, list[tuple[float, float]]] = {}
-    for r in orders:
-        if r.oca_group:
-            members.setdefault(r.oca_group, []).append((r.filled, r.oca_size))
-    return {group: group_done_fraction(sizes) for group, sizes in members.items()}

@@ -167,11 +167,9 @@ class SimOrder:
     completed_at: datetime | None = None
     #: Why an order ended (``"Filled"``, ``"Cancelled by client"``, ``"Rejected: ..."``): TWS's completedStatus.
     completed_status: str = ""
-    #: The one-cancels-all group (``""``: none), its IB ocaType, and this order's size when it joined the
-    #: group (the base of proportional reductions, see :mod:`copilot_quant.model.oca`).
+    #: The one-cancels-all group (``""``: none) and its IB ocaType (see :mod:`copilot_quant.model.oca`).
     oca_group: str = ""
     oca_type: int = 0
-    oca_size: float = 0.0
     #: Trailing orders: the trail as a percent (else ``aux_price`` is the amount), the limit offset of a
     #: TRAIL LIMIT, and the stop where it stands now (IB's trailStopPrice; the broker keeps it current).
     trailing_percent: float | None = None

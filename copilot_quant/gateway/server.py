@@ -41,6 +41,7 @@ import pandas as pd
 
 from copilot_quant.data.providers import provider_from_spec
 from copilot_quant.errors import ConfigError, GatewayError
+from copilot_quant.gateway.account_cadence import DEFAULT_ACCOUNT_UPDATE_INTERVAL, check_interval
 from copilot_quant.gateway.broker import SimBroker
 from copilot_quant.gateway.clock import SimClock
 from copilot_quant.gateway.core import GatewayCore
@@ -101,6 +102,14 @@ class GatewayConfig:
             only.
         pacing: enforce IB's historical-data pacing rules (error 162).
         max_clients: simultaneous clients (TWS allows 32).
+        account_update_interval: seconds of market time between account refreshes (default 180, IB's
+            Account-window refresh): the changed account values (reqAccountUpdates, reqAccountUpdatesMulti,
+            reqAccountSummary) and every portfolio line at its mark go out then; positions, the traded
+            contract's portfolio line and the P&L streams still go out at once on a fill, as at IB. 0 sends
+            the values at every market step and fill (faster than IB: for tests that want them at once).
+            A negative or non-numeric value raises
+            :class:`~copilot_quant.gateway.account_cadence.AccountCadenceError`. See
+            :mod:`copilot_quant.gateway.account_cadence`.
     """
 
     host: str = "127.0.0.1"
@@ -124,6 +133,7 @@ class GatewayConfig:
     state_file: str | Path | None = None
     pacing: bool = False
     max_clients: int = 32
+    account_update_interval: float = DEFAULT_ACCOUNT_UPDATE_INTERVAL
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -148,6 +158,7 @@ class GatewayConfig:
             self.commission = commission_model(self.commission)  # a name or a rate; ConfigError if neither
         if not 1 <= self.max_clients <= 1000:
             raise ConfigError(f"max_clients must be 1..1000, got {self.max_clients}.")
+        self.account_update_interval = check_interval(self.account_update_interval)
         self._validate_clock()
         if isinstance(self.data, str) and not self.data.strip():
             raise ConfigError("data must be a data spec such as 'sample' or 'synthetic', or an IDataFeed.")
@@ -230,6 +241,7 @@ class GatewayServer:
             max_clients=config.max_clients,
             wall_clock=config.clock == "wall",
             hours=config.hours,
+            account_update_interval=config.account_update_interval,
         )
         self.core.publisher = SessionPublisher(self.core)
         self._check_start(start)

@@ -140,7 +140,6 @@ def _order(r: SimOrder) -> dict[str, Any]:
         "completed_status": r.completed_status,
         "oca_group": r.oca_group,
         "oca_type": r.oca_type,
-        "oca_size": r.oca_size,
         "trailing_percent": r.trailing_percent,
         "lmt_price_offset": r.lmt_price_offset,
         "trail_stop_price": r.trail_stop_price,
@@ -178,7 +177,6 @@ def _order_from(d: dict[str, Any]) -> SimOrder:
         completed_status=d["completed_status"],
         oca_group=d.get("oca_group", ""),  # state files written before OCA groups have none
         oca_type=int(d.get("oca_type", 0)),
-        oca_size=float(d.get("oca_size", 0.0)),
         trailing_percent=d.get("trailing_percent"),
         lmt_price_offset=d.get("lmt_price_offset"),
         trail_stop_price=d.get("trail_stop_price"),

@@ -4,8 +4,32 @@ Orders that share a group name work together; an execution of one changes the ot
 ``ocaType`` says:
 
 * ``1`` CANCEL_WITH_BLOCK: any execution of one member cancels every other working member.
-* ``2`` REDUCE_WITH_BLOCK: the others are reduced in proportion to what executed.
+* ``2`` REDUCE_WITH_BLOCK: the others are reduced by the quantity that executed.
 * ``3`` REDUCE_NON_BLOCK: the same reduction, without overfill protection.
+
+Whatever the type, a member that fills *completely* cancels the others.
+
+**Decision: the reduction is by the filled quantity, not in proportion to the members' sizes.** The
+evidence (December 2026):
+
+* IB's TWS Users' Guide, One Cancels Other (ibkrguides.com/tws/usersguidebook/ordertypes/oco.htm), the
+  only source that says what TWS does to the numbers: "If an order completely fills, other orders in the
+  group are canceled. The On Fill: box instructs TWS what to do if an order in the group is partially
+  filled": "Reduce other orders: Reduces the quantity of other orders in the group by the partially filled
+  quantity of the order"; "Reduce other orders, overfill protection: Designed to reduce quantity of other
+  orders in the group by the partially-filled quantity of the order, and specifies that only one order at
+  a time will be submitted"; "Cancel other orders: All orders in the group will be canceled".
+* The TWS API reference (``Order.ocaType``, and interactivebrokers.github.io/tws-api/oca.html) names the
+  types "Remaining orders are proportionately reduced in size with block / with no block" and says
+  "partial completion causes the group to re-balance", without saying proportionate to what. For members
+  of one size both readings agree; read next to the Users' Guide, "proportionately" is the one-for-one
+  reduction (a fill of 40 takes 40 off every other member), which is the rule here. (The rule before this
+  one shrank each member by the group's done fraction of its own size; with unequal sizes it left a larger
+  member more, or less, than TWS does.)
+
+So: a member that executes ``q`` without completing takes ``q`` off each other working member's remaining
+quantity (ocaType 2, 3; at zero the member is cancelled) or cancels them (ocaType 1); a member that
+completes cancels them all. Quantities are the contracts' own units, as TWS counts them.
 
 A member the client (the strategy) cancels takes the other working members with it, whatever the type:
 IB's OCA description says "if, after transmission of the orders, any separate order within the OCA is
@@ -16,35 +40,31 @@ cancel.
 "Block" is IB's overfill protection: the group works one execution at a time. In a simulation the
 difference is one of timing: with a block, a member that would execute at the same price update as the
 one that just filled sees the cancellation or reduction first; without it, every member that executes at
-that price update fills what it had, and the reduction applies afterwards (the group may overfill).
+that price update fills what it had, and the executions of the others apply to each afterwards (the group
+may overfill). :class:`OcaExecutions` holds the executions not yet applied (one with a block, those of a
+price update without).
 
-Proportional reduction: the group's *done fraction* is the sum over members of ``filled / size`` (each
-member's size when it joined). A member may then have at most ``size × (1 − done fraction)`` left,
-rounded down to whole shares for whole-share orders; at zero it is cancelled. Two members of 100 shares,
-one fills 40: the other may fill at most 60 more.
-
-A member's size follows the client: modifying its quantity (IB: placeOrder again with the same orderId)
-gives it the size under which it may fill exactly the new quantity now (:func:`resized_member`), so the
-next reduction counts it at what the client last asked for, not at what it was first placed with. A
-modification that only resends the size a reduction left (ib_async resends the reduced totalQuantity with
-a new price) changes nothing.
+A member's quantity follows the client: a modification (IB: placeOrder again with the same orderId) gives
+it a new total, from which later reductions take; it changes nothing for the others, unless it lowers the
+quantity to what already filled, which completes the member (:func:`completes`) and cancels them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 from copilot_quant.errors import OrderValidationError
 
 __all__ = [
+    "OcaExecutions",
     "OcaType",
-    "group_done_fraction",
+    "completes",
     "join_problem",
     "oca_remaining",
     "parse_oca_type",
-    "resized_member",
 ]
 
 
@@ -74,37 +94,47 @@ def parse_oca_type(value: object) -> OcaType:
         raise OrderValidationError(f"unknown oca_type {value!r}; use one of {allowed}") from None
 
 
-def group_done_fraction(members: Iterable[tuple[float, float]]) -> float:
-    """The group's done fraction from its members' ``(filled, size)``."""
-    return sum(filled / size for filled, size in members if size > 0)
-
-
-def oca_remaining(
-    oca_type: OcaType, size: float, done_fraction: float, remaining: float, whole_shares: bool
-) -> float:
-    """How much a member of ``size`` with ``remaining`` left may still fill after another member executed,
-    when the group's done fraction is ``done_fraction`` (0 means: cancel it). Never more than ``remaining``."""
+def oca_remaining(oca_type: OcaType, remaining: float, executed: float, whole_shares: bool) -> float:
+    """How much a member with ``remaining`` left may still fill after the *other* members of its group
+    executed ``executed`` without completing (0 means: cancel it). Never more than ``remaining``."""
+    if executed <= 0:
+        return remaining
     if oca_type is OcaType.CANCEL_WITH_BLOCK:
         return 0.0
-    left = size * max(0.0, 1.0 - done_fraction)
+    left = remaining - executed
     if whole_shares:
         left = float(math.floor(left + 1e-9))
     return max(0.0, min(remaining, left))
 
 
-def resized_member(size: float, filled: float, done_fraction: float, quantity: float) -> tuple[float, float]:
-    """A member of ``size`` that has ``filled`` is modified to a total ``quantity`` while its group's done
-    fraction is ``done_fraction``: its new size and the group's new done fraction.
+def completes(filled: float, quantity: float) -> bool:
+    """Whether a member that has ``filled`` of its ``quantity`` is complete (it then cancels the others)."""
+    return filled > 0 and filled >= quantity - 1e-9
 
-    The new size lets the member fill exactly ``quantity`` in all with what the other members did so far
-    (``size × (1 − their done fraction) = quantity``); its own fills then count against the new size.
-    """
-    own = filled / size if size > 0 else 0.0
-    free = 1.0 - (done_fraction - own)
-    if quantity <= 0 or free <= 1e-12:
-        return size, done_fraction  # the others completed the group: nothing is left to resize
-    new_size = quantity / free
-    return new_size, done_fraction - own + filled / new_size
+
+@dataclass(slots=True)
+class OcaExecutions:
+    """A group's executions not yet applied to its other members, by member (any hashable key)."""
+
+    executed: dict[Hashable, float] = field(default_factory=dict)
+    completed: set[Hashable] = field(default_factory=set)
+
+    def add(self, member: Hashable, quantity: float, *, complete: bool) -> None:
+        """Member ``member`` executed ``quantity``; ``complete`` when that filled its whole quantity."""
+        self.executed[member] = self.executed.get(member, 0.0) + quantity
+        if complete:
+            self.completed.add(member)
+
+    def __bool__(self) -> bool:
+        return bool(self.executed or self.completed)
+
+    def left_for(self, member: Hashable, oca_type: OcaType, remaining: float, whole_shares: bool) -> float:
+        """What ``member``, with ``remaining`` left, may still fill once the *other* members' executions
+        apply to it (0: cancel it; ``remaining``: untouched, as the member that executed is by its own)."""
+        if any(other != member for other in self.completed):
+            return 0.0
+        others = sum(quantity for other, quantity in self.executed.items() if other != member)
+        return oca_remaining(oca_type, remaining, others, whole_shares)
 
 
 def join_problem(group: str, group_type: int | None, new_type: int, executed: bool) -> str | None:

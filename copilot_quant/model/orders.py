@@ -92,8 +92,9 @@ class Order:
 
     ``oca_group`` puts the order in a one-cancels-all group with every other order of that name (any
     symbol); ``oca_type`` says what a fill does to the others, as IB's ocaType (see
-    :mod:`copilot_quant.model.oca`): ``1`` cancel them (the default), ``2`` reduce them proportionally,
-    ``3`` reduce them without overfill protection. A reduction lowers ``quantity``.
+    :mod:`copilot_quant.model.oca`): ``1`` cancel them (the default), ``2`` reduce them by the quantity
+    that filled, ``3`` the same without overfill protection; a member that fills completely cancels the
+    others. A reduction lowers ``quantity``.
 
     ``parent_id`` makes the order an exit of a bracket: it names the entry's ``order_id``, works only for
     what the entry has filled and is one-cancels-other with the entry's other exits (see

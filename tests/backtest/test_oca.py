@@ -142,9 +142,10 @@ def test_a_member_lowered_then_filled_completes_the_group(make, oca_type):
     assert "OCA group 'entry'" in second.reject_reason  # not the end of the run
 
 
-def test_a_member_raised_keeps_its_share_of_what_is_left(make):
+def test_a_raised_member_is_reduced_from_its_new_quantity(make):
     """20 and 20; the second is raised to 80 before anything fills. Under a volume limit of 10 a bar the
-    first fills 10 of its 20 (half done): the second may fill half of its 80, not half of 20."""
+    first fills 10 of its 20: the second loses those 10 from its 80 (IB: "by the partially filled
+    quantity"), then the first fills its last 10 and completes, which cancels the second."""
 
     def act(strategy, bar):
         if bar == 0:
@@ -161,7 +162,11 @@ def test_a_member_raised_keeps_its_share_of_what_is_left(make):
     result = run(make(act), [QUIET] * 3, volume_limit=0.01)
     first, second = result.orders
     assert first.filled_quantity == 10
-    assert (second.filled_quantity, second.quantity) == (0, 40)
+    assert (second.filled_quantity, second.quantity) == (0, 70)  # 80 - 10, not 80 x (1 - 10/20)
+    result = run(make(act), [QUIET] * 4, volume_limit=0.01)
+    first, second = result.orders
+    assert (first.status, first.filled_quantity) == (OrderStatus.FILLED, 20)
+    assert (second.status, second.filled_quantity) == (OrderStatus.CANCELLED, 0)  # not left with 60
 
 
 @pytest.mark.parametrize("oca_type", [1, 2, 3])

@@ -162,10 +162,11 @@ def test_permission_sends_a_market_data_code_and_delayed_data(gw_control):
 
 def test_account_throttle_command(gw_control):
     gw, control = gw_control
-    assert send_command(control.port, "account-throttle 180") == "ok account values every 180s"
-    assert gw.core.account_update_interval == 180
+    reply = send_command(control.port, "account-throttle 600")
+    assert reply == "ok account values every 600s of market time"
+    assert gw.core.account_refresh.interval == 600
     assert send_command(control.port, "account-throttle 0") == "ok account values on every change"
-    assert gw.core.account_update_interval is None
+    assert gw.core.account_refresh.interval == 0
 
 
 def test_port_reset_command_moves_the_api_port_and_tells_the_clients(gw_control):

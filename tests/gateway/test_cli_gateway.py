@@ -101,6 +101,12 @@ def test_gateway_command_refuses_a_stray_token_that_is_no_ticker():
     assert "'DATA/X.CSV' is not a ticker symbol" in result.output
 
 
+def test_gateway_command_refuses_a_negative_account_update_interval():
+    result = _gateway("--data", "sample", "--account-update-interval", "-5", "--run-for", "0.1")
+    assert result.exit_code == 2, result.output
+    assert "account_update_interval must be >= 0 seconds" in " ".join(result.output.split())
+
+
 def test_gateway_command_refuses_a_start_after_the_data_ends_and_says_the_range():
     result = _gateway("--data", "sample", "--start", "2099-01-01", "--run-for", "0.1")
     assert result.exit_code == 2, result.output

@@ -54,16 +54,16 @@ def test_type_1_spans_symbols():
     assert broker.account.quantity("AAPL") == 0
 
 
-def test_type_2_reduces_the_rest_proportionally_with_block():
+def test_type_2_reduces_the_rest_by_the_filled_quantity_with_block():
     broker = make_broker(partial_fill_size=30)
     broker.place_order(1, lmt(1, 101.0, oca_group="g", oca_type=2), AAPL)
     broker.place_order(1, lmt(2, 101.0, oca_group="g", oca_type=2), AAPL)
     broker.on_price("AAPL", 100.0, T0, gap=True)
-    # 1 fills 30 (group 30 % done): 2 may fill 70, fills 30 (60 % done): 1 may fill 40 more
+    # 1 fills 30: 2 is reduced by 30 to 70, fills 30: 1 is reduced by 30 (40 left of its 70)
     assert (broker.order(1, 1).filled, broker.order(1, 1).quantity) == (30, 70)
     assert (broker.order(1, 2).filled, broker.order(1, 2).quantity) == (30, 70)
     broker.on_price("AAPL", 100.0, T0)
-    # 1 fills 30 (90 %): 2 may fill 10 and fills them (100 %): 1 is cancelled
+    # 1 fills 30: 2 has 10 left, fills them and completes: 1 is cancelled
     assert broker.order(1, 1).status is IbStatus.CANCELLED
     assert broker.order(1, 1).filled == 60
     assert broker.order(1, 2).status is IbStatus.FILLED
@@ -71,13 +71,29 @@ def test_type_2_reduces_the_rest_proportionally_with_block():
     assert broker.account.quantity("AAPL") == 100  # never more than one member's worth
 
 
+def test_type_2_takes_the_filled_quantity_off_a_larger_member_and_a_complete_member_cancels_it():
+    """IB's TWS Users' Guide: the others are reduced "by the partially filled quantity"; "if an order
+    completely fills, other orders in the group are canceled" (not reduced in proportion to their size)."""
+    broker = make_broker(partial_fill_size=40)
+    broker.place_order(1, lmt(1, 101.0, qty=100, oca_group="g", oca_type=2), AAPL)
+    broker.place_order(1, lmt(2, 90.0, qty=300, oca_group="g", oca_type=2), AAPL)
+    broker.on_price("AAPL", 100.0, T0, gap=True)  # 1 fills 40 of its 100
+    assert broker.order(1, 2).quantity == 260  # 300 - 40 (in proportion it would be 180)
+    broker.on_price("AAPL", 100.0, T0)  # 40 more
+    assert broker.order(1, 2).quantity == 220
+    broker.on_price("AAPL", 100.0, T0)  # its last 20: 1 is complete
+    assert broker.order(1, 1).status is IbStatus.FILLED
+    assert broker.order(1, 2).status is IbStatus.CANCELLED  # not left with 200
+    assert broker.account.quantity("AAPL") == 100
+
+
 def test_type_3_reduces_after_the_price_update_so_the_group_can_overfill():
     broker = make_broker(partial_fill_size=30)
     broker.place_order(1, lmt(1, 101.0, oca_group="g", oca_type=3), AAPL)
     broker.place_order(1, lmt(2, 101.0, oca_group="g", oca_type=3), AAPL)
-    broker.on_price("AAPL", 100.0, T0, gap=True)  # both fill 30 (60 % done): each may fill 40 more
+    broker.on_price("AAPL", 100.0, T0, gap=True)  # both fill 30, then each loses the other's 30: 40 left
     assert [broker.order(1, k).quantity for k in (1, 2)] == [70, 70]
-    broker.on_price("AAPL", 100.0, T0)  # both fill 30 again (120 %): both cancelled, 120 shares bought
+    broker.on_price("AAPL", 100.0, T0)  # both fill 30 again, then lose 30 more: both cancelled, 120 bought
     assert [broker.order(1, k).status for k in (1, 2)] == [IbStatus.CANCELLED, IbStatus.CANCELLED]
     assert broker.account.quantity("AAPL") == 120
 
@@ -124,16 +140,16 @@ def test_modifying_the_group_is_refused_and_the_order_keeps_working():
     assert broker.order(1, 1).oca_group == "g"
 
 
-def test_a_restart_resumes_the_groups_done_fraction(tmp_path):
+def test_a_restart_keeps_the_reduced_members_of_a_group(tmp_path):
     state = tmp_path / "state.json"
     broker = make_broker(partial_fill_size=30, state_file=state)
     broker.place_order(1, lmt(1, 101.0, oca_group="g", oca_type=2), AAPL)
     broker.place_order(1, lmt(2, 90.0, oca_group="g", oca_type=2), AAPL)
-    broker.on_price("AAPL", 100.0, T0, gap=True)  # 1 fills 30: 2 may fill 70
+    broker.on_price("AAPL", 100.0, T0, gap=True)  # 1 fills 30: 2 is reduced to 70
     assert broker.order(1, 2).quantity == 70
     resumed = make_broker(state_file=state)  # no partial fill size now: 1 fills its 70 at once
     assert resumed.order(1, 2).oca_group == "g"
     resumed.on_price("AAPL", 85.0, T0, gap=True)
     assert resumed.order(1, 1).filled == 100
-    assert resumed.order(1, 2).status is IbStatus.CANCELLED  # the group is done: 2 did not fill 70
+    assert resumed.order(1, 2).status is IbStatus.CANCELLED  # 1 completed: 2 did not fill its 70
     assert resumed.account.quantity("AAPL") == 100

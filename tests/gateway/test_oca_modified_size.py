@@ -1,6 +1,6 @@
-"""A modified OCA member's size at the simulated gateway, driven by plain ib_async: the group's reduction
-(ocaType 2, 3) counts a member at the quantity the client last gave it (placeOrder again with the same
-orderId), not at the quantity it was first placed with."""
+"""A modified OCA member's quantity at the simulated gateway, driven by plain ib_async: the group's
+reduction (ocaType 2, 3) takes the other members' fills off the quantity the client last gave it (placeOrder
+again with the same orderId), and a member that completes cancels the others."""
 
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ def test_a_member_lowered_then_filled_completes_the_group(gateway_factory, conne
     assert wait_until(ib, lambda: [p.position for p in ib.positions()] == [50.0])
 
 
-def test_a_member_raised_keeps_its_share_of_what_is_left(gateway_factory, connect):  # noqa: F811
+def test_a_raised_member_is_reduced_from_its_new_quantity(gateway_factory, connect):  # noqa: F811
     """100 and 100 in a group; the second is raised to 400 before anything fills. The first fills 50 of
-    its 100 (half done): the second may fill half of its 400, not half of the 100 it was placed with."""
+    its 100: the second is reduced by those 50 from its 400 (IB: "by the partially filled quantity")."""
     gw = gateway_factory(partial_fill_size=50)
     ib = connect(gw)
     contract = aapl(ib)
@@ -64,9 +64,9 @@ def test_a_member_raised_keeps_its_share_of_what_is_left(gateway_factory, connec
     assert wait_until(ib, lambda: gw.call(gw.broker.order, 1, first.order.orderId).lmt_price == price)
     _one_price(gw)
     assert wait_until(ib, lambda: first.orderStatus.filled == 50)
-    assert wait_until(ib, lambda: second.order.totalQuantity == 200)  # IB reports the reduced size
+    assert wait_until(ib, lambda: second.order.totalQuantity == 350)  # IB reports the reduced size
     (held,) = [o for o in gw.call(gw.broker.open_orders) if o.order_id == second.order.orderId]
-    assert held.quantity == 200
+    assert held.quantity == 350
 
 
 def test_a_price_only_modification_after_a_reduction_keeps_the_members_size(gateway_factory, connect):  # noqa: F811

@@ -30,7 +30,7 @@ def test_a_step_without_positions_resends_no_account_values(minute_gateway):
         assert seen == []  # nothing changed: flat account, so no value is news
 
 
-def test_a_fill_pushes_the_changed_values_and_they_match_the_broker(minute_gateway):
+def test_the_refresh_after_a_fill_pushes_the_changed_values_and_they_match_the_broker(minute_gateway):
     with connected_ib(minute_gateway) as ib:
         [contract] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
         assert _wait(ib, lambda: ("NetLiquidation", "USD", "") in _values(ib))
@@ -40,6 +40,7 @@ def test_a_fill_pushes_the_changed_values_and_they_match_the_broker(minute_gatew
         assert _wait(ib, lambda: trade.orderStatus.status == "Submitted")  # the gateway has it: now fill it
         minute_gateway.clock.step()
         assert _wait(ib, lambda: trade.orderStatus.status == "Filled")
+        minute_gateway.clock.step(2)  # the account refresh, 3 minutes of market time after the start
         assert _wait(ib, lambda: {"CashBalance", "GrossPositionValue"} <= changed)
         assert "AccountCode" not in changed  # unchanged values are not re-sent
         broker = {(tag, currency): value for tag, value, currency in minute_gateway.broker.account_values()}
@@ -72,13 +73,14 @@ def test_many_messages_in_one_flush_all_arrive_in_order(minute_gateway):
 
 
 def test_a_bar_arrives_after_the_account_is_marked_at_its_close(minute_gateway):
-    """Each step sends trades, then account marks, then the bar: a client acting on the bar sees an account
-    already valued at that bar's close, and nothing of that step queues behind the bar on the socket."""
+    """Each step sends trades, then account marks, then the bar: a client acting on the bar of a step that
+    refreshes the account (every 3 minutes of market time, as at IB) sees it already valued at that bar's
+    close, and nothing of that step queues behind the bar on the socket."""
     with connected_ib(minute_gateway) as ib:
         [contract] = ib.qualifyContracts(Stock("AAPL", "SMART", "USD"))
         trade = ib.placeOrder(contract, MarketOrder("BUY", 10))
         assert _wait(ib, lambda: trade.orderStatus.status == "Submitted")
-        minute_gateway.clock.step()
+        minute_gateway.clock.step()  # 19:01
         assert _wait(ib, lambda: trade.orderStatus.status == "Filled")
         bars = ib.reqHistoricalData(contract, "", "1 D", "1 min", "TRADES", True, 2, keepUpToDate=True)
         marks: list[tuple[float, float]] = []
@@ -88,7 +90,9 @@ def test_a_bar_arrives_after_the_account_is_marked_at_its_close(minute_gateway):
             marks.append((updated[-1].close, item.marketPrice))
 
         bars.updateEvent += on_bar
-        for _ in range(3):
+        for _ in range(5):  # 19:02 … 19:06: the refreshes fall at 19:03 and 19:06
             minute_gateway.clock.step()
-        assert _wait(ib, lambda: len(marks) >= 3)
-        assert all(price == pytest.approx(close) for close, price in marks), marks
+        assert _wait(ib, lambda: len(marks) >= 5)
+        refreshed = [marks[1], marks[4]]
+        assert all(price == pytest.approx(close) for close, price in refreshed), marks
+        assert marks[2][1] == marks[3][1] == marks[1][1]  # between refreshes the line keeps its mark

@@ -73,8 +73,10 @@ def test_the_engine_reads_the_days_pnl_while_account_values_are_throttled(engine
     engine.add_strategy(BuysOnce())
     assert engine.connect(timeout=5)
     assert engine.start(["AAPL"], lookback_days=5)
-    gateway.faults.throttle_account_updates(3600)  # real IB: about every 3 minutes
-    gateway.clock.step(1)  # the last push before the throttle bites; the strategy's order goes out
+    # IB refreshes account values every 3 minutes of market time; a daily step is longer, so the drill
+    # stretches the cycle past the test's bars to show the lag
+    gateway.faults.throttle_account_updates(30 * 86_400)
+    gateway.clock.step(1)  # the strategy's order goes out
     assert wait_until(lambda: gateway.call(gateway.broker.open_orders))
     value = engine.account.value
     gateway.clock.step(1)  # it fills; the market moves

@@ -262,16 +262,16 @@ def test_fills_older_than_the_executions_window_are_named_in_the_broker_state(br
 def test_throttled_account_values_lag_a_fill_but_the_pnl_stream_does_not(broker, gateway):
     before_cash = broker.get_cash_balance()
     before_pnl = broker.account_pnl()
-    gateway.faults.throttle_account_updates(3600)  # real IB: about every 3 minutes
-    gateway.clock.step()  # the last push before the throttle bites
-    assert wait_until(lambda: broker.get_cash_balance() == before_cash)
+    # IB refreshes account values every 3 minutes of market time; on this gateway's daily bars every step
+    # is a refresh, so the drill stretches the cycle past the test's bars to show the lag
+    gateway.faults.throttle_account_updates(30 * 86_400)
     order = Order("AAPL", 50, "limit", "buy", limit_price=MARKETABLE, time_in_force="gtc")
     broker.execute_order(order, 100.0, NOW)
     gateway.clock.step()
     assert wait_until(lambda: order.status is OrderStatus.FILLED)
     assert wait_until(lambda: broker.account_pnl().unrealized != before_pnl.unrealized)  # P&L flows
     assert broker.get_cash_balance() == before_cash  # the account values lag the fill, as at IB
-    gateway.faults.throttle_account_updates(None)
+    gateway.faults.throttle_account_updates(None)  # back to the 3-minute cycle: a daily step refreshes
     gateway.clock.step()
     assert wait_until(lambda: broker.get_cash_balance() < before_cash)
 

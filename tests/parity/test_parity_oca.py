@@ -98,10 +98,10 @@ def test_oca_groups_cancel_and_reduce_alike_in_backtest_and_live(entry_type: int
     assert statuses.count("filled") >= 4
 
 
-def test_proportional_reduction_under_partial_fills_matches_live() -> None:
+def test_reduction_by_the_filled_quantity_under_partial_fills_matches_live() -> None:
     """A volume limit of about 100 shares a bar fills the 300-share entries over several bars: each
-    execution of one entry reduces the other (ocaType 2), and the live order's quantity follows IB's
-    reduced totalQuantity."""
+    execution of one entry takes its quantity off the other (ocaType 2), and the live order's quantity
+    follows IB's reduced totalQuantity."""
     report = run_parity(
         OcoSwing,
         "AAPL",
@@ -159,8 +159,9 @@ def test_cancelling_a_member_cancels_its_group_alike_in_backtest_and_live(oca_ty
 class ResizeOneMember(Strategy):
     """Two 300-share buy limits in an ocaType 2 group; a bar after placing them it raises the lower one to
     600 (modify, same order id). Under a volume limit the higher one fills over several bars; each execution
-    reduces or cancels the raised one by its new size, at the gateway as in the backtest. Once nothing works
-    it sells what it holds and starts again."""
+    takes its quantity off the raised one's 600, and the higher one's completion cancels it, at the gateway
+    as in the backtest (unequal sizes: the rule by the filled quantity and the proportional one differ).
+    Once nothing works it sells what it holds and starts again."""
 
     def initialize(self) -> None:
         self.held = 0.0
@@ -189,7 +190,7 @@ class ResizeOneMember(Strategy):
         return []
 
 
-def test_a_resized_member_is_reduced_by_its_new_size_alike_in_backtest_and_live() -> None:
+def test_a_resized_member_is_reduced_from_its_new_quantity_alike_in_backtest_and_live() -> None:
     report = run_parity(
         ResizeOneMember,
         "AAPL",

@@ -1,10 +1,10 @@
 """Account requests — reqPositions (61) / cancel (64), reqAccountUpdates (6), reqAccountUpdatesMulti (76) /
 cancel (77), reqAccountSummary (62) / cancel (63), reqPositionsMulti (74) / cancel (75), reqPnL (92) /
-cancel (93), reqPnLSingle (94) / cancel (95) — and the pushes to subscribers when the account changes."""
+cancel (93), reqPnLSingle (94) / cancel (95) — and the pushes to subscribers when the account changes, at
+IB's cadence (:mod:`copilot_quant.gateway.account_cadence`)."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from copilot_quant.gateway.broker_events import AccountChanged
@@ -69,7 +69,20 @@ def changed_values(
     values after every fill and market step made up most of the gateway's traffic (and of the client's
     decoding work); ib_async keeps the last value per tag, so the unchanged ones carry no news.
     """
-    sent = session.subs.account_values_sent
+    return _unsent(session.subs.account_values_sent, key, values, full)
+
+
+def changed_summary(
+    session: ClientSession, req_id: int, values: list[tuple[str, str, str]], *, full: bool = False
+) -> list[tuple[str, str, str]]:
+    """:func:`changed_values` for reqAccountSummary ``req_id`` (its own ids: a summary and a multi request
+    may share a number)."""
+    return _unsent(session.subs.summary_sent, req_id, values, full)
+
+
+def _unsent(
+    sent: dict[int, dict[tuple[str, str], str]], key: int, values: list[tuple[str, str, str]], full: bool
+) -> list[tuple[str, str, str]]:
     last = sent[key] = {} if full else sent.setdefault(key, {})
     out: list[tuple[str, str, str]] = []
     for entry in values:
@@ -122,17 +135,21 @@ def cancel_account_updates_multi(session: ClientSession, reader: FieldReader) ->
 
 
 def req_account_summary(session: ClientSession, reader: FieldReader) -> None:
-    """``62, 1, reqId, group, tags``: the modelled tags (63 each), then accountSummaryEnd (64)."""
+    """``62, 1, reqId, group, tags``: the modelled tags (63 each), then accountSummaryEnd (64); later the
+    tags that changed, at each account refresh (IB: every 3 minutes)."""
     request = parse_account_summary_request(reader)
     broker = session.core.broker
     session.subs.account_summary[request.req_id] = request.tags
-    for tag, value, currency in broker.account_summary(request.tags):
+    summary = broker.account_summary(request.tags)
+    for tag, value, currency in changed_summary(session, request.req_id, summary, full=True):
         session.send(account_summary(request.req_id, broker.account_id, tag, value, currency))
     session.send(account_summary_end(request.req_id))
 
 
 def cancel_account_summary(session: ClientSession, reader: FieldReader) -> None:
-    session.subs.account_summary.pop(parse_cancel(reader), None)
+    req_id = parse_cancel(reader)
+    session.subs.account_summary.pop(req_id, None)
+    session.subs.summary_sent.pop(req_id, None)
 
 
 def req_positions_multi(session: ClientSession, reader: FieldReader) -> None:
@@ -170,10 +187,13 @@ def cancel_pnl_single(session: ClientSession, reader: FieldReader) -> None:
 
 
 def publish_account_change(core: GatewayCore, event: AccountChanged) -> None:
-    """A fill changed cash and positions: push positions, portfolio and values to every subscriber."""
+    """A fill changed cash and positions. What IB sends at once goes now: the positions (61), the traded
+    contracts' portfolio lines (7) and the P&L streams; the account values wait for the next refresh
+    (:mod:`~copilot_quant.gateway.account_cadence`), unless the interval is 0."""
     broker = core.broker
     symbols = {item.contract.symbol for item in event.items}
     changed_positions = [p for p in broker.positions(include_flat=True) if p.contract.symbol in symbols]
+    values = core.account_refresh.on_every_change
     for session in list(core.sessions.values()):
         if session.subs.positions:
             for held in changed_positions:
@@ -181,20 +201,22 @@ def publish_account_change(core: GatewayCore, event: AccountChanged) -> None:
         if session.subs.account_updates:
             for item in event.items:
                 session.send(portfolio_value(broker.account_id, item))
-        push_account_values(session)
+        if values:
+            push_account_values(session)
+        push_pnl(session)
 
 
 def push_account_values(session: ClientSession) -> None:
-    """Periodic/after-change push of account values, P&L and summary to what ``session`` subscribed."""
+    """The account refresh for ``session``: the values that changed since it was last sent them, on each
+    of its subscriptions (reqAccountUpdates with the account time, reqAccountUpdatesMulti,
+    reqAccountSummary)."""
     core = session.core
     broker = core.broker
     subs = session.subs
-    if not (subs.account_updates or subs.account_updates_multi or subs.pnl or subs.pnl_single):
+    if not (subs.account_updates or subs.account_updates_multi or subs.account_summary):
         return
-    values = broker.account_values() if subs.account_updates or subs.account_updates_multi else []
-    if values and _throttled(session):
-        values = []  # real IB pushes account values about every 3 minutes; P&L keeps flowing
-    if subs.account_updates and values:
+    values = broker.account_values()
+    if subs.account_updates:
         changed = changed_values(session, ACCOUNT_UPDATES_KEY, values)
         for key, value, currency in changed:
             session.send(account_value(broker.account_id, key, value, currency))
@@ -203,37 +225,35 @@ def push_account_values(session: ClientSession) -> None:
     for req_id in subs.account_updates_multi:
         for key, value, currency in changed_values(session, req_id, values):
             session.send(account_update_multi(req_id, broker.account_id, "", key, value, currency))
-    for req_id in subs.pnl:
+    for req_id, tags in subs.account_summary.items():
+        for tag, value, currency in changed_summary(session, req_id, broker.account_summary(tags)):
+            session.send(account_summary(req_id, broker.account_id, tag, value, currency))
+
+
+def push_pnl(session: ClientSession) -> None:
+    """The P&L streams (reqPnL, reqPnLSingle): real time at IB, so after every fill and market step."""
+    broker = session.core.broker
+    for req_id in session.subs.pnl:
         session.send(pnl(req_id, broker.pnl()))
-    for req_id, con_id in subs.pnl_single.items():
+    for req_id, con_id in session.subs.pnl_single.items():
         single = broker.pnl_single(con_id)
         if single is not None:
             session.send(pnl_single(req_id, single))
 
 
-def _throttled(session: ClientSession) -> bool:
-    """Whether account values must wait (the drill's interval since this session's last push)."""
-    interval = session.core.account_update_interval
-    if not interval:
-        return False
-    now = time.monotonic()
-    pushed = session.core.account_pushed_at
-    last = pushed.get(id(session))
-    if last is not None and now - last < interval:
-        return True
-    pushed[id(session)] = now
-    return False
-
-
 def push_marks(core: GatewayCore) -> None:
-    """After a market step: portfolio items at the new prices, values and P&L to subscribers."""
+    """After a market step: the P&L streams; and when the account refresh is due, every portfolio line
+    at its new mark and the changed account values."""
     broker = core.broker
-    portfolio = broker.portfolio()
+    refresh = core.account_refresh.due(core.now)
+    portfolio = broker.portfolio() if refresh else []
     for session in list(core.sessions.values()):
-        if session.subs.account_updates:
-            for item in portfolio:
-                session.send(portfolio_value(broker.account_id, item))
-        push_account_values(session)
+        if refresh:
+            if session.subs.account_updates:
+                for item in portfolio:
+                    session.send(portfolio_value(broker.account_id, item))
+            push_account_values(session)
+        push_pnl(session)
 
 
 HANDLERS = {
