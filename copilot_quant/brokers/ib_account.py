@@ -96,6 +96,20 @@ class IbAccount:
         self._base: tuple[str, str] | None = None
         #: conId -> instrument key of the contracts seen in positions (a contract's key never changes).
         self._keys: dict[int, str] = {}
+        #: symbol -> its instrument by the default registry (None: unreadable), for the buying-power check.
+        self._instruments: dict[str, Instrument | None] = {}
+
+    def _instrument(self, symbol: str) -> Instrument | None:
+        """``InstrumentRegistry().resolve(symbol)`` (None when it cannot read it), once per symbol: what the
+        buying-power check reads of it — kind, currency, root, margin — is the same whatever the date."""
+        if symbol in self._instruments:
+            return self._instruments[symbol]
+        try:
+            inst: Instrument | None = InstrumentRegistry().resolve(symbol)
+        except ConfigError:
+            inst = None
+        self._instruments[symbol] = inst
+        return inst
 
     def read_value(self, tag: str) -> float | None:
         """``tag``'s value from ib_async's cache as :func:`pick_account_value` reads it (loop thread), or None.
@@ -333,11 +347,8 @@ class IbAccount:
         """One unit of ``symbol`` at ``price`` in USD (loop thread): the price itself when it is quoted in USD;
         a pair quoted in another currency converted (``USD.JPY``: one USD; ``EUR.GBP``: at IB's GBP
         ``ExchangeRate``); None when IB has reported no rate for that currency."""
-        try:
-            inst = InstrumentRegistry().resolve(symbol)
-        except ConfigError:
-            return price
-        if inst.currency == "USD":
+        inst = self._instrument(symbol)
+        if inst is None or inst.currency == "USD":
             return price
         if inst.kind is AssetClass.FOREX and inst.root == "USD":
             return 1.0
@@ -345,8 +356,11 @@ class IbAccount:
         return price * rate if math.isfinite(rate) and rate > 0 else None
 
     async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
-        inst = _margined(order.symbol)
-        if inst is not None:
+        inst = self._instrument(order.symbol)
+        if inst is not None and inst.kind in (
+            AssetClass.FUTURE,
+            AssetClass.FOREX,
+        ):  # margined, not paid in full
             return await self._margin_refusal(order, price, inst)
         power = await self.value_async("BuyingPower")
         qty = float(order.quantity)
@@ -368,12 +382,3 @@ class IbAccount:
                 f"{needed:,.2f} including commission but IB BuyingPower is {power:,.2f}; reduce the quantity"
             )
         return None
-
-
-def _margined(symbol: str) -> Instrument | None:
-    """``symbol``'s instrument when it is a future or a forex pair (margined, not paid in full)."""
-    try:
-        inst = InstrumentRegistry().resolve(symbol)
-    except ConfigError:
-        return None
-    return inst if inst.kind in (AssetClass.FUTURE, AssetClass.FOREX) else None

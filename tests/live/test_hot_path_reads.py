@@ -7,11 +7,14 @@ Each fast path here is checked against what the slow one answered, on ib_async's
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
+from copilot_quant.brokers.contracts import ContractBook
 from copilot_quant.brokers.ib_account import IbAccount, pick_account_value
 from copilot_quant.brokers.order_tracking import OrderTracker
 from copilot_quant.brokers.position_watch import PositionWatch
@@ -202,3 +205,37 @@ def test_the_engines_fill_list_keeps_the_latest_fills_and_counts_them_all() -> N
     assert dispatcher.count == 1_000
     assert len(dispatcher.fills) == 100  # before: one entry per fill of the session, for ever
     assert dispatcher.fills[-1] is last
+
+
+class _QualifyingIB:
+    """ib_async's contract lookups, answered at once: qualifying fills in a conId (and counts the trips)."""
+
+    def __init__(self) -> None:
+        self.qualified = 0
+        self.now = datetime(2026, 9, 1, 15, 0, tzinfo=UTC)
+
+    async def qualifyContractsAsync(self, contract: Any) -> list[Any]:
+        self.qualified += 1
+        contract.conId = 1000 + self.qualified
+        if contract.secType == "FUT":
+            contract.localSymbol = f"MES{'UZ'[contract.lastTradeDateOrContractMonth == '202612']}6"
+        return [contract]
+
+    async def reqCurrentTimeAsync(self) -> datetime:
+        return self.now
+
+
+def test_a_symbols_contract_is_looked_up_once_and_a_continuous_futures_contract_follows_ibs_date() -> None:
+    ib = _QualifyingIB()
+    book = ContractBook(_Connection(ib))  # type: ignore[arg-type]
+
+    async def lookups() -> list[str]:
+        stock = [await book.contract("AAPL") for _ in range(3)]
+        assert all(c is stock[0] for c in stock)
+        before = await book.contract("MES")
+        ib.now = datetime(2026, 9, 30, 15, 0, tzinfo=UTC)  # past September's roll, by IB's clock
+        after = await book.contract("MES")
+        return [stock[0].symbol, before.localSymbol, after.localSymbol]
+
+    assert asyncio.run(lookups()) == ["AAPL", "MESU6", "MESZ6"]  # the contract of the day, never frozen
+    assert ib.qualified == 3
