@@ -100,7 +100,8 @@ class TrackedOrder:
 
     @property
     def status(self) -> OrderStatus:
-        return OrderStatus(self.order.status)
+        status = self.order.status
+        return status if status.__class__ is OrderStatus else OrderStatus(status)  # asked on every event
 
     @property
     def filled_quantity(self) -> float:

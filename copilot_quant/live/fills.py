@@ -22,7 +22,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
@@ -43,8 +43,7 @@ log = logging.getLogger(__name__)
 FILLS_KEPT = 10_000
 
 
-@dataclass(frozen=True, slots=True)
-class _Delivery:
+class _Delivery(NamedTuple):  # a tuple: made for every fill, on the loop thread before the bar's handler
     fill: Fill
     order_ref: str | None
     #: False for fills already in the books they were opened from (found by reconciliation at start).
