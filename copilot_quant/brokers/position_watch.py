@@ -47,7 +47,9 @@ class PositionWatch:
                 pass
         if self.track_local:
             with self._lock:
-                pos = self._local.setdefault(fill.symbol, Position(fill.symbol))
+                pos = self._local.get(fill.symbol)
+                if pos is None:
+                    pos = self._local[fill.symbol] = Position(fill.symbol)
                 pos.update_from_fill(fill)
 
     def correct(self, correction: ExecutionCorrection) -> None:
