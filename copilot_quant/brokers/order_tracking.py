@@ -166,7 +166,7 @@ class OrderTracker:
         # Every record in the order added. ``_records`` maps an order_id to its newest record only: an order
         # adopted after a restart and one sent by this process can share an id (both count from O1).
         self._all: list[TrackedOrder] = []
-        # The records of ``_all`` IB has not reported finished (``ib_final`` is never undone): those that
+        # The records of ``_all`` that IB may hold now or later (not :func:`_never_at_ib_again`): those that
         # :meth:`reachable_records` looks at — the risk check asks on every order, the session's orders grow.
         self._maybe_at_ib: list[TrackedOrder] = []
         self._by_ib_id: dict[int, TrackedOrder] = {}
@@ -184,7 +184,7 @@ class OrderTracker:
             previous = self._records.get(key)
             if previous is not None and previous.order is order:
                 self._all[self._all.index(previous)] = record  # the same order again: replace its record
-                self._maybe_at_ib = [r for r in self._all if not r.ib_final]
+                self._maybe_at_ib = [r for r in self._all if not _never_at_ib_again(r)]
             else:
                 self._all.append(record)
                 self._maybe_at_ib.append(record)
@@ -228,8 +228,8 @@ class OrderTracker:
         """Every order IB may still hold (see :attr:`TrackedOrder.may_be_at_ib`): what a kill switch cancels."""
         with self._cond:
             candidates = self._maybe_at_ib
-            if any(r.ib_final for r in candidates):
-                candidates = self._maybe_at_ib = [r for r in candidates if not r.ib_final]
+            if any(_never_at_ib_again(r) for r in candidates):
+                candidates = self._maybe_at_ib = [r for r in candidates if not _never_at_ib_again(r)]
             return [r for r in candidates if r.may_be_at_ib]
 
     def mark_lost(self, record: TrackedOrder, reason: str) -> bool:
@@ -452,6 +452,12 @@ class OrderTracker:
             if until_settled:
                 return self._cond.wait_for(lambda: record.settled, timeout)
             return self._cond.wait_for(lambda: record.is_done, timeout)
+
+
+def _never_at_ib_again(record: TrackedOrder) -> bool:
+    """IB reported the order finished itself (``ib_final`` is never undone), or it finished without ever being
+    sent (no IB order id: refused before ``placeOrder``; only placing binds one, and only a new order)."""
+    return record.ib_final or (not record.ib_order_id and record.status.is_done)
 
 
 def _same_order(a: TrackedOrder, b: TrackedOrder) -> bool:

@@ -159,6 +159,13 @@ def test_the_orders_ib_may_hold_leave_out_those_ib_reported_finished_and_keep_th
     tracker.bind(again, 105, object())
     assert tracker.reachable_records() == [records[1], records[4], again]
     assert len(tracker.records()) == 6
+    refused = tracker.add(Order("AAPL", 1, "market", "buy"), "ref-refused")  # never sent: risk refused it
+    tracker.set_status(refused, OrderStatus.REJECTED, reason="risk check: too big")
+    in_flight = tracker.add(Order("AAPL", 1, "market", "buy"), "ref-in-flight")  # being placed right now
+    assert tracker.reachable_records() == [records[1], records[4], again]
+    tracker.bind(in_flight, 200, object())
+    assert tracker.reachable_records() == [records[1], records[4], again, in_flight]
+    assert refused not in tracker._maybe_at_ib  # no longer looked at by every risk check
 
 
 def test_a_strategy_slot_knows_its_orders_by_object_after_trimming() -> None:
