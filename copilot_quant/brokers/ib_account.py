@@ -35,6 +35,9 @@ __all__ = ["AccountPnL", "IbAccount", "base_currency", "pick_account_value"]
 
 log = logging.getLogger(__name__)
 
+#: What is margined, not paid in full: a future, a forex pair.
+_MARGINED = (AssetClass.FUTURE, AssetClass.FOREX)
+
 
 @dataclass(frozen=True, slots=True)
 class AccountPnL:
@@ -357,10 +360,7 @@ class IbAccount:
 
     async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
         inst = self._instrument(order.symbol)
-        if inst is not None and inst.kind in (
-            AssetClass.FUTURE,
-            AssetClass.FOREX,
-        ):  # margined, not paid in full
+        if inst is not None and inst.kind in _MARGINED:
             return await self._margin_refusal(order, price, inst)
         power = await self.value_async("BuyingPower")
         qty = float(order.quantity)
