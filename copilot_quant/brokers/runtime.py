@@ -44,7 +44,7 @@ class IBRuntime:
     started again after closing. It never connects to anything by itself.
     """
 
-    __slots__ = ("_loop", "_name", "_ready", "_start_lock", "_thread")
+    __slots__ = ("_loop", "_name", "_ready", "_start_lock", "_tasks", "_thread")
 
     def __init__(self, name: str = "copilot-quant-ib") -> None:
         self._name = name
@@ -52,6 +52,9 @@ class IBRuntime:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._start_lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = (
+            set()
+        )  # :meth:`start_task`'s, held until done (the loop's are weak)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -258,6 +261,25 @@ class IBRuntime:
             loop.call_soon(runner)
             return
         self._require_loop().call_soon_threadsafe(runner)
+
+    def start_task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """:meth:`spawn` without a handle, for the loop thread's own handlers: there the task is created at
+        once, without waking the loop through its self-pipe (a socket write that gives up the GIL, right
+        after a bar's orders); elsewhere as :meth:`spawn`. Failures are logged, never lost."""
+        loop = self._loop
+        if loop is None or not self.in_loop_thread():
+            self.spawn(coro, name)
+            return
+
+        def report(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                log.error("background task %s failed: %r", name, exc, exc_info=exc)
+
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(report)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> concurrent.futures.Future[Any]:
         """Start ``coro`` as a background task on the loop; failures are logged, never lost."""

@@ -125,3 +125,24 @@ def test_drive_eager_goes_on_as_a_task_and_hands_over_on_the_loop_thread(runtime
 def test_drive_eager_refuses_off_the_loop_thread(runtime):
     with pytest.raises(BrokerError, match="off the loop thread"):
         runtime.drive_eager(_no_wait(1), lambda outcome: None)
+
+
+def test_start_task_runs_on_the_loop_and_reports_a_failure(runtime, caplog):
+    done: list[int] = []
+
+    async def records() -> None:
+        await asyncio.sleep(0)
+        done.append(1)
+
+    runtime.call(lambda: runtime.start_task(records(), "records"))  # from the loop thread: created at once
+    runtime.start_task(_fails_after_waiting(), "fails")  # from here: as spawn
+    runtime.call(lambda: runtime.start_task(_fails_after_waiting(), "fails on the loop"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        not done or sum("refused later" in r.getMessage() for r in caplog.records) < 2
+    ):
+        time.sleep(0.005)
+    assert done == [1]
+    failures = [r.getMessage() for r in caplog.records if "refused later" in r.getMessage()]
+    assert any(m.startswith("background task fails on the loop failed") for m in failures)
+    assert any(m.startswith("background task fails failed") for m in failures)
