@@ -44,6 +44,7 @@ STAGES = [
     ("copilot_quant.journal.storage", "JournalStorage._sync_log"),
     ("copilot_quant.live.order_router", "OrderRouter._send_eager"),
     ("copilot_quant.brokers.order_placing", "OrderPlacing._placing"),
+    ("copilot_quant.brokers.order_placing", "to_ib_order"),
     ("ib_async.ib", "IB.placeOrder"),
     ("copilot_quant.live.inline", "InlineDispatch._after_bars"),
 ]

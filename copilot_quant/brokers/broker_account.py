@@ -105,14 +105,18 @@ class BrokerAccountReads:
         (:meth:`IBRuntime.run_eager <copilot_quant.brokers.runtime.IBRuntime.run_eager>`)."""
         return self._conn.runtime.run_eager(self._account.snapshot_async())
 
+    def account_snapshot_cached(self) -> AccountSnapshot | None:
+        """:meth:`account_snapshot_eager` without a coroutine or a future: the snapshot from ib_async's caches
+        (IB loop thread), or None when a value is not cached there (:meth:`account_snapshot` asks IB)."""
+        return self._account.read_snapshot()
+
     def account_pnl_eager(self) -> concurrent.futures.Future[AccountPnL]:
         """:meth:`account_pnl` from the IB loop thread itself: done at once once IB's P&L stream runs."""
         return self._conn.runtime.run_eager(self._account.pnl_async())
 
     def positions_include_fills(self) -> bool:
         """Whether IB's positions include every fill emitted so far, as of now (IB loop thread, no wait)."""
-        done = self._conn.runtime.run_eager(self._positions.settled(0.0))
-        return done.done() and bool(done.result())
+        return self._positions.settled_now()
 
     def account_pnl(self) -> AccountPnL:
         """The account's daily, unrealized and realized P&L as IB pushes it about every second (``reqPnL``).

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -43,13 +45,26 @@ class ContractBook:
         self._registry = registry
         self._contracts: dict[str, Contract] = {}
         self._rules: dict[int | str, PriceRule] = {}
+        #: The contract of each symbol written as it trades the same contract all day (everything but a
+        #: continuous future), found today: an order then skips the date and the registry's lookups.
+        self._today: dict[str, Contract] = {}
+        self._today_ends = 0.0  # when :attr:`_today` is forgotten (New York's next midnight, epoch seconds)
 
     async def contract(self, symbol: str) -> Contract:
         """The qualified contract an order for ``symbol`` trades (``AAPL`` on SMART, ``MESZ6`` or the
         contract of the day of ``MES``, ``EUR.USD`` on IDEALPRO); :class:`BrokerError` if IB knows none."""
+        if time.time() < self._today_ends:
+            known = self._today.get(symbol)
+            if known is not None:
+                return known
+        else:
+            self._today.clear()  # a new day: a one-digit contract year is read against it
+            midnight = datetime.now(_NEW_YORK).replace(hour=0, minute=0, second=0, microsecond=0)
+            self._today_ends = (midnight + timedelta(days=1)).timestamp()
         today = await broker_today(self._conn.ib, symbol)
         registry = self._registry or InstrumentRegistry(reference=today)
         try:
+            written = registry.resolve(symbol)
             inst = traded_instrument(symbol, registry, today)
         except ConfigError as exc:
             raise BrokerError(f"cannot trade {symbol!r}: {exc}") from None
@@ -59,6 +74,8 @@ class ContractBook:
             if not found or not isinstance(found[0], Contract):
                 raise BrokerError(f"IB knows no {_KIND_WORDS[inst.kind]} {inst.symbol!r}; check the symbol")
             contract = self._contracts[inst.symbol] = found[0]
+        if not (written.kind is AssetClass.FUTURE and written.continuous):
+            self._today[symbol] = contract
         return contract
 
     async def price_rule(self, contract: Contract) -> PriceRule:

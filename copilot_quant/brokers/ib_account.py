@@ -35,6 +35,9 @@ __all__ = ["AccountPnL", "IbAccount", "base_currency", "pick_account_value"]
 
 log = logging.getLogger(__name__)
 
+#: What is margined, not paid in full: a future, a forex pair.
+_MARGINED = (AssetClass.FUTURE, AssetClass.FOREX)
+
 
 @dataclass(frozen=True, slots=True)
 class AccountPnL:
@@ -92,14 +95,72 @@ class IbAccount:
     def __init__(self, connection: IBConnection, commission: Callable[[float, float], float]) -> None:
         self._conn = connection
         self._commission = commission
+        #: (account, its base currency) as last read from the account values (see :meth:`read_value`).
+        self._base: tuple[str, str] | None = None
+        #: conId -> instrument key of the contracts seen in positions (a contract's key never changes).
+        self._keys: dict[int, str] = {}
+        #: symbol -> its instrument by the default registry (None: unreadable), for the buying-power check.
+        self._instruments: dict[str, Instrument | None] = {}
+
+    def _instrument(self, symbol: str) -> Instrument | None:
+        """``InstrumentRegistry().resolve(symbol)`` (None when it cannot read it), once per symbol: what the
+        buying-power check reads of it — kind, currency, root, margin — is the same whatever the date."""
+        if symbol in self._instruments:
+            return self._instruments[symbol]
+        try:
+            inst: Instrument | None = InstrumentRegistry().resolve(symbol)
+        except ConfigError:
+            inst = None
+        self._instruments[symbol] = inst
+        return inst
+
+    def read_value(self, tag: str) -> float | None:
+        """``tag``'s value from ib_async's cache as :func:`pick_account_value` reads it (loop thread), or None.
+
+        On the path from a bar to its orders (the account read, the buying-power check): dict lookups in
+        ib_async's account values, keyed ``(account, tag, currency, modelCode)`` — the engine's
+        subscriptions all have modelCode ``""`` — instead of scanning the account's hundred-odd rows.
+        """
+        ib = self._conn.ib
+        account = self._conn.account or ""
+        rows = getattr(getattr(ib, "wrapper", None), "accountValues", None)
+        if not account or not isinstance(rows, dict):
+            return pick_account_value(ib.accountValues(account), tag)
+        for currency in ("BASE", self._base_currency(ib, account, rows), ""):
+            row = rows.get((account, tag, currency, "")) if currency is not None else None
+            if row is not None:
+                number = _number(row.value)
+                if not math.isnan(number):
+                    return number
+        return None
+
+    def _base_currency(self, ib: Any, account: str, rows: dict[Any, Any]) -> str | None:
+        """:func:`base_currency` of ``account``, read again only when its NetLiquidation row is not where it
+        was found last time (another account, or a base currency known from a ``Currency`` row only)."""
+        known = self._base
+        if known is not None and known[0] == account and (account, "NetLiquidation", known[1], "") in rows:
+            return known[1]
+        base = base_currency(ib.accountValues(account))
+        self._base = None if base is None else (account, base)
+        return base
+
+    def _key(self, contract: Any) -> str:
+        """:func:`instrument_key` of ``contract``, cached by its conId (a future's once IB named its contract)."""
+        con_id = getattr(contract, "conId", 0)
+        key = self._keys.get(con_id) if con_id else None
+        if key is None:
+            key = instrument_key(contract)
+            if con_id and (contract.secType != "FUT" or contract.localSymbol):
+                self._keys[con_id] = key
+        return key
 
     async def value_async(self, tag: str) -> float:
         """An account value from ib_async's cache (kept current by IB), else from an account summary."""
         ib = self._conn.ib
         account = self._conn.account or ""
-        values = ib.accountValues(account)
-        value = pick_account_value(values, tag)
+        value = self.read_value(tag)
         if value is None:
+            values = ib.accountValues(account)
             value = pick_account_value(await ib.accountSummaryAsync(account), tag, base_currency(values))
         if value is None:
             raise BrokerError(f"IB did not report {tag} for account {account}")
@@ -189,14 +250,24 @@ class IbAccount:
         cash = await self.value_async("TotalCashValue")
         return value, cash, self.read_positions()
 
+    def read_snapshot(self) -> tuple[float, float, dict[str, Position]] | None:
+        """:meth:`snapshot_async` from ib_async's caches alone (loop thread, no await): None when a value is
+        not cached (only an account summary from IB could tell)."""
+        value = self.read_value("NetLiquidation")
+        cash = self.read_value("TotalCashValue") if value is not None else None
+        if value is None or cash is None:
+            return None
+        return value, cash, self.read_positions()
+
     def read_positions(self) -> dict[str, Position]:
         """IB's positions (stocks, futures contracts, forex pairs) by instrument key (``AAPL``, ``MESZ6``,
         ``EUR.USD``), marked with its portfolio prices (loop thread: ib_async's caches). A position's
         average price is per unit (IB folds a future's multiplier into its avgCost)."""
         ib = self._conn.ib
         account = self._conn.account or ""
+        key = self._key
         marks = {
-            instrument_key(item.contract): item
+            key(item.contract): item
             for item in ib.portfolio(account)
             if item.contract.secType in TRADED_SEC_TYPES
         }
@@ -204,7 +275,7 @@ class IbAccount:
         for p in ib.positions(account):
             if p.contract.secType not in TRADED_SEC_TYPES or not p.position:
                 continue
-            symbol = instrument_key(p.contract)
+            symbol = key(p.contract)
             avg = unit_avg_cost(p.contract, p.avgCost)
             pos = Position(symbol, quantity=float(p.position), avg_entry_price=avg)
             item = marks.get(symbol)
@@ -217,10 +288,11 @@ class IbAccount:
     def read_position(self, symbol: str) -> float:
         """IB's position in ``symbol`` (an instrument key) from ib_async's cache (loop thread)."""
         account = self._conn.account or ""
+        key = self._key
         return sum(
             float(p.position)
             for p in self._conn.ib.positions(account)
-            if p.contract.secType in TRADED_SEC_TYPES and instrument_key(p.contract) == symbol
+            if p.contract.secType in TRADED_SEC_TYPES and key(p.contract) == symbol
         )
 
     def position(self, symbol: str) -> float:
@@ -278,11 +350,8 @@ class IbAccount:
         """One unit of ``symbol`` at ``price`` in USD (loop thread): the price itself when it is quoted in USD;
         a pair quoted in another currency converted (``USD.JPY``: one USD; ``EUR.GBP``: at IB's GBP
         ``ExchangeRate``); None when IB has reported no rate for that currency."""
-        try:
-            inst = InstrumentRegistry().resolve(symbol)
-        except ConfigError:
-            return price
-        if inst.currency == "USD":
+        inst = self._instrument(symbol)
+        if inst is None or inst.currency == "USD":
             return price
         if inst.kind is AssetClass.FOREX and inst.root == "USD":
             return 1.0
@@ -290,8 +359,8 @@ class IbAccount:
         return price * rate if math.isfinite(rate) and rate > 0 else None
 
     async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
-        inst = _margined(order.symbol)
-        if inst is not None:
+        inst = self._instrument(order.symbol)
+        if inst is not None and inst.kind in _MARGINED:
             return await self._margin_refusal(order, price, inst)
         power = await self.value_async("BuyingPower")
         qty = float(order.quantity)
@@ -313,12 +382,3 @@ class IbAccount:
                 f"{needed:,.2f} including commission but IB BuyingPower is {power:,.2f}; reduce the quantity"
             )
         return None
-
-
-def _margined(symbol: str) -> Instrument | None:
-    """``symbol``'s instrument when it is a future or a forex pair (margined, not paid in full)."""
-    try:
-        inst = InstrumentRegistry().resolve(symbol)
-    except ConfigError:
-        return None
-    return inst if inst.kind in (AssetClass.FUTURE, AssetClass.FOREX) else None

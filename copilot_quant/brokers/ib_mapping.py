@@ -14,6 +14,7 @@ name. Bars coming back from IB are restamped to the project convention (see
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -183,18 +184,43 @@ def is_date_only(value: Any) -> bool:
     return isinstance(value, date) and not isinstance(value, datetime)
 
 
+#: ib_async's ``Order``: every field at its default, copied into each new order (see :func:`_ib_order`).
+_DEFAULTS = vars(IBOrder())
+#: Its fields whose default is made per order (lists, the soft-dollar tier): never shared between orders.
+_PER_ORDER = tuple(
+    (f.name, f.default_factory)
+    for f in dataclasses.fields(IBOrder)
+    if f.default_factory is not dataclasses.MISSING
+)
+
+
+def _ib_order(cls: type[IBOrder], **values: Any) -> IBOrder:
+    """``cls(...)`` as its ``__init__`` builds it — every field at its default, then ``values`` — without the
+    generated ``__init__``'s ~140 assignments: the same object (type, fields, fresh lists) for a few of its
+    microseconds, on the path from a bar to its order."""
+    ib_order: IBOrder = object.__new__(cls)
+    state = ib_order.__dict__
+    state.update(_DEFAULTS)
+    for name, factory in _PER_ORDER:
+        state[name] = factory()
+    state.update(values)
+    return ib_order
+
+
 def to_ib_order(order: Order, account: str | None) -> IBOrder:
     """The ib_async order for ``order``; ``orderRef`` carries our order id so fills can be traced back."""
     action = _ACTION[str(order.side)]
     qty = float(order.quantity)
     kind = OrderType(order.order_type)
     ib_order: IBOrder
-    if kind is OrderType.MARKET:
-        ib_order = MarketOrder(action, qty)
-    elif kind is OrderType.LIMIT:
-        ib_order = LimitOrder(action, qty, float(order.limit_price or 0.0))
-    elif kind is OrderType.STOP:
-        ib_order = StopOrder(action, qty, float(order.stop_price or 0.0))
+    if kind is OrderType.MARKET:  # MarketOrder(action, qty)
+        ib_order = _ib_order(MarketOrder, orderType="MKT", action=action, totalQuantity=qty)
+    elif kind is OrderType.LIMIT:  # LimitOrder(action, qty, limit)
+        limit = float(order.limit_price or 0.0)
+        ib_order = _ib_order(LimitOrder, orderType="LMT", action=action, totalQuantity=qty, lmtPrice=limit)
+    elif kind is OrderType.STOP:  # StopOrder(action, qty, stop)
+        stop = float(order.stop_price or 0.0)
+        ib_order = _ib_order(StopOrder, orderType="STP", action=action, totalQuantity=qty, auxPrice=stop)
     elif kind.is_trailing:
         ib_order = _trailing_order(order, action, qty)
     elif kind is OrderType.MARKET_ON_CLOSE:

@@ -193,20 +193,16 @@ class OrderPlacing:
         if records is None:
             then([False] * len(orders))
             return True
-        future = self._conn.runtime.run_eager(self._place_all(records))
 
-        def finish(done: Any) -> None:
+        def finish(outcome: Callable[[], list[BaseException | None]]) -> None:
             try:
-                outcomes = done.result()
+                outcomes = outcome()
             except (BrokerError, TimeoutError, ConnectionError) as exc:
                 outcomes = self._failed_outcomes(records, exc)
             then(self._placed(records, outcomes))
 
-        if future.done():
-            finish(future)
-            return True
-        future.add_done_callback(finish)  # the task ends on the loop thread: so does this
-        return False
+        # the task, if placing has to wait, ends on the loop thread: so does finish
+        return self._conn.runtime.drive_eager(self._place_all(records), finish)
 
     def prepare_contracts(self, symbols: Sequence[str], timeout: float = 30.0) -> None:
         """Look up (qualify) the contracts and price rules of ``symbols`` now, so that the first order for

@@ -100,7 +100,8 @@ class TrackedOrder:
 
     @property
     def status(self) -> OrderStatus:
-        return OrderStatus(self.order.status)
+        status = self.order.status
+        return status if status.__class__ is OrderStatus else OrderStatus(status)  # asked on every event
 
     @property
     def filled_quantity(self) -> float:
@@ -149,13 +150,25 @@ OrderRecord = TrackedOrder
 class OrderTracker:
     """Thread-safe registry of :class:`TrackedOrder`; callers wait on it with :meth:`wait`."""
 
-    __slots__ = ("_all", "_by_ib_id", "_by_perm", "_by_ref", "_cond", "_records", "_seen_exec_ids")
+    __slots__ = (
+        "_all",
+        "_by_ib_id",
+        "_by_perm",
+        "_by_ref",
+        "_cond",
+        "_maybe_at_ib",
+        "_records",
+        "_seen_exec_ids",
+    )
 
     def __init__(self) -> None:
         self._records: dict[str, TrackedOrder] = {}
         # Every record in the order added. ``_records`` maps an order_id to its newest record only: an order
         # adopted after a restart and one sent by this process can share an id (both count from O1).
         self._all: list[TrackedOrder] = []
+        # The records of ``_all`` that IB may hold now or later (not :func:`_never_at_ib_again`): those that
+        # :meth:`reachable_records` looks at — the risk check asks on every order, the session's orders grow.
+        self._maybe_at_ib: list[TrackedOrder] = []
         self._by_ib_id: dict[int, TrackedOrder] = {}
         self._by_perm: dict[int, TrackedOrder] = {}
         self._by_ref: dict[str, TrackedOrder] = {}
@@ -171,8 +184,10 @@ class OrderTracker:
             previous = self._records.get(key)
             if previous is not None and previous.order is order:
                 self._all[self._all.index(previous)] = record  # the same order again: replace its record
+                self._maybe_at_ib = [r for r in self._all if not _never_at_ib_again(r)]
             else:
                 self._all.append(record)
+                self._maybe_at_ib.append(record)
             self._records[key] = record
             if order_ref:
                 self._by_ref[order_ref] = record
@@ -212,7 +227,10 @@ class OrderTracker:
     def reachable_records(self) -> list[TrackedOrder]:
         """Every order IB may still hold (see :attr:`TrackedOrder.may_be_at_ib`): what a kill switch cancels."""
         with self._cond:
-            return [r for r in self._all if r.may_be_at_ib]
+            candidates = self._maybe_at_ib
+            if any(_never_at_ib_again(r) for r in candidates):
+                candidates = self._maybe_at_ib = [r for r in candidates if not _never_at_ib_again(r)]
+            return [r for r in candidates if r.may_be_at_ib]
 
     def mark_lost(self, record: TrackedOrder, reason: str) -> bool:
         """IB no longer knows ``record``'s order: CANCELLED with ``reason``, ``lost``, and unbound from its
@@ -434,6 +452,12 @@ class OrderTracker:
             if until_settled:
                 return self._cond.wait_for(lambda: record.settled, timeout)
             return self._cond.wait_for(lambda: record.is_done, timeout)
+
+
+def _never_at_ib_again(record: TrackedOrder) -> bool:
+    """IB reported the order finished itself (``ib_final`` is never undone), or it finished without ever being
+    sent (no IB order id: refused before ``placeOrder``; only placing binds one, and only a new order)."""
+    return record.ib_final or (not record.ib_order_id and record.status.is_done)
 
 
 def _same_order(a: TrackedOrder, b: TrackedOrder) -> bool:

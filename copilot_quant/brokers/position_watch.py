@@ -47,7 +47,9 @@ class PositionWatch:
                 pass
         if self.track_local:
             with self._lock:
-                pos = self._local.setdefault(fill.symbol, Position(fill.symbol))
+                pos = self._local.get(fill.symbol)
+                if pos is None:
+                    pos = self._local[fill.symbol] = Position(fill.symbol)
                 pos.update_from_fill(fill)
 
     def correct(self, correction: ExecutionCorrection) -> None:
@@ -93,6 +95,20 @@ class PositionWatch:
             if self.expected.get(symbol) == expected:
                 self.expected.pop(symbol, None)
         return ok
+
+    def settled_now(self) -> bool:
+        """Whether IB's positions include every fill emitted so far, as of now (loop thread, no wait). A symbol
+        whose position is not there yet stays expected: the engine's worker then waits for it."""
+        expected = self.expected
+        if not expected:
+            return True
+        read = self._account.read_position
+        for symbol, quantity in list(expected.items()):
+            if abs(read(symbol) - quantity) > 1e-9:
+                return False
+            if expected.get(symbol) == quantity:
+                expected.pop(symbol, None)
+        return True
 
     def wait_for(self, symbol: str, expected: float, timeout: float) -> None:
         """IB pushes the new position just after the execution; wait briefly so get_positions() shows it."""

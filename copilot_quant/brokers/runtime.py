@@ -44,7 +44,7 @@ class IBRuntime:
     started again after closing. It never connects to anything by itself.
     """
 
-    __slots__ = ("_loop", "_name", "_ready", "_start_lock", "_thread")
+    __slots__ = ("_loop", "_name", "_ready", "_start_lock", "_tasks", "_thread")
 
     def __init__(self, name: str = "copilot-quant-ib") -> None:
         self._name = name
@@ -52,6 +52,9 @@ class IBRuntime:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._start_lock = threading.Lock()
+        self._tasks: set[asyncio.Task[Any]] = (
+            set()
+        )  # :meth:`start_task`'s, held until done (the loop's are weak)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -218,6 +221,31 @@ class IBRuntime:
         task.add_done_callback(finished)
         return future
 
+    def drive_eager(self, coro: Coroutine[Any, Any, T], then: Callable[[Callable[[], T]], Any]) -> bool:
+        """:meth:`run_eager` without a future, for the path from a bar to its orders: ``then(outcome)`` gets a
+        function returning ``coro``'s result (or raising its exception) — at once when ``coro`` finishes
+        without waiting (True is returned), else on the loop thread when its task ends (False)."""
+        if not self.in_loop_thread():
+            coro.close()
+            raise BrokerError("IBRuntime.drive_eager() called off the loop thread; use run() there")
+        try:
+            waiting = coro.send(None)
+        except StopIteration as done:
+            value: T = done.value
+            then(lambda: value)
+            return True
+        except BaseException as exc:  # handed to ``then``, which re-raises it where it reads the outcome
+            failure = exc
+
+            def raise_it() -> T:
+                raise failure
+
+            then(raise_it)
+            return True
+        task = self._require_loop().create_task(_resume(coro, waiting))
+        task.add_done_callback(lambda ended: then(ended.result))
+        return False
+
     def defer(self, fn: Callable[..., Any], *args: Any) -> None:
         """Schedule ``fn(*args)`` on the loop, to run after what the loop is doing now — also when called
         on the loop thread (where :meth:`call_soon` runs it at once); errors are logged."""
@@ -228,11 +256,30 @@ class IBRuntime:
             except Exception:
                 log.exception("error in deferred IB call %s", getattr(fn, "__name__", fn))
 
-        loop = self._require_loop()
-        if self.in_loop_thread():
-            loop.call_soon(runner)  # no need to wake the loop: it is running this very call
-        else:
-            loop.call_soon_threadsafe(runner)
+        loop = self._loop
+        if loop is not None and self.in_loop_thread():  # the loop runs this very call: no check, no wake-up
+            loop.call_soon(runner)
+            return
+        self._require_loop().call_soon_threadsafe(runner)
+
+    def start_task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        """:meth:`spawn` without a handle, for the loop thread's own handlers: there the task is created at
+        once, without waking the loop through its self-pipe (a socket write that gives up the GIL, right
+        after a bar's orders); elsewhere as :meth:`spawn`. Failures are logged, never lost."""
+        loop = self._loop
+        if loop is None or not self.in_loop_thread():
+            self.spawn(coro, name)
+            return
+
+        def report(task: asyncio.Task[Any]) -> None:
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                log.error("background task %s failed: %r", name, exc, exc_info=exc)
+
+        task = loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(report)
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> concurrent.futures.Future[Any]:
         """Start ``coro`` as a background task on the loop; failures are logged, never lost."""

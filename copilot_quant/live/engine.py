@@ -77,6 +77,7 @@ from copilot_quant.live.continuous import (
 )
 from copilot_quant.live.engine_report import EngineReport
 from copilot_quant.live.engine_stop import EngineStop
+from copilot_quant.live.gc_policy import BetweenBarsGc
 from copilot_quant.live.holdings import open_books
 from copilot_quant.live.position_watch import PositionWatch
 from copilot_quant.live.startup import check_symbols, open_journal, start_strategies
@@ -134,6 +135,10 @@ class LiveStrategyEngine(EngineStop, EngineReport):
             handing it to the worker thread and back (default ``True``: the shortest path from a bar to its
             orders; the worker still runs the rails, reconciliation and the periodic step, and takes any
             bar the loop cannot — see :mod:`copilot_quant.live.inline`). ``False``: the worker runs all.
+        gc_between_bars: while the engine runs, Python's garbage collector runs on ib_async's loop thread
+            between bars instead of inside a bar's handler, on the path to its orders (``gc.freeze()`` at
+            start, a higher young threshold, restored at stop; see :mod:`copilot_quant.live.gc_policy`).
+            ``False`` leaves the interpreter's collector alone.
         roll_days, auto_roll: a continuous future (``"MES"``) trades its front contract until ``roll_days``
             weekdays before its last trade date; ``auto_roll`` moves the positions into the next contract at
             each roll — as in a backtest (see :mod:`copilot_quant.live.continuous`).
@@ -171,8 +176,10 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         auto_roll: bool = False,
         adopt_broker_positions: bool = False,
         inline_dispatch: bool = True,
+        gc_between_bars: bool = True,
     ) -> None:
         check_live_confirmed(paper_trading, confirm_live)
+        self._gc = BetweenBarsGc(gc_between_bars)
         self.roll_days = check_roll_days(roll_days)
         self.auto_roll = bool(auto_roll)
         if not isinstance(adopt_broker_positions, bool):
@@ -382,6 +389,7 @@ class LiveStrategyEngine(EngineStop, EngineReport):
         self._finished = False
         self._thread = threading.Thread(target=self.worker.run, name="copilot-quant-engine", daemon=True)
         self._thread.start()
+        self._gc.start(self.connection.runtime)
         log.info(
             "started %s on %s (%s bars)",
             ", ".join(s.name for s in self._slots),

@@ -74,7 +74,7 @@ class EngineReport(EngineState):
             "exchange_rates": {c: rate for c, (_balance, rate) in currencies.items()},
             "strategies": strategy_summaries(self._slots, account.marks, self._errors.by_strategy),
             **account_summary(account),
-            "total_fills": len(self.fills),
+            "total_fills": self.dispatcher.count,
             "total_errors": self.total_errors,
             "bars_processed": self.bars_processed,
             "last_bar": self.last_bar,

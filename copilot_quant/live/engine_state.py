@@ -65,7 +65,9 @@ class EngineState:
 
     @property
     def fills(self) -> list[Fill]:
-        """Every real fill received while running, in order."""
+        """The real fills received while running, in order: the last 10,000
+        (:data:`~copilot_quant.live.fills.FILLS_KEPT`; the journal keeps them all, and
+        ``get_performance_summary()['total_fills']`` counts them all)."""
         return self.dispatcher.fills
 
     @property

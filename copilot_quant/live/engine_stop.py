@@ -17,6 +17,7 @@ from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.errors import BrokerError
 from copilot_quant.journal import EventKind, TradeJournal
 from copilot_quant.live.engine_state import EngineState
+from copilot_quant.live.gc_policy import BetweenBarsGc
 from copilot_quant.live.on_stop import flatten_strategies, journal_stop, leave_orders, run_stop_hooks
 from copilot_quant.live.worker import Worker
 
@@ -44,6 +45,7 @@ class EngineStop(EngineState):
     _stop: threading.Event
     _wake: threading.Event
     worker: Worker
+    _gc: BetweenBarsGc
 
     def stop(self) -> None:
         """Stop the worker promptly, then unsubscribe and call ``on_stop``/``finalize`` once. Idempotent."""
@@ -72,6 +74,7 @@ class EngineStop(EngineState):
             self._shut_down(why)
 
     def _shut_down(self, why: str) -> None:
+        self._gc.stop()  # the interpreter's collector as it was before start
         self._drain_fills()
         left = ""
         if self.connection.is_connected():

@@ -22,25 +22,28 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.errors import JournalError
 from copilot_quant.journal import TradeJournal
 from copilot_quant.live.account_view import AccountState
-from copilot_quant.live.events import ErrorLog
+from copilot_quant.live.events import ErrorLog, RecentList
 from copilot_quant.live.strategy_slot import StrategySlot
 from copilot_quant.model.book import StrategyBook
 from copilot_quant.model.orders import Fill, Order, OrderSide
 
-__all__ = ["FillDispatcher"]
+__all__ = ["FILLS_KEPT", "FillDispatcher"]
 
 log = logging.getLogger(__name__)
 
+#: How many of the latest fills :attr:`FillDispatcher.fills` (the engine's ``fills``) keeps: a session of many
+#: fills must not grow the engine's memory; the journal keeps them all (:attr:`FillDispatcher.count` counts them).
+FILLS_KEPT = 10_000
 
-@dataclass(frozen=True, slots=True)
-class _Delivery:
+
+class _Delivery(NamedTuple):  # a tuple: made for every fill, on the loop thread before the bar's handler
     fill: Fill
     order_ref: str | None
     #: False for fills already in the books they were opened from (found by reconciliation at start).
@@ -80,8 +83,11 @@ class FillDispatcher:
         self._wake = wake
         self._slots = slots
         self._queue: queue.SimpleQueue[_Delivery | ExecutionCorrection] = queue.SimpleQueue()
-        #: Every real fill received while running, in order.
-        self.fills: list[Fill] = []
+        #: The last :data:`FILLS_KEPT` real fills received while running, in order (``fills.maxlen`` sets how
+        #: many: a parity run compares all of its fills).
+        self.fills: RecentList[Fill] = RecentList(FILLS_KEPT)
+        #: How many real fills were received while running.
+        self.count = 0
         #: Whether the books are open: fills found before that are already in what they open from.
         self.booking = False
         #: Called when a live fill is queued: wakes the worker (the engine's inline dispatch, when on, has
@@ -117,6 +123,7 @@ class FillDispatcher:
                 continue
             fill = item.fill
             self.fills.append(fill)
+            self.count += 1
             if item.book and ledger is not None:
                 ledger.apply(fill)
             slot = self.owner(fill, item.order_ref)

@@ -268,7 +268,9 @@ class OrderRouter:
                 self._cancel_if_killed_meanwhile(placed_routed)
             sent = [r.order for r in placed_routed if r.entry is None]
             if sent:
-                self._broker.connection.runtime.spawn(self._confirm_when_answered(sent), "order-rate slots")
+                self._broker.connection.runtime.start_task(
+                    self._confirm_when_answered(sent), "order-rate slots"
+                )
 
         try:
             self._broker.place_orders_eager([(r.order, r.price, r.ref) for r in routed], placed)

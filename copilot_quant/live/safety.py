@@ -17,12 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
-
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
-from copilot_quant.brokers.market_hours import is_market_open
 from copilot_quant.brokers.reconnect import ConnectionState
+from copilot_quant.data.calendars import is_market_open_ns
 from copilot_quant.errors import BrokerError, JournalError
 from copilot_quant.journal import EventKind, TradeJournal
 from copilot_quant.live.bar_clock import BarClock
@@ -136,7 +134,7 @@ class Safety:
             return False
         known = self._expect_data
         if known is None or known[0] != ns:
-            known = self._expect_data = (ns, is_market_open(pd.Timestamp(ns, tz="UTC")))
+            known = self._expect_data = (ns, is_market_open_ns(ns))
         return known[1]
 
     # ------------------------------------------------------------------ kill switch

@@ -29,6 +29,7 @@ class StrategySlot:
     """A strategy and its orders in this run (worker thread only, except where noted)."""
 
     __slots__ = (
+        "_ids",
         "book",
         "cancel_requested",
         "capital",
@@ -54,6 +55,9 @@ class StrategySlot:
         #: The strategy's orders in submission order: every working one, and the last :attr:`history`
         #: finished ones (a session of many orders does not grow it without bound).
         self.orders: list[Order] = []
+        #: ``id(order)`` of every order in :attr:`orders` (each alive there, so no id repeats): which fill is
+        #: whose is asked on every fill, and a list scan grew with the session.
+        self._ids: set[int] = set()
         #: ``id(order)`` of the orders whose cancel the strategy requested.
         self.cancel_requested: set[int] = set()
         #: Cancels that could not be sent yet (connection down), by ``id(order)``.
@@ -69,15 +73,17 @@ class StrategySlot:
         """Forget the orders and fills of an earlier run (``start`` begins a new one)."""
         self.book = StrategyBook(0.0, self.strategy.name)
         self.orders.clear()
+        self._ids.clear()
         self.cancel_requested.clear()
         self.unsent_cancels.clear()
         self.held.clear()
 
     def owns(self, order: Order) -> bool:
-        return any(o is order for o in self.orders)
+        return id(order) in self._ids
 
     def add(self, order: Order) -> None:
         self.orders.append(order)
+        self._ids.add(id(order))
         if len(self.orders) > 2 * self.history:
             self._trim()
 
@@ -88,6 +94,7 @@ class StrategySlot:
         if not drop:
             return
         self.orders = [o for o in self.orders if id(o) not in drop]
+        self._ids -= drop
         # ids of dropped objects may be reused by new ones: forget them everywhere
         self.cancel_requested -= drop
         for key in drop:
@@ -109,7 +116,7 @@ class StrategySlot:
     def find(self, order: Order | str) -> Order | None:
         """The strategy's order: this very object, or the latest one with this ``order_id``."""
         if isinstance(order, Order):
-            return next((o for o in self.orders if o is order), None)
+            return order if self.owns(order) else None
         return next((o for o in reversed(self.orders) if o.order_id == order), None)
 
     def cancel(self, order: Order | str, broker: LiveBrokerAdapter) -> None:

@@ -229,7 +229,10 @@ class Worker:
 
     def read_account_eager(self) -> None:
         """Read the account from ib_async's caches (IB loop thread: :meth:`AccountState.refresh_eager`)."""
-        self._account.refresh_eager(self._broker, self._clock.trading_day, pnl=self.wants_pnl())
+        clock = self._clock
+        self._account.refresh_eager(
+            self._broker, clock.trading_day, pnl=self.wants_pnl(), now_ns=clock.server_ns
+        )
 
     def after_bars(self, *, inline: bool = False) -> None:
         """What follows a step's orders, off the path from a bar to them: the account read, a checkpoint."""

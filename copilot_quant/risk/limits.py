@@ -214,6 +214,14 @@ class RiskManager:
         self.liveness = liveness
         per_minute = self.limits.max_orders_per_minute
         self._rate = None if per_minute is None else OrderRateLimiter(int(per_minute), timedelta(seconds=60))
+        #: symbol -> :func:`multiplier_of` (a registry lookup per order otherwise; a symbol's never changes).
+        self._multipliers: dict[str, float] = {}
+
+    def _multiplier(self, symbol: str) -> float:
+        mult = self._multipliers.get(symbol)
+        if mult is None:
+            mult = self._multipliers[symbol] = multiplier_of(symbol)
+        return mult
 
     def check(
         self,
@@ -361,20 +369,27 @@ class RiskManager:
         band = self._check_band(order, price)
         if band is not None:
             return band
+        if limits.max_order_notional is not None:
+            refusal = self._check_order_notional(order, price, limits.max_order_notional)
+            if refusal is not None:
+                return refusal
+        return self._check_quantities(
+            order, positions, equity, day_start_equity, open_orders, price, daily_pnl=daily_pnl
+        )
+
+    def _check_order_notional(self, order: Order, price: float, cap: float) -> RiskDecision | None:
         worst = max(price, order.limit_price or 0.0, order.stop_price or 0.0)
-        mult = multiplier_of(order.symbol)  # a futures contract's value is its price x multiplier
+        mult = self._multiplier(order.symbol)  # a futures contract's value is its price x multiplier
         notional = order.quantity * worst * mult
-        if limits.max_order_notional is not None and notional > limits.max_order_notional + _EPS:
+        if notional > cap + _EPS:
             times = f" x multiplier {mult:g}" if mult != 1.0 else ""
             return RiskDecision(
                 False,
                 f"order notional {notional:,.2f} ({order.quantity:g} x {worst:,.2f}{times}) exceeds "
-                f"max_order_notional {limits.max_order_notional:,.2f}",
+                f"max_order_notional {cap:,.2f}",
                 RiskRule.ORDER_NOTIONAL,
             )
-        return self._check_quantities(
-            order, positions, equity, day_start_equity, open_orders, price, daily_pnl=daily_pnl
-        )
+        return None
 
     def _check_bracket(  # noqa: PLR0917 - private; check()'s values
         self,
@@ -393,7 +408,7 @@ class RiskManager:
         worst = worst_loss(entry, exits, price)
         if cap is None or worst is None:
             return _ALLOW
-        worst *= multiplier_of(entry.symbol)  # points lost x a futures contract's multiplier
+        worst *= self._multiplier(entry.symbol)  # points lost x a futures contract's multiplier
         if daily_pnl is not None and math.isfinite(daily_pnl):
             loss = -float(daily_pnl)
         elif equity is not None and day_start_equity is not None:
@@ -454,8 +469,10 @@ class RiskManager:
                 f"max_position_per_symbol is {limits.max_position_per_symbol:g}",
                 RiskRule.POSITION,
             )
-        if price is not None:
-            value = abs(projected) * price * multiplier_of(order.symbol)
+        if price is not None and (
+            limits.max_position_notional_per_symbol is not None or limits.max_gross_exposure is not None
+        ):
+            value = abs(projected) * price * self._multiplier(order.symbol)
             cap = limits.max_position_notional_per_symbol
             if cap is not None and value > cap + _EPS:
                 return RiskDecision(

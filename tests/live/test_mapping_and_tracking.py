@@ -19,6 +19,7 @@ from copilot_quant.brokers.order_tracking import OrderTracker, PendingExecution
 from copilot_quant.errors import DataError
 from hypothesis import given
 from hypothesis import strategies as st
+from ib_async import LimitOrder, MarketOrder, StopOrder
 
 
 @dataclass
@@ -93,6 +94,31 @@ def test_orders_translate_to_ib_orders_with_our_id_as_order_ref():
     stp = to_ib_order(Order("AAPL", 1, "stop_limit", "buy", limit_price=11, stop_price=10), None)
     assert (stp.orderType, stp.lmtPrice, stp.auxPrice) == ("STP LMT", 11, 10)
     assert (stp.ocaGroup, stp.ocaType) == ("", 0)  # outside any group: ib_async's defaults
+
+
+@pytest.mark.parametrize(
+    ("order", "built"),
+    [
+        (Order("AAPL", 3, "market", "buy"), lambda: MarketOrder("BUY", 3.0)),
+        (Order("AAPL", 2, "limit", "sell", limit_price=101.5), lambda: LimitOrder("SELL", 2.0, 101.5)),
+        (Order("AAPL", 1, "stop", "sell", stop_price=95.0), lambda: StopOrder("SELL", 1.0, 95.0)),
+    ],
+    ids=["market", "limit", "stop"],
+)
+def test_an_ib_order_built_from_defaults_is_the_one_ib_asyncs_constructor_builds(order, built):
+    """to_ib_order copies ib_async's defaults instead of running the ~140-field __init__ (the path from a
+    bar to its order): the same type and fields, and lists of its own."""
+    ours, theirs = to_ib_order(order, None), built()
+    theirs.tif, theirs.orderRef = ours.tif, ours.orderRef
+    assert type(ours) is type(theirs)
+    assert vars(ours) == vars(theirs)
+    assert list(vars(ours)) == list(vars(theirs))  # field order too (ib_async's repr and wire format)
+    again = to_ib_order(order, None)
+    again.conditions.append("x")
+    again.algoParams.append("y")
+    assert ours.conditions == []
+    assert ours.algoParams == []
+    assert ours.softDollarTier is not again.softDollarTier
 
 
 def test_auction_and_trailing_orders_go_to_ib_in_its_vocabulary():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -82,3 +83,66 @@ def test_defer_on_the_loop_runs_after_the_current_callback(runtime):
     runtime.call(on_loop)
     runtime.call(lambda: None)  # one more turn of the loop
     assert order == ["current", "deferred"]
+
+
+def _drive(runtime: IBRuntime, coro) -> tuple[bool, list[object], list[bool]]:
+    """drive_eager on the loop thread: (whether it finished at once, the outcomes seen, on the loop each)."""
+    seen: list[object] = []
+    where: list[bool] = []
+
+    def then(outcome) -> None:
+        where.append(runtime.on_loop_thread())
+        try:
+            seen.append(outcome())
+        except BrokerError as exc:
+            seen.append(exc)
+
+    at_once = runtime.call(lambda: runtime.drive_eager(coro, then))
+    return at_once, seen, where
+
+
+def test_drive_eager_hands_the_result_over_at_once_without_a_future(runtime):
+    at_once, seen, where = _drive(runtime, _no_wait(21))
+    assert at_once
+    assert seen == [42]
+    assert where == [True]
+    at_once, seen, _ = _drive(runtime, _fails())
+    assert at_once
+    assert [str(e) for e in seen] == ["refused"]  # raised where the outcome is read
+
+
+def test_drive_eager_goes_on_as_a_task_and_hands_over_on_the_loop_thread(runtime):
+    for coro, expected in ((_waits(1), "2"), (_fails_after_waiting(), "refused later")):
+        at_once, seen, where = _drive(runtime, coro)
+        assert not at_once
+        deadline = time.monotonic() + 10
+        while not seen and time.monotonic() < deadline:  # the task ends on the loop meanwhile
+            time.sleep(0.005)
+        assert [str(v) for v in seen] == [expected]
+        assert where == [True]
+
+
+def test_drive_eager_refuses_off_the_loop_thread(runtime):
+    with pytest.raises(BrokerError, match="off the loop thread"):
+        runtime.drive_eager(_no_wait(1), lambda outcome: None)
+
+
+def test_start_task_runs_on_the_loop_and_reports_a_failure(runtime, caplog):
+    done: list[int] = []
+
+    async def records() -> None:
+        await asyncio.sleep(0)
+        done.append(1)
+
+    runtime.call(lambda: runtime.start_task(records(), "records"))  # from the loop thread: created at once
+    runtime.start_task(_fails_after_waiting(), "fails")  # from here: as spawn
+    runtime.call(lambda: runtime.start_task(_fails_after_waiting(), "fails on the loop"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        not done or sum("refused later" in r.getMessage() for r in caplog.records) < 2
+    ):
+        time.sleep(0.005)
+    assert done == [1]
+    failures = [r.getMessage() for r in caplog.records if "refused later" in r.getMessage()]
+    assert any(m.startswith("background task fails on the loop failed") for m in failures)
+    assert any(m.startswith("background task fails failed") for m in failures)
