@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from copilot_quant.errors import JournalError
 from copilot_quant.journal.durability import Durability
@@ -49,8 +49,10 @@ _MAX_ROUNDS_OWED = 8
 #: before the writer syncs the log itself: a bar's order intents usually follow a fill within milliseconds,
 #: and two disk syncs at once would slow down theirs (to the intent log), on the path to the order.
 _SYNC_GRACE_S = 0.01
-#: How often the writer checks, during that grace, whether they were carried.
-_SYNC_POLL_S = 0.001
+#: Put in the queue by :meth:`JournalWriter.flush` to end the writer's grace at once (a thread waits). The
+#: writer sleeps through its grace in one wait on the queue: polling it every millisecond took the GIL
+#: from the engine's loop thread, on the path from a bar to its orders.
+_WAKE: Final = "wake"
 
 Write = Callable[["TradeJournal"], Any]
 FailureCallback = Callable[[JournalError], Any]
@@ -106,7 +108,7 @@ class JournalWriter:
     def __init__(self, on_failure: FailureCallback, name: str = "copilot-quant-journal") -> None:
         self._on_failure = on_failure
         self._name = name
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | str | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._idle = threading.Condition()
@@ -142,6 +144,8 @@ class JournalWriter:
         with self._idle:
             target = self._submitted
             self._flushing += 1  # someone waits: the writer syncs at once, without its grace
+            if self._done < target:
+                self._queue.put(_WAKE)  # … and wakes up for it now
             try:
                 return self._idle.wait_for(lambda: self._done >= target, timeout)
             finally:
@@ -178,7 +182,7 @@ class JournalWriter:
             )
             self._thread.start()
 
-    def _run(self, jobs_queue: queue.SimpleQueue[_Job | None]) -> None:
+    def _run(self, jobs_queue: queue.SimpleQueue[_Job | str | None]) -> None:
         stop = False
         owed = _Owed()  # committed SYNCED writes waiting for the log to reach the disk
         last = 0  # the newest job taken from the queue
@@ -189,7 +193,7 @@ class JournalWriter:
                     owed = _Owed()
                     continue
                 try:  # meanwhile, commit what comes (a fill must not wait for a status's disk sync)
-                    first = jobs_queue.get(timeout=_SYNC_POLL_S)
+                    first = jobs_queue.get(timeout=max(owed.deadline - time.monotonic(), 0.0))
                 except queue.Empty:
                     continue
                 owed.rounds += 1
@@ -204,7 +208,10 @@ class JournalWriter:
             if None in jobs:
                 stop = True
                 jobs = jobs[: jobs.index(None)]  # nothing is submitted after close()'s marker
-            real = [job for job in jobs if job is not None]
+            real = [job for job in jobs if isinstance(job, _Job)]  # not flush()'s wake-ups
+            if not real:
+                owed.rounds -= bool(owed)
+                continue
             try:
                 for group in _by_journal(real):
                     owed.add(group[0].journal, self._execute_group(group))

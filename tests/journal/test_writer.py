@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -641,3 +642,37 @@ def test_a_synced_commit_made_meanwhile_carries_the_writers_synced_writes_withou
     assert writer.flush(timeout=5)
     assert held.calls == 0
     assert journal.is_synced(journal.commit_mark())
+
+
+class CountingQueue(queue.SimpleQueue):  # type: ignore[type-arg]
+    """The writer's queue, counting how often the writer thread looks into it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        self.gets += 1
+        return super().get(block, timeout)
+
+
+def test_the_writer_sleeps_through_its_sync_grace_and_a_flush_wakes_it(
+    journal: TradeJournal, failures: Failures, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While synced writes wait for the grace to end, the writer thread waits on its queue once — it used to
+    look every millisecond, each time taking the GIL from the engine's loop thread — and a flush ends the
+    grace at once."""
+    monkeypatch.setattr(writer_module, "_SYNC_GRACE_S", 30.0)
+    writer = JournalWriter(failures)
+    writer._queue = counting = CountingQueue()
+    try:
+        before = journal.commit_mark()
+        writer.submit(journal, event("status", "x"))
+        assert wait_for(lambda: journal.commit_mark() > before)  # committed; its sync waits for the grace
+        looked = counting.gets
+        time.sleep(0.2)
+        assert counting.gets == looked  # asleep in one wait, not polling
+        assert writer.flush(timeout=5)  # the flush wakes it: synced long before the 30 s grace
+        assert journal.is_synced(journal.commit_mark())
+    finally:
+        writer.close()
