@@ -207,7 +207,7 @@ class Worker:
         for k, stamp_ns in enumerate(new):
             if self._stop.is_set():
                 return
-            stamp = pd.Timestamp(int(stamp_ns), tz="UTC")
+            stamp = self._clock.stamp(int(stamp_ns))  # built ahead, with the window (BarClock.prepare)
             # As in a backtest, the fills that happened before this bar closed reach on_fill before
             # on_data, and the account view already includes them.
             self._broker.flush_fills()
@@ -232,12 +232,14 @@ class Worker:
         self._account.refresh_eager(self._broker, self._clock.trading_day, pnl=self.wants_pnl())
 
     def after_bars(self, *, inline: bool = False) -> None:
-        """What follows a step's orders, off the path from a bar to them: the account read, a checkpoint."""
+        """What follows a step's orders, off the path from a bar to them: the account read, a checkpoint,
+        and the next bar's window built ahead (:meth:`BarClock.prepare`)."""
         if inline:
             self.read_account_eager()
         else:
             self._refresh_account(0.0)
         self._checkpointer.after_step()
+        self._clock.prepare()
 
     def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame, inline: bool = False) -> None:
         """Every strategy decides on the bar, in the order they were added; then their orders are routed
@@ -287,5 +289,5 @@ class Worker:
             return []
         for order in orders:
             if order.timestamp is None:  # as in a backtest: the bar the order was decided on
-                order.timestamp = stamp.to_pydatetime()
+                order.timestamp = self._clock.stamp_datetime(stamp.value)
         return list(orders)
