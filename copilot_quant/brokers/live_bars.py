@@ -34,6 +34,7 @@ from copilot_quant.backtest.interfaces import BAR_COLUMNS
 from copilot_quant.brokers.ib_mapping import bar_stamps, bar_values, empty_bars
 from copilot_quant.data.calendars import (
     DEFAULT_CALENDAR,
+    exchange_tz_name,
     next_session_close,
     session_close_ns,
     sessions_by_day,
@@ -355,6 +356,7 @@ class LiveBars:
         assert last is not None
         guess = self._next_stamp(last) if delivered_ns is not None and last <= delivered_ns else None
         if guess is not None:
+            self._expect_label(guess)
             stamps = np.append(stamps, np.int64(guess))
             values = np.vstack([values, np.full((1, values.shape[1]), np.nan)])
         frame = _build_frame(stamps, values)
@@ -375,6 +377,13 @@ class LiveBars:
             return int(next_session_close(pd.Timestamp(last, tz="UTC"), self.calendar).value)
         except DataError:
             return None
+
+    def _expect_label(self, stamp: int) -> None:
+        """Stamp the ``date`` label of the daily bar guessed to come at ``stamp`` now, as :meth:`upsert` would
+        (its calendar lookup then happens here, not on the bar's way to an order)."""
+        day = pd.Timestamp(stamp, tz="UTC").tz_convert(exchange_tz_name(self.calendar)).date()
+        if day not in self._memo and _session_close_ns(day, self.calendar) == stamp:
+            self._memo[day] = stamp
 
     def prepared(self) -> bool:
         """Whether :meth:`prepare` has nothing to build: the frame built ahead is that of every bar held,

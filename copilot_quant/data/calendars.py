@@ -244,6 +244,20 @@ def is_market_open(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR)
     return bool(i >= 0 and value < closes[i])
 
 
+def market_open_span(ns: int, calendar: str = DEFAULT_CALENDAR) -> tuple[int, int, bool]:
+    """``(start, end, open)``: :func:`is_market_open` is ``open`` at every instant of ``[start, end)`` (int64 ns
+    UTC), the span around ``ns`` up to the next open or close — for a caller asking at every bar, which then
+    needs no pandas until the clock leaves the span. Outside the calendar: :class:`DataError`, as there."""
+    value = _instant(pd.Timestamp(ns, tz="UTC"), calendar).value
+    _, opens, closes = _bounds(calendar)
+    i = int(np.searchsorted(opens, value, side="right")) - 1
+    if i >= 0 and value < closes[i]:
+        return int(opens[i]), int(closes[i]), True
+    start = int(closes[i]) if i >= 0 else int(opens[0])
+    end = int(opens[i + 1]) if i + 1 < len(opens) else int(closes[-1]) + 1  # past the calendar: _instant
+    return start, end, False
+
+
 def next_session_open(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
     """The first session open strictly after ``ts`` (UTC)."""
     value = _instant(ts, calendar).value

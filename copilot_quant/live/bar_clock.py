@@ -5,14 +5,15 @@ it): the strategy then sees it, and never a later one. Plain int64 nanoseconds o
 between a bar's arrival and the strategy's orders, where every pandas call costs tens of microseconds (the
 CPU is cold between bars). What can be known before the bar — the frame of the bars held, the forming
 one included, and the pandas Timestamp of the forming bar's stamp — is built after the previous bar's
-orders went out (:meth:`BarClock.prepare`), and the exchange's date is a lookup in the day's bounds.
+orders went out (:meth:`BarClock.prepare`), and the exchange's date is the standard library's.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from copilot_quant.data.dates import EXCHANGE_TZ
 from copilot_quant.model.bars import combine_symbols
 
 __all__ = ["BAR_SETTLE_NS", "BarClock", "BarSource"]
+
+#: The exchange's time zone, for its date (see BarClock.trading_day).
+_EXCHANGE_ZONE = ZoneInfo(EXCHANGE_TZ)
 
 #: How long past its close a bar waits when only the clock says it closed: IB rewrites a forming bar about
 #: every 5 s, so its final values can lag its close by that much (trades the stream has caught up with
@@ -54,7 +58,6 @@ class BarClock:
     __slots__ = (
         "_asked_for",
         "_asked_ns",
-        "_day",
         "_feed",
         "_plain",
         "_stamp",
@@ -79,7 +82,6 @@ class BarClock:
         #: Monotonic time of a pending settle re-check (see :meth:`completed`), or None.
         self.recheck_at: float | None = None
         self._stamp: tuple[int, pd.Timestamp, datetime | None] | None = None  # the last stamp() built
-        self._day: tuple[int, int, date] | None = None  # the exchange's date and its bounds (int64 ns)
 
     def start(self, symbols: list[str], source: BarSource | None = None) -> None:
         """Begin a run on ``symbols``: only bars completed from now on are new (history is context).
@@ -238,14 +240,7 @@ class BarClock:
         """The exchange's date now (New York for the NYSE), by the broker's clock when known: a session
         never spans two of them, while a UTC day splits the evening off (8 pm New York is already tomorrow).
 
-        Read on every account read: the day's bounds are kept, so within the day it is two comparisons.
+        Read on every account read, so no pandas: the standard library's time zone arithmetic (C code).
         """
         ns = self.server_ns if self.server_ns is not None else time.time_ns()
-        day = self._day
-        if day is not None and day[0] <= ns < day[1]:
-            return day[2]
-        today = pd.Timestamp(ns, tz="UTC").tz_convert(EXCHANGE_TZ).date()
-        start = pd.Timestamp(today, tz=EXCHANGE_TZ)
-        end = pd.Timestamp(today + timedelta(days=1), tz=EXCHANGE_TZ)  # 23 or 25 hours on a DST switch
-        self._day = (start.value, end.value, today)
-        return today
+        return datetime.fromtimestamp(ns // 1_000_000_000, _EXCHANGE_ZONE).date()

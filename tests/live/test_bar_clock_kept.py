@@ -1,5 +1,5 @@
-"""What the bar clock keeps between bars so that a bar's path needs no pandas: the exchange's date (with its
-bounds) and the Timestamp of the bar expected next. Kept values must equal what pandas computes afresh."""
+"""What the bar clock answers on a bar's path without pandas — the exchange's date, the Timestamp of the bar
+expected next (kept from before the bar) — must equal what pandas computes afresh."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _clock() -> BarClock:
 
 @settings(max_examples=200, deadline=None)
 @given(times=st.lists(instants, min_size=1, max_size=30))
-def test_the_trading_day_kept_with_its_bounds_is_the_new_york_date_of_each_instant(times: list[int]) -> None:
+def test_the_trading_day_is_the_new_york_date_of_each_instant(times: list[int]) -> None:
     clock = _clock()
     for ns in sorted(times) + times:  # in time order (as live) and in any order
         clock.server_ns = ns

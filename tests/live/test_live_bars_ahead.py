@@ -119,6 +119,9 @@ def test_a_replay_publishing_complete_days_gets_the_next_day_guessed_and_never_s
     store = LiveBars("1d")
     store.upsert([bar(day, c=float(i)) for i, day in enumerate(SESSIONS[:5])])
     built = _spy_builds(monkeypatch)
+    looked_up: list[Any] = []
+    lookup = live_bars_module._session_close_ns
+    monkeypatch.setattr(live_bars_module, "_session_close_ns", lambda *a: looked_up.append(a) or lookup(*a))
     for k in range(5, 12):
         delivered = store.last_stamp_ns()
         store.prepare(delivered)  # the newest bar is complete: the next session's bar is guessed
@@ -127,7 +130,9 @@ def test_a_replay_publishing_complete_days_gets_the_next_day_guessed_and_never_s
         assert not store.frame().isna().any().any()
         assert len(store.frame(delivered)) == k
         built.clear()
+        looked_up.clear()
         store.upsert([bar(SESSIONS[k], o=float(k), c=float(k) + 0.5)])  # a whole day, complete at once
+        assert looked_up == []  # its label was stamped when it was guessed
         now = store.last_stamp_ns()
         window = store.frame(now)
         assert built == []  # the frame built ahead, with the day's values copied in
