@@ -236,6 +236,8 @@ class BarStreams:
 
     def synced_ns(self, symbols: list[str]) -> int | None:
         """The newest trade time every one of ``symbols``' streams is known to include (int64 ns)."""
+        if len(symbols) == 1:
+            return self._synced.get(symbols[0])
         values = [self._synced.get(s) for s in symbols]
         if not values or any(v is None for v in values):
             return None
