@@ -46,6 +46,7 @@ STAGES = [
     ("copilot_quant.brokers.order_placing", "OrderPlacing._placing"),
     ("ib_async.ib", "IB.placeOrder"),
     ("copilot_quant.live.inline", "InlineDispatch._after_bars"),
+    ("copilot_quant.live.bar_clock", "BarClock.prepare"),  # the next bar's window, built after the orders
 ]
 
 
