@@ -296,7 +296,8 @@ class LiveBars:
             cutoff_ns = pd.Timestamp(cutoff).value
         with self._lock:
             n = self._n if cutoff_ns is None else self._complete_rows(int(cutoff_ns))
-            frame = self._take_ready(n)
+            # the frame built ahead is for the engine's next window (a cut-off): get_latest_bar keeps off it
+            frame = None if cutoff_ns is None else self._take_ready(n)
             if frame is None:
                 stamps = self._stamps[:n].copy()
                 values = self._values[:n].copy()
@@ -336,7 +337,7 @@ class LiveBars:
         ``delivered_ns``, the last bar delivered) and bars are daily — with the next session's bar too, its
         values to come (a replay publishes each bar complete, with no forming bar before it).
 
-        That frame is handed out once, by the :meth:`frame` call asking for exactly its rows, with the rows
+        That frame is handed out once, by the :meth:`frame` call with a cut-off asking for exactly its rows, with the rows
         written since copied in, as long as no row moved (a gap backfilled, a trim) and a guessed bar came
         at the stamp guessed; any other call builds its frame as always: the result is the same either way.
         Returns the stamp of that frame's last bar (the bar the engine expects next), or None.

@@ -88,6 +88,9 @@ def test_the_forming_bar_prepared_ahead_is_handed_out_with_its_final_values(
     final = bar(SESSIONS[5], o=1.0, h=9.0, lo=0.5, c=7.0, v=1234.0)
     store.upsert([final])  # its last updates, after the frame was built
     store.upsert([bar(SESSIONS[6], c=-1.0)])  # the next day's bar begins
+    assert len(store.frame()) == 7  # every bar held (get_latest_bar's read): built, the one ahead kept
+    assert built == [7]
+    built.clear()
     close = _stamp_of(store, 1)
     window = store.frame(close)
     assert built == []  # handed out, not built
