@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
@@ -34,9 +34,8 @@ from copilot_quant.backtest.interfaces import BAR_COLUMNS
 from copilot_quant.brokers.ib_mapping import bar_stamps, bar_values, empty_bars
 from copilot_quant.data.calendars import (
     DEFAULT_CALENDAR,
-    exchange_tz_name,
-    next_session_close,
     session_close_ns,
+    session_closing_after,
     sessions_by_day,
 )
 from copilot_quant.data.resample import period_keys, period_last_close, period_start, resample_daily
@@ -68,6 +67,18 @@ def _session_close_ns(label: Any, calendar: str = DEFAULT_CALENDAR) -> int:
         return session_close_ns(day, calendar)
     except DataError:
         return int(bar_stamps([label], "1d", calendar).asi8[0])
+
+
+#: Whether this pandas builds a bar frame as a view of the values it is given (checked on first use).
+_VIEWS: list[bool] = []
+
+
+def _frames_view_values(frame: pd.DataFrame, values: np.ndarray) -> bool:
+    """Whether ``frame`` (from :func:`_build_frame`) shows later writes into ``values`` (as pandas does
+    today: a 2-D float array is taken without a copy when asked)."""
+    if not _VIEWS:
+        _VIEWS.append(bool(np.shares_memory(frame.to_numpy(), values)))
+    return _VIEWS[0]
 
 
 def _build_frame(stamps: np.ndarray, values: np.ndarray) -> pd.DataFrame:
@@ -348,43 +359,36 @@ class LiveBars:
             if self.prepared():
                 return self._ready.last if self._ready is not None else None
             n, last = self._n, self._last
+            assert last is not None
+            guess = self._next_bar(last) if delivered_ns is not None and last <= delivered_ns else None
+            rows = n if guess is None else n + 1
             self._ready = None  # writes are tracked from here on for the new frame only
             self._low = n
             self._generation += 1
             generation, layout = self._generation, self._layout
-            stamps = self._stamps[:n].copy()
-            values = self._values[:n].copy()
-        assert last is not None
-        guess = self._next_stamp(last) if delivered_ns is not None and last <= delivered_ns else None
+            stamps = np.empty(rows, dtype="int64")
+            values = np.empty((rows, _WIDTH), dtype="float64")
+            stamps[:n] = self._stamps[:n]
+            values[:n] = self._values[:n]
         if guess is not None:
-            self._expect_label(guess)
-            stamps = np.append(stamps, np.int64(guess))
-            values = np.vstack([values, np.full((1, values.shape[1]), np.nan)])
+            day, stamps[n] = guess
+            values[n] = np.nan  # the bar's values are copied in when it comes
+            self._memo.setdefault(day, int(stamps[n]))  # its label, stamped now rather than on its way
         frame = _build_frame(stamps, values)
-        if not np.shares_memory(frame.to_numpy(), values):
+        if not _frames_view_values(frame, values):
             return None  # this pandas copied the values: the rows written later could not be brought in
         end = int(stamps[-1])
         with self._lock:
             if self._generation == generation and self._layout == layout:
-                self._ready = _Ready(len(stamps), layout, values, frame, guess is not None, end)
+                self._ready = _Ready(rows, layout, values, frame, guess is not None, end)
         return end
 
-    def _next_stamp(self, last: int) -> int | None:
-        """The stamp of the daily bar after the one stamped ``last`` (the next session's close), or None
-        (intraday bars, the calendar's end, a day without a session)."""
+    def _next_bar(self, last: int) -> tuple[date, int] | None:
+        """The date label and stamp of the daily bar after the one stamped ``last`` (the next session's
+        close), or None (intraday bars, the calendar's end)."""
         if self._stored_interval != "1d":
             return None
-        try:
-            return int(next_session_close(pd.Timestamp(last, tz="UTC"), self.calendar).value)
-        except DataError:
-            return None
-
-    def _expect_label(self, stamp: int) -> None:
-        """Stamp the ``date`` label of the daily bar guessed to come at ``stamp`` now, as :meth:`upsert` would
-        (its calendar lookup then happens here, not on the bar's way to an order)."""
-        day = pd.Timestamp(stamp, tz="UTC").tz_convert(exchange_tz_name(self.calendar)).date()
-        if day not in self._memo and _session_close_ns(day, self.calendar) == stamp:
-            self._memo[day] = stamp
+        return session_closing_after(last, self.calendar)
 
     def prepared(self) -> bool:
         """Whether :meth:`prepare` has nothing to build: the frame built ahead is that of every bar held,

@@ -52,6 +52,7 @@ __all__ = [
     "get_calendar",
     "is_market_open",
     "is_trading_day",
+    "market_open_span",
     "next_session_close",
     "next_session_open",
     "previous_session_close",
@@ -59,6 +60,7 @@ __all__ = [
     "session_close",
     "session_close_ns",
     "session_closes",
+    "session_closing_after",
     "session_open",
     "sessions_by_day",
 ]
@@ -172,6 +174,24 @@ def session_close(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> pd.Timesta
 def session_close_ns(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> int:
     """:func:`session_close` as int64 nanoseconds since the epoch (UTC): a dict lookup for a plain ``date``."""
     return _session_ns(day, calendar)[1]
+
+
+def session_closing_after(ns: int, calendar: str = DEFAULT_CALENDAR) -> tuple[date, int] | None:
+    """The first session closing strictly after ``ns`` (int64 ns UTC): its date and its close (int64 ns);
+    None past the calendar's end. No pandas: for a caller on a latency-sensitive thread."""
+    _, _, closes = _bounds(calendar)
+    i = int(np.searchsorted(closes, ns, side="right"))
+    if i >= len(closes):
+        return None
+    return date.fromordinal(int(_session_ordinals(calendar)[i])), int(closes[i])
+
+
+@functools.lru_cache(maxsize=16)
+def _session_ordinals(calendar: str) -> np.ndarray:
+    """Each session's date as a proleptic Gregorian ordinal, in the order of :func:`_bounds`."""
+    sessions, _, _ = _bounds(calendar)
+    result: np.ndarray = pd.DatetimeIndex(sessions).as_unit("ns").asi8 // _DAY_NS + _EPOCH_ORDINAL
+    return result
 
 
 def session_open(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:

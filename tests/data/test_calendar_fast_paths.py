@@ -1,11 +1,18 @@
-"""market_open_span: the span around an instant in which is_market_open keeps its answer (what the engine's
-rails read at every bar without asking the calendar again)."""
+"""The calendar's answers for the live engine's bar path, without pandas: market_open_span (the span around an
+instant in which is_market_open keeps its answer, what the rails read at every bar) and session_closing_after
+(the next session's date and close, the daily bar a replay publishes next) — each equal to the pandas way."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
-from copilot_quant.data.calendars import is_market_open, market_open_span
+from copilot_quant.data.calendars import (
+    is_market_open,
+    market_open_span,
+    next_session_close,
+    session_close_ns,
+    session_closing_after,
+)
 from copilot_quant.errors import DataError
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -41,3 +48,19 @@ def test_a_session_is_open_from_its_open_to_its_close_and_closed_overnight() -> 
 def test_outside_the_calendar_is_the_named_error_is_market_open_gives() -> None:
     with pytest.raises(DataError, match=r"outside the \w+ calendar"):
         market_open_span(pd.Timestamp("1900-01-02", tz="UTC").value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(ns=st.integers(_LO, _HI), calendar=st.sampled_from(["NYSE", "CME_GLOBEX"]))
+def test_the_session_closing_after_an_instant_is_next_session_close_with_its_date(
+    ns: int, calendar: str
+) -> None:
+    found = session_closing_after(ns, calendar)
+    assert found is not None
+    day, close = found
+    assert close == next_session_close(pd.Timestamp(ns, tz="UTC"), calendar).value
+    assert session_close_ns(day, calendar) == close  # the date labels that session
+
+
+def test_past_the_calendar_no_session_closes() -> None:
+    assert session_closing_after(pd.Timestamp("2100-01-01", tz="UTC").value) is None
