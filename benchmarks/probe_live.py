@@ -47,6 +47,7 @@ STAGES = [
     ("copilot_quant.brokers.order_placing", "to_ib_order"),
     ("ib_async.ib", "IB.placeOrder"),
     ("copilot_quant.live.inline", "InlineDispatch._after_bars"),
+    ("copilot_quant.live.bar_clock", "BarClock.prepare"),  # the next bar's window, built after the orders
 ]
 
 

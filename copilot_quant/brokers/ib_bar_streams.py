@@ -155,13 +155,14 @@ class BarStreams:
         """Queue the stream's changed bars (loop thread: no pandas here) and wake the engine at once.
 
         ib_async replaces a changed ``BarData`` instead of mutating it, so keeping references is safe.
-        An update only touches the last bar (and, with ``hasNewBar``, closes the one before it).
+        An update touches the last bar only (it rewrites the forming bar, or appends a new one: the bar
+        before keeps the values of its own last update, queued then), so that is the row queued.
         """
         spec = self.spec.get(symbol)
         if spec is None:
             return
         interval = spec[0]
-        rows = list(bars) if full else bars[-3:]
+        rows = list(bars) if full else bars[-1:]
         traded = self._trade_ns(symbol)
         with self._pending_lock:
             self._pending.setdefault((symbol, interval), []).extend(rows)
@@ -235,6 +236,8 @@ class BarStreams:
 
     def synced_ns(self, symbols: list[str]) -> int | None:
         """The newest trade time every one of ``symbols``' streams is known to include (int64 ns)."""
+        if len(symbols) == 1:
+            return self._synced.get(symbols[0])
         values = [self._synced.get(s) for s in symbols]
         if not values or any(v is None for v in values):
             return None

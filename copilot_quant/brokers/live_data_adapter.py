@@ -511,19 +511,43 @@ class LiveDataFeedAdapter(IDataFeed):
         store = self._bars.store(_symbol(symbol))
         return None if store is None else store.last_stamp_ns()
 
-    def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
-        """Streamed bars of ``symbol`` that have closed by ``now`` (default: the server's clock)."""
+    def completed_bars(self, symbol: str, now: pd.Timestamp | int | None = None) -> pd.DataFrame:
+        """Streamed bars of ``symbol`` that have closed by ``now`` (a Timestamp or int64 ns; default: the
+        server's clock)."""
         store = self._streamed(symbol)
         if store is None:
             return empty_bars()
         return store.frame(now if now is not None else self.server_time())
 
-    def completed_stamps(self, symbol: str, now: pd.Timestamp | int) -> np.ndarray:
+    def prepare_bars(self, symbols: list[str], delivered_ns: int | None = None) -> int | None:
+        """Build now, for each of ``symbols``' streams, the frame the next :meth:`completed_bars` will most
+        likely return — the bars held, the forming one included (or the next daily bar to come, when the
+        newest held is complete by ``delivered_ns``, the last bar delivered) — so that it need not build it
+        (see :meth:`LiveBars.prepare <copilot_quant.brokers.live_bars.LiveBars.prepare>`). The engine calls
+        this after a bar's orders went out, off the path to the next bar's. Returns the newest stamp in
+        those frames (the bar expected next), or None."""
+        newest: int | None = None
+        for symbol in symbols:
+            store = self._streamed(symbol)
+            end = store.prepare(delivered_ns) if store is not None else None
+            if end is not None and (newest is None or end > newest):
+                newest = end
+        return newest
+
+    def bars_prepared(self, symbols: list[str]) -> bool:
+        """Whether :meth:`prepare_bars` has nothing to build for ``symbols`` (cheap: no pandas)."""
+        for symbol in symbols:
+            store = self._streamed(symbol)
+            if store is not None and not store.prepared():
+                return False
+        return True
+
+    def completed_stamps(self, symbol: str, now: pd.Timestamp | int, after: int | None = None) -> np.ndarray:
         """Stamps (int64 ns UTC, ascending) of the streamed bars of ``symbol`` closed by ``now`` (a Timestamp
-        or int64 ns); no pandas."""
+        or int64 ns), only those stamped after ``after`` (int64 ns) if given; no pandas."""
         store = self._streamed(symbol)
         cutoff = now if isinstance(now, int) else pd.Timestamp(now).value
-        return np.empty(0, dtype="int64") if store is None else store.stamps(cutoff)
+        return np.empty(0, dtype="int64") if store is None else store.stamps(cutoff, after)
 
     def _streamed(self, symbol: str) -> LiveBars | None:
         """The up-to-date store of ``symbol``'s bar stream (None before its first bar); DataError if none runs."""

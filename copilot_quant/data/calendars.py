@@ -53,6 +53,7 @@ __all__ = [
     "is_market_open",
     "is_market_open_ns",
     "is_trading_day",
+    "market_open_span",
     "next_session_close",
     "next_session_open",
     "previous_session_close",
@@ -60,6 +61,7 @@ __all__ = [
     "session_close",
     "session_close_ns",
     "session_closes",
+    "session_closing_after",
     "session_open",
     "sessions_by_day",
 ]
@@ -175,6 +177,24 @@ def session_close_ns(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> int:
     return _session_ns(day, calendar)[1]
 
 
+def session_closing_after(ns: int, calendar: str = DEFAULT_CALENDAR) -> tuple[date, int] | None:
+    """The first session closing strictly after ``ns`` (int64 ns UTC): its date and its close (int64 ns);
+    None past the calendar's end. No pandas: for a caller on a latency-sensitive thread."""
+    _, _, closes = _bounds(calendar)
+    i = int(np.searchsorted(closes, ns, side="right"))
+    if i >= len(closes):
+        return None
+    return date.fromordinal(int(_session_ordinals(calendar)[i])), int(closes[i])
+
+
+@functools.lru_cache(maxsize=16)
+def _session_ordinals(calendar: str) -> np.ndarray:
+    """Each session's date as a proleptic Gregorian ordinal, in the order of :func:`_bounds`."""
+    sessions, _, _ = _bounds(calendar)
+    result: np.ndarray = pd.DatetimeIndex(sessions).as_unit("ns").asi8 // _DAY_NS + _EPOCH_ORDINAL
+    return result
+
+
 def session_open(day: DateLike, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:
     """UTC open of the session held on ``day``."""
     return pd.Timestamp(_session_ns(day, calendar)[0], tz="UTC")
@@ -246,13 +266,23 @@ def is_market_open(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR)
 
 
 def is_market_open_ns(value: int, calendar: str = DEFAULT_CALENDAR) -> bool:
-    """:func:`is_market_open` of an instant given as int64 nanoseconds since the epoch (UTC): one binary
-    search, no pandas (the live engine asks it for each bar on the path to the bar's orders)."""
+    """:func:`is_market_open` of an instant given as int64 nanoseconds since the epoch (UTC), without pandas
+    on the way (:func:`market_open_span`'s answer)."""
+    return market_open_span(value, calendar)[2]
+
+
+def market_open_span(ns: int, calendar: str = DEFAULT_CALENDAR) -> tuple[int, int, bool]:
+    """``(start, end, open)``: :func:`is_market_open` is ``open`` at every instant of ``[start, end)`` (int64 ns
+    UTC), the span around ``ns`` up to the next open or close — for a caller asking at every bar, which then
+    needs no pandas until the clock leaves the span. Outside the calendar: :class:`DataError`, as there."""
+    value = _instant(pd.Timestamp(ns, tz="UTC"), calendar).value
     _, opens, closes = _bounds(calendar)
-    if value < opens[0] or value > closes[-1]:
-        return is_market_open(pd.Timestamp(value, tz="UTC"), calendar)  # raises the error naming the span
-    i = int(opens.searchsorted(value, side="right")) - 1
-    return bool(i >= 0 and value < closes[i])
+    i = int(np.searchsorted(opens, value, side="right")) - 1
+    if i >= 0 and value < closes[i]:
+        return int(opens[i]), int(closes[i]), True
+    start = int(closes[i]) if i >= 0 else int(opens[0])
+    end = int(opens[i + 1]) if i + 1 < len(opens) else int(closes[-1]) + 1  # past the calendar: _instant
+    return start, end, False
 
 
 def next_session_open(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR) -> pd.Timestamp:

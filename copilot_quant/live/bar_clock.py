@@ -2,14 +2,18 @@
 
 A bar is new once it is complete (its close time has passed on IB's clock) and final (IB will not rewrite
 it): the strategy then sees it, and never a later one. Plain int64 nanoseconds on the hot path: this runs
-between a bar's arrival and the strategy's orders.
+between a bar's arrival and the strategy's orders, where every pandas call costs tens of microseconds (the
+CPU is cold between bars). What can be known before the bar — the frame of the bars held, the forming
+one included, and the pandas Timestamp of the forming bar's stamp — is built after the previous bar's
+orders went out (:meth:`BarClock.prepare`), and the exchange's date is the standard library's.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -19,6 +23,9 @@ from copilot_quant.data.dates import EXCHANGE_TZ
 from copilot_quant.model.bars import combine_symbols
 
 __all__ = ["BAR_SETTLE_NS", "BarClock", "BarSource"]
+
+#: The exchange's time zone, for its date (see BarClock.trading_day).
+_EXCHANGE_ZONE = ZoneInfo(EXCHANGE_TZ)
 
 #: How long past its close a bar waits when only the clock says it closed: IB rewrites a forming bar about
 #: every 5 s, so its final values can lag its close by that much (trades the stream has caught up with
@@ -30,15 +37,19 @@ class BarSource(Protocol):
     """What the clock reads bars from: the live data feed, or :class:`~copilot_quant.live.continuous.
     SplicedBars` around it when the run has continuous futures."""
 
-    def completed_stamps(self, symbol: str, now: int) -> np.ndarray: ...
+    def completed_stamps(self, symbol: str, now: int, after: int | None = None) -> np.ndarray: ...
 
-    def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame: ...
+    def completed_bars(self, symbol: str, now: pd.Timestamp | int | None = None) -> pd.DataFrame: ...
 
     def last_bar_ns(self, symbol: str) -> int | None: ...
 
     def synced_trade_ns(self, symbols: list[str]) -> int | None: ...
 
     def server_time(self) -> pd.Timestamp: ...
+
+    def prepare_bars(self, symbols: list[str], delivered_ns: int | None = None) -> int | None: ...
+
+    def bars_prepared(self, symbols: list[str]) -> bool: ...
 
 
 class BarClock:
@@ -49,6 +60,7 @@ class BarClock:
         "_asked_ns",
         "_feed",
         "_plain",
+        "_stamp",
         "_traded_ns",
         "last_bar",
         "recheck_at",
@@ -69,6 +81,7 @@ class BarClock:
         self._traded_ns: int | None = None  # the newest trade every bar stream has caught up with
         #: Monotonic time of a pending settle re-check (see :meth:`completed`), or None.
         self.recheck_at: float | None = None
+        self._stamp: tuple[int, pd.Timestamp, datetime | None] | None = None  # the last stamp() built
 
     def start(self, symbols: list[str], source: BarSource | None = None) -> None:
         """Begin a run on ``symbols``: only bars completed from now on are new (history is context).
@@ -97,23 +110,57 @@ class BarClock:
     def new_bar_stamps(self, now: int) -> np.ndarray:
         """Stamps (int64 ns, ascending) of the bars completed since the last one delivered, up to the
         newest stamp every symbol has reached (with several symbols, a bar waits for all of them)."""
+        after = -1 if self.last_bar is None else self.last_bar.value
+        if len(self.symbols) == 1:  # the bars after the last one delivered, found by the store itself
+            return self._feed.completed_stamps(self.symbols[0], now, after)
         stamps = [self._feed.completed_stamps(s, now) for s in self.symbols]
         if not stamps or any(len(a) == 0 for a in stamps):
             return np.empty(0, dtype="int64")
         common_end = min(int(a[-1]) for a in stamps)
-        merged = stamps[0] if len(stamps) == 1 else np.unique(np.concatenate(stamps))
-        after = -1 if self.last_bar is None else self.last_bar.value
+        merged = np.unique(np.concatenate(stamps))
         lo = int(merged.searchsorted(after, side="right"))
         hi = int(merged.searchsorted(common_end, side="right"))
         return merged[lo:hi]
 
     def window(self, end_ns: int) -> pd.DataFrame:
         """The strategy's data up to and including the bar stamped ``end_ns``, in the backtest's shape."""
-        end = pd.Timestamp(end_ns, tz="UTC")
-        frames = {s: self._feed.completed_bars(s, end) for s in self.symbols}
-        if len(frames) == 1:
-            return next(iter(frames.values()))
-        return combine_symbols(frames)
+        symbols = self.symbols
+        if len(symbols) == 1:
+            return self._feed.completed_bars(symbols[0], end_ns)
+        return combine_symbols({s: self._feed.completed_bars(s, end_ns) for s in symbols})
+
+    def prepare(self) -> None:
+        """Build now what the next bar's delivery would build (off the path from a bar to its orders): each
+        symbol's frame of the bars held and of the bar expected next, and that bar's Timestamp."""
+        expected = self._feed.prepare_bars(
+            self.symbols, None if self.last_bar is None else self.last_bar.value
+        )
+        if expected is not None:
+            self.stamp_datetime(expected)
+
+    def prepared(self) -> bool:
+        """Whether :meth:`prepare` has nothing to build (cheap: no pandas)."""
+        return self._feed.bars_prepared(self.symbols)
+
+    def stamp(self, ns: int) -> pd.Timestamp:
+        """The bar stamp ``ns`` as a UTC Timestamp (the last one asked is kept: the same object again)."""
+        cached = self._stamp
+        if cached is not None and cached[0] == ns:
+            return cached[1]
+        value = pd.Timestamp(ns, tz="UTC")
+        self._stamp = (ns, value, None)
+        return value
+
+    def stamp_datetime(self, ns: int) -> datetime:
+        """:meth:`stamp` as a ``datetime`` (what an order's ``timestamp`` holds), kept with it."""
+        value = self.stamp(ns)
+        cached = self._stamp
+        assert cached is not None
+        moment = cached[2]
+        if moment is None:
+            moment = value.to_pydatetime()
+            self._stamp = (ns, value, moment)
+        return moment
 
     def now(self, *, fresh: bool = False) -> pd.Timestamp:
         """:meth:`now_ns` as a UTC Timestamp."""
@@ -147,15 +194,19 @@ class BarClock:
             return None
         return known
 
+    def _newest(self) -> int | None:
+        """The newest streamed bar's stamp over every symbol (complete or forming), or None."""
+        feed = self._feed
+        symbols = self.symbols
+        if len(symbols) == 1:
+            return feed.last_bar_ns(symbols[0])
+        return max((t for t in (feed.last_bar_ns(s) for s in symbols) if t is not None), default=None)
+
     def _known(self) -> tuple[int | None, int | None]:
         """The broker's clock as the trades prove it (updated), and the newest streamed bar's stamp."""
-        feed = self._feed
-        newest = max(
-            (t for t in (feed.last_bar_ns(s) for s in self.symbols) if t is not None),
-            default=None,
-        )
+        newest = self._newest()
         known = self.server_ns
-        traded = feed.synced_trade_ns(self.symbols) if known is not None else None
+        traded = self._feed.synced_trade_ns(self.symbols) if known is not None else None
         if traded is not None:
             self._traded_ns = traded
             if known is not None and traded > known:
@@ -188,6 +239,8 @@ class BarClock:
     def trading_day(self) -> date:
         """The exchange's date now (New York for the NYSE), by the broker's clock when known: a session
         never spans two of them, while a UTC day splits the evening off (8 pm New York is already tomorrow).
+
+        Read on every account read, so no pandas: the standard library's time zone arithmetic (C code).
         """
-        now = self.server_now or pd.Timestamp.now(tz="UTC")
-        return now.tz_convert(EXCHANGE_TZ).date()
+        ns = self.server_ns if self.server_ns is not None else time.time_ns()
+        return datetime.fromtimestamp(ns // 1_000_000_000, _EXCHANGE_ZONE).date()

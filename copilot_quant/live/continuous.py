@@ -191,14 +191,14 @@ class SplicedBars:
         keep = [self._continuous.contract_at(symbol, int(s)) == contract for s in stamps]
         return stamps[np.asarray(keep, dtype=bool)] if len(stamps) else stamps
 
-    def completed_stamps(self, symbol: str, now: int) -> np.ndarray:
+    def completed_stamps(self, symbol: str, now: int, after: int | None = None) -> np.ndarray:
         listed = self._contracts.get(symbol)
         if listed is None:
-            return self._feed.completed_stamps(symbol, now)
-        parts = [self._own(symbol, c, self._feed.completed_stamps(c, now)) for c in listed]
+            return self._feed.completed_stamps(symbol, now, after)
+        parts = [self._own(symbol, c, self._feed.completed_stamps(c, now, after)) for c in listed]
         return np.unique(np.concatenate(parts)) if parts else np.empty(0, dtype="int64")
 
-    def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
+    def completed_bars(self, symbol: str, now: pd.Timestamp | int | None = None) -> pd.DataFrame:
         listed = self._contracts.get(symbol)
         if listed is None:
             return self._feed.completed_bars(symbol, now)
@@ -233,6 +233,16 @@ class SplicedBars:
 
     def server_time(self) -> pd.Timestamp:
         return self._feed.server_time()
+
+    def prepare_bars(self, symbols: list[str], delivered_ns: int | None = None) -> int | None:
+        return self._feed.prepare_bars(self._streams_of(symbols), delivered_ns)
+
+    def bars_prepared(self, symbols: list[str]) -> bool:
+        return self._feed.bars_prepared(self._streams_of(symbols))
+
+    def _streams_of(self, symbols: list[str]) -> list[str]:
+        """The streams ``symbols`` read: a continuous symbol's contracts, any other symbol itself."""
+        return [name for symbol in symbols for name in self._contracts.get(symbol, [symbol])]
 
     def closes(self, end_ns: int) -> dict[str, float]:
         """Each streamed contract's latest close at or before ``end_ns`` (what positions in it are marked at)."""

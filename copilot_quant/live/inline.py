@@ -149,6 +149,8 @@ class InlineDispatch:
             if self._clock.recheck_at is not None:
                 self._wake.set()  # the worker plans its sleep by the settle re-check
             if len(new) == 0:
+                if not self._clock.prepared():  # a new bar began: its window is built before it closes
+                    self._later(self._prepare)
                 return None
             worker.slowest = ("", 0.0)
             worker.guarded(lambda: worker.deliver_bars(new, inline=True))
@@ -203,6 +205,16 @@ class InlineDispatch:
             return  # the worker reads the account after its own round
         try:
             worker.guarded(lambda: worker.after_bars(inline=True))
+        finally:
+            worker.lock.release()
+
+    def _prepare(self) -> None:
+        """Build the next bar's window ahead (off the path to the orders), unless the worker is busy."""
+        worker = self._worker
+        if not worker.lock.acquire(blocking=False):
+            return  # the worker builds it after its own round's orders
+        try:
+            worker.guarded(self._clock.prepare)
         finally:
             worker.lock.release()
 

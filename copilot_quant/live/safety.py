@@ -20,7 +20,7 @@ from pathlib import Path
 from copilot_quant.brokers.connection import IBConnection
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
 from copilot_quant.brokers.reconnect import ConnectionState
-from copilot_quant.data.calendars import is_market_open_ns
+from copilot_quant.data.calendars import market_open_span
 from copilot_quant.errors import BrokerError, JournalError
 from copilot_quant.journal import EventKind, TradeJournal
 from copilot_quant.live.bar_clock import BarClock
@@ -105,7 +105,7 @@ class Safety:
         self.kill_pending = threading.Event()
         self._halt_reason: str | None = None
         self._competing_since: float | None = None
-        self._expect_data: tuple[int, bool] | None = None  # (the broker's clock, market open then)
+        self._expect_data: tuple[int, int, bool] | None = None  # a span of the clock, market open in it
 
     # ------------------------------------------------------------------ the one halted state
     @property
@@ -128,14 +128,14 @@ class Safety:
 
     def expect_data(self) -> bool:
         """Whether the market is open by the broker's clock as last known (the session calendar is read
-        once per value of that clock: this is asked once per order and rail check of a bar)."""
+        once per open or close: this is asked once per order and rail check of a bar, on its way to IB)."""
         ns = self._clock.server_ns
         if ns is None:
             return False
         known = self._expect_data
-        if known is None or known[0] != ns:
-            known = self._expect_data = (ns, is_market_open_ns(ns))
-        return known[1]
+        if known is None or not known[0] <= ns < known[1]:
+            known = self._expect_data = market_open_span(ns)
+        return known[2]
 
     # ------------------------------------------------------------------ kill switch
     def kill(self, reason: str = "kill switch", flatten: bool = False) -> None:

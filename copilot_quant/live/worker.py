@@ -200,14 +200,16 @@ class Worker:
         # The fills that came with the bar first: their commit on the journal writer thread needs the GIL
         # back after SQLite's I/O, which the pandas work below would keep for up to the 5 ms switch interval.
         self._broker.flush_fills()
-        # One DataFrame per step, built once: pandas calls cost ~0.2 ms each on a cold CPU between bars,
-        # so the path from a bar to its orders decides on int64 stamps and touches pandas only here.
-        data = self._clock.window(int(new[-1]))
-        positions = pd.DatetimeIndex(data.index).asi8 if len(new) > 1 else None
-        for k, stamp_ns in enumerate(new):
+        # One DataFrame per step: pandas calls cost tens of microseconds each on a cold CPU between bars, so
+        # the path from a bar to its orders decides on int stamps, and the window was built ahead, after the
+        # bar before's orders (BarClock.prepare), and is only brought up to date here.
+        stamps: list[int] = new.tolist()
+        data = self._clock.window(stamps[-1])
+        positions = pd.DatetimeIndex(data.index).asi8 if len(stamps) > 1 else None
+        for k, stamp_ns in enumerate(stamps):
             if self._stop.is_set():
                 return
-            stamp = pd.Timestamp(int(stamp_ns), tz="UTC")
+            stamp = self._clock.stamp(stamp_ns)  # built ahead too
             # As in a backtest, the fills that happened before this bar closed reach on_fill before
             # on_data, and the account view already includes them.
             self._broker.flush_fills()
@@ -216,12 +218,12 @@ class Worker:
                     self.read_account_eager()
                 else:  # IB's position update follows the execution: wait for it, read the account in one trip
                     self._refresh_account(_POSITION_SYNC_S)
-            if positions is None or k == len(new) - 1:
+            if positions is None or k == len(stamps) - 1:
                 window = data
             else:
                 window = data.iloc[: int(positions.searchsorted(stamp_ns, side="right"))]
             continuous = self.continuous
-            beside = continuous.bars.closes(int(stamp_ns)) if continuous is not None else None
+            beside = continuous.bars.closes(stamp_ns) if continuous is not None else None
             self._account.marks.set(window, self._clock.symbols, beside)
             self._deliver(stamp, window, inline)
             self._clock.last_bar = stamp
@@ -235,12 +237,14 @@ class Worker:
         )
 
     def after_bars(self, *, inline: bool = False) -> None:
-        """What follows a step's orders, off the path from a bar to them: the account read, a checkpoint."""
+        """What follows a step's orders, off the path from a bar to them: the account read, a checkpoint,
+        and the next bar's window built ahead (:meth:`BarClock.prepare`)."""
         if inline:
             self.read_account_eager()
         else:
             self._refresh_account(0.0)
         self._checkpointer.after_step()
+        self._clock.prepare()
 
     def _deliver(self, stamp: pd.Timestamp, window: pd.DataFrame, inline: bool = False) -> None:
         """Every strategy decides on the bar, in the order they were added; then their orders are routed
@@ -290,5 +294,5 @@ class Worker:
             return []
         for order in orders:
             if order.timestamp is None:  # as in a backtest: the bar the order was decided on
-                order.timestamp = stamp.to_pydatetime()
+                order.timestamp = self._clock.stamp_datetime(stamp.value)
         return list(orders)

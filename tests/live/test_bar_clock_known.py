@@ -20,8 +20,9 @@ class FakeFeed:
         self.server = T0 + DAY + 60 * 10**9
         self.asks = 0
 
-    def completed_stamps(self, symbol: str, now: int) -> np.ndarray:
-        return np.array([s for s in self.stamps if s <= now], dtype="int64")
+    def completed_stamps(self, symbol: str, now: int, after: int | None = None) -> np.ndarray:
+        low = -1 if after is None else after
+        return np.array([s for s in self.stamps if low < s <= now], dtype="int64")
 
     def completed_bars(self, symbol: str, now: pd.Timestamp | None = None) -> pd.DataFrame:
         raise AssertionError("not needed here")

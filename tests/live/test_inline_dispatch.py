@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 
+import pandas as pd
 import pytest
 from copilot_quant.backtest.live_engine import LiveStrategyEngine
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
@@ -204,3 +205,47 @@ def test_stop_from_a_strategy_on_the_loop_thread_does_not_deadlock(make_engine, 
     gateway.clock.step(1)
     assert wait_until(lambda: not engine.is_running(), timeout=15)
     assert engine.connection.runtime.is_running  # the loop came back from the strategy's stop()
+
+
+class Recorder(Strategy):
+    """Keeps a copy of every window it is handed, then scribbles over the window (its own to change)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[pd.Timestamp, pd.DataFrame]] = []
+        self.bars = 0
+
+    def on_data(self, timestamp, data):
+        self.bars += 1
+        self.seen.append((timestamp, data.copy(deep=True)))
+        data["Close"] = -1.0
+        data.iloc[0, 0] = -1.0
+
+
+def test_each_window_built_ahead_holds_exactly_the_bars_closed_by_its_bar(make_engine, gateway, monkeypatch):
+    """The window is built after the bar before (LiveBars.prepare) and handed out with the new bar's values
+    copied in: it must equal the bars the store holds up to the bar, every value final, nothing later."""
+    from copilot_quant.brokers.live_bars import LiveBars
+
+    handed: list[int] = []
+    take = LiveBars._take_ready
+
+    def spy(self, n):
+        frame = take(self, n)
+        if frame is not None:
+            handed.append(n)
+        return frame
+
+    monkeypatch.setattr(LiveBars, "_take_ready", spy)
+    strategy = Recorder()
+    engine = _run(make_engine, strategy)
+    for n in range(1, 7):
+        gateway.clock.step(1)
+        assert wait_until(lambda n=n: strategy.bars >= n)
+    store = engine.data_feed._bars.store("AAPL")
+    assert store is not None
+    held = store.frame()
+    assert len(handed) >= 4  # every bar after the first few came from a window built ahead
+    for timestamp, window in strategy.seen:
+        assert window.index[-1] == timestamp
+        pd.testing.assert_frame_equal(window, held.loc[:timestamp])
