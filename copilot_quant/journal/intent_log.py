@@ -17,7 +17,10 @@ warning. A damaged line before the last one (only a damaged disk does that) stop
 :class:`~copilot_quant.errors.JournalError` naming the file.
 
 **One owner.** The writable journal that opens the log holds an exclusive ``flock`` on it for its life
-(released by the kernel if the process dies). A second writable journal on the same file — another
+(released by the kernel if the process dies). The lock belongs to the open file, which ``fork`` shares with
+the child: a forked child closes its copy at once (and leaves the log alone), so that a child outliving a
+killed engine (a worker of a fork-started pool) cannot keep the next engine from recovering the log. A
+second writable journal on the same file — another
 process, or ``copilot-quant journal`` while an engine runs — does not get it: its intents go straight to
 SQLite, synced, as before, and it leaves the owner's log alone. Read-only journals never touch the log
 (a crashed engine's last intents show up once it is opened for writing — the next start does). Where
@@ -26,11 +29,13 @@ SQLite, synced, as before, and it leaves the owner's log alone. Read-only journa
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,16 @@ IntentRow = tuple[Any, ...]
 _CUT_BYTES = 256 * 1024
 
 _datasync = getattr(os, "fdatasync", os.fsync)
+
+
+#: The logs this process owns, for :func:`_disown_in_child` (a fork hook sees no journal object).
+_OWNED: weakref.WeakSet[IntentLog] = weakref.WeakSet()
+
+
+def _disown_in_child() -> None:
+    """Right after a fork, in the child: give up every log the parent owns (see the module docstring)."""
+    for intent_log in list(_OWNED):
+        intent_log._disown()
 
 
 def _hint(exc: OSError) -> str:
@@ -91,6 +106,7 @@ class IntentLog:
         self._applied_at = 0  # the storage's commit count when the last pending rows were committed
         self._size = os.fstat(fd).st_size
         self._broken = False
+        _OWNED.add(self)
 
     @classmethod
     def claim(cls, journal_path: Path) -> IntentLog | None:
@@ -244,6 +260,21 @@ class IntentLog:
                 self._cut()
             os.close(self._fd)
             self._fd = -1
+            _OWNED.discard(self)
+
+    def _disown(self) -> None:
+        """In a forked child: close this copy of the parent's log (the parent keeps its lock and its rows).
+        Without ``_lock``: a thread of the parent may have held it at the fork, and it is not in the child."""
+        self._lock = threading.Lock()
+        self._pending = []
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):  # nothing to do about it in a child
+                os.close(self._fd)
+            self._fd = -1
 
     def __repr__(self) -> str:
         return f"IntentLog({str(self.path)!r}, pending={len(self._pending)}, bytes={self._size})"
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_disown_in_child)

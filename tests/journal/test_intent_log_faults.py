@@ -3,11 +3,15 @@
 * An intent whose row the ``orders`` table cannot hold (a ``tag`` of None) was appended to the log, its
   ref returned (the order sent), and its row then silently dropped by ``INSERT OR IGNORE`` (which skips a
   NOT NULL violation as it skips a duplicate ref): the journal never knew the order.
+* A child forked by the engine's process shared the log's ``flock`` (it belongs to the open file): after a
+  SIGKILL of the engine the child still held it, and the next engine neither owned nor recovered the log.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +20,7 @@ from copilot_quant.journal import TradeJournal
 from copilot_quant.journal.intent_log import intent_log_path
 
 from tests.journal.support import ACCOUNT, abandon, buy
+from tests.journal.test_durability import run_child
 
 
 # ---------------------------------------------------------------- a row the table cannot hold
@@ -50,3 +55,52 @@ def test_a_logged_row_that_does_not_fit_stops_the_open_instead_of_vanishing(jour
         log_file.write(json.dumps(row).encode() + b"\n")
     with pytest.raises(JournalError, match=r"recover the intents .* NOT NULL"):
         TradeJournal(journal_path)
+
+
+# ---------------------------------------------------------------- a forked child and the log's lock
+def test_a_forked_child_that_outlives_the_engine_does_not_keep_its_intent_log(tmp_path: Path) -> None:
+    """flock's lock belongs to the open file, which a fork shares: a child forked by the engine's process
+    (a fork-started worker pool) held it after a SIGKILL of the engine, so the next engine did not own
+    the log and never recovered the intents that only it held."""
+    path = tmp_path / f"{ACCOUNT}.sqlite"
+    child = run_child(path, "forked")
+    grandchild = 0
+    try:
+        assert child.stdout is not None
+        word, pid = child.stdout.readline().split()
+        assert word == "written"
+        grandchild = int(pid)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        assert _alive(grandchild)  # the forked child lives on
+        with TradeJournal(path) as journal:
+            assert journal._store.intent_log is not None  # this open owns the log …
+            assert sorted(o.symbol for o in journal.unsent_intents()) == [
+                "AAPL",
+                "MSFT",
+                "SPY",
+            ]  # … and recovered it
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+        for stream in (child.stdin, child.stdout):
+            if stream is not None:
+                stream.close()
+        if grandchild:
+            os.kill(grandchild, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_programs_the_engine_starts_do_not_inherit_the_log(journal: TradeJournal) -> None:
+    """Sound as it was: os.open's files are not inheritable (O_CLOEXEC), so an exec'd program never holds
+    the lock; only a fork without exec shares it (above)."""
+    owned = journal._store.intent_log
+    assert owned is not None
+    assert os.get_inheritable(owned._fd) is False
