@@ -109,7 +109,7 @@ class TradeJournal(JournalFillWrites, JournalQueries):
             self.close()
             raise
         log.info("journal %s opened for account %s", self._path, self._account)
-        if self._read_only:
+        if self._store.intent_log is None:  # read-only, or another journal owns the log
             self._warn_unrecorded_intents()
         if recovered:
             log.warning(
@@ -120,17 +120,19 @@ class TradeJournal(JournalFillWrites, JournalQueries):
             )
 
     def _warn_unrecorded_intents(self) -> None:
-        """A read-only journal does not see intents still in the intent log only (an engine that is
-        running, or stopped when SQLite could not take them): say so, once, at open."""
+        """A journal that does not own the intent log (read-only, or a second writable one) does not see
+        intents still in the log only (an engine that is running, or stopped when SQLite could not take
+        them): say so, once, at open."""
         with self._store.reading("read the order refs") as conn:
             refs = {str(row[0]) for row in conn.execute("SELECT order_ref FROM orders")}
         missing = IntentLog.unrecorded(self._path, refs.__contains__)
         if missing:
             log.warning(
-                "journal %s: %d order intent(s) are in its intent log and not in this read-only view yet "
+                "journal %s: %d order intent(s) are in its intent log and not in this %s view yet "
                 "(a running engine records them within milliseconds; a stopped one at its next start)",
                 self._path,
                 missing,
+                "read-only" if self._read_only else "second writable",
             )
 
     # ------------------------------------------------------------------ opening and closing

@@ -5,11 +5,14 @@
   NOT NULL violation as it skips a duplicate ref): the journal never knew the order.
 * A child forked by the engine's process shared the log's ``flock`` (it belongs to the open file): after a
   SIGKILL of the engine the child still held it, and the next engine neither owned nor recovered the log.
+* A second writable journal (which does not own the log) did not say that intents were in the log only,
+  as a read-only one does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -104,3 +107,16 @@ def test_programs_the_engine_starts_do_not_inherit_the_log(journal: TradeJournal
     owned = journal._store.intent_log
     assert owned is not None
     assert os.get_inheritable(owned._fd) is False
+
+
+# ---------------------------------------------------------------- a journal that does not own the log
+def test_a_second_writable_journal_warns_of_intents_only_the_log_holds(
+    journal: TradeJournal, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As a read-only one does: it does not see them (a second engine on the account, or a restarted one
+    whose log another process still holds)."""
+    journal.record_intent(buy())
+    with caplog.at_level(logging.WARNING), TradeJournal(journal.path) as second:
+        assert second._store.intent_log is None
+        assert second.orders() == []
+    assert "1 order intent(s) are in its intent log and not in this second writable view" in caplog.text
