@@ -86,8 +86,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def intent_log_path(journal_path: Path) -> Path:
-    """Where the intent log of the journal at ``journal_path`` lives (beside it, like SQLite's ``-wal``)."""
-    return journal_path.parent / f"{journal_path.name}-intents"
+    """Where the intent log of the journal at ``journal_path`` lives: beside the file, like SQLite's
+    ``-wal`` — beside the real file when the path is a symbolic link (as SQLite does), so that every path
+    to one journal finds its one log."""
+    real = Path(os.path.realpath(journal_path))
+    return real.parent / f"{real.name}-intents"
 
 
 class IntentLog:

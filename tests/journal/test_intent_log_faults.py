@@ -5,6 +5,8 @@
   NOT NULL violation as it skips a duplicate ref): the journal never knew the order.
 * A child forked by the engine's process shared the log's ``flock`` (it belongs to the open file): after a
   SIGKILL of the engine the child still held it, and the next engine neither owned nor recovered the log.
+* A journal opened through a symbolic link put its intent log beside the link, not beside the file (where
+  SQLite keeps its ``-wal``): a restart through another path did not recover it.
 * A second writable journal (which does not own the log) did not say that intents were in the log only,
   as a read-only one does.
 """
@@ -120,3 +122,20 @@ def test_a_second_writable_journal_warns_of_intents_only_the_log_holds(
         assert second._store.intent_log is None
         assert second.orders() == []
     assert "1 order intent(s) are in its intent log and not in this second writable view" in caplog.text
+
+
+# ---------------------------------------------------------------- a journal opened through a symlink
+def test_a_journal_opened_through_a_symlink_keeps_its_intent_log_beside_the_file(tmp_path: Path) -> None:
+    """SQLite keeps its write-ahead log beside the real file, whatever link opened it; the intent log was
+    put beside the link: an engine started through the link and restarted through the file (or another
+    link) never recovered the intents of its crash."""
+    real = tmp_path / "journals" / f"{ACCOUNT}.sqlite"
+    real.parent.mkdir()
+    link = tmp_path / "current.sqlite"
+    link.symlink_to(real)
+    journal = TradeJournal(link, account=ACCOUNT)
+    ref = journal.record_intent(buy())
+    abandon(journal)
+    with TradeJournal(real) as reopened:
+        assert [o.order_ref for o in reopened.unsent_intents()] == [ref]
+    assert intent_log_path(link) == intent_log_path(real) == real.parent / f"{real.name}-intents"
