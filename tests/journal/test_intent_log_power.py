@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from copilot_quant.errors import JournalError
 from copilot_quant.journal import JournalOrderState, TradeJournal, intent_log, storage
 from copilot_quant.journal.durability import Durability
 from copilot_quant.journal.intent_log import IntentLog, intent_log_path
+from copilot_quant.journal.writer import JournalWriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -151,3 +153,56 @@ def test_no_intent_is_lost_or_doubled_by_any_mix_of_writes_crashes_and_power_los
             assert reopened.status_history(ref)[0].state is JournalOrderState.INTENT
         for ref in submitted:  # a synced write survives the power loss
             assert orders[ref].state is not JournalOrderState.INTENT
+
+
+def test_intents_on_one_thread_and_the_journal_writer_on_another_lose_nothing(disk: Disk) -> None:
+    """The engine's threads: the loop appends intents and hands each acknowledgement to the journal writer
+    (whose batches take the pending rows); another thread reads and syncs meanwhile. Every cut of the log is
+    checked against the disk image (fixture), and a power loss at the end keeps every intent and every
+    acknowledgement whose follow-up ran (a synced write)."""
+    journal = _open(disk, account=ACCOUNT)
+    failures: list[JournalError] = []
+    writer = JournalWriter(on_failure=failures.append)
+    refs: list[str] = []
+    acked: list[str] = []
+    done = threading.Event()
+
+    def loop() -> None:
+        try:
+            for i in range(120):
+                ref = journal.record_intent(buy())
+                refs.append(ref)
+                writer.submit(
+                    journal,
+                    lambda j, r=ref, n=i: j.record_submitted(r, n),
+                    then=lambda _, r=ref: acked.append(r),
+                )
+                if i % 3 == 0:
+                    refs.extend(journal.record_intents([(buy("MSFT"), None), (buy("SPY"), None)]))
+        finally:
+            done.set()
+
+    unseen: list[set[str]] = []
+
+    def meanwhile() -> None:  # every intent recorded before a read is in what it reads
+        while not done.is_set():
+            recorded = set(refs)
+            if missing := recorded - {o.order_ref for o in journal.orders()}:
+                unseen.append(missing)
+            journal.sync()
+
+    threads = [threading.Thread(target=loop), threading.Thread(target=meanwhile)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert writer.flush(timeout=60)
+    writer.close()
+    assert not failures
+    assert not unseen
+    assert len(acked) == 120
+    disk.lose_power(journal)
+    with _open(disk) as reopened:
+        orders = {o.order_ref: o for o in reopened.orders()}
+        assert sorted(orders) == sorted(refs)
+        assert all(orders[ref].state is JournalOrderState.SUBMITTED for ref in acked)
