@@ -17,7 +17,7 @@ warning. A damaged line before the last one (only a damaged disk does that) stop
 :class:`~copilot_quant.errors.JournalError` naming the file.
 
 **One owner.** The writable journal that opens the log holds an exclusive ``flock`` on it for its life
-(released by the kernel if the process dies). The lock belongs to the open file, which ``fork`` shares with
+(released by the kernel if the process dies, and by the log when its journal is dropped unclosed). The lock belongs to the open file, which ``fork`` shares with
 the child: a forked child closes its copy at once (and leaves the log alone), so that a child outliving a
 killed engine (a worker of a fork-started pool) cannot keep the next engine from recovering the log. A
 second writable journal on the same file — another
@@ -71,6 +71,11 @@ def _disown_in_child() -> None:
         intent_log._disown()
 
 
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):  # nothing to do about it (a child, a finalizer)
+        os.close(fd)
+
+
 def _hint(exc: OSError) -> str:
     if exc.errno == errno.EROFS:
         return "the disk holding the journal is read-only; make it writable"
@@ -110,6 +115,9 @@ class IntentLog:
         self._size = os.fstat(fd).st_size
         self._broken = False
         _OWNED.add(self)
+        # A journal dropped without close(): let go of the file (and its lock) as a crash would, so that
+        # the next open in this process owns the log and recovers what only it holds. Detached at close.
+        self._release = weakref.finalize(self, _close_quietly, fd)
 
     @classmethod
     def claim(cls, journal_path: Path) -> IntentLog | None:
@@ -261,6 +269,7 @@ class IntentLog:
                 return
             if in_sqlite and not self._pending:
                 self._cut()
+            self._release.detach()
             os.close(self._fd)
             self._fd = -1
             _OWNED.discard(self)
@@ -271,8 +280,8 @@ class IntentLog:
         self._lock = threading.Lock()
         self._pending = []
         if self._fd >= 0:
-            with contextlib.suppress(OSError):  # nothing to do about it in a child
-                os.close(self._fd)
+            self._release.detach()
+            _close_quietly(self._fd)
             self._fd = -1
 
     def __repr__(self) -> str:

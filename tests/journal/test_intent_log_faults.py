@@ -7,12 +7,14 @@
   SIGKILL of the engine the child still held it, and the next engine neither owned nor recovered the log.
 * A journal opened through a symbolic link put its intent log beside the link, not beside the file (where
   SQLite keeps its ``-wal``): a restart through another path did not recover it.
+* A journal dropped without ``close()`` kept its log's lock for the life of the process.
 * A second writable journal (which does not own the log) did not say that intents were in the log only,
   as a read-only one does.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from copilot_quant.errors import JournalError
-from copilot_quant.journal import TradeJournal
+from copilot_quant.journal import JournalOrderState, TradeJournal
 from copilot_quant.journal.intent_log import intent_log_path
 
 from tests.journal.support import ACCOUNT, abandon, buy
@@ -139,3 +141,33 @@ def test_a_journal_opened_through_a_symlink_keeps_its_intent_log_beside_the_file
     with TradeJournal(real) as reopened:
         assert [o.order_ref for o in reopened.unsent_intents()] == [ref]
     assert intent_log_path(link) == intent_log_path(real) == real.parent / f"{real.name}-intents"
+
+
+# ---------------------------------------------------------------- a journal dropped without close()
+def test_a_journal_dropped_without_close_leaves_its_intents_to_the_next_open(journal_path: Path) -> None:
+    """Its log's file (a bare descriptor) stayed open, with the lock, for the life of the process: every
+    later journal on the file in this process was a second one, and none ever recovered the intents the
+    dropped one had only in the log. Now dropping it lets go of the log as a crash would."""
+    journal = TradeJournal(journal_path, account=ACCOUNT)
+    ref = journal.record_intent(buy())
+    del journal
+    gc.collect()
+    with TradeJournal(journal_path) as reopened:
+        assert reopened._store.intent_log is not None
+        assert [o.order_ref for o in reopened.unsent_intents()] == [ref]
+
+
+# ---------------------------------------------------------------- sound: what recovery keeps
+def test_recovery_keeps_what_happened_to_an_order_after_its_intent(journal: TradeJournal) -> None:
+    """The log keeps rows SQLite already holds until it is cut (past a few hundred kilobytes): recovering
+    them after a crash leaves an order that was acknowledged and cancelled since as it is, history too."""
+    ref = journal.record_intent(buy())
+    journal.record_submitted(ref, 5)
+    journal.record_status(ref, "cancelled", 0, 10, None, "by the trader")
+    assert intent_log_path(journal.path).stat().st_size > 0  # not cut: its row is still in the log
+    history = [(h.state, h.reason) for h in journal.status_history(ref)]
+    abandon(journal)
+    with TradeJournal(journal.path) as reopened:
+        assert reopened.order(ref).state is JournalOrderState.CANCELLED
+        assert [(h.state, h.reason) for h in reopened.status_history(ref)] == history
+        assert reopened.unsent_intents() == []
