@@ -17,14 +17,17 @@ warning. A damaged line before the last one (only a damaged disk does that) stop
 :class:`~copilot_quant.errors.JournalError` naming the file.
 
 **One owner.** The writable journal that opens the log holds an exclusive ``flock`` on it for its life
-(released by the kernel if the process dies, and by the log when its journal is dropped unclosed). The lock belongs to the open file, which ``fork`` shares with
-the child: a forked child closes its copy at once (and leaves the log alone), so that a child outliving a
-killed engine (a worker of a fork-started pool) cannot keep the next engine from recovering the log. A
-second writable journal on the same file — another
-process, or ``copilot-quant journal`` while an engine runs — does not get it: its intents go straight to
-SQLite, synced, as before, and it leaves the owner's log alone. Read-only journals never touch the log
-(a crashed engine's last intents show up once it is opened for writing — the next start does). Where
-``fcntl`` does not exist (Windows) there is no intent log; every intent is a synced SQLite commit.
+(released by the kernel if the process dies, and by the log when its journal is dropped unclosed). The
+lock belongs to the open file, which ``fork`` shares with the child: a forked child closes its copy at
+once (and leaves the log alone), so that a child outliving a killed engine (a worker of a fork-started
+pool) cannot keep the next engine from recovering the log. A second writable journal on the same file —
+another process, or another ``TradeJournal`` in this one — does not get it: its intents go straight to
+SQLite, synced, as before, it leaves the owner's log alone, and it warns at open of intents only the log
+holds, as a read-only journal does (``copilot-quant journal`` opens read-only). Read-only journals never
+touch the log (a crashed engine's last intents show up once it is opened for writing — the next start
+does). The log lives beside the journal's real file (a symbolic link to the journal finds the same log,
+as SQLite's ``-wal``). Where ``fcntl`` does not exist (Windows) there is no intent log; every intent is a
+synced SQLite commit.
 """
 
 from __future__ import annotations
