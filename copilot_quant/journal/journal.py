@@ -123,9 +123,12 @@ class TradeJournal(JournalFillWrites, JournalQueries):
         """A journal that does not own the intent log (read-only, or a second writable one) does not see
         intents still in the log only (an engine that is running, or stopped when SQLite could not take
         them): say so, once, at open."""
-        with self._store.reading("read the order refs") as conn:
-            refs = {str(row[0]) for row in conn.execute("SELECT order_ref FROM orders")}
-        missing = IntentLog.unrecorded(self._path, refs.__contains__)
+        with self._store.reading("look up the intent log's order refs") as conn:
+
+            def recorded(ref: str) -> bool:  # one indexed lookup per line of the log (none when it is empty)
+                return conn.execute("SELECT 1 FROM orders WHERE order_ref = ?", (ref,)).fetchone() is not None
+
+            missing = IntentLog.unrecorded(self._path, recorded)
         if missing:
             log.warning(
                 "journal %s: %d order intent(s) are in its intent log and not in this %s view yet "
@@ -218,7 +221,8 @@ class TradeJournal(JournalFillWrites, JournalQueries):
 
     def is_synced(self, mark: int) -> bool:
         """Whether every transaction committed up to ``mark`` (:meth:`commit_mark`) is surely on the disk:
-        a later synced commit (an intent, say) or :meth:`sync` carried it there."""
+        a later synced commit (an acknowledgement, say; an intent is synced to the intent log, not to SQLite) or
+        :meth:`sync` carried it there."""
         return self._store.synced_commits >= mark
 
     def wal_bytes(self) -> int:
