@@ -166,19 +166,28 @@ class IntentLog:
         """Put ``rows`` on the disk (one write, one ``fdatasync``) and keep them pending for SQLite."""
         data = b"".join(json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in rows)
         with self._lock:
+            if self._fd < 0:
+                raise JournalError(
+                    f"the intent log {self.path} is closed (or belongs to the process this one was forked "
+                    "from); open a new TradeJournal"
+                )
+            start = self._size
             try:
                 if self._broken:
                     raise OSError(errno.EIO, "an earlier write failed and could not be undone")
                 _write_all(self._fd, data)
                 _datasync(self._fd)
+                self._size = start + len(data)
+                self._pending.extend(rows)  # the last step: once it is done, nothing is taken back
             except OSError as exc:
-                self._undo()
+                self._undo(start)
                 raise JournalError(
                     f"could not write the intent log {self.path}: {exc.strerror or exc} — {_hint(exc)}; "
                     "trading must stay halted until it can be written"
                 ) from exc
-            self._size += len(data)
-            self._pending.extend(rows)
+            except BaseException:  # an interrupt (KeyboardInterrupt): no ref returned, nothing sent
+                self._undo(start)
+                raise
 
     # ------------------------------------------------------------------ the storage's side
     @property
@@ -205,13 +214,16 @@ class IntentLog:
                 return
             self._cut()
 
-    def _undo(self) -> None:  # under _lock
-        """Take back what a failed append may have written, so that the next line starts clean (a torn
-        line before a good one would read as damage); if even that fails, refuse every later append."""
+    def _undo(self, size: int) -> None:  # under _lock
+        """Take back what a failed append may have written (the file was ``size`` bytes before it), so that
+        the next line starts clean (a torn line before a good one would read as damage) and the log's size
+        stays the file's; if even that fails, refuse every later append."""
         try:
-            os.ftruncate(self._fd, self._size)
+            os.ftruncate(self._fd, size)
         except OSError:
             self._broken = True
+            return
+        self._size = size
 
     def _cut(self) -> None:  # under _lock
         try:

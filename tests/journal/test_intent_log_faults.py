@@ -7,6 +7,8 @@
   SIGKILL of the engine the child still held it, and the next engine neither owned nor recovered the log.
 * A journal opened through a symbolic link put its intent log beside the link, not beside the file (where
   SQLite keeps its ``-wal``): a restart through another path did not recover it.
+* An append interrupted by an exception other than OSError (KeyboardInterrupt) between its write and its
+  sync left its line uncounted; a later failed append then cut the file through a good intent's line.
 * A journal dropped without ``close()`` kept its log's lock for the life of the process.
 * A second writable journal (which does not own the log) did not say that intents were in the log only,
   as a read-only one does.
@@ -14,6 +16,7 @@
 
 from __future__ import annotations
 
+import errno
 import gc
 import json
 import logging
@@ -23,7 +26,7 @@ from pathlib import Path
 
 import pytest
 from copilot_quant.errors import JournalError
-from copilot_quant.journal import JournalOrderState, TradeJournal
+from copilot_quant.journal import JournalOrderState, TradeJournal, intent_log
 from copilot_quant.journal.intent_log import intent_log_path
 
 from tests.journal.support import ACCOUNT, abandon, buy
@@ -105,6 +108,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def test_in_a_forked_child_the_parents_log_refuses_intents_and_is_never_cut(journal_path: Path) -> None:
+    """What the fork hook leaves the child (run here in-process: a forked pytest could deadlock)."""
+    journal = TradeJournal(journal_path, account=ACCOUNT)
+    journal.record_intent(buy())
+    size = intent_log_path(journal_path).stat().st_size
+    owned = journal._store.intent_log
+    assert owned is not None
+    descriptor = owned._fd
+    owned._disown()  # what os.register_at_fork runs in the child
+    with pytest.raises(JournalError, match="forked from"):
+        journal.record_intent(buy("MSFT"))
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(descriptor)  # the child's copy is closed
+    journal.close()
+    assert intent_log_path(journal_path).stat().st_size == size  # the parent's rows stay in its log
+
+
 def test_programs_the_engine_starts_do_not_inherit_the_log(journal: TradeJournal) -> None:
     """Sound as it was: os.open's files are not inheritable (O_CLOEXEC), so an exec'd program never holds
     the lock; only a fork without exec shares it (above)."""
@@ -171,3 +191,38 @@ def test_recovery_keeps_what_happened_to_an_order_after_its_intent(journal: Trad
         assert reopened.order(ref).state is JournalOrderState.CANCELLED
         assert [(h.state, h.reason) for h in reopened.status_history(ref)] == history
         assert reopened.unsent_intents() == []
+
+
+# ---------------------------------------------------------------- an append interrupted by an exception
+def test_an_append_interrupted_between_its_write_and_its_sync_is_taken_back(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KeyboardInterrupt (or any exception but OSError) between the write and its sync left the line in
+    the file, uncounted: the log's idea of its size fell behind the file's, and the next failed append
+    "took back" its write by cutting the file short there — through the line of an intent recorded (and
+    sent) in between, which the next open then dropped as a line a crash had cut short."""
+    journal = TradeJournal(journal_path, account=ACCOUNT)
+    first = journal.record_intent(buy())
+    real_sync = intent_log._datasync
+
+    def interrupted(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(intent_log, "_datasync", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            journal.record_intent(buy("MSFT"))  # never returned a ref: never sent
+    assert intent_log._datasync is real_sync
+    sent = journal.record_intent(buy("SPY"))
+
+    def full(fd: int, data: bytes) -> None:
+        os.write(fd, data[:5])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(intent_log, "_write_all", full)
+        with pytest.raises(JournalError, match="full"):
+            journal.record_intent(buy("QQQ"))
+    abandon(journal)
+    with TradeJournal(journal_path) as reopened:
+        assert sorted(o.order_ref for o in reopened.unsent_intents()) == sorted([first, sent])
