@@ -6,8 +6,9 @@ bar to its order. The intent log cuts it to what durability needs: the intent's 
 appended to ``<journal>-intents`` and ``fdatasync``'d (≈ 0.3 ms, the disk's own cost). The row goes
 into SQLite with the journal's next transaction, whichever thread runs it: the engine's next journal
 write follows the send by a millisecond (a staged fill, IB's acknowledgement of the order), and every
-read of the journal in this process applies the pending rows first, so a reader never misses an intent
-``record_intent`` returned. What the log holds is a copy: a row leaves it (the file is cut) only once it
+read through that journal (from any thread) applies the pending rows first, so its readers never miss an
+intent ``record_intent`` returned; another ``TradeJournal`` on the file, even in this process, sees them
+once SQLite has them (it warns at open when the log holds some it lacks). What the log holds is a copy: a row leaves it (the file is cut) only once it
 is in SQLite *and* that SQLite commit is on the disk.
 
 **Crash:** at the next open for writing, every line of the log whose ``order_ref`` is not in SQLite is
