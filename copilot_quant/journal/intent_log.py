@@ -122,6 +122,7 @@ class IntentLog:
         # A journal dropped without close(): let go of the file (and its lock) as a crash would, so that
         # the next open in this process owns the log and recovers what only it holds. Detached at close.
         self._release = weakref.finalize(self, _close_quietly, fd)
+        self._release.atexit = False  # at exit the journal may still be in use (an atexit hook closing it)
 
     @classmethod
     def claim(cls, journal_path: Path) -> IntentLog | None:

@@ -22,6 +22,8 @@ import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -226,3 +228,28 @@ def test_an_append_interrupted_between_its_write_and_its_sync_is_taken_back(
     abandon(journal)
     with TradeJournal(journal_path) as reopened:
         assert sorted(o.order_ref for o in reopened.unsent_intents()) == sorted([first, sent])
+
+
+def test_a_journal_closed_by_an_exit_hook_still_owns_its_log(tmp_path: Path) -> None:
+    """The finalizer above must not run at the interpreter's exit: an exit hook registered before the
+    journal was opened runs after it, and closing the journal there closed the log's descriptor twice (an
+    error, or another file's descriptor closed) and left the log uncut."""
+    path = tmp_path / f"{ACCOUNT}.sqlite"
+    script = f"""
+import atexit
+from copilot_quant.backtest.orders import Order
+from copilot_quant.journal import TradeJournal
+journals = []
+atexit.register(lambda: journals[0].close())  # before the open: it runs after the open's own exit hooks
+journals.append(TradeJournal({str(path)!r}, account={ACCOUNT!r}))
+journals[0].record_intent(Order("AAPL", 10))
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr, done.stderr
+    assert intent_log_path(path).stat().st_size == 0  # closed as usual: its row in SQLite, the log cut
+    with TradeJournal(path, read_only=True) as reader:
+        assert [o.symbol for o in reader.orders()] == ["AAPL"]
