@@ -17,8 +17,10 @@ What it guarantees, and how:
   alert in the same transaction: an ``alert`` event, an ``errors`` row with code
   :data:`~copilot_quant.journal.errors.EXEC_ID_REUSED`, and an ERROR log line. Dropping it would leave the
   strategy blind to a position it holds.
-* **Whole records only.** Every ``record_*`` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction; a crash
-  or a failed write (full or read-only disk) leaves the journal exactly as it was before the call.
+* **Whole records only.** Every ``record_*`` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction (an
+  intent: one append to the intent log, taken back if it fails, its row inserted whole by the next
+  transaction); a crash or a failed write (full or read-only disk) leaves the journal exactly as it was
+  before the call.
   Failures raise :class:`~copilot_quant.errors.JournalError` naming the file, the cause and the fix — the
   engine must halt trading when it sees one.
 * **Durability: crash-safe fills** (:mod:`~copilot_quant.journal.durability`). A record is on the disk

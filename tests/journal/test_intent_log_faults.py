@@ -253,3 +253,19 @@ journals[0].record_intent(Order("AAPL", 10))
     assert intent_log_path(path).stat().st_size == 0  # closed as usual: its row in SQLite, the log cut
     with TradeJournal(path, read_only=True) as reader:
         assert [o.symbol for o in reader.orders()] == ["AAPL"]
+
+
+# ---------------------------------------------------------------- sound: no flock (Windows)
+def test_without_flock_every_intent_is_a_synced_sqlite_commit(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intent_log, "fcntl", None)
+    with TradeJournal(journal_path, account=ACCOUNT) as journal:
+        assert journal._store.intent_log is None
+        before = journal._store.synced_commits
+        ref = journal.record_intent(buy())
+        assert journal._store.synced_commits == before + 1  # its own commit, synced
+        abandon(journal)
+    assert not intent_log_path(journal_path).exists()
+    with TradeJournal(journal_path, read_only=True) as reader:
+        assert [o.order_ref for o in reader.unsent_intents()] == [ref]
