@@ -80,6 +80,19 @@ def _close_quietly(fd: int) -> None:
         os.close(fd)
 
 
+def _sync_directory(directory: Path) -> None:
+    """Put ``directory``'s entries on the disk (what SQLite does for a new ``-wal``): an append synced to
+    a file whose name a power loss takes is lost with it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:  # some file systems refuse to sync a directory; their entries are synced anyway
+        log.warning("could not sync the journal's directory %s: %s", directory, exc.strerror or exc)
+
+
 def _hint(exc: OSError) -> str:
     if exc.errno == errno.EROFS:
         return "the disk holding the journal is read-only; make it writable"
@@ -131,6 +144,7 @@ class IntentLog:
         if fcntl is None:  # pragma: no cover - Windows
             return None
         path = intent_log_path(journal_path)
+        created = not path.exists()
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
@@ -144,6 +158,8 @@ class IntentLog:
             os.close(fd)
             log.info("intent log %s is owned by another journal; intents go straight to SQLite", path)
             return None
+        if created:  # a new file's name is on the disk once its directory is synced, not its own data
+            _sync_directory(path.parent)
         return cls(path, fd)
 
     @staticmethod

@@ -9,6 +9,7 @@
   SQLite keeps its ``-wal``): a restart through another path did not recover it.
 * An append interrupted by an exception other than OSError (KeyboardInterrupt) between its write and its
   sync left its line uncounted; a later failed append then cut the file through a good intent's line.
+* A new log's directory was never synced: its synced appends could vanish with its name in a power loss.
 * A journal dropped without ``close()`` kept its log's lock for the life of the process.
 * A second writable journal (which does not own the log) did not say that intents were in the log only,
   as a read-only one does.
@@ -269,3 +270,25 @@ def test_without_flock_every_intent_is_a_synced_sqlite_commit(
     assert not intent_log_path(journal_path).exists()
     with TradeJournal(journal_path, read_only=True) as reader:
         assert [o.order_ref for o in reader.unsent_intents()] == [ref]
+
+
+# ---------------------------------------------------------------- a new log's name on the disk
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an fd's file through /proc (Linux)")
+def test_a_new_intent_log_has_its_directory_synced(
+    journal_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its appends are fdatasync'd, but a new file's name is on the disk only once its directory is synced
+    (SQLite syncs the directory of a new -wal): a power loss could take the log, synced intents and all."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    TradeJournal(journal_path, account=ACCOUNT).close()
+    assert str(journal_path.parent.resolve()) in synced
+    synced.clear()
+    TradeJournal(journal_path).close()  # the log exists: nothing more to sync
+    assert str(journal_path.parent.resolve()) not in synced
