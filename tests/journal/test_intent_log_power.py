@@ -100,11 +100,25 @@ def _open(disk: Disk, **kw: Any) -> TradeJournal:
 
 
 _OP = st.sampled_from(
-    ["intent", "intents", "submitted", "fill", "read", "sync", "batch", "failed", "close", "crash", "power"]
+    [
+        "intent",
+        "intents",
+        "submitted",
+        "fill",
+        "read",
+        "sync",
+        "batch",
+        "batched intent",
+        "second journal",
+        "failed",
+        "close",
+        "crash",
+        "power",
+    ]
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ops=st.lists(_OP, min_size=1, max_size=30))
 def test_no_intent_is_lost_or_doubled_by_any_mix_of_writes_crashes_and_power_losses(
     disk: Disk, ops: list[str]
@@ -132,6 +146,13 @@ def test_no_intent_is_lost_or_doubled_by_any_mix_of_writes_crashes_and_power_los
         elif op == "batch":  # as the journal writer does: one crash-safe transaction (then its own sync)
             with journal.batch(Durability.CRASH_SAFE):
                 journal.record_event("tick", str(step))
+        elif op == "batched intent":  # inside a batch on this thread: straight to SQLite, in the batch
+            with journal.batch():
+                refs.append(journal.record_intent(buy("QQQ")))
+        elif op == "second journal":  # a second writable journal: not the log's owner, synced commits
+            with TradeJournal(disk.path) as second:
+                assert second._store.intent_log is None
+                refs.append(second.record_intent(buy("IWM")))
         elif op == "failed":  # a transaction that fails after it took the pending rows
             with pytest.raises(JournalError), journal._store.writing("fail on purpose") as conn:
                 conn.execute("INSERT INTO no_such_table VALUES (1)")
