@@ -8,8 +8,8 @@ into SQLite with the journal's next transaction, whichever thread runs it: the e
 write follows the send by a millisecond (a staged fill, IB's acknowledgement of the order), and every
 read through that journal (from any thread) applies the pending rows first, so its readers never miss an
 intent ``record_intent`` returned; another ``TradeJournal`` on the file, even in this process, sees them
-once SQLite has them (it warns at open when the log holds some it lacks). What the log holds is a copy: a row leaves it (the file is cut) only once it
-is in SQLite *and* that SQLite commit is on the disk.
+once SQLite has them (it warns at open when the log holds some it lacks). What the log holds is a copy:
+a row leaves it (the file is cut) only once it is in SQLite *and* that SQLite commit is on the disk.
 
 **Crash:** at the next open for writing, every line of the log whose ``order_ref`` is not in SQLite is
 inserted as an intent (state ``intent``), then reconciliation looks it up at IB as any unsent intent. A
