@@ -6,9 +6,10 @@ bar to its order. The intent log cuts it to what durability needs: the intent's 
 appended to ``<journal>-intents`` and ``fdatasync``'d (≈ 0.3 ms, the disk's own cost). The row goes
 into SQLite with the journal's next transaction, whichever thread runs it: the engine's next journal
 write follows the send by a millisecond (a staged fill, IB's acknowledgement of the order), and every
-read of the journal in this process applies the pending rows first, so a reader never misses an intent
-``record_intent`` returned. What the log holds is a copy: a row leaves it (the file is cut) only once it
-is in SQLite *and* that SQLite commit is on the disk.
+read through that journal (from any thread) applies the pending rows first, so its readers never miss an
+intent ``record_intent`` returned; another ``TradeJournal`` on the file, even in this process, sees them
+once SQLite has them (it warns at open when the log holds some it lacks). What the log holds is a copy:
+a row leaves it (the file is cut) only once it is in SQLite *and* that SQLite commit is on the disk.
 
 **Crash:** at the next open for writing, every line of the log whose ``order_ref`` is not in SQLite is
 inserted as an intent (state ``intent``), then reconciliation looks it up at IB as any unsent intent. A
@@ -17,20 +18,28 @@ warning. A damaged line before the last one (only a damaged disk does that) stop
 :class:`~copilot_quant.errors.JournalError` naming the file.
 
 **One owner.** The writable journal that opens the log holds an exclusive ``flock`` on it for its life
-(released by the kernel if the process dies). A second writable journal on the same file — another
-process, or ``copilot-quant journal`` while an engine runs — does not get it: its intents go straight to
-SQLite, synced, as before, and it leaves the owner's log alone. Read-only journals never touch the log
-(a crashed engine's last intents show up once it is opened for writing — the next start does). Where
-``fcntl`` does not exist (Windows) there is no intent log; every intent is a synced SQLite commit.
+(released by the kernel if the process dies, and by the log when its journal is dropped unclosed). The
+lock belongs to the open file, which ``fork`` shares with the child: a forked child closes its copy at
+once (and leaves the log alone), so that a child outliving a killed engine (a worker of a fork-started
+pool) cannot keep the next engine from recovering the log. A second writable journal on the same file —
+another process, or another ``TradeJournal`` in this one — does not get it: its intents go straight to
+SQLite, synced, as before, it leaves the owner's log alone, and it warns at open of intents only the log
+holds, as a read-only journal does (``copilot-quant journal`` opens read-only). Read-only journals never
+touch the log (a crashed engine's last intents show up once it is opened for writing — the next start
+does). The log lives beside the journal's real file (a symbolic link to the journal finds the same log,
+as SQLite's ``-wal``). Where ``fcntl`` does not exist (Windows) there is no intent log; every intent is a
+synced SQLite commit.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +65,34 @@ _CUT_BYTES = 256 * 1024
 _datasync = getattr(os, "fdatasync", os.fsync)
 
 
+#: The logs this process owns, for :func:`_disown_in_child` (a fork hook sees no journal object).
+_OWNED: weakref.WeakSet[IntentLog] = weakref.WeakSet()
+
+
+def _disown_in_child() -> None:
+    """Right after a fork, in the child: give up every log the parent owns (see the module docstring)."""
+    for intent_log in list(_OWNED):
+        intent_log._disown()
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):  # nothing to do about it (a child, a finalizer)
+        os.close(fd)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Put ``directory``'s entries on the disk (what SQLite does for a new ``-wal``): an append synced to
+    a file whose name a power loss takes is lost with it."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:  # some file systems refuse to sync a directory; their entries are synced anyway
+        log.warning("could not sync the journal's directory %s: %s", directory, exc.strerror or exc)
+
+
 def _hint(exc: OSError) -> str:
     if exc.errno == errno.EROFS:
         return "the disk holding the journal is read-only; make it writable"
@@ -71,8 +108,11 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def intent_log_path(journal_path: Path) -> Path:
-    """Where the intent log of the journal at ``journal_path`` lives (beside it, like SQLite's ``-wal``)."""
-    return journal_path.parent / f"{journal_path.name}-intents"
+    """Where the intent log of the journal at ``journal_path`` lives: beside the file, like SQLite's
+    ``-wal`` — beside the real file when the path is a symbolic link (as SQLite does), so that every path
+    to one journal finds its one log."""
+    real = Path(os.path.realpath(journal_path))
+    return real.parent / f"{real.name}-intents"
 
 
 class IntentLog:
@@ -91,6 +131,11 @@ class IntentLog:
         self._applied_at = 0  # the storage's commit count when the last pending rows were committed
         self._size = os.fstat(fd).st_size
         self._broken = False
+        _OWNED.add(self)
+        # A journal dropped without close(): let go of the file (and its lock) as a crash would, so that
+        # the next open in this process owns the log and recovers what only it holds. Detached at close.
+        self._release = weakref.finalize(self, _close_quietly, fd)
+        self._release.atexit = False  # at exit the journal may still be in use (an atexit hook closing it)
 
     @classmethod
     def claim(cls, journal_path: Path) -> IntentLog | None:
@@ -99,6 +144,7 @@ class IntentLog:
         if fcntl is None:  # pragma: no cover - Windows
             return None
         path = intent_log_path(journal_path)
+        created = not path.exists()
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         except OSError as exc:
@@ -112,6 +158,8 @@ class IntentLog:
             os.close(fd)
             log.info("intent log %s is owned by another journal; intents go straight to SQLite", path)
             return None
+        if created:  # a new file's name is on the disk once its directory is synced, not its own data
+            _sync_directory(path.parent)
         return cls(path, fd)
 
     @staticmethod
@@ -136,19 +184,28 @@ class IntentLog:
         """Put ``rows`` on the disk (one write, one ``fdatasync``) and keep them pending for SQLite."""
         data = b"".join(json.dumps(row, separators=(",", ":")).encode() + b"\n" for row in rows)
         with self._lock:
+            if self._fd < 0:
+                raise JournalError(
+                    f"the intent log {self.path} is closed (or belongs to the process this one was forked "
+                    "from); open a new TradeJournal"
+                )
+            start = self._size
             try:
                 if self._broken:
                     raise OSError(errno.EIO, "an earlier write failed and could not be undone")
                 _write_all(self._fd, data)
                 _datasync(self._fd)
+                self._size = start + len(data)
+                self._pending.extend(rows)  # the last step: once it is done, nothing is taken back
             except OSError as exc:
-                self._undo()
+                self._undo(start)
                 raise JournalError(
                     f"could not write the intent log {self.path}: {exc.strerror or exc} — {_hint(exc)}; "
                     "trading must stay halted until it can be written"
                 ) from exc
-            self._size += len(data)
-            self._pending.extend(rows)
+            except BaseException:  # an interrupt (KeyboardInterrupt): no ref returned, nothing sent
+                self._undo(start)
+                raise
 
     # ------------------------------------------------------------------ the storage's side
     @property
@@ -175,13 +232,16 @@ class IntentLog:
                 return
             self._cut()
 
-    def _undo(self) -> None:  # under _lock
-        """Take back what a failed append may have written, so that the next line starts clean (a torn
-        line before a good one would read as damage); if even that fails, refuse every later append."""
+    def _undo(self, size: int) -> None:  # under _lock
+        """Take back what a failed append may have written (the file was ``size`` bytes before it), so that
+        the next line starts clean (a torn line before a good one would read as damage) and the log's size
+        stays the file's; if even that fails, refuse every later append."""
         try:
-            os.ftruncate(self._fd, self._size)
+            os.ftruncate(self._fd, size)
         except OSError:
             self._broken = True
+            return
+        self._size = size
 
     def _cut(self) -> None:  # under _lock
         try:
@@ -242,8 +302,24 @@ class IntentLog:
                 return
             if in_sqlite and not self._pending:
                 self._cut()
+            self._release.detach()
             os.close(self._fd)
+            self._fd = -1
+            _OWNED.discard(self)
+
+    def _disown(self) -> None:
+        """In a forked child: close this copy of the parent's log (the parent keeps its lock and its rows).
+        Without ``_lock``: a thread of the parent may have held it at the fork, and it is not in the child."""
+        self._lock = threading.Lock()
+        self._pending = []
+        if self._fd >= 0:
+            self._release.detach()
+            _close_quietly(self._fd)
             self._fd = -1
 
     def __repr__(self) -> str:
         return f"IntentLog({str(self.path)!r}, pending={len(self._pending)}, bytes={self._size})"
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_disown_in_child)

@@ -17,8 +17,10 @@ What it guarantees, and how:
   alert in the same transaction: an ``alert`` event, an ``errors`` row with code
   :data:`~copilot_quant.journal.errors.EXEC_ID_REUSED`, and an ERROR log line. Dropping it would leave the
   strategy blind to a position it holds.
-* **Whole records only.** Every ``record_*`` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction; a crash
-  or a failed write (full or read-only disk) leaves the journal exactly as it was before the call.
+* **Whole records only.** Every ``record_*`` is one ``BEGIN IMMEDIATE`` … ``COMMIT`` transaction (an
+  intent: one append to the intent log, taken back if it fails, its row inserted whole by the next
+  transaction); a crash or a failed write (full or read-only disk) leaves the journal exactly as it was
+  before the call.
   Failures raise :class:`~copilot_quant.errors.JournalError` naming the file, the cause and the fix — the
   engine must halt trading when it sees one.
 * **Durability: crash-safe fills** (:mod:`~copilot_quant.journal.durability`). A record is on the disk
@@ -109,7 +111,7 @@ class TradeJournal(JournalFillWrites, JournalQueries):
             self.close()
             raise
         log.info("journal %s opened for account %s", self._path, self._account)
-        if self._read_only:
+        if self._store.intent_log is None:  # read-only, or another journal owns the log
             self._warn_unrecorded_intents()
         if recovered:
             log.warning(
@@ -120,17 +122,22 @@ class TradeJournal(JournalFillWrites, JournalQueries):
             )
 
     def _warn_unrecorded_intents(self) -> None:
-        """A read-only journal does not see intents still in the intent log only (an engine that is
-        running, or stopped when SQLite could not take them): say so, once, at open."""
-        with self._store.reading("read the order refs") as conn:
-            refs = {str(row[0]) for row in conn.execute("SELECT order_ref FROM orders")}
-        missing = IntentLog.unrecorded(self._path, refs.__contains__)
+        """A journal that does not own the intent log (read-only, or a second writable one) does not see
+        intents still in the log only (an engine that is running, or stopped when SQLite could not take
+        them): say so, once, at open."""
+        with self._store.reading("look up the intent log's order refs") as conn:
+
+            def recorded(ref: str) -> bool:  # one indexed lookup per line of the log (none when it is empty)
+                return conn.execute("SELECT 1 FROM orders WHERE order_ref = ?", (ref,)).fetchone() is not None
+
+            missing = IntentLog.unrecorded(self._path, recorded)
         if missing:
             log.warning(
-                "journal %s: %d order intent(s) are in its intent log and not in this read-only view yet "
+                "journal %s: %d order intent(s) are in its intent log and not in this %s view yet "
                 "(a running engine records them within milliseconds; a stopped one at its next start)",
                 self._path,
                 missing,
+                "read-only" if self._read_only else "second writable",
             )
 
     # ------------------------------------------------------------------ opening and closing
@@ -216,7 +223,8 @@ class TradeJournal(JournalFillWrites, JournalQueries):
 
     def is_synced(self, mark: int) -> bool:
         """Whether every transaction committed up to ``mark`` (:meth:`commit_mark`) is surely on the disk:
-        a later synced commit (an intent, say) or :meth:`sync` carried it there."""
+        a later synced commit (an acknowledgement, say; an intent is synced to the intent log, not to SQLite) or
+        :meth:`sync` carried it there."""
         return self._store.synced_commits >= mark
 
     def wal_bytes(self) -> int:

@@ -45,9 +45,13 @@ def finite_or_none(value: float | None) -> float | None:
 
 _finite_or_none = finite_or_none
 
-_INSERT_INTENT = """INSERT OR IGNORE INTO orders (order_ref, account, strategy, order_id, symbol, side, quantity,
+# ON CONFLICT (order_ref) DO NOTHING, not INSERT OR IGNORE: only a ref SQLite already holds is skipped (the
+# intent log's copy of a row); OR IGNORE would also skip a row a NOT NULL or CHECK constraint refuses,
+# silently — an intent whose order was sent, gone.
+_INSERT_INTENT = """INSERT INTO orders (order_ref, account, strategy, order_id, symbol, side, quantity,
        order_type, limit_price, stop_price, time_in_force, tag, state, remaining, created_at, updated_at, terms)
-   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"""
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+   ON CONFLICT (order_ref) DO NOTHING"""
 _INSERT_EVENT = """INSERT INTO order_events (order_ref, time, state, filled, remaining, avg_price, reason)
    VALUES (?, ?, ?, ?, ?, ?, ?)"""
 
@@ -62,6 +66,7 @@ def intent_row(order: Order, strategy: str | None, account: str, when: datetime)
         raise JournalError(f"order {order.order_id} has quantity {order.quantity!r}; it must be positive")
     now = to_db_time(when)
     order_id = order.order_id
+    tag = _tag(order)
     return (
         new_order_ref(account, when),
         account,
@@ -74,12 +79,26 @@ def intent_row(order: Order, strategy: str | None, account: str, when: datetime)
         order.limit_price,
         order.stop_price,
         TimeInForce(order.time_in_force).value,
-        order.tag,
+        tag,
         JournalOrderState.INTENT.value,
         quantity,
         now,
         now,
         order_terms(order),
+    )
+
+
+def _tag(order: Order) -> str:
+    """``order.tag`` as the ``orders`` table holds it (TEXT NOT NULL): a number as its text, as SQLite's
+    column affinity stored it; anything else is refused here — once the intent is in the intent log its
+    order is sent, and a row SQLite then refuses would be an order the journal never knew."""
+    tag = order.tag
+    if isinstance(tag, str):
+        return tag
+    if isinstance(tag, int | float) and not isinstance(tag, bool):
+        return str(tag)
+    raise JournalError(
+        f"order {order.order_id} has tag {tag!r}; it must be a string (or a number), e.g. tag='breakout'"
     )
 
 

@@ -10,12 +10,16 @@
 ``python crash_writer.py PATH intents`` records three intents (through the intent log: nothing else is
                                        written after them, so SQLite does not hold them yet), says
                                        ``written`` and waits to be killed.
+``python crash_writer.py PATH forked``  as ``intents``, after forking a child that outlives this process
+                                       (a worker of a fork-started pool, say); says ``written PID`` (the
+                                       child's, for the test to end it).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from datetime import UTC, datetime
 
 from copilot_quant.backtest.orders import Order
@@ -66,6 +70,17 @@ def _intents_then_wait(journal: TradeJournal) -> None:
     sys.stdin.read()  # until the test kills this process
 
 
+def _fork_then_intents(journal: TradeJournal) -> None:
+    child = os.fork()
+    if child == 0:  # the forked child: it inherits the parent's open files and lives on after it
+        time.sleep(120)
+        os._exit(0)
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        journal.record_intent(Order(symbol, 10), strategy="crash")
+    print(f"written {child}", flush=True)
+    sys.stdin.read()  # until the test kills this process
+
+
 if __name__ == "__main__":
     target, mode = sys.argv[1], sys.argv[2]
     opened = TradeJournal(target, account="DU1234567")
@@ -75,5 +90,7 @@ if __name__ == "__main__":
         _fills_then_wait(opened)
     elif mode == "intents":
         _intents_then_wait(opened)
+    elif mode == "forked":
+        _fork_then_intents(opened)
     else:
         _die_mid_transaction(opened)

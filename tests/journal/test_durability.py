@@ -46,7 +46,9 @@ def assert_consistent(path: Path) -> TradeJournal:
 
 def run_child(path: Path, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    stdin = subprocess.PIPE if mode in ("fills", "intents") else None  # these wait on it until killed
+    stdin = (
+        subprocess.PIPE if mode in ("fills", "intents", "forked") else None
+    )  # these wait on it until killed
     return subprocess.Popen(
         [sys.executable, str(CHILD), str(path), mode], stdin=stdin, stdout=subprocess.PIPE, text=True, env=env
     )
