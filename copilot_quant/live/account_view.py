@@ -83,6 +83,11 @@ class BarMarks(Mapping[str, float]):
             values = self._values = dict(self._beside or {})
             window = self._window
             if window is not None and len(window):
+                column = window.columns.get_loc("Close")
+                if isinstance(column, int):  # one symbol: read the cell, ~20 µs on a cold CPU (the column's
+                    cell = window.iat[-1, column]  # Series would cost ~150, on the path to the bar's orders)
+                    values[self._symbols[0]] = float(cell)  # type: ignore[arg-type]
+                    return values
                 closes = window["Close"]
                 if isinstance(closes, pd.Series):
                     values[self._symbols[0]] = float(closes.iloc[-1])
