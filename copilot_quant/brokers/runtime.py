@@ -246,9 +246,10 @@ class IBRuntime:
         task.add_done_callback(lambda ended: then(ended.result))
         return False
 
-    def defer(self, fn: Callable[..., Any], *args: Any) -> None:
+    def defer(self, fn: Callable[..., Any], *args: Any, delay: float = 0.0) -> None:
         """Schedule ``fn(*args)`` on the loop, to run after what the loop is doing now — also when called
-        on the loop thread (where :meth:`call_soon` runs it at once); errors are logged."""
+        on the loop thread (where :meth:`call_soon` runs it at once) — or ``delay`` seconds from now; errors
+        are logged."""
 
         def runner() -> None:
             try:
@@ -258,9 +259,16 @@ class IBRuntime:
 
         loop = self._loop
         if loop is not None and self.in_loop_thread():  # the loop runs this very call: no check, no wake-up
-            loop.call_soon(runner)
+            if delay > 0:
+                loop.call_later(delay, runner)
+            else:
+                loop.call_soon(runner)
             return
-        self._require_loop().call_soon_threadsafe(runner)
+        loop = self._require_loop()
+        if delay > 0:
+            loop.call_soon_threadsafe(loop.call_later, delay, runner)
+        else:
+            loop.call_soon_threadsafe(runner)
 
     def start_task(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
         """:meth:`spawn` without a handle, for the loop thread's own handlers: there the task is created at

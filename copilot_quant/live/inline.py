@@ -65,6 +65,12 @@ INLINE_BUDGET_S = 0.05
 #: The longest the loop thread waits for the journal to commit the fills that came before a bar (seconds;
 #: the journal writer never waits for the loop, and a commit takes well under a millisecond).
 INLINE_FLUSH_S = 0.05
+#: How long after a bar's orders went out the loop thread waits before the work that follows them (the
+#: account read, the checkpoint, the next window built ahead; seconds). Meanwhile it sits in its poll, without
+#: the GIL, so the threads that have work because of those orders run first: the journal writer (the staged
+#: fills, the intents' rows) and a gateway in this process (the orders themselves) — Python hands the GIL
+#: over only when its holder blocks or after 5 ms.
+AFTER_ORDERS_S = 0.001
 
 
 class InlineDispatch:
@@ -158,7 +164,7 @@ class InlineDispatch:
             self._check_budget(*worker.slowest)
         finally:
             worker.lock.release()
-        self._later(self._after_bars)
+        self._later(self._after_bars, AFTER_ORDERS_S)
         return None
 
     def _unable(self) -> str | None:
@@ -244,6 +250,6 @@ class InlineDispatch:
         if self._fills.drain():
             self._worker.read_account_eager()
 
-    def _later(self, fn: Callable[[], None]) -> None:
+    def _later(self, fn: Callable[[], None], delay: float = 0.0) -> None:
         with contextlib.suppress(BrokerError):  # the loop is gone: nothing after the orders to do
-            self._runtime().defer(fn)
+            self._runtime().defer(fn, delay=delay)
