@@ -18,6 +18,7 @@ from copilot_quant.data.continuous import continuous_series
 from copilot_quant.data.dates import resolve_range
 from copilot_quant.data.resample import aggregate_bars
 from copilot_quant.data.synthetic import SyntheticDataProvider
+from copilot_quant.errors import DataError
 
 from tests.data.test_synthetic import INTRADAY, assert_one_market
 
@@ -147,3 +148,15 @@ def test_a_continuous_series_of_minutes_holds_the_same_sessions_as_its_days():
     assert minutes.index[0] == chicago("2024-03-04 17:01")
     assert minutes.index[-1] == chicago("2024-03-08 16:00")
     pd.testing.assert_frame_equal(aggregate_bars(minutes, "1m", "1d", "CME_GLOBEX"), days)
+
+
+def test_aggregating_a_futures_minutes_on_the_nyse_calendar_is_refused_not_misgrouped():
+    # The hypothesis test's other half: on XNYS the Sunday-evening minutes were bucketed from Monday's 09:30
+    # New York open (hourly bars at 23:30, 00:30 … UTC instead of Globex's whole hours).
+    minutes = SyntheticDataProvider(seed=0, start="2014-06-02").get_historical_data(
+        "ZN", "2015-01-06", "2015-01-06", "1m"
+    )
+    for target in ("1h", "1d"):
+        with pytest.raises(DataError, match=r"outside every XNYS session.*CME_GLOBEX"):
+            aggregate_bars(minutes, "1m", target)
+    assert len(aggregate_bars(minutes, "1m", "1h", "CME_GLOBEX")) == 23
