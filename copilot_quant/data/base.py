@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
-from copilot_quant.data.calendars import DEFAULT_CALENDAR, exchange_tz_name
+from copilot_quant.data.calendars import DEFAULT_CALENDAR, exchange_tz_name, whole_session_range
 from copilot_quant.data.dates import DateLike, resolve_range, slice_range
+from copilot_quant.data.intervals import INTRADAY_INTERVALS
 from copilot_quant.data.resample import aggregate_bars, aggregation_source
 from copilot_quant.data.validation import check_supported_interval, normalize_symbol, validate_bars
 from copilot_quant.errors import DataError, UnknownSymbolError
@@ -73,12 +74,17 @@ class BarProvider(IDataFeed):
     ) -> pd.DataFrame:
         """Bars of ``symbol`` in the inclusive ``[start_date, end_date]``, per the ``IDataFeed`` contract.
 
-        Naive dates are New York time; an end date at midnight includes that day. Returns a new frame the
-        caller may modify.
+        Naive dates are New York time; an end date at midnight includes that day. Intraday bars of a date
+        range are its dates' whole sessions, in the symbol's own calendar
+        (:func:`~copilot_quant.data.calendars.whole_session_range`): a future's range ending on a Sunday
+        stops at Friday's close, one starting on a Tuesday begins at Monday's 17:00 Chicago open. Returns a
+        new frame the caller may modify.
         """
         check_supported_interval(interval)
         name = self._require_symbol(symbol)
         lo, hi = resolve_range(start_date, end_date, self._tz)
+        if interval in INTRADAY_INTERVALS:
+            lo, hi = whole_session_range(lo, hi, self.calendar_of(name), self._tz)
         frame = self._range(name, interval, lo, hi)
         if frame.empty:
             logger.info("%s: no %s bars for %s between %s and %s.", self.source, interval, name, lo, hi)
@@ -115,6 +121,10 @@ class BarProvider(IDataFeed):
                 last=daily.index[-1] if len(daily) else None,
             )
         return info
+
+    def calendar_of(self, symbol: str) -> str:
+        """The exchange calendar ``symbol``'s sessions follow (the provider's, unless it knows better)."""
+        return self.calendar
 
     # -- helpers shared by subclasses --------------------------------------------------------------------
     @property

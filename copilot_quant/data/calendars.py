@@ -64,6 +64,7 @@ __all__ = [
     "session_closing_after",
     "session_open",
     "sessions_by_day",
+    "whole_session_range",
 ]
 
 logger = logging.getLogger(__name__)
@@ -252,6 +253,37 @@ def session_bounds(
         pd.DatetimeIndex(opens[window]).tz_localize("UTC"),
         pd.DatetimeIndex(closes[window]).tz_localize("UTC"),
     )
+
+
+def whole_session_range(
+    lo: pd.Timestamp | None, hi: pd.Timestamp | None, calendar: str = DEFAULT_CALENDAR, tz: str = EXCHANGE_TZ
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """Intraday bounds from :func:`~copilot_quant.data.dates.resolve_range` that never split a session.
+
+    The rule: **a date range holds whole trading sessions, those of its dates.** A bound that is a day's edge
+    in ``tz`` (``lo`` at midnight, ``hi`` at the day's last nanosecond: a date the user gave) and falls inside
+    a session of ``calendar`` is moved to that session's open — back for ``lo`` (the session is the start
+    date's and comes whole), back for ``hi`` (it is the next date's and stays out). A session whose evening
+    opens the day before its date (CME Globex: Sunday 17:00 Chicago for Monday; IDEALPRO forex: 17:15 New
+    York) is thus in a range exactly when its daily bar is — the one IB dates by that trade date — and the
+    minute, hourly and daily bars of a range cover the same sessions. A bound between sessions (always, for
+    the NYSE), or an explicit time of day, is kept as it is: ``end='2015-01-05 02:00'`` gives the bars up to
+    02:00, as IB's ``endDateTime`` does.
+    """
+    _, opens, closes = _bounds(calendar)
+    if lo is not None and _is_midnight(lo, tz):
+        i = int(np.searchsorted(opens, lo.value, side="left")) - 1  # the last session opening before lo
+        if 0 <= i < len(opens) and lo.value <= closes[i]:
+            lo = pd.Timestamp(opens[i] + 1, tz="UTC")  # its bars are stamped in (open, close]
+    if hi is not None and _is_midnight(hi + pd.Timedelta(1, "ns"), tz):
+        i = int(np.searchsorted(opens, hi.value, side="left")) - 1
+        if 0 <= i < len(opens) and hi.value < closes[i]:
+            hi = pd.Timestamp(opens[i], tz="UTC")
+    return lo, hi
+
+
+def _is_midnight(ts: pd.Timestamp, tz: str) -> bool:
+    return bool(ts == ts.tz_convert(tz).normalize())
 
 
 def is_market_open(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR) -> bool:

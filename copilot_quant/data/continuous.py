@@ -32,8 +32,9 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from copilot_quant.data.calendars import closing_session_of, exchange_tz_name
+from copilot_quant.data.calendars import closing_session_of, exchange_tz_name, whole_session_range
 from copilot_quant.data.dates import DateLike, resolve_range
+from copilot_quant.data.intervals import INTRADAY_INTERVALS
 from copilot_quant.errors import ConfigError, DataError
 from copilot_quant.model.instruments import Instrument, InstrumentRegistry
 from copilot_quant.model.ports import IDataFeed
@@ -206,7 +207,10 @@ def continuous_series(
     """The continuous series of ``root`` between two dates from ``feed``'s contract bars."""
     reg = registry if registry is not None else InstrumentRegistry()
     continuous = reg.continuous(root.removesuffix("=F"))
-    lo, hi = resolve_range(start_date, end_date, exchange_tz_name(continuous.calendar))
+    tz = exchange_tz_name(continuous.calendar)
+    lo, hi = resolve_range(start_date, end_date, tz)
+    if interval in INTRADAY_INTERVALS:  # the dates' whole sessions, as every feed serves a date range
+        lo, hi = whole_session_range(lo, hi, continuous.calendar, tz)
     if lo is None or hi is None:
         raise ConfigError("a continuous series needs both a start and an end date")
     chain = _chain(reg, continuous.root, lo.date(), hi.date())

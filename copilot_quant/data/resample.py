@@ -7,7 +7,9 @@ trailing group the data ends inside is partial and stamped where the data stops,
 
 Groups: intraday buckets are aligned to the session open (09:30, 10:30, … and a short last bucket ending at
 the close), days are exchange sessions (early closes included), weeks run Monday–Sunday and months are
-calendar months, all in the exchange's time zone.
+calendar months, all in the exchange's time zone. The calendar is the bars' own (``'CME_GLOBEX'`` for a
+future, ``'FX'`` for a pair): intraday bars that lie between its sessions are refused with a
+:class:`~copilot_quant.errors.DataError`, never grouped into a session they are not part of.
 """
 
 from __future__ import annotations
@@ -116,16 +118,29 @@ def aggregate_bars(
         daily = frame if source == "1d" else aggregate_bars(frame, source, "1d", calendar)
         return resample_daily(daily, target, tz)
     # The session each bar belongs to: its bar end lies in (open, close], so the first close at or after it.
-    session_close = closing_session_of(pd.DatetimeIndex(frame.index), calendar).as_unit("ns").asi8
-    if target == "1d":
-        return _reduce(frame, session_close)
-    step = bar_duration(target).value
-    bar_start = pd.DatetimeIndex(frame.index).as_unit("ns").asi8 - bar_duration(source).value
+    stamps = pd.DatetimeIndex(frame.index).as_unit("ns")
+    session_close = closing_session_of(stamps, calendar).as_unit("ns").asi8
     unique_closes, inverse = np.unique(session_close, return_inverse=True)
     first, last = pd.Timestamp(unique_closes[0], tz="UTC"), pd.Timestamp(unique_closes[-1], tz="UTC")
     all_opens, all_closes = session_bounds(first, last, calendar)
     where = np.searchsorted(all_closes.as_unit("ns").asi8, unique_closes)
     opens = all_opens.as_unit("ns").asi8[where][inverse]
-    bucket = (bar_start - opens) // step
+    _check_inside_sessions(stamps, opens, source, calendar)
+    if target == "1d":
+        return _reduce(frame, session_close)
+    step = bar_duration(target).value
+    bucket = (stamps.asi8 - bar_duration(source).value - opens) // step
     # (session, bucket) as one sortable key: buckets per session are far below 2**20.
     return _reduce(frame, inverse.astype(np.int64) * (1 << 20) + bucket)
+
+
+def _check_inside_sessions(stamps: pd.DatetimeIndex, opens: np.ndarray, source: str, calendar: str) -> None:
+    """Refuse bars that end by their session's open: they lie between sessions of ``calendar``, so they would
+    be grouped with a session they are not part of (a future's Sunday-evening minutes read on the NYSE's)."""
+    outside = stamps.asi8 <= opens
+    if outside.any():
+        raise DataError(
+            f"{int(outside.sum())} {source} bar(s) lie outside every {calendar} session (first: "
+            f"{stamps[outside][0]}); aggregate a future's or a pair's bars on its own calendar "
+            f"(calendar_for(instrument).calendar, e.g. 'CME_GLOBEX' or 'FX') and leave out pre/post-market bars."
+        )

@@ -261,6 +261,11 @@ class SyntheticDataProvider(BarProvider):
             self.get_historical_data(symbol, start_date, end_date, interval), instrument.tick_size
         )
 
+    def calendar_of(self, symbol: str) -> str:
+        """The calendar of ``symbol``'s instrument: the provider's for a stock, CME Globex for a future,
+        IDEALPRO's 24/5 for a pair."""
+        return terms_for(self.instrument(symbol)).calendar or self.calendar
+
     def instrument(self, symbol: str) -> Instrument:
         """What ``symbol`` stands for (a stock unless the registry reads it as a future or a pair)."""
         return self.registry.resolve(normalize_symbol(symbol))

@@ -22,6 +22,9 @@ SYMBOLS = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=5)
 #: First days of requested windows; the provider's series starts on 2015-01-02.
 DAYS = st.dates(min_value=date(2015, 1, 1), max_value=date(2025, 12, 20))
 INTRADAY = ["1m", "2m", "5m", "15m", "30m", "1h"]
+#: Symbols on other calendars: continuous futures and contracts (CME Globex, open the evening before their
+#: session's date) and forex pairs (IDEALPRO, 17:15 New York the evening before).
+MARKETS = st.sampled_from(["ZN", "ES", "GC", "NQ", "MES", "MNQ", "ZNH5", "ESZ6", "EUR.USD", "USD.JPY"])
 
 
 def assert_valid_bars(frame: pd.DataFrame) -> None:
@@ -184,18 +187,22 @@ def test_ohlc_is_valid_for_any_seed_symbol_and_volatility(seed, symbol, volatili
 
 # -- one market at every interval ---------------------------------------------------------------------------
 @settings(max_examples=40)
-@given(seed=SEEDS, symbol=SYMBOLS, first=DAYS, span=st.integers(min_value=0, max_value=9))
+@given(seed=SEEDS, symbol=st.one_of(SYMBOLS, MARKETS), first=DAYS, span=st.integers(min_value=0, max_value=9))
 def test_minutes_aggregate_exactly_to_every_coarser_intraday_and_daily_bar(seed, symbol, first, span):
-    feed = SyntheticDataProvider(seed=seed)
-    last = first + timedelta(days=span)
+    assert_one_market(SyntheticDataProvider(seed=seed), symbol, first, first + timedelta(days=span))
+
+
+def assert_one_market(feed: SyntheticDataProvider, symbol: str, first: date, last: date) -> None:
+    """Minutes of ``[first, last]`` aggregate (on the symbol's own calendar) to its coarser bars."""
+    calendar = feed.calendar_of(symbol)
     minutes = feed.get_historical_data(symbol, first, last, "1m")
     daily = feed.get_historical_data(symbol, first, last, "1d")
     for interval in INTRADAY[1:]:
         bars = feed.get_historical_data(symbol, first, last, interval)
-        pd.testing.assert_frame_equal(aggregate_bars(minutes, "1m", interval), bars)
+        pd.testing.assert_frame_equal(aggregate_bars(minutes, "1m", interval, calendar), bars)
     hourly = feed.get_historical_data(symbol, first, last, "1h")
-    pd.testing.assert_frame_equal(aggregate_bars(minutes, "1m", "1d"), daily)
-    pd.testing.assert_frame_equal(aggregate_bars(hourly, "1h", "1d"), daily)
+    pd.testing.assert_frame_equal(aggregate_bars(minutes, "1m", "1d", calendar), daily)
+    pd.testing.assert_frame_equal(aggregate_bars(hourly, "1h", "1d", calendar), daily)
 
 
 @settings(max_examples=20)
