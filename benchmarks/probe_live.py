@@ -111,18 +111,21 @@ class Probe:
         ib_client.Client.sendMsg = send_msg  # type: ignore[method-assign]
 
     def report(self, bars: int) -> None:
-        print(f"{'stage':48s} {'calls/bar':>9s} {'wall p50 us':>12s} {'cpu p50 us':>11s}")
+        print(
+            f"{'stage':48s} {'calls/bar':>9s} {'wall p50 us':>12s} {'cpu p50 us':>11s} {'wall p99 us':>12s}"
+        )
         for _, qualname in STAGES:
             wall, cpu = self.wall.get(qualname), self.cpu.get(qualname)
             if wall and cpu:
                 print(
                     f"{qualname:48s} {len(wall) / bars:9.2f} {statistics.median(wall) / 1e3:12.1f} "
-                    f"{statistics.median(cpu) / 1e3:11.1f}"
+                    f"{statistics.median(cpu) / 1e3:11.1f} {sorted(wall)[int(len(wall) * 0.99)] / 1e3:12.1f}"
                 )
-        print("\ntimeline after the bar's handler began (p50 of each, us):")
+        print("\ntimeline after the bar's handler began (p50 and p99 of each, us):")
         for what, values in sorted(self.timeline.items(), key=lambda kv: statistics.median(kv[1])):
             if len(values) <= bars * 1.05:  # stages called once per bar: a median of several calls misleads
-                print(f"  {statistics.median(values) / 1e3:9.1f}  {what}")
+                p99 = sorted(values)[int(len(values) * 0.99)]
+                print(f"  {statistics.median(values) / 1e3:9.1f}  (p99 {p99 / 1e3:9.1f})  {what}")
 
 
 def main() -> None:
