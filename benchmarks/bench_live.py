@@ -14,70 +14,27 @@ in between is repaired by the restart's reconciliation), so the intent's commit,
 place the order (the path before inline dispatch). The first line printed says which mode was measured, and
 each engine run says how many bars it handled on the loop thread and why any went to the worker.
 
-**This session** (fills staged: ``on_fill`` at once, their journal commit after the bar's orders; a synced
-commit syncs the log itself instead of switching ``PRAGMA synchronous``; a new daily bar stamped by a dict
-lookup), ``python benchmarks/bench_live.py 200 1`` and ``... 200 3``, run back to back with the tree before
-these changes (commit 8da8cfc) on a machine shared with three other sessions — so read the ratios of each
-pair, not the absolute figures, and expect the lead's quiet re-run to differ. Tick-to-order p50 / p99
-ratio, engine vs bare handler, before → after:
-
-* 3 strategies (load average 1.1–1.2, one commit p50 0.5–0.6 ms): this process 2.34× / 2.55× → **2.00× /
-  1.76×**; own process 2.40× / 3.48× → **2.07× / 1.92×**;
-* 1 strategy (load average 1.0–1.4, one commit p50 0.6–0.8 ms): this process 3.00× / 2.06× → 2.66× / 2.48×;
-  own process 2.79× / 2.66× → 2.79× / 2.55× — within this machine's noise of each other (two more pairs
-  minutes later, own process: 2.53× → 2.17× and 3.05× → 5.99×, the last one a disk stall). Under heavy load
-  (load average 4–5, one commit p50 1.9 ms) one strategy measured 6.12× / 8.14× → 2.97× / 1.68× (this
-  process; the run before had 37 bars handed to the worker, a load-slowed ``on_data`` having turned inline
-  dispatch off) and 4.47× / 2.33× → 4.01× / 1.28× (own process).
-
-A per-stage probe on ib_async's loop thread (``benchmarks/probe_live.py``: wall and CPU time per stage and a
-timeline up to the socket write; separate-process gateway, same minutes) put
-the engine's bar at p50 6.6 → 5.0 ms tick-to-order: the bar message now starts 1.3 ms into its burst of IB
-messages instead of 2.5 ms (the fill's commit is no longer decoded in front of it: the commission report
-that completes the fill takes 0.14 ms instead of 0.6), and its handler takes 3.2 ms instead of 4.1 (the
-calendar lookup and the ``PRAGMA`` switch gone). The target (≤ 2× at p50 and p99) is met with three strategies
-in these runs and **not met with one**. What the engine still adds before the order is on the wire, per bar
-(probe, load average ≈ 1; CPU time on a cold CPU — a bar every 50 ms): the bar clock's checks ≈ 0.3 ms,
-the data window (a pandas DataFrame) ≈ 0.35, the fill's delivery and the account read ≈ 0.2, risk ≈ 0.17,
-the intent's write ≈ 0.45 and its disk sync ≈ 0.4–0.8, the order's preparation (tracking, contract,
-buying-power check, IB order) ≈ 0.35 — about 2,700 Python calls per bar in the bar's and the fill's handlers
-(what follows the send included) where the bare handler makes a few hundred; Python's garbage collector adds ≈ 0.15 ms on one bar in five and ≈ 0.7 ms on one in fifty.
-
-The order side since (probe, CPU µs per bar, two runs each way back to back, load average 1.8–1.9; before
-= commit 734c0b1): the fill's settling 131 → 119 (its position check without a coroutine, no throwaway
-objects), IB's positions checked 49 → 13, the account read 143 → 45 (ib_async's account values read by
-key, not scanned; the trading day from the clock's ns, once a day), risk 191 → 70 (the working orders IB
-may hold without a scan of the session's orders; multipliers and market hours without the registry or
-pandas), and the order's preparation, from the router's send to the socket write, 390 → 235 µs wall (the
-contract found once a day, the buying-power check's instrument once per symbol, the ib_async order copied
-from its defaults, no future when placing does not wait) — the socket write 0.45 ms earlier in the bar's
-handler. The garbage collector no longer runs inside a bar's handler: with ``gc_between_bars`` (the
-engine's default, :mod:`copilot_quant.live.gc_policy`) the 36 young and 3 middle-generation collections of
-200 bars ran on ib_async's loop thread between its callbacks instead.
-
-Measured at the end of the session that added inline dispatch, on a quiet machine (load average 0.1–0.5;
-one commit p50 0.4–0.6 ms), ``python benchmarks/bench_live.py 200``, tick-to-order p50 / p99, engine vs the
-bare handler:
-
-* gateway in this process, 1 strategy: 4.75 / 7.21 ms vs 1.64 / 2.53 ms = 2.90× / 2.85×;
-  3 strategies: 9.12 / 17.1 ms vs 3.89 / 6.26 ms = 2.34× / 2.73×;
-* gateway in its own process, 1 strategy: 5.51 / 8.43 ms vs 1.99 / 2.73 ms = 2.76× / 3.09×;
-  3 strategies: 9.14 / 25.8 ms vs 4.22 / 6.06 ms = 2.17× / 4.25×;
-* an order every 2 bars (``... 200 1 inline 2``: no fill arrives with a measured bar), 1 strategy: in this
-  process 3.20 / 7.73 ms vs 0.91 / 1.70 ms = 3.51× / 4.55×; in its own 3.34 / 6.14 vs 0.97 / 1.47 = 3.43× /
-  4.18× — without the fill's messages before the bar the bare handler gains more than the engine does.
-
-The same session's run under load (load average 2.5–3.5) measured 2.80× / 1.59× (in this process, one
-strategy) and 2.57× / 1.87× (own process): a loaded machine lengthens the bare handler's tail more than the
-engine's, so the p99 ratio read better then; the quiet run above is the one to go by. The session before
-inline dispatch measured 3.2× / 3.2× (in this process, one strategy, quiet). With the disk busy (other test
-runs; one commit p50 1.9 ms) one strategy measured 6–7× at p50: the engine's journal commits are what a busy
-disk slows down.
-The target (≤ 2× at p50 and p99) is not met. What the engine adds to the
-bare handler's path (probe, quiet moments): the fill's commit (≈ 0.4 ms), the intent's commit with its
-fsync (≈ 0.6 ms; one fsync alone ≈ 0.4), the bar store and clock (≈ 0.15), the data window (≈ 0.2), risk
-(≈ 0.1), the order's tracking (≈ 0.15), the account read after the fill (≈ 0.1), the ticks the engine
-subscribes to (decoded before the bar) — ≈ 2 ms in all, against the bare handler's ≈ 1.3 ms.
+**Where it stands** (2026-12-07, fifth session; quiet machine, load average 0.1–0.6, one run each of
+``python benchmarks/bench_live.py 200 1`` / ``... 200 3``, tick-to-order p50 / p99, engine vs the bare
+handler): one strategy, three runs of the final tree: gateway in this process 1.95× / 2.04×, 2.03× /
+2.36×, 2.04× / 1.62×; in its own process 2.03× / 2.79×, 1.98× / 2.04×, 2.02× / 2.17× (engine ≈ 2.2–2.7
+ms, bare ≈ 1.1–1.4 ms) — **at the target's edge at p50 (1.95–2.04×), not reliably met at p99 (1.6–2.8×:
+the intent's disk sync has a tail the bare handler does not)**. Three strategies: 1.67× / 1.54× (this
+process) and about 1.6× / 1.5× (own) — met. What moved it, from ≈ 2.6–2.75× at p50 at the session's start: the
+intent made durable by one synced append to the journal's intent log instead of a SQLite transaction and
+its WAL sync (``journal/intent_log.py``; ≈ 0.4 ms); no thread started per bar by the WAL checkpointer (it
+read the WAL file's size, which SQLite never shrinks, and started a checkpoint on every bar past 2 MB);
+the bar side without pandas on the path (the window built ahead, after the bar before's orders); the order
+side's reads by key (account values, positions, the risk check's working orders) and the order prepared
+from cached contracts and ib_async's defaults; the garbage collector run between bars
+(``gc_between_bars``); the journal writer sleeping through its sync grace instead of polling (it took the
+GIL from the loop); and the work after a bar's orders deferred by a millisecond, so that the threads those
+orders gave work (the journal writer, a gateway in this process) get the GIL first. What the engine still
+adds, per bar (``python benchmarks/probe_live.py``, p50 on a cold CPU): the intent's append and disk sync
+≈ 0.35–0.5 ms (the disk's own sync ≈ 0.2–0.4 of it), the order's preparation and the buying-power check
+≈ 0.1, risk ≈ 0.1, the fill's delivery before the bar ≈ 0.1, the bar clock, window and account read ≈ 0.15,
+the ticks the engine subscribes to (decoded before the bar) ≈ 0.1. Earlier rounds' figures:
+``benchmarks/HISTORY.md``.
 
 Two figures per sample, both taken inside the gateway with ``perf_counter``:
 
