@@ -44,6 +44,15 @@ def assert_consistent(path: Path) -> TradeJournal:
     return journal
 
 
+def reap(child: subprocess.Popen[str]) -> None:
+    """Kill ``child`` if it still runs, wait for it and close its pipes."""
+    child.kill()
+    child.wait(timeout=30)
+    for stream in (child.stdin, child.stdout):
+        if stream is not None:
+            stream.close()
+
+
 def run_child(path: Path, mode: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     stdin = (
@@ -90,11 +99,7 @@ def test_a_crash_safe_fill_survives_a_sigkill_of_the_process_that_wrote_it(tmp_p
         assert child.stdout.readline().strip() == "written"
         child.send_signal(signal.SIGKILL)
     finally:
-        child.kill()
-        child.wait(timeout=30)
-        for stream in (child.stdin, child.stdout):
-            if stream is not None:
-                stream.close()
+        reap(child)
     assert child.returncode == -signal.SIGKILL
     journal = assert_consistent(path)
     with journal:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.journal.support import ACCOUNT, StepClock, abandon, buy
-from tests.journal.test_durability import assert_consistent, run_child
+from tests.journal.test_durability import assert_consistent, reap, run_child
 
 crash = abandon
 
@@ -79,11 +79,7 @@ def test_intents_journaled_just_before_a_sigkill_are_recovered_at_the_next_open(
             assert reader.orders() == []
         child.send_signal(signal.SIGKILL)
     finally:
-        child.kill()
-        child.wait(timeout=30)
-        for stream in (child.stdin, child.stdout):
-            if stream is not None:
-                stream.close()
+        reap(child)
     assert child.returncode == -signal.SIGKILL
     with caplog.at_level(logging.WARNING, logger="copilot_quant.journal"):
         journal = assert_consistent(path)

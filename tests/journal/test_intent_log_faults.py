@@ -33,7 +33,7 @@ from copilot_quant.journal import JournalOrderState, TradeJournal, intent_log
 from copilot_quant.journal.intent_log import intent_log_path
 
 from tests.journal.support import ACCOUNT, abandon, buy
-from tests.journal.test_durability import run_child
+from tests.journal.test_durability import reap, run_child
 
 
 # ---------------------------------------------------------------- a row the table cannot hold
@@ -94,11 +94,7 @@ def test_a_forked_child_that_outlives_the_engine_does_not_keep_its_intent_log(tm
                 "SPY",
             ]  # … and recovered it
     finally:
-        child.kill()
-        child.wait(timeout=30)
-        for stream in (child.stdin, child.stdout):
-            if stream is not None:
-                stream.close()
+        reap(child)
         if grandchild:
             os.kill(grandchild, signal.SIGKILL)
 
