@@ -56,7 +56,9 @@ from copilot_quant.brokers.live_bars import LiveBars
 from copilot_quant.brokers.pacing import HistoricalPacer
 from copilot_quant.brokers.reconnect import ConnectionState
 from copilot_quant.brokers.stock_lookup import StockLookup, stock_symbol
+from copilot_quant.data.calendars import whole_session_range
 from copilot_quant.data.dates import resolve_range, slice_range
+from copilot_quant.data.intervals import INTRADAY_INTERVALS
 from copilot_quant.errors import (
     BrokerError,
     DataError,
@@ -254,6 +256,8 @@ class LiveDataFeedAdapter(IDataFeed):
         symbol = _symbol(symbol)
         check_interval(interval)
         lo, hi = resolve_range(start_date, end_date)
+        if interval in INTRADAY_INTERVALS:  # a date range holds its dates' whole sessions, as in a backtest
+            lo, hi = whole_session_range(lo, hi, calendar_of(symbol))
         key = (symbol, interval, lo, hi)
         recent = self._recent.get(key)
         fresh = recent is not None and time.monotonic() - recent[0] < self._pacer.rules.identical_window

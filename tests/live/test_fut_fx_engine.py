@@ -68,3 +68,30 @@ def test_a_live_run_trades_mes_and_eur_usd(engine: LiveStrategyEngine, gateway: 
     summary = engine.get_performance_summary()
     assert summary["positions"] == {"EUR.USD": 20_000.0}
     assert summary["total_fills"] == 3
+
+
+def test_a_futures_date_range_from_ib_holds_its_dates_whole_sessions_as_in_a_backtest(
+    gateway: GatewayServer,
+) -> None:
+    """MES's Monday session opens Sunday 17:00 Chicago: a range ending on a Sunday stops at Friday's close,
+    one starting on a Tuesday begins at Monday's evening open — the bars the backtest's provider gives."""
+    from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
+
+    adapter = LiveDataFeedAdapter(paper_trading=True, port=gateway.port, client_id=62)
+    try:
+        assert adapter.connect(timeout=5)
+        feed = FutFxFeed()
+        for start, end in (
+            ("2026-10-19", "2026-10-25"),
+            ("2026-10-20", "2026-10-23"),
+        ):  # to a Sunday; from a Tuesday
+            live = adapter.get_historical_data("MES", start, end, "1h")
+            backtest = feed.get_historical_data("MES", start, end, "1h")
+            assert len(live) > 0
+            pd.testing.assert_index_equal(live.index, backtest.index)
+        sunday = adapter.get_historical_data("MES", "2026-10-19", "2026-10-25", "1h")
+        assert sunday.index[-1] == pd.Timestamp("2026-10-23 21:00", tz="UTC")  # Friday's 16:00 Chicago close
+        tuesday = adapter.get_historical_data("MES", "2026-10-20", "2026-10-23", "1h")
+        assert tuesday.index[0] == pd.Timestamp("2026-10-19 23:00", tz="UTC")  # Monday 17:00 Chicago + 1 h
+    finally:
+        adapter.disconnect()
