@@ -242,6 +242,9 @@ def test_each_window_built_ahead_holds_exactly_the_bars_closed_by_its_bar(make_e
     for n in range(1, 7):
         gateway.clock.step(1)
         assert wait_until(lambda n=n: strategy.bars >= n)
+        # the next bar comes once this one's follow-up built its window (live, bars are seconds apart; the
+        # follow-up runs a millisecond after the bar's orders: inline.AFTER_ORDERS_S)
+        assert wait_until(engine.clock.prepared)
     store = engine.data_feed._bars.store("AAPL")
     assert store is not None
     held = store.frame()
