@@ -253,9 +253,13 @@ class Worker:
         continuous = self.continuous
         rolls = continuous.rolls_at(self._clock.last_bar, stamp) if continuous is not None else []
         orders: list[tuple[StrategySlot, Order]] = []
-        for slot in self._slots():
+        slots = self._slots()
+        # Each strategy gets a window of its own, as in a backtest: a column one adds (data["sma"] = …) is
+        # not in the next one's. Shallow copies (the values shared), made before any strategy runs.
+        windows = [window] if len(slots) == 1 else [window.copy(deep=False) for _ in slots]
+        for slot, own in zip(slots, windows, strict=True):
             decided = self._rolled(slot, rolls) if continuous is not None and rolls else []
-            decided += self._decide(slot, stamp, window)
+            decided += self._decide(slot, stamp, own)
             for order in decided:
                 if continuous is not None:  # closing an earlier contract: by the strategy's own book
                     continuous.symbols.route(order, stamp.value, slot.book.quantity)

@@ -236,3 +236,44 @@ def test_an_order_object_returned_twice_in_one_bar_is_sent_once_and_the_others_s
     assert wait_until(lambda: len(gateway.broker.open_orders()) == 2)
     assert sorted(o.quantity for o in gateway.broker.open_orders()) == [2, 4]
     assert any("already sent" in e["error"] for e in engine.errors)
+
+
+class AddsAColumn(Scripted):
+    def on_data(self, timestamp, data):
+        data["signal"] = 1.0  # a strategy's own column, on its own window
+        return super().on_data(timestamp, data)
+
+
+class SeesColumns(Scripted):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.columns: list[list[str]] = []
+
+    def on_data(self, timestamp, data):
+        self.columns.append([str(c) for c in data.columns])
+        return super().on_data(timestamp, data)
+
+
+def test_a_column_one_strategy_adds_to_its_window_is_not_in_the_next_ones_live_or_backtest(
+    make_engine, gateway, feed
+):
+    """As in a backtest (where each strategy's data is its own slice), not the same object for all."""
+    from copilot_quant.backtest.engine import BacktestEngine
+
+    live_first, live_second = AddsAColumn("First"), SeesColumns("Second")
+    engine = make_engine(fill_timeout=0.0)
+    engine.add_strategy(live_first)
+    engine.add_strategy(live_second)
+    assert engine.connect(timeout=5)
+    assert engine.start(["AAPL"], lookback_days=5)
+    for n in range(1, 3):
+        gateway.clock.step(1)
+        assert wait_until(lambda n=n: live_second.bars >= n)
+    backtest = BacktestEngine(initial_capital=100_000, data_provider=feed)
+    backtest.add_strategy(AddsAColumn("First"))
+    backtest.add_strategy(second := SeesColumns("Second"))
+    backtest.run("2024-02-01", "2024-02-10", ["AAPL"])
+    expected = ["Open", "High", "Low", "Close", "Volume"]
+    assert second.columns
+    assert all(columns == expected for columns in second.columns)
+    assert all(columns == expected for columns in live_second.columns)
