@@ -19,8 +19,8 @@ each engine run says how many bars it handled on the loop thread and why any wen
 handler): one strategy, three runs of the final tree: gateway in this process 1.95× / 2.04×, 2.03× /
 2.36×, 2.04× / 1.62×; in its own process 2.03× / 2.79×, 1.98× / 2.04×, 2.02× / 2.17× (engine ≈ 2.2–2.7
 ms, bare ≈ 1.1–1.4 ms) — **at the target's edge at p50 (1.95–2.04×), not reliably met at p99 (1.6–2.8×:
-the intent's disk sync has a tail the bare handler does not)**. Three strategies: 1.67× / 1.54× (this
-process) and about 1.6× / 1.5× (own) — met. What moved it, from ≈ 2.6–2.75× at p50 at the session's start: the
+the intent's disk sync has a tail the bare handler does not)**. Three strategies, two runs: 1.67× / 1.54× and 1.59× /
+1.70× (this process), about 1.6× / 1.5× and 1.72× / 1.69× (own) — met. What moved it, from ≈ 2.6–2.75× at p50 at the session's start: the
 intent made durable by one synced append to the journal's intent log instead of a SQLite transaction and
 its WAL sync (``journal/intent_log.py``; ≈ 0.4 ms); no thread started per bar by the WAL checkpointer (it
 read the WAL file's size, which SQLite never shrinks, and started a checkpoint on every bar past 2 MB);
