@@ -51,7 +51,6 @@ __all__ = [
     "exchange_tz_name",
     "get_calendar",
     "is_market_open",
-    "is_market_open_ns",
     "is_trading_day",
     "market_open_span",
     "next_session_close",
@@ -295,12 +294,6 @@ def is_market_open(ts: DateLike | None = None, calendar: str = DEFAULT_CALENDAR)
     _, opens, closes = _bounds(calendar)
     i = int(np.searchsorted(opens, value, side="right")) - 1
     return bool(i >= 0 and value < closes[i])
-
-
-def is_market_open_ns(value: int, calendar: str = DEFAULT_CALENDAR) -> bool:
-    """:func:`is_market_open` of an instant given as int64 nanoseconds since the epoch (UTC), without pandas
-    on the way (:func:`market_open_span`'s answer)."""
-    return market_open_span(value, calendar)[2]
 
 
 def market_open_span(ns: int, calendar: str = DEFAULT_CALENDAR) -> tuple[int, int, bool]:

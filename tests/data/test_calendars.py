@@ -14,8 +14,8 @@ from copilot_quant.data.calendars import (
     exchange_timezone,
     get_calendar,
     is_market_open,
-    is_market_open_ns,
     is_trading_day,
+    market_open_span,
     next_session_close,
     next_session_open,
     previous_session_close,
@@ -192,15 +192,15 @@ def test_open_iff_between_the_previous_open_and_its_close(naive):
 def test_open_from_nanoseconds_is_the_same_answer(naive):
     """The live engine asks with the broker's clock as int64 ns (no pandas on the path to a bar's orders)."""
     when = pd.Timestamp(naive, tz="UTC")
-    assert is_market_open_ns(when.value) == is_market_open(when)
+    assert market_open_span(when.value)[2] == is_market_open(when)
     close = next_session_close(when).value
-    assert not is_market_open_ns(close)
-    assert is_market_open_ns(close - 1) == is_market_open(pd.Timestamp(close - 1, tz="UTC"))
+    assert not market_open_span(close)[2]
+    assert market_open_span(close - 1)[2] == is_market_open(pd.Timestamp(close - 1, tz="UTC"))
 
 
 def test_open_from_nanoseconds_outside_the_calendar_is_the_same_named_error():
     with pytest.raises(DataError, match="outside the XNYS calendar"):
-        is_market_open_ns(utc("1980-01-02 15:00").value)
+        market_open_span(utc("1980-01-02 15:00").value)
 
 
 def test_a_sessions_bounds_come_from_one_table_per_calendar_whatever_form_the_day_takes():
