@@ -299,10 +299,7 @@ class LiveStrategyEngine(EngineStart, EngineStop):
         self.checkpointer.close()
         journal = self.journal
         if journal is not None and self._owns_journal and not self._running:
-            self.broker.flush_journal()
-            self.broker.journal = None
-            self.journal = None
-            journal.close()
+            self._close_journal(None)  # nothing IB reported before this is lost (engine_stop.py)
         self.broker.disconnect()  # stops its journal writer; the shared socket is closed just below
         self.connection.disconnect()
 

@@ -198,6 +198,7 @@ class EngineStart(EngineReport):
             self._errors.record(f"cannot open the trade journal: {exc}", "journal")
             return False
         self.journal = self.broker.journal = journal
+        self.dispatcher.reopen()  # fills go to the strategies again (the stop held them)
         self._owns_journal = self._owns_journal or opened
         where = f", journal {journal.path}" if opened else ""
         self._events.emit(EventKind.START, f"account {account}{where}")
