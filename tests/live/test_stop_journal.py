@@ -62,6 +62,9 @@ def test_a_fill_that_arrives_while_the_engine_stops_is_journaled_before_the_jour
     with TradeJournal(path, read_only=True) as opened:
         fills = opened.fills()
         assert [(f.symbol, f.quantity) for f in fills] == [("AAPL", 10)]
+        (order,) = opened.orders()
+        assert order.state == "filled"  # IB's status report during the stop is journaled too
+        assert order.filled == 10
         assert opened.events(kind="stop")  # the stop is journaled, after what came in during it
 
 
