@@ -27,6 +27,15 @@ Execution corrections (an ``execId`` differing only after its last ``.``) replac
 (:meth:`OrderTracker.correct`); see :mod:`copilot_quant.brokers.exec_corrections`.
 
 The tracker never holds on to ib_async objects beyond the ib_async ``Order`` needed to cancel.
+
+Memory stays bounded over a long session: a record IB will not report on again — IB itself reported it
+finished (or it was refused before it was sent), every execution settled into a fill (handed to the journal),
+no modification in flight — is *finished for good*; the tracker keeps the newest :attr:`OrderTracker.keep_done`
+of those (:data:`DONE_KEPT`, as the engine keeps its last fills) and forgets older ones from every index, a
+batch at a time. Records still open, possibly at IB, lost (an execution may reopen one), or awaiting a
+commission are never forgotten. A forgotten order is what a long-finished one already was to every lookup:
+not working, not cancellable, not at IB; an IB report still naming it (a replay after a reconnect) finds no
+record and is ignored — its fills are in the journal, and reconciliation compares the journal with IB.
 """
 
 from __future__ import annotations
@@ -40,10 +49,15 @@ from typing import Any
 
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection, exec_id_base, supersedes
+from copilot_quant.errors import ConfigError
 
-__all__ = ["OrderRecord", "OrderTracker", "PendingExecution", "TrackedOrder"]
+__all__ = ["DONE_KEPT", "OrderRecord", "OrderTracker", "PendingExecution", "TrackedOrder"]
 
 log = logging.getLogger(__name__)
+
+#: How many records finished for good :class:`OrderTracker` keeps by default (the newest); see the module
+#: docstring. A parity run, which compares every order of its (bounded) replay, keeps them all (``None``).
+DONE_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,20 +165,25 @@ class OrderTracker:
     """Thread-safe registry of :class:`TrackedOrder`; callers wait on it with :meth:`wait`."""
 
     __slots__ = (
+        "_added",
         "_all",
         "_by_ib_id",
         "_by_perm",
         "_by_ref",
         "_cond",
+        "_keep_done",
         "_maybe_at_ib",
         "_records",
         "_seen_exec_ids",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, keep_done: int | None = DONE_KEPT) -> None:
+        self._keep_done = _checked_keep(keep_done)
+        self._added = 0  # records added since the last look for finished ones to forget
         self._records: dict[str, TrackedOrder] = {}
-        # Every record in the order added. ``_records`` maps an order_id to its newest record only: an order
-        # adopted after a restart and one sent by this process can share an id (both count from O1).
+        # Every record kept, in the order added (the oldest finished for good are forgotten: module docstring).
+        # ``_records`` maps an order_id to its newest record only: an order adopted after a restart and one
+        # sent by this process can share an id (both count from O1).
         self._all: list[TrackedOrder] = []
         # The records of ``_all`` that IB may hold now or later (not :func:`_never_at_ib_again`): those that
         # :meth:`reachable_records` looks at — the risk check asks on every order, the session's orders grow.
@@ -191,7 +210,52 @@ class OrderTracker:
             self._records[key] = record
             if order_ref:
                 self._by_ref[order_ref] = record
+            self._added += 1
+            if self._keep_done is not None and self._added > self._keep_done:
+                self._forget_finished(self._keep_done)  # once per keep_done orders: O(1) per order, amortized
         return record
+
+    @property
+    def keep_done(self) -> int | None:
+        """How many records finished for good are kept (the newest); ``None`` keeps every record."""
+        return self._keep_done
+
+    @keep_done.setter
+    def keep_done(self, keep: int | None) -> None:
+        with self._cond:
+            self._keep_done = _checked_keep(keep)
+
+    def _forget_finished(self, keep: int) -> None:  # under _cond
+        """Forget all but the newest ``keep`` records finished for good, from every index."""
+        self._added = 0
+        finished = [r for r in self._all if _finished_for_good(r)]
+        gone = finished[: max(0, len(finished) - keep)]
+        if not gone:
+            return
+        for record in gone:
+            self._unindex(record)
+        ids = {id(r) for r in gone}
+        self._all = [r for r in self._all if id(r) not in ids]
+        self._maybe_at_ib = [r for r in self._maybe_at_ib if id(r) not in ids]
+        log.debug("forgot %d finished orders; %d tracked", len(gone), len(self._all))
+
+    def _unindex(self, record: TrackedOrder) -> None:  # under _cond
+        key = str(record.order.order_id)
+        if self._records.get(key) is record:
+            del self._records[key]
+        if self._by_ref.get(record.order_ref) is record:
+            del self._by_ref[record.order_ref]
+        if self._by_ib_id.get(record.ib_order_id) is record:
+            del self._by_ib_id[record.ib_order_id]
+        if self._by_perm.get(record.perm_id) is record:
+            del self._by_perm[record.perm_id]
+        for exec_id in record.exec_ids | set(record.exec_by_base.values()):
+            owners = self._seen_exec_ids.get(exec_id)
+            if owners is None:
+                continue
+            owners[:] = [o for o in owners if o is not record]
+            if not owners:
+                del self._seen_exec_ids[exec_id]
 
     def bind(self, record: TrackedOrder, ib_order_id: int, ib_order: Any) -> TrackedOrder | None:
         """Bind ``record`` to IB's order id; returns the record that held the id before, if it may still
@@ -281,6 +345,8 @@ class OrderTracker:
             return next((r for r in reversed(self._all) if r.order is order), None)
 
     def records(self) -> list[TrackedOrder]:
+        """The records kept, in the order added: every order not finished for good, and the newest
+        :attr:`keep_done` of those that are (all of them with ``keep_done=None``)."""
         with self._cond:
             return list(self._all)
 
@@ -452,6 +518,20 @@ class OrderTracker:
             if until_settled:
                 return self._cond.wait_for(lambda: record.settled, timeout)
             return self._cond.wait_for(lambda: record.is_done, timeout)
+
+
+def _checked_keep(keep: int | None) -> int | None:
+    if keep is None:
+        return None
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ConfigError(f"keep_done must be a positive number of orders or None (keep all), got {keep!r}")
+    return keep
+
+
+def _finished_for_good(record: TrackedOrder) -> bool:
+    """Nothing will change about ``record`` any more: IB will not report on it again, each of its executions
+    is a fill (handed to the journal), and no modification awaits IB's answer."""
+    return _never_at_ib_again(record) and not record.pending and record.modifying is None
 
 
 def _never_at_ib_again(record: TrackedOrder) -> bool:
