@@ -28,36 +28,40 @@ Execution corrections (an ``execId`` differing only after its last ``.``) replac
 
 The tracker never holds on to ib_async objects beyond the ib_async ``Order`` needed to cancel.
 
-Memory stays bounded over a long session: a record IB will not report on again — IB itself reported it
-finished (or it was refused before it was sent), every execution settled into a fill (handed to the journal),
-no modification in flight — is *finished for good*; the tracker keeps the newest :attr:`OrderTracker.keep_done`
-of those (:data:`DONE_KEPT`, as the engine keeps its last fills) and forgets older ones from every index, a
-batch at a time. Records still open, possibly at IB, lost (an execution may reopen one), or awaiting a
-commission are never forgotten. A forgotten order is what a long-finished one already was to every lookup:
-not working, not cancellable, not at IB; an IB report still naming it (a replay after a reconnect) finds no
-record and is ignored — its fills are in the journal, and reconciliation compares the journal with IB.
+Memory stays bounded over a long session: the tracker keeps the last :attr:`OrderTracker.keep_recent` orders
+(:data:`RECENT_KEPT`, as the engine keeps its last fills) whatever their state, and an older one only while it
+may still change — open, possibly at IB, lost (an execution may reopen it), awaiting a commission, or with a
+modification in flight. An older order *finished for good* (IB itself reported it finished, or it was refused
+before it was sent; every execution settled into a fill, handed to the journal; no modification in flight)
+is forgotten from every index, at O(1) per order added. A forgotten order is what a long-finished one already
+was to every lookup: not working, not cancellable, not at IB; an IB report still naming it (a replay after a
+reconnect) finds no record and is ignored — its fills are in the journal, and reconciliation compares the
+journal with IB.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection, exec_id_base, supersedes
 from copilot_quant.errors import ConfigError
 
-__all__ = ["DONE_KEPT", "OrderRecord", "OrderTracker", "PendingExecution", "TrackedOrder"]
+__all__ = ["RECENT_KEPT", "OrderRecord", "OrderTracker", "PendingExecution", "TrackedOrder"]
 
 log = logging.getLogger(__name__)
 
-#: How many records finished for good :class:`OrderTracker` keeps by default (the newest); see the module
-#: docstring. A parity run, which compares every order of its (bounded) replay, keeps them all (``None``).
-DONE_KEPT = 10_000
+#: How many of the latest orders :class:`OrderTracker` keeps by default whatever their state (see the module
+#: docstring). A parity run, which compares every order of its (bounded) replay, keeps them all (``None``).
+RECENT_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,26 +170,29 @@ class OrderTracker:
 
     __slots__ = (
         "_added",
-        "_all",
         "_by_ib_id",
         "_by_perm",
         "_by_ref",
         "_cond",
-        "_keep_done",
+        "_keep",
         "_maybe_at_ib",
+        "_older",
+        "_recent",
         "_records",
         "_seen_exec_ids",
     )
 
-    def __init__(self, keep_done: int | None = DONE_KEPT) -> None:
-        self._keep_done = _checked_keep(keep_done)
-        self._added = 0  # records added since the last look for finished ones to forget
+    def __init__(self, keep_recent: int | None = RECENT_KEPT) -> None:
+        self._keep = _checked_keep(keep_recent)
+        self._added = 0  # records added since the older ones were last looked at
         self._records: dict[str, TrackedOrder] = {}
-        # Every record kept, in the order added (the oldest finished for good are forgotten: module docstring).
+        # The records kept, in the order added: the last ``keep_recent`` in ``_recent``, older ones that may
+        # still change in ``_older`` (each added before every record of ``_recent``; see the module docstring).
         # ``_records`` maps an order_id to its newest record only: an order adopted after a restart and one
         # sent by this process can share an id (both count from O1).
-        self._all: list[TrackedOrder] = []
-        # The records of ``_all`` that IB may hold now or later (not :func:`_never_at_ib_again`): those that
+        self._recent: deque[TrackedOrder] = deque()
+        self._older: list[TrackedOrder] = []
+        # The records kept that IB may hold now or later (not :func:`_never_at_ib_again`): those that
         # :meth:`reachable_records` looks at — the risk check asks on every order, the session's orders grow.
         self._maybe_at_ib: list[TrackedOrder] = []
         self._by_ib_id: dict[int, TrackedOrder] = {}
@@ -202,42 +209,59 @@ class OrderTracker:
             key = str(order.order_id)
             previous = self._records.get(key)
             if previous is not None and previous.order is order:
-                self._all[self._all.index(previous)] = record  # the same order again: replace its record
-                self._maybe_at_ib = [r for r in self._all if not _never_at_ib_again(r)]
+                self._replace(previous, record)  # the same order again: replace its record
+                self._maybe_at_ib = [r for r in self._kept() if not _never_at_ib_again(r)]
             else:
-                self._all.append(record)
+                self._recent.append(record)
                 self._maybe_at_ib.append(record)
             self._records[key] = record
             if order_ref:
                 self._by_ref[order_ref] = record
-            self._added += 1
-            if self._keep_done is not None and self._added > self._keep_done:
-                self._forget_finished(self._keep_done)  # once per keep_done orders: O(1) per order, amortized
+            if self._keep is not None:
+                self._age(self._keep)
         return record
 
     @property
-    def keep_done(self) -> int | None:
-        """How many records finished for good are kept (the newest); ``None`` keeps every record."""
-        return self._keep_done
+    def keep_recent(self) -> int | None:
+        """How many of the latest orders are kept whatever their state; ``None`` keeps every order."""
+        return self._keep
 
-    @keep_done.setter
-    def keep_done(self, keep: int | None) -> None:
+    @keep_recent.setter
+    def keep_recent(self, keep: int | None) -> None:
         with self._cond:
-            self._keep_done = _checked_keep(keep)
+            self._keep = _checked_keep(keep)
 
-    def _forget_finished(self, keep: int) -> None:  # under _cond
-        """Forget all but the newest ``keep`` records finished for good, from every index."""
-        self._added = 0
-        finished = [r for r in self._all if _finished_for_good(r)]
-        gone = finished[: max(0, len(finished) - keep)]
-        if not gone:
+    def _kept(self) -> Iterator[TrackedOrder]:  # under _cond
+        return chain(self._older, self._recent)
+
+    def _replace(self, previous: TrackedOrder, record: TrackedOrder) -> None:  # under _cond
+        for kept in (self._recent, self._older):
+            if previous in kept:
+                kept[kept.index(previous)] = record
+                return
+        self._recent.append(record)
+
+    def _age(self, keep: int) -> None:  # under _cond; O(1) per order added, amortized
+        """Move the records beyond the last ``keep`` out of ``_recent``: forgotten if finished for good, else
+        kept in ``_older``; once per ``keep`` orders, forget the older ones finished for good since."""
+        while len(self._recent) > keep:
+            record = self._recent.popleft()
+            if _finished_for_good(record):
+                self._unindex(record)
+            else:
+                self._older.append(record)
+        self._added += 1
+        if self._added < keep:
             return
-        for record in gone:
-            self._unindex(record)
-        ids = {id(r) for r in gone}
-        self._all = [r for r in self._all if id(r) not in ids]
-        self._maybe_at_ib = [r for r in self._maybe_at_ib if id(r) not in ids]
-        log.debug("forgot %d finished orders; %d tracked", len(gone), len(self._all))
+        self._added = 0
+        still: list[TrackedOrder] = []
+        for record in self._older:
+            if _finished_for_good(record):
+                self._unindex(record)
+            else:
+                still.append(record)
+        self._older = still
+        self._maybe_at_ib = [r for r in self._maybe_at_ib if not _never_at_ib_again(r)]
 
     def _unindex(self, record: TrackedOrder) -> None:  # under _cond
         key = str(record.order.order_id)
@@ -342,17 +366,18 @@ class OrderTracker:
             record = self._records.get(str(order.order_id))
             if record is not None and record.order is order:
                 return record
-            return next((r for r in reversed(self._all) if r.order is order), None)
+            newest_first = chain(reversed(self._recent), reversed(self._older))
+            return next((r for r in newest_first if r.order is order), None)
 
     def records(self) -> list[TrackedOrder]:
-        """The records kept, in the order added: every order not finished for good, and the newest
-        :attr:`keep_done` of those that are (all of them with ``keep_done=None``)."""
+        """The records kept, in the order added: the last :attr:`keep_recent` orders, and every older one that
+        may still change (all of them with ``keep_recent=None``; see the module docstring)."""
         with self._cond:
-            return list(self._all)
+            return list(self._kept())
 
     def open_records(self) -> list[TrackedOrder]:
         with self._cond:
-            return [r for r in self._all if not r.is_done]
+            return [r for r in self._kept() if not r.is_done]
 
     # ----------------------------------------------------------------- updates
     def set_status(
@@ -493,7 +518,7 @@ class OrderTracker:
 
     def record_for_exec(self, exec_id: str) -> TrackedOrder | None:
         with self._cond:
-            for record in self._all:
+            for record in self._kept():
                 if exec_id in record.pending:
                     return record
             return None
@@ -524,7 +549,7 @@ def _checked_keep(keep: int | None) -> int | None:
     if keep is None:
         return None
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        raise ConfigError(f"keep_done must be a positive number of orders or None (keep all), got {keep!r}")
+        raise ConfigError(f"keep_recent must be a positive number of orders or None (keep all), got {keep!r}")
     return keep
 
 

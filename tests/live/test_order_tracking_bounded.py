@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from copilot_quant.backtest.orders import Order, OrderStatus
-from copilot_quant.brokers.order_tracking import DONE_KEPT, OrderTracker, PendingExecution, TrackedOrder
+from copilot_quant.brokers.order_tracking import RECENT_KEPT, OrderTracker, PendingExecution, TrackedOrder
 from copilot_quant.errors import ConfigError
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -49,7 +49,7 @@ def _session(tracker: OrderTracker, orders: int, start: int = 0) -> None:
 
 
 def test_the_tracker_forgets_the_oldest_orders_finished_for_good_and_its_memory_stays_bounded() -> None:
-    tracker = OrderTracker(keep_done=100)
+    tracker = OrderTracker(keep_recent=100)
     tracemalloc.start()
     try:
         _session(tracker, 2_000)
@@ -62,15 +62,16 @@ def test_the_tracker_forgets_the_oldest_orders_finished_for_good_and_its_memory_
         tracemalloc.stop()
     # before, 20,000 more records kept (with their fills, execution ids and index entries) took megabytes
     assert after - before < 100_000
-    assert len(tracker.records()) <= 2 * 100
-    assert len(tracker._seen_exec_ids) <= 2 * 100  # every index is bounded, not only the list
-    assert len(tracker._by_perm) <= 2 * 100
-    assert len(tracker._by_ref) <= 2 * 100
-    assert len(tracker._records) <= 2 * 100
+    assert len(tracker.records()) == 100
+    assert len(tracker._seen_exec_ids) <= 100  # every index is bounded, not only the list
+    assert len(tracker._by_perm) <= 100
+    assert len(tracker._by_ref) <= 100
+    assert len(tracker._records) <= 100
+    assert len(tracker._maybe_at_ib) <= 100
 
 
 def test_lookups_find_every_order_kept_and_answer_for_a_forgotten_one_as_for_a_long_finished_one() -> None:
-    tracker = OrderTracker(keep_done=10)
+    tracker = OrderTracker(keep_recent=10)
     working = _sent(tracker, 0)  # a limit order working at IB all session
     awaiting = _sent(tracker, 1)  # filled, IB's commission report not in yet
     assert tracker.add_execution(awaiting, PendingExecution("exec-1", 1.0, 100.0, NOW))
@@ -90,7 +91,7 @@ def test_lookups_find_every_order_kept_and_answer_for_a_forgotten_one_as_for_a_l
     assert kept[:4] == [working, awaiting, lost, modifying]  # never forgotten, in the order added
     assert oldest not in kept
     assert newest in kept
-    assert len(kept) <= 4 + 2 * 10
+    assert len(kept) == 4 + 10
     for record in (working, awaiting, lost, modifying, newest):
         k = int(record.order_ref.split("-")[1])
         assert tracker.get(str(record.order.order_id)) is record
@@ -105,6 +106,9 @@ def test_lookups_find_every_order_kept_and_answer_for_a_forgotten_one_as_for_a_l
     assert tracker.reachable_records() == [working]
     assert tracker.open_records() == [working]
     assert tracker.settle(awaiting, "exec-1", 0.5) is not None  # its commission comes in: still settles
+    _session(tracker, 10, start=206)
+    assert awaiting not in tracker.records()  # finished for good now: forgotten with the next orders
+    assert working in tracker.records()
 
     # the forgotten order: no record anywhere, like an order that was never this session's
     assert tracker.get(str(oldest.order.order_id)) is None
@@ -114,17 +118,17 @@ def test_lookups_find_every_order_kept_and_answer_for_a_forgotten_one_as_for_a_l
     assert oldest not in tracker.reachable_records()
 
 
-def test_keep_done_none_keeps_every_order_as_a_parity_run_needs_and_a_bad_value_is_refused() -> None:
-    assert OrderTracker().keep_done == DONE_KEPT
-    tracker = OrderTracker(keep_done=None)
+def test_keep_recent_none_keeps_every_order_as_a_parity_run_needs_and_a_bad_value_is_refused() -> None:
+    assert OrderTracker().keep_recent == RECENT_KEPT
+    tracker = OrderTracker(keep_recent=None)
     _session(tracker, 500)
     assert len(tracker.records()) == 500
-    tracker.keep_done = 50  # set later: the next orders bring the tracker down to it
-    _session(tracker, 60, start=500)
-    assert len(tracker.records()) <= 2 * 50
+    tracker.keep_recent = 50  # set later: the next order brings the tracker down to it
+    _session(tracker, 1, start=500)
+    assert len(tracker.records()) == 50
     for bad in (0, -1, 2.5, True, "100"):
-        with pytest.raises(ConfigError, match="keep_done"):
-            OrderTracker(keep_done=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="keep_recent"):
+            OrderTracker(keep_recent=bad)  # type: ignore[arg-type]
 
 
 @settings(max_examples=60, deadline=None)
@@ -132,10 +136,10 @@ def test_keep_done_none_keeps_every_order_as_a_parity_run_needs_and_a_bad_value_
     keep=st.integers(min_value=1, max_value=8),
     kinds=st.lists(st.sampled_from(["filled", "refused", "working", "awaiting"]), max_size=80),
 )
-def test_no_order_that_may_still_change_is_ever_forgotten_and_the_finished_kept_are_the_newest(
+def test_the_last_orders_and_every_order_that_may_still_change_are_kept_in_the_order_added(
     keep: int, kinds: list[str]
 ) -> None:
-    tracker = OrderTracker(keep_done=keep)
+    tracker = OrderTracker(keep_recent=keep)
     made: list[tuple[str, TrackedOrder]] = []
     for k, kind in enumerate(kinds):
         if kind == "filled":
@@ -151,10 +155,8 @@ def test_no_order_that_may_still_change_is_ever_forgotten_and_the_finished_kept_
     assert kept == [r for _, r in made if r in kept]  # in the order added
     changing = [r for kind, r in made if kind in ("working", "awaiting")]
     assert all(r in kept for r in changing)
-    finished = [r for kind, r in made if kind in ("filled", "refused")]
-    kept_finished = [r for r in finished if r in kept]
-    assert len(kept_finished) <= 2 * keep
-    assert kept_finished == finished[len(finished) - len(kept_finished) :]  # the newest
-    assert len(kept_finished) >= min(keep, len(finished))
+    assert all(r in kept for _, r in made[-keep:])
+    assert len(kept) <= keep + len(changing)
     for record in kept:
         assert tracker.find(order_ref=record.order_ref) is record
+    assert tracker.reachable_records() == [r for r in changing if r.may_be_at_ib]
