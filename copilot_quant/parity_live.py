@@ -98,6 +98,8 @@ def live_run(
         )
         # Orders rest until the next bar; never block the worker waiting for them to fill.
         engine.broker.ack_timeout = 0.0
+        # Every order of the run is compared with the backtest's: the tracker keeps them all (a bounded replay).
+        engine.broker.tracker.keep_recent = None
         for spec, watch in zip(specs, watches, strict=True):
             engine.add_strategy(build_strategy(spec, watch, skip_first=False), capital=spec.capital)
         try:

@@ -27,23 +27,41 @@ Execution corrections (an ``execId`` differing only after its last ``.``) replac
 (:meth:`OrderTracker.correct`); see :mod:`copilot_quant.brokers.exec_corrections`.
 
 The tracker never holds on to ib_async objects beyond the ib_async ``Order`` needed to cancel.
+
+Memory stays bounded over a long session: the tracker keeps the last :attr:`OrderTracker.keep_recent` orders
+(:data:`RECENT_KEPT`, as the engine keeps its last fills) whatever their state, and an older one only while it
+may still change — open, possibly at IB, lost (an execution may reopen it), awaiting a commission, or with a
+modification in flight. An older order *finished for good* (IB itself reported it finished, or it was refused
+before it was sent; every execution settled into a fill, handed to the journal; no modification in flight)
+is forgotten from every index, at O(1) per order added. A forgotten order is what a long-finished one already
+was to every lookup: not working, not cancellable, not at IB; an IB report still naming it (a replay after a
+reconnect) finds no record and is ignored — its fills are in the journal, and reconciliation compares the
+journal with IB.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from dataclasses import replace as _replace
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from copilot_quant.backtest.orders import Fill, Order, OrderStatus
 from copilot_quant.brokers.exec_corrections import ExecutionCorrection, exec_id_base, supersedes
+from copilot_quant.errors import ConfigError
 
-__all__ = ["OrderRecord", "OrderTracker", "PendingExecution", "TrackedOrder"]
+__all__ = ["RECENT_KEPT", "OrderRecord", "OrderTracker", "PendingExecution", "TrackedOrder"]
 
 log = logging.getLogger(__name__)
+
+#: How many of the latest orders :class:`OrderTracker` keeps by default whatever their state (see the module
+#: docstring). A parity run, which compares every order of its (bounded) replay, keeps them all (``None``).
+RECENT_KEPT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,22 +169,30 @@ class OrderTracker:
     """Thread-safe registry of :class:`TrackedOrder`; callers wait on it with :meth:`wait`."""
 
     __slots__ = (
-        "_all",
+        "_added",
         "_by_ib_id",
         "_by_perm",
         "_by_ref",
         "_cond",
+        "_keep",
         "_maybe_at_ib",
+        "_older",
+        "_recent",
         "_records",
         "_seen_exec_ids",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, keep_recent: int | None = RECENT_KEPT) -> None:
+        self._keep = _checked_keep(keep_recent)
+        self._added = 0  # records added since the older ones were last looked at
         self._records: dict[str, TrackedOrder] = {}
-        # Every record in the order added. ``_records`` maps an order_id to its newest record only: an order
-        # adopted after a restart and one sent by this process can share an id (both count from O1).
-        self._all: list[TrackedOrder] = []
-        # The records of ``_all`` that IB may hold now or later (not :func:`_never_at_ib_again`): those that
+        # The records kept, in the order added: the last ``keep_recent`` in ``_recent``, older ones that may
+        # still change in ``_older`` (each added before every record of ``_recent``; see the module docstring).
+        # ``_records`` maps an order_id to its newest record only: an order adopted after a restart and one
+        # sent by this process can share an id (both count from O1).
+        self._recent: deque[TrackedOrder] = deque()
+        self._older: list[TrackedOrder] = []
+        # The records kept that IB may hold now or later (not :func:`_never_at_ib_again`): those that
         # :meth:`reachable_records` looks at — the risk check asks on every order, the session's orders grow.
         self._maybe_at_ib: list[TrackedOrder] = []
         self._by_ib_id: dict[int, TrackedOrder] = {}
@@ -183,15 +209,77 @@ class OrderTracker:
             key = str(order.order_id)
             previous = self._records.get(key)
             if previous is not None and previous.order is order:
-                self._all[self._all.index(previous)] = record  # the same order again: replace its record
-                self._maybe_at_ib = [r for r in self._all if not _never_at_ib_again(r)]
+                self._replace(previous, record)  # the same order again: replace its record
+                self._maybe_at_ib = [r for r in self._kept() if not _never_at_ib_again(r)]
             else:
-                self._all.append(record)
+                self._recent.append(record)
                 self._maybe_at_ib.append(record)
             self._records[key] = record
             if order_ref:
                 self._by_ref[order_ref] = record
+            if self._keep is not None:
+                self._age(self._keep)
         return record
+
+    @property
+    def keep_recent(self) -> int | None:
+        """How many of the latest orders are kept whatever their state; ``None`` keeps every order."""
+        return self._keep
+
+    @keep_recent.setter
+    def keep_recent(self, keep: int | None) -> None:
+        with self._cond:
+            self._keep = _checked_keep(keep)
+
+    def _kept(self) -> Iterator[TrackedOrder]:  # under _cond
+        return chain(self._older, self._recent)
+
+    def _replace(self, previous: TrackedOrder, record: TrackedOrder) -> None:  # under _cond
+        for kept in (self._recent, self._older):
+            if previous in kept:
+                kept[kept.index(previous)] = record
+                return
+        self._recent.append(record)
+
+    def _age(self, keep: int) -> None:  # under _cond; O(1) per order added, amortized
+        """Move the records beyond the last ``keep`` out of ``_recent``: forgotten if finished for good, else
+        kept in ``_older``; once per ``keep`` orders, forget the older ones finished for good since."""
+        while len(self._recent) > keep:
+            record = self._recent.popleft()
+            if _finished_for_good(record):
+                self._unindex(record)
+            else:
+                self._older.append(record)
+        self._added += 1
+        if self._added < keep:
+            return
+        self._added = 0
+        still: list[TrackedOrder] = []
+        for record in self._older:
+            if _finished_for_good(record):
+                self._unindex(record)
+            else:
+                still.append(record)
+        self._older = still
+        self._maybe_at_ib = [r for r in self._maybe_at_ib if not _never_at_ib_again(r)]
+
+    def _unindex(self, record: TrackedOrder) -> None:  # under _cond
+        key = str(record.order.order_id)
+        if self._records.get(key) is record:
+            del self._records[key]
+        if self._by_ref.get(record.order_ref) is record:
+            del self._by_ref[record.order_ref]
+        if self._by_ib_id.get(record.ib_order_id) is record:
+            del self._by_ib_id[record.ib_order_id]
+        if self._by_perm.get(record.perm_id) is record:
+            del self._by_perm[record.perm_id]
+        for exec_id in record.exec_ids | set(record.exec_by_base.values()):
+            owners = self._seen_exec_ids.get(exec_id)
+            if owners is None:
+                continue
+            owners[:] = [o for o in owners if o is not record]
+            if not owners:
+                del self._seen_exec_ids[exec_id]
 
     def bind(self, record: TrackedOrder, ib_order_id: int, ib_order: Any) -> TrackedOrder | None:
         """Bind ``record`` to IB's order id; returns the record that held the id before, if it may still
@@ -278,15 +366,18 @@ class OrderTracker:
             record = self._records.get(str(order.order_id))
             if record is not None and record.order is order:
                 return record
-            return next((r for r in reversed(self._all) if r.order is order), None)
+            newest_first = chain(reversed(self._recent), reversed(self._older))
+            return next((r for r in newest_first if r.order is order), None)
 
     def records(self) -> list[TrackedOrder]:
+        """The records kept, in the order added: the last :attr:`keep_recent` orders, and every older one that
+        may still change (all of them with ``keep_recent=None``; see the module docstring)."""
         with self._cond:
-            return list(self._all)
+            return list(self._kept())
 
     def open_records(self) -> list[TrackedOrder]:
         with self._cond:
-            return [r for r in self._all if not r.is_done]
+            return [r for r in self._kept() if not r.is_done]
 
     # ----------------------------------------------------------------- updates
     def set_status(
@@ -427,7 +518,7 @@ class OrderTracker:
 
     def record_for_exec(self, exec_id: str) -> TrackedOrder | None:
         with self._cond:
-            for record in self._all:
+            for record in self._kept():
                 if exec_id in record.pending:
                     return record
             return None
@@ -452,6 +543,20 @@ class OrderTracker:
             if until_settled:
                 return self._cond.wait_for(lambda: record.settled, timeout)
             return self._cond.wait_for(lambda: record.is_done, timeout)
+
+
+def _checked_keep(keep: int | None) -> int | None:
+    if keep is None:
+        return None
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ConfigError(f"keep_recent must be a positive number of orders or None (keep all), got {keep!r}")
+    return keep
+
+
+def _finished_for_good(record: TrackedOrder) -> bool:
+    """Nothing will change about ``record`` any more: IB will not report on it again, each of its executions
+    is a fill (handed to the journal), and no modification awaits IB's answer."""
+    return _never_at_ib_again(record) and not record.pending and record.modifying is None
 
 
 def _never_at_ib_again(record: TrackedOrder) -> bool:

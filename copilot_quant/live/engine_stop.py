@@ -17,6 +17,7 @@ from copilot_quant.brokers.live_data_adapter import LiveDataFeedAdapter
 from copilot_quant.errors import BrokerError
 from copilot_quant.journal import EventKind, TradeJournal
 from copilot_quant.live.engine_state import EngineState
+from copilot_quant.live.fills import FillDispatcher
 from copilot_quant.live.gc_policy import BetweenBarsGc
 from copilot_quant.live.on_stop import flatten_strategies, journal_stop, leave_orders, run_stop_hooks
 from copilot_quant.live.worker import Worker
@@ -46,6 +47,7 @@ class EngineStop(EngineState):
     _wake: threading.Event
     worker: Worker
     _gc: BetweenBarsGc
+    dispatcher: FillDispatcher
 
     def stop(self) -> None:
         """Stop the worker promptly, then unsubscribe and call ``on_stop``/``finalize`` once. Idempotent."""
@@ -92,19 +94,59 @@ class EngineStop(EngineState):
             except (BrokerError, TimeoutError, ConnectionError) as exc:
                 log.warning("unsubscribing failed: %s", exc)
         run_stop_hooks(self._slots, self._errors)
-        self.broker.flush_journal()  # what IB reported up to now is in the journal before it closes
         detail = why + left
         level = logging.WARNING if "still working" in left else logging.INFO
         self._events.emit(EventKind.STOP, detail, level=level, journaled=False)
         self.checkpointer.close()
         journal = self.journal
-        if journal is not None:
+        if journal is not None and self._owns_journal:
+            self._close_journal(detail)
+        elif journal is not None:  # the caller's journal stays open and attached: what IB reports goes on
+            self.broker.flush_journal()
             journal_stop(journal, detail)
-            if self._owns_journal:
-                self.broker.journal = None
-                journal.close()
-                self.journal = None
         log.info("engine stopped: %s", why)
+
+    def _close_journal(self, detail: str | None) -> None:
+        """Close the journal this engine opened with everything IB reported up to now in it, the stop last.
+
+        IB's reports keep coming while the engine stops (a fill or a cancel of an order left working). Each
+        was journaled by a write that captured the journal on the IB loop thread and ran later on the journal
+        writer; one that ran after the close failed ("journal is closed") and engaged the kill switch, which
+        cancelled the orders the stop meant to leave. So: the journal is detached first, on the loop thread
+        (every report handled before that was handed to the journal, every one after is not), then every
+        write handed over is waited for, then the stop is journaled and the journal closed. A report after the
+        detach is not journaled now: the next start's reconciliation reads IB's orders and executions and
+        records it — as it does for whatever happens while no engine runs — and each fill of those is logged
+        as a WARNING (:meth:`~copilot_quant.live.fills.FillDispatcher.left_for_reconciliation`). Waiting for
+        them instead would keep the journal open for as long as an order works at IB (a GTC one: days).
+        """
+        journal = self.journal
+        if journal is None:
+            return
+        self.dispatcher.hold_late()  # the strategies have stopped: fills from now on are not queued for them
+        runtime = self.connection.runtime
+        try:  # on the loop: a report being handled there now is handed to the journal before this runs
+            runtime.call(self._detach_journal)
+        except (BrokerError, TimeoutError) as exc:  # the loop is gone (or stuck): nothing more comes from it
+            log.debug("journal detached off the IB loop: %s", exc)
+            self._detach_journal()
+        if not self.broker.flush_journal():
+            log.warning("the journal writer did not finish before the journal closes; see the errors")
+        for fill in self.dispatcher.take_late():
+            if fill.fill_id and journal.knows_fill(fill.fill_id):
+                log.info(
+                    "fill %s came in as the engine stopped: journaled (its strategy had stopped)",
+                    fill.fill_id,
+                )
+            else:
+                self.dispatcher.left_for_reconciliation(fill)
+        if detail is not None:
+            journal_stop(journal, detail)
+        self.journal = None
+        journal.close()
+
+    def _detach_journal(self) -> None:
+        self.broker.journal = None
 
     def _drain_fills(self) -> int:
         """Book queued fills and deliver them to their strategy's ``on_fill`` (worker thread)."""

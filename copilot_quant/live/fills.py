@@ -93,10 +93,78 @@ class FillDispatcher:
         #: Called when a live fill is queued: wakes the worker (the engine's inline dispatch, when on, has
         #: it delivered on the IB loop thread instead: :mod:`copilot_quant.live.inline`).
         self.notify: Callable[[], None] = wake.set
+        #: Whether the stop has begun closing the journal: live fills are no longer queued for the worker
+        #: (the strategies are stopped) but held (:meth:`hold_late`), then said to be left to reconciliation.
+        self._closing = False
+        self._late: list[Fill] | None = None
+        self._late_lock = threading.Lock()
+        #: Execution ids of the fills :meth:`left_for_reconciliation` (insertion-ordered, bounded).
+        self._unjournaled: dict[str, None] = {}
 
     def live(self, fill: Fill) -> None:  # journal writer (or IB loop) thread: hand over, never block
+        if self._closing and self._after_close(fill):
+            return
         self._queue.put(_Delivery(fill, None, self.booking))
         self.notify()
+
+    # ------------------------------------------------------------------ fills while the journal closes
+    def hold_late(self) -> None:
+        """The stop is about to close the journal: hold the fills that arrive from now on (:meth:`take_late`)
+        instead of queueing them for strategies that have stopped."""
+        with self._late_lock:
+            self._late = []
+            self._closing = True
+
+    def take_late(self) -> list[Fill]:
+        """The fills held since :meth:`hold_late`; every later one is logged as left to the next start's
+        reconciliation (:meth:`left_for_reconciliation`) until :meth:`reopen`."""
+        with self._late_lock:
+            late, self._late = self._late or [], None
+            return late
+
+    def take_unjournaled(self, exec_id: str) -> bool:
+        """Whether execution ``exec_id`` arrived once the journal had closed (forgotten from now on): the
+        adapter has seen it, so reconciliation records and delivers it itself."""
+        with self._late_lock:
+            if exec_id not in self._unjournaled:
+                return False
+            del self._unjournaled[exec_id]
+            return True
+
+    def reopen(self) -> None:
+        """A journal is open again (start): fills are queued for the worker again."""
+        with self._late_lock:
+            self._late = None
+            self._closing = False
+
+    def _after_close(self, fill: Fill) -> bool:
+        """Hold ``fill`` or say it is left to reconciliation; False if the journal was reopened meanwhile."""
+        with self._late_lock:
+            if not self._closing:
+                return False
+            if self._late is not None:
+                self._late.append(fill)
+                return True
+        self.left_for_reconciliation(fill)
+        return True
+
+    def left_for_reconciliation(self, fill: Fill) -> None:
+        """Say that ``fill`` came once the journal closed: nothing records it now, the next start will (this
+        engine's too: :meth:`take_unjournaled`)."""
+        if fill.fill_id:
+            with self._late_lock:
+                self._unjournaled[fill.fill_id] = None
+                while len(self._unjournaled) > FILLS_KEPT:  # a stopped engine left connected for months
+                    del self._unjournaled[next(iter(self._unjournaled))]
+        log.warning(
+            "fill %s (%s %g %s @ %g) arrived after the engine stopped and its journal closed: not journaled "
+            "now; the next start's reconciliation records it from IB's executions and passes it to on_fill",
+            fill.fill_id,
+            fill.side,
+            fill.fill_quantity,
+            fill.symbol,
+            fill.fill_price,
+        )
 
     def recovered(self, fill: Fill, order_ref: str) -> None:
         """A fill reconciliation found (it happened while the engine was away or disconnected)."""

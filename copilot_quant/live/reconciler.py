@@ -149,6 +149,7 @@ class Reconciler:
         guard: PositionGuard | None = None,
         adjusted: Adjusted | None = None,
         price_of: Callable[[str], float | None] = lambda symbol: None,
+        unjournaled: Callable[[str], bool] = lambda exec_id: False,
     ) -> None:
         self._conn = connection
         self._broker = broker
@@ -161,6 +162,9 @@ class Reconciler:
         self.guard = guard if guard is not None else PositionGuard(events=events, errors=errors)
         self._adjusted = adjusted
         self._price_of = price_of
+        #: Whether an execution id reached the adapter after the stop closed the journal (and forget it): the
+        #: adapter has seen it, so it would not hand it over again; it is recorded here instead.
+        self._unjournaled = unjournaled
         self._adopt: _Adopt | None = None
         #: While a symbol is blocked, the reconciliation runs again every ``recheck_s`` seconds, so that a
         #: position fixed in TWS resumes trading without a reconnect.
@@ -422,6 +426,8 @@ class Reconciler:
         for execution in report.missing_fills:
             ref = execution.order_ref
             tracked = broker.tracker.find(order_ref=ref) if ref else None
+            if tracked is not None and self._unjournaled(execution.exec_id):
+                tracked = None  # it came after the last stop closed the journal: recorded and delivered here
             if tracked is not None and broker.deliver_execution(tracked, execution):
                 continue  # the adapter journals it and delivers it (once) like a live execution
             # IB never reuses an execution id: one journaled for another order is still this order's fill

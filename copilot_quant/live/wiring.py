@@ -182,6 +182,7 @@ def build_parts(
         guard=guard,
         adjusted=hooks.adjusted,
         price_of=hooks.price_of,
+        unjournaled=fills.take_unjournaled,
     )
     router = OrderRouter(
         broker=broker,
