@@ -47,6 +47,11 @@ class DataUnavailableError(DataError):
     """The data source cannot be reached and nothing usable is cached."""
 
 
+class BarGridError(DataError):
+    """Intraday bars that are not on IB's bar grid (e.g. Yahoo's hourly bars, 09:30–10:30 …): a backtest on
+    them would trade other bars than IB serves live (see :mod:`copilot_quant.data.bar_grid`)."""
+
+
 class OrderError(CopilotQuantError):
     """Base class for order problems."""
 

@@ -20,14 +20,14 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from ib_async import LimitOrder, MarketOrder, StopLimitOrder, StopOrder
 from ib_async import Order as IBOrder
 
 from copilot_quant.backtest.interfaces import BAR_COLUMNS, SUPPORTED_INTERVALS
 from copilot_quant.backtest.orders import Order, OrderStatus, OrderType, TimeInForce
-from copilot_quant.data.calendars import DEFAULT_CALENDAR, closing_session_of, daily_close_stamps
+from copilot_quant.data.bar_grid import bar_ends_of_starts
+from copilot_quant.data.calendars import DEFAULT_CALENDAR, daily_close_stamps
 from copilot_quant.data.intervals import INTRADAY_INTERVALS, bar_duration
 from copilot_quant.data.resample import resample_daily
 from copilot_quant.errors import DataError
@@ -126,15 +126,14 @@ def _stamp_intraday(
     if index.tz is None:  # formatDate=2 gives UTC; anything naive is read as UTC too
         index = index.tz_localize("UTC")
     index = index.tz_convert("UTC").as_unit("ns")
-    ends = index + bar_duration(interval)
-    # A short last bar of a session (e.g. 15:30-16:00 in hourly bars) ends at the close, not later.
-    closes = closing_session_of(index + pd.Timedelta(1, "ns"), calendar)
-    return pd.DatetimeIndex(np.minimum(ends.asi8, closes.as_unit("ns").asi8)).tz_localize("UTC")
+    # IB's clock grid: the 09:30 hourly bar ends at 10:00, a session's last bar at the close.
+    ends = bar_ends_of_starts(index.asi8, bar_duration(interval).value, calendar)
+    return pd.DatetimeIndex(ends.view("datetime64[ns]")).tz_localize("UTC")
 
 
 def bar_stamps(dates: Iterable[Any], interval: str, calendar: str = DEFAULT_CALENDAR) -> pd.DatetimeIndex:
     """The project stamps (UTC close times) of IB bar ``date`` fields: session closes for daily dates (also
-    the daily rows weekly/monthly bars are built from), start + length (clipped at the close) intraday.
+    the daily rows weekly/monthly bars are built from), the end of IB's clock slot (cut at the close) intraday.
     ``calendar`` is the instrument's (a future's CME Globex close, a pair's 17:00 New York), so live bars
     carry the stamps the backtest's data has."""
     labels = list(dates)

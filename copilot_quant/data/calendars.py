@@ -63,6 +63,7 @@ __all__ = [
     "session_closes",
     "session_closing_after",
     "session_open",
+    "session_spans_of",
     "sessions_by_day",
     "whole_session_range",
 ]
@@ -368,6 +369,18 @@ def closing_session_of(instants: pd.DatetimeIndex, calendar: str = DEFAULT_CALEN
     if len(pos) and pos.max() >= len(closes):
         raise DataError(f"Some instants are after the last {calendar} session in the calendar.")
     return pd.DatetimeIndex(closes[pos]).tz_localize("UTC")
+
+
+def session_spans_of(
+    instants_ns: np.ndarray, calendar: str = DEFAULT_CALENDAR
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(opens, closes)`` (int64 ns UTC) of the session each instant (int64 ns UTC) belongs to, as
+    :func:`closing_session_of` picks it: the first session closing at or after the instant."""
+    _, opens, closes = _bounds(calendar)
+    pos = np.searchsorted(closes, instants_ns, side="left")
+    if len(pos) and pos.max() >= len(closes):
+        raise DataError(f"Some instants are after the last {calendar} session in the calendar.")
+    return opens[pos], closes[pos]
 
 
 def daily_close_stamps(days: pd.DatetimeIndex, calendar: str = DEFAULT_CALENDAR) -> pd.DatetimeIndex:

@@ -12,7 +12,9 @@ How timestamps are read — the one thing a CSV cannot tell us, so it is stated 
 * **Intraday times** are read as the bar's **start** by default (what most vendors and IB's own
   ``reqHistoricalData`` export write) and moved to the bar's end, the moment it became known; pass
   ``bar_end=True`` when the file already stamps bars at their end. The bar length is ``interval`` or, when
-  not given, inferred from the most common spacing within a day.
+  not given, inferred from the most common spacing within a day. Bars must lie on IB's grid
+  (:mod:`~copilot_quant.data.bar_grid`: hourly 09:30–10:00, 10:00–11:00 …, so the 09:30 bar ends at 10:00);
+  a file on another grid (Yahoo's hourly 09:30, 10:30 …) raises :class:`~copilot_quant.errors.BarGridError`.
 * **Weekly / monthly** files (``interval='1wk'``/``'1mo'``, never inferred): each row is stamped at the last
   session close of the week or month its date falls in, whether the vendor dated it by the period's first
   day (as Yahoo does) or its last.
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from copilot_quant.data.bar_grid import bar_ends_of_starts, check_ends_on_grid, check_starts_on_grid
 from copilot_quant.data.base import BarProvider
 from copilot_quant.data.calendars import DEFAULT_CALENDAR, daily_close_stamps, get_calendar
 from copilot_quant.data.dates import EXCHANGE_TZ
@@ -118,6 +121,23 @@ def _period_close_stamps(days: pd.DatetimeIndex, interval: str, calendar: str) -
     return pd.DatetimeIndex(closes.iloc[last]).tz_convert("UTC").as_unit("ns")
 
 
+def _grid_stamps(
+    times: pd.DatetimeIndex, interval: str, bar_end: bool, calendar: str, where: str
+) -> pd.DatetimeIndex:
+    """Intraday times (UTC) as bar ends on IB's grid (:mod:`~copilot_quant.data.bar_grid`): a start moves to
+    its bar's end (09:30 → 10:00 in hourly bars); times on another grid raise
+    :class:`~copilot_quant.errors.BarGridError` rather than mix two grids."""
+    values = times.as_unit("ns").asi8
+    step = bar_duration(interval).value
+    if bar_end:
+        check_ends_on_grid(values, interval, step, calendar, where)
+        return times
+    check_starts_on_grid(values, interval, step, calendar, where)
+    return pd.DatetimeIndex(bar_ends_of_starts(values, step, calendar).view("datetime64[ns]")).tz_localize(
+        "UTC"
+    )
+
+
 def read_csv_bars(
     path: str | Path,
     *,
@@ -174,9 +194,7 @@ def read_csv_bars(
                 f"{where}: some times do not exist or are ambiguous in {tz} (a DST change: {exc}); "
                 "write the times with their UTC offset, e.g. 2024-11-03 01:30-04:00."
             ) from exc
-        if not bar_end:
-            stamps = stamps + bar_duration(interval)
-        index = pd.DatetimeIndex(stamps).tz_convert("UTC")
+        index = _grid_stamps(pd.DatetimeIndex(stamps).tz_convert("UTC"), interval, bar_end, calendar, where)
     elif interval == "1d":
         index = daily_close_stamps(wall.normalize(), calendar)
     else:

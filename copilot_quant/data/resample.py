@@ -2,14 +2,15 @@
 
 One rule everywhere: an aggregate bar is stamped at the stamp of its *last* constituent bar, the moment it
 became known, so it never reveals anything that had not happened yet. For complete groups that is the
-group's natural end (16:00 for a day, the week's last session close, 10:30 for the 09:30–10:30 hour); a
+group's natural end (16:00 for a day, the week's last session close, 11:00 for the 10:00–11:00 hour); a
 trailing group the data ends inside is partial and stamped where the data stops, exactly as it looked then.
 
-Groups: intraday buckets are aligned to the session open (09:30, 10:30, … and a short last bucket ending at
-the close), days are exchange sessions (early closes included), weeks run Monday–Sunday and months are
-calendar months, all in the exchange's time zone. The calendar is the bars' own (``'CME_GLOBEX'`` for a
-future, ``'FX'`` for a pair): intraday bars that lie between its sessions are refused with a
-:class:`~copilot_quant.errors.DataError`, never grouped into a session they are not part of.
+Groups: intraday buckets are IB's clock slots (:mod:`~copilot_quant.data.bar_grid`: hourly bars
+09:30–10:00, 10:00–11:00, … 15:00–16:00, as IB serves them), days are exchange sessions (early closes
+included), weeks run Monday–Sunday and months are calendar months, all in the exchange's time zone. The
+calendar is the bars' own (``'CME_GLOBEX'`` for a future, ``'FX'`` for a pair): intraday bars that lie
+between its sessions are refused with a :class:`~copilot_quant.errors.DataError`, never grouped into a
+session they are not part of.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from copilot_quant.data.bar_grid import clock_slot_ns
 from copilot_quant.data.calendars import (
     DEFAULT_CALENDAR,
     closing_session_of,
@@ -128,10 +130,11 @@ def aggregate_bars(
     _check_inside_sessions(stamps, opens, source, calendar)
     if target == "1d":
         return _reduce(frame, session_close)
-    step = bar_duration(target).value
-    bucket = (stamps.asi8 - bar_duration(source).value - opens) // step
-    # (session, bucket) as one sortable key: buckets per session are far below 2**20.
-    return _reduce(frame, inverse.astype(np.int64) * (1 << 20) + bucket)
+    # A bar's clock slot is that of its last instant (its end lies in (start, slot end]); a new group starts
+    # where the slot or the session changes.
+    slot = clock_slot_ns(stamps.asi8 - 1, bar_duration(target).value, tz)
+    change = (slot[1:] != slot[:-1]) | (inverse[1:] != inverse[:-1])
+    return _reduce(frame, np.cumsum(np.r_[0, change]))
 
 
 def _check_inside_sessions(stamps: pd.DatetimeIndex, opens: np.ndarray, source: str, calendar: str) -> None:

@@ -16,8 +16,9 @@ Properties:
 * **Deterministic, whatever the window.** A bar depends only on ``seed``, the symbol, ``start`` and the model
   parameters: two requests agree wherever they overlap, and a longer series begins with the shorter one.
 * **Honest timestamps.** UTC, like every provider. Daily bars are stamped at each session's close (early
-  closes included); intraday bars lie inside regular hours, aligned to the open and stamped at bar end (the
-  last bar of a session may be shorter and ends at the close). No bar exists outside a session.
+  closes included); intraday bars lie inside regular hours on IB's clock grid
+  (:mod:`~copilot_quant.data.bar_grid`: hourly bars 09:30–10:00, 10:00–11:00 …) and are stamped at bar end
+  (the first bar of a session starts at the open, the last ends at the close). No bar exists outside a session.
 * **Valid OHLC.** Prices are positive, ``High >= max(Open, Close)``, ``Low <= min(Open, Close)``.
 * **Prices an exchange would print.** Every price is on the cent grid (at least 0.01) and every volume a
   whole number of shares.
@@ -41,8 +42,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from copilot_quant.data.bar_grid import bar_ends_in_sessions
 from copilot_quant.data.base import BarProvider
-from copilot_quant.data.calendars import DEFAULT_CALENDAR, get_calendar, session_bounds
+from copilot_quant.data.calendars import DEFAULT_CALENDAR, exchange_tz_name, get_calendar, session_bounds
 from copilot_quant.data.continuous import RollRule, assemble, session_labels
 from copilot_quant.data.dates import DateLike, slice_range, to_utc
 from copilot_quant.data.intervals import DERIVED_FROM_DAILY, INTRADAY_INTERVALS, bar_duration
@@ -214,7 +216,7 @@ class SyntheticDataProvider(BarProvider):
     def _stamps_until(self, interval: str, until: pd.Timestamp) -> pd.DatetimeIndex:
         """Bar-end times of every session of the series that opens before ``until``."""
         opens, closes = self._sessions(until)
-        ends = closes if interval == "1d" else _intraday_ends(opens, closes, _step(interval))
+        ends = closes if interval == "1d" else _intraday_ends(opens, closes, _step(interval), self.calendar)
         return _utc_index(ends)
 
     def _sessions(self, until: pd.Timestamp, calendar: str | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -307,7 +309,9 @@ class SyntheticDataProvider(BarProvider):
                 model, self._key(terms.path), days.take(slice(first, None)), _minutes(opens, closes)[first:],
                 closes[first:],
             )  # fmt: skip
-            frame = _frame(minutes, _intraday_ends(opens[first:], closes[first:], _MINUTE_NS), terms)
+            frame = _frame(
+                minutes, _intraday_ends(opens[first:], closes[first:], _MINUTE_NS, calendar), terms
+            )
             frame = aggregate_bars(frame, "1m", interval, calendar)
         return slice_range(frame, lo, until)
 
@@ -370,13 +374,9 @@ def _minutes(opens: np.ndarray, closes: np.ndarray) -> np.ndarray:
     return -((opens - closes) // _MINUTE_NS)
 
 
-def _intraday_ends(opens: np.ndarray, closes: np.ndarray, step: int) -> np.ndarray:
-    """Bar-end times (int64 ns) of ``step``-long bars aligned to each open; the last one ends at the close."""
-    counts = -((opens - closes) // step)  # ceil((close - open) / step)
-    session = np.repeat(np.arange(len(counts)), counts)
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    k = np.arange(int(counts.sum()), dtype=np.int64) - first
-    return np.minimum(opens[session] + (k + 1) * step, closes[session])
+def _intraday_ends(opens: np.ndarray, closes: np.ndarray, step: int, calendar: str) -> np.ndarray:
+    """Bar-end times (int64 ns) of ``step``-long bars of each session, on IB's clock grid."""
+    return bar_ends_in_sessions(opens, closes, step, exchange_tz_name(calendar))
 
 
 def _utc_index(ends: np.ndarray) -> pd.DatetimeIndex:

@@ -17,6 +17,13 @@ gaps). Both are cached separately (``<cache_dir>/adjusted`` and ``<cache_dir>/ra
 at bar end, capped at the session close. ``1wk``/``1mo`` are aggregated from daily bars, so their stamps
 follow the same rule.
 
+**Hourly bars on IB's grid.** Yahoo's hourly bars run 09:30–10:30, 10:30–11:30 … 15:30–16:00; IB's run
+09:30–10:00, 10:00–11:00 … 15:00–16:00 (:mod:`~copilot_quant.data.bar_grid`). So ``'1h'`` is never downloaded
+as such: it is built from Yahoo's ``'30m'`` bars (the same on both grids) on IB's grid, and a backtest sees
+the hours a live run sees. Yahoo keeps 30-minute bars for about 60 days only, so hourly history reaches that
+far back; for more, download IB's own bars (``copilot-quant data download``). Yahoo hourly bars handed to
+:func:`from_yahoo` raise :class:`~copilot_quant.errors.BarGridError`.
+
 Cache location: ``cache_dir``, else ``$COPILOT_QUANT_CACHE/yfinance``, else ``~/.copilot_quant/cache/yfinance``.
 Pre-fill it (tests, air-gapped machines) with :meth:`YFinanceProvider.prime`. Set ``offline=True`` or
 ``COPILOT_QUANT_OFFLINE=1`` to never touch the network. yfinance's own logger is set to CRITICAL on the first
@@ -32,9 +39,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from copilot_quant.data.bar_grid import bar_ends_of_starts, check_starts_on_grid
 from copilot_quant.data.base import BarProvider
 from copilot_quant.data.calendars import (
     DEFAULT_CALENDAR,
@@ -44,7 +51,7 @@ from copilot_quant.data.calendars import (
 )
 from copilot_quant.data.dates import slice_range
 from copilot_quant.data.intervals import DERIVED_FROM_DAILY, INTRADAY_INTERVALS, bar_duration
-from copilot_quant.data.resample import resample_daily
+from copilot_quant.data.resample import aggregate_bars, resample_daily
 from copilot_quant.data.store import ParquetStore
 from copilot_quant.data.validation import check_supported_interval, empty_bars, normalize_symbol
 from copilot_quant.errors import DataError, DataUnavailableError, UnknownSymbolError
@@ -54,6 +61,8 @@ __all__ = ["YFinanceProvider", "default_cache_dir", "from_yahoo"]
 logger = logging.getLogger(__name__)
 
 _TRUTHY = {"1", "true", "yes", "on"}
+#: Built from 30-minute bars: Yahoo's own hours are on another grid than IB's.
+_HOURLY = "1h"
 
 
 def default_cache_dir() -> Path:
@@ -67,8 +76,9 @@ def from_yahoo(raw: pd.DataFrame, interval: str, calendar: str = DEFAULT_CALENDA
     """Re-stamp a frame as yfinance returns it to the bar convention (not yet validated).
 
     Yahoo stamps daily bars at local midnight and intraday bars at bar start; here daily bars get the
-    session close and intraday bars their end time, capped at the session close (a 15:30 hourly bar ends
-    at 16:00, not 16:30).
+    session close and intraday bars their end on IB's grid, capped at the session close (a 15:30 half-hour
+    bar ends at 16:00). Bars whose starts are off that grid — Yahoo's hourly 10:30, 11:30 … — raise
+    :class:`~copilot_quant.errors.BarGridError`: aggregate Yahoo's 30-minute bars instead.
     """
     tz = exchange_tz_name(calendar)
     frame = raw[[c for c in ("Open", "High", "Low", "Close", "Volume") if c in raw.columns]].copy()
@@ -77,11 +87,13 @@ def from_yahoo(raw: pd.DataFrame, interval: str, calendar: str = DEFAULT_CALENDA
     if interval == "1d":
         frame.index = daily_close_stamps(local, calendar)
         return frame
-    ends = local.tz_convert("UTC") + bar_duration(interval)
-    closes = daily_close_stamps(local.normalize(), calendar)
-    frame.index = pd.DatetimeIndex(
-        np.minimum(ends.as_unit("ns").asi8, closes.as_unit("ns").asi8)
-    ).tz_localize("UTC")
+    starts = local.tz_convert("UTC").as_unit("ns").asi8
+    step = bar_duration(interval).value
+    check_starts_on_grid(starts, interval, step, calendar, f"Yahoo Finance {interval} bars")
+    ends = pd.DatetimeIndex(bar_ends_of_starts(starts, step, calendar).view("datetime64[ns]")).tz_localize(
+        "UTC"
+    )
+    frame.index = ends
     return frame
 
 
@@ -130,7 +142,7 @@ class YFinanceProvider(BarProvider):
         return self.cache.symbols()
 
     def native_intervals(self, symbol: str) -> frozenset[str]:
-        return frozenset(INTRADAY_INTERVALS | {"1d"})
+        return frozenset((INTRADAY_INTERVALS - {_HOURLY}) | {"1d"})  # hours: aggregated from 30m
 
     def _require_symbol(self, symbol: str) -> str:
         return normalize_symbol(symbol)  # any ticker may exist on Yahoo; a download tells
@@ -171,6 +183,8 @@ class YFinanceProvider(BarProvider):
                     )
             daily = self._range(symbol, "1d", early, hi)
             return slice_range(resample_daily(daily, interval, self._tz), lo, hi)
+        if interval == _HOURLY:
+            return self._hours_from_half_hours(symbol, lo, hi)
         cached = (
             self.cache.bars(symbol, interval) if interval in self.cache.native_intervals(symbol) else None
         )
@@ -205,6 +219,14 @@ class YFinanceProvider(BarProvider):
             f"(YFinanceProvider(cache_dir=...).prime(symbol, bars)), or use offline data "
             f"(SampleDataProvider, CSVDataProvider, ParquetStore; CLI: --data sample)."
         )
+
+    def _hours_from_half_hours(
+        self, symbol: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None
+    ) -> pd.DataFrame:
+        """Hourly bars on IB's grid from Yahoo's 30-minute bars (Yahoo's own hours are 09:30–10:30 …)."""
+        early = None if lo is None else lo - pd.Timedelta(_HOURLY)  # the whole first hour, not cut at ``lo``
+        halves = self._range(symbol, "30m", early, hi)
+        return slice_range(aggregate_bars(halves, "30m", _HOURLY, self.calendar), lo, hi)
 
     def _covers(
         self, cached: pd.DataFrame, interval: str, lo: pd.Timestamp | None, hi: pd.Timestamp | None

@@ -3,8 +3,9 @@ market clock (no bar that has not closed yet is ever returned) and format bar da
 
 IB dates a bar by its **start**: daily bars as ``yyyymmdd``, intraday bars as ``yyyymmdd hh:mm:ss
 US/Eastern`` (formatDate 1) or epoch seconds (formatDate 2). The project stamps bars at their end, so the
-start is derived: ``max(end - bar size, previous bar's end)`` (the short last bar of a session starts where
-the previous one ended).
+start is derived from IB's clock grid (:mod:`~copilot_quant.data.bar_grid`): the start of the bar's clock
+slot, or the session's open for the short first bar of a session (hourly: 09:30, 10:00, 11:00 …).
+Coarser sizes are aggregated from the replayed or stored bars on the same grid.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from copilot_quant.data.calendars import session_bounds, session_open
+from copilot_quant.data.bar_grid import bar_starts_of_ends, clock_slot_ns
+from copilot_quant.data.calendars import exchange_tz_name, session_bounds, session_open, session_spans_of
 from copilot_quant.data.intervals import bar_duration
 from copilot_quant.errors import DataError
 from copilot_quant.gateway.market import Bar, MarketReplay
@@ -298,7 +300,7 @@ class HistoryService:
             return data, pd.DatetimeIndex([], tz="UTC")
         starts = self._starts(pd.DatetimeIndex(data.index), source)
         if size.kind == "intraday" and size.step is not None and size.step != _interval_length(source):
-            data, starts = _aggregate(data, starts, size.step)
+            data, starts = _aggregate(data, size.step, self.calendar)
         return data, starts
 
     def _quoted(self, data: pd.DataFrame, what: str, symbol: str) -> pd.DataFrame:
@@ -318,14 +320,8 @@ class HistoryService:
     def _starts(self, ends: pd.DatetimeIndex, interval: str) -> pd.DatetimeIndex:
         if interval in ("1d", "1wk", "1mo"):
             return ends
-        length = _interval_length(interval)
-        naive = ends - length
-        previous = ends.to_series().shift(1).to_numpy()
-        out = [
-            max(s, p) if isinstance(p, pd.Timestamp) and not pd.isna(p) else s
-            for s, p in zip(naive, previous, strict=True)
-        ]
-        return pd.DatetimeIndex(out)
+        values = bar_starts_of_ends(ends.as_unit("ns").asi8, _interval_length(interval).value, self.calendar)
+        return pd.DatetimeIndex(values.view("datetime64[ns]")).tz_localize("UTC")
 
     def head_timestamp(self, symbol: str, format_date: int) -> str:
         """The start of the earliest bar available for ``symbol`` (its first daily session)."""
@@ -371,15 +367,9 @@ class HistoryService:
         if size.kind in ("1d", "1wk", "1mo"):
             return format_bar_date(bar.start, bar.end, size.kind, format_date)
         step = size.step or pd.Timedelta(minutes=1)
-        midnight = bar.start.tz_convert(_EASTERN).normalize()
-        try:
-            opens = session_open(midnight.tz_localize(None), self.calendar)
-        except DataError:
-            opens = midnight  # no session that day (a market open around the clock trades anyway)
-        if bar.start < opens:
-            opens = midnight  # before the bell: buckets count from midnight, as the bars' own history does
-        k = (bar.start - opens) // step
-        return format_bar_date(opens + step * k, bar.end, "intraday", format_date)
+        # The bucket of ``size`` holding the bar: its clock slot, cut at the session's open (data/bar_grid.py).
+        start = bar_starts_of_ends(np.array([bar.end.value], dtype=np.int64), step.value, self.calendar)[0]
+        return format_bar_date(pd.Timestamp(int(start), tz="UTC"), bar.end, "intraday", format_date)
 
 
 def _interval_length(interval: str) -> pd.Timedelta:
@@ -387,14 +377,17 @@ def _interval_length(interval: str) -> pd.Timedelta:
 
 
 def _aggregate(
-    data: pd.DataFrame, starts: pd.DatetimeIndex, step: pd.Timedelta
+    data: pd.DataFrame, step: pd.Timedelta, calendar: str
 ) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
-    """Group bars into ``step`` buckets counted from each session's first bar start."""
-    eastern_day = starts.tz_convert(_EASTERN).normalize()
-    first_start = pd.Series(starts, index=starts).groupby(eastern_day.to_numpy()).transform("min").to_numpy()
-    first = pd.DatetimeIndex(first_start)
-    bucket = first + step * ((starts - first) // step)
-    grouped = data.groupby(bucket.to_numpy())
+    """Group bars into IB's ``step`` buckets: clock slots (data/bar_grid.py), never across two sessions;
+    each bucket is dated as IB dates it, by its slot's start or the session's open (a short first bucket)."""
+    ends = pd.DatetimeIndex(data.index).as_unit("ns").asi8
+    slot = clock_slot_ns(ends - 1, step.value, exchange_tz_name(calendar))
+    _, session = session_spans_of(ends, calendar)
+    change = (slot[1:] != slot[:-1]) | (session[1:] != session[:-1])
+    bucket = np.cumsum(np.r_[0, change])
+    first = np.r_[0, np.flatnonzero(change) + 1]
+    grouped = data.groupby(bucket)
     out = pd.DataFrame(
         {
             "Open": grouped["Open"].first(),
@@ -404,10 +397,10 @@ def _aggregate(
             "Volume": grouped["Volume"].sum(),
         }
     )
-    ends = pd.Series(data.index, index=data.index).groupby(bucket.to_numpy()).max()
-    bucket_starts = _utc_index(out.index)
-    out.index = _utc_index(pd.Index(ends.to_numpy()))
-    return out, bucket_starts
+    last = np.r_[first[1:] - 1, len(ends) - 1]
+    out.index = _utc_index(pd.Index(ends[last].view("datetime64[ns]")))
+    starts = bar_starts_of_ends(ends[first], step.value, calendar)
+    return out, _utc_index(pd.Index(starts.view("datetime64[ns]")))
 
 
 def _utc_index(index: pd.Index) -> pd.DatetimeIndex:

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from copilot_quant.data.bar_grid import bar_end_at, bar_starts_of_ends
 from copilot_quant.data.calendars import (
-    is_market_open,
     next_session_close,
-    next_session_open,
     previous_session_close,
     session_open,
 )
@@ -302,10 +301,7 @@ class MarketReplay(MarketQuotes):
             return pd.Timestamp(min(pending), tz="UTC")
         if self.interval == "1d":
             return next_session_close(now, self.calendar)
-        if is_market_open(now, self.calendar):
-            return min(now + self._duration, next_session_close(now, self.calendar))
-        opens = next_session_open(now, self.calendar)
-        return min(opens + self._duration, next_session_close(opens, self.calendar))
+        return bar_end_at(now, self._duration, self.calendar)  # IB's clock grid, cut by the session
 
     def bar_start(self, end: pd.Timestamp, previous_end: pd.Timestamp | None) -> pd.Timestamp:
         """When a bar ending at ``end`` opened (session open for daily bars)."""
@@ -316,9 +312,16 @@ class MarketReplay(MarketQuotes):
                 )
             except DataError:
                 return end - pd.Timedelta(hours=6, minutes=30)
-        start = end - self._duration
+        start = pd.Timestamp(
+            int(
+                bar_starts_of_ends(
+                    np.array([end.value], dtype=np.int64), self._duration.value, self.calendar
+                )[0]
+            ),
+            tz="UTC",
+        )
         if previous_end is not None and previous_end > start:
-            start = previous_end
+            start = previous_end  # data with a gap-free but off-grid past: never overlap the bar before
         return start
 
     def advance(self) -> list[Bar]:

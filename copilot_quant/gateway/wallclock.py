@@ -34,11 +34,10 @@ from typing import Final
 import numpy as np
 import pandas as pd
 
+from copilot_quant.data.bar_grid import bar_end_at
 from copilot_quant.data.calendars import (
     is_market_open,
     next_session_close,
-    next_session_open,
-    session_open,
 )
 from copilot_quant.data.intervals import bar_duration
 from copilot_quant.errors import ConfigError
@@ -67,25 +66,16 @@ _GRID: Final = 0.01
 def live_bar_end(t: pd.Timestamp, interval: str, hours: str, calendar: str = "XNYS") -> pd.Timestamp:
     """The end of the ``interval`` bar that is forming at instant ``t`` (always after ``t``).
 
-    Around the clock, bars are aligned to New York midnight (a daily bar is a New York day); on exchange
-    hours they are aligned to the session open, the last one ends at the close, and a closed market's
+    Intraday bars are on IB's clock grid (:mod:`~copilot_quant.data.bar_grid`): around the clock, slots
+    counted from midnight (a daily bar is a New York day); on exchange hours the same slots cut by the
+    session (hourly: 09:30–10:00, 10:00–11:00 …, the last one ending at the close), and a closed market's
     next bar is the first one after the next open.
     """
-    if hours == "always":
-        midnight = t.tz_convert(_EASTERN).normalize().tz_convert("UTC")
-        if interval == "1d":
-            return (t.tz_convert(_EASTERN).normalize() + pd.Timedelta(days=1)).tz_convert("UTC")
-        step = bar_duration(interval)
-        return midnight + step * ((t - midnight) // step + 1)
     if interval == "1d":
+        if hours == "always":
+            return (t.tz_convert(_EASTERN).normalize() + pd.Timedelta(days=1)).tz_convert("UTC")
         return next_session_close(t, calendar)
-    step = bar_duration(interval)
-    if is_market_open(t, calendar):
-        day = t.tz_convert(_EASTERN).normalize().tz_localize(None)
-        opens = session_open(day, calendar)
-        return min(opens + step * ((t - opens) // step + 1), next_session_close(t, calendar))
-    opens = next_session_open(t, calendar)
-    return min(opens + step, next_session_close(opens, calendar))
+    return bar_end_at(t, bar_duration(interval), calendar, around_clock=hours == "always")
 
 
 @dataclass(slots=True)

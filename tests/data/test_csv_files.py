@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from copilot_quant.backtest.interfaces import BAR_COLUMNS, IDataFeed
 from copilot_quant.data.providers import CSVDataProvider
-from copilot_quant.errors import DataError, UnknownSymbolError
+from copilot_quant.errors import BarGridError, DataError, UnknownSymbolError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -238,3 +238,24 @@ def test_intraday_files_round_trip_to_utc_bar_ends_on_any_day(tmp_path_factory, 
     expected = [(t.tz_localize("America/New_York") + shift).tz_convert("UTC") for t in local]
     assert list(bars.index) == expected
     assert bars["Close"].tolist() == closes[: len(local)]
+
+
+def test_hourly_bars_dated_as_ib_dates_them_end_on_the_clock_hour(tmp_path):
+    # IB's hourly bars start 09:30, 10:00, 11:00 ... 15:00 (data/bar_grid.py): the first ends at 10:00
+    rows = [
+        f"2024-03-08 {t},1,2,1,2,5" for t in ("09:30", "10:00", "11:00", "12:00", "13:00", "14:00", "15:00")
+    ]
+    path = write(tmp_path / "X.csv", "Date,Open,High,Low,Close,Volume\n" + "\n".join(rows) + "\n")
+    bars = CSVDataProvider(path, interval="1h").get_historical_data("X", "2024-03-08", "2024-03-08", "1h")
+    local = bars.index.tz_convert("America/New_York").strftime("%H:%M")
+    assert list(local) == ["10:00", "11:00", "12:00", "13:00", "14:00", "15:00", "16:00"]
+
+
+@pytest.mark.parametrize("bar_end", [False, True])
+def test_hourly_bars_on_the_half_hour_grid_are_refused_with_a_named_error(tmp_path, bar_end):
+    # Yahoo's hourly grid (09:30-10:30 ...): mixing it with IB's clock hours would trade other bars live
+    times = ("10:30", "11:30", "12:30") if bar_end else ("09:30", "10:30", "11:30")
+    rows = [f"2024-03-08 {t},1,2,1,2,5" for t in times]
+    path = write(tmp_path / "X.csv", "Date,Open,High,Low,Close,Volume\n" + "\n".join(rows) + "\n")
+    with pytest.raises(BarGridError, match="IB's bar grid"):
+        CSVDataProvider(path, interval="1h", bar_end=bar_end).get_historical_data("X", interval="1h")

@@ -1,4 +1,4 @@
-"""Aggregation to coarser bars: session-aligned buckets, stamps at the last constituent, no look-ahead."""
+"""Aggregation to coarser bars: IB clock-grid buckets, stamps at the last constituent, no look-ahead."""
 
 from __future__ import annotations
 
@@ -20,16 +20,17 @@ def minutes(start: str = "2024-11-27", end: str = "2024-12-02", seed: int = 1) -
     )
 
 
-def test_hourly_buckets_align_to_the_open_and_the_last_one_ends_at_the_close():
+def test_hourly_buckets_are_ibs_clock_hours_the_first_one_starting_at_the_open():
+    # IB's hourly bars: 09:30-10:00, 10:00-11:00, ... (see data/bar_grid.py), not 09:30-10:30.
     bars = minutes("2024-11-29", "2024-11-29")  # half day: 09:30-13:00
     hourly = aggregate_bars(bars, "1m", "1h")
     assert list(hourly.index.tz_convert("America/New_York").strftime("%H:%M")) == [
-        "10:30",
-        "11:30",
-        "12:30",
+        "10:00",
+        "11:00",
+        "12:00",
         "13:00",
     ]
-    first_hour = bars.iloc[:60]
+    first_hour = bars.iloc[:30]  # the half hour 09:30-10:00
     row = hourly.iloc[0]
     assert row["Open"] == first_hour["Open"].iloc[0]
     assert row["High"] == first_hour["High"].max()

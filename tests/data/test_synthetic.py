@@ -99,10 +99,11 @@ def test_intraday_bars_lie_inside_regular_hours_and_end_at_bar_end(interval, per
     assert_valid_bars(bars)
 
 
-def test_hourly_bars_end_on_the_half_hour_and_the_last_one_at_the_close():
+def test_hourly_bars_are_ibs_clock_hours_the_first_one_from_the_open():
+    # IB's grid (data/bar_grid.py): 09:30-10:00, 10:00-11:00, ... 15:00-16:00, not 09:30-10:30 ... 15:30-16:00.
     bars = SyntheticDataProvider().get_historical_data("X", "2024-01-05", "2024-01-05", interval="1h")
     local = bars.index.tz_convert("America/New_York").strftime("%H:%M")
-    assert list(local) == ["10:30", "11:30", "12:30", "13:30", "14:30", "15:30", "16:00"]
+    assert list(local) == ["10:00", "11:00", "12:00", "13:00", "14:00", "15:00", "16:00"]
 
 
 def test_weekly_and_monthly_bars_aggregate_the_daily_path():

@@ -136,9 +136,10 @@ def test_a_forex_pair_is_midpoints_half_a_tick_above_its_bid_with_no_trade_volum
 def test_forex_hours_run_round_the_clock_but_not_on_the_weekend():
     hours = provider().get_historical_data("EUR.USD", "2026-12-04", "2026-12-08", "1h")
     new_york = hours.index.tz_convert("America/New_York")
-    # hours aligned to the 17:15 open, the last one ending at 17:00: Friday's bars ending 00:15 ... 16:15
-    # and 17:00; Monday's and Tuesday's sessions (24 each); Tuesday evening's ending 18:15 ... 23:15
-    assert len(hours) == 18 + 24 + 24 + 6
+    # IB's clock hours (data/bar_grid.py): a session's first bar is 17:15-18:00, then 18:00-19:00 ... the
+    # last 16:00-17:00: the sessions labelled Friday, Monday and Tuesday, 24 bars each
+    assert len(hours) == 24 * 3
+    assert (new_york.minute == 0).all()
     assert not ((new_york.day_of_week == 5) | ((new_york.day_of_week == 6) & (new_york.hour < 18))).any()
     assert not ((new_york.hour == 17) & (new_york.minute == 15)).any()  # the roll's quarter hour is closed
     jpy = provider().get_historical_data("USD.JPY", "2026-12-01", "2026-12-04")

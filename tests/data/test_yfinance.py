@@ -11,7 +11,7 @@ import pytest
 from copilot_quant.data.providers import YFinanceProvider
 from copilot_quant.data.synthetic import SyntheticDataProvider
 from copilot_quant.data.yfinance_provider import default_cache_dir, from_yahoo
-from copilot_quant.errors import DataUnavailableError
+from copilot_quant.errors import BarGridError, DataError, DataUnavailableError
 
 
 def _yahoo_resolves() -> bool:
@@ -109,10 +109,32 @@ def test_yahoo_stamps_become_session_closes_and_bar_ends():
         pd.Timestamp("2024-11-29 18:00", tz="UTC"),
         pd.Timestamp("2024-12-02 21:00", tz="UTC"),
     ]
-    raw.index = pd.DatetimeIndex(["2024-11-29 12:30", "2024-12-02 14:30"]).tz_localize("America/New_York")
-    hourly = from_yahoo(raw, "1h")
-    # 12:30 + 1h would pass the 13:00 early close; the bar ends at the close.
-    assert list(hourly.index) == [
-        pd.Timestamp("2024-11-29 18:00", tz="UTC"),
-        pd.Timestamp("2024-12-02 20:30", tz="UTC"),
+    raw.index = pd.DatetimeIndex(["2024-11-29 12:30", "2024-12-02 15:30"]).tz_localize("America/New_York")
+    halves = from_yahoo(raw, "30m")
+    assert list(halves.index) == [
+        pd.Timestamp("2024-11-29 18:00", tz="UTC"),  # 12:30-13:00, the early close
+        pd.Timestamp("2024-12-02 21:00", tz="UTC"),
     ]
+
+
+def test_yahoos_half_hour_aligned_hours_are_refused_not_mixed_with_ibs_clock_hours():
+    # Yahoo's hourly bars start 09:30, 10:30 ...; IB's 09:30, 10:00, 11:00 ... (data/bar_grid.py)
+    starts = pd.date_range("2024-12-02 09:30", periods=7, freq="1h", tz="America/New_York")
+    raw = pd.DataFrame({"Open": 1.0, "High": 2.0, "Low": 0.5, "Close": 1.5, "Volume": 10}, index=starts)
+    with pytest.raises(BarGridError, match="10:30") as caught:
+        from_yahoo(raw, "1h")
+    assert "30m" in str(caught.value)
+    assert isinstance(caught.value, DataError)
+
+
+def test_hourly_bars_are_built_on_ibs_grid_from_cached_half_hours(tmp_path):
+    halves = SyntheticDataProvider(seed=4).get_historical_data("AAPL", "2024-12-02", "2024-12-03", "30m")
+    provider = YFinanceProvider(cache_dir=tmp_path, offline=True)
+    provider.prime("AAPL", halves, "30m")
+    hourly = provider.get_historical_data("AAPL", "2024-12-02", "2024-12-03", "1h")
+    local = hourly.index.tz_convert("America/New_York").strftime("%H:%M")
+    assert list(local[:7]) == ["10:00", "11:00", "12:00", "13:00", "14:00", "15:00", "16:00"]
+    assert len(hourly) == 14
+    assert hourly["Open"].iloc[0] == halves["Open"].iloc[0]
+    assert hourly["Close"].iloc[0] == halves["Close"].iloc[0]  # the first hour is the half hour 09:30-10:00
+    assert hourly["Volume"].iloc[1] == halves["Volume"].iloc[1:3].sum()

@@ -401,9 +401,10 @@ def test_intraday_bars_reach_the_strategy_stamped_at_bar_end(gateway_factory):
         server.clock.step(2)
         assert wait_until(lambda: len(strategy.calls) == 2)
         stamps = [ts for ts, _ in strategy.calls]
+        # IB's clock hours (data/bar_grid.py): 09:30-10:00 EST, then 10:00-11:00
         assert stamps == [
-            pd.Timestamp("2024-03-04 15:30", tz="UTC"),
-            pd.Timestamp("2024-03-04 16:30", tz="UTC"),
+            pd.Timestamp("2024-03-04 15:00", tz="UTC"),
+            pd.Timestamp("2024-03-04 16:00", tz="UTC"),
         ]
         assert all(data.index[-1] == ts for ts, data in strategy.calls)
     finally:

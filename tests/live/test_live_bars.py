@@ -275,21 +275,26 @@ def test_the_frame_is_a_copy_that_callers_may_modify(interval: str) -> None:
     assert store.frame().iloc[-1]["Close"] == -6.0
 
 
-def test_an_hourly_bar_is_stamped_at_its_end_and_clipped_at_the_close() -> None:
+def test_an_hourly_bar_is_stamped_at_the_end_of_its_clock_hour() -> None:
+    # IB's hourly bars are clock hours (data/bar_grid.py): the 09:30 bar is 09:30-10:00, the last 15:00-16:00
     store = LiveBars("1h")
-    store.upsert([bar(ny(2024, 3, 5, 9, 30)), bar(ny(2024, 3, 5, 15, 30))])
-    assert list(store.frame().index) == [utc_stamp(ny(2024, 3, 5, 10, 30)), utc_stamp(ny(2024, 3, 5, 16))]
+    store.upsert([bar(ny(2024, 3, 5, 9, 30)), bar(ny(2024, 3, 5, 10)), bar(ny(2024, 3, 5, 15))])
+    assert list(store.frame().index) == [
+        utc_stamp(ny(2024, 3, 5, 10)),
+        utc_stamp(ny(2024, 3, 5, 11)),
+        utc_stamp(ny(2024, 3, 5, 16)),
+    ]
     assert store.last_stamp() == pd.Timestamp("2024-03-05 21:00", tz="UTC")
     # the same bar labelled in UTC (IB's formatDate=2) is the same bar
-    store.upsert([bar(datetime(2024, 3, 5, 20, 30, tzinfo=UTC), c=77.0)])
-    assert len(store) == 2
+    store.upsert([bar(datetime(2024, 3, 5, 20, 0, tzinfo=UTC), c=77.0)])
+    assert len(store) == 3
     assert store.frame()["Close"].iloc[-1] == 77.0
 
 
-def test_an_hourly_bar_on_an_early_close_day_is_clipped_at_the_early_close() -> None:
+def test_an_hourly_bar_on_an_early_close_day_ends_at_the_early_close() -> None:
     store = LiveBars("1h")
-    store.upsert([bar(ny(2023, 11, 24, 11, 30)), bar(ny(2023, 11, 24, 12, 30))])
-    assert list(store.frame().index) == [utc_stamp(ny(2023, 11, 24, 12, 30)), utc_stamp(ny(2023, 11, 24, 13))]
+    store.upsert([bar(ny(2023, 11, 24, 11)), bar(ny(2023, 11, 24, 12))])
+    assert list(store.frame().index) == [utc_stamp(ny(2023, 11, 24, 12)), utc_stamp(ny(2023, 11, 24, 13))]
     assert store.last_stamp() == pd.Timestamp("2023-11-24 18:00", tz="UTC")
     half = LiveBars("30m")
     half.upsert([bar(ny(2023, 11, 24, 12, 30))])
