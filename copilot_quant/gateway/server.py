@@ -46,6 +46,7 @@ from copilot_quant.gateway.broker import SimBroker
 from copilot_quant.gateway.clock import SimClock
 from copilot_quant.gateway.core import GatewayCore
 from copilot_quant.gateway.faults import FaultInjector
+from copilot_quant.gateway.instrument_contracts import FOREX_PAIRS
 from copilot_quant.gateway.publisher import SessionPublisher
 from copilot_quant.gateway.session import Session
 from copilot_quant.model.costs import CommissionModel, NoSlippage, SlippageModel, commission_model
@@ -248,6 +249,7 @@ class GatewayServer:
         self._note_generated_symbols()
         self.broker.price_source = self._quoted_price
         self.broker.account.price_source = self._quoted_price  # exchange rates of pairs the account lacks
+        self.broker.account.quoted_currencies = self._quoted_currencies
         if config.speed:
             self.core.clock.run(config.speed)
         self.faults = FaultInjector(self)
@@ -262,6 +264,10 @@ class GatewayServer:
     def _quoted_price(self, symbol: str) -> float | None:
         quote = self.core.market.quotes.get(symbol)
         return None if quote is None else float(quote.last)
+
+    def _quoted_currencies(self) -> set[str]:
+        """The currencies of the forex pairs the market quotes (``EUR.USD``: EUR and USD)."""
+        return {c for symbol in self.core.market.quotes if symbol in FOREX_PAIRS for c in symbol.split(".")}
 
     def _market_time(self) -> datetime:
         return self.core.now.to_pydatetime()
