@@ -75,6 +75,9 @@ class GatewayConfig:
         symbols: the symbols offered (default: the data source's own list); a source with a fixed list
             must have them all.
         account, live_account, cash: the simulated account (``live_account`` presents a ``U…`` id).
+        currency: the account's base currency (``cash`` is in it; default USD): IB's account values come in
+            it, and every other currency is valued at the market's pair quoting it against the base (an
+            EUR account holding US stocks needs ``EUR.USD`` among the symbols).
         clock: ``'replay'`` (the default here: the clock moves when stepped, or at ``speed``) or ``'wall'``:
             a paper market trading in real time from now, with prices generated live (what a bare
             ``copilot-quant gateway`` runs; see :mod:`copilot_quant.gateway.wallclock`).
@@ -120,6 +123,7 @@ class GatewayConfig:
     account: str = "DU1234567"
     live_account: bool = False
     cash: float = 1_000_000.0
+    currency: str = "USD"
     clock: str = "replay"
     hours: str = "always"
     speed: float | None = None
@@ -142,6 +146,11 @@ class GatewayConfig:
             raise ConfigError(f"port must be 0..65535 (0 = any free port), got {self.port}.")
         if self.cash <= 0:
             raise ConfigError(f"cash must be positive, got {self.cash}.")
+        if not (isinstance(self.currency, str) and len(self.currency) == 3 and self.currency.isalpha()):
+            raise ConfigError(
+                f"currency must be a 3-letter currency code such as USD or EUR, got {self.currency!r}."
+            )
+        self.currency = self.currency.upper()
         if self.speed is not None and self.speed < 0:
             raise ConfigError(f"speed is bars per second and must be >= 0, got {self.speed}.")
         if self.partial_fill_size is not None and self.partial_fill_size <= 0:
@@ -217,6 +226,7 @@ class GatewayServer:
         self.broker = SimBroker(
             account=config.account,
             cash=config.cash,
+            currency=config.currency,
             commission=None if config.commission is None else commission_model(config.commission),
             slippage=config.slippage,
             partial_fill_size=config.partial_fill_size,
