@@ -10,9 +10,11 @@ count an order that is still working. The rule, kept simple so that it can be ex
   base currency.
 * An order keeps the part of its reservation that IB's last account update does not include: its quantity
   not filled yet (a working order is in no account value) and what it filled since that update.
-* An account update from IB (any row of the ``reqAccountUpdates`` stream; the rows of one update come
-  together, after the executions it includes) counts every fill received so far: those are in IB's
-  figures from then on. An order that is finished and fully counted drops out.
+* A new ``BuyingPower`` or ``AvailableFunds`` from IB (an account update: its rows come together, after
+  the executions it includes) counts every fill received so far: those are in IB's figures from then
+  on. An order that is finished and fully counted drops out. (Should IB compute an update before an
+  execution it sends first, that fill is released early: the check is then as loose as IB's figure,
+  never looser.)
 * The pre-check compares an order with ``IB's figure − the reservations``. Nothing is ever credited — a
   sale's proceeds, or the margin a cover frees, count once IB's figure includes them — so the check is
   never looser than IB's own value, only stricter between two updates.

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 _MARGINED = (AssetClass.FUTURE, AssetClass.FOREX)
 #: The keys of IB's exchange rate per currency (TWS may prefix per-currency keys with ``$LEDGER-``).
 _RATE_TAGS = ("ExchangeRate", "$LEDGER-ExchangeRate")
+#: The account values the pre-check compares with: a new one of either ends the reservations it includes.
+_CHECKED_TAGS = frozenset({"BuyingPower", "AvailableFunds"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,5 +492,6 @@ class IbAccount:
             self._watching = ib
 
     def _on_account_value(self, value: AccountValue) -> None:
-        if value.account == (self._conn.account or value.account):
+        # IB recomputed the figure the check compares with: it includes every fill received before it
+        if value.tag in _CHECKED_TAGS and value.account == (self._conn.account or value.account):
             self.commitments.account_updated()
