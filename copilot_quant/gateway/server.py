@@ -123,7 +123,6 @@ class GatewayConfig:
     account: str = "DU1234567"
     live_account: bool = False
     cash: float = 1_000_000.0
-    currency: str = "USD"
     clock: str = "replay"
     hours: str = "always"
     speed: float | None = None
@@ -140,6 +139,7 @@ class GatewayConfig:
     max_clients: int = 32
     account_update_interval: float = DEFAULT_ACCOUNT_UPDATE_INTERVAL
     extra: dict[str, Any] = field(default_factory=dict)
+    currency: str = "USD"  # last: the fields before it keep their positions
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:

@@ -10,22 +10,26 @@ order IB gave no rate for is refused, saying so.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import pytest
 from copilot_quant.backtest.orders import Order, OrderStatus
 from copilot_quant.brokers.ib_account import IbAccount
 from copilot_quant.brokers.live_broker_adapter import LiveBrokerAdapter
+from copilot_quant.brokers.order_tracking import TrackedOrder
 from copilot_quant.data.providers import SyntheticDataProvider
 from copilot_quant.gateway.server import GatewayServer
 from copilot_quant.gateway.testing import running_gateway
 from eventkit import Event
+from hypothesis import given
+from hypothesis import strategies as st
 from ib_async import AccountValue, Forex, Position
 
 NOW = datetime(2024, 1, 2, 19, tzinfo=UTC)
+T = TypeVar("T")
 ACCOUNT = "DU1234567"
 
 
@@ -117,9 +121,19 @@ class _Connection:
         self.ib, self.account = ib, ACCOUNT
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (every read is in the cache) without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coroutine.close()
+    raise AssertionError("the pre-check waited for IB: a value was not in the cache")
+
+
 def _check(rows: Sequence[tuple[str, str, str]], order: Order, price: float) -> tuple[str | None, float]:
     account = IbAccount(_Connection(_IB(rows)), lambda price, qty: 0.0)  # type: ignore[arg-type]
-    return asyncio.run(account.check_async(order, price, allow_short=True))
+    return _run(account.check_async(order, price, allow_short=True))
 
 
 USD_ACCOUNT = [
@@ -134,7 +148,7 @@ USD_ACCOUNT = [
 def test_an_order_in_a_currency_ib_sent_no_rate_for_is_refused_saying_how_to_fix_it() -> None:
     account = IbAccount(_Connection(_IB(USD_ACCOUNT)), lambda price, qty: 0.0)  # type: ignore[arg-type]
     order = Order("EUR.GBP", 20_000, "market", "buy")
-    refusal = asyncio.run(account.refusal_async(order, 0.86, allow_short=True))
+    refusal = _run(account.refusal_async(order, 0.86, allow_short=True))
     assert refusal is not None  # it used to be passed unchecked
     assert "no ExchangeRate for GBP or EUR" in refusal
     assert "precheck_buying_power=False" in refusal
@@ -183,9 +197,39 @@ def test_a_sale_that_only_reduces_a_position_is_never_kept_back_by_a_missing_rat
     ib.positions = lambda account="": held  # type: ignore[method-assign]
     account = IbAccount(_Connection(ib), lambda price, qty: 0.0)  # type: ignore[arg-type]
     closing = Order("EUR.GBP", 20_000, "market", "sell")
-    assert asyncio.run(account.check_async(closing, 0.86, allow_short=True)) == (None, 0.0)
+    assert _run(account.check_async(closing, 0.86, allow_short=True)) == (None, 0.0)
     # a 30,000 short is a bigger position than the 20,000 long: the growth needs its margin, so the rate
     reversing = Order("EUR.GBP", 50_000, "market", "sell")
-    refusal, _ = asyncio.run(account.check_async(reversing, 0.86, allow_short=True))
+    refusal, _ = _run(account.check_async(reversing, 0.86, allow_short=True))
     assert refusal is not None
     assert "no ExchangeRate" in refusal
+
+
+@given(
+    power=st.floats(0, 1e7),
+    rate=st.floats(0.005, 200),
+    reserved=st.lists(st.floats(0, 1e6), max_size=5),
+    quantity=st.integers(1, 10_000),
+    price=st.floats(0.01, 5_000),
+)
+def test_an_order_passed_never_needs_more_than_ibs_figure_whatever_the_currency_and_reservations(
+    power: float, rate: float, reserved: list[float], quantity: int, price: float
+) -> None:
+    rows = [
+        ("NetLiquidation", f"{power:.2f}", "CHF"),
+        ("BuyingPower", f"{power:.2f}", "CHF"),
+        ("ExchangeRate", f"{rate:.6f}", "USD"),
+    ]
+    account = IbAccount(_Connection(_IB(rows)), lambda price, qty: price * qty * 0.001)  # type: ignore[arg-type]
+    for amount in reserved:
+        working = TrackedOrder(Order("MSFT", 100, "market", "buy"))
+        working.order.status = OrderStatus.SUBMITTED
+        account.commitments.reserve(working, amount)
+    refusal, needed = _run(
+        account.check_async(Order("AAPL", quantity, "market", "buy"), price, allow_short=True)
+    )
+    ib_power = float(f"{power:.2f}")
+    if refusal is None:
+        assert needed <= ib_power - sum(reserved) + 1e-6 * max(1.0, ib_power)
+        assert needed <= ib_power + 1e-9
+    assert needed == pytest.approx(quantity * price * float(f"{rate:.6f}") * 1.001)
