@@ -390,9 +390,8 @@ class IbAccount:
         unit = self._unit_value(order.symbol, inst, price)
         base = self._in_base()
         if inst.kind is AssetClass.FUTURE:
-            needed = (
-                opening * inst.initial_margin * (unit / price)
-            )  # the margin is in the contract's currency
+            rate = unit / price  # the margin is in the contract's currency
+            needed = opening * inst.initial_margin * rate
             basis = f"{opening:g} contracts x {inst.initial_margin:,.2f} {inst.currency} initial margin"
         else:
             needed = unit * opening * FOREX_MARGIN_RATE
