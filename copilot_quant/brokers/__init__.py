@@ -17,6 +17,7 @@ Nothing outside this package sees an ib_async object. One module per concept:
 * :mod:`.ib_order_events` — IB's order events applied to the tracker (order truth from IB's own reports).
 * :mod:`.fill_gate` — journal-gated, exactly-once delivery of fills.
 * :mod:`.ib_account` — account values, positions, buying power.
+* :mod:`.buying_power` — what the buying-power pre-check reserves until IB's account values include it.
 * :mod:`.contracts`, :mod:`.tick_rules` — qualified contracts and IB's price grid.
 * :mod:`.ib_bar_streams` — keepUpToDate bar streams and their stores; :mod:`.stream_health` — their
   liveness apart from quotes; :mod:`.market_data_permissions` — market-data permission codes in words.

@@ -127,7 +127,12 @@ class BrokerAccountReads:
         return self._account.pnl()
 
     def check_buying_power(self, order: Order, price: float) -> bool:
-        """Whether IB's BuyingPower covers ``order`` at ``price`` plus commission (see the short policy)."""
+        """Whether IB's BuyingPower covers ``order`` at ``price`` plus commission (see the short policy),
+        in the account's base currency (an order in another currency at IB's ``ExchangeRate``; refused
+        without one), less what the orders this adapter sent since IB's last account update reserve —
+        IB sends its values every 3 minutes, so a fill just made and a working order are not in them
+        (:mod:`~copilot_quant.brokers.buying_power`). Never looser than IB's own figure. A future or a pair
+        is checked for its margin against AvailableFunds instead."""
         refusal = self._account.buying_power_refusal(order, float(price), allow_short=self.allow_short)
         if refusal is not None:
             log.info("%s", refusal)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ib_async import RequestError
 
 from copilot_quant.backtest.orders import Order, OrderSide, Position
+from copilot_quant.brokers.buying_power import Commitments, ExchangeRateUnknownError, headroom
 from copilot_quant.brokers.ib_contracts import TRADED_SEC_TYPES, instrument_key, unit_avg_cost
 from copilot_quant.brokers.runtime import IBRuntime
 from copilot_quant.errors import BrokerError, ConfigError, NotConnectedError
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: What is margined, not paid in full: a future, a forex pair.
 _MARGINED = (AssetClass.FUTURE, AssetClass.FOREX)
+#: The keys of IB's exchange rate per currency (TWS may prefix per-currency keys with ``$LEDGER-``).
+_RATE_TAGS = ("ExchangeRate", "$LEDGER-ExchangeRate")
+#: The account values the pre-check compares with: a new one of either ends the reservations it includes.
+_CHECKED_TAGS = frozenset({"BuyingPower", "AvailableFunds"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,10 @@ class IbAccount:
         self._keys: dict[int, str] = {}
         #: symbol -> its instrument by the default registry (None: unreadable), for the buying-power check.
         self._instruments: dict[str, Instrument | None] = {}
+        #: What this adapter's orders reserve of IB's buying power until IB's values include them.
+        self.commitments = Commitments()
+        #: The ib_async ``IB`` whose account updates clear the reservations (see _watch_account_updates).
+        self._watching: Any = None
 
     def _instrument(self, symbol: str) -> Instrument | None:
         """``InstrumentRegistry().resolve(symbol)`` (None when it cannot read it), once per symbol: what the
@@ -314,55 +323,34 @@ class IbAccount:
             return f"cannot check buying power: {exc}"
         return refusal
 
-    async def _margin_refusal(self, order: Order, price: float, inst: Instrument) -> str | None:
-        """A future or a pair needs margin, not its value, out of the account's AvailableFunds (as the
-        backtest and the simulated gateway ask): a future its initial margin per contract (the default
-        registry's figure), a pair :data:`FOREX_MARGIN_RATE` of its USD value, for what the order adds to
-        the position. A short is ordinary for both: never refused as one. IB's own requirement decides in
-        the end (an order it refuses is REJECTED); ``precheck_buying_power=False`` leaves it all to IB."""
-        unit = self._usd_value_of_unit(order.symbol, price)
-        if unit is None:
-            log.info("no USD rate for %s's quote currency yet: its margin is left to IB", order.symbol)
-            return None
-        qty = float(order.quantity)
-        held = self.read_position(order.symbol)
-        # what the position grows by: a reversal's closing part frees the margin its opening part needs
-        opening = abs(held + order.signed_quantity) - abs(held)
-        if opening <= 0:
-            return None
-        if inst.kind is AssetClass.FUTURE:
-            rate = unit / price  # USD per unit of the contract's currency
-            needed = opening * inst.initial_margin * rate
-            basis = f"{opening:g} contracts x {inst.initial_margin:,.2f} initial margin"
-        else:
-            needed = unit * opening * FOREX_MARGIN_RATE
-            basis = f"{FOREX_MARGIN_RATE:.0%} of {unit * opening:,.2f} USD"
-        needed += self._commission(unit, qty)
-        available = await self.value_async("AvailableFunds")
-        if needed > available:
-            return (
-                f"insufficient buying power: {order.side} {qty:g} {order.symbol} needs {needed:,.2f} of margin "
-                f"({basis}, with commission) but IB AvailableFunds is {available:,.2f}; reduce the quantity"
-            )
-        return None
+    # ------------------------------------------------------------------ the buying-power pre-check
+    async def check_async(self, order: Order, price: float, *, allow_short: bool) -> tuple[str | None, float]:
+        """The pre-check of ``order`` at ``price`` (loop thread): ``(why it is refused or None, what it
+        reserves once placed)``, in the account's base currency.
 
-    def _usd_value_of_unit(self, symbol: str, price: float) -> float | None:
-        """One unit of ``symbol`` at ``price`` in USD (loop thread): the price itself when it is quoted in USD;
-        a pair quoted in another currency converted (``USD.JPY``: one USD; ``EUR.GBP``: at IB's GBP
-        ``ExchangeRate``); None when IB has reported no rate for that currency."""
-        inst = self._instrument(symbol)
-        if inst is None or inst.currency == "USD":
-            return price
-        if inst.kind is AssetClass.FOREX and inst.root == "USD":
-            return 1.0
-        rate = self.read_currencies().get(inst.currency, (0.0, math.nan))[1]
-        return price * rate if math.isfinite(rate) and rate > 0 else None
+        A stock needs the value of what it opens (see the short policy) plus commission out of IB's
+        BuyingPower; a future or a pair the margin it adds plus commission out of AvailableFunds (see
+        :meth:`_margin_check`). Either is checked against IB's figure less what this adapter's orders
+        reserved since IB last updated it (:mod:`copilot_quant.brokers.buying_power`): never more than IB's
+        figure. An order in another currency than the account's is valued at IB's ``ExchangeRate`` for it;
+        without one it is refused (:class:`~copilot_quant.brokers.buying_power.ExchangeRateUnknownError`).
+        """
+        self._watch_account_updates()
+        inst = self._instrument(order.symbol)
+        try:
+            if inst is not None and inst.kind in _MARGINED:
+                return await self._margin_check(order, price, inst)
+            return await self._stock_check(order, price, inst, allow_short)
+        except ExchangeRateUnknownError as exc:
+            return str(exc), 0.0
 
     async def refusal_async(self, order: Order, price: float, *, allow_short: bool) -> str | None:
-        inst = self._instrument(order.symbol)
-        if inst is not None and inst.kind in _MARGINED:
-            return await self._margin_refusal(order, price, inst)
-        power = await self.value_async("BuyingPower")
+        """Why ``order`` is not affordable at ``price``, or ``None`` (loop thread; see :meth:`check_async`)."""
+        return (await self.check_async(order, price, allow_short=allow_short))[0]
+
+    async def _stock_check(
+        self, order: Order, price: float, inst: Instrument | None, allow_short: bool
+    ) -> tuple[str | None, float]:
         qty = float(order.quantity)
         held = self.read_position(order.symbol)
         if order.side == OrderSide.BUY:
@@ -370,15 +358,139 @@ class IbAccount:
         else:
             opening = max(0.0, qty - max(held, 0.0))
             if opening > 0 and not allow_short:
-                return f"selling {qty:g} {order.symbol} would open a short position and allow_short=False"
-        unit = self._usd_value_of_unit(order.symbol, price)
-        if unit is None:
-            log.info("no USD rate for %s's quote currency yet: its buying power is left to IB", order.symbol)
-            return None
+                return (
+                    f"selling {qty:g} {order.symbol} would open a short position and allow_short=False",
+                    0.0,
+                )
+        if opening <= 0:
+            return None, 0.0  # it only reduces a position: never refused (nor kept back by a missing rate)
+        unit = self._unit_value(order.symbol, inst, price)
         needed = unit * opening + self._commission(unit, qty)
-        if needed > power:
-            return (
+        power = await self.value_async("BuyingPower")
+        refusal = self._short_of(needed, "BuyingPower", power)
+        if refusal is not None:
+            refusal = (
                 f"insufficient buying power: {order.side} {qty:g} {order.symbol} at {price:.2f} needs "
-                f"{needed:,.2f} including commission but IB BuyingPower is {power:,.2f}; reduce the quantity"
+                f"{needed:,.2f}{self._in_base()} including commission but {refusal}; reduce the quantity"
             )
+        return refusal, needed
+
+    async def _margin_check(self, order: Order, price: float, inst: Instrument) -> tuple[str | None, float]:
+        """A future or a pair needs margin, not its value, out of the account's AvailableFunds (as the
+        backtest and the simulated gateway ask): a future its initial margin per contract (the default
+        registry's figure), a pair :data:`FOREX_MARGIN_RATE` of its value, for what the order adds to the
+        position. A short is ordinary for both: never refused as one. IB's own requirement decides in
+        the end (an order it refuses is REJECTED); ``precheck_buying_power=False`` leaves it all to IB."""
+        qty = float(order.quantity)
+        held = self.read_position(order.symbol)
+        # what the position grows by: a reversal's closing part frees the margin its opening part needs
+        opening = abs(held + order.signed_quantity) - abs(held)
+        if opening <= 0:
+            return None, 0.0
+        unit = self._unit_value(order.symbol, inst, price)
+        base = self._in_base()
+        if inst.kind is AssetClass.FUTURE:
+            rate = unit / price  # the margin is in the contract's currency
+            needed = opening * inst.initial_margin * rate
+            basis = f"{opening:g} contracts x {inst.initial_margin:,.2f} {inst.currency} initial margin"
+        else:
+            needed = unit * opening * FOREX_MARGIN_RATE
+            basis = f"{FOREX_MARGIN_RATE:.0%} of {unit * opening:,.2f}{base}"
+        needed += self._commission(unit, qty)
+        available = await self.value_async("AvailableFunds")
+        refusal = self._short_of(needed, "AvailableFunds", available)
+        if refusal is not None:
+            refusal = (
+                f"insufficient buying power: {order.side} {qty:g} {order.symbol} needs {needed:,.2f}{base} "
+                f"of margin ({basis}, with commission) but {refusal}; reduce the quantity"
+            )
+        return refusal, needed
+
+    def _short_of(self, needed: float, tag: str, ib_value: float) -> str | None:
+        """None when ``needed`` fits in IB's ``tag`` less the reservations; else what it was compared with."""
+        reserved = self.commitments.total()
+        left = headroom(ib_value, reserved)
+        if needed <= left:
+            return None
+        said = f"IB {tag} is {ib_value:,.2f}{self._in_base()}"
+        if reserved > 0:
+            said += (
+                f" less {reserved:,.2f} reserved by orders sent since IB's last account update "
+                f"(their fills and working orders are not in it yet): {left:,.2f} left"
+            )
+        return said
+
+    def _unit_value(self, symbol: str, inst: Instrument | None, price: float) -> float:
+        """One unit of ``symbol`` at ``price`` in the account's base currency (loop thread), at IB's
+        ``ExchangeRate`` for the currency it is quoted in; a pair at its quote currency's rate, else its
+        base currency's (``USD.JPY``: one USD). A symbol the registry cannot read counts as quoted in USD.
+        Raises :class:`ExchangeRateUnknownError` when IB has sent no rate that values it."""
+        currency = inst.currency if inst is not None else "USD"
+        rate = self._rate(currency)
+        if rate is not None:
+            return price * rate
+        if inst is not None and inst.kind is AssetClass.FOREX:
+            rate = self._rate(inst.root)
+            if rate is not None:
+                return rate
+        known = inst.root if inst is not None and inst.kind is AssetClass.FOREX else ""
+        raise ExchangeRateUnknownError(
+            f"cannot check buying power: IB has sent no ExchangeRate for {currency}"
+            + (f" or {known}" if known else "")
+            + f" (the account's base currency is {self._base_name()}), so {symbol} cannot be valued in it. "
+            "IB reports a rate for each currency the account deals in: convert some cash into "
+            f"{currency} first (a forex order), or pass precheck_buying_power=False to leave the check to IB"
+        )
+
+    def _rate(self, currency: str) -> float | None:
+        """IB's ``ExchangeRate`` of ``currency`` (what one unit is worth in the base currency; 1 for the base
+        itself), read by key from ib_async's cache (loop thread); None when IB has sent none. The key may
+        carry TWS's optional ``$LEDGER-`` prefix of per-currency values."""
+        if currency == self._base_name(default=""):
+            return 1.0
+        for tag in _RATE_TAGS:
+            number = self._row(tag, currency)
+            if number is not None and number > 0:
+                return number
         return None
+
+    def _row(self, tag: str, currency: str) -> float | None:
+        """The number in ``tag``'s row for ``currency`` exactly (loop thread), or None."""
+        ib = self._conn.ib
+        account = self._conn.account or ""
+        rows = getattr(getattr(ib, "wrapper", None), "accountValues", None)
+        if account and isinstance(rows, dict):
+            row = rows.get((account, tag, currency, ""))
+            number = math.nan if row is None else _number(row.value)
+        else:
+            values = (v.value for v in ib.accountValues(account) if v.tag == tag and v.currency == currency)
+            number = _number(next(values, None))
+        return None if math.isnan(number) else number
+
+    def _base_name(self, default: str = "unknown") -> str:
+        """The account's base currency as IB's values tell it (loop thread)."""
+        ib = self._conn.ib
+        account = self._conn.account or ""
+        rows = getattr(getattr(ib, "wrapper", None), "accountValues", None)
+        if account and isinstance(rows, dict):
+            base = self._base_currency(ib, account, rows)
+        else:
+            base = base_currency(ib.accountValues(account))
+        return base or default
+
+    def _in_base(self) -> str:
+        """`` EUR``: the base currency after an amount, or nothing when IB has not told it."""
+        base = self._base_name(default="")
+        return f" {base}" if base else ""
+
+    def _watch_account_updates(self) -> None:
+        """Have IB's account updates clear the reservations they include (once per IB object; loop thread)."""
+        ib = self._conn.ib
+        if self._watching is not ib:
+            ib.accountValueEvent += self._on_account_value
+            self._watching = ib
+
+    def _on_account_value(self, value: AccountValue) -> None:
+        # IB recomputed the figure the check compares with: it includes every fill received before it
+        if value.tag in _CHECKED_TAGS and value.account == (self._conn.account or value.account):
+            self.commitments.account_updated()

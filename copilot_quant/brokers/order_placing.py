@@ -286,7 +286,8 @@ class OrderPlacing:
     async def _place(
         self, record: TrackedOrder, check_price: float, *, parent_ib_id: int = 0, transmit: bool = True
     ) -> float:
-        """Check buying power (at a finite ``check_price``) and place the order, in one trip to the loop.
+        """Check buying power (at a finite ``check_price``) and place the order, in one trip to the loop;
+        a placed order reserves what the check counted for it (:mod:`copilot_quant.brokers.buying_power`).
 
         ``parent_ib_id``/``transmit``: IB's attached-order fields for a bracket (the entry goes with
         ``transmit=False``, its exits name it as ``parentId``; the last exit transmits the group).
@@ -300,8 +301,9 @@ class OrderPlacing:
             record.order.routed_from, record.order.symbol = record.order.symbol, routed
         record.multiplier = contract_multiplier(contract)  # its fills' notional is in money, not points
         ib = self._conn.ib
+        reserve = 0.0
         if math.isfinite(check_price) and check_price > 0:
-            refusal = await self._account.refusal_async(
+            refusal, reserve = await self._account.check_async(
                 record.order, check_price, allow_short=self.allow_short
             )
             if refusal is not None:
@@ -316,6 +318,7 @@ class OrderPlacing:
         ib_order.parentId = parent_ib_id
         ib_order.transmit = transmit
         trade: Trade = ib.placeOrder(contract, ib_order)
+        self._account.commitments.reserve(record, reserve)  # until IB's account values include it
         # The message is on the wire: a later modification of this order (same id) must transmit at once.
         trade.order.transmit = True
         displaced = self.tracker.bind(record, trade.order.orderId, trade.order)

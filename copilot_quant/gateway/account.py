@@ -25,7 +25,8 @@ Futures and forex (issue #14):
   (``InitMarginReq``; maintenance likewise), not its value, and is not in GrossPositionValue.
 * A forex trade moves two balances (``EUR.USD``: the EUR credited, the USD debited); NetLiquidation counts
   every balance at its rate (``CashBalance``, ``TotalCashBalance`` and ``ExchangeRate`` per currency and for
-  ``BASE``), so the pair's position is not counted again. A pair's position ties up ``forex_margin`` of its
+  ``BASE``; an ``ExchangeRate`` alone for a currency the market quotes that the account does not hold, see
+  :meth:`Account.quoted_rates`), so the pair's position is not counted again. A pair's position ties up ``forex_margin`` of its
   value (:data:`~copilot_quant.model.instruments.FOREX_MARGIN_RATE`, 3 %, the backtest's rate too), whatever
   the stock ``leverage`` (a currency loan is not modelled apart).
 * Commissions are paid in the base currency.
@@ -49,7 +50,7 @@ from dataclasses import dataclass
 from copilot_quant.errors import ConfigError
 from copilot_quant.gateway.account_report import SUMMARY_TAGS, account_summary, account_values
 from copilot_quant.gateway.contracts import ContractInfo
-from copilot_quant.gateway.currencies import CurrencyBook
+from copilot_quant.gateway.currencies import CurrencyBook, pair_rate
 from copilot_quant.model.instruments import FOREX_MARGIN_RATE
 from copilot_quant.model.orders import Position
 
@@ -184,6 +185,10 @@ class Account:
         self.price_source: Callable[[str], float | None] | None = None
         #: Foreign-currency balances (forex trades); :attr:`cash` is the base currency's own balance.
         self.currencies = CurrencyBook(currency, price_of=self._pair_price)
+        #: The currencies the market quotes a pair of against the base currency (the gateway sets it): each
+        #: gets an ``ExchangeRate`` account value even before the account holds any (see
+        #: :meth:`quoted_rates`).
+        self.quoted_currencies: Callable[[], Iterable[str]] | None = None
 
     # ----- mutation -------------------------------------------------------------------------------
     def apply_fill(self, contract: ContractInfo, signed_qty: float, price: float, commission: float) -> float:
@@ -227,6 +232,20 @@ class Account:
     def rate(self, currency: str) -> float:
         """Base-currency value of one unit of ``currency`` (1 for the base itself)."""
         return 1.0 if currency == self.currency else self.currencies.rate(currency)
+
+    def quoted_rates(self) -> list[tuple[str, float]]:
+        """``(currency, rate)`` of each currency the market rates against the base and the account holds
+        no balance in: IB lists an ``ExchangeRate`` for each currency of the account's ledgers, also at a
+        0.00 balance, so that a client can value an order in it before the first trade."""
+        if self.quoted_currencies is None:
+            return []
+        held = {c for c, _ in self.currencies.balances(self.cash)}
+        out = []
+        for currency in sorted(set(self.quoted_currencies()) - held):
+            rate = pair_rate(currency, self.currency, self._pair_price)
+            if rate is not None:
+                out.append((currency, rate))
+        return out
 
     def mark(self, symbol: str, price: float) -> bool:
         """Mark ``symbol`` to ``price``; True if the account holds (or held) that symbol."""

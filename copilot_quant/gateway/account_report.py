@@ -110,7 +110,8 @@ def _pnl_values(account: Account) -> list[tuple[str, str, str]]:
 
 
 def _currency_values(account: Account, cash_value: float) -> list[tuple[str, str, str]]:
-    """CashBalance, TotalCashBalance and ExchangeRate per currency held, then for BASE (as IB sends)."""
+    """CashBalance, TotalCashBalance and ExchangeRate per currency held, the ExchangeRate of each other
+    currency the market rates, then the three for BASE (as IB sends)."""
     out: list[tuple[str, str, str]] = []
     for currency, balance in account.currencies.balances(account.cash):
         out += [
@@ -118,6 +119,8 @@ def _currency_values(account: Account, cash_value: float) -> list[tuple[str, str
             ("TotalCashBalance", _money(balance), currency),
             ("ExchangeRate", _rate(account.rate(currency)), currency),
         ]
+    # a currency the market rates but the account never held: its rate alone (see Account.quoted_rates)
+    out += [("ExchangeRate", _rate(rate), currency) for currency, rate in account.quoted_rates()]
     out += [
         ("CashBalance", _money(cash_value), "BASE"),
         ("TotalCashBalance", _money(cash_value), "BASE"),

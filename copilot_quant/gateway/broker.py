@@ -120,6 +120,7 @@ class SimBroker(
         state_file: JSON file; if it exists the broker resumes from it, and every change is saved to it.
         clock: returns the current tz-aware time (the gateway's market clock); used for submission times.
         leverage: margin multiplier, 1 = cash-like buying power (see :mod:`copilot_quant.gateway.account`).
+        currency: the account's base currency (``cash`` is in it).
         live_account: present the account as a live ``U…`` account instead of a ``DU…`` paper account.
     """
 
@@ -136,6 +137,7 @@ class SimBroker(
         clock: Callable[[], datetime] | None = None,
         leverage: float = 1.0,
         live_account: bool = False,
+        currency: str = "USD",
     ) -> None:
         if live_account:
             account = account_id_for(account, live_account=True)
@@ -145,7 +147,7 @@ class SimBroker(
         #: IB's futures and forex commissions (the stock model above prices stocks only)
         self._instrument_meters = InstrumentMeters()
         self._engine = MatchingEngine(slippage or NoSlippage(), partial_fill_size, volume_limit)
-        self._account = Account(account, cash, leverage=leverage)
+        self._account = Account(account, cash, leverage=leverage, currency=currency)
         self._ids = IdAllocator(exec_tag=new_exec_id_tag())
         #: The market time saved in the state file this broker resumed from (None: a fresh account).
         self.resumed_market_time: datetime | None = None

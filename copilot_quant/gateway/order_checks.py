@@ -201,8 +201,8 @@ def buying_power_problem(
         else:
             basis = f"{req.total_quantity:g} x {price:,.2f} / leverage {account.leverage:g}"
         return (
-            f"insufficient buying power: the order needs {needed:,.2f} USD of funds "
-            f"({basis} + commission), available funds are {account.available_funds:,.2f} USD"
+            f"insufficient buying power: the order needs {needed:,.2f} {account.currency} of funds "
+            f"({basis} + commission), available funds are {account.available_funds:,.2f} {account.currency}"
         )
     return None
 

@@ -46,6 +46,7 @@ from copilot_quant.gateway.broker import SimBroker
 from copilot_quant.gateway.clock import SimClock
 from copilot_quant.gateway.core import GatewayCore
 from copilot_quant.gateway.faults import FaultInjector
+from copilot_quant.gateway.instrument_contracts import FOREX_PAIRS
 from copilot_quant.gateway.publisher import SessionPublisher
 from copilot_quant.gateway.session import Session
 from copilot_quant.model.costs import CommissionModel, NoSlippage, SlippageModel, commission_model
@@ -74,6 +75,9 @@ class GatewayConfig:
         symbols: the symbols offered (default: the data source's own list); a source with a fixed list
             must have them all.
         account, live_account, cash: the simulated account (``live_account`` presents a ``U…`` id).
+        currency: the account's base currency (``cash`` is in it; default USD): IB's account values come in
+            it, and every other currency is valued at the market's pair quoting it against the base (an
+            EUR account holding US stocks needs ``EUR.USD`` among the symbols).
         clock: ``'replay'`` (the default here: the clock moves when stepped, or at ``speed``) or ``'wall'``:
             a paper market trading in real time from now, with prices generated live (what a bare
             ``copilot-quant gateway`` runs; see :mod:`copilot_quant.gateway.wallclock`).
@@ -135,12 +139,18 @@ class GatewayConfig:
     max_clients: int = 32
     account_update_interval: float = DEFAULT_ACCOUNT_UPDATE_INTERVAL
     extra: dict[str, Any] = field(default_factory=dict)
+    currency: str = "USD"  # last: the fields before it keep their positions
 
     def validate(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be 0..65535 (0 = any free port), got {self.port}.")
         if self.cash <= 0:
             raise ConfigError(f"cash must be positive, got {self.cash}.")
+        if not (isinstance(self.currency, str) and len(self.currency) == 3 and self.currency.isalpha()):
+            raise ConfigError(
+                f"currency must be a 3-letter currency code such as USD or EUR, got {self.currency!r}."
+            )
+        self.currency = self.currency.upper()
         if self.speed is not None and self.speed < 0:
             raise ConfigError(f"speed is bars per second and must be >= 0, got {self.speed}.")
         if self.partial_fill_size is not None and self.partial_fill_size <= 0:
@@ -216,6 +226,7 @@ class GatewayServer:
         self.broker = SimBroker(
             account=config.account,
             cash=config.cash,
+            currency=config.currency,
             commission=None if config.commission is None else commission_model(config.commission),
             slippage=config.slippage,
             partial_fill_size=config.partial_fill_size,
@@ -248,6 +259,7 @@ class GatewayServer:
         self._note_generated_symbols()
         self.broker.price_source = self._quoted_price
         self.broker.account.price_source = self._quoted_price  # exchange rates of pairs the account lacks
+        self.broker.account.quoted_currencies = self._quoted_currencies
         if config.speed:
             self.core.clock.run(config.speed)
         self.faults = FaultInjector(self)
@@ -262,6 +274,10 @@ class GatewayServer:
     def _quoted_price(self, symbol: str) -> float | None:
         quote = self.core.market.quotes.get(symbol)
         return None if quote is None else float(quote.last)
+
+    def _quoted_currencies(self) -> set[str]:
+        """The currencies of the forex pairs the market quotes (``EUR.USD``: EUR and USD)."""
+        return {c for symbol in self.core.market.quotes if symbol in FOREX_PAIRS for c in symbol.split(".")}
 
     def _market_time(self) -> datetime:
         return self.core.now.to_pydatetime()
