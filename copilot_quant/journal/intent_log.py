@@ -14,7 +14,10 @@ a row leaves it (the file is cut) only once it is in SQLite *and* that SQLite co
 **Crash:** at the next open for writing, every line of the log whose ``order_ref`` is not in SQLite is
 inserted as an intent (state ``intent``), then reconciliation looks it up at IB as any unsent intent. A
 last line the crash cut short was never synced, so its order was never sent: it is dropped, with a
-warning. A damaged line before the last one (only a damaged disk does that) stops the open with a
+warning. So are zeros at the end, in the last lines (what a power loss leaves of an append that was never
+synced on ext4, whose delayed allocation puts a file's new size on the disk before its data): every
+append is synced before the next one starts, so only the last one can be unsynced. A damaged line before
+a good one (only a damaged disk does that) stops the open with a
 :class:`~copilot_quant.errors.JournalError` naming the file.
 
 **One owner.** The writable journal that opens the log holds an exclusive ``flock`` on it for its life
@@ -105,6 +108,23 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:  # a write to a regular file may be short (a signal, a full disk)
         view = view[os.write(fd, view) :]
+
+
+def _drop_zeroed_tail(lines: list[bytes]) -> bool:
+    """Take the lines at the end of ``lines`` (the log's complete lines) that hold a NUL byte off it;
+    whether there were any.
+
+    A power loss can leave zeros where an append was (ext4's delayed allocation puts a file's new size on
+    the disk before its data). Every append is synced before the next one starts, so only the last one can
+    be unsynced: zeros in the lines at the end are an append that never returned (its orders were never
+    sent). JSON never holds a raw NUL, so a line with one is no intent; before a good line it is damage.
+    """
+    end = len(lines)
+    while end and b"\0" in lines[end - 1]:
+        end -= 1
+    dropped = end < len(lines)
+    del lines[end:]
+    return dropped
 
 
 def intent_log_path(journal_path: Path) -> Path:
@@ -274,14 +294,22 @@ class IntentLog:
 
     def _parse(self, data: bytes) -> list[IntentRow]:
         lines = data.split(b"\n")
-        if lines[-1]:  # no newline at the end: the crash cut that write short, before its sync
+        fragment = lines.pop()  # what follows the last newline: nothing, unless a crash cut a write short
+        if _drop_zeroed_tail(lines) or b"\0" in fragment:
+            log.warning(
+                "intent log %s: its last %d byte(s) hold zeros, as a power loss leaves an append that was "
+                "never synced; its order(s) were never sent and are dropped",
+                self.path,
+                len(data) - sum(len(line) + 1 for line in lines),
+            )
+        elif fragment:
             log.warning(
                 "intent log %s: its last line was cut short by a crash; that order was never sent and is "
                 "dropped",
                 self.path,
             )
         rows = []
-        for number, line in enumerate(lines[:-1], start=1):
+        for number, line in enumerate(lines, start=1):
             try:
                 row = json.loads(line)
             except ValueError:
