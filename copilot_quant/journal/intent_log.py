@@ -20,6 +20,15 @@ append is synced before the next one starts, so only the last one can be unsynce
 a good one (only a damaged disk does that) stops the open with a
 :class:`~copilot_quant.errors.JournalError` naming the file.
 
+**Size cap.** Under the journal's ``max_bytes`` cap the log takes only the intents SQLite has room for:
+after each transaction the journal tells it how many pages are left (a reserve aside, for what follows
+the orders already sent), and an append counts the most its rows and those still pending may take
+(:data:`INTENT_PAGES` each, and their bytes twice): one that does not fit raises
+:class:`~copilot_quant.journal.errors.JournalFullError` before anything is written, so its order is never
+sent (a counter and a comparison on the append path; no system call). The refused orders are journaled
+as rejected, in the reserve. A log SQLite cannot hold all the same (an older version's, or another
+journal took the room) is recovered past the cap, with a warning: its rows may be orders that were sent.
+
 **One owner.** The writable journal that opens the log holds an exclusive ``flock`` on it for its life
 (released by the kernel if the process dies, and by the log when its journal is dropped unclosed). The
 lock belongs to the open file, which ``fork`` shares with the child: a forked child closes its copy at
@@ -48,13 +57,14 @@ from pathlib import Path
 from typing import Any
 
 from copilot_quant.errors import JournalError
+from copilot_quant.journal.errors import JournalFullError
 
 try:  # POSIX only; without it the journal has no intent log (see the module docstring)
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["IntentLog", "IntentRow", "intent_log_path"]
+__all__ = ["INTENT_PAGES", "IntentLog", "IntentRow", "intent_log_path"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,11 @@ IntentRow = tuple[Any, ...]
 #: The log is cut once what it holds is in SQLite and on the disk and it has grown past this size (a cut
 #: on every intent would only add file-size changes to the disk syncs).
 _CUT_BYTES = 256 * 1024
+
+#: The most one intent can take in SQLite, in pages, besides its bytes: a row in ``orders`` and one in
+#: ``order_events`` touch six B-trees (the tables, their four indexes), a page split in each at worst
+#: (measured over thousands of intents: 0 to 3 pages). Its bytes count twice (its row, its index keys).
+INTENT_PAGES = 8
 
 _datasync = getattr(os, "fdatasync", os.fsync)
 
@@ -151,6 +166,12 @@ class IntentLog:
         self._applied_at = 0  # the storage's commit count when the last pending rows were committed
         self._size = os.fstat(fd).st_size
         self._broken = False
+        #: Under the journal's max_bytes cap: the pages SQLite can still give intents (:meth:`limit`), and
+        #: what each pending row may take of them. None: no cap.
+        self._room: int | None = None
+        self._costs: list[int] = []
+        self._page_size = 4096
+        self._cap = ""
         _OWNED.add(self)
         # A journal dropped without close(): let go of the file (and its lock) as a crash would, so that
         # the next open in this process owns the log and recovers what only it holds. Detached at close.
@@ -209,6 +230,7 @@ class IntentLog:
                     f"the intent log {self.path} is closed (or belongs to the process this one was forked "
                     "from); open a new TradeJournal"
                 )
+            costs = self._reserve(len(rows), len(data)) if self._room is not None else ()
             start = self._size
             try:
                 if self._broken:
@@ -217,6 +239,7 @@ class IntentLog:
                 _datasync(self._fd)
                 self._size = start + len(data)
                 self._pending.extend(rows)  # the last step: once it is done, nothing is taken back
+                self._costs.extend(costs)
             except OSError as exc:
                 self._undo(start)
                 raise JournalError(
@@ -227,7 +250,29 @@ class IntentLog:
                 self._undo(start)
                 raise
 
+    def _reserve(self, count: int, size: int) -> list[int]:  # under _lock
+        """What ``count`` intents of ``size`` bytes (as logged) may take in SQLite, per intent; raises
+        :class:`JournalFullError` when that is more than the cap leaves them, before anything is written."""
+        each = INTENT_PAGES + -(-2 * size // (count * self._page_size))
+        room = self._room
+        if room is not None and sum(self._costs) + each * count > room:
+            raise JournalFullError(
+                f"journal {self._cap}: no room left for the intent of {count} more order(s), so none was "
+                "sent; trading must stay halted — raise max_bytes (or move the journal aside to start a new "
+                "one) and restart"
+            )
+        return [each] * count
+
     # ------------------------------------------------------------------ the storage's side
+    def limit(self, room: int, page_size: int, journal: Path, max_bytes: int) -> None:
+        """From now on, refuse (:class:`JournalFullError`) an intent SQLite might not take under the
+        ``max_bytes`` cap of the journal at ``journal``, before it is written: ``room`` pages of
+        ``page_size`` bytes are left for intents (the storage keeps a reserve besides, for what follows
+        them); :meth:`applied` tells the room after each transaction."""
+        with self._lock:
+            self._room, self._page_size = room, page_size
+            self._cap = f"{journal} is full under its max_bytes cap ({max_bytes} bytes)"
+
     @property
     def has_pending(self) -> bool:
         """Whether rows wait for SQLite (a lock-free peek: a row appended meanwhile is taken next time)."""
@@ -238,11 +283,17 @@ class IntentLog:
         with self._lock:
             return list(self._pending)
 
-    def applied(self, count: int, commit: int) -> None:
-        """The oldest ``count`` pending rows were committed to SQLite, as its ``commit``-th transaction."""
+    def applied(self, count: int, commit: int, room: int | None = None) -> None:
+        """The oldest ``count`` pending rows were committed to SQLite, as its ``commit``-th transaction,
+        which left ``room`` pages for intents under the cap (None: no cap) — in one step, so that an append
+        meanwhile counts either both or neither."""
         with self._lock:
-            del self._pending[:count]
-            self._applied_at = commit
+            if count:
+                del self._pending[:count]
+                del self._costs[:count]
+                self._applied_at = commit
+            if room is not None:
+                self._room = room
 
     def synced(self, synced_commits: int) -> None:
         """SQLite's first ``synced_commits`` transactions are on the disk: cut the log if all it holds is
@@ -340,6 +391,7 @@ class IntentLog:
         Without ``_lock``: a thread of the parent may have held it at the fork, and it is not in the child."""
         self._lock = threading.Lock()
         self._pending = []
+        self._costs = []
         if self._fd >= 0:
             self._release.detach()
             _close_quietly(self._fd)

@@ -80,8 +80,10 @@ class TradeJournal(JournalFillWrites, JournalQueries):
     ``TradeJournal(path)`` opens a given file, whose account is read from the file. ``read_only=True``
     opens an existing journal without ever writing it (the CLI does this, so that it can inspect the
     journal of a running engine). ``max_bytes`` caps the file's size: a write that would grow it beyond
-    the cap fails with a :class:`JournalError` exactly as on a full disk. ``clock`` supplies the
-    recording times (tz-aware UTC).
+    the cap fails with a :class:`JournalError` exactly as on a full disk, and an intent (an order about to
+    be sent) is refused with :class:`~copilot_quant.journal.errors.JournalFullError` a little before, while
+    the cap still has room for what follows the orders already sent (and to journal the refused ones as
+    rejected). ``clock`` supplies the recording times (tz-aware UTC).
     """
 
     def __init__(
