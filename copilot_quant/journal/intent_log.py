@@ -20,6 +20,12 @@ append is synced before the next one starts, so only the last one can be unsynce
 a good one (only a damaged disk does that) stops the open with a
 :class:`~copilot_quant.errors.JournalError` naming the file.
 
+**Whose log.** The log's first line names its journal (``meta.journal_id``,
+:mod:`~copilot_quant.journal.log_identity`); a cut keeps it. A log that names another journal (one moved
+aside after a crash left its log behind) is not recovered into this one: the open moves it aside, with a
+warning naming both files and how to recover it into its own journal. A log naming none (an older
+version's) is recovered as before, with a warning.
+
 **Size cap.** Under the journal's ``max_bytes`` cap the log takes only the intents SQLite has room for:
 after each transaction the journal tells it how many pages are left (a reserve aside, for what follows
 the orders already sent), and an append counts the most its rows and those still pending may take
@@ -58,6 +64,7 @@ from typing import Any
 
 from copilot_quant.errors import JournalError
 from copilot_quant.journal.errors import JournalFullError
+from copilot_quant.journal.log_identity import aside_path, foreign_log_warning, identity_line, split_identity
 
 try:  # POSIX only; without it the journal has no intent log (see the module docstring)
     import fcntl
@@ -158,9 +165,14 @@ class IntentLog:
     (:meth:`synced`).
     """
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, journal: Path, identity: str) -> None:
         self.path = path
         self._fd = fd
+        #: The journal this log belongs to, and the first line that says so (:mod:`.log_identity`): a cut
+        #: keeps it, so that every line after it is this journal's.
+        self._journal = journal
+        self._identity = identity
+        self._header = identity_line(identity)
         self._lock = threading.Lock()
         self._pending: list[IntentRow] = []
         self._applied_at = 0  # the storage's commit count when the last pending rows were committed
@@ -179,12 +191,18 @@ class IntentLog:
         self._release.atexit = False  # at exit the journal may still be in use (an atexit hook closing it)
 
     @classmethod
-    def claim(cls, journal_path: Path) -> IntentLog | None:
-        """Open and lock the log of the journal at ``journal_path``; None when another journal owns it (or
-        the platform has no ``flock``): that journal then writes its intents straight to SQLite."""
+    def claim(cls, journal_path: Path, identity: str) -> IntentLog | None:
+        """Open and lock the log of the journal at ``journal_path`` (whose ``meta.journal_id`` is
+        ``identity``); None when another journal owns it (or the platform has no ``flock``): that journal
+        then writes its intents straight to SQLite."""
+        fd = cls._open_locked(intent_log_path(journal_path))
+        return None if fd is None else cls(intent_log_path(journal_path), fd, journal_path, identity)
+
+    @staticmethod
+    def _open_locked(path: Path) -> int | None:
+        """The log at ``path``, opened (created if need be) and locked; None if another journal holds it."""
         if fcntl is None:  # pragma: no cover - Windows
             return None
-        path = intent_log_path(journal_path)
         created = not path.exists()
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -201,16 +219,20 @@ class IntentLog:
             return None
         if created:  # a new file's name is on the disk once its directory is synced, not its own data
             _sync_directory(path.parent)
-        return cls(path, fd)
+        return fd
 
     @staticmethod
-    def unrecorded(journal_path: Path, recorded: Callable[[str], bool]) -> int:
-        """How many intents the log of the journal at ``journal_path`` holds that ``recorded`` (is this
-        ``order_ref`` in SQLite?) says SQLite lacks — read without owning the log (a read-only journal)."""
+    def unrecorded(journal_path: Path, recorded: Callable[[str], bool], identity: str | None) -> int:
+        """How many intents the log of the journal at ``journal_path`` (``meta.journal_id`` ``identity``)
+        holds that ``recorded`` (is this ``order_ref`` in SQLite?) says SQLite lacks — read without owning
+        the log (a read-only journal). None of another journal's log (:mod:`.log_identity`)."""
         try:
             data = intent_log_path(journal_path).read_bytes()
         except OSError:
             return 0
+        owner, data = split_identity(data)
+        if owner is not None and owner != identity:
+            return 0  # the next writable open moves it aside, and says so
         count = 0
         for line in data.split(b"\n")[:-1]:
             try:
@@ -315,35 +337,91 @@ class IntentLog:
         self._size = size
 
     def _cut(self) -> None:  # under _lock
+        """Drop every intent line, keeping the identity line (the file starts with it: :meth:`recover`)."""
         try:
-            os.ftruncate(self._fd, 0)
+            os.ftruncate(self._fd, len(self._header))
         except OSError as exc:  # harmless: the rows are in SQLite too, and recovery skips them
             log.warning("could not cut the intent log %s: %s", self.path, exc.strerror or exc)
             return
-        self._size = 0
+        self._size = len(self._header)
 
     # ------------------------------------------------------------------ opening and closing
     def recover(self, insert: Callable[[Sequence[IntentRow]], int]) -> int:
         """Hand every row of the log to ``insert`` (which commits them to SQLite, synced, skipping those it
-        already has, and returns how many it added), then cut the log; returns that count. Run once, at
-        open, before anything is appended."""
+        already has, and returns how many it added), then cut the log down to its identity line; returns
+        that count. A log that names another journal is moved aside instead (:mod:`.log_identity`). Run
+        once, at open, before anything is appended."""
         with self._lock:
-            try:
-                os.lseek(self._fd, 0, os.SEEK_SET)
-                with os.fdopen(os.dup(self._fd), "rb") as file:
-                    data = file.read()
-            except OSError as exc:
-                raise JournalError(
-                    f"could not read the intent log {self.path}: {exc.strerror or exc} — check the disk"
-                ) from exc
-        rows = self._parse(data)
+            data = self._read()
+        owner, body = split_identity(data)
+        if owner is not None and owner != self._identity:
+            with self._lock:
+                self._set_aside(owner)
+            data = body = b""
+        elif owner is None and data.strip(b"\0"):
+            log.warning(
+                "intent log %s names no journal (an older copilot_quant wrote it): its intents are taken as "
+                "those of journal %s, as before",
+                self.path,
+                self._journal,
+            )
+        rows = self._parse(body, first=1 if body is data else 2)
         added = insert(rows) if rows else 0  # a synced commit: its rows are on the disk in SQLite
         with self._lock:
-            if data:
-                self._cut()
+            if data != self._header:
+                self._restart()
         return added
 
-    def _parse(self, data: bytes) -> list[IntentRow]:
+    def _read(self) -> bytes:  # under _lock
+        try:
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            with os.fdopen(os.dup(self._fd), "rb") as file:
+                return file.read()
+        except OSError as exc:
+            raise JournalError(
+                f"could not read the intent log {self.path}: {exc.strerror or exc} — check the disk"
+            ) from exc
+
+    def _restart(self) -> None:  # under _lock
+        """Empty the log but for its identity line, on the disk before any intent follows it."""
+        try:
+            os.ftruncate(self._fd, 0)
+            _write_all(self._fd, self._header)
+            _datasync(self._fd)
+        except OSError as exc:
+            raise JournalError(
+                f"could not write the intent log {self.path}: {exc.strerror or exc} — {_hint(exc)}"
+            ) from exc
+        self._size = len(self._header)
+
+    def _set_aside(self, owner: str) -> None:  # under _lock
+        """The log names journal ``owner``: move it aside (it keeps that journal's intents for it) and own
+        a new, empty log in its place."""
+        aside = aside_path(self.path, owner)
+        try:
+            os.rename(self.path, aside)
+        except OSError as exc:
+            raise JournalError(
+                f"intent log {self.path} belongs to another journal (journal_id {owner}) and could not be "
+                f"moved aside: {exc.strerror or exc} — move it away by hand (keep it: it holds that "
+                "journal's last intents) and restart"
+            ) from exc
+        fd = self._open_locked(self.path)
+        if fd is None:
+            raise JournalError(
+                f"another journal took the intent log {self.path} while this one moved a foreign log aside; "
+                "is a second engine starting on this account?"
+            )
+        self._release.detach()
+        os.close(self._fd)  # the moved log's lock goes with it
+        self._fd = fd
+        self._release = weakref.finalize(self, _close_quietly, fd)
+        self._release.atexit = False
+        _sync_directory(self.path.parent)  # the rename, on the disk
+        log.warning("%s", foreign_log_warning(self.path, owner, self._journal, self._identity, aside))
+
+    def _parse(self, data: bytes, first: int = 1) -> list[IntentRow]:
+        """The rows of ``data``, the log's lines from line ``first`` on (the identity line aside)."""
         lines = data.split(b"\n")
         fragment = lines.pop()  # what follows the last newline: nothing, unless a crash cut a write short
         if _drop_zeroed_tail(lines) or b"\0" in fragment:
@@ -360,7 +438,7 @@ class IntentLog:
                 self.path,
             )
         rows = []
-        for number, line in enumerate(lines, start=1):
+        for number, line in enumerate(lines, start=first):
             try:
                 row = json.loads(line)
             except ValueError:

@@ -132,7 +132,7 @@ class TradeJournal(JournalFillWrites, JournalQueries):
             def recorded(ref: str) -> bool:  # one indexed lookup per line of the log (none when it is empty)
                 return conn.execute("SELECT 1 FROM orders WHERE order_ref = ?", (ref,)).fetchone() is not None
 
-            missing = IntentLog.unrecorded(self._path, recorded)
+            missing = IntentLog.unrecorded(self._path, recorded, self._store.identity)
         if missing:
             log.warning(
                 "journal %s: %d order intent(s) are in its intent log and not in this %s view yet "

@@ -31,6 +31,7 @@ from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal.durability import Durability
 from copilot_quant.journal.errors import JournalFullError
 from copilot_quant.journal.intent_log import INTENT_PAGES, IntentLog, IntentRow
+from copilot_quant.journal.log_identity import META_KEY, new_identity
 from copilot_quant.journal.records import to_db_time
 from copilot_quant.journal.schema import create_or_check
 
@@ -90,6 +91,9 @@ class JournalStorage:
         #: The intent log this journal owns, if any (:meth:`open_intent_log`), and how its rows reach SQLite.
         self.intent_log: IntentLog | None = None
         self._insert_intents: InsertIntents | None = None
+        #: The journal's identity, which its intent log names (:mod:`~copilot_quant.journal.log_identity`);
+        #: None only in a read-only view of a journal no writable open has given one yet.
+        self.identity: str | None = None
         #: Transactions committed so far, and how many of the first ones are surely on the disk (a synced
         #: commit or a :meth:`sync` carries every earlier commit with it: the log is one file, appended to).
         self.commits = 0
@@ -162,6 +166,7 @@ class JournalStorage:
             with self.reading("read the schema") as conn:
                 create_or_check(conn, str(self.path), writable=False)
                 stored = _meta(conn, "account")
+                self.identity = _meta(conn, META_KEY)
         else:
             with self.writing("create the schema") as conn:
                 created = create_or_check(conn, str(self.path), writable=True)
@@ -176,6 +181,10 @@ class JournalStorage:
                         [("account", account), ("created_at", now)],
                     )
                 stored = _meta(conn, "account")
+                self.identity = _meta(conn, META_KEY)
+                if self.identity is None:  # a new journal, or one made before identities existed
+                    self.identity = new_identity()
+                    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (META_KEY, self.identity))
         if stored is None:
             raise JournalError(f"journal {self.path} has no account recorded; it is damaged, move it aside")
         if account is not None and account != stored:
@@ -200,9 +209,9 @@ class JournalStorage:
         """Own the journal's intent log (:mod:`~copilot_quant.journal.intent_log`), if no other journal
         does: recover what a crash left in it into SQLite (returns how many intents that added) and send
         every later intent through it. Writable journals only."""
-        if self.read_only or self.intent_log is not None:
+        if self.read_only or self.intent_log is not None or self.identity is None:
             return 0
-        intent_log = IntentLog.claim(self.path)
+        intent_log = IntentLog.claim(self.path, self.identity)
         if intent_log is None:
             return 0
 

@@ -20,7 +20,7 @@ from copilot_quant.journal.intent_log import intent_log_path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.journal.support import ACCOUNT, T0, abandon, buy
+from tests.journal.support import ACCOUNT, T0, abandon, buy, logged
 
 
 def _pages(path: Path) -> tuple[int, int]:
@@ -87,7 +87,7 @@ def test_a_journal_at_its_cap_opens_again_with_that_cap_and_recovers_its_log(jou
     abandon(journal)  # a crash right after the refusal
     with TradeJournal(journal_path, max_bytes=max_bytes) as reopened:
         assert [o.order_ref for o in reopened.orders() if o.order_ref in sent] == sent
-        assert intent_log_path(journal_path).stat().st_size == 0
+        assert logged(journal_path) == []
         reopened.record_status(sent[-1], "filled", 10, 0, 100.0)  # reconciliation's writes still fit
         with pytest.raises(JournalFullError):
             reopened.record_intent(buy())
@@ -121,7 +121,7 @@ def test_a_log_the_cap_cannot_hold_is_recovered_past_it_with_a_warning(
     row = None
     with journal:
         journal.record_intent(buy())
-        row = json.loads(intent_log_path(journal_path).read_bytes().splitlines()[0])
+        row = json.loads(logged(journal_path)[0])
     lines = []
     for i in range(400):  # far more than 60 pages hold
         row[0] = f"{row[0][:-4]}{i:04d}"
@@ -132,7 +132,7 @@ def test_a_log_the_cap_cannot_hold_is_recovered_past_it_with_a_warning(
         with pytest.raises(JournalFullError, match="raise max_bytes"):
             reopened.record_intent(buy())
     assert f"leaves no room for new orders under its max_bytes cap ({max_bytes} bytes)" in caplog.text
-    assert intent_log_path(journal_path).stat().st_size == 0
+    assert logged(journal_path) == []
 
 
 def test_without_a_cap_the_log_counts_nothing(journal: TradeJournal) -> None:
