@@ -275,7 +275,7 @@ class IntentLog:
     def _reserve(self, count: int, size: int) -> list[int]:  # under _lock
         """What ``count`` intents of ``size`` bytes (as logged) may take in SQLite, per intent; raises
         :class:`JournalFullError` when that is more than the cap leaves them, before anything is written."""
-        each = INTENT_PAGES + -(-2 * size // (count * self._page_size))
+        each = INTENT_PAGES + -(-2 * size // (max(count, 1) * self._page_size))
         room = self._room
         if room is not None and sum(self._costs) + each * count > room:
             raise JournalFullError(

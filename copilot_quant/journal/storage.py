@@ -245,11 +245,10 @@ class JournalStorage:
     def _limit_intents(self, intent_log: IntentLog) -> None:
         """Under a cap, let ``intent_log`` take only the intents SQLite has room for (and say at the open
         when there is none: every order would be refused, trading halting at the first)."""
-        if self._max_bytes is None:
+        if self._cap_pages is None or self._max_bytes is None:
             return
         with self.reading("measure the room left under the journal's max_bytes cap") as conn:
-            room = self._intent_room(conn)
-        assert room is not None
+            room = self._cap_pages - self._pages_used(conn) - self._reserve_pages
         intent_log.limit(room, self._page_size, self.path, self._max_bytes)
         if room < INTENT_PAGES:
             log.warning(
@@ -264,8 +263,13 @@ class JournalStorage:
         """The pages SQLite can still give intents under the cap, after the reserve (None: no cap)."""
         if self._cap_pages is None:
             return None
+        return self._cap_pages - self._pages_used(conn) - self._reserve_pages
+
+    @staticmethod
+    def _pages_used(conn: sqlite3.Connection) -> int:
+        """The pages of the file that hold data (its free list, which writes take first, aside)."""
         used, free = conn.execute("SELECT * FROM pragma_page_count(), pragma_freelist_count()").fetchone()
-        return self._cap_pages - int(used) + int(free) - self._reserve_pages
+        return int(used) - int(free)
 
     def log_intents(self, rows: Sequence[IntentRow]) -> bool:
         """Put intent ``rows`` on the disk through the intent log; False when there is none or this thread

@@ -148,17 +148,17 @@ _OPS = st.lists(st.sampled_from(["intent", "intents", "ack", "fill", "crash"]), 
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(room=st.integers(1, 80), ops=_OPS, refused_cut=st.booleans())
+@given(room=st.integers(1, 80), ops=_OPS, cut_often=st.booleans())
 def test_under_any_cap_an_intent_returned_is_never_one_sqlite_cannot_hold(
     tmp_path_factory: pytest.TempPathFactory,
     monkeypatch: pytest.MonkeyPatch,
     room: int,
     ops: list[str],
-    refused_cut: bool,
+    cut_often: bool,
 ) -> None:
     """Whatever the cap and the writes, an order whose intent was returned (and sent) is journaled, its
     acknowledgement fits, and the journal opens again with its cap; a refused one is never an intent."""
-    if refused_cut:
+    if cut_often:
         monkeypatch.setattr(intent_log, "_CUT_BYTES", 200)
     path = tmp_path_factory.mktemp("cap") / f"{ACCOUNT}.sqlite"
     journal, max_bytes = _capped(path, room)
