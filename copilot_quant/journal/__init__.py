@@ -12,7 +12,7 @@
 """
 
 from copilot_quant.errors import JournalError
-from copilot_quant.journal.errors import EXEC_ID_REUSED, UnknownOrderRefError
+from copilot_quant.journal.errors import EXEC_ID_REUSED, JournalFullError, UnknownOrderRefError
 from copilot_quant.journal.journal import ANY_ORDER, TradeJournal
 from copilot_quant.journal.paths import JOURNAL_DIR_ENV, default_journal_dir, default_journal_path
 from copilot_quant.journal.reconcile import (
@@ -47,6 +47,7 @@ __all__ = [
     "EventRecord",
     "FillRecord",
     "JournalError",
+    "JournalFullError",
     "JournalOrder",
     "JournalOrderState",
     "OrderState",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from copilot_quant.errors import JournalError
 
-__all__ = ["EXEC_ID_REUSED", "JournalError", "UnknownOrderRefError"]
+__all__ = ["EXEC_ID_REUSED", "JournalError", "JournalFullError", "UnknownOrderRefError"]
 
 #: ``errors.code`` of the journal's own alert that the broker reported an execution id already journaled
 #: for another order (IB's codes are positive; this one is the journal's, not IB's).
@@ -25,3 +25,12 @@ class UnknownOrderRefError(JournalError):
             "never journaled as ours)"
         )
         self.order_ref = order_ref
+
+
+class JournalFullError(JournalError):
+    """The journal's ``max_bytes`` cap leaves no room for an order's intent: the order was not sent.
+
+    Raised by ``record_intent`` before anything is sent, while the cap still leaves room for what follows
+    the orders already sent (their acknowledgements, fills, cancellations) and for the refused orders,
+    journaled as rejected. Trading must halt (as for any :class:`JournalError`) until the cap is raised.
+    """

@@ -14,8 +14,26 @@ a row leaves it (the file is cut) only once it is in SQLite *and* that SQLite co
 **Crash:** at the next open for writing, every line of the log whose ``order_ref`` is not in SQLite is
 inserted as an intent (state ``intent``), then reconciliation looks it up at IB as any unsent intent. A
 last line the crash cut short was never synced, so its order was never sent: it is dropped, with a
-warning. A damaged line before the last one (only a damaged disk does that) stops the open with a
+warning. So are zeros at the end, in the last lines (what a power loss leaves of an append that was never
+synced on ext4, whose delayed allocation puts a file's new size on the disk before its data): every
+append is synced before the next one starts, so only the last one can be unsynced. A damaged line before
+a good one (only a damaged disk does that) stops the open with a
 :class:`~copilot_quant.errors.JournalError` naming the file.
+
+**Whose log.** The log's first line names its journal (``meta.journal_id``,
+:mod:`~copilot_quant.journal.log_identity`); a cut keeps it. A log that names another journal (one moved
+aside after a crash left its log behind) is not recovered into this one: the open moves it aside, with a
+warning naming both files and how to recover it into its own journal. A log naming none (an older
+version's) is recovered as before, with a warning.
+
+**Size cap.** Under the journal's ``max_bytes`` cap the log takes only the intents SQLite has room for:
+after each transaction the journal tells it how many pages are left (a reserve aside, for what follows
+the orders already sent), and an append counts the most its rows and those still pending may take
+(:data:`INTENT_PAGES` each, and their bytes twice): one that does not fit raises
+:class:`~copilot_quant.journal.errors.JournalFullError` before anything is written, so its order is never
+sent (a counter and a comparison on the append path; no system call). The refused orders are journaled
+as rejected, in the reserve. A log SQLite cannot hold all the same (an older version's, or another
+journal took the room) is recovered past the cap, with a warning: its rows may be orders that were sent.
 
 **One owner.** The writable journal that opens the log holds an exclusive ``flock`` on it for its life
 (released by the kernel if the process dies, and by the log when its journal is dropped unclosed). The
@@ -45,13 +63,15 @@ from pathlib import Path
 from typing import Any
 
 from copilot_quant.errors import JournalError
+from copilot_quant.journal.errors import JournalFullError
+from copilot_quant.journal.log_identity import aside_path, foreign_log_warning, identity_line, split_identity
 
 try:  # POSIX only; without it the journal has no intent log (see the module docstring)
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["IntentLog", "IntentRow", "intent_log_path"]
+__all__ = ["INTENT_PAGES", "IntentLog", "IntentRow", "intent_log_path"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +81,11 @@ IntentRow = tuple[Any, ...]
 #: The log is cut once what it holds is in SQLite and on the disk and it has grown past this size (a cut
 #: on every intent would only add file-size changes to the disk syncs).
 _CUT_BYTES = 256 * 1024
+
+#: The most one intent can take in SQLite, in pages, besides its bytes: a row in ``orders`` and one in
+#: ``order_events`` touch six B-trees (the tables, their four indexes), a page split in each at worst
+#: (measured over thousands of intents: 0 to 3 pages). Its bytes count twice (its row, its index keys).
+INTENT_PAGES = 8
 
 _datasync = getattr(os, "fdatasync", os.fsync)
 
@@ -107,6 +132,23 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _drop_zeroed_tail(lines: list[bytes]) -> bool:
+    """Take the lines at the end of ``lines`` (the log's complete lines) that hold a NUL byte off it;
+    whether there were any.
+
+    A power loss can leave zeros where an append was (ext4's delayed allocation puts a file's new size on
+    the disk before its data). Every append is synced before the next one starts, so only the last one can
+    be unsynced: zeros in the lines at the end are an append that never returned (its orders were never
+    sent). JSON never holds a raw NUL, so a line with one is no intent; before a good line it is damage.
+    """
+    end = len(lines)
+    while end and b"\0" in lines[end - 1]:
+        end -= 1
+    dropped = end < len(lines)
+    del lines[end:]
+    return dropped
+
+
 def intent_log_path(journal_path: Path) -> Path:
     """Where the intent log of the journal at ``journal_path`` lives: beside the file, like SQLite's
     ``-wal`` — beside the real file when the path is a symbolic link (as SQLite does), so that every path
@@ -123,14 +165,25 @@ class IntentLog:
     (:meth:`synced`).
     """
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, journal: Path, identity: str) -> None:
         self.path = path
         self._fd = fd
+        #: The journal this log belongs to, and the first line that says so (:mod:`.log_identity`): a cut
+        #: keeps it, so that every line after it is this journal's.
+        self._journal = journal
+        self._identity = identity
+        self._header = identity_line(identity)
         self._lock = threading.Lock()
         self._pending: list[IntentRow] = []
         self._applied_at = 0  # the storage's commit count when the last pending rows were committed
         self._size = os.fstat(fd).st_size
         self._broken = False
+        #: Under the journal's max_bytes cap: the pages SQLite can still give intents (:meth:`limit`), and
+        #: what each pending row may take of them. None: no cap.
+        self._room: int | None = None
+        self._costs: list[int] = []
+        self._page_size = 4096
+        self._cap = ""
         _OWNED.add(self)
         # A journal dropped without close(): let go of the file (and its lock) as a crash would, so that
         # the next open in this process owns the log and recovers what only it holds. Detached at close.
@@ -138,12 +191,18 @@ class IntentLog:
         self._release.atexit = False  # at exit the journal may still be in use (an atexit hook closing it)
 
     @classmethod
-    def claim(cls, journal_path: Path) -> IntentLog | None:
-        """Open and lock the log of the journal at ``journal_path``; None when another journal owns it (or
-        the platform has no ``flock``): that journal then writes its intents straight to SQLite."""
+    def claim(cls, journal_path: Path, identity: str) -> IntentLog | None:
+        """Open and lock the log of the journal at ``journal_path`` (whose ``meta.journal_id`` is
+        ``identity``); None when another journal owns it (or the platform has no ``flock``): that journal
+        then writes its intents straight to SQLite."""
+        fd = cls._open_locked(intent_log_path(journal_path))
+        return None if fd is None else cls(intent_log_path(journal_path), fd, journal_path, identity)
+
+    @staticmethod
+    def _open_locked(path: Path) -> int | None:
+        """The log at ``path``, opened (created if need be) and locked; None if another journal holds it."""
         if fcntl is None:  # pragma: no cover - Windows
             return None
-        path = intent_log_path(journal_path)
         created = not path.exists()
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
@@ -160,16 +219,20 @@ class IntentLog:
             return None
         if created:  # a new file's name is on the disk once its directory is synced, not its own data
             _sync_directory(path.parent)
-        return cls(path, fd)
+        return fd
 
     @staticmethod
-    def unrecorded(journal_path: Path, recorded: Callable[[str], bool]) -> int:
-        """How many intents the log of the journal at ``journal_path`` holds that ``recorded`` (is this
-        ``order_ref`` in SQLite?) says SQLite lacks — read without owning the log (a read-only journal)."""
+    def unrecorded(journal_path: Path, recorded: Callable[[str], bool], identity: str | None) -> int:
+        """How many intents the log of the journal at ``journal_path`` (``meta.journal_id`` ``identity``)
+        holds that ``recorded`` (is this ``order_ref`` in SQLite?) says SQLite lacks — read without owning
+        the log (a read-only journal). None of another journal's log (:mod:`.log_identity`)."""
         try:
             data = intent_log_path(journal_path).read_bytes()
         except OSError:
             return 0
+        owner, data = split_identity(data)
+        if owner is not None and owner != identity:
+            return 0  # the next writable open moves it aside, and says so
         count = 0
         for line in data.split(b"\n")[:-1]:
             try:
@@ -189,6 +252,7 @@ class IntentLog:
                     f"the intent log {self.path} is closed (or belongs to the process this one was forked "
                     "from); open a new TradeJournal"
                 )
+            costs = self._reserve(len(rows), len(data)) if self._room is not None else ()
             start = self._size
             try:
                 if self._broken:
@@ -197,6 +261,7 @@ class IntentLog:
                 _datasync(self._fd)
                 self._size = start + len(data)
                 self._pending.extend(rows)  # the last step: once it is done, nothing is taken back
+                self._costs.extend(costs)
             except OSError as exc:
                 self._undo(start)
                 raise JournalError(
@@ -207,7 +272,29 @@ class IntentLog:
                 self._undo(start)
                 raise
 
+    def _reserve(self, count: int, size: int) -> list[int]:  # under _lock
+        """What ``count`` intents of ``size`` bytes (as logged) may take in SQLite, per intent; raises
+        :class:`JournalFullError` when that is more than the cap leaves them, before anything is written."""
+        each = INTENT_PAGES + -(-2 * size // (max(count, 1) * self._page_size))
+        room = self._room
+        if room is not None and sum(self._costs) + each * count > room:
+            raise JournalFullError(
+                f"journal {self._cap}: no room left for the intent of {count} more order(s), so none was "
+                "sent; trading must stay halted — raise max_bytes (or move the journal aside to start a new "
+                "one) and restart"
+            )
+        return [each] * count
+
     # ------------------------------------------------------------------ the storage's side
+    def limit(self, room: int, page_size: int, journal: Path, max_bytes: int) -> None:
+        """From now on, refuse (:class:`JournalFullError`) an intent SQLite might not take under the
+        ``max_bytes`` cap of the journal at ``journal``, before it is written: ``room`` pages of
+        ``page_size`` bytes are left for intents (the storage keeps a reserve besides, for what follows
+        them); :meth:`applied` tells the room after each transaction."""
+        with self._lock:
+            self._room, self._page_size = room, page_size
+            self._cap = f"{journal} is full under its max_bytes cap ({max_bytes} bytes)"
+
     @property
     def has_pending(self) -> bool:
         """Whether rows wait for SQLite (a lock-free peek: a row appended meanwhile is taken next time)."""
@@ -218,11 +305,17 @@ class IntentLog:
         with self._lock:
             return list(self._pending)
 
-    def applied(self, count: int, commit: int) -> None:
-        """The oldest ``count`` pending rows were committed to SQLite, as its ``commit``-th transaction."""
+    def applied(self, count: int, commit: int, room: int | None = None) -> None:
+        """The oldest ``count`` pending rows were committed to SQLite, as its ``commit``-th transaction,
+        which left ``room`` pages for intents under the cap (None: no cap) — in one step, so that an append
+        meanwhile counts either both or neither."""
         with self._lock:
-            del self._pending[:count]
-            self._applied_at = commit
+            if count:
+                del self._pending[:count]
+                del self._costs[:count]
+                self._applied_at = commit
+            if room is not None:
+                self._room = room
 
     def synced(self, synced_commits: int) -> None:
         """SQLite's first ``synced_commits`` transactions are on the disk: cut the log if all it holds is
@@ -244,44 +337,108 @@ class IntentLog:
         self._size = size
 
     def _cut(self) -> None:  # under _lock
+        """Drop every intent line, keeping the identity line (the file starts with it: :meth:`recover`)."""
         try:
-            os.ftruncate(self._fd, 0)
+            os.ftruncate(self._fd, len(self._header))
         except OSError as exc:  # harmless: the rows are in SQLite too, and recovery skips them
             log.warning("could not cut the intent log %s: %s", self.path, exc.strerror or exc)
             return
-        self._size = 0
+        self._size = len(self._header)
 
     # ------------------------------------------------------------------ opening and closing
     def recover(self, insert: Callable[[Sequence[IntentRow]], int]) -> int:
         """Hand every row of the log to ``insert`` (which commits them to SQLite, synced, skipping those it
-        already has, and returns how many it added), then cut the log; returns that count. Run once, at
-        open, before anything is appended."""
+        already has, and returns how many it added), then cut the log down to its identity line; returns
+        that count. A log that names another journal is moved aside instead (:mod:`.log_identity`). Run
+        once, at open, before anything is appended."""
         with self._lock:
-            try:
-                os.lseek(self._fd, 0, os.SEEK_SET)
-                with os.fdopen(os.dup(self._fd), "rb") as file:
-                    data = file.read()
-            except OSError as exc:
-                raise JournalError(
-                    f"could not read the intent log {self.path}: {exc.strerror or exc} — check the disk"
-                ) from exc
-        rows = self._parse(data)
+            data = self._read()
+        owner, body = split_identity(data)
+        if owner is not None and owner != self._identity:
+            with self._lock:
+                self._set_aside(owner)
+            data = body = b""
+        elif owner is None and data.strip(b"\0"):
+            log.warning(
+                "intent log %s names no journal (an older copilot_quant wrote it): its intents are taken as "
+                "those of journal %s, as before",
+                self.path,
+                self._journal,
+            )
+        rows = self._parse(body, first=1 if body is data else 2)
         added = insert(rows) if rows else 0  # a synced commit: its rows are on the disk in SQLite
         with self._lock:
-            if data:
-                self._cut()
+            if data != self._header:
+                self._restart()
         return added
 
-    def _parse(self, data: bytes) -> list[IntentRow]:
+    def _read(self) -> bytes:  # under _lock
+        try:
+            os.lseek(self._fd, 0, os.SEEK_SET)
+            with os.fdopen(os.dup(self._fd), "rb") as file:
+                return file.read()
+        except OSError as exc:
+            raise JournalError(
+                f"could not read the intent log {self.path}: {exc.strerror or exc} — check the disk"
+            ) from exc
+
+    def _restart(self) -> None:  # under _lock
+        """Empty the log but for its identity line, on the disk before any intent follows it."""
+        try:
+            os.ftruncate(self._fd, 0)
+            _write_all(self._fd, self._header)
+            _datasync(self._fd)
+        except OSError as exc:
+            raise JournalError(
+                f"could not write the intent log {self.path}: {exc.strerror or exc} — {_hint(exc)}"
+            ) from exc
+        self._size = len(self._header)
+
+    def _set_aside(self, owner: str) -> None:  # under _lock
+        """The log names journal ``owner``: move it aside (it keeps that journal's intents for it) and own
+        a new, empty log in its place."""
+        aside = aside_path(self.path, owner)
+        try:
+            os.rename(self.path, aside)
+        except OSError as exc:
+            raise JournalError(
+                f"intent log {self.path} belongs to another journal (journal_id {owner}) and could not be "
+                f"moved aside: {exc.strerror or exc} — move it away by hand (keep it: it holds that "
+                "journal's last intents) and restart"
+            ) from exc
+        fd = self._open_locked(self.path)
+        if fd is None:
+            raise JournalError(
+                f"another journal took the intent log {self.path} while this one moved a foreign log aside; "
+                "is a second engine starting on this account?"
+            )
+        self._release.detach()
+        os.close(self._fd)  # the moved log's lock goes with it
+        self._fd = fd
+        self._release = weakref.finalize(self, _close_quietly, fd)
+        self._release.atexit = False
+        _sync_directory(self.path.parent)  # the rename, on the disk
+        log.warning("%s", foreign_log_warning(self.path, owner, self._journal, self._identity, aside))
+
+    def _parse(self, data: bytes, first: int = 1) -> list[IntentRow]:
+        """The rows of ``data``, the log's lines from line ``first`` on (the identity line aside)."""
         lines = data.split(b"\n")
-        if lines[-1]:  # no newline at the end: the crash cut that write short, before its sync
+        fragment = lines.pop()  # what follows the last newline: nothing, unless a crash cut a write short
+        if _drop_zeroed_tail(lines) or b"\0" in fragment:
+            log.warning(
+                "intent log %s: its last %d byte(s) hold zeros, as a power loss leaves an append that was "
+                "never synced; its order(s) were never sent and are dropped",
+                self.path,
+                len(data) - sum(len(line) + 1 for line in lines),
+            )
+        elif fragment:
             log.warning(
                 "intent log %s: its last line was cut short by a crash; that order was never sent and is "
                 "dropped",
                 self.path,
             )
         rows = []
-        for number, line in enumerate(lines[:-1], start=1):
+        for number, line in enumerate(lines, start=first):
             try:
                 row = json.loads(line)
             except ValueError:
@@ -312,6 +469,7 @@ class IntentLog:
         Without ``_lock``: a thread of the parent may have held it at the fork, and it is not in the child."""
         self._lock = threading.Lock()
         self._pending = []
+        self._costs = []
         if self._fd >= 0:
             self._release.detach()
             _close_quietly(self._fd)

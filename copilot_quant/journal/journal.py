@@ -80,8 +80,10 @@ class TradeJournal(JournalFillWrites, JournalQueries):
     ``TradeJournal(path)`` opens a given file, whose account is read from the file. ``read_only=True``
     opens an existing journal without ever writing it (the CLI does this, so that it can inspect the
     journal of a running engine). ``max_bytes`` caps the file's size: a write that would grow it beyond
-    the cap fails with a :class:`JournalError` exactly as on a full disk. ``clock`` supplies the
-    recording times (tz-aware UTC).
+    the cap fails with a :class:`JournalError` exactly as on a full disk, and an intent (an order about to
+    be sent) is refused with :class:`~copilot_quant.journal.errors.JournalFullError` a little before, while
+    the cap still has room for what follows the orders already sent (and to journal the refused ones as
+    rejected). ``clock`` supplies the recording times (tz-aware UTC).
     """
 
     def __init__(
@@ -130,7 +132,7 @@ class TradeJournal(JournalFillWrites, JournalQueries):
             def recorded(ref: str) -> bool:  # one indexed lookup per line of the log (none when it is empty)
                 return conn.execute("SELECT 1 FROM orders WHERE order_ref = ?", (ref,)).fetchone() is not None
 
-            missing = IntentLog.unrecorded(self._path, recorded)
+            missing = IntentLog.unrecorded(self._path, recorded, self._store.identity)
         if missing:
             log.warning(
                 "journal %s: %d order intent(s) are in its intent log and not in this %s view yet "

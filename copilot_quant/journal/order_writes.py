@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from copilot_quant.errors import JournalError
+from copilot_quant.journal.errors import JournalFullError
 from copilot_quant.journal.intent_log import IntentRow
 from copilot_quant.journal.queries import order_row
 from copilot_quant.journal.records import EventKind, order_terms, to_db_time
@@ -147,10 +148,40 @@ class JournalOrderWrites:
         rows = [intent_row(order, strategy, self.account, when) for order, strategy in items]
         if not rows:
             return []
-        if not self._store.log_intents(rows):
+        try:
+            logged = self._store.log_intents(rows)
+        except JournalFullError as exc:
+            self._record_refused(rows, str(exc))
+            raise
+        if not logged:
             with self._store.writing(f"record the intent of {len(rows)} order(s)") as conn:
                 insert_intents(conn, rows)
         return [str(row[0]) for row in rows]
+
+    def _record_refused(self, rows: Sequence[IntentRow], reason: str) -> None:
+        """Journal intent ``rows`` the ``max_bytes`` cap refused as rejected, never sent (in the room the cap
+        keeps for it); when even that fails, say so: the caller halts trading either way."""
+        now = self._now()
+        rejected = JournalOrderState.REJECTED
+        try:
+            with self._store.writing(f"record {len(rows)} refused order(s) as rejected") as conn:
+                insert_intents(conn, rows)
+                for row in rows:
+                    ref = str(row[0])
+                    conn.execute(
+                        """UPDATE orders SET state = ?, remaining = 0, reason = ?, updated_at = ?
+                           WHERE order_ref = ?""",
+                        (rejected.value, reason, now, ref),
+                    )
+                    self._append_history(conn, ref, now, rejected, 0.0, 0.0, 0.0, reason)
+        except JournalError as exc:
+            log.error(
+                "the %d order(s) the journal's cap refused could not be journaled as rejected: %s",
+                len(rows),
+                exc,
+            )
+            return
+        log.error("%d order(s) not sent, journaled as rejected: %s", len(rows), reason)
 
     def record_submitted(self, order_ref: str, broker_order_id: int, perm_id: int | None = None) -> None:
         """The broker acknowledged the order (IB ``orderId``, and ``permId`` once known)."""

@@ -29,7 +29,9 @@ from pathlib import Path
 
 from copilot_quant.errors import ConfigError, JournalError
 from copilot_quant.journal.durability import Durability
-from copilot_quant.journal.intent_log import IntentLog, IntentRow
+from copilot_quant.journal.errors import JournalFullError
+from copilot_quant.journal.intent_log import INTENT_PAGES, IntentLog, IntentRow
+from copilot_quant.journal.log_identity import META_KEY, new_identity
 from copilot_quant.journal.records import to_db_time
 from copilot_quant.journal.schema import create_or_check
 
@@ -44,6 +46,14 @@ _datasync = getattr(os, "fdatasync", os.fsync)
 #: Inserts intent rows into SQLite inside the caller's transaction, skipping those already there; returns
 #: how many it added (:func:`copilot_quant.journal.order_writes.insert_intents`).
 InsertIntents = Callable[[sqlite3.Connection, Sequence[IntentRow]], int]
+
+#: Under a ``max_bytes`` cap, the pages (64 KiB at SQLite's usual 4 KiB) kept from intents for what follows
+#: the orders already sent (acknowledgements, fills, cancellations), the refused orders' rejections and the
+#: halt's records: at most a quarter of the cap.
+_RESERVE_PAGES = 16
+
+#: SQLite's own ceiling for ``max_page_count``: the cap lifted (recovering the intent log, see below).
+_NO_CAP_PAGES = 0xFFFFFFFE
 
 
 def storage_hint(exc: sqlite3.Error) -> str:
@@ -81,10 +91,18 @@ class JournalStorage:
         #: The intent log this journal owns, if any (:meth:`open_intent_log`), and how its rows reach SQLite.
         self.intent_log: IntentLog | None = None
         self._insert_intents: InsertIntents | None = None
+        #: The journal's identity, which its intent log names (:mod:`~copilot_quant.journal.log_identity`);
+        #: None only in a read-only view of a journal no writable open has given one yet.
+        self.identity: str | None = None
         #: Transactions committed so far, and how many of the first ones are surely on the disk (a synced
         #: commit or a :meth:`sync` carries every earlier commit with it: the log is one file, appended to).
         self.commits = 0
         self.synced_commits = 0
+        #: The ``max_bytes`` cap in pages (None: no cap), the page size, and the pages kept from intents.
+        self._max_bytes = max_bytes
+        self._cap_pages: int | None = None
+        self._page_size = 4096
+        self._reserve_pages = 0
         self.conn: sqlite3.Connection | None = None
         self.conn = self._connect(max_bytes)
 
@@ -137,8 +155,10 @@ class JournalStorage:
             # survives a power loss too (writing(); durability.py). Checkpoints sync what they copy.
             conn.execute(f"PRAGMA synchronous = {Durability.CRASH_SAFE.pragma}")
         if max_bytes is not None:
-            page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
-            conn.execute(f"PRAGMA max_page_count = {max(int(max_bytes) // page_size, 1)}")
+            self._page_size = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            self._cap_pages = max(int(max_bytes) // self._page_size, 1)
+            self._reserve_pages = min(_RESERVE_PAGES, self._cap_pages // 4)
+            conn.execute(f"PRAGMA max_page_count = {self._cap_pages}")
 
     def open_account(self, account: str | None, clock: Callable[[], datetime]) -> str:
         """Create or check the schema; returns the file's account (recording ``account`` in a new file)."""
@@ -146,6 +166,7 @@ class JournalStorage:
             with self.reading("read the schema") as conn:
                 create_or_check(conn, str(self.path), writable=False)
                 stored = _meta(conn, "account")
+                self.identity = _meta(conn, META_KEY)
         else:
             with self.writing("create the schema") as conn:
                 created = create_or_check(conn, str(self.path), writable=True)
@@ -160,6 +181,10 @@ class JournalStorage:
                         [("account", account), ("created_at", now)],
                     )
                 stored = _meta(conn, "account")
+                self.identity = _meta(conn, META_KEY)
+                if self.identity is None:  # a new journal, or one made before identities existed
+                    self.identity = new_identity()
+                    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (META_KEY, self.identity))
         if stored is None:
             raise JournalError(f"journal {self.path} has no account recorded; it is damaged, move it aside")
         if account is not None and account != stored:
@@ -184,23 +209,67 @@ class JournalStorage:
         """Own the journal's intent log (:mod:`~copilot_quant.journal.intent_log`), if no other journal
         does: recover what a crash left in it into SQLite (returns how many intents that added) and send
         every later intent through it. Writable journals only."""
-        if self.read_only or self.intent_log is not None:
+        if self.read_only or self.intent_log is not None or self.identity is None:
             return 0
-        intent_log = IntentLog.claim(self.path)
+        intent_log = IntentLog.claim(self.path, self.identity)
         if intent_log is None:
             return 0
 
         def recover(rows: Sequence[IntentRow]) -> int:
-            with self.writing("recover the intents of the intent log") as conn:
+            with self.writing("recover the intents of the intent log") as conn, self._cap_lifted(conn):
                 return insert(conn, rows)
 
         try:
             added = intent_log.recover(recover)
+            self._limit_intents(intent_log)
         except BaseException:
             intent_log.close(in_sqlite=False)
             raise
         self.intent_log, self._insert_intents = intent_log, insert
         return added
+
+    @contextmanager
+    def _cap_lifted(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """No ``max_bytes`` cap inside: the intent log's rows are orders that may have been sent, and the
+        journal must hold them (a log older than the room check, or another journal that took the room:
+        the cap could not take them, and every open would fail). Past the cap, each later write fails."""
+        if self._cap_pages is None:
+            yield
+            return
+        conn.execute(f"PRAGMA max_page_count = {_NO_CAP_PAGES}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA max_page_count = {self._cap_pages}")  # never below the file's size
+
+    def _limit_intents(self, intent_log: IntentLog) -> None:
+        """Under a cap, let ``intent_log`` take only the intents SQLite has room for (and say at the open
+        when there is none: every order would be refused, trading halting at the first)."""
+        if self._cap_pages is None or self._max_bytes is None:
+            return
+        with self.reading("measure the room left under the journal's max_bytes cap") as conn:
+            room = self._cap_pages - self._pages_used(conn) - self._reserve_pages
+        intent_log.limit(room, self._page_size, self.path, self._max_bytes)
+        if room < INTENT_PAGES:
+            log.warning(
+                "journal %s leaves no room for new orders under its max_bytes cap (%d bytes): each order "
+                "will be refused, not sent, and trading halts at the first; raise max_bytes (or move the "
+                "journal aside to start a new one)",
+                self.path,
+                self._max_bytes,
+            )
+
+    def _intent_room(self, conn: sqlite3.Connection) -> int | None:
+        """The pages SQLite can still give intents under the cap, after the reserve (None: no cap)."""
+        if self._cap_pages is None:
+            return None
+        return self._cap_pages - self._pages_used(conn) - self._reserve_pages
+
+    @staticmethod
+    def _pages_used(conn: sqlite3.Connection) -> int:
+        """The pages of the file that hold data (its free list, which writes take first, aside)."""
+        used, free = conn.execute("SELECT * FROM pragma_page_count(), pragma_freelist_count()").fetchone()
+        return int(used) - int(free)
 
     def log_intents(self, rows: Sequence[IntentRow]) -> bool:
         """Put intent ``rows`` on the disk through the intent log; False when there is none or this thread
@@ -210,7 +279,16 @@ class JournalStorage:
             return False
         if self.conn is None:
             raise JournalError(f"journal {self.path} is closed; open a new TradeJournal")
-        intent_log.append(rows)
+        try:
+            intent_log.append(rows)
+        except JournalFullError:
+            if not intent_log.has_pending:
+                raise
+            # Rows still pending count for the most they may take: write them (which measures the room
+            # anew) and ask once more. Only near the cap does an intent cost a transaction this way.
+            with self.writing("record the pending intents", Durability.CRASH_SAFE):
+                pass
+            intent_log.append(rows)
         return True
 
     def _apply_pending(self, conn: sqlite3.Connection) -> int:
@@ -358,10 +436,11 @@ class JournalStorage:
             try:
                 applying = self._apply_pending(conn)  # intents first: what follows may be about them
                 yield conn
+                room = None if self._cap_pages is None or self.intent_log is None else self._intent_room(conn)
                 conn.execute("COMMIT")
                 self.commits += 1
-                if applying and self.intent_log is not None:
-                    self.intent_log.applied(applying, self.commits)
+                if (applying or room is not None) and self.intent_log is not None:
+                    self.intent_log.applied(applying, self.commits, room)
                 if durability is Durability.SYNCED:  # this sync covers every commit before it too
                     self._sync_log()
                     self.synced_commits = self.commits

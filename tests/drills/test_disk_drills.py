@@ -1,6 +1,8 @@
 """Disk drill: the journal's disk fills up under a running engine (the journal's ``max_bytes`` cap gives
-SQLITE_FULL exactly as a full disk would). Trading halts with a clear error, no order reaches the gateway
-after the failure, nothing is half-written, and once space is freed a new engine reconciles the books."""
+SQLITE_FULL exactly as a full disk would). The order whose intent the cap cannot hold is refused before it
+is sent (journaled as rejected), trading halts with a clear error, no order reaches the gateway after it,
+nothing is half-written, the journal opens again with its cap, and once space is freed a new engine
+reconciles the books."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import sqlite3
 
 import pytest
 from copilot_quant.backtest.orders import Order
-from copilot_quant.journal import TradeJournal, is_journal_ref
+from copilot_quant.journal import JournalOrderState, TradeJournal, is_journal_ref
+from copilot_quant.model.orders import OrderStatus
 
 from .conftest import ACCOUNT, Scripted, assert_books_agree, journal_file, wait_until
 
@@ -36,9 +39,10 @@ def _at_gateway(gateway) -> list:
 
 def test_a_full_journal_disk_halts_trading_and_sends_nothing_after(make_engine, gateway, journal_dir):
     path = journal_file(journal_dir)
-    TradeJournal(path, account=ACCOUNT).close()  # the schema exists; one more page fits under the cap
+    TradeJournal(path, account=ACCOUNT).close()  # the schema exists; a few dozen orders fit under the cap
     pages, page_size = _pages(path)
-    journal = TradeJournal(path, account=ACCOUNT, max_bytes=(pages + 1) * page_size)
+    max_bytes = (pages + 40) * page_size
+    journal = TradeJournal(path, account=ACCOUNT, max_bytes=max_bytes)
     strategy = BuysEveryBar()
     engine = make_engine(journal=journal, fill_timeout=0.2)
     engine.add_strategy(strategy)
@@ -56,10 +60,14 @@ def test_a_full_journal_disk_halts_trading_and_sends_nothing_after(make_engine, 
         assert engine.halted is not None
         errors = [e for e in engine.errors if e["type"] == "journal"]
         assert errors
-        assert "full" in errors[0]["error"]
+        assert "full under its max_bytes cap" in errors[0]["error"]  # an intent refused, not a later write
+        assert "raise max_bytes" in errors[0]["error"]
         assert str(path) in errors[0]["error"]
-        # (the write that failed first may be a fill's, on the journal writer thread: its event follows)
         assert wait_until(lambda: "kill_switch" in [e["kind"] for e in engine.events])
+        refused = [o for o in engine.strategy_slots[0].orders if o.broker_order_id is None]
+        assert refused
+        assert all(o.status is OrderStatus.REJECTED for o in refused)
+        assert "max_bytes" in refused[0].reject_reason
         # No order reaches the gateway once trading is halted, however many bars come. What the engine put
         # on the wire before the halt may still be on its way: count it as sent once the gateway holds it.
         placed = {o.broker_order_id for o in engine.strategy_slots[0].orders if o.broker_order_id}
@@ -81,11 +89,14 @@ def test_a_full_journal_disk_halts_trading_and_sends_nothing_after(make_engine, 
     # Nothing half-written: the file is intact and every order the gateway saw is a whole journal record.
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    # Opened for writing (no cap now): the intents the full SQLite could not take are in the intent log,
-    # and the open records them (a read-only open only warns about them).
-    with TradeJournal(path) as reopened:
+    # Opened for writing with the same cap: every order sent is journaled, the refused one as rejected
+    # (the log never held an intent SQLite had no room for, so the open recovers it under the cap).
+    with TradeJournal(path, max_bytes=max_bytes) as reopened:
         refs = {o.order_ref for o in reopened.orders()}
         assert sent <= refs
+        assert any(
+            o.state is JournalOrderState.REJECTED and "max_bytes" in o.reason for o in reopened.orders()
+        )
         assert all(is_journal_ref(ref, ACCOUNT) for ref in refs)
         assert all(o.symbol == "AAPL" and o.quantity == 1 for o in reopened.orders())
         journaled = {f.exec_id for f in reopened.fills()}

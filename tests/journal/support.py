@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import typer
 from copilot_quant.backtest.orders import Order
 from copilot_quant.cli import journal as journal_cli
 from copilot_quant.journal import BrokerExecution, BrokerOrder, ReconcileReport, TradeJournal, reconcile
+from copilot_quant.journal.intent_log import intent_log_path
 
 ACCOUNT = "DU1234567"
 T0 = datetime(2024, 6, 3, 13, 30, tzinfo=UTC)
@@ -47,6 +49,13 @@ def abandon(journal: TradeJournal) -> None:
     assert store.conn is not None
     store.conn.close()
     store.conn = None
+
+
+def logged(journal_path: Path) -> list[bytes]:
+    """The intents' lines in the intent log of the journal at ``journal_path`` (the first line, which names
+    the journal the log belongs to, aside): none once the log is cut."""
+    lines = intent_log_path(journal_path).read_bytes().splitlines()
+    return [line for line in lines if not line.startswith(b"{")]
 
 
 def buy(symbol: str = "AAPL", qty: float = 10, **kw: object) -> Order:

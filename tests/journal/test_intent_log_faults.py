@@ -13,6 +13,8 @@
 * A journal dropped without ``close()`` kept its log's lock for the life of the process.
 * A second writable journal (which does not own the log) did not say that intents were in the log only,
   as a read-only one does.
+* Zeros a power loss left at the end of the log (an unsynced append, ext4's delayed allocation) read as a
+  damaged line when a newline of the append reached the disk: the open failed instead of dropping them.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from copilot_quant.errors import JournalError
 from copilot_quant.journal import JournalOrderState, TradeJournal, intent_log
 from copilot_quant.journal.intent_log import intent_log_path
 
-from tests.journal.support import ACCOUNT, abandon, buy
+from tests.journal.support import ACCOUNT, abandon, buy, logged
 from tests.journal.test_durability import reap, run_child
 
 
@@ -45,7 +47,7 @@ def test_an_intent_whose_row_the_table_cannot_hold_is_refused_before_it_is_sent(
     order.tag = tag  # type: ignore[assignment]
     with pytest.raises(JournalError, match=r"tag .* must be a string"):
         journal.record_intent(order)
-    assert intent_log_path(journal.path).stat().st_size == 0  # nothing on the disk, nothing to send
+    assert logged(journal.path) == []  # nothing on the disk, nothing to send
     ok = journal.record_intent(buy("MSFT"))  # the journal goes on
     assert [o.order_ref for o in journal.orders()] == [ok]
 
@@ -62,7 +64,7 @@ def test_a_logged_row_that_does_not_fit_stops_the_open_instead_of_vanishing(jour
     journal.record_intent(buy())
     abandon(journal)
     # A line another version (or a damaged disk) left with a NULL tag: recovering it must not skip it.
-    row = json.loads(intent_log_path(journal_path).read_bytes().splitlines()[0])
+    row = json.loads(logged(journal_path)[0])
     row[0], row[11] = row[0][:-4] + "NULL", None  # another ref; the tag (column 12) the table refuses
     with intent_log_path(journal_path).open("ab") as log_file:
         log_file.write(json.dumps(row).encode() + b"\n")
@@ -183,7 +185,7 @@ def test_recovery_keeps_what_happened_to_an_order_after_its_intent(journal: Trad
     ref = journal.record_intent(buy())
     journal.record_submitted(ref, 5)
     journal.record_status(ref, "cancelled", 0, 10, None, "by the trader")
-    assert intent_log_path(journal.path).stat().st_size > 0  # not cut: its row is still in the log
+    assert logged(journal.path)  # not cut: its row is still in the log
     history = [(h.state, h.reason) for h in journal.status_history(ref)]
     abandon(journal)
     with TradeJournal(journal.path) as reopened:
@@ -247,7 +249,7 @@ journals[0].record_intent(Order("AAPL", 10))
     )
     assert done.returncode == 0
     assert "Traceback" not in done.stderr, done.stderr
-    assert intent_log_path(path).stat().st_size == 0  # closed as usual: its row in SQLite, the log cut
+    assert logged(path) == []  # closed as usual: its row in SQLite, the log cut
     with TradeJournal(path, read_only=True) as reader:
         assert [o.symbol for o in reader.orders()] == ["AAPL"]
 
@@ -288,3 +290,63 @@ def test_a_new_intent_log_has_its_directory_synced(
     synced.clear()
     TradeJournal(journal_path).close()  # the log exists: nothing more to sync
     assert str(journal_path.parent.resolve()) not in synced
+
+
+# ---------------------------------------------------------------- zeros a power loss left at the end
+def _logged_with_tail(journal_path: Path, tail: bytes) -> tuple[list[str], bytes]:
+    """Two synced intents, then ``tail`` where the next append was: the refs, and the log's lines."""
+    journal = TradeJournal(journal_path, account=ACCOUNT)
+    refs = journal.record_intents([(buy("AAPL"), None), (buy("MSFT"), None)])
+    abandon(journal)
+    before = intent_log_path(journal_path).read_bytes()
+    intent_log_path(journal_path).write_bytes(before + tail)
+    return refs, before
+
+
+_LINE = 200  # about one intent's line
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(b"\0" * _LINE, id="all-zeros"),
+        pytest.param(b"\0" * (_LINE - 1) + b"\n", id="zeros-then-its-newline"),
+        pytest.param(b"\0" * 100 + b'Y"]\n' + b"\0" * _LINE, id="zeros-part-of-a-line-zeros"),
+        pytest.param(b'["cq-DU1234567-01J00000000' + b"\0" * 300 + b"\n", id="a-start-then-zeros"),
+    ],
+)
+def test_zeros_a_power_loss_left_at_the_end_are_an_unsent_append_and_are_dropped(
+    journal_path: Path, tail: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every append is synced before the next starts, so only the last can be unsynced, and a power loss
+    can leave it as zeros (ext4 puts the new size on the disk before the data): its order was never sent."""
+    refs, _ = _logged_with_tail(journal_path, tail)
+    with caplog.at_level(logging.WARNING), TradeJournal(journal_path) as reopened:
+        assert sorted(o.order_ref for o in reopened.unsent_intents()) == sorted(refs)
+    assert f"its last {len(tail)} byte(s) hold zeros" in caplog.text
+    assert "never sent and are dropped" in caplog.text
+    assert logged(journal_path) == []  # recovered: the log is cut
+
+
+def test_a_whole_line_of_an_append_before_its_zeroed_rest_is_recovered(journal_path: Path) -> None:
+    """The append's first line reached the disk, the rest did not: that line is a whole intent (its order
+    was never sent: the append never returned; reconciliation finds it is not at IB)."""
+    journal = TradeJournal(journal_path, account=ACCOUNT)
+    (first,) = journal.record_intents([(buy("AAPL"), None)])
+    second, _never_sent = journal.record_intents([(buy("MSFT"), None), (buy("SPY"), None)])
+    abandon(journal)
+    lines = intent_log_path(journal_path).read_bytes().splitlines(keepends=True)  # its journal, then intents
+    zeroed = lines[3][:10] + b"\0" * (len(lines[3]) - 10)
+    intent_log_path(journal_path).write_bytes(b"".join(lines[:3]) + zeroed)
+    with TradeJournal(journal_path) as reopened:
+        assert sorted(o.order_ref for o in reopened.unsent_intents()) == sorted([first, second])
+
+
+def test_zeros_before_a_good_line_are_damage_and_stop_the_open(journal_path: Path) -> None:
+    """Zeros followed by a good line are not a torn end: the line after them was appended after they were
+    synced, so they were an intent's line (its order may have been sent) that the disk lost."""
+    _, before = _logged_with_tail(journal_path, b"")
+    journal_line, first, second = before.splitlines(keepends=True)
+    intent_log_path(journal_path).write_bytes(journal_line + b"\0" * (len(first) - 1) + b"\n" + second)
+    with pytest.raises(JournalError, match=r"intent log .* is damaged at line 2; move it aside"):
+        TradeJournal(journal_path)

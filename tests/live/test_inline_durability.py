@@ -50,7 +50,9 @@ def _durable_intent(journal_path: Path, order_ref: str) -> str | None:
     if row is not None:
         return str(row[0])
     for line in intent_log_path(journal_path).read_bytes().split(b"\n"):
-        if line and json.loads(line)[0] == order_ref:
+        if (
+            line.startswith(b"[") and json.loads(line)[0] == order_ref
+        ):  # an intent (the first line names the journal)
             return str(json.loads(line)[3])
     return None
 
